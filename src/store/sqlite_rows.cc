@@ -1,0 +1,105 @@
+#include "store/sqlite_rows.h"
+
+#include <fmt/format.h>
+
+namespace kiso::store::sqlite {
+
+KeyValue ReadKv(const SqliteQuery& q, int first) {
+  KeyValue kv;
+  kv.key = q.Blob(first);
+  kv.value = q.Blob(first + 1);
+  kv.create_revision = q.Int(first + 2);
+  kv.mod_revision = RevisionOf(q.Int(first + 3));
+  kv.version = q.Int(first + 4);
+  kv.lease = q.Int(first + 5);
+  return kv;
+}
+
+std::string RangeCondition(const KeyRange& range, const char* column) {
+  if (range.IsSingle()) return fmt::format("{} = ?1", column);
+  if (range.end == KeyRange::kRangeToEnd) return fmt::format("{} >= ?1", column);
+  return fmt::format("{0} >= ?1 AND {0} < ?2", column);
+}
+
+void BindRange(SqliteQuery& q, const KeyRange& range) {
+  q.Bind(1, range.key);
+  if (!range.IsSingle() && range.end != KeyRange::kRangeToEnd) q.Bind(2, range.end);
+}
+
+Result<int64_t> ReadMeta(SqliteDb& db, const char* name) {
+  KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query("SELECT value FROM meta WHERE name = ?1"));
+  q.BindText(1, name);
+  KISO_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row)
+    return MakeStatus(Code::kDataLoss, "sqlite {}: meta value {} is missing", db.path(), name);
+  return q.Int(0);
+}
+
+namespace {
+
+// Latest state: `live` points at each key's newest event.
+std::string LatestSql(const KeyRange& range, bool count) {
+  std::string where = RangeCondition(range, "l.key");
+  if (count) return fmt::format("SELECT COUNT(*) FROM live l WHERE {}", where);
+  return fmt::format(
+      "SELECT {} FROM live l JOIN history h ON h.id = l.id WHERE {} ORDER BY l.key LIMIT ?3",
+      kKvColumns, where);
+}
+
+// A past revision: each key's newest event at or below it (SQLite takes the
+// bare columns of a MAX() group from the row holding the maximum), unless a tombstone.
+std::string AtRevisionSql(const KeyRange& range, bool count) {
+  std::string where = RangeCondition(range, "h.key");
+  std::string groups = fmt::format(
+      "SELECT h.key, h.value, h.create_rev, MAX(h.id) AS id, h.version, h.lease FROM history h "
+      "WHERE {} AND h.id <= ?4 GROUP BY h.key HAVING h.version > 0",
+      where);
+  if (count) return fmt::format("SELECT COUNT(*) FROM ({})", groups);
+  return groups + " ORDER BY h.key LIMIT ?3";
+}
+
+}  // namespace
+
+Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOptions& options) {
+  RangeResult result;
+  bool latest = options.revision == 0;
+  if (!options.count_only) {
+    KISO_ASSIGN_OR_RETURN(SqliteQuery q,
+                          db.Query(latest ? LatestSql(range, false) : AtRevisionSql(range, false)));
+    BindRange(q, range);
+    // One row past the limit tells whether there is more.
+    q.Bind(3, options.limit > 0 ? options.limit + 1 : int64_t{-1});
+    if (!latest) q.Bind(4, LastIdOf(options.revision));
+    while (true) {
+      KISO_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      if (options.limit > 0 && static_cast<int64_t>(result.kvs.size()) == options.limit) {
+        result.more = true;
+        break;
+      }
+      result.kvs.push_back(ReadKv(q));
+    }
+    result.count = static_cast<int64_t>(result.kvs.size());
+  }
+  if (options.count_only || result.more) {
+    KISO_ASSIGN_OR_RETURN(SqliteQuery q,
+                          db.Query(latest ? LatestSql(range, true) : AtRevisionSql(range, true)));
+    BindRange(q, range);
+    if (!latest) q.Bind(4, LastIdOf(options.revision));
+    KISO_ASSIGN_OR_RETURN(bool row, q.Step());
+    result.count = row ? q.Int(0) : 0;
+  }
+  return result;
+}
+
+Result<std::optional<LiveKv>> ReadLive(SqliteDb& db, std::string_view key) {
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM live l JOIN history h ON h.id = l.id WHERE l.key = ?1", kKvColumns);
+  KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query(kSql));
+  q.Bind(1, key);
+  KISO_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<LiveKv>();
+  return std::optional<LiveKv>(LiveKv{ReadKv(q), q.Int(3)});
+}
+
+}  // namespace kiso::store::sqlite

@@ -1,0 +1,144 @@
+// SQLite-specific behaviour: lease expiry on a fake clock, restarts,
+// group commit, and refusing a corrupt file. The shared semantics are in
+// store_conformance_test.cc.
+#include "store/sqlite_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "support/temp_dir.h"
+
+namespace kiso::store {
+namespace {
+
+using std::chrono::seconds;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteStore> Open() {
+    auto s = SqliteStore::Open(
+        {.path = dir_.File("kiso.db"), .clock = &clock_, .expire_leases_in_background = false});
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  testing::TempDir dir_{"sqlite"};
+  FakeClock clock_;
+};
+
+TEST_F(SqliteStoreTest, LeaseExpiresOnlyWhenItsTtlHasPassed) {
+  auto store = Open();
+  auto lease = store->GrantLease(seconds(10));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(store->Put("/a", "1", *lease).ok());
+  clock_.Advance(seconds(9));
+  EXPECT_EQ(*store->ExpireLeases(), 0);
+  ASSERT_TRUE(store->KeepAliveLease(*lease).ok());  // Restarts the 10 s.
+  clock_.Advance(seconds(9));
+  EXPECT_EQ(*store->ExpireLeases(), 0);
+  EXPECT_TRUE(store->Get("/a").ok());
+  clock_.Advance(seconds(2));
+  EXPECT_EQ(*store->ExpireLeases(), 1);
+  EXPECT_EQ(store->Get("/a").status().code(), Code::kNotFound);
+  EXPECT_EQ(store->KeepAliveLease(*lease).code(), Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, DataRevisionsAndLeasesSurviveARestart) {
+  LeaseId lease = 0;
+  Revision rev = 0;
+  {
+    auto store = Open();
+    lease = *store->GrantLease(seconds(30));
+    ASSERT_TRUE(store->Put("/leased", "1", lease).ok());
+    ASSERT_TRUE(store->Put("/plain", "1").ok());
+    ASSERT_TRUE(store->Compact(2).ok());
+    rev = *store->CurrentRevision();
+  }
+  auto store = Open();
+  EXPECT_EQ(*store->CurrentRevision(), rev);
+  EXPECT_EQ(store->Get("/leased")->lease, lease);
+  EXPECT_EQ(store->Get("/plain", 1).status().code(), Code::kCompacted);
+  EXPECT_TRUE(store->KeepAliveLease(lease).ok());
+  clock_.Advance(seconds(31));
+  EXPECT_EQ(*store->ExpireLeases(), 1);
+  EXPECT_EQ(store->Get("/leased").status().code(), Code::kNotFound);
+  EXPECT_EQ(*store->CurrentRevision(), rev + 1);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritersShareCommitsAndGetDistinctRevisions) {
+  auto store = Open();
+  constexpr int kThreads = 16, kPuts = 50;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<Revision>> revs(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPuts; ++i) {
+        auto kv = store->Put("/k" + std::to_string(t), std::to_string(i));
+        ASSERT_TRUE(kv.ok());
+        revs[t].push_back(kv->mod_revision);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<Revision> all;
+  for (auto& r : revs) all.insert(r.begin(), r.end());
+  EXPECT_EQ(all.size(), size_t{kThreads * kPuts});
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), kThreads * kPuts);
+}
+
+TEST_F(SqliteStoreTest, BackgroundCompactionRemovesOldRowsAndKeepsLatest) {
+  auto store = Open();
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(store->Put("/k" + std::to_string(i % 10), "v").ok());
+  Revision at = *store->CurrentRevision();
+  ASSERT_TRUE(store->Compact(at).ok());
+  store->WaitForCompaction();
+  auto all = store->Range(KeyRange::Prefix("/k"), {.revision = at});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->count, 10);
+  auto watch = store->WatchRange(KeyRange::Prefix("/k"), at, {});
+  ASSERT_TRUE(watch.ok());
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
+  std::ofstream(dir_.File("kiso.db")) << "this is not sqlite, it is somebody's notes\n";
+  auto s = SqliteStore::Open({.path = dir_.File("kiso.db")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kDataLoss);
+  EXPECT_THAT(s.status().message(), ::testing::HasSubstr(dir_.File("kiso.db")));
+  std::ifstream in(dir_.File("kiso.db"));
+  std::string first;
+  std::getline(in, first);
+  EXPECT_EQ(first, "this is not sqlite, it is somebody's notes");  // Untouched.
+}
+
+TEST_F(SqliteStoreTest, RefusesACorruptedDatabase) {
+  {
+    auto store = Open();
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_TRUE(store->Put("/k" + std::to_string(i), std::string(200, 'v')).ok());
+    }
+  }
+  // Scribble over pages in the middle of the file (the header stays valid).
+  {
+    std::fstream f(dir_.File("kiso.db"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    auto size = static_cast<int64_t>(f.tellg());
+    ASSERT_GT(size, 8 * 4096);
+    for (int64_t off = 4096; off < size; off += 3 * 4096) {
+      f.seekp(off + 100);
+      f << std::string(64, '\x5a');
+    }
+  }
+  std::remove(dir_.File("kiso.db-wal").c_str());  // Only the damaged main file is left.
+  auto s = SqliteStore::Open({.path = dir_.File("kiso.db")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kDataLoss) << s.status().ToString();
+  EXPECT_THAT(s.status().message(), ::testing::HasSubstr(dir_.File("kiso.db")));
+  EXPECT_THAT(s.status().message(), ::testing::HasSubstr("refusing to start"));
+}
+
+}  // namespace
+}  // namespace kiso::store
