@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS live(key BLOB PRIMARY KEY, id INTEGER NOT NULL,
 CREATE INDEX IF NOT EXISTS live_lease ON live(lease) WHERE lease != 0;
 CREATE TABLE IF NOT EXISTS lease(id INTEGER PRIMARY KEY, ttl_seconds INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', 1), ('revision', 0),
-  ('compact_revision', 0), ('compacted_through', 0);
+  ('compact_revision', 0), ('compaction_cursor', 0);
 )sql";
 
 inline constexpr int kSubBits = 20;

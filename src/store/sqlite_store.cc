@@ -118,7 +118,7 @@ Status SqliteStore::Init() {
 Status SqliteStore::LoadState() {
   KISO_ASSIGN_OR_RETURN(Revision rev, sqlite::ReadMeta(*writer_, "revision"));
   KISO_ASSIGN_OR_RETURN(Revision compact, sqlite::ReadMeta(*writer_, "compact_revision"));
-  KISO_ASSIGN_OR_RETURN(compacted_through_, sqlite::ReadMeta(*writer_, "compacted_through"));
+  KISO_ASSIGN_OR_RETURN(compaction_cursor_, sqlite::ReadMeta(*writer_, "compaction_cursor"));
   revision_ = rev;
   compact_revision_ = compact;
   hub_.Publish(rev, {});
@@ -339,9 +339,14 @@ Status SqliteStore::Compact(Revision revision) {
     KISO_ASSIGN_OR_RETURN(
         SqliteQuery q, tx.db().Query("UPDATE meta SET value = ?1 WHERE name = 'compact_revision'"));
     KISO_RETURN_IF_ERROR(q.Bind(1, revision).Run());
+    // A new pass scans from the first row: each key's newest value at the
+    // previous compaction point may be superseded at this one.
+    KISO_RETURN_IF_ERROR(
+        tx.db().Exec("UPDATE meta SET value = 0 WHERE name = 'compaction_cursor'"));
     tx.OnCommit([this, revision] {
       std::lock_guard lock(compact_mu_);
       compact_revision_ = revision;
+      compaction_cursor_ = 0;
       compact_cv_.notify_all();
     });
     return Status::Ok();
@@ -351,7 +356,7 @@ Status SqliteStore::Compact(Revision revision) {
 
 void SqliteStore::WaitForCompaction() {
   std::unique_lock lock(compact_mu_);
-  compact_cv_.wait(lock, [&] { return compacted_through_ >= LastIdOf(compact_revision_.load()); });
+  compact_cv_.wait(lock, [&] { return compaction_cursor_ >= LastIdOf(compact_revision_.load()); });
 }
 
 void SqliteStore::CompactorLoop() {
@@ -359,13 +364,13 @@ void SqliteStore::CompactorLoop() {
   while (true) {
     compact_cv_.wait(lock, [&] {
       std::lock_guard queue_lock(queue_mu_);
-      return stopping_ || compacted_through_ < LastIdOf(compact_revision_.load());
+      return stopping_ || compaction_cursor_ < LastIdOf(compact_revision_.load());
     });
     {
       std::lock_guard queue_lock(queue_mu_);
       if (stopping_) return;
     }
-    int64_t from = compacted_through_;
+    int64_t from = compaction_cursor_;
     int64_t target = LastIdOf(compact_revision_.load());
     lock.unlock();
     // One small step: the next `compaction_batch_rows` history rows at or
@@ -392,11 +397,11 @@ void SqliteStore::CompactorLoop() {
       KISO_RETURN_IF_ERROR(del.Bind(1, from).Bind(2, last).Bind(3, target).Run());
       KISO_ASSIGN_OR_RETURN(
           SqliteQuery meta,
-          db.Query("UPDATE meta SET value = ?1 WHERE name = 'compacted_through'"));
+          db.Query("UPDATE meta SET value = ?1 WHERE name = 'compaction_cursor'"));
       KISO_RETURN_IF_ERROR(meta.Bind(1, last).Run());
       tx.OnCommit([this, last] {
         std::lock_guard lock(compact_mu_);
-        compacted_through_ = last;
+        compaction_cursor_ = last;
         compact_cv_.notify_all();
       });
       return Status::Ok();

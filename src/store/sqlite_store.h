@@ -140,7 +140,7 @@ class SqliteStore : public Store {
 
   std::mutex compact_mu_;
   std::condition_variable compact_cv_;
-  int64_t compacted_through_ = 0;  // History ids at or below this are compacted.
+  int64_t compaction_cursor_ = 0;  // The current pass has compacted history ids up to here.
 
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;

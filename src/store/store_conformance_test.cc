@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "store/sqlite_store.h"
 #include "support/store_fixture.h"
 
 namespace kiso::store {
@@ -295,6 +296,22 @@ TEST_P(StoreConformanceTest, CompactionDiscardsHistoryButKeepsLatestValues) {
   auto events = Collect(**fresh, 1);
   ASSERT_THAT(events, SizeIs(1));
   EXPECT_EQ(events[0].kv.value, "2");
+}
+
+TEST_P(StoreConformanceTest, RepeatedCompactionForgetsKeysDeletedInBetween) {
+  ASSERT_TRUE(store().Put(Key("rc/k"), "1").ok());
+  ASSERT_TRUE(store().Put(Key("rc/k"), "2").ok());
+  ASSERT_TRUE(store().Compact(Now()).ok());  // "2" survives as the newest value.
+  ASSERT_TRUE(store().Delete(Key("rc/k")).ok());
+  ASSERT_TRUE(store().Put(Key("rc/other"), "x").ok());
+  Revision second = Now();
+  ASSERT_TRUE(store().Compact(second).ok());
+  if (auto* sqlite = dynamic_cast<SqliteStore*>(&store())) sqlite->WaitForCompaction();
+  auto at = store().Range(KeyRange::Prefix(Key("rc/")), {.revision = second});
+  ASSERT_TRUE(at.ok()) << at.status().ToString();
+  ASSERT_THAT(at->kvs, SizeIs(1));
+  EXPECT_EQ(at->kvs[0].key, Key("rc/other"));
+  EXPECT_EQ(store().Get(Key("rc/k"), second).status().code(), Code::kNotFound);
 }
 
 TEST_P(StoreConformanceTest, SlowWatcherIsCancelledWithoutBlockingOthers) {

@@ -16,7 +16,8 @@ namespace {
 
 std::string DataDir() {
   const char* shared = std::getenv("KISO_SHARED_DIR");
-  return std::string(shared != nullptr ? shared : "../shared") + "/data/linearizability";
+  return std::string(shared != nullptr ? shared : KISO_SHARED_DIR_DEFAULT) +
+         "/data/linearizability";
 }
 
 struct Case {

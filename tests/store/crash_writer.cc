@@ -1,0 +1,69 @@
+// store_crash_writer URL: writes to a store from several threads forever and
+// prints one line per acknowledged write, flushed before the next write:
+//   put REV KEY VALUE | del REV KEY | compact REV
+// durability_test.cc kills it with SIGKILL at random moments; every line it
+// printed is a write the store acknowledged, and must survive.
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+
+namespace {
+
+std::mutex out_mu;
+
+void Report(const std::string& line) {
+  std::lock_guard lock(out_mu);
+  std::fputs(line.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+void Writer(kiso::store::Store* store, int id, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (int64_t n = 0;; ++n) {
+    std::string key = "/d/" + std::to_string(id) + "/" + std::to_string(rng() % 40);
+    int dice = static_cast<int>(rng() % 100);
+    if (dice < 8) {
+      auto del = store->Delete(key);
+      if (del.ok()) Report("del " + std::to_string(del->revision) + " " + key);
+    } else if (dice < 9 && id == 0) {
+      auto rev = store->CurrentRevision();
+      if (rev.ok() && *rev > 100 && store->Compact(*rev - 100).ok()) {
+        Report("compact " + std::to_string(*rev - 100));
+      }
+    } else {
+      std::string value =
+          "w" + std::to_string(id) + "-" + std::to_string(n) + "-" + std::string(rng() % 300, 'x');
+      auto kv = store->Put(key, value);
+      if (!kv.ok()) {
+        std::fprintf(stderr, "put failed: %s\n", kv.status().ToString().c_str());
+        continue;
+      }
+      Report("put " + std::to_string(kv->mod_revision) + " " + key + " " + value);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s STORE_URL SEED\n", argv[0]);
+    return 2;
+  }
+  auto store = kiso::store::OpenStore(argv[1]);
+  if (!store.ok()) {
+    std::fprintf(stderr, "open: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  Report("ready");
+  uint64_t seed = std::stoull(argv[2]);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back(Writer, store->get(), i, seed * 31 + i);
+  for (auto& t : threads) t.join();
+}
