@@ -87,6 +87,21 @@ Result<SqliteQuery> SqliteDb::Query(const std::string& sql) {
 
 int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
 
+void SqliteDb::SetWalHook(std::function<void(int)>* hook) {
+  sqlite3_wal_hook(
+      db_,
+      [](void* arg, sqlite3*, const char*, int pages) {
+        (*static_cast<std::function<void(int)>*>(arg))(pages);
+        return SQLITE_OK;
+      },
+      hook);
+}
+
+Status SqliteDb::CheckpointPassive() {
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  return rc == SQLITE_OK ? Status::Ok() : Error(rc, "checkpoint");
+}
+
 Status SqliteDb::Error(int rc, std::string_view what) const {
   const char* detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
   std::string message = fmt::format("sqlite {}: {} ({})", path_, detail, what);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -59,6 +60,13 @@ class SqliteDb {
   Result<SqliteQuery> Query(const std::string& sql);
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t Changes() const;
+
+  // Calls `hook(pages in the WAL)` after each commit on this connection.
+  // `hook` must outlive the connection.
+  void SetWalHook(std::function<void(int)>* hook);
+  // Copies WAL pages into the database without blocking readers or writers
+  // (SQLITE_CHECKPOINT_PASSIVE).
+  Status CheckpointPassive();
 
   // Maps a SQLite result code to a Status naming the database and `what`.
   Status Error(int rc, std::string_view what) const;

@@ -90,8 +90,10 @@ Status SqliteStore::Init() {
   KISO_RETURN_IF_ERROR(CheckHeader(path));
   KISO_ASSIGN_OR_RETURN(writer_, SqliteDb::Open(path));
   // synchronous=FULL in WAL mode: every COMMIT fsyncs the WAL before returning.
+  // Checkpoints are taken by CheckpointLoop, not by the committing thread.
   Status pragmas = writer_->Exec(
-      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; "
+      "PRAGMA wal_autocheckpoint = 0;");
   if (!pragmas.ok()) return pragmas.Annotate("refusing to start");
   {
     KISO_ASSIGN_OR_RETURN(SqliteQuery check, writer_->Query("PRAGMA quick_check"));
@@ -109,6 +111,20 @@ Status SqliteStore::Init() {
   if (!schema.ok()) return schema.Annotate("refusing to start");
   KISO_RETURN_IF_ERROR(LoadState());
   readers_ = std::make_unique<ReaderPool>(path);
+  // Wakes the checkpointer once per `checkpoint_pages` of WAL growth; the WAL
+  // shrinks back (restarts) after a checkpoint has caught up.
+  wal_hook_ = [this, next = options_.checkpoint_pages](int pages) mutable {
+    if (pages < options_.checkpoint_pages) next = options_.checkpoint_pages;
+    if (pages < next) return;
+    next = pages + options_.checkpoint_pages;
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      checkpoint_wanted_ = true;
+    }
+    checkpoint_cv_.notify_one();
+  };
+  writer_->SetWalHook(&wal_hook_);
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
   committer_ = std::thread([this] { CommitterLoop(); });
   compactor_ = std::thread([this] { CompactorLoop(); });
   if (options_.expire_leases_in_background) lease_expirer_ = std::thread([this] { LeaseLoop(); });
@@ -146,6 +162,9 @@ SqliteStore::~SqliteStore() {
   compact_cv_.notify_all();
   { std::lock_guard lock(lease_mu_); }
   lease_cv_.notify_all();
+  { std::lock_guard lock(checkpoint_mu_); }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
   if (lease_expirer_.joinable()) lease_expirer_.join();
   if (compactor_.joinable()) compactor_.join();
   if (committer_.joinable()) committer_.join();
@@ -322,6 +341,29 @@ void SqliteStore::LeaseLoop() {
   }
 }
 
+void SqliteStore::CheckpointLoop() {
+  auto db = SqliteDb::Open(options_.path);
+  if (!db.ok()) {
+    spdlog::error("checkpointer: {}", db.status().ToString());
+    return;
+  }
+  std::unique_lock lock(checkpoint_mu_);
+  while (true) {
+    checkpoint_cv_.wait(lock, [&] {
+      std::lock_guard queue_lock(queue_mu_);
+      return stopping_ || checkpoint_wanted_;
+    });
+    {
+      std::lock_guard queue_lock(queue_mu_);
+      if (stopping_) return;
+    }
+    checkpoint_wanted_ = false;
+    lock.unlock();
+    if (Status s = (*db)->CheckpointPassive(); !s.ok()) spdlog::warn("{}", s.ToString());
+    lock.lock();
+  }
+}
+
 // ---- Compaction ----
 
 Status SqliteStore::Compact(Revision revision) {
@@ -370,13 +412,17 @@ void SqliteStore::CompactorLoop() {
       std::lock_guard queue_lock(queue_mu_);
       if (stopping_) return;
     }
-    int64_t from = compaction_cursor_;
-    int64_t target = LastIdOf(compact_revision_.load());
     lock.unlock();
     // One small step: the next `compaction_batch_rows` history rows at or
-    // below the target, committed alongside ordinary writes.
+    // below the target, committed alongside ordinary writes. The pass's
+    // position and target are read inside the job, where they cannot change
+    // under it: a Compact committed since the last step restarts the pass.
     Status s = Write([&](WriteTx& tx) -> Status {
       SqliteDb& db = tx.db();
+      KISO_ASSIGN_OR_RETURN(int64_t from, sqlite::ReadMeta(db, "compaction_cursor"));
+      KISO_ASSIGN_OR_RETURN(Revision compact, sqlite::ReadMeta(db, "compact_revision"));
+      int64_t target = LastIdOf(compact);
+      if (from >= target) return Status::Ok();
       int64_t last = target;
       {
         KISO_ASSIGN_OR_RETURN(

@@ -40,7 +40,9 @@ class SqliteStore : public Store {
     // off and call ExpireLeases() after advancing the clock.
     bool expire_leases_in_background = true;
     // History rows removed per compaction step: small steps keep write latency flat.
-    int compaction_batch_rows = 500;
+    int compaction_batch_rows = 25;
+    // WAL size (pages) that wakes the checkpointer.
+    int checkpoint_pages = 1000;
     // Most transactions applied in one group commit.
     size_t max_batch = 1024;
   };
@@ -116,6 +118,7 @@ class SqliteStore : public Store {
   void RunBatch(std::vector<std::unique_ptr<WriteJob>>& batch);
   void CompactorLoop();
   void LeaseLoop();
+  void CheckpointLoop();
 
   static Status ApplyTxn(WriteTx& tx, const TxnRequest& txn, TxnResponse* response);
   static Status ApplyPut(WriteTx& tx, const TxnOp& op, TxnOpResult* result);
@@ -145,6 +148,13 @@ class SqliteStore : public Store {
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;
   std::map<LeaseId, LeaseState> leases_;
+
+  // Checkpoints run on their own thread and connection, never inside a commit.
+  std::function<void(int)> wal_hook_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  std::thread checkpointer_;
 
   std::thread committer_;
   std::thread compactor_;
