@@ -388,7 +388,11 @@ Status EtcdStore::KeepAliveLease(LeaseId lease) {
   bool ok = stream->Write(req) && stream->Read(&resp);
   stream->WritesDone();
   grpc::Status s = stream->Finish();
-  if (!ok || !s.ok()) return impl_->Error(s, "keep lease alive");
+  if (!s.ok()) return impl_->Error(s, "keep lease alive");
+  if (!ok) {
+    return MakeStatus(Code::kUnavailable, "etcd {}: keep lease alive: stream closed",
+                      impl_->options.endpoints);
+  }
   if (resp.ttl() <= 0) return MakeStatus(Code::kNotFound, "lease {:x} not found or expired", lease);
   return Status::Ok();
 }

@@ -92,14 +92,24 @@ Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOp
   return result;
 }
 
+Result<std::vector<LiveKv>> ReadLiveRange(SqliteDb& db, const KeyRange& range) {
+  KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query(LatestSql(range, false)));
+  BindRange(q, range);
+  q.Bind(3, int64_t{-1});
+  std::vector<LiveKv> out;
+  while (true) {
+    KISO_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back({ReadKv(q), q.Int(3)});  // Column 3 is the history id.
+  }
+  return out;
+}
+
 Result<std::optional<LiveKv>> ReadLive(SqliteDb& db, std::string_view key) {
-  static const std::string kSql = fmt::format(
-      "SELECT {} FROM live l JOIN history h ON h.id = l.id WHERE l.key = ?1", kKvColumns);
-  KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query(kSql));
-  q.Bind(1, key);
-  KISO_ASSIGN_OR_RETURN(bool row, q.Step());
-  if (!row) return std::optional<LiveKv>();
-  return std::optional<LiveKv>(LiveKv{ReadKv(q), q.Int(3)});
+  KISO_ASSIGN_OR_RETURN(std::vector<LiveKv> found,
+                        ReadLiveRange(db, KeyRange::Single(std::string(key))));
+  if (found.empty()) return std::optional<LiveKv>();
+  return std::optional<LiveKv>(std::move(found.front()));
 }
 
 }  // namespace kiso::store::sqlite

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "store/sqlite_db.h"
 #include "store/store.h"
@@ -57,11 +58,14 @@ Result<int64_t> ReadMeta(SqliteDb& db, const char* name);
 // older revision. REQUIRES: inside a transaction; the revision is checked by the caller.
 Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOptions& options);
 
-// The live value of `key`, with its history id, or nullopt.
+// A live value with the id of the history event that wrote it.
 struct LiveKv {
   KeyValue kv;
   int64_t id = 0;
 };
+// The live values in `range`, ascending by key.
+Result<std::vector<LiveKv>> ReadLiveRange(SqliteDb& db, const KeyRange& range);
+// The live value of `key`, or nullopt.
 Result<std::optional<LiveKv>> ReadLive(SqliteDb& db, std::string_view key);
 
 }  // namespace kiso::store::sqlite

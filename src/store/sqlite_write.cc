@@ -201,15 +201,10 @@ Status SqliteStore::ApplyPut(WriteTx& tx, const TxnOp& op, TxnOpResult* result) 
 Status SqliteStore::ApplyDelete(WriteTx& tx, const KeyRange& range, bool want_prev,
                                 TxnOpResult* result) {
   SqliteDb& db = tx.db();
-  KISO_ASSIGN_OR_RETURN(RangeResult doomed, sqlite::ReadRange(db, range, {}));
-  for (KeyValue& prev : doomed.kvs) {
-    int64_t prev_id = EventId(prev.mod_revision, 0);
-    {
-      // The exact id of the live event (its sub-revision) comes from `live`.
-      KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query("SELECT id FROM live WHERE key = ?1"));
-      KISO_ASSIGN_OR_RETURN(bool row, q.Bind(1, prev.key).Step());
-      if (row) prev_id = q.Int(0);
-    }
+  KISO_ASSIGN_OR_RETURN(std::vector<LiveKv> doomed, sqlite::ReadLiveRange(db, range));
+  for (LiveKv& live : doomed) {
+    KeyValue& prev = live.kv;
+    int64_t prev_id = live.id;
     int64_t id = tx.NextEventId();
     KeyValue tombstone{.key = prev.key, .mod_revision = tx.revision()};
     KISO_RETURN_IF_ERROR(InsertEvent(db, id, tombstone, prev_id));
