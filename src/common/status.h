@@ -92,6 +92,8 @@ class [[nodiscard]] Result {
     if (!kiso_status_.ok()) return kiso_status_; \
   } while (false)
 
+// The declaration argument (`auto x`) cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define KISO_CONCAT_INNER(a, b) a##b
 #define KISO_CONCAT(a, b) KISO_CONCAT_INNER(a, b)
 // KISO_ASSIGN_OR_RETURN(auto x, ResultExpr()): binds the value or returns the Status.
@@ -101,3 +103,4 @@ class [[nodiscard]] Result {
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -27,7 +27,7 @@ using Revision = int64_t;
 using LeaseId = int64_t;
 
 // etcd's request limit: a value (or a whole request) larger than this is refused.
-inline constexpr size_t kMaxValueBytes = 1536 * 1024;
+inline constexpr size_t kMaxValueBytes = size_t{1536} * 1024;
 // etcd's default --max-txn-ops.
 inline constexpr size_t kMaxTxnOps = 128;
 
