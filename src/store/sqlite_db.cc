@@ -85,6 +85,11 @@ Result<SqliteQuery> SqliteDb::Query(const std::string& sql) {
   return SqliteQuery(this, it->second);
 }
 
+Status SqliteDb::Run(const std::string& sql) {
+  KISO_ASSIGN_OR_RETURN(SqliteQuery q, Query(sql));
+  return q.Run();
+}
+
 int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
 
 void SqliteDb::SetWalHook(std::function<void(int)>* hook) {

@@ -58,6 +58,9 @@ class SqliteDb {
   Status Exec(std::string_view sql);
   // A cached prepared statement for `sql`.
   Result<SqliteQuery> Query(const std::string& sql);
+  // Runs one statement that returns no rows through the statement cache: for
+  // statements run constantly (BEGIN, COMMIT, SAVEPOINT), unlike Exec.
+  Status Run(const std::string& sql);
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t Changes() const;
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 namespace kiso::store::sqlite {
 
 KeyValue ReadKv(const SqliteQuery& q, int first) {
@@ -58,6 +60,27 @@ std::string AtRevisionSql(const KeyRange& range, bool count) {
   return groups + " ORDER BY h.key LIMIT ?3";
 }
 
+// The statements reading one shape of range (a key, [start, end), or
+// everything from a key on), built once: reads and puts use them constantly.
+struct RangeSql {
+  std::string latest, latest_count, at, at_count;
+};
+
+const RangeSql& SqlFor(const KeyRange& range) {
+  static const std::array<RangeSql, 3> kByShape = [] {
+    std::array<RangeSql, 3> out;
+    const KeyRange examples[] = {KeyRange::Single("k"), KeyRange::Between("a", "b"),
+                                 KeyRange{"a", KeyRange::kRangeToEnd}};
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] = {LatestSql(examples[i], false), LatestSql(examples[i], true),
+                AtRevisionSql(examples[i], false), AtRevisionSql(examples[i], true)};
+    }
+    return out;
+  }();
+  if (range.IsSingle()) return kByShape[0];
+  return kByShape[range.end == KeyRange::kRangeToEnd ? 2 : 1];
+}
+
 }  // namespace
 
 Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOptions& options) {
@@ -65,7 +88,7 @@ Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOp
   bool latest = options.revision == 0;
   if (!options.count_only) {
     KISO_ASSIGN_OR_RETURN(SqliteQuery q,
-                          db.Query(latest ? LatestSql(range, false) : AtRevisionSql(range, false)));
+                          db.Query(latest ? SqlFor(range).latest : SqlFor(range).at));
     BindRange(q, range);
     // One row past the limit tells whether there is more.
     q.Bind(3, options.limit > 0 ? options.limit + 1 : int64_t{-1});
@@ -83,7 +106,7 @@ Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOp
   }
   if (options.count_only || result.more) {
     KISO_ASSIGN_OR_RETURN(SqliteQuery q,
-                          db.Query(latest ? LatestSql(range, true) : AtRevisionSql(range, true)));
+                          db.Query(latest ? SqlFor(range).latest_count : SqlFor(range).at_count));
     BindRange(q, range);
     if (!latest) q.Bind(4, LastIdOf(options.revision));
     KISO_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -93,7 +116,7 @@ Result<RangeResult> ReadRange(SqliteDb& db, const KeyRange& range, const RangeOp
 }
 
 Result<std::vector<LiveKv>> ReadLiveRange(SqliteDb& db, const KeyRange& range) {
-  KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query(LatestSql(range, false)));
+  KISO_ASSIGN_OR_RETURN(SqliteQuery q, db.Query(SqlFor(range).latest));
   BindRange(q, range);
   q.Bind(3, int64_t{-1});
   std::vector<LiveKv> out;

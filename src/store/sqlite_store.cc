@@ -36,9 +36,9 @@ class SqliteStore::ReaderPool {
       db = std::move(opened).value();
       KISO_RETURN_IF_ERROR(db->Exec("PRAGMA query_only = 1; PRAGMA busy_timeout = 5000;"));
     }
-    KISO_RETURN_IF_ERROR(db->Exec("BEGIN"));
+    KISO_RETURN_IF_ERROR(db->Run("BEGIN"));
     auto result = fn(*db);
-    Status end = db->Exec("COMMIT");
+    Status end = db->Run("COMMIT");
     if (!end.ok()) {
       (void)db->Exec("ROLLBACK");
       if (result.ok()) return end;

@@ -67,7 +67,7 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<WriteJob>>& batch) {
   auto fail_all = [&](const Status& why) {
     for (auto& job : batch) job->done.set_value(why);
   };
-  if (Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return fail_all(s);
+  if (Status s = db.Run("BEGIN IMMEDIATE"); !s.ok()) return fail_all(s);
   WriteTx tx(db, revision_.load());
   std::vector<Status> results;
   results.reserve(batch.size());
@@ -75,10 +75,10 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<WriteJob>>& batch) {
     // A savepoint per job: a job that fails leaves no trace, and the rest of
     // the batch still commits.
     tx.BeginJob();
-    Status s = db.Exec("SAVEPOINT job");
+    Status s = db.Run("SAVEPOINT job");
     if (s.ok()) s = job->apply(tx);
     if (s.ok()) {
-      s = db.Exec("RELEASE job");
+      s = db.Run("RELEASE job");
     } else {
       tx.AbortJob();
       (void)db.Exec("ROLLBACK TO job; RELEASE job");
@@ -90,7 +90,7 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<WriteJob>>& batch) {
     auto q = db.Query("UPDATE meta SET value = ?1 WHERE name = 'revision'");
     commit = q.ok() ? q->Bind(1, tx.revision()).Run() : q.status();
   }
-  if (commit.ok()) commit = db.Exec("COMMIT");
+  if (commit.ok()) commit = db.Run("COMMIT");
   if (!commit.ok()) {
     (void)db.Exec("ROLLBACK");
     spdlog::error("commit of {} writes failed: {}", batch.size(), commit.ToString());
