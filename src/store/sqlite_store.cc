@@ -156,9 +156,9 @@ SqliteStore::~SqliteStore() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  {
-    std::lock_guard lock(compact_mu_);  // Wakes the compactor under its own lock.
-  }
+  // Taking each loop's lock once orders the flag before its next predicate
+  // check, so no loop can miss the wake-up.
+  { std::lock_guard lock(compact_mu_); }
   compact_cv_.notify_all();
   { std::lock_guard lock(lease_mu_); }
   lease_cv_.notify_all();
@@ -324,10 +324,7 @@ Result<int> SqliteStore::ExpireLeases() {
 void SqliteStore::LeaseLoop() {
   std::unique_lock lock(lease_mu_);
   while (true) {
-    {
-      std::lock_guard queue_lock(queue_mu_);
-      if (stopping_) return;
-    }
+    if (stopping_) return;
     // Sleep until the earliest deadline (at most a second, so a FakeClock or
     // a clock jump is noticed), then revoke whatever has expired.
     auto wait = std::chrono::nanoseconds(std::chrono::seconds(1));
@@ -349,14 +346,8 @@ void SqliteStore::CheckpointLoop() {
   }
   std::unique_lock lock(checkpoint_mu_);
   while (true) {
-    checkpoint_cv_.wait(lock, [&] {
-      std::lock_guard queue_lock(queue_mu_);
-      return stopping_ || checkpoint_wanted_;
-    });
-    {
-      std::lock_guard queue_lock(queue_mu_);
-      if (stopping_) return;
-    }
+    checkpoint_cv_.wait(lock, [&] { return stopping_ || checkpoint_wanted_; });
+    if (stopping_) return;
     checkpoint_wanted_ = false;
     lock.unlock();
     if (Status s = (*db)->CheckpointPassive(); !s.ok()) spdlog::warn("{}", s.ToString());
@@ -404,14 +395,9 @@ void SqliteStore::WaitForCompaction() {
 void SqliteStore::CompactorLoop() {
   std::unique_lock lock(compact_mu_);
   while (true) {
-    compact_cv_.wait(lock, [&] {
-      std::lock_guard queue_lock(queue_mu_);
-      return stopping_ || compaction_cursor_ < LastIdOf(compact_revision_.load());
-    });
-    {
-      std::lock_guard queue_lock(queue_mu_);
-      if (stopping_) return;
-    }
+    compact_cv_.wait(
+        lock, [&] { return stopping_ || compaction_cursor_ < LastIdOf(compact_revision_.load()); });
+    if (stopping_) return;
     lock.unlock();
     // One small step: the next `compaction_batch_rows` history rows at or
     // below the target, committed alongside ordinary writes. The pass's

@@ -139,7 +139,9 @@ class SqliteStore : public Store {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<std::unique_ptr<WriteJob>> queue_;
-  bool stopping_ = false;
+  // Set (under queue_mu_, so no job is queued after the committer's last look)
+  // when the store closes; the other loops read it without that lock.
+  std::atomic<bool> stopping_{false};
 
   std::mutex compact_mu_;
   std::condition_variable compact_cv_;
