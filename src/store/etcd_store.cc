@@ -25,6 +25,17 @@ struct EtcdStore::Impl {
     ctx->set_wait_for_ready(true);
   }
 
+  // One unary call with the per-call deadline; `what` names it in errors.
+  template <typename Stub, typename Request, typename Response>
+  Status Call(Stub* stub,
+              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+              const Request& request, Response* response, std::string_view what) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    grpc::Status s = (stub->*method)(&ctx, request, response);
+    return s.ok() ? Status::Ok() : Error(s, what);
+  }
+
   // etcd reports most conditions in the message; map those first, then the code.
   Status Error(const grpc::Status& s, std::string_view what) const {
     const std::string& m = s.error_message();
@@ -205,10 +216,7 @@ Result<RangeResult> EtcdStore::Range(const KeyRange& range, const RangeOptions& 
   req.set_revision(options.revision);
   req.set_count_only(options.count_only);
   pb::RangeResponse resp;
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
-  grpc::Status s = impl_->kv->Range(&ctx, req, &resp);
-  if (!s.ok()) return impl_->Error(s, "range");
+  KISO_RETURN_IF_ERROR(impl_->Call(impl_->kv.get(), &pb::KV::Stub::Range, req, &resp, "range"));
   RangeResult out;
   out.kvs.reserve(resp.kvs_size());
   for (const auto& kv : resp.kvs()) out.kvs.push_back(FromProto(kv));
@@ -225,10 +233,7 @@ Result<TxnResponse> EtcdStore::Txn(const TxnRequest& txn) {
   for (const auto& op : txn.success) *req.add_success() = ToProto(op);
   for (const auto& op : txn.failure) *req.add_failure() = ToProto(op);
   pb::TxnResponse resp;
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
-  grpc::Status s = impl_->kv->Txn(&ctx, req, &resp);
-  if (!s.ok()) return impl_->Error(s, "txn");
+  KISO_RETURN_IF_ERROR(impl_->Call(impl_->kv.get(), &pb::KV::Stub::Txn, req, &resp, "txn"));
   TxnResponse out;
   out.succeeded = resp.succeeded();
   out.revision = resp.header().revision();
@@ -367,10 +372,8 @@ Result<LeaseId> EtcdStore::GrantLease(std::chrono::seconds ttl) {
   pb::LeaseGrantRequest req;
   req.set_ttl(ttl.count());
   pb::LeaseGrantResponse resp;
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
-  grpc::Status s = impl_->lease->LeaseGrant(&ctx, req, &resp);
-  if (!s.ok()) return impl_->Error(s, "grant lease");
+  KISO_RETURN_IF_ERROR(
+      impl_->Call(impl_->lease.get(), &pb::Lease::Stub::LeaseGrant, req, &resp, "grant lease"));
   if (!resp.error().empty()) {
     return MakeStatus(Code::kInternal, "etcd {}: grant lease: {}", impl_->options.endpoints,
                       resp.error());
@@ -401,22 +404,15 @@ Status EtcdStore::RevokeLease(LeaseId lease) {
   pb::LeaseRevokeRequest req;
   req.set_id(lease);
   pb::LeaseRevokeResponse resp;
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
-  grpc::Status s = impl_->lease->LeaseRevoke(&ctx, req, &resp);
-  if (!s.ok()) return impl_->Error(s, "revoke lease").Annotate(fmt::format("lease {:x}", lease));
-  return Status::Ok();
+  return impl_->Call(impl_->lease.get(), &pb::Lease::Stub::LeaseRevoke, req, &resp,
+                     fmt::format("revoke lease {:x}", lease));
 }
 
 Status EtcdStore::Compact(Revision revision) {
   pb::CompactionRequest req;
   req.set_revision(revision);
   pb::CompactionResponse resp;
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
-  grpc::Status s = impl_->kv->Compact(&ctx, req, &resp);
-  if (!s.ok()) return impl_->Error(s, "compact");
-  return Status::Ok();
+  return impl_->Call(impl_->kv.get(), &pb::KV::Stub::Compact, req, &resp, "compact");
 }
 
 }  // namespace kiso::store
