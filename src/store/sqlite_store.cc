@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -399,8 +400,9 @@ void SqliteStore::CompactorLoop() {
         lock, [&] { return stopping_ || compaction_cursor_ < LastIdOf(compact_revision_.load()); });
     if (stopping_) return;
     lock.unlock();
-    // One small step: the next `compaction_batch_rows` history rows at or
-    // below the target, committed alongside ordinary writes. The pass's
+    // One step: the next few history rows at or below the target (as many
+    // as there are other writes in this group commit; see Options), committed
+    // alongside ordinary writes. The pass's
     // position and target are read inside the job, where they cannot change
     // under it: a Compact committed since the last step restarts the pass.
     Status s = Write([&](WriteTx& tx) -> Status {
@@ -415,7 +417,11 @@ void SqliteStore::CompactorLoop() {
             SqliteQuery q,
             db.Query("SELECT MAX(id) FROM (SELECT id FROM history WHERE id > ?1 AND id <= ?2 "
                      "ORDER BY id LIMIT ?3)"));
-        q.Bind(1, from).Bind(2, target).Bind(3, int64_t{options_.compaction_batch_rows});
+        int64_t others = static_cast<int64_t>(tx.batch_jobs()) - 1;
+        int64_t rows = others == 0 ? options_.compaction_idle_rows
+                                   : std::clamp(others, options_.compaction_min_rows,
+                                                options_.compaction_max_rows);
+        q.Bind(1, from).Bind(2, target).Bind(3, rows);
         KISO_ASSIGN_OR_RETURN(bool row, q.Step());
         if (row && !q.IsNull(0)) last = q.Int(0);
       }

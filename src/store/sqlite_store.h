@@ -39,8 +39,14 @@ class SqliteStore : public Store {
     // Expire leases on a background thread. Tests with a FakeClock turn this
     // off and call ExpireLeases() after advancing the clock.
     bool expire_leases_in_background = true;
-    // History rows removed per compaction step: small steps keep write latency flat.
-    int compaction_batch_rows = 25;
+    // History rows a compaction step removes: one per other write in the same
+    // group commit, within [min, max]. A removed row costs about one page and
+    // a put two to three, so compaction adds a bounded share to each commit
+    // at any load; the minimum keeps it moving when the store is idle.
+    int64_t compaction_min_rows = 5;
+    int64_t compaction_max_rows = 200;
+    // Rows a step removes when it commits alone: no write is waiting on it.
+    int64_t compaction_idle_rows = 50;
     // WAL size (pages) that wakes the checkpointer.
     int checkpoint_pages = 1000;
     // Most transactions applied in one group commit.
@@ -73,8 +79,11 @@ class SqliteStore : public Store {
   // The committer's open SQLite transaction, as one queued job sees it.
   class WriteTx {
    public:
-    WriteTx(SqliteDb& db, Revision committed) : db_(db), job_base_(committed), rev_(committed) {}
+    WriteTx(SqliteDb& db, Revision committed, size_t batch_jobs)
+        : db_(db), batch_jobs_(batch_jobs), job_base_(committed), rev_(committed) {}
     SqliteDb& db() { return db_; }
+    // How many jobs share this group commit (this one included).
+    size_t batch_jobs() const { return batch_jobs_; }
     // The history id for this job's next event; the job's first write claims
     // the next revision, and every write of the job shares it.
     int64_t NextEventId();
@@ -90,6 +99,7 @@ class SqliteStore : public Store {
     void AbortJob();  // Forgets the current job's revision, events and hooks.
 
     SqliteDb& db_;
+    size_t batch_jobs_;
     Revision job_base_;
     Revision rev_;
     int64_t sub_ = 0;

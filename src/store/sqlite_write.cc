@@ -68,7 +68,7 @@ void SqliteStore::RunBatch(std::vector<std::unique_ptr<WriteJob>>& batch) {
     for (auto& job : batch) job->done.set_value(why);
   };
   if (Status s = db.Run("BEGIN IMMEDIATE"); !s.ok()) return fail_all(s);
-  WriteTx tx(db, revision_.load());
+  WriteTx tx(db, revision_.load(), batch.size());
   std::vector<Status> results;
   results.reserve(batch.size());
   for (auto& job : batch) {
