@@ -68,6 +68,7 @@ double Run(int threads, Clock::duration how_long, Op op, std::vector<double>* la
   auto start = Clock::now();
   auto end = start + how_long;
   std::vector<std::thread> pool;
+  pool.reserve(threads);
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       std::vector<double> mine;
@@ -148,6 +149,7 @@ void BenchWatch(Store& store, const std::string& name) {
   std::vector<std::vector<Clock::time_point>> received(kWatchers,
                                                        std::vector<Clock::time_point>(kEvents));
   std::vector<std::thread> readers;
+  readers.reserve(kWatchers);
   for (int w = 0; w < kWatchers; ++w) {
     readers.emplace_back([&, w] {
       int seen = 0;

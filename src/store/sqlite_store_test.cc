@@ -72,6 +72,7 @@ TEST_F(SqliteStoreTest, ConcurrentWritersShareCommitsAndGetDistinctRevisions) {
   constexpr int kThreads = 16, kPuts = 50;
   std::vector<std::thread> threads;
   std::vector<std::vector<Revision>> revs(kThreads);
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPuts; ++i) {
@@ -84,7 +85,7 @@ TEST_F(SqliteStoreTest, ConcurrentWritersShareCommitsAndGetDistinctRevisions) {
   for (auto& t : threads) t.join();
   std::set<Revision> all;
   for (auto& r : revs) all.insert(r.begin(), r.end());
-  EXPECT_EQ(all.size(), size_t{kThreads * kPuts});
+  EXPECT_EQ(all.size(), size_t{kThreads} * kPuts);
   EXPECT_EQ(*all.begin(), 1);
   EXPECT_EQ(*all.rbegin(), kThreads * kPuts);
 }
@@ -126,8 +127,9 @@ TEST_F(SqliteStoreTest, RefusesACorruptedDatabase) {
     std::fstream f(dir_.File("kiso.db"), std::ios::in | std::ios::out | std::ios::binary);
     f.seekg(0, std::ios::end);
     auto size = static_cast<int64_t>(f.tellg());
-    ASSERT_GT(size, 8 * 4096);
-    for (int64_t off = 4096; off < size; off += 3 * 4096) {
+    constexpr int64_t kPage = 4096;
+    ASSERT_GT(size, 8 * kPage);
+    for (int64_t off = kPage; off < size; off += 3 * kPage) {
       f.seekp(off + 100);
       f << std::string(64, '\x5a');
     }

@@ -14,7 +14,6 @@ namespace {
 
 using std::chrono::seconds;
 using std::chrono::steady_clock;
-using ::testing::ElementsAre;
 using ::testing::SizeIs;
 
 class StoreConformanceTest : public ::testing::TestWithParam<std::string> {

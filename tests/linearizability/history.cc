@@ -1,5 +1,7 @@
 #include "linearizability/history.h"
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <map>
 #include <regex>
@@ -40,7 +42,7 @@ bool ParseJepsenLog(const std::string& path, std::vector<Operation<RegisterModel
         std::sscanf(value.c_str(), "[%d %d]", &a, &b);
         op.input = {RegisterModel::Kind::kCas, a, b};
       } else {
-        *error = "unknown op " + f + " in " + path;
+        *error = fmt::format("unknown op {} in {}", f, path);
         return false;
       }
       open[process] = ops->size();

@@ -3,6 +3,8 @@
 //   put REV KEY VALUE | del REV KEY | compact REV (announced before it is issued)
 // durability_test.cc kills it with SIGKILL at random moments; every line it
 // printed is a write the store acknowledged, and must survive.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <mutex>
 #include <random>
@@ -47,7 +49,7 @@ void Writer(kiso::store::Store* store, int id, uint64_t seed) {
         std::fprintf(stderr, "put failed: %s\n", kv.status().ToString().c_str());
         continue;
       }
-      Report("put " + std::to_string(kv->mod_revision) + " " + key + " " + value);
+      Report(fmt::format("put {} {} {}", kv->mod_revision, key, value));
     }
   }
 }
@@ -66,7 +68,9 @@ int main(int argc, char** argv) {
   }
   Report("ready");
   uint64_t seed = std::stoull(argv[2]);
+  constexpr int kWriters = 4;
   std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i) threads.emplace_back(Writer, store->get(), i, seed * 31 + i);
+  threads.reserve(kWriters);
+  for (int i = 0; i < kWriters; ++i) threads.emplace_back(Writer, store->get(), i, seed * 31 + i);
   for (auto& t : threads) t.join();
 }

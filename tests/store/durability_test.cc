@@ -124,7 +124,7 @@ TEST(DurabilityTest, AcknowledgedWritesSurviveKillNine) {
           << compacted << ")";
     }
   }
-  EXPECT_GT(acked.size(), size_t{kRounds * 5});
+  EXPECT_GT(acked.size(), size_t{kRounds} * 5);
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ TEST_P(StoreLinearizabilityTest, ConcurrentHistoryIsLinearizable) {
   constexpr int kClients = 8, kOpsPerClient = 150, kKeys = 3;
   std::vector<std::map<int, std::vector<Op>>> per_client(kClients);
   std::vector<std::thread> clients;
+  clients.reserve(kClients);
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
       std::mt19937 rng(c * 7919 + 1);
@@ -92,7 +93,7 @@ TEST_P(StoreLinearizabilityTest, ConcurrentHistoryIsLinearizable) {
       }
     }
   }
-  EXPECT_EQ(total, size_t{kClients * kOpsPerClient});
+  EXPECT_EQ(total, size_t{kClients} * kOpsPerClient);
   EXPECT_EQ(unknown, 0u) << "operations failed during the run";
   EXPECT_EQ(lin::CheckPartitioned<Model>(parts), lin::Verdict::kLinearizable);
 

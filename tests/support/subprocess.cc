@@ -15,6 +15,7 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, bool capture_stdout
   int pipe_fds[2] = {-1, -1};
   if (capture_stdout && pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t parent = getpid();
