@@ -6,7 +6,11 @@
 #include <filesystem>
 #include <iostream>
 
-#include "apiserver/health_server.h"
+#include "apiserver/api_server.h"
+#include "client/client.h"
+#include "client/in_process.h"
+#include "controller/garbage_collector.h"
+#include "controller/namespace_controller.h"
 #include "store/store.h"
 
 namespace {
@@ -35,21 +39,35 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     return 1;
   }
   auto rev = (*store)->CurrentRevision();
-  auto server = kiso::apiserver::HealthServer::Start(store->get(), address, port);
+  kiso::apiserver::ApiServerOptions options;
+  options.address = address;
+  options.port = port;
+  options.data_dir = std::filesystem::absolute(data_dir).string();
+  auto server = kiso::apiserver::ApiServer::Start(store->get(), options);
   if (!server.ok()) {
-    spdlog::error("{}", server.status().ToString());
+    spdlog::error("start API server: {}", server.status().ToString());
     return 1;
   }
-  spdlog::info("kiso {} serving: store {} ({}, CAP class {}) at revision {}", KISO_VERSION,
-               store_url, (*store)->Backend(), (*store)->Cap().name, rev.ok() ? *rev : -1);
-  std::cout << "kiso server is up. Health: curl http://" << address << ":" << (*server)->port()
-            << "/healthz\n"
-            << "The Kubernetes API (and KUBECONFIG for kubectl) is not served yet; "
-               "see README.md.\n"
+  spdlog::info("kiso {} serving https://{}:{}: store {} ({}, CAP class {}) at revision {}",
+               KISO_VERSION, address, (*server)->port(), store_url, (*store)->Backend(),
+               (*store)->Cap().name, rev.ok() ? *rev : -1);
+  kiso::client::Client client(std::make_shared<kiso::client::InProcessTransport>(server->get()),
+                              "kiso-controller-manager");
+  kiso::controller::GarbageCollector gc(&client);
+  kiso::controller::NamespaceController namespaces(&client);
+  gc.Start();
+  namespaces.Start();
+  std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
+            << "Use kubectl:\n  export KUBECONFIG=" << (*server)->kubeconfig_path() << "\n"
+            << "  kubectl get namespaces\n"
             << std::flush;
   int sig = 0;
   sigwait(&stop, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  (*server)->Stop();
+  namespaces.Stop();
+  gc.Stop();
+  server->reset();
   return 0;
 }
 
@@ -63,7 +81,7 @@ int main(int argc, char** argv) {
     std::cout << "kiso " << KISO_VERSION << "\n";
   });
 
-  auto* server = app.add_subcommand("server", "Run the control plane (store + health endpoint)");
+  auto* server = app.add_subcommand("server", "Run the control plane: store and Kubernetes API");
   std::string data_dir = "/var/lib/kiso";
   std::string store_url;
   std::string address = "127.0.0.1";
@@ -73,7 +91,7 @@ int main(int argc, char** argv) {
                      "Store URL: sqlite:///path/kiso.db (default: DATA_DIR/kiso.db) or "
                      "etcd://host:port[,host:port]");
   server->add_option("--address", address, "Listen address")->capture_default_str();
-  server->add_option("--port", port, "Listen port (plain HTTP /healthz until the API server lands)")
+  server->add_option("--https-port,--port", port, "HTTPS port of the Kubernetes API")
       ->capture_default_str();
   int exit_code = 0;
   server->callback([&] { exit_code = RunServer(data_dir, store_url, address, port); });

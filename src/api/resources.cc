@@ -1,0 +1,121 @@
+#include "api/resources.h"
+
+#include <fmt/format.h>
+
+namespace kiso::api {
+
+namespace {
+
+const std::vector<std::string> kSubVerbs = {"get", "patch", "update"};
+
+Subresource Status(const std::string& kind) { return {"status", "", "", kind, kSubVerbs}; }
+Subresource Scale() { return {"scale", "autoscaling", "v1", "Scale", kSubVerbs}; }
+
+ResourceType Make(std::string group, std::string kind, std::string plural, bool namespaced,
+                  std::vector<std::string> short_names, std::vector<std::string> categories,
+                  std::vector<Subresource> subresources) {
+  ResourceType t;
+  t.group = std::move(group);
+  t.version = "v1";
+  t.singular = plural.substr(0, plural.size() - (plural.ends_with("ies") ? 3 : 1));
+  if (plural.ends_with("ies")) t.singular += "y";
+  if (plural.ends_with("sses")) t.singular = plural.substr(0, plural.size() - 2);
+  if (plural == "endpoints") t.singular = "endpoints";
+  t.kind = std::move(kind);
+  t.plural = std::move(plural);
+  t.namespaced = namespaced;
+  t.short_names = std::move(short_names);
+  t.categories = std::move(categories);
+  t.subresources = std::move(subresources);
+  for (const auto& s : t.subresources) t.has_status |= s.name == "status";
+  return t;
+}
+
+std::vector<ResourceType> Build() {
+  const std::vector<std::string> all = {"all"};
+  std::vector<ResourceType> types = {
+      Make("", "Namespace", "namespaces", false, {"ns"}, {}, {Status("Namespace")}),
+      Make("", "Node", "nodes", false, {"no"}, {}, {Status("Node")}),
+      Make("", "Pod", "pods", true, {"po"}, all,
+           {Status("Pod"),
+            {"binding", "", "", "Binding", {"create"}},
+            {"log", "", "", "Pod", {"get"}},
+            {"exec", "", "", "PodExecOptions", {"create", "get"}},
+            {"attach", "", "", "PodAttachOptions", {"create", "get"}},
+            {"portforward", "", "", "PodPortForwardOptions", {"create", "get"}}}),
+      Make("", "Service", "services", true, {"svc"}, all, {Status("Service")}),
+      Make("", "Endpoints", "endpoints", true, {"ep"}, {}, {}),
+      Make("", "ConfigMap", "configmaps", true, {"cm"}, {}, {}),
+      Make("", "Secret", "secrets", true, {}, {}, {}),
+      Make("", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {}),
+      Make("", "Event", "events", true, {"ev"}, {}, {}),
+      Make("", "ReplicationController", "replicationcontrollers", true, {"rc"}, all,
+           {Status("ReplicationController"), Scale()}),
+      Make("apps", "Deployment", "deployments", true, {"deploy"}, all,
+           {Status("Deployment"), Scale()}),
+      Make("apps", "ReplicaSet", "replicasets", true, {"rs"}, all, {Status("ReplicaSet"), Scale()}),
+      Make("apps", "DaemonSet", "daemonsets", true, {"ds"}, all, {Status("DaemonSet")}),
+      Make("apps", "StatefulSet", "statefulsets", true, {"sts"}, all,
+           {Status("StatefulSet"), Scale()}),
+      Make("batch", "Job", "jobs", true, {}, all, {Status("Job")}),
+      Make("coordination.k8s.io", "Lease", "leases", true, {}, {}, {}),
+      Make("rbac.authorization.k8s.io", "Role", "roles", true, {}, {}, {}),
+      Make("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", true, {}, {}, {}),
+      Make("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", false, {}, {}, {}),
+      Make("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false, {}, {},
+           {}),
+      Make("apiregistration.k8s.io", "APIService", "apiservices", false, {}, {},
+           {Status("APIService")}),
+  };
+  return types;
+}
+
+}  // namespace
+
+std::string ResourceType::StorePrefix() const {
+  return fmt::format("/registry/{}/{}/", group.empty() ? "core" : group, plural);
+}
+
+std::string ResourceType::StoreKey(std::string_view ns, std::string_view name) const {
+  if (!namespaced) return StorePrefix() + std::string(name);
+  return fmt::format("{}{}/{}", StorePrefix(), ns, name);
+}
+
+const Subresource* ResourceType::FindSubresource(std::string_view name) const {
+  for (const auto& s : subresources) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+const std::vector<ResourceType>& BuiltinResources() {
+  static const std::vector<ResourceType> types = Build();
+  return types;
+}
+
+const ResourceType* FindResource(std::string_view group, std::string_view version,
+                                 std::string_view plural) {
+  for (const auto& t : BuiltinResources()) {
+    if (t.group == group && t.version == version && t.plural == plural) return &t;
+  }
+  return nullptr;
+}
+
+const ResourceType* FindKind(std::string_view api_version, std::string_view kind) {
+  for (const auto& t : BuiltinResources()) {
+    if (t.GroupVersion() == api_version && t.kind == kind) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<GroupVersion> ServedGroupVersions() {
+  std::vector<GroupVersion> out;
+  for (const auto& t : BuiltinResources()) {
+    bool seen = false;
+    for (const auto& gv : out) seen |= gv.group == t.group && gv.version == t.version;
+    if (!seen) out.push_back({t.group, t.version});
+  }
+  return out;
+}
+
+}  // namespace kiso::api

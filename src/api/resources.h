@@ -1,0 +1,63 @@
+// The resource types kiso serves: what discovery lists, what the API server
+// routes, and where each kind lives in the store. One table, built in
+// resources.cc; nothing else hard-codes a kind.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiso::api {
+
+struct Subresource {
+  std::string name;   // "status", "scale", "log", "exec"…
+  std::string group;  // Of the response kind when it differs (autoscaling for scale).
+  std::string version;
+  std::string kind;  // Response kind: the parent's kind for status, "Scale" for scale.
+  std::vector<std::string> verbs;
+};
+
+struct ResourceType {
+  std::string group;  // "" for the core group.
+  std::string version;
+  std::string kind;
+  std::string plural;
+  std::string singular;
+  bool namespaced = true;
+  std::vector<std::string> short_names;
+  std::vector<std::string> categories;
+  std::vector<Subresource> subresources;
+  // Fields the main endpoint owns; the rest (status) only change through /status.
+  bool has_status = false;
+  // The real API server's generation rule: bumped on changes to everything but
+  // metadata and status (for most kinds that is `spec`).
+  std::vector<std::string> verbs = {"create", "delete", "deletecollection", "get",
+                                    "list",   "patch",  "update",           "watch"};
+
+  std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
+  // "pods", "deployments.apps": how errors name the resource.
+  std::string Qualified() const { return group.empty() ? plural : plural + "." + group; }
+  // The store prefix of every object of this type: /registry/<group|core>/<plural>/.
+  std::string StorePrefix() const;
+  // The store key of one object ("" namespace for cluster-scoped types).
+  std::string StoreKey(std::string_view ns, std::string_view name) const;
+  const Subresource* FindSubresource(std::string_view name) const;
+};
+
+// Every type, in discovery order (groups in the order the real server lists them).
+const std::vector<ResourceType>& BuiltinResources();
+
+// Looks up by group, version and plural; nullptr if not served.
+const ResourceType* FindResource(std::string_view group, std::string_view version,
+                                 std::string_view plural);
+// Looks up by apiVersion ("v1", "apps/v1") and kind; nullptr if not served.
+const ResourceType* FindKind(std::string_view api_version, std::string_view kind);
+
+// Groups in discovery order with their (single) version.
+struct GroupVersion {
+  std::string group;
+  std::string version;
+};
+std::vector<GroupVersion> ServedGroupVersions();
+
+}  // namespace kiso::api

@@ -1,0 +1,192 @@
+#include "api/selector.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace kiso::api {
+
+namespace {
+
+// A small scanner over the selector text (labels/selector.go's lexer, simplified).
+class Scanner {
+ public:
+  explicit Scanner(std::string_view text) : text_(text) {}
+  void SkipSpace() {
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+  }
+  bool Done() {
+    SkipSpace();
+    return pos_ >= text_.size();
+  }
+  bool Consume(std::string_view token) {
+    SkipSpace();
+    if (text_.substr(pos_).starts_with(token)) {
+      pos_ += token.size();
+      return true;
+    }
+    return false;
+  }
+  // A key or value: anything up to a delimiter.
+  std::string Word() {
+    SkipSpace();
+    size_t start = pos_;
+    while (pos_ < text_.size()) {
+      char c = text_[pos_];
+      if (std::isspace(static_cast<unsigned char>(c)) || c == ',' || c == '=' || c == '!' ||
+          c == '(' || c == ')')
+        break;
+      ++pos_;
+    }
+    return std::string(text_.substr(start, pos_ - start));
+  }
+  // True if the next word is `keyword` followed by a space or '('.
+  bool ConsumeKeyword(std::string_view keyword) {
+    SkipSpace();
+    if (!text_.substr(pos_).starts_with(keyword)) return false;
+    size_t after = pos_ + keyword.size();
+    if (after < text_.size() && !std::isspace(static_cast<unsigned char>(text_[after])) &&
+        text_[after] != '(')
+      return false;
+    pos_ = after;
+    last_keyword_ = keyword;
+    return true;
+  }
+  std::string_view last_keyword() const { return last_keyword_; }
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  std::string_view last_keyword_;
+};
+
+Status Bad(std::string_view text, std::string_view why) {
+  return MakeStatus(Code::kInvalidArgument, "unable to parse requirement: {} in {:?}", why, text);
+}
+
+bool ValidLabelValue(std::string_view v) {
+  if (v.size() > 63) return false;
+  if (v.empty()) return true;
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (!alnum(v.front()) || !alnum(v.back())) return false;
+  return std::all_of(v.begin(), v.end(),
+                     [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+}  // namespace
+
+Result<LabelSelector> LabelSelector::Parse(std::string_view text) {
+  LabelSelector sel;
+  Scanner s(text);
+  if (s.Done()) return sel;
+  while (true) {
+    Requirement r;
+    if (s.Consume("!")) {
+      r.key = s.Word();
+      r.op = Requirement::Op::kDoesNotExist;
+    } else {
+      r.key = s.Word();
+      if (s.Consume("==") || s.Consume("=")) {
+        r.op = Requirement::Op::kEqual;
+        r.values.push_back(s.Word());
+      } else if (s.Consume("!=")) {
+        r.op = Requirement::Op::kNotEqual;
+        r.values.push_back(s.Word());
+      } else if (s.ConsumeKeyword("notin") || s.ConsumeKeyword("in")) {
+        r.op = s.last_keyword() == "notin" ? Requirement::Op::kNotIn : Requirement::Op::kIn;
+        if (!s.Consume("(")) return Bad(text, "expected '(' after in/notin");
+        while (true) {
+          std::string v = s.Word();
+          if (!v.empty()) r.values.push_back(v);
+          if (s.Consume(")")) break;
+          if (!s.Consume(",")) return Bad(text, "expected ',' or ')' in value set");
+        }
+      } else {
+        r.op = Requirement::Op::kExists;
+      }
+    }
+    if (r.key.empty()) return Bad(text, "empty key");
+    for (const auto& v : r.values) {
+      if (!ValidLabelValue(v)) return Bad(text, "invalid label value " + v);
+    }
+    sel.requirements_.push_back(std::move(r));
+    if (s.Done()) break;
+    if (!s.Consume(",")) return Bad(text, "expected ','");
+  }
+  return sel;
+}
+
+bool LabelSelector::Matches(const std::map<std::string, std::string, std::less<>>& labels) const {
+  for (const auto& r : requirements_) {
+    auto it = labels.find(r.key);
+    bool has = it != labels.end();
+    switch (r.op) {
+      case Requirement::Op::kEqual:
+        if (!has || it->second != r.values[0]) return false;
+        break;
+      case Requirement::Op::kNotEqual:
+        if (has && it->second == r.values[0]) return false;
+        break;
+      case Requirement::Op::kIn:
+        if (!has || std::find(r.values.begin(), r.values.end(), it->second) == r.values.end())
+          return false;
+        break;
+      case Requirement::Op::kNotIn:
+        if (has && std::find(r.values.begin(), r.values.end(), it->second) != r.values.end())
+          return false;
+        break;
+      case Requirement::Op::kExists:
+        if (!has) return false;
+        break;
+      case Requirement::Op::kDoesNotExist:
+        if (has) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+Result<FieldSelector> FieldSelector::Parse(std::string_view text) {
+  FieldSelector sel;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view part = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (part.empty()) continue;
+    Term t;
+    size_t op = part.find("!=");
+    size_t len = 2;
+    if (op != std::string_view::npos) {
+      t.negate = true;
+    } else if ((op = part.find("==")) != std::string_view::npos) {
+    } else if ((op = part.find('=')) != std::string_view::npos) {
+      len = 1;
+    } else {
+      return MakeStatus(Code::kInvalidArgument, "invalid selector: '{}'; can't understand '{}'",
+                        text, part);
+    }
+    t.field = std::string(part.substr(0, op));
+    t.value = std::string(part.substr(op + len));
+    sel.terms_.push_back(std::move(t));
+  }
+  return sel;
+}
+
+bool FieldSelector::Matches(const std::function<std::string(std::string_view)>& lookup) const {
+  for (const auto& t : terms_) {
+    if ((lookup(t.field) == t.value) == t.negate) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> FieldSelector::RequiredValue(std::string_view field) const {
+  for (const auto& t : terms_) {
+    if (!t.negate && t.field == field) return t.value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace kiso::api

@@ -1,0 +1,56 @@
+// Label and field selectors (k8s.io/apimachinery/pkg/labels and /fields):
+// parsed once per request, then matched against many objects.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kiso::api {
+
+struct Requirement {
+  enum class Op { kEqual, kNotEqual, kIn, kNotIn, kExists, kDoesNotExist };
+  std::string key;
+  Op op = Op::kEqual;
+  std::vector<std::string> values;
+};
+
+// `a=b,c!=d,e in (x,y),f notin (z),g,!h` — comma means AND; empty selects everything.
+class LabelSelector {
+ public:
+  // InvalidArgument with upstream's wording for a malformed selector.
+  static Result<LabelSelector> Parse(std::string_view text);
+  bool Matches(const std::map<std::string, std::string, std::less<>>& labels) const;
+  bool empty() const { return requirements_.empty(); }
+  const std::vector<Requirement>& requirements() const { return requirements_; }
+
+ private:
+  std::vector<Requirement> requirements_;
+};
+
+// `metadata.name=x,status.phase!=Running`: equality only, as upstream.
+class FieldSelector {
+ public:
+  struct Term {
+    std::string field;
+    std::string value;
+    bool negate = false;
+  };
+  static Result<FieldSelector> Parse(std::string_view text);
+  // `lookup(field)` returns the object's value for a supported field.
+  bool Matches(const std::function<std::string(std::string_view)>& lookup) const;
+  bool empty() const { return terms_.empty(); }
+  const std::vector<Term>& terms() const { return terms_; }
+  // The value required for `field` by an equality term, if any (used to narrow a list).
+  std::optional<std::string> RequiredValue(std::string_view field) const;
+
+ private:
+  std::vector<Term> terms_;
+};
+
+}  // namespace kiso::api

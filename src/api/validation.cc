@@ -1,0 +1,589 @@
+#include "api/validation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include "api/object.h"
+
+namespace kiso::api {
+
+namespace json = boost::json;
+
+namespace {
+
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+bool IsLabel(std::string_view v, bool alpha_first) {
+  if (v.empty() || v.size() > 63) return false;
+  if (!IsLowerAlnum(v.front()) || !IsLowerAlnum(v.back())) return false;
+  if (alpha_first && !(v.front() >= 'a' && v.front() <= 'z')) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+}
+
+}  // namespace
+
+std::string CheckDns1123Label(std::string_view value) {
+  if (value.size() > 63) return "must be no more than 63 characters";
+  if (IsLabel(value, false)) return "";
+  return "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+         "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+         "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+}
+
+std::string CheckDns1035Label(std::string_view value) {
+  if (value.size() > 63) return "must be no more than 63 characters";
+  if (IsLabel(value, true)) return "";
+  return "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+         "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+         "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+}
+
+std::string CheckDns1123Subdomain(std::string_view value) {
+  if (value.size() > 253) return "must be no more than 253 characters";
+  bool ok = !value.empty();
+  size_t start = 0;
+  while (ok && start <= value.size()) {
+    size_t dot = value.find('.', start);
+    std::string_view part = value.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    ok = !part.empty() && IsLowerAlnum(part.front()) && IsLowerAlnum(part.back()) &&
+         std::all_of(part.begin(), part.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (ok) return "";
+  return "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+         "or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
+         "regex used for validation is "
+         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+}
+
+bool ParseQuantityMilli(std::string_view text, long double* milli) {
+  size_t i = 0;
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+  size_t digits_start = i;
+  bool dot = false;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    if (text[i] == '.') {
+      if (dot) return false;
+      dot = true;
+    }
+    ++i;
+  }
+  if (i == digits_start || (i - digits_start == 1 && dot)) return false;
+  long double number = std::stold(std::string(text.substr(0, i)));
+  std::string_view suffix = text.substr(i);
+  static const std::vector<std::pair<std::string_view, long double>> kSuffixes = {
+      {"", 1},
+      {"n", 1e-9L},
+      {"u", 1e-6L},
+      {"m", 1e-3L},
+      {"k", 1e3L},
+      {"M", 1e6L},
+      {"G", 1e9L},
+      {"T", 1e12L},
+      {"P", 1e15L},
+      {"E", 1e18L},
+      {"Ki", 1024.0L},
+      {"Mi", 1048576.0L},
+      {"Gi", 1073741824.0L},
+      {"Ti", 1099511627776.0L},
+      {"Pi", 1125899906842624.0L},
+      {"Ei", 1152921504606846976.0L}};
+  for (const auto& [s, factor] : kSuffixes) {
+    if (suffix == s) {
+      *milli = number * factor * 1000;
+      return true;
+    }
+  }
+  if (suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E')) {
+    std::string_view exp = suffix.substr(1);
+    size_t j = (exp[0] == '+' || exp[0] == '-') ? 1 : 0;
+    if (j >= exp.size() ||
+        !std::all_of(exp.begin() + static_cast<std::ptrdiff_t>(j), exp.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }))
+      return false;
+    *milli = number * std::pow(10.0L, std::stoi(std::string(exp))) * 1000;
+    return true;
+  }
+  return false;
+}
+
+// ---- Defaults ----
+
+namespace {
+
+void SetIfMissing(json::object& obj, std::string_view key, json::value value) {
+  if (!obj.contains(key)) obj[key] = std::move(value);
+}
+
+void DefaultContainer(json::object& c) {
+  std::string_view image = c.contains("image") && c.at("image").is_string()
+                               ? std::string_view(c.at("image").get_string())
+                               : "";
+  // No tag (or :latest) and no digest → Always, else IfNotPresent (core/v1 defaults.go).
+  std::string_view last =
+      image.substr(image.rfind('/') == std::string_view::npos ? 0 : image.rfind('/') + 1);
+  bool latest = image.find('@') == std::string_view::npos &&
+                (last.find(':') == std::string_view::npos || last.ends_with(":latest"));
+  SetIfMissing(c, "imagePullPolicy", latest ? "Always" : "IfNotPresent");
+  SetIfMissing(c, "terminationMessagePath", "/dev/termination-log");
+  SetIfMissing(c, "terminationMessagePolicy", "File");
+  SetIfMissing(c, "resources", json::object());
+  if (auto* ports = c.if_contains("ports"); ports && ports->is_array()) {
+    for (auto& p : ports->get_array()) {
+      if (p.is_object()) SetIfMissing(p.get_object(), "protocol", "TCP");
+    }
+  }
+}
+
+void DefaultPodSpec(json::object& spec) {
+  SetIfMissing(spec, "restartPolicy", "Always");
+  SetIfMissing(spec, "terminationGracePeriodSeconds", 30);
+  SetIfMissing(spec, "dnsPolicy", "ClusterFirst");
+  SetIfMissing(spec, "securityContext", json::object());
+  SetIfMissing(spec, "schedulerName", "default-scheduler");
+  SetIfMissing(spec, "enableServiceLinks", true);
+  for (std::string_view list : {"containers", "initContainers"}) {
+    if (auto* cs = spec.if_contains(list); cs && cs->is_array()) {
+      for (auto& c : cs->get_array()) {
+        if (c.is_object()) DefaultContainer(c.get_object());
+      }
+    }
+  }
+}
+
+void DefaultTemplate(json::object& spec) {
+  auto* tmpl = spec.if_contains("template");
+  if (!tmpl || !tmpl->is_object()) return;
+  if (auto* ps = tmpl->get_object().if_contains("spec"); ps && ps->is_object())
+    DefaultPodSpec(ps->get_object());
+}
+
+}  // namespace
+
+void ApplyDefaults(const ResourceType& type, json::object& obj) {
+  const std::string& kind = type.kind;
+  if (kind == "Pod") {
+    DefaultPodSpec(Child(obj, "spec"));
+    auto& spec = obj.at("spec").get_object();
+    // ServiceAccount admission.
+    SetIfMissing(spec, "serviceAccountName", "default");
+    SetIfMissing(spec, "serviceAccount", spec.at("serviceAccountName"));
+    SetIfMissing(spec, "priority", 0);
+    auto& status = Child(obj, "status");
+    SetIfMissing(status, "phase", "Pending");
+    SetIfMissing(status, "qosClass", "BestEffort");
+  } else if (kind == "Deployment") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "replicas", 1);
+    auto& strategy = Child(spec, "strategy");
+    SetIfMissing(strategy, "type", "RollingUpdate");
+    if (strategy.at("type") == "RollingUpdate") {
+      auto& ru = Child(strategy, "rollingUpdate");
+      SetIfMissing(ru, "maxUnavailable", "25%");
+      SetIfMissing(ru, "maxSurge", "25%");
+    }
+    SetIfMissing(spec, "revisionHistoryLimit", 10);
+    SetIfMissing(spec, "progressDeadlineSeconds", 600);
+    DefaultTemplate(spec);
+    Child(obj, "status");
+  } else if (kind == "ReplicaSet" || kind == "ReplicationController") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "replicas", 1);
+    if (kind == "ReplicationController" && !spec.contains("selector")) {
+      if (const auto* l = Find(spec, {"template", "metadata", "labels"})) spec["selector"] = *l;
+    }
+    DefaultTemplate(spec);
+    Child(obj, "status");
+  } else if (kind == "DaemonSet") {
+    auto& spec = Child(obj, "spec");
+    auto& strategy = Child(spec, "updateStrategy");
+    SetIfMissing(strategy, "type", "RollingUpdate");
+    if (strategy.at("type") == "RollingUpdate") {
+      auto& ru = Child(strategy, "rollingUpdate");
+      SetIfMissing(ru, "maxUnavailable", 1);
+      SetIfMissing(ru, "maxSurge", 0);
+    }
+    SetIfMissing(spec, "revisionHistoryLimit", 10);
+    DefaultTemplate(spec);
+    Child(obj, "status");
+  } else if (kind == "StatefulSet") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "replicas", 1);
+    SetIfMissing(spec, "podManagementPolicy", "OrderedReady");
+    auto& strategy = Child(spec, "updateStrategy");
+    SetIfMissing(strategy, "type", "RollingUpdate");
+    if (strategy.at("type") == "RollingUpdate")
+      SetIfMissing(Child(strategy, "rollingUpdate"), "partition", 0);
+    SetIfMissing(spec, "revisionHistoryLimit", 10);
+    DefaultTemplate(spec);
+    Child(obj, "status");
+  } else if (kind == "Job") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "completions", 1);
+    SetIfMissing(spec, "parallelism", 1);
+    SetIfMissing(spec, "backoffLimit", 6);
+    SetIfMissing(spec, "completionMode", "NonIndexed");
+    SetIfMissing(spec, "suspend", false);
+    DefaultTemplate(spec);
+    Child(obj, "status");
+  } else if (kind == "Service") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "type", "ClusterIP");
+    SetIfMissing(spec, "sessionAffinity", "None");
+    SetIfMissing(spec, "internalTrafficPolicy", "Cluster");
+    if (auto* ports = spec.if_contains("ports"); ports && ports->is_array()) {
+      for (auto& p : ports->get_array()) {
+        if (!p.is_object()) continue;
+        auto& port = p.get_object();
+        SetIfMissing(port, "protocol", "TCP");
+        if (port.contains("port")) SetIfMissing(port, "targetPort", port.at("port"));
+      }
+    }
+    auto& status = Child(obj, "status");
+    SetIfMissing(status, "loadBalancer", json::object());
+  } else if (kind == "Namespace") {
+    auto& meta = Child(obj, "metadata");
+    auto& labels = Child(meta, "labels");
+    if (const auto* name = meta.if_contains("name"); name && name->is_string())
+      labels["kubernetes.io/metadata.name"] = *name;
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "finalizers", json::array({"kubernetes"}));
+    auto& status = Child(obj, "status");
+    SetIfMissing(status, "phase", "Active");
+  } else if (kind == "Secret") {
+    SetIfMissing(obj, "type", "Opaque");
+  } else if (kind == "Node") {
+    Child(obj, "spec");
+    Child(obj, "status");
+  }
+}
+
+// ---- Validation ----
+
+namespace {
+
+class Validator {
+ public:
+  std::vector<Cause> causes;
+
+  void Required(const std::string& field, std::string_view detail = "") {
+    causes.push_back({"FieldValueRequired",
+                      detail.empty() ? "Required value" : fmt::format("Required value: {}", detail),
+                      field});
+  }
+  void InvalidValue(const std::string& field, const json::value& value, std::string_view detail) {
+    std::string shown = value.is_string() ? fmt::format("\"{}\"", value.get_string().c_str())
+                                          : json::serialize(value);
+    causes.push_back(
+        {"FieldValueInvalid", fmt::format("Invalid value: {}: {}", shown, detail), field});
+  }
+  void Unsupported(const std::string& field, const json::value& value,
+                   const std::vector<std::string_view>& allowed) {
+    std::string list;
+    for (auto a : allowed) list += fmt::format("{}\"{}\"", list.empty() ? "" : ", ", a);
+    std::string shown = value.is_string() ? fmt::format("\"{}\"", value.get_string().c_str())
+                                          : json::serialize(value);
+    causes.push_back({"FieldValueNotSupported",
+                      fmt::format("Unsupported value: {}: supported values: {}", shown, list),
+                      field});
+  }
+  void Duplicate(const std::string& field, const json::value& value) {
+    causes.push_back(
+        {"FieldValueDuplicate", fmt::format("Duplicate value: {}", json::serialize(value)), field});
+  }
+  void Forbidden(const std::string& field, std::string_view detail) {
+    causes.push_back({"FieldValueForbidden", fmt::format("Forbidden: {}", detail), field});
+  }
+
+  void Name(const json::object& meta, std::string (*rule)(std::string_view)) {
+    const auto* name = meta.if_contains("name");
+    if (!name || !name->is_string() || name->get_string().empty()) {
+      Required("metadata.name", "name or generateName is required");
+      return;
+    }
+    std::string why = rule(name->get_string());
+    if (!why.empty()) InvalidValue("metadata.name", *name, why);
+  }
+
+  void Labels(const json::object& meta) {
+    const auto* labels = meta.if_contains("labels");
+    if (!labels || !labels->is_object()) return;
+    for (const auto& [k, v] : labels->get_object()) {
+      std::string field = fmt::format("metadata.labels");
+      if (!v.is_string()) continue;
+      std::string_view value = v.get_string();
+      bool ok = value.size() <= 63 &&
+                (value.empty() || (std::isalnum(static_cast<unsigned char>(value.front())) &&
+                                   std::isalnum(static_cast<unsigned char>(value.back())) &&
+                                   std::all_of(value.begin(), value.end(), [](char c) {
+                                     return std::isalnum(static_cast<unsigned char>(c)) ||
+                                            c == '-' || c == '_' || c == '.';
+                                   })));
+      if (!ok)
+        InvalidValue(field, v,
+                     "a valid label must be an empty string or consist of alphanumeric "
+                     "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                     "character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+                     "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')");
+      (void)k;
+    }
+  }
+
+  void Port(const std::string& field, const json::value* port, bool required) {
+    if (!port) {
+      if (required) Required(field);
+      return;
+    }
+    if (!port->is_int64() || port->get_int64() < 1 || port->get_int64() > 65535)
+      InvalidValue(field, *port, "must be between 1 and 65535, inclusive");
+  }
+
+  void Protocol(const std::string& field, const json::value* protocol) {
+    if (!protocol) return;
+    if (!protocol->is_string() ||
+        (protocol->get_string() != "TCP" && protocol->get_string() != "UDP" &&
+         protocol->get_string() != "SCTP"))
+      Unsupported(field, *protocol, {"SCTP", "TCP", "UDP"});
+  }
+
+  void Resources(const std::string& field, const json::object& c) {
+    const auto* res = c.if_contains("resources");
+    if (!res || !res->is_object()) return;
+    for (std::string_view part : {"limits", "requests"}) {
+      const auto* m = res->get_object().if_contains(part);
+      if (!m || !m->is_object()) continue;
+      for (const auto& [name, q] : m->get_object()) {
+        std::string f = fmt::format("{}.resources.{}[{}]", field, part, std::string_view(name));
+        long double milli = 0;
+        if (q.is_string() ? !ParseQuantityMilli(q.get_string(), &milli) : !q.is_number()) {
+          InvalidValue(f, q, kQuantityError);
+        } else if (q.is_number() ? q.to_number<double>() < 0 : milli < 0) {
+          InvalidValue(f, q, "must be greater than or equal to 0");
+        }
+      }
+    }
+  }
+
+  void Containers(const std::string& field, const json::value* list, bool required) {
+    if (!list || !list->is_array() || list->get_array().empty()) {
+      if (required) Required(field);
+      return;
+    }
+    std::set<std::string> names;
+    size_t i = 0;
+    for (const auto& c : list->get_array()) {
+      std::string f = fmt::format("{}[{}]", field, i++);
+      if (!c.is_object()) {
+        InvalidValue(f, c, "must be an object");
+        continue;
+      }
+      const auto& obj = c.get_object();
+      const auto* name = obj.if_contains("name");
+      if (!name || !name->is_string() || name->get_string().empty()) {
+        Required(f + ".name");
+      } else {
+        std::string why = CheckDns1123Label(name->get_string());
+        if (!why.empty()) InvalidValue(f + ".name", *name, why);
+        if (!names.insert(std::string(name->get_string())).second) Duplicate(f + ".name", *name);
+      }
+      const auto* image = obj.if_contains("image");
+      if (!image || !image->is_string() || image->get_string().empty()) Required(f + ".image");
+      if (const auto* policy = obj.if_contains("imagePullPolicy")) {
+        if (*policy != "Always" && *policy != "IfNotPresent" && *policy != "Never")
+          Unsupported(f + ".imagePullPolicy", *policy, {"Always", "IfNotPresent", "Never"});
+      }
+      if (const auto* ports = obj.if_contains("ports"); ports && ports->is_array()) {
+        size_t j = 0;
+        for (const auto& p : ports->get_array()) {
+          std::string pf = fmt::format("{}.ports[{}]", f, j++);
+          if (!p.is_object()) continue;
+          Port(pf + ".containerPort", p.get_object().if_contains("containerPort"), true);
+          if (const auto* hp = p.get_object().if_contains("hostPort"); hp && *hp != 0)
+            Port(pf + ".hostPort", hp, false);
+          Protocol(pf + ".protocol", p.get_object().if_contains("protocol"));
+        }
+      }
+      Resources(f, obj);
+    }
+  }
+
+  void PodSpec(const std::string& field, const json::value* spec,
+               const std::vector<std::string_view>& restart_policies) {
+    if (!spec || !spec->is_object()) {
+      Required(field + ".containers");
+      return;
+    }
+    const auto& s = spec->get_object();
+    Containers(field + ".containers", s.if_contains("containers"), true);
+    Containers(field + ".initContainers", s.if_contains("initContainers"), false);
+    if (const auto* rp = s.if_contains("restartPolicy")) {
+      if (std::find(restart_policies.begin(), restart_policies.end(),
+                    rp->is_string() ? std::string_view(rp->get_string()) : "") ==
+          restart_policies.end())
+        Unsupported(field + ".restartPolicy", *rp, restart_policies);
+    }
+    if (const auto* dns = s.if_contains("dnsPolicy")) {
+      if (*dns != "ClusterFirst" && *dns != "ClusterFirstWithHostNet" && *dns != "Default" &&
+          *dns != "None")
+        Unsupported(field + ".dnsPolicy", *dns,
+                    {"ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"});
+    }
+    if (const auto* g = s.if_contains("terminationGracePeriodSeconds");
+        g && (!g->is_int64() || g->get_int64() < 0))
+      InvalidValue(field + ".terminationGracePeriodSeconds", *g,
+                   "must be greater than or equal to 0");
+  }
+
+  // Workload specs: replicas, selector matching the template's labels, the pod template.
+  void Workload(const json::object& obj, bool selector_required,
+                const std::vector<std::string_view>& restart_policies) {
+    const json::value* spec = obj.if_contains("spec");
+    if (!spec || !spec->is_object()) {
+      Required("spec");
+      return;
+    }
+    const auto& s = spec->get_object();
+    if (const auto* r = s.if_contains("replicas"); r && (!r->is_int64() || r->get_int64() < 0))
+      InvalidValue("spec.replicas", *r, "must be greater than or equal to 0");
+    const auto* selector = s.if_contains("selector");
+    json::value tmpl_labels_v = json::object();
+    if (const auto* l = Find(*spec, {"template", "metadata", "labels"})) tmpl_labels_v = *l;
+    if (selector_required) {
+      const auto* ml = selector ? Find(*selector, {"matchLabels"}) : nullptr;
+      const auto* me = selector ? Find(*selector, {"matchExpressions"}) : nullptr;
+      if (!selector || ((!ml || ml->get_object().empty()) && !me)) {
+        Required("spec.selector");
+      } else if (ml && ml->is_object()) {
+        bool match = tmpl_labels_v.is_object();
+        for (const auto& [k, v] : ml->get_object()) {
+          const auto* have = match ? tmpl_labels_v.get_object().if_contains(k) : nullptr;
+          match = match && have && *have == v;
+        }
+        if (!match)
+          InvalidValue("spec.template.metadata.labels", tmpl_labels_v,
+                       "`selector` does not match template `labels`");
+      }
+    }
+    PodSpec("spec.template.spec", Find(*spec, {"template", "spec"}), restart_policies);
+  }
+
+  void Service(const json::object& obj) {
+    const json::value* spec = obj.if_contains("spec");
+    const json::object empty;
+    const auto& s = spec && spec->is_object() ? spec->get_object() : empty;
+    std::string_view type = s.contains("type") && s.at("type").is_string()
+                                ? std::string_view(s.at("type").get_string())
+                                : "ClusterIP";
+    if (type != "ClusterIP" && type != "NodePort" && type != "LoadBalancer" &&
+        type != "ExternalName")
+      Unsupported("spec.type", s.at("type"),
+                  {"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"});
+    const auto* ports = s.if_contains("ports");
+    bool headless = s.contains("clusterIP") && s.at("clusterIP") == "None";
+    if ((!ports || !ports->is_array() || ports->get_array().empty()) && type != "ExternalName" &&
+        !headless) {
+      Required("spec.ports");
+      return;
+    }
+    if (!ports || !ports->is_array()) return;
+    std::set<std::string> seen;
+    size_t i = 0;
+    for (const auto& p : ports->get_array()) {
+      std::string f = fmt::format("spec.ports[{}]", i++);
+      if (!p.is_object()) continue;
+      const auto& port = p.get_object();
+      Port(f + ".port", port.if_contains("port"), true);
+      Protocol(f + ".protocol", port.if_contains("protocol"));
+      if (ports->get_array().size() > 1 && !port.contains("name")) Required(f + ".name");
+      if (const auto* tp = port.if_contains("targetPort"); tp && tp->is_int64())
+        Port(f + ".targetPort", tp, false);
+      std::string key = json::serialize(port.contains("port") ? port.at("port") : json::value()) +
+                        "/" +
+                        std::string(port.contains("protocol") && port.at("protocol").is_string()
+                                        ? std::string_view(port.at("protocol").get_string())
+                                        : "TCP");
+      if (!seen.insert(key).second)
+        Duplicate(
+            f, json::object{{"port", port.contains("port") ? port.at("port") : nullptr},
+                            {"protocol", port.contains("protocol") ? port.at("protocol") : "TCP"}});
+    }
+  }
+
+  void DataKeys(const json::object& obj) {
+    for (std::string_view field : {"data", "binaryData", "stringData"}) {
+      const auto* data = obj.if_contains(field);
+      if (!data || !data->is_object()) continue;
+      for (const auto& [k, v] : data->get_object()) {
+        std::string_view key = k;
+        bool ok =
+            !key.empty() && key.size() <= 253 && std::all_of(key.begin(), key.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                     c == '.';
+            });
+        if (!ok)
+          InvalidValue(fmt::format("{}[{}]", field, key), json::value(key),
+                       "a valid config key must consist of alphanumeric characters, '-', '_' or "
+                       "'.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for "
+                       "validation is '[-._a-zA-Z0-9]+')");
+        (void)v;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
+                            const json::object* old) {
+  Validator v;
+  const json::value* meta_v = obj.if_contains("metadata");
+  const json::object empty;
+  const json::object& meta = meta_v && meta_v->is_object() ? meta_v->get_object() : empty;
+  const std::string& kind = type.kind;
+  if (kind == "Namespace" || kind == "Service") {
+    v.Name(meta, kind == "Service" ? &CheckDns1035Label : &CheckDns1123Label);
+  } else {
+    v.Name(meta, &CheckDns1123Subdomain);
+  }
+  v.Labels(meta);
+  if (kind == "Pod") {
+    v.PodSpec("spec", obj.if_contains("spec"), {"Always", "OnFailure", "Never"});
+    if (old) {
+      // Pod updates may change only a few fields (ValidatePodUpdate): compare containers' images
+      // aside.
+      const auto* a = Find(obj, {"spec", "containers"});
+      const auto* b = Find(*old, {"spec", "containers"});
+      if (a && b && a->is_array() && b->is_array() &&
+          a->get_array().size() != b->get_array().size())
+        v.Forbidden("spec", "pod updates may not add or remove containers");
+    }
+  } else if (kind == "Deployment" || kind == "ReplicaSet" || kind == "DaemonSet" ||
+             kind == "StatefulSet") {
+    v.Workload(obj, true, {"Always"});
+  } else if (kind == "ReplicationController") {
+    v.Workload(obj, false, {"Always"});
+  } else if (kind == "Job") {
+    v.Workload(obj, false, {"OnFailure", "Never"});
+    if (!Find(obj, {"spec", "template", "spec", "restartPolicy"}))
+      v.Required("spec.template.spec.restartPolicy");
+  } else if (kind == "Service") {
+    v.Service(obj);
+  } else if (kind == "ConfigMap" || kind == "Secret") {
+    v.DataKeys(obj);
+  }
+  if (old && kind == "Service") {
+    const auto* a = Find(obj, {"spec", "clusterIP"});
+    const auto* b = Find(*old, {"spec", "clusterIP"});
+    if (a && b && *a != *b && !(a->is_string() && a->get_string().empty()))
+      v.InvalidValue("spec.clusterIP", *a, "field is immutable");
+  }
+  return std::move(v.causes);
+}
+
+}  // namespace kiso::api

@@ -1,0 +1,37 @@
+// Validation and defaulting: the seed's type safety (07.1.1). Every write is
+// defaulted as the real API server defaults it (pkg/apis/*/v1/defaults.go)
+// and validated (pkg/apis/*/validation); a failing object is refused with the
+// causes, and nothing is stored.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/errors.h"
+#include "api/resources.h"
+
+namespace kiso::api {
+
+// Fills in the defaults the real API server applies to `obj` of `type`.
+void ApplyDefaults(const ResourceType& type, boost::json::object& obj);
+
+// The causes that make `obj` invalid; empty when it is valid. `old` is the
+// stored object on update (immutable fields), nullptr on create.
+std::vector<Cause> Validate(const ResourceType& type, const boost::json::object& obj,
+                            const boost::json::object* old);
+
+// Name rules (k8s.io/apimachinery/pkg/util/validation): the error text, or "" when valid.
+std::string CheckDns1123Subdomain(std::string_view value);
+std::string CheckDns1123Label(std::string_view value);
+std::string CheckDns1035Label(std::string_view value);
+
+// Parses a resource.Quantity ("100m", "1Gi", "2", "1e3") into milli-units.
+// False when the text is not a quantity.
+bool ParseQuantityMilli(std::string_view text, long double* milli);
+inline constexpr std::string_view kQuantityError =
+    "quantities must match the regular expression "
+    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+}  // namespace kiso::api

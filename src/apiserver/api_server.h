@@ -1,0 +1,51 @@
+// ApiServer: the Kubernetes API over HTTPS on top of a Store — authentication,
+// routing to the verb handlers, discovery, OpenAPI, health and metrics, the
+// watch cache, the built-in namespaces, and periodic compaction.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "apiserver/http.h"
+#include "common/status.h"
+#include "store/store.h"
+
+namespace kiso::apiserver {
+
+struct ApiServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 6443;  // 0 picks a free port.
+  std::string data_dir;  // Holds tls/ and kubeconfig.yaml.
+  // How often history older than the previous interval is compacted (kube-apiserver: 5 min).
+  std::chrono::seconds compaction_interval{300};
+  size_t watch_history_events = 50000;
+};
+
+class ApiServer {
+ public:
+  // Generates or loads credentials, fills the watch cache, creates the
+  // built-in namespaces, and starts serving. `store` must outlive the server.
+  static Result<std::unique_ptr<ApiServer>> Start(store::Store* store,
+                                                  const ApiServerOptions& options);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  uint16_t port() const;
+  // Serves a request from inside the process (controllers, the embedded agent):
+  // the same handlers as HTTPS, without the network and without authentication.
+  Response ServeInProcess(const Request& request);
+  const std::string& kubeconfig_path() const;
+  const std::string& admin_token() const;
+  // Stops accepting, ends watches, waits for in-flight requests. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit ApiServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiso::apiserver

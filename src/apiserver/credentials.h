@@ -1,0 +1,29 @@
+// Credentials for the secure port: on first start kiso generates, in the data
+// directory, a CA, a server certificate signed by it, and an admin bearer
+// token, and writes a kubeconfig that trusts the CA and carries the token.
+// Later starts reuse them (the token and CA never change under a user's feet).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kiso::apiserver {
+
+struct Credentials {
+  std::string ca_cert_pem;
+  std::string server_cert_pem;
+  std::string server_key_pem;
+  std::string admin_token;
+  std::string kubeconfig_path;
+};
+
+// Loads or creates the files under `data_dir`: ca.crt, ca.key, server.crt,
+// server.key, token, kubeconfig.yaml (server URL https://`host`:`port`).
+// The server certificate names 127.0.0.1, ::1, localhost, the host name and
+// `extra_hosts`. Keys and token are written mode 0600.
+Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,
+                                            int port, const std::vector<std::string>& extra_hosts);
+
+}  // namespace kiso::apiserver

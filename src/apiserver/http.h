@@ -1,0 +1,51 @@
+// The HTTP request and response as the API server's handlers see them: plain
+// structs, so that only http_server.cc includes Boost.Beast and Asio.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiso::apiserver {
+
+struct Request {
+  std::string method;                                          // "GET", "POST"…
+  std::string path;                                            // Decoded path, no query.
+  std::multimap<std::string, std::string, std::less<>> query;  // Decoded parameters.
+  std::map<std::string, std::string, std::less<>> headers;     // Lower-case names.
+  std::string body;
+  std::string remote;  // "127.0.0.1:53422", for logs.
+
+  std::string_view Header(std::string_view name) const;
+  // The first value of query parameter `name`, if present.
+  std::optional<std::string_view> Query(std::string_view name) const;
+  // A boolean parameter, parsed like Go's strconv.ParseBool (1,t,T,TRUE,true,True…).
+  bool QueryBool(std::string_view name) const;
+  std::vector<std::string> QueryAll(std::string_view name) const;
+};
+
+// A streamed response body (watch, follow logs): chunks written as they come.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Writes one chunk and flushes it. False once the client has gone or the server is stopping.
+  virtual bool Write(std::string_view data) = 0;
+  // True once the server is shutting down: a stream should end promptly.
+  virtual bool Stopping() const = 0;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is streamed with chunked encoding by calling this.
+  std::function<void(StreamWriter&)> stream;
+};
+
+}  // namespace kiso::apiserver

@@ -1,0 +1,242 @@
+#include "apiserver/watch_cache.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "apiserver/fields.h"
+
+namespace kiso::apiserver {
+
+namespace json = boost::json;
+
+Result<ObjectPtr> MakeCachedObject(const std::string& key, std::string_view value,
+                                   store::Revision revision) {
+  KISO_ASSIGN_OR_RETURN(json::value v, api::ParseJson(value));
+  if (!v.is_object()) return MakeStatus(Code::kDataLoss, "{}: stored value is not an object", key);
+  auto& meta = api::Child(v.get_object(), "metadata");
+  meta["resourceVersion"] = std::to_string(revision);
+  auto obj = std::make_shared<CachedObject>();
+  obj->key = key;
+  obj->revision = revision;
+  obj->ns = std::string(api::GetString(v, {"metadata", "namespace"}));
+  obj->name = std::string(api::GetString(v, {"metadata", "name"}));
+  obj->labels = api::GetLabels(v);
+  for (const auto& field : FieldSelectorFields(api::GetString(v, {"kind"}))) {
+    obj->fields.emplace(field, FieldValue(v, field));
+  }
+  obj->json = json::serialize(v);
+  return ObjectPtr(std::move(obj));
+}
+
+// ---- CacheWatcher ----
+
+Result<std::vector<EventPtr>> CacheWatcher::Next(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline, [&] { return !queue_.empty() || !ended_.ok(); });
+  if (!queue_.empty()) {
+    std::vector<EventPtr> out(queue_.begin(), queue_.end());
+    queue_.clear();
+    return out;
+  }
+  if (!ended_.ok()) return ended_;
+  return std::vector<EventPtr>();
+}
+
+CacheWatcher::~CacheWatcher() {
+  if (cache_) cache_->Remove(this);
+}
+
+// ---- WatchCache ----
+
+Result<std::unique_ptr<WatchCache>> WatchCache::Start(store::Store* store, const Options& options) {
+  std::unique_ptr<WatchCache> cache(new WatchCache(store, options));
+  auto range = store::KeyRange::Prefix("/registry/");
+  KISO_ASSIGN_OR_RETURN(auto listed, store->Range(range, {}));
+  for (const auto& kv : listed.kvs) {
+    auto obj = MakeCachedObject(kv.key, kv.value, kv.mod_revision);
+    if (!obj.ok()) {
+      spdlog::error("watch cache: skipping {}: {}", kv.key, obj.status().ToString());
+      continue;
+    }
+    cache->objects_.emplace(kv.key, *obj);
+  }
+  cache->floor_ = cache->revision_ = listed.revision;
+  store::WatchOptions wopts;
+  wopts.prev_kv = true;
+  wopts.buffer_events = 100000;
+  KISO_ASSIGN_OR_RETURN(cache->watch_, store->WatchRange(range, listed.revision, wopts));
+  WatchCache* raw = cache.get();
+  cache->thread_ = std::thread([raw] { raw->Run(); });
+  return cache;
+}
+
+WatchCache::~WatchCache() {
+  watch_->Cancel();
+  if (thread_.joinable()) thread_.join();
+  std::unique_lock lock(mu_);
+  for (auto* w : watchers_) {
+    std::lock_guard wl(w->mu_);
+    w->cache_ = nullptr;
+    w->ended_ = Status(Code::kCancelled, "the API server is shutting down");
+    w->cv_.notify_all();
+  }
+  watchers_.clear();
+}
+
+void WatchCache::Run() {
+  while (true) {
+    auto events = watch_->Next(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    if (!events.ok()) {
+      if (events.status().code() != Code::kCancelled)
+        spdlog::error("watch cache: store watch ended: {}", events.status().ToString());
+      std::unique_lock lock(mu_);
+      ended_ = events.status();
+      for (auto* w : watchers_) {
+        std::lock_guard wl(w->mu_);
+        w->ended_ = Status(Code::kUnavailable,
+                           "the API server's store watch ended: " + events.status().message());
+        w->cv_.notify_all();
+      }
+      advanced_.notify_all();
+      return;
+    }
+    if (events->empty()) continue;
+    std::unique_lock lock(mu_);
+    for (const auto& e : *events) Apply(e);
+    lock.unlock();
+    advanced_.notify_all();
+  }
+}
+
+// REQUIRES: mu_ held exclusively.
+void WatchCache::Apply(const store::WatchEvent& e) {
+  auto ev = std::make_shared<CacheEvent>();
+  ev->revision = e.kv.mod_revision;
+  auto it = objects_.find(e.kv.key);
+  ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
+  if (e.type == store::WatchEvent::Type::kPut) {
+    auto obj = MakeCachedObject(e.kv.key, e.kv.value, e.kv.mod_revision);
+    if (!obj.ok()) {
+      spdlog::error("watch cache: skipping {}: {}", e.kv.key, obj.status().ToString());
+      revision_ = std::max(revision_, e.kv.mod_revision);
+      return;
+    }
+    ev->type = prev ? CacheEvent::Type::kModified : CacheEvent::Type::kAdded;
+    ev->object = *obj;
+    ev->prev = prev;
+    objects_[e.kv.key] = *obj;
+  } else {
+    if (!prev) {
+      revision_ = std::max(revision_, e.kv.mod_revision);
+      return;
+    }
+    ev->type = CacheEvent::Type::kDeleted;
+    // The deleted object's last state, at the deletion's resourceVersion (as upstream).
+    std::string_view last = e.prev_kv ? std::string_view(e.prev_kv->value) : std::string_view();
+    auto obj = last.empty() ? Result<ObjectPtr>(prev)
+                            : MakeCachedObject(e.kv.key, last, e.kv.mod_revision);
+    ev->object = obj.ok() ? *obj : prev;
+    ev->prev = prev;
+    objects_.erase(it);
+  }
+  revision_ = std::max(revision_, e.kv.mod_revision);
+  EventPtr shared = ev;
+  history_.push_back(shared);
+  while (history_.size() > options_.history_events) {
+    floor_ = history_.front()->revision;
+    history_.pop_front();
+  }
+  for (auto* w : watchers_) {
+    if (!e.kv.key.starts_with(w->prefix_)) continue;
+    std::lock_guard wl(w->mu_);
+    if (!w->ended_.ok()) continue;
+    if (w->queue_.size() >= w->limit_) {
+      w->queue_.clear();
+      w->ended_ = Status(Code::kResourceExhausted,
+                         "the watcher fell too far behind and was closed; re-list and watch again");
+    } else {
+      w->queue_.push_back(shared);
+    }
+    w->cv_.notify_all();
+  }
+}
+
+bool WatchCache::WaitFor(store::Revision revision, std::chrono::steady_clock::time_point deadline) {
+  std::shared_lock lock(mu_);
+  return advanced_.wait_until(lock, deadline, [&] {
+    return revision_ >= revision || !ended_.ok();
+  }) && revision_ >= revision;
+}
+
+store::Revision WatchCache::revision() const {
+  std::shared_lock lock(mu_);
+  return revision_;
+}
+
+WatchCache::Snapshot WatchCache::List(const std::string& prefix,
+                                      const std::string& after_key) const {
+  Snapshot snap;
+  std::shared_lock lock(mu_);
+  snap.revision = revision_;
+  auto it = after_key.empty() ? objects_.lower_bound(prefix) : objects_.upper_bound(after_key);
+  for (; it != objects_.end() && it->first.starts_with(prefix); ++it) {
+    snap.objects.push_back(it->second);
+  }
+  return snap;
+}
+
+std::unique_ptr<CacheWatcher> WatchCache::NewWatcher(const std::string& prefix) {
+  auto w = std::make_unique<CacheWatcher>();
+  w->cache_ = this;
+  w->prefix_ = prefix;
+  w->limit_ = options_.watcher_buffer;
+  return w;
+}
+
+Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefix,
+                                                        store::Revision after) {
+  std::unique_lock lock(mu_);
+  if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
+  if (after < floor_) {
+    return MakeStatus(Code::kCompacted, "too old resource version: {} ({})", after, floor_ + 1);
+  }
+  auto w = NewWatcher(prefix);
+  // Replay: the window is ordered by revision, so find the first event after `after`.
+  auto first =
+      std::upper_bound(history_.begin(), history_.end(), after,
+                       [](store::Revision r, const EventPtr& e) { return r < e->revision; });
+  for (auto it = first; it != history_.end(); ++it) {
+    if ((*it)->object->key.starts_with(prefix)) w->queue_.push_back(*it);
+  }
+  watchers_.push_back(w.get());
+  return w;
+}
+
+Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string& prefix,
+                                                               Snapshot* snapshot) {
+  std::unique_lock lock(mu_);
+  if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
+  snapshot->revision = revision_;
+  snapshot->objects.clear();
+  for (auto it = objects_.lower_bound(prefix);
+       it != objects_.end() && it->first.starts_with(prefix); ++it) {
+    snapshot->objects.push_back(it->second);
+  }
+  auto w = NewWatcher(prefix);
+  watchers_.push_back(w.get());
+  return w;
+}
+
+void WatchCache::Remove(CacheWatcher* watcher) {
+  std::unique_lock lock(mu_);
+  watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
+}
+
+size_t WatchCache::watcher_count() const {
+  std::shared_lock lock(mu_);
+  return watchers_.size();
+}
+
+}  // namespace kiso::apiserver

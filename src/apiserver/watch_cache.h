@@ -1,0 +1,121 @@
+// WatchCache: the API server's in-memory view of every object, fed by one
+// store watch (kube-apiserver's cacher). LIST and WATCH are served from here,
+// not by re-reading the store: a snapshot is a range scan of an ordered map,
+// and a watch replays a bounded window of recent events, then streams.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/object.h"
+#include "common/status.h"
+#include "store/store.h"
+
+namespace kiso::apiserver {
+
+// One object as served: the JSON with metadata.resourceVersion set, and what
+// selectors need, extracted once when the object enters the cache.
+struct CachedObject {
+  std::string key;
+  std::string json;
+  store::Revision revision = 0;  // mod_revision (the object's resourceVersion).
+  std::string ns;
+  std::string name;
+  api::Labels labels;
+  std::map<std::string, std::string, std::less<>> fields;  // Field-selector values.
+};
+using ObjectPtr = std::shared_ptr<const CachedObject>;
+
+struct CacheEvent {
+  enum class Type { kAdded, kModified, kDeleted };
+  Type type = Type::kAdded;
+  store::Revision revision = 0;
+  ObjectPtr object;  // kDeleted: the last state, with resourceVersion = the deletion's revision.
+  ObjectPtr prev;    // kModified/kDeleted: the state before.
+};
+using EventPtr = std::shared_ptr<const CacheEvent>;
+
+// Decodes a stored value into a CachedObject for `key` at `revision`.
+// Exposed for the handlers that read the store directly (GET).
+Result<ObjectPtr> MakeCachedObject(const std::string& key, std::string_view value,
+                                   store::Revision revision);
+
+class CacheWatcher {
+ public:
+  // Waits for events until `deadline`. Empty at the deadline. An error ends the
+  // watch: ResourceExhausted when this watcher fell too far behind, Cancelled at shutdown.
+  Result<std::vector<EventPtr>> Next(std::chrono::steady_clock::time_point deadline);
+  ~CacheWatcher();
+
+ private:
+  friend class WatchCache;
+  class WatchCache* cache_ = nullptr;
+  std::string prefix_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<EventPtr> queue_;
+  Status ended_;
+  size_t limit_ = 0;
+};
+
+class WatchCache {
+ public:
+  struct Options {
+    size_t history_events = 50000;  // The replay window.
+    size_t watcher_buffer = 20000;  // Events a watcher may lag before it is cut off.
+  };
+  // Loads every object under /registry/ and starts following the store.
+  static Result<std::unique_ptr<WatchCache>> Start(store::Store* store, const Options& options);
+  ~WatchCache();
+
+  // Blocks until the cache has applied `revision` or `deadline` passes; false on timeout.
+  bool WaitFor(store::Revision revision, std::chrono::steady_clock::time_point deadline);
+  store::Revision revision() const;
+
+  struct Snapshot {
+    store::Revision revision = 0;
+    std::vector<ObjectPtr> objects;  // Ascending by key.
+  };
+  // Objects whose key starts with `prefix` and is > `after_key` (for continue tokens).
+  Snapshot List(const std::string& prefix, const std::string& after_key = "") const;
+
+  // Events on keys under `prefix` with revision > `after`. Expired (as
+  // kCompacted, message "too old resource version: N (M)") if the window no longer reaches back.
+  Result<std::unique_ptr<CacheWatcher>> Watch(const std::string& prefix, store::Revision after);
+  // A snapshot and a watch from exactly its revision, atomically.
+  Result<std::unique_ptr<CacheWatcher>> ListAndWatch(const std::string& prefix, Snapshot* snapshot);
+
+  size_t watcher_count() const;
+
+ private:
+  friend class CacheWatcher;
+  WatchCache(store::Store* store, Options options) : store_(store), options_(options) {}
+  void Run();
+  void Apply(const store::WatchEvent& event);
+  void Remove(CacheWatcher* watcher);
+  std::unique_ptr<CacheWatcher> NewWatcher(const std::string& prefix);
+
+  store::Store* store_;
+  Options options_;
+  std::unique_ptr<store::Watch> watch_;
+  std::thread thread_;
+
+  mutable std::shared_mutex mu_;
+  std::map<std::string, ObjectPtr, std::less<>> objects_;
+  std::deque<EventPtr> history_;
+  store::Revision floor_ = 0;     // Every event with revision > floor_ is in history_.
+  store::Revision revision_ = 0;  // The last applied revision.
+  std::vector<CacheWatcher*> watchers_;
+  std::condition_variable_any advanced_;
+  Status ended_;
+};
+
+}  // namespace kiso::apiserver

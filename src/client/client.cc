@@ -1,0 +1,269 @@
+#include "client/client.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "api/object.h"
+
+namespace kiso::client {
+
+namespace json = boost::json;
+using apiserver::Request;
+using apiserver::Response;
+
+Status StatusFromResponse(int http_code, std::string_view body) {
+  auto parsed = api::ParseJson(body);
+  std::string message =
+      parsed.ok() ? std::string(api::GetString(*parsed, {"message"})) : std::string(body);
+  std::string reason = parsed.ok() ? std::string(api::GetString(*parsed, {"reason"})) : "";
+  if (message.empty()) message = fmt::format("HTTP {}", http_code);
+  Code code = Code::kInternal;
+  switch (http_code) {
+    case 400:
+    case 422:
+      code = Code::kInvalidArgument;
+      break;
+    case 404:
+      code = Code::kNotFound;
+      break;
+    case 409:
+      code = reason == "AlreadyExists" ? Code::kAlreadyExists : Code::kConflict;
+      break;
+    case 410:
+      code = Code::kCompacted;
+      break;
+    case 429:
+    case 503:
+      code = Code::kUnavailable;
+      break;
+    case 504:
+      code = Code::kDeadlineExceeded;
+      break;
+    default:
+      break;
+  }
+  return Status(code, message);
+}
+
+Client::Client(std::shared_ptr<Transport> transport, std::string user_agent)
+    : transport_(std::move(transport)), user_agent_(std::move(user_agent)) {}
+
+std::string Client::Path(const api::ResourceType& type, std::string_view ns, std::string_view name,
+                         std::string_view subresource) {
+  std::string path =
+      type.group.empty() ? "/api/" + type.version : "/apis/" + type.group + "/" + type.version;
+  if (type.namespaced && !ns.empty()) path += fmt::format("/namespaces/{}", ns);
+  path += "/" + type.plural;
+  if (!name.empty()) path += fmt::format("/{}", name);
+  if (!subresource.empty()) path += fmt::format("/{}", subresource);
+  return path;
+}
+
+Request Client::NewRequest(std::string method, std::string path) const {
+  Request r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  r.headers.emplace("user-agent", user_agent_);
+  r.headers.emplace("accept", "application/json");
+  r.headers.emplace("content-type", "application/json");
+  return r;
+}
+
+Result<json::value> Client::Decode(const Response& response) const {
+  if (response.status >= 300) return StatusFromResponse(response.status, response.body);
+  auto parsed = api::ParseJson(response.body);
+  if (!parsed.ok())
+    return MakeStatus(Code::kInternal, "decode response: {}", parsed.status().message());
+  return std::move(*parsed);
+}
+
+namespace {
+
+void AddListOptions(Request& r, const ListOptions& o) {
+  if (!o.label_selector.empty()) r.query.emplace("labelSelector", o.label_selector);
+  if (!o.field_selector.empty()) r.query.emplace("fieldSelector", o.field_selector);
+  if (!o.resource_version.empty()) r.query.emplace("resourceVersion", o.resource_version);
+  if (o.limit > 0) r.query.emplace("limit", std::to_string(o.limit));
+}
+
+// Runs a streamed watch response on its own thread and hands its lines over.
+class StreamedWatch : public WatchStream {
+ public:
+  explicit StreamedWatch(std::function<void(apiserver::StreamWriter&)> body) {
+    thread_ = std::thread([this, body = std::move(body)] {
+      Writer writer(this);
+      body(writer);
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      cv_.notify_all();
+    });
+  }
+  ~StreamedWatch() override {
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_until(lock, deadline, [&] { return !lines_.empty() || ended_; });
+    std::vector<WatchEvent> out;
+    while (!lines_.empty()) {
+      std::string line = std::move(lines_.front());
+      lines_.pop_front();
+      auto parsed = api::ParseJson(line);
+      if (!parsed.ok()) continue;
+      WatchEvent e;
+      e.type = api::GetString(*parsed, {"type"});
+      if (const auto* o = api::Find(*parsed, {"object"})) e.object = *o;
+      if (e.type == "ERROR") {
+        const auto* code = api::Find(e.object, {"code"});
+        error_ =
+            StatusFromResponse(code && code->is_int64() ? static_cast<int>(code->get_int64()) : 500,
+                               json::serialize(e.object));
+        ended_ = true;
+        break;
+      }
+      out.push_back(std::move(e));
+    }
+    if (!out.empty()) return out;
+    if (ended_) return error_.ok() ? Status(Code::kCancelled, "watch ended") : error_;
+    return out;
+  }
+
+ private:
+  class Writer : public apiserver::StreamWriter {
+   public:
+    explicit Writer(StreamedWatch* w) : w_(w) {}
+    bool Write(std::string_view data) override {
+      std::lock_guard lock(w_->mu_);
+      if (w_->cancelled_) return false;
+      w_->partial_ += data;
+      size_t pos;
+      while ((pos = w_->partial_.find('\n')) != std::string::npos) {
+        w_->lines_.push_back(w_->partial_.substr(0, pos));
+        w_->partial_.erase(0, pos + 1);
+      }
+      w_->cv_.notify_all();
+      return true;
+    }
+    bool Stopping() const override {
+      std::lock_guard lock(w_->mu_);
+      return w_->cancelled_;
+    }
+
+   private:
+    StreamedWatch* w_;
+  };
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> lines_;
+  std::string partial_;
+  bool ended_ = false;
+  bool cancelled_ = false;
+  Status error_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Result<json::value> Client::Get(const api::ResourceType& type, std::string_view ns,
+                                std::string_view name) {
+  return Decode(transport_->RoundTrip(NewRequest("GET", Path(type, ns, name))));
+}
+
+Result<json::value> Client::List(const api::ResourceType& type, std::string_view ns,
+                                 const ListOptions& options) {
+  Request r = NewRequest("GET", Path(type, ns));
+  AddListOptions(r, options);
+  return Decode(transport_->RoundTrip(r));
+}
+
+Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type,
+                                                   std::string_view ns,
+                                                   const ListOptions& options) {
+  Request r = NewRequest("GET", Path(type, ns));
+  AddListOptions(r, options);
+  r.query.emplace("watch", "true");
+  r.query.emplace("allowWatchBookmarks", "true");
+  if (options.timeout_seconds > 0)
+    r.query.emplace("timeoutSeconds", std::to_string(options.timeout_seconds));
+  Response res = transport_->RoundTrip(r);
+  if (!res.stream) {
+    if (res.status >= 300) return StatusFromResponse(res.status, res.body);
+    return Status(Code::kInternal, "watch: the server did not stream");
+  }
+  return std::unique_ptr<WatchStream>(new StreamedWatch(std::move(res.stream)));
+}
+
+Result<json::value> Client::Create(const api::ResourceType& type, std::string_view ns,
+                                   const json::value& obj) {
+  Request r = NewRequest("POST", Path(type, ns));
+  r.body = json::serialize(obj);
+  return Decode(transport_->RoundTrip(r));
+}
+
+Result<json::value> Client::Update(const api::ResourceType& type, std::string_view ns,
+                                   const json::value& obj, std::string_view subresource) {
+  Request r =
+      NewRequest("PUT", Path(type, ns, api::GetString(obj, {"metadata", "name"}), subresource));
+  r.body = json::serialize(obj);
+  return Decode(transport_->RoundTrip(r));
+}
+
+Result<json::value> Client::Patch(const api::ResourceType& type, std::string_view ns,
+                                  std::string_view name, PatchType patch_type,
+                                  const json::value& patch, std::string_view subresource) {
+  Request r = NewRequest("PATCH", Path(type, ns, name, subresource));
+  const char* content_type = "application/merge-patch+json";
+  if (patch_type == PatchType::kJson) content_type = "application/json-patch+json";
+  if (patch_type == PatchType::kStrategic) content_type = "application/strategic-merge-patch+json";
+  if (patch_type == PatchType::kApply) {
+    content_type = "application/apply-patch+yaml";
+    r.query.emplace("fieldManager", user_agent_);
+  }
+  r.headers["content-type"] = content_type;
+  r.body = json::serialize(patch);
+  return Decode(transport_->RoundTrip(r));
+}
+
+namespace {
+
+std::string DeleteBody(const DeleteOptions& options) {
+  json::object body{{"kind", "DeleteOptions"}, {"apiVersion", "v1"}};
+  if (!options.propagation_policy.empty()) body["propagationPolicy"] = options.propagation_policy;
+  if (options.grace_period_seconds) body["gracePeriodSeconds"] = *options.grace_period_seconds;
+  if (!options.precondition_uid.empty())
+    body["preconditions"] = json::object{{"uid", options.precondition_uid}};
+  return json::serialize(body);
+}
+
+}  // namespace
+
+Status Client::Delete(const api::ResourceType& type, std::string_view ns, std::string_view name,
+                      const DeleteOptions& options) {
+  Request r = NewRequest("DELETE", Path(type, ns, name));
+  r.body = DeleteBody(options);
+  Response res = transport_->RoundTrip(r);
+  if (res.status >= 300) return StatusFromResponse(res.status, res.body);
+  return Status::Ok();
+}
+
+Status Client::DeleteCollection(const api::ResourceType& type, std::string_view ns,
+                                const ListOptions& options) {
+  Request r = NewRequest("DELETE", Path(type, ns));
+  AddListOptions(r, options);
+  Response res = transport_->RoundTrip(r);
+  if (res.status >= 300) return StatusFromResponse(res.status, res.body);
+  return Status::Ok();
+}
+
+}  // namespace kiso::client

@@ -1,0 +1,130 @@
+#include "client/informer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+
+namespace kiso::client {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string KeyOf(const json::value& obj) {
+  return std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
+         std::string(api::GetString(obj, {"metadata", "name"}));
+}
+
+}  // namespace
+
+Informer::Informer(Client* client, const api::ResourceType* type, Handler handler)
+    : client_(client), type_(type), handler_(std::move(handler)) {}
+
+Informer::~Informer() { Stop(); }
+
+void Informer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Informer::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Informer::WaitForSync(std::chrono::steady_clock::time_point deadline) const {
+  while (!synced_) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+std::optional<json::value> Informer::Get(const std::string& ns, const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = objects_.find(ns + "/" + name);
+  if (it == objects_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<json::value> Informer::List() const {
+  std::lock_guard lock(mu_);
+  std::vector<json::value> out;
+  out.reserve(objects_.size());
+  for (const auto& [k, v] : objects_) out.push_back(v);
+  return out;
+}
+
+bool Informer::ListOnce(std::string* resource_version) {
+  auto list = client_->List(*type_, "", {});
+  if (!list.ok()) {
+    spdlog::warn("informer {}: list: {}", type_->plural, list.status().ToString());
+    return false;
+  }
+  std::map<std::string, json::value> fresh;
+  if (const auto* items = api::Find(*list, {"items"}); items && items->is_array()) {
+    for (const auto& item : items->get_array()) {
+      json::value obj = item;
+      // List items carry no kind; restore it so handlers see complete objects.
+      obj.get_object()["kind"] = type_->kind;
+      obj.get_object()["apiVersion"] = type_->GroupVersion();
+      fresh.emplace(KeyOf(obj), std::move(obj));
+    }
+  }
+  *resource_version = api::GetString(*list, {"metadata", "resourceVersion"});
+  std::map<std::string, json::value> old;
+  {
+    std::lock_guard lock(mu_);
+    old.swap(objects_);
+    objects_ = fresh;
+  }
+  // Replay the difference as events, as a re-list after a gap must.
+  for (const auto& [key, obj] : fresh) {
+    auto it = old.find(key);
+    handler_(it == old.end() ? nullptr : &it->second, obj, false);
+  }
+  for (const auto& [key, obj] : old) {
+    if (!fresh.contains(key)) handler_(&obj, obj, true);
+  }
+  synced_ = true;
+  return true;
+}
+
+void Informer::Run() {
+  while (!stop_) {
+    std::string rv;
+    if (!ListOnce(&rv)) {
+      for (int i = 0; i < 10 && !stop_; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    ListOptions options;
+    options.resource_version = rv;
+    auto watch = client_->Watch(*type_, "", options);
+    if (!watch.ok()) continue;
+    while (!stop_) {
+      auto events =
+          (*watch)->Next(std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+      if (!events.ok()) break;  // Expired or ended: re-list.
+      for (auto& e : *events) {
+        if (e.type == "BOOKMARK" || !e.object.is_object()) continue;
+        std::string key = KeyOf(e.object);
+        std::optional<json::value> old;
+        {
+          std::lock_guard lock(mu_);
+          auto it = objects_.find(key);
+          if (it != objects_.end()) old = it->second;
+          if (e.type == "DELETED") {
+            objects_.erase(key);
+          } else {
+            objects_[key] = e.object;
+          }
+        }
+        handler_(old ? &*old : nullptr, e.object, e.type == "DELETED");
+      }
+    }
+  }
+}
+
+}  // namespace kiso::client

@@ -1,0 +1,59 @@
+#include "client/work_queue.h"
+
+namespace kiso::client {
+
+void WorkQueue::Add(const std::string& key) {
+  std::lock_guard lock(mu_);
+  if (shutting_down_ || !dirty_.insert(key).second) return;
+  if (!processing_.contains(key)) queue_.push_back(key);
+  cv_.notify_one();
+}
+
+void WorkQueue::AddAfter(const std::string& key, std::chrono::steady_clock::duration delay) {
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return;
+  delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
+  cv_.notify_one();
+}
+
+std::optional<std::string> WorkQueue::Get() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    if (shutting_down_) return std::nullopt;
+    auto now = std::chrono::steady_clock::now();
+    while (!delayed_.empty() && delayed_.begin()->first <= now) {
+      std::string key = delayed_.begin()->second;
+      delayed_.erase(delayed_.begin());
+      if (dirty_.insert(key).second && !processing_.contains(key)) queue_.push_back(key);
+    }
+    if (!queue_.empty()) {
+      std::string key = std::move(queue_.front());
+      queue_.pop_front();
+      dirty_.erase(key);
+      processing_.insert(key);
+      return key;
+    }
+    if (delayed_.empty()) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, delayed_.begin()->first);
+    }
+  }
+}
+
+void WorkQueue::Done(const std::string& key) {
+  std::lock_guard lock(mu_);
+  processing_.erase(key);
+  if (dirty_.contains(key)) {
+    queue_.push_back(key);
+    cv_.notify_one();
+  }
+}
+
+void WorkQueue::ShutDown() {
+  std::lock_guard lock(mu_);
+  shutting_down_ = true;
+  cv_.notify_all();
+}
+
+}  // namespace kiso::client

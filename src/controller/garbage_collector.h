@@ -1,0 +1,60 @@
+// GarbageCollector: deletion along the ownerReferences DAG (the seed's graph
+// model, 07.7.4; kube-controller-manager's garbagecollector):
+//   background — an object whose owners are all gone is deleted;
+//   foreground — an owner with the foregroundDeletion finalizer waits until its
+//                dependents are deleted (foreground too), then loses the finalizer;
+//   orphan     — an owner with the orphan finalizer has its ownerReferences
+//                removed from its dependents, then loses the finalizer.
+// One informer per served type feeds an owner→dependents index; keys are
+// object UIDs, reconciled level-triggered from a work queue.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/informer.h"
+#include "client/work_queue.h"
+
+namespace kiso::controller {
+
+class GarbageCollector {
+ public:
+  explicit GarbageCollector(client::Client* client);
+  ~GarbageCollector();
+  void Start();
+  void Stop();
+
+ private:
+  struct Node {
+    const api::ResourceType* type = nullptr;
+    std::string ns;
+    std::string name;
+    std::string uid;
+    std::vector<std::pair<std::string, boost::json::value>> owners;  // uid → ownerReference.
+    bool deleting = false;
+    std::set<std::string> finalizers;
+  };
+
+  void OnEvent(const api::ResourceType* type, const boost::json::value* old,
+               const boost::json::value& obj, bool deleted);
+  void Reconcile(const std::string& uid);
+  bool OwnerExists(const Node& node, const std::string& owner_uid, const boost::json::value& ref);
+  void RemoveFinalizer(const Node& node, const std::string& finalizer);
+
+  client::Client* client_;
+  std::vector<std::unique_ptr<client::Informer>> informers_;
+  client::WorkQueue queue_;
+  std::thread worker_;
+
+  std::mutex mu_;
+  std::map<std::string, Node> nodes_;                        // uid → node.
+  std::map<std::string, std::set<std::string>> dependents_;  // owner uid → dependent uids.
+};
+
+}  // namespace kiso::controller

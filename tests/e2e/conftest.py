@@ -1,0 +1,110 @@
+"""Fixtures for kiso's end-to-end tests: the real `kiso server` binary on a free
+127.0.0.1 port with a temporary data dir, the real kubectl, the real Python client.
+
+Run by CTest (tests/CMakeLists.txt) as /usr/bin/python3 -m pytest; KISO_BIN names the binary.
+"""
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+KISO_BIN = os.environ.get("KISO_BIN", os.path.join(os.path.dirname(__file__), "../../build/src/cmd/kiso"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `kiso server` process; stopped (and its directory removed) at teardown."""
+
+    def __init__(self, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="kiso-e2e-")
+        self.port = free_port()
+        self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        self.proc = subprocess.Popen(
+            [KISO_BIN, "server", "--data-dir", self.dir, "--https-port", str(self.port), *extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.kubeconfig = os.path.join(self.dir, "kubeconfig.yaml")
+        self.wait_ready()
+        with open(os.path.join(self.dir, "tls", "admin.token")) as f:
+            self.token = f.read().strip()
+        # kubectl (and its dispatcher) cache discovery and /version under $HOME.
+        self.home = os.path.join(self.dir, "home")
+        os.makedirs(self.home)
+
+    def wait_ready(self, timeout=20):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("kiso server exited: " + self.logs())
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=1) as r:
+                    if r.status == 200 and os.path.exists(self.kubeconfig):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)  # Polling with a deadline: the server is starting.
+        raise RuntimeError("kiso server not ready in time: " + self.logs())
+
+    def logs(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "server.log"), "rb") as f:
+            return f.read().decode(errors="replace")[-4000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+class Kubectl:
+    def __init__(self, server):
+        self.server = server
+
+    def run(self, *args, input=None, check=True, timeout=60):
+        env = dict(os.environ, KUBECONFIG=self.server.kubeconfig, HOME=self.server.home)
+        p = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def __call__(self, *args, **kw):
+        return self.run(*args, **kw).stdout
+
+
+@pytest.fixture(scope="session")
+def kubectl(server):
+    return Kubectl(server)
+
+
+@pytest.fixture(scope="session")
+def k8s(server):
+    import kubernetes
+    return kubernetes.config.new_client_from_config(config_file=server.kubeconfig)
