@@ -30,7 +30,7 @@ bool Untracked(const std::string& path) {
   for (const auto& s : kSkip) {
     if (path == s || path.starts_with(s + "/")) return true;
   }
-  return path == "f:metadata";
+  return false;
 }
 
 // The dotted field path with list elements elided, for ListStrategyFor.
@@ -97,7 +97,7 @@ void Collect(const ResourceType& type, const json::value& v, const std::string& 
       return;
     }
   }
-  if (!path.empty()) out.insert(path);
+  if (!path.empty() && path != "f:metadata") out.insert(path);
 }
 
 // Splits a leaf path into segments, keeping k:{...} JSON intact.

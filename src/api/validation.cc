@@ -199,7 +199,8 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
       if (const auto* l = Find(spec, {"template", "metadata", "labels"})) spec["selector"] = *l;
     }
     DefaultTemplate(spec);
-    Child(obj, "status");
+    // Go serialises these status fields even when zero (no omitempty).
+    SetIfMissing(Child(obj, "status"), "replicas", 0);
   } else if (kind == "DaemonSet") {
     auto& spec = Child(obj, "spec");
     auto& strategy = Child(spec, "updateStrategy");
@@ -211,7 +212,10 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     }
     SetIfMissing(spec, "revisionHistoryLimit", 10);
     DefaultTemplate(spec);
-    Child(obj, "status");
+    auto& status = Child(obj, "status");
+    for (std::string_view f :
+         {"currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"})
+      SetIfMissing(status, f, 0);
   } else if (kind == "StatefulSet") {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "replicas", 1);
@@ -222,7 +226,9 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
       SetIfMissing(Child(strategy, "rollingUpdate"), "partition", 0);
     SetIfMissing(spec, "revisionHistoryLimit", 10);
     DefaultTemplate(spec);
-    Child(obj, "status");
+    auto& status = Child(obj, "status");
+    SetIfMissing(status, "replicas", 0);
+    SetIfMissing(status, "availableReplicas", 0);
   } else if (kind == "Job") {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "completions", 1);

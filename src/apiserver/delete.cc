@@ -139,11 +139,10 @@ api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t,
       return api::FromStatus(updated.status());
     }
     if (options.dry_run) return std::move(*current);
-    auto deleted = ctx.store->Delete(kv->key, kv->mod_revision);
-    if (deleted.ok()) return std::move(*current);
-    if (deleted.status().code() == Code::kConflict) continue;
-    if (deleted.status().code() == Code::kNotFound) return api::NotFound(*t.type, t.name);
-    return api::FromStatus(deleted.status());
+    auto removed = RemoveObject(ctx, t, *kv, current->get_object());
+    if (removed.ok()) return std::move(*current);
+    if (removed.error().code == 409) continue;  // Changed meanwhile: decide again.
+    return removed.error();
   }
   return api::ModifiedConflict(*t.type, t.name);
 }

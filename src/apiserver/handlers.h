@@ -75,6 +75,11 @@ api::ApiOr<boost::json::value> GuaranteedUpdate(const Context& ctx, const Target
 api::ApiOr<boost::json::value> CreateObject(const Context& ctx, const Target& t, const Request& req,
                                             boost::json::object obj);
 
+// Deletes a stored object (and the keys it owns) if it is still at kv's
+// revision; 409 when it changed, for the caller to re-read. Returns the deletion's revision.
+api::ApiOr<store::Revision> RemoveObject(const Context& ctx, const Target& t,
+                                         const store::KeyValue& kv, const boost::json::object& obj);
+
 // ---- Verbs ----
 Response HandleGet(const Context& ctx, const Target& t, const Request& req);
 Response HandleList(const Context& ctx, const Target& t, const Request& req);

@@ -10,6 +10,7 @@
 #include "api/schema.h"
 #include "api/validation.h"
 #include "apiserver/handlers.h"
+#include "apiserver/service_ips.h"
 
 namespace kiso::apiserver {
 
@@ -271,9 +272,14 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
 
   for (int attempt = 0;; ++attempt) {
     std::string key = t.type->StoreKey(t.ns, target.name);
+    Reservation reservation;
+    if (auto err = AssignClusterIp(*t.type, obj, &reservation)) return *err;
     store::TxnRequest txn;
     txn.compares.push_back(store::Compare::Missing(key));
+    txn.compares.insert(txn.compares.end(), reservation.compares.begin(),
+                        reservation.compares.end());
     txn.success.push_back(store::TxnOp::Put(key, EncodeForStore(obj)));
+    txn.success.insert(txn.success.end(), reservation.ops.begin(), reservation.ops.end());
     for (auto& [k, v] : Companions(target, obj)) {
       txn.success.push_back(store::TxnOp::Put(k, v));
     }
@@ -283,12 +289,44 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
       api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
       return json::value(std::move(obj));
     }
-    if (generate_name.empty() || has_name || attempt >= 8) {
-      return api::AlreadyExists(*t.type, target.name);
+    if (attempt >= 8) return api::AlreadyExists(*t.type, target.name);
+    auto existing = ctx.store->Get(key);
+    if (existing.ok()) {
+      // The name is taken; generateName tries another.
+      if (generate_name.empty() || has_name) return api::AlreadyExists(*t.type, target.name);
+      target.name = generate_name + GenerateSuffix();
+      api::Child(obj, "metadata")["name"] = target.name;
+    } else if (reservation.user_chosen) {
+      std::string ip(api::GetString(obj, {"spec", "clusterIP"}));
+      return api::Invalid(*t.type, target.name,
+                          {{"FieldValueInvalid",
+                            fmt::format("Invalid value: []string{{\"{}\"}}: failed to allocate IP "
+                                        "{}: provided IP is already allocated",
+                                        ip, ip),
+                            "spec.clusterIPs"}});
+    } else {
+      auto& spec = api::Child(obj, "spec");  // The address was taken: pick another.
+      spec.erase("clusterIP");
+      spec.erase("clusterIPs");
     }
-    target.name = generate_name + GenerateSuffix();
-    api::Child(obj, "metadata")["name"] = target.name;
   }
+}
+
+api::ApiOr<store::Revision> RemoveObject(const Context& ctx, const Target& t,
+                                         const store::KeyValue& kv, const json::object& obj) {
+  store::TxnRequest txn;
+  txn.compares.push_back(store::Compare::ModRevisionIs(kv.key, kv.mod_revision));
+  txn.success.push_back(store::TxnOp::Delete(store::KeyRange::Single(kv.key)));
+  for (auto& key : OwnedKeys(*t.type, obj)) {
+    txn.success.push_back(store::TxnOp::Delete(store::KeyRange::Single(key)));
+  }
+  auto res = ctx.store->Txn(txn);
+  if (!res.ok()) return api::FromStatus(res.status());
+  if (!res->succeeded) {
+    // Changed or gone since it was read: the caller re-reads and decides again.
+    return api::ModifiedConflict(*t.type, t.name);
+  }
+  return res->revision;
 }
 
 ApiStatus PrepareUpdate(const Target& t, const Request& req, const json::object& old,
@@ -344,6 +382,14 @@ ApiStatus PrepareUpdate(const Target& t, const Request& req, const json::object&
       obj["status"] = *s;
     } else {
       obj.erase("status");
+    }
+  }
+  if (t.type->kind == "Service") {
+    // Allocated values carry over when the update leaves them out (patchAllocatedValues).
+    auto& spec = api::Child(obj, "spec");
+    for (std::string_view f : {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"}) {
+      const auto* was = api::Find(old, {"spec", f});
+      if (was && !spec.contains(f)) spec[f] = *was;
     }
   }
   if (HasGeneration(*t.type) && SpecPart(obj) != SpecPart(old)) {
@@ -411,14 +457,13 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     if (DryRun(req)) return json::value(std::move(obj));
     std::string key = t.type->StoreKey(t.ns, t.name);
     if (ReadyToRemove(obj)) {
-      auto del = ctx.store->Delete(key, kv->mod_revision);
-      if (del.ok()) {
-        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(del->revision);
+      auto removed = RemoveObject(ctx, t, *kv, obj);
+      if (removed.ok()) {
+        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(*removed);
         return json::value(std::move(obj));
       }
-      if (del.status().code() == Code::kConflict) continue;
-      if (del.status().code() == Code::kNotFound) return api::NotFound(*t.type, t.name);
-      return api::FromStatus(del.status());
+      if (removed.error().code == 409) continue;
+      return removed.error();
     }
     auto updated = ctx.store->Update(key, EncodeForStore(obj), kv->mod_revision);
     if (updated.ok()) {

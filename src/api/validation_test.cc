@@ -1,0 +1,167 @@
+#include "api/validation.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "api/managed_fields.h"
+#include "api/object.h"
+#include "api/schema.h"
+
+namespace kiso::api {
+namespace {
+
+namespace json = boost::json;
+
+const ResourceType& Type(std::string_view plural, std::string_view group = "") {
+  return *FindResource(group, "v1", plural);
+}
+
+json::object Obj(std::string_view s) { return json::parse(s).as_object(); }
+
+TEST(Names, Rules) {
+  EXPECT_EQ(CheckDns1123Subdomain("web-1.example"), "");
+  EXPECT_NE(CheckDns1123Subdomain("Bad_Name"), "");
+  EXPECT_NE(CheckDns1123Subdomain("-a"), "");
+  EXPECT_NE(CheckDns1123Subdomain(std::string(254, 'a')), "");
+  EXPECT_EQ(CheckDns1123Label("abc-123"), "");
+  EXPECT_NE(CheckDns1123Label("a.b"), "");
+  EXPECT_EQ(CheckDns1035Label("web"), "");
+  EXPECT_NE(CheckDns1035Label("1web"), "");
+}
+
+TEST(Quantity, Parses) {
+  long double m = 0;
+  ASSERT_TRUE(ParseQuantityMilli("100m", &m));
+  EXPECT_DOUBLE_EQ(static_cast<double>(m), 100);
+  ASSERT_TRUE(ParseQuantityMilli("1Gi", &m));
+  EXPECT_DOUBLE_EQ(static_cast<double>(m), 1073741824.0 * 1000);
+  ASSERT_TRUE(ParseQuantityMilli("1e3", &m));
+  EXPECT_DOUBLE_EQ(static_cast<double>(m), 1e6);
+  EXPECT_FALSE(ParseQuantityMilli("1GB", &m));
+  EXPECT_FALSE(ParseQuantityMilli("abc", &m));
+  EXPECT_FALSE(ParseQuantityMilli("", &m));
+}
+
+TEST(Defaults, PodAndDeployment) {
+  auto pod = Obj(R"({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox"},
+                                                                    {"name":"d","image":"r/x:1.2","ports":[{"containerPort":80}]}]}})");
+  ApplyDefaults(Type("pods"), pod);
+  json::value v(pod);
+  EXPECT_EQ(GetString(v, {"spec", "restartPolicy"}), "Always");
+  EXPECT_EQ(GetString(v, {"spec", "dnsPolicy"}), "ClusterFirst");
+  EXPECT_EQ(v.at("spec").at("terminationGracePeriodSeconds"), 30);
+  EXPECT_EQ(v.at("spec").at("containers").at(0).at("imagePullPolicy"), "Always");
+  EXPECT_EQ(v.at("spec").at("containers").at(1).at("imagePullPolicy"), "IfNotPresent");
+  EXPECT_EQ(v.at("spec").at("containers").at(1).at("ports").at(0).at("protocol"), "TCP");
+  EXPECT_EQ(GetString(v, {"status", "phase"}), "Pending");
+  auto dep = Obj(R"({"spec":{"template":{"spec":{"containers":[{"name":"c","image":"x"}]}}}})");
+  ApplyDefaults(Type("deployments", "apps"), dep);
+  EXPECT_EQ(dep.at("spec").at("replicas"), 1);
+  EXPECT_EQ(dep.at("spec").at("strategy").at("rollingUpdate").at("maxSurge"), "25%");
+}
+
+TEST(Validate, PodCausesInUpstreamWords) {
+  auto pod = Obj(R"({"metadata":{"name":"Bad_Name"},"spec":{"containers":[
+      {"name":"c","ports":[{"containerPort":70000,"protocol":"XX"}],
+       "resources":{"limits":{"cpu":"lots"}}},{"name":"c","image":"x"}],"restartPolicy":"Sometimes"}})");
+  auto causes = Validate(Type("pods"), pod, nullptr);
+  std::vector<std::string> fields;
+  for (const auto& c : causes) fields.push_back(c.field + ": " + c.message.substr(0, 30));
+  ASSERT_EQ(causes.size(), 7u) << testing::PrintToString(fields);
+  EXPECT_EQ(causes[0].field, "metadata.name");
+  EXPECT_EQ(causes[1].field, "spec.containers[0].image");
+  EXPECT_EQ(causes[1].message, "Required value");
+  EXPECT_EQ(causes[2].field, "spec.containers[0].ports[0].containerPort");
+  EXPECT_EQ(causes[2].message, "Invalid value: 70000: must be between 1 and 65535, inclusive");
+  EXPECT_EQ(causes[3].message,
+            "Unsupported value: \"XX\": supported values: \"SCTP\", \"TCP\", \"UDP\"");
+  EXPECT_EQ(causes[4].field, "spec.containers[0].resources.limits[cpu]");
+  EXPECT_EQ(causes[5].field, "spec.containers[1].name");
+  EXPECT_EQ(causes[5].reason, "FieldValueDuplicate");
+  EXPECT_EQ(causes[6].field, "spec.restartPolicy");
+  auto err = Invalid(Type("pods"), "Bad_Name", causes);
+  EXPECT_EQ(err.code, 422);
+  EXPECT_TRUE(
+      err.message.starts_with("Pod \"Bad_Name\" is invalid: [metadata.name: Invalid value"));
+}
+
+TEST(Validate, DeploymentSelectorMustMatchTemplate) {
+  auto dep = Obj(R"({"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":{"app":"a"}},
+      "template":{"metadata":{"labels":{"app":"b"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}})");
+  auto causes = Validate(Type("deployments", "apps"), dep, nullptr);
+  ASSERT_EQ(causes.size(), 1u);
+  EXPECT_EQ(causes[0].field, "spec.template.metadata.labels");
+  EXPECT_EQ(Invalid(Type("deployments", "apps"), "d", causes).message,
+            "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: "
+            "{\"app\":\"b\"}: `selector` does not match template `labels`");
+}
+
+TEST(Schema, UnknownFieldsAreFoundWithTheirPaths) {
+  auto pod = json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","bogus":1},
+      "spec":{"containers":[{"name":"c","image":"x","imagePullPolicyy":"Always"}],"foo":{}},"extra":1})");
+  EXPECT_EQ(UnknownFields("Pod", pod),
+            (std::vector<std::string>{"metadata.bogus", "spec.containers[0].imagePullPolicyy",
+                                      "spec.foo", "extra"}));
+  auto cm = json::parse(
+      R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"any":"x"}})");
+  EXPECT_TRUE(UnknownFields("ConfigMap", cm).empty());
+}
+
+TEST(ParseJson, StrictFindsDuplicateFields) {
+  EXPECT_TRUE(ParseJson(R"({"a":1,"b":{"a":2}})", true).ok());
+  auto dup = ParseJson(R"({"spec":{"replicas":1,"replicas":2}})", true);
+  EXPECT_EQ(dup.status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(dup.status().message(), "duplicate field \"spec.replicas\"");
+  auto in_list = ParseJson(R"({"l":[{"x":1},{"y":1,"y":2}]})", true);
+  EXPECT_EQ(in_list.status().message(), "duplicate field \"l.y\"");
+  EXPECT_TRUE(ParseJson(R"({"spec":{"replicas":1,"replicas":2}})", false).ok());
+  EXPECT_FALSE(ParseJson("{", false).ok());
+}
+
+TEST(ParseYaml, ConvertsScalarsLikeKubernetes) {
+  auto v = ParseYaml("a: 1\nb: true\nc: \"1\"\nd: x\ne: null\nf: 1.5\nl: [1, two]\n");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, json::parse(R"({"a":1,"b":true,"c":"1","d":"x","e":null,"f":1.5,"l":[1,"two"]})"));
+  EXPECT_FALSE(ParseYaml("a: [").ok());
+}
+
+TEST(ManagedFields, UpdateOwnershipAndApplyConflicts) {
+  const auto& type = Type("deployments", "apps");
+  auto obj = Obj(R"({"metadata":{"name":"d","labels":{"a":"1"}},"spec":{"replicas":1,
+      "template":{"spec":{"containers":[{"name":"c","image":"x"}]}}}})");
+  RecordUpdate(type, "kubectl-create", nullptr, obj);
+  json::value v(obj);
+  EXPECT_EQ(GetString(v.at("metadata").at("managedFields").at(0), {"manager"}), "kubectl-create");
+  EXPECT_TRUE(FromFieldsV1(v.at("metadata").at("managedFields").at(0).at("fieldsV1"))
+                  .contains("f:spec/f:replicas"));
+  // Applying a different replicas conflicts with kubectl-create's ownership…
+  auto applied = Obj(R"({"spec":{"replicas":3}})");
+  auto live = obj;
+  auto err = Apply(type, "ci", false, applied, live);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->code, 409);
+  EXPECT_EQ(err->message,
+            "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1: "
+            ".spec.replicas");
+  ASSERT_EQ(err->causes.size(), 1u);
+  EXPECT_EQ(err->causes[0].field, ".spec.replicas");
+  // …unless forced; then ci owns it and kubectl-create does not.
+  ASSERT_FALSE(Apply(type, "ci", true, applied, live).has_value());
+  EXPECT_EQ(live.at("spec").at("replicas"), 3);
+  for (const auto& e : live.at("metadata").at("managedFields").as_array()) {
+    auto fields = FromFieldsV1(e.at("fieldsV1"));
+    EXPECT_EQ(fields.contains("f:spec/f:replicas"), e.at("manager") == "ci");
+  }
+  // A field the applier stops applying is removed when nobody else owns it.
+  auto with_label = Obj(R"({"spec":{"replicas":3},"metadata":{"annotations":{"x":"1"}}})");
+  ASSERT_FALSE(Apply(type, "ci", false, with_label, live).has_value());
+  ASSERT_FALSE(Apply(type, "ci", false, applied, live).has_value());
+  EXPECT_FALSE(json::value(live).at("metadata").as_object().contains("annotations") &&
+               json::value(live).at("metadata").at("annotations").as_object().contains("x"));
+  EXPECT_EQ(PathString("f:spec/f:containers/k:{\"name\":\"c\"}/f:image"),
+            ".spec.containers[name=\"c\"].image");
+}
+
+}  // namespace
+}  // namespace kiso::api

@@ -1,0 +1,119 @@
+#include "apiserver/watch_cache.h"
+
+#include <gtest/gtest.h>
+
+#include "support/temp_dir.h"
+
+namespace kiso::apiserver {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+class WatchCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenStore("sqlite://" + dir_.File("kiso.db"));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  store::Revision Put(const std::string& ns, const std::string& name,
+                      const std::string& extra = "") {
+    std::string value = R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":")" + name +
+                        R"(","namespace":")" + ns + R"(","labels":{"app":"a"}})" + extra + "}";
+    auto kv = store_->Put("/registry/core/configmaps/" + ns + "/" + name, value);
+    EXPECT_TRUE(kv.ok());
+    return kv->mod_revision;
+  }
+  std::vector<EventPtr> Drain(CacheWatcher& w, size_t n) {
+    std::vector<EventPtr> out;
+    auto deadline = steady_clock::now() + std::chrono::seconds(5);
+    while (out.size() < n && steady_clock::now() < deadline) {
+      auto events = w.Next(deadline);
+      if (!events.ok()) break;
+      out.insert(out.end(), events->begin(), events->end());
+    }
+    return out;
+  }
+
+  testing::TempDir dir_{"watchcache"};
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(WatchCacheTest, ListsFromMemoryWithResourceVersions) {
+  store::Revision r1 = Put("ns1", "a");
+  Put("ns2", "b");
+  auto cache = WatchCache::Start(store_.get(), {});
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  store::Revision r3 = Put("ns1", "c");
+  ASSERT_TRUE((*cache)->WaitFor(r3, steady_clock::now() + std::chrono::seconds(5)));
+  auto snap = (*cache)->List("/registry/core/configmaps/ns1/");
+  EXPECT_EQ(snap.revision, r3);
+  ASSERT_EQ(snap.objects.size(), 2u);
+  EXPECT_EQ(snap.objects[0]->name, "a");
+  EXPECT_EQ(snap.objects[0]->revision, r1);
+  EXPECT_NE(snap.objects[0]->json.find("\"resourceVersion\":\"" + std::to_string(r1) + "\""),
+            std::string::npos);
+  EXPECT_EQ(snap.objects[0]->labels.at("app"), "a");
+  EXPECT_EQ(snap.objects[1]->fields.at("metadata.name"), "c");
+  EXPECT_EQ((*cache)->List("/registry/core/configmaps/", snap.objects[0]->key).objects.size(), 2u);
+}
+
+TEST_F(WatchCacheTest, ReplaysFromARevisionThenStreams) {
+  auto cache = WatchCache::Start(store_.get(), {});
+  ASSERT_TRUE(cache.ok());
+  store::Revision r1 = Put("ns", "a");
+  Put("ns", "a", R"(,"data":{"k":"v"})");
+  ASSERT_TRUE(store_->Delete("/registry/core/configmaps/ns/a").ok());
+  auto w = (*cache)->Watch("/registry/core/configmaps/ns/", r1 - 1);
+  ASSERT_TRUE(w.ok());
+  auto replay = Drain(**w, 3);
+  ASSERT_EQ(replay.size(), 3u);
+  EXPECT_EQ(replay[0]->type, CacheEvent::Type::kAdded);
+  EXPECT_EQ(replay[1]->type, CacheEvent::Type::kModified);
+  EXPECT_EQ(replay[2]->type, CacheEvent::Type::kDeleted);
+  EXPECT_NE(replay[2]->object->json.find("\"k\":\"v\""), std::string::npos);  // Last state.
+  store::Revision r4 = Put("ns", "live");
+  Put("other", "x");  // Outside the watched prefix.
+  auto live = Drain(**w, 1);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0]->revision, r4);
+  EXPECT_TRUE((*w)->Next(steady_clock::now() + milliseconds(50))->empty());
+}
+
+TEST_F(WatchCacheTest, TooOldRevisionIsExpired) {
+  WatchCache::Options options;
+  options.history_events = 3;
+  auto cache = WatchCache::Start(store_.get(), options);
+  ASSERT_TRUE(cache.ok());
+  store::Revision first = Put("ns", "a");
+  store::Revision last = 0;
+  for (int i = 0; i < 5; ++i) last = Put("ns", "b" + std::to_string(i));
+  ASSERT_TRUE((*cache)->WaitFor(last, steady_clock::now() + std::chrono::seconds(5)));
+  auto w = (*cache)->Watch("/registry/", first);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), Code::kCompacted);
+  EXPECT_TRUE(w.status().message().starts_with("too old resource version: "));
+  EXPECT_TRUE((*cache)->Watch("/registry/", last - 2).ok());
+}
+
+TEST_F(WatchCacheTest, SlowWatcherIsCutOffWithoutBlockingOthers) {
+  WatchCache::Options options;
+  options.watcher_buffer = 2;
+  auto cache = WatchCache::Start(store_.get(), options);
+  ASSERT_TRUE(cache.ok());
+  auto slow = (*cache)->Watch("/registry/", (*cache)->revision());
+  ASSERT_TRUE(slow.ok());
+  store::Revision last = 0;
+  for (int i = 0; i < 5; ++i) last = Put("ns", "x" + std::to_string(i));
+  ASSERT_TRUE((*cache)->WaitFor(last, steady_clock::now() + std::chrono::seconds(5)));
+  auto fast = (*cache)->Watch("/registry/", last - 1);
+  ASSERT_TRUE(fast.ok());
+  EXPECT_EQ(Drain(**fast, 1).size(), 1u);
+  auto events = (*slow)->Next(steady_clock::now() + std::chrono::seconds(1));
+  ASSERT_FALSE(events.ok());
+  EXPECT_EQ(events.status().code(), Code::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace kiso::apiserver
