@@ -127,7 +127,7 @@ ApiError Unauthorized() { return Simple(401, "Unauthorized", "Unauthorized"); }
 ApiError RequestEntityTooLarge(std::string message) {
   return Simple(413, "RequestEntityTooLarge", std::move(message));
 }
-ApiError InternalError(std::string message) {
+ApiError InternalError(const std::string& message) {
   ApiError e = Simple(500, "InternalError", "Internal error occurred: " + message);
   e.causes.push_back({"", message, ""});
   return e;

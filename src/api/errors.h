@@ -51,7 +51,7 @@ ApiError UnsupportedMediaType(std::string message);
 ApiError NotAcceptable(std::string message);
 ApiError Unauthorized();
 ApiError RequestEntityTooLarge(std::string message);
-ApiError InternalError(std::string message);
+ApiError InternalError(const std::string& message);
 ApiError ServiceUnavailable(std::string message);
 ApiError NotFoundPath();  // "the server could not find the requested resource"
 // Maps a store or internal failure to the status a client can act on.

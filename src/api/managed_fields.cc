@@ -33,38 +33,15 @@ bool Untracked(const std::string& path) {
   return false;
 }
 
+std::vector<std::string> Segments(const std::string& path);
+
 // The dotted field path with list elements elided, for ListStrategyFor.
 std::string SchemaPath(const std::string& path) {
   std::string out;
-  size_t start = 0;
-  while (start < path.size()) {
-    size_t slash = path.find('/', start);
-    std::string seg = path.substr(start, slash == std::string::npos ? slash : slash - start);
-    if (seg.starts_with("f:")) out += (out.empty() ? "" : ".") + seg.substr(2);
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-    // k:{...} segments may contain '/' inside JSON strings; skip to the closing brace.
-    if (path.compare(start, 2, "k:") == 0) {
-      int depth = 0;
-      size_t i = start + 2;
-      bool in_string = false;
-      for (; i < path.size(); ++i) {
-        char c = path[i];
-        if (in_string) {
-          if (c == '\\')
-            ++i;
-          else if (c == '"')
-            in_string = false;
-        } else if (c == '"') {
-          in_string = true;
-        } else if (c == '{') {
-          ++depth;
-        } else if (c == '}' && --depth == 0) {
-          break;
-        }
-      }
-      start = i + 2;
-    }
+  for (const auto& seg : Segments(path)) {
+    if (!seg.starts_with("f:")) continue;
+    if (!out.empty()) out += '.';
+    out += seg.substr(2);
   }
   return out;
 }
@@ -113,20 +90,22 @@ std::vector<std::string> Segments(const std::string& path) {
       for (end = i + 2; end < path.size(); ++end) {
         char c = path[end];
         if (in_string) {
-          if (c == '\\')
+          if (c == '\\') {
             ++end;
-          else if (c == '"')
+          } else if (c == '"') {
             in_string = false;
+          }
           continue;
         }
-        if (c == '"')
+        if (c == '"') {
           in_string = true;
-        else if (c == '{' || c == '[')
+        } else if (c == '{' || c == '[') {
           ++depth;
-        else if (c == '}' || c == ']')
+        } else if (c == '}' || c == ']') {
           --depth;
-        else if (c == '/' && depth == 0)
+        } else if (c == '/' && depth == 0) {
           break;
+        }
       }
     } else {
       end = path.find('/', i);
@@ -391,7 +370,7 @@ ApiStatus Apply(const ResourceType& type, const std::string& manager, bool force
       std::string msg = fmt::format("conflict with \"{}\"{}", e.manager,
                                     e.operation == "Update" ? " using " + e.api_version : "");
       causes.push_back({"FieldManagerConflict", msg, where});
-      descriptions.push_back(msg + ": " + where);
+      descriptions.push_back(fmt::format("{}: {}", msg, where));
     }
   }
   if (!causes.empty() && !force) {

@@ -19,6 +19,7 @@ namespace {
 
 // Finds the first key repeated within one JSON object, walking the text with
 // Boost.JSON's SAX parser (Boost 1.81's DOM parser silently keeps one copy).
+// NOLINTBEGIN(readability-identifier-naming): Boost.JSON's handler concept names these.
 class DuplicateKeyFinder {
  public:
   static constexpr std::size_t max_object_size = std::size_t(-1);
@@ -26,6 +27,7 @@ class DuplicateKeyFinder {
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
+  // NOLINTEND(readability-identifier-naming)
   std::string duplicate;  // "spec.replicas" when found.
 
   bool on_document_begin(json::error_code&) { return true; }

@@ -18,9 +18,10 @@ namespace {
 Result<std::vector<std::string>> ParsePointer(std::string_view pointer) {
   std::vector<std::string> tokens;
   if (pointer.empty()) return tokens;
-  if (pointer.front() != '/')
+  if (pointer.front() != '/') {
     return MakeStatus(Code::kInvalidArgument, "invalid JSON pointer {:?}: must start with '/'",
                       pointer);
+  }
   size_t pos = 1;
   while (true) {
     size_t next = pointer.find('/', pos);
@@ -114,9 +115,10 @@ Result<json::value> Remove(json::value& doc, std::string_view pointer) {
   KISO_ASSIGN_OR_RETURN(json::value * parent, Parent(doc, tokens, pointer));
   if (auto* obj = parent->if_object()) {
     auto it = obj->find(tokens.back());
-    if (it == obj->end())
+    if (it == obj->end()) {
       return MakeStatus(Code::kInvalidArgument,
                         "Unable to remove nonexistent key: {}: missing value", tokens.back());
+    }
     json::value removed = it->value();
     obj->erase(it);
     return removed;
@@ -372,18 +374,20 @@ class StrategicMerger {
     out = replace ? json::array() : doc;
     for (const auto& v : patch) {
       const auto* element = v.if_object();
-      if (!element)
+      if (!element) {
         return MakeStatus(Code::kInvalidArgument,
                           "{}: list elements must be objects with merge key {:?}", path,
                           strategy.key);
+      }
       const auto* directive = element->if_contains(kPatchDirective);
       std::string_view d =
           directive && directive->is_string() ? std::string_view(directive->get_string()) : "";
       if (d == "replace" && element->size() == 1) continue;
       const auto* key = element->if_contains(strategy.key);
-      if (!key)
+      if (!key) {
         return MakeStatus(Code::kInvalidArgument, "map: {} does not contain declared merge key: {}",
                           json::serialize(v), strategy.key);
+      }
       auto match = std::find_if(out.begin(), out.end(), [&](const json::value& e) {
         const auto* o = e.if_object();
         const auto* k = o ? o->if_contains(strategy.key) : nullptr;

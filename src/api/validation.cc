@@ -331,12 +331,13 @@ class Validator {
                                      return std::isalnum(static_cast<unsigned char>(c)) ||
                                             c == '-' || c == '_' || c == '.';
                                    })));
-      if (!ok)
+      if (!ok) {
         InvalidValue(field, v,
                      "a valid label must be an empty string or consist of alphanumeric "
                      "characters, '-', '_' or '.', and must start and end with an alphanumeric "
                      "character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
                      "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')");
+      }
       (void)k;
     }
   }
@@ -436,14 +437,16 @@ class Validator {
     }
     if (const auto* dns = s.if_contains("dnsPolicy")) {
       if (*dns != "ClusterFirst" && *dns != "ClusterFirstWithHostNet" && *dns != "Default" &&
-          *dns != "None")
+          *dns != "None") {
         Unsupported(field + ".dnsPolicy", *dns,
                     {"ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"});
+      }
     }
     if (const auto* g = s.if_contains("terminationGracePeriodSeconds");
-        g && (!g->is_int64() || g->get_int64() < 0))
+        g && (!g->is_int64() || g->get_int64() < 0)) {
       InvalidValue(field + ".terminationGracePeriodSeconds", *g,
                    "must be greater than or equal to 0");
+    }
   }
 
   // Workload specs: replicas, selector matching the template's labels, the pod template.
@@ -471,9 +474,10 @@ class Validator {
           const auto* have = match ? tmpl_labels_v.get_object().if_contains(k) : nullptr;
           match = match && have && *have == v;
         }
-        if (!match)
+        if (!match) {
           InvalidValue("spec.template.metadata.labels", tmpl_labels_v,
                        "`selector` does not match template `labels`");
+        }
       }
     }
     PodSpec("spec.template.spec", Find(*spec, {"template", "spec"}), restart_policies);
@@ -487,9 +491,10 @@ class Validator {
                                 ? std::string_view(s.at("type").get_string())
                                 : "ClusterIP";
     if (type != "ClusterIP" && type != "NodePort" && type != "LoadBalancer" &&
-        type != "ExternalName")
+        type != "ExternalName") {
       Unsupported("spec.type", s.at("type"),
                   {"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"});
+    }
     const auto* ports = s.if_contains("ports");
     bool headless = s.contains("clusterIP") && s.at("clusterIP") == "None";
     if ((!ports || !ports->is_array() || ports->get_array().empty()) && type != "ExternalName" &&
@@ -514,10 +519,11 @@ class Validator {
                         std::string(port.contains("protocol") && port.at("protocol").is_string()
                                         ? std::string_view(port.at("protocol").get_string())
                                         : "TCP");
-      if (!seen.insert(key).second)
+      if (!seen.insert(key).second) {
         Duplicate(
             f, json::object{{"port", port.contains("port") ? port.at("port") : nullptr},
                             {"protocol", port.contains("protocol") ? port.at("protocol") : "TCP"}});
+      }
     }
   }
 
@@ -532,11 +538,12 @@ class Validator {
               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
                      c == '.';
             });
-        if (!ok)
+        if (!ok) {
           InvalidValue(fmt::format("{}[{}]", field, key), json::value(key),
                        "a valid config key must consist of alphanumeric characters, '-', '_' or "
                        "'.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for "
                        "validation is '[-._a-zA-Z0-9]+')");
+        }
         (void)v;
       }
     }

@@ -67,6 +67,7 @@ TEST(Validate, PodCausesInUpstreamWords) {
        "resources":{"limits":{"cpu":"lots"}}},{"name":"c","image":"x"}],"restartPolicy":"Sometimes"}})");
   auto causes = Validate(Type("pods"), pod, nullptr);
   std::vector<std::string> fields;
+  fields.reserve(causes.size());
   for (const auto& c : causes) fields.push_back(c.field + ": " + c.message.substr(0, 30));
   ASSERT_EQ(causes.size(), 7u) << testing::PrintToString(fields);
   EXPECT_EQ(causes[0].field, "metadata.name");

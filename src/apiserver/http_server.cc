@@ -218,17 +218,19 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   if (!ec) impl->tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
   if (ec) return MakeStatus(Code::kInvalidArgument, "TLS certificate or key: {}", ec.message());
   auto ip = asio::ip::make_address(options.address, ec);
-  if (ec)
+  if (ec) {
     return MakeStatus(Code::kInvalidArgument, "listen address {:?}: {}", options.address,
                       ec.message());
+  }
   tcp::endpoint endpoint(ip, options.port);
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
+  if (ec) {
     return MakeStatus(Code::kUnavailable, "listen on {}:{}: {}", options.address, options.port,
                       ec.message());
+  }
   Impl* raw = impl.get();
   impl->accept_thread = std::thread([raw] { raw->AcceptLoop(); });
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));

@@ -18,10 +18,11 @@ std::string SelectorString(const json::object& obj) {
   const json::value* sel = api::Find(obj, {"spec", "selector"});
   if (!sel || !sel->is_object()) return "";
   const json::object* labels = &sel->get_object();
-  if (const auto* ml = sel->get_object().if_contains("matchLabels"); ml && ml->is_object())
+  if (const auto* ml = sel->get_object().if_contains("matchLabels"); ml && ml->is_object()) {
     labels = &ml->get_object();
-  else if (sel->get_object().contains("matchExpressions"))
+  } else if (sel->get_object().contains("matchExpressions")) {
     labels = nullptr;
+  }
   std::vector<std::string> parts;
   if (labels) {
     for (const auto& [k, v] : *labels) {

@@ -39,12 +39,12 @@ std::string HumanDuration(int64_t seconds) {
     return m == 0 ? fmt::format("{}h", hours) : fmt::format("{}h{}m", hours, m);
   }
   if (hours < 48) return fmt::format("{}h", hours);
-  if (hours < 24 * 8) {
+  if (hours < int64_t{24} * 8) {
     int64_t h = hours % 24;
     return h == 0 ? fmt::format("{}d", hours / 24) : fmt::format("{}d{}h", hours / 24, h);
   }
-  if (hours < 24 * 365 * 2) return fmt::format("{}d", hours / 24);
-  if (hours < 24 * 365 * 8) {
+  if (hours < int64_t{24} * 365 * 2) return fmt::format("{}d", hours / 24);
+  if (hours < int64_t{24} * 365 * 8) {
     int64_t d = (hours / 24) % 365;
     return d == 0 ? fmt::format("{}y", hours / 24 / 365)
                   : fmt::format("{}y{}d", hours / 24 / 365, d);
@@ -238,9 +238,10 @@ const Printer& PrinterFor(const std::string& kind) {
                       std::string selector;
                       if (const auto* s = api::Find(o, {"spec", "selector"}); s && s->is_object()) {
                         for (const auto& [k, v] : s->get_object()) {
-                          if (v.is_string())
+                          if (v.is_string()) {
                             selector += (selector.empty() ? "" : ",") + std::string(k) + "=" +
                                         std::string(v.get_string());
+                          }
                         }
                       }
                       std::string ip(api::GetString(o, {"spec", "clusterIP"}));

@@ -30,15 +30,13 @@ void Informer::Start() {
 
 void Informer::Stop() {
   stop_ = true;
+  synced_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 bool Informer::WaitForSync(std::chrono::steady_clock::time_point deadline) const {
-  while (!synced_) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
+  std::unique_lock lock(mu_);
+  return synced_cv_.wait_until(lock, deadline, [&] { return synced_.load(); });
 }
 
 std::optional<json::value> Informer::Get(const std::string& ns, const std::string& name) const {
@@ -87,7 +85,11 @@ bool Informer::ListOnce(std::string* resource_version) {
   for (const auto& [key, obj] : old) {
     if (!fresh.contains(key)) handler_(&obj, obj, true);
   }
-  synced_ = true;
+  {
+    std::lock_guard lock(mu_);
+    synced_ = true;
+  }
+  synced_cv_.notify_all();
   return true;
 }
 

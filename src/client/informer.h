@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <boost/json/value.hpp>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -50,6 +51,7 @@ class Informer {
   std::atomic<bool> stop_{false};
   std::atomic<bool> synced_{false};
   mutable std::mutex mu_;
+  mutable std::condition_variable synced_cv_;
   std::map<std::string, boost::json::value> objects_;  // "ns/name" → object.
 };
 

@@ -27,7 +27,8 @@ void GarbageCollector::Start() {
   worker_ = std::thread([this] {
     // Decisions need the whole graph: wait until every informer has listed.
     for (auto& i : informers_) {
-      while (!i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::seconds(1))) {
+      while (!stopping_ &&
+             !i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
       }
     }
     while (auto key = queue_.Get()) {
@@ -38,6 +39,7 @@ void GarbageCollector::Start() {
 }
 
 void GarbageCollector::Stop() {
+  stopping_ = true;
   queue_.ShutDown();
   if (worker_.joinable()) worker_.join();
   for (auto& i : informers_) i->Stop();

@@ -9,6 +9,7 @@
 // object UIDs, reconciled level-triggered from a work queue.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,7 @@ class GarbageCollector {
   std::vector<std::unique_ptr<client::Informer>> informers_;
   client::WorkQueue queue_;
   std::thread worker_;
+  std::atomic<bool> stopping_{false};
 
   std::mutex mu_;
   std::map<std::string, Node> nodes_;                        // uid → node.

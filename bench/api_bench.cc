@@ -1,0 +1,249 @@
+// api_bench: the API server's figures, measured against the real `kiso server`
+// binary over HTTPS on 127.0.0.1. One line per figure: `api <figure>=<value> <unit>`.
+//   start→/readyz, idle RSS; with 10,000 pods stored: LIST all p50/p99, GET one
+//   p99, create p99 at 1,000 creates/s, RSS; 1,000 watchers: p99 from write to delivery.
+// There is no peer API server on this machine (no kube-apiserver or K3s), so
+// the figures stand against the issue's goals rather than a same-run peer.
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "https_client.h"
+#include "support/temp_dir.h"
+
+namespace kiso::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+double RssMb(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string word;
+  while (in >> word) {
+    if (word == "VmRSS:") {
+      double kb = 0;
+      in >> kb;
+      return kb / 1024;
+    }
+  }
+  return 0;
+}
+
+void Print(const std::string& figure, double value, const std::string& unit) {
+  fmt::print("api {}={:.1f} {}\n", figure, value, unit);
+  std::fflush(stdout);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string Pod(int i) {
+  return fmt::format(
+      R"({{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"pod-{}","labels":{{"app":"bench","shard":"s{}"}}}},)"
+      R"("spec":{{"containers":[{{"name":"app","image":"registry.local/app:1.0","ports":[{{"containerPort":8080}}],)"
+      R"("resources":{{"requests":{{"cpu":"100m","memory":"64Mi"}}}}}}]}}}})",
+      i, i % 10);
+}
+
+int Run(const std::string& kiso, int pods, int watchers) {
+  testing::TempDir dir("apibench");
+  int port = testing::FreeLoopbackPort();
+  auto start = Clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string log = dir.File("server.log");
+    freopen(log.c_str(), "w", stdout);
+    freopen(log.c_str(), "a", stderr);
+    execl(kiso.c_str(), kiso.c_str(), "server", "--data-dir", dir.path().c_str(), "--https-port",
+          std::to_string(port).c_str(), nullptr);
+    _exit(127);
+  }
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } reaper{pid};
+
+  // start → /readyz: poll until the server answers (a benchmark may poll; tests watch).
+  std::string token;
+  while (true) {
+    if (Clock::now() - start > std::chrono::seconds(30)) {
+      fmt::print(stderr, "server not ready in 30 s\n");
+      return 1;
+    }
+    HttpsClient probe(port, "");
+    if (probe.Request("GET", "/readyz").status == 200) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  Print("ready", Ms(Clock::now() - start), "ms");
+  token = ReadFile(dir.File("tls/admin.token"));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Print("idle_rss", RssMb(pid), "MB");
+
+  // Creates, paced open-loop at 1,000/s over a pool of connections.
+  {
+    constexpr int kConnections = 16;
+    std::vector<double> latencies(static_cast<size_t>(pods));
+    std::atomic<int> next{0};
+    std::atomic<int> failures{0};
+    auto begin = Clock::now();
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kConnections; ++c) {
+      threads.emplace_back([&] {
+        HttpsClient client(port, token);
+        while (true) {
+          int i = next.fetch_add(1);
+          if (i >= pods) return;
+          auto due = begin + std::chrono::microseconds(1000LL * i);
+          std::this_thread::sleep_until(due);
+          auto sent = Clock::now();
+          auto res = client.Request("POST", "/api/v1/namespaces/default/pods", Pod(i));
+          // Latency from when the request was due: a server that falls behind pays for it.
+          latencies[static_cast<size_t>(i)] = Ms(Clock::now() - std::min(sent, due));
+          if (res.status != 201) failures.fetch_add(1);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+    if (failures > 0) fmt::print(stderr, "{} creates failed\n", failures.load());
+    Print("create_rate", pods / seconds, "creates/s");
+    Print("create_p50", Percentile(latencies, 0.50), "ms");
+    Print("create_p99", Percentile(latencies, 0.99), "ms");
+  }
+
+  // LIST of every pod and GET of one, with 10,000 stored.
+  {
+    HttpsClient client(port, token);
+    std::vector<double> list, get;
+    size_t bytes = 0;
+    for (int i = 0; i < 30; ++i) {
+      auto t0 = Clock::now();
+      auto res = client.Request("GET", "/api/v1/pods");
+      list.push_back(Ms(Clock::now() - t0));
+      bytes = res.body.size();
+    }
+    for (int i = 0; i < 2000; ++i) {
+      auto t0 = Clock::now();
+      client.Request("GET", fmt::format("/api/v1/namespaces/default/pods/pod-{}", (i * 7919) % pods));
+      get.push_back(Ms(Clock::now() - t0));
+    }
+    Print("list_all_p50", Percentile(list, 0.50), "ms");
+    Print("list_all_p99", Percentile(list, 0.99), "ms");
+    Print("list_all_bytes", static_cast<double>(bytes) / (1024 * 1024), "MiB");
+    Print("get_p99", Percentile(get, 0.99), "ms");
+    Print("rss_with_pods", RssMb(pid), "MB");
+  }
+
+  // Fan-out: watchers on one ConfigMap; each write carries its send time.
+  {
+    HttpsClient writer(port, token);
+    writer.Request("POST", "/api/v1/namespaces/default/configmaps",
+                   R"({"metadata":{"name":"probe"},"data":{"t":"0"}})");
+    std::mutex mu;
+    std::vector<double> delays;
+    std::atomic<int> connected{0};
+    std::vector<std::unique_ptr<HttpsClient>> clients;
+    for (int i = 0; i < watchers; ++i) clients.push_back(std::make_unique<HttpsClient>(port, token));
+    std::vector<std::thread> threads;
+    auto epoch = Clock::now();
+    for (int i = 0; i < watchers; ++i) {
+      threads.emplace_back([&, i] {
+        std::string pending;
+        bool first = true;
+        clients[static_cast<size_t>(i)]->Stream(
+            "/api/v1/namespaces/default/configmaps?watch=true&fieldSelector=metadata.name%3Dprobe",
+            [&](std::string_view data) {
+              pending += data;
+              size_t nl;
+              while ((nl = pending.find('\n')) != std::string::npos) {
+                std::string line = pending.substr(0, nl);
+                pending.erase(0, nl + 1);
+                if (first) {  // The initial ADDED: this watcher is live.
+                  first = false;
+                  connected.fetch_add(1);
+                  continue;
+                }
+                size_t at = line.find("\"t\":\"");
+                if (at == std::string::npos) continue;
+                long long sent = std::stoll(line.substr(at + 5));
+                double delay = Ms(Clock::now() - epoch) - static_cast<double>(sent) / 1000.0;
+                std::lock_guard lock(mu);
+                delays.push_back(delay);
+              }
+              return true;
+            });
+      });
+    }
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (connected.load() < watchers && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    Print("watchers_connected", connected.load(), "watchers");
+    constexpr int kWrites = 20;
+    for (int w = 0; w < kWrites; ++w) {
+      long long us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch).count();
+      writer.Request("PATCH", "/api/v1/namespaces/default/configmaps/probe",
+                     fmt::format(R"({{"data":{{"t":"{}"}}}})", us), "application/merge-patch+json");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    auto wait_until = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < wait_until) {
+      {
+        std::lock_guard lock(mu);
+        if (delays.size() >= static_cast<size_t>(kWrites) * static_cast<size_t>(watchers)) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    Print("watch_rss", RssMb(pid), "MB");
+    for (auto& c : clients) c->Close();
+    for (auto& t : threads) t.join();
+    std::lock_guard lock(mu);
+    Print("watch_events_delivered", static_cast<double>(delays.size()), "events");
+    Print("watch_fanout_p50", Percentile(delays, 0.50), "ms");
+    Print("watch_fanout_p99", Percentile(delays, 0.99), "ms");
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace kiso::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"api_bench: figures of kiso's API server"};
+  std::string kiso = "build/src/cmd/kiso";
+  int pods = 10000;
+  int watchers = 1000;
+  app.add_option("--kiso", kiso, "Path of the kiso binary")->capture_default_str();
+  app.add_option("--pods", pods, "Pods to store")->capture_default_str();
+  app.add_option("--watchers", watchers, "Concurrent watchers")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return kiso::bench::Run(kiso, pods, watchers);
+}
