@@ -152,7 +152,8 @@ int Run(const std::string& kiso, int pods, int watchers) {
     }
     for (int i = 0; i < 2000; ++i) {
       auto t0 = Clock::now();
-      client.Request("GET", fmt::format("/api/v1/namespaces/default/pods/pod-{}", (i * 7919) % pods));
+      client.Request("GET",
+                     fmt::format("/api/v1/namespaces/default/pods/pod-{}", (i * 7919) % pods));
       get.push_back(Ms(Clock::now() - t0));
     }
     Print("list_all_p50", Percentile(list, 0.50), "ms");
@@ -171,7 +172,8 @@ int Run(const std::string& kiso, int pods, int watchers) {
     std::vector<double> delays;
     std::atomic<int> connected{0};
     std::vector<std::unique_ptr<HttpsClient>> clients;
-    for (int i = 0; i < watchers; ++i) clients.push_back(std::make_unique<HttpsClient>(port, token));
+    for (int i = 0; i < watchers; ++i)
+      clients.push_back(std::make_unique<HttpsClient>(port, token));
     std::vector<std::thread> threads;
     auto epoch = Clock::now();
     for (int i = 0; i < watchers; ++i) {
@@ -209,7 +211,8 @@ int Run(const std::string& kiso, int pods, int watchers) {
     Print("watchers_connected", connected.load(), "watchers");
     constexpr int kWrites = 20;
     for (int w = 0; w < kWrites; ++w) {
-      long long us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch).count();
+      long long us =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch).count();
       writer.Request("PATCH", "/api/v1/namespaces/default/configmaps/probe",
                      fmt::format(R"({{"data":{{"t":"{}"}}}})", us), "application/merge-patch+json");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

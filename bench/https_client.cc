@@ -2,12 +2,12 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <atomic>
 #include <optional>
 
 namespace kiso::bench {
@@ -31,9 +31,8 @@ struct HttpsClient::Impl {
     if (stream) return true;
     stream.emplace(io, tls);
     beast::error_code ec;
-    stream->next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"),
-                                               static_cast<unsigned short>(port)),
-                                 ec);
+    stream->next_layer().connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)), ec);
     if (!ec) stream->next_layer().set_option(tcp::no_delay(true), ec);
     if (!ec) stream->handshake(ssl::stream_base::client, ec);
     if (ec) {
