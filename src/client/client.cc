@@ -211,6 +211,14 @@ Result<json::value> Client::Create(const api::ResourceType& type, std::string_vi
   return Decode(transport_->RoundTrip(r));
 }
 
+Result<json::value> Client::CreateSubresource(const api::ResourceType& type, std::string_view ns,
+                                              std::string_view name, std::string_view subresource,
+                                              const json::value& body) {
+  Request r = NewRequest("POST", Path(type, ns, name, subresource));
+  r.body = json::serialize(body);
+  return Decode(transport_->RoundTrip(r));
+}
+
 Result<json::value> Client::Update(const api::ResourceType& type, std::string_view ns,
                                    const json::value& obj, std::string_view subresource) {
   Request r =

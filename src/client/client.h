@@ -76,6 +76,10 @@ class Client {
                                    std::string_view name, PatchType patch_type,
                                    const boost::json::value& patch,
                                    std::string_view subresource = "");
+  // POST to a subresource (pods/binding, pods/eviction…); the response object.
+  Result<boost::json::value> CreateSubresource(const api::ResourceType& type, std::string_view ns,
+                                               std::string_view name, std::string_view subresource,
+                                               const boost::json::value& body);
   Status Delete(const api::ResourceType& type, std::string_view ns, std::string_view name,
                 const DeleteOptions& options = {});
   Status DeleteCollection(const api::ResourceType& type, std::string_view ns,

@@ -6,14 +6,28 @@
 #include <filesystem>
 #include <iostream>
 
+#include "agent/hollow.h"
 #include "apiserver/api_server.h"
 #include "client/client.h"
+#include "client/https_transport.h"
 #include "client/in_process.h"
+#include "client/kubeconfig.h"
 #include "controller/garbage_collector.h"
 #include "controller/namespace_controller.h"
+#include "scheduler/scheduler.h"
 #include "store/store.h"
 
 namespace {
+
+// Blocks SIGINT/SIGTERM for every thread and returns the set to sigwait on.
+sigset_t BlockStopSignals() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  return stop;
+}
 
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
               uint16_t port) {
@@ -27,11 +41,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     store_url = "sqlite://" + std::filesystem::absolute(data_dir).string() + "/kiso.db";
   }
   // Block the stop signals before any thread starts, so only sigwait sees them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  sigset_t stop = BlockStopSignals();
 
   auto store = kiso::store::OpenStore(store_url);
   if (!store.ok()) {
@@ -55,8 +65,14 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
                               "kiso-controller-manager");
   kiso::controller::GarbageCollector gc(&client);
   kiso::controller::NamespaceController namespaces(&client);
+  auto scheduler = kiso::scheduler::Scheduler::Create(&client, {});
+  if (!scheduler.ok()) {
+    spdlog::error("scheduler: {}", scheduler.status().ToString());
+    return 1;
+  }
   gc.Start();
   namespaces.Start();
+  (*scheduler)->Start();
   std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
             << "Use kubectl:\n  export KUBECONFIG=" << (*server)->kubeconfig_path() << "\n"
             << "  kubectl get namespaces\n"
@@ -65,9 +81,37 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   sigwait(&stop, &sig);
   spdlog::info("signal {}: shutting down", sig);
   (*server)->Stop();
+  (*scheduler)->Stop();
   namespaces.Stop();
   gc.Stop();
   server->reset();
+  return 0;
+}
+
+int RunHollow(const std::string& kubeconfig, kiso::agent::HollowOptions options) {
+  sigset_t stop = BlockStopSignals();
+  auto config = kiso::client::LoadKubeConfig(kubeconfig);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().ToString());
+    return 1;
+  }
+  auto transport = kiso::client::HttpsTransport::Create(*config);
+  if (!transport.ok()) {
+    spdlog::error("{}", transport.status().ToString());
+    return 1;
+  }
+  kiso::client::Client client(*transport, "kiso-hollow");
+  kiso::agent::HollowNodes nodes(&client, options);
+  if (kiso::Status s = nodes.Start(); !s.ok()) {
+    spdlog::error("hollow nodes: {}", s.ToString());
+    return 1;
+  }
+  std::cout << "registered " << options.count << " hollow nodes (" << options.prefix << "-"
+            << options.first << "…) with " << config->server << "\n"
+            << std::flush;
+  int sig = 0;
+  sigwait(&stop, &sig);
+  nodes.Stop();
   return 0;
 }
 
@@ -95,6 +139,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   int exit_code = 0;
   server->callback([&] { exit_code = RunServer(data_dir, store_url, address, port); });
+
+  auto* hollow = app.add_subcommand(
+      "hollow", "Register simulated nodes that run bound pods without containers (kubemark)");
+  std::string kubeconfig;
+  kiso::agent::HollowOptions hollow_options;
+  hollow->add_option("--kubeconfig", kubeconfig, "kubeconfig of the cluster to join")->required();
+  hollow->add_option("--count", hollow_options.count, "Number of nodes")->capture_default_str();
+  hollow->add_option("--prefix", hollow_options.prefix, "Node name prefix")->capture_default_str();
+  hollow->add_option("--first", hollow_options.first, "Index of the first node")
+      ->capture_default_str();
+  hollow->add_option("--cpu", hollow_options.cpu, "CPU per node")->capture_default_str();
+  hollow->add_option("--memory", hollow_options.memory, "Memory per node")->capture_default_str();
+  hollow->add_option("--pods", hollow_options.pods, "Pods per node")->capture_default_str();
+  hollow->callback([&] { exit_code = RunHollow(kubeconfig, hollow_options); });
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -1,0 +1,225 @@
+#include "agent/hollow.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+
+namespace kiso::agent {
+
+namespace json = boost::json;
+
+namespace {
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+const api::ResourceType& Leases() {
+  return *api::FindResource("coordination.k8s.io", "v1", "leases");
+}
+
+std::string MicroTime() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::floor<std::chrono::seconds>(now);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z", secs, micros);
+}
+}  // namespace
+
+HollowNodes::HollowNodes(client::Client* client, HollowOptions options)
+    : client_(client), options_(std::move(options)) {
+  for (int i = 0; i < options_.count; ++i) {
+    names_.insert(fmt::format("{}-{}", options_.prefix, options_.first + i));
+  }
+  pods_ = std::make_unique<client::Informer>(
+      client_, &Pods(),
+      [this](const json::value*, const json::value& obj, bool deleted) { OnPod(obj, deleted); });
+}
+
+HollowNodes::~HollowNodes() { Stop(); }
+
+std::vector<std::string> HollowNodes::names() const { return {names_.begin(), names_.end()}; }
+
+Status HollowNodes::Register(const std::string& name) {
+  std::string now = api::NowRfc3339();
+  json::object resources{{"cpu", options_.cpu},
+                         {"memory", options_.memory},
+                         {"pods", std::to_string(options_.pods)},
+                         {"ephemeral-storage", options_.ephemeral_storage}};
+  json::array conditions;
+  for (auto [type, status, reason] :
+       {std::tuple{"MemoryPressure", "False", "KubeletHasSufficientMemory"},
+        std::tuple{"DiskPressure", "False", "KubeletHasNoDiskPressure"},
+        std::tuple{"PIDPressure", "False", "KubeletHasSufficientPID"},
+        std::tuple{"Ready", "True", "KubeletReady"}}) {
+    conditions.push_back(json::object{{"type", type},
+                                      {"status", status},
+                                      {"lastHeartbeatTime", now},
+                                      {"lastTransitionTime", now},
+                                      {"reason", reason},
+                                      {"message", "hollow node"}});
+  }
+  json::value node = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Node"},
+      {"metadata", json::object{{"name", name},
+                                {"labels", json::object{{"kubernetes.io/hostname", name},
+                                                        {"kubernetes.io/os", "linux"},
+                                                        {"kubernetes.io/arch", "amd64"},
+                                                        {"kiso.dev/hollow", "true"}}}}},
+      {"spec", json::object()},
+      {"status", json::object{{"capacity", resources},
+                              {"allocatable", resources},
+                              {"conditions", std::move(conditions)},
+                              {"addresses",
+                               json::array{json::object{{"type", "Hostname"}, {"address", name}}}},
+                              {"nodeInfo", json::object{{"kubeletVersion", "v1.32.0-kiso-hollow"},
+                                                        {"containerRuntimeVersion", "hollow://0"},
+                                                        {"osImage", "hollow"},
+                                                        {"kernelVersion", "hollow"},
+                                                        {"operatingSystem", "linux"},
+                                                        {"architecture", "amd64"}}}}}};
+  auto created = client_->Create(Nodes(), "", node);
+  if (!created.ok() && created.status().code() != Code::kAlreadyExists) return created.status();
+  // Status is a subresource: the create dropped it; write it (also for an existing node).
+  auto current = client_->Get(Nodes(), "", name);
+  if (!current.ok()) return current.status();
+  json::value updated = *current;
+  updated.as_object()["status"] = node.at("status");
+  auto res = client_->Update(Nodes(), "", updated, "status");
+  if (!res.ok()) return res.status();
+  return Renew(name);
+}
+
+Status HollowNodes::Renew(const std::string& name) {
+  json::value patch =
+      json::object{{"apiVersion", "coordination.k8s.io/v1"},
+                   {"kind", "Lease"},
+                   {"metadata", json::object{{"name", name}, {"namespace", "kube-node-lease"}}},
+                   {"spec", json::object{{"holderIdentity", name},
+                                         {"leaseDurationSeconds", 40},
+                                         {"renewTime", MicroTime()}}}};
+  auto res = client_->Patch(Leases(), "kube-node-lease", name, client::PatchType::kApply, patch);
+  return res.ok() ? Status::Ok() : res.status();
+}
+
+Status HollowNodes::Start() {
+  for (const auto& name : names_) KISO_RETURN_IF_ERROR(Register(name));
+  pods_->Start();
+  for (int i = 0; i < options_.workers; ++i) {
+    workers_.emplace_back([this] {
+      while (auto key = queue_.Get()) {
+        Reconcile(*key);
+        queue_.Done(*key);
+      }
+    });
+  }
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  return Status::Ok();
+}
+
+void HollowNodes::Stop() {
+  if (stop_.exchange(true)) return;
+  {
+    std::lock_guard lock(mu_);
+    stop_cv_.notify_all();
+  }
+  queue_.ShutDown();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  pods_->Stop();
+}
+
+void HollowNodes::Silence(const std::string& node) {
+  std::lock_guard lock(mu_);
+  silenced_.insert(node);
+}
+
+void HollowNodes::HeartbeatLoop() {
+  std::unique_lock lock(mu_);
+  while (!stop_cv_.wait_for(lock, options_.heartbeat, [&] { return stop_.load(); })) {
+    std::set<std::string> silenced = silenced_;
+    lock.unlock();
+    for (const auto& name : names_) {
+      if (silenced.contains(name)) continue;
+      Status s = Renew(name);
+      if (!s.ok()) spdlog::warn("hollow {}: heartbeat: {}", name, s.ToString());
+    }
+    lock.lock();
+  }
+}
+
+void HollowNodes::OnPod(const json::value& obj, bool deleted) {
+  if (deleted) return;
+  std::string node(api::GetString(obj, {"spec", "nodeName"}));
+  if (!names_.contains(node)) return;
+  {
+    std::lock_guard lock(mu_);
+    if (silenced_.contains(node)) return;  // A silent node does nothing at all.
+  }
+  bool deleting = !api::GetString(obj, {"metadata", "deletionTimestamp"}).empty();
+  bool running = api::GetString(obj, {"status", "phase"}) == "Running";
+  if (deleting || !running) {
+    queue_.Add(std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
+               std::string(api::GetString(obj, {"metadata", "name"})));
+  }
+}
+
+void HollowNodes::Reconcile(const std::string& key) {
+  std::string ns = key.substr(0, key.find('/'));
+  std::string name = key.substr(key.find('/') + 1);
+  auto pod = pods_->Get(ns, name);
+  if (!pod) return;
+  if (!api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty()) {
+    // No containers to stop: confirm the termination at once.
+    client::DeleteOptions options;
+    options.grace_period_seconds = 0;
+    options.precondition_uid = api::GetString(*pod, {"metadata", "uid"});
+    Status s = client_->Delete(Pods(), ns, name, options);
+    if (!s.ok() && s.code() != Code::kNotFound && s.code() != Code::kConflict)
+      queue_.AddAfter(key, std::chrono::milliseconds(200));
+    return;
+  }
+  if (api::GetString(*pod, {"status", "phase"}) == "Running") return;
+  std::string now = api::NowRfc3339();
+  json::array statuses;
+  if (const auto* cs = api::Find(*pod, {"spec", "containers"}); cs && cs->is_array()) {
+    for (const auto& c : cs->get_array()) {
+      statuses.push_back(json::object{
+          {"name", api::GetString(c, {"name"})},
+          {"state", json::object{{"running", json::object{{"startedAt", now}}}}},
+          {"ready", true},
+          {"started", true},
+          {"restartCount", 0},
+          {"image", api::GetString(c, {"image"})},
+          {"imageID", ""},
+          {"containerID", fmt::format("hollow://{}/{}", name, api::GetString(c, {"name"}))}});
+    }
+  }
+  json::array conditions;
+  for (const char* type :
+       {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"}) {
+    conditions.push_back(json::object{{"type", type},
+                                      {"status", "True"},
+                                      {"lastProbeTime", nullptr},
+                                      {"lastTransitionTime", now}});
+  }
+  // A stable fake address per pod from its UID: no network on a hollow node.
+  size_t h = std::hash<std::string_view>()(api::GetString(*pod, {"metadata", "uid"}));
+  std::string ip = fmt::format("10.42.{}.{}", (h >> 8) % 256, 1 + h % 254);
+  json::value patch =
+      json::object{{"status", json::object{{"phase", "Running"},
+                                           {"conditions", std::move(conditions)},
+                                           {"hostIP", "127.0.0.1"},
+                                           {"podIP", ip},
+                                           {"podIPs", json::array{json::object{{"ip", ip}}}},
+                                           {"startTime", now},
+                                           {"containerStatuses", std::move(statuses)}}}};
+  auto res = client_->Patch(Pods(), ns, name, client::PatchType::kStrategic, patch, "status");
+  if (!res.ok() && res.status().code() != Code::kNotFound)
+    queue_.AddAfter(key, std::chrono::milliseconds(200));
+}
+
+}  // namespace kiso::agent

@@ -1,0 +1,68 @@
+// HollowNodes: N simulated nodes that behave like a kubelet without
+// containers (kubemark's idea): each registers its Node with capacity and
+// allocatable, heartbeats through a Lease in kube-node-lease, reports the pods
+// bound to it Running and Ready, and completes their deletion. One pod
+// informer serves every hollow node, so thousands fit in one process.
+#pragma once
+
+#include <atomic>
+#include <boost/json/value.hpp>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/informer.h"
+#include "client/work_queue.h"
+
+namespace kiso::agent {
+
+struct HollowOptions {
+  std::string prefix = "hollow";  // Nodes are named <prefix>-<i>.
+  int count = 1;
+  int first = 0;  // Index of the first node.
+  std::string cpu = "4";
+  std::string memory = "16Gi";
+  int pods = 110;
+  std::string ephemeral_storage = "100Gi";
+  std::chrono::seconds heartbeat{10};
+  int workers = 8;  // Concurrent status updates.
+};
+
+class HollowNodes {
+ public:
+  HollowNodes(client::Client* client, HollowOptions options);
+  ~HollowNodes();
+  // Registers the nodes (creating or updating them) and starts serving.
+  Status Start();
+  void Stop();
+  // Stops heartbeating for one node (tests: a node that goes silent).
+  void Silence(const std::string& node);
+  std::vector<std::string> names() const;
+
+ private:
+  void OnPod(const boost::json::value& obj, bool deleted);
+  void Reconcile(const std::string& key);
+  void HeartbeatLoop();
+  Status Register(const std::string& name);
+  Status Renew(const std::string& name);
+
+  client::Client* client_;
+  HollowOptions options_;
+  std::set<std::string> names_;
+  std::unique_ptr<client::Informer> pods_;
+  client::WorkQueue queue_;
+  std::vector<std::thread> workers_;
+  std::thread heartbeat_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  std::set<std::string> silenced_;
+};
+
+}  // namespace kiso::agent

@@ -1,0 +1,194 @@
+// One suite, two transports: every Client semantic against the in-process
+// transport and against HTTPS to the same API server (the seed's claim that
+// implementations of a tuple are interchangeable, made executable).
+#include "client/client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+#include "apiserver/api_server.h"
+#include "client/https_transport.h"
+#include "client/in_process.h"
+#include "client/informer.h"
+#include "client/kubeconfig.h"
+#include "client/work_queue.h"
+#include "support/temp_dir.h"
+
+namespace kiso::client {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::steady_clock;
+
+const api::ResourceType& ConfigMaps() { return *api::FindResource("", "v1", "configmaps"); }
+
+json::value ConfigMap(const std::string& name, const std::string& value) {
+  return json::object{
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata", json::object{{"name", name}, {"labels", json::object{{"app", "t"}}}}},
+      {"data", json::object{{"k", value}}}};
+}
+
+class ClientTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir("client");
+    auto s = store::OpenStore("sqlite://" + dir_->File("kiso.db"));
+    ASSERT_TRUE(s.ok());
+    store_ = s->release();
+    apiserver::ApiServerOptions options;
+    options.port = 0;
+    options.data_dir = dir_->path();
+    auto server = apiserver::ApiServer::Start(store_, options);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete store_;
+    delete dir_;
+  }
+  void SetUp() override {
+    if (GetParam() == "in-process") {
+      client_ = std::make_unique<Client>(std::make_shared<InProcessTransport>(server_), "test");
+    } else {
+      auto config = LoadKubeConfig(server_->kubeconfig_path());
+      ASSERT_TRUE(config.ok()) << config.status().ToString();
+      auto transport = HttpsTransport::Create(*config);
+      ASSERT_TRUE(transport.ok()) << transport.status().ToString();
+      client_ = std::make_unique<Client>(*transport, "test");
+    }
+    ns_ = "ns-" + GetParam();
+    json::value ns = json::object{
+        {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", json::object{{"name", ns_}}}};
+    auto created = client_->Create(*api::FindResource("", "v1", "namespaces"), "", ns);
+    ASSERT_TRUE(created.ok() || created.status().code() == Code::kAlreadyExists);
+  }
+
+  static testing::TempDir* dir_;
+  static store::Store* store_;
+  static apiserver::ApiServer* server_;
+  std::unique_ptr<Client> client_;
+  std::string ns_;
+};
+
+testing::TempDir* ClientTest::dir_ = nullptr;
+store::Store* ClientTest::store_ = nullptr;
+apiserver::ApiServer* ClientTest::server_ = nullptr;
+
+TEST_P(ClientTest, CrudWithErrorsMappedToCodes) {
+  auto created = client_->Create(ConfigMaps(), ns_, ConfigMap("crud", "1"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_FALSE(api::GetString(*created, {"metadata", "uid"}).empty());
+  EXPECT_EQ(client_->Create(ConfigMaps(), ns_, ConfigMap("crud", "1")).status().code(),
+            Code::kAlreadyExists);
+  auto got = client_->Get(ConfigMaps(), ns_, "crud");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(api::GetString(*got, {"data", "k"}), "1");
+  json::value stale = *got;
+  stale.at("data").as_object()["k"] = "2";
+  ASSERT_TRUE(client_->Update(ConfigMaps(), ns_, stale).ok());
+  auto conflict = client_->Update(ConfigMaps(), ns_, stale);  // Same resourceVersion again.
+  EXPECT_EQ(conflict.status().code(), Code::kConflict);
+  EXPECT_NE(conflict.status().message().find("the object has been modified"), std::string::npos);
+  auto patched = client_->Patch(ConfigMaps(), ns_, "crud", PatchType::kMerge,
+                                json::parse(R"({"data":{"k":"3"}})"));
+  ASSERT_TRUE(patched.ok());
+  EXPECT_EQ(api::GetString(*patched, {"data", "k"}), "3");
+  EXPECT_EQ(client_->Create(ConfigMaps(), ns_, ConfigMap("Bad_Name", "1")).status().code(),
+            Code::kInvalidArgument);
+  ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "crud").ok());
+  EXPECT_EQ(client_->Get(ConfigMaps(), ns_, "crud").status().code(), Code::kNotFound);
+  EXPECT_EQ(client_->Delete(ConfigMaps(), ns_, "crud").code(), Code::kNotFound);
+}
+
+TEST_P(ClientTest, ListWithSelectorsAndWatchFromItsRevision) {
+  for (const char* name : {"w1", "w2"}) {
+    ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap(name, "v")).ok());
+  }
+  ListOptions by_name;
+  by_name.field_selector = "metadata.name=w2";
+  auto list = client_->List(ConfigMaps(), ns_, by_name);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->at("items").as_array().size(), 1u);
+  ListOptions options;
+  options.label_selector = "app=t";
+  options.resource_version = std::string(api::GetString(*list, {"metadata", "resourceVersion"}));
+  auto watch = client_->Watch(ConfigMaps(), ns_, options);
+  ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+  ASSERT_TRUE(client_
+                  ->Patch(ConfigMaps(), ns_, "w1", PatchType::kStrategic,
+                          json::parse(R"({"data":{"k":"x"}})"))
+                  .ok());
+  ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "w2").ok());
+  std::vector<std::string> seen;
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (seen.size() < 2 && steady_clock::now() < deadline) {
+    auto events = (*watch)->Next(deadline);
+    ASSERT_TRUE(events.ok()) << events.status().ToString();
+    for (const auto& e : *events) {
+      if (e.type != "BOOKMARK")
+        seen.push_back(e.type + " " + std::string(api::GetString(e.object, {"metadata", "name"})));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"MODIFIED w1", "DELETED w2"}));
+  ASSERT_TRUE(client_->DeleteCollection(ConfigMaps(), ns_, {}).ok());
+}
+
+TEST_P(ClientTest, InformerFollowsChanges) {
+  std::mutex mu;
+  std::vector<std::string> events;
+  Informer informer(client_.get(), &ConfigMaps(),
+                    [&](const json::value* old, const json::value& obj, bool deleted) {
+                      std::lock_guard lock(mu);
+                      if (api::GetString(obj, {"metadata", "namespace"}) != ns_) return;
+                      events.push_back(std::string(deleted ? "delete "
+                                                   : old   ? "update "
+                                                           : "add ") +
+                                       std::string(api::GetString(obj, {"metadata", "name"})));
+                    });
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(steady_clock::now() + std::chrono::seconds(10)));
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("inf", "1")).ok());
+  ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "inf").ok());
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(mu);
+      if (events.size() >= 2) break;
+    }
+    // The informer delivers on its own thread; poll its output with a deadline.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::lock_guard lock(mu);
+  EXPECT_EQ(events, (std::vector<std::string>{"add inf", "delete inf"}));
+  EXPECT_FALSE(informer.Get(ns_, "inf").has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ClientTest, ::testing::Values("in-process", "https"),
+                         [](const auto& info) {
+                           return info.param == "https" ? "https" : "in_process";
+                         });
+
+TEST(WorkQueue, DeduplicatesAndNeverHandsOneKeyToTwoWorkers) {
+  WorkQueue q;
+  q.Add("a");
+  q.Add("a");
+  q.Add("b");
+  auto first = q.Get();
+  ASSERT_EQ(first, "a");
+  q.Add("a");  // While "a" is processing: queued again only after Done.
+  EXPECT_EQ(q.Get(), "b");
+  q.Done("b");
+  q.Done("a");
+  EXPECT_EQ(q.Get(), "a");
+  q.Done("a");
+  q.ShutDown();
+  EXPECT_FALSE(q.Get().has_value());
+}
+
+}  // namespace
+}  // namespace kiso::client

@@ -1,0 +1,181 @@
+#include "client/https_transport.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/url.hpp>
+#include <mutex>
+#include <vector>
+
+#include "api/errors.h"
+
+namespace kiso::client {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct Connection {
+  asio::io_context io;
+  ssl::stream<tcp::socket> stream;
+  beast::flat_buffer buffer;
+  explicit Connection(ssl::context& tls) : stream(io, tls) {}
+};
+
+apiserver::Response Unavailable(const std::string& what) {
+  apiserver::Response r;
+  r.status = 503;
+  r.body = api::ServiceUnavailable(what).ToJson();
+  return r;
+}
+
+std::string Target(const apiserver::Request& req) {
+  boost::urls::url u;
+  u.set_path(req.path);
+  for (const auto& [k, v] : req.query) u.params().append({k, v});
+  return std::string(u.buffer());
+}
+
+}  // namespace
+
+struct HttpsTransport::Impl {
+  KubeConfig config;
+  ssl::context tls{ssl::context::tls_client};
+  std::mutex mu;
+  std::vector<std::unique_ptr<Connection>> idle;
+
+  Result<std::unique_ptr<Connection>> Take() {
+    {
+      std::lock_guard lock(mu);
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<Connection>(tls);
+    beast::error_code ec;
+    tcp::resolver resolver(c->io);
+    auto endpoints = resolver.resolve(config.host, std::to_string(config.port), ec);
+    if (!ec) asio::connect(c->stream.next_layer(), endpoints, ec);
+    if (!ec) c->stream.next_layer().set_option(tcp::no_delay(true), ec);
+    if (!ec && !config.insecure)
+      c->stream.set_verify_callback(ssl::host_name_verification(config.host));
+    if (!ec) c->stream.handshake(ssl::stream_base::client, ec);
+    if (ec) return MakeStatus(Code::kUnavailable, "{}: {}", config.server, ec.message());
+    return c;
+  }
+
+  void Give(std::unique_ptr<Connection> c) {
+    std::lock_guard lock(mu);
+    if (idle.size() < 16) idle.push_back(std::move(c));
+  }
+};
+
+HttpsTransport::HttpsTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpsTransport::~HttpsTransport() = default;
+
+Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  beast::error_code ec;
+  if (config.insecure) {
+    impl->tls.set_verify_mode(ssl::verify_none);
+  } else {
+    impl->tls.set_verify_mode(ssl::verify_peer);
+    if (config.ca_pem.empty()) {
+      impl->tls.set_default_verify_paths(ec);
+    } else {
+      impl->tls.add_certificate_authority(asio::buffer(config.ca_pem), ec);
+    }
+    if (ec) return MakeStatus(Code::kInvalidArgument, "CA certificate: {}", ec.message());
+  }
+  return std::shared_ptr<HttpsTransport>(new HttpsTransport(std::move(impl)));
+}
+
+apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request) {
+  http::request<http::string_body> req{http::string_to_verb(request.method), Target(request), 11};
+  req.set(http::field::host, impl_->config.host);
+  for (const auto& [k, v] : request.headers) req.set(k, v);
+  if (!impl_->config.token.empty())
+    req.set(http::field::authorization, "Bearer " + impl_->config.token);
+  req.body() = request.body;
+  req.keep_alive(true);
+  req.prepare_payload();
+  bool watch = request.QueryBool("watch") || request.QueryBool("follow");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto conn = impl_->Take();
+    if (!conn.ok()) return Unavailable(conn.status().message());
+    auto& c = **conn;
+    beast::error_code ec;
+    http::write(c.stream, req, ec);
+    if (ec) continue;  // A pooled connection the server closed: retry on a fresh one.
+    if (!watch) {
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(size_t{1} << 30);
+      http::read(c.stream, c.buffer, parser, ec);
+      if (ec) continue;
+      auto res = parser.release();
+      apiserver::Response out;
+      out.status = static_cast<int>(res.result_int());
+      out.content_type = std::string(res[http::field::content_type]);
+      out.body = std::move(res.body());
+      if (res.keep_alive()) impl_->Give(std::move(*conn));
+      return out;
+    }
+    // A stream: read the header now, the body chunk by chunk in Response::stream.
+    auto parser = std::make_shared<http::response_parser<http::empty_body>>();
+    parser->body_limit(boost::none);
+    http::read_header(c.stream, c.buffer, *parser, ec);
+    if (ec) continue;
+    apiserver::Response out;
+    out.status = static_cast<int>(parser->get().result_int());
+    out.content_type = std::string(parser->get()[http::field::content_type]);
+    if (out.status >= 300) {
+      // An error answer to a stream request is a plain body (a Status).
+      http::response_parser<http::string_body> body_parser(std::move(*parser));
+      http::read(c.stream, c.buffer, body_parser, ec);
+      out.body = body_parser.get().body();
+      return out;
+    }
+    std::shared_ptr<Connection> shared(std::move(*conn));
+    out.stream = [shared, parser](apiserver::StreamWriter& writer) {
+      bool keep = true;
+      auto on_chunk = [&](std::uint64_t, std::string_view data, beast::error_code&) {
+        keep = keep && writer.Write(data);
+        return data.size();
+      };
+      parser->on_chunk_body(on_chunk);
+      while (keep && !parser->is_done()) {
+        bool completed = false;
+        beast::error_code read_ec;
+        http::async_read_some(shared->stream, shared->buffer, *parser,
+                              [&](beast::error_code e, std::size_t) {
+                                read_ec = e;
+                                completed = true;
+                              });
+        while (!completed) {
+          shared->io.restart();
+          shared->io.run_for(std::chrono::milliseconds(200));
+          if (!completed && writer.Stopping()) {
+            beast::error_code ignored;
+            shared->stream.next_layer().cancel(ignored);
+          }
+        }
+        if (read_ec) break;
+      }
+    };
+    return out;
+  }
+  return Unavailable(fmt::format("{}: the connection failed twice", impl_->config.server));
+}
+
+}  // namespace kiso::client

@@ -1,0 +1,27 @@
+// HttpsTransport: the Client's transport to a remote API server — TLS
+// verified against the kubeconfig's CA, bearer token, a pool of keep-alive
+// connections, and watch streams read chunk by chunk until the consumer stops.
+#pragma once
+
+#include <memory>
+
+#include "client/client.h"
+#include "client/kubeconfig.h"
+
+namespace kiso::client {
+
+class HttpsTransport : public Transport {
+ public:
+  static Result<std::shared_ptr<HttpsTransport>> Create(const KubeConfig& config);
+  ~HttpsTransport() override;
+  // A transport error (connection refused, TLS failure) answers 503 with a
+  // Status body naming the server and the cause.
+  apiserver::Response RoundTrip(const apiserver::Request& request) override;
+
+ private:
+  struct Impl;
+  explicit HttpsTransport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiso::client

@@ -1,0 +1,23 @@
+// Reading a kubeconfig (the file `kiso server` writes, or any kubectl one):
+// the current context's server URL, CA certificate and bearer token.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace kiso::client {
+
+struct KubeConfig {
+  std::string server;  // https://127.0.0.1:6443
+  std::string host;    // 127.0.0.1
+  int port = 443;
+  std::string ca_pem;     // Empty: verify against the system store.
+  bool insecure = false;  // insecure-skip-tls-verify.
+  std::string token;
+};
+
+// InvalidArgument naming the file and what is missing or malformed.
+Result<KubeConfig> LoadKubeConfig(const std::string& path);
+
+}  // namespace kiso::client

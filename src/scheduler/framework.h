@@ -1,0 +1,149 @@
+// The scheduler's model and extension points — the seed's f: P → N with
+// |f⁻¹(n)| ≤ capacity(n) (07.1.1), shaped like the Kubernetes scheduler
+// framework: Filter plugins say whether a pod fits a node (and why not),
+// Score plugins rank the nodes that fit. Plugins are registered by name and
+// enabled by a Profile.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kiso::scheduler {
+
+// Resource amounts: cpu in millicores, memory and ephemeral storage in bytes.
+struct Resources {
+  int64_t milli_cpu = 0;
+  int64_t memory = 0;
+  int64_t ephemeral_storage = 0;
+  int64_t pods = 0;
+  Resources& operator+=(const Resources& o);
+  Resources& operator-=(const Resources& o);
+};
+
+struct Toleration {
+  std::string key, op, value, effect;  // op: Equal (default) or Exists.
+  bool Tolerates(const struct Taint& taint) const;
+};
+
+struct Taint {
+  std::string key, value, effect;  // NoSchedule, PreferNoSchedule, NoExecute.
+};
+
+struct HostPort {
+  std::string protocol;
+  std::string ip;
+  int port = 0;
+  friend bool operator<(const HostPort& a, const HostPort& b) {
+    return std::tie(a.protocol, a.ip, a.port) < std::tie(b.protocol, b.ip, b.port);
+  }
+};
+
+// One node-selector term: requirements ANDed (key, operator In/NotIn/Exists/DoesNotExist/Gt/Lt,
+// values).
+struct SelectorRequirement {
+  std::string key, op;
+  std::vector<std::string> values;
+};
+using SelectorTerm = std::vector<SelectorRequirement>;
+
+struct PodInfo {
+  std::string ns, name, uid;
+  std::string node_name;       // spec.nodeName (set when bound).
+  std::string scheduler_name;  // spec.schedulerName.
+  Resources requests;          // Sum of containers (max with init containers), pods = 1.
+  std::map<std::string, std::string> node_selector;
+  std::vector<SelectorTerm> required_affinity;  // ORed terms; empty = none.
+  std::vector<Toleration> tolerations;
+  std::vector<HostPort> host_ports;
+  bool deleting = false;
+  std::string Key() const { return ns + "/" + name; }
+};
+
+struct NodeInfo {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::vector<Taint> taints;
+  bool unschedulable = false;
+  Resources allocatable;
+  Resources requested;  // Sum over the pods on the node (bound or assumed).
+  std::set<HostPort> used_ports;
+  std::set<std::string> pods;  // Keys of the pods counted in `requested`.
+};
+
+// Parses a pod or node object into the scheduler's model.
+PodInfo ParsePod(const boost::json::value& pod);
+NodeInfo ParseNode(const boost::json::value& node);
+
+struct FilterResult {
+  bool fits = true;
+  std::vector<std::string> reasons;  // Upstream's wording: "Insufficient cpu", …
+  static FilterResult Fit() { return {}; }
+  static FilterResult Unfit(std::string reason) { return {false, {std::move(reason)}}; }
+};
+
+class FilterPlugin {
+ public:
+  virtual ~FilterPlugin() = default;
+  virtual std::string_view Name() const = 0;
+  virtual FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const = 0;
+};
+
+class ScorePlugin {
+ public:
+  virtual ~ScorePlugin() = default;
+  virtual std::string_view Name() const = 0;
+  // 0 (worst) to 100 (best), for a node that passed every filter.
+  virtual int64_t Score(const PodInfo& pod, const NodeInfo& node) const = 0;
+};
+
+// Plugins by name (upstream's names: NodeResourcesFit, NodeName, NodeAffinity,
+// TaintToleration, NodeUnschedulable, NodePorts; NodeResourcesLeastAllocated,
+// NodeResourcesBalancedAllocation). A duplicate name fails loudly.
+class Registry {
+ public:
+  using FilterFactory = std::function<std::unique_ptr<FilterPlugin>()>;
+  using ScoreFactory = std::function<std::unique_ptr<ScorePlugin>()>;
+  Status RegisterFilter(std::string name, FilterFactory factory);
+  Status RegisterScore(std::string name, ScoreFactory factory);
+  Result<std::unique_ptr<FilterPlugin>> NewFilter(std::string_view name) const;
+  Result<std::unique_ptr<ScorePlugin>> NewScore(std::string_view name) const;
+
+ private:
+  std::map<std::string, FilterFactory, std::less<>> filters_;
+  std::map<std::string, ScoreFactory, std::less<>> scores_;
+};
+
+// Registers kiso's built-in plugins.
+void RegisterBuiltins(Registry& registry);
+
+// Which plugins run, and each score plugin's weight.
+struct Profile {
+  std::vector<std::string> filters = {"NodeUnschedulable", "NodeName",  "TaintToleration",
+                                      "NodeAffinity",      "NodePorts", "NodeResourcesFit"};
+  std::vector<std::pair<std::string, int64_t>> scores = {{"NodeResourcesLeastAllocated", 1},
+                                                         {"NodeResourcesBalancedAllocation", 1}};
+};
+
+// The framework: filters then scores. Thread-compatible (const after Create).
+class Framework {
+ public:
+  static Result<std::unique_ptr<Framework>> Create(const Registry& registry,
+                                                   const Profile& profile);
+  // The best node for `pod` among `nodes`, or Unavailable with upstream's
+  // message: "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {…}."
+  Result<std::string> Schedule(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes) const;
+
+ private:
+  std::vector<std::unique_ptr<FilterPlugin>> filters_;
+  std::vector<std::pair<std::unique_ptr<ScorePlugin>, int64_t>> scores_;
+};
+
+}  // namespace kiso::scheduler

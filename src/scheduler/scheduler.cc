@@ -1,0 +1,258 @@
+#include "scheduler/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+
+namespace kiso::scheduler {
+
+namespace json = boost::json;
+
+namespace {
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+}  // namespace
+
+Result<std::unique_ptr<Scheduler>> Scheduler::Create(client::Client* client,
+                                                     const SchedulerOptions& options) {
+  Registry registry;
+  RegisterBuiltins(registry);
+  KISO_ASSIGN_OR_RETURN(auto framework, Framework::Create(registry, options.profile));
+  return std::unique_ptr<Scheduler>(new Scheduler(client, options, std::move(framework)));
+}
+
+Scheduler::Scheduler(client::Client* client, SchedulerOptions options,
+                     std::unique_ptr<Framework> framework)
+    : client_(client),
+      options_(std::move(options)),
+      framework_(std::move(framework)),
+      events_(client, options_.name) {
+  pods_informer_ = std::make_unique<client::Informer>(
+      client_, &Pods(), [this](const json::value* old, const json::value& obj, bool deleted) {
+        OnPod(old, obj, deleted);
+      });
+  nodes_informer_ = std::make_unique<client::Informer>(
+      client_, &Nodes(), [this](const json::value* old, const json::value& obj, bool deleted) {
+        OnNode(old, obj, deleted);
+      });
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Start() {
+  nodes_informer_->Start();
+  pods_informer_->Start();
+  loop_ = std::thread([this] { Loop(); });
+  for (int i = 0; i < options_.binders; ++i) binders_.emplace_back([this] { BindLoop(); });
+}
+
+void Scheduler::Stop() {
+  if (stop_.exchange(true)) return;
+  {
+    std::lock_guard lock(mu_);
+    cv_.notify_all();
+    bind_cv_.notify_all();
+  }
+  if (loop_.joinable()) loop_.join();
+  for (auto& b : binders_) b.join();
+  binders_.clear();
+  pods_informer_->Stop();
+  nodes_informer_->Stop();
+}
+
+void Scheduler::Account(const PodInfo& pod, const std::string& node_name) {
+  std::string key = pod.Key();
+  auto placed = placed_.find(key);
+  if (placed != placed_.end()) {
+    if (placed->second.node == node_name) return;
+    Unaccount(key);
+  }
+  placed_[key] = {node_name, pod};
+  auto it = nodes_.find(node_name);
+  if (it == nodes_.end()) return;  // Counted once the node appears.
+  NodeInfo& node = it->second;
+  node.requested += pod.requests;
+  node.pods.insert(key);
+  for (const auto& p : pod.host_ports) node.used_ports.insert(p);
+}
+
+bool Scheduler::Unaccount(const std::string& key, const std::string& only_node) {
+  auto placed = placed_.find(key);
+  if (placed == placed_.end()) return false;
+  if (!only_node.empty() && placed->second.node != only_node) return false;
+  auto it = nodes_.find(placed->second.node);
+  if (it != nodes_.end() && it->second.pods.erase(key)) {
+    it->second.requested -= placed->second.pod.requests;
+    for (const auto& p : placed->second.pod.host_ports) it->second.used_ports.erase(p);
+  }
+  placed_.erase(placed);
+  return true;
+}
+
+void Scheduler::RequeueUnschedulable() {
+  for (const auto& key : unschedulable_) {
+    if (queued_.insert(key).second) active_.push_back(key);
+  }
+  unschedulable_.clear();
+  cv_.notify_all();
+}
+
+void Scheduler::OnPod(const json::value* old, const json::value& obj, bool deleted) {
+  (void)old;
+  PodInfo pod = ParsePod(obj);
+  std::string key = pod.Key();
+  std::lock_guard lock(mu_);
+  if (deleted) {
+    pending_.erase(key);
+    pending_spec_.erase(key);
+    unschedulable_.erase(key);
+    reported_.erase(key);
+    if (Unaccount(key)) RequeueUnschedulable();  // Freed capacity may fit a waiting pod.
+    return;
+  }
+  if (!pod.node_name.empty()) {
+    pending_.erase(key);
+    pending_spec_.erase(key);
+    unschedulable_.erase(key);
+    reported_.erase(key);
+    Account(pod, pod.node_name);
+    return;
+  }
+  if (pod.scheduler_name != options_.name || pod.deleting) return;
+  if (placed_.contains(key)) return;  // Assumed: its binding is in flight.
+  std::string spec = json::serialize(obj.at("spec"));
+  bool changed = pending_spec_[key] != spec;
+  pending_spec_[key] = spec;
+  pending_[key] = pod;
+  if (unschedulable_.contains(key) && !changed) return;  // Our own status update, say.
+  unschedulable_.erase(key);
+  if (queued_.insert(key).second) {
+    active_.push_back(key);
+    cv_.notify_one();
+  }
+}
+
+void Scheduler::OnNode(const json::value* old, const json::value& obj, bool deleted) {
+  (void)old;
+  NodeInfo parsed = ParseNode(obj);
+  std::lock_guard lock(mu_);
+  if (deleted) {
+    nodes_.erase(parsed.name);
+    return;
+  }
+  auto it = nodes_.find(parsed.name);
+  if (it == nodes_.end()) {
+    // A new node: count the pods already placed on it.
+    auto& node = nodes_[parsed.name];
+    node = std::move(parsed);
+    for (const auto& [key, where] : placed_) {
+      if (where.node != node.name) continue;
+      node.requested += where.pod.requests;
+      node.pods.insert(key);
+      for (const auto& p : where.pod.host_ports) node.used_ports.insert(p);
+    }
+  } else {
+    NodeInfo& node = it->second;
+    node.labels = std::move(parsed.labels);
+    node.taints = std::move(parsed.taints);
+    node.unschedulable = parsed.unschedulable;
+    node.allocatable = parsed.allocatable;
+  }
+  RequeueUnschedulable();
+}
+
+void Scheduler::Loop() {
+  // Decisions need the nodes and the pods already placed.
+  while (!stop_ && !nodes_informer_->WaitForSync(std::chrono::steady_clock::now() +
+                                                 std::chrono::milliseconds(200))) {
+  }
+  while (!stop_ && !pods_informer_->WaitForSync(std::chrono::steady_clock::now() +
+                                                std::chrono::milliseconds(200))) {
+  }
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    cv_.wait(lock, [&] { return stop_ || !active_.empty(); });
+    if (stop_) break;
+    std::string key = std::move(active_.front());
+    active_.pop_front();
+    queued_.erase(key);
+    auto it = pending_.find(key);
+    if (it == pending_.end()) continue;
+    PodInfo pod = it->second;
+    std::vector<const NodeInfo*> nodes;
+    nodes.reserve(nodes_.size());
+    for (const auto& [name, node] : nodes_) nodes.push_back(&node);
+    auto chosen = framework_->Schedule(pod, nodes);
+    if (chosen.ok()) {
+      pending_.erase(key);
+      Account(pod, *chosen);  // Assume: the next decision sees this pod on the node.
+      binds_.push_back({pod, *chosen, ""});
+    } else {
+      unschedulable_.insert(key);
+      if (reported_[key] != chosen.status().message()) {
+        reported_[key] = chosen.status().message();
+        binds_.push_back({pod, "", chosen.status().message()});
+      }
+    }
+    bind_cv_.notify_one();
+  }
+}
+
+void Scheduler::BindLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    bind_cv_.wait(lock, [&] { return stop_ || !binds_.empty(); });
+    if (stop_) return;
+    BindTask task = std::move(binds_.front());
+    binds_.pop_front();
+    lock.unlock();
+    if (task.node.empty()) {
+      ReportUnschedulable(task.pod, task.unschedulable_message);
+    } else {
+      Bind(task.pod, task.node);
+    }
+    lock.lock();
+  }
+}
+
+void Scheduler::Bind(const PodInfo& pod, const std::string& node) {
+  json::value binding = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Binding"},
+      {"metadata", json::object{{"name", pod.name}, {"namespace", pod.ns}, {"uid", pod.uid}}},
+      {"target", json::object{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
+  auto res = client_->CreateSubresource(Pods(), pod.ns, pod.name, "binding", binding);
+  if (res.ok()) {
+    bound_.fetch_add(1);
+    return;
+  }
+  // Not bound: forget the assumption. A conflict means it is bound or going away
+  // already (the informer will tell); anything else is retried.
+  std::lock_guard lock(mu_);
+  Unaccount(pod.Key(), node);
+  if (res.status().code() != Code::kConflict && res.status().code() != Code::kNotFound) {
+    spdlog::warn("scheduler: bind {} to {}: {}", pod.Key(), node, res.status().ToString());
+    pending_[pod.Key()] = pod;
+    if (queued_.insert(pod.Key()).second) active_.push_back(pod.Key());
+    cv_.notify_one();
+  }
+}
+
+void Scheduler::ReportUnschedulable(const PodInfo& pod, const std::string& message) {
+  json::value patch = json::object{
+      {"status", json::object{{"conditions", json::array{json::object{
+                                                 {"type", "PodScheduled"},
+                                                 {"status", "False"},
+                                                 {"reason", "Unschedulable"},
+                                                 {"message", message},
+                                                 {"lastProbeTime", nullptr},
+                                                 {"lastTransitionTime", api::NowRfc3339()}}}}}}};
+  auto res =
+      client_->Patch(Pods(), pod.ns, pod.name, client::PatchType::kStrategic, patch, "status");
+  if (!res.ok()) return;  // Gone or bound meanwhile.
+  events_.Record(*res, "Warning", "FailedScheduling", message);
+}
+
+}  // namespace kiso::scheduler

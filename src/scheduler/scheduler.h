@@ -1,0 +1,93 @@
+// Scheduler: assigns pending pods to nodes (kube-scheduler's loop). Informers
+// on pods and nodes keep a cache of each node's requested resources; one loop
+// takes pods from the active queue, runs the framework, assumes the pod on the
+// chosen node at once (so the next decision sees it), and binds through
+// pods/binding on a pool of binders so commits batch. A pod that fits nowhere
+// gets PodScheduled=False with upstream's message and a FailedScheduling event,
+// and waits until the cluster changes (a node added or changed, a pod deleted),
+// not on a timer.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/event_recorder.h"
+#include "client/informer.h"
+#include "scheduler/framework.h"
+
+namespace kiso::scheduler {
+
+struct SchedulerOptions {
+  std::string name = "default-scheduler";
+  Profile profile;
+  int binders = 16;
+};
+
+class Scheduler {
+ public:
+  static Result<std::unique_ptr<Scheduler>> Create(client::Client* client,
+                                                   const SchedulerOptions& options);
+  ~Scheduler();
+  void Start();
+  void Stop();
+
+  // For tests and benchmarks: pods bound by this scheduler so far.
+  int64_t bound() const { return bound_.load(); }
+
+ private:
+  Scheduler(client::Client* client, SchedulerOptions options, std::unique_ptr<Framework> framework);
+  void OnPod(const boost::json::value* old, const boost::json::value& obj, bool deleted);
+  void OnNode(const boost::json::value* old, const boost::json::value& obj, bool deleted);
+  void Loop();
+  void BindLoop();
+  void Bind(const PodInfo& pod, const std::string& node);
+  void ReportUnschedulable(const PodInfo& pod, const std::string& message);
+  // REQUIRES: mu_ held.
+  void Account(const PodInfo& pod, const std::string& node);
+  // Stops counting the pod (on `only_node`, if given). True if it was counted.
+  bool Unaccount(const std::string& key, const std::string& only_node = "");
+  void RequeueUnschedulable();
+
+  client::Client* client_;
+  SchedulerOptions options_;
+  std::unique_ptr<Framework> framework_;
+  client::EventRecorder events_;
+  std::unique_ptr<client::Informer> pods_informer_;
+  std::unique_ptr<client::Informer> nodes_informer_;
+  std::thread loop_;
+  std::vector<std::thread> binders_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> bound_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;       // Work for the loop.
+  std::condition_variable bind_cv_;  // Work for the binders.
+  std::map<std::string, NodeInfo> nodes_;
+  struct Placement {
+    std::string node;
+    PodInfo pod;
+  };
+  std::map<std::string, Placement> placed_;          // Pod key → the node it is counted on.
+  std::map<std::string, PodInfo> pending_;           // Unscheduled pods we are responsible for.
+  std::map<std::string, std::string> pending_spec_;  // Their spec, to see real changes.
+  std::deque<std::string> active_;
+  std::set<std::string> queued_;
+  std::set<std::string> unschedulable_;
+  std::map<std::string, std::string> reported_;  // Pod key → message already reported.
+  struct BindTask {
+    PodInfo pod;
+    std::string node;
+    std::string unschedulable_message;  // Set instead of node: report, don't bind.
+  };
+  std::deque<BindTask> binds_;
+};
+
+}  // namespace kiso::scheduler
