@@ -42,15 +42,17 @@ Result<KubeConfig> LoadKubeConfig(const std::string& path) {
       return MakeStatus(Code::kInvalidArgument, "kubeconfig {}: no context {:?}", path, context);
     YAML::Node cluster = Named(root["clusters"], ctx["cluster"].as<std::string>(""), "cluster");
     YAML::Node user = Named(root["users"], ctx["user"].as<std::string>(""), "user");
-    if (!cluster || !cluster["server"])
+    if (!cluster || !cluster["server"]) {
       return MakeStatus(Code::kInvalidArgument,
                         "kubeconfig {}: the context's cluster has no server", path);
+    }
     KubeConfig config;
     config.server = cluster["server"].as<std::string>();
     std::string rest = config.server;
-    if (!rest.starts_with("https://"))
+    if (!rest.starts_with("https://")) {
       return MakeStatus(Code::kInvalidArgument, "kubeconfig {}: server {} is not https://", path,
                         config.server);
+    }
     rest = rest.substr(8);
     rest = rest.substr(0, rest.find('/'));
     size_t colon = rest.rfind(':');

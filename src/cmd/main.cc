@@ -12,8 +12,10 @@
 #include "client/https_transport.h"
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
+#include "controller/deployment_controller.h"
 #include "controller/garbage_collector.h"
 #include "controller/namespace_controller.h"
+#include "controller/replicaset_controller.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
@@ -70,8 +72,12 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     spdlog::error("scheduler: {}", scheduler.status().ToString());
     return 1;
   }
+  kiso::controller::ReplicaSetController replicasets(&client);
+  kiso::controller::DeploymentController deployments(&client);
   gc.Start();
   namespaces.Start();
+  replicasets.Start();
+  deployments.Start();
   (*scheduler)->Start();
   std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
             << "Use kubectl:\n  export KUBECONFIG=" << (*server)->kubeconfig_path() << "\n"
@@ -82,13 +88,15 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   spdlog::info("signal {}: shutting down", sig);
   (*server)->Stop();
   (*scheduler)->Stop();
+  deployments.Stop();
+  replicasets.Stop();
   namespaces.Stop();
   gc.Stop();
   server->reset();
   return 0;
 }
 
-int RunHollow(const std::string& kubeconfig, kiso::agent::HollowOptions options) {
+int RunHollow(const std::string& kubeconfig, const kiso::agent::HollowOptions& options) {
   sigset_t stop = BlockStopSignals();
   auto config = kiso::client::LoadKubeConfig(kubeconfig);
   if (!config.ok()) {

@@ -30,6 +30,27 @@ Resources& Resources::operator-=(const Resources& o) {
   return *this;
 }
 
+Resources NonZero(const Resources& requests) {
+  Resources r = requests;
+  if (r.milli_cpu == 0) r.milli_cpu = 100;
+  if (r.memory == 0) r.memory = 200LL * 1024 * 1024;
+  return r;
+}
+
+void AddPod(NodeInfo& node, const PodInfo& pod) {
+  if (!node.pods.insert(pod.Key()).second) return;
+  node.requested += pod.requests;
+  node.nonzero_requested += NonZero(pod.requests);
+  for (const auto& p : pod.host_ports) node.used_ports.insert(p);
+}
+
+void RemovePod(NodeInfo& node, const PodInfo& pod) {
+  if (!node.pods.erase(pod.Key())) return;
+  node.requested -= pod.requests;
+  node.nonzero_requested -= NonZero(pod.requests);
+  for (const auto& p : pod.host_ports) node.used_ports.erase(p);
+}
+
 bool Toleration::Tolerates(const Taint& taint) const {
   if (!effect.empty() && effect != taint.effect) return false;
   if (key.empty()) return op == "Exists";  // An empty key with Exists tolerates everything.
@@ -248,6 +269,7 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
   next_start = (next_start + examined) % n;
   if (!best.empty()) return best;
   std::vector<std::string> parts;
+  parts.reserve(reasons.size());
   for (const auto& [reason, count] : reasons) parts.push_back(fmt::format("{} {}", count, reason));
   std::sort(parts.begin(), parts.end());
   return Status(Code::kUnavailable,

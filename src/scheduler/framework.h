@@ -74,9 +74,18 @@ struct NodeInfo {
   bool unschedulable = false;
   Resources allocatable;
   Resources requested;  // Sum over the pods on the node (bound or assumed).
+  // The same with upstream's defaults for pods without requests (100m cpu,
+  // 200Mi memory): what scoring uses, so such pods still spread.
+  Resources nonzero_requested;
   std::set<HostPort> used_ports;
   std::set<std::string> pods;  // Keys of the pods counted in `requested`.
 };
+
+// A pod's requests for scoring: 100m cpu and 200Mi memory where it asks for none.
+Resources NonZero(const Resources& requests);
+// Adds or removes a pod's requests and host ports on a node.
+void AddPod(NodeInfo& node, const PodInfo& pod);
+void RemovePod(NodeInfo& node, const PodInfo& pod);
 
 // Parses a pod or node object into the scheduler's model.
 PodInfo ParsePod(const boost::json::value& pod);

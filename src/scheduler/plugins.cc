@@ -91,9 +91,10 @@ class TaintTolerationFilter : public FilterPlugin {
       if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
       bool tolerated = std::any_of(pod.tolerations.begin(), pod.tolerations.end(),
                                    [&](const Toleration& t) { return t.Tolerates(taint); });
-      if (!tolerated)
+      if (!tolerated) {
         return FilterResult::Unfit(
             fmt::format("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value));
+      }
     }
     return FilterResult::Fit();
   }

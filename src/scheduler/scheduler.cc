@@ -71,11 +71,7 @@ void Scheduler::Account(const PodInfo& pod, const std::string& node_name) {
   }
   placed_[key] = {node_name, pod};
   auto it = nodes_.find(node_name);
-  if (it == nodes_.end()) return;  // Counted once the node appears.
-  NodeInfo& node = it->second;
-  node.requested += pod.requests;
-  node.pods.insert(key);
-  for (const auto& p : pod.host_ports) node.used_ports.insert(p);
+  if (it != nodes_.end()) AddPod(it->second, pod);  // Else counted once the node appears.
 }
 
 bool Scheduler::Unaccount(const std::string& key, const std::string& only_node) {
@@ -83,10 +79,7 @@ bool Scheduler::Unaccount(const std::string& key, const std::string& only_node) 
   if (placed == placed_.end()) return false;
   if (!only_node.empty() && placed->second.node != only_node) return false;
   auto it = nodes_.find(placed->second.node);
-  if (it != nodes_.end() && it->second.pods.erase(key)) {
-    it->second.requested -= placed->second.pod.requests;
-    for (const auto& p : placed->second.pod.host_ports) it->second.used_ports.erase(p);
-  }
+  if (it != nodes_.end()) RemovePod(it->second, placed->second.pod);
   placed_.erase(placed);
   return true;
 }
@@ -148,10 +141,7 @@ void Scheduler::OnNode(const json::value* old, const json::value& obj, bool dele
     auto& node = nodes_[parsed.name];
     node = std::move(parsed);
     for (const auto& [key, where] : placed_) {
-      if (where.node != node.name) continue;
-      node.requested += where.pod.requests;
-      node.pods.insert(key);
-      for (const auto& p : where.pod.host_ports) node.used_ports.insert(p);
+      if (where.node == node.name) AddPod(node, where.pod);
     }
   } else {
     NodeInfo& node = it->second;

@@ -1,0 +1,102 @@
+#include "controller/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "api/object.h"
+
+namespace kiso::controller {
+
+namespace json = boost::json;
+
+Controller::Controller(client::Client* client, std::string name, int workers)
+    : client_(client), name_(std::move(name)), workers_count_(workers) {}
+
+Controller::~Controller() { Stop(); }
+
+client::Informer* Controller::Watch(const api::ResourceType& type,
+                                    client::Informer::Handler handler) {
+  informers_.push_back(std::make_unique<client::Informer>(client_, &type, std::move(handler)));
+  return informers_.back().get();
+}
+
+void Controller::Start() {
+  for (auto& i : informers_) i->Start();
+  for (int w = 0; w < workers_count_; ++w) workers_.emplace_back([this] { Work(); });
+}
+
+void Controller::Stop() {
+  if (stopping_.exchange(true)) return;
+  queue_.ShutDown();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  for (auto& i : informers_) i->Stop();
+}
+
+void Controller::Work() {
+  for (auto& i : informers_) {
+    while (!stopping_ &&
+           !i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
+    }
+  }
+  while (auto key = queue_.Get()) {
+    Status s = Reconcile(*key);
+    int failures = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (s.ok()) {
+        failures_.erase(*key);
+      } else {
+        failures = ++failures_[*key];
+      }
+    }
+    if (!s.ok()) {
+      auto delay = std::chrono::milliseconds(5) * (1LL << std::min(failures - 1, 14));
+      delay = std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(60));
+      if (s.code() != Code::kConflict)
+        spdlog::info("{}: {}: {} (retry in {} ms)", name_, *key, s.ToString(), delay.count());
+      queue_.AddAfter(*key, delay);
+    }
+    queue_.Done(*key);
+  }
+}
+
+std::string KeyOf(const json::value& obj) {
+  return std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
+         std::string(api::GetString(obj, {"metadata", "name"}));
+}
+
+std::pair<std::string, std::string> SplitKey(const std::string& key) {
+  size_t slash = key.find('/');
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+std::string ControllerUid(const json::value& obj, std::string_view kind) {
+  const auto* refs = api::Find(obj, {"metadata", "ownerReferences"});
+  if (!refs || !refs->is_array()) return "";
+  for (const auto& ref : refs->get_array()) {
+    const auto* c = api::Find(ref, {"controller"});
+    if (c && c->is_bool() && c->get_bool() && api::GetString(ref, {"kind"}) == kind)
+      return std::string(api::GetString(ref, {"uid"}));
+  }
+  return "";
+}
+
+bool IsActivePod(const json::value& pod) {
+  auto phase = api::GetString(pod, {"status", "phase"});
+  return phase != "Succeeded" && phase != "Failed" &&
+         api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
+}
+
+bool IsReadyPod(const json::value& pod) {
+  const auto* conditions = api::Find(pod, {"status", "conditions"});
+  if (!conditions || !conditions->is_array()) return false;
+  return std::any_of(
+      conditions->get_array().begin(), conditions->get_array().end(), [](const json::value& c) {
+        return api::GetString(c, {"type"}) == "Ready" && api::GetString(c, {"status"}) == "True";
+      });
+}
+
+}  // namespace kiso::controller

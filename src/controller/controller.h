@@ -1,0 +1,68 @@
+// Controller: the reconcile-loop skeleton every controller shares (the seed's
+// Error = Desired − Actual, 07.7.3): informers feed keys into a work queue;
+// workers call Reconcile(key), level-triggered and idempotent; a failed key is
+// retried with exponential back-off (5 ms doubling to 60 s), a successful one
+// resets its back-off.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/informer.h"
+#include "client/work_queue.h"
+
+namespace kiso::controller {
+
+class Controller {
+ public:
+  Controller(client::Client* client, std::string name, int workers);
+  virtual ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // Starts the informers, then (once all have listed) the workers.
+  void Start();
+  // Stops the workers and informers. Derived destructors must call it first.
+  void Stop();
+
+ protected:
+  virtual Status Reconcile(const std::string& key) = 0;
+
+  client::Informer* Watch(const api::ResourceType& type, client::Informer::Handler handler);
+  void Enqueue(const std::string& key) { queue_.Add(key); }
+  void EnqueueAfter(const std::string& key, std::chrono::steady_clock::duration delay) {
+    queue_.AddAfter(key, delay);
+  }
+  client::Client* client() const { return client_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  void Work();
+
+  client::Client* client_;
+  std::string name_;
+  int workers_count_;
+  std::vector<std::unique_ptr<client::Informer>> informers_;
+  client::WorkQueue queue_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::map<std::string, int> failures_;
+};
+
+// "ns/name" of an object, the key controllers use.
+std::string KeyOf(const boost::json::value& obj);
+std::pair<std::string, std::string> SplitKey(const std::string& key);
+// The uid of the object's controller owner of `kind`, or "".
+std::string ControllerUid(const boost::json::value& obj, std::string_view kind);
+// A pod counts as active until it has succeeded, failed or started deleting.
+bool IsActivePod(const boost::json::value& pod);
+bool IsReadyPod(const boost::json::value& pod);
+
+}  // namespace kiso::controller

@@ -1,0 +1,191 @@
+#include "controller/replicaset_controller.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "api/object.h"
+#include "api/selector.h"
+
+namespace kiso::controller {
+
+namespace json = boost::json;
+
+namespace {
+
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+const api::ResourceType& ReplicaSets() { return *api::FindResource("apps", "v1", "replicasets"); }
+constexpr int kBurst = 500;  // Creates or deletes per reconcile, as upstream.
+constexpr auto kExpectationTimeout = std::chrono::minutes(5);
+
+// Deletion preference (upstream's ActivePods ranking): unscheduled, then
+// pending, then not ready, then the newest.
+int Rank(const json::value& pod) {
+  if (api::GetString(pod, {"spec", "nodeName"}).empty()) return 0;
+  if (api::GetString(pod, {"status", "phase"}) == "Pending") return 1;
+  if (!IsReadyPod(pod)) return 2;
+  return 3;
+}
+
+}  // namespace
+
+ReplicaSetController::ReplicaSetController(client::Client* client)
+    : Controller(client, "replicaset-controller", 4) {
+  sets_ = Watch(ReplicaSets(), [this](const json::value*, const json::value& rs, bool deleted) {
+    std::string key = KeyOf(rs);
+    std::lock_guard lock(mu_);
+    if (deleted) {
+      expectations_.erase(key);
+      uid_to_key_.erase(std::string(api::GetString(rs, {"metadata", "uid"})));
+      return;
+    }
+    uid_to_key_[std::string(api::GetString(rs, {"metadata", "uid"}))] = key;
+    Enqueue(key);
+  });
+  pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool deleted) {
+    OnPod(old, pod, deleted);
+  });
+}
+
+std::string ReplicaSetController::OwnerKey(const json::value& pod) {
+  std::string uid = ControllerUid(pod, "ReplicaSet");
+  if (uid.empty()) return "";
+  auto it = uid_to_key_.find(uid);
+  return it == uid_to_key_.end() ? "" : it->second;
+}
+
+void ReplicaSetController::OnPod(const json::value* old, const json::value& pod, bool deleted) {
+  std::lock_guard lock(mu_);
+  std::string key = OwnerKey(pod);
+  if (key.empty()) return;
+  auto& e = expectations_[key];
+  if (deleted) {
+    if (e.deletes > 0) --e.deletes;
+  } else if (!old) {
+    if (e.adds > 0) --e.adds;
+  }
+  Enqueue(key);
+}
+
+Status ReplicaSetController::Reconcile(const std::string& key) {
+  auto [ns, name] = SplitKey(key);
+  auto rs = sets_->Get(ns, name);
+  if (!rs || !api::GetString(*rs, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
+  std::string uid(api::GetString(*rs, {"metadata", "uid"}));
+  {
+    std::lock_guard lock(mu_);
+    auto& e = expectations_[key];
+    bool pending = e.adds > 0 || e.deletes > 0;
+    if (pending && std::chrono::steady_clock::now() - e.since < kExpectationTimeout) {
+      return Status::Ok();  // Wait to see our own writes; their events requeue us.
+    }
+    e = {};
+  }
+  std::vector<json::value> active;
+  int fully_labeled = 0, ready = 0;
+  auto selector_labels = api::Find(*rs, {"spec", "selector", "matchLabels"});
+  for (auto& pod : pods_->List()) {
+    if (api::GetString(pod, {"metadata", "namespace"}) != ns ||
+        ControllerUid(pod, "ReplicaSet") != uid)
+      continue;
+    if (!IsActivePod(pod)) continue;
+    if (IsReadyPod(pod)) ++ready;
+    bool labeled = true;
+    if (selector_labels && selector_labels->is_object()) {
+      auto labels = api::GetLabels(pod);
+      for (const auto& [k, v] : selector_labels->get_object()) {
+        auto it = labels.find(std::string(k));
+        labeled = labeled && it != labels.end() && v.is_string() && it->second == v.get_string();
+      }
+    }
+    if (labeled) ++fully_labeled;
+    active.push_back(std::move(pod));
+  }
+  const auto* want_v = api::Find(*rs, {"spec", "replicas"});
+  int64_t want = want_v && want_v->is_int64() ? want_v->get_int64() : 1;
+  int64_t diff = want - static_cast<int64_t>(active.size());
+  Status result = Status::Ok();
+  if (diff > 0) {
+    int n = static_cast<int>(std::min<int64_t>(diff, kBurst));
+    {
+      std::lock_guard lock(mu_);
+      expectations_[key] = {n, 0, std::chrono::steady_clock::now()};
+    }
+    json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
+    auto& meta = api::Child(pod.as_object(), "metadata");
+    if (const auto* tm = api::Find(*rs, {"spec", "template", "metadata"}); tm && tm->is_object()) {
+      meta = tm->get_object();
+    }
+    meta["generateName"] = name + "-";
+    meta["namespace"] = ns;
+    meta["ownerReferences"] = json::array{json::object{{"apiVersion", "apps/v1"},
+                                                       {"kind", "ReplicaSet"},
+                                                       {"name", name},
+                                                       {"uid", uid},
+                                                       {"controller", true},
+                                                       {"blockOwnerDeletion", true}}};
+    if (const auto* spec = api::Find(*rs, {"spec", "template", "spec"}))
+      pod.as_object()["spec"] = *spec;
+    int failed = 0;
+    for (int i = 0; i < n; ++i) {
+      auto created = client()->Create(Pods(), ns, pod);
+      if (!created.ok()) {
+        ++failed;
+        result = created.status();
+      }
+    }
+    if (failed > 0) {
+      std::lock_guard lock(mu_);
+      expectations_[key].adds = std::max(0, expectations_[key].adds - failed);
+    }
+  } else if (diff < 0) {
+    std::stable_sort(active.begin(), active.end(), [](const json::value& a, const json::value& b) {
+      int ra = Rank(a), rb = Rank(b);
+      if (ra != rb) return ra < rb;
+      return api::GetString(a, {"metadata", "creationTimestamp"}) >
+             api::GetString(b, {"metadata", "creationTimestamp"});
+    });
+    int n = static_cast<int>(std::min<int64_t>(-diff, kBurst));
+    {
+      std::lock_guard lock(mu_);
+      expectations_[key] = {0, n, std::chrono::steady_clock::now()};
+    }
+    for (int i = 0; i < n; ++i) {
+      Status s = client()->Delete(
+          Pods(), ns,
+          std::string(api::GetString(active[static_cast<size_t>(i)], {"metadata", "name"})));
+      if (!s.ok() && s.code() != Code::kNotFound) {
+        std::lock_guard lock(mu_);
+        if (expectations_[key].deletes > 0) --expectations_[key].deletes;
+        result = s;
+      }
+    }
+  }
+  // Status: observed counts of active pods (availability counts ready pods; minReadySeconds 0).
+  const auto* gen = api::Find(*rs, {"metadata", "generation"});
+  json::object status{{"replicas", static_cast<int64_t>(active.size())},
+                      {"fullyLabeledReplicas", fully_labeled},
+                      {"readyReplicas", ready},
+                      {"availableReplicas", ready},
+                      {"observedGeneration", gen ? *gen : json::value(0)}};
+  const auto* current = api::Find(*rs, {"status"});
+  json::object current_obj =
+      current && current->is_object() ? current->get_object() : json::object();
+  bool same = true;
+  for (const auto& [k, v] : status) {
+    const auto* have = current_obj.if_contains(k);
+    same = same && ((have && *have == v) || (!have && v == 0));
+  }
+  if (!same) {
+    json::value updated = *rs;
+    auto& st = api::Child(updated.as_object(), "status");
+    for (const auto& [k, v] : status) st[k] = v;
+    auto res = client()->Update(ReplicaSets(), ns, updated, "status");
+    if (!res.ok() && res.status().code() != Code::kNotFound) return res.status();
+  }
+  return result;
+}
+
+}  // namespace kiso::controller

@@ -1,0 +1,42 @@
+// ReplicaSetController: keeps spec.replicas pods of a ReplicaSet's template
+// alive (kube-controller-manager's replicaset controller): creates missing
+// pods with a controller ownerReference, deletes surplus ones (not yet
+// scheduled first, then not ready, then newest), and reports status replicas,
+// ready, available, fullyLabeled and observedGeneration. Expectations keep it
+// from acting twice on pods it created or deleted but has not seen yet.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "controller/controller.h"
+
+namespace kiso::controller {
+
+class ReplicaSetController : public Controller {
+ public:
+  explicit ReplicaSetController(client::Client* client);
+  ~ReplicaSetController() override { Stop(); }
+
+ protected:
+  Status Reconcile(const std::string& key) override;
+
+ private:
+  struct Expectation {
+    int adds = 0;
+    int deletes = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  void OnPod(const boost::json::value* old, const boost::json::value& pod, bool deleted);
+  // REQUIRES: mu_ held. Finds the ReplicaSet key controlling `pod`.
+  std::string OwnerKey(const boost::json::value& pod);
+
+  client::Informer* sets_ = nullptr;
+  client::Informer* pods_ = nullptr;
+  std::mutex mu_;
+  std::map<std::string, Expectation> expectations_;  // RS key → pending creates/deletes.
+  std::map<std::string, std::string> uid_to_key_;    // RS uid → key.
+};
+
+}  // namespace kiso::controller
