@@ -74,10 +74,14 @@ Status HollowNodes::Register(const std::string& name) {
                               {"conditions", std::move(conditions)},
                               {"addresses",
                                json::array{json::object{{"type", "Hostname"}, {"address", name}}}},
-                              {"nodeInfo", json::object{{"kubeletVersion", "v1.32.0-kiso-hollow"},
-                                                        {"containerRuntimeVersion", "hollow://0"},
-                                                        {"osImage", "hollow"},
+                              {"nodeInfo", json::object{{"machineID", name},
+                                                        {"systemUUID", name},
+                                                        {"bootID", name},
                                                         {"kernelVersion", "hollow"},
+                                                        {"osImage", "hollow"},
+                                                        {"containerRuntimeVersion", "hollow://0"},
+                                                        {"kubeletVersion", "v1.32.0-kiso-hollow"},
+                                                        {"kubeProxyVersion", ""},
                                                         {"operatingSystem", "linux"},
                                                         {"architecture", "amd64"}}}}}};
   auto created = client_->Create(Nodes(), "", node);

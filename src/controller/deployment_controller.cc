@@ -135,7 +135,9 @@ DeploymentController::DeploymentController(client::Client* client)
 }
 
 Status DeploymentController::Reconcile(const std::string& key) {
-  auto [ns, name] = SplitKey(key);
+  const auto [ns_part, name_part] = SplitKey(key);
+  const std::string& ns = ns_part;
+  const std::string& name = name_part;
   auto found = deployments_->Get(ns, name);
   if (!found || !api::GetString(*found, {"metadata", "deletionTimestamp"}).empty())
     return Status::Ok();

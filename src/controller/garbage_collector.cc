@@ -166,6 +166,15 @@ void GarbageCollector::Reconcile(const std::string& uid) {
   for (const auto& [owner, ref] : node.owners) {
     if (OwnerExists(node, owner, ref)) return;
   }
+  // The informer may be behind (an orphaning may just have removed the reference):
+  // decide on the live object, as upstream's attemptToDeleteItem does.
+  auto live = client_->Get(*node.type, node.ns, node.name);
+  if (!live.ok() || api::GetString(*live, {"metadata", "uid"}) != uid) return;
+  const auto* refs = api::Find(*live, {"metadata", "ownerReferences"});
+  if (!refs || !refs->is_array() || refs->get_array().empty()) return;
+  for (const auto& ref : refs->get_array()) {
+    if (OwnerExists(node, std::string(api::GetString(ref, {"uid"})), ref)) return;
+  }
   client::DeleteOptions options;
   options.propagation_policy = "Background";
   options.precondition_uid = node.uid;

@@ -83,6 +83,30 @@ def server():
     s.stop()
 
 
+class Hollow:
+    """`kiso hollow`: simulated nodes joined to a server through its kubeconfig."""
+
+    def __init__(self, server, count, prefix="hollow", extra=()):
+        self.log = open(os.path.join(server.dir, f"{prefix}.log"), "wb")
+        self.proc = subprocess.Popen(
+            [KISO_BIN, "hollow", "--kubeconfig", server.kubeconfig, "--count", str(count),
+             "--prefix", prefix, *extra],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()   # Printed once every node is registered.
+        if "registered" not in line:
+            raise RuntimeError("kiso hollow failed: " + line)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
 class Kubectl:
     def __init__(self, server):
         self.server = server

@@ -1,0 +1,161 @@
+"""Scheduler and workload controllers on hollow nodes (`kiso hollow`), driven
+with the real kubectl and the Python client."""
+import json
+import threading
+import time
+
+import pytest
+from kubernetes import client, watch
+
+from conftest import Hollow, Server, Kubectl
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  strategy:
+    rollingUpdate: {{maxSurge: {surge}, maxUnavailable: {unavailable}}}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        resources: {{requests: {{cpu: {cpu}, memory: 64Mi}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    server = Server()
+    hollow = Hollow(server, 10, extra=["--cpu", "4", "--memory", "16Gi", "--pods", "110"])
+    yield server
+    hollow.stop()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def kctl(cluster):
+    return Kubectl(cluster)
+
+
+@pytest.fixture(scope="module")
+def api(cluster):
+    import kubernetes
+    return kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
+
+
+def wait_until(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)  # Polling the API with a deadline.
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_300_replicas_on_10_nodes_bound_within_capacity(kctl, api):
+    kctl("apply", "-f", "-", input=DEPLOYMENT.format(name="big", replicas=300, surge="25%", unavailable="25%",
+                                                     image="app:1", cpu="100m"))
+    kctl("rollout", "status", "deployment/big", "--timeout=120s", timeout=150)
+    core = client.CoreV1Api(api)
+    pods = core.list_namespaced_pod("default", label_selector="app=big").items
+    assert len(pods) == 300
+    assert all(p.spec.node_name and p.status.phase == "Running" for p in pods)
+    per_node = {}
+    for p in pods:
+        per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 100
+    nodes = {n.metadata.name: n for n in core.list_node().items}
+    for name, milli in per_node.items():
+        assert milli <= 4000, f"{name} over capacity: {milli}m"
+    assert len(per_node) == 10   # Least-allocated scoring spreads the pods.
+    kctl("delete", "deployment", "big", "--timeout=120s", timeout=150)
+    wait_until(lambda: not core.list_namespaced_pod("default", label_selector="app=big").items,
+               what="the pods of a deleted deployment to go")
+
+
+def test_unschedulable_pod_reports_why_and_waits(kctl, api):
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: huge}\nspec:\n  containers:\n  - name: c\n"
+           "    image: x\n    resources: {requests: {cpu: '64'}}\n")
+    kctl("apply", "-f", "-", input=pod)
+    core = client.CoreV1Api(api)
+
+    def condition():
+        p = core.read_namespaced_pod("huge", "default")
+        for c in p.status.conditions or []:
+            if c.type == "PodScheduled" and c.status == "False":
+                return c
+    c = wait_until(condition, what="PodScheduled=False")
+    assert c.reason == "Unschedulable"
+    assert c.message == "0/10 nodes are available: 10 Insufficient cpu."
+    events = core.list_namespaced_event("default", field_selector="involvedObject.name=huge").items
+    assert any(e.reason == "FailedScheduling" and e.type == "Warning" for e in events)
+    kctl("delete", "pod", "huge")
+
+
+def test_rolling_update_keeps_availability_and_undo_restores(kctl, api):
+    replicas, unavailable = 10, 2
+    kctl("apply", "-f", "-", input=DEPLOYMENT.format(name="roll", replicas=replicas, surge=3, unavailable=unavailable,
+                                                     image="app:1", cpu="10m"))
+    kctl("rollout", "status", "deployment/roll", "--timeout=60s", timeout=90)
+    apps = client.AppsV1Api(api)
+    rv = apps.read_namespaced_deployment("roll", "default").metadata.resource_version
+    seen = []
+    done = threading.Event()
+
+    def observe():
+        w = watch.Watch()
+        for e in w.stream(apps.list_namespaced_deployment, "default", field_selector="metadata.name=roll",
+                          resource_version=rv, timeout_seconds=60):
+            d = e["object"]
+            seen.append((d.metadata.generation, d.status.observed_generation, d.status.available_replicas or 0,
+                         d.status.updated_replicas or 0))
+            if done.is_set() and d.status.updated_replicas == replicas and d.status.available_replicas == replicas:
+                return
+
+    t = threading.Thread(target=observe)
+    t.start()
+    kctl("set", "image", "deployment/roll", "web=app:2")
+    kctl("rollout", "status", "deployment/roll", "--timeout=60s", timeout=90)
+    done.set()
+    kctl("annotate", "deployment/roll", "poke=1")  # One more event so the observer sees the end.
+    t.join(timeout=70)
+    assert len(seen) > 3
+    for generation, observed, available, updated in seen:
+        assert available >= replicas - unavailable, seen
+    history = kctl("rollout", "history", "deployment/roll")
+    assert "1 " in history and "2 " in history
+    kctl("rollout", "undo", "deployment/roll")
+    kctl("rollout", "status", "deployment/roll", "--timeout=60s", timeout=90)
+    d = json.loads(kctl("get", "deployment", "roll", "-o", "json"))
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
+    sets = json.loads(kctl("get", "rs", "-l", "app=roll", "-o", "json"))["items"]
+    live = [s for s in sets if s["spec"]["replicas"] > 0]
+    assert len(live) == 1 and live[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
+    assert len(sets) == 2   # The undo reused revision 1's ReplicaSet.
+    kctl("delete", "deployment", "roll")
+
+
+@pytest.mark.parametrize("mode", ["background", "foreground", "orphan"])
+def test_garbage_collection_modes(kctl, api, mode):
+    name = f"gc-{mode}"
+    kctl("apply", "-f", "-", input=DEPLOYMENT.format(name=name, replicas=3, surge=1, unavailable=0,
+                                                     image="app:1", cpu="10m"))
+    kctl("rollout", "status", f"deployment/{name}", "--timeout=60s", timeout=90)
+    kctl("delete", "deployment", name, f"--cascade={mode}", "--timeout=60s", timeout=90)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    if mode == "orphan":
+        sets = apps.list_namespaced_replica_set("default", label_selector=f"app={name}").items
+        assert len(sets) == 1 and not sets[0].metadata.owner_references
+        assert len(core.list_namespaced_pod("default", label_selector=f"app={name}").items) == 3
+        kctl("delete", "rs", "-l", f"app={name}", "--timeout=60s", timeout=90)
+    wait_until(lambda: not apps.list_namespaced_replica_set("default", label_selector=f"app={name}").items and
+               not core.list_namespaced_pod("default", label_selector=f"app={name}").items,
+               what=f"{mode} deletion to remove the dependents")
