@@ -175,6 +175,23 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     SetIfMissing(spec, "serviceAccountName", "default");
     SetIfMissing(spec, "serviceAccount", spec.at("serviceAccountName"));
     SetIfMissing(spec, "priority", 0);
+    // DefaultTolerationSeconds admission: tolerate an unreachable or not-ready node for 300 s.
+    json::value& tolerations = spec["tolerations"];
+    if (!tolerations.is_array()) tolerations = json::array();
+    for (std::string_view key :
+         {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}) {
+      bool present = false;
+      for (const auto& t : tolerations.get_array()) {
+        present |= GetString(t, {"key"}) == key &&
+                   (GetString(t, {"effect"}) == "NoExecute" || GetString(t, {"effect"}).empty());
+      }
+      if (!present) {
+        tolerations.get_array().push_back(json::object{{"key", key},
+                                                       {"operator", "Exists"},
+                                                       {"effect", "NoExecute"},
+                                                       {"tolerationSeconds", 300}});
+      }
+    }
     auto& status = Child(obj, "status");
     SetIfMissing(status, "phase", "Pending");
     SetIfMissing(status, "qosClass", "BestEffort");

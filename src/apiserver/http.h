@@ -37,6 +37,10 @@ class StreamWriter {
   virtual bool Write(std::string_view data) = 0;
   // True once the server is shutting down: a stream should end promptly.
   virtual bool Stopping() const = 0;
+  // Registers how to wake the stream when the reader goes away (or the server
+  // stops), so it ends at once instead of at its next check of Stopping().
+  // Writers that cannot tell call nothing. `cancel` must be thread-safe.
+  virtual void OnCancel(std::function<void()> cancel) { (void)cancel; }
 };
 
 struct Response {

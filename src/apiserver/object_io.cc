@@ -267,7 +267,10 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
   }
   if (t.type->has_status) obj["status"] = json::object();
   if (auto err = ValidateAndDefault(target, obj, nullptr)) return *err;
-  api::RecordUpdate(*t.type, FieldManager(req), nullptr, obj);
+  // A create by server-side apply carries its Apply entry already.
+  if (!req.Header("content-type").starts_with("application/apply-patch")) {
+    api::RecordUpdate(*t.type, FieldManager(req), nullptr, obj);
+  }
   if (DryRun(req)) return json::value(std::move(obj));
 
   for (int attempt = 0;; ++attempt) {

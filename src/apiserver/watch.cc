@@ -94,6 +94,7 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
       return;
     }
     WatchGauge gauge(metrics);
+    out.OnCancel([watcher] { watcher->Cancel(); });
     auto render = [&](const ObjectPtr& obj) {
       return table ? RenderTable(*type, {obj}, req, "", "", false) : obj->json;
     };
@@ -111,6 +112,7 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
       if (now >= end) break;
       auto wake = std::min({end, now + std::chrono::seconds(1), next_bookmark});
       auto events = watcher->Next(wake);
+      if (!events.ok() && events.status().code() == Code::kCancelled) return;
       if (!events.ok()) {
         api::ApiError e = api::Expired(events.status().message());
         if (events.status().code() != Code::kResourceExhausted) {

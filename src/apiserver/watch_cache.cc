@@ -44,6 +44,12 @@ Result<std::vector<EventPtr>> CacheWatcher::Next(std::chrono::steady_clock::time
   return std::vector<EventPtr>();
 }
 
+void CacheWatcher::Cancel() {
+  std::lock_guard lock(mu_);
+  if (ended_.ok()) ended_ = Status(Code::kCancelled, "the watch was cancelled");
+  cv_.notify_all();
+}
+
 CacheWatcher::~CacheWatcher() {
   if (cache_) cache_->Remove(this);
 }

@@ -53,6 +53,8 @@ class CacheWatcher {
   // Waits for events until `deadline`. Empty at the deadline. An error ends the
   // watch: ResourceExhausted when this watcher fell too far behind, Cancelled at shutdown.
   Result<std::vector<EventPtr>> Next(std::chrono::steady_clock::time_point deadline);
+  // Ends the watch: a blocked Next returns Cancelled. Thread-safe.
+  void Cancel();
   ~CacheWatcher();
 
  private:

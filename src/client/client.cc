@@ -104,16 +104,25 @@ class StreamedWatch : public WatchStream {
     });
   }
   ~StreamedWatch() override {
+    Cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Cancel() override {
+    std::function<void()> cancel;
     {
       std::lock_guard lock(mu_);
       cancelled_ = true;
+      cancel = cancel_;
+      cv_.notify_all();
     }
-    if (thread_.joinable()) thread_.join();
+    if (cancel) cancel();  // Wakes the stream now rather than at its next check.
   }
 
   Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
     std::unique_lock lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return !lines_.empty() || ended_; });
+    cv_.wait_until(lock, deadline, [&] { return !lines_.empty() || ended_ || cancelled_; });
+    if (cancelled_ && lines_.empty()) return Status(Code::kCancelled, "watch cancelled");
     std::vector<WatchEvent> out;
     while (!lines_.empty()) {
       std::string line = std::move(lines_.front());
@@ -158,6 +167,15 @@ class StreamedWatch : public WatchStream {
       std::lock_guard lock(w_->mu_);
       return w_->cancelled_;
     }
+    void OnCancel(std::function<void()> cancel) override {
+      bool now;
+      {
+        std::lock_guard lock(w_->mu_);
+        w_->cancel_ = cancel;
+        now = w_->cancelled_;
+      }
+      if (now) cancel();
+    }
 
    private:
     StreamedWatch* w_;
@@ -169,6 +187,7 @@ class StreamedWatch : public WatchStream {
   std::string partial_;
   bool ended_ = false;
   bool cancelled_ = false;
+  std::function<void()> cancel_;
   Status error_;
   std::thread thread_;
 };

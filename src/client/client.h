@@ -45,6 +45,8 @@ class WatchStream {
   // Events received by `deadline` (empty at the deadline). An error once the
   // stream has ended: Compacted for 410 (re-list), Cancelled, Unavailable.
   virtual Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) = 0;
+  // Ends the stream from any thread: a blocked Next returns Cancelled promptly.
+  virtual void Cancel() = 0;
 };
 
 enum class PatchType { kJson, kMerge, kStrategic, kApply };

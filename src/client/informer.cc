@@ -29,7 +29,11 @@ void Informer::Start() {
 }
 
 void Informer::Stop() {
-  stop_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    if (current_) current_->Cancel();
+  }
   synced_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -105,10 +109,14 @@ void Informer::Run() {
     options.resource_version = rv;
     auto watch = client_->Watch(*type_, "", options);
     if (!watch.ok()) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) break;
+      current_ = watch->get();
+    }
     while (!stop_) {
-      auto events =
-          (*watch)->Next(std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
-      if (!events.ok()) break;  // Expired or ended: re-list.
+      auto events = (*watch)->Next(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+      if (!events.ok()) break;  // Expired, cancelled or ended: re-list (or stop).
       for (auto& e : *events) {
         if (e.type == "BOOKMARK" || !e.object.is_object()) continue;
         std::string key = KeyOf(e.object);
@@ -126,6 +134,8 @@ void Informer::Run() {
         handler_(old ? &*old : nullptr, e.object, e.type == "DELETED");
       }
     }
+    std::lock_guard lock(mu_);
+    current_ = nullptr;
   }
 }
 

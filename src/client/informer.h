@@ -53,6 +53,7 @@ class Informer {
   mutable std::mutex mu_;
   mutable std::condition_variable synced_cv_;
   std::map<std::string, boost::json::value> objects_;  // "ns/name" → object.
+  WatchStream* current_ = nullptr;  // The open watch, for Stop to cancel (under mu_).
 };
 
 }  // namespace kiso::client

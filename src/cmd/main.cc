@@ -15,6 +15,7 @@
 #include "controller/deployment_controller.h"
 #include "controller/garbage_collector.h"
 #include "controller/namespace_controller.h"
+#include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
@@ -32,7 +33,7 @@ sigset_t BlockStopSignals() {
 }
 
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
-              uint16_t port) {
+              uint16_t port, int node_grace_seconds) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -74,10 +75,14 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   }
   kiso::controller::ReplicaSetController replicasets(&client);
   kiso::controller::DeploymentController deployments(&client);
+  kiso::controller::NodeLifecycleOptions node_options;
+  node_options.grace_period = std::chrono::seconds(node_grace_seconds);
+  kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options);
   gc.Start();
   namespaces.Start();
   replicasets.Start();
   deployments.Start();
+  node_lifecycle.Start();
   (*scheduler)->Start();
   std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
             << "Use kubectl:\n  export KUBECONFIG=" << (*server)->kubeconfig_path() << "\n"
@@ -88,6 +93,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   spdlog::info("signal {}: shutting down", sig);
   (*server)->Stop();
   (*scheduler)->Stop();
+  node_lifecycle.Stop();
   deployments.Stop();
   replicasets.Stop();
   namespaces.Stop();
@@ -145,8 +151,14 @@ int main(int argc, char** argv) {
   server->add_option("--address", address, "Listen address")->capture_default_str();
   server->add_option("--https-port,--port", port, "HTTPS port of the Kubernetes API")
       ->capture_default_str();
+  int node_grace_seconds = 40;
+  server
+      ->add_option("--node-monitor-grace-period", node_grace_seconds,
+                   "Seconds without a heartbeat before a node is marked unreachable")
+      ->capture_default_str();
   int exit_code = 0;
-  server->callback([&] { exit_code = RunServer(data_dir, store_url, address, port); });
+  server->callback(
+      [&] { exit_code = RunServer(data_dir, store_url, address, port, node_grace_seconds); });
 
   auto* hollow = app.add_subcommand(
       "hollow", "Register simulated nodes that run bound pods without containers (kubemark)");
@@ -160,7 +172,13 @@ int main(int argc, char** argv) {
   hollow->add_option("--cpu", hollow_options.cpu, "CPU per node")->capture_default_str();
   hollow->add_option("--memory", hollow_options.memory, "Memory per node")->capture_default_str();
   hollow->add_option("--pods", hollow_options.pods, "Pods per node")->capture_default_str();
-  hollow->callback([&] { exit_code = RunHollow(kubeconfig, hollow_options); });
+  int heartbeat_seconds = 10;
+  hollow->add_option("--heartbeat", heartbeat_seconds, "Seconds between Lease renewals")
+      ->capture_default_str();
+  hollow->callback([&] {
+    hollow_options.heartbeat = std::chrono::seconds(heartbeat_seconds);
+    exit_code = RunHollow(kubeconfig, hollow_options);
+  });
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

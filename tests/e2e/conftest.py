@@ -28,6 +28,7 @@ class Server:
     """One `kiso server` process; stopped (and its directory removed) at teardown."""
 
     def __init__(self, extra_args=()):
+        extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix="kiso-e2e-")
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
@@ -72,8 +73,12 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        code = self.proc.returncode
+        if code != 0:
+            print(f"kiso server exited with {code}; its log:\n" + self.logs())
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        assert code == 0, f"kiso server did not shut down cleanly (exit {code})"
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +110,11 @@ class Hollow:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+    def kill(self):
+        """SIGKILL: the nodes go silent at once, as a crashed machine would."""
+        self.proc.kill()
+        self.proc.wait()
 
 
 class Kubectl:

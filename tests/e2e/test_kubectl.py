@@ -113,6 +113,10 @@ def test_apply_client_side_then_server_side(kubectl):
     # Server-side apply creates what is missing.
     out = kubectl("apply", "--server-side", "-f", "-", input=DEPLOYMENT.format(name="ssa", replicas=1, image="x:1"))
     assert "deployment.apps/ssa serverside-applied" in out
+    # The same manager applying again changes its own fields without conflict.
+    kubectl("apply", "--server-side", "-f", "-", input=DEPLOYMENT.format(name="ssa", replicas=2, image="x:2"))
+    d = json.loads(kubectl("get", "deploy", "ssa", "-o", "json"))
+    assert d["spec"]["replicas"] == 2 and d["spec"]["template"]["spec"]["containers"][0]["image"] == "x:2"
     kubectl("delete", "deploy", "ssa")
 
 

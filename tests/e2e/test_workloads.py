@@ -159,3 +159,43 @@ def test_garbage_collection_modes(kctl, api, mode):
     wait_until(lambda: not apps.list_namespaced_replica_set("default", label_selector=f"app={name}").items and
                not core.list_namespaced_pod("default", label_selector=f"app={name}").items,
                what=f"{mode} deletion to remove the dependents")
+
+
+def test_silent_node_is_marked_and_its_pods_recreated_elsewhere():
+    server = Server(["--node-monitor-grace-period", "3"])
+    hollows = []
+    try:
+        kctl = Kubectl(server)
+        fast = ["--heartbeat", "1"]
+        hollows.append(Hollow(server, 1, prefix="stays", extra=fast))
+        doomed = Hollow(server, 1, prefix="doomed", extra=fast)
+        hollows.append(doomed)
+        # Two pods that each need most of a node: one lands on each node.
+        manifest = DEPLOYMENT.format(name="survivor", replicas=2, surge=1, unavailable=0, image="app:1", cpu="3")
+        manifest = manifest.replace("      containers:", "      tolerations:\n"
+                                    "      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute,"
+                                    " tolerationSeconds: 1}\n      containers:")
+        kctl("apply", "-f", "-", input=manifest)
+        kctl("rollout", "status", "deployment/survivor", "--timeout=60s", timeout=90)
+        nodes = sorted(kctl("get", "pods", "-l", "app=survivor", "-o",
+                            "jsonpath={.items[*].spec.nodeName}").split())
+        assert nodes == ["doomed-0", "stays-0"]
+        hollows.append(Hollow(server, 1, prefix="spare", extra=fast))
+        doomed.kill()
+
+        def moved():
+            out = json.loads(kctl("get", "pods", "-l", "app=survivor", "-o", "json"))["items"]
+            running = [p["spec"].get("nodeName") for p in out
+                       if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"]
+            return sorted(running) == ["spare-0", "stays-0"] and running
+        wait_until(moved, timeout=60, what="the silent node's pod to be recreated on the spare node")
+        node = json.loads(kctl("get", "node", "doomed-0", "-o", "json"))
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"][0]
+        assert ready["status"] == "Unknown" and ready["reason"] == "NodeStatusUnknown"
+        assert any(t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute"
+                   for t in node["spec"]["taints"])
+        assert "NotReady" in kctl("get", "node", "doomed-0")
+    finally:
+        for h in hollows:
+            h.stop()
+        server.stop()
