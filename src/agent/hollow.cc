@@ -15,6 +15,7 @@ namespace json = boost::json;
 namespace {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+constexpr std::string_view kExitCode = "kiso.dev/hollow-exit-code";
 const api::ResourceType& Leases() {
   return *api::FindResource("coordination.k8s.io", "v1", "leases");
 }
@@ -164,8 +165,11 @@ void HollowNodes::OnPod(const json::value& obj, bool deleted) {
     if (silenced_.contains(node)) return;  // A silent node does nothing at all.
   }
   bool deleting = !api::GetString(obj, {"metadata", "deletionTimestamp"}).empty();
-  bool running = api::GetString(obj, {"status", "phase"}) == "Running";
-  if (deleting || !running) {
+  std::string_view phase = api::GetString(obj, {"status", "phase"});
+  bool settled =
+      phase == "Succeeded" || phase == "Failed" ||
+      (phase == "Running" && api::GetString(obj, {"metadata", "annotations", kExitCode}).empty());
+  if (deleting || !settled) {
     queue_.Add(std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
                std::string(api::GetString(obj, {"metadata", "name"})));
   }
@@ -186,8 +190,39 @@ void HollowNodes::Reconcile(const std::string& key) {
       queue_.AddAfter(key, std::chrono::milliseconds(200));
     return;
   }
-  if (api::GetString(*pod, {"status", "phase"}) == "Running") return;
+  std::string_view phase = api::GetString(*pod, {"status", "phase"});
+  std::string_view exit_code = api::GetString(*pod, {"metadata", "annotations", kExitCode});
+  if (phase == "Succeeded" || phase == "Failed" || (phase == "Running" && exit_code.empty()))
+    return;
   std::string now = api::NowRfc3339();
+  if (!exit_code.empty()) {
+    int code = std::atoi(std::string(exit_code).c_str());
+    json::array finished;
+    if (const auto* cs = api::Find(*pod, {"spec", "containers"}); cs && cs->is_array()) {
+      for (const auto& c : cs->get_array()) {
+        finished.push_back(json::object{
+            {"name", api::GetString(c, {"name"})},
+            {"state",
+             json::object{{"terminated", json::object{{"exitCode", code},
+                                                      {"reason", code == 0 ? "Completed" : "Error"},
+                                                      {"startedAt", now},
+                                                      {"finishedAt", now}}}}},
+            {"ready", false},
+            {"started", false},
+            {"restartCount", 0},
+            {"image", api::GetString(c, {"image"})},
+            {"imageID", ""}});
+      }
+    }
+    json::value done =
+        json::object{{"status", json::object{{"phase", code == 0 ? "Succeeded" : "Failed"},
+                                             {"startTime", now},
+                                             {"containerStatuses", std::move(finished)}}}};
+    auto res = client_->Patch(Pods(), ns, name, client::PatchType::kStrategic, done, "status");
+    if (!res.ok() && res.status().code() != Code::kNotFound)
+      queue_.AddAfter(key, std::chrono::milliseconds(200));
+    return;
+  }
   json::array statuses;
   if (const auto* cs = api::Find(*pod, {"spec", "containers"}); cs && cs->is_array()) {
     for (const auto& c : cs->get_array()) {

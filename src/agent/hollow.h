@@ -3,6 +3,8 @@
 // allocatable, heartbeats through a Lease in kube-node-lease, reports the pods
 // bound to it Running and Ready, and completes their deletion. One pod
 // informer serves every hollow node, so thousands fit in one process.
+// A pod annotated kiso.dev/hollow-exit-code: "N" runs to completion instead:
+// Succeeded for 0, Failed otherwise (what Job tests need).
 #pragma once
 
 #include <atomic>

@@ -287,6 +287,20 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
   }
 }
 
+void PrepareJobForCreate(json::object& job) {
+  auto& spec = Child(job, "spec");
+  if (const auto* manual = spec.if_contains("manualSelector"); manual && *manual == true) return;
+  std::string uid(GetString(job, {"metadata", "uid"}));
+  std::string name(GetString(job, {"metadata", "name"}));
+  spec["selector"] =
+      json::object{{"matchLabels", json::object{{"batch.kubernetes.io/controller-uid", uid}}}};
+  auto& labels = Child(Child(Child(spec, "template"), "metadata"), "labels");
+  labels["batch.kubernetes.io/controller-uid"] = uid;
+  labels["batch.kubernetes.io/job-name"] = name;
+  labels["controller-uid"] = uid;
+  labels["job-name"] = name;
+}
+
 // ---- Validation ----
 
 namespace {

@@ -17,6 +17,11 @@ namespace kiso::api {
 // Fills in the defaults the real API server applies to `obj` of `type`.
 void ApplyDefaults(const ResourceType& type, boost::json::object& obj);
 
+// What the API server adds to a Job at creation (pkg/registry/batch/job
+// PrepareForCreate): unless spec.manualSelector, a selector on the Job's uid and
+// the matching labels on its pod template. REQUIRES: metadata.uid and name set.
+void PrepareJobForCreate(boost::json::object& job);
+
 // The causes that make `obj` invalid; empty when it is valid. `old` is the
 // stored object on update (immutable fields), nullptr on create.
 std::vector<Cause> Validate(const ResourceType& type, const boost::json::object& obj,

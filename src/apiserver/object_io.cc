@@ -266,6 +266,7 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
     meta.erase("generation");
   }
   if (t.type->has_status) obj["status"] = json::object();
+  if (t.type->kind == "Job") api::PrepareJobForCreate(obj);
   if (auto err = ValidateAndDefault(target, obj, nullptr)) return *err;
   // A create by server-side apply carries its Apply entry already.
   if (!req.Header("content-type").starts_with("application/apply-patch")) {

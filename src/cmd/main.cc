@@ -13,7 +13,9 @@
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
 #include "controller/deployment_controller.h"
+#include "controller/endpoints_controller.h"
 #include "controller/garbage_collector.h"
+#include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
@@ -75,6 +77,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   }
   kiso::controller::ReplicaSetController replicasets(&client);
   kiso::controller::DeploymentController deployments(&client);
+  kiso::controller::JobController jobs(&client);
+  kiso::controller::EndpointsController endpoints(&client);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options);
@@ -82,6 +86,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   namespaces.Start();
   replicasets.Start();
   deployments.Start();
+  jobs.Start();
+  endpoints.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
   std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
@@ -94,6 +100,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   (*server)->Stop();
   (*scheduler)->Stop();
   node_lifecycle.Stop();
+  endpoints.Stop();
+  jobs.Stop();
   deployments.Stop();
   replicasets.Stop();
   namespaces.Stop();

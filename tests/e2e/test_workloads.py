@@ -199,3 +199,61 @@ def test_silent_node_is_marked_and_its_pods_recreated_elsewhere():
         for h in hollows:
             h.stop()
         server.stop()
+
+
+def test_job_runs_to_completion_and_fails_past_its_backoff_limit(kctl, api):
+    job = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  completions: {completions}
+  parallelism: 2
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations: {{kiso.dev/hollow-exit-code: "{code}"}}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: task
+        image: busybox
+"""
+    kctl("apply", "-f", "-", input=job.format(name="works", completions=3, code=0))
+    kctl("wait", "--for=condition=complete", "job/works", "--timeout=60s", timeout=90)
+    j = json.loads(kctl("get", "job", "works", "-o", "json"))
+    assert j["status"]["succeeded"] == 3 and j["status"].get("failed", 0) == 0
+    assert j["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] == j["metadata"]["uid"]
+    assert "Complete" in kctl("get", "job", "works")
+    kctl("apply", "-f", "-", input=job.format(name="breaks", completions=3, code=1))
+    kctl("wait", "--for=condition=failed", "job/breaks", "--timeout=60s", timeout=90)
+    j = json.loads(kctl("get", "job", "breaks", "-o", "json"))
+    failed = [c for c in j["status"]["conditions"] if c["type"] == "Failed"][0]
+    assert failed["reason"] == "BackoffLimitExceeded" and j["status"]["failed"] >= 2
+    kctl("delete", "job", "works", "breaks", "--timeout=60s", timeout=90)
+
+
+def test_endpoints_follow_ready_pods(kctl, api):
+    kctl("apply", "-f", "-", input=DEPLOYMENT.format(name="backend", replicas=3, surge=1, unavailable=0,
+                                                     image="app:1", cpu="10m"))
+    kctl("apply", "-f", "-", input="apiVersion: v1\nkind: Service\nmetadata: {name: backend}\nspec:\n"
+                                   "  selector: {app: backend}\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    kctl("rollout", "status", "deployment/backend", "--timeout=60s", timeout=90)
+    core = client.CoreV1Api(api)
+
+    def addresses():
+        ep = core.read_namespaced_endpoints("backend", "default")
+        subsets = ep.subsets or []
+        ips = sorted(a.ip for s in subsets for a in (s.addresses or []))
+        return len(ips) == 3 and (ips, subsets)
+    ips, subsets = wait_until(addresses, what="3 ready endpoints")
+    pod_ips = sorted(p.status.pod_ip for p in core.list_namespaced_pod("default", label_selector="app=backend").items)
+    assert ips == pod_ips
+    assert subsets[0].ports[0].port == 8080
+    kctl("scale", "deployment", "backend", "--replicas=1")
+    wait_until(lambda: sum(len(s.addresses or []) for s in
+                           core.read_namespaced_endpoints("backend", "default").subsets or []) == 1,
+               what="endpoints to shrink with the deployment")
+    kctl("delete", "service", "backend")
+    kctl("delete", "deployment", "backend")

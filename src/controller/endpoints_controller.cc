@@ -1,0 +1,139 @@
+#include "controller/endpoints_controller.h"
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+
+namespace kiso::controller {
+
+namespace json = boost::json;
+
+namespace {
+
+const api::ResourceType& Services() { return *api::FindResource("", "v1", "services"); }
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+const api::ResourceType& Endpoints() { return *api::FindResource("", "v1", "endpoints"); }
+
+bool Selects(const json::value& service, const json::value& pod) {
+  const auto* selector = api::Find(service, {"spec", "selector"});
+  if (!selector || !selector->is_object() || selector->get_object().empty()) return false;
+  auto labels = api::GetLabels(pod);
+  for (const auto& [k, v] : selector->get_object()) {
+    auto it = labels.find(std::string(k));
+    if (it == labels.end() || !v.is_string() || it->second != v.get_string()) return false;
+  }
+  return true;
+}
+
+// A service port's target on a pod: a number, or a named container port.
+std::optional<int64_t> TargetPort(const json::value& service_port, const json::value& pod) {
+  const auto* target = api::Find(service_port, {"targetPort"});
+  if (!target) target = api::Find(service_port, {"port"});
+  if (target && target->is_int64()) return target->get_int64();
+  if (!target || !target->is_string()) return std::nullopt;
+  const auto* containers = api::Find(pod, {"spec", "containers"});
+  if (!containers || !containers->is_array()) return std::nullopt;
+  for (const auto& c : containers->get_array()) {
+    const auto* ports = api::Find(c, {"ports"});
+    if (!ports || !ports->is_array()) continue;
+    for (const auto& p : ports->get_array()) {
+      if (api::GetString(p, {"name"}) == target->get_string()) {
+        const auto* n = api::Find(p, {"containerPort"});
+        if (n && n->is_int64()) return n->get_int64();
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+EndpointsController::EndpointsController(client::Client* client)
+    : Controller(client, "endpoints-controller", 2) {
+  services_ = Watch(Services(), [this](const json::value*, const json::value& svc, bool) {
+    Enqueue(KeyOf(svc));
+  });
+  pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool) {
+    // Every Service in the namespace that selects the pod (now or before) is requeued.
+    std::string ns(api::GetString(pod, {"metadata", "namespace"}));
+    for (const auto& svc : services_->List()) {
+      if (api::GetString(svc, {"metadata", "namespace"}) != ns) continue;
+      if (Selects(svc, pod) || (old && Selects(svc, *old))) Enqueue(KeyOf(svc));
+    }
+  });
+  endpoints_ = Watch(Endpoints(), [](const json::value*, const json::value&, bool) {});
+}
+
+Status EndpointsController::Reconcile(const std::string& key) {
+  const auto [ns_part, name_part] = SplitKey(key);
+  const std::string& ns = ns_part;
+  const std::string& name = name_part;
+  auto svc = services_->Get(ns, name);
+  auto current = endpoints_->Get(ns, name);
+  if (!svc) {
+    if (current) {
+      Status s = client()->Delete(Endpoints(), ns, name);
+      if (!s.ok() && s.code() != Code::kNotFound) return s;
+    }
+    return Status::Ok();
+  }
+  const auto* selector = api::Find(*svc, {"spec", "selector"});
+  if (!selector || !selector->is_object() || selector->get_object().empty()) return Status::Ok();
+  // One subset per distinct port list (upstream packs pods with the same ports together).
+  std::map<std::string, std::pair<json::array, json::array>>
+      by_ports;  // ports JSON → (ready, not).
+  std::map<std::string, json::array> ports_of;
+  for (const auto& pod : pods_->List()) {
+    if (api::GetString(pod, {"metadata", "namespace"}) != ns || !Selects(*svc, pod)) continue;
+    std::string ip(api::GetString(pod, {"status", "podIP"}));
+    if (ip.empty() || !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty()) continue;
+    json::array ports;
+    if (const auto* sp = api::Find(*svc, {"spec", "ports"}); sp && sp->is_array()) {
+      for (const auto& p : sp->get_array()) {
+        auto port = TargetPort(p, pod);
+        if (!port) continue;
+        json::object e{{"port", *port}, {"protocol", api::GetString(p, {"protocol"})}};
+        if (auto n = api::GetString(p, {"name"}); !n.empty()) e["name"] = n;
+        ports.push_back(std::move(e));
+      }
+    }
+    std::string ports_key = json::serialize(ports);
+    ports_of[ports_key] = ports;
+    json::object address{
+        {"ip", ip},
+        {"targetRef", json::object{{"kind", "Pod"},
+                                   {"namespace", ns},
+                                   {"name", api::GetString(pod, {"metadata", "name"})},
+                                   {"uid", api::GetString(pod, {"metadata", "uid"})}}}};
+    if (auto node = api::GetString(pod, {"spec", "nodeName"}); !node.empty())
+      address["nodeName"] = node;
+    auto& lists = by_ports[ports_key];
+    (IsReadyPod(pod) ? lists.first : lists.second).push_back(std::move(address));
+  }
+  json::array subsets;
+  for (auto& [ports_key, lists] : by_ports) {
+    json::object subset;
+    if (!lists.first.empty()) subset["addresses"] = std::move(lists.first);
+    if (!lists.second.empty()) subset["notReadyAddresses"] = std::move(lists.second);
+    subset["ports"] = ports_of[ports_key];
+    subsets.push_back(std::move(subset));
+  }
+  json::value desired = json::object{{"apiVersion", "v1"},
+                                     {"kind", "Endpoints"},
+                                     {"metadata", json::object{{"name", name}, {"namespace", ns}}},
+                                     {"subsets", std::move(subsets)}};
+  if (!current) {
+    auto created = client()->Create(Endpoints(), ns, desired);
+    return created.ok() || created.status().code() == Code::kAlreadyExists ? Status::Ok()
+                                                                           : created.status();
+  }
+  const auto* have = api::Find(*current, {"subsets"});
+  const json::value empty = json::array();
+  if ((have ? *have : empty) == desired.at("subsets")) return Status::Ok();
+  json::value next = *current;
+  next.as_object()["subsets"] = desired.at("subsets");
+  auto res = client()->Update(Endpoints(), ns, next);
+  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+}
+
+}  // namespace kiso::controller

@@ -1,0 +1,25 @@
+// JobController: runs a Job's pods to completion (kube-controller-manager's job
+// controller): up to spec.parallelism pods at a time until spec.completions have
+// succeeded (Complete), or more than spec.backoffLimit have failed (Failed,
+// BackoffLimitExceeded, remaining pods deleted). Status counts active, ready,
+// succeeded and failed pods, with startTime and completionTime.
+#pragma once
+
+#include "controller/controller.h"
+
+namespace kiso::controller {
+
+class JobController : public Controller {
+ public:
+  explicit JobController(client::Client* client);
+  ~JobController() override { Stop(); }
+
+ protected:
+  Status Reconcile(const std::string& key) override;
+
+ private:
+  client::Informer* jobs_ = nullptr;
+  client::Informer* pods_ = nullptr;
+};
+
+}  // namespace kiso::controller
