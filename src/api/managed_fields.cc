@@ -312,23 +312,81 @@ std::string PathString(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// Leaves of `now` (a field of the object at `path`) whose value differs from,
+// or is missing in, `before`: what an Update changed. Walks both documents
+// once; an unchanged subtree is skipped with one deep comparison.
+void ChangedLeaves(const ResourceType& type, const json::value& now, const json::value* before,
+                   const std::string& path, FieldSet& out) {
+  if (before && *before == now) return;
+  if (const auto* obj = now.if_object(); obj && !obj->empty()) {
+    const json::object* old_obj = before ? before->if_object() : nullptr;
+    for (const auto& [k, child] : *obj) {
+      std::string p = (path.empty() ? "" : path + "/") + "f:" + std::string(k);
+      if (Untracked(p)) continue;
+      ChangedLeaves(type, child, old_obj ? old_obj->if_contains(k) : nullptr, p, out);
+    }
+    return;
+  }
+  if (const auto* arr = now.if_array(); arr && !path.empty()) {
+    ListStrategy strategy = ListStrategyFor(type.kind, SchemaPath(path));
+    const json::array* old_arr = before ? before->if_array() : nullptr;
+    if (strategy.type == ListStrategy::Type::kMergeByKey) {
+      for (const auto& e : *arr) {
+        const auto* eo = e.if_object();
+        const auto* key = eo ? eo->if_contains(strategy.key) : nullptr;
+        if (!key) continue;
+        const json::value* match = nullptr;
+        for (const auto& o : old_arr ? *old_arr : json::array()) {
+          const auto* oo = o.if_object();
+          const auto* ok = oo ? oo->if_contains(strategy.key) : nullptr;
+          if (ok && *ok == *key) match = &o;
+        }
+        std::string p = path + "/k:" + json::serialize(json::object{{strategy.key, *key}});
+        if (!match) out.insert(p + "/.");
+        ChangedLeaves(type, e, match, p, out);
+      }
+      return;
+    }
+    if (strategy.type == ListStrategy::Type::kMergePrimitives) {
+      for (const auto& e : *arr) {
+        if (!old_arr || std::find(old_arr->begin(), old_arr->end(), e) == old_arr->end())
+          out.insert(path + "/v:" + json::serialize(e));
+      }
+      return;
+    }
+  }
+  if (!path.empty() && path != "f:metadata") out.insert(path);
+}
+
+// The fields an Update manager can own: everything but status (a subresource's)
+// and managedFields itself.
+FieldSet OwnableFields(const ResourceType& type, const json::object& obj) {
+  FieldSet out;
+  for (const auto& [k, child] : obj) {
+    std::string p = "f:" + std::string(k);
+    if (Untracked(p) || (type.has_status && k == "status")) continue;
+    Collect(type, child, p, out);
+  }
+  return out;
+}
+
+}  // namespace
+
 void RecordUpdate(const ResourceType& type, const std::string& manager, const json::object* old,
                   json::object& obj) {
   std::vector<Entry> entries = ReadEntries(old ? *old : obj);
-  json::value now(obj);
-  api::Child(now.get_object(), "metadata").erase("managedFields");
-  if (type.has_status) now.get_object().erase("status");
-  FieldSet fields = FieldsOf(type, now);
   FieldSet changed;
+  FieldSet fields = OwnableFields(type, obj);
   if (!old) {
     entries.clear();
     changed = fields;
   } else {
-    json::value before(*old);
-    for (const auto& p : fields) {
-      const auto* a = Lookup(now, p);
-      const auto* b = Lookup(before, p);
-      if (!b || (a && *a != *b && !p.ends_with("/."))) changed.insert(p);
+    for (const auto& [k, child] : obj) {
+      std::string p = "f:" + std::string(k);
+      if (Untracked(p) || (type.has_status && k == "status")) continue;
+      ChangedLeaves(type, child, old->if_contains(k), p, changed);
     }
   }
   if (changed.empty() && old) {
@@ -336,10 +394,9 @@ void RecordUpdate(const ResourceType& type, const std::string& manager, const js
     return;
   }
   for (auto& e : entries) {
-    for (const auto& p : changed) e.fields.erase(p);
-    // Drop fields that no longer exist.
+    // Changed fields move to this manager; fields that no longer exist are dropped.
     for (auto it = e.fields.begin(); it != e.fields.end();) {
-      it = Lookup(now, *it) ? std::next(it) : e.fields.erase(it);
+      it = changed.contains(*it) || !fields.contains(*it) ? e.fields.erase(it) : std::next(it);
     }
   }
   Entry& mine = EntryFor(entries, type, manager, "Update");

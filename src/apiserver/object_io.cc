@@ -265,7 +265,9 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
   } else {
     meta.erase("generation");
   }
-  if (t.type->has_status) obj["status"] = json::object();
+  // Status is the server's to set at creation, except a Node's, which its
+  // kubelet registers in one POST (upstream nodeStrategy keeps it).
+  if (t.type->has_status && t.type->kind != "Node") obj["status"] = json::object();
   if (t.type->kind == "Job") api::PrepareJobForCreate(obj);
   if (auto err = ValidateAndDefault(target, obj, nullptr)) return *err;
   // A create by server-side apply carries its Apply entry already.

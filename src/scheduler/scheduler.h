@@ -28,7 +28,7 @@ namespace kiso::scheduler {
 struct SchedulerOptions {
   std::string name = "default-scheduler";
   Profile profile;
-  int binders = 16;
+  int binders = 64;
 };
 
 class Scheduler {
