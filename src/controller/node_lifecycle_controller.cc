@@ -90,6 +90,12 @@ NodeLifecycleController::~NodeLifecycleController() {
   Stop();
 }
 
+std::string NodeLifecycleController::LastRenewTime(const std::string& node) {
+  std::lock_guard lock(mu_);
+  auto it = last_renew_time_.find(node);
+  return it == last_renew_time_.end() ? "" : it->second;
+}
+
 void NodeLifecycleController::MonitorLoop() {
   std::unique_lock lock(mu_);
   while (!stop_cv_.wait_for(lock, options_.monitor_period, [&] { return stop_; })) {

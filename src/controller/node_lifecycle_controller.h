@@ -31,6 +31,8 @@ class NodeLifecycleController : public Controller {
 
   // One pass over every node: what the monitor thread runs each period (tests call it directly).
   void MonitorOnce();
+  // The Lease renewTime last seen for `node` ("" if none): tests wait for it.
+  std::string LastRenewTime(const std::string& node);
 
  protected:
   Status Reconcile(const std::string& key) override;  // Key: node name; evicts its pods.
