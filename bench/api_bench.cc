@@ -115,6 +115,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
     std::atomic<int> failures{0};
     auto begin = Clock::now();
     std::vector<std::thread> threads;
+    threads.reserve(kConnections);
     for (int c = 0; c < kConnections; ++c) {
       threads.emplace_back([&] {
         HttpsClient client(port, token);
@@ -172,9 +173,11 @@ int Run(const std::string& kiso, int pods, int watchers) {
     std::vector<double> delays;
     std::atomic<int> connected{0};
     std::vector<std::unique_ptr<HttpsClient>> clients;
+    clients.reserve(static_cast<size_t>(watchers));
     for (int i = 0; i < watchers; ++i)
       clients.push_back(std::make_unique<HttpsClient>(port, token));
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(watchers));
     auto epoch = Clock::now();
     for (int i = 0; i < watchers; ++i) {
       threads.emplace_back([&, i] {

@@ -82,6 +82,7 @@ template <typename F>
 void Parallel(int n, int threads, F work) {
   std::atomic<int> next{0};
   std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
       for (int i = next++; i < n; i = next++) work(i);

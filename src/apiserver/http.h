@@ -40,7 +40,7 @@ class StreamWriter {
   // Registers how to wake the stream when the reader goes away (or the server
   // stops), so it ends at once instead of at its next check of Stopping().
   // Writers that cannot tell call nothing. `cancel` must be thread-safe.
-  virtual void OnCancel(std::function<void()> cancel) { (void)cancel; }
+  virtual void OnCancel(const std::function<void()>& cancel) { (void)cancel; }
 };
 
 struct Response {

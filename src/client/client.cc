@@ -167,7 +167,7 @@ class StreamedWatch : public WatchStream {
       std::lock_guard lock(w_->mu_);
       return w_->cancelled_;
     }
-    void OnCancel(std::function<void()> cancel) override {
+    void OnCancel(const std::function<void()>& cancel) override {
       bool now;
       {
         std::lock_guard lock(w_->mu_);

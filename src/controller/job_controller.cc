@@ -48,9 +48,10 @@ JobController::JobController(client::Client* client) : Controller(client, "job-c
     const auto* refs = api::Find(pod, {"metadata", "ownerReferences"});
     if (!refs || !refs->is_array()) return;
     for (const auto& ref : refs->get_array()) {
-      if (api::GetString(ref, {"kind"}) == "Job")
+      if (api::GetString(ref, {"kind"}) == "Job") {
         Enqueue(std::string(api::GetString(pod, {"metadata", "namespace"})) + "/" +
                 std::string(api::GetString(ref, {"name"})));
+      }
     }
   });
 }
