@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   etcd-server golang-etcd-server-dev util-linux \
   clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml
 
-.PHONY: deps build test run bench bench-store bench-api fuzz lint format format-check clean
+.PHONY: deps build test run bench bench-store bench-api bench-sched fuzz lint format format-check clean
 
 # Idempotent: installs only what is missing, and runs apt-get update only then.
 deps:
@@ -61,15 +61,20 @@ run: build
 	@echo "In another shell:"
 	@echo "  export KUBECONFIG=$(DATA_DIR)/kubeconfig.yaml"
 	@echo "  kubectl get namespaces"
+	@echo "Simulated nodes (no node agent yet):"
+	@echo "  $(BUILD_DIR)/src/cmd/kiso hollow --kubeconfig $(DATA_DIR)/kubeconfig.yaml --count 3"
 	$(BUILD_DIR)/src/cmd/kiso server --data-dir $(DATA_DIR) --https-port $(PORT)
 
-bench: bench-store bench-api
+bench: bench-store bench-api bench-sched
 
 bench-store: build
 	$(BUILD_DIR)/bench/store_bench
 
 bench-api: build
 	$(BUILD_DIR)/bench/api_bench --kiso $(BUILD_DIR)/src/cmd/kiso
+
+bench-sched: build
+	$(BUILD_DIR)/bench/sched_bench
 
 SHELL := /bin/bash
 SOURCES = $(shell git ls-files '*.cc' '*.h')
