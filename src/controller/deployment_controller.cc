@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <boost/json.hpp>
 #include <cmath>
 
@@ -270,19 +271,38 @@ Status DeploymentController::Reconcile(const std::string& key) {
         new_target = replicas;
       }
       KISO_RETURN_IF_ERROR(scale(*new_rs, new_target));
-      // Scale old ones down while at least replicas − maxUnavailable stay available.
-      int64_t available = Int(*new_rs, {"status", "availableReplicas"});
-      for (auto* rs : old_sets) available += Int(*rs, {"status", "availableReplicas"});
+      // Scale old ones down while at least replicas − maxUnavailable stay available
+      // (upstream reconcileOldReplicaSets). The bound counts specs, not statuses: a
+      // status not yet updated after the last scale-down must not allow another.
       int64_t min_available = replicas - unavailable;
-      int64_t budget = available - min_available;
-      for (auto* rs : old_sets) {
-        int64_t have = spec_replicas(*rs);
-        if (have == 0) continue;
-        // Old pods that are not available cost nothing to remove.
-        int64_t unhealthy = std::max<int64_t>(0, have - Int(*rs, {"status", "availableReplicas"}));
-        int64_t cut = std::min(have, unhealthy + std::max<int64_t>(0, budget));
-        budget -= std::max<int64_t>(0, cut - unhealthy);
-        if (cut > 0) KISO_RETURN_IF_ERROR(scale(*rs, have - cut));
+      int64_t all_spec = new_target;
+      for (auto* rs : old_sets) all_spec += spec_replicas(*rs);
+      int64_t new_unavailable = new_target - Int(*new_rs, {"status", "availableReplicas"});
+      int64_t max_scaled_down = all_spec - min_available - new_unavailable;
+      if (max_scaled_down > 0) {
+        // First old pods that are not available: removing them costs no availability.
+        std::map<const json::value*, int64_t> target;
+        int64_t cleaned = 0;
+        for (auto* rs : old_sets) {
+          int64_t have = spec_replicas(*rs);
+          int64_t unhealthy =
+              std::max<int64_t>(0, have - Int(*rs, {"status", "availableReplicas"}));
+          int64_t cut = std::min(unhealthy, max_scaled_down - cleaned);
+          target[rs] = have - cut;
+          cleaned += cut;
+        }
+        // Then available ones, down to the minimum available.
+        int64_t available = Int(*new_rs, {"status", "availableReplicas"});
+        for (auto* rs : old_sets) {
+          available += std::min(target[rs], Int(*rs, {"status", "availableReplicas"}));
+        }
+        int64_t budget = std::min(available - min_available, max_scaled_down - cleaned);
+        for (auto* rs : old_sets) {
+          int64_t cut = std::max<int64_t>(0, std::min(target[rs], budget));
+          target[rs] -= cut;
+          budget -= cut;
+          KISO_RETURN_IF_ERROR(scale(*rs, target[rs]));
+        }
       }
     }
   } else if (paused && new_rs && spec_replicas(*new_rs) != replicas && old_sets.empty()) {

@@ -1,5 +1,6 @@
 #include "controller/garbage_collector.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
@@ -10,39 +11,14 @@ namespace kiso::controller {
 
 namespace json = boost::json;
 
-GarbageCollector::GarbageCollector(client::Client* client) : client_(client) {
+GarbageCollector::GarbageCollector(client::Client* client)
+    : Controller(client, "garbage-collector", 1) {
   for (const auto& type : api::BuiltinResources()) {
     const api::ResourceType* t = &type;
-    informers_.push_back(std::make_unique<client::Informer>(
-        client_, t, [this, t](const json::value* old, const json::value& obj, bool deleted) {
-          OnEvent(t, old, obj, deleted);
-        }));
+    Watch(type, [this, t](const json::value* old, const json::value& obj, bool deleted) {
+      OnEvent(t, old, obj, deleted);
+    });
   }
-}
-
-GarbageCollector::~GarbageCollector() { Stop(); }
-
-void GarbageCollector::Start() {
-  for (auto& i : informers_) i->Start();
-  worker_ = std::thread([this] {
-    // Decisions need the whole graph: wait until every informer has listed.
-    for (auto& i : informers_) {
-      while (!stopping_ &&
-             !i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
-      }
-    }
-    while (auto key = queue_.Get()) {
-      Reconcile(*key);
-      queue_.Done(*key);
-    }
-  });
-}
-
-void GarbageCollector::Stop() {
-  stopping_ = true;
-  queue_.ShutDown();
-  if (worker_.joinable()) worker_.join();
-  for (auto& i : informers_) i->Stop();
 }
 
 void GarbageCollector::OnEvent(const api::ResourceType* type, const json::value* old,
@@ -90,7 +66,7 @@ void GarbageCollector::OnEvent(const api::ResourceType* type, const json::value*
     }
     nodes_[uid] = std::move(node);
   }
-  for (const auto& k : to_queue) queue_.Add(k);
+  for (const auto& k : to_queue) Enqueue(k);
 }
 
 bool GarbageCollector::OwnerExists(const Node& node, const std::string& owner_uid,
@@ -103,30 +79,31 @@ bool GarbageCollector::OwnerExists(const Node& node, const std::string& owner_ui
   const api::ResourceType* type =
       api::FindKind(api::GetString(ref, {"apiVersion"}), api::GetString(ref, {"kind"}));
   if (!type) return false;  // An owner kind nobody serves cannot exist.
-  auto owner = client_->Get(*type, type->namespaced ? node.ns : "", api::GetString(ref, {"name"}));
+  auto owner = client()->Get(*type, type->namespaced ? node.ns : "", api::GetString(ref, {"name"}));
   if (!owner.ok()) return owner.status().code() != Code::kNotFound;
   return api::GetString(*owner, {"metadata", "uid"}) == owner_uid;
 }
 
-void GarbageCollector::RemoveFinalizer(const Node& node, const std::string& finalizer) {
+Status GarbageCollector::RemoveFinalizer(const Node& node, const std::string& finalizer) {
   json::value patch =
       json::object{{"metadata", json::object{{"$deleteFromPrimitiveList/finalizers",
                                               json::array{json::string(finalizer)}}}}};
-  auto res = client_->Patch(*node.type, node.ns, node.name, client::PatchType::kStrategic, patch);
+  auto res = client()->Patch(*node.type, node.ns, node.name, client::PatchType::kStrategic, patch);
   if (!res.ok() && res.status().code() != Code::kNotFound) {
-    spdlog::warn("gc: remove finalizer {} from {}/{}: {}", finalizer, node.ns, node.name,
-                 res.status().ToString());
-    queue_.AddAfter(node.uid, std::chrono::seconds(1));
+    return res.status().Annotate(
+        fmt::format("remove finalizer {} from {}/{}", finalizer, node.ns, node.name));
   }
+  return Status::Ok();
 }
 
-void GarbageCollector::Reconcile(const std::string& uid) {
+// Errors are retried with back-off by the Controller base.
+Status GarbageCollector::Reconcile(const std::string& uid) {
   Node node;
   std::vector<Node> dependents;
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(uid);
-    if (it == nodes_.end()) return;
+    if (it == nodes_.end()) return Status::Ok();
     node = it->second;
     for (const auto& d : dependents_[uid]) {
       auto dit = nodes_.find(d);
@@ -139,50 +116,43 @@ void GarbageCollector::Reconcile(const std::string& uid) {
           {"metadata",
            json::object{{"ownerReferences",
                          json::array{json::object{{"$patch", "delete"}, {"uid", uid}}}}}}};
-      auto res = client_->Patch(*d.type, d.ns, d.name, client::PatchType::kStrategic, patch);
-      if (!res.ok() && res.status().code() != Code::kNotFound) {
-        queue_.AddAfter(uid, std::chrono::seconds(1));
-        return;
-      }
+      auto res = client()->Patch(*d.type, d.ns, d.name, client::PatchType::kStrategic, patch);
+      if (!res.ok() && res.status().code() != Code::kNotFound) return res.status();
     }
-    RemoveFinalizer(node, "orphan");
-    return;
+    return RemoveFinalizer(node, "orphan");
   }
   if (node.deleting && node.finalizers.contains("foregroundDeletion")) {
-    if (dependents.empty()) {
-      RemoveFinalizer(node, "foregroundDeletion");
-      return;
-    }
+    if (dependents.empty()) return RemoveFinalizer(node, "foregroundDeletion");
     for (const auto& d : dependents) {
       if (d.deleting) continue;
       client::DeleteOptions options;
       options.propagation_policy = "Foreground";
-      Status s = client_->Delete(*d.type, d.ns, d.name, options);
-      if (!s.ok() && s.code() != Code::kNotFound) queue_.AddAfter(uid, std::chrono::seconds(1));
+      Status s = client()->Delete(*d.type, d.ns, d.name, options);
+      if (!s.ok() && s.code() != Code::kNotFound) return s;
     }
-    return;  // Requeued as each dependent disappears.
+    return Status::Ok();  // Requeued as each dependent disappears.
   }
-  if (node.owners.empty() || node.deleting) return;
+  if (node.owners.empty() || node.deleting) return Status::Ok();
   for (const auto& [owner, ref] : node.owners) {
-    if (OwnerExists(node, owner, ref)) return;
+    if (OwnerExists(node, owner, ref)) return Status::Ok();
   }
   // The informer may be behind (an orphaning may just have removed the reference):
   // decide on the live object, as upstream's attemptToDeleteItem does.
-  auto live = client_->Get(*node.type, node.ns, node.name);
-  if (!live.ok() || api::GetString(*live, {"metadata", "uid"}) != uid) return;
+  auto live = client()->Get(*node.type, node.ns, node.name);
+  if (!live.ok() || api::GetString(*live, {"metadata", "uid"}) != uid) return Status::Ok();
   const auto* refs = api::Find(*live, {"metadata", "ownerReferences"});
-  if (!refs || !refs->is_array() || refs->get_array().empty()) return;
+  if (!refs || !refs->is_array() || refs->get_array().empty()) return Status::Ok();
   for (const auto& ref : refs->get_array()) {
-    if (OwnerExists(node, std::string(api::GetString(ref, {"uid"})), ref)) return;
+    if (OwnerExists(node, std::string(api::GetString(ref, {"uid"})), ref)) return Status::Ok();
   }
   client::DeleteOptions options;
   options.propagation_policy = "Background";
   options.precondition_uid = node.uid;
-  Status s = client_->Delete(*node.type, node.ns, node.name, options);
+  Status s = client()->Delete(*node.type, node.ns, node.name, options);
   if (!s.ok() && s.code() != Code::kNotFound && s.code() != Code::kConflict) {
-    spdlog::warn("gc: delete orphaned {}/{}: {}", node.ns, node.name, s.ToString());
-    queue_.AddAfter(uid, std::chrono::seconds(1));
+    return s.Annotate(fmt::format("delete orphaned {}/{}", node.ns, node.name));
   }
+  return Status::Ok();
 }
 
 }  // namespace kiso::controller

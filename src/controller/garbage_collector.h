@@ -9,27 +9,23 @@
 // object UIDs, reconciled level-triggered from a work queue.
 #pragma once
 
-#include <atomic>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "client/client.h"
-#include "client/informer.h"
-#include "client/work_queue.h"
+#include "controller/controller.h"
 
 namespace kiso::controller {
 
-class GarbageCollector {
+class GarbageCollector : public Controller {
  public:
   explicit GarbageCollector(client::Client* client);
-  ~GarbageCollector();
-  void Start();
-  void Stop();
+  ~GarbageCollector() override { Stop(); }
+
+ protected:
+  Status Reconcile(const std::string& uid) override;
 
  private:
   struct Node {
@@ -44,15 +40,8 @@ class GarbageCollector {
 
   void OnEvent(const api::ResourceType* type, const boost::json::value* old,
                const boost::json::value& obj, bool deleted);
-  void Reconcile(const std::string& uid);
   bool OwnerExists(const Node& node, const std::string& owner_uid, const boost::json::value& ref);
-  void RemoveFinalizer(const Node& node, const std::string& finalizer);
-
-  client::Client* client_;
-  std::vector<std::unique_ptr<client::Informer>> informers_;
-  client::WorkQueue queue_;
-  std::thread worker_;
-  std::atomic<bool> stopping_{false};
+  Status RemoveFinalizer(const Node& node, const std::string& finalizer);
 
   std::mutex mu_;
   std::map<std::string, Node> nodes_;                        // uid → node.

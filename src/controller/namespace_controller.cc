@@ -10,63 +10,39 @@ namespace kiso::controller {
 
 namespace json = boost::json;
 
-NamespaceController::NamespaceController(client::Client* client) : client_(client) {
-  informer_ = std::make_unique<client::Informer>(
-      client_, api::FindResource("", "v1", "namespaces"),
-      [this](const json::value*, const json::value& obj, bool deleted) {
-        if (!deleted && !api::GetString(obj, {"metadata", "deletionTimestamp"}).empty())
-          queue_.Add(std::string(api::GetString(obj, {"metadata", "name"})));
-      });
+NamespaceController::NamespaceController(client::Client* client)
+    : Controller(client, "namespace-controller", 1) {
+  namespaces_ =
+      Watch(*api::FindResource("", "v1", "namespaces"),
+            [this](const json::value*, const json::value& obj, bool deleted) {
+              if (!deleted && !api::GetString(obj, {"metadata", "deletionTimestamp"}).empty())
+                Enqueue(std::string(api::GetString(obj, {"metadata", "name"})));
+            });
 }
 
-NamespaceController::~NamespaceController() { Stop(); }
-
-void NamespaceController::Start() {
-  informer_->Start();
-  worker_ = std::thread([this] {
-    while (auto key = queue_.Get()) {
-      Reconcile(*key);
-      queue_.Done(*key);
-    }
-  });
-}
-
-void NamespaceController::Stop() {
-  queue_.ShutDown();
-  if (worker_.joinable()) worker_.join();
-  informer_->Stop();
-}
-
-void NamespaceController::Reconcile(const std::string& name) {
-  auto ns = informer_->Get("", name);
-  if (!ns || api::GetString(*ns, {"metadata", "deletionTimestamp"}).empty()) return;
-  bool remaining = false;
+Status NamespaceController::Reconcile(const std::string& name) {
+  auto ns = namespaces_->Get("", name);
+  if (!ns || api::GetString(*ns, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
+  int remaining = 0;
   for (const auto& type : api::BuiltinResources()) {
     if (!type.namespaced) continue;
-    Status s = client_->DeleteCollection(type, name);
-    if (!s.ok()) {
-      spdlog::warn("namespace {}: delete {}: {}", name, type.plural, s.ToString());
-      remaining = true;
-      continue;
-    }
+    Status s = client()->DeleteCollection(type, name);
+    if (!s.ok()) return s.Annotate("delete " + type.plural);
     client::ListOptions options;
     options.limit = 1;
-    auto left = client_->List(type, name, options);
+    auto left = client()->List(type, name, options);
     const auto* items = left.ok() ? api::Find(*left, {"items"}) : nullptr;
-    if (!items || !items->is_array() || !items->get_array().empty()) remaining = true;
+    if (!items || !items->is_array() || !items->get_array().empty()) ++remaining;
   }
-  if (remaining) {
+  if (remaining > 0) {
     // Objects finishing graceful deletion (pods on a node, finalizers) take a while.
-    queue_.AddAfter(name, std::chrono::seconds(1));
-    return;
+    return MakeStatus(Code::kUnavailable, "{} kinds of objects are still being deleted", remaining);
   }
   json::value finalize = *ns;
   api::Child(finalize.get_object(), "spec")["finalizers"] = json::array();
-  auto res = client_->Update(*api::FindResource("", "v1", "namespaces"), "", finalize, "finalize");
-  if (!res.ok() && res.status().code() != Code::kNotFound) {
-    spdlog::warn("namespace {}: finalize: {}", name, res.status().ToString());
-    queue_.AddAfter(name, std::chrono::seconds(1));
-  }
+  auto res = client()->Update(*api::FindResource("", "v1", "namespaces"), "", finalize, "finalize");
+  if (!res.ok() && res.status().code() != Code::kNotFound) return res.status();
+  return Status::Ok();
 }
 
 }  // namespace kiso::controller

@@ -4,29 +4,22 @@
 // (kube-controller-manager's namespace controller).
 #pragma once
 
-#include <memory>
-#include <thread>
-
-#include "client/client.h"
-#include "client/informer.h"
-#include "client/work_queue.h"
+#include "controller/controller.h"
 
 namespace kiso::controller {
 
-class NamespaceController {
+class NamespaceController : public Controller {
  public:
   explicit NamespaceController(client::Client* client);
-  ~NamespaceController();
-  void Start();
-  void Stop();
+  ~NamespaceController() override { Stop(); }
+
+ protected:
+  // Key: the namespace's name. Objects still finishing their deletion make it
+  // an error, so the namespace is retried with back-off.
+  Status Reconcile(const std::string& name) override;
 
  private:
-  void Reconcile(const std::string& name);
-
-  client::Client* client_;
-  std::unique_ptr<client::Informer> informer_;
-  client::WorkQueue queue_;
-  std::thread worker_;
+  client::Informer* namespaces_ = nullptr;
 };
 
 }  // namespace kiso::controller
