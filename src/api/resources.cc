@@ -34,7 +34,8 @@ ResourceType Make(std::string group, std::string kind, std::string plural, bool 
 std::vector<ResourceType> Build() {
   const std::vector<std::string> all = {"all"};
   std::vector<ResourceType> types = {
-      Make("", "Namespace", "namespaces", false, {"ns"}, {}, {Status("Namespace")}),
+      Make("", "Namespace", "namespaces", false, {"ns"}, {},
+           {Status("Namespace"), {"finalize", "", "", "Namespace", {"update"}}}),
       Make("", "Node", "nodes", false, {"no"}, {}, {Status("Node")}),
       Make("", "Pod", "pods", true, {"po"}, all,
            {Status("Pod"),

@@ -64,7 +64,7 @@ std::optional<Target> ParseTarget(const Request& req) {
   if (rest.size() >= 2) t.name = rest[1];
   if (rest.size() == 3) {
     t.subresource = rest[2];
-    if (!t.type->FindSubresource(t.subresource) && t.subresource != "finalize") return std::nullopt;
+    if (!t.type->FindSubresource(t.subresource)) return std::nullopt;
   }
   const std::string& m = req.method;
   if (m == "GET") {

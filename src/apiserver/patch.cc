@@ -125,7 +125,6 @@ Response HandlePatch(const Context& ctx, const Target& t, const Request& req) {
     }
     patch = std::move(*parsed);
   }
-  if (t.subresource == "scale") return HandleScale(ctx, t, req);
   return ApplyPatch(ctx, t, req, *type, patch);
 }
 
