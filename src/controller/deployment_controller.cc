@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
 #include <boost/json.hpp>
 #include <cmath>
+#include <map>
 
 #include "api/object.h"
 
