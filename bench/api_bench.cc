@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "https_client.h"
+#include "support/proc.h"
 #include "support/temp_dir.h"
 
 namespace kiso::bench {
@@ -33,19 +34,6 @@ double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
-double RssMb(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::string word;
-  while (in >> word) {
-    if (word == "VmRSS:") {
-      double kb = 0;
-      in >> kb;
-      return kb / 1024;
-    }
-  }
-  return 0;
 }
 
 void Print(const std::string& figure, double value, const std::string& unit) {
@@ -105,7 +93,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
   Print("ready", Ms(Clock::now() - start), "ms");
   token = ReadFile(dir.File("tls/admin.token"));
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  Print("idle_rss", RssMb(pid), "MB");
+  Print("idle_rss", testing::RssMb(pid), "MB");
 
   // Creates, paced open-loop at 1,000/s over a pool of connections.
   {
@@ -161,7 +149,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
     Print("list_all_p99", Percentile(list, 0.99), "ms");
     Print("list_all_bytes", static_cast<double>(bytes) / (1024 * 1024), "MiB");
     Print("get_p99", Percentile(get, 0.99), "ms");
-    Print("rss_with_pods", RssMb(pid), "MB");
+    Print("rss_with_pods", testing::RssMb(pid), "MB");
   }
 
   // Fan-out: watchers on one ConfigMap; each write carries its send time.
@@ -228,7 +216,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    Print("watch_rss", RssMb(pid), "MB");
+    Print("watch_rss", testing::RssMb(pid), "MB");
     for (auto& c : clients) c->Close();
     for (auto& t : threads) t.join();
     std::lock_guard lock(mu);

@@ -15,7 +15,6 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "agent/hollow.h"
@@ -26,6 +25,7 @@
 #include "controller/garbage_collector.h"
 #include "controller/replicaset_controller.h"
 #include "scheduler/scheduler.h"
+#include "support/proc.h"
 #include "support/temp_dir.h"
 
 namespace kiso::bench {
@@ -37,19 +37,6 @@ using Clock = std::chrono::steady_clock;
 void Print(const std::string& figure, double value, const std::string& unit) {
   fmt::print("sched {}={:.1f} {}\n", figure, value, unit);
   std::fflush(stdout);
-}
-
-double RssMb() {
-  std::ifstream in("/proc/self/status");
-  std::string word;
-  while (in >> word) {
-    if (word == "VmRSS:") {
-      double kb = 0;
-      in >> kb;
-      return kb / 1024;
-    }
-  }
-  return 0;
 }
 
 const api::ResourceType& R(std::string_view group, std::string_view plural) {
@@ -158,7 +145,7 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
   Print("queued_pods", pods - first, "pods");
   Print("scheduling_throughput", static_cast<double>((*second)->bound()) / sched_s, "pods/s");
   Print("pods_bound_total", static_cast<double>(first + (*second)->bound()), "pods");
-  Print("rss_with_nodes_and_pods", RssMb(), "MB");
+  Print("rss_with_nodes_and_pods", testing::RssMb(), "MB");
   (*second)->Stop();
   // Capacity check: no node over its allocatable (100m each, 4 cpu, 110 pods).
   auto list = client.List(R("", "pods"), "default");

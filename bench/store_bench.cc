@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -18,6 +17,7 @@
 #include "store/sqlite_store.h"
 #include "store/store.h"
 #include "support/etcd_process.h"
+#include "support/proc.h"
 #include "support/temp_dir.h"
 
 namespace kiso::store {
@@ -42,19 +42,6 @@ double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
-double RssMb(pid_t pid) {
-  std::ifstream in(pid == 0 ? "/proc/self/status" : fmt::format("/proc/{}/status", pid));
-  std::string word;
-  while (in >> word) {
-    if (word == "VmRSS:") {
-      double kb = 0;
-      in >> kb;
-      return kb / 1024;
-    }
-  }
-  return 0;
 }
 
 // Runs `op(thread, i)` on `threads` threads for `how_long`; returns ops/s and
@@ -250,7 +237,8 @@ int main() {
     BenchThroughput(store, name);
     BenchWatch(store, name);
     BenchCompactionFigures(store, name);
-    Print(name, "rss", name == "etcd" ? RssMb((*etcd)->pid()) : RssMb(0), "MiB");
+    Print(name, "rss",
+          name == "etcd" ? kiso::testing::RssMb((*etcd)->pid()) : kiso::testing::RssMb(0), "MiB");
   }
   auto ratio = [](const std::string& figure) {
     double s = figures["sqlite " + figure], e = figures["etcd " + figure];

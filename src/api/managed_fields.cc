@@ -337,11 +337,12 @@ void ChangedLeaves(const ResourceType& type, const json::value& now, const json:
         const auto* eo = e.if_object();
         const auto* key = eo ? eo->if_contains(strategy.key) : nullptr;
         if (!key) continue;
+        // The element with the same key in the old list (a pointer into it, so no copy).
         const json::value* match = nullptr;
-        for (const auto& o : old_arr ? *old_arr : json::array()) {
-          const auto* oo = o.if_object();
+        for (size_t i = 0; old_arr && i < old_arr->size() && !match; ++i) {
+          const auto* oo = (*old_arr)[i].if_object();
           const auto* ok = oo ? oo->if_contains(strategy.key) : nullptr;
-          if (ok && *ok == *key) match = &o;
+          if (ok && *ok == *key) match = &(*old_arr)[i];
         }
         std::string p = path + "/k:" + json::serialize(json::object{{strategy.key, *key}});
         if (!match) out.insert(p + "/.");

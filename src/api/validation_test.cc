@@ -160,6 +160,20 @@ TEST(ManagedFields, UpdateOwnershipAndApplyConflicts) {
   ASSERT_FALSE(Apply(type, "ci", false, applied, live).has_value());
   EXPECT_FALSE(json::value(live).at("metadata").as_object().contains("annotations") &&
                json::value(live).at("metadata").at("annotations").as_object().contains("x"));
+  // An Update that changes one container's image takes only that field.
+  auto before = live;
+  auto after = live;
+  after["spec"].as_object()["template"].as_object()["spec"].as_object()["containers"].as_array()[0]
+      .as_object()["image"] = "y";
+  RecordUpdate(type, "kubectl-set", &before, after);
+  bool found = false;
+  for (const auto& e : after.at("metadata").at("managedFields").as_array()) {
+    auto fields = FromFieldsV1(e.at("fieldsV1"));
+    bool owns = fields.contains("f:spec/f:template/f:spec/f:containers/k:{\"name\":\"c\"}/f:image");
+    EXPECT_EQ(owns, e.at("manager") == "kubectl-set") << json::serialize(e);
+    found |= e.at("manager") == "kubectl-set";
+  }
+  EXPECT_TRUE(found);
   EXPECT_EQ(PathString("f:spec/f:containers/k:{\"name\":\"c\"}/f:image"),
             ".spec.containers[name=\"c\"].image");
 }

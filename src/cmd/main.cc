@@ -1,5 +1,7 @@
 // kiso: one binary, subcommands. Only flag parsing and wiring live here.
+#include <execinfo.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -23,6 +25,22 @@
 #include "store/store.h"
 
 namespace {
+
+// On a crash, the stack goes to stderr before the default action (a core dump
+// where enabled): a failure in the field then says where it happened.
+void OnFatalSignal(int sig) {
+  void* frames[64];
+  int n = backtrace(frames, 64);
+  const char header[] = "kiso: fatal signal; stack:\n";
+  (void)!write(STDERR_FILENO, header, sizeof(header) - 1);
+  backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void InstallCrashHandler() {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnFatalSignal);
+}
 
 // Blocks SIGINT/SIGTERM for every thread and returns the set to sigwait on.
 sigset_t BlockStopSignals() {
@@ -140,6 +158,7 @@ int RunHollow(const std::string& kubeconfig, const kiso::agent::HollowOptions& o
 }  // namespace
 
 int main(int argc, char** argv) {
+  InstallCrashHandler();
   CLI::App app{"kiso: a Kubernetes-compatible container platform in one binary"};
   app.require_subcommand(1);
 

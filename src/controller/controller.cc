@@ -73,6 +73,18 @@ std::pair<std::string, std::string> SplitKey(const std::string& key) {
   return {key.substr(0, slash), key.substr(slash + 1)};
 }
 
+std::vector<std::string> OwnerKeys(const json::value& obj, std::string_view kind) {
+  std::vector<std::string> out;
+  const auto* refs = api::Find(obj, {"metadata", "ownerReferences"});
+  if (!refs || !refs->is_array()) return out;
+  std::string ns(api::GetString(obj, {"metadata", "namespace"}));
+  for (const auto& ref : refs->get_array()) {
+    if (api::GetString(ref, {"kind"}) == kind)
+      out.push_back(ns + "/" + std::string(api::GetString(ref, {"name"})));
+  }
+  return out;
+}
+
 std::string ControllerUid(const json::value& obj, std::string_view kind) {
   const auto* refs = api::Find(obj, {"metadata", "ownerReferences"});
   if (!refs || !refs->is_array()) return "";

@@ -59,6 +59,9 @@ class Controller {
 // "ns/name" of an object, the key controllers use.
 std::string KeyOf(const boost::json::value& obj);
 std::pair<std::string, std::string> SplitKey(const std::string& key);
+// "ns/name" keys of the object's owners of `kind` (by ownerReferences): what a
+// change to a dependent requeues.
+std::vector<std::string> OwnerKeys(const boost::json::value& obj, std::string_view kind);
 // The uid of the object's controller owner of `kind`, or "".
 std::string ControllerUid(const boost::json::value& obj, std::string_view kind);
 // A pod counts as active until it has succeeded, failed or started deleting.

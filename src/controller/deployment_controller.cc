@@ -123,15 +123,7 @@ DeploymentController::DeploymentController(client::Client* client)
         if (!deleted) Enqueue(KeyOf(d));
       });
   sets_ = Watch(ReplicaSets(), [this](const json::value*, const json::value& rs, bool) {
-    // Requeue the owning Deployment by name (ownerReference).
-    const auto* refs = api::Find(rs, {"metadata", "ownerReferences"});
-    if (!refs || !refs->is_array()) return;
-    for (const auto& ref : refs->get_array()) {
-      if (api::GetString(ref, {"kind"}) == "Deployment") {
-        Enqueue(std::string(api::GetString(rs, {"metadata", "namespace"})) + "/" +
-                std::string(api::GetString(ref, {"name"})));
-      }
-    }
+    for (const auto& key : OwnerKeys(rs, "Deployment")) Enqueue(key);
   });
 }
 

@@ -45,14 +45,7 @@ JobController::JobController(client::Client* client) : Controller(client, "job-c
     if (!deleted) Enqueue(KeyOf(job));
   });
   pods_ = Watch(Pods(), [this](const json::value*, const json::value& pod, bool) {
-    const auto* refs = api::Find(pod, {"metadata", "ownerReferences"});
-    if (!refs || !refs->is_array()) return;
-    for (const auto& ref : refs->get_array()) {
-      if (api::GetString(ref, {"kind"}) == "Job") {
-        Enqueue(std::string(api::GetString(pod, {"metadata", "namespace"})) + "/" +
-                std::string(api::GetString(ref, {"name"})));
-      }
-    }
+    for (const auto& key : OwnerKeys(pod, "Job")) Enqueue(key);
   });
 }
 

@@ -24,6 +24,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def terminate(proc):
+    """SIGTERM, and SIGKILL if the process has not exited 10 s later."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """One `kiso server` process; stopped (and its directory removed) at teardown."""
 
@@ -66,13 +77,7 @@ class Server:
             return f.read().decode(errors="replace")[-4000:]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         code = self.proc.returncode
         if code != 0:
             print(f"kiso server exited with {code}; its log:\n" + self.logs())
@@ -102,13 +107,7 @@ class Hollow:
             raise RuntimeError("kiso hollow failed: " + line)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log.close()
 
     def kill(self):

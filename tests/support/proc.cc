@@ -1,0 +1,22 @@
+#include "support/proc.h"
+
+#include <fstream>
+#include <string>
+
+namespace kiso::testing {
+
+double RssMb(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/status")
+                            : "/proc/" + std::to_string(pid) + "/status");
+  std::string word;
+  while (in >> word) {
+    if (word == "VmRSS:") {
+      double kb = 0;
+      in >> kb;
+      return kb / 1024;
+    }
+  }
+  return 0;
+}
+
+}  // namespace kiso::testing
