@@ -163,7 +163,11 @@ TEST(ManagedFields, UpdateOwnershipAndApplyConflicts) {
   // An Update that changes one container's image takes only that field.
   auto before = live;
   auto after = live;
-  after["spec"].as_object()["template"].as_object()["spec"].as_object()["containers"].as_array()[0]
+  after["spec"]
+      .as_object()["template"]
+      .as_object()["spec"]
+      .as_object()["containers"]
+      .as_array()[0]
       .as_object()["image"] = "y";
   RecordUpdate(type, "kubectl-set", &before, after);
   bool found = false;
