@@ -203,6 +203,14 @@ def test_dry_run_persists_nothing(k8s):
 
 
 def test_nodes_list(k8s):
-    nodes = client.CoreV1Api(k8s).list_node()
-    for n in nodes.items:
+    api = client.CoreV1Api(k8s)
+    name = "node-" + short_uuid()
+    api.create_node({"apiVersion": "v1", "kind": "Node",
+                     "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                     "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}})
+    nodes = {n.metadata.name: n for n in api.list_node().items}
+    assert name in nodes and nodes[name].metadata.labels["kubernetes.io/hostname"] == name
+    assert nodes[name].status.allocatable["cpu"] == "2"   # A node registers with its status.
+    for n in nodes.values():
         assert n.metadata.labels
+    api.delete_node(name)
