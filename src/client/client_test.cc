@@ -13,6 +13,7 @@
 #include "client/in_process.h"
 #include "client/informer.h"
 #include "client/kubeconfig.h"
+#include "client/shared_informers.h"
 #include "client/work_queue.h"
 #include "support/temp_dir.h"
 
@@ -166,6 +167,44 @@ TEST_P(ClientTest, InformerFollowsChanges) {
   std::lock_guard lock(mu);
   EXPECT_EQ(events, (std::vector<std::string>{"add inf", "delete inf"}));
   EXPECT_FALSE(informer.Get(ns_, "inf").has_value());
+}
+
+TEST_P(ClientTest, SharedInformerServesManyHandlersAndReplaysToLateOnes) {
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("shared-a", "1")).ok());
+  SharedInformers shared(client_.get());
+  std::mutex mu;
+  std::vector<std::string> first, late;
+  auto record = [&](std::vector<std::string>& into) {
+    return [&, into_ptr = &into](const json::value*, const json::value& obj, bool deleted) {
+      if (api::GetString(obj, {"metadata", "namespace"}) != ns_) return;
+      std::lock_guard lock(mu);
+      into_ptr->push_back(std::string(deleted ? "-" : "+") +
+                          std::string(api::GetString(obj, {"metadata", "name"})));
+    };
+  };
+  Informer* informer = shared.For(ConfigMaps());
+  EXPECT_EQ(informer, shared.For(ConfigMaps()));  // One per kind.
+  int id = informer->AddHandler(record(first));
+  shared.Start();
+  ASSERT_TRUE(informer->WaitForSync(steady_clock::now() + std::chrono::seconds(10)));
+  informer->AddHandler(record(late));  // Started: it gets the cache as adds at once.
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(late, (std::vector<std::string>{"+shared-a"}));
+  }
+  informer->RemoveHandler(id);
+  ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "shared-a").ok());
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(mu);
+      if (late.size() == 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Polling the informer's output.
+  }
+  std::lock_guard lock(mu);
+  EXPECT_EQ(late, (std::vector<std::string>{"+shared-a", "-shared-a"}));
+  EXPECT_EQ(first, (std::vector<std::string>{"+shared-a"}));  // Removed before the delete.
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ClientTest, ::testing::Values("in-process", "https"),

@@ -20,11 +20,37 @@ std::string KeyOf(const json::value& obj) {
 }  // namespace
 
 Informer::Informer(Client* client, const api::ResourceType* type, Handler handler)
-    : client_(client), type_(type), handler_(std::move(handler)) {}
+    : client_(client), type_(type) {
+  if (handler) handlers_.emplace(next_handler_++, std::move(handler));
+}
+
+int Informer::AddHandler(Handler handler) {
+  std::lock_guard handlers_lock(handlers_mu_);
+  if (started_) {
+    for (const auto& obj : List()) handler(nullptr, obj, false);
+  }
+  handlers_.emplace(next_handler_, std::move(handler));
+  return next_handler_++;
+}
+
+void Informer::RemoveHandler(int id) {
+  std::lock_guard handlers_lock(handlers_mu_);
+  handlers_.erase(id);
+}
+
+void Informer::Dispatch(const json::value* old, const json::value& obj, bool deleted) {
+  std::lock_guard handlers_lock(handlers_mu_);
+  for (auto& [id, handler] : handlers_) handler(old, obj, deleted);
+}
 
 Informer::~Informer() { Stop(); }
 
 void Informer::Start() {
+  {
+    std::lock_guard handlers_lock(handlers_mu_);
+    if (started_) return;
+    started_ = true;
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -84,10 +110,10 @@ bool Informer::ListOnce(std::string* resource_version) {
   // Replay the difference as events, as a re-list after a gap must.
   for (const auto& [key, obj] : fresh) {
     auto it = old.find(key);
-    handler_(it == old.end() ? nullptr : &it->second, obj, false);
+    Dispatch(it == old.end() ? nullptr : &it->second, obj, false);
   }
   for (const auto& [key, obj] : old) {
-    if (!fresh.contains(key)) handler_(&obj, obj, true);
+    if (!fresh.contains(key)) Dispatch(&obj, obj, true);
   }
   {
     std::lock_guard lock(mu_);
@@ -131,7 +157,7 @@ void Informer::Run() {
             objects_[key] = e.object;
           }
         }
-        handler_(old ? &*old : nullptr, e.object, e.type == "DELETED");
+        Dispatch(old ? &*old : nullptr, e.object, e.type == "DELETED");
       }
     }
     std::lock_guard lock(mu_);

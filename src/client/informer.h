@@ -25,13 +25,19 @@ class Informer {
   using Handler = std::function<void(const boost::json::value* old, const boost::json::value& obj,
                                      bool deleted)>;
 
+  // `handler` may be empty: handlers can also be added with AddHandler.
   Informer(Client* client, const api::ResourceType* type, Handler handler);
   ~Informer();  // Stops.
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
 
-  void Start();
+  void Start();  // Idempotent.
   void Stop();
+  // Adds a handler; on a started informer it first receives every cached object as
+  // an add (as client-go's AddEventHandler). Returns an id for RemoveHandler.
+  int AddHandler(Handler handler);
+  // Removes a handler; when it returns, the handler is not running and never will.
+  void RemoveHandler(int id);
   bool synced() const { return synced_.load(); }
   // Blocks until the first list has been applied, or `deadline`.
   bool WaitForSync(std::chrono::steady_clock::time_point deadline) const;
@@ -46,7 +52,12 @@ class Informer {
 
   Client* client_;
   const api::ResourceType* type_;
-  Handler handler_;
+  void Dispatch(const boost::json::value* old, const boost::json::value& obj, bool deleted);
+
+  std::mutex handlers_mu_;  // Held while handlers run: removal waits for a running one.
+  std::map<int, Handler> handlers_;
+  int next_handler_ = 0;
+  bool started_ = false;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> synced_{false};

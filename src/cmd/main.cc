@@ -14,6 +14,7 @@
 #include "client/https_transport.h"
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
+#include "client/shared_informers.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/garbage_collector.h"
@@ -86,20 +87,23 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
                (*store)->Cap().name, rev.ok() ? *rev : -1);
   kiso::client::Client client(std::make_shared<kiso::client::InProcessTransport>(server->get()),
                               "kiso-controller-manager");
-  kiso::controller::GarbageCollector gc(&client);
-  kiso::controller::NamespaceController namespaces(&client);
+  // One informer per kind for all controllers; declared first, so it outlives them.
+  kiso::client::SharedInformers informers(&client);
+  kiso::controller::GarbageCollector gc(&client, &informers);
+  kiso::controller::NamespaceController namespaces(&client, &informers);
   auto scheduler = kiso::scheduler::Scheduler::Create(&client, {});
   if (!scheduler.ok()) {
     spdlog::error("scheduler: {}", scheduler.status().ToString());
     return 1;
   }
-  kiso::controller::ReplicaSetController replicasets(&client);
-  kiso::controller::DeploymentController deployments(&client);
-  kiso::controller::JobController jobs(&client);
-  kiso::controller::EndpointsController endpoints(&client);
+  kiso::controller::ReplicaSetController replicasets(&client, &informers);
+  kiso::controller::DeploymentController deployments(&client, &informers);
+  kiso::controller::JobController jobs(&client, &informers);
+  kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(node_grace_seconds);
-  kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options);
+  kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
+                                                           kiso::Clock::Real(), &informers);
   gc.Start();
   namespaces.Start();
   replicasets.Start();
@@ -124,6 +128,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   replicasets.Stop();
   namespaces.Stop();
   gc.Stop();
+  informers.Stop();
   server->reset();
   return 0;
 }

@@ -11,19 +11,29 @@ namespace kiso::controller {
 
 namespace json = boost::json;
 
-Controller::Controller(client::Client* client, std::string name, int workers)
-    : client_(client), name_(std::move(name)), workers_count_(workers) {}
+Controller::Controller(client::Client* client, std::string name, int workers,
+                       client::SharedInformers* shared)
+    : client_(client), name_(std::move(name)), workers_count_(workers), shared_(shared) {}
 
 Controller::~Controller() { Stop(); }
 
 client::Informer* Controller::Watch(const api::ResourceType& type,
                                     client::Informer::Handler handler) {
-  informers_.push_back(std::make_unique<client::Informer>(client_, &type, std::move(handler)));
-  return informers_.back().get();
+  client::Informer* informer;
+  if (shared_) {
+    informer = shared_->For(type);
+    handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
+  } else {
+    owned_.push_back(std::make_unique<client::Informer>(client_, &type, std::move(handler)));
+    informer = owned_.back().get();
+  }
+  informers_.push_back(informer);
+  return informer;
 }
 
 void Controller::Start() {
-  for (auto& i : informers_) i->Start();
+  if (shared_) shared_->Start();
+  for (auto& i : owned_) i->Start();
   for (int w = 0; w < workers_count_; ++w) workers_.emplace_back([this] { Work(); });
 }
 
@@ -32,7 +42,9 @@ void Controller::Stop() {
   queue_.ShutDown();
   for (auto& w : workers_) w.join();
   workers_.clear();
-  for (auto& i : informers_) i->Stop();
+  for (auto& [informer, id] : handlers_) informer->RemoveHandler(id);
+  handlers_.clear();
+  for (auto& i : owned_) i->Stop();
 }
 
 void Controller::Work() {

@@ -15,13 +15,17 @@
 
 #include "client/client.h"
 #include "client/informer.h"
+#include "client/shared_informers.h"
 #include "client/work_queue.h"
 
 namespace kiso::controller {
 
 class Controller {
  public:
-  Controller(client::Client* client, std::string name, int workers);
+  // With `shared`, the controller's informers are the shared ones (its handlers
+  // are added to them and removed on Stop); else it owns its informers.
+  Controller(client::Client* client, std::string name, int workers,
+             client::SharedInformers* shared = nullptr);
   virtual ~Controller();
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
@@ -48,7 +52,10 @@ class Controller {
   client::Client* client_;
   std::string name_;
   int workers_count_;
-  std::vector<std::unique_ptr<client::Informer>> informers_;
+  client::SharedInformers* shared_;
+  std::vector<std::unique_ptr<client::Informer>> owned_;
+  std::vector<client::Informer*> informers_;                 // All it watches.
+  std::vector<std::pair<client::Informer*, int>> handlers_;  // Its handlers on shared ones.
   client::WorkQueue queue_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};

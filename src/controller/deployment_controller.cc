@@ -116,8 +116,8 @@ std::string DeploymentController::TemplateHash(const json::value& pod_template) 
   return out;
 }
 
-DeploymentController::DeploymentController(client::Client* client)
-    : Controller(client, "deployment-controller", 4) {
+DeploymentController::DeploymentController(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "deployment-controller", 4, shared) {
   deployments_ =
       Watch(Deployments(), [this](const json::value*, const json::value& d, bool deleted) {
         if (!deleted) Enqueue(KeyOf(d));

@@ -14,7 +14,7 @@ namespace kiso::controller {
 
 class DeploymentController : public Controller {
  public:
-  explicit DeploymentController(client::Client* client);
+  explicit DeploymentController(client::Client* client, client::SharedInformers* shared = nullptr);
   ~DeploymentController() override { Stop(); }
 
   // The pod-template-hash of a template (FNV-1a, encoded like upstream's SafeEncodeString).

@@ -48,8 +48,8 @@ std::optional<int64_t> TargetPort(const json::value& service_port, const json::v
 
 }  // namespace
 
-EndpointsController::EndpointsController(client::Client* client)
-    : Controller(client, "endpoints-controller", 2) {
+EndpointsController::EndpointsController(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "endpoints-controller", 2, shared) {
   services_ = Watch(Services(), [this](const json::value*, const json::value& svc, bool) {
     Enqueue(KeyOf(svc));
   });

@@ -10,7 +10,7 @@ namespace kiso::controller {
 
 class EndpointsController : public Controller {
  public:
-  explicit EndpointsController(client::Client* client);
+  explicit EndpointsController(client::Client* client, client::SharedInformers* shared = nullptr);
   ~EndpointsController() override { Stop(); }
 
  protected:

@@ -11,8 +11,8 @@ namespace kiso::controller {
 
 namespace json = boost::json;
 
-GarbageCollector::GarbageCollector(client::Client* client)
-    : Controller(client, "garbage-collector", 1) {
+GarbageCollector::GarbageCollector(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "garbage-collector", 1, shared) {
   for (const auto& type : api::BuiltinResources()) {
     const api::ResourceType* t = &type;
     Watch(type, [this, t](const json::value* old, const json::value& obj, bool deleted) {

@@ -21,7 +21,7 @@ namespace kiso::controller {
 
 class GarbageCollector : public Controller {
  public:
-  explicit GarbageCollector(client::Client* client);
+  explicit GarbageCollector(client::Client* client, client::SharedInformers* shared = nullptr);
   ~GarbageCollector() override { Stop(); }
 
  protected:

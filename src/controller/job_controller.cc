@@ -40,7 +40,8 @@ json::object Condition(std::string_view type, std::string_view reason, std::stri
 
 }  // namespace
 
-JobController::JobController(client::Client* client) : Controller(client, "job-controller", 2) {
+JobController::JobController(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "job-controller", 2, shared) {
   jobs_ = Watch(Jobs(), [this](const json::value*, const json::value& job, bool deleted) {
     if (!deleted) Enqueue(KeyOf(job));
   });

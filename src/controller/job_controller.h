@@ -11,7 +11,7 @@ namespace kiso::controller {
 
 class JobController : public Controller {
  public:
-  explicit JobController(client::Client* client);
+  explicit JobController(client::Client* client, client::SharedInformers* shared = nullptr);
   ~JobController() override { Stop(); }
 
  protected:

@@ -10,8 +10,8 @@ namespace kiso::controller {
 
 namespace json = boost::json;
 
-NamespaceController::NamespaceController(client::Client* client)
-    : Controller(client, "namespace-controller", 1) {
+NamespaceController::NamespaceController(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "namespace-controller", 1, shared) {
   namespaces_ =
       Watch(*api::FindResource("", "v1", "namespaces"),
             [this](const json::value*, const json::value& obj, bool deleted) {

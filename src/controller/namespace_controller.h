@@ -10,7 +10,7 @@ namespace kiso::controller {
 
 class NamespaceController : public Controller {
  public:
-  explicit NamespaceController(client::Client* client);
+  explicit NamespaceController(client::Client* client, client::SharedInformers* shared = nullptr);
   ~NamespaceController() override { Stop(); }
 
  protected:

@@ -41,8 +41,9 @@ std::string_view ReadyStatus(const json::value& node) {
 }  // namespace
 
 NodeLifecycleController::NodeLifecycleController(client::Client* client,
-                                                 NodeLifecycleOptions options, Clock* clock)
-    : Controller(client, "node-lifecycle-controller", 2), options_(options), clock_(clock) {
+                                                 NodeLifecycleOptions options, Clock* clock,
+                                                 client::SharedInformers* shared)
+    : Controller(client, "node-lifecycle-controller", 2, shared), options_(options), clock_(clock) {
   nodes_ = Watch(Nodes(), [this](const json::value*, const json::value& node, bool deleted) {
     std::string name(api::GetString(node, {"metadata", "name"}));
     std::lock_guard lock(mu_);

@@ -26,7 +26,7 @@ struct NodeLifecycleOptions {
 class NodeLifecycleController : public Controller {
  public:
   NodeLifecycleController(client::Client* client, NodeLifecycleOptions options,
-                          Clock* clock = Clock::Real());
+                          Clock* clock = Clock::Real(), client::SharedInformers* shared = nullptr);
   ~NodeLifecycleController() override;
 
   // One pass over every node: what the monitor thread runs each period (tests call it directly).

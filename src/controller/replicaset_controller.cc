@@ -31,8 +31,8 @@ int Rank(const json::value& pod) {
 
 }  // namespace
 
-ReplicaSetController::ReplicaSetController(client::Client* client)
-    : Controller(client, "replicaset-controller", 4) {
+ReplicaSetController::ReplicaSetController(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "replicaset-controller", 4, shared) {
   sets_ = Watch(ReplicaSets(), [this](const json::value*, const json::value& rs, bool deleted) {
     std::string key = KeyOf(rs);
     std::lock_guard lock(mu_);

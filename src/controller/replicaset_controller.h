@@ -16,7 +16,7 @@ namespace kiso::controller {
 
 class ReplicaSetController : public Controller {
  public:
-  explicit ReplicaSetController(client::Client* client);
+  explicit ReplicaSetController(client::Client* client, client::SharedInformers* shared = nullptr);
   ~ReplicaSetController() override { Stop(); }
 
  protected:
