@@ -87,11 +87,14 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
                (*store)->Cap().name, rev.ok() ? *rev : -1);
   kiso::client::Client client(std::make_shared<kiso::client::InProcessTransport>(server->get()),
                               "kiso-controller-manager");
-  // One informer per kind for all controllers; declared first, so it outlives them.
+  // One informer per kind for the scheduler and all controllers; declared first, so it outlives
+  // them.
   kiso::client::SharedInformers informers(&client);
   kiso::controller::GarbageCollector gc(&client, &informers);
   kiso::controller::NamespaceController namespaces(&client, &informers);
-  auto scheduler = kiso::scheduler::Scheduler::Create(&client, {});
+  kiso::scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.informers = &informers;
+  auto scheduler = kiso::scheduler::Scheduler::Create(&client, scheduler_options);
   if (!scheduler.ok()) {
     spdlog::error("scheduler: {}", scheduler.status().ToString());
     return 1;

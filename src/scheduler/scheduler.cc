@@ -29,21 +29,27 @@ Scheduler::Scheduler(client::Client* client, SchedulerOptions options,
       options_(std::move(options)),
       framework_(std::move(framework)),
       events_(client, options_.name) {
-  pods_informer_ = std::make_unique<client::Informer>(
-      client_, &Pods(), [this](const json::value* old, const json::value& obj, bool deleted) {
-        OnPod(old, obj, deleted);
-      });
-  nodes_informer_ = std::make_unique<client::Informer>(
-      client_, &Nodes(), [this](const json::value* old, const json::value& obj, bool deleted) {
-        OnNode(old, obj, deleted);
-      });
+  auto watch = [&](const api::ResourceType& type, client::Informer::Handler handler) {
+    if (options_.informers) {
+      client::Informer* informer = options_.informers->For(type);
+      handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
+      return informer;
+    }
+    owned_informers_.push_back(
+        std::make_unique<client::Informer>(client_, &type, std::move(handler)));
+    return owned_informers_.back().get();
+  };
+  pods_informer_ = watch(Pods(), [this](const json::value* old, const json::value& obj,
+                                        bool deleted) { OnPod(old, obj, deleted); });
+  nodes_informer_ = watch(Nodes(), [this](const json::value* old, const json::value& obj,
+                                          bool deleted) { OnNode(old, obj, deleted); });
 }
 
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {
-  nodes_informer_->Start();
-  pods_informer_->Start();
+  if (options_.informers) options_.informers->Start();
+  for (auto& informer : owned_informers_) informer->Start();
   loop_ = std::thread([this] { Loop(); });
   for (int i = 0; i < options_.binders; ++i) binders_.emplace_back([this] { BindLoop(); });
 }
@@ -58,8 +64,9 @@ void Scheduler::Stop() {
   if (loop_.joinable()) loop_.join();
   for (auto& b : binders_) b.join();
   binders_.clear();
-  pods_informer_->Stop();
-  nodes_informer_->Stop();
+  for (auto& [informer, id] : handlers_) informer->RemoveHandler(id);
+  handlers_.clear();
+  for (auto& informer : owned_informers_) informer->Stop();
 }
 
 void Scheduler::Account(const PodInfo& pod, const std::string& node_name) {

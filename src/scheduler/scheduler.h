@@ -21,6 +21,7 @@
 #include "client/client.h"
 #include "client/event_recorder.h"
 #include "client/informer.h"
+#include "client/shared_informers.h"
 #include "scheduler/framework.h"
 
 namespace kiso::scheduler {
@@ -29,6 +30,9 @@ struct SchedulerOptions {
   std::string name = "default-scheduler";
   Profile profile;
   int binders = 64;
+  // When set, the scheduler watches pods and nodes through these shared informers
+  // (its handlers are removed on Stop); else it keeps informers of its own.
+  client::SharedInformers* informers = nullptr;
 };
 
 class Scheduler {
@@ -60,8 +64,10 @@ class Scheduler {
   SchedulerOptions options_;
   std::unique_ptr<Framework> framework_;
   client::EventRecorder events_;
-  std::unique_ptr<client::Informer> pods_informer_;
-  std::unique_ptr<client::Informer> nodes_informer_;
+  std::vector<std::unique_ptr<client::Informer>> owned_informers_;
+  std::vector<std::pair<client::Informer*, int>> handlers_;  // On shared informers.
+  client::Informer* pods_informer_ = nullptr;
+  client::Informer* nodes_informer_ = nullptr;
   std::thread loop_;
   std::vector<std::thread> binders_;
   std::atomic<bool> stop_{false};
