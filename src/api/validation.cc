@@ -167,6 +167,17 @@ void DefaultTemplate(json::object& spec) {
 }  // namespace
 
 void ApplyDefaults(const ResourceType& type, json::object& obj) {
+  // ObjectMeta's lists and maps are omitempty in Go: an emptied one (the last
+  // finalizer or owner removed by a patch) is not stored as [] or {}.
+  if (auto* meta = obj.if_contains("metadata"); meta && meta->is_object()) {
+    for (std::string_view field : {"labels", "annotations", "ownerReferences", "finalizers"}) {
+      auto* v = meta->get_object().if_contains(field);
+      if (v && ((v->is_array() && v->get_array().empty()) ||
+                (v->is_object() && v->get_object().empty()))) {
+        meta->get_object().erase(field);
+      }
+    }
+  }
   const std::string& kind = type.kind;
   if (kind == "Pod") {
     DefaultPodSpec(Child(obj, "spec"));

@@ -8,36 +8,15 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
-#include "apiserver/api_server.h"
-#include "client/in_process.h"
-#include "support/temp_dir.h"
+#include "controller/controller_fixture.h"
 
 namespace kiso::controller {
 namespace {
 
 namespace json = boost::json;
-using std::chrono::steady_clock;
 
-const api::ResourceType& R(std::string_view group, std::string_view plural) {
-  return *api::FindResource(group, "v1", plural);
-}
-
-class NodeLifecycleTest : public ::testing::Test {
+class NodeLifecycleTest : public ControllerFixture {
  protected:
-  void SetUp() override {
-    auto s = store::OpenStore("sqlite://" + dir_.File("kiso.db"));
-    ASSERT_TRUE(s.ok());
-    store_ = std::move(*s);
-    apiserver::ApiServerOptions options;
-    options.port = 0;
-    options.data_dir = dir_.path();
-    auto server = apiserver::ApiServer::Start(store_.get(), options);
-    ASSERT_TRUE(server.ok());
-    server_ = std::move(*server);
-    client_ = std::make_unique<client::Client>(
-        std::make_shared<client::InProcessTransport>(server_.get()), "test");
-  }
-
   void AddNode(const std::string& name) {
     json::value node = json::object{
         {"apiVersion", "v1"},
@@ -61,16 +40,6 @@ class NodeLifecycleTest : public ::testing::Test {
                             client::PatchType::kApply, lease)
                     .ok());
   }
-  // Polls (the API or the controller, never time) until `pred` holds, with a deadline.
-  template <typename P>
-  bool Eventually(P pred) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(10);
-    while (steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
-  }
   std::string ReadyOf(const std::string& name) {
     auto node = client_->Get(R("", "nodes"), "", name);
     if (!node.ok()) return "";
@@ -80,10 +49,6 @@ class NodeLifecycleTest : public ::testing::Test {
     return "";
   }
 
-  testing::TempDir dir_{"nodelifecycle"};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<apiserver::ApiServer> server_;
-  std::unique_ptr<client::Client> client_;
   FakeClock clock_;
 };
 

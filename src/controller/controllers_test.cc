@@ -1,0 +1,377 @@
+// Each workload controller against a real in-process API server. The test plays
+// the kubelet's part by writing pod status itself, and polls the API with a
+// deadline; nothing depends on elapsed time.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "api/object.h"
+#include "controller/controller_fixture.h"
+#include "controller/deployment_controller.h"
+#include "controller/endpoints_controller.h"
+#include "controller/garbage_collector.h"
+#include "controller/job_controller.h"
+#include "controller/namespace_controller.h"
+#include "controller/replicaset_controller.h"
+
+namespace kiso::controller {
+namespace {
+
+namespace json = boost::json;
+
+json::object PodTemplate(std::string_view app, std::string_view image) {
+  return json::object{
+      {"metadata", json::object{{"labels", json::object{{"app", app}}}}},
+      {"spec",
+       json::object{{"containers", json::array{json::object{{"name", "c"}, {"image", image}}}}}}};
+}
+
+class ControllersTest : public ControllerFixture {
+ protected:
+  std::vector<json::value> Pods(std::string_view ns = "default") {
+    auto list = client_->List(R("", "pods"), ns);
+    if (!list.ok()) return {};
+    std::vector<json::value> pods;
+    for (const auto& p : list->at("items").as_array()) pods.push_back(p);
+    return pods;
+  }
+  std::vector<json::value> ActivePods(std::string_view ns = "default") {
+    std::vector<json::value> active;
+    for (auto& p : Pods(ns)) {
+      if (IsActivePod(p)) active.push_back(std::move(p));
+    }
+    return active;
+  }
+  // What a kubelet would report: the pod's phase, and Ready when Running.
+  void SetPhase(const json::value& pod, std::string_view phase, std::string_view ip = "") {
+    json::object status{{"phase", phase}};
+    if (phase == "Running") {
+      status["conditions"] = json::array{json::object{{"type", "Ready"}, {"status", "True"}}};
+    }
+    if (!ip.empty()) status["podIP"] = ip;
+    auto r = client_->Patch(R("", "pods"), api::GetString(pod, {"metadata", "namespace"}),
+                            api::GetString(pod, {"metadata", "name"}), client::PatchType::kMerge,
+                            json::object{{"status", std::move(status)}}, "status");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  void MakeReady() {
+    for (const auto& p : ActivePods()) {
+      if (!IsReadyPod(p)) SetPhase(p, "Running");
+    }
+  }
+  int64_t StatusInt(const json::value& obj, std::string_view field) {
+    const auto* v = api::Find(obj, {"status", field});
+    return v && v->is_int64() ? v->get_int64() : 0;
+  }
+  json::value MustGet(const api::ResourceType& type, std::string_view ns, std::string_view name) {
+    auto r = client_->Get(type, ns, name);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : json::value();
+  }
+  json::value ReplicaSet(std::string_view name, int replicas) {
+    return json::object{
+        {"apiVersion", "apps/v1"},
+        {"kind", "ReplicaSet"},
+        {"metadata", json::object{{"name", name}}},
+        {"spec",
+         json::object{{"replicas", replicas},
+                      {"selector", json::object{{"matchLabels", json::object{{"app", name}}}}},
+                      {"template", PodTemplate(name, "busybox")}}}};
+  }
+};
+
+TEST_F(ControllersTest, ReplicaSetCreatesOwnedPodsCountsReadyAndScalesDown) {
+  ReplicaSetController rs_controller(client_.get());
+  rs_controller.Start();
+  auto rs = client_->Create(R("apps", "replicasets"), "default", ReplicaSet("web", 3));
+  ASSERT_TRUE(rs.ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 3; }));
+  std::string uid(api::GetString(*rs, {"metadata", "uid"}));
+  for (const auto& p : ActivePods()) {
+    EXPECT_EQ(ControllerUid(p, "ReplicaSet"), uid);
+    EXPECT_EQ(api::GetString(p, {"metadata", "labels", "app"}), "web");
+  }
+  MakeReady();
+  ASSERT_TRUE(Eventually([&] {
+    auto got = MustGet(R("apps", "replicasets"), "default", "web");
+    return StatusInt(got, "replicas") == 3 && StatusInt(got, "readyReplicas") == 3 &&
+           StatusInt(got, "availableReplicas") == 3;
+  }));
+  ASSERT_TRUE(client_
+                  ->Patch(R("apps", "replicasets"), "default", "web", client::PatchType::kMerge,
+                          json::object{{"spec", json::object{{"replicas", 1}}}})
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; }));
+  ASSERT_TRUE(Eventually([&] {
+    return StatusInt(MustGet(R("apps", "replicasets"), "default", "web"), "replicas") == 1;
+  }));
+  // A pod deleted behind its back is replaced (level-triggered, not edge).
+  auto survivor = ActivePods().at(0);
+  ASSERT_TRUE(
+      client_->Delete(R("", "pods"), "default", api::GetString(survivor, {"metadata", "name"}))
+          .ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto active = ActivePods();
+    return active.size() == 1 && api::GetString(active[0], {"metadata", "name"}) !=
+                                     api::GetString(survivor, {"metadata", "name"});
+  }));
+}
+
+TEST_F(ControllersTest, DeploymentRollsToANewRevisionAndReportsAvailable) {
+  ReplicaSetController rs_controller(client_.get());
+  DeploymentController deployments(client_.get());
+  rs_controller.Start();
+  deployments.Start();
+  json::value d = json::object{
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", json::object{{"name", "app"}}},
+      {"spec",
+       json::object{{"replicas", 2},
+                    {"selector", json::object{{"matchLabels", json::object{{"app", "app"}}}}},
+                    {"template", PodTemplate("app", "busybox:1")}}}};
+  ASSERT_TRUE(client_->Create(R("apps", "deployments"), "default", d).ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 2; }));
+  MakeReady();
+  auto available = [&] {
+    auto got = MustGet(R("apps", "deployments"), "default", "app");
+    for (const auto& c : got.at("status").as_object().contains("conditions")
+                             ? got.at("status").at("conditions").as_array()
+                             : json::array{}) {
+      if (api::GetString(c, {"type"}) == "Available")
+        return api::GetString(c, {"status"}) == "True";
+    }
+    return false;
+  };
+  ASSERT_TRUE(Eventually(available));
+
+  ASSERT_TRUE(
+      client_
+          ->Patch(
+              R("apps", "deployments"), "default", "app", client::PatchType::kStrategic,
+              json::parse(
+                  R"({"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:2"}]}}}})"))
+          .ok());
+  // The kubelet's part: whatever pods appear become ready, until the rollout is done.
+  ASSERT_TRUE(Eventually([&] {
+    MakeReady();
+    auto got = MustGet(R("apps", "deployments"), "default", "app");
+    auto pods = ActivePods();
+    bool all_new = pods.size() == 2;
+    for (const auto& p : pods) {
+      all_new =
+          all_new && api::GetString(p.at("spec").at("containers").at(0), {"image"}) == "busybox:2";
+    }
+    return all_new && StatusInt(got, "updatedReplicas") == 2 &&
+           StatusInt(got, "availableReplicas") == 2 &&
+           api::GetString(got, {"metadata", "annotations", "deployment.kubernetes.io/revision"}) ==
+               "2";
+  }));
+  auto sets = client_->List(R("apps", "replicasets"), "default");
+  ASSERT_TRUE(sets.ok());
+  std::set<std::string> revisions;
+  for (const auto& rs : sets->at("items").as_array()) {
+    revisions.emplace(
+        api::GetString(rs, {"metadata", "annotations", "deployment.kubernetes.io/revision"}));
+    std::string image(
+        api::GetString(rs.at("spec").at("template").at("spec").at("containers").at(0), {"image"}));
+    EXPECT_EQ(rs.at("spec").at("replicas").as_int64(), image == "busybox:2" ? 2 : 0);
+  }
+  EXPECT_EQ(revisions, (std::set<std::string>{"1", "2"}));
+}
+
+TEST_F(ControllersTest, JobRunsToCompletionsOneAtATime) {
+  JobController jobs(client_.get());
+  jobs.Start();
+  json::value job = json::object{{"apiVersion", "batch/v1"},
+                                 {"kind", "Job"},
+                                 {"metadata", json::object{{"name", "twice"}}},
+                                 {"spec", json::object{{"completions", 2},
+                                                       {"parallelism", 1},
+                                                       {"template", [] {
+                                                          auto t = PodTemplate("twice", "busybox");
+                                                          t["spec"].as_object()["restartPolicy"] =
+                                                              "Never";
+                                                          return t;
+                                                        }()}}}};
+  ASSERT_TRUE(client_->Create(R("batch", "jobs"), "default", job).ok());
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; })) << "round " << round;
+    SetPhase(ActivePods().at(0), "Succeeded");
+  }
+  ASSERT_TRUE(Eventually([&] {
+    auto got = MustGet(R("batch", "jobs"), "default", "twice");
+    const auto* conditions = api::Find(got, {"status", "conditions"});
+    bool complete = false;
+    if (conditions && conditions->is_array()) {
+      for (const auto& c : conditions->get_array()) {
+        complete = complete || (api::GetString(c, {"type"}) == "Complete" &&
+                                api::GetString(c, {"status"}) == "True");
+      }
+    }
+    return complete && StatusInt(got, "succeeded") == 2;
+  }));
+  EXPECT_TRUE(ActivePods().empty());
+}
+
+TEST_F(ControllersTest, JobFailsPastItsBackoffLimit) {
+  JobController jobs(client_.get());
+  jobs.Start();
+  json::value job = json::object{
+      {"apiVersion", "batch/v1"},
+      {"kind", "Job"},
+      {"metadata", json::object{{"name", "doomed"}}},
+      {"spec", json::object{{"backoffLimit", 1}, {"template", [] {
+                                                    auto t = PodTemplate("doomed", "busybox");
+                                                    t["spec"].as_object()["restartPolicy"] =
+                                                        "Never";
+                                                    return t;
+                                                  }()}}}};
+  ASSERT_TRUE(client_->Create(R("batch", "jobs"), "default", job).ok());
+  std::set<std::string> failed;
+  auto failed_reason = [&]() -> std::string {
+    auto got = MustGet(R("batch", "jobs"), "default", "doomed");
+    const auto* conditions = api::Find(got, {"status", "conditions"});
+    if (conditions && conditions->is_array()) {
+      for (const auto& c : conditions->get_array()) {
+        if (api::GetString(c, {"type"}) == "Failed" && api::GetString(c, {"status"}) == "True")
+          return std::string(api::GetString(c, {"reason"}));
+      }
+    }
+    return "";
+  };
+  // Fail every pod it makes; backoffLimit 1 allows one retry, so two pods fail.
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& p : ActivePods()) {
+      failed.emplace(api::GetString(p, {"metadata", "name"}));
+      SetPhase(p, "Failed");
+    }
+    return !failed_reason().empty();
+  }));
+  EXPECT_EQ(failed_reason(), "BackoffLimitExceeded");
+  EXPECT_EQ(failed.size(), 2u);
+  EXPECT_EQ(StatusInt(MustGet(R("batch", "jobs"), "default", "doomed"), "failed"), 2);
+}
+
+TEST_F(ControllersTest, GarbageCollectorHonoursAllThreePropagationPolicies) {
+  ReplicaSetController rs_controller(client_.get());
+  GarbageCollector gc(client_.get());
+  rs_controller.Start();
+  gc.Start();
+  auto pods_of = [&](std::string_view app) {
+    size_t n = 0;
+    for (const auto& p : Pods()) n += api::GetString(p, {"metadata", "labels", "app"}) == app;
+    return n;
+  };
+  for (std::string_view name : {"bg", "fg", "orphan"}) {
+    ASSERT_TRUE(client_->Create(R("apps", "replicasets"), "default", ReplicaSet(name, 2)).ok());
+    ASSERT_TRUE(Eventually([&] { return pods_of(name) == 2; })) << name;
+  }
+  client::DeleteOptions background;
+  background.propagation_policy = "Background";
+  ASSERT_TRUE(client_->Delete(R("apps", "replicasets"), "default", "bg", background).ok());
+  EXPECT_FALSE(client_->Get(R("apps", "replicasets"), "default", "bg").ok());  // Owner first.
+  ASSERT_TRUE(Eventually([&] { return pods_of("bg") == 0; }));
+
+  client::DeleteOptions foreground;
+  foreground.propagation_policy = "Foreground";
+  ASSERT_TRUE(client_->Delete(R("apps", "replicasets"), "default", "fg", foreground).ok());
+  // Dependents first: the owner stays (marked) until its pods are gone.
+  ASSERT_TRUE(Eventually([&] {
+    return !client_->Get(R("apps", "replicasets"), "default", "fg").ok() && pods_of("fg") == 0;
+  }));
+
+  client::DeleteOptions orphan;
+  orphan.propagation_policy = "Orphan";
+  ASSERT_TRUE(client_->Delete(R("apps", "replicasets"), "default", "orphan", orphan).ok());
+  ASSERT_TRUE(Eventually([&] {
+    if (client_->Get(R("apps", "replicasets"), "default", "orphan").ok()) return false;
+    size_t unowned = 0;
+    for (const auto& p : Pods()) {
+      unowned += api::GetString(p, {"metadata", "labels", "app"}) == "orphan" &&
+                 api::Find(p, {"metadata", "ownerReferences"}) == nullptr;
+    }
+    return unowned == 2;
+  }));
+}
+
+TEST_F(ControllersTest, DeletingANamespaceRemovesEverythingInIt) {
+  NamespaceController namespaces(client_.get());
+  namespaces.Start();
+  ASSERT_TRUE(client_
+                  ->Create(R("", "namespaces"), "",
+                           json::object{{"apiVersion", "v1"},
+                                        {"kind", "Namespace"},
+                                        {"metadata", json::object{{"name", "doomed"}}}})
+                  .ok());
+  ASSERT_TRUE(client_
+                  ->Create(R("", "configmaps"), "doomed",
+                           json::object{{"apiVersion", "v1"},
+                                        {"kind", "ConfigMap"},
+                                        {"metadata", json::object{{"name", "cm"}}},
+                                        {"data", json::object{{"k", "v"}}}})
+                  .ok());
+  ASSERT_TRUE(client_->Create(R("apps", "replicasets"), "doomed", ReplicaSet("rs", 0)).ok());
+  ASSERT_TRUE(client_->Delete(R("", "namespaces"), "", "doomed").ok());
+  // While it terminates, nothing new may be created in it.
+  auto late = client_->Create(R("", "configmaps"), "doomed",
+                              json::object{{"apiVersion", "v1"},
+                                           {"kind", "ConfigMap"},
+                                           {"metadata", json::object{{"name", "late"}}}});
+  EXPECT_FALSE(late.ok());
+  ASSERT_TRUE(Eventually([&] { return !client_->Get(R("", "namespaces"), "", "doomed").ok(); }));
+  EXPECT_FALSE(client_->Get(R("", "configmaps"), "doomed", "cm").ok());
+  EXPECT_FALSE(client_->Get(R("apps", "replicasets"), "doomed", "rs").ok());
+}
+
+TEST_F(ControllersTest, EndpointsListReadyAndNotReadyPodsOfAService) {
+  EndpointsController endpoints(client_.get());
+  endpoints.Start();
+  json::value service = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Service"},
+      {"metadata", json::object{{"name", "web"}}},
+      {"spec",
+       json::object{{"selector", json::object{{"app", "web"}}},
+                    {"ports", json::array{json::object{{"port", 80}, {"targetPort", 8080}}}}}}};
+  ASSERT_TRUE(client_->Create(R("", "services"), "default", service).ok());
+  for (std::string_view name : {"a", "b", "other"}) {
+    json::value pod = json::object{
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata",
+         json::object{{"name", name},
+                      {"labels", json::object{{"app", name == "other" ? "x" : "web"}}}}},
+        {"spec", json::object{{"containers",
+                               json::array{json::object{{"name", "c"}, {"image", "busybox"}}}}}}};
+    ASSERT_TRUE(client_->Create(R("", "pods"), "default", pod).ok());
+  }
+  SetPhase(MustGet(R("", "pods"), "default", "a"), "Running", "10.42.0.5");
+  SetPhase(MustGet(R("", "pods"), "default", "other"), "Running", "10.42.0.7");
+  // b has an IP but is not ready.
+  ASSERT_TRUE(client_
+                  ->Patch(R("", "pods"), "default", "b", client::PatchType::kMerge,
+                          json::parse(R"({"status":{"phase":"Pending","podIP":"10.42.0.6"}})"),
+                          "status")
+                  .ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto ep = client_->Get(R("", "endpoints"), "default", "web");
+    if (!ep.ok()) return false;
+    const auto* subsets = api::Find(*ep, {"subsets"});
+    if (!subsets || !subsets->is_array() || subsets->get_array().size() != 1) return false;
+    const auto& s = subsets->get_array()[0];
+    const auto* ready = api::Find(s, {"addresses"});
+    const auto* not_ready = api::Find(s, {"notReadyAddresses"});
+    return ready && not_ready && ready->as_array().size() == 1 &&
+           api::GetString(ready->as_array()[0], {"ip"}) == "10.42.0.5" &&
+           not_ready->as_array().size() == 1 &&
+           api::GetString(not_ready->as_array()[0], {"ip"}) == "10.42.0.6" &&
+           s.at("ports").at(0).at("port").as_int64() == 8080;
+  }));
+}
+
+}  // namespace
+}  // namespace kiso::controller
