@@ -263,7 +263,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   http.key_pem = impl->creds.server_key_pem;
   Impl* raw = impl.get();
   KISO_ASSIGN_OR_RETURN(impl->http, HttpsServer::Start(http, [raw](const Request& r) {
-                          return raw->Handle(r, false);
+                          Response res = raw->Handle(r, false);
+                          EncodeObject(res);  // The wire needs bytes.
+                          return res;
                         }));
   impl->ctx.server_address = options.address + ":" + std::to_string(impl->http->port());
   if (options.port == 0) {

@@ -29,8 +29,8 @@ struct DeleteOptions {
 api::ApiOr<DeleteOptions> ParseOptions(const Request& req) {
   DeleteOptions o;
   o.dry_run = DryRun(req);
-  if (!req.body.empty()) {
-    auto body = api::ParseJson(req.body);
+  if (!req.body.empty() || req.object) {
+    auto body = ParseBody(req);
     if (!body.ok() || !body->is_object()) {
       return api::BadRequest("DeleteOptions: " +
                              (body.ok() ? "not an object" : body.status().message()));

@@ -36,7 +36,12 @@ struct Target {
 // ---- Responses ----
 Response JsonResponse(int status, std::string body);  // body gets a trailing '\n' if missing.
 Response ErrorResponse(const api::ApiError& error);
-Response ObjectResponse(int status, const boost::json::value& obj);
+Response ObjectResponse(int status, boost::json::value obj);
+// Serialises a response's pending object into its body (for the wire).
+void EncodeObject(Response& res);
+// The request body as a document: the in-process client's object as is, else
+// the bytes parsed as YAML or JSON (strict: duplicate fields are an error).
+Result<boost::json::value> ParseBody(const Request& req, bool yaml = false, bool strict = false);
 
 // ---- Object encoding shared by the verbs ----
 

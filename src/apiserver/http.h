@@ -6,10 +6,15 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace boost::json {
+class value;
+}  // namespace boost::json
 
 namespace kiso::apiserver {
 
@@ -19,6 +24,9 @@ struct Request {
   std::multimap<std::string, std::string, std::less<>> query;  // Decoded parameters.
   std::map<std::string, std::string, std::less<>> headers;     // Lower-case names.
   std::string body;
+  // In process, the body as a decoded document instead of bytes: no JSON round
+  // trip between kiso's own clients and the handlers.
+  std::shared_ptr<const boost::json::value> object;
   std::string remote;  // "127.0.0.1:53422", for logs.
 
   std::string_view Header(std::string_view name) const;
@@ -47,6 +55,9 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // An object response not yet encoded: the HTTP server serialises it into
+  // `body`; an in-process client takes it as is.
+  std::shared_ptr<boost::json::value> object;
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is streamed with chunked encoding by calling this.
   std::function<void(StreamWriter&)> stream;

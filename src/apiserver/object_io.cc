@@ -29,8 +29,23 @@ Response JsonResponse(int status, std::string body) {
 
 Response ErrorResponse(const ApiError& error) { return JsonResponse(error.code, error.ToJson()); }
 
-Response ObjectResponse(int status, const json::value& obj) {
-  return JsonResponse(status, json::serialize(obj));
+Response ObjectResponse(int status, json::value obj) {
+  Response r;
+  r.status = status;
+  r.object = std::make_shared<json::value>(std::move(obj));
+  return r;
+}
+
+void EncodeObject(Response& res) {
+  if (!res.object) return;
+  res.body = json::serialize(*res.object);
+  res.body += '\n';
+  res.object.reset();
+}
+
+Result<json::value> ParseBody(const Request& req, bool yaml, bool strict) {
+  if (req.object) return *req.object;
+  return yaml ? api::ParseYaml(req.body) : api::ParseJson(req.body, strict);
 }
 
 std::string EncodeForStore(const json::value& obj) {
@@ -83,12 +98,12 @@ ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
   }
   api::ApiOr<json::value> out = json::value();
   if (type == "application/yaml" || type == "application/apply-patch+yaml") {
-    auto v = api::ParseYaml(req.body);
+    auto v = ParseBody(req, /*yaml=*/true);
     if (!v.ok()) return api::BadRequest(v.status().message());
     out = std::move(*v);
   } else if (type.empty() || type == "application/json" || type.ends_with("+json") ||
              type == "*/*") {
-    auto v = api::ParseJson(req.body, strict);
+    auto v = ParseBody(req, /*yaml=*/false, strict);
     if (!v.ok()) {
       if (v.status().code() == Code::kAlreadyExists) {
         return api::BadRequest(

@@ -111,12 +111,12 @@ Response HandlePatch(const Context& ctx, const Target& t, const Request& req) {
   }
   json::value patch;
   if (*type == PatchType::kApply) {
-    auto parsed = api::ParseYaml(req.body);
+    auto parsed = ParseBody(req, /*yaml=*/true);
     if (!parsed.ok()) return ErrorResponse(api::BadRequest(parsed.status().message()));
     patch = std::move(*parsed);
   } else {
     bool strict = req.Query("fieldValidation") == std::optional<std::string_view>("Strict");
-    auto parsed = api::ParseJson(req.body, strict);
+    auto parsed = ParseBody(req, /*yaml=*/false, strict);
     if (!parsed.ok()) {
       return ErrorResponse(
           api::BadRequest(parsed.status().code() == Code::kAlreadyExists

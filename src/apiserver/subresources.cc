@@ -78,7 +78,7 @@ Response HandleScale(const Context& ctx, const Target& t, const Request& req) {
     if (!obj.ok()) return ErrorResponse(obj.error());
     return ObjectResponse(200, ScaleOf(obj->get_object()));
   }
-  auto parsed = api::ParseJson(req.body);
+  auto parsed = ParseBody(req);
   if (!parsed.ok()) return ErrorResponse(api::BadRequest(parsed.status().message()));
   json::value body = std::move(*parsed);
   std::string content_type(req.Header("content-type"));
@@ -121,7 +121,7 @@ Response HandleScale(const Context& ctx, const Target& t, const Request& req) {
 }
 
 Response HandleBinding(const Context& ctx, const Target& t, const Request& req) {
-  auto parsed = api::ParseJson(req.body);
+  auto parsed = ParseBody(req);
   if (!parsed.ok() || !parsed->is_object()) {
     return ErrorResponse(api::BadRequest("Binding: the request body must be a JSON object"));
   }

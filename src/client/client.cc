@@ -74,8 +74,17 @@ Request Client::NewRequest(std::string method, std::string path) const {
   return r;
 }
 
-Result<json::value> Client::Decode(const Response& response) const {
+void Client::SetBody(Request& r, const json::value& body) const {
+  if (transport_->InProcess()) {
+    r.object = std::make_shared<const json::value>(body);
+  } else {
+    r.body = json::serialize(body);
+  }
+}
+
+Result<json::value> Client::Decode(Response response) const {
   if (response.status >= 300) return StatusFromResponse(response.status, response.body);
+  if (response.object) return std::move(*response.object);  // In process: already decoded.
   auto parsed = api::ParseJson(response.body);
   if (!parsed.ok())
     return MakeStatus(Code::kInternal, "decode response: {}", parsed.status().message());
@@ -226,7 +235,7 @@ Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type
 Result<json::value> Client::Create(const api::ResourceType& type, std::string_view ns,
                                    const json::value& obj) {
   Request r = NewRequest("POST", Path(type, ns));
-  r.body = json::serialize(obj);
+  SetBody(r, obj);
   return Decode(transport_->RoundTrip(r));
 }
 
@@ -234,7 +243,7 @@ Result<json::value> Client::CreateSubresource(const api::ResourceType& type, std
                                               std::string_view name, std::string_view subresource,
                                               const json::value& body) {
   Request r = NewRequest("POST", Path(type, ns, name, subresource));
-  r.body = json::serialize(body);
+  SetBody(r, body);
   return Decode(transport_->RoundTrip(r));
 }
 
@@ -242,7 +251,7 @@ Result<json::value> Client::Update(const api::ResourceType& type, std::string_vi
                                    const json::value& obj, std::string_view subresource) {
   Request r =
       NewRequest("PUT", Path(type, ns, api::GetString(obj, {"metadata", "name"}), subresource));
-  r.body = json::serialize(obj);
+  SetBody(r, obj);
   return Decode(transport_->RoundTrip(r));
 }
 
@@ -258,7 +267,7 @@ Result<json::value> Client::Patch(const api::ResourceType& type, std::string_vie
     r.query.emplace("fieldManager", user_agent_);
   }
   r.headers["content-type"] = content_type;
-  r.body = json::serialize(patch);
+  SetBody(r, patch);
   return Decode(transport_->RoundTrip(r));
 }
 

@@ -24,6 +24,9 @@ class Transport {
  public:
   virtual ~Transport() = default;
   virtual apiserver::Response RoundTrip(const apiserver::Request& request) = 0;
+  // True when requests reach the handlers in this process: bodies then travel
+  // as documents (Request::object, Response::object), never as bytes.
+  virtual bool InProcess() const { return false; }
 };
 
 struct ListOptions {
@@ -93,7 +96,9 @@ class Client {
 
  private:
   apiserver::Request NewRequest(std::string method, std::string path) const;
-  Result<boost::json::value> Decode(const apiserver::Response& response) const;
+  // The body as bytes, or in process as the document itself.
+  void SetBody(apiserver::Request& r, const boost::json::value& body) const;
+  Result<boost::json::value> Decode(apiserver::Response response) const;
 
   std::shared_ptr<Transport> transport_;
   std::string user_agent_;

@@ -14,6 +14,7 @@ class InProcessTransport : public Transport {
   apiserver::Response RoundTrip(const apiserver::Request& request) override {
     return server_->ServeInProcess(request);
   }
+  bool InProcess() const override { return true; }
 
  private:
   apiserver::ApiServer* server_;

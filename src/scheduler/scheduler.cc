@@ -140,12 +140,14 @@ void Scheduler::OnNode(const json::value* old, const json::value& obj, bool dele
   std::lock_guard lock(mu_);
   if (deleted) {
     nodes_.erase(parsed.name);
+    node_list_.clear();
     return;
   }
   auto it = nodes_.find(parsed.name);
   if (it == nodes_.end()) {
     // A new node: count the pods already placed on it.
     auto& node = nodes_[parsed.name];
+    node_list_.clear();
     node = std::move(parsed);
     for (const auto& [key, where] : placed_) {
       if (where.node == node.name) AddPod(node, where.pod);
@@ -178,10 +180,12 @@ void Scheduler::Loop() {
     auto it = pending_.find(key);
     if (it == pending_.end()) continue;
     PodInfo pod = it->second;
-    std::vector<const NodeInfo*> nodes;
-    nodes.reserve(nodes_.size());
-    for (const auto& [name, node] : nodes_) nodes.push_back(&node);
-    auto chosen = framework_->Schedule(pod, nodes);
+    if (node_list_.size() != nodes_.size()) {
+      node_list_.clear();
+      node_list_.reserve(nodes_.size());
+      for (const auto& [name, node] : nodes_) node_list_.push_back(&node);
+    }
+    auto chosen = framework_->Schedule(pod, node_list_);
     if (chosen.ok()) {
       pending_.erase(key);
       Account(pod, *chosen);  // Assume: the next decision sees this pod on the node.

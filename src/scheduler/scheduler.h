@@ -77,6 +77,7 @@ class Scheduler {
   std::condition_variable cv_;       // Work for the loop.
   std::condition_variable bind_cv_;  // Work for the binders.
   std::map<std::string, NodeInfo> nodes_;
+  std::vector<const NodeInfo*> node_list_;  // nodes_ as a vector; cleared when one comes or goes.
   struct Placement {
     std::string node;
     PodInfo pod;
