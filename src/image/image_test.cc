@@ -1,0 +1,173 @@
+// References, layers with whiteouts, and OCI layout import, on real archives
+// made by GNU tar in a temporary directory.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "image/image_store.h"
+#include "image/layer.h"
+#include "image/reference.h"
+#include "support/subprocess.h"
+#include "support/temp_dir.h"
+
+namespace kiso::image {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+void Write(const std::string& path, std::string_view data) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// tar -C dir -c[z]f out . (GNU tar, as any image builder's output).
+void Tar(const std::string& dir, const std::string& out, bool gzip = false) {
+  testing::Subprocess tar({"tar", "-C", dir, gzip ? "-czf" : "-cf", out, "."}, false);
+  int status = tar.Wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "tar " << dir;
+}
+
+TEST(ReferenceTest, NormalisesLikeDocker) {
+  EXPECT_EQ(ParseReference("busybox")->String(), "docker.io/library/busybox:latest");
+  EXPECT_EQ(ParseReference("nginx:1.25")->String(), "docker.io/library/nginx:1.25");
+  EXPECT_EQ(ParseReference("127.0.0.1:5000/tools/bb:v1")->String(), "127.0.0.1:5000/tools/bb:v1");
+  auto r = ParseReference("registry.k8s.io/pause:3.9");
+  EXPECT_EQ(r->registry, "registry.k8s.io");
+  EXPECT_EQ(r->repository, "pause");
+  std::string digest = "sha256:" + std::string(64, 'a');
+  EXPECT_EQ(ParseReference("bb@" + digest)->String(), "docker.io/library/bb@" + digest);
+  EXPECT_EQ(ParseReference("Busybox").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ParseReference("bb@sha256:12").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ParseReference("").status().code(), Code::kInvalidArgument);
+}
+
+TEST(LayerTest, AppliesWhiteoutsAndOpaqueDirectoriesToLowerLayersOnly) {
+  testing::TempDir dir("layer");
+  Write(dir.File("l1/a/x"), "x");
+  Write(dir.File("l1/a/y"), "y");
+  Write(dir.File("l1/b/old"), "old");
+  Write(dir.File("l1/keep"), "1");
+  Write(dir.File("l2/a/.wh.x"), "");
+  Write(dir.File("l2/b/.wh..wh..opq"), "");
+  Write(dir.File("l2/b/new"), "new");
+  Write(dir.File("l2/keep"), "2");
+  Tar(dir.File("l1"), dir.File("l1.tar"));
+  Tar(dir.File("l2"), dir.File("l2.tar.gz"), /*gzip=*/true);
+  fs::create_directories(dir.File("root"));
+  ASSERT_TRUE(ApplyLayer(dir.File("l1.tar"), dir.File("root")).ok());
+  ASSERT_TRUE(ApplyLayer(dir.File("l2.tar.gz"), dir.File("root")).ok());
+  EXPECT_FALSE(fs::exists(dir.File("root/a/x")));
+  EXPECT_EQ(Read(dir.File("root/a/y")), "y");
+  EXPECT_FALSE(fs::exists(dir.File("root/b/old")));
+  EXPECT_EQ(Read(dir.File("root/b/new")), "new");  // The opaque marker hides the lower layer only.
+  EXPECT_EQ(Read(dir.File("root/keep")), "2");
+  EXPECT_FALSE(fs::exists(dir.File("root/a/.wh.x")));
+}
+
+TEST(LayerTest, RefusesEntriesThatEscapeTheRoot) {
+  testing::TempDir dir("layer");
+  Write(dir.File("evil/x"), "x");
+  testing::Subprocess tar({"tar", "-C", dir.File("evil"), "-cf", dir.File("evil.tar"),
+                           "--transform", "s,^x,../escaped,", "x"},
+                          false);
+  ASSERT_EQ(tar.Wait(), 0);
+  fs::create_directories(dir.File("root"));
+  Status s = ApplyLayer(dir.File("evil.tar"), dir.File("root"));
+  EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.ToString();
+  EXPECT_FALSE(fs::exists(dir.File("escaped")));
+}
+
+// An OCI image layout with one image, as `umoci` or `skopeo copy oci-archive:` make.
+std::string MakeOciLayout(const testing::TempDir& dir, const std::string& ref_name) {
+  Write(dir.File("rootfs/bin/hello"), "#!/bin/sh\necho hi\n");
+  Tar(dir.File("rootfs"), dir.File("layer.tar.gz"), true);
+  std::string layer = Read(dir.File("layer.tar.gz"));
+  std::string config = json::serialize(
+      json::object{{"architecture", "amd64"},
+                   {"os", "linux"},
+                   {"config", json::object{{"Cmd", json::array{"/bin/hello"}},
+                                           {"Env", json::array{"PATH=/bin"}},
+                                           {"WorkingDir", "/"}}},
+                   {"rootfs", json::object{{"type", "layers"}, {"diff_ids", json::array{}}}}});
+  std::string manifest = json::serialize(json::object{
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+      {"config", json::object{{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                              {"digest", Sha256Digest(config)},
+                              {"size", config.size()}}},
+      {"layers",
+       json::array{json::object{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                                {"digest", Sha256Digest(layer)},
+                                {"size", layer.size()}}}}});
+  for (const auto& blob : {layer, config, manifest}) {
+    Write(dir.File("layout/blobs/sha256/" + Sha256Digest(blob).substr(7)), blob);
+  }
+  Write(dir.File("layout/oci-layout"), R"({"imageLayoutVersion":"1.0.0"})");
+  Write(
+      dir.File("layout/index.json"),
+      json::serialize(json::object{
+          {"schemaVersion", 2},
+          {"manifests",
+           json::array{json::object{
+               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+               {"digest", Sha256Digest(manifest)},
+               {"size", manifest.size()},
+               {"annotations", json::object{{"org.opencontainers.image.ref.name", ref_name}}}}}}}));
+  Tar(dir.File("layout"), dir.File("image.tar"));
+  return dir.File("image.tar");
+}
+
+TEST(ImageStoreTest, ImportsAnOciLayoutAndUnpacksItsRootfs) {
+  testing::TempDir dir("images");
+  std::string tar = MakeOciLayout(dir, "latest");
+  auto store = ImageStore::Open(dir.File("store"));
+  ASSERT_TRUE(store.ok());
+  auto images = (*store)->Import(tar, "example.com/hello");
+  ASSERT_TRUE(images.ok()) << images.status().ToString();
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ((*images)[0].name, "example.com/hello:latest");
+  EXPECT_EQ((*images)[0].config.cmd, std::vector<std::string>{"/bin/hello"});
+
+  // Reopened, the name is still there; by ID prefix too.
+  auto reopened = ImageStore::Open(dir.File("store"));
+  auto image = (*reopened)->Get("example.com/hello");
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  EXPECT_TRUE((*reopened)->Get(image->config_digest.substr(7, 12)).ok());
+  auto rootfs = (*reopened)->Rootfs(*image);
+  ASSERT_TRUE(rootfs.ok()) << rootfs.status().ToString();
+  EXPECT_EQ(Read(*rootfs + "/bin/hello"), "#!/bin/sh\necho hi\n");
+
+  EXPECT_EQ((*reopened)->Get("example.com/other").status().code(), Code::kNotFound);
+  ASSERT_TRUE((*reopened)->Remove("example.com/hello").ok());
+  EXPECT_TRUE((*reopened)->List().empty());
+  EXPECT_FALSE((*reopened)->blobs().Has(image->layers[0]));
+}
+
+TEST(ImageStoreTest, RefusesABlobThatDoesNotMatchItsDigest) {
+  testing::TempDir dir("images");
+  std::string tar = MakeOciLayout(dir, "docker.io/library/hello:1");
+  // Corrupt the layer inside the layout, keeping its name.
+  for (const auto& f : fs::directory_iterator(dir.File("layout/blobs/sha256"))) {
+    if (fs::file_size(f.path()) > 100 &&
+        Read(f.path()).find("schemaVersion") == std::string::npos) {
+      std::ofstream(f.path(), std::ios::app) << "tampered";
+    }
+  }
+  Tar(dir.File("layout"), tar);
+  auto store = ImageStore::Open(dir.File("store"));
+  auto images = (*store)->Import(tar);
+  EXPECT_EQ(images.status().code(), Code::kDataLoss) << images.status().ToString();
+  EXPECT_TRUE((*store)->List().empty());
+}
+
+}  // namespace
+}  // namespace kiso::image
