@@ -39,6 +39,7 @@ void Controller::Start() {
 
 void Controller::Stop() {
   if (stopping_.exchange(true)) return;
+  OnStop();
   queue_.ShutDown();
   for (auto& w : workers_) w.join();
   workers_.clear();

@@ -37,6 +37,9 @@ class Controller {
 
  protected:
   virtual Status Reconcile(const std::string& key) = 0;
+  // Stops threads of the derived controller's own; Stop() calls it first, so
+  // nothing of the controller runs once Stop() returns.
+  virtual void OnStop() {}
 
   client::Informer* Watch(const api::ResourceType& type, client::Informer::Handler handler);
   void Enqueue(const std::string& key) { queue_.Add(key); }

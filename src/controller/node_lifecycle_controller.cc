@@ -81,14 +81,15 @@ NodeLifecycleController::NodeLifecycleController(client::Client* client,
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
-NodeLifecycleController::~NodeLifecycleController() {
+NodeLifecycleController::~NodeLifecycleController() { Stop(); }
+
+void NodeLifecycleController::OnStop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
   stop_cv_.notify_all();
   if (monitor_.joinable()) monitor_.join();
-  Stop();
 }
 
 std::string NodeLifecycleController::LastRenewTime(const std::string& node) {

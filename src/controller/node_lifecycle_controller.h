@@ -36,6 +36,7 @@ class NodeLifecycleController : public Controller {
 
  protected:
   Status Reconcile(const std::string& key) override;  // Key: node name; evicts its pods.
+  void OnStop() override;
 
  private:
   void MonitorLoop();
