@@ -22,6 +22,8 @@
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
+#include "image/image_store.h"
+#include "runtime/shim.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
@@ -163,6 +165,51 @@ int RunHollow(const std::string& kubeconfig, const kiso::agent::HollowOptions& o
   return 0;
 }
 
+kiso::Result<std::unique_ptr<kiso::image::ImageStore>> OpenImages(const std::string& data_dir) {
+  return kiso::image::ImageStore::Open(data_dir + "/images");
+}
+
+int RunImageImport(const std::string& data_dir, const std::string& file, const std::string& name) {
+  auto store = OpenImages(data_dir);
+  if (!store.ok()) {
+    std::cerr << "kiso image import: " << store.status().ToString() << "\n";
+    return 1;
+  }
+  auto images = (*store)->Import(file, name);
+  if (!images.ok()) {
+    std::cerr << "kiso image import: " << images.status().ToString() << "\n";
+    return 1;
+  }
+  for (const auto& i : *images)
+    std::cout << "imported " << i.name << " " << i.config_digest << "\n";
+  return 0;
+}
+
+int RunImageList(const std::string& data_dir) {
+  auto store = OpenImages(data_dir);
+  if (!store.ok()) {
+    std::cerr << "kiso image ls: " << store.status().ToString() << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("{:<50} {:<14} {:>10}\n", "IMAGE", "IMAGE ID", "SIZE");
+  for (const auto& i : (*store)->List()) {
+    std::cout << fmt::format("{:<50} {:<14} {:>8.1f}MB\n", i.name, i.config_digest.substr(7, 12),
+                             static_cast<double>(i.size) / 1e6);
+  }
+  return 0;
+}
+
+int RunImageRemove(const std::string& data_dir, const std::string& ref) {
+  auto store = OpenImages(data_dir);
+  kiso::Status s = store.ok() ? (*store)->Remove(ref) : store.status();
+  if (!s.ok()) {
+    std::cerr << "kiso image rm: " << s.ToString() << "\n";
+    return 1;
+  }
+  std::cout << "removed " << ref << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -214,6 +261,39 @@ int main(int argc, char** argv) {
     hollow_options.heartbeat = std::chrono::seconds(heartbeat_seconds);
     exit_code = RunHollow(kubeconfig, hollow_options);
   });
+
+  // The per-container shim the runtime starts (not for people to run).
+  auto* shim = app.add_subcommand("shim", "");
+  kiso::runtime::ShimOptions shim_options;
+  shim->add_option("--id", shim_options.id)->required();
+  shim->add_option("--bundle", shim_options.bundle)->required();
+  shim->add_option("--runtime-path", shim_options.runtime_path)->required();
+  shim->add_option("--runtime-root", shim_options.runtime_root)->required();
+  shim->add_option("--log", shim_options.log_path)->required();
+  shim->add_option("--cgroup", shim_options.cgroup);
+  shim->add_option("--sync-fd", shim_options.sync_fd);
+  shim->callback([&] { exit_code = kiso::runtime::RunShim(shim_options); });
+
+  auto* image = app.add_subcommand("image", "Manage the node's images");
+  image->require_subcommand(1);
+  std::string image_data_dir = "/var/lib/kiso";
+  image->add_option("--data-dir", image_data_dir, "State directory")->capture_default_str();
+  auto* image_import = image->add_subcommand(
+      "import", "Import an OCI image layout tar or a docker-archive (docker save) tar");
+  std::string import_file;
+  std::string import_name;
+  image_import->add_option("FILE", import_file, "The archive")->required();
+  image_import->add_option("--name", import_name,
+                           "Name for images the archive does not name fully");
+  image_import->callback(
+      [&] { exit_code = RunImageImport(image_data_dir, import_file, import_name); });
+  image->add_subcommand("ls", "List images")->callback([&] {
+    exit_code = RunImageList(image_data_dir);
+  });
+  auto* image_rm = image->add_subcommand("rm", "Remove an image by name or ID");
+  std::string rm_ref;
+  image_rm->add_option("REF", rm_ref)->required();
+  image_rm->callback([&] { exit_code = RunImageRemove(image_data_dir, rm_ref); });
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

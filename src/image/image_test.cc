@@ -10,6 +10,7 @@
 #include "image/image_store.h"
 #include "image/layer.h"
 #include "image/reference.h"
+#include "support/oci_image.h"
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 
@@ -89,41 +90,8 @@ TEST(LayerTest, RefusesEntriesThatEscapeTheRoot) {
 // An OCI image layout with one image, as `umoci` or `skopeo copy oci-archive:` make.
 std::string MakeOciLayout(const testing::TempDir& dir, const std::string& ref_name) {
   Write(dir.File("rootfs/bin/hello"), "#!/bin/sh\necho hi\n");
-  Tar(dir.File("rootfs"), dir.File("layer.tar.gz"), true);
-  std::string layer = Read(dir.File("layer.tar.gz"));
-  std::string config = json::serialize(
-      json::object{{"architecture", "amd64"},
-                   {"os", "linux"},
-                   {"config", json::object{{"Cmd", json::array{"/bin/hello"}},
-                                           {"Env", json::array{"PATH=/bin"}},
-                                           {"WorkingDir", "/"}}},
-                   {"rootfs", json::object{{"type", "layers"}, {"diff_ids", json::array{}}}}});
-  std::string manifest = json::serialize(json::object{
-      {"schemaVersion", 2},
-      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-      {"config", json::object{{"mediaType", "application/vnd.oci.image.config.v1+json"},
-                              {"digest", Sha256Digest(config)},
-                              {"size", config.size()}}},
-      {"layers",
-       json::array{json::object{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
-                                {"digest", Sha256Digest(layer)},
-                                {"size", layer.size()}}}}});
-  for (const auto& blob : {layer, config, manifest}) {
-    Write(dir.File("layout/blobs/sha256/" + Sha256Digest(blob).substr(7)), blob);
-  }
-  Write(dir.File("layout/oci-layout"), R"({"imageLayoutVersion":"1.0.0"})");
-  Write(
-      dir.File("layout/index.json"),
-      json::serialize(json::object{
-          {"schemaVersion", 2},
-          {"manifests",
-           json::array{json::object{
-               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-               {"digest", Sha256Digest(manifest)},
-               {"size", manifest.size()},
-               {"annotations", json::object{{"org.opencontainers.image.ref.name", ref_name}}}}}}}));
-  Tar(dir.File("layout"), dir.File("image.tar"));
-  return dir.File("image.tar");
+  return testing::BuildOciArchive(dir.path(), dir.File("rootfs"), ref_name, {"/bin/hello"},
+                                  dir.File("image.tar"));
 }
 
 TEST(ImageStoreTest, ImportsAnOciLayoutAndUnpacksItsRootfs) {

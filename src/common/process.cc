@@ -1,0 +1,135 @@
+#include "common/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ctime>
+
+extern char** environ;
+
+namespace kiso {
+
+namespace {
+
+struct Pipe {
+  int fd[2] = {-1, -1};
+  Pipe() {
+    if (pipe2(fd, O_CLOEXEC) != 0) fd[0] = fd[1] = -1;
+  }
+  ~Pipe() {
+    for (int f : fd) {
+      if (f >= 0) close(f);
+    }
+  }
+  void CloseRead() {
+    if (fd[0] >= 0) close(fd[0]);
+    fd[0] = -1;
+  }
+  void CloseWrite() {
+    if (fd[1] >= 0) close(fd[1]);
+    fd[1] = -1;
+  }
+};
+
+}  // namespace
+
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                 const CommandOptions& options) {
+  if (argv.empty()) return Status(Code::kInvalidArgument, "run: empty command");
+  Pipe in;
+  Pipe out;
+  Pipe err;
+  if (in.fd[0] < 0 || out.fd[0] < 0 || err.fd[0] < 0) {
+    return MakeStatus(Code::kResourceExhausted, "run {}: pipe: {}", argv[0], strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  if (!options.clear_env) {
+    for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  }
+  for (const auto& [k, v] : options.env) env_storage.push_back(k + "=" + v);
+  std::vector<char*> env;
+  env.reserve(env_storage.size() + 1);
+  for (auto& e : env_storage) env.push_back(e.data());
+  env.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return MakeStatus(Code::kNotFound, "run {}: {}", argv[0], strerror(rc));
+  in.CloseRead();
+  out.CloseWrite();
+  err.CloseWrite();
+  // Feed stdin, collect stdout and stderr, until both close or the deadline.
+  CommandResult result;
+  size_t written = 0;
+  if (options.stdin_data.empty()) in.CloseWrite();
+  auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  bool timed_out = false;
+  while (out.fd[0] >= 0 || err.fd[0] >= 0) {
+    pollfd fds[3] = {{out.fd[0], POLLIN, 0}, {err.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0}};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (poll(fds, 3, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    char buf[65536];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        (i == 0 ? out : err).CloseRead();
+      }
+    }
+    if (fds[2].fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n =
+          write(in.fd[1], options.stdin_data.data() + written, options.stdin_data.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if (n < 0 || written == options.stdin_data.size()) in.CloseWrite();
+    }
+  }
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return MakeStatus(Code::kDeadlineExceeded, "{} did not finish within {} ms", argv[0],
+                      options.timeout.count());
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string NowRfc3339Nano() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  gmtime_r(&ts.tv_sec, &t);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", t.tm_year + 1900, t.tm_mon + 1,
+                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec);
+}
+
+std::string NowRfc3339() {
+  time_t now = time(nullptr);
+  tm t{};
+  gmtime_r(&now, &t);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.tm_year + 1900, t.tm_mon + 1,
+                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+}
+
+}  // namespace kiso

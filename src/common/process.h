@@ -1,0 +1,37 @@
+// Running helper programs (runc, unshare, CNI plugins): argv in, exit status
+// and captured output back, with a deadline. The seam through which the
+// runtime and the network touch other programs.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kiso {
+
+struct CommandResult {
+  int exit_code = 0;  // 128 + signal when killed by one.
+  std::string out;
+  std::string err;
+};
+
+struct CommandOptions {
+  std::string stdin_data;
+  std::chrono::milliseconds timeout{30000};  // Then SIGKILL, DeadlineExceeded.
+  std::map<std::string, std::string> env;    // Added to the environment.
+  bool clear_env = false;                    // Start from an empty environment.
+};
+
+// Runs argv[0] (a path) to completion. Fails only if it could not be run or
+// timed out; a non-zero exit is in the result.
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                 const CommandOptions& options = {});
+
+// Now as RFC 3339 with nanoseconds, UTC (what CRI logs and Kubernetes use).
+std::string NowRfc3339Nano();
+std::string NowRfc3339();
+
+}  // namespace kiso

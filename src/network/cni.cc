@@ -1,0 +1,217 @@
+#include "network/cni.h"
+
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/process.h"
+
+namespace kiso::network {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string DefaultConflist(const CniOptions& o) {
+  json::object ipam{{"type", "host-local"},
+                    {"ranges", json::array{json::array{json::object{{"subnet", o.pod_cidr}}}}},
+                    {"dataDir", o.cache_dir + "/ipam"}};
+  json::object conflist{
+      {"cniVersion", "1.0.0"},
+      {"name", "kiso"},
+      {"plugins",
+       json::array{json::object{{"type", "bridge"},
+                                {"bridge", o.bridge},
+                                {"isGateway", true},
+                                {"ipMasq", false},
+                                {"hairpinMode", true},
+                                {"ipam", std::move(ipam)}},
+                   json::object{{"type", "portmap"},
+                                {"capabilities", json::object{{"portMappings", true}}}}}}};
+  return json::serialize(conflist);
+}
+
+// The plugin's error: CNI errors are {"code":N,"msg":"...","details":"..."} on stdout.
+std::string PluginError(const CommandResult& r) {
+  boost::system::error_code ec;
+  auto v = json::parse(r.out, ec);
+  if (!ec && v.is_object() && v.as_object().contains("msg")) {
+    std::string msg(v.as_object().at("msg").as_string());
+    if (const auto* d = v.as_object().if_contains("details");
+        d && d->is_string() && !d->get_string().empty()) {
+      msg += ": " + std::string(d->get_string());
+    }
+    return msg;
+  }
+  return r.err.empty() ? r.out : r.err;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniOptions options) {
+  std::unique_ptr<CniNetwork> n(new CniNetwork(options));
+  std::error_code ec;
+  fs::create_directories(options.cache_dir + "/results", ec);
+  if (ec) return MakeStatus(Code::kInternal, "create {}: {}", options.cache_dir, ec.message());
+  if (!fs::exists(options.conflist)) {
+    fs::create_directories(fs::path(options.conflist).parent_path(), ec);
+    std::ofstream(options.conflist) << DefaultConflist(options);
+  }
+  n->conflist_text_ = Slurp(options.conflist);
+  boost::system::error_code jec;
+  auto v = json::parse(n->conflist_text_, jec);
+  if (jec || !v.is_object() || !v.as_object().contains("plugins")) {
+    return MakeStatus(Code::kInvalidArgument, "{}: not a CNI network configuration list",
+                      options.conflist);
+  }
+  n->name_ = std::string(v.as_object().at("name").as_string());
+  for (const auto& p : v.as_object().at("plugins").as_array()) {
+    std::string type(p.as_object().at("type").as_string());
+    if (n->FindPlugin(type).empty()) {
+      return MakeStatus(Code::kNotFound,
+                        "CNI plugin {:?} not found in {} (install containernetworking-plugins)",
+                        type, fmt::join(options.plugin_dirs, ":"));
+    }
+  }
+  return n;
+}
+
+std::string CniNetwork::FindPlugin(const std::string& type) const {
+  for (const auto& dir : options_.plugin_dirs) {
+    std::string p = dir + "/" + type;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+namespace {
+
+struct Invocation {
+  std::string command;  // ADD, DEL.
+  std::string container_id;
+  std::string netns;
+  std::string ifname;
+  std::string path;  // CNI_PATH.
+};
+
+Result<std::string> Invoke(const std::string& plugin, const Invocation& in,
+                           const json::object& config) {
+  CommandOptions o;
+  o.stdin_data = json::serialize(config);
+  o.env = {{"CNI_COMMAND", in.command},
+           {"CNI_CONTAINERID", in.container_id},
+           {"CNI_NETNS", in.netns},
+           {"CNI_IFNAME", in.ifname},
+           {"CNI_PATH", in.path}};
+  KISO_ASSIGN_OR_RETURN(auto r, RunCommand({plugin}, o));
+  if (r.exit_code != 0) {
+    return MakeStatus(Code::kInternal, "CNI {} {} for {}: {}", fs::path(plugin).filename().string(),
+                      in.command, in.container_id, PluginError(r));
+  }
+  return r.out;
+}
+
+}  // namespace
+
+Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::string& netns,
+                                   const std::vector<PortMapping>& ports) {
+  std::string path = fmt::format("{}", fmt::join(options_.plugin_dirs, ":"));
+  // "lo" first, through the loopback plugin.
+  Invocation lo{"ADD", sandbox_id, netns, "lo", path};
+  KISO_RETURN_IF_ERROR(
+      Invoke(FindPlugin("loopback"), lo,
+             json::object{{"cniVersion", "1.0.0"}, {"name", "loopback"}, {"type", "loopback"}})
+          .status());
+  auto list = json::parse(conflist_text_).as_object();
+  Invocation in{"ADD", sandbox_id, netns, "eth0", path};
+  json::value prev;
+  for (const auto& p : list.at("plugins").as_array()) {
+    json::object config = p.as_object();
+    config["name"] = list.at("name");
+    config["cniVersion"] = list.at("cniVersion");
+    if (!prev.is_null()) config["prevResult"] = prev;
+    if (config.contains("capabilities") && !ports.empty()) {
+      json::array mappings;
+      for (const auto& m : ports) {
+        mappings.push_back(json::object{{"hostPort", m.host_port},
+                                        {"containerPort", m.container_port},
+                                        {"protocol", m.protocol}});
+      }
+      config["runtimeConfig"] = json::object{{"portMappings", std::move(mappings)}};
+    } else if (config.contains("capabilities") && ports.empty() &&
+               config.at("type").as_string() == "portmap") {
+      continue;  // Nothing to map.
+    }
+    auto out = Invoke(FindPlugin(std::string(config.at("type").as_string())), in, config);
+    if (!out.ok()) {
+      (void)Del(sandbox_id, netns);
+      return out.status();
+    }
+    boost::system::error_code ec;
+    prev = json::parse(*out, ec);
+    if (ec) return MakeStatus(Code::kInternal, "CNI ADD for {}: bad result {:?}", sandbox_id, *out);
+  }
+  {
+    std::ofstream(options_.cache_dir + "/results/" + sandbox_id)
+        << json::serialize(json::object{{"netns", netns}, {"result", prev}});
+  }
+  Attachment a;
+  const auto* ips = prev.is_object() ? prev.as_object().if_contains("ips") : nullptr;
+  if (ips && ips->is_array() && !ips->get_array().empty()) {
+    std::string addr(ips->get_array()[0].as_object().at("address").as_string());
+    a.ip = addr.substr(0, addr.find('/'));
+    if (const auto* gw = ips->get_array()[0].as_object().if_contains("gateway"))
+      a.gateway = std::string(gw->as_string());
+  }
+  if (a.ip.empty())
+    return MakeStatus(Code::kInternal, "CNI ADD for {}: no IP in the result", sandbox_id);
+  return a;
+}
+
+Status CniNetwork::Del(const std::string& sandbox_id, const std::string& netns) {
+  std::string path = fmt::format("{}", fmt::join(options_.plugin_dirs, ":"));
+  std::string cache = options_.cache_dir + "/results/" + sandbox_id;
+  boost::system::error_code ec;
+  auto cached = json::parse(Slurp(cache), ec);
+  json::value prev = !ec && cached.is_object() ? cached.as_object().at("result") : json::value();
+  // A namespace that is gone: plugins must still release what they hold (CNI spec).
+  std::string ns = fs::exists(netns) ? netns : "";
+  auto list = json::parse(conflist_text_).as_object();
+  const auto& plugins = list.at("plugins").as_array();
+  Invocation in{"DEL", sandbox_id, ns, "eth0", path};
+  Status first_error;
+  for (auto it = plugins.rbegin(); it != plugins.rend(); ++it) {
+    json::object config = it->as_object();
+    config["name"] = list.at("name");
+    config["cniVersion"] = list.at("cniVersion");
+    if (!prev.is_null()) config["prevResult"] = prev;
+    auto out = Invoke(FindPlugin(std::string(config.at("type").as_string())), in, config);
+    if (!out.ok() && first_error.ok()) first_error = out.status();
+  }
+  if (!first_error.ok()) return first_error;
+  std::error_code fec;
+  fs::remove(cache, fec);
+  return Status::Ok();
+}
+
+std::vector<std::string> CniNetwork::Attached() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options_.cache_dir + "/results", ec)) {
+    out.push_back(e.path().filename().string());
+  }
+  return out;
+}
+
+}  // namespace kiso::network

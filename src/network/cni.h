@@ -1,0 +1,58 @@
+// CniNetwork: pod networking through CNI 1.0 plugins (Debian's
+// containernetworking-plugins): the loopback plugin for "lo", then the
+// configured list (bridge with host-local IPAM, portmap for hostPorts) for
+// "eth0". Each ADD's result is cached on disk so DEL gets its prevResult and
+// so leftovers can be released after a crash (CNI spec: "cached result").
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kiso::network {
+
+struct PortMapping {
+  int host_port = 0;
+  int container_port = 0;
+  std::string protocol = "tcp";
+};
+
+struct Attachment {
+  std::string ip;       // "10.42.0.5"
+  std::string gateway;  // "10.42.0.1"
+};
+
+struct CniOptions {
+  std::string conflist;  // A .conflist file; written from pod_cidr if absent.
+  std::string pod_cidr = "10.42.0.0/24";
+  std::string bridge = "kiso0";
+  std::string cache_dir;  // Cached results and host-local's allocations.
+  std::vector<std::string> plugin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
+};
+
+class CniNetwork {
+ public:
+  static Result<std::unique_ptr<CniNetwork>> Create(CniOptions options);
+
+  // Attaches the sandbox's network namespace; returns its address.
+  Result<Attachment> Add(const std::string& sandbox_id, const std::string& netns,
+                         const std::vector<PortMapping>& ports = {});
+  // Detaches it and releases its address. Idempotent; a netns that is already
+  // gone still has its address released.
+  Status Del(const std::string& sandbox_id, const std::string& netns);
+  // Sandbox IDs with a cached attachment (for cleanup after a crash).
+  std::vector<std::string> Attached() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  explicit CniNetwork(CniOptions options) : options_(std::move(options)) {}
+  std::string FindPlugin(const std::string& type) const;
+
+  CniOptions options_;
+  std::string name_;
+  std::string conflist_text_;
+};
+
+}  // namespace kiso::network

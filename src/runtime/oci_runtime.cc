@@ -1,0 +1,381 @@
+#include "runtime/oci_runtime.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "common/process.h"
+#include "runtime/oci_spec.h"
+
+namespace kiso::runtime {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+std::string RandomId() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+std::string FindInPath(const std::string& name) {
+  for (const char* dir :
+       {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    std::string p = std::string(dir) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Status WriteFile(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << data;
+    out.flush();
+    if (!out) return MakeStatus(Code::kResourceExhausted, "write {}", tmp);
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0)
+    return MakeStatus(Code::kInternal, "rename {}: {}", path, strerror(errno));
+  return Status::Ok();
+}
+
+// Hybrid layout: cgroup v1 controllers with cgroup2 at /sys/fs/cgroup/unified.
+bool HybridCgroups() {
+  struct stat st {};
+  return stat("/sys/fs/cgroup/unified/cgroup.controllers", &st) == 0 &&
+         stat("/sys/fs/cgroup/memory", &st) == 0;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
+                                        const std::string& hostname) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return MakeStatus(Code::kInternal, "sandbox {}: create {}: {}", id, dir, ec.message());
+  Sandbox s{id, dir + "/net", dir + "/ipc", dir + "/uts"};
+  for (const auto& f : {s.netns_path, s.ipcns_path, s.utsns_path}) std::ofstream{f};
+  std::string unshare = FindInPath("unshare");
+  std::string hostname_bin = FindInPath("hostname");
+  if (unshare.empty()) return Status(Code::kNotFound, "sandbox: unshare (util-linux) not found");
+  KISO_ASSIGN_OR_RETURN(auto r,
+                        RunCommand({unshare, "--net=" + s.netns_path, "--ipc=" + s.ipcns_path,
+                                    "--uts=" + s.utsns_path, hostname_bin, hostname}));
+  if (r.exit_code != 0) {
+    (void)RemoveSandboxNamespaces(dir);
+    return MakeStatus(Code::kInternal, "sandbox {}: unshare: {}", id, Trim(r.err));
+  }
+  return s;
+}
+
+Status RemoveSandboxNamespaces(const std::string& dir) {
+  for (const char* ns : {"net", "ipc", "uts"}) {
+    std::string p = dir + "/" + ns;
+    umount2(p.c_str(), MNT_DETACH);  // Not mounted (a half-made sandbox) is fine.
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) return MakeStatus(Code::kInternal, "remove sandbox {}: {}", dir, ec.message());
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options) {
+  std::unique_ptr<OciRuntime> rt(new OciRuntime(options));
+  rt->runtime_path_ = FindInPath(options.runtime);
+  if (rt->runtime_path_.empty()) {
+    return MakeStatus(Code::kNotFound,
+                      "OCI runtime {:?} not found in PATH (install the {} package)",
+                      options.runtime, options.runtime);
+  }
+  if (options.runtime == "crun" && HybridCgroups()) {
+    return MakeStatus(Code::kUnavailable,
+                      "crun refuses this machine's hybrid cgroup layout (cgroup v1 controllers "
+                      "with cgroup2 at /sys/fs/cgroup/unified: \"cgroups in hybrid mode not "
+                      "supported\"); use runc here");
+  }
+  KISO_ASSIGN_OR_RETURN(auto v, RunCommand({rt->runtime_path_, "--version"}));
+  std::string first = v.out.substr(0, v.out.find('\n'));
+  rt->version_ = first;
+  std::error_code ec;
+  for (const char* sub : {"sandboxes", "containers", "state"}) {
+    fs::create_directories(options.root + "/" + sub, ec);
+    if (ec) return MakeStatus(Code::kInternal, "create {}/{}: {}", options.root, sub, ec.message());
+  }
+  return rt;
+}
+
+std::string OciRuntime::Bundle(const std::string& id) const {
+  return options_.root + "/containers/" + id;
+}
+
+Result<CommandResult> OciRuntime::Runtime(std::vector<std::string> args,
+                                          std::chrono::milliseconds timeout) {
+  args.insert(args.begin(), {runtime_path_, "--root", options_.root + "/state"});
+  CommandOptions o;
+  o.timeout = timeout;
+  return RunCommand(args, o);
+}
+
+Result<Sandbox> OciRuntime::RunPodSandbox(const SandboxConfig& config) {
+  std::string id = RandomId();
+  std::string dir = options_.root + "/sandboxes/" + id;
+  std::string hostname = config.name.substr(0, 63);
+  KISO_ASSIGN_OR_RETURN(auto sandbox, CreateSandboxNamespaces(id, dir, hostname));
+  json::object meta{{"name", config.name}, {"namespace", config.ns}, {"uid", config.uid}};
+  KISO_RETURN_IF_ERROR(WriteFile(dir + "/sandbox.json", json::serialize(meta)));
+  return sandbox;
+}
+
+std::string OciRuntime::SandboxOf(const std::string& id) {
+  boost::system::error_code ec;
+  auto v = json::parse(Slurp(Bundle(id) + "/meta.json"), ec);
+  if (ec || !v.is_object() || !v.as_object().contains("sandbox")) return "";
+  return std::string(v.as_object().at("sandbox").as_string());
+}
+
+Status OciRuntime::StopPodSandbox(const std::string& sandbox_id) {
+  for (const auto& id : ListContainers()) {
+    if (SandboxOf(id) == sandbox_id)
+      KISO_RETURN_IF_ERROR(StopContainer(id, std::chrono::seconds(0)));
+  }
+  return Status::Ok();
+}
+
+Status OciRuntime::RemovePodSandbox(const std::string& sandbox_id) {
+  for (const auto& id : ListContainers()) {
+    if (SandboxOf(id) == sandbox_id) KISO_RETURN_IF_ERROR(RemoveContainer(id));
+  }
+  return RemoveSandboxNamespaces(options_.root + "/sandboxes/" + sandbox_id);
+}
+
+std::vector<std::string> OciRuntime::ListSandboxes() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options_.root + "/sandboxes", ec)) {
+    out.push_back(e.path().filename().string());
+  }
+  return out;
+}
+
+Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
+                                                const ContainerConfig& config) {
+  std::string id = RandomId();
+  std::string bundle = Bundle(id);
+  std::error_code ec;
+  for (const char* sub : {"rootfs", "upper", "work"})
+    fs::create_directories(bundle + "/" + sub, ec);
+  if (ec) return MakeStatus(Code::kInternal, "create bundle {}: {}", bundle, ec.message());
+  auto fail = [&](Status s) {
+    (void)RemoveContainer(id);
+    return s;
+  };
+  json::object meta{{"name", config.name},
+                    {"image", config.image},
+                    {"sandbox", sandbox.id},
+                    {"log_path", config.log_path},
+                    {"created_at", NowRfc3339()}};
+  KISO_RETURN_IF_ERROR(WriteFile(bundle + "/meta.json", json::serialize(meta)));
+  // The container's root: an overlay on the image's shared, unpacked rootfs;
+  // a private copy where overlayfs is unavailable.
+  std::string rootfs = bundle + "/rootfs";
+  std::string data = fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work",
+                                 config.image_rootfs, bundle, bundle);
+  if (mount("overlay", rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
+    auto cp = RunCommand({"/bin/cp", "-a", config.image_rootfs + "/.", rootfs});
+    if (!cp.ok() || cp->exit_code != 0) {
+      return fail(MakeStatus(Code::kInternal, "container {}: copy rootfs: {}", config.name,
+                             cp.ok() ? Trim(cp->err) : cp.status().message()));
+    }
+  }
+  std::string hostname;
+  boost::system::error_code jec;
+  auto sb = json::parse(Slurp(options_.root + "/sandboxes/" + sandbox.id + "/sandbox.json"), jec);
+  if (!jec && sb.is_object() && sb.as_object().contains("name"))
+    hostname = std::string(sb.as_object().at("name").as_string());
+  json::value spec = BuildSpec(config, sandbox, rootfs, hostname, "/kiso/" + id);
+  Status s = WriteFile(bundle + "/config.json", json::serialize(spec));
+  if (!s.ok()) return fail(s);
+  fs::create_directories(fs::path(config.log_path).parent_path(), ec);
+  s = Spawn(id, config.log_path);
+  if (!s.ok()) return fail(s.Annotate(fmt::format("create container {}", config.name)));
+  return id;
+}
+
+Status OciRuntime::Spawn(const std::string& id, const std::string& log_path) {
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) != 0) return MakeStatus(Code::kInternal, "pipe: {}", strerror(errno));
+  std::string bundle = Bundle(id);
+  std::vector<std::string> argv = {options_.shim_binary,
+                                   "shim",
+                                   "--id",
+                                   id,
+                                   "--bundle",
+                                   bundle,
+                                   "--runtime-path",
+                                   runtime_path_,
+                                   "--runtime-root",
+                                   options_.root + "/state",
+                                   "--log",
+                                   log_path,
+                                   "--cgroup",
+                                   "/kiso/" + id,
+                                   "--sync-fd",
+                                   "3"};
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    // Double fork: the shim is nobody's child here, and lives on after us.
+    setsid();
+    if (fork() == 0) {
+      dup2(sync[1], 3);  // Without close-on-exec.
+      int devnull = open("/dev/null", O_RDWR);
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    _exit(0);
+  }
+  close(sync[1]);
+  if (child < 0) {
+    close(sync[0]);
+    return MakeStatus(Code::kInternal, "fork: {}", strerror(errno));
+  }
+  int st = 0;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  std::string reply;
+  pollfd p{sync[0], POLLIN, 0};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (reply.find('\n') == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    ssize_t n = read(sync[0], buf, sizeof buf);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(sync[0]);
+  if (reply.starts_with("ok ")) return Status::Ok();
+  if (reply.starts_with("error ")) return Status(Code::kInternal, Trim(reply.substr(6)));
+  return Status(Code::kInternal, "the shim exited without creating the container");
+}
+
+Status OciRuntime::StartContainer(const std::string& id) {
+  KISO_ASSIGN_OR_RETURN(auto r, Runtime({"start", id}));
+  if (r.exit_code != 0) return MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r.err));
+  return WriteFile(Bundle(id) + "/started_at", NowRfc3339());
+}
+
+Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
+  std::string bundle = Bundle(id);
+  boost::system::error_code ec;
+  auto meta = json::parse(Slurp(bundle + "/meta.json"), ec);
+  if (ec || !meta.is_object()) return MakeStatus(Code::kNotFound, "container {} not found", id);
+  ContainerStatus s;
+  s.id = id;
+  s.name = std::string(meta.as_object().at("name").as_string());
+  s.log_path = std::string(meta.as_object().at("log_path").as_string());
+  s.started_at = Trim(Slurp(bundle + "/started_at"));
+  auto exit = json::parse(Slurp(bundle + "/exit.json"), ec);
+  if (!ec && exit.is_object()) {
+    s.state = ContainerState::kExited;
+    s.exit_code = static_cast<int>(exit.as_object().at("exit_code").to_number<int64_t>());
+    s.finished_at = std::string(exit.as_object().at("finished_at").as_string());
+    bool oom = exit.as_object().at("oom_killed").as_bool();
+    s.reason = oom ? "OOMKilled" : s.exit_code == 0 ? "Completed" : "Error";
+    return s;
+  }
+  KISO_ASSIGN_OR_RETURN(auto r, Runtime({"state", id}));
+  auto state = json::parse(r.out, ec);
+  if (r.exit_code != 0 || ec || !state.is_object()) {
+    s.state = ContainerState::kUnknown;
+    return s;
+  }
+  std::string st(state.as_object().at("status").as_string());
+  s.pid = static_cast<int>(state.as_object().at("pid").to_number<int64_t>());
+  // "stopped" before the shim has written exit.json: still finishing.
+  s.state = st == "created" ? ContainerState::kCreated : ContainerState::kRunning;
+  return s;
+}
+
+Status OciRuntime::StopContainer(const std::string& id, std::chrono::seconds grace) {
+  auto exited = [&] { return fs::exists(Bundle(id) + "/exit.json"); };
+  if (exited()) return Status::Ok();
+  if (!fs::exists(Bundle(id) + "/meta.json"))
+    return MakeStatus(Code::kNotFound, "container {} not found", id);
+  auto wait = [&](std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (exited()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return exited();
+  };
+  if (grace.count() > 0) {
+    (void)Runtime({"kill", id, "TERM"});
+    if (wait(grace)) return Status::Ok();
+  }
+  (void)Runtime({"kill", id, "KILL"});
+  if (wait(std::chrono::seconds(10))) return Status::Ok();
+  return MakeStatus(Code::kDeadlineExceeded, "container {} did not stop after SIGKILL", id);
+}
+
+Status OciRuntime::RemoveContainer(const std::string& id) {
+  std::string bundle = Bundle(id);
+  (void)Runtime({"delete", "--force", id});
+  std::string rootfs = bundle + "/rootfs";
+  umount2(rootfs.c_str(), MNT_DETACH);
+  std::error_code ec;
+  fs::remove_all(bundle, ec);
+  if (ec) return MakeStatus(Code::kInternal, "remove container {}: {}", id, ec.message());
+  return Status::Ok();
+}
+
+std::vector<std::string> OciRuntime::ListContainers() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options_.root + "/containers", ec)) {
+    out.push_back(e.path().filename().string());
+  }
+  return out;
+}
+
+Result<ExecResult> OciRuntime::ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+                                        std::chrono::seconds timeout) {
+  std::vector<std::string> args = {"exec", id};
+  args.insert(args.end(), cmd.begin(), cmd.end());
+  KISO_ASSIGN_OR_RETURN(auto r, Runtime(args, timeout));
+  return ExecResult{r.exit_code, std::move(r.out), std::move(r.err)};
+}
+
+}  // namespace kiso::runtime

@@ -1,0 +1,65 @@
+// OciRuntime: RuntimeService over an OCI runtime's command line (runc or
+// crun: create, start, state, kill, delete, exec), with a shim per container
+// and sandboxes whose network, IPC and UTS namespaces are held by bind mounts
+// (no pause container). State lives under `root`, so a restarted agent finds
+// its sandboxes and containers again.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/process.h"
+#include "runtime/runtime.h"
+
+namespace kiso::runtime {
+
+struct OciRuntimeOptions {
+  std::string root;              // State: sandboxes/, containers/, <runtime>-state/.
+  std::string runtime = "runc";  // "runc" or "crun", found in PATH.
+  std::string shim_binary;       // The kiso executable (its `shim` subcommand).
+};
+
+class OciRuntime : public RuntimeService {
+ public:
+  // Fails with a message naming the cause when the runtime cannot work here
+  // (not installed; crun on a hybrid cgroup v1/v2 layout, which it refuses).
+  static Result<std::unique_ptr<OciRuntime>> Create(OciRuntimeOptions options);
+
+  std::string Version() const override { return version_; }
+  Result<Sandbox> RunPodSandbox(const SandboxConfig& config) override;
+  Status StopPodSandbox(const std::string& sandbox_id) override;
+  Status RemovePodSandbox(const std::string& sandbox_id) override;
+  Result<std::string> CreateContainer(const Sandbox& sandbox,
+                                      const ContainerConfig& config) override;
+  Status StartContainer(const std::string& id) override;
+  Status StopContainer(const std::string& id, std::chrono::seconds grace) override;
+  Status RemoveContainer(const std::string& id) override;
+  Result<ContainerStatus> GetStatus(const std::string& id) override;
+  std::vector<std::string> ListContainers() override;
+  Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+                              std::chrono::seconds timeout) override;
+
+  // Sandboxes present under root (for re-adoption and cleanup after a crash).
+  std::vector<std::string> ListSandboxes();
+  // The sandbox a container belongs to.
+  std::string SandboxOf(const std::string& container_id);
+
+ private:
+  explicit OciRuntime(OciRuntimeOptions options) : options_(std::move(options)) {}
+  std::string Bundle(const std::string& id) const;
+  Result<CommandResult> Runtime(std::vector<std::string> args,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  Status Spawn(const std::string& id, const std::string& log_path);
+
+  OciRuntimeOptions options_;
+  std::string runtime_path_;
+  std::string version_;
+};
+
+// Sandbox namespaces: created by `unshare` with bind mounts at dir/{net,ipc,uts}.
+Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
+                                        const std::string& hostname);
+Status RemoveSandboxNamespaces(const std::string& dir);
+
+}  // namespace kiso::runtime

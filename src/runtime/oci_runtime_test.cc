@@ -1,0 +1,239 @@
+// OciRuntime with real runc (and crun where the machine allows it), real
+// namespaces, cgroups and overlay mounts, on a busybox image built on the spot.
+// Needs root, runc and busybox-static (make deps installs them).
+#include "runtime/oci_runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/process.h"
+#include "image/image_store.h"
+#include "network/cni.h"
+#include "runtime/oci_spec.h"
+#include "support/oci_image.h"
+#include "support/temp_dir.h"
+
+namespace kiso::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string KisoBinary() {
+  const char* env = getenv("KISO_BINARY");
+  return env ? env : std::string(KISO_BUILD_DIR_DEFAULT) + "/src/cmd/kiso";
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    ASSERT_TRUE(testing::MakeBusyboxRootfs(dir_.File("bb"))) << "busybox-static missing";
+    std::string tar =
+        testing::BuildOciArchive(dir_.path(), dir_.File("bb"), "docker.io/library/busybox:test",
+                                 {"sh"}, dir_.File("bb.tar"));
+    auto images = image::ImageStore::Open(dir_.File("images"));
+    ASSERT_TRUE(images.ok());
+    images_ = std::move(*images);
+    ASSERT_TRUE(images_->Import(tar).ok());
+    auto image = images_->Get("busybox:test");
+    ASSERT_TRUE(image.ok());
+    auto rootfs = images_->Rootfs(*image);
+    ASSERT_TRUE(rootfs.ok());
+    rootfs_ = *rootfs;
+    OciRuntimeOptions options;
+    options.root = dir_.File("runtime");
+    options.runtime = GetParam();
+    options.shim_binary = KisoBinary();
+    auto rt = OciRuntime::Create(options);
+    if (!rt.ok() && rt.status().code() == Code::kUnavailable) {
+      GTEST_SKIP() << rt.status().message();
+    }
+    ASSERT_TRUE(rt.ok()) << rt.status().ToString();
+    runtime_ = std::move(*rt);
+    auto sandbox = runtime_->RunPodSandbox({"pod-a", "default", "uid-1"});
+    ASSERT_TRUE(sandbox.ok()) << sandbox.status().ToString();
+    sandbox_ = *sandbox;
+  }
+  void TearDown() override {
+    if (runtime_) {
+      for (const auto& s : runtime_->ListSandboxes())
+        EXPECT_TRUE(runtime_->RemovePodSandbox(s).ok());
+      EXPECT_TRUE(runtime_->ListContainers().empty());
+    }
+    // runc leaves the (now empty) parent cgroup behind; remove it if no one uses it.
+    std::error_code ec;
+    for (const auto& c : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+      fs::remove(c.path() / "kiso", ec);
+    }
+  }
+
+  ContainerConfig Config(const std::string& name, std::vector<std::string> args) {
+    ContainerConfig c;
+    c.name = name;
+    c.image = "busybox:test";
+    c.image_rootfs = rootfs_;
+    c.args = std::move(args);
+    c.env = {"PATH=/bin"};
+    c.log_path = dir_.File("logs/" + name + ".log");
+    return c;
+  }
+
+  // Polls the runtime (never a fixed sleep) until the container has exited.
+  Result<ContainerStatus> WaitExited(const std::string& id) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto s = runtime_->GetStatus(id);
+      if (!s.ok() || s->state == ContainerState::kExited) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Status(Code::kDeadlineExceeded, "container did not exit");
+  }
+
+  testing::TempDir dir_{"runtime"};
+  std::unique_ptr<image::ImageStore> images_;
+  std::string rootfs_;
+  std::unique_ptr<OciRuntime> runtime_;
+  Sandbox sandbox_;
+};
+
+TEST_P(OciRuntimeTest, RunsAContainerAndLogsItsOutputInCriFormat) {
+  auto id = runtime_->CreateContainer(
+      sandbox_, Config("hello", {"sh", "-c", "echo hello; echo oops >&2; hostname"}));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(runtime_->GetStatus(*id)->state, ContainerState::kCreated);
+  ASSERT_TRUE(runtime_->StartContainer(*id).ok());
+  auto status = WaitExited(*id);
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(status->exit_code, 0);
+  EXPECT_EQ(status->reason, "Completed");
+  EXPECT_FALSE(status->started_at.empty());
+  EXPECT_FALSE(status->finished_at.empty());
+  std::string log = Read(status->log_path);
+  EXPECT_NE(log.find(" stdout F hello\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(" stderr F oops\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(" stdout F pod-a\n"), std::string::npos) << log;  // The sandbox's host name.
+  ASSERT_TRUE(runtime_->RemoveContainer(*id).ok());
+  EXPECT_EQ(runtime_->GetStatus(*id).status().code(), Code::kNotFound);
+}
+
+TEST_P(OciRuntimeTest, ReportsExitCodesAndOomKills) {
+  auto failing = runtime_->CreateContainer(sandbox_, Config("fail", {"sh", "-c", "exit 3"}));
+  ASSERT_TRUE(failing.ok()) << failing.status().ToString();
+  ASSERT_TRUE(runtime_->StartContainer(*failing).ok());
+  auto status = WaitExited(*failing);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->exit_code, 3);
+  EXPECT_EQ(status->reason, "Error");
+
+  auto hog_config = Config("hog", {"sh", "-c", "tail /dev/zero"});  // One endless line in memory.
+  hog_config.memory_limit = 16 << 20;
+  auto hog = runtime_->CreateContainer(sandbox_, hog_config);
+  ASSERT_TRUE(hog.ok()) << hog.status().ToString();
+  ASSERT_TRUE(runtime_->StartContainer(*hog).ok());
+  status = WaitExited(*hog);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->exit_code, 137);
+  EXPECT_EQ(status->reason, "OOMKilled");
+}
+
+TEST_P(OciRuntimeTest, PodsReachEachOtherThroughCniAndStopGracefully) {
+  // A bridge of the test's own, removed at the end whatever happens.
+  network::CniOptions cni;
+  cni.conflist = dir_.File("cni/net.conflist");
+  cni.pod_cidr = "10.231.0.0/24";
+  cni.bridge = "kisotest0";
+  cni.cache_dir = dir_.File("cni");
+  struct DeleteBridge {
+    ~DeleteBridge() { (void)RunCommand({"/usr/sbin/ip", "link", "del", "kisotest0"}); }
+  } delete_bridge;
+  auto net = network::CniNetwork::Create(cni);
+  ASSERT_TRUE(net.ok()) << net.status().ToString();
+  auto server_ip = (*net)->Add(sandbox_.id, sandbox_.netns_path);
+  ASSERT_TRUE(server_ip.ok()) << server_ip.status().ToString();
+  auto other = runtime_->RunPodSandbox({"pod-b", "default", "uid-2"});
+  ASSERT_TRUE(other.ok());
+  auto client_ip = (*net)->Add(other->id, other->netns_path);
+  ASSERT_TRUE(client_ip.ok()) << client_ip.status().ToString();
+  EXPECT_NE(server_ip->ip, client_ip->ip);
+  EXPECT_TRUE(server_ip->ip.starts_with("10.231.0."));
+
+  auto server = runtime_->CreateContainer(
+      sandbox_, Config("server", {"sh", "-c",
+                                  "trap 'echo bye; exit 0' TERM; "
+                                  "echo hi > /tmp/index.html; httpd -p 8080 -h /tmp; "
+                                  "while true; do sleep 0.1; done"}));
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  ASSERT_TRUE(runtime_->StartContainer(*server).ok());
+  // Within the pod, on localhost (polled until httpd listens).
+  std::string body;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && body != "hi\n") {
+    auto r = runtime_->ExecSync(*server, {"wget", "-q", "-O", "-", "http://127.0.0.1:8080/"},
+                                std::chrono::seconds(5));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    body = r->stdout_data;
+  }
+  EXPECT_EQ(body, "hi\n");
+  // From the other pod, by the pod IP.
+  auto client = runtime_->CreateContainer(
+      *other, Config("client", {"wget", "-q", "-O", "-", "http://" + server_ip->ip + ":8080/"}));
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(runtime_->StartContainer(*client).ok());
+  auto status = WaitExited(*client);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->exit_code, 0) << Read(status->log_path);
+  EXPECT_NE(Read(status->log_path).find("stdout F hi"), std::string::npos);
+
+  auto exec = runtime_->ExecSync(*server, {"sh", "-c", "exit 7"}, std::chrono::seconds(5));
+  ASSERT_TRUE(exec.ok());
+  EXPECT_EQ(exec->exit_code, 7);
+
+  ASSERT_TRUE(runtime_->StopContainer(*server, std::chrono::seconds(5)).ok());
+  status = runtime_->GetStatus(*server);
+  EXPECT_EQ(status->state, ContainerState::kExited);
+  EXPECT_EQ(status->exit_code, 0);  // The TERM trap ran: a graceful stop.
+  EXPECT_NE(Read(status->log_path).find("stdout F bye"), std::string::npos);
+
+  EXPECT_TRUE((*net)->Del(sandbox_.id, sandbox_.netns_path).ok());
+  EXPECT_TRUE((*net)->Del(other->id, other->netns_path).ok());
+  EXPECT_TRUE((*net)->Attached().empty());
+  // host-local released both addresses.
+  size_t leases = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir_.File("cni/ipam"))) {
+    leases += e.path().filename().string().starts_with("10.231.");
+  }
+  EXPECT_EQ(leases, 0u);
+}
+
+TEST_P(OciRuntimeTest, ACreateFailureNamesTheCause) {
+  auto id = runtime_->CreateContainer(sandbox_, Config("missing", {"/no/such/binary"}));
+  if (id.ok()) {
+    // runc reports a missing executable at start (exec in the container).
+    Status started = runtime_->StartContainer(*id);
+    if (started.ok()) {
+      auto status = WaitExited(*id);
+      ASSERT_TRUE(status.ok());
+      EXPECT_NE(status->exit_code, 0);
+    } else {
+      EXPECT_NE(started.message().find("no such file"), std::string::npos) << started.ToString();
+    }
+  } else {
+    EXPECT_NE(id.status().message().find("/no/such/binary"), std::string::npos)
+        << id.status().ToString();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, OciRuntimeTest, ::testing::Values("runc", "crun"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace kiso::runtime

@@ -1,0 +1,100 @@
+// RuntimeService: the container runtime tuple {daemon, shim, image,
+// application} (seed 07.2.1) behind the CRI's verbs (07.3.1). A pod sandbox
+// holds the namespaces its containers share; a container runs one process
+// from an image's root file system. Implementations: OciRuntime (runc, crun).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kiso::runtime {
+
+struct SandboxConfig {
+  std::string name;  // Pod name, also the sandbox's host name.
+  std::string ns;
+  std::string uid;
+};
+
+struct Sandbox {
+  std::string id;
+  std::string netns_path;  // Bind-mounted namespace files the containers join.
+  std::string ipcns_path;
+  std::string utsns_path;
+};
+
+struct Mount {
+  std::string container_path;
+  std::string host_path;
+  bool read_only = false;
+};
+
+struct ContainerConfig {
+  std::string name;
+  std::string image;  // For status only; the rootfs below is what runs.
+  std::string image_rootfs;
+  std::vector<std::string> args;  // Resolved argv (entrypoint + cmd, or command + args).
+  std::vector<std::string> env;   // "K=V".
+  std::string working_dir = "/";
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  bool read_only_rootfs = false;
+  bool privileged = false;
+  int64_t cpu_shares = 0;     // From requests.cpu (0: runtime default).
+  int64_t cpu_quota_us = 0;   // From limits.cpu over a 100 ms period (0: none).
+  int64_t memory_limit = 0;   // Bytes (0: none).
+  std::vector<Mount> mounts;  // Volumes.
+  std::string log_path;       // CRI-format log file the shim writes.
+};
+
+enum class ContainerState { kCreated, kRunning, kExited, kUnknown };
+
+struct ContainerStatus {
+  std::string id;
+  std::string name;
+  ContainerState state = ContainerState::kUnknown;
+  int pid = 0;
+  int exit_code = 0;
+  std::string reason;       // Exited: "Completed", "Error", "OOMKilled".
+  std::string started_at;   // RFC 3339.
+  std::string finished_at;  // RFC 3339.
+  std::string log_path;
+};
+
+struct ExecResult {
+  int exit_code = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+};
+
+class RuntimeService {
+ public:
+  virtual ~RuntimeService() = default;
+  // The runtime's name and version ("runc 1.1.5").
+  virtual std::string Version() const = 0;
+
+  virtual Result<Sandbox> RunPodSandbox(const SandboxConfig& config) = 0;
+  // Stops every container of the sandbox; the namespaces stay until removal.
+  virtual Status StopPodSandbox(const std::string& sandbox_id) = 0;
+  // Removes the sandbox's containers and namespaces. Idempotent.
+  virtual Status RemovePodSandbox(const std::string& sandbox_id) = 0;
+
+  // Creates a container in the sandbox: its process exists but has not run.
+  virtual Result<std::string> CreateContainer(const Sandbox& sandbox,
+                                              const ContainerConfig& config) = 0;
+  virtual Status StartContainer(const std::string& id) = 0;
+  // SIGTERM, then SIGKILL after `grace`. Idempotent on an exited container.
+  virtual Status StopContainer(const std::string& id, std::chrono::seconds grace) = 0;
+  virtual Status RemoveContainer(const std::string& id) = 0;
+  virtual Result<ContainerStatus> GetStatus(const std::string& id) = 0;
+  // Container IDs on this node, including exited ones not yet removed.
+  virtual std::vector<std::string> ListContainers() = 0;
+  virtual Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+                                      std::chrono::seconds timeout) = 0;
+};
+
+}  // namespace kiso::runtime

@@ -1,0 +1,216 @@
+#include "runtime/shim.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "common/process.h"
+
+namespace kiso::runtime {
+
+namespace {
+
+int g_sigchld_pipe = -1;
+
+void OnSigchld(int /*sig*/) {
+  char c = 0;
+  [[maybe_unused]] ssize_t n = write(g_sigchld_pipe, &c, 1);
+}
+
+void Report(int fd, const std::string& line) {
+  if (fd < 0) return;
+  [[maybe_unused]] ssize_t n = write(fd, line.data(), line.size());
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The runtime's last error, from its --log file (logrus JSON lines or text).
+std::string RuntimeError(const std::string& log, const std::string& stderr_text) {
+  std::istringstream lines(Slurp(log));
+  std::string line;
+  std::string last;
+  while (std::getline(lines, line)) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(line, ec);
+    if (!ec && v.is_object() && v.as_object().contains("msg") &&
+        v.as_object().at("msg").is_string()) {
+      last = std::string(v.as_object().at("msg").get_string());
+    } else if (!line.empty()) {
+      last = line;
+    }
+  }
+  if (last.empty()) last = stderr_text;
+  while (!last.empty() && (last.back() == '\n' || last.back() == '\r')) last.pop_back();
+  return last.empty() ? "the OCI runtime failed without a message" : last;
+}
+
+// CRI log lines: "<RFC3339Nano> <stream> <F|P> <text>\n"; P marks a partial line.
+class LogWriter {
+ public:
+  explicit LogWriter(const std::string& path)
+      : fd_(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) {}
+  ~LogWriter() {
+    if (fd_ >= 0) close(fd_);
+  }
+  void Add(const char* stream, std::string& pending, std::string_view data, bool eof) {
+    pending.append(data);
+    size_t start = 0;
+    while (true) {
+      size_t nl = pending.find('\n', start);
+      if (nl == std::string::npos) break;
+      Line(stream, "F", std::string_view(pending).substr(start, nl - start));
+      start = nl + 1;
+    }
+    pending.erase(0, start);
+    constexpr size_t kMaxLine = 16 * 1024;
+    while (pending.size() >= kMaxLine) {
+      Line(stream, "P", std::string_view(pending).substr(0, kMaxLine));
+      pending.erase(0, kMaxLine);
+    }
+    if (eof && !pending.empty()) {
+      Line(stream, "F", pending);
+      pending.clear();
+    }
+  }
+
+ private:
+  void Line(const char* stream, const char* tag, std::string_view text) {
+    std::string line = fmt::format("{} {} {} {}\n", NowRfc3339Nano(), stream, tag, text);
+    if (fd_ >= 0) {
+      [[maybe_unused]] ssize_t n = write(fd_, line.data(), line.size());
+    }
+  }
+  int fd_;
+};
+
+bool OomKilled(const std::string& cgroup) {
+  for (const std::string& file : {"/sys/fs/cgroup/memory" + cgroup + "/memory.oom_control",
+                                  "/sys/fs/cgroup" + cgroup + "/memory.events"}) {
+    std::istringstream in(Slurp(file));
+    std::string key;
+    long long value = 0;
+    while (in >> key >> value) {
+      if (key == "oom_kill" && value > 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int RunShim(const ShimOptions& o) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  int chld[2];
+  if (pipe2(chld, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+  g_sigchld_pipe = chld[1];
+  struct sigaction sa {};
+  sa.sa_handler = OnSigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+
+  int out[2];
+  int err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    Report(o.sync_fd, "error pipe\n");
+    return 1;
+  }
+  std::string runtime_log = o.bundle + "/runtime.log";
+  pid_t runtime = fork();
+  if (runtime == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execl(o.runtime_path.c_str(), o.runtime_path.c_str(), "--root", o.runtime_root.c_str(), "--log",
+          runtime_log.c_str(), "--log-format", "json", "create", "--bundle", o.bundle.c_str(),
+          "--pid-file", (o.bundle + "/init.pid").c_str(), o.id.c_str(), nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  int status = 0;
+  while (waitpid(runtime, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    // Whatever the runtime printed is in the pipes; its log has the reason.
+    char buf[4096];
+    std::string text;
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    ssize_t n = read(err[0], buf, sizeof buf);
+    if (n > 0) text.assign(buf, static_cast<size_t>(n));
+    Report(o.sync_fd, "error " + RuntimeError(runtime_log, text) + "\n");
+    return 1;
+  }
+  pid_t pid = 0;
+  {
+    std::ifstream in(o.bundle + "/init.pid");
+    in >> pid;
+  }
+  Report(o.sync_fd, fmt::format("ok {}\n", pid));
+  if (o.sync_fd >= 0) close(o.sync_fd);
+
+  LogWriter log(o.log_path);
+  std::string pending_out;
+  std::string pending_err;
+  bool exited = false;
+  int exit_status = 0;
+  int fds[2] = {out[0], err[0]};
+  while (!exited || fds[0] >= 0 || fds[1] >= 0) {
+    pollfd p[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {chld[0], POLLIN, 0}};
+    if (poll(p, 3, -1) < 0 && errno != EINTR) break;
+    char buf[65536];
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(p[i].fd, buf, sizeof buf);
+      bool eof = n == 0 || (n < 0 && errno != EINTR);
+      log.Add(i == 0 ? "stdout" : "stderr", i == 0 ? pending_out : pending_err,
+              n > 0 ? std::string_view(buf, static_cast<size_t>(n)) : std::string_view(), eof);
+      if (eof) {
+        close(fds[i]);
+        fds[i] = -1;
+      }
+    }
+    if (p[2].revents & POLLIN) {
+      while (read(chld[0], buf, sizeof buf) > 0) {
+      }
+    }
+    // Reap every child (the container and anything reparented to us).
+    while (true) {
+      int st = 0;
+      pid_t r = waitpid(-1, &st, WNOHANG);
+      if (r <= 0) break;
+      if (r == pid) {
+        exited = true;
+        exit_status = st;
+      }
+    }
+  }
+  int code = WIFEXITED(exit_status) ? WEXITSTATUS(exit_status) : 128 + WTERMSIG(exit_status);
+  boost::json::object exit{{"exit_code", code},
+                           {"signal", WIFSIGNALED(exit_status) ? WTERMSIG(exit_status) : 0},
+                           {"finished_at", NowRfc3339()},
+                           {"oom_killed", OomKilled(o.cgroup)}};
+  std::string tmp = o.bundle + "/exit.json.tmp";
+  {
+    std::ofstream f(tmp);
+    f << boost::json::serialize(exit);
+  }
+  rename(tmp.c_str(), (o.bundle + "/exit.json").c_str());
+  return 0;
+}
+
+}  // namespace kiso::runtime

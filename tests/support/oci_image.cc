@@ -1,0 +1,107 @@
+#include "support/oci_image.h"
+
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "image/blob_store.h"
+#include "support/subprocess.h"
+
+namespace kiso::testing {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+void Write(const std::string& path, std::string_view data) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+bool Run(const std::vector<std::string>& argv) {
+  Subprocess p(argv, false);
+  int status = p.Wait();
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+}  // namespace
+
+std::string BuildOciArchive(const std::string& work, const std::string& rootfs,
+                            const std::string& ref_name, const std::vector<std::string>& cmd,
+                            const std::string& out) {
+  using image::Sha256Digest;
+  std::string layer_path = work + "/layer.tar.gz";
+  if (!Run({"tar", "-C", rootfs, "-czf", layer_path, "."})) return "";
+  std::string layer = Read(layer_path);
+  json::array cmd_json;
+  for (const auto& c : cmd) cmd_json.emplace_back(c);
+  std::string config = json::serialize(json::object{
+      {"architecture", "amd64"},
+      {"os", "linux"},
+      {"config",
+       json::object{
+           {"Cmd", cmd_json},
+           {"Env",
+            json::array{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+           {"WorkingDir", "/"}}},
+      {"rootfs", json::object{{"type", "layers"}, {"diff_ids", json::array{}}}}});
+  std::string manifest = json::serialize(json::object{
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+      {"config", json::object{{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                              {"digest", Sha256Digest(config)},
+                              {"size", config.size()}}},
+      {"layers",
+       json::array{json::object{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                                {"digest", Sha256Digest(layer)},
+                                {"size", layer.size()}}}}});
+  std::string layout = work + "/layout";
+  for (const auto& blob : {layer, config, manifest}) {
+    Write(layout + "/blobs/sha256/" + Sha256Digest(blob).substr(7), blob);
+  }
+  Write(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  Write(
+      layout + "/index.json",
+      json::serialize(json::object{
+          {"schemaVersion", 2},
+          {"manifests",
+           json::array{json::object{
+               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+               {"digest", Sha256Digest(manifest)},
+               {"size", manifest.size()},
+               {"annotations", json::object{{"org.opencontainers.image.ref.name", ref_name}}}}}}}));
+  if (!Run({"tar", "-C", layout, "-cf", out, "."})) return "";
+  return out;
+}
+
+bool MakeBusyboxRootfs(const std::string& dir) {
+  const std::string busybox = "/bin/busybox";
+  if (!fs::exists(busybox)) return false;
+  for (const char* sub : {"bin", "etc", "tmp", "root", "proc", "sys", "dev"}) {
+    fs::create_directories(dir + "/" + sub);
+  }
+  fs::copy_file(busybox, dir + "/bin/busybox", fs::copy_options::overwrite_existing);
+  Subprocess list({busybox, "--list"}, true);
+  std::string applet;
+  while (list.ReadLine(&applet)) {
+    if (applet.empty() || applet == "busybox") continue;
+    std::error_code ec;
+    fs::create_symlink("busybox", dir + "/bin/" + applet, ec);
+  }
+  list.Wait();
+  Write(dir + "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
+  Write(dir + "/etc/group", "root:x:0:\nnogroup:x:65534:\n");
+  return true;
+}
+
+}  // namespace kiso::testing

@@ -1,0 +1,21 @@
+// Test images made on the spot: an OCI image layout tar from a directory, and
+// a busybox root file system from Debian's busybox-static (applets as links).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kiso::testing {
+
+// Packs `rootfs` as one gzip layer into an OCI image layout tar at `out`, named
+// `ref_name` (org.opencontainers.image.ref.name), with Cmd `cmd`. `work` is
+// scratch space. Returns `out`.
+std::string BuildOciArchive(const std::string& work, const std::string& rootfs,
+                            const std::string& ref_name, const std::vector<std::string>& cmd,
+                            const std::string& out);
+
+// Fills `dir` with /bin/busybox (static) and a link per applet, plus /etc,
+// /tmp and /root. Returns false if busybox-static is not installed.
+bool MakeBusyboxRootfs(const std::string& dir);
+
+}  // namespace kiso::testing
