@@ -13,7 +13,9 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   libgtest-dev libgmock-dev libbenchmark-dev \
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev \
   etcd-server golang-etcd-server-dev util-linux \
-  clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml
+  clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml \
+  runc crun containernetworking-plugins iproute2 iptables busybox-static \
+  golang-github-opencontainers-specs-dev python3-jsonschema
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched fuzz lint format format-check clean
 

@@ -232,6 +232,40 @@ TEST_P(OciRuntimeTest, ACreateFailureNamesTheCause) {
   }
 }
 
+// The generated config.json against the runtime-spec's own JSON schema
+// (Debian's golang-github-opencontainers-specs-dev), checked by python3-jsonschema.
+TEST(OciSpecTest, ConfigValidatesAgainstTheRuntimeSpecSchema) {
+  const std::string schema =
+      "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema/config-schema.json";
+  ASSERT_TRUE(fs::exists(schema)) << "install golang-github-opencontainers-specs-dev";
+  testing::TempDir dir("spec");
+  ContainerConfig plain;
+  plain.args = {"sh"};
+  plain.env = {"PATH=/bin"};
+  plain.memory_limit = 64 << 20;
+  plain.cpu_shares = 256;
+  plain.cpu_quota_us = 50000;
+  plain.mounts = {{"/data", "/tmp", true}};
+  ContainerConfig privileged = plain;
+  privileged.privileged = true;
+  privileged.read_only_rootfs = true;
+  Sandbox sandbox{"s", "/run/x/net", "/run/x/ipc", "/run/x/uts"};
+  for (const auto* config : {&plain, &privileged}) {
+    std::ofstream(dir.File("config.json"))
+        << boost::json::serialize(BuildSpec(*config, sandbox, "/rootfs", "pod", "/kiso/c"));
+    const std::string validator =
+        "import json, pathlib, sys, jsonschema\n"
+        "schema_path = pathlib.Path(sys.argv[1])\n"
+        "schema = json.loads(schema_path.read_text())\n"
+        "resolver = jsonschema.RefResolver(schema_path.parent.as_uri() + '/', schema)\n"
+        "jsonschema.validate(json.loads(pathlib.Path(sys.argv[2]).read_text()), schema,\n"
+        "                    resolver=resolver)\n";
+    auto r = RunCommand({"/usr/bin/python3", "-c", validator, schema, dir.File("config.json")});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->exit_code, 0) << r->err;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Runtimes, OciRuntimeTest, ::testing::Values("runc", "crun"),
                          [](const auto& info) { return info.param; });
 
