@@ -20,15 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-void Write(const std::string& path, std::string_view data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << data;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using testing::ReadFile;
+using testing::WriteFile;
 
 // tar -C dir -c[z]f out . (GNU tar, as any image builder's output).
 void Tar(const std::string& dir, const std::string& out, bool gzip = false) {
@@ -53,30 +46,31 @@ TEST(ReferenceTest, NormalisesLikeDocker) {
 
 TEST(LayerTest, AppliesWhiteoutsAndOpaqueDirectoriesToLowerLayersOnly) {
   testing::TempDir dir("layer");
-  Write(dir.File("l1/a/x"), "x");
-  Write(dir.File("l1/a/y"), "y");
-  Write(dir.File("l1/b/old"), "old");
-  Write(dir.File("l1/keep"), "1");
-  Write(dir.File("l2/a/.wh.x"), "");
-  Write(dir.File("l2/b/.wh..wh..opq"), "");
-  Write(dir.File("l2/b/new"), "new");
-  Write(dir.File("l2/keep"), "2");
+  WriteFile(dir.File("l1/a/x"), "x");
+  WriteFile(dir.File("l1/a/y"), "y");
+  WriteFile(dir.File("l1/b/old"), "old");
+  WriteFile(dir.File("l1/keep"), "1");
+  WriteFile(dir.File("l2/a/.wh.x"), "");
+  WriteFile(dir.File("l2/b/.wh..wh..opq"), "");
+  WriteFile(dir.File("l2/b/new"), "new");
+  WriteFile(dir.File("l2/keep"), "2");
   Tar(dir.File("l1"), dir.File("l1.tar"));
   Tar(dir.File("l2"), dir.File("l2.tar.gz"), /*gzip=*/true);
   fs::create_directories(dir.File("root"));
   ASSERT_TRUE(ApplyLayer(dir.File("l1.tar"), dir.File("root")).ok());
   ASSERT_TRUE(ApplyLayer(dir.File("l2.tar.gz"), dir.File("root")).ok());
   EXPECT_FALSE(fs::exists(dir.File("root/a/x")));
-  EXPECT_EQ(Read(dir.File("root/a/y")), "y");
+  EXPECT_EQ(ReadFile(dir.File("root/a/y")), "y");
   EXPECT_FALSE(fs::exists(dir.File("root/b/old")));
-  EXPECT_EQ(Read(dir.File("root/b/new")), "new");  // The opaque marker hides the lower layer only.
-  EXPECT_EQ(Read(dir.File("root/keep")), "2");
+  EXPECT_EQ(ReadFile(dir.File("root/b/new")),
+            "new");  // The opaque marker hides the lower layer only.
+  EXPECT_EQ(ReadFile(dir.File("root/keep")), "2");
   EXPECT_FALSE(fs::exists(dir.File("root/a/.wh.x")));
 }
 
 TEST(LayerTest, RefusesEntriesThatEscapeTheRoot) {
   testing::TempDir dir("layer");
-  Write(dir.File("evil/x"), "x");
+  WriteFile(dir.File("evil/x"), "x");
   testing::Subprocess tar({"tar", "-C", dir.File("evil"), "-cf", dir.File("evil.tar"),
                            "--transform", "s,^x,../escaped,", "x"},
                           false);
@@ -89,7 +83,7 @@ TEST(LayerTest, RefusesEntriesThatEscapeTheRoot) {
 
 // An OCI image layout with one image, as `umoci` or `skopeo copy oci-archive:` make.
 std::string MakeOciLayout(const testing::TempDir& dir, const std::string& ref_name) {
-  Write(dir.File("rootfs/bin/hello"), "#!/bin/sh\necho hi\n");
+  WriteFile(dir.File("rootfs/bin/hello"), "#!/bin/sh\necho hi\n");
   return testing::BuildOciArchive(dir.path(), dir.File("rootfs"), ref_name, {"/bin/hello"},
                                   dir.File("image.tar"));
 }
@@ -112,7 +106,7 @@ TEST(ImageStoreTest, ImportsAnOciLayoutAndUnpacksItsRootfs) {
   EXPECT_TRUE((*reopened)->Get(image->config_digest.substr(7, 12)).ok());
   auto rootfs = (*reopened)->Rootfs(*image);
   ASSERT_TRUE(rootfs.ok()) << rootfs.status().ToString();
-  EXPECT_EQ(Read(*rootfs + "/bin/hello"), "#!/bin/sh\necho hi\n");
+  EXPECT_EQ(ReadFile(*rootfs + "/bin/hello"), "#!/bin/sh\necho hi\n");
 
   EXPECT_EQ((*reopened)->Get("example.com/other").status().code(), Code::kNotFound);
   ASSERT_TRUE((*reopened)->Remove("example.com/hello").ok());
@@ -126,7 +120,7 @@ TEST(ImageStoreTest, RefusesABlobThatDoesNotMatchItsDigest) {
   // Corrupt the layer inside the layout, keeping its name.
   for (const auto& f : fs::directory_iterator(dir.File("layout/blobs/sha256"))) {
     if (fs::file_size(f.path()) > 100 &&
-        Read(f.path()).find("schemaVersion") == std::string::npos) {
+        ReadFile(f.path()).find("schemaVersion") == std::string::npos) {
       std::ofstream(f.path(), std::ios::app) << "tampered";
     }
   }

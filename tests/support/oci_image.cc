@@ -17,16 +17,6 @@ namespace json = boost::json;
 
 namespace {
 
-void Write(const std::string& path, std::string_view data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << data;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 bool Run(const std::vector<std::string>& argv) {
   Subprocess p(argv, false);
   int status = p.Wait();
@@ -35,13 +25,23 @@ bool Run(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+void WriteFile(const std::string& path, std::string_view data) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
 std::string BuildOciArchive(const std::string& work, const std::string& rootfs,
                             const std::string& ref_name, const std::vector<std::string>& cmd,
                             const std::string& out) {
   using image::Sha256Digest;
   std::string layer_path = work + "/layer.tar.gz";
   if (!Run({"tar", "-C", rootfs, "-czf", layer_path, "."})) return "";
-  std::string layer = Read(layer_path);
+  std::string layer = ReadFile(layer_path);
   json::array cmd_json;
   for (const auto& c : cmd) cmd_json.emplace_back(c);
   std::string config = json::serialize(json::object{
@@ -66,10 +66,10 @@ std::string BuildOciArchive(const std::string& work, const std::string& rootfs,
                                 {"size", layer.size()}}}}});
   std::string layout = work + "/layout";
   for (const auto& blob : {layer, config, manifest}) {
-    Write(layout + "/blobs/sha256/" + Sha256Digest(blob).substr(7), blob);
+    WriteFile(layout + "/blobs/sha256/" + Sha256Digest(blob).substr(7), blob);
   }
-  Write(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
-  Write(
+  WriteFile(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  WriteFile(
       layout + "/index.json",
       json::serialize(json::object{
           {"schemaVersion", 2},
@@ -98,9 +98,9 @@ bool MakeBusyboxRootfs(const std::string& dir) {
     fs::create_symlink("busybox", dir + "/bin/" + applet, ec);
   }
   list.Wait();
-  Write(dir + "/etc/passwd",
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
-  Write(dir + "/etc/group", "root:x:0:\nnogroup:x:65534:\n");
+  WriteFile(dir + "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
+  WriteFile(dir + "/etc/group", "root:x:0:\nnogroup:x:65534:\n");
   return true;
 }
 

@@ -3,9 +3,15 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kiso::testing {
+
+// Writes `data` to `path`, creating parent directories.
+void WriteFile(const std::string& path, std::string_view data);
+// The whole file ("" if missing).
+std::string ReadFile(const std::string& path);
 
 // Packs `rootfs` as one gzip layer into an OCI image layout tar at `out`, named
 // `ref_name` (org.opencontainers.image.ref.name), with Cmd `cmd`. `work` is
