@@ -82,7 +82,7 @@ void Client::SetBody(Request& r, const json::value& body) const {
   }
 }
 
-Result<json::value> Client::Decode(Response response) const {
+Result<json::value> Client::Decode(const Response& response) const {
   if (response.status >= 300) return StatusFromResponse(response.status, response.body);
   if (response.object) return std::move(*response.object);  // In process: already decoded.
   auto parsed = api::ParseJson(response.body);

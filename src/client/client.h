@@ -98,7 +98,7 @@ class Client {
   apiserver::Request NewRequest(std::string method, std::string path) const;
   // The body as bytes, or in process as the document itself.
   void SetBody(apiserver::Request& r, const boost::json::value& body) const;
-  Result<boost::json::value> Decode(apiserver::Response response) const;
+  Result<boost::json::value> Decode(const apiserver::Response& response) const;
 
   std::shared_ptr<Transport> transport_;
   std::string user_agent_;

@@ -59,7 +59,7 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   if (!options.clear_env) {
     for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
   }
-  for (const auto& [k, v] : options.env) env_storage.push_back(k + "=" + v);
+  for (const auto& [k, v] : options.env) env_storage.push_back(fmt::format("{}={}", k, v));
   std::vector<char*> env;
   env.reserve(env_storage.size() + 1);
   for (auto& e : env_storage) env.push_back(e.data());

@@ -232,8 +232,9 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& tar,
       json::array layers;
       for (const auto& l : Strings(entry.as_object().if_contains("Layers"))) {
         std::error_code ec;
-        auto size = static_cast<int64_t>(fs::file_size(tmp + "/" + l, ec));
-        KISO_ASSIGN_OR_RETURN(auto layer_digest, blobs_.Adopt(tmp + "/" + l));
+        std::string layer_file = fmt::format("{}/{}", tmp, l);
+        auto size = static_cast<int64_t>(fs::file_size(layer_file, ec));
+        KISO_ASSIGN_OR_RETURN(auto layer_digest, blobs_.Adopt(layer_file));
         layers.push_back(json::object{{"mediaType", "application/vnd.docker.image.rootfs.diff.tar"},
                                       {"size", size},
                                       {"digest", layer_digest}});

@@ -89,7 +89,7 @@ Result<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniOptions options) {
 
 std::string CniNetwork::FindPlugin(const std::string& type) const {
   for (const auto& dir : options_.plugin_dirs) {
-    std::string p = dir + "/" + type;
+    std::string p = fmt::format("{}/{}", dir, type);
     if (access(p.c_str(), X_OK) == 0) return p;
   }
   return "";

@@ -74,7 +74,7 @@ class LogWriter {
       start = nl + 1;
     }
     pending.erase(0, start);
-    constexpr size_t kMaxLine = 16 * 1024;
+    constexpr size_t kMaxLine = size_t{16} * 1024;
     while (pending.size() >= kMaxLine) {
       Line(stream, "P", std::string_view(pending).substr(0, kMaxLine));
       pending.erase(0, kMaxLine);

@@ -95,7 +95,7 @@ bool MakeBusyboxRootfs(const std::string& dir) {
   while (list.ReadLine(&applet)) {
     if (applet.empty() || applet == "busybox") continue;
     std::error_code ec;
-    fs::create_symlink("busybox", dir + "/bin/" + applet, ec);
+    fs::create_symlink("busybox", fmt::format("{}/bin/{}", dir, applet), ec);
   }
   list.Wait();
   WriteFile(dir + "/etc/passwd",
