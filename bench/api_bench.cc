@@ -123,7 +123,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
     freopen(log.c_str(), "w", stdout);
     freopen(log.c_str(), "a", stderr);
     execl(kiso.c_str(), kiso.c_str(), "server", "--data-dir", dir.path().c_str(), "--https-port",
-          std::to_string(port).c_str(), nullptr);
+          std::to_string(port).c_str(), "--disable-agent", nullptr);
     _exit(127);
   }
   struct Reaper {

@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "agent/node_registration.h"
 #include "api/object.h"
 
 namespace kiso::agent {
@@ -14,18 +15,7 @@ namespace json = boost::json;
 
 namespace {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
-const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 constexpr std::string_view kExitCode = "kiso.dev/hollow-exit-code";
-const api::ResourceType& Leases() {
-  return *api::FindResource("coordination.k8s.io", "v1", "leases");
-}
-
-std::string MicroTime() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::floor<std::chrono::seconds>(now);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z", secs, micros);
-}
 }  // namespace
 
 HollowNodes::HollowNodes(client::Client* client, HollowOptions options)
@@ -43,71 +33,19 @@ HollowNodes::~HollowNodes() { Stop(); }
 std::vector<std::string> HollowNodes::names() const { return {names_.begin(), names_.end()}; }
 
 Status HollowNodes::Register(const std::string& name) {
-  std::string now = api::NowRfc3339();
-  json::object resources{{"cpu", options_.cpu},
-                         {"memory", options_.memory},
-                         {"pods", std::to_string(options_.pods)},
-                         {"ephemeral-storage", options_.ephemeral_storage}};
-  json::array conditions;
-  for (auto [type, status, reason] :
-       {std::tuple{"MemoryPressure", "False", "KubeletHasSufficientMemory"},
-        std::tuple{"DiskPressure", "False", "KubeletHasNoDiskPressure"},
-        std::tuple{"PIDPressure", "False", "KubeletHasSufficientPID"},
-        std::tuple{"Ready", "True", "KubeletReady"}}) {
-    conditions.push_back(json::object{{"type", type},
-                                      {"status", status},
-                                      {"lastHeartbeatTime", now},
-                                      {"lastTransitionTime", now},
-                                      {"reason", reason},
-                                      {"message", "hollow node"}});
-  }
-  json::value node = json::object{
-      {"apiVersion", "v1"},
-      {"kind", "Node"},
-      {"metadata", json::object{{"name", name},
-                                {"labels", json::object{{"kubernetes.io/hostname", name},
-                                                        {"kubernetes.io/os", "linux"},
-                                                        {"kubernetes.io/arch", "amd64"},
-                                                        {"kiso.dev/hollow", "true"}}}}},
-      {"spec", json::object()},
-      {"status", json::object{{"capacity", resources},
-                              {"allocatable", resources},
-                              {"conditions", std::move(conditions)},
-                              {"addresses",
-                               json::array{json::object{{"type", "Hostname"}, {"address", name}}}},
-                              {"nodeInfo", json::object{{"machineID", name},
-                                                        {"systemUUID", name},
-                                                        {"bootID", name},
-                                                        {"kernelVersion", "hollow"},
-                                                        {"osImage", "hollow"},
-                                                        {"containerRuntimeVersion", "hollow://0"},
-                                                        {"kubeletVersion", "v1.32.0-kiso-hollow"},
-                                                        {"kubeProxyVersion", ""},
-                                                        {"operatingSystem", "linux"},
-                                                        {"architecture", "amd64"}}}}}};
-  auto created = client_->Create(Nodes(), "", node);
-  if (!created.ok() && created.status().code() != Code::kAlreadyExists) return created.status();
-  // Status is a subresource: the create dropped it; write it (also for an existing node).
-  auto current = client_->Get(Nodes(), "", name);
-  if (!current.ok()) return current.status();
-  json::value updated = *current;
-  updated.as_object()["status"] = node.at("status");
-  auto res = client_->Update(Nodes(), "", updated, "status");
-  if (!res.ok()) return res.status();
-  return Renew(name);
+  NodeDescription d;
+  d.name = name;
+  d.capacity = {{"cpu", options_.cpu},
+                {"memory", options_.memory},
+                {"pods", std::to_string(options_.pods)},
+                {"ephemeral-storage", options_.ephemeral_storage}};
+  d.labels = {{"kiso.dev/hollow", "true"}};
+  d.kubelet_version = "v1.32.0-kiso-hollow";
+  d.message = "hollow node";
+  return RegisterNode(client_, d);
 }
 
-Status HollowNodes::Renew(const std::string& name) {
-  json::value patch =
-      json::object{{"apiVersion", "coordination.k8s.io/v1"},
-                   {"kind", "Lease"},
-                   {"metadata", json::object{{"name", name}, {"namespace", "kube-node-lease"}}},
-                   {"spec", json::object{{"holderIdentity", name},
-                                         {"leaseDurationSeconds", 40},
-                                         {"renewTime", MicroTime()}}}};
-  auto res = client_->Patch(Leases(), "kube-node-lease", name, client::PatchType::kApply, patch);
-  return res.ok() ? Status::Ok() : res.status();
-}
+Status HollowNodes::Renew(const std::string& name) { return RenewNodeLease(client_, name); }
 
 Status HollowNodes::Start() {
   for (const auto& name : names_) KISO_RETURN_IF_ERROR(Register(name));

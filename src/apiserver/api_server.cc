@@ -296,6 +296,10 @@ ApiServer::~ApiServer() {
 
 uint16_t ApiServer::port() const { return impl_->http->port(); }
 Response ApiServer::ServeInProcess(const Request& request) { return impl_->Handle(request, true); }
+
+void ApiServer::ServeNodeStreams(const std::string& node, NodeStreamHandler handler) {
+  impl_->streams.Register(node, std::move(handler));
+}
 const std::string& ApiServer::kubeconfig_path() const { return impl_->creds.kubeconfig_path; }
 const std::string& ApiServer::admin_token() const { return impl_->creds.admin_token; }
 

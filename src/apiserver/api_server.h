@@ -37,6 +37,9 @@ class ApiServer {
   // Serves a request from inside the process (controllers, the embedded agent):
   // the same handlers as HTTPS, without the network and without authentication.
   Response ServeInProcess(const Request& request);
+  // Routes pods/log|exec|attach|portforward of pods on `node` to `handler`
+  // (an agent in this process); unregistered nodes answer with a Status.
+  void ServeNodeStreams(const std::string& node, NodeStreamHandler handler);
   const std::string& kubeconfig_path() const;
   const std::string& admin_token() const;
   // Stops accepting, ends watches, waits for in-flight requests. Idempotent.

@@ -63,4 +63,8 @@ struct Response {
   std::function<void(StreamWriter&)> stream;
 };
 
+// Serves pods/log|exec|attach|portforward ("log"…) for a pod on one node.
+using NodeStreamHandler = std::function<Response(const boost::json::value& pod,
+                                                 std::string_view subresource, const Request& req)>;
+
 }  // namespace kiso::apiserver

@@ -9,7 +9,6 @@
 namespace kiso::apiserver {
 
 Response NodeStreams::Handle(const Context& ctx, const Target& t, const Request& req) {
-  (void)req;
   auto kv = ReadObject(ctx, t);
   if (!kv.ok()) return ErrorResponse(kv.error());
   auto pod = DecodeStored(*kv);
@@ -19,11 +18,23 @@ Response NodeStreams::Handle(const Context& ctx, const Target& t, const Request&
     return ErrorResponse(
         api::BadRequest(fmt::format("pod {} does not have a host assigned", t.name)));
   }
+  NodeStreamHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handlers_.find(node);
+    if (it != handlers_.end()) handler = it->second;
+  }
+  if (handler) return handler(*pod, t.subresource, req);
   api::ApiError e = api::ServiceUnavailable(
       fmt::format("pods/{} for pod {}/{}: node {:?} has no kiso agent serving container streams "
-                  "(the node agent is not built yet)",
+                  "here (kiso serves them for the agent embedded in kiso server only)",
                   t.subresource, t.ns, t.name, node));
   return ErrorResponse(e);
+}
+
+void NodeStreams::Register(const std::string& node, NodeStreamHandler handler) {
+  std::lock_guard lock(mu_);
+  handlers_[node] = std::move(handler);
 }
 
 }  // namespace kiso::apiserver

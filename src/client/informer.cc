@@ -85,7 +85,9 @@ std::vector<json::value> Informer::List() const {
 }
 
 bool Informer::ListOnce(std::string* resource_version) {
-  auto list = client_->List(*type_, "", {});
+  ListOptions list_options;
+  list_options.field_selector = field_selector_;
+  auto list = client_->List(*type_, "", list_options);
   if (!list.ok()) {
     spdlog::warn("informer {}: list: {}", type_->plural, list.status().ToString());
     return false;
@@ -132,6 +134,7 @@ void Informer::Run() {
       continue;
     }
     ListOptions options;
+    options.field_selector = field_selector_;
     options.resource_version = rv;
     auto watch = client_->Watch(*type_, "", options);
     if (!watch.ok()) continue;

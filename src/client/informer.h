@@ -31,6 +31,8 @@ class Informer {
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
 
+  // Watches only objects matching `selector` ("spec.nodeName=n1"). Before Start.
+  void SetFieldSelector(std::string selector) { field_selector_ = std::move(selector); }
   void Start();  // Idempotent.
   void Stop();
   // Adds a handler; on a started informer it first receives every cached object as
@@ -52,6 +54,7 @@ class Informer {
 
   Client* client_;
   const api::ResourceType* type_;
+  std::string field_selector_;
   void Dispatch(const boost::json::value* old, const boost::json::value& obj, bool deleted);
 
   std::mutex handlers_mu_;  // Held while handlers run: removal waits for a running one.

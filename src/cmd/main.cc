@@ -9,6 +9,8 @@
 #include <iostream>
 
 #include "agent/hollow.h"
+#include "agent/node.h"
+#include "api/errors.h"
 #include "apiserver/api_server.h"
 #include "client/client.h"
 #include "client/https_transport.h"
@@ -55,8 +57,14 @@ sigset_t BlockStopSignals() {
   return stop;
 }
 
+struct ServerFlags {
+  int node_grace_seconds = 40;
+  bool disable_agent = false;
+  kiso::agent::NodeOptions node;
+};
+
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
-              uint16_t port, int node_grace_seconds) {
+              uint16_t port, ServerFlags flags) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -106,7 +114,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::NodeLifecycleOptions node_options;
-  node_options.grace_period = std::chrono::seconds(node_grace_seconds);
+  node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
                                                            kiso::Clock::Real(), &informers);
   gc.Start();
@@ -117,6 +125,40 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   endpoints.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
+  // The node agent: this machine as a node, unless disabled or impossible here.
+  kiso::client::Client agent_client(
+      std::make_shared<kiso::client::InProcessTransport>(server->get()), "kiso-agent");
+  std::unique_ptr<kiso::agent::EmbeddedNode> node;
+  if (!flags.disable_agent) {
+    flags.node.agent.data_dir = options.data_dir + "/agent";
+    flags.node.images_dir = options.data_dir + "/images";
+    std::filesystem::create_directories(flags.node.agent.data_dir, ec);
+    char self[4096] = {};
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    flags.node.shim_binary = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
+    auto created = kiso::agent::EmbeddedNode::Create(&agent_client, flags.node);
+    kiso::Status started = created.ok() ? (*created)->Start() : created.status();
+    if (started.ok()) {
+      node = std::move(*created);
+      kiso::agent::Agent* agent = node->agent();
+      (*server)->ServeNodeStreams(
+          agent->node_name(), [agent](const boost::json::value& pod, std::string_view sub,
+                                      const kiso::apiserver::Request& req) {
+            if (sub == "log") return agent->ServeLogs(pod, req);
+            kiso::api::ApiError e;
+            e.code = 501;
+            e.reason = "NotImplemented";
+            e.message = fmt::format("pods/{} is not implemented by the kiso agent yet", sub);
+            kiso::apiserver::Response r;
+            r.status = e.code;
+            r.body = e.ToJson();
+            return r;
+          });
+    } else {
+      spdlog::warn("node agent not started: {} (this server has no node of its own)",
+                   started.ToString());
+    }
+  }
   std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
             << "Use kubectl:\n  export KUBECONFIG=" << (*server)->kubeconfig_path() << "\n"
             << "  kubectl get namespaces\n"
@@ -124,6 +166,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   int sig = 0;
   sigwait(&stop, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  if (node) node->Stop();  // Containers keep running; a restarted agent adopts them.
   (*server)->Stop();
   (*scheduler)->Stop();
   node_lifecycle.Stop();
@@ -233,14 +276,22 @@ int main(int argc, char** argv) {
   server->add_option("--address", address, "Listen address")->capture_default_str();
   server->add_option("--https-port,--port", port, "HTTPS port of the Kubernetes API")
       ->capture_default_str();
-  int node_grace_seconds = 40;
+  ServerFlags flags;
   server
-      ->add_option("--node-monitor-grace-period", node_grace_seconds,
+      ->add_option("--node-monitor-grace-period", flags.node_grace_seconds,
                    "Seconds without a heartbeat before a node is marked unreachable")
       ->capture_default_str();
   int exit_code = 0;
-  server->callback(
-      [&] { exit_code = RunServer(data_dir, store_url, address, port, node_grace_seconds); });
+  server->add_flag("--disable-agent", flags.disable_agent,
+                   "Do not run the node agent (this machine is then not a node)");
+  server->add_option("--node-name", flags.node.agent.node_name, "Node name (default: host name)");
+  server->add_option("--pod-cidr", flags.node.agent.pod_cidr, "This node's pod addresses")
+      ->capture_default_str();
+  server->add_option("--cni-bridge", flags.node.cni_bridge, "Bridge the pods attach to")
+      ->capture_default_str();
+  server->add_option("--runtime", flags.node.runtime, "OCI runtime: runc or crun")
+      ->capture_default_str();
+  server->callback([&] { exit_code = RunServer(data_dir, store_url, address, port, flags); });
 
   auto* hollow = app.add_subcommand(
       "hollow", "Register simulated nodes that run bound pods without containers (kubemark)");

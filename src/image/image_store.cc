@@ -86,17 +86,27 @@ Result<std::unique_ptr<ImageStore>> ImageStore::Open(std::string root) {
   fs::create_directories(root, ec);
   if (ec) return MakeStatus(Code::kInternal, "create {}: {}", root, ec.message());
   std::unique_ptr<ImageStore> s(new ImageStore(root));
-  auto text = ReadFile(root + "/images.json");
-  if (text.ok()) {
-    KISO_ASSIGN_OR_RETURN(auto v, ParseJsonText(*text, root + "/images.json"));
-    const auto* refs = v.as_object().if_contains("images");
-    if (refs && refs->is_object()) {
-      for (const auto& [name, digest] : refs->get_object()) {
-        if (digest.is_string()) s->refs_.emplace_back(name, digest.get_string());
-      }
+  std::lock_guard lock(s->mu_);
+  KISO_RETURN_IF_ERROR(s->Refresh());
+  return s;
+}
+
+Status ImageStore::Refresh() const {
+  std::string path = root_ + "/images.json";
+  std::error_code ec;
+  auto mtime = fs::last_write_time(path, ec);
+  if (ec || mtime == loaded_at_) return Status::Ok();  // Absent, or unchanged.
+  KISO_ASSIGN_OR_RETURN(auto text, ReadFile(path));
+  KISO_ASSIGN_OR_RETURN(auto v, ParseJsonText(text, path));
+  refs_.clear();
+  const auto* refs = v.as_object().if_contains("images");
+  if (refs && refs->is_object()) {
+    for (const auto& [name, digest] : refs->get_object()) {
+      if (digest.is_string()) refs_.emplace_back(name, digest.get_string());
     }
   }
-  return s;
+  loaded_at_ = mtime;
+  return Status::Ok();
 }
 
 Status ImageStore::Save() const {
@@ -112,6 +122,7 @@ Status ImageStore::Save() const {
   std::error_code ec;
   fs::rename(tmp, root_ + "/images.json", ec);
   if (ec) return MakeStatus(Code::kInternal, "save {}/images.json: {}", root_, ec.message());
+  loaded_at_ = fs::last_write_time(root_ + "/images.json", ec);
   return Status::Ok();
 }
 
@@ -154,6 +165,7 @@ Result<Image> ImageStore::Load(const std::string& name, const std::string& diges
 Result<Image> ImageStore::Tag(const Reference& ref, const std::string& digest) {
   KISO_ASSIGN_OR_RETURN(auto image, Load(ref.String(), digest));
   std::lock_guard lock(mu_);
+  KISO_RETURN_IF_ERROR(Refresh());
   bool found = false;
   for (auto& [name, d] : refs_) {
     if (name == image.name) {
@@ -268,6 +280,7 @@ Result<Image> ImageStore::Get(std::string_view ref) const {
   std::vector<std::pair<std::string, std::string>> refs;
   {
     std::lock_guard lock(mu_);
+    (void)Refresh();  // On failure, the names last read.
     refs = refs_;
   }
   auto parsed = ParseReference(ref);
@@ -292,6 +305,7 @@ std::vector<Image> ImageStore::List() const {
   std::vector<std::pair<std::string, std::string>> refs;
   {
     std::lock_guard lock(mu_);
+    (void)Refresh();  // On failure, the names last read.
     refs = refs_;
   }
   std::vector<Image> out;
@@ -307,6 +321,7 @@ Status ImageStore::Remove(std::string_view ref) {
   std::set<std::string> still_used;
   {
     std::lock_guard lock(mu_);
+    KISO_RETURN_IF_ERROR(Refresh());
     std::erase_if(refs_, [&](const auto& r) { return r.first == image.name; });
     KISO_RETURN_IF_ERROR(Save());
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -64,11 +65,15 @@ class ImageStore {
   explicit ImageStore(std::string root);
   Result<Image> Load(const std::string& name, const std::string& digest) const;
   Status Save() const;  // REQUIRES: mu_ held.
+  // Re-reads images.json when another process (kiso image import) changed it.
+  // REQUIRES: mu_ held.
+  Status Refresh() const;
 
   std::string root_;
   BlobStore blobs_;
   mutable std::mutex mu_;
-  std::vector<std::pair<std::string, std::string>> refs_;  // name → manifest digest.
+  mutable std::vector<std::pair<std::string, std::string>> refs_;  // name → manifest digest.
+  mutable std::filesystem::file_time_type loaded_at_{};
   std::mutex unpack_mu_;
 };
 

@@ -122,6 +122,21 @@ Result<std::string> Invoke(const std::string& plugin, const Invocation& in,
   return r.out;
 }
 
+Result<Attachment> AttachmentOf(const std::string& sandbox_id, const json::value& result) {
+  Attachment a;
+  const auto* ips = result.is_object() ? result.as_object().if_contains("ips") : nullptr;
+  if (ips && ips->is_array() && !ips->get_array().empty()) {
+    std::string addr(ips->get_array()[0].as_object().at("address").as_string());
+    a.ip = addr.substr(0, addr.find('/'));
+    if (const auto* gw = ips->get_array()[0].as_object().if_contains("gateway"))
+      a.gateway = std::string(gw->as_string());
+  }
+  if (a.ip.empty()) {
+    return MakeStatus(Code::kInternal, "CNI result for {} has no IP address", sandbox_id);
+  }
+  return a;
+}
+
 }  // namespace
 
 Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::string& netns,
@@ -166,17 +181,16 @@ Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::str
     std::ofstream(options_.cache_dir + "/results/" + sandbox_id)
         << json::serialize(json::object{{"netns", netns}, {"result", prev}});
   }
-  Attachment a;
-  const auto* ips = prev.is_object() ? prev.as_object().if_contains("ips") : nullptr;
-  if (ips && ips->is_array() && !ips->get_array().empty()) {
-    std::string addr(ips->get_array()[0].as_object().at("address").as_string());
-    a.ip = addr.substr(0, addr.find('/'));
-    if (const auto* gw = ips->get_array()[0].as_object().if_contains("gateway"))
-      a.gateway = std::string(gw->as_string());
+  return AttachmentOf(sandbox_id, prev);
+}
+
+Result<Attachment> CniNetwork::Cached(const std::string& sandbox_id) const {
+  boost::system::error_code ec;
+  auto cached = json::parse(Slurp(options_.cache_dir + "/results/" + sandbox_id), ec);
+  if (ec || !cached.is_object()) {
+    return MakeStatus(Code::kNotFound, "no CNI attachment cached for {}", sandbox_id);
   }
-  if (a.ip.empty())
-    return MakeStatus(Code::kInternal, "CNI ADD for {}: no IP in the result", sandbox_id);
-  return a;
+  return AttachmentOf(sandbox_id, cached.as_object().at("result"));
 }
 
 Status CniNetwork::Del(const std::string& sandbox_id, const std::string& netns) {

@@ -42,6 +42,8 @@ class CniNetwork {
   // Detaches it and releases its address. Idempotent; a netns that is already
   // gone still has its address released.
   Status Del(const std::string& sandbox_id, const std::string& netns);
+  // The address of an attachment made earlier (after an agent restart).
+  Result<Attachment> Cached(const std::string& sandbox_id) const;
   // Sandbox IDs with a cached attachment (for cleanup after a crash).
   std::vector<std::string> Attached() const;
   const std::string& name() const { return name_; }

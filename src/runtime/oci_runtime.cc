@@ -118,8 +118,9 @@ Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options
                       "supported\"); use runc here");
   }
   KISO_ASSIGN_OR_RETURN(auto v, RunCommand({rt->runtime_path_, "--version"}));
+  // "runc version 1.1.5+ds1" → "runc://1.1.5+ds1", as nodes report their runtime.
   std::string first = v.out.substr(0, v.out.find('\n'));
-  rt->version_ = first;
+  rt->version_ = options.runtime + "://" + first.substr(first.rfind(' ') + 1);
   std::error_code ec;
   for (const char* sub : {"sandboxes", "containers", "state"}) {
     fs::create_directories(options.root + "/" + sub, ec);
@@ -172,6 +173,22 @@ Status OciRuntime::RemovePodSandbox(const std::string& sandbox_id) {
   return RemoveSandboxNamespaces(options_.root + "/sandboxes/" + sandbox_id);
 }
 
+std::vector<std::pair<Sandbox, SandboxConfig>> OciRuntime::ListPodSandboxes() {
+  std::vector<std::pair<Sandbox, SandboxConfig>> out;
+  for (const auto& id : ListSandboxes()) {
+    std::string dir = options_.root + "/sandboxes/" + id;
+    boost::system::error_code ec;
+    auto meta = json::parse(Slurp(dir + "/sandbox.json"), ec);
+    if (ec || !meta.is_object()) continue;  // Half made: RemovePodSandbox cleans it.
+    SandboxConfig config;
+    config.name = std::string(meta.as_object().at("name").as_string());
+    config.ns = std::string(meta.as_object().at("namespace").as_string());
+    config.uid = std::string(meta.as_object().at("uid").as_string());
+    out.emplace_back(Sandbox{id, dir + "/net", dir + "/ipc", dir + "/uts"}, std::move(config));
+  }
+  return out;
+}
+
 std::vector<std::string> OciRuntime::ListSandboxes() {
   std::vector<std::string> out;
   std::error_code ec;
@@ -193,11 +210,9 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
     (void)RemoveContainer(id);
     return s;
   };
-  json::object meta{{"name", config.name},
-                    {"image", config.image},
-                    {"sandbox", sandbox.id},
-                    {"log_path", config.log_path},
-                    {"created_at", NowRfc3339()}};
+  json::object meta{{"name", config.name},         {"attempt", config.attempt},
+                    {"image", config.image},       {"sandbox", sandbox.id},
+                    {"log_path", config.log_path}, {"created_at", NowRfc3339()}};
   KISO_RETURN_IF_ERROR(WriteFile(bundle + "/meta.json", json::serialize(meta)));
   // The container's root: an overlay on the image's shared, unpacked rootfs;
   // a private copy where overlayfs is unavailable.
@@ -255,6 +270,8 @@ Status OciRuntime::Spawn(const std::string& id, const std::string& log_path) {
     setsid();
     if (fork() == 0) {
       dup2(sync[1], 3);  // Without close-on-exec.
+      // Nothing else of ours (listening sockets…) may live on in the shim.
+      close_range(4, ~0U, 0);
       int devnull = open("/dev/null", O_RDWR);
       dup2(devnull, 0);
       dup2(devnull, 1);
@@ -305,6 +322,10 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
   s.id = id;
   s.name = std::string(meta.as_object().at("name").as_string());
   s.log_path = std::string(meta.as_object().at("log_path").as_string());
+  s.sandbox_id = std::string(meta.as_object().at("sandbox").as_string());
+  s.image = std::string(meta.as_object().at("image").as_string());
+  if (const auto* a = meta.as_object().if_contains("attempt"); a && a->is_int64())
+    s.attempt = static_cast<int>(a->get_int64());
   s.started_at = Trim(Slurp(bundle + "/started_at"));
   auto exit = json::parse(Slurp(bundle + "/exit.json"), ec);
   if (!ec && exit.is_object()) {

@@ -40,7 +40,8 @@ class OciRuntime : public RuntimeService {
   Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                               std::chrono::seconds timeout) override;
 
-  // Sandboxes present under root (for re-adoption and cleanup after a crash).
+  std::vector<std::pair<Sandbox, SandboxConfig>> ListPodSandboxes() override;
+  // Sandbox IDs present under root (for re-adoption and cleanup after a crash).
   std::vector<std::string> ListSandboxes();
   // The sandbox a container belongs to.
   std::string SandboxOf(const std::string& container_id);

@@ -35,6 +35,7 @@ struct Mount {
 
 struct ContainerConfig {
   std::string name;
+  int attempt = 0;    // Restarts so far: the CRI's metadata.attempt.
   std::string image;  // For status only; the rootfs below is what runs.
   std::string image_rootfs;
   std::vector<std::string> args;  // Resolved argv (entrypoint + cmd, or command + args).
@@ -56,6 +57,9 @@ enum class ContainerState { kCreated, kRunning, kExited, kUnknown };
 struct ContainerStatus {
   std::string id;
   std::string name;
+  std::string sandbox_id;
+  std::string image;
+  int attempt = 0;
   ContainerState state = ContainerState::kUnknown;
   int pid = 0;
   int exit_code = 0;
@@ -78,6 +82,8 @@ class RuntimeService {
   virtual std::string Version() const = 0;
 
   virtual Result<Sandbox> RunPodSandbox(const SandboxConfig& config) = 0;
+  // Every sandbox on this node with the config it was made from.
+  virtual std::vector<std::pair<Sandbox, SandboxConfig>> ListPodSandboxes() = 0;
   // Stops every container of the sandbox; the namespaces stay until removal.
   virtual Status StopPodSandbox(const std::string& sandbox_id) = 0;
   // Removes the sandbox's containers and namespaces. Idempotent.

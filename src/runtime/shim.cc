@@ -135,6 +135,7 @@ int RunShim(const ShimOptions& o) {
     dup2(devnull, 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
+    close_range(3, ~0U, 0);
     execl(o.runtime_path.c_str(), o.runtime_path.c_str(), "--root", o.runtime_root.c_str(), "--log",
           runtime_log.c_str(), "--log-format", "json", "create", "--bundle", o.bundle.c_str(),
           "--pid-file", (o.bundle + "/init.pid").c_str(), o.id.c_str(), nullptr);

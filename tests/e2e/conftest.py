@@ -38,21 +38,30 @@ def terminate(proc):
 class Server:
     """One `kiso server` process; stopped (and its directory removed) at teardown."""
 
-    def __init__(self, extra_args=()):
-        extra_args = list(extra_args)
+    def __init__(self, extra_args=(), agent=False):
+        """Without `agent`, the server runs no node agent (tests use hollow nodes)."""
+        self.args = list(extra_args) + ([] if agent else ["--disable-agent"])
         self.dir = tempfile.mkdtemp(prefix="kiso-e2e-")
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
-        self.proc = subprocess.Popen(
-            [KISO_BIN, "server", "--data-dir", self.dir, "--https-port", str(self.port), *extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
         self.kubeconfig = os.path.join(self.dir, "kubeconfig.yaml")
-        self.wait_ready()
+        self.start()
         with open(os.path.join(self.dir, "tls", "admin.token")) as f:
             self.token = f.read().strip()
         # kubectl (and its dispatcher) cache discovery and /version under $HOME.
         self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [KISO_BIN, "server", "--data-dir", self.dir, "--https-port", str(self.port), *self.args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def kill(self):
+        """SIGKILL, as a crash would."""
+        self.proc.kill()
+        self.proc.wait()
 
     def wait_ready(self, timeout=20):
         ctx = ssl.create_default_context()
@@ -76,13 +85,14 @@ class Server:
         with open(os.path.join(self.dir, "server.log"), "rb") as f:
             return f.read().decode(errors="replace")[-4000:]
 
-    def stop(self):
+    def stop(self, keep_dir=False):
         terminate(self.proc)
         code = self.proc.returncode
         if code != 0:
             print(f"kiso server exited with {code}; its log:\n" + self.logs())
         self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
         assert code == 0, f"kiso server did not shut down cleanly (exit {code})"
 
 

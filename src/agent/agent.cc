@@ -1,0 +1,448 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "agent/container_spec.h"
+#include "agent/node_registration.h"
+#include "api/object.h"
+
+namespace kiso::agent {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using runtime::ContainerState;
+using runtime::ContainerStatus;
+
+namespace {
+
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+
+const json::array& ArrayAt(const json::value& v, std::initializer_list<std::string_view> path) {
+  static const json::array kEmpty;
+  const auto* a = api::Find(v, path);
+  return a && a->is_array() ? a->get_array() : kEmpty;
+}
+
+std::string KeyOf(const json::value& pod) {
+  return fmt::format("{}/{}", api::GetString(pod, {"metadata", "namespace"}),
+                     api::GetString(pod, {"metadata", "name"}));
+}
+
+}  // namespace
+
+bool AllowedPhaseTransition(std::string_view from, std::string_view to) {
+  if (from == to) return true;
+  if (from.empty())
+    return to == "Pending" || to == "Running" || to == "Succeeded" || to == "Failed";
+  if (from == "Pending") return to == "Running" || to == "Succeeded" || to == "Failed";
+  if (from == "Running") return to == "Succeeded" || to == "Failed";
+  return false;  // Succeeded and Failed are terminal.
+}
+
+Agent::Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
+             image::ImageStore* images, network::CniNetwork* network)
+    : client_(client),
+      options_(std::move(options)),
+      runtime_(runtime),
+      images_(images),
+      network_(network),
+      events_(client, "kubelet") {
+  if (options_.node_name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    options_.node_name = host;
+  }
+  pods_ = std::make_unique<client::Informer>(
+      client_, &Pods(),
+      [this](const json::value*, const json::value& obj, bool deleted) { OnPod(obj, deleted); });
+  pods_->SetFieldSelector("spec.nodeName=" + options_.node_name);
+}
+
+Agent::~Agent() { Stop(); }
+
+Status Agent::Start() {
+  NodeDescription d;
+  d.name = options_.node_name;
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGE_SIZE);
+  d.capacity = {{"cpu", std::to_string(std::max(1u, std::thread::hardware_concurrency()))},
+                {"memory", fmt::format("{}Ki", static_cast<int64_t>(pages) * page / 1024)},
+                {"pods", "110"},
+                {"ephemeral-storage", "100Gi"}};
+  std::error_code ec;
+  auto space = fs::space(options_.data_dir, ec);
+  if (!ec) d.capacity["ephemeral-storage"] = fmt::format("{}Ki", space.capacity / 1024);
+  d.internal_ip = options_.internal_ip;
+  d.pod_cidr = options_.pod_cidr;
+  d.runtime_version = runtime_->Version();
+  d.kernel_version = "linux";
+  d.os_image = "kiso";
+  d.message = "kiso agent is posting ready status";
+  KISO_RETURN_IF_ERROR(RegisterNode(client_, d));
+  Adopt();
+  pods_->Start();
+  for (int i = 0; i < options_.workers; ++i) {
+    workers_.emplace_back([this] {
+      while (auto key = queue_.Get()) {
+        Reconcile(*key);
+        queue_.Done(*key);
+      }
+    });
+  }
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  spdlog::info("agent: node {} ready ({}, network {})", options_.node_name, runtime_->Version(),
+               network_->name());
+  return Status::Ok();
+}
+
+void Agent::Stop() {
+  if (stop_.exchange(true)) return;
+  {
+    std::lock_guard lock(mu_);
+    stop_cv_.notify_all();
+  }
+  queue_.ShutDown();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  pods_->Stop();
+}
+
+void Agent::HeartbeatLoop() {
+  std::unique_lock lock(mu_);
+  while (!stop_cv_.wait_for(lock, options_.heartbeat, [&] { return stop_.load(); })) {
+    lock.unlock();
+    Status s = RenewNodeLease(client_, options_.node_name);
+    if (!s.ok()) spdlog::warn("agent: heartbeat: {}", s.ToString());
+    lock.lock();
+  }
+}
+
+// After a restart: sandboxes still here belong to the pods they were made for.
+// Their pods are reconciled once the informer lists them; the rest are torn down.
+void Agent::Adopt() {
+  std::lock_guard lock(mu_);
+  std::set<std::string> sandboxes;
+  for (auto& [sandbox, config] : runtime_->ListPodSandboxes()) {
+    PodState s;
+    s.uid = config.uid;
+    s.ns = config.ns;
+    s.name = config.name;
+    s.sandbox_id = sandbox.id;
+    s.sandbox = sandbox;
+    auto ip = network_->Cached(sandbox.id);
+    if (ip.ok()) s.ip = ip->ip;
+    std::string key = s.ns + "/" + s.name;
+    sandboxes.insert(sandbox.id);
+    spdlog::info("agent: adopting sandbox {} of pod {}", sandbox.id.substr(0, 12), key);
+    state_[key] = std::move(s);
+    queue_.Add(key);
+  }
+  // Leftovers of a crash between steps: addresses without a sandbox.
+  for (const auto& id : network_->Attached()) {
+    if (!sandboxes.contains(id)) (void)network_->Del(id, "");
+  }
+}
+
+void Agent::SetWaiting(const json::value& pod, PodState& s, const std::string& name,
+                       const std::string& reason, const std::string& message) {
+  auto& w = s.waiting[name];
+  if (w.first == reason && w.second == message) return;
+  bool new_reason = w.first != reason;
+  w = {reason, message};
+  if (!new_reason) return;
+  if (reason == "CrashLoopBackOff") {
+    events_.Record(pod, "Warning", "BackOff",
+                   fmt::format("Back-off restarting failed container {} in pod {}_{}({})", name,
+                               s.name, s.ns, s.uid));
+  } else if (reason == "ImagePullBackOff") {
+    events_.Record(pod, "Warning", "BackOff", message);
+  } else if (reason == "ErrImagePull") {
+    events_.Record(pod, "Warning", "Failed", message);
+    events_.Record(pod, "Warning", "Failed", "Error: ErrImagePull");
+  } else {
+    events_.Record(pod, "Warning", "Failed", fmt::format("Error: {}", message));
+  }
+}
+
+void Agent::OnPod(const json::value& pod, bool /*deleted*/) { queue_.Add(KeyOf(pod)); }
+
+std::string Agent::PodDir(const PodState& s) const {
+  return fmt::format("{}/pods/{}_{}_{}", options_.data_dir, s.ns, s.name, s.uid);
+}
+
+std::vector<ContainerStatus> Agent::ContainersOf(const std::string& sandbox_id) {
+  std::vector<ContainerStatus> out;
+  for (const auto& id : runtime_->ListContainers()) {
+    auto s = runtime_->GetStatus(id);
+    if (s.ok() && s->sandbox_id == sandbox_id) out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+void Agent::Reconcile(const std::string& key) {
+  if (!pods_->synced()) {
+    queue_.AddAfter(key, std::chrono::milliseconds(100));
+    return;
+  }
+  auto pod = pods_->Get(key.substr(0, key.find('/')), key.substr(key.find('/') + 1));
+  PodState* state = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    auto it = state_.find(key);
+    if (it != state_.end()) state = &it->second;
+  }
+  std::string uid = pod ? std::string(api::GetString(*pod, {"metadata", "uid"})) : "";
+  // A pod gone, or replaced by a new one of the same name: tear the old one down.
+  if (state && (!pod || state->uid != uid)) {
+    if (!Teardown(*state, std::chrono::seconds(0))) {
+      queue_.AddAfter(key, std::chrono::seconds(1));
+      return;
+    }
+    std::lock_guard lock(mu_);
+    state_.erase(key);
+    state = nullptr;
+  }
+  if (!pod) return;
+  if (!api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty()) {
+    const auto* g = api::Find(*pod, {"metadata", "deletionGracePeriodSeconds"});
+    std::chrono::seconds grace(g && g->is_int64() ? g->get_int64() : 30);
+    if (state && !Teardown(*state, grace)) {
+      queue_.AddAfter(key, std::chrono::seconds(1));
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      state_.erase(key);
+    }
+    // Everything is gone: confirm the deletion (grace 0, this pod's uid only).
+    client::DeleteOptions options;
+    options.grace_period_seconds = 0;
+    options.precondition_uid = uid;
+    Status s = client_->Delete(Pods(), key.substr(0, key.find('/')), key.substr(key.find('/') + 1),
+                               options);
+    if (!s.ok() && s.code() != Code::kNotFound && s.code() != Code::kConflict) {
+      queue_.AddAfter(key, std::chrono::seconds(1));
+    }
+    return;
+  }
+  if (!state) {
+    std::lock_guard lock(mu_);
+    PodState fresh;
+    fresh.uid = uid;
+    fresh.ns = key.substr(0, key.find('/'));
+    fresh.name = key.substr(key.find('/') + 1);
+    fresh.phase = std::string(api::GetString(*pod, {"status", "phase"}));
+    state = &(state_[key] = std::move(fresh));
+  }
+  SyncPod(*pod, *state);
+}
+
+bool Agent::Teardown(PodState& s, std::chrono::seconds grace) {
+  bool ok = true;
+  if (!s.sandbox_id.empty()) {
+    for (const auto& c : ContainersOf(s.sandbox_id)) {
+      Status st = runtime_->StopContainer(c.id, grace);
+      if (!st.ok()) {
+        spdlog::warn("agent: stop {} of {}/{}: {}", c.name, s.ns, s.name, st.ToString());
+        ok = false;
+      }
+    }
+    if (!ok) return false;
+    Status net = network_->Del(s.sandbox_id, s.sandbox.netns_path);
+    if (!net.ok()) spdlog::warn("agent: {}/{}: {}", s.ns, s.name, net.ToString());
+    Status rm = runtime_->RemovePodSandbox(s.sandbox_id);
+    if (!rm.ok()) {
+      spdlog::warn("agent: remove sandbox of {}/{}: {}", s.ns, s.name, rm.ToString());
+      return false;
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(PodDir(s), ec);
+  return true;
+}
+
+void Agent::SyncPod(const json::value& pod, PodState& s) {
+  std::string key = s.ns + "/" + s.name;
+  if (s.phase == "Succeeded" || s.phase == "Failed") {
+    // Terminal: nothing restarts; stop whatever still runs (activeDeadline, …).
+    WriteStatus(pod, s);
+    return;
+  }
+  if (s.start_time.empty()) {
+    s.start_time = std::string(api::GetString(pod, {"status", "startTime"}));
+    if (s.start_time.empty()) s.start_time = api::NowRfc3339();
+  }
+  if (s.sandbox_id.empty()) {
+    auto sandbox = runtime_->RunPodSandbox({s.name, s.ns, s.uid});
+    if (!sandbox.ok()) {
+      SetWaiting(pod, s, "*", "CreatePodSandboxError", sandbox.status().message());
+      WriteStatus(pod, s);
+      queue_.AddAfter(key, std::chrono::seconds(2));
+      return;
+    }
+    std::vector<network::PortMapping> ports;
+    for (const auto& c : ArrayAt(pod, {"spec", "containers"})) {
+      for (const auto& p : ArrayAt(c, {"ports"})) {
+        const auto* hp = api::Find(p, {"hostPort"});
+        const auto* cp = api::Find(p, {"containerPort"});
+        if (hp && hp->is_int64() && hp->get_int64() > 0 && cp && cp->is_int64()) {
+          std::string proto(api::GetString(p, {"protocol"}));
+          for (auto& ch : proto) ch = static_cast<char>(std::tolower(ch));
+          ports.push_back({static_cast<int>(hp->get_int64()), static_cast<int>(cp->get_int64()),
+                           proto.empty() ? "tcp" : proto});
+        }
+      }
+    }
+    auto attached = network_->Add(sandbox->id, sandbox->netns_path, ports);
+    if (!attached.ok()) {
+      (void)runtime_->RemovePodSandbox(sandbox->id);
+      SetWaiting(pod, s, "*", "CreatePodSandboxError", attached.status().message());
+      WriteStatus(pod, s);
+      queue_.AddAfter(key, std::chrono::seconds(2));
+      return;
+    }
+    s.sandbox_id = sandbox->id;
+    s.sandbox = *sandbox;
+    s.ip = attached->ip;
+    s.waiting.erase("*");
+  }
+  PodContext ctx{&pod, s.ip, options_.internal_ip, options_.node_name, PodDir(s)};
+  Status volumes = PrepareVolumes(client_, ctx);
+  if (!volumes.ok()) {
+    SetWaiting(pod, s, "*", "CreateContainerConfigError", volumes.message());
+    WriteStatus(pod, s);
+    queue_.AddAfter(key, std::chrono::seconds(2));
+    return;
+  }
+  s.waiting.erase("*");
+  // Init containers one at a time, each to success; then all app containers.
+  bool initialized = true;
+  for (const auto& c : ArrayAt(pod, {"spec", "initContainers"})) {
+    auto st = SyncContainer(pod, s, c, /*init=*/true);
+    if (!st || st->state != ContainerState::kExited || st->exit_code != 0) {
+      initialized = false;
+      break;
+    }
+  }
+  if (initialized) {
+    for (const auto& c : ArrayAt(pod, {"spec", "containers"})) SyncContainer(pod, s, c, false);
+  }
+  WriteStatus(pod, s);
+  if (s.phase != "Succeeded" && s.phase != "Failed") queue_.AddAfter(key, options_.sync_period);
+}
+
+std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodState& s,
+                                                    const json::value& c, bool init) {
+  std::string name(api::GetString(c, {"name"}));
+  std::string policy(api::GetString(pod, {"spec", "restartPolicy"}));
+  if (policy.empty()) policy = "Always";
+  if (init && policy == "Always")
+    policy = "OnFailure";  // Init containers never restart on success.
+  std::optional<ContainerStatus> latest;
+  for (auto& st : ContainersOf(s.sandbox_id)) {
+    if (st.name == name && (!latest || st.attempt > latest->attempt)) latest = std::move(st);
+  }
+  int attempt = 0;
+  auto now = std::chrono::steady_clock::now();
+  if (!latest) {
+    // A start that failed before: wait out its back-off.
+    auto it = s.restart_at.find(name);
+    if (it != s.restart_at.end() && now < it->second) return latest;
+    if (it != s.restart_at.end()) s.restart_at.erase(it);
+  }
+  if (latest) {
+    if (latest->state != ContainerState::kExited) return latest;
+    bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code != 0);
+    if (!restart) return latest;
+    auto it = s.restart_at.find(name);
+    if (it == s.restart_at.end()) {
+      // Back-off doubles with each restart: 10 s, 20 s, 40 s … up to 5 minutes.
+      auto delay = std::min<std::chrono::seconds>(
+          options_.backoff_base * (1 << std::min(latest->attempt, 5)), options_.backoff_max);
+      s.restart_at[name] = now + delay;
+      SetWaiting(pod, s, name, "CrashLoopBackOff",
+                 fmt::format("back-off {}s restarting failed container={} pod={}_{}({})",
+                             delay.count(), name, s.name, s.ns, s.uid));
+      return latest;
+    }
+    if (now < it->second) return latest;
+    s.restart_at.erase(it);
+    attempt = latest->attempt + 1;
+  }
+  // Create and start (again).
+  std::string image_ref(api::GetString(c, {"image"}));
+  if (auto retry = s.pull_retry_at.find(name);
+      retry != s.pull_retry_at.end() && now < retry->second) {
+    // ErrImagePull stays on show for a moment (the kubelet's next sync), then the back-off.
+    if (now < s.pull_failed_at[name] + std::chrono::seconds(2)) return latest;
+    SetWaiting(pod, s, name, "ImagePullBackOff",
+               fmt::format("Back-off pulling image {:?}", image_ref));
+    return latest;
+  }
+  auto image = images_->Get(image_ref);
+  if (!image.ok()) {
+    // ErrImagePull, then ImagePullBackOff for 10 s, 20 s … 300 s between tries.
+    int failures = ++s.pull_failures[name];
+    auto delay = std::min<std::chrono::seconds>(
+        options_.backoff_base * (1 << std::min(failures - 1, 5)), options_.backoff_max);
+    s.pull_retry_at[name] = now + delay;
+    s.pull_failed_at[name] = now;
+    SetWaiting(pod, s, name, "ErrImagePull",
+               fmt::format("failed to pull image {:?}: {}", image_ref, image.status().message()));
+    return latest;
+  }
+  if (s.pull_failures.contains(name) || !latest) {
+    events_.Record(pod, "Normal", "Pulled",
+                   fmt::format("Container image {:?} already present on machine", image_ref));
+  }
+  s.pull_failures.erase(name);
+  s.pull_retry_at.erase(name);
+  s.pull_failed_at.erase(name);
+  auto rootfs = images_->Rootfs(*image);
+  if (!rootfs.ok()) {
+    SetWaiting(pod, s, name, "CreateContainerError", rootfs.status().message());
+    return latest;
+  }
+  PodContext ctx{&pod, s.ip, options_.internal_ip, options_.node_name, PodDir(s)};
+  auto config = BuildContainerConfig(client_, ctx, c, *image, *rootfs);
+  if (!config.ok()) {
+    SetWaiting(pod, s, name, "CreateContainerConfigError", config.status().message());
+    return latest;
+  }
+  config->attempt = attempt;
+  config->log_path = fmt::format("{}/{}/{}.log", PodDir(s), name, attempt);
+  // The previous attempt stays (for --previous); older ones go.
+  if (latest && latest->attempt < attempt) {
+    for (const auto& st : ContainersOf(s.sandbox_id)) {
+      if (st.name == name && st.attempt < attempt - 1) (void)runtime_->RemoveContainer(st.id);
+    }
+  }
+  auto id = runtime_->CreateContainer(s.sandbox, *config);
+  if (!id.ok()) {
+    SetWaiting(pod, s, name, "CreateContainerError", id.status().message());
+    return latest;
+  }
+  Status started = runtime_->StartContainer(*id);
+  if (!started.ok()) {
+    // The process could not be started (a missing executable…): report it, retry later.
+    (void)runtime_->RemoveContainer(*id);
+    SetWaiting(pod, s, name, "RunContainerError", started.message());
+    s.restart_at[name] = now + options_.backoff_base;
+    return latest;
+  }
+  s.waiting.erase(name);
+  events_.Record(pod, "Normal", "Created", fmt::format("Created container {}", name));
+  events_.Record(pod, "Normal", "Started", fmt::format("Started container {}", name));
+  s.image_ids[name] =
+      fmt::format("{}@{}", image->name.substr(0, image->name.rfind(':')), image->manifest_digest);
+  auto now_status = runtime_->GetStatus(*id);
+  if (now_status.ok()) return *now_status;
+  return latest;
+}
+
+}  // namespace kiso::agent

@@ -1,0 +1,120 @@
+// Agent: the kubelet's role on a real node. It registers the Node (capacity
+// read from the machine), heartbeats through its Lease, watches the pods bound
+// to it and drives each through the pod lifecycle (seed 07.7.1) on a
+// RuntimeService, ImageStore and CniNetwork: sandbox and pod IP, init
+// containers in order, then the app containers, restarts with back-off per
+// restartPolicy, status a person can act on, graceful termination. Its state
+// is the runtime's, so a restarted agent adopts what is still running.
+#pragma once
+
+#include <atomic>
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "apiserver/http.h"
+#include "client/client.h"
+#include "client/event_recorder.h"
+#include "client/informer.h"
+#include "client/work_queue.h"
+#include "image/image_store.h"
+#include "network/cni.h"
+#include "runtime/runtime.h"
+
+namespace kiso::agent {
+
+struct AgentOptions {
+  std::string node_name;  // Default: the host name.
+  std::string data_dir;   // pods/ (logs, volumes) live here.
+  std::string internal_ip = "127.0.0.1";
+  std::string pod_cidr = "10.42.0.0/24";
+  std::chrono::seconds heartbeat{10};
+  std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at.
+  std::chrono::seconds backoff_base{10};       // CrashLoopBackOff: 10 s doubling to 300 s.
+  std::chrono::seconds backoff_max{300};
+  int workers = 4;
+};
+
+// The pod's lifecycle phases and the transitions the agent may make; any
+// other transition is a bug (tests assert the table).
+bool AllowedPhaseTransition(std::string_view from, std::string_view to);
+
+class Agent {
+ public:
+  Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
+        image::ImageStore* images, network::CniNetwork* network);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  Status Start();
+  // Stops watching; containers keep running (a restarted agent adopts them).
+  void Stop();
+  const std::string& node_name() const { return options_.node_name; }
+
+  // pods/log for a pod on this node (the API server routes it here).
+  apiserver::Response ServeLogs(const boost::json::value& pod, const apiserver::Request& req);
+
+ private:
+  struct PodState {
+    std::string uid;
+    std::string ns;
+    std::string name;
+    std::string sandbox_id;
+    runtime::Sandbox sandbox;
+    std::string ip;
+    std::string phase;
+    // Per container: when it may restart (CrashLoopBackOff), and image pull failures.
+    std::map<std::string, std::chrono::steady_clock::time_point> restart_at;
+    std::map<std::string, int> pull_failures;
+    std::map<std::string, std::chrono::steady_clock::time_point> pull_retry_at;
+    std::map<std::string, std::chrono::steady_clock::time_point> pull_failed_at;
+    std::map<std::string, std::pair<std::string, std::string>> waiting;  // reason, message.
+    std::map<std::string, std::string> image_ids;  // Container → repo@manifest digest.
+    std::string last_status;  // The status last written, to skip identical writes.
+    std::string start_time;
+  };
+
+  void OnPod(const boost::json::value& pod, bool deleted);
+  void Reconcile(const std::string& key);
+  void SyncPod(const boost::json::value& pod, PodState& state);
+  // Stops and removes everything of the pod; true when done.
+  bool Teardown(PodState& state, std::chrono::seconds grace);
+  // Ensures container `c` (init or app) is running or finished as the
+  // restartPolicy wants. Returns its current runtime status, if any.
+  std::optional<runtime::ContainerStatus> SyncContainer(const boost::json::value& pod,
+                                                        PodState& state,
+                                                        const boost::json::value& c, bool init);
+  std::vector<runtime::ContainerStatus> ContainersOf(const std::string& sandbox_id);
+  std::string PodDir(const PodState& state) const;
+  void WriteStatus(const boost::json::value& pod, PodState& state);
+  void Adopt();
+  // Sets container `name`'s waiting reason; records an event when it is new.
+  void SetWaiting(const boost::json::value& pod, PodState& state, const std::string& name,
+                  const std::string& reason, const std::string& message);
+  void HeartbeatLoop();
+
+  client::Client* client_;
+  AgentOptions options_;
+  runtime::RuntimeService* runtime_;
+  image::ImageStore* images_;
+  network::CniNetwork* network_;
+  std::unique_ptr<client::Informer> pods_;
+  client::EventRecorder events_;
+  client::WorkQueue queue_;
+  std::vector<std::thread> workers_;
+  std::thread heartbeat_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  std::map<std::string, PodState> state_;  // "ns/name" → what runs for it.
+};
+
+}  // namespace kiso::agent

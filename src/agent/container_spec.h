@@ -1,0 +1,36 @@
+// From a pod's container spec to a runtime ContainerConfig, as the kubelet
+// does it: argv from command/args over the image's Entrypoint/Cmd, the
+// environment (image Env, then env and envFrom with fieldRef, configMapKeyRef
+// and secretKeyRef), volumes (emptyDir, configMap, secret, hostPath) as bind
+// mounts, securityContext, and cgroup limits from resources.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string>
+
+#include "client/client.h"
+#include "image/image_store.h"
+#include "runtime/runtime.h"
+
+namespace kiso::agent {
+
+struct PodContext {
+  const boost::json::value* pod = nullptr;
+  std::string pod_ip;
+  std::string host_ip;
+  std::string node_name;
+  std::string pod_dir;  // <data>/pods/<ns>_<name>_<uid>: volumes live under it.
+};
+
+// Materialises the pod's volumes under pod_dir (emptyDir directories,
+// configMap and secret files). Idempotent.
+Status PrepareVolumes(client::Client* client, const PodContext& pod);
+
+// The container's runtime config; an error message is what the pod's
+// CreateContainerConfigError / CreateContainerError status says.
+Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, const PodContext& pod,
+                                                      const boost::json::value& container,
+                                                      const image::Image& image,
+                                                      const std::string& image_rootfs);
+
+}  // namespace kiso::agent

@@ -1,0 +1,34 @@
+#include "agent/node.h"
+
+#include <unistd.h>
+
+namespace kiso::agent {
+
+Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* client,
+                                                           NodeOptions options) {
+  if (geteuid() != 0) {
+    return Status(Code::kUnavailable,
+                  "the node agent needs root (namespaces, cgroups, mounts); run as root or pass "
+                  "--disable-agent");
+  }
+  std::unique_ptr<EmbeddedNode> node(new EmbeddedNode());
+  const std::string& dir = options.agent.data_dir;
+  std::string images_dir = options.images_dir.empty() ? dir + "/../images" : options.images_dir;
+  KISO_ASSIGN_OR_RETURN(node->images_, image::ImageStore::Open(images_dir));
+  runtime::OciRuntimeOptions rt;
+  rt.root = dir + "/runtime";
+  rt.runtime = options.runtime;
+  rt.shim_binary = options.shim_binary;
+  KISO_ASSIGN_OR_RETURN(node->runtime_, runtime::OciRuntime::Create(rt));
+  network::CniOptions cni;
+  cni.conflist = dir + "/cni/10-kiso.conflist";
+  cni.pod_cidr = options.agent.pod_cidr;
+  cni.bridge = options.cni_bridge;
+  cni.cache_dir = dir + "/cni";
+  KISO_ASSIGN_OR_RETURN(node->network_, network::CniNetwork::Create(cni));
+  node->agent_ = std::make_unique<Agent>(client, options.agent, node->runtime_.get(),
+                                         node->images_.get(), node->network_.get());
+  return node;
+}
+
+}  // namespace kiso::agent

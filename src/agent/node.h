@@ -1,0 +1,40 @@
+// EmbeddedNode: a whole node from one data directory — image store, OCI
+// runtime with its shims, CNI network and the Agent over them — as `kiso
+// server` runs it (and `--disable-agent` skips it).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/agent.h"
+#include "image/image_store.h"
+#include "network/cni.h"
+#include "runtime/oci_runtime.h"
+
+namespace kiso::agent {
+
+struct NodeOptions {
+  AgentOptions agent;  // agent.data_dir: where everything lives.
+  std::string runtime = "runc";
+  std::string shim_binary;  // The kiso executable.
+  std::string cni_bridge = "kiso0";
+  std::string images_dir;  // Default: <data_dir>/../images (shared with `kiso image`).
+};
+
+class EmbeddedNode {
+ public:
+  // Fails with the cause (no runtime, no CNI plugins, not root…).
+  static Result<std::unique_ptr<EmbeddedNode>> Create(client::Client* client, NodeOptions options);
+  Status Start() { return agent_->Start(); }
+  void Stop() { agent_->Stop(); }
+  Agent* agent() { return agent_.get(); }
+
+ private:
+  EmbeddedNode() = default;
+  std::unique_ptr<image::ImageStore> images_;
+  std::unique_ptr<runtime::OciRuntime> runtime_;
+  std::unique_ptr<network::CniNetwork> network_;
+  std::unique_ptr<Agent> agent_;
+};
+
+}  // namespace kiso::agent

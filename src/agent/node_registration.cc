@@ -1,0 +1,105 @@
+#include "agent/node_registration.h"
+
+#include <fmt/chrono.h>
+
+#include <boost/json.hpp>
+#include <tuple>
+
+#include "api/object.h"
+
+namespace kiso::agent {
+
+namespace json = boost::json;
+
+namespace {
+
+const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+const api::ResourceType& Leases() {
+  return *api::FindResource("coordination.k8s.io", "v1", "leases");
+}
+
+std::string MicroTime() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::floor<std::chrono::seconds>(now);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z", secs, micros);
+}
+
+}  // namespace
+
+Status RegisterNode(client::Client* client, const NodeDescription& d) {
+  std::string now = api::NowRfc3339();
+  json::object resources;
+  for (const auto& [k, v] : d.capacity) resources[k] = v;
+  json::array conditions;
+  for (auto [type, status, reason] :
+       {std::tuple{"MemoryPressure", "False", "KubeletHasSufficientMemory"},
+        std::tuple{"DiskPressure", "False", "KubeletHasNoDiskPressure"},
+        std::tuple{"PIDPressure", "False", "KubeletHasSufficientPID"},
+        std::tuple{"Ready", "True", "KubeletReady"}}) {
+    conditions.push_back(json::object{{"type", type},
+                                      {"status", status},
+                                      {"lastHeartbeatTime", now},
+                                      {"lastTransitionTime", now},
+                                      {"reason", reason},
+                                      {"message", d.message}});
+  }
+  json::object labels{{"kubernetes.io/hostname", d.name},
+                      {"kubernetes.io/os", "linux"},
+                      {"kubernetes.io/arch", "amd64"}};
+  for (const auto& [k, v] : d.labels) labels[k] = v;
+  json::array addresses{json::object{{"type", "Hostname"}, {"address", d.name}}};
+  if (!d.internal_ip.empty()) {
+    addresses.insert(addresses.begin(),
+                     json::object{{"type", "InternalIP"}, {"address", d.internal_ip}});
+  }
+  json::object spec;
+  if (!d.pod_cidr.empty()) {
+    spec["podCIDR"] = d.pod_cidr;
+    spec["podCIDRs"] = json::array{json::value(d.pod_cidr)};
+  }
+  json::value node = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Node"},
+      {"metadata", json::object{{"name", d.name}, {"labels", std::move(labels)}}},
+      {"spec", std::move(spec)},
+      {"status",
+       json::object{{"capacity", resources},
+                    {"allocatable", resources},
+                    {"conditions", std::move(conditions)},
+                    {"addresses", std::move(addresses)},
+                    {"nodeInfo", json::object{{"machineID", d.name},
+                                              {"systemUUID", d.name},
+                                              {"bootID", d.name},
+                                              {"kernelVersion", d.kernel_version},
+                                              {"osImage", d.os_image},
+                                              {"containerRuntimeVersion", d.runtime_version},
+                                              {"kubeletVersion", d.kubelet_version},
+                                              {"kubeProxyVersion", ""},
+                                              {"operatingSystem", "linux"},
+                                              {"architecture", "amd64"}}}}}};
+  auto created = client->Create(Nodes(), "", node);
+  if (!created.ok() && created.status().code() != Code::kAlreadyExists) return created.status();
+  // Status is a subresource: the create dropped it; write it (also for an existing node).
+  auto current = client->Get(Nodes(), "", d.name);
+  if (!current.ok()) return current.status();
+  json::value updated = *current;
+  updated.as_object()["status"] = node.at("status");
+  auto res = client->Update(Nodes(), "", updated, "status");
+  if (!res.ok()) return res.status();
+  return RenewNodeLease(client, d.name);
+}
+
+Status RenewNodeLease(client::Client* client, const std::string& name) {
+  json::value patch =
+      json::object{{"apiVersion", "coordination.k8s.io/v1"},
+                   {"kind", "Lease"},
+                   {"metadata", json::object{{"name", name}, {"namespace", "kube-node-lease"}}},
+                   {"spec", json::object{{"holderIdentity", name},
+                                         {"leaseDurationSeconds", 40},
+                                         {"renewTime", MicroTime()}}}};
+  auto res = client->Patch(Leases(), "kube-node-lease", name, client::PatchType::kApply, patch);
+  return res.ok() ? Status::Ok() : res.status();
+}
+
+}  // namespace kiso::agent

@@ -1,0 +1,31 @@
+// What every node agent does to be a Node, real or hollow: register the Node
+// object with its capacity, conditions and node info (status is a
+// subresource, written after the create), and renew its Lease in
+// kube-node-lease (the heartbeat the node lifecycle controller watches).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "client/client.h"
+
+namespace kiso::agent {
+
+struct NodeDescription {
+  std::string name;
+  std::map<std::string, std::string> capacity;  // cpu, memory, pods, ephemeral-storage.
+  std::map<std::string, std::string> labels;    // Beside hostname, os and arch.
+  std::string internal_ip;                      // "" for none.
+  std::string pod_cidr;
+  std::string kernel_version = "hollow";
+  std::string os_image = "hollow";
+  std::string runtime_version = "hollow://0";
+  std::string kubelet_version = "v1.32.0-kiso";
+  std::string message = "kiso node";  // The Ready condition's message.
+};
+
+// Creates or updates the Node and its status, then renews its Lease.
+Status RegisterNode(client::Client* client, const NodeDescription& node);
+Status RenewNodeLease(client::Client* client, const std::string& name);
+
+}  // namespace kiso::agent

@@ -1,0 +1,207 @@
+// The pod status the agent reports: container statuses, conditions and the
+// phase, computed as the kubelet's getPhase does.
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+
+#include "agent/agent.h"
+#include "api/object.h"
+
+namespace kiso::agent {
+
+namespace json = boost::json;
+using runtime::ContainerState;
+using runtime::ContainerStatus;
+
+namespace {
+
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+
+const json::array& ArrayAt(const json::value& v, std::initializer_list<std::string_view> path) {
+  static const json::array kEmpty;
+  const auto* a = api::Find(v, path);
+  return a && a->is_array() ? a->get_array() : kEmpty;
+}
+
+json::object Terminated(const ContainerStatus& c) {
+  return json::object{{"terminated", json::object{{"exitCode", c.exit_code},
+                                                  {"reason", c.reason},
+                                                  {"startedAt", c.started_at},
+                                                  {"finishedAt", c.finished_at},
+                                                  {"containerID", "runc://" + c.id}}}};
+}
+
+struct Tally {
+  int waiting = 0;  // Never started yet.
+  int running = 0;
+  int stopped = 0;  // Terminated, or waiting to restart after a termination.
+  int succeeded = 0;
+  int failed = 0;
+};
+
+}  // namespace
+
+void Agent::WriteStatus(const json::value& pod, PodState& s) {
+  std::vector<ContainerStatus> all;
+  if (!s.sandbox_id.empty()) all = ContainersOf(s.sandbox_id);
+  std::string policy(api::GetString(pod, {"spec", "restartPolicy"}));
+  if (policy.empty()) policy = "Always";
+  auto status_of = [&](const json::value& c, Tally* tally) {
+    std::string name(api::GetString(c, {"name"}));
+    const ContainerStatus* latest = nullptr;
+    const ContainerStatus* previous = nullptr;
+    for (const auto& st : all) {
+      if (st.name != name) continue;
+      if (!latest || st.attempt > latest->attempt) {
+        previous = latest;
+        latest = &st;
+      } else if (!previous || st.attempt > previous->attempt) {
+        previous = &st;
+      }
+    }
+    json::object out{{"name", name},
+                     {"image", api::GetString(c, {"image"})},
+                     {"imageID", s.image_ids.contains(name) ? s.image_ids[name] : ""},
+                     {"ready", false},
+                     {"started", false},
+                     {"restartCount", latest ? latest->attempt : 0}};
+    auto waiting = s.waiting.find(name);
+    bool running = latest && latest->state == ContainerState::kRunning;
+    if (latest) out["containerID"] = "runc://" + latest->id;
+    if (waiting != s.waiting.end() && !running) {
+      out["state"] = json::object{{"waiting", json::object{{"reason", waiting->second.first},
+                                                           {"message", waiting->second.second}}}};
+      if (latest && latest->state == ContainerState::kExited) {
+        out["lastState"] = Terminated(*latest);
+        ++tally->stopped;
+        (latest->exit_code == 0 ? tally->succeeded : tally->failed)++;
+      } else {
+        ++tally->waiting;
+      }
+      return out;
+    }
+    if (previous && previous->state == ContainerState::kExited) {
+      out["lastState"] = Terminated(*previous);
+    } else {
+      out["lastState"] = json::object();
+    }
+    if (!latest || latest->state == ContainerState::kCreated ||
+        latest->state == ContainerState::kUnknown) {
+      out["state"] = json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}};
+      ++tally->waiting;
+    } else if (running) {
+      out["state"] = json::object{{"running", json::object{{"startedAt", latest->started_at}}}};
+      out["ready"] = true;
+      out["started"] = true;
+      ++tally->running;
+    } else {
+      out["state"] = Terminated(*latest);
+      ++tally->stopped;
+      (latest->exit_code == 0 ? tally->succeeded : tally->failed)++;
+    }
+    return out;
+  };
+
+  json::array init_statuses;
+  Tally init;
+  bool initialized = true;
+  bool init_failed = false;
+  for (const auto& c : ArrayAt(pod, {"spec", "initContainers"})) {
+    Tally t;
+    init_statuses.push_back(status_of(c, &t));
+    if (t.succeeded != 1 || t.stopped != 1) initialized = false;
+    if (t.failed > 0 && policy == "Never") init_failed = true;
+    if (!initialized) break;
+  }
+  json::array statuses;
+  Tally app;
+  for (const auto& c : ArrayAt(pod, {"spec", "containers"})) statuses.push_back(status_of(c, &app));
+  int total = static_cast<int>(statuses.size());
+
+  // The kubelet's getPhase.
+  std::string phase;
+  if (init_failed) {
+    phase = "Failed";
+  } else if (!initialized) {
+    phase = "Pending";
+  } else if (app.waiting > 0) {
+    phase = "Pending";
+  } else if (app.running > 0) {
+    phase = "Running";
+  } else if (app.stopped == total && total > 0) {
+    if (policy == "Always") {
+      phase = "Running";
+    } else if (app.succeeded == total) {
+      phase = "Succeeded";
+    } else if (policy == "Never") {
+      phase = "Failed";
+    } else {
+      phase = "Running";
+    }
+  } else {
+    phase = "Pending";
+  }
+  if (!AllowedPhaseTransition(s.phase, phase)) {
+    spdlog::error("agent: pod {}/{}: refused phase transition {} → {} (a bug)", s.ns, s.name,
+                  s.phase, phase);
+    phase = s.phase;
+  }
+  bool ready = phase == "Running" && app.running == total;
+  std::string now = api::NowRfc3339();
+  auto condition = [&](std::string_view type, bool status, std::string_view reason = "") {
+    json::object c{{"type", type},
+                   {"status", status ? "True" : "False"},
+                   {"lastProbeTime", nullptr},
+                   {"lastTransitionTime", now}};
+    // Keep the transition time of an unchanged condition.
+    for (const auto& old : ArrayAt(pod, {"status", "conditions"})) {
+      if (api::GetString(old, {"type"}) == type &&
+          api::GetString(old, {"status"}) == (status ? "True" : "False")) {
+        c["lastTransitionTime"] = api::GetString(old, {"lastTransitionTime"});
+      }
+    }
+    if (!reason.empty()) c["reason"] = reason;
+    return c;
+  };
+  bool completed = phase == "Succeeded" || phase == "Failed";
+  json::array conditions{
+      condition("PodReadyToStartContainers", !s.sandbox_id.empty() && !completed),
+      condition("Initialized", initialized, initialized ? "" : "ContainersNotInitialized"),
+      condition("Ready", ready,
+                ready       ? ""
+                : completed ? "PodCompleted"
+                            : "ContainersNotReady"),
+      condition("ContainersReady", ready,
+                ready       ? ""
+                : completed ? "PodCompleted"
+                            : "ContainersNotReady"),
+      condition("PodScheduled", true)};
+  json::object status{{"phase", phase},
+                      {"conditions", std::move(conditions)},
+                      {"hostIP", options_.internal_ip},
+                      {"hostIPs", json::array{json::object{{"ip", options_.internal_ip}}}},
+                      {"startTime", s.start_time},
+                      {"containerStatuses", std::move(statuses)}};
+  if (!init_statuses.empty()) status["initContainerStatuses"] = std::move(init_statuses);
+  if (!s.ip.empty()) {
+    status["podIP"] = s.ip;
+    status["podIPs"] = json::array{json::object{{"ip", s.ip}}};
+  }
+  if (auto it = s.waiting.find("*"); it != s.waiting.end()) {
+    status["message"] = it->second.second;
+    status["reason"] = it->second.first;
+  }
+  std::string text = json::serialize(status);
+  if (text == s.last_status) return;
+  auto res = client_->Patch(Pods(), s.ns, s.name, client::PatchType::kMerge,
+                            json::object{{"status", std::move(status)}}, "status");
+  if (!res.ok()) {
+    if (res.status().code() != Code::kNotFound)
+      spdlog::warn("agent: status of {}/{}: {}", s.ns, s.name, res.status().ToString());
+    return;
+  }
+  s.last_status = std::move(text);
+  s.phase = phase;
+}
+
+}  // namespace kiso::agent

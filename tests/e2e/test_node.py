@@ -1,0 +1,269 @@
+"""Real containers: kiso server with its embedded node agent, runc, CNI and a
+busybox image built from busybox-static on the spot, driven by the real kubectl.
+
+Every test polls with a deadline; at the end every pod is deleted through the
+API and nothing may be left on the machine (containers, shims, mounts,
+veths, addresses); then a last sweep removes whatever a failure left."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import KISO_BIN, Kubectl, Server
+from images import build_oci_archive
+
+BRIDGE = "kisoe2e0"
+POD_CIDR = "10.233.0.0/24"
+NODE = "kiso-e2e-node"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")
+
+
+def run(*args, check=False):
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+
+
+def leftovers(data_dir):
+    """What of a pod could outlive it: containers, shims, mounts, veths, addresses."""
+    state = os.path.join(data_dir, "agent", "runtime", "state")
+    containers = run("runc", "--root", state, "list", "-q").stdout.split()
+    shims = run("pgrep", "-f", f"kiso shim .*{data_dir}").stdout.split()
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
+    veths = run("ip", "-o", "link", "show", "master", BRIDGE).stdout.strip().splitlines()
+    ipam = os.path.join(data_dir, "agent", "cni", "ipam", "kiso")
+    ips = [n for n in os.listdir(ipam) if n.startswith("10.")] if os.path.isdir(ipam) else []
+    return {k: v for k, v in {"containers": containers, "shims": shims, "mounts": mounts,
+                              "veths": veths, "ips": ips}.items() if v}
+
+
+def sweep(data_dir):
+    """Removes whatever a failed test left behind (never needed when all pass)."""
+    state = os.path.join(data_dir, "agent", "runtime", "state")
+    for c in run("runc", "--root", state, "list", "-q").stdout.split():
+        run("runc", "--root", state, "delete", "--force", c)
+    run("pkill", "-9", "-f", f"kiso shim .*{data_dir}")
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
+    for m in sorted(mounts, reverse=True):
+        run("umount", "-l", m)
+    run("ip", "link", "del", BRIDGE)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE], agent=True)
+    image = build_oci_archive(str(tmp_path_factory.mktemp("img") / "busybox.tar"))
+    subprocess.run([KISO_BIN, "image", "--data-dir", s.dir, "import", image], check=True,
+                   capture_output=True)
+    k = Kubectl(s)
+    try:
+        wait_for(lambda: "Ready" in k("get", "node", NODE, "--no-headers", check=False), 20)
+        yield s, k
+        k("delete", "deployments,jobs,pods", "--all", "--wait=true", "--timeout=60s")
+        left = leftovers(s.dir)
+        assert not left, f"left behind after deleting every pod: {left}"
+    finally:
+        s.stop(keep_dir=True)
+        sweep(s.dir)
+        subprocess.run(["rm", "-rf", s.dir])
+        for c in os.listdir("/sys/fs/cgroup"):
+            try:
+                os.rmdir(os.path.join("/sys/fs/cgroup", c, "kiso"))
+            except OSError:
+                pass
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)  # Polling with a deadline.
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pod(kubectl, name):
+    p = kubectl.run("get", "pod", name, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def phase(kubectl, name):
+    p = pod(kubectl, name)
+    return p["status"].get("phase") if p else None
+
+
+def container_status(kubectl, name):
+    p = pod(kubectl, name)
+    statuses = (p or {}).get("status", {}).get("containerStatuses") or [{}]
+    return statuses[0]
+
+
+def apply(kubectl, manifest):
+    kubectl("apply", "-f", "-", input=manifest)
+
+
+def simple_pod(name, command, restart="Never", extra=""):
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {restart}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: {json.dumps(command)}
+{extra}"""
+
+
+def test_pod_runs_to_completion_and_logs(node):
+    s, k = node
+    apply(k, simple_pod("hello", ["sh", "-c", "echo hello from $(hostname); echo oops >&2; echo $POD_IP"],
+                        extra="""    env:
+    - name: POD_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}"""))
+    wait_for(lambda: phase(k, "hello") == "Succeeded", what="hello Succeeded")
+    p = pod(k, "hello")
+    ip = p["status"]["podIP"]
+    assert ip.startswith("10.233.0.")
+    assert p["spec"]["nodeName"] == NODE
+    term = p["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0 and term["reason"] == "Completed"
+    # stdout and stderr are separate pipes: their relative order is not defined.
+    logs = k("logs", "hello").splitlines()
+    assert sorted(logs) == sorted(["hello from hello", "oops", ip])
+    assert logs.index("hello from hello") < logs.index(ip)
+    assert k("logs", "hello", "--tail=1").splitlines() == logs[-1:]
+    stamped = k("logs", "hello", "--timestamps").splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == logs
+    assert all(line[:4].isdigit() and line.split(" ")[0].endswith("Z") for line in stamped)
+    k("delete", "pod", "hello")
+
+
+def test_failing_container_exit_code(node):
+    s, k = node
+    apply(k, simple_pod("fails", ["sh", "-c", "exit 3"]))
+    wait_for(lambda: phase(k, "fails") == "Failed", what="fails Failed")
+    term = container_status(k, "fails")["state"]["terminated"]
+    assert term["exitCode"] == 3 and term["reason"] == "Error"
+    k("delete", "pod", "fails")
+
+
+def test_deployment_pods_reach_each_other(node):
+    s, k = node
+    apply(k, """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: busybox
+        command: ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
+""")
+    k("rollout", "status", "deployment/web", "--timeout=60s")
+    ips = k("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}").split()
+    assert len(set(ips)) == 3
+    loop = " && ".join(f"wget -q -O - http://{ip}:8080/" for ip in ips)
+    apply(k, simple_pod("client", ["sh", "-c", loop]))
+    wait_for(lambda: phase(k, "client") in ("Succeeded", "Failed"), what="client done")
+    assert phase(k, "client") == "Succeeded", k("logs", "client", check=False)
+    assert k("logs", "client") == "hello from kiso\n" * 3
+    k("delete", "pod", "client")
+    k("delete", "deployment", "web", "--wait=true")
+
+
+def test_logs_follow_until_the_container_exits(node):
+    s, k = node
+    apply(k, simple_pod("ticker", ["sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done"]))
+    wait_for(lambda: phase(k, "ticker") in ("Running", "Succeeded"), what="ticker started")
+    out = k("logs", "-f", "ticker", timeout=30)
+    assert out == "".join(f"tick {i}\n" for i in range(1, 6))
+    k("delete", "pod", "ticker")
+
+
+def test_crash_loop_back_off_grows(node):
+    s, k = node
+    apply(k, simple_pod("crash", ["sh", "-c", "echo dying; exit 1"], restart="Always"))
+    first = wait_for(lambda: (container_status(k, "crash").get("state", {}).get("waiting", {})
+                              .get("reason") == "CrashLoopBackOff") and container_status(k, "crash"),
+                     what="CrashLoopBackOff")
+    assert "back-off 10s" in first["state"]["waiting"]["message"]
+    assert first["lastState"]["terminated"]["exitCode"] == 1
+    second = wait_for(lambda: (container_status(k, "crash").get("restartCount", 0) >= 1 and
+                               "back-off 20s" in json.dumps(container_status(k, "crash").get("state")))
+                      and container_status(k, "crash"), timeout=40, what="a restart, then 20s")
+    assert second["restartCount"] == 1
+    assert k("logs", "crash", "--previous") == "dying\n"
+    k("delete", "pod", "crash")
+
+
+def test_memory_limit_gives_oom_killed(node):
+    s, k = node
+    apply(k, simple_pod("oom", ["sh", "-c", "tail /dev/zero"], extra="""    resources:
+      limits: {memory: 16Mi}"""))
+    wait_for(lambda: phase(k, "oom") == "Failed", what="oom Failed")
+    term = container_status(k, "oom")["state"]["terminated"]
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
+    k("delete", "pod", "oom")
+
+
+def test_missing_image_err_image_pull_then_back_off(node):
+    s, k = node
+    apply(k, """
+apiVersion: v1
+kind: Pod
+metadata: {name: missing}
+spec:
+  containers:
+  - name: c
+    image: 127.0.0.1:1/nothing/here:1
+""")
+    waiting = wait_for(lambda: container_status(k, "missing").get("state", {}).get("waiting"),
+                       what="waiting")
+    seen = {waiting["reason"]: waiting["message"]}
+    wait_for(lambda: seen.setdefault(*(lambda w: (w["reason"], w["message"]))(
+        container_status(k, "missing")["state"]["waiting"])) and len(seen) == 2, what="both reasons")
+    assert set(seen) == {"ErrImagePull", "ImagePullBackOff"}
+    assert "127.0.0.1:1/nothing/here:1" in seen["ErrImagePull"]
+    assert seen["ImagePullBackOff"] == 'Back-off pulling image "127.0.0.1:1/nothing/here:1"'
+    # And the events a person reads in `kubectl describe pod`.
+    events = json.loads(k("get", "events", "-o", "json"))["items"]
+    mine = {(e["reason"], e["message"]) for e in events if e["involvedObject"]["name"] == "missing"}
+    assert ("Failed", seen["ErrImagePull"]) in mine
+    assert ("BackOff", seen["ImagePullBackOff"]) in mine
+    k("delete", "pod", "missing")
+
+
+def test_server_killed_then_restarted_adopts_its_containers(node):
+    s, k = node
+    apply(k, simple_pod("survivor", ["sh", "-c", "echo up; while true; do sleep 1; done"],
+                        restart="Always"))
+    wait_for(lambda: phase(k, "survivor") == "Running", what="survivor Running")
+    before = container_status(k, "survivor")
+    ip = pod(k, "survivor")["status"]["podIP"]
+    s.kill()
+    s.start()
+    # Same container, same address, nothing started twice.
+    wait_for(lambda: pod(k, "survivor") is not None, what="API back")
+    after = wait_for(lambda: container_status(k, "survivor").get("containerID") and
+                     container_status(k, "survivor"), what="status")
+    assert after["containerID"] == before["containerID"]
+    assert after["restartCount"] == 0
+    assert pod(k, "survivor")["status"]["podIP"] == ip
+    state = os.path.join(s.dir, "agent", "runtime", "state")
+    assert len(run("runc", "--root", state, "list", "-q").stdout.split()) == 1
+    assert k("logs", "survivor") == "up\n"
+    k("delete", "pod", "survivor", "--wait=true")
+    assert not leftovers(s.dir)
