@@ -34,15 +34,6 @@ std::string KeyOf(const json::value& pod) {
 
 }  // namespace
 
-bool AllowedPhaseTransition(std::string_view from, std::string_view to) {
-  if (from == to) return true;
-  if (from.empty())
-    return to == "Pending" || to == "Running" || to == "Succeeded" || to == "Failed";
-  if (from == "Pending") return to == "Running" || to == "Succeeded" || to == "Failed";
-  if (from == "Running") return to == "Succeeded" || to == "Failed";
-  return false;  // Succeeded and Failed are terminal.
-}
-
 Agent::Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
              image::ImageStore* images, network::CniNetwork* network)
     : client_(client),

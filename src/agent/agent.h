@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/pod_phase.h"
 #include "apiserver/http.h"
 #include "client/client.h"
 #include "client/event_recorder.h"
@@ -41,10 +42,6 @@ struct AgentOptions {
   std::chrono::seconds backoff_max{300};
   int workers = 4;
 };
-
-// The pod's lifecycle phases and the transitions the agent may make; any
-// other transition is a bug (tests assert the table).
-bool AllowedPhaseTransition(std::string_view from, std::string_view to);
 
 class Agent {
  public:

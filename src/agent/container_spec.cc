@@ -102,7 +102,7 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
       if (!data.ok()) return data.status().Annotate(fmt::format("volume {:?}", name));
       fs::create_directories(dir, ec);
       for (const auto& [k, value] : *data) {
-        std::ofstream(dir + "/" + k, std::ios::trunc | std::ios::binary) << value;
+        std::ofstream(fmt::format("{}/{}", dir, k), std::ios::trunc | std::ios::binary) << value;
       }
       continue;
     }

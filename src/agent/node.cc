@@ -5,7 +5,7 @@
 namespace kiso::agent {
 
 Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* client,
-                                                           NodeOptions options) {
+                                                           const NodeOptions& options) {
   if (geteuid() != 0) {
     return Status(Code::kUnavailable,
                   "the node agent needs root (namespaces, cgroups, mounts); run as root or pass "

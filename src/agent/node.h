@@ -24,7 +24,8 @@ struct NodeOptions {
 class EmbeddedNode {
  public:
   // Fails with the cause (no runtime, no CNI plugins, not root…).
-  static Result<std::unique_ptr<EmbeddedNode>> Create(client::Client* client, NodeOptions options);
+  static Result<std::unique_ptr<EmbeddedNode>> Create(client::Client* client,
+                                                      const NodeOptions& options);
   Status Start() { return agent_->Start(); }
   void Stop() { agent_->Stop(); }
   Agent* agent() { return agent_.get(); }

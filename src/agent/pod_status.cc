@@ -31,14 +31,6 @@ json::object Terminated(const ContainerStatus& c) {
                                                   {"containerID", "runc://" + c.id}}}};
 }
 
-struct Tally {
-  int waiting = 0;  // Never started yet.
-  int running = 0;
-  int stopped = 0;  // Terminated, or waiting to restart after a termination.
-  int succeeded = 0;
-  int failed = 0;
-};
-
 }  // namespace
 
 void Agent::WriteStatus(const json::value& pod, PodState& s) {
@@ -46,7 +38,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   if (!s.sandbox_id.empty()) all = ContainersOf(s.sandbox_id);
   std::string policy(api::GetString(pod, {"spec", "restartPolicy"}));
   if (policy.empty()) policy = "Always";
-  auto status_of = [&](const json::value& c, Tally* tally) {
+  auto status_of = [&](const json::value& c, ContainerTally* tally) {
     std::string name(api::GetString(c, {"name"}));
     const ContainerStatus* latest = nullptr;
     const ContainerStatus* previous = nullptr;
@@ -103,50 +95,28 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   };
 
   json::array init_statuses;
-  Tally init;
+  ContainerTally init;
   bool initialized = true;
   bool init_failed = false;
   for (const auto& c : ArrayAt(pod, {"spec", "initContainers"})) {
-    Tally t;
+    ContainerTally t;
     init_statuses.push_back(status_of(c, &t));
     if (t.succeeded != 1 || t.stopped != 1) initialized = false;
     if (t.failed > 0 && policy == "Never") init_failed = true;
     if (!initialized) break;
   }
   json::array statuses;
-  Tally app;
+  ContainerTally app;
   for (const auto& c : ArrayAt(pod, {"spec", "containers"})) statuses.push_back(status_of(c, &app));
-  int total = static_cast<int>(statuses.size());
 
-  // The kubelet's getPhase.
-  std::string phase;
-  if (init_failed) {
-    phase = "Failed";
-  } else if (!initialized) {
-    phase = "Pending";
-  } else if (app.waiting > 0) {
-    phase = "Pending";
-  } else if (app.running > 0) {
-    phase = "Running";
-  } else if (app.stopped == total && total > 0) {
-    if (policy == "Always") {
-      phase = "Running";
-    } else if (app.succeeded == total) {
-      phase = "Succeeded";
-    } else if (policy == "Never") {
-      phase = "Failed";
-    } else {
-      phase = "Running";
-    }
-  } else {
-    phase = "Pending";
-  }
+  app.total = static_cast<int>(statuses.size());
+  std::string phase = PodPhase(app, initialized, init_failed, policy);
   if (!AllowedPhaseTransition(s.phase, phase)) {
     spdlog::error("agent: pod {}/{}: refused phase transition {} → {} (a bug)", s.ns, s.name,
                   s.phase, phase);
     phase = s.phase;
   }
-  bool ready = phase == "Running" && app.running == total;
+  bool ready = phase == "Running" && app.running == app.total;
   std::string now = api::NowRfc3339();
   auto condition = [&](std::string_view type, bool status, std::string_view reason = "") {
     json::object c{{"type", type},
