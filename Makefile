@@ -17,7 +17,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   runc crun containernetworking-plugins iproute2 iptables busybox-static \
   golang-github-opencontainers-specs-dev python3-jsonschema
 
-.PHONY: deps build test run bench bench-store bench-api bench-sched fuzz lint format format-check clean
+.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node fuzz lint format format-check clean
 
 # Idempotent: installs only what is missing, and runs apt-get update only then.
 deps:
@@ -67,7 +67,7 @@ run: build
 	@echo "  $(BUILD_DIR)/src/cmd/kiso hollow --kubeconfig $(DATA_DIR)/kubeconfig.yaml --count 3"
 	$(BUILD_DIR)/src/cmd/kiso server --data-dir $(DATA_DIR) --https-port $(PORT)
 
-bench: bench-store bench-api bench-sched
+bench: bench-store bench-api bench-sched bench-node
 
 bench-store: build
 	$(BUILD_DIR)/bench/store_bench
@@ -77,6 +77,9 @@ bench-api: build
 
 bench-sched: build
 	$(BUILD_DIR)/bench/sched_bench
+
+bench-node: build
+	$(BUILD_DIR)/bench/node_bench --kiso $(BUILD_DIR)/src/cmd/kiso
 
 SHELL := /bin/bash
 SOURCES = $(shell git ls-files '*.cc' '*.h')

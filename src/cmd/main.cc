@@ -25,7 +25,6 @@
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
 #include "image/image_store.h"
-#include "runtime/shim.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
@@ -135,7 +134,12 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     std::filesystem::create_directories(flags.node.agent.data_dir, ec);
     char self[4096] = {};
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    flags.node.shim_binary = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
+    // kiso-shim lives beside kiso (build/src/runtime in a build tree).
+    std::filesystem::path exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
+    flags.node.shim_binary = (exe.parent_path() / "kiso-shim").string();
+    if (!std::filesystem::exists(flags.node.shim_binary)) {
+      flags.node.shim_binary = (exe.parent_path() / "../runtime/kiso-shim").lexically_normal();
+    }
     auto created = kiso::agent::EmbeddedNode::Create(&agent_client, flags.node);
     kiso::Status started = created.ok() ? (*created)->Start() : created.status();
     if (started.ok()) {
@@ -312,18 +316,6 @@ int main(int argc, char** argv) {
     hollow_options.heartbeat = std::chrono::seconds(heartbeat_seconds);
     exit_code = RunHollow(kubeconfig, hollow_options);
   });
-
-  // The per-container shim the runtime starts (not for people to run).
-  auto* shim = app.add_subcommand("shim", "");
-  kiso::runtime::ShimOptions shim_options;
-  shim->add_option("--id", shim_options.id)->required();
-  shim->add_option("--bundle", shim_options.bundle)->required();
-  shim->add_option("--runtime-path", shim_options.runtime_path)->required();
-  shim->add_option("--runtime-root", shim_options.runtime_root)->required();
-  shim->add_option("--log", shim_options.log_path)->required();
-  shim->add_option("--cgroup", shim_options.cgroup);
-  shim->add_option("--sync-fd", shim_options.sync_fd);
-  shim->callback([&] { exit_code = kiso::runtime::RunShim(shim_options); });
 
   auto* image = app.add_subcommand("image", "Manage the node's images");
   image->require_subcommand(1);

@@ -23,6 +23,9 @@ struct CommandOptions {
   std::chrono::milliseconds timeout{30000};  // Then SIGKILL, DeadlineExceeded.
   std::map<std::string, std::string> env;    // Added to the environment.
   bool clear_env = false;                    // Start from an empty environment.
+  // Whether to collect stdout and stderr. Without, they go to /dev/null, and a
+  // child that leaves a process holding them (runc run -d) does not hold us up.
+  bool capture_output = true;
 };
 
 // Runs argv[0] (a path) to completion. Fails only if it could not be run or

@@ -245,7 +245,6 @@ Status OciRuntime::Spawn(const std::string& id, const std::string& log_path) {
   if (pipe2(sync, O_CLOEXEC) != 0) return MakeStatus(Code::kInternal, "pipe: {}", strerror(errno));
   std::string bundle = Bundle(id);
   std::vector<std::string> argv = {options_.shim_binary,
-                                   "shim",
                                    "--id",
                                    id,
                                    "--bundle",

@@ -17,7 +17,7 @@ namespace kiso::runtime {
 struct OciRuntimeOptions {
   std::string root;              // State: sandboxes/, containers/, <runtime>-state/.
   std::string runtime = "runc";  // "runc" or "crun", found in PATH.
-  std::string shim_binary;       // The kiso executable (its `shim` subcommand).
+  std::string shim_binary;       // The kiso-shim executable.
 };
 
 class OciRuntime : public RuntimeService {

@@ -22,9 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string KisoBinary() {
-  const char* env = getenv("KISO_BINARY");
-  return env ? env : std::string(KISO_BUILD_DIR_DEFAULT) + "/src/cmd/kiso";
+std::string ShimBinary() {
+  const char* env = getenv("KISO_SHIM");
+  return env ? env : std::string(KISO_BUILD_DIR_DEFAULT) + "/src/runtime/kiso-shim";
 }
 
 std::string Read(const std::string& path) {
@@ -52,7 +52,7 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
     OciRuntimeOptions options;
     options.root = dir_.File("runtime");
     options.runtime = GetParam();
-    options.shim_binary = KisoBinary();
+    options.shim_binary = ShimBinary();
     auto rt = OciRuntime::Create(options);
     if (!rt.ok() && rt.status().code() == Code::kUnavailable) {
       GTEST_SKIP() << rt.status().message();

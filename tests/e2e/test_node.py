@@ -29,7 +29,7 @@ def leftovers(data_dir):
     """What of a pod could outlive it: containers, shims, mounts, veths, addresses."""
     state = os.path.join(data_dir, "agent", "runtime", "state")
     containers = run("runc", "--root", state, "list", "-q").stdout.split()
-    shims = run("pgrep", "-f", f"kiso shim .*{data_dir}").stdout.split()
+    shims = run("pgrep", "-f", f"kiso-shim .*{data_dir}").stdout.split()
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
     veths = run("ip", "-o", "link", "show", "master", BRIDGE).stdout.strip().splitlines()
@@ -44,7 +44,7 @@ def sweep(data_dir):
     state = os.path.join(data_dir, "agent", "runtime", "state")
     for c in run("runc", "--root", state, "list", "-q").stdout.split():
         run("runc", "--root", state, "delete", "--force", c)
-    run("pkill", "-9", "-f", f"kiso shim .*{data_dir}")
+    run("pkill", "-9", "-f", f"kiso-shim .*{data_dir}")
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
     for m in sorted(mounts, reverse=True):

@@ -1,0 +1,19 @@
+// kiso-shim: the per-container shim as its own small executable (no TLS,
+// gRPC or SQLite mapped), started by OciRuntime for every container.
+#include <CLI/CLI.hpp>
+
+#include "runtime/shim.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiso-shim: holds one container's stdio, logs and exit status (started by kiso)"};
+  kiso::runtime::ShimOptions o;
+  app.add_option("--id", o.id)->required();
+  app.add_option("--bundle", o.bundle)->required();
+  app.add_option("--runtime-path", o.runtime_path)->required();
+  app.add_option("--runtime-root", o.runtime_root)->required();
+  app.add_option("--log", o.log_path)->required();
+  app.add_option("--cgroup", o.cgroup);
+  app.add_option("--sync-fd", o.sync_fd);
+  CLI11_PARSE(app, argc, argv);
+  return kiso::runtime::RunShim(o);
+}
