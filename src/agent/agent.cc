@@ -8,6 +8,7 @@
 
 #include "agent/container_spec.h"
 #include "agent/node_registration.h"
+#include "agent/prober.h"
 #include "api/object.h"
 
 namespace kiso::agent {
@@ -321,10 +322,102 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     }
   }
   if (initialized) {
-    for (const auto& c : ArrayAt(pod, {"spec", "containers"})) SyncContainer(pod, s, c, false);
+    for (const auto& c : ArrayAt(pod, {"spec", "containers"})) {
+      auto st = SyncContainer(pod, s, c, false);
+      std::string name(api::GetString(c, {"name"}));
+      if (st && st->state == ContainerState::kRunning) {
+        Probe(pod, s, c, *st);
+      } else {
+        s.ready[name] = false;
+      }
+    }
   }
   WriteStatus(pod, s);
   if (s.phase != "Succeeded" && s.phase != "Failed") queue_.AddAfter(key, options_.sync_period);
+}
+
+void Agent::Probe(const json::value& pod, PodState& s, const json::value& c,
+                  const ContainerStatus& st) {
+  std::string name(api::GetString(c, {"name"}));
+  auto now = std::chrono::steady_clock::now();
+  auto fresh = [&](PodState::Probe& p, const json::value& spec) {
+    if (p.container_id == st.id) return;
+    p = PodState::Probe{st.id, now + TimingOf(spec).initial_delay, 0, 0};
+  };
+  auto due = [&](PodState::Probe& p) { return now >= p.next; };
+  auto kill = [&](std::string_view which, const std::string& why) {
+    events_.Record(pod, "Warning", "Unhealthy", fmt::format("{} probe failed: {}", which, why));
+    events_.Record(pod, "Normal", "Killing",
+                   fmt::format("Container {} failed {} probe, will be restarted", name,
+                               which == "Liveness" ? "liveness" : "startup"));
+    const auto* g = api::Find(pod, {"spec", "terminationGracePeriodSeconds"});
+    (void)runtime_->StopContainer(st.id,
+                                  std::chrono::seconds(g && g->is_int64() ? g->get_int64() : 30));
+    s.ready[name] = false;
+  };
+  // Startup first: until it succeeds, the others wait.
+  const json::value* startup = api::Find(c, {"startupProbe"});
+  bool started = true;
+  if (startup && startup->is_object()) {
+    auto& p = s.startup[name];
+    bool was_new = p.container_id != st.id;
+    fresh(p, *startup);
+    if (was_new) s.started[name] = false;
+    started = s.started[name];
+    if (!started && due(p)) {
+      ProbeTiming t = TimingOf(*startup);
+      p.next = now + t.period;
+      ProbeResult r = RunProbe(*startup, c, runtime_, st.id, s.ip);
+      if (r.success) {
+        s.started[name] = started = true;
+      } else if (++p.failures >= t.failure_threshold) {
+        kill("Startup", r.message);
+        return;
+      }
+    }
+  }
+  s.started[name] = started;
+  if (!started) {
+    s.ready[name] = false;
+    return;
+  }
+  if (const json::value* live = api::Find(c, {"livenessProbe"}); live && live->is_object()) {
+    auto& p = s.liveness[name];
+    fresh(p, *live);
+    if (due(p)) {
+      ProbeTiming t = TimingOf(*live);
+      p.next = now + t.period;
+      ProbeResult r = RunProbe(*live, c, runtime_, st.id, s.ip);
+      if (r.success) {
+        p.failures = 0;
+      } else if (++p.failures >= t.failure_threshold) {
+        kill("Liveness", r.message);
+        return;
+      }
+    }
+  }
+  const json::value* ready = api::Find(c, {"readinessProbe"});
+  if (!ready || !ready->is_object()) {
+    s.ready[name] = true;
+    return;
+  }
+  auto& p = s.readiness[name];
+  bool was_new = p.container_id != st.id;
+  fresh(p, *ready);
+  if (was_new) s.ready[name] = false;
+  if (!due(p)) return;
+  ProbeTiming t = TimingOf(*ready);
+  p.next = now + t.period;
+  ProbeResult r = RunProbe(*ready, c, runtime_, st.id, s.ip);
+  if (r.success) {
+    p.failures = 0;
+    if (++p.successes >= t.success_threshold) s.ready[name] = true;
+  } else {
+    p.successes = 0;
+    events_.Record(pod, "Warning", "Unhealthy",
+                   fmt::format("Readiness probe failed: {}", r.message));
+    if (++p.failures >= t.failure_threshold) s.ready[name] = false;
+  }
 }
 
 std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodState& s,

@@ -76,6 +76,16 @@ class Agent {
     std::map<std::string, std::pair<std::string, std::string>> waiting;  // reason, message.
     std::map<std::string, std::string> image_ids;  // Container → repo@manifest digest.
     std::string last_status;  // The status last written, to skip identical writes.
+    // Probes, per container name; reset when the container is replaced.
+    struct Probe {
+      std::string container_id;
+      std::chrono::steady_clock::time_point next;
+      int successes = 0;
+      int failures = 0;
+    };
+    std::map<std::string, Probe> liveness, readiness, startup;
+    std::map<std::string, bool> ready;    // Readiness as the probes (or running) say.
+    std::map<std::string, bool> started;  // Past its startup probe.
     std::string start_time;
   };
 
@@ -90,6 +100,10 @@ class Agent {
                                                         PodState& state,
                                                         const boost::json::value& c, bool init);
   std::vector<runtime::ContainerStatus> ContainersOf(const std::string& sandbox_id);
+  // Runs the container's due probes: readiness sets `ready`; a failed liveness
+  // or startup probe kills the container (restartPolicy then restarts it).
+  void Probe(const boost::json::value& pod, PodState& state, const boost::json::value& c,
+             const runtime::ContainerStatus& status);
   std::string PodDir(const PodState& state) const;
   void WriteStatus(const boost::json::value& pod, PodState& state);
   void Adopt();

@@ -14,6 +14,7 @@ struct ContainerTally {
   int total = 0;
   int waiting = 0;  // Never started yet (creating, pulling…).
   int running = 0;
+  int ready = 0;    // Running and ready (its readiness probe, if any, passes).
   int stopped = 0;  // Terminated, or waiting to restart after a termination.
   int succeeded = 0;
   int failed = 0;

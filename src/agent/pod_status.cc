@@ -83,9 +83,10 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
       ++tally->waiting;
     } else if (running) {
       out["state"] = json::object{{"running", json::object{{"startedAt", latest->started_at}}}};
-      out["ready"] = true;
-      out["started"] = true;
+      out["ready"] = s.ready[name];
+      out["started"] = s.started.contains(name) ? s.started[name] : true;
       ++tally->running;
+      if (s.ready[name]) ++tally->ready;
     } else {
       out["state"] = Terminated(*latest);
       ++tally->stopped;
@@ -116,7 +117,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
                   s.phase, phase);
     phase = s.phase;
   }
-  bool ready = phase == "Running" && app.running == app.total;
+  bool ready = phase == "Running" && app.ready == app.total;
   std::string now = api::NowRfc3339();
   auto condition = [&](std::string_view type, bool status, std::string_view reason = "") {
     json::object c{{"type", type},

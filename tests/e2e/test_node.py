@@ -267,3 +267,58 @@ def test_server_killed_then_restarted_adopts_its_containers(node):
     assert k("logs", "survivor") == "up\n"
     k("delete", "pod", "survivor", "--wait=true")
     assert not leftovers(s.dir)
+
+
+def test_failing_liveness_probe_restarts_the_container(node):
+    s, k = node
+    apply(k, simple_pod("unwell", ["sh", "-c", "touch /tmp/healthy; sleep 1; rm /tmp/healthy; sleep 3600"],
+                        restart="Always", extra="""    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 2"""))
+    wait_for(lambda: container_status(k, "unwell").get("restartCount", 0) >= 1, timeout=40,
+             what="a restart after the liveness probe failed")
+    events = json.loads(k("get", "events", "-o", "json"))["items"]
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "unwell"}
+    assert {"Unhealthy", "Killing"} <= reasons
+    k("delete", "pod", "unwell")
+
+
+def test_readiness_probe_gates_ready_and_endpoints(node):
+    s, k = node
+    apply(k, """
+apiVersion: v1
+kind: Pod
+metadata: {name: shy, labels: {app: shy}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /tmp/www; httpd -p 8080 -h /tmp/www; sleep 2; touch /tmp/www/ready; sleep 3600"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /ready, port: http}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shy}
+spec:
+  selector: {app: shy}
+  ports: [{port: 80, targetPort: 8080}]
+""")
+    wait_for(lambda: phase(k, "shy") == "Running", what="shy Running")
+    assert container_status(k, "shy")["ready"] is False  # /ready is a 404 for 2 s.
+    wait_for(lambda: container_status(k, "shy").get("ready") is True, what="ready")
+    conditions = {c["type"]: c["status"] for c in pod(k, "shy")["status"]["conditions"]}
+    assert conditions["Ready"] == "True" and conditions["ContainersReady"] == "True"
+    ip = pod(k, "shy")["status"]["podIP"]
+    wait_for(lambda: ip in k("get", "endpoints", "shy", "-o", "jsonpath={.subsets[*].addresses[*].ip}"),
+             what="the pod in the Service's endpoints")
+    assert container_status(k, "shy")["restartCount"] == 0  # The tcpSocket liveness probe passes.
+    k("delete", "service", "shy")
+    k("delete", "pod", "shy")
