@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "agent/pod_phase.h"
@@ -56,8 +57,9 @@ class Agent {
   void Stop();
   const std::string& node_name() const { return options_.node_name; }
 
-  // pods/log for a pod on this node (the API server routes it here).
+  // pods/log and pods/exec for a pod on this node (the API server routes them here).
   apiserver::Response ServeLogs(const boost::json::value& pod, const apiserver::Request& req);
+  apiserver::Response ServeExec(const boost::json::value& pod, const apiserver::Request& req);
 
  private:
   struct PodState {
@@ -106,6 +108,10 @@ class Agent {
              const runtime::ContainerStatus& status);
   std::string PodDir(const PodState& state) const;
   void WriteStatus(const boost::json::value& pod, PodState& state);
+  // The container a stream request names (?container=, or the only one), or
+  // the error response to send.
+  std::variant<runtime::ContainerStatus, apiserver::Response> FindContainer(
+      const boost::json::value& pod, const apiserver::Request& req, bool previous);
   void Adopt();
   // Sets container `name`'s waiting reason; records an event when it is new.
   void SetWaiting(const boost::json::value& pod, PodState& state, const std::string& name,

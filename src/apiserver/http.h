@@ -51,6 +51,20 @@ class StreamWriter {
   virtual void OnCancel(const std::function<void()>& cancel) { (void)cancel; }
 };
 
+// A process's standard streams carried over a WebSocket with Kubernetes'
+// channel protocol (v4/v5.channel.k8s.io): pods/exec and pods/attach. The
+// server owns the descriptors once the response is returned.
+struct ChannelSession {
+  int stdin_fd = -1;  // -1: no stdin.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // Called once stdout and stderr are closed: waits for the process and
+  // returns the channel-3 status object (Success, or Failure with the exit code).
+  std::function<std::string()> finish;
+  // Called if the client goes away first (kills the process).
+  std::function<void()> abort;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
@@ -61,6 +75,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is streamed with chunked encoding by calling this.
   std::function<void(StreamWriter&)> stream;
+  // When set, the request is upgraded to a WebSocket speaking `websocket_protocol`.
+  std::shared_ptr<ChannelSession> channels;
+  std::string websocket_protocol;
 };
 
 // Serves pods/log|exec|attach|portforward ("log"…) for a pod on one node.

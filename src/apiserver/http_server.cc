@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "api/errors.h"
+#include "apiserver/channel_pump.h"
 
 namespace kiso::apiserver {
 
@@ -24,6 +25,7 @@ namespace ssl = asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+namespace websocket = beast::websocket;
 
 std::string_view Request::Header(std::string_view name) const {
   auto it = headers.find(name);
@@ -133,16 +135,21 @@ struct HttpsServer::Impl {
     }
   }
 
-  void Serve(tcp::socket socket) {
-    int fd = socket.native_handle();
+  void Serve(tcp::socket accepted) {
+    // Each connection has its own io_context: a WebSocket (exec, attach) runs
+    // asynchronous operations on it from this thread alone.
+    asio::io_context conn_io(1);
     beast::error_code ec;
+    auto protocol = accepted.local_endpoint(ec).protocol();
+    tcp::socket socket(conn_io, protocol, accepted.release(ec));
+    int fd = socket.native_handle();
     std::string remote;
     auto endpoint = socket.remote_endpoint(ec);
     if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     {
       SslStream stream(std::move(socket), tls);
       stream.handshake(ssl::stream_base::server, ec);
-      if (!ec) ServeRequests(stream, remote);
+      if (!ec) ServeRequests(conn_io, stream, remote);
       {
         std::lock_guard lock(mu);
         open_fds.erase(fd);
@@ -154,7 +161,7 @@ struct HttpsServer::Impl {
     if (--active == 0) idle.notify_all();
   }
 
-  void ServeRequests(SslStream& stream, const std::string& remote) {
+  void ServeRequests(asio::io_context& conn_io, SslStream& stream, const std::string& remote) {
     beast::flat_buffer buffer;
     while (!stopping) {
       http::request_parser<http::string_body> parser;
@@ -177,6 +184,18 @@ struct HttpsServer::Impl {
       const auto& in = parser.get();
       Response out = handler(Convert(in, remote));
       bool keep_alive = in.keep_alive() && !stopping;
+      if (out.channels && websocket::is_upgrade(in)) {
+        WebSocketStream ws(stream);
+        std::string protocol = out.websocket_protocol;
+        ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
+          r.set(http::field::sec_websocket_protocol, protocol);
+        }));
+        ws.binary(true);
+        ws.accept(in, ec);
+        if (ec) return;
+        PumpChannels(conn_io, ws, *out.channels, protocol == "v5.channel.k8s.io");
+        return;  // The connection ends with the session.
+      }
       if (out.stream) {
         http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
         res.set(http::field::content_type, out.content_type);

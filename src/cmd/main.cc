@@ -149,6 +149,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
           agent->node_name(), [agent](const boost::json::value& pod, std::string_view sub,
                                       const kiso::apiserver::Request& req) {
             if (sub == "log") return agent->ServeLogs(pod, req);
+            if (sub == "exec") return agent->ServeExec(pod, req);
             kiso::api::ApiError e;
             e.code = 501;
             e.reason = "NotImplemented";

@@ -122,6 +122,58 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   return result;
 }
 
+Result<ChildProcess> StartCommand(const std::vector<std::string>& argv, bool with_stdin) {
+  if (argv.empty()) return Status(Code::kInvalidArgument, "start: empty command");
+  int in[2] = {-1, -1};
+  int out[2] = {-1, -1};
+  int err[2] = {-1, -1};
+  if ((with_stdin && pipe2(in, O_CLOEXEC) != 0) || pipe2(out, O_CLOEXEC) != 0 ||
+      pipe2(err, O_CLOEXEC) != 0) {
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
+      if (fd >= 0) close(fd);
+    }
+    return MakeStatus(Code::kResourceExhausted, "start {}: pipe: {}", argv[0], strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (with_stdin) {
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ChildProcess child;
+  int rc = posix_spawn(&child.pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  for (int fd : {in[0], out[1], err[1]}) {
+    if (fd >= 0) close(fd);
+  }
+  if (rc != 0) {
+    for (int fd : {in[1], out[0], err[0]}) {
+      if (fd >= 0) close(fd);
+    }
+    return MakeStatus(Code::kNotFound, "start {}: {}", argv[0], strerror(rc));
+  }
+  child.stdin_fd = in[1];
+  child.stdout_fd = out[0];
+  child.stderr_fd = err[0];
+  return child;
+}
+
+int WaitProcess(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 std::string NowRfc3339Nano() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -3,6 +3,8 @@
 // runtime and the network touch other programs.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <map>
 #include <string>
@@ -32,6 +34,17 @@ struct CommandOptions {
 // timed out; a non-zero exit is in the result.
 Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                  const CommandOptions& options = {});
+
+// A started child with pipes on its standard streams (the caller owns the fds).
+struct ChildProcess {
+  pid_t pid = -1;
+  int stdin_fd = -1;  // -1 when started without stdin (/dev/null).
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+Result<ChildProcess> StartCommand(const std::vector<std::string>& argv, bool with_stdin);
+// Waits for `pid`; its exit code, or 128 + the signal that ended it.
+int WaitProcess(pid_t pid);
 
 // Now as RFC 3339 with nanoseconds, UTC (what CRI logs and Kubernetes use).
 std::string NowRfc3339Nano();

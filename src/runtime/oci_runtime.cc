@@ -390,6 +390,13 @@ std::vector<std::string> OciRuntime::ListContainers() {
   return out;
 }
 
+Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& cmd,
+                                      bool with_stdin) {
+  std::vector<std::string> argv = {runtime_path_, "--root", options_.root + "/state", "exec", id};
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  return StartCommand(argv, with_stdin);
+}
+
 Result<ExecResult> OciRuntime::ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                         std::chrono::seconds timeout) {
   std::vector<std::string> args = {"exec", id};

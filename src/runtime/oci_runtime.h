@@ -37,6 +37,8 @@ class OciRuntime : public RuntimeService {
   Status RemoveContainer(const std::string& id) override;
   Result<ContainerStatus> GetStatus(const std::string& id) override;
   std::vector<std::string> ListContainers() override;
+  Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,
+                            bool with_stdin) override;
   Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                               std::chrono::seconds timeout) override;
 

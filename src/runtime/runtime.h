@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/process.h"
 #include "common/status.h"
 
 namespace kiso::runtime {
@@ -99,6 +100,9 @@ class RuntimeService {
   virtual Result<ContainerStatus> GetStatus(const std::string& id) = 0;
   // Container IDs on this node, including exited ones not yet removed.
   virtual std::vector<std::string> ListContainers() = 0;
+  // Starts `cmd` in the container with its streams on pipes (exec, attach).
+  virtual Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,
+                                    bool with_stdin) = 0;
   virtual Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                       std::chrono::seconds timeout) = 0;
 };

@@ -322,3 +322,34 @@ spec:
     assert container_status(k, "shy")["restartCount"] == 0  # The tcpSocket liveness probe passes.
     k("delete", "service", "shy")
     k("delete", "pod", "shy")
+
+
+def test_kubectl_exec_streams_and_exit_codes(node):
+    s, k = node
+    apply(k, simple_pod("shell", ["sleep", "3600"], restart="Always"))
+    wait_for(lambda: container_status(k, "shell").get("ready"), what="shell ready")
+    p = k.run("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; hostname")
+    assert p.stdout == "out\nshell\n" and p.stderr == "err\n"
+    p = k.run("exec", "shell", "--", "sh", "-c", "exit 3", check=False)
+    assert p.returncode == 3 and "command terminated with exit code 3" in p.stderr
+    assert k("exec", "-i", "shell", "--", "cat", input="through stdin\n") == "through stdin\n"
+    p = k.run("exec", "shell", "-c", "nope", "--", "true", check=False)
+    assert p.returncode != 0 and "container nope is not valid for pod shell" in p.stderr
+    k("delete", "pod", "shell")
+
+
+def test_python_client_exec_over_v4(node):
+    s, k = node
+    import kubernetes
+    from kubernetes.stream import stream
+    apply(k, simple_pod("pyexec", ["sleep", "3600"], restart="Always"))
+    wait_for(lambda: container_status(k, "pyexec").get("ready"), what="pyexec ready")
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=s.kubeconfig))
+    resp = stream(api.connect_get_namespaced_pod_exec, "pyexec", "default",
+                  command=["sh", "-c", "echo hi; echo oops >&2; exit 2"], stderr=True, stdin=False,
+                  stdout=True, tty=False, _preload_content=False)
+    resp.run_forever(timeout=10)
+    assert resp.read_stdout() == "hi\n"
+    assert resp.read_stderr() == "oops\n"
+    assert resp.returncode == 2
+    k("delete", "pod", "pyexec")

@@ -1,12 +1,15 @@
-// pods/log, served from the CRI log files the shims write: follow, previous,
-// tailLines, timestamps, sinceSeconds and limitBytes as kubectl logs sends them.
+// Container streams through the API: pods/log from the CRI log files the shims
+// write (follow, previous, tailLines, timestamps, sinceSeconds, limitBytes, as
+// kubectl logs sends them), and pods/exec over the channel protocol.
 #include <fmt/chrono.h>
+#include <signal.h>
 
 #include <boost/json.hpp>
 #include <chrono>
 #include <deque>
 #include <fstream>
 #include <thread>
+#include <variant>
 
 #include "agent/agent.h"
 #include "api/errors.h"
@@ -72,7 +75,8 @@ std::string ReadFrom(const std::string& path, size_t offset) {
 
 }  // namespace
 
-apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Request& req) {
+std::variant<ContainerStatus, apiserver::Response> Agent::FindContainer(
+    const json::value& pod, const apiserver::Request& req, bool want_previous) {
   std::string pod_name(api::GetString(pod, {"metadata", "name"}));
   std::string key = fmt::format("{}/{}", api::GetString(pod, {"metadata", "namespace"}), pod_name);
   std::vector<std::string> names;
@@ -114,7 +118,6 @@ apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Re
       }
     }
   }
-  bool want_previous = req.QueryBool("previous");
   if (want_previous && !previous) {
     return Error(api::BadRequest(fmt::format(
         "previous terminated container \"{}\" in pod \"{}\" not found", container, pod_name)));
@@ -124,7 +127,14 @@ apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Re
         fmt::format("container \"{}\" in pod \"{}\" is waiting to start: ContainerCreating",
                     container, pod_name)));
   }
-  ContainerStatus target = want_previous ? *previous : *latest;
+  return want_previous ? *previous : *latest;
+}
+
+apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Request& req) {
+  bool want_previous = req.QueryBool("previous");
+  auto found = FindContainer(pod, req, want_previous);
+  if (auto* error = std::get_if<apiserver::Response>(&found)) return std::move(*error);
+  ContainerStatus target = std::get<ContainerStatus>(found);
   bool timestamps = req.QueryBool("timestamps");
   bool follow = req.QueryBool("follow") && !want_previous;
   int64_t tail = -1;
@@ -185,6 +195,67 @@ apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Re
       }
     }
   };
+  return res;
+}
+
+apiserver::Response Agent::ServeExec(const json::value& pod, const apiserver::Request& req) {
+  auto found = FindContainer(pod, req, false);
+  if (auto* error = std::get_if<apiserver::Response>(&found)) return std::move(*error);
+  const ContainerStatus& target = std::get<ContainerStatus>(found);
+  std::string pod_name(api::GetString(pod, {"metadata", "name"}));
+  if (target.state != ContainerState::kRunning) {
+    return Error(api::BadRequest(
+        fmt::format("cannot exec in a container that is not running: container {} in pod {}",
+                    target.name, pod_name)));
+  }
+  std::vector<std::string> command = req.QueryAll("command");
+  if (command.empty()) return Error(api::BadRequest("you must specify at least 1 command"));
+  // The channel protocol: v5 (kubectl 1.30+) or v4 (the Python client).
+  std::string offered(req.Header("sec-websocket-protocol"));
+  std::string protocol;
+  for (const char* p : {"v5.channel.k8s.io", "v4.channel.k8s.io"}) {
+    if (offered.find(p) != std::string::npos) {
+      protocol = p;
+      break;
+    }
+  }
+  if (protocol.empty()) {
+    return Error(api::BadRequest(
+        "pods/exec needs a WebSocket upgrade offering v5.channel.k8s.io or v4.channel.k8s.io "
+        "(SPDY is not supported)"));
+  }
+  auto child = runtime_->Exec(target.id, command, req.QueryBool("stdin"));
+  if (!child.ok()) return Error(api::InternalError(child.status().message()));
+  auto session = std::make_shared<apiserver::ChannelSession>();
+  session->stdin_fd = child->stdin_fd;
+  session->stdout_fd = child->stdout_fd;
+  session->stderr_fd = child->stderr_fd;
+  pid_t pid = child->pid;
+  std::string joined = fmt::format("{}", fmt::join(command, " "));
+  session->finish = [pid, joined] {
+    int code = WaitProcess(pid);
+    if (code == 0) return std::string(R"({"metadata":{},"status":"Success"})");
+    json::object status{
+        {"metadata", json::object()},
+        {"status", "Failure"},
+        {"message",
+         fmt::format("command terminated with non-zero exit code: error executing command [{}], "
+                     "exit code {}",
+                     joined, code)},
+        {"reason", "NonZeroExitCode"},
+        {"details",
+         json::object{{"causes", json::array{json::object{{"reason", "ExitCode"},
+                                                          {"message", std::to_string(code)}}}}}}};
+    return json::serialize(status);
+  };
+  session->abort = [pid] {
+    kill(pid, SIGKILL);
+    WaitProcess(pid);
+  };
+  apiserver::Response res;
+  res.status = 101;
+  res.channels = std::move(session);
+  res.websocket_protocol = protocol;
   return res;
 }
 
