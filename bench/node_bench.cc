@@ -123,11 +123,12 @@ json::value PodObject(const std::string& name) {
       {"apiVersion", "v1"},
       {"kind", "Pod"},
       {"metadata", json::object{{"name", name}, {"labels", json::object{{"bench", "node"}}}}},
-      {"spec", json::object{{"terminationGracePeriodSeconds", 0},
-                            {"containers", json::array{json::object{
-                                               {"name", "c"},
-                                               {"image", "busybox"},
-                                               {"command", json::array{"sleep", "3600"}}}}}}}};
+      {"spec",
+       json::object{{"terminationGracePeriodSeconds", 0},
+                    {"containers", json::array{json::object{
+                                       {"name", "c"},
+                                       {"image", "busybox:bench"},  // IfNotPresent: never pulled.
+                                       {"command", json::array{"sleep", "3600"}}}}}}}};
 }
 
 // Records when each pod is first seen Running, through a watch.
@@ -220,7 +221,7 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
     fmt::print(stderr, "busybox-static is not installed\n");
     return 1;
   }
-  std::string tar = testing::BuildOciArchive(dir.path(), rootfs, "docker.io/library/busybox:latest",
+  std::string tar = testing::BuildOciArchive(dir.path(), rootfs, "docker.io/library/busybox:bench",
                                              {"sh"}, dir.File("busybox.tar"));
   // Idle RSS without the agent, for the agent's share.
   double without_agent = 0;

@@ -36,11 +36,12 @@ std::string KeyOf(const json::value& pod) {
 }  // namespace
 
 Agent::Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
-             image::ImageStore* images, network::CniNetwork* network)
+             image::ImageStore* images, image::Registry* registry, network::CniNetwork* network)
     : client_(client),
       options_(std::move(options)),
       runtime_(runtime),
       images_(images),
+      registry_(registry),
       network_(network),
       events_(client, "kubelet") {
   if (options_.node_name.empty()) {
@@ -420,6 +421,36 @@ void Agent::Probe(const json::value& pod, PodState& s, const json::value& c,
   }
 }
 
+Result<image::Image> Agent::EnsureImage(const json::value& pod, const json::value& c,
+                                        bool restart) {
+  std::string image_ref(api::GetString(c, {"image"}));
+  std::string policy(api::GetString(c, {"imagePullPolicy"}));
+  auto local = images_->Get(image_ref);
+  bool pull = policy == "Always" ? true : !local.ok();
+  if (!pull) {
+    if (!restart) {
+      events_.Record(pod, "Normal", "Pulled",
+                     fmt::format("Container image {:?} already present on machine", image_ref));
+    }
+    return local;
+  }
+  if (policy == "Never") {
+    return MakeStatus(Code::kNotFound,
+                      "Container image {:?} is not present with pull policy of Never", image_ref);
+  }
+  KISO_ASSIGN_OR_RETURN(auto ref, image::ParseReference(image_ref));
+  events_.Record(pod, "Normal", "Pulling", fmt::format("Pulling image {:?}", image_ref));
+  auto begin = std::chrono::steady_clock::now();
+  auto pulled = registry_->Pull(*images_, ref);
+  if (!pulled.ok()) return pulled.status();
+  events_.Record(pod, "Normal", "Pulled",
+                 fmt::format("Successfully pulled image {:?} in {}ms", image_ref,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - begin)
+                                 .count()));
+  return pulled;
+}
+
 std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodState& s,
                                                     const json::value& c, bool init) {
   std::string name(api::GetString(c, {"name"}));
@@ -468,7 +499,7 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
                fmt::format("Back-off pulling image {:?}", image_ref));
     return latest;
   }
-  auto image = images_->Get(image_ref);
+  auto image = EnsureImage(pod, c, latest.has_value());
   if (!image.ok()) {
     // ErrImagePull, then ImagePullBackOff for 10 s, 20 s … 300 s between tries.
     int failures = ++s.pull_failures[name];
@@ -476,13 +507,13 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
         options_.backoff_base * (1 << std::min(failures - 1, 5)), options_.backoff_max);
     s.pull_retry_at[name] = now + delay;
     s.pull_failed_at[name] = now;
+    if (api::GetString(c, {"imagePullPolicy"}) == "Never") {
+      SetWaiting(pod, s, name, "ErrImageNeverPull", image.status().message());
+      return latest;
+    }
     SetWaiting(pod, s, name, "ErrImagePull",
                fmt::format("failed to pull image {:?}: {}", image_ref, image.status().message()));
     return latest;
-  }
-  if (s.pull_failures.contains(name) || !latest) {
-    events_.Record(pod, "Normal", "Pulled",
-                   fmt::format("Container image {:?} already present on machine", image_ref));
   }
   s.pull_failures.erase(name);
   s.pull_retry_at.erase(name);

@@ -27,6 +27,7 @@
 #include "client/informer.h"
 #include "client/work_queue.h"
 #include "image/image_store.h"
+#include "image/registry.h"
 #include "network/cni.h"
 #include "runtime/runtime.h"
 
@@ -47,7 +48,7 @@ struct AgentOptions {
 class Agent {
  public:
   Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
-        image::ImageStore* images, network::CniNetwork* network);
+        image::ImageStore* images, image::Registry* registry, network::CniNetwork* network);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -98,6 +99,9 @@ class Agent {
   bool Teardown(PodState& state, std::chrono::seconds grace);
   // Ensures container `c` (init or app) is running or finished as the
   // restartPolicy wants. Returns its current runtime status, if any.
+  // The container's image per its imagePullPolicy: local, or pulled.
+  Result<image::Image> EnsureImage(const boost::json::value& pod, const boost::json::value& c,
+                                   bool restart);
   std::optional<runtime::ContainerStatus> SyncContainer(const boost::json::value& pod,
                                                         PodState& state,
                                                         const boost::json::value& c, bool init);
@@ -122,6 +126,7 @@ class Agent {
   AgentOptions options_;
   runtime::RuntimeService* runtime_;
   image::ImageStore* images_;
+  image::Registry* registry_;
   network::CniNetwork* network_;
   std::unique_ptr<client::Informer> pods_;
   client::EventRecorder events_;

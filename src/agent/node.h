@@ -19,6 +19,7 @@ struct NodeOptions {
   std::string shim_binary;  // The kiso executable.
   std::string cni_bridge = "kiso0";
   std::string images_dir;  // Default: <data_dir>/../images (shared with `kiso image`).
+  std::string registries;  // registries.yaml (mirrors); absent: none.
 };
 
 class EmbeddedNode {
@@ -33,6 +34,7 @@ class EmbeddedNode {
  private:
   EmbeddedNode() = default;
   std::unique_ptr<image::ImageStore> images_;
+  std::unique_ptr<image::Registry> registry_;
   std::unique_ptr<runtime::OciRuntime> runtime_;
   std::unique_ptr<network::CniNetwork> network_;
   std::unique_ptr<Agent> agent_;

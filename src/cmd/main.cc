@@ -25,6 +25,7 @@
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
 #include "image/image_store.h"
+#include "image/registry.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
@@ -131,6 +132,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   if (!flags.disable_agent) {
     flags.node.agent.data_dir = options.data_dir + "/agent";
     flags.node.images_dir = options.data_dir + "/images";
+    if (flags.node.registries.empty())
+      flags.node.registries = options.data_dir + "/registries.yaml";
     std::filesystem::create_directories(flags.node.agent.data_dir, ec);
     char self[4096] = {};
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -233,6 +236,35 @@ int RunImageImport(const std::string& data_dir, const std::string& file, const s
   return 0;
 }
 
+int RunImagePull(const std::string& data_dir, const std::string& ref_text,
+                 const std::string& registries) {
+  auto store = OpenImages(data_dir);
+  auto ref = kiso::image::ParseReference(ref_text);
+  auto config = kiso::image::RegistryConfig::Load(registries);
+  kiso::Status s = !store.ok() ? store.status() : !ref.ok() ? ref.status() : config.status();
+  if (!s.ok()) {
+    std::cerr << "kiso image pull: " << s.ToString() << "\n";
+    return 1;
+  }
+  kiso::image::Registry registry(std::move(*config));
+  bool tty = isatty(STDERR_FILENO) != 0;
+  auto image = registry.Pull(**store, *ref, [tty](const kiso::image::PullProgress& p) {
+    // A progress bar per blob: 30 cells, bytes done of total.
+    if (!tty) return;
+    int cells = p.total > 0 ? static_cast<int>(30 * p.done / p.total) : 0;
+    std::cerr << fmt::format("\r{} [{:<30}] {:.1f}/{:.1f} MB", p.digest.substr(7, 12),
+                             std::string(static_cast<size_t>(cells), '#'),
+                             static_cast<double>(p.done) / 1e6, static_cast<double>(p.total) / 1e6)
+              << (p.done == p.total ? "\n" : "") << std::flush;
+  });
+  if (!image.ok()) {
+    std::cerr << "kiso image pull: " << image.status().message() << "\n";
+    return 1;
+  }
+  std::cout << "pulled " << image->name << " " << image->config_digest << "\n";
+  return 0;
+}
+
 int RunImageList(const std::string& data_dir) {
   auto store = OpenImages(data_dir);
   if (!store.ok()) {
@@ -296,6 +328,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   server->add_option("--runtime", flags.node.runtime, "OCI runtime: runc or crun")
       ->capture_default_str();
+  server->add_option(
+      "--registries", flags.node.registries,
+      "Registry mirrors, K3s' registries.yaml shape (default: DATA_DIR/registries.yaml)");
   server->callback([&] { exit_code = RunServer(data_dir, store_url, address, port, flags); });
 
   auto* hollow = app.add_subcommand(
@@ -333,6 +368,17 @@ int main(int argc, char** argv) {
       [&] { exit_code = RunImageImport(image_data_dir, import_file, import_name); });
   image->add_subcommand("ls", "List images")->callback([&] {
     exit_code = RunImageList(image_data_dir);
+  });
+  auto* image_pull = image->add_subcommand("pull", "Pull an image from its registry (or a mirror)");
+  std::string pull_ref;
+  std::string pull_registries;
+  image_pull->add_option("REF", pull_ref)->required();
+  image_pull->add_option("--registries", pull_registries,
+                         "registries.yaml with mirrors (default: DATA_DIR/registries.yaml)");
+  image_pull->callback([&] {
+    exit_code = RunImagePull(
+        image_data_dir, pull_ref,
+        pull_registries.empty() ? image_data_dir + "/registries.yaml" : pull_registries);
   });
   auto* image_rm = image->add_subcommand("rm", "Remove an image by name or ID");
   std::string rm_ref;

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import KISO_BIN, Kubectl, Server
 from images import build_oci_archive
+from registry import LocalRegistry
 
 BRIDGE = "kisoe2e0"
 POD_CIDR = "10.233.0.0/24"
@@ -53,11 +54,27 @@ def sweep(data_dir):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE], agent=True)
+def registry(tmp_path_factory):
+    """A local registry holding busybox, mirrored for docker.io and registry.k8s.io."""
+    r = LocalRegistry()
     image = build_oci_archive(str(tmp_path_factory.mktemp("img") / "busybox.tar"))
-    subprocess.run([KISO_BIN, "image", "--data-dir", s.dir, "import", image], check=True,
-                   capture_output=True)
+    for repository in ("library/busybox:latest", "library/busybox:1.35", "tools/busybox:1"):
+        r.push(image, repository)
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def node(registry, tmp_path_factory):
+    mirrors = tmp_path_factory.mktemp("conf") / "registries.yaml"
+    mirrors.write_text(f"""mirrors:
+  docker.io:
+    endpoint: ["http://{registry.address}"]
+  registry.k8s.io:
+    endpoint: ["http://{registry.address}"]
+""")
+    s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
+                "--registries", str(mirrors)], agent=True)
     k = Kubectl(s)
     try:
         wait_for(lambda: "Ready" in k("get", "node", NODE, "--no-headers", check=False), 20)
@@ -219,16 +236,17 @@ def test_memory_limit_gives_oom_killed(node):
     k("delete", "pod", "oom")
 
 
-def test_missing_image_err_image_pull_then_back_off(node):
+def test_missing_image_err_image_pull_then_back_off(node, registry):
     s, k = node
-    apply(k, """
+    missing = f"{registry.address}/nothing/here:1"
+    apply(k, f"""
 apiVersion: v1
 kind: Pod
-metadata: {name: missing}
+metadata: {{name: missing}}
 spec:
   containers:
   - name: c
-    image: 127.0.0.1:1/nothing/here:1
+    image: {missing}
 """)
     waiting = wait_for(lambda: container_status(k, "missing").get("state", {}).get("waiting"),
                        what="waiting")
@@ -236,8 +254,9 @@ spec:
     wait_for(lambda: seen.setdefault(*(lambda w: (w["reason"], w["message"]))(
         container_status(k, "missing")["state"]["waiting"])) and len(seen) == 2, what="both reasons")
     assert set(seen) == {"ErrImagePull", "ImagePullBackOff"}
-    assert "127.0.0.1:1/nothing/here:1" in seen["ErrImagePull"]
-    assert seen["ImagePullBackOff"] == 'Back-off pulling image "127.0.0.1:1/nothing/here:1"'
+    # The registry's own answer, and the image named.
+    assert missing in seen["ErrImagePull"] and "manifest unknown" in seen["ErrImagePull"]
+    assert seen["ImagePullBackOff"] == f'Back-off pulling image "{missing}"'
     # And the events a person reads in `kubectl describe pod`.
     events = json.loads(k("get", "events", "-o", "json"))["items"]
     mine = {(e["reason"], e["message"]) for e in events if e["involvedObject"]["name"] == "missing"}
@@ -353,3 +372,33 @@ def test_python_client_exec_over_v4(node):
     assert resp.read_stderr() == "oops\n"
     assert resp.returncode == 2
     k("delete", "pod", "pyexec")
+
+
+def test_images_are_pulled_through_the_mirror_and_by_kiso_image_pull(node, registry):
+    s, k = node
+    # Every pod above pulled docker.io/library/busybox through the mirror.
+    listed = subprocess.run([KISO_BIN, "image", "--data-dir", s.dir, "ls"], check=True,
+                            capture_output=True, text=True).stdout
+    assert "docker.io/library/busybox:latest" in listed
+    ref = f"{registry.address}/tools/busybox:1"
+    pulled = subprocess.run([KISO_BIN, "image", "--data-dir", s.dir, "pull", ref],
+                            capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.startswith(f"pulled {ref} sha256:")
+    apply(k, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: local-only}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {ref}
+    imagePullPolicy: Never
+    command: ["true"]
+""")
+    wait_for(lambda: phase(k, "local-only") == "Succeeded", what="local-only Succeeded")
+    events = json.loads(k("get", "events", "-o", "json"))["items"]
+    assert any(e["reason"] == "Pulled" and "already present" in e["message"]
+               for e in events if e["involvedObject"]["name"] == "local-only")
+    k("delete", "pod", "local-only")
