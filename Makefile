@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   etcd-server golang-etcd-server-dev util-linux \
   clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml \
   runc crun containernetworking-plugins iproute2 iptables busybox-static \
-  golang-github-opencontainers-specs-dev python3-jsonschema
+  golang-github-opencontainers-specs-dev python3-jsonschema docker-registry skopeo
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node fuzz lint format format-check clean
 

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -210,6 +211,81 @@ std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, 
   return out;
 }
 
+// Pull throughput beside skopeo: one image with a 64 MiB incompressible layer,
+// served by Debian's docker-registry on 127.0.0.1, each pulled into a fresh store.
+void PullThroughput(const std::string& kiso, const std::string& dir) {
+  std::string rootfs = dir + "/big-rootfs";
+  fs::create_directories(rootfs);
+  {
+    std::ofstream out(rootfs + "/blob", std::ios::binary);
+    std::mt19937_64 rng(42);
+    std::vector<uint64_t> chunk(1 << 16);
+    for (int i = 0; i < 128; ++i) {  // 128 × 512 KiB.
+      for (auto& w : chunk) w = rng();
+      out.write(reinterpret_cast<const char*>(chunk.data()),
+                static_cast<std::streamsize>(chunk.size() * sizeof(uint64_t)));
+    }
+  }
+  std::string work = dir + "/big-work";
+  fs::create_directories(work);
+  std::string tar = testing::BuildOciArchive(work, rootfs, "bench/big:1", {"sh"}, dir + "/big.tar");
+  int port = testing::FreeLoopbackPort();
+  std::string config = dir + "/registry.yml";
+  std::ofstream(config) << fmt::format(
+      "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: "
+      "{}/registry}}\n"
+      "http:\n  addr: 127.0.0.1:{}\n",
+      dir, port);
+  pid_t registry = fork();
+  if (registry == 0) {
+    std::string log = dir + "/registry.log";
+    freopen(log.c_str(), "w", stdout);
+    freopen(log.c_str(), "a", stderr);
+    execl("/usr/bin/docker-registry", "docker-registry", "serve", config.c_str(), nullptr);
+    _exit(127);
+  }
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } reaper{registry};
+  std::string image = fmt::format("127.0.0.1:{}/bench/big:1", port);
+  bool pushed = false;
+  for (int i = 0; i < 100 && !pushed; ++i) {  // Until the registry listens.
+    auto r = RunCommand({"/usr/bin/skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                         "oci-archive:" + tar, "docker://" + image});
+    pushed = r.ok() && r->exit_code == 0;
+    if (!pushed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!pushed) {
+    fmt::print(stderr, "could not push to docker-registry\n");
+    return;
+  }
+  double mb = static_cast<double>(fs::file_size(tar)) / 1e6;
+  std::vector<double> kiso_s;
+  std::vector<double> skopeo_s;
+  for (int round = 0; round < 3; ++round) {
+    std::string a = fmt::format("{}/pull-kiso-{}", dir, round);
+    auto begin = Clock::now();
+    auto r = RunCommand({kiso, "image", "--data-dir", a, "pull", image});
+    kiso_s.push_back(std::chrono::duration<double>(Clock::now() - begin).count());
+    if (!r.ok() || r->exit_code != 0)
+      fmt::print(stderr, "kiso pull failed: {}\n", r.ok() ? r->err : "");
+    std::string b = fmt::format("{}/pull-skopeo-{}", dir, round);
+    begin = Clock::now();
+    r = RunCommand({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                    "docker://" + image, "oci:" + b + ":big"});
+    skopeo_s.push_back(std::chrono::duration<double>(Clock::now() - begin).count());
+    if (!r.ok() || r->exit_code != 0) fmt::print(stderr, "skopeo copy failed\n");
+  }
+  Print("pull_image_size", mb, "MB");
+  Print("pull_throughput_kiso", mb / Percentile(kiso_s, 0.5), "MB/s");
+  Print("pull_throughput_skopeo", mb / Percentile(skopeo_s, 0.5), "MB/s");
+  Print("pull_kiso_over_skopeo", Percentile(skopeo_s, 0.5) / Percentile(kiso_s, 0.5), "x");
+}
+
 int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
   if (geteuid() != 0) {
     fmt::print(stderr, "node_bench needs root\n");
@@ -316,6 +392,7 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
     Print("sequential_p50_over_bare_runc_p50", Percentile(seq, 0.5) / Percentile(bare, 0.5), "x");
   }
   (void)RunCommand({"/usr/sbin/ip", "link", "del", kBridge});
+  PullThroughput(kiso, dir.path());
   return status;
 }
 

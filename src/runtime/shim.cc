@@ -112,6 +112,9 @@ bool OomKilled(const std::string& cgroup) {
 
 int RunShim(const ShimOptions& o) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  {
+    std::ofstream(o.bundle + "/shim.pid") << getpid();  // Who will record the exit.
+  }
   int chld[2];
   if (pipe2(chld, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
   g_sigchld_pipe = chld[1];
