@@ -63,7 +63,10 @@ run: build
 	@echo "In another shell:"
 	@echo "  export KUBECONFIG=$(DATA_DIR)/kubeconfig.yaml"
 	@echo "  kubectl get namespaces"
-	@echo "Simulated nodes (no node agent yet):"
+	@echo "This machine is a node (runc, CNI bridge kiso0, pods in 10.42.0.0/24). Images come from"
+	@echo "their registries, or mirrors in $(DATA_DIR)/registries.yaml, or are imported:"
+	@echo "  $(BUILD_DIR)/src/cmd/kiso image --data-dir $(DATA_DIR) import IMAGE.tar"
+	@echo "Simulated nodes besides:"
 	@echo "  $(BUILD_DIR)/src/cmd/kiso hollow --kubeconfig $(DATA_DIR)/kubeconfig.yaml --count 3"
 	$(BUILD_DIR)/src/cmd/kiso server --data-dir $(DATA_DIR) --https-port $(PORT)
 

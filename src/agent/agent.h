@@ -42,7 +42,7 @@ struct AgentOptions {
   std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at.
   std::chrono::seconds backoff_base{10};       // CrashLoopBackOff: 10 s doubling to 300 s.
   std::chrono::seconds backoff_max{300};
-  int workers = 4;
+  int workers = 8;  // Mostly waiting on runc and CNI plugins, not on the CPU.
 };
 
 class Agent {
