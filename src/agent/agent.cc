@@ -22,12 +22,6 @@ namespace {
 
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 
-const json::array& ArrayAt(const json::value& v, std::initializer_list<std::string_view> path) {
-  static const json::array kEmpty;
-  const auto* a = api::Find(v, path);
-  return a && a->is_array() ? a->get_array() : kEmpty;
-}
-
 std::string KeyOf(const json::value& pod) {
   return fmt::format("{}/{}", api::GetString(pod, {"metadata", "namespace"}),
                      api::GetString(pod, {"metadata", "name"}));
@@ -279,8 +273,8 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
       return;
     }
     std::vector<network::PortMapping> ports;
-    for (const auto& c : ArrayAt(pod, {"spec", "containers"})) {
-      for (const auto& p : ArrayAt(c, {"ports"})) {
+    for (const auto& c : api::GetArray(pod, {"spec", "containers"})) {
+      for (const auto& p : api::GetArray(c, {"ports"})) {
         const auto* hp = api::Find(p, {"hostPort"});
         const auto* cp = api::Find(p, {"containerPort"});
         if (hp && hp->is_int64() && hp->get_int64() > 0 && cp && cp->is_int64()) {
@@ -315,7 +309,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
   s.waiting.erase("*");
   // Init containers one at a time, each to success; then all app containers.
   bool initialized = true;
-  for (const auto& c : ArrayAt(pod, {"spec", "initContainers"})) {
+  for (const auto& c : api::GetArray(pod, {"spec", "initContainers"})) {
     auto st = SyncContainer(pod, s, c, /*init=*/true);
     if (!st || st->state != ContainerState::kExited || st->exit_code != 0) {
       initialized = false;
@@ -323,7 +317,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     }
   }
   if (initialized) {
-    for (const auto& c : ArrayAt(pod, {"spec", "containers"})) {
+    for (const auto& c : api::GetArray(pod, {"spec", "containers"})) {
       auto st = SyncContainer(pod, s, c, false);
       std::string name(api::GetString(c, {"name"}));
       if (st && st->state == ContainerState::kRunning) {

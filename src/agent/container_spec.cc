@@ -31,12 +31,6 @@ std::string Base64Decode(std::string_view in) {
   return out;
 }
 
-const json::array& ArrayAt(const json::value& v, std::initializer_list<std::string_view> path) {
-  static const json::array kEmpty;
-  const auto* a = api::Find(v, path);
-  return a && a->is_array() ? a->get_array() : kEmpty;
-}
-
 // The data of a ConfigMap or Secret (Secret values decoded).
 Result<std::map<std::string, std::string>> SourceData(client::Client* client, bool secret,
                                                       const std::string& ns,
@@ -89,7 +83,7 @@ int64_t Milli(const json::value& container, std::string_view kind, std::string_v
 
 Status PrepareVolumes(client::Client* client, const PodContext& pod) {
   std::string ns(api::GetString(*pod.pod, {"metadata", "namespace"}));
-  for (const auto& v : ArrayAt(*pod.pod, {"spec", "volumes"})) {
+  for (const auto& v : api::GetArray(*pod.pod, {"spec", "volumes"})) {
     std::string name(api::GetString(v, {"name"}));
     std::string dir = pod.pod_dir + "/volumes/" + name;
     std::error_code ec;
@@ -124,8 +118,8 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   // Kubernetes: command replaces Entrypoint (and drops Cmd); args replace Cmd.
   std::vector<std::string> command;
   std::vector<std::string> args;
-  for (const auto& s : ArrayAt(c, {"command"})) command.emplace_back(s.as_string());
-  for (const auto& s : ArrayAt(c, {"args"})) args.emplace_back(s.as_string());
+  for (const auto& s : api::GetArray(c, {"command"})) command.emplace_back(s.as_string());
+  for (const auto& s : api::GetArray(c, {"args"})) args.emplace_back(s.as_string());
   if (command.empty()) {
     command = image.config.entrypoint;
     if (args.empty()) args = image.config.cmd;
@@ -148,7 +142,7 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     set(e.substr(0, eq), eq == std::string::npos ? "" : e.substr(eq + 1));
   }
   std::string ns(api::GetString(*pod.pod, {"metadata", "namespace"}));
-  for (const auto& from : ArrayAt(c, {"envFrom"})) {
+  for (const auto& from : api::GetArray(c, {"envFrom"})) {
     bool secret = api::Find(from, {"secretRef"}) != nullptr;
     std::string name(secret ? api::GetString(from, {"secretRef", "name"})
                             : api::GetString(from, {"configMapRef", "name"}));
@@ -157,7 +151,7 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     std::string prefix(api::GetString(from, {"prefix"}));
     for (const auto& [k, v] : *data) set(prefix + k, v);
   }
-  for (const auto& e : ArrayAt(c, {"env"})) {
+  for (const auto& e : api::GetArray(c, {"env"})) {
     std::string name(api::GetString(e, {"name"}));
     if (const auto* from = api::Find(e, {"valueFrom"})) {
       if (const auto* f = api::Find(*from, {"fieldRef"})) {
@@ -222,10 +216,10 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   config.memory_limit = Milli(c, "limits", "memory") / 1000;
   // Volume mounts.
   std::map<std::string, const json::value*> volumes;
-  for (const auto& v : ArrayAt(*pod.pod, {"spec", "volumes"})) {
+  for (const auto& v : api::GetArray(*pod.pod, {"spec", "volumes"})) {
     volumes[std::string(api::GetString(v, {"name"}))] = &v;
   }
-  for (const auto& m : ArrayAt(c, {"volumeMounts"})) {
+  for (const auto& m : api::GetArray(c, {"volumeMounts"})) {
     std::string name(api::GetString(m, {"name"}));
     auto it = volumes.find(name);
     if (it == volumes.end()) {

@@ -17,12 +17,6 @@ namespace {
 
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 
-const json::array& ArrayAt(const json::value& v, std::initializer_list<std::string_view> path) {
-  static const json::array kEmpty;
-  const auto* a = api::Find(v, path);
-  return a && a->is_array() ? a->get_array() : kEmpty;
-}
-
 json::object Terminated(const ContainerStatus& c) {
   return json::object{{"terminated", json::object{{"exitCode", c.exit_code},
                                                   {"reason", c.reason},
@@ -99,7 +93,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   ContainerTally init;
   bool initialized = true;
   bool init_failed = false;
-  for (const auto& c : ArrayAt(pod, {"spec", "initContainers"})) {
+  for (const auto& c : api::GetArray(pod, {"spec", "initContainers"})) {
     ContainerTally t;
     init_statuses.push_back(status_of(c, &t));
     if (t.succeeded != 1 || t.stopped != 1) initialized = false;
@@ -108,7 +102,8 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   }
   json::array statuses;
   ContainerTally app;
-  for (const auto& c : ArrayAt(pod, {"spec", "containers"})) statuses.push_back(status_of(c, &app));
+  for (const auto& c : api::GetArray(pod, {"spec", "containers"}))
+    statuses.push_back(status_of(c, &app));
 
   app.total = static_cast<int>(statuses.size());
   std::string phase = PodPhase(app, initialized, init_failed, policy);
@@ -125,7 +120,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
                    {"lastProbeTime", nullptr},
                    {"lastTransitionTime", now}};
     // Keep the transition time of an unchanged condition.
-    for (const auto& old : ArrayAt(pod, {"status", "conditions"})) {
+    for (const auto& old : api::GetArray(pod, {"status", "conditions"})) {
       if (api::GetString(old, {"type"}) == type &&
           api::GetString(old, {"status"}) == (status ? "True" : "False")) {
         c["lastTransitionTime"] = api::GetString(old, {"lastTransitionTime"});

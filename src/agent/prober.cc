@@ -37,19 +37,34 @@ int ResolvePort(const json::value& port, const json::value& c) {
   return 0;
 }
 
-ProbeResult HttpGet(const json::value& get, const json::value& c, const std::string& pod_ip,
-                    std::chrono::seconds timeout) {
-  int port = ResolvePort(get.at("port"), c);
-  std::string host(api::GetString(get, {"host"}));
-  if (host.empty()) host = pod_ip;
-  std::string path(api::GetString(get, {"path"}));
-  if (path.empty()) path = "/";
-  try {
-    asio::io_context io;
-    boost::beast::tcp_stream stream(io);
+// The probe's host (default: the pod IP) and port, connected within `timeout`.
+struct Connection {
+  std::string host;
+  int port = 0;
+  asio::io_context io;
+  boost::beast::tcp_stream stream{io};
+
+  Connection(const json::value& action, const json::value& c, const std::string& pod_ip)
+      : host(api::GetString(action, {"host"})), port(ResolvePort(action.at("port"), c)) {
+    if (host.empty()) host = pod_ip;
+  }
+  void Connect(std::chrono::seconds timeout) {  // Throws on failure.
     stream.expires_after(timeout);
     stream.connect(
         asio::ip::tcp::endpoint(asio::ip::make_address(host), static_cast<uint16_t>(port)));
+  }
+};
+
+ProbeResult HttpGet(const json::value& get, const json::value& c, const std::string& pod_ip,
+                    std::chrono::seconds timeout) {
+  Connection conn(get, c, pod_ip);
+  const std::string& host = conn.host;
+  int port = conn.port;
+  auto& stream = conn.stream;
+  std::string path(api::GetString(get, {"path"}));
+  if (path.empty()) path = "/";
+  try {
+    conn.Connect(timeout);
     http::request<http::empty_body> req{http::verb::get, path, 11};
     req.set(http::field::host, fmt::format("{}:{}", host, port));
     req.set(http::field::user_agent, "kube-probe/1.32");
@@ -73,18 +88,12 @@ ProbeResult HttpGet(const json::value& get, const json::value& c, const std::str
 
 ProbeResult TcpSocket(const json::value& tcp, const json::value& c, const std::string& pod_ip,
                       std::chrono::seconds timeout) {
-  int port = ResolvePort(tcp.at("port"), c);
-  std::string host(api::GetString(tcp, {"host"}));
-  if (host.empty()) host = pod_ip;
+  Connection conn(tcp, c, pod_ip);
   try {
-    asio::io_context io;
-    boost::beast::tcp_stream stream(io);
-    stream.expires_after(timeout);
-    stream.connect(
-        asio::ip::tcp::endpoint(asio::ip::make_address(host), static_cast<uint16_t>(port)));
+    conn.Connect(timeout);
     return {true, ""};
   } catch (const std::exception& e) {
-    return {false, fmt::format("dial tcp {}:{}: {}", host, port, e.what())};
+    return {false, fmt::format("dial tcp {}:{}: {}", conn.host, conn.port, e.what())};
   }
 }
 

@@ -166,6 +166,12 @@ std::string_view GetString(const json::value& v, std::initializer_list<std::stri
   return found && found->is_string() ? std::string_view(found->get_string()) : std::string_view();
 }
 
+const json::array& GetArray(const json::value& v, std::initializer_list<std::string_view> path) {
+  static const json::array kEmpty;
+  const json::value* found = Find(v, path);
+  return found && found->is_array() ? found->get_array() : kEmpty;
+}
+
 const json::value* Find(const json::object& obj, std::initializer_list<std::string_view> path) {
   if (path.size() == 0) return nullptr;
   const json::value* cur = obj.if_contains(*path.begin());

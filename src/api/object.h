@@ -28,6 +28,9 @@ const boost::json::value* Find(const boost::json::value& v,
 // The string at `path`, or "" when absent or not a string.
 std::string_view GetString(const boost::json::value& v,
                            std::initializer_list<std::string_view> path);
+// The array at `path`, or an empty one when absent or not an array.
+const boost::json::array& GetArray(const boost::json::value& v,
+                                   std::initializer_list<std::string_view> path);
 // The same, starting from an object (no copy into a value).
 const boost::json::value* Find(const boost::json::object& obj,
                                std::initializer_list<std::string_view> path);
