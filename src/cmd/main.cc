@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/url/parse.hpp>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "agent/hollow.h"
@@ -55,6 +57,16 @@ sigset_t BlockStopSignals() {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   return stop;
+}
+
+// kiso-shim lives beside kiso (in a build tree: build/src/runtime beside build/src/cmd).
+std::string ShimBinary() {
+  char self[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::filesystem::path exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
+  std::filesystem::path beside = exe.parent_path() / "kiso-shim";
+  if (std::filesystem::exists(beside)) return beside.string();
+  return (exe.parent_path() / "../runtime/kiso-shim").lexically_normal().string();
 }
 
 struct ServerFlags {
@@ -135,14 +147,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     if (flags.node.registries.empty())
       flags.node.registries = options.data_dir + "/registries.yaml";
     std::filesystem::create_directories(flags.node.agent.data_dir, ec);
-    char self[4096] = {};
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    // kiso-shim lives beside kiso (build/src/runtime in a build tree).
-    std::filesystem::path exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
-    flags.node.shim_binary = (exe.parent_path() / "kiso-shim").string();
-    if (!std::filesystem::exists(flags.node.shim_binary)) {
-      flags.node.shim_binary = (exe.parent_path() / "../runtime/kiso-shim").lexically_normal();
-    }
+    flags.node.shim_binary = ShimBinary();
     auto created = kiso::agent::EmbeddedNode::Create(&agent_client, flags.node);
     kiso::Status started = created.ok() ? (*created)->Start() : created.status();
     if (started.ok()) {
@@ -213,6 +218,74 @@ int RunHollow(const std::string& kubeconfig, const kiso::agent::HollowOptions& o
   int sig = 0;
   sigwait(&stop, &sig);
   nodes.Stop();
+  return 0;
+}
+
+// `kiso agent`: this machine as a node of a cluster elsewhere, through HTTPS.
+struct AgentFlags {
+  std::string server;  // https://host:port
+  std::string token;
+  std::string ca_file;
+  std::string kubeconfig;
+  std::string data_dir = "/var/lib/kiso";
+  kiso::agent::NodeOptions node;
+};
+
+int RunAgent(AgentFlags flags) {
+  sigset_t stop = BlockStopSignals();
+  kiso::client::KubeConfig config;
+  if (!flags.kubeconfig.empty()) {
+    auto loaded = kiso::client::LoadKubeConfig(flags.kubeconfig);
+    if (!loaded.ok()) {
+      spdlog::error("{}", loaded.status().ToString());
+      return 1;
+    }
+    config = *loaded;
+  } else {
+    auto url = boost::urls::parse_uri(flags.server);
+    if (!url || url->scheme() != "https" || flags.token.empty() || flags.ca_file.empty()) {
+      spdlog::error(
+          "kiso agent needs --server https://HOST:PORT, --token and --ca-file (the server's "
+          "DATA_DIR/tls/ca.crt and DATA_DIR/tls/admin.token), or --kubeconfig");
+      return 1;
+    }
+    std::ifstream ca(flags.ca_file);
+    if (!ca) {
+      spdlog::error("read --ca-file {}: no such file", flags.ca_file);
+      return 1;
+    }
+    config.ca_pem.assign(std::istreambuf_iterator<char>(ca), {});
+    config.server = flags.server;
+    config.host = std::string(url->encoded_host().data(), url->encoded_host().size());
+    config.port = url->has_port() ? std::stoi(std::string(url->port())) : 443;
+    config.token = flags.token;
+  }
+  auto transport = kiso::client::HttpsTransport::Create(config);
+  if (!transport.ok()) {
+    spdlog::error("{}", transport.status().ToString());
+    return 1;
+  }
+  kiso::client::Client client(*transport, "kiso-agent");
+  std::string dir = std::filesystem::absolute(flags.data_dir).string();
+  flags.node.agent.data_dir = dir + "/agent";
+  flags.node.images_dir = dir + "/images";
+  if (flags.node.registries.empty()) flags.node.registries = dir + "/registries.yaml";
+  flags.node.shim_binary = ShimBinary();
+  std::error_code ec;
+  std::filesystem::create_directories(flags.node.agent.data_dir, ec);
+  auto node = kiso::agent::EmbeddedNode::Create(&client, flags.node);
+  kiso::Status started = node.ok() ? (*node)->Start() : node.status();
+  if (!started.ok()) {
+    spdlog::error("kiso agent: {}", started.ToString());
+    return 1;
+  }
+  std::cout << "kiso agent: node " << (*node)->agent()->node_name() << " joined " << config.server
+            << "\n"
+            << std::flush;
+  int sig = 0;
+  sigwait(&stop, &sig);
+  spdlog::info("signal {}: stopping the agent (containers keep running)", sig);
+  (*node)->Stop();
   return 0;
 }
 
@@ -352,6 +425,27 @@ int main(int argc, char** argv) {
     hollow_options.heartbeat = std::chrono::seconds(heartbeat_seconds);
     exit_code = RunHollow(kubeconfig, hollow_options);
   });
+
+  auto* agent = app.add_subcommand(
+      "agent", "Run this machine as a node of a kiso cluster elsewhere (needs root)");
+  AgentFlags agent_flags;
+  agent->add_option("--server", agent_flags.server, "The API server: https://HOST:PORT");
+  agent->add_option("--token", agent_flags.token, "Bearer token");
+  agent->add_option("--ca-file", agent_flags.ca_file, "The cluster CA (the server's tls/ca.crt)");
+  agent->add_option("--kubeconfig", agent_flags.kubeconfig,
+                    "Instead of --server/--token/--ca-file");
+  agent->add_option("--data-dir", agent_flags.data_dir, "State directory")->capture_default_str();
+  agent->add_option("--node-name", agent_flags.node.agent.node_name,
+                    "Node name (default: host name)");
+  agent->add_option("--pod-cidr", agent_flags.node.agent.pod_cidr, "This node's pod addresses")
+      ->capture_default_str();
+  agent->add_option("--cni-bridge", agent_flags.node.cni_bridge, "Bridge the pods attach to")
+      ->capture_default_str();
+  agent->add_option("--runtime", agent_flags.node.runtime, "OCI runtime: runc or crun")
+      ->capture_default_str();
+  agent->add_option("--registries", agent_flags.node.registries,
+                    "Registry mirrors (default: DATA_DIR/registries.yaml)");
+  agent->callback([&] { exit_code = RunAgent(agent_flags); });
 
   auto* image = app.add_subcommand("image", "Manage the node's images");
   image->require_subcommand(1);
