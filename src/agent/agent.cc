@@ -198,7 +198,7 @@ void Agent::Reconcile(const std::string& key) {
   if (!api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty()) {
     const auto* g = api::Find(*pod, {"metadata", "deletionGracePeriodSeconds"});
     std::chrono::seconds grace(g && g->is_int64() ? g->get_int64() : 30);
-    if (state && !Teardown(*state, grace)) {
+    if (state && !Teardown(*state, grace, &*pod)) {
       queue_.AddAfter(key, std::chrono::seconds(1));
       return;
     }
@@ -229,16 +229,42 @@ void Agent::Reconcile(const std::string& key) {
   SyncPod(*pod, *state);
 }
 
-bool Agent::Teardown(PodState& s, std::chrono::seconds grace) {
-  bool ok = true;
+bool Agent::Teardown(PodState& s, std::chrono::seconds grace, const json::value* pod) {
+  std::atomic<bool> ok = true;
   if (!s.sandbox_id.empty()) {
+    // Every container at once, as the kubelet does: the preStop hook, then
+    // SIGTERM, then SIGKILL when the grace period (hook included) is over.
+    std::vector<std::thread> stops;
     for (const auto& c : ContainersOf(s.sandbox_id)) {
-      Status st = runtime_->StopContainer(c.id, grace);
-      if (!st.ok()) {
-        spdlog::warn("agent: stop {} of {}/{}: {}", c.name, s.ns, s.name, st.ToString());
-        ok = false;
+      if (c.state != ContainerState::kRunning) {
+        (void)runtime_->StopContainer(c.id, std::chrono::seconds(0));
+        continue;
       }
+      stops.emplace_back([this, &s, &ok, c, grace, pod] {
+        auto deadline = std::chrono::steady_clock::now() + grace;
+        if (pod) {
+          events_.Record(*pod, "Normal", "Killing", fmt::format("Stopping container {}", c.name));
+          for (const auto& spec : api::GetArray(*pod, {"spec", "containers"})) {
+            const auto* hook = api::Find(spec, {"lifecycle", "preStop"});
+            if (api::GetString(spec, {"name"}) != c.name || !hook || !hook->is_object()) continue;
+            ProbeResult r = RunHook(*hook, spec, runtime_, c.id, s.ip,
+                                    std::max(grace, std::chrono::seconds(1)));
+            if (!r.success) {
+              events_.Record(*pod, "Warning", "FailedPreStopHook",
+                             fmt::format("PreStopHook failed: {}", r.message));
+            }
+          }
+        }
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(
+            deadline - std::chrono::steady_clock::now());
+        Status st = runtime_->StopContainer(c.id, std::max(left, std::chrono::seconds(0)));
+        if (!st.ok()) {
+          spdlog::warn("agent: stop {} of {}/{}: {}", c.name, s.ns, s.name, st.ToString());
+          ok = false;
+        }
+      });
     }
+    for (auto& t : stops) t.join();
     if (!ok) return false;
     Status net = network_->Del(s.sandbox_id, s.sandbox.netns_path);
     if (!net.ok()) spdlog::warn("agent: {}/{}: {}", s.ns, s.name, net.ToString());

@@ -96,7 +96,9 @@ class Agent {
   void Reconcile(const std::string& key);
   void SyncPod(const boost::json::value& pod, PodState& state);
   // Stops and removes everything of the pod; true when done.
-  bool Teardown(PodState& state, std::chrono::seconds grace);
+  // With `pod`, runs the containers' preStop hooks first and records events.
+  bool Teardown(PodState& state, std::chrono::seconds grace,
+                const boost::json::value* pod = nullptr);
   // Ensures container `c` (init or app) is running or finished as the
   // restartPolicy wants. Returns its current runtime status, if any.
   // The container's image per its imagePullPolicy: local, or pulled.

@@ -112,24 +112,29 @@ ProbeTiming TimingOf(const json::value& probe) {
 ProbeResult RunProbe(const json::value& probe, const json::value& c,
                      runtime::RuntimeService* runtime, const std::string& id,
                      const std::string& pod_ip) {
-  ProbeTiming timing = TimingOf(probe);
-  if (const auto* exec = api::Find(probe, {"exec", "command"}); exec && exec->is_array()) {
+  return RunHook(probe, c, runtime, id, pod_ip, TimingOf(probe).timeout);
+}
+
+ProbeResult RunHook(const json::value& handler, const json::value& c,
+                    runtime::RuntimeService* runtime, const std::string& id,
+                    const std::string& pod_ip, std::chrono::seconds timeout) {
+  if (const auto* exec = api::Find(handler, {"exec", "command"}); exec && exec->is_array()) {
     std::vector<std::string> cmd;
     for (const auto& a : exec->get_array()) {
       if (a.is_string()) cmd.emplace_back(a.get_string());
     }
-    auto r = runtime->ExecSync(id, cmd, timing.timeout);
+    auto r = runtime->ExecSync(id, cmd, timeout);
     if (!r.ok()) return {false, r.status().message()};
     if (r->exit_code == 0) return {true, ""};
     std::string out = r->stdout_data + r->stderr_data;
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return {false, out.empty() ? fmt::format("command exited with {}", r->exit_code) : out};
   }
-  if (const auto* get = api::Find(probe, {"httpGet"}))
-    return HttpGet(*get, c, pod_ip, timing.timeout);
-  if (const auto* tcp = api::Find(probe, {"tcpSocket"}))
-    return TcpSocket(*tcp, c, pod_ip, timing.timeout);
-  return {false, "the probe has no handler (exec, httpGet or tcpSocket)"};
+  if (const auto* get = api::Find(handler, {"httpGet"})) return HttpGet(*get, c, pod_ip, timeout);
+  if (const auto* tcp = api::Find(handler, {"tcpSocket"})) {
+    return TcpSocket(*tcp, c, pod_ip, timeout);
+  }
+  return {false, "no handler (exec, httpGet or tcpSocket)"};
 }
 
 }  // namespace kiso::agent

@@ -21,6 +21,11 @@ ProbeResult RunProbe(const boost::json::value& probe, const boost::json::value& 
                      runtime::RuntimeService* runtime, const std::string& id,
                      const std::string& pod_ip);
 
+// Runs a lifecycle hook (a LifecycleHandler: exec or httpGet) with `timeout`.
+ProbeResult RunHook(const boost::json::value& handler, const boost::json::value& c,
+                    runtime::RuntimeService* runtime, const std::string& id,
+                    const std::string& pod_ip, std::chrono::seconds timeout);
+
 // A probe's timing and thresholds, with Kubernetes' defaults.
 struct ProbeTiming {
   std::chrono::seconds initial_delay{0};

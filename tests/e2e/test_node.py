@@ -402,3 +402,30 @@ spec:
     assert any(e["reason"] == "Pulled" and "already present" in e["message"]
                for e in events if e["involvedObject"]["name"] == "local-only")
     k("delete", "pod", "local-only")
+
+
+def test_prestop_hook_runs_before_sigterm(node, tmp_path):
+    s, k = node
+    out = tmp_path / "out"
+    out.mkdir()
+    apply(k, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: polite}}
+spec:
+  terminationGracePeriodSeconds: 10
+  volumes:
+  - name: out
+    hostPath: {{path: {out}}}
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "trap 'echo term >> /out/log; exit 0' TERM; while true; do sleep 0.1; done"]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo prestop >> /out/log"]}}
+""")
+    wait_for(lambda: phase(k, "polite") == "Running", what="polite Running")
+    k("delete", "pod", "polite", "--wait=true", timeout=30)
+    assert (out / "log").read_text() == "prestop\nterm\n"
