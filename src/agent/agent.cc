@@ -72,41 +72,20 @@ Status Agent::Start() {
   KISO_RETURN_IF_ERROR(RegisterNode(client_, d));
   Adopt();
   pods_->Start();
-  for (int i = 0; i < options_.workers; ++i) {
-    workers_.emplace_back([this] {
-      while (auto key = queue_.Get()) {
-        Reconcile(*key);
-        queue_.Done(*key);
-      }
-    });
-  }
-  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  loop_.Start(
+      options_.workers, [this](const std::string& key) { Reconcile(key); }, options_.heartbeat,
+      [this] {
+        Status st = RenewNodeLease(client_, options_.node_name);
+        if (!st.ok()) spdlog::warn("agent: heartbeat: {}", st.ToString());
+      });
   spdlog::info("agent: node {} ready ({}, network {})", options_.node_name, runtime_->Version(),
                network_->name());
   return Status::Ok();
 }
 
 void Agent::Stop() {
-  if (stop_.exchange(true)) return;
-  {
-    std::lock_guard lock(mu_);
-    stop_cv_.notify_all();
-  }
-  queue_.ShutDown();
-  for (auto& w : workers_) w.join();
-  workers_.clear();
-  if (heartbeat_.joinable()) heartbeat_.join();
+  loop_.Stop();
   pods_->Stop();
-}
-
-void Agent::HeartbeatLoop() {
-  std::unique_lock lock(mu_);
-  while (!stop_cv_.wait_for(lock, options_.heartbeat, [&] { return stop_.load(); })) {
-    lock.unlock();
-    Status s = RenewNodeLease(client_, options_.node_name);
-    if (!s.ok()) spdlog::warn("agent: heartbeat: {}", s.ToString());
-    lock.lock();
-  }
 }
 
 // After a restart: sandboxes still here belong to the pods they were made for.
@@ -127,7 +106,7 @@ void Agent::Adopt() {
     sandboxes.insert(sandbox.id);
     spdlog::info("agent: adopting sandbox {} of pod {}", sandbox.id.substr(0, 12), key);
     state_[key] = std::move(s);
-    queue_.Add(key);
+    loop_.queue().Add(key);
   }
   // Leftovers of a crash between steps: addresses without a sandbox.
   for (const auto& id : network_->Attached()) {
@@ -156,7 +135,7 @@ void Agent::SetWaiting(const json::value& pod, PodState& s, const std::string& n
   }
 }
 
-void Agent::OnPod(const json::value& pod, bool /*deleted*/) { queue_.Add(KeyOf(pod)); }
+void Agent::OnPod(const json::value& pod, bool /*deleted*/) { loop_.queue().Add(KeyOf(pod)); }
 
 std::string Agent::PodDir(const PodState& s) const {
   return fmt::format("{}/pods/{}_{}_{}", options_.data_dir, s.ns, s.name, s.uid);
@@ -173,7 +152,7 @@ std::vector<ContainerStatus> Agent::ContainersOf(const std::string& sandbox_id) 
 
 void Agent::Reconcile(const std::string& key) {
   if (!pods_->synced()) {
-    queue_.AddAfter(key, std::chrono::milliseconds(100));
+    loop_.queue().AddAfter(key, std::chrono::milliseconds(100));
     return;
   }
   auto pod = pods_->Get(key.substr(0, key.find('/')), key.substr(key.find('/') + 1));
@@ -187,7 +166,7 @@ void Agent::Reconcile(const std::string& key) {
   // A pod gone, or replaced by a new one of the same name: tear the old one down.
   if (state && (!pod || state->uid != uid)) {
     if (!Teardown(*state, std::chrono::seconds(0))) {
-      queue_.AddAfter(key, std::chrono::seconds(1));
+      loop_.queue().AddAfter(key, std::chrono::seconds(1));
       return;
     }
     std::lock_guard lock(mu_);
@@ -199,7 +178,7 @@ void Agent::Reconcile(const std::string& key) {
     const auto* g = api::Find(*pod, {"metadata", "deletionGracePeriodSeconds"});
     std::chrono::seconds grace(g && g->is_int64() ? g->get_int64() : 30);
     if (state && !Teardown(*state, grace, &*pod)) {
-      queue_.AddAfter(key, std::chrono::seconds(1));
+      loop_.queue().AddAfter(key, std::chrono::seconds(1));
       return;
     }
     {
@@ -213,7 +192,7 @@ void Agent::Reconcile(const std::string& key) {
     Status s = client_->Delete(Pods(), key.substr(0, key.find('/')), key.substr(key.find('/') + 1),
                                options);
     if (!s.ok() && s.code() != Code::kNotFound && s.code() != Code::kConflict) {
-      queue_.AddAfter(key, std::chrono::seconds(1));
+      loop_.queue().AddAfter(key, std::chrono::seconds(1));
     }
     return;
   }
@@ -295,7 +274,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     if (!sandbox.ok()) {
       SetWaiting(pod, s, "*", "CreatePodSandboxError", sandbox.status().message());
       WriteStatus(pod, s);
-      queue_.AddAfter(key, std::chrono::seconds(2));
+      loop_.queue().AddAfter(key, std::chrono::seconds(2));
       return;
     }
     std::vector<network::PortMapping> ports;
@@ -316,7 +295,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
       (void)runtime_->RemovePodSandbox(sandbox->id);
       SetWaiting(pod, s, "*", "CreatePodSandboxError", attached.status().message());
       WriteStatus(pod, s);
-      queue_.AddAfter(key, std::chrono::seconds(2));
+      loop_.queue().AddAfter(key, std::chrono::seconds(2));
       return;
     }
     s.sandbox_id = sandbox->id;
@@ -329,7 +308,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
   if (!volumes.ok()) {
     SetWaiting(pod, s, "*", "CreateContainerConfigError", volumes.message());
     WriteStatus(pod, s);
-    queue_.AddAfter(key, std::chrono::seconds(2));
+    loop_.queue().AddAfter(key, std::chrono::seconds(2));
     return;
   }
   s.waiting.erase("*");
@@ -354,7 +333,8 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     }
   }
   WriteStatus(pod, s);
-  if (s.phase != "Succeeded" && s.phase != "Failed") queue_.AddAfter(key, options_.sync_period);
+  if (s.phase != "Succeeded" && s.phase != "Failed")
+    loop_.queue().AddAfter(key, options_.sync_period);
 }
 
 void Agent::Probe(const json::value& pod, PodState& s, const json::value& c,

@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/node_loop.h"
 #include "agent/pod_phase.h"
 #include "apiserver/http.h"
 #include "client/client.h"
@@ -122,7 +123,6 @@ class Agent {
   // Sets container `name`'s waiting reason; records an event when it is new.
   void SetWaiting(const boost::json::value& pod, PodState& state, const std::string& name,
                   const std::string& reason, const std::string& message);
-  void HeartbeatLoop();
 
   client::Client* client_;
   AgentOptions options_;
@@ -132,12 +132,8 @@ class Agent {
   network::CniNetwork* network_;
   std::unique_ptr<client::Informer> pods_;
   client::EventRecorder events_;
-  client::WorkQueue queue_;
-  std::vector<std::thread> workers_;
-  std::thread heartbeat_;
-  std::atomic<bool> stop_{false};
+  NodeLoop loop_;
   std::mutex mu_;
-  std::condition_variable stop_cv_;
   std::map<std::string, PodState> state_;  // "ns/name" → what runs for it.
 };
 

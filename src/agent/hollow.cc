@@ -50,28 +50,14 @@ Status HollowNodes::Renew(const std::string& name) { return RenewNodeLease(clien
 Status HollowNodes::Start() {
   for (const auto& name : names_) KISO_RETURN_IF_ERROR(Register(name));
   pods_->Start();
-  for (int i = 0; i < options_.workers; ++i) {
-    workers_.emplace_back([this] {
-      while (auto key = queue_.Get()) {
-        Reconcile(*key);
-        queue_.Done(*key);
-      }
-    });
-  }
-  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  loop_.Start(
+      options_.workers, [this](const std::string& key) { Reconcile(key); }, options_.heartbeat,
+      [this] { Heartbeat(); });
   return Status::Ok();
 }
 
 void HollowNodes::Stop() {
-  if (stop_.exchange(true)) return;
-  {
-    std::lock_guard lock(mu_);
-    stop_cv_.notify_all();
-  }
-  queue_.ShutDown();
-  for (auto& w : workers_) w.join();
-  workers_.clear();
-  if (heartbeat_.joinable()) heartbeat_.join();
+  loop_.Stop();
   pods_->Stop();
 }
 
@@ -80,17 +66,16 @@ void HollowNodes::Silence(const std::string& node) {
   silenced_.insert(node);
 }
 
-void HollowNodes::HeartbeatLoop() {
-  std::unique_lock lock(mu_);
-  while (!stop_cv_.wait_for(lock, options_.heartbeat, [&] { return stop_.load(); })) {
-    std::set<std::string> silenced = silenced_;
-    lock.unlock();
-    for (const auto& name : names_) {
-      if (silenced.contains(name)) continue;
-      Status s = Renew(name);
-      if (!s.ok()) spdlog::warn("hollow {}: heartbeat: {}", name, s.ToString());
-    }
-    lock.lock();
+void HollowNodes::Heartbeat() {
+  std::set<std::string> silenced;
+  {
+    std::lock_guard lock(mu_);
+    silenced = silenced_;
+  }
+  for (const auto& name : names_) {
+    if (silenced.contains(name)) continue;
+    Status st = Renew(name);
+    if (!st.ok()) spdlog::warn("hollow {}: heartbeat: {}", name, st.ToString());
   }
 }
 
@@ -108,8 +93,8 @@ void HollowNodes::OnPod(const json::value& obj, bool deleted) {
       phase == "Succeeded" || phase == "Failed" ||
       (phase == "Running" && api::GetString(obj, {"metadata", "annotations", kExitCode}).empty());
   if (deleting || !settled) {
-    queue_.Add(std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
-               std::string(api::GetString(obj, {"metadata", "name"})));
+    loop_.queue().Add(std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
+                      std::string(api::GetString(obj, {"metadata", "name"})));
   }
 }
 
@@ -125,7 +110,7 @@ void HollowNodes::Reconcile(const std::string& key) {
     options.precondition_uid = api::GetString(*pod, {"metadata", "uid"});
     Status s = client_->Delete(Pods(), ns, name, options);
     if (!s.ok() && s.code() != Code::kNotFound && s.code() != Code::kConflict)
-      queue_.AddAfter(key, std::chrono::milliseconds(200));
+      loop_.queue().AddAfter(key, std::chrono::milliseconds(200));
     return;
   }
   std::string_view phase = api::GetString(*pod, {"status", "phase"});
@@ -158,7 +143,7 @@ void HollowNodes::Reconcile(const std::string& key) {
                                              {"containerStatuses", std::move(finished)}}}};
     auto res = client_->Patch(Pods(), ns, name, client::PatchType::kStrategic, done, "status");
     if (!res.ok() && res.status().code() != Code::kNotFound)
-      queue_.AddAfter(key, std::chrono::milliseconds(200));
+      loop_.queue().AddAfter(key, std::chrono::milliseconds(200));
     return;
   }
   json::array statuses;
@@ -196,7 +181,7 @@ void HollowNodes::Reconcile(const std::string& key) {
                                            {"containerStatuses", std::move(statuses)}}}};
   auto res = client_->Patch(Pods(), ns, name, client::PatchType::kStrategic, patch, "status");
   if (!res.ok() && res.status().code() != Code::kNotFound)
-    queue_.AddAfter(key, std::chrono::milliseconds(200));
+    loop_.queue().AddAfter(key, std::chrono::milliseconds(200));
 }
 
 }  // namespace kiso::agent

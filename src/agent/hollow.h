@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/node_loop.h"
 #include "client/client.h"
 #include "client/informer.h"
 #include "client/work_queue.h"
@@ -50,7 +51,7 @@ class HollowNodes {
  private:
   void OnPod(const boost::json::value& obj, bool deleted);
   void Reconcile(const std::string& key);
-  void HeartbeatLoop();
+  void Heartbeat();  // Renews every node's Lease but the silenced ones'.
   Status Register(const std::string& name);
   Status Renew(const std::string& name);
 
@@ -58,12 +59,8 @@ class HollowNodes {
   HollowOptions options_;
   std::set<std::string> names_;
   std::unique_ptr<client::Informer> pods_;
-  client::WorkQueue queue_;
-  std::vector<std::thread> workers_;
-  std::thread heartbeat_;
-  std::atomic<bool> stop_{false};
+  NodeLoop loop_;
   std::mutex mu_;
-  std::condition_variable stop_cv_;
   std::set<std::string> silenced_;
 };
 

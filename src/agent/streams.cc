@@ -178,7 +178,7 @@ apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Re
                 body = std::move(body)](apiserver::StreamWriter& out) mutable {
     if (!body.empty() && !out.Write(body)) return;
     size_t offset = consumed;
-    while (!out.Stopping() && !stop_) {
+    while (!out.Stopping() && !loop_.stopping()) {
       size_t used = 0;
       auto more = ParseCri(ReadFrom(path, offset), &used);
       offset += used;

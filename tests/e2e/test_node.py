@@ -15,8 +15,9 @@ from conftest import KISO_BIN, Kubectl, Server
 from images import build_oci_archive
 from registry import LocalRegistry
 
-BRIDGE = "kisoe2e0"
-POD_CIDR = "10.233.0.0/24"
+# Per run, so that two runs on one machine do not share a bridge or addresses.
+BRIDGE = f"kisoe2e{os.getpid() % 10000}"
+POD_CIDR = f"10.233.{os.getpid() % 250}.0/24"
 NODE = "kiso-e2e-node"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")
@@ -147,7 +148,7 @@ def test_pod_runs_to_completion_and_logs(node):
     wait_for(lambda: phase(k, "hello") == "Succeeded", what="hello Succeeded")
     p = pod(k, "hello")
     ip = p["status"]["podIP"]
-    assert ip.startswith("10.233.0.")
+    assert ip.startswith(POD_CIDR.rsplit(".", 2)[0] + ".")
     assert p["spec"]["nodeName"] == NODE
     term = p["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] == 0 and term["reason"] == "Completed"

@@ -13,7 +13,7 @@ from images import build_oci_archive
 from test_node import leftovers, run, simple_pod, wait_for
 
 NODE = "kiso-remote-node"
-BRIDGE = "kisoremote0"
+BRIDGE = f"kisoremote{os.getpid() % 1000}"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")
 
@@ -29,7 +29,7 @@ def test_agent_joins_over_https_and_runs_pods():
     agent = subprocess.Popen(
         [KISO_BIN, "agent", "--server", f"https://127.0.0.1:{s.port}", "--token", s.token,
          "--ca-file", os.path.join(s.dir, "tls", "ca.crt"), "--data-dir", data,
-         "--node-name", NODE, "--pod-cidr", "10.235.0.0/24", "--cni-bridge", BRIDGE],
+         "--node-name", NODE, "--pod-cidr", f"10.235.{os.getpid() % 250}.0/24", "--cni-bridge", BRIDGE],
         stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         for line in agent.stdout:  # Log lines, then the one that says it joined.
@@ -46,7 +46,7 @@ def test_agent_joins_over_https_and_runs_pods():
         wait_for(lambda: json.loads(k("get", "pod", "remote", "-o", "json"))["status"].get("phase")
                  == "Succeeded", what="remote Succeeded")
         pod = json.loads(k("get", "pod", "remote", "-o", "json"))
-        assert pod["spec"]["nodeName"] == NODE and pod["status"]["podIP"].startswith("10.235.0.")
+        assert pod["spec"]["nodeName"] == NODE and pod["status"]["podIP"].startswith(f"10.235.{os.getpid() % 250}.")
         # Streams are served for the server's own agent only (said, not hidden).
         logs = k.run("logs", "remote", check=False)
         assert logs.returncode != 0 and "no kiso agent serving container streams" in logs.stderr

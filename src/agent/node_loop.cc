@@ -1,0 +1,37 @@
+#include "agent/node_loop.h"
+
+namespace kiso::agent {
+
+void NodeLoop::Start(int workers, std::function<void(const std::string&)> reconcile,
+                     std::chrono::seconds heartbeat, std::function<void()> beat) {
+  for (int i = 0; i < workers; ++i) {
+    workers_.emplace_back([this, reconcile] {
+      while (auto key = queue_.Get()) {
+        reconcile(*key);
+        queue_.Done(*key);
+      }
+    });
+  }
+  heartbeat_ = std::thread([this, heartbeat, beat = std::move(beat)] {
+    std::unique_lock lock(mu_);
+    while (!stop_cv_.wait_for(lock, heartbeat, [&] { return stop_.load(); })) {
+      lock.unlock();
+      beat();
+      lock.lock();
+    }
+  });
+}
+
+void NodeLoop::Stop() {
+  if (stop_.exchange(true)) return;
+  {
+    std::lock_guard lock(mu_);
+    stop_cv_.notify_all();
+  }
+  queue_.ShutDown();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+}  // namespace kiso::agent
