@@ -2,7 +2,7 @@
 
 namespace kiso::agent {
 
-void NodeLoop::Start(int workers, std::function<void(const std::string&)> reconcile,
+void NodeLoop::Start(int workers, const std::function<void(const std::string&)>& reconcile,
                      std::chrono::seconds heartbeat, std::function<void()> beat) {
   for (int i = 0; i < workers; ++i) {
     workers_.emplace_back([this, reconcile] {

@@ -19,7 +19,7 @@ namespace kiso::agent {
 class NodeLoop {
  public:
   ~NodeLoop() { Stop(); }
-  void Start(int workers, std::function<void(const std::string&)> reconcile,
+  void Start(int workers, const std::function<void(const std::string&)>& reconcile,
              std::chrono::seconds heartbeat, std::function<void()> beat);
   // Joins the workers and the heartbeat. Idempotent.
   void Stop();
