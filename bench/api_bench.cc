@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "client/https_transport.h"
 #include "support/proc.h"
 #include "support/temp_dir.h"
@@ -83,17 +84,8 @@ class Http {
   std::shared_ptr<client::HttpsTransport> transport_;
 };
 
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
 void Print(const std::string& figure, double value, const std::string& unit) {
-  fmt::print("api {}={:.1f} {}\n", figure, value, unit);
-  std::fflush(stdout);
+  PrintFigure("api", figure, value, unit);
 }
 
 std::string ReadFile(const std::string& path) {

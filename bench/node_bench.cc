@@ -25,6 +25,7 @@
 
 #include "api/object.h"
 #include "api/resources.h"
+#include "bench_util.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/informer.h"
@@ -44,17 +45,8 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kBridge = "kisobench0";
 constexpr const char* kPodCidr = "10.234.0.0/24";
 
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
 void Print(const std::string& figure, double value, const std::string& unit) {
-  fmt::print("node {}={:.1f} {}\n", figure, value, unit);
-  std::fflush(stdout);
+  PrintFigure("node", figure, value, unit);
 }
 
 // One `kiso server` child; SIGTERM'd and reaped on destruction.

@@ -20,6 +20,7 @@
 #include "agent/hollow.h"
 #include "api/object.h"
 #include "apiserver/api_server.h"
+#include "bench_util.h"
 #include "client/in_process.h"
 #include "controller/deployment_controller.h"
 #include "controller/garbage_collector.h"
@@ -35,8 +36,7 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
 void Print(const std::string& figure, double value, const std::string& unit) {
-  fmt::print("sched {}={:.1f} {}\n", figure, value, unit);
-  std::fflush(stdout);
+  PrintFigure("sched", figure, value, unit);
 }
 
 const api::ResourceType& R(std::string_view group, std::string_view plural) {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 #include "support/etcd_process.h"
@@ -22,6 +23,8 @@
 
 namespace kiso::store {
 namespace {
+
+using bench::Percentile;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::duration;
@@ -36,12 +39,6 @@ void Print(const std::string& backend, const std::string& figure, double value,
   fmt::print("store backend={} {}={:.1f} {}\n", backend, figure, value, unit);
   std::fflush(stdout);
   figures[backend + " " + figure] = value;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
 // Runs `op(thread, i)` on `threads` threads for `how_long`; returns ops/s and
