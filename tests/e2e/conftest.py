@@ -24,6 +24,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for(predicate, timeout=60, what="condition"):
+    """Polls `predicate` until it returns something true (returned), or fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)  # Polling with a deadline.
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def terminate(proc):
     """SIGTERM, and SIGKILL if the process has not exited 10 s later."""
     if proc.poll() is None:

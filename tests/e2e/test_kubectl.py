@@ -1,10 +1,7 @@
 """The real kubectl (1.32, /usr/bin/kubectl and its version dispatcher) against kiso server."""
 import json
 import subprocess
-import threading
-import time
 
-import pytest
 
 DEPLOYMENT = """
 apiVersion: apps/v1

@@ -7,11 +7,10 @@ veths, addresses); then a last sweep removes whatever a failure left."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server
+from conftest import KISO_BIN, Kubectl, Server, wait_for
 from images import build_oci_archive
 from registry import LocalRegistry
 
@@ -92,16 +91,6 @@ def node(registry, tmp_path_factory):
                 os.rmdir(os.path.join("/sys/fs/cgroup", c, "kiso"))
             except OSError:
                 pass
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)  # Polling with a deadline.
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pod(kubectl, name):

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, terminate
+from conftest import KISO_BIN, Kubectl, Server, terminate, wait_for
 from images import build_oci_archive
-from test_node import leftovers, run, simple_pod, wait_for
+from test_node import leftovers, run, simple_pod
 
 NODE = "kiso-remote-node"
 BRIDGE = f"kisoremote{os.getpid() % 1000}"

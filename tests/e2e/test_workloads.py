@@ -2,12 +2,11 @@
 with the real kubectl and the Python client."""
 import json
 import threading
-import time
 
 import pytest
 from kubernetes import client, watch
 
-from conftest import Hollow, Server, Kubectl
+from conftest import Hollow, Kubectl, Server, wait_for
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -51,16 +50,6 @@ def api(cluster):
     return kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
 
 
-def wait_until(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)  # Polling the API with a deadline.
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_300_replicas_on_10_nodes_bound_within_capacity(kctl, api):
     kctl("apply", "-f", "-", input=DEPLOYMENT.format(name="big", replicas=300, surge="25%", unavailable="25%",
                                                      image="app:1", cpu="100m"))
@@ -77,7 +66,7 @@ def test_300_replicas_on_10_nodes_bound_within_capacity(kctl, api):
         assert milli <= 4000, f"{name} over capacity: {milli}m"
     assert len(per_node) == 10   # Least-allocated scoring spreads the pods.
     kctl("delete", "deployment", "big", "--timeout=120s", timeout=150)
-    wait_until(lambda: not core.list_namespaced_pod("default", label_selector="app=big").items,
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="app=big").items,
                what="the pods of a deleted deployment to go")
 
 
@@ -92,7 +81,7 @@ def test_unschedulable_pod_reports_why_and_waits(kctl, api):
         for c in p.status.conditions or []:
             if c.type == "PodScheduled" and c.status == "False":
                 return c
-    c = wait_until(condition, what="PodScheduled=False")
+    c = wait_for(condition, what="PodScheduled=False")
     assert c.reason == "Unschedulable"
     assert c.message == "0/10 nodes are available: 10 Insufficient cpu."
     events = core.list_namespaced_event("default", field_selector="involvedObject.name=huge").items
@@ -156,7 +145,7 @@ def test_garbage_collection_modes(kctl, api, mode):
         assert len(sets) == 1 and not sets[0].metadata.owner_references
         assert len(core.list_namespaced_pod("default", label_selector=f"app={name}").items) == 3
         kctl("delete", "rs", "-l", f"app={name}", "--timeout=60s", timeout=90)
-    wait_until(lambda: not apps.list_namespaced_replica_set("default", label_selector=f"app={name}").items and
+    wait_for(lambda: not apps.list_namespaced_replica_set("default", label_selector=f"app={name}").items and
                not core.list_namespaced_pod("default", label_selector=f"app={name}").items,
                what=f"{mode} deletion to remove the dependents")
 
@@ -188,7 +177,7 @@ def test_silent_node_is_marked_and_its_pods_recreated_elsewhere():
             running = [p["spec"].get("nodeName") for p in out
                        if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"]
             return sorted(running) == ["spare-0", "stays-0"] and running
-        wait_until(moved, timeout=60, what="the silent node's pod to be recreated on the spare node")
+        wait_for(moved, timeout=60, what="the silent node's pod to be recreated on the spare node")
         node = json.loads(kctl("get", "node", "doomed-0", "-o", "json"))
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"][0]
         assert ready["status"] == "Unknown" and ready["reason"] == "NodeStatusUnknown"
@@ -247,12 +236,12 @@ def test_endpoints_follow_ready_pods(kctl, api):
         subsets = ep.subsets or []
         ips = sorted(a.ip for s in subsets for a in (s.addresses or []))
         return len(ips) == 3 and (ips, subsets)
-    ips, subsets = wait_until(addresses, what="3 ready endpoints")
+    ips, subsets = wait_for(addresses, what="3 ready endpoints")
     pod_ips = sorted(p.status.pod_ip for p in core.list_namespaced_pod("default", label_selector="app=backend").items)
     assert ips == pod_ips
     assert subsets[0].ports[0].port == 8080
     kctl("scale", "deployment", "backend", "--replicas=1")
-    wait_until(lambda: sum(len(s.addresses or []) for s in
+    wait_for(lambda: sum(len(s.addresses or []) for s in
                            core.read_namespaced_endpoints("backend", "default").subsets or []) == 1,
                what="endpoints to shrink with the deployment")
     kctl("delete", "service", "backend")
