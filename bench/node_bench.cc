@@ -7,6 +7,7 @@
 //   shim RSS per container. Needs root, runc and busybox-static.
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ class Server {
     port_ = testing::FreeLoopbackPort();
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlives the benchmark.
       std::string log = dir + "/server.log";
       freopen(log.c_str(), "a", stdout);
       freopen(log.c_str(), "a", stderr);
@@ -230,6 +232,7 @@ void PullThroughput(const std::string& kiso, const std::string& dir) {
       dir, port);
   pid_t registry = fork();
   if (registry == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlives the benchmark.
     std::string log = dir + "/registry.log";
     freopen(log.c_str(), "w", stdout);
     freopen(log.c_str(), "a", stderr);
