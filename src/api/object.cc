@@ -11,6 +11,8 @@
 #include <set>
 #include <vector>
 
+#include "common/clock.h"
+
 namespace kiso::api {
 
 namespace json = boost::json;
@@ -203,10 +205,7 @@ Labels GetLabels(const json::value& obj) {
   return labels;
 }
 
-std::string NowRfc3339() {
-  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", now);
-}
+std::string NowRfc3339() { return kiso::NowRfc3339(); }
 
 std::string NewUid() {
   thread_local std::mt19937_64 rng(std::random_device{}());

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <string>
 
 namespace kiso {
 
@@ -16,6 +17,11 @@ class Clock {
   // The process-wide real clock; never null, never destroyed.
   static Clock* Real();
 };
+
+// Wall-clock now as RFC 3339 in UTC, to the second (Kubernetes' Time) and with
+// nanoseconds (CRI log lines).
+std::string NowRfc3339();
+std::string NowRfc3339Nano();
 
 // A clock that moves only when told. Thread-safe.
 class FakeClock : public Clock {

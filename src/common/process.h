@@ -46,8 +46,4 @@ Result<ChildProcess> StartCommand(const std::vector<std::string>& argv, bool wit
 // Waits for `pid`; its exit code, or 128 + the signal that ended it.
 int WaitProcess(pid_t pid);
 
-// Now as RFC 3339 with nanoseconds, UTC (what CRI logs and Kubernetes use).
-std::string NowRfc3339Nano();
-std::string NowRfc3339();
-
 }  // namespace kiso

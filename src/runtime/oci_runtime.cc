@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/process.h"
 #include "runtime/oci_spec.h"
 

@@ -11,7 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/process.h"
+#include "common/clock.h"
+#include "common/status.h"
 
 namespace kiso::runtime {
 
