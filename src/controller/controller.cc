@@ -124,4 +124,34 @@ bool IsReadyPod(const json::value& pod) {
       });
 }
 
+void Expectations::Expect(const std::string& key, int adds, int deletes) {
+  std::lock_guard lock(mu_);
+  pending_[key] = {adds, deletes, std::chrono::steady_clock::now()};
+}
+
+void Expectations::Observe(const std::string& key, int adds, int deletes) {
+  std::lock_guard lock(mu_);
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  it->second.adds = std::max(0, it->second.adds - adds);
+  it->second.deletes = std::max(0, it->second.deletes - deletes);
+}
+
+bool Expectations::Satisfied(const std::string& key) {
+  constexpr auto kTimeout = std::chrono::minutes(5);
+  std::lock_guard lock(mu_);
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return true;
+  const Pending& p = it->second;
+  if ((p.adds > 0 || p.deletes > 0) && std::chrono::steady_clock::now() - p.since < kTimeout)
+    return false;
+  pending_.erase(it);
+  return true;
+}
+
+void Expectations::Forget(const std::string& key) {
+  std::lock_guard lock(mu_);
+  pending_.erase(key);
+}
+
 }  // namespace kiso::controller

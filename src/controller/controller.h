@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,33 @@ class Controller {
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::map<std::string, int> failures_;
+};
+
+// Expectations: the creates and deletes a controller has issued for a key but
+// not yet seen through its informer (upstream's ControllerExpectations). While
+// any are pending the controller must not act on the key again, or it would
+// act twice on a cache that lags its own writes. Pending ones expire after five
+// minutes, so a lost event cannot wedge a key. Thread-safe.
+class Expectations {
+ public:
+  void Expect(const std::string& key, int adds, int deletes);
+  // One of the key's own creates or deletes showed up, or failed to happen.
+  void Created(const std::string& key) { Observe(key, 1, 0); }
+  void Deleted(const std::string& key) { Observe(key, 0, 1); }
+  // Nothing pending for the key (or what is pending has expired).
+  bool Satisfied(const std::string& key);
+  void Forget(const std::string& key);
+
+ private:
+  struct Pending {
+    int adds = 0;
+    int deletes = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  void Observe(const std::string& key, int adds, int deletes);
+
+  std::mutex mu_;
+  std::map<std::string, Pending> pending_;
 };
 
 // "ns/name" of an object, the key controllers use.

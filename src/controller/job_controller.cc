@@ -43,10 +43,17 @@ json::object Condition(std::string_view type, std::string_view reason, std::stri
 JobController::JobController(client::Client* client, client::SharedInformers* shared)
     : Controller(client, "job-controller", 2, shared) {
   jobs_ = Watch(Jobs(), [this](const json::value*, const json::value& job, bool deleted) {
-    if (!deleted) Enqueue(KeyOf(job));
+    if (deleted) {
+      expectations_.Forget(KeyOf(job));
+    } else {
+      Enqueue(KeyOf(job));
+    }
   });
-  pods_ = Watch(Pods(), [this](const json::value*, const json::value& pod, bool) {
-    for (const auto& key : OwnerKeys(pod, "Job")) Enqueue(key);
+  pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool deleted) {
+    for (const auto& key : OwnerKeys(pod, "Job")) {
+      if (!old && !deleted) expectations_.Created(key);
+      Enqueue(key);
+    }
   });
 }
 
@@ -58,6 +65,8 @@ Status JobController::Reconcile(const std::string& key) {
   if (!found || Finished(*found) ||
       !api::GetString(*found, {"metadata", "deletionTimestamp"}).empty())
     return Status::Ok();
+  // Wait to see our own creates; their events requeue us.
+  if (!expectations_.Satisfied(key)) return Status::Ok();
   const json::value& job = *found;
   std::string uid(api::GetString(job, {"metadata", "uid"}));
   int64_t completions = Int(job, {"spec", "completions"}, 1);
@@ -117,9 +126,11 @@ Status JobController::Reconcile(const std::string& key) {
                                                          {"blockOwnerDeletion", true}}};
       if (const auto* spec = api::Find(job, {"spec", "template", "spec"}))
         pod.as_object()["spec"] = *spec;
+      expectations_.Expect(key, static_cast<int>(missing), 0);
       for (int64_t i = 0; i < missing; ++i) {
         auto created = client()->Create(Pods(), ns, pod);
         if (!created.ok()) {
+          for (int64_t j = i; j < missing; ++j) expectations_.Created(key);  // Never to be seen.
           result = created.status();
           break;
         }

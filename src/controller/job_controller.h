@@ -2,7 +2,9 @@
 // controller): up to spec.parallelism pods at a time until spec.completions have
 // succeeded (Complete), or more than spec.backoffLimit have failed (Failed,
 // BackoffLimitExceeded, remaining pods deleted). Status counts active, ready,
-// succeeded and failed pods, with startTime and completionTime.
+// succeeded and failed pods, with startTime and completionTime. Like the
+// ReplicaSet controller it waits to see the pods it created before it counts
+// again, so a lagging cache never makes it create a replacement twice.
 #pragma once
 
 #include "controller/controller.h"
@@ -20,6 +22,7 @@ class JobController : public Controller {
  private:
   client::Informer* jobs_ = nullptr;
   client::Informer* pods_ = nullptr;
+  Expectations expectations_;  // Job key → its pod creates not yet seen.
 };
 
 }  // namespace kiso::controller

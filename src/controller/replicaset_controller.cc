@@ -18,7 +18,6 @@ namespace {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& ReplicaSets() { return *api::FindResource("apps", "v1", "replicasets"); }
 constexpr int kBurst = 500;  // Creates or deletes per reconcile, as upstream.
-constexpr auto kExpectationTimeout = std::chrono::minutes(5);
 
 // Deletion preference (upstream's ActivePods ranking): unscheduled, then
 // pending, then not ready, then the newest.
@@ -37,7 +36,7 @@ ReplicaSetController::ReplicaSetController(client::Client* client, client::Share
     std::string key = KeyOf(rs);
     std::lock_guard lock(mu_);
     if (deleted) {
-      expectations_.erase(key);
+      expectations_.Forget(key);
       uid_to_key_.erase(std::string(api::GetString(rs, {"metadata", "uid"})));
       return;
     }
@@ -57,14 +56,16 @@ std::string ReplicaSetController::OwnerKey(const json::value& pod) {
 }
 
 void ReplicaSetController::OnPod(const json::value* old, const json::value& pod, bool deleted) {
-  std::lock_guard lock(mu_);
-  std::string key = OwnerKey(pod);
+  std::string key;
+  {
+    std::lock_guard lock(mu_);
+    key = OwnerKey(pod);
+  }
   if (key.empty()) return;
-  auto& e = expectations_[key];
   if (deleted) {
-    if (e.deletes > 0) --e.deletes;
+    expectations_.Deleted(key);
   } else if (!old) {
-    if (e.adds > 0) --e.adds;
+    expectations_.Created(key);
   }
   Enqueue(key);
 }
@@ -74,15 +75,8 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   auto rs = sets_->Get(ns, name);
   if (!rs || !api::GetString(*rs, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
   std::string uid(api::GetString(*rs, {"metadata", "uid"}));
-  {
-    std::lock_guard lock(mu_);
-    auto& e = expectations_[key];
-    bool pending = e.adds > 0 || e.deletes > 0;
-    if (pending && std::chrono::steady_clock::now() - e.since < kExpectationTimeout) {
-      return Status::Ok();  // Wait to see our own writes; their events requeue us.
-    }
-    e = {};
-  }
+  // Wait to see our own writes; their events requeue us.
+  if (!expectations_.Satisfied(key)) return Status::Ok();
   std::vector<json::value> active;
   int fully_labeled = 0, ready = 0;
   auto selector_labels = api::Find(*rs, {"spec", "selector", "matchLabels"});
@@ -109,10 +103,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   Status result = Status::Ok();
   if (diff > 0) {
     int n = static_cast<int>(std::min<int64_t>(diff, kBurst));
-    {
-      std::lock_guard lock(mu_);
-      expectations_[key] = {n, 0, std::chrono::steady_clock::now()};
-    }
+    expectations_.Expect(key, n, 0);
     json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
     auto& meta = api::Child(pod.as_object(), "metadata");
     if (const auto* tm = api::Find(*rs, {"spec", "template", "metadata"}); tm && tm->is_object()) {
@@ -128,17 +119,12 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
                                                        {"blockOwnerDeletion", true}}};
     if (const auto* spec = api::Find(*rs, {"spec", "template", "spec"}))
       pod.as_object()["spec"] = *spec;
-    int failed = 0;
     for (int i = 0; i < n; ++i) {
       auto created = client()->Create(Pods(), ns, pod);
       if (!created.ok()) {
-        ++failed;
+        expectations_.Created(key);  // Will never be seen.
         result = created.status();
       }
-    }
-    if (failed > 0) {
-      std::lock_guard lock(mu_);
-      expectations_[key].adds = std::max(0, expectations_[key].adds - failed);
     }
   } else if (diff < 0) {
     std::stable_sort(active.begin(), active.end(), [](const json::value& a, const json::value& b) {
@@ -148,17 +134,13 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
              api::GetString(b, {"metadata", "creationTimestamp"});
     });
     int n = static_cast<int>(std::min<int64_t>(-diff, kBurst));
-    {
-      std::lock_guard lock(mu_);
-      expectations_[key] = {0, n, std::chrono::steady_clock::now()};
-    }
+    expectations_.Expect(key, 0, n);
     for (int i = 0; i < n; ++i) {
       Status s = client()->Delete(
           Pods(), ns,
           std::string(api::GetString(active[static_cast<size_t>(i)], {"metadata", "name"})));
       if (!s.ok() && s.code() != Code::kNotFound) {
-        std::lock_guard lock(mu_);
-        if (expectations_[key].deletes > 0) --expectations_[key].deletes;
+        expectations_.Deleted(key);  // Will never be seen.
         result = s;
       }
     }

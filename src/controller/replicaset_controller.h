@@ -6,7 +6,6 @@
 // from acting twice on pods it created or deleted but has not seen yet.
 #pragma once
 
-#include <chrono>
 #include <map>
 #include <mutex>
 
@@ -23,20 +22,15 @@ class ReplicaSetController : public Controller {
   Status Reconcile(const std::string& key) override;
 
  private:
-  struct Expectation {
-    int adds = 0;
-    int deletes = 0;
-    std::chrono::steady_clock::time_point since;
-  };
   void OnPod(const boost::json::value* old, const boost::json::value& pod, bool deleted);
   // REQUIRES: mu_ held. Finds the ReplicaSet key controlling `pod`.
   std::string OwnerKey(const boost::json::value& pod);
 
   client::Informer* sets_ = nullptr;
   client::Informer* pods_ = nullptr;
+  Expectations expectations_;  // RS key → its creates/deletes not yet seen.
   std::mutex mu_;
-  std::map<std::string, Expectation> expectations_;  // RS key → pending creates/deletes.
-  std::map<std::string, std::string> uid_to_key_;    // RS uid → key.
+  std::map<std::string, std::string> uid_to_key_;  // RS uid → key.
 };
 
 }  // namespace kiso::controller
