@@ -59,9 +59,17 @@ class Agent {
   void Stop();
   const std::string& node_name() const { return options_.node_name; }
 
-  // pods/log and pods/exec for a pod on this node (the API server routes them here).
+  // pods/log and pods/exec for a pod on this node (the API server routes them
+  // here); other subresources are answered 501 Not Implemented.
+  apiserver::Response ServeStream(const boost::json::value& pod, std::string_view subresource,
+                                  const apiserver::Request& req);
+  // The same for a request the API server forwarded whole (down the agent's
+  // tunnel): the pod is the one its path names, as this agent has it.
+  apiserver::Response ServeStream(const apiserver::Request& req);
   apiserver::Response ServeLogs(const boost::json::value& pod, const apiserver::Request& req);
   apiserver::Response ServeExec(const boost::json::value& pod, const apiserver::Request& req);
+  // Output from now on (as logged) and, for a container with stdin, input.
+  apiserver::Response ServeAttach(const boost::json::value& pod, const apiserver::Request& req);
 
  private:
   struct PodState {

@@ -182,6 +182,12 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   config.working_dir = !wd.empty()                         ? wd
                        : !image.config.working_dir.empty() ? image.config.working_dir
                                                            : "/";
+  auto flag = [&](std::string_view field) {
+    const auto* v = api::Find(c, {field});
+    return v && v->is_bool() && v->get_bool();
+  };
+  config.stdin_open = flag("stdin");
+  config.stdin_once = config.stdin_open && flag("stdinOnce");
   // securityContext: the container's over the pod's.
   auto security = [&](std::string_view field) -> const json::value* {
     if (const auto* v = api::Find(c, {"securityContext", field}); v && !v->is_null()) return v;

@@ -1,12 +1,16 @@
 // Container streams through the API: pods/log from the CRI log files the shims
 // write (follow, previous, tailLines, timestamps, sinceSeconds, limitBytes, as
-// kubectl logs sends them), and pods/exec over the channel protocol.
+// kubectl logs sends them), and pods/exec and pods/attach over the channel
+// protocol.
+#include <fcntl.h>
 #include <fmt/chrono.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <variant>
@@ -33,6 +37,7 @@ apiserver::Response Error(const api::ApiError& e) {
 struct LogLine {
   std::string time;  // RFC 3339 with nanoseconds.
   std::string text;  // With its newline when the line was complete.
+  bool stderr_line = false;
 };
 
 // Parses CRI log lines from `data`; a partial line (P) joins the next one.
@@ -58,12 +63,29 @@ std::vector<LogLine> ParseCri(std::string_view data, size_t* consumed) {
     if (partial_time.empty()) partial_time = std::string(time);
     partial += text;
     if (tag == "P") continue;
-    out.push_back({partial_time, partial + "\n"});
+    out.push_back({partial_time, partial + "\n", line.substr(a + 1, b - a - 1) == "stderr"});
     partial.clear();
     partial_time.clear();
     *consumed = pos;
   }
   return out;
+}
+
+// The channel protocol the client offers: v5 (kubectl 1.30+) or v4 (the
+// Python client); "" when neither.
+std::string ChannelProtocol(const apiserver::Request& req) {
+  std::string_view offered = req.Header("sec-websocket-protocol");
+  for (const char* p : {"v5.channel.k8s.io", "v4.channel.k8s.io"}) {
+    if (offered.find(p) != std::string_view::npos) return p;
+  }
+  return "";
+}
+
+api::ApiError NoChannelProtocol(std::string_view subresource) {
+  return api::BadRequest(
+      fmt::format("pods/{} needs a WebSocket upgrade offering v5.channel.k8s.io or "
+                  "v4.channel.k8s.io (SPDY is not supported)",
+                  subresource));
 }
 
 std::string ReadFrom(const std::string& path, size_t offset) {
@@ -128,6 +150,40 @@ std::variant<ContainerStatus, apiserver::Response> Agent::FindContainer(
                     container, pod_name)));
   }
   return want_previous ? *previous : *latest;
+}
+
+apiserver::Response Agent::ServeStream(const json::value& pod, std::string_view subresource,
+                                       const apiserver::Request& req) {
+  if (subresource == "log") return ServeLogs(pod, req);
+  if (subresource == "exec") return ServeExec(pod, req);
+  if (subresource == "attach") return ServeAttach(pod, req);
+  api::ApiError e;
+  e.code = 501;
+  e.reason = "NotImplemented";
+  e.message = fmt::format("pods/{} is not implemented by the kiso agent yet", subresource);
+  return Error(e);
+}
+
+apiserver::Response Agent::ServeStream(const apiserver::Request& req) {
+  // /api/v1/namespaces/NS/pods/NAME/SUBRESOURCE
+  std::vector<std::string_view> parts;
+  std::string_view path = req.path;
+  for (size_t start = 0; start < path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  if (parts.size() != 7 || parts[0] != "api" || parts[1] != "v1" || parts[2] != "namespaces" ||
+      parts[4] != "pods") {
+    return Error(api::NotFoundPath());
+  }
+  std::string ns(parts[3]), name(parts[5]);
+  auto pod = pods_ ? pods_->Get(ns, name) : std::nullopt;
+  if (!pod) {
+    return Error(api::NotFound(*api::FindResource("", "v1", "pods"), name));
+  }
+  return ServeStream(*pod, parts[6], req);
 }
 
 apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Request& req) {
@@ -210,26 +266,25 @@ apiserver::Response Agent::ServeExec(const json::value& pod, const apiserver::Re
   }
   std::vector<std::string> command = req.QueryAll("command");
   if (command.empty()) return Error(api::BadRequest("you must specify at least 1 command"));
-  // The channel protocol: v5 (kubectl 1.30+) or v4 (the Python client).
-  std::string offered(req.Header("sec-websocket-protocol"));
-  std::string protocol;
-  for (const char* p : {"v5.channel.k8s.io", "v4.channel.k8s.io"}) {
-    if (offered.find(p) != std::string::npos) {
-      protocol = p;
-      break;
-    }
-  }
-  if (protocol.empty()) {
-    return Error(api::BadRequest(
-        "pods/exec needs a WebSocket upgrade offering v5.channel.k8s.io or v4.channel.k8s.io "
-        "(SPDY is not supported)"));
-  }
-  auto child = runtime_->Exec(target.id, command, req.QueryBool("stdin"));
+  std::string protocol = ChannelProtocol(req);
+  if (protocol.empty()) return Error(NoChannelProtocol("exec"));
+  bool tty = req.QueryBool("tty");
+  auto child = runtime_->Exec(target.id, command, req.QueryBool("stdin") || tty, tty);
   if (!child.ok()) return Error(api::InternalError(child.status().message()));
   auto session = std::make_shared<apiserver::ChannelSession>();
   session->stdin_fd = child->stdin_fd;
   session->stdout_fd = child->stdout_fd;
   session->stderr_fd = child->stderr_fd;
+  if (child->tty_fd >= 0) {
+    // The terminal's master, closed with the session.
+    auto terminal = std::shared_ptr<int>(new int(child->tty_fd), [](int* fd) {
+      close(*fd);
+      delete fd;
+    });
+    session->resize = [terminal](uint16_t cols, uint16_t rows) {
+      ResizeTerminal(*terminal, cols, rows);
+    };
+  }
   pid_t pid = child->pid;
   std::string joined = fmt::format("{}", fmt::join(command, " "));
   session->finish = [pid, joined] {
@@ -252,6 +307,104 @@ apiserver::Response Agent::ServeExec(const json::value& pod, const apiserver::Re
     kill(pid, SIGKILL);
     WaitProcess(pid);
   };
+  apiserver::Response res;
+  res.status = 101;
+  res.channels = std::move(session);
+  res.websocket_protocol = protocol;
+  return res;
+}
+
+apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::Request& req) {
+  auto found = FindContainer(pod, req, false);
+  if (auto* error = std::get_if<apiserver::Response>(&found)) return std::move(*error);
+  const ContainerStatus& target = std::get<ContainerStatus>(found);
+  std::string pod_name(api::GetString(pod, {"metadata", "name"}));
+  if (target.state != ContainerState::kRunning) {
+    return Error(api::BadRequest(
+        fmt::format("cannot attach to a container that is not running: container {} in pod {}",
+                    target.name, pod_name)));
+  }
+  // Checked before the protocol: kubectl retries a refused WebSocket over
+  // SPDY and shows only the second answer, so both must carry the cause.
+  auto session = std::make_shared<apiserver::ChannelSession>();
+  if (req.QueryBool("stdin")) {
+    auto in = runtime_->AttachStdin(target.id);
+    if (!in.ok()) {
+      return Error(api::BadRequest(
+          fmt::format("container {} in pod {}: {}", target.name, pod_name, in.status().message())));
+    }
+    session->stdin_fd = *in;
+  }
+  std::string protocol = ChannelProtocol(req);
+  if (protocol.empty()) {
+    close(session->stdin_fd);
+    return Error(NoChannelProtocol("attach"));
+  }
+  // Output from now on, as the shim logs it, until the container exits or the
+  // client leaves (the pump closes its ends of the pipes).
+  int out[2] = {-1, -1};
+  int err[2] = {-1, -1};
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    for (int fd : {out[0], out[1], err[0], err[1], session->stdin_fd}) {
+      if (fd >= 0) close(fd);
+    }
+    return Error(api::InternalError(fmt::format("pipe: {}", strerror(errno))));
+  }
+  bool want_out = req.QueryBool("stdout");
+  bool want_err = req.QueryBool("stderr");
+  session->stdout_fd = out[0];
+  session->stderr_fd = err[0];
+  // Ends (and is joined) with the session, after the pump has closed the
+  // pipes' read ends: a blocked write then fails.
+  struct Follower {
+    std::atomic<bool> stop{false};
+    std::thread thread;
+    ~Follower() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  };
+  auto follower = std::make_shared<Follower>();
+  std::error_code size_ec;
+  auto start = std::filesystem::file_size(target.log_path, size_ec);
+  follower->thread = std::thread([this, stop = &follower->stop, path = target.log_path,
+                                  id = target.id, offset = size_ec ? 0 : start, out = out[1],
+                                  err = err[1], want_out, want_err]() mutable {
+    auto write_all = [](int fd, std::string_view data) {
+      while (!data.empty()) {
+        ssize_t n = write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data.remove_prefix(static_cast<size_t>(n));
+      }
+      return true;
+    };
+    bool open = true;
+    while (open && !*stop && !loop_.stopping()) {
+      size_t used = 0;
+      auto lines = ParseCri(ReadFrom(path, offset), &used);
+      offset += used;
+      for (const auto& line : lines) {
+        if (line.stderr_line ? want_err : want_out)
+          open = open && write_all(line.stderr_line ? err : out, line.text);
+      }
+      if (lines.empty()) {
+        auto st = runtime_->GetStatus(id);
+        if (!st.ok() || st->state == ContainerState::kExited) {
+          for (const auto& line : ParseCri(ReadFrom(path, offset), &used)) {
+            if (line.stderr_line ? want_err : want_out)
+              write_all(line.stderr_line ? err : out, line.text);
+          }
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+    close(out);
+    close(err);
+  });
+  session->finish = [follower] { return std::string(R"({"metadata":{},"status":"Success"})"); };
+  session->abort = [follower] { follower->stop = true; };
   apiserver::Response res;
   res.status = 101;
   res.channels = std::move(session);

@@ -138,6 +138,7 @@ struct ApiServer::Impl {
       return ErrorResponse(api::Unauthorized());
     }
     if (path == "/metrics") return Text(200, metrics.Render());
+    if (path.starts_with(kTunnelPrefix)) return streams.AcceptTunnel(req);
     if (auto r = HandleDiscovery(ctx, req)) return *r;
     if (auto r = HandleOpenApi(req)) return *r;
     if (!target) return ErrorResponse(api::NotFoundPath());

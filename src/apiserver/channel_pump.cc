@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/json.hpp>
 #include <deque>
 #include <memory>
 
@@ -60,11 +61,27 @@ class Pump {
         } else if (channel == 255 && v5_ && msg.size() > 1 && msg[1] == 0) {
           beast::error_code cec;
           in_.close(cec);  // The client closed stdin.
+        } else if (channel == 4 && session_.resize) {
+          Resize(std::string_view(msg).substr(1));
         }
-        // Channel 4 (terminal resize) is accepted and ignored: no TTYs yet.
       }
       ReadClient();
     });
+  }
+
+  // {"Width":80,"Height":24}: a terminal's new size. Anything else is ignored.
+  void Resize(std::string_view text) {
+    boost::system::error_code ec;
+    auto size = boost::json::parse(text, ec);
+    if (ec || !size.is_object()) return;
+    const auto* w = size.as_object().if_contains("Width");
+    const auto* h = size.as_object().if_contains("Height");
+    auto dim = [](const boost::json::value* v) -> uint16_t {
+      if (!v || !v->is_number()) return 0;
+      auto n = v->to_number<double>();
+      return n >= 1 && n <= 65535 ? static_cast<uint16_t>(n) : 0;
+    };
+    session_.resize(dim(w), dim(h));
   }
 
   void ReadOutput(asio::posix::stream_descriptor& d, char channel, std::array<char, 32768>& buf) {

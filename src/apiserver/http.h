@@ -63,7 +63,21 @@ struct ChannelSession {
   std::function<std::string()> finish;
   // Called if the client goes away first (kills the process).
   std::function<void()> abort;
+  // Called for each terminal size the client sends (channel 4), when the
+  // process has a terminal.
+  std::function<void(uint16_t cols, uint16_t rows)> resize;
 };
+
+// A node agent's connection into the API server, turned around: the agent
+// dialled in (TLS verified, bearer token), and the server sends requests down
+// it for the agent to serve. Opaque outside the HTTP server.
+struct Tunnel;
+inline constexpr std::string_view kTunnelProtocol = "kiso-tunnel";
+// Takes an idle tunnel for one request. False when it is already taken or its
+// agent has gone (closed, or the server is stopping).
+bool ClaimTunnel(Tunnel& tunnel);
+// Ends an idle tunnel (its agent dials another when it wants one).
+void CloseTunnel(Tunnel& tunnel);
 
 struct Response {
   int status = 200;
@@ -78,6 +92,13 @@ struct Response {
   // When set, the request is upgraded to a WebSocket speaking `websocket_protocol`.
   std::shared_ptr<ChannelSession> channels;
   std::string websocket_protocol;
+  // When set (a claimed tunnel), the request is forwarded down it with its
+  // credentials removed, and bytes are relayed both ways until either side
+  // closes: an upgrade-aware proxy, so logs, exec and attach pass unchanged.
+  std::shared_ptr<Tunnel> relay;
+  // When set, the connection switches (101, Upgrade: kiso-tunnel) into a
+  // tunnel handed to this; the connection then waits to be claimed.
+  std::function<void(std::shared_ptr<Tunnel>)> accept_tunnel;
 };
 
 // Serves pods/log|exec|attach|portforward ("log"…) for a pod on one node.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -10,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -17,6 +19,7 @@
 
 #include "api/errors.h"
 #include "apiserver/channel_pump.h"
+#include "apiserver/http_connection.h"
 
 namespace kiso::apiserver {
 
@@ -51,8 +54,6 @@ std::vector<std::string> Request::QueryAll(std::string_view name) const {
 }
 
 namespace {
-
-using SslStream = ssl::stream<tcp::socket>;
 
 class ChunkWriter : public StreamWriter {
  public:
@@ -103,6 +104,265 @@ Request Convert(const http::request<http::string_body>& in, const std::string& r
 
 }  // namespace
 
+// A tunnel's state, shared by the thread of the connection it is (which waits,
+// then runs the tunnel's half of a relay) and the thread that claims it.
+struct Tunnel {
+  enum class State { kIdle, kClaimed, kRelaying, kDone };
+  Tunnel(SslStream& s, asio::io_context& i) : stream(s), io(i) {}
+
+  SslStream& stream;
+  asio::io_context& io;
+  std::mutex mu;
+  std::condition_variable cv;
+  State state = State::kIdle;
+  std::chrono::steady_clock::time_point claimed_at;
+  std::function<void()> start;  // With kRelaying: starts the tunnel's half.
+};
+
+namespace {
+
+// The agent closed the tunnel or sent something unasked: either way unusable.
+bool PeerGone(SslStream& s) {
+  char c = 0;
+  ssize_t n = ::recv(s.next_layer().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+// Copies bytes both ways between a client's connection and a tunnel, each
+// stream touched only by the thread running its own io_context: a read on one
+// side posts the write to the other, whose completion posts the next read. The
+// first side to end (close, error) ends both.
+class Relay : public std::enable_shared_from_this<Relay> {
+ public:
+  Relay(SslStream& client, asio::io_context& client_io, SslStream& tunnel,
+        asio::io_context& tunnel_io)
+      : up_{client, client_io, tunnel, tunnel_io, {}},
+        down_{tunnel, tunnel_io, client, client_io, {}},
+        client_guard_(client_io.get_executor()),
+        tunnel_guard_(tunnel_io.get_executor()) {}
+
+  // Called on each side's thread before it runs its io_context.
+  void StartClientSide() { Read(up_); }
+  void StartTunnelSide() { Read(down_); }
+
+ private:
+  struct Direction {
+    SslStream& from;
+    asio::io_context& from_io;
+    SslStream& to;
+    asio::io_context& to_io;
+    std::array<char, 16384> buf;
+  };
+
+  void Read(Direction& d) {
+    d.from.async_read_some(
+        asio::buffer(d.buf), [self = shared_from_this(), &d](beast::error_code ec, size_t n) {
+          if (ec) return self->Close();
+          asio::post(d.to_io, [self, &d, n] {
+            asio::async_write(d.to, asio::buffer(d.buf.data(), n),
+                              [self, &d](beast::error_code ec, size_t) {
+                                if (ec) return self->Close();
+                                asio::post(d.from_io, [self, &d] { self->Read(d); });
+                              });
+          });
+        });
+  }
+
+  void Close() {
+    if (closed_.exchange(true)) return;
+    auto end = [](SslStream& s, auto& guard) {
+      beast::error_code ignored;
+      s.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+      s.next_layer().cancel(ignored);
+      guard.reset();
+    };
+    asio::post(up_.from_io,
+               [self = shared_from_this(), end] { end(self->up_.from, self->client_guard_); });
+    asio::post(down_.from_io,
+               [self = shared_from_this(), end] { end(self->down_.from, self->tunnel_guard_); });
+  }
+
+  Direction up_;    // Client → agent.
+  Direction down_;  // Agent → client.
+  asio::executor_work_guard<asio::io_context::executor_type> client_guard_;
+  asio::executor_work_guard<asio::io_context::executor_type> tunnel_guard_;
+  std::atomic<bool> closed_{false};
+};
+
+void WriteError(SslStream& stream, const api::ApiError& e) {
+  http::response<http::string_body> res{static_cast<http::status>(e.code), 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = e.ToJson();
+  res.keep_alive(false);
+  res.prepare_payload();
+  beast::error_code ignored;
+  http::write(stream, res, ignored);
+}
+
+// The tunnel's side: waits to be claimed (or for its agent to go, or the
+// server to stop), then runs its half of the relay.
+void WaitAsTunnel(Tunnel& t, const std::atomic<bool>& stopping) {
+  constexpr auto kCheck = std::chrono::seconds(2);
+  constexpr auto kClaimTimeout = std::chrono::seconds(30);
+  std::unique_lock lock(t.mu);
+  while (t.state != Tunnel::State::kRelaying) {
+    if (t.state == Tunnel::State::kDone) return;
+    if (t.state == Tunnel::State::kIdle && (stopping || PeerGone(t.stream))) {
+      t.state = Tunnel::State::kDone;
+      return;
+    }
+    if (t.state == Tunnel::State::kClaimed &&
+        std::chrono::steady_clock::now() - t.claimed_at > kClaimTimeout) {
+      t.state = Tunnel::State::kDone;  // Claimed, never used.
+      return;
+    }
+    t.cv.wait_for(lock, kCheck);
+  }
+  auto start = std::move(t.start);
+  lock.unlock();
+  t.io.restart();
+  start();
+  t.io.run();
+}
+
+// The client's side: forwards the request down the claimed tunnel, then runs
+// the client's half of the relay until either end closes.
+void RelayThrough(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
+                  http::request<http::string_body> head, Tunnel& t) {
+  auto broken = [&](std::string_view why) {
+    WriteError(stream,
+               api::ServiceUnavailable(fmt::format("the tunnel to the pod's node agent {}", why)));
+  };
+  {
+    std::lock_guard lock(t.mu);
+    if (t.state != Tunnel::State::kClaimed) return broken("was closed before it could be used");
+  }
+  // The agent serves this one request, then closes: the client's next request
+  // must come back to the server, not go down the tunnel.
+  head.erase(http::field::authorization);
+  head.keep_alive(false);
+  beast::error_code ec;
+  http::write(t.stream, head, ec);  // The tunnel's thread only waits until kRelaying.
+  if (!ec && buffer.size() > 0) asio::write(t.stream, buffer.data(), ec);
+  buffer.clear();
+  if (ec) {
+    std::lock_guard lock(t.mu);
+    t.state = Tunnel::State::kDone;
+    t.cv.notify_all();
+    return broken(fmt::format("broke: {}", ec.message()));
+  }
+  auto relay = std::make_shared<Relay>(stream, io, t.stream, t.io);
+  {
+    std::lock_guard lock(t.mu);
+    t.start = [relay] { relay->StartTunnelSide(); };
+    t.state = Tunnel::State::kRelaying;
+    t.cv.notify_all();
+  }
+  io.restart();
+  relay->StartClientSide();
+  relay.reset();
+  io.run();
+}
+
+}  // namespace
+
+bool ClaimTunnel(Tunnel& t) {
+  std::lock_guard lock(t.mu);
+  if (t.state != Tunnel::State::kIdle) return false;
+  if (PeerGone(t.stream)) {
+    t.state = Tunnel::State::kDone;
+    t.cv.notify_all();
+    return false;
+  }
+  t.state = Tunnel::State::kClaimed;
+  t.claimed_at = std::chrono::steady_clock::now();
+  return true;
+}
+
+void CloseTunnel(Tunnel& t) {
+  std::lock_guard lock(t.mu);
+  if (t.state != Tunnel::State::kIdle) return;
+  t.state = Tunnel::State::kDone;
+  t.cv.notify_all();
+}
+
+void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
+                     const std::string& remote, const HttpHandler& handler,
+                     const ConnectionOptions& options) {
+  auto stopping = [&] { return options.stopping && options.stopping->load(); };
+  while (!stopping()) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options.max_body_bytes);
+    parser.header_limit(64 * 1024);
+    beast::error_code ec;
+    http::read(stream, buffer, parser, ec);
+    if (ec == http::error::body_limit) {
+      WriteError(stream, api::RequestEntityTooLarge(
+                             fmt::format("the request body is larger than the limit of {} bytes",
+                                         options.max_body_bytes)));
+      return;
+    }
+    if (ec) return;
+    if (options.on_request) options.on_request();
+    const auto& in = parser.get();
+    Response out = handler(Convert(in, remote));
+    bool keep_alive = in.keep_alive() && !stopping();
+    if (out.relay) {
+      RelayThrough(io, stream, buffer, in, *out.relay);
+      return;  // The connection ends with the relay.
+    }
+    if (out.accept_tunnel) {
+      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+      res.set(http::field::connection, "Upgrade");
+      res.set(http::field::upgrade, kTunnelProtocol);
+      http::write(stream, res, ec);
+      if (ec) return;
+      auto tunnel = std::make_shared<Tunnel>(stream, io);
+      if (options.on_tunnel) options.on_tunnel(tunnel);
+      out.accept_tunnel(tunnel);
+      static const std::atomic<bool> kNever{false};
+      WaitAsTunnel(*tunnel, options.stopping ? *options.stopping : kNever);
+      return;
+    }
+    if (out.channels && websocket::is_upgrade(in)) {
+      WebSocketStream ws(stream);
+      std::string protocol = out.websocket_protocol;
+      ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
+        r.set(http::field::sec_websocket_protocol, protocol);
+      }));
+      ws.binary(true);
+      ws.accept(in, ec);
+      if (ec) return;
+      PumpChannels(io, ws, *out.channels, protocol == "v5.channel.k8s.io");
+      return;  // The connection ends with the session.
+    }
+    if (out.stream) {
+      http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
+      res.set(http::field::content_type, out.content_type);
+      for (const auto& [k, v] : out.headers) res.set(k, v);
+      res.chunked(true);
+      res.keep_alive(keep_alive);
+      http::response_serializer<http::empty_body> sr{res};
+      http::write_header(stream, sr, ec);
+      if (ec) return;
+      static const std::atomic<bool> kNever{false};
+      ChunkWriter writer(stream, options.stopping ? *options.stopping : kNever);
+      out.stream(writer);
+      writer.Finish();
+    } else {
+      http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
+      res.set(http::field::content_type, out.content_type);
+      for (const auto& [k, v] : out.headers) res.set(k, v);
+      res.body() = std::move(out.body);
+      res.keep_alive(keep_alive);
+      res.prepare_payload();
+      http::write(stream, res, ec);
+      if (ec) return;
+    }
+    if (!keep_alive) return;
+  }
+}
+
 struct HttpsServer::Impl {
   HttpsServerOptions options;
   Handler handler;
@@ -114,7 +374,8 @@ struct HttpsServer::Impl {
 
   std::mutex mu;
   std::condition_variable idle;
-  std::set<int> open_fds;  // Sockets of live connections, shut down on Stop.
+  std::set<int> open_fds;                      // Sockets of live connections, shut down on Stop.
+  std::vector<std::weak_ptr<Tunnel>> tunnels;  // Woken on Stop.
   int active = 0;
 
   void AcceptLoop() {
@@ -149,7 +410,18 @@ struct HttpsServer::Impl {
     {
       SslStream stream(std::move(socket), tls);
       stream.handshake(ssl::stream_base::server, ec);
-      if (!ec) ServeRequests(conn_io, stream, remote);
+      if (!ec) {
+        beast::flat_buffer buffer;
+        ConnectionOptions connection;
+        connection.max_body_bytes = options.max_body_bytes;
+        connection.stopping = &stopping;
+        connection.on_tunnel = [this](const std::shared_ptr<Tunnel>& t) {
+          std::lock_guard lock(mu);
+          std::erase_if(tunnels, [](const auto& w) { return w.expired(); });
+          tunnels.push_back(t);
+        };
+        ServeConnection(conn_io, stream, buffer, remote, handler, connection);
+      }
       {
         std::lock_guard lock(mu);
         open_fds.erase(fd);
@@ -159,67 +431,6 @@ struct HttpsServer::Impl {
     }
     std::lock_guard lock(mu);
     if (--active == 0) idle.notify_all();
-  }
-
-  void ServeRequests(asio::io_context& conn_io, SslStream& stream, const std::string& remote) {
-    beast::flat_buffer buffer;
-    while (!stopping) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(options.max_body_bytes);
-      parser.header_limit(64 * 1024);
-      beast::error_code ec;
-      http::read(stream, buffer, parser, ec);
-      if (ec == http::error::body_limit) {
-        auto err = api::RequestEntityTooLarge(fmt::format(
-            "the request body is larger than the limit of {} bytes", options.max_body_bytes));
-        http::response<http::string_body> res{http::status::payload_too_large, 11};
-        res.set(http::field::content_type, "application/json");
-        res.body() = err.ToJson();
-        res.keep_alive(false);
-        res.prepare_payload();
-        http::write(stream, res, ec);
-        return;
-      }
-      if (ec) return;
-      const auto& in = parser.get();
-      Response out = handler(Convert(in, remote));
-      bool keep_alive = in.keep_alive() && !stopping;
-      if (out.channels && websocket::is_upgrade(in)) {
-        WebSocketStream ws(stream);
-        std::string protocol = out.websocket_protocol;
-        ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
-          r.set(http::field::sec_websocket_protocol, protocol);
-        }));
-        ws.binary(true);
-        ws.accept(in, ec);
-        if (ec) return;
-        PumpChannels(conn_io, ws, *out.channels, protocol == "v5.channel.k8s.io");
-        return;  // The connection ends with the session.
-      }
-      if (out.stream) {
-        http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
-        res.set(http::field::content_type, out.content_type);
-        for (const auto& [k, v] : out.headers) res.set(k, v);
-        res.chunked(true);
-        res.keep_alive(keep_alive);
-        http::response_serializer<http::empty_body> sr{res};
-        http::write_header(stream, sr, ec);
-        if (ec) return;
-        ChunkWriter writer(stream, stopping);
-        out.stream(writer);
-        writer.Finish();
-      } else {
-        http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
-        res.set(http::field::content_type, out.content_type);
-        for (const auto& [k, v] : out.headers) res.set(k, v);
-        res.body() = std::move(out.body);
-        res.keep_alive(keep_alive);
-        res.prepare_payload();
-        http::write(stream, res, ec);
-        if (ec) return;
-      }
-      if (!keep_alive) return;
-    }
   }
 };
 
@@ -259,8 +470,18 @@ void HttpsServer::Stop() {
   if (impl_->stopping.exchange(true)) return;
   // shutdown(2) wakes a thread blocked in accept(2) or read(2) on Linux.
   ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
-  std::lock_guard lock(impl_->mu);
-  for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RD);
+  std::vector<std::shared_ptr<Tunnel>> tunnels;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RD);
+    for (const auto& w : impl_->tunnels) {
+      if (auto t = w.lock()) tunnels.push_back(std::move(t));
+    }
+  }
+  for (const auto& t : tunnels) {
+    std::lock_guard lock(t->mu);
+    t->cv.notify_all();
+  }
 }
 
 HttpsServer::~HttpsServer() {

@@ -14,6 +14,7 @@
 #include "agent/node.h"
 #include "api/errors.h"
 #include "apiserver/api_server.h"
+#include "apiserver/tunnel_dialer.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
@@ -153,20 +154,11 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     if (started.ok()) {
       node = std::move(*created);
       kiso::agent::Agent* agent = node->agent();
-      (*server)->ServeNodeStreams(
-          agent->node_name(), [agent](const boost::json::value& pod, std::string_view sub,
-                                      const kiso::apiserver::Request& req) {
-            if (sub == "log") return agent->ServeLogs(pod, req);
-            if (sub == "exec") return agent->ServeExec(pod, req);
-            kiso::api::ApiError e;
-            e.code = 501;
-            e.reason = "NotImplemented";
-            e.message = fmt::format("pods/{} is not implemented by the kiso agent yet", sub);
-            kiso::apiserver::Response r;
-            r.status = e.code;
-            r.body = e.ToJson();
-            return r;
-          });
+      (*server)->ServeNodeStreams(agent->node_name(),
+                                  [agent](const boost::json::value& pod, std::string_view sub,
+                                          const kiso::apiserver::Request& req) {
+                                    return agent->ServeStream(pod, sub, req);
+                                  });
     } else {
       spdlog::warn("node agent not started: {} (this server has no node of its own)",
                    started.ToString());
@@ -279,12 +271,28 @@ int RunAgent(AgentFlags flags) {
     spdlog::error("kiso agent: {}", started.ToString());
     return 1;
   }
-  std::cout << "kiso agent: node " << (*node)->agent()->node_name() << " joined " << config.server
-            << "\n"
+  // Streams (logs, exec) reach this node down tunnels it dials to the server.
+  kiso::agent::Agent* agent = (*node)->agent();
+  kiso::apiserver::TunnelOptions tunnel_options;
+  tunnel_options.host = config.host;
+  tunnel_options.port = static_cast<uint16_t>(config.port);
+  tunnel_options.ca_pem = config.ca_pem;
+  tunnel_options.token = config.token;
+  tunnel_options.node = agent->node_name();
+  auto tunnels = kiso::apiserver::TunnelDialer::Start(
+      tunnel_options,
+      [agent](const kiso::apiserver::Request& req) { return agent->ServeStream(req); });
+  if (!tunnels.ok()) {
+    spdlog::error("kiso agent: {}", tunnels.status().ToString());
+    (*node)->Stop();
+    return 1;
+  }
+  std::cout << "kiso agent: node " << agent->node_name() << " joined " << config.server << "\n"
             << std::flush;
   int sig = 0;
   sigwait(&stop, &sig);
   spdlog::info("signal {}: stopping the agent (containers keep running)", sig);
+  tunnels->reset();
   (*node)->Stop();
   return 0;
 }
@@ -367,6 +375,9 @@ int RunImageRemove(const std::string& data_dir, const std::string& ref) {
 
 int main(int argc, char** argv) {
   InstallCrashHandler();
+  // A peer that went away (a pipe to an exec'd process, an attach) is an
+  // error to handle where it happens, never a reason for the server to die.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{"kiso: a Kubernetes-compatible container platform in one binary"};
   app.require_subcommand(1);
 

@@ -4,7 +4,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -164,6 +167,55 @@ Result<ChildProcess> StartCommand(const std::vector<std::string>& argv, bool wit
   child.stdout_fd = out[0];
   child.stderr_fd = err[0];
   return child;
+}
+
+Result<ChildProcess> StartOnTerminal(const std::vector<std::string>& argv, uint16_t cols,
+                                     uint16_t rows) {
+  if (argv.empty()) return Status(Code::kInvalidArgument, "start: empty command");
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char name[128];
+  if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
+      ptsname_r(master, name, sizeof name) != 0) {
+    int error = errno;
+    if (master >= 0) close(master);
+    return MakeStatus(Code::kResourceExhausted, "start {}: a pseudo-terminal: {}", argv[0],
+                      strerror(error));
+  }
+  ResizeTerminal(master, cols, rows);
+  // A session leader without a terminal acquires the first one it opens.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, name, O_RDWR, 0);
+  posix_spawn_file_actions_adddup2(&actions, 0, 1);
+  posix_spawn_file_actions_adddup2(&actions, 0, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ChildProcess child;
+  int rc = posix_spawn(&child.pid, argv[0].c_str(), &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    close(master);
+    return MakeStatus(Code::kNotFound, "start {}: {}", argv[0], strerror(rc));
+  }
+  child.stdin_fd = master;
+  child.stdout_fd = fcntl(master, F_DUPFD_CLOEXEC, 0);
+  child.tty_fd = fcntl(master, F_DUPFD_CLOEXEC, 0);
+  return child;
+}
+
+void ResizeTerminal(int tty_fd, uint16_t cols, uint16_t rows) {
+  if (cols == 0 || rows == 0) return;
+  winsize size{};
+  size.ws_col = cols;
+  size.ws_row = rows;
+  ioctl(tty_fd, TIOCSWINSZ, &size);
 }
 
 int WaitProcess(pid_t pid) {

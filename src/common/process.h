@@ -41,8 +41,16 @@ struct ChildProcess {
   int stdin_fd = -1;  // -1 when started without stdin (/dev/null).
   int stdout_fd = -1;
   int stderr_fd = -1;
+  int tty_fd = -1;  // StartOnTerminal: the terminal's master, to resize it.
 };
 Result<ChildProcess> StartCommand(const std::vector<std::string>& argv, bool with_stdin);
+// Starts argv[0] in a new session whose controlling terminal is a fresh
+// pseudo-terminal of `cols` x `rows`: stdin and stdout are the master's
+// (stderr is merged into stdout, as on any terminal; stderr_fd is -1).
+Result<ChildProcess> StartOnTerminal(const std::vector<std::string>& argv, uint16_t cols,
+                                     uint16_t rows);
+// Sets a terminal's size (its session's foreground gets SIGWINCH).
+void ResizeTerminal(int tty_fd, uint16_t cols, uint16_t rows);
 // Waits for `pid`; its exit code, or 128 + the signal that ended it.
 int WaitProcess(pid_t pid);
 

@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "common/clock.h"
 #include "common/process.h"
 #include "runtime/oci_spec.h"
+#include "runtime/shim.h"
 
 namespace kiso::runtime {
 
@@ -237,12 +240,12 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   Status s = WriteFile(bundle + "/config.json", json::serialize(spec));
   if (!s.ok()) return fail(s);
   fs::create_directories(fs::path(config.log_path).parent_path(), ec);
-  s = Spawn(id, config.log_path);
+  s = Spawn(id, config);
   if (!s.ok()) return fail(s.Annotate(fmt::format("create container {}", config.name)));
   return id;
 }
 
-Status OciRuntime::Spawn(const std::string& id, const std::string& log_path) {
+Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) != 0) return MakeStatus(Code::kInternal, "pipe: {}", strerror(errno));
   std::string bundle = Bundle(id);
@@ -256,11 +259,13 @@ Status OciRuntime::Spawn(const std::string& id, const std::string& log_path) {
                                    "--runtime-root",
                                    options_.root + "/state",
                                    "--log",
-                                   log_path,
+                                   config.log_path,
                                    "--cgroup",
                                    "/kiso/" + id,
                                    "--sync-fd",
                                    "3"};
+  if (config.stdin_open) argv.emplace_back("--stdin");
+  if (config.stdin_once) argv.emplace_back("--stdin-once");
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (auto& a : argv) args.push_back(a.data());
@@ -403,10 +408,37 @@ std::vector<std::string> OciRuntime::ListContainers() {
   return out;
 }
 
+Result<int> OciRuntime::AttachStdin(const std::string& id) {
+  // Through the bundle's descriptor: its path may be too long for sun_path.
+  int dir = open(Bundle(id).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return MakeStatus(Code::kNotFound, "container {}: {}", id, strerror(errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  fmt::format_to_n(addr.sun_path, sizeof addr.sun_path - 1, "/proc/self/fd/{}/{}", dir,
+                   kAttachSocket);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int rc = fd < 0 ? -1 : connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int error = errno;
+  close(dir);
+  if (rc != 0) {
+    if (fd >= 0) close(fd);
+    return MakeStatus(Code::kConflict,
+                      "the container's stdin is not open for attach ({}): it needs stdin: true, "
+                      "and with stdinOnce it closes after the first attach",
+                      strerror(error));
+  }
+  return fd;
+}
+
 Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& cmd,
-                                      bool with_stdin) {
-  std::vector<std::string> argv = {runtime_path_, "--root", options_.root + "/state", "exec", id};
+                                      bool with_stdin, bool tty) {
+  std::vector<std::string> argv = {runtime_path_, "--root", options_.root + "/state", "exec"};
+  if (tty) argv.emplace_back("--tty");
+  argv.push_back(id);
   argv.insert(argv.end(), cmd.begin(), cmd.end());
+  // With a terminal of its own, runc gives the process a new one inside the
+  // container, copies between the two and passes size changes on (SIGWINCH).
+  if (tty) return StartOnTerminal(argv, 80, 24);
   return StartCommand(argv, with_stdin);
 }
 

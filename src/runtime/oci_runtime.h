@@ -37,8 +37,9 @@ class OciRuntime : public RuntimeService {
   Status RemoveContainer(const std::string& id) override;
   Result<ContainerStatus> GetStatus(const std::string& id) override;
   std::vector<std::string> ListContainers() override;
+  Result<int> AttachStdin(const std::string& id) override;
   Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,
-                            bool with_stdin) override;
+                            bool with_stdin, bool tty) override;
   Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                               std::chrono::seconds timeout) override;
 
@@ -53,7 +54,7 @@ class OciRuntime : public RuntimeService {
   std::string Bundle(const std::string& id) const;
   Result<CommandResult> Runtime(std::vector<std::string> args,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  Status Spawn(const std::string& id, const std::string& log_path);
+  Status Spawn(const std::string& id, const ContainerConfig& config);
 
   OciRuntimeOptions options_;
   std::string runtime_path_;

@@ -51,6 +51,8 @@ struct ContainerConfig {
   int64_t memory_limit = 0;   // Bytes (0: none).
   std::vector<Mount> mounts;  // Volumes.
   std::string log_path;       // CRI-format log file the shim writes.
+  bool stdin_open = false;    // spec.containers[].stdin: attach may write to it.
+  bool stdin_once = false;    // …and its stdin closes when the first attach ends.
 };
 
 enum class ContainerState { kCreated, kRunning, kExited, kUnknown };
@@ -100,9 +102,15 @@ class RuntimeService {
   virtual Result<ContainerStatus> GetStatus(const std::string& id) = 0;
   // Container IDs on this node, including exited ones not yet removed.
   virtual std::vector<std::string> ListContainers() = 0;
-  // Starts `cmd` in the container with its streams on pipes (exec, attach).
+  // Starts `cmd` in the container with its streams on pipes (pods/exec), or
+  // with `tty` on a terminal of its own (`kubectl exec -it`; resize it
+  // through the result's tty_fd).
   virtual Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,
-                                    bool with_stdin) = 0;
+                                    bool with_stdin, bool tty) = 0;
+  // A socket whose writes reach the stdin of the container's process
+  // (pods/attach); Conflict when it was not created with stdin_open
+  // or its stdin has closed.
+  virtual Result<int> AttachStdin(const std::string& id) = 0;
   virtual Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                       std::chrono::seconds timeout) = 0;
 };

@@ -4,12 +4,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -111,6 +117,118 @@ bool OomKilled(const std::string& cgroup) {
 
 }  // namespace
 
+namespace {
+
+// Listens on <bundle>/attach.sock, 0600, non-blocking; -1 on failure. Binds
+// by a relative name (bundle paths can be longer than a socket address).
+int ListenForAttach(const std::string& bundle) {
+  if (chdir(bundle.c_str()) != 0) return -1;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, kAttachSocket, sizeof addr.sun_path - 1);
+  unlink(kAttachSocket);
+  mode_t old = umask(0077);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  umask(old);
+  if (rc != 0 || listen(fd, 8) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Copies what attached clients write into the container's stdin pipe,
+// without ever blocking the shim's loop: while bytes wait for the pipe, no
+// more are read from the clients.
+class StdinPump {
+ public:
+  StdinPump(int pipe, int listener, bool once)
+      : pipe_(pipe), listener_(listener), once_(once), socket_(listener >= 0) {
+    if (pipe_ >= 0) fcntl(pipe_, F_SETFL, O_NONBLOCK);
+  }
+  ~StdinPump() {
+    for (int c : clients_) close(c);
+    if (listener_ >= 0) close(listener_);
+    if (pipe_ >= 0) close(pipe_);
+    if (socket_) unlink(kAttachSocket);  // cwd: the bundle.
+  }
+  void AddPollFds(std::vector<pollfd>& p) {
+    first_ = p.size();
+    p.push_back({listener_, POLLIN, 0});
+    p.push_back({pending_.empty() ? -1 : pipe_, POLLOUT, 0});
+    for (int c : clients_) p.push_back({pending_.empty() ? c : -1, POLLIN, 0});
+  }
+  void OnPoll(const std::vector<pollfd>& p) {
+    Flush();
+    std::vector<int> keep;
+    for (size_t i = 0; i + first_ + 2 < p.size(); ++i) {
+      int c = p[first_ + 2 + i].fd;
+      if (c < 0) {
+        keep.push_back(clients_[i]);
+        continue;
+      }
+      if (!(p[first_ + 2 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        keep.push_back(c);
+        continue;
+      }
+      char buf[16384];
+      ssize_t n = read(c, buf, sizeof buf);
+      if (n > 0) {
+        pending_.append(buf, static_cast<size_t>(n));
+        keep.push_back(c);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        keep.push_back(c);
+      } else {
+        close(c);
+        if (once_) closing_ = true;  // stdinOnce: the first attach's end is stdin's end.
+      }
+    }
+    clients_ = std::move(keep);
+    if (listener_ >= 0 && (p[first_].revents & POLLIN)) {
+      int c = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (c >= 0) clients_.push_back(c);
+    }
+    Flush();
+  }
+
+ private:
+  void Flush() {
+    while (!pending_.empty() && pipe_ >= 0) {
+      ssize_t n = write(pipe_, pending_.data(), pending_.size());
+      if (n > 0) {
+        pending_.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && errno == EAGAIN) {
+        return;
+      } else {
+        pending_.clear();  // The container closed its stdin.
+        closing_ = true;
+      }
+    }
+    if (closing_ && pending_.empty()) {
+      for (int c : clients_) close(c);
+      clients_.clear();
+      if (listener_ >= 0) close(listener_);
+      if (pipe_ >= 0) close(pipe_);
+      listener_ = pipe_ = -1;
+    }
+  }
+
+  int pipe_;
+  int listener_;
+  bool once_;
+  bool socket_;
+  bool closing_ = false;
+  std::string pending_;
+  std::vector<int> clients_;
+  size_t first_ = 0;  // Its first entry in the poll set.
+};
+
+}  // namespace
+
 int RunShim(const ShimOptions& o) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   {
@@ -128,15 +246,25 @@ int RunShim(const ShimOptions& o) {
 
   int out[2];
   int err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  int in[2] = {-1, -1};
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
+      (o.stdin_open && pipe2(in, O_CLOEXEC) != 0)) {
     Report(o.sync_fd, "error pipe\n");
     return 1;
+  }
+  int listener = -1;
+  if (o.stdin_open) {
+    listener = ListenForAttach(o.bundle);
+    if (listener < 0) {
+      Report(o.sync_fd,
+             fmt::format("error listen on {}/{}: {}\n", o.bundle, kAttachSocket, strerror(errno)));
+      return 1;
+    }
   }
   std::string runtime_log = o.bundle + "/runtime.log";
   pid_t runtime = fork();
   if (runtime == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
+    dup2(o.stdin_open ? in[0] : open("/dev/null", O_RDONLY), 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
     close_range(3, ~0U, 0);
@@ -147,6 +275,7 @@ int RunShim(const ShimOptions& o) {
   }
   close(out[1]);
   close(err[1]);
+  if (in[0] >= 0) close(in[0]);
   int status = 0;
   while (waitpid(runtime, &status, 0) < 0 && errno == EINTR) {
   }
@@ -169,14 +298,17 @@ int RunShim(const ShimOptions& o) {
   if (o.sync_fd >= 0) close(o.sync_fd);
 
   LogWriter log(o.log_path);
+  StdinPump stdin_pump(in[1], listener, o.stdin_once);
   std::string pending_out;
   std::string pending_err;
   bool exited = false;
   int exit_status = 0;
   int fds[2] = {out[0], err[0]};
   while (!exited || fds[0] >= 0 || fds[1] >= 0) {
-    pollfd p[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {chld[0], POLLIN, 0}};
-    if (poll(p, 3, -1) < 0 && errno != EINTR) break;
+    std::vector<pollfd> p = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {chld[0], POLLIN, 0}};
+    stdin_pump.AddPollFds(p);
+    if (poll(p.data(), p.size(), -1) < 0 && errno != EINTR) break;
+    stdin_pump.OnPoll(p);
     char buf[65536];
     for (int i = 0; i < 2; ++i) {
       if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;

@@ -2,7 +2,10 @@
 // agent. It creates the container through the OCI runtime with pipes as its
 // stdout and stderr, becomes the container's parent (a child subreaper), copies
 // its output into a CRI-format log file, reaps it, and records the exit code,
-// time and OOM kill in <bundle>/exit.json.
+// time and OOM kill in <bundle>/exit.json. For a container with stdin
+// (spec.containers[].stdin) it holds the write end of the container's stdin
+// pipe and takes writers on <bundle>/attach.sock (mode 0600): pods/attach.
+// With stdin_once the pipe closes when the first writer leaves.
 #pragma once
 
 #include <string>
@@ -17,7 +20,12 @@ struct ShimOptions {
   std::string log_path;
   std::string cgroup;  // cgroupsPath, to read OOM kills from.
   int sync_fd = -1;    // "ok PID\n" or "error MESSAGE\n" once created, then closed.
+  bool stdin_open = false;
+  bool stdin_once = false;
 };
+
+// The socket a stdin-enabled container's shim listens on, in its bundle.
+inline constexpr const char* kAttachSocket = "attach.sock";
 
 // Runs the shim in this process; returns its exit code.
 int RunShim(const ShimOptions& options);

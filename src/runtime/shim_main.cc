@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.add_option("--log", o.log_path)->required();
   app.add_option("--cgroup", o.cgroup);
   app.add_option("--sync-fd", o.sync_fd);
+  app.add_flag("--stdin", o.stdin_open, "Keep the container's stdin open for attach");
+  app.add_flag("--stdin-once", o.stdin_once, "Close it when the first attach ends");
   CLI11_PARSE(app, argc, argv);
   return kiso::runtime::RunShim(o);
 }

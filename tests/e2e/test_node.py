@@ -347,6 +347,74 @@ def test_kubectl_exec_streams_and_exit_codes(node):
     k("delete", "pod", "shell")
 
 
+def test_kubectl_exec_on_a_terminal(node):
+    """`kubectl exec -it` from a terminal: the command gets a terminal of its
+    own inside the container, sized as kubectl's and resized with it."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+    s, k = node
+    apply(k, simple_pod("term", ["sleep", "3600"], restart="Always"))
+    wait_for(lambda: container_status(k, "term").get("ready"), what="term ready")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    # The size arrives after the command starts (channel 4): wait for it, with a deadline.
+    script = ('for i in $(seq 100); do [ "$(stty size)" = "40 100" ] && break; sleep 0.05; done; '
+              'tty; stty size; exit 5')
+    p = subprocess.Popen(["kubectl", "--kubeconfig", s.kubeconfig, "exec", "-it", "term", "--",
+                          "sh", "-c", script], stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    while True:
+        ready, _, _ = select.select([master], [], [], max(0, deadline - time.monotonic()))
+        assert ready, f"kubectl exec -it still running after 60 s: {out!r}"
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: kubectl has exited and closed the terminal.
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=30) == 5, out
+    text = out.decode(errors="replace").replace("\r\n", "\n")
+    assert "/dev/pts/" in text and "40 100\n" in text, text
+    k("delete", "pod", "term")
+
+
+def test_kubectl_attach_streams_output_and_stdin(node):
+    s, k = node
+    # Output from the moment of attaching, as the container writes it.
+    apply(k, simple_pod("ticker", ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"],
+                        restart="Always"))
+    wait_for(lambda: container_status(k, "ticker").get("ready"), what="ticker ready")
+    watcher = subprocess.Popen(["kubectl", "--kubeconfig", s.kubeconfig, "attach", "ticker"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = watcher.stdout.readline()
+        assert first.startswith("tick "), first + watcher.stderr.read()
+        assert watcher.stdout.readline() == f"tick {int(first.split()[1]) + 1}\n"
+    finally:
+        watcher.kill()
+        watcher.wait()
+    # Without stdin: true there is no stdin to attach to, and it says so.
+    p = k.run("attach", "-i", "ticker", input="x\n", check=False)
+    assert p.returncode != 0 and "needs stdin: true" in p.stderr, p.stderr
+    k("delete", "pod", "ticker")
+    # stdin: true and stdinOnce: the first attach's input, then EOF, ends the loop.
+    apply(k, simple_pod("reader", ["sh", "-c", 'while read line; do echo "got $line"; done; echo bye'],
+                        extra="    stdin: true\n    stdinOnce: true"))
+    wait_for(lambda: container_status(k, "reader").get("ready"), what="reader ready")
+    p = k.run("attach", "-i", "reader", input="hello\nworld\n")
+    assert p.stdout == "got hello\ngot world\nbye\n", (p.stdout, p.stderr)
+    wait_for(lambda: phase(k, "reader") == "Succeeded", what="reader Succeeded")
+    k("delete", "pod", "reader")
+
+
 def test_python_client_exec_over_v4(node):
     s, k = node
     import kubernetes

@@ -1,5 +1,6 @@
 """`kiso agent` joining a `kiso server` that runs no agent of its own, over HTTPS
-with the server's CA and token: the machine becomes a node and runs pods."""
+with the server's CA and token: the machine becomes a node and runs pods, and
+kubectl's logs and exec reach them down the tunnels the agent dials in."""
 import json
 import os
 import subprocess
@@ -26,17 +27,24 @@ def test_agent_joins_over_https_and_runs_pods():
     subprocess.run([KISO_BIN, "image", "--data-dir", data, "import", image], check=True,
                    capture_output=True)
     log = open(os.path.join(data, "agent.log"), "wb")
-    agent = subprocess.Popen(
-        [KISO_BIN, "agent", "--server", f"https://127.0.0.1:{s.port}", "--token", s.token,
-         "--ca-file", os.path.join(s.dir, "tls", "ca.crt"), "--data-dir", data,
-         "--node-name", NODE, "--pod-cidr", f"10.235.{os.getpid() % 250}.0/24", "--cni-bridge", BRIDGE],
-        stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
+
+    def start_agent():
+        agent = subprocess.Popen(
+            [KISO_BIN, "agent", "--server", f"https://127.0.0.1:{s.port}", "--token", s.token,
+             "--ca-file", os.path.join(s.dir, "tls", "ca.crt"), "--data-dir", data,
+             "--node-name", NODE, "--pod-cidr", f"10.235.{os.getpid() % 250}.0/24",
+             "--cni-bridge", BRIDGE],
+            stdout=subprocess.PIPE, stderr=log, text=True)
         for line in agent.stdout:  # Log lines, then the one that says it joined.
             if line.startswith("kiso agent:"):
                 break
         assert line.startswith(f"kiso agent: node {NODE} joined"), line
         threading.Thread(target=lambda: [None for _ in agent.stdout], daemon=True).start()
+        return agent
+
+    agent = None
+    try:
+        agent = start_agent()
         wait_for(lambda: "Ready" in k("get", "node", NODE, "--no-headers", check=False),
                  what="the node Ready")
         node = json.loads(k("get", "node", NODE, "-o", "json"))
@@ -47,13 +55,42 @@ def test_agent_joins_over_https_and_runs_pods():
                  == "Succeeded", what="remote Succeeded")
         pod = json.loads(k("get", "pod", "remote", "-o", "json"))
         assert pod["spec"]["nodeName"] == NODE and pod["status"]["podIP"].startswith(f"10.235.{os.getpid() % 250}.")
-        # Streams are served for the server's own agent only (said, not hidden).
-        logs = k.run("logs", "remote", check=False)
-        assert logs.returncode != 0 and "no kiso agent serving container streams" in logs.stderr
-        k("delete", "pod", "remote", "--wait=true")
+        # Streams go down the agent's tunnels: logs, exec with stdin, exit codes.
+        assert k("logs", "remote") == "from afar\n"
+        k("apply", "-f", "-", input=simple_pod("shell", ["sleep", "3600"], restart="Always").replace(
+            "image: busybox", "image: busybox:1.35"))
+        wait_for(lambda: json.loads(k("get", "pod", "shell", "-o", "json"))["status"].get("phase")
+                 == "Running", what="shell Running")
+        assert k("exec", "shell", "--", "hostname") == "shell\n"
+        assert k("exec", "-i", "shell", "--", "cat", input="up the tunnel\n") == "up the tunnel\n"
+        p = k.run("exec", "shell", "--", "sh", "-c", "exit 3", check=False)
+        assert p.returncode == 3, p.stderr
+        # More streams at once than the agent keeps idle tunnels for.
+        follows = [subprocess.Popen(["kubectl", "--kubeconfig", s.kubeconfig, "logs", "-f", "shell"],
+                                    stdout=subprocess.PIPE, text=True) for _ in range(3)]
+        try:
+            assert k("logs", "remote") == "from afar\n"
+        finally:
+            for f in follows:
+                f.kill()
+                f.wait()
+        # A restarted agent's fresh tunnels replace the dead one's.
+        agent.kill()
+        agent.wait()
+        agent = start_agent()
+        assert k("logs", "remote") == "from afar\n"
+        k("delete", "pod", "remote", "shell", "--wait=true")
         assert not leftovers(data)
-    finally:
+        # With no agent connected the server says so.
         terminate(agent)
+        agent = None
+        k("apply", "-f", "-", input=simple_pod("orphan", ["true"]).replace(
+            "spec:", f"spec:\n  nodeName: {NODE}"))
+        logs = k.run("logs", "orphan", check=False)
+        assert logs.returncode != 0 and "no kiso agent of node" in logs.stderr, logs.stderr
+    finally:
+        if agent:
+            terminate(agent)
         log.close()
         s.stop()
         run("ip", "link", "del", BRIDGE)
