@@ -303,7 +303,12 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     s.ip = attached->ip;
     s.waiting.erase("*");
   }
-  PodContext ctx{&pod, s.ip, options_.internal_ip, options_.node_name, PodDir(s)};
+  PodContext ctx{&pod,
+                 s.ip,
+                 options_.internal_ip,
+                 options_.node_name,
+                 PodDir(s),
+                 options_.data_dir + "/seccomp"};
   Status volumes = PrepareVolumes(client_, ctx);
   if (!volumes.ok()) {
     SetWaiting(pod, s, "*", "CreateContainerConfigError", volumes.message());
@@ -523,7 +528,12 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
     SetWaiting(pod, s, name, "CreateContainerError", rootfs.status().message());
     return latest;
   }
-  PodContext ctx{&pod, s.ip, options_.internal_ip, options_.node_name, PodDir(s)};
+  PodContext ctx{&pod,
+                 s.ip,
+                 options_.internal_ip,
+                 options_.node_name,
+                 PodDir(s),
+                 options_.data_dir + "/seccomp"};
   auto config = BuildContainerConfig(client_, ctx, c, *image, *rootfs);
   if (!config.ok()) {
     SetWaiting(pod, s, name, "CreateContainerConfigError", config.status().message());

@@ -8,6 +8,7 @@
 
 #include "api/object.h"
 #include "api/validation.h"
+#include "runtime/oci_spec.h"
 
 namespace kiso::agent {
 
@@ -106,6 +107,46 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
   }
   return Status::Ok();
 }
+
+namespace {
+
+// securityContext.seccompProfile (the container's over the pod's): absent
+// means RuntimeDefault, as the kubelet's --seccomp-default does it.
+Status SetSeccomp(const PodContext& pod, const json::value* profile,
+                  runtime::ContainerConfig& config) {
+  std::string type(profile ? api::GetString(*profile, {"type"}) : "RuntimeDefault");
+  if (type == "RuntimeDefault") {
+    config.seccomp = runtime::Seccomp::kRuntimeDefault;
+  } else if (type == "Unconfined") {
+    config.seccomp = runtime::Seccomp::kUnconfined;
+  } else if (type == "Localhost") {
+    std::string name(api::GetString(*profile, {"localhostProfile"}));
+    if (name.empty() || name.starts_with('/') || name.find("..") != std::string::npos) {
+      return MakeStatus(Code::kInvalidArgument,
+                        "seccompProfile.localhostProfile {:?} must be a relative path under {}",
+                        name, pod.seccomp_dir);
+    }
+    std::string path = pod.seccomp_dir + "/" + name;
+    std::ifstream in(path);
+    if (!in) return MakeStatus(Code::kNotFound, "seccomp profile {} does not exist", path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    boost::system::error_code ec;
+    auto parsed = json::parse(text, ec);
+    if (ec || !parsed.is_object() || !parsed.as_object().contains("defaultAction")) {
+      return MakeStatus(Code::kInvalidArgument,
+                        "seccomp profile {} is not an OCI seccomp profile (a JSON object with "
+                        "defaultAction): {}",
+                        path, ec ? ec.message() : "no defaultAction");
+    }
+    config.seccomp = runtime::Seccomp::kLocalhost;
+    config.seccomp_profile = std::move(text);
+  } else {
+    return MakeStatus(Code::kInvalidArgument, "unknown seccompProfile.type {:?}", type);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, const PodContext& pod,
                                                       const json::value& c,
@@ -210,6 +251,18 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   }
   if (const auto* p = api::Find(c, {"securityContext", "privileged"}); p && p->is_bool())
     config.privileged = p->get_bool();
+  for (const auto& cap : api::GetArray(c, {"securityContext", "capabilities", "add"}))
+    if (cap.is_string()) config.add_caps.emplace_back(cap.get_string());
+  for (const auto& cap : api::GetArray(c, {"securityContext", "capabilities", "drop"}))
+    if (cap.is_string()) config.drop_caps.emplace_back(cap.get_string());
+  if (auto caps = runtime::Capabilities(config); !caps.ok()) {
+    return MakeStatus(Code::kInvalidArgument, "container {:?}: securityContext.capabilities: {}",
+                      config.name, caps.status().message());
+  }
+  if (const auto* a = api::Find(c, {"securityContext", "allowPrivilegeEscalation"});
+      a && a->is_bool())
+    config.no_new_privileges = !a->get_bool();
+  KISO_RETURN_IF_ERROR(SetSeccomp(pod, security("seccompProfile"), config));
   if (const auto* r = api::Find(c, {"securityContext", "readOnlyRootFilesystem"});
       r && r->is_bool())
     config.read_only_rootfs = r->get_bool();

@@ -20,6 +20,8 @@ struct PodContext {
   std::string host_ip;
   std::string node_name;
   std::string pod_dir;  // <data>/pods/<ns>_<name>_<uid>: volumes live under it.
+  // Where Localhost seccomp profiles are (the kubelet's <root>/seccomp).
+  std::string seccomp_dir;
 };
 
 // Materialises the pod's volumes under pod_dir (emptyDir directories,

@@ -249,8 +249,15 @@ TEST(OciSpecTest, ConfigValidatesAgainstTheRuntimeSpecSchema) {
   ContainerConfig privileged = plain;
   privileged.privileged = true;
   privileged.read_only_rootfs = true;
+  ContainerConfig narrow = plain;  // And plain has the default seccomp profile.
+  narrow.drop_caps = {"ALL"};
+  narrow.add_caps = {"NET_ADMIN"};
+  narrow.no_new_privileges = true;
+  narrow.seccomp = Seccomp::kLocalhost;
+  narrow.seccomp_profile = R"({"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+      {"names":["read","write"],"action":"SCMP_ACT_ALLOW"}]})";
   Sandbox sandbox{"s", "/run/x/net", "/run/x/ipc", "/run/x/uts"};
-  for (const auto* config : {&plain, &privileged}) {
+  for (const auto* config : {&plain, &privileged, &narrow}) {
     std::ofstream(dir.File("config.json"))
         << boost::json::serialize(BuildSpec(*config, sandbox, "/rootfs", "pod", "/kiso/c"));
     const std::string validator =

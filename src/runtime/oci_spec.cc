@@ -1,6 +1,8 @@
 #include "runtime/oci_spec.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 
 namespace kiso::runtime {
 
@@ -83,12 +85,125 @@ json::array Array(const char* const (&items)[N]) {
   return out;
 }
 
+// Denied by the default seccomp profile unless the container holds `cap`.
+struct SyscallGroup {
+  const char* cap;  // nullptr: always denied.
+  std::initializer_list<const char*> names;
+};
+const SyscallGroup kDeniedSyscalls[] = {
+    {"CAP_SYS_ADMIN",
+     {"mount",      "umount",        "umount2",          "unshare",       "setns",
+      "pivot_root", "bpf",           "perf_event_open",  "fanotify_init", "lookup_dcookie",
+      "quotactl",   "quotactl_fd",   "swapon",           "swapoff",       "syslog",
+      "fsopen",     "fsconfig",      "fsmount",          "fspick",        "move_mount",
+      "open_tree",  "mount_setattr", "name_to_handle_at"}},
+    {"CAP_DAC_READ_SEARCH", {"open_by_handle_at"}},
+    {"CAP_SYS_MODULE", {"init_module", "finit_module", "delete_module"}},
+    {"CAP_SYS_BOOT", {"reboot", "kexec_load", "kexec_file_load"}},
+    {"CAP_SYS_TIME",
+     {"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime",
+      "clock_adjtime64"}},
+    {"CAP_SYS_PACCT", {"acct"}},
+    {"CAP_SYS_RAWIO", {"ioperm", "iopl"}},
+    {nullptr,
+     {"keyctl", "add_key", "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register",
+      "userfaultfd", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "vm86", "vm86old",
+      "create_module", "get_kernel_syms", "query_module"}},
+};
+
+// CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
+constexpr uint64_t kNamespaceFlags[] = {0x00020000, 0x02000000, 0x04000000, 0x08000000,
+                                        0x10000000, 0x20000000, 0x40000000};
+constexpr int kEperm = 1;
+constexpr int kEnosys = 38;
+
+json::array Architectures() {
+#if defined(__x86_64__)
+  return {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+#elif defined(__aarch64__)
+  return {"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"};
+#else
+  return {};
+#endif
+}
+
+bool Has(const std::vector<std::string>& caps, std::string_view cap) {
+  return std::find(caps.begin(), caps.end(), cap) != caps.end();
+}
+
 }  // namespace
+
+json::value RuntimeDefaultSeccomp(const std::vector<std::string>& caps) {
+  json::array denied;
+  for (const auto& group : kDeniedSyscalls) {
+    if (group.cap && Has(caps, group.cap)) continue;
+    for (const char* name : group.names) denied.emplace_back(name);
+  }
+  json::array rules{json::object{
+      {"names", std::move(denied)}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", kEperm}}};
+  if (!Has(caps, "CAP_SYS_ADMIN")) {
+    // New namespaces through clone(2) too: one rule per flag (rules are OR'ed).
+    for (uint64_t flag : kNamespaceFlags) {
+      rules.push_back(json::object{
+          {"names", json::array{"clone"}},
+          {"action", "SCMP_ACT_ERRNO"},
+          {"errnoRet", kEperm},
+          {"args",
+           json::array{json::object{
+               {"index", 0}, {"value", flag}, {"valueTwo", flag}, {"op", "SCMP_CMP_MASKED_EQ"}}}}});
+    }
+    // clone3 passes its flags in memory, out of a filter's reach.
+    rules.push_back(json::object{
+        {"names", json::array{"clone3"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", kEnosys}});
+  }
+  return json::object{{"defaultAction", "SCMP_ACT_ALLOW"},
+                      {"architectures", Architectures()},
+                      {"syscalls", std::move(rules)}};
+}
+
+Result<std::vector<std::string>> Capabilities(const ContainerConfig& config) {
+  std::vector<std::string> caps;
+  if (config.privileged) {
+    caps.assign(std::begin(kAllCaps), std::end(kAllCaps));
+    return caps;
+  }
+  auto full = [](const std::string& name) -> Result<std::string> {
+    std::string upper;
+    for (char c : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (!upper.starts_with("CAP_")) upper = "CAP_" + upper;
+    if (upper != "CAP_ALL" &&
+        std::find(std::begin(kAllCaps), std::end(kAllCaps), upper) == std::end(kAllCaps)) {
+      return MakeStatus(Code::kInvalidArgument, "unknown capability {:?}", name);
+    }
+    return upper;
+  };
+  caps.assign(std::begin(kDefaultCaps), std::end(kDefaultCaps));
+  for (const auto& d : config.drop_caps) {
+    KISO_ASSIGN_OR_RETURN(std::string cap, full(d));
+    if (cap == "CAP_ALL") {
+      caps.clear();
+    } else {
+      std::erase(caps, cap);
+    }
+  }
+  for (const auto& a : config.add_caps) {
+    KISO_ASSIGN_OR_RETURN(std::string cap, full(a));
+    if (cap == "CAP_ALL") {
+      caps.assign(std::begin(kAllCaps), std::end(kAllCaps));
+    } else if (!Has(caps, cap)) {
+      caps.push_back(cap);
+    }
+  }
+  return caps;
+}
 
 json::value BuildSpec(const ContainerConfig& config, const Sandbox& sandbox,
                       const std::string& rootfs, const std::string& hostname,
                       const std::string& cgroups_path) {
-  json::array caps = config.privileged ? Array(kAllCaps) : Array(kDefaultCaps);
+  auto cap_names = Capabilities(config);
+  json::array caps;
+  for (const auto& c : cap_names.ok() ? *cap_names : std::vector<std::string>())
+    caps.emplace_back(c);
   json::array args;
   for (const auto& a : config.args) args.emplace_back(a);
   json::array env;
@@ -100,7 +215,7 @@ json::value BuildSpec(const ContainerConfig& config, const Sandbox& sandbox,
       {"env", std::move(env)},
       {"cwd", config.working_dir.empty() ? "/" : config.working_dir},
       {"capabilities", json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
-      {"noNewPrivileges", !config.privileged},
+      {"noNewPrivileges", config.no_new_privileges && !config.privileged},
       {"oomScoreAdj", 1000 - 1}};
   json::array mounts{
       MountOf("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
@@ -141,6 +256,13 @@ json::value BuildSpec(const ContainerConfig& config, const Sandbox& sandbox,
   if (!config.privileged) {
     linux["maskedPaths"] = Array(kMaskedPaths);
     linux["readonlyPaths"] = Array(kReadonlyPaths);
+    if (config.seccomp == Seccomp::kRuntimeDefault && cap_names.ok()) {
+      linux["seccomp"] = RuntimeDefaultSeccomp(*cap_names);
+    } else if (config.seccomp == Seccomp::kLocalhost) {
+      boost::system::error_code ec;
+      auto profile = json::parse(config.seccomp_profile, ec);
+      if (!ec) linux["seccomp"] = std::move(profile);
+    }
   }
   return json::object{
       {"ociVersion", "1.0.2"},

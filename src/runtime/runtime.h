@@ -34,6 +34,13 @@ struct Mount {
   bool read_only = false;
 };
 
+// securityContext.seccompProfile.type.
+enum class Seccomp {
+  kUnconfined,
+  kRuntimeDefault,  // The runtime's profile: see oci_spec.h.
+  kLocalhost,       // A profile file on the node, in the OCI format.
+};
+
 struct ContainerConfig {
   std::string name;
   int attempt = 0;    // Restarts so far: the CRI's metadata.attempt.
@@ -45,14 +52,21 @@ struct ContainerConfig {
   uint32_t uid = 0;
   uint32_t gid = 0;
   bool read_only_rootfs = false;
-  bool privileged = false;
-  int64_t cpu_shares = 0;     // From requests.cpu (0: runtime default).
-  int64_t cpu_quota_us = 0;   // From limits.cpu over a 100 ms period (0: none).
-  int64_t memory_limit = 0;   // Bytes (0: none).
-  std::vector<Mount> mounts;  // Volumes.
-  std::string log_path;       // CRI-format log file the shim writes.
-  bool stdin_open = false;    // spec.containers[].stdin: attach may write to it.
-  bool stdin_once = false;    // …and its stdin closes when the first attach ends.
+  bool privileged = false;  // All capabilities, devices, /sys rw, no seccomp.
+  // Capability names as Kubernetes spells them ("NET_ADMIN"; "ALL"): the
+  // default set less `drop_caps`, plus `add_caps`.
+  std::vector<std::string> add_caps;
+  std::vector<std::string> drop_caps;
+  bool no_new_privileges = false;  // allowPrivilegeEscalation: false.
+  Seccomp seccomp = Seccomp::kRuntimeDefault;
+  std::string seccomp_profile;  // kLocalhost: the profile's JSON (OCI LinuxSeccomp).
+  int64_t cpu_shares = 0;       // From requests.cpu (0: runtime default).
+  int64_t cpu_quota_us = 0;     // From limits.cpu over a 100 ms period (0: none).
+  int64_t memory_limit = 0;     // Bytes (0: none).
+  std::vector<Mount> mounts;    // Volumes.
+  std::string log_path;         // CRI-format log file the shim writes.
+  bool stdin_open = false;      // spec.containers[].stdin: attach may write to it.
+  bool stdin_once = false;      // …and its stdin closes when the first attach ends.
 };
 
 enum class ContainerState { kCreated, kRunning, kExited, kUnknown };

@@ -347,6 +347,34 @@ def test_kubectl_exec_streams_and_exit_codes(node):
     k("delete", "pod", "shell")
 
 
+def test_security_context_seccomp_and_capabilities(node):
+    s, k = node
+    probe = ("grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status; "
+             "unshare -U true && echo userns=yes || echo userns=no")
+    apply(k, simple_pod("confined", ["sh", "-c", probe]))
+    apply(k, simple_pod("unconfined", ["sh", "-c", probe], extra="""    securityContext:
+      seccompProfile: {type: Unconfined}"""))
+    apply(k, simple_pod("narrow", ["sh", "-c", probe], extra="""    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}"""))
+    for name in ("confined", "unconfined", "narrow"):
+        wait_for(lambda: phase(k, name) == "Succeeded", what=f"{name} Succeeded")
+    confined, unconfined, narrow = (k("logs", n) for n in ("confined", "unconfined", "narrow"))
+    # RuntimeDefault unless the pod says otherwise; it refuses new namespaces.
+    assert "Seccomp:\t2" in confined and "userns=no" in confined, confined
+    assert "Seccomp:\t0" in unconfined and "userns=yes" in unconfined, unconfined
+    assert "CapEff:\t00000000a80425fb" in confined, confined  # containerd's default set.
+    assert "CapEff:\t0000000000000400" in narrow and "NoNewPrivs:\t1" in narrow, narrow
+    assert "NoNewPrivs:\t0" in confined
+    # A profile that is not there is the container's error, named.
+    apply(k, simple_pod("missing", ["true"], extra="""    securityContext:
+      seccompProfile: {type: Localhost, localhostProfile: nope.json}"""))
+    wait_for(lambda: container_status(k, "missing").get("state", {}).get("waiting", {}).get("reason")
+             == "CreateContainerConfigError", what="missing CreateContainerConfigError")
+    assert "seccomp profile" in container_status(k, "missing")["state"]["waiting"]["message"]
+    k("delete", "pod", "confined", "unconfined", "narrow", "missing")
+
+
 def test_kubectl_exec_on_a_terminal(node):
     """`kubectl exec -it` from a terminal: the command gets a terminal of its
     own inside the container, sized as kubectl's and resized with it."""
