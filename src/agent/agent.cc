@@ -141,6 +141,20 @@ std::string Agent::PodDir(const PodState& s) const {
   return fmt::format("{}/pods/{}_{}_{}", options_.data_dir, s.ns, s.name, s.uid);
 }
 
+Attempts AttemptsOf(const std::vector<ContainerStatus>& all, std::string_view name) {
+  Attempts out;
+  for (const auto& st : all) {
+    if (st.name != name) continue;
+    if (!out.latest || st.attempt > out.latest->attempt) {
+      out.previous = out.latest;
+      out.latest = &st;
+    } else if (!out.previous || st.attempt > out.previous->attempt) {
+      out.previous = &st;
+    }
+  }
+  return out;
+}
+
 std::vector<ContainerStatus> Agent::ContainersOf(const std::string& sandbox_id) {
   std::vector<ContainerStatus> out;
   for (const auto& id : runtime_->ListContainers()) {
@@ -464,8 +478,9 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
   if (init && policy == "Always")
     policy = "OnFailure";  // Init containers never restart on success.
   std::optional<ContainerStatus> latest;
-  for (auto& st : ContainersOf(s.sandbox_id)) {
-    if (st.name == name && (!latest || st.attempt > latest->attempt)) latest = std::move(st);
+  {
+    auto all = ContainersOf(s.sandbox_id);
+    if (const auto* l = AttemptsOf(all, name).latest) latest = *l;
   }
   int attempt = 0;
   auto now = std::chrono::steady_clock::now();

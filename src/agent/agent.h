@@ -145,4 +145,12 @@ class Agent {
   std::map<std::string, PodState> state_;  // "ns/name" → what runs for it.
 };
 
+// A container's latest attempt (its current instance) and the one before (for
+// `--previous` and lastState), among a sandbox's containers; null when none.
+struct Attempts {
+  const runtime::ContainerStatus* latest = nullptr;
+  const runtime::ContainerStatus* previous = nullptr;
+};
+Attempts AttemptsOf(const std::vector<runtime::ContainerStatus>& all, std::string_view name);
+
 }  // namespace kiso::agent

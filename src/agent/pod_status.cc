@@ -34,17 +34,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   if (policy.empty()) policy = "Always";
   auto status_of = [&](const json::value& c, ContainerTally* tally) {
     std::string name(api::GetString(c, {"name"}));
-    const ContainerStatus* latest = nullptr;
-    const ContainerStatus* previous = nullptr;
-    for (const auto& st : all) {
-      if (st.name != name) continue;
-      if (!latest || st.attempt > latest->attempt) {
-        previous = latest;
-        latest = &st;
-      } else if (!previous || st.attempt > previous->attempt) {
-        previous = &st;
-      }
-    }
+    auto [latest, previous] = AttemptsOf(all, name);
     json::object out{{"name", name},
                      {"image", api::GetString(c, {"image"})},
                      {"imageID", s.image_ids.contains(name) ? s.image_ids[name] : ""},

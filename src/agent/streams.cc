@@ -127,19 +127,9 @@ std::variant<ContainerStatus, apiserver::Response> Agent::FindContainer(
     auto it = state_.find(key);
     if (it != state_.end()) sandbox = it->second.sandbox_id;
   }
-  std::optional<ContainerStatus> latest;
-  std::optional<ContainerStatus> previous;
-  if (!sandbox.empty()) {
-    for (auto& st : ContainersOf(sandbox)) {
-      if (st.name != container) continue;
-      if (!latest || st.attempt > latest->attempt) {
-        previous = latest;
-        latest = st;
-      } else if (!previous || st.attempt > previous->attempt) {
-        previous = st;
-      }
-    }
-  }
+  std::vector<ContainerStatus> all;
+  if (!sandbox.empty()) all = ContainersOf(sandbox);
+  auto [latest, previous] = AttemptsOf(all, container);
   if (want_previous && !previous) {
     return Error(api::BadRequest(fmt::format(
         "previous terminated container \"{}\" in pod \"{}\" not found", container, pod_name)));
