@@ -3,7 +3,8 @@
 // root file system in the same run. One line per figure: `node <figure>=<value> <unit>`.
 //   pod create → Running (the agent's status write seen by a watch), p50/p99
 //   over 100 sequential and 20 concurrent pods; bare `runc run -d` p50/p99
-//   and the ratio; server RSS idle with and without the agent, and with 50 pods;
+//   of the same number, one after another and all at once, and the ratios;
+//   server RSS idle with and without the agent, and with 50 pods;
 //   shim RSS per container. Needs root, runc and busybox-static.
 #include <fmt/format.h>
 #include <signal.h>
@@ -173,8 +174,10 @@ double ShimRssMb() {
   return Percentile(rss, 0.5);
 }
 
-// Bare runc: `runc run -d` of the same root file system, then delete.
-std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, int n) {
+// Bare runc: `runc run -d` of the same root file system, then delete; `n` one
+// after another, or all at once when `at_once`.
+std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, int n,
+                             bool at_once) {
   std::string bundle = dir + "/bare";
   fs::create_directories(bundle);
   (void)RunCommand({"/usr/sbin/runc", "spec", "--bundle", bundle});
@@ -187,20 +190,33 @@ std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, 
   spec.at("root").as_object()["path"] = rootfs;
   spec.at("root").as_object()["readonly"] = true;
   std::ofstream(config_path) << json::serialize(spec);
-  std::vector<double> out;
+  std::vector<double> out(static_cast<size_t>(n));
   std::string root = dir + "/bare-state";
-  for (int i = 0; i < n; ++i) {
-    std::string id = fmt::format("kiso-bench-bare-{}", i);
+  auto id_of = [](int i) { return fmt::format("kiso-bench-bare-{}", i); };
+  auto run = [&](int i) {
     auto begin = Clock::now();
     CommandOptions quiet;
     quiet.capture_output = false;  // The detached container keeps its stdio.
-    auto r =
-        RunCommand({"/usr/sbin/runc", "--root", root, "run", "-d", "--bundle", bundle, id}, quiet);
-    out.push_back(Ms(Clock::now() - begin));
+    auto r = RunCommand(
+        {"/usr/sbin/runc", "--root", root, "run", "-d", "--bundle", bundle, id_of(i)}, quiet);
+    out[static_cast<size_t>(i)] = Ms(Clock::now() - begin);
     if (!r.ok() || r->exit_code != 0) {
       fmt::print(stderr, "runc run: exit {}\n", r.ok() ? r->exit_code : -1);
     }
-    (void)RunCommand({"/usr/sbin/runc", "--root", root, "delete", "--force", id});
+  };
+  auto remove = [&](int i) {
+    (void)RunCommand({"/usr/sbin/runc", "--root", root, "delete", "--force", id_of(i)});
+  };
+  if (at_once) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i) threads.emplace_back(run, i);
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < n; ++i) remove(i);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      run(i);
+      remove(i);
+    }
   }
   return out;
 }
@@ -378,13 +394,18 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
     Print("shim_rss_each_p50", ShimRssMb(), "MB");
     if (!DeleteAll(c)) fmt::print(stderr, "pods not deleted\n");
 
-    std::vector<double> bare =
-        BareRunc(data + "/images/rootfs/" +
-                     fs::directory_iterator(data + "/images/rootfs")->path().filename().string(),
-                 dir.path(), sequential);
+    std::string rootfs =
+        data + "/images/rootfs/" +
+        fs::directory_iterator(data + "/images/rootfs")->path().filename().string();
+    std::vector<double> bare = BareRunc(rootfs, dir.path(), sequential, false);
     Print("bare_runc_run_p50", Percentile(bare, 0.5), "ms");
     Print("bare_runc_run_p99", Percentile(bare, 0.99), "ms");
     Print("sequential_p50_over_bare_runc_p50", Percentile(seq, 0.5) / Percentile(bare, 0.5), "x");
+    std::vector<double> bare_par = BareRunc(rootfs, dir.path(), concurrent, true);
+    Print("bare_runc_run_concurrent_p50", Percentile(bare_par, 0.5), "ms");
+    Print("bare_runc_run_concurrent_p99", Percentile(bare_par, 0.99), "ms");
+    Print("concurrent_p50_over_bare_runc_concurrent_p50",
+          Percentile(par, 0.5) / Percentile(bare_par, 0.5), "x");
   }
   (void)RunCommand({"/usr/sbin/ip", "link", "del", kBridge});
   PullThroughput(kiso, dir.path());
