@@ -59,8 +59,8 @@ class Agent {
   void Stop();
   const std::string& node_name() const { return options_.node_name; }
 
-  // pods/log and pods/exec for a pod on this node (the API server routes them
-  // here); other subresources are answered 501 Not Implemented.
+  // pods/log, exec, attach and portforward for a pod on this node (the API
+  // server routes them here).
   apiserver::Response ServeStream(const boost::json::value& pod, std::string_view subresource,
                                   const apiserver::Request& req);
   // The same for a request the API server forwarded whole (down the agent's
@@ -70,6 +70,9 @@ class Agent {
   apiserver::Response ServeExec(const boost::json::value& pod, const apiserver::Request& req);
   // Output from now on (as logged) and, for a container with stdin, input.
   apiserver::Response ServeAttach(const boost::json::value& pod, const apiserver::Request& req);
+  // Connections to the pod's ports on its loopback (WebSocket v4 only).
+  apiserver::Response ServePortForward(const boost::json::value& pod,
+                                       const apiserver::Request& req);
 
  private:
   struct PodState {

@@ -18,6 +18,7 @@
 #include "agent/agent.h"
 #include "api/errors.h"
 #include "api/object.h"
+#include "network/netns.h"
 
 namespace kiso::agent {
 
@@ -147,11 +148,8 @@ apiserver::Response Agent::ServeStream(const json::value& pod, std::string_view 
   if (subresource == "log") return ServeLogs(pod, req);
   if (subresource == "exec") return ServeExec(pod, req);
   if (subresource == "attach") return ServeAttach(pod, req);
-  api::ApiError e;
-  e.code = 501;
-  e.reason = "NotImplemented";
-  e.message = fmt::format("pods/{} is not implemented by the kiso agent yet", subresource);
-  return Error(e);
+  if (subresource == "portforward") return ServePortForward(pod, req);
+  return Error(api::NotFoundPath());
 }
 
 apiserver::Response Agent::ServeStream(const apiserver::Request& req) {
@@ -399,6 +397,60 @@ apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::
   res.status = 101;
   res.channels = std::move(session);
   res.websocket_protocol = protocol;
+  return res;
+}
+
+apiserver::Response Agent::ServePortForward(const json::value& pod, const apiserver::Request& req) {
+  std::string pod_name(api::GetString(pod, {"metadata", "name"}));
+  std::string key = fmt::format("{}/{}", api::GetString(pod, {"metadata", "namespace"}), pod_name);
+  // First: kubectl names its ports inside SPDY streams, not in the query.
+  if (ChannelProtocol(req) != "v4.channel.k8s.io") {
+    return Error(api::BadRequest(
+        "pods/portforward needs a WebSocket upgrade offering v4.channel.k8s.io (the Python "
+        "client's); kubectl's SPDY framing (SPDY/3.1+portforward.k8s.io) is not supported"));
+  }
+  std::vector<uint16_t> ports;
+  for (const auto& value : req.QueryAll("ports")) {
+    for (size_t start = 0; start <= value.size();) {
+      size_t comma = std::min(value.find(',', start), value.size());
+      std::string item = value.substr(start, comma - start);
+      start = comma + 1;
+      char* end = nullptr;
+      long n = std::strtol(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || n < 1 || n > 65535) {
+        return Error(api::BadRequest(fmt::format("invalid port {:?}: a number 1-65535", item)));
+      }
+      ports.push_back(static_cast<uint16_t>(n));
+    }
+  }
+  if (ports.empty()) return Error(api::BadRequest("at least one port must be given (?ports=80)"));
+  std::string netns;
+  {
+    std::lock_guard lock(mu_);
+    auto it = state_.find(key);
+    if (it != state_.end() && !it->second.sandbox_id.empty()) netns = it->second.sandbox.netns_path;
+  }
+  if (netns.empty()) {
+    return Error(api::BadRequest(
+        fmt::format("pod {} has no network yet: it is not running on this node", pod_name)));
+  }
+  auto session = std::make_shared<apiserver::ChannelSession>();
+  for (uint16_t port : ports) {
+    apiserver::ChannelSession::Port p;
+    p.number = port;
+    auto fd = network::DialInNamespace(netns, port);
+    if (fd.ok()) {
+      p.fd = *fd;
+    } else {
+      p.error = fmt::format("error forwarding port {} to pod {}: {}", port, pod_name,
+                            fd.status().message());
+    }
+    session->ports.push_back(std::move(p));
+  }
+  apiserver::Response res;
+  res.status = 101;
+  res.channels = std::move(session);
+  res.websocket_protocol = "v4.channel.k8s.io";
   return res;
 }
 

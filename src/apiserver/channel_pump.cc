@@ -10,7 +10,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/json.hpp>
 #include <deque>
+#include <map>
 #include <memory>
+#include <vector>
 
 namespace kiso::apiserver {
 
@@ -20,47 +22,79 @@ namespace websocket = beast::websocket;
 
 namespace {
 
+// Pumps a session's descriptors over the WebSocket: each output (a descriptor
+// read until it ends) to its channel, each channel the client writes to into
+// its input. exec and attach: stdout 1, stderr 2 and stdin 0, then the status
+// on channel 3; port-forward: one socket per port on channel 2i both ways.
 class Pump {
  public:
   Pump(WebSocketStream& ws, ChannelSession& session, bool v5)
-      : ws_(ws),
-        session_(session),
-        v5_(v5),
-        out_(ws.get_executor()),
-        err_(ws.get_executor()),
-        in_(ws.get_executor()) {
-    if (session.stdout_fd >= 0) out_.assign(session.stdout_fd);
-    if (session.stderr_fd >= 0) err_.assign(session.stderr_fd);
-    if (session.stdin_fd >= 0) in_.assign(session.stdin_fd);
+      : ws_(ws), session_(session), v5_(v5) {
+    auto output = [&](int fd, char channel) {
+      auto& o = outputs_.emplace_back(std::make_unique<Output>(ws.get_executor(), channel));
+      o->d.assign(fd);
+    };
+    auto input = [&](int fd, char channel) {
+      auto& d = inputs_[channel];
+      d = std::make_unique<asio::posix::stream_descriptor>(ws.get_executor());
+      d->assign(fd);
+    };
+    if (session.stdout_fd >= 0) output(session.stdout_fd, 1);
+    if (session.stderr_fd >= 0) output(session.stderr_fd, 2);
+    if (session.stdin_fd >= 0) input(session.stdin_fd, 0);
     session.stdout_fd = session.stderr_fd = session.stdin_fd = -1;  // Ours now.
+    for (size_t i = 0; i < session.ports.size(); ++i) {
+      auto& port = session.ports[i];
+      auto data = static_cast<char>(2 * i);
+      // The first frame of both of a port's channels names the port.
+      std::string number{static_cast<char>(port.number & 0xff),
+                         static_cast<char>(port.number >> 8)};
+      greeting_.push_back(data + number);
+      greeting_.push_back(static_cast<char>(data + 1) + number);
+      if (port.fd >= 0) {
+        int writer = fcntl(port.fd, F_DUPFD_CLOEXEC, 0);
+        output(port.fd, data);
+        if (writer >= 0) input(writer, data);
+        port.fd = -1;
+      } else {
+        greeting_.push_back(static_cast<char>(data + 1) + port.error);
+      }
+    }
   }
 
   void Start() {
+    for (auto& frame : greeting_) Send(std::move(frame));
     ReadClient();
-    ReadOutput(out_, 1, out_buf_);
-    ReadOutput(err_, 2, err_buf_);
+    for (auto& o : outputs_) ReadOutput(*o);
     MaybeFinish();
   }
 
  private:
+  struct Output {
+    Output(const asio::any_io_executor& executor, char c) : d(executor), channel(c) {}
+    asio::posix::stream_descriptor d;
+    char channel;
+    std::array<char, 32768> buf{};
+  };
+
   void ReadClient() {
     ws_.async_read(client_buf_, [this](beast::error_code ec, size_t) {
       if (ec) {
         client_gone_ = true;
         if (!finished_ && session_.abort) session_.abort();
-        CloseOutputs();
+        CloseAll();
         return;
       }
       std::string msg = beast::buffers_to_string(client_buf_.data());
       client_buf_.consume(client_buf_.size());
       if (!msg.empty()) {
         auto channel = static_cast<unsigned char>(msg[0]);
-        if (channel == 0 && in_.is_open()) {
+        auto in = inputs_.find(static_cast<char>(channel));
+        if (in != inputs_.end() && in->second->is_open()) {
           beast::error_code wec;
-          asio::write(in_, asio::buffer(msg.data() + 1, msg.size() - 1), wec);
+          asio::write(*in->second, asio::buffer(msg.data() + 1, msg.size() - 1), wec);
         } else if (channel == 255 && v5_ && msg.size() > 1 && msg[1] == 0) {
-          beast::error_code cec;
-          in_.close(cec);  // The client closed stdin.
+          CloseInput(0);  // The client closed stdin.
         } else if (channel == 4 && session_.resize) {
           Resize(std::string_view(msg).substr(1));
         }
@@ -84,19 +118,20 @@ class Pump {
     session_.resize(dim(w), dim(h));
   }
 
-  void ReadOutput(asio::posix::stream_descriptor& d, char channel, std::array<char, 32768>& buf) {
-    if (!d.is_open()) return;
-    d.async_read_some(asio::buffer(buf), [this, &d, channel, &buf](beast::error_code ec, size_t n) {
+  void ReadOutput(Output& o) {
+    if (!o.d.is_open()) return;
+    o.d.async_read_some(asio::buffer(o.buf), [this, &o](beast::error_code ec, size_t n) {
       if (ec || n == 0) {
         beast::error_code cec;
-        d.close(cec);
+        o.d.close(cec);
+        if (!session_.ports.empty()) CloseInput(o.channel);  // The port's connection ended.
         MaybeFinish();
         return;
       }
-      std::string frame(1, channel);
-      frame.append(buf.data(), n);
+      std::string frame(1, o.channel);
+      frame.append(o.buf.data(), n);
       Send(std::move(frame));
-      ReadOutput(d, channel, buf);
+      ReadOutput(o);
     });
   }
 
@@ -121,15 +156,22 @@ class Pump {
     });
   }
 
+  // Once every output has ended: the status (exec, attach), then the close.
   void MaybeFinish() {
-    if (finished_ || out_.is_open() || err_.is_open() || client_gone_) return;
+    if (finished_ || client_gone_) return;
+    for (const auto& o : outputs_) {
+      if (o->d.is_open()) return;
+    }
     finished_ = true;
-    beast::error_code ec;
-    in_.close(ec);
-    std::string status =
-        session_.finish ? session_.finish() : R"({"metadata":{},"status":"Success"})";
+    for (auto& [channel, d] : inputs_) CloseInput(channel);
     closing_ = true;
-    Send(std::string(1, '\3') + status);
+    if (session_.ports.empty()) {
+      std::string status =
+          session_.finish ? session_.finish() : R"({"metadata":{},"status":"Success"})";
+      Send(std::string(1, '\3') + status);
+    } else if (queue_.empty()) {
+      Close();
+    }
   }
 
   void Close() {
@@ -139,20 +181,25 @@ class Pump {
     });
   }
 
-  void CloseOutputs() {
+  void CloseInput(char channel) {
+    auto it = inputs_.find(channel);
     beast::error_code ec;
-    out_.close(ec);
-    err_.close(ec);
-    in_.close(ec);
+    if (it != inputs_.end()) it->second->close(ec);
+  }
+
+  void CloseAll() {
+    beast::error_code ec;
+    for (auto& o : outputs_) o->d.close(ec);
+    for (auto& [channel, d] : inputs_) d->close(ec);
   }
 
   WebSocketStream& ws_;
   ChannelSession& session_;
   bool v5_;
-  asio::posix::stream_descriptor out_, err_, in_;
+  std::vector<std::unique_ptr<Output>> outputs_;
+  std::map<char, std::unique_ptr<asio::posix::stream_descriptor>> inputs_;
+  std::vector<std::string> greeting_;
   beast::flat_buffer client_buf_;
-  std::array<char, 32768> out_buf_{};
-  std::array<char, 32768> err_buf_{};
   std::deque<std::string> queue_;
   bool client_gone_ = false;
   bool finished_ = false;

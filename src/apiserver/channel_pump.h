@@ -1,6 +1,7 @@
 // Pumps a ChannelSession over an accepted WebSocket: channel 0 (stdin) from
 // the client, 1 and 2 (stdout, stderr) to it, 3 (the exit status) last, then
-// a close frame. v5 adds channel 255 (the client closed stdin).
+// a close frame; v5 adds channel 255 (the client closed stdin), 4 resizes a
+// terminal. For port-forward: each port's channel both ways, then the close.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,13 +52,22 @@ class StreamWriter {
   virtual void OnCancel(const std::function<void()>& cancel) { (void)cancel; }
 };
 
-// A process's standard streams carried over a WebSocket with Kubernetes'
-// channel protocol (v4/v5.channel.k8s.io): pods/exec and pods/attach. The
-// server owns the descriptors once the response is returned.
+// Streams carried over a WebSocket with Kubernetes' channel protocol
+// (v4/v5.channel.k8s.io): a process's standard streams (pods/exec and
+// pods/attach: stdin 0, stdout 1, stderr 2, the status 3, resize 4), or a
+// pod's ports (pods/portforward, v4: port i on channel 2i both ways, its
+// errors on 2i+1; the first frame of each names the port, uint16 little-
+// endian). The server owns the descriptors once the response is returned.
 struct ChannelSession {
   int stdin_fd = -1;  // -1: no stdin.
   int stdout_fd = -1;
   int stderr_fd = -1;
+  struct Port {
+    uint16_t number = 0;
+    int fd = -1;        // A connection to the port, or -1 and…
+    std::string error;  // …why there is none.
+  };
+  std::vector<Port> ports;  // Port-forward: the session ends when every connection has.
   // Called once stdout and stderr are closed: waits for the process and
   // returns the channel-3 status object (Success, or Failure with the exit code).
   std::function<std::string()> finish;

@@ -460,6 +460,35 @@ def test_python_client_exec_over_v4(node):
     k("delete", "pod", "pyexec")
 
 
+def test_python_client_port_forward_reaches_the_pods_loopback(node):
+    s, k = node
+    import kubernetes
+    from kubernetes.stream import portforward
+    # httpd on the pod's loopback only: port-forward dials inside the pod's namespace.
+    apply(k, simple_pod("web", ["sh", "-c", "mkdir /www && echo hello through port-forward > "
+                                "/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"],
+                        restart="Always", extra="""    readinessProbe:
+      exec: {command: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/index.html"]}
+      periodSeconds: 1"""))
+    wait_for(lambda: container_status(k, "web").get("ready"), what="web ready")
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=s.kubeconfig))
+    pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080,9")
+    sock = pf.socket(8080)
+    sock.setblocking(True)
+    sock.settimeout(30)
+    sock.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+    reply = b""
+    while chunk := sock.recv(4096):
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.") and reply.endswith(b"hello through port-forward\n"), reply
+    assert "connection refused" in (pf.error(9) or "").lower(), pf.error(9)
+    # kubectl speaks SPDY for port-forward: refused, and it says why.
+    p = k.run("port-forward", "pod/web", "18080:8080", check=False, timeout=30)
+    assert p.returncode != 0 and "SPDY" in p.stderr, p.stderr
+    k("delete", "pod", "web")
+
+
 def test_images_are_pulled_through_the_mirror_and_by_kiso_image_pull(node, registry):
     s, k = node
     # Every pod above pulled docker.io/library/busybox through the mirror.
