@@ -229,6 +229,7 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   };
   config.stdin_open = flag("stdin");
   config.stdin_once = config.stdin_open && flag("stdinOnce");
+  config.tty = flag("tty");
   // securityContext: the container's over the pod's.
   auto security = [&](std::string_view field) -> const json::value* {
     if (const auto* v = api::Find(c, {"securityContext", field}); v && !v->is_null()) return v;

@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 #include <variant>
 
@@ -41,9 +42,9 @@ struct LogLine {
   bool stderr_line = false;
 };
 
-// Parses CRI log lines from `data`; a partial line (P) joins the next one.
-// `consumed` is how many bytes formed whole lines.
-std::vector<LogLine> ParseCri(std::string_view data, size_t* consumed) {
+// Parses CRI log lines from `data`; a partial line (P) joins the next one
+// unless `join` is false. `consumed` is how many bytes formed whole lines.
+std::vector<LogLine> ParseCri(std::string_view data, size_t* consumed, bool join = true) {
   std::vector<LogLine> out;
   std::string partial;
   std::string partial_time;
@@ -61,6 +62,12 @@ std::vector<LogLine> ParseCri(std::string_view data, size_t* consumed) {
     std::string_view time = line.substr(0, a);
     std::string_view tag = line.substr(b + 1, c - b - 1);
     std::string_view text = line.substr(c + 1);
+    if (!join) {  // Each record as it came, partial ones without a newline.
+      out.push_back({std::string(time), std::string(text) + (tag == "P" ? "" : "\n"),
+                     line.substr(a + 1, b - a - 1) == "stderr"});
+      *consumed = pos;
+      continue;
+    }
     if (partial_time.empty()) partial_time = std::string(time);
     partial += text;
     if (tag == "P") continue;
@@ -87,6 +94,15 @@ api::ApiError NoChannelProtocol(std::string_view subresource) {
       fmt::format("pods/{} needs a WebSocket upgrade offering v5.channel.k8s.io or "
                   "v4.channel.k8s.io (SPDY is not supported)",
                   subresource));
+}
+
+// Resizes the terminal `fd` (ours: closed when the last copy of the function goes).
+std::function<void(uint16_t, uint16_t)> Resizer(int fd) {
+  auto terminal = std::shared_ptr<int>(new int(fd), [](const int* owned) {
+    if (*owned >= 0) close(*owned);
+    delete owned;
+  });
+  return [terminal](uint16_t cols, uint16_t rows) { ResizeTerminal(*terminal, cols, rows); };
 }
 
 std::string ReadFrom(const std::string& path, size_t offset) {
@@ -263,16 +279,7 @@ apiserver::Response Agent::ServeExec(const json::value& pod, const apiserver::Re
   session->stdin_fd = child->stdin_fd;
   session->stdout_fd = child->stdout_fd;
   session->stderr_fd = child->stderr_fd;
-  if (child->tty_fd >= 0) {
-    // The terminal's master, closed with the session.
-    auto terminal = std::shared_ptr<int>(new int(child->tty_fd), [](int* fd) {
-      close(*fd);
-      delete fd;
-    });
-    session->resize = [terminal](uint16_t cols, uint16_t rows) {
-      ResizeTerminal(*terminal, cols, rows);
-    };
-  }
+  if (child->tty_fd >= 0) session->resize = Resizer(child->tty_fd);
   pid_t pid = child->pid;
   std::string joined = fmt::format("{}", fmt::join(command, " "));
   session->finish = [pid, joined] {
@@ -321,7 +328,8 @@ apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::
       return Error(api::BadRequest(
           fmt::format("container {} in pod {}: {}", target.name, pod_name, in.status().message())));
     }
-    session->stdin_fd = *in;
+    session->stdin_fd = in->fd;
+    if (in->terminal) session->resize = Resizer(fcntl(in->fd, F_DUPFD_CLOEXEC, 0));
   }
   std::string protocol = ChannelProtocol(req);
   if (protocol.empty()) {
@@ -370,7 +378,7 @@ apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::
     bool open = true;
     while (open && !*stop && !loop_.stopping()) {
       size_t used = 0;
-      auto lines = ParseCri(ReadFrom(path, offset), &used);
+      auto lines = ParseCri(ReadFrom(path, offset), &used, false);
       offset += used;
       for (const auto& line : lines) {
         if (line.stderr_line ? want_err : want_out)
@@ -379,7 +387,7 @@ apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::
       if (lines.empty()) {
         auto st = runtime_->GetStatus(id);
         if (!st.ok() || st->state == ContainerState::kExited) {
-          for (const auto& line : ParseCri(ReadFrom(path, offset), &used)) {
+          for (const auto& line : ParseCri(ReadFrom(path, offset), &used, false)) {
             if (line.stderr_line ? want_err : want_out)
               write_all(line.stderr_line ? err : out, line.text);
           }

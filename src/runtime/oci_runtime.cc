@@ -4,9 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/process.h"
+#include "common/unix_socket.h"
 #include "runtime/oci_spec.h"
 #include "runtime/shim.h"
 
@@ -264,6 +263,7 @@ Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
                                    "/kiso/" + id,
                                    "--sync-fd",
                                    "3"};
+  if (config.tty) argv.emplace_back("--tty");
   if (config.stdin_open) argv.emplace_back("--stdin");
   if (config.stdin_once) argv.emplace_back("--stdin-once");
   std::vector<char*> args;
@@ -408,26 +408,26 @@ std::vector<std::string> OciRuntime::ListContainers() {
   return out;
 }
 
-Result<int> OciRuntime::AttachStdin(const std::string& id) {
-  // Through the bundle's descriptor: its path may be too long for sun_path.
-  int dir = open(Bundle(id).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return MakeStatus(Code::kNotFound, "container {}: {}", id, strerror(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  fmt::format_to_n(addr.sun_path, sizeof addr.sun_path - 1, "/proc/self/fd/{}/{}", dir,
-                   kAttachSocket);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int rc = fd < 0 ? -1 : connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  int error = errno;
-  close(dir);
-  if (rc != 0) {
-    if (fd >= 0) close(fd);
+Result<AttachedInput> OciRuntime::AttachStdin(const std::string& id) {
+  auto sock = DialUnix(Bundle(id), kAttachSocket);
+  if (!sock.ok()) {
     return MakeStatus(Code::kConflict,
                       "the container's stdin is not open for attach ({}): it needs stdin: true, "
                       "and with stdinOnce it closes after the first attach",
-                      strerror(error));
+                      sock.status().message());
   }
-  return fd;
+  // The shim's greeting: 'p' (write here) or 't' with the terminal attached.
+  auto hello = ReceiveFd(*sock, std::chrono::seconds(5));
+  if (!hello.ok()) {
+    close(*sock);
+    return hello.status().Annotate("the container's shim did not answer an attach");
+  }
+  if (hello->tag == 't' && hello->fd >= 0) {
+    close(*sock);
+    return AttachedInput{hello->fd, true};
+  }
+  if (hello->fd >= 0) close(hello->fd);
+  return AttachedInput{*sock, false};
 }
 
 Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& cmd,

@@ -37,7 +37,7 @@ class OciRuntime : public RuntimeService {
   Status RemoveContainer(const std::string& id) override;
   Result<ContainerStatus> GetStatus(const std::string& id) override;
   std::vector<std::string> ListContainers() override;
-  Result<int> AttachStdin(const std::string& id) override;
+  Result<AttachedInput> AttachStdin(const std::string& id) override;
   Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,
                             bool with_stdin, bool tty) override;
   Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,

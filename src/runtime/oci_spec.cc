@@ -209,7 +209,7 @@ json::value BuildSpec(const ContainerConfig& config, const Sandbox& sandbox,
   json::array env;
   for (const auto& e : config.env) env.emplace_back(e);
   json::object process{
-      {"terminal", false},
+      {"terminal", config.tty},
       {"user", json::object{{"uid", config.uid}, {"gid", config.gid}}},
       {"args", std::move(args)},
       {"env", std::move(env)},

@@ -67,6 +67,13 @@ struct ContainerConfig {
   std::string log_path;         // CRI-format log file the shim writes.
   bool stdin_open = false;      // spec.containers[].stdin: attach may write to it.
   bool stdin_once = false;      // …and its stdin closes when the first attach ends.
+  bool tty = false;             // spec.containers[].tty: it runs on a terminal.
+};
+
+// How an attach reaches a container's input.
+struct AttachedInput {
+  int fd = -1;            // Writes reach the container's stdin.
+  bool terminal = false;  // fd is the container's terminal: resize it too.
 };
 
 enum class ContainerState { kCreated, kRunning, kExited, kUnknown };
@@ -121,10 +128,10 @@ class RuntimeService {
   // through the result's tty_fd).
   virtual Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,
                                     bool with_stdin, bool tty) = 0;
-  // A socket whose writes reach the stdin of the container's process
-  // (pods/attach); Conflict when it was not created with stdin_open
-  // or its stdin has closed.
-  virtual Result<int> AttachStdin(const std::string& id) = 0;
+  // Where writes reach the stdin of the container's process (pods/attach):
+  // a socket to its shim, or its terminal. Conflict when it was not created
+  // with stdin_open or its stdin has closed.
+  virtual Result<AttachedInput> AttachStdin(const std::string& id) = 0;
   virtual Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                       std::chrono::seconds timeout) = 0;
 };

@@ -15,10 +15,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/unix_socket.h"
 
 namespace kiso::runtime {
 
@@ -81,15 +83,14 @@ class LogWriter {
       start = nl + 1;
     }
     pending.erase(0, start);
+    // What came without a newline is logged at once as partial lines (a
+    // prompt shows in attach and logs -f without waiting for its line's end).
     constexpr size_t kMaxLine = size_t{16} * 1024;
-    while (pending.size() >= kMaxLine) {
-      Line(stream, "P", std::string_view(pending).substr(0, kMaxLine));
-      pending.erase(0, kMaxLine);
+    for (size_t at = 0; at < pending.size(); at += kMaxLine) {
+      std::string_view piece = std::string_view(pending).substr(at, kMaxLine);
+      Line(stream, eof && at + kMaxLine >= pending.size() ? "F" : "P", piece);
     }
-    if (eof && !pending.empty()) {
-      Line(stream, "F", pending);
-      pending.clear();
-    }
+    pending.clear();
   }
 
  private:
@@ -119,34 +120,17 @@ bool OomKilled(const std::string& cgroup) {
 
 namespace {
 
-// Listens on <bundle>/attach.sock, 0600, non-blocking; -1 on failure. Binds
-// by a relative name (bundle paths can be longer than a socket address).
-int ListenForAttach(const std::string& bundle) {
-  if (chdir(bundle.c_str()) != 0) return -1;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return -1;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, kAttachSocket, sizeof addr.sun_path - 1);
-  unlink(kAttachSocket);
-  mode_t old = umask(0077);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  umask(old);
-  if (rc != 0 || listen(fd, 8) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Copies what attached clients write into the container's stdin pipe,
-// without ever blocking the shim's loop: while bytes wait for the pipe, no
-// more are read from the clients.
+// Serves attach clients. Each first gets one byte: 't' with the terminal's
+// master attached (a container with a terminal: the client writes to it and
+// resizes it itself), or 'p', and then what it writes goes into the
+// container's stdin pipe without ever blocking the shim's loop: while bytes
+// wait for the pipe, no more are read from the clients.
 class StdinPump {
  public:
-  StdinPump(int pipe, int listener, bool once)
-      : pipe_(pipe), listener_(listener), once_(once), socket_(listener >= 0) {
+  StdinPump(int pipe, int listener, bool once, int master)
+      : pipe_(pipe), listener_(listener), once_(once), socket_(listener >= 0), master_(master) {
     if (pipe_ >= 0) fcntl(pipe_, F_SETFL, O_NONBLOCK);
+    if (listener_ >= 0) fcntl(listener_, F_SETFL, O_NONBLOCK);
   }
   ~StdinPump() {
     for (int c : clients_) close(c);
@@ -188,7 +172,13 @@ class StdinPump {
     clients_ = std::move(keep);
     if (listener_ >= 0 && (p[first_].revents & POLLIN)) {
       int c = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (c >= 0) clients_.push_back(c);
+      if (c >= 0 && master_ >= 0) {
+        (void)SendFd(c, 't', master_);
+        close(c);
+      } else if (c >= 0) {
+        (void)SendFd(c, 'p', -1);
+        clients_.push_back(c);
+      }
     }
     Flush();
   }
@@ -221,6 +211,7 @@ class StdinPump {
   int listener_;
   bool once_;
   bool socket_;
+  int master_;  // The terminal's master (not ours to close), or -1.
   bool closing_ = false;
   std::string pending_;
   std::vector<int> clients_;
@@ -252,25 +243,48 @@ int RunShim(const ShimOptions& o) {
     Report(o.sync_fd, "error pipe\n");
     return 1;
   }
+  // Relative socket names from here on: bundle paths can outgrow an address.
+  if (chdir(o.bundle.c_str()) != 0) {
+    Report(o.sync_fd, fmt::format("error chdir {}: {}\n", o.bundle, strerror(errno)));
+    return 1;
+  }
   int listener = -1;
-  if (o.stdin_open) {
-    listener = ListenForAttach(o.bundle);
-    if (listener < 0) {
-      Report(o.sync_fd,
-             fmt::format("error listen on {}/{}: {}\n", o.bundle, kAttachSocket, strerror(errno)));
+  int console = -1;
+  for (auto [wanted, name, fd] : {std::tuple{o.stdin_open, kAttachSocket, &listener},
+                                  std::tuple{o.tty, kConsoleSocket, &console}}) {
+    if (!wanted) continue;
+    auto l = ListenUnix(o.bundle, name);
+    if (!l.ok()) {
+      Report(o.sync_fd, "error " + l.status().message() + "\n");
       return 1;
     }
+    *fd = *l;
   }
   std::string runtime_log = o.bundle + "/runtime.log";
+  std::string pid_file = o.bundle + "/init.pid";
+  std::vector<const char*> argv = {o.runtime_path.c_str(),
+                                   "--root",
+                                   o.runtime_root.c_str(),
+                                   "--log",
+                                   runtime_log.c_str(),
+                                   "--log-format",
+                                   "json",
+                                   "create",
+                                   "--bundle",
+                                   o.bundle.c_str(),
+                                   "--pid-file",
+                                   pid_file.c_str()};
+  // With a terminal, runc hands its master to us through this socket.
+  if (o.tty) argv.insert(argv.end(), {"--console-socket", kConsoleSocket});
+  argv.push_back(o.id.c_str());
+  argv.push_back(nullptr);
   pid_t runtime = fork();
   if (runtime == 0) {
-    dup2(o.stdin_open ? in[0] : open("/dev/null", O_RDONLY), 0);
+    dup2(o.stdin_open && !o.tty ? in[0] : open("/dev/null", O_RDONLY), 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
     close_range(3, ~0U, 0);
-    execl(o.runtime_path.c_str(), o.runtime_path.c_str(), "--root", o.runtime_root.c_str(), "--log",
-          runtime_log.c_str(), "--log-format", "json", "create", "--bundle", o.bundle.c_str(),
-          "--pid-file", (o.bundle + "/init.pid").c_str(), o.id.c_str(), nullptr);
+    execv(argv[0], const_cast<char* const*>(argv.data()));
     _exit(127);
   }
   close(out[1]);
@@ -289,21 +303,38 @@ int RunShim(const ShimOptions& o) {
     Report(o.sync_fd, "error " + RuntimeError(runtime_log, text) + "\n");
     return 1;
   }
+  int master = -1;
+  if (console >= 0) {
+    int c = accept4(console, nullptr, nullptr, SOCK_CLOEXEC);
+    auto got = c >= 0 ? ReceiveFd(c, std::chrono::seconds(10))
+                      : Result<Received>(Status(Code::kUnavailable, strerror(errno)));
+    if (c >= 0) close(c);
+    close(console);
+    unlink(kConsoleSocket);
+    if (!got.ok() || got->fd < 0) {
+      Report(o.sync_fd, fmt::format("error the container's terminal did not arrive: {}\n",
+                                    got.ok() ? "no descriptor" : got.status().message()));
+      return 1;
+    }
+    master = got->fd;
+  }
   pid_t pid = 0;
   {
-    std::ifstream in(o.bundle + "/init.pid");
+    std::ifstream in(pid_file);
     in >> pid;
   }
   Report(o.sync_fd, fmt::format("ok {}\n", pid));
   if (o.sync_fd >= 0) close(o.sync_fd);
 
   LogWriter log(o.log_path);
-  StdinPump stdin_pump(in[1], listener, o.stdin_once);
+  StdinPump stdin_pump(o.tty ? -1 : in[1], listener, o.stdin_once, master);
   std::string pending_out;
   std::string pending_err;
   bool exited = false;
   int exit_status = 0;
-  int fds[2] = {out[0], err[0]};
+  // With a terminal, its output is the container's stdout.
+  int fds[2] = {master >= 0 ? master : out[0], err[0]};
+  if (master >= 0) close(out[0]);
   while (!exited || fds[0] >= 0 || fds[1] >= 0) {
     std::vector<pollfd> p = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {chld[0], POLLIN, 0}};
     stdin_pump.AddPollFds(p);

@@ -5,7 +5,9 @@
 // time and OOM kill in <bundle>/exit.json. For a container with stdin
 // (spec.containers[].stdin) it holds the write end of the container's stdin
 // pipe and takes writers on <bundle>/attach.sock (mode 0600): pods/attach.
-// With stdin_once the pipe closes when the first writer leaves.
+// With stdin_once the pipe closes when the first writer leaves. With tty the
+// container runs on a terminal whose master the shim holds: its output is
+// logged as stdout, and attach clients are handed the master itself.
 #pragma once
 
 #include <string>
@@ -22,10 +24,13 @@ struct ShimOptions {
   int sync_fd = -1;    // "ok PID\n" or "error MESSAGE\n" once created, then closed.
   bool stdin_open = false;
   bool stdin_once = false;
+  bool tty = false;  // The container has a terminal: its master is held here.
 };
 
 // The socket a stdin-enabled container's shim listens on, in its bundle.
 inline constexpr const char* kAttachSocket = "attach.sock";
+// Where runc sends the terminal's master during create (`--console-socket`).
+inline constexpr const char* kConsoleSocket = "console.sock";
 
 // Runs the shim in this process; returns its exit code.
 int RunShim(const ShimOptions& options);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.add_option("--sync-fd", o.sync_fd);
   app.add_flag("--stdin", o.stdin_open, "Keep the container's stdin open for attach");
   app.add_flag("--stdin-once", o.stdin_once, "Close it when the first attach ends");
+  app.add_flag("--tty", o.tty, "The container has a terminal (config.json process.terminal)");
   CLI11_PARSE(app, argc, argv);
   return kiso::runtime::RunShim(o);
 }

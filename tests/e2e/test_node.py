@@ -375,31 +375,27 @@ def test_security_context_seccomp_and_capabilities(node):
     k("delete", "pod", "confined", "unconfined", "narrow", "missing")
 
 
-def test_kubectl_exec_on_a_terminal(node):
-    """`kubectl exec -it` from a terminal: the command gets a terminal of its
-    own inside the container, sized as kubectl's and resized with it."""
+def on_terminal(s, args, typed=b""):
+    """Runs kubectl on a 40x100 pseudo-terminal of its own, as a person would,
+    types `typed`, and returns its exit code and everything it printed."""
     import fcntl
     import pty
     import select
     import struct
     import termios
     import time
-    s, k = node
-    apply(k, simple_pod("term", ["sleep", "3600"], restart="Always"))
-    wait_for(lambda: container_status(k, "term").get("ready"), what="term ready")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-    # The size arrives after the command starts (channel 4): wait for it, with a deadline.
-    script = ('for i in $(seq 100); do [ "$(stty size)" = "40 100" ] && break; sleep 0.05; done; '
-              'tty; stty size; exit 5')
-    p = subprocess.Popen(["kubectl", "--kubeconfig", s.kubeconfig, "exec", "-it", "term", "--",
-                          "sh", "-c", script], stdin=slave, stdout=slave, stderr=slave)
+    p = subprocess.Popen(["kubectl", "--kubeconfig", s.kubeconfig, *args],
+                         stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
+    if typed:
+        os.write(master, typed)
     out = b""
     deadline = time.monotonic() + 60
     while True:
         ready, _, _ = select.select([master], [], [], max(0, deadline - time.monotonic()))
-        assert ready, f"kubectl exec -it still running after 60 s: {out!r}"
+        assert ready, f"kubectl {args} still running after 60 s: {out!r}"
         try:
             chunk = os.read(master, 4096)
         except OSError:  # EIO: kubectl has exited and closed the terminal.
@@ -408,10 +404,36 @@ def test_kubectl_exec_on_a_terminal(node):
             break
         out += chunk
     os.close(master)
-    assert p.wait(timeout=30) == 5, out
-    text = out.decode(errors="replace").replace("\r\n", "\n")
+    return p.wait(timeout=30), out.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_kubectl_exec_on_a_terminal(node):
+    """`kubectl exec -it` from a terminal: the command gets a terminal of its
+    own inside the container, sized as kubectl's and resized with it."""
+    s, k = node
+    apply(k, simple_pod("term", ["sleep", "3600"], restart="Always"))
+    wait_for(lambda: container_status(k, "term").get("ready"), what="term ready")
+    # The size arrives after the command starts (channel 4): wait for it, with a deadline.
+    script = ('for i in $(seq 100); do [ "$(stty size)" = "40 100" ] && break; sleep 0.05; done; '
+              'tty; stty size; exit 5')
+    code, text = on_terminal(s, ["exec", "-it", "term", "--", "sh", "-c", script])
+    assert code == 5, text
     assert "/dev/pts/" in text and "40 100\n" in text, text
     k("delete", "pod", "term")
+
+
+def test_kubectl_run_it_attaches_to_a_terminal(node):
+    """`kubectl run -it --rm`: a pod whose container runs on a terminal
+    (stdin, stdinOnce, tty), attached with kubectl's size, then deleted."""
+    s, k = node
+    typed = (b'for i in $(seq 100); do [ "$(stty size)" = "40 100" ] && break; sleep 0.05; done\r'
+             b"echo tty=$(tty) size=$(stty size) sum=$((40+2))\r"
+             b"exit\r")
+    code, text = on_terminal(s, ["run", "shell-it", "--image=busybox", "--restart=Never", "-it",
+                                 "--rm", "--", "sh"], typed)
+    assert code == 0, text
+    assert "tty=/dev/pts/0 size=40 100 sum=42" in text, text
+    wait_for(lambda: "shell-it" not in k("get", "pods", "-o", "name"), what="shell-it deleted")
 
 
 def test_kubectl_attach_streams_output_and_stdin(node):
