@@ -209,6 +209,7 @@ std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, 
   };
   if (at_once) {
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) threads.emplace_back(run, i);
     for (auto& t : threads) t.join();
     for (int i = 0; i < n; ++i) remove(i);

@@ -86,6 +86,30 @@ Status Agent::Start() {
 void Agent::Stop() {
   loop_.Stop();
   pods_->Stop();
+  // Graceful stops under way finish (within their grace periods).
+  std::unique_lock lock(mu_);
+  terminations_done_.wait(lock, [this] { return terminations_ == 0; });
+}
+
+void Agent::StartTermination(const std::string& key, PodState& state, std::chrono::seconds grace,
+                             const json::value& pod) {
+  state.terminating = true;
+  ++terminations_;
+  std::thread([this, key, &state, grace, pod] {
+    bool ok = Teardown(state, grace, &pod);
+    {
+      std::lock_guard lock(mu_);
+      state.terminating = false;
+      state.stopped = ok;
+      --terminations_;
+      terminations_done_.notify_all();
+    }
+    if (ok) {
+      loop_.queue().Add(key);
+    } else {
+      loop_.queue().AddAfter(key, std::chrono::seconds(1));
+    }
+  }).detach();
 }
 
 // After a restart: sandboxes still here belong to the pods they were made for.
@@ -137,6 +161,15 @@ void Agent::SetWaiting(const json::value& pod, PodState& s, const std::string& n
 
 void Agent::OnPod(const json::value& pod, bool /*deleted*/) { loop_.queue().Add(KeyOf(pod)); }
 
+PodContext Agent::ContextOf(const json::value& pod, const PodState& s) const {
+  return PodContext{&pod,
+                    s.ip,
+                    options_.internal_ip,
+                    options_.node_name,
+                    PodDir(s),
+                    options_.data_dir + "/seccomp"};
+}
+
 std::string Agent::PodDir(const PodState& s) const {
   return fmt::format("{}/pods/{}_{}_{}", options_.data_dir, s.ns, s.name, s.uid);
 }
@@ -171,10 +204,27 @@ void Agent::Reconcile(const std::string& key) {
   }
   auto pod = pods_->Get(key.substr(0, key.find('/')), key.substr(key.find('/') + 1));
   PodState* state = nullptr;
+  bool terminating = false;
+  std::string sandbox;
   {
     std::lock_guard lock(mu_);
     auto it = state_.find(key);
     if (it != state_.end()) state = &it->second;
+    terminating = state && state->terminating;
+    if (terminating) sandbox = state->sandbox_id;
+  }
+  if (terminating) {
+    // Its thread requeues the key when done. Force-deleted meanwhile (gone,
+    // or a grace period cut to 0): its containers are killed now, which ends
+    // the thread's wait.
+    const auto* g = pod ? api::Find(*pod, {"metadata", "deletionGracePeriodSeconds"}) : nullptr;
+    if (!pod || (g && g->is_int64() && g->get_int64() == 0)) {
+      for (const auto& c : ContainersOf(sandbox)) {
+        if (c.state == ContainerState::kRunning)
+          (void)runtime_->StopContainer(c.id, std::chrono::seconds(0));
+      }
+    }
+    return;
   }
   std::string uid = pod ? std::string(api::GetString(*pod, {"metadata", "uid"})) : "";
   // A pod gone, or replaced by a new one of the same name: tear the old one down.
@@ -191,8 +241,10 @@ void Agent::Reconcile(const std::string& key) {
   if (!api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty()) {
     const auto* g = api::Find(*pod, {"metadata", "deletionGracePeriodSeconds"});
     std::chrono::seconds grace(g && g->is_int64() ? g->get_int64() : 30);
-    if (state && !Teardown(*state, grace, &*pod)) {
-      loop_.queue().AddAfter(key, std::chrono::seconds(1));
+    if (state && !state->stopped) {
+      // The grace period must not hold one of the agent's workers.
+      std::lock_guard lock(mu_);
+      StartTermination(key, *state, grace, *pod);
       return;
     }
     {
@@ -317,12 +369,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     s.ip = attached->ip;
     s.waiting.erase("*");
   }
-  PodContext ctx{&pod,
-                 s.ip,
-                 options_.internal_ip,
-                 options_.node_name,
-                 PodDir(s),
-                 options_.data_dir + "/seccomp"};
+  PodContext ctx = ContextOf(pod, s);
   Status volumes = PrepareVolumes(client_, ctx);
   if (!volumes.ok()) {
     SetWaiting(pod, s, "*", "CreateContainerConfigError", volumes.message());
@@ -543,12 +590,7 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
     SetWaiting(pod, s, name, "CreateContainerError", rootfs.status().message());
     return latest;
   }
-  PodContext ctx{&pod,
-                 s.ip,
-                 options_.internal_ip,
-                 options_.node_name,
-                 PodDir(s),
-                 options_.data_dir + "/seccomp"};
+  PodContext ctx = ContextOf(pod, s);
   auto config = BuildContainerConfig(client_, ctx, c, *image, *rootfs);
   if (!config.ok()) {
     SetWaiting(pod, s, name, "CreateContainerConfigError", config.status().message());

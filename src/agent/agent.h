@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/container_spec.h"
 #include "agent/node_loop.h"
 #include "agent/pod_phase.h"
 #include "apiserver/http.h"
@@ -102,6 +103,10 @@ class Agent {
     std::map<std::string, bool> ready;    // Readiness as the probes (or running) say.
     std::map<std::string, bool> started;  // Past its startup probe.
     std::string start_time;
+    // Graceful termination runs on a thread of its own (it may take the whole
+    // grace period): while it does, the pod's key is left alone.
+    bool terminating = false;
+    bool stopped = false;  // …and when it is done, everything of the pod is gone.
   };
 
   void OnPod(const boost::json::value& pod, bool deleted);
@@ -125,11 +130,15 @@ class Agent {
   void Probe(const boost::json::value& pod, PodState& state, const boost::json::value& c,
              const runtime::ContainerStatus& status);
   std::string PodDir(const PodState& state) const;
+  PodContext ContextOf(const boost::json::value& pod, const PodState& state) const;
   void WriteStatus(const boost::json::value& pod, PodState& state);
   // The container a stream request names (?container=, or the only one), or
   // the error response to send.
   std::variant<runtime::ContainerStatus, apiserver::Response> FindContainer(
       const boost::json::value& pod, const apiserver::Request& req, bool previous);
+  // The same, and it must be running to `verb` ("exec in", "attach to").
+  std::variant<runtime::ContainerStatus, apiserver::Response> RunningContainer(
+      const boost::json::value& pod, const apiserver::Request& req, std::string_view verb);
   void Adopt();
   // Sets container `name`'s waiting reason; records an event when it is new.
   void SetWaiting(const boost::json::value& pod, PodState& state, const std::string& name,
@@ -144,8 +153,15 @@ class Agent {
   std::unique_ptr<client::Informer> pods_;
   client::EventRecorder events_;
   NodeLoop loop_;
+  // Stops `state`'s containers within `grace` on a thread of its own, then
+  // requeues `key`. REQUIRES: mu_ held.
+  void StartTermination(const std::string& key, PodState& state, std::chrono::seconds grace,
+                        const boost::json::value& pod);
+
   std::mutex mu_;
   std::map<std::string, PodState> state_;  // "ns/name" → what runs for it.
+  std::condition_variable terminations_done_;
+  int terminations_ = 0;  // Running termination threads.
 };
 
 // A container's latest attempt (its current instance) and the one before (for

@@ -96,6 +96,16 @@ api::ApiError NoChannelProtocol(std::string_view subresource) {
                   subresource));
 }
 
+// Switches to a WebSocket speaking `protocol` that carries `session`.
+apiserver::Response Upgrade(std::shared_ptr<apiserver::ChannelSession> session,
+                            std::string protocol) {
+  apiserver::Response res;
+  res.status = 101;
+  res.channels = std::move(session);
+  res.websocket_protocol = std::move(protocol);
+  return res;
+}
+
 // Resizes the terminal `fd` (ours: closed when the last copy of the function goes).
 std::function<void(uint16_t, uint16_t)> Resizer(int fd) {
   auto terminal = std::shared_ptr<int>(new int(fd), [](const int* owned) {
@@ -157,6 +167,18 @@ std::variant<ContainerStatus, apiserver::Response> Agent::FindContainer(
                     container, pod_name)));
   }
   return want_previous ? *previous : *latest;
+}
+
+std::variant<ContainerStatus, apiserver::Response> Agent::RunningContainer(
+    const json::value& pod, const apiserver::Request& req, std::string_view verb) {
+  auto found = FindContainer(pod, req, false);
+  if (const auto* c = std::get_if<ContainerStatus>(&found);
+      c && c->state != ContainerState::kRunning) {
+    return Error(api::BadRequest(
+        fmt::format("cannot {} a container that is not running: container {} in pod {}", verb,
+                    c->name, api::GetString(pod, {"metadata", "name"}))));
+  }
+  return found;
 }
 
 apiserver::Response Agent::ServeStream(const json::value& pod, std::string_view subresource,
@@ -259,15 +281,10 @@ apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Re
 }
 
 apiserver::Response Agent::ServeExec(const json::value& pod, const apiserver::Request& req) {
-  auto found = FindContainer(pod, req, false);
+  auto found = RunningContainer(pod, req, "exec in");
   if (auto* error = std::get_if<apiserver::Response>(&found)) return std::move(*error);
   const ContainerStatus& target = std::get<ContainerStatus>(found);
   std::string pod_name(api::GetString(pod, {"metadata", "name"}));
-  if (target.state != ContainerState::kRunning) {
-    return Error(api::BadRequest(
-        fmt::format("cannot exec in a container that is not running: container {} in pod {}",
-                    target.name, pod_name)));
-  }
   std::vector<std::string> command = req.QueryAll("command");
   if (command.empty()) return Error(api::BadRequest("you must specify at least 1 command"));
   std::string protocol = ChannelProtocol(req);
@@ -302,23 +319,14 @@ apiserver::Response Agent::ServeExec(const json::value& pod, const apiserver::Re
     kill(pid, SIGKILL);
     WaitProcess(pid);
   };
-  apiserver::Response res;
-  res.status = 101;
-  res.channels = std::move(session);
-  res.websocket_protocol = protocol;
-  return res;
+  return Upgrade(std::move(session), protocol);
 }
 
 apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::Request& req) {
-  auto found = FindContainer(pod, req, false);
+  auto found = RunningContainer(pod, req, "attach to");
   if (auto* error = std::get_if<apiserver::Response>(&found)) return std::move(*error);
   const ContainerStatus& target = std::get<ContainerStatus>(found);
   std::string pod_name(api::GetString(pod, {"metadata", "name"}));
-  if (target.state != ContainerState::kRunning) {
-    return Error(api::BadRequest(
-        fmt::format("cannot attach to a container that is not running: container {} in pod {}",
-                    target.name, pod_name)));
-  }
   // Checked before the protocol: kubectl retries a refused WebSocket over
   // SPDY and shows only the second answer, so both must carry the cause.
   auto session = std::make_shared<apiserver::ChannelSession>();
@@ -401,11 +409,7 @@ apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::
   });
   session->finish = [follower] { return std::string(R"({"metadata":{},"status":"Success"})"); };
   session->abort = [follower] { follower->stop = true; };
-  apiserver::Response res;
-  res.status = 101;
-  res.channels = std::move(session);
-  res.websocket_protocol = protocol;
-  return res;
+  return Upgrade(std::move(session), protocol);
 }
 
 apiserver::Response Agent::ServePortForward(const json::value& pod, const apiserver::Request& req) {
@@ -455,11 +459,7 @@ apiserver::Response Agent::ServePortForward(const json::value& pod, const apiser
     }
     session->ports.push_back(std::move(p));
   }
-  apiserver::Response res;
-  res.status = 101;
-  res.channels = std::move(session);
-  res.websocket_protocol = "v4.channel.k8s.io";
-  return res;
+  return Upgrade(std::move(session), "v4.channel.k8s.io");
 }
 
 }  // namespace kiso::agent

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <functional>
@@ -28,6 +29,9 @@ struct ConnectionOptions {
   // so that stopping wakes it).
   std::function<void(const std::shared_ptr<Tunnel>&)> on_tunnel;
 };
+
+// TLS 1.2 and later only, on a server's or a client's context.
+void RestrictTlsVersions(boost::asio::ssl::context& tls);
 
 // Serves requests on `stream` until the peer closes, a response ends the
 // connection, or *stopping. `buffer` may hold bytes already read. `io` is the

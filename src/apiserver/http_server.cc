@@ -286,6 +286,11 @@ void CloseTunnel(Tunnel& t) {
   t.cv.notify_all();
 }
 
+void RestrictTlsVersions(ssl::context& tls) {
+  tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+}
+
 void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
                      const std::string& remote, const HttpHandler& handler,
                      const ConnectionOptions& options) {
@@ -442,8 +447,7 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   impl->options = options;
   impl->handler = std::move(handler);
   beast::error_code ec;
-  impl->tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  RestrictTlsVersions(impl->tls);
   impl->tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
   if (!ec) impl->tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
   if (ec) return MakeStatus(Code::kInvalidArgument, "TLS certificate or key: {}", ec.message());

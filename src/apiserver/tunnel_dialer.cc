@@ -140,8 +140,7 @@ Result<std::unique_ptr<TunnelDialer>> TunnelDialer::Start(const TunnelOptions& o
   impl->options = options;
   impl->handler = std::move(handler);
   beast::error_code ec;
-  impl->tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  RestrictTlsVersions(impl->tls);
   impl->tls.set_verify_mode(ssl::verify_peer);
   if (options.ca_pem.empty()) {
     impl->tls.set_default_verify_paths(ec);

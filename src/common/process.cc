@@ -18,6 +18,15 @@ namespace kiso {
 
 namespace {
 
+// argv as posix_spawn takes it: pointers into `argv`, null-terminated.
+std::vector<char*> Argv(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  return args;
+}
+
 struct Pipe {
   int fd[2] = {-1, -1};
   Pipe() {
@@ -61,10 +70,7 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   }
   // Only stdio: descriptors without close-on-exec (sockets…) must not leak into helpers.
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  std::vector<char*> args = Argv(argv);
   std::vector<std::string> env_storage;
   if (!options.clear_env) {
     for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
@@ -147,10 +153,7 @@ Result<ChildProcess> StartCommand(const std::vector<std::string>& argv, bool wit
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  std::vector<char*> args = Argv(argv);
   ChildProcess child;
   int rc = posix_spawn(&child.pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
@@ -192,10 +195,7 @@ Result<ChildProcess> StartOnTerminal(const std::vector<std::string>& argv, uint1
   posix_spawn_file_actions_adddup2(&actions, 0, 1);
   posix_spawn_file_actions_adddup2(&actions, 0, 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  std::vector<char*> args = Argv(argv);
   ChildProcess child;
   int rc = posix_spawn(&child.pid, argv[0].c_str(), &actions, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);

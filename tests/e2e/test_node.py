@@ -566,3 +566,24 @@ spec:
     wait_for(lambda: phase(k, "polite") == "Running", what="polite Running")
     k("delete", "pod", "polite", "--wait=true", timeout=30)
     assert (out / "log").read_text() == "prestop\nterm\n"
+
+
+def test_grace_periods_do_not_hold_up_other_pods(node):
+    """Pods ignoring SIGTERM keep their grace period; meanwhile, more of them
+    than the agent has workers, a new pod still starts."""
+    s, k = node
+    stubborn = [f"stubborn-{i}" for i in range(10)]
+    for name in stubborn:
+        apply(k, simple_pod(name, ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"],
+                            restart="Always").replace("terminationGracePeriodSeconds: 1",
+                                                      "terminationGracePeriodSeconds: 20"))
+    for name in stubborn:
+        wait_for(lambda: phase(k, name) == "Running", what=f"{name} Running")
+    k("delete", "pod", *stubborn, "--wait=false")
+    apply(k, simple_pod("newcomer", ["sleep", "3600"], restart="Always"))
+    wait_for(lambda: phase(k, "newcomer") == "Running", what="newcomer Running")
+    # Still within their 20 s: every stubborn pod is terminating, none gone.
+    left = k("get", "pods", "-o", "name").split()
+    assert all(f"pod/{name}" in left for name in stubborn), left
+    k("delete", "pod", "newcomer", *stubborn, "--grace-period=0", "--force", "--wait=true",
+      timeout=60)
