@@ -30,12 +30,11 @@ std::string KeyOf(const json::value& pod) {
 }  // namespace
 
 Agent::Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
-             image::ImageStore* images, image::Registry* registry, network::CniNetwork* network)
+             image::ImageService* images, network::CniNetwork* network)
     : client_(client),
       options_(std::move(options)),
       runtime_(runtime),
       images_(images),
-      registry_(registry),
       network_(network),
       events_(client, "kubelet") {
   if (options_.node_name.empty()) {
@@ -491,7 +490,7 @@ Result<image::Image> Agent::EnsureImage(const json::value& pod, const json::valu
                                         bool restart) {
   std::string image_ref(api::GetString(c, {"image"}));
   std::string policy(api::GetString(c, {"imagePullPolicy"}));
-  auto local = images_->Get(image_ref);
+  auto local = images_->ImageStatus(image_ref);
   bool pull = policy == "Always" ? true : !local.ok();
   if (!pull) {
     if (!restart) {
@@ -504,10 +503,10 @@ Result<image::Image> Agent::EnsureImage(const json::value& pod, const json::valu
     return MakeStatus(Code::kNotFound,
                       "Container image {:?} is not present with pull policy of Never", image_ref);
   }
-  KISO_ASSIGN_OR_RETURN(auto ref, image::ParseReference(image_ref));
+  KISO_RETURN_IF_ERROR(image::ParseReference(image_ref).status());
   events_.Record(pod, "Normal", "Pulling", fmt::format("Pulling image {:?}", image_ref));
   auto begin = std::chrono::steady_clock::now();
-  auto pulled = registry_->Pull(*images_, ref);
+  auto pulled = images_->PullImage(image_ref, {});
   if (!pulled.ok()) return pulled.status();
   events_.Record(pod, "Normal", "Pulled",
                  fmt::format("Successfully pulled image {:?} in {}ms", image_ref,
@@ -585,7 +584,7 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
   s.pull_failures.erase(name);
   s.pull_retry_at.erase(name);
   s.pull_failed_at.erase(name);
-  auto rootfs = images_->Rootfs(*image);
+  auto rootfs = images_->ImageRootfs(*image);
   if (!rootfs.ok()) {
     SetWaiting(pod, s, name, "CreateContainerError", rootfs.status().message());
     return latest;

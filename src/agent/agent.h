@@ -28,8 +28,7 @@
 #include "client/event_recorder.h"
 #include "client/informer.h"
 #include "client/work_queue.h"
-#include "image/image_store.h"
-#include "image/registry.h"
+#include "image/image_service.h"
 #include "network/cni.h"
 #include "runtime/runtime.h"
 
@@ -50,7 +49,7 @@ struct AgentOptions {
 class Agent {
  public:
   Agent(client::Client* client, AgentOptions options, runtime::RuntimeService* runtime,
-        image::ImageStore* images, image::Registry* registry, network::CniNetwork* network);
+        image::ImageService* images, network::CniNetwork* network);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -147,8 +146,7 @@ class Agent {
   client::Client* client_;
   AgentOptions options_;
   runtime::RuntimeService* runtime_;
-  image::ImageStore* images_;
-  image::Registry* registry_;
+  image::ImageService* images_;
   network::CniNetwork* network_;
   std::unique_ptr<client::Informer> pods_;
   client::EventRecorder events_;

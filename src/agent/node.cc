@@ -14,9 +14,8 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   std::unique_ptr<EmbeddedNode> node(new EmbeddedNode());
   const std::string& dir = options.agent.data_dir;
   std::string images_dir = options.images_dir.empty() ? dir + "/../images" : options.images_dir;
-  KISO_ASSIGN_OR_RETURN(node->images_, image::ImageStore::Open(images_dir));
-  KISO_ASSIGN_OR_RETURN(auto registries, image::RegistryConfig::Load(options.registries));
-  node->registry_ = std::make_unique<image::Registry>(std::move(registries));
+  KISO_ASSIGN_OR_RETURN(node->images_,
+                        image::LocalImageService::Open(images_dir, options.registries));
   runtime::OciRuntimeOptions rt;
   rt.root = dir + "/runtime";
   rt.runtime = options.runtime;
@@ -28,9 +27,8 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   cni.bridge = options.cni_bridge;
   cni.cache_dir = dir + "/cni";
   KISO_ASSIGN_OR_RETURN(node->network_, network::CniNetwork::Create(cni));
-  node->agent_ =
-      std::make_unique<Agent>(client, options.agent, node->runtime_.get(), node->images_.get(),
-                              node->registry_.get(), node->network_.get());
+  node->agent_ = std::make_unique<Agent>(client, options.agent, node->runtime_.get(),
+                                         node->images_.get(), node->network_.get());
   return node;
 }
 

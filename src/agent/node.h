@@ -7,7 +7,7 @@
 #include <string>
 
 #include "agent/agent.h"
-#include "image/image_store.h"
+#include "image/image_service.h"
 #include "network/cni.h"
 #include "runtime/oci_runtime.h"
 
@@ -33,8 +33,7 @@ class EmbeddedNode {
 
  private:
   EmbeddedNode() = default;
-  std::unique_ptr<image::ImageStore> images_;
-  std::unique_ptr<image::Registry> registry_;
+  std::unique_ptr<image::LocalImageService> images_;
   std::unique_ptr<runtime::OciRuntime> runtime_;
   std::unique_ptr<network::CniNetwork> network_;
   std::unique_ptr<Agent> agent_;

@@ -27,8 +27,7 @@
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
-#include "image/image_store.h"
-#include "image/registry.h"
+#include "image/image_service.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
@@ -297,8 +296,10 @@ int RunAgent(AgentFlags flags) {
   return 0;
 }
 
-kiso::Result<std::unique_ptr<kiso::image::ImageStore>> OpenImages(const std::string& data_dir) {
-  return kiso::image::ImageStore::Open(data_dir + "/images");
+// The node's images, as its agent sees them (mirrors from `registries`).
+kiso::Result<std::unique_ptr<kiso::image::LocalImageService>> OpenImages(
+    const std::string& data_dir, const std::string& registries = "") {
+  return kiso::image::LocalImageService::Open(data_dir + "/images", registries);
 }
 
 int RunImageImport(const std::string& data_dir, const std::string& file, const std::string& name) {
@@ -307,7 +308,7 @@ int RunImageImport(const std::string& data_dir, const std::string& file, const s
     std::cerr << "kiso image import: " << store.status().ToString() << "\n";
     return 1;
   }
-  auto images = (*store)->Import(file, name);
+  auto images = (*store)->store().Import(file, name);
   if (!images.ok()) {
     std::cerr << "kiso image import: " << images.status().ToString() << "\n";
     return 1;
@@ -319,17 +320,13 @@ int RunImageImport(const std::string& data_dir, const std::string& file, const s
 
 int RunImagePull(const std::string& data_dir, const std::string& ref_text,
                  const std::string& registries) {
-  auto store = OpenImages(data_dir);
-  auto ref = kiso::image::ParseReference(ref_text);
-  auto config = kiso::image::RegistryConfig::Load(registries);
-  kiso::Status s = !store.ok() ? store.status() : !ref.ok() ? ref.status() : config.status();
-  if (!s.ok()) {
-    std::cerr << "kiso image pull: " << s.ToString() << "\n";
+  auto images = OpenImages(data_dir, registries);
+  if (!images.ok()) {
+    std::cerr << "kiso image pull: " << images.status().ToString() << "\n";
     return 1;
   }
-  kiso::image::Registry registry(std::move(*config));
   bool tty = isatty(STDERR_FILENO) != 0;
-  auto image = registry.Pull(**store, *ref, [tty](const kiso::image::PullProgress& p) {
+  auto image = (*images)->PullImage(ref_text, [tty](const kiso::image::PullProgress& p) {
     // A progress bar per blob: 30 cells, bytes done of total.
     if (!tty) return;
     int cells = p.total > 0 ? static_cast<int>(30 * p.done / p.total) : 0;
@@ -353,7 +350,7 @@ int RunImageList(const std::string& data_dir) {
     return 1;
   }
   std::cout << fmt::format("{:<50} {:<14} {:>10}\n", "IMAGE", "IMAGE ID", "SIZE");
-  for (const auto& i : (*store)->List()) {
+  for (const auto& i : (*store)->ListImages()) {
     std::cout << fmt::format("{:<50} {:<14} {:>8.1f}MB\n", i.name, i.config_digest.substr(7, 12),
                              static_cast<double>(i.size) / 1e6);
   }
@@ -362,7 +359,7 @@ int RunImageList(const std::string& data_dir) {
 
 int RunImageRemove(const std::string& data_dir, const std::string& ref) {
   auto store = OpenImages(data_dir);
-  kiso::Status s = store.ok() ? (*store)->Remove(ref) : store.status();
+  kiso::Status s = store.ok() ? (*store)->RemoveImage(ref) : store.status();
   if (!s.ok()) {
     std::cerr << "kiso image rm: " << s.ToString() << "\n";
     return 1;

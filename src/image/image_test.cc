@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "image/image_service.h"
 #include "image/image_store.h"
 #include "image/layer.h"
 #include "image/reference.h"
@@ -112,6 +113,27 @@ TEST(ImageStoreTest, ImportsAnOciLayoutAndUnpacksItsRootfs) {
   ASSERT_TRUE((*reopened)->Remove("example.com/hello").ok());
   EXPECT_TRUE((*reopened)->List().empty());
   EXPECT_FALSE((*reopened)->blobs().Has(image->layers[0]));
+}
+
+TEST(ImageServiceTest, TheCriVerbsOverTheNodesStore) {
+  testing::TempDir dir("images");
+  std::string tar = MakeOciLayout(dir, "1.0");
+  // No registries.yaml: no mirrors, not an error.
+  auto service = LocalImageService::Open(dir.File("store"), dir.File("absent.yaml"));
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  EXPECT_EQ((*service)->ImageStatus("example.com/hello:1.0").status().code(), Code::kNotFound);
+  ASSERT_TRUE((*service)->store().Import(tar, "example.com/hello").ok());
+  auto image = (*service)->ImageStatus("example.com/hello:1.0");
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  ASSERT_EQ((*service)->ListImages().size(), 1u);
+  auto rootfs = (*service)->ImageRootfs(*image);
+  ASSERT_TRUE(rootfs.ok());
+  EXPECT_EQ(ReadFile(*rootfs + "/bin/hello"), "#!/bin/sh\necho hi\n");
+  // A malformed reference is refused before any registry is asked.
+  auto bad = (*service)->PullImage("UPPER/Case:tag", {});
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument) << bad.status().ToString();
+  ASSERT_TRUE((*service)->RemoveImage("example.com/hello:1.0").ok());
+  EXPECT_TRUE((*service)->ListImages().empty());
 }
 
 TEST(ImageStoreTest, RefusesABlobThatDoesNotMatchItsDigest) {

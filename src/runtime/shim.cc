@@ -290,6 +290,10 @@ int RunShim(const ShimOptions& o) {
   close(out[1]);
   close(err[1]);
   if (in[0] >= 0) close(in[0]);
+  if (o.tty && in[1] >= 0) {  // A terminal is its stdin: no pipe to hold.
+    close(in[1]);
+    in[1] = -1;
+  }
   int status = 0;
   while (waitpid(runtime, &status, 0) < 0 && errno == EINTR) {
   }
