@@ -4,7 +4,8 @@
 //   pod create → Running (the agent's status write seen by a watch), p50/p99
 //   over 100 sequential and 20 concurrent pods; bare `runc run -d` p50/p99
 //   of the same number, one after another and all at once, and the ratios;
-//   server RSS idle with and without the agent, and with 50 pods;
+//   server RSS idle with and without the agent, and with 50 pods; a
+//   standalone `kiso agent` process's RSS idle and with 50 pods;
 //   shim RSS per container. Needs root, runc and busybox-static.
 #include <fmt/format.h>
 #include <signal.h>
@@ -102,6 +103,7 @@ class Server {
     return false;
   }
   pid_t pid() const { return pid_; }
+  int port() const { return port_; }
   client::Client* client() { return client_.get(); }
 
  private:
@@ -109,6 +111,39 @@ class Server {
   int port_ = 0;
   pid_t pid_ = -1;
   std::unique_ptr<client::Client> client_;
+};
+
+// A standalone `kiso agent` joining `server` over HTTPS; SIGTERM'd and reaped
+// on destruction.
+class StandaloneAgent {
+ public:
+  StandaloneAgent(const std::string& kiso, const std::string& server_dir, int port,
+                  const std::string& dir) {
+    std::ifstream token_file(server_dir + "/tls/admin.token");
+    std::string token;
+    token_file >> token;
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      std::string log = dir + "/agent.log";
+      freopen(log.c_str(), "a", stdout);
+      freopen(log.c_str(), "a", stderr);
+      std::string url = fmt::format("https://127.0.0.1:{}", port);
+      std::string ca = server_dir + "/tls/ca.crt";
+      execl(kiso.c_str(), kiso.c_str(), "agent", "--server", url.c_str(), "--token", token.c_str(),
+            "--ca-file", ca.c_str(), "--data-dir", dir.c_str(), "--node-name", "bench-agent",
+            "--pod-cidr", kPodCidr, "--cni-bridge", kBridge, nullptr);
+      _exit(127);
+    }
+  }
+  ~StandaloneAgent() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
 };
 
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
@@ -298,6 +333,45 @@ void PullThroughput(const std::string& kiso, const std::string& dir) {
   Print("pull_kiso_over_skopeo", Percentile(skopeo_s, 0.5) / Percentile(kiso_s, 0.5), "x");
 }
 
+// A `kiso agent` process of its own (server without an agent): its RSS idle
+// and with `resident` pods running. Returns the number of failures.
+int StandaloneAgentRss(const std::string& kiso, const testing::TempDir& dir, const std::string& tar,
+                       int resident) {
+  std::string server_dir = dir.File("agent-server");
+  std::string agent_dir = dir.File("agent");
+  fs::create_directories(server_dir);
+  fs::create_directories(agent_dir);
+  auto imported = RunCommand({kiso, "image", "--data-dir", agent_dir, "import", tar});
+  if (!imported.ok() || imported->exit_code != 0) return 1;
+  Server server(kiso, server_dir, false);
+  if (!server.WaitReady()) return 1;
+  client::Client* c = server.client();
+  StandaloneAgent agent(kiso, server_dir, server.port(), agent_dir);
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (!c->Get(Nodes(), "", "bench-agent").ok() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Print("standalone_agent_rss_idle", testing::RssMb(agent.pid()), "MB");
+  // RSS counts every library page it maps, shared with any process using them.
+  Print("standalone_agent_pss_idle", testing::SmapsMb(agent.pid(), "Pss"), "MB");
+  Print("standalone_agent_private_idle", testing::SmapsMb(agent.pid(), "Private_Dirty"), "MB");
+  RunningWatch watch(c);
+  for (int i = 0; i < resident; ++i) {
+    (void)c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i)));
+  }
+  int missing = 0;
+  for (int i = 0; i < resident; ++i) {
+    missing += !watch.Wait(fmt::format("resident-{}", i), std::chrono::seconds(60));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Print(fmt::format("standalone_agent_rss_with_{}_pods", resident), testing::RssMb(agent.pid()),
+        "MB");
+  if (missing > 0) fmt::print(stderr, "{} pods not Running on the standalone agent\n", missing);
+  if (!DeleteAll(c)) fmt::print(stderr, "pods not deleted\n");
+  return missing > 0 ? 1 : 0;
+}
+
 int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
   if (geteuid() != 0) {
     fmt::print(stderr, "node_bench needs root\n");
@@ -408,6 +482,8 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
     Print("concurrent_p50_over_bare_runc_concurrent_p50",
           Percentile(par, 0.5) / Percentile(bare_par, 0.5), "x");
   }
+  (void)RunCommand({"/usr/sbin/ip", "link", "del", kBridge});
+  status += StandaloneAgentRss(kiso, dir, tar, resident);
   (void)RunCommand({"/usr/sbin/ip", "link", "del", kBridge});
   PullThroughput(kiso, dir.path());
   return status;

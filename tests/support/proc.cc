@@ -19,4 +19,17 @@ double RssMb(pid_t pid) {
   return 0;
 }
 
+double SmapsMb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string word;
+  while (in >> word) {
+    if (word == field + ":") {
+      double kb = 0;
+      in >> kb;
+      return kb / 1024;
+    }
+  }
+  return 0;
+}
+
 }  // namespace kiso::testing
