@@ -5,8 +5,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -115,10 +113,6 @@ bool OomKilled(const std::string& cgroup) {
   }
   return false;
 }
-
-}  // namespace
-
-namespace {
 
 // Serves attach clients. Each first gets one byte: 't' with the terminal's
 // master attached (a container with a terminal: the client writes to it and
