@@ -123,9 +123,11 @@ Status EndpointsController::Reconcile(const std::string& key) {
                                      {"metadata", json::object{{"name", name}, {"namespace", ns}}},
                                      {"subsets", std::move(subsets)}};
   if (!current) {
+    // AlreadyExists: our cache has not seen an earlier write yet. Failing
+    // retries the key (with back-off) until it has, and then updates: taking
+    // it as done would leave that earlier, older subset list in place.
     auto created = client()->Create(Endpoints(), ns, desired);
-    return created.ok() || created.status().code() == Code::kAlreadyExists ? Status::Ok()
-                                                                           : created.status();
+    return created.ok() ? Status::Ok() : created.status();
   }
   const auto* have = api::Find(*current, {"subsets"});
   const json::value empty = json::array();
