@@ -14,12 +14,12 @@
 #include "agent/node.h"
 #include "api/errors.h"
 #include "apiserver/api_server.h"
-#include "apiserver/tunnel_dialer.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
 #include "client/shared_informers.h"
+#include "cmd/process_setup.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/garbage_collector.h"
@@ -32,42 +32,6 @@
 #include "store/store.h"
 
 namespace {
-
-// On a crash, the stack goes to stderr before the default action (a core dump
-// where enabled): a failure in the field then says where it happened.
-void OnFatalSignal(int sig) {
-  void* frames[64];
-  int n = backtrace(frames, 64);
-  const char header[] = "kiso: fatal signal; stack:\n";
-  (void)!write(STDERR_FILENO, header, sizeof(header) - 1);
-  backtrace_symbols_fd(frames, n, STDERR_FILENO);
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-void InstallCrashHandler() {
-  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnFatalSignal);
-}
-
-// Blocks SIGINT/SIGTERM for every thread and returns the set to sigwait on.
-sigset_t BlockStopSignals() {
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  return stop;
-}
-
-// kiso-shim lives beside kiso (in a build tree: build/src/runtime beside build/src/cmd).
-std::string ShimBinary() {
-  char self[4096] = {};
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  std::filesystem::path exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
-  std::filesystem::path beside = exe.parent_path() / "kiso-shim";
-  if (std::filesystem::exists(beside)) return beside.string();
-  return (exe.parent_path() / "../runtime/kiso-shim").lexically_normal().string();
-}
 
 struct ServerFlags {
   int node_grace_seconds = 40;
@@ -87,7 +51,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     store_url = "sqlite://" + std::filesystem::absolute(data_dir).string() + "/kiso.db";
   }
   // Block the stop signals before any thread starts, so only sigwait sees them.
-  sigset_t stop = BlockStopSignals();
+  sigset_t stop = kiso::cmd::BlockStopSignals();
 
   auto store = kiso::store::OpenStore(store_url);
   if (!store.ok()) {
@@ -147,7 +111,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     if (flags.node.registries.empty())
       flags.node.registries = options.data_dir + "/registries.yaml";
     std::filesystem::create_directories(flags.node.agent.data_dir, ec);
-    flags.node.shim_binary = ShimBinary();
+    flags.node.shim_binary = kiso::cmd::Beside("kiso-shim", "../runtime/kiso-shim");
     auto created = kiso::agent::EmbeddedNode::Create(&agent_client, flags.node);
     kiso::Status started = created.ok() ? (*created)->Start() : created.status();
     if (started.ok()) {
@@ -186,7 +150,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
 }
 
 int RunHollow(const std::string& kubeconfig, const kiso::agent::HollowOptions& options) {
-  sigset_t stop = BlockStopSignals();
+  sigset_t stop = kiso::cmd::BlockStopSignals();
   auto config = kiso::client::LoadKubeConfig(kubeconfig);
   if (!config.ok()) {
     spdlog::error("{}", config.status().ToString());
@@ -213,88 +177,6 @@ int RunHollow(const std::string& kubeconfig, const kiso::agent::HollowOptions& o
 }
 
 // `kiso agent`: this machine as a node of a cluster elsewhere, through HTTPS.
-struct AgentFlags {
-  std::string server;  // https://host:port
-  std::string token;
-  std::string ca_file;
-  std::string kubeconfig;
-  std::string data_dir = "/var/lib/kiso";
-  kiso::agent::NodeOptions node;
-};
-
-int RunAgent(AgentFlags flags) {
-  sigset_t stop = BlockStopSignals();
-  kiso::client::KubeConfig config;
-  if (!flags.kubeconfig.empty()) {
-    auto loaded = kiso::client::LoadKubeConfig(flags.kubeconfig);
-    if (!loaded.ok()) {
-      spdlog::error("{}", loaded.status().ToString());
-      return 1;
-    }
-    config = *loaded;
-  } else {
-    auto url = boost::urls::parse_uri(flags.server);
-    if (!url || url->scheme() != "https" || flags.token.empty() || flags.ca_file.empty()) {
-      spdlog::error(
-          "kiso agent needs --server https://HOST:PORT, --token and --ca-file (the server's "
-          "DATA_DIR/tls/ca.crt and DATA_DIR/tls/admin.token), or --kubeconfig");
-      return 1;
-    }
-    std::ifstream ca(flags.ca_file);
-    if (!ca) {
-      spdlog::error("read --ca-file {}: no such file", flags.ca_file);
-      return 1;
-    }
-    config.ca_pem.assign(std::istreambuf_iterator<char>(ca), {});
-    config.server = flags.server;
-    config.host = std::string(url->encoded_host().data(), url->encoded_host().size());
-    config.port = url->has_port() ? std::stoi(std::string(url->port())) : 443;
-    config.token = flags.token;
-  }
-  auto transport = kiso::client::HttpsTransport::Create(config);
-  if (!transport.ok()) {
-    spdlog::error("{}", transport.status().ToString());
-    return 1;
-  }
-  kiso::client::Client client(*transport, "kiso-agent");
-  std::string dir = std::filesystem::absolute(flags.data_dir).string();
-  flags.node.agent.data_dir = dir + "/agent";
-  flags.node.images_dir = dir + "/images";
-  if (flags.node.registries.empty()) flags.node.registries = dir + "/registries.yaml";
-  flags.node.shim_binary = ShimBinary();
-  std::error_code ec;
-  std::filesystem::create_directories(flags.node.agent.data_dir, ec);
-  auto node = kiso::agent::EmbeddedNode::Create(&client, flags.node);
-  kiso::Status started = node.ok() ? (*node)->Start() : node.status();
-  if (!started.ok()) {
-    spdlog::error("kiso agent: {}", started.ToString());
-    return 1;
-  }
-  // Streams (logs, exec) reach this node down tunnels it dials to the server.
-  kiso::agent::Agent* agent = (*node)->agent();
-  kiso::apiserver::TunnelOptions tunnel_options;
-  tunnel_options.host = config.host;
-  tunnel_options.port = static_cast<uint16_t>(config.port);
-  tunnel_options.ca_pem = config.ca_pem;
-  tunnel_options.token = config.token;
-  tunnel_options.node = agent->node_name();
-  auto tunnels = kiso::apiserver::TunnelDialer::Start(
-      tunnel_options,
-      [agent](const kiso::apiserver::Request& req) { return agent->ServeStream(req); });
-  if (!tunnels.ok()) {
-    spdlog::error("kiso agent: {}", tunnels.status().ToString());
-    (*node)->Stop();
-    return 1;
-  }
-  std::cout << "kiso agent: node " << agent->node_name() << " joined " << config.server << "\n"
-            << std::flush;
-  int sig = 0;
-  sigwait(&stop, &sig);
-  spdlog::info("signal {}: stopping the agent (containers keep running)", sig);
-  tunnels->reset();
-  (*node)->Stop();
-  return 0;
-}
 
 // The node's images, as its agent sees them (mirrors from `registries`).
 kiso::Result<std::unique_ptr<kiso::image::LocalImageService>> OpenImages(
@@ -371,10 +253,14 @@ int RunImageRemove(const std::string& data_dir, const std::string& ref) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  InstallCrashHandler();
-  // A peer that went away (a pipe to an exec'd process, an attach) is an
-  // error to handle where it happens, never a reason for the server to die.
-  signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::string_view(argv[1]) == "agent") {
+    std::string agent = kiso::cmd::Beside("kiso-agent", "kiso-agent");
+    argv[1] = agent.data();
+    execv(agent.c_str(), argv + 1);
+    std::cerr << "kiso agent: cannot run " << agent << ": " << strerror(errno) << "\n";
+    return 1;
+  }
+  kiso::cmd::SetUpProcess();
   CLI::App app{"kiso: a Kubernetes-compatible container platform in one binary"};
   app.require_subcommand(1);
 
@@ -434,26 +320,12 @@ int main(int argc, char** argv) {
     exit_code = RunHollow(kubeconfig, hollow_options);
   });
 
-  auto* agent = app.add_subcommand(
-      "agent", "Run this machine as a node of a kiso cluster elsewhere (needs root)");
-  AgentFlags agent_flags;
-  agent->add_option("--server", agent_flags.server, "The API server: https://HOST:PORT");
-  agent->add_option("--token", agent_flags.token, "Bearer token");
-  agent->add_option("--ca-file", agent_flags.ca_file, "The cluster CA (the server's tls/ca.crt)");
-  agent->add_option("--kubeconfig", agent_flags.kubeconfig,
-                    "Instead of --server/--token/--ca-file");
-  agent->add_option("--data-dir", agent_flags.data_dir, "State directory")->capture_default_str();
-  agent->add_option("--node-name", agent_flags.node.agent.node_name,
-                    "Node name (default: host name)");
-  agent->add_option("--pod-cidr", agent_flags.node.agent.pod_cidr, "This node's pod addresses")
-      ->capture_default_str();
-  agent->add_option("--cni-bridge", agent_flags.node.cni_bridge, "Bridge the pods attach to")
-      ->capture_default_str();
-  agent->add_option("--runtime", agent_flags.node.runtime, "OCI runtime: runc or crun")
-      ->capture_default_str();
-  agent->add_option("--registries", agent_flags.node.registries,
-                    "Registry mirrors (default: DATA_DIR/registries.yaml)");
-  agent->callback([&] { exit_code = RunAgent(agent_flags); });
+  // `kiso agent …` runs kiso-agent (main() hands it over before parsing): a
+  // node needs no store, so that executable maps none of its libraries.
+  app.add_subcommand("agent",
+                     "Run this machine as a node of a kiso cluster elsewhere (needs root; "
+                     "`kiso agent --help` for its flags)")
+      ->allow_extras();
 
   auto* image = app.add_subcommand("image", "Manage the node's images");
   image->require_subcommand(1);

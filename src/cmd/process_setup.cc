@@ -1,0 +1,47 @@
+#include "cmd/process_setup.h"
+
+#include <execinfo.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace kiso::cmd {
+
+namespace {
+
+void OnFatalSignal(int sig) {
+  void* frames[64];
+  int n = backtrace(frames, 64);
+  const char header[] = "kiso: fatal signal; stack:\n";
+  (void)!write(STDERR_FILENO, header, sizeof(header) - 1);
+  backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+}  // namespace
+
+void SetUpProcess() {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnFatalSignal);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  return stop;
+}
+
+std::string Beside(const std::string& name, const std::string& build_tree_path) {
+  char self[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::filesystem::path exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
+  std::filesystem::path beside = exe.parent_path() / name;
+  if (std::filesystem::exists(beside)) return beside.string();
+  return (exe.parent_path() / build_tree_path).lexically_normal().string();
+}
+
+}  // namespace kiso::cmd
