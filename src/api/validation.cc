@@ -508,9 +508,11 @@ class Validator {
     if (selector_required) {
       const auto* ml = selector ? Find(*selector, {"matchLabels"}) : nullptr;
       const auto* me = selector ? Find(*selector, {"matchExpressions"}) : nullptr;
-      if (!selector || ((!ml || ml->get_object().empty()) && !me)) {
+      if (ml && !ml->is_object()) {
+        InvalidValue("spec.selector.matchLabels", *ml, "must be a map of labels");
+      } else if (!selector || ((!ml || ml->get_object().empty()) && !me)) {
         Required("spec.selector");
-      } else if (ml && ml->is_object()) {
+      } else if (ml) {
         bool match = tmpl_labels_v.is_object();
         for (const auto& [k, v] : ml->get_object()) {
           const auto* have = match ? tmpl_labels_v.get_object().if_contains(k) : nullptr;

@@ -98,6 +98,15 @@ TEST(Validate, DeploymentSelectorMustMatchTemplate) {
             "{\"app\":\"b\"}: `selector` does not match template `labels`");
 }
 
+TEST(Validate, MatchLabelsThatAreNotAMapAreInvalidNotACrash) {
+  // Found by fuzz_decode (fuzz/corpus/decode/regression-matchlabels-string.yaml).
+  auto dep = Obj(R"({"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":"{app: a}"},
+      "template":{"metadata":{"labels":{"app":"a"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}})");
+  auto causes = Validate(Type("deployments", "apps"), dep, nullptr);
+  ASSERT_EQ(causes.size(), 1u);
+  EXPECT_EQ(causes[0].field, "spec.selector.matchLabels");
+}
+
 TEST(Schema, UnknownFieldsAreFoundWithTheirPaths) {
   auto pod = json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","bogus":1},
       "spec":{"containers":[{"name":"c","image":"x","imagePullPolicyy":"Always"}],"foo":{}},"extra":1})");
