@@ -1,13 +1,10 @@
 // kiso: one binary, subcommands. Only flag parsing and wiring live here.
-#include <execinfo.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <boost/url/parse.hpp>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "agent/hollow.h"
