@@ -32,6 +32,9 @@ struct ConnectionOptions {
 
 // TLS 1.2 and later only, on a server's or a client's context.
 void RestrictTlsVersions(boost::asio::ssl::context& tls);
+// A client's context that verifies the server against `ca_pem` (empty: the
+// system's trust store). InvalidArgument when the CA cannot be read.
+Status TrustServer(boost::asio::ssl::context& tls, const std::string& ca_pem);
 
 // Serves requests on `stream` until the peer closes, a response ends the
 // connection, or *stopping. `buffer` may hold bytes already read. `io` is the

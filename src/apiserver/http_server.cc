@@ -291,6 +291,18 @@ void RestrictTlsVersions(ssl::context& tls) {
                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
 }
 
+Status TrustServer(ssl::context& tls, const std::string& ca_pem) {
+  beast::error_code ec;
+  tls.set_verify_mode(ssl::verify_peer);
+  if (ca_pem.empty()) {
+    tls.set_default_verify_paths(ec);
+  } else {
+    tls.add_certificate_authority(asio::buffer(ca_pem), ec);
+  }
+  if (ec) return MakeStatus(Code::kInvalidArgument, "the server's CA: {}", ec.message());
+  return Status::Ok();
+}
+
 void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
                      const std::string& remote, const HttpHandler& handler,
                      const ConnectionOptions& options) {

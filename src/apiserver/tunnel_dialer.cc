@@ -139,15 +139,8 @@ Result<std::unique_ptr<TunnelDialer>> TunnelDialer::Start(const TunnelOptions& o
   auto impl = std::make_shared<Impl>();
   impl->options = options;
   impl->handler = std::move(handler);
-  beast::error_code ec;
   RestrictTlsVersions(impl->tls);
-  impl->tls.set_verify_mode(ssl::verify_peer);
-  if (options.ca_pem.empty()) {
-    impl->tls.set_default_verify_paths(ec);
-  } else {
-    impl->tls.add_certificate_authority(asio::buffer(options.ca_pem), ec);
-  }
-  if (ec) return MakeStatus(Code::kInvalidArgument, "the server's CA: {}", ec.message());
+  KISO_RETURN_IF_ERROR(TrustServer(impl->tls, options.ca_pem));
   impl->manager = std::thread([raw = impl.get()] { raw->Manage(); });
   return std::unique_ptr<TunnelDialer>(new TunnelDialer(std::move(impl)));
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/errors.h"
+#include "apiserver/http_connection.h"
 
 namespace kiso::client {
 
@@ -86,17 +87,10 @@ HttpsTransport::~HttpsTransport() = default;
 Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
-  beast::error_code ec;
   if (config.insecure) {
     impl->tls.set_verify_mode(ssl::verify_none);
   } else {
-    impl->tls.set_verify_mode(ssl::verify_peer);
-    if (config.ca_pem.empty()) {
-      impl->tls.set_default_verify_paths(ec);
-    } else {
-      impl->tls.add_certificate_authority(asio::buffer(config.ca_pem), ec);
-    }
-    if (ec) return MakeStatus(Code::kInvalidArgument, "CA certificate: {}", ec.message());
+    KISO_RETURN_IF_ERROR(apiserver::TrustServer(impl->tls, config.ca_pem));
   }
   return std::shared_ptr<HttpsTransport>(new HttpsTransport(std::move(impl)));
 }
