@@ -1,11 +1,11 @@
 // Proves the checker on histories with known verdicts before it is trusted
-// with kiso's own: every Jepsen etcd log and KV history in
-// ../shared/data/linearizability must get the verdict in expected.tsv.
+// with kiso's own: every Jepsen etcd log and KV history in data/ (beside
+// this file; its README says where they come from) must get the verdict in
+// expected.tsv.
 #include "linearizability/checker.h"
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -14,11 +14,7 @@
 namespace kiso::linearizability {
 namespace {
 
-std::string DataDir() {
-  const char* shared = std::getenv("KISO_SHARED_DIR");
-  return std::string(shared != nullptr ? shared : KISO_SHARED_DIR_DEFAULT) +
-         "/data/linearizability";
-}
+std::string DataDir() { return KISO_LINEARIZABILITY_DATA; }
 
 struct Case {
   std::string file;

@@ -1,4 +1,4 @@
-// Parsers for the recorded histories in ../shared/data/linearizability.
+// Parsers for the recorded histories in data/ (see data/README.md).
 #pragma once
 
 #include <string>
