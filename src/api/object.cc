@@ -2,13 +2,18 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "common/clock.h"
@@ -90,49 +95,173 @@ class DuplicateKeyFinder {
   std::string key_;
 };
 
-json::value YamlToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      json::object obj;
-      for (const auto& kv : node) obj[kv.first.as<std::string>()] = YamlToJson(kv.second);
-      return obj;
-    }
-    case YAML::NodeType::Sequence: {
-      json::array arr;
-      for (const auto& item : node) arr.push_back(YamlToJson(item));
-      return arr;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = node.Scalar();
-      if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") return json::value(s);
-      if (s == "true" || s == "True" || s == "TRUE") return true;
-      if (s == "false" || s == "False" || s == "FALSE") return false;
-      if (s == "null" || s == "Null" || s == "NULL" || s == "~") return nullptr;
-      int64_t i = 0;
-      if (YAML::convert<int64_t>::decode(node, i) &&
-          s.find_first_not_of("+-0123456789") == std::string::npos)
-        return i;
-      double d = 0;
-      if (s.find_first_of("0123456789") != std::string::npos &&
-          s.find_first_not_of("+-0123456789.eE") == std::string::npos &&
-          YAML::convert<double>::decode(node, d))
-        return d;
-      return json::value(s);
-    }
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
+// Builds JSON from yaml-cpp's parse events, charging every value to a budget
+// of serialised bytes as it is made. An alias is a copy of its anchor's value,
+// charged in full before it is made: a "billion laughs" document runs out of
+// budget after a few kilobytes of work instead of expanding in memory.
+class JsonBuilder : public YAML::EventHandler {
+ public:
+  explicit JsonBuilder(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Thrown out of the parser by a handler: the document broke a limit.
+  struct LimitError {
+    Code code;
+    std::string message;
+  };
+
+  json::value Take() { return std::move(result_); }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override {
+    Value(nullptr, 4, anchor, "null");
   }
-  return nullptr;
-}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) throw LimitError{Code::kInvalidArgument, "unknown anchor"};
+    const auto& [value, size] = it->second;
+    Charge(size);
+    Value(value, 0, 0,
+          value.is_string() ? std::string(value.get_string()) : json::serialize(value));
+  }
+  void OnScalar(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& text) override {
+    json::value v = Scalar(tag, text);
+    Value(std::move(v), text.size() + 2, anchor, text);
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Open(json::array(), anchor);
+  }
+  void OnSequenceEnd() override { Close(); }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    Open(json::object(), anchor);
+  }
+  void OnMapEnd() override { Close(); }
+
+ private:
+  struct Frame {
+    json::value value;  // An object or an array.
+    YAML::anchor_t anchor = 0;
+    size_t start = 0;                // used_ when it opened: its own size is used_ − start.
+    std::optional<std::string> key;  // A map's key awaiting its value.
+  };
+
+  void Charge(size_t bytes) {
+    used_ += bytes;
+    if (used_ > max_bytes_) {
+      throw LimitError{Code::kResourceExhausted,
+                       fmt::format("the document is larger than the limit of {} bytes once its "
+                                   "aliases are expanded",
+                                   max_bytes_)};
+    }
+  }
+
+  static json::value Scalar(const std::string& tag, const std::string& s) {
+    if (tag == "!" || tag == "tag:yaml.org,2002:str") return json::value(s);
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+    if (s == "null" || s == "Null" || s == "NULL" || s == "~") return nullptr;
+    std::string_view digits = s;
+    bool negative = false;
+    if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) {
+      negative = digits[0] == '-';
+      digits.remove_prefix(1);
+    }
+    if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos) {
+      uint64_t u = 0;
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), u);
+      if (ec == std::errc() && end == digits.data() + digits.size()) {
+        if (!negative && u <= static_cast<uint64_t>(INT64_MAX)) return static_cast<int64_t>(u);
+        if (negative && u <= static_cast<uint64_t>(INT64_MAX) + 1)
+          return static_cast<int64_t>(0 - u);
+      }
+    }
+    if (s.find_first_of("0123456789") != std::string::npos &&
+        s.find_first_not_of("+-0123456789.eE") == std::string::npos) {
+      char* end = nullptr;
+      double d = std::strtod(s.c_str(), &end);
+      if (end == s.c_str() + s.size() && std::isfinite(d)) return d;
+    }
+    return json::value(s);
+  }
+
+  void Open(json::value container, YAML::anchor_t anchor) {
+    if (stack_.size() >= kMaxDepth) {
+      throw LimitError{
+          Code::kInvalidArgument,
+          fmt::format("the document is nested deeper than the limit of {} levels", kMaxDepth)};
+    }
+    if (!stack_.empty() && stack_.back().value.is_object() && !stack_.back().key) {
+      throw LimitError{Code::kInvalidArgument, "a mapping key must be a string, not a collection"};
+    }
+    Charge(2);
+    stack_.push_back({std::move(container), anchor, used_ - 2, std::nullopt});
+  }
+
+  void Close() {
+    Frame frame = std::move(stack_.back());
+    stack_.pop_back();
+    size_t size = used_ - frame.start;
+    Place(std::move(frame.value), frame.anchor, size);
+  }
+
+  // A complete value (scalar, alias or closed collection) of `size` bytes.
+  void Value(json::value v, size_t size, YAML::anchor_t anchor, std::string_view text) {
+    if (!stack_.empty() && stack_.back().value.is_object() && !stack_.back().key) {
+      // A mapping key: YAML allows any scalar; JSON keys are its text.
+      if (!v.is_string() && !v.is_primitive()) {
+        throw LimitError{Code::kInvalidArgument,
+                         "a mapping key must be a string, not a collection"};
+      }
+      Charge(text.size() + 3);
+      stack_.back().key = v.is_null() && text.empty() ? "null" : std::string(text);
+      if (anchor != 0) anchors_[anchor] = {std::move(v), text.size() + 2};
+      return;
+    }
+    Charge(size);
+    Place(std::move(v), anchor, size);
+  }
+
+  void Place(json::value v, YAML::anchor_t anchor, size_t size) {
+    if (anchor != 0) {
+      Charge(size);  // The anchor keeps a copy for its aliases.
+      anchors_[anchor] = {v, size};
+    }
+    if (stack_.empty()) {
+      result_ = std::move(v);
+      return;
+    }
+    Frame& top = stack_.back();
+    Charge(1);  // The separator.
+    if (auto* arr = top.value.if_array()) {
+      arr->push_back(std::move(v));
+    } else {
+      top.value.get_object()[*top.key] = std::move(v);
+      top.key.reset();
+    }
+  }
+
+  size_t max_bytes_;
+  size_t used_ = 0;
+  std::vector<Frame> stack_;
+  std::map<YAML::anchor_t, std::pair<json::value, size_t>> anchors_;
+  json::value result_;
+};
 
 }  // namespace
 
 Result<json::value> ParseJson(std::string_view text, bool strict) {
   json::error_code ec;
   json::parse_options options;
-  options.max_depth = 64;
+  options.max_depth = kMaxDepth;
   json::value v = json::parse(json::string_view(text.data(), text.size()), ec, {}, options);
+  if (ec == json::error::too_deep) {
+    return MakeStatus(Code::kInvalidArgument,
+                      "invalid JSON: the document is nested deeper than the limit of {} levels",
+                      kMaxDepth);
+  }
   if (ec) return MakeStatus(Code::kInvalidArgument, "invalid JSON: {}", ec.message());
   if (strict) {
     json::basic_parser<DuplicateKeyFinder> finder(options);
@@ -143,13 +272,73 @@ Result<json::value> ParseJson(std::string_view text, bool strict) {
   return v;
 }
 
-Result<json::value> ParseYaml(std::string_view text) {
+Result<json::value> ParseYaml(std::string_view text, size_t max_bytes) {
+  JsonBuilder builder(max_bytes);
   try {
-    YAML::Node node = YAML::Load(std::string(text));
-    return YamlToJson(node);
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(builder);
+  } catch (const JsonBuilder::LimitError& e) {
+    return Status(e.code, "invalid YAML: " + e.message);
   } catch (const YAML::Exception& e) {
     return MakeStatus(Code::kInvalidArgument, "invalid YAML: {}", e.what());
   }
+  return builder.Take();
+}
+
+namespace {
+
+// A string's length as a JSON string: quotes, and escapes for the characters
+// the serialiser escapes (short forms for \b \t \n \f \r, \u00XX for the
+// rest of the control characters).
+size_t QuotedSize(std::string_view s) {
+  size_t n = 2;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r') {
+      n += 2;
+    } else {
+      n += u < 0x20 ? 6 : 1;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+size_t SerializedSize(const json::value& v, size_t limit) {
+  switch (v.kind()) {
+    case json::kind::null:
+      return 4;
+    case json::kind::bool_:
+      return v.get_bool() ? 4 : 5;
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      return json::serialize(v).size();
+    case json::kind::string:
+      return QuotedSize(v.get_string());
+    case json::kind::array: {
+      const auto& arr = v.get_array();
+      size_t n = arr.empty() ? 2 : 1 + arr.size();  // Brackets and commas.
+      for (const auto& e : arr) {
+        n += SerializedSize(e, limit - std::min(limit, n));
+        if (n > limit) return n;
+      }
+      return n;
+    }
+    case json::kind::object: {
+      const auto& obj = v.get_object();
+      size_t n = obj.empty() ? 2 : 1 + obj.size() * 2;  // Braces, colons and commas.
+      for (const auto& [k, e] : obj) {
+        n += QuotedSize(k);
+        n += SerializedSize(e, limit - std::min(limit, n));
+        if (n > limit) return n;
+      }
+      return n;
+    }
+  }
+  return 0;
 }
 
 const json::value* Find(const json::value& v, std::initializer_list<std::string_view> path) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -15,12 +16,26 @@ namespace kiso::api {
 
 using Labels = std::map<std::string, std::string, std::less<>>;
 
-// Parses JSON. With `strict`, a key repeated in one object is an error
-// (the API server's fieldValidation=Strict: `duplicate field "x"`).
+// What a decoded document may be, whatever its source (a request body, a
+// patch's result, YAML with its aliases expanded): as large as a request body
+// may be (kube-apiserver's 3 MiB), and nested no deeper than kMaxDepth.
+inline constexpr size_t kMaxDocumentBytes = size_t{3} << 20;
+inline constexpr size_t kMaxDepth = 100;
+
+// Parses JSON, nested at most kMaxDepth deep (InvalidArgument naming the
+// limit). With `strict`, a key repeated in one object is an error
+// (the API server's fieldValidation=Strict: `duplicate field "x"`: AlreadyExists).
 Result<boost::json::value> ParseJson(std::string_view text, bool strict = false);
-// Parses YAML (one document) into JSON; used for application/apply-patch+yaml
-// and by tests. Scalars keep YAML's core-schema types (int, float, bool, null).
-Result<boost::json::value> ParseYaml(std::string_view text);
+// Parses YAML (one document) into JSON; used for application/yaml bodies and
+// application/apply-patch+yaml. Scalars keep YAML's core-schema types (int,
+// float, bool, null). Aliases are expanded into copies, so the work is bounded
+// as go-yaml bounds it since CVE-2019-11253: a document whose JSON would pass
+// `max_bytes` (its aliases expanded) is ResourceExhausted, one nested deeper
+// than kMaxDepth InvalidArgument, each message naming the limit.
+Result<boost::json::value> ParseYaml(std::string_view text, size_t max_bytes = kMaxDocumentBytes);
+// The length of `v` serialised as compact JSON, counted without building the
+// text; stops counting (and returns a value > limit) once past `limit`.
+size_t SerializedSize(const boost::json::value& v, size_t limit = SIZE_MAX);
 
 // The value at `path` (object keys), or nullptr.
 const boost::json::value* Find(const boost::json::value& v,

@@ -5,7 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
+
+#include "api/object.h"
 
 namespace kiso::api {
 
@@ -73,19 +78,20 @@ Result<json::value*> Parent(json::value& doc, const std::vector<std::string>& to
   return cur;
 }
 
-Result<json::value> Get(json::value& doc, std::string_view pointer) {
+// The value the pointer names (not a copy).
+Result<json::value*> Find(json::value& doc, std::string_view pointer) {
   KISO_ASSIGN_OR_RETURN(auto tokens, ParsePointer(pointer));
-  if (tokens.empty()) return doc;
+  if (tokens.empty()) return &doc;
   KISO_ASSIGN_OR_RETURN(json::value * parent, Parent(doc, tokens, pointer));
   if (auto* obj = parent->if_object()) {
     auto it = obj->find(tokens.back());
     if (it == obj->end())
       return MakeStatus(Code::kInvalidArgument, "doc is missing path: {:?}", pointer);
-    return it->value();
+    return &it->value();
   }
   if (auto* arr = parent->if_array()) {
     KISO_ASSIGN_OR_RETURN(size_t index, ArrayIndex(tokens.back(), arr->size(), false));
-    return (*arr)[index];
+    return &(*arr)[index];
   }
   return MakeStatus(Code::kInvalidArgument, "doc is missing path: {:?}", pointer);
 }
@@ -119,13 +125,13 @@ Result<json::value> Remove(json::value& doc, std::string_view pointer) {
       return MakeStatus(Code::kInvalidArgument,
                         "Unable to remove nonexistent key: {}: missing value", tokens.back());
     }
-    json::value removed = it->value();
+    json::value removed = std::move(it->value());
     obj->erase(it);
     return removed;
   }
   if (auto* arr = parent->if_array()) {
     KISO_ASSIGN_OR_RETURN(size_t index, ArrayIndex(tokens.back(), arr->size(), false));
-    json::value removed = (*arr)[index];
+    json::value removed = std::move((*arr)[index]);
     arr->erase(arr->begin() + static_cast<std::ptrdiff_t>(index));
     return removed;
   }
@@ -142,7 +148,13 @@ std::string_view StringField(const json::object& op, std::string_view name) {
 Result<json::value> ApplyJsonPatch(const json::value& doc, const json::value& patch) {
   if (!patch.is_array())
     return MakeStatus(Code::kInvalidArgument, "json patch must be an array of operations");
+  if (patch.get_array().size() > kMaxJsonPatchOperations) {
+    return MakeStatus(Code::kInvalidArgument,
+                      "The allowed maximum operations in a JSON patch is {}, got {}",
+                      kMaxJsonPatchOperations, patch.get_array().size());
+  }
   json::value out = doc;
+  size_t copied = 0;  // Bytes duplicated by copy operations (upstream's AccumulatedCopySizeLimit).
   for (const auto& raw : patch.get_array()) {
     if (!raw.is_object())
       return MakeStatus(Code::kInvalidArgument, "json patch operation must be an object");
@@ -167,11 +179,23 @@ Result<json::value> ApplyJsonPatch(const json::value& doc, const json::value& pa
       KISO_RETURN_IF_ERROR(Add(out, path, *value));
     } else if (name == "move" || name == "copy") {
       std::string_view from = StringField(op, "from");
-      KISO_ASSIGN_OR_RETURN(auto moved, name == "move" ? Remove(out, from) : Get(out, from));
-      KISO_RETURN_IF_ERROR(Add(out, path, std::move(moved)));
+      if (name == "copy") {
+        KISO_ASSIGN_OR_RETURN(json::value * source, Find(out, from));
+        copied += SerializedSize(*source, kMaxDocumentBytes + 1);
+        if (copied > kMaxDocumentBytes) {
+          return MakeStatus(Code::kResourceExhausted,
+                            "Unable to apply JSON patch: copy operations would duplicate more "
+                            "than the limit of {} bytes",
+                            kMaxDocumentBytes);
+        }
+        KISO_RETURN_IF_ERROR(Add(out, path, json::value(*source)));
+      } else {
+        KISO_ASSIGN_OR_RETURN(auto moved, Remove(out, from));
+        KISO_RETURN_IF_ERROR(Add(out, path, std::move(moved)));
+      }
     } else if (name == "test") {
-      KISO_ASSIGN_OR_RETURN(auto current, Get(out, path));
-      if (current != *value)
+      KISO_ASSIGN_OR_RETURN(json::value * current, Find(out, path));
+      if (*current != *value)
         return MakeStatus(Code::kInvalidArgument, "testing value {} failed", path);
     } else {
       return MakeStatus(Code::kInvalidArgument, "Unexpected kind: {}", name);
@@ -296,10 +320,13 @@ class StrategicMerger {
         std::string field(key.substr(kDeleteFromPrimitiveList.size()));
         auto* list = doc.if_contains(field);
         if (list && list->is_array() && value.is_array()) {
+          std::unordered_set<std::string> gone;
+          for (const auto& v : value.get_array()) gone.insert(json::serialize(v));
           auto& arr = list->get_array();
-          for (const auto& v : value.get_array()) {
-            arr.erase(std::remove(arr.begin(), arr.end(), v), arr.end());
-          }
+          arr.erase(std::remove_if(
+                        arr.begin(), arr.end(),
+                        [&](const json::value& v) { return gone.contains(json::serialize(v)); }),
+                    arr.end());
         }
         continue;
       }
@@ -332,12 +359,14 @@ class StrategicMerger {
       }
     }
     if (const auto* retain = patch.if_contains(kRetainKeys); retain && retain->is_array()) {
+      std::unordered_set<std::string_view> keep;
+      for (const auto& r : retain->get_array()) {
+        if (r.is_string()) keep.insert(r.get_string());
+      }
       std::vector<std::string> erase;
       for (const auto& [k, v] : doc) {
         (void)v;
-        bool keep = false;
-        for (const auto& r : retain->get_array()) keep |= r.is_string() && r.get_string() == k;
-        if (!keep) erase.emplace_back(k);
+        if (!keep.contains(k)) erase.emplace_back(k);
       }
       for (const auto& k : erase) doc.erase(k);
     }
@@ -349,8 +378,10 @@ class StrategicMerger {
     ListStrategy strategy = ListStrategyFor(kind_, path);
     if (strategy.type == ListStrategy::Type::kMergePrimitives) {
       out = doc;
+      std::unordered_set<std::string> present;
+      for (const auto& v : out) present.insert(json::serialize(v));
       for (const auto& v : patch) {
-        if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+        if (present.insert(json::serialize(v)).second) out.push_back(v);
       }
       return Status::Ok();
     }
@@ -371,7 +402,22 @@ class StrategicMerger {
         replace |= d && d->is_string() && d->get_string() == "replace";
       }
     }
-    out = replace ? json::array() : doc;
+    // The merged list as slots (a deleted element leaves an empty one), with
+    // an index from each merge key's value to its slot: linear, not a search
+    // of the list per patch element.
+    std::vector<std::optional<json::value>> slots;
+    std::unordered_map<std::string, size_t> by_key;
+    auto index = [&](const json::value& e) {
+      const auto* o = e.if_object();
+      const auto* k = o ? o->if_contains(strategy.key) : nullptr;
+      if (k) by_key.emplace(json::serialize(*k), slots.size());
+    };
+    if (!replace) {
+      for (const auto& e : doc) {
+        index(e);
+        slots.emplace_back(e);
+      }
+    }
     for (const auto& v : patch) {
       const auto* element = v.if_object();
       if (!element) {
@@ -388,22 +434,26 @@ class StrategicMerger {
         return MakeStatus(Code::kInvalidArgument, "map: {} does not contain declared merge key: {}",
                           json::serialize(v), strategy.key);
       }
-      auto match = std::find_if(out.begin(), out.end(), [&](const json::value& e) {
-        const auto* o = e.if_object();
-        const auto* k = o ? o->if_contains(strategy.key) : nullptr;
-        return k && *k == *key;
-      });
+      std::string key_text = json::serialize(*key);
+      auto match = by_key.find(key_text);
       if (d == "delete") {
-        if (match != out.end()) out.erase(match);
+        if (match != by_key.end()) {
+          slots[match->second].reset();
+          by_key.erase(match);
+        }
         continue;
       }
-      if (match != out.end() && match->is_object()) {
-        KISO_RETURN_IF_ERROR(MergeMap(match->get_object(), *element, path));
+      if (match != by_key.end() && slots[match->second]->is_object()) {
+        KISO_RETURN_IF_ERROR(MergeMap(slots[match->second]->get_object(), *element, path));
       } else {
         json::object fresh;
         KISO_RETURN_IF_ERROR(MergeMap(fresh, *element, path));
-        out.push_back(std::move(fresh));
+        by_key[key_text] = slots.size();
+        slots.emplace_back(std::move(fresh));
       }
+    }
+    for (auto& slot : slots) {
+      if (slot) out.push_back(std::move(*slot));
     }
     return Status::Ok();
   }

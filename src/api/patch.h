@@ -3,7 +3,9 @@
 //   strategic merge patch, whose list merge keys and directives are those of
 //   k8s.io/apimachinery/pkg/util/strategicpatch (../shared/notes/smp-keys.txt).
 // Every function leaves its input untouched and fails with InvalidArgument
-// (message suitable for a 422/400 body) on a malformed patch.
+// (message suitable for a 422/400 body) on a malformed patch. The work each
+// does is linear in the sizes of the document and the patch (list merges
+// index their elements), so a patch's cost is bounded by the body limit.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -14,6 +16,10 @@
 
 namespace kiso::api {
 
+// At most kMaxJsonPatchOperations operations, and copy operations may
+// duplicate at most kMaxDocumentBytes in all (kube-apiserver's limits): past
+// them InvalidArgument / ResourceExhausted naming the limit.
+inline constexpr size_t kMaxJsonPatchOperations = 10000;
 Result<boost::json::value> ApplyJsonPatch(const boost::json::value& doc,
                                           const boost::json::value& patch);
 

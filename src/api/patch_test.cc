@@ -101,5 +101,56 @@ TEST(StrategicMerge, RejectsElementsWithoutMergeKey) {
   EXPECT_FALSE(ApplyStrategicMergePatch(J("{}"), J("[1]"), "Pod").ok());
 }
 
+TEST(JsonPatch, WorkIsBoundedAsUpstreamBoundsIt) {
+  json::array many;
+  for (size_t i = 0; i <= kMaxJsonPatchOperations; ++i)
+    many.push_back(J(R"({"op":"test","path":"/a","value":1})"));
+  auto out = ApplyJsonPatch(J(R"({"a":1})"), many);
+  EXPECT_EQ(out.status().message(),
+            "The allowed maximum operations in a JSON patch is 10000, got 10001");
+  // Copies of a 1 MiB value: the fourth passes the 3 MiB limit.
+  json::array doubling;
+  for (int i = 0; i < 12; ++i) {
+    doubling.push_back(
+        json::object{{"op", "copy"}, {"from", "/a"}, {"path", "/a" + std::to_string(i)}});
+  }
+  json::value doc = json::object{{"a", std::string(1 << 20, 'x')}};
+  out = ApplyJsonPatch(doc, doubling);
+  EXPECT_EQ(out.status().code(), Code::kResourceExhausted);
+  EXPECT_EQ(out.status().message(),
+            "Unable to apply JSON patch: copy operations would duplicate more than the limit of "
+            "3145728 bytes");
+  // Within the limit, copies are made.
+  out = ApplyJsonPatch(J(R"({"a":[1]})"), J(R"([{"op":"copy","from":"/a","path":"/b"}])"));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out, J(R"({"a":[1],"b":[1]})"));
+}
+
+TEST(StrategicMerge, LongListsMergeByIndexNotBySearch) {
+  // 100,000 elements on each side: a search of the list per element would take
+  // ten billion comparisons; the index makes it linear.
+  constexpr int kN = 100000;
+  json::array containers, patch_containers, finalizers, patch_finalizers;
+  for (int i = 0; i < kN; ++i) {
+    containers.push_back(json::object{{"name", "c" + std::to_string(i)}, {"image", "a"}});
+    patch_containers.push_back(
+        json::object{{"name", "c" + std::to_string(i + kN / 2)}, {"image", "b"}});
+    finalizers.emplace_back("f" + std::to_string(i));
+    patch_finalizers.emplace_back("f" + std::to_string(i + kN / 2));
+  }
+  json::value doc = json::object{{"metadata", json::object{{"finalizers", finalizers}}},
+                                 {"spec", json::object{{"containers", containers}}}};
+  json::value patch = json::object{{"metadata", json::object{{"finalizers", patch_finalizers}}},
+                                   {"spec", json::object{{"containers", patch_containers}}}};
+  auto out = ApplyStrategicMergePatch(doc, patch, "Pod");
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const auto& merged = out->at("spec").at("containers").as_array();
+  ASSERT_EQ(merged.size(), size_t{kN + kN / 2});
+  EXPECT_EQ(merged[0], J(R"({"name":"c0","image":"a"})"));
+  EXPECT_EQ(merged[kN / 2], J(R"({"name":"c50000","image":"b"})"));
+  EXPECT_EQ(merged[kN], J(R"({"name":"c100000","image":"b"})"));
+  EXPECT_EQ(out->at("metadata").at("finalizers").as_array().size(), size_t{kN + kN / 2});
+}
+
 }  // namespace
 }  // namespace kiso::api

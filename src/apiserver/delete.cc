@@ -129,7 +129,9 @@ api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t,
       meta["deletionGracePeriodSeconds"] = bound_pod ? grace : 0;
       if (t.type->kind == "Namespace") api::Child(obj, "status")["phase"] = "Terminating";
       if (options.dry_run) return json::value(std::move(obj));
-      auto updated = ctx.store->Update(kv->key, EncodeForStore(obj), kv->mod_revision);
+      auto encoded = EncodeForStore(obj);
+      if (!encoded.ok()) return encoded.error();
+      auto updated = ctx.store->Update(kv->key, *encoded, kv->mod_revision);
       if (updated.ok()) {
         api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);
         return json::value(std::move(obj));

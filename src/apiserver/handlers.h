@@ -45,8 +45,14 @@ Result<boost::json::value> ParseBody(const Request& req, bool yaml = false, bool
 
 // ---- Object encoding shared by the verbs ----
 
-// The stored form of an object: JSON without metadata.resourceVersion.
-std::string EncodeForStore(const boost::json::value& obj);
+// The stored form of an object: JSON without metadata.resourceVersion. An
+// object larger than a request body may be (api::kMaxDocumentBytes, which a
+// patch or managedFields can pass) is 413 RequestEntityTooLarge: nothing a
+// request builds may outgrow what a request may send.
+api::ApiOr<std::string> EncodeForStore(const boost::json::value& obj);
+// A decoding failure as served: 413 for a document past a size limit
+// (ResourceExhausted), else 400 with `prefix` before the message.
+api::ApiError DecodeError(const Status& status, std::string_view prefix = "");
 // A stored value as served: resourceVersion = mod_revision.
 api::ApiOr<boost::json::value> DecodeStored(const store::KeyValue& kv);
 // Reads one object from the store (linearizable).

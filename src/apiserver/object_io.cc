@@ -48,11 +48,24 @@ Result<json::value> ParseBody(const Request& req, bool yaml, bool strict) {
   return yaml ? api::ParseYaml(req.body) : api::ParseJson(req.body, strict);
 }
 
-std::string EncodeForStore(const json::value& obj) {
+ApiOr<std::string> EncodeForStore(const json::value& obj) {
   json::value copy = obj;
   if (auto* meta = copy.get_object().if_contains("metadata"); meta && meta->is_object())
     meta->get_object().erase("resourceVersion");
-  return json::serialize(copy);
+  std::string out = json::serialize(copy);
+  if (out.size() > api::kMaxDocumentBytes) {
+    return api::RequestEntityTooLarge(
+        fmt::format("the object would be {} bytes, larger than the limit of {} bytes", out.size(),
+                    api::kMaxDocumentBytes));
+  }
+  return out;
+}
+
+api::ApiError DecodeError(const Status& status, std::string_view prefix) {
+  if (status.code() == Code::kResourceExhausted) {
+    return api::RequestEntityTooLarge(std::string(prefix) + status.message());
+  }
+  return api::BadRequest(std::string(prefix) + status.message());
 }
 
 ApiOr<json::value> DecodeStored(const store::KeyValue& kv) {
@@ -99,7 +112,7 @@ ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
   api::ApiOr<json::value> out = json::value();
   if (type == "application/yaml" || type == "application/apply-patch+yaml") {
     auto v = ParseBody(req, /*yaml=*/true);
-    if (!v.ok()) return api::BadRequest(v.status().message());
+    if (!v.ok()) return DecodeError(v.status());
     out = std::move(*v);
   } else if (type.empty() || type == "application/json" || type.ends_with("+json") ||
              type == "*/*") {
@@ -299,7 +312,9 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
     txn.compares.push_back(store::Compare::Missing(key));
     txn.compares.insert(txn.compares.end(), reservation.compares.begin(),
                         reservation.compares.end());
-    txn.success.push_back(store::TxnOp::Put(key, EncodeForStore(obj)));
+    auto encoded = EncodeForStore(obj);
+    if (!encoded.ok()) return encoded.error();
+    txn.success.push_back(store::TxnOp::Put(key, std::move(*encoded)));
     txn.success.insert(txn.success.end(), reservation.ops.begin(), reservation.ops.end());
     for (auto& [k, v] : Companions(target, obj)) {
       txn.success.push_back(store::TxnOp::Put(k, v));
@@ -486,7 +501,9 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       if (removed.error().code == 409) continue;
       return removed.error();
     }
-    auto updated = ctx.store->Update(key, EncodeForStore(obj), kv->mod_revision);
+    auto encoded = EncodeForStore(obj);
+    if (!encoded.ok()) return encoded.error();
+    auto updated = ctx.store->Update(key, *encoded, kv->mod_revision);
     if (updated.ok()) {
       api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);
       return json::value(std::move(obj));

@@ -112,7 +112,7 @@ Response HandlePatch(const Context& ctx, const Target& t, const Request& req) {
   json::value patch;
   if (*type == PatchType::kApply) {
     auto parsed = ParseBody(req, /*yaml=*/true);
-    if (!parsed.ok()) return ErrorResponse(api::BadRequest(parsed.status().message()));
+    if (!parsed.ok()) return ErrorResponse(DecodeError(parsed.status()));
     patch = std::move(*parsed);
   } else {
     bool strict = req.Query("fieldValidation") == std::optional<std::string_view>("Strict");
