@@ -215,8 +215,16 @@ std::string GenerateSuffix() {
 }
 
 ApiStatus ValidateAndDefault(const Target& t, json::object& obj, const json::object* old) {
+  // What Go's decoder would refuse comes first: defaults and validation read typed fields.
+  api::SchemaFindings schema = api::CheckSchema(t.type->kind, obj);
+  if (schema.type_error) {
+    return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
+                                       t.type->kind, t.type->version, t.type->kind,
+                                       *schema.type_error));
+  }
   api::ApplyDefaults(*t.type, obj);
   auto causes = api::Validate(*t.type, obj, old);
+  causes.insert(causes.begin(), schema.unsupported.begin(), schema.unsupported.end());
   if (!causes.empty()) {
     return api::Invalid(*t.type, std::string(api::GetString(obj, {"metadata", "name"})),
                         std::move(causes));
