@@ -127,6 +127,11 @@ ApiError Unauthorized() { return Simple(401, "Unauthorized", "Unauthorized"); }
 ApiError RequestEntityTooLarge(std::string message) {
   return Simple(413, "RequestEntityTooLarge", std::move(message));
 }
+ApiError TooManyRequests() {
+  ApiError e = Simple(429, "TooManyRequests", "Too many requests, please try again later.");
+  e.retry_after_seconds = 1;
+  return e;
+}
 ApiError InternalError(const std::string& message) {
   ApiError e = Simple(500, "InternalError", "Internal error occurred: " + message);
   e.causes.push_back({"", message, ""});

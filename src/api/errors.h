@@ -51,6 +51,8 @@ ApiError UnsupportedMediaType(std::string message);
 ApiError NotAcceptable(std::string message);
 ApiError Unauthorized();
 ApiError RequestEntityTooLarge(std::string message);
+// 429 with Retry-After 1 s, as the max-in-flight filter answers.
+ApiError TooManyRequests();
 ApiError InternalError(const std::string& message);
 ApiError ServiceUnavailable(std::string message);
 ApiError NotFoundPath();  // "the server could not find the requested resource"

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
+#include <charconv>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "api/object.h"
@@ -75,9 +77,11 @@ bool ParseQuantityMilli(std::string_view text, long double* milli) {
     ++i;
   }
   if (i == digits_start || (i - digits_start == 1 && dot)) return false;
-  long double number = std::stold(std::string(text.substr(0, i)));
+  // strtold, not stold: a number too large for a long double is inf, not an exception.
+  std::string digits(text.substr(0, i));
+  long double number = std::strtold(digits.c_str(), nullptr);
   std::string_view suffix = text.substr(i);
-  static const std::vector<std::pair<std::string_view, long double>> kSuffixes = {
+  static constexpr std::pair<std::string_view, long double> kSuffixes[] = {
       {"", 1},
       {"n", 1e-9L},
       {"u", 1e-6L},
@@ -102,23 +106,34 @@ bool ParseQuantityMilli(std::string_view text, long double* milli) {
   }
   if (suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E')) {
     std::string_view exp = suffix.substr(1);
-    size_t j = (exp[0] == '+' || exp[0] == '-') ? 1 : 0;
-    if (j >= exp.size() ||
-        !std::all_of(exp.begin() + static_cast<std::ptrdiff_t>(j), exp.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }))
-      return false;
-    *milli = number * std::pow(10.0L, std::stoi(std::string(exp))) * 1000;
+    int e = 0;
+    auto [end, ec] =
+        std::from_chars(exp.data() + (exp[0] == '+' ? 1 : 0), exp.data() + exp.size(), e);
+    if (ec != std::errc() || end != exp.data() + exp.size()) return false;
+    *milli = number * std::pow(10.0L, std::clamp(e, -10000, 10000)) * 1000;
     return true;
   }
   return false;
+}
+
+int64_t SaturatedInt64(long double value) {
+  if (std::isnan(value)) return 0;
+  if (value >= 9223372036854775807.0L) return INT64_MAX;
+  if (value <= -9223372036854775808.0L) return INT64_MIN;
+  return static_cast<int64_t>(value);
 }
 
 // ---- Defaults ----
 
 namespace {
 
+// Go's defaulters fill a field that is unset, and unset is the zero value: a
+// field absent, null, or (for a string) "" is defaulted alike.
 void SetIfMissing(json::object& obj, std::string_view key, json::value value) {
-  if (!obj.contains(key)) obj[key] = std::move(value);
+  const json::value* current = obj.if_contains(key);
+  bool unset = !current || current->is_null() ||
+               (value.is_string() && current->is_string() && current->get_string().empty());
+  if (unset) obj[key] = std::move(value);
 }
 
 void DefaultContainer(json::object& c) {
@@ -349,6 +364,104 @@ class Validator {
     causes.push_back({"FieldValueForbidden", fmt::format("Forbidden: {}", detail), field});
   }
 
+  // A number field that must be ≥ `min` (ValidateNonnegativeField and kin); absent is fine.
+  void AtLeast(const std::string& field, const json::value* v, int64_t min) {
+    if (!v || !v->is_int64() || v->get_int64() >= min) return;
+    InvalidValue(field, *v,
+                 min == 0 ? "must be greater than or equal to 0"
+                          : fmt::format("must be greater than or equal to {}", min));
+  }
+
+  // An int or a percentage ("25%") that must not be negative, and with
+  // `at_most_100` not above 100% (ValidatePositiveIntOrPercent,
+  // IsNotMoreThan100Percent). Returns the value as a percentage or count, or
+  // nullopt when invalid or absent.
+  std::optional<int64_t> IntOrPercent(const std::string& field, const json::value* v,
+                                      bool at_most_100) {
+    if (!v || v->is_null()) return std::nullopt;
+    int64_t n = 0;
+    bool percent = false;
+    if (v->is_int64()) {
+      n = v->get_int64();
+    } else if (v->is_string()) {
+      std::string_view s = v->get_string();
+      bool digits =
+          s.size() >= 2 && s.back() == '%' &&
+          std::all_of(s.begin(), s.end() - 1, [](char c) { return c >= '0' && c <= '9'; });
+      if (!digits || s.size() > 11) {
+        InvalidValue(field, *v,
+                     "a valid percent string must be a numeric string followed by an ending '%' "
+                     "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')");
+        return std::nullopt;
+      }
+      n = std::stoll(std::string(s.substr(0, s.size() - 1)));
+      percent = true;
+    } else {
+      return std::nullopt;  // A type error: the schema's to report.
+    }
+    if (n < 0) {
+      InvalidValue(field, *v, "must be greater than or equal to 0");
+      return std::nullopt;
+    }
+    if (at_most_100 && percent && n > 100) {
+      InvalidValue(field, *v, "must not be greater than 100%");
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  // A port given as a number (1–65535) or a name (IANA_SVC_NAME), as a
+  // Service's targetPort and a probe's port are.
+  void PortOrName(const std::string& field, const json::value* v) {
+    if (!v || v->is_null()) return;
+    if (v->is_int64()) {
+      if (v->get_int64() < 1 || v->get_int64() > 65535)
+        InvalidValue(field, *v, "must be between 1 and 65535, inclusive");
+      return;
+    }
+    if (!v->is_string()) return;
+    std::string_view name = v->get_string();
+    std::string why;
+    if (name.size() > 15) {
+      why = "must be no more than 15 characters";
+    } else if (!std::all_of(name.begin(), name.end(), [](char c) {
+                 return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+               })) {
+      why = "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)";
+    } else if (name.find("--") != std::string_view::npos) {
+      why = "must not contain consecutive hyphens";
+    } else if (std::none_of(name.begin(), name.end(),
+                            [](char c) { return c >= 'a' && c <= 'z'; })) {
+      why = "must contain at least one letter (a-z)";
+    } else if (name.front() == '-' || name.back() == '-') {
+      why = "must not begin or end with a hyphen";
+    }
+    if (!why.empty()) InvalidValue(field, *v, why);
+  }
+
+  // A probe's or a lifecycle hook's handler: ports and non-negative timings.
+  void Probe(const std::string& field, const json::value* probe) {
+    if (!probe || !probe->is_object()) return;
+    PortOrName(field + ".httpGet.port", Find(*probe, {"httpGet", "port"}));
+    PortOrName(field + ".tcpSocket.port", Find(*probe, {"tcpSocket", "port"}));
+    for (std::string_view f : {"initialDelaySeconds", "timeoutSeconds", "periodSeconds",
+                               "successThreshold", "failureThreshold"}) {
+      AtLeast(fmt::format("{}.{}", field, f), Find(*probe, {f}), 0);
+    }
+  }
+
+  // A rolling update's maxUnavailable and maxSurge (Deployment, DaemonSet).
+  void RollingUpdate(const std::string& field, const json::value* ru, bool surge) {
+    if (!ru || !ru->is_object()) return;
+    auto unavailable = IntOrPercent(field + ".maxUnavailable", Find(*ru, {"maxUnavailable"}), true);
+    if (!surge) return;
+    auto max_surge = IntOrPercent(field + ".maxSurge", Find(*ru, {"maxSurge"}), false);
+    if (unavailable && max_surge && *unavailable == 0 && *max_surge == 0) {
+      InvalidValue(field + ".maxUnavailable", *Find(*ru, {"maxUnavailable"}),
+                   "may not be 0 when `maxSurge` is 0");
+    }
+  }
+
   void Name(const json::object& meta, std::string (*rule)(std::string_view)) {
     const auto* name = meta.if_contains("name");
     if (!name || !name->is_string() || name->get_string().empty()) {
@@ -393,14 +506,6 @@ class Validator {
       InvalidValue(field, *port, "must be between 1 and 65535, inclusive");
   }
 
-  void Protocol(const std::string& field, const json::value* protocol) {
-    if (!protocol) return;
-    if (!protocol->is_string() ||
-        (protocol->get_string() != "TCP" && protocol->get_string() != "UDP" &&
-         protocol->get_string() != "SCTP"))
-      Unsupported(field, *protocol, {"SCTP", "TCP", "UDP"});
-  }
-
   void Resources(const std::string& field, const json::object& c) {
     const auto* res = c.if_contains("resources");
     if (!res || !res->is_object()) return;
@@ -443,10 +548,6 @@ class Validator {
       }
       const auto* image = obj.if_contains("image");
       if (!image || !image->is_string() || image->get_string().empty()) Required(f + ".image");
-      if (const auto* policy = obj.if_contains("imagePullPolicy")) {
-        if (*policy != "Always" && *policy != "IfNotPresent" && *policy != "Never")
-          Unsupported(f + ".imagePullPolicy", *policy, {"Always", "IfNotPresent", "Never"});
-      }
       if (const auto* ports = obj.if_contains("ports"); ports && ports->is_array()) {
         size_t j = 0;
         for (const auto& p : ports->get_array()) {
@@ -455,10 +556,15 @@ class Validator {
           Port(pf + ".containerPort", p.get_object().if_contains("containerPort"), true);
           if (const auto* hp = p.get_object().if_contains("hostPort"); hp && *hp != 0)
             Port(pf + ".hostPort", hp, false);
-          Protocol(pf + ".protocol", p.get_object().if_contains("protocol"));
         }
       }
       Resources(f, obj);
+      for (std::string_view probe : {"livenessProbe", "readinessProbe", "startupProbe"})
+        Probe(fmt::format("{}.{}", f, probe), obj.if_contains(probe));
+      for (std::string_view hook : {"postStart", "preStop"}) {
+        if (const auto* h = Find(c, {"lifecycle", hook}))
+          Probe(fmt::format("{}.lifecycle.{}", f, hook), h);
+      }
     }
   }
 
@@ -477,18 +583,12 @@ class Validator {
           restart_policies.end())
         Unsupported(field + ".restartPolicy", *rp, restart_policies);
     }
-    if (const auto* dns = s.if_contains("dnsPolicy")) {
-      if (*dns != "ClusterFirst" && *dns != "ClusterFirstWithHostNet" && *dns != "Default" &&
-          *dns != "None") {
-        Unsupported(field + ".dnsPolicy", *dns,
-                    {"ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"});
-      }
-    }
     if (const auto* g = s.if_contains("terminationGracePeriodSeconds");
         g && (!g->is_int64() || g->get_int64() < 0)) {
       InvalidValue(field + ".terminationGracePeriodSeconds", *g,
                    "must be greater than or equal to 0");
     }
+    AtLeast(field + ".activeDeadlineSeconds", s.if_contains("activeDeadlineSeconds"), 1);
   }
 
   // Workload specs: replicas, selector matching the template's labels, the pod template.
@@ -502,6 +602,11 @@ class Validator {
     const auto& s = spec->get_object();
     if (const auto* r = s.if_contains("replicas"); r && (!r->is_int64() || r->get_int64() < 0))
       InvalidValue("spec.replicas", *r, "must be greater than or equal to 0");
+    for (std::string_view f : {"minReadySeconds", "revisionHistoryLimit", "parallelism",
+                               "completions", "backoffLimit", "ttlSecondsAfterFinished"})
+      AtLeast(fmt::format("spec.{}", f), s.if_contains(f), 0);
+    for (std::string_view f : {"progressDeadlineSeconds", "activeDeadlineSeconds"})
+      AtLeast(fmt::format("spec.{}", f), s.if_contains(f), 1);
     const auto* selector = s.if_contains("selector");
     json::value tmpl_labels_v = json::object();
     if (const auto* l = Find(*spec, {"template", "metadata", "labels"})) tmpl_labels_v = *l;
@@ -534,11 +639,6 @@ class Validator {
     std::string_view type = s.contains("type") && s.at("type").is_string()
                                 ? std::string_view(s.at("type").get_string())
                                 : "ClusterIP";
-    if (type != "ClusterIP" && type != "NodePort" && type != "LoadBalancer" &&
-        type != "ExternalName") {
-      Unsupported("spec.type", s.at("type"),
-                  {"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"});
-    }
     const auto* ports = s.if_contains("ports");
     bool headless = s.contains("clusterIP") && s.at("clusterIP") == "None";
     if ((!ports || !ports->is_array() || ports->get_array().empty()) && type != "ExternalName" &&
@@ -554,10 +654,8 @@ class Validator {
       if (!p.is_object()) continue;
       const auto& port = p.get_object();
       Port(f + ".port", port.if_contains("port"), true);
-      Protocol(f + ".protocol", port.if_contains("protocol"));
       if (ports->get_array().size() > 1 && !port.contains("name")) Required(f + ".name");
-      if (const auto* tp = port.if_contains("targetPort"); tp && tp->is_int64())
-        Port(f + ".targetPort", tp, false);
+      PortOrName(f + ".targetPort", port.if_contains("targetPort"));
       std::string key = json::serialize(port.contains("port") ? port.at("port") : json::value()) +
                         "/" +
                         std::string(port.contains("protocol") && port.at("protocol").is_string()
@@ -623,6 +721,38 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
   } else if (kind == "Deployment" || kind == "ReplicaSet" || kind == "DaemonSet" ||
              kind == "StatefulSet") {
     v.Workload(obj, true, {"Always"});
+    const json::object& whole = obj;
+    if (kind == "Deployment") {
+      const auto* ru = Find(whole, {"spec", "strategy", "rollingUpdate"});
+      if (GetString(whole, {"spec", "strategy", "type"}) == "Recreate" && ru && !ru->is_null()) {
+        v.Forbidden("spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'");
+      } else {
+        v.RollingUpdate("spec.strategy.rollingUpdate", ru, true);
+      }
+      const auto* deadline = Find(whole, {"spec", "progressDeadlineSeconds"});
+      const auto* min_ready = Find(whole, {"spec", "minReadySeconds"});
+      if (deadline && min_ready && deadline->is_int64() && min_ready->is_int64() &&
+          deadline->get_int64() <= min_ready->get_int64()) {
+        v.InvalidValue("spec.progressDeadlineSeconds", *deadline,
+                       "must be greater than minReadySeconds");
+      }
+    } else if (kind == "DaemonSet") {
+      v.RollingUpdate("spec.updateStrategy.rollingUpdate",
+                      Find(whole, {"spec", "updateStrategy", "rollingUpdate"}), true);
+    } else if (kind == "StatefulSet") {
+      const auto* ru = Find(whole, {"spec", "updateStrategy", "rollingUpdate"});
+      v.AtLeast("spec.updateStrategy.rollingUpdate.partition",
+                Find(whole, {"spec", "updateStrategy", "rollingUpdate", "partition"}), 0);
+      if (ru && ru->is_object()) {
+        if (auto n = v.IntOrPercent("spec.updateStrategy.rollingUpdate.maxUnavailable",
+                                    Find(*ru, {"maxUnavailable"}), true);
+            n && *n == 0) {
+          v.InvalidValue("spec.updateStrategy.rollingUpdate.maxUnavailable",
+                         *Find(*ru, {"maxUnavailable"}), "must be greater than 0");
+        }
+      }
+    }
   } else if (kind == "ReplicationController") {
     v.Workload(obj, false, {"Always"});
   } else if (kind == "Job") {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,9 @@ std::string CheckDns1035Label(std::string_view value);
 // Parses a resource.Quantity ("100m", "1Gi", "2", "1e3") into milli-units.
 // False when the text is not a quantity.
 bool ParseQuantityMilli(std::string_view text, long double* milli);
+// A quantity as an int64, saturated (a huge quantity is the largest int64, not
+// undefined behaviour; NaN is 0).
+int64_t SaturatedInt64(long double value);
 inline constexpr std::string_view kQuantityError =
     "quantities must match the regular expression "
     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
