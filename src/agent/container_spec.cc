@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 
@@ -77,7 +78,7 @@ int64_t Milli(const json::value& container, std::string_view kind, std::string_v
   std::string_view q = api::GetString(container, {"resources", kind, resource});
   long double milli = 0;
   if (q.empty() || !api::ParseQuantityMilli(q, &milli)) return 0;
-  return static_cast<int64_t>(milli);
+  return api::SaturatedInt64(milli);
 }
 
 }  // namespace
@@ -159,8 +160,12 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   // Kubernetes: command replaces Entrypoint (and drops Cmd); args replace Cmd.
   std::vector<std::string> command;
   std::vector<std::string> args;
-  for (const auto& s : api::GetArray(c, {"command"})) command.emplace_back(s.as_string());
-  for (const auto& s : api::GetArray(c, {"args"})) args.emplace_back(s.as_string());
+  for (const auto& s : api::GetArray(c, {"command"})) {
+    if (s.is_string()) command.emplace_back(s.get_string());
+  }
+  for (const auto& s : api::GetArray(c, {"args"})) {
+    if (s.is_string()) args.emplace_back(s.get_string());
+  }
   if (command.empty()) {
     command = image.config.entrypoint;
     if (args.empty()) args = image.config.cmd;
@@ -243,11 +248,16 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     config.gid = static_cast<uint32_t>(g->get_int64());
   if (!security("runAsUser") && !image.config.user.empty()) {
     const std::string& u = image.config.user;
-    if (std::all_of(u.begin(), u.begin() + static_cast<long>(std::min(u.find(':'), u.size())),
-                    [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
-      config.uid = static_cast<uint32_t>(std::stoul(u));
-      if (auto colon = u.find(':'); colon != std::string::npos)
-        config.gid = static_cast<uint32_t>(std::stoul(u.substr(colon + 1)));
+    // "1000" or "1000:1000" (names need the image's /etc/passwd: left as root).
+    size_t colon = std::min(u.find(':'), u.size());
+    uint32_t uid = 0;
+    auto [end, ec] = std::from_chars(u.data(), u.data() + colon, uid);
+    if (ec == std::errc() && end == u.data() + colon) {
+      config.uid = uid;
+      uint32_t gid = 0;
+      auto [gend, gec] =
+          std::from_chars(u.data() + std::min(colon + 1, u.size()), u.data() + u.size(), gid);
+      if (colon < u.size() && gec == std::errc() && gend == u.data() + u.size()) config.gid = gid;
     }
   }
   if (const auto* p = api::Find(c, {"securityContext", "privileged"}); p && p->is_bool())

@@ -1,5 +1,7 @@
 #include "agent/node_loop.h"
 
+#include "common/recover.h"
+
 namespace kiso::agent {
 
 void NodeLoop::Start(int workers, const std::function<void(const std::string&)>& reconcile,
@@ -7,7 +9,14 @@ void NodeLoop::Start(int workers, const std::function<void(const std::string&)>&
   for (int i = 0; i < workers; ++i) {
     workers_.emplace_back([this, reconcile] {
       while (auto key = queue_.Get()) {
-        reconcile(*key);
+        // A pod the agent cannot handle (a bug an odd object found) must not
+        // end the node: it is logged and retried later, the others go on.
+        try {
+          reconcile(*key);
+        } catch (...) {
+          ReportRecovered("node: syncing " + *key, CurrentExceptionMessage());
+          queue_.AddAfter(*key, std::chrono::seconds(10));
+        }
         queue_.Done(*key);
       }
     });

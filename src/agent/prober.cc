@@ -45,7 +45,11 @@ struct Connection {
   boost::beast::tcp_stream stream{io};
 
   Connection(const json::value& action, const json::value& c, const std::string& pod_ip)
-      : host(api::GetString(action, {"host"})), port(ResolvePort(action.at("port"), c)) {
+      : host(api::GetString(action, {"host"})),
+        port(ResolvePort(action.is_object() && action.get_object().contains("port")
+                             ? action.get_object().at("port")
+                             : json::value(),
+                         c)) {
     if (host.empty()) host = pod_ip;
   }
   void Connect(std::chrono::seconds timeout) {  // Throws on failure.

@@ -15,18 +15,19 @@ namespace {
 
 // Fields the server owns, never tracked for a manager.
 bool Untracked(const std::string& path) {
-  static const std::vector<std::string> kSkip = {"f:apiVersion",
-                                                 "f:kind",
-                                                 "f:metadata/f:name",
-                                                 "f:metadata/f:namespace",
-                                                 "f:metadata/f:uid",
-                                                 "f:metadata/f:resourceVersion",
-                                                 "f:metadata/f:generation",
-                                                 "f:metadata/f:creationTimestamp",
-                                                 "f:metadata/f:managedFields",
-                                                 "f:metadata/f:deletionTimestamp",
-                                                 "f:metadata/f:deletionGracePeriodSeconds",
-                                                 "f:metadata/f:selfLink"};
+  static const auto& kSkip =
+      *new std::vector<std::string>{"f:apiVersion",
+                                    "f:kind",
+                                    "f:metadata/f:name",
+                                    "f:metadata/f:namespace",
+                                    "f:metadata/f:uid",
+                                    "f:metadata/f:resourceVersion",
+                                    "f:metadata/f:generation",
+                                    "f:metadata/f:creationTimestamp",
+                                    "f:metadata/f:managedFields",
+                                    "f:metadata/f:deletionTimestamp",
+                                    "f:metadata/f:deletionGracePeriodSeconds",
+                                    "f:metadata/f:selfLink"};
   for (const auto& s : kSkip) {
     if (path == s || path.starts_with(s + "/")) return true;
   }

@@ -358,7 +358,7 @@ std::string_view GetString(const json::value& v, std::initializer_list<std::stri
 }
 
 const json::array& GetArray(const json::value& v, std::initializer_list<std::string_view> path) {
-  static const json::array kEmpty;
+  static const auto& kEmpty = *new json::array();  // Never destroyed.
   const json::value* found = Find(v, path);
   return found && found->is_array() ? found->get_array() : kEmpty;
 }

@@ -90,7 +90,7 @@ const Subresource* ResourceType::FindSubresource(std::string_view name) const {
 }
 
 const std::vector<ResourceType>& BuiltinResources() {
-  static const std::vector<ResourceType> types = Build();
+  static const auto& types = *new std::vector<ResourceType>(Build());  // Never destroyed.
   return types;
 }
 

@@ -15,6 +15,7 @@
 #include "apiserver/instrumented_store.h"
 #include "apiserver/metrics.h"
 #include "apiserver/node_streams.h"
+#include "common/recover.h"
 
 namespace kiso::apiserver {
 
@@ -186,7 +187,15 @@ struct ApiServer::Impl {
   Response Handle(const Request& req, bool trusted) {
     auto start = std::chrono::steady_clock::now();
     auto target = ParseTarget(req);
-    Response res = Route(req, target, trusted);
+    Response res;
+    try {
+      res = Route(req, target, trusted);
+    } catch (...) {
+      // A bug a request or a stored object found: that request fails, the server goes on.
+      ReportRecovered(fmt::format("{} {} {}", req.remote, req.method, req.path),
+                      CurrentExceptionMessage());
+      res = ErrorResponse(api::InternalError(std::string(CurrentExceptionMessage())));
+    }
     std::string verb = target ? target->verb : req.method;
     std::string resource = target ? target->type->plural : "";
     if (target && !target->subresource.empty()) resource += "/" + target->subresource;

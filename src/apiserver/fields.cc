@@ -10,7 +10,7 @@ namespace kiso::apiserver {
 namespace json = boost::json;
 
 const std::vector<std::string>& FieldSelectorFields(std::string_view kind) {
-  static const std::map<std::string, std::vector<std::string>, std::less<>> kFields = {
+  static const auto& kFields = *new std::map<std::string, std::vector<std::string>, std::less<>>{
       {"Pod",
        {"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
         "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
@@ -27,7 +27,8 @@ const std::vector<std::string>& FieldSelectorFields(std::string_view kind) {
       {"ReplicationController", {"metadata.name", "metadata.namespace", "status.replicas"}},
       {"Job", {"metadata.name", "metadata.namespace", "status.successful"}},
   };
-  static const std::vector<std::string> kDefault = {"metadata.name", "metadata.namespace"};
+  static const auto& kDefault =
+      *new std::vector<std::string>{"metadata.name", "metadata.namespace"};
   auto it = kFields.find(kind);
   return it == kFields.end() ? kDefault : it->second;
 }

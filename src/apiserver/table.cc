@@ -69,7 +69,7 @@ int64_t Int(const json::value& obj, std::initializer_list<std::string_view> path
 }
 
 const json::array& Array(const json::value& obj, std::initializer_list<std::string_view> path) {
-  static const json::array kEmpty;
+  static const auto& kEmpty = *new json::array();  // Never destroyed.
   const auto* v = api::Find(obj, path);
   return v && v->is_array() ? v->get_array() : kEmpty;
 }
@@ -151,7 +151,7 @@ struct Printer {
 };
 
 const Printer& PrinterFor(const std::string& kind) {
-  static const std::map<std::string, Printer> printers = [] {
+  static const auto& printers = *new std::map<std::string, Printer>([] {
     std::map<std::string, Printer> p;
     p["Pod"] = {{{"Name", "string", "name", 0},
                  {"Ready", "string", "", 0},
@@ -381,7 +381,7 @@ const Printer& PrinterFor(const std::string& kind) {
                             Age(api::GetString(o, {"metadata", "creationTimestamp"}))};
              }};
     return p;
-  }();
+  }());
   auto it = printers.find(kind);
   return it == printers.end() ? printers.at("") : it->second;
 }

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "common/recover.h"
 
 namespace kiso::client {
 
@@ -40,7 +41,18 @@ void Informer::RemoveHandler(int id) {
 
 void Informer::Dispatch(const json::value* old, const json::value& obj, bool deleted) {
   std::lock_guard handlers_lock(handlers_mu_);
-  for (auto& [id, handler] : handlers_) handler(old, obj, deleted);
+  for (auto& [id, handler] : handlers_) {
+    // A handler that throws on an odd object must not end the informer's
+    // thread (nor the process): the others still hear of it.
+    try {
+      handler(old, obj, deleted);
+    } catch (...) {
+      ReportRecovered(fmt::format("informer {}: a handler on {}/{}", type_->plural,
+                                  api::GetString(obj, {"metadata", "namespace"}),
+                                  api::GetString(obj, {"metadata", "name"})),
+                      CurrentExceptionMessage());
+    }
+  }
 }
 
 Informer::~Informer() { Stop(); }

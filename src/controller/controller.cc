@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "common/recover.h"
 
 namespace kiso::controller {
 
@@ -13,7 +14,11 @@ namespace json = boost::json;
 
 Controller::Controller(client::Client* client, std::string name, int workers,
                        client::SharedInformers* shared)
-    : client_(client), name_(std::move(name)), workers_count_(workers), shared_(shared) {}
+    : client_(client),
+      name_(std::move(name)),
+      workers_count_(workers),
+      shared_(shared),
+      events_(client, name_) {}
 
 Controller::~Controller() { Stop(); }
 
@@ -55,7 +60,7 @@ void Controller::Work() {
     }
   }
   while (auto key = queue_.Get()) {
-    Status s = Reconcile(*key);
+    Status s = ReconcileGuarded(*key);
     int failures = 0;
     {
       std::lock_guard lock(mu_);
@@ -74,6 +79,39 @@ void Controller::Work() {
     }
     queue_.Done(*key);
   }
+}
+
+std::optional<json::value> Controller::Subject(const std::string& key) {
+  if (informers_.empty()) return std::nullopt;
+  size_t slash = key.find('/');
+  if (slash == std::string::npos) return informers_.front()->Get("", key);  // Cluster-scoped.
+  return informers_.front()->Get(key.substr(0, slash), key.substr(slash + 1));
+}
+
+Status Controller::ReconcileGuarded(const std::string& key) {
+  Status s;
+  try {
+    s = Reconcile(key);
+  } catch (...) {
+    std::string_view what = CurrentExceptionMessage();
+    ReportRecovered(fmt::format("{}: {}", name_, key), what);
+    s = MakeStatus(Code::kInternal, "reconcile failed: {}", what);
+  }
+  // A failure a person may have to act on (not a lost race or a busy store):
+  // said on the object, where `kubectl describe` shows it. The recorder
+  // aggregates repeats into one Event's count.
+  if (s.code() == Code::kInternal || s.code() == Code::kInvalidArgument) {
+    try {
+      if (auto subject = Subject(key)) {
+        events_.Record(*subject, "Warning", "ReconcileError",
+                       fmt::format("{}: {}", name_, s.message()));
+      }
+    } catch (...) {
+      ReportRecovered(fmt::format("{}: {}: recording a failure", name_, key),
+                      CurrentExceptionMessage());
+    }
+  }
+  return s;
 }
 
 std::string KeyOf(const json::value& obj) {

@@ -2,7 +2,10 @@
 // Error = Desired − Actual, 07.7.3): informers feed keys into a work queue;
 // workers call Reconcile(key), level-triggered and idempotent; a failed key is
 // retried with exponential back-off (5 ms doubling to 60 s), a successful one
-// resets its back-off.
+// resets its back-off. Each Reconcile is isolated: whatever it throws (a bug
+// that a stored object found) is caught like an error, logged, recorded as a
+// Warning event on the object and retried with the same back-off — no object
+// can end the process (Kubernetes' controllers recover from a panic per key).
 #pragma once
 
 #include <atomic>
@@ -10,11 +13,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "client/client.h"
+#include "client/event_recorder.h"
 #include "client/informer.h"
 #include "client/shared_informers.h"
 #include "client/work_queue.h"
@@ -38,6 +43,9 @@ class Controller {
 
  protected:
   virtual Status Reconcile(const std::string& key) = 0;
+  // The object a key stands for, to record a failure on: by default the
+  // first watched kind's object named by the "ns/name" key; nullopt if none.
+  virtual std::optional<boost::json::value> Subject(const std::string& key);
   // Stops threads of the derived controller's own; Stop() calls it first, so
   // nothing of the controller runs once Stop() returns.
   virtual void OnStop() {}
@@ -49,6 +57,11 @@ class Controller {
   }
   client::Client* client() const { return client_; }
   const std::string& name() const { return name_; }
+
+ public:
+  // Reconcile(key), with anything it throws turned into an Internal status
+  // and a failure recorded as an event (what a worker runs; tests call it).
+  Status ReconcileGuarded(const std::string& key);
 
  private:
   void Work();
@@ -64,7 +77,8 @@ class Controller {
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
-  std::map<std::string, int> failures_;
+  std::map<std::string, int> failures_;  // guarded by mu_
+  client::EventRecorder events_;
 };
 
 // Expectations: the creates and deletes a controller has issued for a key but

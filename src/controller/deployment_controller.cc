@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <cmath>
+#include <charconv>
 #include <map>
+#include <optional>
 
 #include "api/object.h"
 
@@ -26,29 +27,35 @@ int64_t Int(const json::value& v, std::initializer_list<std::string_view> path,
   return x && x->is_int64() ? x->get_int64() : fallback;
 }
 
+// A whole decimal number, or nullopt (no exceptions: the text is a user's).
+std::optional<int64_t> ParseInt(std::string_view s) {
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return n;
+}
+
 // An int-or-percent field against `total` (upstream GetScaledValueFromIntOrPercent).
+// Admission refuses anything else; an object stored before it did gets `fallback`.
 int64_t Scaled(const json::value* v, int64_t total, bool round_up, int64_t fallback) {
   if (!v) return fallback;
-  if (v->is_int64()) return v->get_int64();
+  if (v->is_int64()) return std::max<int64_t>(0, v->get_int64());
   if (v->is_string()) {
-    std::string s(v->get_string());
+    std::string_view s = v->get_string();
     if (s.ends_with("%")) {
-      double pct = std::stod(s.substr(0, s.size() - 1));
-      double x = pct * static_cast<double>(total) / 100.0;
-      return static_cast<int64_t>(round_up ? std::ceil(x) : std::floor(x));
+      auto pct = ParseInt(s.substr(0, s.size() - 1));
+      if (!pct || *pct < 0) return fallback;
+      // Integer arithmetic, as upstream: ceil or floor of pct × total / 100.
+      int64_t x = *pct * total;
+      return round_up ? (x + 99) / 100 : x / 100;
     }
-    return std::stoll(s);
+    return std::max<int64_t>(0, ParseInt(s).value_or(fallback));
   }
   return fallback;
 }
 
 int64_t Revision(const json::value& rs) {
-  std::string_view r = api::GetString(rs, {"metadata", "annotations", kRevision});
-  try {
-    return r.empty() ? 0 : std::stoll(std::string(r));
-  } catch (...) {
-    return 0;
-  }
+  return ParseInt(api::GetString(rs, {"metadata", "annotations", kRevision})).value_or(0);
 }
 
 // Drops nulls, empty objects and empty lists: upstream compares templates with
@@ -155,13 +162,16 @@ Status DeploymentController::Reconcile(const std::string& key) {
     const auto* t = api::Find(rs, {"spec", "template"});
     if (t && Comparable(*t) == want_tmpl) new_rs = &rs;
   }
-  bool paused = api::Find(d, {"spec", "paused"}) && d.at("spec").at("paused") == true;
+  const json::value* paused_v = api::Find(d, {"spec", "paused"});
+  bool paused = paused_v && *paused_v == true;
   if (!new_rs && !paused) {
     // A new template: a new ReplicaSet at the next revision.
     json::value rs_tmpl = *tmpl;
+    if (!rs_tmpl.is_object()) rs_tmpl = json::object();
     api::Child(api::Child(rs_tmpl.as_object(), "metadata"), "labels")[kHashLabel] = hash;
-    json::value selector = api::Find(d, {"spec", "selector"}) ? d.at("spec").at("selector")
-                                                              : json::value(json::object());
+    const json::value* selector_v = api::Find(d, {"spec", "selector"});
+    json::value selector =
+        selector_v && selector_v->is_object() ? *selector_v : json::value(json::object());
     api::Child(selector.as_object(), "matchLabels")[kHashLabel] = hash;
     json::object labels;
     if (const auto* l = api::Find(*tmpl, {"metadata", "labels"}); l && l->is_object())

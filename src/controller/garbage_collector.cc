@@ -15,10 +15,16 @@ GarbageCollector::GarbageCollector(client::Client* client, client::SharedInforme
     : Controller(client, "garbage-collector", 1, shared) {
   for (const auto& type : api::BuiltinResources()) {
     const api::ResourceType* t = &type;
-    Watch(type, [this, t](const json::value* old, const json::value& obj, bool deleted) {
-      OnEvent(t, old, obj, deleted);
-    });
+    informers_[t] = Watch(type, [this, t](const json::value* old, const json::value& obj,
+                                          bool deleted) { OnEvent(t, old, obj, deleted); });
   }
+}
+
+std::optional<json::value> GarbageCollector::Subject(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(uid);
+  if (it == nodes_.end()) return std::nullopt;
+  return informers_.at(it->second.type)->Get(it->second.ns, it->second.name);
 }
 
 void GarbageCollector::OnEvent(const api::ResourceType* type, const json::value* old,

@@ -26,6 +26,7 @@ class GarbageCollector : public Controller {
 
  protected:
   Status Reconcile(const std::string& uid) override;
+  std::optional<boost::json::value> Subject(const std::string& uid) override;
 
  private:
   struct Node {
@@ -43,9 +44,11 @@ class GarbageCollector : public Controller {
   bool OwnerExists(const Node& node, const std::string& owner_uid, const boost::json::value& ref);
   Status RemoveFinalizer(const Node& node, const std::string& finalizer);
 
+  std::map<const api::ResourceType*, client::Informer*> informers_;  // Set before Start.
   std::mutex mu_;
-  std::map<std::string, Node> nodes_;                        // uid → node.
-  std::map<std::string, std::set<std::string>> dependents_;  // owner uid → dependent uids.
+  std::map<std::string, Node> nodes_;  // uid → node; guarded by mu_
+  std::map<std::string, std::set<std::string>>
+      dependents_;  // owner uid → dependent uids; guarded by mu_
 };
 
 }  // namespace kiso::controller

@@ -68,7 +68,7 @@ int64_t Quantity(const json::value* v, bool milli) {
   } else if (v->is_number()) {
     m = static_cast<long double>(v->to_number<double>()) * 1000;
   }
-  return static_cast<int64_t>(milli ? std::ceil(m) : std::ceil(m / 1000));
+  return api::SaturatedInt64(milli ? std::ceil(m) : std::ceil(m / 1000));
 }
 
 Resources ParseResources(const json::value* list) {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "scheduler/framework.h"
@@ -51,12 +52,14 @@ bool Matches(const SelectorRequirement& r, const std::map<std::string, std::stri
   if (r.op == "Exists") return has;
   if (r.op == "DoesNotExist") return !has;
   if ((r.op == "Gt" || r.op == "Lt") && has && r.values.size() == 1) {
-    try {
-      long long have = std::stoll(it->second), want = std::stoll(r.values[0]);
-      return r.op == "Gt" ? have > want : have < want;
-    } catch (...) {
-      return false;
-    }
+    // Both sides must be integers (upstream: a label that is not one never matches).
+    auto parse = [](const std::string& s, int64_t* out) {
+      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+      return ec == std::errc() && end == s.data() + s.size();
+    };
+    int64_t have = 0, want = 0;
+    if (!parse(it->second, &have) || !parse(r.values[0], &want)) return false;
+    return r.op == "Gt" ? have > want : have < want;
   }
   return false;
 }

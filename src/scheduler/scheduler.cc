@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "common/recover.h"
 
 namespace kiso::scheduler {
 
@@ -122,7 +123,8 @@ void Scheduler::OnPod(const json::value* old, const json::value& obj, bool delet
   }
   if (pod.scheduler_name != options_.name || pod.deleting) return;
   if (placed_.contains(key)) return;  // Assumed: its binding is in flight.
-  std::string spec = json::serialize(obj.at("spec"));
+  const json::value* spec_v = api::Find(obj, {"spec"});
+  std::string spec = spec_v ? json::serialize(*spec_v) : "";
   bool changed = pending_spec_[key] != spec;
   pending_spec_[key] = spec;
   pending_[key] = pod;
@@ -185,7 +187,15 @@ void Scheduler::Loop() {
       node_list_.reserve(nodes_.size());
       for (const auto& [name, node] : nodes_) node_list_.push_back(&node);
     }
-    auto chosen = framework_->Schedule(pod, node_list_);
+    // A plugin that throws on an odd pod or node must not end the scheduler:
+    // the pod is unschedulable, said as such, and retried with the others.
+    Result<std::string> chosen = Status(Code::kInternal, "not scheduled");
+    try {
+      chosen = framework_->Schedule(pod, node_list_);
+    } catch (...) {
+      ReportRecovered("scheduler: " + key, CurrentExceptionMessage());
+      chosen = MakeStatus(Code::kInternal, "scheduling failed: {}", CurrentExceptionMessage());
+    }
     if (chosen.ok()) {
       pending_.erase(key);
       Account(pod, *chosen);  // Assume: the next decision sees this pod on the node.

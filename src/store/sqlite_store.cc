@@ -202,8 +202,8 @@ Result<WatchChannel::ReplayChunk> SqliteStore::ReadHistory(const KeyRange& range
   // Whole revisions per chunk, so a chunk never splits a transaction's events.
   constexpr Revision kRevisionsPerChunk = 1000;
   Revision to = std::min(up_to, after + kRevisionsPerChunk);
-  static const std::string kColumns =
-      std::string(sqlite::kKvColumns) + ", p.key, p.value, p.create_rev, p.id, p.version, p.lease";
+  static const auto& kColumns = *new std::string(
+      std::string(sqlite::kKvColumns) + ", p.key, p.value, p.create_rev, p.id, p.version, p.lease");
   // `+h.key` keeps SQLite on the id range (small) rather than the key index.
   std::string sql = fmt::format(
       "SELECT {} FROM history h LEFT JOIN history p ON p.id = h.prev_id AND p.version > 0 "
