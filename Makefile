@@ -43,17 +43,22 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) --timeout 900
 	$(MAKE) --no-print-directory fuzz
 
-# libFuzzer needs clang: the fuzz targets have their own build tree. Each target
-# runs for FUZZ_SECONDS from the checked-in corpus; a crash or hang fails the run.
+# libFuzzer needs clang: the fuzz targets have their own build tree (the whole
+# project with KISO_FUZZ=ON: ASan and UBSan everywhere, no tests). Each target
+# runs for FUZZ_SECONDS from the checked-in corpus, in a scratch directory
+# (also its TMPDIR) that is removed afterwards; a crash or hang fails the run.
 FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := decode patch controllers
 fuzz: deps
-	cmake -S fuzz -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-	cmake --build build-fuzz
-	@for t in decode patch; do \
-	  work=$$(mktemp -d); cp fuzz/corpus/$$t/* $$work/; \
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DKISO_FUZZ=ON >/dev/null
+	cmake --build build-fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  work=$$(mktemp -d); mkdir $$work/corpus; cp fuzz/corpus/$$t/* $$work/corpus/; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
-	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -max_len=8192 \
-	    -print_final_stats=0 $$work 2>build-fuzz/fuzz_$$t.log || { tail -40 build-fuzz/fuzz_$$t.log; rm -rf $$work; exit 1; }; \
+	  TMPDIR=$$work build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+	    -rss_limit_mb=2048 -max_len=8192 -print_final_stats=0 -artifact_prefix=build-fuzz/ $$work/corpus \
+	    2>build-fuzz/fuzz_$$t.log || { tail -60 build-fuzz/fuzz_$$t.log; rm -rf $$work; exit 1; }; \
 	  grep -E "^Done" build-fuzz/fuzz_$$t.log; rm -rf $$work; \
 	done
 
