@@ -271,6 +271,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   http.port = options.port;
   http.cert_pem = impl->creds.server_cert_pem;
   http.key_pem = impl->creds.server_key_pem;
+  http.fairness = options.fairness;
+  http.max_connections_per_client = options.max_connections_per_client;
   Impl* raw = impl.get();
   KISO_ASSIGN_OR_RETURN(impl->http, HttpsServer::Start(http, [raw](const Request& r) {
                           Response res = raw->Handle(r, false);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "apiserver/fair_gate.h"
 #include "apiserver/http.h"
 #include "common/status.h"
 #include "store/store.h"
@@ -21,6 +22,9 @@ struct ApiServerOptions {
   // How often history older than the previous interval is compacted (kube-apiserver: 5 min).
   std::chrono::seconds compaction_interval{300};
   size_t watch_history_events = 50000;
+  // Requests in flight and fairness between clients; connections per client.
+  FairGateOptions fairness;
+  int max_connections_per_client = 2048;
 };
 
 class ApiServer {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 
+#include "apiserver/fair_gate.h"
 #include "apiserver/http.h"
 
 namespace kiso::apiserver {
@@ -28,6 +29,10 @@ struct ConnectionOptions {
   // Called with each tunnel this connection turns into (the server's list,
   // so that stopping wakes it).
   std::function<void(const std::shared_ptr<Tunnel>&)> on_tunnel;
+  // When set, every request that is not long-running needs a seat here for
+  // the flow `flow` (the client's address) until its response is written.
+  FairGate* gate = nullptr;
+  std::string flow;
 };
 
 // TLS 1.2 and later only, on a server's or a client's context.

@@ -13,13 +13,16 @@
 #include <boost/url/url_view.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "api/errors.h"
 #include "apiserver/channel_pump.h"
 #include "apiserver/http_connection.h"
+#include "common/recover.h"
 
 namespace kiso::apiserver {
 
@@ -189,6 +192,37 @@ class Relay : public std::enable_shared_from_this<Relay> {
   std::atomic<bool> closed_{false};
 };
 
+// Requests that stay open as long as their client wants (upstream's
+// long-running check): they hold a connection, not a seat in the gate.
+bool LongRunning(const http::request<http::string_body>& in) {
+  if (websocket::is_upgrade(in) || in.find(http::field::upgrade) != in.end()) return true;
+  std::string_view target(in.target().data(), in.target().size());
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query = target.substr(std::min(target.size(), path.size() + 1));
+  for (std::string_view word : {"watch=true", "watch=1", "follow=true", "follow=1"}) {
+    size_t at = query.find(word);
+    if (at != std::string_view::npos && (at == 0 || query[at - 1] == '&')) return true;
+  }
+  for (std::string_view sub : {"/log", "/exec", "/attach", "/portforward", "/proxy"}) {
+    if (path.ends_with(sub)) return true;
+  }
+  return path.find("/watch/") != std::string_view::npos ||
+         path.find("/proxy/") != std::string_view::npos;
+}
+
+// 429, as kube-apiserver's max-in-flight filter answers.
+void WriteTooManyRequests(SslStream& stream, unsigned version, bool keep_alive) {
+  api::ApiError e = api::TooManyRequests();
+  http::response<http::string_body> res{http::status::too_many_requests, version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::retry_after, "1");
+  res.body() = e.ToJson();
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  beast::error_code ignored;
+  http::write(stream, res, ignored);
+}
+
 void WriteError(SslStream& stream, const api::ApiError& e) {
   http::response<http::string_body> res{static_cast<http::status>(e.code), 11};
   res.set(http::field::content_type, "application/json");
@@ -322,8 +356,28 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     if (ec) return;
     if (options.on_request) options.on_request();
     const auto& in = parser.get();
-    Response out = handler(Convert(in, remote));
     bool keep_alive = in.keep_alive() && !stopping();
+    std::optional<FairGate::Ticket> seat;  // Held until the response is written.
+    if (options.gate && !LongRunning(in)) {
+      auto m = in.method();
+      bool mutating = m != http::verb::get && m != http::verb::head && m != http::verb::options;
+      seat = options.gate->Enter(options.flow, mutating);
+      if (!seat) {
+        WriteTooManyRequests(stream, in.version(), keep_alive);
+        if (!keep_alive) return;
+        continue;
+      }
+    }
+    Response out;
+    try {
+      out = handler(Convert(in, remote));
+    } catch (...) {
+      ReportRecovered(fmt::format("{} {}", remote, std::string_view(in.target())),
+                      CurrentExceptionMessage());
+      out = Response{};
+      out.status = 500;
+      out.body = api::InternalError(std::string(CurrentExceptionMessage())).ToJson();
+    }
     if (out.relay) {
       RelayThrough(io, stream, buffer, in, *out.relay);
       return;  // The connection ends with the relay.
@@ -364,7 +418,13 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       if (ec) return;
       static const std::atomic<bool> kNever{false};
       ChunkWriter writer(stream, options.stopping ? *options.stopping : kNever);
-      out.stream(writer);
+      try {
+        out.stream(writer);
+      } catch (...) {
+        ReportRecovered(fmt::format("{} {}: a stream", remote, std::string_view(in.target())),
+                        CurrentExceptionMessage());
+        return;  // The connection ends without the last chunk: the client sees it broken.
+      }
       writer.Finish();
     } else {
       http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
@@ -389,8 +449,10 @@ struct HttpsServer::Impl {
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
 
+  std::unique_ptr<FairGate> gate;
   std::mutex mu;
   std::condition_variable idle;
+  std::map<std::string, int> per_client;       // Open connections by client address.
   std::set<int> open_fds;                      // Sockets of live connections, shut down on Stop.
   std::vector<std::weak_ptr<Tunnel>> tunnels;  // Woken on Stop.
   int active = 0;
@@ -405,15 +467,25 @@ struct HttpsServer::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      auto peer = socket.remote_endpoint(ec);
+      std::string client = ec ? "" : peer.address().to_string();
       std::lock_guard lock(mu);
       if (stopping) break;
+      if (per_client[client] >= options.max_connections_per_client) {
+        // One client may not hold every thread: closed before any TLS work.
+        socket.close(ec);
+        continue;
+      }
+      ++per_client[client];
       open_fds.insert(socket.native_handle());
       ++active;
-      std::thread([this, s = std::move(socket)]() mutable { Serve(std::move(s)); }).detach();
+      std::thread([this, s = std::move(socket), client]() mutable {
+        Serve(std::move(s), client);
+      }).detach();
     }
   }
 
-  void Serve(tcp::socket accepted) {
+  void Serve(tcp::socket accepted, const std::string& client) {
     // Each connection has its own io_context: a WebSocket (exec, attach) runs
     // asynchronous operations on it from this thread alone.
     asio::io_context conn_io(1);
@@ -437,11 +509,14 @@ struct HttpsServer::Impl {
           std::erase_if(tunnels, [](const auto& w) { return w.expired(); });
           tunnels.push_back(t);
         };
+        connection.gate = gate.get();
+        connection.flow = client;
         ServeConnection(conn_io, stream, buffer, remote, handler, connection);
       }
       {
         std::lock_guard lock(mu);
         open_fds.erase(fd);
+        if (--per_client[client] == 0) per_client.erase(client);
       }
       stream.shutdown(ec);
       stream.next_layer().close(ec);
@@ -458,6 +533,7 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->handler = std::move(handler);
+  impl->gate = std::make_unique<FairGate>(options.fairness);
   beast::error_code ec;
   RestrictTlsVersions(impl->tls);
   impl->tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);

@@ -1,6 +1,7 @@
 // HttpsServer: TLS 1.2+ over Boost.Beast, one thread per connection (HTTP/1.1
-// keep-alive), TCP_NODELAY on every accepted socket, a request-body limit, and
-// graceful shutdown (stop accepting, end streams, join connections).
+// keep-alive), TCP_NODELAY on every accepted socket, a request-body limit,
+// limits on connections and requests in flight per client (429 beyond them),
+// and graceful shutdown (stop accepting, end streams, join connections).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "apiserver/fair_gate.h"
 #include "apiserver/http.h"
 #include "common/status.h"
 
@@ -19,6 +21,11 @@ struct HttpsServerOptions {
   std::string cert_pem;
   std::string key_pem;
   size_t max_body_bytes = size_t{3} << 20;
+  // Requests in flight and fairness between clients (fair_gate.h); each
+  // client address is a flow.
+  FairGateOptions fairness;
+  // Open connections one client address may hold; more are closed at once.
+  int max_connections_per_client = 2048;
 };
 
 class HttpsServer {

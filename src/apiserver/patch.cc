@@ -45,6 +45,8 @@ Response ApplyPatch(const Context& ctx, const Target& t, const Request& req, Pat
     switch (type) {
       case PatchType::kJson: {
         auto out = api::ApplyJsonPatch(json::value(current), patch);
+        if (!out.ok() && out.status().code() == Code::kResourceExhausted)
+          return api::RequestEntityTooLarge(out.status().message());
         if (!out.ok()) {
           api::ApiError e;
           e.code = 422;

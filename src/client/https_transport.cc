@@ -49,6 +49,7 @@ std::string Target(const apiserver::Request& req) {
 
 struct HttpsTransport::Impl {
   KubeConfig config;
+  TransportOptions options;
   ssl::context tls{ssl::context::tls_client};
   std::mutex mu;
   std::vector<std::unique_ptr<Connection>> idle;
@@ -66,7 +67,17 @@ struct HttpsTransport::Impl {
     beast::error_code ec;
     tcp::resolver resolver(c->io);
     auto endpoints = resolver.resolve(config.host, std::to_string(config.port), ec);
-    if (!ec) asio::connect(c->stream.next_layer(), endpoints, ec);
+    if (!ec && !options.bind_address.empty()) {
+      // From a chosen local address: bound before connecting to the first endpoint.
+      auto& socket = c->stream.next_layer();
+      auto remote = endpoints.begin()->endpoint();
+      auto local = asio::ip::make_address(options.bind_address, ec);
+      if (!ec) socket.open(remote.protocol(), ec);
+      if (!ec) socket.bind(tcp::endpoint(local, 0), ec);
+      if (!ec) socket.connect(remote, ec);
+    } else if (!ec) {
+      asio::connect(c->stream.next_layer(), endpoints, ec);
+    }
     if (!ec) c->stream.next_layer().set_option(tcp::no_delay(true), ec);
     if (!ec && !config.insecure)
       c->stream.set_verify_callback(ssl::host_name_verification(config.host));
@@ -84,9 +95,11 @@ struct HttpsTransport::Impl {
 HttpsTransport::HttpsTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpsTransport::~HttpsTransport() = default;
 
-Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig& config) {
+Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig& config,
+                                                               const TransportOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
+  impl->options = options;
   if (config.insecure) {
     impl->tls.set_verify_mode(ssl::verify_none);
   } else {

@@ -4,15 +4,23 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "client/client.h"
 #include "client/kubeconfig.h"
 
 namespace kiso::client {
 
+struct TransportOptions {
+  // The local address connections come from ("127.0.0.2"); empty: the
+  // kernel's choice. Tests and benchmarks use it to be a second client.
+  std::string bind_address;
+};
+
 class HttpsTransport : public Transport {
  public:
-  static Result<std::shared_ptr<HttpsTransport>> Create(const KubeConfig& config);
+  static Result<std::shared_ptr<HttpsTransport>> Create(const KubeConfig& config,
+                                                        const TransportOptions& options = {});
   ~HttpsTransport() override;
   // A transport error (connection refused, TLS failure) answers 503 with a
   // Status body naming the server and the cause.

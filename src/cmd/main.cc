@@ -6,6 +6,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "agent/hollow.h"
 #include "agent/node.h"
@@ -32,6 +33,8 @@ namespace {
 
 struct ServerFlags {
   int node_grace_seconds = 40;
+  kiso::apiserver::FairGateOptions fairness;
+  int max_connections_per_client = 2048;
   bool disable_agent = false;
   kiso::agent::NodeOptions node;
 };
@@ -57,6 +60,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   }
   auto rev = (*store)->CurrentRevision();
   kiso::apiserver::ApiServerOptions options;
+  options.fairness = flags.fairness;
+  options.max_connections_per_client = flags.max_connections_per_client;
   options.address = address;
   options.port = port;
   options.data_dir = std::filesystem::absolute(data_dir).string();
@@ -281,6 +286,19 @@ int main(int argc, char** argv) {
   server
       ->add_option("--node-monitor-grace-period", flags.node_grace_seconds,
                    "Seconds without a heartbeat before a node is marked unreachable")
+      ->capture_default_str();
+  server
+      ->add_option("--max-requests-inflight", flags.fairness.max_inflight,
+                   "Non-mutating requests in flight at once; more get 429 (long-running "
+                   "requests are not counted)")
+      ->capture_default_str();
+  server
+      ->add_option("--max-mutating-requests-inflight", flags.fairness.max_mutating_inflight,
+                   "Mutating requests in flight at once; more get 429")
+      ->capture_default_str();
+  server
+      ->add_option("--max-connections-per-client", flags.max_connections_per_client,
+                   "Open connections one client address may hold")
       ->capture_default_str();
   int exit_code = 0;
   server->add_flag("--disable-agent", flags.disable_agent,

@@ -1,0 +1,103 @@
+// FairGate: admission of API requests by client, so that one client cannot
+// starve the others (kube-apiserver's max-in-flight filter and, in a small
+// form, its API Priority and Fairness).
+//
+//   - At most `max_inflight` non-mutating and `max_mutating_inflight`
+//     mutating requests are in the gate (running or waiting) at once; past
+//     that a request is refused with 429 and Retry-After (upstream's
+//     --max-requests-inflight 400 and --max-mutating-requests-inflight 200).
+//   - While several clients (flows) are active, each runs at most its share
+//     of `seats` requests at once; the rest of its requests wait their turn in
+//     order. One client alone has no share to keep to. A flood from one
+//     client then holds its share of the CPU, not every core, and the others'
+//     requests run at once instead of queuing behind it.
+// A request holds its seat until its response is written. Long-running
+// requests (watches, logs, exec, attach, port-forward, tunnels) do not pass
+// through the gate. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace kiso::apiserver {
+
+struct FairGateOptions {
+  int max_inflight = 400;
+  int max_mutating_inflight = 200;
+  // Requests that run at once, shared by the active flows (0: twice the cores).
+  int seats = 0;
+  // A flow counts as active this long after its last request.
+  std::chrono::milliseconds active_window{1000};
+  // A request that waits longer for its turn is refused (429).
+  std::chrono::milliseconds max_wait{15000};
+};
+
+class FairGate {
+ public:
+  explicit FairGate(FairGateOptions options);
+
+  // A seat, given back when destroyed.
+  class Ticket {
+   public:
+    Ticket(Ticket&& other) noexcept
+        : gate_(other.gate_), flow_(std::move(other.flow_)), mutating_(other.mutating_) {
+      other.gate_ = nullptr;
+    }
+    Ticket(const Ticket&) = delete;
+    Ticket& operator=(const Ticket&) = delete;
+    Ticket& operator=(Ticket&& other) noexcept {
+      if (this != &other) {
+        Release();
+        gate_ = other.gate_;
+        flow_ = std::move(other.flow_);
+        mutating_ = other.mutating_;
+        other.gate_ = nullptr;
+      }
+      return *this;
+    }
+    ~Ticket() { Release(); }
+
+   private:
+    void Release();
+    friend class FairGate;
+    Ticket(FairGate* gate, std::string flow, bool mutating)
+        : gate_(gate), flow_(std::move(flow)), mutating_(mutating) {}
+    FairGate* gate_;
+    std::string flow_;
+    bool mutating_;
+  };
+
+  // Waits for a seat for a request of `flow`; nullopt when it must be refused
+  // (over the in-flight limits, or its turn did not come within max_wait).
+  std::optional<Ticket> Enter(const std::string& flow, bool mutating);
+
+  // For tests and metrics.
+  int running(const std::string& flow);
+  int active_flows();
+
+ private:
+  struct Flow {
+    int running = 0;
+    int waiting = 0;
+    std::chrono::steady_clock::time_point last_seen;
+    // Its waiting requests wait here: a freed seat wakes one of them, not
+    // every waiting thread of every flow.
+    std::condition_variable turn;
+  };
+  void Leave(const std::string& flow, bool mutating);
+  // The most a flow may run at once now. REQUIRES: mu_ held.
+  int Share(std::chrono::steady_clock::time_point now);
+  int ActiveFlows(std::chrono::steady_clock::time_point now);  // REQUIRES: mu_ held.
+
+  FairGateOptions options_;
+  std::mutex mu_;
+  std::map<std::string, Flow> flows_;  // guarded by mu_; a flow with waiters is never erased
+  int inflight_ = 0;                   // guarded by mu_
+  int mutating_inflight_ = 0;          // guarded by mu_
+};
+
+}  // namespace kiso::apiserver

@@ -1,0 +1,232 @@
+"""Requests that once could take kiso down, sent to the real server: bodies
+whose decoding explodes (YAML aliases, deep nesting, patches that copy
+themselves), typed fields a controller would choke on, and clients that hold
+every seat or every connection. Each is refused with a Status naming the limit,
+nothing is stored, and the server stays up within bounded memory."""
+import json
+import socket
+import ssl
+
+import pytest
+
+from conftest import Kubectl, Server, wait_for
+
+GROWTH_LIMIT_MB = 64  # What the server's RSS may grow by while it refuses a bomb.
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
+def alias_bomb(levels=9, width=9):
+    """The "billion laughs" shape (CVE-2019-11253): each level refers to the one
+    before `width` times, so the expanded document has width**levels values."""
+    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: bomb}", "data:",
+             '  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        lines.append(f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+class Raw:
+    """Requests to the server as bytes, and the status, headers and Status body back."""
+
+    def __init__(self, server, source="127.0.0.1"):
+        self.server = server
+        self.source = source
+
+    def connect(self):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=30,
+                                        source_address=(self.source, 0))
+        return ctx.wrap_socket(sock)
+
+    def request(self, method, path, body=b"", content_type="application/json", conn=None):
+        own = conn is None
+        conn = conn or self.connect()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {self.server.token}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n" + ("Connection: close\r\n" if own else "") +
+                "\r\n").encode()
+        try:
+            conn.sendall(head + body)
+        except (ssl.SSLError, OSError):
+            pass  # Refused before the body was all sent (413): the answer is still there to read.
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        header, _, rest = data.partition(b"\r\n\r\n")
+        lines = header.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        if own:
+            conn.close()
+        is_json = headers.get("content-type", "").startswith("application/json")
+        return status, headers, json.loads(rest) if rest and is_json else rest
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+def test_a_yaml_alias_bomb_is_refused_in_bounded_memory(server):
+    raw = Raw(server)
+    before = rss_mb(server.proc.pid)
+    for levels, width in ((9, 9), (12, 6), (30, 2)):
+        body = alias_bomb(levels, width).encode()
+        assert len(body) < 1024
+        status, _, st = raw.request("POST", "/api/v1/namespaces/default/configmaps", body,
+                                    "application/yaml")
+        assert status == 413, st
+        assert st["reason"] == "RequestEntityTooLarge"
+        assert st["message"] == ("invalid YAML: the document is larger than the limit of 3145728 "
+                                 "bytes once its aliases are expanded")
+    # The same shape as a server-side apply patch.
+    status, _, st = raw.request("PATCH", "/api/v1/namespaces/default/configmaps/bomb?fieldManager=t",
+                                alias_bomb().encode(), "application/apply-patch+yaml")
+    assert status == 413, st
+    assert rss_mb(server.proc.pid) - before < GROWTH_LIMIT_MB
+    assert raw.request("GET", "/api/v1/namespaces/default/configmaps/bomb")[0] == 404
+    assert raw.request("GET", "/readyz")[0] == 200
+
+
+def test_deep_nesting_and_large_documents_are_refused_naming_the_limit(server):
+    raw = Raw(server)
+    deep = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep"},"x":' + "[" * 5000 + "]" * 5000 + "}"
+    status, _, st = raw.request("POST", "/api/v1/namespaces/default/configmaps", deep.encode())
+    assert status == 400, st
+    assert "nested deeper than the limit of 100 levels" in st["message"]
+    status, _, st = raw.request("POST", "/api/v1/namespaces/default/configmaps",
+                                ("x: " + "[" * 5000 + "]" * 5000).encode(), "application/yaml")
+    assert status == 400 and "nested deeper than the limit of 100 levels" in st["message"], st
+    status, _, st = raw.request("POST", "/api/v1/namespaces/default/configmaps",
+                                b"{" + b" " * (3 << 20) + b"}")
+    assert status == 413, st
+    # A JSON patch whose copies would grow the object past what a body may be.
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seed"},
+          "data": {"a": "x" * (1 << 20)}}
+    assert raw.request("POST", "/api/v1/namespaces/default/configmaps",
+                       json.dumps(cm).encode())[0] == 201
+    ops = [{"op": "copy", "from": "/data/a", "path": f"/data/c{i}"} for i in range(8)]
+    status, _, st = raw.request("PATCH", "/api/v1/namespaces/default/configmaps/seed",
+                                json.dumps(ops).encode(), "application/json-patch+json")
+    assert status == 413, st
+    assert "limit of 3145728 bytes" in st["message"]
+    too_many = [{"op": "test", "path": "/kind", "value": "ConfigMap"}] * 10001
+    status, _, st = raw.request("PATCH", "/api/v1/namespaces/default/configmaps/seed",
+                                json.dumps(too_many).encode(), "application/json-patch+json")
+    assert status == 422 and "maximum operations in a JSON patch is 10000" in st["message"], st
+    # A merge patch that would make the stored object larger than a body may be.
+    grow = {"data": {f"k{i}": "y" * (1 << 20) for i in range(3)}}
+    status, _, st = raw.request("PATCH", "/api/v1/namespaces/default/configmaps/seed",
+                                json.dumps(grow).encode(), "application/merge-patch+json")
+    assert status == 413 and "larger than the limit of 3145728 bytes" in st["message"], st
+    status, _, got = raw.request("GET", "/api/v1/namespaces/default/configmaps/seed")
+    assert status == 200 and sorted(got["data"]) == ["a"]  # Nothing of the refused patches stuck.
+
+
+def test_typed_fields_are_checked_at_admission(server):
+    k = Kubectl(server)
+    deployment = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: web}}
+  strategy: {rollingUpdate: {maxSurge: SURGE}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: busybox}]}
+"""
+    # The issue's example: maxSurge "abc" once passed and ended the server on every start.
+    p = k.run("apply", "-f", "-", input=deployment.replace("REPLICAS", "1").replace("SURGE", '"abc"'),
+              check=False)
+    assert p.returncode != 0
+    assert ('The Deployment "web" is invalid: spec.strategy.rollingUpdate.maxSurge: Invalid value: '
+            '"abc": a valid percent string must be a numeric string followed by an ending \'%\'') in p.stderr, p.stderr
+    p = k.run("apply", "-f", "-", input=deployment.replace("REPLICAS", '"3"').replace("SURGE", "1"),
+              check=False)
+    assert p.returncode != 0
+    assert ("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of "
+            "type int32") in p.stderr, p.stderr
+    assert k.run("get", "deployment", "web", check=False).returncode != 0  # Nothing stored.
+
+
+def test_a_client_past_the_inflight_limit_gets_429_with_retry_after():
+    s = Server(["--max-requests-inflight", "1"])
+    try:
+        raw = Raw(s)
+        # Twelve ConfigMaps of 1.25 MiB (the store takes values up to 1.5 MiB):
+        # a LIST of them is far more than the socket buffers hold, so a client
+        # that does not read it keeps its seat.
+        for i in range(12):
+            cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"big{i}"},
+                  "data": {"a": "x" * (5 << 18)}}
+            assert raw.request("POST", "/api/v1/namespaces/default/configmaps",
+                               json.dumps(cm).encode())[0] == 201
+        holder = raw.connect()
+        holder.sendall((f"GET /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+                        f"Authorization: Bearer {s.token}\r\n\r\n").encode())
+        holder.recv(1)  # The response has begun: the seat is held while it cannot be written.
+        status, headers, st = raw.request("GET", "/api/v1/namespaces/default/configmaps/big0")
+        assert status == 429, st
+        assert headers["retry-after"] == "1"
+        assert st["reason"] == "TooManyRequests"
+        assert st["message"] == "Too many requests, please try again later."
+        assert st["details"]["retryAfterSeconds"] == 1
+        # Long-running requests never wait for a seat: a watch still starts.
+        watcher = raw.connect()
+        watcher.sendall((f"GET /api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1 "
+                         f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {s.token}\r\n\r\n").encode())
+        assert watcher.recv(64).startswith(b"HTTP/1.1 200")
+        watcher.close()
+        holder.close()  # The seat comes back.
+        wait_for(lambda: raw.request("GET", "/api/v1/namespaces/default/configmaps/big0")[0] == 200,
+                 10, "the seat to come back")
+    finally:
+        s.stop()
+
+
+def test_one_client_cannot_hold_every_connection():
+    s = Server(["--max-connections-per-client", "3"])
+    try:
+        flood = Raw(s, source="127.0.0.2")
+        held = [flood.connect() for _ in range(3)]
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            extra = flood.connect()  # Closed before its handshake.
+            extra.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            if not extra.recv(1):
+                raise ConnectionError("closed")
+        # Another client is served meanwhile.
+        assert Raw(s).request("GET", "/readyz")[0] == 200
+        held[0].close()
+
+        def connects():  # Its closed connection's place is free again.
+            try:
+                flood.connect().close()
+                return True
+            except (ssl.SSLError, ConnectionError, OSError):
+                return False
+        wait_for(connects, 10, "the freed connection's place")
+        for c in held[1:]:
+            c.close()
+    finally:
+        s.stop()
