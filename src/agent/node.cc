@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include "agent/node_reset.h"
+
 namespace kiso::agent {
 
 Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* client,
@@ -27,6 +29,8 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   cni.bridge = options.cni_bridge;
   cni.cache_dir = dir + "/cni";
   KISO_ASSIGN_OR_RETURN(node->network_, network::CniNetwork::Create(cni));
+  // From here on this machine holds the node's state: `kiso node reset` finds it by this record.
+  KISO_RETURN_IF_ERROR(WriteNodeRecord({dir, options.cni_bridge, options.runtime, getpid()}));
   node->agent_ = std::make_unique<Agent>(client, options.agent, node->runtime_.get(),
                                          node->images_.get(), node->network_.get());
   return node;

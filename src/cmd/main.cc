@@ -10,6 +10,7 @@
 
 #include "agent/hollow.h"
 #include "agent/node.h"
+#include "agent/node_reset.h"
 #include "api/errors.h"
 #include "apiserver/api_server.h"
 #include "client/client.h"
@@ -252,6 +253,20 @@ int RunImageRemove(const std::string& data_dir, const std::string& ref) {
   return 0;
 }
 
+int RunNodeReset(const std::optional<std::string>& data_dir) {
+  if (geteuid() != 0) {
+    std::cerr << "kiso node reset: needs root (it kills containers, unmounts and deletes links)\n";
+    return 1;
+  }
+  kiso::agent::ResetReport report = kiso::agent::ResetNodes(data_dir);
+  for (const auto& r : report.removed) std::cout << "removed " << r << "\n";
+  for (const auto& f : report.failed) std::cout << "could not remove " << f << "\n";
+  std::cout << fmt::format(
+      "kiso node reset: {} removed, {} left{}\n", report.removed.size(), report.failed.size(),
+      report.removed.empty() && report.failed.empty() ? " (nothing to do)" : "");
+  return report.failed.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -373,6 +388,21 @@ int main(int argc, char** argv) {
   std::string rm_ref;
   image_rm->add_option("REF", rm_ref)->required();
   image_rm->callback([&] { exit_code = RunImageRemove(image_data_dir, rm_ref); });
+
+  auto* node_cmd = app.add_subcommand("node", "Manage this machine as a node");
+  node_cmd->require_subcommand(1);
+  auto* reset = node_cmd->add_subcommand(
+      "reset",
+      "Remove everything kiso's nodes made on this machine: the agent, containers and shims, "
+      "mounts, network namespaces, links, cgroups, CNI state and kernel rules (K3s' "
+      "killall script); with --data-dir only that node's");
+  std::string reset_dir;
+  reset->add_option("--data-dir", reset_dir,
+                    "The node's data directory (as given to `kiso server` "
+                    "or `kiso agent`); default: every node");
+  reset->callback([&] {
+    exit_code = RunNodeReset(reset_dir.empty() ? std::nullopt : std::optional(reset_dir));
+  });
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

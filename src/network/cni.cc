@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "common/process.h"
 
@@ -226,6 +227,106 @@ std::vector<std::string> CniNetwork::Attached() const {
     out.push_back(e.path().filename().string());
   }
   return out;
+}
+
+void CniNetwork::Reset(const CniOptions& options, std::vector<std::string>* removed,
+                       std::vector<std::string>* failed) {
+  std::error_code ec;
+  if (fs::exists(options.conflist, ec)) {
+    auto network = Create(options);
+    if (network.ok()) {
+      for (const auto& id : (*network)->Attached()) {
+        auto cached = (*network)->Cached(id);
+        boost::system::error_code jec;
+        auto entry = json::parse(Slurp(options.cache_dir + "/results/" + id), jec);
+        std::string netns = !jec && entry.is_object() && entry.as_object().contains("netns") &&
+                                    entry.as_object().at("netns").is_string()
+                                ? std::string(entry.as_object().at("netns").get_string())
+                                : "";
+        Status s = (*network)->Del(id, netns);
+        if (s.ok()) {
+          removed->push_back(fmt::format("network of sandbox {}{}", id.substr(0, 12),
+                                         cached.ok() ? " (" + cached->ip + ")" : ""));
+        } else {
+          failed->push_back(s.message());
+        }
+      }
+    } else {
+      failed->push_back(network.status().message());
+    }
+  }
+  if (!options.bridge.empty()) {
+    Status s = DeleteLink(options.bridge);
+    if (s.ok()) {
+      removed->push_back("link " + options.bridge);
+    } else if (s.code() != Code::kNotFound) {
+      failed->push_back(s.message());
+    }
+  }
+  for (const char* sub : {"results", "ipam"}) {
+    std::string dir = options.cache_dir + "/" + sub;
+    if (fs::exists(dir, ec) && fs::remove_all(dir, ec) > 0 && !ec)
+      removed->push_back("CNI state " + dir);
+  }
+}
+
+Status CniNetwork::DeleteLink(const std::string& name) {
+  std::error_code ec;
+  if (name.empty() || name.find('/') != std::string::npos ||
+      !fs::exists("/sys/class/net/" + name, ec)) {
+    return MakeStatus(Code::kNotFound, "link {:?} not found", name);
+  }
+  KISO_ASSIGN_OR_RETURN(auto r, RunCommand({"/usr/sbin/ip", "link", "del", name}));
+  if (r.exit_code != 0) return MakeStatus(Code::kInternal, "ip link del {}: {}", name, r.err);
+  return Status::Ok();
+}
+
+void CniNetwork::RemoveRules(std::vector<std::string>* removed, std::vector<std::string>* failed) {
+  for (const char* family : {"iptables", "ip6tables"}) {
+    std::string save = fmt::format("/usr/sbin/{}-save", family);
+    std::string restore = fmt::format("/usr/sbin/{}-restore", family);
+    if (access(save.c_str(), X_OK) != 0 || access(restore.c_str(), X_OK) != 0) continue;
+    auto saved = RunCommand({save});
+    if (!saved.ok() || saved->exit_code != 0) continue;
+    // Each table whose rules mention a CNI chain, rewritten without them and
+    // restored whole (iptables-restore replaces only the tables it is given).
+    std::istringstream in(saved->out);
+    std::string line, table, kept;
+    std::vector<std::string> dropped;
+    bool table_touched = false;
+    std::string tables;
+    auto finish = [&] {
+      if (table_touched) tables += kept;
+      kept.clear();
+      table_touched = false;
+    };
+    while (std::getline(in, line)) {
+      if (line.starts_with("#")) continue;
+      if (line.starts_with("*")) {
+        finish();
+        table = line.substr(1);
+      }
+      bool cni = (line.starts_with(":CNI-") || line.starts_with("-A ")) &&
+                 line.find("CNI-") != std::string::npos;
+      if (cni) {
+        dropped.push_back(fmt::format("{} {} {}", family, table, line));
+        table_touched = true;
+        continue;
+      }
+      kept += line + "\n";
+    }
+    finish();
+    if (dropped.empty()) continue;
+    CommandOptions options;
+    options.stdin_data = tables;
+    auto restored = RunCommand({restore}, options);
+    if (restored.ok() && restored->exit_code == 0) {
+      removed->insert(removed->end(), dropped.begin(), dropped.end());
+    } else {
+      failed->push_back(fmt::format("{}: {}", restore,
+                                    restored.ok() ? restored->err : restored.status().message()));
+    }
+  }
 }
 
 }  // namespace kiso::network

@@ -48,6 +48,19 @@ class CniNetwork {
   std::vector<std::string> Attached() const;
   const std::string& name() const { return name_; }
 
+  // What `kiso node reset` does to one node's network: every cached
+  // attachment detached (CNI DEL: addresses released, host ports unmapped),
+  // the bridge deleted and the CNI state (cached results, IPAM) removed.
+  // Appends what it removed, and what it could not, to the lists.
+  static void Reset(const CniOptions& options, std::vector<std::string>* removed,
+                    std::vector<std::string>* failed);
+  // Deletes the network interface `name` (a bridge, with what is enslaved
+  // to it detached). NotFound when there is none.
+  static Status DeleteLink(const std::string& name);
+  // The iptables rules and chains the CNI plugins made (CNI-*: portmap's host
+  // ports, masquerading), for when no node of this machine needs them.
+  static void RemoveRules(std::vector<std::string>* removed, std::vector<std::string>* failed);
+
  private:
   explicit CniNetwork(CniOptions options) : options_(std::move(options)) {}
   std::string FindPlugin(const std::string& type) const;

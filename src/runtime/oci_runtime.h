@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/process.h"
 #include "runtime/runtime.h"
@@ -60,6 +61,20 @@ class OciRuntime : public RuntimeService {
   std::string runtime_path_;
   std::string version_;
 };
+
+// What `kiso node reset` does to one node's runtime state under `root` (an
+// OciRuntime's, driven by `runtime`: "runc", "crun"): every container and its
+// processes killed (runc's state, the shims whose bundles are here, and
+// whatever is left in each container's cgroup), the containers' cgroups
+// removed, and the state directories emptied. Mounts are the caller's
+// (UnmountBelow). Appends what it removed, and what it could not, to the lists.
+void ResetContainers(const std::string& root, const std::string& runtime,
+                     std::vector<std::string>* removed, std::vector<std::string>* failed);
+// Unmounts (lazily, deepest first) every mount point at or below `dir`.
+void UnmountBelow(const std::string& dir, std::vector<std::string>* removed,
+                  std::vector<std::string>* failed);
+// The cgroup directories of container `id` in every hierarchy (/sys/fs/cgroup/<h>/kiso/<id>).
+std::vector<std::string> ContainerCgroups(const std::string& id);
 
 // Sandbox namespaces: created by `unshare` with bind mounts at dir/{net,ipc,uts}.
 Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,

@@ -46,6 +46,15 @@ def terminate(proc):
             proc.wait()
 
 
+def node_reset(data_dir):
+    """`kiso node reset --data-dir`: removes whatever the node under `data_dir` left on the
+    machine (containers, shims, mounts, links, cgroups, CNI state), also after a failure."""
+    p = subprocess.run([KISO_BIN, "node", "reset", "--data-dir", data_dir], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, f"kiso node reset failed:\n{p.stdout}{p.stderr}"
+    return p.stdout
+
+
 class Server:
     """One `kiso server` process; stopped (and its directory removed) at teardown."""
 

@@ -33,6 +33,7 @@ http:
                         return
             except OSError:
                 time.sleep(0.05)  # Polling with a deadline: the registry is starting.
+        self.stop()
         raise RuntimeError("docker-registry did not start")
 
     def push(self, oci_archive, repository):

@@ -3,14 +3,14 @@ busybox image built from busybox-static on the spot, driven by the real kubectl.
 
 Every test polls with a deadline; at the end every pod is deleted through the
 API and nothing may be left on the machine (containers, shims, mounts,
-veths, addresses); then a last sweep removes whatever a failure left."""
+veths, addresses); then `kiso node reset` removes whatever a failure left."""
 import json
 import os
 import subprocess
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, wait_for
+from conftest import KISO_BIN, Kubectl, Server, node_reset, wait_for
 from images import build_oci_archive
 from registry import LocalRegistry
 
@@ -26,42 +26,31 @@ def run(*args, check=False):
     return subprocess.run(list(args), capture_output=True, text=True, check=check)
 
 
-def leftovers(data_dir):
+def leftovers(data_dir, bridge=BRIDGE):
     """What of a pod could outlive it: containers, shims, mounts, veths, addresses."""
     state = os.path.join(data_dir, "agent", "runtime", "state")
     containers = run("runc", "--root", state, "list", "-q").stdout.split()
     shims = run("pgrep", "-f", f"kiso-shim .*{data_dir}").stdout.split()
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
-    veths = run("ip", "-o", "link", "show", "master", BRIDGE).stdout.strip().splitlines()
+    veths = run("ip", "-o", "link", "show", "master", bridge).stdout.strip().splitlines()
     ipam = os.path.join(data_dir, "agent", "cni", "ipam", "kiso")
     ips = [n for n in os.listdir(ipam) if n.startswith("10.")] if os.path.isdir(ipam) else []
     return {k: v for k, v in {"containers": containers, "shims": shims, "mounts": mounts,
                               "veths": veths, "ips": ips}.items() if v}
 
 
-def sweep(data_dir):
-    """Removes whatever a failed test left behind (never needed when all pass)."""
-    state = os.path.join(data_dir, "agent", "runtime", "state")
-    for c in run("runc", "--root", state, "list", "-q").stdout.split():
-        run("runc", "--root", state, "delete", "--force", c)
-    run("pkill", "-9", "-f", f"kiso-shim .*{data_dir}")
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
-    for m in sorted(mounts, reverse=True):
-        run("umount", "-l", m)
-    run("ip", "link", "del", BRIDGE)
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """A local registry holding busybox, mirrored for docker.io and registry.k8s.io."""
     r = LocalRegistry()
-    image = build_oci_archive(str(tmp_path_factory.mktemp("img") / "busybox.tar"))
-    for repository in ("library/busybox:latest", "library/busybox:1.35", "tools/busybox:1"):
-        r.push(image, repository)
-    yield r
-    r.stop()
+    try:  # Stopped also when filling it fails.
+        image = build_oci_archive(str(tmp_path_factory.mktemp("img") / "busybox.tar"))
+        for repository in ("library/busybox:latest", "library/busybox:1.35", "tools/busybox:1"):
+            r.push(image, repository)
+        yield r
+    finally:
+        r.stop()
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +73,8 @@ def node(registry, tmp_path_factory):
         assert not left, f"left behind after deleting every pod: {left}"
     finally:
         s.stop(keep_dir=True)
-        sweep(s.dir)
+        node_reset(s.dir)  # Whatever a failure left (nothing, when every test passed).
         subprocess.run(["rm", "-rf", s.dir])
-        for c in os.listdir("/sys/fs/cgroup"):
-            try:
-                os.rmdir(os.path.join("/sys/fs/cgroup", c, "kiso"))
-            except OSError:
-                pass
 
 
 def pod(kubectl, name):

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, terminate, wait_for
+from conftest import KISO_BIN, Kubectl, Server, node_reset, terminate, wait_for
 from images import build_oci_archive
-from test_node import leftovers, run, simple_pod
+from test_node import leftovers, simple_pod
 
 NODE = "kiso-remote-node"
 BRIDGE = f"kisoremote{os.getpid() % 1000}"
@@ -80,7 +80,7 @@ def test_agent_joins_over_https_and_runs_pods():
         agent = start_agent()
         assert k("logs", "remote") == "from afar\n"
         k("delete", "pod", "remote", "shell", "--wait=true")
-        assert not leftovers(data)
+        assert not leftovers(data, BRIDGE)
         # With no agent connected the server says so.
         terminate(agent)
         agent = None
@@ -93,5 +93,5 @@ def test_agent_joins_over_https_and_runs_pods():
             terminate(agent)
         log.close()
         s.stop()
-        run("ip", "link", "del", BRIDGE)
+        node_reset(data)
         subprocess.run(["rm", "-rf", data])
