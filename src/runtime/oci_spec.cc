@@ -85,81 +85,11 @@ json::array Array(const char* const (&items)[N]) {
   return out;
 }
 
-// Denied by the default seccomp profile unless the container holds `cap`.
-struct SyscallGroup {
-  const char* cap;  // nullptr: always denied.
-  std::initializer_list<const char*> names;
-};
-const SyscallGroup kDeniedSyscalls[] = {
-    {"CAP_SYS_ADMIN",
-     {"mount",      "umount",        "umount2",          "unshare",       "setns",
-      "pivot_root", "bpf",           "perf_event_open",  "fanotify_init", "lookup_dcookie",
-      "quotactl",   "quotactl_fd",   "swapon",           "swapoff",       "syslog",
-      "fsopen",     "fsconfig",      "fsmount",          "fspick",        "move_mount",
-      "open_tree",  "mount_setattr", "name_to_handle_at"}},
-    {"CAP_DAC_READ_SEARCH", {"open_by_handle_at"}},
-    {"CAP_SYS_MODULE", {"init_module", "finit_module", "delete_module"}},
-    {"CAP_SYS_BOOT", {"reboot", "kexec_load", "kexec_file_load"}},
-    {"CAP_SYS_TIME",
-     {"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime",
-      "clock_adjtime64"}},
-    {"CAP_SYS_PACCT", {"acct"}},
-    {"CAP_SYS_RAWIO", {"ioperm", "iopl"}},
-    {nullptr,
-     {"keyctl", "add_key", "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register",
-      "userfaultfd", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "vm86", "vm86old",
-      "create_module", "get_kernel_syms", "query_module"}},
-};
-
-// CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
-constexpr uint64_t kNamespaceFlags[] = {0x00020000, 0x02000000, 0x04000000, 0x08000000,
-                                        0x10000000, 0x20000000, 0x40000000};
-constexpr int kEperm = 1;
-constexpr int kEnosys = 38;
-
-json::array Architectures() {
-#if defined(__x86_64__)
-  return {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
-#elif defined(__aarch64__)
-  return {"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"};
-#else
-  return {};
-#endif
-}
-
 bool Has(const std::vector<std::string>& caps, std::string_view cap) {
   return std::find(caps.begin(), caps.end(), cap) != caps.end();
 }
 
 }  // namespace
-
-json::value RuntimeDefaultSeccomp(const std::vector<std::string>& caps) {
-  json::array denied;
-  for (const auto& group : kDeniedSyscalls) {
-    if (group.cap && Has(caps, group.cap)) continue;
-    for (const char* name : group.names) denied.emplace_back(name);
-  }
-  json::array rules{json::object{
-      {"names", std::move(denied)}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", kEperm}}};
-  if (!Has(caps, "CAP_SYS_ADMIN")) {
-    // New namespaces through clone(2) too: one rule per flag (rules are OR'ed).
-    for (uint64_t flag : kNamespaceFlags) {
-      rules.push_back(json::object{
-          {"names", json::array{"clone"}},
-          {"action", "SCMP_ACT_ERRNO"},
-          {"errnoRet", kEperm},
-          {"args",
-           json::array{json::object{
-               {"index", 0}, {"value", flag}, {"valueTwo", flag}, {"op", "SCMP_CMP_MASKED_EQ"}}}}});
-    }
-    // clone3 passes its flags in memory, out of a filter's reach.
-    rules.push_back(json::object{
-        {"names", json::array{"clone3"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", kEnosys}});
-  }
-  return json::object{{"defaultAction", "SCMP_ACT_ALLOW"},
-                      {"architectures", Architectures()},
-                      {"syscalls", std::move(rules)}};
-}
 
 Result<std::vector<std::string>> Capabilities(const ContainerConfig& config) {
   std::vector<std::string> caps;

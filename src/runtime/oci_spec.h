@@ -5,14 +5,15 @@
 // paths, and the runtime's default seccomp profile; privileged containers get
 // every capability, /dev and no seccomp filter.
 //
-// The default seccomp profile (RuntimeDefault) refuses with EPERM what
-// Docker's and containerd's refuse to a container without the matching
-// capability: mounts and namespaces (unshare, setns, clone with namespace
-// flags; clone3 answers ENOSYS so libc falls back to clone), kernel modules,
-// reboot and kexec, setting the clock, swap, quotas, bpf, perf events,
-// kernel keyrings, io_uring, userfaultfd and obsolete calls. A container that
-// adds the capability (SYS_ADMIN, SYS_MODULE, SYS_BOOT, SYS_TIME, SYS_PACCT,
-// SYS_RAWIO, DAC_READ_SEARCH) gets that group's calls back.
+// The default seccomp profile (RuntimeDefault, seccomp.cc) is an allow-list
+// as Docker's and containerd's are: everything not listed fails with EPERM —
+// mounts and namespaces (unshare, setns, clone with namespace flags; clone3
+// answers ENOSYS so libc falls back to clone), kernel modules, reboot and
+// kexec, setting the clock, swap, quotas, bpf, perf events, tracing other
+// processes (ptrace, process_vm_*, kcmp), kernel keyrings, io_uring,
+// userfaultfd and obsolete calls. A container that adds the capability
+// (SYS_ADMIN, SYS_PTRACE, SYS_MODULE, SYS_BOOT, SYS_TIME, …) gets that
+// group's calls back.
 #pragma once
 
 #include <boost/json/value.hpp>

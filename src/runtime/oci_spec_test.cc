@@ -14,8 +14,8 @@ bool Has(const std::vector<std::string>& v, std::string_view x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-// The names the profile's first (unconditional) rule refuses.
-std::vector<std::string> Denied(const json::value& profile) {
+// The names the profile's first rule allows, whatever their arguments.
+std::vector<std::string> Allowed(const json::value& profile) {
   std::vector<std::string> out;
   for (const auto& n : profile.at("syscalls").at(0).at("names").as_array())
     out.emplace_back(n.as_string());
@@ -54,33 +54,47 @@ TEST(CapabilitiesTest, DefaultsDropsAndAdds) {
   EXPECT_TRUE(Has(*Capabilities(privileged), "CAP_SYS_ADMIN"));
 }
 
-TEST(SeccompTest, RuntimeDefaultGivesBackWhatACapabilityAllows) {
+TEST(SeccompTest, RuntimeDefaultIsAnAllowListThatCapabilitiesExtend) {
   auto plain = RuntimeDefaultSeccomp({"CAP_CHOWN"});
-  EXPECT_EQ(plain.at("defaultAction"), "SCMP_ACT_ALLOW");
-  auto denied = Denied(plain);
-  for (const char* name : {"mount", "unshare", "setns", "init_module", "reboot", "keyctl", "bpf",
-                           "clock_settime", "io_uring_setup"}) {
-    EXPECT_TRUE(Has(denied, name)) << name;
+  EXPECT_EQ(plain.at("defaultAction"), "SCMP_ACT_ERRNO");  // Anything not listed: EPERM.
+  EXPECT_EQ(plain.at("defaultErrnoRet"), 1);
+  auto allowed = Allowed(plain);
+  for (const char* name : {"read", "openat", "execve", "futex", "epoll_wait", "accept4",
+                           "faccessat2", "chroot", "setuid"}) {
+    EXPECT_TRUE(Has(allowed, name)) << name;
   }
-  EXPECT_FALSE(Has(denied, "read"));
-  // clone with namespace flags, and clone3 (ENOSYS), are refused too.
-  size_t clone_rules = 0;
-  bool clone3 = false;
+  for (const char* name : {"mount",         "umount2",          "unshare",     "setns",
+                           "ptrace",        "process_vm_readv", "kcmp",        "keyctl",
+                           "add_key",       "init_module",      "reboot",      "bpf",
+                           "clock_settime", "io_uring_setup",   "userfaultfd", "kexec_load",
+                           "clone3",        "personality",      "socket",      "clone"}) {
+    EXPECT_FALSE(Has(allowed, name)) << name;  // The last three only with their arguments.
+  }
+  // clone without a namespace flag; clone3 answers ENOSYS; personality's safe values; no vsock.
+  bool clone = false, clone3 = false, vsock = false;
+  int personalities = 0;
   for (const auto& rule : plain.at("syscalls").as_array()) {
     const auto& names = rule.at("names").as_array();
-    if (names.size() == 1 && names[0] == "clone") ++clone_rules;
-    if (names.size() == 1 && names[0] == "clone3") clone3 = rule.at("errnoRet") == 38;
+    if (names.size() != 1) continue;
+    if (names[0] == "clone") {
+      const auto& arg = rule.at("args").at(0);
+      clone = rule.at("action") == "SCMP_ACT_ALLOW" && arg.at("op") == "SCMP_CMP_MASKED_EQ" &&
+              arg.at("value") == 0x7E020000 && arg.at("valueTwo") == 0;
+    }
+    if (names[0] == "clone3") clone3 = rule.at("errnoRet") == 38;
+    if (names[0] == "personality") ++personalities;
+    if (names[0] == "socket") vsock = rule.at("args").at(0).at("op") == "SCMP_CMP_NE";
   }
-  EXPECT_EQ(clone_rules, 7u);
-  EXPECT_TRUE(clone3);
+  EXPECT_TRUE(clone && clone3 && vsock);
+  EXPECT_EQ(personalities, 5);
 
-  auto admin = RuntimeDefaultSeccomp({"CAP_SYS_ADMIN", "CAP_SYS_TIME"});
-  auto allowed = Denied(admin);
-  EXPECT_FALSE(Has(allowed, "mount"));
-  EXPECT_FALSE(Has(allowed, "clock_settime"));
-  EXPECT_TRUE(Has(allowed, "reboot"));
-  EXPECT_TRUE(Has(allowed, "keyctl"));  // Never given back.
-  EXPECT_EQ(admin.at("syscalls").as_array().size(), 1u);
+  auto admin = RuntimeDefaultSeccomp({"CAP_SYS_ADMIN", "CAP_SYS_TIME", "CAP_SYS_PTRACE"});
+  auto more = Allowed(admin);
+  for (const char* name : {"mount", "unshare", "clone", "clone3", "clock_settime", "ptrace"}) {
+    EXPECT_TRUE(Has(more, name)) << name;
+  }
+  EXPECT_FALSE(Has(more, "reboot"));  // CAP_SYS_BOOT's.
+  EXPECT_FALSE(Has(more, "keyctl"));  // Never given back.
 }
 
 TEST(BuildSpecTest, SeccompFollowsTheConfig) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "image/blob_store.h"
 #include "support/subprocess.h"
@@ -101,6 +102,29 @@ bool MakeBusyboxRootfs(const std::string& dir) {
   WriteFile(dir + "/etc/passwd",
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
   WriteFile(dir + "/etc/group", "root:x:0:\nnogroup:x:65534:\n");
+  return true;
+}
+
+bool AddProgram(const std::string& dir, const std::string& path) {
+  if (!fs::exists(path)) return false;
+  std::vector<std::string> files = {path};
+  Subprocess ldd({"/usr/bin/ldd", path}, true);
+  std::string line;
+  while (ldd.ReadLine(&line)) {
+    // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+    size_t arrow = line.find("=> ");
+    std::string rest = arrow == std::string::npos ? line : line.substr(arrow + 3);
+    size_t start = rest.find('/');
+    if (start == std::string::npos) continue;
+    files.push_back(rest.substr(start, rest.find(' ', start) - start));
+  }
+  ldd.Wait();
+  for (const auto& f : files) {
+    fs::create_directories(dir + fs::path(f).parent_path().string());
+    std::error_code ec;
+    fs::copy_file(fs::canonical(f, ec), dir + f, fs::copy_options::overwrite_existing, ec);
+    if (ec) return false;
+  }
   return true;
 }
 

@@ -24,4 +24,8 @@ std::string BuildOciArchive(const std::string& work, const std::string& rootfs,
 // /tmp and /root. Returns false if busybox-static is not installed.
 bool MakeBusyboxRootfs(const std::string& dir);
 
+// Copies the program at `path` into the root file system `dir` at the same
+// path, with every shared library `ldd` names for it. False if it is missing.
+bool AddProgram(const std::string& dir, const std::string& path);
+
 }  // namespace kiso::testing
