@@ -10,6 +10,7 @@
 #include "agent/node_registration.h"
 #include "agent/prober.h"
 #include "api/object.h"
+#include "common/fault.h"
 
 namespace kiso::agent {
 
@@ -83,48 +84,83 @@ Status Agent::Start() {
 }
 
 void Agent::Stop() {
-  loop_.Stop();
+  loop_.Stop();  // The queue is shut down: a termination's requeue is a no-op from here.
   pods_->Stop();
-  // Graceful stops under way finish (within their grace periods).
-  std::unique_lock lock(mu_);
-  terminations_done_.wait(lock, [this] { return terminations_ == 0; });
+  // Graceful stops under way finish (within their grace periods); nothing of
+  // the agent runs once Stop() returns.
+  std::vector<Termination> running;
+  {
+    std::lock_guard lock(mu_);
+    running.swap(terminations_);
+  }
+  for (auto& t : running) t.thread.join();
+}
+
+void Agent::SetSandbox(PodState& state, const runtime::Sandbox& sandbox, const std::string& ip) {
+  std::lock_guard lock(mu_);
+  state.sandbox_id = sandbox.id;
+  state.sandbox = sandbox;
+  state.ip = ip;
 }
 
 void Agent::StartTermination(const std::string& key, PodState& state, std::chrono::seconds grace,
                              const json::value& pod) {
+  // Threads that are done are joined here, so they never pile up.
+  std::erase_if(terminations_, [](Termination& t) {
+    if (!t.done->load()) return false;
+    t.thread.join();
+    return true;
+  });
   state.terminating = true;
-  ++terminations_;
-  std::thread([this, key, &state, grace, pod] {
-    bool ok = Teardown(state, grace, &pod);
-    {
-      std::lock_guard lock(mu_);
-      state.terminating = false;
-      state.stopped = ok;
-      --terminations_;
-      terminations_done_.notify_all();
-    }
-    if (ok) {
-      loop_.queue().Add(key);
-    } else {
-      loop_.queue().AddAfter(key, std::chrono::seconds(1));
-    }
-  }).detach();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  terminations_.push_back({std::thread([this, key, &state, grace, pod, done] {
+                             bool ok = Teardown(state, grace, &pod);
+                             {
+                               std::lock_guard lock(mu_);
+                               state.terminating = false;
+                               state.stopped = ok;
+                             }
+                             if (ok) {
+                               loop_.queue().Add(key);
+                             } else {
+                               loop_.queue().AddAfter(key, std::chrono::seconds(1));
+                             }
+                             *done = true;
+                           }),
+                           done});
 }
 
 // After a restart: sandboxes still here belong to the pods they were made for.
 // Their pods are reconciled once the informer lists them; the rest are torn down.
+// A sandbox a crash left half made — a namespace missing, or no address
+// cached (the agent died during or right after CNI ADD) — has no containers
+// yet (they come after both): it is removed, its address released by
+// container ID, and its pod starts over with a new one.
 void Agent::Adopt() {
   std::lock_guard lock(mu_);
   std::set<std::string> sandboxes;
-  for (auto& [sandbox, config] : runtime_->ListPodSandboxes()) {
+  for (const auto& info : runtime_->ListPodSandboxes()) {
+    const runtime::Sandbox& sandbox = info.sandbox;
+    auto ip = network_->Cached(sandbox.id);
+    if (!info.ready || !ip.ok()) {
+      spdlog::info("agent: removing sandbox {} a crash left half made ({})",
+                   sandbox.id.substr(0, 12),
+                   !info.ready ? "a namespace is missing" : "no address was cached");
+      Status net = network_->Del(sandbox.id, sandbox.netns_path);
+      Status rm = runtime_->RemovePodSandbox(sandbox.id);
+      if (!net.ok() || !rm.ok()) {
+        spdlog::warn("agent: sandbox {}: {} {}", sandbox.id.substr(0, 12), net.ToString(),
+                     rm.ToString());
+      }
+      continue;
+    }
     PodState s;
-    s.uid = config.uid;
-    s.ns = config.ns;
-    s.name = config.name;
+    s.uid = info.config.uid;
+    s.ns = info.config.ns;
+    s.name = info.config.name;
     s.sandbox_id = sandbox.id;
     s.sandbox = sandbox;
-    auto ip = network_->Cached(sandbox.id);
-    if (ip.ok()) s.ip = ip->ip;
+    s.ip = ip->ip;
     std::string key = s.ns + "/" + s.name;
     sandboxes.insert(sandbox.id);
     spdlog::info("agent: adopting sandbox {} of pod {}", sandbox.id.substr(0, 12), key);
@@ -363,9 +399,8 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
       loop_.queue().AddAfter(key, std::chrono::seconds(2));
       return;
     }
-    s.sandbox_id = sandbox->id;
-    s.sandbox = *sandbox;
-    s.ip = attached->ip;
+    CrashPoint("cni-cached");
+    SetSandbox(s, *sandbox, attached->ip);
     s.waiting.erase("*");
   }
   PodContext ctx = ContextOf(pod, s);
@@ -536,6 +571,28 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
     if (it != s.restart_at.end() && now < it->second) return latest;
     if (it != s.restart_at.end()) s.restart_at.erase(it);
   }
+  if (latest && latest->state == ContainerState::kCreated) {
+    // Created and never started: the agent died between the two (each sync
+    // does both). Started now, or replaced if it cannot be.
+    Status started = runtime_->StartContainer(latest->id);
+    if (started.ok()) {
+      auto now_status = runtime_->GetStatus(latest->id);
+      if (now_status.ok()) return *now_status;
+    }
+    spdlog::warn("agent: {}/{}: container {} left created: {}", s.ns, s.name, name,
+                 started.ToString());
+    (void)runtime_->RemoveContainer(latest->id);
+    attempt = latest->attempt;
+    latest.reset();
+  } else if (latest && latest->state == ContainerState::kUnknown) {
+    // Neither its process nor its shim is there, and no exit was recorded
+    // (the shim was killed, or a create was cut short): replaced, same attempt.
+    spdlog::warn("agent: {}/{}: container {} is gone without a recorded exit; replacing it", s.ns,
+                 s.name, name);
+    (void)runtime_->RemoveContainer(latest->id);
+    attempt = latest->attempt;
+    latest.reset();
+  }
   if (latest) {
     if (latest->state != ContainerState::kExited) return latest;
     bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code != 0);
@@ -608,6 +665,7 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
     SetWaiting(pod, s, name, "CreateContainerError", id.status().message());
     return latest;
   }
+  CrashPoint("container-created");
   Status started = runtime_->StartContainer(*id);
   if (!started.ok()) {
     // The process could not be started (a missing executable…): report it, retry later.
@@ -616,6 +674,7 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
     s.restart_at[name] = now + options_.backoff_base;
     return latest;
   }
+  CrashPoint("container-started");
   s.waiting.erase(name);
   events_.Record(pod, "Normal", "Created", fmt::format("Created container {}", name));
   events_.Record(pod, "Normal", "Started", fmt::format("Started container {}", name));

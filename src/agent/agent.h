@@ -75,13 +75,16 @@ class Agent {
                                        const apiserver::Request& req);
 
  private:
+  // What runs for one pod. The key's worker (or, while `terminating`, its
+  // termination thread) is the only writer; the stream handlers read
+  // sandbox_id, sandbox and ip under mu_, so those are written under mu_.
   struct PodState {
     std::string uid;
     std::string ns;
     std::string name;
-    std::string sandbox_id;
-    runtime::Sandbox sandbox;
-    std::string ip;
+    std::string sandbox_id;    // guarded by mu_ for writes
+    runtime::Sandbox sandbox;  // guarded by mu_ for writes
+    std::string ip;            // guarded by mu_ for writes
     std::string phase;
     // Per container: when it may restart (CrashLoopBackOff), and image pull failures.
     std::map<std::string, std::chrono::steady_clock::time_point> restart_at;
@@ -156,10 +159,18 @@ class Agent {
   void StartTermination(const std::string& key, PodState& state, std::chrono::seconds grace,
                         const boost::json::value& pod);
 
+  // Sets the pod's sandbox and address (what the stream handlers read).
+  void SetSandbox(PodState& state, const runtime::Sandbox& sandbox, const std::string& ip);
+
   std::mutex mu_;
-  std::map<std::string, PodState> state_;  // "ns/name" → what runs for it.
-  std::condition_variable terminations_done_;
-  int terminations_ = 0;  // Running termination threads.
+  std::map<std::string, PodState> state_;  // "ns/name" → what runs for it; guarded by mu_
+  // Termination threads, owned and joined (a finished one when the next
+  // starts, all of them in Stop()); each sets its flag when done.
+  struct Termination {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Termination> terminations_;  // guarded by mu_
 };
 
 // A container's latest attempt (its current instance) and the one before (for

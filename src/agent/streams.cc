@@ -122,6 +122,19 @@ std::string ReadFrom(const std::string& path, size_t offset) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+// The newest of a log's rotated files (LOG.<YYYYMMDD-hhmmss>[.N]), or "".
+std::string NewestRotated(const std::string& log) {
+  std::filesystem::path p(log);
+  std::string prefix = p.filename().string() + ".";
+  std::string newest;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path(), ec)) {
+    std::string name = e.path().filename().string();
+    if (name.starts_with(prefix) && name > newest) newest = name;
+  }
+  return newest.empty() ? "" : (p.parent_path() / newest).string();
+}
+
 }  // namespace
 
 std::variant<ContainerStatus, apiserver::Response> Agent::FindContainer(
@@ -262,6 +275,18 @@ apiserver::Response Agent::ServeLogs(const json::value& pod, const apiserver::Re
     size_t offset = consumed;
     while (!out.Stopping() && !loop_.stopping()) {
       size_t used = 0;
+      std::error_code ec;
+      if (auto size = std::filesystem::file_size(path, ec); !ec && size < offset) {
+        // The shim rotated the log: the rest of what was read is in the newest
+        // rotated file (LOG.<time>); then the new log from its start.
+        std::string newest = NewestRotated(path);
+        if (!newest.empty()) {
+          auto rest = ParseCri(ReadFrom(newest, offset), &used);
+          if (!rest.empty() && !out.Write(render(rest, 0))) return;
+        }
+        offset = 0;
+        used = 0;
+      }
       auto more = ParseCri(ReadFrom(path, offset), &used);
       offset += used;
       if (!more.empty() && !out.Write(render(more, 0))) return;

@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
+#include "common/fault.h"
 #include "common/process.h"
 
 namespace kiso::network {
@@ -178,9 +180,18 @@ Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::str
     prev = json::parse(*out, ec);
     if (ec) return MakeStatus(Code::kInternal, "CNI ADD for {}: bad result {:?}", sandbox_id, *out);
   }
+  CrashPoint("cni");
+  // The cached result is what DEL, adoption and reset need: written whole or not at all.
+  std::string cache = options_.cache_dir + "/results/" + sandbox_id;
   {
-    std::ofstream(options_.cache_dir + "/results/" + sandbox_id)
-        << json::serialize(json::object{{"netns", netns}, {"result", prev}});
+    std::ofstream out(cache + ".tmp", std::ios::trunc);
+    out << json::serialize(json::object{{"netns", netns}, {"result", prev}});
+    if (!out.flush() || rename((cache + ".tmp").c_str(), cache.c_str()) != 0) {
+      Status s = MakeStatus(Code::kInternal, "CNI ADD for {}: cache the result in {}: {}",
+                            sandbox_id, cache, strerror(errno));
+      (void)Del(sandbox_id, netns);
+      return s;
+    }
   }
   return AttachmentOf(sandbox_id, prev);
 }
@@ -217,6 +228,7 @@ Status CniNetwork::Del(const std::string& sandbox_id, const std::string& netns) 
   if (!first_error.ok()) return first_error;
   std::error_code fec;
   fs::remove(cache, fec);
+  fs::remove(cache + ".tmp", fec);
   return Status::Ok();
 }
 
@@ -224,7 +236,9 @@ std::vector<std::string> CniNetwork::Attached() const {
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(options_.cache_dir + "/results", ec)) {
-    out.push_back(e.path().filename().string());
+    std::string name = e.path().filename().string();
+    if (name.ends_with(".tmp")) name.resize(name.size() - 4);  // A write a crash cut short.
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/process.h"
 #include "common/unix_socket.h"
 #include "runtime/oci_spec.h"
@@ -86,20 +88,34 @@ Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string
   std::string unshare = FindInPath("unshare");
   std::string hostname_bin = FindInPath("hostname");
   if (unshare.empty()) return Status(Code::kNotFound, "sandbox: unshare (util-linux) not found");
-  KISO_ASSIGN_OR_RETURN(auto r,
-                        RunCommand({unshare, "--net=" + s.netns_path, "--ipc=" + s.ipcns_path,
-                                    "--uts=" + s.utsns_path, hostname_bin, hostname}));
-  if (r.exit_code != 0) {
+  auto r = RunCommand({unshare, "--net=" + s.netns_path, "--ipc=" + s.ipcns_path,
+                       "--uts=" + s.utsns_path, hostname_bin, hostname});
+  if (!r.ok() || r->exit_code != 0) {
+    // unshare may have bound some namespaces before it failed (or was timed out).
     (void)RemoveSandboxNamespaces(dir);
-    return MakeStatus(Code::kInternal, "sandbox {}: unshare: {}", id, Trim(r.err));
+    return MakeStatus(Code::kInternal, "sandbox {}: unshare: {}", id,
+                      r.ok() ? Trim(r->err) : r.status().message());
   }
   return s;
+}
+
+bool SandboxNamespacesHeld(const Sandbox& s) {
+  constexpr long kNsfsMagic = 0x6e736673;  // NSFS_MAGIC: a bind-mounted namespace.
+  for (const auto& p : {s.netns_path, s.ipcns_path, s.utsns_path}) {
+    struct statfs fs {};
+    if (statfs(p.c_str(), &fs) != 0 || fs.f_type != kNsfsMagic) return false;
+  }
+  return true;
 }
 
 Status RemoveSandboxNamespaces(const std::string& dir) {
   for (const char* ns : {"net", "ipc", "uts"}) {
     std::string p = dir + "/" + ns;
-    umount2(p.c_str(), MNT_DETACH);  // Not mounted (a half-made sandbox) is fine.
+    // Not mounted (a half-made sandbox) is fine; anything else is not.
+    if (umount2(p.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      return MakeStatus(Code::kInternal, "remove sandbox {}: unmount {}: {}", dir, p,
+                        strerror(errno));
+    }
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
@@ -149,9 +165,22 @@ Result<Sandbox> OciRuntime::RunPodSandbox(const SandboxConfig& config) {
   std::string id = RandomId();
   std::string dir = options_.root + "/sandboxes/" + id;
   std::string hostname = config.name.substr(0, 63);
-  KISO_ASSIGN_OR_RETURN(auto sandbox, CreateSandboxNamespaces(id, dir, hostname));
+  // Whose it is is written first: a sandbox a crash leaves half made is still
+  // found (ListPodSandboxes: not ready) and removed, never forgotten.
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return MakeStatus(Code::kInternal, "sandbox {}: create {}: {}", id, dir, ec.message());
   json::object meta{{"name", config.name}, {"namespace", config.ns}, {"uid", config.uid}};
-  KISO_RETURN_IF_ERROR(WriteFile(dir + "/sandbox.json", json::serialize(meta)));
+  if (Status s = WriteFile(dir + "/sandbox.json", json::serialize(meta)); !s.ok()) {
+    (void)RemoveSandboxNamespaces(dir);
+    return s;
+  }
+  auto sandbox = CreateSandboxNamespaces(id, dir, hostname);
+  if (!sandbox.ok()) {
+    (void)RemoveSandboxNamespaces(dir);
+    return sandbox.status();
+  }
+  CrashPoint("sandbox");
   return sandbox;
 }
 
@@ -177,18 +206,23 @@ Status OciRuntime::RemovePodSandbox(const std::string& sandbox_id) {
   return RemoveSandboxNamespaces(options_.root + "/sandboxes/" + sandbox_id);
 }
 
-std::vector<std::pair<Sandbox, SandboxConfig>> OciRuntime::ListPodSandboxes() {
-  std::vector<std::pair<Sandbox, SandboxConfig>> out;
+std::vector<RuntimeService::SandboxInfo> OciRuntime::ListPodSandboxes() {
+  std::vector<SandboxInfo> out;
   for (const auto& id : ListSandboxes()) {
     std::string dir = options_.root + "/sandboxes/" + id;
+    SandboxInfo info;
+    info.sandbox = Sandbox{id, dir + "/net", dir + "/ipc", dir + "/uts"};
     boost::system::error_code ec;
     auto meta = json::parse(Slurp(dir + "/sandbox.json"), ec);
-    if (ec || !meta.is_object()) continue;  // Half made: RemovePodSandbox cleans it.
-    SandboxConfig config;
-    config.name = std::string(meta.as_object().at("name").as_string());
-    config.ns = std::string(meta.as_object().at("namespace").as_string());
-    config.uid = std::string(meta.as_object().at("uid").as_string());
-    out.emplace_back(Sandbox{id, dir + "/net", dir + "/ipc", dir + "/uts"}, std::move(config));
+    if (!ec && meta.is_object()) {
+      auto field = [&](std::string_view k) {
+        const auto* v = meta.as_object().if_contains(k);
+        return v && v->is_string() ? std::string(v->get_string()) : std::string();
+      };
+      info.config = {field("name"), field("namespace"), field("uid")};
+    }
+    info.ready = !info.config.uid.empty() && SandboxNamespacesHeld(info.sandbox);
+    out.push_back(std::move(info));
   }
   return out;
 }
@@ -262,7 +296,11 @@ Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
                                    "--cgroup",
                                    "/kiso/" + id,
                                    "--sync-fd",
-                                   "3"};
+                                   "3",
+                                   "--log-max-size",
+                                   std::to_string(options_.container_log_max_size),
+                                   "--log-max-files",
+                                   std::to_string(options_.container_log_max_files)};
   if (config.tty) argv.emplace_back("--tty");
   if (config.stdin_open) argv.emplace_back("--stdin");
   if (config.stdin_once) argv.emplace_back("--stdin-once");
@@ -346,6 +384,22 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
   // an agent can look at every container each sync.
   std::string pid_text = Trim(Slurp(bundle + "/init.pid"));
   s.pid = pid_text.empty() ? 0 : std::atoi(pid_text.c_str());
+  if (s.pid > 0 && s.started_at.empty()) {
+    // Created and not started, as far as the files say. Normally a container
+    // is started in the same sync that creates it; this is an agent that died
+    // in between, maybe after `runc start`: the runtime knows which.
+    auto state = Runtime({"state", id});
+    boost::system::error_code jec;
+    auto v = state.ok() && state->exit_code == 0 ? json::parse(state->out, jec) : json::value();
+    std::string_view status = !jec && v.is_object() && v.as_object().contains("status") &&
+                                      v.as_object().at("status").is_string()
+                                  ? std::string_view(v.as_object().at("status").get_string())
+                                  : "";
+    if (status == "running" || status == "stopped") {
+      s.started_at = NowRfc3339();  // Not known to the second: recorded as now.
+      (void)WriteFile(bundle + "/started_at", s.started_at);
+    }
+  }
   if (s.pid <= 0) {
     s.state = ContainerState::kUnknown;
   } else if (s.started_at.empty()) {

@@ -19,6 +19,9 @@ struct OciRuntimeOptions {
   std::string root;              // State: sandboxes/, containers/, <runtime>-state/.
   std::string runtime = "runc";  // "runc" or "crun", found in PATH.
   std::string shim_binary;       // The kiso-shim executable.
+  // Container log rotation (the kubelet's containerLogMaxSize/MaxFiles).
+  int64_t container_log_max_size = int64_t{10} << 20;
+  int container_log_max_files = 5;
 };
 
 class OciRuntime : public RuntimeService {
@@ -44,7 +47,7 @@ class OciRuntime : public RuntimeService {
   Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                               std::chrono::seconds timeout) override;
 
-  std::vector<std::pair<Sandbox, SandboxConfig>> ListPodSandboxes() override;
+  std::vector<SandboxInfo> ListPodSandboxes() override;
   // Sandbox IDs present under root (for re-adoption and cleanup after a crash).
   std::vector<std::string> ListSandboxes();
   // The sandbox a container belongs to.
@@ -80,5 +83,7 @@ std::vector<std::string> ContainerCgroups(const std::string& id);
 Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
                                         const std::string& hostname);
 Status RemoveSandboxNamespaces(const std::string& dir);
+// Whether each of the sandbox's namespace files is a bind-mounted namespace.
+bool SandboxNamespacesHeld(const Sandbox& sandbox);
 
 }  // namespace kiso::runtime

@@ -8,6 +8,9 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "common/process.h"
@@ -27,6 +30,8 @@ std::string ShimBinary() {
   return env ? env : std::string(KISO_BUILD_DIR_DEFAULT) + "/src/runtime/kiso-shim";
 }
 
+std::string ProbeBinary() { return std::string(KISO_BUILD_DIR_DEFAULT) + "/tests/seccomp_probe"; }
+
 std::string Read(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), {}};
@@ -37,6 +42,7 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     ASSERT_TRUE(testing::MakeBusyboxRootfs(dir_.File("bb"))) << "busybox-static missing";
+    fs::copy_file(ProbeBinary(), dir_.File("bb/bin/seccomp_probe"));
     std::string tar =
         testing::BuildOciArchive(dir_.path(), dir_.File("bb"), "docker.io/library/busybox:test",
                                  {"sh"}, dir_.File("bb.tar"));
@@ -230,6 +236,196 @@ TEST_P(OciRuntimeTest, ACreateFailureNamesTheCause) {
     EXPECT_NE(id.status().message().find("/no/such/binary"), std::string::npos)
         << id.status().ToString();
   }
+}
+
+TEST_P(OciRuntimeTest, RotatesContainerLogsAsTheKubeletDoes) {
+  OciRuntimeOptions options;
+  options.root = dir_.File("rotating");
+  options.runtime = GetParam();
+  options.shim_binary = ShimBinary();
+  options.container_log_max_size = 64 << 10;
+  options.container_log_max_files = 3;
+  auto rt = OciRuntime::Create(options);
+  ASSERT_TRUE(rt.ok()) << rt.status().ToString();
+  auto sandbox = (*rt)->RunPodSandbox({"pod-r", "default", "uid-r"});
+  ASSERT_TRUE(sandbox.ok());
+  // About 1 MiB of numbered lines, then a last one.
+  auto id = (*rt)->CreateContainer(
+      *sandbox, Config("chatty", {"sh", "-c", "seq 1 100000 | sed 's/^/line /'; echo the end"}));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE((*rt)->StartContainer(*id).ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  Result<ContainerStatus> status = Status(Code::kDeadlineExceeded, "not exited");
+  while (std::chrono::steady_clock::now() < deadline) {
+    status = (*rt)->GetStatus(*id);
+    if (!status.ok() || status->state == ContainerState::kExited) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(status.ok() && status->state == ContainerState::kExited);
+  std::vector<std::string> rotated;
+  uintmax_t total = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(status->log_path).parent_path())) {
+    std::string name = e.path().filename();
+    if (!name.starts_with("chatty.log")) continue;
+    total += fs::file_size(e.path());
+    EXPECT_LE(fs::file_size(e.path()), (64u << 10) + 128) << name;  // One line past the limit.
+    if (name != "chatty.log") rotated.push_back(name);
+  }
+  EXPECT_EQ(rotated.size(), 2u) << "three files kept, the current one included";
+  EXPECT_LT(total, 3u * ((64u << 10) + 128));
+  std::string current = Read(status->log_path);
+  EXPECT_NE(current.find(" stdout F the end\n"), std::string::npos);
+  EXPECT_TRUE((*rt)->RemovePodSandbox(sandbox->id).ok());
+}
+
+TEST_P(OciRuntimeTest, WhatACrashLeavesHalfDoneIsFoundAndFinished) {
+  // A sandbox whose namespaces a crash never made: listed, not ready, removable.
+  std::string half = dir_.File("runtime/sandboxes/0123456789abcdef");
+  fs::create_directories(half);
+  std::ofstream(half + "/sandbox.json") << R"({"name":"p","namespace":"default","uid":"u"})";
+  std::map<std::string, bool> ready;
+  for (const auto& info : runtime_->ListPodSandboxes()) ready[info.sandbox.id] = info.ready;
+  EXPECT_TRUE(ready.at(sandbox_.id));
+  EXPECT_FALSE(ready.at("0123456789abcdef"));
+  EXPECT_TRUE(runtime_->RemovePodSandbox("0123456789abcdef").ok());
+  EXPECT_FALSE(fs::exists(half));
+  // A container started by the runtime before the agent could record it: running, not created.
+  auto id = runtime_->CreateContainer(sandbox_, Config("started", {"sleep", "60"}));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(runtime_->GetStatus(*id)->state, ContainerState::kCreated);
+  auto started =
+      RunCommand({"/usr/sbin/" + GetParam(), "--root", dir_.File("runtime/state"), "start", *id});
+  ASSERT_TRUE(started.ok() && started->exit_code == 0);
+  EXPECT_EQ(runtime_->GetStatus(*id)->state, ContainerState::kRunning);
+  EXPECT_TRUE(runtime_->StopContainer(*id, std::chrono::seconds(0)).ok());
+}
+
+// The calls Docker's and containerd's default profiles refuse are refused
+// here (EPERM; clone3 ENOSYS, so that libc falls back to clone), what every
+// program needs is not, and the capability that a refused call needs gives it
+// back. The probe (tests/support/seccomp_probe.cc) makes each call in turn.
+TEST_P(OciRuntimeTest, RuntimeDefaultSeccompRefusesWhatTheDefaultProfilesRefuse) {
+  auto probe = [&](const std::string& name, std::function<void(ContainerConfig&)> adjust) {
+    ContainerConfig c = Config(name, {"/bin/seccomp_probe",
+                                      "getpid",
+                                      "clone",
+                                      "socket_inet",
+                                      "personality_query",
+                                      "ptrace",
+                                      "process_vm_readv",
+                                      "kcmp",
+                                      "keyctl",
+                                      "unshare_user",
+                                      "mount",
+                                      "clone_newuser",
+                                      "clone3",
+                                      "io_uring_setup",
+                                      "userfaultfd",
+                                      "bpf",
+                                      "reboot",
+                                      "personality_bsd",
+                                      "socket_vsock",
+                                      "unknown"});
+    adjust(c);
+    auto id = runtime_->CreateContainer(sandbox_, c);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    if (!id.ok() || !runtime_->StartContainer(*id).ok())
+      return std::map<std::string, std::string>();
+    auto status = WaitExited(*id);
+    EXPECT_TRUE(status.ok() && status->exit_code == 0);
+    std::map<std::string, std::string> out;
+    std::istringstream log(Read(c.log_path));
+    std::string line;
+    while (std::getline(log, line)) {  // "<time> stdout F <call> <result>"
+      std::istringstream words(line);
+      std::string time, stream, tag, call, result;
+      words >> time >> stream >> tag >> call >> result;
+      out[call] = result;
+    }
+    return out;
+  };
+  auto runtime_default = probe("default", [](ContainerConfig&) {});
+  for (const char* allowed : {"getpid", "clone", "socket_inet", "personality_query"})
+    EXPECT_EQ(runtime_default[allowed], "ok") << allowed;
+  for (const char* refused :
+       {"ptrace", "process_vm_readv", "kcmp", "keyctl", "unshare_user", "mount", "clone_newuser",
+        "io_uring_setup", "userfaultfd", "bpf", "reboot", "personality_bsd", "socket_vsock"})
+    EXPECT_EQ(runtime_default[refused], "EPERM") << refused;
+  EXPECT_EQ(runtime_default["clone3"], "ENOSYS");
+  // A call newer than the profile knows: runc answers ENOSYS (so libc falls back), not EPERM.
+  EXPECT_EQ(runtime_default["unknown"], "ENOSYS");
+  // It is the profile that refuses them: unconfined, keyctl and ptrace of itself work.
+  auto unconfined =
+      probe("unconfined", [](ContainerConfig& c) { c.seccomp = Seccomp::kUnconfined; });
+  EXPECT_EQ(unconfined["keyctl"], "ok");
+  EXPECT_EQ(unconfined["ptrace"], "ok");
+  // A capability gives its calls back.
+  auto traced = probe("ptracer", [](ContainerConfig& c) { c.add_caps = {"SYS_PTRACE"}; });
+  EXPECT_EQ(traced["ptrace"], "ok");
+  EXPECT_EQ(traced["kcmp"], "ok");
+  EXPECT_EQ(traced["keyctl"], "EPERM");  // Never given back.
+}
+
+// A real multi-process server (Debian's nginx: a master, workers that drop to
+// nobody, epoll, sendfile) runs under RuntimeDefault and serves.
+TEST_P(OciRuntimeTest, NginxServesUnderRuntimeDefaultSeccomp) {
+  std::string root = dir_.File("nginx-root");
+  ASSERT_TRUE(testing::MakeBusyboxRootfs(root));
+  if (!testing::AddProgram(root, "/usr/sbin/nginx")) GTEST_SKIP() << "nginx is not installed";
+  for (const char* d : {"var/lib/nginx/body", "var/log/nginx", "var/www", "run", "etc/nginx"})
+    fs::create_directories(root + "/" + d);
+  testing::WriteFile(root + "/var/www/index.html", "served by nginx\n");
+  testing::WriteFile(root + "/etc/nginx/nginx.conf",
+                     "daemon off; worker_processes 2; user nobody nogroup;\n"
+                     "error_log stderr; pid /run/nginx.pid;\n"
+                     "events { worker_connections 64; }\n"
+                     "http { access_log off; sendfile on;\n"
+                     "  server { listen 8080; root /var/www; } }\n");
+  std::string tar = testing::BuildOciArchive(dir_.path(), root, "docker.io/library/nginx:test",
+                                             {"nginx"}, dir_.File("nginx.tar"));
+  ASSERT_TRUE(images_->Import(tar).ok());
+  auto image = images_->Get("nginx:test");
+  ASSERT_TRUE(image.ok());
+  auto rootfs = images_->Rootfs(*image);
+  ASSERT_TRUE(rootfs.ok());
+  // The pod's loopback comes up with its network (the CNI loopback plugin).
+  network::CniOptions cni;
+  cni.conflist = dir_.File("cni/net.conflist");
+  cni.pod_cidr = "10.232.0.0/24";
+  cni.bridge = "kisotest1";
+  cni.cache_dir = dir_.File("cni");
+  struct DeleteBridge {
+    ~DeleteBridge() { (void)RunCommand({"/usr/sbin/ip", "link", "del", "kisotest1"}); }
+  } delete_bridge;
+  auto net = network::CniNetwork::Create(cni);
+  ASSERT_TRUE(net.ok()) << net.status().ToString();
+  ASSERT_TRUE((*net)->Add(sandbox_.id, sandbox_.netns_path).ok());
+  ContainerConfig c = Config("nginx", {"/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf"});
+  c.image_rootfs = *rootfs;
+  auto id = runtime_->CreateContainer(sandbox_, c);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(runtime_->StartContainer(*id).ok());
+  std::string body, last_error;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline && body != "served by nginx\n") {
+    auto st = runtime_->GetStatus(*id);
+    ASSERT_TRUE(st.ok() && st->state == ContainerState::kRunning) << Read(c.log_path);
+    auto r = runtime_->ExecSync(*id, {"wget", "-q", "-O", "-", "http://127.0.0.1:8080/"},
+                                std::chrono::seconds(5));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    body = r->stdout_data;
+    if (body != "served by nginx\n") last_error = r->stderr_data;
+  }
+  EXPECT_EQ(body, "served by nginx\n") << last_error << Read(c.log_path);
+  auto workers = runtime_->ExecSync(*id, {"ps", "-o", "user,args"}, std::chrono::seconds(5));
+  ASSERT_TRUE(workers.ok());
+  size_t count = 0;
+  for (size_t at = 0;
+       (at = workers->stdout_data.find("nobody   nginx: worker", at)) != std::string::npos; ++at)
+    ++count;
+  EXPECT_EQ(count, 2u) << workers->stdout_data;
+  EXPECT_TRUE(runtime_->StopContainer(*id, std::chrono::seconds(5)).ok());
+  EXPECT_TRUE((*net)->Del(sandbox_.id, sandbox_.netns_path).ok());
 }
 
 // The generated config.json against the runtime-spec's own JSON schema

@@ -106,8 +106,15 @@ class RuntimeService {
   virtual std::string Version() const = 0;
 
   virtual Result<Sandbox> RunPodSandbox(const SandboxConfig& config) = 0;
-  // Every sandbox on this node with the config it was made from.
-  virtual std::vector<std::pair<Sandbox, SandboxConfig>> ListPodSandboxes() = 0;
+  // Every sandbox on this node with the config it was made from, also those
+  // a crash left half made (not ready: a namespace is missing; RemovePodSandbox
+  // removes them), and those without a config (its name and uid empty).
+  struct SandboxInfo {
+    Sandbox sandbox;
+    SandboxConfig config;
+    bool ready = false;  // Every namespace is held.
+  };
+  virtual std::vector<SandboxInfo> ListPodSandboxes() = 0;
   // Stops every container of the sandbox; the namespaces stay until removal.
   virtual Status StopPodSandbox(const std::string& sandbox_id) = 0;
   // Removes the sandbox's containers and namespaces. Idempotent.

@@ -1,15 +1,19 @@
 #include "runtime/shim.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -63,11 +67,14 @@ std::string RuntimeError(const std::string& log, const std::string& stderr_text)
   return last.empty() ? "the OCI runtime failed without a message" : last;
 }
 
-// CRI log lines: "<RFC3339Nano> <stream> <F|P> <text>\n"; P marks a partial line.
+// CRI log lines: "<RFC3339Nano> <stream> <F|P> <text>\n"; P marks a partial
+// line. Rotated as the kubelet rotates container logs (see ShimOptions).
 class LogWriter {
  public:
-  explicit LogWriter(const std::string& path)
-      : fd_(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) {}
+  LogWriter(std::string path, int64_t max_size, int max_files)
+      : path_(std::move(path)), max_size_(max_size), max_files_(max_files) {
+    Open();
+  }
   ~LogWriter() {
     if (fd_ >= 0) close(fd_);
   }
@@ -90,15 +97,65 @@ class LogWriter {
     }
     pending.clear();
   }
+  // A line of the shim's own (a failure after the container started): in the log, as stderr.
+  void Note(std::string_view text) { Line("stderr", "F", text); }
 
  private:
+  void Open() {
+    fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    struct stat st {};
+    size_ = fd_ >= 0 && fstat(fd_, &st) == 0 ? st.st_size : 0;
+  }
+
   void Line(const char* stream, const char* tag, std::string_view text) {
     std::string line = fmt::format("{} {} {} {}\n", NowRfc3339Nano(), stream, tag, text);
-    if (fd_ >= 0) {
-      [[maybe_unused]] ssize_t n = write(fd_, line.data(), line.size());
+    if (fd_ < 0) Open();  // A failed open or rotation is tried again with the next line.
+    if (fd_ < 0) return;
+    size_t done = 0;
+    while (done < line.size()) {
+      ssize_t n = write(fd_, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // Disk full: the line is lost, the container goes on.
+      done += static_cast<size_t>(n);
     }
+    size_ += static_cast<int64_t>(done);
+    if (max_size_ > 0 && size_ >= max_size_) Rotate();
   }
-  int fd_;
+
+  // LOG → LOG.<time> (a counter after it if that is taken), then the oldest
+  // rotated files go until max_files remain with the new LOG.
+  void Rotate() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    std::string rotated = path_ + "." + stamp;
+    for (int i = 1; access(rotated.c_str(), F_OK) == 0; ++i)
+      rotated = fmt::format("{}.{}.{}", path_, stamp, i);
+    if (rename(path_.c_str(), rotated.c_str()) != 0) return;  // Tried again after the next line.
+    close(fd_);
+    fd_ = -1;
+    Open();
+    std::string dir = path_.substr(0, path_.rfind('/'));
+    std::string prefix = path_.substr(path_.rfind('/') + 1) + ".";
+    std::vector<std::string> old;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (std::string_view(e->d_name).starts_with(prefix)) old.emplace_back(e->d_name);
+      }
+      closedir(d);
+    }
+    std::sort(old.begin(), old.end());  // Oldest first: the time stamps sort as text.
+    for (size_t i = 0; i + static_cast<size_t>(std::max(1, max_files_)) <= old.size(); ++i)
+      unlink((dir + "/" + old[i]).c_str());
+  }
+
+  std::string path_;
+  int64_t max_size_;
+  int max_files_;
+  int fd_ = -1;
+  int64_t size_ = 0;
 };
 
 bool OomKilled(const std::string& cgroup) {
@@ -215,19 +272,27 @@ class StdinPump {
 }  // namespace
 
 int RunShim(const ShimOptions& o) {
-  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  auto fail = [&](std::string_view what) {
+    Report(o.sync_fd, fmt::format("error shim: {}: {}\n", what, strerror(errno)));
+    return 1;
+  };
+  // The container's process becomes our child when runc exits: without
+  // this its exit would be nobody's to record.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return fail("prctl(PR_SET_CHILD_SUBREAPER)");
   {
-    std::ofstream(o.bundle + "/shim.pid") << getpid();  // Who will record the exit.
+    std::ofstream pid_file(o.bundle + "/shim.pid");  // Who will record the exit.
+    pid_file << getpid();
+    if (!pid_file.flush()) return fail("write shim.pid");
   }
   int chld[2];
-  if (pipe2(chld, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+  if (pipe2(chld, O_CLOEXEC | O_NONBLOCK) != 0) return fail("pipe");
   g_sigchld_pipe = chld[1];
   struct sigaction sa {};
   sa.sa_handler = OnSigchld;
   sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-  sigaction(SIGCHLD, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
+  if (sigaction(SIGCHLD, &sa, nullptr) != 0) return fail("sigaction(SIGCHLD)");
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGHUP, SIG_IGN) == SIG_ERR)
+    return fail("signal");
 
   int out[2];
   int err[2];
@@ -273,6 +338,7 @@ int RunShim(const ShimOptions& o) {
   argv.push_back(o.id.c_str());
   argv.push_back(nullptr);
   pid_t runtime = fork();
+  if (runtime < 0) return fail("fork");
   if (runtime == 0) {
     dup2(o.stdin_open && !o.tty ? in[0] : open("/dev/null", O_RDONLY), 0);
     dup2(out[1], 1);
@@ -321,10 +387,28 @@ int RunShim(const ShimOptions& o) {
     std::ifstream in(pid_file);
     in >> pid;
   }
+  if (pid <= 0) {
+    // Without the process's pid its exit could never be told from any other
+    // child's: the container is removed and the create fails.
+    std::vector<const char*> del = {
+        o.runtime_path.c_str(), "--root", o.runtime_root.c_str(), "delete", "--force",
+        o.id.c_str(),           nullptr};
+    if (pid_t d = fork(); d == 0) {
+      close_range(3, ~0U, 0);
+      execv(del[0], const_cast<char* const*>(del.data()));
+      _exit(127);
+    } else if (d > 0) {
+      while (waitpid(d, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    Report(o.sync_fd,
+           fmt::format("error the runtime created {} but wrote no pid to {}\n", o.id, pid_file));
+    return 1;
+  }
   Report(o.sync_fd, fmt::format("ok {}\n", pid));
   if (o.sync_fd >= 0) close(o.sync_fd);
 
-  LogWriter log(o.log_path);
+  LogWriter log(o.log_path, o.log_max_size, o.log_max_files);
   StdinPump stdin_pump(o.tty ? -1 : in[1], listener, o.stdin_once, master);
   std::string pending_out;
   std::string pending_err;
@@ -370,13 +454,21 @@ int RunShim(const ShimOptions& o) {
                            {"signal", WIFSIGNALED(exit_status) ? WTERMSIG(exit_status) : 0},
                            {"finished_at", NowRfc3339()},
                            {"oom_killed", OomKilled(o.cgroup)}};
+  // The exit must be recorded, or the container would stay "running" with no
+  // process: written durably, and retried while the disk refuses.
+  std::string text = boost::json::serialize(exit);
   std::string tmp = o.bundle + "/exit.json.tmp";
-  {
-    std::ofstream f(tmp);
-    f << boost::json::serialize(exit);
+  for (int attempt = 0;; ++attempt) {
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+              fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    if (ok && rename(tmp.c_str(), (o.bundle + "/exit.json").c_str()) == 0) return 0;
+    if (attempt == 0)
+      log.Note(fmt::format("kiso-shim: recording the exit failed: {}", strerror(errno)));
+    if (attempt >= 600) return 1;  // Ten minutes: the agent then sees the container as unknown.
+    usleep(1000 * 1000);
   }
-  rename(tmp.c_str(), (o.bundle + "/exit.json").c_str());
-  return 0;
 }
 
 }  // namespace kiso::runtime

@@ -8,8 +8,11 @@
 // With stdin_once the pipe closes when the first writer leaves. With tty the
 // container runs on a terminal whose master the shim holds: its output is
 // logged as stdout, and attach clients are handed the master itself.
+// Every system call's failure is reported: before the container runs, on the
+// sync pipe (the create fails with the cause); after, to the log file.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace kiso::runtime {
@@ -25,6 +28,11 @@ struct ShimOptions {
   bool stdin_open = false;
   bool stdin_once = false;
   bool tty = false;  // The container has a terminal: its master is held here.
+  // Log rotation, as the kubelet's containerLogMaxSize and containerLogMaxFiles:
+  // past max_size the log is renamed to LOG.<YYYYMMDD-hhmmss> and a new one
+  // begun; at most max_files files are kept, the current one included.
+  int64_t log_max_size = int64_t{10} << 20;
+  int log_max_files = 5;
 };
 
 // The socket a stdin-enabled container's shim listens on, in its bundle.

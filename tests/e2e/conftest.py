@@ -58,10 +58,14 @@ def node_reset(data_dir):
 class Server:
     """One `kiso server` process; stopped (and its directory removed) at teardown."""
 
-    def __init__(self, extra_args=(), agent=False):
-        """Without `agent`, the server runs no node agent (tests use hollow nodes)."""
+    def __init__(self, extra_args=(), agent=False, env=None, setup=None):
+        """Without `agent`, the server runs no node agent (tests use hollow nodes). `env` is
+        added to its environment; `setup(data_dir)` runs before it first starts."""
         self.args = list(extra_args) + ([] if agent else ["--disable-agent"])
+        self.env = dict(env or {})
         self.dir = tempfile.mkdtemp(prefix="kiso-e2e-")
+        if setup:
+            setup(self.dir)
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig.yaml")
@@ -72,11 +76,12 @@ class Server:
         self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home)
 
-    def start(self):
+    def start(self, wait=True):
         self.proc = subprocess.Popen(
             [KISO_BIN, "server", "--data-dir", self.dir, "--https-port", str(self.port), *self.args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
+            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.env))
+        if wait:
+            self.wait_ready()
 
     def kill(self):
         """SIGKILL, as a crash would."""
