@@ -15,9 +15,9 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   etcd-server golang-etcd-server-dev util-linux \
   clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml \
   runc crun containernetworking-plugins iproute2 iptables busybox-static \
-  golang-github-opencontainers-specs-dev python3-jsonschema docker-registry skopeo
+  golang-github-opencontainers-specs-dev python3-jsonschema docker-registry skopeo nginx
 
-.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node fuzz lint format format-check clean
+.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node fuzz tsan lint format format-check clean
 
 # Idempotent: installs only what is missing, and runs apt-get update only then.
 deps:
@@ -37,11 +37,15 @@ build: deps $(BUILD_DIR)/build.ninja
 
 # Every test: unit, conformance on SQLite and a real etcd, reliability
 # (kill -9 durability, linearizability, disk full, corruption), end to end with
-# the real kubectl and Python client, a bounded fuzzing run, and the format check.
+# the real kubectl and Python client, a bounded fuzzing run, the unit and
+# in-process tests under ThreadSanitizer, and the format check; then the leak
+# check: nothing may be left on the machine.
 test: build
 	$(MAKE) --no-print-directory format-check
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) --timeout 900
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory tsan
+	tests/leak_check
 
 # libFuzzer needs clang: the fuzz targets have their own build tree (the whole
 # project with KISO_FUZZ=ON: ASan and UBSan everywhere, no tests). Each target
@@ -62,6 +66,18 @@ fuzz: deps
 	  grep -E "^Done" build-fuzz/fuzz_$$t.log; rm -rf $$work; \
 	done
 
+# The unit and in-process tests under ThreadSanitizer, in a build tree of their
+# own: races in the store, watch cache, API server, client, informers,
+# controllers and scheduler fail the run.
+TSAN_TESTS := common_test api_test store_unit_test apiserver_test client_test controllers_test \
+  node_lifecycle_controller_test scheduler_test agent_test linearizability_checker_test
+tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKISO_TSAN=ON \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+	cmake --build build-tsan --target $(TSAN_TESTS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --test-dir build-tsan -L unit --output-on-failure -j $(CTEST_JOBS) --timeout 900
+
 run: build
 	@mkdir -p $(DATA_DIR)
 	@echo "Starting kiso server: data in $(DATA_DIR), store sqlite://$(DATA_DIR)/kiso.db"
@@ -75,7 +91,10 @@ run: build
 	@echo "  $(BUILD_DIR)/src/cmd/kiso hollow --kubeconfig $(DATA_DIR)/kubeconfig.yaml --count 3"
 	$(BUILD_DIR)/src/cmd/kiso server --data-dir $(DATA_DIR) --https-port $(PORT)
 
+# Each benchmark refuses to start on a machine that something was left on
+# (tests/leak_check); after them all, nothing may be left either.
 bench: bench-store bench-api bench-sched bench-node
+	tests/leak_check
 
 bench-store: build
 	$(BUILD_DIR)/bench/store_bench
@@ -86,8 +105,10 @@ bench-api: build
 bench-sched: build
 	$(BUILD_DIR)/bench/sched_bench
 
+# The node benchmark cleans up after itself; if it is interrupted, the trap does.
 bench-node: build
-	$(BUILD_DIR)/bench/node_bench --kiso $(BUILD_DIR)/src/cmd/kiso
+	@trap '$(BUILD_DIR)/src/cmd/kiso node reset >/dev/null' INT TERM; \
+	  $(BUILD_DIR)/bench/node_bench --kiso $(BUILD_DIR)/src/cmd/kiso
 
 SHELL := /bin/bash
 SOURCES = $(shell git ls-files '*.cc' '*.h')
@@ -105,4 +126,4 @@ lint: build
 	  test $${PIPESTATUS[1]} -eq 0 && echo "clang-tidy: clean"
 
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz
+	rm -rf $(BUILD_DIR) build-fuzz build-tsan

@@ -356,6 +356,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
 }  // namespace kiso::bench
 
 int main(int argc, char** argv) {
+  if (!kiso::bench::CleanMachine()) return 2;
   CLI::App app{"api_bench: figures of kiso's API server"};
   std::string kiso = "build/src/cmd/kiso";
   int pods = 10000;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,22 @@ inline void PrintFigure(const std::string& part, const std::string& figure, doub
                         const std::string& unit) {
   fmt::print("{} {}={:.1f} {}\n", part, figure, value, unit);
   std::fflush(stdout);
+}
+
+// Figures taken beside another run's leftovers are not figures: false (with
+// what tests/leak_check found, on stderr) when the machine is not clean.
+inline bool CleanMachine() {
+  std::string command = std::string(KISO_SOURCE_DIR) + "/tests/leak_check";
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return false;
+  std::string out;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  if (status == 0) return true;
+  fmt::print(stderr, "refusing to measure on a dirty machine:\n{}", out);
+  return false;
 }
 
 }  // namespace kiso::bench

@@ -493,6 +493,7 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
 }  // namespace kiso::bench
 
 int main(int argc, char** argv) {
+  if (!kiso::bench::CleanMachine()) return 2;
   CLI::App app{"node_bench: pod start latency and agent memory against bare runc"};
   std::string kiso = "build/src/cmd/kiso";
   int sequential = 100;

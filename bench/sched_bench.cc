@@ -207,6 +207,7 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
 }  // namespace kiso::bench
 
 int main(int argc, char** argv) {
+  if (!kiso::bench::CleanMachine()) return 2;
   CLI::App app{"sched_bench: figures of kiso's scheduler and controllers"};
   int nodes = 5000, pods = 10000, deployment_nodes = 100, replicas = 1000;
   app.add_option("--nodes", nodes)->capture_default_str();

@@ -215,6 +215,7 @@ void BenchCompactionFigures(Store& store, const std::string& name) {
 }  // namespace kiso::store
 
 int main() {
+  if (!kiso::bench::CleanMachine()) return 2;
   using namespace kiso::store;  // NOLINT(google-build-using-namespace): a benchmark main.
   kiso::testing::TempDir dir("bench");
   auto etcd = kiso::testing::EtcdProcess::Start();
