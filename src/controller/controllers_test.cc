@@ -270,16 +270,51 @@ TEST_F(ControllersTest, GarbageCollectorHonoursAllThreePropagationPolicies) {
     ASSERT_TRUE(client_->Create(R("apps", "replicasets"), "default", ReplicaSet(name, 2)).ok());
     ASSERT_TRUE(Eventually([&] { return pods_of(name) == 2; })) << name;
   }
+  // One pod of each set is held by a finalizer of the test's: the order of
+  // deletion is then visible, and tells the two cascading modes apart.
+  auto hold_one = [&](std::string_view app) {
+    for (const auto& p : Pods()) {
+      if (api::GetString(p, {"metadata", "labels", "app"}) != app) continue;
+      std::string name(api::GetString(p, {"metadata", "name"}));
+      json::value patch = json::object{
+          {"metadata", json::object{{"finalizers", json::array{"kiso.test/hold"}}}}};
+      EXPECT_TRUE(
+          client_->Patch(R("", "pods"), "default", name, client::PatchType::kMerge, patch).ok());
+      return name;
+    }
+    return std::string();
+  };
+  auto release = [&](const std::string& pod) {
+    json::value patch = json::object{{"metadata", json::object{{"finalizers", nullptr}}}};
+    EXPECT_TRUE(
+        client_->Patch(R("", "pods"), "default", pod, client::PatchType::kMerge, patch).ok());
+  };
+  auto deleting = [&](const std::string& pod) {
+    auto p = client_->Get(R("", "pods"), "default", pod);
+    return p.ok() && !api::GetString(*p, {"metadata", "deletionTimestamp"}).empty();
+  };
+
+  // Background: the owner goes at once; its dependents after it, the held one last.
+  std::string held_bg = hold_one("bg");
   client::DeleteOptions background;
   background.propagation_policy = "Background";
   ASSERT_TRUE(client_->Delete(R("apps", "replicasets"), "default", "bg", background).ok());
-  EXPECT_FALSE(client_->Get(R("apps", "replicasets"), "default", "bg").ok());  // Owner first.
+  EXPECT_FALSE(client_->Get(R("apps", "replicasets"), "default", "bg").ok());
+  ASSERT_TRUE(Eventually([&] { return pods_of("bg") == 1 && deleting(held_bg); }));
+  release(held_bg);
   ASSERT_TRUE(Eventually([&] { return pods_of("bg") == 0; }));
 
+  // Foreground: dependents first; the owner stays, marked, while one remains.
+  std::string held_fg = hold_one("fg");
   client::DeleteOptions foreground;
   foreground.propagation_policy = "Foreground";
   ASSERT_TRUE(client_->Delete(R("apps", "replicasets"), "default", "fg", foreground).ok());
-  // Dependents first: the owner stays (marked) until its pods are gone.
+  ASSERT_TRUE(Eventually([&] { return pods_of("fg") == 1 && deleting(held_fg); }));
+  auto owner = client_->Get(R("apps", "replicasets"), "default", "fg");
+  ASSERT_TRUE(owner.ok()) << "the owner went before its dependents";
+  EXPECT_FALSE(api::GetString(*owner, {"metadata", "deletionTimestamp"}).empty());
+  EXPECT_EQ(api::GetArray(*owner, {"metadata", "finalizers"}).at(0), "foregroundDeletion");
+  release(held_fg);
   ASSERT_TRUE(Eventually([&] {
     return !client_->Get(R("apps", "replicasets"), "default", "fg").ok() && pods_of("fg") == 0;
   }));

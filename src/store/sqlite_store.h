@@ -51,6 +51,10 @@ class SqliteStore : public Store {
     int checkpoint_pages = 1000;
     // Most transactions applied in one group commit.
     size_t max_batch = 1024;
+    // Whether a commit waits for the disk (PRAGMA synchronous = FULL). Only the
+    // power-cut test's control run turns it off, to show that the test sees
+    // the acknowledged writes a missing fsync loses; nothing else may.
+    bool sync = true;
   };
 
   // Opens or creates the store. DataLoss naming the file when it is not a

@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <thread>
@@ -90,12 +91,35 @@ TEST_F(SqliteStoreTest, ConcurrentWritersShareCommitsAndGetDistinctRevisions) {
   EXPECT_EQ(*all.rbegin(), kThreads * kPuts);
 }
 
+// Rows of the store's history table, read through a connection of the
+// test's own: what compaction must remove is gone from the file, not just
+// hidden by the store.
+int64_t HistoryRows(const std::string& path) {
+  sqlite3* db = nullptr;
+  int64_t rows = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM history", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      rows = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return rows;
+}
+
 TEST_F(SqliteStoreTest, BackgroundCompactionRemovesOldRowsAndKeepsLatest) {
   auto store = Open();
   for (int i = 0; i < 2000; ++i) ASSERT_TRUE(store->Put("/k" + std::to_string(i % 10), "v").ok());
   Revision at = *store->CurrentRevision();
+  EXPECT_GE(HistoryRows(dir_.File("kiso.db")), 2000);
   ASSERT_TRUE(store->Compact(at).ok());
   store->WaitForCompaction();
+  // One row per key is left: each key's value at the compacted revision.
+  EXPECT_EQ(HistoryRows(dir_.File("kiso.db")), 10);
+  EXPECT_EQ(store->Range(KeyRange::Prefix("/k"), {.revision = at - 1}).status().code(),
+            Code::kCompacted);
   auto all = store->Range(KeyRange::Prefix("/k"), {.revision = at});
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->count, 10);

@@ -170,14 +170,67 @@ def test_watch_sees_changes(kubectl, server):
         proc.wait()
 
 
-def test_delete_cascade_modes_and_wait(kubectl):
+REPLICASET = """
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {{name: {name}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: c, image: busybox:1.36}}]}}
+"""
+
+
+def test_delete_cascade_modes_act_on_dependents(kubectl):
+    """--cascade on an owner with dependents (a ReplicaSet's pods). One pod is held by a
+    finalizer, so the order of deletion shows: background removes the owner first,
+    foreground keeps it (marked) until its dependents are gone, orphan keeps the pods."""
+    import json
+    import time
+
+    def pods(app):
+        return json.loads(kubectl("get", "pods", "-l", f"app={app}", "-o", "json"))["items"]
+
+    def wait(cond, what):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)  # Polling with a deadline.
+        raise AssertionError(f"timed out waiting for {what}")
+
     for mode in ["background", "foreground", "orphan"]:
-        kubectl("apply", "-f", "-", input=POD.format(name=f"del-{mode}", app="del"))
-        out = kubectl("delete", "pod", f"del-{mode}", f"--cascade={mode}", "--timeout=30s")
-        assert f'pod "del-{mode}" deleted' in out
-        p = kubectl.run("get", "pod", f"del-{mode}", check=False)
-        assert p.returncode == 1 and f'pods "del-{mode}" not found' in p.stderr
-    assert kubectl.run("wait", "--for=delete", "pod/del-background", "--timeout=5s", check=False).returncode == 0
+        name = f"del-{mode}"
+        kubectl("apply", "-f", "-", input=REPLICASET.format(name=name))
+        wait(lambda: len(pods(name)) == 2, f"{name}'s pods")
+        held = pods(name)[0]["metadata"]["name"]
+        kubectl("patch", "pod", held, "--type=merge", "-p", '{"metadata":{"finalizers":["kiso.test/hold"]}}')
+        out = kubectl("delete", "rs", name, f"--cascade={mode}", "--wait=false")
+        assert f'replicaset.apps "{name}" deleted' in out
+        rs = kubectl.run("get", "rs", name, "-o", "json", check=False)
+        if mode == "foreground":
+            # The owner waits, marked, for the dependent the finalizer holds.
+            wait(lambda: [p["metadata"]["name"] for p in pods(name)] == [held], "the other pod gone")
+            owner = json.loads(kubectl("get", "rs", name, "-o", "json"))
+            assert owner["metadata"]["finalizers"] == ["foregroundDeletion"]
+            assert owner["metadata"].get("deletionTimestamp")
+        elif mode == "background":
+            wait(lambda: kubectl.run("get", "rs", name, check=False).returncode == 1, "the owner gone")
+            wait(lambda: [p["metadata"]["name"] for p in pods(name)] == [held], "the other pod gone")
+        else:
+            assert rs.returncode == 1 or json.loads(rs.stdout)["metadata"].get("deletionTimestamp")
+            wait(lambda: kubectl.run("get", "rs", name, check=False).returncode == 1, "the owner gone")
+            left = pods(name)
+            assert len(left) == 2 and all(not p["metadata"].get("ownerReferences") for p in left)
+            assert all(not p["metadata"].get("deletionTimestamp") for p in left)
+        kubectl("patch", "pod", held, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+        if mode == "orphan":
+            kubectl("delete", "pods", "-l", f"app={name}", "--timeout=30s")
+        # --wait=true: kubectl returns once what it deleted is gone.
+        assert kubectl.run("wait", "--for=delete", f"rs/{name}", "--timeout=30s", check=False).returncode == 0
+        wait(lambda: not pods(name), f"{name}'s pods gone")
 
 
 def test_error_messages_match_kubernetes(kubectl):

@@ -1,8 +1,10 @@
-// store_crash_writer URL: writes to a store from several threads forever and
-// prints one line per acknowledged write, flushed before the next write:
+// store_crash_writer URL SEED [--unsafe-no-sync]: writes to a store from
+// several threads forever and prints one line per acknowledged write, flushed
+// before the next write:
 //   put REV KEY VALUE | del REV KEY | compact REV (announced before it is issued)
-// durability_test.cc kills it with SIGKILL at random moments; every line it
-// printed is a write the store acknowledged, and must survive.
+// durability_test.cc kills it with SIGKILL at random moments, power_cut_test.cc
+// cuts the power of the virtual machine it runs in; every line it printed is a
+// write the store acknowledged, and must survive.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/sqlite_store.h"
 #include "store/store.h"
 
 namespace {
@@ -57,11 +60,26 @@ void Writer(kiso::store::Store* store, int id, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s STORE_URL SEED\n", argv[0]);
+  bool no_sync = argc == 4 && std::string_view(argv[3]) == "--unsafe-no-sync";
+  if (argc != 3 && !no_sync) {
+    std::fprintf(stderr, "usage: %s STORE_URL SEED [--unsafe-no-sync]\n", argv[0]);
     return 2;
   }
-  auto store = kiso::store::OpenStore(argv[1]);
+  kiso::Result<std::unique_ptr<kiso::store::Store>> store = kiso::Status(kiso::Code::kInternal, "");
+  if (no_sync) {
+    // The power-cut test's control: commits that do not wait for the disk.
+    kiso::store::SqliteStore::Options options;
+    options.path = std::string(argv[1]).substr(std::string_view("sqlite://").size());
+    options.sync = false;
+    auto opened = kiso::store::SqliteStore::Open(options);
+    if (opened.ok()) {
+      store = std::unique_ptr<kiso::store::Store>(std::move(opened).value());
+    } else {
+      store = opened.status();
+    }
+  } else {
+    store = kiso::store::OpenStore(argv[1]);
+  }
   if (!store.ok()) {
     std::fprintf(stderr, "open: %s\n", store.status().ToString().c_str());
     return 1;
