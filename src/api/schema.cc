@@ -214,7 +214,7 @@ Registry Parse(std::string_view text) {
       auto& [field, ref] = type.fields[i];
       if (!type.index.emplace(field, i).second)
         r.errors.push_back(fmt::format("{}.{} declared twice", name, field));
-      Resolve(r, ref, name + "." + field);
+      Resolve(r, ref, fmt::format("{}.{}", name, field));
     }
   }
   return r;

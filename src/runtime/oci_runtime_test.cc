@@ -305,7 +305,7 @@ TEST_P(OciRuntimeTest, WhatACrashLeavesHalfDoneIsFoundAndFinished) {
 // program needs is not, and the capability that a refused call needs gives it
 // back. The probe (tests/support/seccomp_probe.cc) makes each call in turn.
 TEST_P(OciRuntimeTest, RuntimeDefaultSeccompRefusesWhatTheDefaultProfilesRefuse) {
-  auto probe = [&](const std::string& name, std::function<void(ContainerConfig&)> adjust) {
+  auto probe = [&](const std::string& name, const std::function<void(ContainerConfig&)>& adjust) {
     ContainerConfig c = Config(name, {"/bin/seccomp_probe",
                                       "getpid",
                                       "clone",

@@ -3,16 +3,16 @@
 // on a virtual disk, acknowledging writes over the serial console, and QEMU
 // is killed mid-flight. (QEMU emulates the CPU, TCG: this machine's /dev/kvm is
 // PVM, kvm_pvm, which boots only PVM-enabled guest kernels. The disk and the
-// guest's page cache, what the test is about, behave the same either way.) What the guest had in its page cache is gone, as in
-// a power cut; only what reached the disk is left — and in the guest nothing
-// reaches it but what is fsync'd (no background writeback, a ten-minute ext4
-// journal commit). A second boot of the guest replays the ext4 journal and
-// copies the database out (a tar on a second disk); the host then checks it
-// holds every acknowledged write (acked_writes.h).
+// guest's page cache, what the test is about, behave the same either way.) What the guest had in
+// its page cache is gone, as in a power cut; only what reached the disk is left — and in the guest
+// nothing reaches it but what is fsync'd (no background writeback, a ten-minute ext4 journal
+// commit). A second boot of the guest replays the ext4 journal and copies the database out (a tar
+// on a second disk); the host then checks it holds every acknowledged write (acked_writes.h).
 //
 // A kill -9 of the process (durability_test.cc) leaves the page cache to the
 // kernel and cannot see a missing fsync; this can: a control run with the
 // store's fsync turned off must lose acknowledged writes, and the test says so.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,7 +78,7 @@ std::string NewestKernel() {
 std::vector<std::string> ModuleOrder(const std::string& modules_dir,
                                      const std::vector<std::string>& wanted) {
   std::map<std::string, std::vector<std::string>> deps;  // "kernel/…/x.ko" → its dependencies.
-  std::map<std::string, std::string> by_name;             // "x" → "kernel/…/x.ko".
+  std::map<std::string, std::string> by_name;            // "x" → "kernel/…/x.ko".
   std::ifstream in(modules_dir + "/modules.dep");
   std::string line;
   while (std::getline(in, line)) {
@@ -114,15 +114,15 @@ class PowerCutTest : public ::testing::Test {
     ASSERT_FALSE(version_.empty()) << "no kernel in /boot: make deps installs linux-image-amd64";
     ASSERT_EQ(access(kQemu, X_OK), 0) << "make deps installs qemu-system-x86";
     const char* build = std::getenv("KISO_BUILD_DIR");
-    std::string writer = std::string(build ? build : KISO_BUILD_DIR_DEFAULT) +
-                         "/tests/store/store_crash_writer";
+    std::string writer =
+        std::string(build ? build : KISO_BUILD_DIR_DEFAULT) + "/tests/store/store_crash_writer";
     // The initramfs: busybox, the writer with its libraries, the modules.
     std::string root = dir_.File("initramfs");
     for (const char* d : {"bin", "proc", "sys", "dev", "mnt", "lib/modules"})
       fs::create_directories(root + "/" + d);
     fs::copy_file("/bin/busybox", root + "/bin/busybox");
-    for (const char* applet : {"sh", "mount", "insmod", "cat", "echo", "sleep", "tar", "sync",
-                               "poweroff"}) {
+    for (const char* applet :
+         {"sh", "mount", "insmod", "cat", "echo", "sleep", "tar", "sync", "poweroff"}) {
       fs::create_symlink("busybox", root + "/bin/" + applet);
     }
     ASSERT_TRUE(testing::AddProgram(root, writer));
@@ -132,7 +132,7 @@ class PowerCutTest : public ::testing::Test {
     for (const auto& m :
          ModuleOrder(modules, {"virtio_pci", "virtio_blk", "crc32c_generic", "ext4"})) {
       std::string name = fs::path(m).filename();
-      fs::copy_file(modules + "/" + m, root + "/lib/modules/" + name);
+      fs::copy_file(fmt::format("{}/{}", modules, m), fmt::format("{}/lib/modules/{}", root, name));
       list << name << "\n";
     }
     list.close();
@@ -150,11 +150,34 @@ class PowerCutTest : public ::testing::Test {
   std::vector<std::string> Boot(const std::string& args,
                                 const std::function<bool(const std::string&)>& on_line) {
     testing::Subprocess qemu(
-        {"/usr/bin/timeout", "-s", "KILL", "120", kQemu, "-accel", "tcg", "-cpu", "max", "-m",
-         "512", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
-         "-kernel", "/boot/vmlinuz-" + version_, "-initrd", dir_.File("initramfs.cpio"),
-         "-append", "console=ttyS0 quiet loglevel=1 panic=-1 " + args, "-drive",
-         "file=" + dir_.File("disk.img") + ",format=raw,if=virtio,cache=writeback", "-drive",
+        {"/usr/bin/timeout",
+         "-s",
+         "KILL",
+         "120",
+         kQemu,
+         "-accel",
+         "tcg",
+         "-cpu",
+         "max",
+         "-m",
+         "512",
+         "-smp",
+         "2",
+         "-nodefaults",
+         "-display",
+         "none",
+         "-no-reboot",
+         "-serial",
+         "stdio",
+         "-kernel",
+         "/boot/vmlinuz-" + version_,
+         "-initrd",
+         dir_.File("initramfs.cpio"),
+         "-append",
+         "console=ttyS0 quiet loglevel=1 panic=-1 " + args,
+         "-drive",
+         "file=" + dir_.File("disk.img") + ",format=raw,if=virtio,cache=writeback",
+         "-drive",
          "file=" + dir_.File("out.img") + ",format=raw,if=virtio"},
         true);
     std::vector<std::string> lines;
