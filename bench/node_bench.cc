@@ -2,11 +2,14 @@
 // embedded agent, runc, CNI) on 127.0.0.1, beside bare `runc run` of the same
 // root file system in the same run. One line per figure: `node <figure>=<value> <unit>`.
 //   pod create → Running (the agent's status write seen by a watch), p50/p99
-//   over 100 sequential and 20 concurrent pods; bare `runc run -d` p50/p99
-//   of the same number, one after another and all at once, and the ratios;
-//   server RSS idle with and without the agent, and with 50 pods; a
-//   standalone `kiso agent` process's RSS idle and with 50 pods;
-//   shim RSS per container. Needs root, runc and busybox-static.
+//   over 1,000 sequential pods and 50 rounds of 20 at once; bare `runc run -d`
+//   of as many, one after another and 20 at once, and the ratios; the server's
+//   memory idle with and without the agent, and with 50 pods; a standalone
+//   `kiso agent`'s idle and with 50 pods; a shim's. Memory as RSS, PSS and
+//   private pages. Needs root, runc and busybox-static.
+// A failed create, a pod not Running or not deleted in time fails the run
+// (exit 1). Whatever happens, every node it started is reset at the end
+// (`kiso node reset`), so the next run starts on a clean machine.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -79,6 +82,7 @@ class Server {
     kill(pid_, SIGTERM);
     waitpid(pid_, nullptr, 0);
   }
+  const std::string& dir() const { return dir_; }
   // Waits for the kubeconfig and /readyz; then the client is usable.
   bool WaitReady() {
     auto deadline = Clock::now() + std::chrono::seconds(30);
@@ -111,6 +115,24 @@ class Server {
   int port_ = 0;
   pid_t pid_ = -1;
   std::unique_ptr<client::Client> client_;
+};
+
+// Resets the node under a data directory when it goes out of scope: what a
+// failed or finished phase left (containers, mounts, links) never outlives it.
+class NodeReset {
+ public:
+  NodeReset(std::string kiso, std::string dir) : kiso_(std::move(kiso)), dir_(std::move(dir)) {}
+  ~NodeReset() {
+    auto r = RunCommand({kiso_, "node", "reset", "--data-dir", dir_});
+    if (!r.ok() || r->exit_code != 0)
+      fmt::print(stderr, "kiso node reset --data-dir {} failed: {}\n", dir_, r.ok() ? r->out : "");
+  }
+  NodeReset(const NodeReset&) = delete;
+  NodeReset& operator=(const NodeReset&) = delete;
+
+ private:
+  std::string kiso_;
+  std::string dir_;
 };
 
 // A standalone `kiso agent` joining `server` over HTTPS; SIGTERM'd and reaped
@@ -188,31 +210,47 @@ class RunningWatch {
   client::Informer informer_;
 };
 
+// Deletes every pod and waits (2 minutes at most) until the API has none.
 bool DeleteAll(client::Client* c) {
   (void)c->DeleteCollection(Pods(), "default", {});
-  auto deadline = Clock::now() + std::chrono::seconds(60);
+  auto deadline = Clock::now() + std::chrono::minutes(2);
   while (Clock::now() < deadline) {
     auto list = c->List(Pods(), "default");
     if (list.ok() && list->at("items").as_array().empty()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  fmt::print(stderr, "pods still there after 2 minutes of deleting\n");
   return false;
 }
 
-double ShimRssMb() {
-  auto r = RunCommand({"/usr/bin/pgrep", "-f", "kiso-shim"});
-  if (!r.ok()) return 0;
-  std::vector<double> rss;
+// The shims' median memory: RSS, PSS and private pages.
+void PrintShimMemory() {
+  auto r = RunCommand({"/usr/bin/pgrep", "-x", "kiso-shim"});
+  if (!r.ok()) return;
+  std::vector<double> rss, pss, priv;
   std::istringstream in(r->out);
   pid_t pid = 0;
-  while (in >> pid) rss.push_back(testing::RssMb(pid));
-  return Percentile(rss, 0.5);
+  while (in >> pid) {
+    rss.push_back(testing::RssMb(pid));
+    pss.push_back(testing::SmapsMb(pid, "Pss"));
+    priv.push_back(testing::PrivateMb(pid));
+  }
+  Print("shim_rss_each_p50", Percentile(rss, 0.5), "MB");
+  Print("shim_pss_each_p50", Percentile(pss, 0.5), "MB");
+  Print("shim_private_each_p50", Percentile(priv, 0.5), "MB");
 }
 
-// Bare runc: `runc run -d` of the same root file system, then delete; `n` one
-// after another, or all at once when `at_once`.
+void PrintMemory(const std::string& what, pid_t pid) {
+  Print(what + "_rss", testing::RssMb(pid), "MB");
+  Print(what + "_pss", testing::SmapsMb(pid, "Pss"), "MB");
+  Print(what + "_private", testing::PrivateMb(pid), "MB");
+}
+
+// Bare runc: `runc run -d` of the same root file system, then delete: `n`
+// one after another, or in rounds of `at_once` started together. Returns each
+// start's time; a start that fails is reported and makes the result empty.
 std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, int n,
-                             bool at_once) {
+                             int at_once) {
   std::string bundle = dir + "/bare";
   fs::create_directories(bundle);
   (void)RunCommand({"/usr/sbin/runc", "spec", "--bundle", bundle});
@@ -228,6 +266,7 @@ std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, 
   std::vector<double> out(static_cast<size_t>(n));
   std::string root = dir + "/bare-state";
   auto id_of = [](int i) { return fmt::format("kiso-bench-bare-{}", i); };
+  std::atomic<int> failed{0};
   auto run = [&](int i) {
     auto begin = Clock::now();
     CommandOptions quiet;
@@ -237,29 +276,28 @@ std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, 
     out[static_cast<size_t>(i)] = Ms(Clock::now() - begin);
     if (!r.ok() || r->exit_code != 0) {
       fmt::print(stderr, "runc run: exit {}\n", r.ok() ? r->exit_code : -1);
+      ++failed;
     }
   };
   auto remove = [&](int i) {
     (void)RunCommand({"/usr/sbin/runc", "--root", root, "delete", "--force", id_of(i)});
   };
-  if (at_once) {
+  for (int first = 0; first < n; first += at_once) {
+    int last = std::min(n, first + at_once);
     std::vector<std::thread> threads;
-    threads.reserve(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) threads.emplace_back(run, i);
+    threads.reserve(static_cast<size_t>(last - first));
+    for (int i = first; i < last; ++i) threads.emplace_back(run, i);
     for (auto& t : threads) t.join();
-    for (int i = 0; i < n; ++i) remove(i);
-  } else {
-    for (int i = 0; i < n; ++i) {
-      run(i);
-      remove(i);
-    }
+    for (int i = first; i < last; ++i) remove(i);
   }
+  if (failed > 0) return {};
   return out;
 }
 
 // Pull throughput beside skopeo: one image with a 64 MiB incompressible layer,
-// served by Debian's docker-registry on 127.0.0.1, each pulled into a fresh store.
-void PullThroughput(const std::string& kiso, const std::string& dir) {
+// served by Debian's docker-registry on 127.0.0.1, each pulled into a fresh
+// store, three times each. False when a push or pull failed.
+bool PullThroughput(const std::string& kiso, const std::string& dir) {
   std::string rootfs = dir + "/big-rootfs";
   fs::create_directories(rootfs);
   {
@@ -308,7 +346,7 @@ void PullThroughput(const std::string& kiso, const std::string& dir) {
   }
   if (!pushed) {
     fmt::print(stderr, "could not push to docker-registry\n");
-    return;
+    return false;
   }
   double mb = static_cast<double>(fs::file_size(tar)) / 1e6;
   std::vector<double> kiso_s;
@@ -318,33 +356,40 @@ void PullThroughput(const std::string& kiso, const std::string& dir) {
     auto begin = Clock::now();
     auto r = RunCommand({kiso, "image", "--data-dir", a, "pull", image});
     kiso_s.push_back(std::chrono::duration<double>(Clock::now() - begin).count());
-    if (!r.ok() || r->exit_code != 0)
+    if (!r.ok() || r->exit_code != 0) {
       fmt::print(stderr, "kiso pull failed: {}\n", r.ok() ? r->err : "");
+      return false;
+    }
     std::string b = fmt::format("{}/pull-skopeo-{}", dir, round);
     begin = Clock::now();
     r = RunCommand({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
                     "docker://" + image, "oci:" + b + ":big"});
     skopeo_s.push_back(std::chrono::duration<double>(Clock::now() - begin).count());
-    if (!r.ok() || r->exit_code != 0) fmt::print(stderr, "skopeo copy failed\n");
+    if (!r.ok() || r->exit_code != 0) {
+      fmt::print(stderr, "skopeo copy failed\n");
+      return false;
+    }
   }
   Print("pull_image_size", mb, "MB");
   Print("pull_throughput_kiso", mb / Percentile(kiso_s, 0.5), "MB/s");
   Print("pull_throughput_skopeo", mb / Percentile(skopeo_s, 0.5), "MB/s");
   Print("pull_kiso_over_skopeo", Percentile(skopeo_s, 0.5) / Percentile(kiso_s, 0.5), "x");
+  return true;
 }
 
-// A `kiso agent` process of its own (server without an agent): its RSS idle
-// and with `resident` pods running. Returns the number of failures.
-int StandaloneAgentRss(const std::string& kiso, const testing::TempDir& dir, const std::string& tar,
-                       int resident) {
+// A `kiso agent` process of its own (server without an agent): its memory
+// idle and with `resident` pods running. False on a failure.
+bool StandaloneAgentMemory(const std::string& kiso, const testing::TempDir& dir,
+                           const std::string& tar, int resident) {
   std::string server_dir = dir.File("agent-server");
   std::string agent_dir = dir.File("agent");
   fs::create_directories(server_dir);
   fs::create_directories(agent_dir);
   auto imported = RunCommand({kiso, "image", "--data-dir", agent_dir, "import", tar});
-  if (!imported.ok() || imported->exit_code != 0) return 1;
+  if (!imported.ok() || imported->exit_code != 0) return false;
+  NodeReset reset(kiso, agent_dir);  // After the agent and server below have stopped.
   Server server(kiso, server_dir, false);
-  if (!server.WaitReady()) return 1;
+  if (!server.WaitReady()) return false;
   client::Client* c = server.client();
   StandaloneAgent agent(kiso, server_dir, server.port(), agent_dir);
   auto deadline = Clock::now() + std::chrono::seconds(20);
@@ -352,27 +397,62 @@ int StandaloneAgentRss(const std::string& kiso, const testing::TempDir& dir, con
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  Print("standalone_agent_rss_idle", testing::RssMb(agent.pid()), "MB");
-  // RSS counts every library page it maps, shared with any process using them.
-  Print("standalone_agent_pss_idle", testing::SmapsMb(agent.pid(), "Pss"), "MB");
-  Print("standalone_agent_private_idle", testing::SmapsMb(agent.pid(), "Private_Dirty"), "MB");
+  PrintMemory("standalone_agent_idle", agent.pid());
   RunningWatch watch(c);
   for (int i = 0; i < resident; ++i) {
-    (void)c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i)));
+    if (!c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i))).ok()) return false;
   }
-  int missing = 0;
   for (int i = 0; i < resident; ++i) {
-    missing += !watch.Wait(fmt::format("resident-{}", i), std::chrono::seconds(60));
+    if (!watch.Wait(fmt::format("resident-{}", i), std::chrono::seconds(60))) {
+      fmt::print(stderr, "resident-{} not Running on the standalone agent in 60 s\n", i);
+      return false;
+    }
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  Print(fmt::format("standalone_agent_rss_with_{}_pods", resident), testing::RssMb(agent.pid()),
-        "MB");
-  if (missing > 0) fmt::print(stderr, "{} pods not Running on the standalone agent\n", missing);
-  if (!DeleteAll(c)) fmt::print(stderr, "pods not deleted\n");
-  return missing > 0 ? 1 : 0;
+  PrintMemory(fmt::format("standalone_agent_with_{}_pods", resident), agent.pid());
+  return DeleteAll(c);
 }
 
-int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
+// Pod create → Running for `n` pods, in rounds of `at_once` created together
+// (1: one after another). Each round's pods are deleted before the next. The
+// times, or nothing when a pod failed to be created, to run or to go.
+std::vector<double> StartPods(client::Client* c, RunningWatch& watch, const std::string& prefix,
+                              int n, int at_once) {
+  std::vector<double> out;
+  for (int first = 0; first < n; first += at_once) {
+    int last = std::min(n, first + at_once);
+    std::vector<Clock::time_point> begins(static_cast<size_t>(last - first));
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    threads.reserve(begins.size());
+    for (int i = first; i < last; ++i) {
+      threads.emplace_back([&, i] {
+        begins[static_cast<size_t>(i - first)] = Clock::now();
+        if (!c->Create(Pods(), "default", PodObject(fmt::format("{}-{}", prefix, i))).ok())
+          ++failed;
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (failed > 0) {
+      fmt::print(stderr, "{} creates failed\n", failed.load());
+      return {};
+    }
+    for (int i = first; i < last; ++i) {
+      auto running = watch.Wait(fmt::format("{}-{}", prefix, i), std::chrono::seconds(60));
+      if (!running) {
+        fmt::print(stderr, "{}-{} not Running in 60 s\n", prefix, i);
+        return {};
+      }
+      out.push_back(Ms(*running - begins[static_cast<size_t>(i - first)]));
+    }
+    if (at_once > 1 && !DeleteAll(c)) return {};
+    if (at_once == 1) (void)c->Delete(Pods(), "default", fmt::format("{}-{}", prefix, first));
+  }
+  if (!DeleteAll(c)) return {};
+  return out;
+}
+
+int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int resident) {
   if (geteuid() != 0) {
     fmt::print(stderr, "node_bench needs root\n");
     return 1;
@@ -385,15 +465,17 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
   }
   std::string tar = testing::BuildOciArchive(dir.path(), rootfs, "docker.io/library/busybox:bench",
                                              {"sh"}, dir.File("busybox.tar"));
-  // Idle RSS without the agent, for the agent's share.
-  double without_agent = 0;
+  // Memory without the agent, for the agent's share.
+  double rss_without = 0, private_without = 0;
   {
     std::string d = dir.File("plain");
     fs::create_directories(d);
     Server plain(kiso, d, false);
     if (!plain.WaitReady()) return 1;
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    without_agent = testing::RssMb(plain.pid());
+    rss_without = testing::RssMb(plain.pid());
+    private_without = testing::PrivateMb(plain.pid());
+    PrintMemory("server_idle_without_agent", plain.pid());
   }
   std::string data = dir.File("node");
   fs::create_directories(data);
@@ -402,8 +484,9 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
     fmt::print(stderr, "import failed\n");
     return 1;
   }
-  int status = 0;
+  std::vector<double> seq, par;
   {
+    NodeReset reset(kiso, data);  // Runs after the server below has stopped.
     Server server(kiso, data, true);
     if (!server.WaitReady()) {
       fmt::print(stderr, "server not ready\n");
@@ -416,77 +499,53 @@ int Run(const std::string& kiso, int sequential, int concurrent, int resident) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    double idle = testing::RssMb(server.pid());
-    Print("server_rss_idle_with_agent", idle, "MB");
-    Print("server_rss_idle_without_agent", without_agent, "MB");
-    Print("agent_rss_idle", idle - without_agent, "MB");
+    PrintMemory("server_idle_with_agent", server.pid());
+    Print("agent_rss_idle", testing::RssMb(server.pid()) - rss_without, "MB");
+    Print("agent_private_idle", testing::PrivateMb(server.pid()) - private_without, "MB");
 
     RunningWatch watch(c);
-    std::vector<double> seq;
-    for (int i = 0; i < sequential; ++i) {
-      std::string name = fmt::format("seq-{}", i);
-      auto begin = Clock::now();
-      if (!c->Create(Pods(), "default", PodObject(name)).ok()) ++status;
-      auto running = watch.Wait(name, std::chrono::seconds(30));
-      if (!running) {
-        fmt::print(stderr, "{} not Running in 30 s\n", name);
-        return 1;
-      }
-      seq.push_back(Ms(*running - begin));
-      (void)c->Delete(Pods(), "default", name);
-    }
+    seq = StartPods(c, watch, "seq", sequential, 1);
+    if (seq.empty()) return 1;
     Print("create_to_running_sequential_p50", Percentile(seq, 0.5), "ms");
     Print("create_to_running_sequential_p99", Percentile(seq, 0.99), "ms");
-    if (!DeleteAll(c)) fmt::print(stderr, "pods not deleted\n");
-
-    std::vector<Clock::time_point> begins(static_cast<size_t>(concurrent));
-    std::vector<std::thread> threads;
-    threads.reserve(static_cast<size_t>(concurrent));
-    for (int i = 0; i < concurrent; ++i) {
-      threads.emplace_back([&, i] {
-        begins[static_cast<size_t>(i)] = Clock::now();
-        (void)c->Create(Pods(), "default", PodObject(fmt::format("par-{}", i)));
-      });
-    }
-    for (auto& t : threads) t.join();
-    std::vector<double> par;
-    for (int i = 0; i < concurrent; ++i) {
-      auto running = watch.Wait(fmt::format("par-{}", i), std::chrono::seconds(60));
-      if (running) par.push_back(Ms(*running - begins[static_cast<size_t>(i)]));
-    }
-    Print("create_to_running_concurrent_p50", Percentile(par, 0.5), "ms");
-    Print("create_to_running_concurrent_p99", Percentile(par, 0.99), "ms");
-    if (!DeleteAll(c)) fmt::print(stderr, "pods not deleted\n");
+    par = StartPods(c, watch, "par", concurrent * rounds, concurrent);
+    if (par.empty()) return 1;
+    Print(fmt::format("create_to_running_{}_at_once_p50", concurrent), Percentile(par, 0.5), "ms");
+    Print(fmt::format("create_to_running_{}_at_once_p99", concurrent), Percentile(par, 0.99), "ms");
 
     for (int i = 0; i < resident; ++i) {
-      (void)c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i)));
+      if (!c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i))).ok()) return 1;
     }
     for (int i = 0; i < resident; ++i) {
-      (void)watch.Wait(fmt::format("resident-{}", i), std::chrono::seconds(60));
+      if (!watch.Wait(fmt::format("resident-{}", i), std::chrono::seconds(60))) {
+        fmt::print(stderr, "resident-{} not Running in 60 s\n", i);
+        return 1;
+      }
     }
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    Print(fmt::format("server_rss_with_{}_pods", resident), testing::RssMb(server.pid()), "MB");
-    Print("shim_rss_each_p50", ShimRssMb(), "MB");
-    if (!DeleteAll(c)) fmt::print(stderr, "pods not deleted\n");
+    PrintMemory(fmt::format("server_with_{}_pods", resident), server.pid());
+    PrintShimMemory();
+    if (!DeleteAll(c)) return 1;
 
-    std::string rootfs =
+    std::string image_rootfs =
         data + "/images/rootfs/" +
         fs::directory_iterator(data + "/images/rootfs")->path().filename().string();
-    std::vector<double> bare = BareRunc(rootfs, dir.path(), sequential, false);
-    Print("bare_runc_run_p50", Percentile(bare, 0.5), "ms");
-    Print("bare_runc_run_p99", Percentile(bare, 0.99), "ms");
+    std::vector<double> bare = BareRunc(image_rootfs, dir.path(), sequential, 1);
+    if (bare.empty()) return 1;
+    Print("bare_runc_run_sequential_p50", Percentile(bare, 0.5), "ms");
+    Print("bare_runc_run_sequential_p99", Percentile(bare, 0.99), "ms");
     Print("sequential_p50_over_bare_runc_p50", Percentile(seq, 0.5) / Percentile(bare, 0.5), "x");
-    std::vector<double> bare_par = BareRunc(rootfs, dir.path(), concurrent, true);
-    Print("bare_runc_run_concurrent_p50", Percentile(bare_par, 0.5), "ms");
-    Print("bare_runc_run_concurrent_p99", Percentile(bare_par, 0.99), "ms");
-    Print("concurrent_p50_over_bare_runc_concurrent_p50",
+    std::vector<double> bare_par =
+        BareRunc(image_rootfs, dir.path(), concurrent * rounds, concurrent);
+    if (bare_par.empty()) return 1;
+    Print(fmt::format("bare_runc_run_{}_at_once_p50", concurrent), Percentile(bare_par, 0.5), "ms");
+    Print(fmt::format("bare_runc_run_{}_at_once_p99", concurrent), Percentile(bare_par, 0.99),
+          "ms");
+    Print(fmt::format("{}_at_once_p50_over_bare_runc", concurrent),
           Percentile(par, 0.5) / Percentile(bare_par, 0.5), "x");
   }
-  (void)RunCommand({"/usr/sbin/ip", "link", "del", kBridge});
-  status += StandaloneAgentRss(kiso, dir, tar, resident);
-  (void)RunCommand({"/usr/sbin/ip", "link", "del", kBridge});
-  PullThroughput(kiso, dir.path());
-  return status;
+  if (!StandaloneAgentMemory(kiso, dir, tar, resident)) return 1;
+  return PullThroughput(kiso, dir.path()) ? 0 : 1;
 }
 
 }  // namespace
@@ -496,13 +555,18 @@ int main(int argc, char** argv) {
   if (!kiso::bench::CleanMachine()) return 2;
   CLI::App app{"node_bench: pod start latency and agent memory against bare runc"};
   std::string kiso = "build/src/cmd/kiso";
-  int sequential = 100;
+  int sequential = 1000;
   int concurrent = 20;
+  int rounds = 50;
   int resident = 50;
   app.add_option("--kiso", kiso, "kiso binary")->capture_default_str();
-  app.add_option("--sequential", sequential)->capture_default_str();
-  app.add_option("--concurrent", concurrent)->capture_default_str();
-  app.add_option("--resident", resident)->capture_default_str();
+  app.add_option("--sequential", sequential, "Pods started one after another")
+      ->capture_default_str();
+  app.add_option("--concurrent", concurrent, "Pods started together in a round")
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "Rounds of pods started together")->capture_default_str();
+  app.add_option("--resident", resident, "Pods running for the memory figures")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return kiso::bench::Run(kiso, sequential, concurrent, resident);
+  return kiso::bench::Run(kiso, sequential, concurrent, rounds, resident);
 }

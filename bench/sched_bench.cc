@@ -95,15 +95,22 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
 
   // SchedulingBasic: nodes as API objects (no kubelets, as scheduler_perf does).
   auto t0 = Clock::now();
+  std::atomic<int> failed{0};
   Parallel(nodes, 16, [&](int i) {
     std::string name = fmt::format("node-{}", i);
     auto created = client.Create(R("", "nodes"), "", NodeObject(name));
     if (created.ok()) {
       json::value with_status = *created;
       with_status.as_object()["status"] = NodeObject(name).at("status");
-      (void)client.Update(R("", "nodes"), "", with_status, "status");
+      if (!client.Update(R("", "nodes"), "", with_status, "status").ok()) ++failed;
+    } else {
+      ++failed;
     }
   });
+  if (failed > 0) {
+    fmt::print(stderr, "{} of {} nodes could not be registered\n", failed.load(), nodes);
+    return 1;
+  }
   Print("nodes_registered", nodes, "nodes");
   Print("node_registration", std::chrono::duration<double>(Clock::now() - t0).count(), "s");
 
@@ -127,13 +134,23 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
   }
   double all_bound = std::chrono::duration<double>(Clock::now() - start).count();
   creator.join();
+  if (created < first || (*scheduler)->bound() < first) {
+    fmt::print(stderr, "{} of {} pods created, {} bound in 10 minutes\n", created.load(), first,
+               (*scheduler)->bound());
+    return 1;
+  }
   Print("e2e_pods", first, "pods");
   Print("e2e_throughput", static_cast<double>((*scheduler)->bound()) / all_bound, "pods/s");
   (*scheduler)->Stop();
   scheduler->reset();
   Parallel(pods - first, 16, [&](int i) {
-    (void)client.Create(R("", "pods"), "default", PodObject(fmt::format("pod-{}", first + i)));
+    if (!client.Create(R("", "pods"), "default", PodObject(fmt::format("pod-{}", first + i))).ok())
+      ++failed;
   });
+  if (failed > 0) {
+    fmt::print(stderr, "{} of {} pods could not be created\n", failed.load(), pods - first);
+    return 1;
+  }
   auto second = scheduler::Scheduler::Create(&client, {});
   if (!second.ok()) return 1;
   start = Clock::now();
@@ -142,6 +159,11 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   double sched_s = std::chrono::duration<double>(Clock::now() - start).count();
+  if ((*second)->bound() < pods - first) {
+    fmt::print(stderr, "{} of {} queued pods bound in 10 minutes\n", (*second)->bound(),
+               pods - first);
+    return 1;
+  }
   Print("queued_pods", pods - first, "pods");
   Print("scheduling_throughput", static_cast<double>((*second)->bound()) / sched_s, "pods/s");
   Print("pods_bound_total", static_cast<double>(first + (*second)->bound()), "pods");
@@ -157,6 +179,10 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
   int over = 0;
   for (const auto& [n, count] : per_node) over += (n.empty() || count > 40) ? 1 : 0;
   Print("nodes_over_capacity_or_unbound", over, "nodes");
+  if (!list.ok() || over > 0) {
+    fmt::print(stderr, "nodes over capacity or pods unbound: {}\n", over);
+    return 1;
+  }
   Parallel(pods, 16, [&](int i) {
     client::DeleteOptions o;
     o.grace_period_seconds = 0;
@@ -189,11 +215,17 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
                          {"spec", PodObject("x").at("spec")}}}}}};
   auto d0 = Clock::now();
   if (!client.Create(R("apps", "deployments"), "default", deployment).ok()) return 1;
-  while (Clock::now() < d0 + std::chrono::minutes(5)) {
+  bool all_running = false;
+  while (!all_running && Clock::now() < d0 + std::chrono::minutes(5)) {
     auto d = client.Get(R("apps", "deployments"), "default", "big");
     const auto* available = d.ok() ? api::Find(*d, {"status", "availableReplicas"}) : nullptr;
-    if (available && available->is_int64() && available->get_int64() == replicas) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    all_running = available && available->is_int64() && available->get_int64() == replicas;
+    if (!all_running) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!all_running) {
+    fmt::print(stderr, "the Deployment's {} replicas were not all available in 5 minutes\n",
+               replicas);
+    return 1;
   }
   Print("deployment_all_running", std::chrono::duration<double>(Clock::now() - d0).count(), "s");
   deployments.Stop();

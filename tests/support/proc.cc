@@ -20,7 +20,8 @@ double RssMb(pid_t pid) {
 }
 
 double SmapsMb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::ifstream in(pid == 0 ? std::string("/proc/self/smaps_rollup")
+                            : "/proc/" + std::to_string(pid) + "/smaps_rollup");
   std::string word;
   while (in >> word) {
     if (word == field + ":") {
@@ -30,6 +31,10 @@ double SmapsMb(pid_t pid, const std::string& field) {
     }
   }
   return 0;
+}
+
+double PrivateMb(pid_t pid) {
+  return SmapsMb(pid, "Private_Clean") + SmapsMb(pid, "Private_Dirty");
 }
 
 }  // namespace kiso::testing

@@ -9,8 +9,11 @@ namespace kiso::testing {
 
 // Resident set size of `pid` (0: this process) in MiB; 0 if it cannot be read.
 double RssMb(pid_t pid = 0);
-// A field of /proc/PID/smaps_rollup in MB ("Pss", "Private_Dirty"): the
-// process's share of the pages it maps, and the pages only it has written.
+// A field of /proc/PID/smaps_rollup (0: this process) in MB ("Pss",
+// "Private_Dirty"): the process's share of the pages it maps, and the pages
+// only it has written.
 double SmapsMb(pid_t pid, const std::string& field);
+// The pages only the process has (Private_Clean + Private_Dirty), in MB.
+double PrivateMb(pid_t pid);
 
 }  // namespace kiso::testing
