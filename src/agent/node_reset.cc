@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
+#include "common/process.h"
 #include "network/cni.h"
 #include "runtime/oci_runtime.h"
 
@@ -31,20 +31,12 @@ std::string RecordPath(const std::string& agent_dir) {
   return fmt::format("{}/{}.json", kRecords, slug);
 }
 
-std::vector<std::string> Cmdline(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
-  std::vector<std::string> out;
-  std::string arg;
-  while (std::getline(in, arg, '\0')) out.push_back(arg);
-  return out;
-}
-
 bool Alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 // The node's agent process, if it still runs: a kiso or kiso-agent whose
 // command line names the node's data directory (or names none: the default).
 bool IsAgentOf(pid_t pid, const std::string& data_dir) {
-  auto argv = Cmdline(pid);
+  auto argv = CommandLineOf(pid);
   if (argv.empty()) return false;
   std::string exe = fs::path(argv[0]).filename();
   if (exe != "kiso" && exe != "kiso-agent") return false;
@@ -114,22 +106,12 @@ std::set<std::string> StrayAgentDirs() {
       if (at != std::string::npos) out.insert(path.substr(0, at));
     }
   };
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    std::string name = e.path().filename();
-    if (!std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-    auto argv = Cmdline(std::stoi(name));
+  for (pid_t pid : ListProcesses()) {
+    auto argv = CommandLineOf(pid);
     if (argv.empty() || fs::path(argv[0]).filename() != "kiso-shim") continue;
     for (const auto& a : argv) add(a);
   }
-  std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devices, root, point;
-    fields >> id >> parent >> devices >> root >> point;
-    add(point);
-  }
+  for (const auto& point : runtime::MountPoints()) add(point);
   return out;
 }
 

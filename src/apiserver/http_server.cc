@@ -210,24 +210,16 @@ bool LongRunning(const http::request<http::string_body>& in) {
          path.find("/proxy/") != std::string_view::npos;
 }
 
-// 429, as kube-apiserver's max-in-flight filter answers.
-void WriteTooManyRequests(SslStream& stream, unsigned version, bool keep_alive) {
-  api::ApiError e = api::TooManyRequests();
-  http::response<http::string_body> res{http::status::too_many_requests, version};
+// A Status as the response (with Retry-After when it says to retry); the
+// connection closes after it unless `keep_alive`.
+void WriteError(SslStream& stream, const api::ApiError& e, bool keep_alive = false,
+                unsigned version = 11) {
+  http::response<http::string_body> res{static_cast<http::status>(e.code), version};
   res.set(http::field::content_type, "application/json");
-  res.set(http::field::retry_after, "1");
+  if (e.retry_after_seconds > 0)
+    res.set(http::field::retry_after, std::to_string(e.retry_after_seconds));
   res.body() = e.ToJson();
   res.keep_alive(keep_alive);
-  res.prepare_payload();
-  beast::error_code ignored;
-  http::write(stream, res, ignored);
-}
-
-void WriteError(SslStream& stream, const api::ApiError& e) {
-  http::response<http::string_body> res{static_cast<http::status>(e.code), 11};
-  res.set(http::field::content_type, "application/json");
-  res.body() = e.ToJson();
-  res.keep_alive(false);
   res.prepare_payload();
   beast::error_code ignored;
   http::write(stream, res, ignored);
@@ -363,7 +355,8 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       bool mutating = m != http::verb::get && m != http::verb::head && m != http::verb::options;
       seat = options.gate->Enter(options.flow, mutating);
       if (!seat) {
-        WriteTooManyRequests(stream, in.version(), keep_alive);
+        // 429, as kube-apiserver's max-in-flight filter answers.
+        WriteError(stream, api::TooManyRequests(), keep_alive, in.version());
         if (!keep_alive) return;
         continue;
       }

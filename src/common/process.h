@@ -54,4 +54,9 @@ void ResizeTerminal(int tty_fd, uint16_t cols, uint16_t rows);
 // Waits for `pid`; its exit code, or 128 + the signal that ended it.
 int WaitProcess(pid_t pid);
 
+// The command line of a running process (/proc/PID/cmdline); empty if it is gone.
+std::vector<std::string> CommandLineOf(pid_t pid);
+// Every process running now.
+std::vector<pid_t> ListProcesses();
+
 }  // namespace kiso

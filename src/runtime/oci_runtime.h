@@ -76,6 +76,8 @@ void ResetContainers(const std::string& root, const std::string& runtime,
 // Unmounts (lazily, deepest first) every mount point at or below `dir`.
 void UnmountBelow(const std::string& dir, std::vector<std::string>* removed,
                   std::vector<std::string>* failed);
+// Every mount point of this mount namespace (/proc/self/mountinfo, unescaped).
+std::vector<std::string> MountPoints();
 // The cgroup directories of container `id` in every hierarchy (/sys/fs/cgroup/<h>/kiso/<id>).
 std::vector<std::string> ContainerCgroups(const std::string& id);
 

@@ -75,11 +75,24 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
         EXPECT_TRUE(runtime_->RemovePodSandbox(s).ok());
       EXPECT_TRUE(runtime_->ListContainers().empty());
     }
+    for (const auto& bridge : bridges_) (void)RunCommand({"/usr/sbin/ip", "link", "del", bridge});
     // runc leaves the (now empty) parent cgroup behind; remove it if no one uses it.
     std::error_code ec;
     for (const auto& c : fs::directory_iterator("/sys/fs/cgroup", ec)) {
       fs::remove(c.path() / "kiso", ec);
     }
+  }
+
+  // A CNI network on a bridge of the test's own, removed at the end whatever happens.
+  Result<std::unique_ptr<network::CniNetwork>> Network(const std::string& bridge,
+                                                       const std::string& cidr) {
+    network::CniOptions cni;
+    cni.conflist = dir_.File("cni/net.conflist");
+    cni.pod_cidr = cidr;
+    cni.bridge = bridge;
+    cni.cache_dir = dir_.File("cni");
+    bridges_.push_back(bridge);
+    return network::CniNetwork::Create(cni);
   }
 
   ContainerConfig Config(const std::string& name, std::vector<std::string> args) {
@@ -109,6 +122,7 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
   std::string rootfs_;
   std::unique_ptr<OciRuntime> runtime_;
   Sandbox sandbox_;
+  std::vector<std::string> bridges_;
 };
 
 TEST_P(OciRuntimeTest, RunsAContainerAndLogsItsOutputInCriFormat) {
@@ -152,16 +166,7 @@ TEST_P(OciRuntimeTest, ReportsExitCodesAndOomKills) {
 }
 
 TEST_P(OciRuntimeTest, PodsReachEachOtherThroughCniAndStopGracefully) {
-  // A bridge of the test's own, removed at the end whatever happens.
-  network::CniOptions cni;
-  cni.conflist = dir_.File("cni/net.conflist");
-  cni.pod_cidr = "10.231.0.0/24";
-  cni.bridge = "kisotest0";
-  cni.cache_dir = dir_.File("cni");
-  struct DeleteBridge {
-    ~DeleteBridge() { (void)RunCommand({"/usr/sbin/ip", "link", "del", "kisotest0"}); }
-  } delete_bridge;
-  auto net = network::CniNetwork::Create(cni);
+  auto net = Network("kisotest0", "10.231.0.0/24");
   ASSERT_TRUE(net.ok()) << net.status().ToString();
   auto server_ip = (*net)->Add(sandbox_.id, sandbox_.netns_path);
   ASSERT_TRUE(server_ip.ok()) << server_ip.status().ToString();
@@ -389,15 +394,7 @@ TEST_P(OciRuntimeTest, NginxServesUnderRuntimeDefaultSeccomp) {
   auto rootfs = images_->Rootfs(*image);
   ASSERT_TRUE(rootfs.ok());
   // The pod's loopback comes up with its network (the CNI loopback plugin).
-  network::CniOptions cni;
-  cni.conflist = dir_.File("cni/net.conflist");
-  cni.pod_cidr = "10.232.0.0/24";
-  cni.bridge = "kisotest1";
-  cni.cache_dir = dir_.File("cni");
-  struct DeleteBridge {
-    ~DeleteBridge() { (void)RunCommand({"/usr/sbin/ip", "link", "del", "kisotest1"}); }
-  } delete_bridge;
-  auto net = network::CniNetwork::Create(cni);
+  auto net = Network("kisotest1", "10.232.0.0/24");
   ASSERT_TRUE(net.ok()) << net.status().ToString();
   ASSERT_TRUE((*net)->Add(sandbox_.id, sandbox_.netns_path).ok());
   ContainerConfig c = Config("nginx", {"/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf"});

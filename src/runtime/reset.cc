@@ -24,14 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> Cmdline(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
-  std::vector<std::string> out;
-  std::string arg;
-  while (std::getline(in, arg, '\0')) out.push_back(arg);
-  return out;
-}
-
 std::vector<std::string> Children(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -57,19 +49,26 @@ std::string Unescape(const std::string& s) {
 
 std::vector<std::string> MountsBelow(const std::string& dir) {
   std::vector<std::string> out;
+  for (auto& point : MountPoints()) {
+    if (point == dir || point.starts_with(dir + "/")) out.push_back(std::move(point));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> MountPoints() {
+  std::vector<std::string> out;
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream fields(line);
     std::string id, parent, devices, root, point;
     fields >> id >> parent >> devices >> root >> point;
-    point = Unescape(point);
-    if (point == dir || point.starts_with(dir + "/")) out.push_back(point);
+    out.push_back(Unescape(point));
   }
   return out;
 }
-
-}  // namespace
 
 std::vector<std::string> ContainerCgroups(const std::string& id) {
   std::vector<std::string> out;
@@ -103,15 +102,14 @@ void ResetContainers(const std::string& root, const std::string& runtime,
   }
   // Shims whose bundles are here, and whatever is still in a container's cgroup.
   std::string bundles = root + "/containers/";
-  for (const auto& pid : Children("/proc")) {
-    if (!std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-    auto argv = Cmdline(pid);
+  for (pid_t pid : ListProcesses()) {
+    auto argv = CommandLineOf(pid);
     if (argv.empty() || fs::path(argv[0]).filename() != "kiso-shim") continue;
     auto bundle = std::find(argv.begin(), argv.end(), "--bundle");
     if (bundle == argv.end() || bundle + 1 == argv.end() || !(bundle + 1)->starts_with(bundles))
       continue;
-    if (kill(std::stoi(pid), SIGKILL) == 0) {
-      killed.push_back(std::stoi(pid));
+    if (kill(pid, SIGKILL) == 0) {
+      killed.push_back(pid);
       removed->push_back(fmt::format("shim pid {} ({})", pid, *(bundle + 1)));
     }
   }

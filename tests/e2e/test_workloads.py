@@ -84,8 +84,11 @@ def test_unschedulable_pod_reports_why_and_waits(kctl, api):
     c = wait_for(condition, what="PodScheduled=False")
     assert c.reason == "Unschedulable"
     assert c.message == "0/10 nodes are available: 10 Insufficient cpu."
-    events = core.list_namespaced_event("default", field_selector="involvedObject.name=huge").items
-    assert any(e.reason == "FailedScheduling" and e.type == "Warning" for e in events)
+    # Events are recorded asynchronously (as the scheduler's recorder does upstream): poll for it.
+    def event():
+        events = core.list_namespaced_event("default", field_selector="involvedObject.name=huge").items
+        return any(e.reason == "FailedScheduling" and e.type == "Warning" for e in events)
+    wait_for(event, what="a FailedScheduling warning event")
     kctl("delete", "pod", "huge")
 
 
