@@ -276,8 +276,8 @@ TEST_F(ControllersTest, GarbageCollectorHonoursAllThreePropagationPolicies) {
     for (const auto& p : Pods()) {
       if (api::GetString(p, {"metadata", "labels", "app"}) != app) continue;
       std::string name(api::GetString(p, {"metadata", "name"}));
-      json::value patch = json::object{
-          {"metadata", json::object{{"finalizers", json::array{"kiso.test/hold"}}}}};
+      json::value patch =
+          json::object{{"metadata", json::object{{"finalizers", json::array{"kiso.test/hold"}}}}};
       EXPECT_TRUE(
           client_->Patch(R("", "pods"), "default", name, client::PatchType::kMerge, patch).ok());
       return name;

@@ -92,10 +92,10 @@ Status SqliteStore::Init() {
   KISO_ASSIGN_OR_RETURN(writer_, SqliteDb::Open(path));
   // synchronous=FULL in WAL mode: every COMMIT fsyncs the WAL before returning.
   // Checkpoints are taken by CheckpointLoop, not by the committing thread.
-  Status pragmas = writer_->Exec(fmt::format(
-      "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; "
-      "PRAGMA wal_autocheckpoint = 0;",
-      options_.sync ? "FULL" : "OFF"));
+  Status pragmas = writer_->Exec(
+      fmt::format("PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; "
+                  "PRAGMA wal_autocheckpoint = 0;",
+                  options_.sync ? "FULL" : "OFF"));
   if (!pragmas.ok()) return pragmas.Annotate("refusing to start");
   {
     KISO_ASSIGN_OR_RETURN(SqliteQuery check, writer_->Query("PRAGMA quick_check"));
