@@ -150,6 +150,10 @@ ApiError FromStatus(const Status& status) {
       return Expired(status.message());
     case Code::kInvalidArgument:
       return BadRequest(status.message());
+    case Code::kUnauthenticated:
+      return Unauthorized();
+    case Code::kPermissionDenied:
+      return Simple(403, "Forbidden", status.message());
     case Code::kResourceExhausted:
     case Code::kUnavailable:
     case Code::kDeadlineExceeded: {

@@ -28,6 +28,12 @@ Status StatusFromResponse(int http_code, std::string_view body) {
     case 422:
       code = Code::kInvalidArgument;
       break;
+    case 401:
+      code = Code::kUnauthenticated;
+      break;
+    case 403:
+      code = Code::kPermissionDenied;
+      break;
     case 404:
       code = Code::kNotFound;
       break;

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace kiso {
 
@@ -22,6 +25,18 @@ class Clock {
 // nanoseconds (CRI log lines).
 std::string NowRfc3339();
 std::string NowRfc3339Nano();
+
+// A wall-clock instant as Kubernetes' times carry it (protobuf's Timestamp).
+struct WallTime {
+  int64_t seconds = 0;  // Since the Unix epoch.
+  int32_t nanos = 0;    // 0 ≤ nanos < 1e9.
+  bool operator==(const WallTime&) const = default;
+};
+// Parses RFC 3339 ("2006-01-02T15:04:05Z", fractions and offsets allowed), as
+// Go's time.Parse(time.RFC3339) does; nullopt on anything else.
+std::optional<WallTime> ParseRfc3339(std::string_view text);
+// Formats in UTC with `digits` fraction digits (0: Time, 6: MicroTime, 9: nanoseconds).
+std::string FormatRfc3339(WallTime t, int digits = 0);
 
 // A clock that moves only when told. Thread-safe.
 class FakeClock : public Clock {

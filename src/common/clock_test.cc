@@ -19,5 +19,17 @@ TEST(ClockTest, RealClockIsMonotonic) {
   EXPECT_LE(a, b);
 }
 
+TEST(ClockTest, Rfc3339ParsesAsGoDoesAndFormatsInUtc) {
+  EXPECT_EQ(ParseRfc3339("2026-01-02T03:04:05Z"), (WallTime{1767323045, 0}));
+  EXPECT_EQ(ParseRfc3339("2026-01-02T04:04:05.5+01:00"), (WallTime{1767323045, 500000000}));
+  EXPECT_EQ(ParseRfc3339("1970-01-01T00:00:00.000001Z"), (WallTime{0, 1000}));
+  for (const char* bad : {"2026-01-02", "2026-01-02T03:04:05", "2026-02-31T00:00:00Z",
+                          "2026-01-02T03:04:05.Z", "2026-01-02T03:04:05+0100", "yesterday"}) {
+    EXPECT_EQ(ParseRfc3339(bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(FormatRfc3339({1767323045, 123456789}), "2026-01-02T03:04:05Z");
+  EXPECT_EQ(FormatRfc3339({1767323045, 123456789}, 6), "2026-01-02T03:04:05.123456Z");
+}
+
 }  // namespace
 }  // namespace kiso

@@ -28,6 +28,10 @@ std::string_view CodeName(Code code) {
       return "DataLoss";
     case Code::kInternal:
       return "Internal";
+    case Code::kUnauthenticated:
+      return "Unauthorized";
+    case Code::kPermissionDenied:
+      return "Forbidden";
   }
   return "Unknown";
 }

@@ -23,8 +23,10 @@ enum class Code {
   kUnavailable,        // The backend cannot be reached; safe to retry.
   kCancelled,          // The operation was cancelled by the caller or by shutdown.
   kDeadlineExceeded,
-  kDataLoss,  // Stored data is corrupt.
-  kInternal,  // A bug or an unexpected backend failure.
+  kDataLoss,          // Stored data is corrupt.
+  kInternal,          // A bug or an unexpected backend failure.
+  kUnauthenticated,   // No valid credentials (HTTP 401).
+  kPermissionDenied,  // Authenticated, but not allowed (HTTP 403).
 };
 
 // Returns the upper-camel name of `code` ("NotFound"), as Kubernetes spells reasons.
