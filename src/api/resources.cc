@@ -31,6 +31,22 @@ ResourceType Make(std::string group, std::string kind, std::string plural, bool 
   return t;
 }
 
+// A kind served at another version than v1 (autoscaling/v2).
+ResourceType MakeAt(std::string version, ResourceType t) {
+  t.version = std::move(version);
+  return t;
+}
+
+// A review: created, answered, never stored (kube-apiserver's
+// SubjectAccessReview, TokenReview…).
+ResourceType Review(std::string group, std::string kind, std::string plural, bool namespaced) {
+  ResourceType t =
+      Make(std::move(group), std::move(kind), std::move(plural), namespaced, {}, {}, {});
+  t.verbs = {"create"};
+  t.stored = false;
+  return t;
+}
+
 std::vector<ResourceType> Build() {
   const std::vector<std::string> all = {"all"};
   std::vector<ResourceType> types = {
@@ -48,8 +64,11 @@ std::vector<ResourceType> Build() {
       Make("", "Endpoints", "endpoints", true, {"ep"}, {}, {}),
       Make("", "ConfigMap", "configmaps", true, {"cm"}, {}, {}),
       Make("", "Secret", "secrets", true, {}, {}, {}),
-      Make("", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {}),
+      Make("", "ServiceAccount", "serviceaccounts", true, {"sa"}, {},
+           {{"token", "authentication.k8s.io", "v1", "TokenRequest", {"create"}}}),
       Make("", "Event", "events", true, {"ev"}, {}, {}),
+      Make("", "ResourceQuota", "resourcequotas", true, {"quota"}, {}, {Status("ResourceQuota")}),
+      Make("", "LimitRange", "limitranges", true, {"limits"}, {}, {}),
       Make("", "ReplicationController", "replicationcontrollers", true, {"rc"}, all,
            {Status("ReplicationController"), Scale()}),
       Make("apps", "Deployment", "deployments", true, {"deploy"}, all,
@@ -59,6 +78,28 @@ std::vector<ResourceType> Build() {
       Make("apps", "StatefulSet", "statefulsets", true, {"sts"}, all,
            {Status("StatefulSet"), Scale()}),
       Make("batch", "Job", "jobs", true, {}, all, {Status("Job")}),
+      Make("batch", "CronJob", "cronjobs", true, {"cj"}, all, {Status("CronJob")}),
+      MakeAt("v2", Make("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,
+                        {"hpa"}, all, {Status("HorizontalPodAutoscaler")})),
+      Make("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, {"pdb"}, {},
+           {Status("PodDisruptionBudget")}),
+      Make("networking.k8s.io", "Ingress", "ingresses", true, {"ing"}, {}, {Status("Ingress")}),
+      Make("networking.k8s.io", "IngressClass", "ingressclasses", false, {}, {}, {}),
+      Make("scheduling.k8s.io", "PriorityClass", "priorityclasses", false, {"pc"}, {}, {}),
+      Review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
+      Review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
+      Review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
+      Review("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
+      Review("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", false),
+      Review("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+      Make("certificates.k8s.io", "CertificateSigningRequest", "certificatesigningrequests", false,
+           {"csr"}, {},
+           {Status("CertificateSigningRequest"),
+            {"approval", "", "", "CertificateSigningRequest", kSubVerbs}}),
+      Make("admissionregistration.k8s.io", "ValidatingWebhookConfiguration",
+           "validatingwebhookconfigurations", false, {}, {"api-extensions"}, {}),
+      Make("admissionregistration.k8s.io", "MutatingWebhookConfiguration",
+           "mutatingwebhookconfigurations", false, {}, {"api-extensions"}, {}),
       Make("coordination.k8s.io", "Lease", "leases", true, {}, {}, {}),
       Make("rbac.authorization.k8s.io", "Role", "roles", true, {}, {}, {}),
       Make("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", true, {}, {}, {}),

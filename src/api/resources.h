@@ -3,6 +3,7 @@
 // resources.cc; nothing else hard-codes a kind.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,8 +34,14 @@ struct ResourceType {
   // metadata and status (for most kinds that is `spec`).
   std::vector<std::string> verbs = {"create", "delete", "deletecollection", "get",
                                     "list",   "patch",  "update",           "watch"};
+  // False for reviews: a create is answered, nothing is stored.
+  bool stored = true;
 
   std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
+  // Whether the type is served with `verb` (reviews only with create).
+  bool Allows(std::string_view verb) const {
+    return std::find(verbs.begin(), verbs.end(), verb) != verbs.end();
+  }
   // "pods", "deployments.apps": how errors name the resource.
   std::string Qualified() const { return group.empty() ? plural : plural + "." + group; }
   // The store prefix of every object of this type: /registry/<group|core>/<plural>/.

@@ -6,10 +6,8 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <sstream>
 
+#include "api/schema_model.h"
 #include "api/validation.h"
 
 namespace kiso::api {
@@ -18,213 +16,9 @@ namespace json = boost::json;
 
 namespace {
 
-struct Type;
-
-// A field's type, as declared (see schema_types.cc).
-struct TypeRef {
-  enum class Kind {
-    kString,
-    kInt32,
-    kInt64,
-    kBool,
-    kFloat,
-    kIntOrString,
-    kQuantity,
-    kTime,
-    kBytes,
-    kAny,
-    kEnum,
-    kList,
-    kMap,
-    kStruct,
-  };
-  Kind kind = Kind::kAny;
-  std::string struct_name;           // kStruct, until resolved.
-  const Type* resolved = nullptr;    // kStruct.
-  std::shared_ptr<TypeRef> element;  // kList, kMap.
-  std::vector<std::string> values;   // kEnum.
-
-  // How Go names the type in a decoding error.
-  std::string GoName() const {
-    switch (kind) {
-      case Kind::kString:
-      case Kind::kEnum:
-        return "string";
-      case Kind::kInt32:
-        return "int32";
-      case Kind::kInt64:
-        return "int64";
-      case Kind::kBool:
-        return "bool";
-      case Kind::kFloat:
-        return "float64";
-      case Kind::kIntOrString:
-        return "intstr.IntOrString";
-      case Kind::kQuantity:
-        return "resource.Quantity";
-      case Kind::kTime:
-        return "v1.Time";
-      case Kind::kBytes:
-        return "[]uint8";
-      case Kind::kAny:
-        return "interface {}";
-      case Kind::kList:
-        return "[]" + element->GoName();
-      case Kind::kMap:
-        return "map[string]" + element->GoName();
-      case Kind::kStruct:
-        return "v1." + struct_name;
-    }
-    return "";
-  }
-};
-
-struct Type {
-  std::string name;
-  std::string base;  // Included type, if any.
-  std::vector<std::pair<std::string, TypeRef>> fields;
-  std::map<std::string, size_t, std::less<>> index;  // Field name → position in fields.
-
-  const TypeRef* Field(std::string_view field) const {
-    auto it = index.find(field);
-    return it == index.end() ? nullptr : &fields[it->second].second;
-  }
-};
-
-struct Registry {
-  std::map<std::string, Type, std::less<>> types;
-  std::vector<std::string> errors;  // Declarations that do not parse or resolve.
-};
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-TypeRef ParseTypeRef(std::string_view text) {
-  using K = TypeRef::Kind;
-  TypeRef t;
-  if (text.starts_with("[]")) {
-    t.kind = K::kList;
-    t.element = std::make_shared<TypeRef>(ParseTypeRef(text.substr(2)));
-    return t;
-  }
-  if (text.starts_with("map[") && text.ends_with("]")) {
-    t.kind = K::kMap;
-    t.element = std::make_shared<TypeRef>(ParseTypeRef(text.substr(4, text.size() - 5)));
-    return t;
-  }
-  if (text.starts_with("enum(") && text.ends_with(")")) {
-    t.kind = K::kEnum;
-    std::string_view list = text.substr(5, text.size() - 6);
-    while (!list.empty()) {
-      size_t bar = list.find('|');
-      t.values.emplace_back(list.substr(0, bar));
-      if (bar == std::string_view::npos) break;
-      list.remove_prefix(bar + 1);
-    }
-    return t;
-  }
-  static const auto& kBuiltins = *new std::map<std::string_view, K>{
-      {"string", K::kString},     {"int32", K::kInt32},   {"int64", K::kInt64},
-      {"bool", K::kBool},         {"float64", K::kFloat}, {"IntOrString", K::kIntOrString},
-      {"Quantity", K::kQuantity}, {"Time", K::kTime},     {"MicroTime", K::kTime},
-      {"bytes", K::kBytes},       {"any", K::kAny}};
-  if (auto it = kBuiltins.find(text); it != kBuiltins.end()) {
-    t.kind = it->second;
-    return t;
-  }
-  t.kind = K::kStruct;
-  t.struct_name = std::string(text);
-  return t;
-}
-
-bool Resolve(Registry& r, TypeRef& t, const std::string& where) {
-  if (t.element) return Resolve(r, *t.element, where);
-  if (t.kind != TypeRef::Kind::kStruct) return true;
-  auto it = r.types.find(t.struct_name);
-  if (it == r.types.end()) {
-    r.errors.push_back(fmt::format("{}: unknown type {:?}", where, t.struct_name));
-    return false;
-  }
-  t.resolved = &it->second;
-  return true;
-}
-
-// Copies the fields of `type`'s base (and its base's…) in front of its own.
-void Include(Registry& r, Type& type, int depth) {
-  if (type.base.empty() || depth > 8) return;
-  auto it = r.types.find(type.base);
-  if (it == r.types.end()) {
-    r.errors.push_back(fmt::format("{}: unknown base type {:?}", type.name, type.base));
-    return;
-  }
-  Include(r, it->second, depth + 1);
-  std::vector<std::pair<std::string, TypeRef>> fields = it->second.fields;
-  fields.insert(fields.end(), type.fields.begin(), type.fields.end());
-  type.fields = std::move(fields);
-  type.base.clear();
-}
-
-Registry Parse(std::string_view text) {
-  Registry r;
-  Type* current = nullptr;
-  std::istringstream in{std::string(text)};
-  std::string raw;
-  int line_no = 0;
-  while (std::getline(in, raw)) {
-    ++line_no;
-    std::string_view line = raw;
-    if (Trim(line).empty() || Trim(line).starts_with('#')) continue;
-    if (!std::isspace(static_cast<unsigned char>(line.front()))) {
-      line = Trim(line);
-      bool kind = line.starts_with("kind ");
-      if (kind) line = Trim(line.substr(5));
-      std::string base;
-      if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-        base = std::string(Trim(line.substr(colon + 1)));
-        line = Trim(line.substr(0, colon));
-      }
-      std::string name(line);
-      if (r.types.contains(name))
-        r.errors.push_back(fmt::format("line {}: {} twice", line_no, name));
-      current = &r.types[name];
-      current->name = name;
-      current->base = std::move(base);
-      if (kind) {
-        current->fields.emplace_back("apiVersion", ParseTypeRef("string"));
-        current->fields.emplace_back("kind", ParseTypeRef("string"));
-        current->fields.emplace_back("metadata", ParseTypeRef("ObjectMeta"));
-      }
-      continue;
-    }
-    line = Trim(line);
-    size_t space = line.find(' ');
-    if (!current || space == std::string_view::npos) {
-      r.errors.push_back(fmt::format("line {}: expected `name type`: {:?}", line_no, raw));
-      continue;
-    }
-    current->fields.emplace_back(std::string(line.substr(0, space)),
-                                 ParseTypeRef(Trim(line.substr(space + 1))));
-  }
-  for (auto& [name, type] : r.types) Include(r, type, 0);
-  for (auto& [name, type] : r.types) {
-    for (size_t i = 0; i < type.fields.size(); ++i) {
-      auto& [field, ref] = type.fields[i];
-      if (!type.index.emplace(field, i).second)
-        r.errors.push_back(fmt::format("{}.{} declared twice", name, field));
-      Resolve(r, ref, fmt::format("{}.{}", name, field));
-    }
-  }
-  return r;
-}
-
-const Registry& Types() {
-  // Never destroyed: threads may check objects while the process exits.
-  static const auto& registry = *new Registry(Parse(SchemaText()));
-  return registry;
-}
+using schema::Field;
+using schema::Type;
+using schema::TypeRef;
 
 // RFC 3339 ("2006-01-02T15:04:05Z", fractions and offsets allowed), as metav1.Time parses.
 bool IsRfc3339(std::string_view s) {
@@ -294,8 +88,8 @@ class Checker {
     structs_.push_back(&type);
     for (const auto& [key, child] : obj) {
       path_.push_back({key, -1});
-      if (const TypeRef* field = type.Field(key)) {
-        Value(child, *field);
+      if (const Field* field = type.Find(key)) {
+        Value(child, field->type);
       } else {
         out_.unknown_fields.push_back(Path());
       }
@@ -361,6 +155,7 @@ class Checker {
     if (v.is_null()) return;  // Go decodes null as the zero value.
     switch (t.kind) {
       case K::kAny:
+      case K::kRawJson:
         return;
       case K::kString:
         if (!v.is_string()) Mismatch(v, t);
@@ -403,6 +198,7 @@ class Checker {
         return;
       }
       case K::kTime:
+      case K::kMicroTime:
         if (!v.is_string()) return Mismatch(v, t);
         if (!v.get_string().empty() && !IsRfc3339(v.get_string())) {
           Fail(fmt::format("parsing time \"{}\": not an RFC 3339 time (2006-01-02T15:04:05Z07:00)",
@@ -437,7 +233,7 @@ class Checker {
       }
       case K::kStruct:
         if (!v.is_object()) return Mismatch(v, t);
-        Struct(v.get_object(), *t.resolved);
+        Struct(v.get_object(), *t.type);
         return;
     }
   }
@@ -448,10 +244,10 @@ class Checker {
 };
 
 const Type* KindType(std::string_view kind) {
-  const auto& r = Types();
-  auto it = r.types.find(kind);
   // Only complete declarations are used: a broken one would refuse valid objects.
-  return it == r.types.end() || !r.errors.empty() ? nullptr : &it->second;
+  if (!schema::DeclarationErrors().empty()) return nullptr;
+  const Type* type = schema::FindType(kind);
+  return type;
 }
 
 }  // namespace
@@ -472,6 +268,6 @@ std::vector<std::string> UnknownFields(std::string_view kind, const json::value&
 
 bool HasSchema(std::string_view kind) { return KindType(kind) != nullptr; }
 
-std::vector<std::string> SchemaErrors() { return Types().errors; }
+std::vector<std::string> SchemaErrors() { return schema::DeclarationErrors(); }
 
 }  // namespace kiso::api

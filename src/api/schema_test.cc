@@ -79,9 +79,13 @@ TEST(Schema, UnknownFieldsAreFoundWithTheirPathsAtEveryDepth) {
   EXPECT_EQ(UnknownFields("Pod", pod),
             (std::vector<std::string>{"spec.containers[0].livenessProbe.httpGet.prot",
                                       "spec.affinity.nodeAffinity.x"}));
+  // Fields of an embedded struct are the embedding type's (VolumeSource in Volume).
+  EXPECT_EQ(UnknownFields("Pod", json::parse(R"({"spec":{"volumes":[{"name":"v",
+      "gcePersistentDisk":{"pdName":"d","anything":1}}]}})")),
+            (std::vector<std::string>{"spec.volumes[0].gcePersistentDisk.anything"}));
   // Free-form fields and unmodelled kinds take anything.
-  EXPECT_TRUE(UnknownFields("Pod", json::parse(R"({"spec":{"volumes":[{"name":"v",
-      "gcePersistentDisk":{"anything":1}}]}})"))
+  EXPECT_TRUE(UnknownFields("Pod", json::parse(R"({"metadata":{"managedFields":[
+      {"fieldsV1":{"f:spec":{"anything":{}}}}]}})"))
                   .empty());
   EXPECT_TRUE(UnknownFields("NoSuchKind", json::parse(R"({"x":1})")).empty());
 }

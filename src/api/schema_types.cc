@@ -1,14 +1,23 @@
 // The types of the kinds kiso serves, as their Go structs in k8s.io/api
 // declare them: one source for type checks at admission, strict field
-// validation and (later) the published OpenAPI schema.
+// validation, the protobuf encoding and the published OpenAPI schema.
 //
 // A type starts at column 0 (`kind X` for a top-level kind, which also gets
-// apiVersion, kind and metadata; `X : Base` to include Base's fields); its
-// fields follow, indented, one per line: `name type`. Types: string, int32,
-// int64, bool, float64, IntOrString, Quantity, Time (RFC 3339), MicroTime,
-// bytes (base64), any (free-form JSON), enum(A|B) (a string with these values;
-// "" is Go's zero value and always passes), []T, map[T] (string keys), or a
-// struct type's name. Structs of sources kiso does not act on yet are `any`.
+// apiVersion, kind and `metadata ObjectMeta = 1`; `X : Base` to include
+// Base's fields); its fields follow, indented, one per line, in the Go
+// struct's order: `name type = N`, N being the field's protobuf number (as
+// the `protobuf:` tag of the Go field says; a field without one is not in the
+// protobuf encoding). `inline T = N` is an embedded struct: T's fields are
+// this type's in JSON, and a message of type T at N in protobuf. Types:
+// string, int32, int64, bool, float64, IntOrString, Quantity, Time (RFC
+// 3339), MicroTime, bytes (base64), RawJSON (any JSON; bytes of JSON in
+// protobuf), any (free-form JSON, not in protobuf), enum(A|B) (a string with
+// these values; "" is Go's zero value and always passes), []T, map[T] (string
+// keys), or a struct type's name. A `*` before a scalar type marks a Go
+// pointer: its zero value is a value, kept when decoding protobuf, where other
+// zero scalars are left out as `omitempty` leaves them out of JSON.
+// proto_conformance_test checks every number and pointer against the
+// descriptors compiled into the real kubectl.
 #include <string_view>
 
 namespace kiso::api {
@@ -16,1144 +25,1208 @@ namespace kiso::api {
 std::string_view SchemaText() {
   return R"(
 ObjectMeta
-  name string
-  generateName string
-  namespace string
-  selfLink string
-  uid string
-  resourceVersion string
-  generation int64
-  creationTimestamp Time
-  deletionTimestamp Time
-  deletionGracePeriodSeconds int64
-  labels map[string]
-  annotations map[string]
-  ownerReferences []OwnerReference
-  finalizers []string
-  managedFields []ManagedFieldsEntry
+  name string = 1
+  generateName string = 2
+  namespace string = 3
+  selfLink string = 4
+  uid string = 5
+  resourceVersion string = 6
+  generation int64 = 7
+  creationTimestamp Time = 8
+  deletionTimestamp Time = 9
+  deletionGracePeriodSeconds *int64 = 10
+  labels map[string] = 11
+  annotations map[string] = 12
+  ownerReferences []OwnerReference = 13
+  finalizers []string = 14
+  managedFields []ManagedFieldsEntry = 17
+
+ListMeta
+  selfLink string = 1
+  resourceVersion string = 2
+  continue string = 3
+  remainingItemCount *int64 = 4
+
+kind Status
+  metadata ListMeta = 1
+  status enum(Success|Failure) = 2
+  message string = 3
+  reason string = 4
+  details StatusDetails = 5
+  code int32 = 6
+
+StatusDetails
+  name string = 1
+  group string = 2
+  kind string = 3
+  uid string = 6
+  causes []StatusCause = 4
+  retryAfterSeconds int32 = 5
+
+StatusCause
+  reason string = 1
+  message string = 2
+  field string = 3
 
 OwnerReference
-  apiVersion string
-  kind string
-  name string
-  uid string
-  controller bool
-  blockOwnerDeletion bool
+  apiVersion string = 5
+  kind string = 1
+  name string = 3
+  uid string = 4
+  controller *bool = 6
+  blockOwnerDeletion *bool = 7
 
 ManagedFieldsEntry
-  manager string
-  operation enum(Apply|Update)
-  apiVersion string
-  time Time
-  fieldsType string
-  fieldsV1 any
-  subresource string
+  manager string = 1
+  operation enum(Apply|Update) = 2
+  apiVersion string = 3
+  time Time = 4
+  fieldsType string = 6
+  fieldsV1 RawJSON = 7
+  subresource string = 8
 
 LabelSelector
-  matchLabels map[string]
-  matchExpressions []LabelSelectorRequirement
+  matchLabels map[string] = 1
+  matchExpressions []LabelSelectorRequirement = 2
 
 LabelSelectorRequirement
-  key string
-  operator enum(In|NotIn|Exists|DoesNotExist)
-  values []string
+  key string = 1
+  operator enum(In|NotIn|Exists|DoesNotExist) = 2
+  values []string = 3
 
 Condition
-  type string
-  status enum(True|False|Unknown)
-  observedGeneration int64
-  lastTransitionTime Time
-  reason string
-  message string
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  observedGeneration int64 = 3
+  lastTransitionTime Time = 4
+  reason string = 5
+  message string = 6
 
 ObjectReference
-  kind string
-  namespace string
-  name string
-  uid string
-  apiVersion string
-  resourceVersion string
-  fieldPath string
+  kind string = 1
+  namespace string = 2
+  name string = 3
+  uid string = 4
+  apiVersion string = 5
+  resourceVersion string = 6
+  fieldPath string = 7
 
 LocalObjectReference
-  name string
+  name string = 1
 
 TypedLocalObjectReference
-  apiGroup string
-  kind string
-  name string
+  apiGroup *string = 1
+  kind string = 2
+  name string = 3
 
 TypedObjectReference : TypedLocalObjectReference
-  namespace string
+  namespace *string = 4
 
 # ---- Pods ----
 
 kind Pod
-  spec PodSpec
-  status PodStatus
+  spec PodSpec = 2
+  status PodStatus = 3
 
 PodTemplateSpec
-  metadata ObjectMeta
-  spec PodSpec
+  metadata ObjectMeta = 1
+  spec PodSpec = 2
 
 PodSpec
-  volumes []Volume
-  initContainers []Container
-  containers []Container
-  ephemeralContainers []EphemeralContainer
-  restartPolicy enum(Always|OnFailure|Never)
-  terminationGracePeriodSeconds int64
-  activeDeadlineSeconds int64
-  dnsPolicy enum(ClusterFirstWithHostNet|ClusterFirst|Default|None)
-  nodeSelector map[string]
-  serviceAccountName string
-  serviceAccount string
-  automountServiceAccountToken bool
-  nodeName string
-  hostNetwork bool
-  hostPID bool
-  hostIPC bool
-  shareProcessNamespace bool
-  securityContext PodSecurityContext
-  imagePullSecrets []LocalObjectReference
-  hostname string
-  subdomain string
-  affinity Affinity
-  schedulerName string
-  tolerations []Toleration
-  hostAliases []HostAlias
-  priorityClassName string
-  priority int32
-  dnsConfig PodDNSConfig
-  readinessGates []PodReadinessGate
-  runtimeClassName string
-  enableServiceLinks bool
-  preemptionPolicy enum(PreemptLowerPriority|Never)
-  overhead map[Quantity]
-  topologySpreadConstraints []TopologySpreadConstraint
-  setHostnameAsFQDN bool
-  os PodOS
-  hostUsers bool
-  schedulingGates []PodSchedulingGate
-  resourceClaims []PodResourceClaim
-  resources ResourceRequirements
+  volumes []Volume = 1
+  initContainers []Container = 20
+  containers []Container = 2
+  ephemeralContainers []EphemeralContainer = 34
+  restartPolicy enum(Always|OnFailure|Never) = 3
+  terminationGracePeriodSeconds *int64 = 4
+  activeDeadlineSeconds *int64 = 5
+  dnsPolicy enum(ClusterFirstWithHostNet|ClusterFirst|Default|None) = 6
+  nodeSelector map[string] = 7
+  serviceAccountName string = 8
+  serviceAccount string = 9
+  automountServiceAccountToken *bool = 21
+  nodeName string = 10
+  hostNetwork bool = 11
+  hostPID bool = 12
+  hostIPC bool = 13
+  shareProcessNamespace *bool = 27
+  securityContext PodSecurityContext = 14
+  imagePullSecrets []LocalObjectReference = 15
+  hostname string = 16
+  subdomain string = 17
+  affinity Affinity = 18
+  schedulerName string = 19
+  tolerations []Toleration = 22
+  hostAliases []HostAlias = 23
+  priorityClassName string = 24
+  priority *int32 = 25
+  dnsConfig PodDNSConfig = 26
+  readinessGates []PodReadinessGate = 28
+  runtimeClassName *string = 29
+  enableServiceLinks *bool = 30
+  preemptionPolicy *enum(PreemptLowerPriority|Never) = 31
+  overhead map[Quantity] = 32
+  topologySpreadConstraints []TopologySpreadConstraint = 33
+  setHostnameAsFQDN *bool = 35
+  os PodOS = 36
+  hostUsers *bool = 37
+  schedulingGates []PodSchedulingGate = 38
+  resourceClaims []PodResourceClaim = 39
+  resources ResourceRequirements = 40
 
 Container
-  name string
-  image string
-  command []string
-  args []string
-  workingDir string
-  ports []ContainerPort
-  envFrom []EnvFromSource
-  env []EnvVar
-  resources ResourceRequirements
-  resizePolicy []ContainerResizePolicy
-  restartPolicy enum(Always)
-  volumeMounts []VolumeMount
-  volumeDevices []VolumeDevice
-  livenessProbe Probe
-  readinessProbe Probe
-  startupProbe Probe
-  lifecycle Lifecycle
-  terminationMessagePath string
-  terminationMessagePolicy enum(File|FallbackToLogsOnError)
-  imagePullPolicy enum(Always|Never|IfNotPresent)
-  securityContext SecurityContext
-  stdin bool
-  stdinOnce bool
-  tty bool
+  name string = 1
+  image string = 2
+  command []string = 3
+  args []string = 4
+  workingDir string = 5
+  ports []ContainerPort = 6
+  envFrom []EnvFromSource = 19
+  env []EnvVar = 7
+  resources ResourceRequirements = 8
+  resizePolicy []ContainerResizePolicy = 23
+  restartPolicy *enum(Always) = 24
+  volumeMounts []VolumeMount = 9
+  volumeDevices []VolumeDevice = 21
+  livenessProbe Probe = 10
+  readinessProbe Probe = 11
+  startupProbe Probe = 22
+  lifecycle Lifecycle = 12
+  terminationMessagePath string = 13
+  terminationMessagePolicy enum(File|FallbackToLogsOnError) = 20
+  imagePullPolicy enum(Always|Never|IfNotPresent) = 14
+  securityContext SecurityContext = 15
+  stdin bool = 16
+  stdinOnce bool = 17
+  tty bool = 18
 
-EphemeralContainer : Container
-  targetContainerName string
+EphemeralContainer
+  inline EphemeralContainerCommon = 1
+  targetContainerName string = 2
+
+EphemeralContainerCommon : Container
 
 ContainerPort
-  name string
-  hostPort int32
-  containerPort int32
-  protocol enum(TCP|UDP|SCTP)
-  hostIP string
+  name string = 1
+  hostPort int32 = 2
+  containerPort int32 = 3
+  protocol enum(TCP|UDP|SCTP) = 4
+  hostIP string = 5
 
 EnvVar
-  name string
-  value string
-  valueFrom EnvVarSource
+  name string = 1
+  value string = 2
+  valueFrom EnvVarSource = 3
 
 EnvVarSource
-  fieldRef ObjectFieldSelector
-  resourceFieldRef ResourceFieldSelector
-  configMapKeyRef ConfigMapKeySelector
-  secretKeyRef SecretKeySelector
+  fieldRef ObjectFieldSelector = 1
+  resourceFieldRef ResourceFieldSelector = 2
+  configMapKeyRef ConfigMapKeySelector = 3
+  secretKeyRef SecretKeySelector = 4
 
 ObjectFieldSelector
-  apiVersion string
-  fieldPath string
+  apiVersion string = 1
+  fieldPath string = 2
 
 ResourceFieldSelector
-  containerName string
-  resource string
-  divisor Quantity
+  containerName string = 1
+  resource string = 2
+  divisor Quantity = 3
 
 ConfigMapKeySelector
-  name string
-  key string
-  optional bool
+  inline LocalObjectReference = 1
+  key string = 2
+  optional *bool = 3
 
 SecretKeySelector
-  name string
-  key string
-  optional bool
+  inline LocalObjectReference = 1
+  key string = 2
+  optional *bool = 3
 
 EnvFromSource
-  prefix string
-  configMapRef ConfigMapEnvSource
-  secretRef SecretEnvSource
+  prefix string = 1
+  configMapRef ConfigMapEnvSource = 2
+  secretRef SecretEnvSource = 3
 
 ConfigMapEnvSource
-  name string
-  optional bool
+  inline LocalObjectReference = 1
+  optional *bool = 2
 
 SecretEnvSource
-  name string
-  optional bool
+  inline LocalObjectReference = 1
+  optional *bool = 2
 
 ResourceRequirements
-  limits map[Quantity]
-  requests map[Quantity]
-  claims []ResourceClaim
+  limits map[Quantity] = 1
+  requests map[Quantity] = 2
+  claims []ResourceClaim = 3
 
 ResourceClaim
-  name string
-  request string
+  name string = 1
+  request string = 2
 
 ContainerResizePolicy
-  resourceName string
-  restartPolicy enum(NotRequired|RestartContainer)
+  resourceName string = 1
+  restartPolicy enum(NotRequired|RestartContainer) = 2
 
 VolumeMount
-  name string
-  readOnly bool
-  recursiveReadOnly enum(Disabled|IfPossible|Enabled)
-  mountPath string
-  subPath string
-  mountPropagation enum(None|HostToContainer|Bidirectional)
-  subPathExpr string
+  name string = 1
+  readOnly bool = 2
+  recursiveReadOnly *enum(Disabled|IfPossible|Enabled) = 7
+  mountPath string = 3
+  subPath string = 4
+  mountPropagation *enum(None|HostToContainer|Bidirectional) = 5
+  subPathExpr string = 6
 
 VolumeDevice
-  name string
-  devicePath string
+  name string = 1
+  devicePath string = 2
+
+ProbeHandler
+  exec ExecAction = 1
+  httpGet HTTPGetAction = 2
+  tcpSocket TCPSocketAction = 3
+  grpc GRPCAction = 4
 
 Probe
-  exec ExecAction
-  httpGet HTTPGetAction
-  tcpSocket TCPSocketAction
-  grpc GRPCAction
-  initialDelaySeconds int32
-  timeoutSeconds int32
-  periodSeconds int32
-  successThreshold int32
-  failureThreshold int32
-  terminationGracePeriodSeconds int64
+  inline ProbeHandler = 1
+  initialDelaySeconds int32 = 2
+  timeoutSeconds int32 = 3
+  periodSeconds int32 = 4
+  successThreshold int32 = 5
+  failureThreshold int32 = 6
+  terminationGracePeriodSeconds *int64 = 7
 
 ExecAction
-  command []string
+  command []string = 1
 
 HTTPGetAction
-  path string
-  port IntOrString
-  host string
-  scheme enum(HTTP|HTTPS)
-  httpHeaders []HTTPHeader
+  path string = 1
+  port IntOrString = 2
+  host string = 3
+  scheme enum(HTTP|HTTPS) = 4
+  httpHeaders []HTTPHeader = 5
 
 HTTPHeader
-  name string
-  value string
+  name string = 1
+  value string = 2
 
 TCPSocketAction
-  port IntOrString
-  host string
+  port IntOrString = 1
+  host string = 2
 
 GRPCAction
-  port int32
-  service string
+  port int32 = 1
+  service *string = 2
 
 Lifecycle
-  postStart LifecycleHandler
-  preStop LifecycleHandler
+  postStart LifecycleHandler = 1
+  preStop LifecycleHandler = 2
 
 LifecycleHandler
-  exec ExecAction
-  httpGet HTTPGetAction
-  tcpSocket TCPSocketAction
-  sleep SleepAction
+  exec ExecAction = 1
+  httpGet HTTPGetAction = 2
+  tcpSocket TCPSocketAction = 3
+  sleep SleepAction = 4
 
 SleepAction
-  seconds int64
+  seconds int64 = 1
 
 SecurityContext
-  capabilities Capabilities
-  privileged bool
-  seLinuxOptions SELinuxOptions
-  windowsOptions WindowsSecurityContextOptions
-  runAsUser int64
-  runAsGroup int64
-  runAsNonRoot bool
-  readOnlyRootFilesystem bool
-  allowPrivilegeEscalation bool
-  procMount enum(Default|Unmasked)
-  seccompProfile SeccompProfile
-  appArmorProfile AppArmorProfile
+  capabilities Capabilities = 1
+  privileged *bool = 2
+  seLinuxOptions SELinuxOptions = 3
+  windowsOptions WindowsSecurityContextOptions = 10
+  runAsUser *int64 = 4
+  runAsGroup *int64 = 8
+  runAsNonRoot *bool = 5
+  readOnlyRootFilesystem *bool = 6
+  allowPrivilegeEscalation *bool = 7
+  procMount *enum(Default|Unmasked) = 9
+  seccompProfile SeccompProfile = 11
+  appArmorProfile AppArmorProfile = 12
 
 Capabilities
-  add []string
-  drop []string
+  add []string = 1
+  drop []string = 2
 
 SELinuxOptions
-  user string
-  role string
-  type string
-  level string
+  user string = 1
+  role string = 2
+  type string = 3
+  level string = 4
 
 WindowsSecurityContextOptions
-  gmsaCredentialSpecName string
-  gmsaCredentialSpec string
-  runAsUserName string
-  hostProcess bool
+  gmsaCredentialSpecName *string = 1
+  gmsaCredentialSpec *string = 2
+  runAsUserName *string = 3
+  hostProcess *bool = 4
 
 SeccompProfile
-  type enum(Unconfined|RuntimeDefault|Localhost)
-  localhostProfile string
+  type enum(Unconfined|RuntimeDefault|Localhost) = 1
+  localhostProfile *string = 2
 
 AppArmorProfile
-  type enum(Unconfined|RuntimeDefault|Localhost)
-  localhostProfile string
+  type enum(Unconfined|RuntimeDefault|Localhost) = 1
+  localhostProfile *string = 2
 
 PodSecurityContext
-  seLinuxOptions SELinuxOptions
-  windowsOptions WindowsSecurityContextOptions
-  runAsUser int64
-  runAsGroup int64
-  runAsNonRoot bool
-  supplementalGroups []int64
-  supplementalGroupsPolicy enum(Merge|Strict)
-  fsGroup int64
-  sysctls []Sysctl
-  fsGroupChangePolicy enum(OnRootMismatch|Always)
-  seccompProfile SeccompProfile
-  appArmorProfile AppArmorProfile
-  seLinuxChangePolicy string
+  seLinuxOptions SELinuxOptions = 1
+  windowsOptions WindowsSecurityContextOptions = 8
+  runAsUser *int64 = 2
+  runAsGroup *int64 = 6
+  runAsNonRoot *bool = 3
+  supplementalGroups []int64 = 4
+  supplementalGroupsPolicy *enum(Merge|Strict) = 12
+  fsGroup *int64 = 5
+  sysctls []Sysctl = 7
+  fsGroupChangePolicy *enum(OnRootMismatch|Always) = 9
+  seccompProfile SeccompProfile = 10
+  appArmorProfile AppArmorProfile = 11
+  seLinuxChangePolicy *string = 13
 
 Sysctl
-  name string
-  value string
+  name string = 1
+  value string = 2
 
 Affinity
-  nodeAffinity NodeAffinity
-  podAffinity PodAffinity
-  podAntiAffinity PodAffinity
+  nodeAffinity NodeAffinity = 1
+  podAffinity PodAffinity = 2
+  podAntiAffinity PodAffinity = 3
 
 NodeAffinity
-  requiredDuringSchedulingIgnoredDuringExecution NodeSelector
-  preferredDuringSchedulingIgnoredDuringExecution []PreferredSchedulingTerm
+  requiredDuringSchedulingIgnoredDuringExecution NodeSelector = 1
+  preferredDuringSchedulingIgnoredDuringExecution []PreferredSchedulingTerm = 2
 
 NodeSelector
-  nodeSelectorTerms []NodeSelectorTerm
+  nodeSelectorTerms []NodeSelectorTerm = 1
 
 NodeSelectorTerm
-  matchExpressions []NodeSelectorRequirement
-  matchFields []NodeSelectorRequirement
+  matchExpressions []NodeSelectorRequirement = 1
+  matchFields []NodeSelectorRequirement = 2
 
 NodeSelectorRequirement
-  key string
-  operator enum(In|NotIn|Exists|DoesNotExist|Gt|Lt)
-  values []string
+  key string = 1
+  operator enum(In|NotIn|Exists|DoesNotExist|Gt|Lt) = 2
+  values []string = 3
 
 PreferredSchedulingTerm
-  weight int32
-  preference NodeSelectorTerm
+  weight int32 = 1
+  preference NodeSelectorTerm = 2
 
 PodAffinity
-  requiredDuringSchedulingIgnoredDuringExecution []PodAffinityTerm
-  preferredDuringSchedulingIgnoredDuringExecution []WeightedPodAffinityTerm
+  requiredDuringSchedulingIgnoredDuringExecution []PodAffinityTerm = 1
+  preferredDuringSchedulingIgnoredDuringExecution []WeightedPodAffinityTerm = 2
 
 PodAffinityTerm
-  labelSelector LabelSelector
-  namespaces []string
-  topologyKey string
-  namespaceSelector LabelSelector
-  matchLabelKeys []string
-  mismatchLabelKeys []string
+  labelSelector LabelSelector = 1
+  namespaces []string = 2
+  topologyKey string = 3
+  namespaceSelector LabelSelector = 4
+  matchLabelKeys []string = 5
+  mismatchLabelKeys []string = 6
 
 WeightedPodAffinityTerm
-  weight int32
-  podAffinityTerm PodAffinityTerm
+  weight int32 = 1
+  podAffinityTerm PodAffinityTerm = 2
 
 Toleration
-  key string
-  operator enum(Exists|Equal)
-  value string
-  effect enum(NoSchedule|PreferNoSchedule|NoExecute)
-  tolerationSeconds int64
+  key string = 1
+  operator enum(Exists|Equal) = 2
+  value string = 3
+  effect enum(NoSchedule|PreferNoSchedule|NoExecute) = 4
+  tolerationSeconds *int64 = 5
 
 HostAlias
-  ip string
-  hostnames []string
+  ip string = 1
+  hostnames []string = 2
 
 PodDNSConfig
-  nameservers []string
-  searches []string
-  options []PodDNSConfigOption
+  nameservers []string = 1
+  searches []string = 2
+  options []PodDNSConfigOption = 3
 
 PodDNSConfigOption
-  name string
-  value string
+  name string = 1
+  value *string = 2
 
 PodReadinessGate
-  conditionType string
+  conditionType string = 1
 
 TopologySpreadConstraint
-  maxSkew int32
-  topologyKey string
-  whenUnsatisfiable enum(DoNotSchedule|ScheduleAnyway)
-  labelSelector LabelSelector
-  minDomains int32
-  nodeAffinityPolicy enum(Ignore|Honor)
-  nodeTaintsPolicy enum(Ignore|Honor)
-  matchLabelKeys []string
+  maxSkew int32 = 1
+  topologyKey string = 2
+  whenUnsatisfiable enum(DoNotSchedule|ScheduleAnyway) = 3
+  labelSelector LabelSelector = 4
+  minDomains *int32 = 5
+  nodeAffinityPolicy *enum(Ignore|Honor) = 6
+  nodeTaintsPolicy *enum(Ignore|Honor) = 7
+  matchLabelKeys []string = 8
 
 PodOS
-  name string
+  name string = 1
 
 PodSchedulingGate
-  name string
+  name string = 1
 
 PodResourceClaim
-  name string
-  resourceClaimName string
-  resourceClaimTemplateName string
+  name string = 1
+  resourceClaimName *string = 3
+  resourceClaimTemplateName *string = 4
 
 Volume
-  name string
-  hostPath HostPathVolumeSource
-  emptyDir EmptyDirVolumeSource
-  gcePersistentDisk any
-  awsElasticBlockStore any
-  gitRepo any
-  secret SecretVolumeSource
-  nfs NFSVolumeSource
-  iscsi any
-  glusterfs any
-  persistentVolumeClaim PersistentVolumeClaimVolumeSource
-  rbd any
-  flexVolume any
-  cinder any
-  cephfs any
-  flocker any
-  downwardAPI DownwardAPIVolumeSource
-  fc any
-  azureFile any
-  configMap ConfigMapVolumeSource
-  vsphereVolume any
-  quobyte any
-  azureDisk any
-  photonPersistentDisk any
-  projected ProjectedVolumeSource
-  portworxVolume any
-  scaleIO any
-  storageos any
-  csi CSIVolumeSource
-  ephemeral EphemeralVolumeSource
-  image ImageVolumeSource
+  name string = 1
+  inline VolumeSource = 2
+
+VolumeSource
+  hostPath HostPathVolumeSource = 1
+  emptyDir EmptyDirVolumeSource = 2
+  gcePersistentDisk GCEPersistentDiskVolumeSource = 3
+  awsElasticBlockStore AWSElasticBlockStoreVolumeSource = 4
+  gitRepo GitRepoVolumeSource = 5
+  secret SecretVolumeSource = 6
+  nfs NFSVolumeSource = 7
+  iscsi ISCSIVolumeSource = 8
+  glusterfs GlusterfsVolumeSource = 9
+  persistentVolumeClaim PersistentVolumeClaimVolumeSource = 10
+  rbd RBDVolumeSource = 11
+  flexVolume FlexVolumeSource = 12
+  cinder CinderVolumeSource = 13
+  cephfs CephFSVolumeSource = 14
+  flocker FlockerVolumeSource = 15
+  downwardAPI DownwardAPIVolumeSource = 16
+  fc FCVolumeSource = 17
+  azureFile AzureFileVolumeSource = 18
+  configMap ConfigMapVolumeSource = 19
+  vsphereVolume VsphereVirtualDiskVolumeSource = 20
+  quobyte QuobyteVolumeSource = 21
+  azureDisk AzureDiskVolumeSource = 22
+  photonPersistentDisk PhotonPersistentDiskVolumeSource = 23
+  projected ProjectedVolumeSource = 26
+  portworxVolume PortworxVolumeSource = 24
+  scaleIO ScaleIOVolumeSource = 25
+  storageos StorageOSVolumeSource = 27
+  csi CSIVolumeSource = 28
+  ephemeral EphemeralVolumeSource = 29
+  image ImageVolumeSource = 30
 
 HostPathVolumeSource
-  path string
-  type enum(DirectoryOrCreate|Directory|FileOrCreate|File|Socket|CharDevice|BlockDevice)
+  path string = 1
+  type *enum(DirectoryOrCreate|Directory|FileOrCreate|File|Socket|CharDevice|BlockDevice) = 2
 
 EmptyDirVolumeSource
-  medium string
-  sizeLimit Quantity
+  medium string = 1
+  sizeLimit Quantity = 2
 
 SecretVolumeSource
-  secretName string
-  items []KeyToPath
-  defaultMode int32
-  optional bool
+  secretName string = 1
+  items []KeyToPath = 2
+  defaultMode *int32 = 3
+  optional *bool = 4
 
 ConfigMapVolumeSource
-  name string
-  items []KeyToPath
-  defaultMode int32
-  optional bool
+  inline LocalObjectReference = 1
+  items []KeyToPath = 2
+  defaultMode *int32 = 3
+  optional *bool = 4
 
 KeyToPath
-  key string
-  path string
-  mode int32
+  key string = 1
+  path string = 2
+  mode *int32 = 3
 
 NFSVolumeSource
-  server string
-  path string
-  readOnly bool
+  server string = 1
+  path string = 2
+  readOnly bool = 3
 
 PersistentVolumeClaimVolumeSource
-  claimName string
-  readOnly bool
+  claimName string = 1
+  readOnly bool = 2
 
 DownwardAPIVolumeSource
-  items []DownwardAPIVolumeFile
-  defaultMode int32
+  items []DownwardAPIVolumeFile = 1
+  defaultMode *int32 = 2
 
 DownwardAPIVolumeFile
-  path string
-  fieldRef ObjectFieldSelector
-  resourceFieldRef ResourceFieldSelector
-  mode int32
+  path string = 1
+  fieldRef ObjectFieldSelector = 2
+  resourceFieldRef ResourceFieldSelector = 3
+  mode *int32 = 4
 
 ProjectedVolumeSource
-  sources []VolumeProjection
-  defaultMode int32
+  sources []VolumeProjection = 1
+  defaultMode *int32 = 2
 
 VolumeProjection
-  secret SecretProjection
-  downwardAPI DownwardAPIProjection
-  configMap ConfigMapProjection
-  serviceAccountToken ServiceAccountTokenProjection
-  clusterTrustBundle any
+  secret SecretProjection = 1
+  downwardAPI DownwardAPIProjection = 2
+  configMap ConfigMapProjection = 3
+  serviceAccountToken ServiceAccountTokenProjection = 4
+  clusterTrustBundle ClusterTrustBundleProjection = 5
 
 SecretProjection
-  name string
-  items []KeyToPath
-  optional bool
+  inline LocalObjectReference = 1
+  items []KeyToPath = 2
+  optional *bool = 4
 
 ConfigMapProjection
-  name string
-  items []KeyToPath
-  optional bool
+  inline LocalObjectReference = 1
+  items []KeyToPath = 2
+  optional *bool = 4
 
 DownwardAPIProjection
-  items []DownwardAPIVolumeFile
+  items []DownwardAPIVolumeFile = 1
 
 ServiceAccountTokenProjection
-  audience string
-  expirationSeconds int64
-  path string
+  audience string = 1
+  expirationSeconds *int64 = 2
+  path string = 3
 
 CSIVolumeSource
-  driver string
-  readOnly bool
-  fsType string
-  volumeAttributes map[string]
-  nodePublishSecretRef LocalObjectReference
+  driver string = 1
+  readOnly *bool = 2
+  fsType *string = 3
+  volumeAttributes map[string] = 4
+  nodePublishSecretRef LocalObjectReference = 5
 
 EphemeralVolumeSource
-  volumeClaimTemplate PersistentVolumeClaimTemplate
+  volumeClaimTemplate PersistentVolumeClaimTemplate = 1
 
 PersistentVolumeClaimTemplate
-  metadata ObjectMeta
-  spec PersistentVolumeClaimSpec
+  metadata ObjectMeta = 1
+  spec PersistentVolumeClaimSpec = 2
 
 ImageVolumeSource
-  reference string
-  pullPolicy enum(Always|Never|IfNotPresent)
+  reference string = 1
+  pullPolicy enum(Always|Never|IfNotPresent) = 2
 
 PersistentVolumeClaim
   apiVersion string
   kind string
-  metadata ObjectMeta
-  spec PersistentVolumeClaimSpec
-  status any
+  metadata ObjectMeta = 1
+  spec PersistentVolumeClaimSpec = 2
+  status PersistentVolumeClaimStatus = 3
 
 PersistentVolumeClaimSpec
-  accessModes []string
-  selector LabelSelector
-  resources VolumeResourceRequirements
-  volumeName string
-  storageClassName string
-  volumeMode enum(Block|Filesystem)
-  dataSource TypedLocalObjectReference
-  dataSourceRef TypedObjectReference
-  volumeAttributesClassName string
+  accessModes []string = 1
+  selector LabelSelector = 4
+  resources VolumeResourceRequirements = 2
+  volumeName string = 3
+  storageClassName *string = 5
+  volumeMode *enum(Block|Filesystem) = 6
+  dataSource TypedLocalObjectReference = 7
+  dataSourceRef TypedObjectReference = 8
+  volumeAttributesClassName *string = 9
 
 VolumeResourceRequirements
-  limits map[Quantity]
-  requests map[Quantity]
+  limits map[Quantity] = 1
+  requests map[Quantity] = 2
 
 PodStatus
-  phase enum(Pending|Running|Succeeded|Failed|Unknown)
-  conditions []PodCondition
-  message string
-  reason string
-  nominatedNodeName string
-  hostIP string
-  hostIPs []HostIP
-  podIP string
-  podIPs []PodIP
-  startTime Time
-  initContainerStatuses []ContainerStatus
-  containerStatuses []ContainerStatus
-  qosClass enum(Guaranteed|Burstable|BestEffort)
-  ephemeralContainerStatuses []ContainerStatus
-  resize string
-  resourceClaimStatuses any
+  phase enum(Pending|Running|Succeeded|Failed|Unknown) = 1
+  conditions []PodCondition = 2
+  message string = 3
+  reason string = 4
+  nominatedNodeName string = 11
+  hostIP string = 5
+  hostIPs []HostIP = 16
+  podIP string = 6
+  podIPs []PodIP = 12
+  startTime Time = 7
+  initContainerStatuses []ContainerStatus = 10
+  containerStatuses []ContainerStatus = 8
+  qosClass enum(Guaranteed|Burstable|BestEffort) = 9
+  ephemeralContainerStatuses []ContainerStatus = 13
+  resize string = 14
+  resourceClaimStatuses []PodResourceClaimStatus = 15
 
 PodCondition
-  type string
-  status enum(True|False|Unknown)
-  lastProbeTime Time
-  lastTransitionTime Time
-  reason string
-  message string
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastProbeTime Time = 3
+  lastTransitionTime Time = 4
+  reason string = 5
+  message string = 6
 
 HostIP
-  ip string
+  ip string = 1
 
 PodIP
-  ip string
+  ip string = 1
 
 ContainerStatus
-  name string
-  state ContainerState
-  lastState ContainerState
-  ready bool
-  restartCount int32
-  image string
-  imageID string
-  containerID string
-  started bool
-  allocatedResources map[Quantity]
-  resources ResourceRequirements
-  volumeMounts []VolumeMountStatus
-  user any
-  allocatedResourcesStatus any
+  name string = 1
+  state ContainerState = 2
+  lastState ContainerState = 3
+  ready bool = 4
+  restartCount int32 = 5
+  image string = 6
+  imageID string = 7
+  containerID string = 8
+  started *bool = 9
+  allocatedResources map[Quantity] = 10
+  resources ResourceRequirements = 11
+  volumeMounts []VolumeMountStatus = 12
+  user ContainerUser = 13
+  allocatedResourcesStatus []ResourceStatus = 14
 
 ContainerState
-  waiting ContainerStateWaiting
-  running ContainerStateRunning
-  terminated ContainerStateTerminated
+  waiting ContainerStateWaiting = 1
+  running ContainerStateRunning = 2
+  terminated ContainerStateTerminated = 3
 
 ContainerStateWaiting
-  reason string
-  message string
+  reason string = 1
+  message string = 2
 
 ContainerStateRunning
-  startedAt Time
+  startedAt Time = 1
 
 ContainerStateTerminated
-  exitCode int32
-  signal int32
-  reason string
-  message string
-  startedAt Time
-  finishedAt Time
-  containerID string
+  exitCode int32 = 1
+  signal int32 = 2
+  reason string = 3
+  message string = 4
+  startedAt Time = 5
+  finishedAt Time = 6
+  containerID string = 7
 
 VolumeMountStatus
-  name string
-  mountPath string
-  readOnly bool
-  recursiveReadOnly string
+  name string = 1
+  mountPath string = 2
+  readOnly bool = 3
+  recursiveReadOnly *string = 4
 
 # ---- Services and their endpoints ----
 
 kind Service
-  spec ServiceSpec
-  status ServiceStatus
+  spec ServiceSpec = 2
+  status ServiceStatus = 3
 
 ServiceSpec
-  ports []ServicePort
-  selector map[string]
-  clusterIP string
-  clusterIPs []string
-  type enum(ClusterIP|NodePort|LoadBalancer|ExternalName)
-  externalIPs []string
-  sessionAffinity enum(ClientIP|None)
-  loadBalancerIP string
-  loadBalancerSourceRanges []string
-  externalName string
-  externalTrafficPolicy enum(Cluster|Local)
-  healthCheckNodePort int32
-  publishNotReadyAddresses bool
-  sessionAffinityConfig SessionAffinityConfig
-  ipFamilies []enum(IPv4|IPv6)
-  ipFamilyPolicy enum(SingleStack|PreferDualStack|RequireDualStack)
-  allocateLoadBalancerNodePorts bool
-  loadBalancerClass string
-  internalTrafficPolicy enum(Cluster|Local)
-  trafficDistribution string
+  ports []ServicePort = 1
+  selector map[string] = 2
+  clusterIP string = 3
+  clusterIPs []string = 18
+  type enum(ClusterIP|NodePort|LoadBalancer|ExternalName) = 4
+  externalIPs []string = 5
+  sessionAffinity enum(ClientIP|None) = 7
+  loadBalancerIP string = 8
+  loadBalancerSourceRanges []string = 9
+  externalName string = 10
+  externalTrafficPolicy enum(Cluster|Local) = 11
+  healthCheckNodePort int32 = 12
+  publishNotReadyAddresses bool = 13
+  sessionAffinityConfig SessionAffinityConfig = 14
+  ipFamilies []enum(IPv4|IPv6) = 19
+  ipFamilyPolicy *enum(SingleStack|PreferDualStack|RequireDualStack) = 17
+  allocateLoadBalancerNodePorts *bool = 20
+  loadBalancerClass *string = 21
+  internalTrafficPolicy *enum(Cluster|Local) = 22
+  trafficDistribution *string = 23
 
 ServicePort
-  name string
-  protocol enum(TCP|UDP|SCTP)
-  appProtocol string
-  port int32
-  targetPort IntOrString
-  nodePort int32
+  name string = 1
+  protocol enum(TCP|UDP|SCTP) = 2
+  appProtocol *string = 6
+  port int32 = 3
+  targetPort IntOrString = 4
+  nodePort int32 = 5
 
 SessionAffinityConfig
-  clientIP ClientIPConfig
+  clientIP ClientIPConfig = 1
 
 ClientIPConfig
-  timeoutSeconds int32
+  timeoutSeconds *int32 = 1
 
 ServiceStatus
-  loadBalancer LoadBalancerStatus
-  conditions []Condition
+  loadBalancer LoadBalancerStatus = 1
+  conditions []Condition = 2
 
 LoadBalancerStatus
-  ingress []LoadBalancerIngress
+  ingress []LoadBalancerIngress = 1
 
 LoadBalancerIngress
-  ip string
-  hostname string
-  ipMode enum(VIP|Proxy)
-  ports []PortStatus
+  ip string = 1
+  hostname string = 2
+  ipMode *enum(VIP|Proxy) = 3
+  ports []PortStatus = 4
 
 PortStatus
-  port int32
-  protocol enum(TCP|UDP|SCTP)
-  error string
+  port int32 = 1
+  protocol enum(TCP|UDP|SCTP) = 2
+  error *string = 3
 
 kind Endpoints
-  subsets []EndpointSubset
+  subsets []EndpointSubset = 2
 
 EndpointSubset
-  addresses []EndpointAddress
-  notReadyAddresses []EndpointAddress
-  ports []EndpointPort
+  addresses []EndpointAddress = 1
+  notReadyAddresses []EndpointAddress = 2
+  ports []EndpointPort = 3
 
 EndpointAddress
-  ip string
-  hostname string
-  nodeName string
-  targetRef ObjectReference
+  ip string = 1
+  hostname string = 3
+  nodeName *string = 4
+  targetRef ObjectReference = 2
 
 EndpointPort
-  name string
-  port int32
-  protocol enum(TCP|UDP|SCTP)
-  appProtocol string
+  name string = 1
+  port int32 = 2
+  protocol enum(TCP|UDP|SCTP) = 3
+  appProtocol *string = 4
 
 # ---- Configuration and identity ----
 
 kind ConfigMap
-  data map[string]
-  binaryData map[bytes]
-  immutable bool
+  data map[string] = 2
+  binaryData map[bytes] = 3
+  immutable *bool = 4
 
 kind Secret
-  data map[bytes]
-  stringData map[string]
-  type string
-  immutable bool
+  data map[bytes] = 2
+  stringData map[string] = 4
+  type string = 3
+  immutable *bool = 5
 
 kind ServiceAccount
-  secrets []ObjectReference
-  imagePullSecrets []LocalObjectReference
-  automountServiceAccountToken bool
+  secrets []ObjectReference = 2
+  imagePullSecrets []LocalObjectReference = 3
+  automountServiceAccountToken *bool = 4
 
 kind Event
-  involvedObject ObjectReference
-  reason string
-  message string
-  source EventSource
-  firstTimestamp Time
-  lastTimestamp Time
-  count int32
-  type string
-  eventTime MicroTime
-  series EventSeries
-  action string
-  related ObjectReference
-  reportingComponent string
-  reportingInstance string
+  involvedObject ObjectReference = 2
+  reason string = 3
+  message string = 4
+  source EventSource = 5
+  firstTimestamp Time = 6
+  lastTimestamp Time = 7
+  count int32 = 8
+  type string = 9
+  eventTime MicroTime = 10
+  series EventSeries = 11
+  action string = 12
+  related ObjectReference = 13
+  reportingComponent string = 14
+  reportingInstance string = 15
 
 EventSource
-  component string
-  host string
+  component string = 1
+  host string = 2
 
 EventSeries
-  count int32
-  lastObservedTime MicroTime
+  count int32 = 1
+  lastObservedTime MicroTime = 2
 
 # ---- Namespaces and nodes ----
 
 kind Namespace
-  spec NamespaceSpec
-  status NamespaceStatus
+  spec NamespaceSpec = 2
+  status NamespaceStatus = 3
 
 NamespaceSpec
-  finalizers []string
+  finalizers []string = 1
 
 NamespaceStatus
-  phase enum(Active|Terminating)
-  conditions []NamespaceCondition
+  phase enum(Active|Terminating) = 1
+  conditions []NamespaceCondition = 2
 
 NamespaceCondition
-  type string
-  status enum(True|False|Unknown)
-  lastTransitionTime Time
-  reason string
-  message string
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastTransitionTime Time = 4
+  reason string = 5
+  message string = 6
 
 kind Node
-  spec NodeSpec
-  status NodeStatus
+  spec NodeSpec = 2
+  status NodeStatus = 3
 
 NodeSpec
-  podCIDR string
-  podCIDRs []string
-  providerID string
-  unschedulable bool
-  taints []Taint
-  configSource any
-  externalID string
+  podCIDR string = 1
+  podCIDRs []string = 7
+  providerID string = 3
+  unschedulable bool = 4
+  taints []Taint = 5
+  configSource NodeConfigSource = 6
+  externalID string = 2
 
 Taint
-  key string
-  value string
-  effect enum(NoSchedule|PreferNoSchedule|NoExecute)
-  timeAdded Time
+  key string = 1
+  value string = 2
+  effect enum(NoSchedule|PreferNoSchedule|NoExecute) = 3
+  timeAdded Time = 4
 
 NodeStatus
-  capacity map[Quantity]
-  allocatable map[Quantity]
-  phase enum(Pending|Running|Terminated)
-  conditions []NodeCondition
-  addresses []NodeAddress
-  daemonEndpoints NodeDaemonEndpoints
-  nodeInfo NodeSystemInfo
-  images []ContainerImage
-  volumesInUse []string
-  volumesAttached []AttachedVolume
-  config any
-  runtimeHandlers []NodeRuntimeHandler
-  features any
+  capacity map[Quantity] = 1
+  allocatable map[Quantity] = 2
+  phase enum(Pending|Running|Terminated) = 3
+  conditions []NodeCondition = 4
+  addresses []NodeAddress = 5
+  daemonEndpoints NodeDaemonEndpoints = 6
+  nodeInfo NodeSystemInfo = 7
+  images []ContainerImage = 8
+  volumesInUse []string = 9
+  volumesAttached []AttachedVolume = 10
+  config NodeConfigStatus = 11
+  runtimeHandlers []NodeRuntimeHandler = 12
+  features NodeFeatures = 13
 
 NodeCondition
-  type string
-  status enum(True|False|Unknown)
-  lastHeartbeatTime Time
-  lastTransitionTime Time
-  reason string
-  message string
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastHeartbeatTime Time = 3
+  lastTransitionTime Time = 4
+  reason string = 5
+  message string = 6
 
 NodeAddress
-  type string
-  address string
+  type string = 1
+  address string = 2
 
 NodeDaemonEndpoints
-  kubeletEndpoint DaemonEndpoint
+  kubeletEndpoint DaemonEndpoint = 1
 
 DaemonEndpoint
-  Port int32
+  Port int32 = 1
 
 NodeSystemInfo
-  machineID string
-  systemUUID string
-  bootID string
-  kernelVersion string
-  osImage string
-  containerRuntimeVersion string
-  kubeletVersion string
-  kubeProxyVersion string
-  operatingSystem string
-  architecture string
+  machineID string = 1
+  systemUUID string = 2
+  bootID string = 3
+  kernelVersion string = 4
+  osImage string = 5
+  containerRuntimeVersion string = 6
+  kubeletVersion string = 7
+  kubeProxyVersion string = 8
+  operatingSystem string = 9
+  architecture string = 10
   swap any
 
 ContainerImage
-  names []string
-  sizeBytes int64
+  names []string = 1
+  sizeBytes int64 = 2
 
 AttachedVolume
-  name string
-  devicePath string
+  name string = 1
+  devicePath string = 2
 
 NodeRuntimeHandler
-  name string
-  features any
+  name string = 1
+  features NodeRuntimeHandlerFeatures = 2
 
 # ---- Workloads ----
 
 kind ReplicationController
-  spec ReplicationControllerSpec
-  status ReplicationControllerStatus
+  spec ReplicationControllerSpec = 2
+  status ReplicationControllerStatus = 3
 
 ReplicationControllerSpec
-  replicas int32
-  minReadySeconds int32
-  selector map[string]
-  template PodTemplateSpec
+  replicas *int32 = 1
+  minReadySeconds int32 = 4
+  selector map[string] = 2
+  template PodTemplateSpec = 3
 
 ReplicationControllerStatus
-  replicas int32
-  fullyLabeledReplicas int32
-  readyReplicas int32
-  availableReplicas int32
-  observedGeneration int64
-  conditions []WorkloadCondition
+  replicas int32 = 1
+  fullyLabeledReplicas int32 = 2
+  readyReplicas int32 = 4
+  availableReplicas int32 = 5
+  observedGeneration int64 = 3
+  conditions []ReplicationControllerCondition = 6
 
-WorkloadCondition
-  type string
-  status enum(True|False|Unknown)
-  lastUpdateTime Time
-  lastTransitionTime Time
-  reason string
-  message string
+ReplicationControllerCondition
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastTransitionTime Time = 3
+  reason string = 4
+  message string = 5
 
 kind Deployment
-  spec DeploymentSpec
-  status DeploymentStatus
+  spec DeploymentSpec = 2
+  status DeploymentStatus = 3
 
 DeploymentSpec
-  replicas int32
-  selector LabelSelector
-  template PodTemplateSpec
-  strategy DeploymentStrategy
-  minReadySeconds int32
-  revisionHistoryLimit int32
-  paused bool
-  progressDeadlineSeconds int32
+  replicas *int32 = 1
+  selector LabelSelector = 2
+  template PodTemplateSpec = 3
+  strategy DeploymentStrategy = 4
+  minReadySeconds int32 = 5
+  revisionHistoryLimit *int32 = 6
+  paused bool = 7
+  progressDeadlineSeconds *int32 = 9
 
 DeploymentStrategy
-  type enum(Recreate|RollingUpdate)
-  rollingUpdate RollingUpdateDeployment
+  type enum(Recreate|RollingUpdate) = 1
+  rollingUpdate RollingUpdateDeployment = 2
 
 RollingUpdateDeployment
-  maxUnavailable IntOrString
-  maxSurge IntOrString
+  maxUnavailable IntOrString = 1
+  maxSurge IntOrString = 2
 
 DeploymentStatus
-  observedGeneration int64
-  replicas int32
-  updatedReplicas int32
-  readyReplicas int32
-  availableReplicas int32
-  unavailableReplicas int32
+  observedGeneration int64 = 1
+  replicas int32 = 2
+  updatedReplicas int32 = 3
+  readyReplicas int32 = 7
+  availableReplicas int32 = 4
+  unavailableReplicas int32 = 5
   terminatingReplicas int32
-  conditions []WorkloadCondition
-  collisionCount int32
+  conditions []DeploymentCondition = 6
+  collisionCount *int32 = 8
+
+DeploymentCondition
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastUpdateTime Time = 6
+  lastTransitionTime Time = 7
+  reason string = 4
+  message string = 5
 
 kind ReplicaSet
-  spec ReplicaSetSpec
-  status ReplicaSetStatus
+  spec ReplicaSetSpec = 2
+  status ReplicaSetStatus = 3
 
 ReplicaSetSpec
-  replicas int32
-  minReadySeconds int32
-  selector LabelSelector
-  template PodTemplateSpec
+  replicas *int32 = 1
+  minReadySeconds int32 = 4
+  selector LabelSelector = 2
+  template PodTemplateSpec = 3
 
 ReplicaSetStatus
-  replicas int32
-  fullyLabeledReplicas int32
-  readyReplicas int32
-  availableReplicas int32
+  replicas int32 = 1
+  fullyLabeledReplicas int32 = 2
+  readyReplicas int32 = 4
+  availableReplicas int32 = 5
   terminatingReplicas int32
-  observedGeneration int64
-  conditions []WorkloadCondition
+  observedGeneration int64 = 3
+  conditions []ReplicaSetCondition = 6
+
+ReplicaSetCondition
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastTransitionTime Time = 3
+  reason string = 4
+  message string = 5
 
 kind DaemonSet
-  spec DaemonSetSpec
-  status DaemonSetStatus
+  spec DaemonSetSpec = 2
+  status DaemonSetStatus = 3
 
 DaemonSetSpec
-  selector LabelSelector
-  template PodTemplateSpec
-  updateStrategy DaemonSetUpdateStrategy
-  minReadySeconds int32
-  revisionHistoryLimit int32
+  selector LabelSelector = 1
+  template PodTemplateSpec = 2
+  updateStrategy DaemonSetUpdateStrategy = 3
+  minReadySeconds int32 = 4
+  revisionHistoryLimit *int32 = 6
 
 DaemonSetUpdateStrategy
-  type enum(RollingUpdate|OnDelete)
-  rollingUpdate RollingUpdateDaemonSet
+  type enum(RollingUpdate|OnDelete) = 1
+  rollingUpdate RollingUpdateDaemonSet = 2
 
 RollingUpdateDaemonSet
-  maxUnavailable IntOrString
-  maxSurge IntOrString
+  maxUnavailable IntOrString = 1
+  maxSurge IntOrString = 2
 
 DaemonSetStatus
-  currentNumberScheduled int32
-  numberMisscheduled int32
-  desiredNumberScheduled int32
-  numberReady int32
-  observedGeneration int64
-  updatedNumberScheduled int32
-  numberAvailable int32
-  numberUnavailable int32
-  collisionCount int32
-  conditions []WorkloadCondition
+  currentNumberScheduled int32 = 1
+  numberMisscheduled int32 = 2
+  desiredNumberScheduled int32 = 3
+  numberReady int32 = 4
+  observedGeneration int64 = 5
+  updatedNumberScheduled int32 = 6
+  numberAvailable int32 = 7
+  numberUnavailable int32 = 8
+  collisionCount *int32 = 9
+  conditions []DaemonSetCondition = 10
+
+DaemonSetCondition
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastTransitionTime Time = 3
+  reason string = 4
+  message string = 5
 
 kind StatefulSet
-  spec StatefulSetSpec
-  status StatefulSetStatus
+  spec StatefulSetSpec = 2
+  status StatefulSetStatus = 3
 
 StatefulSetSpec
-  replicas int32
-  selector LabelSelector
-  template PodTemplateSpec
-  volumeClaimTemplates []PersistentVolumeClaim
-  serviceName string
-  podManagementPolicy enum(OrderedReady|Parallel)
-  updateStrategy StatefulSetUpdateStrategy
-  revisionHistoryLimit int32
-  minReadySeconds int32
-  persistentVolumeClaimRetentionPolicy StatefulSetPersistentVolumeClaimRetentionPolicy
-  ordinals StatefulSetOrdinals
+  replicas *int32 = 1
+  selector LabelSelector = 2
+  template PodTemplateSpec = 3
+  volumeClaimTemplates []PersistentVolumeClaim = 4
+  serviceName string = 5
+  podManagementPolicy enum(OrderedReady|Parallel) = 6
+  updateStrategy StatefulSetUpdateStrategy = 7
+  revisionHistoryLimit *int32 = 8
+  minReadySeconds int32 = 9
+  persistentVolumeClaimRetentionPolicy StatefulSetPersistentVolumeClaimRetentionPolicy = 10
+  ordinals StatefulSetOrdinals = 11
 
 StatefulSetUpdateStrategy
-  type enum(RollingUpdate|OnDelete)
-  rollingUpdate RollingUpdateStatefulSetStrategy
+  type enum(RollingUpdate|OnDelete) = 1
+  rollingUpdate RollingUpdateStatefulSetStrategy = 2
 
 RollingUpdateStatefulSetStrategy
-  partition int32
-  maxUnavailable IntOrString
+  partition *int32 = 1
+  maxUnavailable IntOrString = 2
 
 StatefulSetPersistentVolumeClaimRetentionPolicy
-  whenDeleted enum(Retain|Delete)
-  whenScaled enum(Retain|Delete)
+  whenDeleted enum(Retain|Delete) = 1
+  whenScaled enum(Retain|Delete) = 2
 
 StatefulSetOrdinals
-  start int32
+  start int32 = 1
 
 StatefulSetStatus
-  observedGeneration int64
-  replicas int32
-  readyReplicas int32
-  currentReplicas int32
-  updatedReplicas int32
-  currentRevision string
-  updateRevision string
-  collisionCount int32
-  conditions []WorkloadCondition
-  availableReplicas int32
+  observedGeneration int64 = 1
+  replicas int32 = 2
+  readyReplicas int32 = 3
+  currentReplicas int32 = 4
+  updatedReplicas int32 = 5
+  currentRevision string = 6
+  updateRevision string = 7
+  collisionCount *int32 = 9
+  conditions []StatefulSetCondition = 10
+  availableReplicas int32 = 11
+
+StatefulSetCondition
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastTransitionTime Time = 3
+  reason string = 4
+  message string = 5
 
 kind Job
-  spec JobSpec
-  status JobStatus
+  spec JobSpec = 2
+  status JobStatus = 3
 
 JobSpec
-  parallelism int32
-  completions int32
-  activeDeadlineSeconds int64
-  podFailurePolicy PodFailurePolicy
-  successPolicy SuccessPolicy
-  backoffLimit int32
-  backoffLimitPerIndex int32
-  maxFailedIndexes int32
-  selector LabelSelector
-  manualSelector bool
-  template PodTemplateSpec
-  ttlSecondsAfterFinished int32
-  completionMode enum(NonIndexed|Indexed)
-  suspend bool
-  podReplacementPolicy enum(TerminatingOrFailed|Failed)
-  managedBy string
+  parallelism *int32 = 1
+  completions *int32 = 2
+  activeDeadlineSeconds *int64 = 3
+  podFailurePolicy PodFailurePolicy = 11
+  successPolicy SuccessPolicy = 16
+  backoffLimit *int32 = 7
+  backoffLimitPerIndex *int32 = 12
+  maxFailedIndexes *int32 = 13
+  selector LabelSelector = 4
+  manualSelector *bool = 5
+  template PodTemplateSpec = 6
+  ttlSecondsAfterFinished *int32 = 8
+  completionMode *enum(NonIndexed|Indexed) = 9
+  suspend *bool = 10
+  podReplacementPolicy *enum(TerminatingOrFailed|Failed) = 14
+  managedBy *string = 15
 
 PodFailurePolicy
-  rules []PodFailurePolicyRule
+  rules []PodFailurePolicyRule = 1
 
 PodFailurePolicyRule
-  action enum(FailJob|FailIndex|Ignore|Count)
-  onExitCodes PodFailurePolicyOnExitCodesRequirement
-  onPodConditions []PodFailurePolicyOnPodConditionsPattern
+  action enum(FailJob|FailIndex|Ignore|Count) = 1
+  onExitCodes PodFailurePolicyOnExitCodesRequirement = 2
+  onPodConditions []PodFailurePolicyOnPodConditionsPattern = 3
 
 PodFailurePolicyOnExitCodesRequirement
-  containerName string
-  operator enum(In|NotIn)
-  values []int32
+  containerName *string = 1
+  operator enum(In|NotIn) = 2
+  values []int32 = 3
 
 PodFailurePolicyOnPodConditionsPattern
-  type string
-  status enum(True|False|Unknown)
+  type string = 1
+  status enum(True|False|Unknown) = 2
 
 SuccessPolicy
-  rules []SuccessPolicyRule
+  rules []SuccessPolicyRule = 1
 
 SuccessPolicyRule
-  succeededIndexes string
-  succeededCount int32
+  succeededIndexes *string = 1
+  succeededCount *int32 = 2
 
 JobStatus
-  conditions []JobCondition
-  startTime Time
-  completionTime Time
-  active int32
-  succeeded int32
-  failed int32
-  terminating int32
-  completedIndexes string
-  failedIndexes string
-  uncountedTerminatedPods UncountedTerminatedPods
-  ready int32
+  conditions []JobCondition = 1
+  startTime Time = 2
+  completionTime Time = 3
+  active int32 = 4
+  succeeded int32 = 5
+  failed int32 = 6
+  terminating *int32 = 11
+  completedIndexes string = 7
+  failedIndexes *string = 10
+  uncountedTerminatedPods UncountedTerminatedPods = 8
+  ready *int32 = 9
 
 JobCondition
-  type string
-  status enum(True|False|Unknown)
-  lastProbeTime Time
-  lastTransitionTime Time
-  reason string
-  message string
+  type string = 1
+  status enum(True|False|Unknown) = 2
+  lastProbeTime Time = 3
+  lastTransitionTime Time = 4
+  reason string = 5
+  message string = 6
 
 UncountedTerminatedPods
-  succeeded []string
-  failed []string
+  succeeded []string = 1
+  failed []string = 2
 
 # ---- Coordination, RBAC, aggregation ----
 
 kind Lease
-  spec LeaseSpec
+  spec LeaseSpec = 2
 
 LeaseSpec
-  holderIdentity string
-  leaseDurationSeconds int32
-  acquireTime MicroTime
-  renewTime MicroTime
-  leaseTransitions int32
-  strategy string
-  preferredHolder string
+  holderIdentity *string = 1
+  leaseDurationSeconds *int32 = 2
+  acquireTime MicroTime = 3
+  renewTime MicroTime = 4
+  leaseTransitions *int32 = 5
+  strategy *string = 6
+  preferredHolder *string = 7
 
 kind Role
-  rules []PolicyRule
+  rules []PolicyRule = 2
 
 kind ClusterRole
-  rules []PolicyRule
-  aggregationRule AggregationRule
+  rules []PolicyRule = 2
+  aggregationRule AggregationRule = 3
 
 PolicyRule
-  verbs []string
-  apiGroups []string
-  resources []string
-  resourceNames []string
-  nonResourceURLs []string
+  verbs []string = 1
+  apiGroups []string = 2
+  resources []string = 3
+  resourceNames []string = 4
+  nonResourceURLs []string = 5
 
 AggregationRule
-  clusterRoleSelectors []LabelSelector
+  clusterRoleSelectors []LabelSelector = 1
 
 kind RoleBinding
-  subjects []Subject
-  roleRef RoleRef
+  subjects []Subject = 2
+  roleRef RoleRef = 3
 
 kind ClusterRoleBinding
-  subjects []Subject
-  roleRef RoleRef
+  subjects []Subject = 2
+  roleRef RoleRef = 3
 
 Subject
-  kind string
-  apiGroup string
-  name string
-  namespace string
+  kind string = 1
+  apiGroup string = 2
+  name string = 3
+  namespace string = 4
 
 RoleRef
-  apiGroup string
-  kind string
-  name string
+  apiGroup string = 1
+  kind string = 2
+  name string = 3
 
 kind APIService
   spec APIServiceSpec
   status APIServiceStatus
 
 APIServiceSpec
-  service ServiceReference
+  service APIServiceReference
   group string
   version string
   insecureSkipTLSVerify bool
@@ -1161,13 +1234,731 @@ APIServiceSpec
   groupPriorityMinimum int32
   versionPriority int32
 
-ServiceReference
+APIServiceReference
   namespace string
   name string
   port int32
 
 APIServiceStatus
   conditions []Condition
+
+GCEPersistentDiskVolumeSource
+  pdName string = 1
+  fsType string = 2
+  partition int32 = 3
+  readOnly bool = 4
+
+AWSElasticBlockStoreVolumeSource
+  volumeID string = 1
+  fsType string = 2
+  partition int32 = 3
+  readOnly bool = 4
+
+GitRepoVolumeSource
+  repository string = 1
+  revision string = 2
+  directory string = 3
+
+ISCSIVolumeSource
+  targetPortal string = 1
+  iqn string = 2
+  lun int32 = 3
+  iscsiInterface string = 4
+  fsType string = 5
+  readOnly bool = 6
+  portals []string = 7
+  chapAuthDiscovery bool = 8
+  chapAuthSession bool = 11
+  secretRef LocalObjectReference = 10
+  initiatorName *string = 12
+
+GlusterfsVolumeSource
+  endpoints string = 1
+  path string = 2
+  readOnly bool = 3
+
+RBDVolumeSource
+  monitors []string = 1
+  image string = 2
+  fsType string = 3
+  pool string = 4
+  user string = 5
+  keyring string = 6
+  secretRef LocalObjectReference = 7
+  readOnly bool = 8
+
+FlexVolumeSource
+  driver string = 1
+  fsType string = 2
+  secretRef LocalObjectReference = 3
+  readOnly bool = 4
+  options map[string] = 5
+
+CinderVolumeSource
+  volumeID string = 1
+  fsType string = 2
+  readOnly bool = 3
+  secretRef LocalObjectReference = 4
+
+CephFSVolumeSource
+  monitors []string = 1
+  path string = 2
+  user string = 3
+  secretFile string = 4
+  secretRef LocalObjectReference = 5
+  readOnly bool = 6
+
+FlockerVolumeSource
+  datasetName string = 1
+  datasetUUID string = 2
+
+FCVolumeSource
+  targetWWNs []string = 1
+  lun *int32 = 2
+  fsType string = 3
+  readOnly bool = 4
+  wwids []string = 5
+
+AzureFileVolumeSource
+  secretName string = 1
+  shareName string = 2
+  readOnly bool = 3
+
+VsphereVirtualDiskVolumeSource
+  volumePath string = 1
+  fsType string = 2
+  storagePolicyName string = 3
+  storagePolicyID string = 4
+
+QuobyteVolumeSource
+  registry string = 1
+  volume string = 2
+  readOnly bool = 3
+  user string = 4
+  group string = 5
+  tenant string = 6
+
+AzureDiskVolumeSource
+  diskName string = 1
+  diskURI string = 2
+  cachingMode *string = 3
+  fsType *string = 4
+  readOnly *bool = 5
+  kind *string = 6
+
+PhotonPersistentDiskVolumeSource
+  pdID string = 1
+  fsType string = 2
+
+PortworxVolumeSource
+  volumeID string = 1
+  fsType string = 2
+  readOnly bool = 3
+
+ScaleIOVolumeSource
+  gateway string = 1
+  system string = 2
+  secretRef LocalObjectReference = 3
+  sslEnabled bool = 4
+  protectionDomain string = 5
+  storagePool string = 6
+  storageMode string = 7
+  volumeName string = 8
+  fsType string = 9
+  readOnly bool = 10
+
+StorageOSVolumeSource
+  volumeName string = 1
+  volumeNamespace string = 2
+  fsType string = 3
+  readOnly bool = 4
+  secretRef LocalObjectReference = 5
+
+ClusterTrustBundleProjection
+  name *string = 1
+  signerName *string = 2
+  labelSelector LabelSelector = 3
+  optional *bool = 5
+  path string = 4
+
+PersistentVolumeClaimStatus
+  phase string = 1
+  accessModes []string = 2
+  capacity map[Quantity] = 3
+  conditions []PersistentVolumeClaimCondition = 4
+  allocatedResources map[Quantity] = 5
+  allocatedResourceStatuses map[string] = 7
+  currentVolumeAttributesClassName *string = 8
+  modifyVolumeStatus ModifyVolumeStatus = 9
+
+PodResourceClaimStatus
+  name string = 1
+  resourceClaimName *string = 2
+
+ContainerUser
+  linux LinuxContainerUser = 1
+
+ResourceStatus
+  name string = 1
+  resources []ResourceHealth = 2
+
+NodeConfigSource
+  configMap ConfigMapNodeConfigSource = 2
+
+NodeConfigStatus
+  assigned NodeConfigSource = 1
+  active NodeConfigSource = 2
+  lastKnownGood NodeConfigSource = 3
+  error string = 4
+
+NodeFeatures
+  supplementalGroupsPolicy *bool = 1
+
+NodeRuntimeHandlerFeatures
+  recursiveReadOnlyMounts *bool = 1
+  userNamespaces *bool = 2
+
+PersistentVolumeClaimCondition
+  type string = 1
+  status string = 2
+  lastProbeTime Time = 3
+  lastTransitionTime Time = 4
+  reason string = 5
+  message string = 6
+
+ModifyVolumeStatus
+  targetVolumeAttributesClassName string = 1
+  status string = 2
+
+LinuxContainerUser
+  uid int64 = 1
+  gid int64 = 2
+  supplementalGroups []int64 = 3
+
+ResourceHealth
+  resourceID string = 1
+  health string = 2
+
+ConfigMapNodeConfigSource
+  namespace string = 1
+  name string = 2
+  uid string = 3
+  resourceVersion string = 4
+  kubeletConfigKey string = 5
+
+kind CronJob
+  spec CronJobSpec = 2
+  status CronJobStatus = 3
+
+kind ResourceQuota
+  spec ResourceQuotaSpec = 2
+  status ResourceQuotaStatus = 3
+
+kind LimitRange
+  spec LimitRangeSpec = 2
+
+kind PodDisruptionBudget
+  spec PodDisruptionBudgetSpec = 2
+  status PodDisruptionBudgetStatus = 3
+
+kind PriorityClass
+  value int32 = 2
+  globalDefault bool = 3
+  description string = 4
+  preemptionPolicy *enum(PreemptLowerPriority|Never) = 5
+
+kind Ingress
+  spec IngressSpec = 2
+  status IngressStatus = 3
+
+kind IngressClass
+  spec IngressClassSpec = 2
+
+kind HorizontalPodAutoscaler
+  spec HorizontalPodAutoscalerSpec = 2
+  status HorizontalPodAutoscalerStatus = 3
+
+kind TokenRequest
+  spec TokenRequestSpec = 2
+  status TokenRequestStatus = 3
+
+kind TokenReview
+  spec TokenReviewSpec = 2
+  status TokenReviewStatus = 3
+
+kind SelfSubjectReview
+  status SelfSubjectReviewStatus = 2
+
+kind SelfSubjectAccessReview
+  spec SelfSubjectAccessReviewSpec = 2
+  status SubjectAccessReviewStatus = 3
+
+kind SelfSubjectRulesReview
+  spec SelfSubjectRulesReviewSpec = 2
+  status SubjectRulesReviewStatus = 3
+
+kind SubjectAccessReview
+  spec SubjectAccessReviewSpec = 2
+  status SubjectAccessReviewStatus = 3
+
+kind LocalSubjectAccessReview
+  spec SubjectAccessReviewSpec = 2
+  status SubjectAccessReviewStatus = 3
+
+kind CertificateSigningRequest
+  spec CertificateSigningRequestSpec = 2
+  status CertificateSigningRequestStatus = 3
+
+kind ValidatingWebhookConfiguration
+  Webhooks []ValidatingWebhook = 2
+
+kind MutatingWebhookConfiguration
+  Webhooks []MutatingWebhook = 2
+
+kind Scale
+  spec ScaleSpec = 2
+  status ScaleStatus = 3
+
+kind Binding
+  target ObjectReference = 2
+
+kind Eviction
+  deleteOptions DeleteOptions = 2
+
+DeleteOptions
+  gracePeriodSeconds *int64 = 1
+  preconditions Preconditions = 2
+  orphanDependents *bool = 3
+  propagationPolicy *string = 4
+  dryRun []string = 5
+  ignoreStoreReadErrorWithClusterBreakingPotential *bool = 6
+
+CronJobSpec
+  schedule string = 1
+  timeZone *string = 8
+  startingDeadlineSeconds *int64 = 2
+  concurrencyPolicy enum(Allow|Forbid|Replace) = 3
+  suspend *bool = 4
+  jobTemplate JobTemplateSpec = 5
+  successfulJobsHistoryLimit *int32 = 6
+  failedJobsHistoryLimit *int32 = 7
+
+CronJobStatus
+  active []ObjectReference = 1
+  lastScheduleTime Time = 4
+  lastSuccessfulTime Time = 5
+
+ResourceQuotaSpec
+  hard map[Quantity] = 1
+  scopes []string = 2
+  scopeSelector ScopeSelector = 3
+
+ResourceQuotaStatus
+  hard map[Quantity] = 1
+  used map[Quantity] = 2
+
+LimitRangeSpec
+  limits []LimitRangeItem = 1
+
+PodDisruptionBudgetSpec
+  minAvailable IntOrString = 1
+  selector LabelSelector = 2
+  maxUnavailable IntOrString = 3
+  unhealthyPodEvictionPolicy *string = 4
+
+PodDisruptionBudgetStatus
+  observedGeneration int64 = 1
+  disruptedPods map[Time] = 2
+  disruptionsAllowed int32 = 3
+  currentHealthy int32 = 4
+  desiredHealthy int32 = 5
+  expectedPods int32 = 6
+  conditions []Condition = 7
+
+IngressSpec
+  ingressClassName *string = 4
+  defaultBackend IngressBackend = 1
+  tls []IngressTLS = 2
+  rules []IngressRule = 3
+
+IngressStatus
+  loadBalancer IngressLoadBalancerStatus = 1
+
+IngressClassSpec
+  controller string = 1
+  parameters IngressClassParametersReference = 2
+
+HorizontalPodAutoscalerSpec
+  scaleTargetRef CrossVersionObjectReference = 1
+  minReplicas *int32 = 2
+  maxReplicas int32 = 3
+  metrics []MetricSpec = 4
+  behavior HorizontalPodAutoscalerBehavior = 5
+
+HorizontalPodAutoscalerStatus
+  observedGeneration *int64 = 1
+  lastScaleTime Time = 2
+  currentReplicas int32 = 3
+  desiredReplicas int32 = 4
+  currentMetrics []MetricStatus = 5
+  conditions []HorizontalPodAutoscalerCondition = 6
+
+TokenRequestSpec
+  audiences []string = 1
+  expirationSeconds *int64 = 4
+  boundObjectRef BoundObjectReference = 3
+
+TokenRequestStatus
+  token string = 1
+  expirationTimestamp Time = 2
+
+TokenReviewSpec
+  token string = 1
+  audiences []string = 2
+
+TokenReviewStatus
+  authenticated bool = 1
+  user UserInfo = 2
+  audiences []string = 4
+  error string = 3
+
+SelfSubjectReviewStatus
+  userInfo UserInfo = 1
+
+SelfSubjectAccessReviewSpec
+  resourceAttributes ResourceAttributes = 1
+  nonResourceAttributes NonResourceAttributes = 2
+
+SubjectAccessReviewStatus
+  allowed bool = 1
+  denied bool = 4
+  reason string = 2
+  evaluationError string = 3
+
+SelfSubjectRulesReviewSpec
+  namespace string = 1
+
+SubjectRulesReviewStatus
+  resourceRules []ResourceRule = 1
+  nonResourceRules []NonResourceRule = 2
+  incomplete bool = 3
+  evaluationError string = 4
+
+SubjectAccessReviewSpec
+  resourceAttributes ResourceAttributes = 1
+  nonResourceAttributes NonResourceAttributes = 2
+  user string = 3
+  groups []string = 4
+  extra map[[]string] = 5
+  uid string = 6
+
+CertificateSigningRequestSpec
+  request *bytes = 1
+  signerName string = 7
+  expirationSeconds *int32 = 8
+  usages []string = 5
+  username string = 2
+  uid string = 3
+  groups []string = 4
+  extra map[[]string] = 6
+
+CertificateSigningRequestStatus
+  conditions []CertificateSigningRequestCondition = 1
+  certificate *bytes = 2
+
+ValidatingWebhook
+  name string = 1
+  clientConfig WebhookClientConfig = 2
+  rules []RuleWithOperations = 3
+  failurePolicy *enum(Ignore|Fail) = 4
+  matchPolicy *enum(Exact|Equivalent) = 9
+  namespaceSelector LabelSelector = 5
+  objectSelector LabelSelector = 10
+  sideEffects *enum(Unknown|None|Some|NoneOnDryRun) = 6
+  timeoutSeconds *int32 = 7
+  admissionReviewVersions []string = 8
+  matchConditions []MatchCondition = 11
+
+MutatingWebhook
+  name string = 1
+  clientConfig WebhookClientConfig = 2
+  rules []RuleWithOperations = 3
+  failurePolicy *enum(Ignore|Fail) = 4
+  matchPolicy *enum(Exact|Equivalent) = 9
+  namespaceSelector LabelSelector = 5
+  objectSelector LabelSelector = 11
+  sideEffects *enum(Unknown|None|Some|NoneOnDryRun) = 6
+  timeoutSeconds *int32 = 7
+  admissionReviewVersions []string = 8
+  reinvocationPolicy *enum(Never|IfNeeded) = 10
+  matchConditions []MatchCondition = 12
+
+ScaleSpec
+  replicas int32 = 1
+
+ScaleStatus
+  replicas int32 = 1
+  selector string = 2
+
+Preconditions
+  uid *string = 1
+  resourceVersion *string = 2
+
+JobTemplateSpec
+  metadata ObjectMeta = 1
+  spec JobSpec = 2
+
+ScopeSelector
+  matchExpressions []ScopedResourceSelectorRequirement = 1
+
+LimitRangeItem
+  type enum(Pod|Container|PersistentVolumeClaim) = 1
+  max map[Quantity] = 2
+  min map[Quantity] = 3
+  default map[Quantity] = 4
+  defaultRequest map[Quantity] = 5
+  maxLimitRequestRatio map[Quantity] = 6
+
+IngressBackend
+  service IngressServiceBackend = 4
+  resource TypedLocalObjectReference = 3
+
+IngressTLS
+  hosts []string = 1
+  secretName string = 2
+
+IngressRule
+  host string = 1
+  inline IngressRuleValue = 2
+
+IngressLoadBalancerStatus
+  ingress []IngressLoadBalancerIngress = 1
+
+IngressClassParametersReference
+  aPIGroup *string = 1
+  kind string = 2
+  name string = 3
+  scope *string = 4
+  namespace *string = 5
+
+CrossVersionObjectReference
+  kind string = 1
+  name string = 2
+  apiVersion string = 3
+
+MetricSpec
+  type enum(Object|Pods|Resource|ContainerResource|External) = 1
+  object ObjectMetricSource = 2
+  pods PodsMetricSource = 3
+  resource ResourceMetricSource = 4
+  containerResource ContainerResourceMetricSource = 7
+  external ExternalMetricSource = 5
+
+HorizontalPodAutoscalerBehavior
+  scaleUp HPAScalingRules = 1
+  scaleDown HPAScalingRules = 2
+
+MetricStatus
+  type string = 1
+  object ObjectMetricStatus = 2
+  pods PodsMetricStatus = 3
+  resource ResourceMetricStatus = 4
+  containerResource ContainerResourceMetricStatus = 7
+  external ExternalMetricStatus = 5
+
+HorizontalPodAutoscalerCondition
+  type string = 1
+  status string = 2
+  lastTransitionTime Time = 3
+  reason string = 4
+  message string = 5
+
+BoundObjectReference
+  kind string = 1
+  apiVersion string = 2
+  name string = 3
+  uID string = 4
+
+UserInfo
+  username string = 1
+  uid string = 2
+  groups []string = 3
+  extra map[[]string] = 4
+
+ResourceAttributes
+  namespace string = 1
+  verb string = 2
+  group string = 3
+  version string = 4
+  resource string = 5
+  subresource string = 6
+  name string = 7
+  fieldSelector FieldSelectorAttributes = 8
+  labelSelector LabelSelectorAttributes = 9
+
+NonResourceAttributes
+  path string = 1
+  verb string = 2
+
+ResourceRule
+  verbs []string = 1
+  apiGroups []string = 2
+  resources []string = 3
+  resourceNames []string = 4
+
+NonResourceRule
+  verbs []string = 1
+  nonResourceURLs []string = 2
+
+
+CertificateSigningRequestCondition
+  type string = 1
+  status string = 6
+  reason string = 2
+  message string = 3
+  lastUpdateTime Time = 4
+  lastTransitionTime Time = 5
+
+WebhookClientConfig
+  url *string = 3
+  service ServiceReference = 1
+  caBundle *bytes = 2
+
+RuleWithOperations
+  operations []string = 1
+  inline Rule = 2
+
+MatchCondition
+  name string = 1
+  expression string = 2
+
+ScopedResourceSelectorRequirement
+  scopeName string = 1
+  operator string = 2
+  values []string = 3
+
+IngressServiceBackend
+  name string = 1
+  port ServiceBackendPort = 2
+
+IngressRuleValue
+  http HTTPIngressRuleValue = 1
+
+IngressLoadBalancerIngress
+  ip string = 1
+  hostname string = 2
+  ports []IngressPortStatus = 4
+
+ObjectMetricSource
+  describedObject CrossVersionObjectReference = 1
+  target MetricTarget = 2
+  metric MetricIdentifier = 3
+
+PodsMetricSource
+  metric MetricIdentifier = 1
+  target MetricTarget = 2
+
+ResourceMetricSource
+  name string = 1
+  target MetricTarget = 2
+
+ContainerResourceMetricSource
+  name string = 1
+  target MetricTarget = 2
+  container string = 3
+
+ExternalMetricSource
+  metric MetricIdentifier = 1
+  target MetricTarget = 2
+
+HPAScalingRules
+  stabilizationWindowSeconds *int32 = 3
+  selectPolicy *enum(Max|Min|Disabled) = 1
+  policies []HPAScalingPolicy = 2
+
+ObjectMetricStatus
+  metric MetricIdentifier = 1
+  current MetricValueStatus = 2
+  describedObject CrossVersionObjectReference = 3
+
+PodsMetricStatus
+  metric MetricIdentifier = 1
+  current MetricValueStatus = 2
+
+ResourceMetricStatus
+  name string = 1
+  current MetricValueStatus = 2
+
+ContainerResourceMetricStatus
+  name string = 1
+  current MetricValueStatus = 2
+  container string = 3
+
+ExternalMetricStatus
+  metric MetricIdentifier = 1
+  current MetricValueStatus = 2
+
+FieldSelectorAttributes
+  rawSelector string = 1
+  requirements []FieldSelectorRequirement = 2
+
+LabelSelectorAttributes
+  rawSelector string = 1
+  requirements []LabelSelectorRequirement = 2
+
+ServiceReference
+  namespace string = 1
+  name string = 2
+  path *string = 3
+  port *int32 = 4
+
+Rule
+  apiGroups []string = 1
+  apiVersions []string = 2
+  resources []string = 3
+  scope *enum(*|Cluster|Namespaced) = 4
+
+ServiceBackendPort
+  name string = 1
+  number int32 = 2
+
+HTTPIngressRuleValue
+  paths []HTTPIngressPath = 1
+
+IngressPortStatus
+  port int32 = 1
+  protocol string = 2
+  error *string = 3
+
+MetricTarget
+  type enum(Utilization|Value|AverageValue) = 1
+  value Quantity = 2
+  averageValue Quantity = 3
+  averageUtilization *int32 = 4
+
+MetricIdentifier
+  name string = 1
+  selector LabelSelector = 2
+
+HPAScalingPolicy
+  type enum(Pods|Percent) = 1
+  value int32 = 2
+  periodSeconds int32 = 3
+
+MetricValueStatus
+  value Quantity = 1
+  averageValue Quantity = 2
+  averageUtilization *int32 = 3
+
+FieldSelectorRequirement
+  key string = 1
+  operator string = 2
+  values []string = 3
+
+HTTPIngressPath
+  path string = 1
+  pathType *enum(Exact|Prefix|ImplementationSpecific) = 3
+  backend IngressBackend = 2
 )";
 }
 

@@ -45,6 +45,15 @@ std::string CheckDns1035Label(std::string_view value) {
          "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 }
 
+// Names that need only be one path segment (RBAC's roles and bindings,
+// CertificateSigningRequests: "system:controller:…").
+std::string CheckPathSegmentName(std::string_view value) {
+  if (value == "." || value == "..") return fmt::format("may not be '{}'", value);
+  if (value.find('/') != std::string_view::npos) return "may not contain '/'";
+  if (value.find('%') != std::string_view::npos) return "may not contain '%'";
+  return "";
+}
+
 std::string CheckDns1123Subdomain(std::string_view value) {
   if (value.size() > 253) return "must be no more than 253 characters";
   bool ok = !value.empty();
@@ -703,6 +712,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
   const std::string& kind = type.kind;
   if (kind == "Namespace" || kind == "Service") {
     v.Name(meta, kind == "Service" ? &CheckDns1035Label : &CheckDns1123Label);
+  } else if (type.group == "rbac.authorization.k8s.io" || kind == "CertificateSigningRequest") {
+    v.Name(meta, &CheckPathSegmentName);
   } else {
     v.Name(meta, &CheckDns1123Subdomain);
   }

@@ -30,6 +30,7 @@ std::vector<Cause> Validate(const ResourceType& type, const boost::json::object&
 
 // Name rules (k8s.io/apimachinery/pkg/util/validation): the error text, or "" when valid.
 std::string CheckDns1123Subdomain(std::string_view value);
+std::string CheckPathSegmentName(std::string_view value);
 std::string CheckDns1123Label(std::string_view value);
 std::string CheckDns1035Label(std::string_view value);
 
