@@ -412,6 +412,7 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     return;
   }
   s.waiting.erase("*");
+  if (HasServiceAccountToken(pod)) loop_.queue().AddAfter(key, std::chrono::minutes(1));
   // Init containers one at a time, each to success; then all app containers.
   bool initialized = true;
   for (const auto& c : api::GetArray(pod, {"spec", "initContainers"})) {

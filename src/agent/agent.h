@@ -23,7 +23,7 @@
 #include "agent/container_spec.h"
 #include "agent/node_loop.h"
 #include "agent/pod_phase.h"
-#include "apiserver/http.h"
+#include "apiserver/http/http.h"
 #include "client/client.h"
 #include "client/event_recorder.h"
 #include "client/informer.h"

@@ -4,11 +4,16 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
 #include "api/object.h"
 #include "api/validation.h"
+#include "common/base64.h"
+#include "common/clock.h"
+#include "common/file.h"
 #include "runtime/oci_spec.h"
 
 namespace kiso::agent {
@@ -20,18 +25,6 @@ namespace {
 
 const api::ResourceType& ConfigMaps() { return *api::FindResource("", "v1", "configmaps"); }
 const api::ResourceType& Secrets() { return *api::FindResource("", "v1", "secrets"); }
-
-std::string Base64Decode(std::string_view in) {
-  std::string out(in.size() / 4 * 3 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return "";
-  out.resize(static_cast<size_t>(n));
-  // EVP_DecodeBlock keeps the zero bytes that '=' padding stands for.
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) out.pop_back();
-  return out;
-}
 
 // The data of a ConfigMap or Secret (Secret values decoded).
 Result<std::map<std::string, std::string>> SourceData(client::Client* client, bool secret,
@@ -46,7 +39,12 @@ Result<std::map<std::string, std::string>> SourceData(client::Client* client, bo
   if (const auto* data = api::Find(*obj, {"data"}); data && data->is_object()) {
     for (const auto& [k, v] : data->get_object()) {
       if (!v.is_string()) continue;
-      out[k] = secret ? Base64Decode(v.get_string()) : std::string(v.get_string());
+      out[k] = secret ? Base64Decode(v.get_string()).value_or("") : std::string(v.get_string());
+    }
+  }
+  if (const auto* data = api::Find(*obj, {"binaryData"}); !secret && data && data->is_object()) {
+    for (const auto& [k, v] : data->get_object()) {
+      if (v.is_string()) out[k] = Base64Decode(v.get_string()).value_or("");
     }
   }
   return out;
@@ -83,6 +81,153 @@ int64_t Milli(const json::value& container, std::string_view kind, std::string_v
 
 }  // namespace
 
+namespace {
+
+// A volume's files: relative path → content and mode.
+struct VolumeFile {
+  std::string content;
+  int mode = 0644;
+};
+using VolumeFiles = std::map<std::string, VolumeFile>;
+
+int ModeOf(const json::value* v, int fallback) {
+  return v && v->is_int64() ? static_cast<int>(v->get_int64()) : fallback;
+}
+
+// Writes each file beside its final name and renames it into place, so a
+// container never reads half a file (the kubelet swaps whole directories).
+Status WriteVolume(const std::string& dir, const VolumeFiles& files) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return MakeStatus(Code::kInternal, "{}: {}", dir, ec.message());
+  for (const auto& [path, file] : files) {
+    if (path.empty() || path.starts_with('/') || path.find("..") != std::string::npos)
+      return MakeStatus(Code::kInvalidArgument, "volume path {:?} is not a relative path", path);
+    std::string target = dir + "/" + path;
+    fs::create_directories(fs::path(target).parent_path(), ec);
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(target, file.content, static_cast<mode_t>(file.mode)));
+    fs::permissions(target, static_cast<fs::perms>(file.mode), ec);
+  }
+  return Status::Ok();
+}
+
+// configMap and secret sources: every key, or the listed items (key → path).
+Status AddSource(client::Client* client, bool secret, const std::string& ns,
+                 const json::value& source, int mode, VolumeFiles& files) {
+  std::string name(api::GetString(source, {secret ? "secretName" : "name"}));
+  if (name.empty()) name = std::string(api::GetString(source, {"name"}));
+  const auto* optional = api::Find(source, {"optional"});
+  auto data = SourceData(client, secret, ns, name);
+  if (!data.ok()) {
+    if (optional && optional->is_bool() && optional->get_bool()) return Status::Ok();
+    return data.status();
+  }
+  const auto& items = api::GetArray(source, {"items"});
+  if (items.empty()) {
+    for (const auto& [k, v] : *data) files[k] = {v, mode};
+    return Status::Ok();
+  }
+  for (const auto& item : items) {
+    std::string key(api::GetString(item, {"key"}));
+    auto it = data->find(key);
+    if (it == data->end()) {
+      if (optional && optional->is_bool() && optional->get_bool()) continue;
+      return MakeStatus(Code::kNotFound, "configmap references non-existent config key: {}", key);
+    }
+    files[std::string(api::GetString(item, {"path"}))] = {it->second,
+                                                          ModeOf(api::Find(item, {"mode"}), mode)};
+  }
+  return Status::Ok();
+}
+
+Status AddDownwardApi(const PodContext& pod, const json::value& source, int mode,
+                      VolumeFiles& files) {
+  for (const auto& item : api::GetArray(source, {"items"})) {
+    std::string path(api::GetString(item, {"path"}));
+    if (const auto* f = api::Find(item, {"fieldRef"})) {
+      std::string field(api::GetString(*f, {"fieldPath"}));
+      std::string value;
+      if (field == "metadata.labels" || field == "metadata.annotations") {
+        // key="value" lines, sorted, as the kubelet writes them.
+        const auto* map = api::Find(*pod.pod, {"metadata", field.substr(9)});
+        std::map<std::string, std::string> sorted;
+        if (map && map->is_object()) {
+          for (const auto& [k, v] : map->get_object())
+            if (v.is_string()) sorted[k] = v.get_string();
+        }
+        for (const auto& [k, v] : sorted) value += fmt::format("{}={:?}\n", k, v);
+        if (!value.empty()) value.pop_back();
+      } else {
+        KISO_ASSIGN_OR_RETURN(value, FieldRef(pod, field));
+      }
+      files[path] = {value, ModeOf(api::Find(item, {"mode"}), mode)};
+    }
+  }
+  return Status::Ok();
+}
+
+// A bound token for the pod's service account, requested again once 80% of
+// its life (or a day) has passed, as the kubelet's token manager does. When
+// it was issued and until when are kept beside the pod, not in the volume.
+Status AddToken(client::Client* client, const PodContext& pod, const std::string& volume,
+                const json::value& source, int mode, VolumeFiles& files) {
+  std::string path(api::GetString(source, {"path"}));
+  const auto* seconds_v = api::Find(source, {"expirationSeconds"});
+  int64_t seconds = seconds_v && seconds_v->is_int64() ? seconds_v->get_int64() : 3600;
+  std::string state_dir = pod.pod_dir + "/tokens/" + volume;
+  std::string state = state_dir + "/" + std::to_string(std::hash<std::string>{}(path));
+  int64_t now = static_cast<int64_t>(time(nullptr));
+  if (auto text = ReadFile(state); text.ok()) {
+    // "<issued> <expires>\n<token>"
+    int64_t issued = 0, expires = 0;
+    size_t nl = text->find('\n');
+    if (nl != std::string::npos &&
+        sscanf(text->substr(0, nl).c_str(), "%ld %ld", &issued, &expires) == 2 &&
+        now < issued + std::min<int64_t>((expires - issued) * 8 / 10, 24 * 3600)) {
+      files[path] = {text->substr(nl + 1), mode};
+      return Status::Ok();
+    }
+  }
+  const json::value& p = *pod.pod;
+  std::string ns(api::GetString(p, {"metadata", "namespace"}));
+  std::string sa(api::GetString(p, {"spec", "serviceAccountName"}));
+  if (sa.empty()) sa = "default";
+  json::object spec{
+      {"expirationSeconds", seconds},
+      {"boundObjectRef", json::object{{"kind", "Pod"},
+                                      {"apiVersion", "v1"},
+                                      {"name", api::GetString(p, {"metadata", "name"})},
+                                      {"uid", api::GetString(p, {"metadata", "uid"})}}}};
+  if (auto audience = api::GetString(source, {"audience"}); !audience.empty())
+    spec["audiences"] = json::array{audience};
+  json::object request{{"apiVersion", "authentication.k8s.io/v1"},
+                       {"kind", "TokenRequest"},
+                       {"spec", std::move(spec)}};
+  const api::ResourceType* sas = api::FindResource("", "v1", "serviceaccounts");
+  auto reply = client->CreateSubresource(*sas, ns, sa, "token", request);
+  if (!reply.ok()) return reply.status().Annotate("request a service account token");
+  std::string token(api::GetString(*reply, {"status", "token"}));
+  auto expires = ParseRfc3339(api::GetString(*reply, {"status", "expirationTimestamp"}));
+  if (token.empty() || !expires)
+    return MakeStatus(Code::kInternal, "the TokenRequest answer has no token");
+  std::error_code ec;
+  fs::create_directories(state_dir, ec);
+  KISO_RETURN_IF_ERROR(
+      WriteFileAtomic(state, fmt::format("{} {}\n{}", now, expires->seconds, token), 0600));
+  files[path] = {token, mode};
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool HasServiceAccountToken(const json::value& pod) {
+  for (const auto& v : api::GetArray(pod, {"spec", "volumes"})) {
+    for (const auto& s : api::GetArray(v, {"projected", "sources"}))
+      if (api::Find(s, {"serviceAccountToken"})) return true;
+  }
+  return false;
+}
+
 Status PrepareVolumes(client::Client* client, const PodContext& pod) {
   std::string ns(api::GetString(*pod.pod, {"metadata", "namespace"}));
   for (const auto& v : api::GetArray(*pod.pod, {"spec", "volumes"})) {
@@ -90,21 +235,39 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
     std::string dir = pod.pod_dir + "/volumes/" + name;
     std::error_code ec;
     if (api::Find(v, {"hostPath"})) continue;
-    bool secret = api::Find(v, {"secret"}) != nullptr;
-    if (api::Find(v, {"configMap"}) || secret) {
-      std::string source(secret ? api::GetString(v, {"secret", "secretName"})
-                                : api::GetString(v, {"configMap", "name"}));
-      auto data = SourceData(client, secret, ns, source);
-      if (!data.ok()) return data.status().Annotate(fmt::format("volume {:?}", name));
-      fs::create_directories(dir, ec);
-      for (const auto& [k, value] : *data) {
-        std::ofstream(fmt::format("{}/{}", dir, k), std::ios::trunc | std::ios::binary) << value;
+    VolumeFiles files;
+    Status added = Status::Ok();
+    if (const auto* src = api::Find(v, {"configMap"})) {
+      added =
+          AddSource(client, false, ns, *src, ModeOf(api::Find(*src, {"defaultMode"}), 0644), files);
+    } else if (const auto* src = api::Find(v, {"secret"})) {
+      added =
+          AddSource(client, true, ns, *src, ModeOf(api::Find(*src, {"defaultMode"}), 0644), files);
+    } else if (const auto* src = api::Find(v, {"downwardAPI"})) {
+      added = AddDownwardApi(pod, *src, ModeOf(api::Find(*src, {"defaultMode"}), 0644), files);
+    } else if (const auto* src = api::Find(v, {"projected"})) {
+      int mode = ModeOf(api::Find(*src, {"defaultMode"}), 0644);
+      for (const auto& s : api::GetArray(*src, {"sources"})) {
+        if (!added.ok()) break;
+        if (const auto* cm = api::Find(s, {"configMap"})) {
+          added = AddSource(client, false, ns, *cm, mode, files);
+        } else if (const auto* secret = api::Find(s, {"secret"})) {
+          added = AddSource(client, true, ns, *secret, mode, files);
+        } else if (const auto* down = api::Find(s, {"downwardAPI"})) {
+          added = AddDownwardApi(pod, *down, mode, files);
+        } else if (const auto* token = api::Find(s, {"serviceAccountToken"})) {
+          added = AddToken(client, pod, name, *token, mode, files);
+        }
       }
+    } else {
+      // emptyDir, and any other kind treated as scratch space.
+      fs::create_directories(dir, ec);
+      if (ec) return MakeStatus(Code::kInternal, "volume {:?}: {}", name, ec.message());
       continue;
     }
-    // emptyDir, and any other kind treated as scratch space.
-    fs::create_directories(dir, ec);
-    if (ec) return MakeStatus(Code::kInternal, "volume {:?}: {}", name, ec.message());
+    if (!added.ok()) return added.Annotate(fmt::format("volume {:?}", name));
+    if (Status s = WriteVolume(dir, files); !s.ok())
+      return s.Annotate(fmt::format("volume {:?}", name));
   }
   return Status::Ok();
 }
@@ -304,7 +467,8 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     } else {
       mount.host_path = pod.pod_dir + "/volumes/" + name;
     }
-    bool source_ro = api::Find(v, {"configMap"}) || api::Find(v, {"secret"});
+    bool source_ro = api::Find(v, {"configMap"}) || api::Find(v, {"secret"}) ||
+                     api::Find(v, {"projected"}) || api::Find(v, {"downwardAPI"});
     const auto* ro = api::Find(m, {"readOnly"});
     mount.read_only = source_ro || (ro && ro->is_bool() && ro->get_bool());
     config.mounts.push_back(std::move(mount));

@@ -24,9 +24,14 @@ struct PodContext {
   std::string seccomp_dir;
 };
 
-// Materialises the pod's volumes under pod_dir (emptyDir directories,
-// configMap and secret files). Idempotent.
+// Materialises the pod's volumes under pod_dir (emptyDir directories;
+// configMap, secret, downwardAPI and projected files, service account tokens
+// among them). Idempotent; run on every sync, so a changed ConfigMap reaches
+// the files and a token is renewed once 80% of its life has passed.
 Status PrepareVolumes(client::Client* client, const PodContext& pod);
+// Whether the pod has a projected service account token (its volumes then
+// need a sync at least every minute, to renew it in time).
+bool HasServiceAccountToken(const boost::json::value& pod);
 
 // The container's runtime config; an error message is what the pod's
 // CreateContainerConfigError / CreateContainerError status says.

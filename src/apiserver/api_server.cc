@@ -1,20 +1,28 @@
 #include "apiserver/api_server.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "api/object.h"
-#include "apiserver/credentials.h"
-#include "apiserver/handlers.h"
-#include "apiserver/http_server.h"
+#include "apiserver/admission/admission.h"
+#include "apiserver/authn/authenticator.h"
+#include "apiserver/authn/credentials.h"
+#include "apiserver/authn/tokens.h"
+#include "apiserver/authz/authorizer.h"
+#include "apiserver/authz/bootstrap_policy.h"
+#include "apiserver/authz/node_authorizer.h"
+#include "apiserver/authz/rbac.h"
+#include "apiserver/http/http_server.h"
+#include "apiserver/http/node_streams.h"
 #include "apiserver/instrumented_store.h"
 #include "apiserver/metrics.h"
-#include "apiserver/node_streams.h"
+#include "apiserver/verbs/handlers.h"
 #include "common/recover.h"
 
 namespace kiso::apiserver {
@@ -84,8 +92,49 @@ std::optional<Target> ParseTarget(const Request& req) {
   return t;
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+// Served to anyone: kube-apiserver's health checks and version (K3s runs
+// with anonymous authentication off, so nothing else is).
+bool Public(std::string_view path) {
+  return path == "/healthz" || path == "/livez" || path == "/readyz" || path == "/version" ||
+         path == "/version/";
+}
+
+// The verb a request is authorized as. Streams are "create" whatever the
+// method (kube-apiserver checks create on pods/exec for WebSocket GETs too).
+std::string VerbOf(const Target& t) {
+  if (t.subresource == "exec" || t.subresource == "attach" || t.subresource == "portforward")
+    return "create";
+  return t.verb;
+}
+
+// What a request asks to do, for the authorizers.
+Attributes AttributesOf(const Request& req, const std::optional<Target>& target) {
+  Attributes a;
+  a.user = req.user.get();
+  if (!target) {
+    a.resource_request = false;
+    a.path = req.path;
+    a.verb = req.method;
+    std::transform(a.verb.begin(), a.verb.end(), a.verb.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return a;
+  }
+  a.verb = VerbOf(*target);
+  a.api_group = target->type->group;
+  a.api_version = target->type->version;
+  a.resource = target->type->plural;
+  a.subresource = target->subresource;
+  a.ns = target->ns;
+  a.name = target->name;
+  // A list or watch of one object by name is authorized as that object (as
+  // kube-apiserver's request info does, for the Node authorizer).
+  if (a.name.empty() && (a.verb == "list" || a.verb == "watch")) {
+    if (auto fs = req.Query("fieldSelector");
+        fs && fs->starts_with("metadata.name=") && fs->find(',') == std::string_view::npos) {
+      a.name = std::string(fs->substr(14));
+    }
+  }
+  return a;
 }
 
 Response Text(int status, std::string body) {
@@ -104,6 +153,12 @@ struct ApiServer::Impl {
   Metrics metrics;
   std::unique_ptr<InstrumentedStore> store;
   std::unique_ptr<WatchCache> cache;
+  std::unique_ptr<TokenSigner> signer;
+  std::unique_ptr<Authenticator> authn;
+  std::unique_ptr<Rbac> rbac;
+  std::unique_ptr<NodeAuthorizer> node_authz;
+  std::unique_ptr<AuthorizerChain> authz;
+  std::unique_ptr<Admission> admission;
   NodeStreams streams;
   Context ctx;
   std::unique_ptr<HttpsServer> http;
@@ -113,6 +168,94 @@ struct ApiServer::Impl {
   bool stopping = false;
   std::thread compactor;
 
+  // An HTTPS request: authenticated here (401 without credentials kiso
+  // accepts), then served as any request is.
+  Response HandleHttp(Request& req) {
+    if (!Public(req.path)) {
+      auto user = authn->Authenticate(req);
+      if (!user) return ErrorResponse(api::Unauthorized());
+      if (!req.Header("impersonate-user").empty()) {
+        if (auto denied = Impersonate(req, *user)) return *denied;
+      }
+      req.user = std::make_shared<const UserInfo>(std::move(*user));
+    }
+    return Handle(req, /*trusted=*/false);
+  }
+
+  // Impersonate-User / Impersonate-Group / Impersonate-Uid (kubectl --as,
+  // --as-group, --as-uid): the request proceeds as that user when its
+  // authenticated user may `impersonate` each of them; 403 otherwise.
+  std::optional<Response> Impersonate(const Request& req, UserInfo& user) {
+    std::string name(req.Header("impersonate-user"));
+    Attributes a;
+    a.user = &user;
+    a.verb = "impersonate";
+    UserInfo as;
+    as.name = name;
+    if (name.starts_with(kServiceAccountPrefix)) {
+      std::string_view rest = std::string_view(name).substr(kServiceAccountPrefix.size());
+      size_t colon = rest.find(':');
+      a.resource = "serviceaccounts";
+      a.ns = std::string(rest.substr(0, colon));
+      a.name = colon == std::string_view::npos ? "" : std::string(rest.substr(colon + 1));
+      as.groups = {"system:serviceaccounts", "system:serviceaccounts:" + a.ns};
+    } else {
+      a.resource = "users";
+      a.name = name;
+    }
+    if (auto denied = Authorize(a)) return denied;
+    std::string_view groups = req.Header("impersonate-group");
+    while (!groups.empty()) {
+      size_t comma = groups.find(',');
+      std::string_view g = groups.substr(0, comma);
+      while (!g.empty() && g.front() == ' ') g.remove_prefix(1);
+      groups = comma == std::string_view::npos ? "" : groups.substr(comma + 1);
+      if (g.empty()) continue;
+      Attributes ga = a;
+      ga.resource = "groups";
+      ga.ns.clear();
+      ga.name = std::string(g);
+      if (auto denied = Authorize(ga)) return denied;
+      as.groups.emplace_back(g);
+    }
+    if (auto uid = req.Header("impersonate-uid"); !uid.empty()) {
+      Attributes ua = a;
+      ua.api_group = "authentication.k8s.io";
+      ua.resource = "uids";
+      ua.ns.clear();
+      ua.name = std::string(uid);
+      if (auto denied = Authorize(ua)) return denied;
+      as.uid = std::string(uid);
+    }
+    if (name != "system:anonymous" && !as.InGroup(kAuthenticatedGroup))
+      as.groups.emplace_back(kAuthenticatedGroup);
+    user = std::move(as);
+    return std::nullopt;
+  }
+
+  // 403 unless the authorizers allow `a`. A denial waits for the RBAC index
+  // to reach the store's revision and asks again, so that a binding just
+  // written through this server applies to the next request.
+  std::optional<Response> Authorize(const Attributes& a) {
+    AuthorizationResult r = authz->Authorize(a);
+    if (r.decision == Decision::kAllow) return std::nullopt;
+    if (auto rev = store->CurrentRevision(); rev.ok() && *rev > cache->revision()) {
+      rbac->CatchUp(*rev, std::chrono::seconds(2));
+      r = authz->Authorize(a);
+      if (r.decision == Decision::kAllow) return std::nullopt;
+    }
+    api::ApiError e;
+    e.code = 403;
+    e.reason = "Forbidden";
+    e.message = ForbiddenMessage(a, r.reason);
+    if (a.resource_request) {
+      e.name = a.name;
+      e.group = a.api_group;
+      e.kind = a.resource;
+    }
+    return ErrorResponse(e);
+  }
+
   Response Route(const Request& req, const std::optional<Target>& target, bool trusted) {
     const std::string& path = req.path;
     if (path == "/healthz" || path == "/livez" || path == "/readyz") {
@@ -120,7 +263,7 @@ struct ApiServer::Impl {
       if (!rev.ok()) return Text(503, "store: " + rev.status().message() + "\n");
       return Text(200, "ok");
     }
-    if (path == "/version") {
+    if (path == "/version" || path == "/version/") {
       return JsonResponse(200,
                           json::serialize(json::object{{"major", "1"},
                                                        {"minor", "32"},
@@ -132,14 +275,13 @@ struct ApiServer::Impl {
                                                        {"compiler", "gcc"},
                                                        {"platform", "linux/amd64"}}));
     }
-    std::string_view auth = req.Header("authorization");
-    bool authenticated =
-        auth.starts_with("Bearer ") && ConstantTimeEquals(auth.substr(7), creds.admin_token);
-    if (!trusted && !authenticated) {
-      return ErrorResponse(api::Unauthorized());
+    if (!trusted) {
+      if (!req.user) return ErrorResponse(api::Unauthorized());
+      if (auto denied = Authorize(AttributesOf(req, target))) return *denied;
     }
     if (path == "/metrics") return Text(200, metrics.Render());
     if (path.starts_with(kTunnelPrefix)) return streams.AcceptTunnel(req);
+    if (auto r = HandleOidc(ctx, req)) return *r;
     if (auto r = HandleDiscovery(ctx, req)) return *r;
     if (auto r = HandleOpenApi(req)) return *r;
     if (!target) return ErrorResponse(api::NotFoundPath());
@@ -153,6 +295,12 @@ struct ApiServer::Impl {
     if (t.type->namespaced && t.ns.empty() && verb != "list" && verb != "watch") {
       return ErrorResponse(api::NotFoundPath());
     }
+    if (sub.empty() && !t.type->Allows(verb)) {
+      return ErrorResponse(api::MethodNotAllowed());
+    }
+    if (!t.type->stored) return HandleReview(ctx, t, req);
+    if (sub == "token" && t.type->plural == "serviceaccounts")
+      return HandleTokenRequest(ctx, t, req);
     if (sub == "log" || sub == "exec" || sub == "attach" || sub == "portforward") {
       return streams.Handle(ctx, t, req);
     }
@@ -205,22 +353,105 @@ struct ApiServer::Impl {
     return res;
   }
 
+  // A request of the server's own (seeding what every cluster has).
+  static Request OwnRequest(const char* method) {
+    Request req;
+    req.method = method;
+    req.headers.emplace("user-agent", "kiso-apiserver/" KISO_VERSION);
+    return req;
+  }
+
+  // Creates `obj` unless an object of its name exists. With `created`, tells
+  // which happened.
+  Status CreateIfMissing(const api::ResourceType* type, json::object obj, bool* created = nullptr) {
+    std::string name(api::GetString(obj, {"metadata", "name"}));
+    Target t{type, "", name, "", "create"};
+    Request req = OwnRequest("POST");
+    auto res = CreateObject(ctx, t, req, std::move(obj));
+    if (created) *created = res.ok();
+    if (res.ok() || res.error().code == 409) return Status::Ok();
+    return MakeStatus(Code::kInternal, "create {} {}: {}", type->plural, name, res.error().message);
+  }
+
   // The namespaces every cluster has (kube-apiserver's system namespaces controller).
   Status SeedNamespaces() {
     const api::ResourceType* ns_type = api::FindResource("", "v1", "namespaces");
     for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
-      Target t{ns_type, "", name, "", "create"};
-      Request req;
-      req.method = "POST";
-      req.headers.emplace("user-agent", "kiso-apiserver/" KISO_VERSION);
-      json::object obj{
-          {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", json::object{{"name", name}}}};
-      auto created = CreateObject(ctx, t, req, std::move(obj));
-      if (!created.ok() && created.error().code != 409) {
-        return MakeStatus(Code::kInternal, "create namespace {}: {}", name,
-                          created.error().message);
-      }
+      KISO_RETURN_IF_ERROR(
+          CreateIfMissing(ns_type, json::object{{"apiVersion", "v1"},
+                                                {"kind", "Namespace"},
+                                                {"metadata", json::object{{"name", name}}}}));
     }
+    return Status::Ok();
+  }
+
+  // The two classes every cluster has (kube-apiserver's scheduling post-start hook).
+  Status SeedPriorityClasses() {
+    const api::ResourceType* type = api::FindResource("scheduling.k8s.io", "v1", "priorityclasses");
+    struct Class {
+      const char* name;
+      int64_t value;
+      const char* description;
+    };
+    for (const Class& c :
+         {Class{"system-node-critical", 2000001000,
+                "Used for system critical pods that must not be moved from their current node."},
+          Class{"system-cluster-critical", 2000000000,
+                "Used for system critical pods that must run in the cluster, but can be moved to "
+                "another node if necessary."}}) {
+      KISO_RETURN_IF_ERROR(
+          CreateIfMissing(type, json::object{{"apiVersion", "scheduling.k8s.io/v1"},
+                                             {"kind", "PriorityClass"},
+                                             {"metadata", json::object{{"name", c.name}}},
+                                             {"value", c.value},
+                                             {"description", c.description}}));
+    }
+    return Status::Ok();
+  }
+
+  // The default roles and bindings (authz/bootstrap_policy.h): created when
+  // missing; a role that may be updated gets back the default rules it lacks,
+  // a binding its default subjects.
+  Status SeedPolicy() {
+    auto reconcile = [&](const char* plural, json::object obj) -> Status {
+      const api::ResourceType* type = api::FindResource("rbac.authorization.k8s.io", "v1", plural);
+      std::string name(api::GetString(obj, {"metadata", "name"}));
+      bool created = false;
+      KISO_RETURN_IF_ERROR(CreateIfMissing(type, obj, &created));
+      if (created) return Status::Ok();
+      Target t{type, "", name, "", "update"};
+      Request req = OwnRequest("PUT");
+      auto updated = GuaranteedUpdate(ctx, t, req, [&](json::object& current) -> api::ApiStatus {
+        if (api::GetString(current, {"metadata", "annotations",
+                                     "rbac.authorization.kubernetes.io/autoupdate"}) == "false")
+          return std::nullopt;
+        if (std::string_view(plural) == "clusterroles") {
+          if (obj.contains("aggregationRule")) {
+            current["aggregationRule"] = obj["aggregationRule"];
+            return std::nullopt;
+          }
+          std::vector<PolicyRule> missing;
+          if (!Covers(RulesOf(current), RulesOf(obj), &missing)) current["rules"] = obj["rules"];
+          return std::nullopt;
+        }
+        json::value& subjects = current["subjects"];
+        if (!subjects.is_array()) subjects = json::array();
+        for (const auto& want : obj["subjects"].as_array()) {
+          bool has = false;
+          for (const auto& s : subjects.as_array()) has |= s == want;
+          if (!has) subjects.as_array().push_back(want);
+        }
+        return std::nullopt;
+      });
+      if (!updated.ok())
+        return MakeStatus(Code::kInternal, "update {} {}: {}", plural, name,
+                          updated.error().message);
+      return Status::Ok();
+    };
+    for (auto& role : BootstrapClusterRoles())
+      KISO_RETURN_IF_ERROR(reconcile("clusterroles", std::move(role)));
+    for (auto& binding : BootstrapClusterRoleBindings())
+      KISO_RETURN_IF_ERROR(reconcile("clusterrolebindings", std::move(binding)));
     return Status::Ok();
   }
 
@@ -264,19 +495,43 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   impl->ctx.store = impl->store.get();
   impl->ctx.cache = impl->cache.get();
   impl->ctx.metrics = &impl->metrics;
+  // Who may do what: ServiceAccount tokens signed by a key of the server's,
+  // the Node authorizer, then RBAC over the cached roles and bindings.
+  KISO_ASSIGN_OR_RETURN(impl->signer,
+                        TokenSigner::LoadOrCreate(options.data_dir + "/tls/service-account.key",
+                                                  options.service_account_issuer));
+  AuthenticatorOptions authn;
+  authn.admin_token = impl->creds.admin_token;
+  authn.signer = impl->signer.get();
+  authn.api_audiences = {options.service_account_issuer, "kiso"};
+  authn.cache = impl->cache.get();
+  impl->authn = std::make_unique<Authenticator>(std::move(authn));
+  impl->rbac = std::make_unique<Rbac>(impl->cache.get());
+  impl->node_authz = std::make_unique<NodeAuthorizer>(impl->cache.get());
+  impl->authz = std::make_unique<AuthorizerChain>(
+      std::vector<const Authorizer*>{impl->node_authz.get(), impl->rbac.get()});
+  impl->ctx.authn = impl->authn.get();
+  impl->ctx.authz = impl->authz.get();
+  impl->ctx.rbac = impl->rbac.get();
+  impl->ctx.signer = impl->signer.get();
+  impl->admission = DefaultAdmission();
+  impl->ctx.admission = impl->admission.get();
   KISO_RETURN_IF_ERROR(impl->SeedNamespaces());
+  KISO_RETURN_IF_ERROR(impl->SeedPolicy());
+  KISO_RETURN_IF_ERROR(impl->SeedPriorityClasses());
 
   HttpsServerOptions http;
   http.address = options.address;
   http.port = options.port;
   http.cert_pem = impl->creds.server_cert_pem;
   http.key_pem = impl->creds.server_key_pem;
+  http.client_ca_pem = impl->creds.ca_cert_pem;
   http.fairness = options.fairness;
   http.max_connections_per_client = options.max_connections_per_client;
   Impl* raw = impl.get();
-  KISO_ASSIGN_OR_RETURN(impl->http, HttpsServer::Start(http, [raw](const Request& r) {
-                          Response res = raw->Handle(r, false);
-                          EncodeObject(res);  // The wire needs bytes.
+  KISO_ASSIGN_OR_RETURN(impl->http, HttpsServer::Start(http, [raw](Request& r) {
+                          Response res = raw->HandleHttp(r);
+                          EncodeObject(res, r);  // The wire needs bytes.
                           return res;
                         }));
   impl->ctx.server_address = options.address + ":" + std::to_string(impl->http->port());
@@ -314,5 +569,6 @@ void ApiServer::ServeNodeStreams(const std::string& node, NodeStreamHandler hand
 }
 const std::string& ApiServer::kubeconfig_path() const { return impl_->creds.kubeconfig_path; }
 const std::string& ApiServer::admin_token() const { return impl_->creds.admin_token; }
+const std::string& ApiServer::ca_cert_pem() const { return impl_->creds.ca_cert_pem; }
 
 }  // namespace kiso::apiserver

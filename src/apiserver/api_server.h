@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "apiserver/fair_gate.h"
-#include "apiserver/http.h"
+#include "apiserver/http/fair_gate.h"
+#include "apiserver/http/http.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -25,6 +25,9 @@ struct ApiServerOptions {
   // Requests in flight and fairness between clients; connections per client.
   FairGateOptions fairness;
   int max_connections_per_client = 2048;
+  // The issuer of ServiceAccount tokens (kube-apiserver's
+  // --service-account-issuer; K3s' default), also the API's audience.
+  std::string service_account_issuer = "https://kubernetes.default.svc.cluster.local";
 };
 
 class ApiServer {
@@ -46,6 +49,8 @@ class ApiServer {
   void ServeNodeStreams(const std::string& node, NodeStreamHandler handler);
   const std::string& kubeconfig_path() const;
   const std::string& admin_token() const;
+  // The cluster CA's certificate (PEM): what clients verify the server with.
+  const std::string& ca_cert_pem() const;
   // Stops accepting, ends watches, waits for in-flight requests. Idempotent.
   void Stop();
 

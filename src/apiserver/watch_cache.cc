@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 
-#include "apiserver/fields.h"
+#include "apiserver/verbs/fields.h"
 
 namespace kiso::apiserver {
 
@@ -133,6 +133,9 @@ void WatchCache::Apply(const store::WatchEvent& e) {
     ev->object = *obj;
     ev->prev = prev;
     objects_[e.kv.key] = *obj;
+    for (const auto& ix : indexers_) {
+      if (e.kv.key.starts_with(ix.prefix)) ix.apply(e.kv.key, *obj);
+    }
   } else {
     if (!prev) {
       revision_ = std::max(revision_, e.kv.mod_revision);
@@ -146,6 +149,9 @@ void WatchCache::Apply(const store::WatchEvent& e) {
     ev->object = obj.ok() ? *obj : prev;
     ev->prev = prev;
     objects_.erase(it);
+    for (const auto& ix : indexers_) {
+      if (e.kv.key.starts_with(ix.prefix)) ix.apply(e.kv.key, nullptr);
+    }
   }
   revision_ = std::max(revision_, e.kv.mod_revision);
   EventPtr shared = ev;
@@ -238,6 +244,28 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string
 void WatchCache::Remove(CacheWatcher* watcher) {
   std::unique_lock lock(mu_);
   watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
+}
+
+ObjectPtr WatchCache::Get(std::string_view key) const {
+  std::shared_lock lock(mu_);
+  auto it = objects_.find(key);
+  return it == objects_.end() ? nullptr : it->second;
+}
+
+int WatchCache::AddIndexer(const std::string& prefix, Indexer apply) {
+  std::unique_lock lock(mu_);
+  for (auto it = objects_.lower_bound(prefix);
+       it != objects_.end() && it->first.starts_with(prefix); ++it) {
+    apply(it->first, it->second);
+  }
+  int id = ++next_indexer_;
+  indexers_.push_back({id, prefix, std::move(apply)});
+  return id;
+}
+
+void WatchCache::RemoveIndexer(int id) {
+  std::unique_lock lock(mu_);
+  std::erase_if(indexers_, [&](const IndexerEntry& e) { return e.id == id; });
 }
 
 size_t WatchCache::watcher_count() const {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,18 @@ class WatchCache {
 
   size_t watcher_count() const;
 
+  // The object at `key`, or null.
+  ObjectPtr Get(std::string_view key) const;
+
+  // Keeps an index of the objects under `prefix`: `apply` is called with
+  // each of them now, then with every change (the object, or null when it is
+  // deleted) on the cache's thread, before the change becomes visible here
+  // (revision(), WaitFor): such an index is never behind the cache. `apply`
+  // must be quick and must not call the cache. Returns an id for RemoveIndexer.
+  using Indexer = std::function<void(const std::string& key, const ObjectPtr& object)>;
+  int AddIndexer(const std::string& prefix, Indexer apply);
+  void RemoveIndexer(int id);
+
  private:
   friend class CacheWatcher;
   WatchCache(store::Store* store, Options options) : store_(store), options_(options) {}
@@ -116,6 +129,13 @@ class WatchCache {
   store::Revision floor_ = 0;     // Every event with revision > floor_ is in history_.
   store::Revision revision_ = 0;  // The last applied revision.
   std::vector<CacheWatcher*> watchers_;
+  struct IndexerEntry {
+    int id;
+    std::string prefix;
+    Indexer apply;
+  };
+  std::vector<IndexerEntry> indexers_;
+  int next_indexer_ = 0;
   std::condition_variable_any advanced_;
   Status ended_;
 };

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "api/resources.h"
-#include "apiserver/http.h"
+#include "apiserver/http/http.h"
 #include "common/status.h"
 
 namespace kiso::client {

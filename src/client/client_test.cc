@@ -229,5 +229,21 @@ TEST(WorkQueue, DeduplicatesAndNeverHandsOneKeyToTwoWorkers) {
   EXPECT_FALSE(q.Get().has_value());
 }
 
+// A key delayed many times waits once, at the earliest of its times: a
+// periodic resync added on every sync must not pile up timers.
+TEST(WorkQueue, DelayedKeyWaitsOnceAtItsEarliestTime) {
+  WorkQueue q;
+  q.AddAfter("a", std::chrono::hours(1));
+  for (int i = 0; i < 100; ++i) q.AddAfter("a", std::chrono::milliseconds(1));
+  q.AddAfter("a", std::chrono::hours(2));
+  q.AddAfter("b", std::chrono::milliseconds(30));
+  EXPECT_EQ(q.Get(), "a");  // Due after a millisecond, not an hour.
+  q.Done("a");
+  EXPECT_EQ(q.Get(), "b");  // "a" was not handed out again.
+  q.Done("b");
+  q.ShutDown();
+  EXPECT_FALSE(q.Get().has_value());
+}
+
 }  // namespace
 }  // namespace kiso::client

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "api/errors.h"
-#include "apiserver/http_connection.h"
+#include "apiserver/http/http_connection.h"
 
 namespace kiso::client {
 

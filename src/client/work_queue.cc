@@ -12,7 +12,20 @@ void WorkQueue::Add(const std::string& key) {
 void WorkQueue::AddAfter(const std::string& key, std::chrono::steady_clock::duration delay) {
   std::lock_guard lock(mu_);
   if (shutting_down_) return;
-  delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
+  auto when = std::chrono::steady_clock::now() + delay;
+  auto [it, added] = due_.try_emplace(key, when);
+  if (!added) {
+    if (it->second <= when) return;
+    auto [first, last] = delayed_.equal_range(it->second);
+    for (auto d = first; d != last; ++d) {
+      if (d->second == key) {
+        delayed_.erase(d);
+        break;
+      }
+    }
+    it->second = when;
+  }
+  delayed_.emplace(when, key);
   cv_.notify_one();
 }
 
@@ -24,6 +37,7 @@ std::optional<std::string> WorkQueue::Get() {
     while (!delayed_.empty() && delayed_.begin()->first <= now) {
       std::string key = delayed_.begin()->second;
       delayed_.erase(delayed_.begin());
+      due_.erase(key);
       if (dirty_.insert(key).second && !processing_.contains(key)) queue_.push_back(key);
     }
     if (!queue_.empty()) {

@@ -1,7 +1,8 @@
 // WorkQueue: keys to reconcile (client-go's workqueue): a key waiting is
 // queued once however often it is added; a key being processed is never
 // handed to a second worker, and is queued again on Done if it was added
-// meanwhile; AddAfter delays a retry.
+// meanwhile; AddAfter delays a retry (a key waiting twice keeps the earlier
+// time, as client-go's delaying queue does).
 #pragma once
 
 #include <chrono>
@@ -31,6 +32,7 @@ class WorkQueue {
   std::set<std::string> dirty_;       // Queued or to be requeued.
   std::set<std::string> processing_;  // Handed to a worker.
   std::multimap<std::chrono::steady_clock::time_point, std::string> delayed_;
+  std::map<std::string, std::chrono::steady_clock::time_point> due_;  // Each delayed key's time.
   bool shutting_down_ = false;
 };
 

@@ -12,7 +12,7 @@
 #include <iostream>
 
 #include "agent/node.h"
-#include "apiserver/tunnel_dialer.h"
+#include "apiserver/http/tunnel_dialer.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/kubeconfig.h"

@@ -26,6 +26,7 @@
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
+#include "controller/service_account_controllers.h"
 #include "image/image_service.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
@@ -92,6 +93,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::DeploymentController deployments(&client, &informers);
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
+  kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
+  kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
@@ -102,6 +105,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   deployments.Start();
   jobs.Start();
   endpoints.Start();
+  service_accounts.Start();
+  root_ca.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
   // The node agent: this machine as a node, unless disabled or impossible here.
@@ -141,6 +146,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   (*server)->Stop();
   (*scheduler)->Stop();
   node_lifecycle.Stop();
+  root_ca.Stop();
+  service_accounts.Stop();
   endpoints.Stop();
   jobs.Stop();
   deployments.Stop();

@@ -32,7 +32,7 @@ class ControllerFixture : public ::testing::Test {
     options.port = 0;
     options.data_dir = dir_.path();
     auto server = apiserver::ApiServer::Start(store_.get(), options);
-    ASSERT_TRUE(server.ok());
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
     client_ = std::make_unique<client::Client>(
         std::make_shared<client::InProcessTransport>(server_.get()), "test");

@@ -25,7 +25,7 @@ Status NamespaceController::Reconcile(const std::string& name) {
   if (!ns || api::GetString(*ns, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
   int remaining = 0;
   for (const auto& type : api::BuiltinResources()) {
-    if (!type.namespaced) continue;
+    if (!type.namespaced || !type.Allows("deletecollection")) continue;
     Status s = client()->DeleteCollection(type, name);
     if (!s.ok()) return s.Annotate("delete " + type.plural);
     client::ListOptions options;

@@ -254,15 +254,6 @@ def test_error_messages_match_kubernetes(kubectl):
     kubectl("delete", "pod", "twice")
 
 
-def test_protobuf_generators_get_a_clear_415(kubectl):
-    p = kubectl.run("create", "configmap", "pb", "--from-literal=a=b", check=False)
-    assert p.returncode == 1
-    assert "does not decode protobuf" in p.stderr and "kubectl create -f" in p.stderr
-    p = kubectl.run("create", "namespace", "pb", check=False)
-    assert p.returncode == 1
-    assert p.stderr.startswith("Error from server (UnsupportedMediaType):")
-
-
 def test_namespace_lifecycle(kubectl):
     kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n")
     kubectl("apply", "-n", "team-a", "-f", "-", input=POD.format(name="inside", app="ns"))

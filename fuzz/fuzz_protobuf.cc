@@ -1,0 +1,16 @@
+// Decoding protobuf request bodies (what kubectl's generators send): the
+// envelope, runtime.Unknown, then the kind's message, with every size and
+// the total work bounded; a decoded object is encoded again, as a response
+// would be. No input may crash, hang or allocate past the bounds.
+#include <boost/json.hpp>
+#include <cstdint>
+#include <string_view>
+
+#include "api/protobuf.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view body(reinterpret_cast<const char*>(data), size);
+  auto decoded = kiso::api::DecodeProtobuf(body);
+  if (decoded.ok()) (void)kiso::api::EncodeProtobuf(*decoded);
+  return 0;
+}

@@ -1,0 +1,46 @@
+#include "apiserver/admission/admission.h"
+
+#include <fmt/format.h>
+
+#include "apiserver/admission/plugins.h"
+#include "apiserver/verbs/handlers.h"
+
+namespace kiso::apiserver {
+
+api::ApiStatus Admission::Mutate(const AdmissionRequest& r, boost::json::object& obj) const {
+  for (const auto& p : plugins_) {
+    if (auto err = p->Mutate(r, obj)) return err;
+  }
+  return std::nullopt;
+}
+
+api::ApiStatus Admission::Validate(const AdmissionRequest& r,
+                                   const boost::json::object& obj) const {
+  for (const auto& p : plugins_) {
+    if (auto err = p->Validate(r, obj)) return err;
+  }
+  return std::nullopt;
+}
+
+api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why) {
+  api::ApiError e;
+  e.code = 403;
+  e.reason = "Forbidden";
+  e.message = name.empty()
+                  ? fmt::format("{} is forbidden: {}", t.type->Qualified(), why)
+                  : fmt::format("{} {:?} is forbidden: {}", t.type->Qualified(), name, why);
+  e.name = name;
+  e.group = t.type->group;
+  e.kind = t.type->plural;
+  return e;
+}
+
+std::unique_ptr<Admission> DefaultAdmission() {
+  auto a = std::make_unique<Admission>();
+  a->Add(NewServiceAccountAdmission());
+  a->Add(NewPriorityAdmission());
+  a->Add(NewDefaultIngressClass());
+  return a;
+}
+
+}  // namespace kiso::apiserver

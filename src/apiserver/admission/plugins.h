@@ -1,0 +1,17 @@
+// The admission plugins, one per file in this folder.
+#pragma once
+
+#include <memory>
+
+#include "apiserver/admission/admission.h"
+
+namespace kiso::apiserver {
+
+// A pod's service account (it must exist) and its API credentials volume.
+std::unique_ptr<AdmissionPlugin> NewServiceAccountAdmission();
+// A pod's priority from its PriorityClass (or the global default).
+std::unique_ptr<AdmissionPlugin> NewPriorityAdmission();
+// An Ingress without a class gets the default IngressClass.
+std::unique_ptr<AdmissionPlugin> NewDefaultIngressClass();
+
+}  // namespace kiso::apiserver

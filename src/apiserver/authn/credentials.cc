@@ -1,0 +1,211 @@
+#include "apiserver/authn/credentials.h"
+
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "common/base64.h"
+#include "common/file.h"
+
+namespace kiso::apiserver {
+
+namespace {
+
+using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+
+std::string OpenSslError(std::string_view what) {
+  char buf[256] = {0};
+  ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+  return fmt::format("{}: {}", what, buf);
+}
+
+std::string PemKey(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()), &BIO_free);
+  PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+std::string PemCert(X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()), &BIO_free);
+  PEM_write_bio_X509(bio.get(), cert);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+void AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (ext) {
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+}
+
+// Issues a certificate for `key`: self-signed when `issuer` is null (the CA).
+Result<X509Ptr> Issue(EVP_PKEY* key, const std::string& common_name, X509* issuer,
+                      EVP_PKEY* issuer_key, const std::string& san, int days) {
+  X509Ptr cert(X509_new(), &X509_free);
+  X509_set_version(cert.get(), 2);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof(serial));
+  serial[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 60L * 60 * 24 * days);
+  X509_set_pubkey(cert.get(), key);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
+  X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name);
+  X509* signer = issuer ? issuer : cert.get();
+  if (!issuer) {
+    AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
+    AddExtension(cert.get(), signer, NID_key_usage,
+                 "critical,keyCertSign,cRLSign,digitalSignature");
+    AddExtension(cert.get(), signer, NID_subject_key_identifier, "hash");
+  } else {
+    AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
+    AddExtension(cert.get(), signer, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+    AddExtension(cert.get(), signer, NID_ext_key_usage, "serverAuth");
+    AddExtension(cert.get(), signer, NID_subject_alt_name, san);
+  }
+  if (X509_sign(cert.get(), issuer_key ? issuer_key : key, EVP_sha256()) == 0)
+    return MakeStatus(Code::kInternal, "{}", OpenSslError("sign certificate"));
+  return cert;
+}
+
+// IP addresses of the host's interfaces, for the certificate's SAN.
+std::vector<std::string> HostAddresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6))
+      continue;
+    char host[NI_MAXHOST];
+    socklen_t len = a->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (getnameinfo(a->ifa_addr, len, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) == 0) {
+      std::string h = host;
+      if (h.find('%') == std::string::npos) out.push_back(h);
+    }
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+std::string RandomToken() {
+  unsigned char bytes[24];
+  RAND_bytes(bytes, sizeof(bytes));
+  std::string out;
+  for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+}  // namespace
+
+Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,
+                                            int port, const std::vector<std::string>& extra_hosts) {
+  namespace fs = std::filesystem;
+  std::string dir = data_dir + "/tls";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return MakeStatus(Code::kInternal, "create {}: {}", dir, ec.message());
+  Credentials creds;
+  std::string ca_crt = dir + "/ca.crt", ca_key = dir + "/ca.key";
+  std::string srv_crt = dir + "/server.crt", srv_key = dir + "/server.key";
+  std::string token_path = dir + "/admin.token";
+
+  if (!fs::exists(ca_crt) || !fs::exists(ca_key)) {
+    PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
+    if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate CA key"));
+    KISO_ASSIGN_OR_RETURN(auto cert, Issue(key.get(), "kiso-ca", nullptr, nullptr, "", 3650));
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(ca_key, PemKey(key.get()), 0600));
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(ca_crt, PemCert(cert.get()), 0644));
+    fs::remove(srv_crt, ec);  // A new CA invalidates the old server certificate.
+  }
+  KISO_ASSIGN_OR_RETURN(creds.ca_cert_pem, ReadFile(ca_crt));
+  if (!fs::exists(srv_crt) || !fs::exists(srv_key)) {
+    KISO_ASSIGN_OR_RETURN(std::string ca_key_pem, ReadFile(ca_key));
+    BioPtr bio(BIO_new_mem_buf(ca_key_pem.data(), static_cast<int>(ca_key_pem.size())), &BIO_free);
+    PkeyPtr ca_pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+    BioPtr cbio(
+        BIO_new_mem_buf(creds.ca_cert_pem.data(), static_cast<int>(creds.ca_cert_pem.size())),
+        &BIO_free);
+    X509Ptr ca_cert(PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr), &X509_free);
+    if (!ca_pkey || !ca_cert)
+      return MakeStatus(Code::kDataLoss, "{}: cannot read the CA key or certificate", dir);
+    PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
+    char hostname[256] = {0};
+    gethostname(hostname, sizeof(hostname) - 1);
+    std::string san = "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:127.0.0.1,IP:::1";
+    if (hostname[0]) san += fmt::format(",DNS:{}", hostname);
+    for (const auto& addr : HostAddresses()) {
+      if (addr != "127.0.0.1" && addr != "::1") san += ",IP:" + addr;
+    }
+    for (const auto& h : extra_hosts) {
+      bool ip = h.find_first_not_of("0123456789.:abcdef") == std::string::npos;
+      san += (ip ? ",IP:" : ",DNS:") + h;
+    }
+    KISO_ASSIGN_OR_RETURN(
+        auto cert, Issue(key.get(), "kiso-apiserver", ca_cert.get(), ca_pkey.get(), san, 365));
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(srv_key, PemKey(key.get()), 0600));
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(srv_crt, PemCert(cert.get()), 0644));
+  }
+  KISO_ASSIGN_OR_RETURN(creds.server_cert_pem, ReadFile(srv_crt));
+  KISO_ASSIGN_OR_RETURN(creds.server_key_pem, ReadFile(srv_key));
+  if (!fs::exists(token_path))
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(token_path, RandomToken() + "\n", 0600));
+  KISO_ASSIGN_OR_RETURN(creds.admin_token, ReadFile(token_path));
+  while (!creds.admin_token.empty() && creds.admin_token.back() == '\n')
+    creds.admin_token.pop_back();
+
+  creds.kubeconfig_path = data_dir + "/kubeconfig.yaml";
+  std::string kubeconfig = fmt::format(
+      "apiVersion: v1\n"
+      "kind: Config\n"
+      "clusters:\n"
+      "- name: kiso\n"
+      "  cluster:\n"
+      "    server: https://{}:{}\n"
+      "    certificate-authority-data: {}\n"
+      "users:\n"
+      "- name: kiso-admin\n"
+      "  user:\n"
+      "    token: {}\n"
+      "contexts:\n"
+      "- name: kiso\n"
+      "  context:\n"
+      "    cluster: kiso\n"
+      "    user: kiso-admin\n"
+      "    namespace: default\n"
+      "current-context: kiso\n",
+      host.find(':') != std::string::npos ? "[" + host + "]" : host, port,
+      Base64Encode(creds.ca_cert_pem), creds.admin_token);
+  KISO_RETURN_IF_ERROR(WriteFileAtomic(creds.kubeconfig_path, kubeconfig, 0600));
+  return creds;
+}
+
+}  // namespace kiso::apiserver

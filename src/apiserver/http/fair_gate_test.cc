@@ -1,0 +1,71 @@
+#include "apiserver/http/fair_gate.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace kiso::apiserver {
+namespace {
+
+FairGateOptions Small() {
+  FairGateOptions o;
+  o.max_inflight = 4;
+  o.max_mutating_inflight = 2;
+  o.seats = 2;
+  o.max_wait = std::chrono::milliseconds(100);
+  return o;
+}
+
+TEST(FairGate, RefusesPastTheInFlightLimitsOfEachKind) {
+  FairGate gate(Small());
+  std::vector<FairGate::Ticket> held;
+  for (int i = 0; i < 4; ++i) {
+    auto t = gate.Enter("a", false);
+    ASSERT_TRUE(t.has_value()) << i;  // One client alone keeps no share.
+    held.push_back(std::move(*t));
+  }
+  EXPECT_FALSE(gate.Enter("a", false).has_value());
+  EXPECT_FALSE(gate.Enter("b", false).has_value());
+  // Mutating requests have their own limit.
+  auto w1 = gate.Enter("a", true);
+  auto w2 = gate.Enter("a", true);
+  ASSERT_TRUE(w1 && w2);
+  EXPECT_FALSE(gate.Enter("a", true).has_value());
+  held.pop_back();  // A seat comes back…
+  EXPECT_TRUE(gate.Enter("a", false).has_value());
+}
+
+TEST(FairGate, EachActiveClientRunsItsShareAndTheRestWaitTheirTurn) {
+  FairGate gate(Small());
+  // Client b is active too: a may run one request (2 seats / 2 flows) at once.
+  { auto b = gate.Enter("b", false); }
+  auto first = gate.Enter("a", false);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(gate.active_flows(), 2);
+  std::atomic<bool> second_in{false};
+  std::thread waiter([&] {
+    auto second = gate.Enter("a", false);  // Waits for a's first seat…
+    second_in = second.has_value();
+  });
+  // …while b is not held up by it.
+  auto b = gate.Enter("b", false);
+  EXPECT_TRUE(b.has_value());
+  EXPECT_EQ(gate.running("a"), 1);
+  first.reset();  // …and gets it when the first request is done.
+  waiter.join();
+  EXPECT_TRUE(second_in);
+}
+
+TEST(FairGate, AWaitLongerThanItsLimitIsRefused) {
+  FairGate gate(Small());
+  { auto b = gate.Enter("b", false); }
+  auto first = gate.Enter("a", false);
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(gate.Enter("a", false).has_value());  // Its turn never comes within 100 ms.
+  EXPECT_EQ(gate.running("a"), 1);
+}
+
+}  // namespace
+}  // namespace kiso::apiserver

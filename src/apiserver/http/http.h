@@ -1,0 +1,130 @@
+// The HTTP request and response as the API server's handlers see them: plain
+// structs, so that only http_server.cc includes Boost.Beast and Asio.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boost::json {
+class value;
+}  // namespace boost::json
+
+namespace kiso::apiserver {
+
+struct UserInfo;
+
+// The subject of the client's TLS certificate, when it sent one that the
+// cluster CA signed (the HTTPS server verified the chain).
+struct PeerCertificate {
+  std::string common_name;
+  std::vector<std::string> organizations;
+};
+
+struct Request {
+  std::string method;                                          // "GET", "POST"…
+  std::string path;                                            // Decoded path, no query.
+  std::multimap<std::string, std::string, std::less<>> query;  // Decoded parameters.
+  std::map<std::string, std::string, std::less<>> headers;     // Lower-case names.
+  std::string body;
+  // In process, the body as a decoded document instead of bytes: no JSON round
+  // trip between kiso's own clients and the handlers.
+  std::shared_ptr<const boost::json::value> object;
+  std::string remote;  // "127.0.0.1:53422", for logs.
+  std::optional<PeerCertificate> peer;
+  // Who sent it, once authenticated; null for kiso's own requests in process.
+  std::shared_ptr<const UserInfo> user;
+
+  std::string_view Header(std::string_view name) const;
+  // The first value of query parameter `name`, if present.
+  std::optional<std::string_view> Query(std::string_view name) const;
+  // A boolean parameter, parsed like Go's strconv.ParseBool (1,t,T,TRUE,true,True…).
+  bool QueryBool(std::string_view name) const;
+  std::vector<std::string> QueryAll(std::string_view name) const;
+};
+
+// A streamed response body (watch, follow logs): chunks written as they come.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Writes one chunk and flushes it. False once the client has gone or the server is stopping.
+  virtual bool Write(std::string_view data) = 0;
+  // True once the server is shutting down: a stream should end promptly.
+  virtual bool Stopping() const = 0;
+  // Registers how to wake the stream when the reader goes away (or the server
+  // stops), so it ends at once instead of at its next check of Stopping().
+  // Writers that cannot tell call nothing. `cancel` must be thread-safe.
+  virtual void OnCancel(const std::function<void()>& cancel) { (void)cancel; }
+};
+
+// Streams carried over a WebSocket with Kubernetes' channel protocol
+// (v4/v5.channel.k8s.io): a process's standard streams (pods/exec and
+// pods/attach: stdin 0, stdout 1, stderr 2, the status 3, resize 4), or a
+// pod's ports (pods/portforward, v4: port i on channel 2i both ways, its
+// errors on 2i+1; the first frame of each names the port, uint16 little-
+// endian). The server owns the descriptors once the response is returned.
+struct ChannelSession {
+  int stdin_fd = -1;  // -1: no stdin.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  struct Port {
+    uint16_t number = 0;
+    int fd = -1;        // A connection to the port, or -1 and…
+    std::string error;  // …why there is none.
+  };
+  std::vector<Port> ports;  // Port-forward: the session ends when every connection has.
+  // Called once stdout and stderr are closed: waits for the process and
+  // returns the channel-3 status object (Success, or Failure with the exit code).
+  std::function<std::string()> finish;
+  // Called if the client goes away first (kills the process).
+  std::function<void()> abort;
+  // Called for each terminal size the client sends (channel 4), when the
+  // process has a terminal.
+  std::function<void(uint16_t cols, uint16_t rows)> resize;
+};
+
+// A node agent's connection into the API server, turned around: the agent
+// dialled in (TLS verified, bearer token), and the server sends requests down
+// it for the agent to serve. Opaque outside the HTTP server.
+struct Tunnel;
+inline constexpr std::string_view kTunnelProtocol = "kiso-tunnel";
+// Takes an idle tunnel for one request. False when it is already taken or its
+// agent has gone (closed, or the server is stopping).
+bool ClaimTunnel(Tunnel& tunnel);
+// Ends an idle tunnel (its agent dials another when it wants one).
+void CloseTunnel(Tunnel& tunnel);
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  // An object response not yet encoded: the HTTP server serialises it into
+  // `body`; an in-process client takes it as is.
+  std::shared_ptr<boost::json::value> object;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is streamed with chunked encoding by calling this.
+  std::function<void(StreamWriter&)> stream;
+  // When set, the request is upgraded to a WebSocket speaking `websocket_protocol`.
+  std::shared_ptr<ChannelSession> channels;
+  std::string websocket_protocol;
+  // When set (a claimed tunnel), the request is forwarded down it with its
+  // credentials removed, and bytes are relayed both ways until either side
+  // closes: an upgrade-aware proxy, so logs, exec and attach pass unchanged.
+  std::shared_ptr<Tunnel> relay;
+  // When set, the connection switches (101, Upgrade: kiso-tunnel) into a
+  // tunnel handed to this; the connection then waits to be claimed.
+  std::function<void(std::shared_ptr<Tunnel>)> accept_tunnel;
+};
+
+// Serves pods/log|exec|attach|portforward ("log"…) for a pod on one node.
+using NodeStreamHandler = std::function<Response(const boost::json::value& pod,
+                                                 std::string_view subresource, const Request& req)>;
+
+}  // namespace kiso::apiserver

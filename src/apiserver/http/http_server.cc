@@ -1,0 +1,632 @@
+#include "apiserver/http/http_server.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "api/errors.h"
+#include "apiserver/http/channel_pump.h"
+#include "apiserver/http/http_connection.h"
+#include "common/recover.h"
+
+namespace kiso::apiserver {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+namespace websocket = beast::websocket;
+
+std::string_view Request::Header(std::string_view name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string_view() : std::string_view(it->second);
+}
+
+std::optional<std::string_view> Request::Query(std::string_view name) const {
+  auto it = query.find(name);
+  if (it == query.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+bool Request::QueryBool(std::string_view name) const {
+  auto v = Query(name);
+  return v && (*v == "1" || *v == "t" || *v == "T" || *v == "true" || *v == "TRUE" || *v == "True");
+}
+
+std::vector<std::string> Request::QueryAll(std::string_view name) const {
+  std::vector<std::string> out;
+  auto [begin, end] = query.equal_range(name);
+  for (auto it = begin; it != end; ++it) out.push_back(it->second);
+  return out;
+}
+
+namespace {
+
+class ChunkWriter : public StreamWriter {
+ public:
+  ChunkWriter(SslStream& stream, const std::atomic<bool>& stopping)
+      : stream_(stream), stopping_(stopping) {}
+  bool Write(std::string_view data) override {
+    if (failed_ || data.empty()) return !failed_;
+    beast::error_code ec;
+    asio::write(stream_, http::make_chunk(asio::const_buffer(data.data(), data.size())), ec);
+    failed_ = static_cast<bool>(ec);
+    return !failed_;
+  }
+  bool Stopping() const override { return stopping_.load(); }
+  void Finish() {
+    if (failed_) return;
+    beast::error_code ec;
+    asio::write(stream_, http::make_chunk_last(), ec);
+  }
+
+ private:
+  SslStream& stream_;
+  const std::atomic<bool>& stopping_;
+  bool failed_ = false;
+};
+
+Request Convert(const http::request<http::string_body>& in, const std::string& remote,
+                const std::optional<PeerCertificate>& peer) {
+  Request req;
+  req.method = std::string(in.method_string());
+  req.remote = remote;
+  req.peer = peer;
+  std::string_view target(in.target().data(), in.target().size());
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (parsed) {
+    req.path = parsed->path();
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;
+    for (auto param : parsed->params(opts)) req.query.emplace(param.key, param.value);
+  } else {
+    req.path = std::string(target.substr(0, target.find('?')));
+  }
+  for (const auto& field : in) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace(std::move(name), std::string(field.value()));
+  }
+  req.body = in.body();
+  return req;
+}
+
+}  // namespace
+
+// A tunnel's state, shared by the thread of the connection it is (which waits,
+// then runs the tunnel's half of a relay) and the thread that claims it.
+struct Tunnel {
+  enum class State { kIdle, kClaimed, kRelaying, kDone };
+  Tunnel(SslStream& s, asio::io_context& i) : stream(s), io(i) {}
+
+  SslStream& stream;
+  asio::io_context& io;
+  std::mutex mu;
+  std::condition_variable cv;
+  State state = State::kIdle;
+  std::chrono::steady_clock::time_point claimed_at;
+  std::function<void()> start;  // With kRelaying: starts the tunnel's half.
+};
+
+namespace {
+
+// The agent closed the tunnel or sent something unasked: either way unusable.
+bool PeerGone(SslStream& s) {
+  char c = 0;
+  ssize_t n = ::recv(s.next_layer().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+// Copies bytes both ways between a client's connection and a tunnel, each
+// stream touched only by the thread running its own io_context: a read on one
+// side posts the write to the other, whose completion posts the next read. The
+// first side to end (close, error) ends both.
+class Relay : public std::enable_shared_from_this<Relay> {
+ public:
+  Relay(SslStream& client, asio::io_context& client_io, SslStream& tunnel,
+        asio::io_context& tunnel_io)
+      : up_{client, client_io, tunnel, tunnel_io, {}},
+        down_{tunnel, tunnel_io, client, client_io, {}},
+        client_guard_(client_io.get_executor()),
+        tunnel_guard_(tunnel_io.get_executor()) {}
+
+  // Called on each side's thread before it runs its io_context.
+  void StartClientSide() { Read(up_); }
+  void StartTunnelSide() { Read(down_); }
+
+ private:
+  struct Direction {
+    SslStream& from;
+    asio::io_context& from_io;
+    SslStream& to;
+    asio::io_context& to_io;
+    std::array<char, 16384> buf;
+  };
+
+  void Read(Direction& d) {
+    d.from.async_read_some(
+        asio::buffer(d.buf), [self = shared_from_this(), &d](beast::error_code ec, size_t n) {
+          if (ec) return self->Close();
+          asio::post(d.to_io, [self, &d, n] {
+            asio::async_write(d.to, asio::buffer(d.buf.data(), n),
+                              [self, &d](beast::error_code ec, size_t) {
+                                if (ec) return self->Close();
+                                asio::post(d.from_io, [self, &d] { self->Read(d); });
+                              });
+          });
+        });
+  }
+
+  void Close() {
+    if (closed_.exchange(true)) return;
+    auto end = [](SslStream& s, auto& guard) {
+      beast::error_code ignored;
+      s.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+      s.next_layer().cancel(ignored);
+      guard.reset();
+    };
+    asio::post(up_.from_io,
+               [self = shared_from_this(), end] { end(self->up_.from, self->client_guard_); });
+    asio::post(down_.from_io,
+               [self = shared_from_this(), end] { end(self->down_.from, self->tunnel_guard_); });
+  }
+
+  Direction up_;    // Client → agent.
+  Direction down_;  // Agent → client.
+  asio::executor_work_guard<asio::io_context::executor_type> client_guard_;
+  asio::executor_work_guard<asio::io_context::executor_type> tunnel_guard_;
+  std::atomic<bool> closed_{false};
+};
+
+// Requests that stay open as long as their client wants (upstream's
+// long-running check): they hold a connection, not a seat in the gate.
+bool LongRunning(const http::request<http::string_body>& in) {
+  if (websocket::is_upgrade(in) || in.find(http::field::upgrade) != in.end()) return true;
+  std::string_view target(in.target().data(), in.target().size());
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query = target.substr(std::min(target.size(), path.size() + 1));
+  for (std::string_view word : {"watch=true", "watch=1", "follow=true", "follow=1"}) {
+    size_t at = query.find(word);
+    if (at != std::string_view::npos && (at == 0 || query[at - 1] == '&')) return true;
+  }
+  for (std::string_view sub : {"/log", "/exec", "/attach", "/portforward", "/proxy"}) {
+    if (path.ends_with(sub)) return true;
+  }
+  return path.find("/watch/") != std::string_view::npos ||
+         path.find("/proxy/") != std::string_view::npos;
+}
+
+// A Status as the response (with Retry-After when it says to retry); the
+// connection closes after it unless `keep_alive`.
+void WriteError(SslStream& stream, const api::ApiError& e, bool keep_alive = false,
+                unsigned version = 11) {
+  http::response<http::string_body> res{static_cast<http::status>(e.code), version};
+  res.set(http::field::content_type, "application/json");
+  if (e.retry_after_seconds > 0)
+    res.set(http::field::retry_after, std::to_string(e.retry_after_seconds));
+  res.body() = e.ToJson();
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  beast::error_code ignored;
+  http::write(stream, res, ignored);
+}
+
+// The tunnel's side: waits to be claimed (or for its agent to go, or the
+// server to stop), then runs its half of the relay.
+void WaitAsTunnel(Tunnel& t, const std::atomic<bool>& stopping) {
+  constexpr auto kCheck = std::chrono::seconds(2);
+  constexpr auto kClaimTimeout = std::chrono::seconds(30);
+  std::unique_lock lock(t.mu);
+  while (t.state != Tunnel::State::kRelaying) {
+    if (t.state == Tunnel::State::kDone) return;
+    if (t.state == Tunnel::State::kIdle && (stopping || PeerGone(t.stream))) {
+      t.state = Tunnel::State::kDone;
+      return;
+    }
+    if (t.state == Tunnel::State::kClaimed &&
+        std::chrono::steady_clock::now() - t.claimed_at > kClaimTimeout) {
+      t.state = Tunnel::State::kDone;  // Claimed, never used.
+      return;
+    }
+    t.cv.wait_for(lock, kCheck);
+  }
+  auto start = std::move(t.start);
+  lock.unlock();
+  t.io.restart();
+  start();
+  t.io.run();
+}
+
+// The client's side: forwards the request down the claimed tunnel, then runs
+// the client's half of the relay until either end closes.
+void RelayThrough(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
+                  http::request<http::string_body> head, Tunnel& t) {
+  auto broken = [&](std::string_view why) {
+    WriteError(stream,
+               api::ServiceUnavailable(fmt::format("the tunnel to the pod's node agent {}", why)));
+  };
+  {
+    std::lock_guard lock(t.mu);
+    if (t.state != Tunnel::State::kClaimed) return broken("was closed before it could be used");
+  }
+  // The agent serves this one request, then closes: the client's next request
+  // must come back to the server, not go down the tunnel.
+  head.erase(http::field::authorization);
+  head.keep_alive(false);
+  beast::error_code ec;
+  http::write(t.stream, head, ec);  // The tunnel's thread only waits until kRelaying.
+  if (!ec && buffer.size() > 0) asio::write(t.stream, buffer.data(), ec);
+  buffer.clear();
+  if (ec) {
+    std::lock_guard lock(t.mu);
+    t.state = Tunnel::State::kDone;
+    t.cv.notify_all();
+    return broken(fmt::format("broke: {}", ec.message()));
+  }
+  auto relay = std::make_shared<Relay>(stream, io, t.stream, t.io);
+  {
+    std::lock_guard lock(t.mu);
+    t.start = [relay] { relay->StartTunnelSide(); };
+    t.state = Tunnel::State::kRelaying;
+    t.cv.notify_all();
+  }
+  io.restart();
+  relay->StartClientSide();
+  relay.reset();
+  io.run();
+}
+
+}  // namespace
+
+bool ClaimTunnel(Tunnel& t) {
+  std::lock_guard lock(t.mu);
+  if (t.state != Tunnel::State::kIdle) return false;
+  if (PeerGone(t.stream)) {
+    t.state = Tunnel::State::kDone;
+    t.cv.notify_all();
+    return false;
+  }
+  t.state = Tunnel::State::kClaimed;
+  t.claimed_at = std::chrono::steady_clock::now();
+  return true;
+}
+
+void CloseTunnel(Tunnel& t) {
+  std::lock_guard lock(t.mu);
+  if (t.state != Tunnel::State::kIdle) return;
+  t.state = Tunnel::State::kDone;
+  t.cv.notify_all();
+}
+
+void RestrictTlsVersions(ssl::context& tls) {
+  tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+}
+
+Status TrustServer(ssl::context& tls, const std::string& ca_pem) {
+  beast::error_code ec;
+  tls.set_verify_mode(ssl::verify_peer);
+  if (ca_pem.empty()) {
+    tls.set_default_verify_paths(ec);
+  } else {
+    tls.add_certificate_authority(asio::buffer(ca_pem), ec);
+  }
+  if (ec) return MakeStatus(Code::kInvalidArgument, "the server's CA: {}", ec.message());
+  return Status::Ok();
+}
+
+void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
+                     const std::string& remote, const HttpHandler& handler,
+                     const ConnectionOptions& options) {
+  auto stopping = [&] { return options.stopping && options.stopping->load(); };
+  while (!stopping()) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options.max_body_bytes);
+    parser.header_limit(64 * 1024);
+    beast::error_code ec;
+    http::read(stream, buffer, parser, ec);
+    if (ec == http::error::body_limit) {
+      WriteError(stream, api::RequestEntityTooLarge(
+                             fmt::format("the request body is larger than the limit of {} bytes",
+                                         options.max_body_bytes)));
+      return;
+    }
+    if (ec) return;
+    if (options.on_request) options.on_request();
+    const auto& in = parser.get();
+    bool keep_alive = in.keep_alive() && !stopping();
+    std::optional<FairGate::Ticket> seat;  // Held until the response is written.
+    if (options.gate && !LongRunning(in)) {
+      auto m = in.method();
+      bool mutating = m != http::verb::get && m != http::verb::head && m != http::verb::options;
+      seat = options.gate->Enter(options.flow, mutating);
+      if (!seat) {
+        // 429, as kube-apiserver's max-in-flight filter answers.
+        WriteError(stream, api::TooManyRequests(), keep_alive, in.version());
+        if (!keep_alive) return;
+        continue;
+      }
+    }
+    Response out;
+    try {
+      Request req = Convert(in, remote, options.peer);
+      out = handler(req);
+    } catch (...) {
+      ReportRecovered(fmt::format("{} {}", remote, std::string_view(in.target())),
+                      CurrentExceptionMessage());
+      out = Response{};
+      out.status = 500;
+      out.body = api::InternalError(std::string(CurrentExceptionMessage())).ToJson();
+    }
+    if (out.relay) {
+      RelayThrough(io, stream, buffer, in, *out.relay);
+      return;  // The connection ends with the relay.
+    }
+    if (out.accept_tunnel) {
+      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+      res.set(http::field::connection, "Upgrade");
+      res.set(http::field::upgrade, kTunnelProtocol);
+      http::write(stream, res, ec);
+      if (ec) return;
+      auto tunnel = std::make_shared<Tunnel>(stream, io);
+      if (options.on_tunnel) options.on_tunnel(tunnel);
+      out.accept_tunnel(tunnel);
+      static const std::atomic<bool> kNever{false};
+      WaitAsTunnel(*tunnel, options.stopping ? *options.stopping : kNever);
+      return;
+    }
+    if (out.channels && websocket::is_upgrade(in)) {
+      WebSocketStream ws(stream);
+      std::string protocol = out.websocket_protocol;
+      ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
+        r.set(http::field::sec_websocket_protocol, protocol);
+      }));
+      ws.binary(true);
+      ws.accept(in, ec);
+      if (ec) return;
+      PumpChannels(io, ws, *out.channels, protocol == "v5.channel.k8s.io");
+      return;  // The connection ends with the session.
+    }
+    if (out.stream) {
+      http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
+      res.set(http::field::content_type, out.content_type);
+      for (const auto& [k, v] : out.headers) res.set(k, v);
+      res.chunked(true);
+      res.keep_alive(keep_alive);
+      http::response_serializer<http::empty_body> sr{res};
+      http::write_header(stream, sr, ec);
+      if (ec) return;
+      static const std::atomic<bool> kNever{false};
+      ChunkWriter writer(stream, options.stopping ? *options.stopping : kNever);
+      try {
+        out.stream(writer);
+      } catch (...) {
+        ReportRecovered(fmt::format("{} {}: a stream", remote, std::string_view(in.target())),
+                        CurrentExceptionMessage());
+        return;  // The connection ends without the last chunk: the client sees it broken.
+      }
+      writer.Finish();
+    } else {
+      http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
+      res.set(http::field::content_type, out.content_type);
+      for (const auto& [k, v] : out.headers) res.set(k, v);
+      res.body() = std::move(out.body);
+      res.keep_alive(keep_alive);
+      res.prepare_payload();
+      http::write(stream, res, ec);
+      if (ec) return;
+    }
+    if (!keep_alive) return;
+  }
+}
+
+// The subject of the client's certificate, if it sent one (the handshake
+// verified it against the client CA).
+std::optional<PeerCertificate> PeerOf(SslStream& stream) {
+  X509* cert = SSL_get0_peer_certificate(stream.native_handle());
+  if (cert == nullptr || SSL_get_verify_result(stream.native_handle()) != X509_V_OK)
+    return std::nullopt;
+  PeerCertificate peer;
+  X509_NAME* subject = X509_get_subject_name(cert);
+  for (int i = 0; i < X509_NAME_entry_count(subject); ++i) {
+    X509_NAME_ENTRY* entry = X509_NAME_get_entry(subject, i);
+    int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
+    if (nid != NID_commonName && nid != NID_organizationName) continue;
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+    if (len < 0) continue;
+    std::string value(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+    OPENSSL_free(utf8);
+    if (nid == NID_commonName) {
+      peer.common_name = std::move(value);
+    } else {
+      peer.organizations.push_back(std::move(value));
+    }
+  }
+  return peer;
+}
+
+struct HttpsServer::Impl {
+  HttpsServerOptions options;
+  Handler handler;
+  asio::io_context io{1};
+  ssl::context tls{ssl::context::tls_server};
+  tcp::acceptor acceptor{io};
+  std::thread accept_thread;
+  std::atomic<bool> stopping{false};
+
+  std::unique_ptr<FairGate> gate;
+  std::mutex mu;
+  std::condition_variable idle;
+  std::map<std::string, int> per_client;       // Open connections by client address.
+  std::set<int> open_fds;                      // Sockets of live connections, shut down on Stop.
+  std::vector<std::weak_ptr<Tunnel>> tunnels;  // Woken on Stop.
+  int active = 0;
+
+  void AcceptLoop() {
+    while (!stopping) {
+      tcp::socket socket(io);
+      beast::error_code ec;
+      acceptor.accept(socket, ec);
+      if (ec) {
+        if (stopping) break;
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto peer = socket.remote_endpoint(ec);
+      std::string client = ec ? "" : peer.address().to_string();
+      std::lock_guard lock(mu);
+      if (stopping) break;
+      if (per_client[client] >= options.max_connections_per_client) {
+        // One client may not hold every thread: closed before any TLS work.
+        socket.close(ec);
+        continue;
+      }
+      ++per_client[client];
+      open_fds.insert(socket.native_handle());
+      ++active;
+      std::thread([this, s = std::move(socket), client]() mutable {
+        Serve(std::move(s), client);
+      }).detach();
+    }
+  }
+
+  void Serve(tcp::socket accepted, const std::string& client) {
+    // Each connection has its own io_context: a WebSocket (exec, attach) runs
+    // asynchronous operations on it from this thread alone.
+    asio::io_context conn_io(1);
+    beast::error_code ec;
+    auto protocol = accepted.local_endpoint(ec).protocol();
+    tcp::socket socket(conn_io, protocol, accepted.release(ec));
+    int fd = socket.native_handle();
+    std::string remote;
+    auto endpoint = socket.remote_endpoint(ec);
+    if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+    {
+      SslStream stream(std::move(socket), tls);
+      stream.handshake(ssl::stream_base::server, ec);
+      if (!ec) {
+        beast::flat_buffer buffer;
+        ConnectionOptions connection;
+        connection.max_body_bytes = options.max_body_bytes;
+        connection.stopping = &stopping;
+        connection.on_tunnel = [this](const std::shared_ptr<Tunnel>& t) {
+          std::lock_guard lock(mu);
+          std::erase_if(tunnels, [](const auto& w) { return w.expired(); });
+          tunnels.push_back(t);
+        };
+        connection.gate = gate.get();
+        connection.flow = client;
+        connection.peer = PeerOf(stream);
+        ServeConnection(conn_io, stream, buffer, remote, handler, connection);
+      }
+      {
+        std::lock_guard lock(mu);
+        open_fds.erase(fd);
+        if (--per_client[client] == 0) per_client.erase(client);
+      }
+      stream.shutdown(ec);
+      stream.next_layer().close(ec);
+    }
+    std::lock_guard lock(mu);
+    if (--active == 0) idle.notify_all();
+  }
+};
+
+HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions& options,
+                                                        Handler handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->handler = std::move(handler);
+  impl->gate = std::make_unique<FairGate>(options.fairness);
+  beast::error_code ec;
+  RestrictTlsVersions(impl->tls);
+  impl->tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
+  if (!ec) impl->tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
+  if (ec) return MakeStatus(Code::kInvalidArgument, "TLS certificate or key: {}", ec.message());
+  if (!options.client_ca_pem.empty()) {
+    impl->tls.add_certificate_authority(asio::buffer(options.client_ca_pem), ec);
+    if (ec) return MakeStatus(Code::kInvalidArgument, "client CA: {}", ec.message());
+    // Ask for a certificate; a client without one is authenticated otherwise.
+    impl->tls.set_verify_mode(ssl::verify_peer);
+    // Which CA signs client certificates, for clients that choose among several.
+    X509* ca = nullptr;
+    BIO* bio = BIO_new_mem_buf(options.client_ca_pem.data(),
+                               static_cast<int>(options.client_ca_pem.size()));
+    ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (ca != nullptr) {
+      SSL_CTX_add_client_CA(impl->tls.native_handle(), ca);
+      X509_free(ca);
+    }
+  }
+  auto ip = asio::ip::make_address(options.address, ec);
+  if (ec) {
+    return MakeStatus(Code::kInvalidArgument, "listen address {:?}: {}", options.address,
+                      ec.message());
+  }
+  tcp::endpoint endpoint(ip, options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return MakeStatus(Code::kUnavailable, "listen on {}:{}: {}", options.address, options.port,
+                      ec.message());
+  }
+  Impl* raw = impl.get();
+  impl->accept_thread = std::thread([raw] { raw->AcceptLoop(); });
+  return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
+}
+
+void HttpsServer::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  // shutdown(2) wakes a thread blocked in accept(2) or read(2) on Linux.
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  std::vector<std::shared_ptr<Tunnel>> tunnels;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RD);
+    for (const auto& w : impl_->tunnels) {
+      if (auto t = w.lock()) tunnels.push_back(std::move(t));
+    }
+  }
+  for (const auto& t : tunnels) {
+    std::lock_guard lock(t->mu);
+    t->cv.notify_all();
+  }
+}
+
+HttpsServer::~HttpsServer() {
+  Stop();
+  if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
+  std::unique_lock lock(impl_->mu);
+  impl_->idle.wait(lock, [this] { return impl_->active == 0; });
+  lock.unlock();
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+uint16_t HttpsServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+}  // namespace kiso::apiserver

@@ -1,0 +1,90 @@
+#include "apiserver/http/node_streams.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+
+namespace kiso::apiserver {
+
+Response NodeStreams::Handle(const Context& ctx, const Target& t, const Request& req) {
+  auto kv = ReadObject(ctx, t);
+  if (!kv.ok()) return ErrorResponse(kv.error());
+  auto pod = DecodeStored(*kv);
+  if (!pod.ok()) return ErrorResponse(pod.error());
+  std::string node(api::GetString(*pod, {"spec", "nodeName"}));
+  if (node.empty()) {
+    return ErrorResponse(
+        api::BadRequest(fmt::format("pod {} does not have a host assigned", t.name)));
+  }
+  NodeStreamHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handlers_.find(node);
+    if (it != handlers_.end()) handler = it->second;
+  }
+  if (handler) return handler(*pod, t.subresource, req);
+  if (auto tunnel = ClaimFor(node)) {
+    Response r;
+    r.relay = std::move(tunnel);
+    return r;
+  }
+  api::ApiError e = api::ServiceUnavailable(
+      fmt::format("pods/{} for pod {}/{}: no kiso agent of node {:?} is connected to serve "
+                  "container streams (is `kiso agent` running there, and can it reach this "
+                  "server?)",
+                  t.subresource, t.ns, t.name, node));
+  return ErrorResponse(e);
+}
+
+std::shared_ptr<Tunnel> NodeStreams::ClaimFor(const std::string& node) {
+  // A busy agent dials a replacement within a round trip; a gone one never does.
+  constexpr auto kWait = std::chrono::seconds(5);
+  auto deadline = std::chrono::steady_clock::now() + kWait;
+  std::unique_lock lock(mu_);
+  while (true) {
+    auto it = tunnels_.find(node);
+    if (it == tunnels_.end()) return nullptr;  // Never connected: do not wait.
+    auto& idle = it->second;
+    while (!idle.empty()) {
+      auto t = std::move(idle.back());
+      idle.pop_back();
+      if (ClaimTunnel(*t)) return t;
+    }
+    if (tunnel_added_.wait_until(lock, deadline) == std::cv_status::timeout) return nullptr;
+  }
+}
+
+Response NodeStreams::AcceptTunnel(const Request& req) {
+  constexpr size_t kMaxIdle = 8;  // Per node; the oldest go first.
+  std::string_view rest = std::string_view(req.path).substr(kTunnelPrefix.size());
+  size_t slash = rest.find('/');
+  std::string node(rest.substr(0, slash));
+  if (slash == std::string_view::npos || rest.substr(slash) != "/tunnel" || node.empty()) {
+    return ErrorResponse(api::NotFoundPath());
+  }
+  if (req.method != "GET" || req.Header("upgrade") != kTunnelProtocol) {
+    return ErrorResponse(
+        api::BadRequest(fmt::format("a node tunnel is a GET with Upgrade: {}", kTunnelProtocol)));
+  }
+  Response r;
+  r.accept_tunnel = [this, node](std::shared_ptr<Tunnel> t) {
+    std::lock_guard lock(mu_);
+    auto& idle = tunnels_[node];
+    idle.push_back(std::move(t));
+    if (idle.size() > kMaxIdle) {
+      CloseTunnel(*idle.front());
+      idle.erase(idle.begin());
+    }
+    tunnel_added_.notify_all();
+  };
+  return r;
+}
+
+void NodeStreams::Register(const std::string& node, NodeStreamHandler handler) {
+  std::lock_guard lock(mu_);
+  handlers_[node] = std::move(handler);
+}
+
+}  // namespace kiso::apiserver

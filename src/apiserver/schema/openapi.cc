@@ -1,0 +1,174 @@
+// OpenAPI v3, one document per group-version: the schema of every kind
+// served there and of every type it reaches (from the declared types,
+// api/schema_model.h: what validation and protobuf read too), which
+// `kubectl explain` walks; and the PATCH operation of every kind with the
+// fieldValidation parameter, so kubectl create/apply/replace send
+// fieldValidation=Strict and leave validation to the server. The patch content
+// types deliberately omit strategic merge, so kubectl builds its SMP from its
+// compiled-in types rather than from these schemas (see
+// ../shared/notes/kube-api-surface.md §3). The schemas carry no descriptions:
+// kiso does not ship upstream's documentation text.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "api/schema_model.h"
+#include "apiserver/verbs/handlers.h"
+
+namespace kiso::apiserver {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kHash = "kiso-0002";
+
+using api::schema::TypeRef;
+
+std::string SchemaName(const api::schema::Type& type) { return "io.k8s.kiso." + type.name; }
+
+json::object Ref(const api::schema::Type& type) {
+  return json::object{
+      {"allOf", json::array{json::object{{"$ref", "#/components/schemas/" + SchemaName(type)}}}}};
+}
+
+void AddType(const api::schema::Type& type, json::object& schemas);
+
+// A field's schema; struct types are added to `schemas` and referred to.
+json::object SchemaOf(const TypeRef& ref, json::object& schemas) {
+  switch (ref.kind) {
+    case TypeRef::Kind::kString:
+    case TypeRef::Kind::kQuantity:
+      return json::object{{"type", "string"}};
+    case TypeRef::Kind::kBytes:
+      return json::object{{"type", "string"}, {"format", "byte"}};
+    case TypeRef::Kind::kTime:
+    case TypeRef::Kind::kMicroTime:
+      return json::object{{"type", "string"}, {"format", "date-time"}};
+    case TypeRef::Kind::kInt32:
+      return json::object{{"type", "integer"}, {"format", "int32"}};
+    case TypeRef::Kind::kInt64:
+      return json::object{{"type", "integer"}, {"format", "int64"}};
+    case TypeRef::Kind::kBool:
+      return json::object{{"type", "boolean"}};
+    case TypeRef::Kind::kFloat:
+      return json::object{{"type", "number"}, {"format", "double"}};
+    case TypeRef::Kind::kIntOrString:
+      return json::object{{"x-kubernetes-int-or-string", true},
+                          {"anyOf", json::array{json::object{{"type", "integer"}},
+                                                json::object{{"type", "string"}}}}};
+    case TypeRef::Kind::kEnum: {
+      json::array values;
+      for (const auto& v : ref.values) values.emplace_back(v);
+      return json::object{{"type", "string"}, {"enum", std::move(values)}};
+    }
+    case TypeRef::Kind::kList:
+      return json::object{
+          {"type", "array"},
+          {"items", ref.element ? SchemaOf(*ref.element, schemas) : json::object()}};
+    case TypeRef::Kind::kMap:
+      return json::object{
+          {"type", "object"},
+          {"additionalProperties", ref.element ? SchemaOf(*ref.element, schemas) : json::object()}};
+    case TypeRef::Kind::kStruct:
+      if (ref.type == nullptr) break;
+      AddType(*ref.type, schemas);
+      return Ref(*ref.type);
+    case TypeRef::Kind::kRawJson:
+    case TypeRef::Kind::kAny:
+      break;
+  }
+  return json::object{{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}};
+}
+
+void AddType(const api::schema::Type& type, json::object& schemas) {
+  std::string name = SchemaName(type);
+  if (schemas.contains(name)) return;
+  schemas[name] = json::object();  // Placed first: a type may reach itself (JSONSchemaProps).
+  json::object properties;
+  for (const auto* f : type.json_fields) properties[f->name] = SchemaOf(f->type, schemas);
+  schemas[name] = json::object{{"type", "object"}, {"properties", std::move(properties)}};
+}
+
+// The kinds served in a group-version, with every type they reach.
+json::object Schemas(const std::string& group, const std::string& version) {
+  json::object schemas;
+  for (const auto& t : api::BuiltinResources()) {
+    if (t.group != group || t.version != version) continue;
+    const api::schema::Type* type = api::schema::FindType(t.kind);
+    if (type == nullptr) continue;
+    AddType(*type, schemas);
+    json::object& s = schemas[SchemaName(*type)].as_object();
+    json::object& props = s["properties"].as_object();
+    props["apiVersion"] = json::object{{"type", "string"}};
+    props["kind"] = json::object{{"type", "string"}};
+    s["x-kubernetes-group-version-kind"] =
+        json::array{json::object{{"group", group}, {"version", version}, {"kind", t.kind}}};
+  }
+  return schemas;
+}
+
+std::string GvPath(const std::string& group, const std::string& version) {
+  return group.empty() ? "api/" + version : "apis/" + group + "/" + version;
+}
+
+std::string Document(const std::string& group, const std::string& version) {
+  json::object paths;
+  for (const auto& t : api::BuiltinResources()) {
+    if (t.group != group || t.version != version) continue;
+    std::string base = "/" + GvPath(group, version) + "/";
+    std::string path = t.namespaced ? base + "namespaces/{namespace}/" + t.plural + "/{name}"
+                                    : base + t.plural + "/{name}";
+    json::object content{{"application/json-patch+json", json::object()},
+                         {"application/merge-patch+json", json::object()},
+                         {"application/apply-patch+yaml", json::object()}};
+    json::object patch;
+    patch["x-kubernetes-group-version-kind"] =
+        json::object{{"group", group}, {"version", version}, {"kind", t.kind}};
+    patch["parameters"] = json::array{
+        json::object{{"name", "fieldValidation"},
+                     {"in", "query"},
+                     {"schema", json::object{{"type", "string"}}}},
+        json::object{
+            {"name", "dryRun"}, {"in", "query"}, {"schema", json::object{{"type", "string"}}}},
+        json::object{{"name", "fieldManager"},
+                     {"in", "query"},
+                     {"schema", json::object{{"type", "string"}}}}};
+    patch["requestBody"] = json::object{{"content", std::move(content)}};
+    patch["responses"] = json::object();
+    paths[path] = json::object{{"patch", std::move(patch)}};
+  }
+  json::object doc;
+  doc["openapi"] = "3.0.0";
+  doc["info"] = json::object{{"title", "Kubernetes"}, {"version", "v1.32.0"}};
+  doc["paths"] = std::move(paths);
+  doc["components"] = json::object{{"schemas", Schemas(group, version)}};
+  return json::serialize(doc);
+}
+
+}  // namespace
+
+std::optional<Response> HandleOpenApi(const Request& req) {
+  if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") {
+    json::object paths;
+    for (const auto& gv : api::ServedGroupVersions()) {
+      std::string p = GvPath(gv.group, gv.version);
+      paths[p] =
+          json::object{{"serverRelativeURL", fmt::format("/openapi/v3/{}?hash={}", p, kHash)}};
+    }
+    return JsonResponse(200, json::serialize(json::object{{"paths", std::move(paths)}}));
+  }
+  if (req.path.starts_with("/openapi/v3/")) {
+    std::string rest = req.path.substr(12);
+    for (const auto& gv : api::ServedGroupVersions()) {
+      if (rest == GvPath(gv.group, gv.version)) {
+        Response r = JsonResponse(200, Document(gv.group, gv.version));
+        r.headers.emplace_back("Cache-Control", "public, immutable");
+        return r;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace kiso::apiserver

@@ -1,0 +1,441 @@
+// meta.k8s.io/v1 Table responses, with the columns kubectl prints for the
+// real API server (pkg/printers/internalversion/printers.go).
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <ctime>
+
+#include "api/object.h"
+#include "apiserver/verbs/handlers.h"
+
+namespace kiso::apiserver {
+
+namespace json = boost::json;
+
+namespace {
+
+struct Column {
+  const char* name;
+  const char* type;
+  const char* format;
+  int priority;
+};
+
+// k8s.io/apimachinery/pkg/util/duration.HumanDuration.
+std::string HumanDuration(int64_t seconds) {
+  if (seconds < -1) return "<invalid>";
+  if (seconds < 0) return "0s";
+  if (seconds < 120) return fmt::format("{}s", seconds);
+  int64_t minutes = seconds / 60;
+  if (minutes < 10) {
+    int64_t s = seconds % 60;
+    return s == 0 ? fmt::format("{}m", minutes) : fmt::format("{}m{}s", minutes, s);
+  }
+  if (minutes < 180) return fmt::format("{}m", minutes);
+  int64_t hours = minutes / 60;
+  if (hours < 8) {
+    int64_t m = minutes % 60;
+    return m == 0 ? fmt::format("{}h", hours) : fmt::format("{}h{}m", hours, m);
+  }
+  if (hours < 48) return fmt::format("{}h", hours);
+  if (hours < int64_t{24} * 8) {
+    int64_t h = hours % 24;
+    return h == 0 ? fmt::format("{}d", hours / 24) : fmt::format("{}d{}h", hours / 24, h);
+  }
+  if (hours < int64_t{24} * 365 * 2) return fmt::format("{}d", hours / 24);
+  if (hours < int64_t{24} * 365 * 8) {
+    int64_t d = (hours / 24) % 365;
+    return d == 0 ? fmt::format("{}y", hours / 24 / 365)
+                  : fmt::format("{}y{}d", hours / 24 / 365, d);
+  }
+  return fmt::format("{}y", hours / 24 / 365);
+}
+
+std::string Age(std::string_view timestamp) {
+  if (timestamp.empty()) return "<unknown>";
+  std::tm tm{};
+  if (!strptime(std::string(timestamp).c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) return "<unknown>";
+  int64_t then = timegm(&tm);
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  return HumanDuration(now - then);
+}
+
+int64_t Int(const json::value& obj, std::initializer_list<std::string_view> path) {
+  const auto* v = api::Find(obj, path);
+  return v && v->is_int64() ? v->get_int64() : 0;
+}
+
+const json::array& Array(const json::value& obj, std::initializer_list<std::string_view> path) {
+  static const auto& kEmpty = *new json::array();  // Never destroyed.
+  const auto* v = api::Find(obj, path);
+  return v && v->is_array() ? v->get_array() : kEmpty;
+}
+
+std::string Joined(const json::array& items, std::string_view field) {
+  std::string out;
+  for (const auto& c : items) {
+    out += (out.empty() ? "" : ",") + std::string(api::GetString(c, {field}));
+  }
+  return out;
+}
+
+std::string SelectorText(const json::value& obj) {
+  const auto* sel = api::Find(obj, {"spec", "selector"});
+  if (!sel || !sel->is_object()) return "<none>";
+  const json::value* labels = sel->get_object().if_contains("matchLabels");
+  if (!labels && !sel->get_object().contains("matchExpressions")) labels = sel;
+  std::string out;
+  if (labels && labels->is_object()) {
+    for (const auto& [k, v] : labels->get_object()) {
+      if (v.is_string())
+        out += (out.empty() ? "" : ",") + std::string(k) + "=" + std::string(v.get_string());
+    }
+  }
+  return out.empty() ? "<none>" : out;
+}
+
+// The pod STATUS column (printPod).
+std::string PodStatus(const json::value& pod) {
+  std::string reason(api::GetString(pod, {"status", "phase"}));
+  if (auto r = api::GetString(pod, {"status", "reason"}); !r.empty()) reason = r;
+  const auto& init = Array(pod, {"status", "initContainerStatuses"});
+  bool initializing = false;
+  for (size_t i = 0; i < init.size(); ++i) {
+    const auto& c = init[i];
+    if (Int(c, {"state", "terminated", "exitCode"}) == 0 && api::Find(c, {"state", "terminated"}))
+      continue;
+    if (auto r = api::GetString(c, {"state", "terminated", "reason"}); !r.empty()) {
+      reason = "Init:" + std::string(r);
+    } else if (auto w = api::GetString(c, {"state", "waiting", "reason"});
+               !w.empty() && w != "PodInitializing") {
+      reason = "Init:" + std::string(w);
+    } else {
+      reason = fmt::format("Init:{}/{}", i, Array(pod, {"spec", "initContainers"}).size());
+    }
+    initializing = true;
+    break;
+  }
+  if (!initializing) {
+    bool has_running = false;
+    const auto& statuses = Array(pod, {"status", "containerStatuses"});
+    for (auto it = statuses.rbegin(); it != statuses.rend(); ++it) {
+      const auto& c = *it;
+      if (auto w = api::GetString(c, {"state", "waiting", "reason"}); !w.empty()) {
+        reason = w;
+      } else if (auto t = api::GetString(c, {"state", "terminated", "reason"}); !t.empty()) {
+        reason = t;
+      } else if (api::Find(c, {"state", "terminated"})) {
+        int64_t sig = Int(c, {"state", "terminated", "signal"});
+        reason = sig != 0 ? fmt::format("Signal:{}", sig)
+                          : fmt::format("ExitCode:{}", Int(c, {"state", "terminated", "exitCode"}));
+      } else if (api::Find(c, {"state", "running"}) && c.at("ready") == true) {
+        has_running = true;
+      }
+    }
+    if (reason == "Completed" && has_running) reason = "Running";
+  }
+  if (!api::GetString(pod, {"metadata", "deletionTimestamp"}).empty()) {
+    reason = api::GetString(pod, {"status", "reason"}) == "NodeLost" ? "Unknown" : "Terminating";
+  }
+  return reason;
+}
+
+using Cells = json::array;
+
+struct Printer {
+  std::vector<Column> columns;
+  std::function<Cells(const json::value&)> cells;
+};
+
+const Printer& PrinterFor(const std::string& kind) {
+  static const auto& printers = *new std::map<std::string, Printer>([] {
+    std::map<std::string, Printer> p;
+    p["Pod"] = {{{"Name", "string", "name", 0},
+                 {"Ready", "string", "", 0},
+                 {"Status", "string", "", 0},
+                 {"Restarts", "string", "", 0},
+                 {"Age", "string", "", 0},
+                 {"IP", "string", "", 1},
+                 {"Node", "string", "", 1},
+                 {"Nominated Node", "string", "", 1},
+                 {"Readiness Gates", "string", "", 1}},
+                [](const json::value& o) {
+                  const auto& statuses = Array(o, {"status", "containerStatuses"});
+                  int64_t ready = 0, restarts = 0;
+                  for (const auto& c : statuses) {
+                    if (c.is_object() && c.get_object().contains("ready") && c.at("ready") == true)
+                      ++ready;
+                    restarts += Int(c, {"restartCount"});
+                  }
+                  std::string ip(api::GetString(o, {"status", "podIP"}));
+                  std::string node(api::GetString(o, {"spec", "nodeName"}));
+                  return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                               fmt::format("{}/{}", ready, Array(o, {"spec", "containers"}).size()),
+                               PodStatus(o),
+                               fmt::format("{}", restarts),
+                               Age(api::GetString(o, {"metadata", "creationTimestamp"})),
+                               ip.empty() ? "<none>" : ip,
+                               node.empty() ? "<none>" : node,
+                               "<none>",
+                               "<none>"};
+                }};
+    p["Deployment"] = {{{"Name", "string", "name", 0},
+                        {"Ready", "string", "", 0},
+                        {"Up-to-date", "integer", "", 0},
+                        {"Available", "integer", "", 0},
+                        {"Age", "string", "", 0},
+                        {"Containers", "string", "", 1},
+                        {"Images", "string", "", 1},
+                        {"Selector", "string", "", 1}},
+                       [](const json::value& o) {
+                         const auto& cs = Array(o, {"spec", "template", "spec", "containers"});
+                         return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                                      fmt::format("{}/{}", Int(o, {"status", "readyReplicas"}),
+                                                  Int(o, {"spec", "replicas"})),
+                                      Int(o, {"status", "updatedReplicas"}),
+                                      Int(o, {"status", "availableReplicas"}),
+                                      Age(api::GetString(o, {"metadata", "creationTimestamp"})),
+                                      Joined(cs, "name"),
+                                      Joined(cs, "image"),
+                                      SelectorText(o)};
+                       }};
+    auto replica_printer = [](const json::value& o) {
+      const auto& cs = Array(o, {"spec", "template", "spec", "containers"});
+      return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                   Int(o, {"spec", "replicas"}),
+                   Int(o, {"status", "replicas"}),
+                   Int(o, {"status", "readyReplicas"}),
+                   Age(api::GetString(o, {"metadata", "creationTimestamp"})),
+                   Joined(cs, "name"),
+                   Joined(cs, "image"),
+                   SelectorText(o)};
+    };
+    std::vector<Column> replica_columns = {
+        {"Name", "string", "name", 0}, {"Desired", "integer", "", 0},
+        {"Current", "integer", "", 0}, {"Ready", "integer", "", 0},
+        {"Age", "string", "", 0},      {"Containers", "string", "", 1},
+        {"Images", "string", "", 1},   {"Selector", "string", "", 1}};
+    p["ReplicaSet"] = {replica_columns, replica_printer};
+    p["ReplicationController"] = {replica_columns, replica_printer};
+    p["Service"] = {{{"Name", "string", "name", 0},
+                     {"Type", "string", "", 0},
+                     {"Cluster-IP", "string", "", 0},
+                     {"External-IP", "string", "", 0},
+                     {"Port(s)", "string", "", 0},
+                     {"Age", "string", "", 0},
+                     {"Selector", "string", "", 1}},
+                    [](const json::value& o) {
+                      std::string ports;
+                      for (const auto& port : Array(o, {"spec", "ports"})) {
+                        std::string one = fmt::format("{}", Int(port, {"port"}));
+                        if (int64_t np = Int(port, {"nodePort"})) one += fmt::format(":{}", np);
+                        one += "/" + std::string(api::GetString(port, {"protocol"}));
+                        ports += (ports.empty() ? "" : ",") + one;
+                      }
+                      std::string selector;
+                      if (const auto* s = api::Find(o, {"spec", "selector"}); s && s->is_object()) {
+                        for (const auto& [k, v] : s->get_object()) {
+                          if (v.is_string()) {
+                            selector += (selector.empty() ? "" : ",") + std::string(k) + "=" +
+                                        std::string(v.get_string());
+                          }
+                        }
+                      }
+                      std::string ip(api::GetString(o, {"spec", "clusterIP"}));
+                      return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                                   std::string(api::GetString(o, {"spec", "type"})),
+                                   ip.empty() ? "<none>" : ip,
+                                   "<none>",
+                                   ports.empty() ? "<none>" : ports,
+                                   Age(api::GetString(o, {"metadata", "creationTimestamp"})),
+                                   selector.empty() ? "<none>" : selector};
+                    }};
+    p["Node"] = {{{"Name", "string", "name", 0},
+                  {"Status", "string", "", 0},
+                  {"Roles", "string", "", 0},
+                  {"Age", "string", "", 0},
+                  {"Version", "string", "", 0},
+                  {"Internal-IP", "string", "", 1},
+                  {"External-IP", "string", "", 1},
+                  {"OS-Image", "string", "", 1},
+                  {"Kernel-Version", "string", "", 1},
+                  {"Container-Runtime", "string", "", 1}},
+                 [](const json::value& o) {
+                   std::string status = "Unknown";
+                   for (const auto& c : Array(o, {"status", "conditions"})) {
+                     if (api::GetString(c, {"type"}) == "Ready")
+                       status = api::GetString(c, {"status"}) == "True" ? "Ready" : "NotReady";
+                   }
+                   if (const auto* u = api::Find(o, {"spec", "unschedulable"}); u && *u == true)
+                     status += ",SchedulingDisabled";
+                   std::string roles;
+                   for (const auto& [k, v] : api::GetLabels(o)) {
+                     (void)v;
+                     if (k.starts_with("node-role.kubernetes.io/"))
+                       roles += (roles.empty() ? "" : ",") + k.substr(24);
+                   }
+                   std::string internal = "<none>", external = "<none>";
+                   for (const auto& a : Array(o, {"status", "addresses"})) {
+                     if (api::GetString(a, {"type"}) == "InternalIP")
+                       internal = api::GetString(a, {"address"});
+                     if (api::GetString(a, {"type"}) == "ExternalIP")
+                       external = api::GetString(a, {"address"});
+                   }
+                   auto info = [&](std::string_view f) {
+                     std::string v(api::GetString(o, {"status", "nodeInfo", f}));
+                     return v.empty() ? std::string("<unknown>") : v;
+                   };
+                   return Cells{
+                       std::string(api::GetString(o, {"metadata", "name"})),
+                       status,
+                       roles.empty() ? "<none>" : roles,
+                       Age(api::GetString(o, {"metadata", "creationTimestamp"})),
+                       std::string(api::GetString(o, {"status", "nodeInfo", "kubeletVersion"})),
+                       internal,
+                       external,
+                       info("osImage"),
+                       info("kernelVersion"),
+                       info("containerRuntimeVersion")};
+                 }};
+    p["Namespace"] = {
+        {{"Name", "string", "name", 0}, {"Status", "string", "", 0}, {"Age", "string", "", 0}},
+        [](const json::value& o) {
+          return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                       std::string(api::GetString(o, {"status", "phase"})),
+                       Age(api::GetString(o, {"metadata", "creationTimestamp"}))};
+        }};
+    p["ConfigMap"] = {
+        {{"Name", "string", "name", 0}, {"Data", "string", "", 0}, {"Age", "string", "", 0}},
+        [](const json::value& o) {
+          size_t n = 0;
+          for (std::string_view f : {"data", "binaryData"}) {
+            if (const auto* d = api::Find(o, {f}); d && d->is_object()) n += d->get_object().size();
+          }
+          return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                       static_cast<int64_t>(n),
+                       Age(api::GetString(o, {"metadata", "creationTimestamp"}))};
+        }};
+    p["Secret"] = {{{"Name", "string", "name", 0},
+                    {"Type", "string", "", 0},
+                    {"Data", "string", "", 0},
+                    {"Age", "string", "", 0}},
+                   [](const json::value& o) {
+                     const auto* d = api::Find(o, {"data"});
+                     int64_t n =
+                         d && d->is_object() ? static_cast<int64_t>(d->get_object().size()) : 0;
+                     return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                                  std::string(api::GetString(o, {"type"})), n,
+                                  Age(api::GetString(o, {"metadata", "creationTimestamp"}))};
+                   }};
+    p["Job"] = {{{"Name", "string", "name", 0},
+                 {"Status", "string", "", 0},
+                 {"Completions", "string", "", 0},
+                 {"Duration", "string", "", 0},
+                 {"Age", "string", "", 0},
+                 {"Containers", "string", "", 1},
+                 {"Images", "string", "", 1},
+                 {"Selector", "string", "", 1}},
+                [](const json::value& o) {
+                  std::string status = "Running";
+                  for (const auto& c : Array(o, {"status", "conditions"})) {
+                    if (api::GetString(c, {"status"}) != "True") continue;
+                    auto type = api::GetString(c, {"type"});
+                    if (type == "Complete") status = "Complete";
+                    if (type == "Failed") status = "Failed";
+                    if (type == "Suspended") status = "Suspended";
+                  }
+                  const auto& cs = Array(o, {"spec", "template", "spec", "containers"});
+                  std::string start(api::GetString(o, {"status", "startTime"}));
+                  return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                               status,
+                               fmt::format("{}/{}", Int(o, {"status", "succeeded"}),
+                                           Int(o, {"spec", "completions"})),
+                               start.empty() ? "" : Age(start),
+                               Age(api::GetString(o, {"metadata", "creationTimestamp"})),
+                               Joined(cs, "name"),
+                               Joined(cs, "image"),
+                               SelectorText(o)};
+                }};
+    p["Event"] = {{{"Last Seen", "string", "", 0},
+                   {"Type", "string", "", 0},
+                   {"Reason", "string", "", 0},
+                   {"Object", "string", "", 0},
+                   {"Message", "string", "", 0}},
+                  [](const json::value& o) {
+                    std::string last(api::GetString(o, {"lastTimestamp"}));
+                    if (last.empty()) last = api::GetString(o, {"eventTime"});
+                    std::string kind(api::GetString(o, {"involvedObject", "kind"}));
+                    for (char& c : kind)
+                      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                    return Cells{
+                        Age(last), std::string(api::GetString(o, {"type"})),
+                        std::string(api::GetString(o, {"reason"})),
+                        kind + "/" + std::string(api::GetString(o, {"involvedObject", "name"})),
+                        std::string(api::GetString(o, {"message"}))};
+                  }};
+    p[""] = {{{"Name", "string", "name", 0}, {"Age", "string", "", 0}}, [](const json::value& o) {
+               return Cells{std::string(api::GetString(o, {"metadata", "name"})),
+                            Age(api::GetString(o, {"metadata", "creationTimestamp"}))};
+             }};
+    return p;
+  }());
+  auto it = printers.find(kind);
+  return it == printers.end() ? printers.at("") : it->second;
+}
+
+}  // namespace
+
+bool WantsTable(const Request& req) {
+  std::string_view accept = req.Header("accept");
+  return accept.find("as=Table") != std::string_view::npos;
+}
+
+std::string RenderTable(const api::ResourceType& type, const std::vector<ObjectPtr>& objects,
+                        const Request& req, const std::string& resource_version,
+                        const std::string& continue_token, bool with_columns) {
+  const Printer& printer = PrinterFor(type.kind);
+  std::string include(req.Query("includeObject").value_or("Metadata"));
+  json::object table;
+  table["kind"] = "Table";
+  table["apiVersion"] = "meta.k8s.io/v1";
+  json::object meta;
+  if (!resource_version.empty()) meta["resourceVersion"] = resource_version;
+  if (!continue_token.empty()) meta["continue"] = continue_token;
+  table["metadata"] = std::move(meta);
+  json::array columns;
+  if (with_columns) {
+    for (const auto& c : printer.columns) {
+      columns.push_back(json::object{{"name", c.name},
+                                     {"type", c.type},
+                                     {"format", c.format},
+                                     {"description", ""},
+                                     {"priority", c.priority}});
+    }
+  }
+  table["columnDefinitions"] = std::move(columns);
+  json::array rows;
+  for (const auto& obj : objects) {
+    auto parsed = api::ParseJson(obj->json);
+    if (!parsed.ok()) continue;
+    json::object row;
+    row["cells"] = printer.cells(*parsed);
+    if (include == "Object") {
+      row["object"] = std::move(*parsed);
+    } else if (include != "None") {
+      json::object partial;
+      partial["kind"] = "PartialObjectMetadata";
+      partial["apiVersion"] = "meta.k8s.io/v1";
+      const auto* m = api::Find(*parsed, {"metadata"});
+      partial["metadata"] = m ? *m : json::object();
+      row["object"] = std::move(partial);
+    }
+    rows.push_back(std::move(row));
+  }
+  table["rows"] = std::move(rows);
+  return json::serialize(table);
+}
+
+}  // namespace kiso::apiserver

@@ -1,0 +1,190 @@
+// DELETE of one object and of a collection. DeleteOptions come from the body
+// or the query: preconditions (uid, resourceVersion), gracePeriodSeconds and
+// propagationPolicy. An object with finalizers (or that Foreground/Orphan adds
+// one to) gets deletionTimestamp and stays until its finalizers are gone; a pod
+// bound to a node stays for its grace period until the node confirms; a
+// namespace becomes Terminating. Everything else is removed at once.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "api/object.h"
+#include "apiserver/verbs/handlers.h"
+#include "apiserver/verbs/list_filter.h"
+
+namespace kiso::apiserver {
+
+namespace json = boost::json;
+
+namespace {
+
+struct DeleteOptions {
+  std::optional<int64_t> grace_period;
+  std::string propagation;  // "", Background, Foreground, Orphan.
+  std::string uid;
+  std::string resource_version;
+  bool dry_run = false;
+};
+
+api::ApiOr<DeleteOptions> ParseOptions(const Request& req) {
+  DeleteOptions o;
+  o.dry_run = DryRun(req);
+  if (!req.body.empty() || req.object) {
+    auto body = ParseBody(req);
+    if (!body.ok() || !body->is_object()) {
+      return api::BadRequest("DeleteOptions: " +
+                             (body.ok() ? "not an object" : body.status().message()));
+    }
+    const auto& b = body->get_object();
+    if (const auto* g = b.if_contains("gracePeriodSeconds"); g && g->is_int64())
+      o.grace_period = g->get_int64();
+    o.propagation = api::GetString(b, {"propagationPolicy"});
+    if (b.contains("orphanDependents") && b.at("orphanDependents") == true)
+      o.propagation = "Orphan";
+    o.uid = api::GetString(b, {"preconditions", "uid"});
+    o.resource_version = api::GetString(b, {"preconditions", "resourceVersion"});
+    if (const auto* d = b.if_contains("dryRun"); d && d->is_array()) {
+      for (const auto& v : d->get_array()) o.dry_run |= v == "All";
+    }
+  }
+  if (auto g = req.Query("gracePeriodSeconds")) {
+    try {
+      o.grace_period = std::stoll(std::string(*g));
+    } catch (...) {
+      return api::BadRequest(fmt::format("invalid gracePeriodSeconds {:?}", *g));
+    }
+  }
+  if (auto p = req.Query("propagationPolicy")) o.propagation = *p;
+  if (!o.propagation.empty() && o.propagation != "Background" && o.propagation != "Foreground" &&
+      o.propagation != "Orphan") {
+    return api::BadRequest(fmt::format(
+        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{}\": "
+        "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+        o.propagation));
+  }
+  return o;
+}
+
+void AddFinalizer(json::object& meta, std::string_view name) {
+  auto& list = meta["finalizers"];
+  if (!list.is_array()) list = json::array();
+  for (const auto& f : list.get_array()) {
+    if (f.is_string() && f.get_string() == name) return;
+  }
+  list.get_array().push_back(json::string(name));
+}
+
+// Deletes one object; returns the response body object (the object itself, as upstream).
+api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t,
+                                  const DeleteOptions& options) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto kv = ReadObject(ctx, t);
+    if (!kv.ok()) return kv.error();
+    auto current = DecodeStored(*kv);
+    if (!current.ok()) return current.error();
+    json::object obj = current->get_object();
+    auto& meta = api::Child(obj, "metadata");
+    std::string_view uid = api::GetString(meta, {"uid"});
+    if (!options.uid.empty() && options.uid != uid) {
+      return api::Conflict(*t.type, t.name,
+                           fmt::format("Precondition failed: UID in precondition: {}, UID in "
+                                       "object meta: {}",
+                                       options.uid, uid));
+    }
+    if (!options.resource_version.empty() &&
+        options.resource_version != std::to_string(kv->mod_revision)) {
+      return api::Conflict(
+          *t.type, t.name,
+          fmt::format("Precondition failed: ResourceVersion in precondition: {}, ResourceVersion "
+                      "in object meta: {}",
+                      options.resource_version, kv->mod_revision));
+    }
+    bool already = meta.contains("deletionTimestamp");
+    bool bound_pod = t.type->kind == "Pod" && !api::GetString(obj, {"spec", "nodeName"}).empty();
+    int64_t grace = 0;
+    if (bound_pod) {
+      const auto* spec_grace = api::Find(obj, {"spec", "terminationGracePeriodSeconds"});
+      grace = options.grace_period.value_or(
+          spec_grace && spec_grace->is_int64() ? spec_grace->get_int64() : 30);
+    }
+    bool remove_now;
+    if (already) {
+      // A repeated delete changes nothing, except forcing a bound pod (grace 0).
+      if (!(bound_pod && grace == 0)) return std::move(*current);
+      const auto* f = meta.if_contains("finalizers");
+      remove_now = !f || !f->is_array() || f->get_array().empty();
+    } else {
+      // Upstream's default propagation for the kinds kiso serves is Background.
+      if (options.propagation == "Foreground") AddFinalizer(meta, "foregroundDeletion");
+      if (options.propagation == "Orphan") AddFinalizer(meta, "orphan");
+      const auto* f = meta.if_contains("finalizers");
+      bool has_finalizers = f && f->is_array() && !f->get_array().empty();
+      const auto* spec_f = api::Find(obj, {"spec", "finalizers"});
+      bool ns_finalizers = t.type->kind == "Namespace" && spec_f && spec_f->is_array() &&
+                           !spec_f->get_array().empty();
+      remove_now = !has_finalizers && !ns_finalizers && !(bound_pod && grace > 0);
+    }
+    if (!remove_now) {
+      if (!already) meta["deletionTimestamp"] = api::NowRfc3339();
+      meta["deletionGracePeriodSeconds"] = bound_pod ? grace : 0;
+      if (t.type->kind == "Namespace") api::Child(obj, "status")["phase"] = "Terminating";
+      if (options.dry_run) return json::value(std::move(obj));
+      auto encoded = EncodeForStore(obj);
+      if (!encoded.ok()) return encoded.error();
+      auto updated = ctx.store->Update(kv->key, *encoded, kv->mod_revision);
+      if (updated.ok()) {
+        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);
+        return json::value(std::move(obj));
+      }
+      if (updated.status().code() == Code::kConflict) continue;
+      if (updated.status().code() == Code::kNotFound) return api::NotFound(*t.type, t.name);
+      return api::FromStatus(updated.status());
+    }
+    if (options.dry_run) return std::move(*current);
+    auto removed = RemoveObject(ctx, t, *kv, current->get_object());
+    if (removed.ok()) return std::move(*current);
+    if (removed.error().code == 409) continue;  // Changed meanwhile: decide again.
+    return removed.error();
+  }
+  return api::ModifiedConflict(*t.type, t.name);
+}
+
+}  // namespace
+
+Response HandleDelete(const Context& ctx, const Target& t, const Request& req) {
+  auto options = ParseOptions(req);
+  if (!options.ok()) return ErrorResponse(options.error());
+  auto result = DeleteOne(ctx, t, *options);
+  if (!result.ok()) return ErrorResponse(result.error());
+  return ObjectResponse(200, *result);
+}
+
+Response HandleDeleteCollection(const Context& ctx, const Target& t, const Request& req) {
+  auto options = ParseOptions(req);
+  if (!options.ok()) return ErrorResponse(options.error());
+  auto filter = ListFilter::FromRequest(t, req);
+  if (!filter.ok()) return ErrorResponse(filter.error());
+  auto current = ctx.store->CurrentRevision();
+  if (!current.ok()) return ErrorResponse(api::FromStatus(current.status()));
+  ctx.cache->WaitFor(*current, std::chrono::steady_clock::now() + std::chrono::seconds(3));
+  auto snap = ctx.cache->List(filter->prefix);
+  std::string items;
+  for (const auto& obj : snap.objects) {
+    if (!filter->Matches(*obj)) continue;
+    Target one = t;
+    one.ns = obj->ns;
+    one.name = obj->name;
+    auto result = DeleteOne(ctx, one, *options);
+    if (!result.ok()) {
+      if (result.error().code == 404) continue;  // Already gone.
+      return ErrorResponse(result.error());
+    }
+    if (!items.empty()) items += ',';
+    items += json::serialize(*result);
+  }
+  return JsonResponse(
+      200, fmt::format(R"({{"kind":"{}List","apiVersion":"{}","metadata":{{}},"items":[{}]}})",
+                       t.type->kind, t.type->GroupVersion(), items));
+}
+
+}  // namespace kiso::apiserver

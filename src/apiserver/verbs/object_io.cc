@@ -1,0 +1,615 @@
+// Shared steps of every write: decoding bodies, identity checks, the
+// create path, and kube-apiserver's GuaranteedUpdate loop.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <random>
+
+#include "api/managed_fields.h"
+#include "api/object.h"
+#include "api/protobuf.h"
+#include "api/schema.h"
+#include "api/validation.h"
+#include "apiserver/admission/admission.h"
+#include "apiserver/service_ips.h"
+#include "apiserver/verbs/handlers.h"
+
+namespace kiso::apiserver {
+
+namespace json = boost::json;
+using api::ApiError;
+using api::ApiOr;
+using api::ApiStatus;
+
+Response JsonResponse(int status, std::string body) {
+  Response r;
+  r.status = status;
+  if (body.empty() || body.back() != '\n') body += '\n';
+  r.body = std::move(body);
+  return r;
+}
+
+Response ErrorResponse(const ApiError& error) { return JsonResponse(error.code, error.ToJson()); }
+
+Response ObjectResponse(int status, json::value obj) {
+  Response r;
+  r.status = status;
+  r.object = std::make_shared<json::value>(std::move(obj));
+  return r;
+}
+
+namespace {
+
+std::string_view TrimSpace(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+bool WantsProtobufOnly(const Request& req) {
+  std::string_view accept = req.Header("accept");
+  bool protobuf = false;
+  while (!accept.empty()) {
+    size_t comma = accept.find(',');
+    std::string_view item = TrimSpace(accept.substr(0, comma));
+    std::string_view media = TrimSpace(item.substr(0, item.find(';')));
+    if (media == api::kProtobufMediaType) {
+      protobuf = true;
+    } else if (!media.empty()) {
+      return false;  // JSON, */* or anything else kiso answers in JSON.
+    }
+    if (comma == std::string_view::npos) break;
+    accept.remove_prefix(comma + 1);
+  }
+  return protobuf;
+}
+
+void EncodeObject(Response& res, const Request& req) {
+  bool json_body = res.content_type == "application/json" && !res.stream;
+  if (json_body && res.status < 300 && WantsProtobufOnly(req)) {
+    api::ApiOr<std::string> body = api::NotAcceptable("");
+    if (res.object) {
+      body = api::EncodeProtobuf(*res.object);
+    } else if (auto v = api::ParseJson(res.body); v.ok()) {
+      body = api::EncodeProtobuf(*v);
+    }
+    res.object.reset();
+    if (body.ok()) {
+      res.body = std::move(*body);
+      res.content_type = std::string(api::kProtobufMediaType);
+    } else {
+      res = ErrorResponse(body.error());
+    }
+    return;
+  }
+  if (!res.object) return;
+  res.body = json::serialize(*res.object);
+  res.body += '\n';
+  res.object.reset();
+}
+
+Result<json::value> ParseBody(const Request& req, bool yaml, bool strict) {
+  if (req.object) return *req.object;
+  return yaml ? api::ParseYaml(req.body) : api::ParseJson(req.body, strict);
+}
+
+ApiOr<std::string> EncodeForStore(const json::value& obj) {
+  json::value copy = obj;
+  if (auto* meta = copy.get_object().if_contains("metadata"); meta && meta->is_object())
+    meta->get_object().erase("resourceVersion");
+  std::string out = json::serialize(copy);
+  if (out.size() > api::kMaxDocumentBytes) {
+    return api::RequestEntityTooLarge(
+        fmt::format("the object would be {} bytes, larger than the limit of {} bytes", out.size(),
+                    api::kMaxDocumentBytes));
+  }
+  return out;
+}
+
+api::ApiError DecodeError(const Status& status, std::string_view prefix) {
+  if (status.code() == Code::kResourceExhausted) {
+    return api::RequestEntityTooLarge(std::string(prefix) + status.message());
+  }
+  return api::BadRequest(std::string(prefix) + status.message());
+}
+
+ApiOr<json::value> DecodeStored(const store::KeyValue& kv) {
+  auto v = api::ParseJson(kv.value);
+  if (!v.ok() || !v->is_object())
+    return api::InternalError(fmt::format("stored object {} is corrupt", kv.key));
+  api::Child(v->get_object(), "metadata")["resourceVersion"] = std::to_string(kv.mod_revision);
+  return std::move(*v);
+}
+
+ApiOr<store::KeyValue> ReadObject(const Context& ctx, const Target& t) {
+  auto kv = ctx.store->Get(t.type->StoreKey(t.ns, t.name));
+  if (!kv.ok()) {
+    if (kv.status().code() == Code::kNotFound) return api::NotFound(*t.type, t.name);
+    return api::FromStatus(kv.status());
+  }
+  return std::move(*kv);
+}
+
+std::optional<json::object> ReadFromCache(const Context& ctx, const api::ResourceType& type,
+                                          std::string_view ns, std::string_view name) {
+  ObjectPtr obj = ctx.cache->Get(type.StoreKey(ns, name));
+  if (!obj) return std::nullopt;
+  auto v = api::ParseJson(obj->json);
+  if (!v.ok() || !v->is_object()) return std::nullopt;
+  return std::move(v->as_object());
+}
+
+std::vector<json::object> ListFromCache(const Context& ctx, const api::ResourceType& type,
+                                        std::string_view ns) {
+  std::string prefix = type.StorePrefix();
+  if (type.namespaced && !ns.empty()) prefix += std::string(ns) + "/";
+  std::vector<json::object> out;
+  for (const auto& obj : ctx.cache->List(prefix).objects) {
+    auto v = api::ParseJson(obj->json);
+    if (v.ok() && v->is_object()) out.push_back(std::move(v->as_object()));
+  }
+  return out;
+}
+
+std::optional<json::object> ReadFromStore(const Context& ctx, const api::ResourceType& type,
+                                          std::string_view ns, std::string_view name) {
+  auto kv = ctx.store->Get(type.StoreKey(ns, name));
+  if (!kv.ok()) return std::nullopt;
+  auto v = api::ParseJson(kv->value);
+  if (!v.ok() || !v->is_object()) return std::nullopt;
+  return std::move(v->as_object());
+}
+
+bool DryRun(const Request& req) {
+  for (const auto& v : req.QueryAll("dryRun")) {
+    if (v == "All") return true;
+  }
+  return false;
+}
+
+std::string FieldManager(const Request& req) {
+  if (auto m = req.Query("fieldManager"); m && !m->empty()) return std::string(*m);
+  std::string_view ua = req.Header("user-agent");
+  ua = ua.substr(0, ua.find('/'));
+  return ua.empty() ? "unknown" : std::string(ua);
+}
+
+ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
+  std::string_view type = req.Header("content-type");
+  type = type.substr(0, type.find(';'));
+  bool strict = req.Query("fieldValidation") == std::optional<std::string_view>("Strict");
+  api::ApiOr<json::value> out = json::value();
+  if (type == api::kProtobufMediaType && !req.object) {
+    out = api::DecodeProtobuf(req.body);
+    if (!out.ok()) return out;
+  } else if (type == "application/yaml" || type == "application/apply-patch+yaml") {
+    auto v = ParseBody(req, /*yaml=*/true);
+    if (!v.ok()) return DecodeError(v.status());
+    out = std::move(*v);
+  } else if (type.empty() || type == "application/json" || type.ends_with("+json") ||
+             type == "*/*") {
+    auto v = ParseBody(req, /*yaml=*/false, strict);
+    if (!v.ok()) {
+      if (v.status().code() == Code::kAlreadyExists) {
+        return api::BadRequest(
+            fmt::format("{} in version \"{}\" cannot be handled as a {}: "
+                        "strict decoding error: {}",
+                        t.type->kind, t.type->version, t.type->kind, v.status().message()));
+      }
+      return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
+                                         t.type->kind, t.type->version, t.type->kind,
+                                         v.status().message()));
+    }
+    out = std::move(*v);
+  } else {
+    return api::UnsupportedMediaType(fmt::format(
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml, application/vnd.kubernetes.protobuf"));
+  }
+  if (strict && out.ok()) {
+    if (auto unknown = StrictFieldError(*t.type, *out)) {
+      return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
+                                         t.type->kind, t.type->version, t.type->kind, *unknown));
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> StrictFieldError(const api::ResourceType& type, const json::value& obj) {
+  auto unknown = api::UnknownFields(type.kind, obj);
+  if (unknown.empty()) return std::nullopt;
+  std::string message = "strict decoding error: ";
+  for (size_t i = 0; i < unknown.size(); ++i) {
+    message += fmt::format("{}unknown field \"{}\"", i == 0 ? "" : ", ", unknown[i]);
+  }
+  return message;
+}
+
+ApiStatus CheckIdentity(const Target& t, json::object& obj) {
+  const auto* av = obj.if_contains("apiVersion");
+  const auto* kind = obj.if_contains("kind");
+  std::string want_av = t.type->GroupVersion();
+  if (av && av->is_string() && av->get_string() != want_av) {
+    return api::BadRequest(
+        fmt::format("the API version in the data ({}) does not match the expected API version ({})",
+                    av->get_string().c_str(), want_av));
+  }
+  if (kind && kind->is_string() && kind->get_string() != t.type->kind) {
+    return api::BadRequest(
+        fmt::format("the kind in the data ({}) does not match the expected kind ({})",
+                    kind->get_string().c_str(), t.type->kind));
+  }
+  // Normalise: apiVersion and kind first, as Go's TypeMeta serialises.
+  json::object ordered;
+  ordered["kind"] = t.type->kind;
+  ordered["apiVersion"] = want_av;
+  for (auto& [k, v] : obj) {
+    if (k != "kind" && k != "apiVersion") ordered[k] = std::move(v);
+  }
+  obj = std::move(ordered);
+  auto& meta = api::Child(obj, "metadata");
+  if (t.type->namespaced) {
+    const auto* ns = meta.if_contains("namespace");
+    if (ns && ns->is_string() && !ns->get_string().empty() && ns->get_string() != t.ns) {
+      return api::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the request");
+    }
+    meta["namespace"] = t.ns;
+  } else {
+    meta.erase("namespace");
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+bool HasGeneration(const api::ResourceType& type) {
+  const std::string& k = type.kind;
+  return k == "Deployment" || k == "ReplicaSet" || k == "StatefulSet" || k == "DaemonSet" ||
+         k == "Job" || k == "ReplicationController";
+}
+
+// Everything but metadata and status: what the generation tracks.
+json::object SpecPart(const json::object& obj) {
+  json::object out;
+  for (const auto& [k, v] : obj) {
+    if (k != "metadata" && k != "status" && k != "kind" && k != "apiVersion") out[k] = v;
+  }
+  return out;
+}
+
+std::string GenerateSuffix() {
+  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+  thread_local std::mt19937 rng(std::random_device{}());
+  std::string out;
+  for (int i = 0; i < 5; ++i) out += kAlphabet[rng() % kAlphabet.size()];
+  return out;
+}
+
+ApiStatus ValidateAndDefault(const Target& t, json::object& obj, const json::object* old) {
+  // What Go's decoder would refuse comes first: defaults and validation read typed fields.
+  api::SchemaFindings schema = api::CheckSchema(t.type->kind, obj);
+  if (schema.type_error) {
+    return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
+                                       t.type->kind, t.type->version, t.type->kind,
+                                       *schema.type_error));
+  }
+  api::ApplyDefaults(*t.type, obj);
+  auto causes = api::Validate(*t.type, obj, old);
+  causes.insert(causes.begin(), schema.unsupported.begin(), schema.unsupported.end());
+  if (!causes.empty()) {
+    return api::Invalid(*t.type, std::string(api::GetString(obj, {"metadata", "name"})),
+                        std::move(causes));
+  }
+  return std::nullopt;
+}
+
+// The namespace must exist and not be terminating (NamespaceLifecycle admission).
+ApiStatus CheckNamespace(const Context& ctx, const Target& t) {
+  if (!t.type->namespaced) return std::nullopt;
+  const api::ResourceType* ns_type = api::FindResource("", "v1", "namespaces");
+  auto kv = ctx.store->Get(ns_type->StoreKey("", t.ns));
+  if (!kv.ok()) {
+    if (kv.status().code() == Code::kNotFound) return api::NotFound(*ns_type, t.ns);
+    return api::FromStatus(kv.status());
+  }
+  auto ns = api::ParseJson(kv->value);
+  if (ns.ok() && api::GetString(*ns, {"status", "phase"}) == "Terminating") {
+    ApiError e;
+    e.code = 403;
+    e.reason = "Forbidden";
+    e.message = fmt::format(
+        "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being "
+        "terminated",
+        t.type->Qualified(), t.name, t.ns);
+    e.name = t.name;
+    e.group = t.type->group;
+    e.kind = t.type->plural;
+    return e;
+  }
+  return std::nullopt;
+}
+
+// Objects created together with `obj` in one transaction: a namespace's default ServiceAccount.
+std::vector<std::pair<std::string, std::string>> Companions(const Target& t,
+                                                            const json::object& obj) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (t.type->kind != "Namespace") return out;
+  std::string ns(api::GetString(obj, {"metadata", "name"}));
+  const api::ResourceType* sa_type = api::FindResource("", "v1", "serviceaccounts");
+  json::object sa;
+  sa["kind"] = "ServiceAccount";
+  sa["apiVersion"] = "v1";
+  sa["metadata"] = json::object{{"name", "default"},
+                                {"namespace", ns},
+                                {"uid", api::NewUid()},
+                                {"creationTimestamp", api::NowRfc3339()}};
+  out.emplace_back(sa_type->StoreKey(ns, "default"), json::serialize(sa));
+  return out;
+}
+
+}  // namespace
+
+ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Request& req,
+                                json::object obj) {
+  if (auto err = CheckIdentity(t, obj)) return *err;
+  auto& meta = api::Child(obj, "metadata");
+  std::string generate_name;
+  if (const auto* g = meta.if_contains("generateName"); g && g->is_string())
+    generate_name = std::string(g->get_string());
+  const auto* name = meta.if_contains("name");
+  bool has_name = name && name->is_string() && !name->get_string().empty();
+  if (!has_name && !generate_name.empty()) meta["name"] = generate_name + GenerateSuffix();
+  Target target = t;
+  target.name = std::string(api::GetString(obj, {"metadata", "name"}));
+  if (auto err = CheckNamespace(ctx, target)) return *err;
+  meta.erase("resourceVersion");
+  meta.erase("deletionTimestamp");
+  meta.erase("deletionGracePeriodSeconds");
+  meta["uid"] = api::NewUid();
+  meta["creationTimestamp"] = api::NowRfc3339();
+  if (HasGeneration(*t.type)) {
+    meta["generation"] = 1;
+  } else {
+    meta.erase("generation");
+  }
+  // Status is the server's to set at creation, except a Node's, which its
+  // kubelet registers in one POST (upstream nodeStrategy keeps it).
+  if (t.type->has_status && t.type->kind != "Node") obj["status"] = json::object();
+  if (t.type->kind == "Job") api::PrepareJobForCreate(obj);
+  AdmissionRequest admission{&ctx, &target, &req, "CREATE", nullptr, DryRun(req)};
+  if (ctx.admission) {
+    if (auto err = ctx.admission->Mutate(admission, obj)) return *err;
+  }
+  if (auto err = ValidateAndDefault(target, obj, nullptr)) return *err;
+  if (ctx.admission) {
+    if (auto err = ctx.admission->Validate(admission, obj)) return *err;
+  }
+  // A create by server-side apply carries its Apply entry already.
+  if (!req.Header("content-type").starts_with("application/apply-patch")) {
+    api::RecordUpdate(*t.type, FieldManager(req), nullptr, obj);
+  }
+  if (DryRun(req)) return json::value(std::move(obj));
+
+  for (int attempt = 0;; ++attempt) {
+    std::string key = t.type->StoreKey(t.ns, target.name);
+    Reservation reservation;
+    if (auto err = AssignClusterIp(*t.type, obj, &reservation)) return *err;
+    store::TxnRequest txn;
+    txn.compares.push_back(store::Compare::Missing(key));
+    txn.compares.insert(txn.compares.end(), reservation.compares.begin(),
+                        reservation.compares.end());
+    auto encoded = EncodeForStore(obj);
+    if (!encoded.ok()) return encoded.error();
+    txn.success.push_back(store::TxnOp::Put(key, std::move(*encoded)));
+    txn.success.insert(txn.success.end(), reservation.ops.begin(), reservation.ops.end());
+    for (auto& [k, v] : Companions(target, obj)) {
+      txn.success.push_back(store::TxnOp::Put(k, v));
+    }
+    auto res = ctx.store->Txn(txn);
+    if (!res.ok()) return api::FromStatus(res.status());
+    if (res->succeeded) {
+      api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
+      return json::value(std::move(obj));
+    }
+    if (attempt >= 8) return api::AlreadyExists(*t.type, target.name);
+    auto existing = ctx.store->Get(key);
+    if (existing.ok()) {
+      // The name is taken; generateName tries another.
+      if (generate_name.empty() || has_name) return api::AlreadyExists(*t.type, target.name);
+      target.name = generate_name + GenerateSuffix();
+      api::Child(obj, "metadata")["name"] = target.name;
+    } else if (reservation.user_chosen) {
+      std::string ip(api::GetString(obj, {"spec", "clusterIP"}));
+      return api::Invalid(*t.type, target.name,
+                          {{"FieldValueInvalid",
+                            fmt::format("Invalid value: []string{{\"{}\"}}: failed to allocate IP "
+                                        "{}: provided IP is already allocated",
+                                        ip, ip),
+                            "spec.clusterIPs"}});
+    } else {
+      auto& spec = api::Child(obj, "spec");  // The address was taken: pick another.
+      spec.erase("clusterIP");
+      spec.erase("clusterIPs");
+    }
+  }
+}
+
+api::ApiOr<store::Revision> RemoveObject(const Context& ctx, const Target& t,
+                                         const store::KeyValue& kv, const json::object& obj) {
+  store::TxnRequest txn;
+  txn.compares.push_back(store::Compare::ModRevisionIs(kv.key, kv.mod_revision));
+  txn.success.push_back(store::TxnOp::Delete(store::KeyRange::Single(kv.key)));
+  for (auto& key : OwnedKeys(*t.type, obj)) {
+    txn.success.push_back(store::TxnOp::Delete(store::KeyRange::Single(key)));
+  }
+  auto res = ctx.store->Txn(txn);
+  if (!res.ok()) return api::FromStatus(res.status());
+  if (!res->succeeded) {
+    // Changed or gone since it was read: the caller re-reads and decides again.
+    return api::ModifiedConflict(*t.type, t.name);
+  }
+  return res->revision;
+}
+
+ApiStatus PrepareUpdate(const Context& ctx, const Target& t, const Request& req,
+                        const json::object& old, json::object& obj) {
+  if (auto err = CheckIdentity(t, obj)) return *err;
+  const json::value old_v(old);
+  auto& meta = api::Child(obj, "metadata");
+  std::string_view name = api::GetString(obj, {"metadata", "name"});
+  if (name.empty()) meta["name"] = t.name;
+  if (!name.empty() && name != t.name) {
+    return api::BadRequest(fmt::format(
+        "the name of the object ({}) does not match the name on the URL ({})", name, t.name));
+  }
+  std::string_view uid = api::GetString(obj, {"metadata", "uid"});
+  std::string_view old_uid = api::GetString(old_v, {"metadata", "uid"});
+  if (!uid.empty() && uid != old_uid) {
+    return api::Conflict(*t.type, t.name,
+                         fmt::format("Precondition failed: UID in precondition: {}, UID in object "
+                                     "meta: {}",
+                                     uid, old_uid));
+  }
+  // Fields the server owns.
+  const auto& old_meta = old.at("metadata").get_object();
+  for (std::string_view f : {"uid", "creationTimestamp", "deletionTimestamp",
+                             "deletionGracePeriodSeconds", "generation"}) {
+    if (const auto* v = old_meta.if_contains(f)) {
+      meta[f] = *v;
+    } else {
+      meta.erase(f);
+    }
+  }
+  if (t.subresource == "finalize") {
+    // Only spec.finalizers changes through /finalize (namespaces).
+    json::object next = old;
+    const auto* f = api::Find(obj, {"spec", "finalizers"});
+    api::Child(next, "spec")["finalizers"] = f ? *f : json::array();
+    obj = std::move(next);
+    api::Child(obj, "metadata").erase("resourceVersion");
+  } else if (t.subresource == "status") {
+    // Only status changes through /status (ResetObjectMetaForStatus).
+    json::object next = old;
+    if (const auto* s = obj.if_contains("status")) {
+      next["status"] = *s;
+    } else {
+      next.erase("status");
+    }
+    api::Child(next, "metadata")["resourceVersion"] = meta.contains("resourceVersion")
+                                                          ? meta.at("resourceVersion")
+                                                          : old_meta.at("resourceVersion");
+    obj = std::move(next);
+  } else if (t.type->has_status && t.subresource != "binding") {
+    if (const auto* s = old.if_contains("status")) {
+      obj["status"] = *s;
+    } else {
+      obj.erase("status");
+    }
+  }
+  if (t.type->kind == "Service") {
+    // Allocated values carry over when the update leaves them out (patchAllocatedValues).
+    auto& spec = api::Child(obj, "spec");
+    for (std::string_view f : {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"}) {
+      const auto* was = api::Find(old, {"spec", f});
+      if (was && !spec.contains(f)) spec[f] = *was;
+    }
+  }
+  if (HasGeneration(*t.type) && SpecPart(obj) != SpecPart(old)) {
+    const auto* g = old_meta.if_contains("generation");
+    api::Child(obj, "metadata")["generation"] = (g && g->is_int64() ? g->get_int64() : 0) + 1;
+  }
+  AdmissionRequest admission{&ctx, &t, &req, "UPDATE", &old, DryRun(req)};
+  if (ctx.admission) {
+    if (auto err = ctx.admission->Mutate(admission, obj)) return *err;
+  }
+  if (auto err = ValidateAndDefault(t, obj, &old)) return *err;
+  if (ctx.admission) {
+    if (auto err = ctx.admission->Validate(admission, obj)) return *err;
+  }
+  // Server-side apply records its own entry (api::Apply).
+  if (!req.Header("content-type").starts_with("application/apply-patch")) {
+    api::RecordUpdate(*t.type, FieldManager(req), &old, obj);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+bool SameIgnoringVersion(json::object a, json::object b) {
+  api::Child(a, "metadata").erase("resourceVersion");
+  api::Child(b, "metadata").erase("resourceVersion");
+  return a == b;
+}
+
+// Whether an object marked for deletion has nothing left holding it.
+bool ReadyToRemove(const json::object& obj) {
+  const json::value v(obj);
+  if (api::GetString(v, {"metadata", "deletionTimestamp"}).empty()) return false;
+  const auto* f = api::Find(v, {"metadata", "finalizers"});
+  bool no_finalizers = !f || !f->is_array() || f->get_array().empty();
+  if (!no_finalizers) return false;
+  // A namespace also waits for its spec.finalizers (the namespace controller's "kubernetes").
+  const auto* spec_f = api::Find(obj, {"spec", "finalizers"});
+  if (obj.contains("kind") && obj.at("kind") == "Namespace" && spec_f && spec_f->is_array() &&
+      !spec_f->get_array().empty())
+    return false;
+  // A pod bound to a node waits for the node to confirm termination (grace period > 0).
+  if (obj.contains("kind") && obj.at("kind") == "Pod" &&
+      !api::GetString(v, {"spec", "nodeName"}).empty()) {
+    const auto* g = api::Find(v, {"metadata", "deletionGracePeriodSeconds"});
+    return g && g->is_int64() && g->get_int64() == 0;
+  }
+  return true;
+}
+
+}  // namespace
+
+ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const Request& req,
+                                    const Mutation& mutate) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto kv = ReadObject(ctx, t);
+    if (!kv.ok()) return kv.error();
+    auto current = DecodeStored(*kv);
+    if (!current.ok()) return current.error();
+    const json::object& old = current->get_object();
+    json::object obj = old;
+    // The mutation sees no resourceVersion: one present afterwards came from the
+    // caller and is a precondition (optimistic concurrency).
+    api::Child(obj, "metadata").erase("resourceVersion");
+    if (auto err = mutate(obj)) return *err;
+    std::string want(api::GetString(obj, {"metadata", "resourceVersion"}));
+    if (!want.empty() && want != std::to_string(kv->mod_revision)) {
+      return api::ModifiedConflict(*t.type, t.name);
+    }
+    if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return *err;
+    if (SameIgnoringVersion(obj, old)) return std::move(*current);
+    if (DryRun(req)) return json::value(std::move(obj));
+    std::string key = t.type->StoreKey(t.ns, t.name);
+    if (ReadyToRemove(obj)) {
+      auto removed = RemoveObject(ctx, t, *kv, obj);
+      if (removed.ok()) {
+        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(*removed);
+        return json::value(std::move(obj));
+      }
+      if (removed.error().code == 409) continue;
+      return removed.error();
+    }
+    auto encoded = EncodeForStore(obj);
+    if (!encoded.ok()) return encoded.error();
+    auto updated = ctx.store->Update(key, *encoded, kv->mod_revision);
+    if (updated.ok()) {
+      api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);
+      return json::value(std::move(obj));
+    }
+    if (updated.status().code() == Code::kNotFound) return api::NotFound(*t.type, t.name);
+    if (updated.status().code() != Code::kConflict) return api::FromStatus(updated.status());
+    // Someone else wrote first: a caller that pinned the version loses, others retry.
+    if (!want.empty()) return api::ModifiedConflict(*t.type, t.name);
+  }
+  return api::ModifiedConflict(*t.type, t.name);
+}
+
+}  // namespace kiso::apiserver

@@ -1,0 +1,234 @@
+"""The API real tools need (issue 12): every `kubectl create` generator (kubectl sends these as
+protobuf), the `kubectl set|expose|run` commands, authentication (whoami, tokens),
+RBAC enforced as kube-apiserver does, and a pod's API credentials (ServiceAccount admission,
+the root CA ConfigMap). The real kubectl against the real kiso server (no node agent)."""
+import base64
+import json
+import os
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import wait_for
+
+
+@pytest.fixture
+def ns(kubectl, request):
+    name = "t-" + request.node.name.replace("_", "-")[5:40].strip("-").lower()
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
+def get(kubectl, *args):
+    return json.loads(kubectl("get", *args, "-o", "json"))
+
+
+def test_create_namespace_is_protobuf_and_lands(kubectl, server):
+    # kubectl 1.32 sends the body as protobuf (its -v=8 log shows the request's content type).
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in kubectl.run(
+        "create", "namespace", "dev", "-v=8").stderr
+    assert get(kubectl, "namespace", "dev")["status"]["phase"] == "Active"
+    # Every namespace gets its default ServiceAccount and the cluster CA.
+    wait_for(lambda: kubectl.run("get", "sa", "default", "-n", "dev", check=False).returncode == 0,
+             10, "default service account")
+    cm = wait_for(lambda: kubectl.run("get", "configmap", "kube-root-ca.crt", "-n", "dev", "-o", "json",
+                                      check=False).stdout, 10, "kube-root-ca.crt")
+    with open(os.path.join(server.dir, "tls", "ca.crt")) as f:
+        assert json.loads(cm)["data"]["ca.crt"] == f.read()
+    kubectl("delete", "namespace", "dev", "--wait=false")
+
+
+def test_configmap_and_secret_generators(kubectl, ns, tmp_path):
+    (tmp_path / "app.properties").write_text("color=blue\n")
+    kubectl("create", "configmap", "cfg", "-n", ns, "--from-literal=a=1",
+            f"--from-file={tmp_path / 'app.properties'}")
+    assert get(kubectl, "configmap", "cfg", "-n", ns)["data"] == {"a": "1", "app.properties": "color=blue\n"}
+    kubectl("create", "secret", "generic", "s", "-n", ns, "--from-literal=password=hunter2")
+    data = get(kubectl, "secret", "s", "-n", ns)["data"]
+    assert base64.b64decode(data["password"]) == b"hunter2"
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=x",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1"], check=True,
+                   capture_output=True)
+    kubectl("create", "secret", "tls", "t", "-n", ns, f"--cert={cert}", f"--key={key}")
+    assert get(kubectl, "secret", "t", "-n", ns)["type"] == "kubernetes.io/tls"
+    kubectl("create", "secret", "docker-registry", "r", "-n", ns, "--docker-server=127.0.0.1:5000",
+            "--docker-username=u", "--docker-password=p")
+    reg = get(kubectl, "secret", "r", "-n", ns)
+    assert reg["type"] == "kubernetes.io/dockerconfigjson"
+    assert "127.0.0.1:5000" in json.loads(base64.b64decode(reg["data"][".dockerconfigjson"]))["auths"]
+
+
+def test_workload_generators(kubectl, ns):
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx", "--replicas=2", "--port=80")
+    d = get(kubectl, "deployment", "web", "-n", ns)
+    assert d["spec"]["replicas"] == 2
+    assert d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    kubectl("create", "job", "once", "-n", ns, "--image=busybox", "--", "true")
+    assert get(kubectl, "job", "once", "-n", ns)["spec"]["template"]["spec"]["containers"][0]["command"] == ["true"]
+    kubectl("create", "cronjob", "tick", "-n", ns, "--image=busybox", "--schedule=*/5 * * * *",
+            "--", "date")
+    assert get(kubectl, "cronjob", "tick", "-n", ns)["spec"]["schedule"] == "*/5 * * * *"
+    kubectl("create", "job", "manual", "-n", ns, "--from=cronjob/tick")
+    job = get(kubectl, "job", "manual", "-n", ns)
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    kubectl("run", "solo", "-n", ns, "--image=busybox", "--labels=app=solo", "--", "sleep", "1")
+    assert get(kubectl, "pod", "solo", "-n", ns)["metadata"]["labels"] == {"app": "solo"}
+
+
+def test_service_generators_and_expose(kubectl, ns):
+    kubectl("create", "service", "clusterip", "c", "-n", ns, "--tcp=80:8080")
+    assert get(kubectl, "service", "c", "-n", ns)["spec"]["ports"][0]["targetPort"] == 8080
+    kubectl("create", "service", "nodeport", "np", "-n", ns, "--tcp=80:80")
+    assert get(kubectl, "service", "np", "-n", ns)["spec"]["type"] == "NodePort"
+    kubectl("create", "service", "loadbalancer", "lb", "-n", ns, "--tcp=80:80")
+    assert get(kubectl, "service", "lb", "-n", ns)["spec"]["type"] == "LoadBalancer"
+    kubectl("create", "service", "externalname", "ext", "-n", ns, "--external-name=example.org")
+    assert get(kubectl, "service", "ext", "-n", ns)["spec"]["externalName"] == "example.org"
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx", "--port=80")
+    kubectl("expose", "deployment", "web", "-n", ns, "--port=8000", "--target-port=80")
+    svc = get(kubectl, "service", "web", "-n", ns)
+    assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["ports"][0]["port"] == 8000
+
+
+def test_set_commands(kubectl, ns):
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx")
+    kubectl("create", "serviceaccount", "runner", "-n", ns)
+    kubectl("set", "image", "deployment/web", "-n", ns, "nginx=nginx:1.27")
+    kubectl("set", "env", "deployment/web", "-n", ns, "MODE=prod")
+    kubectl("set", "resources", "deployment/web", "-n", ns, "--limits=cpu=200m,memory=64Mi")
+    kubectl("set", "serviceaccount", "deployment/web", "-n", ns, "runner")
+    spec = get(kubectl, "deployment", "web", "-n", ns)["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert c["image"] == "nginx:1.27"
+    assert {"name": "MODE", "value": "prod"} in c["env"]
+    assert c["resources"]["limits"] == {"cpu": "200m", "memory": "64Mi"}
+    assert spec["serviceAccountName"] == "runner"
+    kubectl("create", "service", "clusterip", "sel", "-n", ns, "--tcp=80:80")
+    kubectl("set", "selector", "service", "sel", "-n", ns, "app=other")
+    assert get(kubectl, "service", "sel", "-n", ns)["spec"]["selector"] == {"app": "other"}
+
+
+def test_policy_and_rbac_generators(kubectl, ns):
+    kubectl("create", "quota", "q", "-n", ns, "--hard=pods=10,requests.cpu=2")
+    assert get(kubectl, "resourcequota", "q", "-n", ns)["spec"]["hard"] == {"pods": "10", "requests.cpu": "2"}
+    kubectl("create", "poddisruptionbudget", "pdb", "-n", ns, "--selector=app=web", "--min-available=1")
+    assert get(kubectl, "pdb", "pdb", "-n", ns)["spec"]["minAvailable"] == 1
+    kubectl("create", "priorityclass", f"{ns}-high", "--value=1000", "--description=high")
+    assert get(kubectl, "priorityclass", f"{ns}-high")["value"] == 1000
+    kubectl("delete", "priorityclass", f"{ns}-high")
+    kubectl("create", "ingress", "ing", "-n", ns, "--rule=example.org/=web:80")
+    rule = get(kubectl, "ingress", "ing", "-n", ns)["spec"]["rules"][0]
+    assert rule["host"] == "example.org"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "web", "port": {"number": 80}}
+    kubectl("create", "role", "reader", "-n", ns, "--verb=get,list", "--resource=pods")
+    kubectl("create", "rolebinding", "rb", "-n", ns, "--role=reader", f"--serviceaccount={ns}:default")
+    kubectl("create", "clusterrole", f"{ns}-cr", "--verb=get", "--resource=nodes")
+    kubectl("create", "clusterrolebinding", f"{ns}-crb", f"--clusterrole={ns}-cr", "--user=alice")
+    assert get(kubectl, "role", "reader", "-n", ns)["rules"][0]["verbs"] == ["get", "list"]
+    kubectl("delete", "clusterrolebinding", f"{ns}-crb")
+    kubectl("delete", "clusterrole", f"{ns}-cr")
+
+
+def test_whoami_and_can_i_as_admin(kubectl):
+    who = json.loads(kubectl("auth", "whoami", "-o", "json"))
+    assert who["status"]["userInfo"]["username"] == "system:admin"
+    assert "system:masters" in who["status"]["userInfo"]["groups"]
+    assert kubectl("auth", "can-i", "delete", "nodes").strip() == "yes"
+
+
+def api(server, path, token, method="GET", body=None, headers=None):
+    """One HTTPS request with a bearer token, the CA verified; (status, parsed body)."""
+    ctx = ssl.create_default_context(cafile=os.path.join(server.dir, "tls", "ca.crt"))
+    ctx.check_hostname = False
+    req = urllib.request.Request(f"https://127.0.0.1:{server.port}{path}", method=method,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json", **(headers or {})},
+                                 data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_service_account_token_and_rbac(kubectl, server, ns):
+    kubectl("create", "serviceaccount", "bot", "-n", ns)
+    token = kubectl("create", "token", "bot", "-n", ns, "--duration=10m").strip()
+    # The token names the account (TokenReview and SelfSubjectReview agree).
+    code, review = api(server, "/apis/authentication.k8s.io/v1/selfsubjectreviews", token, "POST",
+                       {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert code == 201, review
+    assert review["status"]["userInfo"]["username"] == f"system:serviceaccount:{ns}:bot"
+    # Nothing is allowed until a binding says so: 403 with upstream's message.
+    code, status = api(server, f"/api/v1/namespaces/{ns}/pods", token)
+    assert code == 403
+    assert status["message"] == (f'pods is forbidden: User "system:serviceaccount:{ns}:bot" cannot '
+                                 f'list resource "pods" in API group "" in the namespace "{ns}"')
+    sa = f"system:serviceaccount:{ns}:bot"
+    assert kubectl.run("auth", "can-i", "list", "pods", "-n", ns, f"--as={sa}",
+                       check=False).stdout.strip() == "no"
+    kubectl("create", "role", "reader", "-n", ns, "--verb=get,list,watch", "--resource=pods")
+    kubectl("create", "rolebinding", "bot-reads", "-n", ns, "--role=reader", f"--serviceaccount={ns}:bot")
+    code, pods = api(server, f"/api/v1/namespaces/{ns}/pods", token)
+    assert code == 200 and pods["kind"] == "PodList"
+    assert kubectl("auth", "can-i", "list", "pods", "-n", ns, f"--as={sa}").strip() == "yes"
+    assert kubectl.run("auth", "can-i", "delete", "pods", "-n", ns, f"--as={sa}",
+                       check=False).stdout.strip() == "no"
+    assert kubectl.run("auth", "can-i", "list", "pods", "-n", "default", f"--as={sa}",
+                       check=False).stdout.strip() == "no"
+    listed = kubectl("auth", "can-i", "--list", "-n", ns, f"--as={sa}")
+    assert "pods" in listed and "[get list watch]" in listed
+    # The account may not impersonate the admin; the admin (kubectl --as above) may impersonate it.
+    code, status = api(server, "/api/v1/nodes", token, headers={"Impersonate-User": "system:admin"})
+    assert code == 403 and 'cannot impersonate resource "users"' in status["message"]
+    # A forged or tampered token is refused (401), a deleted account's token too.
+    assert api(server, "/api/v1/namespaces", token[:-4] + "AAAA")[0] == 401
+    kubectl("delete", "serviceaccount", "bot", "-n", ns)
+    wait_for(lambda: api(server, f"/api/v1/namespaces/{ns}/pods", token)[0] == 401, 10,
+             "the deleted account's token to stop working")
+
+
+def test_pod_gets_api_credentials(kubectl, ns):
+    kubectl("run", "client", "-n", ns, "--image=busybox", "--", "sleep", "3600")
+    pod = get(kubectl, "pod", "client", "-n", ns)
+    assert pod["spec"]["serviceAccountName"] == "default"
+    vol = next(v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
+    sources = vol["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token"
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+    mount = pod["spec"]["containers"][0]["volumeMounts"][0]
+    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount" and mount["readOnly"]
+    # A pod that names a missing account is refused; one that opts out gets no volume.
+    missing = kubectl.run("run", "lost", "-n", ns, "--image=busybox", "--overrides",
+                          '{"spec":{"serviceAccountName":"nobody"}}', check=False)
+    assert missing.returncode != 0 and 'serviceaccount "nobody" not found' in missing.stderr
+    kubectl("run", "quiet", "-n", ns, "--image=busybox", "--overrides",
+            '{"spec":{"automountServiceAccountToken":false}}')
+    assert "volumes" not in get(kubectl, "pod", "quiet", "-n", ns)["spec"]
+
+
+def test_priority_classes(kubectl, ns):
+    names = kubectl("get", "priorityclasses", "-o", "name").split()
+    assert "priorityclass.scheduling.k8s.io/system-node-critical" in names
+    kubectl("run", "crit", "-n", ns, "--image=busybox", "--overrides",
+            '{"spec":{"priorityClassName":"system-cluster-critical"}}')
+    assert get(kubectl, "pod", "crit", "-n", ns)["spec"]["priority"] == 2000000000
+    bad = kubectl.run("run", "nope", "-n", ns, "--image=busybox", "--overrides",
+                      '{"spec":{"priorityClassName":"no-such-class"}}', check=False)
+    assert bad.returncode != 0 and "no PriorityClass with name no-such-class was found" in bad.stderr
+
+
+def test_explain_walks_the_published_schemas(kubectl):
+    out = kubectl("explain", "deployment.spec.strategy")
+    assert "KIND:       Deployment" in out and "rollingUpdate\t<RollingUpdateDeployment>" in out
+    assert "enum: Recreate, RollingUpdate" in out
+    nested = kubectl("explain", "pods.spec.containers.resources", "--recursive")
+    assert "limits\t<map[string]string>" in nested
+    missing = kubectl.run("explain", "pods.spec.nosuchfield", check=False)
+    assert missing.returncode != 0 and 'field "nosuchfield" does not exist' in missing.stderr
