@@ -1,6 +1,9 @@
 #include "api/selector.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cctype>
 
 namespace kiso::api {
@@ -73,6 +76,49 @@ bool ValidLabelValue(std::string_view v) {
 }
 
 }  // namespace
+
+Result<LabelSelector> LabelSelector::FromObject(const boost::json::value& selector) {
+  LabelSelector sel;
+  if (selector.is_null()) return sel;
+  if (!selector.is_object()) return Status(Code::kInvalidArgument, "a label selector is an object");
+  const auto& obj = selector.get_object();
+  if (const auto* ml = obj.if_contains("matchLabels"); ml && ml->is_object()) {
+    for (const auto& [k, v] : ml->get_object()) {
+      if (!v.is_string()) return Status(Code::kInvalidArgument, "matchLabels values are strings");
+      sel.requirements_.push_back(
+          {std::string(k), Requirement::Op::kEqual, {std::string(v.get_string())}});
+    }
+  }
+  if (const auto* me = obj.if_contains("matchExpressions"); me && me->is_array()) {
+    for (const auto& e : me->get_array()) {
+      const auto* key = e.is_object() ? e.get_object().if_contains("key") : nullptr;
+      const auto* op = e.is_object() ? e.get_object().if_contains("operator") : nullptr;
+      if (!key || !key->is_string() || !op || !op->is_string())
+        return Status(Code::kInvalidArgument, "a match expression needs a key and an operator");
+      Requirement r;
+      r.key = std::string(key->get_string());
+      std::string_view o = op->get_string();
+      if (o == "In") {
+        r.op = Requirement::Op::kIn;
+      } else if (o == "NotIn") {
+        r.op = Requirement::Op::kNotIn;
+      } else if (o == "Exists") {
+        r.op = Requirement::Op::kExists;
+      } else if (o == "DoesNotExist") {
+        r.op = Requirement::Op::kDoesNotExist;
+      } else {
+        return Status(Code::kInvalidArgument,
+                      fmt::format("{:?} is not a valid label selector operator", o));
+      }
+      if (const auto* vs = e.get_object().if_contains("values"); vs && vs->is_array()) {
+        for (const auto& v : vs->get_array())
+          if (v.is_string()) r.values.emplace_back(v.get_string());
+      }
+      sel.requirements_.push_back(std::move(r));
+    }
+  }
+  return sel;
+}
 
 Result<LabelSelector> LabelSelector::Parse(std::string_view text) {
   LabelSelector sel;

@@ -2,6 +2,7 @@
 // parsed once per request, then matched against many objects.
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <functional>
 #include <map>
 #include <optional>
@@ -25,6 +26,9 @@ class LabelSelector {
  public:
   // InvalidArgument with upstream's wording for a malformed selector.
   static Result<LabelSelector> Parse(std::string_view text);
+  // A metav1.LabelSelector ({matchLabels, matchExpressions}); an empty or
+  // null one selects everything (callers decide whether that is allowed).
+  static Result<LabelSelector> FromObject(const boost::json::value& selector);
   bool Matches(const std::map<std::string, std::string, std::less<>>& labels) const;
   bool empty() const { return requirements_.empty(); }
   const std::vector<Requirement>& requirements() const { return requirements_; }

@@ -43,6 +43,23 @@ TEST(LabelSelector, RejectsMalformed) {
   EXPECT_EQ(LabelSelector::Parse("a in (x").status().code(), Code::kInvalidArgument);
 }
 
+TEST(LabelSelector, FromObjectMatchLabelsAndExpressions) {
+  auto sel = LabelSelector::FromObject(*ParseJson(R"({"matchLabels":{"app":"web"},
+      "matchExpressions":[{"key":"tier","operator":"In","values":["fe","be"]},
+                          {"key":"legacy","operator":"DoesNotExist"}]})"));
+  ASSERT_TRUE(sel.ok()) << sel.status().ToString();
+  EXPECT_TRUE(sel->Matches(L({{"app", "web"}, {"tier", "fe"}})));
+  EXPECT_FALSE(sel->Matches(L({{"app", "web"}, {"tier", "db"}})));
+  EXPECT_FALSE(sel->Matches(L({{"app", "web"}, {"tier", "fe"}, {"legacy", "1"}})));
+  EXPECT_FALSE(sel->Matches(L({{"tier", "fe"}})));
+  EXPECT_TRUE(LabelSelector::FromObject(boost::json::value(nullptr))->empty());
+  EXPECT_EQ(LabelSelector::FromObject(
+                *ParseJson(R"({"matchExpressions":[{"key":"a","operator":"Near"}]})"))
+                .status()
+                .code(),
+            Code::kInvalidArgument);
+}
+
 TEST(FieldSelector, EqualityTerms) {
   auto s = FieldSelector::Parse("metadata.name=web,status.phase!=Running");
   ASSERT_TRUE(s.ok());

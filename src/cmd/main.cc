@@ -19,6 +19,7 @@
 #include "client/kubeconfig.h"
 #include "client/shared_informers.h"
 #include "cmd/process_setup.h"
+#include "controller/clusterrole_aggregation_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/garbage_collector.h"
@@ -95,6 +96,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
+  kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
@@ -107,6 +109,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   endpoints.Start();
   service_accounts.Start();
   root_ca.Start();
+  aggregation.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
   // The node agent: this machine as a node, unless disabled or impossible here.
@@ -146,6 +149,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   (*server)->Stop();
   (*scheduler)->Stop();
   node_lifecycle.Stop();
+  aggregation.Stop();
   root_ca.Stop();
   service_accounts.Stop();
   endpoints.Stop();

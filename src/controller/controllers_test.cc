@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/object.h"
+#include "controller/clusterrole_aggregation_controller.h"
 #include "controller/controller_fixture.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
@@ -16,6 +17,7 @@
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
 #include "controller/replicaset_controller.h"
+#include "controller/service_account_controllers.h"
 
 namespace kiso::controller {
 namespace {
@@ -360,6 +362,71 @@ TEST_F(ControllersTest, DeletingANamespaceRemovesEverythingInIt) {
   ASSERT_TRUE(Eventually([&] { return !client_->Get(R("", "namespaces"), "", "doomed").ok(); }));
   EXPECT_FALSE(client_->Get(R("", "configmaps"), "doomed", "cm").ok());
   EXPECT_FALSE(client_->Get(R("apps", "replicasets"), "doomed", "rs").ok());
+}
+
+TEST_F(ControllersTest, AggregatedClusterRoleHoldsTheRulesOfTheRolesItSelects) {
+  ClusterRoleAggregationController aggregation(client_.get());
+  aggregation.Start();
+  const auto& roles = R("rbac.authorization.k8s.io", "clusterroles");
+  auto role = [](std::string name, json::object labels, json::array rules) {
+    return json::value(json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                                    {"kind", "ClusterRole"},
+                                    {"metadata", json::object{{"name", name}, {"labels", labels}}},
+                                    {"rules", rules}});
+  };
+  json::value rule_a = json::parse(R"({"apiGroups":["x.io"],"resources":["as"],"verbs":["get"]})");
+  json::value rule_b = json::parse(R"({"apiGroups":["y.io"],"resources":["bs"],"verbs":["*"]})");
+  json::value aggregate = role("reader", {}, {});
+  aggregate.as_object()["aggregationRule"] =
+      json::parse(R"({"clusterRoleSelectors":[{"matchLabels":{"aggregate-to-reader":"true"}}]})");
+  aggregate.as_object().erase("rules");
+  ASSERT_TRUE(client_->Create(roles, "", aggregate).ok());
+  ASSERT_TRUE(
+      client_->Create(roles, "", role("a", {{"aggregate-to-reader", "true"}}, {rule_a})).ok());
+  ASSERT_TRUE(
+      client_->Create(roles, "", role("b", {{"aggregate-to-reader", "true"}}, {rule_b, rule_a}))
+          .ok());
+  ASSERT_TRUE(client_->Create(roles, "", role("c", {{"other", "true"}}, {rule_b})).ok());
+  auto rules_of = [&] {
+    json::value got = MustGet(roles, "", "reader");
+    const auto* r = api::Find(got, {"rules"});
+    return r && r->is_array() ? r->get_array() : json::array();
+  };
+  ASSERT_TRUE(Eventually([&] { return rules_of() == json::array{rule_a, rule_b}; }));
+  // A selected role that stops matching takes its rules away.
+  ASSERT_TRUE(client_->Delete(roles, "", "a").ok());
+  ASSERT_TRUE(client_
+                  ->Patch(roles, "", "b", client::PatchType::kMerge,
+                          json::parse(R"({"rules":[)" + json::serialize(rule_b) + "]}"))
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return rules_of() == json::array{rule_b}; }));
+}
+
+TEST_F(ControllersTest, EveryNamespaceKeepsItsDefaultAccountAndRootCa) {
+  ServiceAccountsController accounts(client_.get());
+  RootCaPublisher root_ca(client_.get(), "-----BEGIN CERTIFICATE-----\nx\n");
+  accounts.Start();
+  root_ca.Start();
+  ASSERT_TRUE(client_
+                  ->Create(R("", "namespaces"), "",
+                           json::object{{"apiVersion", "v1"},
+                                        {"kind", "Namespace"},
+                                        {"metadata", json::object{{"name", "team"}}}})
+                  .ok());
+  auto ca_of = [&] {
+    auto cm = client_->Get(R("", "configmaps"), "team", "kube-root-ca.crt");
+    return cm.ok() ? std::string(api::GetString(*cm, {"data", "ca.crt"})) : std::string();
+  };
+  ASSERT_TRUE(Eventually([&] { return ca_of() == "-----BEGIN CERTIFICATE-----\nx\n"; }));
+  // Changed or deleted, both come back.
+  ASSERT_TRUE(client_
+                  ->Patch(R("", "configmaps"), "team", "kube-root-ca.crt",
+                          client::PatchType::kMerge, json::parse(R"({"data":{"ca.crt":"forged"}})"))
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return ca_of() == "-----BEGIN CERTIFICATE-----\nx\n"; }));
+  ASSERT_TRUE(client_->Delete(R("", "serviceaccounts"), "team", "default").ok());
+  ASSERT_TRUE(
+      Eventually([&] { return client_->Get(R("", "serviceaccounts"), "team", "default").ok(); }));
 }
 
 TEST_F(ControllersTest, EndpointsListReadyAndNotReadyPodsOfAService) {

@@ -232,3 +232,17 @@ def test_explain_walks_the_published_schemas(kubectl):
     assert "limits\t<map[string]string>" in nested
     missing = kubectl.run("explain", "pods.spec.nosuchfield", check=False)
     assert missing.returncode != 0 and 'field "nosuchfield" does not exist' in missing.stderr
+
+
+def test_default_roles_aggregate_and_grant(kubectl, server, ns):
+    """`edit` holds its aggregated rules; bound in a namespace, it lets an account create there."""
+    rules = wait_for(lambda: get(kubectl, "clusterrole", "edit").get("rules"), 10, "edit's rules")
+    assert any("deployments" in r.get("resources", []) and "create" in r["verbs"] for r in rules)
+    kubectl("create", "serviceaccount", "dev", "-n", ns)
+    kubectl("create", "rolebinding", "dev-edits", "-n", ns, "--clusterrole=edit",
+            f"--serviceaccount={ns}:dev")
+    sa = f"system:serviceaccount:{ns}:dev"
+    assert kubectl("auth", "can-i", "create", "deployments.apps", "-n", ns, f"--as={sa}").strip() == "yes"
+    assert kubectl.run("auth", "can-i", "create", "roles.rbac.authorization.k8s.io", "-n", ns,
+                       f"--as={sa}", check=False).stdout.strip() == "no"
+    kubectl("create", "deployment", "app", "-n", ns, "--image=busybox", f"--as={sa}")
