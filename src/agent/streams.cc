@@ -19,6 +19,7 @@
 #include "agent/agent.h"
 #include "api/errors.h"
 #include "api/object.h"
+#include "apiserver/http/http.h"
 #include "network/netns.h"
 
 namespace kiso::agent {
@@ -440,11 +441,39 @@ apiserver::Response Agent::ServeAttach(const json::value& pod, const apiserver::
 apiserver::Response Agent::ServePortForward(const json::value& pod, const apiserver::Request& req) {
   std::string pod_name(api::GetString(pod, {"metadata", "name"}));
   std::string key = fmt::format("{}/{}", api::GetString(pod, {"metadata", "namespace"}), pod_name);
-  // First: kubectl names its ports inside SPDY streams, not in the query.
+  std::string netns;
+  {
+    std::lock_guard lock(mu_);
+    auto it = state_.find(key);
+    if (it != state_.end() && !it->second.sandbox_id.empty()) netns = it->second.sandbox.netns_path;
+  }
+  // kubectl: SPDY streams name the ports, one pair per local connection,
+  // inside a WebSocket or after an SPDY upgrade.
+  std::string upgrade(req.Header("upgrade"));
+  for (auto& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool spdy_in_websocket =
+      req.Header("sec-websocket-protocol").find(apiserver::kSpdyPortForwardProtocol) !=
+      std::string_view::npos;
+  if (spdy_in_websocket || upgrade == "spdy/3.1") {
+    if (netns.empty()) {
+      return Error(api::BadRequest(
+          fmt::format("pod {} has no network yet: it is not running on this node", pod_name)));
+    }
+    auto session = std::make_shared<apiserver::ChannelSession>();
+    std::string uid(api::GetString(pod, {"metadata", "uid"}));
+    session->dial = [netns, pod_name, uid](uint16_t port, std::string* error) {
+      auto fd = network::DialInNamespace(netns, port);
+      if (fd.ok()) return *fd;
+      *error = fmt::format("error forwarding port {} to pod {}, uid {}: {}", port, pod_name, uid,
+                           fd.status().message());
+      return -1;
+    };
+    return Upgrade(std::move(session), std::string(apiserver::kSpdyPortForwardProtocol));
+  }
   if (ChannelProtocol(req) != "v4.channel.k8s.io") {
-    return Error(api::BadRequest(
-        "pods/portforward needs a WebSocket upgrade offering v4.channel.k8s.io (the Python "
-        "client's); kubectl's SPDY framing (SPDY/3.1+portforward.k8s.io) is not supported"));
+    return Error(
+        api::BadRequest("pods/portforward needs a WebSocket upgrade offering v4.channel.k8s.io or "
+                        "SPDY/3.1+portforward.k8s.io, or an SPDY/3.1 upgrade"));
   }
   std::vector<uint16_t> ports;
   for (const auto& value : req.QueryAll("ports")) {
@@ -461,12 +490,6 @@ apiserver::Response Agent::ServePortForward(const json::value& pod, const apiser
     }
   }
   if (ports.empty()) return Error(api::BadRequest("at least one port must be given (?ports=80)"));
-  std::string netns;
-  {
-    std::lock_guard lock(mu_);
-    auto it = state_.find(key);
-    if (it != state_.end() && !it->second.sandbox_id.empty()) netns = it->second.sandbox.netns_path;
-  }
   if (netns.empty()) {
     return Error(api::BadRequest(
         fmt::format("pod {} has no network yet: it is not running on this node", pod_name)));

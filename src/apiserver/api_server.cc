@@ -481,6 +481,8 @@ ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
                                                     const ApiServerOptions& options) {
+  // spdlog's registry is made on first use: here, before any thread of ours logs.
+  (void)spdlog::default_logger_raw();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   KISO_ASSIGN_OR_RETURN(
@@ -558,6 +560,11 @@ ApiServer::~ApiServer() {
   Stop();
   if (impl_->compactor.joinable()) impl_->compactor.join();
   impl_->http.reset();  // Joins every connection (and so every watch) first.
+  // What reads the cache goes before it: the authorizers hold its indexes.
+  impl_->authz.reset();
+  impl_->node_authz.reset();
+  impl_->rbac.reset();
+  impl_->authn.reset();
   impl_->cache.reset();
 }
 

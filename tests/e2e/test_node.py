@@ -6,7 +6,9 @@ API and nothing may be left on the machine (containers, shims, mounts,
 veths, addresses); then `kiso node reset` removes whatever a failure left."""
 import json
 import os
+import socket
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -489,10 +491,42 @@ def test_python_client_port_forward_reaches_the_pods_loopback(node):
     sock.close()
     assert reply.startswith(b"HTTP/1.") and reply.endswith(b"hello through port-forward\n"), reply
     assert "connection refused" in (pf.error(9) or "").lower(), pf.error(9)
-    # kubectl speaks SPDY for port-forward: refused, and it says why.
-    p = k.run("port-forward", "pod/web", "18080:8080", check=False, timeout=30)
-    assert p.returncode != 0 and "SPDY" in p.stderr, p.stderr
+    # kubectl: SPDY in a WebSocket (its default), and SPDY after an HTTP upgrade (its fallback).
+    for websockets in ("true", "false"):
+        kubectl_port_forward(s, websockets)
     k("delete", "pod", "web")
+
+
+def kubectl_port_forward(server, websockets):
+    """`kubectl port-forward pod/web :8080 :9` carries several connections to the pod's httpd; a
+    connection to a closed port gets kubectl's error for that connection and nothing else."""
+    env = dict(os.environ, KUBECONFIG=server.kubeconfig, HOME=server.home,
+               KUBECTL_PORT_FORWARD_WEBSOCKETS=websockets)
+    proc = subprocess.Popen(["kubectl", "port-forward", "pod/web", ":8080", ":9", "-v=8"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        local = {}
+        while len(local) < 2:  # "Forwarding from 127.0.0.1:41234 -> 8080"
+            line = proc.stdout.readline()
+            assert line, f"kubectl port-forward ended: {proc.stderr.read()}"
+            if line.startswith("Forwarding from 127.0.0.1:"):
+                address, remote = line.split("Forwarding from ")[1].split(" -> ")
+                local[int(remote)] = int(address.rsplit(":", 1)[1])
+        for _ in range(3):  # One pair of SPDY streams per connection.
+            with urllib.request.urlopen(f"http://127.0.0.1:{local[8080]}/index.html", timeout=30) as r:
+                assert r.read() == b"hello through port-forward\n"
+        with socket.create_connection(("127.0.0.1", local[9]), timeout=30) as c:
+            assert c.recv(100) == b""  # The pod refused: kubectl closes this connection.
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    # As against a kubelet: the pod's error, and kubectl ends the session on it.
+    assert "error forwarding port 9 to pod web" in err and "connection refused" in err.lower(), err
+    # The way in was the one asked for (kubectl -v=8 logs the request headers).
+    if websockets == "true":
+        assert "Sec-Websocket-Protocol: SPDY/3.1+portforward.k8s.io" in err, err[-3000:]
+    else:
+        assert "Upgrade: SPDY/3.1" in err and "Sec-Websocket" not in err, err[-3000:]
 
 
 def test_images_are_pulled_through_the_mirror_and_by_kiso_image_pull(node, registry):

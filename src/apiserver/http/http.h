@@ -80,6 +80,10 @@ struct ChannelSession {
     std::string error;  // …why there is none.
   };
   std::vector<Port> ports;  // Port-forward: the session ends when every connection has.
+  // Port-forward over SPDY (kubectl): a connection to `port` for each pair of
+  // streams the client opens, or -1 with why not in `error`. Set instead of
+  // `ports`; the session lasts until the client leaves.
+  std::function<int(uint16_t port, std::string* error)> dial;
   // Called once stdout and stderr are closed: waits for the process and
   // returns the channel-3 status object (Success, or Failure with the exit code).
   std::function<std::string()> finish;
@@ -95,6 +99,8 @@ struct ChannelSession {
 // it for the agent to serve. Opaque outside the HTTP server.
 struct Tunnel;
 inline constexpr std::string_view kTunnelProtocol = "kiso-tunnel";
+// kubectl's port-forward: SPDY/3.1 frames in a WebSocket's binary messages.
+inline constexpr std::string_view kSpdyPortForwardProtocol = "SPDY/3.1+portforward.k8s.io";
 // Takes an idle tunnel for one request. False when it is already taken or its
 // agent has gone (closed, or the server is stopping).
 bool ClaimTunnel(Tunnel& tunnel);
@@ -111,7 +117,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is streamed with chunked encoding by calling this.
   std::function<void(StreamWriter&)> stream;
-  // When set, the request is upgraded to a WebSocket speaking `websocket_protocol`.
+  // When set, the request is upgraded to a WebSocket speaking `websocket_protocol`
+  // (for a session with `dial`: SPDY/3.1+portforward.k8s.io in the WebSocket, or
+  // SPDY/3.1 itself when the client asked for `Upgrade: SPDY/3.1`).
   std::shared_ptr<ChannelSession> channels;
   std::string websocket_protocol;
   // When set (a claimed tunnel), the request is forwarded down it with its

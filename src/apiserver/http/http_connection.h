@@ -16,6 +16,7 @@
 
 #include "apiserver/http/fair_gate.h"
 #include "apiserver/http/http.h"
+#include "common/status.h"
 
 namespace kiso::apiserver {
 

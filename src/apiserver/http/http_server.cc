@@ -24,6 +24,7 @@
 #include "api/errors.h"
 #include "apiserver/http/channel_pump.h"
 #include "apiserver/http/http_connection.h"
+#include "apiserver/http/spdy_pump.h"
 #include "common/recover.h"
 
 namespace kiso::apiserver {
@@ -392,6 +393,29 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       static const std::atomic<bool> kNever{false};
       WaitAsTunnel(*tunnel, options.stopping ? *options.stopping : kNever);
       return;
+    }
+    if (out.channels && out.channels->dial) {
+      // Port-forward over SPDY: inside a WebSocket, or on the connection itself.
+      if (websocket::is_upgrade(in)) {
+        WebSocketStream ws(stream);
+        std::string protocol = out.websocket_protocol;
+        ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
+          r.set(http::field::sec_websocket_protocol, protocol);
+        }));
+        ws.binary(true);
+        ws.accept(in, ec);
+        if (ec) return;
+        PumpSpdy(io, ws, *out.channels);
+        return;
+      }
+      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+      res.set(http::field::connection, "Upgrade");
+      res.set(http::field::upgrade, "SPDY/3.1");
+      res.set("X-Stream-Protocol-Version", "portforward.k8s.io");
+      http::write(stream, res, ec);
+      if (ec) return;
+      PumpSpdy(io, stream, buffer, *out.channels);
+      return;  // The connection ends with the session.
     }
     if (out.channels && websocket::is_upgrade(in)) {
       WebSocketStream ws(stream);
