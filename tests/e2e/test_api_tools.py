@@ -5,6 +5,7 @@ the root CA ConfigMap). The real kubectl against the real kiso server (no node a
 import base64
 import json
 import os
+import re
 import ssl
 import subprocess
 import urllib.error
@@ -246,3 +247,32 @@ def test_default_roles_aggregate_and_grant(kubectl, server, ns):
     assert kubectl.run("auth", "can-i", "create", "roles.rbac.authorization.k8s.io", "-n", ns,
                        f"--as={sa}", check=False).stdout.strip() == "no"
     kubectl("create", "deployment", "app", "-n", ns, "--image=busybox", f"--as={sa}")
+
+
+def test_tables_print_each_kinds_columns(kubectl, ns):
+    kubectl("create", "cronjob", "tick", "-n", ns, "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
+    kubectl("create", "quota", "q", "-n", ns, "--hard=pods=10,limits.memory=1Gi")
+    kubectl("create", "rolebinding", "rb", "-n", ns, "--clusterrole=view", "--user=alice",
+            f"--serviceaccount={ns}:default")
+    kubectl("create", "poddisruptionbudget", "pdb", "-n", ns, "--selector=app=web", "--max-unavailable=1")
+    kubectl("create", "ingress", "ing", "-n", ns, "--rule=example.org/=web:80")
+
+    def table(*args):
+        lines = kubectl("get", *args, "-n", ns).splitlines()
+        return re.split(r"\s{2,}", lines[0].strip()), lines[1].split()
+
+    head, row = table("cronjob", "tick")
+    assert head == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"]
+    assert row[:7] == ["tick", "*/5", "*", "*", "*", "*", "<none>"]  # The schedule's five fields.
+    head, row = table("quota", "q")
+    assert head == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert "pods: 0/10" in " ".join(row) and "limits.memory: 0/1Gi" in " ".join(row)
+    head, row = table("rolebinding", "rb", "-o", "wide")
+    assert head[:3] == ["NAME", "ROLE", "AGE"] and row[1] == "ClusterRole/view"
+    assert "alice" in row and f"{ns}/default" in row
+    head, row = table("pdb", "pdb")
+    assert head[:4] == ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS"]
+    assert row[1:3] == ["N/A", "1"]
+    head, row = table("ingress", "ing")
+    assert head == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    assert row[:3] == ["ing", "<none>", "example.org"]

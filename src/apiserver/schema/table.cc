@@ -143,12 +143,290 @@ std::string PodStatus(const json::value& pod) {
   return reason;
 }
 
+std::string Name(const json::value& o) {
+  return std::string(api::GetString(o, {"metadata", "name"}));
+}
+std::string AgeOf(const json::value& o) {
+  return Age(api::GetString(o, {"metadata", "creationTimestamp"}));
+}
+std::string OrNone(std::string_view s) { return s.empty() ? "<none>" : std::string(s); }
+// An int-or-string field as printed ("1", "50%"), or `absent`.
+std::string IntOrString(const json::value& o, std::initializer_list<std::string_view> path,
+                        std::string_view absent) {
+  const auto* v = api::Find(o, path);
+  if (v && v->is_int64()) return std::to_string(v->get_int64());
+  if (v && v->is_string()) return std::string(v->get_string());
+  return std::string(absent);
+}
+
 using Cells = json::array;
 
 struct Printer {
   std::vector<Column> columns;
   std::function<Cells(const json::value&)> cells;
 };
+
+// The kinds beyond round one's: columns as kubectl prints them for the real
+// API server (printers.go, v1.32).
+void AddMorePrinters(std::map<std::string, Printer>& p) {
+  p["CronJob"] = {{{"Name", "string", "name", 0},
+                   {"Schedule", "string", "", 0},
+                   {"Timezone", "string", "", 0},
+                   {"Suspend", "boolean", "", 0},
+                   {"Active", "integer", "", 0},
+                   {"Last Schedule", "string", "", 0},
+                   {"Age", "string", "", 0},
+                   {"Containers", "string", "", 1},
+                   {"Images", "string", "", 1},
+                   {"Selector", "string", "", 1}},
+                  [](const json::value& o) {
+                    const auto* suspend = api::Find(o, {"spec", "suspend"});
+                    std::string last(api::GetString(o, {"status", "lastScheduleTime"}));
+                    const auto& cs =
+                        Array(o, {"spec", "jobTemplate", "spec", "template", "spec", "containers"});
+                    const auto* sel = api::Find(o, {"spec", "jobTemplate", "spec", "selector"});
+                    json::value holder = json::object{
+                        {"spec", json::object{{"selector", sel ? *sel : json::value()}}}};
+                    return Cells{Name(o),
+                                 std::string(api::GetString(o, {"spec", "schedule"})),
+                                 OrNone(api::GetString(o, {"spec", "timeZone"})),
+                                 suspend && suspend->is_bool() && suspend->get_bool(),
+                                 static_cast<int64_t>(Array(o, {"status", "active"}).size()),
+                                 last.empty() ? "<none>" : Age(last),
+                                 AgeOf(o),
+                                 Joined(cs, "name"),
+                                 Joined(cs, "image"),
+                                 SelectorText(holder)};
+                  }};
+  p["ServiceAccount"] = {
+      {{"Name", "string", "name", 0}, {"Secrets", "string", "", 0}, {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        return Cells{Name(o), static_cast<int64_t>(Array(o, {"secrets"}).size()), AgeOf(o)};
+      }};
+  auto role = Printer{
+      {{"Name", "string", "name", 0}, {"Created At", "date", "", 0}}, [](const json::value& o) {
+        return Cells{Name(o), std::string(api::GetString(o, {"metadata", "creationTimestamp"}))};
+      }};
+  p["Role"] = role;
+  p["ClusterRole"] = role;
+  auto binding = Printer{{{"Name", "string", "name", 0},
+                          {"Role", "string", "", 0},
+                          {"Age", "string", "", 0},
+                          {"Users", "string", "", 1},
+                          {"Groups", "string", "", 1},
+                          {"ServiceAccounts", "string", "", 1}},
+                         [](const json::value& o) {
+                           std::string users, groups, accounts;
+                           auto add = [](std::string& to, std::string_view what) {
+                             to += (to.empty() ? "" : ", ") + std::string(what);
+                           };
+                           for (const auto& s : Array(o, {"subjects"})) {
+                             auto kind = api::GetString(s, {"kind"});
+                             if (kind == "User") add(users, api::GetString(s, {"name"}));
+                             if (kind == "Group") add(groups, api::GetString(s, {"name"}));
+                             if (kind == "ServiceAccount")
+                               add(accounts, fmt::format("{}/{}", api::GetString(s, {"namespace"}),
+                                                         api::GetString(s, {"name"})));
+                           }
+                           return Cells{Name(o),
+                                        fmt::format("{}/{}", api::GetString(o, {"roleRef", "kind"}),
+                                                    api::GetString(o, {"roleRef", "name"})),
+                                        AgeOf(o),
+                                        users,
+                                        groups,
+                                        accounts};
+                         }};
+  p["RoleBinding"] = binding;
+  p["ClusterRoleBinding"] = binding;
+  p["ResourceQuota"] = {{{"Name", "string", "name", 0},
+                         {"Age", "string", "", 0},
+                         {"Request", "string", "", 0},
+                         {"Limit", "string", "", 0}},
+                        [](const json::value& o) {
+                          std::string request, limit;
+                          const auto* hard = api::Find(o, {"spec", "hard"});
+                          if (hard && hard->is_object()) {
+                            std::map<std::string, std::string> sorted;
+                            for (const auto& [k, v] : hard->get_object())
+                              if (v.is_string()) sorted[k] = v.get_string();
+                            for (const auto& [k, v] : sorted) {
+                              std::string used(api::GetString(o, {"status", "used", k}));
+                              std::string item =
+                                  fmt::format("{}: {}/{}", k, used.empty() ? "0" : used, v);
+                              std::string& to = k.starts_with("limits.") ? limit : request;
+                              to += (to.empty() ? "" : ", ") + item;
+                            }
+                          }
+                          return Cells{Name(o), AgeOf(o), request, limit};
+                        }};
+  p["PodDisruptionBudget"] = {{{"Name", "string", "name", 0},
+                               {"Min Available", "string", "", 0},
+                               {"Max Unavailable", "string", "", 0},
+                               {"Allowed Disruptions", "integer", "", 0},
+                               {"Age", "string", "", 0}},
+                              [](const json::value& o) {
+                                return Cells{Name(o),
+                                             IntOrString(o, {"spec", "minAvailable"}, "N/A"),
+                                             IntOrString(o, {"spec", "maxUnavailable"}, "N/A"),
+                                             Int(o, {"status", "disruptionsAllowed"}), AgeOf(o)};
+                              }};
+  p["PriorityClass"] = {{{"Name", "string", "name", 0},
+                         {"Value", "integer", "", 0},
+                         {"Global-Default", "boolean", "", 0},
+                         {"Age", "string", "", 0},
+                         {"PreemptionPolicy", "string", "", 0}},
+                        [](const json::value& o) {
+                          const auto* d = api::Find(o, {"globalDefault"});
+                          std::string policy(api::GetString(o, {"preemptionPolicy"}));
+                          return Cells{Name(o), Int(o, {"value"}),
+                                       d && d->is_bool() && d->get_bool(), AgeOf(o),
+                                       policy.empty() ? "PreemptLowerPriority" : policy};
+                        }};
+  p["Ingress"] = {{{"Name", "string", "name", 0},
+                   {"Class", "string", "", 0},
+                   {"Hosts", "string", "", 0},
+                   {"Address", "string", "", 0},
+                   {"Ports", "string", "", 0},
+                   {"Age", "string", "", 0}},
+                  [](const json::value& o) {
+                    std::string hosts, address;
+                    for (const auto& r : Array(o, {"spec", "rules"})) {
+                      std::string host(api::GetString(r, {"host"}));
+                      hosts += (hosts.empty() ? "" : ",") + (host.empty() ? "*" : host);
+                    }
+                    for (const auto& lb : Array(o, {"status", "loadBalancer", "ingress"})) {
+                      std::string a(api::GetString(lb, {"ip"}));
+                      if (a.empty()) a = api::GetString(lb, {"hostname"});
+                      address += (address.empty() ? "" : ",") + a;
+                    }
+                    std::string cls(api::GetString(o, {"spec", "ingressClassName"}));
+                    return Cells{Name(o),
+                                 OrNone(cls),
+                                 hosts.empty() ? "*" : hosts,
+                                 address,
+                                 Array(o, {"spec", "tls"}).empty() ? "80" : "80, 443",
+                                 AgeOf(o)};
+                  }};
+  p["IngressClass"] = {
+      {{"Name", "string", "name", 0},
+       {"Controller", "string", "", 0},
+       {"Parameters", "string", "", 0},
+       {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        const auto* params = api::Find(o, {"spec", "parameters"});
+        std::string text = "<none>";
+        if (params && params->is_object()) {
+          std::string group(api::GetString(*params, {"apiGroup"}));
+          text = fmt::format("{}{}/{}", group.empty() ? "" : group + "/",
+                             api::GetString(*params, {"kind"}), api::GetString(*params, {"name"}));
+        }
+        return Cells{Name(o), std::string(api::GetString(o, {"spec", "controller"})), text,
+                     AgeOf(o)};
+      }};
+  p["HorizontalPodAutoscaler"] = {
+      {{"Name", "string", "name", 0},
+       {"Reference", "string", "", 0},
+       {"Targets", "string", "", 0},
+       {"MinPods", "string", "", 0},
+       {"MaxPods", "integer", "", 0},
+       {"Replicas", "integer", "", 0},
+       {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        std::string targets;
+        for (const auto& m : Array(o, {"spec", "metrics"})) {
+          if (api::GetString(m, {"type"}) != "Resource") continue;
+          std::string name(api::GetString(m, {"resource", "name"}));
+          const auto* util = api::Find(m, {"resource", "target", "averageUtilization"});
+          std::string want =
+              util && util->is_int64()
+                  ? fmt::format("{}%", util->get_int64())
+                  : std::string(api::GetString(m, {"resource", "target", "averageValue"}));
+          std::string current = "<unknown>";
+          for (const auto& c : Array(o, {"status", "currentMetrics"})) {
+            if (api::GetString(c, {"resource", "name"}) != name) continue;
+            const auto* u = api::Find(c, {"resource", "current", "averageUtilization"});
+            if (u && u->is_int64()) current = fmt::format("{}%", u->get_int64());
+          }
+          targets += (targets.empty() ? "" : ", ") + fmt::format("{}: {}/{}", name, current, want);
+        }
+        const auto* min = api::Find(o, {"spec", "minReplicas"});
+        return Cells{Name(o),
+                     fmt::format("{}/{}", api::GetString(o, {"spec", "scaleTargetRef", "kind"}),
+                                 api::GetString(o, {"spec", "scaleTargetRef", "name"})),
+                     targets.empty() ? "<none>" : targets,
+                     min && min->is_int64() ? std::to_string(min->get_int64()) : "<unset>",
+                     Int(o, {"spec", "maxReplicas"}),
+                     Int(o, {"status", "currentReplicas"}),
+                     AgeOf(o)};
+      }};
+  p["Endpoints"] = {
+      {{"Name", "string", "name", 0}, {"Endpoints", "string", "", 0}, {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        std::vector<std::string> all;
+        for (const auto& subset : Array(o, {"subsets"})) {
+          for (const auto& a : Array(subset, {"addresses"})) {
+            const auto& ports = Array(subset, {"ports"});
+            if (ports.empty()) all.emplace_back(api::GetString(a, {"ip"}));
+            for (const auto& port : ports)
+              all.push_back(fmt::format("{}:{}", api::GetString(a, {"ip"}), Int(port, {"port"})));
+          }
+        }
+        std::string text;
+        for (size_t i = 0; i < all.size() && i < 3; ++i) text += (i ? "," : "") + all[i];
+        if (all.size() > 3) text += fmt::format(" + {} more...", all.size() - 3);
+        return Cells{Name(o), text.empty() ? "<none>" : text, AgeOf(o)};
+      }};
+  p["Lease"] = {
+      {{"Name", "string", "name", 0}, {"Holder", "string", "", 0}, {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        return Cells{Name(o), std::string(api::GetString(o, {"spec", "holderIdentity"})), AgeOf(o)};
+      }};
+  p["DaemonSet"] = {{{"Name", "string", "name", 0},
+                     {"Desired", "integer", "", 0},
+                     {"Current", "integer", "", 0},
+                     {"Ready", "integer", "", 0},
+                     {"Up-to-date", "integer", "", 0},
+                     {"Available", "integer", "", 0},
+                     {"Node Selector", "string", "", 0},
+                     {"Age", "string", "", 0},
+                     {"Containers", "string", "", 1},
+                     {"Images", "string", "", 1},
+                     {"Selector", "string", "", 1}},
+                    [](const json::value& o) {
+                      std::string selector;
+                      const auto* ns = api::Find(o, {"spec", "template", "spec", "nodeSelector"});
+                      if (ns && ns->is_object()) {
+                        for (const auto& [k, v] : ns->get_object())
+                          if (v.is_string())
+                            selector += (selector.empty() ? "" : ",") + std::string(k) + "=" +
+                                        std::string(v.get_string());
+                      }
+                      const auto& cs = Array(o, {"spec", "template", "spec", "containers"});
+                      return Cells{Name(o),
+                                   Int(o, {"status", "desiredNumberScheduled"}),
+                                   Int(o, {"status", "currentNumberScheduled"}),
+                                   Int(o, {"status", "numberReady"}),
+                                   Int(o, {"status", "updatedNumberScheduled"}),
+                                   Int(o, {"status", "numberAvailable"}),
+                                   OrNone(selector),
+                                   AgeOf(o),
+                                   Joined(cs, "name"),
+                                   Joined(cs, "image"),
+                                   SelectorText(o)};
+                    }};
+  p["StatefulSet"] = {{{"Name", "string", "name", 0},
+                       {"Ready", "string", "", 0},
+                       {"Age", "string", "", 0},
+                       {"Containers", "string", "", 1},
+                       {"Images", "string", "", 1}},
+                      [](const json::value& o) {
+                        const auto& cs = Array(o, {"spec", "template", "spec", "containers"});
+                        return Cells{Name(o),
+                                     fmt::format("{}/{}", Int(o, {"status", "readyReplicas"}),
+                                                 Int(o, {"spec", "replicas"})),
+                                     AgeOf(o), Joined(cs, "name"), Joined(cs, "image")};
+                      }};
+}
 
 const Printer& PrinterFor(const std::string& kind) {
   static const auto& printers = *new std::map<std::string, Printer>([] {
@@ -376,6 +654,7 @@ const Printer& PrinterFor(const std::string& kind) {
                         kind + "/" + std::string(api::GetString(o, {"involvedObject", "name"})),
                         std::string(api::GetString(o, {"message"}))};
                   }};
+    AddMorePrinters(p);
     p[""] = {{{"Name", "string", "name", 0}, {"Age", "string", "", 0}}, [](const json::value& o) {
                return Cells{std::string(api::GetString(o, {"metadata", "name"})),
                             Age(api::GetString(o, {"metadata", "creationTimestamp"}))};
