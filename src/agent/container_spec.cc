@@ -103,7 +103,8 @@ Status WriteVolume(const std::string& dir, const VolumeFiles& files) {
   for (const auto& [path, file] : files) {
     if (path.empty() || path.starts_with('/') || path.find("..") != std::string::npos)
       return MakeStatus(Code::kInvalidArgument, "volume path {:?} is not a relative path", path);
-    std::string target = dir + "/" + path;
+    std::string target = dir;
+    target.append("/").append(path);
     fs::create_directories(fs::path(target).parent_path(), ec);
     KISO_RETURN_IF_ERROR(WriteFileAtomic(target, file.content, static_cast<mode_t>(file.mode)));
     fs::permissions(target, static_cast<fs::perms>(file.mode), ec);
@@ -183,7 +184,7 @@ Status AddToken(client::Client* client, const PodContext& pod, const std::string
     size_t nl = text->find('\n');
     if (nl != std::string::npos &&
         sscanf(text->substr(0, nl).c_str(), "%ld %ld", &issued, &expires) == 2 &&
-        now < issued + std::min<int64_t>((expires - issued) * 8 / 10, 24 * 3600)) {
+        now < issued + std::min<int64_t>((expires - issued) * 8 / 10, int64_t{24} * 3600)) {
       files[path] = {text->substr(nl + 1), mode};
       return Status::Ok();
     }

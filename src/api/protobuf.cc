@@ -28,6 +28,8 @@ using K = schema::TypeRef::Kind;
 
 namespace {
 
+bool ValidUtf8(std::string_view s);
+
 constexpr std::string_view kMagic{"k8s\0", 4};
 constexpr std::string_view kTypesPackage = "kiso.k8s";
 constexpr std::string_view kRuntimePackage = "kiso.runtime";
@@ -174,7 +176,8 @@ class Pool {
     using FD = pb::FieldDescriptorProto;
     auto message =
         [&](const char* name,
-            std::vector<std::tuple<const char*, int, FD::Type, FD::Label, std::string>> fields) {
+            const std::vector<std::tuple<const char*, int, FD::Type, FD::Label, std::string>>&
+                fields) {
           auto* m = file.add_message_type();
           m->set_name(name);
           for (const auto& [fname, number, type, label, type_name] : fields) {
@@ -208,7 +211,7 @@ class Pool {
 
   void Build() {
     if (!schema::DeclarationErrors().empty()) {
-      errors_.push_back("the type declarations do not parse");
+      errors_.emplace_back("the type declarations do not parse");
       return;
     }
     pb::FileDescriptorProto runtime;
@@ -389,7 +392,7 @@ class Decoder {
         std::string s = r->GetString(m, fd);
         if (s.empty() && !pointer) return nullptr;
         if (t.kind == K::kBytes) return json::value(Base64Encode(s));
-        return json::value(std::move(s));
+        return json::value(s);
       }
       case pb::FieldDescriptor::CPPTYPE_INT32: {
         int32_t v = r->GetInt32(m, fd);
@@ -576,6 +579,9 @@ ApiOr<json::value> Decoder::Decode(std::string_view body, int embedding) {
   std::string kind = type_meta.GetReflection()->GetString(type_meta, td->field(1));
   std::string encoding = er->GetString(*envelope, ed->FindFieldByName("contentEncoding"));
   std::string content_type = er->GetString(*envelope, ed->FindFieldByName("contentType"));
+  for (const std::string* text : {&api_version, &kind, &encoding, &content_type}) {
+    if (!ValidUtf8(*text)) return BadRequest("the protobuf body's type meta is not UTF-8");
+  }
   if (!encoding.empty())
     return UnsupportedMediaType(fmt::format("content encoding {:?} is not supported", encoding));
   if (!content_type.empty() && content_type != kProtobufMediaType) {
@@ -623,9 +629,10 @@ ApiOr<json::value> Decoder::Decode(std::string_view body, int embedding) {
   } else {
     for (auto& [key, value] : decoder.Message(*message, *type)) out[key] = std::move(value);
   }
-  if (!decoder.error().empty())
+  if (!decoder.error().empty()) {
     return BadRequest(fmt::format("{} in version {:?} cannot be decoded from protobuf: {}", kind,
                                   api_version, decoder.error()));
+  }
   return json::value(std::move(out));
 }
 
@@ -841,9 +848,65 @@ std::string Envelope(const std::string& api_version, const std::string& kind, st
   return out;
 }
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points past U+10FFFF): what a JSON document may hold.
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// Every string and key of a decoded object is UTF-8 (protobuf's strings may
+// hold any bytes; JSON's may not). The object's depth is the decoder's, bounded.
+bool AllUtf8(const json::value& v) {
+  if (v.is_string()) return ValidUtf8(v.get_string());
+  if (v.is_array()) {
+    for (const auto& e : v.get_array())
+      if (!AllUtf8(e)) return false;
+  }
+  if (v.is_object()) {
+    for (const auto& [k, e] : v.get_object())
+      if (!ValidUtf8(k) || !AllUtf8(e)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-ApiOr<json::value> DecodeProtobuf(std::string_view body) { return Decoder::Decode(body, 0); }
+ApiOr<json::value> DecodeProtobuf(std::string_view body) {
+  auto out = Decoder::Decode(body, 0);
+  if (out.ok() && !AllUtf8(*out))
+    return BadRequest("the protobuf body holds a string that is not UTF-8");
+  return out;
+}
 
 ApiOr<std::string> EncodeProtobuf(const json::value& object) {
   const Pool& pool = ThePool();
@@ -862,9 +925,10 @@ ApiOr<std::string> EncodeProtobuf(const json::value& object) {
   if (list) {
     const pb::Reflection* r = message->GetReflection();
     const Type* list_meta = schema::FindType("ListMeta");
-    if (const auto* meta = obj->if_contains("metadata"); meta && meta->is_object() && list_meta)
+    if (const auto* meta = obj->if_contains("metadata"); meta && meta->is_object() && list_meta) {
       encoder.Message(meta->get_object(), *list_meta,
                       *r->MutableMessage(message.get(), d->field(0)));
+    }
     if (const auto* items = obj->if_contains("items"); items && items->is_array()) {
       for (const auto& item : items->get_array()) {
         if (!item.is_object()) return NotAcceptable("a list item is not an object");
@@ -874,9 +938,10 @@ ApiOr<std::string> EncodeProtobuf(const json::value& object) {
   } else {
     encoder.Message(*obj, *type, *message);
   }
-  if (!encoder.error().empty())
+  if (!encoder.error().empty()) {
     return NotAcceptable(
         fmt::format("{} cannot be encoded as protobuf: {}", kind, encoder.error()));
+  }
   return Envelope(api_version, kind, message->SerializeAsString());
 }
 

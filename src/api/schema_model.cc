@@ -225,9 +225,10 @@ struct Registry {
     for (auto& [name, type] : types) {
       std::map<int, std::string> numbers;
       for (const auto& f : type.fields) {
-        if (f.number != 0 && !numbers.emplace(f.number, f.name).second)
+        if (f.number != 0 && !numbers.emplace(f.number, f.name).second) {
           errors.push_back(fmt::format("{}: field number {} used by {} and {}", name, f.number,
                                        numbers[f.number], f.name));
+        }
       }
     }
   }

@@ -443,9 +443,10 @@ struct ApiServer::Impl {
         }
         return std::nullopt;
       });
-      if (!updated.ok())
+      if (!updated.ok()) {
         return MakeStatus(Code::kInternal, "update {} {}: {}", plural, name,
                           updated.error().message);
+      }
       return Status::Ok();
     };
     for (auto& role : BootstrapClusterRoles())

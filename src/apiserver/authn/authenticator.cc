@@ -217,13 +217,15 @@ Result<UserInfo> Authenticator::ServiceAccountToken(std::string_view token,
     bool node_of_pod = std::string_view(field) == "node" && k8s.contains("pod");
     auto obj = Lookup(StoreKey(resource, std::string_view(field) == "node" ? "" : ns, name));
     if (!node_of_pod) {
-      if (!obj || api::GetString(*obj, {"metadata", "uid"}) != uid)
+      if (!obj || api::GetString(*obj, {"metadata", "uid"}) != uid) {
         return MakeStatus(Code::kUnauthenticated,
                           "the {} {} ({}) the token is bound to no longer exists", field, name,
                           uid);
-      if (std::string_view(field) == "pod" && api::Find(*obj, {"metadata", "deletionTimestamp"}))
+      }
+      if (std::string_view(field) == "pod" && api::Find(*obj, {"metadata", "deletionTimestamp"})) {
         return MakeStatus(Code::kUnauthenticated,
                           "the pod {} the token is bound to is being deleted", name);
+      }
     }
     u.extra[fmt::format("authentication.kubernetes.io/{}-name", field)] = {name};
     u.extra[fmt::format("authentication.kubernetes.io/{}-uid", field)] = {uid};

@@ -78,9 +78,10 @@ Response HandleReview(const Context& ctx, const Target& t, const Request& req) {
   if (kind == "SubjectAccessReview" || kind == "LocalSubjectAccessReview") {
     named = UserInfo::FromJson(spec);
     if (const auto* u = spec.if_contains("user"); u && u->is_string()) named.name = u->get_string();
-    if (named.name.empty() && named.groups.empty())
+    if (named.name.empty() && named.groups.empty()) {
       return ErrorResponse(
           Invalid(t, "spec.user", "at least one of user or group must be specified"));
+    }
     user = &named;
   }
   if (kind == "SelfSubjectRulesReview") {

@@ -209,9 +209,10 @@ Status Codec::Feed(std::string_view bytes, std::vector<Frame>& frames) {
 Status Codec::Parse(uint16_t type, uint8_t flags, std::string_view body, Frame& frame) {
   (void)flags;
   auto need = [&](size_t n) -> Status {
-    if (body.size() < n)
+    if (body.size() < n) {
       return MakeStatus(Code::kInvalidArgument, "a SPDY control frame of type {} is too short",
                         type);
+    }
     return Status::Ok();
   };
   switch (static_cast<FrameType>(type)) {
@@ -267,9 +268,10 @@ Result<Headers> Codec::InflateHeaders(std::string_view block) {
     if (rc == Z_NEED_DICT) {
       std::string_view d = HeaderDictionary();
       if (z.adler !=
-          adler32(1, reinterpret_cast<const Bytef*>(d.data()), static_cast<uInt>(d.size())))
+          adler32(1, reinterpret_cast<const Bytef*>(d.data()), static_cast<uInt>(d.size()))) {
         return MakeStatus(Code::kInvalidArgument,
                           "the SPDY header block wants dictionary {:#x}, not SPDY/3's", z.adler);
+      }
       rc = inflateSetDictionary(&z, reinterpret_cast<const Bytef*>(d.data()),
                                 static_cast<uInt>(d.size()));
       if (rc != Z_OK) return Status(Code::kInvalidArgument, "the SPDY dictionary was refused");
@@ -280,9 +282,10 @@ Result<Headers> Codec::InflateHeaders(std::string_view block) {
                         z.msg ? z.msg : "zlib error");
     }
     text.append(chunk.data(), chunk.size() - z.avail_out);
-    if (text.size() > kMaxHeaderBytes)
+    if (text.size() > kMaxHeaderBytes) {
       return MakeStatus(Code::kResourceExhausted, "a SPDY header block inflates past {} bytes",
                         kMaxHeaderBytes);
+    }
     if (z.avail_out != 0) break;  // Everything the block holds is out.
   }
   if (z.avail_in != 0)
@@ -290,9 +293,10 @@ Result<Headers> Codec::InflateHeaders(std::string_view block) {
   Headers headers;
   if (text.size() < 4) return Status(Code::kInvalidArgument, "a SPDY header block is too short");
   uint32_t pairs = Get32(text, 0);
-  if (pairs > kMaxHeaderPairs)
+  if (pairs > kMaxHeaderPairs) {
     return MakeStatus(Code::kResourceExhausted, "{} SPDY headers are past the limit of {}", pairs,
                       kMaxHeaderPairs);
+  }
   size_t at = 4;
   auto string = [&](std::string& out) -> bool {
     if (text.size() - at < 4) return false;

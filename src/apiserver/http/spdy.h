@@ -37,7 +37,7 @@ inline constexpr uint8_t kFlagFin = 0x01;
 inline constexpr uint32_t kProtocolError = 1;  // RST_STREAM status.
 inline constexpr uint32_t kRefusedStream = 3;
 inline constexpr size_t kMaxFrameBytes = 1 << 20;
-inline constexpr size_t kMaxHeaderBytes = 256 * 1024;
+inline constexpr size_t kMaxHeaderBytes = size_t{256} * 1024;
 inline constexpr size_t kMaxHeaderPairs = 1024;
 
 using Headers = std::vector<std::pair<std::string, std::string>>;

@@ -113,7 +113,7 @@ class PortForward {
   static constexpr size_t kMaxPairs = 1024;
 
   void ReadClient() {
-    transport_.Read([this](beast::error_code ec, std::string bytes) {
+    transport_.Read([this](beast::error_code ec, const std::string& bytes) {
       if (ec) return End();
       std::vector<spdy::Frame> frames;
       Status s = codec_.Feed(bytes, frames);

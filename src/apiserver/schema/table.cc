@@ -224,9 +224,10 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
                              auto kind = api::GetString(s, {"kind"});
                              if (kind == "User") add(users, api::GetString(s, {"name"}));
                              if (kind == "Group") add(groups, api::GetString(s, {"name"}));
-                             if (kind == "ServiceAccount")
+                             if (kind == "ServiceAccount") {
                                add(accounts, fmt::format("{}/{}", api::GetString(s, {"namespace"}),
                                                          api::GetString(s, {"name"})));
+                             }
                            }
                            return Cells{Name(o),
                                         fmt::format("{}/{}", api::GetString(o, {"roleRef", "kind"}),
@@ -396,10 +397,12 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
                       std::string selector;
                       const auto* ns = api::Find(o, {"spec", "template", "spec", "nodeSelector"});
                       if (ns && ns->is_object()) {
-                        for (const auto& [k, v] : ns->get_object())
-                          if (v.is_string())
+                        for (const auto& [k, v] : ns->get_object()) {
+                          if (v.is_string()) {
                             selector += (selector.empty() ? "" : ",") + std::string(k) + "=" +
                                         std::string(v.get_string());
+                          }
+                        }
                       }
                       const auto& cs = Array(o, {"spec", "template", "spec", "containers"});
                       return Cells{Name(o),
