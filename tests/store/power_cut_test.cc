@@ -108,8 +108,8 @@ std::vector<std::string> ModuleOrder(const std::string& modules_dir,
 class PowerCutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (KVM, mkfs)";
-    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/kvm";
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (mkfs)";
+    // No /dev/kvm needed: the guest runs under TCG (above), on any machine.
     version_ = NewestKernel();
     ASSERT_FALSE(version_.empty()) << "no kernel in /boot: make deps installs linux-image-amd64";
     ASSERT_EQ(access(kQemu, X_OK), 0) << "make deps installs qemu-system-x86";
