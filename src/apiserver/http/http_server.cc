@@ -394,20 +394,8 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       WaitAsTunnel(*tunnel, options.stopping ? *options.stopping : kNever);
       return;
     }
-    if (out.channels && out.channels->dial) {
-      // Port-forward over SPDY: inside a WebSocket, or on the connection itself.
-      if (websocket::is_upgrade(in)) {
-        WebSocketStream ws(stream);
-        std::string protocol = out.websocket_protocol;
-        ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
-          r.set(http::field::sec_websocket_protocol, protocol);
-        }));
-        ws.binary(true);
-        ws.accept(in, ec);
-        if (ec) return;
-        PumpSpdy(io, ws, *out.channels);
-        return;
-      }
+    if (out.channels && out.channels->dial && !websocket::is_upgrade(in)) {
+      // Port-forward over SPDY on the connection itself (kubectl's fallback).
       http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
       res.set(http::field::connection, "Upgrade");
       res.set(http::field::upgrade, "SPDY/3.1");
@@ -426,6 +414,11 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       ws.binary(true);
       ws.accept(in, ec);
       if (ec) return;
+      // Port-forward's SPDY inside the WebSocket, or the channel protocol.
+      if (out.channels->dial) {
+        PumpSpdy(io, ws, *out.channels);
+        return;
+      }
       PumpChannels(io, ws, *out.channels, protocol == "v5.channel.k8s.io");
       return;  // The connection ends with the session.
     }
