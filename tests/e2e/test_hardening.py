@@ -4,8 +4,10 @@ themselves), typed fields a controller would choke on, and clients that hold
 every seat or every connection. Each is refused with a Status naming the limit,
 nothing is stored, and the server stays up within bounded memory."""
 import json
+import os
 import socket
 import ssl
+import threading
 
 import pytest
 
@@ -230,3 +232,102 @@ def test_one_client_cannot_hold_every_connection():
             c.close()
     finally:
         s.stop()
+
+
+SCHED_IDLE = 5
+
+
+def idle_threads(pid):
+    """Threads of `pid` whose scheduling policy (stat field 41) is SCHED_IDLE."""
+    found = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # The thread ended meanwhile.
+        if int(fields[41 - 3]) == SCHED_IDLE:
+            found.append(tid)
+    return found
+
+
+def read_whole_response(conn):
+    """Reads one response (its length given or chunked) to its end."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(1 << 20)
+        assert chunk, "the response ended early"
+        data += chunk
+    header, _, rest = data.partition(b"\r\n\r\n")
+    body = bytearray(rest)  # Appended to in place: the body may be many megabytes.
+    length = None
+    for line in header.decode().split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    def done():
+        return len(body) >= length if length is not None else body.endswith(b"\r\n0\r\n\r\n")
+    while not done():
+        chunk = conn.recv(1 << 20)
+        assert chunk, "the response ended early"
+        body += chunk
+
+
+def test_a_flooding_client_yields_the_cpu_to_the_others():
+    """Two clients: one (127.0.0.2) asks for more than its share of the
+    seats, so its requests run on the cores no other request wants
+    (SCHED_IDLE); the other is served meanwhile, and the first is back at
+    normal priority once it stays within its share."""
+    s = Server()
+    stop = threading.Event()
+    reader_statuses = []
+
+    def reader():  # Client 127.0.0.1 stays active: two flows share the seats.
+        raw = Raw(s)
+        conn = raw.connect()
+        while not stop.is_set():
+            reader_statuses.append(raw.request("GET", "/api/v1/namespaces/default", conn=conn)[0])
+        conn.close()
+
+    flood = Raw(s, source="127.0.0.2")
+    held = []
+    try:
+        for i in range(12):  # A LIST of these is more than the socket buffers hold.
+            cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"big{i}"},
+                  "data": {"a": "x" * (5 << 18)}}
+            assert flood.request("POST", "/api/v1/namespaces/default/configmaps",
+                                 json.dumps(cm).encode())[0] == 201
+        t = threading.Thread(target=reader)
+        t.start()
+        wait_for(lambda: len(reader_statuses) > 0, 10, "the reader's first answer")
+        lists = (f"GET /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+                 f"Authorization: Bearer {s.token}\r\n\r\n").encode()
+        # Three LISTs that are not read: the first holds the flow's one seat,
+        # the other two wait behind it.
+        for _ in range(3):
+            held.append(flood.connect())
+            held[-1].sendall(lists)
+        held[0].recv(1)
+        assert idle_threads(s.proc.pid) == []  # Admitted with nothing waiting behind it.
+        held.pop(0).close()  # The second is admitted with the third still waiting.
+        wait_for(lambda: len(idle_threads(s.proc.pid)) == 1, 10,
+                 "the crowded flow's request to run as SCHED_IDLE")
+        # While the other client keeps the cores busy, the crowded request gets
+        # only what is left: the reader stops before the rest is read.
+        stop.set()
+        t.join()
+        assert set(reader_statuses) == {200}
+        # Within its share again: the same connection's next request runs normally.
+        second = held.pop(0)
+        held.pop(0).close()
+        second.settimeout(30)
+        read_whole_response(second)  # The rest of its LIST.
+        assert flood.request("GET", "/api/v1/namespaces/default", conn=second)[0] == 200
+        assert idle_threads(s.proc.pid) == []
+        second.close()
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+        s.stop()
+    assert set(reader_statuses) == {200}

@@ -58,7 +58,7 @@ std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mu
   ++f.running;
   // The share may allow more than the seat that woke us (another flow went idle).
   if (f.waiting > 0 && f.running < Share(Clock::now())) f.turn.notify_one();
-  return Ticket(this, flow, mutating);
+  return Ticket(this, flow, mutating, f.waiting > 0);
 }
 
 void FairGate::Leave(const std::string& flow, bool mutating) {
@@ -83,6 +83,12 @@ int FairGate::running(const std::string& flow) {
   std::lock_guard lock(mu_);
   auto it = flows_.find(flow);
   return it == flows_.end() ? 0 : it->second.running;
+}
+
+int FairGate::waiting(const std::string& flow) {
+  std::lock_guard lock(mu_);
+  auto it = flows_.find(flow);
+  return it == flows_.end() ? 0 : it->second.waiting;
 }
 
 int FairGate::active_flows() {

@@ -11,6 +11,10 @@
 //     order. One client alone has no share to keep to. A flood from one
 //     client then holds its share of the CPU, not every core, and the others'
 //     requests run at once instead of queuing behind it.
+//   - A request admitted while more of its flow's wait behind it is
+//     `crowded`: its flow asks more than its share, and the server runs it at
+//     a lower CPU priority, so that on a machine with few cores the others'
+//     requests do not wait behind it for a core either.
 // A request holds its seat until its response is written. Long-running
 // requests (watches, logs, exec, attach, port-forward, tunnels) do not pass
 // through the gate. Thread-safe.
@@ -44,7 +48,10 @@ class FairGate {
   class Ticket {
    public:
     Ticket(Ticket&& other) noexcept
-        : gate_(other.gate_), flow_(std::move(other.flow_)), mutating_(other.mutating_) {
+        : gate_(other.gate_),
+          flow_(std::move(other.flow_)),
+          mutating_(other.mutating_),
+          crowded_(other.crowded_) {
       other.gate_ = nullptr;
     }
     Ticket(const Ticket&) = delete;
@@ -55,20 +62,25 @@ class FairGate {
         gate_ = other.gate_;
         flow_ = std::move(other.flow_);
         mutating_ = other.mutating_;
+        crowded_ = other.crowded_;
         other.gate_ = nullptr;
       }
       return *this;
     }
     ~Ticket() { Release(); }
 
+    // More requests of its flow were waiting for a seat when it got this one.
+    bool crowded() const { return crowded_; }
+
    private:
     void Release();
     friend class FairGate;
-    Ticket(FairGate* gate, std::string flow, bool mutating)
-        : gate_(gate), flow_(std::move(flow)), mutating_(mutating) {}
+    Ticket(FairGate* gate, std::string flow, bool mutating, bool crowded)
+        : gate_(gate), flow_(std::move(flow)), mutating_(mutating), crowded_(crowded) {}
     FairGate* gate_;
     std::string flow_;
     bool mutating_;
+    bool crowded_;
   };
 
   // Waits for a seat for a request of `flow`; nullopt when it must be refused
@@ -77,6 +89,7 @@ class FairGate {
 
   // For tests and metrics.
   int running(const std::string& flow);
+  int waiting(const std::string& flow);
   int active_flows();
 
  private:

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -65,6 +67,47 @@ TEST(FairGate, AWaitLongerThanItsLimitIsRefused) {
   ASSERT_TRUE(first);
   EXPECT_FALSE(gate.Enter("a", false).has_value());  // Its turn never comes within 100 ms.
   EXPECT_EQ(gate.running("a"), 1);
+}
+
+TEST(FairGate, ARequestAdmittedWithMoreOfItsFlowWaitingIsCrowded) {
+  FairGateOptions o = Small();
+  o.max_wait = std::chrono::seconds(30);
+  o.active_window = std::chrono::seconds(60);  // b stays active however slow the run.
+  FairGate gate(o);
+  { auto b = gate.Enter("b", false); }  // Two flows: a's share is one seat.
+  auto first = gate.Enter("a", false);
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(first->crowded());  // Nothing of a's waited.
+  std::atomic<int> admitted{0};
+  std::atomic<int> crowded{0};
+  std::vector<std::thread> waiters;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<FairGate::Ticket> tickets;
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&] {
+      auto t = gate.Enter("a", false);
+      if (!t) return;
+      crowded += t->crowded() ? 1 : 0;
+      std::lock_guard lock(mu);
+      ++admitted;
+      tickets.push_back(std::move(*t));
+      cv.notify_all();
+    });
+  }
+  // Both wait behind the first; once it leaves, one of them is admitted while
+  // the other still waits (crowded), then the last with nothing behind it.
+  while (gate.waiting("a") < 2) std::this_thread::yield();
+  first.reset();
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return admitted == 1; });
+    tickets.clear();  // Its seat back: the last one's turn.
+    cv.wait(lock, [&] { return admitted == 2; });
+  }
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(admitted.load(), 2);
+  EXPECT_EQ(crowded.load(), 1);
 }
 
 }  // namespace

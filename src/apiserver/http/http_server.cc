@@ -2,6 +2,8 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -334,10 +336,36 @@ Status TrustServer(ssl::context& tls, const std::string& ca_pem) {
   return Status::Ok();
 }
 
+// The CPU priority of the connection's thread: while it serves a read of a
+// crowded flow (see FairGate) the thread runs as SCHED_IDLE, on the cores no
+// other request wants, so that another client's request does not wait for a
+// core behind it (the kernel lets a normal task preempt an idle one at once,
+// where between two normal tasks the running one keeps its slice). Writes keep
+// their priority: they hold the store's write lock, which an idle thread could
+// keep from everyone. Normal again once its flow is within its share (where
+// the process may leave SCHED_IDLE: root, or RLIMIT_NICE allowing it).
+class ThreadPriority {
+ public:
+  void Set(bool idle) {
+    if (idle == idle_ || stuck_) return;
+    sched_param param{};
+    if (pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &param) == 0) {
+      idle_ = idle;
+    } else {
+      stuck_ = !idle;  // It cannot come back; stop asking.
+    }
+  }
+
+ private:
+  bool idle_ = false;
+  bool stuck_ = false;
+};
+
 void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
                      const std::string& remote, const HttpHandler& handler,
                      const ConnectionOptions& options) {
   auto stopping = [&] { return options.stopping && options.stopping->load(); };
+  ThreadPriority priority;
   while (!stopping()) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
@@ -355,6 +383,7 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     const auto& in = parser.get();
     bool keep_alive = in.keep_alive() && !stopping();
     std::optional<FairGate::Ticket> seat;  // Held until the response is written.
+    bool background = false;
     if (options.gate && !LongRunning(in)) {
       auto m = in.method();
       bool mutating = m != http::verb::get && m != http::verb::head && m != http::verb::options;
@@ -365,7 +394,9 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
         if (!keep_alive) return;
         continue;
       }
+      background = seat->crowded() && !mutating;
     }
+    priority.Set(background);
     Response out;
     try {
       Request req = Convert(in, remote, options.peer);
