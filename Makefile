@@ -16,7 +16,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml \
   runc crun containernetworking-plugins iproute2 iptables busybox-static \
   golang-github-opencontainers-specs-dev python3-jsonschema docker-registry skopeo nginx \
-  qemu-system-x86 linux-image-amd64 zlib1g-dev
+  qemu-system-x86 linux-image-amd64 zlib1g-dev libre2-dev
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node fuzz tsan lint format format-check clean
 
@@ -53,7 +53,7 @@ test: build
 # runs for FUZZ_SECONDS from the checked-in corpus, in a scratch directory
 # (also its TMPDIR) that is removed afterwards; a crash or hang fails the run.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := decode patch controllers protobuf jwt
+FUZZ_TARGETS := decode patch controllers protobuf jwt structural
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DKISO_FUZZ=ON >/dev/null

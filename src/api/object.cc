@@ -363,6 +363,12 @@ const json::array& GetArray(const json::value& v, std::initializer_list<std::str
   return found && found->is_array() ? found->get_array() : kEmpty;
 }
 
+const json::array& GetArray(const json::object& obj, std::initializer_list<std::string_view> path) {
+  static const auto& kEmpty = *new json::array();  // Never destroyed.
+  const json::value* found = Find(obj, path);
+  return found && found->is_array() ? found->get_array() : kEmpty;
+}
+
 const json::value* Find(const json::object& obj, std::initializer_list<std::string_view> path) {
   if (path.size() == 0) return nullptr;
   const json::value* cur = obj.if_contains(*path.begin());

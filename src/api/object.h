@@ -51,6 +51,8 @@ const boost::json::value* Find(const boost::json::object& obj,
                                std::initializer_list<std::string_view> path);
 std::string_view GetString(const boost::json::object& obj,
                            std::initializer_list<std::string_view> path);
+const boost::json::array& GetArray(const boost::json::object& obj,
+                                   std::initializer_list<std::string_view> path);
 // The object at `key` in `parent`, created (empty) if absent or not an object.
 boost::json::object& Child(boost::json::object& parent, std::string_view key);
 

@@ -2,6 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+
+#include "api/custom_resource.h"
+
 namespace kiso::api {
 
 namespace {
@@ -108,6 +115,8 @@ std::vector<ResourceType> Build() {
            {}),
       Make("apiregistration.k8s.io", "APIService", "apiservices", false, {}, {},
            {Status("APIService")}),
+      Make("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", false,
+           {"crd", "crds"}, {"api-extensions"}, {Status("CustomResourceDefinition")}),
   };
   return types;
 }
@@ -135,10 +144,54 @@ const std::vector<ResourceType>& BuiltinResources() {
   return types;
 }
 
+namespace {
+
+// The custom types: interned (never freed, see PublishCustomResources), and
+// the set served now.
+struct CustomRegistry {
+  std::shared_mutex mu;
+  std::map<std::string, std::unique_ptr<ResourceType>> interned;  // By definition.
+  std::vector<const ResourceType*> served;
+};
+
+CustomRegistry& Custom() {
+  static auto& r = *new CustomRegistry();  // Never destroyed: pointers outlive everything.
+  return r;
+}
+
+}  // namespace
+
+std::vector<const ResourceType*> AllResources() {
+  std::vector<const ResourceType*> out;
+  for (const auto& t : BuiltinResources()) out.push_back(&t);
+  auto& r = Custom();
+  std::shared_lock lock(r.mu);
+  out.insert(out.end(), r.served.begin(), r.served.end());
+  return out;
+}
+
+void PublishCustomResources(std::vector<ResourceType> types) {
+  auto& r = Custom();
+  std::unique_lock lock(r.mu);
+  r.served.clear();
+  for (auto& t : types) {
+    std::string key = fmt::format("{}/{}/{}/{}", t.group, t.version, t.plural,
+                                  t.custom ? t.custom->fingerprint : "");
+    auto& slot = r.interned[key];
+    if (!slot) slot = std::make_unique<ResourceType>(std::move(t));
+    r.served.push_back(slot.get());
+  }
+}
+
 const ResourceType* FindResource(std::string_view group, std::string_view version,
                                  std::string_view plural) {
   for (const auto& t : BuiltinResources()) {
     if (t.group == group && t.version == version && t.plural == plural) return &t;
+  }
+  auto& r = Custom();
+  std::shared_lock lock(r.mu);
+  for (const auto* t : r.served) {
+    if (t->group == group && t->version == version && t->plural == plural) return t;
   }
   return nullptr;
 }
@@ -147,17 +200,85 @@ const ResourceType* FindKind(std::string_view api_version, std::string_view kind
   for (const auto& t : BuiltinResources()) {
     if (t.GroupVersion() == api_version && t.kind == kind) return &t;
   }
+  auto& r = Custom();
+  std::shared_lock lock(r.mu);
+  for (const auto* t : r.served) {
+    if (t->GroupVersion() == api_version && t->kind == kind) return t;
+  }
   return nullptr;
 }
 
 std::vector<GroupVersion> ServedGroupVersions() {
   std::vector<GroupVersion> out;
-  for (const auto& t : BuiltinResources()) {
+  for (const auto* t : AllResources()) {
     bool seen = false;
-    for (const auto& gv : out) seen |= gv.group == t.group && gv.version == t.version;
-    if (!seen) out.push_back({t.group, t.version});
+    for (const auto& gv : out) seen |= gv.group == t->group && gv.version == t->version;
+    if (!seen) out.push_back({t->group, t->version});
   }
-  return out;
+  // Each group's versions together, in order of preference; groups stay in order.
+  std::vector<GroupVersion> sorted;
+  for (const auto& gv : out) {
+    bool placed = false;
+    for (const auto& s : sorted) placed |= s.group == gv.group;
+    if (placed) continue;
+    std::vector<GroupVersion> group;
+    for (const auto& other : out) {
+      if (other.group == gv.group) group.push_back(other);
+    }
+    std::stable_sort(group.begin(), group.end(), [](const GroupVersion& a, const GroupVersion& b) {
+      return VersionPreferred(a.version, b.version);
+    });
+    sorted.insert(sorted.end(), group.begin(), group.end());
+  }
+  return sorted;
+}
+
+namespace {
+
+// v<major>[(alpha|beta)<minor>], or nullopt for any other name.
+struct KubeVersion {
+  int major = 0;
+  int stage = 2;  // 2 GA, 1 beta, 0 alpha.
+  int minor = 0;
+};
+
+std::optional<KubeVersion> ParseKubeVersion(std::string_view v) {
+  if (v.size() < 2 || v[0] != 'v' || v[1] < '1' || v[1] > '9') return std::nullopt;
+  KubeVersion k;
+  size_t i = 1;
+  auto number = [&](int& out) {
+    size_t start = i;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9' && i - start < 9)
+      out = out * 10 + (v[i++] - '0');
+    return i > start;
+  };
+  if (!number(k.major)) return std::nullopt;
+  if (i == v.size()) return k;
+  std::string_view rest = v.substr(i);
+  if (rest.starts_with("alpha")) {
+    k.stage = 0;
+    i += 5;
+  } else if (rest.starts_with("beta")) {
+    k.stage = 1;
+    i += 4;
+  } else {
+    return std::nullopt;
+  }
+  if (!number(k.minor) || i != v.size()) return std::nullopt;
+  return k;
+}
+
+}  // namespace
+
+bool VersionPreferred(std::string_view a, std::string_view b) {
+  auto ka = ParseKubeVersion(a), kb = ParseKubeVersion(b);
+  if (ka && kb) {
+    if (ka->stage != kb->stage) return ka->stage > kb->stage;
+    if (ka->major != kb->major) return ka->major > kb->major;
+    return ka->minor > kb->minor;
+  }
+  if (ka || kb) return ka.has_value();  // Kube-like versions first, then the rest by name.
+  return a < b;
 }
 
 }  // namespace kiso::api

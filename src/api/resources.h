@@ -4,11 +4,14 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kiso::api {
+
+struct CustomResourceInfo;  // api/custom_resource.h
 
 struct Subresource {
   std::string name;   // "status", "scale", "log", "exec"…
@@ -36,6 +39,8 @@ struct ResourceType {
                                     "list",   "patch",  "update",           "watch"};
   // False for reviews: a create is answered, nothing is stored.
   bool stored = true;
+  // Set for the kinds a CustomResourceDefinition adds: its schema, columns…
+  std::shared_ptr<const CustomResourceInfo> custom;
 
   std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
   // Whether the type is served with `verb` (reviews only with create).
@@ -51,8 +56,17 @@ struct ResourceType {
   const Subresource* FindSubresource(std::string_view name) const;
 };
 
-// Every type, in discovery order (groups in the order the real server lists them).
+// Every built-in type, in discovery order (groups in the order the real server lists them).
 const std::vector<ResourceType>& BuiltinResources();
+
+// The built-in types, then those of the CustomResourceDefinitions being served.
+std::vector<const ResourceType*> AllResources();
+
+// Replaces the custom types served (the API server publishes those of every
+// established CustomResourceDefinition). A pointer FindResource or FindKind
+// returned stays valid for the life of the process: a type that goes is kept,
+// and the same definition published again is the same type.
+void PublishCustomResources(std::vector<ResourceType> types);
 
 // Looks up by group, version and plural; nullptr if not served.
 const ResourceType* FindResource(std::string_view group, std::string_view version,
@@ -60,11 +74,15 @@ const ResourceType* FindResource(std::string_view group, std::string_view versio
 // Looks up by apiVersion ("v1", "apps/v1") and kind; nullptr if not served.
 const ResourceType* FindKind(std::string_view api_version, std::string_view kind);
 
-// Groups in discovery order with their (single) version.
+// Groups in discovery order, each group's versions in order of preference.
 struct GroupVersion {
   std::string group;
   std::string version;
 };
 std::vector<GroupVersion> ServedGroupVersions();
+
+// Kubernetes' version priority (v1 > v1beta2 > v1beta1 > v1alpha1 > foo): true
+// when `a` is preferred to `b`.
+bool VersionPreferred(std::string_view a, std::string_view b);
 
 }  // namespace kiso::api

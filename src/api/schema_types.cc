@@ -1242,6 +1242,122 @@ APIServiceReference
 APIServiceStatus
   conditions []Condition
 
+kind CustomResourceDefinition
+  spec CustomResourceDefinitionSpec
+  status CustomResourceDefinitionStatus
+
+CustomResourceDefinitionSpec
+  group string
+  names CustomResourceDefinitionNames
+  scope string
+  versions []CustomResourceDefinitionVersion
+  conversion CustomResourceConversion
+  preserveUnknownFields bool
+
+CustomResourceDefinitionNames
+  plural string
+  singular string
+  shortNames []string
+  kind string
+  listKind string
+  categories []string
+
+CustomResourceDefinitionVersion
+  name string
+  served bool
+  storage bool
+  deprecated bool
+  deprecationWarning *string
+  schema CustomResourceValidation
+  subresources CustomResourceSubresources
+  additionalPrinterColumns []CustomResourceColumnDefinition
+  selectableFields []SelectableField
+
+SelectableField
+  jsonPath string
+
+CustomResourceValidation
+  openAPIV3Schema JSONSchemaProps
+
+CustomResourceSubresources
+  status any
+  scale CustomResourceSubresourceScale
+
+CustomResourceSubresourceScale
+  specReplicasPath string
+  statusReplicasPath string
+  labelSelectorPath *string
+
+CustomResourceColumnDefinition
+  name string
+  type string
+  format string
+  description string
+  priority int32
+  jsonPath string
+
+CustomResourceConversion
+  strategy string
+  webhook any
+
+JSONSchemaProps
+  id string
+  $schema string
+  $ref *string
+  description string
+  type string
+  format string
+  title string
+  default any
+  maximum *float64
+  exclusiveMaximum bool
+  minimum *float64
+  exclusiveMinimum bool
+  maxLength *int64
+  minLength *int64
+  pattern string
+  maxItems *int64
+  minItems *int64
+  uniqueItems bool
+  multipleOf *float64
+  enum []any
+  maxProperties *int64
+  minProperties *int64
+  required []string
+  items any
+  allOf []JSONSchemaProps
+  oneOf []JSONSchemaProps
+  anyOf []JSONSchemaProps
+  not JSONSchemaProps
+  properties map[JSONSchemaProps]
+  additionalProperties any
+  patternProperties map[JSONSchemaProps]
+  dependencies any
+  additionalItems any
+  definitions map[JSONSchemaProps]
+  externalDocs any
+  example any
+  nullable bool
+  x-kubernetes-preserve-unknown-fields *bool
+  x-kubernetes-embedded-resource bool
+  x-kubernetes-int-or-string bool
+  x-kubernetes-list-map-keys []string
+  x-kubernetes-list-type *string
+  x-kubernetes-map-type *string
+  x-kubernetes-validations any
+
+CustomResourceDefinitionStatus
+  conditions []CustomResourceDefinitionCondition
+  acceptedNames CustomResourceDefinitionNames
+  storedVersions []string
+
+CustomResourceDefinitionCondition
+  type string
+  status string
+  lastTransitionTime Time
+  reason string
+  message string
+
 GCEPersistentDiskVolumeSource
   pdName string = 1
   fsType string = 2

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "api/custom_resource.h"
 #include "api/object.h"
 
 namespace kiso::api {
@@ -202,7 +203,9 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
       }
     }
   }
+  if (type.custom) return;  // Its schema's defaults apply (api/structural.h).
   const std::string& kind = type.kind;
+  if (kind == "CustomResourceDefinition" && type.group == "apiextensions.k8s.io") DefaultCrd(obj);
   if (kind == "Pod") {
     DefaultPodSpec(Child(obj, "spec"));
     auto& spec = obj.at("spec").get_object();
@@ -710,7 +713,9 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
   const json::object empty;
   const json::object& meta = meta_v && meta_v->is_object() ? meta_v->get_object() : empty;
   const std::string& kind = type.kind;
-  if (kind == "Namespace" || kind == "Service") {
+  if (type.custom) {
+    v.Name(meta, &CheckDns1123Subdomain);
+  } else if (kind == "Namespace" || kind == "Service") {
     v.Name(meta, kind == "Service" ? &CheckDns1035Label : &CheckDns1123Label);
   } else if (type.group == "rbac.authorization.k8s.io" || kind == "CertificateSigningRequest") {
     v.Name(meta, &CheckPathSegmentName);
@@ -718,6 +723,11 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Name(meta, &CheckDns1123Subdomain);
   }
   v.Labels(meta);
+  if (type.custom) return std::move(v.causes);  // Its schema validates the rest.
+  if (kind == "CustomResourceDefinition" && type.group == "apiextensions.k8s.io") {
+    auto crd = ValidateCrd(obj);
+    v.causes.insert(v.causes.end(), crd.begin(), crd.end());
+  }
   if (kind == "Pod") {
     v.PodSpec("spec", obj.if_contains("spec"), {"Always", "OnFailure", "Never"});
     if (old) {
