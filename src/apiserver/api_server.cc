@@ -22,6 +22,7 @@
 #include "apiserver/http/node_streams.h"
 #include "apiserver/instrumented_store.h"
 #include "apiserver/metrics.h"
+#include "apiserver/schema/custom_resources.h"
 #include "apiserver/verbs/handlers.h"
 #include "common/recover.h"
 
@@ -153,6 +154,7 @@ struct ApiServer::Impl {
   Metrics metrics;
   std::unique_ptr<InstrumentedStore> store;
   std::unique_ptr<WatchCache> cache;
+  std::unique_ptr<CustomResourcePublisher> custom_resources;
   std::unique_ptr<TokenSigner> signer;
   std::unique_ptr<Authenticator> authn;
   std::unique_ptr<Rbac> rbac;
@@ -335,6 +337,11 @@ struct ApiServer::Impl {
   Response Handle(const Request& req, bool trusted) {
     auto start = std::chrono::steady_clock::now();
     auto target = ParseTarget(req);
+    if (!target && req.path.starts_with("/apis/")) {
+      // A custom kind whose definition was established a moment ago.
+      custom_resources->Refresh();
+      target = ParseTarget(req);
+    }
     Response res;
     try {
       res = Route(req, target, trusted);
@@ -495,6 +502,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   WatchCache::Options cache_options;
   cache_options.history_events = options.watch_history_events;
   KISO_ASSIGN_OR_RETURN(impl->cache, WatchCache::Start(impl->store.get(), cache_options));
+  // The kinds of established CustomResourceDefinitions, served before any request is.
+  impl->custom_resources = std::make_unique<CustomResourcePublisher>(impl->cache.get());
   impl->ctx.store = impl->store.get();
   impl->ctx.cache = impl->cache.get();
   impl->ctx.metrics = &impl->metrics;
@@ -566,6 +575,7 @@ ApiServer::~ApiServer() {
   impl_->node_authz.reset();
   impl_->rbac.reset();
   impl_->authn.reset();
+  impl_->custom_resources.reset();
   impl_->cache.reset();
 }
 

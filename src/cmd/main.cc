@@ -20,6 +20,7 @@
 #include "client/shared_informers.h"
 #include "cmd/process_setup.h"
 #include "controller/clusterrole_aggregation_controller.h"
+#include "controller/crd_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/garbage_collector.h"
@@ -97,6 +98,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
+  kiso::controller::CrdController crds(&client, &informers);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
@@ -110,6 +112,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   service_accounts.Start();
   root_ca.Start();
   aggregation.Start();
+  crds.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
   // The node agent: this machine as a node, unless disabled or impossible here.

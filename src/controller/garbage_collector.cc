@@ -85,7 +85,10 @@ bool GarbageCollector::OwnerExists(const Node& node, const std::string& owner_ui
   // The informer may lag: ask the API before deleting anything (as upstream does).
   const api::ResourceType* type =
       api::FindKind(api::GetString(ref, {"apiVersion"}), api::GetString(ref, {"kind"}));
-  if (!type) return false;  // An owner kind nobody serves cannot exist.
+  // A kind not served (a CustomResourceDefinition not yet established, or one
+  // being served a moment later) cannot be checked: the dependent stays, as
+  // upstream's collector keeps what it cannot resolve.
+  if (!type) return true;
   auto owner = client()->Get(*type, type->namespaced ? node.ns : "", api::GetString(ref, {"name"}));
   if (!owner.ok()) return owner.status().code() != Code::kNotFound;
   return api::GetString(*owner, {"metadata", "uid"}) == owner_uid;

@@ -24,7 +24,8 @@ Status NamespaceController::Reconcile(const std::string& name) {
   auto ns = namespaces_->Get("", name);
   if (!ns || api::GetString(*ns, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
   int remaining = 0;
-  for (const auto& type : api::BuiltinResources()) {
+  for (const auto* t : api::AllResources()) {  // Custom resources too.
+    const api::ResourceType& type = *t;
     if (!type.namespaced || !type.Allows("deletecollection")) continue;
     Status s = client()->DeleteCollection(type, name);
     if (!s.ok()) return s.Annotate("delete " + type.plural);

@@ -26,7 +26,8 @@ json::object GroupVersionEntry(const std::string& group, const std::string& vers
 
 std::string LegacyResourceList(const std::string& group, const std::string& version) {
   json::array resources;
-  for (const auto& t : api::BuiltinResources()) {
+  for (const auto* type : api::AllResources()) {
+    const api::ResourceType& t = *type;
     if (t.group != group || t.version != version) continue;
     json::object r;
     r["name"] = t.plural;
@@ -57,6 +58,29 @@ std::string LegacyResourceList(const std::string& group, const std::string& vers
   return json::serialize(list);
 }
 
+// The named groups in discovery order.
+std::vector<std::string> Groups() {
+  std::vector<std::string> groups;
+  for (const auto& gv : api::ServedGroupVersions()) {
+    if (!gv.group.empty() && std::find(groups.begin(), groups.end(), gv.group) == groups.end())
+      groups.push_back(gv.group);
+  }
+  return groups;
+}
+
+// A group with its versions, the preferred first.
+json::object ApiGroup(const std::string& group) {
+  json::array versions;
+  for (const auto& gv : api::ServedGroupVersions()) {
+    if (gv.group == group) versions.push_back(GroupVersionEntry(gv.group, gv.version));
+  }
+  json::object out;
+  out["name"] = group;
+  out["preferredVersion"] = versions.empty() ? json::value(nullptr) : versions.front();
+  out["versions"] = std::move(versions);
+  return out;
+}
+
 json::object AggregatedGroup(const std::string& group) {
   json::object item;
   item["metadata"] = json::object{{"name", group}, {"creationTimestamp", nullptr}};
@@ -64,7 +88,8 @@ json::object AggregatedGroup(const std::string& group) {
   for (const auto& gv : api::ServedGroupVersions()) {
     if (gv.group != group) continue;
     json::array resources;
-    for (const auto& t : api::BuiltinResources()) {
+    for (const auto* type : api::AllResources()) {
+      const api::ResourceType& t = *type;
       if (t.group != group || t.version != gv.version) continue;
       json::object r;
       r["resource"] = t.plural;
@@ -120,12 +145,7 @@ Response Aggregated(const std::string& version, bool legacy_group) {
   if (legacy_group) {
     items.push_back(AggregatedGroup(""));
   } else {
-    std::vector<std::string> groups;
-    for (const auto& gv : api::ServedGroupVersions()) {
-      if (!gv.group.empty() && std::find(groups.begin(), groups.end(), gv.group) == groups.end())
-        groups.push_back(gv.group);
-    }
-    for (const auto& g : groups) items.push_back(AggregatedGroup(g));
+    for (const auto& g : Groups()) items.push_back(AggregatedGroup(g));
   }
   json::object doc;
   doc["kind"] = "APIGroupDiscoveryList";
@@ -155,13 +175,7 @@ std::optional<Response> HandleDiscovery(const Context& ctx, const Request& req) 
   if (path == "/apis" || path == "/apis/") {
     if (!aggregated.empty()) return Aggregated(aggregated, false);
     json::array groups;
-    for (const auto& gv : api::ServedGroupVersions()) {
-      if (gv.group.empty()) continue;
-      groups.push_back(
-          json::object{{"name", gv.group},
-                       {"versions", json::array{GroupVersionEntry(gv.group, gv.version)}},
-                       {"preferredVersion", GroupVersionEntry(gv.group, gv.version)}});
-    }
+    for (const auto& g : Groups()) groups.push_back(ApiGroup(g));
     json::object doc;
     doc["kind"] = "APIGroupList";
     doc["apiVersion"] = "v1";
@@ -176,12 +190,9 @@ std::optional<Response> HandleDiscovery(const Context& ctx, const Request& req) 
     for (const auto& gv : api::ServedGroupVersions()) {
       if (gv.group.empty()) continue;
       if (slash == std::string::npos && rest == gv.group) {
-        json::object doc;
+        json::object doc = ApiGroup(gv.group);
         doc["kind"] = "APIGroup";
         doc["apiVersion"] = "v1";
-        doc["name"] = gv.group;
-        doc["versions"] = json::array{GroupVersionEntry(gv.group, gv.version)};
-        doc["preferredVersion"] = GroupVersionEntry(gv.group, gv.version);
         return JsonResponse(200, json::serialize(doc));
       }
       if (rest == gv.group + "/" + gv.version) {

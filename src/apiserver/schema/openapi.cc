@@ -11,7 +11,9 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <functional>
 
+#include "api/custom_resource.h"
 #include "api/schema_model.h"
 #include "apiserver/verbs/handlers.h"
 
@@ -93,8 +95,34 @@ void AddType(const api::schema::Type& type, json::object& schemas) {
 // The kinds served in a group-version, with every type they reach.
 json::object Schemas(const std::string& group, const std::string& version) {
   json::object schemas;
-  for (const auto& t : api::BuiltinResources()) {
+  for (const auto* type_of : api::AllResources()) {
+    const api::ResourceType& t = *type_of;
     if (t.group != group || t.version != version) continue;
+    if (t.custom) {
+      // The definition's schema, named as upstream names it (com.example.stable.v1.CronTab).
+      std::vector<std::string> labels;
+      for (size_t start = 0; start <= group.size();) {
+        size_t dot = std::min(group.find('.', start), group.size());
+        labels.push_back(group.substr(start, dot - start));
+        start = dot + 1;
+      }
+      std::string name;
+      for (auto it = labels.rbegin(); it != labels.rend(); ++it) name += *it + ".";
+      name += version + "." + t.kind;
+      json::object s = t.custom->schema && t.custom->schema->is_object()
+                           ? t.custom->schema->get_object()
+                           : json::object{{"type", "object"}};
+      json::object& props = s["properties"].is_object()
+                                ? s["properties"].as_object()
+                                : (s["properties"] = json::object()).as_object();
+      props["apiVersion"] = json::object{{"type", "string"}};
+      props["kind"] = json::object{{"type", "string"}};
+      props["metadata"] = json::object{{"type", "object"}};
+      s["x-kubernetes-group-version-kind"] =
+          json::array{json::object{{"group", group}, {"version", version}, {"kind", t.kind}}};
+      schemas[name] = std::move(s);
+      continue;
+    }
     const api::schema::Type* type = api::schema::FindType(t.kind);
     if (type == nullptr) continue;
     AddType(*type, schemas);
@@ -108,13 +136,26 @@ json::object Schemas(const std::string& group, const std::string& version) {
   return schemas;
 }
 
+// What a client caches a group-version's document by: kiso's release for the
+// built-in kinds, and the definitions for custom ones (a changed schema is a new hash).
+std::string Hash(const std::string& group, const std::string& version) {
+  std::string fingerprints;
+  for (const auto* t : api::AllResources()) {
+    if (t->group == group && t->version == version && t->custom)
+      fingerprints += t->custom->fingerprint;
+  }
+  if (fingerprints.empty()) return std::string(kHash);
+  return fmt::format("{}-{:016x}", kHash, std::hash<std::string>{}(fingerprints));
+}
+
 std::string GvPath(const std::string& group, const std::string& version) {
   return group.empty() ? "api/" + version : "apis/" + group + "/" + version;
 }
 
 std::string Document(const std::string& group, const std::string& version) {
   json::object paths;
-  for (const auto& t : api::BuiltinResources()) {
+  for (const auto* type_of : api::AllResources()) {
+    const api::ResourceType& t = *type_of;
     if (t.group != group || t.version != version) continue;
     std::string base = "/" + GvPath(group, version) + "/";
     std::string path = t.namespaced ? base + "namespaces/{namespace}/" + t.plural + "/{name}"
@@ -153,8 +194,8 @@ std::optional<Response> HandleOpenApi(const Request& req) {
     json::object paths;
     for (const auto& gv : api::ServedGroupVersions()) {
       std::string p = GvPath(gv.group, gv.version);
-      paths[p] =
-          json::object{{"serverRelativeURL", fmt::format("/openapi/v3/{}?hash={}", p, kHash)}};
+      paths[p] = json::object{{"serverRelativeURL", fmt::format("/openapi/v3/{}?hash={}", p,
+                                                                Hash(gv.group, gv.version))}};
     }
     return JsonResponse(200, json::serialize(json::object{{"paths", std::move(paths)}}));
   }

@@ -5,7 +5,10 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <ctime>
+#include <deque>
+#include <mutex>
 
+#include "api/custom_resource.h"
 #include "api/object.h"
 #include "apiserver/verbs/handlers.h"
 
@@ -668,6 +671,45 @@ const Printer& PrinterFor(const std::string& kind) {
   return it == printers.end() ? printers.at("") : it->second;
 }
 
+// A custom kind's columns: NAME, then its definition's additionalPrinterColumns
+// (or AGE), each cell read at its JSONPath (a date shown as an age, as
+// upstream's table convertor does). Built once per kind and kept: a published
+// kind lives as long as the process.
+const Printer& CustomPrinter(const api::ResourceType& type) {
+  static std::mutex mu;
+  static auto& printers = *new std::map<const api::ResourceType*, std::unique_ptr<Printer>>();
+  static auto& names = *new std::deque<std::string>();  // What the columns' names point to.
+  std::lock_guard lock(mu);
+  auto& slot = printers[&type];
+  if (slot) return *slot;
+  slot = std::make_unique<Printer>();
+  slot->columns.push_back({"Name", "string", "name", 0});
+  for (const auto& c : type.custom->columns) {
+    const std::string& name = names.emplace_back(c.name);
+    const std::string& t = names.emplace_back(c.type == "date" ? "date" : c.type);
+    const std::string& f = names.emplace_back(c.format);
+    slot->columns.push_back({name.c_str(), t.c_str(), f.c_str(), c.priority});
+  }
+  auto columns = type.custom->columns;
+  slot->cells = [columns](const json::value& o) {
+    Cells cells{std::string(api::GetString(o, {"metadata", "name"}))};
+    for (const auto& c : columns) {
+      const json::value* v = api::AtJsonPath(o, c.json_path);
+      if (!v || v->is_null()) {
+        cells.emplace_back(nullptr);
+      } else if (c.type == "date" && v->is_string()) {
+        cells.emplace_back(Age(v->get_string()));
+      } else if (c.type == "string" && !v->is_string()) {
+        cells.emplace_back(json::serialize(*v));
+      } else {
+        cells.push_back(*v);
+      }
+    }
+    return cells;
+  };
+  return *slot;
+}
+
 }  // namespace
 
 bool WantsTable(const Request& req) {
@@ -678,7 +720,7 @@ bool WantsTable(const Request& req) {
 std::string RenderTable(const api::ResourceType& type, const std::vector<ObjectPtr>& objects,
                         const Request& req, const std::string& resource_version,
                         const std::string& continue_token, bool with_columns) {
-  const Printer& printer = PrinterFor(type.kind);
+  const Printer& printer = type.custom ? CustomPrinter(type) : PrinterFor(type.kind);
   std::string include(req.Query("includeObject").value_or("Metadata"));
   json::object table;
   table["kind"] = "Table";

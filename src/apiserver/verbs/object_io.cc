@@ -5,10 +5,12 @@
 #include <boost/json.hpp>
 #include <random>
 
+#include "api/custom_resource.h"
 #include "api/managed_fields.h"
 #include "api/object.h"
 #include "api/protobuf.h"
 #include "api/schema.h"
+#include "api/structural.h"
 #include "api/validation.h"
 #include "apiserver/admission/admission.h"
 #include "apiserver/service_ips.h"
@@ -218,7 +220,16 @@ ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
 }
 
 std::optional<std::string> StrictFieldError(const api::ResourceType& type, const json::value& obj) {
-  auto unknown = api::UnknownFields(type.kind, obj);
+  std::vector<std::string> unknown;
+  if (type.custom) {
+    // A custom kind's unknown fields: what its schema would prune.
+    if (type.custom->schema) {
+      json::value copy = obj;
+      unknown = api::Prune(*type.custom->schema, copy);
+    }
+  } else {
+    unknown = api::UnknownFields(type.kind, obj);
+  }
   if (unknown.empty()) return std::nullopt;
   std::string message = "strict decoding error: ";
   for (size_t i = 0; i < unknown.size(); ++i) {
@@ -266,6 +277,7 @@ ApiStatus CheckIdentity(const Target& t, json::object& obj) {
 namespace {
 
 bool HasGeneration(const api::ResourceType& type) {
+  if (type.custom) return true;  // Every custom object has one (bumped by spec changes).
   const std::string& k = type.kind;
   return k == "Deployment" || k == "ReplicaSet" || k == "StatefulSet" || k == "DaemonSet" ||
          k == "Job" || k == "ReplicationController";
@@ -288,7 +300,28 @@ std::string GenerateSuffix() {
   return out;
 }
 
+// A custom object: pruned, defaulted and validated by its version's schema
+// (metadata by the same rules as every object's).
+ApiStatus ValidateCustom(const Target& t, json::object& obj, const json::object* old) {
+  api::ApplyDefaults(*t.type, obj);  // Metadata only, for a custom kind.
+  auto causes = api::Validate(*t.type, obj, old);
+  if (const auto& schema = t.type->custom->schema) {
+    json::value whole(std::move(obj));
+    api::Prune(*schema, whole);
+    api::ApplySchemaDefaults(*schema, whole);
+    auto found = api::ValidateSchema(*schema, whole);
+    causes.insert(causes.end(), found.begin(), found.end());
+    obj = std::move(whole.as_object());
+  }
+  if (!causes.empty()) {
+    return api::Invalid(*t.type, std::string(api::GetString(obj, {"metadata", "name"})),
+                        std::move(causes));
+  }
+  return std::nullopt;
+}
+
 ApiStatus ValidateAndDefault(const Target& t, json::object& obj, const json::object* old) {
+  if (t.type->custom) return ValidateCustom(t, obj, old);
   // What Go's decoder would refuse comes first: defaults and validation read typed fields.
   api::SchemaFindings schema = api::CheckSchema(t.type->kind, obj);
   if (schema.type_error) {
@@ -354,6 +387,13 @@ std::vector<std::pair<std::string, std::string>> Companions(const Target& t,
 
 ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Request& req,
                                 json::object obj) {
+  if (t.type->custom && t.type->custom->terminating) {
+    ApiError e;  // Upstream's answer while a definition's objects are being deleted.
+    e.code = 405;
+    e.reason = "MethodNotAllowed";
+    e.message = "create not allowed while custom resource definition is terminating";
+    return e;
+  }
   if (auto err = CheckIdentity(t, obj)) return *err;
   auto& meta = api::Child(obj, "metadata");
   std::string generate_name;

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/custom_resource.h"
 #include "api/object.h"
 #include "api/patch.h"
 #include "apiserver/verbs/handlers.h"
@@ -50,7 +51,30 @@ std::string SelectorString(const json::object& obj) {
   return fmt::format("{}", fmt::join(parts, ","));
 }
 
-json::object ScaleOf(const json::object& obj) {
+json::object ScaleOf(const api::ResourceType& type, const json::object& obj) {
+  if (type.custom) {
+    // AtJsonPath reads a value; the object is copied once for it.
+    json::value whole(obj);
+    const auto& info = *type.custom;
+    const auto* spec_replicas = api::AtJsonPath(whole, info.spec_replicas_path);
+    const auto* status_replicas = api::AtJsonPath(whole, info.status_replicas_path);
+    const auto* selector = info.label_selector_path.empty()
+                               ? nullptr
+                               : api::AtJsonPath(whole, info.label_selector_path);
+    json::object m;
+    for (std::string_view f :
+         {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}) {
+      if (const auto* v = api::Find(obj, {"metadata", f})) m[f] = *v;
+    }
+    json::object status{{"replicas", status_replicas ? *status_replicas : json::value(0)}};
+    if (selector && selector->is_string()) status["selector"] = *selector;
+    return json::object{
+        {"kind", "Scale"},
+        {"apiVersion", "autoscaling/v1"},
+        {"metadata", std::move(m)},
+        {"spec", json::object{{"replicas", spec_replicas ? *spec_replicas : json::value(0)}}},
+        {"status", std::move(status)}};
+  }
   const auto& meta = obj.at("metadata").get_object();
   json::object m;
   for (std::string_view f : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}) {
@@ -76,7 +100,7 @@ Response HandleScale(const Context& ctx, const Target& t, const Request& req) {
     if (!kv.ok()) return ErrorResponse(kv.error());
     auto obj = DecodeStored(*kv);
     if (!obj.ok()) return ErrorResponse(obj.error());
-    return ObjectResponse(200, ScaleOf(obj->get_object()));
+    return ObjectResponse(200, ScaleOf(*t.type, obj->get_object()));
   }
   auto parsed = ParseBody(req);
   if (!parsed.ok()) return ErrorResponse(api::BadRequest(parsed.status().message()));
@@ -86,7 +110,7 @@ Response HandleScale(const Context& ctx, const Target& t, const Request& req) {
   Target main = t;
   main.subresource.clear();
   auto updated = GuaranteedUpdate(ctx, main, req, [&](json::object& current) -> api::ApiStatus {
-    json::value scale = ScaleOf(current);
+    json::value scale = ScaleOf(*t.type, current);
     api::Child(scale.get_object(), "metadata").erase("resourceVersion");
     if (req.method == "PUT") {
       scale = body;
@@ -111,13 +135,31 @@ Response HandleScale(const Context& ctx, const Target& t, const Request& req) {
                          "spec.replicas"}});
       return e;
     }
-    api::Child(current, "spec")["replicas"] = *replicas;
+    if (t.type->custom) {
+      // A path of object keys under the object (".spec.replicas"); created as needed.
+      std::string_view path = t.type->custom->spec_replicas_path;
+      json::object* at = &current;
+      std::string key;
+      for (size_t i = 1; i <= path.size(); ++i) {
+        if (i == path.size() || path[i] == '.') {
+          if (i < path.size())
+            at = &api::Child(*at, key);
+          else
+            (*at)[key] = *replicas;
+          key.clear();
+        } else {
+          key += path[i];
+        }
+      }
+    } else {
+      api::Child(current, "spec")["replicas"] = *replicas;
+    }
     std::string_view rv = api::GetString(scale, {"metadata", "resourceVersion"});
     if (!rv.empty()) api::Child(current, "metadata")["resourceVersion"] = rv;
     return std::nullopt;
   });
   if (!updated.ok()) return ErrorResponse(updated.error());
-  return ObjectResponse(200, ScaleOf(updated->get_object()));
+  return ObjectResponse(200, ScaleOf(*t.type, updated->get_object()));
 }
 
 Response HandleBinding(const Context& ctx, const Target& t, const Request& req) {
