@@ -171,10 +171,11 @@ std::vector<Cause> ValidateCrd(const json::object& crd) {
     invalid("spec.names.listKind", Quoted(list_kind), "kind and listKind may not be the same");
   size_t i = 0;
   for (const auto& s : GetArray(crd, {"spec", "names", "shortNames"})) {
-    if (!s.is_string() || !DnsLabel(s.get_string()))
+    if (!s.is_string() || !DnsLabel(s.get_string())) {
       invalid(fmt::format("spec.names.shortNames[{}]", i), json::serialize(s),
               "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
               "'-', and must start and end with an alphanumeric character");
+    }
     ++i;
   }
   std::string_view scope = GetString(crd, {"spec", "scope"});

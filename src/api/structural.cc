@@ -499,9 +499,10 @@ class Validator {
     if (list_type == "set" || Flag(s, "uniqueItems")) {
       std::set<std::string> seen;
       for (size_t i = 0; i < a.size(); ++i) {
-        if (!seen.insert(json::serialize(a[i])).second)
+        if (!seen.insert(json::serialize(a[i])).second) {
           Add("FieldValueDuplicate", Index(path, i),
               fmt::format("Duplicate value: {}", Shown(a[i])));
+        }
       }
     } else if (list_type == "map") {
       std::set<std::string> seen;
@@ -514,9 +515,10 @@ class Validator {
           const auto* kv = a[i].get_object().if_contains(k.get_string());
           key[k.get_string()] = kv ? *kv : nullptr;
         }
-        if (!seen.insert(json::serialize(key)).second)
+        if (!seen.insert(json::serialize(key)).second) {
           Add("FieldValueDuplicate", Index(path, i),
               fmt::format("Duplicate value: {}", json::serialize(key)));
+        }
       }
     }
     if (const auto* items = Obj(Key(s, "items"))) {

@@ -713,11 +713,11 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
   const json::object empty;
   const json::object& meta = meta_v && meta_v->is_object() ? meta_v->get_object() : empty;
   const std::string& kind = type.kind;
-  if (type.custom) {
-    v.Name(meta, &CheckDns1123Subdomain);
-  } else if (kind == "Namespace" || kind == "Service") {
+  // A custom kind's name is a DNS subdomain whatever it is called.
+  if (!type.custom && (kind == "Namespace" || kind == "Service")) {
     v.Name(meta, kind == "Service" ? &CheckDns1035Label : &CheckDns1123Label);
-  } else if (type.group == "rbac.authorization.k8s.io" || kind == "CertificateSigningRequest") {
+  } else if (!type.custom &&
+             (type.group == "rbac.authorization.k8s.io" || kind == "CertificateSigningRequest")) {
     v.Name(meta, &CheckPathSegmentName);
   } else {
     v.Name(meta, &CheckDns1123Subdomain);

@@ -81,6 +81,7 @@ TEST(FairGate, ARequestAdmittedWithMoreOfItsFlowWaitingIsCrowded) {
   std::atomic<int> admitted{0};
   std::atomic<int> crowded{0};
   std::vector<std::thread> waiters;
+  waiters.reserve(2);
   std::mutex mu;
   std::condition_variable cv;
   std::vector<FairGate::Ticket> tickets;

@@ -142,10 +142,11 @@ Response HandleScale(const Context& ctx, const Target& t, const Request& req) {
       std::string key;
       for (size_t i = 1; i <= path.size(); ++i) {
         if (i == path.size() || path[i] == '.') {
-          if (i < path.size())
+          if (i < path.size()) {
             at = &api::Child(*at, key);
-          else
+          } else {
             (*at)[key] = *replicas;
+          }
           key.clear();
         } else {
           key += path[i];
