@@ -110,6 +110,21 @@ ApiError Invalid(const ResourceType& type, const std::string& name, std::vector<
   return e;
 }
 
+ApiError Forbidden(const ResourceType& type, const std::string& name, std::string_view why) {
+  return Forbidden(name.empty()
+                       ? fmt::format("{} is forbidden: {}", type.Qualified(), why)
+                       : fmt::format("{} {:?} is forbidden: {}", type.Qualified(), name, why),
+                   type.group, type.plural, name);
+}
+
+ApiError Forbidden(std::string message, std::string group, std::string resource, std::string name) {
+  ApiError e = Simple(403, "Forbidden", std::move(message));
+  e.name = std::move(name);
+  e.group = std::move(group);
+  e.kind = std::move(resource);
+  return e;
+}
+
 ApiError BadRequest(std::string message) { return Simple(400, "BadRequest", std::move(message)); }
 ApiError Expired(std::string message) { return Simple(410, "Expired", std::move(message)); }
 ApiError Gone(std::string message) { return Simple(410, "Gone", std::move(message)); }

@@ -43,6 +43,12 @@ ApiError Conflict(const ResourceType& type, const std::string& name, const std::
 // The optimistic-concurrency conflict: "the object has been modified; …".
 ApiError ModifiedConflict(const ResourceType& type, const std::string& name);
 ApiError Invalid(const ResourceType& type, const std::string& name, std::vector<Cause> causes);
+// 403: upstream's NewForbidden ("pods \"web\" is forbidden: why", or without a
+// name "pods is forbidden: why"), details naming the resource.
+ApiError Forbidden(const ResourceType& type, const std::string& name, std::string_view why);
+// 403 with a message of the caller's (the authorizer's), details as given.
+ApiError Forbidden(std::string message, std::string group = "", std::string resource = "",
+                   std::string name = "");
 ApiError BadRequest(std::string message);
 ApiError Expired(std::string message);
 ApiError Gone(std::string message);

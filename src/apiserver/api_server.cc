@@ -246,16 +246,9 @@ struct ApiServer::Impl {
       r = authz->Authorize(a);
       if (r.decision == Decision::kAllow) return std::nullopt;
     }
-    api::ApiError e;
-    e.code = 403;
-    e.reason = "Forbidden";
-    e.message = ForbiddenMessage(a, r.reason);
-    if (a.resource_request) {
-      e.name = a.name;
-      e.group = a.api_group;
-      e.kind = a.resource;
-    }
-    return ErrorResponse(e);
+    if (!a.resource_request) return ErrorResponse(api::Forbidden(ForbiddenMessage(a, r.reason)));
+    return ErrorResponse(
+        api::Forbidden(ForbiddenMessage(a, r.reason), a.api_group, a.resource, a.name));
   }
 
   Response Route(const Request& req, const std::optional<Target>& target, bool trusted) {

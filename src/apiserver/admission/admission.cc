@@ -23,16 +23,7 @@ api::ApiStatus Admission::Validate(const AdmissionRequest& r,
 }
 
 api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why) {
-  api::ApiError e;
-  e.code = 403;
-  e.reason = "Forbidden";
-  e.message = name.empty()
-                  ? fmt::format("{} is forbidden: {}", t.type->Qualified(), why)
-                  : fmt::format("{} {:?} is forbidden: {}", t.type->Qualified(), name, why);
-  e.name = name;
-  e.group = t.type->group;
-  e.kind = t.type->plural;
-  return e;
+  return api::Forbidden(*t.type, name, why);
 }
 
 std::unique_ptr<Admission> DefaultAdmission() {

@@ -140,14 +140,9 @@ Response HandleTokenRequest(const Context& ctx, const Target& t, const Request& 
   }
   // NodeRestriction: a node asks only for tokens bound to pods it runs.
   if (!node.empty() && (claims.bound_kind != "Pod" || claims.node_name != node)) {
-    ApiError e;
-    e.code = 403;
-    e.reason = "Forbidden";
-    e.message = fmt::format(
-        "serviceaccounts {:?} is forbidden: node {:?} can only request tokens bound to pods it "
-        "runs",
-        t.name, node);
-    return ErrorResponse(e);
+    return ErrorResponse(api::Forbidden(
+        *api::FindResource("", "v1", "serviceaccounts"), t.name,
+        fmt::format("node {:?} can only request tokens bound to pods it runs", node)));
   }
   int64_t now = static_cast<int64_t>(time(nullptr));
   std::string token = ctx.signer->Sign(ServiceAccountClaims(claims, api::NewUid(), now));

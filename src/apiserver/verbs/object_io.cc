@@ -350,17 +350,10 @@ ApiStatus CheckNamespace(const Context& ctx, const Target& t) {
   }
   auto ns = api::ParseJson(kv->value);
   if (ns.ok() && api::GetString(*ns, {"status", "phase"}) == "Terminating") {
-    ApiError e;
-    e.code = 403;
-    e.reason = "Forbidden";
-    e.message = fmt::format(
-        "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being "
-        "terminated",
-        t.type->Qualified(), t.name, t.ns);
-    e.name = t.name;
-    e.group = t.type->group;
-    e.kind = t.type->plural;
-    return e;
+    return api::Forbidden(
+        *t.type, t.name,
+        fmt::format("unable to create new content in namespace {} because it is being terminated",
+                    t.ns));
   }
   return std::nullopt;
 }
