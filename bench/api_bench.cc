@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -188,6 +189,40 @@ bool Fairness(int port, const std::string& token, int pods) {
   return served;
 }
 
+// Requests paced open-loop at 1,000/s over `connections` connections: request
+// i is due at i ms and `send(i, client)` sends it. Each latency counts from
+// when its request was due (a server that falls behind pays for it). False
+// when any request failed (send returned false); the first failure is printed.
+bool Paced(int port, const std::string& token, int count, int connections,
+           const std::function<bool(int, Http&)>& send, std::vector<double>* latencies,
+           double* seconds) {
+  latencies->assign(static_cast<size_t>(count), 0);
+  std::atomic<int> next{0};
+  std::atomic<int> failures{0};
+  auto begin = Clock::now();
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(connections));
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&] {
+      Http client(port, token);
+      while (true) {
+        int i = next.fetch_add(1);
+        if (i >= count) return;
+        auto due = begin + std::chrono::microseconds(1000LL * i);
+        std::this_thread::sleep_until(due);
+        auto sent = Clock::now();
+        bool ok = send(i, client);
+        (*latencies)[static_cast<size_t>(i)] = Ms(Clock::now() - std::min(sent, due));
+        if (!ok) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  *seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  if (failures > 0) fmt::print(stderr, "{} of {} requests failed\n", failures.load(), count);
+  return failures == 0;
+}
+
 // Custom resources against a built-in kind: creates of a CronTab (a CRD with a
 // schema that validates, defaults and prunes) interleaved with creates of a
 // ConfigMap of the same size, paced at 1,000/s in all, 1,200 of each. False
@@ -217,21 +252,11 @@ bool CustomResources(int port, const std::string& token) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   constexpr int kEach = 1200;
-  constexpr int kConnections = 8;
-  std::vector<double> custom(kEach), builtin(kEach);
-  std::atomic<int> next{0}, failures{0};
-  auto begin = Clock::now();
-  std::vector<std::thread> threads;
-  threads.reserve(kConnections);
-  for (int c = 0; c < kConnections; ++c) {
-    threads.emplace_back([&] {
-      Http client(port, token);
-      while (true) {
-        int i = next.fetch_add(1);
-        if (i >= 2 * kEach) return;
-        auto due = begin + std::chrono::microseconds(1000LL * i);
-        std::this_thread::sleep_until(due);
-        auto sent = Clock::now();
+  std::vector<double> all;
+  double seconds = 0;
+  bool ok = Paced(
+      port, token, 2 * kEach, 8,
+      [](int i, Http& client) {
         int n = i / 2;
         auto res =
             i % 2 == 0
@@ -249,15 +274,14 @@ bool CustomResources(int port, const std::string& token) {
                           R"("metadata":{{"name":"cm-{}"}},"data":{{"cronSpec":"* * * * */5",)"
                           R"("image":"registry.local/app:1.0"}}}})",
                           n));
-        (i % 2 == 0 ? custom : builtin)[static_cast<size_t>(n)] =
-            Ms(Clock::now() - std::min(sent, due));
-        if (res.status != 201 && failures.fetch_add(1) == 0)
+        if (res.status != 201)
           fmt::print(stderr, "a create answered {}: {}\n", res.status, res.body);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  if (failures > 0) return false;
+        return res.status == 201;
+      },
+      &all, &seconds);
+  if (!ok) return false;
+  std::vector<double> custom, builtin;
+  for (size_t i = 0; i < all.size(); ++i) (i % 2 == 0 ? custom : builtin).push_back(all[i]);
   Print("custom_resource_create_p99", Percentile(custom, 0.99), "ms");
   Print("configmap_create_p99", Percentile(builtin, 0.99), "ms");
   Print("custom_over_builtin_create_p99", Percentile(custom, 0.99) / Percentile(builtin, 0.99),
@@ -307,33 +331,15 @@ int Run(const std::string& kiso, int pods, int watchers) {
 
   // Creates, paced open-loop at 1,000/s over a pool of connections.
   {
-    constexpr int kConnections = 16;
-    std::vector<double> latencies(static_cast<size_t>(pods));
-    std::atomic<int> next{0};
-    std::atomic<int> failures{0};
-    auto begin = Clock::now();
-    std::vector<std::thread> threads;
-    threads.reserve(kConnections);
-    for (int c = 0; c < kConnections; ++c) {
-      threads.emplace_back([&] {
-        Http client(port, token);
-        while (true) {
-          int i = next.fetch_add(1);
-          if (i >= pods) return;
-          auto due = begin + std::chrono::microseconds(1000LL * i);
-          std::this_thread::sleep_until(due);
-          auto sent = Clock::now();
-          auto res = client.Request("POST", "/api/v1/namespaces/default/pods", Pod(i));
-          // Latency from when the request was due: a server that falls behind pays for it.
-          latencies[static_cast<size_t>(i)] = Ms(Clock::now() - std::min(sent, due));
-          if (res.status != 201) failures.fetch_add(1);
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-    if (failures > 0) {
-      fmt::print(stderr, "{} of {} creates failed\n", failures.load(), pods);
+    std::vector<double> latencies;
+    double seconds = 0;
+    if (!Paced(
+            port, token, pods, 16,
+            [](int i, Http& client) {
+              return client.Request("POST", "/api/v1/namespaces/default/pods", Pod(i)).status ==
+                     201;
+            },
+            &latencies, &seconds)) {
       return 1;
     }
     Print("create_rate", pods / seconds, "creates/s");

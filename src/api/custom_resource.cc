@@ -7,6 +7,7 @@
 
 #include "api/object.h"
 #include "api/structural.h"
+#include "api/validation.h"
 
 namespace kiso::api {
 
@@ -27,30 +28,6 @@ std::vector<std::string> Strings(const json::value* v) {
     if (s.is_string()) out.emplace_back(s.get_string());
   }
   return out;
-}
-
-bool DnsLabel(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return s.front() != '-' && s.back() != '-';
-}
-
-bool Dns1035Label(std::string_view s) {
-  return DnsLabel(s) && s.front() >= 'a' && s.front() <= 'z';
-}
-
-bool Dns1123Subdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t dot = s.find('.', start);
-    if (dot == std::string_view::npos) dot = s.size();
-    if (!DnsLabel(s.substr(start, dot - start))) return false;
-    start = dot + 1;
-  }
-  return true;
 }
 
 // A kind: an upper-case-led identifier ("CronTab").
@@ -140,24 +117,18 @@ std::vector<Cause> ValidateCrd(const json::object& crd) {
   }
   if (group.empty()) {
     required("spec.group");
-  } else if (!Dns1123Subdomain(group)) {
-    invalid("spec.group", Quoted(group),
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-            "'-' or '.', and must start and end with an alphanumeric character");
+  } else if (auto why = CheckDns1123Subdomain(group); !why.empty()) {
+    invalid("spec.group", Quoted(group), why);
   } else if (group.find('.') == std::string_view::npos) {
     invalid("spec.group", Quoted(group), "should be a domain with at least one dot");
   }
   if (plural.empty()) {
     required("spec.names.plural");
-  } else if (!DnsLabel(plural)) {
-    invalid("spec.names.plural", Quoted(plural),
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-            "and must start and end with an alphanumeric character");
+  } else if (auto why = CheckDns1123Label(plural); !why.empty()) {
+    invalid("spec.names.plural", Quoted(plural), why);
   }
-  if (!singular.empty() && !DnsLabel(singular)) {
-    invalid("spec.names.singular", Quoted(singular),
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-            "and must start and end with an alphanumeric character");
+  if (auto why = CheckDns1123Label(singular); !singular.empty() && !why.empty()) {
+    invalid("spec.names.singular", Quoted(singular), why);
   }
   if (kind.empty()) {
     required("spec.names.kind");
@@ -171,10 +142,9 @@ std::vector<Cause> ValidateCrd(const json::object& crd) {
     invalid("spec.names.listKind", Quoted(list_kind), "kind and listKind may not be the same");
   size_t i = 0;
   for (const auto& s : GetArray(crd, {"spec", "names", "shortNames"})) {
-    if (!s.is_string() || !DnsLabel(s.get_string())) {
-      invalid(fmt::format("spec.names.shortNames[{}]", i), json::serialize(s),
-              "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
-              "'-', and must start and end with an alphanumeric character");
+    std::string why = s.is_string() ? CheckDns1123Label(s.get_string()) : "must be a string";
+    if (!why.empty()) {
+      invalid(fmt::format("spec.names.shortNames[{}]", i), json::serialize(s), why);
     }
     ++i;
   }
@@ -207,10 +177,8 @@ std::vector<Cause> ValidateCrd(const json::object& crd) {
     std::string_view vname = GetString(v, {"name"});
     if (vname.empty()) {
       required(f + ".name");
-    } else if (!Dns1035Label(vname)) {
-      invalid(f + ".name", Quoted(vname),
-              "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-              "with an alphabetic character, and end with an alphanumeric character");
+    } else if (auto why = CheckDns1035Label(vname); !why.empty()) {
+      invalid(f + ".name", Quoted(vname), why);
     } else if (!seen.insert(std::string(vname)).second) {
       causes.push_back({"FieldValueInvalid",
                         fmt::format("Invalid value: {}: must appear only once", Quoted(vname)),
