@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <memory>
 
@@ -685,10 +686,13 @@ class Encoder {
   static std::optional<int64_t> Int(const json::value& v) {
     if (v.is_int64()) return v.get_int64();
     if (v.is_uint64() && v.get_uint64() <= INT64_MAX) return static_cast<int64_t>(v.get_uint64());
-    if (v.is_double() &&
-        v.get_double() == static_cast<double>(static_cast<int64_t>(v.get_double())))
-      return static_cast<int64_t>(v.get_double());
-    return std::nullopt;
+    if (!v.is_double()) return std::nullopt;
+    // Only a whole double inside int64's range converts (past it, the cast is
+    // undefined behaviour); 2^63 is the first double beyond INT64_MAX.
+    double d = v.get_double();
+    constexpr double kTop = 9223372036854775808.0;
+    if (!(d >= -kTop && d < kTop) || std::trunc(d) != d) return std::nullopt;
+    return static_cast<int64_t>(d);
   }
 
   // Fills a message-typed value (struct or builtin) from JSON.

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,10 +42,20 @@ std::optional<double> Num(const json::object& s, std::string_view k) {
   return std::nullopt;
 }
 
+// A double as an int64, saturated at the type's ends (a schema may say
+// maxLength: 1e52; converting that unchecked is undefined behaviour).
+int64_t Saturated(double d) {
+  constexpr double kTop = 9223372036854775808.0;  // 2^63, the first double past INT64_MAX
+  if (std::isnan(d)) return 0;
+  if (d >= kTop) return std::numeric_limits<int64_t>::max();
+  if (d < -kTop) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(d);
+}
+
 std::optional<int64_t> Int(const json::object& s, std::string_view k) {
   auto n = Num(s, k);
   if (!n) return std::nullopt;
-  return static_cast<int64_t>(*n);
+  return Saturated(*n);
 }
 
 std::string Child(const std::string& path, std::string_view key) {
@@ -92,8 +103,15 @@ double AsDouble(const json::value& v) {
 
 std::string Shown(const json::value& v) {
   if (v.is_string()) return fmt::format("\"{}\"", std::string_view(v.get_string()));
-  if (v.is_double() && TypeOf(v) == "integer")
-    return fmt::format("{}", static_cast<int64_t>(v.get_double()));
+  // A whole double inside int64's range prints as the integer Go decodes it
+  // to; one past it stays a float64, printed as Go prints one (1e+52).
+  if (v.is_double() && TypeOf(v) == "integer") {
+    double d = v.get_double();
+    if (Saturated(d) != std::numeric_limits<int64_t>::max() &&
+        Saturated(d) != std::numeric_limits<int64_t>::min())
+      return fmt::format("{}", static_cast<int64_t>(d));
+    return fmt::format("{}", d);
+  }
   return json::serialize(v);
 }
 

@@ -101,6 +101,18 @@ TEST(Structural, ValidatesWithUpstreamsMessages) {
 
 // NOLINTEND(bugprone-suspicious-missing-comma)
 
+TEST(Structural, NumbersPastInt64AreComparedNotConverted) {
+  // A schema or value may hold any JSON number; one past int64's range is
+  // neither truncated nor undefined behaviour (found by fuzz_structural).
+  auto schema = J(R"({"type":"object","properties":{
+      "n":{"type":"integer","maximum":1e19},
+      "s":{"type":"string","maxLength":1e52,"minLength":-1e60}}})");
+  EXPECT_TRUE(ValidateSchema(schema, J(R"({"n":1e18,"s":"x"})")).empty());
+  EXPECT_EQ(Messages(ValidateSchema(schema, J(R"({"n":1e52})"))),
+            (std::vector<std::string>{
+                "n: Invalid value: 1e+52: n in body should be less than or equal to 1e+19"}));
+}
+
 TEST(Structural, ValidationWorkIsBounded) {
   // Work is the value's size times its schema's: 2,000 items, each tried
   // against 1,000 alternatives that all fail, would take 2,000,000 steps.
