@@ -264,12 +264,20 @@ Result<json::value> ParseJson(std::string_view text, bool strict) {
   }
   if (ec) return MakeStatus(Code::kInvalidArgument, "invalid JSON: {}", ec.message());
   if (strict) {
-    json::basic_parser<DuplicateKeyFinder> finder(options);
-    finder.write_some(false, text.data(), text.size(), ec);
-    if (!finder.handler().duplicate.empty())
-      return MakeStatus(Code::kAlreadyExists, "duplicate field \"{}\"", finder.handler().duplicate);
+    if (auto duplicate = FirstDuplicateKey(text))
+      return MakeStatus(Code::kAlreadyExists, "duplicate field \"{}\"", *duplicate);
   }
   return v;
+}
+
+std::optional<std::string> FirstDuplicateKey(std::string_view text) {
+  json::parse_options options;
+  options.max_depth = kMaxDepth;
+  json::error_code ec;
+  json::basic_parser<DuplicateKeyFinder> finder(options);
+  finder.write_some(false, text.data(), text.size(), ec);
+  if (finder.handler().duplicate.empty()) return std::nullopt;
+  return finder.handler().duplicate;
 }
 
 Result<json::value> ParseYaml(std::string_view text, size_t max_bytes) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,9 @@ inline constexpr size_t kMaxDepth = 100;
 // limit). With `strict`, a key repeated in one object is an error
 // (the API server's fieldValidation=Strict: `duplicate field "x"`: AlreadyExists).
 Result<boost::json::value> ParseJson(std::string_view text, bool strict = false);
+// The first key repeated within one object of a JSON text ("spec.replicas"),
+// or nullopt; what fieldValidation=Warn reports and Strict refuses.
+std::optional<std::string> FirstDuplicateKey(std::string_view text);
 // Parses YAML (one document) into JSON; used for application/yaml bodies and
 // application/apply-patch+yaml. Scalars keep YAML's core-schema types (int,
 // float, bool, null). Aliases are expanded into copies, so the work is bounded

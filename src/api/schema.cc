@@ -266,6 +266,48 @@ std::vector<std::string> UnknownFields(std::string_view kind, const json::value&
   return CheckSchema(kind, obj).unknown_fields;
 }
 
+namespace {
+
+void DropUnknown(json::value& v, const TypeRef& t);
+
+void DropUnknown(json::object& obj, const Type& type) {
+  for (auto it = obj.begin(); it != obj.end();) {
+    if (const Field* field = type.Find(it->key())) {
+      DropUnknown(it->value(), field->type);
+      ++it;
+    } else {
+      it = obj.erase(it);
+    }
+  }
+}
+
+void DropUnknown(json::value& v, const TypeRef& t) {
+  using K = TypeRef::Kind;
+  switch (t.kind) {
+    case K::kStruct:
+      if (auto* obj = v.if_object()) DropUnknown(*obj, *t.type);
+      return;
+    case K::kList:
+      if (auto* arr = v.if_array()) {
+        for (auto& e : *arr) DropUnknown(e, *t.element);
+      }
+      return;
+    case K::kMap:
+      if (auto* obj = v.if_object()) {
+        for (auto& [key, e] : *obj) DropUnknown(e, *t.element);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+void DropUnknownFields(std::string_view kind, json::object& obj) {
+  if (const Type* type = KindType(kind)) DropUnknown(obj, *type);
+}
+
 bool HasSchema(std::string_view kind) { return KindType(kind) != nullptr; }
 
 std::vector<std::string> SchemaErrors() { return schema::DeclarationErrors(); }

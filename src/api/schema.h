@@ -35,6 +35,8 @@ SchemaFindings CheckSchema(std::string_view kind, const boost::json::value& obj)
 
 // Paths of fields in `obj` that `kind` does not have (CheckSchema's unknown_fields).
 std::vector<std::string> UnknownFields(std::string_view kind, const boost::json::value& obj);
+// Removes those fields from `obj`, as Go's decoder drops what its struct lacks.
+void DropUnknownFields(std::string_view kind, boost::json::object& obj);
 
 // Whether kiso has a schema for `kind`, and every type it names is declared
 // (the declarations parse; a unit test holds it to that).

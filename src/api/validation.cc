@@ -166,6 +166,25 @@ void DefaultContainer(json::object& c) {
   }
 }
 
+// A pod's container with a limit and no request for a resource requests its
+// limit (SetDefaults_Pod; a template's containers are left as written).
+void DefaultRequestsFromLimits(json::object& spec) {
+  for (std::string_view list : {"containers", "initContainers"}) {
+    auto* cs = spec.if_contains(list);
+    if (!cs || !cs->is_array()) continue;
+    for (auto& c : cs->get_array()) {
+      auto* res = c.is_object() ? c.get_object().if_contains("resources") : nullptr;
+      if (!res || !res->is_object()) continue;
+      const auto* limits = res->get_object().if_contains("limits");
+      if (!limits || !limits->is_object() || limits->get_object().empty()) continue;
+      auto& requests = res->get_object()["requests"];
+      if (!requests.is_object()) requests = json::object();
+      for (const auto& [name, q] : limits->get_object())
+        SetIfMissing(requests.get_object(), name, q);
+    }
+  }
+}
+
 void DefaultPodSpec(json::object& spec) {
   SetIfMissing(spec, "restartPolicy", "Always");
   SetIfMissing(spec, "terminationGracePeriodSeconds", 30);
@@ -179,6 +198,29 @@ void DefaultPodSpec(json::object& spec) {
         if (c.is_object()) DefaultContainer(c.get_object());
       }
     }
+  }
+}
+
+// A Container item of a LimitRange: its default limit is its max, its
+// default request its default limit, else its min (SetDefaults_LimitRangeItem).
+void DefaultLimitRange(json::object& lr) {
+  auto* spec = lr.if_contains("spec");
+  if (!spec || !spec->is_object()) return;
+  auto* limits = spec->get_object().if_contains("limits");
+  if (!limits || !limits->is_array()) return;
+  for (auto& item : limits->get_array()) {
+    if (!item.is_object() || GetString(item, {"type"}) != "Container") continue;
+    auto& o = item.get_object();
+    auto fill = [&](const char* from, const char* to) {
+      const auto* src = o.if_contains(from);
+      if (!src || !src->is_object() || src->get_object().empty()) return;
+      json::value& dst = o[to];
+      if (!dst.is_object()) dst = json::object();
+      for (const auto& [name, q] : src->get_object()) SetIfMissing(dst.get_object(), name, q);
+    };
+    fill("max", "default");
+    fill("default", "defaultRequest");
+    fill("min", "defaultRequest");
   }
 }
 
@@ -209,6 +251,7 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
   if (kind == "Pod") {
     DefaultPodSpec(Child(obj, "spec"));
     auto& spec = obj.at("spec").get_object();
+    DefaultRequestsFromLimits(spec);
     // ServiceAccount admission.
     SetIfMissing(spec, "serviceAccountName", "default");
     SetIfMissing(spec, "serviceAccount", spec.at("serviceAccountName"));
@@ -308,6 +351,8 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     }
     auto& status = Child(obj, "status");
     SetIfMissing(status, "loadBalancer", json::object());
+  } else if (kind == "LimitRange") {
+    DefaultLimitRange(obj);
   } else if (kind == "Namespace") {
     auto& meta = Child(obj, "metadata");
     auto& labels = Child(meta, "labels");

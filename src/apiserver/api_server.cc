@@ -344,6 +344,14 @@ struct ApiServer::Impl {
                       CurrentExceptionMessage());
       res = ErrorResponse(api::InternalError(std::string(CurrentExceptionMessage())));
     }
+    for (const auto& w : req.warnings) {
+      std::string quoted = "299 - \"";
+      for (char c : w) {
+        if (c == '"' || c == '\\') quoted += '\\';
+        quoted += c;
+      }
+      res.headers.emplace_back("Warning", quoted + '"');
+    }
     std::string verb = target ? target->verb : req.method;
     std::string resource = target ? target->type->plural : "";
     if (target && !target->subresource.empty()) resource += "/" + target->subresource;

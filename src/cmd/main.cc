@@ -13,12 +13,15 @@
 #include "agent/node_reset.h"
 #include "api/errors.h"
 #include "apiserver/api_server.h"
+#include "apiserver/authn/credentials.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
 #include "client/shared_informers.h"
 #include "cmd/process_setup.h"
+#include "common/base64.h"
+#include "common/file.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
 #include "controller/deployment_controller.h"
@@ -28,6 +31,7 @@
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
 #include "controller/replicaset_controller.h"
+#include "controller/resource_quota_controller.h"
 #include "controller/service_account_controllers.h"
 #include "image/image_service.h"
 #include "scheduler/scheduler.h"
@@ -99,6 +103,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
   kiso::controller::CrdController crds(&client, &informers);
+  kiso::controller::ResourceQuotaController quotas(&client, &informers);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
@@ -113,6 +118,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   root_ca.Start();
   aggregation.Start();
   crds.Start();
+  quotas.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
   // The node agent: this machine as a node, unless disabled or impossible here.
@@ -281,6 +287,64 @@ int RunNodeReset(const std::optional<std::string>& data_dir) {
   return report.failed.empty() ? 0 : 1;
 }
 
+// Writes a kubeconfig for a new user: a client certificate (CN the user, O
+// each group) signed by the cluster CA, for the server of DATA_DIR's admin
+// kubeconfig. What the user may do is RBAC's to say (kubectl create
+// rolebinding … --user NAME).
+int RunKubeconfig(const std::string& data_dir, const std::string& user,
+                  const std::vector<std::string>& groups, int days, const std::string& output) {
+  auto admin = kiso::client::LoadKubeConfig(data_dir + "/kubeconfig.yaml");
+  if (!admin.ok()) {
+    std::cerr << "kiso kubeconfig: " << admin.status().message()
+              << " (start `kiso server --data-dir " << data_dir << "` once first)\n";
+    return 1;
+  }
+  auto cert = kiso::apiserver::IssueClientCertificate(data_dir, user, groups, days);
+  if (!cert.ok()) {
+    std::cerr << "kiso kubeconfig: " << cert.status().message() << "\n";
+    return 1;
+  }
+  // The entry's name, as a YAML double-quoted scalar (a user name may hold
+  // ':' or quotes).
+  std::string name = "\"kiso-";
+  for (char c : user) {
+    if (c == '"' || c == '\\') name += '\\';
+    name += c;
+  }
+  name += '"';
+  std::string config = fmt::format(
+      "apiVersion: v1\n"
+      "kind: Config\n"
+      "clusters:\n"
+      "- name: kiso\n"
+      "  cluster:\n"
+      "    server: {}\n"
+      "    certificate-authority-data: {}\n"
+      "users:\n"
+      "- name: {}\n"
+      "  user:\n"
+      "    client-certificate-data: {}\n"
+      "    client-key-data: {}\n"
+      "contexts:\n"
+      "- name: {}\n"
+      "  context:\n"
+      "    cluster: kiso\n"
+      "    user: {}\n"
+      "    namespace: default\n"
+      "current-context: {}\n",
+      admin->server, kiso::Base64Encode(cert->ca_cert_pem), name,
+      kiso::Base64Encode(cert->cert_pem), kiso::Base64Encode(cert->key_pem), name, name, name);
+  if (output.empty() || output == "-") {
+    std::cout << config;
+    return 0;
+  }
+  if (auto st = kiso::WriteFileAtomic(output, config, 0600); !st.ok()) {
+    std::cerr << "kiso kubeconfig: " << st.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -370,6 +434,26 @@ int main(int argc, char** argv) {
                      "Run this machine as a node of a kiso cluster elsewhere (needs root; "
                      "`kiso agent --help` for its flags)")
       ->allow_extras();
+
+  auto* kubeconfig_cmd = app.add_subcommand(
+      "kubeconfig",
+      "Write a kubeconfig for a new user: a client certificate signed by the cluster CA "
+      "(grant it rights with RBAC)");
+  std::string kc_data_dir = "/var/lib/kiso";
+  std::string kc_user;
+  std::vector<std::string> kc_groups;
+  int kc_days = 365;
+  std::string kc_output;
+  kubeconfig_cmd->add_option("--data-dir", kc_data_dir, "The server's state directory")
+      ->capture_default_str();
+  kubeconfig_cmd->add_option("--user", kc_user, "User name (the certificate's CN)")->required();
+  kubeconfig_cmd->add_option("--group", kc_groups,
+                             "A group the user is in (the certificate's O); repeatable");
+  kubeconfig_cmd->add_option("--days", kc_days, "Days the certificate is valid")
+      ->capture_default_str();
+  kubeconfig_cmd->add_option("-o,--output", kc_output, "File to write (default: standard output)");
+  kubeconfig_cmd->callback(
+      [&] { exit_code = RunKubeconfig(kc_data_dir, kc_user, kc_groups, kc_days, kc_output); });
 
   auto* image = app.add_subcommand("image", "Manage the node's images");
   image->require_subcommand(1);

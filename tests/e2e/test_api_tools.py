@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import wait_for
+from conftest import KISO_BIN, wait_for
 
 
 @pytest.fixture
@@ -247,6 +247,40 @@ def test_default_roles_aggregate_and_grant(kubectl, server, ns):
     assert kubectl.run("auth", "can-i", "create", "roles.rbac.authorization.k8s.io", "-n", ns,
                        f"--as={sa}", check=False).stdout.strip() == "no"
     kubectl("create", "deployment", "app", "-n", ns, "--image=busybox", f"--as={sa}")
+
+
+def test_kubeconfig_for_a_new_user(kubectl, server, ns, tmp_path):
+    """`kiso kubeconfig --user alice --group devs`: a client certificate the server authenticates
+    (whoami shows the user and groups); RBAC decides what it may do, with upstream's 403 text."""
+    path = str(tmp_path / "alice.yaml")
+    subprocess.run([KISO_BIN, "kubeconfig", "--data-dir", server.dir, "--user", "alice",
+                    "--group", "devs", "--group", "qa", "-o", path], check=True)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    env = dict(os.environ, KUBECONFIG=path, HOME=server.home)
+
+    def as_alice(*args):
+        return subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env, timeout=60)
+
+    who = as_alice("auth", "whoami", "-o", "json")
+    assert who.returncode == 0, who.stderr
+    info = json.loads(who.stdout)["status"]["userInfo"]
+    assert info["username"] == "alice"
+    assert info["groups"] == ["devs", "qa", "system:authenticated"]
+    denied = as_alice("get", "pods", "-n", ns)
+    assert denied.returncode != 0
+    assert (f'pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the '
+            f'namespace "{ns}"') in denied.stderr
+    # Bound to the group, not the user: the certificate's O is what counts.
+    kubectl("create", "rolebinding", "devs-view", "-n", ns, "--clusterrole=view", "--group=devs")
+    listed = wait_for(lambda: as_alice("get", "pods", "-n", ns).returncode == 0 or None, 10,
+                      "alice may list pods")
+    assert listed
+    assert as_alice("create", "configmap", "c", "-n", ns).returncode != 0
+    # A name the certificate cannot carry is refused, and nothing is written.
+    bad = subprocess.run([KISO_BIN, "kubeconfig", "--data-dir", server.dir, "--user", "a\nb",
+                          "-o", str(tmp_path / "bad.yaml")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "control characters" in bad.stderr
+    assert not os.path.exists(tmp_path / "bad.yaml")
 
 
 def test_tables_print_each_kinds_columns(kubectl, ns):

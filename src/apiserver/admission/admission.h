@@ -62,8 +62,10 @@ class Admission {
 // 403 Forbidden as admission plugins refuse: `<resource> "<name>" is forbidden: <why>`.
 api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why);
 
-// The plugins kiso runs, in kube-apiserver's order: ServiceAccount,
-// Priority, DefaultIngressClass.
+// The plugins kiso runs, in kube-apiserver's order: LimitRanger,
+// ServiceAccount, Priority, DefaultIngressClass. ResourceQuota, last
+// upstream, charges quotas in the transaction that stores the object
+// (resource_quota.h).
 std::unique_ptr<Admission> DefaultAdmission();
 
 }  // namespace kiso::apiserver

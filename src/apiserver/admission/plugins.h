@@ -7,6 +7,8 @@
 
 namespace kiso::apiserver {
 
+// Containers' default limits and requests, and their bounds, from LimitRanges.
+std::unique_ptr<AdmissionPlugin> NewLimitRanger();
 // A pod's service account (it must exist) and its API credentials volume.
 std::unique_ptr<AdmissionPlugin> NewServiceAccountAdmission();
 // A pod's priority from its PriorityClass (or the global default).

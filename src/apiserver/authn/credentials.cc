@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -61,9 +62,18 @@ void AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   }
 }
 
+// What a certificate is for: the CA, a server (with its names), or a client
+// (CN the user name, O the groups, as kube-apiserver reads them).
+struct Subject {
+  std::string common_name;
+  std::vector<std::string> organizations;
+  std::string san;  // A server's names, in OpenSSL's config form.
+  bool client = false;
+};
+
 // Issues a certificate for `key`: self-signed when `issuer` is null (the CA).
-Result<X509Ptr> Issue(EVP_PKEY* key, const std::string& common_name, X509* issuer,
-                      EVP_PKEY* issuer_key, const std::string& san, int days) {
+Result<X509Ptr> Issue(EVP_PKEY* key, const Subject& subject, X509* issuer, EVP_PKEY* issuer_key,
+                      int days) {
   X509Ptr cert(X509_new(), &X509_free);
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
@@ -76,9 +86,13 @@ Result<X509Ptr> Issue(EVP_PKEY* key, const std::string& common_name, X509* issue
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 60L * 60 * 24 * days);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
-                             0);
+  for (const auto& org : subject.organizations) {
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
+  }
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(subject.common_name.c_str()),
+                             -1, -1, 0);
   X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name);
   X509* signer = issuer ? issuer : cert.get();
   if (!issuer) {
@@ -89,8 +103,9 @@ Result<X509Ptr> Issue(EVP_PKEY* key, const std::string& common_name, X509* issue
   } else {
     AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
     AddExtension(cert.get(), signer, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-    AddExtension(cert.get(), signer, NID_ext_key_usage, "serverAuth");
-    AddExtension(cert.get(), signer, NID_subject_alt_name, san);
+    AddExtension(cert.get(), signer, NID_ext_key_usage,
+                 subject.client ? "clientAuth" : "serverAuth");
+    if (!subject.san.empty()) AddExtension(cert.get(), signer, NID_subject_alt_name, subject.san);
   }
   if (X509_sign(cert.get(), issuer_key ? issuer_key : key, EVP_sha256()) == 0)
     return MakeStatus(Code::kInternal, "{}", OpenSslError("sign certificate"));
@@ -124,7 +139,53 @@ std::string RandomToken() {
   return out;
 }
 
+struct Ca {
+  X509Ptr cert{nullptr, &X509_free};
+  PkeyPtr key{nullptr, &EVP_PKEY_free};
+};
+
+// The cluster CA's certificate and key from `dir` (DATA_DIR/tls).
+Result<Ca> LoadCa(const std::string& dir) {
+  KISO_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(dir + "/ca.key"));
+  KISO_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(dir + "/ca.crt"));
+  BioPtr kbio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), &BIO_free);
+  BioPtr cbio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), &BIO_free);
+  Ca ca;
+  ca.key.reset(PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr));
+  ca.cert.reset(PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr));
+  if (!ca.key || !ca.cert)
+    return MakeStatus(Code::kDataLoss, "{}: cannot read the CA key or certificate", dir);
+  return ca;
+}
+
 }  // namespace
+
+Result<ClientCertificate> IssueClientCertificate(const std::string& data_dir,
+                                                 const std::string& user,
+                                                 const std::vector<std::string>& groups, int days) {
+  if (user.empty()) return MakeStatus(Code::kInvalidArgument, "a user name is required");
+  if (days <= 0) return MakeStatus(Code::kInvalidArgument, "--days must be positive");
+  auto printable = [](const std::string& s) {
+    return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  };
+  if (!printable(user) || !std::all_of(groups.begin(), groups.end(), printable)) {
+    return MakeStatus(Code::kInvalidArgument,
+                      "user and group names may not hold control characters");
+  }
+  std::string dir = data_dir + "/tls";
+  KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(dir));
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
+  if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate a client key"));
+  KISO_ASSIGN_OR_RETURN(
+      auto cert,
+      Issue(key.get(), Subject{.common_name = user, .organizations = groups, .client = true},
+            ca.cert.get(), ca.key.get(), days));
+  ClientCertificate out;
+  out.cert_pem = PemCert(cert.get());
+  out.key_pem = PemKey(key.get());
+  out.ca_cert_pem = PemCert(ca.cert.get());
+  return out;
+}
 
 Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,
                                             int port, const std::vector<std::string>& extra_hosts) {
@@ -141,22 +202,16 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
   if (!fs::exists(ca_crt) || !fs::exists(ca_key)) {
     PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
     if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate CA key"));
-    KISO_ASSIGN_OR_RETURN(auto cert, Issue(key.get(), "kiso-ca", nullptr, nullptr, "", 3650));
+    KISO_ASSIGN_OR_RETURN(
+        auto cert, Issue(key.get(), Subject{.common_name = "kiso-ca"}, nullptr, nullptr, 3650));
     KISO_RETURN_IF_ERROR(WriteFileAtomic(ca_key, PemKey(key.get()), 0600));
     KISO_RETURN_IF_ERROR(WriteFileAtomic(ca_crt, PemCert(cert.get()), 0644));
     fs::remove(srv_crt, ec);  // A new CA invalidates the old server certificate.
   }
   KISO_ASSIGN_OR_RETURN(creds.ca_cert_pem, ReadFile(ca_crt));
   if (!fs::exists(srv_crt) || !fs::exists(srv_key)) {
-    KISO_ASSIGN_OR_RETURN(std::string ca_key_pem, ReadFile(ca_key));
-    BioPtr bio(BIO_new_mem_buf(ca_key_pem.data(), static_cast<int>(ca_key_pem.size())), &BIO_free);
-    PkeyPtr ca_pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
-    BioPtr cbio(
-        BIO_new_mem_buf(creds.ca_cert_pem.data(), static_cast<int>(creds.ca_cert_pem.size())),
-        &BIO_free);
-    X509Ptr ca_cert(PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr), &X509_free);
-    if (!ca_pkey || !ca_cert)
-      return MakeStatus(Code::kDataLoss, "{}: cannot read the CA key or certificate", dir);
+    KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(dir));
+    auto& [ca_cert, ca_pkey] = ca;
     PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
     char hostname[256] = {0};
     gethostname(hostname, sizeof(hostname) - 1);
@@ -169,8 +224,9 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
       bool ip = h.find_first_not_of("0123456789.:abcdef") == std::string::npos;
       san += (ip ? ",IP:" : ",DNS:") + h;
     }
-    KISO_ASSIGN_OR_RETURN(
-        auto cert, Issue(key.get(), "kiso-apiserver", ca_cert.get(), ca_pkey.get(), san, 365));
+    KISO_ASSIGN_OR_RETURN(auto cert,
+                          Issue(key.get(), Subject{.common_name = "kiso-apiserver", .san = san},
+                                ca_cert.get(), ca_pkey.get(), 365));
     KISO_RETURN_IF_ERROR(WriteFileAtomic(srv_key, PemKey(key.get()), 0600));
     KISO_RETURN_IF_ERROR(WriteFileAtomic(srv_crt, PemCert(cert.get()), 0644));
   }

@@ -26,4 +26,16 @@ struct Credentials {
 Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,
                                             int port, const std::vector<std::string>& extra_hosts);
 
+// A client certificate for `user` in `groups` (CN and O, as kube-apiserver
+// reads them), signed by the CA under `data_dir`, valid for `days`; what
+// `kiso kubeconfig --user` writes into a kubeconfig.
+struct ClientCertificate {
+  std::string cert_pem;
+  std::string key_pem;
+  std::string ca_cert_pem;
+};
+Result<ClientCertificate> IssueClientCertificate(const std::string& data_dir,
+                                                 const std::string& user,
+                                                 const std::vector<std::string>& groups, int days);
+
 }  // namespace kiso::apiserver

@@ -48,6 +48,14 @@ struct Request {
   // A boolean parameter, parsed like Go's strconv.ParseBool (1,t,T,TRUE,true,True…).
   bool QueryBool(std::string_view name) const;
   std::vector<std::string> QueryAll(std::string_view name) const;
+
+  // Warnings for the client (kube-apiserver's warning recorder: unknown and
+  // duplicate fields under fieldValidation=Warn), each sent once as a
+  // `Warning: 299 - "…"` header; control characters become spaces, and past
+  // kMaxWarningBytes in all the rest are dropped.
+  static constexpr size_t kMaxWarningBytes = 4096;
+  mutable std::vector<std::string> warnings;
+  void Warn(std::string text) const;
 };
 
 // A streamed response body (watch, follow logs): chunks written as they come.

@@ -54,6 +54,19 @@ bool Request::QueryBool(std::string_view name) const {
   return v && (*v == "1" || *v == "t" || *v == "T" || *v == "true" || *v == "TRUE" || *v == "True");
 }
 
+void Request::Warn(std::string text) const {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  size_t used = 0;
+  for (const auto& w : warnings) {
+    if (w == text) return;
+    used += w.size();
+  }
+  if (used + text.size() > kMaxWarningBytes) return;
+  warnings.push_back(std::move(text));
+}
+
 std::vector<std::string> Request::QueryAll(std::string_view name) const {
   std::vector<std::string> out;
   auto [begin, end] = query.equal_range(name);
@@ -456,7 +469,7 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     if (out.stream) {
       http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
       res.set(http::field::content_type, out.content_type);
-      for (const auto& [k, v] : out.headers) res.set(k, v);
+      for (const auto& [k, v] : out.headers) res.insert(k, v);
       res.chunked(true);
       res.keep_alive(keep_alive);
       http::response_serializer<http::empty_body> sr{res};
@@ -475,7 +488,7 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     } else {
       http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
       res.set(http::field::content_type, out.content_type);
-      for (const auto& [k, v] : out.headers) res.set(k, v);
+      for (const auto& [k, v] : out.headers) res.insert(k, v);
       res.body() = std::move(out.body);
       res.keep_alive(keep_alive);
       res.prepare_payload();

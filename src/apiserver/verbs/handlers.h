@@ -70,12 +70,24 @@ api::ApiError DecodeError(const Status& status, std::string_view prefix = "");
 api::ApiOr<boost::json::value> DecodeStored(const store::KeyValue& kv);
 // Reads one object from the store (linearizable).
 api::ApiOr<store::KeyValue> ReadObject(const Context& ctx, const Target& t);
+// What a write does with unknown and duplicate fields (?fieldValidation):
+// Ignore drops them, Warn (the default) drops them with a Warning header for
+// each, Strict refuses the request (400). Unknown fields of built-in kinds are
+// dropped as Go's decoder drops them; a custom kind's are pruned.
+enum class FieldValidation { kIgnore, kWarn, kStrict };
+api::ApiOr<FieldValidation> FieldValidationOf(const Request& req);
 // Parses a request body as JSON (or YAML when the content type says so) into an object;
-// fieldValidation=Strict turns duplicate fields into 400.
+// fieldValidation=Strict turns duplicate and unknown fields into 400, Warn into warnings.
 api::ApiOr<boost::json::value> DecodeBody(const Request& req, const Target& t);
-// fieldValidation=Strict: "strict decoding error: unknown field \"spec.x\"", or nullopt.
-std::optional<std::string> StrictFieldError(const api::ResourceType& type,
-                                            const boost::json::value& obj);
+// The fields of `obj` that `type` does not have ("spec.x"), in document order.
+std::vector<std::string> UnknownFieldsOf(const api::ResourceType& type,
+                                         const boost::json::value& obj);
+// Applies `mode` to the unknown fields of a decoded write: Strict is 400
+// ("strict decoding error: unknown field \"spec.x\"", with `prefix` before
+// it), Warn records a warning for each on `req`.
+api::ApiStatus CheckUnknownFields(const Request& req, FieldValidation mode,
+                                  const api::ResourceType& type, const boost::json::value& obj,
+                                  std::string_view prefix = "");
 // Checks apiVersion/kind and namespace of a body against the URL.
 api::ApiStatus CheckIdentity(const Target& t, boost::json::object& obj);
 // The field manager for managedFields: ?fieldManager, else the User-Agent's program name.

@@ -13,6 +13,7 @@
 #include "api/structural.h"
 #include "api/validation.h"
 #include "apiserver/admission/admission.h"
+#include "apiserver/admission/resource_quota.h"
 #include "apiserver/service_ips.h"
 #include "apiserver/verbs/handlers.h"
 
@@ -178,10 +179,25 @@ std::string FieldManager(const Request& req) {
   return ua.empty() ? "unknown" : std::string(ua);
 }
 
+ApiOr<FieldValidation> FieldValidationOf(const Request& req) {
+  auto v = req.Query("fieldValidation");
+  if (!v || v->empty() || *v == "Warn") return FieldValidation::kWarn;
+  if (*v == "Strict") return FieldValidation::kStrict;
+  if (*v == "Ignore") return FieldValidation::kIgnore;
+  return api::BadRequest(
+      fmt::format("fieldValidation: Unsupported value: \"{}\": supported values: \"Ignore\", "
+                  "\"Strict\", \"Warn\"",
+                  *v));
+}
+
 ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
   std::string_view type = req.Header("content-type");
   type = type.substr(0, type.find(';'));
-  bool strict = req.Query("fieldValidation") == std::optional<std::string_view>("Strict");
+  auto mode = FieldValidationOf(req);
+  if (!mode.ok()) return mode.error();
+  bool strict = *mode == FieldValidation::kStrict;
+  std::string cannot = fmt::format("{} in version \"{}\" cannot be handled as a {}: ", t.type->kind,
+                                   t.type->version, t.type->kind);
   api::ApiOr<json::value> out = json::value();
   if (type == api::kProtobufMediaType && !req.object) {
     out = api::DecodeProtobuf(req.body);
@@ -195,14 +211,13 @@ ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
     auto v = ParseBody(req, /*yaml=*/false, strict);
     if (!v.ok()) {
       if (v.status().code() == Code::kAlreadyExists) {
-        return api::BadRequest(
-            fmt::format("{} in version \"{}\" cannot be handled as a {}: "
-                        "strict decoding error: {}",
-                        t.type->kind, t.type->version, t.type->kind, v.status().message()));
+        return api::BadRequest(cannot + "strict decoding error: " + v.status().message());
       }
-      return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
-                                         t.type->kind, t.type->version, t.type->kind,
-                                         v.status().message()));
+      return api::BadRequest(cannot + v.status().message());
+    }
+    if (*mode == FieldValidation::kWarn && !req.object) {
+      if (auto duplicate = api::FirstDuplicateKey(req.body))
+        req.Warn(fmt::format("duplicate field \"{}\"", *duplicate));
     }
     out = std::move(*v);
   } else {
@@ -210,32 +225,33 @@ ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
         "the body of the request was in an unknown format - accepted media types include: "
         "application/json, application/yaml, application/vnd.kubernetes.protobuf"));
   }
-  if (strict && out.ok()) {
-    if (auto unknown = StrictFieldError(*t.type, *out)) {
-      return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
-                                         t.type->kind, t.type->version, t.type->kind, *unknown));
-    }
-  }
+  if (auto err = CheckUnknownFields(req, *mode, *t.type, *out, cannot)) return *err;
   return out;
 }
 
-std::optional<std::string> StrictFieldError(const api::ResourceType& type, const json::value& obj) {
-  std::vector<std::string> unknown;
-  if (type.custom) {
-    // A custom kind's unknown fields: what its schema would prune.
-    if (type.custom->schema) {
-      json::value copy = obj;
-      unknown = api::Prune(*type.custom->schema, copy);
-    }
-  } else {
-    unknown = api::UnknownFields(type.kind, obj);
-  }
+std::vector<std::string> UnknownFieldsOf(const api::ResourceType& type, const json::value& obj) {
+  if (!type.custom) return api::UnknownFields(type.kind, obj);
+  // A custom kind's unknown fields: what its schema would prune.
+  if (!type.custom->schema) return {};
+  json::value copy = obj;
+  return api::Prune(*type.custom->schema, copy);
+}
+
+ApiStatus CheckUnknownFields(const Request& req, FieldValidation mode,
+                             const api::ResourceType& type, const json::value& obj,
+                             std::string_view prefix) {
+  if (mode == FieldValidation::kIgnore) return std::nullopt;
+  auto unknown = UnknownFieldsOf(type, obj);
   if (unknown.empty()) return std::nullopt;
-  std::string message = "strict decoding error: ";
+  if (mode == FieldValidation::kWarn) {
+    for (const auto& path : unknown) req.Warn(fmt::format("unknown field \"{}\"", path));
+    return std::nullopt;
+  }
+  std::string message = std::string(prefix) + "strict decoding error: ";
   for (size_t i = 0; i < unknown.size(); ++i) {
     message += fmt::format("{}unknown field \"{}\"", i == 0 ? "" : ", ", unknown[i]);
   }
-  return message;
+  return api::BadRequest(message);
 }
 
 ApiStatus CheckIdentity(const Target& t, json::object& obj) {
@@ -329,6 +345,7 @@ ApiStatus ValidateAndDefault(const Target& t, json::object& obj, const json::obj
                                        t.type->kind, t.type->version, t.type->kind,
                                        *schema.type_error));
   }
+  if (!schema.unknown_fields.empty()) api::DropUnknownFields(t.type->kind, obj);
   api::ApplyDefaults(*t.type, obj);
   auto causes = api::Validate(*t.type, obj, old);
   causes.insert(causes.begin(), schema.unsupported.begin(), schema.unsupported.end());
@@ -424,12 +441,16 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
   if (!req.Header("content-type").starts_with("application/apply-patch")) {
     api::RecordUpdate(*t.type, FieldManager(req), nullptr, obj);
   }
-  if (DryRun(req)) return json::value(std::move(obj));
+  if (DryRun(req)) {
+    if (auto err = ChargeQuotas(ctx, target, obj, nullptr, nullptr)) return *err;
+    return json::value(std::move(obj));
+  }
 
   for (int attempt = 0;; ++attempt) {
     std::string key = t.type->StoreKey(t.ns, target.name);
     Reservation reservation;
     if (auto err = AssignClusterIp(*t.type, obj, &reservation)) return *err;
+    if (auto err = ChargeQuotas(ctx, target, obj, nullptr, &reservation)) return *err;
     store::TxnRequest txn;
     txn.compares.push_back(store::Compare::Missing(key));
     txn.compares.insert(txn.compares.end(), reservation.compares.begin(),
@@ -447,8 +468,11 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
       api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
       return json::value(std::move(obj));
     }
-    if (attempt >= 8) return api::AlreadyExists(*t.type, target.name);
+    if (attempt >= 16) return api::AlreadyExists(*t.type, target.name);
     auto existing = ctx.store->Get(key);
+    if (!existing.ok() && RevisionsMoved(ctx, reservation.compares)) {
+      continue;  // A quota was charged meanwhile: check it again.
+    }
     if (existing.ok()) {
       // The name is taken; generateName tries another.
       if (generate_name.empty() || has_name) return api::AlreadyExists(*t.type, target.name);
@@ -462,10 +486,9 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
                                         "{}: provided IP is already allocated",
                                         ip, ip),
                             "spec.clusterIPs"}});
-    } else {
-      auto& spec = api::Child(obj, "spec");  // The address was taken: pick another.
-      spec.erase("clusterIP");
-      spec.erase("clusterIPs");
+    } else if (auto* spec = obj.if_contains("spec"); spec && spec->is_object()) {
+      spec->get_object().erase("clusterIP");  // The address was taken: pick another.
+      spec->get_object().erase("clusterIPs");
     }
   }
 }
@@ -619,7 +642,10 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     }
     if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return *err;
     if (SameIgnoringVersion(obj, old)) return std::move(*current);
-    if (DryRun(req)) return json::value(std::move(obj));
+    if (DryRun(req)) {
+      if (auto err = ChargeQuotas(ctx, t, obj, &old, nullptr)) return *err;
+      return json::value(std::move(obj));
+    }
     std::string key = t.type->StoreKey(t.ns, t.name);
     if (ReadyToRemove(obj)) {
       auto removed = RemoveObject(ctx, t, *kv, obj);
@@ -632,6 +658,25 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     }
     auto encoded = EncodeForStore(obj);
     if (!encoded.ok()) return encoded.error();
+    Reservation charge;
+    if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return *err;
+    if (!charge.ops.empty()) {
+      // The object and the quotas it now uses more of, in one transaction.
+      store::TxnRequest txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(key, kv->mod_revision));
+      txn.compares.insert(txn.compares.end(), charge.compares.begin(), charge.compares.end());
+      txn.success.push_back(store::TxnOp::Put(key, std::move(*encoded)));
+      txn.success.insert(txn.success.end(), charge.ops.begin(), charge.ops.end());
+      auto res = ctx.store->Txn(txn);
+      if (!res.ok()) return api::FromStatus(res.status());
+      if (res->succeeded) {
+        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
+        return json::value(std::move(obj));
+      }
+      if (!want.empty() && !RevisionsMoved(ctx, charge.compares))
+        return api::ModifiedConflict(*t.type, t.name);
+      continue;
+    }
     auto updated = ctx.store->Update(key, *encoded, kv->mod_revision);
     if (updated.ok()) {
       api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);

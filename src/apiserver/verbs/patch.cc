@@ -75,15 +75,11 @@ Response ApplyPatch(const Context& ctx, const Target& t, const Request& req, Pat
     }
     return std::nullopt;
   };
-  bool strict = req.Query("fieldValidation") == std::optional<std::string_view>("Strict");
+  auto mode = FieldValidationOf(req);
+  if (!mode.ok()) return ErrorResponse(mode.error());
   auto checked = [&](json::object& current) -> api::ApiStatus {
     if (auto err = mutate(current)) return err;
-    if (strict) {
-      if (auto unknown = StrictFieldError(*t.type, json::value(current))) {
-        return api::BadRequest(*unknown);
-      }
-    }
-    return std::nullopt;
+    return CheckUnknownFields(req, *mode, *t.type, json::value(current));
   };
   auto updated = GuaranteedUpdate(ctx, t, req, checked);
   if (updated.ok()) return ObjectResponse(200, *updated);
@@ -117,8 +113,13 @@ Response HandlePatch(const Context& ctx, const Target& t, const Request& req) {
     if (!parsed.ok()) return ErrorResponse(DecodeError(parsed.status()));
     patch = std::move(*parsed);
   } else {
-    bool strict = req.Query("fieldValidation") == std::optional<std::string_view>("Strict");
-    auto parsed = ParseBody(req, /*yaml=*/false, strict);
+    auto mode = FieldValidationOf(req);
+    if (!mode.ok()) return ErrorResponse(mode.error());
+    auto parsed = ParseBody(req, /*yaml=*/false, *mode == FieldValidation::kStrict);
+    if (parsed.ok() && *mode == FieldValidation::kWarn && !req.object) {
+      if (auto duplicate = api::FirstDuplicateKey(req.body))
+        req.Warn(fmt::format("duplicate field \"{}\"", *duplicate));
+    }
     if (!parsed.ok()) {
       return ErrorResponse(
           api::BadRequest(parsed.status().code() == Code::kAlreadyExists
