@@ -283,6 +283,48 @@ def test_kubeconfig_for_a_new_user(kubectl, server, ns, tmp_path):
     assert not os.path.exists(tmp_path / "bad.yaml")
 
 
+def test_rbac_grants_only_what_its_writer_holds(kubectl, server, ns):
+    """A namespace admin (the `admin` ClusterRole bound in one namespace) may write roles and
+    bindings there, but not grant what it lacks: a Role with a cluster-only permission or a
+    binding to cluster-admin is refused with upstream's text, until it may `bind` or `escalate`."""
+    kubectl("create", "serviceaccount", "lead", "-n", ns)
+    kubectl("create", "rolebinding", "lead-admin", "-n", ns, "--clusterrole=admin",
+            f"--serviceaccount={ns}:lead")
+    lead = f"--as=system:serviceaccount:{ns}:lead"
+    groups = f'["system:serviceaccounts" "system:serviceaccounts:{ns}" "system:authenticated"]'
+    # Within what it holds: a Role for pods, bound to someone else.
+    kubectl("create", "role", "pod-reader", "-n", ns, "--verb=get,list", "--resource=pods", lead)
+    kubectl("create", "rolebinding", "readers", "-n", ns, "--role=pod-reader", "--user=bob", lead)
+    # Beyond it: nodes (cluster-scoped, which admin does not grant), and cluster-admin.
+    refused = kubectl.run("create", "role", "nodes", "-n", ns, "--verb=get", "--resource=nodes",
+                          lead, check=False)
+    assert refused.returncode != 0
+    assert (f'roles.rbac.authorization.k8s.io "nodes" is forbidden: user "system:serviceaccount:'
+            f'{ns}:lead" (groups={groups}) is attempting to grant RBAC permissions not currently '
+            f'held:\n{{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}}') in refused.stderr
+    refused = kubectl.run("create", "rolebinding", "root", "-n", ns, "--clusterrole=cluster-admin",
+                          "--user=bob", lead, check=False)
+    assert refused.returncode != 0
+    assert 'rolebindings.rbac.authorization.k8s.io "root" is forbidden' in refused.stderr
+    assert "attempting to grant RBAC permissions not currently held" in refused.stderr
+    missing = kubectl.run("create", "rolebinding", "ghost", "-n", ns, "--clusterrole=no-such-role",
+                          "--user=bob", lead, check=False)
+    assert 'clusterroles.rbac.authorization.k8s.io "no-such-role" not found' in missing.stderr
+    for name in ("nodes", "root"):
+        assert kubectl.run("get", "role,rolebinding", name, "-n", ns, check=False).returncode != 0
+    # Given `bind` on cluster-admin (by name) and `escalate` on roles, it may.
+    kubectl("create", "role", "binder", "-n", ns, "--verb=bind", "--resource=clusterroles",
+            "--resource-name=cluster-admin")
+    kubectl("create", "role", "escalator", "-n", ns, "--verb=escalate",
+            "--resource=roles.rbac.authorization.k8s.io")
+    for role in ("binder", "escalator"):
+        kubectl("create", "rolebinding", f"lead-{role}", "-n", ns, f"--role={role}",
+                f"--serviceaccount={ns}:lead")
+    kubectl("create", "rolebinding", "root", "-n", ns, "--clusterrole=cluster-admin",
+            "--user=bob", lead)
+    kubectl("create", "role", "nodes", "-n", ns, "--verb=get", "--resource=nodes", lead)
+
+
 def test_tables_print_each_kinds_columns(kubectl, ns):
     kubectl("create", "cronjob", "tick", "-n", ns, "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
     kubectl("create", "quota", "q", "-n", ns, "--hard=pods=10,limits.memory=1Gi")

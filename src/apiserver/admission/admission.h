@@ -63,7 +63,8 @@ class Admission {
 api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why);
 
 // The plugins kiso runs, in kube-apiserver's order: LimitRanger,
-// ServiceAccount, Priority, DefaultIngressClass. ResourceQuota, last
+// ServiceAccount, Priority, DefaultIngressClass; then RBAC's escalation
+// prevention (upstream's is in its registry). ResourceQuota, last
 // upstream, charges quotas in the transaction that stores the object
 // (resource_quota.h).
 std::unique_ptr<Admission> DefaultAdmission();

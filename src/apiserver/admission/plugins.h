@@ -13,6 +13,8 @@ std::unique_ptr<AdmissionPlugin> NewLimitRanger();
 std::unique_ptr<AdmissionPlugin> NewServiceAccountAdmission();
 // A pod's priority from its PriorityClass (or the global default).
 std::unique_ptr<AdmissionPlugin> NewPriorityAdmission();
+// Roles and bindings grant only what their writer holds (or may escalate or bind).
+std::unique_ptr<AdmissionPlugin> NewRbacEscalation();
 // An Ingress without a class gets the default IngressClass.
 std::unique_ptr<AdmissionPlugin> NewDefaultIngressClass();
 
