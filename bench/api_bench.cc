@@ -2,8 +2,10 @@
 // binary over HTTPS on 127.0.0.1. One line per figure: `api <figure>=<value> <unit>`.
 //   start→/readyz, idle RSS, PSS and private memory; with 10,000 pods stored:
 //   LIST all (p50 and max of 30), GET one p99, create p99 at 1,000 creates/s,
-//   RSS; a reader's GET p99 under a flood from another client; 1,000
-//   watchers: p99 from write to delivery.
+//   RSS; a reader's GET p99 under a flood from another client; custom
+//   resource against ConfigMap create p99; RBAC-checked against admin create
+//   p99; protobuf against JSON create throughput; TokenReviews per second;
+//   1,000 watchers: p99 from write to delivery.
 // Any failed request, missing watch event or unready server fails the run
 // (exit 1) after the figures measured so far: no figure drops its failures.
 // There is no peer API server on this machine (no kube-apiserver or K3s), so
@@ -25,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "api/object.h"
+#include "api/protobuf.h"
 #include "bench_util.h"
 #include "client/https_transport.h"
 #include "support/proc.h"
@@ -190,10 +194,11 @@ bool Fairness(int port, const std::string& token, int pods) {
 }
 
 // Requests paced open-loop at 1,000/s over `connections` connections: request
-// i is due at i ms and `send(i, client)` sends it. Each latency counts from
-// when its request was due (a server that falls behind pays for it). False
-// when any request failed (send returned false); the first failure is printed.
-bool Paced(int port, const std::string& token, int count, int connections,
+// i is due at i ms and `send(i, client)` sends it, as the user of tokens[i %
+// tokens.size()] (each connection holds a client per token). Each latency
+// counts from when its request was due (a server that falls behind pays for
+// it). False when any request failed (send returned false).
+bool Paced(int port, const std::vector<std::string>& tokens, int count, int connections,
            const std::function<bool(int, Http&)>& send, std::vector<double>* latencies,
            double* seconds) {
   latencies->assign(static_cast<size_t>(count), 0);
@@ -204,14 +209,16 @@ bool Paced(int port, const std::string& token, int count, int connections,
   threads.reserve(static_cast<size_t>(connections));
   for (int c = 0; c < connections; ++c) {
     threads.emplace_back([&] {
-      Http client(port, token);
+      std::vector<std::unique_ptr<Http>> clients;
+      clients.reserve(tokens.size());
+      for (const auto& token : tokens) clients.push_back(std::make_unique<Http>(port, token));
       while (true) {
         int i = next.fetch_add(1);
         if (i >= count) return;
         auto due = begin + std::chrono::microseconds(1000LL * i);
         std::this_thread::sleep_until(due);
         auto sent = Clock::now();
-        bool ok = send(i, client);
+        bool ok = send(i, *clients[static_cast<size_t>(i) % clients.size()]);
         (*latencies)[static_cast<size_t>(i)] = Ms(Clock::now() - std::min(sent, due));
         if (!ok) failures.fetch_add(1);
       }
@@ -255,7 +262,7 @@ bool CustomResources(int port, const std::string& token) {
   std::vector<double> all;
   double seconds = 0;
   bool ok = Paced(
-      port, token, 2 * kEach, 8,
+      port, {token}, 2 * kEach, 8,
       [](int i, Http& client) {
         int n = i / 2;
         auto res =
@@ -286,6 +293,151 @@ bool CustomResources(int port, const std::string& token) {
   Print("configmap_create_p99", Percentile(builtin, 0.99), "ms");
   Print("custom_over_builtin_create_p99", Percentile(custom, 0.99) / Percentile(builtin, 0.99),
         "x");
+  return true;
+}
+
+// Closed loop: `connections` clients send `count` requests in all as fast as
+// they are answered; requests per second, or 0 when any failed.
+double Throughput(int port, const std::string& token, int count, int connections,
+                  const std::function<bool(int, Http&)>& send) {
+  std::atomic<int> next{0};
+  std::atomic<int> failures{0};
+  auto begin = Clock::now();
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(connections));
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&] {
+      Http client(port, token);
+      for (int i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+        if (!send(i, client)) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  if (failures > 0) fmt::print(stderr, "{} of {} requests failed\n", failures.load(), count);
+  return failures > 0 ? 0 : count / seconds;
+}
+
+std::string ConfigMap(std::string_view ns, std::string_view name) {
+  return fmt::format(
+      R"({{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{}","namespace":"{}",)"
+      R"("labels":{{"app":"bench"}}}},"data":{{"key":"value","other":"a longer value of text"}}}})",
+      name, ns);
+}
+
+// Who may do what, and how requests are encoded:
+//   - creates paced at 1,000/s, interleaved: the admin (system:masters, which
+//     RBAC does not consult) and a ServiceAccount that may create only
+//     through a RoleBinding to `edit` (every request walks the bindings);
+//   - pod creates as JSON and as protobuf (kubectl's encoding), closed loop;
+//   - TokenReviews of a ServiceAccount token per second: each verifies the
+//     JWT's signature, issuer, audience and expiry and looks up the account.
+// False when anything failed.
+bool AuthAndEncodings(int port, const std::string& token) {
+  Http admin(port, token);
+  auto ok = [](const apiserver::Response& r, int want, std::string_view what) {
+    if (r.status == want) return true;
+    fmt::print(stderr, "{} answered {}: {}\n", what, r.status, r.body);
+    return false;
+  };
+  if (!ok(admin.Request("POST", "/api/v1/namespaces", R"({"metadata":{"name":"rbac-bench"}})"), 201,
+          "the namespace") ||
+      !ok(admin.Request("POST", "/api/v1/namespaces/rbac-bench/serviceaccounts",
+                        R"({"metadata":{"name":"writer"}})"),
+          201, "the service account") ||
+      !ok(admin.Request(
+              "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/rbac-bench/rolebindings",
+              R"({"metadata":{"name":"writer-edits"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io",)"
+              R"("kind":"ClusterRole","name":"edit"},"subjects":[{"kind":"ServiceAccount",)"
+              R"("name":"writer","namespace":"rbac-bench"}]})"),
+          201, "the role binding"))
+    return false;
+  auto issued = admin.Request("POST", "/api/v1/namespaces/rbac-bench/serviceaccounts/writer/token",
+                              R"({"spec":{"expirationSeconds":3600}})");
+  if (!ok(issued, 201, "the TokenRequest")) return false;
+  std::string sa_token;
+  if (size_t at = issued.body.find("\"token\":\""); at != std::string::npos) {
+    size_t from = at + 9;
+    sa_token = issued.body.substr(from, issued.body.find('"', from) - from);
+  }
+  // The account's first request waits for the binding to reach the cache.
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  Http writer(port, sa_token);
+  while (writer.Request("GET", "/api/v1/namespaces/rbac-bench/configmaps").status != 200) {
+    if (Clock::now() > deadline) {
+      fmt::print(stderr, "the service account was not allowed within 10 s\n");
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
+  constexpr int kEach = 1200;
+  std::vector<double> all;
+  double seconds = 0;
+  if (!Paced(
+          port, {token, sa_token}, 2 * kEach, 8,
+          [](int i, Http& client) {
+            auto res = client.Request("POST", "/api/v1/namespaces/rbac-bench/configmaps",
+                                      ConfigMap("rbac-bench", fmt::format("cm-{}", i)));
+            if (res.status != 201)
+              fmt::print(stderr, "a create answered {}: {}\n", res.status, res.body);
+            return res.status == 201;
+          },
+          &all, &seconds))
+    return false;
+  std::vector<double> as_admin, as_account;
+  for (size_t i = 0; i < all.size(); ++i) (i % 2 == 0 ? as_admin : as_account).push_back(all[i]);
+  Print("rbac_admin_create_p99", Percentile(as_admin, 0.99), "ms");
+  Print("rbac_serviceaccount_create_p99", Percentile(as_account, 0.99), "ms");
+  Print("rbac_over_admin_create_p99", Percentile(as_account, 0.99) / Percentile(as_admin, 0.99),
+        "x");
+
+  // JSON against protobuf: the same pods, each encoding in its own namespace.
+  constexpr int kPods = 3000;
+  std::vector<std::string> json_bodies, proto_bodies;
+  for (int i = 0; i < kPods; ++i) {
+    json_bodies.push_back(Pod(i));
+    auto encoded = api::EncodeProtobuf(*api::ParseJson(Pod(i)));
+    if (!encoded.ok()) {
+      fmt::print(stderr, "protobuf encoding failed: {}\n", encoded.error().message);
+      return false;
+    }
+    proto_bodies.push_back(std::move(*encoded));
+  }
+  for (const char* ns : {"json-bench", "proto-bench"}) {
+    if (!ok(admin.Request("POST", "/api/v1/namespaces",
+                          fmt::format(R"({{"metadata":{{"name":"{}"}}}})", ns)),
+            201, "a namespace"))
+      return false;
+  }
+  double json_rate = Throughput(port, token, kPods, 8, [&](int i, Http& client) {
+    return client
+               .Request("POST", "/api/v1/namespaces/json-bench/pods",
+                        json_bodies[static_cast<size_t>(i)])
+               .status == 201;
+  });
+  double proto_rate = Throughput(port, token, kPods, 8, [&](int i, Http& client) {
+    return client
+               .Request("POST", "/api/v1/namespaces/proto-bench/pods",
+                        proto_bodies[static_cast<size_t>(i)], "application/vnd.kubernetes.protobuf")
+               .status == 201;
+  });
+  if (json_rate == 0 || proto_rate == 0) return false;
+  Print("json_create_throughput", json_rate, "creates/s");
+  Print("protobuf_create_throughput", proto_rate, "creates/s");
+  Print("protobuf_over_json_throughput", proto_rate / json_rate, "x");
+
+  // TokenReviews: the validations a client's requests cost the server.
+  std::string review = fmt::format(
+      R"({{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{}"}}}})",
+      sa_token);
+  double reviews = Throughput(port, token, 6000, 8, [&](int, Http& client) {
+    auto res = client.Request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", review);
+    return res.status == 201 && res.body.find("\"authenticated\":true") != std::string::npos;
+  });
+  if (reviews == 0) return false;
+  Print("token_reviews", reviews, "validations/s");
   return true;
 }
 
@@ -334,7 +486,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
     std::vector<double> latencies;
     double seconds = 0;
     if (!Paced(
-            port, token, pods, 16,
+            port, {token}, pods, 16,
             [](int i, Http& client) {
               return client.Request("POST", "/api/v1/namespaces/default/pods", Pod(i)).status ==
                      201;
@@ -383,6 +535,7 @@ int Run(const std::string& kiso, int pods, int watchers) {
 
   if (!Fairness(port, token, pods)) return 1;
   if (!CustomResources(port, token)) return 1;
+  if (!AuthAndEncodings(port, token)) return 1;
 
   // Fan-out: watchers on one ConfigMap; each write carries its send time.
   {
