@@ -1626,10 +1626,10 @@ kind CertificateSigningRequest
   status CertificateSigningRequestStatus = 3
 
 kind ValidatingWebhookConfiguration
-  Webhooks []ValidatingWebhook = 2
+  webhooks []ValidatingWebhook = 2
 
 kind MutatingWebhookConfiguration
-  Webhooks []MutatingWebhook = 2
+  webhooks []MutatingWebhook = 2
 
 kind Scale
   spec ScaleSpec = 2

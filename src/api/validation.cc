@@ -421,6 +421,50 @@ class Validator {
     causes.push_back({"FieldValueForbidden", fmt::format("Forbidden: {}", detail), field});
   }
 
+  // An admission webhook configuration's webhooks (admissionregistration/v1).
+  void Webhooks(const json::object& obj) {
+    const auto* hooks = obj.if_contains("webhooks");
+    if (!hooks || !hooks->is_array()) return;
+    std::set<std::string, std::less<>> names;
+    size_t i = 0;
+    for (const auto& h : hooks->get_array()) {
+      std::string f = fmt::format("webhooks[{}]", i++);
+      std::string_view name = GetString(h, {"name"});
+      if (name.empty()) {
+        Required(f + ".name");
+      } else if (!names.insert(std::string(name)).second) {
+        Duplicate(f + ".name", json::value(name));
+      }
+      const auto* url = Find(h, {"clientConfig", "url"});
+      const auto* service = Find(h, {"clientConfig", "service"});
+      if ((url != nullptr) == (service != nullptr)) {
+        Required(f + ".clientConfig", "exactly one of url or service is required");
+      } else if (url && (!url->is_string() || !url->get_string().starts_with("https://"))) {
+        InvalidValue(f + ".clientConfig.url", *url, "'https' is the only allowed URL scheme");
+      }
+      const auto* effects = Find(h, {"sideEffects"});
+      if (!effects) {
+        Required(f + ".sideEffects", "must specify one of None, NoneOnDryRun");
+      } else if (GetString(h, {"sideEffects"}) != "None" &&
+                 GetString(h, {"sideEffects"}) != "NoneOnDryRun") {
+        Unsupported(f + ".sideEffects", *effects, {"None", "NoneOnDryRun"});
+      }
+      const auto* versions = Find(h, {"admissionReviewVersions"});
+      bool v1 = false;
+      if (versions && versions->is_array()) {
+        for (const auto& v : versions->get_array()) v1 = v1 || v == "v1" || v == "v1beta1";
+      }
+      if (!v1) Required(f + ".admissionReviewVersions", "must specify one of v1, v1beta1");
+      if (const auto* t = Find(h, {"timeoutSeconds"});
+          t && t->is_int64() && (t->get_int64() < 1 || t->get_int64() > 30))
+        InvalidValue(f + ".timeoutSeconds", *t,
+                     "the timeout value must be between 1 and 30 seconds");
+      if (const auto* m = Find(h, {"matchConditions"});
+          m && m->is_array() && !m->get_array().empty())
+        Forbidden(f + ".matchConditions", "CEL match conditions are not supported by kiso yet");
+    }
+  }
+
   // A number field that must be ≥ `min` (ValidateNonnegativeField and kin); absent is fine.
   void AtLeast(const std::string& field, const json::value* v, int64_t min) {
     if (!v || !v->is_int64() || v->get_int64() >= min) return;
@@ -829,6 +873,9 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Service(obj);
   } else if (kind == "ConfigMap" || kind == "Secret") {
     v.DataKeys(obj);
+  } else if (type.group == "admissionregistration.k8s.io" &&
+             (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration")) {
+    v.Webhooks(obj);
   }
   if (old && kind == "Service") {
     const auto* a = Find(obj, {"spec", "clusterIP"});

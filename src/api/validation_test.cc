@@ -107,6 +107,51 @@ TEST(Validate, MatchLabelsThatAreNotAMapAreInvalidNotACrash) {
   EXPECT_EQ(causes[0].field, "spec.selector.matchLabels");
 }
 
+TEST(Validate, WebhookConfigurationsAndTheirDefaultsForLimitRanges) {
+  auto config = Obj(R"({"metadata":{"name":"w"},"webhooks":[
+      {"name":"a.example.com","clientConfig":{"url":"http://x"},"sideEffects":"Some",
+       "admissionReviewVersions":["v2"],"timeoutSeconds":31,
+       "matchConditions":[{"name":"c","expression":"true"}]},
+      {"name":"a.example.com","clientConfig":{}}]})");
+  std::vector<std::string> got;
+  for (const auto& c :
+       Validate(Type("validatingwebhookconfigurations", "admissionregistration.k8s.io"), config,
+                nullptr))
+    got.push_back(c.field + ": " + c.message);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "webhooks[0].clientConfig.url: Invalid value: \"http://x\": 'https' is the "
+                     "only allowed URL scheme",
+                     "webhooks[0].sideEffects: Unsupported value: \"Some\": supported values: "
+                     "\"None\", \"NoneOnDryRun\"",
+                     "webhooks[0].admissionReviewVersions: Required value: must specify one of v1, "
+                     "v1beta1",
+                     "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be "
+                     "between 1 and 30 seconds",
+                     "webhooks[0].matchConditions: Forbidden: CEL match conditions are not "
+                     "supported by kiso yet",
+                     "webhooks[1].name: Duplicate value: \"a.example.com\"",
+                     "webhooks[1].clientConfig: Required value: exactly one of url or service is "
+                     "required",
+                     "webhooks[1].sideEffects: Required value: must specify one of None, "
+                     "NoneOnDryRun",
+                     "webhooks[1].admissionReviewVersions: Required value: must specify one of v1, "
+                     "v1beta1"}));
+  // A LimitRange's Container item: default from max, defaultRequest from default, then min.
+  auto lr = Obj(R"({"spec":{"limits":[{"type":"Container","max":{"cpu":"2"},
+      "default":{"memory":"1Gi"},"min":{"ephemeral-storage":"1Gi"}}]}})");
+  ApplyDefaults(Type("limitranges"), lr);
+  EXPECT_EQ(json::serialize(lr.at("spec").at("limits").at(0)),
+            R"({"type":"Container","max":{"cpu":"2"},"default":{"memory":"1Gi","cpu":"2"},)"
+            R"("min":{"ephemeral-storage":"1Gi"},"defaultRequest":{"memory":"1Gi","cpu":"2",)"
+            R"("ephemeral-storage":"1Gi"}})");
+  // A pod's limit without a request is its request; a template's is left as written.
+  auto pod = Obj(R"({"spec":{"containers":[{"name":"a","image":"x",
+      "resources":{"limits":{"cpu":"1"}}}]}})");
+  ApplyDefaults(Type("pods"), pod);
+  EXPECT_EQ(json::serialize(pod.at("spec").at("containers").at(0).at("resources")),
+            R"({"limits":{"cpu":"1"},"requests":{"cpu":"1"}})");
+}
+
 TEST(Schema, UnknownFieldsAreFoundWithTheirPaths) {
   auto pod = json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","bogus":1},
       "spec":{"containers":[{"name":"c","image":"x","imagePullPolicyy":"Always"}],"foo":{}},"extra":1})");

@@ -1,6 +1,7 @@
 """Admission as kube-apiserver does it (issue 12): ResourceQuota (usage counted by its controller,
-charged atomically with each create, upstream's 403 texts), LimitRange defaults and bounds, and
-fieldValidation's Warning headers. The real kubectl and plain HTTPS against the real kiso server
+charged atomically with each create, upstream's 403 texts), LimitRange defaults and bounds,
+fieldValidation's Warning headers, and validating and mutating admission webhooks (AdmissionReview
+v1 over HTTPS to a server this test runs). The real kubectl and plain HTTPS against the real kiso server
 (no node agent: pods stay Pending, which is all quota needs)."""
 import concurrent.futures
 import json
@@ -179,3 +180,197 @@ def test_field_validation_warns_drops_or_refuses(kubectl, server, ns):
     cm["metadata"]["name"] = "k"
     out = kubectl.run("create", "-n", ns, "--validate=warn", "-f", "-", input=json.dumps(cm))
     assert 'Warning: unknown field "extra"' in out.stderr
+
+
+# ---- Admission webhooks: a real HTTPS server in this process, its own CA as the caBundle ----
+
+class Webhooks:
+    """An AdmissionReview v1 server on 127.0.0.1: /deny refuses ConfigMaps holding a key
+    `forbidden`, /mutate labels what it sees (a JSONPatch) and warns, /slow answers late."""
+
+    def __init__(self, tmp):
+        import http.server
+        import subprocess
+        import threading
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *key, "-keyout", f"{tmp}/ca.key", "-out", f"{tmp}/ca.crt",
+                "-subj", "/CN=webhook-ca", "-days", "1")
+        openssl("req", *key, "-keyout", f"{tmp}/srv.key", "-out", f"{tmp}/srv.csr",
+                "-subj", "/CN=127.0.0.1")
+        with open(f"{tmp}/san", "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", f"{tmp}/srv.csr", "-CA", f"{tmp}/ca.crt", "-CAkey",
+                f"{tmp}/ca.key", "-CAcreateserial", "-out", f"{tmp}/srv.crt", "-days", "1",
+                "-extfile", f"{tmp}/san")
+        with open(f"{tmp}/ca.crt", "rb") as f:
+            self.ca_bundle = __import__("base64").b64encode(f.read()).decode()
+        self.reviews = []
+        self.release = threading.Event()
+        hooks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                hooks.reviews.append((self.path, review))
+                request = review["request"]
+                response = {"uid": request["uid"], "allowed": True}
+                obj = request["object"]
+                if self.path.startswith("/deny") and "forbidden" in obj.get("data", {}):
+                    response = {"uid": request["uid"], "allowed": False,
+                                "status": {"code": 403, "message": "no forbidden data"}}
+                elif self.path.startswith("/mutate"):
+                    op = "replace" if obj["metadata"].get("labels") else "add"
+                    patch = ([{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}]
+                             if op == "replace" else
+                             [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}])
+                    response["patchType"] = "JSONPatch"
+                    response["patch"] = __import__("base64").b64encode(
+                        json.dumps(patch).encode()).decode()
+                    response["warnings"] = ["labelled by the webhook"]
+                elif self.path.startswith("/slow"):
+                    hooks.release.wait(10)
+                body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                   "response": response}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (OSError, ssl.SSLError):
+                    pass  # The caller gave up (the timeout test).
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{tmp}/srv.crt", f"{tmp}/srv.key")
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhooks(tmp_path):
+    w = Webhooks(str(tmp_path))
+    yield w
+    w.stop()
+
+
+def configuration(kind, name, url, ca_bundle, ns_label, **extra):
+    hook = {"name": name, "clientConfig": {"url": url, "caBundle": ca_bundle},
+            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""],
+                       "apiVersions": ["v1"], "resources": ["configmaps"]}],
+            "namespaceSelector": {"matchLabels": {"webhooks": ns_label}},
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], **extra}
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name}, "webhooks": [hook]}
+
+
+@pytest.fixture
+def hooked(kubectl, ns):
+    """The test namespace, labelled for the webhooks; every configuration made is removed."""
+    kubectl("label", "namespace", ns, f"webhooks={ns}")
+    made = []
+
+    def add(config):
+        kubectl("create", "-f", "-", input=json.dumps(config))
+        made.append(f"{config['kind'].lower()}/{config['metadata']['name']}")
+    yield ns, add
+    for m in made:
+        kubectl("delete", m, "--ignore-not-found")
+
+
+def test_validating_webhook_denies_and_selects_namespaces(kubectl, server, hooked, webhooks):
+    ns, add = hooked
+    add(configuration("ValidatingWebhookConfiguration", "deny.kiso.test", webhooks.url("/deny"),
+                      webhooks.ca_bundle, ns))
+    refused = kubectl.run("create", "configmap", "bad", "-n", ns, "--from-literal=forbidden=1",
+                          check=False)
+    assert refused.returncode != 0
+    assert ('admission webhook "deny.kiso.test" denied the request: no forbidden data'
+            in refused.stderr)
+    assert kubectl.run("get", "configmap", "bad", "-n", ns, check=False).returncode != 0
+    kubectl("create", "configmap", "good", "-n", ns, "--from-literal=fine=1")
+    # The review names the request as upstream's does.
+    path, review = webhooks.reviews[-1]
+    assert path == "/deny?timeout=10s"
+    request = review["request"]
+    assert review["apiVersion"] == "admission.k8s.io/v1"
+    assert request["kind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
+    assert request["resource"] == {"group": "", "version": "v1", "resource": "configmaps"}
+    assert (request["operation"], request["namespace"], request["name"]) == ("CREATE", ns, "good")
+    assert request["userInfo"]["username"] == "system:admin"
+    assert request["object"]["data"] == {"fine": "1"} and request["oldObject"] is None
+    # An update is reviewed with the old object; another namespace is not selected.
+    kubectl("label", "configmap", "good", "-n", ns, "x=y")
+    assert webhooks.reviews[-1][1]["request"]["oldObject"]["metadata"]["name"] == "good"
+    calls = len(webhooks.reviews)
+    kubectl("create", "configmap", "bad", "-n", "default", "--from-literal=forbidden=1")
+    kubectl("delete", "configmap", "bad", "-n", "default")
+    assert len(webhooks.reviews) == calls
+
+
+def test_mutating_webhook_patches_and_warns(kubectl, server, hooked, webhooks):
+    ns, add = hooked
+    add(configuration("MutatingWebhookConfiguration", "label.kiso.test", webhooks.url("/mutate"),
+                      webhooks.ca_bundle, ns))
+    out = kubectl.run("create", "configmap", "m", "-n", ns, "--from-literal=a=1")
+    assert "Warning: labelled by the webhook" in out.stderr
+    assert get(kubectl, "configmap", "m", "-n", ns)["metadata"]["labels"] == {"mutated": "yes"}
+    # A dry run calls a webhook (v1 ones have no side effects), saying it is one.
+    kubectl("create", "configmap", "d", "-n", ns, "--dry-run=server")
+    assert webhooks.reviews[-1][1]["request"]["dryRun"] is True
+    assert kubectl.run("get", "configmap", "d", "-n", ns, check=False).returncode != 0
+    # v1 refuses a webhook with side effects.
+    refused = kubectl.run("create", "-f", "-", check=False, input=json.dumps(configuration(
+        "MutatingWebhookConfiguration", "effects.kiso.test", webhooks.url("/mutate"),
+        webhooks.ca_bundle, ns, sideEffects="Some")))
+    assert ('webhooks[0].sideEffects: Unsupported value: "Some": supported values: "None", '
+            '"NoneOnDryRun"') in refused.stderr
+
+
+def test_webhook_failures_follow_the_failure_policy(kubectl, server, hooked, webhooks, tmp_path):
+    ns, add = hooked
+    # Fail (the default): an unanswered call (a timeout of 1 s against a slow server) is a 500.
+    add(configuration("ValidatingWebhookConfiguration", "slow.kiso.test", webhooks.url("/slow"),
+                      webhooks.ca_bundle, ns, timeoutSeconds=1))
+    status, _, body = request(server, "POST", f"/api/v1/namespaces/{ns}/configmaps",
+                              {"metadata": {"name": "s"}})
+    assert status == 500
+    assert body["message"] == (
+        'Internal error occurred: failed calling webhook "slow.kiso.test": failed to call '
+        f'webhook: Post "https://127.0.0.1:{webhooks.port}/slow?timeout=1s": context deadline '
+        'exceeded')
+    webhooks.release.set()
+    kubectl("delete", "validatingwebhookconfiguration", "slow.kiso.test")
+    # A server whose certificate the caBundle does not sign is not trusted.
+    other = str(tmp_path / "other")
+    os.makedirs(other)
+    unrelated = Webhooks(other)
+    unrelated.stop()
+    wrong_ca = unrelated.ca_bundle
+    add(configuration("ValidatingWebhookConfiguration", "untrusted.kiso.test",
+                      webhooks.url("/deny"), wrong_ca, ns))
+    status, _, body = request(server, "POST", f"/api/v1/namespaces/{ns}/configmaps",
+                              {"metadata": {"name": "u"}})
+    assert status == 500 and "certificate verify failed" in body["message"]
+    kubectl("delete", "validatingwebhookconfiguration", "untrusted.kiso.test")
+    # Ignore: the same failure lets the request through.
+    add(configuration("ValidatingWebhookConfiguration", "ignored.kiso.test",
+                      webhooks.url("/deny"), wrong_ca, ns, failurePolicy="Ignore"))
+    status, _, _ = request(server, "POST", f"/api/v1/namespaces/{ns}/configmaps",
+                           {"metadata": {"name": "i"}})
+    assert status == 201

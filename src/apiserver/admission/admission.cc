@@ -32,7 +32,9 @@ std::unique_ptr<Admission> DefaultAdmission() {
   a->Add(NewServiceAccountAdmission());
   a->Add(NewPriorityAdmission());
   a->Add(NewDefaultIngressClass());
+  a->Add(NewMutatingWebhooks());
   a->Add(NewRbacEscalation());
+  a->Add(NewValidatingWebhooks());
   return a;
 }
 

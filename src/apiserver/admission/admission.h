@@ -63,8 +63,9 @@ class Admission {
 api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why);
 
 // The plugins kiso runs, in kube-apiserver's order: LimitRanger,
-// ServiceAccount, Priority, DefaultIngressClass; then RBAC's escalation
-// prevention (upstream's is in its registry). ResourceQuota, last
+// ServiceAccount, Priority, DefaultIngressClass, MutatingAdmissionWebhook;
+// RBAC's escalation prevention (upstream's is in its registry),
+// ValidatingAdmissionWebhook. ResourceQuota, last
 // upstream, charges quotas in the transaction that stores the object
 // (resource_quota.h).
 std::unique_ptr<Admission> DefaultAdmission();

@@ -15,6 +15,9 @@ std::unique_ptr<AdmissionPlugin> NewServiceAccountAdmission();
 std::unique_ptr<AdmissionPlugin> NewPriorityAdmission();
 // Roles and bindings grant only what their writer holds (or may escalate or bind).
 std::unique_ptr<AdmissionPlugin> NewRbacEscalation();
+// Admission webhooks (admissionregistration.k8s.io/v1), mutating and validating.
+std::unique_ptr<AdmissionPlugin> NewMutatingWebhooks();
+std::unique_ptr<AdmissionPlugin> NewValidatingWebhooks();
 // An Ingress without a class gets the default IngressClass.
 std::unique_ptr<AdmissionPlugin> NewDefaultIngressClass();
 
