@@ -456,12 +456,14 @@ class Validator {
       }
       if (!v1) Required(f + ".admissionReviewVersions", "must specify one of v1, v1beta1");
       if (const auto* t = Find(h, {"timeoutSeconds"});
-          t && t->is_int64() && (t->get_int64() < 1 || t->get_int64() > 30))
+          t && t->is_int64() && (t->get_int64() < 1 || t->get_int64() > 30)) {
         InvalidValue(f + ".timeoutSeconds", *t,
                      "the timeout value must be between 1 and 30 seconds");
+      }
       if (const auto* m = Find(h, {"matchConditions"});
-          m && m->is_array() && !m->get_array().empty())
+          m && m->is_array() && !m->get_array().empty()) {
         Forbidden(f + ".matchConditions", "CEL match conditions are not supported by kiso yet");
+      }
     }
   }
 

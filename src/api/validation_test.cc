@@ -107,6 +107,7 @@ TEST(Validate, MatchLabelsThatAreNotAMapAreInvalidNotACrash) {
   EXPECT_EQ(causes[0].field, "spec.selector.matchLabels");
 }
 
+// NOLINTBEGIN(bugprone-suspicious-missing-comma): long messages are split over lines.
 TEST(Validate, WebhookConfigurationsAndTheirDefaultsForLimitRanges) {
   auto config = Obj(R"({"metadata":{"name":"w"},"webhooks":[
       {"name":"a.example.com","clientConfig":{"url":"http://x"},"sideEffects":"Some",
@@ -151,6 +152,7 @@ TEST(Validate, WebhookConfigurationsAndTheirDefaultsForLimitRanges) {
   EXPECT_EQ(json::serialize(pod.at("spec").at("containers").at(0).at("resources")),
             R"({"limits":{"cpu":"1"},"requests":{"cpu":"1"}})");
 }
+// NOLINTEND(bugprone-suspicious-missing-comma)
 
 TEST(Schema, UnknownFieldsAreFoundWithTheirPaths) {
   auto pod = json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","bogus":1},

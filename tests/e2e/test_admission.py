@@ -220,7 +220,12 @@ class Webhooks:
                 request = review["request"]
                 response = {"uid": request["uid"], "allowed": True}
                 obj = request["object"]
-                if self.path.startswith("/deny") and "forbidden" in obj.get("data", {}):
+                if request["operation"] == "DELETE":
+                    obj = request["oldObject"]
+                    if self.path.startswith("/deny") and "keep" in obj["metadata"].get("labels", {}):
+                        response = {"uid": request["uid"], "allowed": False,
+                                    "status": {"code": 403, "message": "kept"}}
+                elif self.path.startswith("/deny") and "forbidden" in obj.get("data", {}):
                     response = {"uid": request["uid"], "allowed": False,
                                 "status": {"code": 403, "message": "no forbidden data"}}
                 elif self.path.startswith("/mutate"):
@@ -271,7 +276,7 @@ def webhooks(tmp_path):
 
 def configuration(kind, name, url, ca_bundle, ns_label, **extra):
     hook = {"name": name, "clientConfig": {"url": url, "caBundle": ca_bundle},
-            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""],
+            "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""],
                        "apiVersions": ["v1"], "resources": ["configmaps"]}],
             "namespaceSelector": {"matchLabels": {"webhooks": ns_label}},
             "sideEffects": "None", "admissionReviewVersions": ["v1"], **extra}
@@ -317,6 +322,16 @@ def test_validating_webhook_denies_and_selects_namespaces(kubectl, server, hooke
     # An update is reviewed with the old object; another namespace is not selected.
     kubectl("label", "configmap", "good", "-n", ns, "x=y")
     assert webhooks.reviews[-1][1]["request"]["oldObject"]["metadata"]["name"] == "good"
+    # A delete is reviewed with the object as oldObject, and may be refused.
+    kubectl("label", "configmap", "good", "-n", ns, "keep=yes")
+    refused = kubectl.run("delete", "configmap", "good", "-n", ns, check=False)
+    assert 'admission webhook "deny.kiso.test" denied the request: kept' in refused.stderr
+    request = webhooks.reviews[-1][1]["request"]
+    assert request["operation"] == "DELETE" and request["object"] is None
+    assert request["oldObject"]["metadata"]["name"] == "good"
+    assert request["options"]["kind"] == "DeleteOptions"
+    kubectl("label", "configmap", "good", "-n", ns, "keep-")
+    kubectl("delete", "configmap", "good", "-n", ns)
     calls = len(webhooks.reviews)
     kubectl("create", "configmap", "bad", "-n", "default", "--from-literal=forbidden=1")
     kubectl("delete", "configmap", "bad", "-n", "default")

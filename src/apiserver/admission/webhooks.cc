@@ -13,8 +13,9 @@
 // webhook's code or 403); a webhook that cannot be called fails the request
 // (500) under failurePolicy Fail and is skipped under Ignore. A dry run calls
 // only webhooks without side effects and is refused by any other.
-// Not yet: matchConditions (CEL), reinvocation, DELETE and CONNECT (kiso's
-// admission sees creates and updates).
+// Deletes are reviewed with the object as oldObject (validating webhooks;
+// mutating ones have nothing to change). Not yet: matchConditions (CEL),
+// reinvocation, CONNECT.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -275,16 +276,17 @@ class WebhookAdmission : public AdmissionPlugin {
         {"group", t.type->group}, {"version", t.type->version}, {"kind", t.type->kind}};
     json::object resource{
         {"group", t.type->group}, {"version", t.type->version}, {"resource", t.type->plural}};
-    json::object request{{"uid", uid},
-                         {"kind", kind},
-                         {"resource", resource},
-                         {"requestKind", kind},
-                         {"requestResource", resource},
-                         {"name", api::GetString(obj, {"metadata", "name"})},
-                         {"operation", r.operation},
-                         {"object", obj},
-                         {"oldObject", r.old ? json::value(*r.old) : json::value(nullptr)},
-                         {"dryRun", r.dry_run}};
+    json::object request{
+        {"uid", uid},
+        {"kind", kind},
+        {"resource", resource},
+        {"requestKind", kind},
+        {"requestResource", resource},
+        {"name", api::GetString(obj, {"metadata", "name"})},
+        {"operation", r.operation},
+        {"object", r.operation == "DELETE" ? json::value(nullptr) : json::value(obj)},
+        {"oldObject", r.old ? json::value(*r.old) : json::value(nullptr)},
+        {"dryRun", r.dry_run}};
     if (!t.subresource.empty()) {
       request["subResource"] = t.subresource;
       request["requestSubResource"] = t.subresource;
@@ -298,9 +300,10 @@ class WebhookAdmission : public AdmissionPlugin {
       user.groups = {std::string(kMastersGroup)};
     }
     request["userInfo"] = user.ToJson();
-    request["options"] =
-        json::object{{"kind", r.operation == "CREATE" ? "CreateOptions" : "UpdateOptions"},
-                     {"apiVersion", "meta.k8s.io/v1"}};
+    std::string_view options = r.operation == "CREATE"   ? "CreateOptions"
+                               : r.operation == "DELETE" ? "DeleteOptions"
+                                                         : "UpdateOptions";
+    request["options"] = json::object{{"kind", options}, {"apiVersion", "meta.k8s.io/v1"}};
     return json::object{{"apiVersion", "admission.k8s.io/v1"},
                         {"kind", "AdmissionReview"},
                         {"request", std::move(request)}};

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "apiserver/admission/admission.h"
 #include "apiserver/verbs/handlers.h"
 #include "apiserver/verbs/list_filter.h"
 
@@ -75,8 +76,9 @@ void AddFinalizer(json::object& meta, std::string_view name) {
 }
 
 // Deletes one object; returns the response body object (the object itself, as upstream).
-api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t,
+api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t, const Request& req,
                                   const DeleteOptions& options) {
+  bool admitted = false;
   for (int attempt = 0; attempt < 16; ++attempt) {
     auto kv = ReadObject(ctx, t);
     if (!kv.ok()) return kv.error();
@@ -100,6 +102,14 @@ api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t,
                       options.resource_version, kv->mod_revision));
     }
     bool already = meta.contains("deletionTimestamp");
+    // Admission sees a delete once, with the object being deleted (webhooks
+    // get it as oldObject); a repeated delete of a terminating one is not asked.
+    if (ctx.admission && !admitted && !already) {
+      const json::object& stored = current->get_object();
+      AdmissionRequest admission{&ctx, &t, &req, "DELETE", &stored, options.dry_run};
+      if (auto err = ctx.admission->Validate(admission, stored)) return *err;
+      admitted = true;
+    }
     bool bound_pod = t.type->kind == "Pod" && !api::GetString(obj, {"spec", "nodeName"}).empty();
     int64_t grace = 0;
     if (bound_pod) {
@@ -154,7 +164,7 @@ api::ApiOr<json::value> DeleteOne(const Context& ctx, const Target& t,
 Response HandleDelete(const Context& ctx, const Target& t, const Request& req) {
   auto options = ParseOptions(req);
   if (!options.ok()) return ErrorResponse(options.error());
-  auto result = DeleteOne(ctx, t, *options);
+  auto result = DeleteOne(ctx, t, req, *options);
   if (!result.ok()) return ErrorResponse(result.error());
   return ObjectResponse(200, *result);
 }
@@ -174,7 +184,7 @@ Response HandleDeleteCollection(const Context& ctx, const Target& t, const Reque
     Target one = t;
     one.ns = obj->ns;
     one.name = obj->name;
-    auto result = DeleteOne(ctx, one, *options);
+    auto result = DeleteOne(ctx, one, req, *options);
     if (!result.ok()) {
       if (result.error().code == 404) continue;  // Already gone.
       return ErrorResponse(result.error());
