@@ -1,6 +1,6 @@
 // ServiceAccount tokens as the authenticator reads them: arbitrary bytes as a
 // bearer token (the JWS compact form split, base64url and JSON decoded, the
-// header's alg and kid checked, the RS256 signature verified), and arbitrary
+// header's alg and kid checked, the ES256 signature verified), and arbitrary
 // JSON as claims signed then verified again, which must give them back. No
 // input may crash or hang it.
 #include <boost/json.hpp>

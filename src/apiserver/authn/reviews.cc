@@ -192,11 +192,12 @@ std::optional<Response> HandleOidc(const Context& ctx, const Request& req) {
   std::string path = req.path;
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path == "/.well-known/openid-configuration") {
-    json::object doc{{"issuer", ctx.signer->issuer()},
-                     {"jwks_uri", fmt::format("https://{}/openid/v1/jwks", ctx.server_address)},
-                     {"response_types_supported", json::array{"id_token"}},
-                     {"subject_types_supported", json::array{"public"}},
-                     {"id_token_signing_alg_values_supported", json::array{"RS256"}}};
+    json::object doc{
+        {"issuer", ctx.signer->issuer()},
+        {"jwks_uri", fmt::format("https://{}/openid/v1/jwks", ctx.server_address)},
+        {"response_types_supported", json::array{"id_token"}},
+        {"subject_types_supported", json::array{"public"}},
+        {"id_token_signing_alg_values_supported", json::array{ctx.signer->algorithm()}}};
     return JsonResponse(200, json::serialize(doc));
   }
   if (path == "/openid/v1/jwks") {
