@@ -875,6 +875,27 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Service(obj);
   } else if (kind == "ConfigMap" || kind == "Secret") {
     v.DataKeys(obj);
+  } else if (kind == "CertificateSigningRequest" && type.group == "certificates.k8s.io") {
+    // An approval and a denial exclude each other; neither may be taken back.
+    auto has = [](const json::object& csr, std::string_view type) {
+      const auto* cs = Find(csr, {"status", "conditions"});
+      if (!cs || !cs->is_array()) return false;
+      return std::any_of(cs->get_array().begin(), cs->get_array().end(), [&](const auto& c) {
+        return GetString(c, {"type"}) == type && GetString(c, {"status"}) != "False";
+      });
+    };
+    if (has(obj, "Approved") && has(obj, "Denied")) {
+      v.causes.push_back({"FieldValueInvalid",
+                          "Invalid value: \"Approved\": Approved and Denied conditions are "
+                          "mutually exclusive",
+                          "status.conditions"});
+    }
+    for (std::string_view c : {"Approved", "Denied"}) {
+      if (old && has(*old, c) && !has(obj, c)) {
+        v.Forbidden("status.conditions",
+                    fmt::format("updates may not remove a condition of type {:?}", c));
+      }
+    }
   } else if (type.group == "admissionregistration.k8s.io" &&
              (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration")) {
     v.Webhooks(obj);

@@ -24,6 +24,7 @@
 #include "common/file.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
+#include "controller/csr_signing_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/garbage_collector.h"
@@ -104,6 +105,13 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
   kiso::controller::CrdController crds(&client, &informers);
   kiso::controller::ResourceQuotaController quotas(&client, &informers);
+  kiso::controller::CertificateSigningController csr_signing(
+      &client,
+      [dir = options.data_dir](std::string_view pem, const std::vector<std::string>& usages,
+                               int64_t seconds) {
+        return kiso::apiserver::SignCertificateRequest(dir, pem, usages, seconds);
+      },
+      &informers);
   kiso::controller::NodeLifecycleOptions node_options;
   node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
@@ -119,6 +127,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   aggregation.Start();
   crds.Start();
   quotas.Start();
+  csr_signing.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
   // The node agent: this machine as a node, unless disabled or impossible here.

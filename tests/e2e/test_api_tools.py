@@ -325,6 +325,83 @@ def test_rbac_grants_only_what_its_writer_holds(kubectl, server, ns):
     kubectl("create", "role", "nodes", "-n", ns, "--verb=get", "--resource=nodes", lead)
 
 
+def test_certificate_signing_request_makes_a_user(kubectl, server, ns, tmp_path):
+    """Upstream's tutorial for a normal user: a CSR signed by kubernetes.io/kube-apiserver-client,
+    approved with kubectl, gives a certificate the server authenticates (CN the user, O the
+    groups). Denied requests get none; bad requests are 422; approving needs the signer's verb."""
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tmp_path / "jane.key"),
+                    "-out", str(tmp_path / "jane.csr"), "-subj", "/CN=jane/O=devs"],
+                   check=True, capture_output=True)
+    request = base64.b64encode((tmp_path / "jane.csr").read_bytes()).decode()
+
+    def csr(name, usages=("client auth",), req=request):
+        return json.dumps({"apiVersion": "certificates.k8s.io/v1",
+                           "kind": "CertificateSigningRequest", "metadata": {"name": name},
+                           "spec": {"request": req, "usages": list(usages),
+                                    "signerName": "kubernetes.io/kube-apiserver-client",
+                                    "expirationSeconds": 86400}})
+    name = f"{ns}-jane"
+    kubectl("create", "-f", "-", input=csr(name))
+    stored = get(kubectl, "csr", name)
+    assert stored["spec"]["username"] == "system:admin"  # Who asked, whatever the body said.
+    assert "system:masters" in stored["spec"]["groups"]
+    assert "Pending" in kubectl("get", "csr", name)
+    kubectl("certificate", "approve", name)
+    cert = wait_for(lambda: get(kubectl, "csr", name).get("status", {}).get("certificate"), 20,
+                    "the signed certificate")
+    assert "Approved,Issued" in kubectl("get", "csr", name)
+    with open(server.kubeconfig) as f:
+        ca_data = re.search(r"certificate-authority-data: (\S+)", f.read()).group(1)
+    config = tmp_path / "jane.kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kiso\n  cluster:\n"
+        f"    server: https://127.0.0.1:{server.port}\n    certificate-authority-data: {ca_data}\n"
+        "users:\n- name: jane\n  user:\n"
+        f"    client-certificate-data: {cert}\n"
+        f"    client-key-data: {base64.b64encode((tmp_path / 'jane.key').read_bytes()).decode()}\n"
+        "contexts:\n- name: jane\n  context:\n    cluster: kiso\n    user: jane\n"
+        "current-context: jane\n")
+    who = subprocess.run(["kubectl", "auth", "whoami", "-o", "json"], capture_output=True,
+                         text=True, env=dict(os.environ, KUBECONFIG=str(config), HOME=server.home))
+    assert who.returncode == 0, who.stderr
+    info = json.loads(who.stdout)["status"]["userInfo"]
+    assert (info["username"], info["groups"]) == ("jane", ["devs", "system:authenticated"])
+    # A denied request is never signed, and stays denied.
+    kubectl("create", "-f", "-", input=csr(f"{ns}-denied"))
+    kubectl("certificate", "deny", f"{ns}-denied")
+    assert "Denied" in kubectl("get", "csr", f"{ns}-denied")
+    again = kubectl.run("certificate", "approve", f"{ns}-denied", check=False)
+    assert again.returncode != 0 and "is already Denied" in again.stderr  # kubectl's own check.
+    denied = get(kubectl, "csr", f"{ns}-denied")  # The server's, past kubectl:
+    denied["status"]["conditions"].append({"type": "Approved", "status": "True"})
+    status, body = api(server, f"/apis/certificates.k8s.io/v1/certificatesigningrequests/"
+                       f"{ns}-denied/approval", server.token, "PUT", denied)
+    assert status == 422 and "Approved and Denied conditions are mutually exclusive" in body["message"]
+    assert not get(kubectl, "csr", f"{ns}-denied").get("status", {}).get("certificate")
+    # Bad requests change nothing.
+    bad = kubectl.run("create", "-f", "-", input=csr(f"{ns}-bad", req="aGVsbG8="), check=False)
+    assert "spec.request: Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST" in bad.stderr
+    bad = kubectl.run("create", "-f", "-", input=csr(f"{ns}-srv", usages=["server auth"]), check=False)
+    assert ('spec.usages[0]: Unsupported value: "server auth": supported values: "client auth", '
+            '"digital signature", "key encipherment"') in bad.stderr
+    assert kubectl.run("get", "csr", f"{ns}-bad", check=False).returncode != 0
+    # Approving takes the signer's `approve` verb, not only the approval subresource.
+    kubectl("create", "-f", "-", input=csr(f"{ns}-other"))
+    kubectl("create", "serviceaccount", "approver", "-n", ns)
+    kubectl("create", "clusterrole", f"{ns}-approver", "--verb=get,list,update",
+            "--resource=certificatesigningrequests,certificatesigningrequests/approval")
+    kubectl("create", "clusterrolebinding", f"{ns}-approver", f"--clusterrole={ns}-approver",
+            f"--serviceaccount={ns}:approver")
+    refused = kubectl.run("certificate", "approve", f"{ns}-other",
+                          f"--as=system:serviceaccount:{ns}:approver", check=False)
+    assert ('user not permitted to approve requests with signerName '
+            '"kubernetes.io/kube-apiserver-client"') in refused.stderr
+    for n in ("jane", "denied", "other"):
+        kubectl("delete", "csr", f"{ns}-{n}")
+    kubectl("delete", "clusterrolebinding,clusterrole", f"{ns}-approver")
+
+
 def test_tables_print_each_kinds_columns(kubectl, ns):
     kubectl("create", "cronjob", "tick", "-n", ns, "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
     kubectl("create", "quota", "q", "-n", ns, "--hard=pods=10,limits.memory=1Gi")

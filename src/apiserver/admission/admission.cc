@@ -32,6 +32,7 @@ std::unique_ptr<Admission> DefaultAdmission() {
   a->Add(NewServiceAccountAdmission());
   a->Add(NewPriorityAdmission());
   a->Add(NewDefaultIngressClass());
+  a->Add(NewCertificateSigning());
   a->Add(NewMutatingWebhooks());
   a->Add(NewRbacEscalation());
   a->Add(NewValidatingWebhooks());

@@ -18,6 +18,8 @@ std::unique_ptr<AdmissionPlugin> NewRbacEscalation();
 // Admission webhooks (admissionregistration.k8s.io/v1), mutating and validating.
 std::unique_ptr<AdmissionPlugin> NewMutatingWebhooks();
 std::unique_ptr<AdmissionPlugin> NewValidatingWebhooks();
+// CertificateSigningRequests: who asks, a valid request, approve/sign rights.
+std::unique_ptr<AdmissionPlugin> NewCertificateSigning();
 // An Ingress without a class gets the default IngressClass.
 std::unique_ptr<AdmissionPlugin> NewDefaultIngressClass();
 

@@ -69,6 +69,8 @@ struct Subject {
   std::vector<std::string> organizations;
   std::string san;  // A server's names, in OpenSSL's config form.
   bool client = false;
+  const X509_NAME* name = nullptr;  // When set (a CSR's subject), copied as is.
+  int64_t seconds = 0;              // When set, the validity instead of `days`.
 };
 
 // Issues a certificate for `key`: self-signed when `issuer` is null (the CA).
@@ -83,16 +85,20 @@ Result<X509Ptr> Issue(EVP_PKEY* key, const Subject& subject, X509* issuer, EVP_P
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
   BN_free(bn);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 60L * 60 * 24 * days);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()),
+                  subject.seconds > 0 ? static_cast<long>(subject.seconds) : 60L * 60 * 24 * days);
   X509_set_pubkey(cert.get(), key);
+  if (subject.name) X509_set_subject_name(cert.get(), subject.name);
   X509_NAME* name = X509_get_subject_name(cert.get());
   for (const auto& org : subject.organizations) {
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
                                reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
   }
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(subject.common_name.c_str()),
-                             -1, -1, 0);
+  if (!subject.name) {
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(subject.common_name.c_str()),
+                               -1, -1, 0);
+  }
   X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name);
   X509* signer = issuer ? issuer : cert.get();
   if (!issuer) {
@@ -185,6 +191,45 @@ Result<ClientCertificate> IssueClientCertificate(const std::string& data_dir,
   out.key_pem = PemKey(key.get());
   out.ca_cert_pem = PemCert(ca.cert.get());
   return out;
+}
+
+namespace {
+
+using ReqPtr = std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)>;
+
+Result<ReqPtr> ParseRequest(std::string_view pem) {
+  if (pem.find("-----BEGIN CERTIFICATE REQUEST-----") == std::string_view::npos)
+    return MakeStatus(Code::kInvalidArgument, "PEM block type must be CERTIFICATE REQUEST");
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr), &X509_REQ_free);
+  if (!req) return MakeStatus(Code::kInvalidArgument, "{}", OpenSslError("x509"));
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());
+  if (!key || X509_REQ_verify(req.get(), key) != 1) {
+    return MakeStatus(Code::kInvalidArgument,
+                      "x509: the certificate request's signature is not valid");
+  }
+  return req;
+}
+
+}  // namespace
+
+Status CheckCertificateRequest(std::string_view pem) { return ParseRequest(pem).status(); }
+
+Result<std::string> SignCertificateRequest(const std::string& data_dir, std::string_view pem,
+                                           const std::vector<std::string>& usages,
+                                           int64_t seconds) {
+  KISO_ASSIGN_OR_RETURN(auto req, ParseRequest(pem));
+  KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(data_dir + "/tls"));
+  if (std::find(usages.begin(), usages.end(), "client auth") == usages.end()) {
+    return MakeStatus(Code::kInvalidArgument, "the usages do not include client auth");
+  }
+  Subject subject;
+  subject.name = X509_REQ_get_subject_name(req.get());
+  subject.client = true;
+  subject.seconds = seconds;
+  KISO_ASSIGN_OR_RETURN(
+      auto cert, Issue(X509_REQ_get0_pubkey(req.get()), subject, ca.cert.get(), ca.key.get(), 0));
+  return PemCert(cert.get());
 }
 
 Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,

@@ -4,7 +4,9 @@
 // Later starts reuse them (the token and CA never change under a user's feet).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -37,5 +39,14 @@ struct ClientCertificate {
 Result<ClientCertificate> IssueClientCertificate(const std::string& data_dir,
                                                  const std::string& user,
                                                  const std::vector<std::string>& groups, int days);
+
+// A CertificateSigningRequest's spec.request: a PEM CERTIFICATE REQUEST
+// whose signature its own key verifies. InvalidArgument in upstream's words.
+Status CheckCertificateRequest(std::string_view pem);
+// Signs `pem` with the CA under `data_dir` as a client certificate (its
+// subject as requested; `usages` must include "client auth"), valid for
+// `seconds`. The signer of kubernetes.io/kube-apiserver-client(-kubelet).
+Result<std::string> SignCertificateRequest(const std::string& data_dir, std::string_view pem,
+                                           const std::vector<std::string>& usages, int64_t seconds);
 
 }  // namespace kiso::apiserver

@@ -263,6 +263,32 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
                           }
                           return Cells{Name(o), AgeOf(o), request, limit};
                         }};
+  p["CertificateSigningRequest"] = {
+      {{"Name", "string", "name", 0},
+       {"Age", "string", "", 0},
+       {"SignerName", "string", "", 0},
+       {"Requestor", "string", "", 0},
+       {"RequestedDuration", "string", "", 0},
+       {"Condition", "string", "", 0}},
+      [](const json::value& o) {
+        std::string condition;
+        if (const auto* cs = api::Find(o, {"status", "conditions"}); cs && cs->is_array()) {
+          for (const auto& c : cs->get_array()) {
+            if (api::GetString(c, {"status"}) == "False") continue;
+            condition += (condition.empty() ? "" : ",") + std::string(api::GetString(c, {"type"}));
+          }
+        }
+        if (condition.empty()) condition = "Pending";
+        if (!api::GetString(o, {"status", "certificate"}).empty()) condition += ",Issued";
+        const auto* seconds = api::Find(o, {"spec", "expirationSeconds"});
+        return Cells{Name(o),
+                     AgeOf(o),
+                     std::string(api::GetString(o, {"spec", "signerName"})),
+                     std::string(api::GetString(o, {"spec", "username"})),
+                     seconds && seconds->is_int64() ? HumanDuration(seconds->get_int64())
+                                                    : std::string("<none>"),
+                     condition};
+      }};
   p["PodDisruptionBudget"] = {{{"Name", "string", "name", 0},
                                {"Min Available", "string", "", 0},
                                {"Max Unavailable", "string", "", 0},

@@ -558,6 +558,19 @@ ApiStatus PrepareUpdate(const Context& ctx, const Target& t, const Request& req,
                                                           ? meta.at("resourceVersion")
                                                           : old_meta.at("resourceVersion");
     obj = std::move(next);
+  } else if (t.subresource == "approval") {
+    // Only status.conditions change through /approval (CertificateSigningRequests).
+    json::object next = old;
+    auto& status = api::Child(next, "status");
+    if (const auto* c = api::Find(obj, {"status", "conditions"})) {
+      status["conditions"] = *c;
+    } else {
+      status.erase("conditions");
+    }
+    api::Child(next, "metadata")["resourceVersion"] = meta.contains("resourceVersion")
+                                                          ? meta.at("resourceVersion")
+                                                          : old_meta.at("resourceVersion");
+    obj = std::move(next);
   } else if (t.type->has_status && t.subresource != "binding") {
     if (const auto* s = old.if_contains("status")) {
       obj["status"] = *s;
