@@ -24,6 +24,7 @@
 #include "common/file.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
+#include "controller/csr_approving_controller.h"
 #include "controller/csr_signing_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
@@ -105,6 +106,13 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
   kiso::controller::CrdController crds(&client, &informers);
   kiso::controller::ResourceQuotaController quotas(&client, &informers);
+  kiso::controller::CertificateApprovingController csr_approving(
+      &client,
+      [](std::string_view pem) -> kiso::Result<kiso::controller::CsrSubject> {
+        KISO_ASSIGN_OR_RETURN(auto s, kiso::apiserver::ReadCertificateRequest(pem));
+        return kiso::controller::CsrSubject{s.common_name, s.organizations, s.alternative_names};
+      },
+      &informers);
   kiso::controller::CertificateSigningController csr_signing(
       &client,
       [dir = options.data_dir](std::string_view pem, const std::vector<std::string>& usages,
@@ -127,6 +135,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   aggregation.Start();
   crds.Start();
   quotas.Start();
+  csr_approving.Start();
   csr_signing.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();

@@ -402,6 +402,79 @@ def test_certificate_signing_request_makes_a_user(kubectl, server, ns, tmp_path)
     kubectl("delete", "clusterrolebinding,clusterrole", f"{ns}-approver")
 
 
+def test_node_credentials_from_a_bootstrap_token(kubectl, server, ns, tmp_path):
+    """A node's way in: a bootstrap token asks for a client certificate for system:node:NAME,
+    which is approved (SubjectAccessReview of nodeclient) and signed without a person; with it
+    the node may register itself, but the Node authorizer and NodeRestriction refuse it other
+    nodes and secrets its pods do not use. A request for any other name waits for a person."""
+    token_id, secret = "k1s0ab", "0123456789abcdef"
+    kubectl("create", "secret", "generic", f"bootstrap-token-{token_id}", "-n", "kube-system",
+            "--type=bootstrap.kubernetes.io/token", f"--from-literal=token-id={token_id}",
+            f"--from-literal=token-secret={secret}",
+            "--from-literal=usage-bootstrap-authentication=true")
+    bootstrap = f"{token_id}.{secret}"
+    node = f"{ns[:40]}-node"
+
+    def request_for(cn, org, name):
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tmp_path / f"{name}.key"),
+                        "-out", str(tmp_path / f"{name}.csr"), "-subj", f"/O={org}/CN={cn}"],
+                       check=True, capture_output=True)
+        return {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"name": name},
+                "spec": {"request": base64.b64encode((tmp_path / f"{name}.csr").read_bytes()).decode(),
+                         "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                         "usages": ["digital signature", "client auth"]}}
+    csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+    status, body = api(server, csrs, bootstrap, "POST",
+                       request_for(f"system:node:{node}", "system:nodes", f"{ns}-node"))
+    assert status == 201, body
+    assert body["spec"]["username"] == f"system:bootstrap:{token_id}"
+    cert = wait_for(lambda: get(kubectl, "csr", f"{ns}-node").get("status", {}).get("certificate"),
+                    20, "the node's certificate")
+    approved = get(kubectl, "csr", f"{ns}-node")["status"]["conditions"][0]
+    assert (approved["type"], approved["reason"]) == ("Approved", "AutoApproved")
+    # Another name from the same token is left for a person.
+    status, _ = api(server, csrs, bootstrap, "POST", request_for("jane", "system:nodes", f"{ns}-jane"))
+    assert status == 201
+    assert "Pending" in kubectl("get", "csr", f"{ns}-jane")
+    (tmp_path / "node.crt").write_bytes(base64.b64decode(cert))
+    ctx = ssl.create_default_context(cafile=os.path.join(server.dir, "tls", "ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(tmp_path / "node.crt"), str(tmp_path / f"{ns}-node.key"))
+
+    def as_node(path, method="GET", body=None, content_type="application/json"):
+        req = urllib.request.Request(f"https://127.0.0.1:{server.port}{path}", method=method,
+                                     headers={"Content-Type": content_type},
+                                     data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+    status, body = as_node("/apis/authentication.k8s.io/v1/selfsubjectreviews", "POST",
+                           {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert status == 201
+    assert body["status"]["userInfo"]["username"] == f"system:node:{node}"
+    assert "system:nodes" in body["status"]["userInfo"]["groups"]
+    status, body = as_node("/api/v1/nodes", "POST",
+                           {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    assert status == 201, body
+    # Not another node, not a secret no pod of its uses.
+    kubectl("create", "secret", "generic", "db", "-n", ns, "--from-literal=p=x")
+    status, body = as_node(f"/api/v1/namespaces/{ns}/secrets/db")
+    assert status == 403
+    assert body["message"].startswith(
+        f'secrets "db" is forbidden: User "system:node:{node}" cannot get resource "secrets" in '
+        f'API group "" in the namespace "{ns}"')
+    status, body = as_node("/api/v1/nodes", "POST",
+                           {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"{node}-2"}})
+    assert status == 403
+    kubectl("delete", "node", node)
+    kubectl("delete", "csr", f"{ns}-node", f"{ns}-jane")
+    kubectl("delete", "secret", f"bootstrap-token-{token_id}", "-n", "kube-system")
+
+
 def test_tables_print_each_kinds_columns(kubectl, ns):
     kubectl("create", "cronjob", "tick", "-n", ns, "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
     kubectl("create", "quota", "q", "-n", ns, "--hard=pods=10,limits.memory=1Gi")

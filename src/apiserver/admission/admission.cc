@@ -28,6 +28,7 @@ api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const
 
 std::unique_ptr<Admission> DefaultAdmission() {
   auto a = std::make_unique<Admission>();
+  a->Add(NewNodeRestriction());
   a->Add(NewLimitRanger());
   a->Add(NewServiceAccountAdmission());
   a->Add(NewPriorityAdmission());

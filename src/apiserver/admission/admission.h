@@ -62,7 +62,7 @@ class Admission {
 // 403 Forbidden as admission plugins refuse: `<resource> "<name>" is forbidden: <why>`.
 api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why);
 
-// The plugins kiso runs, in kube-apiserver's order: LimitRanger,
+// The plugins kiso runs, in kube-apiserver's order: NodeRestriction, LimitRanger,
 // ServiceAccount, Priority, DefaultIngressClass, MutatingAdmissionWebhook;
 // RBAC's escalation prevention (upstream's is in its registry),
 // ValidatingAdmissionWebhook. ResourceQuota, last

@@ -20,6 +20,8 @@ std::unique_ptr<AdmissionPlugin> NewMutatingWebhooks();
 std::unique_ptr<AdmissionPlugin> NewValidatingWebhooks();
 // CertificateSigningRequests: who asks, a valid request, approve/sign rights.
 std::unique_ptr<AdmissionPlugin> NewCertificateSigning();
+// A node's credentials write only its own Node (and no pods but mirror pods).
+std::unique_ptr<AdmissionPlugin> NewNodeRestriction();
 // An Ingress without a class gets the default IngressClass.
 std::unique_ptr<AdmissionPlugin> NewDefaultIngressClass();
 

@@ -215,6 +215,37 @@ Result<ReqPtr> ParseRequest(std::string_view pem) {
 
 Status CheckCertificateRequest(std::string_view pem) { return ParseRequest(pem).status(); }
 
+Result<RequestedSubject> ReadCertificateRequest(std::string_view pem) {
+  KISO_ASSIGN_OR_RETURN(auto req, ParseRequest(pem));
+  RequestedSubject out;
+  const X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+    const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
+    int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+    if (nid != NID_commonName && nid != NID_organizationName) continue;
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+    if (len < 0) continue;
+    std::string value(reinterpret_cast<const char*>(utf8), static_cast<size_t>(len));
+    OPENSSL_free(utf8);
+    if (nid == NID_commonName) {
+      out.common_name = std::move(value);
+    } else {
+      out.organizations.push_back(std::move(value));
+    }
+  }
+  STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
+  if (exts) {
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts); ++i) {
+      if (OBJ_obj2nid(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, i))) ==
+          NID_subject_alt_name)
+        out.alternative_names = true;
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  return out;
+}
+
 Result<std::string> SignCertificateRequest(const std::string& data_dir, std::string_view pem,
                                            const std::vector<std::string>& usages,
                                            int64_t seconds) {

@@ -43,6 +43,14 @@ Result<ClientCertificate> IssueClientCertificate(const std::string& data_dir,
 // A CertificateSigningRequest's spec.request: a PEM CERTIFICATE REQUEST
 // whose signature its own key verifies. InvalidArgument in upstream's words.
 Status CheckCertificateRequest(std::string_view pem);
+// What a certificate request asks for: its subject's CN and O, and whether
+// it names DNS, IP or e-mail alternative names.
+struct RequestedSubject {
+  std::string common_name;
+  std::vector<std::string> organizations;
+  bool alternative_names = false;
+};
+Result<RequestedSubject> ReadCertificateRequest(std::string_view pem);
 // Signs `pem` with the CA under `data_dir` as a client certificate (its
 // subject as requested; `usages` must include "client auth"), valid for
 // `seconds`. The signer of kubernetes.io/kube-apiserver-client(-kubelet).

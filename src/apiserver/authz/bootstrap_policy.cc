@@ -162,6 +162,9 @@ std::vector<json::object> BootstrapClusterRoles() {
   out.push_back(ClusterRole("system:certificates.k8s.io:certificatesigningrequests:nodeclient",
                             json::array{Rule({"create"}, {"certificates.k8s.io"},
                                              {"certificatesigningrequests/nodeclient"})}));
+  out.push_back(ClusterRole("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+                            json::array{Rule({"create"}, {"certificates.k8s.io"},
+                                             {"certificatesigningrequests/selfnodeclient"})}));
   out.push_back(
       ClusterRole("system:monitoring",
                   json::array{UrlRule({"get"}, {"/healthz", "/healthz/*", "/livez", "/livez/*",
@@ -185,6 +188,10 @@ std::vector<json::object> BootstrapClusterRoleBindings() {
       Binding("kiso:node-autoapprove-bootstrap",
               "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
               {{"Group", "system:bootstrappers"}}),
+      // A node renews its own certificate (kubeadm's binding of the same name).
+      Binding("kiso:node-autoapprove-certificate-rotation",
+              "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+              {{"Group", "system:nodes"}}),
   };
 }
 
