@@ -105,6 +105,8 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
   } else {
     KISO_RETURN_IF_ERROR(apiserver::TrustServer(impl->tls, config.ca_pem));
   }
+  KISO_RETURN_IF_ERROR(
+      apiserver::UseClientCertificate(impl->tls, config.client_cert_pem, config.client_key_pem));
   return std::shared_ptr<HttpsTransport>(new HttpsTransport(std::move(impl)));
 }
 

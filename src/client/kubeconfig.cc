@@ -72,6 +72,10 @@ Result<KubeConfig> LoadKubeConfig(const std::string& path) {
     if (cluster["insecure-skip-tls-verify"])
       config.insecure = cluster["insecure-skip-tls-verify"].as<bool>();
     if (user && user["token"]) config.token = user["token"].as<std::string>();
+    if (user && user["client-certificate-data"] && user["client-key-data"]) {
+      config.client_cert_pem = Base64Decode(user["client-certificate-data"].as<std::string>());
+      config.client_key_pem = Base64Decode(user["client-key-data"].as<std::string>());
+    }
     return config;
   } catch (const std::exception& e) {
     return MakeStatus(Code::kInvalidArgument, "kubeconfig {}: {}", path, e.what());

@@ -1,5 +1,6 @@
 // Reading a kubeconfig (the file `kiso server` writes, or any kubectl one):
-// the current context's server URL, CA certificate and bearer token.
+// the current context's server URL, CA certificate, and bearer token or
+// client certificate.
 #pragma once
 
 #include <string>
@@ -15,6 +16,8 @@ struct KubeConfig {
   std::string ca_pem;     // Empty: verify against the system store.
   bool insecure = false;  // insecure-skip-tls-verify.
   std::string token;
+  std::string client_cert_pem;  // A client certificate, with its key (client-certificate-data).
+  std::string client_key_pem;
 };
 
 // InvalidArgument naming the file and what is missing or malformed.

@@ -16,6 +16,7 @@
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/kubeconfig.h"
+#include "client/node_bootstrap.h"
 #include "cmd/process_setup.h"
 
 namespace {
@@ -43,8 +44,9 @@ int RunAgent(AgentFlags flags) {
     auto url = boost::urls::parse_uri(flags.server);
     if (!url || url->scheme() != "https" || flags.token.empty() || flags.ca_file.empty()) {
       spdlog::error(
-          "kiso agent needs --server https://HOST:PORT, --token and --ca-file (the server's "
-          "DATA_DIR/tls/ca.crt and DATA_DIR/tls/admin.token), or --kubeconfig");
+          "kiso agent needs --server https://HOST:PORT, --token (a bootstrap token, "
+          "ID.SECRET, or the server's DATA_DIR/tls/admin.token) and --ca-file (the server's "
+          "DATA_DIR/tls/ca.crt), or --kubeconfig");
       return 1;
     }
     std::ifstream ca(flags.ca_file);
@@ -58,19 +60,35 @@ int RunAgent(AgentFlags flags) {
     config.port = url->has_port() ? std::stoi(std::string(url->port())) : 443;
     config.token = flags.token;
   }
+  std::string dir = std::filesystem::absolute(flags.data_dir).string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/agent", ec);
+  if (kiso::client::IsBootstrapToken(config.token)) {
+    // A bootstrap token only asks for the node's own certificate; the node
+    // then speaks as system:node:<name>.
+    if (flags.node.agent.node_name.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      flags.node.agent.node_name = host;
+    }
+    auto own = kiso::client::BootstrapNodeCredentials(config, flags.node.agent.node_name,
+                                                      dir + "/agent", std::chrono::seconds(60));
+    if (!own.ok()) {
+      spdlog::error("kiso agent: {}", own.status().ToString());
+      return 1;
+    }
+    config = *own;
+  }
   auto transport = kiso::client::HttpsTransport::Create(config);
   if (!transport.ok()) {
     spdlog::error("{}", transport.status().ToString());
     return 1;
   }
   kiso::client::Client client(*transport, "kiso-agent");
-  std::string dir = std::filesystem::absolute(flags.data_dir).string();
   flags.node.agent.data_dir = dir + "/agent";
   flags.node.images_dir = dir + "/images";
   if (flags.node.registries.empty()) flags.node.registries = dir + "/registries.yaml";
   flags.node.shim_binary = kiso::cmd::Beside("kiso-shim", "../runtime/kiso-shim");
-  std::error_code ec;
-  std::filesystem::create_directories(flags.node.agent.data_dir, ec);
   auto node = kiso::agent::EmbeddedNode::Create(&client, flags.node);
   kiso::Status started = node.ok() ? (*node)->Start() : node.status();
   if (!started.ok()) {
@@ -84,6 +102,8 @@ int RunAgent(AgentFlags flags) {
   tunnel_options.port = static_cast<uint16_t>(config.port);
   tunnel_options.ca_pem = config.ca_pem;
   tunnel_options.token = config.token;
+  tunnel_options.client_cert_pem = config.client_cert_pem;
+  tunnel_options.client_key_pem = config.client_key_pem;
   tunnel_options.node = agent->node_name();
   auto tunnels = kiso::apiserver::TunnelDialer::Start(
       tunnel_options,
@@ -111,7 +131,9 @@ int main(int argc, char** argv) {
                "kiso agent"};
   AgentFlags agent_flags;
   app.add_option("--server", agent_flags.server, "The API server: https://HOST:PORT");
-  app.add_option("--token", agent_flags.token, "Bearer token");
+  app.add_option("--token", agent_flags.token,
+                 "A bootstrap token (ID.SECRET: the node asks for a certificate of its own, "
+                 "system:node:NAME) or a bearer token");
   app.add_option("--ca-file", agent_flags.ca_file, "The cluster CA (the server's tls/ca.crt)");
   app.add_option("--kubeconfig", agent_flags.kubeconfig, "Instead of --server/--token/--ca-file");
   app.add_option("--data-dir", agent_flags.data_dir, "State directory")->capture_default_str();

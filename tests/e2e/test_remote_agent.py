@@ -1,11 +1,15 @@
 """`kiso agent` joining a `kiso server` that runs no agent of its own, over HTTPS
-with the server's CA and token: the machine becomes a node and runs pods, and
-kubectl's logs and exec reach them down the tunnels the agent dials in."""
+with the server's CA and a bootstrap token: the agent gets a client certificate
+of its own (system:node:NAME, approved and signed by the server), the machine
+becomes a node and runs pods, and kubectl's logs and exec reach them down the
+tunnels the agent dials in — all with the node's own credentials."""
 import json
 import os
+import ssl
 import subprocess
 import tempfile
 import threading
+import urllib.request
 
 import pytest
 
@@ -28,9 +32,16 @@ def test_agent_joins_over_https_and_runs_pods():
                    capture_output=True)
     log = open(os.path.join(data, "agent.log"), "wb")
 
+    # A bootstrap token (kubeadm's form), which may only ask for node certificates.
+    token_id, secret = "rm0te1", "abcdef0123456789"
+    k("create", "secret", "generic", f"bootstrap-token-{token_id}", "-n", "kube-system",
+      "--type=bootstrap.kubernetes.io/token", f"--from-literal=token-id={token_id}",
+      f"--from-literal=token-secret={secret}", "--from-literal=usage-bootstrap-authentication=true")
+
     def start_agent():
         agent = subprocess.Popen(
-            [KISO_BIN, "agent", "--server", f"https://127.0.0.1:{s.port}", "--token", s.token,
+            [KISO_BIN, "agent", "--server", f"https://127.0.0.1:{s.port}", "--token",
+             f"{token_id}.{secret}",
              "--ca-file", os.path.join(s.dir, "tls", "ca.crt"), "--data-dir", data,
              "--node-name", NODE, "--pod-cidr", f"10.235.{os.getpid() % 250}.0/24",
              "--cni-bridge", BRIDGE],
@@ -49,6 +60,21 @@ def test_agent_joins_over_https_and_runs_pods():
                  what="the node Ready")
         node = json.loads(k("get", "node", NODE, "-o", "json"))
         assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("runc://")
+        # Its credentials are its own: a certificate requested with the token, approved by the
+        # server; the Node was written by system:node:NAME.
+        csrs = json.loads(k("get", "csr", "-o", "json"))["items"]
+        assert [c["spec"]["username"] for c in csrs] == [f"system:bootstrap:{token_id}"]
+        assert "Approved,Issued" in k("get", "csr")
+        ctx = ssl.create_default_context(cafile=os.path.join(s.dir, "tls", "ca.crt"))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(os.path.join(data, "agent", "node.crt"),
+                            os.path.join(data, "agent", "node.key"))
+        review = urllib.request.Request(
+            f"https://127.0.0.1:{s.port}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            method="POST", headers={"Content-Type": "application/json"},
+            data=b'{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}')
+        with urllib.request.urlopen(review, context=ctx, timeout=10) as r:
+            assert json.loads(r.read())["status"]["userInfo"]["username"] == f"system:node:{NODE}"
         k("apply", "-f", "-", input=simple_pod("remote", ["sh", "-c", "echo from afar"]).replace(
             "image: busybox", "image: busybox:1.35"))
         wait_for(lambda: json.loads(k("get", "pod", "remote", "-o", "json"))["status"].get("phase")
@@ -74,10 +100,11 @@ def test_agent_joins_over_https_and_runs_pods():
             for f in follows:
                 f.kill()
                 f.wait()
-        # A restarted agent's fresh tunnels replace the dead one's.
+        # A restarted agent's fresh tunnels replace the dead one's; it keeps its certificate.
         agent.kill()
         agent.wait()
         agent = start_agent()
+        assert len(json.loads(k("get", "csr", "-o", "json"))["items"]) == 1
         assert k("logs", "remote") == "from afar\n"
         k("delete", "pod", "remote", "shell", "--wait=true")
         assert not leftovers(data, BRIDGE)

@@ -44,6 +44,10 @@ void RestrictTlsVersions(boost::asio::ssl::context& tls);
 // A client's context that verifies the server against `ca_pem` (empty: the
 // system's trust store). InvalidArgument when the CA cannot be read.
 Status TrustServer(boost::asio::ssl::context& tls, const std::string& ca_pem);
+// A client's context that presents `cert_pem` (with its chain) and `key_pem`
+// to the server; a no-op when both are empty.
+Status UseClientCertificate(boost::asio::ssl::context& tls, const std::string& cert_pem,
+                            const std::string& key_pem);
 
 // Serves requests on `stream` until the peer closes, a response ends the
 // connection, or *stopping. `buffer` may hold bytes already read. `io` is the

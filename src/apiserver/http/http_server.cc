@@ -349,6 +349,16 @@ Status TrustServer(ssl::context& tls, const std::string& ca_pem) {
   return Status::Ok();
 }
 
+Status UseClientCertificate(ssl::context& tls, const std::string& cert_pem,
+                            const std::string& key_pem) {
+  if (cert_pem.empty() && key_pem.empty()) return Status::Ok();
+  beast::error_code ec;
+  tls.use_certificate_chain(asio::buffer(cert_pem), ec);
+  if (!ec) tls.use_private_key(asio::buffer(key_pem), ssl::context::pem, ec);
+  if (ec) return MakeStatus(Code::kInvalidArgument, "the client certificate: {}", ec.message());
+  return Status::Ok();
+}
+
 // The CPU priority of the connection's thread: while it serves a read of a
 // crowded flow (see FairGate) the thread runs as SCHED_IDLE, on the cores no
 // other request wants, so that another client's request does not wait for a

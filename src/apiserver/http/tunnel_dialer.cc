@@ -113,7 +113,7 @@ struct TunnelDialer::Impl : std::enable_shared_from_this<Impl> {
     http::request<http::empty_body> req{http::verb::get,
                                         fmt::format("/kiso/v1/nodes/{}/tunnel", options.node), 11};
     req.set(http::field::host, options.host);
-    req.set(http::field::authorization, "Bearer " + options.token);
+    if (!options.token.empty()) req.set(http::field::authorization, "Bearer " + options.token);
     req.set(http::field::connection, "Upgrade");
     req.set(http::field::upgrade, kTunnelProtocol);
     req.set(http::field::user_agent, "kiso-agent");
@@ -141,6 +141,8 @@ Result<std::unique_ptr<TunnelDialer>> TunnelDialer::Start(const TunnelOptions& o
   impl->handler = std::move(handler);
   RestrictTlsVersions(impl->tls);
   KISO_RETURN_IF_ERROR(TrustServer(impl->tls, options.ca_pem));
+  KISO_RETURN_IF_ERROR(
+      UseClientCertificate(impl->tls, options.client_cert_pem, options.client_key_pem));
   impl->manager = std::thread([raw = impl.get()] { raw->Manage(); });
   return std::unique_ptr<TunnelDialer>(new TunnelDialer(std::move(impl)));
 }

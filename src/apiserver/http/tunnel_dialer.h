@@ -21,8 +21,10 @@ namespace kiso::apiserver {
 struct TunnelOptions {
   std::string host;  // The API server, as in the kubeconfig.
   uint16_t port = 6443;
-  std::string ca_pem;  // Empty: the system's trust store.
-  std::string token;
+  std::string ca_pem;           // Empty: the system's trust store.
+  std::string token;            // Or, when empty, the client certificate:
+  std::string client_cert_pem;  // the node's own (system:node:<node>).
+  std::string client_key_pem;
   std::string node;
   int idle = 2;  // Idle tunnels kept ready.
 };
