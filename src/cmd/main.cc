@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <random>
 
 #include "agent/hollow.h"
 #include "agent/node.h"
@@ -21,6 +22,7 @@
 #include "client/shared_informers.h"
 #include "cmd/process_setup.h"
 #include "common/base64.h"
+#include "common/clock.h"
 #include "common/file.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
@@ -363,6 +365,58 @@ int RunKubeconfig(const std::string& data_dir, const std::string& user,
   return 0;
 }
 
+// Creates a bootstrap token (kubeadm's and K3s' `token create`): the Secret
+// kube-system/bootstrap-token-<id>, usable for authentication until `ttl`
+// ends (0: never), through the admin kubeconfig of DATA_DIR; prints ID.SECRET
+// for `kiso agent --token`.
+int RunTokenCreate(const std::string& data_dir, std::chrono::seconds ttl,
+                   const std::string& description) {
+  auto admin = kiso::client::LoadKubeConfig(data_dir + "/kubeconfig.yaml");
+  if (!admin.ok()) {
+    std::cerr << "kiso token create: " << admin.status().message() << "\n";
+    return 1;
+  }
+  auto transport = kiso::client::HttpsTransport::Create(*admin);
+  if (!transport.ok()) {
+    std::cerr << "kiso token create: " << transport.status().message() << "\n";
+    return 1;
+  }
+  kiso::client::Client client(*transport, "kiso-token");
+  auto random = [](size_t n) {
+    static constexpr std::string_view kAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::string out;
+    std::random_device device;
+    std::uniform_int_distribution<size_t> pick(0, kAlphabet.size() - 1);
+    for (size_t i = 0; i < n; ++i) out += kAlphabet[pick(device)];
+    return out;
+  };
+  std::string id = random(6), secret = random(16);
+  boost::json::object data{{"token-id", kiso::Base64Encode(id)},
+                           {"token-secret", kiso::Base64Encode(secret)},
+                           {"usage-bootstrap-authentication", kiso::Base64Encode("true")},
+                           {"usage-bootstrap-signing", kiso::Base64Encode("true")}};
+  if (ttl.count() > 0) {
+    kiso::WallTime until{static_cast<int64_t>(time(nullptr)) + ttl.count(), 0};
+    data["expiration"] = kiso::Base64Encode(kiso::FormatRfc3339(until));
+  }
+  if (!description.empty()) data["description"] = kiso::Base64Encode(description);
+  boost::json::value secret_obj = boost::json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"type", "bootstrap.kubernetes.io/token"},
+      {"metadata",
+       boost::json::object{{"name", "bootstrap-token-" + id}, {"namespace", "kube-system"}}},
+      {"data", std::move(data)}};
+  const kiso::api::ResourceType* secrets = kiso::api::FindResource("", "v1", "secrets");
+  auto created = client.Create(*secrets, "kube-system", secret_obj);
+  if (!created.ok()) {
+    std::cerr << "kiso token create: " << created.status().message() << "\n";
+    return 1;
+  }
+  std::cout << id << "." << secret << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -472,6 +526,25 @@ int main(int argc, char** argv) {
   kubeconfig_cmd->add_option("-o,--output", kc_output, "File to write (default: standard output)");
   kubeconfig_cmd->callback(
       [&] { exit_code = RunKubeconfig(kc_data_dir, kc_user, kc_groups, kc_days, kc_output); });
+
+  auto* token_cmd = app.add_subcommand("token", "Manage bootstrap tokens (for `kiso agent`)");
+  token_cmd->require_subcommand(1);
+  std::string token_data_dir = "/var/lib/kiso";
+  int token_ttl_hours = 24;
+  std::string token_description;
+  auto* token_create = token_cmd->add_subcommand(
+      "create",
+      "Create a bootstrap token and print it (ID.SECRET): `kiso agent --token` with it "
+      "asks for the node's own certificate");
+  token_create->add_option("--data-dir", token_data_dir, "The server's state directory")
+      ->capture_default_str();
+  token_create->add_option("--ttl-hours", token_ttl_hours, "Hours the token works (0: forever)")
+      ->capture_default_str();
+  token_create->add_option("--description", token_description, "What the token is for");
+  token_create->callback([&] {
+    exit_code =
+        RunTokenCreate(token_data_dir, std::chrono::hours(token_ttl_hours), token_description);
+  });
 
   auto* image = app.add_subcommand("image", "Manage the node's images");
   image->require_subcommand(1);

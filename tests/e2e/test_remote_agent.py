@@ -33,10 +33,12 @@ def test_agent_joins_over_https_and_runs_pods():
     log = open(os.path.join(data, "agent.log"), "wb")
 
     # A bootstrap token (kubeadm's form), which may only ask for node certificates.
-    token_id, secret = "rm0te1", "abcdef0123456789"
-    k("create", "secret", "generic", f"bootstrap-token-{token_id}", "-n", "kube-system",
-      "--type=bootstrap.kubernetes.io/token", f"--from-literal=token-id={token_id}",
-      f"--from-literal=token-secret={secret}", "--from-literal=usage-bootstrap-authentication=true")
+    made = subprocess.run([KISO_BIN, "token", "create", "--data-dir", s.dir, "--description",
+                           "e2e"], check=True, capture_output=True, text=True).stdout.strip()
+    token_id, secret = made.split(".")
+    stored = json.loads(k("get", "secret", f"bootstrap-token-{token_id}", "-n", "kube-system",
+                          "-o", "json"))
+    assert stored["type"] == "bootstrap.kubernetes.io/token" and "expiration" in stored["data"]
 
     def start_agent():
         agent = subprocess.Popen(
