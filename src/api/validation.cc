@@ -175,12 +175,13 @@ void DefaultRequestsFromLimits(json::object& spec) {
     for (auto& c : cs->get_array()) {
       auto* res = c.is_object() ? c.get_object().if_contains("resources") : nullptr;
       if (!res || !res->is_object()) continue;
-      const auto* limits = res->get_object().if_contains("limits");
-      if (!limits || !limits->is_object() || limits->get_object().empty()) continue;
+      const auto* found = res->get_object().if_contains("limits");
+      if (!found || !found->is_object() || found->get_object().empty()) continue;
+      // A copy: adding "requests" may move the other members of `resources`.
+      json::object limits = found->get_object();
       auto& requests = res->get_object()["requests"];
       if (!requests.is_object()) requests = json::object();
-      for (const auto& [name, q] : limits->get_object())
-        SetIfMissing(requests.get_object(), name, q);
+      for (const auto& [name, q] : limits) SetIfMissing(requests.get_object(), name, q);
     }
   }
 }
@@ -212,11 +213,13 @@ void DefaultLimitRange(json::object& lr) {
     if (!item.is_object() || GetString(item, {"type"}) != "Container") continue;
     auto& o = item.get_object();
     auto fill = [&](const char* from, const char* to) {
-      const auto* src = o.if_contains(from);
-      if (!src || !src->is_object() || src->get_object().empty()) return;
+      const auto* found = o.if_contains(from);
+      if (!found || !found->is_object() || found->get_object().empty()) return;
+      // A copy: adding `to` to the item may move its other members.
+      json::object src = found->get_object();
       json::value& dst = o[to];
       if (!dst.is_object()) dst = json::object();
-      for (const auto& [name, q] : src->get_object()) SetIfMissing(dst.get_object(), name, q);
+      for (const auto& [name, q] : src) SetIfMissing(dst.get_object(), name, q);
     };
     fill("max", "default");
     fill("default", "defaultRequest");
