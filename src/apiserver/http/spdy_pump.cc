@@ -141,7 +141,10 @@ class PortForward {
         Send(codec_.Ping(f.value));
         return;
       case spdy::FrameType::kGoAway:
+        // The client is done: end once what is queued is written (at once
+        // when nothing is; kubectl waits for the connection to close).
         closing_ = true;
+        if (queue_.empty()) End();
         return;
       default:
         return;  // SETTINGS, WINDOW_UPDATE, HEADERS: nothing to do.
