@@ -178,7 +178,9 @@ class PortForward {
     std::string why;
     int fd = session_.dial ? session_.dial(p.port, &why) : -1;
     if (fd < 0) {
-      Send(codec_.Data(p.error, why.empty() ? "the port cannot be reached" : why, true));
+      // The error, then FIN on both streams (Finish): one FIN each, as SPDY
+      // allows no frame on a stream after its FIN.
+      Send(codec_.Data(p.error, why.empty() ? "the port cannot be reached" : why, false));
       return Finish(p);
     }
     p.socket = std::make_unique<asio::posix::stream_descriptor>(executor_, fd);
