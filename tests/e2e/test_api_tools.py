@@ -347,6 +347,9 @@ def test_certificate_signing_request_makes_a_user(kubectl, server, ns, tmp_path)
     assert stored["spec"]["username"] == "system:admin"  # Who asked, whatever the body said.
     assert "system:masters" in stored["spec"]["groups"]
     assert "Pending" in kubectl("get", "csr", name)
+    # Who asked cannot be rewritten afterwards (an approver trusts it).
+    kubectl("patch", "csr", name, "--type=merge", "-p", '{"spec":{"username":"someone-else"}}')
+    assert get(kubectl, "csr", name)["spec"]["username"] == "system:admin"
     kubectl("certificate", "approve", name)
     cert = wait_for(lambda: get(kubectl, "csr", name).get("status", {}).get("certificate"), 20,
                     "the signed certificate")

@@ -38,7 +38,18 @@ class CertificateSigning : public AdmissionPlugin {
   std::string_view name() const override { return "CertificateSigning"; }
 
   api::ApiStatus Mutate(const AdmissionRequest& r, json::object& csr) const override {
-    if (!IsCsr(*r.target) || r.operation != "CREATE" || !r.user()) return std::nullopt;
+    if (!IsCsr(*r.target)) return std::nullopt;
+    if (r.operation == "UPDATE" && r.old) {
+      // The request, its signer and who asked never change (upstream's
+      // strategy keeps the old spec): an approver reads them.
+      if (const auto* spec = r.old->if_contains("spec")) {
+        csr["spec"] = *spec;
+      } else {
+        csr.erase("spec");
+      }
+      return std::nullopt;
+    }
+    if (r.operation != "CREATE" || !r.user()) return std::nullopt;
     const UserInfo& user = *r.user();
     auto& spec = api::Child(csr, "spec");
     spec["username"] = user.name;
