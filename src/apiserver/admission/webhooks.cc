@@ -95,17 +95,18 @@ class WebhookAdmission : public AdmissionPlugin {
 
   api::ApiStatus Mutate(const AdmissionRequest& r, json::object& obj) const override {
     if (!mutating_) return std::nullopt;
-    return Run(r, obj);
+    return Run(r, obj, &obj);
   }
 
   api::ApiStatus Validate(const AdmissionRequest& r, const json::object& obj) const override {
     if (mutating_) return std::nullopt;
-    json::object copy = obj;
-    return Run(r, copy);
+    return Run(r, obj, nullptr);
   }
 
  private:
-  api::ApiStatus Run(const AdmissionRequest& r, json::object& obj) const {
+  // `obj` as it stands; `out` the same object when webhooks may change it
+  // (mutating), null when they only judge it.
+  api::ApiStatus Run(const AdmissionRequest& r, const json::object& obj, json::object* out) const {
     const Target& t = *r.target;
     // Webhooks do not admit changes to webhook configurations (upstream's rule,
     // so that a broken webhook can always be removed).
@@ -126,7 +127,7 @@ class WebhookAdmission : public AdmissionPlugin {
         if (!hook_v.is_object()) continue;
         const json::object& hook = hook_v.get_object();
         if (!Matches(r, hook, obj, ns_labels)) continue;
-        if (auto err = CallOne(r, hook, obj)) return err;
+        if (auto err = CallOne(r, hook, obj, out)) return err;
       }
     }
     return std::nullopt;
@@ -310,7 +311,7 @@ class WebhookAdmission : public AdmissionPlugin {
   }
 
   api::ApiStatus CallOne(const AdmissionRequest& r, const json::object& hook,
-                         json::object& obj) const {
+                         const json::object& obj, json::object* out) const {
     std::string name(api::GetString(hook, {"name"}));
     std::string_view side_effects = api::GetString(hook, {"sideEffects"});
     if (r.dry_run && side_effects != "None" && side_effects != "NoneOnDryRun") {
@@ -333,7 +334,7 @@ class WebhookAdmission : public AdmissionPlugin {
     std::string url, error;
     auto target = Resolve(r, hook, &url, &error);
     if (!target) return failed("", error);
-    if (mutating_) api::ApplyDefaults(*r.target->type, obj);  // What the webhook sees upstream.
+    if (out) api::ApplyDefaults(*r.target->type, *out);  // What the webhook sees upstream.
     std::string uid = api::NewUid();
     auto reply = PostWebhook(*target, json::serialize(Review(r, obj, uid)),
                              std::chrono::seconds(TimeoutSeconds(hook)));
@@ -372,7 +373,7 @@ class WebhookAdmission : public AdmissionPlugin {
     }
     const auto* patch = api::Find(*response, {"patch"});
     if (!patch) return std::nullopt;
-    if (!mutating_) return failed(url, "a validating webhook may not return a patch");
+    if (!out) return failed(url, "a validating webhook may not return a patch");
     if (api::GetString(*response, {"patchType"}) != "JSONPatch")
       return failed(url, "the patch has no patchType JSONPatch");
     auto decoded = patch->is_string() ? Base64Decode(patch->get_string()) : std::nullopt;
@@ -384,7 +385,7 @@ class WebhookAdmission : public AdmissionPlugin {
       return failed(url, fmt::format("the patch does not apply: {}",
                                      patched.ok() ? "not an object" : patched.status().message()));
     }
-    obj = std::move(patched->get_object());
+    *out = std::move(patched->get_object());
     return std::nullopt;
   }
 
