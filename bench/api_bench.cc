@@ -193,6 +193,20 @@ bool Fairness(int port, const std::string& token, int pods) {
   return served;
 }
 
+// Polls GET `path` until it answers 200 (a CRD served, a binding applied),
+// for at most `seconds`; false, saying what did not happen, after that.
+bool WaitUntilOk(Http& client, const std::string& path, int seconds, std::string_view what) {
+  auto deadline = Clock::now() + std::chrono::seconds(seconds);
+  while (client.Request("GET", path).status != 200) {
+    if (Clock::now() > deadline) {
+      fmt::print(stderr, "{} within {} s\n", what, seconds);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // Requests paced open-loop at 1,000/s over `connections` connections: request
 // i is due at i ms and `send(i, client)` sends it, as the user of tokens[i %
 // tokens.size()] (each connection holds a client per token). Each latency
@@ -249,14 +263,9 @@ bool CustomResources(int port, const std::string& token) {
     fmt::print(stderr, "the CRD answered {}: {}\n", crd.status, crd.body);
     return false;
   }
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (admin.Request("GET", "/apis/stable.example.com/v1/namespaces/default/crontabs").status !=
-         200) {
-    if (Clock::now() > deadline) {
-      fmt::print(stderr, "the CRD was not served within 30 s\n");
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!WaitUntilOk(admin, "/apis/stable.example.com/v1/namespaces/default/crontabs", 30,
+                   "the CRD was not served")) {
+    return false;
   }
   constexpr int kEach = 1200;
   std::vector<double> all;
@@ -362,14 +371,10 @@ bool AuthAndEncodings(int port, const std::string& token) {
     sa_token = issued.body.substr(from, issued.body.find('"', from) - from);
   }
   // The account's first request waits for the binding to reach the cache.
-  auto deadline = Clock::now() + std::chrono::seconds(10);
   Http writer(port, sa_token);
-  while (writer.Request("GET", "/api/v1/namespaces/rbac-bench/configmaps").status != 200) {
-    if (Clock::now() > deadline) {
-      fmt::print(stderr, "the service account was not allowed within 10 s\n");
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!WaitUntilOk(writer, "/api/v1/namespaces/rbac-bench/configmaps", 10,
+                   "the service account was not allowed")) {
+    return false;
   }
 
   constexpr int kEach = 1200;

@@ -399,6 +399,10 @@ json::object& Child(json::object& parent, std::string_view key) {
 }
 
 Labels GetLabels(const json::value& obj) {
+  return obj.is_object() ? GetLabels(obj.get_object()) : Labels{};
+}
+
+Labels GetLabels(const json::object& obj) {
   Labels labels;
   if (const auto* l = Find(obj, {"metadata", "labels"}); l && l->is_object()) {
     for (const auto& [k, v] : l->get_object()) {

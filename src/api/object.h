@@ -61,6 +61,7 @@ const boost::json::array& GetArray(const boost::json::object& obj,
 boost::json::object& Child(boost::json::object& parent, std::string_view key);
 
 Labels GetLabels(const boost::json::value& obj);
+Labels GetLabels(const boost::json::object& obj);
 
 // RFC 3339 UTC with seconds ("2026-01-01T00:00:00Z"), as metav1.Time serialises.
 std::string NowRfc3339();

@@ -274,6 +274,11 @@ std::vector<std::string> QuotaMissingResources(const json::object& quota, const 
 
 bool IsBinaryQuantity(std::string_view text) { return text.size() >= 2 && text.back() == 'i'; }
 
+std::string FormatQuantityLike(long double milli, const json::value* as_written) {
+  return FormatQuantity(
+      milli, as_written && as_written->is_string() && IsBinaryQuantity(as_written->get_string()));
+}
+
 std::string FormatQuantity(long double milli, bool binary) {
   long double rounded = std::round(milli);
   if (std::fmod(rounded, 1000.0L) != 0) return fmt::format("{}m", SaturatedInt64(rounded));

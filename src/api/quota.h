@@ -53,8 +53,10 @@ ResourceList ParseResourceList(const boost::json::value* list);
 // ("500m"), else the largest binary ("Gi") or decimal ("k") suffix that
 // divides it exactly, binary when `binary`.
 std::string FormatQuantity(long double milli, bool binary);
-// Whether a quantity's text uses a binary suffix (Ki … Ei): what the
-// formatting of an amount against it keeps.
+// Whether a quantity's text uses a binary suffix (Ki … Ei).
 bool IsBinaryQuantity(std::string_view text);
+// `milli` formatted as `as_written` is (a quota's hard limit, a range's
+// bound): binary when that text is; decimal otherwise, or when it is null.
+std::string FormatQuantityLike(long double milli, const boost::json::value* as_written);
 
 }  // namespace kiso::api

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <set>
 
+#include "api/validation.h"
+
 namespace kiso::api {
 
 namespace json = boost::json;
@@ -42,20 +44,11 @@ std::optional<double> Num(const json::object& s, std::string_view k) {
   return std::nullopt;
 }
 
-// A double as an int64, saturated at the type's ends (a schema may say
-// maxLength: 1e52; converting that unchecked is undefined behaviour).
-int64_t Saturated(double d) {
-  constexpr double kTop = 9223372036854775808.0;  // 2^63, the first double past INT64_MAX
-  if (std::isnan(d)) return 0;
-  if (d >= kTop) return std::numeric_limits<int64_t>::max();
-  if (d < -kTop) return std::numeric_limits<int64_t>::min();
-  return static_cast<int64_t>(d);
-}
-
+// Saturated at int64's ends: a schema may say maxLength: 1e52.
 std::optional<int64_t> Int(const json::object& s, std::string_view k) {
   auto n = Num(s, k);
   if (!n) return std::nullopt;
-  return Saturated(*n);
+  return SaturatedInt64(*n);
 }
 
 std::string Child(const std::string& path, std::string_view key) {
@@ -107,8 +100,8 @@ std::string Shown(const json::value& v) {
   // to; one past it stays a float64, printed as Go prints one (1e+52).
   if (v.is_double() && TypeOf(v) == "integer") {
     double d = v.get_double();
-    if (Saturated(d) != std::numeric_limits<int64_t>::max() &&
-        Saturated(d) != std::numeric_limits<int64_t>::min())
+    if (SaturatedInt64(d) != std::numeric_limits<int64_t>::max() &&
+        SaturatedInt64(d) != std::numeric_limits<int64_t>::min())
       return fmt::format("{}", static_cast<int64_t>(d));
     return fmt::format("{}", d);
   }

@@ -126,6 +126,15 @@ bool ParseQuantityMilli(std::string_view text, long double* milli) {
   return false;
 }
 
+bool IsBootstrapToken(std::string_view token) {
+  if (token.size() != 23 || token[6] != '.') return false;
+  for (size_t i = 0; i < token.size(); ++i) {
+    char c = token[i];
+    if (i != 6 && !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+  }
+  return true;
+}
+
 int64_t SaturatedInt64(long double value) {
   if (std::isnan(value)) return 0;
   if (value >= 9223372036854775807.0L) return INT64_MAX;

@@ -34,6 +34,10 @@ std::string CheckPathSegmentName(std::string_view value);
 std::string CheckDns1123Label(std::string_view value);
 std::string CheckDns1035Label(std::string_view value);
 
+// Whether `token` has a bootstrap token's form: [a-z0-9]{6}.[a-z0-9]{16}
+// (the authenticator reads it; an agent joining with one asks for its certificate).
+bool IsBootstrapToken(std::string_view token);
+
 // Parses a resource.Quantity ("100m", "1Gi", "2", "1e3") into milli-units.
 // False when the text is not a quantity.
 bool ParseQuantityMilli(std::string_view text, long double* milli);

@@ -75,15 +75,6 @@ std::string RandomSuffix() {
 
 }  // namespace
 
-bool IsBootstrapToken(std::string_view token) {
-  if (token.size() != 23 || token[6] != '.') return false;
-  for (size_t i = 0; i < token.size(); ++i) {
-    char c = token[i];
-    if (i != 6 && !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
-  }
-  return true;
-}
-
 Result<KubeConfig> BootstrapNodeCredentials(const KubeConfig& bootstrap, const std::string& node,
                                             const std::string& dir, std::chrono::seconds timeout) {
   std::string user = "system:node:" + node;

@@ -15,9 +15,6 @@
 
 namespace kiso::client {
 
-// Whether `token` has a bootstrap token's form: [a-z0-9]{6}.[a-z0-9]{16}.
-bool IsBootstrapToken(std::string_view token);
-
 // `bootstrap` (its token a bootstrap token) turned into the node's own
 // configuration: the same server and CA, the node's client certificate, no
 // token. DeadlineExceeded when no certificate came within `timeout`;

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "agent/node.h"
+#include "api/validation.h"
 #include "apiserver/http/tunnel_dialer.h"
 #include "client/client.h"
 #include "client/https_transport.h"
@@ -63,7 +64,7 @@ int RunAgent(AgentFlags flags) {
   std::string dir = std::filesystem::absolute(flags.data_dir).string();
   std::error_code ec;
   std::filesystem::create_directories(dir + "/agent", ec);
-  if (kiso::client::IsBootstrapToken(config.token)) {
+  if (kiso::api::IsBootstrapToken(config.token)) {
     // A bootstrap token only asks for the node's own certificate; the node
     // then speaks as system:node:<name>.
     if (flags.node.agent.node_name.empty()) {

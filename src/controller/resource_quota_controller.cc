@@ -76,9 +76,7 @@ Status ResourceQuotaController::Reconcile(const std::string& key) {
   status["hard"] = hard_v && hard_v->is_object() ? *hard_v : json::object();
   json::object used_out;
   for (const auto& [resource, milli] : used) {
-    const auto* h = api::Find(*hard_v, {resource});
-    used_out[resource] =
-        api::FormatQuantity(milli, h && h->is_string() && api::IsBinaryQuantity(h->get_string()));
+    used_out[resource] = api::FormatQuantityLike(milli, api::Find(*hard_v, {resource}));
   }
   status["used"] = std::move(used_out);
   const json::value* current = api::Find(*quota, {"status"});

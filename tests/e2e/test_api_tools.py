@@ -143,13 +143,17 @@ def test_whoami_and_can_i_as_admin(kubectl):
     assert kubectl("auth", "can-i", "delete", "nodes").strip() == "yes"
 
 
-def api(server, path, token, method="GET", body=None, headers=None):
-    """One HTTPS request with a bearer token, the CA verified; (status, parsed body)."""
+def api(server, path, token, method="GET", body=None, headers=None, cert=None):
+    """One HTTPS request with a bearer token (or, with `cert`, a client certificate and key),
+    the CA verified; (status, parsed body)."""
     ctx = ssl.create_default_context(cafile=os.path.join(server.dir, "tls", "ca.crt"))
     ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(*cert)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     req = urllib.request.Request(f"https://127.0.0.1:{server.port}{path}", method=method,
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": "application/json", **(headers or {})},
+                                 headers={**auth, "Content-Type": "application/json",
+                                          **(headers or {})},
                                  data=json.dumps(body).encode() if body is not None else None)
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
@@ -442,19 +446,10 @@ def test_node_credentials_from_a_bootstrap_token(kubectl, server, ns, tmp_path):
     assert status == 201
     assert "Pending" in kubectl("get", "csr", f"{ns}-jane")
     (tmp_path / "node.crt").write_bytes(base64.b64decode(cert))
-    ctx = ssl.create_default_context(cafile=os.path.join(server.dir, "tls", "ca.crt"))
-    ctx.check_hostname = False
-    ctx.load_cert_chain(str(tmp_path / "node.crt"), str(tmp_path / f"{ns}-node.key"))
+    node_cert = (str(tmp_path / "node.crt"), str(tmp_path / f"{ns}-node.key"))
 
-    def as_node(path, method="GET", body=None, content_type="application/json"):
-        req = urllib.request.Request(f"https://127.0.0.1:{server.port}{path}", method=method,
-                                     headers={"Content-Type": content_type},
-                                     data=json.dumps(body).encode() if body is not None else None)
-        try:
-            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+    def as_node(path, method="GET", body=None):
+        return api(server, path, None, method, body, cert=node_cert)
     status, body = as_node("/apis/authentication.k8s.io/v1/selfsubjectreviews", "POST",
                            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
     assert status == 201

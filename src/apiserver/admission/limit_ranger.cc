@@ -23,13 +23,6 @@ namespace {
 
 const api::ResourceType& LimitRanges() { return *api::FindResource("", "v1", "limitranges"); }
 
-// A quantity as upstream prints it, keeping the binary form of binary text.
-std::string Shown(long double milli, const json::value* as_written) {
-  bool binary =
-      as_written && as_written->is_string() && api::IsBinaryQuantity(as_written->get_string());
-  return api::FormatQuantity(milli, binary);
-}
-
 // Each (name, milli, as written) of a resource list.
 std::vector<std::tuple<std::string, long double, const json::value*>> Entries(
     const json::value* list) {
@@ -52,20 +45,22 @@ void CheckBounds(const json::object& item, std::string_view scope, const json::v
     auto r = req.find(name);
     if (r == req.end()) {
       errors.push_back(fmt::format("minimum {} usage per {} is {}.  No request is specified", name,
-                                   scope, Shown(min, written)));
+                                   scope, api::FormatQuantityLike(min, written)));
     } else if (r->second < min) {
       errors.push_back(fmt::format("minimum {} usage per {} is {}, but request is {}", name, scope,
-                                   Shown(min, written), Shown(r->second, text(requests, name))));
+                                   api::FormatQuantityLike(min, written),
+                                   api::FormatQuantityLike(r->second, text(requests, name))));
     }
   }
   for (const auto& [name, max, written] : Entries(item.if_contains("max"))) {
     auto l = lim.find(name);
     if (l == lim.end()) {
       errors.push_back(fmt::format("maximum {} usage per {} is {}.  No limit is specified", name,
-                                   scope, Shown(max, written)));
+                                   scope, api::FormatQuantityLike(max, written)));
     } else if (l->second > max) {
       errors.push_back(fmt::format("maximum {} usage per {} is {}, but limit is {}", name, scope,
-                                   Shown(max, written), Shown(l->second, text(limits, name))));
+                                   api::FormatQuantityLike(max, written),
+                                   api::FormatQuantityLike(l->second, text(limits, name))));
     }
   }
   for (const auto& [name, ratio, written] : Entries(item.if_contains("maxLimitRequestRatio"))) {
@@ -74,15 +69,15 @@ void CheckBounds(const json::object& item, std::string_view scope, const json::v
     if (l == lim.end() || r == req.end() || r->second <= 0) {
       errors.push_back(fmt::format(
           "{} max limit to request ratio per {} is {}, but no request or limit is specified", name,
-          scope, Shown(ratio, written)));
+          scope, api::FormatQuantityLike(ratio, written)));
       continue;
     }
     long double actual = l->second / r->second;
     if (actual * 1000 > ratio) {
-      errors.push_back(
-          fmt::format("{} max limit to request ratio per {} is {}, but provided ratio "
-                      "is {:f}",
-                      name, scope, Shown(ratio, written), static_cast<double>(actual)));
+      errors.push_back(fmt::format(
+          "{} max limit to request ratio per {} is {}, but provided ratio "
+          "is {:f}",
+          name, scope, api::FormatQuantityLike(ratio, written), static_cast<double>(actual)));
     }
   }
 }

@@ -9,6 +9,7 @@
 #include "api/quota.h"
 #include "apiserver/admission/admission.h"
 #include "apiserver/verbs/handlers.h"
+#include "apiserver/watch_cache.h"
 
 namespace kiso::apiserver {
 
@@ -23,10 +24,8 @@ const api::ResourceType& ResourceQuotas() { return *api::FindResource("", "v1", 
 std::string Listing(const api::ResourceList& amounts, const json::value* hard) {
   std::string out;
   for (const auto& [name, milli] : amounts) {
-    bool binary = false;
-    if (const auto* h = hard ? api::Find(*hard, {name}) : nullptr; h && h->is_string())
-      binary = api::IsBinaryQuantity(h->get_string());
-    out += fmt::format("{}{}={}", out.empty() ? "" : ",", name, api::FormatQuantity(milli, binary));
+    out += fmt::format("{}{}={}", out.empty() ? "" : ",", name,
+                       api::FormatQuantityLike(milli, hard ? api::Find(*hard, {name}) : nullptr));
   }
   return out;
 }
@@ -38,7 +37,8 @@ api::ApiStatus ChargeQuotas(const Context& ctx, const Target& t, const json::obj
   if (!t.type->namespaced || t.ns.empty() || !t.subresource.empty()) return std::nullopt;
   // The cache says whether the namespace has quotas at all (most have none);
   // those it has are then read from the store, with their revisions.
-  if (ListFromCache(ctx, ResourceQuotas(), t.ns).empty()) return std::nullopt;
+  std::string prefix = ResourceQuotas().StorePrefix() + t.ns + "/";
+  if (ctx.cache->List(prefix).objects.empty()) return std::nullopt;
   api::ResourceList delta = api::QuotaUsage(*t.type, obj);
   if (old) {
     for (const auto& [name, milli] : api::QuotaUsage(*t.type, *old)) {
@@ -49,8 +49,7 @@ api::ApiStatus ChargeQuotas(const Context& ctx, const Target& t, const json::obj
   if (delta.empty()) return std::nullopt;
   std::string name(api::GetString(obj, {"metadata", "name"}));
 
-  auto listed =
-      ctx.store->Range(store::KeyRange::Prefix(ResourceQuotas().StorePrefix() + t.ns + "/"), {});
+  auto listed = ctx.store->Range(store::KeyRange::Prefix(prefix), {});
   if (!listed.ok()) return api::FromStatus(listed.status());
   for (const auto& kv : listed->kvs) {
     auto parsed = api::ParseJson(kv.value);
@@ -96,9 +95,7 @@ api::ApiStatus ChargeQuotas(const Context& ctx, const Target& t, const json::obj
     if (charged.empty() || !out) continue;
     auto& status_used = api::Child(api::Child(quota, "status"), "used");
     for (const auto& [resource, milli] : charged) {
-      const auto* h = api::Find(*hard_v, {resource});
-      status_used[resource] =
-          api::FormatQuantity(milli, h && h->is_string() && api::IsBinaryQuantity(h->get_string()));
+      status_used[resource] = api::FormatQuantityLike(milli, api::Find(*hard_v, {resource}));
     }
     auto encoded = EncodeForStore(quota);
     if (!encoded.ok()) return encoded.error();

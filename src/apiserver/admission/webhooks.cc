@@ -144,20 +144,20 @@ class WebhookAdmission : public AdmissionPlugin {
     if (!any) return false;
     // objectSelector: the object's labels, or the old object's.
     const auto* object_selector = hook.if_contains("objectSelector");
-    if (!Selects(object_selector, api::GetLabels(json::value(obj))) &&
-        !(r.old && Selects(object_selector, api::GetLabels(json::value(*r.old)))))
+    if (!Selects(object_selector, api::GetLabels(obj)) &&
+        !(r.old && Selects(object_selector, api::GetLabels(*r.old))))
       return false;
     // namespaceSelector: the labels of the object's namespace (a Namespace's
     // own); cluster-scoped objects are always selected.
     const auto* ns_selector = hook.if_contains("namespaceSelector");
     if (!ns_selector) return true;
     if (t.type->group.empty() && t.type->plural == "namespaces")
-      return Selects(ns_selector, api::GetLabels(json::value(obj)));
+      return Selects(ns_selector, api::GetLabels(obj));
     if (!t.type->namespaced) return true;
     if (!ns_labels) {
       const api::ResourceType* namespaces = api::FindResource("", "v1", "namespaces");
       auto ns = ReadFromCache(*r.ctx, *namespaces, "", t.ns);
-      ns_labels = ns ? api::GetLabels(json::value(*ns)) : api::Labels{};
+      ns_labels = ns ? api::GetLabels(*ns) : api::Labels{};
     }
     return Selects(ns_selector, *ns_labels);
   }

@@ -9,6 +9,7 @@
 
 #include "api/object.h"
 #include "api/resources.h"
+#include "api/validation.h"
 #include "apiserver/authn/tokens.h"
 #include "apiserver/watch_cache.h"
 #include "common/base64.h"
@@ -72,16 +73,6 @@ void AddAuthenticated(UserInfo& u) {
 std::string StoreKey(std::string_view resource, std::string_view ns, std::string_view name) {
   const api::ResourceType* t = api::FindResource("", "v1", resource);
   return t ? t->StoreKey(ns, name) : "";
-}
-
-// A bootstrap token: [a-z0-9]{6}.[a-z0-9]{16}.
-bool IsBootstrapToken(std::string_view token) {
-  if (token.size() != 23 || token[6] != '.') return false;
-  for (size_t i = 0; i < token.size(); ++i) {
-    char c = token[i];
-    if (i != 6 && !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -149,7 +140,7 @@ Result<UserInfo> Authenticator::AuthenticateToken(std::string_view token,
     return UserInfo{
         "system:admin", "", {std::string(kMastersGroup), std::string(kAuthenticatedGroup)}, {}};
   }
-  if (IsBootstrapToken(token)) {
+  if (api::IsBootstrapToken(token)) {
     if (matched) *matched = audiences.empty() ? options_.api_audiences : audiences;
     return BootstrapToken(token);
   }
