@@ -516,13 +516,7 @@ def kubectl_port_forward(server, websockets):
             with urllib.request.urlopen(f"http://127.0.0.1:{local[8080]}/index.html", timeout=30) as r:
                 assert r.read() == b"hello through port-forward\n"
         with socket.create_connection(("127.0.0.1", local[9]), timeout=30) as c:
-            # The pod refused: nothing comes back, and kubectl closes this connection — or, seen
-            # only while another suite loads the machine (kubectl 1.32 over a WebSocket), keeps
-            # it open as it tears the session down; the error it reports is checked below.
-            try:
-                assert c.recv(100) == b""
-            except TimeoutError:
-                pass
+            assert c.recv(100) == b""  # The pod refused: kubectl closes this connection.
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
