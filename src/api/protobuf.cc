@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "api/object.h"
+#include "api/resources.h"
 #include "api/schema_model.h"
 #include "common/base64.h"
 #include "common/clock.h"
@@ -69,8 +70,9 @@ class Pool {
  public:
   Pool() { Build(); }
 
-  const pb::Descriptor* Message(std::string_view type) const {
-    auto it = messages_.find(type);
+  // The message of a declared type (of a list of it, with `list`).
+  const pb::Descriptor* Message(std::string_view type, bool list = false) const {
+    auto it = messages_.find(ProtoName(type) + (list ? "List" : ""));
     return it == messages_.end() ? nullptr : it->second;
   }
   const pb::Descriptor* Runtime(std::string_view name) const {
@@ -131,7 +133,7 @@ class Pool {
         message(kRuntimePackage, "RawExtension");
         return true;
       case K::kStruct:
-        message(kTypesPackage, t.struct_name);
+        message(kTypesPackage, ProtoName(t.struct_name));
         return true;
       case K::kList: {
         if (t.element->kind == K::kList || t.element->kind == K::kMap) return false;
@@ -227,7 +229,7 @@ class Pool {
     types.add_dependency(runtime.name());
     for (const auto& [name, type] : schema::AllTypes()) {
       auto* m = types.add_message_type();
-      m->set_name(name);
+      m->set_name(ProtoName(name));
       for (const auto& f : type.fields) {
         if (f.number == 0) continue;
         auto* field = m->add_field();
@@ -243,7 +245,7 @@ class Pool {
       }
       if (type.top_level && name != "Status") {
         auto* list = types.add_message_type();
-        list->set_name(name + "List");
+        list->set_name(ProtoName(name) + "List");
         auto* meta = list->add_field();
         meta->set_name("metadata");
         meta->set_number(1);
@@ -255,7 +257,7 @@ class Pool {
         items->set_number(2);
         items->set_label(pb::FieldDescriptorProto::LABEL_REPEATED);
         items->set_type(pb::FieldDescriptorProto::TYPE_MESSAGE);
-        items->set_type_name(fmt::format(".{}.{}", kTypesPackage, name));
+        items->set_type_name(fmt::format(".{}.{}", kTypesPackage, ProtoName(name)));
       }
     }
     struct Collector : pb::DescriptorPool::ErrorCollector {
@@ -542,13 +544,18 @@ class Decoder {
   std::vector<std::string> path_;
 };
 
-// The declared type of `kind`, and whether it names a list of it ("PodList").
-const Type* KindType(std::string_view kind, bool* list) {
+// The declared type of `kind` at `api_version` (the kind's own, or the
+// version's where they differ), and whether it names a list of it ("PodList").
+const Type* KindType(std::string_view api_version, std::string_view kind, bool* list) {
+  auto declared = [&](std::string_view k) -> const Type* {
+    const ResourceType* served = FindKind(api_version, k);
+    const Type* t = schema::FindType(served != nullptr ? served->Schema() : k);
+    return t != nullptr && t->top_level ? t : nullptr;
+  };
   *list = false;
-  if (const Type* t = schema::FindType(kind); t != nullptr && t->top_level) return t;
+  if (const Type* t = declared(kind)) return t;
   if (kind.ends_with("List")) {
-    const Type* t = schema::FindType(kind.substr(0, kind.size() - 4));
-    if (t != nullptr && t->top_level) {
+    if (const Type* t = declared(kind.substr(0, kind.size() - 4))) {
       *list = true;
       return t;
     }
@@ -591,8 +598,8 @@ ApiOr<json::value> Decoder::Decode(std::string_view body, int embedding) {
   }
   if (kind.empty()) return BadRequest("Object 'Kind' is missing in the protobuf body");
   bool list = false;
-  const Type* type = KindType(kind, &list);
-  const pb::Descriptor* d = type ? pool.Message(list ? kind : type->name) : nullptr;
+  const Type* type = KindType(api_version, kind, &list);
+  const pb::Descriptor* d = type ? pool.Message(type->name, list) : nullptr;
   if (d == nullptr) {
     return BadRequest(
         fmt::format("no kind {:?} is registered for version {:?}", kind, api_version));
@@ -920,8 +927,8 @@ ApiOr<std::string> EncodeProtobuf(const json::value& object) {
   std::string kind(GetString(object, {"kind"}));
   std::string api_version(GetString(object, {"apiVersion"}));
   bool list = false;
-  const Type* type = KindType(kind, &list);
-  const pb::Descriptor* d = type ? pool.Message(list ? kind : type->name) : nullptr;
+  const Type* type = KindType(api_version, kind, &list);
+  const pb::Descriptor* d = type ? pool.Message(type->name, list) : nullptr;
   if (d == nullptr)
     return NotAcceptable(fmt::format("kind {:?} has no protobuf form in kiso", kind));
   auto message = pool.New(d);

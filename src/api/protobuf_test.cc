@@ -153,9 +153,13 @@ TEST(Protobuf, FieldNumbersAndPointersAreTheRealKubectls) {
     const std::string& name = entry.first;
     const schema::Type& type = entry.second;  // Not a structured binding: lambdas capture it.
     const pb::DescriptorProto* upstream = nullptr;
-    for (const auto& p : kPackages) {
+    // Name@group.version is that version's own message (k8s.io.api.group.version.Name).
+    size_t at = name.find('@');
+    std::vector<std::string> packages = kPackages;
+    if (at != std::string::npos) packages = {"k8s.io.api." + name.substr(at + 1)};
+    for (const auto& p : packages) {
       std::string full = p;
-      full.append(".").append(name);
+      full.append(".").append(type.GoName());
       if (auto it = messages.find(full); it != messages.end()) {
         upstream = it->second;
         break;

@@ -44,6 +44,15 @@ ResourceType MakeAt(std::string version, ResourceType t) {
   return t;
 }
 
+// A kind served at `version` as well, stored at `storage` (the type
+// declared as Kind@group.version: the fields that differ).
+ResourceType Converted(std::string version, std::string storage, ResourceType t) {
+  t.version = std::move(version);
+  t.storage_version = std::move(storage);
+  t.schema_type = fmt::format("{}@{}.{}", t.kind, t.group.substr(0, t.group.find('.')), t.version);
+  return t;
+}
+
 // A review: created, answered, never stored (kube-apiserver's
 // SubjectAccessReview, TokenReview…).
 ResourceType Review(std::string group, std::string kind, std::string plural, bool namespaced) {
@@ -88,6 +97,9 @@ std::vector<ResourceType> Build() {
       Make("batch", "CronJob", "cronjobs", true, {"cj"}, all, {Status("CronJob")}),
       MakeAt("v2", Make("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,
                         {"hpa"}, all, {Status("HorizontalPodAutoscaler")})),
+      Converted("v1", "v2",
+                Make("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,
+                     {"hpa"}, all, {Status("HorizontalPodAutoscaler")})),
       Make("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, {"pdb"}, {},
            {Status("PodDisruptionBudget")}),
       Make("networking.k8s.io", "Ingress", "ingresses", true, {"ing"}, {}, {Status("Ingress")}),
@@ -130,6 +142,12 @@ std::string ResourceType::StorePrefix() const {
 std::string ResourceType::StoreKey(std::string_view ns, std::string_view name) const {
   if (!namespaced) return StorePrefix() + std::string(name);
   return fmt::format("{}{}/{}", StorePrefix(), ns, name);
+}
+
+const ResourceType& ResourceType::Storage() const {
+  if (storage_version.empty()) return *this;
+  const ResourceType* stored = FindResource(group, storage_version, plural);
+  return stored != nullptr ? *stored : *this;
 }
 
 const Subresource* ResourceType::FindSubresource(std::string_view name) const {

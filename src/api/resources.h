@@ -41,6 +41,18 @@ struct ResourceType {
   bool stored = true;
   // Set for the kinds a CustomResourceDefinition adds: its schema, columns…
   std::shared_ptr<const CustomResourceInfo> custom;
+  // A kind served at more than one version is stored at one of them (as
+  // upstream's storage version): set here for the others (autoscaling/v1's
+  // HorizontalPodAutoscaler says "v2"); requests at this version are
+  // converted on the way in and out (api/conversion.h).
+  std::string storage_version;
+  // The declared type (schema_types.cc) of the kind at this version; empty
+  // for the kind's own name.
+  std::string schema_type;
+
+  std::string_view Schema() const { return schema_type.empty() ? kind : schema_type; }
+  // The type objects of this kind are stored as: this one, or the storage version's.
+  const ResourceType& Storage() const;
 
   std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
   // Whether the type is served with `verb` (reviews only with create).

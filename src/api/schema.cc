@@ -122,7 +122,7 @@ class Checker {
 
   // "DeploymentSpec.spec.replicas": how Go's decoder names a field.
   std::string GoField() const {
-    std::string out = structs_.empty() ? "" : structs_.back()->name;
+    std::string out = structs_.empty() ? "" : std::string(structs_.back()->GoName());
     for (const auto& s : path_) {
       if (s.index == -1) out += "." + std::string(s.name);
     }

@@ -42,7 +42,7 @@ std::string TypeRef::GoName() const {
     case Kind::kMap:
       return "map[string]" + element->GoName();
     case Kind::kStruct:
-      return "v1." + struct_name;
+      return "v1." + struct_name.substr(0, struct_name.find('@'));
   }
   return "";
 }

@@ -52,7 +52,13 @@ struct Field {
 };
 
 struct Type {
+  // As declared: Go's name, or `Name@group.version` for a type that differs
+  // between versions of its group (HorizontalPodAutoscaler@autoscaling.v1 is
+  // k8s.io/api/autoscaling/v1's; plain HorizontalPodAutoscaler the storage
+  // version's, autoscaling/v2).
   std::string name;
+  // Go's name for it ("HorizontalPodAutoscaler"): `name` without its version.
+  std::string_view GoName() const { return std::string_view(name).substr(0, name.find('@')); }
   bool top_level = false;     // A kind: apiVersion and kind travel outside it in protobuf.
   std::vector<Field> fields;  // As declared (bases included), inline fields as such.
   // The JSON view, in Go's encoding order: inline fields replaced by their fields.

@@ -1594,6 +1594,11 @@ kind HorizontalPodAutoscaler
   spec HorizontalPodAutoscalerSpec = 2
   status HorizontalPodAutoscalerStatus = 3
 
+# autoscaling/v1: one CPU target (stored as autoscaling/v2, api/conversion.cc).
+kind HorizontalPodAutoscaler@autoscaling.v1
+  spec HorizontalPodAutoscalerSpec@autoscaling.v1 = 2
+  status HorizontalPodAutoscalerStatus@autoscaling.v1 = 3
+
 kind TokenRequest
   spec TokenRequestSpec = 2
   status TokenRequestStatus = 3
@@ -1718,6 +1723,19 @@ HorizontalPodAutoscalerStatus
   desiredReplicas int32 = 4
   currentMetrics []MetricStatus = 5
   conditions []HorizontalPodAutoscalerCondition = 6
+
+HorizontalPodAutoscalerSpec@autoscaling.v1
+  scaleTargetRef CrossVersionObjectReference = 1
+  minReplicas *int32 = 2
+  maxReplicas int32 = 3
+  targetCPUUtilizationPercentage *int32 = 4
+
+HorizontalPodAutoscalerStatus@autoscaling.v1
+  observedGeneration *int64 = 1
+  lastScaleTime Time = 2
+  currentReplicas int32 = 3
+  desiredReplicas int32 = 4
+  currentCPUUtilizationPercentage *int32 = 5
 
 TokenRequestSpec
   audiences []string = 1

@@ -302,6 +302,19 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     SetIfMissing(spec, "progressDeadlineSeconds", 600);
     DefaultTemplate(spec);
     Child(obj, "status");
+  } else if (kind == "HorizontalPodAutoscaler") {
+    // autoscaling/v2's defaults: one replica at least, and 80% CPU when no metric is named.
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "minReplicas", 1);
+    json::value& metrics = spec["metrics"];
+    if (!metrics.is_array() || metrics.get_array().empty()) {
+      metrics = json::array{json::object{
+          {"type", "Resource"},
+          {"resource", json::object{{"name", "cpu"},
+                                    {"target", json::object{{"type", "Utilization"},
+                                                            {"averageUtilization", 80}}}}}}};
+    }
+    SetIfMissing(Child(obj, "status"), "desiredReplicas", 0);  // Not omitempty in Go.
   } else if (kind == "ReplicaSet" || kind == "ReplicationController") {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "replicas", 1);
@@ -403,6 +416,24 @@ namespace {
 class Validator {
  public:
   std::vector<Cause> causes;
+
+  // ValidateHorizontalPodAutoscalerSpec: 1 <= minReplicas <= maxReplicas, the target named.
+  void Autoscaler(const json::object& obj) {
+    const json::value* min = Find(obj, {"spec", "minReplicas"});
+    const json::value* max = Find(obj, {"spec", "maxReplicas"});
+    json::value max_value = max && max->is_int64() ? *max : json::value(0);
+    if (min && min->is_int64() && min->get_int64() < 1)
+      InvalidValue("spec.minReplicas", *min, "must be greater than or equal to 1");
+    if (max_value.get_int64() < 1)
+      InvalidValue("spec.maxReplicas", max_value, "must be greater than 0");
+    if (min && min->is_int64() && max_value.get_int64() < min->get_int64()) {
+      InvalidValue("spec.maxReplicas", max_value, "must be greater than or equal to `minReplicas`");
+    }
+    for (std::string_view f : {"kind", "name"}) {
+      if (GetString(obj, {"spec", "scaleTargetRef", f}).empty())
+        Required(fmt::format("spec.scaleTargetRef.{}", f));
+    }
+  }
 
   void Required(const std::string& field, std::string_view detail = "") {
     causes.push_back({"FieldValueRequired",
@@ -887,6 +918,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Service(obj);
   } else if (kind == "ConfigMap" || kind == "Secret") {
     v.DataKeys(obj);
+  } else if (kind == "HorizontalPodAutoscaler") {
+    v.Autoscaler(obj);
   } else if (kind == "CertificateSigningRequest" && type.group == "certificates.k8s.io") {
     // An approval and a denial exclude each other; neither may be taken back.
     auto has = [](const json::object& csr, std::string_view type) {

@@ -294,6 +294,11 @@ struct ApiServer::Impl {
       return ErrorResponse(api::MethodNotAllowed());
     }
     if (!t.type->stored) return HandleReview(ctx, t, req);
+    if (!t.type->storage_version.empty()) {
+      return ServeConverted(ctx, t, req, [this](const Target& stored, const Request& r) {
+        return Dispatch(stored, r);
+      });
+    }
     if (sub == "token" && t.type->plural == "serviceaccounts")
       return HandleTokenRequest(ctx, t, req);
     if (sub == "log" || sub == "exec" || sub == "attach" || sub == "portforward") {

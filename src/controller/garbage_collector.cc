@@ -14,7 +14,8 @@ namespace json = boost::json;
 GarbageCollector::GarbageCollector(client::Client* client, client::SharedInformers* shared)
     : Controller(client, "garbage-collector", 1, shared) {
   for (const auto& type : api::BuiltinResources()) {
-    if (!type.Allows("watch")) continue;  // Reviews and tokens: nothing is stored.
+    if (!type.Allows("watch")) continue;          // Reviews and tokens: nothing is stored.
+    if (!type.storage_version.empty()) continue;  // Watched at the version it is stored at.
     const api::ResourceType* t = &type;
     informers_[t] = Watch(type, [this, t](const json::value* old, const json::value& obj,
                                           bool deleted) { OnEvent(t, old, obj, deleted); });

@@ -27,6 +27,7 @@ Status NamespaceController::Reconcile(const std::string& name) {
   for (const auto* t : api::AllResources()) {  // Custom resources too.
     const api::ResourceType& type = *t;
     if (!type.namespaced || !type.Allows("deletecollection")) continue;
+    if (!type.storage_version.empty()) continue;  // Deleted at the version it is stored at.
     Status s = client()->DeleteCollection(type, name);
     if (!s.ok()) return s.Annotate("delete " + type.plural);
     client::ListOptions options;

@@ -97,6 +97,68 @@ def test_service_generators_and_expose(kubectl, ns):
     assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["ports"][0]["port"] == 8000
 
 
+def test_autoscale_speaks_autoscaling_v1_stored_as_v2(kubectl, server, ns):
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx")
+    run = kubectl.run("autoscale", "deployment", "web", "-n", ns, "--min=2", "--max=5",
+                      "--cpu-percent=80", "-v=8")
+    assert run.stdout == "horizontalpodautoscaler.autoscaling/web autoscaled\n", run.stderr[-2000:]
+    # kubectl 1.32 sends autoscaling/v1, as protobuf.
+    assert "POST https://" in run.stderr and "/apis/autoscaling/v1/namespaces/" in run.stderr
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in run.stderr
+    # Read at the preferred version (v2): the CPU target is a Resource metric.
+    hpa = get(kubectl, "hpa", "web", "-n", ns)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 5
+    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    # A memory metric added at v2 survives a patch through v1, where it is an annotation.
+    kubectl("patch", "horizontalpodautoscalers.v2.autoscaling", "web", "-n", ns, "--type=json", "-p", json.dumps([
+        {"op": "add", "path": "/spec/metrics/-", "value": {"type": "Resource", "resource": {
+            "name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}}]))
+    v1 = get(kubectl, "horizontalpodautoscalers.v1.autoscaling", "web", "-n", ns)
+    assert v1["apiVersion"] == "autoscaling/v1" and v1["spec"]["targetCPUUtilizationPercentage"] == 80
+    assert json.loads(v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]) == [
+        {"type": "Resource", "resource": {"name": "memory", "targetAverageValue": "1Gi"}}]
+    kubectl("patch", "horizontalpodautoscalers.v1.autoscaling", "web", "-n", ns, "--type=merge", "-p",
+            '{"spec": {"maxReplicas": 7, "targetCPUUtilizationPercentage": 60}}')
+    hpa = get(kubectl, "hpa", "web", "-n", ns)
+    assert hpa["spec"]["maxReplicas"] == 7
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu", "memory"]
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert "annotations" not in hpa["metadata"]
+    # Lists at v1 too, in a table with upstream's columns.
+    listed = get(kubectl, "horizontalpodautoscalers.v1.autoscaling", "-n", ns)
+    assert [(i["apiVersion"], i["spec"]["maxReplicas"]) for i in listed["items"]] == [("autoscaling/v1", 7)]
+    # The Python client's AutoscalingV1Api: a watch's events at v1 too.
+    import kubernetes
+    api = kubernetes.client.AutoscalingV1Api(
+        kubernetes.config.new_client_from_config(config_file=server.kubeconfig))
+    events = kubernetes.watch.Watch().stream(api.list_namespaced_horizontal_pod_autoscaler, ns,
+                                             timeout_seconds=10)
+    first = next(events)
+    assert first["type"] == "ADDED" and first["object"].spec.target_cpu_utilization_percentage == 60
+    events.close()
+    table = kubectl("get", "hpa", "-n", ns)
+    assert table.splitlines()[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS",
+                                             "REPLICAS", "AGE"], table
+    # v1's decoder and the autoscaler's validation, each in upstream's words.
+    bad = kubectl.run("create", "-n", ns, "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "zero"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 3,
+                 "maxReplicas": 1}}))
+    assert bad.returncode != 0
+    assert ('The HorizontalPodAutoscaler "zero" is invalid: spec.maxReplicas: Invalid value: 1: '
+            'must be greater than or equal to `minReplicas`') in bad.stderr, bad.stderr
+    bad = kubectl.run("create", "-n", ns, "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "typed"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 2,
+                 "targetCPUUtilizationPercentage": "high"}}))
+    assert bad.returncode != 0
+    assert ("json: cannot unmarshal string into Go struct field "
+            "HorizontalPodAutoscalerSpec.spec.targetCPUUtilizationPercentage of type int32") in bad.stderr, bad.stderr
+    assert "typed" not in kubectl("get", "hpa", "-n", ns, "-o", "name")
+
+
 def test_set_commands(kubectl, ns):
     kubectl("create", "deployment", "web", "-n", ns, "--image=nginx")
     kubectl("create", "serviceaccount", "runner", "-n", ns)

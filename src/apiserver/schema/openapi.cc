@@ -27,7 +27,13 @@ constexpr std::string_view kHash = "kiso-0002";
 
 using api::schema::TypeRef;
 
-std::string SchemaName(const api::schema::Type& type) { return "io.k8s.kiso." + type.name; }
+// io.k8s.kiso.Deployment; a version's own type (Kind@group.version) as
+// io.k8s.kiso.group.version.Kind.
+std::string SchemaName(const api::schema::Type& type) {
+  size_t at = type.name.find('@');
+  if (at == std::string::npos) return "io.k8s.kiso." + type.name;
+  return fmt::format("io.k8s.kiso.{}.{}", type.name.substr(at + 1), type.GoName());
+}
 
 json::object Ref(const api::schema::Type& type) {
   return json::object{
@@ -123,7 +129,7 @@ json::object Schemas(const std::string& group, const std::string& version) {
       schemas[name] = std::move(s);
       continue;
     }
-    const api::schema::Type* type = api::schema::FindType(t.kind);
+    const api::schema::Type* type = api::schema::FindType(t.Schema());
     if (type == nullptr) continue;
     AddType(*type, schemas);
     json::object& s = schemas[SchemaName(*type)].as_object();

@@ -138,6 +138,11 @@ Response HandleDelete(const Context& ctx, const Target& t, const Request& req);
 Response HandleDeleteCollection(const Context& ctx, const Target& t, const Request& req);
 Response HandleScale(const Context& ctx, const Target& t, const Request& req);
 Response HandleBinding(const Context& ctx, const Target& t, const Request& req);
+// A request at a version `t`'s kind is not stored at (convert.cc): its body
+// converted to the storage version, `serve` answering it there, the answer
+// converted back. Patches are applied at t's version.
+Response ServeConverted(const Context& ctx, const Target& t, const Request& req,
+                        const std::function<Response(const Target&, const Request&)>& serve);
 
 // ---- Authentication and authorization APIs (authn/reviews.cc, authz/reviews.cc) ----
 // POST serviceaccounts/<name>/token: a bound ServiceAccount token.

@@ -230,7 +230,7 @@ ApiOr<json::value> DecodeBody(const Request& req, const Target& t) {
 }
 
 std::vector<std::string> UnknownFieldsOf(const api::ResourceType& type, const json::value& obj) {
-  if (!type.custom) return api::UnknownFields(type.kind, obj);
+  if (!type.custom) return api::UnknownFields(type.Schema(), obj);
   // A custom kind's unknown fields: what its schema would prune.
   if (!type.custom->schema) return {};
   json::value copy = obj;
@@ -341,13 +341,13 @@ ApiStatus ValidateCustom(const Target& t, json::object& obj, const json::object*
 ApiStatus ValidateAndDefault(const Target& t, json::object& obj, const json::object* old) {
   if (t.type->custom) return ValidateCustom(t, obj, old);
   // What Go's decoder would refuse comes first: defaults and validation read typed fields.
-  api::SchemaFindings schema = api::CheckSchema(t.type->kind, obj);
+  api::SchemaFindings schema = api::CheckSchema(t.type->Schema(), obj);
   if (schema.type_error) {
     return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
                                        t.type->kind, t.type->version, t.type->kind,
                                        *schema.type_error));
   }
-  if (!schema.unknown_fields.empty()) api::DropUnknownFields(t.type->kind, obj);
+  if (!schema.unknown_fields.empty()) api::DropUnknownFields(t.type->Schema(), obj);
   api::ApplyDefaults(*t.type, obj);
   auto causes = api::Validate(*t.type, obj, old);
   causes.insert(causes.begin(), schema.unsupported.begin(), schema.unsupported.end());

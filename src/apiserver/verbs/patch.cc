@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/conversion.h"
 #include "api/managed_fields.h"
 #include "api/object.h"
 #include "apiserver/verbs/handlers.h"
@@ -77,11 +78,17 @@ Response ApplyPatch(const Context& ctx, const Target& t, const Request& req, Pat
   };
   auto mode = FieldValidationOf(req);
   if (!mode.ok()) return ErrorResponse(mode.error());
+  // The patch applies to the object at the request's version; it is stored at the kind's
+  // storage version (api/conversion.h), the same version for most kinds.
+  Target stored = t;
+  stored.type = &t.type->Storage();
   auto checked = [&](json::object& current) -> api::ApiStatus {
+    api::ConvertFromStorage(*t.type, current);
     if (auto err = mutate(current)) return err;
-    return CheckUnknownFields(req, *mode, *t.type, json::value(current));
+    if (auto err = CheckUnknownFields(req, *mode, *t.type, json::value(current))) return err;
+    return api::ConvertToStorage(*t.type, current);
   };
-  auto updated = GuaranteedUpdate(ctx, t, req, checked);
+  auto updated = GuaranteedUpdate(ctx, stored, req, checked);
   if (updated.ok()) return ObjectResponse(200, *updated);
   if (type == PatchType::kApply && updated.error().code == 404 && t.subresource.empty()) {
     // Apply to a missing object creates it.
@@ -90,7 +97,8 @@ Response ApplyPatch(const Context& ctx, const Target& t, const Request& req, Pat
       return ErrorResponse(*err);
     }
     api::Child(obj, "metadata")["name"] = t.name;
-    auto created = CreateObject(ctx, t, req, std::move(obj));
+    if (auto err = api::ConvertToStorage(*t.type, obj)) return ErrorResponse(*err);
+    auto created = CreateObject(ctx, stored, req, std::move(obj));
     if (!created.ok()) return ErrorResponse(created.error());
     return ObjectResponse(201, *created);
   }

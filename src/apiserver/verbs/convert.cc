@@ -1,0 +1,148 @@
+// A request at a version its kind is not stored at (autoscaling/v1's
+// HorizontalPodAutoscaler, stored as v2): the body is decoded and checked at
+// the request's version, converted to the storage version and served there;
+// every object in the answer (one, a list's items, a table's rows, each
+// watch event) is converted back. A patch is applied to the object at the
+// request's version (patch.cc).
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "api/conversion.h"
+#include "api/object.h"
+#include "api/protobuf.h"
+#include "api/schema.h"
+#include "apiserver/verbs/handlers.h"
+
+namespace kiso::apiserver {
+
+namespace json = boost::json;
+
+namespace {
+
+// Converts every stored object in an answer to `served`'s version.
+void ConvertAnswer(const api::ResourceType& served, json::value& answer) {
+  auto* obj = answer.if_object();
+  if (obj == nullptr) return;
+  std::string_view kind = api::GetString(*obj, {"kind"});
+  if (kind == served.kind) {
+    api::ConvertFromStorage(served, *obj);
+  } else if (kind == served.kind + "List") {
+    if (auto* items = obj->if_contains("items"); items && items->is_array()) {
+      for (auto& item : items->get_array()) {
+        if (item.is_object()) api::ConvertFromStorage(served, item.get_object());
+      }
+    }
+    (*obj)["apiVersion"] = served.GroupVersion();
+  } else if (kind == "Table") {
+    if (auto* rows = obj->if_contains("rows"); rows && rows->is_array()) {
+      for (auto& row : rows->get_array()) {
+        auto* object = row.is_object() ? row.get_object().if_contains("object") : nullptr;
+        if (object && object->is_object()) api::ConvertFromStorage(served, object->get_object());
+      }
+    }
+  }
+}
+
+// Watch events (JSON lines from the handler) converted, then framed as the
+// client asked: JSON lines, or length-delimited protobuf WatchEvents.
+class ConvertingWriter : public StreamWriter {
+ public:
+  ConvertingWriter(StreamWriter& out, const api::ResourceType& served, bool protobuf)
+      : out_(out), served_(served), protobuf_(protobuf) {}
+
+  bool Write(std::string_view data) override {
+    pending_ += data;
+    std::string batch;
+    size_t start = 0;
+    for (size_t end = pending_.find('\n'); end != std::string::npos;
+         start = end + 1, end = pending_.find('\n', start)) {
+      auto event = api::ParseJson(std::string_view(pending_).substr(start, end - start));
+      if (!event.ok() || !event->is_object()) continue;
+      json::object& e = event->get_object();
+      if (auto* object = e.if_contains("object")) ConvertAnswer(served_, *object);
+      if (protobuf_) {
+        auto framed = api::EncodeProtobufWatchEvent(api::GetString(e, {"type"}), e["object"]);
+        if (framed.ok()) batch += *framed;
+      } else {
+        batch += json::serialize(e);
+        batch += '\n';
+      }
+    }
+    pending_.erase(0, start);
+    return batch.empty() || out_.Write(batch);
+  }
+  bool Stopping() const override { return out_.Stopping(); }
+  void OnCancel(const std::function<void()>& cancel) override { out_.OnCancel(cancel); }
+
+ private:
+  StreamWriter& out_;
+  const api::ResourceType& served_;
+  bool protobuf_;
+  std::string pending_;
+};
+
+// A create or update body at `t`'s version: decoded and checked there (as
+// the decoder of that version would), then converted to the storage version.
+api::ApiOr<json::value> BodyForStorage(const Target& t, const Request& req) {
+  auto body = DecodeBody(req, t);
+  if (!body.ok()) return body;
+  if (!body->is_object()) return api::BadRequest("the request body must be a JSON object");
+  json::object& obj = body->get_object();
+  if (auto err = CheckIdentity(t, obj)) return *err;
+  api::SchemaFindings schema = api::CheckSchema(t.type->Schema(), obj);
+  if (schema.type_error) {
+    return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
+                                       t.type->kind, t.type->version, t.type->kind,
+                                       *schema.type_error));
+  }
+  if (!schema.unknown_fields.empty()) api::DropUnknownFields(t.type->Schema(), obj);
+  if (auto err = api::ConvertToStorage(*t.type, obj)) return *err;
+  return body;
+}
+
+}  // namespace
+
+Response ServeConverted(const Context& ctx, const Target& t, const Request& req,
+                        const std::function<Response(const Target&, const Request&)>& serve) {
+  Target stored = t;
+  stored.type = &t.type->Storage();
+  Request inner = req;
+  inner.warnings.clear();
+  bool protobuf_watch = t.verb == "watch" && WantsProtobufOnly(req) && !WantsTable(req);
+  if (protobuf_watch) inner.headers["accept"] = "application/json";
+  Response res;
+  if (t.verb == "create" || t.verb == "update") {
+    auto body = BodyForStorage(t, req);
+    if (!body.ok()) return ErrorResponse(body.error());
+    inner.object = std::make_shared<const json::value>(std::move(*body));
+    inner.body.clear();
+    inner.headers["content-type"] = "application/json";
+    res = serve(stored, inner);
+  } else if (t.verb == "patch") {
+    res = HandlePatch(ctx, t, inner);  // Applied at t's version, stored at the storage version.
+  } else {
+    res = serve(stored, inner);
+  }
+  for (auto& w : inner.warnings) req.Warn(std::move(w));
+  if (res.stream) {
+    res.stream = [stream = std::move(res.stream), served = t.type,
+                  protobuf_watch](StreamWriter& out) {
+      ConvertingWriter converting(out, *served, protobuf_watch);
+      stream(converting);
+    };
+    if (protobuf_watch) res.content_type = std::string(api::kProtobufMediaType) + ";stream=watch";
+    return res;
+  }
+  if (res.status >= 300 || res.content_type != "application/json") return res;
+  if (!res.object) {
+    auto parsed = api::ParseJson(res.body);
+    if (!parsed.ok()) return res;
+    res.object = std::make_shared<json::value>(std::move(*parsed));
+    res.body.clear();
+  }
+  ConvertAnswer(*t.type, *res.object);
+  return res;
+}
+
+}  // namespace kiso::apiserver
