@@ -80,20 +80,31 @@ std::vector<LogLine> ParseCri(std::string_view data, size_t* consumed, bool join
   return out;
 }
 
-// The channel protocol the client offers: v5 (kubectl 1.30+) or v4 (the
-// Python client); "" when neither.
+// Whether the client asks to upgrade to SPDY/3.1 (kubectl's fallback, older clients).
+bool SpdyUpgrade(const apiserver::Request& req) {
+  std::string upgrade(req.Header("upgrade"));
+  for (auto& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return upgrade == "spdy/3.1";
+}
+
+// The channel protocol the client offers: in a WebSocket v5 (kubectl 1.30+)
+// or v4 (the Python client), after an SPDY upgrade v4 (in
+// X-Stream-Protocol-Version); "" when none of these.
 std::string ChannelProtocol(const apiserver::Request& req) {
   std::string_view offered = req.Header("sec-websocket-protocol");
   for (const char* p : {"v5.channel.k8s.io", "v4.channel.k8s.io"}) {
     if (offered.find(p) != std::string_view::npos) return p;
   }
+  if (SpdyUpgrade(req) &&
+      req.Header("x-stream-protocol-version").find("v4.channel.k8s.io") != std::string_view::npos)
+    return "v4.channel.k8s.io";
   return "";
 }
 
 api::ApiError NoChannelProtocol(std::string_view subresource) {
   return api::BadRequest(
       fmt::format("pods/{} needs a WebSocket upgrade offering v5.channel.k8s.io or "
-                  "v4.channel.k8s.io (SPDY is not supported)",
+                  "v4.channel.k8s.io, or an SPDY/3.1 upgrade offering v4.channel.k8s.io",
                   subresource));
 }
 
@@ -449,12 +460,10 @@ apiserver::Response Agent::ServePortForward(const json::value& pod, const apiser
   }
   // kubectl: SPDY streams name the ports, one pair per local connection,
   // inside a WebSocket or after an SPDY upgrade.
-  std::string upgrade(req.Header("upgrade"));
-  for (auto& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   bool spdy_in_websocket =
       req.Header("sec-websocket-protocol").find(apiserver::kSpdyPortForwardProtocol) !=
       std::string_view::npos;
-  if (spdy_in_websocket || upgrade == "spdy/3.1") {
+  if (spdy_in_websocket || SpdyUpgrade(req)) {
     if (netns.empty()) {
       return Error(api::BadRequest(
           fmt::format("pod {} has no network yet: it is not running on this node", pod_name)));

@@ -155,8 +155,8 @@ class Kubectl:
     def __init__(self, server):
         self.server = server
 
-    def run(self, *args, input=None, check=True, timeout=60):
-        env = dict(os.environ, KUBECONFIG=self.server.kubeconfig, HOME=self.server.home)
+    def run(self, *args, input=None, check=True, timeout=60, env=None):
+        env = dict(os.environ, KUBECONFIG=self.server.kubeconfig, HOME=self.server.home, **(env or {}))
         p = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env,
                            timeout=timeout)
         if check and p.returncode != 0:

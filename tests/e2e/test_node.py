@@ -320,16 +320,30 @@ spec:
     k("delete", "pod", "shy")
 
 
-def test_kubectl_exec_streams_and_exit_codes(node):
+# kubectl's two ways to a process: a WebSocket (v5.channel.k8s.io, its default) and
+# SPDY/3.1 after an HTTP upgrade (v4.channel.k8s.io, older clients' only way).
+REMOTE_COMMAND = {"websocket": {}, "spdy": {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}}
+
+
+@pytest.mark.parametrize("transport", REMOTE_COMMAND)
+def test_kubectl_exec_streams_and_exit_codes(node, transport):
     s, k = node
+    env = REMOTE_COMMAND[transport]
     apply(k, simple_pod("shell", ["sleep", "3600"], restart="Always"))
     wait_for(lambda: container_status(k, "shell").get("ready"), what="shell ready")
-    p = k.run("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; hostname")
-    assert p.stdout == "out\nshell\n" and p.stderr == "err\n"
-    p = k.run("exec", "shell", "--", "sh", "-c", "exit 3", check=False)
+    p = k.run("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; hostname", env=env)
+    assert p.stdout == "out\nshell\n" and p.stderr == "err\n", p.stderr
+    # The way in was the one asked for (kubectl -v=8 logs the request headers).
+    p = k.run("exec", "shell", "-v=8", "--", "true", env=env)
+    if transport == "spdy":
+        assert "X-Stream-Protocol-Version: v4.channel.k8s.io" in p.stderr, p.stderr[-3000:]
+        assert "Sec-Websocket-Protocol" not in p.stderr
+    else:
+        assert "Sec-Websocket-Protocol: v5.channel.k8s.io" in p.stderr, p.stderr[-3000:]
+    p = k.run("exec", "shell", "--", "sh", "-c", "exit 3", check=False, env=env)
     assert p.returncode == 3 and "command terminated with exit code 3" in p.stderr
-    assert k("exec", "-i", "shell", "--", "cat", input="through stdin\n") == "through stdin\n"
-    p = k.run("exec", "shell", "-c", "nope", "--", "true", check=False)
+    assert k("exec", "-i", "shell", "--", "cat", input="through stdin\n", env=env) == "through stdin\n"
+    p = k.run("exec", "shell", "-c", "nope", "--", "true", check=False, env=env)
     assert p.returncode != 0 and "container nope is not valid for pod shell" in p.stderr
     k("delete", "pod", "shell")
 
@@ -362,7 +376,7 @@ def test_security_context_seccomp_and_capabilities(node):
     k("delete", "pod", "confined", "unconfined", "narrow", "missing")
 
 
-def on_terminal(s, args, typed=b""):
+def on_terminal(s, args, typed=b"", env=None):
     """Runs kubectl on a 40x100 pseudo-terminal of its own, as a person would,
     types `typed`, and returns its exit code and everything it printed."""
     import fcntl
@@ -374,7 +388,7 @@ def on_terminal(s, args, typed=b""):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     p = subprocess.Popen(["kubectl", "--kubeconfig", s.kubeconfig, *args],
-                         stdin=slave, stdout=slave, stderr=slave)
+                         stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, **(env or {})))
     os.close(slave)
     if typed:
         os.write(master, typed)
@@ -394,7 +408,8 @@ def on_terminal(s, args, typed=b""):
     return p.wait(timeout=30), out.decode(errors="replace").replace("\r\n", "\n")
 
 
-def test_kubectl_exec_on_a_terminal(node):
+@pytest.mark.parametrize("transport", REMOTE_COMMAND)
+def test_kubectl_exec_on_a_terminal(node, transport):
     """`kubectl exec -it` from a terminal: the command gets a terminal of its
     own inside the container, sized as kubectl's and resized with it."""
     s, k = node
@@ -403,7 +418,8 @@ def test_kubectl_exec_on_a_terminal(node):
     # The size arrives after the command starts (channel 4): wait for it, with a deadline.
     script = ('for i in $(seq 100); do [ "$(stty size)" = "40 100" ] && break; sleep 0.05; done; '
               'tty; stty size; exit 5')
-    code, text = on_terminal(s, ["exec", "-it", "term", "--", "sh", "-c", script])
+    code, text = on_terminal(s, ["exec", "-it", "term", "--", "sh", "-c", script],
+                             env=REMOTE_COMMAND[transport])
     assert code == 5, text
     assert "/dev/pts/" in text and "40 100\n" in text, text
     k("delete", "pod", "term")
@@ -442,11 +458,11 @@ def test_kubectl_attach_streams_output_and_stdin(node):
     p = k.run("attach", "-i", "ticker", input="x\n", check=False)
     assert p.returncode != 0 and "needs stdin: true" in p.stderr, p.stderr
     k("delete", "pod", "ticker")
-    # stdin: true and stdinOnce: the first attach's input, then EOF, ends the loop.
+    # stdin: true and stdinOnce: the first attach's input, then EOF, ends the loop (over SPDY).
     apply(k, simple_pod("reader", ["sh", "-c", 'while read line; do echo "got $line"; done; echo bye'],
                         extra="    stdin: true\n    stdinOnce: true"))
     wait_for(lambda: container_status(k, "reader").get("ready"), what="reader ready")
-    p = k.run("attach", "-i", "reader", input="hello\nworld\n")
+    p = k.run("attach", "-i", "reader", input="hello\nworld\n", env=REMOTE_COMMAND["spdy"])
     assert p.stdout == "got hello\ngot world\nbye\n", (p.stdout, p.stderr)
     wait_for(lambda: phase(k, "reader") == "Succeeded", what="reader Succeeded")
     k("delete", "pod", "reader")

@@ -119,7 +119,9 @@ Request Convert(const http::request<http::string_body>& in, const std::string& r
   for (const auto& field : in) {
     std::string name(field.name_string());
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    req.headers.emplace(std::move(name), std::string(field.value()));
+    // A repeated header is one list (X-Stream-Protocol-Version: v4…, v3…).
+    auto [it, added] = req.headers.emplace(std::move(name), std::string(field.value()));
+    if (!added) it->second.append(", ").append(field.value());
   }
   req.body = in.body();
   return req;
@@ -421,8 +423,9 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     }
     priority.Set(background);
     Response out;
+    Request req;
     try {
-      Request req = Convert(in, remote, options.peer);
+      req = Convert(in, remote, options.peer);
       out = handler(req);
     } catch (...) {
       ReportRecovered(fmt::format("{} {}", remote, std::string_view(in.target())),
@@ -457,6 +460,22 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       http::write(stream, res, ec);
       if (ec) return;
       PumpSpdy(io, stream, buffer, *out.channels);
+      return;  // The connection ends with the session.
+    }
+    if (out.channels && !websocket::is_upgrade(in)) {
+      // exec or attach over SPDY on the connection itself (clients without WebSockets).
+      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+      res.set(http::field::connection, "Upgrade");
+      res.set(http::field::upgrade, "SPDY/3.1");
+      res.set("X-Stream-Protocol-Version", out.websocket_protocol);
+      http::write(stream, res, ec);
+      if (ec) return;
+      CommandStreams expected;
+      expected.in = req.QueryBool("stdin");
+      expected.out = req.QueryBool("stdout");
+      expected.resize = req.QueryBool("tty");
+      expected.err = req.QueryBool("stderr") && !expected.resize;
+      PumpSpdyCommand(io, stream, buffer, *out.channels, expected);
       return;  // The connection ends with the session.
     }
     if (out.channels && websocket::is_upgrade(in)) {
