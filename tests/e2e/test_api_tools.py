@@ -159,6 +159,26 @@ def test_autoscale_speaks_autoscaling_v1_stored_as_v2(kubectl, server, ns):
     assert "typed" not in kubectl("get", "hpa", "-n", ns, "-o", "name")
 
 
+def test_deprecated_fields_are_warned_about(kubectl, ns):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "old"},
+                  "spec": {"selector": {"matchLabels": {"app": "old"}}, "template": {
+                      "metadata": {"labels": {"app": "old"}},
+                      "spec": {"nodeSelector": {"beta.kubernetes.io/os": "linux"},
+                               "containers": [{"name": "c", "image": "busybox"}]}}}}
+    p = kubectl.run("create", "-n", ns, "-f", "-", input=json.dumps(deployment))
+    assert p.stderr == ('Warning: spec.template.spec.nodeSelector[beta.kubernetes.io/os]: deprecated '
+                        'since v1.14; use "kubernetes.io/os" instead\n'), p.stderr
+    # An update warns only about what it adds.
+    p = kubectl.run("label", "deployment", "old", "-n", ns, "tier=web")
+    assert p.stderr == "", p.stderr
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "i", "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+               "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}
+    p = kubectl.run("create", "-n", ns, "-f", "-", input=json.dumps(ingress))
+    assert ('Warning: annotation "kubernetes.io/ingress.class" is deprecated, please use '
+            "'spec.ingressClassName' instead") in p.stderr, p.stderr
+
+
 def test_set_commands(kubectl, ns):
     kubectl("create", "deployment", "web", "-n", ns, "--image=nginx")
     kubectl("create", "serviceaccount", "runner", "-n", ns)

@@ -12,6 +12,7 @@
 #include "api/schema.h"
 #include "api/structural.h"
 #include "api/validation.h"
+#include "api/warnings.h"
 #include "apiserver/admission/admission.h"
 #include "apiserver/admission/resource_quota.h"
 #include "apiserver/service_ips.h"
@@ -436,6 +437,9 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
     if (auto err = ctx.admission->Mutate(admission, obj)) return *err;
   }
   if (auto err = ValidateAndDefault(target, obj, nullptr)) return *err;
+  if (req.user) {  // kiso's own requests in process hear no warnings.
+    for (auto& w : api::WarningsFor(*target.type, obj, nullptr)) req.Warn(std::move(w));
+  }
   if (ctx.admission) {
     if (auto err = ctx.admission->Validate(admission, obj)) return *err;
   }
@@ -597,6 +601,9 @@ ApiStatus PrepareUpdate(const Context& ctx, const Target& t, const Request& req,
     if (auto err = ctx.admission->Mutate(admission, obj)) return *err;
   }
   if (auto err = ValidateAndDefault(t, obj, &old)) return *err;
+  if (req.user) {
+    for (auto& w : api::WarningsFor(*t.type, obj, &old)) req.Warn(std::move(w));
+  }
   if (ctx.admission) {
     if (auto err = ctx.admission->Validate(admission, obj)) return *err;
   }
