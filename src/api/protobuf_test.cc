@@ -1,8 +1,12 @@
 #include "api/protobuf.h"
 
 #include <fmt/format.h>
+#include <google/protobuf/any.pb.h>
 #include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/unknown_field_set.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -12,8 +16,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "api/openapi_proto.h"
 #include "api/schema_model.h"
 
 namespace kiso::api {
@@ -385,6 +391,107 @@ TEST(Protobuf, WatchEventsAreLengthDelimited) {
                     (static_cast<uint8_t>((*event)[2]) << 8) | static_cast<uint8_t>((*event)[3]);
   EXPECT_EQ(length, event->size() - 4);
   EXPECT_NE(event->find(std::string("k8s\0", 4)), std::string::npos);
+}
+
+// gnostic's openapiv2/OpenAPIv2.proto as the real kubectl carries it: a
+// plain (not gzipped) FileDescriptorProto, its fields read up to the first
+// byte that cannot continue it.
+std::optional<pb::FileDescriptorProto> OpenApiV2DescriptorIn(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string name = "openapiv2/OpenAPIv2.proto";
+  size_t at = data.find(std::string("\x0a\x19") + name);
+  if (at == std::string::npos) return std::nullopt;
+  pb::io::CodedInputStream stream(reinterpret_cast<const uint8_t*>(data.data() + at),
+                                  static_cast<int>(std::min<size_t>(data.size() - at, 1 << 20)));
+  int end = 0;
+  for (;;) {
+    uint32_t tag = stream.ReadTag();
+    int field = static_cast<int>(tag >> 3);
+    uint32_t length = 0;
+    // FileDescriptorProto's length-delimited fields: name, package, dependency,
+    // message_type, enum_type, options, syntax.
+    if ((tag & 7) != 2 || !std::set<int>{1, 2, 3, 4, 5, 8, 12}.contains(field) ||
+        !stream.ReadVarint32(&length) || !stream.Skip(static_cast<int>(length)))
+      break;
+    end = stream.CurrentPosition();
+  }
+  pb::FileDescriptorProto file;
+  if (!file.ParseFromArray(data.data() + at, end)) return std::nullopt;
+  return file;
+}
+
+TEST(OpenApiV2, TheDocumentIsWhatKubectlsOwnDescriptorReads) {
+  std::string kubectl = KubectlBinary();
+  ASSERT_TRUE(std::filesystem::exists(kubectl)) << kubectl;
+  auto file = OpenApiV2DescriptorIn(kubectl);
+  ASSERT_TRUE(file) << "no openapiv2/OpenAPIv2.proto in " << kubectl;
+  pb::DescriptorPool pool;
+  pb::FileDescriptorProto any;
+  pb::Any::descriptor()->file()->CopyTo(&any);
+  ASSERT_NE(pool.BuildFile(any), nullptr);
+  ASSERT_NE(pool.BuildFile(*file), nullptr);
+  const pb::Descriptor* d = pool.FindMessageTypeByName("openapi.v2.Document");
+  ASSERT_NE(d, nullptr);
+
+  auto doc =
+      json::parse(R"({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
+    "paths": {"/api/v1/namespaces/{namespace}/pods/{name}": {"get": {"operationId": "readPod",
+      "responses": {"200": {"description": "OK", "schema": {"$ref": "#/definitions/io.k8s.kiso.Pod"}}},
+      "x-kubernetes-action": "get"}}},
+    "definitions": {"io.k8s.kiso.Pod": {"type": "object", "required": ["spec"],
+      "properties": {"spec": {"$ref": "#/definitions/io.k8s.kiso.PodSpec"},
+                     "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}},
+                     "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                     "size": {"type": "integer", "format": "int64", "minimum": 1, "maxLength": 5}},
+      "x-kubernetes-group-version-kind": [{"group": "", "kind": "Pod", "version": "v1"}]}}})")
+          .as_object();
+  auto bytes = EncodeOpenApiV2(doc);
+  ASSERT_TRUE(bytes.ok());
+  pb::DynamicMessageFactory factory(&pool);
+  std::unique_ptr<pb::Message> message(factory.GetPrototype(d)->New());
+  ASSERT_TRUE(message->ParseFromString(*bytes));
+  EXPECT_EQ(message->GetReflection()->GetUnknownFields(*message).field_count(), 0);
+  std::string text;
+  pb::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  ASSERT_TRUE(pb::util::MessageToJsonString(*message, &text, options).ok());
+  auto read = json::parse(text);
+  EXPECT_EQ(read.at("swagger"), "2.0");
+  EXPECT_EQ(read.at("info").at("version"), "v1.32.0");
+  const auto& path = read.at("paths").at("path").at(0);
+  EXPECT_EQ(path.at("name"), "/api/v1/namespaces/{namespace}/pods/{name}");
+  const auto& get = path.at("value").at("get");
+  EXPECT_EQ(get.at("operation_id"), "readPod");
+  EXPECT_EQ(get.at("responses")
+                .at("response_code")
+                .at(0)
+                .at("value")
+                .at("response")
+                .at("schema")
+                .at("schema")
+                .at("_ref"),
+            "#/definitions/io.k8s.kiso.Pod");
+  EXPECT_EQ(get.at("vendor_extension").at(0).at("value").at("yaml"), "\"get\"");
+  const auto& pod = read.at("definitions").at("additional_properties").at(0);
+  EXPECT_EQ(pod.at("name"), "io.k8s.kiso.Pod");
+  const auto& schema = pod.at("value");
+  EXPECT_EQ(schema.at("type").at("value").at(0), "object");
+  EXPECT_EQ(schema.at("required").at(0), "spec");
+  EXPECT_EQ(schema.at("vendor_extension").at(0).at("name"), "x-kubernetes-group-version-kind");
+  EXPECT_EQ(json::parse(schema.at("vendor_extension").at(0).at("value").at("yaml").as_string()),
+            json::parse(R"([{"group": "", "kind": "Pod", "version": "v1"}])"));
+  std::map<std::string, json::value> properties;
+  for (const auto& p : schema.at("properties").at("additional_properties").as_array())
+    properties[std::string(p.at("name").as_string())] = p.at("value");
+  EXPECT_EQ(properties.at("spec").at("_ref"), "#/definitions/io.k8s.kiso.PodSpec");
+  EXPECT_EQ(properties.at("tags").at("items").at("schema").at(0).at("enum").at(1).at("yaml"),
+            "\"b\"");
+  EXPECT_EQ(
+      properties.at("labels").at("additional_properties").at("schema").at("type").at("value").at(0),
+      "string");
+  EXPECT_EQ(properties.at("size").at("minimum").to_number<double>(), 1.0);
+  EXPECT_EQ(properties.at("size").at("max_length"), "5");  // int64 in protobuf's JSON.
 }
 
 }  // namespace

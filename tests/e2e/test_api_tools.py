@@ -319,6 +319,32 @@ def test_explain_walks_the_published_schemas(kubectl):
     assert "limits\t<map[string]string>" in nested
     missing = kubectl.run("explain", "pods.spec.nosuchfield", check=False)
     assert missing.returncode != 0 and 'field "nosuchfield" does not exist' in missing.stderr
+    # From /openapi/v2 as well, which client-go reads as gnostic's protobuf.
+    v2 = kubectl.run("explain", "deployment.spec.strategy", "--output=plaintext-openapiv2", "-v=8")
+    assert "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf" in v2.stderr
+    assert "KIND:     Deployment" in v2.stdout and "rollingUpdate\t<Object>" in v2.stdout, v2.stdout
+    hpa = kubectl("explain", "horizontalpodautoscalers.spec.targetCPUUtilizationPercentage",
+                  "--api-version=autoscaling/v1", "--output=plaintext-openapiv2")
+    assert "VERSION:  autoscaling/v1" in hpa and "targetCPUUtilizationPercentage <integer>" in hpa, hpa
+
+
+def test_openapi_v2_in_json(server):
+    ctx = ssl.create_default_context(cafile=os.path.join(server.dir, "tls", "ca.crt"))
+    request = urllib.request.Request(f"https://127.0.0.1:{server.port}/openapi/v2",
+                                     headers={"Authorization": f"Bearer {server.token}"})
+    with urllib.request.urlopen(request, context=ctx, timeout=30) as r:
+        doc = json.loads(r.read())
+    assert doc["swagger"] == "2.0"
+    deployment = doc["definitions"]["io.k8s.kiso.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "version": "v1", "kind": "Deployment"}]
+    strategy = doc["definitions"]["io.k8s.kiso.DeploymentStrategy"]["properties"]
+    assert strategy["type"]["enum"] == ["Recreate", "RollingUpdate"]
+    assert strategy["rollingUpdate"] == {"$ref": "#/definitions/io.k8s.kiso.RollingUpdateDeployment"}
+    surge = doc["definitions"]["io.k8s.kiso.RollingUpdateDeployment"]["properties"]["maxSurge"]
+    assert surge == {"type": "string", "format": "int-or-string"}
+    get = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["get"]
+    assert get["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
 
 
 def test_default_roles_aggregate_and_grant(kubectl, server, ns):

@@ -10,10 +10,13 @@
 // kiso does not ship upstream's documentation text.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <functional>
 
 #include "api/custom_resource.h"
+#include "api/openapi_proto.h"
+#include "api/protobuf.h"
 #include "api/schema_model.h"
 #include "apiserver/verbs/handlers.h"
 
@@ -35,15 +38,24 @@ std::string SchemaName(const api::schema::Type& type) {
   return fmt::format("io.k8s.kiso.{}.{}", type.name.substr(at + 1), type.GoName());
 }
 
-json::object Ref(const api::schema::Type& type) {
-  return json::object{
-      {"allOf", json::array{json::object{{"$ref", "#/components/schemas/" + SchemaName(type)}}}}};
+// The two forms kiso publishes: OpenAPI v3 (one document per group-version,
+// components/schemas) and v2 (one document, definitions).
+struct Dialect {
+  bool v3 = true;
+  std::string Prefix() const { return v3 ? "#/components/schemas/" : "#/definitions/"; }
+};
+
+json::object Ref(const api::schema::Type& type, const Dialect& d) {
+  // v3 wraps a reference (siblings of $ref are ignored there); v2 refers directly.
+  json::object ref{{"$ref", d.Prefix() + SchemaName(type)}};
+  if (!d.v3) return ref;
+  return json::object{{"allOf", json::array{std::move(ref)}}};
 }
 
-void AddType(const api::schema::Type& type, json::object& schemas);
+void AddType(const api::schema::Type& type, json::object& schemas, const Dialect& d);
 
 // A field's schema; struct types are added to `schemas` and referred to.
-json::object SchemaOf(const TypeRef& ref, json::object& schemas) {
+json::object SchemaOf(const TypeRef& ref, json::object& schemas, const Dialect& d) {
   switch (ref.kind) {
     case TypeRef::Kind::kString:
     case TypeRef::Kind::kQuantity:
@@ -62,6 +74,8 @@ json::object SchemaOf(const TypeRef& ref, json::object& schemas) {
     case TypeRef::Kind::kFloat:
       return json::object{{"type", "number"}, {"format", "double"}};
     case TypeRef::Kind::kIntOrString:
+      // v2 has no anyOf: upstream's v2 names the format instead.
+      if (!d.v3) return json::object{{"type", "string"}, {"format", "int-or-string"}};
       return json::object{{"x-kubernetes-int-or-string", true},
                           {"anyOf", json::array{json::object{{"type", "integer"}},
                                                 json::object{{"type", "string"}}}}};
@@ -73,15 +87,15 @@ json::object SchemaOf(const TypeRef& ref, json::object& schemas) {
     case TypeRef::Kind::kList:
       return json::object{
           {"type", "array"},
-          {"items", ref.element ? SchemaOf(*ref.element, schemas) : json::object()}};
+          {"items", ref.element ? SchemaOf(*ref.element, schemas, d) : json::object()}};
     case TypeRef::Kind::kMap:
-      return json::object{
-          {"type", "object"},
-          {"additionalProperties", ref.element ? SchemaOf(*ref.element, schemas) : json::object()}};
+      return json::object{{"type", "object"},
+                          {"additionalProperties",
+                           ref.element ? SchemaOf(*ref.element, schemas, d) : json::object()}};
     case TypeRef::Kind::kStruct:
       if (ref.type == nullptr) break;
-      AddType(*ref.type, schemas);
-      return Ref(*ref.type);
+      AddType(*ref.type, schemas, d);
+      return Ref(*ref.type, d);
     case TypeRef::Kind::kRawJson:
     case TypeRef::Kind::kAny:
       break;
@@ -89,55 +103,67 @@ json::object SchemaOf(const TypeRef& ref, json::object& schemas) {
   return json::object{{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}};
 }
 
-void AddType(const api::schema::Type& type, json::object& schemas) {
+void AddType(const api::schema::Type& type, json::object& schemas, const Dialect& d) {
   std::string name = SchemaName(type);
   if (schemas.contains(name)) return;
   schemas[name] = json::object();  // Placed first: a type may reach itself (JSONSchemaProps).
   json::object properties;
-  for (const auto* f : type.json_fields) properties[f->name] = SchemaOf(f->type, schemas);
+  for (const auto* f : type.json_fields) properties[f->name] = SchemaOf(f->type, schemas, d);
   schemas[name] = json::object{{"type", "object"}, {"properties", std::move(properties)}};
+}
+
+// A custom kind's schema name, as upstream names it (com.example.stable.v1.CronTab).
+std::string CustomSchemaName(const api::ResourceType& t) {
+  std::vector<std::string> labels;
+  for (size_t start = 0; start <= t.group.size();) {
+    size_t dot = std::min(t.group.find('.', start), t.group.size());
+    labels.push_back(t.group.substr(start, dot - start));
+    start = dot + 1;
+  }
+  std::string name;
+  for (auto it = labels.rbegin(); it != labels.rend(); ++it) name += *it + ".";
+  return name + t.version + "." + t.kind;
+}
+
+// Adds `t`'s kind to `schemas` with every type it reaches; returns its schema's name.
+std::string AddKind(const api::ResourceType& t, json::object& schemas, const Dialect& d) {
+  json::object gvk{{"group", t.group}, {"version", t.version}, {"kind", t.kind}};
+  if (t.custom) {
+    std::string name = CustomSchemaName(t);
+    json::object s = t.custom->schema && t.custom->schema->is_object()
+                         ? t.custom->schema->get_object()
+                         : json::object{{"type", "object"}};
+    json::object& props = s["properties"].is_object()
+                              ? s["properties"].as_object()
+                              : (s["properties"] = json::object()).as_object();
+    props["apiVersion"] = json::object{{"type", "string"}};
+    props["kind"] = json::object{{"type", "string"}};
+    props["metadata"] = json::object{{"type", "object"}};
+    s["x-kubernetes-group-version-kind"] = json::array{std::move(gvk)};
+    schemas[name] = std::move(s);
+    return name;
+  }
+  const api::schema::Type* type = api::schema::FindType(t.Schema());
+  if (type == nullptr) return "";
+  AddType(*type, schemas, d);
+  json::object& s = schemas[SchemaName(*type)].as_object();
+  json::object& props = s["properties"].as_object();
+  props["apiVersion"] = json::object{{"type", "string"}};
+  props["kind"] = json::object{{"type", "string"}};
+  // One type may be a kind in more than one group-version: each is listed.
+  json::value& kinds = s["x-kubernetes-group-version-kind"];
+  if (!kinds.is_array()) kinds = json::array();
+  if (std::find(kinds.as_array().begin(), kinds.as_array().end(), json::value(gvk)) ==
+      kinds.as_array().end())
+    kinds.as_array().push_back(std::move(gvk));
+  return SchemaName(*type);
 }
 
 // The kinds served in a group-version, with every type they reach.
 json::object Schemas(const std::string& group, const std::string& version) {
   json::object schemas;
-  for (const auto* type_of : api::AllResources()) {
-    const api::ResourceType& t = *type_of;
-    if (t.group != group || t.version != version) continue;
-    if (t.custom) {
-      // The definition's schema, named as upstream names it (com.example.stable.v1.CronTab).
-      std::vector<std::string> labels;
-      for (size_t start = 0; start <= group.size();) {
-        size_t dot = std::min(group.find('.', start), group.size());
-        labels.push_back(group.substr(start, dot - start));
-        start = dot + 1;
-      }
-      std::string name;
-      for (auto it = labels.rbegin(); it != labels.rend(); ++it) name += *it + ".";
-      name += version + "." + t.kind;
-      json::object s = t.custom->schema && t.custom->schema->is_object()
-                           ? t.custom->schema->get_object()
-                           : json::object{{"type", "object"}};
-      json::object& props = s["properties"].is_object()
-                                ? s["properties"].as_object()
-                                : (s["properties"] = json::object()).as_object();
-      props["apiVersion"] = json::object{{"type", "string"}};
-      props["kind"] = json::object{{"type", "string"}};
-      props["metadata"] = json::object{{"type", "object"}};
-      s["x-kubernetes-group-version-kind"] =
-          json::array{json::object{{"group", group}, {"version", version}, {"kind", t.kind}}};
-      schemas[name] = std::move(s);
-      continue;
-    }
-    const api::schema::Type* type = api::schema::FindType(t.Schema());
-    if (type == nullptr) continue;
-    AddType(*type, schemas);
-    json::object& s = schemas[SchemaName(*type)].as_object();
-    json::object& props = s["properties"].as_object();
-    props["apiVersion"] = json::object{{"type", "string"}};
-    props["kind"] = json::object{{"type", "string"}};
-    s["x-kubernetes-group-version-kind"] =
-        json::array{json::object{{"group", group}, {"version", version}, {"kind", t.kind}}};
+  for (const auto* t : api::AllResources()) {
+    if (t->group == group && t->version == version) AddKind(*t, schemas, Dialect{});
   }
   return schemas;
 }
@@ -193,9 +219,59 @@ std::string Document(const std::string& group, const std::string& version) {
   return json::serialize(doc);
 }
 
+std::string GvPath(const api::ResourceType& t) { return GvPath(t.group, t.version); }
+
+// Swagger 2.0: every kind served, in one document; each object's GET
+// operation names its kind, as upstream's do.
+json::object DocumentV2() {
+  json::object definitions;
+  json::object paths;
+  Dialect v2{false};
+  for (const auto* t : api::AllResources()) {
+    std::string name = AddKind(*t, definitions, v2);
+    if (name.empty() || !t->Allows("get")) continue;
+    std::string base = "/" + GvPath(*t) + "/";
+    std::string path = t->namespaced ? base + "namespaces/{namespace}/" + t->plural + "/{name}"
+                                     : base + t->plural + "/{name}";
+    json::object get{
+        {"operationId", fmt::format("read{}", t->kind)},
+        {"produces", json::array{"application/json", "application/yaml", api::kProtobufMediaType}},
+        {"responses",
+         json::object{
+             {"200", json::object{{"description", "OK"},
+                                  {"schema", json::object{{"$ref", "#/definitions/" + name}}}}}}},
+        {"x-kubernetes-action", "get"},
+        {"x-kubernetes-group-version-kind",
+         json::object{{"group", t->group}, {"version", t->version}, {"kind", t->kind}}}};
+    paths[path] = json::object{{"get", std::move(get)}};
+  }
+  return json::object{{"swagger", "2.0"},
+                      {"info", json::object{{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
+                      {"paths", std::move(paths)},
+                      {"definitions", std::move(definitions)}};
+}
+
+// Whether the client takes the v2 document in gnostic's protobuf form (as client-go asks for it).
+bool WantsOpenApiProtobuf(const Request& req) {
+  std::string_view accept = req.Header("accept");
+  return accept.find(api::kOpenApiV2ProtobufMediaType) != std::string_view::npos ||
+         accept.find(api::kOpenApiV2ProtobufContentType) != std::string_view::npos;
+}
+
 }  // namespace
 
 std::optional<Response> HandleOpenApi(const Request& req) {
+  if (req.path == "/openapi/v2" || req.path == "/openapi/v2/") {
+    json::object doc = DocumentV2();
+    if (!WantsOpenApiProtobuf(req)) return JsonResponse(200, json::serialize(doc));
+    auto body = api::EncodeOpenApiV2(doc);
+    if (!body.ok()) return ErrorResponse(body.error());
+    Response r;
+    r.status = 200;
+    r.content_type = std::string(api::kOpenApiV2ProtobufContentType);
+    r.body = std::move(*body);
+    return r;
+  }
   if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") {
     json::object paths;
     for (const auto& gv : api::ServedGroupVersions()) {
