@@ -50,6 +50,73 @@ Result<std::map<std::string, std::string>> SourceData(client::Client* client, bo
   return out;
 }
 
+// A Service's name as environment variables name it: "web-db" → "WEB_DB".
+std::string EnvName(std::string_view name) {
+  std::string out(name);
+  for (char& c : out)
+    c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The variables the kubelet gives a container for each Service it sees
+// (docker links' form): NAME_SERVICE_HOST, NAME_SERVICE_PORT[_PORTNAME],
+// NAME_PORT, NAME_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]. The services of the
+// pod's namespace with enableServiceLinks (the default), and always the
+// `kubernetes` Service of default (one of the pod's namespace goes first).
+Result<std::vector<std::pair<std::string, std::string>>> ServiceEnv(client::Client* client,
+                                                                    const json::value& pod) {
+  const api::ResourceType& services = *api::FindResource("", "v1", "services");
+  std::string ns(api::GetString(pod, {"metadata", "namespace"}));
+  const json::value* links = api::Find(pod, {"spec", "enableServiceLinks"});
+  bool enable_links = !links || !links->is_bool() || links->get_bool();
+  std::map<std::string, json::value> chosen;  // By name: the order is the names'.
+  auto take = [&](std::string_view from, bool only_kubernetes) -> Status {
+    auto list = client->List(services, from);
+    if (!list.ok()) return list.status().Annotate("list services for the environment");
+    for (const auto& s : api::GetArray(*list, {"items"})) {
+      std::string name(api::GetString(s, {"metadata", "name"}));
+      std::string_view ip = api::GetString(s, {"spec", "clusterIP"});
+      if (ip.empty() || ip == "None" || (only_kubernetes && name != "kubernetes")) continue;
+      if (!chosen.contains(name)) chosen[name] = s;
+    }
+    return Status::Ok();
+  };
+  if (enable_links) KISO_RETURN_IF_ERROR(take(ns, false));
+  if (ns != "default" || !enable_links) KISO_RETURN_IF_ERROR(take("default", true));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, s] : chosen) {
+    std::string prefix = EnvName(name);
+    std::string ip(api::GetString(s, {"spec", "clusterIP"}));
+    const auto& ports = api::GetArray(s, {"spec", "ports"});
+    if (ports.empty()) continue;
+    auto port_of = [](const json::value& p) {
+      const auto* v = api::Find(p, {"port"});
+      return v && v->is_int64() ? std::to_string(v->get_int64()) : std::string("0");
+    };
+    out.emplace_back(prefix + "_SERVICE_HOST", ip);
+    out.emplace_back(prefix + "_SERVICE_PORT", port_of(ports[0]));
+    for (const auto& p : ports) {
+      std::string_view port_name = api::GetString(p, {"name"});
+      if (!port_name.empty())
+        out.emplace_back(prefix + "_SERVICE_PORT_" + EnvName(port_name), port_of(p));
+    }
+    for (size_t i = 0; i < ports.size(); ++i) {
+      std::string protocol(api::GetString(ports[i], {"protocol"}));
+      if (protocol.empty()) protocol = "TCP";
+      std::string lower = protocol;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string url = fmt::format("{}://{}:{}", lower, ip, port_of(ports[i]));
+      if (i == 0) out.emplace_back(prefix + "_PORT", url);
+      std::string at = fmt::format("{}_PORT_{}_{}", prefix, port_of(ports[i]), protocol);
+      out.emplace_back(at, url);
+      out.emplace_back(at + "_PROTO", lower);
+      out.emplace_back(at + "_PORT", port_of(ports[i]));
+      out.emplace_back(at + "_ADDR", ip);
+    }
+  }
+  return out;
+}
+
 Result<std::string> FieldRef(const PodContext& pod, std::string_view path) {
   const json::value& p = *pod.pod;
   if (path == "metadata.name") return std::string(api::GetString(p, {"metadata", "name"}));
@@ -340,7 +407,8 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     return MakeStatus(Code::kInvalidArgument, "no command specified for container {:?}",
                       config.name);
   }
-  // Environment: the image's, then envFrom, then env (later wins, as in the kubelet).
+  // Environment: the image's, the Services', then envFrom, then env (later wins, as in the
+  // kubelet).
   std::map<std::string, std::string> env;
   std::vector<std::string> order;
   auto set = [&](const std::string& k, std::string v) {
@@ -351,6 +419,8 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     auto eq = e.find('=');
     set(e.substr(0, eq), eq == std::string::npos ? "" : e.substr(eq + 1));
   }
+  KISO_ASSIGN_OR_RETURN(auto service_env, ServiceEnv(client, *pod.pod));
+  for (auto& [k, v] : service_env) set(k, std::move(v));
   std::string ns(api::GetString(*pod.pod, {"metadata", "namespace"}));
   for (const auto& from : api::GetArray(c, {"envFrom"})) {
     bool secret = api::Find(from, {"secretRef"}) != nullptr;

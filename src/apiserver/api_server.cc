@@ -24,6 +24,7 @@
 #include "apiserver/metrics.h"
 #include "apiserver/schema/custom_resources.h"
 #include "apiserver/verbs/handlers.h"
+#include "common/host_addresses.h"
 #include "common/recover.h"
 
 namespace kiso::apiserver {
@@ -378,7 +379,7 @@ struct ApiServer::Impl {
   // which happened.
   Status CreateIfMissing(const api::ResourceType* type, json::object obj, bool* created = nullptr) {
     std::string name(api::GetString(obj, {"metadata", "name"}));
-    Target t{type, "", name, "", "create"};
+    Target t{type, std::string(api::GetString(obj, {"metadata", "namespace"})), name, "", "create"};
     Request req = OwnRequest("POST");
     auto res = CreateObject(ctx, t, req, std::move(obj));
     if (created) *created = res.ok();
@@ -396,6 +397,65 @@ struct ApiServer::Impl {
                                                 {"metadata", json::object{{"name", name}}}}));
     }
     return Status::Ok();
+  }
+
+  // The `kubernetes` Service in default and its Endpoints: this server
+  // (kube-apiserver's endpoint reconciler), made current at each start. The
+  // Service keeps the first address of the service range.
+  Status SeedKubernetesService(const std::string& address, uint16_t port) {
+    auto keep = [&](const char* plural, json::object obj, const char* field) -> Status {
+      const api::ResourceType* type = api::FindResource("", "v1", plural);
+      bool created = false;
+      json::value want = obj[field];
+      KISO_RETURN_IF_ERROR(CreateIfMissing(type, std::move(obj), &created));
+      if (created) return Status::Ok();
+      Target t{type, "default", "kubernetes", "", "update"};
+      Request req = OwnRequest("PUT");
+      auto updated = GuaranteedUpdate(ctx, t, req, [&](json::object& current) -> api::ApiStatus {
+        json::object& part =
+            std::string_view(field) == "spec" ? api::Child(current, "spec") : current;
+        json::value& have = std::string_view(field) == "spec" ? part["ports"] : part[field];
+        const json::value& wanted = std::string_view(field) == "spec" ? want.at("ports") : want;
+        if (have != wanted) have = wanted;
+        return std::nullopt;
+      });
+      if (!updated.ok())
+        return MakeStatus(Code::kInternal, "update {} kubernetes: {}", plural,
+                          updated.error().message);
+      return Status::Ok();
+    };
+    json::object meta{
+        {"name", "kubernetes"},
+        {"namespace", "default"},
+        {"labels", json::object{{"component", "apiserver"}, {"provider", "kubernetes"}}}};
+    KISO_RETURN_IF_ERROR(keep(
+        "services",
+        json::object{
+            {"apiVersion", "v1"},
+            {"kind", "Service"},
+            {"metadata", meta},
+            {"spec", json::object{{"type", "ClusterIP"},
+                                  {"clusterIP", "10.43.0.1"},
+                                  {"sessionAffinity", "None"},
+                                  {"ports", json::array{json::object{{"name", "https"},
+                                                                     {"port", 443},
+                                                                     {"protocol", "TCP"},
+                                                                     {"targetPort", port}}}}}}},
+        "spec"));
+    json::array subsets;
+    if (!address.empty()) {
+      subsets.push_back(json::object{
+          {"addresses", json::array{json::object{{"ip", address}}}},
+          {"ports",
+           json::array{json::object{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}}}});
+    }
+    meta["labels"] = json::object{{"endpointslice.kubernetes.io/skip-mirror", "true"}};
+    return keep("endpoints",
+                json::object{{"apiVersion", "v1"},
+                             {"kind", "Endpoints"},
+                             {"metadata", std::move(meta)},
+                             {"subsets", std::move(subsets)}},
+                "subsets");
   }
 
   // The two classes every cluster has (kube-apiserver's scheduling post-start hook).
@@ -553,6 +613,13 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
                           return res;
                         }));
   impl->ctx.server_address = options.address + ":" + std::to_string(impl->http->port());
+  // Where pods reach this server: the address asked for, the listening one
+  // unless it is loopback or any, else the host's primary address.
+  std::string advertise = options.advertise_address;
+  if (advertise.empty() && options.address != "0.0.0.0" && !options.address.starts_with("127."))
+    advertise = options.address;
+  if (advertise.empty()) advertise = PrimaryIpv4();
+  KISO_RETURN_IF_ERROR(impl->SeedKubernetesService(advertise, impl->http->port()));
   if (options.port == 0) {
     // The kubeconfig must name the port actually bound.
     KISO_ASSIGN_OR_RETURN(impl->creds, LoadOrCreateCredentials(options.data_dir, options.address,

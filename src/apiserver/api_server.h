@@ -18,6 +18,10 @@ namespace kiso::apiserver {
 struct ApiServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 6443;  // 0 picks a free port.
+  // The address the `kubernetes` Service's Endpoints name (kube-apiserver's
+  // --advertise-address); empty: `address` unless loopback or any, else the
+  // host's primary IPv4 address.
+  std::string advertise_address;
   std::string data_dir;  // Holds tls/ and kubeconfig.yaml.
   // How often history older than the previous interval is compacted (kube-apiserver: 5 min).
   std::chrono::seconds compaction_interval{300};

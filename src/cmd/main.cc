@@ -49,6 +49,7 @@ struct ServerFlags {
   int max_connections_per_client = 2048;
   bool disable_agent = false;
   kiso::agent::NodeOptions node;
+  std::string advertise_address;
 };
 
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
@@ -76,6 +77,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   options.max_connections_per_client = flags.max_connections_per_client;
   options.address = address;
   options.port = port;
+  options.advertise_address = flags.advertise_address;
   options.data_dir = std::filesystem::absolute(data_dir).string();
   auto server = kiso::apiserver::ApiServer::Start(store->get(), options);
   if (!server.ok()) {
@@ -448,6 +450,9 @@ int main(int argc, char** argv) {
   server->add_option("--https-port,--port", port, "HTTPS port of the Kubernetes API")
       ->capture_default_str();
   ServerFlags flags;
+  server->add_option("--advertise-address", flags.advertise_address,
+                     "Address of the API server in the kubernetes Service's endpoints (default: "
+                     "the listen address unless loopback or any, else the host's primary IPv4)");
   server
       ->add_option("--node-monitor-grace-period", flags.node_grace_seconds,
                    "Seconds without a heartbeat before a node is marked unreachable")

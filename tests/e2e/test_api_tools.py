@@ -43,6 +43,18 @@ def test_create_namespace_is_protobuf_and_lands(kubectl, server):
     kubectl("delete", "namespace", "dev", "--wait=false")
 
 
+def test_the_kubernetes_service_names_this_server(kubectl, server):
+    svc = get(kubectl, "service", "kubernetes", "-n", "default")
+    assert svc["spec"]["clusterIP"] == "10.43.0.1"
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP",
+                                     "targetPort": server.port}]
+    assert svc["metadata"]["labels"] == {"component": "apiserver", "provider": "kubernetes"}
+    ep = get(kubectl, "endpoints", "kubernetes", "-n", "default")
+    assert ep["subsets"][0]["ports"] == [{"name": "https", "port": server.port, "protocol": "TCP"}]
+    address = ep["subsets"][0]["addresses"][0]["ip"]
+    assert not address.startswith("127."), address
+
+
 def test_configmap_and_secret_generators(kubectl, ns, tmp_path):
     (tmp_path / "app.properties").write_text("color=blue\n")
     kubectl("create", "configmap", "cfg", "-n", ns, "--from-literal=a=1",

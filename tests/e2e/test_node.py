@@ -348,6 +348,33 @@ def test_kubectl_exec_streams_and_exit_codes(node, transport):
     k("delete", "pod", "shell")
 
 
+def test_services_are_in_the_environment(node):
+    """The kubelet's Service variables: every Service of the pod's namespace (unless
+    enableServiceLinks is false) and always the `kubernetes` Service; env still wins."""
+    s, k = node
+    k("create", "service", "clusterip", "web-db", "--tcp=5432:5432")
+    k("patch", "service", "web-db", "--type=json", "-p",
+      '[{"op": "add", "path": "/spec/ports/0/name", "value": "pg"}]')
+    ip = json.loads(k("get", "service", "web-db", "-o", "json"))["spec"]["clusterIP"]
+    apply(k, simple_pod("linked", ["env"], extra="""    env:
+    - {name: WEB_DB_SERVICE_PORT, value: mine}"""))
+    apply(k, simple_pod("unlinked", ["env"], extra="  enableServiceLinks: false"))
+    for name in ("linked", "unlinked"):
+        wait_for(lambda: phase(k, name) == "Succeeded", what=f"{name} Succeeded")
+    linked = set(k("logs", "linked").splitlines())
+    assert {"KUBERNETES_SERVICE_HOST=10.43.0.1", "KUBERNETES_SERVICE_PORT=443",
+            "KUBERNETES_SERVICE_PORT_HTTPS=443", "KUBERNETES_PORT=tcp://10.43.0.1:443",
+            "KUBERNETES_PORT_443_TCP_ADDR=10.43.0.1", f"WEB_DB_SERVICE_HOST={ip}",
+            "WEB_DB_SERVICE_PORT=mine", "WEB_DB_SERVICE_PORT_PG=5432",
+            f"WEB_DB_PORT=tcp://{ip}:5432", f"WEB_DB_PORT_5432_TCP=tcp://{ip}:5432",
+            "WEB_DB_PORT_5432_TCP_PROTO=tcp", "WEB_DB_PORT_5432_TCP_PORT=5432",
+            f"WEB_DB_PORT_5432_TCP_ADDR={ip}"} <= linked, sorted(linked)
+    unlinked = k("logs", "unlinked")
+    assert "KUBERNETES_SERVICE_HOST=10.43.0.1" in unlinked and "WEB_DB" not in unlinked, unlinked
+    k("delete", "pod", "linked", "unlinked")
+    k("delete", "service", "web-db")
+
+
 def test_security_context_seccomp_and_capabilities(node):
     s, k = node
     probe = ("grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status; "

@@ -1,8 +1,6 @@
 #include "apiserver/authn/credentials.h"
 
 #include <fcntl.h>
-#include <ifaddrs.h>
-#include <netdb.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -20,6 +18,7 @@
 
 #include "common/base64.h"
 #include "common/file.h"
+#include "common/host_addresses.h"
 
 namespace kiso::apiserver {
 
@@ -116,25 +115,6 @@ Result<X509Ptr> Issue(EVP_PKEY* key, const Subject& subject, X509* issuer, EVP_P
   if (X509_sign(cert.get(), issuer_key ? issuer_key : key, EVP_sha256()) == 0)
     return MakeStatus(Code::kInternal, "{}", OpenSslError("sign certificate"));
   return cert;
-}
-
-// IP addresses of the host's interfaces, for the certificate's SAN.
-std::vector<std::string> HostAddresses() {
-  std::vector<std::string> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* a = list; a; a = a->ifa_next) {
-    if (!a->ifa_addr || (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6))
-      continue;
-    char host[NI_MAXHOST];
-    socklen_t len = a->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-    if (getnameinfo(a->ifa_addr, len, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) == 0) {
-      std::string h = host;
-      if (h.find('%') == std::string::npos) out.push_back(h);
-    }
-  }
-  freeifaddrs(list);
-  return out;
 }
 
 std::string RandomToken() {
