@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -176,21 +177,33 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   int sig = 0;
   sigwait(&stop, &sig);
   spdlog::info("signal {}: shutting down", sig);
-  if (node) node->Stop();  // Containers keep running; a restarted agent adopts them.
-  (*server)->Stop();
-  (*scheduler)->Stop();
-  node_lifecycle.Stop();
-  aggregation.Stop();
-  root_ca.Stop();
-  service_accounts.Stop();
-  endpoints.Stop();
-  jobs.Stop();
-  deployments.Stop();
-  replicasets.Stop();
-  namespaces.Stop();
-  gc.Stop();
-  informers.Stop();
-  server->reset();
+  // Each part stops in turn; one that takes long says so (a slow stop is a bug to find).
+  auto timed = [](const char* part, const auto& stop_part) {
+    auto start = std::chrono::steady_clock::now();
+    stop_part();
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    if (took > std::chrono::milliseconds(500))
+      spdlog::warn("stopping {} took {} ms", part, took.count());
+  };
+  if (node) timed("the node agent", [&] { node->Stop(); });  // Containers keep running.
+  timed("the API server", [&] { (*server)->Stop(); });
+  timed("the scheduler", [&] { (*scheduler)->Stop(); });
+  timed("the controllers", [&] {
+    node_lifecycle.Stop();
+    aggregation.Stop();
+    root_ca.Stop();
+    service_accounts.Stop();
+    endpoints.Stop();
+    jobs.Stop();
+    deployments.Stop();
+    replicasets.Stop();
+    namespaces.Stop();
+    gc.Stop();
+  });
+  timed("the informers", [&] { informers.Stop(); });
+  timed("the API server's connections and store", [&] { server->reset(); });
+  spdlog::info("stopped");
   return 0;
 }
 

@@ -42,16 +42,16 @@ std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mu
   std::unique_lock lock(mu_);
   int& counter = mutating ? mutating_inflight_ : inflight_;
   int limit = mutating ? options_.max_mutating_inflight : options_.max_inflight;
-  if (counter >= limit) return std::nullopt;
+  if (counter >= limit || closed_) return std::nullopt;
   ++counter;
   auto now = Clock::now();
   Flow& f = flows_[flow];  // Stable: std::map nodes do not move, and it has a waiter now.
   f.last_seen = now;
   ++f.waiting;
   bool admitted = f.turn.wait_until(lock, now + options_.max_wait,
-                                    [&] { return f.running < Share(Clock::now()); });
+                                    [&] { return closed_ || f.running < Share(Clock::now()); });
   --f.waiting;
-  if (!admitted) {
+  if (!admitted || closed_) {
     --counter;
     return std::nullopt;
   }
@@ -59,6 +59,12 @@ std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mu
   // The share may allow more than the seat that woke us (another flow went idle).
   if (f.waiting > 0 && f.running < Share(Clock::now())) f.turn.notify_one();
   return Ticket(this, flow, mutating, f.waiting > 0);
+}
+
+void FairGate::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  for (auto& [name, f] : flows_) f.turn.notify_all();
 }
 
 void FairGate::Leave(const std::string& flow, bool mutating) {

@@ -86,6 +86,9 @@ class FairGate {
   // Waits for a seat for a request of `flow`; nullopt when it must be refused
   // (over the in-flight limits, or its turn did not come within max_wait).
   std::optional<Ticket> Enter(const std::string& flow, bool mutating);
+  // The server is stopping: every waiting request is refused now, and every
+  // later one at once (a request queued for max_wait would hold the stop up).
+  void Close();
 
   // For tests and metrics.
   int running(const std::string& flow);
@@ -111,6 +114,7 @@ class FairGate {
   std::map<std::string, Flow> flows_;  // guarded by mu_; a flow with waiters is never erased
   int inflight_ = 0;                   // guarded by mu_
   int mutating_inflight_ = 0;          // guarded by mu_
+  bool closed_ = false;                // guarded by mu_
 };
 
 }  // namespace kiso::apiserver

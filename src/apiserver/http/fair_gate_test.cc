@@ -69,6 +69,28 @@ TEST(FairGate, AWaitLongerThanItsLimitIsRefused) {
   EXPECT_EQ(gate.running("a"), 1);
 }
 
+TEST(FairGate, ClosingRefusesTheWaitingAtOnceAndEveryoneAfter) {
+  FairGateOptions o = Small();
+  o.max_wait = std::chrono::hours(1);  // Only Close can end the wait in time.
+  FairGate gate(o);
+  { auto b = gate.Enter("b", false); }
+  auto first = gate.Enter("a", false);
+  ASSERT_TRUE(first);
+  std::atomic<int> refused{0};
+  std::thread waiter([&] {
+    if (!gate.Enter("a", false)) ++refused;
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (gate.waiting("a") == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  ASSERT_EQ(gate.waiting("a"), 1);
+  gate.Close();
+  waiter.join();
+  EXPECT_EQ(refused, 1);
+  EXPECT_FALSE(gate.Enter("c", false).has_value());
+  EXPECT_EQ(gate.running("a"), 1);  // What runs finishes as it would.
+}
+
 TEST(FairGate, ARequestAdmittedWithMoreOfItsFlowWaitingIsCrowded) {
   FairGateOptions o = Small();
   o.max_wait = std::chrono::seconds(30);

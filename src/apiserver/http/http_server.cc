@@ -693,6 +693,7 @@ void HttpsServer::Stop() {
   if (impl_->stopping.exchange(true)) return;
   // shutdown(2) wakes a thread blocked in accept(2) or read(2) on Linux.
   ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  if (impl_->gate) impl_->gate->Close();  // Queued requests are refused (429), not waited for.
   std::vector<std::shared_ptr<Tunnel>> tunnels;
   {
     std::lock_guard lock(impl_->mu);
