@@ -269,7 +269,8 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   auto sb = json::parse(Slurp(options_.root + "/sandboxes/" + sandbox.id + "/sandbox.json"), jec);
   if (!jec && sb.is_object() && sb.as_object().contains("name"))
     hostname = std::string(sb.as_object().at("name").as_string());
-  json::value spec = BuildSpec(config, sandbox, rootfs, hostname, "/kiso/" + id);
+  json::value spec =
+      BuildSpec(config, sandbox, rootfs, hostname, "/" + options_.cgroup_parent + "/" + id);
   Status s = WriteFile(bundle + "/config.json", json::serialize(spec));
   if (!s.ok()) return fail(s);
   fs::create_directories(fs::path(config.log_path).parent_path(), ec);
@@ -294,7 +295,7 @@ Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
                                    "--log",
                                    config.log_path,
                                    "--cgroup",
-                                   "/kiso/" + id,
+                                   "/" + options_.cgroup_parent + "/" + id,
                                    "--sync-fd",
                                    "3",
                                    "--log-max-size",

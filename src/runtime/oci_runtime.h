@@ -22,6 +22,10 @@ struct OciRuntimeOptions {
   // Container log rotation (the kubelet's containerLogMaxSize/MaxFiles).
   int64_t container_log_max_size = int64_t{10} << 20;
   int container_log_max_files = 5;
+  // The cgroup every container's cgroup is made under (/<parent>/<id>). Tests
+  // take one of their own, so that removing it once empty never races another
+  // runtime creating a container under the shared one.
+  std::string cgroup_parent = "kiso";
 };
 
 class OciRuntime : public RuntimeService {

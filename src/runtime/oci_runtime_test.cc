@@ -58,6 +58,7 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
     OciRuntimeOptions options;
     options.root = dir_.File("runtime");
     options.runtime = GetParam();
+    options.cgroup_parent = CgroupParent();
     options.shim_binary = ShimBinary();
     auto rt = OciRuntime::Create(options);
     if (!rt.ok() && rt.status().code() == Code::kUnavailable) {
@@ -76,12 +77,16 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
       EXPECT_TRUE(runtime_->ListContainers().empty());
     }
     for (const auto& bridge : bridges_) (void)RunCommand({"/usr/sbin/ip", "link", "del", bridge});
-    // runc leaves the (now empty) parent cgroup behind; remove it if no one uses it.
+    // runc leaves the (now empty) parent cgroup behind: this test's own, removed.
     std::error_code ec;
     for (const auto& c : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-      fs::remove(c.path() / "kiso", ec);
+      fs::remove(c.path() / CgroupParent(), ec);
     }
   }
+
+  // A parent cgroup of this process's own (not the agent's "kiso", which other
+  // tests running beside this one create containers under).
+  static std::string CgroupParent() { return "kiso-test-" + std::to_string(getpid()); }
 
   // A CNI network on a bridge of the test's own, removed at the end whatever happens.
   Result<std::unique_ptr<network::CniNetwork>> Network(const std::string& bridge,
@@ -247,6 +252,7 @@ TEST_P(OciRuntimeTest, RotatesContainerLogsAsTheKubeletDoes) {
   OciRuntimeOptions options;
   options.root = dir_.File("rotating");
   options.runtime = GetParam();
+  options.cgroup_parent = CgroupParent();
   options.shim_binary = ShimBinary();
   options.container_log_max_size = 64 << 10;
   options.container_log_max_files = 3;
