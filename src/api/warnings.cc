@@ -110,9 +110,10 @@ void PodWarnings(const json::object& pod, const std::string& path, std::vector<s
   if (spec == nullptr) return;
   if (const auto* selector = ObjectAt(spec->if_contains("nodeSelector"))) {
     for (const auto& [key, value] : *selector) {
-      if (auto message = NodeLabelDeprecation(key); !message.empty())
+      if (auto message = NodeLabelDeprecation(key); !message.empty()) {
         out.push_back(
             fmt::format("{}spec.nodeSelector[{}]: {}", path, std::string_view(key), message));
+      }
     }
   }
   std::string affinity = path + "spec.affinity.nodeAffinity.";

@@ -28,21 +28,26 @@ TEST(Warnings, APodsDeprecatedLabelsAnnotationsAndVolumesInUpstreamsWords) {
           "matchExpressions": [{"key": "beta.kubernetes.io/arch", "operator": "Exists"}]}}]}},
       "volumes": [{"name": "v", "emptyDir": {}}, {"name": "g", "gitRepo": {"repository": "x"}}],
       "containers": [{"name": "c", "image": "busybox"}]}})");
-  EXPECT_EQ(WarningsFor(Type("", "pods"), pod, nullptr),
-            (std::vector<std::string>{
-                "metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional "
-                "in v1.16+; use the \"priorityClassName\" field instead",
-                "metadata.annotations[container.seccomp.security.alpha.kubernetes.io/c]: "
-                "non-functional in v1.27+; use the \"seccompProfile\" field instead",
-                "spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; use "
-                "\"kubernetes.io/os\" instead",
-                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
-                "nodeSelectorTerms[0].matchExpressions[1].key: failure-domain.beta.kubernetes.io/"
-                "zone is deprecated since v1.17; use \"topology.kubernetes.io/zone\" instead",
-                "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]."
-                "preference.matchExpressions[0].key: beta.kubernetes.io/arch is deprecated since "
-                "v1.14; use \"kubernetes.io/arch\" instead",
-                "spec.volumes[1].gitRepo: deprecated in v1.11"}));
+  std::vector<std::string> expected;
+  expected.emplace_back(
+      "metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional in v1.16+; "
+      "use the \"priorityClassName\" field instead");
+  expected.emplace_back(
+      "metadata.annotations[container.seccomp.security.alpha.kubernetes.io/c]: non-functional in "
+      "v1.27+; use the \"seccompProfile\" field instead");
+  expected.emplace_back(
+      "spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; use \"kubernetes.io/os\" "
+      "instead");
+  expected.emplace_back(
+      "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+      "[0].matchExpressions[1].key: failure-domain.beta.kubernetes.io/zone is deprecated since "
+      "v1.17; use \"topology.kubernetes.io/zone\" instead");
+  expected.emplace_back(
+      "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference."
+      "matchExpressions[0].key: beta.kubernetes.io/arch is deprecated since v1.14; use "
+      "\"kubernetes.io/arch\" instead");
+  expected.emplace_back("spec.volumes[1].gitRepo: deprecated in v1.11");
+  EXPECT_EQ(WarningsFor(Type("", "pods"), pod, nullptr), expected);
 }
 
 TEST(Warnings, TemplatesAreWarnedAtTheirPathAndAnUpdateOnlyForWhatIsNew) {

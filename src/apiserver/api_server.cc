@@ -419,9 +419,10 @@ struct ApiServer::Impl {
         if (have != wanted) have = wanted;
         return std::nullopt;
       });
-      if (!updated.ok())
+      if (!updated.ok()) {
         return MakeStatus(Code::kInternal, "update {} kubernetes: {}", plural,
                           updated.error().message);
+      }
       return Status::Ok();
     };
     json::object meta{

@@ -72,6 +72,8 @@ def test_a_restarted_agent_converges_after_a_crash_at(point):
         k("delete", "pod", "survivor", "--wait=true", timeout=60)
         assert not leftovers(s.dir, bridge)
     finally:
-        s.stop(keep_dir=True)
-        node_reset(s.dir)
-        subprocess.run(["rm", "-rf", s.dir])
+        try:
+            s.stop(keep_dir=True)
+        finally:  # Also when the server did not stop cleanly.
+            node_reset(s.dir)
+            subprocess.run(["rm", "-rf", s.dir])

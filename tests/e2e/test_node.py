@@ -80,9 +80,11 @@ def node(registry, tmp_path_factory):
             time.sleep(0.2)  # Polling with a deadline.
         assert not left, f"left behind after deleting every pod: {left}"
     finally:
-        s.stop(keep_dir=True)
-        node_reset(s.dir)  # Whatever a failure left (nothing, when every test passed).
-        subprocess.run(["rm", "-rf", s.dir])
+        try:
+            s.stop(keep_dir=True)
+        finally:  # Also when the server did not stop cleanly.
+            node_reset(s.dir)  # Whatever a failure left (nothing, when every test passed).
+            subprocess.run(["rm", "-rf", s.dir])
 
 
 def pod(kubectl, name):

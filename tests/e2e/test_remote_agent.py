@@ -121,6 +121,8 @@ def test_agent_joins_over_https_and_runs_pods():
         if agent:
             terminate(agent)
         log.close()
-        s.stop()
-        node_reset(data)
-        subprocess.run(["rm", "-rf", data])
+        try:
+            s.stop()
+        finally:  # Also when the server did not stop cleanly.
+            node_reset(data)
+            subprocess.run(["rm", "-rf", data])
