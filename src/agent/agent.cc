@@ -371,7 +371,8 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     if (s.start_time.empty()) s.start_time = api::NowRfc3339();
   }
   if (s.sandbox_id.empty()) {
-    auto sandbox = runtime_->RunPodSandbox({s.name, s.ns, s.uid});
+    auto sandbox = runtime_->RunPodSandbox(
+        {s.name, s.ns, s.uid, std::string(api::GetString(pod, {"spec", "hostname"}))});
     if (!sandbox.ok()) {
       SetWaiting(pod, s, "*", "CreatePodSandboxError", sandbox.status().message());
       WriteStatus(pod, s);

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cstdio>
@@ -114,6 +115,46 @@ Result<std::vector<std::pair<std::string, std::string>>> ServiceEnv(client::Clie
       out.emplace_back(at + "_ADDR", ip);
     }
   }
+  return out;
+}
+
+// The files the kubelet writes for a pod and mounts into its containers:
+// /etc/hosts (localhost, the pod's address and name, its hostAliases) and
+// /etc/hostname. Returns their paths, by container path.
+Result<std::vector<std::pair<std::string, std::string>>> WritePodFiles(const PodContext& pod) {
+  const json::value& p = *pod.pod;
+  std::string hostname(api::GetString(p, {"spec", "hostname"}));
+  if (hostname.empty()) hostname = std::string(api::GetString(p, {"metadata", "name"}));
+  std::string hosts =
+      "# Kubernetes-managed hosts file.\n"
+      "127.0.0.1\tlocalhost\n"
+      "::1\tlocalhost ip6-localhost ip6-loopback\n"
+      "fe00::0\tip6-localnet\n"
+      "fe00::0\tip6-mcastprefix\n"
+      "fe00::1\tip6-allnodes\n"
+      "fe00::2\tip6-allrouters\n";
+  if (!pod.pod_ip.empty()) {
+    std::string_view subdomain = api::GetString(p, {"spec", "subdomain"});
+    if (subdomain.empty()) {
+      hosts += fmt::format("{}\t{}\n", pod.pod_ip, hostname);
+    } else {
+      hosts += fmt::format("{}\t{}.{}.{}.svc.cluster.local\t{}\n", pod.pod_ip, hostname, subdomain,
+                           api::GetString(p, {"metadata", "namespace"}), hostname);
+    }
+  }
+  const auto& aliases = api::GetArray(p, {"spec", "hostAliases"});
+  if (!aliases.empty()) hosts += "\n# Entries added by HostAliases.\n";
+  for (const auto& alias : aliases) {
+    std::string line(api::GetString(alias, {"ip"}));
+    for (const auto& name : api::GetArray(alias, {"hostnames"})) {
+      if (name.is_string()) line += "\t" + std::string(name.get_string());
+    }
+    hosts += line + "\n";
+  }
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"/etc/hosts", pod.pod_dir + "/etc-hosts"}, {"/etc/hostname", pod.pod_dir + "/etc-hostname"}};
+  KISO_RETURN_IF_ERROR(WriteFileAtomic(out[0].second, hosts));
+  KISO_RETURN_IF_ERROR(WriteFileAtomic(out[1].second, hostname + "\n"));
   return out;
 }
 
@@ -543,6 +584,13 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     const auto* ro = api::Find(m, {"readOnly"});
     mount.read_only = source_ro || (ro && ro->is_bool() && ro->get_bool());
     config.mounts.push_back(std::move(mount));
+  }
+  // /etc/hosts and /etc/hostname, unless the container mounts its own there.
+  KISO_ASSIGN_OR_RETURN(auto files, WritePodFiles(pod));
+  for (auto& [path, file] : files) {
+    bool own = std::any_of(config.mounts.begin(), config.mounts.end(),
+                           [&](const runtime::Mount& m) { return m.container_path == path; });
+    if (!own) config.mounts.push_back({path, file, false});
   }
   return config;
 }

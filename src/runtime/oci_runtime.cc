@@ -164,13 +164,14 @@ Result<CommandResult> OciRuntime::Runtime(std::vector<std::string> args,
 Result<Sandbox> OciRuntime::RunPodSandbox(const SandboxConfig& config) {
   std::string id = RandomId();
   std::string dir = options_.root + "/sandboxes/" + id;
-  std::string hostname = config.name.substr(0, 63);
+  std::string hostname = (config.hostname.empty() ? config.name : config.hostname).substr(0, 63);
   // Whose it is is written first: a sandbox a crash leaves half made is still
   // found (ListPodSandboxes: not ready) and removed, never forgotten.
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return MakeStatus(Code::kInternal, "sandbox {}: create {}: {}", id, dir, ec.message());
-  json::object meta{{"name", config.name}, {"namespace", config.ns}, {"uid", config.uid}};
+  json::object meta{
+      {"name", config.name}, {"namespace", config.ns}, {"uid", config.uid}, {"hostname", hostname}};
   if (Status s = WriteFile(dir + "/sandbox.json", json::serialize(meta)); !s.ok()) {
     (void)RemoveSandboxNamespaces(dir);
     return s;
@@ -267,8 +268,12 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   std::string hostname;
   boost::system::error_code jec;
   auto sb = json::parse(Slurp(options_.root + "/sandboxes/" + sandbox.id + "/sandbox.json"), jec);
-  if (!jec && sb.is_object() && sb.as_object().contains("name"))
-    hostname = std::string(sb.as_object().at("name").as_string());
+  // The sandbox's host name (older sandboxes recorded only the pod's name).
+  for (const char* field : {"name", "hostname"}) {
+    if (!jec && sb.is_object() && sb.as_object().contains(field) &&
+        sb.as_object().at(field).is_string())
+      hostname = std::string(sb.as_object().at(field).as_string());
+  }
   json::value spec =
       BuildSpec(config, sandbox, rootfs, hostname, "/" + options_.cgroup_parent + "/" + id);
   Status s = WriteFile(bundle + "/config.json", json::serialize(spec));

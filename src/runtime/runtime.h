@@ -16,9 +16,10 @@
 namespace kiso::runtime {
 
 struct SandboxConfig {
-  std::string name;  // Pod name, also the sandbox's host name.
+  std::string name;  // Pod name, also the sandbox's host name unless `hostname` says otherwise.
   std::string ns;
   std::string uid;
+  std::string hostname;  // The pod's spec.hostname; empty: `name`.
 };
 
 struct Sandbox {

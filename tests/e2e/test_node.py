@@ -355,6 +355,23 @@ def test_kubectl_exec_streams_and_exit_codes(node, transport):
     k("delete", "pod", "shell")
 
 
+def test_pods_get_the_kubelets_hosts_and_hostname_files(node):
+    s, k = node
+    apply(k, simple_pod("named", ["sh", "-c", "cat /etc/hosts; echo ---; cat /etc/hostname; hostname"],
+                        extra="""  hostname: db-0
+  hostAliases:
+  - ip: 10.1.2.3
+    hostnames: [foo.local, bar.local]"""))
+    wait_for(lambda: phase(k, "named") == "Succeeded", what="named Succeeded")
+    ip = pod(k, "named")["status"]["podIP"]
+    hosts, names = k("logs", "named").split("---\n")
+    assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"), hosts
+    assert f"\n{ip}\tdb-0\n" in hosts, hosts
+    assert hosts.endswith("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"), hosts
+    assert names == "db-0\ndb-0\n", names
+    k("delete", "pod", "named")
+
+
 def test_services_are_in_the_environment(node):
     """The kubelet's Service variables: every Service of the pod's namespace (unless
     enableServiceLinks is false) and always the `kubernetes` Service; env still wins."""
