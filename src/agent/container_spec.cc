@@ -587,10 +587,10 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
   }
   // /etc/hosts and /etc/hostname, unless the container mounts its own there.
   KISO_ASSIGN_OR_RETURN(auto files, WritePodFiles(pod));
-  for (auto& [path, file] : files) {
+  for (const auto& file : files) {
     bool own = std::any_of(config.mounts.begin(), config.mounts.end(),
-                           [&](const runtime::Mount& m) { return m.container_path == path; });
-    if (!own) config.mounts.push_back({path, file, false});
+                           [&](const runtime::Mount& m) { return m.container_path == file.first; });
+    if (!own) config.mounts.push_back({file.first, file.second, false});
   }
   return config;
 }
