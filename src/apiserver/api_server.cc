@@ -403,20 +403,18 @@ struct ApiServer::Impl {
   // (kube-apiserver's endpoint reconciler), made current at each start. The
   // Service keeps the first address of the service range.
   Status SeedKubernetesService(const std::string& address, uint16_t port) {
-    auto keep = [&](const char* plural, json::object obj, const char* field) -> Status {
+    // Creates `obj`, or brings the part `owned` picks out of the stored one back to `obj`'s.
+    using Part = json::value& (*)(json::object&);
+    auto keep = [&](const char* plural, json::object obj, Part owned) -> Status {
       const api::ResourceType* type = api::FindResource("", "v1", plural);
       bool created = false;
-      json::value want = obj[field];
+      json::value want = owned(obj);
       KISO_RETURN_IF_ERROR(CreateIfMissing(type, std::move(obj), &created));
       if (created) return Status::Ok();
       Target t{type, "default", "kubernetes", "", "update"};
       Request req = OwnRequest("PUT");
       auto updated = GuaranteedUpdate(ctx, t, req, [&](json::object& current) -> api::ApiStatus {
-        json::object& part =
-            std::string_view(field) == "spec" ? api::Child(current, "spec") : current;
-        json::value& have = std::string_view(field) == "spec" ? part["ports"] : part[field];
-        const json::value& wanted = std::string_view(field) == "spec" ? want.at("ports") : want;
-        if (have != wanted) have = wanted;
+        if (json::value& have = owned(current); have != want) have = want;
         return std::nullopt;
       });
       if (!updated.ok()) {
@@ -442,7 +440,7 @@ struct ApiServer::Impl {
                                                                      {"port", 443},
                                                                      {"protocol", "TCP"},
                                                                      {"targetPort", port}}}}}}},
-        "spec"));
+        [](json::object& o) -> json::value& { return api::Child(o, "spec")["ports"]; }));
     json::array subsets;
     if (!address.empty()) {
       subsets.push_back(json::object{
@@ -456,7 +454,7 @@ struct ApiServer::Impl {
                              {"kind", "Endpoints"},
                              {"metadata", std::move(meta)},
                              {"subsets", std::move(subsets)}},
-                "subsets");
+                [](json::object& o) -> json::value& { return o["subsets"]; });
   }
 
   // The two classes every cluster has (kube-apiserver's scheduling post-start hook).

@@ -96,26 +96,11 @@ class Pump {
         } else if (channel == 255 && v5_ && msg.size() > 1 && msg[1] == 0) {
           CloseInput(0);  // The client closed stdin.
         } else if (channel == 4 && session_.resize) {
-          Resize(std::string_view(msg).substr(1));
+          ResizeTerminal(session_, std::string_view(msg).substr(1));
         }
       }
       ReadClient();
     });
-  }
-
-  // {"Width":80,"Height":24}: a terminal's new size. Anything else is ignored.
-  void Resize(std::string_view text) {
-    boost::system::error_code ec;
-    auto size = boost::json::parse(text, ec);
-    if (ec || !size.is_object()) return;
-    const auto* w = size.as_object().if_contains("Width");
-    const auto* h = size.as_object().if_contains("Height");
-    auto dim = [](const boost::json::value* v) -> uint16_t {
-      if (!v || !v->is_number()) return 0;
-      auto n = v->to_number<double>();
-      return n >= 1 && n <= 65535 ? static_cast<uint16_t>(n) : 0;
-    };
-    session_.resize(dim(w), dim(h));
   }
 
   void ReadOutput(Output& o) {
@@ -207,6 +192,19 @@ class Pump {
 };
 
 }  // namespace
+
+void ResizeTerminal(ChannelSession& session, std::string_view size_json) {
+  boost::system::error_code ec;
+  auto size = boost::json::parse(size_json, ec);
+  if (ec || !size.is_object() || !session.resize) return;
+  auto dim = [&](std::string_view key) -> uint16_t {
+    const auto* v = size.as_object().if_contains(key);
+    if (!v || !v->is_number()) return 0;
+    auto n = v->to_number<double>();
+    return n >= 1 && n <= 65535 ? static_cast<uint16_t>(n) : 0;
+  };
+  session.resize(dim("Width"), dim("Height"));
+}
 
 void PumpChannels(asio::io_context& io, WebSocketStream& ws, ChannelSession& session, bool v5) {
   Pump pump(ws, session, v5);

@@ -16,6 +16,10 @@ namespace kiso::apiserver {
 using WebSocketStream =
     boost::beast::websocket::stream<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>&>;
 
+// Resizes the session's terminal to {"Width":80,"Height":24} (what a client
+// sends on the resize channel or stream); anything else is ignored.
+void ResizeTerminal(ChannelSession& session, std::string_view size_json);
+
 // Runs until the session ends or the client leaves, on the calling thread, on
 // `io`: the connection's own io_context, which the stream is bound to.
 void PumpChannels(boost::asio::io_context& io, WebSocketStream& ws, ChannelSession& session,

@@ -403,7 +403,7 @@ class RemoteCommand : public Session {
       // {"Width":80,"Height":24} per line; a line longer than any size is dropped.
       resize_ += f.data;
       for (size_t nl = resize_.find('\n'); nl != std::string::npos; nl = resize_.find('\n')) {
-        Resize(std::string_view(resize_).substr(0, nl));
+        ResizeTerminal(session_, std::string_view(resize_).substr(0, nl));
         resize_.erase(0, nl + 1);
       }
       if (resize_.size() > 4096) resize_.clear();
@@ -416,19 +416,6 @@ class RemoteCommand : public Session {
       beast::error_code ec;
       stdin_->close(ec);
     }
-  }
-
-  void Resize(std::string_view text) {
-    boost::system::error_code ec;
-    auto size = boost::json::parse(text, ec);
-    if (ec || !size.is_object()) return;
-    auto dim = [&](std::string_view key) -> uint16_t {
-      const auto* v = size.as_object().if_contains(key);
-      if (!v || !v->is_number()) return 0;
-      auto n = v->to_number<double>(ec);
-      return !ec && n >= 1 && n <= 65535 ? static_cast<uint16_t>(n) : 0;
-    };
-    session_.resize(dim("Width"), dim("Height"));
   }
 
   void ReadOutput(Output& o) {
