@@ -15,7 +15,7 @@
 #include <boost/json/object.hpp>
 
 #include "api/errors.h"
-#include "apiserver/service_ips.h"
+#include "apiserver/service_allocations.h"
 
 namespace kiso::apiserver {
 

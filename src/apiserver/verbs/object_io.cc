@@ -15,7 +15,7 @@
 #include "api/warnings.h"
 #include "apiserver/admission/admission.h"
 #include "apiserver/admission/resource_quota.h"
-#include "apiserver/service_ips.h"
+#include "apiserver/service_allocations.h"
 #include "apiserver/verbs/handlers.h"
 
 namespace kiso::apiserver {
@@ -448,6 +448,8 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
     api::RecordUpdate(*t.type, FieldManager(req), nullptr, obj);
   }
   if (DryRun(req)) {
+    Reservation shown;  // What a real create would take, taken by nothing.
+    if (auto err = AllocateServiceValues(*t.type, obj, nullptr, &shown)) return *err;
     if (auto err = ChargeQuotas(ctx, target, obj, nullptr, nullptr)) return *err;
     return json::value(std::move(obj));
   }
@@ -455,7 +457,7 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
   for (int attempt = 0;; ++attempt) {
     std::string key = t.type->StoreKey(t.ns, target.name);
     Reservation reservation;
-    if (auto err = AssignClusterIp(*t.type, obj, &reservation)) return *err;
+    if (auto err = AllocateServiceValues(*t.type, obj, nullptr, &reservation)) return *err;
     if (auto err = ChargeQuotas(ctx, target, obj, nullptr, &reservation)) return *err;
     store::TxnRequest txn;
     txn.compares.push_back(store::Compare::Missing(key));
@@ -484,17 +486,10 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
       if (generate_name.empty() || has_name) return api::AlreadyExists(*t.type, target.name);
       target.name = generate_name + GenerateSuffix();
       api::Child(obj, "metadata")["name"] = target.name;
-    } else if (reservation.user_chosen) {
-      std::string ip(api::GetString(obj, {"spec", "clusterIP"}));
-      return api::Invalid(*t.type, target.name,
-                          {{"FieldValueInvalid",
-                            fmt::format("Invalid value: []string{{\"{}\"}}: failed to allocate IP "
-                                        "{}: provided IP is already allocated",
-                                        ip, ip),
-                            "spec.clusterIPs"}});
-    } else if (auto* spec = obj.if_contains("spec"); spec && spec->is_object()) {
-      spec->get_object().erase("clusterIP");  // The address was taken: pick another.
-      spec->get_object().erase("clusterIPs");
+    } else {
+      // An address or port was taken: 422 when the manifest named it, else pick another.
+      bool taken = false;
+      if (auto err = RecheckClaims(ctx.store, *t.type, obj, reservation, &taken)) return *err;
     }
   }
 }
@@ -665,6 +660,8 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return *err;
     if (SameIgnoringVersion(obj, old)) return std::move(*current);
     if (DryRun(req)) {
+      Reservation shown;
+      if (auto err = AllocateServiceValues(*t.type, obj, &old, &shown)) return *err;
       if (auto err = ChargeQuotas(ctx, t, obj, &old, nullptr)) return *err;
       return json::value(std::move(obj));
     }
@@ -678,9 +675,10 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       if (removed.error().code == 409) continue;
       return removed.error();
     }
+    Reservation charge;
+    if (auto err = AllocateServiceValues(*t.type, obj, &old, &charge)) return *err;
     auto encoded = EncodeForStore(obj);
     if (!encoded.ok()) return encoded.error();
-    Reservation charge;
     if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return *err;
     if (!charge.ops.empty()) {
       // The object and the quotas it now uses more of, in one transaction.
@@ -695,7 +693,9 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
         api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
         return json::value(std::move(obj));
       }
-      if (!want.empty() && !RevisionsMoved(ctx, charge.compares))
+      bool taken = false;
+      if (auto err = RecheckClaims(ctx.store, *t.type, obj, charge, &taken)) return *err;
+      if (!taken && !want.empty() && !RevisionsMoved(ctx, charge.compares))
         return api::ModifiedConflict(*t.type, t.name);
       continue;
     }
