@@ -78,6 +78,7 @@ std::vector<ResourceType> Build() {
             {"portforward", "", "", "PodPortForwardOptions", {"create", "get"}}}),
       Make("", "Service", "services", true, {"svc"}, all, {Status("Service")}),
       Make("", "Endpoints", "endpoints", true, {"ep"}, {}, {}),
+      Make("discovery.k8s.io", "EndpointSlice", "endpointslices", true, {}, {}, {}),
       Make("", "ConfigMap", "configmaps", true, {"cm"}, {}, {}),
       Make("", "Secret", "secrets", true, {}, {}, {}),
       Make("", "ServiceAccount", "serviceaccounts", true, {"sa"}, {},

@@ -778,6 +778,39 @@ EndpointPort
   protocol enum(TCP|UDP|SCTP) = 3
   appProtocol *string = 4
 
+# discovery.k8s.io/v1: what kube-proxy and CoreDNS read.
+kind EndpointSlice
+  addressType enum(IPv4|IPv6|FQDN) = 4
+  endpoints []Endpoint = 2
+  ports []EndpointPort@discovery.v1 = 3
+
+Endpoint
+  addresses []string = 1
+  conditions EndpointConditions = 2
+  hostname *string = 3
+  targetRef ObjectReference = 4
+  deprecatedTopology map[string] = 5
+  nodeName *string = 6
+  zone *string = 7
+  hints EndpointHints = 8
+
+EndpointConditions
+  ready *bool = 1
+  serving *bool = 2
+  terminating *bool = 3
+
+EndpointHints
+  forZones []ForZone = 1
+
+ForZone
+  name string = 1
+
+EndpointPort@discovery.v1
+  name *string = 1
+  protocol *enum(TCP|UDP|SCTP) = 2
+  port *int32 = 3
+  appProtocol *string = 4
+
 # ---- Configuration and identity ----
 
 kind ConfigMap

@@ -945,6 +945,31 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
              (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration")) {
     v.Webhooks(obj);
   }
+  // kiso's own annotations: a Service's load-balancing algorithm, a pod's weight.
+  if (kind == "Service") {
+    const std::vector<std::string_view> algorithms = {"round-robin", "least-connections",
+                                                      "source-ip-hash", "weighted-round-robin",
+                                                      "consistent-hash"};
+    const auto* lb = Find(meta, {"annotations", "kiso.dev/load-balancer"});
+    if (lb && lb->is_string() &&
+        std::find(algorithms.begin(), algorithms.end(), lb->get_string()) == algorithms.end())
+      v.Unsupported("metadata.annotations[kiso.dev/load-balancer]", *lb, algorithms);
+  }
+  auto weight = [&](const json::value* w, const std::string& field) {
+    if (!w || !w->is_string()) return;
+    std::string_view text = w->get_string();
+    bool positive =
+        !text.empty() && text.size() <= 9 && text[0] != '0' &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!positive) {
+      v.InvalidValue(field, *w,
+                     "must be a positive integer (the pod's weight for "
+                     "weighted-round-robin)");
+    }
+  };
+  weight(Find(meta, {"annotations", "kiso.dev/weight"}), "metadata.annotations[kiso.dev/weight]");
+  weight(Find(obj, {"spec", "template", "metadata", "annotations", "kiso.dev/weight"}),
+         "spec.template.metadata.annotations[kiso.dev/weight]");
   if (old && kind == "Service") {
     const auto* a = Find(obj, {"spec", "clusterIP"});
     const auto* b = Find(*old, {"spec", "clusterIP"});

@@ -405,8 +405,8 @@ struct ApiServer::Impl {
   Status SeedKubernetesService(const std::string& address, uint16_t port) {
     // Creates `obj`, or brings the part `owned` picks out of the stored one back to `obj`'s.
     using Part = json::value& (*)(json::object&);
-    auto keep = [&](const char* plural, json::object obj, Part owned) -> Status {
-      const api::ResourceType* type = api::FindResource("", "v1", plural);
+    auto keep = [&](const char* group, const char* plural, json::object obj, Part owned) -> Status {
+      const api::ResourceType* type = api::FindResource(group, "v1", plural);
       bool created = false;
       json::value want = owned(obj);
       KISO_RETURN_IF_ERROR(CreateIfMissing(type, std::move(obj), &created));
@@ -428,7 +428,7 @@ struct ApiServer::Impl {
         {"namespace", "default"},
         {"labels", json::object{{"component", "apiserver"}, {"provider", "kubernetes"}}}};
     KISO_RETURN_IF_ERROR(keep(
-        "services",
+        "", "services",
         json::object{
             {"apiVersion", "v1"},
             {"kind", "Service"},
@@ -449,12 +449,31 @@ struct ApiServer::Impl {
            json::array{json::object{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}}}});
     }
     meta["labels"] = json::object{{"endpointslice.kubernetes.io/skip-mirror", "true"}};
-    return keep("endpoints",
-                json::object{{"apiVersion", "v1"},
-                             {"kind", "Endpoints"},
-                             {"metadata", std::move(meta)},
-                             {"subsets", std::move(subsets)}},
-                [](json::object& o) -> json::value& { return o["subsets"]; });
+    KISO_RETURN_IF_ERROR(keep("", "endpoints",
+                              json::object{{"apiVersion", "v1"},
+                                           {"kind", "Endpoints"},
+                                           {"metadata", meta},
+                                           {"subsets", std::move(subsets)}},
+                              [](json::object& o) -> json::value& { return o["subsets"]; }));
+    // Its EndpointSlice, which the server writes itself (as the Endpoints say not to mirror).
+    json::array endpoints;
+    if (!address.empty()) {
+      endpoints.push_back(
+          json::object{{"addresses", json::array{json::string(address)}},
+                       {"conditions",
+                        json::object{{"ready", true}, {"serving", true}, {"terminating", false}}}});
+    }
+    meta["labels"] = json::object{{"kubernetes.io/service-name", "kubernetes"}};
+    return keep(
+        "discovery.k8s.io", "endpointslices",
+        json::object{{"apiVersion", "discovery.k8s.io/v1"},
+                     {"kind", "EndpointSlice"},
+                     {"metadata", std::move(meta)},
+                     {"addressType", "IPv4"},
+                     {"endpoints", std::move(endpoints)},
+                     {"ports", json::array{json::object{
+                                   {"name", "https"}, {"port", port}, {"protocol", "TCP"}}}}},
+        [](json::object& o) -> json::value& { return o["endpoints"]; });
   }
 
   // The two classes every cluster has (kube-apiserver's scheduling post-start hook).

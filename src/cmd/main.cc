@@ -31,6 +31,7 @@
 #include "controller/csr_signing_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
+#include "controller/endpointslice_controller.h"
 #include "controller/garbage_collector.h"
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
@@ -106,6 +107,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::DeploymentController deployments(&client, &informers);
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
+  kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
@@ -135,6 +137,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   deployments.Start();
   jobs.Start();
   endpoints.Start();
+  endpoint_slices.Start();
   service_accounts.Start();
   root_ca.Start();
   aggregation.Start();
@@ -194,6 +197,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     aggregation.Stop();
     root_ca.Stop();
     service_accounts.Stop();
+    endpoint_slices.Stop();
     endpoints.Stop();
     jobs.Stop();
     deployments.Stop();

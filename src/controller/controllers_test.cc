@@ -13,6 +13,7 @@
 #include "controller/controller_fixture.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
+#include "controller/endpointslice_controller.h"
 #include "controller/garbage_collector.h"
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
@@ -473,6 +474,110 @@ TEST_F(ControllersTest, EndpointsListReadyAndNotReadyPodsOfAService) {
            api::GetString(not_ready->as_array()[0], {"ip"}) == "10.42.0.6" &&
            s.at("ports").at(0).at("port").as_int64() == 8080;
   }));
+}
+
+// The slices of Service `name`, as {ip → "ready/serving/terminating"} and their ports.
+std::map<std::string, std::string> SliceEndpoints(client::Client* c, std::string_view name,
+                                                  json::array* ports = nullptr,
+                                                  std::string* weights = nullptr) {
+  std::map<std::string, std::string> out;
+  auto list = c->List(*api::FindResource("discovery.k8s.io", "v1", "endpointslices"), "default");
+  if (!list.ok()) return out;
+  for (const auto& slice : list->at("items").as_array()) {
+    if (api::GetString(slice, {"metadata", "labels", "kubernetes.io/service-name"}) != name)
+      continue;
+    if (ports) *ports = slice.at("ports").as_array();
+    if (weights)
+      *weights =
+          std::string(api::GetString(slice, {"metadata", "annotations", "kiso.dev/weights"}));
+    for (const auto& e : slice.at("endpoints").as_array()) {
+      const auto& c = e.at("conditions");
+      out[std::string(e.at("addresses").at(0).as_string())] =
+          fmt::format("{}/{}/{}", c.at("ready").as_bool(), c.at("serving").as_bool(),
+                      c.at("terminating").as_bool());
+    }
+  }
+  return out;
+}
+
+TEST_F(ControllersTest, EndpointSlicesCarryConditionsWeightsAndMirrors) {
+  EndpointsController endpoints(client_.get());
+  EndpointSliceController slices(client_.get());
+  endpoints.Start();
+  slices.Start();
+  json::value service = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Service"},
+      {"metadata", json::object{{"name", "web"}}},
+      {"spec",
+       json::object{{"selector", json::object{{"app", "web"}}},
+                    {"ports", json::array{json::object{
+                                  {"name", "http"}, {"port", 80}, {"targetPort", 8080}}}}}}};
+  ASSERT_TRUE(client_->Create(R("", "services"), "default", service).ok());
+  for (std::string_view name : {"a", "b", "c"}) {
+    json::object meta{{"name", name}, {"labels", json::object{{"app", "web"}}}};
+    if (name == "a") meta["annotations"] = json::object{{"kiso.dev/weight", "3"}};
+    if (name == "c") meta["finalizers"] = json::array{"test/hold"};
+    json::value pod = json::object{
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata", std::move(meta)},
+        {"spec", json::object{{"containers",
+                               json::array{json::object{{"name", "c"}, {"image", "busybox"}}}}}}};
+    ASSERT_TRUE(client_->Create(R("", "pods"), "default", pod).ok());
+  }
+  SetPhase(MustGet(R("", "pods"), "default", "a"), "Running", "10.42.0.5");
+  ASSERT_TRUE(client_
+                  ->Patch(R("", "pods"), "default", "b", client::PatchType::kMerge,
+                          json::parse(R"({"status":{"phase":"Pending","podIP":"10.42.0.6"}})"),
+                          "status")
+                  .ok());
+  SetPhase(MustGet(R("", "pods"), "default", "c"), "Running", "10.42.0.7");
+  // c terminates (its finalizer keeps it): not ready, still serving, terminating.
+  ASSERT_TRUE(client_->Delete(R("", "pods"), "default", "c").ok());
+  json::array ports;
+  std::string weights;
+  ASSERT_TRUE(Eventually([&] {
+    return SliceEndpoints(client_.get(), "web", &ports, &weights) ==
+           std::map<std::string, std::string>{{"10.42.0.5", "true/true/false"},
+                                              {"10.42.0.6", "false/false/false"},
+                                              {"10.42.0.7", "false/true/true"}};
+  }));
+  EXPECT_EQ(json::serialize(ports), R"([{"port":8080,"protocol":"TCP","name":"http"}])");
+  EXPECT_EQ(weights, R"({"10.42.0.5":3})");
+  // Endpoints leave the terminating pod out.
+  ASSERT_TRUE(Eventually([&] {
+    auto ep = client_->Get(R("", "endpoints"), "default", "web");
+    return ep.ok() && json::serialize(*ep).find("10.42.0.7") == std::string::npos &&
+           json::serialize(*ep).find("10.42.0.6") != std::string::npos;
+  }));
+  ASSERT_TRUE(client_
+                  ->Patch(R("", "pods"), "default", "c", client::PatchType::kMerge,
+                          json::parse(R"({"metadata":{"finalizers":null}})"))
+                  .ok());
+
+  // A Service without a selector: its Endpoints, mirrored.
+  json::value manual =
+      json::object{{"apiVersion", "v1"},
+                   {"kind", "Service"},
+                   {"metadata", json::object{{"name", "db"}}},
+                   {"spec", json::object{{"ports", json::array{json::object{{"port", 5432}}}}}}};
+  ASSERT_TRUE(client_->Create(R("", "services"), "default", manual).ok());
+  json::value manual_ep = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Endpoints"},
+      {"metadata", json::object{{"name", "db"}}},
+      {"subsets", json::array{json::object{
+                      {"addresses", json::array{json::object{{"ip", "127.0.0.9"}}}},
+                      {"ports", json::array{json::object{{"port", 5432}, {"protocol", "TCP"}}}}}}}};
+  ASSERT_TRUE(client_->Create(R("", "endpoints"), "default", manual_ep).ok());
+  ASSERT_TRUE(Eventually([&] {
+    return SliceEndpoints(client_.get(), "db") ==
+           std::map<std::string, std::string>{{"127.0.0.9", "true/true/false"}};
+  }));
+  // The Service gone, so are its slices.
+  ASSERT_TRUE(client_->Delete(R("", "services"), "default", "web").ok());
+  ASSERT_TRUE(Eventually([&] { return SliceEndpoints(client_.get(), "web").empty(); }));
 }
 
 }  // namespace

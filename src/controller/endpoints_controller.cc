@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "controller/service_endpoints.h"
 
 namespace kiso::controller {
 
@@ -13,38 +14,6 @@ namespace {
 const api::ResourceType& Services() { return *api::FindResource("", "v1", "services"); }
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Endpoints() { return *api::FindResource("", "v1", "endpoints"); }
-
-bool Selects(const json::value& service, const json::value& pod) {
-  const auto* selector = api::Find(service, {"spec", "selector"});
-  if (!selector || !selector->is_object() || selector->get_object().empty()) return false;
-  auto labels = api::GetLabels(pod);
-  for (const auto& [k, v] : selector->get_object()) {
-    auto it = labels.find(std::string(k));
-    if (it == labels.end() || !v.is_string() || it->second != v.get_string()) return false;
-  }
-  return true;
-}
-
-// A service port's target on a pod: a number, or a named container port.
-std::optional<int64_t> TargetPort(const json::value& service_port, const json::value& pod) {
-  const auto* target = api::Find(service_port, {"targetPort"});
-  if (!target) target = api::Find(service_port, {"port"});
-  if (target && target->is_int64()) return target->get_int64();
-  if (!target || !target->is_string()) return std::nullopt;
-  const auto* containers = api::Find(pod, {"spec", "containers"});
-  if (!containers || !containers->is_array()) return std::nullopt;
-  for (const auto& c : containers->get_array()) {
-    const auto* ports = api::Find(c, {"ports"});
-    if (!ports || !ports->is_array()) continue;
-    for (const auto& p : ports->get_array()) {
-      if (api::GetString(p, {"name"}) == target->get_string()) {
-        const auto* n = api::Find(p, {"containerPort"});
-        if (n && n->is_int64()) return n->get_int64();
-      }
-    }
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -83,32 +52,16 @@ Status EndpointsController::Reconcile(const std::string& key) {
   std::map<std::string, std::pair<json::array, json::array>>
       by_ports;  // ports JSON → (ready, not).
   std::map<std::string, json::array> ports_of;
-  for (const auto& pod : pods_->List()) {
-    if (api::GetString(pod, {"metadata", "namespace"}) != ns || !Selects(*svc, pod)) continue;
-    std::string ip(api::GetString(pod, {"status", "podIP"}));
-    if (ip.empty() || !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty()) continue;
-    json::array ports;
-    if (const auto* sp = api::Find(*svc, {"spec", "ports"}); sp && sp->is_array()) {
-      for (const auto& p : sp->get_array()) {
-        auto port = TargetPort(p, pod);
-        if (!port) continue;
-        json::object e{{"port", *port}, {"protocol", api::GetString(p, {"protocol"})}};
-        if (auto n = api::GetString(p, {"name"}); !n.empty()) e["name"] = n;
-        ports.push_back(std::move(e));
-      }
-    }
-    std::string ports_key = json::serialize(ports);
-    ports_of[ports_key] = ports;
-    json::object address{
-        {"ip", ip},
-        {"targetRef", json::object{{"kind", "Pod"},
-                                   {"namespace", ns},
-                                   {"name", api::GetString(pod, {"metadata", "name"})},
-                                   {"uid", api::GetString(pod, {"metadata", "uid"})}}}};
-    if (auto node = api::GetString(pod, {"spec", "nodeName"}); !node.empty())
-      address["nodeName"] = node;
+  for (auto& e : SelectedEndpoints(*svc, pods_->List())) {
+    // Terminating pods leave Endpoints (EndpointSlices keep them, marked).
+    if (e.terminating && !e.ready) continue;
+    std::string ports_key = json::serialize(e.ports);
+    ports_of[ports_key] = e.ports;
+    json::object address{{"ip", e.ip}, {"targetRef", std::move(e.target_ref)}};
+    if (!e.hostname.empty()) address["hostname"] = e.hostname;
+    if (!e.node_name.empty()) address["nodeName"] = e.node_name;
     auto& lists = by_ports[ports_key];
-    (IsReadyPod(pod) ? lists.first : lists.second).push_back(std::move(address));
+    (e.ready ? lists.first : lists.second).push_back(std::move(address));
   }
   json::array subsets;
   for (auto& [ports_key, lists] : by_ports) {

@@ -3,6 +3,8 @@ Service, refused with upstream's messages, given back on delete and on a type ch
 kubectl against the real kiso server (no node agent)."""
 import json
 
+from conftest import wait_for
+
 import pytest
 
 
@@ -93,3 +95,39 @@ def test_cluster_ip_and_external_name_changes(kubectl, ns):
     again["spec"]["clusterIP"] = ip
     kubectl("create", "-n", ns, "-f", "-", input=json.dumps(again))
     assert get(kubectl, "service", "y", "-n", ns)["spec"]["clusterIP"] == ip
+
+
+def test_endpoint_slices_follow_pods(kubectl, ns):
+    kubectl("create", "service", "clusterip", "web", "-n", ns, "--tcp=80:8080")
+    kubectl("run", "web-1", "-n", ns, "--image=busybox", "--labels=app=web")
+    # No node agent here: the status a kubelet would write.
+    kubectl("patch", "pod", "web-1", "-n", ns, "--subresource=status", "--type=merge", "-p",
+            json.dumps({"status": {"phase": "Running", "podIP": "10.42.9.9",
+                                   "conditions": [{"type": "Ready", "status": "True"}]}}))
+
+    def slices():
+        return get(kubectl, "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=web")["items"]
+
+    wait_for(lambda: slices() and slices()[0].get("endpoints"), 10, "an EndpointSlice")
+    s = slices()[0]
+    assert s["metadata"]["name"].startswith("web-") and s["addressType"] == "IPv4"
+    assert s["metadata"]["ownerReferences"][0]["kind"] == "Service"
+    assert s["ports"] == [{"name": "80-8080", "port": 8080, "protocol": "TCP"}], s["ports"]
+    assert s["endpoints"][0]["addresses"] == ["10.42.9.9"]
+    assert s["endpoints"][0]["conditions"] == {"ready": True, "serving": True, "terminating": False}
+    assert "10.42.9.9:8080" in kubectl("describe", "service", "web", "-n", ns)
+    # The kubernetes Service's own slice, written by the server.
+    k = get(kubectl, "endpointslice", "kubernetes", "-n", "default")
+    assert k["ports"][0]["name"] == "https" and k["endpoints"][0]["conditions"]["ready"]
+
+
+def test_kiso_annotations_are_checked(kubectl, ns):
+    svc = json.loads(node_port_service("lb", type_="ClusterIP"))
+    svc["metadata"]["annotations"] = {"kiso.dev/load-balancer": "fastest"}
+    p = kubectl.run("create", "-n", ns, "-f", "-", input=json.dumps(svc), check=False)
+    assert ('metadata.annotations[kiso.dev/load-balancer]: Unsupported value: "fastest": supported '
+            'values: "round-robin", "least-connections", "source-ip-hash", "weighted-round-robin", '
+            '"consistent-hash"') in p.stderr, p.stderr
+    p = kubectl.run("run", "w", "-n", ns, "--image=busybox", "--annotations=kiso.dev/weight=1.5",
+                    check=False)
+    assert 'metadata.annotations[kiso.dev/weight]: Invalid value: "1.5": must be a positive integer' in p.stderr

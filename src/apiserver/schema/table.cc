@@ -406,6 +406,27 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
         if (all.size() > 3) text += fmt::format(" + {} more...", all.size() - 3);
         return Cells{Name(o), text.empty() ? "<none>" : text, AgeOf(o)};
       }};
+  p["EndpointSlice"] = {
+      {{"Name", "string", "name", 0},
+       {"AddressType", "string", "", 0},
+       {"Ports", "string", "", 0},
+       {"Endpoints", "string", "", 0},
+       {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        std::string ports;
+        for (const auto& port : Array(o, {"ports"}))
+          ports += (ports.empty() ? "" : ",") + std::to_string(Int(port, {"port"}));
+        std::vector<std::string> all;
+        for (const auto& e : Array(o, {"endpoints"})) {
+          for (const auto& a : Array(e, {"addresses"}))
+            if (a.is_string()) all.emplace_back(a.get_string());
+        }
+        std::string text;
+        for (size_t i = 0; i < all.size() && i < 3; ++i) text += (i ? "," : "") + all[i];
+        if (all.size() > 3) text += fmt::format(" + {} more...", all.size() - 3);
+        return Cells{Name(o), std::string(api::GetString(o, {"addressType"})),
+                     ports.empty() ? "<unset>" : ports, text.empty() ? "<unset>" : text, AgeOf(o)};
+      }};
   p["Lease"] = {
       {{"Name", "string", "name", 0}, {"Holder", "string", "", 0}, {"Age", "string", "", 0}},
       [](const json::value& o) {
