@@ -33,7 +33,24 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   KISO_RETURN_IF_ERROR(WriteNodeRecord({dir, options.cni_bridge, options.runtime, getpid()}));
   node->agent_ = std::make_unique<Agent>(client, options.agent, node->runtime_.get(),
                                          node->images_.get(), node->network_.get());
+  ServiceProxyOptions proxy;
+  proxy.node_name = node->agent_->node_name();
+  proxy.rules.table = network::proxy::TableFor(options.cni_bridge);
+  proxy.rules.bridge = options.cni_bridge;
+  proxy.rules.pod_cidr = options.agent.pod_cidr;
+  proxy.rules.cluster_cidr = options.cluster_cidr;
+  node->proxy_ = std::make_unique<ServiceProxy>(client, proxy);
   return node;
+}
+
+Status EmbeddedNode::Start() {
+  KISO_RETURN_IF_ERROR(proxy_->Start());
+  return agent_->Start();
+}
+
+void EmbeddedNode::Stop() {
+  agent_->Stop();
+  proxy_->Stop();
 }
 
 }  // namespace kiso::agent

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/agent.h"
+#include "agent/service_proxy.h"
 #include "image/image_service.h"
 #include "network/cni.h"
 #include "runtime/oci_runtime.h"
@@ -18,6 +19,8 @@ struct NodeOptions {
   std::string runtime = "runc";
   std::string shim_binary;  // The kiso executable.
   std::string cni_bridge = "kiso0";
+  std::string cluster_cidr =
+      "10.42.0.0/16";      // Every node's pods: not masqueraded among themselves.
   std::string images_dir;  // Default: <data_dir>/../images (shared with `kiso image`).
   std::string registries;  // registries.yaml (mirrors); absent: none.
 };
@@ -27,8 +30,8 @@ class EmbeddedNode {
   // Fails with the cause (no runtime, no CNI plugins, not root…).
   static Result<std::unique_ptr<EmbeddedNode>> Create(client::Client* client,
                                                       const NodeOptions& options);
-  Status Start() { return agent_->Start(); }
-  void Stop() { agent_->Stop(); }
+  Status Start();
+  void Stop();
   Agent* agent() { return agent_.get(); }
 
  private:
@@ -37,6 +40,7 @@ class EmbeddedNode {
   std::unique_ptr<runtime::OciRuntime> runtime_;
   std::unique_ptr<network::CniNetwork> network_;
   std::unique_ptr<Agent> agent_;
+  std::unique_ptr<ServiceProxy> proxy_;
 };
 
 }  // namespace kiso::agent

@@ -10,10 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/process.h"
 #include "network/cni.h"
+#include "network/proxy/nftables.h"
+#include "network/proxy/rules.h"
 #include "runtime/oci_runtime.h"
 
 namespace kiso::agent {
@@ -67,6 +70,20 @@ void StopAgent(const NodeRecord& record, ResetReport* report) {
   }
 }
 
+// The nftables tables named (the nodes' service data planes), those there are.
+void RemoveTables(const std::vector<std::string>& tables, ResetReport* report) {
+  network::proxy::Nftables nft;
+  for (const auto& t : tables) {
+    if (!nft.List("list table ip " + t).ok()) continue;
+    Status s = nft.Run("delete table ip " + t);
+    if (s.ok()) {
+      report->removed.push_back("nftables table ip " + t);
+    } else {
+      report->failed.push_back(fmt::format("nftables table ip {}: {}", t, s.ToString()));
+    }
+  }
+}
+
 void ResetNode(const NodeRecord& record, ResetReport* report) {
   StopAgent(record, report);
   std::string runtime_root = record.agent_dir + "/runtime";
@@ -79,6 +96,7 @@ void ResetNode(const NodeRecord& record, ResetReport* report) {
   cni.cache_dir = record.agent_dir + "/cni";
   cni.bridge = record.bridge;
   network::CniNetwork::Reset(cni, &report->removed, &report->failed);
+  RemoveTables({network::proxy::TableFor(record.bridge)}, report);
   runtime::UnmountBelow(record.agent_dir, &report->removed, &report->failed);
   std::error_code ec;
   for (const char* sub : {"runtime/containers", "runtime/sandboxes", "runtime/state", "pods"}) {
@@ -118,6 +136,17 @@ std::set<std::string> StrayAgentDirs() {
 // What every node shares: left only when the last node is reset.
 void ResetShared(ResetReport* report) {
   network::CniNetwork::RemoveRules(&report->removed, &report->failed);
+  // Service tables of nodes that left no record.
+  network::proxy::Nftables nft;
+  std::vector<std::string> tables;
+  if (auto listed = nft.List("list tables ip"); listed.ok()) {
+    std::istringstream lines(*listed);
+    std::string table, family, name;
+    while (lines >> table >> family >> name) {
+      if (name == "kiso" || name.starts_with("kiso-")) tables.push_back(name);
+    }
+  }
+  RemoveTables(tables, report);
   std::error_code ec;
   std::vector<std::string> parents = {"/sys/fs/cgroup/kiso"};
   for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec))

@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cni-bridge", agent_flags.node.cni_bridge, "Bridge the pods attach to")
       ->capture_default_str();
+  app.add_option("--cluster-cidr", agent_flags.node.cluster_cidr,
+                 "Every node's pod addresses (pod traffic leaving it is masqueraded)")
+      ->capture_default_str();
   app.add_option("--runtime", agent_flags.node.runtime, "OCI runtime: runc or crun")
       ->capture_default_str();
   app.add_option("--registries", agent_flags.node.registries,

@@ -173,7 +173,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
                    started.ToString());
     }
   }
-  std::cout << "kiso server is up at https://" << address << ":" << (*server)->port() << "\n"
+  std::cout << "kiso server is up at https://" << (address == "0.0.0.0" ? "127.0.0.1" : address)
+            << ":" << (*server)->port() << "\n"
             << "Use kubectl:\n  export KUBECONFIG=" << (*server)->kubeconfig_path() << "\n"
             << "  kubectl get namespaces\n"
             << std::flush;
@@ -457,7 +458,8 @@ int main(int argc, char** argv) {
   auto* server = app.add_subcommand("server", "Run the control plane: store and Kubernetes API");
   std::string data_dir = "/var/lib/kiso";
   std::string store_url;
-  std::string address = "127.0.0.1";
+  // Every address, as K3s binds: pods reach the API through the kubernetes Service.
+  std::string address = "0.0.0.0";
   uint16_t port = 6443;
   server->add_option("--data-dir", data_dir, "State directory")->capture_default_str();
   server->add_option("--store", store_url,
@@ -494,6 +496,10 @@ int main(int argc, char** argv) {
   server->add_option("--pod-cidr", flags.node.agent.pod_cidr, "This node's pod addresses")
       ->capture_default_str();
   server->add_option("--cni-bridge", flags.node.cni_bridge, "Bridge the pods attach to")
+      ->capture_default_str();
+  server
+      ->add_option("--cluster-cidr", flags.node.cluster_cidr,
+                   "Every node's pod addresses (pod traffic leaving it is masqueraded)")
       ->capture_default_str();
   server->add_option("--runtime", flags.node.runtime, "OCI runtime: runc or crun")
       ->capture_default_str();

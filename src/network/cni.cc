@@ -37,6 +37,8 @@ std::string DefaultConflist(const CniOptions& o) {
        json::array{json::object{{"type", "bridge"},
                                 {"bridge", o.bridge},
                                 {"isGateway", true},
+                                // Pods reach Services, the node and beyond through it.
+                                {"isDefaultGateway", true},
                                 {"ipMasq", false},
                                 {"hairpinMode", true},
                                 {"ipam", std::move(ipam)}},
@@ -67,7 +69,16 @@ Result<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniOptions options) {
   std::error_code ec;
   fs::create_directories(options.cache_dir + "/results", ec);
   if (ec) return MakeStatus(Code::kInternal, "create {}: {}", options.cache_dir, ec.message());
-  if (!fs::exists(options.conflist)) {
+  // kiso's own list (named "kiso") is rewritten to the current default at each
+  // start; anyone else's is used as it is.
+  bool ours = !fs::exists(options.conflist);
+  if (!ours) {
+    boost::system::error_code old_ec;
+    auto old = json::parse(Slurp(options.conflist), old_ec);
+    ours = !old_ec && old.is_object() && old.as_object().contains("name") &&
+           old.as_object().at("name") == "kiso";
+  }
+  if (ours) {
     fs::create_directories(fs::path(options.conflist).parent_path(), ec);
     std::ofstream(options.conflist) << DefaultConflist(options);
   }

@@ -25,7 +25,7 @@ struct Attachment {
 };
 
 struct CniOptions {
-  std::string conflist;  // A .conflist file; written from pod_cidr if absent.
+  std::string conflist;  // A .conflist file; kiso's own (named "kiso") is written from pod_cidr.
   std::string pod_cidr = "10.42.0.0/24";
   std::string bridge = "kiso0";
   std::string cache_dir;  // Cached results and host-local's allocations.

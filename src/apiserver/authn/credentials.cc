@@ -271,7 +271,10 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
     PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
     char hostname[256] = {0};
     gethostname(hostname, sizeof(hostname) - 1);
-    std::string san = "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:127.0.0.1,IP:::1";
+    // The names and address pods reach it by: the kubernetes Service's.
+    std::string san =
+        "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+        "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:::1,IP:10.43.0.1";
     if (hostname[0]) san += fmt::format(",DNS:{}", hostname);
     for (const auto& addr : HostAddresses()) {
       if (addr != "127.0.0.1" && addr != "::1") san += ",IP:" + addr;

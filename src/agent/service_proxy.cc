@@ -1,0 +1,318 @@
+#include "agent/service_proxy.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "api/object.h"
+#include "api/resources.h"
+#include "common/file.h"
+#include "common/process.h"
+
+namespace kiso::agent {
+
+namespace json = boost::json;
+namespace proxy = network::proxy;
+
+namespace {
+
+std::string KeyOf(const json::value& obj) {
+  return fmt::format("{}/{}", api::GetString(obj, {"metadata", "namespace"}),
+                     api::GetString(obj, {"metadata", "name"}));
+}
+
+bool Condition(const json::value& endpoint, std::string_view name, bool absent) {
+  const auto* v = api::Find(endpoint, {"conditions", name});
+  return v && v->is_bool() ? v->get_bool() : absent;
+}
+
+// Writes `value` to a /proc/sys file unless it holds it already; says whether it changed.
+Result<bool> Sysctl(const std::string& path, std::string_view value) {
+  auto have = ReadFile(path);
+  if (!have.ok()) return have.status();
+  if (have->substr(0, have->find('\n')) == value) return false;
+  std::ofstream out(path);
+  out << value;
+  out.close();
+  if (!out) return MakeStatus(Code::kInternal, "write {}: failed", path);
+  return true;
+}
+
+}  // namespace
+
+ServiceProxy::ServiceProxy(client::Client* client, ServiceProxyOptions options)
+    : client_(client), options_(std::move(options)), rules_(options_.rules) {}
+
+ServiceProxy::~ServiceProxy() { Stop(); }
+
+Status ServiceProxy::Start() {
+  const std::string& bridge = options_.rules.bridge;
+  // The pods' bridge, before the first pod: node ports on 127.0.0.1 need
+  // route_localnet on it (kube-proxy sets it on every interface; kiso on this one).
+  if (!std::filesystem::exists("/sys/class/net/" + bridge)) {
+    KISO_ASSIGN_OR_RETURN(
+        auto r, RunCommand({"/usr/sbin/ip", "link", "add", "name", bridge, "type", "bridge"}));
+    if (r.exit_code != 0 && !std::filesystem::exists("/sys/class/net/" + bridge))
+      return MakeStatus(Code::kInternal, "create bridge {}: {}", bridge, r.err);
+    (void)RunCommand({"/usr/sbin/ip", "link", "set", bridge, "up"});
+  }
+  KISO_RETURN_IF_ERROR(
+      Sysctl(fmt::format("/proc/sys/net/ipv4/conf/{}/route_localnet", bridge), "1").status());
+  // Pod-to-pod replies through a Service cross the bridge, not the host's IP
+  // layer: conntrack must see them (br_netfilter), or they would not be un-DNATed.
+  const std::string brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+  if (!std::filesystem::exists(brnf)) (void)RunCommand({"/usr/sbin/modprobe", "br_netfilter"});
+  auto changed = Sysctl(brnf, "1");
+  if (!changed.ok()) return changed.status();
+  if (*changed)
+    spdlog::info("service proxy: set {} to 1 (bridged pod traffic through conntrack)", brnf);
+
+  services_ = std::make_unique<client::Informer>(
+      client_, api::FindResource("", "v1", "services"),
+      [this](const json::value*, const json::value& svc, bool) { Dirty(KeyOf(svc)); });
+  slices_ = std::make_unique<client::Informer>(
+      client_, api::FindResource("discovery.k8s.io", "v1", "endpointslices"),
+      [this](const json::value* old, const json::value& slice, bool deleted) {
+        std::string ns(api::GetString(slice, {"metadata", "namespace"}));
+        std::string name(api::GetString(slice, {"metadata", "name"}));
+        auto service_of = [&](const json::value& s) {
+          std::string_view svc =
+              api::GetString(s, {"metadata", "labels", "kubernetes.io/service-name"});
+          return svc.empty() ? std::string() : fmt::format("{}/{}", ns, svc);
+        };
+        std::string before = old ? service_of(*old) : "";
+        std::string now = service_of(slice);
+        {
+          std::lock_guard lock(mu_);
+          if (!before.empty() && before != now) slices_of_[before].erase(name);
+          if (!now.empty()) {
+            if (deleted) {
+              slices_of_[now].erase(name);
+            } else {
+              slices_of_[now].insert(name);
+            }
+          }
+        }
+        if (!before.empty() && before != now) Dirty(before);
+        if (!now.empty()) Dirty(now);
+      });
+  services_->Start();
+  slices_->Start();
+  thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+void ServiceProxy::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (services_) services_->Stop();
+  if (slices_) slices_->Stop();
+}
+
+void ServiceProxy::Dirty(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    dirty_.insert(key);
+  }
+  cv_.notify_all();
+}
+
+proxy::ServicePorts ServiceProxy::CurrentPorts(const std::string& key) {
+  size_t slash = key.find('/');
+  std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
+  auto svc = services_->Get(ns, name);
+  if (!svc) return {};
+  std::set<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = slices_of_.find(key); it != slices_of_.end()) names = it->second;
+  }
+  std::vector<json::value> slices;
+  for (const auto& n : names) {
+    if (auto s = slices_->Get(ns, n)) slices.push_back(std::move(*s));
+  }
+  return PortsOf(*svc, slices, options_.node_name);
+}
+
+proxy::ServicePorts ServiceProxy::PortsOf(const json::value& service,
+                                          const std::vector<json::value>& slices,
+                                          const std::string& node_name) {
+  proxy::ServicePorts out;
+  const json::value* spec = api::Find(service, {"spec"});
+  if (!spec || !spec->is_object()) return out;
+  std::string_view type = api::GetString(*spec, {"type"});
+  if (type == "ExternalName") return out;
+  std::string cluster_ip(api::GetString(*spec, {"clusterIP"}));
+  if (cluster_ip == "None") return out;  // Headless: DNS names the pods; nothing to route.
+  proxy::ServicePort base;
+  base.cluster_ip = cluster_ip;
+  base.algorithm = proxy::ParseAlgorithm(api::GetString(service, {"metadata", "annotations",
+                                                                  "kiso.dev/load-balancer"}))
+                       .value_or(proxy::Algorithm::kRandom);
+  if (api::GetString(*spec, {"sessionAffinity"}) == "ClientIP") {
+    const auto* t = api::Find(*spec, {"sessionAffinityConfig", "clientIP", "timeoutSeconds"});
+    base.affinity_seconds = t && t->is_int64() ? static_cast<int>(t->get_int64()) : 10800;
+  }
+  base.internal_local = api::GetString(*spec, {"internalTrafficPolicy"}) == "Local";
+  base.external_local = api::GetString(*spec, {"externalTrafficPolicy"}) == "Local";
+  if (const auto* ips = api::Find(*spec, {"externalIPs"}); ips && ips->is_array()) {
+    for (const auto& ip : ips->get_array())
+      if (ip.is_string()) base.external_ips.emplace_back(ip.get_string());
+  }
+  if (type == "LoadBalancer") {
+    if (const auto* in = api::Find(service, {"status", "loadBalancer", "ingress"});
+        in && in->is_array()) {
+      for (const auto& i : in->get_array()) {
+        std::string_view ip = api::GetString(i, {"ip"});
+        if (!ip.empty()) base.external_ips.emplace_back(ip);
+      }
+    }
+  }
+  const auto* ports = api::Find(*spec, {"ports"});
+  if (!ports || !ports->is_array()) return out;
+  std::string_view ns = api::GetString(service, {"metadata", "namespace"});
+  std::string_view name = api::GetString(service, {"metadata", "name"});
+  for (const auto& sp : ports->get_array()) {
+    proxy::ServicePort p = base;
+    std::string protocol(api::GetString(sp, {"protocol"}));
+    if (protocol.empty()) protocol = "TCP";
+    std::string port_name(api::GetString(sp, {"name"}));
+    const auto* number = api::Find(sp, {"port"});
+    const auto* node_port = api::Find(sp, {"nodePort"});
+    p.port = number && number->is_int64() ? static_cast<int>(number->get_int64()) : 0;
+    p.node_port =
+        node_port && node_port->is_int64() && (type == "NodePort" || type == "LoadBalancer")
+            ? static_cast<int>(node_port->get_int64())
+            : 0;
+    std::transform(protocol.begin(), protocol.end(), protocol.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    p.protocol = protocol;
+    for (const auto& slice : slices) {
+      if (api::GetString(slice, {"addressType"}) != "IPv4") continue;
+      int target = 0;
+      if (const auto* sps = api::Find(slice, {"ports"}); sps && sps->is_array()) {
+        for (const auto& s : sps->get_array()) {
+          std::string_view proto = api::GetString(s, {"protocol"});
+          const auto* n = api::Find(s, {"port"});
+          if (api::GetString(s, {"name"}) == port_name &&
+              (proto.empty() ? std::string_view("TCP") : proto) ==
+                  api::GetString(sp, {"protocol"}) &&
+              n && n->is_int64())
+            target = static_cast<int>(n->get_int64());
+        }
+      }
+      if (target == 0) continue;
+      json::object weights;
+      std::string_view w = api::GetString(slice, {"metadata", "annotations", "kiso.dev/weights"});
+      if (!w.empty()) {
+        boost::system::error_code ec;
+        auto parsed = json::parse(w, ec);
+        if (!ec && parsed.is_object()) weights = std::move(parsed.get_object());
+      }
+      const auto* endpoints = api::Find(slice, {"endpoints"});
+      if (!endpoints || !endpoints->is_array()) continue;
+      for (const auto& e : endpoints->get_array()) {
+        const auto* addresses = api::Find(e, {"addresses"});
+        if (!addresses || !addresses->is_array() || addresses->get_array().empty() ||
+            !addresses->get_array()[0].is_string())
+          continue;
+        proxy::Endpoint ep;
+        ep.ip = std::string(addresses->get_array()[0].get_string());
+        ep.port = target;
+        // Upstream: an unset condition means ready (and serving as ready says).
+        ep.ready = Condition(e, "ready", true);
+        ep.serving = Condition(e, "serving", ep.ready);
+        ep.terminating = Condition(e, "terminating", false);
+        ep.local = api::GetString(e, {"nodeName"}) == node_name;
+        if (const auto* wt = weights.if_contains(ep.ip);
+            wt && wt->is_int64() && wt->get_int64() > 0)
+          ep.weight = wt->get_int64();
+        p.endpoints.push_back(std::move(ep));
+      }
+    }
+    // In a stable order: a slice's order is no change to program.
+    std::sort(p.endpoints.begin(), p.endpoints.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.ip, a.port) < std::tie(b.ip, b.port);
+    });
+    if (p.cluster_ip.empty() && p.node_port == 0 && p.external_ips.empty()) continue;
+    out[fmt::format("{}/{}:{}/{}", ns, name, port_name.empty() ? std::to_string(p.port) : port_name,
+                    p.protocol)] = std::move(p);
+  }
+  return out;
+}
+
+void ServiceProxy::Run() {
+  // The whole table once the caches are complete: an empty cache would
+  // program "no endpoints" for every Service that has some.
+  while (
+      !services_->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200)) ||
+      !slices_->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+  }
+  bool full = true;
+  while (true) {
+    std::set<std::string> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || full || !dirty_.empty(); });
+      if (stop_) return;
+      batch.swap(dirty_);
+    }
+    if (full) {
+      proxy::ServicePorts all;
+      for (const auto& svc : services_->List()) all.merge(CurrentPorts(KeyOf(svc)));
+      Status s = nft_.Run(rules_.Full(all));
+      if (!s.ok()) {
+        spdlog::error("service proxy: programming table {}: {}", options_.rules.table,
+                      s.ToString());
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
+        continue;
+      }
+      applied_ = std::move(all);
+      full = false;
+      generation_.fetch_add(1);
+      continue;
+    }
+    proxy::ServicePorts next = applied_;
+    std::set<std::string> changed;
+    for (const auto& key : batch) {
+      const std::string prefix = key + ":";
+      for (auto it = next.lower_bound(prefix); it != next.end() && it->first.starts_with(prefix);) {
+        changed.insert(it->first);
+        it = next.erase(it);
+      }
+      for (auto& [name, port] : CurrentPorts(key)) {
+        changed.insert(name);
+        next[name] = std::move(port);
+      }
+    }
+    std::erase_if(changed, [&](const std::string& name) {
+      auto a = applied_.find(name), b = next.find(name);
+      return (a == applied_.end()) == (b == next.end()) &&
+             (a == applied_.end() || a->second == b->second);
+    });
+    if (changed.empty()) continue;
+    Status s = nft_.Run(rules_.Update(applied_, next, changed));
+    if (!s.ok()) {
+      spdlog::warn("service proxy: update refused ({}); rebuilding table {}", s.ToString(),
+                   options_.rules.table);
+      full = true;
+      std::lock_guard lock(mu_);
+      dirty_.insert(batch.begin(), batch.end());
+      continue;
+    }
+    applied_ = std::move(next);
+    generation_.fetch_add(1);
+  }
+}
+
+}  // namespace kiso::agent
