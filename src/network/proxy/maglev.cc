@@ -1,7 +1,6 @@
 #include "network/proxy/maglev.h"
 
 #include <algorithm>
-#include <array>
 
 namespace kiso::network::proxy {
 
@@ -25,12 +24,9 @@ uint64_t Fnv(const std::string& s, uint64_t basis) {
 }  // namespace
 
 uint32_t MaglevSize(size_t backends) {
-  static constexpr std::array<uint32_t, 10> kPrimes = {251,  509,   1021,  2039,  4093,
-                                                       8191, 16381, 32749, 65521, 131071};
-  for (uint32_t p : kPrimes) {
-    if (p >= 1000 * backends) return p;
-  }
-  return kPrimes.back();
+  if (backends <= 8) return 8191;
+  if (backends <= 32) return 32749;
+  return 131071;
 }
 
 std::vector<uint32_t> MaglevTable(const std::vector<std::string>& names) {

@@ -12,10 +12,12 @@
 
 namespace kiso::network::proxy {
 
-// The table size for n backends: a prime of at least 1000·n (up to 131071),
-// which keeps the share of keys that move when one of n backends goes within
-// 1/n + 1% (the first moves are its own; the rest are Maglev's disruption,
-// which shrinks as the table grows).
+// The table size for n backends: a prime of at least 1000·n, which keeps
+// the share of keys that move when one of n backends goes within 1/n + 1%
+// (the first 1/n are its own; the rest is Maglev's disruption, which shrinks
+// as the table grows). Sizes come in three steps (8191 up to 8 backends,
+// 32749 up to 32, then 131071), so that a backend going or coming changes
+// the size, and with it every key's slot, only where it crosses a step.
 uint32_t MaglevSize(size_t backends);
 
 // The table: for each of MaglevSize(names.size()) slots, the index of its
