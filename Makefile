@@ -16,7 +16,8 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   clang libclang-rt-14-dev python3-kubernetes python3-pytest python3-yaml \
   runc crun containernetworking-plugins iproute2 iptables busybox-static \
   golang-github-opencontainers-specs-dev python3-jsonschema docker-registry skopeo nginx \
-  qemu-system-x86 linux-image-amd64 zlib1g-dev libre2-dev libnftables-dev nftables
+  qemu-system-x86 linux-image-amd64 zlib1g-dev libre2-dev libnftables-dev nftables \
+  libldns-dev dnsutils
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node fuzz tsan lint format format-check clean
 

@@ -202,7 +202,10 @@ PodContext Agent::ContextOf(const json::value& pod, const PodState& s) const {
                     options_.internal_ip,
                     options_.node_name,
                     PodDir(s),
-                    options_.data_dir + "/seccomp"};
+                    options_.data_dir + "/seccomp",
+                    options_.cluster_dns,
+                    options_.cluster_domain,
+                    options_.resolv_conf};
 }
 
 std::string Agent::PodDir(const PodState& s) const {

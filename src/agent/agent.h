@@ -39,6 +39,11 @@ struct AgentOptions {
   std::string data_dir;   // pods/ (logs, volumes) live here.
   std::string internal_ip = "127.0.0.1";
   std::string pod_cidr = "10.42.0.0/24";
+  // The cluster DNS pods resolve with (empty: the node's resolvers) and its domain;
+  // the node's own resolver configuration (what dnsPolicy Default gives).
+  std::string cluster_dns = "10.43.0.10";
+  std::string cluster_domain = "cluster.local";
+  std::string resolv_conf = "/etc/resolv.conf";
   std::chrono::seconds heartbeat{10};
   std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at.
   std::chrono::seconds backoff_base{10};       // CrashLoopBackOff: 10 s doubling to 300 s.

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "api/object.h"
 #include "api/validation.h"
@@ -121,6 +122,90 @@ Result<std::vector<std::pair<std::string, std::string>>> ServiceEnv(client::Clie
 // The files the kubelet writes for a pod and mounts into its containers:
 // /etc/hosts (localhost, the pod's address and name, its hostAliases) and
 // /etc/hostname. Returns their paths, by container path.
+}  // namespace
+
+std::string ResolvConf(const PodContext& pod) {
+  const json::value& p = *pod.pod;
+  std::vector<std::string> nameservers, searches;
+  std::vector<std::pair<std::string, std::string>> options;  // name, value ("" for none)
+  auto option = [&](std::string name, std::string value) {
+    for (auto& o : options) {
+      if (o.first == name) {
+        o.second = std::move(value);
+        return;
+      }
+    }
+    options.emplace_back(std::move(name), std::move(value));
+  };
+  auto host = [&] {
+    std::ifstream in(pod.resolv_conf);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream words(line);
+      std::string key, word;
+      if (!(words >> key)) continue;
+      if (key == "nameserver" && words >> word) {
+        nameservers.push_back(word);
+      } else if (key == "search" || key == "domain") {
+        while (words >> word) searches.push_back(word);
+      } else if (key == "options") {
+        while (words >> word) {
+          size_t colon = word.find(':');
+          option(word.substr(0, colon), colon == std::string::npos ? "" : word.substr(colon + 1));
+        }
+      }
+    }
+  };
+  std::string policy(api::GetString(p, {"spec", "dnsPolicy"}));
+  if (policy.empty()) policy = "ClusterFirst";
+  const auto* host_network = api::Find(p, {"spec", "hostNetwork"});
+  const bool on_host = host_network && host_network->is_bool() && host_network->get_bool();
+  // ClusterFirst on the host's network is Default (the kubelet's rule), as it is without a cluster
+  // DNS.
+  if ((policy == "ClusterFirst" && on_host) ||
+      (policy.starts_with("ClusterFirst") && pod.cluster_dns.empty()))
+    policy = "Default";
+  if (policy == "ClusterFirst" || policy == "ClusterFirstWithHostNet") {
+    std::string ns(api::GetString(p, {"metadata", "namespace"}));
+    const std::string& d = pod.cluster_domain;
+    host();  // The host's search list follows the cluster's; its nameservers do not.
+    nameservers = {pod.cluster_dns};
+    searches.insert(searches.begin(), {ns + ".svc." + d, "svc." + d, d});
+    options.clear();
+    option("ndots", "5");
+  } else if (policy == "Default") {
+    host();
+  }
+  // dnsConfig adds to what the policy gave (None: all there is).
+  for (const auto& n : api::GetArray(p, {"spec", "dnsConfig", "nameservers"}))
+    if (n.is_string()) nameservers.emplace_back(n.get_string());
+  for (const auto& s : api::GetArray(p, {"spec", "dnsConfig", "searches"}))
+    if (s.is_string()) searches.emplace_back(s.get_string());
+  for (const auto& o : api::GetArray(p, {"spec", "dnsConfig", "options"})) {
+    std::string name(api::GetString(o, {"name"}));
+    if (!name.empty()) option(name, std::string(api::GetString(o, {"value"})));
+  }
+  // The resolver's limits, as the kubelet keeps them: 3 nameservers, 32 search domains.
+  if (nameservers.size() > 3) nameservers.resize(3);
+  std::vector<std::string> unique;
+  for (auto& s : searches) {
+    if (std::find(unique.begin(), unique.end(), s) == unique.end()) unique.push_back(s);
+  }
+  if (unique.size() > 32) unique.resize(32);
+  std::string out;
+  if (!unique.empty()) out += "search " + fmt::format("{}", fmt::join(unique, " ")) + "\n";
+  for (const auto& n : nameservers) out += "nameserver " + n + "\n";
+  if (!options.empty()) {
+    out += "options";
+    for (const auto& [name, value] : options)
+      out += " " + (value.empty() ? name : name + ":" + value);
+    out += "\n";
+  }
+  return out;
+}
+
+namespace {
+
 Result<std::vector<std::pair<std::string, std::string>>> WritePodFiles(const PodContext& pod) {
   const json::value& p = *pod.pod;
   std::string hostname(api::GetString(p, {"spec", "hostname"}));
@@ -138,8 +223,9 @@ Result<std::vector<std::pair<std::string, std::string>>> WritePodFiles(const Pod
     if (subdomain.empty()) {
       hosts += fmt::format("{}\t{}\n", pod.pod_ip, hostname);
     } else {
-      hosts += fmt::format("{}\t{}.{}.{}.svc.cluster.local\t{}\n", pod.pod_ip, hostname, subdomain,
-                           api::GetString(p, {"metadata", "namespace"}), hostname);
+      hosts +=
+          fmt::format("{}\t{}.{}.{}.svc.{}\t{}\n", pod.pod_ip, hostname, subdomain,
+                      api::GetString(p, {"metadata", "namespace"}), pod.cluster_domain, hostname);
     }
   }
   const auto& aliases = api::GetArray(p, {"spec", "hostAliases"});
@@ -152,9 +238,12 @@ Result<std::vector<std::pair<std::string, std::string>>> WritePodFiles(const Pod
     hosts += line + "\n";
   }
   std::vector<std::pair<std::string, std::string>> out = {
-      {"/etc/hosts", pod.pod_dir + "/etc-hosts"}, {"/etc/hostname", pod.pod_dir + "/etc-hostname"}};
+      {"/etc/hosts", pod.pod_dir + "/etc-hosts"},
+      {"/etc/hostname", pod.pod_dir + "/etc-hostname"},
+      {"/etc/resolv.conf", pod.pod_dir + "/resolv.conf"}};
   KISO_RETURN_IF_ERROR(WriteFileAtomic(out[0].second, hosts));
   KISO_RETURN_IF_ERROR(WriteFileAtomic(out[1].second, hostname + "\n"));
+  KISO_RETURN_IF_ERROR(WriteFileAtomic(out[2].second, ResolvConf(pod)));
   return out;
 }
 

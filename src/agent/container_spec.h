@@ -22,7 +22,16 @@ struct PodContext {
   std::string pod_dir;  // <data>/pods/<ns>_<name>_<uid>: volumes live under it.
   // Where Localhost seccomp profiles are (the kubelet's <root>/seccomp).
   std::string seccomp_dir;
+  // The cluster DNS (the kubelet's --cluster-dns, --cluster-domain) and the
+  // node's resolver configuration (--resolv-conf), for the pod's resolv.conf.
+  std::string cluster_dns;
+  std::string cluster_domain = "cluster.local";
+  std::string resolv_conf = "/etc/resolv.conf";
 };
+
+// The pod's /etc/resolv.conf, as the kubelet writes it for its dnsPolicy
+// (ClusterFirst, ClusterFirstWithHostNet, Default, None) and dnsConfig.
+std::string ResolvConf(const PodContext& pod);
 
 // Materialises the pod's volumes under pod_dir (emptyDir directories;
 // configMap, secret, downwardAPI and projected files, service account tokens

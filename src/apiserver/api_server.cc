@@ -151,6 +151,7 @@ Response Text(int status, std::string body) {
 
 struct ApiServer::Impl {
   ApiServerOptions options;
+  std::string advertise;  // Where pods reach the server.
   Credentials creds;
   Metrics metrics;
   std::unique_ptr<InstrumentedStore> store;
@@ -434,7 +435,7 @@ struct ApiServer::Impl {
             {"kind", "Service"},
             {"metadata", meta},
             {"spec", json::object{{"type", "ClusterIP"},
-                                  {"clusterIP", "10.43.0.1"},
+                                  {"clusterIP", ctx.service_cidr.Address(1)},
                                   {"sessionAffinity", "None"},
                                   {"ports", json::array{json::object{{"name", "https"},
                                                                      {"port", 443},
@@ -577,11 +578,14 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   (void)spdlog::default_logger_raw();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  KISO_ASSIGN_OR_RETURN(impl->ctx.service_cidr, Ipv4Cidr::Parse(options.service_cidr));
+  // The server's certificate also names the kubernetes Service's address.
+  const std::vector<std::string> service_address = {impl->ctx.service_cidr.Address(1)};
   KISO_ASSIGN_OR_RETURN(
       impl->creds,
       LoadOrCreateCredentials(options.data_dir,
                               options.address == "0.0.0.0" ? "127.0.0.1" : options.address,
-                              options.port, {}));
+                              options.port, service_address));
   impl->store = std::make_unique<InstrumentedStore>(store, &impl->metrics);
   WatchCache::Options cache_options;
   cache_options.history_events = options.watch_history_events;
@@ -637,11 +641,13 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   if (advertise.empty() && options.address != "0.0.0.0" && !options.address.starts_with("127."))
     advertise = options.address;
   if (advertise.empty()) advertise = PrimaryIpv4();
+  impl->advertise = advertise;
   KISO_RETURN_IF_ERROR(impl->SeedKubernetesService(advertise, impl->http->port()));
   if (options.port == 0) {
     // The kubeconfig must name the port actually bound.
-    KISO_ASSIGN_OR_RETURN(impl->creds, LoadOrCreateCredentials(options.data_dir, options.address,
-                                                               impl->http->port(), {}));
+    KISO_ASSIGN_OR_RETURN(
+        impl->creds, LoadOrCreateCredentials(options.data_dir, options.address, impl->http->port(),
+                                             service_address));
   }
   impl->compactor = std::thread([raw] { raw->CompactLoop(); });
   return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
@@ -679,5 +685,7 @@ void ApiServer::ServeNodeStreams(const std::string& node, NodeStreamHandler hand
 const std::string& ApiServer::kubeconfig_path() const { return impl_->creds.kubeconfig_path; }
 const std::string& ApiServer::admin_token() const { return impl_->creds.admin_token; }
 const std::string& ApiServer::ca_cert_pem() const { return impl_->creds.ca_cert_pem; }
+
+const std::string& ApiServer::advertise_address() const { return impl_->advertise; }
 
 }  // namespace kiso::apiserver

@@ -32,6 +32,9 @@ struct ApiServerOptions {
   // The issuer of ServiceAccount tokens (kube-apiserver's
   // --service-account-issuer; K3s' default), also the API's audience.
   std::string service_account_issuer = "https://kubernetes.default.svc.cluster.local";
+  // Where Services' cluster IPs come from (K3s' --service-cidr); the first
+  // address is the kubernetes Service's.
+  std::string service_cidr = "10.43.0.0/16";
 };
 
 class ApiServer {
@@ -55,6 +58,8 @@ class ApiServer {
   const std::string& admin_token() const;
   // The cluster CA's certificate (PEM): what clients verify the server with.
   const std::string& ca_cert_pem() const;
+  // Where pods reach this server (the kubernetes Service's endpoint address).
+  const std::string& advertise_address() const;
   // Stops accepting, ends watches, waits for in-flight requests. Idempotent.
   void Stop();
 

@@ -21,12 +21,11 @@ constexpr std::string_view kPortPrefix = "/kiso/nodeports/";
 constexpr int64_t kFirstNodePort = 30000;
 constexpr int64_t kLastNodePort = 32767;
 
-bool InRange(std::string_view ip) {
-  unsigned a, b, c, d;
-  char tail;
-  if (std::sscanf(std::string(ip).c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4)
-    return false;
-  return a == 10 && b == 43 && c < 256 && d < 256 && !(c == 0 && d == 0) && !(c == 255 && d == 255);
+// A cluster IP the range can hand out: not its network or broadcast address.
+bool InRange(const Ipv4Cidr& range, std::string_view ip) {
+  auto a = ParseIpv4(ip);
+  return a && range.Contains(*a) && *a != range.base &&
+         *a != range.base + static_cast<uint32_t>(range.Size() - 1);
 }
 
 bool PortInRange(int64_t port) { return port >= kFirstNodePort && port <= kLastNodePort; }
@@ -90,8 +89,8 @@ std::string OutOfRange(int64_t port) {
 
 }  // namespace
 
-api::ApiStatus AllocateServiceValues(const api::ResourceType& type, json::object& obj,
-                                     const json::object* old, Reservation* out) {
+api::ApiStatus AllocateServiceValues(const Ipv4Cidr& range, const api::ResourceType& type,
+                                     json::object& obj, const json::object* old, Reservation* out) {
   if (type.kind != "Service") return std::nullopt;
   const std::string name(api::GetString(obj, {"metadata", "name"}));
   const std::string owner =
@@ -100,7 +99,8 @@ api::ApiStatus AllocateServiceValues(const api::ResourceType& type, json::object
   const json::object& old_spec = old && old->contains("spec") && old->at("spec").is_object()
                                      ? old->at("spec").get_object()
                                      : no_spec;
-  const std::vector<std::string> held = old ? OwnedKeys(type, *old) : std::vector<std::string>{};
+  const std::vector<std::string> held =
+      old ? OwnedKeys(range, type, *old) : std::vector<std::string>{};
   auto is_held = [&](const std::string& key) {
     return std::find(held.begin(), held.end(), key) != held.end();
   };
@@ -127,22 +127,24 @@ api::ApiStatus AllocateServiceValues(const api::ResourceType& type, json::object
     spec["clusterIPs"] = json::array{"None"};
   } else {
     bool chosen = !ip.empty() && ip != api::GetString(old_spec, {"clusterIP"});
-    if (chosen && !InRange(ip)) {
+    if (chosen && !InRange(range, ip)) {
       causes.push_back({"FieldValueInvalid",
                         fmt::format("Invalid value: \"{}\": provided IP is not in the valid "
-                                    "range. The range of valid IPs is 10.43.0.0/16",
-                                    ip),
+                                    "range. The range of valid IPs is {}",
+                                    ip, range.ToString()),
                         "spec.clusterIPs"});
     } else {
       if (ip.empty()) {
-        uint32_t offset = 2 + Rng()() % 65532;  // .0.1 is the kubernetes Service's by convention.
-        ip = fmt::format("10.43.{}.{}", offset >> 8, offset & 0xff);
+        // Picked above the first 16 addresses, which Services kiso seeds name
+        // (the kubernetes Service's first, the cluster DNS's tenth).
+        uint64_t low = std::min<uint64_t>(16, range.Size() / 2);
+        ip = range.Address(low + Rng()() % (range.Size() - 1 - low));
       }
       spec["clusterIP"] = ip;
       spec["clusterIPs"] = json::array{json::string(ip)};
       if (!spec.contains("ipFamilies")) spec["ipFamilies"] = json::array{"IPv4"};
       if (!spec.contains("ipFamilyPolicy")) spec["ipFamilyPolicy"] = "SingleStack";
-      if (InRange(ip)) claim(std::string(kIpPrefix) + ip, Claim::kClusterIp, chosen);
+      if (InRange(range, ip)) claim(std::string(kIpPrefix) + ip, Claim::kClusterIp, chosen);
     }
   }
 
@@ -287,12 +289,13 @@ api::ApiStatus RecheckClaims(store::Store* store, const api::ResourceType& type,
   return std::nullopt;
 }
 
-std::vector<std::string> OwnedKeys(const api::ResourceType& type, const json::object& obj) {
+std::vector<std::string> OwnedKeys(const Ipv4Cidr& range, const api::ResourceType& type,
+                                   const json::object& obj) {
   std::vector<std::string> out;
   if (type.kind != "Service") return out;
   const json::value v(obj);
   std::string_view ip = api::GetString(v, {"spec", "clusterIP"});
-  if (InRange(ip)) out.push_back(std::string(kIpPrefix) + std::string(ip));
+  if (InRange(range, ip)) out.push_back(std::string(kIpPrefix) + std::string(ip));
   const auto* spec = api::Find(v, {"spec"});
   if (!spec || !spec->is_object()) return out;
   auto add = [&](int64_t port) {

@@ -1,5 +1,5 @@
-// What a Service holds besides itself: its cluster IP, from 10.43.0.0/16
-// (K3s' default service CIDR), and its node ports, from 30000-32767. Each is a
+// What a Service holds besides itself: its cluster IP, from the service range
+// (--service-cidr; K3s' default 10.43.0.0/16), and its node ports, from 30000-32767. Each is a
 // store key (/kiso/serviceips/<ip>, /kiso/nodeports/<port>) created in the
 // transaction that stores the Service and deleted in the one that deletes it
 // or changes it not to need the value any more, so two Services can never hold
@@ -12,6 +12,7 @@
 
 #include "api/errors.h"
 #include "api/resources.h"
+#include "common/cidr.h"
 #include "store/store.h"
 
 namespace kiso::apiserver {
@@ -40,8 +41,9 @@ struct Reservation {
 // keys `old` held that `obj` no longer needs as deletes. A no-op for other
 // kinds. 422 with upstream's message for a value out of its range, or a node
 // port where the type has none.
-api::ApiStatus AllocateServiceValues(const api::ResourceType& type, boost::json::object& obj,
-                                     const boost::json::object* old, Reservation* out);
+api::ApiStatus AllocateServiceValues(const Ipv4Cidr& range, const api::ResourceType& type,
+                                     boost::json::object& obj, const boost::json::object* old,
+                                     Reservation* out);
 
 // After a transaction with `r`'s claims failed: 422 when a value the manifest
 // named is held by another Service ("provided port is already allocated");
@@ -51,6 +53,7 @@ api::ApiStatus RecheckClaims(store::Store* store, const api::ResourceType& type,
                              boost::json::object& obj, const Reservation& r, bool* taken);
 
 // Store keys that belong to `obj` and are deleted with it.
-std::vector<std::string> OwnedKeys(const api::ResourceType& type, const boost::json::object& obj);
+std::vector<std::string> OwnedKeys(const Ipv4Cidr& range, const api::ResourceType& type,
+                                   const boost::json::object& obj);
 
 }  // namespace kiso::apiserver

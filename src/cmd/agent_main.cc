@@ -143,6 +143,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cni-bridge", agent_flags.node.cni_bridge, "Bridge the pods attach to")
       ->capture_default_str();
+  app.add_option("--cluster-dns", agent_flags.node.agent.cluster_dns,
+                 "The cluster DNS pods resolve with")
+      ->capture_default_str();
+  app.add_option("--cluster-domain", agent_flags.node.agent.cluster_domain,
+                 "The cluster's DNS domain")
+      ->capture_default_str();
+  app.add_option("--resolv-conf", agent_flags.node.agent.resolv_conf,
+                 "The node's resolvers (pods with dnsPolicy Default use them)")
+      ->capture_default_str();
   app.add_option("--cluster-cidr", agent_flags.node.cluster_cidr,
                  "Every node's pod addresses (pod traffic leaving it is masqueraded)")
       ->capture_default_str();

@@ -23,6 +23,7 @@
 #include "client/shared_informers.h"
 #include "cmd/process_setup.h"
 #include "common/base64.h"
+#include "common/cidr.h"
 #include "common/clock.h"
 #include "common/file.h"
 #include "controller/clusterrole_aggregation_controller.h"
@@ -39,6 +40,7 @@
 #include "controller/replicaset_controller.h"
 #include "controller/resource_quota_controller.h"
 #include "controller/service_account_controllers.h"
+#include "dns/cluster_dns.h"
 #include "image/image_service.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
@@ -52,6 +54,12 @@ struct ServerFlags {
   bool disable_agent = false;
   kiso::agent::NodeOptions node;
   std::string advertise_address;
+  std::string service_cidr = "10.43.0.0/16";
+  std::string cluster_dns;  // Empty: the tenth address of the service range.
+  std::string cluster_domain = "cluster.local";
+  std::string resolv_conf = "/etc/resolv.conf";
+  uint16_t dns_port = 10053;
+  bool disable_dns = false;
 };
 
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
@@ -80,6 +88,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   options.address = address;
   options.port = port;
   options.advertise_address = flags.advertise_address;
+  options.service_cidr = flags.service_cidr;
   options.data_dir = std::filesystem::absolute(data_dir).string();
   auto server = kiso::apiserver::ApiServer::Start(store->get(), options);
   if (!server.ok()) {
@@ -147,6 +156,32 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   csr_signing.Start();
   node_lifecycle.Start();
   (*scheduler)->Start();
+  // The cluster DNS, answering on this server's advertised address (and loopback).
+  auto service_range = kiso::Ipv4Cidr::Parse(flags.service_cidr);
+  std::string dns_ip = flags.cluster_dns.empty() && service_range.ok() ? service_range->Address(10)
+                                                                       : flags.cluster_dns;
+  std::unique_ptr<kiso::dns::ClusterDns> cluster_dns;
+  if (!flags.disable_dns) {
+    kiso::dns::ClusterDnsOptions d;
+    d.domain = flags.cluster_domain;
+    d.service_ip = dns_ip;
+    d.advertise_address = (*server)->advertise_address();
+    d.server.addresses = {d.advertise_address};
+    if (d.advertise_address != "127.0.0.1") d.server.addresses.push_back("127.0.0.1");
+    d.server.port = flags.dns_port;
+    d.server.upstreams = kiso::dns::DnsServer::UpstreamsOf(flags.resolv_conf);
+    auto started = kiso::dns::ClusterDns::Start(&client, &informers, d);
+    if (started.ok()) {
+      cluster_dns = std::move(*started);
+      spdlog::info("cluster DNS: {} (kube-system/kube-dns) on {}:{}, forwarding to {}", dns_ip,
+                   d.advertise_address, cluster_dns->port(), fmt::join(d.server.upstreams, ", "));
+    } else {
+      spdlog::error("cluster DNS not started: {}", started.status().ToString());
+    }
+  }
+  flags.node.agent.cluster_dns = cluster_dns ? dns_ip : "";
+  flags.node.agent.cluster_domain = flags.cluster_domain;
+  flags.node.agent.resolv_conf = flags.resolv_conf;
   // The node agent: this machine as a node, unless disabled or impossible here.
   kiso::client::Client agent_client(
       std::make_shared<kiso::client::InProcessTransport>(server->get()), "kiso-agent");
@@ -191,6 +226,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
       spdlog::warn("stopping {} took {} ms", part, took.count());
   };
   if (node) timed("the node agent", [&] { node->Stop(); });  // Containers keep running.
+  if (cluster_dns) timed("the cluster DNS", [&] { cluster_dns->Stop(); });
   timed("the API server", [&] { (*server)->Stop(); });
   timed("the scheduler", [&] { (*scheduler)->Stop(); });
   timed("the controllers", [&] {
@@ -469,6 +505,25 @@ int main(int argc, char** argv) {
   server->add_option("--https-port,--port", port, "HTTPS port of the Kubernetes API")
       ->capture_default_str();
   ServerFlags flags;
+  server
+      ->add_option("--service-cidr", flags.service_cidr,
+                   "Services' cluster IPs (the first is the kubernetes Service's, the tenth the "
+                   "cluster DNS's)")
+      ->capture_default_str();
+  server->add_option("--cluster-dns", flags.cluster_dns,
+                     "The cluster DNS Service's address (default: the tenth of the service range)");
+  server->add_option("--cluster-domain", flags.cluster_domain, "The cluster's DNS domain")
+      ->capture_default_str();
+  server
+      ->add_option("--resolv-conf", flags.resolv_conf,
+                   "Resolvers the cluster DNS forwards other names to, and pods with dnsPolicy "
+                   "Default use")
+      ->capture_default_str();
+  server
+      ->add_option("--dns-port", flags.dns_port,
+                   "Port the cluster DNS listens on (the kube-dns Service's target; 0 picks one)")
+      ->capture_default_str();
+  server->add_flag("--disable-dns", flags.disable_dns, "Do not run the cluster DNS");
   server->add_option("--advertise-address", flags.advertise_address,
                      "Address of the API server in the kubernetes Service's endpoints (default: "
                      "the listen address unless loopback or any, else the host's primary IPv4)");

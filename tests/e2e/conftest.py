@@ -61,9 +61,17 @@ class Server:
     def __init__(self, extra_args=(), agent=False, env=None, setup=None):
         """Without `agent`, the server runs no node agent (tests use hollow nodes). `env` is
         added to its environment; `setup(data_dir)` runs before it first starts."""
-        self.args = list(extra_args) + ([] if agent else ["--disable-agent"])
-        self.env = dict(env or {})
         self.dir = tempfile.mkdtemp(prefix="kiso-e2e-")
+        # The cluster DNS on a port of its own, forwarding nowhere: tests never send traffic
+        # beyond this machine (a test that needs an upstream passes its own --resolv-conf).
+        resolv = os.path.join(self.dir, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("# no upstream resolvers in tests\n")
+        defaults = ["--dns-port", "0"]
+        if "--resolv-conf" not in extra_args:
+            defaults += ["--resolv-conf", resolv]
+        self.args = defaults + list(extra_args) + ([] if agent else ["--disable-agent"])
+        self.env = dict(env or {})
         if setup:
             setup(self.dir)
         self.port = free_port()

@@ -21,6 +21,8 @@ from registry import LocalRegistry
 # Per run, so that two runs on one machine do not share a bridge or addresses.
 BRIDGE = f"kisoe2e{os.getpid() % 10000}"
 POD_CIDR = f"10.233.{os.getpid() % 250}.0/24"
+# Service addresses of its own too: the host reaches cluster IPs of every cluster on it.
+SERVICE_CIDR = f"10.{100 + os.getpid() % 100}.0.0/16"
 NODE = "kiso-e2e-node"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")
@@ -67,6 +69,7 @@ def node(registry, tmp_path_factory):
     endpoint: ["http://{registry.address}"]
 """)
     s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
+                "--service-cidr", SERVICE_CIDR,
                 "--registries", str(mirrors)], agent=True)
     k = Kubectl(s)
     try:
@@ -386,15 +389,16 @@ def test_services_are_in_the_environment(node):
     for name in ("linked", "unlinked"):
         wait_for(lambda: phase(k, name) == "Succeeded", what=f"{name} Succeeded")
     linked = set(k("logs", "linked").splitlines())
-    assert {"KUBERNETES_SERVICE_HOST=10.43.0.1", "KUBERNETES_SERVICE_PORT=443",
-            "KUBERNETES_SERVICE_PORT_HTTPS=443", "KUBERNETES_PORT=tcp://10.43.0.1:443",
-            "KUBERNETES_PORT_443_TCP_ADDR=10.43.0.1", f"WEB_DB_SERVICE_HOST={ip}",
+    api = SERVICE_CIDR.replace(".0/16", ".1")  # The first address of the range.
+    assert {f"KUBERNETES_SERVICE_HOST={api}", "KUBERNETES_SERVICE_PORT=443",
+            "KUBERNETES_SERVICE_PORT_HTTPS=443", f"KUBERNETES_PORT=tcp://{api}:443",
+            f"KUBERNETES_PORT_443_TCP_ADDR={api}", f"WEB_DB_SERVICE_HOST={ip}",
             "WEB_DB_SERVICE_PORT=mine", "WEB_DB_SERVICE_PORT_PG=5432",
             f"WEB_DB_PORT=tcp://{ip}:5432", f"WEB_DB_PORT_5432_TCP=tcp://{ip}:5432",
             "WEB_DB_PORT_5432_TCP_PROTO=tcp", "WEB_DB_PORT_5432_TCP_PORT=5432",
             f"WEB_DB_PORT_5432_TCP_ADDR={ip}"} <= linked, sorted(linked)
     unlinked = k("logs", "unlinked")
-    assert "KUBERNETES_SERVICE_HOST=10.43.0.1" in unlinked and "WEB_DB" not in unlinked, unlinked
+    assert f"KUBERNETES_SERVICE_HOST={api}" in unlinked and "WEB_DB" not in unlinked, unlinked
     k("delete", "pod", "linked", "unlinked")
     k("delete", "service", "web-db")
 

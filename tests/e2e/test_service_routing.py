@@ -15,7 +15,8 @@ import time
 import pytest
 
 from conftest import wait_for
-from test_node import BRIDGE, apply, node, phase, pod, registry, simple_pod  # noqa: F401
+from test_node import (BRIDGE, SERVICE_CIDR, apply, node, phase, pod, registry,  # noqa: F401
+                       simple_pod)
 
 TABLE = f"kiso-{BRIDGE}"
 WEB = """
@@ -203,6 +204,69 @@ def test_pod_uses_its_service_account_token_through_the_kubernetes_service(node,
     assert get("/api/v1/namespaces/kube-system/pods", token)[0] == 403
     assert get("/api/v1/namespaces/default/pods", "not-a-token")[0] == 401
     k("delete", "pod", "in-cluster")
+
+
+def dns_ip():
+    return SERVICE_CIDR.replace(".0/16", ".10")  # The tenth address of the range.
+
+
+def dig(*args):
+    """dig from the host against the cluster DNS Service."""
+    return subprocess.run(["dig", f"@{dns_ip()}", "+tries=1", "+time=3", *args],
+                          capture_output=True, text=True, timeout=20).stdout
+
+
+def test_pods_resolve_services_by_name(node, client):
+    s, k = node
+    svc = web(k, "web")
+    names = set(k("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}").split())
+    conf = exec_out(k, client, "cat", "/etc/resolv.conf")
+    assert conf.splitlines()[0] == "search default.svc.cluster.local svc.cluster.local cluster.local"
+    assert f"nameserver {dns_ip()}" in conf and "options ndots:5" in conf, conf
+    for url in ("http://web/", "http://web.default/", "http://web.default.svc.cluster.local/"):
+        assert exec_out(k, client, "wget", "-q", "-O", "-", url).strip() in names, url
+    assert svc["spec"]["clusterIP"] in exec_out(k, client, "nslookup", "web.default.svc.cluster.local")
+
+
+def test_dig_from_the_host_srv_ptr_nxdomain_nodata_tcp(node):
+    s, k = node
+    ip = web(k, "web")["spec"]["clusterIP"]
+    name = "web.default.svc.cluster.local."
+    assert dig("+short", "A", name).split() == [ip]
+    assert dig("+short", "+tcp", "A", name).split() == [ip]
+    assert dig("+short", "SRV", "_http._tcp." + name).strip() == f"0 100 80 {name}"
+    assert dig("+short", "-x", ip).strip() == name
+    nx = dig("A", "nope.default.svc.cluster.local.")
+    assert "status: NXDOMAIN" in nx and "ANSWER: 0" in nx and "SOA" in nx, nx
+    nodata = dig("AAAA", name)
+    assert "status: NOERROR" in nodata and "ANSWER: 0" in nodata, nodata
+    assert dig("+noall", "+answer", "A", name).split()[1] == "5"  # TTL 5 s.
+    k("create", "service", "externalname", "ext", "--external-name=example.org")
+    wait_for(lambda: dig("+short", "CNAME", "ext.default.svc.cluster.local.").strip() == "example.org.",
+             10, "the ExternalName's CNAME")
+    k("delete", "service", "ext")
+
+
+def test_headless_names_with_hostname_and_subdomain(node, client):
+    s, k = node
+    apply(k, simple_pod("h1", ["sh", "-c", "mkdir -p /tmp/w && hostname > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w"],
+                        restart="Always")
+          .replace("metadata: {name: h1}", "metadata: {name: h1, labels: {app: sub}}")
+          .replace("spec:\n", "spec:\n  hostname: h1\n  subdomain: sub\n", 1))
+    k("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "sub"},
+        "spec": {"clusterIP": "None", "selector": {"app": "sub"},
+                 "ports": [{"name": "http", "port": 8080}]}}))
+    wait_for(lambda: phase(k, "h1") == "Running", what="h1 Running")
+    pod_ip = pod(k, "h1")["status"]["podIP"]
+    wait_for(lambda: dig("+short", "sub.default.svc.cluster.local.").split() == [pod_ip], 20,
+             "the headless Service's address")
+    assert dig("+short", "h1.sub.default.svc.cluster.local.").split() == [pod_ip]
+    assert dig("+short", "SRV", "_http._tcp.sub.default.svc.cluster.local.").strip() == \
+        "0 100 8080 h1.sub.default.svc.cluster.local."
+    assert exec_out(k, client, "wget", "-q", "-O", "-", "http://h1.sub:8080/").strip() == "h1"
+    k("delete", "pod", "h1", "--wait=false")
+    k("delete", "service", "sub")
 
 
 def nft_table():

@@ -274,7 +274,7 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
     // The names and address pods reach it by: the kubernetes Service's.
     std::string san =
         "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-        "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:::1,IP:10.43.0.1";
+        "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:::1";
     if (hostname[0]) san += fmt::format(",DNS:{}", hostname);
     for (const auto& addr : HostAddresses()) {
       if (addr != "127.0.0.1" && addr != "::1") san += ",IP:" + addr;

@@ -11,6 +11,7 @@
 #include "api/resources.h"
 #include "apiserver/http/http.h"
 #include "apiserver/watch_cache.h"
+#include "common/cidr.h"
 #include "store/store.h"
 
 namespace kiso::apiserver {
@@ -32,6 +33,7 @@ struct Context {
   const Rbac* rbac = nullptr;
   const TokenSigner* signer = nullptr;
   const Admission* admission = nullptr;  // Null: no admission beyond validation.
+  Ipv4Cidr service_cidr = *Ipv4Cidr::Parse("10.43.0.0/16");  // Services' cluster IPs.
 };
 
 // What the URL names: /api/v1/namespaces/ns/pods/name/status → pods, ns, name, status.

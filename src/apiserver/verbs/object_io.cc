@@ -449,7 +449,8 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
   }
   if (DryRun(req)) {
     Reservation shown;  // What a real create would take, taken by nothing.
-    if (auto err = AllocateServiceValues(*t.type, obj, nullptr, &shown)) return *err;
+    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, nullptr, &shown))
+      return *err;
     if (auto err = ChargeQuotas(ctx, target, obj, nullptr, nullptr)) return *err;
     return json::value(std::move(obj));
   }
@@ -457,7 +458,8 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
   for (int attempt = 0;; ++attempt) {
     std::string key = t.type->StoreKey(t.ns, target.name);
     Reservation reservation;
-    if (auto err = AllocateServiceValues(*t.type, obj, nullptr, &reservation)) return *err;
+    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, nullptr, &reservation))
+      return *err;
     if (auto err = ChargeQuotas(ctx, target, obj, nullptr, &reservation)) return *err;
     store::TxnRequest txn;
     txn.compares.push_back(store::Compare::Missing(key));
@@ -499,7 +501,7 @@ api::ApiOr<store::Revision> RemoveObject(const Context& ctx, const Target& t,
   store::TxnRequest txn;
   txn.compares.push_back(store::Compare::ModRevisionIs(kv.key, kv.mod_revision));
   txn.success.push_back(store::TxnOp::Delete(store::KeyRange::Single(kv.key)));
-  for (auto& key : OwnedKeys(*t.type, obj)) {
+  for (auto& key : OwnedKeys(ctx.service_cidr, *t.type, obj)) {
     txn.success.push_back(store::TxnOp::Delete(store::KeyRange::Single(key)));
   }
   auto res = ctx.store->Txn(txn);
@@ -661,7 +663,8 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     if (SameIgnoringVersion(obj, old)) return std::move(*current);
     if (DryRun(req)) {
       Reservation shown;
-      if (auto err = AllocateServiceValues(*t.type, obj, &old, &shown)) return *err;
+      if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &shown))
+        return *err;
       if (auto err = ChargeQuotas(ctx, t, obj, &old, nullptr)) return *err;
       return json::value(std::move(obj));
     }
@@ -676,7 +679,8 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       return removed.error();
     }
     Reservation charge;
-    if (auto err = AllocateServiceValues(*t.type, obj, &old, &charge)) return *err;
+    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &charge))
+      return *err;
     auto encoded = EncodeForStore(obj);
     if (!encoded.ok()) return encoded.error();
     if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return *err;

@@ -1,0 +1,79 @@
+// DnsServer: the cluster DNS (CoreDNS' role), on UDP and TCP. Queries are
+// decoded and answers encoded with Debian's ldns; names in the cluster zone
+// are answered from a ClusterZone (authoritative, TTL 5 s, SOA in the
+// authority section of NXDOMAIN and NODATA answers), everything else is
+// forwarded to the upstream resolvers (the node's /etc/resolv.conf) and the
+// answers cached for their TTL. EDNS0: the client's UDP size is honoured (at
+// least 512 bytes) and echoed; an answer that does not fit is truncated (TC)
+// so that the client asks again over TCP. Answers are cached in wire form per
+// question, so a repeated query costs one decode and a copy.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "dns/zone.h"
+
+namespace kiso::dns {
+
+struct DnsServerOptions {
+  std::vector<std::string> addresses = {"127.0.0.1"};  // Each gets UDP and TCP.
+  uint16_t port = 0;                                   // 0: one picked for all.
+  std::vector<std::string> upstreams;  // "ip" or "ip:port"; none: other names are SERVFAIL.
+  int udp_workers = 2;                 // Sockets (SO_REUSEPORT) and threads per address.
+  uint32_t ttl = 5;
+  size_t cache_entries = 10000;
+  int max_tcp_connections = 64;
+};
+
+class DnsServer {
+ public:
+  static Result<std::unique_ptr<DnsServer>> Start(const ClusterZone* zone,
+                                                  DnsServerOptions options);
+  ~DnsServer();
+  DnsServer(const DnsServer&) = delete;
+  DnsServer& operator=(const DnsServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  void Stop();
+  // The answer to one query in wire form ("" when it deserves none); what
+  // the sockets' threads run.
+  std::string Answer(std::string_view query, bool tcp);
+
+  // The nameservers of a resolv.conf file ("ip" or "ip:port" for each).
+  static std::vector<std::string> UpstreamsOf(const std::string& resolv_conf);
+
+ private:
+  DnsServer(const ClusterZone* zone, DnsServerOptions options);
+  void ServeUdp(int fd);
+  void ServeTcp(int fd);
+  void ServeTcpConnection(int fd);
+  std::string Forward(std::string_view query, bool tcp);
+
+  const ClusterZone* zone_;
+  DnsServerOptions options_;
+  uint16_t port_ = 0;
+  int stop_fd_ = -1;  // An eventfd: readable once Stop() is called.
+  std::vector<int> fds_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> tcp_connections_{0};
+  std::mutex tcp_mu_;
+  std::vector<std::thread> tcp_threads_;  // guarded by tcp_mu_
+
+  struct Cached {
+    std::string wire;
+    uint64_t generation = 0;  // The zone's, for its own answers.
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex cache_mu_;
+  std::map<std::string, Cached> cache_;  // guarded by cache_mu_
+};
+
+}  // namespace kiso::dns
