@@ -11,6 +11,7 @@
 #include "agent/prober.h"
 #include "api/object.h"
 #include "common/fault.h"
+#include "common/host_addresses.h"
 
 namespace kiso::agent {
 
@@ -43,6 +44,7 @@ Agent::Agent(client::Client* client, AgentOptions options, runtime::RuntimeServi
     gethostname(host, sizeof host - 1);
     options_.node_name = host;
   }
+  if (options_.internal_ip.empty()) options_.internal_ip = PrimaryIpv4();
   pods_ = std::make_unique<client::Informer>(
       client_, &Pods(),
       [this](const json::value*, const json::value& obj, bool deleted) { OnPod(obj, deleted); });

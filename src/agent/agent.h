@@ -37,7 +37,8 @@ namespace kiso::agent {
 struct AgentOptions {
   std::string node_name;  // Default: the host name.
   std::string data_dir;   // pods/ (logs, volumes) live here.
-  std::string internal_ip = "127.0.0.1";
+  std::string
+      internal_ip;  // The Node's InternalIP (--node-ip); default: the host's primary address.
   std::string pod_cidr = "10.42.0.0/24";
   // The cluster DNS pods resolve with (empty: the node's resolvers) and its domain;
   // the node's own resolver configuration (what dnsPolicy Default gives).

@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
   app.add_option("--kubeconfig", agent_flags.kubeconfig, "Instead of --server/--token/--ca-file");
   app.add_option("--data-dir", agent_flags.data_dir, "State directory")->capture_default_str();
   app.add_option("--node-name", agent_flags.node.agent.node_name, "Node name (default: host name)");
+  app.add_option("--node-ip", agent_flags.node.agent.internal_ip,
+                 "The node's InternalIP (default: the host's primary address)");
   app.add_option("--pod-cidr", agent_flags.node.agent.pod_cidr, "This node's pod addresses")
       ->capture_default_str();
   app.add_option("--cni-bridge", agent_flags.node.cni_bridge, "Bridge the pods attach to")

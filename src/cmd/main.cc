@@ -40,6 +40,7 @@
 #include "controller/replicaset_controller.h"
 #include "controller/resource_quota_controller.h"
 #include "controller/service_account_controllers.h"
+#include "controller/service_lb_controller.h"
 #include "dns/cluster_dns.h"
 #include "image/image_service.h"
 #include "scheduler/scheduler.h"
@@ -117,6 +118,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
+  kiso::controller::ServiceLbController service_lb(&client, &informers);
   kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
@@ -147,6 +149,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   jobs.Start();
   endpoints.Start();
   endpoint_slices.Start();
+  service_lb.Start();
   service_accounts.Start();
   root_ca.Start();
   aggregation.Start();
@@ -234,6 +237,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     aggregation.Stop();
     root_ca.Stop();
     service_accounts.Stop();
+    service_lb.Stop();
     endpoint_slices.Stop();
     endpoints.Stop();
     jobs.Stop();
@@ -548,6 +552,8 @@ int main(int argc, char** argv) {
   server->add_flag("--disable-agent", flags.disable_agent,
                    "Do not run the node agent (this machine is then not a node)");
   server->add_option("--node-name", flags.node.agent.node_name, "Node name (default: host name)");
+  server->add_option("--node-ip", flags.node.agent.internal_ip,
+                     "The node's InternalIP (default: the host's primary address)");
   server->add_option("--pod-cidr", flags.node.agent.pod_cidr, "This node's pod addresses")
       ->capture_default_str();
   server->add_option("--cni-bridge", flags.node.cni_bridge, "Bridge the pods attach to")

@@ -206,6 +206,34 @@ def test_pod_uses_its_service_account_token_through_the_kubernetes_service(node,
     k("delete", "pod", "in-cluster")
 
 
+def test_load_balancer_answers_on_the_node_address(node):
+    """ServiceLB's role: the Service's ingress lists the Ready nodes' InternalIPs (the host's
+    primary address unless --node-ip says otherwise), and its port answers there."""
+    s, k = node
+    address = host_address()
+    internal = [a["address"] for a in json.loads(k("get", "node", "kiso-e2e-node", "-o", "json"))
+                ["status"]["addresses"] if a["type"] == "InternalIP"]
+    assert internal == [address]
+    web(k, "front", replicas=1, port=18080, type_="LoadBalancer")
+    ingress = wait_for(lambda: json.loads(k("get", "service", "front", "-o", "json"))["status"]
+                       .get("loadBalancer", {}).get("ingress"), 20, "the load balancer's ingress")
+    assert ingress == [{"ip": address, "ipMode": "VIP"}]
+    name = k("get", "pods", "-l", "app=front", "-o", "jsonpath={.items[0].metadata.name}")
+    assert wait_for(lambda: try_fetch(f"http://{address}:18080/"), 20, "the port on the node") == name
+    # No longer a LoadBalancer: the ingress goes, and so does the port.
+    k("patch", "service", "front", "-p", '{"spec":{"type":"ClusterIP"}}')
+    wait_for(lambda: not json.loads(k("get", "service", "front", "-o", "json"))["status"]
+             .get("loadBalancer", {}).get("ingress"), 20, "the ingress cleared")
+    k("delete", "deployment,service", "front")
+
+
+def try_fetch(url):
+    try:
+        return fetch(url, timeout=2)
+    except OSError:
+        return None
+
+
 def dns_ip():
     return SERVICE_CIDR.replace(".0/16", ".10")  # The tenth address of the range.
 

@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""make bench-net: the cluster DNS and the service data plane (issue 13), with peers in the same run.
+
+  dns_*        dnsperf (Debian) against kiso's cluster DNS and against unbound (Debian) serving the
+               same names as local data, both on 127.0.0.1, alternated three times: queries per
+               second and p99 latency (from dnsperf -v's per-query times); medians printed.
+  program_*    Service data plane programming latency: a Service's first endpoint written
+               (Endpoints through the API, mirrored to an EndpointSlice) → its cluster IP in the
+               kernel's service-ips map (polled with `nft get element`), p50/p99 at 100, 1,000 and
+               10,000 Services, and the 10,000 / 100 ratio of p50s (goal ≤ 2×).
+  rss_*        kiso server's resident memory (its DNS zone, data plane state and caches) at each
+               scale.
+
+Needs root (the node agent programs nftables). Prints `name=value unit` lines. Everything it
+starts it stops, and `kiso node reset` removes the node's table, also when it fails."""
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KISO = os.environ.get("KISO_BIN", os.path.join(HERE, "..", "build", "src", "cmd", "kiso"))
+BRIDGE = f"kisobn{os.getpid() % 10000}"
+TABLE = f"kiso-{BRIDGE}"
+SERVICE_CIDR = "10.199.0.0/16"
+SCALES = [int(n) for n in os.environ.get("NET_BENCH_SCALES", "100,1000,10000").split(",")]
+SAMPLES = int(os.environ.get("NET_BENCH_SAMPLES", "40"))
+DNS_SECONDS = int(os.environ.get("NET_BENCH_DNS_SECONDS", "8"))
+
+
+def out(name, value, unit):
+    print(f"{name}={value} {unit}", flush=True)
+
+
+class Api:
+    """Plain HTTPS with the admin token and keep-alive per thread (no client library overhead)."""
+
+    def __init__(self, port, token):
+        self.base = f"https://127.0.0.1:{port}"
+        self.token = token
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+
+    def call(self, method, path, body=None):
+        req = urllib.request.Request(self.base + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
+            return json.loads(r.read())
+
+
+def service(i):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"},
+            "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}}
+
+
+def endpoints(i, ip):
+    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": f"s{i}"},
+            "subsets": [{"addresses": [{"ip": ip}],
+                         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def in_kernel(ip):
+    return subprocess.run(["nft", "get", "element", "ip", TABLE, "service-ips",
+                           f"{{ {ip} . tcp . 80 }}"], capture_output=True).returncode == 0
+
+
+def dnsperf(port, queries, seconds):
+    """QPS and p99 latency (ms) of one dnsperf run."""
+    p = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries,
+                        "-l", str(seconds), "-c", "8", "-T", "2", "-q", "256", "-v"],
+                       capture_output=True, text=True)
+    qps, latencies = 0.0, []
+    for line in p.stdout.splitlines():
+        if line.startswith("> "):
+            try:
+                latencies.append(float(line.split()[-1]))
+            except ValueError:
+                pass
+        elif "Queries per second:" in line:
+            qps = float(line.split(":")[1])
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    return qps, p99
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench-net needs root (the node agent programs nftables)")
+    leak = subprocess.run([os.path.join(HERE, "..", "tests", "leak_check")])
+    if leak.returncode != 0:
+        sys.exit("bench-net: the machine is not clean (see above); run `kiso node reset`")
+    work = tempfile.mkdtemp(prefix="kiso-bench-net-")
+    procs = []
+    try:
+        run(work, procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        subprocess.run([KISO, "node", "reset", "--data-dir", os.path.join(work, "kiso")],
+                       capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work, procs):
+    data = os.path.join(work, "kiso")
+    os.makedirs(data)
+    resolv = os.path.join(work, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("# no upstream\n")
+    log = open(os.path.join(work, "kiso.log"), "wb")
+    server = subprocess.Popen([KISO, "server", "--data-dir", data, "--https-port", "0",
+                               "--node-name", "bench-net", "--cni-bridge", BRIDGE,
+                               "--pod-cidr", "10.198.0.0/24", "--service-cidr", SERVICE_CIDR,
+                               "--dns-port", "0", "--resolv-conf", resolv],
+                              stdout=log, stderr=subprocess.STDOUT)
+    procs.append(server)
+    kubeconfig = os.path.join(data, "kubeconfig.yaml")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(kubeconfig) and time.monotonic() < deadline:
+        time.sleep(0.05)  # Polling with a deadline: the server is starting.
+    with open(kubeconfig) as f:
+        port = int(f.read().split("server: https://127.0.0.1:")[1].split()[0])
+    with open(os.path.join(data, "tls", "admin.token")) as f:
+        api = Api(port, f.read().strip())
+    ns = "/api/v1/namespaces/default"
+
+    def wait_table():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if subprocess.run(["nft", "list", "table", "ip", TABLE], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the node's table never appeared")
+    wait_table()
+
+    created = 0
+    cold = []  # Services without endpoints yet, for the latency samples.
+    pool = concurrent.futures.ThreadPoolExecutor(8)
+    addresses = {}
+    program_p50 = {}
+    for scale in SCALES:
+        # Grow to `scale` Services with one endpoint each, plus SAMPLES cold ones.
+        def make(i, with_endpoints):
+            svc = api.call("POST", ns + "/services", service(i))
+            addresses[i] = svc["spec"]["clusterIP"]
+            if with_endpoints:
+                api.call("POST", ns + "/endpoints", endpoints(i, f"10.198.{i % 250}.{i // 250 % 250 + 1}"))
+        list(pool.map(lambda i: make(i, True), range(created, scale)))
+        created = scale
+        base = 1_000_000 + scale * 10
+        cold = list(range(base, base + SAMPLES))
+        list(pool.map(lambda i: make(i, False), cold))
+        # Let the data plane catch up with the bulk load before measuring.
+        last = scale - 1
+        deadline = time.monotonic() + 300
+        while not in_kernel(addresses[last]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        samples = []
+        for i in cold:
+            start = time.monotonic()
+            api.call("POST", ns + "/endpoints", endpoints(i, "10.198.0.9"))
+            while not in_kernel(addresses[i]):
+                if time.monotonic() - start > 30:
+                    raise RuntimeError(f"service s{i} never programmed")
+            samples.append((time.monotonic() - start) * 1000)
+        samples.sort()
+        program_p50[scale] = statistics.median(samples)
+        out(f"program_p50_{scale}", f"{program_p50[scale]:.1f}", "ms")
+        out(f"program_p99_{scale}", f"{samples[int(len(samples) * 0.99)]:.1f}", "ms")
+        out(f"rss_server_{scale}", rss_kib(server.pid) // 1024, "MiB")
+    if 100 in program_p50 and 10000 in program_p50:
+        out("program_p50_10000_over_100", f"{program_p50[10000] / program_p50[100]:.2f}", "x")
+
+    # DNS: the same names from kiso and from unbound.
+    ep = api.call("GET", "/api/v1/namespaces/kube-system/endpoints/kube-dns")
+    dns_port = ep["subsets"][0]["ports"][0]["port"]
+    names = [f"s{i}.default.svc.cluster.local" for i in range(min(created, 1000))]
+    queries = os.path.join(work, "queries.txt")
+    with open(queries, "w") as f:
+        for n in names:
+            f.write(f"{n} A\n")
+    unbound_port = free_udp_port()
+    conf = os.path.join(work, "unbound.conf")
+    with open(conf, "w") as f:
+        f.write(f"""server:
+  interface: 127.0.0.1
+  port: {unbound_port}
+  num-threads: 2
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "{work}"
+  pidfile: "{work}/unbound.pid"
+  use-syslog: no
+  logfile: "{work}/unbound.log"
+  access-control: 127.0.0.0/8 allow
+  do-ip6: no
+  local-zone: "cluster.local." static
+""")
+        for i, n in enumerate(names):
+            f.write(f'  local-data: "{n}. 5 IN A {addresses[i]}"\n')
+    unbound = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    procs.append(unbound)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        probe = subprocess.run(["dig", "@127.0.0.1", "-p", str(unbound_port), "+short", "+time=1",
+                                "+tries=1", names[0]], capture_output=True, text=True)
+        if probe.stdout.strip():
+            break
+    results = {"kiso": [], "unbound": []}
+    for _ in range(3):
+        for who, p in (("kiso", dns_port), ("unbound", unbound_port)):
+            results[who].append(dnsperf(p, queries, DNS_SECONDS))
+    for who, runs in results.items():
+        out(f"dns_qps_{who}", f"{statistics.median(r[0] for r in runs):.0f}", "queries/s")
+        out(f"dns_p99_{who}", f"{statistics.median(r[1] for r in runs):.3f}", "ms")
+    kiso_qps = statistics.median(r[0] for r in results["kiso"])
+    unbound_qps = statistics.median(r[0] for r in results["unbound"])
+    out("dns_qps_kiso_over_unbound", f"{kiso_qps / unbound_qps:.2f}", "x")
+
+
+def free_udp_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()
