@@ -133,19 +133,22 @@ def run(work, procs):
     with open(resolv, "w") as f:
         f.write("# no upstream\n")
     log = open(os.path.join(work, "kiso.log"), "wb")
-    server = subprocess.Popen([KISO, "server", "--data-dir", data, "--https-port", "0",
+    port = free_port("tcp")
+    server = subprocess.Popen([KISO, "server", "--data-dir", data, "--https-port", str(port),
                                "--node-name", "bench-net", "--cni-bridge", BRIDGE,
                                "--pod-cidr", "10.198.0.0/24", "--service-cidr", SERVICE_CIDR,
                                "--dns-port", "0", "--resolv-conf", resolv],
                               stdout=log, stderr=subprocess.STDOUT)
     procs.append(server)
-    kubeconfig = os.path.join(data, "kubeconfig.yaml")
+    token = os.path.join(data, "tls", "admin.token")
     deadline = time.monotonic() + 30
-    while not os.path.exists(kubeconfig) and time.monotonic() < deadline:
-        time.sleep(0.05)  # Polling with a deadline: the server is starting.
-    with open(kubeconfig) as f:
-        port = int(f.read().split("server: https://127.0.0.1:")[1].split()[0])
-    with open(os.path.join(data, "tls", "admin.token")) as f:
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=insecure(), timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)  # Polling with a deadline: the server is starting.
+    with open(token) as f:
         api = Api(port, f.read().strip())
     ns = "/api/v1/namespaces/default"
 
@@ -204,7 +207,7 @@ def run(work, procs):
     with open(queries, "w") as f:
         for n in names:
             f.write(f"{n} A\n")
-    unbound_port = free_udp_port()
+    unbound_port = free_port()
     conf = os.path.join(work, "unbound.conf")
     with open(conf, "w") as f:
         f.write(f"""server:
@@ -245,11 +248,18 @@ def run(work, procs):
     out("dns_qps_kiso_over_unbound", f"{kiso_qps / unbound_qps:.2f}", "x")
 
 
-def free_udp_port():
+def free_port(kind="udp"):
     import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def insecure():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 if __name__ == "__main__":

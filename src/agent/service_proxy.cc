@@ -282,26 +282,25 @@ void ServiceProxy::Run() {
       generation_.fetch_add(1);
       continue;
     }
-    proxy::ServicePorts next = applied_;
-    std::set<std::string> changed;
+    // Only the changed Services' ports, before and after: work in proportion to the change.
+    proxy::ServicePorts before, after;
     for (const auto& key : batch) {
       const std::string prefix = key + ":";
-      for (auto it = next.lower_bound(prefix); it != next.end() && it->first.starts_with(prefix);) {
-        changed.insert(it->first);
-        it = next.erase(it);
-      }
-      for (auto& [name, port] : CurrentPorts(key)) {
-        changed.insert(name);
-        next[name] = std::move(port);
-      }
+      for (auto it = applied_.lower_bound(prefix);
+           it != applied_.end() && it->first.starts_with(prefix); ++it)
+        before.insert(*it);
+      after.merge(CurrentPorts(key));
     }
-    std::erase_if(changed, [&](const std::string& name) {
-      auto a = applied_.find(name), b = next.find(name);
-      return (a == applied_.end()) == (b == next.end()) &&
-             (a == applied_.end() || a->second == b->second);
-    });
+    std::set<std::string> changed;
+    for (const auto& [name, port] : before) {
+      auto it = after.find(name);
+      if (it == after.end() || !(it->second == port)) changed.insert(name);
+    }
+    for (const auto& [name, port] : after) {
+      if (!before.count(name)) changed.insert(name);
+    }
     if (changed.empty()) continue;
-    Status s = nft_.Run(rules_.Update(applied_, next, changed));
+    Status s = nft_.Run(rules_.Update(before, after, changed));
     if (!s.ok()) {
       spdlog::warn("service proxy: update refused ({}); rebuilding table {}", s.ToString(),
                    options_.rules.table);
@@ -310,7 +309,13 @@ void ServiceProxy::Run() {
       dirty_.insert(batch.begin(), batch.end());
       continue;
     }
-    applied_ = std::move(next);
+    for (const auto& name : changed) {
+      if (auto it = after.find(name); it != after.end()) {
+        applied_[name] = std::move(it->second);
+      } else {
+        applied_.erase(name);
+      }
+    }
     generation_.fetch_add(1);
   }
 }

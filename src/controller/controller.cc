@@ -36,6 +36,22 @@ client::Informer* Controller::Watch(const api::ResourceType& type,
   return informer;
 }
 
+Status Controller::UpdateFresh(const api::ResourceType& type, boost::json::value obj,
+                               const std::function<void(boost::json::value&)>& apply) {
+  std::string ns(api::GetString(obj, {"metadata", "namespace"}));
+  std::string name(api::GetString(obj, {"metadata", "name"}));
+  apply(obj);
+  auto res = client_->Update(type, ns, obj);
+  if (!res.ok() && res.status().code() == Code::kConflict) {
+    auto fresh = client_->Get(type, ns, name);
+    if (!fresh.ok())
+      return fresh.status().code() == Code::kNotFound ? Status::Ok() : fresh.status();
+    apply(*fresh);
+    res = client_->Update(type, ns, *fresh);
+  }
+  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+}
+
 void Controller::Start() {
   if (shared_) shared_->Start();
   for (auto& i : owned_) i->Start();

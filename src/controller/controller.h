@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,12 @@ class Controller {
     queue_.AddAfter(key, delay);
   }
   client::Client* client() const { return client_; }
+  // Updates `obj` (as the cache had it) after `apply` changed it; when the
+  // cache was behind (409), applies `apply` to the object as the API has it
+  // now and updates that, once. A controller's own writes racing its cache
+  // then cost one read rather than a back-off. NotFound is not an error.
+  Status UpdateFresh(const api::ResourceType& type, boost::json::value obj,
+                     const std::function<void(boost::json::value&)>& apply);
   const std::string& name() const { return name_; }
 
  public:

@@ -550,7 +550,7 @@ TEST_F(ControllersTest, EndpointSlicesCarryConditionsWeightsAndMirrors) {
     auto ep = client_->Get(R("", "endpoints"), "default", "web");
     return ep.ok() && json::serialize(*ep).find("10.42.0.7") == std::string::npos &&
            json::serialize(*ep).find("10.42.0.6") != std::string::npos;
-  }));
+  })) << json::serialize(*client_->Get(R("", "endpoints"), "default", "web"));
   ASSERT_TRUE(client_
                   ->Patch(R("", "pods"), "default", "c", client::PatchType::kMerge,
                           json::parse(R"({"metadata":{"finalizers":null}})"))

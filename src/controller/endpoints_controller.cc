@@ -30,7 +30,10 @@ EndpointsController::EndpointsController(client::Client* client, client::SharedI
       if (Selects(svc, pod) || (old && Selects(svc, *old))) Enqueue(KeyOf(svc));
     }
   });
-  endpoints_ = Watch(Endpoints(), [](const json::value*, const json::value&, bool) {});
+  // Its own writes come back too: a Reconcile that compared against a cache
+  // still behind them looks again once the cache has them.
+  endpoints_ = Watch(
+      Endpoints(), [this](const json::value*, const json::value& ep, bool) { Enqueue(KeyOf(ep)); });
 }
 
 Status EndpointsController::Reconcile(const std::string& key) {
@@ -85,10 +88,8 @@ Status EndpointsController::Reconcile(const std::string& key) {
   const auto* have = api::Find(*current, {"subsets"});
   const json::value empty = json::array();
   if ((have ? *have : empty) == desired.at("subsets")) return Status::Ok();
-  json::value next = *current;
-  next.as_object()["subsets"] = desired.at("subsets");
-  auto res = client()->Update(Endpoints(), ns, next);
-  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+  return UpdateFresh(Endpoints(), *current,
+                     [&](json::value& ep) { ep.as_object()["subsets"] = desired.at("subsets"); });
 }
 
 }  // namespace kiso::controller

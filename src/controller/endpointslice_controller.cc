@@ -114,8 +114,24 @@ EndpointSliceController::EndpointSliceController(client::Client* client,
   });
   slices_ = Watch(Slices(), [this](const json::value* old, const json::value& slice, bool deleted) {
     std::string_view svc = api::GetString(slice, {"metadata", "labels", kServiceName});
+    std::string_view ns = api::GetString(slice, {"metadata", "namespace"});
+    std::string name(api::GetString(slice, {"metadata", "name"}));
+    std::string_view was =
+        old ? api::GetString(*old, {"metadata", "labels", kServiceName}) : std::string_view();
+    {
+      std::lock_guard lock(mu_);
+      if (!was.empty() && was != svc) slices_of_[fmt::format("{}/{}", ns, was)].erase(name);
+      if (!svc.empty()) {
+        auto& names = slices_of_[fmt::format("{}/{}", ns, svc)];
+        if (deleted) {
+          names.erase(name);
+        } else {
+          names.insert(name);
+        }
+      }
+    }
     if (svc.empty()) return;
-    std::string key = fmt::format("{}/{}", api::GetString(slice, {"metadata", "namespace"}), svc);
+    std::string key = fmt::format("{}/{}", ns, svc);
     if (deleted) {
       expectations_.Deleted(key);
     } else if (!old) {
@@ -171,13 +187,17 @@ Status EndpointSliceController::Reconcile(const std::string& key) {
   if (managed && desired.empty() && manager == kController) desired.emplace_back();
 
   // The slices there are, oldest name first.
+  std::set<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = slices_of_.find(key); it != slices_of_.end()) names = it->second;
+  }
   std::vector<json::value> have;
-  for (auto& slice : slices_->List()) {
-    if (api::GetString(slice, {"metadata", "namespace"}) != ns ||
-        api::GetString(slice, {"metadata", "labels", kServiceName}) != name)
-      continue;
-    std::string_view by = api::GetString(slice, {"metadata", "labels", kManagedBy});
-    if (by == kController || by == kMirroring) have.push_back(std::move(slice));
+  for (const auto& slice_name : names) {
+    auto slice = slices_->Get(ns, slice_name);
+    if (!slice || api::GetString(*slice, {"metadata", "labels", kServiceName}) != name) continue;
+    std::string_view by = api::GetString(*slice, {"metadata", "labels", kManagedBy});
+    if (by == kController || by == kMirroring) have.push_back(std::move(*slice));
   }
   std::sort(have.begin(), have.end(), [](const json::value& a, const json::value& b) {
     return api::GetString(a, {"metadata", "name"}) < api::GetString(b, {"metadata", "name"});
@@ -189,11 +209,10 @@ Status EndpointSliceController::Reconcile(const std::string& key) {
     if (Matches(have[i], desired[i]) &&
         api::GetString(have[i], {"metadata", "labels", kManagedBy}) == manager)
       continue;
-    json::value next = have[i];
-    Fill(next.as_object(), desired[i]);
-    api::Child(api::Child(next.as_object(), "metadata"), "labels")[kManagedBy] = manager;
-    auto res = client()->Update(Slices(), ns, next);
-    if (!res.ok() && res.status().code() != Code::kNotFound) return res.status();
+    KISO_RETURN_IF_ERROR(UpdateFresh(Slices(), have[i], [&](json::value& slice) {
+      Fill(slice.as_object(), desired[i]);
+      api::Child(api::Child(slice.as_object(), "metadata"), "labels")[kManagedBy] = manager;
+    }));
   }
   if (desired.size() > n) {
     expectations_.Expect(key, static_cast<int>(desired.size() - n), 0);

@@ -13,6 +13,8 @@
 
 #include <map>
 #include <mutex>
+#include <set>
+#include <string>
 
 #include "controller/controller.h"
 
@@ -33,6 +35,9 @@ class EndpointSliceController : public Controller {
   client::Informer* endpoints_ = nullptr;
   client::Informer* slices_ = nullptr;
   Expectations expectations_;
+  std::mutex mu_;
+  std::map<std::string, std::set<std::string>>
+      slices_of_;  // Service key → slice names; guarded by mu_
 };
 
 }  // namespace kiso::controller
