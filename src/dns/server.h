@@ -14,8 +14,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -72,8 +74,8 @@ class DnsServer {
     uint64_t generation = 0;  // The zone's, for its own answers.
     std::chrono::steady_clock::time_point expires;
   };
-  std::mutex cache_mu_;
-  std::map<std::string, Cached> cache_;  // guarded by cache_mu_
+  std::shared_mutex cache_mu_;
+  std::unordered_map<std::string, Cached> cache_;  // guarded by cache_mu_
 };
 
 }  // namespace kiso::dns
