@@ -76,28 +76,7 @@ Status ServiceProxy::Start() {
   slices_ = std::make_unique<client::Informer>(
       client_, api::FindResource("discovery.k8s.io", "v1", "endpointslices"),
       [this](const json::value* old, const json::value& slice, bool deleted) {
-        std::string ns(api::GetString(slice, {"metadata", "namespace"}));
-        std::string name(api::GetString(slice, {"metadata", "name"}));
-        auto service_of = [&](const json::value& s) {
-          std::string_view svc =
-              api::GetString(s, {"metadata", "labels", "kubernetes.io/service-name"});
-          return svc.empty() ? std::string() : fmt::format("{}/{}", ns, svc);
-        };
-        std::string before = old ? service_of(*old) : "";
-        std::string now = service_of(slice);
-        {
-          std::lock_guard lock(mu_);
-          if (!before.empty() && before != now) slices_of_[before].erase(name);
-          if (!now.empty()) {
-            if (deleted) {
-              slices_of_[now].erase(name);
-            } else {
-              slices_of_[now].insert(name);
-            }
-          }
-        }
-        if (!before.empty() && before != now) Dirty(before);
-        if (!now.empty()) Dirty(now);
+        for (const auto& key : slice_index_.Observe(old, slice, deleted)) Dirty(key);
       });
   services_->Start();
   slices_->Start();
@@ -129,13 +108,8 @@ proxy::ServicePorts ServiceProxy::CurrentPorts(const std::string& key) {
   std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
   auto svc = services_->Get(ns, name);
   if (!svc) return {};
-  std::set<std::string> names;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = slices_of_.find(key); it != slices_of_.end()) names = it->second;
-  }
   std::vector<json::value> slices;
-  for (const auto& n : names) {
+  for (const auto& n : slice_index_.Of(key)) {
     if (auto s = slices_->Get(ns, n)) slices.push_back(std::move(*s));
   }
   return PortsOf(*svc, slices, options_.node_name);
@@ -300,7 +274,14 @@ void ServiceProxy::Run() {
       if (!before.count(name)) changed.insert(name);
     }
     if (changed.empty()) continue;
+    auto start = std::chrono::steady_clock::now();
     Status s = nft_.Run(rules_.Update(before, after, changed));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    if (took > std::chrono::milliseconds(100)) {
+      spdlog::info("service proxy: {} Service ports took {} ms to program", changed.size(),
+                   took.count());
+    }
     if (!s.ok()) {
       spdlog::warn("service proxy: update refused ({}); rebuilding table {}", s.ToString(),
                    options_.rules.table);

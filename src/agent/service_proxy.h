@@ -20,6 +20,7 @@
 
 #include "client/client.h"
 #include "client/informer.h"
+#include "client/slice_index.h"
 #include "network/proxy/nftables.h"
 #include "network/proxy/rules.h"
 
@@ -62,11 +63,11 @@ class ServiceProxy {
   network::proxy::Nftables nft_;  // Used by the sync thread only.
   std::unique_ptr<client::Informer> services_;
   std::unique_ptr<client::Informer> slices_;
+  client::SliceIndex slice_index_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<std::string> dirty_;                             // guarded by mu_
-  std::map<std::string, std::set<std::string>> slices_of_;  // guarded by mu_
   bool stop_ = false;                                       // guarded by mu_
   std::thread thread_;
   std::atomic<uint64_t> generation_{0};

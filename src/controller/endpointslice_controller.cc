@@ -113,31 +113,14 @@ EndpointSliceController::EndpointSliceController(client::Client* client,
     Enqueue(KeyOf(ep));  // A Service without a selector mirrors them.
   });
   slices_ = Watch(Slices(), [this](const json::value* old, const json::value& slice, bool deleted) {
-    std::string_view svc = api::GetString(slice, {"metadata", "labels", kServiceName});
-    std::string_view ns = api::GetString(slice, {"metadata", "namespace"});
-    std::string name(api::GetString(slice, {"metadata", "name"}));
-    std::string_view was =
-        old ? api::GetString(*old, {"metadata", "labels", kServiceName}) : std::string_view();
-    {
-      std::lock_guard lock(mu_);
-      if (!was.empty() && was != svc) slices_of_[fmt::format("{}/{}", ns, was)].erase(name);
-      if (!svc.empty()) {
-        auto& names = slices_of_[fmt::format("{}/{}", ns, svc)];
-        if (deleted) {
-          names.erase(name);
-        } else {
-          names.insert(name);
-        }
+    for (const auto& key : slice_index_.Observe(old, slice, deleted)) {
+      if (deleted) {
+        expectations_.Deleted(key);
+      } else if (!old) {
+        expectations_.Created(key);
       }
+      Enqueue(key);
     }
-    if (svc.empty()) return;
-    std::string key = fmt::format("{}/{}", ns, svc);
-    if (deleted) {
-      expectations_.Deleted(key);
-    } else if (!old) {
-      expectations_.Created(key);
-    }
-    Enqueue(key);
   });
 }
 
@@ -187,13 +170,8 @@ Status EndpointSliceController::Reconcile(const std::string& key) {
   if (managed && desired.empty() && manager == kController) desired.emplace_back();
 
   // The slices there are, oldest name first.
-  std::set<std::string> names;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = slices_of_.find(key); it != slices_of_.end()) names = it->second;
-  }
   std::vector<json::value> have;
-  for (const auto& slice_name : names) {
+  for (const auto& slice_name : slice_index_.Of(key)) {
     auto slice = slices_->Get(ns, slice_name);
     if (!slice || api::GetString(*slice, {"metadata", "labels", kServiceName}) != name) continue;
     std::string_view by = api::GetString(*slice, {"metadata", "labels", kManagedBy});

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 
+#include "client/slice_index.h"
 #include "controller/controller.h"
 
 namespace kiso::controller {
@@ -35,9 +36,7 @@ class EndpointSliceController : public Controller {
   client::Informer* endpoints_ = nullptr;
   client::Informer* slices_ = nullptr;
   Expectations expectations_;
-  std::mutex mu_;
-  std::map<std::string, std::set<std::string>>
-      slices_of_;  // Service key → slice names; guarded by mu_
+  client::SliceIndex slice_index_;  // A Service's slices.
 };
 
 }  // namespace kiso::controller

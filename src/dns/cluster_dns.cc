@@ -32,30 +32,11 @@ Result<std::unique_ptr<ClusterDns>> ClusterDns::Start(client::Client* client,
       d->services_, d->services_->AddHandler([self](const json::value*, const json::value& svc,
                                                     bool) { self->Refresh(KeyOf(svc)); }));
   d->handlers_.emplace_back(
-      d->slices_, d->slices_->AddHandler([self](const json::value* old, const json::value& slice,
-                                                bool deleted) {
-        std::string ns(api::GetString(slice, {"metadata", "namespace"}));
-        std::string name(api::GetString(slice, {"metadata", "name"}));
-        auto service_of = [&](const json::value& s) {
-          std::string_view svc =
-              api::GetString(s, {"metadata", "labels", "kubernetes.io/service-name"});
-          return svc.empty() ? std::string() : ns + "/" + std::string(svc);
-        };
-        std::string before = old ? service_of(*old) : "", now = service_of(slice);
-        {
-          std::lock_guard lock(self->mu_);
-          if (!before.empty() && before != now) self->slices_of_[before].erase(name);
-          if (!now.empty()) {
-            if (deleted) {
-              self->slices_of_[now].erase(name);
-            } else {
-              self->slices_of_[now].insert(name);
-            }
-          }
-        }
-        if (!before.empty() && before != now) self->Refresh(before);
-        if (!now.empty()) self->Refresh(now);
-      }));
+      d->slices_, d->slices_->AddHandler(
+                      [self](const json::value* old, const json::value& slice, bool deleted) {
+                        for (const auto& key : self->slice_index_.Observe(old, slice, deleted))
+                          self->Refresh(key);
+                      }));
   informers->Start();
   if (Status s = d->SeedService(client); !s.ok()) {
     d->Stop();
@@ -76,13 +57,8 @@ void ClusterDns::Refresh(const std::string& key) {
   size_t slash = key.find('/');
   std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
   auto svc = services_->Get(ns, name);
-  std::set<std::string> names;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = slices_of_.find(key); it != slices_of_.end()) names = it->second;
-  }
   std::vector<json::value> slices;
-  for (const auto& n : names) {
+  for (const auto& n : slice_index_.Of(key)) {
     if (auto s = slices_->Get(ns, n)) slices.push_back(std::move(*s));
   }
   zone_.Update(key, svc ? &*svc : nullptr, slices);

@@ -13,6 +13,7 @@
 
 #include "client/client.h"
 #include "client/shared_informers.h"
+#include "client/slice_index.h"
 #include "dns/server.h"
 #include "dns/zone.h"
 
@@ -50,8 +51,7 @@ class ClusterDns {
   client::Informer* services_ = nullptr;
   client::Informer* slices_ = nullptr;
   std::vector<std::pair<client::Informer*, int>> handlers_;
-  std::mutex mu_;
-  std::map<std::string, std::set<std::string>> slices_of_;  // guarded by mu_
+  client::SliceIndex slice_index_;
 };
 
 }  // namespace kiso::dns
