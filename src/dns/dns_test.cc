@@ -237,3 +237,53 @@ TEST(DnsServer, ServesUdpAndTcpAndForwardsTheRest) {
 
 }  // namespace
 }  // namespace kiso::dns
+
+namespace kiso::dns {
+namespace {
+
+// An upstream that never answers holds up nothing but its own questions.
+TEST(DnsServer, ASilentUpstreamDoesNotHoldUpClusterNames) {
+  int silent = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  socklen_t len = sizeof(sa);
+  getsockname(silent, reinterpret_cast<sockaddr*>(&sa), &len);
+  ClusterZone z;
+  auto web = Service("web", "10.43.0.20");
+  z.Update("default/web", &web, {});
+  DnsServerOptions o;
+  o.upstreams = {fmt::format("127.0.0.1:{}", ntohs(sa.sin_port))};
+  o.udp_workers = 1;
+  auto server = DnsServer::Start(&z, o);
+  ASSERT_TRUE(server.ok());
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons((*server)->port());
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  // The outside name first, then the cluster's: the cluster's answer comes first.
+  for (const auto& q : {Query("example.org.", LDNS_RR_TYPE_A, 0, 1),
+                        Query("web.default.svc.cluster.local.", LDNS_RR_TYPE_A, 0, 2)}) {
+    ASSERT_EQ(sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
+              static_cast<ssize_t>(q.size()));
+  }
+  std::vector<uint16_t> order;
+  for (int i = 0; i < 2; ++i) {
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    Reply r(std::string(buf, static_cast<size_t>(n)));
+    order.push_back(ldns_pkt_id(r.p));
+    if (ldns_pkt_id(r.p) == 1) EXPECT_EQ(ldns_pkt_get_rcode(r.p), LDNS_RCODE_SERVFAIL);
+  }
+  EXPECT_EQ(order, (std::vector<uint16_t>{2, 1}));
+  close(fd);
+  close(silent);
+}
+
+}  // namespace
+}  // namespace kiso::dns

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -174,6 +175,8 @@ Result<std::unique_ptr<DnsServer>> DnsServer::Start(const ClusterZone* zone,
     }
   }
   s->port_ = port;
+  for (int i = 0; i < std::max(1, s->options_.forwarders); ++i)
+    s->forwarders_.emplace_back([self = s.get()] { self->RunForwarder(); });
   for (auto& [fd, tcp] : sockets) {
     s->fds_.push_back(fd);
     DnsServer* self = s.get();
@@ -197,8 +200,15 @@ void DnsServer::Stop() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   {
+    std::lock_guard lock(forward_mu_);
+    stopping_ = true;
+  }
+  forward_cv_.notify_all();
+  for (auto& t : forwarders_) t.join();
+  forwarders_.clear();
+  {
     std::lock_guard lock(tcp_mu_);
-    for (auto& t : tcp_threads_) t.join();
+    for (auto& c : tcp_threads_) c.thread.join();
     tcp_threads_.clear();
   }
   for (int fd : fds_) close(fd);
@@ -236,7 +246,22 @@ void DnsServer::ServeUdp(int fd) {
     }
     int replies = 0;
     for (int i = 0; i < n; ++i) {
-      answers[i] = Answer(std::string_view(bufs.data() + i * kMax, in[i].msg_len), false);
+      std::string_view query(bufs.data() + i * kMax, in[i].msg_len);
+      bool deferred = false;
+      answers[i] = Answer(query, false, &deferred);
+      if (deferred) {
+        std::unique_lock lock(forward_mu_);
+        if (forwards_.size() < options_.max_pending_forwards) {
+          PendingForward f{std::string(query), {}, in[i].msg_hdr.msg_namelen, fd};
+          std::memcpy(&f.from, &from[i], in[i].msg_hdr.msg_namelen);
+          forwards_.push_back(std::move(f));
+          lock.unlock();
+          forward_cv_.notify_one();
+          continue;
+        }
+        lock.unlock();
+        answers[i] = HeaderOnly(query, LDNS_RCODE_SERVFAIL);  // Too many waiting already.
+      }
       if (answers[i].empty()) continue;
       out_iov[replies] = {answers[i].data(), answers[i].size()};
       out[replies] = {};
@@ -271,11 +296,19 @@ void DnsServer::ServeTcp(int fd) {
     }
     tcp_connections_.fetch_add(1);
     std::lock_guard lock(tcp_mu_);
-    tcp_threads_.emplace_back([this, conn] {
-      ServeTcpConnection(conn);
-      close(conn);
-      tcp_connections_.fetch_sub(1);
+    std::erase_if(tcp_threads_, [](TcpConnection& c) {
+      if (!c.done->load()) return false;
+      c.thread.join();
+      return true;
     });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    tcp_threads_.push_back({std::thread([this, conn, done] {
+                              ServeTcpConnection(conn);
+                              close(conn);
+                              tcp_connections_.fetch_sub(1);
+                              done->store(true);
+                            }),
+                            done});
   }
 }
 
@@ -318,7 +351,25 @@ std::string CacheKey(std::string_view query, bool tcp, size_t* name_len) {
   return key;
 }
 
-std::string DnsServer::Answer(std::string_view query, bool tcp) {
+void DnsServer::RunForwarder() {
+  while (true) {
+    PendingForward f;
+    {
+      std::unique_lock lock(forward_mu_);
+      forward_cv_.wait(lock, [&] { return stopping_ || !forwards_.empty(); });
+      if (stopping_) return;
+      f = std::move(forwards_.front());
+      forwards_.pop_front();
+    }
+    std::string answer = Answer(f.query, false);
+    if (!answer.empty()) {
+      sendto(f.fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&f.from),
+             f.from_len);
+    }
+  }
+}
+
+std::string DnsServer::Answer(std::string_view query, bool tcp, bool* deferred) {
   if (query.size() < kHeader) return "";
   if (query[2] & 0x80) return "";  // A response: never answered (no loops).
   size_t name_len = 0;
@@ -366,6 +417,10 @@ std::string DnsServer::Answer(std::string_view query, bool tcp) {
   std::string wire;
   std::chrono::seconds ttl(options_.ttl);
   if (found == dns::Answer::kNotOurs) {
+    if (deferred && !options_.upstreams.empty()) {
+      *deferred = true;  // The caller hands it to a forwarder.
+      return "";
+    }
     wire = Forward(query, tcp);
     if (wire.empty()) {
       std::string fail = HeaderOnly(query, LDNS_RCODE_SERVFAIL);

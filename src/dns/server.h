@@ -9,8 +9,12 @@
 // question, so a repeated query costs one decode and a copy.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +37,10 @@ struct DnsServerOptions {
   uint32_t ttl = 5;
   size_t cache_entries = 10000;
   int max_tcp_connections = 64;
+  // Forwarded UDP queries wait on threads of their own, never on the sockets'
+  // (an upstream that does not answer must not hold up the cluster's names).
+  int forwarders = 4;
+  size_t max_pending_forwards = 1024;  // Beyond: SERVFAIL at once.
 };
 
 class DnsServer {
@@ -46,8 +54,9 @@ class DnsServer {
   uint16_t port() const { return port_; }
   void Stop();
   // The answer to one query in wire form ("" when it deserves none); what
-  // the sockets' threads run.
-  std::string Answer(std::string_view query, bool tcp);
+  // the sockets' threads run. With `deferred`, a query that must go to an
+  // upstream is not waited for: *deferred is set and "" returned.
+  std::string Answer(std::string_view query, bool tcp, bool* deferred = nullptr);
 
   // The nameservers of a resolv.conf file ("ip" or "ip:port" for each).
   static std::vector<std::string> UpstreamsOf(const std::string& resolv_conf);
@@ -57,6 +66,7 @@ class DnsServer {
   void ServeUdp(int fd);
   void ServeTcp(int fd);
   void ServeTcpConnection(int fd);
+  void RunForwarder();
   std::string Forward(std::string_view query, bool tcp);
 
   const ClusterZone* zone_;
@@ -67,7 +77,23 @@ class DnsServer {
   std::vector<std::thread> threads_;
   std::atomic<int> tcp_connections_{0};
   std::mutex tcp_mu_;
-  std::vector<std::thread> tcp_threads_;  // guarded by tcp_mu_
+  struct TcpConnection {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<TcpConnection> tcp_threads_;  // guarded by tcp_mu_; finished ones joined on accept
+
+  struct PendingForward {
+    std::string query;
+    sockaddr_storage from;
+    socklen_t from_len;
+    int fd;
+  };
+  std::mutex forward_mu_;
+  std::condition_variable forward_cv_;
+  std::deque<PendingForward> forwards_;  // guarded by forward_mu_
+  bool stopping_ = false;                // guarded by forward_mu_
+  std::vector<std::thread> forwarders_;
 
   struct Cached {
     std::string wire;
