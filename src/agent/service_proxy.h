@@ -67,8 +67,8 @@ class ServiceProxy {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<std::string> dirty_;                             // guarded by mu_
-  bool stop_ = false;                                       // guarded by mu_
+  std::set<std::string> dirty_;  // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
   std::thread thread_;
   std::atomic<uint64_t> generation_{0};
 
