@@ -26,6 +26,7 @@
 #include "common/cidr.h"
 #include "common/clock.h"
 #include "common/file.h"
+#include "common/host_addresses.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
 #include "controller/csr_approving_controller.h"
@@ -173,6 +174,13 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     if (d.advertise_address != "127.0.0.1") d.server.addresses.push_back("127.0.0.1");
     d.server.port = flags.dns_port;
     d.server.upstreams = kiso::dns::DnsServer::UpstreamsOf(flags.resolv_conf);
+    // Answered: pods (every node's range, this node's own), this host; not the world.
+    for (const std::string& range : {flags.node.cluster_cidr, flags.node.agent.pod_cidr}) {
+      if (auto c = kiso::Ipv4Cidr::Parse(range); c.ok()) d.server.clients.push_back(*c);
+    }
+    for (const auto& a : kiso::HostAddresses()) {
+      if (auto ip = kiso::ParseIpv4(a)) d.server.clients.push_back({*ip, 32});
+    }
     auto started = kiso::dns::ClusterDns::Start(&client, &informers, d);
     if (started.ok()) {
       cluster_dns = std::move(*started);

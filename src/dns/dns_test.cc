@@ -287,3 +287,31 @@ TEST(DnsServer, ASilentUpstreamDoesNotHoldUpClusterNames) {
 
 }  // namespace
 }  // namespace kiso::dns
+
+namespace kiso::dns {
+namespace {
+
+TEST(DnsServer, OnlyItsClientsAreAnswered) {
+  ClusterZone z;
+  DnsServerOptions o;
+  o.clients = {*Ipv4Cidr::Parse("10.42.0.0/16")};
+  auto server = DnsServer::Start(&z, o);
+  ASSERT_TRUE(server.ok());
+  auto address = [](const char* ip) {
+    sockaddr_storage s{};
+    auto& in = reinterpret_cast<sockaddr_in&>(s);
+    in.sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &in.sin_addr);
+    return s;
+  };
+  EXPECT_TRUE((*server)->Allowed(address("10.42.3.4")));
+  EXPECT_TRUE((*server)->Allowed(address("127.0.0.1")));
+  EXPECT_FALSE((*server)->Allowed(address("192.0.2.99")));
+  // Over the wire from loopback: answered.
+  Reply r(
+      Exchange((*server)->port(), Query("dns-version.cluster.local.", LDNS_RR_TYPE_TXT), false));
+  EXPECT_EQ(r.answers(), 1u);
+}
+
+}  // namespace
+}  // namespace kiso::dns

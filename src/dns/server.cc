@@ -247,20 +247,28 @@ void DnsServer::ServeUdp(int fd) {
     int replies = 0;
     for (int i = 0; i < n; ++i) {
       std::string_view query(bufs.data() + i * kMax, in[i].msg_len);
-      bool deferred = false;
-      answers[i] = Answer(query, false, &deferred);
-      if (deferred) {
-        std::unique_lock lock(forward_mu_);
-        if (forwards_.size() < options_.max_pending_forwards) {
-          PendingForward f{std::string(query), {}, in[i].msg_hdr.msg_namelen, fd};
-          std::memcpy(&f.from, &from[i], in[i].msg_hdr.msg_namelen);
-          forwards_.push_back(std::move(f));
+      sockaddr_storage peer{};
+      std::memcpy(&peer, &from[i], std::min<size_t>(sizeof(peer), in[i].msg_hdr.msg_namelen));
+      if (!Allowed(peer)) {
+        answers[i] = query.size() >= kHeader && !(query[2] & 0x80)
+                         ? HeaderOnly(query, LDNS_RCODE_REFUSED)
+                         : "";
+      } else {
+        bool deferred = false;
+        answers[i] = Answer(query, false, &deferred);
+        if (deferred) {
+          std::unique_lock lock(forward_mu_);
+          if (forwards_.size() < options_.max_pending_forwards) {
+            PendingForward f{std::string(query), {}, in[i].msg_hdr.msg_namelen, fd};
+            std::memcpy(&f.from, &from[i], in[i].msg_hdr.msg_namelen);
+            forwards_.push_back(std::move(f));
+            lock.unlock();
+            forward_cv_.notify_one();
+            continue;
+          }
           lock.unlock();
-          forward_cv_.notify_one();
-          continue;
+          answers[i] = HeaderOnly(query, LDNS_RCODE_SERVFAIL);  // Too many waiting already.
         }
-        lock.unlock();
-        answers[i] = HeaderOnly(query, LDNS_RCODE_SERVFAIL);  // Too many waiting already.
       }
       if (answers[i].empty()) continue;
       out_iov[replies] = {answers[i].data(), answers[i].size()};
@@ -288,8 +296,14 @@ void DnsServer::ServeTcp(int fd) {
     if (poll(p, 2, -1) < 0 && errno != EINTR) return;
     if (p[1].revents) return;
     if (!(p[0].revents & POLLIN)) continue;
-    int conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof(peer);
+    int conn = accept4(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_CLOEXEC);
     if (conn < 0) continue;
+    if (!Allowed(peer)) {
+      close(conn);
+      continue;
+    }
     if (tcp_connections_.load() >= options_.max_tcp_connections) {
       close(conn);  // Bounded: a client that opens more waits for its others to end.
       continue;
@@ -349,6 +363,15 @@ std::string CacheKey(std::string_view query, bool tcp, size_t* name_len) {
                  key.begin() + 1 + 8,
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return key;
+}
+
+bool DnsServer::Allowed(const sockaddr_storage& from) const {
+  if (options_.clients.empty()) return true;
+  if (from.ss_family != AF_INET) return false;
+  uint32_t a = ntohl(reinterpret_cast<const sockaddr_in&>(from).sin_addr.s_addr);
+  if ((a >> 24) == 127) return true;
+  return std::any_of(options_.clients.begin(), options_.clients.end(),
+                     [&](const Ipv4Cidr& c) { return c.Contains(a); });
 }
 
 void DnsServer::RunForwarder() {

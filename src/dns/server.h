@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/cidr.h"
 #include "common/status.h"
 #include "dns/zone.h"
 
@@ -41,6 +42,10 @@ struct DnsServerOptions {
   // (an upstream that does not answer must not hold up the cluster's names).
   int forwarders = 4;
   size_t max_pending_forwards = 1024;  // Beyond: SERVFAIL at once.
+  // Who is answered: loopback always, and these (the pods' ranges, the node's
+  // addresses); anyone else gets REFUSED, so that the server is no open
+  // resolver on the node's address. Empty: everyone.
+  std::vector<Ipv4Cidr> clients;
 };
 
 class DnsServer {
@@ -57,6 +62,8 @@ class DnsServer {
   // the sockets' threads run. With `deferred`, a query that must go to an
   // upstream is not waited for: *deferred is set and "" returned.
   std::string Answer(std::string_view query, bool tcp, bool* deferred = nullptr);
+  // Whether a client at this address is answered (DnsServerOptions::clients).
+  bool Allowed(const sockaddr_storage& from) const;
 
   // The nameservers of a resolv.conf file ("ip" or "ip:port" for each).
   static std::vector<std::string> UpstreamsOf(const std::string& resolv_conf);
