@@ -197,8 +197,10 @@ std::string ResolvConf(const PodContext& pod) {
   for (const auto& n : nameservers) out += "nameserver " + n + "\n";
   if (!options.empty()) {
     out += "options";
-    for (const auto& [name, value] : options)
-      out += " " + (value.empty() ? name : name + ":" + value);
+    for (const auto& [name, value] : options) {
+      out.append(" ").append(name);
+      if (!value.empty()) out.append(":").append(value);
+    }
     out += "\n";
   }
   return out;

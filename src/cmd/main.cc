@@ -171,7 +171,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     d.service_ip = dns_ip;
     d.advertise_address = (*server)->advertise_address();
     d.server.addresses = {d.advertise_address};
-    if (d.advertise_address != "127.0.0.1") d.server.addresses.push_back("127.0.0.1");
+    if (d.advertise_address != "127.0.0.1") d.server.addresses.emplace_back("127.0.0.1");
     d.server.port = flags.dns_port;
     d.server.upstreams = kiso::dns::DnsServer::UpstreamsOf(flags.resolv_conf);
     // Answered: pods (every node's range, this node's own), this host; not the world.

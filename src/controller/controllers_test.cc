@@ -487,9 +487,10 @@ std::map<std::string, std::string> SliceEndpoints(client::Client* c, std::string
     if (api::GetString(slice, {"metadata", "labels", "kubernetes.io/service-name"}) != name)
       continue;
     if (ports) *ports = slice.at("ports").as_array();
-    if (weights)
+    if (weights) {
       *weights =
           std::string(api::GetString(slice, {"metadata", "annotations", "kiso.dev/weights"}));
+    }
     for (const auto& e : slice.at("endpoints").as_array()) {
       const auto& c = e.at("conditions");
       out[std::string(e.at("addresses").at(0).as_string())] =

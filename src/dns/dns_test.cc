@@ -44,6 +44,7 @@ std::vector<std::string> Rdata(const ClusterZone& z, std::string_view name, uint
   std::vector<Record> out;
   EXPECT_EQ(z.Lookup(name, type, &out), want) << name;
   std::vector<std::string> r;
+  r.reserve(out.size());
   for (auto& rec : out) r.push_back(rec.rdata);
   return r;
 }

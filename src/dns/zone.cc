@@ -49,7 +49,7 @@ std::string ReverseName(std::string_view ip) {
                      *a >> 24);
 }
 
-ClusterZone::ClusterZone(std::string domain) : domain_(Fqdn(domain)) {
+ClusterZone::ClusterZone(const std::string& domain) : domain_(Fqdn(domain)) {
   Index({{"dns-version." + domain_, kTxt, "\"1.1.0\""}}, 1);
 }
 

@@ -36,7 +36,7 @@ enum class Answer { kFound, kNoData, kNxDomain, kNotOurs };
 
 class ClusterZone {
  public:
-  explicit ClusterZone(std::string domain = "cluster.local");
+  explicit ClusterZone(const std::string& domain = "cluster.local");
 
   // Replaces what Service `key` ("ns/name") contributes: `service` null when
   // it is gone; `slices` are its EndpointSlices.

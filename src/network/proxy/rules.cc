@@ -118,6 +118,7 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
       }
       case Algorithm::kConsistentHash: {
         std::vector<std::string> names;
+        names.reserve(eps.size());
         for (const auto* e : eps) names.push_back(fmt::format("{}:{}", e->ip, e->port));
         auto table = MaglevTable(names);
         // Runs of slots with one backend as intervals.
@@ -181,8 +182,8 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
       // except under a Local policy, which keeps the client's address; the
       // node's own connections are masqueraded either way.
       Chain ext{"ext-" + h, {}};
-      ext.rules.push_back(p.external_local ? "fib saddr type local jump mark-for-masquerade"
-                                           : "jump mark-for-masquerade");
+      ext.rules.emplace_back(p.external_local ? "fib saddr type local jump mark-for-masquerade"
+                                              : "jump mark-for-masquerade");
       for (auto& r : dispatch(external)) ext.rules.push_back(std::move(r));
       parts.chains.push_back(std::move(ext));
       for (const auto& ip : p.external_ips) {
