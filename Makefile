@@ -54,7 +54,7 @@ test: build
 # runs for FUZZ_SECONDS from the checked-in corpus, in a scratch directory
 # (also its TMPDIR) that is removed afterwards; a crash or hang fails the run.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := decode patch controllers protobuf jwt structural
+FUZZ_TARGETS := decode patch controllers protobuf jwt structural dns
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DKISO_FUZZ=ON >/dev/null

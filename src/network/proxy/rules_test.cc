@@ -119,7 +119,8 @@ class KernelRuleset : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "nftables needs root";
-    options_.table = fmt::format("kiso-test-{}", getpid());
+    // Not "kiso-…": `kiso node reset` of another test may remove those meanwhile.
+    options_.table = fmt::format("kisotest{}", getpid());
     options_.bridge = "kisotest0";
   }
   void TearDown() override {
