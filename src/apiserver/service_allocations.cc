@@ -151,6 +151,9 @@ api::ApiStatus AllocateServiceValues(const Ipv4Cidr& range, const api::ResourceT
   // Node ports: the ones named, then the ones carried over, then new ones.
   const bool wants_ports = HasNodePorts(spec);
   std::set<int64_t> in_use;
+  // A health-check port the manifest names is taken before any is picked at random.
+  if (HasHealthCheckPort(spec) && IntAt(spec, "healthCheckNodePort") != 0)
+    in_use.insert(IntAt(spec, "healthCheckNodePort"));
   std::set<std::pair<int64_t, std::string>> named;  // (node port, protocol)
   std::vector<json::object*> unset;
   if (auto* ports = spec.if_contains("ports"); ports && ports->is_array()) {
