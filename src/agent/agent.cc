@@ -24,10 +24,7 @@ namespace {
 
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 
-std::string KeyOf(const json::value& pod) {
-  return fmt::format("{}/{}", api::GetString(pod, {"metadata", "namespace"}),
-                     api::GetString(pod, {"metadata", "name"}));
-}
+using api::KeyOf;
 
 }  // namespace
 

@@ -19,15 +19,7 @@ namespace proxy = network::proxy;
 
 namespace {
 
-std::string KeyOf(const json::value& obj) {
-  return fmt::format("{}/{}", api::GetString(obj, {"metadata", "namespace"}),
-                     api::GetString(obj, {"metadata", "name"}));
-}
-
-bool Condition(const json::value& endpoint, std::string_view name, bool absent) {
-  const auto* v = api::Find(endpoint, {"conditions", name});
-  return v && v->is_bool() ? v->get_bool() : absent;
-}
+using api::KeyOf;
 
 // Writes `value` to a /proc/sys file unless it holds it already; says whether it changed.
 Result<bool> Sysctl(const std::string& path, std::string_view value) {
@@ -104,8 +96,7 @@ void ServiceProxy::Dirty(const std::string& key) {
 }
 
 proxy::ServicePorts ServiceProxy::CurrentPorts(const std::string& key) {
-  size_t slash = key.find('/');
-  std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
+  auto [ns, name] = api::SplitKey(key);
   auto svc = services_->Get(ns, name);
   if (!svc) return {};
   std::vector<json::value> slices;
@@ -153,6 +144,10 @@ proxy::ServicePorts ServiceProxy::PortsOf(const json::value& service,
   if (!ports || !ports->is_array()) return out;
   std::string_view ns = api::GetString(service, {"metadata", "namespace"});
   std::string_view name = api::GetString(service, {"metadata", "name"});
+  // Each slice read once, whatever number of ports looks into it.
+  std::vector<std::vector<client::SliceEndpoint>> read;
+  read.reserve(slices.size());
+  for (const auto& slice : slices) read.push_back(client::EndpointsOf(slice));
   for (const auto& sp : ports->get_array()) {
     proxy::ServicePort p = base;
     std::string protocol(api::GetString(sp, {"protocol"}));
@@ -168,8 +163,8 @@ proxy::ServicePorts ServiceProxy::PortsOf(const json::value& service,
     std::transform(protocol.begin(), protocol.end(), protocol.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     p.protocol = protocol;
-    for (const auto& slice : slices) {
-      if (api::GetString(slice, {"addressType"}) != "IPv4") continue;
+    for (size_t k = 0; k < slices.size(); ++k) {
+      const json::value& slice = slices[k];
       int target = 0;
       if (const auto* sps = api::Find(slice, {"ports"}); sps && sps->is_array()) {
         for (const auto& s : sps->get_array()) {
@@ -183,31 +178,15 @@ proxy::ServicePorts ServiceProxy::PortsOf(const json::value& service,
         }
       }
       if (target == 0) continue;
-      json::object weights;
-      std::string_view w = api::GetString(slice, {"metadata", "annotations", "kiso.dev/weights"});
-      if (!w.empty()) {
-        boost::system::error_code ec;
-        auto parsed = json::parse(w, ec);
-        if (!ec && parsed.is_object()) weights = std::move(parsed.get_object());
-      }
-      const auto* endpoints = api::Find(slice, {"endpoints"});
-      if (!endpoints || !endpoints->is_array()) continue;
-      for (const auto& e : endpoints->get_array()) {
-        const auto* addresses = api::Find(e, {"addresses"});
-        if (!addresses || !addresses->is_array() || addresses->get_array().empty() ||
-            !addresses->get_array()[0].is_string())
-          continue;
+      for (const auto& e : read[k]) {
         proxy::Endpoint ep;
-        ep.ip = std::string(addresses->get_array()[0].get_string());
+        ep.ip = e.ip;
         ep.port = target;
-        // Upstream: an unset condition means ready (and serving as ready says).
-        ep.ready = Condition(e, "ready", true);
-        ep.serving = Condition(e, "serving", ep.ready);
-        ep.terminating = Condition(e, "terminating", false);
-        ep.local = api::GetString(e, {"nodeName"}) == node_name;
-        if (const auto* wt = weights.if_contains(ep.ip);
-            wt && wt->is_int64() && wt->get_int64() > 0)
-          ep.weight = wt->get_int64();
+        ep.ready = e.ready;
+        ep.serving = e.serving;
+        ep.terminating = e.terminating;
+        ep.local = e.node_name == node_name;
+        ep.weight = e.weight;
         p.endpoints.push_back(std::move(ep));
       }
     }

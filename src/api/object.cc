@@ -414,6 +414,16 @@ Labels GetLabels(const json::object& obj) {
 
 std::string NowRfc3339() { return kiso::NowRfc3339(); }
 
+std::string KeyOf(const json::value& obj) {
+  return std::string(GetString(obj, {"metadata", "namespace"})) + "/" +
+         std::string(GetString(obj, {"metadata", "name"}));
+}
+
+std::pair<std::string, std::string> SplitKey(const std::string& key) {
+  size_t slash = key.find('/');
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
 std::string NewUid() {
   thread_local std::mt19937_64 rng(std::random_device{}());
   uint64_t hi = rng();

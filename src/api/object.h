@@ -66,5 +66,8 @@ Labels GetLabels(const boost::json::object& obj);
 // RFC 3339 UTC with seconds ("2026-01-01T00:00:00Z"), as metav1.Time serialises.
 std::string NowRfc3339();
 std::string NewUid();  // A random RFC 4122 version-4 UUID.
+// "ns/name" of an object: the key caches, work queues and indexes use.
+std::string KeyOf(const boost::json::value& obj);
+std::pair<std::string, std::string> SplitKey(const std::string& key);
 
 }  // namespace kiso::api

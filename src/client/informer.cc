@@ -13,10 +13,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::string KeyOf(const json::value& obj) {
-  return std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
-         std::string(api::GetString(obj, {"metadata", "name"}));
-}
+using api::KeyOf;
 
 }  // namespace
 

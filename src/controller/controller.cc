@@ -130,16 +130,6 @@ Status Controller::ReconcileGuarded(const std::string& key) {
   return s;
 }
 
-std::string KeyOf(const json::value& obj) {
-  return std::string(api::GetString(obj, {"metadata", "namespace"})) + "/" +
-         std::string(api::GetString(obj, {"metadata", "name"}));
-}
-
-std::pair<std::string, std::string> SplitKey(const std::string& key) {
-  size_t slash = key.find('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
 std::vector<std::string> OwnerKeys(const json::value& obj, std::string_view kind) {
   std::vector<std::string> out;
   const auto* refs = api::Find(obj, {"metadata", "ownerReferences"});

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/object.h"
 #include "client/client.h"
 #include "client/event_recorder.h"
 #include "client/informer.h"
@@ -115,9 +116,8 @@ class Expectations {
   std::map<std::string, Pending> pending_;
 };
 
-// "ns/name" of an object, the key controllers use.
-std::string KeyOf(const boost::json::value& obj);
-std::pair<std::string, std::string> SplitKey(const std::string& key);
+using api::KeyOf;
+using api::SplitKey;
 // "ns/name" keys of the object's owners of `kind` (by ownerReferences): what a
 // change to a dependent requeues.
 std::vector<std::string> OwnerKeys(const boost::json::value& obj, std::string_view kind);

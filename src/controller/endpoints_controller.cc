@@ -23,12 +23,7 @@ EndpointsController::EndpointsController(client::Client* client, client::SharedI
     Enqueue(KeyOf(svc));
   });
   pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool) {
-    // Every Service in the namespace that selects the pod (now or before) is requeued.
-    std::string ns(api::GetString(pod, {"metadata", "namespace"}));
-    for (const auto& svc : services_->List()) {
-      if (api::GetString(svc, {"metadata", "namespace"}) != ns) continue;
-      if (Selects(svc, pod) || (old && Selects(svc, *old))) Enqueue(KeyOf(svc));
-    }
+    for (const auto& key : ServicesSelecting(services_->List(), old, pod)) Enqueue(key);
   });
   // Its own writes come back too: a Reconcile that compared against a cache
   // still behind them looks again once the cache has them.

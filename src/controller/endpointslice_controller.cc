@@ -103,11 +103,7 @@ EndpointSliceController::EndpointSliceController(client::Client* client,
     Enqueue(KeyOf(svc));
   });
   pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool) {
-    std::string ns(api::GetString(pod, {"metadata", "namespace"}));
-    for (const auto& svc : services_->List()) {
-      if (api::GetString(svc, {"metadata", "namespace"}) != ns) continue;
-      if (Selects(svc, pod) || (old && Selects(svc, *old))) Enqueue(KeyOf(svc));
-    }
+    for (const auto& key : ServicesSelecting(services_->List(), old, pod)) Enqueue(key);
   });
   endpoints_ = Watch(Endpoints(), [this](const json::value*, const json::value& ep, bool) {
     Enqueue(KeyOf(ep));  // A Service without a selector mirrors them.

@@ -46,6 +46,17 @@ bool Selects(const json::value& service, const json::value& pod) {
   return true;
 }
 
+std::vector<std::string> ServicesSelecting(const std::vector<json::value>& services,
+                                           const json::value* old, const json::value& pod) {
+  std::vector<std::string> out;
+  std::string_view ns = api::GetString(pod, {"metadata", "namespace"});
+  for (const auto& svc : services) {
+    if (api::GetString(svc, {"metadata", "namespace"}) != ns) continue;
+    if (Selects(svc, pod) || (old && Selects(svc, *old))) out.push_back(api::KeyOf(svc));
+  }
+  return out;
+}
+
 int64_t PodWeight(const json::value& pod) {
   std::string_view w = api::GetString(pod, {"metadata", "annotations", "kiso.dev/weight"});
   int64_t n = 0;

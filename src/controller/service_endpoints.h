@@ -23,6 +23,12 @@ struct PodEndpoint {
 // Whether the Service's selector (non-empty) selects the pod.
 bool Selects(const boost::json::value& service, const boost::json::value& pod);
 
+// Keys of the Services among `services` that select the pod now, or selected
+// it as `old` (a pod event requeues them).
+std::vector<std::string> ServicesSelecting(const std::vector<boost::json::value>& services,
+                                           const boost::json::value* old,
+                                           const boost::json::value& pod);
+
 // The endpoints of `service` among `pods` (any namespace; only its own count), in
 // the order of `pods`: each selected pod with an address, terminating ones
 // included (upstream publishes them as not ready, serving per readiness).

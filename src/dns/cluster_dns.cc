@@ -13,10 +13,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::string KeyOf(const json::value& obj) {
-  return fmt::format("{}/{}", api::GetString(obj, {"metadata", "namespace"}),
-                     api::GetString(obj, {"metadata", "name"}));
-}
+using api::KeyOf;
 
 }  // namespace
 
@@ -54,8 +51,7 @@ void ClusterDns::Stop() {
 }
 
 void ClusterDns::Refresh(const std::string& key) {
-  size_t slash = key.find('/');
-  std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
+  auto [ns, name] = api::SplitKey(key);
   auto svc = services_->Get(ns, name);
   std::vector<json::value> slices;
   for (const auto& n : slice_index_.Of(key)) {

@@ -29,12 +29,6 @@ struct PktFree {
 };
 using Pkt = std::unique_ptr<ldns_pkt, PktFree>;
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 // The wire length of the question's name at offset 12, or 0 if malformed.
 size_t QuestionNameLength(std::string_view q) {
   size_t at = kHeader;
@@ -424,7 +418,7 @@ std::string DnsServer::Answer(std::string_view query, bool tcp, bool* deferred) 
   if (ldns_pkt_qdcount(q.get()) != 1) return HeaderOnly(query, LDNS_RCODE_FORMERR);
   const ldns_rr* question = ldns_rr_list_rr(ldns_pkt_question(q.get()), 0);
   char* owner_text = ldns_rdf2str(ldns_rr_owner(question));
-  std::string qname = Lower(owner_text ? owner_text : "");
+  std::string qname = Fqdn(owner_text ? owner_text : "");
   free(owner_text);
   auto qtype = static_cast<uint16_t>(ldns_rr_get_type(question));
   auto qclass = static_cast<uint16_t>(ldns_rr_get_class(question));

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "api/object.h"
+#include "client/slice_index.h"
 #include "common/cidr.h"
 
 namespace kiso::dns {
@@ -24,23 +25,18 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-std::string Fqdn(std::string_view name) {
-  std::string out = Lower(name);
-  if (out.empty() || out.back() != '.') out += '.';
-  return out;
-}
-
 std::string Dashed(std::string ip) {
   std::replace(ip.begin(), ip.end(), '.', '-');
   return ip;
 }
 
-bool Condition(const json::value& endpoint, std::string_view name, bool absent) {
-  const auto* v = api::Find(endpoint, {"conditions", name});
-  return v && v->is_bool() ? v->get_bool() : absent;
-}
-
 }  // namespace
+
+std::string Fqdn(std::string_view name) {
+  std::string out = Lower(name);
+  if (out.empty() || out.back() != '.') out += '.';
+  return out;
+}
 
 std::string ReverseName(std::string_view ip) {
   auto a = ParseIpv4(ip);
@@ -93,29 +89,20 @@ std::vector<Record> ClusterZone::RecordsOf(const std::string& domain, const json
   // Headless: the ready endpoints themselves.
   std::set<std::string> seen;
   for (const auto& slice : slices) {
-    if (api::GetString(slice, {"addressType"}) != "IPv4") continue;
-    const auto* endpoints = api::Find(slice, {"endpoints"});
-    if (!endpoints || !endpoints->is_array()) continue;
-    for (const auto& e : endpoints->get_array()) {
-      if (!all && !Condition(e, "ready", true)) continue;
-      const auto* addresses = api::Find(e, {"addresses"});
-      if (!addresses || !addresses->is_array()) continue;
-      for (const auto& a : addresses->get_array()) {
-        if (!a.is_string() || !ParseIpv4(a.get_string())) continue;
-        std::string ip(a.get_string());
-        if (!seen.insert(ip).second) continue;
-        std::string host = Lower(api::GetString(e, {"hostname"}));
-        const bool named = !host.empty();
-        std::string own = fmt::format("{}.{}", named ? host : Dashed(ip), base);
-        out.push_back({base, kA, ip});
-        out.push_back({own, kA, ip});
-        if (named) out.push_back({ReverseName(ip), kPtr, own});
-        for (const auto& sp : slice.at("ports").is_array() ? slice.at("ports").get_array() : none) {
-          if (api::GetString(sp, {"name"}).empty()) continue;
-          const auto* n = api::Find(sp, {"port"});
-          out.push_back({srv_name(sp), kSrv,
-                         fmt::format("0 100 {} {}", n && n->is_int64() ? n->get_int64() : 0, own)});
-        }
+    const auto& slice_ports = api::GetArray(slice, {"ports"});
+    for (const auto& e : client::EndpointsOf(slice)) {
+      if ((!all && !e.ready) || !ParseIpv4(e.ip) || !seen.insert(e.ip).second) continue;
+      std::string host = Lower(e.hostname);
+      const bool named = !host.empty();
+      std::string own = fmt::format("{}.{}", named ? host : Dashed(e.ip), base);
+      out.push_back({base, kA, e.ip});
+      out.push_back({own, kA, e.ip});
+      if (named) out.push_back({ReverseName(e.ip), kPtr, own});
+      for (const auto& sp : slice_ports) {
+        if (api::GetString(sp, {"name"}).empty()) continue;
+        const auto* n = api::Find(sp, {"port"});
+        out.push_back({srv_name(sp), kSrv,
+                       fmt::format("0 100 {} {}", n && n->is_int64() ? n->get_int64() : 0, own)});
       }
     }
   }

@@ -64,6 +64,9 @@ class ClusterZone {
   uint64_t generation_ = 0;           // guarded by mu_
 };
 
+// A name in lower case with its final dot: how the zone keys names.
+std::string Fqdn(std::string_view name);
+
 // "10.43.0.5" → "5.0.43.10.in-addr.arpa."; "" for anything else.
 std::string ReverseName(std::string_view ip);
 
