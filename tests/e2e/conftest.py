@@ -24,6 +24,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+_slot = None
+
+
+def machine_slot():
+    """A number in 0..99 that no other test process on this machine holds while this one runs:
+    its bridges, pod and service ranges are derived from it, so that suites running at once
+    (ctest -j) never share an address (two nodes' tables answering one cluster IP would send
+    one's pods to the other's Services). Held by binding an abstract Unix socket, which the
+    kernel releases when the process ends, whatever way it ends; nothing is left on disk."""
+    global _slot
+    if _slot is None:
+        for n in range(100):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.bind(f"\0kiso-e2e-slot-{n}")
+            except OSError:
+                s.close()
+                continue
+            _slot = (n, s)
+            break
+        else:
+            raise RuntimeError("all 100 e2e slots are held by other test processes")
+    return _slot[0]
+
+
 def wait_for(predicate, timeout=60, what="condition"):
     """Polls `predicate` until it returns something true (returned), or fails at the deadline."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import KISO_BIN, Kubectl, Server, node_reset, wait_for
 from images import build_oci_archive
-from test_node import leftovers, run
+from test_node import SERVICE_CIDR, SLOT, leftovers, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")
 
@@ -43,10 +43,11 @@ def pod(k):
 @pytest.mark.parametrize("point", POINTS)
 def test_a_restarted_agent_converges_after_a_crash_at(point):
     n = POINTS.index(point)
-    bridge = f"kisocrash{os.getpid() % 1000}{n}"
-    s = Server(["--node-name", NODE, "--pod-cidr", f"10.236.{(os.getpid() + n) % 250}.0/24",
-                "--cni-bridge", bridge], agent=True, env={"KISO_CRASH_AT": point},
-               setup=import_image)
+    bridge = f"kisocrash{SLOT}-{n}"
+    pods = f"10.{236 + n}.{SLOT}."  # A range per crash point: none inherits another's leftovers.
+    s = Server(["--node-name", NODE, "--pod-cidr", pods + "0/24",
+                "--service-cidr", SERVICE_CIDR, "--cni-bridge", bridge], agent=True,
+               env={"KISO_CRASH_AT": point}, setup=import_image)
     try:
         k = Kubectl(s)
         wait_for(lambda: "Ready" in k("get", "node", NODE, "--no-headers", check=False), 20)
@@ -59,7 +60,7 @@ def test_a_restarted_agent_converges_after_a_crash_at(point):
         wait_for(lambda: (pod(k) or {}).get("status", {}).get("phase") == "Running", 60,
                  "the pod Running after the restart")
         p = pod(k)
-        assert p["status"]["podIP"].startswith("10.236.")
+        assert p["status"]["podIP"].startswith(pods)
         state = os.path.join(s.dir, "agent", "runtime", "state")
         containers = run("runc", "--root", state, "list", "-q").stdout.split()
         assert len(containers) == 1, containers

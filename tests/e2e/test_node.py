@@ -14,15 +14,16 @@ import urllib.request
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, node_reset, wait_for
+from conftest import KISO_BIN, Kubectl, Server, machine_slot, node_reset, wait_for
 from images import build_oci_archive
 from registry import LocalRegistry
 
-# Per run, so that two runs on one machine do not share a bridge or addresses.
-BRIDGE = f"kisoe2e{os.getpid() % 10000}"
-POD_CIDR = f"10.233.{os.getpid() % 250}.0/24"
+# Per test process, so that suites running at once do not share a bridge or addresses.
+SLOT = machine_slot()
+BRIDGE = f"kisoe2e{SLOT}"
+POD_CIDR = f"10.233.{SLOT}.0/24"
 # Service addresses of its own too: the host reaches cluster IPs of every cluster on it.
-SERVICE_CIDR = f"10.{100 + os.getpid() % 100}.0.0/16"
+SERVICE_CIDR = f"10.{100 + SLOT}.0.0/16"
 NODE = "kiso-e2e-node"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")

@@ -15,16 +15,17 @@ import pytest
 
 from conftest import KISO_BIN, Kubectl, Server, node_reset, terminate, wait_for
 from images import build_oci_archive
-from test_node import leftovers, simple_pod
+from test_node import SERVICE_CIDR, SLOT, leftovers, simple_pod
 
 NODE = "kiso-remote-node"
-BRIDGE = f"kisoremote{os.getpid() % 1000}"
+BRIDGE = f"kisoremote{SLOT}"
+POD_CIDR = f"10.235.{SLOT}.0/24"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the node agent needs root")
 
 
 def test_agent_joins_over_https_and_runs_pods():
-    s = Server()  # --disable-agent: no node of its own.
+    s = Server(["--service-cidr", SERVICE_CIDR])  # --disable-agent: no node of its own.
     k = Kubectl(s)
     data = tempfile.mkdtemp(prefix="kiso-agent-")
     image = build_oci_archive(os.path.join(data, "busybox.tar"), "docker.io/library/busybox:1.35")
@@ -45,7 +46,7 @@ def test_agent_joins_over_https_and_runs_pods():
             [KISO_BIN, "agent", "--server", f"https://127.0.0.1:{s.port}", "--token",
              f"{token_id}.{secret}",
              "--ca-file", os.path.join(s.dir, "tls", "ca.crt"), "--data-dir", data,
-             "--node-name", NODE, "--pod-cidr", f"10.235.{os.getpid() % 250}.0/24",
+             "--node-name", NODE, "--pod-cidr", POD_CIDR,
              "--cni-bridge", BRIDGE],
             stdout=subprocess.PIPE, stderr=log, text=True)
         for line in agent.stdout:  # Log lines, then the one that says it joined.
@@ -82,7 +83,7 @@ def test_agent_joins_over_https_and_runs_pods():
         wait_for(lambda: json.loads(k("get", "pod", "remote", "-o", "json"))["status"].get("phase")
                  == "Succeeded", what="remote Succeeded")
         pod = json.loads(k("get", "pod", "remote", "-o", "json"))
-        assert pod["spec"]["nodeName"] == NODE and pod["status"]["podIP"].startswith(f"10.235.{os.getpid() % 250}.")
+        assert pod["spec"]["nodeName"] == NODE and pod["status"]["podIP"].startswith(f"10.235.{SLOT}.")
         # Streams go down the agent's tunnels: logs, exec with stdin, exit codes.
         assert k("logs", "remote") == "from afar\n"
         k("apply", "-f", "-", input=simple_pod("shell", ["sleep", "3600"], restart="Always").replace(
