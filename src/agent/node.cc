@@ -1,5 +1,6 @@
 #include "agent/node.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "agent/node_reset.h"
@@ -40,16 +41,32 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   proxy.rules.pod_cidr = options.agent.pod_cidr;
   proxy.rules.cluster_cidr = options.cluster_cidr;
   node->proxy_ = std::make_unique<ServiceProxy>(client, proxy);
+  if (!options.disable_ingress)
+    node->ingress_ = std::make_unique<IngressController>(client, options.ingress);
   return node;
 }
 
 Status EmbeddedNode::Start() {
   KISO_RETURN_IF_ERROR(proxy_->Start());
+  if (ingress_) {
+    // A node whose ports are taken still runs pods: the ingress is what is missing.
+    if (Status s = ingress_->Start(); s.ok()) {
+      spdlog::info("ingress controller: HTTP on port {}, HTTPS on port {}", ingress_->http_port(),
+                   ingress_->https_port());
+    } else {
+      spdlog::error(
+          "ingress controller not started: {} (--ingress-http-port and "
+          "--ingress-https-port choose others, --disable-ingress turns it off)",
+          s.message());
+      ingress_.reset();
+    }
+  }
   return agent_->Start();
 }
 
 void EmbeddedNode::Stop() {
   agent_->Stop();
+  if (ingress_) ingress_->Stop();
   proxy_->Stop();
 }
 

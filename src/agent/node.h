@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/agent.h"
+#include "agent/ingress_controller.h"
 #include "agent/service_proxy.h"
 #include "image/image_service.h"
 #include "network/cni.h"
@@ -23,6 +24,9 @@ struct NodeOptions {
       "10.42.0.0/16";      // Every node's pods: not masqueraded among themselves.
   std::string images_dir;  // Default: <data_dir>/../images (shared with `kiso image`).
   std::string registries;  // registries.yaml (mirrors); absent: none.
+  // The built-in ingress controller (Traefik's role): on unless disabled.
+  bool disable_ingress = false;
+  network::ingress::ProxyOptions ingress;
 };
 
 class EmbeddedNode {
@@ -41,6 +45,7 @@ class EmbeddedNode {
   std::unique_ptr<network::CniNetwork> network_;
   std::unique_ptr<Agent> agent_;
   std::unique_ptr<ServiceProxy> proxy_;
+  std::unique_ptr<IngressController> ingress_;  // Null when disabled or its ports are taken.
 };
 
 }  // namespace kiso::agent

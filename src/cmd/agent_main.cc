@@ -159,6 +159,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--runtime", agent_flags.node.runtime, "OCI runtime: runc or crun")
       ->capture_default_str();
+  app.add_flag("--disable-ingress", agent_flags.node.disable_ingress,
+               "Do not run the built-in ingress controller (K3s: --disable traefik)");
+  app.add_option("--ingress-http-port", agent_flags.node.ingress.http_port,
+                 "Port the ingress controller serves HTTP on (0: any free one)")
+      ->capture_default_str();
+  app.add_option("--ingress-https-port", agent_flags.node.ingress.https_port,
+                 "Port the ingress controller serves HTTPS on (0: any free one)")
+      ->capture_default_str();
   app.add_option("--registries", agent_flags.node.registries,
                  "Registry mirrors (default: DATA_DIR/registries.yaml)");
   CLI11_PARSE(app, argc, argv);

@@ -35,6 +35,7 @@
 #include "controller/endpoints_controller.h"
 #include "controller/endpointslice_controller.h"
 #include "controller/garbage_collector.h"
+#include "controller/ingress_status_controller.h"
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
@@ -120,6 +121,15 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
+  // The built-in ingress controller: its class and its Ingresses' status here,
+  // the traffic on every node (--disable-ingress: neither, as K3s' --disable traefik).
+  std::unique_ptr<kiso::controller::IngressStatusController> ingress_status;
+  if (!flags.node.disable_ingress) {
+    if (auto s = kiso::controller::IngressStatusController::EnsureDefaultClass(&client); !s.ok())
+      spdlog::error("ingress class kiso: {}", s.ToString());
+    ingress_status =
+        std::make_unique<kiso::controller::IngressStatusController>(&client, &informers);
+  }
   kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
@@ -151,6 +161,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
+  if (ingress_status) ingress_status->Start();
   service_accounts.Start();
   root_ca.Start();
   aggregation.Start();
@@ -246,6 +257,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     root_ca.Stop();
     service_accounts.Stop();
     service_lb.Stop();
+    if (ingress_status) ingress_status->Stop();
     endpoint_slices.Stop();
     endpoints.Stop();
     jobs.Stop();
@@ -571,6 +583,16 @@ int main(int argc, char** argv) {
                    "Every node's pod addresses (pod traffic leaving it is masqueraded)")
       ->capture_default_str();
   server->add_option("--runtime", flags.node.runtime, "OCI runtime: runc or crun")
+      ->capture_default_str();
+  server->add_flag("--disable-ingress", flags.node.disable_ingress,
+                   "Do not run the built-in ingress controller (K3s: --disable traefik)");
+  server
+      ->add_option("--ingress-http-port", flags.node.ingress.http_port,
+                   "Port the ingress controller serves HTTP on (0: any free one)")
+      ->capture_default_str();
+  server
+      ->add_option("--ingress-https-port", flags.node.ingress.https_port,
+                   "Port the ingress controller serves HTTPS on (0: any free one)")
       ->capture_default_str();
   server->add_option(
       "--registries", flags.node.registries,

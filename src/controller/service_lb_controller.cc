@@ -29,6 +29,25 @@ bool Ours(const json::value& svc) {
 
 }  // namespace
 
+std::set<std::string> ReadyInternalIps(const std::vector<json::value>& nodes) {
+  std::set<std::string> addresses;
+  for (const auto& node : nodes) {
+    if (!Ready(node)) continue;
+    for (const auto& a : api::GetArray(node, {"status", "addresses"})) {
+      if (api::GetString(a, {"type"}) == "InternalIP")
+        addresses.insert(std::string(api::GetString(a, {"address"})));
+    }
+  }
+  return addresses;
+}
+
+bool ChangesReadyIps(const json::value* old, const json::value& node, bool deleted) {
+  if (!old || deleted || Ready(*old) != Ready(node)) return true;
+  const json::value* was = api::Find(*old, {"status", "addresses"});
+  const json::value* is = api::Find(node, {"status", "addresses"});
+  return (was == nullptr) != (is == nullptr) || (was && *was != *is);  // Values, not pointers.
+}
+
 ServiceLbController::ServiceLbController(client::Client* client, client::SharedInformers* shared)
     : Controller(client, "service-lb-controller", 1, shared) {
   services_ = Watch(Services(), [this](const json::value*, const json::value& svc, bool) {
@@ -36,9 +55,7 @@ ServiceLbController::ServiceLbController(client::Client* client, client::SharedI
   });
   nodes_ = Watch(Nodes(), [this](const json::value* old, const json::value& node, bool deleted) {
     // Only a node's readiness or address changes what Services list.
-    if (old && !deleted && Ready(*old) == Ready(node) &&
-        api::Find(*old, {"status", "addresses"}) == api::Find(node, {"status", "addresses"}))
-      return;
+    if (!ChangesReadyIps(old, node, deleted)) return;
     for (const auto& svc : services_->List()) {
       if (Ours(svc)) Enqueue(KeyOf(svc));
     }
@@ -53,15 +70,8 @@ Status ServiceLbController::Reconcile(const std::string& key) {
   const auto* have = api::Find(*svc, {"status", "loadBalancer", "ingress"});
   json::array want;
   if (ours) {
-    std::set<std::string> addresses;
-    for (const auto& node : nodes_->List()) {
-      if (!Ready(node)) continue;
-      for (const auto& a : api::GetArray(node, {"status", "addresses"})) {
-        if (api::GetString(a, {"type"}) == "InternalIP")
-          addresses.insert(std::string(api::GetString(a, {"address"})));
-      }
-    }
-    for (const auto& ip : addresses) want.push_back(json::object{{"ip", ip}, {"ipMode", "VIP"}});
+    for (const auto& ip : ReadyInternalIps(nodes_->List()))
+      want.push_back(json::object{{"ip", ip}, {"ipMode", "VIP"}});
   } else if (!have || !have->is_array() || have->get_array().empty() ||
              !api::GetString(*svc, {"spec", "loadBalancerClass"}).empty()) {
     return Status::Ok();  // Not ours, and nothing of ours to clear.

@@ -6,9 +6,19 @@
 // stops being a LoadBalancer has its ingress cleared.
 #pragma once
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include "controller/controller.h"
 
 namespace kiso::controller {
+
+// The InternalIP of every Ready node: where a load balancer's (and the built-in
+// ingress controller's) ports answer.
+std::set<std::string> ReadyInternalIps(const std::vector<boost::json::value>& nodes);
+// Whether a node event changes ReadyInternalIps.
+bool ChangesReadyIps(const boost::json::value* old, const boost::json::value& node, bool deleted);
 
 class ServiceLbController : public Controller {
  public:

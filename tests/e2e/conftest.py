@@ -95,6 +95,10 @@ class Server:
         defaults = ["--dns-port", "0"]
         if "--resolv-conf" not in extra_args:
             defaults += ["--resolv-conf", resolv]
+        # The ingress controller on ports of its own too (80 and 443 are the machine's).
+        for flag in ("--ingress-http-port", "--ingress-https-port"):
+            if flag not in extra_args:
+                defaults += [flag, "0"]
         self.args = defaults + list(extra_args) + ([] if agent else ["--disable-agent"])
         self.env = dict(env or {})
         if setup:

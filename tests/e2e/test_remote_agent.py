@@ -47,7 +47,7 @@ def test_agent_joins_over_https_and_runs_pods():
              f"{token_id}.{secret}",
              "--ca-file", os.path.join(s.dir, "tls", "ca.crt"), "--data-dir", data,
              "--node-name", NODE, "--pod-cidr", POD_CIDR,
-             "--cni-bridge", BRIDGE],
+             "--cni-bridge", BRIDGE, "--ingress-http-port", "0", "--ingress-https-port", "0"],
             stdout=subprocess.PIPE, stderr=log, text=True)
         for line in agent.stdout:  # Log lines, then the one that says it joined.
             if line.startswith("kiso agent:"):

@@ -169,6 +169,15 @@ std::vector<json::object> BootstrapClusterRoles() {
       ClusterRole("system:monitoring",
                   json::array{UrlRule({"get"}, {"/healthz", "/healthz/*", "/livez", "/livez/*",
                                                 "/metrics", "/readyz", "/readyz/*"})}));
+  // Every node runs the built-in ingress controller, which reads what Traefik's
+  // ClusterRole lets it read in K3s: Ingresses and their classes, the Services
+  // and EndpointSlices they route to, and TLS Secrets (any namespace's).
+  out.push_back(ClusterRole(
+      "kiso:ingress-controller",
+      json::array{
+          Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"ingresses", "ingressclasses"}),
+          Rule({"get", "list", "watch"}, {""}, {"services", "secrets"}),
+          Rule({"get", "list", "watch"}, {"discovery.k8s.io"}, {"endpointslices"})}));
   return out;
 }
 
@@ -192,6 +201,7 @@ std::vector<json::object> BootstrapClusterRoleBindings() {
       Binding("kiso:node-autoapprove-certificate-rotation",
               "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
               {{"Group", "system:nodes"}}),
+      Binding("kiso:ingress-controller", "kiso:ingress-controller", {{"Group", "system:nodes"}}),
   };
 }
 

@@ -1,0 +1,321 @@
+// The ingress proxy against real sockets on 127.0.0.1: backends answering
+// HTTP, a client speaking HTTP/1.1 and TLS with SNI.
+#include "network/ingress/proxy.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <thread>
+
+namespace kiso::network::ingress {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// A backend: answers "<name> <target> <X-Forwarded-For> <X-Forwarded-Proto>" on
+// kept-alive connections, or, with `close_delimited`, an HTTP/1.0 answer ended by closing.
+class Backend {
+ public:
+  explicit Backend(std::string name, bool close_delimited = false, size_t body_size = 0)
+      : name_(std::move(name)),
+        close_delimited_(close_delimited),
+        body_size_(body_size),
+        acceptor_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        boost::system::error_code ec;
+        tcp::socket s(ioc_);
+        acceptor_.accept(s, ec);
+        if (ec || stop_) return;
+        ++connections_;
+        std::thread([this, s = std::move(s)]() mutable { Serve(std::move(s)); }).detach();
+      }
+    });
+  }
+  ~Backend() {
+    stop_ = true;
+    boost::system::error_code ec;
+    tcp::socket poke(ioc_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string target() const {
+    return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  int connections() const { return connections_.load(); }
+
+ private:
+  void Serve(tcp::socket s) {
+    beast::flat_buffer buf;
+    for (;;) {
+      http::request<http::string_body> req;
+      boost::system::error_code ec;
+      http::read(s, buf, req, ec);
+      if (ec) return;
+      std::string body = name_ + " " + std::string(req.target()) + " " +
+                         std::string(req["X-Forwarded-For"]) + " " +
+                         std::string(req["X-Forwarded-Proto"]);
+      if (body_size_ > body.size()) body.resize(body_size_, 'x');
+      if (close_delimited_) {
+        asio::write(s, asio::buffer("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body),
+                    ec);
+        return;
+      }
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.body() = body;
+      res.prepare_payload();
+      http::write(s, res, ec);
+      if (ec) return;
+    }
+  }
+  std::string name_;
+  bool close_delimited_;
+  size_t body_size_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+};
+
+std::shared_ptr<ingress::Backend> To(std::vector<std::string> targets) {
+  auto b = std::make_shared<ingress::Backend>();
+  b->service = "default/svc:80";
+  b->targets = std::move(targets);
+  return b;
+}
+
+struct Answer {
+  unsigned status = 0;
+  std::string body;
+  bool keep_alive = false;
+};
+
+// Requests over one kept-alive connection.
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  }
+  Answer Get(const std::string& host, const std::string& target, unsigned version = 11) {
+    http::request<http::string_body> req{http::verb::get, target, version};
+    req.set(http::field::host, host);
+    http::write(socket_, req);
+    http::response<http::string_body> res;
+    http::read(socket_, buf_, res);
+    return {res.result_int(), res.body(), res.keep_alive()};
+  }
+
+ private:
+  asio::io_context ioc_;
+  tcp::socket socket_{ioc_};
+  beast::flat_buffer buf_;
+};
+
+struct Proxy {
+  std::unique_ptr<IngressProxy> proxy;
+  Proxy() {
+    ProxyOptions o;
+    o.address = "127.0.0.1";
+    o.http_port = 0;
+    o.https_port = 0;
+    auto started = IngressProxy::Start(o);
+    EXPECT_TRUE(started.ok()) << started.status().ToString();
+    proxy = std::move(*started);
+  }
+  void Routes(const std::function<void(RouteTable&)>& fill) {
+    auto t = std::make_shared<RouteTable>();
+    fill(*t);
+    t->Seal();
+    proxy->SetRoutes(t);
+  }
+};
+
+TEST(IngressProxy, RoutesByHostAndPathAndKeepsTheConnection) {
+  Backend a("a"), b("b");
+  Proxy p;
+  p.Routes([&](RouteTable& t) {
+    t.Add({"a.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
+    t.Add({"b.test", "/api", PathType::kPrefix, To({b.target()}), "ns/i"});
+  });
+  Client c(p.proxy->http_port());
+  Answer r = c.Get("a.test", "/x?y=1");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "a /x?y=1 127.0.0.1 http");
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_EQ(c.Get("b.test:80", "/api/v1").body, "b /api/v1 127.0.0.1 http");
+  Answer none = c.Get("b.test", "/web");  // No rule, no default backend: Traefik's 404.
+  EXPECT_EQ(none.status, 404u);
+  EXPECT_EQ(none.body, "404 page not found\n");
+  EXPECT_EQ(c.Get("a.test", "/again").status, 200u);  // The same connection throughout.
+  // Backends keep their connections too: one upstream connection served a's two requests.
+  EXPECT_EQ(a.connections(), 1);
+}
+
+TEST(IngressProxy, RoundRobinSkipsARefusingEndpointAndAnEmptyBackendIs503) {
+  Backend a("a"), b("b");
+  std::string dead;
+  {
+    asio::io_context ioc;
+    tcp::acceptor closed(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    dead = "127.0.0.1:" + std::to_string(closed.local_endpoint().port());
+  }  // Nothing listens there now.
+  Proxy p;
+  p.Routes([&](RouteTable& t) {
+    t.Add({"rr.test", "/", PathType::kPrefix, To({a.target(), dead, b.target()}), "ns/i"});
+    t.Add({"empty.test", "/", PathType::kPrefix, To({}), "ns/i"});
+  });
+  Client c(p.proxy->http_port());
+  std::map<char, int> seen;
+  for (int i = 0; i < 30; ++i) {
+    Answer r = c.Get("rr.test", "/");
+    ASSERT_EQ(r.status, 200u);
+    ++seen[r.body[0]];
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen['a'] + seen['b'], 30);
+  EXPECT_GE(seen['a'], 10);  // The dead endpoint's turns went to the next one.
+  Answer empty = c.Get("empty.test", "/");
+  EXPECT_EQ(empty.status, 503u);
+  Proxy only_dead;
+  only_dead.Routes([&](RouteTable& t) { t.Add({"", "/", PathType::kPrefix, To({dead}), "ns/i"}); });
+  EXPECT_EQ(Client(only_dead.proxy->http_port()).Get("x", "/").status, 502u);
+}
+
+TEST(IngressProxy, StreamsLargeAndCloseDelimitedAnswers) {
+  Backend big("big", false, 5 << 20), old("old", true, 100000);
+  Proxy p;
+  p.Routes([&](RouteTable& t) {
+    t.Add({"big.test", "/", PathType::kPrefix, To({big.target()}), "ns/i"});
+    t.Add({"old.test", "/", PathType::kPrefix, To({old.target()}), "ns/i"});
+  });
+  Client c(p.proxy->http_port());
+  Answer r = c.Get("big.test", "/");
+  EXPECT_EQ(r.body.size(), size_t{5} << 20);
+  Answer o = c.Get("old.test", "/");  // Re-framed as chunked for an HTTP/1.1 client.
+  EXPECT_EQ(o.status, 200u);
+  EXPECT_EQ(o.body.size(), 100000u);
+  EXPECT_TRUE(o.keep_alive);
+  EXPECT_EQ(c.Get("big.test", "/").body.size(), size_t{5} << 20);
+}
+
+TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
+  Backend a("a");
+  ProxyOptions o;
+  o.address = "127.0.0.1";
+  o.http_port = 0;
+  o.https_port = -1;
+  o.max_body = 1000;
+  auto p = IngressProxy::Start(o);
+  ASSERT_TRUE(p.ok());
+  auto t = std::make_shared<RouteTable>();
+  t->Add({"", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
+  t->Seal();
+  (*p)->SetRoutes(t);
+  EXPECT_EQ((*p)->https_port(), 0);
+  auto raw = [&](const std::string& bytes) {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), (*p)->http_port()));
+    asio::write(s, asio::buffer(bytes));
+    std::string out;
+    boost::system::error_code ec;
+    char buf[4096];
+    for (;;) {
+      size_t n = s.read_some(asio::buffer(buf), ec);
+      if (ec) break;
+      out.append(buf, n);
+    }
+    return out.substr(0, out.find("\r\n"));
+  };
+  EXPECT_EQ(raw("GARBAGE\r\n\r\n"), "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(
+      raw("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x')),
+      "HTTP/1.1 413 Payload Too Large");
+  EXPECT_EQ(raw("GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(70000, 'x') + "\r\n\r\n"),
+            "HTTP/1.1 431 Request Header Fields Too Large");
+  Client c((*p)->http_port());
+  EXPECT_EQ(c.Get("x", "/fine").status, 200u);
+}
+
+// A self-signed certificate for `name` (PEM certificate, PEM key).
+std::pair<std::string, std::string> SelfSigned(const std::string& name) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(cert, X509_get_subject_name(cert));
+  X509_sign(cert, key, EVP_sha256());
+  auto pem = [](auto write) {
+    BIO* b = BIO_new(BIO_s_mem());
+    write(b);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<size_t>(n));
+    BIO_free(b);
+    return out;
+  };
+  std::string c = pem([&](BIO* b) { PEM_write_bio_X509(b, cert); });
+  std::string k =
+      pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return {c, k};
+}
+
+// One HTTPS request with SNI `name`: the served certificate's CN and the answer's body.
+std::pair<std::string, std::string> GetTls(uint16_t port, const std::string& name) {
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.set_verify_mode(asio::ssl::verify_none);
+  beast::ssl_stream<beast::tcp_stream> s(ioc, ctx);
+  SSL_set_tlsext_host_name(s.native_handle(), name.c_str());
+  beast::get_lowest_layer(s).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  s.handshake(asio::ssl::stream_base::client);
+  X509* peer = SSL_get1_peer_certificate(s.native_handle());
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof(cn));
+  X509_free(peer);
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, name);
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  return {cn, res.body()};
+}
+
+TEST(IngressProxy, HttpsPicksTheIngressCertificateBySni) {
+  Backend a("a");
+  Proxy p;
+  auto [cert, key] = SelfSigned("secure.test");
+  p.Routes([&](RouteTable& t) {
+    t.Add({"secure.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
+    t.Add({"plain.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
+    t.AddCertificate({{"secure.test"}, "ns/tls", cert, key});
+    t.AddCertificate({{"broken.test"}, "ns/broken", "not a certificate", key});
+  });
+  auto [cn, body] = GetTls(p.proxy->https_port(), "secure.test");
+  EXPECT_EQ(cn, "secure.test");
+  EXPECT_EQ(body, "a / 127.0.0.1 https");
+  EXPECT_EQ(GetTls(p.proxy->https_port(), "plain.test").first, "KISO DEFAULT CERT");
+  EXPECT_EQ(GetTls(p.proxy->https_port(), "broken.test").first, "KISO DEFAULT CERT");
+}
+
+}  // namespace
+}  // namespace kiso::network::ingress
