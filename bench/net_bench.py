@@ -19,6 +19,7 @@ starts it stops, and `kiso node reset` removes the node's table, also when it fa
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +40,7 @@ SERVICE_CIDR = "10.199.0.0/16"
 SCALES = [int(n) for n in os.environ.get("NET_BENCH_SCALES", "100,1000,10000").split(",")]
 SAMPLES = int(os.environ.get("NET_BENCH_SAMPLES", "40"))
 DNS_SECONDS = int(os.environ.get("NET_BENCH_DNS_SECONDS", "8"))
+INGRESS_SECONDS = int(os.environ.get("NET_BENCH_INGRESS_SECONDS", "8"))
 
 
 def out(name, value, unit):
@@ -171,10 +173,12 @@ def run(work, procs):
         f.write("# no upstream\n")
     log = open(os.path.join(work, "kiso.log"), "wb")
     port = free_port("tcp")
+    ingress_port = free_port("tcp")
     server = subprocess.Popen([KISO, "server", "--data-dir", data, "--https-port", str(port),
                                "--node-name", "bench-net", "--cni-bridge", BRIDGE,
                                "--pod-cidr", "10.198.0.0/24", "--service-cidr", SERVICE_CIDR,
-                               "--dns-port", "0", "--resolv-conf", resolv],
+                               "--dns-port", "0", "--resolv-conf", resolv,
+                               "--ingress-http-port", str(ingress_port), "--ingress-https-port", "0"],
                               stdout=log, stderr=subprocess.STDOUT)
     procs.append(server)
     token = os.path.join(data, "tls", "admin.token")
@@ -297,6 +301,103 @@ def run(work, procs):
     kiso_qps = statistics.median(r[0] for r in results["kiso"])
     unbound_qps = statistics.median(r[0] for r in results["unbound"])
     out("dns_qps_kiso_over_unbound", f"{kiso_qps / unbound_qps:.2f}", "x")
+
+    ingress(api, ingress_port, work, procs)
+
+
+def nginx(work, name, body, procs):
+    """An nginx of its own (2 workers, no access log) with `body` as its http block's servers."""
+    prefix = os.path.join(work, name)
+    os.makedirs(prefix)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+{body}
+}}
+""")
+    p = subprocess.Popen(["nginx", "-p", prefix, "-c", conf, "-g", "daemon off;"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(p)
+    return p
+
+
+def wrk(port):
+    """One wrk run through a proxy on 127.0.0.1:port: (requests/s, p99 ms)."""
+    r = subprocess.run(["wrk", "-t", "2", "-c", "32", "-d", f"{INGRESS_SECONDS}s", "--latency",
+                        "-H", "Host: web.bench", f"http://127.0.0.1:{port}/"],
+                       capture_output=True, text=True, timeout=INGRESS_SECONDS + 60)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", r.stdout).group(1))
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", r.stdout).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    if "Non-2xx" in r.stdout or "Socket errors" in r.stdout:
+        raise RuntimeError(f"wrk saw errors through port {port}:\n{r.stdout}")
+    return rps, p99
+
+
+def ingress(api, kiso_port, work, procs):
+    """The ingress controller against Debian's nginx as the same reverse proxy, in front of the
+    same backend (an nginx answering a fixed body on the host's address, keep-alive on both)."""
+    address = host_address()
+    backend_port, nginx_port = free_port("tcp"), free_port("tcp")
+    nginx(work, "backend", f"""  server {{
+    listen {address}:{backend_port} backlog=4096;
+    keepalive_requests 100000;
+    location / {{ return 200 "hello from the backend\\n"; }}
+  }}""", procs)
+    nginx(work, "proxy", f"""  upstream web {{ server {address}:{backend_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{nginx_port} backlog=4096;
+    keepalive_requests 100000;
+    location / {{
+      proxy_pass http://web;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+  }}""", procs)
+    ns = "/api/v1/namespaces/default"
+    api.call("POST", f"{ns}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench-web"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend_port}]}})
+    api.call("POST", f"{ns}/endpoints", {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "bench-web"},
+        "subsets": [{"addresses": [{"ip": address}],
+                     "ports": [{"name": "http", "port": backend_port}]}]})
+    api.call("POST", "/apis/networking.k8s.io/v1/namespaces/default/ingresses", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "bench"},
+        "spec": {"rules": [{"host": "web.bench", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "bench-web", "port": {"number": 80}}}}]}}]}})
+    deadline = time.monotonic() + 30
+    for port in (kiso_port, nginx_port):
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/",
+                                             headers={"Host": "web.bench"})
+                direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                if direct.open(req, timeout=2).read().startswith(b"hello"):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing answers through port {port}")
+            time.sleep(0.05)  # Polling with a deadline: the route is being programmed.
+    results = {"kiso": [], "nginx": []}
+    for _ in range(3):
+        for who, port in (("kiso", kiso_port), ("nginx", nginx_port)):
+            results[who].append(wrk(port))
+    for who, runs in results.items():
+        out(f"ingress_rps_{who}", f"{statistics.median(r[0] for r in runs):.0f}", "requests/s")
+        out(f"ingress_p99_{who}", f"{statistics.median(r[1] for r in runs):.2f}", "ms")
+    ratio = (statistics.median(r[0] for r in results["kiso"]) /
+             statistics.median(r[0] for r in results["nginx"]))
+    out("ingress_rps_kiso_over_nginx", f"{ratio:.2f}", "x")
 
 
 def free_port(kind="udp"):

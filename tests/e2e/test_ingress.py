@@ -85,7 +85,8 @@ def at(url, port):
 def curl(url, port, *extra):
     """curl from the host, the URL's host name resolved to 127.0.0.1: (status, body)."""
     url, host = at(url, port)
-    p = subprocess.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10",
+    p = subprocess.run(["curl", "--noproxy", "*", "-s", "-o", "-", "-w", "\n%{http_code}",
+                        "--max-time", "10",
                         "--resolve", f"{host}:{port}:127.0.0.1", *extra, url],
                        capture_output=True, text=True, timeout=30)
     body, _, code = p.stdout.rpartition("\n")
@@ -138,7 +139,7 @@ def test_tls_host_is_served_with_its_secret_by_sni(shop):
     assert code == 200 and body in names(k, "alpha")
     # A name without a TLS section gets the default certificate, which the Secret's CA
     # does not vouch for: curl refuses it (exit 60), and accepts with -k.
-    p = subprocess.run(["curl", "-s", "--max-time", "10", "--resolve",
+    p = subprocess.run(["curl", "--noproxy", "*", "-s", "--max-time", "10", "--resolve",
                         f"alpha.kiso.test:{https}:127.0.0.1", "--cacert", ca,
                         f"https://alpha.kiso.test:{https}/"], capture_output=True, text=True,
                        timeout=30)
@@ -161,7 +162,7 @@ def test_class_defaulted_and_status_lists_the_node(shop):
 
 def test_client_connections_are_kept_alive(shop):
     k, http, https, ca = shop
-    p = subprocess.run(["curl", "-sv", "--max-time", "10", "--resolve",
+    p = subprocess.run(["curl", "--noproxy", "*", "-sv", "--max-time", "10", "--resolve",
                         f"alpha.kiso.test:{http}:127.0.0.1", f"http://alpha.kiso.test:{http}/",
                         f"http://alpha.kiso.test:{http}/api/"], capture_output=True, text=True,
                        timeout=30)

@@ -35,6 +35,7 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kHeaderLimit = 64 * 1024;
 constexpr size_t kIdlePerTarget = 64;  // Upstream connections kept per endpoint.
 constexpr size_t kRelayChunk = 32 * 1024;
+constexpr size_t kSmallBody = 64 * 1024;  // Answers up to this are read whole.
 
 using Context = std::shared_ptr<SSL_CTX>;
 
@@ -130,35 +131,42 @@ tcp::socket::lowest_layer_type& Socket(Stream& s) {
 
 }  // namespace
 
+// One per thread, as nginx has workers: its own event loop (a connection
+// stays on one thread, no handler crosses threads, no lock on the request
+// path) and its own idle upstream connections.
+struct Worker {
+  asio::io_context ioc;
+  std::map<std::string, std::vector<tcp::socket>> idle;  // "ip:port"; this worker's only
+  std::thread thread;
+};
+
 struct IngressProxy::Impl {
   ProxyOptions options;
-  asio::io_context ioc;
+  std::vector<std::unique_ptr<Worker>> workers;  // The first also accepts.
   // The HTTPS listener's: the default certificate; SNI switches to an Ingress's.
   asio::ssl::context tls{asio::ssl::context::tls_server};
   std::unique_ptr<tcp::acceptor> http_acceptor;
   std::unique_ptr<tcp::acceptor> https_acceptor;
-  std::vector<std::thread> threads;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;
   std::mutex set_mu;                        // Serialises SetRoutes (its context cache).
   std::map<std::string, Context> contexts;  // cert+key PEM → context; guarded by set_mu
-  std::mutex pool_mu;
-  std::map<std::string, std::vector<tcp::socket>> idle;  // "ip:port"; guarded by pool_mu
   std::atomic<bool> stopped{false};
+  size_t next_worker = 0;  // The accepting coroutine's only.
 
   explicit Impl(ProxyOptions o) : options(std::move(o)) {}
 
   Status Listen(int port, bool tls_listener);
   asio::awaitable<void> Accept(tcp::acceptor& acceptor, bool tls_listener);
   template <class Stream>
-  asio::awaitable<void> Serve(Stream& stream, bool tls_listener, std::string client_ip);
+  asio::awaitable<void> Serve(Worker& w, Stream& stream, bool tls_listener, std::string client_ip);
   template <class Stream>
-  asio::awaitable<bool> Forward(Stream& client, http::request<http::string_body>& req,
+  asio::awaitable<bool> Forward(Worker& w, Stream& client, http::request<http::string_body>& req,
                                 const Backend& backend, bool tls_listener,
                                 const std::string& client_ip);
-  asio::awaitable<std::optional<beast::tcp_stream>> Connect(const std::string& target,
+  asio::awaitable<std::optional<beast::tcp_stream>> Connect(Worker& w, const std::string& target,
                                                             bool* pooled);
-  void Release(const std::string& target, beast::tcp_stream stream);
-  void Spawn(asio::awaitable<void> work);
+  void Release(Worker& w, const std::string& target, beast::tcp_stream stream);
+  void Spawn(Worker& w, asio::awaitable<void> work);
 };
 
 namespace {
@@ -191,8 +199,8 @@ int OnServerName(SSL* ssl, int* /*alert*/, void* arg) {
 
 }  // namespace
 
-void IngressProxy::Impl::Spawn(asio::awaitable<void> work) {
-  asio::co_spawn(ioc, std::move(work), [](const std::exception_ptr& e) {
+void IngressProxy::Impl::Spawn(Worker& w, asio::awaitable<void> work) {
+  asio::co_spawn(w.ioc, std::move(work), [](const std::exception_ptr& e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -207,7 +215,7 @@ Status IngressProxy::Impl::Listen(int port, bool tls_listener) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.address, ec);
   if (ec) return MakeStatus(Code::kInvalidArgument, "ingress: bad address {}", options.address);
-  auto acceptor = std::make_unique<tcp::acceptor>(ioc);
+  auto acceptor = std::make_unique<tcp::acceptor>(workers.front()->ioc);
   tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
   if (acceptor->open(endpoint.protocol(), ec); !ec) {
     acceptor->set_option(asio::socket_base::reuse_address(true), ec);
@@ -223,9 +231,10 @@ Status IngressProxy::Impl::Listen(int port, bool tls_listener) {
 }
 
 asio::awaitable<void> IngressProxy::Impl::Accept(tcp::acceptor& acceptor, bool tls_listener) {
-  asio::steady_timer backoff(ioc);
+  asio::steady_timer backoff(workers.front()->ioc);
   while (!stopped.load()) {
-    auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+    Worker& w = *workers[next_worker++ % workers.size()];  // The connection's for its life.
+    auto [ec, socket] = co_await acceptor.async_accept(w.ioc, kTuple);
     if (ec == asio::error::operation_aborted || stopped.load()) co_return;
     if (ec) {  // Out of descriptors, say: pause rather than spin.
       backoff.expires_after(std::chrono::milliseconds(50));
@@ -236,21 +245,21 @@ asio::awaitable<void> IngressProxy::Impl::Accept(tcp::acceptor& acceptor, bool t
     socket.set_option(tcp::no_delay(true), ignored);
     std::string client_ip = socket.remote_endpoint(ignored).address().to_string();
     if (tls_listener) {
-      Spawn([](Impl* self, tcp::socket s, std::string ip) -> asio::awaitable<void> {
+      Spawn(w, [](Impl* self, Worker* w, tcp::socket s, std::string ip) -> asio::awaitable<void> {
         beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(s)), self->tls);
-        co_await self->Serve(stream, true, std::move(ip));
-      }(this, std::move(socket), std::move(client_ip)));
+        co_await self->Serve(*w, stream, true, std::move(ip));
+      }(this, &w, std::move(socket), std::move(client_ip)));
     } else {
-      Spawn([](Impl* self, tcp::socket s, std::string ip) -> asio::awaitable<void> {
+      Spawn(w, [](Impl* self, Worker* w, tcp::socket s, std::string ip) -> asio::awaitable<void> {
         beast::tcp_stream stream(std::move(s));
-        co_await self->Serve(stream, false, std::move(ip));
-      }(this, std::move(socket), std::move(client_ip)));
+        co_await self->Serve(*w, stream, false, std::move(ip));
+      }(this, &w, std::move(socket), std::move(client_ip)));
     }
   }
 }
 
 template <class Stream>
-asio::awaitable<void> IngressProxy::Impl::Serve(Stream& stream, bool tls_listener,
+asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool tls_listener,
                                                 std::string client_ip) {
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
     beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
@@ -312,7 +321,7 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Stream& stream, bool tls_listene
       keep = co_await Reply(stream, version, http::status::service_unavailable,
                             "no available server\n", req.keep_alive());
     } else {
-      keep = co_await Forward(stream, req, *backend, tls_listener, client_ip);
+      keep = co_await Forward(w, stream, req, *backend, tls_listener, client_ip);
     }
     if (!keep) break;
   }
@@ -322,16 +331,12 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Stream& stream, bool tls_listene
 }
 
 asio::awaitable<std::optional<beast::tcp_stream>> IngressProxy::Impl::Connect(
-    const std::string& target, bool* pooled) {
-  {
-    std::lock_guard lock(pool_mu);
-    auto it = idle.find(target);
-    if (it != idle.end() && !it->second.empty()) {
-      tcp::socket s = std::move(it->second.back());
-      it->second.pop_back();
-      *pooled = true;
-      co_return beast::tcp_stream(std::move(s));
-    }
+    Worker& w, const std::string& target, bool* pooled) {
+  if (auto it = w.idle.find(target); it != w.idle.end() && !it->second.empty()) {
+    tcp::socket s = std::move(it->second.back());
+    it->second.pop_back();
+    *pooled = true;
+    co_return beast::tcp_stream(std::move(s));
   }
   *pooled = false;
   size_t colon = target.rfind(':');
@@ -339,7 +344,7 @@ asio::awaitable<std::optional<beast::tcp_stream>> IngressProxy::Impl::Connect(
   auto address = asio::ip::make_address(target.substr(0, colon), ec);
   if (ec || colon == std::string::npos) co_return std::nullopt;
   int port = std::atoi(target.c_str() + colon + 1);
-  beast::tcp_stream up(ioc);
+  beast::tcp_stream up(w.ioc);
   up.expires_after(options.connect_timeout);
   auto [cec] =
       co_await up.async_connect(tcp::endpoint(address, static_cast<uint16_t>(port)), kTuple);
@@ -348,16 +353,15 @@ asio::awaitable<std::optional<beast::tcp_stream>> IngressProxy::Impl::Connect(
   co_return std::move(up);
 }
 
-void IngressProxy::Impl::Release(const std::string& target, beast::tcp_stream stream) {
+void IngressProxy::Impl::Release(Worker& w, const std::string& target, beast::tcp_stream stream) {
   if (stopped.load()) return;
   stream.expires_never();
-  std::lock_guard lock(pool_mu);
-  auto& list = idle[target];
+  auto& list = w.idle[target];
   if (list.size() < kIdlePerTarget) list.push_back(stream.release_socket());
 }
 
 template <class Stream>
-asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
+asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
                                                   http::request<http::string_body>& req,
                                                   const Backend& backend, bool tls_listener,
                                                   const std::string& client_ip) {
@@ -381,17 +385,17 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
   for (size_t attempt = 0; attempt < std::min<size_t>(n, 3) + 1; ++attempt) {
     const std::string& target = backend.targets[(first + attempt) % n];
     bool pooled = false;
-    std::optional<beast::tcp_stream> up = co_await Connect(target, &pooled);
+    std::optional<beast::tcp_stream> up = co_await Connect(w, target, &pooled);
     if (!up) continue;  // Refused or timed out: the next endpoint.
     up->expires_after(options.upstream_timeout);
-    auto [wec, w] = co_await http::async_write(*up, req, kTuple);
+    auto [wec, written] = co_await http::async_write(*up, req, kTuple);
     beast::flat_buffer upbuf;
-    std::optional<http::response_parser<http::buffer_body>> parser;
+    std::optional<http::response_parser<http::empty_body>> parser;
     boost::system::error_code rec;
     do {  // Interim 1xx answers (other than 101) are not the response.
       parser.emplace();
       parser->header_limit(kHeaderLimit);
-      parser->body_limit(boost::none);  // Streamed, never held whole.
+      parser->body_limit(boost::none);  // Bounded below: held whole only when small.
       parser->skip(head);
       if (wec) break;
       up->expires_after(options.upstream_timeout);
@@ -401,8 +405,7 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
     if (wec || rec) {
       if (pooled) {  // The backend closed an idle connection: once more on a fresh one.
         --attempt;
-        std::lock_guard lock(pool_mu);
-        idle.erase(target);
+        w.idle.erase(target);
         continue;
       }
       if (wec == beast::error::timeout || rec == beast::error::timeout) {
@@ -411,11 +414,34 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
       }
       continue;
     }
-    auto& res = parser->get();
-    const bool framed = parser->chunked() || parser->content_length().has_value() || head ||
-                        res.result_int() == 204 || res.result_int() == 304;
+    const int status = parser->get().result_int();
+    const auto length = parser->content_length();
+    const bool framed =
+        parser->chunked() || length.has_value() || head || status == 204 || status == 304;
     const bool upstream_keep = parser->keep_alive() && framed;
     bool keep = client_keep;
+    if (!parser->chunked() && (parser->is_done() || (length && *length <= kSmallBody))) {
+      // Small (most answers): read whole, written with its header in one call.
+      http::response_parser<http::string_body> whole(std::move(*parser));
+      if (!whole.is_done()) {
+        up->expires_after(options.upstream_timeout);
+        if (auto [bec, b] = co_await http::async_read(*up, upbuf, whole, kTuple); bec) {
+          co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
+                                   false);
+        }
+      }
+      auto& res = whole.get();
+      StripHopByHop(res.base());
+      res.version(version);
+      res.keep_alive(keep);
+      beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
+      if (auto [cec, c] = co_await http::async_write(client, res, kTuple); cec) co_return false;
+      if (upstream_keep) Release(w, target, std::move(*up));
+      co_return keep;
+    }
+    // Large, chunked or ended by the backend's close: streamed through a fixed buffer.
+    http::response_parser<http::buffer_body> stream(std::move(*parser));
+    auto& res = stream.get();
     StripHopByHop(res.base());
     if (!framed) {  // Ends when the backend closes: chunked for HTTP/1.1 clients.
       if (version >= 11) {
@@ -432,11 +458,11 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
     std::vector<char> chunk(kRelayChunk);
     bool clean = true;
     do {
-      if (!parser->is_done()) {
+      if (!stream.is_done()) {
         res.body().data = chunk.data();
         res.body().size = chunk.size();
         up->expires_after(options.upstream_timeout);
-        auto [bec, b] = co_await http::async_read(*up, upbuf, *parser, kTuple);
+        auto [bec, b] = co_await http::async_read(*up, upbuf, stream, kTuple);
         if (bec == http::error::need_buffer) bec = {};
         const bool closed = bec == http::error::end_of_stream && !framed;  // Its end.
         if (bec && !closed) {
@@ -445,7 +471,7 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
         }
         res.body().size = chunk.size() - res.body().size;
         res.body().data = chunk.data();
-        res.body().more = !parser->is_done() && !closed;
+        res.body().more = !stream.is_done() && !closed;
       } else {
         res.body().data = nullptr;
         res.body().size = 0;
@@ -457,7 +483,7 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Stream& client,
       if (cec) co_return false;
     } while (!sr.is_done());
     if (!clean) co_return false;  // The client got a cut answer: it must see the close.
-    if (upstream_keep && parser->is_done()) Release(target, std::move(*up));
+    if (upstream_keep && stream.is_done()) Release(w, target, std::move(*up));
     co_return keep;
   }
   co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
@@ -470,6 +496,8 @@ IngressProxy::~IngressProxy() { Stop(); }
 
 Result<std::unique_ptr<IngressProxy>> IngressProxy::Start(ProxyOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options));
+  for (int i = 0; i < std::max(1, impl->options.threads); ++i)
+    impl->workers.push_back(std::make_unique<Worker>());
   SSL_CTX* ctx = impl->tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   KISO_RETURN_IF_ERROR(UseDefaultCertificate(ctx));
@@ -481,13 +509,15 @@ Result<std::unique_ptr<IngressProxy>> IngressProxy::Start(ProxyOptions options) 
   empty->Seal();
   impl->snapshot.store(std::make_shared<const Snapshot>(Snapshot{std::move(empty), {}}));
   Impl* self = impl.get();
-  if (self->http_acceptor) self->Spawn(self->Accept(*self->http_acceptor, false));
-  if (self->https_acceptor) self->Spawn(self->Accept(*self->https_acceptor, true));
-  for (int i = 0; i < std::max(1, self->options.threads); ++i) {
-    self->threads.emplace_back([self] {
+  Worker& first = *self->workers.front();
+  if (self->http_acceptor) self->Spawn(first, self->Accept(*self->http_acceptor, false));
+  if (self->https_acceptor) self->Spawn(first, self->Accept(*self->https_acceptor, true));
+  for (auto& w : self->workers) {
+    w->thread = std::thread([self, w = w.get()] {
+      auto work = asio::make_work_guard(w->ioc);  // Runs until Stop, connections or not.
       while (!self->stopped.load()) {
         try {
-          self->ioc.run();
+          w->ioc.run();
           return;
         } catch (const std::exception& e) {
           spdlog::error("ingress: {}", e.what());
@@ -532,11 +562,11 @@ uint16_t IngressProxy::https_port() const {
 
 void IngressProxy::Stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
-  impl_->ioc.stop();
-  for (auto& t : impl_->threads) t.join();
-  impl_->threads.clear();
-  std::lock_guard lock(impl_->pool_mu);
-  impl_->idle.clear();
+  for (auto& w : impl_->workers) w->ioc.stop();
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+    w->idle.clear();
+  }
 }
 
 }  // namespace kiso::network::ingress
