@@ -160,7 +160,7 @@ std::shared_ptr<ingress::RouteTable> IngressController::Build(
                   api::GetString(*port, {"protocol"}) != "TCP"))
       return b;
     std::string_view wanted = api::GetString(*port, {"name"});
-    for (const auto& slice : slices(ns + "/" + name)) {
+    for (const auto& slice : slices(fmt::format("{}/{}", ns, name))) {
       const json::value* target = nullptr;
       for (const auto& sp : api::GetArray(slice, {"ports"})) {
         if (api::GetString(sp, {"name"}) == wanted) target = api::Find(sp, {"port"});
@@ -217,7 +217,7 @@ std::shared_ptr<ingress::RouteTable> IngressController::Build(
         for (const auto& rule : api::GetArray(*ing, {"spec", "rules"}))
           if (auto h = api::GetString(rule, {"host"}); !h.empty()) c.hosts.emplace_back(h);
       }
-      c.secret = ns + "/" + secret_name;
+      c.secret = fmt::format("{}/{}", ns, secret_name);
       c.cert_pem = std::move(*crt);
       c.key_pem = std::move(*key);
       table->AddCertificate(std::move(c));

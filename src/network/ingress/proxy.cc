@@ -32,10 +32,10 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr size_t kHeaderLimit = size_t{64} << 10;
 constexpr size_t kIdlePerTarget = 64;  // Upstream connections kept per endpoint.
-constexpr size_t kRelayChunk = 32 * 1024;
-constexpr size_t kSmallBody = 64 * 1024;  // Answers up to this are read whole.
+constexpr size_t kRelayChunk = size_t{32} << 10;
+constexpr size_t kSmallBody = size_t{64} << 10;  // Answers up to this are read whole.
 
 using Context = std::shared_ptr<SSL_CTX>;
 
@@ -59,9 +59,10 @@ Result<Context> ContextOf(const Certificate& c) {
   std::unique_ptr<BIO, decltype(&BIO_free)> certs(
       BIO_new_mem_buf(c.cert_pem.data(), static_cast<int>(c.cert_pem.size())), BIO_free);
   X509* leaf = PEM_read_bio_X509(certs.get(), nullptr, nullptr, nullptr);
-  if (!leaf)
+  if (!leaf) {
     return MakeStatus(Code::kInvalidArgument, "secret {}: tls.crt holds no PEM certificate",
                       c.secret);
+  }
   const int used = SSL_CTX_use_certificate(ctx.get(), leaf);
   X509_free(leaf);
   if (used != 1) return MakeStatus(Code::kInvalidArgument, "secret {}: tls.crt refused", c.secret);
@@ -72,9 +73,10 @@ Result<Context> ContextOf(const Certificate& c) {
   std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
       BIO_new_mem_buf(c.key_pem.data(), static_cast<int>(c.key_pem.size())), BIO_free);
   EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
-  if (!key)
+  if (!key) {
     return MakeStatus(Code::kInvalidArgument, "secret {}: tls.key holds no PEM private key",
                       c.secret);
+  }
   const int key_used = SSL_CTX_use_PrivateKey(ctx.get(), key);
   EVP_PKEY_free(key);
   if (key_used != 1 || SSL_CTX_check_private_key(ctx.get()) != 1) {

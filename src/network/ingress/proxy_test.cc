@@ -303,7 +303,9 @@ std::pair<std::string, std::string> GetTls(uint16_t port, const std::string& nam
 TEST(IngressProxy, HttpsPicksTheIngressCertificateBySni) {
   Backend a("a");
   Proxy p;
-  auto [cert, key] = SelfSigned("secure.test");
+  const auto pem = SelfSigned("secure.test");  // A pair: clang lambdas take no bindings.
+  const std::string& cert = pem.first;
+  const std::string& key = pem.second;
   p.Routes([&](RouteTable& t) {
     t.Add({"secure.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
     t.Add({"plain.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
