@@ -13,6 +13,16 @@
                ICMP port unreachable); `nft get element` would take 200 ms a look at 10,000.
   rss_*        kiso server's resident memory (its DNS zone, data plane state and caches) at each
                scale.
+  dp_*         the data path: new connections per second (wrk, one request per connection) and
+               their p99, through a Service's cluster IP against straight to its endpoint (an
+               nginx on the host's address, two ports: the Service's two endpoints), per
+               load-balancing algorithm, alternated three times; the overhead in percent
+               (goal ≤ 5%). Conntrack's TIME_WAIT timeout is lowered for the phase (and put
+               back) so that its ~10^5 closed connections do not fill the table.
+  ingress_*    the ingress controller against Debian's nginx as the same reverse proxy in front
+               of the same backend: requests per second and p99 (wrk, kept-alive connections).
+
+NET_BENCH_PHASES (program,dns,datapath,ingress) picks phases; dns needs program's Services.
 
 Needs root (the node agent programs nftables). Prints `name=value unit` lines. Everything it
 starts it stops, and `kiso node reset` removes the node's table, also when it fails."""
@@ -40,6 +50,9 @@ SERVICE_CIDR = "10.199.0.0/16"
 SCALES = [int(n) for n in os.environ.get("NET_BENCH_SCALES", "100,1000,10000").split(",")]
 SAMPLES = int(os.environ.get("NET_BENCH_SAMPLES", "40"))
 DNS_SECONDS = int(os.environ.get("NET_BENCH_DNS_SECONDS", "8"))
+PHASES = set(os.environ.get("NET_BENCH_PHASES", "program,dns,datapath,ingress").split(","))
+DP_SECONDS = int(os.environ.get("NET_BENCH_DP_SECONDS", "3"))
+ALGORITHMS = ["random", "round-robin", "weighted-round-robin", "source-ip-hash", "consistent-hash"]
 INGRESS_SECONDS = int(os.environ.get("NET_BENCH_INGRESS_SECONDS", "8"))
 
 
@@ -210,7 +223,7 @@ def run(work, procs):
     pool = concurrent.futures.ThreadPoolExecutor(8)
     addresses = {}
     program_p50 = {}
-    for scale in SCALES:
+    for scale in SCALES if "program" in PHASES else []:
         # Grow to `scale` Services with one endpoint each, plus SAMPLES cold ones.
         def make(i, with_endpoints):
             svc = api.call("POST", ns + "/services", service(i))
@@ -254,7 +267,16 @@ def run(work, procs):
     if 100 in program_p50 and 10000 in program_p50:
         out("program_p50_10000_over_100", f"{program_p50[10000] / program_p50[100]:.2f}", "x")
 
-    # DNS: the same names from kiso and from unbound.
+    if "dns" in PHASES and created:
+        dns(api, work, procs, created, addresses)
+    if "datapath" in PHASES:
+        data_path(api, work, procs)
+    if "ingress" in PHASES:
+        ingress(api, ingress_port, work, procs)
+
+
+def dns(api, work, procs, created, addresses):
+    """DNS: the same names from kiso and from unbound."""
     ep = api.call("GET", "/api/v1/namespaces/kube-system/endpoints/kube-dns")
     dns_port = ep["subsets"][0]["ports"][0]["port"]
     names = [f"s{i}.default.svc.cluster.local" for i in range(min(created, 1000))]
@@ -302,8 +324,6 @@ def run(work, procs):
     unbound_qps = statistics.median(r[0] for r in results["unbound"])
     out("dns_qps_kiso_over_unbound", f"{kiso_qps / unbound_qps:.2f}", "x")
 
-    ingress(api, ingress_port, work, procs)
-
 
 def nginx(work, name, body, procs):
     """An nginx of its own (2 workers, no access log) with `body` as its http block's servers."""
@@ -326,17 +346,85 @@ http {{
     return p
 
 
-def wrk(port):
-    """One wrk run through a proxy on 127.0.0.1:port: (requests/s, p99 ms)."""
-    r = subprocess.run(["wrk", "-t", "2", "-c", "32", "-d", f"{INGRESS_SECONDS}s", "--latency",
-                        "-H", "Host: web.bench", f"http://127.0.0.1:{port}/"],
-                       capture_output=True, text=True, timeout=INGRESS_SECONDS + 60)
+def wrk(url, headers, seconds):
+    """One wrk run (2 threads, 32 connections): (requests/s, p99 ms)."""
+    args = ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--latency"]
+    for h in headers:
+        args += ["-H", h]
+    r = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 60)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", r.stdout).group(1))
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", r.stdout).groups()
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     if "Non-2xx" in r.stdout or "Socket errors" in r.stdout:
-        raise RuntimeError(f"wrk saw errors through port {port}:\n{r.stdout}")
+        raise RuntimeError(f"wrk saw errors at {url}:\n{r.stdout}")
     return rps, p99
+
+
+def answers(url, prefix, deadline, host=None):
+    """Polls `url` (no proxy) until its body starts with `prefix`, or fails at the deadline."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        try:
+            req = urllib.request.Request(url, headers={"Host": host} if host else {})
+            if direct.open(req, timeout=2).read().startswith(prefix):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answers at {url}")
+        time.sleep(0.05)  # Polling with a deadline: the route is being programmed.
+
+
+def data_path(api, work, procs):
+    """New connections through a cluster IP against straight to the endpoint, per algorithm."""
+    address = host_address()
+    ports = [free_port("tcp"), free_port("tcp")]
+    listens = "\n".join(f"    listen {address}:{p} backlog=4096;" for p in ports)
+    nginx(work, "endpoints", f"""  server {{
+{listens}
+    location / {{ return 200 "hello from an endpoint\\n"; }}
+  }}""", procs)
+    ns = "/api/v1/namespaces/default"
+    ips = {}
+    for algorithm in ALGORITHMS:
+        name = f"dp-{algorithm}"
+        annotations = {} if algorithm == "random" else {"kiso.dev/load-balancer": algorithm}
+        svc = api.call("POST", f"{ns}/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": ports[0]}]}})
+        ips[algorithm] = svc["spec"]["clusterIP"]
+        api.call("POST", f"{ns}/endpoints", {
+            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name},
+            "subsets": [{"addresses": [{"ip": address}], "ports": [{"name": "http", "port": p}]}
+                        for p in ports]})
+    deadline = time.monotonic() + 30
+    answers(f"http://{address}:{ports[0]}/", b"hello", deadline)
+    for ip in ips.values():
+        answers(f"http://{ip}/", b"hello", deadline)
+    sysctl = "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait"
+    with open(sysctl) as f:
+        time_wait = f.read().strip()
+    try:
+        with open(sysctl, "w") as f:
+            f.write("1")
+        close = ["Connection: close"]
+        for algorithm, ip in ips.items():
+            direct, cluster = [], []
+            for _ in range(3):
+                direct.append(wrk(f"http://{address}:{ports[0]}/", close, DP_SECONDS))
+                cluster.append(wrk(f"http://{ip}/", close, DP_SECONDS))
+            d = statistics.median(r[0] for r in direct)
+            c = statistics.median(r[0] for r in cluster)
+            out(f"dp_conns_{algorithm}", f"{c:.0f}", "connections/s")
+            out(f"dp_conns_direct_{algorithm}", f"{d:.0f}", "connections/s")
+            out(f"dp_overhead_{algorithm}", f"{(1 - c / d) * 100:.1f}", "%")
+            out(f"dp_p99_{algorithm}", f"{statistics.median(r[1] for r in cluster):.2f}", "ms")
+            out(f"dp_p99_direct_{algorithm}", f"{statistics.median(r[1] for r in direct):.2f}",
+                "ms")
+    finally:
+        with open(sysctl, "w") as f:
+            f.write(time_wait)
 
 
 def ingress(api, kiso_port, work, procs):
@@ -376,22 +464,12 @@ def ingress(api, kiso_port, work, procs):
              "backend": {"service": {"name": "bench-web", "port": {"number": 80}}}}]}}]}})
     deadline = time.monotonic() + 30
     for port in (kiso_port, nginx_port):
-        while True:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/",
-                                             headers={"Host": "web.bench"})
-                direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-                if direct.open(req, timeout=2).read().startswith(b"hello"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing answers through port {port}")
-            time.sleep(0.05)  # Polling with a deadline: the route is being programmed.
+        answers(f"http://127.0.0.1:{port}/", b"hello", deadline, host="web.bench")
     results = {"kiso": [], "nginx": []}
     for _ in range(3):
         for who, port in (("kiso", kiso_port), ("nginx", nginx_port)):
-            results[who].append(wrk(port))
+            results[who].append(wrk(f"http://127.0.0.1:{port}/", ["Host: web.bench"],
+                                    INGRESS_SECONDS))
     for who, runs in results.items():
         out(f"ingress_rps_{who}", f"{statistics.median(r[0] for r in runs):.0f}", "requests/s")
         out(f"ingress_p99_{who}", f"{statistics.median(r[1] for r in runs):.2f}", "ms")

@@ -48,12 +48,22 @@ Status IngressController::Start() {
         }
         if (named) Dirty();
       });
-  // Only TLS Secrets: an Ingress's certificates are of that type.
-  secrets_ =
-      std::make_unique<client::Informer>(client_, api::FindResource("", "v1", "secrets"), any);
-  secrets_->SetFieldSelector("type=kubernetes.io/tls");
-  for (auto* i : {ingresses_.get(), classes_.get(), services_.get(), slices_.get(), secrets_.get()})
-    i->Start();
+  // Only TLS Secrets: an Ingress's certificates are of that type. A node on
+  // another machine may not read them unless an operator allowed it.
+  const api::ResourceType& secrets = *api::FindResource("", "v1", "secrets");
+  client::ListOptions probe;
+  probe.field_selector = "type=kubernetes.io/tls";
+  probe.limit = 1;
+  if (auto listed = client_->List(secrets, "", probe);
+      !listed.ok() && listed.status().code() == Code::kPermissionDenied) {
+    spdlog::warn(
+        "ingress: this node may not read Secrets, so HTTPS serves the default certificate only "
+        "(bind the ClusterRole kiso:ingress-tls-reader to the node to serve Ingresses' own)");
+  } else {
+    secrets_ = std::make_unique<client::Informer>(client_, &secrets, any);
+    secrets_->SetFieldSelector(probe.field_selector);
+  }
+  for (auto* i : Informers()) i->Start();
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }
@@ -65,9 +75,15 @@ void IngressController::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  for (auto* i : {ingresses_.get(), classes_.get(), services_.get(), slices_.get(), secrets_.get()})
-    if (i) i->Stop();
+  for (auto* i : Informers()) i->Stop();
   if (proxy_) proxy_->Stop();
+}
+
+std::vector<client::Informer*> IngressController::Informers() const {
+  std::vector<client::Informer*> out;
+  for (auto* i : {ingresses_.get(), classes_.get(), services_.get(), slices_.get(), secrets_.get()})
+    if (i) out.push_back(i);
+  return out;
 }
 
 void IngressController::Dirty() {
@@ -80,8 +96,7 @@ void IngressController::Dirty() {
 
 void IngressController::Run() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (auto* i : {ingresses_.get(), classes_.get(), services_.get(), slices_.get(), secrets_.get()})
-    i->WaitForSync(deadline);
+  for (auto* i : Informers()) i->WaitForSync(deadline);
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -101,7 +116,9 @@ void IngressController::Run() {
           }
           return out;
         },
-        [&](const std::string& ns, const std::string& name) { return secrets_->Get(ns, name); },
+        [&](const std::string& ns, const std::string& name) -> std::optional<json::value> {
+          return secrets_ ? secrets_->Get(ns, name) : std::nullopt;
+        },
         &named);
     {
       std::lock_guard lock(mu_);

@@ -1,11 +1,13 @@
 // IngressController: the built-in ingress controller of every node (Traefik's
 // role in K3s). It watches the Ingresses that belong to kiso's IngressClasses
 // (api/ingress_class.h), the Services and EndpointSlices they name and their
-// TLS Secrets, and keeps the node's ingress proxy (network/ingress/proxy.h)
-// serving a RouteTable built from them: rebuilt whole on each batch of
-// changes, from caches, off the request path. The proxy connects to ready
-// endpoints' pod addresses directly, as Traefik does. The Ingresses' status
-// is written by the server (controller/service_lb_controller.h), not by nodes.
+// TLS Secrets (when it may read them: a node on another machine needs the
+// ClusterRole kiso:ingress-tls-reader bound), and keeps the node's ingress
+// proxy (network/ingress/proxy.h) serving a RouteTable built from them:
+// rebuilt whole on each batch of changes, from caches, off the request path.
+// The proxy connects to ready endpoints' pod addresses directly, as Traefik
+// does. The Ingresses' status is written by the server
+// (controller/ingress_status_controller.h), not by nodes.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -52,6 +54,7 @@ class IngressController {
  private:
   void Dirty();
   void Run();
+  std::vector<client::Informer*> Informers() const;  // Those made (Secrets' may not be).
 
   client::Client* client_;
   network::ingress::ProxyOptions options_;
@@ -60,7 +63,7 @@ class IngressController {
   std::unique_ptr<client::Informer> classes_;
   std::unique_ptr<client::Informer> services_;
   std::unique_ptr<client::Informer> slices_;
-  std::unique_ptr<client::Informer> secrets_;
+  std::unique_ptr<client::Informer> secrets_;  // Null when this node may not read Secrets.
   client::SliceIndex slice_index_;
 
   std::mutex mu_;

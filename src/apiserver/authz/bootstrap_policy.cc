@@ -169,15 +169,21 @@ std::vector<json::object> BootstrapClusterRoles() {
       ClusterRole("system:monitoring",
                   json::array{UrlRule({"get"}, {"/healthz", "/healthz/*", "/livez", "/livez/*",
                                                 "/metrics", "/readyz", "/readyz/*"})}));
-  // Every node runs the built-in ingress controller, which reads what Traefik's
-  // ClusterRole lets it read in K3s: Ingresses and their classes, the Services
-  // and EndpointSlices they route to, and TLS Secrets (any namespace's).
+  // Every node runs the built-in ingress controller: it reads Ingresses and
+  // their classes, and the Services and EndpointSlices they route to.
   out.push_back(ClusterRole(
       "kiso:ingress-controller",
       json::array{
           Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"ingresses", "ingressclasses"}),
-          Rule({"get", "list", "watch"}, {""}, {"services", "secrets"}),
+          Rule({"get", "list", "watch"}, {""}, {"services"}),
           Rule({"get", "list", "watch"}, {"discovery.k8s.io"}, {"endpointslices"})}));
+  // What an agent on another machine also needs to serve Ingresses' own
+  // certificates: every namespace's Secrets (RBAC cannot narrow that to TLS
+  // ones). Not bound: that would undo the Node authorizer's confinement of
+  // nodes to their pods' Secrets; an operator who wants HTTPS on every node
+  // binds it to system:nodes (Traefik's ClusterRole in K3s has the same read).
+  out.push_back(ClusterRole("kiso:ingress-tls-reader",
+                            json::array{Rule({"get", "list", "watch"}, {""}, {"secrets"})}));
   return out;
 }
 
