@@ -196,9 +196,9 @@ std::string Exchange(uint16_t port, const std::string& query, bool tcp) {
     ssize_t n = 0, got = 0;
     while ((n = recv(fd, out.data() + got, out.size() - static_cast<size_t>(got), 0)) > 0) {
       got += n;
-      if (got >= 2 && static_cast<size_t>(got) >= 2 + ((static_cast<unsigned char>(out[0]) << 8) |
-                                                       static_cast<unsigned char>(out[1])))
-        break;
+      const size_t length = (size_t{static_cast<unsigned char>(out[0])} << 8) |
+                            static_cast<unsigned char>(out[1]);
+      if (got >= 2 && static_cast<size_t>(got) >= 2 + length) break;
     }
     close(fd);
     return got > 2 ? out.substr(2, static_cast<size_t>(got) - 2) : "";
@@ -234,6 +234,40 @@ TEST(DnsServer, ServesUdpAndTcpAndForwardsTheRest) {
                         Query("far.default.svc.example.test.", LDNS_RR_TYPE_A, 0, 5), false));
   EXPECT_EQ(cached.answers(), 1u);
   EXPECT_EQ(ldns_pkt_id(cached.p), 5);
+}
+
+TEST(DnsServer, ForwardedAnswersTtlsCountDownInTheCache) {
+  ClusterZone upstream_zone("example.test");
+  auto far = Service("far", "192.0.2.80");
+  upstream_zone.Update("default/far", &far, {});
+  DnsServerOptions up;
+  up.ttl = 30;
+  auto upstream = DnsServer::Start(&upstream_zone, up);
+  ASSERT_TRUE(upstream.ok());
+  ClusterZone z;
+  auto near = Service("near", "10.43.0.20");
+  z.Update("default/near", &near, {});
+  FakeClock clock;
+  DnsServerOptions o;
+  o.upstreams = {fmt::format("127.0.0.1:{}", (*upstream)->port())};
+  o.clock = &clock;
+  auto server = DnsServer::Start(&z, o);
+  ASSERT_TRUE(server.ok());
+  auto ttl = [&](const char* name) -> int64_t {
+    Reply r(Exchange((*server)->port(), Query(name, LDNS_RR_TYPE_A, 0, 7), false));
+    if (!r.p || r.answers() != 1) return -1;
+    return ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(r.p), 0));
+  };
+  EXPECT_EQ(ttl("far.default.svc.example.test."), 30);
+  EXPECT_EQ(ttl("near.default.svc.cluster.local."), 5);
+  clock.Advance(std::chrono::seconds(12));
+  (*upstream)->Stop();  // From here on only the cache answers.
+  EXPECT_EQ(ttl("far.default.svc.example.test."), 18);
+  EXPECT_EQ(ttl("near.default.svc.cluster.local."), 5);  // Its own records keep theirs.
+  clock.Advance(std::chrono::seconds(17));
+  EXPECT_EQ(ttl("far.default.svc.example.test."), 1);
+  clock.Advance(std::chrono::seconds(1));  // Expired: asked again, and the upstream is gone.
+  EXPECT_EQ(ttl("far.default.svc.example.test."), -1);
 }
 
 }  // namespace
@@ -279,7 +313,9 @@ TEST(DnsServer, ASilentUpstreamDoesNotHoldUpClusterNames) {
     ASSERT_GT(n, 0);
     Reply r(std::string(buf, static_cast<size_t>(n)));
     order.push_back(ldns_pkt_id(r.p));
-    if (ldns_pkt_id(r.p) == 1) EXPECT_EQ(ldns_pkt_get_rcode(r.p), LDNS_RCODE_SERVFAIL);
+    if (ldns_pkt_id(r.p) == 1) {
+      EXPECT_EQ(ldns_pkt_get_rcode(r.p), LDNS_RCODE_SERVFAIL);
+    }
   }
   EXPECT_EQ(order, (std::vector<uint16_t>{2, 1}));
   close(fd);

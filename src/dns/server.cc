@@ -386,6 +386,30 @@ void DnsServer::RunForwarder() {
   }
 }
 
+namespace {
+
+// `wire` with every record's TTL lowered by `age` seconds (not below 0);
+// unchanged if it does not decode.
+std::string Aged(std::string wire, int64_t age) {
+  ldns_pkt* raw = nullptr;
+  if (ldns_wire2pkt(&raw, reinterpret_cast<const uint8_t*>(wire.data()), wire.size()) !=
+      LDNS_STATUS_OK)
+    return wire;
+  Pkt p(raw);
+  for (ldns_rr_list* section :
+       {ldns_pkt_answer(p.get()), ldns_pkt_authority(p.get()), ldns_pkt_additional(p.get())}) {
+    for (size_t i = 0; i < ldns_rr_list_rr_count(section); ++i) {
+      ldns_rr* rr = ldns_rr_list_rr(section, i);
+      uint32_t ttl = ldns_rr_ttl(rr);
+      ldns_rr_set_ttl(rr, age >= ttl ? 0 : ttl - static_cast<uint32_t>(age));
+    }
+  }
+  std::string aged = Wire(p.get());
+  return aged.empty() ? wire : aged;
+}
+
+}  // namespace
+
 std::string DnsServer::Answer(std::string_view query, bool tcp, bool* deferred) {
   if (query.size() < kHeader) return "";
   if (query[2] & 0x80) return "";  // A response: never answered (no loops).
@@ -401,11 +425,18 @@ std::string DnsServer::Answer(std::string_view query, bool tcp, bool* deferred) 
     return wire;
   };
   const uint64_t generation = zone_->generation();
+  const Clock::TimePoint now = options_.clock->Now();
   if (!key.empty()) {
     std::shared_lock lock(cache_mu_);
-    if (auto it = cache_.find(key); it != cache_.end() && it->second.generation == generation &&
-                                    it->second.expires > std::chrono::steady_clock::now())
-      return from_cache(it->second.wire);
+    if (auto it = cache_.find(key);
+        it != cache_.end() && it->second.generation == generation && it->second.expires > now) {
+      if (!it->second.forwarded) return from_cache(it->second.wire);
+      // An upstream's answer says how long it is still good for (RFC 1035 7.4).
+      auto age = std::chrono::duration_cast<std::chrono::seconds>(now - it->second.stored);
+      std::string wire = it->second.wire;
+      lock.unlock();
+      return from_cache(age.count() > 0 ? Aged(std::move(wire), age.count()) : std::move(wire));
+    }
   }
   ldns_pkt* raw = nullptr;
   if (ldns_wire2pkt(&raw, reinterpret_cast<const uint8_t*>(query.data()), query.size()) !=
@@ -507,7 +538,7 @@ std::string DnsServer::Answer(std::string_view query, bool tcp, bool* deferred) 
   if (!key.empty()) {
     std::unique_lock lock(cache_mu_);
     if (cache_.size() >= options_.cache_entries) cache_.erase(cache_.begin());
-    cache_[key] = {wire, generation, std::chrono::steady_clock::now() + ttl};
+    cache_[key] = {wire, generation, now, now + ttl, found == dns::Answer::kNotOurs};
   }
   return from_cache(std::move(wire));
 }

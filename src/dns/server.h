@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/cidr.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "dns/zone.h"
 
@@ -46,6 +47,7 @@ struct DnsServerOptions {
   // addresses); anyone else gets REFUSED, so that the server is no open
   // resolver on the node's address. Empty: everyone.
   std::vector<Ipv4Cidr> clients;
+  Clock* clock = Clock::Real();  // The cache's time (tests hand in a FakeClock).
 };
 
 class DnsServer {
@@ -105,7 +107,9 @@ class DnsServer {
   struct Cached {
     std::string wire;
     uint64_t generation = 0;  // The zone's, for its own answers.
-    std::chrono::steady_clock::time_point expires;
+    Clock::TimePoint stored;
+    Clock::TimePoint expires;
+    bool forwarded = false;  // An upstream's: its TTLs count down while cached.
   };
   std::shared_mutex cache_mu_;
   std::unordered_map<std::string, Cached> cache_;  // guarded by cache_mu_
