@@ -11,6 +11,7 @@
 #include "api/resources.h"
 #include "common/file.h"
 #include "common/process.h"
+#include "network/proxy/conntrack.h"
 
 namespace kiso::agent {
 
@@ -85,6 +86,37 @@ void ServiceProxy::Stop() {
   if (thread_.joinable()) thread_.join();
   if (services_) services_->Stop();
   if (slices_) slices_->Stop();
+}
+
+void ServiceProxy::ForgetUdpFlows(const proxy::ServicePorts& before,
+                                  const proxy::ServicePorts& after,
+                                  const std::set<std::string>& changed) {
+  // A UDP port's endpoints that served before and do not now: their flows go.
+  std::set<std::pair<std::string, int>> gone;
+  for (const auto& name : changed) {
+    auto was = before.find(name);
+    if (was == before.end() || was->second.protocol != "udp") continue;
+    auto is = after.find(name);
+    for (const auto& e : was->second.endpoints) {
+      if (!e.ready) continue;
+      bool still = false;
+      if (is != after.end()) {
+        for (const auto& n : is->second.endpoints)
+          still = still || (n.ip == e.ip && n.port == e.port && n.ready);
+      }
+      if (!still) gone.emplace(e.ip, e.port);
+    }
+  }
+  for (const auto& [ip, port] : gone) {
+    auto deleted = proxy::DeleteUdpFlowsTo(ip, static_cast<uint16_t>(port));
+    if (!deleted.ok()) {
+      spdlog::warn("service proxy: UDP flows to {}:{} stay: {}", ip, port,
+                   deleted.status().ToString());
+    } else if (*deleted > 0) {
+      spdlog::info("service proxy: {} UDP flows to {}:{} (no longer an endpoint) forgotten",
+                   *deleted, ip, port);
+    }
+  }
 }
 
 void ServiceProxy::Dirty(const std::string& key) {
@@ -269,6 +301,7 @@ void ServiceProxy::Run() {
       dirty_.insert(batch.begin(), batch.end());
       continue;
     }
+    ForgetUdpFlows(before, after, changed);
     for (const auto& name : changed) {
       if (auto it = after.find(name); it != after.end()) {
         applied_[name] = std::move(it->second);

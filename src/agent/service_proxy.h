@@ -54,6 +54,11 @@ class ServiceProxy {
  private:
   void Dirty(const std::string& key);
   void Run();
+  // Deletes the conntrack entries of UDP flows to endpoints that `changed`
+  // ports no longer route to (UDP has no end that would let them go).
+  void ForgetUdpFlows(const network::proxy::ServicePorts& before,
+                      const network::proxy::ServicePorts& after,
+                      const std::set<std::string>& changed);
   // The ports of Service `key` ("ns/name") as the caches have it now.
   network::proxy::ServicePorts CurrentPorts(const std::string& key);
 

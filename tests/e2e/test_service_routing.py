@@ -15,8 +15,8 @@ import time
 import pytest
 
 from conftest import wait_for
-from test_node import (BRIDGE, SERVICE_CIDR, apply, node, phase, pod, registry,  # noqa: F401
-                       simple_pod)
+from test_node import (BRIDGE, POD_CIDR, SERVICE_CIDR, SLOT, apply, node, phase, pod,  # noqa: F401
+                       registry, simple_pod)
 
 TABLE = f"kiso-{BRIDGE}"
 WEB = """
@@ -294,6 +294,48 @@ def test_headless_names_with_hostname_and_subdomain(node, client):
     assert exec_out(k, client, "wget", "-q", "-O", "-", "http://h1.sub:8080/").strip() == "h1"
     k("delete", "pod", "h1", "--wait=false")
     k("delete", "service", "sub")
+
+
+def udp_flows(port):
+    """The conntrack entries of UDP flows from source port `port` (conntrack-tools)."""
+    return subprocess.run(["conntrack", "-L", "-p", "udp", "--sport", str(port)],
+                          capture_output=True, text=True).stdout
+
+
+def test_udp_flows_leave_an_endpoint_that_left(node):
+    """kube-proxy's conntrack cleanup: a UDP client sending from one port is translated by its
+    conntrack entry to the endpoint it first reached; when that endpoint leaves the Service the
+    entry goes (else it would live as long as the client keeps sending). The endpoint here is
+    the cluster DNS itself (busybox has no UDP server to run in a pod)."""
+    s, k = node
+    dns = json.loads(k("get", "endpoints", "kube-dns", "-n", "kube-system", "-o", "json"))
+    address = dns["subsets"][0]["addresses"][0]["ip"]
+    port = dns["subsets"][0]["ports"][0]["port"]
+    k("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "udp-flow"},
+        "spec": {"ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}}))
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "udp-flow"},
+                 "subsets": [{"addresses": [{"ip": address}],
+                              "ports": [{"name": "dns", "port": port, "protocol": "UDP"}]}]}
+    k("create", "-f", "-", input=json.dumps(endpoints))
+    ip = json.loads(k("get", "service", "udp-flow", "-o", "json"))["spec"]["clusterIP"]
+    source = 30000 + SLOT  # A fixed source port, as a long-lived UDP client has.
+    name = "kubernetes.default.svc.cluster.local."
+
+    def ask():
+        return subprocess.run(["dig", f"@{ip}", "-b", f"{host_address()}#{source}", "+short",
+                               "+tries=1", "+time=2", name], capture_output=True,
+                              text=True, timeout=20).stdout.strip()
+    api = SERVICE_CIDR.replace(".0/16", ".1")
+    wait_for(lambda: ask() == api, 20, "an answer through the UDP Service")
+    flows = udp_flows(source)
+    assert f"dst={ip} " in flows and f"src={address} " in flows and f"sport={port} " in flows, flows
+    # The endpoint leaves (another takes its place): the flow's entry goes with it.
+    endpoints["subsets"][0]["addresses"] = [{"ip": POD_CIDR.replace(".0/24", ".250")}]
+    k("replace", "-f", "-", input=json.dumps(endpoints))
+    wait_for(lambda: f"src={address}" not in udp_flows(source), 10,
+             "the flow's conntrack entry deleted (it would live 30 s more)")
+    k("delete", "service,endpoints", "udp-flow", "--ignore-not-found")
 
 
 def nft_table():
