@@ -196,8 +196,8 @@ std::string Exchange(uint16_t port, const std::string& query, bool tcp) {
     ssize_t n = 0, got = 0;
     while ((n = recv(fd, out.data() + got, out.size() - static_cast<size_t>(got), 0)) > 0) {
       got += n;
-      const size_t length = (size_t{static_cast<unsigned char>(out[0])} << 8) |
-                            static_cast<unsigned char>(out[1]);
+      const size_t length =
+          (size_t{static_cast<unsigned char>(out[0])} << 8) | static_cast<unsigned char>(out[1]);
       if (got >= 2 && static_cast<size_t>(got) >= 2 + length) break;
     }
     close(fd);
