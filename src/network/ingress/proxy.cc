@@ -133,12 +133,19 @@ tcp::socket::lowest_layer_type& Socket(Stream& s) {
 
 }  // namespace
 
+// A connection to an endpoint, kept between requests with its read buffer
+// (wrapping a socket anew would allocate a stream and its timers each time).
+struct Upstream {
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+};
+
 // One per thread, as nginx has workers: its own event loop (a connection
 // stays on one thread, no handler crosses threads, no lock on the request
 // path) and its own idle upstream connections.
 struct Worker {
   asio::io_context ioc;
-  std::map<std::string, std::vector<tcp::socket>> idle;  // "ip:port"; this worker's only
+  std::map<std::string, std::vector<Upstream>> idle;  // "ip:port"; this worker's only
   std::thread thread;
 };
 
@@ -165,9 +172,9 @@ struct IngressProxy::Impl {
   asio::awaitable<bool> Forward(Worker& w, Stream& client, http::request<http::string_body>& req,
                                 const Backend& backend, bool tls_listener,
                                 const std::string& client_ip);
-  asio::awaitable<std::optional<beast::tcp_stream>> Connect(Worker& w, const std::string& target,
-                                                            bool* pooled);
-  void Release(Worker& w, const std::string& target, beast::tcp_stream stream);
+  asio::awaitable<std::optional<Upstream>> Connect(Worker& w, const std::string& target,
+                                                   bool* pooled);
+  void Release(Worker& w, const std::string& target, Upstream up);
   void Spawn(Worker& w, asio::awaitable<void> work);
 };
 
@@ -332,13 +339,14 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
   Socket(stream).close(ignored);
 }
 
-asio::awaitable<std::optional<beast::tcp_stream>> IngressProxy::Impl::Connect(
-    Worker& w, const std::string& target, bool* pooled) {
+asio::awaitable<std::optional<Upstream>> IngressProxy::Impl::Connect(Worker& w,
+                                                                     const std::string& target,
+                                                                     bool* pooled) {
   if (auto it = w.idle.find(target); it != w.idle.end() && !it->second.empty()) {
-    tcp::socket s = std::move(it->second.back());
+    Upstream up = std::move(it->second.back());
     it->second.pop_back();
     *pooled = true;
-    co_return beast::tcp_stream(std::move(s));
+    co_return std::move(up);
   }
   *pooled = false;
   size_t colon = target.rfind(':');
@@ -352,14 +360,14 @@ asio::awaitable<std::optional<beast::tcp_stream>> IngressProxy::Impl::Connect(
       co_await up.async_connect(tcp::endpoint(address, static_cast<uint16_t>(port)), kTuple);
   if (cec) co_return std::nullopt;
   up.socket().set_option(tcp::no_delay(true), ec);
-  co_return std::move(up);
+  co_return Upstream{std::move(up), {}};
 }
 
-void IngressProxy::Impl::Release(Worker& w, const std::string& target, beast::tcp_stream stream) {
-  if (stopped.load()) return;
-  stream.expires_never();
+void IngressProxy::Impl::Release(Worker& w, const std::string& target, Upstream up) {
+  if (stopped.load() || up.buffer.size() != 0) return;  // Bytes beyond the answer: not reusable.
+  up.stream.expires_never();
   auto& list = w.idle[target];
-  if (list.size() < kIdlePerTarget) list.push_back(stream.release_socket());
+  if (list.size() < kIdlePerTarget) list.push_back(std::move(up));
 }
 
 template <class Stream>
@@ -387,11 +395,11 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
   for (size_t attempt = 0; attempt < std::min<size_t>(n, 3) + 1; ++attempt) {
     const std::string& target = backend.targets[(first + attempt) % n];
     bool pooled = false;
-    std::optional<beast::tcp_stream> up = co_await Connect(w, target, &pooled);
+    std::optional<Upstream> up = co_await Connect(w, target, &pooled);
     if (!up) continue;  // Refused or timed out: the next endpoint.
-    up->expires_after(options.upstream_timeout);
-    auto [wec, written] = co_await http::async_write(*up, req, kTuple);
-    beast::flat_buffer upbuf;
+    up->stream.expires_after(options.upstream_timeout);
+    auto [wec, written] = co_await http::async_write(up->stream, req, kTuple);
+    beast::flat_buffer& upbuf = up->buffer;
     std::optional<http::response_parser<http::empty_body>> parser;
     boost::system::error_code rec;
     do {  // Interim 1xx answers (other than 101) are not the response.
@@ -400,8 +408,9 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
       parser->body_limit(boost::none);  // Bounded below: held whole only when small.
       parser->skip(head);
       if (wec) break;
-      up->expires_after(options.upstream_timeout);
-      std::tie(rec, std::ignore) = co_await http::async_read_header(*up, upbuf, *parser, kTuple);
+      up->stream.expires_after(options.upstream_timeout);
+      std::tie(rec, std::ignore) =
+          co_await http::async_read_header(up->stream, upbuf, *parser, kTuple);
     } while (!rec && parser->get().result_int() / 100 == 1 &&
              parser->get().result() != http::status::switching_protocols);
     if (wec || rec) {
@@ -425,9 +434,18 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
     if (!parser->chunked() && (parser->is_done() || (length && *length <= kSmallBody))) {
       // Small (most answers): read whole, written with its header in one call.
       http::response_parser<http::string_body> whole(std::move(*parser));
+      if (!whole.is_done() && upbuf.size() > 0) {
+        // Usually the body came with the header: parsed here, without another async read.
+        boost::system::error_code pec;
+        upbuf.consume(whole.put(upbuf.data(), pec));
+        if (pec && pec != http::error::need_more) {
+          co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
+                                   false);
+        }
+      }
       if (!whole.is_done()) {
-        up->expires_after(options.upstream_timeout);
-        if (auto [bec, b] = co_await http::async_read(*up, upbuf, whole, kTuple); bec) {
+        up->stream.expires_after(options.upstream_timeout);
+        if (auto [bec, b] = co_await http::async_read(up->stream, upbuf, whole, kTuple); bec) {
           co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
                                    false);
         }
@@ -463,8 +481,8 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
       if (!stream.is_done()) {
         res.body().data = chunk.data();
         res.body().size = chunk.size();
-        up->expires_after(options.upstream_timeout);
-        auto [bec, b] = co_await http::async_read(*up, upbuf, stream, kTuple);
+        up->stream.expires_after(options.upstream_timeout);
+        auto [bec, b] = co_await http::async_read(up->stream, upbuf, stream, kTuple);
         if (bec == http::error::need_buffer) bec = {};
         const bool closed = bec == http::error::end_of_stream && !framed;  // Its end.
         if (bec && !closed) {
