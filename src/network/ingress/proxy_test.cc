@@ -6,12 +6,14 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <mutex>
 #include <thread>
 
 namespace kiso::network::ingress {
@@ -34,11 +36,13 @@ class Backend {
     thread_ = std::thread([this] {
       for (;;) {
         boost::system::error_code ec;
-        tcp::socket s(ioc_);
-        acceptor_.accept(s, ec);
+        auto s = std::make_shared<tcp::socket>(ioc_);
+        acceptor_.accept(*s, ec);
         if (ec || stop_) return;
         ++connections_;
-        std::thread([this, s = std::move(s)]() mutable { Serve(std::move(s)); }).detach();
+        std::lock_guard lock(mu_);
+        sockets_.push_back(s);
+        serving_.emplace_back([this, s] { Serve(*s); });
       }
     });
   }
@@ -48,6 +52,10 @@ class Backend {
     tcp::socket poke(ioc_);
     poke.connect(acceptor_.local_endpoint(), ec);
     thread_.join();
+    // Connections still open (a proxy's idle ones) end here, before what they use goes.
+    std::lock_guard lock(mu_);
+    for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
+    for (auto& t : serving_) t.join();
   }
   std::string target() const {
     return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
@@ -55,7 +63,12 @@ class Backend {
   int connections() const { return connections_.load(); }
 
  private:
-  void Serve(tcp::socket s) {
+  void Serve(tcp::socket& s) {
+    Exchange(s);
+    // The peer sees the end (the socket itself is closed with the Backend).
+    ::shutdown(s.native_handle(), SHUT_RDWR);
+  }
+  void Exchange(tcp::socket& s) {
     beast::flat_buffer buf;
     for (;;) {
       http::request<http::string_body> req;
@@ -86,6 +99,9 @@ class Backend {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
+  std::mutex mu_;
+  std::vector<std::shared_ptr<tcp::socket>> sockets_;  // guarded by mu_
+  std::vector<std::thread> serving_;                   // guarded by mu_
 };
 
 std::shared_ptr<ingress::Backend> To(std::vector<std::string> targets) {
