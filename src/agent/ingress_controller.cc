@@ -212,7 +212,6 @@ std::shared_ptr<ingress::RouteTable> IngressController::Build(
         r.type = api::GetString(p, {"pathType"}) == "Exact" ? ingress::PathType::kExact
                                                             : ingress::PathType::kPrefix;
         r.backend = std::move(b);
-        r.source = source;
         table->Add(std::move(r));
       }
     }

@@ -18,6 +18,7 @@
 #include "client/https_transport.h"
 #include "client/kubeconfig.h"
 #include "client/node_bootstrap.h"
+#include "cmd/node_flags.h"
 #include "cmd/process_setup.h"
 
 namespace {
@@ -138,13 +139,7 @@ int main(int argc, char** argv) {
   app.add_option("--ca-file", agent_flags.ca_file, "The cluster CA (the server's tls/ca.crt)");
   app.add_option("--kubeconfig", agent_flags.kubeconfig, "Instead of --server/--token/--ca-file");
   app.add_option("--data-dir", agent_flags.data_dir, "State directory")->capture_default_str();
-  app.add_option("--node-name", agent_flags.node.agent.node_name, "Node name (default: host name)");
-  app.add_option("--node-ip", agent_flags.node.agent.internal_ip,
-                 "The node's InternalIP (default: the host's primary address)");
-  app.add_option("--pod-cidr", agent_flags.node.agent.pod_cidr, "This node's pod addresses")
-      ->capture_default_str();
-  app.add_option("--cni-bridge", agent_flags.node.cni_bridge, "Bridge the pods attach to")
-      ->capture_default_str();
+  kiso::cmd::AddNodeFlags(app, agent_flags.node);
   app.add_option("--cluster-dns", agent_flags.node.agent.cluster_dns,
                  "The cluster DNS pods resolve with")
       ->capture_default_str();
@@ -153,19 +148,6 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--resolv-conf", agent_flags.node.agent.resolv_conf,
                  "The node's resolvers (pods with dnsPolicy Default use them)")
-      ->capture_default_str();
-  app.add_option("--cluster-cidr", agent_flags.node.cluster_cidr,
-                 "Every node's pod addresses (pod traffic leaving it is masqueraded)")
-      ->capture_default_str();
-  app.add_option("--runtime", agent_flags.node.runtime, "OCI runtime: runc or crun")
-      ->capture_default_str();
-  app.add_flag("--disable-ingress", agent_flags.node.disable_ingress,
-               "Do not run the built-in ingress controller (K3s: --disable traefik)");
-  app.add_option("--ingress-http-port", agent_flags.node.ingress.http_port,
-                 "Port the ingress controller serves HTTP on (0: any free one)")
-      ->capture_default_str();
-  app.add_option("--ingress-https-port", agent_flags.node.ingress.https_port,
-                 "Port the ingress controller serves HTTPS on (0: any free one)")
       ->capture_default_str();
   app.add_option("--registries", agent_flags.node.registries,
                  "Registry mirrors (default: DATA_DIR/registries.yaml)");

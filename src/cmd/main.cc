@@ -21,6 +21,7 @@
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
 #include "client/shared_informers.h"
+#include "cmd/node_flags.h"
 #include "cmd/process_setup.h"
 #include "common/base64.h"
 #include "common/cidr.h"
@@ -571,29 +572,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   server->add_flag("--disable-agent", flags.disable_agent,
                    "Do not run the node agent (this machine is then not a node)");
-  server->add_option("--node-name", flags.node.agent.node_name, "Node name (default: host name)");
-  server->add_option("--node-ip", flags.node.agent.internal_ip,
-                     "The node's InternalIP (default: the host's primary address)");
-  server->add_option("--pod-cidr", flags.node.agent.pod_cidr, "This node's pod addresses")
-      ->capture_default_str();
-  server->add_option("--cni-bridge", flags.node.cni_bridge, "Bridge the pods attach to")
-      ->capture_default_str();
-  server
-      ->add_option("--cluster-cidr", flags.node.cluster_cidr,
-                   "Every node's pod addresses (pod traffic leaving it is masqueraded)")
-      ->capture_default_str();
-  server->add_option("--runtime", flags.node.runtime, "OCI runtime: runc or crun")
-      ->capture_default_str();
-  server->add_flag("--disable-ingress", flags.node.disable_ingress,
-                   "Do not run the built-in ingress controller (K3s: --disable traefik)");
-  server
-      ->add_option("--ingress-http-port", flags.node.ingress.http_port,
-                   "Port the ingress controller serves HTTP on (0: any free one)")
-      ->capture_default_str();
-  server
-      ->add_option("--ingress-https-port", flags.node.ingress.https_port,
-                   "Port the ingress controller serves HTTPS on (0: any free one)")
-      ->capture_default_str();
+  kiso::cmd::AddNodeFlags(*server, flags.node);
   server->add_option(
       "--registries", flags.node.registries,
       "Registry mirrors, K3s' registries.yaml shape (default: DATA_DIR/registries.yaml)");

@@ -53,15 +53,7 @@ Status IngressStatusController::Reconcile(const std::string& key) {
   // Not kiso's: clear only what kiso wrote (the class changed); another
   // controller's entries are its own.
   if (!ours && !(have && have->is_array() && have->get_array() == ips)) return Status::Ok();
-  json::value next = *ing;
-  auto& lb = api::Child(api::Child(next.as_object(), "status"), "loadBalancer");
-  if (want.empty()) {
-    lb.erase("ingress");
-  } else {
-    lb["ingress"] = std::move(want);
-  }
-  auto res = client()->Update(Ingresses(), ns, next, "status");
-  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+  return WriteLoadBalancerIngress(client(), Ingresses(), *ing, std::move(want));
 }
 
 Status IngressStatusController::EnsureDefaultClass(client::Client* client) {

@@ -48,6 +48,19 @@ bool ChangesReadyIps(const json::value* old, const json::value& node, bool delet
   return (was == nullptr) != (is == nullptr) || (was && *was != *is);  // Values, not pointers.
 }
 
+Status WriteLoadBalancerIngress(client::Client* client, const api::ResourceType& type,
+                                const json::value& obj, json::array ingress) {
+  json::value next = obj;
+  auto& lb = api::Child(api::Child(next.as_object(), "status"), "loadBalancer");
+  if (ingress.empty()) {
+    lb.erase("ingress");
+  } else {
+    lb["ingress"] = std::move(ingress);
+  }
+  auto res = client->Update(type, api::GetString(obj, {"metadata", "namespace"}), next, "status");
+  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+}
+
 ServiceLbController::ServiceLbController(client::Client* client, client::SharedInformers* shared)
     : Controller(client, "service-lb-controller", 1, shared) {
   services_ = Watch(Services(), [this](const json::value*, const json::value& svc, bool) {
@@ -78,15 +91,7 @@ Status ServiceLbController::Reconcile(const std::string& key) {
   }
   if (have && have->is_array() && have->get_array() == want) return Status::Ok();
   if (!have && want.empty()) return Status::Ok();
-  json::value next = *svc;
-  auto& lb = api::Child(api::Child(next.as_object(), "status"), "loadBalancer");
-  if (want.empty()) {
-    lb.erase("ingress");
-  } else {
-    lb["ingress"] = std::move(want);
-  }
-  auto res = client()->Update(Services(), ns, next, "status");
-  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+  return WriteLoadBalancerIngress(client(), Services(), *svc, std::move(want));
 }
 
 }  // namespace kiso::controller

@@ -19,6 +19,10 @@ namespace kiso::controller {
 std::set<std::string> ReadyInternalIps(const std::vector<boost::json::value>& nodes);
 // Whether a node event changes ReadyInternalIps.
 bool ChangesReadyIps(const boost::json::value* old, const boost::json::value& node, bool deleted);
+// Writes `ingress` as obj's status.loadBalancer.ingress (removes it when
+// empty) through the status subresource; an object gone meanwhile is no error.
+Status WriteLoadBalancerIngress(client::Client* client, const api::ResourceType& type,
+                                const boost::json::value& obj, boost::json::array ingress);
 
 class ServiceLbController : public Controller {
  public:

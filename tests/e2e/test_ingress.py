@@ -13,34 +13,7 @@ import pytest
 
 from conftest import wait_for
 from test_node import apply, node, registry  # noqa: F401
-
-APP = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: busybox
-        # Each pod answers with its own name at /, /api/ and /exact.
-        command: ["sh", "-c", "mkdir -p /tmp/w/api && for f in index.html api/index.html exact; do hostname > /tmp/w/$f; done && exec httpd -f -p 8080 -h /tmp/w"]
-        readinessProbe:
-          tcpSocket: {{port: 8080}}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
-"""
+from test_service_routing import web
 
 INGRESS = """
 apiVersion: networking.k8s.io/v1
@@ -102,16 +75,14 @@ def names(k, app):
 def shop(node, tmp_path_factory):
     s, k = node
     http, https = wait_for(lambda: ports(s), 30, "the ingress controller's ports")
-    for name, replicas in (("alpha", 1), ("beta", 2)):
-        apply(k, APP.format(name=name, replicas=replicas))
     d = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "tls.key"), "-out",
                     str(d / "tls.crt"), "-days", "1", "-subj", "/CN=secure.kiso.test", "-addext",
                     "subjectAltName=DNS:secure.kiso.test"], check=True, capture_output=True)
     k("create", "secret", "tls", "secure-tls", f"--cert={d / 'tls.crt'}", f"--key={d / 'tls.key'}")
-    for name in ("alpha", "beta"):
-        k("rollout", "status", f"deployment/{name}", "--timeout=60s")
+    web(k, "alpha", replicas=1)  # Deployments and Services answering with their pods' names.
+    web(k, "beta", replicas=2)
     apply(k, INGRESS)
     # Routed once both hosts answer from their pods.
     wait_for(lambda: curl("http://alpha.kiso.test/", http)[1] in names(k, "alpha")

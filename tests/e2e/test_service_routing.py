@@ -33,8 +33,8 @@ spec:
       containers:
       - name: httpd
         image: busybox
-        # Each pod answers with its own name.
-        command: ["sh", "-c", "mkdir -p /tmp/w && hostname > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w"]
+        # Each pod answers with its own name (at /, /api/ and /exact: the ingress tests' paths).
+        command: ["sh", "-c", "mkdir -p /tmp/w/api && for f in index.html api/index.html exact; do hostname > /tmp/w/$f; done && exec httpd -f -p 8080 -h /tmp/w"]
         readinessProbe:
           tcpSocket: {{port: 8080}}
           periodSeconds: 1

@@ -161,8 +161,8 @@ TEST(IngressProxy, RoutesByHostAndPathAndKeepsTheConnection) {
   Backend a("a"), b("b");
   Proxy p;
   p.Routes([&](RouteTable& t) {
-    t.Add({"a.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
-    t.Add({"b.test", "/api", PathType::kPrefix, To({b.target()}), "ns/i"});
+    t.Add({"a.test", "/", PathType::kPrefix, To({a.target()})});
+    t.Add({"b.test", "/api", PathType::kPrefix, To({b.target()})});
   });
   Client c(p.proxy->http_port());
   Answer r = c.Get("a.test", "/x?y=1");
@@ -188,8 +188,8 @@ TEST(IngressProxy, RoundRobinSkipsARefusingEndpointAndAnEmptyBackendIs503) {
   }  // Nothing listens there now.
   Proxy p;
   p.Routes([&](RouteTable& t) {
-    t.Add({"rr.test", "/", PathType::kPrefix, To({a.target(), dead, b.target()}), "ns/i"});
-    t.Add({"empty.test", "/", PathType::kPrefix, To({}), "ns/i"});
+    t.Add({"rr.test", "/", PathType::kPrefix, To({a.target(), dead, b.target()})});
+    t.Add({"empty.test", "/", PathType::kPrefix, To({})});
   });
   Client c(p.proxy->http_port());
   std::map<char, int> seen;
@@ -204,7 +204,7 @@ TEST(IngressProxy, RoundRobinSkipsARefusingEndpointAndAnEmptyBackendIs503) {
   Answer empty = c.Get("empty.test", "/");
   EXPECT_EQ(empty.status, 503u);
   Proxy only_dead;
-  only_dead.Routes([&](RouteTable& t) { t.Add({"", "/", PathType::kPrefix, To({dead}), "ns/i"}); });
+  only_dead.Routes([&](RouteTable& t) { t.Add({"", "/", PathType::kPrefix, To({dead})}); });
   EXPECT_EQ(Client(only_dead.proxy->http_port()).Get("x", "/").status, 502u);
 }
 
@@ -212,8 +212,8 @@ TEST(IngressProxy, StreamsLargeAndCloseDelimitedAnswers) {
   Backend big("big", false, 5 << 20), old("old", true, 100000);
   Proxy p;
   p.Routes([&](RouteTable& t) {
-    t.Add({"big.test", "/", PathType::kPrefix, To({big.target()}), "ns/i"});
-    t.Add({"old.test", "/", PathType::kPrefix, To({old.target()}), "ns/i"});
+    t.Add({"big.test", "/", PathType::kPrefix, To({big.target()})});
+    t.Add({"old.test", "/", PathType::kPrefix, To({old.target()})});
   });
   Client c(p.proxy->http_port());
   Answer r = c.Get("big.test", "/");
@@ -235,7 +235,7 @@ TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
   auto p = IngressProxy::Start(o);
   ASSERT_TRUE(p.ok());
   auto t = std::make_shared<RouteTable>();
-  t->Add({"", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
+  t->Add({"", "/", PathType::kPrefix, To({a.target()})});
   t->Seal();
   (*p)->SetRoutes(t);
   EXPECT_EQ((*p)->https_port(), 0);
@@ -323,8 +323,8 @@ TEST(IngressProxy, HttpsPicksTheIngressCertificateBySni) {
   const std::string& cert = pem.first;
   const std::string& key = pem.second;
   p.Routes([&](RouteTable& t) {
-    t.Add({"secure.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
-    t.Add({"plain.test", "/", PathType::kPrefix, To({a.target()}), "ns/i"});
+    t.Add({"secure.test", "/", PathType::kPrefix, To({a.target()})});
+    t.Add({"plain.test", "/", PathType::kPrefix, To({a.target()})});
     t.AddCertificate({{"secure.test"}, "ns/tls", cert, key});
     t.AddCertificate({{"broken.test"}, "ns/broken", "not a certificate", key});
   });

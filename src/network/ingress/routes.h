@@ -36,7 +36,6 @@ struct Rule {
   std::string path = "/";
   PathType type = PathType::kPrefix;
   std::shared_ptr<const Backend> backend;
-  std::string source;  // "ns/name" of the Ingress, for logs.
 };
 
 // A certificate and key (PEM) for the HTTPS listener, and the hosts it serves.

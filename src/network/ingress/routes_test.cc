@@ -40,10 +40,10 @@ TEST(IngressHosts, AWildcardCoversOneLabel) {
 
 TEST(IngressRoutes, ExactHostThenWildcardThenAnyHostThenDefault) {
   RouteTable t;
-  t.Add({"", "/", PathType::kPrefix, B("any"), "default/i"});
-  t.Add({"*.example.com", "/", PathType::kPrefix, B("wild"), "default/i"});
-  t.Add({"Shop.Example.com", "/cart", PathType::kPrefix, B("cart"), "default/i"});
-  t.Add({"other.org", "/only", PathType::kExact, B("only"), "default/i"});
+  t.Add({"", "/", PathType::kPrefix, B("any")});
+  t.Add({"*.example.com", "/", PathType::kPrefix, B("wild")});
+  t.Add({"Shop.Example.com", "/cart", PathType::kPrefix, B("cart")});
+  t.Add({"other.org", "/only", PathType::kExact, B("only")});
   t.SetDefault(B("fallback"));
   t.SetDefault(B("second"));  // The first default stays.
   t.Seal();
@@ -56,11 +56,11 @@ TEST(IngressRoutes, ExactHostThenWildcardThenAnyHostThenDefault) {
   EXPECT_EQ(Of(t, "", "/"), "any");
 
   RouteTable no_catch_all;
-  no_catch_all.Add({"a.test", "/", PathType::kPrefix, B("a"), "ns/x"});
+  no_catch_all.Add({"a.test", "/", PathType::kPrefix, B("a")});
   no_catch_all.Seal();
   EXPECT_EQ(Of(no_catch_all, "b.test", "/"), "-");
   RouteTable with_default;
-  with_default.Add({"a.test", "/api", PathType::kPrefix, B("a"), "ns/x"});
+  with_default.Add({"a.test", "/api", PathType::kPrefix, B("a")});
   with_default.SetDefault(B("d"));
   with_default.Seal();
   EXPECT_EQ(Of(with_default, "a.test", "/web"), "d");
@@ -68,11 +68,11 @@ TEST(IngressRoutes, ExactHostThenWildcardThenAnyHostThenDefault) {
 
 TEST(IngressRoutes, LongestPathWinsAndExactBeatsPrefixOfTheSameLength) {
   RouteTable t;
-  t.Add({"h", "/", PathType::kPrefix, B("root"), "ns/a"});
-  t.Add({"h", "/api", PathType::kPrefix, B("api"), "ns/a"});
-  t.Add({"h", "/api/v2", PathType::kPrefix, B("v2"), "ns/a"});
-  t.Add({"h", "/api", PathType::kExact, B("exact"), "ns/a"});
-  t.Add({"h", "/api/v2", PathType::kPrefix, B("younger"), "ns/b"});  // A later Ingress: loses.
+  t.Add({"h", "/", PathType::kPrefix, B("root")});
+  t.Add({"h", "/api", PathType::kPrefix, B("api")});
+  t.Add({"h", "/api/v2", PathType::kPrefix, B("v2")});
+  t.Add({"h", "/api", PathType::kExact, B("exact")});
+  t.Add({"h", "/api/v2", PathType::kPrefix, B("younger")});  // A later Ingress: loses.
   t.Seal();
   EXPECT_EQ(Of(t, "h", "/api"), "exact");
   EXPECT_EQ(Of(t, "h", "/api/x"), "api");

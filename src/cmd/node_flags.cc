@@ -1,0 +1,27 @@
+#include "cmd/node_flags.h"
+
+namespace kiso::cmd {
+
+void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
+  app.add_option("--node-name", node.agent.node_name, "Node name (default: host name)");
+  app.add_option("--node-ip", node.agent.internal_ip,
+                 "The node's InternalIP (default: the host's primary address)");
+  app.add_option("--pod-cidr", node.agent.pod_cidr, "This node's pod addresses")
+      ->capture_default_str();
+  app.add_option("--cni-bridge", node.cni_bridge, "Bridge the pods attach to")
+      ->capture_default_str();
+  app.add_option("--cluster-cidr", node.cluster_cidr,
+                 "Every node's pod addresses (pod traffic leaving it is masqueraded)")
+      ->capture_default_str();
+  app.add_option("--runtime", node.runtime, "OCI runtime: runc or crun")->capture_default_str();
+  app.add_flag("--disable-ingress", node.disable_ingress,
+               "Do not run the built-in ingress controller (K3s: --disable traefik)");
+  app.add_option("--ingress-http-port", node.ingress.http_port,
+                 "Port the ingress controller serves HTTP on (0: any free one)")
+      ->capture_default_str();
+  app.add_option("--ingress-https-port", node.ingress.https_port,
+                 "Port the ingress controller serves HTTPS on (0: any free one)")
+      ->capture_default_str();
+}
+
+}  // namespace kiso::cmd
