@@ -581,11 +581,10 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   KISO_ASSIGN_OR_RETURN(impl->ctx.service_cidr, Ipv4Cidr::Parse(options.service_cidr));
   // The server's certificate also names the kubernetes Service's address.
   const std::vector<std::string> service_address = {impl->ctx.service_cidr.Address(1)};
-  KISO_ASSIGN_OR_RETURN(
-      impl->creds,
-      LoadOrCreateCredentials(options.data_dir,
-                              options.address == "0.0.0.0" ? "127.0.0.1" : options.address,
-                              options.port, service_address));
+  // Where the kubeconfig sends clients: loopback when every address is bound.
+  const std::string kubeconfig_host = options.address == "0.0.0.0" ? "127.0.0.1" : options.address;
+  KISO_ASSIGN_OR_RETURN(impl->creds, LoadOrCreateCredentials(options.data_dir, kubeconfig_host,
+                                                             options.port, service_address));
   impl->store = std::make_unique<InstrumentedStore>(store, &impl->metrics);
   WatchCache::Options cache_options;
   cache_options.history_events = options.watch_history_events;
@@ -646,7 +645,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   if (options.port == 0) {
     // The kubeconfig must name the port actually bound.
     KISO_ASSIGN_OR_RETURN(
-        impl->creds, LoadOrCreateCredentials(options.data_dir, options.address, impl->http->port(),
+        impl->creds, LoadOrCreateCredentials(options.data_dir, kubeconfig_host, impl->http->port(),
                                              service_address));
   }
   impl->compactor = std::thread([raw] { raw->CompactLoop(); });
