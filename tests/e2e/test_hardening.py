@@ -7,12 +7,13 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import Kubectl, Server, wait_for
+from conftest import KISO_BIN, Kubectl, Server, terminate, wait_for
 
 GROWTH_LIMIT_MB = 64  # What the server's RSS may grow by while it refuses a bomb.
 
@@ -341,3 +342,31 @@ def test_a_flooding_client_yields_the_cpu_to_the_others():
             c.close()
         s.stop()
     assert set(reader_statuses) == {200}
+
+
+def test_a_port_picked_by_the_kernel_is_the_kubeconfigs_and_kubectl_reaches_it(tmp_path):
+    """`--https-port 0` with the default address (every address): the kubeconfig written after
+    binding names loopback and the bound port, which the certificate covers (it once named
+    0.0.0.0, which no certificate does)."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("# no upstream\n")
+    data = tmp_path / "data"
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([KISO_BIN, "server", "--data-dir", str(data), "--https-port", "0",
+                             "--disable-agent", "--dns-port", "0", "--resolv-conf", str(resolv)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        up = wait_for(lambda: next((line for line in (tmp_path / "server.log").read_text(
+            errors="replace").splitlines() if line.startswith("kiso server is up at ")), None),
+            30, "the server up")
+        url = up.split(" at ")[1].strip()
+        assert url.startswith("https://127.0.0.1:") and not url.endswith(":0"), url
+        kubeconfig = (data / "kubeconfig.yaml").read_text()
+        assert f"server: {url}" in kubeconfig, kubeconfig
+        p = subprocess.run(["kubectl", "--kubeconfig", str(data / "kubeconfig.yaml"), "get",
+                            "namespace", "default", "-o", "name"], capture_output=True, text=True,
+                           timeout=30)
+        assert p.stdout.strip() == "namespace/default", p.stderr
+    finally:
+        terminate(proc)
+        log.close()
