@@ -52,7 +52,8 @@ SAMPLES = int(os.environ.get("NET_BENCH_SAMPLES", "40"))
 DNS_SECONDS = int(os.environ.get("NET_BENCH_DNS_SECONDS", "8"))
 PHASES = set(os.environ.get("NET_BENCH_PHASES", "program,dns,datapath,ingress").split(","))
 DP_SECONDS = int(os.environ.get("NET_BENCH_DP_SECONDS", "3"))
-ALGORITHMS = ["random", "round-robin", "weighted-round-robin", "source-ip-hash", "consistent-hash"]
+ALGORITHMS = ["random", "round-robin", "least-connections", "weighted-round-robin", "source-ip-hash",
+              "consistent-hash"]
 INGRESS_SECONDS = int(os.environ.get("NET_BENCH_INGRESS_SECONDS", "8"))
 
 

@@ -63,6 +63,15 @@ Status ServiceProxy::Start() {
   if (*changed)
     spdlog::info("service proxy: set {} to 1 (bridged pod traffic through conntrack)", brnf);
 
+  // Least connections, in the sockets of the node and its pods (eBPF).
+  auto balancer = proxy::SocketBalancer::Open(proxy::LocalAddresses());
+  if (balancer.ok()) {
+    sockets_ = std::move(*balancer);
+  } else {
+    spdlog::warn("service proxy: least-connections Services get round robin: {}",
+                 balancer.status().ToString());
+  }
+
   services_ = std::make_unique<client::Informer>(
       client_, api::FindResource("", "v1", "services"),
       [this](const json::value*, const json::value& svc, bool) { Dirty(KeyOf(svc)); });
@@ -86,6 +95,7 @@ void ServiceProxy::Stop() {
   if (thread_.joinable()) thread_.join();
   if (services_) services_->Stop();
   if (slices_) slices_->Stop();
+  sockets_.reset();  // Its programs go; nftables' round robin takes those ports.
 }
 
 void ServiceProxy::ForgetUdpFlows(const proxy::ServicePorts& before,
@@ -262,6 +272,10 @@ void ServiceProxy::Run() {
         cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
         continue;
       }
+      if (sockets_) {
+        if (Status b = sockets_->Full(all); !b.ok())
+          spdlog::warn("service proxy: socket balancer: {}", b.ToString());
+      }
       applied_ = std::move(all);
       full = false;
       generation_.fetch_add(1);
@@ -300,6 +314,10 @@ void ServiceProxy::Run() {
       std::lock_guard lock(mu_);
       dirty_.insert(batch.begin(), batch.end());
       continue;
+    }
+    if (sockets_) {
+      if (Status b = sockets_->Update(before, after, changed); !b.ok())
+        spdlog::warn("service proxy: socket balancer: {}", b.ToString());
     }
     ForgetUdpFlows(before, after, changed);
     for (const auto& name : changed) {

@@ -4,8 +4,10 @@
 // restart too: one transaction replaces whatever was there, and conntrack
 // keeps established connections), then one transaction per batch of changes,
 // touching only the Service ports that changed. A transaction the kernel
-// refuses is followed by a full rebuild. Stop() leaves the rules in place (a
-// restarted agent takes them over); `kiso node reset` removes them.
+// refuses is followed by a full rebuild. Least-connections ports are also
+// given to the socket balancer (eBPF, network/proxy/socket_balancer.h).
+// Stop() leaves the nftables rules in place (a restarted agent takes them
+// over; `kiso node reset` removes them) and detaches the socket balancer.
 #pragma once
 
 #include <atomic>
@@ -23,6 +25,7 @@
 #include "client/slice_index.h"
 #include "network/proxy/nftables.h"
 #include "network/proxy/rules.h"
+#include "network/proxy/socket_balancer.h"
 
 namespace kiso::agent {
 
@@ -65,7 +68,8 @@ class ServiceProxy {
   client::Client* client_;
   ServiceProxyOptions options_;
   network::proxy::Ruleset rules_;
-  network::proxy::Nftables nft_;  // Used by the sync thread only.
+  network::proxy::Nftables nft_;                             // Used by the sync thread only.
+  std::unique_ptr<network::proxy::SocketBalancer> sockets_;  // Null when it cannot load.
   std::unique_ptr<client::Informer> services_;
   std::unique_ptr<client::Informer> slices_;
   client::SliceIndex slice_index_;

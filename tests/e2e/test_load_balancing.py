@@ -4,7 +4,8 @@ TCP connections from the host to a node port on 127.0.0.1 (each client its own a
 round robin keeps to the weights over 10,000 connections; source-IP hash is sticky per client and
 spreads clients; Maglev consistent hashing moves, when a backend goes, only that backend's
 clients; an endpoint that turns not-ready leaves the rotation; ClientIP affinity holds for its
-timeout. Three busybox httpd pods answer with their names; weights 1, 2 and 3."""
+timeout; least connections (the eBPF socket balancer) sends each connection to the endpoint with
+the fewest open ones. Three busybox httpd pods answer with their names; weights 1, 2 and 3."""
 import concurrent.futures
 import json
 import re
@@ -89,6 +90,33 @@ def use(k, port, algorithm, expect, affinity=None):
         patch["spec"]["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": affinity}}
     k("patch", "service", "lb", "--type=merge", "-p", json.dumps(patch))
     wait_for(lambda: expect in chain_of(port), 10, f"{algorithm} in the kernel")
+
+
+def socket_balancer_backends(port):
+    """How many endpoints the socket balancer has for 127.0.0.1:port (0: no entry)."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "kiso_lb_svcs"],
+                         capture_output=True, text=True).stdout
+    entries = json.loads(out or "[]")
+    want = {"ip": int.from_bytes(socket.inet_aton("127.0.0.1"), "little"),
+            "port": int.from_bytes(port.to_bytes(2, "big"), "little")}
+    for e in entries:
+        f = e.get("formatted", e)
+        if isinstance(f.get("key"), dict) and all(f["key"].get(k) == v for k, v in want.items()):
+            return f["value"]["count"]
+    return 0
+
+
+def open_held(port, source):
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+def answer(s):
+    """The pod's name on a held connection (it stays open on this side until closed)."""
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
 
 
 def set_ready(k, name, ready):
@@ -182,3 +210,45 @@ def test_client_ip_affinity_holds_for_its_timeout(lb):
     assert remembered()
     wait_for(lambda: not remembered(), 20, "the affinity expired")
     use(k, port, "round-robin", "numgen inc mod 3")
+
+
+def test_least_connections_sends_each_connection_to_the_endpoint_with_fewest(lb):
+    k, port = lb
+    use(k, port, "least-connections", "numgen inc mod 3")  # nftables: for other nodes' traffic.
+    wait_for(lambda: socket_balancer_backends(port) == 3, 10, "least connections in the kernel")
+    held = []
+    try:
+        # Nine connections kept open: three each, whatever order the endpoints are in.
+        held = [open_held(port, client(i)) for i in range(9)]
+        names = [answer(s) for s in held]
+        assert sorted(names) == sorted(list(BACKENDS) * 3), names
+        # lb-a's three close: it has the fewest, so the next three are all its (round robin
+        # would give it one).
+        for s, name in zip(held, names):
+            if name == "lb-a":
+                s.close()
+        more = [open_held(port, client(20 + i)) for i in range(3)]
+        held += more
+        assert [answer(s) for s in more] == ["lb-a"] * 3
+        for s in held:
+            s.close()
+        # From a pod, to the cluster IP: one connection at a time finds every count at 0, so
+        # each goes to the same first endpoint (round robin would rotate).
+        ip = json.loads(k("get", "service", "lb", "-o", "json"))["spec"]["clusterIP"]
+        from_pod = {k("exec", "lb-c", "--", "wget", "-qO-", f"http://{ip}/").strip()
+                    for _ in range(4)}
+        assert len(from_pod) == 1, from_pod
+        # An endpoint that turns not-ready leaves the choice, however few connections it has.
+        set_ready(k, "lb-b", False)
+        try:
+            wait_for(lambda: socket_balancer_backends(port) == 2, 20, "lb-b out")
+            held = [open_held(port, client(40 + i)) for i in range(6)]
+            assert sorted(answer(s) for s in held) == ["lb-a"] * 3 + ["lb-c"] * 3
+        finally:
+            set_ready(k, "lb-b", True)
+        wait_for(lambda: socket_balancer_backends(port) == 3, 20, "lb-b back")
+    finally:
+        for s in held:
+            s.close()
+    use(k, port, "round-robin", "numgen inc mod 3")
+    wait_for(lambda: socket_balancer_backends(port) == 0, 10, "least connections gone")

@@ -32,10 +32,12 @@ struct Chain {
   std::vector<std::string> rules;
 };
 
+}  // namespace
+
 // The endpoints a path uses: local ones only under a Local policy; the ready
 // ones, or when none is ready the serving terminating ones (upstream's
 // fallback, so connections still land while a rollout drains).
-std::vector<const Endpoint*> Usable(const ServicePort& p, bool local_only) {
+std::vector<const Endpoint*> UsableEndpoints(const ServicePort& p, bool local_only) {
   std::vector<const Endpoint*> ready, draining;
   for (const auto& e : p.endpoints) {
     if (local_only && !e.local) continue;
@@ -47,8 +49,6 @@ std::vector<const Endpoint*> Usable(const ServicePort& p, bool local_only) {
   }
   return ready.empty() ? draining : ready;
 }
-
-}  // namespace
 
 std::optional<Algorithm> ParseAlgorithm(std::string_view name) {
   if (name.empty()) return Algorithm::kRandom;
@@ -95,7 +95,8 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
     switch (p.algorithm) {
       case Algorithm::kRandom:
       case Algorithm::kRoundRobin:
-      case Algorithm::kLeastConnections:  // Not in nftables: the eBPF data plane's (not yet).
+      case Algorithm::kLeastConnections:  // Live counts: socket_balancer.h; here only what it
+                                          // misses.
       case Algorithm::kSourceIpHash: {
         for (size_t i = 0; i < eps.size(); ++i) add(std::to_string(i), *eps[i]);
         pick = p.algorithm == Algorithm::kRandom ? fmt::format("numgen random mod {}", eps.size())
@@ -136,8 +137,8 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
     return rules;
   };
 
-  auto internal = Usable(p, p.internal_local);
-  auto external = Usable(p, p.external_local);
+  auto internal = UsableEndpoints(p, p.internal_local);
+  auto external = UsableEndpoints(p, p.external_local);
   const bool has_external = p.node_port != 0 || !p.external_ips.empty();
   // Endpoint chains: one per endpoint either path uses.
   std::vector<const Endpoint*> used = internal;
@@ -235,6 +236,7 @@ std::string Ruleset::Full(const ServicePorts& ports) const {
     ip saddr {pods} ip daddr {pods} return
     ip saddr {pods} ip daddr {cluster} return
     ip saddr {pods} masquerade fully-random
+    oifname "{bridge}" ip saddr 127.0.0.0/8 masquerade fully-random
   }}
   chain endpoints-check {{
     ip daddr . meta l4proto . th dport vmap @no-endpoint-services

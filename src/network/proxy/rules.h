@@ -6,11 +6,15 @@
 // (conntrack keeps the choice for the connection's life): round robin and
 // weighted round robin with `numgen inc`, source-IP hash and Maglev
 // consistent hashing with `jhash ip saddr`, upstream's default with `numgen
-// random`, ClientIP affinity with a timed set per endpoint. A port without
+// random`, ClientIP affinity with a timed set per endpoint. Least
+// connections needs live counts nftables does not have: the node's own and
+// its pods' connections are balanced in their sockets (socket_balancer.h);
+// here, for what reaches such a port from elsewhere, round robin. A port without
 // usable endpoints is rejected at once (ICMP port unreachable: "connection
 // refused"), never black-holed. Traffic to an endpoint from itself (hairpin),
 // from the node's loopback and from outside to node ports is masqueraded; so
-// is pod traffic leaving the cluster's pod range (flannel's role).
+// is pod traffic leaving the cluster's pod range (flannel's role), and the
+// node's loopback-sourced connections that a socket hook sent to a pod.
 //
 // Ruleset only writes nft scripts: Full() for the whole table in one
 // transaction (after a start: conntrack keeps established connections going
@@ -65,6 +69,11 @@ struct ServicePort {
   std::vector<Endpoint> endpoints;
   bool operator==(const ServicePort&) const = default;
 };
+
+// The endpoints a path uses: local ones only under a Local policy; the ready
+// ones, or when none is ready the serving terminating ones (upstream's
+// fallback, so connections still land while a rollout drains).
+std::vector<const Endpoint*> UsableEndpoints(const ServicePort& p, bool local_only);
 
 // Service ports by a stable name ("ns/name:port/tcp").
 using ServicePorts = std::map<std::string, ServicePort>;

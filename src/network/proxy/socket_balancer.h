@@ -1,0 +1,82 @@
+// SocketBalancer: least connections (seed 07.6.3) in the kernel at
+// connection time, for the Service ports whose algorithm is
+// least-connections. nftables keeps no live connection counts and IPVS is not
+// in this kernel, so this is eBPF (bpf/least_conn.bpf.c, loaded with
+// Debian's libbpf): cgroup socket hooks on the machine's cgroup2 root, as
+// Cilium balances in sockets. A TCP connect() from the node or any of its
+// pods to a Service address goes to the endpoint with the fewest open
+// connections; closing the socket counts it off; getpeername() still names
+// the Service. No packet is rewritten afterwards: the connection is the
+// pod's.
+//
+// What no socket of this node opens (a connection from another node to a
+// node port) is nftables' (rules.h), round robin. So are ports with ClientIP
+// affinity (nftables keeps it) and ports with more endpoints than one entry
+// holds (KISO_LB_MAX_BACKENDS, 64); a UDP or SCTP port is never counted.
+//
+// The programs stay attached while this object lives and go with it (or
+// with the process): nothing of them outlives the agent, and a restarted
+// agent counts anew (connections already open are not counted).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "network/proxy/rules.h"
+
+struct least_conn_bpf;
+
+namespace kiso::network::proxy {
+
+using SocketAddress = std::pair<std::string, int>;  // IPv4 address, port.
+
+// Whether `port` is balanced in sockets.
+bool BalancedInSockets(const ServicePort& port);
+
+// The Service addresses of `port` and the endpoints each leads to: the
+// cluster IP to the internal endpoints; external IPs and, for a node port,
+// each of `node_addresses` to the external ones. Empty unless
+// BalancedInSockets(port); addresses without usable endpoints, or with more
+// than the kernel entry holds, are left out (nftables has them).
+std::map<SocketAddress, std::vector<SocketAddress>> SocketBalancerEntries(
+    const ServicePort& port, const std::vector<std::string>& node_addresses);
+
+// The machine's IPv4 addresses (what `fib daddr type local` matches).
+std::vector<std::string> LocalAddresses();
+
+class SocketBalancer {
+ public:
+  // Loads the programs and attaches them to the cgroup2 hierarchy's root.
+  // Needs CAP_BPF and CAP_NET_ADMIN (root).
+  static Result<std::unique_ptr<SocketBalancer>> Open(std::vector<std::string> node_addresses);
+  ~SocketBalancer();
+  SocketBalancer(const SocketBalancer&) = delete;
+  SocketBalancer& operator=(const SocketBalancer&) = delete;
+
+  // Serves exactly `ports` (what is there for other ports goes).
+  Status Full(const ServicePorts& ports);
+  // Takes the entries from `from` to `to`, where only `changed` ports differ.
+  Status Update(const ServicePorts& from, const ServicePorts& to,
+                const std::set<std::string>& changed);
+  // Open connections counted to ip:port now.
+  int64_t Active(const std::string& ip, int port) const;
+  // The Service addresses served now.
+  std::vector<SocketAddress> Addresses() const;
+
+ private:
+  SocketBalancer() = default;
+  Status Put(const SocketAddress& service, const std::vector<SocketAddress>& backends);
+  Status Remove(const SocketAddress& service);
+  // Drops the counts of `endpoints` that no entry has and no connection uses.
+  void ForgetIdle(std::set<SocketAddress> endpoints);
+
+  std::vector<std::string> node_addresses_;
+  least_conn_bpf* skel_ = nullptr;
+};
+
+}  // namespace kiso::network::proxy
