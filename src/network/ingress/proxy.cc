@@ -12,6 +12,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -169,9 +170,22 @@ struct IngressProxy::Impl {
   template <class Stream>
   asio::awaitable<void> Serve(Worker& w, Stream& stream, bool tls_listener, std::string client_ip);
   template <class Stream>
-  asio::awaitable<bool> Forward(Worker& w, Stream& client, http::request<http::string_body>& req,
-                                const Backend& backend, bool tls_listener,
-                                const std::string& client_ip);
+  asio::awaitable<bool> Forward(Worker& w, Stream& client, beast::flat_buffer& client_buffer,
+                                http::request<http::string_body>& req, const Backend& backend,
+                                bool tls_listener, const std::string& client_ip);
+  // The head of a backend's answer, and the connection it is read from.
+  struct Answer {
+    std::string target;
+    std::optional<Upstream> up;
+    std::unique_ptr<http::response_parser<http::empty_body>> parser;  // Null: `failure`.
+    http::status failure = http::status::bad_gateway;
+  };
+  // Sends `req` to one of the backend's endpoints (round robin, the next one
+  // tried when one refuses) and reads the answer's head.
+  asio::awaitable<Answer> Ask(Worker& w, http::request<http::string_body>& req,
+                              const Backend& backend, bool head);
+  static void PrepareRequest(http::request<http::string_body>& req, bool tls_listener,
+                             const std::string& client_ip);
   asio::awaitable<std::optional<Upstream>> Connect(Worker& w, const std::string& target,
                                                    bool* pooled);
   void Release(Worker& w, const std::string& target, Upstream up);
@@ -330,7 +344,7 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
       keep = co_await Reply(stream, version, http::status::service_unavailable,
                             "no available server\n", req.keep_alive());
     } else {
-      keep = co_await Forward(w, stream, req, *backend, tls_listener, client_ip);
+      keep = co_await Forward(w, stream, buffer, req, *backend, tls_listener, client_ip);
     }
     if (!keep) break;
   }
@@ -370,14 +384,80 @@ void IngressProxy::Impl::Release(Worker& w, const std::string& target, Upstream 
   if (list.size() < kIdlePerTarget) list.push_back(std::move(up));
 }
 
-template <class Stream>
-asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
-                                                  http::request<http::string_body>& req,
-                                                  const Backend& backend, bool tls_listener,
-                                                  const std::string& client_ip) {
-  const unsigned version = req.version();
-  const bool client_keep = req.keep_alive();
-  const bool head = req.method() == http::verb::head;
+asio::awaitable<IngressProxy::Impl::Answer> IngressProxy::Impl::Ask(
+    Worker& w, http::request<http::string_body>& req, const Backend& backend, bool head) {
+  Answer a;
+  const size_t n = backend.targets.size();
+  const size_t first = backend.next.fetch_add(1, std::memory_order_relaxed);
+  for (size_t attempt = 0; attempt < std::min<size_t>(n, 3) + 1; ++attempt) {
+    const std::string& target = backend.targets[(first + attempt) % n];
+    bool pooled = false;
+    std::optional<Upstream> up = co_await Connect(w, target, &pooled);
+    if (!up) continue;  // Refused or timed out: the next endpoint.
+    up->stream.expires_after(options.upstream_timeout);
+    auto [wec, written] = co_await http::async_write(up->stream, req, kTuple);
+    auto parser = std::make_unique<http::response_parser<http::empty_body>>();
+    boost::system::error_code rec;
+    do {  // Interim 1xx answers (other than 101) are not the response.
+      parser = std::make_unique<http::response_parser<http::empty_body>>();
+      parser->header_limit(kHeaderLimit);
+      parser->body_limit(boost::none);  // Bounded by the caller: held whole only when small.
+      parser->skip(head);
+      if (wec) break;
+      up->stream.expires_after(options.upstream_timeout);
+      std::tie(rec, std::ignore) =
+          co_await http::async_read_header(up->stream, up->buffer, *parser, kTuple);
+    } while (!rec && parser->get().result_int() / 100 == 1 &&
+             parser->get().result() != http::status::switching_protocols);
+    if (wec || rec) {
+      if (pooled) {  // The backend closed an idle connection: once more on a fresh one.
+        --attempt;
+        w.idle.erase(target);
+        continue;
+      }
+      if (wec == beast::error::timeout || rec == beast::error::timeout) {
+        a.failure = http::status::gateway_timeout;
+        co_return a;
+      }
+      continue;
+    }
+    a.target = target;
+    a.up.emplace(std::move(*up));
+    a.parser = std::move(parser);
+    co_return a;
+  }
+  a.failure = http::status::bad_gateway;
+  co_return a;
+}
+
+namespace {
+
+// The protocol a request asks to switch to (Connection: upgrade), or "".
+std::string UpgradeOf(const http::fields& f) {
+  for (auto token : http::token_list(f[http::field::connection])) {
+    if (beast::iequals(token, "upgrade")) return std::string(f[http::field::upgrade]);
+  }
+  return {};
+}
+
+// Relays bytes one way until `from` ends or fails.
+template <class From, class To>
+asio::awaitable<void> Pipe(From& from, To& to) {
+  std::vector<char> chunk(kRelayChunk);
+  for (;;) {
+    auto [rec, n] = co_await from.async_read_some(asio::buffer(chunk), kTuple);
+    if (n > 0) {
+      auto [wec, m] = co_await asio::async_write(to, asio::buffer(chunk.data(), n), kTuple);
+      if (wec) co_return;
+    }
+    if (rec) co_return;
+  }
+}
+
+}  // namespace
+
+void IngressProxy::Impl::PrepareRequest(http::request<http::string_body>& req, bool tls_listener,
+                                        const std::string& client_ip) {
   // The request as the backend sees it: no hop-by-hop headers, where it came from.
   StripHopByHop(req.base());
   req.erase(http::field::expect);
@@ -389,125 +469,140 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
   req.version(11);
   req.keep_alive(true);
   req.prepare_payload();
+}
 
-  const size_t n = backend.targets.size();
-  const size_t first = backend.next.fetch_add(1, std::memory_order_relaxed);
-  for (size_t attempt = 0; attempt < std::min<size_t>(n, 3) + 1; ++attempt) {
-    const std::string& target = backend.targets[(first + attempt) % n];
-    bool pooled = false;
-    std::optional<Upstream> up = co_await Connect(w, target, &pooled);
-    if (!up) continue;  // Refused or timed out: the next endpoint.
-    up->stream.expires_after(options.upstream_timeout);
-    auto [wec, written] = co_await http::async_write(up->stream, req, kTuple);
-    beast::flat_buffer& upbuf = up->buffer;
-    std::optional<http::response_parser<http::empty_body>> parser;
-    boost::system::error_code rec;
-    do {  // Interim 1xx answers (other than 101) are not the response.
-      parser.emplace();
-      parser->header_limit(kHeaderLimit);
-      parser->body_limit(boost::none);  // Bounded below: held whole only when small.
-      parser->skip(head);
-      if (wec) break;
-      up->stream.expires_after(options.upstream_timeout);
-      std::tie(rec, std::ignore) =
-          co_await http::async_read_header(up->stream, upbuf, *parser, kTuple);
-    } while (!rec && parser->get().result_int() / 100 == 1 &&
-             parser->get().result() != http::status::switching_protocols);
-    if (wec || rec) {
-      if (pooled) {  // The backend closed an idle connection: once more on a fresh one.
-        --attempt;
-        w.idle.erase(target);
-        continue;
-      }
-      if (wec == beast::error::timeout || rec == beast::error::timeout) {
-        co_return co_await Reply(client, version, http::status::gateway_timeout,
-                                 "gateway timeout\n", false);
-      }
-      continue;
+template <class Stream>
+asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
+                                                  beast::flat_buffer& client_buffer,
+                                                  http::request<http::string_body>& req,
+                                                  const Backend& backend, bool tls_listener,
+                                                  const std::string& client_ip) {
+  const unsigned version = req.version();
+  const bool client_keep = req.keep_alive();
+  const bool head = req.method() == http::verb::head;
+  const std::string upgrade = version >= 11 ? UpgradeOf(req.base()) : std::string();
+  PrepareRequest(req, tls_listener, client_ip);
+  if (!upgrade.empty()) {  // A WebSocket, say: asked for again, hop by hop.
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::upgrade, upgrade);
+  }
+  Answer a = co_await Ask(w, req, backend, head);
+  if (!a.parser) {
+    if (a.failure == http::status::gateway_timeout) {
+      co_return co_await Reply(client, version, a.failure, "gateway timeout\n", false);
     }
-    const int status = parser->get().result_int();
-    const auto length = parser->content_length();
-    const bool framed =
-        parser->chunked() || length.has_value() || head || status == 204 || status == 304;
-    const bool upstream_keep = parser->keep_alive() && framed;
-    bool keep = client_keep;
-    if (!parser->chunked() && (parser->is_done() || (length && *length <= kSmallBody))) {
-      // Small (most answers): read whole, written with its header in one call.
-      http::response_parser<http::string_body> whole(std::move(*parser));
-      if (!whole.is_done() && upbuf.size() > 0) {
-        // Usually the body came with the header: parsed here, without another async read.
-        boost::system::error_code pec;
-        upbuf.consume(whole.put(upbuf.data(), pec));
-        if (pec && pec != http::error::need_more) {
-          co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
-                                   false);
-        }
-      }
-      if (!whole.is_done()) {
-        up->stream.expires_after(options.upstream_timeout);
-        if (auto [bec, b] = co_await http::async_read(up->stream, upbuf, whole, kTuple); bec) {
-          co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
-                                   false);
-        }
-      }
-      auto& res = whole.get();
-      StripHopByHop(res.base());
-      res.version(version);
-      res.keep_alive(keep);
-      beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-      if (auto [cec, c] = co_await http::async_write(client, res, kTuple); cec) co_return false;
-      if (upstream_keep) Release(w, target, std::move(*up));
-      co_return keep;
+    co_return co_await Reply(client, version, a.failure, "bad gateway\n", client_keep);
+  }
+  Upstream& up = *a.up;
+  beast::flat_buffer& upbuf = up.buffer;
+  auto& parser = *a.parser;
+  const int status = parser.get().result_int();
+  if (status == 101) {
+    if (upgrade.empty()) {  // Not asked for: not passed on.
+      co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n", false);
     }
-    // Large, chunked or ended by the backend's close: streamed through a fixed buffer.
-    http::response_parser<http::buffer_body> stream(std::move(*parser));
-    auto& res = stream.get();
+    // Switched: the answer as it is, then bytes both ways until either side ends.
+    http::response<http::empty_body> res = parser.release();
+    beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
+    if (auto [cec, c] = co_await http::async_write(client, res, kTuple); cec) co_return false;
+    beast::get_lowest_layer(client).expires_never();
+    up.stream.expires_never();
+    boost::system::error_code ignored;
+    Socket(client).set_option(asio::socket_base::keep_alive(true), ignored);
+    up.stream.socket().set_option(asio::socket_base::keep_alive(true), ignored);
+    if (client_buffer.size() > 0) {
+      auto [e, m] = co_await asio::async_write(up.stream, client_buffer.data(), kTuple);
+      if (e) co_return false;
+      client_buffer.consume(client_buffer.size());
+    }
+    if (upbuf.size() > 0) {
+      auto [e, m] = co_await asio::async_write(client, upbuf.data(), kTuple);
+      if (e) co_return false;
+      upbuf.consume(upbuf.size());
+    }
+    using asio::experimental::awaitable_operators::operator||;
+    co_await (Pipe(client, up.stream) || Pipe(up.stream, client));
+    co_return false;
+  }
+  const auto length = parser.content_length();
+  const bool framed =
+      parser.chunked() || length.has_value() || head || status == 204 || status == 304;
+  const bool upstream_keep = parser.keep_alive() && framed;
+  bool keep = client_keep;
+  if (!parser.chunked() && (parser.is_done() || (length && *length <= kSmallBody))) {
+    // Small (most answers): read whole, written with its header in one call.
+    http::response_parser<http::string_body> whole(std::move(parser));
+    if (!whole.is_done() && upbuf.size() > 0) {
+      // Usually the body came with the header: parsed here, without another async read.
+      boost::system::error_code pec;
+      upbuf.consume(whole.put(upbuf.data(), pec));
+      if (pec && pec != http::error::need_more) {
+        co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
+                                 false);
+      }
+    }
+    if (!whole.is_done()) {
+      up.stream.expires_after(options.upstream_timeout);
+      if (auto [bec, b] = co_await http::async_read(up.stream, upbuf, whole, kTuple); bec) {
+        co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
+                                 false);
+      }
+    }
+    auto& res = whole.get();
     StripHopByHop(res.base());
-    if (!framed) {  // Ends when the backend closes: chunked for HTTP/1.1 clients.
-      if (version >= 11) {
-        res.chunked(true);
-      } else {
-        keep = false;
-      }
-    }
     res.version(version);
     res.keep_alive(keep);
-    http::serializer<false, http::buffer_body> sr{res};
     beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-    if (auto [hec, h] = co_await http::async_write_header(client, sr, kTuple); hec) co_return false;
-    std::vector<char> chunk(kRelayChunk);
-    bool clean = true;
-    do {
-      if (!stream.is_done()) {
-        res.body().data = chunk.data();
-        res.body().size = chunk.size();
-        up->stream.expires_after(options.upstream_timeout);
-        auto [bec, b] = co_await http::async_read(up->stream, upbuf, stream, kTuple);
-        if (bec == http::error::need_buffer) bec = {};
-        const bool closed = bec == http::error::end_of_stream && !framed;  // Its end.
-        if (bec && !closed) {
-          clean = false;
-          break;
-        }
-        res.body().size = chunk.size() - res.body().size;
-        res.body().data = chunk.data();
-        res.body().more = !stream.is_done() && !closed;
-      } else {
-        res.body().data = nullptr;
-        res.body().size = 0;
-        res.body().more = false;
-      }
-      beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-      auto [cec, c] = co_await http::async_write(client, sr, kTuple);
-      if (cec == http::error::need_buffer) cec = {};
-      if (cec) co_return false;
-    } while (!sr.is_done());
-    if (!clean) co_return false;  // The client got a cut answer: it must see the close.
-    if (upstream_keep && stream.is_done()) Release(w, target, std::move(*up));
+    if (auto [cec, c] = co_await http::async_write(client, res, kTuple); cec) co_return false;
+    if (upstream_keep) Release(w, a.target, std::move(up));
     co_return keep;
   }
-  co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
-                           client_keep);
+  // Large, chunked or ended by the backend's close: streamed through a fixed buffer.
+  http::response_parser<http::buffer_body> stream(std::move(parser));
+  auto& res = stream.get();
+  StripHopByHop(res.base());
+  if (!framed) {  // Ends when the backend closes: chunked for HTTP/1.1 clients.
+    if (version >= 11) {
+      res.chunked(true);
+    } else {
+      keep = false;
+    }
+  }
+  res.version(version);
+  res.keep_alive(keep);
+  http::serializer<false, http::buffer_body> sr{res};
+  beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
+  if (auto [hec, h] = co_await http::async_write_header(client, sr, kTuple); hec) co_return false;
+  std::vector<char> chunk(kRelayChunk);
+  bool clean = true;
+  do {
+    if (!stream.is_done()) {
+      res.body().data = chunk.data();
+      res.body().size = chunk.size();
+      up.stream.expires_after(options.upstream_timeout);
+      auto [bec, b] = co_await http::async_read(up.stream, upbuf, stream, kTuple);
+      if (bec == http::error::need_buffer) bec = {};
+      const bool closed = bec == http::error::end_of_stream && !framed;  // Its end.
+      if (bec && !closed) {
+        clean = false;
+        break;
+      }
+      res.body().size = chunk.size() - res.body().size;
+      res.body().data = chunk.data();
+      res.body().more = !stream.is_done() && !closed;
+    } else {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+    }
+    beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
+    auto [cec, c] = co_await http::async_write(client, sr, kTuple);
+    if (cec == http::error::need_buffer) cec = {};
+    if (cec) co_return false;
+  } while (!sr.is_done());
+  if (!clean) co_return false;  // The client got a cut answer: it must see the close.
+  if (upstream_keep && stream.is_done()) Release(w, a.target, std::move(up));
+  co_return keep;
 }
 
 IngressProxy::IngressProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -75,6 +75,23 @@ class Backend {
       boost::system::error_code ec;
       http::read(s, buf, req, ec);
       if (ec) return;
+      if (beast::iequals(req[http::field::upgrade], "websocket")) {
+        // Switches, then echoes upper-cased what comes, the bytes already read first.
+        std::string head =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nX-Seen-Connection: " +
+            std::string(req[http::field::connection]) + "\r\n\r\n";
+        asio::write(s, asio::buffer(head), ec);
+        std::string data = beast::buffers_to_string(buf.data());
+        for (;;) {
+          for (char& c : data) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          if (!data.empty()) asio::write(s, asio::buffer(data), ec);
+          char more[4096];
+          size_t n = s.read_some(asio::buffer(more), ec);
+          if (ec) return;
+          data.assign(more, n);
+        }
+      }
       std::string body = name_ + " " + std::string(req.target()) + " " +
                          std::string(req["X-Forwarded-For"]) + " " +
                          std::string(req["X-Forwarded-Proto"]);
@@ -223,6 +240,45 @@ TEST(IngressProxy, StreamsLargeAndCloseDelimitedAnswers) {
   EXPECT_EQ(o.body.size(), 100000u);
   EXPECT_TRUE(o.keep_alive);
   EXPECT_EQ(c.Get("big.test", "/").body.size(), size_t{5} << 20);
+}
+
+TEST(IngressProxy, PassesAnUpgradeThroughAndRelaysBothWays) {
+  Backend ws("ws");
+  Proxy p;
+  p.Routes([&](RouteTable& t) { t.Add({"ws.test", "/", PathType::kPrefix, To({ws.target()})}); });
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.proxy->http_port()));
+  // The first bytes of the new protocol come right behind the request.
+  asio::write(s, asio::buffer(std::string("GET /chat HTTP/1.1\r\nHost: ws.test\r\n"
+                                          "Connection: keep-alive, Upgrade\r\n"
+                                          "Upgrade: websocket\r\n\r\nhello")));
+  beast::flat_buffer buf;
+  http::response_parser<http::empty_body> head;
+  head.skip(true);
+  http::read_header(s, buf, head);
+  EXPECT_EQ(head.get().result_int(), 101);
+  EXPECT_EQ(head.get()[http::field::upgrade], "websocket");
+  EXPECT_EQ(head.get()["X-Seen-Connection"], "Upgrade");  // Hop by hop: asked for again.
+  auto read_until = [&](size_t n) {
+    while (buf.size() < n) {
+      char more[4096];
+      buf.commit(asio::buffer_copy(buf.prepare(sizeof more),
+                                   asio::buffer(more, s.read_some(asio::buffer(more)))));
+    }
+    std::string got = beast::buffers_to_string(buf.data());
+    buf.consume(buf.size());
+    return got;
+  };
+  EXPECT_EQ(read_until(5), "HELLO");
+  asio::write(s, asio::buffer(std::string("again")));
+  EXPECT_EQ(read_until(5), "AGAIN");
+  // The backend's end is the client's.
+  s.shutdown(tcp::socket::shutdown_send);
+  boost::system::error_code ec;
+  char rest[16];
+  s.read_some(asio::buffer(rest), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
 }
 
 TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
