@@ -2,8 +2,9 @@
 from busybox behind two Services, one Ingress routing two hosts and a TLS host, checked from the
 host with curl --resolve (nothing leaves 127.0.0.1). Host and path rules (Prefix, Exact), the
 default backend, the TLS Secret's certificate chosen by SNI, the IngressClass defaulted to kiso,
-status.loadBalancer filled in, client keep-alive, backends followed as endpoints change, and 404
-once the Ingress is gone."""
+status.loadBalancer filled in, client keep-alive, HTTP/2 to clients (ALPN h2 over TLS, prior
+knowledge on the HTTP port), backends followed as endpoints change, and 404 once the Ingress is
+gone."""
 import json
 import os
 import re
@@ -138,6 +139,18 @@ def test_client_connections_are_kept_alive(shop):
                         f"http://alpha.kiso.test:{http}/api/"], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0 and "Re-using existing connection" in p.stderr, p.stderr
+
+
+def test_clients_speak_http2(shop):
+    k, http, https, ca = shop
+    h2 = ["-w", "\n%{http_version}"]
+    for url, port, extra in (("https://secure.kiso.test/exact", https, ["--http2", "--cacert", ca]),
+                             ("http://alpha.kiso.test/", http, ["--http2-prior-knowledge"])):
+        p = subprocess.run(["curl", "--noproxy", "*", "-s", "--max-time", "10", "--resolve",
+                            f"{at(url, port)[1]}:{port}:127.0.0.1", *extra, *h2, at(url, port)[0]],
+                           capture_output=True, text=True, timeout=30)
+        body, _, version = p.stdout.rpartition("\n")
+        assert p.returncode == 0 and version == "2" and body.strip() in names(k, "alpha"), p
 
 
 def test_backends_follow_endpoints_and_the_ingress(shop):

@@ -8,48 +8,20 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
-#include <boost/asio.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
+
+#include "network/ingress/proxy_impl.h"
 
 namespace kiso::network::ingress {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
 namespace {
-
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kHeaderLimit = size_t{64} << 10;
-constexpr size_t kIdlePerTarget = 64;  // Upstream connections kept per endpoint.
-constexpr size_t kRelayChunk = size_t{32} << 10;
-constexpr size_t kSmallBody = size_t{64} << 10;  // Answers up to this are read whole.
-
-using Context = std::shared_ptr<SSL_CTX>;
-
-// The routes a request is served with, and the TLS contexts of their certificates.
-struct Snapshot {
-  std::shared_ptr<const RouteTable> routes;
-  std::vector<Context> contexts;  // Parallel to routes->certificates(); null: unusable.
-};
 
 Context NewContext() {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) return nullptr;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);  // SNI keeps the client's h2.
   return Context(ctx, SSL_CTX_free);
 }
 
@@ -113,7 +85,8 @@ Status UseDefaultCertificate(SSL_CTX* ctx) {
   return Status::Ok();
 }
 
-// Hop-by-hop headers (RFC 9110 7.6.1): never forwarded, in either direction.
+}  // namespace
+
 void StripHopByHop(http::fields& f) {
   std::vector<std::string> named;
   for (auto token : http::token_list(f[http::field::connection]))
@@ -127,84 +100,7 @@ void StripHopByHop(http::fields& f) {
   }
 }
 
-template <class Stream>
-tcp::socket::lowest_layer_type& Socket(Stream& s) {
-  return beast::get_lowest_layer(s).socket();
-}
-
-}  // namespace
-
-// A connection to an endpoint, kept between requests with its read buffer
-// (wrapping a socket anew would allocate a stream and its timers each time).
-struct Upstream {
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
-};
-
-// One per thread, as nginx has workers: its own event loop (a connection
-// stays on one thread, no handler crosses threads, no lock on the request
-// path) and its own idle upstream connections.
-struct Worker {
-  asio::io_context ioc;
-  std::map<std::string, std::vector<Upstream>> idle;  // "ip:port"; this worker's only
-  std::thread thread;
-};
-
-struct IngressProxy::Impl {
-  ProxyOptions options;
-  std::vector<std::unique_ptr<Worker>> workers;  // The first also accepts.
-  // The HTTPS listener's: the default certificate; SNI switches to an Ingress's.
-  asio::ssl::context tls{asio::ssl::context::tls_server};
-  std::unique_ptr<tcp::acceptor> http_acceptor;
-  std::unique_ptr<tcp::acceptor> https_acceptor;
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot;
-  std::mutex set_mu;                        // Serialises SetRoutes (its context cache).
-  std::map<std::string, Context> contexts;  // cert+key PEM → context; guarded by set_mu
-  std::atomic<bool> stopped{false};
-  size_t next_worker = 0;  // The accepting coroutine's only.
-
-  explicit Impl(ProxyOptions o) : options(std::move(o)) {}
-
-  Status Listen(int port, bool tls_listener);
-  asio::awaitable<void> Accept(tcp::acceptor& acceptor, bool tls_listener);
-  template <class Stream>
-  asio::awaitable<void> Serve(Worker& w, Stream& stream, bool tls_listener, std::string client_ip);
-  template <class Stream>
-  asio::awaitable<bool> Forward(Worker& w, Stream& client, beast::flat_buffer& client_buffer,
-                                http::request<http::string_body>& req, const Backend& backend,
-                                bool tls_listener, const std::string& client_ip);
-  // The head of a backend's answer, and the connection it is read from.
-  struct Answer {
-    std::string target;
-    std::optional<Upstream> up;
-    std::unique_ptr<http::response_parser<http::empty_body>> parser;  // Null: `failure`.
-    http::status failure = http::status::bad_gateway;
-  };
-  // Sends `req` to one of the backend's endpoints (round robin, the next one
-  // tried when one refuses) and reads the answer's head.
-  asio::awaitable<Answer> Ask(Worker& w, http::request<http::string_body>& req,
-                              const Backend& backend, bool head);
-  static void PrepareRequest(http::request<http::string_body>& req, bool tls_listener,
-                             const std::string& client_ip);
-  asio::awaitable<std::optional<Upstream>> Connect(Worker& w, const std::string& target,
-                                                   bool* pooled);
-  void Release(Worker& w, const std::string& target, Upstream up);
-  void Spawn(Worker& w, asio::awaitable<void> work);
-};
-
 namespace {
-
-template <class Stream>
-asio::awaitable<bool> Reply(Stream& stream, unsigned version, http::status status,
-                            std::string_view body, bool keep_alive) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  res.body() = body;
-  res.keep_alive(keep_alive);
-  res.prepare_payload();
-  auto [ec, n] = co_await http::async_write(stream, res, kTuple);
-  co_return !ec && keep_alive;
-}
 
 int OnServerName(SSL* ssl, int* /*alert*/, void* arg) {
   auto* impl = static_cast<IngressProxy::Impl*>(arg);
@@ -288,8 +184,32 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
     beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
     if (ec) co_return;
+    const unsigned char* protocol = nullptr;
+    unsigned size = 0;
+    SSL_get0_alpn_selected(stream.native_handle(), &protocol, &size);
+    if (std::string_view(reinterpret_cast<const char*>(protocol), size) == "h2") {
+      co_await ServeHttp2(w, stream, tls_listener, std::move(client_ip), {});
+      co_return;
+    }
   }
   beast::flat_buffer buffer;
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    // HTTP/2 with prior knowledge (h2c) opens with its preface; HTTP/1.1 never does.
+    constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n";
+    for (;;) {
+      std::string_view have(static_cast<const char*>(buffer.data().data()), buffer.size());
+      if (have.size() >= kPreface.size() || !kPreface.starts_with(have)) break;
+      beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+      if (ec) co_return;
+      buffer.commit(n);
+    }
+    std::string_view have(static_cast<const char*>(buffer.data().data()), buffer.size());
+    if (have.starts_with(kPreface)) {
+      co_await ServeHttp2(w, stream, tls_listener, std::move(client_ip), std::string(have));
+      co_return;
+    }
+  }
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
@@ -616,6 +536,7 @@ Result<std::unique_ptr<IngressProxy>> IngressProxy::Start(ProxyOptions options) 
   SSL_CTX* ctx = impl->tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   KISO_RETURN_IF_ERROR(UseDefaultCertificate(ctx));
+  SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);
   SSL_CTX_set_tlsext_servername_callback(ctx, OnServerName);
   SSL_CTX_set_tlsext_servername_arg(ctx, impl.get());
   KISO_RETURN_IF_ERROR(impl->Listen(impl->options.http_port, false));

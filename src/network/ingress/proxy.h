@@ -5,6 +5,8 @@
 // the next endpoint tried when one refuses — streaming the response back.
 // HTTPS certificates come from the table by SNI; a name no Ingress serves
 // gets a generated self-signed certificate (as Traefik's default one).
+// Clients may speak HTTP/2 (ALPN h2 over TLS, prior knowledge in the clear:
+// http2.cc); Upgrade requests (WebSocket) are passed through.
 //
 // Connections are served by coroutines on a small pool of threads (no thread
 // per connection); client connections are kept alive between requests and
