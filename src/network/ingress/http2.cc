@@ -194,7 +194,7 @@ asio::awaitable<void> Respond(std::shared_ptr<H2Connection> c, std::shared_ptr<H
   StripHopByHop(fields);
   if (parser.is_done()) {  // No body (HEAD, 204, 304, Content-Length: 0).
     Submit(*c, *s, static_cast<unsigned>(status), fields, false);
-    if (upstream_keep) impl.Release(*c->worker, a.target, std::move(up));
+    if (upstream_keep) impl.Release(*c->worker, a.target, std::move(a.up));
     co_return;
   }
   s->answer_done = false;
@@ -235,7 +235,7 @@ asio::awaitable<void> Respond(std::shared_ptr<H2Connection> c, std::shared_ptr<H
   s->answer_done = true;
   nghttp2_session_resume_data(c->session, s->id);
   c->Kick();
-  if (upstream_keep && body.is_done()) impl.Release(*c->worker, a.target, std::move(up));
+  if (upstream_keep && body.is_done()) impl.Release(*c->worker, a.target, std::move(a.up));
 }
 
 int OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user) {

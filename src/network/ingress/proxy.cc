@@ -273,33 +273,34 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
   Socket(stream).close(ignored);
 }
 
-asio::awaitable<std::optional<Upstream>> IngressProxy::Impl::Connect(Worker& w,
-                                                                     const std::string& target,
-                                                                     bool* pooled) {
+asio::awaitable<std::unique_ptr<Upstream>> IngressProxy::Impl::Connect(Worker& w,
+                                                                       const std::string& target,
+                                                                       bool* pooled) {
   if (auto it = w.idle.find(target); it != w.idle.end() && !it->second.empty()) {
-    Upstream up = std::move(it->second.back());
+    std::unique_ptr<Upstream> up = std::move(it->second.back());
     it->second.pop_back();
     *pooled = true;
-    co_return std::move(up);
+    co_return up;
   }
   *pooled = false;
   size_t colon = target.rfind(':');
   boost::system::error_code ec;
   auto address = asio::ip::make_address(target.substr(0, colon), ec);
-  if (ec || colon == std::string::npos) co_return std::nullopt;
+  if (ec || colon == std::string::npos) co_return nullptr;
   int port = std::atoi(target.c_str() + colon + 1);
-  beast::tcp_stream up(w.ioc);
-  up.expires_after(options.connect_timeout);
-  auto [cec] =
-      co_await up.async_connect(tcp::endpoint(address, static_cast<uint16_t>(port)), kTuple);
-  if (cec) co_return std::nullopt;
-  up.socket().set_option(tcp::no_delay(true), ec);
-  co_return Upstream{std::move(up), {}};
+  auto up = std::make_unique<Upstream>(w.ioc);
+  up->stream.expires_after(options.connect_timeout);
+  auto [cec] = co_await up->stream.async_connect(
+      tcp::endpoint(address, static_cast<uint16_t>(port)), kTuple);
+  if (cec) co_return nullptr;
+  up->stream.socket().set_option(tcp::no_delay(true), ec);
+  co_return up;
 }
 
-void IngressProxy::Impl::Release(Worker& w, const std::string& target, Upstream up) {
-  if (stopped.load() || up.buffer.size() != 0) return;  // Bytes beyond the answer: not reusable.
-  up.stream.expires_never();
+void IngressProxy::Impl::Release(Worker& w, const std::string& target,
+                                 std::unique_ptr<Upstream> up) {
+  if (stopped.load() || up->buffer.size() != 0) return;  // Bytes beyond the answer: no reuse.
+  up->stream.expires_never();
   auto& list = w.idle[target];
   if (list.size() < kIdlePerTarget) list.push_back(std::move(up));
 }
@@ -312,10 +313,10 @@ asio::awaitable<IngressProxy::Impl::Answer> IngressProxy::Impl::Ask(
   for (size_t attempt = 0; attempt < std::min<size_t>(n, 3) + 1; ++attempt) {
     const std::string& target = backend.targets[(first + attempt) % n];
     bool pooled = false;
-    std::optional<Upstream> up = co_await Connect(w, target, &pooled);
+    std::unique_ptr<Upstream> up = co_await Connect(w, target, &pooled);
     if (!up) continue;  // Refused or timed out: the next endpoint.
     up->stream.expires_after(options.upstream_timeout);
-    auto [wec, written] = co_await http::async_write(up->stream, req, kTuple);
+    boost::system::error_code wec = co_await WriteWhole(up->stream, req);
     auto parser = std::make_unique<http::response_parser<http::empty_body>>();
     boost::system::error_code rec;
     do {  // Interim 1xx answers (other than 101) are not the response.
@@ -342,7 +343,7 @@ asio::awaitable<IngressProxy::Impl::Answer> IngressProxy::Impl::Ask(
       continue;
     }
     a.target = target;
-    a.up.emplace(std::move(*up));
+    a.up = std::move(up);
     a.parser = std::move(parser);
     co_return a;
   }
@@ -473,8 +474,8 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
     res.version(version);
     res.keep_alive(keep);
     beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-    if (auto [cec, c] = co_await http::async_write(client, res, kTuple); cec) co_return false;
-    if (upstream_keep) Release(w, a.target, std::move(up));
+    if (co_await WriteWhole(client, res)) co_return false;
+    if (upstream_keep) Release(w, a.target, std::move(a.up));
     co_return keep;
   }
   // Large, chunked or ended by the backend's close: streamed through a fixed buffer.
@@ -521,7 +522,7 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
     if (cec) co_return false;
   } while (!sr.is_done());
   if (!clean) co_return false;  // The client got a cut answer: it must see the close.
-  if (upstream_keep && stream.is_done()) Release(w, a.target, std::move(up));
+  if (upstream_keep && stream.is_done()) Release(w, a.target, std::move(a.up));
   co_return keep;
 }
 
