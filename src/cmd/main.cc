@@ -32,6 +32,7 @@
 #include "controller/crd_controller.h"
 #include "controller/csr_approving_controller.h"
 #include "controller/csr_signing_controller.h"
+#include "controller/daemonset_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/endpointslice_controller.h"
@@ -119,6 +120,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::ReplicaSetController replicasets(&client, &informers);
   kiso::controller::DeploymentController deployments(&client, &informers);
   kiso::controller::JobController jobs(&client, &informers);
+  kiso::controller::DaemonSetController daemonsets(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -159,6 +161,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   replicasets.Start();
   deployments.Start();
   jobs.Start();
+  daemonsets.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
@@ -261,6 +264,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     if (ingress_status) ingress_status->Stop();
     endpoint_slices.Stop();
     endpoints.Stop();
+    daemonsets.Stop();
     jobs.Stop();
     deployments.Stop();
     replicasets.Stop();

@@ -11,6 +11,7 @@
 #include "api/object.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/controller_fixture.h"
+#include "controller/daemonset_controller.h"
 #include "controller/deployment_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/endpointslice_controller.h"
@@ -401,6 +402,113 @@ TEST_F(ControllersTest, AggregatedClusterRoleHoldsTheRulesOfTheRolesItSelects) {
                           json::parse(R"({"rules":[)" + json::serialize(rule_b) + "]}"))
                   .ok());
   ASSERT_TRUE(Eventually([&] { return rules_of() == json::array{rule_b}; }));
+}
+
+// The node each daemon pod is made for (its matchFields affinity).
+std::string TargetNode(const json::value& pod) {
+  const auto* terms =
+      api::Find(pod, {"spec", "affinity", "nodeAffinity",
+                      "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"});
+  if (!terms || !terms->is_array() || terms->get_array().empty()) return "";
+  const auto* fields = api::Find(terms->get_array()[0], {"matchFields"});
+  if (!fields || !fields->is_array() || fields->get_array().empty()) return "";
+  const auto* values = api::Find(fields->get_array()[0], {"values"});
+  if (!values || !values->is_array() || values->get_array().empty() ||
+      !values->get_array()[0].is_string())
+    return "";
+  return std::string(values->get_array()[0].get_string());
+}
+
+TEST_F(ControllersTest, DaemonSetRunsOnePodPerEligibleNodeAndRollsNodeByNode) {
+  DaemonSetController daemonsets(client_.get());
+  daemonsets.Start();
+  auto node = [&](std::string_view name, json::object labels, json::array taints) {
+    json::value n = json::object{{"apiVersion", "v1"},
+                                 {"kind", "Node"},
+                                 {"metadata", json::object{{"name", name}, {"labels", labels}}},
+                                 {"spec", json::object{{"taints", taints}}}};
+    auto r = client_->Create(R("", "nodes"), "", n);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  const json::object disk{{"disk", "ssd"}};
+  node("n1", disk, {});
+  node("n2", disk, {});
+  node("other", json::object{{"disk", "hdd"}}, {});  // The nodeSelector leaves it out.
+  node("tainted", disk,
+       json::array{json::object{{"key", "dedicated"}, {"value", "db"}, {"effect", "NoSchedule"}}});
+  node("cordoned", disk,  // Daemon pods tolerate what a cordon adds.
+       json::array{
+           json::object{{"key", "node.kubernetes.io/unschedulable"}, {"effect", "NoSchedule"}}});
+  json::object tmpl = PodTemplate("agent", "busybox:1");
+  tmpl["spec"].as_object()["nodeSelector"] = disk;
+  json::value ds = json::object{
+      {"apiVersion", "apps/v1"},
+      {"kind", "DaemonSet"},
+      {"metadata", json::object{{"name", "agent"}}},
+      {"spec",
+       json::object{{"selector", json::object{{"matchLabels", json::object{{"app", "agent"}}}}},
+                    {"template", tmpl}}}};
+  ASSERT_TRUE(client_->Create(R("apps", "daemonsets"), "default", ds).ok());
+  auto targets = [&] {
+    std::multiset<std::string> out;
+    for (const auto& p : ActivePods()) out.insert(TargetNode(p));
+    return out;
+  };
+  ASSERT_TRUE(Eventually([&] {
+    return targets() == std::multiset<std::string>{"cordoned", "n1", "n2"};
+  })) << targets().size();
+  for (const auto& p : ActivePods()) {
+    EXPECT_EQ(
+        ControllerUid(p, "DaemonSet"),
+        api::GetString(MustGet(R("apps", "daemonsets"), "default", "agent"), {"metadata", "uid"}));
+    EXPECT_FALSE(api::GetString(p, {"metadata", "labels", "controller-revision-hash"}).empty());
+    bool tolerates_not_ready = false;
+    for (const auto& t : p.at("spec").at("tolerations").as_array())
+      tolerates_not_ready |= api::GetString(t, {"key"}) == "node.kubernetes.io/not-ready";
+    EXPECT_TRUE(tolerates_not_ready);
+  }
+  // A node joining gets its pod; a NoExecute taint sends one away.
+  node("n3", disk, {});
+  ASSERT_TRUE(Eventually([&] { return targets().count("n3") == 1; }));
+  ASSERT_TRUE(
+      client_
+          ->Patch(R("", "nodes"), "", "n2", client::PatchType::kMerge,
+                  json::object{{"spec", json::object{{"taints", json::array{json::object{
+                                                                    {"key", "evict"},
+                                                                    {"effect", "NoExecute"}}}}}}})
+          .ok());
+  ASSERT_TRUE(Eventually([&] { return targets().count("n2") == 0; }));
+  MakeReady();
+  ASSERT_TRUE(Eventually([&] {
+    auto got = MustGet(R("apps", "daemonsets"), "default", "agent");
+    return StatusInt(got, "desiredNumberScheduled") == 3 && StatusInt(got, "numberReady") == 3 &&
+           StatusInt(got, "updatedNumberScheduled") == 3;
+  }));
+  // A new template: replaced one node at a time (maxUnavailable 1), never two down at once.
+  auto hash_of = [](const json::value& p) {
+    return std::string(api::GetString(p, {"metadata", "labels", "controller-revision-hash"}));
+  };
+  const std::string old_hash = hash_of(ActivePods().at(0));
+  ASSERT_TRUE(
+      client_
+          ->Patch(
+              R("apps", "daemonsets"), "default", "agent", client::PatchType::kMerge,
+              json::object{{"spec", json::object{{"template", PodTemplate("agent", "busybox:2")}}}})
+          .ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto pods = ActivePods();
+    int ready = 0;
+    for (const auto& p : pods) ready += IsReadyPod(p) ? 1 : 0;
+    EXPECT_GE(ready, 2);  // Of 3 nodes, one at a time without an available pod.
+    MakeReady();
+    bool all_new = !pods.empty() && std::all_of(pods.begin(), pods.end(), [&](const auto& p) {
+      return hash_of(p) != old_hash && IsReadyPod(p);
+    });
+    auto got = MustGet(R("apps", "daemonsets"), "default", "agent");
+    return all_new && StatusInt(got, "updatedNumberScheduled") == 3 &&
+           StatusInt(got, "numberAvailable") == 3;
+  }));
+  EXPECT_EQ(targets(), (std::multiset<std::string>{"cordoned", "n1", "n3"}));
 }
 
 TEST_F(ControllersTest, EveryNamespaceKeepsItsDefaultAccountAndRootCa) {

@@ -138,11 +138,14 @@ PodInfo ParsePod(const json::value& pod) {
   if (terms && terms->is_array()) {
     for (const auto& t : terms->get_array()) {
       SelectorTerm term;
-      if (const auto* exprs = api::Find(t, {"matchExpressions"}); exprs && exprs->is_array()) {
+      for (const char* kind : {"matchExpressions", "matchFields"}) {
+        const auto* exprs = api::Find(t, {kind});
+        if (!exprs || !exprs->is_array()) continue;
         for (const auto& e : exprs->get_array()) {
           SelectorRequirement r{std::string(api::GetString(e, {"key"})),
                                 std::string(api::GetString(e, {"operator"})),
-                                {}};
+                                {},
+                                std::string_view(kind) == "matchFields"};
           if (const auto* vs = api::Find(e, {"values"}); vs && vs->is_array()) {
             for (const auto& v : vs->get_array()) {
               if (v.is_string()) r.values.emplace_back(v.get_string());

@@ -47,10 +47,12 @@ struct HostPort {
 };
 
 // One node-selector term: requirements ANDed (key, operator In/NotIn/Exists/DoesNotExist/Gt/Lt,
-// values).
+// values). A field requirement (matchFields) names `metadata.name`, the one field upstream
+// selects nodes by (how a DaemonSet pod names its node).
 struct SelectorRequirement {
   std::string key, op;
   std::vector<std::string> values;
+  bool field = false;
 };
 using SelectorTerm = std::vector<SelectorRequirement>;
 
@@ -80,6 +82,11 @@ struct NodeInfo {
   std::set<HostPort> used_ports;
   std::set<std::string> pods;  // Keys of the pods counted in `requested`.
 };
+
+// Whether the node has the pod's nodeSelector labels and matches one of its
+// required node-affinity terms (the NodeAffinity filter; the DaemonSet
+// controller's placement too).
+bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node);
 
 // A pod's requests for scoring: 100m cpu and 200Mi memory where it asks for none.
 Resources NonZero(const Resources& requests);

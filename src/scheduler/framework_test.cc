@@ -104,6 +104,21 @@ TEST_F(FrameworkTest, TaintsTolerationsAffinityPortsUnschedulable) {
   EXPECT_FALSE(Filter("NodeName", named, node).fits);
 }
 
+TEST_F(FrameworkTest, NodeAffinityMatchFieldsNamesTheNode) {
+  // A DaemonSet's pod: `matchFields metadata.name In [node]`, parsed from the object.
+  PodInfo daemon = ParsePod(json::parse(R"({"metadata": {"name": "d"}, "spec": {"affinity":
+      {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms":
+      [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]}}}}})"));
+  ASSERT_EQ(daemon.required_affinity.size(), 1u);
+  EXPECT_TRUE(daemon.required_affinity[0][0].field);
+  EXPECT_FALSE(Filter("NodeAffinity", daemon, Node("n1")).fits);
+  EXPECT_TRUE(Filter("NodeAffinity", daemon, Node("n2")).fits);
+  // A label of that name is no field.
+  NodeInfo impostor = Node("n3");
+  impostor.labels["metadata.name"] = "n2";
+  EXPECT_FALSE(Filter("NodeAffinity", daemon, impostor).fits);
+}
+
 TEST_F(FrameworkTest, ScheduleReportsUpstreamMessageAndPrefersLeastAllocated) {
   std::vector<NodeInfo> nodes = {Node("a", 1000), Node("b", 1000), Node("c", 1000)};
   nodes[2].taints = {{"k", "v", "NoSchedule"}};

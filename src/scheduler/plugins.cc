@@ -69,19 +69,8 @@ class NodeAffinityFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "NodeAffinity"; }
   FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
-    static const char* kReason = "node(s) didn't match Pod's node affinity/selector";
-    for (const auto& [k, v] : pod.node_selector) {
-      auto it = node.labels.find(k);
-      if (it == node.labels.end() || it->second != v) return FilterResult::Unfit(kReason);
-    }
-    if (pod.required_affinity.empty()) return FilterResult::Fit();
-    for (const auto& term : pod.required_affinity) {
-      if (term.empty()) continue;  // An empty term matches nothing.
-      bool all = std::all_of(term.begin(), term.end(),
-                             [&](const SelectorRequirement& r) { return Matches(r, node.labels); });
-      if (all) return FilterResult::Fit();
-    }
-    return FilterResult::Unfit(kReason);
+    if (MatchesNodeAffinity(pod, node)) return FilterResult::Fit();
+    return FilterResult::Unfit("node(s) didn't match Pod's node affinity/selector");
   }
 };
 
@@ -178,6 +167,23 @@ std::function<std::unique_ptr<ScorePlugin>()> S() {
 }
 
 }  // namespace
+
+bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node) {
+  for (const auto& [k, v] : pod.node_selector) {
+    auto it = node.labels.find(k);
+    if (it == node.labels.end() || it->second != v) return false;
+  }
+  if (pod.required_affinity.empty()) return true;
+  const std::map<std::string, std::string> fields = {{"metadata.name", node.name}};
+  for (const auto& term : pod.required_affinity) {
+    if (term.empty()) continue;  // An empty term matches nothing.
+    bool all = std::all_of(term.begin(), term.end(), [&](const SelectorRequirement& r) {
+      return Matches(r, r.field ? fields : node.labels);
+    });
+    if (all) return true;
+  }
+  return false;
+}
 
 void RegisterBuiltins(Registry& registry) {
   // Names are unique here, so registration cannot fail.

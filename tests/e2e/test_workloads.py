@@ -249,3 +249,52 @@ def test_endpoints_follow_ready_pods(kctl, api):
                what="endpoints to shrink with the deployment")
     kctl("delete", "service", "backend")
     kctl("delete", "deployment", "backend")
+
+
+DAEMONSET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  updateStrategy: {{type: RollingUpdate, rollingUpdate: {{maxUnavailable: 2}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      containers: [{{name: agent, image: "agent:{version}"}}]
+"""
+
+
+def test_daemonset_runs_on_every_node_a_new_one_too_but_not_a_tainted_one(cluster, kctl):
+    nodes = sorted(n["metadata"]["name"] for n in json.loads(kctl("get", "nodes", "-o", "json"))["items"])
+    tainted = nodes[0]
+    kctl("taint", "node", tainted, "dedicated=db:NoSchedule")
+    late = None
+
+    def pods():
+        return [p for p in json.loads(kctl("get", "pods", "-l", "app=agent", "-o", "json"))["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+
+    try:
+        kctl("apply", "-f", "-", input=DAEMONSET.format(version=1))
+        kctl("rollout", "status", "ds/agent", "--timeout=60s", timeout=90)
+        assert sorted(p["spec"].get("nodeName", "") for p in pods()) == nodes[1:]
+        # A node that joins gets its pod, bound there by the scheduler.
+        late = Hollow(cluster, 1, prefix="late")
+        wait_for(lambda: "late-0" in [p["spec"].get("nodeName") for p in pods()], 30, "late-0's pod")
+        kctl("rollout", "status", "ds/agent", "--timeout=60s", timeout=90)
+        status = json.loads(kctl("get", "ds", "agent", "-o", "json"))["status"]
+        assert status["desiredNumberScheduled"] == len(nodes) == status["numberReady"]
+        assert status["numberMisscheduled"] == 0
+        # A new template rolls out, no more than maxUnavailable nodes at a time without a pod.
+        kctl("set", "image", "ds/agent", "agent=agent:2")
+        kctl("rollout", "status", "ds/agent", "--timeout=90s", timeout=120)
+        now = pods()
+        assert {p["spec"]["containers"][0]["image"] for p in now} == {"agent:2"}
+        assert sorted(p["spec"]["nodeName"] for p in now) == sorted(nodes[1:] + ["late-0"])
+    finally:
+        kctl("delete", "ds", "agent", "--ignore-not-found")
+        kctl("taint", "node", tainted, "dedicated=db:NoSchedule-")
+        if late:
+            late.stop()
+            kctl("delete", "node", "late-0", "--ignore-not-found")

@@ -1,0 +1,334 @@
+#include "controller/daemonset_controller.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cmath>
+#include <set>
+
+#include "api/object.h"
+#include "controller/deployment_controller.h"
+#include "scheduler/framework.h"
+
+namespace kiso::controller {
+
+namespace json = boost::json;
+
+namespace {
+
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+const api::ResourceType& DaemonSets() { return *api::FindResource("apps", "v1", "daemonsets"); }
+constexpr std::string_view kHashLabel = "controller-revision-hash";
+constexpr std::string_view kGenerationLabel = "pod-template-generation";
+constexpr int kBurst = 500;  // Creates or deletes per reconcile.
+
+// The node a daemon pod is for: where it is bound, or the one its
+// matchFields affinity names while it waits for the scheduler.
+std::string NodeOf(const json::value& pod) {
+  std::string_view bound = api::GetString(pod, {"spec", "nodeName"});
+  if (!bound.empty()) return std::string(bound);
+  const auto* terms =
+      api::Find(pod, {"spec", "affinity", "nodeAffinity",
+                      "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"});
+  if (!terms || !terms->is_array()) return "";
+  for (const auto& t : terms->get_array()) {
+    const auto* fields = api::Find(t, {"matchFields"});
+    if (!fields || !fields->is_array()) continue;
+    for (const auto& f : fields->get_array()) {
+      const auto* values = api::Find(f, {"values"});
+      if (api::GetString(f, {"key"}) == "metadata.name" &&
+          api::GetString(f, {"operator"}) == "In" && values && values->is_array() &&
+          values->get_array().size() == 1 && values->get_array()[0].is_string())
+        return std::string(values->get_array()[0].get_string());
+    }
+  }
+  return "";
+}
+
+// spec.updateStrategy.rollingUpdate.maxUnavailable of `desired` nodes: a
+// number or a percentage rounded up; at least 1 (upstream's default 1).
+int64_t MaxUnavailable(const json::value& ds, int64_t desired) {
+  const auto* v = api::Find(ds, {"spec", "updateStrategy", "rollingUpdate", "maxUnavailable"});
+  int64_t n = 1;
+  if (v && v->is_int64()) {
+    n = v->get_int64();
+  } else if (v && v->is_string()) {
+    std::string_view s = v->get_string();
+    if (s.ends_with('%')) {
+      double pct = std::atof(std::string(s.substr(0, s.size() - 1)).c_str());
+      n = static_cast<int64_t>(std::ceil(pct * static_cast<double>(desired) / 100.0));
+    } else {
+      n = std::atoll(std::string(s).c_str());
+    }
+  }
+  return std::max<int64_t>(n, 1);
+}
+
+std::string_view Created(const json::value& pod) {
+  return api::GetString(pod, {"metadata", "creationTimestamp"});
+}
+
+}  // namespace
+
+json::value DaemonSetController::DaemonPod(const json::value& daemonset) {
+  json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
+  if (const auto* m = api::Find(daemonset, {"spec", "template", "metadata"}); m && m->is_object())
+    pod.as_object()["metadata"] = *m;
+  const auto* spec = api::Find(daemonset, {"spec", "template", "spec"});
+  pod.as_object()["spec"] = spec && spec->is_object() ? *spec : json::object();
+  json::object& s = pod.as_object()["spec"].as_object();
+  json::array tolerations;
+  if (const auto* t = s.if_contains("tolerations"); t && t->is_array())
+    tolerations = t->get_array();
+  std::vector<std::pair<std::string_view, std::string_view>> always = {
+      {"node.kubernetes.io/not-ready", "NoExecute"},
+      {"node.kubernetes.io/unreachable", "NoExecute"},
+      {"node.kubernetes.io/disk-pressure", "NoSchedule"},
+      {"node.kubernetes.io/memory-pressure", "NoSchedule"},
+      {"node.kubernetes.io/pid-pressure", "NoSchedule"},
+      {"node.kubernetes.io/unschedulable", "NoSchedule"}};
+  if (const auto* h = s.if_contains("hostNetwork"); h && h->is_bool() && h->get_bool())
+    always.emplace_back("node.kubernetes.io/network-unavailable", "NoSchedule");
+  for (const auto& wanted : always) {
+    const std::string_view key = wanted.first, effect = wanted.second;
+    bool have = std::any_of(tolerations.begin(), tolerations.end(), [&](const json::value& t) {
+      return api::GetString(t, {"key"}) == key && api::GetString(t, {"effect"}) == effect;
+    });
+    if (!have) {
+      tolerations.push_back(json::object{{"key", key}, {"operator", "Exists"}, {"effect", effect}});
+    }
+  }
+  s["tolerations"] = std::move(tolerations);
+  return pod;
+}
+
+DaemonSetController::Placement DaemonSetController::PlacementOn(const json::value& pod,
+                                                                const json::value& node) {
+  scheduler::PodInfo p = scheduler::ParsePod(pod);
+  scheduler::NodeInfo n = scheduler::ParseNode(node);
+  if (!scheduler::MatchesNodeAffinity(p, n)) return {};
+  Placement where{true, true};
+  for (const auto& taint : n.taints) {
+    if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
+    bool tolerated =
+        std::any_of(p.tolerations.begin(), p.tolerations.end(),
+                    [&](const scheduler::Toleration& t) { return t.Tolerates(taint); });
+    if (tolerated) continue;
+    where.should_run = false;
+    if (taint.effect == "NoExecute") where.may_continue = false;
+  }
+  return where;
+}
+
+DaemonSetController::DaemonSetController(client::Client* client, client::SharedInformers* shared)
+    : Controller(client, "daemonset-controller", 2, shared) {
+  sets_ = Watch(DaemonSets(), [this](const json::value*, const json::value& ds, bool deleted) {
+    std::string key = KeyOf(ds);
+    std::string uid(api::GetString(ds, {"metadata", "uid"}));
+    std::lock_guard lock(mu_);
+    if (deleted) {
+      expectations_.Forget(key);
+      uid_to_key_.erase(uid);
+      return;
+    }
+    uid_to_key_[uid] = key;
+    Enqueue(key);
+  });
+  pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool deleted) {
+    OnPod(old, pod, deleted);
+  });
+  // A node's arrival, departure, labels or taints may change where daemon pods belong.
+  nodes_ = Watch(Nodes(), [this](const json::value* old, const json::value& node, bool deleted) {
+    if (old && !deleted) {
+      const auto* ol = api::Find(*old, {"metadata", "labels"});
+      const auto* nl = api::Find(node, {"metadata", "labels"});
+      const auto* os = api::Find(*old, {"spec"});
+      const auto* ns = api::Find(node, {"spec"});
+      bool same_labels = (!ol && !nl) || (ol && nl && *ol == *nl);
+      bool same_spec = (!os && !ns) || (os && ns && *os == *ns);
+      if (same_labels && same_spec) return;  // A heartbeat: status only.
+    }
+    EnqueueAll();
+  });
+}
+
+void DaemonSetController::EnqueueAll() {
+  std::lock_guard lock(mu_);
+  for (const auto& [uid, key] : uid_to_key_) Enqueue(key);
+}
+
+void DaemonSetController::OnPod(const json::value* old, const json::value& pod, bool deleted) {
+  std::string key;
+  {
+    std::lock_guard lock(mu_);
+    auto it = uid_to_key_.find(ControllerUid(pod, "DaemonSet"));
+    if (it == uid_to_key_.end()) return;
+    key = it->second;
+  }
+  if (deleted) {
+    expectations_.Deleted(key);
+  } else if (!old) {
+    expectations_.Created(key);
+  }
+  Enqueue(key);
+}
+
+Status DaemonSetController::Reconcile(const std::string& key) {
+  auto [ns, name] = SplitKey(key);
+  auto ds = sets_->Get(ns, name);
+  if (!ds || !api::GetString(*ds, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
+  if (!expectations_.Satisfied(key)) return Status::Ok();  // Our own writes' events requeue us.
+  const std::string uid(api::GetString(*ds, {"metadata", "uid"}));
+  const auto* tmpl = api::Find(*ds, {"spec", "template"});
+  if (!tmpl) return Status::Ok();
+  const std::string hash = DeploymentController::TemplateHash(*tmpl);
+  const auto* gen_v = api::Find(*ds, {"metadata", "generation"});
+  const int64_t generation = gen_v && gen_v->is_int64() ? gen_v->get_int64() : 1;
+  const json::value daemon = DaemonPod(*ds);
+
+  // Its live pods by the node they are for; failed ones go (and are made anew).
+  std::map<std::string, std::vector<json::value>> by_node;
+  std::vector<json::value> doomed;
+  for (auto& pod : pods_->List()) {
+    if (api::GetString(pod, {"metadata", "namespace"}) != ns ||
+        ControllerUid(pod, "DaemonSet") != uid ||
+        !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty())
+      continue;
+    std::string_view phase = api::GetString(pod, {"status", "phase"});
+    if (phase == "Failed") {
+      doomed.push_back(std::move(pod));
+      continue;
+    }
+    if (phase == "Succeeded") continue;
+    by_node[NodeOf(pod)].push_back(std::move(pod));
+  }
+
+  int64_t desired = 0, current = 0, misscheduled = 0, ready = 0, updated = 0;
+  std::vector<std::string> create_on;
+  std::vector<json::value> old_ready, old_unready;  // Kept pods of an older template.
+  std::set<std::string> nodes;
+  for (const auto& node : nodes_->List()) {
+    std::string node_name(api::GetString(node, {"metadata", "name"}));
+    nodes.insert(node_name);
+    Placement where = PlacementOn(daemon, node);
+    auto it = by_node.find(node_name);
+    std::vector<json::value> here = it == by_node.end() ? std::vector<json::value>() : it->second;
+    std::sort(here.begin(), here.end(),
+              [](const json::value& a, const json::value& b) { return Created(a) < Created(b); });
+    if (where.should_run) ++desired;
+    if (!here.empty() && !where.should_run) ++misscheduled;
+    if (!where.may_continue) {
+      for (auto& p : here) doomed.push_back(std::move(p));
+      continue;
+    }
+    if (here.empty()) {
+      if (where.should_run) create_on.push_back(node_name);
+      continue;
+    }
+    for (size_t i = 1; i < here.size(); ++i) doomed.push_back(std::move(here[i]));  // One only.
+    if (!where.should_run) continue;
+    const json::value& kept = here.front();
+    ++current;
+    const bool is_ready = IsReadyPod(kept);
+    if (is_ready) ++ready;
+    if (api::GetString(kept, {"metadata", "labels", kHashLabel}) == hash) {
+      ++updated;
+    } else {
+      (is_ready ? old_ready : old_unready).push_back(kept);
+    }
+  }
+  for (auto& [node_name, pods] : by_node) {  // Nodes that are gone, or no node at all.
+    if (nodes.count(node_name)) continue;
+    for (auto& p : pods) doomed.push_back(std::move(p));
+  }
+
+  if (api::GetString(*ds, {"spec", "updateStrategy", "type"}) != "OnDelete") {
+    // Old pods that are not available anyway go at once; available ones only
+    // while fewer than maxUnavailable nodes lack an available pod.
+    for (auto& p : old_unready) doomed.push_back(std::move(p));
+    int64_t budget = MaxUnavailable(*ds, desired) - (desired - ready);
+    std::sort(old_ready.begin(), old_ready.end(), [](const json::value& a, const json::value& b) {
+      return api::GetString(a, {"spec", "nodeName"}) < api::GetString(b, {"spec", "nodeName"});
+    });
+    for (auto& p : old_ready) {
+      if (budget-- <= 0) break;
+      doomed.push_back(std::move(p));
+    }
+  }
+
+  Status result = Status::Ok();
+  const int creates = static_cast<int>(std::min<size_t>(create_on.size(), kBurst));
+  const int deletes = static_cast<int>(std::min<size_t>(doomed.size(), kBurst));
+  expectations_.Expect(key, creates, deletes);
+  for (int i = 0; i < creates; ++i) {
+    json::value pod = daemon;
+    auto& meta = api::Child(pod.as_object(), "metadata");
+    meta["generateName"] = name + "-";
+    meta["namespace"] = ns;
+    auto& labels = api::Child(meta, "labels");
+    labels[kHashLabel] = hash;
+    labels[kGenerationLabel] = std::to_string(generation);
+    meta["ownerReferences"] = json::array{json::object{{"apiVersion", "apps/v1"},
+                                                       {"kind", "DaemonSet"},
+                                                       {"name", name},
+                                                       {"uid", uid},
+                                                       {"controller", true},
+                                                       {"blockOwnerDeletion", true}}};
+    // For this node only (the template's own node affinity held for it already).
+    auto& affinity = api::Child(api::Child(pod.as_object(), "spec"), "affinity");
+    auto& node_affinity = api::Child(affinity, "nodeAffinity");
+    node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = json::object{
+        {"nodeSelectorTerms",
+         json::array{json::object{
+             {"matchFields",
+              json::array{json::object{
+                  {"key", "metadata.name"},
+                  {"operator", "In"},
+                  {"values", json::array{json::value(create_on[static_cast<size_t>(i)])}}}}}}}}};
+    auto made = client()->Create(Pods(), ns, pod);
+    if (!made.ok()) {
+      expectations_.Created(key);  // Will never be seen.
+      result = made.status();
+    }
+  }
+  for (int i = 0; i < deletes; ++i) {
+    Status s = client()->Delete(
+        Pods(), ns,
+        std::string(api::GetString(doomed[static_cast<size_t>(i)], {"metadata", "name"})));
+    if (!s.ok()) {
+      expectations_.Deleted(key);  // Will never be seen.
+      if (s.code() != Code::kNotFound) result = s;
+    }
+  }
+
+  // Status (minReadySeconds 0: available is ready).
+  json::object status{{"desiredNumberScheduled", desired},
+                      {"currentNumberScheduled", current},
+                      {"numberMisscheduled", misscheduled},
+                      {"numberReady", ready},
+                      {"numberAvailable", ready},
+                      {"updatedNumberScheduled", updated},
+                      {"numberUnavailable", std::max<int64_t>(desired - ready, 0)},
+                      {"observedGeneration", generation}};
+  const auto* have = api::Find(*ds, {"status"});
+  bool same = have && have->is_object();
+  for (const auto& [k, v] : status) {
+    const auto* h = same ? have->get_object().if_contains(k) : nullptr;
+    same = same && ((h && *h == v) || (!h && v == 0));
+  }
+  if (!same) {
+    json::value next = *ds;
+    auto& st = api::Child(next.as_object(), "status");
+    for (const auto& [k, v] : status) st[k] = v;
+    auto res = client()->Update(DaemonSets(), ns, next, "status");
+    if (!res.ok() && res.status().code() != Code::kNotFound &&
+        res.status().code() != Code::kConflict)
+      return res.status();
+    if (!res.ok() && res.status().code() == Code::kConflict) Enqueue(key);
+  }
+  return result;
+}
+
+}  // namespace kiso::controller
