@@ -509,6 +509,40 @@ TEST_F(ControllersTest, DaemonSetRunsOnePodPerEligibleNodeAndRollsNodeByNode) {
            StatusInt(got, "numberAvailable") == 3;
   }));
   EXPECT_EQ(targets(), (std::multiset<std::string>{"cordoned", "n1", "n3"}));
+
+  // With maxSurge 1 and maxUnavailable 0 the new pod starts beside the old one, which goes
+  // once it is ready: never fewer than three available, never more than one node doubled.
+  const std::string second_hash = hash_of(ActivePods().at(0));
+  json::object third = PodTemplate("agent", "busybox:3");
+  ASSERT_TRUE(
+      client_
+          ->Patch(
+              R("apps", "daemonsets"), "default", "agent", client::PatchType::kMerge,
+              json::object{
+                  {"spec", json::object{{"template", third},
+                                        {"updateStrategy",
+                                         json::object{{"rollingUpdate",
+                                                       json::object{{"maxSurge", 1},
+                                                                    {"maxUnavailable", 0}}}}}}}})
+          .ok());
+  bool doubled = false;
+  ASSERT_TRUE(Eventually([&] {
+    auto pods = ActivePods();
+    int ready = 0;
+    for (const auto& p : pods) ready += IsReadyPod(p) ? 1 : 0;
+    EXPECT_GE(ready, 3);
+    EXPECT_LE(pods.size(), 4u);
+    doubled = doubled || pods.size() == 4;
+    MakeReady();
+    bool all_new = pods.size() == 3 && std::all_of(pods.begin(), pods.end(), [&](const auto& p) {
+                     return hash_of(p) != second_hash && hash_of(p) != old_hash && IsReadyPod(p);
+                   });
+    auto got = MustGet(R("apps", "daemonsets"), "default", "agent");
+    return all_new && StatusInt(got, "updatedNumberScheduled") == 3 &&
+           StatusInt(got, "numberAvailable") == 3;
+  }));
+  EXPECT_TRUE(doubled);  // The surge was seen.
+  EXPECT_EQ(targets(), (std::multiset<std::string>{"cordoned", "n1", "n3"}));
 }
 
 TEST_F(ControllersTest, EveryNamespaceKeepsItsDefaultAccountAndRootCa) {

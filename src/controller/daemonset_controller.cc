@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "api/object.h"
@@ -47,23 +48,26 @@ std::string NodeOf(const json::value& pod) {
   return "";
 }
 
-// spec.updateStrategy.rollingUpdate.maxUnavailable of `desired` nodes: a
-// number or a percentage rounded up; at least 1 (upstream's default 1).
-int64_t MaxUnavailable(const json::value& ds, int64_t desired) {
-  const auto* v = api::Find(ds, {"spec", "updateStrategy", "rollingUpdate", "maxUnavailable"});
-  int64_t n = 1;
-  if (v && v->is_int64()) {
-    n = v->get_int64();
-  } else if (v && v->is_string()) {
-    std::string_view s = v->get_string();
-    if (s.ends_with('%')) {
-      double pct = std::atof(std::string(s.substr(0, s.size() - 1)).c_str());
-      n = static_cast<int64_t>(std::ceil(pct * static_cast<double>(desired) / 100.0));
-    } else {
-      n = std::atoll(std::string(s).c_str());
-    }
-  }
-  return std::max<int64_t>(n, 1);
+// A rolling update's maxSurge or maxUnavailable of `desired` nodes: a number
+// or a percentage, rounded up (upstream's GetScaledValueFromIntOrPercent);
+// `fallback` when unset.
+int64_t Scaled(const json::value& ds, std::string_view field, int64_t desired, int64_t fallback) {
+  const auto* v = api::Find(ds, {"spec", "updateStrategy", "rollingUpdate", field});
+  if (v && v->is_int64()) return std::max<int64_t>(v->get_int64(), 0);
+  if (!v || !v->is_string()) return fallback;
+  std::string_view s = v->get_string();
+  if (!s.ends_with('%')) return std::max<int64_t>(std::atoll(std::string(s).c_str()), 0);
+  double pct = std::atof(std::string(s.substr(0, s.size() - 1)).c_str());
+  return std::max<int64_t>(
+      static_cast<int64_t>(std::ceil(pct * static_cast<double>(desired) / 100.0)), 0);
+}
+
+// (maxSurge, maxUnavailable): defaults 0 and 1; both 0 is maxUnavailable 1, as upstream.
+std::pair<int64_t, int64_t> RollingLimits(const json::value& ds, int64_t desired) {
+  int64_t surge = Scaled(ds, "maxSurge", desired, 0);
+  int64_t unavailable = Scaled(ds, "maxUnavailable", desired, 1);
+  if (surge == 0 && unavailable == 0) unavailable = 1;
+  return {surge, unavailable};
 }
 
 std::string_view Created(const json::value& pod) {
@@ -205,9 +209,15 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     by_node[NodeOf(pod)].push_back(std::move(pod));
   }
 
-  int64_t desired = 0, current = 0, misscheduled = 0, ready = 0, updated = 0;
+  const bool rolling = api::GetString(*ds, {"spec", "updateStrategy", "type"}) != "OnDelete";
+  int64_t desired = 0;
+  for (const auto& node : nodes_->List()) desired += PlacementOn(daemon, node).should_run ? 1 : 0;
+  const auto [max_surge, max_unavailable] = RollingLimits(*ds, desired);
+
+  int64_t current = 0, misscheduled = 0, ready = 0, updated = 0, surging = 0;
   std::vector<std::string> create_on;
-  std::vector<json::value> old_ready, old_unready;  // Kept pods of an older template.
+  // Nodes whose only pod is of an older template, by its readiness.
+  std::vector<std::pair<std::string, json::value>> old_ready, old_unready;
   std::set<std::string> nodes;
   for (const auto& node : nodes_->List()) {
     std::string node_name(api::GetString(node, {"metadata", "name"}));
@@ -215,28 +225,43 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     Placement where = PlacementOn(daemon, node);
     auto it = by_node.find(node_name);
     std::vector<json::value> here = it == by_node.end() ? std::vector<json::value>() : it->second;
-    std::sort(here.begin(), here.end(),
-              [](const json::value& a, const json::value& b) { return Created(a) < Created(b); });
-    if (where.should_run) ++desired;
     if (!here.empty() && !where.should_run) ++misscheduled;
     if (!where.may_continue) {
       for (auto& p : here) doomed.push_back(std::move(p));
       continue;
     }
-    if (here.empty()) {
-      if (where.should_run) create_on.push_back(node_name);
+    // The oldest pod of the current template and the oldest of older ones
+    // stay; any other is a duplicate.
+    std::sort(here.begin(), here.end(),
+              [](const json::value& a, const json::value& b) { return Created(a) < Created(b); });
+    std::optional<json::value> fresh, stale;
+    for (auto& p : here) {
+      auto& slot = api::GetString(p, {"metadata", "labels", kHashLabel}) == hash ? fresh : stale;
+      if (slot) {
+        doomed.push_back(std::move(p));
+      } else {
+        slot = std::move(p);
+      }
+    }
+    if (!where.should_run) {  // May stay, but one is enough.
+      if (fresh && stale) doomed.push_back(std::move(*stale));
       continue;
     }
-    for (size_t i = 1; i < here.size(); ++i) doomed.push_back(std::move(here[i]));  // One only.
-    if (!where.should_run) continue;
-    const json::value& kept = here.front();
+    if (!fresh && !stale) {
+      create_on.push_back(node_name);
+      continue;
+    }
     ++current;
-    const bool is_ready = IsReadyPod(kept);
-    if (is_ready) ++ready;
-    if (api::GetString(kept, {"metadata", "labels", kHashLabel}) == hash) {
-      ++updated;
-    } else {
-      (is_ready ? old_ready : old_unready).push_back(kept);
+    if ((fresh && IsReadyPod(*fresh)) || (stale && IsReadyPod(*stale))) ++ready;
+    if (fresh) ++updated;
+    if (fresh && stale) {  // A surge on this node: the old pod goes once the new one is ready.
+      if (IsReadyPod(*fresh) || !rolling) {
+        doomed.push_back(std::move(*stale));
+      } else {
+        ++surging;
+      }
+    } else if (stale) {
+      (IsReadyPod(*stale) ? old_ready : old_unready).emplace_back(node_name, std::move(*stale));
     }
   }
   for (auto& [node_name, pods] : by_node) {  // Nodes that are gone, or no node at all.
@@ -244,17 +269,26 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     for (auto& p : pods) doomed.push_back(std::move(p));
   }
 
-  if (api::GetString(*ds, {"spec", "updateStrategy", "type"}) != "OnDelete") {
-    // Old pods that are not available anyway go at once; available ones only
-    // while fewer than maxUnavailable nodes lack an available pod.
-    for (auto& p : old_unready) doomed.push_back(std::move(p));
-    int64_t budget = MaxUnavailable(*ds, desired) - (desired - ready);
-    std::sort(old_ready.begin(), old_ready.end(), [](const json::value& a, const json::value& b) {
-      return api::GetString(a, {"spec", "nodeName"}) < api::GetString(b, {"spec", "nodeName"});
-    });
-    for (auto& p : old_ready) {
-      if (budget-- <= 0) break;
-      doomed.push_back(std::move(p));
+  if (rolling) {
+    // Old pods that are not available anyway go at once (their node gets a
+    // new one). Available ones: with maxSurge, a new pod starts beside the
+    // old one on at most maxSurge nodes at a time; else old ones go while
+    // fewer than maxUnavailable nodes lack an available pod.
+    for (auto& [node_name, p] : old_unready) doomed.push_back(std::move(p));
+    std::sort(old_ready.begin(), old_ready.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (max_surge > 0) {
+      int64_t budget = max_surge - surging;
+      for (auto& [node_name, p] : old_ready) {
+        if (budget-- <= 0) break;
+        create_on.push_back(node_name);
+      }
+    } else {
+      int64_t budget = max_unavailable - (desired - ready);
+      for (auto& [node_name, p] : old_ready) {
+        if (budget-- <= 0) break;
+        doomed.push_back(std::move(p));
+      }
     }
   }
 

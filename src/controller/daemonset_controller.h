@@ -16,8 +16,10 @@
 //
 // Updates: RollingUpdate replaces pods of an older template node by node,
 // never leaving more than maxUnavailable (number or percentage of the nodes
-// that should run one, default 1) nodes without an available pod; OnDelete
-// only replaces pods the user deletes. Failed pods are deleted and made
+// that should run one, default 1) nodes without an available pod, or, with
+// maxSurge, starting the new pod beside the old one on at most maxSurge
+// nodes at a time and deleting the old one once the new one is ready;
+// OnDelete only replaces pods the user deletes. Failed pods are deleted and made
 // anew. Status: desired, current, misscheduled, ready, available, updated
 // and unavailable counts and observedGeneration (what `kubectl rollout
 // status ds/…` reads).
