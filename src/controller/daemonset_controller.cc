@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cmath>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "api/object.h"
 #include "controller/deployment_controller.h"
@@ -108,12 +110,13 @@ json::value DaemonSetController::DaemonPod(const json::value& daemonset) {
   return pod;
 }
 
-DaemonSetController::Placement DaemonSetController::PlacementOn(const json::value& pod,
-                                                                const json::value& node) {
-  scheduler::PodInfo p = scheduler::ParsePod(pod);
+namespace {
+
+// Placement of the parsed daemon pod (parsed once per reconcile, not per node).
+DaemonSetController::Placement Place(const scheduler::PodInfo& p, const json::value& node) {
   scheduler::NodeInfo n = scheduler::ParseNode(node);
   if (!scheduler::MatchesNodeAffinity(p, n)) return {};
-  Placement where{true, true};
+  DaemonSetController::Placement where{true, true};
   for (const auto& taint : n.taints) {
     if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
     bool tolerated =
@@ -124,6 +127,13 @@ DaemonSetController::Placement DaemonSetController::PlacementOn(const json::valu
     if (taint.effect == "NoExecute") where.may_continue = false;
   }
   return where;
+}
+
+}  // namespace
+
+DaemonSetController::Placement DaemonSetController::PlacementOn(const json::value& pod,
+                                                                const json::value& node) {
+  return Place(scheduler::ParsePod(pod), node);
 }
 
 DaemonSetController::DaemonSetController(client::Client* client, client::SharedInformers* shared)
@@ -180,7 +190,8 @@ void DaemonSetController::OnPod(const json::value* old, const json::value& pod, 
 }
 
 Status DaemonSetController::Reconcile(const std::string& key) {
-  auto [ns, name] = SplitKey(key);
+  const auto split = SplitKey(key);  // Named, not bound: lambdas below use them.
+  const std::string ns(split.first), name(split.second);
   auto ds = sets_->Get(ns, name);
   if (!ds || !api::GetString(*ds, {"metadata", "deletionTimestamp"}).empty()) return Status::Ok();
   if (!expectations_.Satisfied(key)) return Status::Ok();  // Our own writes' events requeue us.
@@ -210,8 +221,13 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   }
 
   const bool rolling = api::GetString(*ds, {"spec", "updateStrategy", "type"}) != "OnDelete";
+  const scheduler::PodInfo parsed = scheduler::ParsePod(daemon);
+  std::vector<std::pair<std::string, Placement>> placements;
   int64_t desired = 0;
-  for (const auto& node : nodes_->List()) desired += PlacementOn(daemon, node).should_run ? 1 : 0;
+  for (const auto& node : nodes_->List()) {
+    placements.emplace_back(api::GetString(node, {"metadata", "name"}), Place(parsed, node));
+    desired += placements.back().second.should_run ? 1 : 0;
+  }
   const auto [max_surge, max_unavailable] = RollingLimits(*ds, desired);
 
   int64_t current = 0, misscheduled = 0, ready = 0, updated = 0, surging = 0;
@@ -219,12 +235,11 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   // Nodes whose only pod is of an older template, by its readiness.
   std::vector<std::pair<std::string, json::value>> old_ready, old_unready;
   std::set<std::string> nodes;
-  for (const auto& node : nodes_->List()) {
-    std::string node_name(api::GetString(node, {"metadata", "name"}));
+  for (const auto& [node_name, where] : placements) {
     nodes.insert(node_name);
-    Placement where = PlacementOn(daemon, node);
     auto it = by_node.find(node_name);
-    std::vector<json::value> here = it == by_node.end() ? std::vector<json::value>() : it->second;
+    std::vector<json::value> here;
+    if (it != by_node.end()) here = std::move(it->second);  // Known nodes are skipped below.
     if (!here.empty() && !where.should_run) ++misscheduled;
     if (!where.may_continue) {
       for (auto& p : here) doomed.push_back(std::move(p));
@@ -296,7 +311,8 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   const int creates = static_cast<int>(std::min<size_t>(create_on.size(), kBurst));
   const int deletes = static_cast<int>(std::min<size_t>(doomed.size(), kBurst));
   expectations_.Expect(key, creates, deletes);
-  for (int i = 0; i < creates; ++i) {
+  std::mutex result_mu;
+  auto create = [&](int i) {
     json::value pod = daemon;
     auto& meta = api::Child(pod.as_object(), "metadata");
     meta["generateName"] = name + "-";
@@ -324,8 +340,25 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     auto made = client()->Create(Pods(), ns, pod);
     if (!made.ok()) {
       expectations_.Created(key);  // Will never be seen.
+      std::lock_guard lock(result_mu);
       result = made.status();
     }
+  };
+  // Many at once (a new DaemonSet on a big cluster) go out on a few threads, as upstream's
+  // batches of creates do: one at a time, each waits for the store's commit.
+  const int threads = std::min(creates / 16, 8);
+  if (threads <= 1) {
+    for (int i = 0; i < creates; ++i) create(i);
+  } else {
+    std::atomic<int> next{0};
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(threads));
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (int i = next++; i < creates; i = next++) create(i);
+      });
+    }
+    for (auto& t : pool) t.join();
   }
   for (int i = 0; i < deletes; ++i) {
     Status s = client()->Delete(

@@ -230,15 +230,43 @@ Result<std::unique_ptr<Framework>> Framework::Create(const Registry& registry,
   return f;
 }
 
+std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod) {
+  if (pod.required_affinity.empty()) return std::nullopt;
+  std::set<std::string> names;
+  for (const auto& term : pod.required_affinity) {
+    bool named = false;
+    for (const auto& r : term) {
+      if (r.field && r.key == "metadata.name" && r.op == "In") {
+        names.insert(r.values.begin(), r.values.end());
+        named = true;
+        break;
+      }
+    }
+    if (!named) return std::nullopt;  // This term may match any node.
+  }
+  return names;
+}
+
 Result<std::string> Framework::Schedule(const PodInfo& pod,
                                         const std::vector<const NodeInfo*>& nodes) const {
   if (nodes.empty()) return Status(Code::kUnavailable, "0/0 nodes are available: no nodes.");
+  // A pod whose every affinity term names its nodes (a DaemonSet's pod) is tried on those only,
+  // as upstream's NodeAffinity PreFilter narrows the nodes: the others fail that filter anyway.
+  std::vector<const NodeInfo*> named;
+  size_t skipped = 0;
+  if (auto names = RequiredNodeNames(pod)) {
+    for (const NodeInfo* node : nodes) {
+      if (names->count(node->name)) named.push_back(node);
+    }
+    skipped = nodes.size() - named.size();
+  }
+  const std::vector<const NodeInfo*>& candidates = skipped > 0 ? named : nodes;
   // Like upstream's percentageOfNodesToScore: in a big cluster, stop after enough feasible nodes,
   // starting where the previous pod stopped so that every node gets its turn.
-  size_t n = nodes.size();
+  size_t n = candidates.size();
   size_t percent = n < 125 ? 100 : std::max<size_t>(5, 50 - n / 125);
   size_t enough = std::max<size_t>(100, n * percent / 100);
-  thread_local size_t next_start = 0;
+  thread_local size_t next_start = 0;  // Into the full list.
   std::map<std::string, int> reasons;
   std::string best;
   int64_t best_score = -1;
@@ -247,7 +275,7 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
   thread_local std::mt19937 rng(std::random_device{}());
   size_t examined = 0;
   for (; examined < n && feasible < enough; ++examined) {
-    const NodeInfo& node = *nodes[(next_start + examined) % n];
+    const NodeInfo& node = *candidates[(next_start + examined) % n];
     bool fits = true;
     for (const auto& f : filters_) {
       FilterResult r = f->Filter(pod, node);
@@ -269,14 +297,16 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
       best = node.name;  // Reservoir sampling among equal scores, as upstream selectHost.
     }
   }
-  next_start = (next_start + examined) % n;
+  if (skipped == 0) next_start = (next_start + examined) % n;  // The rotation is the full list's.
   if (!best.empty()) return best;
+  if (skipped > 0)
+    reasons["node(s) didn't match Pod's node affinity/selector"] += static_cast<int>(skipped);
   std::vector<std::string> parts;
   parts.reserve(reasons.size());
   for (const auto& [reason, count] : reasons) parts.push_back(fmt::format("{} {}", count, reason));
   std::sort(parts.begin(), parts.end());
   return Status(Code::kUnavailable,
-                fmt::format("0/{} nodes are available: {}.", n, fmt::join(parts, ", ")));
+                fmt::format("0/{} nodes are available: {}.", nodes.size(), fmt::join(parts, ", ")));
 }
 
 }  // namespace kiso::scheduler

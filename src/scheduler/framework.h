@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -87,6 +88,10 @@ struct NodeInfo {
 // required node-affinity terms (the NodeAffinity filter; the DaemonSet
 // controller's placement too).
 bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node);
+
+// The only nodes the pod's required node affinity can match, when each of its
+// terms names them (`matchFields metadata.name In [...]`); nullopt otherwise.
+std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod);
 
 // A pod's requests for scoring: 100m cpu and 200Mi memory where it asks for none.
 Resources NonZero(const Resources& requests);

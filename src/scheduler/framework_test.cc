@@ -117,6 +117,23 @@ TEST_F(FrameworkTest, NodeAffinityMatchFieldsNamesTheNode) {
   NodeInfo impostor = Node("n3");
   impostor.labels["metadata.name"] = "n2";
   EXPECT_FALSE(Filter("NodeAffinity", daemon, impostor).fits);
+
+  // Scheduling tries the named node only; when it does not fit, every node is in the message.
+  std::vector<NodeInfo> nodes = {Node("n1"), Node("n2", 1000), Node("n3")};
+  std::vector<const NodeInfo*> ptrs = {&nodes[0], &nodes[1], &nodes[2]};
+  daemon.requests.milli_cpu = 500;
+  auto chosen = framework_->Schedule(daemon, ptrs);
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_EQ(*chosen, "n2");
+  daemon.requests.milli_cpu = 2000;
+  auto none = framework_->Schedule(daemon, ptrs);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().message(),
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node "
+            "affinity/selector.");
+  // A term without a node name leaves every node possible.
+  daemon.required_affinity.push_back({{"disk", "Exists", {}, false}});
+  EXPECT_FALSE(RequiredNodeNames(daemon).has_value());
 }
 
 TEST_F(FrameworkTest, ScheduleReportsUpstreamMessageAndPrefersLeastAllocated) {

@@ -174,11 +174,14 @@ bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node) {
     if (it == node.labels.end() || it->second != v) return false;
   }
   if (pod.required_affinity.empty()) return true;
-  const std::map<std::string, std::string> fields = {{"metadata.name", node.name}};
   for (const auto& term : pod.required_affinity) {
     if (term.empty()) continue;  // An empty term matches nothing.
     bool all = std::all_of(term.begin(), term.end(), [&](const SelectorRequirement& r) {
-      return Matches(r, r.field ? fields : node.labels);
+      if (!r.field) return Matches(r, node.labels);
+      // metadata.name, the one field there is (In or NotIn).
+      bool in = r.key == "metadata.name" &&
+                std::find(r.values.begin(), r.values.end(), node.name) != r.values.end();
+      return r.op == "In" ? in : r.op == "NotIn" && !in;
     });
     if (all) return true;
   }
