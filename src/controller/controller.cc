@@ -159,6 +159,16 @@ bool IsActivePod(const json::value& pod) {
          api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
 }
 
+json::object PodMetadataFromTemplate(const json::value& owner) {
+  json::object meta;
+  const auto* tm = api::Find(owner, {"spec", "template", "metadata"});
+  if (!tm || !tm->is_object()) return meta;
+  for (const char* field : {"labels", "annotations", "finalizers"}) {
+    if (const auto* v = tm->get_object().if_contains(field)) meta[field] = *v;
+  }
+  return meta;
+}
+
 bool IsReadyPod(const json::value& pod) {
   const auto* conditions = api::Find(pod, {"status", "conditions"});
   if (!conditions || !conditions->is_array()) return false;

@@ -123,6 +123,10 @@ using api::SplitKey;
 std::vector<std::string> OwnerKeys(const boost::json::value& obj, std::string_view kind);
 // The uid of the object's controller owner of `kind`, or "".
 std::string ControllerUid(const boost::json::value& obj, std::string_view kind);
+// A new pod's metadata from `owner`'s spec.template.metadata, as upstream's
+// GetPodFromTemplate takes it: labels, annotations and finalizers (a name
+// there would make every pod collide; generateName names them).
+boost::json::object PodMetadataFromTemplate(const boost::json::value& owner);
 // A pod counts as active until it has succeeded, failed or started deleting.
 bool IsActivePod(const boost::json::value& pod);
 bool IsReadyPod(const boost::json::value& pod);

@@ -124,6 +124,25 @@ TEST_F(ControllersTest, ReplicaSetCreatesOwnedPodsCountsReadyAndScalesDown) {
   }));
 }
 
+TEST_F(ControllersTest, PodsTakeLabelsAndAnnotationsButNoNameFromTheTemplate) {
+  ReplicaSetController rs_controller(client_.get());
+  rs_controller.Start();
+  json::value rs = ReplicaSet("named", 2);
+  auto& meta = rs.at("spec").at("template").at("metadata").as_object();
+  meta["name"] = "fixed";  // Allowed in a template, and ignored, as upstream does.
+  meta["annotations"] = json::object{{"note", "kept"}};
+  ASSERT_TRUE(client_->Create(R("apps", "replicasets"), "default", rs).ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 2; }));
+  std::set<std::string> names;
+  for (const auto& p : ActivePods()) {
+    names.insert(std::string(api::GetString(p, {"metadata", "name"})));
+    EXPECT_EQ(api::GetString(p, {"metadata", "annotations", "note"}), "kept");
+    EXPECT_EQ(api::GetString(p, {"metadata", "labels", "app"}), "named");
+  }
+  EXPECT_EQ(names.size(), 2u);
+  EXPECT_FALSE(names.count("fixed"));
+}
+
 TEST_F(ControllersTest, DeploymentRollsToANewRevisionAndReportsAvailable) {
   ReplicaSetController rs_controller(client_.get());
   DeploymentController deployments(client_.get());

@@ -80,8 +80,7 @@ std::string_view Created(const json::value& pod) {
 
 json::value DaemonSetController::DaemonPod(const json::value& daemonset) {
   json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
-  if (const auto* m = api::Find(daemonset, {"spec", "template", "metadata"}); m && m->is_object())
-    pod.as_object()["metadata"] = *m;
+  pod.as_object()["metadata"] = PodMetadataFromTemplate(daemonset);
   const auto* spec = api::Find(daemonset, {"spec", "template", "spec"});
   pod.as_object()["spec"] = spec && spec->is_object() ? *spec : json::object();
   json::object& s = pod.as_object()["spec"].as_object();

@@ -114,8 +114,7 @@ Status JobController::Reconcile(const std::string& key) {
     if (missing > 0) {
       json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
       auto& meta = api::Child(pod.as_object(), "metadata");
-      if (const auto* tm = api::Find(job, {"spec", "template", "metadata"}); tm && tm->is_object())
-        meta = tm->get_object();
+      meta = PodMetadataFromTemplate(job);
       meta["generateName"] = name + "-";
       meta["namespace"] = ns;
       meta["ownerReferences"] = json::array{json::object{{"apiVersion", "batch/v1"},

@@ -106,9 +106,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
     expectations_.Expect(key, n, 0);
     json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
     auto& meta = api::Child(pod.as_object(), "metadata");
-    if (const auto* tm = api::Find(*rs, {"spec", "template", "metadata"}); tm && tm->is_object()) {
-      meta = tm->get_object();
-    }
+    meta = PodMetadataFromTemplate(*rs);
     meta["generateName"] = name + "-";
     meta["namespace"] = ns;
     meta["ownerReferences"] = json::array{json::object{{"apiVersion", "apps/v1"},
