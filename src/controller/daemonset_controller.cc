@@ -310,6 +310,18 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   const int creates = static_cast<int>(std::min<size_t>(create_on.size(), kBurst));
   const int deletes = static_cast<int>(std::min<size_t>(doomed.size(), kBurst));
   expectations_.Expect(key, creates, deletes);
+  // Deletes first: a node's old pod is gone before the next node's new one starts (with
+  // maxSurge, never more doubled nodes than allowed).
+  for (int i = 0; i < deletes; ++i) {
+    Status s = client()->Delete(
+        Pods(), ns,
+        std::string(api::GetString(doomed[static_cast<size_t>(i)], {"metadata", "name"})));
+    if (!s.ok()) {
+      expectations_.Deleted(key);  // Will never be seen.
+      if (s.code() != Code::kNotFound) result = s;
+    }
+  }
+
   std::mutex result_mu;
   auto create = [&](int i) {
     json::value pod = daemon;
@@ -359,16 +371,6 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     }
     for (auto& t : pool) t.join();
   }
-  for (int i = 0; i < deletes; ++i) {
-    Status s = client()->Delete(
-        Pods(), ns,
-        std::string(api::GetString(doomed[static_cast<size_t>(i)], {"metadata", "name"})));
-    if (!s.ok()) {
-      expectations_.Deleted(key);  // Will never be seen.
-      if (s.code() != Code::kNotFound) result = s;
-    }
-  }
-
   // Status (minReadySeconds 0: available is ready).
   json::object status{{"desiredNumberScheduled", desired},
                       {"currentNumberScheduled", current},
