@@ -10,6 +10,7 @@
 #include "api/object.h"
 #include "api/resources.h"
 #include "common/file.h"
+#include "common/host_addresses.h"
 #include "common/process.h"
 #include "network/proxy/conntrack.h"
 
@@ -64,7 +65,7 @@ Status ServiceProxy::Start() {
     spdlog::info("service proxy: set {} to 1 (bridged pod traffic through conntrack)", brnf);
 
   // Least connections, in the sockets of the node and its pods (eBPF).
-  auto balancer = proxy::SocketBalancer::Open(proxy::LocalAddresses());
+  auto balancer = proxy::SocketBalancer::Open(HostAddresses());
   if (balancer.ok()) {
     sockets_ = std::move(*balancer);
   } else {

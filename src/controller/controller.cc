@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
 
 #include "api/object.h"
 #include "common/recover.h"
@@ -49,6 +50,22 @@ Status Controller::UpdateFresh(const api::ResourceType& type, boost::json::value
     apply(*fresh);
     res = client_->Update(type, ns, *fresh);
   }
+  return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+}
+
+Status Controller::WriteStatusFields(const api::ResourceType& type, const json::value& obj,
+                                     const json::object& fields) {
+  const auto* have = api::Find(obj, {"status"});
+  bool same = true;
+  for (const auto& [k, v] : fields) {
+    const auto* h = have && have->is_object() ? have->get_object().if_contains(k) : nullptr;
+    same = same && ((h && *h == v) || (!h && v == 0));
+  }
+  if (same) return Status::Ok();
+  json::value next = obj;
+  auto& status = api::Child(next.as_object(), "status");
+  for (const auto& [k, v] : fields) status[k] = v;
+  auto res = client_->Update(type, api::GetString(obj, {"metadata", "namespace"}), next, "status");
   return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
 }
 
@@ -157,6 +174,30 @@ bool IsActivePod(const json::value& pod) {
   auto phase = api::GetString(pod, {"status", "phase"});
   return phase != "Succeeded" && phase != "Failed" &&
          api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
+}
+
+std::optional<int64_t> ParseWholeNumber(std::string_view s) {
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return n;
+}
+
+int64_t ScaledIntOrPercent(const json::value* v, int64_t total, bool round_up, int64_t fallback) {
+  if (!v) return fallback;
+  if (v->is_int64()) return std::max<int64_t>(0, v->get_int64());
+  if (v->is_string()) {
+    std::string_view s = v->get_string();
+    if (s.ends_with("%")) {
+      auto pct = ParseWholeNumber(s.substr(0, s.size() - 1));
+      if (!pct || *pct < 0) return fallback;
+      // Integer arithmetic, as upstream: ceil or floor of pct × total / 100.
+      int64_t x = *pct * total;
+      return round_up ? (x + 99) / 100 : x / 100;
+    }
+    return std::max<int64_t>(0, ParseWholeNumber(s).value_or(fallback));
+  }
+  return fallback;
 }
 
 json::object PodMetadataFromTemplate(const json::value& owner) {

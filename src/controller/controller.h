@@ -64,6 +64,11 @@ class Controller {
   // then cost one read rather than a back-off. NotFound is not an error.
   Status UpdateFresh(const api::ResourceType& type, boost::json::value obj,
                      const std::function<void(boost::json::value&)>& apply);
+  // Writes `fields` into obj's status (the status subresource) unless it
+  // holds them already, an absent field counting as 0: a controller's
+  // observed counts. NotFound is not an error; a conflict is (retried).
+  Status WriteStatusFields(const api::ResourceType& type, const boost::json::value& obj,
+                           const boost::json::object& fields);
   const std::string& name() const { return name_; }
 
  public:
@@ -123,6 +128,15 @@ using api::SplitKey;
 std::vector<std::string> OwnerKeys(const boost::json::value& obj, std::string_view kind);
 // The uid of the object's controller owner of `kind`, or "".
 std::string ControllerUid(const boost::json::value& obj, std::string_view kind);
+// A whole decimal number, or nullopt (no exceptions: the text is a user's).
+std::optional<int64_t> ParseWholeNumber(std::string_view s);
+// An int-or-percent field (maxSurge, maxUnavailable) against `total`, the
+// percentage rounded up or down (upstream's GetScaledValueFromIntOrPercent).
+// Admission refuses anything else; an object stored before it did, or an
+// absent field, gets `fallback`.
+int64_t ScaledIntOrPercent(const boost::json::value* v, int64_t total, bool round_up,
+                           int64_t fallback);
+
 // A new pod's metadata from `owner`'s spec.template.metadata, as upstream's
 // GetPodFromTemplate takes it: labels, annotations and finalizers (a name
 // there would make every pod collide; generateName names them).

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
-#include <cmath>
 #include <optional>
 #include <set>
 #include <thread>
@@ -50,24 +49,13 @@ std::string NodeOf(const json::value& pod) {
   return "";
 }
 
-// A rolling update's maxSurge or maxUnavailable of `desired` nodes: a number
-// or a percentage, rounded up (upstream's GetScaledValueFromIntOrPercent);
-// `fallback` when unset.
-int64_t Scaled(const json::value& ds, std::string_view field, int64_t desired, int64_t fallback) {
-  const auto* v = api::Find(ds, {"spec", "updateStrategy", "rollingUpdate", field});
-  if (v && v->is_int64()) return std::max<int64_t>(v->get_int64(), 0);
-  if (!v || !v->is_string()) return fallback;
-  std::string_view s = v->get_string();
-  if (!s.ends_with('%')) return std::max<int64_t>(std::atoll(std::string(s).c_str()), 0);
-  double pct = std::atof(std::string(s.substr(0, s.size() - 1)).c_str());
-  return std::max<int64_t>(
-      static_cast<int64_t>(std::ceil(pct * static_cast<double>(desired) / 100.0)), 0);
-}
-
 // (maxSurge, maxUnavailable): defaults 0 and 1; both 0 is maxUnavailable 1, as upstream.
+// Both percentages rounded up, as upstream's daemon controller does.
 std::pair<int64_t, int64_t> RollingLimits(const json::value& ds, int64_t desired) {
-  int64_t surge = Scaled(ds, "maxSurge", desired, 0);
-  int64_t unavailable = Scaled(ds, "maxUnavailable", desired, 1);
+  const auto* ru = api::Find(ds, {"spec", "updateStrategy", "rollingUpdate"});
+  int64_t surge = ScaledIntOrPercent(ru ? api::Find(*ru, {"maxSurge"}) : nullptr, desired, true, 0);
+  int64_t unavailable =
+      ScaledIntOrPercent(ru ? api::Find(*ru, {"maxUnavailable"}) : nullptr, desired, true, 1);
   if (surge == 0 && unavailable == 0) unavailable = 1;
   return {surge, unavailable};
 }
@@ -76,9 +64,8 @@ std::string_view Created(const json::value& pod) {
   return api::GetString(pod, {"metadata", "creationTimestamp"});
 }
 
-}  // namespace
-
-json::value DaemonSetController::DaemonPod(const json::value& daemonset) {
+// The template as a pod with the tolerations every daemon pod has.
+json::value DaemonPod(const json::value& daemonset) {
   json::value pod = json::object{{"apiVersion", "v1"}, {"kind", "Pod"}};
   pod.as_object()["metadata"] = PodMetadataFromTemplate(daemonset);
   const auto* spec = api::Find(daemonset, {"spec", "template", "spec"});
@@ -109,31 +96,20 @@ json::value DaemonSetController::DaemonPod(const json::value& daemonset) {
   return pod;
 }
 
-namespace {
+struct Placement {
+  bool should_run = false;    // A pod belongs there.
+  bool may_continue = false;  // A pod already there may stay (untolerated NoSchedule only).
+};
 
-// Placement of the parsed daemon pod (parsed once per reconcile, not per node).
-DaemonSetController::Placement Place(const scheduler::PodInfo& p, const json::value& node) {
+// Where a daemon pod (parsed once per reconcile, not per node) belongs.
+Placement Place(const scheduler::PodInfo& p, const json::value& node) {
   scheduler::NodeInfo n = scheduler::ParseNode(node);
   if (!scheduler::MatchesNodeAffinity(p, n)) return {};
-  DaemonSetController::Placement where{true, true};
-  for (const auto& taint : n.taints) {
-    if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
-    bool tolerated =
-        std::any_of(p.tolerations.begin(), p.tolerations.end(),
-                    [&](const scheduler::Toleration& t) { return t.Tolerates(taint); });
-    if (tolerated) continue;
-    where.should_run = false;
-    if (taint.effect == "NoExecute") where.may_continue = false;
-  }
-  return where;
+  return {scheduler::FirstUntoleratedTaint(p, n, true) == nullptr,
+          scheduler::FirstUntoleratedTaint(p, n, false) == nullptr};
 }
 
 }  // namespace
-
-DaemonSetController::Placement DaemonSetController::PlacementOn(const json::value& pod,
-                                                                const json::value& node) {
-  return Place(scheduler::ParsePod(pod), node);
-}
 
 DaemonSetController::DaemonSetController(client::Client* client, client::SharedInformers* shared)
     : Controller(client, "daemonset-controller", 2, shared) {
@@ -380,22 +356,7 @@ Status DaemonSetController::Reconcile(const std::string& key) {
                       {"updatedNumberScheduled", updated},
                       {"numberUnavailable", std::max<int64_t>(desired - ready, 0)},
                       {"observedGeneration", generation}};
-  const auto* have = api::Find(*ds, {"status"});
-  bool same = have && have->is_object();
-  for (const auto& [k, v] : status) {
-    const auto* h = same ? have->get_object().if_contains(k) : nullptr;
-    same = same && ((h && *h == v) || (!h && v == 0));
-  }
-  if (!same) {
-    json::value next = *ds;
-    auto& st = api::Child(next.as_object(), "status");
-    for (const auto& [k, v] : status) st[k] = v;
-    auto res = client()->Update(DaemonSets(), ns, next, "status");
-    if (!res.ok() && res.status().code() != Code::kNotFound &&
-        res.status().code() != Code::kConflict)
-      return res.status();
-    if (!res.ok() && res.status().code() == Code::kConflict) Enqueue(key);
-  }
+  if (Status written = WriteStatusFields(DaemonSets(), *ds, status); !written.ok()) return written;
   return result;
 }
 

@@ -37,16 +37,6 @@ class DaemonSetController : public Controller {
   explicit DaemonSetController(client::Client* client, client::SharedInformers* shared = nullptr);
   ~DaemonSetController() override { Stop(); }
 
-  struct Placement {
-    bool should_run = false;    // A pod belongs there.
-    bool may_continue = false;  // A pod already there may stay.
-  };
-  // Where a pod of `pod` (a pod object made from the template, with the
-  // daemon tolerations) belongs.
-  static Placement PlacementOn(const boost::json::value& pod, const boost::json::value& node);
-  // The template as a pod with the tolerations every daemon pod has.
-  static boost::json::value DaemonPod(const boost::json::value& daemonset);
-
  protected:
   Status Reconcile(const std::string& key) override;
 

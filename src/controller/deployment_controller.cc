@@ -27,35 +27,8 @@ int64_t Int(const json::value& v, std::initializer_list<std::string_view> path,
   return x && x->is_int64() ? x->get_int64() : fallback;
 }
 
-// A whole decimal number, or nullopt (no exceptions: the text is a user's).
-std::optional<int64_t> ParseInt(std::string_view s) {
-  int64_t n = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return n;
-}
-
-// An int-or-percent field against `total` (upstream GetScaledValueFromIntOrPercent).
-// Admission refuses anything else; an object stored before it did gets `fallback`.
-int64_t Scaled(const json::value* v, int64_t total, bool round_up, int64_t fallback) {
-  if (!v) return fallback;
-  if (v->is_int64()) return std::max<int64_t>(0, v->get_int64());
-  if (v->is_string()) {
-    std::string_view s = v->get_string();
-    if (s.ends_with("%")) {
-      auto pct = ParseInt(s.substr(0, s.size() - 1));
-      if (!pct || *pct < 0) return fallback;
-      // Integer arithmetic, as upstream: ceil or floor of pct × total / 100.
-      int64_t x = *pct * total;
-      return round_up ? (x + 99) / 100 : x / 100;
-    }
-    return std::max<int64_t>(0, ParseInt(s).value_or(fallback));
-  }
-  return fallback;
-}
-
 int64_t Revision(const json::value& rs) {
-  return ParseInt(api::GetString(rs, {"metadata", "annotations", kRevision})).value_or(0);
+  return ParseWholeNumber(api::GetString(rs, {"metadata", "annotations", kRevision})).value_or(0);
 }
 
 // Drops nulls, empty objects and empty lists: upstream compares templates with
@@ -258,9 +231,10 @@ Status DeploymentController::Reconcile(const std::string& key) {
       if (!old_running) KISO_RETURN_IF_ERROR(scale(*new_rs, replicas));
     } else {
       const auto* ru = api::Find(d, {"spec", "strategy", "rollingUpdate"});
-      int64_t surge = Scaled(ru ? api::Find(*ru, {"maxSurge"}) : nullptr, replicas, true, 1);
+      int64_t surge =
+          ScaledIntOrPercent(ru ? api::Find(*ru, {"maxSurge"}) : nullptr, replicas, true, 1);
       int64_t unavailable =
-          Scaled(ru ? api::Find(*ru, {"maxUnavailable"}) : nullptr, replicas, false, 0);
+          ScaledIntOrPercent(ru ? api::Find(*ru, {"maxUnavailable"}) : nullptr, replicas, false, 0);
       if (surge == 0 && unavailable == 0) unavailable = 1;
       int64_t total_spec = spec_replicas(*new_rs);
       for (auto* rs : old_sets) total_spec += spec_replicas(*rs);
@@ -334,7 +308,7 @@ Status DeploymentController::Reconcile(const std::string& key) {
   if (new_rs) updated = Int(*new_rs, {"status", "replicas"});
   const auto* ru = api::Find(d, {"spec", "strategy", "rollingUpdate"});
   int64_t max_unavailable =
-      Scaled(ru ? api::Find(*ru, {"maxUnavailable"}) : nullptr, replicas, false, 0);
+      ScaledIntOrPercent(ru ? api::Find(*ru, {"maxUnavailable"}) : nullptr, replicas, false, 0);
   if (api::GetString(d, {"spec", "strategy", "type"}) == "Recreate") max_unavailable = replicas;
   bool is_available = available >= replicas - max_unavailable;
   bool complete =

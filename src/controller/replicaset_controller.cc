@@ -150,21 +150,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
                       {"readyReplicas", ready},
                       {"availableReplicas", ready},
                       {"observedGeneration", gen ? *gen : json::value(0)}};
-  const auto* current = api::Find(*rs, {"status"});
-  json::object current_obj =
-      current && current->is_object() ? current->get_object() : json::object();
-  bool same = true;
-  for (const auto& [k, v] : status) {
-    const auto* have = current_obj.if_contains(k);
-    same = same && ((have && *have == v) || (!have && v == 0));
-  }
-  if (!same) {
-    json::value updated = *rs;
-    auto& st = api::Child(updated.as_object(), "status");
-    for (const auto& [k, v] : status) st[k] = v;
-    auto res = client()->Update(ReplicaSets(), ns, updated, "status");
-    if (!res.ok() && res.status().code() != Code::kNotFound) return res.status();
-  }
+  if (Status written = WriteStatusFields(ReplicaSets(), *rs, status); !written.ok()) return written;
   return result;
 }
 

@@ -89,6 +89,11 @@ struct NodeInfo {
 // controller's placement too).
 bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node);
 
+// The node's first NoExecute taint the pod does not tolerate, or with
+// `no_schedule_too` its first NoSchedule or NoExecute one; null when none
+// (the TaintToleration filter; the DaemonSet controller's placement too).
+const Taint* FirstUntoleratedTaint(const PodInfo& pod, const NodeInfo& node, bool no_schedule_too);
+
 // The only nodes the pod's required node affinity can match, when each of its
 // terms names them (`matchFields metadata.name In [...]`); nullopt otherwise.
 std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod);

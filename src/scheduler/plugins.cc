@@ -79,16 +79,10 @@ class TaintTolerationFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "TaintToleration"; }
   FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
-    for (const auto& taint : node.taints) {
-      if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
-      bool tolerated = std::any_of(pod.tolerations.begin(), pod.tolerations.end(),
-                                   [&](const Toleration& t) { return t.Tolerates(taint); });
-      if (!tolerated) {
-        return FilterResult::Unfit(
-            fmt::format("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value));
-      }
-    }
-    return FilterResult::Fit();
+    const Taint* taint = FirstUntoleratedTaint(pod, node, true);
+    if (!taint) return FilterResult::Fit();
+    return FilterResult::Unfit(
+        fmt::format("node(s) had untolerated taint {{{}: {}}}", taint->key, taint->value));
   }
 };
 
@@ -167,6 +161,16 @@ std::function<std::unique_ptr<ScorePlugin>()> S() {
 }
 
 }  // namespace
+
+const Taint* FirstUntoleratedTaint(const PodInfo& pod, const NodeInfo& node, bool no_schedule_too) {
+  for (const auto& taint : node.taints) {
+    if (taint.effect != "NoExecute" && !(no_schedule_too && taint.effect == "NoSchedule")) continue;
+    bool tolerated = std::any_of(pod.tolerations.begin(), pod.tolerations.end(),
+                                 [&](const Toleration& t) { return t.Tolerates(taint); });
+    if (!tolerated) return &taint;
+  }
+  return nullptr;
+}
 
 bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node) {
   for (const auto& [k, v] : pod.node_selector) {

@@ -39,14 +39,24 @@ spec:
 """
 
 
+def open_held(port, source):
+    """A connection from `source` to the node port, left open."""
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+def answer(s):
+    """The pod's name on a held connection (it stays open on this side until closed)."""
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
+
+
 def ask(port, source):
     """One connection from `source` to the node port: the name of the pod that answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
+    with open_held(port, source) as s:
+        return answer(s)
 
 
 def client(i):
@@ -104,19 +114,6 @@ def socket_balancer_backends(port):
         if isinstance(f.get("key"), dict) and all(f["key"].get(k) == v for k, v in want.items()):
             return f["value"]["count"]
     return 0
-
-
-def open_held(port, source):
-    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
-
-
-def answer(s):
-    """The pod's name on a held connection (it stays open on this side until closed)."""
-    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    while chunk := s.recv(4096):
-        data += chunk
-    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
 
 
 def set_ready(k, name, ready):

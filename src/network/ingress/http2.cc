@@ -159,20 +159,14 @@ asio::awaitable<void> Respond(std::shared_ptr<H2Connection> c, std::shared_ptr<H
   req.target(s->path);
   if (!s->authority.empty()) req.set(http::field::host, s->authority);
   if (!s->cookies.empty()) req.set(http::field::cookie, s->cookies);
-  std::shared_ptr<const Snapshot> snap = impl.snapshot.load();  // Holds the backend alive.
-  const Backend* backend =
-      snap ? snap->routes->Match(std::string(req[http::field::host]), s->path) : nullptr;
-  if (!backend) {
-    SubmitText(*c, *s, http::status::not_found, "404 page not found\n");
-    co_return;
-  }
-  if (backend->targets.empty()) {
-    SubmitText(*c, *s, http::status::service_unavailable, "no available server\n");
+  Routed to = Route(impl.snapshot.load(), req[http::field::host], s->path);
+  if (!to.backend) {
+    SubmitText(*c, *s, to.refusal, to.text);
     co_return;
   }
   const bool head = req.method() == http::verb::head;
   IngressProxy::Impl::PrepareRequest(req, c->tls_listener, c->client_ip);
-  IngressProxy::Impl::Answer a = co_await impl.Ask(*c->worker, req, *backend, head);
+  IngressProxy::Impl::Answer a = co_await impl.Ask(*c->worker, req, *to.backend, head);
   if (s->closed) co_return;
   if (!a.parser) {
     SubmitText(*c, *s, a.failure,

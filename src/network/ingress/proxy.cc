@@ -118,6 +118,23 @@ int OnServerName(SSL* ssl, int* /*alert*/, void* arg) {
 
 }  // namespace
 
+Routed Route(std::shared_ptr<const Snapshot> snapshot, std::string_view host,
+             std::string_view path) {
+  Routed to;
+  to.snapshot = std::move(snapshot);
+  const Backend* b = to.snapshot ? to.snapshot->routes->Match(host, path) : nullptr;
+  if (!b) {
+    to.refusal = http::status::not_found;  // Traefik's answer.
+    to.text = "404 page not found\n";
+  } else if (b->targets.empty()) {
+    to.refusal = http::status::service_unavailable;
+    to.text = "no available server\n";
+  } else {
+    to.backend = b;
+  }
+  return to;
+}
+
 void IngressProxy::Impl::Spawn(Worker& w, asio::awaitable<void> work) {
   asio::co_spawn(w.ioc, std::move(work), [](const std::exception_ptr& e) {
     if (!e) return;
@@ -251,21 +268,11 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
       if (bec) break;
     }
     http::request<http::string_body> req = parser.release();
-    std::shared_ptr<const Snapshot> snap = snapshot.load();  // Holds the backend alive.
-    std::string host(req[http::field::host]);
-    const Backend* backend =
-        snap ? snap->routes->Match(host, std::string_view(req.target().data(), req.target().size()))
-             : nullptr;
-    bool keep = false;
-    if (!backend) {
-      keep = co_await Reply(stream, version, http::status::not_found, "404 page not found\n",
-                            req.keep_alive());
-    } else if (backend->targets.empty()) {
-      keep = co_await Reply(stream, version, http::status::service_unavailable,
-                            "no available server\n", req.keep_alive());
-    } else {
-      keep = co_await Forward(w, stream, buffer, req, *backend, tls_listener, client_ip);
-    }
+    Routed to = Route(snapshot.load(), req[http::field::host],
+                      std::string_view(req.target().data(), req.target().size()));
+    const bool keep =
+        to.backend ? co_await Forward(w, stream, buffer, req, *to.backend, tls_listener, client_ip)
+                   : co_await Reply(stream, version, to.refusal, to.text, req.keep_alive());
     if (!keep) break;
   }
   boost::system::error_code ignored;

@@ -122,18 +122,6 @@ struct IngressProxy::Impl {
 int SelectAlpn(SSL* ssl, const unsigned char** out, unsigned char* out_size,
                const unsigned char* in, unsigned int in_size, void* arg);
 
-template <class Stream>
-asio::awaitable<bool> Reply(Stream& stream, unsigned version, http::status status,
-                            std::string_view body, bool keep_alive) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  res.body() = body;
-  res.keep_alive(keep_alive);
-  res.prepare_payload();
-  auto [ec, n] = co_await http::async_write(stream, res, kTuple);
-  co_return !ec && keep_alive;
-}
-
 // Writes a message whose body is whole in one writev of two buffers: its
 // head serialised into one string, then its body. (Beast's serializer walks
 // every header field as buffers of their own, a cost that showed in the
@@ -159,5 +147,30 @@ asio::awaitable<boost::system::error_code> WriteWhole(
   auto [ec, n] = co_await asio::async_write(s, buffers, kTuple);
   co_return ec;
 }
+
+// One of kiso's own short answers (404, 502…); true when the connection stays.
+template <class Stream>
+asio::awaitable<bool> Reply(Stream& stream, unsigned version, http::status status,
+                            std::string_view body, bool keep_alive) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.body() = body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  boost::system::error_code ec = co_await WriteWhole(stream, res);
+  co_return !ec && keep_alive;
+}
+
+// Where a request for `host` and `path` goes: its backend, or kiso's own
+// answer (404 without a rule, 503 without endpoints) — for HTTP/1.1 and
+// HTTP/2 alike.
+struct Routed {
+  std::shared_ptr<const Snapshot> snapshot;  // Holds the backend alive.
+  const Backend* backend = nullptr;          // Null: answer `refusal`, `text`.
+  http::status refusal = http::status::ok;
+  std::string_view text;
+};
+Routed Route(std::shared_ptr<const Snapshot> snapshot, std::string_view host,
+             std::string_view path);
 
 }  // namespace kiso::network::ingress

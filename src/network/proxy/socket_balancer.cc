@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -78,24 +77,13 @@ std::map<SocketAddress, std::vector<SocketAddress>> SocketBalancerEntries(
   return out;
 }
 
-std::vector<std::string> LocalAddresses() {
-  std::vector<std::string> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    char text[INET_ADDRSTRLEN] = {};
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
-    out.emplace_back(text);
-  }
-  freeifaddrs(list);
-  return out;
-}
-
 Result<std::unique_ptr<SocketBalancer>> SocketBalancer::Open(
     std::vector<std::string> node_addresses) {
   KISO_ASSIGN_OR_RETURN(std::string root, Cgroup2Root());
   std::unique_ptr<SocketBalancer> b(new SocketBalancer());
+  // The hooks are IPv4's (connect4): IPv6 addresses have no entries.
+  std::erase_if(node_addresses,
+                [](const std::string& a) { return a.find(':') != std::string::npos; });
   b->node_addresses_ = std::move(node_addresses);
   b->skel_ = least_conn_bpf::open();
   if (b->skel_ == nullptr) return Errno("opening the least-connections programs", errno);
@@ -206,19 +194,10 @@ Status SocketBalancer::Update(const ServicePorts& from, const ServicePorts& to,
 void SocketBalancer::ForgetIdle(std::set<SocketAddress> endpoints) {
   // Those still in some entry stay; of the others, those without open
   // connections go (a connection counted off later finds no count to lower).
-  kiso_lb_addr key{}, next{};
-  const kiso_lb_addr* at = nullptr;
-  kiso_lb_service value{};
-  while (!endpoints.empty() &&
-         bpf_map__get_next_key(skel_->maps.kiso_lb_svcs, at, &next, sizeof next) == 0) {
-    if (bpf_map__lookup_elem(skel_->maps.kiso_lb_svcs, &next, sizeof next, &value, sizeof value,
-                             0) == 0) {
-      for (uint32_t i = 0; i < value.count && i < KISO_LB_MAX_BACKENDS; ++i)
-        endpoints.erase(AddressOf(value.backends[i]));
-    }
-    key = next;
-    at = &key;
-  }
+  ForEachEntry([&](const kiso_lb_addr&, const kiso_lb_service& value) {
+    for (uint32_t i = 0; i < value.count && i < KISO_LB_MAX_BACKENDS; ++i)
+      endpoints.erase(AddressOf(value.backends[i]));
+  });
   for (const auto& e : endpoints) {
     auto k = Key(e);
     if (k && Active(e.first, e.second) <= 0)
@@ -235,15 +214,24 @@ int64_t SocketBalancer::Active(const std::string& ip, int port) const {
   return n;
 }
 
-std::vector<SocketAddress> SocketBalancer::Addresses() const {
-  std::vector<SocketAddress> out;
+void SocketBalancer::ForEachEntry(
+    const std::function<void(const kiso_lb_addr&, const kiso_lb_service&)>& visit) const {
   kiso_lb_addr key{}, next{};
   const kiso_lb_addr* at = nullptr;
+  kiso_lb_service value{};
   while (bpf_map__get_next_key(skel_->maps.kiso_lb_svcs, at, &next, sizeof next) == 0) {
-    out.push_back(AddressOf(next));
+    if (bpf_map__lookup_elem(skel_->maps.kiso_lb_svcs, &next, sizeof next, &value, sizeof value,
+                             0) == 0)
+      visit(next, value);
     key = next;
     at = &key;
   }
+}
+
+std::vector<SocketAddress> SocketBalancer::Addresses() const {
+  std::vector<SocketAddress> out;
+  ForEachEntry(
+      [&](const kiso_lb_addr& key, const kiso_lb_service&) { out.push_back(AddressOf(key)); });
   return out;
 }
 

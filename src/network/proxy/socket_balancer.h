@@ -19,6 +19,7 @@
 // agent counts anew (connections already open are not counted).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -30,6 +31,8 @@
 #include "network/proxy/rules.h"
 
 struct least_conn_bpf;
+struct kiso_lb_addr;
+struct kiso_lb_service;
 
 namespace kiso::network::proxy {
 
@@ -46,12 +49,10 @@ bool BalancedInSockets(const ServicePort& port);
 std::map<SocketAddress, std::vector<SocketAddress>> SocketBalancerEntries(
     const ServicePort& port, const std::vector<std::string>& node_addresses);
 
-// The machine's IPv4 addresses (what `fib daddr type local` matches).
-std::vector<std::string> LocalAddresses();
-
 class SocketBalancer {
  public:
-  // Loads the programs and attaches them to the cgroup2 hierarchy's root.
+  // Loads the programs and attaches them to the cgroup2 hierarchy's root;
+  // node ports answer on `node_addresses` (IPv4 ones: the hooks are IPv4's).
   // Needs CAP_BPF and CAP_NET_ADMIN (root).
   static Result<std::unique_ptr<SocketBalancer>> Open(std::vector<std::string> node_addresses);
   ~SocketBalancer();
@@ -72,6 +73,9 @@ class SocketBalancer {
   SocketBalancer() = default;
   Status Put(const SocketAddress& service, const std::vector<SocketAddress>& backends);
   Status Remove(const SocketAddress& service);
+  // Calls `visit` with every Service entry in the kernel.
+  void ForEachEntry(
+      const std::function<void(const kiso_lb_addr&, const kiso_lb_service&)>& visit) const;
   // Drops the counts of `endpoints` that no entry has and no connection uses.
   void ForgetIdle(std::set<SocketAddress> endpoints);
 
