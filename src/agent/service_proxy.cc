@@ -301,7 +301,7 @@ void ServiceProxy::Run() {
     }
     if (changed.empty()) continue;
     auto start = std::chrono::steady_clock::now();
-    Status s = nft_.Run(rules_.Update(before, after, changed));
+    Status s = nft_.Apply(options_.rules.table, rules_.Update(before, after, changed));
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
     if (took > std::chrono::milliseconds(100)) {

@@ -153,9 +153,16 @@ class Server:
         if code != 0:
             print(f"kiso server exited with {code}; its log:\n" + self.logs())
         self.log.close()
+        # The service proxy's incremental changes are never refused by the
+        # kernel (a refusal falls back to rebuilding the table, which would
+        # hide a wrong netlink batch behind working Services).
+        with open(os.path.join(self.dir, "server.log"), "rb") as f:
+            refused = [line for line in f.read().decode(errors="replace").splitlines()
+                       if "update refused" in line]
         if not keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
         assert code == 0, f"kiso server did not shut down cleanly (exit {code})"
+        assert not refused, "the kernel refused service proxy updates:\n" + "\n".join(refused[:5])
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 #include "network/proxy/nftables.h"
 
+#include <libmnl/libmnl.h>
 #include <nftables/libnftables.h>
 
 namespace kiso::network::proxy {
@@ -9,7 +10,10 @@ Nftables::Nftables() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
   nft_ctx_buffer_error(ctx_);
 }
 
-Nftables::~Nftables() { nft_ctx_free(ctx_); }
+Nftables::~Nftables() {
+  nft_ctx_free(ctx_);
+  if (netlink_ != nullptr) mnl_socket_close(netlink_);
+}
 
 Status Nftables::Run(const std::string& script) {
   int rc = nft_run_cmd_from_buffer(ctx_, script.c_str());

@@ -10,8 +10,6 @@ namespace kiso::network::proxy {
 
 namespace {
 
-constexpr std::string_view kHashSeed = "0x6b69736f";  // "kiso": every node hashes alike.
-
 std::string Hash(std::string_view s) {
   uint64_t h = 14695981039346656037ULL;
   for (unsigned char c : s) {
@@ -21,18 +19,89 @@ std::string Hash(std::string_view s) {
   return fmt::format("{:016x}", h);
 }
 
-struct Element {
-  std::string map;
-  std::string key;
-  std::string verdict;
-};
+constexpr std::string_view kMasquerade = "mark-for-masquerade";
 
-struct Chain {
-  std::string name;
-  std::vector<std::string> rules;
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
 };
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace
+
+std::string RuleText(const Rule& r) {
+  return std::visit(
+      Overloaded{
+          [](const rule::JumpIfSource& x) {
+            return fmt::format("ip saddr {} jump {}", x.ip, x.chain);
+          },
+          [](const rule::JumpIfLocalSource& x) {
+            return fmt::format("fib saddr type local jump {}", x.chain);
+          },
+          [](const rule::Jump& x) { return "jump " + x.chain; },
+          [](const rule::Goto& x) { return "goto " + x.chain; },
+          [](const rule::RememberSource& x) {
+            return fmt::format("update @{} {{ ip saddr }}", x.set);
+          },
+          [](const rule::GotoIfRemembered& x) {
+            return fmt::format("ip saddr @{} goto {}", x.set, x.chain);
+          },
+          [](const rule::Dnat& x) {
+            return fmt::format("meta l4proto {} dnat to {}:{}", x.protocol, x.ip, x.port);
+          },
+          [](const rule::Pick& x) {
+            std::string out =
+                x.by == rule::Pick::By::kSourceHash
+                    ? fmt::format("jhash ip saddr mod {} seed {:#x}", x.modulus, kHashSeed)
+                    : fmt::format("numgen {} mod {}",
+                                  x.by == rule::Pick::By::kRandom ? "random" : "inc", x.modulus);
+            out += " vmap { ";
+            for (size_t i = 0; i < x.slots.size(); ++i) {
+              const auto& slot = x.slots[i];
+              out += i == 0 ? "" : ", ";
+              out += slot.first == slot.last ? std::to_string(slot.first)
+                                             : fmt::format("{}-{}", slot.first, slot.last);
+              out += " : goto " + slot.chain;
+            }
+            return out + " }";
+          },
+      },
+      r);
+}
+
+namespace {
+
+std::string KeyText(const MapElement& e) {
+  return e.ip.empty() ? fmt::format("{} . {}", e.protocol, e.port)
+                      : fmt::format("{} . {} . {}", e.ip, e.protocol, e.port);
+}
+
+}  // namespace
+
+std::string Script(std::string_view t, const Transaction& tx) {
+  std::string out;
+  for (const auto& e : tx.removed)
+    out += fmt::format("delete element ip {} {} {{ {} }}\n", t, e.map, KeyText(e));
+  for (const auto& s : tx.sets) {
+    out +=
+        fmt::format("add set ip {} {} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}\n",
+                    t, s.name, s.timeout_seconds);
+  }
+  for (const auto& c : tx.chains)
+    out += fmt::format("add chain ip {0} {1}\nflush chain ip {0} {1}\n", t, c.name);
+  for (const auto& c : tx.chains) {
+    for (const auto& r : c.rules)
+      out += fmt::format("add rule ip {} {} {}\n", t, c.name, RuleText(r));
+  }
+  for (const auto& e : tx.added) {
+    out += fmt::format("add element ip {} {} {{ {} : goto {} }}\n", t, e.map, KeyText(e), e.chain);
+  }
+  for (const auto& c : tx.gone_chains) out += fmt::format("flush chain ip {} {}\n", t, c);
+  for (const auto& c : tx.gone_chains) out += fmt::format("delete chain ip {} {}\n", t, c);
+  for (const auto& s : tx.gone_sets) out += fmt::format("delete set ip {} {}\n", t, s);
+  return out;
+}
 
 // The endpoints a path uses: local ones only under a Local policy; the ready
 // ones, or when none is ready the serving terminating ones (upstream's
@@ -61,9 +130,9 @@ std::optional<Algorithm> ParseAlgorithm(std::string_view name) {
 }
 
 struct Ruleset::Parts {
-  std::vector<Element> elements;
-  std::vector<Chain> chains;
-  std::vector<std::string> sets;  // Affinity sets: "name { … }".
+  std::vector<MapElement> elements;
+  std::vector<RuleChain> chains;
+  std::vector<AffinitySet> sets;
 };
 
 Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) const {
@@ -78,43 +147,48 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
   };
   // The rules that pick one of `eps`.
   auto dispatch = [&](const std::vector<const Endpoint*>& eps) {
-    std::vector<std::string> rules;
+    std::vector<Rule> rules;
     if (p.affinity_seconds > 0) {
       for (const auto* e : eps)
-        rules.push_back(fmt::format("ip saddr @{} goto {}", aff_set(*e), ep_chain(*e)));
+        rules.emplace_back(rule::GotoIfRemembered{aff_set(*e), ep_chain(*e)});
     }
     if (eps.size() == 1) {
-      rules.push_back("goto " + ep_chain(*eps[0]));
+      rules.emplace_back(rule::Goto{ep_chain(*eps[0])});
       return rules;
     }
-    std::string map;
-    auto add = [&](std::string_view slots, const Endpoint& e) {
-      map += fmt::format("{}{} : goto {}", map.empty() ? "" : ", ", slots, ep_chain(e));
+    rule::Pick pick;
+    auto add = [&](uint32_t first, uint32_t last, const Endpoint& e) {
+      pick.slots.push_back({first, last, ep_chain(e)});
     };
-    std::string pick;
     switch (p.algorithm) {
       case Algorithm::kRandom:
       case Algorithm::kRoundRobin:
       case Algorithm::kLeastConnections:  // Live counts: socket_balancer.h; here only what it
                                           // misses.
       case Algorithm::kSourceIpHash: {
-        for (size_t i = 0; i < eps.size(); ++i) add(std::to_string(i), *eps[i]);
-        pick = p.algorithm == Algorithm::kRandom ? fmt::format("numgen random mod {}", eps.size())
-               : p.algorithm == Algorithm::kSourceIpHash
-                   ? fmt::format("jhash ip saddr mod {} seed {}", eps.size(), kHashSeed)
-                   : fmt::format("numgen inc mod {}", eps.size());
+        for (size_t i = 0; i < eps.size(); ++i)
+          add(static_cast<uint32_t>(i), static_cast<uint32_t>(i), *eps[i]);
+        pick.by = p.algorithm == Algorithm::kRandom         ? rule::Pick::By::kRandom
+                  : p.algorithm == Algorithm::kSourceIpHash ? rule::Pick::By::kSourceHash
+                                                            : rule::Pick::By::kCounter;
+        pick.modulus = static_cast<uint32_t>(eps.size());
         break;
       }
       case Algorithm::kWeightedRoundRobin: {
-        // Each endpoint a run of `weight` consecutive connection numbers.
-        int64_t total = 0;
+        // Each endpoint a run of `weight` consecutive connection numbers;
+        // weights scaled down alike where their sum leaves 32 bits.
+        uint64_t sum = 0;
+        for (const auto* e : eps) sum += static_cast<uint64_t>(std::max<int64_t>(e->weight, 1));
+        const uint64_t scale = sum / (uint64_t{1} << 31) + 1;
+        uint32_t total = 0;
         for (const auto* e : eps) {
-          add(e->weight == 1 ? std::to_string(total)
-                             : fmt::format("{}-{}", total, total + e->weight - 1),
-              *e);
-          total += e->weight;
+          auto w = static_cast<uint32_t>(std::max<uint64_t>(
+              static_cast<uint64_t>(std::max<int64_t>(e->weight, 1)) / scale, 1));
+          add(total, total + w - 1, *e);
+          total += w;
         }
-        pick = fmt::format("numgen inc mod {}", total);
+        pick.by = rule::Pick::By::kCounter;
+        pick.modulus = total;
         break;
       }
       case Algorithm::kConsistentHash: {
@@ -126,14 +200,15 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
         for (size_t i = 0; i < table.size();) {
           size_t j = i;
           while (j + 1 < table.size() && table[j + 1] == table[i]) ++j;
-          add(i == j ? std::to_string(i) : fmt::format("{}-{}", i, j), *eps[table[i]]);
+          add(static_cast<uint32_t>(i), static_cast<uint32_t>(j), *eps[table[i]]);
           i = j + 1;
         }
-        pick = fmt::format("jhash ip saddr mod {} seed {}", table.size(), kHashSeed);
+        pick.by = rule::Pick::By::kSourceHash;
+        pick.modulus = static_cast<uint32_t>(table.size());
         break;
       }
     }
-    rules.push_back(fmt::format("{} vmap {{ {} }}", pick, map));
+    rules.emplace_back(std::move(pick));
     return rules;
   };
 
@@ -146,56 +221,49 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
     for (const auto* e : external)
       if (std::find(used.begin(), used.end(), e) == used.end()) used.push_back(e);
   }
+  const std::string masq(kMasquerade);
   for (const auto* e : used) {
-    Chain c{ep_chain(*e), {fmt::format("ip saddr {} jump mark-for-masquerade", e->ip)}};
+    RuleChain c{ep_chain(*e), {rule::JumpIfSource{e->ip, masq}}};
     if (p.affinity_seconds > 0) {
-      c.rules.push_back(fmt::format("update @{} {{ ip saddr }}", aff_set(*e)));
-      parts.sets.push_back(
-          fmt::format("{} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}", aff_set(*e),
-                      p.affinity_seconds));
+      c.rules.emplace_back(rule::RememberSource{aff_set(*e)});
+      parts.sets.push_back({aff_set(*e), p.affinity_seconds});
     }
-    c.rules.push_back(fmt::format("meta l4proto {} dnat to {}:{}", p.protocol, e->ip, e->port));
+    c.rules.emplace_back(rule::Dnat{p.protocol, e->ip, e->port});
     parts.chains.push_back(std::move(c));
   }
   if (!p.cluster_ip.empty()) {
-    std::string key = fmt::format("{} . {} . {}", p.cluster_ip, p.protocol, p.port);
     if (internal.empty()) {
-      parts.elements.push_back({"no-endpoint-services", key, "goto reject-chain"});
+      parts.elements.push_back(
+          {"no-endpoint-services", p.cluster_ip, p.protocol, p.port, "reject-chain"});
     } else {
       parts.chains.push_back({"svc-" + h, dispatch(internal)});
-      parts.elements.push_back({"service-ips", key, "goto svc-" + h});
+      parts.elements.push_back({"service-ips", p.cluster_ip, p.protocol, p.port, "svc-" + h});
     }
   }
   if (has_external) {
     if (external.empty()) {
-      for (const auto& ip : p.external_ips) {
-        parts.elements.push_back({"no-endpoint-services",
-                                  fmt::format("{} . {} . {}", ip, p.protocol, p.port),
-                                  "goto reject-chain"});
-      }
+      for (const auto& ip : p.external_ips)
+        parts.elements.push_back({"no-endpoint-services", ip, p.protocol, p.port, "reject-chain"});
       if (p.node_port != 0) {
-        parts.elements.push_back({"no-endpoint-nodeports",
-                                  fmt::format("{} . {}", p.protocol, p.node_port),
-                                  "goto reject-chain"});
+        parts.elements.push_back(
+            {"no-endpoint-nodeports", "", p.protocol, p.node_port, "reject-chain"});
       }
     } else {
       // From outside: masqueraded (so replies come back through this node),
       // except under a Local policy, which keeps the client's address; the
       // node's own connections are masqueraded either way.
-      Chain ext{"ext-" + h, {}};
-      ext.rules.emplace_back(p.external_local ? "fib saddr type local jump mark-for-masquerade"
-                                              : "jump mark-for-masquerade");
+      RuleChain ext{"ext-" + h, {}};
+      if (p.external_local) {
+        ext.rules.emplace_back(rule::JumpIfLocalSource{masq});
+      } else {
+        ext.rules.emplace_back(rule::Jump{masq});
+      }
       for (auto& r : dispatch(external)) ext.rules.push_back(std::move(r));
       parts.chains.push_back(std::move(ext));
-      for (const auto& ip : p.external_ips) {
-        parts.elements.push_back(
-            {"external-ips", fmt::format("{} . {} . {}", ip, p.protocol, p.port), "goto ext-" + h});
-      }
-      if (p.node_port != 0) {
-        parts.elements.push_back({"service-nodeports",
-                                  fmt::format("{} . {}", p.protocol, p.node_port),
-                                  "goto ext-" + h});
-      }
+      for (const auto& ip : p.external_ips)
+        parts.elements.push_back({"external-ips", ip, p.protocol, p.port, "ext-" + h});
+      if (p.node_port != 0)
+        parts.elements.push_back({"service-nodeports", "", p.protocol, p.node_port, "ext-" + h});
     }
   }
   return parts;
@@ -260,62 +328,42 @@ std::string Ruleset::Full(const ServicePorts& ports) const {
                      fmt::arg("pods", o.pod_cidr), fmt::arg("cluster", o.cluster_cidr));
   std::set<std::string> changed;
   for (const auto& [name, port] : ports) changed.insert(name);
-  out += Update({}, ports, changed);
+  out += Script(o.table, Update({}, ports, changed));
   return out;
 }
 
-std::string Ruleset::Update(const ServicePorts& from, const ServicePorts& to,
+Transaction Ruleset::Update(const ServicePorts& from, const ServicePorts& to,
                             const std::set<std::string>& changed) const {
-  const std::string& t = options_.table;
   std::vector<Parts> before, after;
   for (const auto& name : changed) {
     if (auto it = from.find(name); it != from.end()) before.push_back(PartsOf(name, it->second));
     if (auto it = to.find(name); it != to.end()) after.push_back(PartsOf(name, it->second));
   }
+  Transaction tx;
   std::set<std::string> new_chains, new_sets;
-  for (const auto& p : after) {
-    for (const auto& c : p.chains) new_chains.insert(c.name);
-    for (const auto& s : p.sets) new_sets.insert(s.substr(0, s.find(' ')));
-  }
-  std::string out;
-  // 1. What pointed at the old chains goes.
-  for (const auto& p : before) {
-    for (const auto& e : p.elements)
-      out += fmt::format("delete element ip {} {} {{ {} }}\n", t, e.map, e.key);
-  }
-  // 2. The new sets and chains, empty, then their rules (a rule's targets exist by then).
-  for (const auto& p : after) {
-    for (const auto& s : p.sets) out += fmt::format("add set ip {} {}\n", t, s);
-    for (const auto& c : p.chains) {
-      out += fmt::format("add chain ip {0} {1}\nflush chain ip {0} {1}\n", t, c.name);
+  for (auto& p : after) {
+    for (auto& c : p.chains) {
+      new_chains.insert(c.name);
+      tx.chains.push_back(std::move(c));
     }
-  }
-  for (const auto& p : after) {
-    for (const auto& c : p.chains) {
-      for (const auto& r : c.rules) out += fmt::format("add rule ip {} {} {}\n", t, c.name, r);
+    for (auto& s : p.sets) {
+      new_sets.insert(s.name);
+      tx.sets.push_back(std::move(s));
     }
+    for (auto& e : p.elements) tx.added.push_back(std::move(e));
   }
-  // 3. The maps point at them.
-  for (const auto& p : after) {
-    for (const auto& e : p.elements)
-      out += fmt::format("add element ip {} {} {{ {} : {} }}\n", t, e.map, e.key, e.verdict);
-  }
-  // 4. Old chains and sets nothing uses any more: emptied first (they may refer to each other).
-  std::vector<std::string> gone_chains;
   std::set<std::string> gone_sets;
-  for (const auto& p : before) {
-    for (const auto& c : p.chains) {
-      if (!new_chains.count(c.name)) gone_chains.push_back(c.name);
+  for (auto& p : before) {
+    for (auto& e : p.elements) tx.removed.push_back(std::move(e));
+    for (auto& c : p.chains) {
+      if (!new_chains.count(c.name)) tx.gone_chains.push_back(std::move(c.name));
     }
-    for (const auto& s : p.sets) {
-      std::string n = s.substr(0, s.find(' '));
-      if (!new_sets.count(n)) gone_sets.insert(n);
+    for (auto& s : p.sets) {
+      if (!new_sets.count(s.name)) gone_sets.insert(std::move(s.name));
     }
   }
-  for (const auto& c : gone_chains) out += fmt::format("flush chain ip {} {}\n", t, c);
-  for (const auto& c : gone_chains) out += fmt::format("delete chain ip {} {}\n", t, c);
-  for (const auto& s : gone_sets) out += fmt::format("delete set ip {} {}\n", t, s);
-  return out;
+  tx.gone_sets.assign(gone_sets.begin(), gone_sets.end());
+  return tx;
 }
 
 std::string Ruleset::Delete() const { return fmt::format("delete table ip {}\n", options_.table); }

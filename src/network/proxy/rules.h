@@ -16,17 +16,21 @@
 // is pod traffic leaving the cluster's pod range (flannel's role), and the
 // node's loopback-sourced connections that a socket hook sent to a pod.
 //
-// Ruleset only writes nft scripts: Full() for the whole table in one
-// transaction (after a start: conntrack keeps established connections going
-// across it), Update() for what changed in one transaction, touching only
-// the changed Service ports' chains and map elements.
+// Ruleset decides, nftables.h applies: Full() is an nft script for the whole
+// table in one transaction (after a start: conntrack keeps established
+// connections going across it); Update() is what changed as a Transaction,
+// touching only the changed Service ports' chains, sets and map elements,
+// which Nftables::Apply() sends as one netlink batch (Script() writes the
+// same transaction as nft text, which Full() is made of).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace kiso::network::proxy {
@@ -78,6 +82,99 @@ std::vector<const Endpoint*> UsableEndpoints(const ServicePort& p, bool local_on
 // Service ports by a stable name ("ns/name:port/tcp").
 using ServicePorts = std::map<std::string, ServicePort>;
 
+// The rules of a Service's chains, as data. Each is one nft statement; the
+// comment gives its text.
+namespace rule {
+// ip saddr IP jump CHAIN
+struct JumpIfSource {
+  std::string ip, chain;
+};
+// fib saddr type local jump CHAIN
+struct JumpIfLocalSource {
+  std::string chain;
+};
+// jump CHAIN
+struct Jump {
+  std::string chain;
+};
+// goto CHAIN
+struct Goto {
+  std::string chain;
+};
+// update @SET { ip saddr }
+struct RememberSource {
+  std::string set;
+};
+// ip saddr @SET goto CHAIN
+struct GotoIfRemembered {
+  std::string set, chain;
+};
+// meta l4proto PROTOCOL dnat to IP:PORT
+struct Dnat {
+  std::string protocol, ip;
+  int port = 0;
+};
+// numgen random|inc mod M, or jhash ip saddr mod M seed S, then
+// vmap { FIRST[-LAST] : goto CHAIN, … } over slots covering 0…M-1.
+struct Pick {
+  enum class By { kRandom, kCounter, kSourceHash };
+  struct Slot {
+    uint32_t first = 0, last = 0;
+    std::string chain;
+  };
+  By by = By::kRandom;
+  uint32_t modulus = 1;
+  std::vector<Slot> slots;
+};
+}  // namespace rule
+
+using Rule = std::variant<rule::JumpIfSource, rule::JumpIfLocalSource, rule::Jump, rule::Goto,
+                          rule::RememberSource, rule::GotoIfRemembered, rule::Dnat, rule::Pick>;
+
+// The seed of every node's hashes (source-IP hash, Maglev): "kiso".
+inline constexpr uint32_t kHashSeed = 0x6b69736f;
+
+// One element of a verdict map: (ip . protocol . port) or, where `ip` is
+// empty, (protocol . port), pointing at `chain` (goto).
+struct MapElement {
+  std::string map, ip, protocol;
+  int port = 0;
+  std::string chain;  // Unused when the element is deleted.
+};
+
+struct RuleChain {
+  std::string name;
+  std::vector<Rule> rules;
+};
+
+// A ClientIP affinity set: source addresses, each remembered for `timeout_seconds`.
+struct AffinitySet {
+  std::string name;
+  int timeout_seconds = 0;
+};
+
+// One atomic change of the table, applied in this order: `removed`
+// elements go; `sets` and `chains` are added (chains flushed if they exist)
+// and the chains filled; `added` elements point at them; `gone_chains` are
+// flushed and deleted, then `gone_sets` deleted.
+struct Transaction {
+  std::vector<MapElement> removed;
+  std::vector<AffinitySet> sets;
+  std::vector<RuleChain> chains;
+  std::vector<MapElement> added;
+  std::vector<std::string> gone_chains;
+  std::vector<std::string> gone_sets;
+  bool empty() const {
+    return removed.empty() && sets.empty() && chains.empty() && added.empty() &&
+           gone_chains.empty() && gone_sets.empty();
+  }
+};
+
+// The nft statement of `r` ("goto ep-…").
+std::string RuleText(const Rule& r);
+// `tx` as an nft script on `table` (family ip).
+std::string Script(std::string_view table, const Transaction& tx);
+
 struct RulesOptions {
   std::string table = "kiso";
   std::string bridge = "kiso0";  // Pods' traffic comes in here.
@@ -93,7 +190,7 @@ class Ruleset {
   std::string Full(const ServicePorts& ports) const;
   // Takes the table from serving `from` to serving `to`, where only the
   // ports named in `changed` differ.
-  std::string Update(const ServicePorts& from, const ServicePorts& to,
+  Transaction Update(const ServicePorts& from, const ServicePorts& to,
                      const std::set<std::string>& changed) const;
   // Removes the table.
   std::string Delete() const;

@@ -107,7 +107,7 @@ TEST(Ruleset, AnUpdateTouchesOnlyTheChangedPort) {
   from["default/db:pg/tcp"].cluster_ip = "10.43.1.3";
   ServicePorts to = from;
   to["default/web:http/tcp"].endpoints.pop_back();
-  std::string update = r.Update(from, to, {"default/web:http/tcp"});
+  std::string update = Script("kiso", r.Update(from, to, {"default/web:http/tcp"}));
   EXPECT_EQ(update.find("10.43.1.3"), std::string::npos) << update;
   EXPECT_NE(update.find("delete chain"), std::string::npos) << update;  // 10.42.0.6's.
   EXPECT_EQ(update.find("delete table"), std::string::npos);
@@ -124,7 +124,9 @@ class KernelRuleset : public ::testing::Test {
     options_.bridge = "kisotest0";
   }
   void TearDown() override {
-    if (geteuid() == 0) (void)nft_.Run(Ruleset(options_).Delete());
+    if (geteuid() != 0) return;
+    (void)nft_.Run(Ruleset(options_).Delete());
+    (void)nft_.Run(fmt::format("delete table ip {}b\n", options_.table));  // A twin's.
   }
   RulesOptions options_;
   Nftables nft_;
@@ -163,7 +165,8 @@ TEST_F(KernelRuleset, FullUpdateAndDeleteApply) {
   next["ns/s0:p/tcp"].affinity_seconds = 60;
   next.erase("ns/s2:p/tcp");
   next["ns/s3:p/tcp"].endpoints.clear();
-  Status s = nft_.Run(r.Update(ports, next, {"ns/s0:p/tcp", "ns/s2:p/tcp", "ns/s3:p/tcp"}));
+  Status s = nft_.Apply(options_.table,
+                        r.Update(ports, next, {"ns/s0:p/tcp", "ns/s2:p/tcp", "ns/s3:p/tcp"}));
   ASSERT_TRUE(s.ok()) << s.ToString();
   listed = nft_.List(fmt::format("list table ip {}", options_.table));
   EXPECT_EQ(listed->find("10.43.2.3"), std::string::npos);
@@ -171,6 +174,85 @@ TEST_F(KernelRuleset, FullUpdateAndDeleteApply) {
   EXPECT_EQ(listed->find("timeout 3h"), std::string::npos) << *listed;
   ASSERT_TRUE(nft_.Run(r.Delete()).ok());
   EXPECT_FALSE(nft_.List(fmt::format("list table ip {}", options_.table)).ok());
+}
+
+// The two ways to the kernel are one: the same changes sent as netlink
+// batches to one table and as nft scripts to another list alike, rule for
+// rule, through a series that adds, changes and removes every kind of rule.
+TEST_F(KernelRuleset, NetlinkBatchesMakeWhatScriptsMake) {
+  RulesOptions twin = options_;
+  twin.table = options_.table + "b";
+  Ruleset by_netlink(options_), by_script(twin);
+  ASSERT_TRUE(nft_.Run(by_netlink.Full({})).ok());
+  ASSERT_TRUE(nft_.Run(by_script.Full({})).ok());
+
+  auto with = [](Algorithm a, int i) {
+    ServicePort p = Web(a);
+    p.cluster_ip = fmt::format("10.43.3.{}", i);
+    p.node_port = 30200 + i;
+    p.port = 80 + i;
+    return p;
+  };
+  std::vector<ServicePorts> steps(4);
+  int i = 0;
+  for (auto a :
+       {Algorithm::kRandom, Algorithm::kRoundRobin, Algorithm::kLeastConnections,
+        Algorithm::kSourceIpHash, Algorithm::kWeightedRoundRobin, Algorithm::kConsistentHash}) {
+    ++i;
+    steps[0][fmt::format("ns/s{}:p/tcp", i)] = with(a, i);
+  }
+  steps[0]["ns/s1:p/tcp"].affinity_seconds = 600;
+  steps[0]["ns/s2:p/tcp"].protocol = "udp";
+  steps[0]["ns/s2:p/tcp"].external_ips = {"192.0.2.10"};
+  steps[0]["ns/s3:p/tcp"].external_local = true;
+  steps[0]["ns/s4:p/tcp"].protocol = "sctp";
+  steps[0]["ns/s5:p/tcp"].endpoints.push_back({"10.42.0.7", 9090, 5});
+  // Changes: endpoints go and come, affinity ends, one loses all, one goes.
+  steps[1] = steps[0];
+  steps[1]["ns/s1:p/tcp"].affinity_seconds = 0;
+  steps[1]["ns/s3:p/tcp"].endpoints.pop_back();
+  steps[1]["ns/s5:p/tcp"].endpoints.erase(steps[1]["ns/s5:p/tcp"].endpoints.begin());
+  steps[1]["ns/s6:p/tcp"].endpoints.push_back({"10.42.0.8", 8080, 1});
+  steps[2] = steps[1];
+  steps[2]["ns/s2:p/tcp"].endpoints.clear();
+  steps[2].erase("ns/s4:p/tcp");
+  steps[2]["ns/s1:p/tcp"].affinity_seconds = 30;
+  // Everything goes.
+  ServicePorts before;
+  for (const auto& step : steps) {
+    std::set<std::string> changed;
+    for (const auto& [name, p] : before) changed.insert(name);
+    for (const auto& [name, p] : step) changed.insert(name);
+    Status a = nft_.Apply(options_.table, by_netlink.Update(before, step, changed));
+    ASSERT_TRUE(a.ok()) << a.ToString();
+    Status b = nft_.Run(Script(twin.table, by_script.Update(before, step, changed)));
+    ASSERT_TRUE(b.ok()) << b.ToString();
+    auto one = nft_.List(fmt::format("list table ip {}", options_.table));
+    auto two = nft_.List(fmt::format("list table ip {}", twin.table));
+    ASSERT_TRUE(one.ok() && two.ok());
+    std::string renamed = *two;
+    renamed.replace(renamed.find(twin.table), twin.table.size(), options_.table);
+    EXPECT_EQ(*one, renamed);
+    before = step;
+  }
+}
+
+// A refused batch changes nothing and says which message the kernel refused.
+TEST_F(KernelRuleset, ARefusedBatchChangesNothingAndNamesWhy) {
+  Ruleset r(options_);
+  ASSERT_TRUE(nft_.Run(r.Full({})).ok());
+  auto listed = nft_.List(fmt::format("list table ip {}", options_.table));
+  Transaction tx;
+  tx.chains.push_back({"svc-new", {rule::Goto{"ep-missing"}}});
+  Status s = nft_.Apply(options_.table, tx);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("add rule svc-new goto ep-missing"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(*nft_.List(fmt::format("list table ip {}", options_.table)), *listed);
+  // A key that is no address is refused before anything is sent.
+  Transaction bad;
+  bad.added.push_back({"service-ips", "10.43.0.999", "tcp", 80, "reject-chain"});
+  EXPECT_EQ(nft_.Apply(options_.table, bad).code(), Code::kInvalidArgument);
 }
 
 }  // namespace
