@@ -12,6 +12,7 @@
 
 #include "api/custom_resource.h"
 #include "api/object.h"
+#include "common/cron.h"
 
 namespace kiso::api {
 
@@ -352,6 +353,14 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     auto& status = Child(obj, "status");
     SetIfMissing(status, "replicas", 0);
     SetIfMissing(status, "availableReplicas", 0);
+  } else if (kind == "CronJob") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "concurrencyPolicy", "Allow");
+    SetIfMissing(spec, "suspend", false);
+    SetIfMissing(spec, "successfulJobsHistoryLimit", 3);
+    SetIfMissing(spec, "failedJobsHistoryLimit", 1);
+    DefaultTemplate(Child(Child(spec, "jobTemplate"), "spec"));
+    Child(obj, "status");
   } else if (kind == "Job") {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "completions", 1);
@@ -778,6 +787,52 @@ class Validator {
     PodSpec("spec.template.spec", Find(*spec, {"template", "spec"}), restart_policies);
   }
 
+  // ValidateCronJobSpec: a schedule cron parses, without TZ= in it; an
+  // explicit IANA time zone; the job template a Job's.
+  void CronJob(const json::object& obj) {
+    const json::value* schedule = Find(obj, {"spec", "schedule"});
+    if (!schedule || !schedule->is_string() || schedule->get_string().empty()) {
+      Required("spec.schedule");
+    } else if (std::string_view text = schedule->get_string(); text.find("TZ") != text.npos) {
+      InvalidValue("spec.schedule", *schedule,
+                   "cannot use TZ or CRON_TZ in schedule, use timeZone field instead");
+    } else if (auto parsed = CronSchedule::Parse(text); !parsed.ok()) {
+      InvalidValue("spec.schedule", *schedule, parsed.status().message());
+    }
+    if (const json::value* tz = Find(obj, {"spec", "timeZone"}); tz && tz->is_string()) {
+      std::string_view name = tz->get_string();
+      std::string lower(name);
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (lower == "local" || name.empty()) {
+        InvalidValue("spec.timeZone", *tz,
+                     "timeZone must be an explicit time zone as defined in "
+                     "https://www.iana.org/time-zones");
+      } else if (!KnownTimeZone(name)) {
+        InvalidValue("spec.timeZone", *tz, fmt::format("unknown time zone {}", name));
+      }
+    }
+    if (const json::value* p = Find(obj, {"spec", "concurrencyPolicy"});
+        p && (!p->is_string() || (p->get_string() != "Allow" && p->get_string() != "Forbid" &&
+                                  p->get_string() != "Replace")))
+      Unsupported("spec.concurrencyPolicy", *p, {"Allow", "Forbid", "Replace"});
+    for (std::string_view f :
+         {"startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"})
+      AtLeast(fmt::format("spec.{}", f), Find(obj, {"spec", f}), 0);
+    const json::value* spec = Find(obj, {"spec", "jobTemplate", "spec"});
+    if (!spec || !spec->is_object()) {
+      Required("spec.jobTemplate.spec");
+      return;
+    }
+    for (std::string_view f :
+         {"parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished"})
+      AtLeast(fmt::format("spec.jobTemplate.spec.{}", f), Find(*spec, {f}), 0);
+    const json::value* pod = Find(*spec, {"template", "spec"});
+    if (pod && !Find(*pod, {"restartPolicy"}))
+      Required("spec.jobTemplate.spec.template.spec.restartPolicy");
+    PodSpec("spec.jobTemplate.spec.template.spec", pod, {"OnFailure", "Never"});
+  }
+
   void Service(const json::object& obj) {
     const json::value* spec = obj.if_contains("spec");
     const json::object empty;
@@ -914,6 +969,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Workload(obj, false, {"OnFailure", "Never"});
     if (!Find(obj, {"spec", "template", "spec", "restartPolicy"}))
       v.Required("spec.template.spec.restartPolicy");
+  } else if (kind == "CronJob") {
+    v.CronJob(obj);
   } else if (kind == "Service") {
     v.Service(obj);
   } else if (kind == "ConfigMap" || kind == "Secret") {

@@ -98,6 +98,38 @@ TEST(Validate, DeploymentSelectorMustMatchTemplate) {
             "{\"app\":\"b\"}: `selector` does not match template `labels`");
 }
 
+TEST(Validate, CronJobScheduleAndTimeZone) {
+  auto cron = [](std::string_view schedule, std::string_view zone) {
+    auto cj = Obj(fmt::format(
+        R"({{"metadata":{{"name":"c"}},"spec":{{"schedule":"{}",{}"jobTemplate":{{"spec":{{
+        "template":{{"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"x"}}]}}}}}}}}}}}})",
+        schedule, zone.empty() ? "" : fmt::format(R"("timeZone":"{}",)", zone)));
+    ApplyDefaults(Type("cronjobs", "batch"), cj);
+    std::string out;
+    for (const auto& c : Validate(Type("cronjobs", "batch"), cj, nullptr))
+      out += c.field + ": " + c.message + "\n";
+    return out;
+  };
+  EXPECT_EQ(cron("*/5 * * * *", ""), "");
+  EXPECT_EQ(cron("@hourly", "Europe/Berlin"), "");
+  EXPECT_EQ(cron("61 * * * *", ""),
+            "spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): "
+            "61\n");
+  EXPECT_NE(cron("TZ=UTC 0 * * * *", "").find("cannot use TZ or CRON_TZ"), std::string::npos);
+  EXPECT_EQ(cron("0 * * * *", "Nowhere/Atlantis"),
+            "spec.timeZone: Invalid value: \"Nowhere/Atlantis\": unknown time zone "
+            "Nowhere/Atlantis\n");
+  EXPECT_NE(cron("0 * * * *", "Local").find("explicit time zone"), std::string::npos);
+  // Defaults as upstream's.
+  auto cj =
+      Obj(R"({"metadata":{"name":"c"},"spec":{"schedule":"@daily","jobTemplate":{"spec":{}}}})");
+  ApplyDefaults(Type("cronjobs", "batch"), cj);
+  EXPECT_EQ(GetString(cj, {"spec", "concurrencyPolicy"}), "Allow");
+  EXPECT_EQ(Find(cj, {"spec", "successfulJobsHistoryLimit"})->as_int64(), 3);
+  EXPECT_EQ(Find(cj, {"spec", "failedJobsHistoryLimit"})->as_int64(), 1);
+  EXPECT_EQ(Find(cj, {"spec", "suspend"})->as_bool(), false);
+}
+
 TEST(Validate, MatchLabelsThatAreNotAMapAreInvalidNotACrash) {
   // Found by fuzz_decode (fuzz/corpus/decode/regression-matchlabels-string.yaml).
   auto dep = Obj(R"({"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":"{app: a}"},

@@ -30,6 +30,7 @@
 #include "common/host_addresses.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
+#include "controller/cronjob_controller.h"
 #include "controller/csr_approving_controller.h"
 #include "controller/csr_signing_controller.h"
 #include "controller/daemonset_controller.h"
@@ -121,6 +122,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::DeploymentController deployments(&client, &informers);
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::DaemonSetController daemonsets(&client, &informers);
+  kiso::controller::CronJobController cronjobs(&client, kiso::Clock::Real(), &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -162,6 +164,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   deployments.Start();
   jobs.Start();
   daemonsets.Start();
+  cronjobs.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
@@ -265,6 +268,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     endpoint_slices.Stop();
     endpoints.Stop();
     daemonsets.Stop();
+    cronjobs.Stop();
     jobs.Stop();
     deployments.Stop();
     replicasets.Stop();

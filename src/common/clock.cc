@@ -11,6 +11,9 @@ namespace {
 class RealClock : public Clock {
  public:
   TimePoint Now() const override { return std::chrono::steady_clock::now(); }
+  std::chrono::system_clock::time_point WallNow() const override {
+    return std::chrono::system_clock::now();
+  }
 };
 
 }  // namespace
@@ -25,9 +28,20 @@ Clock::TimePoint FakeClock::Now() const {
   return now_;
 }
 
+std::chrono::system_clock::time_point FakeClock::WallNow() const {
+  std::lock_guard lock(mu_);
+  return wall_;
+}
+
 void FakeClock::Advance(std::chrono::nanoseconds by) {
   std::lock_guard lock(mu_);
   now_ += by;
+  wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(by);
+}
+
+void FakeClock::SetWall(std::chrono::system_clock::time_point wall) {
+  std::lock_guard lock(mu_);
+  wall_ = wall;
 }
 
 std::string NowRfc3339Nano() {

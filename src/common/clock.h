@@ -17,6 +17,8 @@ class Clock {
   virtual ~Clock() = default;
   // Monotonic now. Thread-safe.
   virtual TimePoint Now() const = 0;
+  // Wall-clock now (calendar time: schedules, timestamps). Thread-safe.
+  virtual std::chrono::system_clock::time_point WallNow() const = 0;
   // The process-wide real clock; never null, never destroyed.
   static Clock* Real();
 };
@@ -42,11 +44,16 @@ std::string FormatRfc3339(WallTime t, int digits = 0);
 class FakeClock : public Clock {
  public:
   TimePoint Now() const override;
+  std::chrono::system_clock::time_point WallNow() const override;
+  // Moves both clocks.
   void Advance(std::chrono::nanoseconds by);
+  // Sets the wall clock (the monotonic one keeps its course).
+  void SetWall(std::chrono::system_clock::time_point wall);
 
  private:
   mutable std::mutex mu_;
-  TimePoint now_{std::chrono::hours(1)};
+  TimePoint now_{std::chrono::hours(1)};                                           // guarded by mu_
+  std::chrono::system_clock::time_point wall_{std::chrono::hours(24 * 365 * 56)};  // guarded by mu_
 };
 
 }  // namespace kiso

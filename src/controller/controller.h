@@ -70,6 +70,11 @@ class Controller {
   Status WriteStatusFields(const api::ResourceType& type, const boost::json::value& obj,
                            const boost::json::object& fields);
   const std::string& name() const { return name_; }
+  // An event on `obj` from this controller (best effort).
+  void RecordEvent(const boost::json::value& obj, const std::string& type,
+                   const std::string& reason, const std::string& message) {
+    events_.Record(obj, type, reason, message);
+  }
 
  public:
   // Reconcile(key), with anything it throws turned into an Internal status
