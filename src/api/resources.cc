@@ -94,6 +94,7 @@ std::vector<ResourceType> Build() {
       Make("apps", "DaemonSet", "daemonsets", true, {"ds"}, all, {Status("DaemonSet")}),
       Make("apps", "StatefulSet", "statefulsets", true, {"sts"}, all,
            {Status("StatefulSet"), Scale()}),
+      Make("apps", "ControllerRevision", "controllerrevisions", true, {}, {}, {}),
       Make("batch", "Job", "jobs", true, {}, all, {Status("Job")}),
       Make("batch", "CronJob", "cronjobs", true, {"cj"}, all, {Status("CronJob")}),
       MakeAt("v2", Make("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,

@@ -1082,6 +1082,10 @@ DaemonSetCondition
   reason string = 4
   message string = 5
 
+kind ControllerRevision
+  data RawJSON = 2
+  revision int64 = 3
+
 kind StatefulSet
   spec StatefulSetSpec = 2
   status StatefulSetStatus = 3

@@ -46,6 +46,7 @@
 #include "controller/resource_quota_controller.h"
 #include "controller/service_account_controllers.h"
 #include "controller/service_lb_controller.h"
+#include "controller/statefulset_controller.h"
 #include "dns/cluster_dns.h"
 #include "image/image_service.h"
 #include "scheduler/scheduler.h"
@@ -123,6 +124,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::DaemonSetController daemonsets(&client, &informers);
   kiso::controller::CronJobController cronjobs(&client, kiso::Clock::Real(), &informers);
+  kiso::controller::StatefulSetController statefulsets(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -165,6 +167,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   jobs.Start();
   daemonsets.Start();
   cronjobs.Start();
+  statefulsets.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
@@ -269,6 +272,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     endpoints.Stop();
     daemonsets.Stop();
     cronjobs.Stop();
+    statefulsets.Stop();
     jobs.Stop();
     deployments.Stop();
     replicasets.Stop();

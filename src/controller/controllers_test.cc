@@ -20,6 +20,7 @@
 #include "controller/namespace_controller.h"
 #include "controller/replicaset_controller.h"
 #include "controller/service_account_controllers.h"
+#include "controller/statefulset_controller.h"
 
 namespace kiso::controller {
 namespace {
@@ -740,6 +741,173 @@ TEST_F(ControllersTest, EndpointSlicesCarryConditionsWeightsAndMirrors) {
   // The Service gone, so are its slices.
   ASSERT_TRUE(client_->Delete(R("", "services"), "default", "web").ok());
   ASSERT_TRUE(Eventually([&] { return SliceEndpoints(client_.get(), "web").empty(); }));
+}
+
+}  // namespace
+}  // namespace kiso::controller
+
+namespace kiso::controller {
+namespace {
+
+class StatefulSetTest : public ControllersTest {
+ protected:
+  void SetUp() override {
+    ControllersTest::SetUp();
+    controller_ = std::make_unique<StatefulSetController>(client_.get());
+    controller_->Start();
+  }
+  void TearDown() override { controller_.reset(); }
+  void Apply(int replicas, std::string_view image, std::string_view policy = "OrderedReady",
+             int partition = 0) {
+    json::value set = json::object{
+        {"apiVersion", "apps/v1"},
+        {"kind", "StatefulSet"},
+        {"metadata", json::object{{"name", "web"}}},
+        {"spec",
+         json::object{{"replicas", replicas},
+                      {"serviceName", "web"},
+                      {"podManagementPolicy", policy},
+                      {"updateStrategy",
+                       json::object{{"type", "RollingUpdate"},
+                                    {"rollingUpdate", json::object{{"partition", partition}}}}},
+                      {"selector", json::object{{"matchLabels", json::object{{"app", "web"}}}}},
+                      {"template", PodTemplate("web", image)}}}};
+    // The controller writes its status meanwhile: a conflict is tried again.
+    ASSERT_TRUE(Eventually([&] {
+      auto have = client_->Get(R("apps", "statefulsets"), "default", "web");
+      if (!have.ok()) return client_->Create(R("apps", "statefulsets"), "default", set).ok();
+      set.as_object()["metadata"] = have->at("metadata");
+      return client_->Update(R("apps", "statefulsets"), "default", set).ok();
+    }));
+  }
+  // Pod names present (not terminating), in order.
+  std::vector<std::string> Names() {
+    std::vector<std::string> out;
+    for (const auto& p : Pods()) {
+      if (api::GetString(p, {"metadata", "deletionTimestamp"}).empty())
+        out.emplace_back(api::GetString(p, {"metadata", "name"}));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::string ImageOf(std::string_view pod) {
+    auto p = client_->Get(R("", "pods"), "default", pod);  // Between delete and create: none.
+    if (!p.ok()) return "";
+    const auto* cs = api::Find(*p, {"spec", "containers"});
+    return cs && cs->is_array() ? std::string(api::GetString(cs->get_array()[0], {"image"})) : "";
+  }
+  // The kubelet's part: a pod marked running is ready; one being deleted goes.
+  void RunAll() {
+    for (const auto& p : Pods()) {
+      std::string name(api::GetString(p, {"metadata", "name"}));
+      if (!api::GetString(p, {"metadata", "deletionTimestamp"}).empty()) {
+        (void)client_->Delete(R("", "pods"), "default", name, {.grace_period_seconds = 0});
+      } else if (!IsReadyPod(p)) {
+        // Bound first: only a bound pod's deletion waits for its kubelet.
+        json::value binding =
+            json::object{{"apiVersion", "v1"},
+                         {"kind", "Binding"},
+                         {"metadata", json::object{{"name", name}}},
+                         {"target", json::object{{"kind", "Node"}, {"name", "n1"}}}};
+        if (api::GetString(p, {"spec", "nodeName"}).empty())
+          (void)client_->CreateSubresource(R("", "pods"), "default", name, "binding", binding);
+        // The controller may delete it meanwhile: no assertion.
+        (void)client_->Patch(
+            R("", "pods"), "default", name, client::PatchType::kMerge,
+            json::object{{"status", json::object{{"phase", "Running"},
+                                                 {"conditions",
+                                                  json::array{json::object{{"type", "Ready"},
+                                                                           {"status", "True"}}}}}}},
+            "status");
+      }
+    }
+  }
+  bool Terminating(std::string_view pod) {
+    auto p = client_->Get(R("", "pods"), "default", pod);
+    return p.ok() && !api::GetString(*p, {"metadata", "deletionTimestamp"}).empty();
+  }
+  std::unique_ptr<StatefulSetController> controller_;
+};
+
+TEST_F(StatefulSetTest, OrderedReadyMakesPodsOneAtATimeAndRemovesTheHighestFirst) {
+  Apply(3, "busybox:1");
+  ASSERT_TRUE(Eventually([&] { return Names() == std::vector<std::string>{"web-0"}; }));
+  auto pod = MustGet(R("", "pods"), "default", "web-0");
+  EXPECT_EQ(api::GetString(pod, {"spec", "hostname"}), "web-0");
+  EXPECT_EQ(api::GetString(pod, {"spec", "subdomain"}), "web");
+  EXPECT_EQ(api::GetString(pod, {"metadata", "labels", "statefulset.kubernetes.io/pod-name"}),
+            "web-0");
+  EXPECT_EQ(api::GetString(pod, {"metadata", "labels", "apps.kubernetes.io/pod-index"}), "0");
+  // web-1 waits for web-0 to be ready.
+  RunAll();
+  ASSERT_TRUE(Eventually([&] { return Names().size() == 2; }));
+  RunAll();
+  ASSERT_TRUE(Eventually([&] { return Names().size() == 3; }));
+  RunAll();
+  ASSERT_TRUE(Eventually([&] {
+    auto set = MustGet(R("apps", "statefulsets"), "default", "web");
+    return StatusInt(set, "readyReplicas") == 3 && StatusInt(set, "replicas") == 3;
+  }));
+  // Scale to 1: web-2 goes first; web-1 only after.
+  Apply(1, "busybox:1");
+  ASSERT_TRUE(Eventually([&] { return Terminating("web-2"); }));
+  // web-1 stays while web-2 is still terminating.
+  EXPECT_EQ(Names(), (std::vector<std::string>{"web-0", "web-1"}));
+  RunAll();  // web-2 gone.
+  ASSERT_TRUE(Eventually([&] { return Terminating("web-1"); }));
+  RunAll();
+  ASSERT_TRUE(Eventually([&] { return Pods().size() == 1; }));
+  EXPECT_EQ(Names(), std::vector<std::string>{"web-0"});
+}
+
+TEST_F(StatefulSetTest, ParallelMakesThemAllAtOnce) {
+  Apply(4, "busybox:1", "Parallel");
+  ASSERT_TRUE(Eventually([&] { return Names().size() == 4; }));
+  EXPECT_EQ(Names(), (std::vector<std::string>{"web-0", "web-1", "web-2", "web-3"}));
+}
+
+TEST_F(StatefulSetTest, RollingUpdateFromTheTopDownToThePartitionWithRevisions) {
+  Apply(3, "busybox:1", "Parallel");
+  ASSERT_TRUE(Eventually([&] { return Names().size() == 3; }));
+  RunAll();
+  std::string first_revision;
+  ASSERT_TRUE(Eventually([&] {
+    auto set = MustGet(R("apps", "statefulsets"), "default", "web");
+    first_revision = std::string(api::GetString(set, {"status", "updateRevision"}));
+    return StatusInt(set, "readyReplicas") == 3 && !first_revision.empty() &&
+           api::GetString(set, {"status", "currentRevision"}) == first_revision;
+  }));
+  // A new image with partition 1: web-2, then web-1; web-0 stays.
+  Apply(3, "busybox:2", "Parallel", 1);
+  for (std::string_view pod : {"web-2", "web-1"}) {
+    ASSERT_TRUE(Eventually([&] {
+      RunAll();
+      auto names = Names();
+      return std::count(names.begin(), names.end(), std::string(pod)) == 1 &&
+             ImageOf(pod) == "busybox:2";
+    })) << pod;
+  }
+  RunAll();
+  ASSERT_TRUE(Eventually([&] {
+    auto set = MustGet(R("apps", "statefulsets"), "default", "web");
+    return StatusInt(set, "updatedReplicas") == 2 && StatusInt(set, "readyReplicas") == 3;
+  }));
+  EXPECT_EQ(ImageOf("web-0"), "busybox:1");
+  auto set = MustGet(R("apps", "statefulsets"), "default", "web");
+  EXPECT_EQ(api::GetString(set, {"status", "currentRevision"}), first_revision);
+  // Two revisions, the newer one numbered 2.
+  auto revisions = client_->List(R("apps", "controllerrevisions"), "default");
+  ASSERT_TRUE(revisions.ok());
+  ASSERT_EQ(revisions->at("items").as_array().size(), 2U);
+  // Partition 0: web-0 too, and the rollout completes.
+  Apply(3, "busybox:2", "Parallel", 0);
+  ASSERT_TRUE(Eventually([&] {
+    RunAll();
+    auto s = MustGet(R("apps", "statefulsets"), "default", "web");
+    return ImageOf("web-0") == "busybox:2" && StatusInt(s, "updatedReplicas") == 3 &&
+           api::GetString(s, {"status", "currentRevision"}) ==
+               api::GetString(s, {"status", "updateRevision"});
+  }));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "api/object.h"
 #include "controller/deployment_controller.h"
+#include "controller/revision_history.h"
 #include "scheduler/framework.h"
 
 namespace kiso::controller {
@@ -22,6 +23,9 @@ namespace {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 const api::ResourceType& DaemonSets() { return *api::FindResource("apps", "v1", "daemonsets"); }
+const api::ResourceType& Revisions() {
+  return *api::FindResource("apps", "v1", "controllerrevisions");
+}
 constexpr std::string_view kHashLabel = "controller-revision-hash";
 constexpr std::string_view kGenerationLabel = "pod-template-generation";
 constexpr int kBurst = 500;  // Creates or deletes per reconcile.
@@ -128,6 +132,9 @@ DaemonSetController::DaemonSetController(client::Client* client, client::SharedI
   pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool deleted) {
     OnPod(old, pod, deleted);
   });
+  revisions_ = Watch(Revisions(), [this](const json::value*, const json::value& r, bool) {
+    for (const auto& key : OwnerKeys(r, "DaemonSet")) Enqueue(key);
+  });
   // A node's arrival, departure, labels or taints may change where daemon pods belong.
   nodes_ = Watch(Nodes(), [this](const json::value* old, const json::value& node, bool deleted) {
     if (old && !deleted) {
@@ -174,6 +181,9 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   const auto* tmpl = api::Find(*ds, {"spec", "template"});
   if (!tmpl) return Status::Ok();
   const std::string hash = DeploymentController::TemplateHash(*tmpl);
+  std::vector<Revision> history = OwnedRevisions(revisions_->List(), *ds);
+  KISO_ASSIGN_OR_RETURN(Revision revision,
+                        EnsureRevision(client(), *ds, "DaemonSet", hash, history));
   const auto* gen_v = api::Find(*ds, {"metadata", "generation"});
   const int64_t generation = gen_v && gen_v->is_int64() ? gen_v->get_int64() : 1;
   const json::value daemon = DaemonPod(*ds);
@@ -357,6 +367,19 @@ Status DaemonSetController::Reconcile(const std::string& key) {
                       {"numberUnavailable", std::max<int64_t>(desired - ready, 0)},
                       {"observedGeneration", generation}};
   if (Status written = WriteStatusFields(DaemonSets(), *ds, status); !written.ok()) return written;
+  // History: the revisions its pods are at stay, and revisionHistoryLimit more.
+  std::set<std::string> keep{revision.name};
+  for (const auto& pod : pods_->List()) {
+    if (ControllerUid(pod, "DaemonSet") == uid) {
+      keep.insert(
+          fmt::format("{}-{}", name, api::GetString(pod, {"metadata", "labels", kHashLabel})));
+    }
+  }
+  const auto* limit = api::Find(*ds, {"spec", "revisionHistoryLimit"});
+  if (Status s = TruncateHistory(client(), ns, history, keep,
+                                 limit && limit->is_int64() ? limit->get_int64() : 10);
+      !s.ok() && result.ok())
+    result = s;
   return result;
 }
 

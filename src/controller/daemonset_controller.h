@@ -20,9 +20,10 @@
 // maxSurge, starting the new pod beside the old one on at most maxSurge
 // nodes at a time and deleting the old one once the new one is ready;
 // OnDelete only replaces pods the user deletes. Failed pods are deleted and made
-// anew. Status: desired, current, misscheduled, ready, available, updated
-// and unavailable counts and observedGeneration (what `kubectl rollout
-// status ds/…` reads).
+// anew. Each template is kept as a ControllerRevision (revision_history.h), so
+// `kubectl rollout history|undo ds/…` work. Status: desired, current, misscheduled, ready,
+// available, updated and unavailable counts and observedGeneration (what `kubectl rollout status
+// ds/…` reads).
 #pragma once
 
 #include <map>
@@ -47,6 +48,7 @@ class DaemonSetController : public Controller {
   client::Informer* sets_ = nullptr;
   client::Informer* pods_ = nullptr;
   client::Informer* nodes_ = nullptr;
+  client::Informer* revisions_ = nullptr;
   Expectations expectations_;  // DS key → its creates/deletes not yet seen.
   std::mutex mu_;
   std::map<std::string, std::string> uid_to_key_;  // DS uid → key; guarded by mu_

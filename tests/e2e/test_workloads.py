@@ -292,9 +292,84 @@ def test_daemonset_runs_on_every_node_a_new_one_too_but_not_a_tainted_one(cluste
         now = pods()
         assert {p["spec"]["containers"][0]["image"] for p in now} == {"agent:2"}
         assert sorted(p["spec"]["nodeName"] for p in now) == sorted(nodes[1:] + ["late-0"])
+        # Each template is a ControllerRevision: history lists both, undo goes back to the first.
+        history = kctl("rollout", "history", "ds/agent")
+        assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+        kctl("rollout", "undo", "ds/agent")
+        kctl("rollout", "status", "ds/agent", "--timeout=90s", timeout=120)
+        wait_for(lambda: {p["spec"]["containers"][0]["image"] for p in pods()} == {"agent:1"}, 60,
+                 "the first template back")
     finally:
         kctl("delete", "ds", "agent", "--ignore-not-found")
         kctl("taint", "node", tainted, "dedicated=db:NoSchedule-")
         if late:
             late.stop()
             kctl("delete", "node", "late-0", "--ignore-not-found")
+
+
+STATEFULSET = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{port: 5432}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 3
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: db:1
+"""
+
+
+def test_statefulset_names_order_rollout_history_undo_and_scale(kctl, api):
+    def pods():
+        items = json.loads(kctl("get", "pods", "-l", "app=db", "-o", "json"))["items"]
+        return {p["metadata"]["name"]: p for p in items if not p["metadata"].get("deletionTimestamp")}
+
+    try:
+        kctl("apply", "-f", "-", input=STATEFULSET)
+        kctl("rollout", "status", "sts/db", "--timeout=90s", timeout=120)
+        now = pods()
+        assert sorted(now) == ["db-0", "db-1", "db-2"]
+        assert all(p["spec"]["hostname"] == name and p["spec"]["subdomain"] == "db" for name, p in now.items())
+        # Made in order: each pod created after the one before it was ready.
+        created = [now[f"db-{i}"]["metadata"]["creationTimestamp"] for i in range(3)]
+        assert created == sorted(created)
+        # The headless Service's endpoints carry each pod's hostname (its DNS name db-N.db).
+        def hostnames():
+            slices = json.loads(kctl("get", "endpointslices", "-l", "kubernetes.io/service-name=db",
+                                     "-o", "json"))["items"]
+            return sorted(e.get("hostname", "") for s in slices for e in s.get("endpoints") or [])
+        wait_for(lambda: hostnames() == ["db-0", "db-1", "db-2"], 30, "the pods' hostnames in the slice")
+
+        kctl("set", "image", "sts/db", "db=db:2")
+        kctl("rollout", "status", "sts/db", "--timeout=90s", timeout=120)
+        assert {p["spec"]["containers"][0]["image"] for p in pods().values()} == {"db:2"}
+        history = kctl("rollout", "history", "sts/db")
+        assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+        kctl("rollout", "undo", "sts/db")
+        kctl("rollout", "status", "sts/db", "--timeout=90s", timeout=120)
+        assert {p["spec"]["containers"][0]["image"] for p in pods().values()} == {"db:1"}
+        status = json.loads(kctl("get", "sts", "db", "-o", "json"))["status"]
+        assert status["currentRevision"] == status["updateRevision"] and status["readyReplicas"] == 3
+
+        kctl("scale", "sts/db", "--replicas=1")
+        wait_for(lambda: sorted(pods()) == ["db-0"], 60, "db scaled down to db-0")
+    finally:
+        kctl("delete", "sts", "db", "--ignore-not-found")
+        kctl("delete", "service", "db", "--ignore-not-found")
