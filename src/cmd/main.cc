@@ -42,6 +42,7 @@
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
+#include "controller/pod_gc_controller.h"
 #include "controller/replicaset_controller.h"
 #include "controller/resource_quota_controller.h"
 #include "controller/service_account_controllers.h"
@@ -56,6 +57,7 @@ namespace {
 
 struct ServerFlags {
   int node_grace_seconds = 40;
+  int64_t terminated_pod_gc_threshold = 12500;
   kiso::apiserver::FairGateOptions fairness;
   int max_connections_per_client = 2048;
   bool disable_agent = false;
@@ -120,11 +122,16 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     return 1;
   }
   kiso::controller::ReplicaSetController replicasets(&client, &informers);
+  kiso::controller::ReplicaSetController replication_controllers(
+      &client, &informers, kiso::controller::ReplicaSetController::Kind::kReplicationController);
   kiso::controller::DeploymentController deployments(&client, &informers);
   kiso::controller::JobController jobs(&client, &informers);
   kiso::controller::DaemonSetController daemonsets(&client, &informers);
   kiso::controller::CronJobController cronjobs(&client, kiso::Clock::Real(), &informers);
   kiso::controller::StatefulSetController statefulsets(&client, &informers);
+  kiso::controller::PodGcOptions pod_gc_options;
+  pod_gc_options.terminated_threshold = flags.terminated_pod_gc_threshold;
+  kiso::controller::PodGcController pod_gc(&client, pod_gc_options, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -168,6 +175,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   daemonsets.Start();
   cronjobs.Start();
   statefulsets.Start();
+  replication_controllers.Start();
+  pod_gc.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
@@ -273,9 +282,11 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     daemonsets.Stop();
     cronjobs.Stop();
     statefulsets.Stop();
+    pod_gc.Stop();
     jobs.Stop();
     deployments.Stop();
     replicasets.Stop();
+    replication_controllers.Stop();
     namespaces.Stop();
     gc.Stop();
   });
@@ -564,6 +575,10 @@ int main(int argc, char** argv) {
   server->add_option("--advertise-address", flags.advertise_address,
                      "Address of the API server in the kubernetes Service's endpoints (default: "
                      "the listen address unless loopback or any, else the host's primary IPv4)");
+  server
+      ->add_option("--terminated-pod-gc-threshold", flags.terminated_pod_gc_threshold,
+                   "Terminated pods kept before the oldest are deleted (0: keep all)")
+      ->capture_default_str();
   server
       ->add_option("--node-monitor-grace-period", flags.node_grace_seconds,
                    "Seconds without a heartbeat before a node is marked unreachable")

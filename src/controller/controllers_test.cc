@@ -18,6 +18,7 @@
 #include "controller/garbage_collector.h"
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
+#include "controller/pod_gc_controller.h"
 #include "controller/replicaset_controller.h"
 #include "controller/service_account_controllers.h"
 #include "controller/statefulset_controller.h"
@@ -122,6 +123,69 @@ TEST_F(ControllersTest, ReplicaSetCreatesOwnedPodsCountsReadyAndScalesDown) {
     auto active = ActivePods();
     return active.size() == 1 && api::GetString(active[0], {"metadata", "name"}) !=
                                      api::GetString(survivor, {"metadata", "name"});
+  }));
+}
+
+TEST_F(ControllersTest, ReplicationControllerKeepsItsReplicasAsAReplicaSetDoes) {
+  ReplicaSetController rcs(client_.get(), nullptr,
+                           ReplicaSetController::Kind::kReplicationController);
+  rcs.Start();
+  json::value rc = json::object{{"apiVersion", "v1"},
+                                {"kind", "ReplicationController"},
+                                {"metadata", json::object{{"name", "legacy"}}},
+                                {"spec", json::object{{"replicas", 2},
+                                                      {"selector", json::object{{"app", "legacy"}}},
+                                                      {"template", PodTemplate("legacy", "x")}}}};
+  ASSERT_TRUE(client_->Create(R("", "replicationcontrollers"), "default", rc).ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 2; }));
+  auto pod = ActivePods().at(0);
+  const auto& owner = api::Find(pod, {"metadata", "ownerReferences"})->as_array().at(0);
+  EXPECT_EQ(api::GetString(owner, {"kind"}), "ReplicationController");
+  EXPECT_EQ(api::GetString(owner, {"apiVersion"}), "v1");
+  MakeReady();
+  ASSERT_TRUE(Eventually([&] {
+    auto got = MustGet(R("", "replicationcontrollers"), "default", "legacy");
+    return StatusInt(got, "readyReplicas") == 2 && StatusInt(got, "fullyLabeledReplicas") == 2;
+  }));
+  auto scaled = client_->Patch(R("", "replicationcontrollers"), "default", "legacy",
+                               client::PatchType::kMerge,
+                               json::object{{"spec", json::object{{"replicas", 1}}}});
+  ASSERT_TRUE(scaled.ok()) << scaled.status().ToString();
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; }));
+}
+
+TEST_F(ControllersTest, PodGcDeletesTerminatedPodsPastTheThresholdAndPodsOfVanishedNodes) {
+  json::value node = json::object{
+      {"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", json::object{{"name", "n1"}}}};
+  ASSERT_TRUE(client_->Create(R("", "nodes"), "", node).ok());
+  auto pod_on = [&](const std::string& name, const std::string& on, std::string_view phase) {
+    json::value pod = json::object{{"apiVersion", "v1"},
+                                   {"kind", "Pod"},
+                                   {"metadata", json::object{{"name", name}}},
+                                   {"spec", PodTemplate("gc", "x").at("spec")}};
+    pod.as_object()["spec"].as_object()["nodeName"] = on;
+    auto made = client_->Create(R("", "pods"), "default", pod);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    SetPhase(*made, phase);
+  };
+  // The oldest go (creation times have seconds: within one, the name decides, and these are
+  // made in their names' order).
+  for (int i = 0; i < 4; ++i) pod_on(fmt::format("done-{}", i), "n1", "Succeeded");
+  pod_on("running", "n1", "Running");
+  pod_on("stranded", "gone", "Running");
+  PodGcOptions options;
+  options.terminated_threshold = 2;
+  options.quarantine = std::chrono::milliseconds(0);
+  options.period = std::chrono::milliseconds(50);
+  PodGcController gc(client_.get(), options);
+  gc.Start();
+  auto names = [&] {
+    std::set<std::string> out;
+    for (const auto& p : Pods()) out.emplace(api::GetString(p, {"metadata", "name"}));
+    return out;
+  };
+  ASSERT_TRUE(Eventually([&] {
+    return names() == std::set<std::string>{"done-2", "done-3", "running"};
   }));
 }
 

@@ -30,9 +30,16 @@ int Rank(const json::value& pod) {
 
 }  // namespace
 
-ReplicaSetController::ReplicaSetController(client::Client* client, client::SharedInformers* shared)
-    : Controller(client, "replicaset-controller", 4, shared) {
-  sets_ = Watch(ReplicaSets(), [this](const json::value*, const json::value& rs, bool deleted) {
+ReplicaSetController::ReplicaSetController(client::Client* client, client::SharedInformers* shared,
+                                           Kind kind)
+    : Controller(client,
+                 kind == Kind::kReplicaSet ? "replicaset-controller" : "replication-controller",
+                 kind == Kind::kReplicaSet ? 4 : 1, shared),
+      type_(kind == Kind::kReplicaSet ? ReplicaSets()
+                                      : *api::FindResource("", "v1", "replicationcontrollers")),
+      kind_(kind == Kind::kReplicaSet ? "ReplicaSet" : "ReplicationController"),
+      api_version_(kind == Kind::kReplicaSet ? "apps/v1" : "v1") {
+  sets_ = Watch(type_, [this](const json::value*, const json::value& rs, bool deleted) {
     std::string key = KeyOf(rs);
     std::lock_guard lock(mu_);
     if (deleted) {
@@ -49,7 +56,7 @@ ReplicaSetController::ReplicaSetController(client::Client* client, client::Share
 }
 
 std::string ReplicaSetController::OwnerKey(const json::value& pod) {
-  std::string uid = ControllerUid(pod, "ReplicaSet");
+  std::string uid = ControllerUid(pod, kind_);
   if (uid.empty()) return "";
   auto it = uid_to_key_.find(uid);
   return it == uid_to_key_.end() ? "" : it->second;
@@ -79,10 +86,11 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   if (!expectations_.Satisfied(key)) return Status::Ok();
   std::vector<json::value> active;
   int fully_labeled = 0, ready = 0;
-  auto selector_labels = api::Find(*rs, {"spec", "selector", "matchLabels"});
+  // A ReplicationController's selector is the label map itself.
+  auto selector_labels = kind_ == "ReplicaSet" ? api::Find(*rs, {"spec", "selector", "matchLabels"})
+                                               : api::Find(*rs, {"spec", "selector"});
   for (auto& pod : pods_->List()) {
-    if (api::GetString(pod, {"metadata", "namespace"}) != ns ||
-        ControllerUid(pod, "ReplicaSet") != uid)
+    if (api::GetString(pod, {"metadata", "namespace"}) != ns || ControllerUid(pod, kind_) != uid)
       continue;
     if (!IsActivePod(pod)) continue;
     if (IsReadyPod(pod)) ++ready;
@@ -109,8 +117,8 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
     meta = PodMetadataFromTemplate(*rs);
     meta["generateName"] = name + "-";
     meta["namespace"] = ns;
-    meta["ownerReferences"] = json::array{json::object{{"apiVersion", "apps/v1"},
-                                                       {"kind", "ReplicaSet"},
+    meta["ownerReferences"] = json::array{json::object{{"apiVersion", api_version_},
+                                                       {"kind", kind_},
                                                        {"name", name},
                                                        {"uid", uid},
                                                        {"controller", true},
@@ -150,7 +158,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
                       {"readyReplicas", ready},
                       {"availableReplicas", ready},
                       {"observedGeneration", gen ? *gen : json::value(0)}};
-  if (Status written = WriteStatusFields(ReplicaSets(), *rs, status); !written.ok()) return written;
+  if (Status written = WriteStatusFields(type_, *rs, status); !written.ok()) return written;
   return result;
 }
 

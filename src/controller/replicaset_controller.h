@@ -3,7 +3,9 @@
 // pods with a controller ownerReference, deletes surplus ones (not yet
 // scheduled first, then not ready, then newest), and reports status replicas,
 // ready, available, fullyLabeled and observedGeneration. Expectations keep it
-// from acting twice on pods it created or deleted but has not seen yet.
+// from acting twice on pods it created or deleted but has not seen yet. The
+// same controller keeps v1 ReplicationControllers (whose selector is a plain
+// label map), as upstream's replication controller is its ReplicaSet one.
 #pragma once
 
 #include <map>
@@ -15,7 +17,9 @@ namespace kiso::controller {
 
 class ReplicaSetController : public Controller {
  public:
-  explicit ReplicaSetController(client::Client* client, client::SharedInformers* shared = nullptr);
+  enum class Kind { kReplicaSet, kReplicationController };
+  explicit ReplicaSetController(client::Client* client, client::SharedInformers* shared = nullptr,
+                                Kind kind = Kind::kReplicaSet);
   ~ReplicaSetController() override { Stop(); }
 
  protected:
@@ -26,6 +30,9 @@ class ReplicaSetController : public Controller {
   // REQUIRES: mu_ held. Finds the ReplicaSet key controlling `pod`.
   std::string OwnerKey(const boost::json::value& pod);
 
+  const api::ResourceType& type_;
+  std::string kind_;         // "ReplicaSet" or "ReplicationController".
+  std::string api_version_;  // Its owner references': "apps/v1" or "v1".
   client::Informer* sets_ = nullptr;
   client::Informer* pods_ = nullptr;
   Expectations expectations_;  // RS key → its creates/deletes not yet seen.
