@@ -365,7 +365,8 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "completions", 1);
     SetIfMissing(spec, "parallelism", 1);
-    SetIfMissing(spec, "backoffLimit", 6);
+    // With a limit per index, the Job-wide one is off unless given (upstream: MaxInt32).
+    SetIfMissing(spec, "backoffLimit", spec.contains("backoffLimitPerIndex") ? 2147483647 : 6);
     SetIfMissing(spec, "completionMode", "NonIndexed");
     SetIfMissing(spec, "suspend", false);
     DefaultTemplate(spec);
@@ -969,6 +970,22 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Workload(obj, false, {"OnFailure", "Never"});
     if (!Find(obj, {"spec", "template", "spec", "restartPolicy"}))
       v.Required("spec.template.spec.restartPolicy");
+    const bool indexed = GetString(obj, {"spec", "completionMode"}) == "Indexed";
+    if (indexed && !Find(obj, {"spec", "completions"}))
+      v.Required("spec.completions", "when completion mode is Indexed");
+    if (const auto* per = Find(obj, {"spec", "backoffLimitPerIndex"}); per && !per->is_null()) {
+      v.AtLeast("spec.backoffLimitPerIndex", per, 0);
+      if (!indexed) {
+        v.InvalidValue("spec.backoffLimitPerIndex", *per, "requires indexed completion mode");
+      }
+    }
+    if (const auto* policy = Find(obj, {"spec", "podFailurePolicy"});
+        policy && !policy->is_null()) {
+      const auto* rp = Find(obj, {"spec", "template", "spec", "restartPolicy"});
+      if (rp && *rp != "Never") {
+        v.Unsupported("spec.template.spec.restartPolicy", *rp, {"Never"});
+      }
+    }
   } else if (kind == "CronJob") {
     v.CronJob(obj);
   } else if (kind == "Service") {

@@ -344,6 +344,150 @@ TEST_F(ControllersTest, JobFailsPastItsBackoffLimit) {
   EXPECT_EQ(StatusInt(MustGet(R("batch", "jobs"), "default", "doomed"), "failed"), 2);
 }
 
+class JobFeaturesTest : public ControllersTest {
+ protected:
+  void SetUp() override {
+    ControllersTest::SetUp();
+    jobs_ = std::make_unique<JobController>(client_.get());
+    jobs_->Start();
+  }
+  void TearDown() override { jobs_.reset(); }
+  void Create(const std::string& name, json::object spec) {
+    auto t = PodTemplate(name, "busybox");
+    t["spec"].as_object()["restartPolicy"] = "Never";
+    spec["template"] = t;
+    json::value job = json::object{{"apiVersion", "batch/v1"},
+                                   {"kind", "Job"},
+                                   {"metadata", json::object{{"name", name}}},
+                                   {"spec", spec}};
+    auto made = client_->Create(R("batch", "jobs"), "default", job);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+  }
+  json::value Job(const std::string& name) { return MustGet(R("batch", "jobs"), "default", name); }
+  std::string Condition(const std::string& name, std::string_view type) {
+    auto got = client_->Get(R("batch", "jobs"), "default", name);
+    if (!got.ok()) return "gone";
+    const auto* conditions = api::Find(*got, {"status", "conditions"});
+    if (conditions && conditions->is_array()) {
+      for (const auto& c : conditions->get_array()) {
+        if (api::GetString(c, {"type"}) == type && api::GetString(c, {"status"}) == "True")
+          return std::string(api::GetString(c, {"reason"}));
+      }
+    }
+    return "";
+  }
+  // The kubelet's part: a pod ends with `code` (0: Succeeded).
+  void End(const json::value& pod, int code) {
+    json::object status{
+        {"phase", code == 0 ? "Succeeded" : "Failed"},
+        {"containerStatuses",
+         json::array{json::object{
+             {"name", "c"},
+             {"state", json::object{{"terminated", json::object{{"exitCode", code}}}}}}}}};
+    auto r = client_->Patch(R("", "pods"), "default", api::GetString(pod, {"metadata", "name"}),
+                            client::PatchType::kMerge, json::object{{"status", status}}, "status");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  std::unique_ptr<JobController> jobs_;
+};
+
+TEST_F(JobFeaturesTest, IndexedPodsCarryTheirIndexAndFinishEveryIndex) {
+  Create("idx",
+         json::object{{"completionMode", "Indexed"}, {"completions", 3}, {"parallelism", 2}});
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 2; }));
+  std::set<std::string> indexes;
+  for (const auto& p : ActivePods()) {
+    std::string index(
+        api::GetString(p, {"metadata", "annotations", "batch.kubernetes.io/job-completion-index"}));
+    indexes.insert(index);
+    EXPECT_EQ(api::GetString(p, {"metadata", "labels", "batch.kubernetes.io/job-completion-index"}),
+              index);
+    EXPECT_EQ(api::GetString(p, {"spec", "hostname"}), "idx-" + index);
+    const auto& env =
+        api::Find(p, {"spec", "containers"})->as_array().at(0).as_object().at("env").as_array();
+    EXPECT_EQ(api::GetString(env.back(), {"name"}), "JOB_COMPLETION_INDEX");
+    EXPECT_EQ(api::GetString(env.back(), {"value"}), index);
+  }
+  EXPECT_EQ(indexes, (std::set<std::string>{"0", "1"}));
+  // Index 1 fails once: made again; then everything succeeds.
+  for (const auto& p : ActivePods()) {
+    End(p,
+        api::GetString(p, {"metadata", "labels", "batch.kubernetes.io/job-completion-index"}) == "1"
+            ? 3
+            : 0);
+  }
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& p : ActivePods()) End(p, 0);
+    return Condition("idx", "Complete") == "CompletionsReached";
+  }));
+  EXPECT_EQ(api::GetString(Job("idx"), {"status", "completedIndexes"}), "0-2");
+}
+
+TEST_F(JobFeaturesTest, BackoffLimitPerIndexFailsOnlyThatIndex) {
+  Create("per", json::object{{"completionMode", "Indexed"},
+                             {"completions", 2},
+                             {"parallelism", 2},
+                             {"backoffLimitPerIndex", 0}});
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 2; }));
+  for (const auto& p : ActivePods()) {
+    End(p,
+        api::GetString(p, {"metadata", "labels", "batch.kubernetes.io/job-completion-index"}) == "0"
+            ? 1
+            : 0);
+  }
+  ASSERT_TRUE(Eventually([&] { return Condition("per", "Failed") == "FailedIndexes"; }));
+  auto job = Job("per");
+  EXPECT_EQ(api::GetString(job, {"status", "failedIndexes"}), "0");
+  EXPECT_EQ(api::GetString(job, {"status", "completedIndexes"}), "1");
+}
+
+TEST_F(JobFeaturesTest, PodFailurePolicyIgnoresOrFailsTheJobByExitCode) {
+  json::array rules{
+      json::object{{"action", "Ignore"},
+                   {"onExitCodes", json::object{{"operator", "In"}, {"values", json::array{42}}}}},
+      json::object{
+          {"action", "FailJob"},
+          {"onExitCodes",
+           json::object{{"containerName", "c"}, {"operator", "In"}, {"values", json::array{7}}}}}};
+  Create("policy",
+         json::object{{"backoffLimit", 0}, {"podFailurePolicy", json::object{{"rules", rules}}}});
+  // Exit 42 is ignored (no retry counted: backoffLimit 0 still allows the next pod).
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; }));
+  std::string first(api::GetString(ActivePods().at(0), {"metadata", "name"}));
+  End(ActivePods().at(0), 42);
+  ASSERT_TRUE(Eventually([&] {
+    auto a = ActivePods();
+    return a.size() == 1 && api::GetString(a[0], {"metadata", "name"}) != first;
+  }));
+  EXPECT_EQ(Condition("policy", "Failed"), "");
+  End(ActivePods().at(0), 7);
+  ASSERT_TRUE(Eventually([&] { return Condition("policy", "Failed") == "PodFailurePolicy"; }));
+  EXPECT_EQ(StatusInt(Job("policy"), "failed"), 1);
+}
+
+TEST_F(JobFeaturesTest, SuspendDeadlineAndTtl) {
+  Create("paused", json::object{{"suspend", true}});
+  ASSERT_TRUE(Eventually([&] { return Condition("paused", "Suspended") == "JobSuspended"; }));
+  EXPECT_TRUE(ActivePods().empty());
+  auto resumed = client_->Patch(R("batch", "jobs"), "default", "paused", client::PatchType::kMerge,
+                                json::object{{"spec", json::object{{"suspend", false}}}});
+  ASSERT_TRUE(resumed.ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; }));
+  EXPECT_FALSE(api::GetString(Job("paused"), {"status", "startTime"}).empty());
+
+  // A one-second deadline passes (the controller requeues itself for it).
+  Create("hurry", json::object{{"activeDeadlineSeconds", 1}});
+  ASSERT_TRUE(Eventually([&] { return Condition("hurry", "Failed") == "DeadlineExceeded"; }));
+
+  // Finished with a TTL of 0: the Job goes.
+  Create("brief", json::object{{"ttlSecondsAfterFinished", 0}});
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& p : ActivePods())
+      if (api::GetString(p, {"metadata", "labels", "app"}) == "brief") End(p, 0);
+    return Condition("brief", "Complete") == "gone";
+  }));
+}
+
 TEST_F(ControllersTest, GarbageCollectorHonoursAllThreePropagationPolicies) {
   ReplicaSetController rs_controller(client_.get());
   GarbageCollector gc(client_.get());

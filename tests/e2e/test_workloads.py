@@ -224,6 +224,14 @@ spec:
     failed = [c for c in j["status"]["conditions"] if c["type"] == "Failed"][0]
     assert failed["reason"] == "BackoffLimitExceeded" and j["status"]["failed"] >= 2
     kctl("delete", "job", "works", "breaks", "--timeout=60s", timeout=90)
+    # Indexed: one pod per index, each told its index; finished, then gone after its TTL.
+    indexed = job.format(name="indexed", completions=3, code=0).replace(
+        "  parallelism: 2", "  parallelism: 2\n  completionMode: Indexed\n  ttlSecondsAfterFinished: 1")
+    kctl("apply", "-f", "-", input=indexed)
+    kctl("wait", "--for=condition=complete", "job/indexed", "--timeout=60s", timeout=90)
+    pods = json.loads(kctl("get", "pods", "-l", "batch.kubernetes.io/job-name=indexed", "-o", "json"))["items"]
+    assert sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1", "2"]
+    wait_for(lambda: kctl.run("get", "job", "indexed", check=False).returncode != 0, 30, "the Job deleted by its TTL")
 
 
 def test_endpoints_follow_ready_pods(kctl, api):
