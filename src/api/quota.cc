@@ -86,18 +86,8 @@ bool IsTerminal(const json::object& pod) {
 }
 
 bool IsBestEffort(const json::object& pod) {
-  for (const char* list : {"containers", "initContainers"}) {
-    const auto* cs = Find(pod, {"spec", list});
-    if (!cs || !cs->is_array()) continue;
-    for (const auto& c : cs->get_array()) {
-      for (const char* which : {"requests", "limits"}) {
-        const auto* r = Find(c, {"resources", which});
-        if (!r || !r->is_object()) continue;
-        if (r->get_object().contains("cpu") || r->get_object().contains("memory")) return false;
-      }
-    }
-  }
-  return true;
+  const auto* spec = pod.if_contains("spec");
+  return !spec || !spec->is_object() || PodQosClass(spec->get_object()) == "BestEffort";
 }
 
 // One scope (with its operator and values, for a scopeSelector term).

@@ -75,6 +75,34 @@ std::string CheckDns1123Subdomain(std::string_view value) {
          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 }
 
+std::string PodQosClass(const json::object& spec) {
+  bool any = false, guaranteed = true;
+  for (std::string_view list : {"initContainers", "containers"}) {
+    const auto* cs = spec.if_contains(list);
+    if (!cs || !cs->is_array()) continue;
+    for (const auto& c : cs->get_array()) {
+      for (std::string_view resource : {"cpu", "memory"}) {
+        auto amount = [&](std::string_view kind) -> std::optional<long double> {
+          const auto* q = Find(c, {"resources", kind, resource});
+          long double milli = 0;
+          if (!q || !q->is_string() || !ParseQuantityMilli(q->get_string(), &milli) || milli == 0)
+            return std::nullopt;
+          return milli;
+        };
+        auto limit = amount("limits");
+        auto request = amount("requests");
+        if (!request) request = limit;  // Defaulted from the limit.
+        any = any || request || limit;
+        // In whole milli-units: "1" and "1000m" are the same amount.
+        guaranteed =
+            guaranteed && limit && request && std::llround(*request) == std::llround(*limit);
+      }
+    }
+  }
+  if (!any) return "BestEffort";
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
 bool ParseQuantityMilli(std::string_view text, long double* milli) {
   size_t i = 0;
   if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
@@ -288,7 +316,7 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     }
     auto& status = Child(obj, "status");
     SetIfMissing(status, "phase", "Pending");
-    SetIfMissing(status, "qosClass", "BestEffort");
+    status["qosClass"] = PodQosClass(spec);
   } else if (kind == "Deployment") {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "replicas", 1);

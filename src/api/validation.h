@@ -38,6 +38,13 @@ std::string CheckDns1035Label(std::string_view value);
 // (the authenticator reads it; an agent joining with one asks for its certificate).
 bool IsBootstrapToken(std::string_view token);
 
+// A pod's quality-of-service class from its spec (upstream's GetPodQOS, over
+// cpu and memory): "BestEffort" when no container asks for either (a zero
+// quantity is no ask), "Guaranteed" when every container has both limits and
+// requests equal to them (requests missing count as their limits, as
+// defaulting makes them), else "Burstable".
+std::string PodQosClass(const boost::json::object& spec);
+
 // Parses a resource.Quantity ("100m", "1Gi", "2", "1e3") into milli-units.
 // False when the text is not a quantity.
 bool ParseQuantityMilli(std::string_view text, long double* milli);

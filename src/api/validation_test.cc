@@ -62,6 +62,28 @@ TEST(Defaults, PodAndDeployment) {
   EXPECT_EQ(dep.at("spec").at("strategy").at("rollingUpdate").at("maxSurge"), "25%");
 }
 
+TEST(Defaults, QosClassOfAPod) {
+  auto qos = [](std::string_view containers) {
+    auto pod = Obj(
+        fmt::format(R"({{"metadata":{{"name":"p"}},"spec":{{"containers":[{}]}}}})", containers));
+    ApplyDefaults(Type("pods"), pod);
+    return std::string(GetString(pod, {"status", "qosClass"}));
+  };
+  EXPECT_EQ(qos(R"({"name":"c","image":"x"})"), "BestEffort");
+  // Limits only: requests default to them, so Guaranteed.
+  EXPECT_EQ(qos(R"({"name":"c","image":"x","resources":{"limits":{"cpu":"1","memory":"1Gi"}}})"),
+            "Guaranteed");
+  EXPECT_EQ(qos(R"({"name":"c","image":"x","resources":{"limits":{"cpu":"1","memory":"1Gi"},
+                   "requests":{"cpu":"1000m","memory":"1Gi"}}})"),
+            "Guaranteed");
+  EXPECT_EQ(qos(R"({"name":"c","image":"x","resources":{"requests":{"cpu":"100m"}}})"),
+            "Burstable");
+  // One container without limits makes the pod Burstable.
+  EXPECT_EQ(qos(R"({"name":"c","image":"x","resources":{"limits":{"cpu":"1","memory":"1Gi"}}},
+                   {"name":"d","image":"x","resources":{"requests":{"memory":"1Mi"}}})"),
+            "Burstable");
+}
+
 TEST(Validate, PodCausesInUpstreamWords) {
   auto pod = Obj(R"({"metadata":{"name":"Bad_Name"},"spec":{"containers":[
       {"name":"c","ports":[{"containerPort":70000,"protocol":"XX"}],
