@@ -72,6 +72,7 @@ std::vector<ResourceType> Build() {
       Make("", "Pod", "pods", true, {"po"}, all,
            {Status("Pod"),
             {"binding", "", "", "Binding", {"create"}},
+            {"eviction", "policy", "v1", "Eviction", {"create"}},
             {"log", "", "", "Pod", {"get"}},
             {"exec", "", "", "PodExecOptions", {"create", "get"}},
             {"attach", "", "", "PodAttachOptions", {"create", "get"}},

@@ -1016,6 +1016,15 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     }
   } else if (kind == "CronJob") {
     v.CronJob(obj);
+  } else if (kind == "PodDisruptionBudget") {
+    const auto* min = Find(obj, {"spec", "minAvailable"});
+    const auto* max = Find(obj, {"spec", "maxUnavailable"});
+    if (min && max && !min->is_null() && !max->is_null()) {
+      v.InvalidValue("spec", *Find(obj, {"spec"}),
+                     "minAvailable and maxUnavailable cannot be both set");
+    }
+    (void)v.IntOrPercent("spec.minAvailable", min, true);
+    (void)v.IntOrPercent("spec.maxUnavailable", max, true);
   } else if (kind == "Service") {
     v.Service(obj);
   } else if (kind == "ConfigMap" || kind == "Secret") {

@@ -310,6 +310,10 @@ struct ApiServer::Impl {
       if (verb == "get" || verb == "update" || verb == "patch") return HandleScale(ctx, t, req);
       return ErrorResponse(api::MethodNotAllowed());
     }
+    if (sub == "eviction") {
+      if (verb == "create") return HandleEviction(ctx, t, req);
+      return ErrorResponse(api::MethodNotAllowed());
+    }
     if (sub == "binding") {
       if (verb == "create") return HandleBinding(ctx, t, req);
       return ErrorResponse(api::MethodNotAllowed());

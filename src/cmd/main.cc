@@ -35,6 +35,7 @@
 #include "controller/csr_signing_controller.h"
 #include "controller/daemonset_controller.h"
 #include "controller/deployment_controller.h"
+#include "controller/disruption_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/endpointslice_controller.h"
 #include "controller/garbage_collector.h"
@@ -132,6 +133,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::PodGcOptions pod_gc_options;
   pod_gc_options.terminated_threshold = flags.terminated_pod_gc_threshold;
   kiso::controller::PodGcController pod_gc(&client, pod_gc_options, &informers);
+  kiso::controller::DisruptionController disruption(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -177,6 +179,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   statefulsets.Start();
   replication_controllers.Start();
   pod_gc.Start();
+  disruption.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
@@ -283,6 +286,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     cronjobs.Stop();
     statefulsets.Stop();
     pod_gc.Stop();
+    disruption.Stop();
     jobs.Stop();
     deployments.Stop();
     replicasets.Stop();

@@ -13,6 +13,7 @@
 #include "controller/controller_fixture.h"
 #include "controller/daemonset_controller.h"
 #include "controller/deployment_controller.h"
+#include "controller/disruption_controller.h"
 #include "controller/endpoints_controller.h"
 #include "controller/endpointslice_controller.h"
 #include "controller/garbage_collector.h"
@@ -187,6 +188,64 @@ TEST_F(ControllersTest, PodGcDeletesTerminatedPodsPastTheThresholdAndPodsOfVanis
   ASSERT_TRUE(Eventually([&] {
     return names() == std::set<std::string>{"done-2", "done-3", "running"};
   }));
+}
+
+TEST_F(ControllersTest, DisruptionBudgetStatusGatesEvictions) {
+  DisruptionController disruption(client_.get());
+  disruption.Start();
+  ReplicaSetController rs_controller(client_.get());
+  rs_controller.Start();
+  ASSERT_TRUE(client_->Create(R("apps", "replicasets"), "default", ReplicaSet("guarded", 3)).ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 3; }));
+  // Bound and ready (a bound pod's deletion waits for its kubelet, as here nobody finishes it).
+  for (const auto& p : ActivePods()) {
+    json::value binding =
+        json::object{{"apiVersion", "v1"},
+                     {"kind", "Binding"},
+                     {"metadata", json::object{{"name", api::GetString(p, {"metadata", "name"})}}},
+                     {"target", json::object{{"kind", "Node"}, {"name", "n1"}}}};
+    ASSERT_TRUE(client_
+                    ->CreateSubresource(R("", "pods"), "default",
+                                        api::GetString(p, {"metadata", "name"}), "binding", binding)
+                    .ok());
+    SetPhase(p, "Running");
+  }
+  json::value pdb = json::object{
+      {"apiVersion", "policy/v1"},
+      {"kind", "PodDisruptionBudget"},
+      {"metadata", json::object{{"name", "keep-two"}}},
+      {"spec", json::object{
+                   {"maxUnavailable", "34%"},
+                   {"selector", json::object{{"matchLabels", json::object{{"app", "guarded"}}}}}}}};
+  ASSERT_TRUE(client_->Create(R("policy", "poddisruptionbudgets"), "default", pdb).ok());
+  // Three expected (the ReplicaSet's scale), 34% of 3 rounded up is 2 unavailable: 1 desired.
+  ASSERT_TRUE(Eventually([&] {
+    auto got = MustGet(R("policy", "poddisruptionbudgets"), "default", "keep-two");
+    return StatusInt(got, "expectedPods") == 3 && StatusInt(got, "desiredHealthy") == 1 &&
+           StatusInt(got, "currentHealthy") == 3 && StatusInt(got, "disruptionsAllowed") == 2;
+  }));
+  auto evict = [&](const json::value& pod) {
+    std::string name(api::GetString(pod, {"metadata", "name"}));
+    json::value eviction = json::object{{"apiVersion", "policy/v1"},
+                                        {"kind", "Eviction"},
+                                        {"metadata", json::object{{"name", name}}}};
+    return client_->CreateSubresource(R("", "pods"), "default", name, "eviction", eviction);
+  };
+  auto pods = ActivePods();
+  ASSERT_EQ(pods.size(), 3U);
+  ASSERT_TRUE(evict(pods[0]).ok());
+  ASSERT_TRUE(evict(pods[1]).ok());
+  // Two evictions granted, the budget spent: the third is refused, the pod left alone.
+  auto refused = evict(pods[2]);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("Cannot evict pod as it would violate the pod's "
+                                            "disruption budget"),
+            std::string::npos)
+      << refused.status().ToString();
+  auto third = MustGet(R("", "pods"), "default", api::GetString(pods[2], {"metadata", "name"}));
+  EXPECT_TRUE(api::GetString(third, {"metadata", "deletionTimestamp"}).empty());
+  auto got = MustGet(R("policy", "poddisruptionbudgets"), "default", "keep-two");
+  EXPECT_EQ(StatusInt(got, "disruptionsAllowed"), 0);
 }
 
 TEST_F(ControllersTest, PodsTakeLabelsAndAnnotationsButNoNameFromTheTemplate) {
@@ -473,7 +532,10 @@ TEST_F(JobFeaturesTest, SuspendDeadlineAndTtl) {
                                 json::object{{"spec", json::object{{"suspend", false}}}});
   ASSERT_TRUE(resumed.ok());
   ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; }));
-  EXPECT_FALSE(api::GetString(Job("paused"), {"status", "startTime"}).empty());
+  // The status is written after the pod is made.
+  EXPECT_TRUE(Eventually([&] {
+    return !api::GetString(Job("paused"), {"status", "startTime"}).empty();
+  }));
 
   // A one-second deadline passes (the controller requeues itself for it).
   Create("hurry", json::object{{"activeDeadlineSeconds", 1}});

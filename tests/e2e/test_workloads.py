@@ -381,3 +381,85 @@ def test_statefulset_names_order_rollout_history_undo_and_scale(kctl, api):
     finally:
         kctl("delete", "sts", "db", "--ignore-not-found")
         kctl("delete", "service", "db", "--ignore-not-found")
+
+
+GUARDED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: guarded
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: guarded}
+  template:
+    metadata:
+      labels: {app: guarded}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: NODE}
+      containers:
+      - name: app
+        image: app:1
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: guarded
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels: {app: guarded}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: everywhere
+spec:
+  selector:
+    matchLabels: {app: everywhere}
+  template:
+    metadata:
+      labels: {app: everywhere}
+    spec:
+      containers:
+      - name: agent
+        image: agent:1
+"""
+
+
+def test_drain_waits_for_the_disruption_budget_and_leaves_daemon_pods(kctl):
+    nodes = sorted(n["metadata"]["name"] for n in json.loads(kctl("get", "nodes", "-o", "json"))["items"])
+    node = nodes[-1]
+
+    def pods(app):
+        items = json.loads(kctl("get", "pods", "-l", f"app={app}", "-o", "json"))["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    try:
+        kctl("apply", "-f", "-", input=GUARDED.replace("NODE", node))
+        kctl("rollout", "status", "deployment/guarded", "--timeout=60s", timeout=90)
+        kctl("rollout", "status", "ds/everywhere", "--timeout=60s", timeout=90)
+        first = sorted(p["metadata"]["name"] for p in pods("guarded"))
+        wait_for(lambda: json.loads(kctl("get", "pdb", "guarded", "-o", "json"))["status"].get("currentHealthy") == 2,
+                 30, "the budget's status")
+        pdb = json.loads(kctl("get", "pdb", "guarded", "-o", "json"))["status"]
+        assert pdb["disruptionsAllowed"] == 0 and pdb["expectedPods"] == 2 and pdb["desiredHealthy"] == 2
+        # The budget allows no disruption: drain cordons the node, then gives up evicting.
+        blocked = kctl.run("drain", node, "--ignore-daemonsets", "--timeout=8s", check=False, timeout=60)
+        assert blocked.returncode != 0
+        assert "disruption budget" in blocked.stdout + blocked.stderr
+        assert json.loads(kctl("get", "node", node, "-o", "json"))["spec"].get("unschedulable") is True
+        assert sorted(p["metadata"]["name"] for p in pods("guarded")) == first
+        # With room in the budget, the drain evicts them; the daemon pod stays.
+        kctl("patch", "pdb", "guarded", "--type=merge", "-p", '{"spec":{"minAvailable":0}}')
+        kctl("drain", node, "--ignore-daemonsets", "--timeout=60s", timeout=90)
+        wait_for(lambda: not set(first) & {p["metadata"]["name"] for p in pods("guarded")}, 30,
+                 "the guarded pods evicted")
+        # Their replacements cannot go anywhere but the cordoned node: they wait.
+        assert all(not p["spec"].get("nodeName") for p in pods("guarded"))
+        assert node in [p["spec"].get("nodeName") for p in pods("everywhere")]
+    finally:
+        kctl("uncordon", node)
+        kctl("delete", "deployment", "guarded", "--ignore-not-found")
+        kctl("delete", "pdb", "guarded", "--ignore-not-found")
+        kctl("delete", "ds", "everywhere", "--ignore-not-found")

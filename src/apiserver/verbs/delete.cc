@@ -7,8 +7,10 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <map>
 
 #include "api/object.h"
+#include "api/selector.h"
 #include "apiserver/admission/admission.h"
 #include "apiserver/verbs/handlers.h"
 #include "apiserver/verbs/list_filter.h"
@@ -27,6 +29,19 @@ struct DeleteOptions {
   bool dry_run = false;
 };
 
+// A DeleteOptions object's fields into `o`.
+void ReadOptions(const json::object& b, DeleteOptions& o) {
+  if (const auto* g = b.if_contains("gracePeriodSeconds"); g && g->is_int64())
+    o.grace_period = g->get_int64();
+  o.propagation = api::GetString(b, {"propagationPolicy"});
+  if (b.contains("orphanDependents") && b.at("orphanDependents") == true) o.propagation = "Orphan";
+  o.uid = api::GetString(b, {"preconditions", "uid"});
+  o.resource_version = api::GetString(b, {"preconditions", "resourceVersion"});
+  if (const auto* d = b.if_contains("dryRun"); d && d->is_array()) {
+    for (const auto& v : d->get_array()) o.dry_run |= v == "All";
+  }
+}
+
 api::ApiOr<DeleteOptions> ParseOptions(const Request& req) {
   DeleteOptions o;
   o.dry_run = DryRun(req);
@@ -36,17 +51,7 @@ api::ApiOr<DeleteOptions> ParseOptions(const Request& req) {
       return api::BadRequest("DeleteOptions: " +
                              (body.ok() ? "not an object" : body.status().message()));
     }
-    const auto& b = body->get_object();
-    if (const auto* g = b.if_contains("gracePeriodSeconds"); g && g->is_int64())
-      o.grace_period = g->get_int64();
-    o.propagation = api::GetString(b, {"propagationPolicy"});
-    if (b.contains("orphanDependents") && b.at("orphanDependents") == true)
-      o.propagation = "Orphan";
-    o.uid = api::GetString(b, {"preconditions", "uid"});
-    o.resource_version = api::GetString(b, {"preconditions", "resourceVersion"});
-    if (const auto* d = b.if_contains("dryRun"); d && d->is_array()) {
-      for (const auto& v : d->get_array()) o.dry_run |= v == "All";
-    }
+    ReadOptions(body->get_object(), o);
   }
   if (auto g = req.Query("gracePeriodSeconds")) {
     try {
@@ -195,6 +200,107 @@ Response HandleDeleteCollection(const Context& ctx, const Target& t, const Reque
   return JsonResponse(
       200, fmt::format(R"({{"kind":"{}List","apiVersion":"{}","metadata":{{}},"items":[{}]}})",
                        t.type->kind, t.type->GroupVersion(), items));
+}
+
+namespace {
+
+// The budget's answer to one more disruption, as the eviction subresource
+// gives it (pkg/registry/core/pod/storage/eviction.go): nullopt when the pod may go.
+api::ApiStatus TakeDisruption(json::object& pdb, const std::string& pod_name) {
+  const auto* generation = api::Find(pdb, {"metadata", "generation"});
+  const auto* observed = api::Find(pdb, {"status", "observedGeneration"});
+  auto too_many = [&](std::string cause) {
+    api::ApiError e;
+    e.code = 429;
+    e.reason = "TooManyRequests";
+    e.message = "Cannot evict pod as it would violate the pod's disruption budget.";
+    e.causes.push_back({"DisruptionBudget", std::move(cause), ""});
+    return e;
+  };
+  const std::string name(api::GetString(pdb, {"metadata", "name"}));
+  if (!observed || !observed->is_int64() ||
+      (generation && generation->is_int64() && observed->get_int64() < generation->get_int64())) {
+    return too_many(
+        fmt::format("The disruption budget {} is still being processed by the server.", name));
+  }
+  const auto* allowed = api::Find(pdb, {"status", "disruptionsAllowed"});
+  const int64_t n = allowed && allowed->is_int64() ? allowed->get_int64() : 0;
+  if (n < 0) {
+    return api::Forbidden(*api::FindResource("", "v1", "pods"), pod_name,
+                          "pdb disruptions allowed is negative");
+  }
+  if (n == 0) {
+    const auto* desired = api::Find(pdb, {"status", "desiredHealthy"});
+    const auto* current = api::Find(pdb, {"status", "currentHealthy"});
+    return too_many(
+        fmt::format("The disruption budget {} needs {} healthy pods and has {} currently", name,
+                    desired && desired->is_int64() ? desired->get_int64() : 0,
+                    current && current->is_int64() ? current->get_int64() : 0));
+  }
+  auto& status = api::Child(pdb, "status");
+  status["disruptionsAllowed"] = n - 1;
+  api::Child(status, "disruptedPods")[pod_name] = api::NowRfc3339();
+  return std::nullopt;
+}
+
+}  // namespace
+
+Response HandleEviction(const Context& ctx, const Target& t, const Request& req) {
+  auto body = ParseBody(req);
+  if (!body.ok() || !body->is_object()) {
+    return ErrorResponse(api::BadRequest(
+        "Eviction: " + (body.ok() ? std::string("not an object") : body.status().message())));
+  }
+  std::string_view named = api::GetString(*body, {"metadata", "name"});
+  if (!named.empty() && named != t.name) {
+    return ErrorResponse(api::BadRequest("name in URL does not match name in Eviction object"));
+  }
+  DeleteOptions options;
+  options.dry_run = DryRun(req);
+  if (const auto* d = api::Find(*body, {"deleteOptions"}); d && d->is_object())
+    ReadOptions(d->get_object(), options);
+  Target pod_target = t;
+  pod_target.subresource.clear();
+  pod_target.verb = "delete";
+  auto pod = ReadFromStore(ctx, *t.type, t.ns, t.name);
+  if (!pod) return ErrorResponse(api::NotFound(*t.type, t.name));
+  // Pods that disrupt nothing go without asking a budget: ended, not yet
+  // running, or already on their way out.
+  std::string_view phase = api::GetString(*pod, {"status", "phase"});
+  const bool any_budget = phase != "Succeeded" && phase != "Failed" && phase != "Pending" &&
+                          api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty();
+  if (any_budget) {
+    const auto& budgets = *api::FindResource("policy", "v1", "poddisruptionbudgets");
+    std::map<std::string, std::string, std::less<>> labels;
+    if (const auto* l = api::Find(*pod, {"metadata", "labels"}); l && l->is_object()) {
+      for (const auto& [k, v] : l->get_object()) {
+        if (v.is_string()) labels.emplace(std::string(k), std::string(v.get_string()));
+      }
+    }
+    std::vector<std::string> matching;
+    for (const auto& pdb : ListFromCache(ctx, budgets, t.ns)) {
+      const auto* sel = api::Find(pdb, {"spec", "selector"});
+      auto selector = sel ? api::LabelSelector::FromObject(*sel)
+                          : Result<api::LabelSelector>(api::LabelSelector());
+      if (selector.ok() && selector->Matches(labels))
+        matching.emplace_back(api::GetString(pdb, {"metadata", "name"}));
+    }
+    if (matching.size() > 1) {
+      return ErrorResponse(api::InternalError(
+          "This pod has more than one PodDisruptionBudget, which the eviction subresource does "
+          "not support."));
+    }
+    if (matching.size() == 1 && !options.dry_run) {
+      Target pdb_target{&budgets, t.ns, matching[0], "status", "update"};
+      auto taken = GuaranteedUpdate(ctx, pdb_target, req,
+                                    [&](json::object& pdb) { return TakeDisruption(pdb, t.name); });
+      if (!taken.ok()) return ErrorResponse(taken.error());
+    }
+  }
+  auto result = DeleteOne(ctx, pod_target, req, options);
+  if (!result.ok()) return ErrorResponse(result.error());
+  return JsonResponse(
+      201, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})");
 }
 
 }  // namespace kiso::apiserver

@@ -140,6 +140,9 @@ Response HandleDelete(const Context& ctx, const Target& t, const Request& req);
 Response HandleDeleteCollection(const Context& ctx, const Target& t, const Request& req);
 Response HandleScale(const Context& ctx, const Target& t, const Request& req);
 Response HandleBinding(const Context& ctx, const Target& t, const Request& req);
+// POST pods/<name>/eviction (policy/v1 Eviction): the pod is deleted unless the
+// PodDisruptionBudget that selects it allows no more disruptions (429).
+Response HandleEviction(const Context& ctx, const Target& t, const Request& req);
 // A request at a version `t`'s kind is not stored at (convert.cc): its body
 // converted to the storage version, `serve` answering it there, the answer
 // converted back. Patches are applied at t's version.
