@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "api/object.h"
+#include "common/clock.h"
 #include "common/recover.h"
 
 namespace kiso::controller {
@@ -217,6 +218,25 @@ bool IsReadyPod(const json::value& pod) {
       conditions->get_array().begin(), conditions->get_array().end(), [](const json::value& c) {
         return api::GetString(c, {"type"}) == "Ready" && api::GetString(c, {"status"}) == "True";
       });
+}
+
+bool IsAvailablePod(const json::value& pod, int64_t min_ready_seconds,
+                    std::chrono::system_clock::time_point now,
+                    std::chrono::system_clock::duration* wait) {
+  if (!IsReadyPod(pod)) return false;
+  if (min_ready_seconds <= 0) return true;
+  const auto* conditions = api::Find(pod, {"status", "conditions"});
+  for (const auto& c : conditions->get_array()) {
+    if (api::GetString(c, {"type"}) != "Ready") continue;
+    auto since = ParseRfc3339(api::GetString(c, {"lastTransitionTime"}));
+    if (!since) return false;
+    const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(since->seconds)) +
+                    std::chrono::seconds(min_ready_seconds);
+    if (at <= now) return true;
+    if (wait) *wait = at - now;
+    return false;
+  }
+  return false;
 }
 
 void Expectations::Expect(const std::string& key, int adds, int deletes) {

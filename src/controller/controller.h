@@ -149,5 +149,11 @@ boost::json::object PodMetadataFromTemplate(const boost::json::value& owner);
 // A pod counts as active until it has succeeded, failed or started deleting.
 bool IsActivePod(const boost::json::value& pod);
 bool IsReadyPod(const boost::json::value& pod);
+// Ready, and for at least `min_ready_seconds` by its Ready condition's last
+// transition (upstream's IsPodAvailable). When it is ready but not yet
+// available, *wait (if given) is how long until it is.
+bool IsAvailablePod(const boost::json::value& pod, int64_t min_ready_seconds,
+                    std::chrono::system_clock::time_point now,
+                    std::chrono::system_clock::duration* wait = nullptr);
 
 }  // namespace kiso::controller

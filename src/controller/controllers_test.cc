@@ -127,6 +127,32 @@ TEST_F(ControllersTest, ReplicaSetCreatesOwnedPodsCountsReadyAndScalesDown) {
   }));
 }
 
+TEST_F(ControllersTest, AvailableMeansReadyForMinReadySeconds) {
+  ReplicaSetController rs_controller(client_.get());
+  rs_controller.Start();
+  json::value rs = ReplicaSet("patient", 2);
+  rs.as_object()["spec"].as_object()["minReadySeconds"] = 3600;
+  ASSERT_TRUE(client_->Create(R("apps", "replicasets"), "default", rs).ok());
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 2; }));
+  auto pods = ActivePods();
+  auto ready_since = [&](const json::value& pod, const std::string& since) {
+    json::object status{
+        {"phase", "Running"},
+        {"conditions", json::array{json::object{
+                           {"type", "Ready"}, {"status", "True"}, {"lastTransitionTime", since}}}}};
+    ASSERT_TRUE(client_
+                    ->Patch(R("", "pods"), "default", api::GetString(pod, {"metadata", "name"}),
+                            client::PatchType::kMerge, json::object{{"status", status}}, "status")
+                    .ok());
+  };
+  ready_since(pods[0], "2020-01-01T00:00:00Z");  // Long enough.
+  ready_since(pods[1], api::NowRfc3339());       // Not for an hour.
+  ASSERT_TRUE(Eventually([&] {
+    auto got = MustGet(R("apps", "replicasets"), "default", "patient");
+    return StatusInt(got, "readyReplicas") == 2 && StatusInt(got, "availableReplicas") == 1;
+  }));
+}
+
 TEST_F(ControllersTest, ReplicationControllerKeepsItsReplicasAsAReplicaSetDoes) {
   ReplicaSetController rcs(client_.get(), nullptr,
                            ReplicaSetController::Kind::kReplicationController);

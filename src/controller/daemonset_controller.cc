@@ -215,10 +215,20 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   }
   const auto [max_surge, max_unavailable] = RollingLimits(*ds, desired);
 
-  int64_t current = 0, misscheduled = 0, ready = 0, updated = 0, surging = 0;
+  int64_t current = 0, misscheduled = 0, ready = 0, available = 0, updated = 0, surging = 0;
+  const auto now = std::chrono::system_clock::now();
+  const auto* min_ready_v = api::Find(*ds, {"spec", "minReadySeconds"});
+  const int64_t min_ready = min_ready_v && min_ready_v->is_int64() ? min_ready_v->get_int64() : 0;
+  bool waiting_for_available = false;
+  // Available: ready for minReadySeconds (what the rolling update and status count).
+  auto is_available = [&](const json::value& pod) {
+    if (IsAvailablePod(pod, min_ready, now)) return true;
+    waiting_for_available = waiting_for_available || IsReadyPod(pod);
+    return false;
+  };
   std::vector<std::string> create_on;
-  // Nodes whose only pod is of an older template, by its readiness.
-  std::vector<std::pair<std::string, json::value>> old_ready, old_unready;
+  // Nodes whose only pod is of an older template, by its availability.
+  std::vector<std::pair<std::string, json::value>> old_available, old_unavailable;
   std::set<std::string> nodes;
   for (const auto& [node_name, where] : placements) {
     nodes.insert(node_name);
@@ -253,15 +263,19 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     }
     ++current;
     if ((fresh && IsReadyPod(*fresh)) || (stale && IsReadyPod(*stale))) ++ready;
+    const bool fresh_available = fresh && is_available(*fresh);
+    const bool stale_available = stale && is_available(*stale);
+    if (fresh_available || stale_available) ++available;
     if (fresh) ++updated;
-    if (fresh && stale) {  // A surge on this node: the old pod goes once the new one is ready.
-      if (IsReadyPod(*fresh) || !rolling) {
+    if (fresh && stale) {  // A surge on this node: the old pod goes once the new one is available.
+      if (fresh_available || !rolling) {
         doomed.push_back(std::move(*stale));
       } else {
         ++surging;
       }
     } else if (stale) {
-      (IsReadyPod(*stale) ? old_ready : old_unready).emplace_back(node_name, std::move(*stale));
+      (stale_available ? old_available : old_unavailable)
+          .emplace_back(node_name, std::move(*stale));
     }
   }
   for (auto& [node_name, pods] : by_node) {  // Nodes that are gone, or no node at all.
@@ -274,18 +288,18 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     // new one). Available ones: with maxSurge, a new pod starts beside the
     // old one on at most maxSurge nodes at a time; else old ones go while
     // fewer than maxUnavailable nodes lack an available pod.
-    for (auto& [node_name, p] : old_unready) doomed.push_back(std::move(p));
-    std::sort(old_ready.begin(), old_ready.end(),
+    for (auto& [node_name, p] : old_unavailable) doomed.push_back(std::move(p));
+    std::sort(old_available.begin(), old_available.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     if (max_surge > 0) {
       int64_t budget = max_surge - surging;
-      for (auto& [node_name, p] : old_ready) {
+      for (auto& [node_name, p] : old_available) {
         if (budget-- <= 0) break;
         create_on.push_back(node_name);
       }
     } else {
-      int64_t budget = max_unavailable - (desired - ready);
-      for (auto& [node_name, p] : old_ready) {
+      int64_t budget = max_unavailable - (desired - available);
+      for (auto& [node_name, p] : old_available) {
         if (budget-- <= 0) break;
         doomed.push_back(std::move(p));
       }
@@ -357,15 +371,15 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     }
     for (auto& t : pool) t.join();
   }
-  // Status (minReadySeconds 0: available is ready).
   json::object status{{"desiredNumberScheduled", desired},
                       {"currentNumberScheduled", current},
                       {"numberMisscheduled", misscheduled},
                       {"numberReady", ready},
-                      {"numberAvailable", ready},
+                      {"numberAvailable", available},
                       {"updatedNumberScheduled", updated},
-                      {"numberUnavailable", std::max<int64_t>(desired - ready, 0)},
+                      {"numberUnavailable", std::max<int64_t>(desired - available, 0)},
                       {"observedGeneration", generation}};
+  if (waiting_for_available) EnqueueAfter(key, std::chrono::seconds(1));
   if (Status written = WriteStatusFields(DaemonSets(), *ds, status); !written.ok()) return written;
   // History: the revisions its pods are at stay, and revisionHistoryLimit more.
   std::set<std::string> keep{revision.name};

@@ -18,7 +18,8 @@
 // never leaving more than maxUnavailable (number or percentage of the nodes
 // that should run one, default 1) nodes without an available pod, or, with
 // maxSurge, starting the new pod beside the old one on at most maxSurge
-// nodes at a time and deleting the old one once the new one is ready;
+// nodes at a time and deleting the old one once the new one is available
+// (ready for minReadySeconds);
 // OnDelete only replaces pods the user deletes. Failed pods are deleted and made
 // anew. Each template is kept as a ControllerRevision (revision_history.h), so
 // `kubectl rollout history|undo ds/…` work. Status: desired, current, misscheduled, ready,

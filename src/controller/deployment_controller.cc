@@ -117,6 +117,7 @@ Status DeploymentController::Reconcile(const std::string& key) {
   const json::value& d = *found;
   std::string uid(api::GetString(d, {"metadata", "uid"}));
   int64_t replicas = Int(d, {"spec", "replicas"}, 1);
+  const int64_t min_ready = Int(d, {"spec", "minReadySeconds"});  // Its ReplicaSets count with it.
   const json::value* tmpl = api::Find(d, {"spec", "template"});
   if (!tmpl) return Status::Ok();
   std::string hash = TemplateHash(*tmpl);
@@ -171,6 +172,7 @@ Status DeploymentController::Reconcile(const std::string& key) {
                                                           {"controller", true},
                                                           {"blockOwnerDeletion", true}}}}}},
         {"spec", json::object{{"replicas", first && !recreate ? replicas : 0},
+                              {"minReadySeconds", min_ready},
                               {"selector", selector},
                               {"template", rs_tmpl}}}};
     auto created = client()->Create(ReplicaSets(), ns, rs);
@@ -208,12 +210,13 @@ Status DeploymentController::Reconcile(const std::string& key) {
             [](const json::value* a, const json::value* b) { return Revision(*a) < Revision(*b); });
   auto spec_replicas = [](const json::value& rs) { return Int(rs, {"spec", "replicas"}); };
   auto scale = [&](const json::value& rs, int64_t to) -> Status {
-    if (spec_replicas(rs) == to) return Status::Ok();
+    if (spec_replicas(rs) == to && Int(rs, {"spec", "minReadySeconds"}) == min_ready)
+      return Status::Ok();
     json::value patch = json::object{
         {"metadata",
          json::object{{"annotations", json::object{{"deployment.kubernetes.io/desired-replicas",
                                                     std::to_string(replicas)}}}}},
-        {"spec", json::object{{"replicas", to}}}};
+        {"spec", json::object{{"replicas", to}, {"minReadySeconds", min_ready}}}};
     auto res =
         client()->Patch(ReplicaSets(), ns, std::string(api::GetString(rs, {"metadata", "name"})),
                         client::PatchType::kMerge, patch);

@@ -85,7 +85,11 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   // Wait to see our own writes; their events requeue us.
   if (!expectations_.Satisfied(key)) return Status::Ok();
   std::vector<json::value> active;
-  int fully_labeled = 0, ready = 0;
+  int fully_labeled = 0, ready = 0, available = 0;
+  const auto now = std::chrono::system_clock::now();
+  const auto* min_ready_v = api::Find(*rs, {"spec", "minReadySeconds"});
+  const int64_t min_ready = min_ready_v && min_ready_v->is_int64() ? min_ready_v->get_int64() : 0;
+  std::optional<std::chrono::system_clock::duration> next_available;
   // A ReplicationController's selector is the label map itself.
   auto selector_labels = kind_ == "ReplicaSet" ? api::Find(*rs, {"spec", "selector", "matchLabels"})
                                                : api::Find(*rs, {"spec", "selector"});
@@ -94,6 +98,12 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
       continue;
     if (!IsActivePod(pod)) continue;
     if (IsReadyPod(pod)) ++ready;
+    std::chrono::system_clock::duration wait{};
+    if (IsAvailablePod(pod, min_ready, now, &wait)) {
+      ++available;
+    } else if (IsReadyPod(pod) && (!next_available || wait < *next_available)) {
+      next_available = wait;
+    }
     bool labeled = true;
     if (selector_labels && selector_labels->is_object()) {
       auto labels = api::GetLabels(pod);
@@ -151,14 +161,19 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
       }
     }
   }
-  // Status: observed counts of active pods (availability counts ready pods; minReadySeconds 0).
+  // Status: observed counts of active pods; available ones ready for minReadySeconds.
   const auto* gen = api::Find(*rs, {"metadata", "generation"});
   json::object status{{"replicas", static_cast<int64_t>(active.size())},
                       {"fullyLabeledReplicas", fully_labeled},
                       {"readyReplicas", ready},
-                      {"availableReplicas", ready},
+                      {"availableReplicas", available},
                       {"observedGeneration", gen ? *gen : json::value(0)}};
   if (Status written = WriteStatusFields(type_, *rs, status); !written.ok()) return written;
+  if (next_available) {  // Counted as available then.
+    EnqueueAfter(key,
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(*next_available) +
+                     std::chrono::milliseconds(100));
+  }
   return result;
 }
 

@@ -2,7 +2,8 @@
 // alive (kube-controller-manager's replicaset controller): creates missing
 // pods with a controller ownerReference, deletes surplus ones (not yet
 // scheduled first, then not ready, then newest), and reports status replicas,
-// ready, available, fullyLabeled and observedGeneration. Expectations keep it
+// ready, available (ready for spec.minReadySeconds, which a Deployment passes
+// on to its ReplicaSets), fullyLabeled and observedGeneration. Expectations keep it
 // from acting twice on pods it created or deleted but has not seen yet. The
 // same controller keeps v1 ReplicationControllers (whose selector is a plain
 // label map), as upstream's replication controller is its ReplicaSet one.

@@ -42,23 +42,6 @@ bool Healthy(const json::value& pod) {
          IsReadyPod(pod);
 }
 
-// Ready for at least `min_ready` (by its Ready condition's last transition).
-bool Available(const json::value& pod, std::chrono::seconds min_ready,
-               std::chrono::system_clock::time_point now) {
-  if (!Healthy(pod)) return false;
-  if (min_ready.count() == 0) return true;
-  const auto* conditions = api::Find(pod, {"status", "conditions"});
-  if (!conditions || !conditions->is_array()) return false;
-  for (const auto& c : conditions->get_array()) {
-    if (api::GetString(c, {"type"}) != "Ready") continue;
-    auto since = ParseRfc3339(api::GetString(c, {"lastTransitionTime"}));
-    return since && std::chrono::system_clock::time_point(std::chrono::seconds(since->seconds)) +
-                            min_ready <=
-                        now;
-  }
-  return false;
-}
-
 // The ordinal in "<set>-<ordinal>", or nullopt for a name of another shape.
 std::optional<int64_t> OrdinalOf(std::string_view pod_name, std::string_view set_name) {
   if (pod_name.size() <= set_name.size() + 1 || !pod_name.starts_with(set_name) ||
@@ -258,7 +241,7 @@ Status StatefulSetController::Reconcile(const std::string& key) {
 
   // Status, from the pods as they were at the start of this pass.
   const auto now = std::chrono::system_clock::now();
-  const std::chrono::seconds min_ready(Int(set, {"spec", "minReadySeconds"}, 0));
+  const int64_t min_ready = Int(set, {"spec", "minReadySeconds"}, 0);
   int64_t count = 0, ready = 0, available = 0, at_current = 0, at_update = 0;
   bool waiting_for_available = false;
   std::set<std::string> keep{current.name, update.name};
@@ -266,7 +249,7 @@ Status StatefulSetController::Reconcile(const std::string& key) {
     if (Terminating(pod)) return;
     ++count;
     if (Healthy(pod)) ++ready;
-    if (Available(pod, min_ready, now)) {
+    if (Healthy(pod) && IsAvailablePod(pod, min_ready, now)) {
       ++available;
     } else if (Healthy(pod)) {
       waiting_for_available = true;
