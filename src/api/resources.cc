@@ -81,6 +81,7 @@ std::vector<ResourceType> Build() {
       Make("", "Endpoints", "endpoints", true, {"ep"}, {}, {}),
       Make("discovery.k8s.io", "EndpointSlice", "endpointslices", true, {}, {}, {}),
       Make("", "ConfigMap", "configmaps", true, {"cm"}, {}, {}),
+      Make("", "PodTemplate", "podtemplates", true, {}, {}, {}),
       Make("", "Secret", "secrets", true, {}, {}, {}),
       Make("", "ServiceAccount", "serviceaccounts", true, {"sa"}, {},
            {{"token", "authentication.k8s.io", "v1", "TokenRequest", {"create"}}}),

@@ -1677,6 +1677,9 @@ kind Scale
   spec ScaleSpec = 2
   status ScaleStatus = 3
 
+kind PodTemplate
+  template PodTemplateSpec = 2
+
 kind Binding
   target ObjectReference = 2
 

@@ -381,6 +381,8 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     auto& status = Child(obj, "status");
     SetIfMissing(status, "replicas", 0);
     SetIfMissing(status, "availableReplicas", 0);
+  } else if (kind == "PodTemplate") {
+    DefaultTemplate(obj);  // Its `template` is at the top.
   } else if (kind == "CronJob") {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "concurrencyPolicy", "Allow");
@@ -1014,6 +1016,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
         v.Unsupported("spec.template.spec.restartPolicy", *rp, {"Never"});
       }
     }
+  } else if (kind == "PodTemplate") {
+    v.PodSpec("template.spec", Find(obj, {"template", "spec"}), {"Always", "OnFailure", "Never"});
   } else if (kind == "CronJob") {
     v.CronJob(obj);
   } else if (kind == "PodDisruptionBudget") {

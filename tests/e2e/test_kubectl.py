@@ -262,3 +262,34 @@ def test_namespace_lifecycle(kubectl):
     assert 'namespace "team-a" deleted' in out
     p = kubectl.run("get", "namespace", "team-a", check=False)
     assert p.returncode == 1 and 'namespaces "team-a" not found' in p.stderr
+
+
+def test_pod_templates_are_served_and_defaulted(kubectl):
+    kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: PodTemplate
+metadata:
+  name: worker
+template:
+  metadata:
+    labels: {app: worker}
+  spec:
+    containers:
+    - name: w
+      image: busybox
+""")
+    got = json.loads(kubectl("get", "podtemplate", "worker", "-o", "json"))
+    assert got["template"]["spec"]["restartPolicy"] == "Always"  # Defaulted as a pod's spec.
+    assert "worker" in kubectl("get", "podtemplates")
+    bad = kubectl.run("apply", "-f", "-", check=False, input="""
+apiVersion: v1
+kind: PodTemplate
+metadata:
+  name: broken
+template:
+  spec:
+    containers:
+    - name: w
+""")
+    assert bad.returncode != 0 and "template.spec.containers[0].image" in bad.stderr
+    kubectl("delete", "podtemplate", "worker")
