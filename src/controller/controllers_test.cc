@@ -272,6 +272,22 @@ TEST_F(ControllersTest, DisruptionBudgetStatusGatesEvictions) {
   EXPECT_TRUE(api::GetString(third, {"metadata", "deletionTimestamp"}).empty());
   auto got = MustGet(R("policy", "poddisruptionbudgets"), "default", "keep-two");
   EXPECT_EQ(StatusInt(got, "disruptionsAllowed"), 0);
+  // Not ready, and the budget lets unhealthy pods go whatever it allows: evicted.
+  ASSERT_TRUE(
+      client_
+          ->Patch(
+              R("policy", "poddisruptionbudgets"), "default", "keep-two", client::PatchType::kMerge,
+              json::object{{"spec", json::object{{"unhealthyPodEvictionPolicy", "AlwaysAllow"}}}})
+          .ok());
+  json::object not_ready{
+      {"phase", "Running"},
+      {"conditions", json::array{json::object{{"type", "Ready"}, {"status", "False"}}}}};
+  ASSERT_TRUE(client_
+                  ->Patch(R("", "pods"), "default", api::GetString(pods[2], {"metadata", "name"}),
+                          client::PatchType::kMerge, json::object{{"status", not_ready}}, "status")
+                  .ok());
+  auto unhealthy = evict(pods[2]);
+  EXPECT_TRUE(unhealthy.ok()) << unhealthy.status().ToString();
 }
 
 TEST_F(ControllersTest, PodsTakeLabelsAndAnnotationsButNoNameFromTheTemplate) {

@@ -277,21 +277,43 @@ Response HandleEviction(const Context& ctx, const Target& t, const Request& req)
         if (v.is_string()) labels.emplace(std::string(k), std::string(v.get_string()));
       }
     }
-    std::vector<std::string> matching;
-    for (const auto& pdb : ListFromCache(ctx, budgets, t.ns)) {
+    std::vector<json::object> matching;
+    for (auto& pdb : ListFromCache(ctx, budgets, t.ns)) {
       const auto* sel = api::Find(pdb, {"spec", "selector"});
       auto selector = sel ? api::LabelSelector::FromObject(*sel)
                           : Result<api::LabelSelector>(api::LabelSelector());
-      if (selector.ok() && selector->Matches(labels))
-        matching.emplace_back(api::GetString(pdb, {"metadata", "name"}));
+      if (selector.ok() && selector->Matches(labels)) matching.push_back(std::move(pdb));
     }
     if (matching.size() > 1) {
       return ErrorResponse(api::InternalError(
           "This pod has more than one PodDisruptionBudget, which the eviction subresource does "
           "not support."));
     }
-    if (matching.size() == 1 && !options.dry_run) {
-      Target pdb_target{&budgets, t.ns, matching[0], "status", "update"};
+    // A pod that is not ready disrupts nothing the budget counts: with
+    // unhealthyPodEvictionPolicy AlwaysAllow it goes regardless, with
+    // IfHealthyBudget (the default) while the budget has its healthy pods.
+    bool ready = false;
+    if (const auto* cs = api::Find(*pod, {"status", "conditions"}); cs && cs->is_array()) {
+      for (const auto& c : cs->get_array()) {
+        ready = ready ||
+                (api::GetString(c, {"type"}) == "Ready" && api::GetString(c, {"status"}) == "True");
+      }
+    }
+    bool budget_applies = matching.size() == 1;
+    if (budget_applies && !ready) {
+      const auto& b = matching[0];
+      auto count = [&](std::string_view field) {
+        const auto* v = api::Find(b, {"status", field});
+        return v && v->is_int64() ? v->get_int64() : 0;
+      };
+      budget_applies =
+          api::GetString(b, {"spec", "unhealthyPodEvictionPolicy"}) != "AlwaysAllow" &&
+          !(count("currentHealthy") >= count("desiredHealthy") && count("desiredHealthy") > 0);
+    }
+    if (budget_applies && !options.dry_run) {
+      Target pdb_target{&budgets, t.ns,
+                        std::string(api::GetString(matching[0], {"metadata", "name"})), "status",
+                        "update"};
       auto taken = GuaranteedUpdate(ctx, pdb_target, req,
                                     [&](json::object& pdb) { return TakeDisruption(pdb, t.name); });
       if (!taken.ok()) return ErrorResponse(taken.error());
