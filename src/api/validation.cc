@@ -1009,6 +1009,15 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
         v.InvalidValue("spec.backoffLimitPerIndex", *per, "requires indexed completion mode");
       }
     }
+    if (const auto* max = Find(obj, {"spec", "maxFailedIndexes"}); max && !max->is_null()) {
+      v.AtLeast("spec.maxFailedIndexes", max, 0);
+      if (!Find(obj, {"spec", "backoffLimitPerIndex"}))
+        v.Required("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified");
+    }
+    if (const auto* success = Find(obj, {"spec", "successPolicy"});
+        success && !success->is_null() && !indexed) {
+      v.InvalidValue("spec.successPolicy", *success, "requires indexed completion mode");
+    }
     if (const auto* policy = Find(obj, {"spec", "podFailurePolicy"});
         policy && !policy->is_null()) {
       const auto* rp = Find(obj, {"spec", "template", "spec", "restartPolicy"});

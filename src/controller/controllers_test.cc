@@ -542,6 +542,35 @@ TEST_F(JobFeaturesTest, BackoffLimitPerIndexFailsOnlyThatIndex) {
   EXPECT_EQ(api::GetString(job, {"status", "completedIndexes"}), "1");
 }
 
+TEST_F(JobFeaturesTest, SuccessPolicyAndMaxFailedIndexes) {
+  // Index 0 alone is success enough: the rest are stopped.
+  Create("leader",
+         json::object{{"completionMode", "Indexed"},
+                      {"completions", 3},
+                      {"parallelism", 3},
+                      {"successPolicy",
+                       json::object{{"rules", json::array{json::object{{"succeededIndexes", "0"},
+                                                                       {"succeededCount", 1}}}}}}});
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 3; }));
+  for (const auto& p : ActivePods()) {
+    if (api::GetString(p, {"metadata", "labels", "batch.kubernetes.io/job-completion-index"}) ==
+        "0")
+      End(p, 0);
+  }
+  ASSERT_TRUE(Eventually([&] { return Condition("leader", "Complete") == "SuccessPolicy"; }));
+  EXPECT_TRUE(ActivePods().empty());
+  // One failed index is one too many.
+  Create("strict", json::object{{"completionMode", "Indexed"},
+                                {"completions", 3},
+                                {"parallelism", 1},
+                                {"backoffLimitPerIndex", 0},
+                                {"maxFailedIndexes", 0}});
+  ASSERT_TRUE(Eventually([&] { return ActivePods().size() == 1; }));
+  End(ActivePods().at(0), 1);
+  ASSERT_TRUE(
+      Eventually([&] { return Condition("strict", "Failed") == "MaxFailedIndexesExceeded"; }));
+}
+
 TEST_F(JobFeaturesTest, PodFailurePolicyIgnoresOrFailsTheJobByExitCode) {
   json::array rules{
       json::object{{"action", "Ignore"},

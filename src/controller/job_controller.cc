@@ -139,6 +139,50 @@ std::pair<Action, std::string> PolicyFor(const json::value& job, const json::val
   return {Action::kCount, ""};
 }
 
+// "0-2,5" as indexes; nullopt when it does not parse.
+std::optional<std::set<int64_t>> ParseIntervals(std::string_view text) {
+  std::set<int64_t> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t comma = text.find(',', at);
+    std::string_view part =
+        text.substr(at, comma == std::string_view::npos ? text.npos : comma - at);
+    size_t dash = part.find('-');
+    auto first = ParseWholeNumber(part.substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : ParseWholeNumber(part.substr(dash + 1));
+    if (!first || !last || *first < 0 || *last < *first || *last - *first > 100000)
+      return std::nullopt;
+    for (int64_t i = *first; i <= *last; ++i) out.insert(i);
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+// The first successPolicy rule the succeeded indexes meet: every index of
+// succeededIndexes, at least succeededCount (of them, when both are given).
+std::optional<size_t> SuccessRuleMet(const json::value& job, const std::set<int64_t>& done) {
+  const auto* rules = api::Find(job, {"spec", "successPolicy", "rules"});
+  if (!rules || !rules->is_array()) return std::nullopt;
+  for (size_t i = 0; i < rules->get_array().size(); ++i) {
+    const auto& rule = rules->get_array()[i];
+    const auto* listed = api::Find(rule, {"succeededIndexes"});
+    const auto* count = api::Find(rule, {"succeededCount"});
+    std::optional<std::set<int64_t>> wanted;
+    if (listed && listed->is_string()) {
+      wanted = ParseIntervals(listed->get_string());
+      if (!wanted) continue;
+    }
+    int64_t have = 0;
+    for (int64_t d : done) have += !wanted || wanted->count(d) ? 1 : 0;
+    const int64_t need = count && count->is_int64()
+                             ? count->get_int64()
+                             : (wanted ? static_cast<int64_t>(wanted->size()) : -1);
+    if (need >= 0 && have >= need) return i;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::chrono::system_clock::time_point> TimeOf(std::string_view rfc3339) {
   auto w = ParseRfc3339(rfc3339);
   if (!w) return std::nullopt;
@@ -272,9 +316,16 @@ Status JobController::Reconcile(const std::string& key) {
   auto started = TimeOf(api::GetString(job, {"status", "startTime"}));
   const bool every_index_ended =
       indexed && static_cast<int64_t>(done_indexes.size() + failed_indexes.size()) >= completions;
+  const auto* max_failed = api::Find(job, {"spec", "maxFailedIndexes"});
+  const std::optional<size_t> success_rule =
+      indexed ? SuccessRuleMet(job, done_indexes) : std::nullopt;
   Status result = Status::Ok();
   if (!fail_job.empty()) {
     fail("PodFailurePolicy", fail_job);
+  } else if (per_index && max_failed && max_failed->is_int64() &&
+             static_cast<int64_t>(failed_indexes.size()) > max_failed->get_int64()) {
+    fail("MaxFailedIndexesExceeded",
+         "Job has exceeded the specified maximal number of failed indexes");
   } else if (!per_index && counted > backoff_limit) {
     fail("BackoffLimitExceeded", "Job has reached the specified backoff limit");
   } else if (!suspend && deadline && deadline->is_int64() && started &&
@@ -282,6 +333,13 @@ Status JobController::Reconcile(const std::string& key) {
     fail("DeadlineExceeded", "Job was active longer than specified deadline");
   } else if (every_index_ended && !failed_indexes.empty()) {
     fail("FailedIndexes", "Job has failed indexes");
+  } else if (success_rule) {
+    // The successPolicy decides: done, whatever is still running.
+    const std::string why = fmt::format("Matched rules at index {}", *success_rule);
+    delete_active();
+    set_condition("SuccessCriteriaMet", "True", "SuccessPolicy", why);
+    set_condition("Complete", "True", "SuccessPolicy", why);
+    status["completionTime"] = now;
   } else if (succeeded >= completions) {
     set_condition("SuccessCriteriaMet", "True", "CompletionsReached",
                   "Reached expected number of succeeded pods");

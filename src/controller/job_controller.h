@@ -7,7 +7,9 @@
 //   and label, JOB_COMPLETION_INDEX in its environment and hostname
 //   <job>-<index>; status.completedIndexes; backoffLimitPerIndex fails an
 //   index after that many retries (status.failedIndexes; the Job fails with
-//   FailedIndexes once every index has ended);
+//   FailedIndexes once every index has ended, or MaxFailedIndexesExceeded past
+//   maxFailedIndexes); a successPolicy rule met (succeededIndexes,
+//   succeededCount) completes it and stops the rest;
 // - podFailurePolicy: the first rule matching a failed pod's exit codes or
 //   conditions decides — FailJob, FailIndex, Ignore (not counted) or Count;
 // - suspend: active pods deleted, Suspended condition, startTime reset on resume;
