@@ -235,4 +235,14 @@ std::optional<std::string> FieldSelector::RequiredValue(std::string_view field) 
   return std::nullopt;
 }
 
+std::optional<LabelSelector> BudgetSelector(const boost::json::value& pdb) {
+  const auto* spec = pdb.is_object() ? pdb.get_object().if_contains("spec") : nullptr;
+  const auto* sel =
+      spec && spec->is_object() ? spec->get_object().if_contains("selector") : nullptr;
+  if (!sel || sel->is_null()) return std::nullopt;
+  auto selector = LabelSelector::FromObject(*sel);
+  if (!selector.ok()) return std::nullopt;
+  return std::move(*selector);
+}
+
 }  // namespace kiso::api

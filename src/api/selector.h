@@ -37,6 +37,11 @@ class LabelSelector {
   std::vector<Requirement> requirements_;
 };
 
+// The pods a policy/v1 PodDisruptionBudget selects: its spec.selector, where
+// a null one selects no pods (nullopt) and an empty one every pod of the
+// namespace (policy/v1's rule); nullopt too for one that does not parse.
+std::optional<LabelSelector> BudgetSelector(const boost::json::value& pdb);
+
 // `metadata.name=x,status.phase!=Running`: equality only, as upstream.
 class FieldSelector {
  public:

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "api/object.h"
 
 namespace kiso::api {
@@ -73,6 +75,19 @@ TEST(FieldSelector, EqualityTerms) {
   ASSERT_TRUE(t.ok());
   EXPECT_FALSE(t->Matches(lookup));
   EXPECT_FALSE(FieldSelector::Parse("metadata.name").ok());
+}
+
+TEST(BudgetSelector, NullSelectsNothingEmptySelectsEverything) {
+  std::map<std::string, std::string, std::less<>> web{{"app", "web"}};
+  EXPECT_FALSE(BudgetSelector(boost::json::parse(R"({"spec":{}})")));
+  EXPECT_FALSE(BudgetSelector(boost::json::parse(R"({"spec":{"selector":null}})")));
+  auto all = BudgetSelector(boost::json::parse(R"({"spec":{"selector":{}}})"));
+  ASSERT_TRUE(all);
+  EXPECT_TRUE(all->Matches(web));
+  auto db =
+      BudgetSelector(boost::json::parse(R"({"spec":{"selector":{"matchLabels":{"app":"db"}}}})"));
+  ASSERT_TRUE(db);
+  EXPECT_FALSE(db->Matches(web));
 }
 
 }  // namespace

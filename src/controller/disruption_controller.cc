@@ -86,11 +86,8 @@ Status DisruptionController::Reconcile(const std::string& key) {
   if (!found || !api::GetString(*found, {"metadata", "deletionTimestamp"}).empty())
     return Status::Ok();
   const json::value& pdb = *found;
-  const auto* sel = api::Find(pdb, {"spec", "selector"});
-  auto selector =
-      sel ? api::LabelSelector::FromObject(*sel) : Result<api::LabelSelector>(api::LabelSelector());
   std::vector<json::value> pods;
-  if (selector.ok()) {
+  if (const auto selector = api::BudgetSelector(pdb)) {
     for (auto& pod : pods_->List()) {
       if (api::GetString(pod, {"metadata", "namespace"}) == ns && selector->Matches(LabelsOf(pod)))
         pods.push_back(std::move(pod));

@@ -279,10 +279,8 @@ Response HandleEviction(const Context& ctx, const Target& t, const Request& req)
     }
     std::vector<json::object> matching;
     for (auto& pdb : ListFromCache(ctx, budgets, t.ns)) {
-      const auto* sel = api::Find(pdb, {"spec", "selector"});
-      auto selector = sel ? api::LabelSelector::FromObject(*sel)
-                          : Result<api::LabelSelector>(api::LabelSelector());
-      if (selector.ok() && selector->Matches(labels)) matching.push_back(std::move(pdb));
+      auto selector = api::BudgetSelector(json::value(pdb));
+      if (selector && selector->Matches(labels)) matching.push_back(std::move(pdb));
     }
     if (matching.size() > 1) {
       return ErrorResponse(api::InternalError(
