@@ -226,10 +226,13 @@ spec:
     kctl("delete", "job", "works", "breaks", "--timeout=60s", timeout=90)
     # Indexed: one pod per index, each told its index; finished, then gone after its TTL.
     indexed = job.format(name="indexed", completions=3, code=0).replace(
-        "  parallelism: 2", "  parallelism: 2\n  completionMode: Indexed\n  ttlSecondsAfterFinished: 1")
+        "  parallelism: 2", "  parallelism: 2\n  completionMode: Indexed\n  ttlSecondsAfterFinished: 8")
     kctl("apply", "-f", "-", input=indexed)
+    # The pods are read while they exist: the Job and they go 8 s after it completes.
+    pods = wait_for(lambda: len(p := json.loads(kctl("get", "pods", "-l", "batch.kubernetes.io/job-name=indexed",
+                                                      "-o", "json"))["items"]) == 3 and
+                    all(x["status"].get("phase") == "Succeeded" for x in p) and p, 60, "the indexed pods done")
     kctl("wait", "--for=condition=complete", "job/indexed", "--timeout=60s", timeout=90)
-    pods = json.loads(kctl("get", "pods", "-l", "batch.kubernetes.io/job-name=indexed", "-o", "json"))["items"]
     assert sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1", "2"]
     wait_for(lambda: kctl.run("get", "job", "indexed", check=False).returncode != 0, 30, "the Job deleted by its TTL")
 
