@@ -70,6 +70,8 @@ class Controller {
   Status WriteStatusFields(const api::ResourceType& type, const boost::json::value& obj,
                            const boost::json::object& fields);
   const std::string& name() const { return name_; }
+  // Stop() has begun: a Reconcile that walks many objects returns early.
+  bool stopping() const { return stopping_.load(); }
   // An event on `obj` from this controller (best effort).
   void RecordEvent(const boost::json::value& obj, const std::string& type,
                    const std::string& reason, const std::string& message) {

@@ -52,6 +52,9 @@ Status PodGcController::Reconcile(const std::string& key) {
   const auto now = std::chrono::steady_clock::now();
   std::map<std::string, std::chrono::steady_clock::time_point> missing;
   for (auto& pod : pods_->List()) {
+    // A pass over many pods (each stranded one costs a few requests) ends when the
+    // controller stops, so that a server shutting down is not held up by it.
+    if (stopping()) return Status::Ok();
     const std::string node(api::GetString(pod, {"spec", "nodeName"}));
     const bool deleting = !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
     if (node.empty()) {
@@ -101,7 +104,7 @@ Status PodGcController::Reconcile(const std::string& key) {
     std::sort(terminated.begin(), terminated.end(),
               [&](const json::value& a, const json::value& b) { return age(a) < age(b); });
     const auto excess = terminated.size() - static_cast<size_t>(options_.terminated_threshold);
-    for (size_t i = 0; i < excess; ++i) force_delete(terminated[i]);
+    for (size_t i = 0; i < excess && !stopping(); ++i) force_delete(terminated[i]);
   }
   return result;
 }
