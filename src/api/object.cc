@@ -365,6 +365,12 @@ std::string_view GetString(const json::value& v, std::initializer_list<std::stri
   return found && found->is_string() ? std::string_view(found->get_string()) : std::string_view();
 }
 
+int64_t GetInt(const json::value& v, std::initializer_list<std::string_view> path,
+               int64_t fallback) {
+  const auto* x = Find(v, path);
+  return x && x->is_int64() ? x->get_int64() : fallback;
+}
+
 const json::array& GetArray(const json::value& v, std::initializer_list<std::string_view> path) {
   static const auto& kEmpty = *new json::array();  // Never destroyed.
   const json::value* found = Find(v, path);

@@ -47,6 +47,9 @@ const boost::json::value* Find(const boost::json::value& v,
 // The string at `path`, or "" when absent or not a string.
 std::string_view GetString(const boost::json::value& v,
                            std::initializer_list<std::string_view> path);
+// The integer at `path`, or `fallback` when absent or not an integer.
+int64_t GetInt(const boost::json::value& v, std::initializer_list<std::string_view> path,
+               int64_t fallback = 0);
 // The array at `path`, or an empty one when absent or not an array.
 const boost::json::array& GetArray(const boost::json::value& v,
                                    std::initializer_list<std::string_view> path);

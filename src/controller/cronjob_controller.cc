@@ -44,11 +44,6 @@ std::string_view FinishedAs(const json::value& job) {
   return "";
 }
 
-int64_t Int(const json::value& v, std::initializer_list<std::string_view> path, int64_t fallback) {
-  const auto* x = api::Find(v, path);
-  return x && x->is_int64() ? x->get_int64() : fallback;
-}
-
 // The latest scheduled time in (earliest, now], if any; `missed` counts the
 // ones in between (counting stops past kManyMissed).
 std::optional<Time> MostRecent(const CronSchedule& s, std::string_view tz, Time earliest, Time now,
@@ -170,8 +165,8 @@ Status CronJobController::Reconcile(const std::string& key) {
       }
     }
   };
-  prune(succeeded, Int(cj, {"spec", "successfulJobsHistoryLimit"}, 3));
-  prune(failed, Int(cj, {"spec", "failedJobsHistoryLimit"}, 1));
+  prune(succeeded, api::GetInt(cj, {"spec", "successfulJobsHistoryLimit"}, 3));
+  prune(failed, api::GetInt(cj, {"spec", "failedJobsHistoryLimit"}, 1));
 
   auto schedule = CronSchedule::Parse(api::GetString(cj, {"spec", "schedule"}));
   std::optional<Time> scheduled_now;

@@ -217,8 +217,7 @@ Status DaemonSetController::Reconcile(const std::string& key) {
 
   int64_t current = 0, misscheduled = 0, ready = 0, available = 0, updated = 0, surging = 0;
   const auto now = std::chrono::system_clock::now();
-  const auto* min_ready_v = api::Find(*ds, {"spec", "minReadySeconds"});
-  const int64_t min_ready = min_ready_v && min_ready_v->is_int64() ? min_ready_v->get_int64() : 0;
+  const int64_t min_ready = api::GetInt(*ds, {"spec", "minReadySeconds"});
   bool waiting_for_available = false;
   // Available: ready for minReadySeconds (what the rolling update and status count).
   auto is_available = [&](const json::value& pod) {
@@ -389,9 +388,8 @@ Status DaemonSetController::Reconcile(const std::string& key) {
           fmt::format("{}-{}", name, api::GetString(pod, {"metadata", "labels", kHashLabel})));
     }
   }
-  const auto* limit = api::Find(*ds, {"spec", "revisionHistoryLimit"});
   if (Status s = TruncateHistory(client(), ns, history, keep,
-                                 limit && limit->is_int64() ? limit->get_int64() : 10);
+                                 api::GetInt(*ds, {"spec", "revisionHistoryLimit"}, 10));
       !s.ok() && result.ok())
     result = s;
   return result;

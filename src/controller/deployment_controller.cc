@@ -21,12 +21,6 @@ const api::ResourceType& ReplicaSets() { return *api::FindResource("apps", "v1",
 constexpr std::string_view kRevision = "deployment.kubernetes.io/revision";
 constexpr std::string_view kHashLabel = "pod-template-hash";
 
-int64_t Int(const json::value& v, std::initializer_list<std::string_view> path,
-            int64_t fallback = 0) {
-  const auto* x = api::Find(v, path);
-  return x && x->is_int64() ? x->get_int64() : fallback;
-}
-
 int64_t Revision(const json::value& rs) {
   return ParseWholeNumber(api::GetString(rs, {"metadata", "annotations", kRevision})).value_or(0);
 }
@@ -116,8 +110,9 @@ Status DeploymentController::Reconcile(const std::string& key) {
     return Status::Ok();
   const json::value& d = *found;
   std::string uid(api::GetString(d, {"metadata", "uid"}));
-  int64_t replicas = Int(d, {"spec", "replicas"}, 1);
-  const int64_t min_ready = Int(d, {"spec", "minReadySeconds"});  // Its ReplicaSets count with it.
+  int64_t replicas = api::GetInt(d, {"spec", "replicas"}, 1);
+  const int64_t min_ready =
+      api::GetInt(d, {"spec", "minReadySeconds"});  // Its ReplicaSets count with it.
   const json::value* tmpl = api::Find(d, {"spec", "template"});
   if (!tmpl) return Status::Ok();
   std::string hash = TemplateHash(*tmpl);
@@ -208,9 +203,9 @@ Status DeploymentController::Reconcile(const std::string& key) {
   }
   std::sort(old_sets.begin(), old_sets.end(),
             [](const json::value* a, const json::value* b) { return Revision(*a) < Revision(*b); });
-  auto spec_replicas = [](const json::value& rs) { return Int(rs, {"spec", "replicas"}); };
+  auto spec_replicas = [](const json::value& rs) { return api::GetInt(rs, {"spec", "replicas"}); };
   auto scale = [&](const json::value& rs, int64_t to) -> Status {
-    if (spec_replicas(rs) == to && Int(rs, {"spec", "minReadySeconds"}) == min_ready)
+    if (spec_replicas(rs) == to && api::GetInt(rs, {"spec", "minReadySeconds"}) == min_ready)
       return Status::Ok();
     json::value patch = json::object{
         {"metadata",
@@ -229,7 +224,7 @@ Status DeploymentController::Reconcile(const std::string& key) {
       bool old_running = false;
       for (auto* rs : old_sets) {
         KISO_RETURN_IF_ERROR(scale(*rs, 0));
-        old_running |= Int(*rs, {"status", "replicas"}) > 0 || spec_replicas(*rs) > 0;
+        old_running |= api::GetInt(*rs, {"status", "replicas"}) > 0 || spec_replicas(*rs) > 0;
       }
       if (!old_running) KISO_RETURN_IF_ERROR(scale(*new_rs, replicas));
     } else {
@@ -256,7 +251,7 @@ Status DeploymentController::Reconcile(const std::string& key) {
       int64_t min_available = replicas - unavailable;
       int64_t all_spec = new_target;
       for (auto* rs : old_sets) all_spec += spec_replicas(*rs);
-      int64_t new_unavailable = new_target - Int(*new_rs, {"status", "availableReplicas"});
+      int64_t new_unavailable = new_target - api::GetInt(*new_rs, {"status", "availableReplicas"});
       int64_t max_scaled_down = all_spec - min_available - new_unavailable;
       if (max_scaled_down > 0) {
         // First old pods that are not available: removing them costs no availability.
@@ -265,15 +260,15 @@ Status DeploymentController::Reconcile(const std::string& key) {
         for (auto* rs : old_sets) {
           int64_t have = spec_replicas(*rs);
           int64_t unhealthy =
-              std::max<int64_t>(0, have - Int(*rs, {"status", "availableReplicas"}));
+              std::max<int64_t>(0, have - api::GetInt(*rs, {"status", "availableReplicas"}));
           int64_t cut = std::min(unhealthy, max_scaled_down - cleaned);
           target[rs] = have - cut;
           cleaned += cut;
         }
         // Then available ones, down to the minimum available.
-        int64_t available = Int(*new_rs, {"status", "availableReplicas"});
+        int64_t available = api::GetInt(*new_rs, {"status", "availableReplicas"});
         for (auto* rs : old_sets) {
-          available += std::min(target[rs], Int(*rs, {"status", "availableReplicas"}));
+          available += std::min(target[rs], api::GetInt(*rs, {"status", "availableReplicas"}));
         }
         int64_t budget = std::min(available - min_available, max_scaled_down - cleaned);
         for (auto* rs : old_sets) {
@@ -289,10 +284,11 @@ Status DeploymentController::Reconcile(const std::string& key) {
   }
 
   // Old ReplicaSets beyond revisionHistoryLimit, scaled to zero, are removed.
-  int64_t history = Int(d, {"spec", "revisionHistoryLimit"}, 10);
+  int64_t history = api::GetInt(d, {"spec", "revisionHistoryLimit"}, 10);
   std::vector<json::value*> idle;
   for (auto* rs : old_sets) {
-    if (spec_replicas(*rs) == 0 && Int(*rs, {"status", "replicas"}) == 0) idle.push_back(rs);
+    if (spec_replicas(*rs) == 0 && api::GetInt(*rs, {"status", "replicas"}) == 0)
+      idle.push_back(rs);
   }
   for (size_t i = 0; i + static_cast<size_t>(history) < idle.size(); ++i) {
     client::DeleteOptions options;
@@ -304,19 +300,19 @@ Status DeploymentController::Reconcile(const std::string& key) {
   // Status.
   int64_t total = 0, ready = 0, available = 0, updated = 0;
   for (const auto& rs : owned) {
-    total += Int(rs, {"status", "replicas"});
-    ready += Int(rs, {"status", "readyReplicas"});
-    available += Int(rs, {"status", "availableReplicas"});
+    total += api::GetInt(rs, {"status", "replicas"});
+    ready += api::GetInt(rs, {"status", "readyReplicas"});
+    available += api::GetInt(rs, {"status", "availableReplicas"});
   }
-  if (new_rs) updated = Int(*new_rs, {"status", "replicas"});
+  if (new_rs) updated = api::GetInt(*new_rs, {"status", "replicas"});
   const auto* ru = api::Find(d, {"spec", "strategy", "rollingUpdate"});
   int64_t max_unavailable =
       ScaledIntOrPercent(ru ? api::Find(*ru, {"maxUnavailable"}) : nullptr, replicas, false, 0);
   if (api::GetString(d, {"spec", "strategy", "type"}) == "Recreate") max_unavailable = replicas;
   bool is_available = available >= replicas - max_unavailable;
-  bool complete =
-      new_rs && updated == replicas && total == replicas && available == replicas &&
-      Int(*new_rs, {"status", "observedGeneration"}) >= Int(*new_rs, {"metadata", "generation"});
+  bool complete = new_rs && updated == replicas && total == replicas && available == replicas &&
+                  api::GetInt(*new_rs, {"status", "observedGeneration"}) >=
+                      api::GetInt(*new_rs, {"metadata", "generation"});
   std::string rs_name = new_rs ? std::string(api::GetString(*new_rs, {"metadata", "name"})) : "";
   json::array conditions;
   conditions.push_back(
@@ -335,7 +331,7 @@ Status DeploymentController::Reconcile(const std::string& key) {
                            : fmt::format("ReplicaSet \"{}\" is progressing.", rs_name),
                   FindCondition(d, "Progressing")));
   }
-  json::object status{{"observedGeneration", Int(d, {"metadata", "generation"})},
+  json::object status{{"observedGeneration", api::GetInt(d, {"metadata", "generation"})},
                       {"replicas", total},
                       {"updatedReplicas", updated},
                       {"readyReplicas", ready},

@@ -51,11 +51,6 @@ std::pair<std::string, std::string> ControllerOf(const json::value& obj) {
   return {};
 }
 
-int64_t Replicas(const std::optional<json::value>& obj) {
-  const auto* r = obj ? api::Find(*obj, {"spec", "replicas"}) : nullptr;
-  return r && r->is_int64() ? r->get_int64() : 1;
-}
-
 }  // namespace
 
 DisruptionController::DisruptionController(client::Client* client, client::SharedInformers* shared)
@@ -124,7 +119,8 @@ Status DisruptionController::Reconcile(const std::string& key) {
                                    : kind == "Deployment"  ? deployments_
                                    : kind == "StatefulSet" ? statefulsets_
                                                            : replication_controllers_;
-      expected += Replicas(informer->Get(ns, owner));
+      auto controller = informer->Get(ns, owner);
+      expected += controller ? api::GetInt(*controller, {"spec", "replicas"}, 1) : 1;
     }
   }
   int64_t desired = 0;
@@ -167,8 +163,7 @@ Status DisruptionController::Reconcile(const std::string& key) {
 
   json::value next = pdb;
   auto& status = api::Child(next.as_object(), "status");
-  const auto* generation = api::Find(pdb, {"metadata", "generation"});
-  status["observedGeneration"] = generation && generation->is_int64() ? generation->get_int64() : 1;
+  status["observedGeneration"] = api::GetInt(pdb, {"metadata", "generation"}, 1);
   status["expectedPods"] = expected;
   status["desiredHealthy"] = desired;
   status["currentHealthy"] = healthy;

@@ -18,11 +18,6 @@ namespace {
 const api::ResourceType& Jobs() { return *api::FindResource("batch", "v1", "jobs"); }
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 
-int64_t Int(const json::value& v, std::initializer_list<std::string_view> path, int64_t fallback) {
-  const auto* x = api::Find(v, path);
-  return x && x->is_int64() ? x->get_int64() : fallback;
-}
-
 bool Finished(const json::value& job) {
   const auto* conditions = api::Find(job, {"status", "conditions"});
   if (!conditions || !conditions->is_array()) return false;
@@ -233,9 +228,9 @@ Status JobController::Reconcile(const std::string& key) {
   // Wait to see our own creates; their events requeue us.
   if (!expectations_.Satisfied(key)) return Status::Ok();
   std::string uid(api::GetString(job, {"metadata", "uid"}));
-  const int64_t completions = Int(job, {"spec", "completions"}, 1);
-  const int64_t parallelism = Int(job, {"spec", "parallelism"}, 1);
-  const int64_t backoff_limit = Int(job, {"spec", "backoffLimit"}, 6);
+  const int64_t completions = api::GetInt(job, {"spec", "completions"}, 1);
+  const int64_t parallelism = api::GetInt(job, {"spec", "parallelism"}, 1);
+  const int64_t backoff_limit = api::GetInt(job, {"spec", "backoffLimit"}, 6);
   const bool indexed = api::GetString(job, {"spec", "completionMode"}) == "Indexed";
   const auto* per_index_v = api::Find(job, {"spec", "backoffLimitPerIndex"});
   const std::optional<int64_t> per_index = indexed && per_index_v && per_index_v->is_int64()

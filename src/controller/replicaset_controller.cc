@@ -87,8 +87,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   std::vector<json::value> active;
   int fully_labeled = 0, ready = 0, available = 0;
   const auto now = std::chrono::system_clock::now();
-  const auto* min_ready_v = api::Find(*rs, {"spec", "minReadySeconds"});
-  const int64_t min_ready = min_ready_v && min_ready_v->is_int64() ? min_ready_v->get_int64() : 0;
+  const int64_t min_ready = api::GetInt(*rs, {"spec", "minReadySeconds"});
   std::optional<std::chrono::system_clock::duration> next_available;
   // A ReplicationController's selector is the label map itself.
   auto selector_labels = kind_ == "ReplicaSet" ? api::Find(*rs, {"spec", "selector", "matchLabels"})

@@ -43,8 +43,7 @@ std::vector<Revision> OwnedRevisions(const std::vector<json::value>& revisions,
       continue;
     Revision rev;
     rev.name = std::string(api::GetString(r, {"metadata", "name"}));
-    const auto* n = api::Find(r, {"revision"});
-    rev.number = n && n->is_int64() ? n->get_int64() : 0;
+    rev.number = api::GetInt(r, {"revision"});
     if (const auto* d = api::Find(r, {"data"})) rev.data = *d;
     out.push_back(std::move(rev));
   }
@@ -115,9 +114,8 @@ Result<Revision> EnsureRevision(client::Client* client, const json::value& owner
     }
     created = std::move(existing);
   }
-  Revision r{std::string(api::GetString(*created, {"metadata", "name"})), newest + 1, data};
-  if (const auto* n = api::Find(*created, {"revision"}); n && n->is_int64())
-    r.number = n->get_int64();
+  Revision r{std::string(api::GetString(*created, {"metadata", "name"})),
+             api::GetInt(*created, {"revision"}, newest + 1), data};
   history.push_back(r);
   return r;
 }

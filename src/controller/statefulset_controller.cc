@@ -27,11 +27,6 @@ constexpr std::string_view kRevisionLabel = "controller-revision-hash";
 constexpr std::string_view kPodNameLabel = "statefulset.kubernetes.io/pod-name";
 constexpr std::string_view kPodIndexLabel = "apps.kubernetes.io/pod-index";
 
-int64_t Int(const json::value& v, std::initializer_list<std::string_view> path, int64_t fallback) {
-  const auto* x = api::Find(v, path);
-  return x && x->is_int64() ? x->get_int64() : fallback;
-}
-
 bool Terminating(const json::value& pod) {
   return !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
 }
@@ -88,7 +83,7 @@ Status StatefulSetController::Reconcile(const std::string& key) {
   if (!expectations_.Satisfied(key)) return Status::Ok();  // Our own writes' events requeue us.
   const json::value& set = *found;
   const std::string uid(api::GetString(set, {"metadata", "uid"}));
-  const int64_t generation = Int(set, {"metadata", "generation"}, 1);
+  const int64_t generation = api::GetInt(set, {"metadata", "generation"}, 1);
   if (const auto* claims = api::Find(set, {"spec", "volumeClaimTemplates"});
       claims && claims->is_array() && !claims->get_array().empty()) {
     RecordEvent(set, "Warning", "FailedCreate",
@@ -109,12 +104,12 @@ Status StatefulSetController::Reconcile(const std::string& key) {
     if (r.name == current_name && RevisionTemplate(r) != nullptr) current = r;
   }
 
-  const int64_t replicas = Int(set, {"spec", "replicas"}, 1);
-  const int64_t start = Int(set, {"spec", "ordinals", "start"}, 0);
+  const int64_t replicas = api::GetInt(set, {"spec", "replicas"}, 1);
+  const int64_t start = api::GetInt(set, {"spec", "ordinals", "start"}, 0);
   const bool parallel = api::GetString(set, {"spec", "podManagementPolicy"}) == "Parallel";
   const bool rolling = api::GetString(set, {"spec", "updateStrategy", "type"}) != "OnDelete";
   const int64_t partition =
-      rolling ? Int(set, {"spec", "updateStrategy", "rollingUpdate", "partition"}, 0) : 0;
+      rolling ? api::GetInt(set, {"spec", "updateStrategy", "rollingUpdate", "partition"}, 0) : 0;
   const std::string service(api::GetString(set, {"spec", "serviceName"}));
 
   // Its pods by ordinal; those outside [start, start + replicas) are condemned.
@@ -241,7 +236,7 @@ Status StatefulSetController::Reconcile(const std::string& key) {
 
   // Status, from the pods as they were at the start of this pass.
   const auto now = std::chrono::system_clock::now();
-  const int64_t min_ready = Int(set, {"spec", "minReadySeconds"}, 0);
+  const int64_t min_ready = api::GetInt(set, {"spec", "minReadySeconds"}, 0);
   int64_t count = 0, ready = 0, available = 0, at_current = 0, at_update = 0;
   bool waiting_for_available = false;
   std::set<std::string> keep{current.name, update.name};
@@ -278,7 +273,7 @@ Status StatefulSetController::Reconcile(const std::string& key) {
   if (Status written = WriteStatusFields(Sets(), set, status); !written.ok()) return written;
   if (waiting_for_available) EnqueueAfter(key, std::chrono::seconds(1));
   if (Status s = TruncateHistory(client(), ns, history, keep,
-                                 Int(set, {"spec", "revisionHistoryLimit"}, 10));
+                                 api::GetInt(set, {"spec", "revisionHistoryLimit"}, 10));
       !s.ok() && result.ok())
     result = s;
   return result;
