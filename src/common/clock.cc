@@ -114,6 +114,12 @@ std::optional<WallTime> ParseRfc3339(std::string_view s) {
   return WallTime{static_cast<int64_t>(seconds) - offset, nanos};
 }
 
+std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view text) {
+  auto w = ParseRfc3339(text);
+  if (!w) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(w->seconds));
+}
+
 std::string FormatRfc3339(WallTime w, int digits) {
   time_t seconds = static_cast<time_t>(w.seconds);
   tm t{};

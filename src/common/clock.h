@@ -37,6 +37,8 @@ struct WallTime {
 // Parses RFC 3339 ("2006-01-02T15:04:05Z", fractions and offsets allowed), as
 // Go's time.Parse(time.RFC3339) does; nullopt on anything else.
 std::optional<WallTime> ParseRfc3339(std::string_view text);
+// The same as a system-clock instant, to the second (what Kubernetes' Time holds).
+std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view text);
 // Formats in UTC with `digits` fraction digits (0: Time, 6: MicroTime, 9: nanoseconds).
 std::string FormatRfc3339(WallTime t, int digits = 0);
 

@@ -28,6 +28,9 @@ TEST(ClockTest, Rfc3339ParsesAsGoDoesAndFormatsInUtc) {
     EXPECT_EQ(ParseRfc3339(bad), std::nullopt) << bad;
   }
   EXPECT_EQ(FormatRfc3339({1767323045, 123456789}), "2026-01-02T03:04:05Z");
+  EXPECT_EQ(ParseTime("2026-01-02T04:04:05.5+01:00"),
+            std::chrono::system_clock::time_point(std::chrono::seconds(1767323045)));
+  EXPECT_EQ(ParseTime("yesterday"), std::nullopt);
   EXPECT_EQ(FormatRfc3339({1767323045, 123456789}, 6), "2026-01-02T03:04:05.123456Z");
 }
 

@@ -10,9 +10,9 @@ namespace {
 using Time = CronSchedule::Time;
 
 Time At(std::string_view rfc3339) {
-  auto w = ParseRfc3339(rfc3339);
-  EXPECT_TRUE(w.has_value()) << rfc3339;
-  return Time(std::chrono::seconds(w ? w->seconds : 0));
+  auto t = ParseTime(rfc3339);
+  EXPECT_TRUE(t.has_value()) << rfc3339;
+  return t.value_or(Time{});
 }
 
 std::string NextOf(std::string_view spec, std::string_view after, std::string_view tz = "UTC") {

@@ -228,10 +228,9 @@ bool IsAvailablePod(const json::value& pod, int64_t min_ready_seconds,
   const auto* conditions = api::Find(pod, {"status", "conditions"});
   for (const auto& c : conditions->get_array()) {
     if (api::GetString(c, {"type"}) != "Ready") continue;
-    auto since = ParseRfc3339(api::GetString(c, {"lastTransitionTime"}));
+    auto since = ParseTime(api::GetString(c, {"lastTransitionTime"}));
     if (!since) return false;
-    const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(since->seconds)) +
-                    std::chrono::seconds(min_ready_seconds);
+    const auto at = *since + std::chrono::seconds(min_ready_seconds);
     if (at <= now) return true;
     if (wait) *wait = at - now;
     return false;

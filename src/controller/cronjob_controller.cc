@@ -21,12 +21,6 @@ const api::ResourceType& Jobs() { return *api::FindResource("batch", "v1", "jobs
 constexpr std::string_view kScheduledAnnotation = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 constexpr int kManyMissed = 100;
 
-std::optional<Time> TimeAt(const json::value& obj, std::initializer_list<std::string_view> path) {
-  auto w = ParseRfc3339(api::GetString(obj, path));
-  if (!w) return std::nullopt;
-  return Time(std::chrono::seconds(w->seconds));
-}
-
 std::string Rfc3339(Time t) {
   return FormatRfc3339(
       WallTime{std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count(), 0});
@@ -148,7 +142,7 @@ Status CronJobController::Reconcile(const std::string& key) {
 
   std::optional<Time> last_success;
   for (const auto& job : succeeded) {
-    auto t = TimeAt(job, {"status", "completionTime"});
+    auto t = ParseTime(api::GetString(job, {"status", "completionTime"}));
     if (t && (!last_success || *t > *last_success)) last_success = t;
   }
   // History: the oldest finished Jobs beyond the limits go (their pods with them).
@@ -178,8 +172,8 @@ Status CronJobController::Reconcile(const std::string& key) {
     RecordEvent(cj, "Warning", "UnknownTimeZone", fmt::format("invalid timeZone: {}", tz));
   } else if (const auto* suspend = api::Find(cj, {"spec", "suspend"});
              !(suspend && suspend->is_bool() && suspend->get_bool())) {
-    auto earliest = TimeAt(cj, {"status", "lastScheduleTime"});
-    if (!earliest) earliest = TimeAt(cj, {"metadata", "creationTimestamp"});
+    auto earliest = ParseTime(api::GetString(cj, {"status", "lastScheduleTime"}));
+    if (!earliest) earliest = ParseTime(api::GetString(cj, {"metadata", "creationTimestamp"}));
     int missed = 0;
     auto t = earliest ? MostRecent(*schedule, tz, *earliest, now, missed) : std::nullopt;
     if (missed > kManyMissed) {
@@ -275,7 +269,7 @@ Status CronJobController::Reconcile(const std::string& key) {
   }
   if (scheduled_now) status["lastScheduleTime"] = Rfc3339(*scheduled_now);
   if (last_success) {
-    auto have = TimeAt(cj, {"status", "lastSuccessfulTime"});
+    auto have = ParseTime(api::GetString(cj, {"status", "lastSuccessfulTime"}));
     if (!have || *last_success > *have) status["lastSuccessfulTime"] = Rfc3339(*last_success);
   }
   if (!(next == cj)) {

@@ -43,9 +43,9 @@ class CronJobTest : public ControllerFixture {
                                   {"spec", spec}};
     auto created = client_->Create(R("batch", "cronjobs"), "default", cj);
     ASSERT_TRUE(created.ok()) << created.status().ToString();
-    auto w = ParseRfc3339(api::GetString(*created, {"metadata", "creationTimestamp"}));
-    ASSERT_TRUE(w);
-    created_ = CronSchedule::Time(seconds(w->seconds));
+    auto at = ParseTime(api::GetString(*created, {"metadata", "creationTimestamp"}));
+    ASSERT_TRUE(at);
+    created_ = *at;
     clock_.SetWall(created_);
   }
   // Moves the wall clock to `at` and reconciles (the controller's own

@@ -144,10 +144,8 @@ Status DisruptionController::Reconcile(const std::string& key) {
       if (it == by_name.end() ||
           !api::GetString(*it->second, {"metadata", "deletionTimestamp"}).empty())
         continue;  // Gone, or going.
-      auto when = ParseRfc3339(at.is_string() ? std::string_view(at.get_string()) : "");
-      if (!when || std::chrono::system_clock::time_point(std::chrono::seconds(when->seconds)) +
-                           kDisruptedTimeout <
-                       now)
+      auto when = ParseTime(at.is_string() ? std::string_view(at.get_string()) : "");
+      if (!when || *when + kDisruptedTimeout < now)
         continue;  // Expired: the eviction did not happen.
       disrupted[pod_name] = at;
       pending = true;

@@ -178,12 +178,6 @@ std::optional<size_t> SuccessRuleMet(const json::value& job, const std::set<int6
   return std::nullopt;
 }
 
-std::optional<std::chrono::system_clock::time_point> TimeOf(std::string_view rfc3339) {
-  auto w = ParseRfc3339(rfc3339);
-  if (!w) return std::nullopt;
-  return std::chrono::system_clock::time_point(std::chrono::seconds(w->seconds));
-}
-
 // When the Job finished: its Complete or Failed condition's transition.
 std::optional<std::chrono::system_clock::time_point> FinishedAt(const json::value& job) {
   const auto* conditions = api::Find(job, {"status", "conditions"});
@@ -191,7 +185,7 @@ std::optional<std::chrono::system_clock::time_point> FinishedAt(const json::valu
   for (const auto& c : conditions->get_array()) {
     auto type = api::GetString(c, {"type"});
     if ((type == "Complete" || type == "Failed") && api::GetString(c, {"status"}) == "True")
-      return TimeOf(api::GetString(c, {"lastTransitionTime"}));
+      return ParseTime(api::GetString(c, {"lastTransitionTime"}));
   }
   return std::nullopt;
 }
@@ -308,7 +302,7 @@ Status JobController::Reconcile(const std::string& key) {
   };
 
   const auto* deadline = api::Find(job, {"spec", "activeDeadlineSeconds"});
-  auto started = TimeOf(api::GetString(job, {"status", "startTime"}));
+  auto started = ParseTime(api::GetString(job, {"status", "startTime"}));
   const bool every_index_ended =
       indexed && static_cast<int64_t>(done_indexes.size() + failed_indexes.size()) >= completions;
   const auto* max_failed = api::Find(job, {"spec", "maxFailedIndexes"});
