@@ -29,16 +29,6 @@ const api::ResourceType& ReplicationControllers() {
 }
 constexpr auto kDisruptedTimeout = std::chrono::minutes(2);  // Upstream's DeletionTimeout.
 
-std::map<std::string, std::string, std::less<>> LabelsOf(const json::value& obj) {
-  std::map<std::string, std::string, std::less<>> out;
-  if (const auto* l = api::Find(obj, {"metadata", "labels"}); l && l->is_object()) {
-    for (const auto& [k, v] : l->get_object()) {
-      if (v.is_string()) out.emplace(std::string(k), std::string(v.get_string()));
-    }
-  }
-  return out;
-}
-
 // The controller reference of `obj`: (kind, name), or empty.
 std::pair<std::string, std::string> ControllerOf(const json::value& obj) {
   const auto* refs = api::Find(obj, {"metadata", "ownerReferences"});
@@ -84,7 +74,8 @@ Status DisruptionController::Reconcile(const std::string& key) {
   std::vector<json::value> pods;
   if (const auto selector = api::BudgetSelector(pdb)) {
     for (auto& pod : pods_->List()) {
-      if (api::GetString(pod, {"metadata", "namespace"}) == ns && selector->Matches(LabelsOf(pod)))
+      if (api::GetString(pod, {"metadata", "namespace"}) == ns &&
+          selector->Matches(api::GetLabels(pod)))
         pods.push_back(std::move(pod));
     }
   }

@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <map>
 
 #include "api/object.h"
 #include "api/selector.h"
@@ -271,12 +270,7 @@ Response HandleEviction(const Context& ctx, const Target& t, const Request& req)
                           api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty();
   if (any_budget) {
     const auto& budgets = *api::FindResource("policy", "v1", "poddisruptionbudgets");
-    std::map<std::string, std::string, std::less<>> labels;
-    if (const auto* l = api::Find(*pod, {"metadata", "labels"}); l && l->is_object()) {
-      for (const auto& [k, v] : l->get_object()) {
-        if (v.is_string()) labels.emplace(std::string(k), std::string(v.get_string()));
-      }
-    }
+    const api::Labels labels = api::GetLabels(*pod);
     std::vector<json::object> matching;
     for (auto& pdb : ListFromCache(ctx, budgets, t.ns)) {
       auto selector = api::BudgetSelector(json::value(pdb));
