@@ -7,6 +7,7 @@
 
 #include "api/object.h"
 #include "common/cron.h"
+#include "controller/job_controller.h"
 
 namespace kiso::controller {
 
@@ -28,14 +29,8 @@ std::string Rfc3339(Time t) {
 
 // "Complete" or "Failed" once the Job has finished, else "".
 std::string_view FinishedAs(const json::value& job) {
-  const auto* conditions = api::Find(job, {"status", "conditions"});
-  if (!conditions || !conditions->is_array()) return "";
-  for (const auto& c : conditions->get_array()) {
-    auto type = api::GetString(c, {"type"});
-    if ((type == "Complete" || type == "Failed") && api::GetString(c, {"status"}) == "True")
-      return type == "Complete" ? "Complete" : "Failed";
-  }
-  return "";
+  const auto* c = FinishedCondition(job);
+  return c ? api::GetString(*c, {"type"}) : "";
 }
 
 // The latest scheduled time in (earliest, now], if any; `missed` counts the

@@ -18,16 +18,7 @@ namespace {
 const api::ResourceType& Jobs() { return *api::FindResource("batch", "v1", "jobs"); }
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 
-bool Finished(const json::value& job) {
-  const auto* conditions = api::Find(job, {"status", "conditions"});
-  if (!conditions || !conditions->is_array()) return false;
-  for (const auto& c : conditions->get_array()) {
-    auto type = api::GetString(c, {"type"});
-    if ((type == "Complete" || type == "Failed") && api::GetString(c, {"status"}) == "True")
-      return true;
-  }
-  return false;
-}
+bool Finished(const json::value& job) { return FinishedCondition(job) != nullptr; }
 
 json::object Condition(std::string_view type, std::string_view reason, std::string_view message,
                        const std::string& now) {
@@ -180,17 +171,22 @@ std::optional<size_t> SuccessRuleMet(const json::value& job, const std::set<int6
 
 // When the Job finished: its Complete or Failed condition's transition.
 std::optional<std::chrono::system_clock::time_point> FinishedAt(const json::value& job) {
-  const auto* conditions = api::Find(job, {"status", "conditions"});
-  if (!conditions || !conditions->is_array()) return std::nullopt;
-  for (const auto& c : conditions->get_array()) {
-    auto type = api::GetString(c, {"type"});
-    if ((type == "Complete" || type == "Failed") && api::GetString(c, {"status"}) == "True")
-      return ParseTime(api::GetString(c, {"lastTransitionTime"}));
-  }
-  return std::nullopt;
+  const auto* c = FinishedCondition(job);
+  return c ? ParseTime(api::GetString(*c, {"lastTransitionTime"})) : std::nullopt;
 }
 
 }  // namespace
+
+const json::value* FinishedCondition(const json::value& job) {
+  const auto* conditions = api::Find(job, {"status", "conditions"});
+  if (!conditions || !conditions->is_array()) return nullptr;
+  for (const auto& c : conditions->get_array()) {
+    auto type = api::GetString(c, {"type"});
+    if ((type == "Complete" || type == "Failed") && api::GetString(c, {"status"}) == "True")
+      return &c;
+  }
+  return nullptr;
+}
 
 Status JobController::Reconcile(const std::string& key) {
   const auto [ns_part, name_part] = SplitKey(key);

@@ -26,6 +26,10 @@
 
 namespace kiso::controller {
 
+// The condition that ended a Job (Complete or Failed, status True), or null
+// while it runs (the CronJob controller reads it too).
+const boost::json::value* FinishedCondition(const boost::json::value& job);
+
 class JobController : public Controller {
  public:
   explicit JobController(client::Client* client, client::SharedInformers* shared = nullptr);
