@@ -384,8 +384,7 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   std::set<std::string> keep{revision.name};
   for (const auto& pod : pods_->List()) {
     if (ControllerUid(pod, "DaemonSet") == uid) {
-      keep.insert(
-          fmt::format("{}-{}", name, api::GetString(pod, {"metadata", "labels", kHashLabel})));
+      keep.insert(RevisionName(name, api::GetString(pod, {"metadata", "labels", kHashLabel})));
     }
   }
   if (Status s = TruncateHistory(client(), ns, history, keep,

@@ -21,6 +21,10 @@ const api::ResourceType& Revisions() {
 
 }  // namespace
 
+std::string RevisionName(std::string_view owner, std::string_view hash) {
+  return fmt::format("{}-{}", owner, hash);
+}
+
 json::value RevisionData(const json::value& owner) {
   json::value tmpl = json::object();
   if (const auto* t = api::Find(owner, {"spec", "template"}); t && t->is_object()) tmpl = *t;
@@ -76,7 +80,7 @@ Result<Revision> EnsureRevision(client::Client* client, const json::value& owner
     history.push_back(r);
     return r;
   }
-  json::object meta{{"name", fmt::format("{}-{}", owner_name, hash)}, {"namespace", ns}};
+  json::object meta{{"name", RevisionName(owner_name, hash)}, {"namespace", ns}};
   json::object labels;
   if (const auto* l = api::Find(owner, {"spec", "template", "metadata", "labels"});
       l && l->is_object())
@@ -104,13 +108,13 @@ Result<Revision> EnsureRevision(client::Client* client, const json::value& owner
   if (!created.ok()) {
     if (created.status().code() != Code::kAlreadyExists) return created.status();
     // Made by an earlier pass the cache does not show yet, or a hash collision.
-    auto existing = client->Get(Revisions(), ns, fmt::format("{}-{}", owner_name, hash));
+    auto existing = client->Get(Revisions(), ns, RevisionName(owner_name, hash));
     if (!existing.ok()) return existing.status();
     const auto* d = api::Find(*existing, {"data"});
     if (!d || *d != data ||
         ControllerUid(*existing, std::string(kind)) != api::GetString(owner, {"metadata", "uid"})) {
-      return MakeStatus(Code::kConflict, "controller revision {}-{} holds another template",
-                        owner_name, hash);
+      return MakeStatus(Code::kConflict, "controller revision {} holds another template",
+                        RevisionName(owner_name, hash));
     }
     created = std::move(existing);
   }

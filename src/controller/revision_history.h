@@ -24,6 +24,8 @@ struct Revision {
   boost::json::value data;  // {"spec":{"template":…}}
 };
 
+// The name of `owner`'s revision of the template with `hash`.
+std::string RevisionName(std::string_view owner, std::string_view hash);
 // The patch that restores `owner`'s current template.
 boost::json::value RevisionData(const boost::json::value& owner);
 // The pod template a revision restores (null when its data has none).
