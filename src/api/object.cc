@@ -365,6 +365,17 @@ std::string_view GetString(const json::value& v, std::initializer_list<std::stri
   return found && found->is_string() ? std::string_view(found->get_string()) : std::string_view();
 }
 
+bool ConditionTrue(const json::object& obj, std::string_view type) {
+  for (const auto& c : GetArray(obj, {"status", "conditions"})) {
+    if (GetString(c, {"type"}) == type && GetString(c, {"status"}) == "True") return true;
+  }
+  return false;
+}
+
+bool ConditionTrue(const json::value& obj, std::string_view type) {
+  return obj.is_object() && ConditionTrue(obj.get_object(), type);
+}
+
 int64_t GetInt(const json::value& v, std::initializer_list<std::string_view> path,
                int64_t fallback) {
   const auto* x = Find(v, path);

@@ -64,6 +64,9 @@ const boost::json::array& GetArray(const boost::json::object& obj,
 boost::json::object& Child(boost::json::object& parent, std::string_view key);
 
 Labels GetLabels(const boost::json::value& obj);
+// Whether status.conditions has `type` with status "True" (a pod's or node's Ready…).
+bool ConditionTrue(const boost::json::value& obj, std::string_view type);
+bool ConditionTrue(const boost::json::object& obj, std::string_view type);
 Labels GetLabels(const boost::json::object& obj);
 
 // RFC 3339 UTC with seconds ("2026-01-01T00:00:00Z"), as metav1.Time serialises.

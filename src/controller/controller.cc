@@ -211,14 +211,7 @@ json::object PodMetadataFromTemplate(const json::value& owner) {
   return meta;
 }
 
-bool IsReadyPod(const json::value& pod) {
-  const auto* conditions = api::Find(pod, {"status", "conditions"});
-  if (!conditions || !conditions->is_array()) return false;
-  return std::any_of(
-      conditions->get_array().begin(), conditions->get_array().end(), [](const json::value& c) {
-        return api::GetString(c, {"type"}) == "Ready" && api::GetString(c, {"status"}) == "True";
-      });
-}
+bool IsReadyPod(const json::value& pod) { return api::ConditionTrue(pod, "Ready"); }
 
 bool IsAvailablePod(const json::value& pod, int64_t min_ready_seconds,
                     std::chrono::system_clock::time_point now,

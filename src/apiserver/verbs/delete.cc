@@ -284,15 +284,8 @@ Response HandleEviction(const Context& ctx, const Target& t, const Request& req)
     // A pod that is not ready disrupts nothing the budget counts: with
     // unhealthyPodEvictionPolicy AlwaysAllow it goes regardless, with
     // IfHealthyBudget (the default) while the budget has its healthy pods.
-    bool ready = false;
-    if (const auto* cs = api::Find(*pod, {"status", "conditions"}); cs && cs->is_array()) {
-      for (const auto& c : cs->get_array()) {
-        ready = ready ||
-                (api::GetString(c, {"type"}) == "Ready" && api::GetString(c, {"status"}) == "True");
-      }
-    }
     bool budget_applies = matching.size() == 1;
-    if (budget_applies && !ready) {
+    if (budget_applies && !api::ConditionTrue(*pod, "Ready")) {
       const auto& b = matching[0];
       auto count = [&](std::string_view field) {
         const auto* v = api::Find(b, {"status", field});
