@@ -601,12 +601,169 @@ ImageVolumeSource
   reference string = 1
   pullPolicy enum(Always|Never|IfNotPresent) = 2
 
-PersistentVolumeClaim
-  apiVersion string
-  kind string
-  metadata ObjectMeta = 1
+kind PersistentVolumeClaim
   spec PersistentVolumeClaimSpec = 2
   status PersistentVolumeClaimStatus = 3
+
+kind PersistentVolume
+  spec PersistentVolumeSpec = 2
+  status PersistentVolumeStatus = 3
+
+PersistentVolumeSpec
+  capacity map[Quantity] = 1
+  inline PersistentVolumeSource = 2
+  accessModes []string = 3
+  claimRef ObjectReference = 4
+  persistentVolumeReclaimPolicy enum(Retain|Delete|Recycle) = 5
+  storageClassName string = 6
+  mountOptions []string = 7
+  volumeMode *enum(Block|Filesystem) = 8
+  nodeAffinity VolumeNodeAffinity = 9
+  volumeAttributesClassName *string = 10
+
+PersistentVolumeSource
+  gcePersistentDisk GCEPersistentDiskVolumeSource = 1
+  awsElasticBlockStore AWSElasticBlockStoreVolumeSource = 2
+  hostPath HostPathVolumeSource = 3
+  glusterfs GlusterfsPersistentVolumeSource = 4
+  nfs NFSVolumeSource = 5
+  rbd RBDPersistentVolumeSource = 6
+  iscsi ISCSIPersistentVolumeSource = 7
+  cinder CinderPersistentVolumeSource = 8
+  cephfs CephFSPersistentVolumeSource = 9
+  fc FCVolumeSource = 10
+  flocker FlockerVolumeSource = 11
+  flexVolume FlexPersistentVolumeSource = 12
+  azureFile AzureFilePersistentVolumeSource = 13
+  vsphereVolume VsphereVirtualDiskVolumeSource = 14
+  quobyte QuobyteVolumeSource = 15
+  azureDisk AzureDiskVolumeSource = 16
+  photonPersistentDisk PhotonPersistentDiskVolumeSource = 17
+  portworxVolume PortworxVolumeSource = 18
+  scaleIO ScaleIOPersistentVolumeSource = 19
+  local LocalVolumeSource = 20
+  storageos StorageOSPersistentVolumeSource = 21
+  csi CSIPersistentVolumeSource = 22
+
+VolumeNodeAffinity
+  required NodeSelector = 1
+
+PersistentVolumeStatus
+  phase enum(Pending|Available|Bound|Released|Failed) = 1
+  message string = 2
+  reason string = 3
+  lastPhaseTransitionTime Time = 4
+
+LocalVolumeSource
+  path string = 1
+  fsType *string = 2
+
+SecretReference
+  name string = 1
+  namespace string = 2
+
+CSIPersistentVolumeSource
+  driver string = 1
+  volumeHandle string = 2
+  readOnly bool = 3
+  fsType string = 4
+  volumeAttributes map[string] = 5
+  controllerPublishSecretRef SecretReference = 6
+  nodeStageSecretRef SecretReference = 7
+  nodePublishSecretRef SecretReference = 8
+  controllerExpandSecretRef SecretReference = 9
+  nodeExpandSecretRef SecretReference = 10
+
+GlusterfsPersistentVolumeSource
+  endpoints string = 1
+  path string = 2
+  readOnly bool = 3
+  endpointsNamespace *string = 4
+
+RBDPersistentVolumeSource
+  monitors []string = 1
+  image string = 2
+  fsType string = 3
+  pool string = 4
+  user string = 5
+  keyring string = 6
+  secretRef SecretReference = 7
+  readOnly bool = 8
+
+ISCSIPersistentVolumeSource
+  targetPortal string = 1
+  iqn string = 2
+  lun int32 = 3
+  iscsiInterface string = 4
+  fsType string = 5
+  readOnly bool = 6
+  portals []string = 7
+  chapAuthDiscovery bool = 8
+  chapAuthSession bool = 11
+  secretRef SecretReference = 10
+  initiatorName *string = 12
+
+CinderPersistentVolumeSource
+  volumeID string = 1
+  fsType string = 2
+  readOnly bool = 3
+  secretRef SecretReference = 4
+
+CephFSPersistentVolumeSource
+  monitors []string = 1
+  path string = 2
+  user string = 3
+  secretFile string = 4
+  secretRef SecretReference = 5
+  readOnly bool = 6
+
+FlexPersistentVolumeSource
+  driver string = 1
+  fsType string = 2
+  secretRef SecretReference = 3
+  readOnly bool = 4
+  options map[string] = 5
+
+AzureFilePersistentVolumeSource
+  secretName string = 1
+  shareName string = 2
+  readOnly bool = 3
+  secretNamespace *string = 4
+
+ScaleIOPersistentVolumeSource
+  gateway string = 1
+  system string = 2
+  secretRef SecretReference = 3
+  sslEnabled bool = 4
+  protectionDomain string = 5
+  storagePool string = 6
+  storageMode string = 7
+  volumeName string = 8
+  fsType string = 9
+  readOnly bool = 10
+
+StorageOSPersistentVolumeSource
+  volumeName string = 1
+  volumeNamespace string = 2
+  fsType string = 3
+  readOnly bool = 4
+  secretRef ObjectReference = 5
+
+kind StorageClass
+  provisioner string = 2
+  parameters map[string] = 3
+  reclaimPolicy *enum(Retain|Delete|Recycle) = 4
+  mountOptions []string = 5
+  allowVolumeExpansion *bool = 6
+  volumeBindingMode *enum(Immediate|WaitForFirstConsumer) = 7
+  allowedTopologies []TopologySelectorTerm = 8
+
+TopologySelectorTerm
+  matchLabelExpressions []TopologySelectorLabelRequirement = 1
+
+TopologySelectorLabelRequirement
+  key string = 1
+  values []string = 2
 
 PersistentVolumeClaimSpec
   accessModes []string = 1

@@ -372,6 +372,17 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     auto& spec = Child(obj, "spec");
     SetIfMissing(spec, "replicas", 1);
     SetIfMissing(spec, "podManagementPolicy", "OrderedReady");
+    auto& retention = Child(spec, "persistentVolumeClaimRetentionPolicy");
+    SetIfMissing(retention, "whenDeleted", "Retain");
+    SetIfMissing(retention, "whenScaled", "Retain");
+    if (auto* templates = spec.if_contains("volumeClaimTemplates");
+        templates && templates->is_array()) {
+      for (auto& t : templates->get_array()) {
+        if (!t.is_object()) continue;
+        SetIfMissing(Child(t.get_object(), "spec"), "volumeMode", "Filesystem");
+        SetIfMissing(Child(t.get_object(), "status"), "phase", "Pending");
+      }
+    }
     auto& strategy = Child(spec, "updateStrategy");
     SetIfMissing(strategy, "type", "RollingUpdate");
     if (strategy.at("type") == "RollingUpdate")
@@ -381,6 +392,17 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     auto& status = Child(obj, "status");
     SetIfMissing(status, "replicas", 0);
     SetIfMissing(status, "availableReplicas", 0);
+  } else if (kind == "PersistentVolumeClaim") {
+    SetIfMissing(Child(obj, "spec"), "volumeMode", "Filesystem");
+    SetIfMissing(Child(obj, "status"), "phase", "Pending");
+  } else if (kind == "PersistentVolume") {
+    auto& spec = Child(obj, "spec");
+    SetIfMissing(spec, "persistentVolumeReclaimPolicy", "Retain");
+    SetIfMissing(spec, "volumeMode", "Filesystem");
+    SetIfMissing(Child(obj, "status"), "phase", "Pending");
+  } else if (kind == "StorageClass") {
+    SetIfMissing(obj, "reclaimPolicy", "Delete");
+    SetIfMissing(obj, "volumeBindingMode", "Immediate");
   } else if (kind == "PodTemplate") {
     DefaultTemplate(obj);  // Its `template` is at the top.
   } else if (kind == "CronJob") {
@@ -453,6 +475,35 @@ void PrepareJobForCreate(json::object& job) {
 
 namespace {
 
+bool IsAccessMode(const json::value& m) {
+  return m == "ReadWriteOnce" || m == "ReadOnlyMany" || m == "ReadWriteMany" ||
+         m == "ReadWriteOncePod";
+}
+
+// The sources a PersistentVolume may name (PersistentVolumeSource).
+constexpr std::string_view kVolumeSources[] = {"gcePersistentDisk",
+                                               "awsElasticBlockStore",
+                                               "hostPath",
+                                               "glusterfs",
+                                               "nfs",
+                                               "rbd",
+                                               "iscsi",
+                                               "cinder",
+                                               "cephfs",
+                                               "fc",
+                                               "flocker",
+                                               "flexVolume",
+                                               "azureFile",
+                                               "vsphereVolume",
+                                               "quobyte",
+                                               "azureDisk",
+                                               "photonPersistentDisk",
+                                               "portworxVolume",
+                                               "scaleIO",
+                                               "local",
+                                               "storageos",
+                                               "csi"};
+
 class Validator {
  public:
   std::vector<Cause> causes;
@@ -502,6 +553,127 @@ class Validator {
   }
   void Forbidden(const std::string& field, std::string_view detail) {
     causes.push_back({"FieldValueForbidden", fmt::format("Forbidden: {}", detail), field});
+  }
+
+  void AccessModes(const std::string& field, const json::array& modes) {
+    for (const auto& m : modes) {
+      if (!IsAccessMode(m)) {
+        Unsupported(field, m,
+                    {"ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"});
+      }
+    }
+  }
+
+  // ValidatePersistentVolumeClaimSpec: access modes, a positive storage request.
+  void ClaimSpec(const std::string& field, const json::value* spec) {
+    const auto* list = spec ? Find(*spec, {"accessModes"}) : nullptr;
+    if (!list || !list->is_array() || list->get_array().empty()) {
+      Required(field + ".accessModes", "at least 1 access mode is required");
+    } else {
+      AccessModes(field + ".accessModes", list->get_array());
+    }
+    const auto* storage = spec ? Find(*spec, {"resources", "requests", "storage"}) : nullptr;
+    long double milli = 0;
+    if (!storage) {
+      Required(field + ".resources[storage]");
+    } else if (!storage->is_string() || !ParseQuantityMilli(storage->get_string(), &milli) ||
+               milli <= 0) {
+      InvalidValue(field + ".resources[storage]", *storage, "must be greater than zero");
+    }
+  }
+
+  // After creation a claim's spec changes only by a larger storage request
+  // (expansion) and by volumeName set once (binding).
+  void ClaimUpdate(const json::object& obj, const json::object& old) {
+    const auto* now = Find(obj, {"spec"});
+    const auto* was = Find(old, {"spec"});
+    if (!now || !was || !now->is_object() || !was->is_object()) return;
+    json::object a = now->get_object();
+    json::object b = was->get_object();
+    for (json::object* o : {&a, &b}) {
+      if (auto* r = o->if_contains("resources"); r && r->is_object())
+        r->get_object().erase("requests");
+      o->erase("volumeAttributesClassName");
+    }
+    if (GetString(b, {"volumeName"}).empty()) {
+      a.erase("volumeName");
+      b.erase("volumeName");
+    }
+    if (a != b) {
+      Forbidden("spec",
+                "spec is immutable after creation except resources.requests and "
+                "volumeAttributesClassName for bound claims");
+    }
+    long double want = 0;
+    long double had = 0;
+    const auto* q = Find(obj, {"spec", "resources", "requests", "storage"});
+    const auto* p = Find(old, {"spec", "resources", "requests", "storage"});
+    if (q && p && q->is_string() && p->is_string() && ParseQuantityMilli(q->get_string(), &want) &&
+        ParseQuantityMilli(p->get_string(), &had) && want < had) {
+      Forbidden("spec.resources.requests.storage", "field can not be less than previous value");
+    }
+  }
+
+  // ValidatePersistentVolume: capacity, access modes, exactly one source.
+  void Volume(const json::object& obj, const json::object* old) {
+    const json::value empty;
+    const auto* spec_v = Find(obj, {"spec"});
+    const json::value& spec = spec_v ? *spec_v : empty;
+    const auto* storage = Find(spec, {"capacity", "storage"});
+    long double milli = 0;
+    if (!Find(spec, {"capacity"})) {
+      Required("spec.capacity");
+    } else if (!storage) {
+      Required("spec.capacity[storage]");
+    } else if (!storage->is_string() || !ParseQuantityMilli(storage->get_string(), &milli) ||
+               milli <= 0) {
+      InvalidValue("spec.capacity[storage]", *storage, "must be greater than zero");
+    }
+    const auto& modes = GetArray(spec, {"accessModes"});
+    if (modes.empty()) Required("spec.accessModes");
+    AccessModes("spec.accessModes", modes);
+    int sources = 0;
+    for (std::string_view s : kVolumeSources) sources += Find(spec, {s}) != nullptr;
+    if (sources == 0) Required("spec", "must specify a volume type");
+    if (sources > 1) Forbidden("spec", "may not specify more than 1 volume type");
+    if (Find(spec, {"hostPath"}) && GetString(spec, {"hostPath", "path"}).empty())
+      Required("spec.hostPath.path");
+    if (Find(spec, {"local"})) {
+      if (GetString(spec, {"local", "path"}).empty()) Required("spec.local.path");
+      if (!Find(spec, {"nodeAffinity", "required"}))
+        Required("spec.nodeAffinity", "Local volume requires node affinity");
+    }
+    if (!old) return;
+    for (std::string_view s : kVolumeSources) {
+      const auto* a = Find(spec, {s});
+      const auto* b = Find(*old, {"spec", s});
+      if ((a == nullptr) != (b == nullptr) || (a && *a != *b)) {
+        Forbidden("spec.persistentvolumesource",
+                  "spec.persistentvolumesource is immutable after creation");
+        break;
+      }
+    }
+    const auto* affinity = Find(*old, {"spec", "nodeAffinity"});
+    if (affinity && !affinity->is_null() && Find(spec, {"nodeAffinity"}) &&
+        *Find(spec, {"nodeAffinity"}) != *affinity)
+      Forbidden("spec.nodeAffinity", "field is immutable once set");
+  }
+
+  // ValidateStorageClass and its update: the provisioner, parameters and
+  // policies are fixed once created.
+  void StorageClassObject(const json::object& obj, const json::object* old) {
+    if (GetString(obj, {"provisioner"}).empty()) Required("provisioner");
+    if (!old) return;
+    for (std::string_view f : {"provisioner", "parameters", "reclaimPolicy"}) {
+      const auto* a = obj.if_contains(f);
+      const auto* b = old->if_contains(f);
+      if ((a ? *a : json::value()) != (b ? *b : json::value()))
+        Forbidden(std::string(f), fmt::format("updates to {} are forbidden.", f));
+    }
+    const auto* a = obj.if_contains("volumeBindingMode");
+    const auto* b = old->if_contains("volumeBindingMode");
+    if ((a ? *a : json::value()) != (b ? *b : json::value()))
+      Forbidden("volumeBindingMode", "field is immutable");
   }
 
   // An admission webhook configuration's webhooks (admissionregistration/v1).
@@ -982,6 +1154,13 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
       v.RollingUpdate("spec.updateStrategy.rollingUpdate",
                       Find(whole, {"spec", "updateStrategy", "rollingUpdate"}), true);
     } else if (kind == "StatefulSet") {
+      const auto& templates = GetArray(whole, {"spec", "volumeClaimTemplates"});
+      for (size_t i = 0; i < templates.size(); ++i) {
+        std::string field = fmt::format("spec.volumeClaimTemplates[{}]", i);
+        if (GetString(templates[i], {"metadata", "name"}).empty())
+          v.Required(field + ".metadata.name");
+        v.ClaimSpec(field + ".spec", Find(templates[i], {"spec"}));
+      }
       const auto* ru = Find(whole, {"spec", "updateStrategy", "rollingUpdate"});
       v.AtLeast("spec.updateStrategy.rollingUpdate.partition",
                 Find(whole, {"spec", "updateStrategy", "rollingUpdate", "partition"}), 0);
@@ -1025,6 +1204,13 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
         v.Unsupported("spec.template.spec.restartPolicy", *rp, {"Never"});
       }
     }
+  } else if (kind == "PersistentVolumeClaim") {
+    v.ClaimSpec("spec", Find(obj, {"spec"}));
+    if (old) v.ClaimUpdate(obj, *old);
+  } else if (kind == "PersistentVolume") {
+    v.Volume(obj, old);
+  } else if (kind == "StorageClass") {
+    v.StorageClassObject(obj, old);
   } else if (kind == "PodTemplate") {
     v.PodSpec("template.spec", Find(obj, {"template", "spec"}), {"Always", "OnFailure", "Never"});
   } else if (kind == "CronJob") {

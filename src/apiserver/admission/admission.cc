@@ -33,6 +33,9 @@ std::unique_ptr<Admission> DefaultAdmission() {
   a->Add(NewServiceAccountAdmission());
   a->Add(NewPriorityAdmission());
   a->Add(NewDefaultIngressClass());
+  a->Add(NewDefaultStorageClass());
+  a->Add(NewStorageObjectInUseProtection());
+  a->Add(NewPersistentVolumeClaimResize());
   a->Add(NewCertificateSigning());
   a->Add(NewMutatingWebhooks());
   a->Add(NewRbacEscalation());

@@ -63,7 +63,8 @@ class Admission {
 api::ApiError AdmissionForbidden(const Target& t, const std::string& name, const std::string& why);
 
 // The plugins kiso runs, in kube-apiserver's order: NodeRestriction, LimitRanger,
-// ServiceAccount, Priority, DefaultIngressClass, MutatingAdmissionWebhook;
+// ServiceAccount, Priority, DefaultIngressClass, DefaultStorageClass,
+// StorageObjectInUseProtection, PersistentVolumeClaimResize, MutatingAdmissionWebhook;
 // RBAC's escalation prevention (upstream's is in its registry),
 // ValidatingAdmissionWebhook. ResourceQuota, last
 // upstream, charges quotas in the transaction that stores the object

@@ -24,5 +24,11 @@ std::unique_ptr<AdmissionPlugin> NewCertificateSigning();
 std::unique_ptr<AdmissionPlugin> NewNodeRestriction();
 // An Ingress without a class gets the default IngressClass.
 std::unique_ptr<AdmissionPlugin> NewDefaultIngressClass();
+// Storage (storage.cc): a claim without a class gets the default StorageClass;
+// claims and volumes get their in-use protection finalizers; a claim grows only
+// when bound and its class allows expansion.
+std::unique_ptr<AdmissionPlugin> NewDefaultStorageClass();
+std::unique_ptr<AdmissionPlugin> NewStorageObjectInUseProtection();
+std::unique_ptr<AdmissionPlugin> NewPersistentVolumeClaimResize();
 
 }  // namespace kiso::apiserver

@@ -177,6 +177,13 @@ std::vector<json::object> BootstrapClusterRoles() {
           Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"ingresses", "ingressclasses"}),
           Rule({"get", "list", "watch"}, {""}, {"services"}),
           Rule({"get", "list", "watch"}, {"discovery.k8s.io"}, {"endpointslices"})}));
+  // Every node runs the local-path provisioner (K3s' local-path-provisioner-role):
+  // it makes and deletes the volumes of claims bound on it.
+  out.push_back(ClusterRole(
+      "kiso:local-path-provisioner",
+      json::array{Rule({"get", "list", "watch", "create", "delete"}, {""}, {"persistentvolumes"}),
+                  Rule({"get", "list", "watch"}, {""}, {"persistentvolumeclaims"}),
+                  Rule({"get", "list", "watch"}, {"storage.k8s.io"}, {"storageclasses"})}));
   // What an agent on another machine also needs to serve Ingresses' own
   // certificates: every namespace's Secrets (RBAC cannot narrow that to TLS
   // ones). Not bound: that would undo the Node authorizer's confinement of
@@ -208,6 +215,8 @@ std::vector<json::object> BootstrapClusterRoleBindings() {
               "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
               {{"Group", "system:nodes"}}),
       Binding("kiso:ingress-controller", "kiso:ingress-controller", {{"Group", "system:nodes"}}),
+      Binding("kiso:local-path-provisioner", "kiso:local-path-provisioner",
+              {{"Group", "system:nodes"}}),
   };
 }
 

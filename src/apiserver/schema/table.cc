@@ -300,6 +300,98 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
                                              IntOrString(o, {"spec", "maxUnavailable"}, "N/A"),
                                              Int(o, {"status", "disruptionsAllowed"}), AgeOf(o)};
                               }};
+  // Storage (printPersistentVolume, printPersistentVolumeClaim, printStorageClass).
+  auto modes = [](const json::value& o, std::initializer_list<std::string_view> path) {
+    std::string out;
+    for (const auto& m : Array(o, path)) {
+      std::string_view mode = m.is_string() ? std::string_view(m.get_string()) : "";
+      std::string_view abbreviation = mode == "ReadWriteOnce"      ? "RWO"
+                                      : mode == "ReadOnlyMany"     ? "ROX"
+                                      : mode == "ReadWriteMany"    ? "RWX"
+                                      : mode == "ReadWriteOncePod" ? "RWOP"
+                                                                   : mode;
+      out += (out.empty() ? "" : ",") + std::string(abbreviation);
+    }
+    return out;
+  };
+  auto unset = [](const json::value& o, std::initializer_list<std::string_view> path) {
+    std::string_view v = api::GetString(o, path);
+    return v.empty() ? std::string("<unset>") : std::string(v);
+  };
+  p["PersistentVolume"] = {
+      {{"Name", "string", "name", 0},
+       {"Capacity", "string", "", 0},
+       {"Access Modes", "string", "", 0},
+       {"Reclaim Policy", "string", "", 0},
+       {"Status", "string", "", 0},
+       {"Claim", "string", "", 0},
+       {"StorageClass", "string", "", 0},
+       {"VolumeAttributesClass", "string", "", 0},
+       {"Reason", "string", "", 0},
+       {"Age", "string", "", 0},
+       {"VolumeMode", "string", "", 1}},
+      [=](const json::value& o) {
+        std::string claim;
+        if (const auto* ref = api::Find(o, {"spec", "claimRef"}); ref && ref->is_object()) {
+          claim = fmt::format("{}/{}", api::GetString(*ref, {"namespace"}),
+                              api::GetString(*ref, {"name"}));
+        }
+        return Cells{Name(o),
+                     api::GetString(o, {"spec", "capacity", "storage"}),
+                     modes(o, {"spec", "accessModes"}),
+                     api::GetString(o, {"spec", "persistentVolumeReclaimPolicy"}),
+                     api::GetString(o, {"status", "phase"}),
+                     claim,
+                     api::GetString(o, {"spec", "storageClassName"}),
+                     unset(o, {"spec", "volumeAttributesClassName"}),
+                     api::GetString(o, {"status", "reason"}),
+                     AgeOf(o),
+                     api::GetString(o, {"spec", "volumeMode"})};
+      }};
+  p["PersistentVolumeClaim"] = {
+      {{"Name", "string", "name", 0},
+       {"Status", "string", "", 0},
+       {"Volume", "string", "", 0},
+       {"Capacity", "string", "", 0},
+       {"Access Modes", "string", "", 0},
+       {"StorageClass", "string", "", 0},
+       {"VolumeAttributesClass", "string", "", 0},
+       {"Age", "string", "", 0},
+       {"VolumeMode", "string", "", 1}},
+      [=](const json::value& o) {
+        std::string phase(api::GetString(o, {"status", "phase"}));
+        if (!api::GetString(o, {"metadata", "deletionTimestamp"}).empty()) phase = "Terminating";
+        bool bound = !api::GetString(o, {"spec", "volumeName"}).empty();
+        return Cells{Name(o),
+                     phase,
+                     api::GetString(o, {"spec", "volumeName"}),
+                     bound ? std::string(api::GetString(o, {"status", "capacity", "storage"})) : "",
+                     bound ? modes(o, {"status", "accessModes"}) : "",
+                     api::GetString(o, {"spec", "storageClassName"}),
+                     unset(o, {"status", "currentVolumeAttributesClassName"}),
+                     AgeOf(o),
+                     api::GetString(o, {"spec", "volumeMode"})};
+      }};
+  p["StorageClass"] = {
+      {{"Name", "string", "name", 0},
+       {"Provisioner", "string", "", 0},
+       {"ReclaimPolicy", "string", "", 0},
+       {"VolumeBindingMode", "string", "", 0},
+       {"AllowVolumeExpansion", "string", "", 0},
+       {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        std::string name = Name(o);
+        if (api::GetString(o, {"metadata", "annotations",
+                               "storageclass.kubernetes.io/is-default-class"}) == "true")
+          name += " (default)";
+        const auto* expand = api::Find(o, {"allowVolumeExpansion"});
+        return Cells{name,
+                     api::GetString(o, {"provisioner"}),
+                     api::GetString(o, {"reclaimPolicy"}),
+                     api::GetString(o, {"volumeBindingMode"}),
+                     expand && expand->is_bool() && expand->get_bool() ? "true" : "false",
+                     AgeOf(o)};
+      }};
   p["PriorityClass"] = {{{"Name", "string", "name", 0},
                          {"Value", "integer", "", 0},
                          {"Global-Default", "boolean", "", 0},
