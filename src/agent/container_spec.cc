@@ -420,6 +420,48 @@ Status AddToken(client::Client* client, const PodContext& pod, const std::string
 
 }  // namespace
 
+// A persistentVolumeClaim volume: the directory of the volume its claim is
+// bound to, on this node (hostPath or local volumes; local-path's are hostPath).
+Result<std::string> ClaimedDirectory(client::Client* client, const std::string& ns,
+                                     const json::value& source) {
+  std::string name(api::GetString(source, {"claimName"}));
+  auto claim = client->Get(*api::FindResource("", "v1", "persistentvolumeclaims"), ns, name);
+  if (!claim.ok()) {
+    return MakeStatus(Code::kNotFound, "persistentvolumeclaim \"{}\" not found", name);
+  }
+  std::string volume_name(api::GetString(*claim, {"spec", "volumeName"}));
+  if (api::GetString(*claim, {"status", "phase"}) != "Bound" || volume_name.empty())
+    return MakeStatus(Code::kUnavailable, "persistentvolumeclaim \"{}\" is not bound", name);
+  auto volume = client->Get(*api::FindResource("", "v1", "persistentvolumes"), "", volume_name);
+  if (!volume.ok() || api::GetString(*volume, {"spec", "claimRef", "uid"}) !=
+                          api::GetString(*claim, {"metadata", "uid"})) {
+    return MakeStatus(Code::kUnavailable,
+                      "persistentvolume \"{}\" of claim \"{}\" is not bound to it", volume_name,
+                      name);
+  }
+  std::error_code ec;
+  if (const auto* host = api::Find(*volume, {"spec", "hostPath"})) {
+    std::string path(api::GetString(*host, {"path"}));
+    std::string_view type = api::GetString(*host, {"type"});
+    if (type == "DirectoryOrCreate") {
+      fs::create_directories(path, ec);
+      if (ec) return MakeStatus(Code::kInternal, "create {}: {}", path, ec.message());
+    }
+    if (!fs::is_directory(path, ec))
+      return MakeStatus(Code::kNotFound, "volume \"{}\": {} is not a directory", volume_name, path);
+    return path;
+  }
+  if (const auto* local = api::Find(*volume, {"spec", "local"})) {
+    std::string path(api::GetString(*local, {"path"}));
+    if (!fs::exists(path, ec))
+      return MakeStatus(Code::kNotFound, "volume \"{}\": {} does not exist", volume_name, path);
+    return path;
+  }
+  return MakeStatus(Code::kInvalidArgument,
+                    "volume \"{}\": kiso mounts hostPath and local persistent volumes only",
+                    volume_name);
+}
+
 bool HasServiceAccountToken(const json::value& pod) {
   for (const auto& v : api::GetArray(pod, {"spec", "volumes"})) {
     for (const auto& s : api::GetArray(v, {"projected", "sources"}))
@@ -435,6 +477,18 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
     std::string dir = pod.pod_dir + "/volumes/" + name;
     std::error_code ec;
     if (api::Find(v, {"hostPath"})) continue;
+    if (const auto* claim = api::Find(v, {"persistentVolumeClaim"})) {
+      // The volume's directory, where the pod's volumes are (a bind mount follows the link).
+      auto target = ClaimedDirectory(client, ns, *claim);
+      if (!target.ok()) return target.status().Annotate(fmt::format("volume {:?}", name));
+      fs::create_directories(pod.pod_dir + "/volumes", ec);
+      if (fs::is_symlink(dir, ec) && fs::read_symlink(dir, ec) == *target) continue;
+      fs::remove(dir, ec);
+      fs::create_directory_symlink(*target, dir, ec);
+      if (ec)
+        return MakeStatus(Code::kInternal, "volume {:?}: link {}: {}", name, dir, ec.message());
+      continue;
+    }
     VolumeFiles files;
     Status added = Status::Ok();
     if (const auto* src = api::Find(v, {"configMap"})) {
@@ -670,8 +724,32 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     } else {
       mount.host_path = pod.pod_dir + "/volumes/" + name;
     }
+    // subPath: a directory inside the volume (made when missing, as the kubelet does).
+    if (std::string sub(api::GetString(m, {"subPath"})); !sub.empty()) {
+      if (sub.starts_with('/') || sub == ".." || sub.starts_with("../") ||
+          sub.find("/../") != std::string::npos || sub.ends_with("/..")) {
+        return MakeStatus(Code::kInvalidArgument,
+                          "subPath {:?} of volume {:?} must be a relative path within it", sub,
+                          name);
+      }
+      std::error_code ec;
+      fs::path base = fs::canonical(mount.host_path, ec);
+      if (ec) return MakeStatus(Code::kInternal, "volume {:?}: {}", name, ec.message());
+      fs::path inside = base / sub;
+      if (!fs::exists(inside, ec)) fs::create_directories(inside, ec);
+      // A link inside the volume must not lead out of it.
+      fs::path real = fs::canonical(inside, ec);
+      auto rel = real.lexically_relative(base);
+      if (ec || rel.empty() || *rel.begin() == "..") {
+        return MakeStatus(Code::kInvalidArgument, "subPath {:?} of volume {:?} leaves the volume",
+                          sub, name);
+      }
+      mount.host_path = real.string();
+    }
+    const auto* claim_ro = api::Find(v, {"persistentVolumeClaim", "readOnly"});
     bool source_ro = api::Find(v, {"configMap"}) || api::Find(v, {"secret"}) ||
-                     api::Find(v, {"projected"}) || api::Find(v, {"downwardAPI"});
+                     api::Find(v, {"projected"}) || api::Find(v, {"downwardAPI"}) ||
+                     (claim_ro && claim_ro->is_bool() && claim_ro->get_bool());
     const auto* ro = api::Find(m, {"readOnly"});
     mount.read_only = source_ro || (ro && ro->is_bool() && ro->get_bool());
     config.mounts.push_back(std::move(mount));

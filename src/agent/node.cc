@@ -43,6 +43,12 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   node->proxy_ = std::make_unique<ServiceProxy>(client, proxy);
   if (!options.disable_ingress)
     node->ingress_ = std::make_unique<IngressController>(client, options.ingress);
+  if (!options.disable_local_storage) {
+    std::string storage =
+        options.local_storage_path.empty() ? dir + "/storage" : options.local_storage_path;
+    node->local_path_ =
+        std::make_unique<LocalPathProvisioner>(client, node->agent_->node_name(), storage);
+  }
   return node;
 }
 
@@ -61,11 +67,13 @@ Status EmbeddedNode::Start() {
       ingress_.reset();
     }
   }
+  if (local_path_) local_path_->Start();
   return agent_->Start();
 }
 
 void EmbeddedNode::Stop() {
   agent_->Stop();
+  if (local_path_) local_path_->Stop();
   if (ingress_) ingress_->Stop();
   proxy_->Stop();
 }

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/ingress_controller.h"
+#include "agent/local_path_provisioner.h"
 #include "agent/service_proxy.h"
 #include "image/image_service.h"
 #include "network/cni.h"
@@ -27,6 +28,10 @@ struct NodeOptions {
   // The built-in ingress controller (Traefik's role): on unless disabled.
   bool disable_ingress = false;
   network::ingress::ProxyOptions ingress;
+  // The local-path provisioner (K3s' local-storage): on unless disabled; its
+  // volumes' directories under local_storage_path (default <data_dir>/storage).
+  bool disable_local_storage = false;
+  std::string local_storage_path;
 };
 
 class EmbeddedNode {
@@ -45,7 +50,8 @@ class EmbeddedNode {
   std::unique_ptr<network::CniNetwork> network_;
   std::unique_ptr<Agent> agent_;
   std::unique_ptr<ServiceProxy> proxy_;
-  std::unique_ptr<IngressController> ingress_;  // Null when disabled or its ports are taken.
+  std::unique_ptr<IngressController> ingress_;        // Null when disabled or its ports are taken.
+  std::unique_ptr<LocalPathProvisioner> local_path_;  // Null when disabled.
 };
 
 }  // namespace kiso::agent

@@ -43,6 +43,7 @@
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
 #include "controller/node_lifecycle_controller.h"
+#include "controller/persistent_volume_controller.h"
 #include "controller/pod_gc_controller.h"
 #include "controller/replicaset_controller.h"
 #include "controller/resource_quota_controller.h"
@@ -134,6 +135,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   pod_gc_options.terminated_threshold = flags.terminated_pod_gc_threshold;
   kiso::controller::PodGcController pod_gc(&client, pod_gc_options, &informers);
   kiso::controller::DisruptionController disruption(&client, &informers);
+  kiso::controller::PersistentVolumeController volumes(&client, &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -145,6 +147,10 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
       spdlog::error("ingress class kiso: {}", s.ToString());
     ingress_status =
         std::make_unique<kiso::controller::IngressStatusController>(&client, &informers);
+  }
+  if (!flags.node.disable_local_storage) {
+    if (auto s = kiso::agent::LocalPathProvisioner::EnsureStorageClass(&client); !s.ok())
+      spdlog::error("storage class local-path: {}", s.ToString());
   }
   kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
@@ -180,6 +186,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   replication_controllers.Start();
   pod_gc.Start();
   disruption.Start();
+  volumes.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();

@@ -16,6 +16,11 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
   app.add_option("--runtime", node.runtime, "OCI runtime: runc or crun")->capture_default_str();
   app.add_flag("--disable-ingress", node.disable_ingress,
                "Do not run the built-in ingress controller (K3s: --disable traefik)");
+  app.add_flag("--disable-local-storage", node.disable_local_storage,
+               "Do not run the local-path provisioner nor create the local-path StorageClass "
+               "(K3s: --disable local-storage)");
+  app.add_option("--default-local-storage-path", node.local_storage_path,
+                 "Where local-path volumes live (default: <data-dir>/agent/storage)");
   app.add_option("--ingress-http-port", node.ingress.http_port,
                  "Port the ingress controller serves HTTP on (0: any free one)")
       ->capture_default_str();

@@ -20,6 +20,7 @@ namespace {
 
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Sets() { return *api::FindResource("apps", "v1", "statefulsets"); }
+const api::ResourceType& Claims() { return *api::FindResource("", "v1", "persistentvolumeclaims"); }
 const api::ResourceType& Revisions() {
   return *api::FindResource("apps", "v1", "controllerrevisions");
 }
@@ -73,6 +74,7 @@ StatefulSetController::StatefulSetController(client::Client* client,
   revisions_ = Watch(Revisions(), [this](const json::value*, const json::value& r, bool) {
     for (const auto& key : OwnerKeys(r, "StatefulSet")) Enqueue(key);
   });
+  claims_ = Watch(Claims(), [](const json::value*, const json::value&, bool) {});
 }
 
 Status StatefulSetController::Reconcile(const std::string& key) {
@@ -84,12 +86,6 @@ Status StatefulSetController::Reconcile(const std::string& key) {
   const json::value& set = *found;
   const std::string uid(api::GetString(set, {"metadata", "uid"}));
   const int64_t generation = api::GetInt(set, {"metadata", "generation"}, 1);
-  if (const auto* claims = api::Find(set, {"spec", "volumeClaimTemplates"});
-      claims && claims->is_array() && !claims->get_array().empty()) {
-    RecordEvent(set, "Warning", "FailedCreate",
-                "volumeClaimTemplates need PersistentVolumeClaims, which kiso does not serve yet");
-    return WriteStatusFields(Sets(), set, json::object{{"observedGeneration", generation}});
-  }
   const auto* tmpl = api::Find(set, {"spec", "template"});
   if (!tmpl) return Status::Ok();
 
@@ -131,6 +127,68 @@ Status StatefulSetController::Reconcile(const std::string& key) {
     return std::string(api::GetString(pod, {"metadata", "labels", kRevisionLabel}));
   };
 
+  const auto& templates = api::GetArray(set, {"spec", "volumeClaimTemplates"});
+  const bool delete_with_set = api::GetString(set, {"spec", "persistentVolumeClaimRetentionPolicy",
+                                                    "whenDeleted"}) == "Delete";
+  const bool delete_when_scaled =
+      api::GetString(set, {"spec", "persistentVolumeClaimRetentionPolicy", "whenScaled"}) ==
+      "Delete";
+  // The owners a pod's claim should have under the retention policy: the set,
+  // and (for an ordinal scaled away) the pod itself.
+  auto claim_owners = [&](const json::value* pod) {
+    json::array owners;
+    if (delete_with_set) {
+      owners.push_back(json::object{
+          {"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"name", name}, {"uid", uid}});
+    }
+    if (pod && delete_when_scaled) {
+      owners.push_back(json::object{{"apiVersion", "v1"},
+                                    {"kind", "Pod"},
+                                    {"name", api::GetString(*pod, {"metadata", "name"})},
+                                    {"uid", api::GetString(*pod, {"metadata", "uid"})}});
+    }
+    return owners;
+  };
+  // Makes the claims of pod <set>-<ordinal> that do not exist; false while one
+  // is still being deleted (the pod waits for it to go).
+  auto ensure_claims = [&](const std::string& pod_name, Status* failed) {
+    bool ready = true;
+    for (const auto& t : templates) {
+      std::string claim_name =
+          fmt::format("{}-{}", api::GetString(t, {"metadata", "name"}), pod_name);
+      if (auto have = claims_->Get(ns, claim_name)) {
+        if (Terminating(*have)) ready = false;
+        continue;
+      }
+      json::value claim = json::object{{"apiVersion", "v1"}, {"kind", "PersistentVolumeClaim"}};
+      auto& meta = api::Child(claim.as_object(), "metadata");
+      meta["name"] = claim_name;
+      meta["namespace"] = ns;
+      auto& labels = api::Child(meta, "labels");
+      if (const auto* l = api::Find(t, {"metadata", "labels"}); l && l->is_object())
+        labels = l->get_object();
+      if (const auto* l = api::Find(set, {"spec", "selector", "matchLabels"}); l && l->is_object())
+        for (const auto& [k, v] : l->get_object()) labels[k] = v;
+      if (const auto* a = api::Find(t, {"metadata", "annotations"}); a && a->is_object())
+        meta["annotations"] = *a;
+      if (auto owners = claim_owners(nullptr); !owners.empty()) meta["ownerReferences"] = owners;
+      if (const auto* spec = api::Find(t, {"spec"})) claim.as_object()["spec"] = *spec;
+      auto made = client()->Create(Claims(), ns, claim);
+      if (made.ok()) {
+        RecordEvent(set, "Normal", "SuccessfulCreate",
+                    fmt::format("create Claim {} Pod {} in StatefulSet {} success", claim_name,
+                                pod_name, name));
+      } else if (made.status().code() != Code::kAlreadyExists) {
+        RecordEvent(set, "Warning", "FailedCreate",
+                    fmt::format("create Claim {} for Pod {} in StatefulSet {} failed error: {}",
+                                claim_name, pod_name, name, made.status().message()));
+        *failed = made.status();
+        ready = false;
+      }
+    }
+    return ready;
+  };
+
   // The pod of an ordinal: below the partition at the revision the pods were at.
   auto make_pod = [&](int64_t ordinal) {
     const Revision& r = rolling && ordinal < start + partition ? current : update;
@@ -156,6 +214,22 @@ Status StatefulSetController::Reconcile(const std::string& key) {
     json::object pod_spec = spec && spec->is_object() ? spec->get_object() : json::object();
     pod_spec["hostname"] = pod_name;
     if (!service.empty()) pod_spec["subdomain"] = service;
+    // Its claims, as volumes named for their templates.
+    json::value* volumes = pod_spec.if_contains("volumes");
+    if (!volumes || !volumes->is_array()) volumes = &(pod_spec["volumes"] = json::array());
+    auto& list = volumes->as_array();
+    for (const auto& t : templates) {
+      std::string_view volume = api::GetString(t, {"metadata", "name"});
+      list.erase(std::remove_if(
+                     list.begin(), list.end(),
+                     [&](const json::value& v) { return api::GetString(v, {"name"}) == volume; }),
+                 list.end());
+      list.push_back(
+          json::object{{"name", volume},
+                       {"persistentVolumeClaim",
+                        json::object{{"claimName", fmt::format("{}-{}", volume, pod_name)}}}});
+    }
+    if (list.empty()) pod_spec.erase("volumes");
     pod.as_object()["spec"] = std::move(pod_spec);
     return pod;
   };
@@ -206,6 +280,65 @@ Status StatefulSetController::Reconcile(const std::string& key) {
   }
 
   Status result = Status::Ok();
+  // Claims first: a pod is created only once its claims exist.
+  bool claims_pending = false;
+  creates.erase(std::remove_if(creates.begin(), creates.end(),
+                               [&](const json::value& pod) {
+                                 bool ready = ensure_claims(
+                                     std::string(api::GetString(pod, {"metadata", "name"})),
+                                     &result);
+                                 claims_pending = claims_pending || !ready;
+                                 return !ready;
+                               }),
+                creates.end());
+  if (claims_pending) EnqueueAfter(key, std::chrono::seconds(1));
+  // The retention policy on the claims of the pods there are: owned by the set
+  // (whenDeleted), by a condemned pod (whenScaled).
+  auto retain = [&](const json::value& pod, bool condemned_pod) {
+    for (const auto& t : templates) {
+      std::string claim_name = fmt::format("{}-{}", api::GetString(t, {"metadata", "name"}),
+                                           api::GetString(pod, {"metadata", "name"}));
+      auto claim = claims_->Get(ns, claim_name);
+      if (!claim || Terminating(*claim)) continue;
+      json::array want = claim_owners(condemned_pod ? &pod : nullptr);
+      const auto* have = api::Find(*claim, {"metadata", "ownerReferences"});
+      // Only the references this policy manages (the set's, the pod's) are compared.
+      json::array kept;
+      json::array managed;
+      for (const auto& r : have && have->is_array() ? have->get_array() : json::array()) {
+        bool ours =
+            (api::GetString(r, {"kind"}) == "StatefulSet" && api::GetString(r, {"uid"}) == uid) ||
+            (api::GetString(r, {"kind"}) == "Pod" &&
+             api::GetString(r, {"uid"}) == api::GetString(pod, {"metadata", "uid"}));
+        (ours ? managed : kept).push_back(r);
+      }
+      auto same = [](const json::array& a, const json::array& b) {
+        if (a.size() != b.size()) return false;
+        for (const auto& x : a) {
+          if (std::none_of(b.begin(), b.end(), [&](const json::value& y) {
+                return api::GetString(x, {"uid"}) == api::GetString(y, {"uid"});
+              }))
+            return false;
+        }
+        return true;
+      };
+      if (same(managed, want)) continue;
+      for (auto& w : want) kept.push_back(std::move(w));
+      Status s = UpdateFresh(Claims(), *claim, [&](json::value& c) {
+        auto& meta = c.as_object()["metadata"].as_object();
+        if (kept.empty()) {
+          meta.erase("ownerReferences");
+        } else {
+          meta["ownerReferences"] = kept;
+        }
+      });
+      if (!s.ok() && result.ok()) result = s;
+    }
+  };
+  if (!templates.empty()) {
+    for (const auto& [ordinal, pod] : pods) retain(pod, false);
+    for (const auto& pod : condemned) retain(pod, true);
+  }
   expectations_.Expect(key, static_cast<int>(creates.size()), static_cast<int>(deletes.size()));
   for (const auto& pod_name : deletes) {
     Status s = client()->Delete(Pods(), ns, pod_name);

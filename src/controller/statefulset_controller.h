@@ -16,9 +16,15 @@
 // pod only when the user deletes it. Failed pods are deleted and made anew.
 // Status: replicas, ready, available (ready for minReadySeconds), current
 // and updated counts, currentRevision, updateRevision, observedGeneration —
-// what `kubectl rollout status|history|undo sts/…` read. volumeClaimTemplates
-// need PersistentVolumeClaims, which kiso does not serve yet: such a set gets
-// a FailedCreate event and no pods.
+// what `kubectl rollout status|history|undo sts/…` read.
+//
+// volumeClaimTemplates: each pod's claims, <template>-<set>-<ordinal>, are
+// created before it (labels of the template and the set's selector) and kept
+// when it is deleted, so a pod made again finds its data.
+// persistentVolumeClaimRetentionPolicy: whenDeleted Delete makes the set an
+// owner of its claims (the garbage collector deletes them with it);
+// whenScaled Delete makes a condemned pod (an ordinal scaled away) the owner
+// of its claims, which go with it. Retain (the default) keeps them.
 #pragma once
 
 #include "controller/controller.h"
@@ -37,6 +43,7 @@ class StatefulSetController : public Controller {
   client::Informer* sets_ = nullptr;
   client::Informer* pods_ = nullptr;
   client::Informer* revisions_ = nullptr;
+  client::Informer* claims_ = nullptr;
   Expectations expectations_;  // Set key → its pod creates and deletes not yet seen.
 };
 

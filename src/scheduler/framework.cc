@@ -93,6 +93,33 @@ std::map<std::string, std::string> StringMap(const json::value* v) {
 
 }  // namespace
 
+std::vector<SelectorTerm> ParseSelectorTerms(const json::value* selector) {
+  std::vector<SelectorTerm> out;
+  const auto* terms = selector ? api::Find(*selector, {"nodeSelectorTerms"}) : nullptr;
+  if (!terms || !terms->is_array()) return out;
+  for (const auto& t : terms->get_array()) {
+    SelectorTerm term;
+    for (const char* kind : {"matchExpressions", "matchFields"}) {
+      const auto* exprs = api::Find(t, {kind});
+      if (!exprs || !exprs->is_array()) continue;
+      for (const auto& e : exprs->get_array()) {
+        SelectorRequirement r{std::string(api::GetString(e, {"key"})),
+                              std::string(api::GetString(e, {"operator"})),
+                              {},
+                              std::string_view(kind) == "matchFields"};
+        if (const auto* vs = api::Find(e, {"values"}); vs && vs->is_array()) {
+          for (const auto& v : vs->get_array()) {
+            if (v.is_string()) r.values.emplace_back(v.get_string());
+          }
+        }
+        term.push_back(std::move(r));
+      }
+    }
+    out.push_back(std::move(term));
+  }
+  return out;
+}
+
 PodInfo ParsePod(const json::value& pod) {
   PodInfo p;
   p.ns = api::GetString(pod, {"metadata", "namespace"});
@@ -132,31 +159,12 @@ PodInfo ParsePod(const json::value& pod) {
   p.requests.ephemeral_storage = std::max(sum.ephemeral_storage, init_max.ephemeral_storage);
   p.requests.pods = 1;
   p.node_selector = StringMap(api::Find(pod, {"spec", "nodeSelector"}));
-  const auto* terms =
-      api::Find(pod, {"spec", "affinity", "nodeAffinity",
-                      "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"});
-  if (terms && terms->is_array()) {
-    for (const auto& t : terms->get_array()) {
-      SelectorTerm term;
-      for (const char* kind : {"matchExpressions", "matchFields"}) {
-        const auto* exprs = api::Find(t, {kind});
-        if (!exprs || !exprs->is_array()) continue;
-        for (const auto& e : exprs->get_array()) {
-          SelectorRequirement r{std::string(api::GetString(e, {"key"})),
-                                std::string(api::GetString(e, {"operator"})),
-                                {},
-                                std::string_view(kind) == "matchFields"};
-          if (const auto* vs = api::Find(e, {"values"}); vs && vs->is_array()) {
-            for (const auto& v : vs->get_array()) {
-              if (v.is_string()) r.values.emplace_back(v.get_string());
-            }
-          }
-          term.push_back(std::move(r));
-        }
-      }
-      p.required_affinity.push_back(std::move(term));
-    }
+  for (const auto& v : api::GetArray(pod, {"spec", "volumes"})) {
+    if (auto c = api::GetString(v, {"persistentVolumeClaim", "claimName"}); !c.empty())
+      p.claim_names.emplace_back(c);
   }
+  p.required_affinity = ParseSelectorTerms(api::Find(
+      pod, {"spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"}));
   if (const auto* ts = api::Find(pod, {"spec", "tolerations"}); ts && ts->is_array()) {
     for (const auto& t : ts->get_array()) {
       Toleration tol{

@@ -57,6 +57,17 @@ struct SelectorRequirement {
 };
 using SelectorTerm = std::vector<SelectorRequirement>;
 
+// A PersistentVolumeClaim of a pod, as the VolumeBinding filter needs it.
+struct ClaimPlacement {
+  std::string name;
+  bool bound = false;
+  std::vector<SelectorTerm> bound_affinity;  // Bound: its volume's node affinity (none: anywhere).
+  // Unbound (its class binds WaitForFirstConsumer): the node affinity of each
+  // volume that could be bound to it, and whether its class provisions one.
+  std::vector<std::vector<SelectorTerm>> candidates;
+  bool provisionable = false;
+};
+
 struct PodInfo {
   std::string ns, name, uid;
   std::string node_name;       // spec.nodeName (set when bound).
@@ -67,6 +78,8 @@ struct PodInfo {
   std::vector<Toleration> tolerations;
   std::vector<HostPort> host_ports;
   bool deleting = false;
+  std::vector<std::string> claim_names;  // Its persistentVolumeClaim volumes' claims.
+  std::vector<ClaimPlacement> claims;    // Resolved by the scheduler before each attempt.
   std::string Key() const { return ns + "/" + name; }
 };
 
@@ -83,6 +96,12 @@ struct NodeInfo {
   std::set<HostPort> used_ports;
   std::set<std::string> pods;  // Keys of the pods counted in `requested`.
 };
+
+// A NodeSelector's terms (`{nodeSelectorTerms: [...]}`: a pod's required node
+// affinity, a PersistentVolume's nodeAffinity.required); none when absent.
+std::vector<SelectorTerm> ParseSelectorTerms(const boost::json::value* selector);
+// Whether the node matches one of the terms (an empty term matches nothing).
+bool MatchesSelectorTerms(const std::vector<SelectorTerm>& terms, const NodeInfo& node);
 
 // Whether the node has the pod's nodeSelector labels and matches one of its
 // required node-affinity terms (the NodeAffinity filter; the DaemonSet
@@ -132,7 +151,7 @@ class ScorePlugin {
 
 // Plugins by name (upstream's names: NodeResourcesFit, NodeName, NodeAffinity,
 // TaintToleration, NodeUnschedulable, NodePorts; NodeResourcesLeastAllocated,
-// NodeResourcesBalancedAllocation). A duplicate name fails loudly.
+// NodeResourcesBalancedAllocation; VolumeBinding). A duplicate name fails loudly.
 class Registry {
  public:
   using FilterFactory = std::function<std::unique_ptr<FilterPlugin>()>;
@@ -153,7 +172,8 @@ void RegisterBuiltins(Registry& registry);
 // Which plugins run, and each score plugin's weight.
 struct Profile {
   std::vector<std::string> filters = {"NodeUnschedulable", "NodeName",  "TaintToleration",
-                                      "NodeAffinity",      "NodePorts", "NodeResourcesFit"};
+                                      "NodeAffinity",      "NodePorts", "NodeResourcesFit",
+                                      "VolumeBinding"};
   std::vector<std::pair<std::string, int64_t>> scores = {{"NodeResourcesLeastAllocated", 1},
                                                          {"NodeResourcesBalancedAllocation", 1}};
 };

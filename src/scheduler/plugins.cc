@@ -41,6 +41,29 @@ class NodeNameFilter : public FilterPlugin {
   }
 };
 
+// VolumeBinding: a bound claim's volume must be usable on the node; an unbound
+// one (WaitForFirstConsumer) needs a volume that is, or a class that provisions.
+class VolumeBindingFilter : public FilterPlugin {
+ public:
+  std::string_view Name() const override { return "VolumeBinding"; }
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+    for (const auto& c : pod.claims) {
+      if (c.bound) {
+        if (!c.bound_affinity.empty() && !MatchesSelectorTerms(c.bound_affinity, node))
+          return FilterResult::Unfit("node(s) had volume node affinity conflict");
+        continue;
+      }
+      if (c.provisionable) continue;
+      bool any = std::any_of(c.candidates.begin(), c.candidates.end(), [&](const auto& terms) {
+        return terms.empty() || MatchesSelectorTerms(terms, node);
+      });
+      if (!any)
+        return FilterResult::Unfit("node(s) didn't find available persistent volumes to bind");
+    }
+    return FilterResult::Fit();
+  }
+};
+
 bool Matches(const SelectorRequirement& r, const std::map<std::string, std::string>& labels) {
   auto it = labels.find(r.key);
   bool has = it != labels.end();
@@ -177,8 +200,11 @@ bool MatchesNodeAffinity(const PodInfo& pod, const NodeInfo& node) {
     auto it = node.labels.find(k);
     if (it == node.labels.end() || it->second != v) return false;
   }
-  if (pod.required_affinity.empty()) return true;
-  for (const auto& term : pod.required_affinity) {
+  return pod.required_affinity.empty() || MatchesSelectorTerms(pod.required_affinity, node);
+}
+
+bool MatchesSelectorTerms(const std::vector<SelectorTerm>& terms, const NodeInfo& node) {
+  for (const auto& term : terms) {
     if (term.empty()) continue;  // An empty term matches nothing.
     bool all = std::all_of(term.begin(), term.end(), [&](const SelectorRequirement& r) {
       if (!r.field) return Matches(r, node.labels);
@@ -200,6 +226,7 @@ void RegisterBuiltins(Registry& registry) {
   (void)registry.RegisterFilter("TaintToleration", F<TaintTolerationFilter>());
   (void)registry.RegisterFilter("NodeUnschedulable", F<NodeUnschedulableFilter>());
   (void)registry.RegisterFilter("NodePorts", F<NodePortsFilter>());
+  (void)registry.RegisterFilter("VolumeBinding", F<VolumeBindingFilter>());
   (void)registry.RegisterScore("NodeResourcesLeastAllocated", S<LeastAllocated>());
   (void)registry.RegisterScore("NodeResourcesBalancedAllocation", S<BalancedAllocation>());
 }

@@ -1,11 +1,13 @@
 #include "scheduler/scheduler.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
 
 #include "api/object.h"
 #include "common/recover.h"
+#include "scheduler/volume_binding.h"
 
 namespace kiso::scheduler {
 
@@ -14,6 +16,14 @@ namespace json = boost::json;
 namespace {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+const api::ResourceType& Claims() { return *api::FindResource("", "v1", "persistentvolumeclaims"); }
+const api::ResourceType& Volumes() { return *api::FindResource("", "v1", "persistentvolumes"); }
+const api::ResourceType& Classes() {
+  return *api::FindResource("storage.k8s.io", "v1", "storageclasses");
+}
+constexpr std::string_view kSelectedNode = "volume.kubernetes.io/selected-node";
+// How long a binding waits for its claims' volumes (upstream's bind timeout is 600 s).
+constexpr auto kVolumeBindTimeout = std::chrono::seconds(120);
 }  // namespace
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(client::Client* client,
@@ -44,6 +54,83 @@ Scheduler::Scheduler(client::Client* client, SchedulerOptions options,
                                         bool deleted) { OnPod(old, obj, deleted); });
   nodes_informer_ = watch(Nodes(), [this](const json::value* old, const json::value& obj,
                                           bool deleted) { OnNode(old, obj, deleted); });
+  // Claims, volumes and classes change what fits where (VolumeBinding).
+  auto storage = [this](const json::value*, const json::value&, bool) {
+    std::lock_guard lock(mu_);
+    if (!unschedulable_.empty()) RequeueUnschedulable();
+  };
+  claims_informer_ = watch(Claims(), storage);
+  volumes_informer_ = watch(Volumes(), storage);
+  classes_informer_ = watch(Classes(), storage);
+}
+
+std::string Scheduler::ResolveClaims(PodInfo& pod) {
+  pod.claims.clear();
+  std::vector<json::value> volumes;
+  for (const auto& name : pod.claim_names) {
+    auto claim = claims_informer_->Get(pod.ns, name);
+    if (!claim) return fmt::format("persistentvolumeclaim \"{}\" not found", name);
+    if (!api::GetString(*claim, {"metadata", "deletionTimestamp"}).empty())
+      return fmt::format("persistentvolumeclaim \"{}\" is being deleted", name);
+    ClaimPlacement c;
+    c.name = name;
+    std::string volume_name(api::GetString(*claim, {"spec", "volumeName"}));
+    if (!volume_name.empty()) {
+      auto volume = volumes_informer_->Get("", volume_name);
+      if (!volume) return fmt::format("persistentvolume \"{}\" not found", volume_name);
+      c.bound = true;
+      c.bound_affinity = VolumeNodeAffinity(*volume);
+      pod.claims.push_back(std::move(c));
+      continue;
+    }
+    std::string class_name = ClaimClass(*claim);
+    auto cls = class_name.empty() ? std::nullopt : classes_informer_->Get("", class_name);
+    if (!cls || api::GetString(*cls, {"volumeBindingMode"}) != "WaitForFirstConsumer")
+      return "pod has unbound immediate PersistentVolumeClaims";
+    c.provisionable = !api::GetString(*cls, {"provisioner"}).empty() &&
+                      api::GetString(*cls, {"provisioner"}) != "kubernetes.io/no-provisioner";
+    if (volumes.empty()) volumes = volumes_informer_->List();
+    for (const auto& v : volumes) {
+      if (VolumeSatisfies(v, *claim, nullptr)) c.candidates.push_back(VolumeNodeAffinity(v));
+    }
+    pod.claims.push_back(std::move(c));
+  }
+  return "";
+}
+
+bool Scheduler::BindVolumes(const PodInfo& pod, const std::string& node) {
+  std::vector<std::string> waiting;
+  for (const auto& c : pod.claims) {
+    if (c.bound) continue;
+    auto claim = claims_informer_->Get(pod.ns, c.name);
+    if (claim && !api::GetString(*claim, {"spec", "volumeName"}).empty()) continue;
+    if (!claim || api::GetString(*claim, {"metadata", "annotations", kSelectedNode}) != node) {
+      json::value patch = json::object{
+          {"metadata", json::object{{"annotations", json::object{{kSelectedNode, node}}}}}};
+      auto res = client_->Patch(Claims(), pod.ns, c.name, client::PatchType::kMerge, patch);
+      if (!res.ok()) {
+        spdlog::warn("scheduler: {}: annotate claim {}: {}", pod.Key(), c.name,
+                     res.status().ToString());
+        return false;
+      }
+    }
+    waiting.push_back(c.name);
+  }
+  // PreBind: the pod is bound once its claims are (provisioned on the node, or
+  // bound to a volume it can use).
+  auto deadline = std::chrono::steady_clock::now() + kVolumeBindTimeout;
+  for (const auto& name : waiting) {
+    for (;;) {
+      auto claim = claims_informer_->Get(pod.ns, name);
+      if (claim && api::GetString(*claim, {"status", "phase"}) == "Bound") break;
+      if (stop_ || !claim || std::chrono::steady_clock::now() > deadline) {
+        spdlog::warn("scheduler: {}: claim {} not bound on {} in time", pod.Key(), name, node);
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // Polling with a deadline.
+    }
+  }
+  return true;
 }
 
 Scheduler::~Scheduler() { Stop(); }
@@ -182,6 +269,18 @@ void Scheduler::Loop() {
     auto it = pending_.find(key);
     if (it == pending_.end()) continue;
     PodInfo pod = it->second;
+    std::string volume_error = pod.claim_names.empty() ? "" : ResolveClaims(pod);
+    if (!volume_error.empty()) {
+      unschedulable_.insert(key);
+      std::string message =
+          fmt::format("0/{} nodes are available: {}.", nodes_.size(), volume_error);
+      if (reported_[key] != message) {
+        reported_[key] = message;
+        binds_.push_back({pod, "", message});
+        bind_cv_.notify_one();
+      }
+      continue;
+    }
     if (node_list_.size() != nodes_.size()) {
       node_list_.clear();
       node_list_.reserve(nodes_.size());
@@ -229,6 +328,13 @@ void Scheduler::BindLoop() {
 }
 
 void Scheduler::Bind(const PodInfo& pod, const std::string& node) {
+  if (!pod.claims.empty() && !BindVolumes(pod, node)) {
+    std::lock_guard lock(mu_);
+    Unaccount(pod.Key(), node);
+    pending_[pod.Key()] = pod;
+    unschedulable_.insert(pod.Key());  // Tried again when claims or volumes change.
+    return;
+  }
   json::value binding = json::object{
       {"apiVersion", "v1"},
       {"kind", "Binding"},

@@ -53,6 +53,12 @@ class Scheduler {
   void Loop();
   void BindLoop();
   void Bind(const PodInfo& pod, const std::string& node);
+  // Fills pod.claims from the informers; the reason no node can take the pod
+  // (a claim missing, being deleted, or unbound and binding Immediate), or "".
+  std::string ResolveClaims(PodInfo& pod);
+  // Asks for the pod's unbound claims to be bound on `node` (the
+  // selected-node annotation) and waits until they are; false if they are not.
+  bool BindVolumes(const PodInfo& pod, const std::string& node);
   void ReportUnschedulable(const PodInfo& pod, const std::string& message);
   // REQUIRES: mu_ held.
   void Account(const PodInfo& pod, const std::string& node);
@@ -68,6 +74,9 @@ class Scheduler {
   std::vector<std::pair<client::Informer*, int>> handlers_;  // On shared informers.
   client::Informer* pods_informer_ = nullptr;
   client::Informer* nodes_informer_ = nullptr;
+  client::Informer* claims_informer_ = nullptr;
+  client::Informer* volumes_informer_ = nullptr;
+  client::Informer* classes_informer_ = nullptr;
   std::thread loop_;
   std::vector<std::thread> binders_;
   std::atomic<bool> stop_{false};

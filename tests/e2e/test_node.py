@@ -697,6 +697,150 @@ spec:
     assert (out / "log").read_text() == "prestop\nterm\n"
 
 
+STATEFULSET = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", "hostname >> /data/log; exec sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"""
+
+
+def claim(kubectl, name):
+    p = kubectl.run("get", "pvc", name, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def test_statefulset_claims_keep_their_data_across_pods(node):
+    """volumeClaimTemplates on the default local-path class: one claim per ordinal, provisioned
+    on the node the pod is scheduled to, kept when the set is deleted and found again by the
+    set made anew; a claim grows on request; deleting the claims deletes volumes and data."""
+    s, k = node
+    assert "local-path (default)" in k("get", "storageclass")
+    apply(k, STATEFULSET)
+    for ordinal in (0, 1):
+        wait_for(lambda: phase(k, f"db-{ordinal}") == "Running", what=f"db-{ordinal} Running")
+        c = claim(k, f"data-db-{ordinal}")
+        assert c["status"]["phase"] == "Bound" and c["spec"]["storageClassName"] == "local-path", c
+        assert c["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == NODE
+        assert c["metadata"]["labels"] == {"app": "db"}
+        assert "kubernetes.io/pvc-protection" in c["metadata"]["finalizers"]
+        pv = json.loads(k("get", "pv", c["spec"]["volumeName"], "-o", "json"))
+        assert pv["spec"]["claimRef"]["uid"] == c["metadata"]["uid"]
+        assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0][
+            "matchExpressions"][0]["values"] == [NODE]
+        path = pv["spec"]["hostPath"]["path"]
+        assert path.startswith(os.path.join(s.dir, "agent", "storage")), path
+        wait_for(lambda: os.path.exists(os.path.join(path, "log")), what="the pod's write")
+        assert k("exec", f"db-{ordinal}", "--", "cat", "/data/log").split() == [f"db-{ordinal}"]
+    # The set goes, its claims stay (whenDeleted: Retain), and the set made anew finds them.
+    k("delete", "statefulset", "db", "--wait=true", timeout=60)
+    wait_for(lambda: not k("get", "pods", "-l", "app=db", "-o", "name"), what="db pods gone")
+    assert claim(k, "data-db-0")["status"]["phase"] == "Bound"
+    apply(k, STATEFULSET)
+    wait_for(lambda: phase(k, "db-1") == "Running", what="db-1 Running again")
+    wait_for(lambda: k("exec", "db-0", "--", "cat", "/data/log").split() == ["db-0", "db-0"],
+             what="db-0's data written twice")
+    # Expansion: local-path allows it; the volume and the claim's capacity follow.
+    k("patch", "pvc", "data-db-0", "-p", '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}')
+    wait_for(lambda: (claim(k, "data-db-0")["status"].get("capacity") or {}).get("storage") == "2Gi",
+             what="the claim grown")
+    # Scaled down: db-1 goes, its claim stays (whenScaled: Retain).
+    k("scale", "statefulset", "db", "--replicas=1")
+    wait_for(lambda: pod(k, "db-1") is None, what="db-1 gone")
+    assert claim(k, "data-db-1") is not None
+    k("delete", "statefulset", "db", "--wait=true", timeout=60)
+    wait_for(lambda: not k("get", "pods", "-l", "app=db", "-o", "name"), what="db pods gone")
+    paths = [json.loads(k("get", "pv", claim(k, f"data-db-{i}")["spec"]["volumeName"], "-o",
+                          "json"))["spec"]["hostPath"]["path"] for i in (0, 1)]
+    # Reclaim policy Delete: the claims' deletion removes their volumes and directories.
+    k("delete", "pvc", "data-db-0", "data-db-1", "--wait=true", timeout=60)
+    wait_for(lambda: not k("get", "pv", "-o", "name"), what="the volumes deleted")
+    assert not any(os.path.exists(p) for p in paths), paths
+
+
+def test_static_volume_protection_and_retain(node, tmp_path):
+    """A PersistentVolume made by hand binds the claim that fits it; a claim a pod uses is not
+    removed until the pod is; a Retain volume is Released with its data kept. subPath mounts
+    a directory inside the volume; a pod naming a claim that does not exist is unschedulable."""
+    s, k = node
+    host = tmp_path / "static"
+    host.mkdir()
+    apply(k, f"""
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: static-small, labels: {{tier: gold}}}}
+spec:
+  capacity: {{storage: 100Mi}}
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  hostPath: {{path: {host}/small}}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: static-big, labels: {{tier: gold}}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce, ReadWriteMany]
+  storageClassName: manual
+  hostPath: {{path: {host}/big, type: DirectoryOrCreate}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: manual}}
+spec:
+  storageClassName: manual
+  accessModes: [ReadWriteMany]
+  selector: {{matchLabels: {{tier: gold}}}}
+  resources: {{requests: {{storage: 50Mi}}}}
+""")
+    wait_for(lambda: (claim(k, "manual") or {}).get("status", {}).get("phase") == "Bound",
+             what="the claim bound")
+    # The only volume offering ReadWriteMany, though the smaller one is large enough.
+    assert claim(k, "manual")["spec"]["volumeName"] == "static-big"
+    assert "static-small" in k("get", "pv", "static-small", "-o", "name")
+    wait_for(lambda: "Available" in k("get", "pv", "static-small", "--no-headers"),
+             what="static-small Available")
+    apply(k, simple_pod("writer", ["sh", "-c", "echo kept > /data/file; exec sleep 3600"],
+                        restart="Always", extra="""    volumeMounts: [{name: d, mountPath: /data, subPath: sub}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: manual}}]"""))
+    wait_for(lambda: (host / "big" / "sub" / "file").exists(), what="the write through subPath")
+    # In use: the claim's deletion waits for the pod.
+    k("delete", "pvc", "manual", "--wait=false")
+    assert claim(k, "manual")["metadata"].get("deletionTimestamp")
+    assert "Terminating" in k("get", "pvc", "manual", "--no-headers")
+    k("delete", "pod", "writer", "--wait=true", timeout=60)
+    wait_for(lambda: claim(k, "manual") is None, what="the claim gone with its last pod")
+    wait_for(lambda: "Released" in k("get", "pv", "static-big", "--no-headers"),
+             what="static-big Released")
+    assert (host / "big" / "sub" / "file").read_text() == "kept\n"
+    # No such claim: said by the scheduler.
+    apply(k, simple_pod("orphan", ["true"], extra="""  volumes: [{name: d, persistentVolumeClaim: {claimName: nope}}]"""))
+    def unschedulable():
+        conditions = pod(k, "orphan").get("status", {}).get("conditions") or [{}]
+        return conditions[0].get("message", "")
+    wait_for(lambda: 'persistentvolumeclaim "nope" not found' in unschedulable(),
+             what="the unschedulable reason")
+    assert unschedulable() == '0/1 nodes are available: persistentvolumeclaim "nope" not found.'
+
+    k("delete", "pod/orphan", "pv/static-small", "pv/static-big", "--wait=true", timeout=60)
+
+
 def test_grace_periods_do_not_hold_up_other_pods(node):
     """Pods ignoring SIGTERM keep their grace period; meanwhile, more of them
     than the agent has workers, a new pod still starts."""
