@@ -14,9 +14,12 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <thread>
 
 #include "agent/hollow.h"
@@ -46,13 +49,18 @@ const api::ResourceType& R(std::string_view group, std::string_view plural) {
   return *api::FindResource(group, "v1", plural);
 }
 
-json::value NodeObject(const std::string& name) {
+constexpr int kZones = 10;
+
+// Node i is in zone i % 10.
+json::value NodeObject(int i) {
+  std::string name = fmt::format("node-{}", i);
   json::object resources{{"cpu", "4"}, {"memory", "16Gi"}, {"pods", "110"}};
+  json::object labels{{"kubernetes.io/hostname", name},
+                      {"topology.kubernetes.io/zone", fmt::format("zone-{}", i % kZones)}};
   return json::object{
       {"apiVersion", "v1"},
       {"kind", "Node"},
-      {"metadata",
-       json::object{{"name", name}, {"labels", json::object{{"kubernetes.io/hostname", name}}}}},
+      {"metadata", json::object{{"name", name}, {"labels", std::move(labels)}}},
       {"status", json::object{{"capacity", resources}, {"allocatable", resources}}}};
 }
 
@@ -100,11 +108,10 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
   auto t0 = Clock::now();
   std::atomic<int> failed{0};
   Parallel(nodes, 16, [&](int i) {
-    std::string name = fmt::format("node-{}", i);
-    auto created = client.Create(R("", "nodes"), "", NodeObject(name));
+    auto created = client.Create(R("", "nodes"), "", NodeObject(i));
     if (created.ok()) {
       json::value with_status = *created;
-      with_status.as_object()["status"] = NodeObject(name).at("status");
+      with_status.as_object()["status"] = NodeObject(i).at("status");
       if (!client.Update(R("", "nodes"), "", with_status, "status").ok()) ++failed;
     } else {
       ++failed;
@@ -191,6 +198,73 @@ int Run(int nodes, int pods, int deployment_nodes, int replicas) {
     o.grace_period_seconds = 0;
     (void)client.Delete(R("", "pods"), "default", fmt::format("pod-{}", i), o);
   });
+
+  // SchedulingPodAntiAffinity and TopologySpreading (scheduler_perf's workloads of those
+  // names): pods queued first, then the scheduler started; each placement checked.
+  auto constrained = [&](const std::string& figure, int count, const json::value& extra_spec,
+                         const std::function<bool(const std::map<std::string, int>&)>& check) {
+    std::string prefix = figure;
+    std::replace(prefix.begin(), prefix.end(), '_', '-');  // Names are DNS subdomains.
+    Parallel(count, 16, [&](int i) {
+      json::value pod = PodObject(fmt::format("{}-{}", prefix, i));
+      auto& obj = pod.as_object();
+      obj["metadata"].as_object()["labels"] = json::object{{"group", figure}};
+      for (const auto& [k, v] : extra_spec.as_object()) obj["spec"].as_object()[k] = v;
+      auto made = client.Create(R("", "pods"), "default", pod);
+      if (!made.ok() && failed++ == 0)
+        fmt::print(stderr, "{}: create a pod: {}\n", figure, made.status().ToString());
+    });
+    if (failed > 0) return false;
+    auto sched = scheduler::Scheduler::Create(&client, {});
+    if (!sched.ok()) return false;
+    auto s0 = Clock::now();
+    (*sched)->Start();
+    while ((*sched)->bound() < count && Clock::now() < s0 + std::chrono::minutes(10))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    double s = std::chrono::duration<double>(Clock::now() - s0).count();
+    int64_t bound = (*sched)->bound();
+    (*sched)->Stop();
+    Print(figure + "_pods", static_cast<double>(bound), "pods");
+    Print(figure + "_throughput", static_cast<double>(bound) / s, "pods/s");
+    std::map<std::string, int> per_node;
+    auto list = client.List(R("", "pods"), "default");
+    if (!list.ok()) return false;
+    for (const auto& p : list->at("items").as_array())
+      per_node[std::string(api::GetString(p, {"spec", "nodeName"}))]++;
+    bool ok = bound == count && !per_node.contains("") && check(per_node);
+    if (!ok) {
+      fmt::print(stderr, "{}: {} of {} bound, or placed against its constraint\n", figure, bound,
+                 count);
+    }
+    Parallel(count, 16, [&](int i) {
+      client::DeleteOptions o;
+      o.grace_period_seconds = 0;
+      (void)client.Delete(R("", "pods"), "default", fmt::format("{}-{}", prefix, i), o);
+    });
+    return ok;
+  };
+  const int anti_pods = std::min(nodes, 1000);
+  json::value anti = json::parse(R"({"affinity":{"podAntiAffinity":{
+      "requiredDuringSchedulingIgnoredDuringExecution":[{"labelSelector":{"matchLabels":
+      {"group":"anti_affinity"}},"topologyKey":"kubernetes.io/hostname"}]}}})");
+  if (!constrained("anti_affinity", anti_pods, anti, [](const std::map<std::string, int>& per) {
+        return std::all_of(per.begin(), per.end(), [](const auto& e) { return e.second == 1; });
+      }))
+    return 1;
+  json::value spread = json::parse(R"({"topologySpreadConstraints":[{"maxSkew":1,
+      "topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"DoNotSchedule",
+      "labelSelector":{"matchLabels":{"group":"topology_spread"}}}]})");
+  if (!constrained("topology_spread", 2000, spread, [&](const std::map<std::string, int>& per) {
+        std::map<int, int> zones;
+        for (const auto& [node, n] : per) zones[std::stoi(node.substr(5)) % kZones] += n;
+        int lo = INT32_MAX, hi = 0;
+        for (int z = 0; z < std::min(nodes, kZones); ++z) {
+          lo = std::min(lo, zones[z]);
+          hi = std::max(hi, zones[z]);
+        }
+        return hi - lo <= 1;
+      }))
+    return 1;
 
   // SchedulingDaemonset: a DaemonSet over the same nodes, created → a pod bound on each (the
   // DaemonSet controller makes them, the scheduler binds them).

@@ -947,6 +947,56 @@ class Validator {
                    "must be greater than or equal to 0");
     }
     AtLeast(field + ".activeDeadlineSeconds", s.if_contains("activeDeadlineSeconds"), 1);
+    PodPlacement(field, s);
+  }
+
+  // Pod (anti-)affinity terms name a topology key; spread constraints a
+  // positive maxSkew, a topology key and what to do when unsatisfiable.
+  void PodPlacement(const std::string& field, const json::object& s) {
+    constexpr std::string_view kRequired = "requiredDuringSchedulingIgnoredDuringExecution";
+    constexpr std::string_view kPreferred = "preferredDuringSchedulingIgnoredDuringExecution";
+    for (std::string_view kind : {"podAffinity", "podAntiAffinity"}) {
+      const auto* a = Find(s, {"affinity", kind});
+      if (!a) continue;
+      const auto& required = GetArray(*a, {kRequired});
+      for (size_t i = 0; i < required.size(); ++i) {
+        if (GetString(required[i], {"topologyKey"}).empty()) {
+          Required(fmt::format("{}.affinity.{}.{}[{}].topologyKey", field, kind, kRequired, i),
+                   "can not be empty");
+        }
+      }
+      const auto& preferred = GetArray(*a, {kPreferred});
+      for (size_t i = 0; i < preferred.size(); ++i) {
+        std::string at = fmt::format("{}.affinity.{}.{}[{}]", field, kind, kPreferred, i);
+        if (GetString(preferred[i], {"podAffinityTerm", "topologyKey"}).empty())
+          Required(at + ".podAffinityTerm.topologyKey", "can not be empty");
+        const auto* w = Find(preferred[i], {"weight"});
+        if (!w || !w->is_int64() || w->get_int64() < 1 || w->get_int64() > 100)
+          InvalidValue(at + ".weight", w ? *w : json::value(0), "must be in the range 1-100");
+      }
+    }
+    const auto& spread = GetArray(s, {"topologySpreadConstraints"});
+    for (size_t i = 0; i < spread.size(); ++i) {
+      std::string at = fmt::format("{}.topologySpreadConstraints[{}]", field, i);
+      const auto* skew = Find(spread[i], {"maxSkew"});
+      if (!skew || !skew->is_int64() || skew->get_int64() <= 0)
+        InvalidValue(at + ".maxSkew", skew ? *skew : json::value(0), "must be greater than zero");
+      if (GetString(spread[i], {"topologyKey"}).empty())
+        Required(at + ".topologyKey", "can not be empty");
+      const auto* when = Find(spread[i], {"whenUnsatisfiable"});
+      if (!when || (*when != "DoNotSchedule" && *when != "ScheduleAnyway")) {
+        Unsupported(at + ".whenUnsatisfiable", when ? *when : json::value(""),
+                    {"DoNotSchedule", "ScheduleAnyway"});
+      }
+      if (const auto* min = Find(spread[i], {"minDomains"}); min && !min->is_null()) {
+        if (!min->is_int64() || min->get_int64() <= 0) {
+          InvalidValue(at + ".minDomains", *min, "must be greater than zero");
+        } else if (!when || *when != "DoNotSchedule") {
+          InvalidValue(at + ".minDomains", *min,
+                       "can only use minDomains if whenUnsatisfiable=DoNotSchedule");
+        }
+      }
+    }
   }
 
   // Workload specs: replicas, selector matching the template's labels, the pod template.

@@ -109,6 +109,60 @@ TEST(Validate, PodCausesInUpstreamWords) {
       err.message.starts_with("Pod \"Bad_Name\" is invalid: [metadata.name: Invalid value"));
 }
 
+TEST(Validate, PodPlacementAndStorageInUpstreamWords) {
+  auto pod = Obj(R"({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"x"}],
+      "affinity":{"podAntiAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":[
+        {"labelSelector":{}}],"preferredDuringSchedulingIgnoredDuringExecution":[
+        {"weight":101,"podAffinityTerm":{"topologyKey":"zone"}}]}},
+      "topologySpreadConstraints":[{"maxSkew":0,"topologyKey":"zone",
+        "whenUnsatisfiable":"ScheduleAnyway","minDomains":2}]}})");
+  std::vector<std::string> got;
+  for (const auto& c : Validate(Type("pods"), pod, nullptr))
+    got.push_back(c.field + ": " + c.message);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                     "[0].topologyKey: Required value: can not be empty",
+                     "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+                     "[0].weight: Invalid value: 101: must be in the range 1-100",
+                     "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater "
+                     "than zero",
+                     "spec.topologySpreadConstraints[0].minDomains: Invalid value: 2: can only use "
+                     "minDomains if whenUnsatisfiable=DoNotSchedule"}));
+  auto claim =
+      Obj(R"({"metadata":{"name":"c"},"spec":{"resources":{"requests":{"storage":"0"}}}})");
+  got.clear();
+  for (const auto& c : Validate(Type("persistentvolumeclaims"), claim, nullptr))
+    got.push_back(c.field + ": " + c.message);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "spec.accessModes: Required value: at least 1 access mode is required",
+                     "spec.resources[storage]: Invalid value: \"0\": must be greater than zero"}));
+  // Bound: the spec is fixed but for a larger request.
+  auto old = Obj(R"({"metadata":{"name":"c"},"spec":{"accessModes":["ReadWriteOnce"],
+      "volumeName":"v","resources":{"requests":{"storage":"2Gi"}}}})");
+  auto smaller = old;
+  smaller["spec"].as_object()["resources"] = Obj(R"({"requests":{"storage":"1Gi"}})");
+  auto moved = old;
+  moved["spec"].as_object()["volumeName"] = "w";
+  auto grown = old;
+  grown["spec"].as_object()["resources"] = Obj(R"({"requests":{"storage":"3Gi"}})");
+  auto fields = [&](const json::object& now) {
+    std::vector<std::string> out;
+    for (const auto& c : Validate(Type("persistentvolumeclaims"), now, &old))
+      out.push_back(c.field);
+    return out;
+  };
+  EXPECT_EQ(fields(smaller), std::vector<std::string>{"spec.resources.requests.storage"});
+  EXPECT_EQ(fields(moved), std::vector<std::string>{"spec"});
+  EXPECT_TRUE(fields(grown).empty());
+  auto volume = Obj(R"({"metadata":{"name":"v"},"spec":{"capacity":{"storage":"1Gi"},
+      "accessModes":["ReadWriteOnce"],"local":{"path":"/x"}}})");
+  got.clear();
+  for (const auto& c : Validate(Type("persistentvolumes"), volume, nullptr))
+    got.push_back(c.field + ": " + c.message);
+  EXPECT_EQ(got, std::vector<std::string>{
+                     "spec.nodeAffinity: Required value: Local volume requires node affinity"});
+}
+
 TEST(Validate, DeploymentSelectorMustMatchTemplate) {
   auto dep = Obj(R"({"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":{"app":"a"}},
       "template":{"metadata":{"labels":{"app":"b"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}})");

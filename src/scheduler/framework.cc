@@ -39,6 +39,8 @@ Resources NonZero(const Resources& requests) {
 
 void AddPod(NodeInfo& node, const PodInfo& pod) {
   if (!node.pods.insert(pod.Key()).second) return;
+  node.placed.emplace(pod.Key(), std::make_shared<const PodInfo>(pod));
+  if (!pod.anti_affinity.empty()) ++node.with_anti_affinity;
   node.requested += pod.requests;
   node.nonzero_requested += NonZero(pod.requests);
   for (const auto& p : pod.host_ports) node.used_ports.insert(p);
@@ -46,9 +48,32 @@ void AddPod(NodeInfo& node, const PodInfo& pod) {
 
 void RemovePod(NodeInfo& node, const PodInfo& pod) {
   if (!node.pods.erase(pod.Key())) return;
+  if (auto it = node.placed.find(pod.Key()); it != node.placed.end()) {
+    if (!it->second->anti_affinity.empty()) --node.with_anti_affinity;
+    node.placed.erase(it);
+  }
   node.requested -= pod.requests;
   node.nonzero_requested -= NonZero(pod.requests);
   for (const auto& p : pod.host_ports) node.used_ports.erase(p);
+}
+
+bool PodInfo::MatchedBy(const PodAffinityTerm& term, const std::string& term_ns,
+                        const NamespaceLabels* namespaces) const {
+  bool in_namespace = false;
+  if (term.namespaces.empty() && !term.ns_selector) {
+    in_namespace = ns == term_ns;
+  } else {
+    in_namespace = term.namespaces.contains(ns);
+    if (!in_namespace && term.ns_selector) {
+      if (term.ns_selector->empty()) {
+        in_namespace = true;
+      } else if (namespaces) {
+        auto it = namespaces->find(ns);
+        in_namespace = it != namespaces->end() && term.ns_selector->Matches(it->second);
+      }
+    }
+  }
+  return in_namespace && term.selector.Matches(labels);
 }
 
 bool Toleration::Tolerates(const Taint& taint) const {
@@ -120,6 +145,61 @@ std::vector<SelectorTerm> ParseSelectorTerms(const json::value* selector) {
   return out;
 }
 
+namespace {
+
+// A labelSelector with matchLabelKeys (In the pod's own values) and
+// mismatchLabelKeys (NotIn) added; nullopt for a null selector, which selects nothing.
+std::optional<api::LabelSelector> TermSelector(const json::value& term,
+                                               const api::Labels& pod_labels) {
+  const auto* sel = api::Find(term, {"labelSelector"});
+  if (!sel || !sel->is_object()) return std::nullopt;
+  json::object selector = sel->get_object();
+  for (const char* keys : {"matchLabelKeys", "mismatchLabelKeys"}) {
+    for (const auto& k : api::GetArray(term, {keys})) {
+      if (!k.is_string()) continue;
+      auto it = pod_labels.find(k.get_string());
+      if (it == pod_labels.end()) continue;
+      auto* exprs = selector.if_contains("matchExpressions");
+      if (!exprs || !exprs->is_array()) exprs = &(selector["matchExpressions"] = json::array());
+      exprs->as_array().push_back(
+          json::object{{"key", k},
+                       {"operator", std::string_view(keys) == "matchLabelKeys" ? "In" : "NotIn"},
+                       {"values", json::array{json::string(it->second)}}});
+    }
+  }
+  auto parsed = api::LabelSelector::FromObject(selector);
+  if (!parsed.ok()) return std::nullopt;  // Validation refuses these; select nothing.
+  return std::move(*parsed);
+}
+
+// The terms of `list`: PodAffinityTerms, or WeightedPodAffinityTerms (`weighted`).
+std::vector<PodAffinityTerm> ParseAffinityTerms(const json::value* list, bool weighted,
+                                                const api::Labels& pod_labels) {
+  std::vector<PodAffinityTerm> out;
+  if (!list || !list->is_array()) return out;
+  for (const auto& item : list->get_array()) {
+    const json::value* t = weighted ? api::Find(item, {"podAffinityTerm"}) : &item;
+    if (!t) continue;
+    auto selector = TermSelector(*t, pod_labels);
+    if (!selector) continue;  // Selects no pod: no constraint, no score.
+    PodAffinityTerm term;
+    term.selector = std::move(*selector);
+    for (const auto& n : api::GetArray(*t, {"namespaces"})) {
+      if (n.is_string()) term.namespaces.emplace(n.get_string());
+    }
+    if (const auto* ns = api::Find(*t, {"namespaceSelector"}); ns && ns->is_object()) {
+      auto parsed = api::LabelSelector::FromObject(*ns);
+      if (parsed.ok()) term.ns_selector = std::move(*parsed);
+    }
+    term.topology_key = api::GetString(*t, {"topologyKey"});
+    term.weight = weighted ? api::GetInt(item, {"weight"}, 0) : 0;
+    out.push_back(std::move(term));
+  }
+  return out;
+}
+
+}  // namespace
+
 PodInfo ParsePod(const json::value& pod) {
   PodInfo p;
   p.ns = api::GetString(pod, {"metadata", "namespace"});
@@ -129,6 +209,8 @@ PodInfo ParsePod(const json::value& pod) {
   p.scheduler_name = api::GetString(pod, {"spec", "schedulerName"});
   if (p.scheduler_name.empty()) p.scheduler_name = "default-scheduler";
   p.deleting = !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
+  p.priority = api::GetInt(pod, {"spec", "priority"}, 0);
+  p.preempts = api::GetString(pod, {"spec", "preemptionPolicy"}) != "Never";
   // Requests: the containers' sum, or the largest init container if that is more (upstream's rule).
   Resources sum, init_max;
   if (const auto* cs = api::Find(pod, {"spec", "containers"}); cs && cs->is_array()) {
@@ -162,6 +244,35 @@ PodInfo ParsePod(const json::value& pod) {
   for (const auto& v : api::GetArray(pod, {"spec", "volumes"})) {
     if (auto c = api::GetString(v, {"persistentVolumeClaim", "claimName"}); !c.empty())
       p.claim_names.emplace_back(c);
+  }
+  if (const auto* labels = api::Find(pod, {"metadata", "labels"}); labels && labels->is_object()) {
+    for (const auto& [k, v] : labels->get_object()) {
+      if (v.is_string()) p.labels.emplace(k, v.get_string());
+    }
+  }
+  if (const auto* a = api::Find(pod, {"spec", "affinity"}); a && a->is_object()) {
+    constexpr std::string_view kRequired = "requiredDuringSchedulingIgnoredDuringExecution";
+    constexpr std::string_view kPreferred = "preferredDuringSchedulingIgnoredDuringExecution";
+    p.affinity = ParseAffinityTerms(api::Find(*a, {"podAffinity", kRequired}), false, p.labels);
+    p.anti_affinity =
+        ParseAffinityTerms(api::Find(*a, {"podAntiAffinity", kRequired}), false, p.labels);
+    p.preferred_affinity =
+        ParseAffinityTerms(api::Find(*a, {"podAffinity", kPreferred}), true, p.labels);
+    p.preferred_anti_affinity =
+        ParseAffinityTerms(api::Find(*a, {"podAntiAffinity", kPreferred}), true, p.labels);
+  }
+  for (const auto& c : api::GetArray(pod, {"spec", "topologySpreadConstraints"})) {
+    auto selector = TermSelector(c, p.labels);
+    if (!selector) continue;  // Selects no pod: every domain counts 0.
+    SpreadConstraint s;
+    s.selector = std::move(*selector);
+    s.max_skew = api::GetInt(c, {"maxSkew"}, 1);
+    s.topology_key = api::GetString(c, {"topologyKey"});
+    s.hard = api::GetString(c, {"whenUnsatisfiable"}) != "ScheduleAnyway";
+    s.min_domains = api::GetInt(c, {"minDomains"}, 1);
+    s.honor_node_affinity = api::GetString(c, {"nodeAffinityPolicy"}) != "Ignore";
+    s.honor_taints = api::GetString(c, {"nodeTaintsPolicy"}) == "Honor";
+    p.spread.push_back(std::move(s));
   }
   p.required_affinity = ParseSelectorTerms(api::Find(
       pod, {"spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"}));
@@ -256,8 +367,13 @@ std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod) {
 }
 
 Result<std::string> Framework::Schedule(const PodInfo& pod,
-                                        const std::vector<const NodeInfo*>& nodes) const {
+                                        const std::vector<const NodeInfo*>& nodes,
+                                        const NamespaceLabels* namespaces) const {
   if (nodes.empty()) return Status(Code::kUnavailable, "0/0 nodes are available: no nodes.");
+  CycleState state;
+  state.namespaces = namespaces;
+  state.nodes = &nodes;
+  for (const auto& f : filters_) f->PreFilter(pod, state);
   // A pod whose every affinity term names its nodes (a DaemonSet's pod) is tried on those only,
   // as upstream's NodeAffinity PreFilter narrows the nodes: the others fail that filter anyway.
   std::vector<const NodeInfo*> named;
@@ -282,11 +398,12 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
   size_t ties = 0;
   thread_local std::mt19937 rng(std::random_device{}());
   size_t examined = 0;
+  bool prescored = false;
   for (; examined < n && feasible < enough; ++examined) {
     const NodeInfo& node = *candidates[(next_start + examined) % n];
     bool fits = true;
     for (const auto& f : filters_) {
-      FilterResult r = f->Filter(pod, node);
+      FilterResult r = f->Filter(pod, node, state);
       if (!r.fits) {
         for (const auto& reason : r.reasons) ++reasons[reason];
         fits = false;
@@ -294,9 +411,13 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
       }
     }
     if (!fits) continue;
+    if (!prescored) {
+      for (const auto& [plugin, weight] : scores_) plugin->PreScore(pod, state);
+      prescored = true;
+    }
     ++feasible;
     int64_t score = 0;
-    for (const auto& [plugin, weight] : scores_) score += weight * plugin->Score(pod, node);
+    for (const auto& [plugin, weight] : scores_) score += weight * plugin->Score(pod, node, state);
     if (score > best_score) {
       best_score = score;
       best = node.name;
@@ -315,6 +436,62 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
   std::sort(parts.begin(), parts.end());
   return Status(Code::kUnavailable,
                 fmt::format("0/{} nodes are available: {}.", nodes.size(), fmt::join(parts, ", ")));
+}
+
+bool Framework::Fits(const PodInfo& pod, const NodeInfo& node, const CycleState& state) const {
+  return std::all_of(filters_.begin(), filters_.end(),
+                     [&](const auto& f) { return f->Filter(pod, node, state).fits; });
+}
+
+std::optional<Preemption> Framework::Preempt(const PodInfo& pod,
+                                             const std::vector<const NodeInfo*>& nodes,
+                                             const NamespaceLabels* namespaces) const {
+  if (!pod.preempts) return std::nullopt;
+  std::optional<Preemption> best;
+  int64_t best_top = 0;
+  for (const NodeInfo* node : nodes) {
+    std::vector<std::shared_ptr<const PodInfo>> lower;
+    for (const auto& [key, placed] : node->placed) {
+      if (placed->priority < pod.priority && !placed->deleting) lower.push_back(placed);
+    }
+    if (lower.empty()) continue;
+    // The node without every lower-priority pod: if the pod does not fit even
+    // then, evicting cannot help here.
+    NodeInfo trial = *node;
+    for (const auto& v : lower) RemovePod(trial, *v);
+    std::vector<const NodeInfo*> view;
+    view.reserve(nodes.size());
+    for (const NodeInfo* n : nodes) view.push_back(n == node ? &trial : n);
+    CycleState state;
+    state.namespaces = namespaces;
+    state.nodes = &view;
+    for (const auto& f : filters_) f->PreFilter(pod, state);
+    if (!Fits(pod, trial, state)) continue;
+    // Reprieve: the most important pods first, back on the node while the pod still fits.
+    std::sort(lower.begin(), lower.end(), [](const auto& a, const auto& b) {
+      return a->priority != b->priority ? a->priority > b->priority : a->Key() < b->Key();
+    });
+    std::vector<std::shared_ptr<const PodInfo>> victims;
+    for (const auto& v : lower) {
+      AddPod(trial, *v);
+      CycleState again;
+      again.namespaces = namespaces;
+      again.nodes = &view;
+      for (const auto& f : filters_) f->PreFilter(pod, again);
+      if (!Fits(pod, trial, again)) {
+        RemovePod(trial, *v);
+        victims.push_back(v);
+      }
+    }
+    if (victims.empty()) continue;  // It fits as it is: not a matter of preemption.
+    int64_t top = INT64_MIN;
+    for (const auto& v : victims) top = std::max(top, v->priority);
+    if (!best || top < best_top || (top == best_top && victims.size() < best->victims.size())) {
+      best = Preemption{node->name, std::move(victims)};
+      best_top = top;
+    }
+  }
+  return best;
 }
 
 }  // namespace kiso::scheduler

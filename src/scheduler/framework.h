@@ -13,8 +13,11 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <typeindex>
+#include <typeinfo>
 #include <vector>
 
+#include "api/selector.h"
 #include "common/status.h"
 
 namespace kiso::scheduler {
@@ -68,8 +71,33 @@ struct ClaimPlacement {
   bool provisionable = false;
 };
 
+// Namespace → its labels (what namespaceSelectors match).
+using NamespaceLabels = std::map<std::string, std::map<std::string, std::string, std::less<>>>;
+
+// A pod (anti-)affinity term: pods its selector matches in its namespaces,
+// counted per value of the node label topology_key.
+struct PodAffinityTerm {
+  api::LabelSelector selector;
+  std::set<std::string> namespaces;               // None named and no selector: the pod's own.
+  std::optional<api::LabelSelector> ns_selector;  // namespaceSelector ({} selects all).
+  std::string topology_key;
+  int64_t weight = 0;  // Preferred terms: 1–100.
+};
+
+// A topologySpreadConstraint.
+struct SpreadConstraint {
+  int64_t max_skew = 1;
+  std::string topology_key;
+  bool hard = true;  // DoNotSchedule (else ScheduleAnyway: a score).
+  api::LabelSelector selector;
+  int64_t min_domains = 1;
+  bool honor_node_affinity = true;  // nodeAffinityPolicy Honor (the default).
+  bool honor_taints = false;        // nodeTaintsPolicy Honor (Ignore is the default).
+};
+
 struct PodInfo {
   std::string ns, name, uid;
+  std::map<std::string, std::string, std::less<>> labels;
   std::string node_name;       // spec.nodeName (set when bound).
   std::string scheduler_name;  // spec.schedulerName.
   Resources requests;          // Sum of containers (max with init containers), pods = 1.
@@ -78,9 +106,18 @@ struct PodInfo {
   std::vector<Toleration> tolerations;
   std::vector<HostPort> host_ports;
   bool deleting = false;
+  int64_t priority = 0;                  // spec.priority (from its PriorityClass).
+  bool preempts = true;                  // preemptionPolicy is not Never.
   std::vector<std::string> claim_names;  // Its persistentVolumeClaim volumes' claims.
   std::vector<ClaimPlacement> claims;    // Resolved by the scheduler before each attempt.
+  // spec.affinity.podAffinity / podAntiAffinity: required and preferred terms.
+  std::vector<PodAffinityTerm> affinity, anti_affinity;
+  std::vector<PodAffinityTerm> preferred_affinity, preferred_anti_affinity;
+  std::vector<SpreadConstraint> spread;
   std::string Key() const { return ns + "/" + name; }
+  // Whether `term` (of a pod in `term_ns`) selects this pod.
+  bool MatchedBy(const PodAffinityTerm& term, const std::string& term_ns,
+                 const NamespaceLabels* namespaces) const;
 };
 
 struct NodeInfo {
@@ -95,6 +132,33 @@ struct NodeInfo {
   Resources nonzero_requested;
   std::set<HostPort> used_ports;
   std::set<std::string> pods;  // Keys of the pods counted in `requested`.
+  // The pods themselves, for inter-pod affinity and topology spread.
+  std::map<std::string, std::shared_ptr<const PodInfo>> placed;
+  int64_t with_anti_affinity = 0;  // Placed pods with required anti-affinity terms.
+};
+
+// What plugins compute once per pod and attempt, over all nodes (upstream's
+// CycleState): each plugin's own state, by its name.
+class CycleState {
+ public:
+  const NamespaceLabels* namespaces = nullptr;
+  const std::vector<const NodeInfo*>* nodes = nullptr;  // Every node, not only candidates.
+  template <typename T>
+  void Put(std::string_view key, std::shared_ptr<const T> state) {
+    data_.insert_or_assign(
+        std::string(key),
+        std::pair{std::type_index(typeid(T)), std::shared_ptr<const void>(std::move(state))});
+  }
+  // Null when nothing of type T is kept under `key`.
+  template <typename T>
+  const T* Get(std::string_view key) const {
+    auto it = data_.find(key);
+    if (it == data_.end() || it->second.first != std::type_index(typeid(T))) return nullptr;
+    return static_cast<const T*>(it->second.second.get());
+  }
+
+ private:
+  std::map<std::string, std::pair<std::type_index, std::shared_ptr<const void>>, std::less<>> data_;
 };
 
 // A NodeSelector's terms (`{nodeSelectorTerms: [...]}`: a pod's required node
@@ -138,20 +202,34 @@ class FilterPlugin {
  public:
   virtual ~FilterPlugin() = default;
   virtual std::string_view Name() const = 0;
-  virtual FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const = 0;
+  // Once per pod and attempt, before any Filter: what the filter needs of the
+  // whole cluster (state.nodes), kept in `state` under the plugin's name.
+  virtual void PreFilter(const PodInfo& pod, CycleState& state) const {
+    (void)pod;
+    (void)state;
+  }
+  virtual FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                              const CycleState& state) const = 0;
 };
 
 class ScorePlugin {
  public:
   virtual ~ScorePlugin() = default;
   virtual std::string_view Name() const = 0;
+  // Once per pod and attempt, before any Score.
+  virtual void PreScore(const PodInfo& pod, CycleState& state) const {
+    (void)pod;
+    (void)state;
+  }
   // 0 (worst) to 100 (best), for a node that passed every filter.
-  virtual int64_t Score(const PodInfo& pod, const NodeInfo& node) const = 0;
+  virtual int64_t Score(const PodInfo& pod, const NodeInfo& node,
+                        const CycleState& state) const = 0;
 };
 
 // Plugins by name (upstream's names: NodeResourcesFit, NodeName, NodeAffinity,
 // TaintToleration, NodeUnschedulable, NodePorts; NodeResourcesLeastAllocated,
-// NodeResourcesBalancedAllocation; VolumeBinding). A duplicate name fails loudly.
+// NodeResourcesBalancedAllocation; VolumeBinding, InterPodAffinity, PodTopologySpread).
+// A duplicate name fails loudly.
 class Registry {
  public:
   using FilterFactory = std::function<std::unique_ptr<FilterPlugin>()>;
@@ -168,14 +246,25 @@ class Registry {
 
 // Registers kiso's built-in plugins.
 void RegisterBuiltins(Registry& registry);
+// InterPodAffinity and PodTopologySpread (pod_placement.cc), filter and score.
+void RegisterPodPlacement(Registry& registry);
 
 // Which plugins run, and each score plugin's weight.
 struct Profile {
-  std::vector<std::string> filters = {"NodeUnschedulable", "NodeName",  "TaintToleration",
-                                      "NodeAffinity",      "NodePorts", "NodeResourcesFit",
-                                      "VolumeBinding"};
+  std::vector<std::string> filters = {"NodeUnschedulable", "NodeName",         "TaintToleration",
+                                      "NodeAffinity",      "NodePorts",        "NodeResourcesFit",
+                                      "VolumeBinding",     "InterPodAffinity", "PodTopologySpread"};
   std::vector<std::pair<std::string, int64_t>> scores = {{"NodeResourcesLeastAllocated", 1},
-                                                         {"NodeResourcesBalancedAllocation", 1}};
+                                                         {"NodeResourcesBalancedAllocation", 1},
+                                                         {"InterPodAffinity", 2},
+                                                         {"PodTopologySpread", 2}};
+};
+
+// What preempting lower-priority pods would make room for a pod: the node
+// and the pods to evict there (upstream's DefaultPreemption).
+struct Preemption {
+  std::string node;
+  std::vector<std::shared_ptr<const PodInfo>> victims;
 };
 
 // The framework: filters then scores. Thread-compatible (const after Create).
@@ -185,9 +274,18 @@ class Framework {
                                                    const Profile& profile);
   // The best node for `pod` among `nodes`, or Unavailable with upstream's
   // message: "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {…}."
-  Result<std::string> Schedule(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes) const;
+  // `namespaces` (optional) answers namespaceSelectors of affinity terms.
+  Result<std::string> Schedule(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes,
+                               const NamespaceLabels* namespaces = nullptr) const;
+  // For a pod that fits nowhere: the node where evicting pods of lower
+  // priority (fewest, then lowest, as few as will do) lets it fit; the node
+  // whose highest victim priority is lowest, then with fewest victims.
+  // nullopt when no eviction helps or the pod may not preempt.
+  std::optional<Preemption> Preempt(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes,
+                                    const NamespaceLabels* namespaces = nullptr) const;
 
  private:
+  bool Fits(const PodInfo& pod, const NodeInfo& node, const CycleState& state) const;
   std::vector<std::unique_ptr<FilterPlugin>> filters_;
   std::vector<std::pair<std::unique_ptr<ScorePlugin>, int64_t>> scores_;
 };

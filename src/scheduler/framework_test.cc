@@ -37,7 +37,7 @@ class FrameworkTest : public ::testing::Test {
   FilterResult Filter(std::string_view plugin, const PodInfo& pod, const NodeInfo& node) {
     auto p = registry_.NewFilter(plugin);
     EXPECT_TRUE(p.ok());
-    return (*p)->Filter(pod, node);
+    return (*p)->Filter(pod, node, CycleState());
   }
   Registry registry_;
   std::unique_ptr<Framework> framework_;

@@ -15,7 +15,8 @@ namespace {
 class ResourcesFit : public FilterPlugin {
  public:
   std::string_view Name() const override { return "NodeResourcesFit"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     FilterResult r;
     const Resources& a = node.allocatable;
     const Resources& used = node.requested;
@@ -35,7 +36,8 @@ class ResourcesFit : public FilterPlugin {
 class NodeNameFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "NodeName"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     if (pod.node_name.empty() || pod.node_name == node.name) return FilterResult::Fit();
     return FilterResult::Unfit("node(s) didn't match the requested node name");
   }
@@ -46,7 +48,8 @@ class NodeNameFilter : public FilterPlugin {
 class VolumeBindingFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "VolumeBinding"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     for (const auto& c : pod.claims) {
       if (c.bound) {
         if (!c.bound_affinity.empty() && !MatchesSelectorTerms(c.bound_affinity, node))
@@ -91,7 +94,8 @@ bool Matches(const SelectorRequirement& r, const std::map<std::string, std::stri
 class NodeAffinityFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "NodeAffinity"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     if (MatchesNodeAffinity(pod, node)) return FilterResult::Fit();
     return FilterResult::Unfit("node(s) didn't match Pod's node affinity/selector");
   }
@@ -101,7 +105,8 @@ class NodeAffinityFilter : public FilterPlugin {
 class TaintTolerationFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "TaintToleration"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     const Taint* taint = FirstUntoleratedTaint(pod, node, true);
     if (!taint) return FilterResult::Fit();
     return FilterResult::Unfit(
@@ -113,7 +118,8 @@ class TaintTolerationFilter : public FilterPlugin {
 class NodeUnschedulableFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "NodeUnschedulable"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     if (!node.unschedulable) return FilterResult::Fit();
     Taint t{"node.kubernetes.io/unschedulable", "", "NoSchedule"};
     for (const auto& tol : pod.tolerations) {
@@ -127,7 +133,8 @@ class NodeUnschedulableFilter : public FilterPlugin {
 class NodePortsFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "NodePorts"; }
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node) const override {
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& /*state*/) const override {
     for (const auto& want : pod.host_ports) {
       for (const auto& used : node.used_ports) {
         if (used.port != want.port || used.protocol != want.protocol) continue;
@@ -158,7 +165,8 @@ std::pair<double, double> Fractions(const PodInfo& pod, const NodeInfo& node) {
 class LeastAllocated : public ScorePlugin {
  public:
   std::string_view Name() const override { return "NodeResourcesLeastAllocated"; }
-  int64_t Score(const PodInfo& pod, const NodeInfo& node) const override {
+  int64_t Score(const PodInfo& pod, const NodeInfo& node,
+                const CycleState& /*state*/) const override {
     auto [fc, fm] = Fractions(pod, node);
     return static_cast<int64_t>(((1 - fc) + (1 - fm)) / 2 * 100);
   }
@@ -167,7 +175,8 @@ class LeastAllocated : public ScorePlugin {
 class BalancedAllocation : public ScorePlugin {
  public:
   std::string_view Name() const override { return "NodeResourcesBalancedAllocation"; }
-  int64_t Score(const PodInfo& pod, const NodeInfo& node) const override {
+  int64_t Score(const PodInfo& pod, const NodeInfo& node,
+                const CycleState& /*state*/) const override {
     auto [fc, fm] = Fractions(pod, node);
     double std_dev = std::abs(fc - fm) / 2;  // Standard deviation of two values.
     return static_cast<int64_t>((1 - std_dev) * 100);
@@ -227,6 +236,7 @@ void RegisterBuiltins(Registry& registry) {
   (void)registry.RegisterFilter("NodeUnschedulable", F<NodeUnschedulableFilter>());
   (void)registry.RegisterFilter("NodePorts", F<NodePortsFilter>());
   (void)registry.RegisterFilter("VolumeBinding", F<VolumeBindingFilter>());
+  RegisterPodPlacement(registry);
   (void)registry.RegisterScore("NodeResourcesLeastAllocated", S<LeastAllocated>());
   (void)registry.RegisterScore("NodeResourcesBalancedAllocation", S<BalancedAllocation>());
 }

@@ -16,6 +16,7 @@ namespace json = boost::json;
 namespace {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
+const api::ResourceType& Namespaces() { return *api::FindResource("", "v1", "namespaces"); }
 const api::ResourceType& Claims() { return *api::FindResource("", "v1", "persistentvolumeclaims"); }
 const api::ResourceType& Volumes() { return *api::FindResource("", "v1", "persistentvolumes"); }
 const api::ResourceType& Classes() {
@@ -60,6 +61,22 @@ Scheduler::Scheduler(client::Client* client, SchedulerOptions options,
     if (!unschedulable_.empty()) RequeueUnschedulable();
   };
   claims_informer_ = watch(Claims(), storage);
+  // Namespaces' labels, for affinity terms' namespaceSelectors.
+  watch(Namespaces(), [this](const json::value*, const json::value& ns, bool deleted) {
+    std::string name(api::GetString(ns, {"metadata", "name"}));
+    std::lock_guard lock(mu_);
+    if (deleted) {
+      namespace_labels_.erase(name);
+      return;
+    }
+    auto& labels = namespace_labels_[name];
+    labels.clear();
+    if (const auto* l = api::Find(ns, {"metadata", "labels"}); l && l->is_object()) {
+      for (const auto& [k, v] : l->get_object()) {
+        if (v.is_string()) labels.emplace(k, v.get_string());
+      }
+    }
+  });
   volumes_informer_ = watch(Volumes(), storage);
   classes_informer_ = watch(Classes(), storage);
 }
@@ -196,6 +213,8 @@ void Scheduler::OnPod(const json::value* old, const json::value& obj, bool delet
     pending_.erase(key);
     pending_spec_.erase(key);
     unschedulable_.erase(key);
+    waiting_for_pods_.erase(key);
+    nominated_.erase(key);
     reported_.erase(key);
     if (Unaccount(key)) RequeueUnschedulable();  // Freed capacity may fit a waiting pod.
     return;
@@ -204,8 +223,18 @@ void Scheduler::OnPod(const json::value* old, const json::value& obj, bool delet
     pending_.erase(key);
     pending_spec_.erase(key);
     unschedulable_.erase(key);
+    nominated_.erase(key);
     reported_.erase(key);
+    bool known = placed_.contains(key);
     Account(pod, pod.node_name);
+    // A pod placed by someone else may be what a pod's affinity waits for.
+    if (!known && !waiting_for_pods_.empty()) {
+      for (const auto& k : waiting_for_pods_) {
+        if (unschedulable_.erase(k) && queued_.insert(k).second) active_.push_back(k);
+      }
+      waiting_for_pods_.clear();
+      cv_.notify_one();
+    }
     return;
   }
   if (pod.scheduler_name != options_.name || pod.deleting) return;
@@ -289,19 +318,47 @@ void Scheduler::Loop() {
     // A plugin that throws on an odd pod or node must not end the scheduler:
     // the pod is unschedulable, said as such, and retried with the others.
     Result<std::string> chosen = Status(Code::kInternal, "not scheduled");
+    // Room made by preemption is kept for the pod it was made for: pods
+    // nominated to a node count there for pods of no higher priority.
+    std::vector<std::pair<NodeInfo*, const PodInfo*>> reserved;
+    for (const auto& [other, node_name] : nominated_) {
+      auto p = pending_.find(other);
+      auto n = nodes_.find(node_name);
+      if (other == key || p == pending_.end() || n == nodes_.end() ||
+          p->second.priority < pod.priority)
+        continue;
+      AddPod(n->second, p->second);
+      reserved.emplace_back(&n->second, &p->second);
+    }
     try {
-      chosen = framework_->Schedule(pod, node_list_);
+      chosen = framework_->Schedule(pod, node_list_, &namespace_labels_);
     } catch (...) {
       ReportRecovered("scheduler: " + key, CurrentExceptionMessage());
       chosen = MakeStatus(Code::kInternal, "scheduling failed: {}", CurrentExceptionMessage());
     }
+    for (auto [node, reserved_pod] : reserved) RemovePod(*node, *reserved_pod);
     if (chosen.ok()) {
       pending_.erase(key);
+      nominated_.erase(key);
       Account(pod, *chosen);  // Assume: the next decision sees this pod on the node.
       binds_.push_back({pod, *chosen, ""});
     } else {
       unschedulable_.insert(key);
-      if (reported_[key] != chosen.status().message()) {
+      if (!pod.affinity.empty()) waiting_for_pods_.insert(key);
+      // PostFilter: make room by preempting pods of lower priority.
+      std::optional<Preemption> preemption;
+      if (pod.preempts && !PreemptionUnderWay(key)) {
+        try {
+          preemption = framework_->Preempt(pod, node_list_, &namespace_labels_);
+        } catch (...) {
+          ReportRecovered("scheduler: preemption for " + key, CurrentExceptionMessage());
+        }
+      }
+      if (preemption) {
+        nominated_[key] = preemption->node;
+        binds_.push_back({pod, "", chosen.status().message(), std::move(preemption)});
+        reported_[key] = chosen.status().message();
+      } else if (reported_[key] != chosen.status().message()) {
         reported_[key] = chosen.status().message();
         binds_.push_back({pod, "", chosen.status().message()});
       }
@@ -320,6 +377,7 @@ void Scheduler::BindLoop() {
     lock.unlock();
     if (task.node.empty()) {
       ReportUnschedulable(task.pod, task.unschedulable_message);
+      if (task.preemption) Preempt(task.pod, *task.preemption);
     } else {
       Bind(task.pod, task.node);
     }
@@ -355,6 +413,46 @@ void Scheduler::Bind(const PodInfo& pod, const std::string& node) {
     if (queued_.insert(pod.Key()).second) active_.push_back(pod.Key());
     cv_.notify_one();
   }
+}
+
+bool Scheduler::PreemptionUnderWay(const std::string& key) {
+  auto it = nominated_.find(key);
+  if (it == nominated_.end()) return false;
+  auto node = nodes_.find(it->second);
+  if (node != nodes_.end()) {
+    for (const auto& [k, placed] : node->second.placed) {
+      if (placed->deleting) return true;
+    }
+  }
+  nominated_.erase(it);
+  return false;
+}
+
+void Scheduler::Preempt(const PodInfo& pod, const Preemption& preemption) {
+  for (const auto& victim : preemption.victims) {
+    std::string message = fmt::format("Preempted by pod {} on node {}", pod.uid, preemption.node);
+    json::value condition = json::object{
+        {"status", json::object{{"conditions", json::array{json::object{
+                                                   {"type", "DisruptionTarget"},
+                                                   {"status", "True"},
+                                                   {"reason", "PreemptionByScheduler"},
+                                                   {"message", fmt::format("{}: preempting to "
+                                                                           "accommodate a higher "
+                                                                           "priority pod",
+                                                                           options_.name)},
+                                                   {"lastTransitionTime", api::NowRfc3339()}}}}}}};
+    auto patched = client_->Patch(Pods(), victim->ns, victim->name, client::PatchType::kStrategic,
+                                  condition, "status");
+    if (patched.ok()) events_.Record(*patched, "Normal", "Preempted", message);
+    client::DeleteOptions options;
+    options.precondition_uid = victim->uid;
+    Status s = client_->Delete(Pods(), victim->ns, victim->name, options);
+    if (!s.ok() && s.code() != Code::kNotFound)
+      spdlog::warn("scheduler: preempt {}/{}: {}", victim->ns, victim->name, s.ToString());
+  }
+  json::value nominated =
+      json::object{{"status", json::object{{"nominatedNodeName", preemption.node}}}};
+  (void)client_->Patch(Pods(), pod.ns, pod.name, client::PatchType::kMerge, nominated, "status");
 }
 
 void Scheduler::ReportUnschedulable(const PodInfo& pod, const std::string& message) {

@@ -60,6 +60,11 @@ class Scheduler {
   // selected-node annotation) and waits until they are; false if they are not.
   bool BindVolumes(const PodInfo& pod, const std::string& node);
   void ReportUnschedulable(const PodInfo& pod, const std::string& message);
+  // Evicts the victims (DisruptionTarget condition, Preempted event, deletion)
+  // and sets the pod's status.nominatedNodeName.
+  void Preempt(const PodInfo& pod, const Preemption& preemption);
+  // Whether the pod's earlier preemption is still under way (victims terminating).
+  bool PreemptionUnderWay(const std::string& key);
   // REQUIRES: mu_ held.
   void Account(const PodInfo& pod, const std::string& node);
   // Stops counting the pod (on `only_node`, if given). True if it was counted.
@@ -98,11 +103,18 @@ class Scheduler {
   std::set<std::string> queued_;
   std::set<std::string> unschedulable_;
   std::map<std::string, std::string> reported_;  // Pod key → message already reported.
+  // Unschedulable pods with required pod affinity: tried again when a pod is placed.
+  std::set<std::string> waiting_for_pods_;
+  NamespaceLabels namespace_labels_;
   struct BindTask {
     PodInfo pod;
     std::string node;
-    std::string unschedulable_message;  // Set instead of node: report, don't bind.
+    std::string unschedulable_message;     // Set instead of node: report, don't bind.
+    std::optional<Preemption> preemption;  // With a message: evict these, nominate the node.
   };
+  // Pods that preempted: key → the node nominated (no second preemption while
+  // its victims are terminating there).
+  std::map<std::string, std::string> nominated_;
   std::deque<BindTask> binds_;
 };
 

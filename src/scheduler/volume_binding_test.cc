@@ -94,20 +94,20 @@ TEST(VolumeBinding, TheFilterPlacesPodsWhereTheirClaimsCanBe) {
   bound.bound = true;
   bound.bound_affinity = VolumeNodeAffinity(Volume("local", "1Gi", {"ReadWriteOnce"}, "", "n1"));
   pod.claims = {bound};
-  EXPECT_TRUE((*filter)->Filter(pod, Node("n1")).fits);
-  auto r = (*filter)->Filter(pod, Node("n2"));
+  EXPECT_TRUE((*filter)->Filter(pod, Node("n1"), CycleState()).fits);
+  auto r = (*filter)->Filter(pod, Node("n2"), CycleState());
   ASSERT_FALSE(r.fits);
   EXPECT_EQ(r.reasons.front(), "node(s) had volume node affinity conflict");
   ClaimPlacement waiting;  // WaitForFirstConsumer, no provisioner, one volume on n2.
   waiting.candidates = {VolumeNodeAffinity(Volume("v", "1Gi", {"ReadWriteOnce"}, "", "n2"))};
   pod.claims = {waiting};
-  EXPECT_TRUE((*filter)->Filter(pod, Node("n2")).fits);
-  r = (*filter)->Filter(pod, Node("n1"));
+  EXPECT_TRUE((*filter)->Filter(pod, Node("n2"), CycleState()).fits);
+  r = (*filter)->Filter(pod, Node("n1"), CycleState());
   ASSERT_FALSE(r.fits);
   EXPECT_EQ(r.reasons.front(), "node(s) didn't find available persistent volumes to bind");
   waiting.provisionable = true;
   pod.claims = {waiting};
-  EXPECT_TRUE((*filter)->Filter(pod, Node("n1")).fits);
+  EXPECT_TRUE((*filter)->Filter(pod, Node("n1"), CycleState()).fits);
 }
 
 }  // namespace

@@ -466,3 +466,122 @@ def test_drain_waits_for_the_disruption_budget_and_leaves_daemon_pods(kctl):
         kctl("delete", "deployment", "guarded", "--ignore-not-found")
         kctl("delete", "pdb", "guarded", "--ignore-not-found")
         kctl("delete", "ds", "everywhere", "--ignore-not-found")
+
+
+def test_pod_anti_affinity_and_topology_spread_place_replicas(kctl, api):
+    """Required anti-affinity on the hostname puts one replica per node (an eleventh stays
+    Pending and says why); a topology spread constraint keeps nodes within maxSkew."""
+    core = client.CoreV1Api(api)
+    kctl("apply", "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: apart}
+spec:
+  replicas: 10
+  selector: {matchLabels: {app: apart}}
+  template:
+    metadata: {labels: {app: apart}}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: apart}}
+            topologyKey: kubernetes.io/hostname
+      containers: [{name: c, image: x}]
+""")
+    kctl("rollout", "status", "deployment/apart", "--timeout=120s", timeout=150)
+    pods = core.list_namespaced_pod("default", label_selector="app=apart").items
+    assert len({p.spec.node_name for p in pods}) == 10
+    kctl("scale", "deployment/apart", "--replicas=11")
+
+    def pending_reason():
+        for p in core.list_namespaced_pod("default", label_selector="app=apart").items:
+            for c in p.status.conditions or []:
+                if c.type == "PodScheduled" and c.status == "False":
+                    return c.message
+    message = wait_for(pending_reason, what="the eleventh replica's reason")
+    assert message == "0/10 nodes are available: 10 node(s) didn't match pod anti-affinity rules."
+    kctl("delete", "deployment", "apart", "--timeout=120s", timeout=150)
+    kctl("apply", "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 25
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {matchLabels: {app: spread}}
+      containers: [{name: c, image: x, resources: {requests: {cpu: 10m}}}]
+""")
+    kctl("rollout", "status", "deployment/spread", "--timeout=120s", timeout=150)
+    per_node = {}
+    for p in core.list_namespaced_pod("default", label_selector="app=spread").items:
+        per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
+    assert len(per_node) == 10 and max(per_node.values()) - min(per_node.values()) <= 1, per_node
+    kctl("delete", "deployment", "spread", "--timeout=120s", timeout=150)
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="app in (apart,spread)").items,
+             what="the pods gone")
+
+
+def test_preemption_makes_room_for_a_high_priority_pod(kctl, api):
+    """Every node full of low-priority pods: a high-priority pod preempts one (DisruptionTarget,
+    a Preempted event), is nominated to its node and bound there; the evicted pod's replacement
+    waits. A pod whose preemptionPolicy is Never only waits."""
+    core = client.CoreV1Api(api)
+    kctl("apply", "-f", "-", input="""
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: low}
+value: 10
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: high-polite}
+value: 1000
+preemptionPolicy: Never
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: filler}
+spec:
+  replicas: 10
+  selector: {matchLabels: {app: filler}}
+  template:
+    metadata: {labels: {app: filler}}
+    spec:
+      priorityClassName: low
+      containers: [{name: c, image: x, resources: {requests: {cpu: "3"}}}]
+""")
+    kctl("rollout", "status", "deployment/filler", "--timeout=120s", timeout=150)
+    vip = ("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  priorityClassName: {cls}\n"
+           "  containers:\n  - name: c\n    image: x\n    resources: {{requests: {{cpu: '3'}}}}\n")
+    kctl("apply", "-f", "-", input=vip.format(name="polite", cls="high-polite"))
+    kctl("apply", "-f", "-", input=vip.format(name="vip", cls="high"))
+    bound = wait_for(lambda: core.read_namespaced_pod("vip", "default").spec.node_name,
+                     what="the high-priority pod bound")
+    fillers = core.list_namespaced_pod("default", label_selector="app=filler").items
+    assert sum(1 for p in fillers if not p.spec.node_name) == 1  # The replacement waits.
+    assert all(p.spec.node_name != bound for p in fillers), "a filler still shares the vip's node"
+
+    def preempted_event():
+        events = core.list_namespaced_event("default").items
+        return [e for e in events if e.reason == "Preempted" and "on node " + bound in e.message]
+    wait_for(preempted_event, what="the Preempted event")
+    polite = core.read_namespaced_pod("polite", "default")
+    assert not polite.spec.node_name and not polite.status.nominated_node_name
+    kctl("delete", "pod", "vip", "polite")
+    kctl("delete", "deployment", "filler", "--timeout=120s", timeout=150)
+    kctl("delete", "priorityclass", "low", "high", "high-polite")
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="app=filler").items,
+             what="the fillers gone")

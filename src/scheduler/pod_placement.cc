@@ -1,0 +1,301 @@
+// Where pods go relative to other pods, after kube-scheduler's plugins of the
+// same names:
+// - InterPodAffinity: a pod's required podAffinity terms need a matching pod
+//   in the node's topology domain (the first pod of a group, matching its
+//   own terms, may go anywhere the keys exist); required podAntiAffinity terms
+//   forbid domains with a matching pod; and a pod already placed forbids its
+//   domain to pods its own required anti-affinity matches (symmetry). The
+//   score adds the weights of preferred affinity terms satisfied in a node's
+//   domains and subtracts those of preferred anti-affinity terms.
+// - PodTopologySpread: for each DoNotSchedule constraint, the matching pods
+//   of the pod's namespace are counted per domain of the topology key over
+//   the eligible nodes (those with the key that the pod's node affinity
+//   allows, by nodeAffinityPolicy; untainted for it with nodeTaintsPolicy
+//   Honor); a node fits when its domain's count, with the pod, exceeds the
+//   smallest count by at most maxSkew (the smallest is 0 while there are
+//   fewer domains than minDomains). ScheduleAnyway constraints score:
+//   fewer matching pods in a node's domains, a higher score.
+// Counts are made once per pod and attempt (PreFilter/PreScore), over every
+// node's placed pods; a pod without terms costs nothing.
+#include <algorithm>
+#include <limits>
+
+#include "scheduler/framework.h"
+
+namespace kiso::scheduler {
+
+namespace {
+
+// topology value → count, for one term or constraint.
+using DomainCounts = std::map<std::string, int64_t, std::less<>>;
+
+const std::string* LabelOf(const NodeInfo& node, const std::string& key) {
+  auto it = node.labels.find(key);
+  return it == node.labels.end() ? nullptr : &it->second;
+}
+
+struct AffinityState {
+  std::vector<DomainCounts> affinity;  // Per required affinity term.
+  std::vector<DomainCounts> anti;      // Per required anti-affinity term.
+  bool any_affinity_match = false;     // Some pod matches some affinity term.
+  bool matches_own_terms = true;       // The pod matches all its affinity terms.
+  // Existing pods' anti-affinity that matches the pod: key → forbidden values.
+  std::map<std::string, std::set<std::string>, std::less<>> forbidden;
+};
+
+class InterPodAffinityFilter : public FilterPlugin {
+ public:
+  std::string_view Name() const override { return "InterPodAffinity"; }
+
+  void PreFilter(const PodInfo& pod, CycleState& state) const override {
+    auto s = std::make_shared<AffinityState>();
+    s->affinity.resize(pod.affinity.size());
+    s->anti.resize(pod.anti_affinity.size());
+    const bool own_terms = !pod.affinity.empty() || !pod.anti_affinity.empty();
+    bool symmetric = false;
+    for (const NodeInfo* node : *state.nodes) {
+      if (own_terms || node->with_anti_affinity > 0) {
+        symmetric = symmetric || node->with_anti_affinity > 0;
+        Count(pod, *node, state.namespaces, *s, own_terms);
+      }
+    }
+    if (!own_terms && !symmetric) return;  // Nothing to check: Filter passes every node.
+    for (const auto& term : pod.affinity) {
+      s->matches_own_terms = s->matches_own_terms && pod.MatchedBy(term, pod.ns, state.namespaces);
+    }
+    state.Put<AffinityState>(Name(), s);
+  }
+
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& state) const override {
+    const auto* s = state.Get<AffinityState>(Name());
+    if (!s) return FilterResult::Fit();
+    // In upstream's order: its affinity, its anti-affinity, the placed pods' anti-affinity.
+    bool pods_exist = true;
+    for (size_t i = 0; i < pod.affinity.size(); ++i) {
+      const std::string* v = LabelOf(node, pod.affinity[i].topology_key);
+      if (!v) return FilterResult::Unfit("node(s) didn't match pod affinity rules");
+      auto it = s->affinity[i].find(*v);
+      if (it == s->affinity[i].end() || it->second <= 0) pods_exist = false;
+    }
+    // The first of its group: no pod anywhere matches, and it matches its own terms.
+    if (!pods_exist && (s->any_affinity_match || !s->matches_own_terms))
+      return FilterResult::Unfit("node(s) didn't match pod affinity rules");
+    for (size_t i = 0; i < pod.anti_affinity.size(); ++i) {
+      const std::string* v = LabelOf(node, pod.anti_affinity[i].topology_key);
+      if (!v) continue;
+      auto it = s->anti[i].find(*v);
+      if (it != s->anti[i].end() && it->second > 0)
+        return FilterResult::Unfit("node(s) didn't match pod anti-affinity rules");
+    }
+    for (const auto& [key, values] : s->forbidden) {
+      const std::string* v = LabelOf(node, key);
+      if (v && values.contains(*v))
+        return FilterResult::Unfit("node(s) didn't satisfy existing pods anti-affinity rules");
+    }
+    return FilterResult::Fit();
+  }
+
+ private:
+  static void Count(const PodInfo& pod, const NodeInfo& node, const NamespaceLabels* namespaces,
+                    AffinityState& s, bool own_terms) {
+    for (const auto& [key, placed] : node.placed) {
+      if (key == pod.Key()) continue;
+      // Symmetry: its required anti-affinity against this pod.
+      for (const auto& term : placed->anti_affinity) {
+        const std::string* v = LabelOf(node, term.topology_key);
+        if (v && pod.MatchedBy(term, placed->ns, namespaces))
+          s.forbidden[term.topology_key].insert(*v);
+      }
+      if (!own_terms) continue;
+      for (size_t i = 0; i < pod.affinity.size(); ++i) {
+        if (!placed->MatchedBy(pod.affinity[i], pod.ns, namespaces)) continue;
+        s.any_affinity_match = true;
+        if (const std::string* v = LabelOf(node, pod.affinity[i].topology_key)) ++s.affinity[i][*v];
+      }
+      for (size_t i = 0; i < pod.anti_affinity.size(); ++i) {
+        if (!placed->MatchedBy(pod.anti_affinity[i], pod.ns, namespaces)) continue;
+        if (const std::string* v = LabelOf(node, pod.anti_affinity[i].topology_key))
+          ++s.anti[i][*v];
+      }
+    }
+  }
+};
+
+// Scores in [min, max] mapped to 0–100 (upstream's normalisation); all equal: 0.
+struct NormalizedScores {
+  std::map<std::string, std::map<std::string, int64_t, std::less<>>, std::less<>> by_domain;
+  int64_t min = 0, max = 0;
+  int64_t Raw(const NodeInfo& node) const {
+    int64_t raw = 0;
+    for (const auto& [key, values] : by_domain) {
+      const std::string* v = LabelOf(node, key);
+      if (!v) continue;
+      if (auto it = values.find(*v); it != values.end()) raw += it->second;
+    }
+    return raw;
+  }
+  void Range(const std::vector<const NodeInfo*>& nodes) {
+    bool first = true;
+    for (const NodeInfo* n : nodes) {
+      int64_t r = Raw(*n);
+      min = first ? r : std::min(min, r);
+      max = first ? r : std::max(max, r);
+      first = false;
+    }
+  }
+};
+
+// Score plugins keep their state apart from the filters of the same name.
+constexpr std::string_view kAffinityScores = "InterPodAffinity/score";
+constexpr std::string_view kSpreadScores = "PodTopologySpread/score";
+
+class InterPodAffinityScore : public ScorePlugin {
+ public:
+  std::string_view Name() const override { return "InterPodAffinity"; }
+
+  void PreScore(const PodInfo& pod, CycleState& state) const override {
+    if (pod.preferred_affinity.empty() && pod.preferred_anti_affinity.empty()) return;
+    auto s = std::make_shared<NormalizedScores>();
+    for (const NodeInfo* node : *state.nodes) {
+      for (const auto& [key, placed] : node->placed) {
+        if (key == pod.Key()) continue;
+        for (const auto* terms : {&pod.preferred_affinity, &pod.preferred_anti_affinity}) {
+          const int64_t sign = terms == &pod.preferred_affinity ? 1 : -1;
+          for (const auto& term : *terms) {
+            const std::string* v = LabelOf(*node, term.topology_key);
+            if (v && placed->MatchedBy(term, pod.ns, state.namespaces))
+              s->by_domain[term.topology_key][*v] += sign * term.weight;
+          }
+        }
+      }
+    }
+    s->Range(*state.nodes);
+    state.Put<NormalizedScores>(kAffinityScores, s);
+  }
+
+  int64_t Score(const PodInfo& /*pod*/, const NodeInfo& node,
+                const CycleState& state) const override {
+    const auto* s = state.Get<NormalizedScores>(kAffinityScores);
+    if (!s || s->max == s->min) return 0;
+    return 100 * (s->Raw(node) - s->min) / (s->max - s->min);
+  }
+};
+
+// Whether the node counts as a domain of the pod's constraint.
+bool Eligible(const PodInfo& pod, const SpreadConstraint& c, const NodeInfo& node) {
+  if (!LabelOf(node, c.topology_key)) return false;
+  if (c.honor_node_affinity && !MatchesNodeAffinity(pod, node)) return false;
+  if (c.honor_taints && FirstUntoleratedTaint(pod, node, true)) return false;
+  return true;
+}
+
+// Matching pods of the pod's namespace per domain, over eligible nodes; every
+// eligible domain is present (with 0).
+DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
+                         const std::vector<const NodeInfo*>& nodes) {
+  DomainCounts counts;
+  for (const NodeInfo* node : nodes) {
+    if (!Eligible(pod, c, *node)) continue;
+    int64_t& n = counts[*LabelOf(*node, c.topology_key)];
+    for (const auto& [key, placed] : node->placed) {
+      if (key != pod.Key() && !placed->deleting && placed->ns == pod.ns &&
+          c.selector.Matches(placed->labels))
+        ++n;
+    }
+  }
+  return counts;
+}
+
+struct SpreadState {
+  std::vector<DomainCounts> counts;  // Per hard constraint (in pod.spread order, hard ones).
+  std::vector<int64_t> min;
+};
+
+class PodTopologySpreadFilter : public FilterPlugin {
+ public:
+  std::string_view Name() const override { return "PodTopologySpread"; }
+
+  void PreFilter(const PodInfo& pod, CycleState& state) const override {
+    if (std::none_of(pod.spread.begin(), pod.spread.end(),
+                     [](const SpreadConstraint& c) { return c.hard; }))
+      return;
+    auto s = std::make_shared<SpreadState>();
+    for (const auto& c : pod.spread) {
+      if (!c.hard) continue;
+      DomainCounts counts = CountSpread(pod, c, *state.nodes);
+      int64_t min = std::numeric_limits<int64_t>::max();
+      for (const auto& [domain, n] : counts) min = std::min(min, n);
+      if (counts.empty() || static_cast<int64_t>(counts.size()) < c.min_domains) min = 0;
+      s->counts.push_back(std::move(counts));
+      s->min.push_back(min);
+    }
+    state.Put<SpreadState>(Name(), s);
+  }
+
+  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+                      const CycleState& state) const override {
+    const auto* s = state.Get<SpreadState>(Name());
+    if (!s) return FilterResult::Fit();
+    size_t i = 0;
+    for (const auto& c : pod.spread) {
+      if (!c.hard) continue;
+      const std::string* v = LabelOf(node, c.topology_key);
+      if (!v) {
+        return FilterResult::Unfit(
+            "node(s) didn't match pod topology spread constraints (missing required label)");
+      }
+      auto it = s->counts[i].find(*v);
+      int64_t here = it == s->counts[i].end() ? 0 : it->second;
+      int64_t self = c.selector.Matches(pod.labels) ? 1 : 0;
+      if (here + self - s->min[i] > c.max_skew)
+        return FilterResult::Unfit("node(s) didn't match pod topology spread constraints");
+      ++i;
+    }
+    return FilterResult::Fit();
+  }
+};
+
+class PodTopologySpreadScore : public ScorePlugin {
+ public:
+  std::string_view Name() const override { return "PodTopologySpread"; }
+
+  void PreScore(const PodInfo& pod, CycleState& state) const override {
+    auto s = std::make_shared<NormalizedScores>();
+    bool any = false;
+    for (const auto& c : pod.spread) {
+      if (c.hard) continue;
+      any = true;
+      for (const auto& [domain, n] : CountSpread(pod, c, *state.nodes))
+        s->by_domain[c.topology_key][domain] += n;
+    }
+    if (!any) return;
+    s->Range(*state.nodes);
+    state.Put<NormalizedScores>(kSpreadScores, s);
+  }
+
+  // Fewer matching pods in the node's domains: a higher score.
+  int64_t Score(const PodInfo& /*pod*/, const NodeInfo& node,
+                const CycleState& state) const override {
+    const auto* s = state.Get<NormalizedScores>(kSpreadScores);
+    if (!s) return 0;
+    if (s->max == s->min) return 100;
+    return 100 * (s->max - s->Raw(node)) / (s->max - s->min);
+  }
+};
+
+template <typename T>
+std::function<std::unique_ptr<T>()> Make() {
+  return [] { return std::make_unique<T>(); };
+}
+
+}  // namespace
+
+void RegisterPodPlacement(Registry& registry) {
+  (void)registry.RegisterFilter("InterPodAffinity", Make<InterPodAffinityFilter>());
+  (void)registry.RegisterScore("InterPodAffinity", Make<InterPodAffinityScore>());
+  (void)registry.RegisterFilter("PodTopologySpread", Make<PodTopologySpreadFilter>());
+  (void)registry.RegisterScore("PodTopologySpread", Make<PodTopologySpreadScore>());
+}
+
+}  // namespace kiso::scheduler
