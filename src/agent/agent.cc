@@ -682,6 +682,16 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
   s.waiting.erase(name);
   events_.Record(pod, "Normal", "Created", fmt::format("Created container {}", name));
   events_.Record(pod, "Normal", "Started", fmt::format("Started container {}", name));
+  // postStart: run once the process is started; the container is not running
+  // for the pod until it returns, and a failure kills it (restarted by policy).
+  if (const auto* hook = api::Find(c, {"lifecycle", "postStart"}); hook && hook->is_object()) {
+    ProbeResult r = RunHook(*hook, c, runtime_, *id, s.ip, std::chrono::seconds(30));
+    if (!r.success) {
+      events_.Record(pod, "Warning", "FailedPostStartHook",
+                     fmt::format("PostStartHook failed: {}", r.message));
+      (void)runtime_->StopContainer(*id, std::chrono::seconds(0));
+    }
+  }
   s.image_ids[name] =
       fmt::format("{}@{}", image->name.substr(0, image->name.rfind(':')), image->manifest_digest);
   auto now_status = runtime_->GetStatus(*id);

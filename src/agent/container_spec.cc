@@ -1,11 +1,15 @@
 #include "agent/container_spec.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -271,6 +275,70 @@ Result<std::string> FieldRef(const PodContext& pod, std::string_view path) {
   return MakeStatus(Code::kInvalidArgument, "unsupported fieldRef {:?}", path);
 }
 
+// A resourceFieldRef (`limits.cpu`, `requests.memory`…) of the named container
+// (`current` when none is named), in units of its divisor, rounded up; a limit
+// not set is the node's allocatable, as the kubelet gives it.
+Result<std::string> ResourceFieldRef(const PodContext& pod, const json::value& ref,
+                                     const json::value* current) {
+  std::string container_name(api::GetString(ref, {"containerName"}));
+  const json::value* c = current;
+  if (!container_name.empty() || !c) {
+    c = nullptr;
+    for (const auto* list : {"containers", "initContainers"}) {
+      for (const auto& spec : api::GetArray(*pod.pod, {"spec", list})) {
+        if (api::GetString(spec, {"name"}) == container_name) c = &spec;
+      }
+    }
+  }
+  std::string resource(api::GetString(ref, {"resource"}));
+  size_t dot = resource.find('.');
+  std::string kind = resource.substr(0, dot);
+  std::string name = dot == std::string::npos ? "" : resource.substr(dot + 1);
+  if (!c || (kind != "limits" && kind != "requests") ||
+      (name != "cpu" && name != "memory" && name != "ephemeral-storage")) {
+    return MakeStatus(Code::kInvalidArgument, "unsupported resourceFieldRef {:?} of container {:?}",
+                      resource, container_name);
+  }
+  long double value = 0;
+  std::string_view q = api::GetString(*c, {"resources", kind, name});
+  if (q.empty() || !api::ParseQuantityMilli(q, &value)) {
+    // Not set: a request is 0, a limit the node's allocatable (this machine's).
+    value = 0;
+    if (kind == "limits" && name == "cpu") value = 1000.0L * sysconf(_SC_NPROCESSORS_ONLN);
+    if (kind == "limits" && name == "memory")
+      value = 1000.0L * sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+  }
+  long double divisor = 1000;  // "1"
+  if (std::string_view d = api::GetString(ref, {"divisor"}); !d.empty()) {
+    if (!api::ParseQuantityMilli(d, &divisor) || divisor <= 0)
+      return MakeStatus(Code::kInvalidArgument, "resourceFieldRef divisor {:?}", d);
+  }
+  return std::to_string(static_cast<int64_t>(std::ceil(value / divisor)));
+}
+
+// $(VAR) replaced by the variable's value ($$ is a literal $); an unknown one is kept as is.
+std::string ExpandVars(std::string_view text, const std::map<std::string, std::string>& env) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    size_t close = text[i] == '$' && i + 1 < text.size() && text[i + 1] == '('
+                       ? text.find(')', i + 2)
+                       : std::string_view::npos;
+    if (close == std::string_view::npos) {
+      out += text[i];
+      continue;
+    }
+    auto it = env.find(std::string(text.substr(i + 2, close - i - 2)));
+    out += it != env.end() ? it->second : std::string(text.substr(i, close - i + 1));
+    i = close;
+  }
+  return out;
+}
+
 int64_t Milli(const json::value& container, std::string_view kind, std::string_view resource) {
   std::string_view q = api::GetString(container, {"resources", kind, resource});
   long double milli = 0;
@@ -360,6 +428,9 @@ Status AddDownwardApi(const PodContext& pod, const json::value& source, int mode
       } else {
         KISO_ASSIGN_OR_RETURN(value, FieldRef(pod, field));
       }
+      files[path] = {value, ModeOf(api::Find(item, {"mode"}), mode)};
+    } else if (const auto* r = api::Find(item, {"resourceFieldRef"})) {
+      KISO_ASSIGN_OR_RETURN(auto value, ResourceFieldRef(pod, *r, nullptr));
       files[path] = {value, ModeOf(api::Find(item, {"mode"}), mode)};
     }
   }
@@ -470,8 +541,43 @@ bool HasServiceAccountToken(const json::value& pod) {
   return false;
 }
 
+namespace {
+
+// fsGroup: the volume's files belong to the group, group-writable (read-only
+// ones group-readable), and its directories setgid, as the kubelet sets
+// volume ownership for emptyDir and the configMap, secret, downwardAPI and
+// projected volumes.
+Status ApplyFsGroup(const std::string& dir, gid_t group) {
+  std::error_code ec;
+  auto own = [&](const fs::path& p) -> Status {
+    if (lchown(p.c_str(), static_cast<uid_t>(-1), group) != 0)
+      return MakeStatus(Code::kInternal, "fsGroup: chown {}: {}", p.string(), strerror(errno));
+    if (fs::is_symlink(p, ec)) return Status::Ok();
+    auto perms = fs::status(p, ec).permissions();
+    perms |= fs::perms::group_read;
+    if ((perms & fs::perms::owner_write) != fs::perms::none) perms |= fs::perms::group_write;
+    if (fs::is_directory(p, ec)) perms |= fs::perms::group_exec | fs::perms::set_gid;
+    fs::permissions(p, perms, ec);
+    return Status::Ok();
+  };
+  KISO_RETURN_IF_ERROR(own(dir));
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    KISO_RETURN_IF_ERROR(own(it->path()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status PrepareVolumes(client::Client* client, const PodContext& pod) {
   std::string ns(api::GetString(*pod.pod, {"metadata", "namespace"}));
+  const auto* fs_group = api::Find(*pod.pod, {"spec", "securityContext", "fsGroup"});
+  auto owned = [&](const std::string& dir) {
+    return fs_group && fs_group->is_int64()
+               ? ApplyFsGroup(dir, static_cast<gid_t>(fs_group->get_int64()))
+               : Status::Ok();
+  };
   for (const auto& v : api::GetArray(*pod.pod, {"spec", "volumes"})) {
     std::string name(api::GetString(v, {"name"}));
     std::string dir = pod.pod_dir + "/volumes/" + name;
@@ -514,14 +620,18 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
         }
       }
     } else {
-      // emptyDir, and any other kind treated as scratch space.
+      // emptyDir, and any other kind treated as scratch space (owned by fsGroup
+      // once, when made: what the pod writes there later is its own).
+      bool fresh = !fs::exists(dir, ec);
       fs::create_directories(dir, ec);
       if (ec) return MakeStatus(Code::kInternal, "volume {:?}: {}", name, ec.message());
+      if (fresh) KISO_RETURN_IF_ERROR(owned(dir));
       continue;
     }
     if (!added.ok()) return added.Annotate(fmt::format("volume {:?}", name));
     if (Status s = WriteVolume(dir, files); !s.ok())
       return s.Annotate(fmt::format("volume {:?}", name));
+    KISO_RETURN_IF_ERROR(owned(dir));
   }
   return Status::Ok();
 }
@@ -623,6 +733,9 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
       if (const auto* f = api::Find(*from, {"fieldRef"})) {
         KISO_ASSIGN_OR_RETURN(auto v, FieldRef(pod, api::GetString(*f, {"fieldPath"})));
         set(name, v);
+      } else if (const auto* r = api::Find(*from, {"resourceFieldRef"})) {
+        KISO_ASSIGN_OR_RETURN(auto v, ResourceFieldRef(pod, *r, &c));
+        set(name, v);
       } else {
         bool secret = api::Find(*from, {"secretKeyRef"}) != nullptr;
         const json::value* ref = api::Find(*from, {secret ? "secretKeyRef" : "configMapKeyRef"});
@@ -680,6 +793,12 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
       if (colon < u.size() && gec == std::errc() && gend == u.data() + u.size()) config.gid = gid;
     }
   }
+  // The pod's supplementalGroups and fsGroup: groups of every container's process.
+  for (const auto& g : api::GetArray(*pod.pod, {"spec", "securityContext", "supplementalGroups"}))
+    if (g.is_int64()) config.additional_gids.push_back(static_cast<uint32_t>(g.get_int64()));
+  if (const auto* g = api::Find(*pod.pod, {"spec", "securityContext", "fsGroup"});
+      g && g->is_int64())
+    config.additional_gids.push_back(static_cast<uint32_t>(g->get_int64()));
   if (const auto* p = api::Find(c, {"securityContext", "privileged"}); p && p->is_bool())
     config.privileged = p->get_bool();
   for (const auto& cap : api::GetArray(c, {"securityContext", "capabilities", "add"}))
@@ -724,8 +843,11 @@ Result<runtime::ContainerConfig> BuildContainerConfig(client::Client* client, co
     } else {
       mount.host_path = pod.pod_dir + "/volumes/" + name;
     }
-    // subPath: a directory inside the volume (made when missing, as the kubelet does).
-    if (std::string sub(api::GetString(m, {"subPath"})); !sub.empty()) {
+    // subPath (or subPathExpr, with the container's $(VAR)s): a directory inside the
+    // volume (made when missing, as the kubelet does).
+    std::string sub(api::GetString(m, {"subPath"}));
+    if (sub.empty()) sub = ExpandVars(api::GetString(m, {"subPathExpr"}), env);
+    if (!sub.empty()) {
       if (sub.starts_with('/') || sub == ".." || sub.starts_with("../") ||
           sub.find("/../") != std::string::npos || sub.ends_with("/..")) {
         return MakeStatus(Code::kInvalidArgument,

@@ -10,6 +10,17 @@ namespace json = boost::json;
 
 namespace {
 
+// process.user: uid, gid and the additional groups (supplementalGroups, fsGroup).
+json::object UserOf(const ContainerConfig& config) {
+  json::object user{{"uid", config.uid}, {"gid", config.gid}};
+  if (!config.additional_gids.empty()) {
+    json::array gids;
+    for (uint32_t g : config.additional_gids) gids.emplace_back(g);
+    user["additionalGids"] = std::move(gids);
+  }
+  return user;
+}
+
 // containerd's (and Docker's) default capability set.
 constexpr const char* kDefaultCaps[] = {
     "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
@@ -140,7 +151,7 @@ json::value BuildSpec(const ContainerConfig& config, const Sandbox& sandbox,
   for (const auto& e : config.env) env.emplace_back(e);
   json::object process{
       {"terminal", config.tty},
-      {"user", json::object{{"uid", config.uid}, {"gid", config.gid}}},
+      {"user", UserOf(config)},
       {"args", std::move(args)},
       {"env", std::move(env)},
       {"cwd", config.working_dir.empty() ? "/" : config.working_dir},

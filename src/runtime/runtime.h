@@ -52,6 +52,7 @@ struct ContainerConfig {
   std::string working_dir = "/";
   uint32_t uid = 0;
   uint32_t gid = 0;
+  std::vector<uint32_t> additional_gids;  // supplementalGroups and fsGroup.
   bool read_only_rootfs = false;
   bool privileged = false;  // All capabilities, devices, /sys rw, no seccomp.
   // Capability names as Kubernetes spells them ("NET_ADMIN"; "ALL"): the

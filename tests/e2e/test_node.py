@@ -456,6 +456,73 @@ def test_security_context_seccomp_and_capabilities(node):
     k("delete", "pod", "confined", "unconfined", "narrow", "missing")
 
 
+def test_resource_env_groups_sub_path_expr_and_post_start(node):
+    """The rest of the kubelet's pod surface: env and downwardAPI files from resourceFieldRef
+    (divisors, rounding up, an unset limit is the node's), supplementalGroups and fsGroup (the
+    process's groups; an emptyDir and a configMap volume owned by the group), subPathExpr with
+    the container's variables, and a postStart hook that runs before the pod counts as started
+    — and whose failure kills the container."""
+    s, k = node
+    apply(k, """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: surface}
+data: {greeting: hi}
+""")
+    # (postStart runs beside the entrypoint, as upstream's: the process waits for its file.)
+    apply(k, simple_pod("surface", ["sh", "-c",
+                                    "while [ ! -f /scratch/from-hook ]; do sleep 0.1; done; "
+                                    "echo cpu=$CPU_M mem=$MEM_MI nolimit=$NO_LIMIT; id -G; "
+                                    "stat -c '%g %a' /scratch /conf/greeting; cat /scratch/from-hook; "
+                                    "ls /data; cat /limits/cpu; echo; echo done; exec sleep 3600"],
+                        restart="Always", extra="""    env:
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: CPU_M
+      valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}
+    - name: MEM_MI
+      valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1Mi}}
+    - name: NO_LIMIT
+      valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Ki}}
+    resources: {limits: {cpu: 250m}, requests: {cpu: 100m, memory: 33Mi}}
+    lifecycle:
+      postStart: {exec: {command: ["sh", "-c", "echo started > /scratch/from-hook"]}}
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: conf, mountPath: /conf}
+    - {name: scratch, mountPath: /data, subPathExpr: "per-$(POD_NAME)"}
+    - {name: limits, mountPath: /limits}
+  securityContext: {supplementalGroups: [4000], fsGroup: 5000}
+  volumes:
+  - {name: scratch, emptyDir: {}}
+  - {name: conf, configMap: {name: surface}}
+  - name: limits
+    downwardAPI:
+      items: [{path: cpu, resourceFieldRef: {containerName: c, resource: limits.cpu}}]"""))
+    wait_for(lambda: phase(k, "surface") == "Running", what="surface Running")
+    wait_for(lambda: "done" in k("logs", "surface").split(), what="the pod's report")
+    lines = k("logs", "surface").splitlines()
+    memory_kib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 1024
+    # 250m in 1m units; 33Mi in Mi; no memory limit: the node's (here: the machine's) in Ki.
+    assert lines[0] == f"cpu=250 mem=33 nolimit={memory_kib}", lines
+    assert {"4000", "5000"} <= set(lines[1].split()), lines  # id -G
+    assert lines[2].split()[0] == "5000" and lines[2].split()[1].startswith("2"), lines  # setgid dir
+    assert lines[3].split()[0] == "5000", lines
+    assert lines[4] == "started", lines  # Written by the hook.
+    assert lines[5:] == ["1", "done"], lines  # /data is empty; 250m is 1 core rounded up.
+    pod_dir = [d for d in os.listdir(os.path.join(s.dir, "agent", "pods")) if "_surface_" in d]
+    assert pod_dir and os.path.isdir(os.path.join(s.dir, "agent", "pods", pod_dir[0], "volumes",
+                                                  "scratch", "per-surface"))
+    # A failing postStart hook kills the container, which restarts by its policy.
+    apply(k, simple_pod("hookfail", ["sleep", "3600"], restart="Always", extra="""    lifecycle:
+      postStart: {exec: {command: ["sh", "-c", "exit 3"]}}"""))
+    wait_for(lambda: container_status(k, "hookfail").get("restartCount", 0) >= 1,
+             what="hookfail restarted")
+    events = k("get", "events", "--field-selector", "involvedObject.name=hookfail", "-o", "json")
+    assert any(e["reason"] == "FailedPostStartHook" for e in json.loads(events)["items"]), events
+    k("delete", "pod/surface", "pod/hookfail", "configmap/surface")
+
+
 def on_terminal(s, args, typed=b"", env=None):
     """Runs kubectl on a 40x100 pseudo-terminal of its own, as a person would,
     types `typed`, and returns its exit code and everything it printed."""
