@@ -72,6 +72,11 @@ class Agent {
   // The same for a request the API server forwarded whole (down the agent's
   // tunnel): the pod is the one its path names, as this agent has it.
   apiserver::Response ServeStream(const apiserver::Request& req);
+  // The kubelet's /stats/summary (the node's and each running pod's and
+  // container's cpu and memory, from /proc and the containers' cgroups), as
+  // the node proxy serves it (GET /api/v1/nodes/NAME/proxy/stats/summary).
+  boost::json::value StatsSummary();
+  apiserver::Response ServeNodeProxy(const apiserver::Request& req);
   apiserver::Response ServeLogs(const boost::json::value& pod, const apiserver::Request& req);
   apiserver::Response ServeExec(const boost::json::value& pod, const apiserver::Request& req);
   // Output from now on (as logged) and, for a container with stdin, input.
@@ -177,6 +182,13 @@ class Agent {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::vector<Termination> terminations_;  // guarded by mu_
+  // The last cpu reading of each container (and of the node, ""), for rates.
+  struct CpuSample {
+    std::chrono::system_clock::time_point at;
+    uint64_t ns = 0;
+  };
+  std::mutex stats_mu_;
+  std::map<std::string, CpuSample> cpu_samples_;  // guarded by stats_mu_
 };
 
 // A container's latest attempt (its current instance) and the one before (for

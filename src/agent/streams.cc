@@ -212,6 +212,7 @@ apiserver::Response Agent::ServeStream(const json::value& pod, std::string_view 
   if (subresource == "exec") return ServeExec(pod, req);
   if (subresource == "attach") return ServeAttach(pod, req);
   if (subresource == "portforward") return ServePortForward(pod, req);
+  if (subresource == "proxy") return ServeNodeProxy(req);  // `pod` is the Node.
   return Error(api::NotFoundPath());
 }
 
@@ -224,6 +225,11 @@ apiserver::Response Agent::ServeStream(const apiserver::Request& req) {
     if (slash == std::string_view::npos) slash = path.size();
     if (slash > start) parts.push_back(path.substr(start, slash - start));
     start = slash + 1;
+  }
+  // /api/v1/nodes/NAME/proxy/...: the node's own endpoints.
+  if (parts.size() >= 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "nodes" &&
+      parts[3] == options_.node_name && parts[4] == "proxy") {
+    return ServeNodeProxy(req);
   }
   if (parts.size() != 7 || parts[0] != "api" || parts[1] != "v1" || parts[2] != "namespaces" ||
       parts[4] != "pods") {

@@ -129,6 +129,9 @@ class Pool {
       case K::kMicroTime:
         message(kRuntimePackage, "Time");
         return true;
+      case K::kDuration:
+        message(kRuntimePackage, "Duration");
+        return true;
       case K::kRawJson:
         message(kRuntimePackage, "RawExtension");
         return true;
@@ -203,6 +206,7 @@ class Pool {
     message("RawExtension", {{"raw", 1, FD::TYPE_BYTES, opt, ""}});
     message("Time",
             {{"seconds", 1, FD::TYPE_INT64, opt, ""}, {"nanos", 2, FD::TYPE_INT32, opt, ""}});
+    message("Duration", {{"duration", 1, FD::TYPE_INT64, opt, ""}});
     message("Quantity", {{"string", 1, FD::TYPE_STRING, opt, ""}});
     message("IntOrString", {{"type", 1, FD::TYPE_INT64, opt, ""},
                             {"intVal", 2, FD::TYPE_INT32, opt, ""},
@@ -502,6 +506,8 @@ class Decoder {
         }
         return json::value(FormatRfc3339(w, t.kind == K::kMicroTime ? 6 : 0));
       }
+      case K::kDuration:
+        return json::value(FormatGoDuration(r->GetInt64(m, d->field(0))));
       case K::kQuantity:
         return json::value(r->GetString(m, d->field(0)));
       case K::kIntOrString:
@@ -716,6 +722,12 @@ class Encoder {
         if (!w) return Fail("a time is not RFC 3339");
         r->SetInt64(&m, d->field(0), w->seconds);
         if (w->nanos != 0 || t.kind == K::kMicroTime) r->SetInt32(&m, d->field(1), w->nanos);
+        return;
+      }
+      case K::kDuration: {
+        auto ns = v.is_string() ? ParseGoDuration(v.get_string()) : std::nullopt;
+        if (!ns) return Fail("a duration is not Go's (1h2m3.5s)");
+        r->SetInt64(&m, d->field(0), *ns);
         return;
       }
       case K::kQuantity:

@@ -91,7 +91,8 @@ const std::vector<std::string> kPackages = {"k8s.io.apimachinery.pkg.apis.meta.v
                                             "k8s.io.api.admissionregistration.v1",
                                             "k8s.io.api.node.v1",
                                             "k8s.io.api.storage.v1",
-                                            "k8s.io.api.discovery.v1"};
+                                            "k8s.io.api.discovery.v1",
+                                            "k8s.io.metrics.pkg.apis.metrics.v1beta1"};
 
 bool Compatible(const TypeRef& t, const pb::FieldDescriptorProto& f,
                 const std::map<std::string, const pb::DescriptorProto*>& messages) {
@@ -130,6 +131,8 @@ bool Compatible(const TypeRef& t, const pb::FieldDescriptorProto& f,
       return short_name == "Time";
     case K::kMicroTime:
       return short_name == "MicroTime";
+    case K::kDuration:
+      return short_name == "Duration";
     case K::kRawJson:
       return short_name == "RawExtension" || short_name == "FieldsV1" || short_name == "JSON";
     case K::kStruct:

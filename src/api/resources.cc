@@ -63,12 +63,23 @@ ResourceType Review(std::string group, std::string kind, std::string plural, boo
   return t;
 }
 
+// metrics.k8s.io/v1beta1 (metrics-server's role): read only, never stored,
+// answered from the nodes' figures (apiserver/metrics.cc).
+ResourceType Metrics(std::string kind, std::string plural, bool namespaced) {
+  ResourceType t = MakeAt("v1beta1", Make("metrics.k8s.io", std::move(kind), std::move(plural),
+                                          namespaced, {}, {}, {}));
+  t.verbs = {"get", "list"};
+  t.stored = false;
+  return t;
+}
+
 std::vector<ResourceType> Build() {
   const std::vector<std::string> all = {"all"};
   std::vector<ResourceType> types = {
       Make("", "Namespace", "namespaces", false, {"ns"}, {},
            {Status("Namespace"), {"finalize", "", "", "Namespace", {"update"}}}),
-      Make("", "Node", "nodes", false, {"no"}, {}, {Status("Node")}),
+      Make("", "Node", "nodes", false, {"no"}, {},
+           {Status("Node"), {"proxy", "", "", "NodeProxyOptions", {"get"}}}),
       Make("", "Pod", "pods", true, {"po"}, all,
            {Status("Pod"),
             {"binding", "", "", "Binding", {"create"}},
@@ -114,6 +125,8 @@ std::vector<ResourceType> Build() {
       Make("networking.k8s.io", "IngressClass", "ingressclasses", false, {}, {}, {}),
       Make("scheduling.k8s.io", "PriorityClass", "priorityclasses", false, {"pc"}, {}, {}),
       Make("storage.k8s.io", "StorageClass", "storageclasses", false, {"sc"}, {}, {}),
+      Metrics("NodeMetrics", "nodes", false),
+      Metrics("PodMetrics", "pods", true),
       Review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
       Review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
       Review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),

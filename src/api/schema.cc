@@ -9,6 +9,7 @@
 
 #include "api/schema_model.h"
 #include "api/validation.h"
+#include "common/clock.h"
 
 namespace kiso::api {
 
@@ -203,6 +204,12 @@ class Checker {
         if (!v.get_string().empty() && !IsRfc3339(v.get_string())) {
           Fail(fmt::format("parsing time \"{}\": not an RFC 3339 time (2006-01-02T15:04:05Z07:00)",
                            std::string_view(v.get_string())));
+        }
+        return;
+      case K::kDuration:
+        if (!v.is_string()) return Mismatch(v, t);
+        if (!ParseGoDuration(v.get_string())) {
+          Fail(fmt::format("time: invalid duration \"{}\"", std::string_view(v.get_string())));
         }
         return;
       case K::kBytes:

@@ -31,6 +31,8 @@ std::string TypeRef::GoName() const {
       return "v1.Time";
     case Kind::kMicroTime:
       return "v1.MicroTime";
+    case Kind::kDuration:
+      return "v1.Duration";
     case Kind::kBytes:
       return "[]uint8";
     case Kind::kRawJson:
@@ -88,7 +90,8 @@ TypeRef ParseTypeRef(std::string_view text) {
       {"string", K::kString},     {"int32", K::kInt32},     {"int64", K::kInt64},
       {"bool", K::kBool},         {"float64", K::kFloat},   {"IntOrString", K::kIntOrString},
       {"Quantity", K::kQuantity}, {"Time", K::kTime},       {"MicroTime", K::kMicroTime},
-      {"bytes", K::kBytes},       {"RawJSON", K::kRawJson}, {"any", K::kAny}};
+      {"bytes", K::kBytes},       {"RawJSON", K::kRawJson}, {"any", K::kAny},
+      {"Duration", K::kDuration}};
   if (auto it = kBuiltins.find(text); it != kBuiltins.end()) {
     t.kind = it->second;
     return t;

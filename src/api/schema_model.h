@@ -25,6 +25,7 @@ struct TypeRef {
     kQuantity,
     kTime,
     kMicroTime,
+    kDuration,  // metav1.Duration: "1h2m3.5s" in JSON, nanoseconds in protobuf.
     kBytes,
     kRawJson,  // Any JSON value; a RawExtension (bytes of JSON) in protobuf.
     kAny,      // Any JSON value; not in the protobuf encoding.

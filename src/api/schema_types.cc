@@ -749,6 +749,21 @@ StorageOSPersistentVolumeSource
   readOnly bool = 4
   secretRef ObjectReference = 5
 
+# metrics.k8s.io/v1beta1.
+kind NodeMetrics
+  timestamp Time = 2
+  window Duration = 3
+  usage map[Quantity] = 4
+
+kind PodMetrics
+  timestamp Time = 2
+  window Duration = 3
+  containers []ContainerMetrics = 4
+
+ContainerMetrics
+  name string = 1
+  usage map[Quantity] = 2
+
 kind StorageClass
   provisioner string = 2
   parameters map[string] = 3

@@ -68,6 +68,9 @@ std::optional<Target> ParseTarget(const Request& req) {
     t.ns = rest[1];
     rest.erase(rest.begin(), rest.begin() + 2);
   }
+  // A node's proxy takes the rest of the path: /api/v1/nodes/NAME/proxy/stats/summary.
+  bool node_proxy = group.empty() && rest.size() >= 3 && rest[0] == "nodes" && rest[2] == "proxy";
+  if (node_proxy) rest.resize(3);
   if (rest.empty() || rest.size() > 3) return std::nullopt;
   t.type = api::FindResource(group, version, rest[0]);
   if (!t.type) return std::nullopt;
@@ -295,6 +298,7 @@ struct ApiServer::Impl {
     if (sub.empty() && !t.type->Allows(verb)) {
       return ErrorResponse(api::MethodNotAllowed());
     }
+    if (t.type->group == "metrics.k8s.io") return HandleMetrics(ctx, t, req, streams);
     if (!t.type->stored) return HandleReview(ctx, t, req);
     if (!t.type->storage_version.empty()) {
       return ServeConverted(ctx, t, req, [this](const Target& stored, const Request& r) {
@@ -303,7 +307,8 @@ struct ApiServer::Impl {
     }
     if (sub == "token" && t.type->plural == "serviceaccounts")
       return HandleTokenRequest(ctx, t, req);
-    if (sub == "log" || sub == "exec" || sub == "attach" || sub == "portforward") {
+    if (sub == "log" || sub == "exec" || sub == "attach" || sub == "portforward" ||
+        (sub == "proxy" && t.type->plural == "nodes")) {
       return streams.Handle(ctx, t, req);
     }
     if (sub == "scale") {

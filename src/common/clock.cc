@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <ctime>
+#include <iterator>
 
 namespace kiso {
 namespace {
@@ -131,6 +134,74 @@ std::string FormatRfc3339(WallTime w, int digits) {
     out += "." + fraction.substr(0, static_cast<size_t>(std::min(digits, 9)));
   }
   return out + "Z";
+}
+
+}  // namespace kiso
+
+namespace kiso {
+
+std::optional<int64_t> ParseGoDuration(std::string_view text) {
+  bool negative = false;
+  if (!text.empty() && (text[0] == '-' || text[0] == '+')) {
+    negative = text[0] == '-';
+    text.remove_prefix(1);
+  }
+  if (text == "0") return 0;
+  if (text.empty()) return std::nullopt;
+  static constexpr std::pair<std::string_view, long double> kUnits[] = {
+      {"ns", 1},   {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3},
+      {"ms", 1e6}, {"s", 1e9},  {"m", 60e9},        {"h", 3600e9}};
+  long double total = 0;
+  while (!text.empty()) {
+    size_t digits = 0;
+    bool dot = false;
+    while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) ||
+                                    (text[digits] == '.' && !dot))) {
+      dot = dot || text[digits] == '.';
+      ++digits;
+    }
+    if (digits == 0 || (digits == 1 && dot)) return std::nullopt;
+    long double number = std::strtold(std::string(text.substr(0, digits)).c_str(), nullptr);
+    text.remove_prefix(digits);
+    size_t unit_len = 0;
+    while (unit_len < text.size() && !std::isdigit(static_cast<unsigned char>(text[unit_len])) &&
+           text[unit_len] != '.')
+      ++unit_len;
+    std::string_view unit = text.substr(0, unit_len);
+    text.remove_prefix(unit_len);
+    auto it = std::find_if(std::begin(kUnits), std::end(kUnits),
+                           [&](const auto& u) { return u.first == unit; });
+    if (it == std::end(kUnits)) return std::nullopt;
+    total += number * it->second;
+    if (total > 9.2e18L) return std::nullopt;
+  }
+  auto ns = static_cast<int64_t>(total + 0.5L);
+  return negative ? -ns : ns;
+}
+
+std::string FormatGoDuration(int64_t ns) {
+  if (ns == 0) return "0s";
+  std::string sign = ns < 0 ? "-" : "";
+  uint64_t u = ns < 0 ? 0 - static_cast<uint64_t>(ns) : static_cast<uint64_t>(ns);
+  // "whole[.fraction]" with the fraction's trailing zeros dropped.
+  auto decimal = [](uint64_t whole, uint64_t fraction, int width) {
+    std::string out = std::to_string(whole);
+    if (fraction == 0) return out;
+    std::string f = std::to_string(fraction);
+    f.insert(0, static_cast<size_t>(width) - f.size(), '0');
+    while (!f.empty() && f.back() == '0') f.pop_back();
+    return out + "." + f;
+  };
+  if (u < 1000) return sign + std::to_string(u) + "ns";
+  if (u < 1000000) return sign + decimal(u / 1000, u % 1000, 3) + "\xc2\xb5s";
+  if (u < 1000000000) return sign + decimal(u / 1000000, u % 1000000, 6) + "ms";
+  uint64_t hours = u / 3600000000000ULL;
+  uint64_t minutes = (u / 60000000000ULL) % 60;
+  uint64_t seconds_ns = u % 60000000000ULL;
+  std::string out = sign;
+  if (hours > 0) out += std::to_string(hours) + "h";
+  if (hours > 0 || minutes > 0) out += std::to_string(minutes) + "m";
+  return out + decimal(seconds_ns / 1000000000, seconds_ns % 1000000000, 9) + "s";
 }
 
 }  // namespace kiso

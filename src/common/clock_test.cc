@@ -35,4 +35,21 @@ TEST(ClockTest, Rfc3339ParsesAsGoDoesAndFormatsInUtc) {
 }
 
 }  // namespace
+TEST(GoDuration, ParsesAndFormatsAsGoDoes) {
+  EXPECT_EQ(ParseGoDuration("10s"), 10'000'000'000);
+  EXPECT_EQ(ParseGoDuration("1h2m3.5s"), 3'723'500'000'000);
+  EXPECT_EQ(ParseGoDuration("300ms"), 300'000'000);
+  EXPECT_EQ(ParseGoDuration("-1.5h"), -5'400'000'000'000);
+  EXPECT_EQ(ParseGoDuration("1\xc2\xb5s"), 1000);
+  EXPECT_EQ(ParseGoDuration("0"), 0);
+  for (std::string_view bad : {"", "10", "s", "1x", ".s", "1e3s", "9999999999h"})
+    EXPECT_FALSE(ParseGoDuration(bad).has_value()) << bad;
+  EXPECT_EQ(FormatGoDuration(0), "0s");
+  EXPECT_EQ(FormatGoDuration(10'000'000'000), "10s");
+  EXPECT_EQ(FormatGoDuration(3'723'500'000'000), "1h2m3.5s");
+  EXPECT_EQ(FormatGoDuration(120'000'000'000), "2m0s");
+  EXPECT_EQ(FormatGoDuration(1'500'000), "1.5ms");
+  EXPECT_EQ(FormatGoDuration(-999), "-999ns");
+}
+
 }  // namespace kiso

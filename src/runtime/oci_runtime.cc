@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -361,6 +363,53 @@ Status OciRuntime::StartContainer(const std::string& id) {
   KISO_ASSIGN_OR_RETURN(auto r, Runtime({"start", id}));
   if (r.exit_code != 0) return MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r.err));
   return WriteFile(Bundle(id) + "/started_at", NowRfc3339());
+}
+
+namespace {
+
+// The first number in a cgroup file, or of the line starting with `key `.
+std::optional<uint64_t> CgroupValue(const std::string& path, std::string_view key = "") {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string_view v = line;
+    if (!key.empty()) {
+      if (!v.starts_with(key) || v.size() <= key.size() || v[key.size()] != ' ') continue;
+      v.remove_prefix(key.size() + 1);
+    }
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec == std::errc()) return n;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<ContainerStats> OciRuntime::Stats(const std::string& id) {
+  const std::string cgroup = "/" + options_.cgroup_parent + "/" + id;
+  ContainerStats s;
+  s.at = std::chrono::system_clock::now();
+  std::optional<uint64_t> cpu, usage, inactive;
+  if (HybridCgroups()) {
+    cpu = CgroupValue("/sys/fs/cgroup/cpuacct" + cgroup + "/cpuacct.usage");
+    usage = CgroupValue("/sys/fs/cgroup/memory" + cgroup + "/memory.usage_in_bytes");
+    inactive =
+        CgroupValue("/sys/fs/cgroup/memory" + cgroup + "/memory.stat", "total_inactive_file");
+  } else {
+    auto usec = CgroupValue("/sys/fs/cgroup" + cgroup + "/cpu.stat", "usage_usec");
+    if (usec) cpu = *usec * 1000;
+    usage = CgroupValue("/sys/fs/cgroup" + cgroup + "/memory.current");
+    inactive = CgroupValue("/sys/fs/cgroup" + cgroup + "/memory.stat", "inactive_file");
+  }
+  if (!cpu || !usage)
+    return MakeStatus(Code::kNotFound, "no cgroup statistics for container {}", id);
+  s.cpu_ns = *cpu;
+  s.memory_usage = *usage;
+  uint64_t inactive_bytes = inactive.value_or(0);
+  s.memory_working_set = s.memory_usage > inactive_bytes ? s.memory_usage - inactive_bytes : 0;
+  return s;
 }
 
 Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {

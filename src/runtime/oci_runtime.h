@@ -44,6 +44,7 @@ class OciRuntime : public RuntimeService {
   Status StopContainer(const std::string& id, std::chrono::seconds grace) override;
   Status RemoveContainer(const std::string& id) override;
   Result<ContainerStatus> GetStatus(const std::string& id) override;
+  Result<ContainerStats> Stats(const std::string& id) override;
   std::vector<std::string> ListContainers() override;
   Result<AttachedInput> AttachStdin(const std::string& id) override;
   Result<ChildProcess> Exec(const std::string& id, const std::vector<std::string>& cmd,

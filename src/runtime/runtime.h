@@ -101,6 +101,14 @@ struct ExecResult {
   std::string stderr_data;
 };
 
+// CPU time used so far and memory now, read at `at`.
+struct ContainerStats {
+  std::chrono::system_clock::time_point at;
+  uint64_t cpu_ns = 0;              // usageCoreNanoSeconds.
+  uint64_t memory_usage = 0;        // usageBytes.
+  uint64_t memory_working_set = 0;  // usage less inactive file pages (what the OOM killer weighs).
+};
+
 class RuntimeService {
  public:
   virtual ~RuntimeService() = default;
@@ -143,6 +151,10 @@ class RuntimeService {
   virtual Result<AttachedInput> AttachStdin(const std::string& id) = 0;
   virtual Result<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                       std::chrono::seconds timeout) = 0;
+  // What a running container uses now (CRI's ContainerStats), from its cgroup.
+  virtual Result<ContainerStats> Stats(const std::string& id) {
+    return MakeStatus(Code::kNotFound, "no statistics for container {}", id);
+  }
 };
 
 }  // namespace kiso::runtime

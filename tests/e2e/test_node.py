@@ -523,6 +523,63 @@ data: {greeting: hi}
     k("delete", "pod/surface", "pod/hookfail", "configmap/surface")
 
 
+def cgroup_usage(container_id):
+    """The container's cpu time (ns) and memory working set (bytes), as its cgroup says."""
+    hybrid = os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers") and os.path.isdir(
+        "/sys/fs/cgroup/memory")
+
+    def stat(path, key):
+        with open(path) as f:
+            return next(int(line.split()[1]) for line in f if line.split()[0] == key)
+    if hybrid:
+        with open(f"/sys/fs/cgroup/cpuacct/kiso/{container_id}/cpuacct.usage") as f:
+            cpu = int(f.read())
+        base = f"/sys/fs/cgroup/memory/kiso/{container_id}"
+        with open(base + "/memory.usage_in_bytes") as f:
+            usage = int(f.read())
+        return cpu, usage - stat(base + "/memory.stat", "total_inactive_file")
+    base = f"/sys/fs/cgroup/kiso/{container_id}"
+    with open(base + "/memory.current") as f:
+        usage = int(f.read())
+    return stat(base + "/cpu.stat", "usage_usec") * 1000, usage - stat(base + "/memory.stat",
+                                                                      "inactive_file")
+
+
+def test_kubectl_top_agrees_with_the_cgroups(node):
+    """`kubectl top pods --containers` and `kubectl top nodes` (metrics.k8s.io, from the node's
+    /stats/summary through the node proxy): a container held to 300m by its limit and holding
+    about 20 MB shows what its cgroup shows, within 20%."""
+    s, k = node
+    apply(k, simple_pod("burner", ["sh", "-c", "x=$(head -c 20000000 /dev/zero | tr '\\0' a); "
+                                   "echo ready; while :; do :; done"],
+                        restart="Always", extra="""    resources: {limits: {cpu: 300m, memory: 200Mi}}"""))
+    wait_for(lambda: phase(k, "burner") == "Running", what="burner Running")
+    wait_for(lambda: "ready" in k("logs", "burner"), what="burner holding its memory")
+    container_id = container_status(k, "burner")["containerID"].split("://", 1)[1]
+    # The node proxy serves the kubelet's summary.
+    summary = json.loads(k("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/stats/summary"))
+    assert summary["node"]["nodeName"] == NODE and summary["node"]["memory"]["workingSetBytes"] > 0
+    assert any(p["podRef"]["name"] == "burner" for p in summary["pods"]), summary
+    assert "metrics.k8s.io/v1beta1" in k("api-versions").split()
+
+    def top_once():
+        cpu0, _ = cgroup_usage(container_id)
+        t0 = time.monotonic()
+        out = k("top", "pod", "burner", "--containers", "--no-headers").split()
+        cpu1, memory = cgroup_usage(container_id)
+        host_milli = (cpu1 - cpu0) / 1e6 / (time.monotonic() - t0)
+        # POD NAME CPU(cores) MEMORY(bytes): "burner c 301m 40Mi"
+        assert out[:2] == ["burner", "c"] and out[2].endswith("m") and out[3].endswith("Mi"), out
+        return int(out[2][:-1]), host_milli, int(out[3][:-2]), memory / 2**20
+    top_milli, host_milli, top_mi, host_mi = top_once()
+    assert abs(top_milli - host_milli) <= 0.2 * host_milli, (top_milli, host_milli)
+    assert 240 <= top_milli <= 360, top_milli  # Its limit: 300m.
+    assert abs(top_mi - host_mi) <= 0.2 * host_mi and host_mi > 15, (top_mi, host_mi)
+    nodes = k("top", "node", "--no-headers").split()
+    assert nodes[0] == NODE and nodes[1].endswith("m") and nodes[3].endswith("Mi"), nodes
+    k("delete", "pod", "burner")
+
+
 def on_terminal(s, args, typed=b"", env=None):
     """Runs kubectl on a 40x100 pseudo-terminal of its own, as a person would,
     types `typed`, and returns its exit code and everything it printed."""

@@ -177,6 +177,13 @@ std::vector<json::object> BootstrapClusterRoles() {
           Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"ingresses", "ingressclasses"}),
           Rule({"get", "list", "watch"}, {""}, {"services"}),
           Rule({"get", "list", "watch"}, {"discovery.k8s.io"}, {"endpointslices"})}));
+  // metrics-server's: whoever may view a namespace may read its metrics.
+  out.push_back(ClusterRole(
+      "system:aggregated-metrics-reader",
+      json::array{Rule({"get", "list", "watch"}, {"metrics.k8s.io"}, {"pods", "nodes"})},
+      json::object{{"rbac.authorization.k8s.io/aggregate-to-view", "true"},
+                   {"rbac.authorization.k8s.io/aggregate-to-edit", "true"},
+                   {"rbac.authorization.k8s.io/aggregate-to-admin", "true"}}));
   // Every node runs the local-path provisioner (K3s' local-path-provisioner-role):
   // it makes and deletes the volumes of claims bound on it.
   out.push_back(ClusterRole(

@@ -8,12 +8,16 @@
 
 namespace kiso::apiserver {
 
+namespace json = boost::json;
+
 Response NodeStreams::Handle(const Context& ctx, const Target& t, const Request& req) {
   auto kv = ReadObject(ctx, t);
   if (!kv.ok()) return ErrorResponse(kv.error());
   auto pod = DecodeStored(*kv);
   if (!pod.ok()) return ErrorResponse(pod.error());
-  std::string node(api::GetString(*pod, {"spec", "nodeName"}));
+  // A node's proxy: the object is the Node, served by its own agent.
+  const bool node_proxy = t.type->plural == "nodes";
+  std::string node(node_proxy ? t.name : api::GetString(*pod, {"spec", "nodeName"}));
   if (node.empty()) {
     return ErrorResponse(
         api::BadRequest(fmt::format("pod {} does not have a host assigned", t.name)));
@@ -30,11 +34,11 @@ Response NodeStreams::Handle(const Context& ctx, const Target& t, const Request&
     r.relay = std::move(tunnel);
     return r;
   }
-  api::ApiError e = api::ServiceUnavailable(
-      fmt::format("pods/{} for pod {}/{}: no kiso agent of node {:?} is connected to serve "
-                  "container streams (is `kiso agent` running there, and can it reach this "
-                  "server?)",
-                  t.subresource, t.ns, t.name, node));
+  api::ApiError e = api::ServiceUnavailable(fmt::format(
+      "{} {}{}: no kiso agent of node {:?} is connected to serve it (is `kiso agent` running "
+      "there, and can it reach this server?)",
+      node_proxy ? "nodes/proxy for node" : "pods/" + t.subresource + " for pod",
+      node_proxy ? "" : t.ns + "/", t.name, node));
   return ErrorResponse(e);
 }
 
@@ -80,6 +84,26 @@ Response NodeStreams::AcceptTunnel(const Request& req) {
     tunnel_added_.notify_all();
   };
   return r;
+}
+
+std::optional<json::value> NodeStreams::Summary(const json::value& node) {
+  std::string name(api::GetString(node, {"metadata", "name"}));
+  NodeStreamHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handlers_.find(name);
+    if (it == handlers_.end()) return std::nullopt;
+    handler = it->second;
+  }
+  Request req;
+  req.method = "GET";
+  req.path = fmt::format("/api/v1/nodes/{}/proxy/stats/summary", name);
+  Response r = handler(node, "proxy", req);
+  if (r.status != 200) return std::nullopt;
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (ec) return std::nullopt;
+  return v;
 }
 
 void NodeStreams::Register(const std::string& node, NodeStreamHandler handler) {

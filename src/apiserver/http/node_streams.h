@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -24,6 +25,9 @@ class NodeStreams {
  public:
   Response Handle(const Context& ctx, const Target& t, const Request& req);
   void Register(const std::string& node, NodeStreamHandler handler);
+  // The /stats/summary of a node whose agent runs in this process; nullopt
+  // for any other (a standalone agent's figures are read through nodes/proxy).
+  std::optional<boost::json::value> Summary(const boost::json::value& node);
   // An agent's tunnel request (already authenticated).
   Response AcceptTunnel(const Request& req);
 
@@ -37,5 +41,11 @@ class NodeStreams {
   std::map<std::string, NodeStreamHandler> handlers_;
   std::map<std::string, std::vector<std::shared_ptr<Tunnel>>> tunnels_;  // Node → idle ones.
 };
+
+// metrics.k8s.io/v1beta1 NodeMetrics and PodMetrics (get, list; label
+// selectors), made from the /stats/summary of the nodes whose agents run in
+// this process (resource_metrics.cc).
+Response HandleMetrics(const Context& ctx, const Target& t, const Request& req,
+                       NodeStreams& streams);
 
 }  // namespace kiso::apiserver

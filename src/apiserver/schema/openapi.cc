@@ -59,6 +59,7 @@ json::object SchemaOf(const TypeRef& ref, json::object& schemas, const Dialect& 
   switch (ref.kind) {
     case TypeRef::Kind::kString:
     case TypeRef::Kind::kQuantity:
+    case TypeRef::Kind::kDuration:
       return json::object{{"type", "string"}};
     case TypeRef::Kind::kBytes:
       return json::object{{"type", "string"}, {"format", "byte"}};
