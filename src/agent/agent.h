@@ -186,6 +186,7 @@ class Agent {
   struct CpuSample {
     std::chrono::system_clock::time_point at;
     uint64_t ns = 0;
+    uint64_t nano_cores = 0;  // The rate last computed (a reading sooner than 1 s gets it).
   };
   std::mutex stats_mu_;
   std::map<std::string, CpuSample> cpu_samples_;  // guarded by stats_mu_

@@ -1,7 +1,9 @@
 // The node's resource figures: the kubelet's /stats/summary, read from /proc
 // (the node) and from each running container's cgroup (runtime Stats). CPU
-// rates are the usage between this reading and the previous one; the first
-// reading of a container is taken twice, half a second apart.
+// rates are the usage since the previous reading at least a second older (a
+// container held to its cpu limit runs in 100 ms slices: a shorter window
+// can see it throttled throughout); the first reading of a container is taken
+// twice, a second apart.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -95,23 +97,24 @@ json::value Agent::StatsSummary() {
     // No earlier reading to take a rate from: one now, the figures half a second later.
     {
       std::lock_guard lock(stats_mu_);
-      for (const auto& r : readings) cpu_samples_[r.container] = {r.stats.at, r.stats.cpu_ns};
-      if (node_cpu) cpu_samples_[""] = {now, *node_cpu};
+      for (const auto& r : readings) cpu_samples_[r.container] = {r.stats.at, r.stats.cpu_ns, 0};
+      if (node_cpu) cpu_samples_[""] = {now, *node_cpu, 0};
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
     readings = read();
     node_cpu = NodeCpuNs();
     now = std::chrono::system_clock::now();
   }
   auto rate = [&](const std::string& key, std::chrono::system_clock::time_point at, uint64_t ns) {
     CpuSample& last = cpu_samples_[key];
-    uint64_t nano_cores = 0;
     auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(at - last.at).count();
+    if (last.ns != 0 && elapsed < 950'000'000 && ns >= last.ns) return last.nano_cores;
+    uint64_t nano_cores = 0;
     if (last.ns != 0 && elapsed > 0 && ns >= last.ns) {
       nano_cores = static_cast<uint64_t>(static_cast<double>(ns - last.ns) * 1e9 /
                                          static_cast<double>(elapsed));
     }
-    last = {at, ns};
+    last = {at, ns, nano_cores};
     return nano_cores;
   };
   const std::string time = api::NowRfc3339();

@@ -39,6 +39,7 @@
 #include "controller/endpoints_controller.h"
 #include "controller/endpointslice_controller.h"
 #include "controller/garbage_collector.h"
+#include "controller/hpa_controller.h"
 #include "controller/ingress_status_controller.h"
 #include "controller/job_controller.h"
 #include "controller/namespace_controller.h"
@@ -59,6 +60,7 @@ namespace {
 
 struct ServerFlags {
   int node_grace_seconds = 40;
+  std::string hpa_sync_period = "15s";
   int64_t terminated_pod_gc_threshold = 12500;
   kiso::apiserver::FairGateOptions fairness;
   int max_connections_per_client = 2048;
@@ -136,6 +138,12 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::PodGcController pod_gc(&client, pod_gc_options, &informers);
   kiso::controller::DisruptionController disruption(&client, &informers);
   kiso::controller::PersistentVolumeController volumes(&client, &informers);
+  kiso::controller::HpaOptions hpa_options;
+  hpa_options.sync_period = std::chrono::milliseconds(
+      kiso::ParseGoDuration(flags.hpa_sync_period).value_or(15'000'000'000) / 1'000'000);
+  kiso::controller::HorizontalPodAutoscalerController autoscalers(
+      &client, kiso::Clock::Real(), kiso::controller::MetricsApiSource(&client), hpa_options,
+      &informers);
   kiso::controller::EndpointsController endpoints(&client, &informers);
   kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
   kiso::controller::ServiceLbController service_lb(&client, &informers);
@@ -187,6 +195,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   pod_gc.Start();
   disruption.Start();
   volumes.Start();
+  autoscalers.Start();
   endpoints.Start();
   endpoint_slices.Start();
   service_lb.Start();
@@ -589,6 +598,14 @@ int main(int argc, char** argv) {
   server
       ->add_option("--terminated-pod-gc-threshold", flags.terminated_pod_gc_threshold,
                    "Terminated pods kept before the oldest are deleted (0: keep all)")
+      ->capture_default_str();
+  server
+      ->add_option("--horizontal-pod-autoscaler-sync-period", flags.hpa_sync_period,
+                   "How often each HorizontalPodAutoscaler is evaluated (a Go duration)")
+      ->check([](const std::string& text) -> std::string {
+        auto ns = kiso::ParseGoDuration(text);
+        return ns && *ns >= 100'000'000 ? "" : "must be a duration of at least 100ms (15s, 1m)";
+      })
       ->capture_default_str();
   server
       ->add_option("--node-monitor-grace-period", flags.node_grace_seconds,

@@ -123,6 +123,11 @@ std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view 
   return std::chrono::system_clock::time_point(std::chrono::seconds(w->seconds));
 }
 
+std::string FormatRfc3339(std::chrono::system_clock::time_point t) {
+  return FormatRfc3339(
+      WallTime{std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count(), 0});
+}
+
 std::string FormatRfc3339(WallTime w, int digits) {
   time_t seconds = static_cast<time_t>(w.seconds);
   tm t{};

@@ -41,6 +41,8 @@ std::optional<WallTime> ParseRfc3339(std::string_view text);
 std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view text);
 // Formats in UTC with `digits` fraction digits (0: Time, 6: MicroTime, 9: nanoseconds).
 std::string FormatRfc3339(WallTime t, int digits = 0);
+// A system_clock instant as a Kubernetes Time (whole seconds, UTC).
+std::string FormatRfc3339(std::chrono::system_clock::time_point t);
 // Go's time.Duration text ("1h2m3.5s", "300ms", "-1.5h"; units ns us µs ms s m h) in
 // nanoseconds; nullopt when it is not one or overflows.
 std::optional<int64_t> ParseGoDuration(std::string_view text);

@@ -22,10 +22,7 @@ const api::ResourceType& Jobs() { return *api::FindResource("batch", "v1", "jobs
 constexpr std::string_view kScheduledAnnotation = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 constexpr int kManyMissed = 100;
 
-std::string Rfc3339(Time t) {
-  return FormatRfc3339(
-      WallTime{std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count(), 0});
-}
+std::string Rfc3339(Time t) { return FormatRfc3339(t); }
 
 // "Complete" or "Failed" once the Job has finished, else "".
 std::string_view FinishedAs(const json::value& job) {

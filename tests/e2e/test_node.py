@@ -90,7 +90,7 @@ def node(registry, tmp_path_factory):
     endpoint: ["http://{registry.address}"]
 """)
     s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
-                "--service-cidr", SERVICE_CIDR,
+                "--service-cidr", SERVICE_CIDR, "--horizontal-pod-autoscaler-sync-period", "2s",
                 "--registries", str(mirrors)], agent=True)
     k = Kubectl(s)
     try:
@@ -556,28 +556,77 @@ def test_kubectl_top_agrees_with_the_cgroups(node):
     wait_for(lambda: phase(k, "burner") == "Running", what="burner Running")
     wait_for(lambda: "ready" in k("logs", "burner"), what="burner holding its memory")
     container_id = container_status(k, "burner")["containerID"].split("://", 1)[1]
-    # The node proxy serves the kubelet's summary.
+    assert "metrics.k8s.io/v1beta1" in k("api-versions").split()
+    # The node proxy serves the kubelet's summary. The agent's cpu rate is over a second or
+    # more between its readings, within the window the cgroup is read over here (the
+    # machine is shared with other tests: the container may get less than its limit).
+    cpu0, _ = cgroup_usage(container_id)
+    t0 = time.monotonic()
     summary = json.loads(k("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/stats/summary"))
     assert summary["node"]["nodeName"] == NODE and summary["node"]["memory"]["workingSetBytes"] > 0
     assert any(p["podRef"]["name"] == "burner" for p in summary["pods"]), summary
-    assert "metrics.k8s.io/v1beta1" in k("api-versions").split()
-
-    def top_once():
-        cpu0, _ = cgroup_usage(container_id)
-        t0 = time.monotonic()
-        out = k("top", "pod", "burner", "--containers", "--no-headers").split()
-        cpu1, memory = cgroup_usage(container_id)
-        host_milli = (cpu1 - cpu0) / 1e6 / (time.monotonic() - t0)
-        # POD NAME CPU(cores) MEMORY(bytes): "burner c 301m 40Mi"
-        assert out[:2] == ["burner", "c"] and out[2].endswith("m") and out[3].endswith("Mi"), out
-        return int(out[2][:-1]), host_milli, int(out[3][:-2]), memory / 2**20
-    top_milli, host_milli, top_mi, host_mi = top_once()
+    out = k("top", "pod", "burner", "--containers", "--no-headers").split()
+    cpu1, memory = cgroup_usage(container_id)
+    host_milli = (cpu1 - cpu0) / 1e6 / (time.monotonic() - t0)
+    # POD NAME CPU(cores) MEMORY(bytes): "burner c 301m 40Mi"
+    assert out[:2] == ["burner", "c"] and out[2].endswith("m") and out[3].endswith("Mi"), out
+    top_milli, top_mi, host_mi = int(out[2][:-1]), int(out[3][:-2]), memory / 2**20
     assert abs(top_milli - host_milli) <= 0.2 * host_milli, (top_milli, host_milli)
-    assert 240 <= top_milli <= 360, top_milli  # Its limit: 300m.
+    assert top_milli <= 360, top_milli  # Its limit: 300m.
     assert abs(top_mi - host_mi) <= 0.2 * host_mi and host_mi > 15, (top_mi, host_mi)
     nodes = k("top", "node", "--no-headers").split()
     assert nodes[0] == NODE and nodes[1].endswith("m") and nodes[3].endswith("Mi"), nodes
     k("delete", "pod", "burner")
+
+
+def test_horizontal_pod_autoscaler_scales_a_deployment_up_under_load_and_down_after(node):
+    """`kubectl autoscale` (autoscaling/v1, 50% cpu, 1–3 replicas) on a Deployment whose pods
+    burn their 200m limit (200% of their 100m request): it grows to 3; without the load (a new
+    template) it shrinks to 1, with the scale-down window set to 0 on the v2 object."""
+    s, k = node
+    apply(k, """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hpa-web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hpa-web}}
+  template:
+    metadata: {labels: {app: hpa-web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", 'if [ "$LOAD" = 1 ]; then while :; do :; done; fi; exec sleep 3600']
+        env: [{name: LOAD, value: "1"}]
+        resources: {requests: {cpu: 100m}, limits: {cpu: 200m}}
+""")
+    k("autoscale", "deployment", "hpa-web", "--cpu-percent=50", "--min=1", "--max=3")
+    k("patch", "hpa.v2.autoscaling", "hpa-web", "--type", "merge", "-p",
+      '{"spec":{"behavior":{"scaleDown":{"stabilizationWindowSeconds":0}}}}')
+
+    def replicas():
+        d = json.loads(k("get", "deployment", "hpa-web", "-o", "json"))
+        return d["spec"]["replicas"]
+    try:
+        wait_for(lambda: replicas() == 3, timeout=120, what="scaled up to 3")
+    except AssertionError:
+        raise AssertionError(k("get", "hpa.v2.autoscaling", "hpa-web", "-o", "json") +
+                             k("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods") +
+                             k("get", "pods", "-o", "wide")) from None
+    hpa = json.loads(k("get", "hpa.v2.autoscaling", "hpa-web", "-o", "json"))
+    conditions = {c["type"]: c for c in hpa["status"]["conditions"]}
+    assert conditions["ScalingActive"]["status"] == "True", conditions
+    assert hpa["status"]["currentMetrics"][0]["resource"]["name"] == "cpu", hpa["status"]
+    k("set", "env", "deployment/hpa-web", "LOAD=0")
+    wait_for(lambda: replicas() == 1, timeout=120, what="scaled down to 1")
+    events = json.loads(k("get", "events", "--field-selector",
+                          "involvedObject.kind=HorizontalPodAutoscaler", "-o", "json"))["items"]
+    rescales = [e["message"] for e in events if e["reason"] == "SuccessfulRescale"]
+    assert any(m.startswith("New size: 3;") for m in rescales), rescales
+    assert any(m == "New size: 1; reason: All metrics below target" for m in rescales), rescales
+    k("delete", "hpa/hpa-web", "deployment/hpa-web")
 
 
 def on_terminal(s, args, typed=b"", env=None):

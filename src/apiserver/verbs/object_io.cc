@@ -299,7 +299,7 @@ bool HasGeneration(const api::ResourceType& type) {
   if (type.custom) return true;  // Every custom object has one (bumped by spec changes).
   const std::string& k = type.kind;
   return k == "Deployment" || k == "ReplicaSet" || k == "StatefulSet" || k == "DaemonSet" ||
-         k == "Job" || k == "ReplicationController";
+         k == "Job" || k == "ReplicationController" || k == "HorizontalPodAutoscaler";
 }
 
 // Everything but metadata and status: what the generation tracks.

@@ -1,0 +1,450 @@
+#include "controller/hpa_controller.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <climits>
+#include <cmath>
+
+#include "api/object.h"
+#include "api/selector.h"
+#include "api/validation.h"
+
+namespace kiso::controller {
+
+namespace json = boost::json;
+using std::chrono::seconds;
+
+namespace {
+
+const api::ResourceType& Hpas() {
+  return *api::FindResource("autoscaling", "v2", "horizontalpodautoscalers");
+}
+const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+
+// The kinds with a scale subresource whose replicas and selector kiso reads.
+const api::ResourceType* TargetType(std::string_view kind) {
+  if (kind == "Deployment") return api::FindResource("apps", "v1", "deployments");
+  if (kind == "ReplicaSet") return api::FindResource("apps", "v1", "replicasets");
+  if (kind == "StatefulSet") return api::FindResource("apps", "v1", "statefulsets");
+  if (kind == "ReplicationController") return api::FindResource("", "v1", "replicationcontrollers");
+  return nullptr;
+}
+
+int64_t Milli(std::string_view quantity) {
+  long double milli = 0;
+  if (!api::ParseQuantityMilli(quantity, &milli)) return 0;
+  return static_cast<int64_t>(std::llround(milli));
+}
+
+// A container's request for `resource` (cpu in millicores, memory in bytes).
+int64_t Request(const json::value& container, std::string_view resource) {
+  int64_t milli = Milli(api::GetString(container, {"resources", "requests", resource}));
+  return resource == "cpu" ? milli : milli / 1000;
+}
+
+int64_t UsageOf(const ContainerUsage& u, std::string_view resource) {
+  return resource == "cpu" ? u.cpu_milli : u.memory_bytes;
+}
+
+std::string Quantity(int64_t amount, std::string_view resource) {
+  return resource == "cpu" ? fmt::format("{}m", amount) : std::to_string(amount);
+}
+
+// Sets condition `type` in `conditions`, keeping its transition time when its status stays.
+void SetCondition(json::array& conditions, std::string_view type, bool status,
+                  std::string_view reason, std::string_view message, const std::string& now) {
+  std::string_view value = status ? "True" : "False";
+  for (auto& c : conditions) {
+    if (api::GetString(c, {"type"}) != type) continue;
+    auto& o = c.as_object();
+    if (api::GetString(c, {"status"}) != value) o["lastTransitionTime"] = now;
+    o["status"] = value;
+    o["reason"] = reason;
+    o["message"] = message;
+    return;
+  }
+  conditions.push_back(json::object{{"type", type},
+                                    {"status", value},
+                                    {"lastTransitionTime", now},
+                                    {"reason", reason},
+                                    {"message", message}});
+}
+
+// One metric's recommendation (upstream's replica calculator).
+struct MetricResult {
+  bool ok = false;
+  int64_t replicas = 0;
+  json::object status;  // A MetricStatus.
+  std::string error;
+  std::string name;  // "cpu resource utilization (percentage of request)".
+};
+
+MetricResult Calculate(const json::value& metric, const std::vector<json::value>& pods,
+                       const PodMetrics& usage, int64_t current, double tolerance) {
+  MetricResult r;
+  std::string_view type = api::GetString(metric, {"type"});
+  const bool per_container = type == "ContainerResource";
+  if (type != "Resource" && !per_container) {
+    r.error = fmt::format(
+        "the HPA controller here reads Resource and ContainerResource metrics, "
+        "not {}",
+        type);
+    return r;
+  }
+  const json::value& source =
+      *api::Find(metric, {per_container ? "containerResource" : "resource"});
+  std::string resource(api::GetString(source, {"name"}));
+  std::string container(api::GetString(source, {"container"}));
+  if (resource != "cpu" && resource != "memory") {
+    r.error = fmt::format("unsupported resource {:?}", resource);
+    return r;
+  }
+  std::string_view target = api::GetString(source, {"target", "type"});
+  int64_t used = 0, requested = 0, counted = 0;
+  for (const auto& pod : pods) {
+    auto it = usage.find(std::string(api::GetString(pod, {"metadata", "name"})));
+    if (it == usage.end()) continue;  // No figures yet (just started): left out, as upstream.
+    bool missing_request = false;
+    for (const auto& c : api::GetArray(pod, {"spec", "containers"})) {
+      std::string name(api::GetString(c, {"name"}));
+      if (per_container && name != container) continue;
+      auto u = it->second.find(name);
+      if (u != it->second.end()) used += UsageOf(u->second, resource);
+      int64_t req = Request(c, resource);
+      missing_request = missing_request || req == 0;
+      requested += req;
+    }
+    if (target == "Utilization" && missing_request) {
+      r.error = fmt::format("missing request for {} in container of pod {}", resource,
+                            api::GetString(pod, {"metadata", "name"}));
+      return r;
+    }
+    ++counted;
+  }
+  if (counted == 0) {
+    r.error = fmt::format(
+        "unable to get metrics for resource {}: no metrics returned from resource metrics API",
+        resource);
+    return r;
+  }
+  double ratio = 0;
+  json::object current_value;
+  if (target == "Utilization") {
+    int64_t want = api::GetInt(source, {"target", "averageUtilization"}, 0);
+    if (want <= 0) {
+      r.error = "averageUtilization must be set and positive";
+      return r;
+    }
+    int64_t utilization = requested > 0 ? used * 100 / requested : 0;
+    ratio = static_cast<double>(used) * 100 / static_cast<double>(requested) /
+            static_cast<double>(want);
+    current_value["averageUtilization"] = utilization;
+    current_value["averageValue"] = Quantity(used / counted, resource);
+    r.name = fmt::format("{} resource utilization (percentage of request)", resource);
+  } else if (target == "AverageValue") {
+    int64_t want = Milli(api::GetString(source, {"target", "averageValue"}));
+    if (resource == "memory") want /= 1000;
+    if (want <= 0) {
+      r.error = "averageValue must be set and positive";
+      return r;
+    }
+    ratio = static_cast<double>(used) / static_cast<double>(counted) / static_cast<double>(want);
+    current_value["averageValue"] = Quantity(used / counted, resource);
+    r.name = fmt::format("{} resource", resource);
+  } else {
+    r.error = fmt::format("target type {:?} is not one of Utilization, AverageValue", target);
+    return r;
+  }
+  r.ok = true;
+  r.replicas = std::abs(ratio - 1.0) <= tolerance
+                   ? current
+                   : static_cast<int64_t>(std::ceil(ratio * static_cast<double>(counted)));
+  json::object status{{"name", resource}, {"current", std::move(current_value)}};
+  if (per_container) status["container"] = container;
+  r.status = json::object{{"type", type},
+                          {per_container ? "containerResource" : "resource", std::move(status)}};
+  return r;
+}
+
+// A direction's rules with upstream's defaults: scale up 0 s window, 100% or
+// 4 pods per 15 s (Max); scale down 300 s window, 100% per 15 s.
+struct Rules {
+  int64_t window = 0;
+  std::string select = "Max";
+  std::vector<std::tuple<std::string, int64_t, int64_t>> policies;  // type, value, period s.
+};
+
+Rules RulesOf(const json::value& hpa, bool up) {
+  Rules r;
+  r.window = up ? 0 : 300;
+  r.policies = up ? decltype(r.policies){{"Percent", 100, 15}, {"Pods", 4, 15}}
+                  : decltype(r.policies){{"Percent", 100, 15}};
+  const auto* rules = api::Find(hpa, {"spec", "behavior", up ? "scaleUp" : "scaleDown"});
+  if (!rules || !rules->is_object()) return r;
+  if (const auto* w = api::Find(*rules, {"stabilizationWindowSeconds"}); w && w->is_int64())
+    r.window = w->get_int64();
+  if (auto s = api::GetString(*rules, {"selectPolicy"}); !s.empty()) r.select = s;
+  if (const auto* p = api::Find(*rules, {"policies"}); p && p->is_array()) {
+    r.policies.clear();
+    for (const auto& policy : p->get_array()) {
+      r.policies.emplace_back(std::string(api::GetString(policy, {"type"})),
+                              api::GetInt(policy, {"value"}, 0),
+                              api::GetInt(policy, {"periodSeconds"}, 15));
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+PodMetricsSource MetricsApiSource(client::Client* client) {
+  return [client](const std::string& ns) -> Result<PodMetrics> {
+    const api::ResourceType* type = api::FindResource("metrics.k8s.io", "v1beta1", "pods");
+    if (!type) return Status(Code::kNotFound, "metrics.k8s.io is not served");
+    KISO_ASSIGN_OR_RETURN(auto list, client->List(*type, ns));
+    PodMetrics out;
+    for (const auto& item : api::GetArray(list, {"items"})) {
+      auto& pod = out[std::string(api::GetString(item, {"metadata", "name"}))];
+      for (const auto& c : api::GetArray(item, {"containers"})) {
+        pod[std::string(api::GetString(c, {"name"}))] = {
+            Milli(api::GetString(c, {"usage", "cpu"})),
+            Milli(api::GetString(c, {"usage", "memory"})) / 1000};
+      }
+    }
+    return out;
+  };
+}
+
+HorizontalPodAutoscalerController::HorizontalPodAutoscalerController(
+    client::Client* client, Clock* clock, PodMetricsSource metrics, HpaOptions options,
+    client::SharedInformers* shared)
+    : Controller(client, "horizontal-pod-autoscaler", options.workers, shared),
+      clock_(clock),
+      metrics_(std::move(metrics)),
+      options_(options) {
+  hpas_ = Watch(Hpas(), [this](const json::value*, const json::value& hpa, bool deleted) {
+    if (deleted) {
+      std::lock_guard lock(history_mu_);
+      history_.erase(KeyOf(hpa));
+    } else {
+      Enqueue(KeyOf(hpa));
+    }
+  });
+  pods_ = Watch(Pods(), [](const json::value*, const json::value&, bool) {});
+}
+
+Status HorizontalPodAutoscalerController::Reconcile(const std::string& key) {
+  const auto split = SplitKey(key);  // Not a structured binding: lambdas capture these.
+  const std::string ns(split.first), name(split.second);
+  auto found = hpas_->Get(ns, name);
+  if (!found || !api::GetString(*found, {"metadata", "deletionTimestamp"}).empty())
+    return Status::Ok();
+  EnqueueAfter(key, options_.sync_period);  // Level-triggered on time too: usage changes.
+  const json::value& hpa = *found;
+  const auto now = clock_->WallNow();
+  const std::string now_text = FormatRfc3339(now);
+  json::object status;
+  if (const auto* s = api::Find(hpa, {"status"}); s && s->is_object()) status = s->get_object();
+  json::array conditions;
+  if (const auto* c = status.if_contains("conditions"); c && c->is_array())
+    conditions = c->get_array();
+  auto write_status = [&]() -> Status {
+    status["conditions"] = conditions;
+    status["observedGeneration"] = api::GetInt(hpa, {"metadata", "generation"}, 1);
+    // Unchanged: no write (its watch event would bring the HPA back here at once).
+    if (const auto* was = api::Find(hpa, {"status"}); was && *was == json::value(status))
+      return Status::Ok();
+    json::value next = hpa;
+    next.as_object()["status"] = status;
+    auto res = client()->Update(Hpas(), ns, next, "status");
+    if (!res.ok() && res.status().code() == Code::kConflict) {
+      // The cache was behind (its own last write): this status onto the HPA as it is now.
+      auto fresh = client()->Get(Hpas(), ns, name);
+      if (!fresh.ok())
+        return fresh.status().code() == Code::kNotFound ? Status::Ok() : fresh.status();
+      fresh->as_object()["status"] = status;
+      res = client()->Update(Hpas(), ns, *fresh, "status");
+    }
+    return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
+  };
+
+  // The target: its replicas and the pods its selector picks.
+  std::string kind(api::GetString(hpa, {"spec", "scaleTargetRef", "kind"}));
+  std::string target_name(api::GetString(hpa, {"spec", "scaleTargetRef", "name"}));
+  const api::ResourceType* type = TargetType(kind);
+  auto target = type ? client()->Get(*type, ns, target_name)
+                     : Result<json::value>(MakeStatus(Code::kNotFound, "kind {:?}", kind));
+  if (!target.ok()) {
+    SetCondition(conditions, "AbleToScale", false, "FailedGetScale",
+                 fmt::format("the HPA controller was unable to get the target's current scale: {}",
+                             target.status().message()),
+                 now_text);
+    return write_status();
+  }
+  const int64_t current = api::GetInt(*target, {"spec", "replicas"}, 1);
+  json::value selector_object = api::Find(*target, {"spec", "selector"})
+                                    ? *api::Find(*target, {"spec", "selector"})
+                                    : json::value(json::object());
+  if (kind == "ReplicationController")
+    selector_object = json::object{{"matchLabels", selector_object}};
+  auto selector = api::LabelSelector::FromObject(selector_object);
+  std::vector<json::value> pods;
+  for (auto& pod : pods_->List()) {
+    std::string_view phase = api::GetString(pod, {"status", "phase"});
+    if (api::GetString(pod, {"metadata", "namespace"}) != ns || phase == "Failed" ||
+        phase == "Succeeded" || !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty())
+      continue;
+    if (selector.ok() && selector->Matches(api::GetLabels(pod))) pods.push_back(std::move(pod));
+  }
+  status["currentReplicas"] = current;
+  SetCondition(conditions, "AbleToScale", true, "SucceededGetScale",
+               "the HPA controller was able to get the target's current scale", now_text);
+  if (current == 0) {
+    SetCondition(conditions, "ScalingActive", false, "ScalingDisabled",
+                 "scaling is disabled since the replica count of the target is zero", now_text);
+    status["desiredReplicas"] = 0;
+    return write_status();
+  }
+
+  // Each metric's recommendation; the largest wins.
+  auto usage = metrics_(ns);
+  int64_t desired = -1;
+  std::string reason;
+  json::array current_metrics;
+  std::string error;
+  for (const auto& metric : api::GetArray(hpa, {"spec", "metrics"})) {
+    MetricResult r = usage.ok() ? Calculate(metric, pods, *usage, current, options_.tolerance)
+                                : MetricResult{false, 0, {}, usage.status().message(), ""};
+    if (!r.ok) {
+      error = r.error;
+      continue;
+    }
+    current_metrics.push_back(std::move(r.status));
+    if (r.replicas > desired) {
+      desired = r.replicas;
+      reason = fmt::format("{} {} target", r.name, r.replicas > current ? "above" : "below");
+    }
+  }
+  if (desired < 0) {
+    SetCondition(conditions, "ScalingActive", false, "FailedGetResourceMetric",
+                 error.empty() ? "no metrics" : error, now_text);
+    RecordEvent(hpa, "Warning", "FailedGetResourceMetric", error);
+    status["desiredReplicas"] = current;
+    return write_status();
+  }
+  status["currentMetrics"] = std::move(current_metrics);
+  SetCondition(conditions, "ScalingActive", true, "ValidMetricFound",
+               "the HPA was able to successfully calculate a replica count", now_text);
+
+  // Behavior: stabilization windows, then the scaling policies' rates.
+  const Rules up = RulesOf(hpa, true);
+  const Rules down = RulesOf(hpa, false);
+  int64_t stabilized = current;
+  int64_t limited = current;
+  {
+    std::lock_guard lock(history_mu_);
+    History& h = history_[key];
+    h.recommendations.push_back({now, desired});
+    const auto oldest = now - seconds(std::max(up.window, down.window));
+    while (!h.recommendations.empty() && h.recommendations.front().at < oldest)
+      h.recommendations.pop_front();
+    int64_t up_rec = desired;
+    int64_t down_rec = desired;
+    for (const auto& r : h.recommendations) {
+      if (r.at >= now - seconds(up.window)) up_rec = std::min(up_rec, r.replicas);
+      if (r.at >= now - seconds(down.window)) down_rec = std::max(down_rec, r.replicas);
+    }
+    if (stabilized < up_rec) stabilized = up_rec;
+    if (stabilized > down_rec) stabilized = down_rec;
+    // Rates: relative to the replicas at the start of each policy's period.
+    auto changed_since = [&](int64_t period, bool growing) {
+      int64_t sum = 0;
+      for (const auto& e : h.events) {
+        if (e.at >= now - seconds(period) && (e.change > 0) == growing) sum += e.change;
+      }
+      return sum;
+    };
+    limited = stabilized;
+    if (stabilized > current) {
+      if (up.select == "Disabled") {
+        limited = current;
+      } else if (!up.policies.empty()) {
+        int64_t bound = up.select == "Min" ? INT64_MAX : INT64_MIN;
+        for (const auto& [policy, value, period] : up.policies) {
+          int64_t start = current - changed_since(period, true);
+          int64_t allowed = policy == "Pods"
+                                ? start + value
+                                : static_cast<int64_t>(
+                                      std::ceil(static_cast<double>(start) * (1 + value / 100.0)));
+          bound = up.select == "Min" ? std::min(bound, allowed) : std::max(bound, allowed);
+        }
+        limited = std::min(stabilized, bound);
+      }
+    } else if (stabilized < current) {
+      if (down.select == "Disabled") {
+        limited = current;
+      } else if (!down.policies.empty()) {
+        int64_t bound = down.select == "Min" ? INT64_MIN : INT64_MAX;
+        for (const auto& [policy, value, period] : down.policies) {
+          int64_t start = current - changed_since(period, false);
+          int64_t allowed = policy == "Pods"
+                                ? start - value
+                                : static_cast<int64_t>(
+                                      std::ceil(static_cast<double>(start) * (1 - value / 100.0)));
+          bound = down.select == "Min" ? std::max(bound, allowed) : std::min(bound, allowed);
+        }
+        limited = std::max(stabilized, bound);
+      }
+    }
+  }
+  const int64_t min_replicas = api::GetInt(hpa, {"spec", "minReplicas"}, 1);
+  const int64_t max_replicas = api::GetInt(hpa, {"spec", "maxReplicas"}, 1);
+  int64_t final_replicas = std::clamp(limited, min_replicas, std::max(min_replicas, max_replicas));
+  if (limited > max_replicas) {
+    SetCondition(conditions, "ScalingLimited", true, "TooManyReplicas",
+                 "the desired replica count is more than the maximum replica count", now_text);
+  } else if (limited < min_replicas) {
+    SetCondition(conditions, "ScalingLimited", true, "TooFewReplicas",
+                 "the desired replica count is less than the minimum replica count", now_text);
+  } else if (limited != stabilized && stabilized != current) {
+    SetCondition(conditions, "ScalingLimited", true,
+                 stabilized > current ? "ScaleUpLimit" : "ScaleDownLimit",
+                 "the desired replica count is changing faster than the policies allow", now_text);
+  } else {
+    SetCondition(conditions, "ScalingLimited", false, "DesiredWithinRange",
+                 "the desired count is within the acceptable range", now_text);
+  }
+  status["desiredReplicas"] = final_replicas;
+  if (final_replicas != current) {
+    json::value patch = json::object{{"spec", json::object{{"replicas", final_replicas}}}};
+    auto scaled =
+        client()->Patch(*type, ns, target_name, client::PatchType::kMerge, patch, "scale");
+    if (!scaled.ok()) {
+      SetCondition(conditions, "AbleToScale", false, "FailedUpdateScale",
+                   fmt::format("the HPA controller was unable to update the target scale: {}",
+                               scaled.status().message()),
+                   now_text);
+      (void)write_status();
+      return scaled.status();
+    }
+    {
+      std::lock_guard lock(history_mu_);
+      History& h = history_[key];
+      h.events.push_back({now, final_replicas - current});
+      while (!h.events.empty() && h.events.front().at < now - seconds(1800)) h.events.pop_front();
+    }
+    RecordEvent(hpa, "Normal", "SuccessfulRescale",
+                fmt::format("New size: {}; reason: {}", final_replicas,
+                            final_replicas > current ? reason : "All metrics below target"));
+    SetCondition(
+        conditions, "AbleToScale", true, "SucceededRescale",
+        fmt::format("the HPA controller was able to update the target scale to {}", final_replicas),
+        now_text);
+    status["lastScaleTime"] = now_text;
+  }
+  return write_status();
+}
+
+}  // namespace kiso::controller
