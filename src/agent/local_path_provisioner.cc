@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "api/object.h"
+#include "api/storage.h"
 #include "client/event_recorder.h"
 
 namespace kiso::agent {
@@ -22,14 +23,8 @@ const api::ResourceType& Classes() {
   return *api::FindResource("storage.k8s.io", "v1", "storageclasses");
 }
 
-constexpr std::string_view kSelectedNode = "volume.kubernetes.io/selected-node";
-constexpr std::string_view kProvisionedBy = "pv.kubernetes.io/provisioned-by";
 // Which node a volume's directory is on (the provisioner's own record).
 constexpr std::string_view kVolumeNode = "local.path.provisioner/selected-node";
-
-std::string ClassOf(const json::value& claim) {
-  return std::string(api::GetString(claim, {"spec", "storageClassName"}));
-}
 
 }  // namespace
 
@@ -109,9 +104,10 @@ bool LocalPathProvisioner::Pass() {
   for (const auto& claim : claims_->List()) {
     if (!api::GetString(claim, {"metadata", "deletionTimestamp"}).empty() ||
         !api::GetString(claim, {"spec", "volumeName"}).empty() ||
-        api::GetString(claim, {"metadata", "annotations", kSelectedNode}) != node_name_)
+        api::GetString(claim, {"metadata", "annotations", api::kSelectedNodeAnnotation}) !=
+            node_name_)
       continue;
-    auto cls = classes_->Get("", ClassOf(claim));
+    auto cls = classes_->Get("", api::ClaimClass(claim));
     if (!cls || api::GetString(*cls, {"provisioner"}) != kName) continue;
     if (volumes_->Get("", fmt::format("pvc-{}", api::GetString(claim, {"metadata", "uid"}))))
       continue;  // Made already; the PV controller binds it.
@@ -123,7 +119,8 @@ bool LocalPathProvisioner::Pass() {
     }
   }
   for (const auto& volume : volumes_->List()) {
-    if (api::GetString(volume, {"metadata", "annotations", kProvisionedBy}) != kName ||
+    if (api::GetString(volume, {"metadata", "annotations", api::kProvisionedByAnnotation}) !=
+            kName ||
         api::GetString(volume, {"metadata", "annotations", kVolumeNode}) != node_name_ ||
         api::GetString(volume, {"status", "phase"}) != "Released" ||
         api::GetString(volume, {"spec", "persistentVolumeReclaimPolicy"}) != "Delete" ||
@@ -177,7 +174,7 @@ Status LocalPathProvisioner::Provision(const json::value& claim, const json::val
       {"apiVersion", "v1"},
       {"kind", "PersistentVolume"},
       {"metadata", json::object{{"name", volume_name},
-                                {"annotations", json::object{{kProvisionedBy, kName},
+                                {"annotations", json::object{{api::kProvisionedByAnnotation, kName},
                                                              {kVolumeNode, node_name_}}}}},
       {"spec", std::move(spec)}};
   auto made = client_->Create(Volumes(), "", pv);

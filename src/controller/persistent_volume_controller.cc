@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "api/storage.h"
 #include "scheduler/volume_binding.h"
 
 namespace kiso::controller {
@@ -21,8 +22,6 @@ const api::ResourceType& Classes() {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 
-constexpr std::string_view kPvcProtection = "kubernetes.io/pvc-protection";
-constexpr std::string_view kPvProtection = "kubernetes.io/pv-protection";
 constexpr std::string_view kBindCompleted = "pv.kubernetes.io/bind-completed";
 constexpr std::string_view kBoundByController = "pv.kubernetes.io/bound-by-controller";
 
@@ -77,7 +76,7 @@ PersistentVolumeController::PersistentVolumeController(client::Client* client,
     if (deleted) return;
     for (const auto& claim : claims_->List()) {
       if (api::GetString(claim, {"status", "phase"}) == "Pending" &&
-          scheduler::ClaimClass(claim) == api::GetString(cls, {"metadata", "name"}))
+          api::ClaimClass(claim) == api::GetString(cls, {"metadata", "name"}))
         Enqueue(KeyOf(claim));
     }
   });
@@ -160,8 +159,8 @@ Status PersistentVolumeController::SetVolumePhase(const json::value& volume, std
 
 Status PersistentVolumeController::SyncClaim(const json::value& claim) {
   if (Deleting(claim)) {
-    if (HasFinalizer(claim, kPvcProtection) && !ClaimInUse(claim))
-      return RemoveFinalizer(Claims(), claim, kPvcProtection);
+    if (HasFinalizer(claim, api::kPvcProtectionFinalizer) && !ClaimInUse(claim))
+      return RemoveFinalizer(Claims(), claim, api::kPvcProtectionFinalizer);
     return Status::Ok();
   }
   std::string volume_name(api::GetString(claim, {"spec", "volumeName"}));
@@ -200,11 +199,12 @@ Status PersistentVolumeController::SyncClaim(const json::value& claim) {
     }
     return Bind(claim, *pv);
   }
-  std::string class_name = scheduler::ClaimClass(claim);
+  std::string class_name = api::ClaimClass(claim);
   std::optional<json::value> cls;
   if (!class_name.empty()) cls = classes_->Get("", class_name);
   bool wait = cls && api::GetString(*cls, {"volumeBindingMode"}) == "WaitForFirstConsumer";
-  std::string selected(api::GetString(claim, {"metadata", "annotations", kSelectedNode}));
+  std::string selected(
+      api::GetString(claim, {"metadata", "annotations", api::kSelectedNodeAnnotation}));
   if (wait && selected.empty()) {
     EventOnce(claim, "Normal", "WaitForFirstConsumer",
               "waiting for first consumer to be created before binding");
@@ -219,10 +219,11 @@ Status PersistentVolumeController::SyncClaim(const json::value& claim) {
     return Bind(claim, *pv);
   if (cls && !api::GetString(*cls, {"provisioner"}).empty()) {
     std::string provisioner(api::GetString(*cls, {"provisioner"}));
-    if (api::GetString(claim, {"metadata", "annotations", kStorageProvisioner}) != provisioner) {
+    if (api::GetString(claim, {"metadata", "annotations", api::kStorageProvisionerAnnotation}) !=
+        provisioner) {
       Status s = UpdateFresh(Claims(), claim, [&](json::value& c) {
         auto& annotations = api::Child(api::Child(c.as_object(), "metadata"), "annotations");
-        annotations[kStorageProvisioner] = provisioner;
+        annotations[api::kStorageProvisionerAnnotation] = provisioner;
         annotations["volume.beta.kubernetes.io/storage-provisioner"] = provisioner;
       });
       if (!s.ok()) return s;
@@ -293,7 +294,7 @@ Status PersistentVolumeController::Expand(const json::value& claim, const json::
   const auto* have = api::Find(volume, {"spec", "capacity", "storage"});
   if (!want) return Status::Ok();
   if (scheduler::StorageBytes(want) > scheduler::StorageBytes(have)) {
-    auto cls = classes_->Get("", scheduler::ClaimClass(claim));
+    auto cls = classes_->Get("", api::ClaimClass(claim));
     const auto* allow = cls ? api::Find(*cls, {"allowVolumeExpansion"}) : nullptr;
     if (!allow || !allow->is_bool() || !allow->get_bool()) return Status::Ok();
     json::value grown = *want;
@@ -315,8 +316,8 @@ Status PersistentVolumeController::Expand(const json::value& claim, const json::
 Status PersistentVolumeController::SyncVolume(const json::value& volume) {
   std::string_view phase = api::GetString(volume, {"status", "phase"});
   if (Deleting(volume)) {
-    if (HasFinalizer(volume, kPvProtection) && phase != "Bound")
-      return RemoveFinalizer(Volumes(), volume, kPvProtection);
+    if (HasFinalizer(volume, api::kPvProtectionFinalizer) && phase != "Bound")
+      return RemoveFinalizer(Volumes(), volume, api::kPvProtectionFinalizer);
     return Status::Ok();
   }
   const auto* ref = api::Find(volume, {"spec", "claimRef"});
@@ -349,7 +350,7 @@ Status PersistentVolumeController::SyncVolume(const json::value& volume) {
   if (phase == "Failed") return Status::Ok();
   std::string_view policy = api::GetString(volume, {"spec", "persistentVolumeReclaimPolicy"});
   if (policy == "Delete" &&
-      api::GetString(volume, {"metadata", "annotations", kProvisionedBy}).empty()) {
+      api::GetString(volume, {"metadata", "annotations", api::kProvisionedByAnnotation}).empty()) {
     std::string message = fmt::format(
         "error getting deleter volume plugin for volume \"{}\": no deletable volume plugin matched",
         api::GetString(volume, {"metadata", "name"}));

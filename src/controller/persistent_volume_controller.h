@@ -33,11 +33,6 @@ class PersistentVolumeController : public Controller {
                                       client::SharedInformers* shared = nullptr);
   ~PersistentVolumeController() override { Stop(); }
 
-  static constexpr std::string_view kSelectedNode = "volume.kubernetes.io/selected-node";
-  static constexpr std::string_view kStorageProvisioner =
-      "volume.kubernetes.io/storage-provisioner";
-  static constexpr std::string_view kProvisionedBy = "pv.kubernetes.io/provisioned-by";
-
  protected:
   // Keys: "ns/name" for a claim, "/name" for a volume (api::KeyOf's).
   Status Reconcile(const std::string& key) override;

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "api/storage.h"
 #include "common/recover.h"
 #include "scheduler/volume_binding.h"
 
@@ -22,7 +23,6 @@ const api::ResourceType& Volumes() { return *api::FindResource("", "v1", "persis
 const api::ResourceType& Classes() {
   return *api::FindResource("storage.k8s.io", "v1", "storageclasses");
 }
-constexpr std::string_view kSelectedNode = "volume.kubernetes.io/selected-node";
 // How long a binding waits for its claims' volumes (upstream's bind timeout is 600 s).
 constexpr auto kVolumeBindTimeout = std::chrono::seconds(120);
 }  // namespace
@@ -100,7 +100,7 @@ std::string Scheduler::ResolveClaims(PodInfo& pod) {
       pod.claims.push_back(std::move(c));
       continue;
     }
-    std::string class_name = ClaimClass(*claim);
+    std::string class_name = api::ClaimClass(*claim);
     auto cls = class_name.empty() ? std::nullopt : classes_informer_->Get("", class_name);
     if (!cls || api::GetString(*cls, {"volumeBindingMode"}) != "WaitForFirstConsumer")
       return "pod has unbound immediate PersistentVolumeClaims";
@@ -121,9 +121,11 @@ bool Scheduler::BindVolumes(const PodInfo& pod, const std::string& node) {
     if (c.bound) continue;
     auto claim = claims_informer_->Get(pod.ns, c.name);
     if (claim && !api::GetString(*claim, {"spec", "volumeName"}).empty()) continue;
-    if (!claim || api::GetString(*claim, {"metadata", "annotations", kSelectedNode}) != node) {
+    if (!claim ||
+        api::GetString(*claim, {"metadata", "annotations", api::kSelectedNodeAnnotation}) != node) {
       json::value patch = json::object{
-          {"metadata", json::object{{"annotations", json::object{{kSelectedNode, node}}}}}};
+          {"metadata",
+           json::object{{"annotations", json::object{{api::kSelectedNodeAnnotation, node}}}}}};
       auto res = client_->Patch(Claims(), pod.ns, c.name, client::PatchType::kMerge, patch);
       if (!res.ok()) {
         spdlog::warn("scheduler: {}: annotate claim {}: {}", pod.Key(), c.name,

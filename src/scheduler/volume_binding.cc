@@ -5,6 +5,7 @@
 
 #include "api/object.h"
 #include "api/selector.h"
+#include "api/storage.h"
 #include "api/validation.h"
 
 namespace kiso::scheduler {
@@ -18,13 +19,6 @@ int64_t StorageBytes(const json::value* quantity) {
     return 0;
   long double bytes = std::ceil(milli / 1000);
   return bytes >= 9.2e18L ? INT64_MAX : static_cast<int64_t>(bytes);
-}
-
-std::string ClaimClass(const json::value& claim) {
-  if (const auto* c = api::Find(claim, {"spec", "storageClassName"}); c && c->is_string())
-    return std::string(c->get_string());
-  return std::string(api::GetString(
-      claim, {"metadata", "annotations", "volume.beta.kubernetes.io/storage-class"}));
 }
 
 std::vector<SelectorTerm> VolumeNodeAffinity(const json::value& volume) {
@@ -44,7 +38,8 @@ bool VolumeSatisfies(const json::value& volume, const json::value& claim, const 
     std::string_view phase = api::GetString(volume, {"status", "phase"});
     if (phase != "Available" && phase != "Pending" && !phase.empty()) return false;
   }
-  if (std::string_view(api::GetString(volume, {"spec", "storageClassName"})) != ClaimClass(claim))
+  if (std::string_view(api::GetString(volume, {"spec", "storageClassName"})) !=
+      api::ClaimClass(claim))
     return false;
   auto mode = [](const json::value& o) {
     std::string_view m = api::GetString(o, {"spec", "volumeMode"});

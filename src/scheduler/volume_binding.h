@@ -15,9 +15,6 @@ namespace kiso::scheduler {
 
 // A quantity in bytes (`10Gi`, `500M`); 0 when absent or unreadable.
 int64_t StorageBytes(const boost::json::value* quantity);
-// The claim's class: spec.storageClassName, or the deprecated
-// volume.beta.kubernetes.io/storage-class annotation; "" for none.
-std::string ClaimClass(const boost::json::value& claim);
 // A volume's required node affinity (none: any node).
 std::vector<SelectorTerm> VolumeNodeAffinity(const boost::json::value& volume);
 

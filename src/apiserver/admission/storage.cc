@@ -7,6 +7,8 @@
 //   which the protection controllers remove once nothing uses them.
 // - PersistentVolumeClaimResize: a claim's storage request grows only when it
 //   is bound and its class allows volume expansion.
+#include "api/storage.h"
+
 #include <boost/json.hpp>
 
 #include "api/object.h"
@@ -58,9 +60,10 @@ class StorageObjectInUseProtection : public AdmissionPlugin {
     const Target& t = *r.target;
     if (r.operation != "CREATE" || !t.subresource.empty() || !t.type->group.empty())
       return std::nullopt;
-    std::string_view finalizer = t.type->plural == "persistentvolumeclaims"
-                                     ? kPvcProtection
-                                     : (t.type->plural == "persistentvolumes" ? kPvProtection : "");
+    std::string_view finalizer =
+        t.type->plural == "persistentvolumeclaims"
+            ? api::kPvcProtectionFinalizer
+            : (t.type->plural == "persistentvolumes" ? api::kPvProtectionFinalizer : "");
     if (finalizer.empty()) return std::nullopt;
     auto& meta = api::Child(obj, "metadata");
     auto* list = meta.if_contains("finalizers");
@@ -70,10 +73,6 @@ class StorageObjectInUseProtection : public AdmissionPlugin {
     list->get_array().emplace_back(finalizer);
     return std::nullopt;
   }
-
- private:
-  static constexpr std::string_view kPvcProtection = "kubernetes.io/pvc-protection";
-  static constexpr std::string_view kPvProtection = "kubernetes.io/pv-protection";
 };
 
 class PersistentVolumeClaimResize : public AdmissionPlugin {
