@@ -106,10 +106,17 @@ Status CronJobController::Reconcile(const std::string& key) {
 
   // The Jobs it owns: running, and finished ones by outcome, oldest first.
   std::vector<json::value> active, succeeded, failed;
+  // The latest time a Job was made for, whoever made it: the status follows
+  // the Jobs (a pass whose status write was lost to a conflict, or another
+  // instance's pass, leaves its Job to say so).
+  std::optional<Time> latest_scheduled;
   for (auto& job : jobs_->List()) {
     if (api::GetString(job, {"metadata", "namespace"}) != ns ||
         ControllerUid(job, "CronJob") != uid)
       continue;
+    if (auto t = ParseTime(api::GetString(job, {"metadata", "annotations", kScheduledAnnotation}));
+        t && (!latest_scheduled || *t > *latest_scheduled))
+      latest_scheduled = t;
     auto done = FinishedAs(job);
     if (done == "Complete") {
       succeeded.push_back(std::move(job));
@@ -165,6 +172,8 @@ Status CronJobController::Reconcile(const std::string& key) {
   } else if (const auto* suspend = api::Find(cj, {"spec", "suspend"});
              !(suspend && suspend->is_bool() && suspend->get_bool())) {
     auto earliest = ParseTime(api::GetString(cj, {"status", "lastScheduleTime"}));
+    if (latest_scheduled && (!earliest || *latest_scheduled > *earliest))
+      earliest = latest_scheduled;
     if (!earliest) earliest = ParseTime(api::GetString(cj, {"metadata", "creationTimestamp"}));
     int missed = 0;
     auto t = earliest ? MostRecent(*schedule, tz, *earliest, now, missed) : std::nullopt;
@@ -259,7 +268,12 @@ Status CronJobController::Reconcile(const std::string& key) {
   } else {
     status["active"] = std::move(refs);
   }
-  if (scheduled_now) status["lastScheduleTime"] = Rfc3339(*scheduled_now);
+  if (scheduled_now && (!latest_scheduled || *scheduled_now > *latest_scheduled))
+    latest_scheduled = scheduled_now;
+  if (latest_scheduled) {
+    auto have = ParseTime(api::GetString(cj, {"status", "lastScheduleTime"}));
+    if (!have || *latest_scheduled > *have) status["lastScheduleTime"] = Rfc3339(*latest_scheduled);
+  }
   if (last_success) {
     auto have = ParseTime(api::GetString(cj, {"status", "lastSuccessfulTime"}));
     if (!have || *last_success > *have) status["lastSuccessfulTime"] = Rfc3339(*last_success);

@@ -81,7 +81,10 @@ def test_schedule_policies_history_and_a_job_from_a_cronjob(kctl):
     first = wait_for(lambda: all(jobs(kctl, n) for n in ("allow", "forbid", "replace")) and
                      {n: jobs(kctl, n)[0]["metadata"]["name"] for n in ("allow", "forbid", "replace")},
                      timeout=90, what="each CronJob's first Job")
-    cj = json.loads(kctl("get", "cronjob", "allow", "-o", "json"))
+    # The status follows its Job (written after it).
+    cj = wait_for(lambda: (c := json.loads(kctl("get", "cronjob", "allow", "-o", "json"))) and
+                  c.get("status", {}).get("lastScheduleTime") and c, timeout=30,
+                  what="allow's status")
     assert cj["status"]["active"][0]["name"] == first["allow"]
     assert cj["status"]["lastScheduleTime"].endswith(":00Z")
     job = jobs(kctl, "allow")[0]
