@@ -12,6 +12,7 @@
 
 #include "api/custom_resource.h"
 #include "api/object.h"
+#include "common/base64.h"
 #include "common/cron.h"
 
 namespace kiso::api {
@@ -451,6 +452,16 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
     SetIfMissing(status, "phase", "Active");
   } else if (kind == "Secret") {
     SetIfMissing(obj, "type", "Opaque");
+    // stringData is write-only: merged into data (its values win), as
+    // upstream's conversion does on every write.
+    if (const auto* text = obj.if_contains("stringData"); text && text->is_object()) {
+      json::object merged = text->get_object();
+      obj.erase("stringData");
+      auto& data = Child(obj, "data");
+      for (const auto& [k, v] : merged) {
+        if (v.is_string()) data[k] = Base64Encode(v.get_string());
+      }
+    }
   } else if (kind == "Node") {
     Child(obj, "spec");
     Child(obj, "status");

@@ -259,6 +259,10 @@ TEST(Validate, WebhookConfigurationsAndTheirDefaultsForLimitRanges) {
   ApplyDefaults(Type("pods"), pod);
   EXPECT_EQ(json::serialize(pod.at("spec").at("containers").at(0).at("resources")),
             R"({"limits":{"cpu":"1"},"requests":{"cpu":"1"}})");
+  // A Secret's stringData is merged into data, base64-encoded, its values winning.
+  auto secret = Obj(R"({"data":{"a":"eA==","b":"eQ=="},"stringData":{"b":"hi","c":""}})");
+  ApplyDefaults(Type("secrets"), secret);
+  EXPECT_EQ(json::serialize(secret), R"({"data":{"a":"eA==","b":"aGk=","c":""},"type":"Opaque"})");
 }
 // NOLINTEND(bugprone-suspicious-missing-comma)
 
