@@ -406,13 +406,29 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     SetSandbox(s, *sandbox, attached->ip);
     s.waiting.erase("*");
   }
-  PodContext ctx = ContextOf(pod, s);
-  Status volumes = PrepareVolumes(client_, ctx);
-  if (!volumes.ok()) {
-    SetWaiting(pod, s, "*", "CreateContainerConfigError", volumes.message());
-    WriteStatus(pod, s);
-    loop_.queue().AddAfter(key, std::chrono::seconds(2));
-    return;
+  // Volumes: before any container, then again when the pod's metadata
+  // changed (downward API) or the sync period passed (sources, tokens).
+  std::string from = json::serialize(json::array{
+      api::Find(pod, {"metadata", "labels"}) ? *api::Find(pod, {"metadata", "labels"}) : nullptr,
+      api::Find(pod, {"metadata", "annotations"}) ? *api::Find(pod, {"metadata", "annotations"})
+                                                  : nullptr});
+  const auto now = std::chrono::steady_clock::now();
+  if (!s.volumes_ready || from != s.volumes_from || now - s.volumes_at >= options_.volume_sync) {
+    Status volumes = PrepareVolumes(client_, ContextOf(pod, s));
+    if (!volumes.ok() && !s.volumes_ready) {
+      SetWaiting(pod, s, "*", "CreateContainerConfigError", volumes.message());
+      WriteStatus(pod, s);
+      loop_.queue().AddAfter(key, std::chrono::seconds(2));
+      return;
+    }
+    if (!volumes.ok()) {
+      // Its containers keep the files they have, as the kubelet's do.
+      events_.Record(pod, "Warning", "FailedMount",
+                     fmt::format("MountVolume.SetUp failed: {}", volumes.message()));
+    }
+    s.volumes_ready = true;
+    s.volumes_from = std::move(from);
+    s.volumes_at = now;
   }
   s.waiting.erase("*");
   if (HasServiceAccountToken(pod)) loop_.queue().AddAfter(key, std::chrono::minutes(1));

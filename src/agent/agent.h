@@ -47,7 +47,12 @@ struct AgentOptions {
   std::string resolv_conf = "/etc/resolv.conf";
   std::chrono::seconds heartbeat{10};
   std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at.
-  std::chrono::seconds backoff_base{10};       // CrashLoopBackOff: 10 s doubling to 300 s.
+  // How often a running pod's ConfigMap, Secret and projected volumes are
+  // compared with their sources (and rewritten, atomically, when they
+  // changed): the kubelet's --sync-frequency. A pod's own labels and
+  // annotations reach its downward API files at once.
+  std::chrono::milliseconds volume_sync{10'000};
+  std::chrono::seconds backoff_base{10};  // CrashLoopBackOff: 10 s doubling to 300 s.
   std::chrono::seconds backoff_max{300};
   int workers = 8;  // Mostly waiting on runc and CNI plugins, not on the CPU.
 };
@@ -116,6 +121,12 @@ class Agent {
     std::map<std::string, bool> ready;    // Readiness as the probes (or running) say.
     std::map<std::string, bool> started;  // Past its startup probe.
     std::string start_time;
+    // Its volumes: made once (until then no container starts), then kept
+    // current; what they were made from (the pod's labels and annotations)
+    // and when.
+    bool volumes_ready = false;
+    std::string volumes_from;
+    std::chrono::steady_clock::time_point volumes_at;
     // Graceful termination runs on a thread of its own (it may take the whole
     // grace period): while it does, the pod's key is left alone.
     bool terminating = false;

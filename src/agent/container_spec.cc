@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/atomic_writer.h"
 #include "api/object.h"
 #include "api/validation.h"
 #include "common/base64.h"
@@ -350,33 +351,8 @@ int64_t Milli(const json::value& container, std::string_view kind, std::string_v
 
 namespace {
 
-// A volume's files: relative path → content and mode.
-struct VolumeFile {
-  std::string content;
-  int mode = 0644;
-};
-using VolumeFiles = std::map<std::string, VolumeFile>;
-
 int ModeOf(const json::value* v, int fallback) {
   return v && v->is_int64() ? static_cast<int>(v->get_int64()) : fallback;
-}
-
-// Writes each file beside its final name and renames it into place, so a
-// container never reads half a file (the kubelet swaps whole directories).
-Status WriteVolume(const std::string& dir, const VolumeFiles& files) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return MakeStatus(Code::kInternal, "{}: {}", dir, ec.message());
-  for (const auto& [path, file] : files) {
-    if (path.empty() || path.starts_with('/') || path.find("..") != std::string::npos)
-      return MakeStatus(Code::kInvalidArgument, "volume path {:?} is not a relative path", path);
-    std::string target = dir;
-    target.append("/").append(path);
-    fs::create_directories(fs::path(target).parent_path(), ec);
-    KISO_RETURN_IF_ERROR(WriteFileAtomic(target, file.content, static_cast<mode_t>(file.mode)));
-    fs::permissions(target, static_cast<fs::perms>(file.mode), ec);
-  }
-  return Status::Ok();
 }
 
 // configMap and secret sources: every key, or the listed items (key → path).
@@ -629,9 +605,10 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
       continue;
     }
     if (!added.ok()) return added.Annotate(fmt::format("volume {:?}", name));
-    if (Status s = WriteVolume(dir, files); !s.ok())
-      return s.Annotate(fmt::format("volume {:?}", name));
-    KISO_RETURN_IF_ERROR(owned(dir));
+    std::optional<gid_t> group;
+    if (fs_group && fs_group->is_int64()) group = static_cast<gid_t>(fs_group->get_int64());
+    if (auto s = WriteVolumeAtomically(dir, files, group); !s.ok())
+      return s.status().Annotate(fmt::format("volume {:?}", name));
   }
   return Status::Ok();
 }

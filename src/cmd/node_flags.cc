@@ -1,5 +1,9 @@
 #include "cmd/node_flags.h"
 
+#include <algorithm>
+
+#include "common/clock.h"
+
 namespace kiso::cmd {
 
 void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
@@ -13,6 +17,16 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
   app.add_option("--cluster-cidr", node.cluster_cidr,
                  "Every node's pod addresses (pod traffic leaving it is masqueraded)")
       ->capture_default_str();
+  app.add_option_function<std::string>(
+      "--sync-frequency",
+      [&node](const std::string& text) {
+        auto ns = ParseGoDuration(text);
+        if (!ns || *ns <= 0)
+          throw CLI::ValidationError("--sync-frequency", "not a positive duration: " + text);
+        node.agent.volume_sync = std::chrono::milliseconds(std::max<int64_t>(1, *ns / 1'000'000));
+      },
+      "How often running pods' ConfigMap, Secret and projected volumes are brought up to "
+      "date with their sources (default 10s)");
   app.add_option("--runtime", node.runtime, "OCI runtime: runc or crun")->capture_default_str();
   app.add_flag("--disable-ingress", node.disable_ingress,
                "Do not run the built-in ingress controller (K3s: --disable traefik)");

@@ -91,6 +91,7 @@ def node(registry, tmp_path_factory):
 """)
     s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
                 "--service-cidr", SERVICE_CIDR, "--horizontal-pod-autoscaler-sync-period", "2s",
+                "--sync-frequency", "1s",
                 "--registries", str(mirrors)], agent=True)
     k = Kubectl(s)
     try:
@@ -521,6 +522,77 @@ data: {greeting: hi}
     events = k("get", "events", "--field-selector", "involvedObject.name=hookfail", "-o", "json")
     assert any(e["reason"] == "FailedPostStartHook" for e in json.loads(events)["items"]), events
     k("delete", "pod/surface", "pod/hookfail", "configmap/surface")
+
+
+def test_volumes_follow_their_sources_atomically(node):
+    """ConfigMap, Secret, downward API and projected volumes change under a running container as
+    the kubelet's atomic writer changes them: the files are links through `..data`, swapped to a
+    new payload in one rename; a removed key's file goes; the pod's new labels reach its downward
+    API file; a subPath mount keeps what it had, and a source deleted meanwhile leaves the files
+    as they are (with a FailedMount event), the pod running."""
+    s, k = node
+    apply(k, """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: live}
+data: {a: one, b: two}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: live}
+stringData: {c: three}
+""")
+    apply(k, simple_pod("vols", ["sleep", "3600"], restart="Always", extra="""    volumeMounts:
+    - {name: cm, mountPath: /cm}
+    - {name: sec, mountPath: /sec}
+    - {name: info, mountPath: /info}
+    - {name: all, mountPath: /all}
+    - {name: cm, mountPath: /sub-a, subPath: a}
+  volumes:
+  - {name: cm, configMap: {name: live}}
+  - {name: sec, secret: {secretName: live, items: [{key: c, path: dir/c}]}}
+  - name: info
+    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  - name: all
+    projected:
+      sources:
+      - configMap: {name: live, items: [{key: a, path: from-cm}]}
+      - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}"""))
+    try:
+        wait_for(lambda: phase(k, "vols") == "Running", what="vols Running")
+    except AssertionError:
+        raise AssertionError(k("describe", "pod", "vols"))
+
+    def read(*argv):
+        r = k.run("exec", "vols", "--", *argv, check=False)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    assert read("cat", "/cm/a") == "one" and read("cat", "/sec/dir/c") == "three"
+    assert read("readlink", "/cm/a") == "..data/a"
+    first = read("readlink", "/cm/..data")
+    assert first and first.startswith("..20"), first
+    assert read("cat", "/info/labels") == "" and read("cat", "/all/name") == "vols"
+
+    k("patch", "configmap", "live", "--type=json", "-p",
+      '[{"op": "replace", "path": "/data/a", "value": "uno"},'
+      ' {"op": "remove", "path": "/data/b"}, {"op": "add", "path": "/data/d", "value": "four"}]')
+    wait_for(lambda: read("cat", "/cm/a") == "uno", timeout=30, what="the new value of a")
+    assert read("ls", "/cm") == "a\nd", read("ls", "/cm")
+    assert read("cat", "/cm/d") == "four" and read("readlink", "/cm/..data") != first
+    wait_for(lambda: read("cat", "/all/from-cm") == "uno", timeout=30, what="the projected value")
+    assert read("cat", "/sub-a") == "one"  # A subPath is what it was when the container started.
+    k("patch", "secret", "live", "-p", '{"stringData": {"c": "tres"}}')
+    wait_for(lambda: read("cat", "/sec/dir/c") == "tres", timeout=30, what="the new secret")
+    k("label", "pod", "vols", "tier=web")
+    wait_for(lambda: read("cat", "/info/labels") == 'tier="web"', timeout=30,
+             what="the new label in the downward API file")
+
+    k("delete", "configmap", "live")
+    wait_for(lambda: any(e["reason"] == "FailedMount" for e in json.loads(
+        k("get", "events", "--field-selector", "involvedObject.name=vols", "-o", "json"))["items"]),
+        timeout=30, what="a FailedMount event")
+    assert read("cat", "/cm/a") == "uno" and phase(k, "vols") == "Running"
+    k("delete", "pod/vols", "secret/live")
 
 
 def cgroup_usage(container_id):
