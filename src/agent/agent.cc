@@ -10,8 +10,10 @@
 #include "agent/node_registration.h"
 #include "agent/prober.h"
 #include "api/object.h"
+#include "common/clock.h"
 #include "common/fault.h"
 #include "common/host_addresses.h"
+#include "runtime/oci_runtime.h"
 
 namespace kiso::agent {
 
@@ -356,14 +358,31 @@ bool Agent::Teardown(PodState& s, std::chrono::seconds grace, const json::value*
       return false;
     }
   }
+  // Its memory-backed volumes (tmpfs) first, then everything of it.
+  std::vector<std::string> unmounted, failed;
+  runtime::UnmountBelow(PodDir(s), &unmounted, &failed);
+  for (const auto& f : failed) spdlog::warn("agent: {}/{}: unmount {}", s.ns, s.name, f);
   std::error_code ec;
   fs::remove_all(PodDir(s), ec);
   return true;
 }
 
+void Agent::FailPod(const json::value& pod, PodState& s, std::string_view reason,
+                    std::string message, std::chrono::seconds grace) {
+  if (s.fail_reason.empty()) events_.Record(pod, "Warning", std::string(reason), message);
+  s.fail_reason = std::string(reason);
+  s.fail_message = std::move(message);
+  if (!s.sandbox_id.empty()) {
+    for (const auto& c : ContainersOf(s.sandbox_id)) {
+      if (c.state == ContainerState::kRunning) (void)runtime_->StopContainer(c.id, grace);
+    }
+  }
+  WriteStatus(pod, s);
+}
+
 void Agent::SyncPod(const json::value& pod, PodState& s) {
   std::string key = s.ns + "/" + s.name;
-  if (s.phase == "Succeeded" || s.phase == "Failed") {
+  if (s.phase == "Succeeded" || s.phase == "Failed" || !s.fail_reason.empty()) {
     // Terminal: nothing restarts; stop whatever still runs (activeDeadline, …).
     WriteStatus(pod, s);
     return;
@@ -429,6 +448,23 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     s.volumes_ready = true;
     s.volumes_from = std::move(from);
     s.volumes_at = now;
+    // The eviction manager's local storage check: an emptyDir past its sizeLimit.
+    if (auto over = EmptyDirOverLimit(ContextOf(pod, s))) {
+      FailPod(pod, s, "Evicted", std::move(*over), std::chrono::seconds(0));
+      return;
+    }
+  }
+  // activeDeadlineSeconds, counted from the pod's start on this node.
+  if (const auto* d = api::Find(pod, {"spec", "activeDeadlineSeconds"}); d && d->is_int64()) {
+    auto started = ParseTime(s.start_time);
+    if (started &&
+        std::chrono::system_clock::now() >= *started + std::chrono::seconds(d->get_int64())) {
+      const auto* g = api::Find(pod, {"spec", "terminationGracePeriodSeconds"});
+      FailPod(pod, s, "DeadlineExceeded",
+              "Pod was active on the node longer than the specified deadline",
+              std::chrono::seconds(g && g->is_int64() ? g->get_int64() : 30));
+      return;
+    }
   }
   s.waiting.erase("*");
   if (HasServiceAccountToken(pod)) loop_.queue().AddAfter(key, std::chrono::minutes(1));

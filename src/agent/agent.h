@@ -124,6 +124,9 @@ class Agent {
     // Its volumes: made once (until then no container starts), then kept
     // current; what they were made from (the pod's labels and annotations)
     // and when.
+    // Failed by the node itself (past activeDeadlineSeconds; evicted): the
+    // status's reason and message; its containers are stopped, none restarts.
+    std::string fail_reason, fail_message;
     bool volumes_ready = false;
     std::string volumes_from;
     std::chrono::steady_clock::time_point volumes_at;
@@ -136,6 +139,10 @@ class Agent {
   void OnPod(const boost::json::value& pod, bool deleted);
   void Reconcile(const std::string& key);
   void SyncPod(const boost::json::value& pod, PodState& state);
+  // Fails the pod on the node's own account: records the event, stops its
+  // containers (within `grace`) and writes phase Failed with the reason.
+  void FailPod(const boost::json::value& pod, PodState& state, std::string_view reason,
+               std::string message, std::chrono::seconds grace);
   // Stops and removes everything of the pod; true when done.
   // With `pod`, runs the containers' preStop hooks first and records events.
   bool Teardown(PodState& state, std::chrono::seconds grace,

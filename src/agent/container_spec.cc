@@ -1,6 +1,8 @@
 #include "agent/container_spec.h"
 
 #include <openssl/evp.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -544,7 +546,75 @@ Status ApplyFsGroup(const std::string& dir, gid_t group) {
   return Status::Ok();
 }
 
+bool IsMountPoint(const std::string& dir) {
+  struct stat self {
+  }, parent{};
+  if (::stat(dir.c_str(), &self) != 0 || ::stat((dir + "/..").c_str(), &parent) != 0) return false;
+  return self.st_dev != parent.st_dev;
+}
+
+int64_t QuantityBytes(std::string_view q) {
+  long double milli = 0;
+  if (q.empty() || !api::ParseQuantityMilli(q, &milli) || milli <= 0) return 0;
+  return api::SaturatedInt64(std::ceil(milli / 1000));
+}
+
+int64_t NodeMemoryBytes() {
+  return static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
+}
+
+// The size of a memory-backed emptyDir, as the kubelet sizes it.
+int64_t MemoryVolumeSize(const json::value& pod, const json::value& volume) {
+  int64_t size = NodeMemoryBytes();
+  int64_t pod_limit = 0;
+  bool every_container = true;
+  for (const auto& c : api::GetArray(pod, {"spec", "containers"})) {
+    int64_t limit = QuantityBytes(api::GetString(c, {"resources", "limits", "memory"}));
+    if (limit == 0) every_container = false;
+    pod_limit += limit;
+  }
+  if (every_container && pod_limit > 0) size = std::min(size, pod_limit);
+  if (int64_t limit = QuantityBytes(api::GetString(volume, {"emptyDir", "sizeLimit"})); limit > 0)
+    size = std::min(size, limit);
+  return size;
+}
+
+// Bytes in use below `dir` (blocks, as du counts them; one file system, links not followed).
+int64_t DiskUsage(const std::string& dir) {
+  struct stat root {};
+  if (::lstat(dir.c_str(), &root) != 0) return 0;
+  int64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    if (st.st_dev != root.st_dev) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    total += static_cast<int64_t>(st.st_blocks) * 512;
+  }
+  return total;
+}
+
 }  // namespace
+
+std::optional<std::string> EmptyDirOverLimit(const PodContext& pod) {
+  for (const auto& v : api::GetArray(*pod.pod, {"spec", "volumes"})) {
+    const auto* empty = api::Find(v, {"emptyDir"});
+    if (!empty || api::GetString(*empty, {"medium"}) == "Memory") continue;
+    std::string_view limit_text = api::GetString(*empty, {"sizeLimit"});
+    int64_t limit = QuantityBytes(limit_text);
+    if (limit <= 0) continue;
+    std::string name(api::GetString(v, {"name"}));
+    if (DiskUsage(pod.pod_dir + "/volumes/" + name) > limit) {
+      return fmt::format("Usage of EmptyDir volume \"{}\" exceeds the limit \"{}\". ", name,
+                         limit_text);
+    }
+  }
+  return std::nullopt;
+}
 
 Status PrepareVolumes(client::Client* client, const PodContext& pod) {
   std::string ns(api::GetString(*pod.pod, {"metadata", "namespace"}));
@@ -601,6 +671,17 @@ Status PrepareVolumes(client::Client* client, const PodContext& pod) {
       bool fresh = !fs::exists(dir, ec);
       fs::create_directories(dir, ec);
       if (ec) return MakeStatus(Code::kInternal, "volume {:?}: {}", name, ec.message());
+      if (api::GetString(v, {"emptyDir", "medium"}) == "Memory" && !IsMountPoint(dir)) {
+        // tmpfs, as large as its sizeLimit, else the pod's memory limit, else
+        // the node's memory; its pages are charged to the writer's memory cgroup.
+        int64_t size = MemoryVolumeSize(*pod.pod, v);
+        std::string options = fmt::format("size={}", size);
+        if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+          return MakeStatus(Code::kInternal, "volume {:?}: mount tmpfs on {}: {}", name, dir,
+                            std::strerror(errno));
+        }
+        fresh = true;
+      }
       if (fresh) KISO_RETURN_IF_ERROR(owned(dir));
       continue;
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <optional>
 #include <string>
 
 #include "client/client.h"
@@ -38,6 +39,10 @@ std::string ResolvConf(const PodContext& pod);
 // among them). Idempotent; run on every sync, so a changed ConfigMap reaches
 // the files and a token is renewed once 80% of its life has passed.
 Status PrepareVolumes(client::Client* client, const PodContext& pod);
+// The message the kubelet evicts a pod with when one of its disk-backed
+// emptyDir volumes holds more than its sizeLimit (a memory-backed one is a
+// tmpfs of that size: it cannot).
+std::optional<std::string> EmptyDirOverLimit(const PodContext& pod);
 // Whether the pod has a projected service account token (its volumes then
 // need a sync at least every minute, to renew it in time).
 bool HasServiceAccountToken(const boost::json::value& pod);

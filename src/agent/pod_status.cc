@@ -97,6 +97,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
 
   app.total = static_cast<int>(statuses.size());
   std::string phase = PodPhase(app, initialized, init_failed, policy);
+  if (!s.fail_reason.empty()) phase = "Failed";
   if (!AllowedPhaseTransition(s.phase, phase)) {
     spdlog::error("agent: pod {}/{}: refused phase transition {} → {} (a bug)", s.ns, s.name,
                   s.phase, phase);
@@ -132,6 +133,11 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
                 : completed ? "PodCompleted"
                             : "ContainersNotReady"),
       condition("PodScheduled", true)};
+  if (s.fail_reason == "Evicted") {
+    json::object c = condition("DisruptionTarget", true, "TerminationByKubelet");
+    c["message"] = s.fail_message;
+    conditions.push_back(std::move(c));
+  }
   json::object status{{"phase", phase},
                       {"conditions", std::move(conditions)},
                       {"hostIP", options_.internal_ip},
@@ -143,7 +149,10 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
     status["podIP"] = s.ip;
     status["podIPs"] = json::array{json::object{{"ip", s.ip}}};
   }
-  if (auto it = s.waiting.find("*"); it != s.waiting.end()) {
+  if (!s.fail_reason.empty()) {
+    status["reason"] = s.fail_reason;
+    status["message"] = s.fail_message;
+  } else if (auto it = s.waiting.find("*"); it != s.waiting.end()) {
     status["message"] = it->second.second;
     status["reason"] = it->second.first;
   }

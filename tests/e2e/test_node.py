@@ -595,6 +595,51 @@ stringData: {c: three}
     k("delete", "pod/vols", "secret/live")
 
 
+def test_memory_volumes_size_limits_and_active_deadlines(node):
+    """emptyDir `medium: Memory` is a tmpfs of its sizeLimit (writes past it fail); a disk-backed
+    emptyDir past its sizeLimit gets the pod evicted, and a pod past its activeDeadlineSeconds
+    fails, each with the kubelet's reason, message and event; nothing of them stays mounted."""
+    s, k = node
+    apply(k, simple_pod("memvol", ["sh", "-c",
+                                   "grep ' /mem ' /proc/mounts | cut -d' ' -f3; df -k /mem | tail -1;"
+                                   " dd if=/dev/zero of=/mem/big bs=1024 count=5000 2>/dev/null"
+                                   " && echo wrote || echo refused; exec sleep 3600"],
+                        restart="Always", extra="""    volumeMounts: [{name: mem, mountPath: /mem}]
+  volumes: [{name: mem, emptyDir: {medium: Memory, sizeLimit: 4Mi}}]"""))
+    apply(k, simple_pod("fills", ["sh", "-c", "dd if=/dev/zero of=/scratch/big bs=1024 count=3000;"
+                                  " exec sleep 3600"], restart="Always",
+                        extra="""    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes: [{name: scratch, emptyDir: {sizeLimit: 1Mi}}]"""))
+    apply(k, simple_pod("deadline", ["sleep", "3600"], restart="Always", extra="""  activeDeadlineSeconds: 2"""))
+
+    lines = wait_for(lambda: (out := k("logs", "memvol", check=False).splitlines()) and len(out) >= 3
+                     and out, what="memvol's report")
+    assert lines[0] == "tmpfs", lines
+    assert lines[1].split()[1] == "4096", lines  # df: the size in KiB.
+    assert lines[2] == "refused", lines
+
+    def failed(name):
+        p = pod(k, name)
+        return p and p["status"].get("phase") == "Failed" and p["status"]
+
+    evicted = wait_for(lambda: failed("fills"), timeout=60, what="fills evicted")
+    assert evicted["reason"] == "Evicted", evicted
+    assert evicted["message"] == 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ', evicted
+    assert any(c["type"] == "DisruptionTarget" and c["status"] == "True"
+               for c in evicted["conditions"]), evicted
+    late = wait_for(lambda: failed("deadline"), timeout=60, what="deadline failed")
+    assert late["reason"] == "DeadlineExceeded", late
+    assert late["message"] == "Pod was active on the node longer than the specified deadline"
+    events = json.loads(k("get", "events", "-o", "json"))["items"]
+    assert any(e["reason"] == "Evicted" and e["involvedObject"]["name"] == "fills" for e in events)
+    assert any(e["reason"] == "DeadlineExceeded" and e["involvedObject"]["name"] == "deadline"
+               for e in events)
+    assert not [c for c in late["containerStatuses"] if "running" in c["state"]], late
+    k("delete", "pod/memvol", "pod/fills", "pod/deadline")
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if s.dir in line and "tmpfs" in line]
+
+
 def cgroup_usage(container_id):
     """The container's cpu time (ns) and memory working set (bytes), as its cgroup says."""
     hybrid = os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers") and os.path.isdir(
