@@ -91,6 +91,13 @@ def test_agent_joins_over_https_and_runs_pods():
         wait_for(lambda: json.loads(k("get", "pod", "shell", "-o", "json"))["status"].get("phase")
                  == "Running", what="shell Running")
         assert k("exec", "shell", "--", "hostname") == "shell\n"
+        # metrics.k8s.io reads a remote node's summary down its tunnel: kubectl top works.
+        top = wait_for(lambda: (r := k.run("top", "node", NODE, "--no-headers", check=False))
+                       .returncode == 0 and r.stdout, what="kubectl top node")
+        assert top.split()[0] == NODE, top
+        top = wait_for(lambda: (r := k.run("top", "pod", "shell", "--no-headers", check=False))
+                       .returncode == 0 and r.stdout, what="kubectl top pod")
+        assert top.split()[0] == "shell" and top.split()[2].endswith("Mi"), top
         assert k("exec", "-i", "shell", "--", "cat", input="up the tunnel\n") == "up the tunnel\n"
         p = k.run("exec", "shell", "--", "sh", "-c", "exit 3", check=False)
         assert p.returncode == 3, p.stderr

@@ -11,7 +11,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "common/status.h"
 
 namespace boost::json {
 class value;
@@ -114,6 +117,11 @@ inline constexpr std::string_view kSpdyPortForwardProtocol = "SPDY/3.1+portforwa
 bool ClaimTunnel(Tunnel& tunnel);
 // Ends an idle tunnel (its agent dials another when it wants one).
 void CloseTunnel(Tunnel& tunnel);
+// The server's own request down a claimed tunnel: GET `target`, the agent's
+// status and body (at most 16 MiB), within `timeout`. Uses the tunnel up.
+Result<std::pair<int, std::string>> GetThrough(const std::shared_ptr<Tunnel>& tunnel,
+                                               const std::string& target,
+                                               std::chrono::milliseconds timeout);
 
 struct Response {
   int status = 200;

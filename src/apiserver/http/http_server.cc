@@ -17,6 +17,7 @@
 #include <boost/url/url_view.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -325,6 +326,63 @@ bool ClaimTunnel(Tunnel& t) {
   t.state = Tunnel::State::kClaimed;
   t.claimed_at = std::chrono::steady_clock::now();
   return true;
+}
+
+Result<std::pair<int, std::string>> GetThrough(const std::shared_ptr<Tunnel>& tunnel,
+                                               const std::string& target,
+                                               std::chrono::milliseconds timeout) {
+  constexpr uint64_t kBodyLimit = 16 << 20;
+  // Runs on the tunnel's own thread (its io_context), as a relay's half does.
+  struct Call {
+    explicit Call(asio::io_context& io) : timer(io) {}
+    http::request<http::empty_body> req;
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    asio::steady_timer timer;
+    std::promise<Result<std::pair<int, std::string>>> done;
+  };
+  auto call = std::make_shared<Call>(tunnel->io);
+  call->req = {http::verb::get, target, 11};
+  call->req.set(http::field::host, "kiso-agent");
+  call->req.keep_alive(false);
+  call->parser.body_limit(kBodyLimit);
+  auto answer = call->done.get_future();
+  {
+    std::lock_guard lock(tunnel->mu);
+    if (tunnel->state != Tunnel::State::kClaimed)
+      return MakeStatus(Code::kUnavailable, "the tunnel was closed before it could be used");
+    tunnel->start = [call, tunnel, timeout] {
+      auto fail = [call](const beast::error_code& ec) {
+        call->timer.cancel();
+        call->done.set_value(
+            MakeStatus(Code::kUnavailable, "the tunnel to the node agent broke: {}", ec.message()));
+      };
+      call->timer.expires_after(timeout);
+      call->timer.async_wait([tunnel](const beast::error_code& ec) {
+        if (ec) return;
+        beast::error_code ignored;
+        tunnel->stream.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+      });
+      http::async_write(tunnel->stream, call->req,
+                        [call, tunnel, fail](beast::error_code ec, size_t) {
+                          if (ec) return fail(ec);
+                          http::async_read(tunnel->stream, call->buffer, call->parser,
+                                           [call, fail](beast::error_code ec, size_t) {
+                                             if (ec) return fail(ec);
+                                             call->timer.cancel();
+                                             auto& res = call->parser.get();
+                                             call->done.set_value(std::pair<int, std::string>(
+                                                 res.result_int(), std::move(res.body())));
+                                           });
+                        });
+    };
+    tunnel->state = Tunnel::State::kRelaying;
+    tunnel->cv.notify_all();
+  }
+  // The tunnel's thread notices within its check interval at worst.
+  if (answer.wait_for(timeout + std::chrono::seconds(3)) != std::future_status::ready)
+    return MakeStatus(Code::kUnavailable, "the node agent did not answer in time");
+  return answer.get();
 }
 
 void CloseTunnel(Tunnel& t) {

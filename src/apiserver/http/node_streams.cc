@@ -92,16 +92,26 @@ std::optional<json::value> NodeStreams::Summary(const json::value& node) {
   {
     std::lock_guard lock(mu_);
     auto it = handlers_.find(name);
-    if (it == handlers_.end()) return std::nullopt;
-    handler = it->second;
+    if (it != handlers_.end()) handler = it->second;
   }
-  Request req;
-  req.method = "GET";
-  req.path = fmt::format("/api/v1/nodes/{}/proxy/stats/summary", name);
-  Response r = handler(node, "proxy", req);
-  if (r.status != 200) return std::nullopt;
+  const std::string path = fmt::format("/api/v1/nodes/{}/proxy/stats/summary", name);
+  std::string body;
+  if (handler) {  // This process's own agent.
+    Request req;
+    req.method = "GET";
+    req.path = path;
+    Response r = handler(node, "proxy", req);
+    if (r.status != 200) return std::nullopt;
+    body = std::move(r.body);
+  } else if (auto tunnel = ClaimFor(name)) {  // An agent elsewhere, down its tunnel.
+    auto r = GetThrough(tunnel, path, std::chrono::seconds(10));
+    if (!r.ok() || r->first != 200) return std::nullopt;
+    body = std::move(r->second);
+  } else {
+    return std::nullopt;
+  }
   boost::system::error_code ec;
-  auto v = json::parse(r.body, ec);
+  auto v = json::parse(body, ec);
   if (ec) return std::nullopt;
   return v;
 }

@@ -97,7 +97,7 @@ class StreamTransport : public Transport {
 class Session {
  public:
   Session(Transport& transport, const asio::any_io_executor& executor)
-      : transport_(transport), executor_(executor) {}
+      : executor_(executor), transport_(transport) {}
   virtual ~Session() = default;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
