@@ -210,8 +210,8 @@ class StreamedWatch : public WatchStream {
 }  // namespace
 
 Result<json::value> Client::Get(const api::ResourceType& type, std::string_view ns,
-                                std::string_view name) {
-  return Decode(transport_->RoundTrip(NewRequest("GET", Path(type, ns, name))));
+                                std::string_view name, std::string_view subresource) {
+  return Decode(transport_->RoundTrip(NewRequest("GET", Path(type, ns, name, subresource))));
 }
 
 Result<json::value> Client::List(const api::ResourceType& type, std::string_view ns,

@@ -64,8 +64,9 @@ class Client {
  public:
   explicit Client(std::shared_ptr<Transport> transport, std::string user_agent = "kiso");
 
+  // The object, or one of its subresources ("scale", "status").
   Result<boost::json::value> Get(const api::ResourceType& type, std::string_view ns,
-                                 std::string_view name);
+                                 std::string_view name, std::string_view subresource = "");
   // The list object (items, metadata.resourceVersion).
   Result<boost::json::value> List(const api::ResourceType& type, std::string_view ns,
                                   const ListOptions& options = {});

@@ -23,12 +23,22 @@ const api::ResourceType& Hpas() {
 }
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 
-// The kinds with a scale subresource whose replicas and selector kiso reads.
-const api::ResourceType* TargetType(std::string_view kind) {
-  if (kind == "Deployment") return api::FindResource("apps", "v1", "deployments");
-  if (kind == "ReplicaSet") return api::FindResource("apps", "v1", "replicasets");
-  if (kind == "StatefulSet") return api::FindResource("apps", "v1", "statefulsets");
-  if (kind == "ReplicationController") return api::FindResource("", "v1", "replicationcontrollers");
+// The target's type: any served kind with a scale subresource (custom ones
+// included), by scaleTargetRef's apiVersion and kind; the apps kinds and
+// ReplicationController when apiVersion is left out.
+const api::ResourceType* TargetType(std::string_view api_version, std::string_view kind) {
+  const api::ResourceType* type = nullptr;
+  if (!api_version.empty()) {
+    type = api::FindKind(api_version, kind);
+  } else if (kind == "ReplicationController") {
+    type = api::FindResource("", "v1", "replicationcontrollers");
+  } else {
+    type = api::FindKind("apps/v1", kind);
+  }
+  if (!type) return nullptr;
+  for (const auto& sub : type->subresources) {
+    if (sub.name == "scale") return type;
+  }
   return nullptr;
 }
 
@@ -273,34 +283,40 @@ Status HorizontalPodAutoscalerController::Reconcile(const std::string& key) {
   // The target: its replicas and the pods its selector picks.
   std::string kind(api::GetString(hpa, {"spec", "scaleTargetRef", "kind"}));
   std::string target_name(api::GetString(hpa, {"spec", "scaleTargetRef", "name"}));
-  const api::ResourceType* type = TargetType(kind);
-  auto target = type ? client()->Get(*type, ns, target_name)
-                     : Result<json::value>(MakeStatus(Code::kNotFound, "kind {:?}", kind));
-  if (!target.ok()) {
+  const api::ResourceType* type =
+      TargetType(api::GetString(hpa, {"spec", "scaleTargetRef", "apiVersion"}), kind);
+  auto scale = type ? client()->Get(*type, ns, target_name, "scale")
+                    : Result<json::value>(MakeStatus(
+                          Code::kNotFound, "no scale subresource for kind {:?} in {:?}", kind,
+                          api::GetString(hpa, {"spec", "scaleTargetRef", "apiVersion"})));
+  if (!scale.ok()) {
     SetCondition(conditions, "AbleToScale", false, "FailedGetScale",
                  fmt::format("the HPA controller was unable to get the target's current scale: {}",
-                             target.status().message()),
+                             scale.status().message()),
                  now_text);
     return write_status();
   }
-  const int64_t current = api::GetInt(*target, {"spec", "replicas"}, 1);
-  json::value selector_object = api::Find(*target, {"spec", "selector"})
-                                    ? *api::Find(*target, {"spec", "selector"})
-                                    : json::value(json::object());
-  if (kind == "ReplicationController")
-    selector_object = json::object{{"matchLabels", selector_object}};
-  auto selector = api::LabelSelector::FromObject(selector_object);
+  const int64_t current = api::GetInt(*scale, {"spec", "replicas"}, 0);
+  status["currentReplicas"] = current;
+  SetCondition(conditions, "AbleToScale", true, "SucceededGetScale",
+               "the HPA controller was able to get the target's current scale", now_text);
+  // The pods its scale's selector picks (a string, as the Scale object carries it).
+  auto selector = api::LabelSelector::Parse(api::GetString(*scale, {"status", "selector"}));
+  if (!selector.ok() || api::GetString(*scale, {"status", "selector"}).empty()) {
+    SetCondition(conditions, "ScalingActive", false, "InvalidSelector",
+                 fmt::format("the HPA target's scale is missing a selector{}",
+                             selector.ok() ? "" : ": " + selector.status().message()),
+                 now_text);
+    return write_status();
+  }
   std::vector<json::value> pods;
   for (auto& pod : pods_->List()) {
     std::string_view phase = api::GetString(pod, {"status", "phase"});
     if (api::GetString(pod, {"metadata", "namespace"}) != ns || phase == "Failed" ||
         phase == "Succeeded" || !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty())
       continue;
-    if (selector.ok() && selector->Matches(api::GetLabels(pod))) pods.push_back(std::move(pod));
+    if (selector->Matches(api::GetLabels(pod))) pods.push_back(std::move(pod));
   }
-  status["currentReplicas"] = current;
-  SetCondition(conditions, "AbleToScale", true, "SucceededGetScale",
-               "the HPA controller was able to get the target's current scale", now_text);
   if (current == 0) {
     SetCondition(conditions, "ScalingActive", false, "ScalingDisabled",
                  "scaling is disabled since the replica count of the target is zero", now_text);

@@ -162,6 +162,19 @@ def test_status_and_scale_subresources(kubectl, k8s, crontabs):
     scale = api.get_namespaced_custom_object_scale("stable.example.com", "v1", "default", "crontabs",
                                                    "scaled")
     assert scale["spec"]["replicas"] == 5 and scale["status"]["replicas"] == 2
+    # The HorizontalPodAutoscaler reads any kind's scale subresource: this one's replicas, and
+    # (no labelSelectorPath in this definition) upstream's InvalidSelector.
+    kubectl("autoscale", "crontab", "scaled", "--min=1", "--max=3", "--cpu-percent=50")
+
+    def hpa_sees_the_scale():
+        hpa = json.loads(kubectl("get", "hpa", "scaled", "-o", "json"))
+        conditions = {c["type"]: (c["status"], c["reason"])
+                      for c in hpa.get("status", {}).get("conditions", [])}
+        return (hpa["status"].get("currentReplicas") == 5 and
+                conditions.get("AbleToScale") == ("True", "SucceededGetScale") and
+                conditions.get("ScalingActive") == ("False", "InvalidSelector"))
+    wait_for(hpa_sees_the_scale, timeout=60, what="the HPA reading the custom kind's scale")
+    kubectl("delete", "hpa", "scaled")
 
 
 def test_the_python_client_custom_objects_api(k8s, crontabs):
