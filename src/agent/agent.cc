@@ -5,11 +5,14 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "agent/container_spec.h"
 #include "agent/node_registration.h"
 #include "agent/prober.h"
 #include "api/object.h"
+#include "api/quota.h"
 #include "common/clock.h"
 #include "common/fault.h"
 #include "common/host_addresses.h"
@@ -317,38 +320,58 @@ bool Agent::Teardown(PodState& s, std::chrono::seconds grace, const json::value*
   std::atomic<bool> ok = true;
   if (!s.sandbox_id.empty()) {
     // Every container at once, as the kubelet does: the preStop hook, then
-    // SIGTERM, then SIGKILL when the grace period (hook included) is over.
-    std::vector<std::thread> stops;
-    for (const auto& c : ContainersOf(s.sandbox_id)) {
-      if (c.state != ContainerState::kRunning) {
-        (void)runtime_->StopContainer(c.id, std::chrono::seconds(0));
-        continue;
+    // SIGTERM, then SIGKILL when the grace period (hook included) is over;
+    // sidecars once the others have stopped, within what is left of it.
+    std::map<std::string, const json::value*> specs;
+    std::set<std::string> sidecars;
+    if (pod) {
+      for (const char* list : {"containers", "initContainers"}) {
+        for (const auto& c : api::GetArray(*pod, {"spec", list})) {
+          std::string name(api::GetString(c, {"name"}));
+          specs[name] = &c;
+          if (api::IsSidecar(c)) sidecars.insert(std::move(name));
+        }
       }
-      stops.emplace_back([this, &s, &ok, c, grace, pod] {
-        auto deadline = std::chrono::steady_clock::now() + grace;
-        if (pod) {
-          events_.Record(*pod, "Normal", "Killing", fmt::format("Stopping container {}", c.name));
-          for (const auto& spec : api::GetArray(*pod, {"spec", "containers"})) {
-            const auto* hook = api::Find(spec, {"lifecycle", "preStop"});
-            if (api::GetString(spec, {"name"}) != c.name || !hook || !hook->is_object()) continue;
-            ProbeResult r = RunHook(*hook, spec, runtime_, c.id, s.ip,
-                                    std::max(grace, std::chrono::seconds(1)));
-            if (!r.success) {
-              events_.Record(*pod, "Warning", "FailedPreStopHook",
-                             fmt::format("PreStopHook failed: {}", r.message));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    auto left = [&deadline] {
+      return std::max(std::chrono::duration_cast<std::chrono::seconds>(
+                          deadline - std::chrono::steady_clock::now()),
+                      std::chrono::seconds(0));
+    };
+    auto stop_wave = [&](bool sidecar_wave) {
+      std::vector<std::thread> stops;
+      for (const auto& c : ContainersOf(s.sandbox_id)) {
+        if (sidecars.contains(c.name) != sidecar_wave) continue;
+        if (c.state != ContainerState::kRunning) {
+          (void)runtime_->StopContainer(c.id, std::chrono::seconds(0));
+          continue;
+        }
+        const json::value* spec = specs.contains(c.name) ? specs[c.name] : nullptr;
+        stops.emplace_back([this, &s, &ok, &left, c, pod, spec] {
+          if (pod) {
+            events_.Record(*pod, "Normal", "Killing", fmt::format("Stopping container {}", c.name));
+            const auto* hook = spec ? api::Find(*spec, {"lifecycle", "preStop"}) : nullptr;
+            if (hook && hook->is_object()) {
+              ProbeResult r = RunHook(*hook, *spec, runtime_, c.id, s.ip,
+                                      std::max(left(), std::chrono::seconds(1)));
+              if (!r.success) {
+                events_.Record(*pod, "Warning", "FailedPreStopHook",
+                               fmt::format("PreStopHook failed: {}", r.message));
+              }
             }
           }
-        }
-        auto left = std::chrono::duration_cast<std::chrono::seconds>(
-            deadline - std::chrono::steady_clock::now());
-        Status st = runtime_->StopContainer(c.id, std::max(left, std::chrono::seconds(0)));
-        if (!st.ok()) {
-          spdlog::warn("agent: stop {} of {}/{}: {}", c.name, s.ns, s.name, st.ToString());
-          ok = false;
-        }
-      });
-    }
-    for (auto& t : stops) t.join();
+          Status st = runtime_->StopContainer(c.id, left());
+          if (!st.ok()) {
+            spdlog::warn("agent: stop {} of {}/{}: {}", c.name, s.ns, s.name, st.ToString());
+            ok = false;
+          }
+        });
+      }
+      for (auto& t : stops) t.join();
+    };
+    stop_wave(false);
+    if (!sidecars.empty()) stop_wave(true);
     if (!ok) return false;
     Status net = network_->Del(s.sandbox_id, s.sandbox.netns_path);
     if (!net.ok()) spdlog::warn("agent: {}/{}: {}", s.ns, s.name, net.ToString());
@@ -364,6 +387,20 @@ bool Agent::Teardown(PodState& s, std::chrono::seconds grace, const json::value*
   for (const auto& f : failed) spdlog::warn("agent: {}/{}: unmount {}", s.ns, s.name, f);
   std::error_code ec;
   fs::remove_all(PodDir(s), ec);
+  return true;
+}
+
+bool Agent::AppContainersDone(const json::value& pod, const PodState& s) {
+  std::string policy(api::GetString(pod, {"spec", "restartPolicy"}));
+  if (policy.empty() || policy == "Always" || s.sandbox_id.empty() || !s.initialized) return false;
+  const auto& containers = api::GetArray(pod, {"spec", "containers"});
+  if (containers.empty()) return false;
+  auto all = ContainersOf(s.sandbox_id);
+  for (const auto& c : containers) {
+    const auto* latest = AttemptsOf(all, api::GetString(c, {"name"})).latest;
+    if (!latest || latest->state != ContainerState::kExited) return false;
+    if (policy == "OnFailure" && latest->exit_code != 0) return false;
+  }
   return true;
 }
 
@@ -383,7 +420,16 @@ void Agent::FailPod(const json::value& pod, PodState& s, std::string_view reason
 void Agent::SyncPod(const json::value& pod, PodState& s) {
   std::string key = s.ns + "/" + s.name;
   if (s.phase == "Succeeded" || s.phase == "Failed" || !s.fail_reason.empty()) {
-    // Terminal: nothing restarts; stop whatever still runs (activeDeadline, …).
+    // Terminal: nothing restarts; whatever still runs (sidecars of a pod
+    // whose app containers have finished) is stopped.
+    if (!s.sandbox_id.empty()) {
+      const auto* g = api::Find(pod, {"spec", "terminationGracePeriodSeconds"});
+      for (const auto& c : ContainersOf(s.sandbox_id)) {
+        if (c.state == ContainerState::kRunning)
+          (void)runtime_->StopContainer(
+              c.id, std::chrono::seconds(g && g->is_int64() ? g->get_int64() : 30));
+      }
+    }
     WriteStatus(pod, s);
     return;
   }
@@ -468,15 +514,47 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
   }
   s.waiting.erase("*");
   if (HasServiceAccountToken(pod)) loop_.queue().AddAfter(key, std::chrono::minutes(1));
-  // Init containers one at a time, each to success; then all app containers.
+  // Init containers one at a time: each to success, a sidecar (restartPolicy
+  // Always) until it has started; then all app containers. Once initialized a
+  // pod stays so: its sidecars are kept running (restarted whenever they
+  // exit) beside the app containers, and stopped when those have finished
+  // for good.
   bool initialized = true;
+  const bool app_done = AppContainersDone(pod, s);
   for (const auto& c : api::GetArray(pod, {"spec", "initContainers"})) {
+    const bool sidecar = api::IsSidecar(c);
+    if (s.initialized && !sidecar) continue;
+    std::string name(api::GetString(c, {"name"}));
+    if (sidecar && app_done) {
+      s.ready[name] = false;
+      for (const auto& st : ContainersOf(s.sandbox_id)) {
+        if (st.name != name || st.state != ContainerState::kRunning) continue;
+        const auto* g = api::Find(pod, {"spec", "terminationGracePeriodSeconds"});
+        (void)runtime_->StopContainer(
+            st.id, std::chrono::seconds(g && g->is_int64() ? g->get_int64() : 30));
+      }
+      continue;
+    }
     auto st = SyncContainer(pod, s, c, /*init=*/true);
+    if (sidecar) {
+      const bool up = st && st->state == ContainerState::kRunning;
+      if (up) {
+        Probe(pod, s, c, *st);
+      } else {
+        s.ready[name] = false;
+      }
+      if (!s.initialized && !(up && (!s.started.contains(name) || s.started[name]))) {
+        initialized = false;
+        break;
+      }
+      continue;
+    }
     if (!st || st->state != ContainerState::kExited || st->exit_code != 0) {
       initialized = false;
       break;
     }
   }
+  if (initialized) s.initialized = true;
   if (initialized) {
     for (const auto& c : api::GetArray(pod, {"spec", "containers"})) {
       auto st = SyncContainer(pod, s, c, false);
@@ -612,8 +690,11 @@ std::optional<ContainerStatus> Agent::SyncContainer(const json::value& pod, PodS
   std::string name(api::GetString(c, {"name"}));
   std::string policy(api::GetString(pod, {"spec", "restartPolicy"}));
   if (policy.empty()) policy = "Always";
-  if (init && policy == "Always")
+  if (init && api::IsSidecar(c)) {
+    policy = "Always";  // A sidecar restarts whenever it exits, whatever the pod's policy.
+  } else if (init && policy == "Always") {
     policy = "OnFailure";  // Init containers never restart on success.
+  }
   std::optional<ContainerStatus> latest;
   {
     auto all = ContainersOf(s.sandbox_id);

@@ -127,6 +127,8 @@ class Agent {
     // Failed by the node itself (past activeDeadlineSeconds; evicted): the
     // status's reason and message; its containers are stopped, none restarts.
     std::string fail_reason, fail_message;
+    // Its init containers have all run (sidecars started): it stays so.
+    bool initialized = false;
     bool volumes_ready = false;
     std::string volumes_from;
     std::chrono::steady_clock::time_point volumes_at;
@@ -139,6 +141,9 @@ class Agent {
   void OnPod(const boost::json::value& pod, bool deleted);
   void Reconcile(const std::string& key);
   void SyncPod(const boost::json::value& pod, PodState& state);
+  // Whether every app container has finished for good (restartPolicy Never,
+  // or OnFailure and each succeeded): the pod's sidecars are then stopped.
+  bool AppContainersDone(const boost::json::value& pod, const PodState& state);
   // Fails the pod on the node's own account: records the event, stops its
   // containers (within `grace`) and writes phase Failed with the reason.
   void FailPod(const boost::json::value& pod, PodState& state, std::string_view reason,

@@ -6,6 +6,7 @@
 
 #include "agent/agent.h"
 #include "api/object.h"
+#include "api/quota.h"
 
 namespace kiso::agent {
 
@@ -83,11 +84,18 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   ContainerTally init;
   bool initialized = true;
   bool init_failed = false;
+  bool sidecars_ready = true;
   for (const auto& c : api::GetArray(pod, {"spec", "initContainers"})) {
     ContainerTally t;
     init_statuses.push_back(status_of(c, &t));
-    if (t.succeeded != 1 || t.stopped != 1) initialized = false;
-    if (t.failed > 0 && policy == "Never") init_failed = true;
+    if (api::IsSidecar(c)) {
+      // Initialized once started; its readiness is the pod's too.
+      if (t.ready != 1) sidecars_ready = false;
+      if (t.running != 1 && !s.initialized) initialized = false;
+    } else {
+      if ((t.succeeded != 1 || t.stopped != 1) && !s.initialized) initialized = false;
+      if (t.failed > 0 && policy == "Never") init_failed = true;
+    }
     if (!initialized) break;
   }
   json::array statuses;
@@ -103,7 +111,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
                   s.phase, phase);
     phase = s.phase;
   }
-  bool ready = phase == "Running" && app.ready == app.total;
+  bool ready = phase == "Running" && app.ready == app.total && sidecars_ready;
   std::string now = api::NowRfc3339();
   auto condition = [&](std::string_view type, bool status, std::string_view reason = "") {
     json::object c{{"type", type},

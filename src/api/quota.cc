@@ -42,28 +42,43 @@ std::string CountName(const ResourceType& type) {
                             : fmt::format("count/{}.{}", type.plural, type.group);
 }
 
-// The pod's requests or limits (`which`): the containers' sum, or the largest
-// init container's where that is more, plus the pod's overhead.
+}  // namespace
+
+bool IsSidecar(const json::value& container) {
+  const auto* policy = Find(container, {"restartPolicy"});
+  return policy && policy->is_string() && policy->get_string() == "Always";
+}
+
 ResourceList PodResources(const json::object& pod, std::string_view which) {
-  ResourceList sum, init_max;
-  if (const auto* cs = Find(pod, {"spec", "containers"}); cs && cs->is_array()) {
-    for (const auto& c : cs->get_array()) {
-      const auto* list = Find(c, {"resources", which});
-      if (!list || !list->is_object()) continue;
-      for (const auto& [name, q] : list->get_object()) {
-        if (auto m = Milli(q)) sum[std::string(name)] += *m;
-      }
+  auto of = [&](const json::value& c) {
+    ResourceList out;
+    const auto* list = Find(c, {"resources", which});
+    if (!list || !list->is_object()) return out;
+    for (const auto& [name, q] : list->get_object()) {
+      if (auto m = Milli(q)) out[std::string(name)] += *m;
     }
+    return out;
+  };
+  auto add = [](ResourceList& to, const ResourceList& from) {
+    for (const auto& [name, m] : from) to[name] += m;
+  };
+  ResourceList sum, init_max, sidecars;
+  if (const auto* cs = Find(pod, {"spec", "containers"}); cs && cs->is_array()) {
+    for (const auto& c : cs->get_array()) add(sum, of(c));
   }
   if (const auto* cs = Find(pod, {"spec", "initContainers"}); cs && cs->is_array()) {
     for (const auto& c : cs->get_array()) {
-      const auto* list = Find(c, {"resources", which});
-      if (!list || !list->is_object()) continue;
-      for (const auto& [name, q] : list->get_object()) {
-        if (auto m = Milli(q)) {
-          auto& slot = init_max[std::string(name)];
-          slot = std::max(slot, *m);
-        }
+      ResourceList need = of(c);
+      if (IsSidecar(c)) {
+        add(sum, need);  // It keeps running beside the app containers.
+        add(sidecars, need);
+        need = sidecars;
+      } else {
+        add(need, sidecars);  // It runs beside the sidecars started before it.
+      }
+      for (const auto& [name, m] : need) {
+        auto& slot = init_max[name];
+        slot = std::max(slot, m);
       }
     }
   }
@@ -79,6 +94,8 @@ ResourceList PodResources(const json::object& pod, std::string_view which) {
   }
   return sum;
 }
+
+namespace {
 
 bool IsTerminal(const json::object& pod) {
   auto phase = GetString(pod, {"status", "phase"});

@@ -23,6 +23,17 @@ namespace kiso::api {
 // Resource name → amount in milli-units (a count of 2 is 2000).
 using ResourceList = std::map<std::string, long double, std::less<>>;
 
+// Whether a container of initContainers is a sidecar (restartPolicy Always):
+// started in order like the others, then kept running beside the app
+// containers, restarted whenever it exits.
+bool IsSidecar(const boost::json::value& container);
+
+// A pod's effective requests or limits (`which`), as the scheduler, quotas
+// and the kubelet count them: the app containers' sum plus every sidecar's,
+// or, where more, what an init container needs beside the sidecars started
+// before it; plus the pod's overhead (for the resources it uses at all).
+ResourceList PodResources(const boost::json::object& pod, std::string_view which);
+
 // What `obj` of `type` counts against a quota. A pod that has succeeded or
 // failed uses nothing.
 ResourceList QuotaUsage(const ResourceType& type, const boost::json::object& obj);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cmath>
 
 #include "api/object.h"
 
@@ -48,6 +49,24 @@ TEST(Quota, APodUsesItsCountAndItsLargerOfContainersOrInitContainers) {
   // A finished pod uses nothing.
   pod["status"] = json::object{{"phase", "Succeeded"}};
   EXPECT_TRUE(QuotaUsage(Type("", "pods"), pod).empty());
+}
+
+TEST(Quota, SidecarsRunBesideEverythingStartedAfterThem) {
+  // Upstream's worked example: app 100m; init 200m, then sidecar 300m, then init 500m
+  // (beside the sidecar: 800m); total: max(100m + 300m, 200m, 800m) = 800m.
+  auto pod = J(R"({"spec":{
+      "containers":[{"name":"app","resources":{"requests":{"cpu":"100m"}}}],
+      "initContainers":[{"name":"i1","resources":{"requests":{"cpu":"200m"}}},
+        {"name":"side","restartPolicy":"Always","resources":{"requests":{"cpu":"300m"}}},
+        {"name":"i2","resources":{"requests":{"cpu":"500m"}}}],
+      "overhead":{"cpu":"10m"}}})");
+  EXPECT_EQ(std::llround(PodResources(pod, "requests")["cpu"]), 810);  // With the overhead.
+  // A larger sidecar: the init container after it needs 500m beside its 1.
+  pod["spec"].as_object()["initContainers"].as_array()[1].as_object()["resources"] =
+      json::object{{"requests", json::object{{"cpu", "1"}}}};
+  EXPECT_EQ(std::llround(PodResources(pod, "requests")["cpu"]), 1510);
+  EXPECT_TRUE(IsSidecar(pod["spec"].at("initContainers").at(1)));
+  EXPECT_FALSE(IsSidecar(pod["spec"].at("initContainers").at(0)));
 }
 
 TEST(Quota, ServicesClaimsAndCountsOfAnyKind) {

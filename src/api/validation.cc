@@ -928,6 +928,22 @@ class Validator {
         }
       }
       Resources(f, obj);
+      // restartPolicy: only an init container's, and only Always (a sidecar);
+      // an init container that runs to completion has no probes nor hooks.
+      const bool init = field.ends_with("initContainers");
+      const auto* policy = obj.if_contains("restartPolicy");
+      if (policy && !init) {
+        Forbidden(f + ".restartPolicy", "may not be set for non-init containers");
+      } else if (policy && !(policy->is_string() && policy->get_string() == "Always")) {
+        Unsupported(f + ".restartPolicy", *policy, {"Always"});
+      } else if (init && !policy) {
+        for (std::string_view what :
+             {"lifecycle", "livenessProbe", "readinessProbe", "startupProbe"}) {
+          if (obj.contains(what))
+            Forbidden(fmt::format("{}.{}", f, what),
+                      "may not be set for init containers without restartPolicy=Always");
+        }
+      }
       for (std::string_view probe : {"livenessProbe", "readinessProbe", "startupProbe"})
         Probe(fmt::format("{}.{}", f, probe), obj.if_contains(probe));
       for (std::string_view hook : {"postStart", "preStop"}) {

@@ -109,6 +109,25 @@ TEST(Validate, PodCausesInUpstreamWords) {
       err.message.starts_with("Pod \"Bad_Name\" is invalid: [metadata.name: Invalid value"));
 }
 
+TEST(Validate, OnlyInitContainersMayBeSidecarsAndOnlySidecarsHaveProbes) {
+  auto pod = Obj(R"({"metadata":{"name":"p"},"spec":{
+      "containers":[{"name":"c","image":"x","restartPolicy":"Always"}],
+      "initContainers":[{"name":"side","image":"x","restartPolicy":"Always",
+                         "readinessProbe":{"exec":{"command":["true"]}}},
+                        {"name":"once","image":"x","readinessProbe":{"exec":{"command":["true"]}}},
+                        {"name":"never","image":"x","restartPolicy":"Never"}]}})");
+  std::vector<std::string> got;
+  for (const auto& c : Validate(Type("pods"), pod, nullptr))
+    got.push_back(c.field + ": " + c.message);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init "
+                     "containers",
+                     "spec.initContainers[1].readinessProbe: Forbidden: may not be set for init "
+                     "containers without restartPolicy=Always",
+                     "spec.initContainers[2].restartPolicy: Unsupported value: \"Never\": "
+                     "supported values: \"Always\""}));
+}
+
 TEST(Validate, PodPlacementAndStorageInUpstreamWords) {
   auto pod = Obj(R"({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"x"}],
       "affinity":{"podAntiAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":[

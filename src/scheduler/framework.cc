@@ -8,6 +8,7 @@
 #include <random>
 
 #include "api/object.h"
+#include "api/quota.h"
 #include "api/validation.h"
 
 namespace kiso::scheduler {
@@ -211,34 +212,28 @@ PodInfo ParsePod(const json::value& pod) {
   p.deleting = !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty();
   p.priority = api::GetInt(pod, {"spec", "priority"}, 0);
   p.preempts = api::GetString(pod, {"spec", "preemptionPolicy"}) != "Never";
-  // Requests: the containers' sum, or the largest init container if that is more (upstream's rule).
-  Resources sum, init_max;
-  if (const auto* cs = api::Find(pod, {"spec", "containers"}); cs && cs->is_array()) {
-    for (const auto& c : cs->get_array()) {
-      sum += ParseResources(api::Find(c, {"resources", "requests"}));
-      if (const auto* ports = api::Find(c, {"ports"}); ports && ports->is_array()) {
-        for (const auto& port : ports->get_array()) {
-          const auto* hp = api::Find(port, {"hostPort"});
-          if (!hp || !hp->is_int64() || hp->get_int64() <= 0) continue;
-          std::string protocol(api::GetString(port, {"protocol"}));
-          p.host_ports.push_back({protocol.empty() ? "TCP" : protocol,
-                                  std::string(api::GetString(port, {"hostIP"})),
-                                  static_cast<int>(hp->get_int64())});
-        }
-      }
+  // Requests as upstream counts them (sidecars, init containers, overhead).
+  if (pod.is_object()) {
+    auto requests = api::PodResources(pod.get_object(), "requests");
+    auto get = [&](std::string_view name, bool milli) -> int64_t {
+      auto it = requests.find(name);
+      if (it == requests.end()) return 0;
+      return api::SaturatedInt64(milli ? std::ceil(it->second) : std::ceil(it->second / 1000));
+    };
+    p.requests.milli_cpu = get("cpu", true);
+    p.requests.memory = get("memory", false);
+    p.requests.ephemeral_storage = get("ephemeral-storage", false);
+  }
+  for (const auto& c : api::GetArray(pod, {"spec", "containers"})) {
+    for (const auto& port : api::GetArray(c, {"ports"})) {
+      const auto* hp = api::Find(port, {"hostPort"});
+      if (!hp || !hp->is_int64() || hp->get_int64() <= 0) continue;
+      std::string protocol(api::GetString(port, {"protocol"}));
+      p.host_ports.push_back({protocol.empty() ? "TCP" : protocol,
+                              std::string(api::GetString(port, {"hostIP"})),
+                              static_cast<int>(hp->get_int64())});
     }
   }
-  if (const auto* cs = api::Find(pod, {"spec", "initContainers"}); cs && cs->is_array()) {
-    for (const auto& c : cs->get_array()) {
-      Resources r = ParseResources(api::Find(c, {"resources", "requests"}));
-      init_max.milli_cpu = std::max(init_max.milli_cpu, r.milli_cpu);
-      init_max.memory = std::max(init_max.memory, r.memory);
-      init_max.ephemeral_storage = std::max(init_max.ephemeral_storage, r.ephemeral_storage);
-    }
-  }
-  p.requests.milli_cpu = std::max(sum.milli_cpu, init_max.milli_cpu);
-  p.requests.memory = std::max(sum.memory, init_max.memory);
-  p.requests.ephemeral_storage = std::max(sum.ephemeral_storage, init_max.ephemeral_storage);
   p.requests.pods = 1;
   p.node_selector = StringMap(api::Find(pod, {"spec", "nodeSelector"}));
   for (const auto& v : api::GetArray(pod, {"spec", "volumes"})) {

@@ -640,6 +640,49 @@ def test_memory_volumes_size_limits_and_active_deadlines(node):
         assert not [line for line in f if s.dir in line and "tmpfs" in line]
 
 
+def test_sidecar_init_containers_run_beside_the_app_and_stop_after_it(node):
+    """An init container with restartPolicy Always is a sidecar: started in order (the init
+    container after it waits for it to run), kept running beside the app container, part of the
+    pod's readiness, and stopped (SIGTERM) once the app container has finished, the pod then
+    Succeeded on the app container's exit alone."""
+    s, k = node
+    apply(k, simple_pod("sidecars", ["sh", "-c", "cat /shared/order; "
+                                     "while [ ! -f /shared/go ]; do sleep 0.1; done; echo main done"],
+                        extra="""    volumeMounts: [{name: shared, mountPath: /shared}]
+  initContainers:
+  - name: side
+    image: busybox
+    restartPolicy: Always
+    command: ["sh", "-c", "echo side >> /shared/order; trap 'echo side stopping; exit 0' TERM; while true; do sleep 0.1; done"]
+    readinessProbe: {exec: {command: ["test", "-f", "/shared/order"]}, periodSeconds: 1}
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  - name: after
+    image: busybox
+    command: ["sh", "-c", "echo after >> /shared/order"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  volumes: [{name: shared, emptyDir: {}}]"""))
+
+    def ready():
+        p = pod(k, "sidecars")
+        conditions = {c["type"]: c["status"] for c in (p or {}).get("status", {}).get("conditions", [])}
+        return conditions.get("Ready") == "True" and p
+    p = wait_for(ready, timeout=60, what="sidecars Ready")
+    side = p["status"]["initContainerStatuses"][0]
+    assert side["name"] == "side" and "running" in side["state"] and side["started"], side
+    assert p["status"]["phase"] == "Running"
+    assert k("logs", "sidecars").split() == ["side", "after"]  # The order they ran in.
+
+    k("exec", "sidecars", "-c", "c", "--", "touch", "/shared/go")
+    p = wait_for(lambda: phase(k, "sidecars") == "Succeeded" and pod(k, "sidecars"), timeout=60,
+                 what="sidecars Succeeded")
+    side = wait_for(lambda: (st := pod(k, "sidecars")["status"]["initContainerStatuses"][0])
+                    and "terminated" in st["state"] and st, timeout=30, what="the sidecar stopped")
+    assert side["state"]["terminated"]["exitCode"] == 0, side  # It took its SIGTERM.
+    assert k("logs", "sidecars", "-c", "side").split() == ["side", "stopping"]
+    assert k("logs", "sidecars").split()[-2:] == ["main", "done"]
+    k("delete", "pod/sidecars")
+
+
 def cgroup_usage(container_id):
     """The container's cpu time (ns) and memory working set (bytes), as its cgroup says."""
     hybrid = os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers") and os.path.isdir(
