@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <optional>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "api/object.h"
 
@@ -25,6 +27,15 @@ void Move(json::object& from, std::string_view key, json::object& to, std::strin
     to[as] = std::move(*v);
     from.erase(key);
   }
+}
+
+// Renames obj[from] to obj[to] when present.
+void Rename(json::object& obj, std::string_view from, std::string_view to) {
+  auto* v = obj.if_contains(from);
+  if (!v) return;
+  json::value moved = std::move(*v);
+  obj.erase(from);
+  obj[to] = std::move(moved);
 }
 
 json::object* ObjectAt(json::object& obj, std::string_view key) {
@@ -264,6 +275,54 @@ bool IsAutoscalerV1(const ResourceType& t) {
   return t.group == "autoscaling" && t.kind == "HorizontalPodAutoscaler" && t.version == "v1";
 }
 
+// ---- events.k8s.io/v1 Event against core/v1's (the same objects) ----
+
+bool IsEventsV1(const ResourceType& t) { return t.group == "events.k8s.io" && t.kind == "Event"; }
+
+// events.k8s.io/v1 field → core/v1 field.
+constexpr std::pair<std::string_view, std::string_view> kEventFields[] = {
+    {"regarding", "involvedObject"},
+    {"note", "message"},
+    {"reportingController", "reportingComponent"},
+    {"deprecatedSource", "source"},
+    {"deprecatedFirstTimestamp", "firstTimestamp"},
+    {"deprecatedLastTimestamp", "lastTimestamp"},
+    {"deprecatedCount", "count"}};
+
+// What upstream's validation asks of an Event written at events.k8s.io/v1
+// (core/v1's own rules, looser for old clients, apply after conversion).
+ApiStatus ValidateEventsV1(const ResourceType& served, const json::object& obj) {
+  std::vector<Cause> causes;
+  auto text = [&](std::string_view field) { return GetString(obj, {field}); };
+  auto required = [&](std::string_view field, size_t max) {
+    if (text(field).empty()) {
+      causes.push_back({"FieldValueRequired", "Required value", std::string(field)});
+    } else if (text(field).size() > max) {
+      causes.push_back({"FieldValueTooLong",
+                        fmt::format("Too long: may not be more than {} bytes", max),
+                        std::string(field)});
+    }
+  };
+  if (text("eventTime").empty())
+    causes.push_back({"FieldValueRequired", "Required value", "eventTime"});
+  required("reportingController", 253);
+  required("reportingInstance", 128);
+  required("action", 128);
+  required("reason", 128);
+  if (text("type") != "Normal" && text("type") != "Warning") {
+    causes.push_back({"FieldValueNotSupported",
+                      fmt::format("Unsupported value: \"{}\": supported values: \"Normal\", "
+                                  "\"Warning\"",
+                                  text("type")),
+                      "type"});
+  }
+  if (text("note").size() > 1024) {
+    causes.push_back({"FieldValueTooLong", "Too long: may not be more than 1024 bytes", "note"});
+  }
+  if (causes.empty()) return std::nullopt;
+  return Invalid(served, std::string(GetString(obj, {"metadata", "name"})), std::move(causes));
+}
+
 }  // namespace
 
 ApiStatus ConvertToStorage(const ResourceType& served, json::object& obj) {
@@ -271,6 +330,10 @@ ApiStatus ConvertToStorage(const ResourceType& served, json::object& obj) {
   if (&stored == &served) return std::nullopt;
   if (IsAutoscalerV1(served)) {
     if (auto err = AutoscalerToV2(obj)) return err;
+  }
+  if (IsEventsV1(served)) {
+    if (auto err = ValidateEventsV1(served, obj)) return err;
+    for (const auto& [v1, core] : kEventFields) Rename(obj, v1, core);
   }
   obj["apiVersion"] = stored.GroupVersion();
   return std::nullopt;
@@ -282,6 +345,9 @@ void ConvertFromStorage(const ResourceType& served, json::object& obj) {
       GetString(obj, {"kind"}) != served.kind)
     return;
   if (IsAutoscalerV1(served)) AutoscalerToV1(obj);
+  if (IsEventsV1(served)) {
+    for (const auto& [v1, core] : kEventFields) Rename(obj, core, v1);
+  }
   obj["apiVersion"] = served.GroupVersion();
 }
 

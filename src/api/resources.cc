@@ -53,6 +53,12 @@ ResourceType Converted(std::string version, std::string storage, ResourceType t)
   return t;
 }
 
+// A kind stored in another group's type (the same objects under two groups).
+ResourceType StoredIn(std::string group, ResourceType t) {
+  t.storage_group = std::move(group);
+  return t;
+}
+
 // A review: created, answered, never stored (kube-apiserver's
 // SubjectAccessReview, TokenReview…).
 ResourceType Review(std::string group, std::string kind, std::string plural, bool namespaced) {
@@ -112,6 +118,9 @@ std::vector<ResourceType> Build() {
       Make("apps", "StatefulSet", "statefulsets", true, {"sts"}, all,
            {Status("StatefulSet"), Scale()}),
       Make("apps", "ControllerRevision", "controllerrevisions", true, {}, {}, {}),
+      // events.k8s.io/v1: the core group's Events, in the newer shape (api/conversion.cc).
+      StoredIn("", Converted("v1", "v1",
+                             Make("events.k8s.io", "Event", "events", true, {"ev"}, {}, {}))),
       Make("batch", "Job", "jobs", true, {}, all, {Status("Job")}),
       Make("batch", "CronJob", "cronjobs", true, {"cj"}, all, {Status("CronJob")}),
       MakeAt("v2", Make("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,
@@ -168,7 +177,8 @@ std::string ResourceType::StoreKey(std::string_view ns, std::string_view name) c
 
 const ResourceType& ResourceType::Storage() const {
   if (storage_version.empty()) return *this;
-  const ResourceType* stored = FindResource(group, storage_version, plural);
+  const ResourceType* stored =
+      FindResource(storage_group ? *storage_group : group, storage_version, plural);
   return stored != nullptr ? *stored : *this;
 }
 

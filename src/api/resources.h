@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,8 @@ struct ResourceType {
   // HorizontalPodAutoscaler says "v2"); requests at this version are
   // converted on the way in and out (api/conversion.h).
   std::string storage_version;
+  // …and its group, when that differs (events.k8s.io/v1 Events are core/v1's).
+  std::optional<std::string> storage_group;
   // The declared type (schema_types.cc) of the kind at this version; empty
   // for the kind's own name.
   std::string schema_type;

@@ -1021,6 +1021,23 @@ EventSource
   component string = 1
   host string = 2
 
+# events.k8s.io/v1: core/v1's Events in the newer shape (stored as core/v1, api/conversion.cc).
+kind Event@events.v1
+  eventTime MicroTime = 2
+  series EventSeries = 3
+  reportingController string = 4
+  reportingInstance string = 5
+  action string = 6
+  reason string = 7
+  regarding ObjectReference = 8
+  related ObjectReference = 9
+  note string = 10
+  type string = 11
+  deprecatedSource EventSource = 12
+  deprecatedFirstTimestamp Time = 13
+  deprecatedLastTimestamp Time = 14
+  deprecatedCount int32 = 15
+
 EventSeries
   count int32 = 1
   lastObservedTime MicroTime = 2

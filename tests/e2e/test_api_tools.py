@@ -171,6 +171,59 @@ def test_autoscale_speaks_autoscaling_v1_stored_as_v2(kubectl, server, ns):
     assert "typed" not in kubectl("get", "hpa", "-n", ns, "-o", "name")
 
 
+def test_events_are_served_at_events_k8s_io_v1_as_well(kubectl, ns):
+    """events.k8s.io/v1 serves the core group's Events in the newer shape (regarding, note,
+    reportingController, deprecated*), both ways, with its stricter rules for new Events; the
+    Python client's EventsV1Api reads them."""
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "old"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns},
+        "reason": "Started", "message": "hello", "type": "Normal", "count": 2,
+        "source": {"component": "kubelet"}, "firstTimestamp": "2026-12-03T19:00:00Z",
+        "lastTimestamp": "2026-12-03T19:01:00Z",
+        # (Without eventTime the Python client cannot read it at events.k8s.io/v1, as upstream.)
+        "eventTime": "2026-12-03T19:00:00.000000Z"}))
+    old = get(kubectl, "events.v1.events.k8s.io", "old", "-n", ns)
+    assert old["apiVersion"] == "events.k8s.io/v1", old
+    assert old["regarding"]["name"] == "p" and old["note"] == "hello", old
+    assert old["deprecatedCount"] == 2 and old["deprecatedSource"] == {"component": "kubelet"}, old
+    assert old["deprecatedLastTimestamp"] == "2026-12-03T19:01:00Z" and "message" not in old, old
+
+    new = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "new"},
+           "eventTime": "2026-12-03T19:02:00.000000Z", "reportingController": "kiso.dev/e2e",
+           "reportingInstance": "e2e-1", "action": "Testing", "reason": "Tested",
+           "regarding": {"kind": "Pod", "name": "p", "namespace": ns}, "note": "from v1",
+           "type": "Warning"}
+    kubectl("create", "-n", ns, "-f", "-", input=json.dumps(new))
+    core = get(kubectl, "events", "new", "-n", ns)
+    assert core["apiVersion"] == "v1" and core["message"] == "from v1", core
+    assert core["involvedObject"]["name"] == "p" and core["reportingComponent"] == "kiso.dev/e2e"
+    assert core["eventTime"] == "2026-12-03T19:02:00.000000Z", core
+    listed = get(kubectl, "events.v1.events.k8s.io", "-n", ns)
+    assert sorted(e["metadata"]["name"] for e in listed["items"]) == ["new", "old"]
+    assert all("regarding" in e for e in listed["items"]), listed
+
+    # A new Event at events.k8s.io/v1 must say who reports what (core/v1 is looser).
+    bad = dict(new, metadata={"name": "bad"}, type="Loud")
+    del bad["reportingController"], bad["action"]
+    refused = kubectl.run("create", "-n", ns, "-f", "-", input=json.dumps(bad), check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "reportingController: Required value" in refused.stderr, refused.stderr
+    assert "action: Required value" in refused.stderr and 'type: Unsupported value: "Loud"' in \
+        refused.stderr, refused.stderr
+
+    script = f"""
+import json, kubernetes
+kubernetes.config.load_kube_config()
+items = kubernetes.client.EventsV1Api().list_namespaced_event("{ns}").items
+print(json.dumps(sorted([e.metadata.name, e.note, e.regarding.name] for e in items)))
+"""
+    out = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True,
+                         env=dict(os.environ, KUBECONFIG=kubectl.server.kubeconfig))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout) == [["new", "from v1", "p"], ["old", "hello", "p"]], out.stderr
+
+
 def test_deprecated_fields_are_warned_about(kubectl, ns):
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "old"},
                   "spec": {"selector": {"matchLabels": {"app": "old"}}, "template": {
