@@ -440,7 +440,8 @@ bool Framework::Fits(const PodInfo& pod, const NodeInfo& node, const CycleState&
 
 std::optional<Preemption> Framework::Preempt(const PodInfo& pod,
                                              const std::vector<const NodeInfo*>& nodes,
-                                             const NamespaceLabels* namespaces) const {
+                                             const NamespaceLabels* namespaces,
+                                             const std::vector<DisruptionBudget>* budgets) const {
   if (!pod.preempts) return std::nullopt;
   std::optional<Preemption> best;
   int64_t best_top = 0;
@@ -462,27 +463,57 @@ std::optional<Preemption> Framework::Preempt(const PodInfo& pod,
     state.nodes = &view;
     for (const auto& f : filters_) f->PreFilter(pod, state);
     if (!Fits(pod, trial, state)) continue;
-    // Reprieve: the most important pods first, back on the node while the pod still fits.
+    // The most important pods first; those a budget protects (its allowance
+    // spent in that order) before the others.
     std::sort(lower.begin(), lower.end(), [](const auto& a, const auto& b) {
       return a->priority != b->priority ? a->priority > b->priority : a->Key() < b->Key();
     });
-    std::vector<std::shared_ptr<const PodInfo>> victims;
-    for (const auto& v : lower) {
-      AddPod(trial, *v);
-      CycleState again;
-      again.namespaces = namespaces;
-      again.nodes = &view;
-      for (const auto& f : filters_) f->PreFilter(pod, again);
-      if (!Fits(pod, trial, again)) {
-        RemovePod(trial, *v);
-        victims.push_back(v);
-      }
+    std::vector<std::shared_ptr<const PodInfo>> protected_pods, others;
+    std::vector<int64_t> allowed;
+    if (budgets) {
+      for (const auto& b : *budgets) allowed.push_back(b.allowed);
     }
+    for (const auto& v : lower) {
+      bool violates = false;
+      std::vector<size_t> matched;
+      for (size_t i = 0; budgets && i < budgets->size(); ++i) {
+        const auto& b = (*budgets)[i];
+        if (b.ns != v->ns || !b.selector.Matches(v->labels)) continue;
+        matched.push_back(i);
+        if (allowed[i] <= 0) violates = true;
+      }
+      if (!violates) {
+        for (size_t i : matched) --allowed[i];
+      }
+      (violates ? protected_pods : others).push_back(v);
+    }
+    // Reprieve: back on the node while the pod still fits.
+    std::vector<std::shared_ptr<const PodInfo>> victims;
+    int violations = 0;
+    auto reprieve = [&](const std::vector<std::shared_ptr<const PodInfo>>& candidates,
+                        bool protect) {
+      for (const auto& v : candidates) {
+        AddPod(trial, *v);
+        CycleState again;
+        again.namespaces = namespaces;
+        again.nodes = &view;
+        for (const auto& f : filters_) f->PreFilter(pod, again);
+        if (!Fits(pod, trial, again)) {
+          RemovePod(trial, *v);
+          victims.push_back(v);
+          if (protect) ++violations;
+        }
+      }
+    };
+    reprieve(protected_pods, true);
+    reprieve(others, false);
     if (victims.empty()) continue;  // It fits as it is: not a matter of preemption.
     int64_t top = INT64_MIN;
     for (const auto& v : victims) top = std::max(top, v->priority);
-    if (!best || top < best_top || (top == best_top && victims.size() < best->victims.size())) {
-      best = Preemption{node->name, std::move(victims)};
+    if (!best || violations < best->violations ||
+        (violations == best->violations &&
+         (top < best_top || (top == best_top && victims.size() < best->victims.size())))) {
+      best = Preemption{node->name, std::move(victims), violations};
       best_top = top;
     }
   }

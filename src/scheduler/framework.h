@@ -265,6 +265,15 @@ struct Profile {
 struct Preemption {
   std::string node;
   std::vector<std::shared_ptr<const PodInfo>> victims;
+  int violations = 0;  // Victims whose eviction a PodDisruptionBudget does not allow.
+};
+
+// A PodDisruptionBudget as preemption weighs it: the pods it selects in its
+// namespace and how many of them may go now (status.disruptionsAllowed).
+struct DisruptionBudget {
+  std::string ns;
+  api::LabelSelector selector;
+  int64_t allowed = 0;
 };
 
 // The framework: filters then scores. Thread-compatible (const after Create).
@@ -278,11 +287,15 @@ class Framework {
   Result<std::string> Schedule(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes,
                                const NamespaceLabels* namespaces = nullptr) const;
   // For a pod that fits nowhere: the node where evicting pods of lower
-  // priority (fewest, then lowest, as few as will do) lets it fit; the node
-  // whose highest victim priority is lowest, then with fewest victims.
-  // nullopt when no eviction helps or the pod may not preempt.
+  // priority lets it fit, as upstream's DefaultPreemption picks it: on each
+  // node the pods whose eviction a budget forbids are reprieved first, then
+  // the others, most important first, while the pod still fits; of the
+  // nodes, the one with fewest budget violations, then the lowest highest
+  // victim priority, then the fewest victims. Budgets are a preference, not a
+  // bar. nullopt when no eviction helps or the pod may not preempt.
   std::optional<Preemption> Preempt(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes,
-                                    const NamespaceLabels* namespaces = nullptr) const;
+                                    const NamespaceLabels* namespaces = nullptr,
+                                    const std::vector<DisruptionBudget>* budgets = nullptr) const;
 
  private:
   bool Fits(const PodInfo& pod, const NodeInfo& node, const CycleState& state) const;

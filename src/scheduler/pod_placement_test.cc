@@ -216,6 +216,36 @@ TEST(Preemption, EvictsTheFewestLowestPriorityPodsThatMakeRoom) {
   EXPECT_FALSE((*f)->Preempt(never, nodes).has_value());
   // Too big for any node even emptied of lower pods.
   EXPECT_FALSE((*f)->Preempt(make_pod("huge", 2000, 1000), nodes).has_value());
+
+  // A budget that allows no disruption of b1 sends the preemption to a, where none is violated.
+  auto budget = [](const std::string& app, int64_t allowed) {
+    return DisruptionBudget{"default", *api::LabelSelector::Parse("app=" + app), allowed};
+  };
+  NodeInfo c = make_node("c");
+  NodeInfo d = make_node("d");
+  PodInfo c1 = make_pod("c1", 600, 5);
+  c1.labels = {{"app", "guarded"}};
+  AddPod(c, c1);
+  AddPod(c, make_pod("c2", 300, 100));
+  AddPod(d, make_pod("d1", 400, 10));
+  AddPod(d, make_pod("d2", 400, 10));
+  std::vector<const NodeInfo*> guarded = {&c, &d};
+  std::vector<DisruptionBudget> none_allowed = {budget("guarded", 0)};
+  p = (*f)->Preempt(high, guarded, nullptr, &none_allowed);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->node, "d");
+  EXPECT_EQ(p->violations, 0);
+  // One disruption allowed: c's single low victim is fine again.
+  std::vector<DisruptionBudget> one_allowed = {budget("guarded", 1)};
+  p = (*f)->Preempt(high, guarded, nullptr, &one_allowed);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->node, "c");
+  // A budget is a preference: with no other node, its pod is still evicted (one violation).
+  std::vector<const NodeInfo*> only_c = {&c};
+  p = (*f)->Preempt(high, only_c, nullptr, &none_allowed);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->victims.size(), 1u);
+  EXPECT_EQ(p->violations, 1);
 }
 
 }  // namespace

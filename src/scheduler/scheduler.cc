@@ -19,6 +19,9 @@ const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 const api::ResourceType& Namespaces() { return *api::FindResource("", "v1", "namespaces"); }
 const api::ResourceType& Claims() { return *api::FindResource("", "v1", "persistentvolumeclaims"); }
+const api::ResourceType& Budgets() {
+  return *api::FindResource("policy", "v1", "poddisruptionbudgets");
+}
 const api::ResourceType& Volumes() { return *api::FindResource("", "v1", "persistentvolumes"); }
 const api::ResourceType& Classes() {
   return *api::FindResource("storage.k8s.io", "v1", "storageclasses");
@@ -79,6 +82,7 @@ Scheduler::Scheduler(client::Client* client, SchedulerOptions options,
   });
   volumes_informer_ = watch(Volumes(), storage);
   classes_informer_ = watch(Classes(), storage);
+  budgets_informer_ = watch(Budgets(), [](const json::value*, const json::value&, bool) {});
 }
 
 std::string Scheduler::ResolveClaims(PodInfo& pod) {
@@ -351,7 +355,15 @@ void Scheduler::Loop() {
       std::optional<Preemption> preemption;
       if (pod.preempts && !PreemptionUnderWay(key)) {
         try {
-          preemption = framework_->Preempt(pod, node_list_, &namespace_labels_);
+          std::vector<DisruptionBudget> budgets;
+          for (const auto& pdb : budgets_informer_->List()) {
+            auto selector = api::BudgetSelector(pdb);
+            if (!selector) continue;
+            budgets.push_back({std::string(api::GetString(pdb, {"metadata", "namespace"})),
+                               std::move(*selector),
+                               api::GetInt(pdb, {"status", "disruptionsAllowed"}, 0)});
+          }
+          preemption = framework_->Preempt(pod, node_list_, &namespace_labels_, &budgets);
         } catch (...) {
           ReportRecovered("scheduler: preemption for " + key, CurrentExceptionMessage());
         }

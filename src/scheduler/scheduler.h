@@ -82,6 +82,7 @@ class Scheduler {
   client::Informer* claims_informer_ = nullptr;
   client::Informer* volumes_informer_ = nullptr;
   client::Informer* classes_informer_ = nullptr;
+  client::Informer* budgets_informer_ = nullptr;  // PodDisruptionBudgets, for preemption.
   std::thread loop_;
   std::vector<std::thread> binders_;
   std::atomic<bool> stop_{false};
