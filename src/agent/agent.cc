@@ -232,9 +232,27 @@ Attempts AttemptsOf(const std::vector<ContainerStatus>& all, std::string_view na
 
 std::vector<ContainerStatus> Agent::ContainersOf(const std::string& sandbox_id) {
   std::vector<ContainerStatus> out;
-  for (const auto& id : runtime_->ListContainers()) {
+  const auto ids = runtime_->ListContainers();
+  std::vector<std::string> mine;
+  {
+    std::lock_guard lock(sandbox_of_mu_);
+    if (sandbox_of_.size() > 2 * ids.size() + 64) {  // Forget the containers that went.
+      std::set<std::string> live(ids.begin(), ids.end());
+      std::erase_if(sandbox_of_, [&](const auto& kv) { return !live.contains(kv.first); });
+    }
+    for (const auto& id : ids) {
+      auto it = sandbox_of_.find(id);
+      if (it == sandbox_of_.end() || it->second == sandbox_id) mine.push_back(id);
+    }
+  }
+  for (const auto& id : mine) {
     auto s = runtime_->GetStatus(id);
-    if (s.ok() && s->sandbox_id == sandbox_id) out.push_back(std::move(*s));
+    if (!s.ok()) continue;
+    {
+      std::lock_guard lock(sandbox_of_mu_);
+      sandbox_of_[id] = s->sandbox_id;
+    }
+    if (s->sandbox_id == sandbox_id) out.push_back(std::move(*s));
   }
   return out;
 }

@@ -161,6 +161,11 @@ class Agent {
                                                         PodState& state,
                                                         const boost::json::value& c, bool init);
   std::vector<runtime::ContainerStatus> ContainersOf(const std::string& sandbox_id);
+  // Container → its sandbox, learnt once per container (it never changes):
+  // so that a pod's sync reads the status of its own containers only, not of
+  // every container on the node.
+  std::mutex sandbox_of_mu_;
+  std::map<std::string, std::string> sandbox_of_;
   // Runs the container's due probes: readiness sets `ready`; a failed liveness
   // or startup probe kills the container (restartPolicy then restarts it).
   void Probe(const boost::json::value& pod, PodState& state, const boost::json::value& c,
