@@ -452,6 +452,55 @@ std::vector<double> StartPods(client::Client* c, RunningWatch& watch, const std:
   return out;
 }
 
+// What metrics cost the agent at 100 pods: kiso has no scrape loop (the
+// summaries are read when metrics.k8s.io is asked), so the figure is the CPU
+// one PodMetrics list of every pod takes (each container's cgroup read),
+// above the server's idle CPU, and what one such read every 15 s
+// (metrics-server's default resolution, an HPA's sync period) adds.
+bool MetricsCost(client::Client* c, RunningWatch& watch, pid_t server, int resident) {
+  constexpr int kPods = 100;
+  for (int i = resident; i < kPods; ++i) {
+    if (!c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i))).ok()) return false;
+  }
+  for (int i = resident; i < kPods; ++i) {
+    if (!watch.Wait(fmt::format("resident-{}", i), std::chrono::seconds(60))) {
+      fmt::print(stderr, "resident-{} not Running in 60 s\n", i);
+      return false;
+    }
+  }
+  const auto* pod_metrics = api::FindResource("metrics.k8s.io", "v1beta1", "pods");
+  // The first read starts each container's cpu window; then idle for a baseline.
+  (void)c->List(*pod_metrics, "");
+  constexpr auto kIdle = std::chrono::seconds(10);
+  double cpu0 = testing::CpuMs(server);
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(kIdle);
+  double idle_ms_per_s = (testing::CpuMs(server) - cpu0) / (Ms(Clock::now() - t0) / 1000);
+  constexpr int kReads = 30;
+  std::vector<double> latency;
+  size_t pods_seen = 0;
+  double cpu1 = testing::CpuMs(server);
+  auto t1 = Clock::now();
+  for (int i = 0; i < kReads; ++i) {
+    auto begin = Clock::now();
+    auto list = c->List(*pod_metrics, "");
+    if (!list.ok()) {
+      fmt::print(stderr, "metrics: {}\n", list.status().ToString());
+      return false;
+    }
+    latency.push_back(Ms(Clock::now() - begin));
+    pods_seen = api::GetArray(*list, {"items"}).size();
+  }
+  double busy = testing::CpuMs(server) - cpu1 - idle_ms_per_s * (Ms(Clock::now() - t1) / 1000);
+  double per_read = std::max(0.0, busy / kReads);
+  Print("server_idle_cpu_100_pods", idle_ms_per_s / 10, "%");
+  Print("metrics_pods_listed", static_cast<double>(pods_seen), "pods");
+  Print("metrics_read_100_pods_p50", Percentile(latency, 0.5), "ms");
+  Print("metrics_read_100_pods_cpu", per_read, "ms");
+  Print("metrics_extra_cpu_one_read_per_15s", per_read / 15000 * 100, "%");
+  return true;
+}
+
 int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int resident) {
   if (geteuid() != 0) {
     fmt::print(stderr, "node_bench needs root\n");
@@ -525,6 +574,7 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
     std::this_thread::sleep_for(std::chrono::seconds(2));
     PrintMemory(fmt::format("server_with_{}_pods", resident), server.pid());
     PrintShimMemory();
+    if (!MetricsCost(c, watch, server.pid(), resident)) return 1;
     if (!DeleteAll(c)) return 1;
 
     std::string image_rootfs =

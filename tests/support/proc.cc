@@ -1,6 +1,9 @@
 #include "support/proc.h"
 
+#include <unistd.h>
+
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace kiso::testing {
@@ -31,6 +34,24 @@ double SmapsMb(pid_t pid, const std::string& field) {
     }
   }
   return 0;
+}
+
+double CpuMs(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  // Fields after the command (which may hold spaces) end with ')': utime and
+  // stime are the 14th and 15th of the line, the 12th and 13th after it.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 1));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 1; i <= 13 && rest >> field; ++i) {
+    if (i == 12) utime = std::stod(field);
+    if (i == 13) stime = std::stod(field);
+  }
+  return (utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 double PrivateMb(pid_t pid) {

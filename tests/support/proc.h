@@ -15,5 +15,7 @@ double RssMb(pid_t pid = 0);
 double SmapsMb(pid_t pid, const std::string& field);
 // The pages only the process has (Private_Clean + Private_Dirty), in MB.
 double PrivateMb(pid_t pid);
+// CPU time (user + system) `pid` has used so far, in milliseconds; 0 if it cannot be read.
+double CpuMs(pid_t pid);
 
 }  // namespace kiso::testing
