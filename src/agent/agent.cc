@@ -584,9 +584,15 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
       }
     }
   }
+  const std::string before = s.last_status;
   WriteStatus(pod, s);
-  if (s.phase != "Succeeded" && s.phase != "Failed")
-    loop_.queue().AddAfter(key, options_.sync_period);
+  // Again soon while the pod is changing; once it runs and its status holds
+  // still, at the kubelet's relist period (PLEG: 1 s), which probes and
+  // container exits are noticed within.
+  if (s.phase != "Succeeded" && s.phase != "Failed") {
+    const bool steady = s.phase == "Running" && s.last_status == before;
+    loop_.queue().AddAfter(key, steady ? options_.steady_sync_period : options_.sync_period);
+  }
 }
 
 void Agent::Probe(const json::value& pod, PodState& s, const json::value& c,

@@ -46,7 +46,8 @@ struct AgentOptions {
   std::string cluster_domain = "cluster.local";
   std::string resolv_conf = "/etc/resolv.conf";
   std::chrono::seconds heartbeat{10};
-  std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at.
+  std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at…
+  std::chrono::milliseconds steady_sync_period{1000};  // …and a running one's that holds still.
   // How often a running pod's ConfigMap, Secret and projected volumes are
   // compared with their sources (and rewritten, atomically, when they
   // changed): the kubelet's --sync-frequency. A pod's own labels and
