@@ -443,9 +443,10 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     if (!s.sandbox_id.empty()) {
       const auto* g = api::Find(pod, {"spec", "terminationGracePeriodSeconds"});
       for (const auto& c : ContainersOf(s.sandbox_id)) {
-        if (c.state == ContainerState::kRunning)
+        if (c.state == ContainerState::kRunning) {
           (void)runtime_->StopContainer(
               c.id, std::chrono::seconds(g && g->is_int64() ? g->get_int64() : 30));
+        }
       }
     }
     WriteStatus(pod, s);

@@ -28,9 +28,10 @@ Status CheckPath(const std::string& path) {
     return MakeStatus(Code::kInvalidArgument, "volume path {:?} is not a relative path", path);
   for (const auto& part : fs::path(path)) {
     std::string p = part.string();
-    if (p.empty() || p.starts_with(".."))
+    if (p.empty() || p.starts_with("..")) {
       return MakeStatus(Code::kInvalidArgument,
                         "volume path {:?}: no component may be empty or start with \"..\"", path);
+    }
   }
   return Status::Ok();
 }

@@ -939,9 +939,10 @@ class Validator {
       } else if (init && !policy) {
         for (std::string_view what :
              {"lifecycle", "livenessProbe", "readinessProbe", "startupProbe"}) {
-          if (obj.contains(what))
+          if (obj.contains(what)) {
             Forbidden(fmt::format("{}.{}", f, what),
                       "may not be set for init containers without restartPolicy=Always");
+          }
         }
       }
       for (std::string_view probe : {"livenessProbe", "readinessProbe", "startupProbe"})
