@@ -33,6 +33,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   if (!s.sandbox_id.empty()) all = ContainersOf(s.sandbox_id);
   std::string policy(api::GetString(pod, {"spec", "restartPolicy"}));
   if (policy.empty()) policy = "Always";
+  bool initializing = false;  // Set while the app containers wait for the init containers.
   auto status_of = [&](const json::value& c, ContainerTally* tally) {
     std::string name(api::GetString(c, {"name"}));
     auto [latest, previous] = AttemptsOf(all, name);
@@ -64,7 +65,10 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
     }
     if (!latest || latest->state == ContainerState::kCreated ||
         latest->state == ContainerState::kUnknown) {
-      out["state"] = json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}};
+      // An app container waiting for the init containers says so, as the kubelet's does.
+      out["state"] = json::object{
+          {"waiting",
+           json::object{{"reason", initializing ? "PodInitializing" : "ContainerCreating"}}}};
       ++tally->waiting;
     } else if (running) {
       out["state"] = json::object{{"running", json::object{{"startedAt", latest->started_at}}}};
@@ -100,6 +104,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
   }
   json::array statuses;
   ContainerTally app;
+  initializing = !initialized;
   for (const auto& c : api::GetArray(pod, {"spec", "containers"}))
     statuses.push_back(status_of(c, &app));
 

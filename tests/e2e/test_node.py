@@ -640,6 +640,34 @@ def test_memory_volumes_size_limits_and_active_deadlines(node):
         assert not [line for line in f if s.dir in line and "tmpfs" in line]
 
 
+def test_a_failing_init_container_is_retried_and_the_app_never_starts(node):
+    """Under restartPolicy Always an init container that fails is restarted with back-off, the
+    pod stays Pending and not Initialized, its app container never starts, and kubectl shows
+    Init:Error or Init:CrashLoopBackOff."""
+    s, k = node
+    apply(k, simple_pod("initfail", ["sh", "-c", "echo app ran"], restart="Always", extra="""  initContainers:
+  - name: setup
+    image: busybox
+    command: ["sh", "-c", "echo setup failed; exit 1"]"""))
+
+    def retried():
+        p = pod(k, "initfail")
+        st = (p or {}).get("status", {}).get("initContainerStatuses") or [{}]
+        return st[0].get("restartCount", 0) >= 1 and p
+    p = wait_for(retried, timeout=60, what="the init container restarted")
+    assert p["status"]["phase"] == "Pending", p["status"]
+    init = p["status"]["initContainerStatuses"][0]
+    assert init["lastState"]["terminated"]["exitCode"] == 1, init
+    app = p["status"]["containerStatuses"][0]
+    assert app["state"] == {"waiting": {"reason": "PodInitializing"}}, app
+    conditions = {c["type"]: c["status"] for c in p["status"]["conditions"]}
+    assert conditions["Initialized"] == "False", conditions
+    shown = k("get", "pod", "initfail", "--no-headers").split()[2]
+    assert shown in ("Init:Error", "Init:CrashLoopBackOff"), shown
+    assert k("logs", "initfail", "-c", "setup").strip() == "setup failed"
+    k("delete", "pod/initfail")
+
+
 def test_sidecar_init_containers_run_beside_the_app_and_stop_after_it(node):
     """An init container with restartPolicy Always is a sidecar: started in order (the init
     container after it waits for it to run), kept running beside the app container, part of the
@@ -671,6 +699,8 @@ def test_sidecar_init_containers_run_beside_the_app_and_stop_after_it(node):
     assert side["name"] == "side" and "running" in side["state"] and side["started"], side
     assert p["status"]["phase"] == "Running"
     assert k("logs", "sidecars").split() == ["side", "after"]  # The order they ran in.
+    # kubectl counts the sidecar among the pod's containers (READY 2/2, STATUS Running).
+    assert k("get", "pod", "sidecars", "--no-headers").split()[1:3] == ["2/2", "Running"]
 
     k("exec", "sidecars", "-c", "c", "--", "touch", "/shared/go")
     p = wait_for(lambda: phase(k, "sidecars") == "Succeeded" and pod(k, "sidecars"), timeout=60,

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <set>
 
 #include "api/custom_resource.h"
 #include "api/object.h"
@@ -100,16 +102,41 @@ std::string SelectorText(const json::value& obj) {
   return out.empty() ? "<none>" : out;
 }
 
+// The sidecars of a pod (init containers with restartPolicy Always) that
+// have started: they count as the pod's containers (printPod).
+std::set<std::string, std::less<>> StartedSidecars(const json::value& pod) {
+  std::set<std::string, std::less<>> sidecars, started;
+  for (const auto& c : Array(pod, {"spec", "initContainers"})) {
+    if (api::GetString(c, {"restartPolicy"}) == "Always")
+      sidecars.emplace(api::GetString(c, {"name"}));
+  }
+  for (const auto& c : Array(pod, {"status", "initContainerStatuses"})) {
+    const auto* s = api::Find(c, {"started"});
+    if (sidecars.contains(api::GetString(c, {"name"})) && s && s->is_bool() && s->get_bool())
+      started.emplace(api::GetString(c, {"name"}));
+  }
+  return started;
+}
+
+bool Initialized(const json::value& pod) {
+  for (const auto& c : Array(pod, {"status", "conditions"})) {
+    if (api::GetString(c, {"type"}) == "Initialized") return api::GetString(c, {"status"}) == "True";
+  }
+  return false;
+}
+
 // The pod STATUS column (printPod).
 std::string PodStatus(const json::value& pod) {
   std::string reason(api::GetString(pod, {"status", "phase"}));
   if (auto r = api::GetString(pod, {"status", "reason"}); !r.empty()) reason = r;
   const auto& init = Array(pod, {"status", "initContainerStatuses"});
+  const auto sidecars = StartedSidecars(pod);
   bool initializing = false;
   for (size_t i = 0; i < init.size(); ++i) {
     const auto& c = init[i];
     if (Int(c, {"state", "terminated", "exitCode"}) == 0 && api::Find(c, {"state", "terminated"}))
       continue;
+    if (sidecars.contains(api::GetString(c, {"name"}))) continue;  // A sidecar that runs.
     if (auto r = api::GetString(c, {"state", "terminated", "reason"}); !r.empty()) {
       reason = "Init:" + std::string(r);
     } else if (auto w = api::GetString(c, {"state", "waiting", "reason"});
@@ -121,7 +148,7 @@ std::string PodStatus(const json::value& pod) {
     initializing = true;
     break;
   }
-  if (!initializing) {
+  if (!initializing || Initialized(pod)) {
     bool has_running = false;
     const auto& statuses = Array(pod, {"status", "containerStatuses"});
     for (auto it = statuses.rbegin(); it != statuses.rend(); ++it) {
@@ -588,15 +615,28 @@ const Printer& PrinterFor(const std::string& kind) {
                 [](const json::value& o) {
                   const auto& statuses = Array(o, {"status", "containerStatuses"});
                   int64_t ready = 0, restarts = 0;
+                  auto is_ready = [](const json::value& c) {
+                    return c.is_object() && c.get_object().contains("ready") &&
+                           c.at("ready") == true;
+                  };
                   for (const auto& c : statuses) {
-                    if (c.is_object() && c.get_object().contains("ready") && c.at("ready") == true)
-                      ++ready;
+                    if (is_ready(c)) ++ready;
+                    restarts += Int(c, {"restartCount"});
+                  }
+                  // Sidecars count as containers: ready once started and ready.
+                  size_t total = Array(o, {"spec", "containers"}).size();
+                  const auto started = StartedSidecars(o);
+                  for (const auto& c : Array(o, {"spec", "initContainers"}))
+                    total += api::GetString(c, {"restartPolicy"}) == "Always" ? 1 : 0;
+                  for (const auto& c : Array(o, {"status", "initContainerStatuses"})) {
+                    if (!started.contains(api::GetString(c, {"name"}))) continue;
+                    if (is_ready(c)) ++ready;
                     restarts += Int(c, {"restartCount"});
                   }
                   std::string ip(api::GetString(o, {"status", "podIP"}));
                   std::string node(api::GetString(o, {"spec", "nodeName"}));
                   return Cells{std::string(api::GetString(o, {"metadata", "name"})),
-                               fmt::format("{}/{}", ready, Array(o, {"spec", "containers"}).size()),
+                               fmt::format("{}/{}", ready, total),
                                PodStatus(o),
                                fmt::format("{}", restarts),
                                Age(api::GetString(o, {"metadata", "creationTimestamp"})),
