@@ -115,6 +115,11 @@ struct PodInfo {
   std::vector<PodAffinityTerm> preferred_affinity, preferred_anti_affinity;
   std::vector<SpreadConstraint> spread;
   std::string Key() const { return ns + "/" + name; }
+  // Whether `key` is this pod's Key(), without making one (hot loops over placed pods).
+  bool HasKey(std::string_view key) const {
+    return key.size() == ns.size() + 1 + name.size() && key.starts_with(ns) &&
+           key[ns.size()] == '/' && key.ends_with(name);
+  }
   // Whether `term` (of a pod in `term_ns`) selects this pod.
   bool MatchedBy(const PodAffinityTerm& term, const std::string& term_ns,
                  const NamespaceLabels* namespaces) const;

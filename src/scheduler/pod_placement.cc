@@ -100,7 +100,7 @@ class InterPodAffinityFilter : public FilterPlugin {
   static void Count(const PodInfo& pod, const NodeInfo& node, const NamespaceLabels* namespaces,
                     AffinityState& s, bool own_terms) {
     for (const auto& [key, placed] : node.placed) {
-      if (key == pod.Key()) continue;
+      if (pod.HasKey(key)) continue;
       // Symmetry: its required anti-affinity against this pod.
       for (const auto& term : placed->anti_affinity) {
         const std::string* v = LabelOf(node, term.topology_key);
@@ -159,7 +159,7 @@ class InterPodAffinityScore : public ScorePlugin {
     auto s = std::make_shared<NormalizedScores>();
     for (const NodeInfo* node : *state.nodes) {
       for (const auto& [key, placed] : node->placed) {
-        if (key == pod.Key()) continue;
+        if (pod.HasKey(key)) continue;
         for (const auto* terms : {&pod.preferred_affinity, &pod.preferred_anti_affinity}) {
           const int64_t sign = terms == &pod.preferred_affinity ? 1 : -1;
           for (const auto& term : *terms) {
@@ -199,7 +199,7 @@ DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
     if (!Eligible(pod, c, *node)) continue;
     int64_t& n = counts[*LabelOf(*node, c.topology_key)];
     for (const auto& [key, placed] : node->placed) {
-      if (key != pod.Key() && !placed->deleting && placed->ns == pod.ns &&
+      if (!pod.HasKey(key) && !placed->deleting && placed->ns == pod.ns &&
           c.selector.Matches(placed->labels))
         ++n;
     }
@@ -210,6 +210,7 @@ DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
 struct SpreadState {
   std::vector<DomainCounts> counts;  // Per hard constraint (in pod.spread order, hard ones).
   std::vector<int64_t> min;
+  std::vector<int64_t> self;  // 1 where the pod matches the constraint's own selector.
 };
 
 class PodTopologySpreadFilter : public FilterPlugin {
@@ -229,6 +230,7 @@ class PodTopologySpreadFilter : public FilterPlugin {
       if (counts.empty() || static_cast<int64_t>(counts.size()) < c.min_domains) min = 0;
       s->counts.push_back(std::move(counts));
       s->min.push_back(min);
+      s->self.push_back(c.selector.Matches(pod.labels) ? 1 : 0);
     }
     state.Put<SpreadState>(Name(), s);
   }
@@ -247,8 +249,7 @@ class PodTopologySpreadFilter : public FilterPlugin {
       }
       auto it = s->counts[i].find(*v);
       int64_t here = it == s->counts[i].end() ? 0 : it->second;
-      int64_t self = c.selector.Matches(pod.labels) ? 1 : 0;
-      if (here + self - s->min[i] > c.max_skew)
+      if (here + s->self[i] - s->min[i] > c.max_skew)
         return FilterResult::Unfit("node(s) didn't match pod topology spread constraints");
       ++i;
     }
