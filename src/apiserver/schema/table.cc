@@ -120,7 +120,8 @@ std::set<std::string, std::less<>> StartedSidecars(const json::value& pod) {
 
 bool Initialized(const json::value& pod) {
   for (const auto& c : Array(pod, {"status", "conditions"})) {
-    if (api::GetString(c, {"type"}) == "Initialized") return api::GetString(c, {"status"}) == "True";
+    if (api::GetString(c, {"type"}) == "Initialized")
+      return api::GetString(c, {"status"}) == "True";
   }
   return false;
 }
