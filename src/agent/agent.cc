@@ -532,7 +532,6 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     }
   }
   s.waiting.erase("*");
-  if (HasServiceAccountToken(pod)) loop_.queue().AddAfter(key, std::chrono::minutes(1));
   // Init containers one at a time: each to success, a sidecar (restartPolicy
   // Always) until it has started; then all app containers. Once initialized a
   // pod stays so: its sidecars are kept running (restarted whenever they

@@ -511,14 +511,6 @@ Result<std::string> ClaimedDirectory(client::Client* client, const std::string& 
                     volume_name);
 }
 
-bool HasServiceAccountToken(const json::value& pod) {
-  for (const auto& v : api::GetArray(pod, {"spec", "volumes"})) {
-    for (const auto& s : api::GetArray(v, {"projected", "sources"}))
-      if (api::Find(s, {"serviceAccountToken"})) return true;
-  }
-  return false;
-}
-
 namespace {
 
 // fsGroup: the volume's files belong to the group, group-writable (read-only

@@ -36,16 +36,14 @@ std::string ResolvConf(const PodContext& pod);
 
 // Materialises the pod's volumes under pod_dir (emptyDir directories;
 // configMap, secret, downwardAPI and projected files, service account tokens
-// among them). Idempotent; run on every sync, so a changed ConfigMap reaches
-// the files and a token is renewed once 80% of its life has passed.
+// among them). Idempotent; the agent runs it every --sync-frequency, so a
+// changed ConfigMap reaches the files and a token is renewed once 80% of its
+// life has passed.
 Status PrepareVolumes(client::Client* client, const PodContext& pod);
 // The message the kubelet evicts a pod with when one of its disk-backed
 // emptyDir volumes holds more than its sizeLimit (a memory-backed one is a
 // tmpfs of that size: it cannot).
 std::optional<std::string> EmptyDirOverLimit(const PodContext& pod);
-// Whether the pod has a projected service account token (its volumes then
-// need a sync at least every minute, to renew it in time).
-bool HasServiceAccountToken(const boost::json::value& pod);
 
 // The container's runtime config; an error message is what the pod's
 // CreateContainerConfigError / CreateContainerError status says.

@@ -20,6 +20,13 @@ const ResourceType& Type(std::string_view plural, std::string_view group = "") {
 
 json::object Obj(std::string_view s) { return json::parse(s).as_object(); }
 
+// Validate's causes as "field: message".
+std::vector<std::string> Causes(const ResourceType& type, const json::object& obj) {
+  std::vector<std::string> out;
+  for (const auto& c : Validate(type, obj, nullptr)) out.push_back(c.field + ": " + c.message);
+  return out;
+}
+
 TEST(Names, Rules) {
   EXPECT_EQ(CheckDns1123Subdomain("web-1.example"), "");
   EXPECT_NE(CheckDns1123Subdomain("Bad_Name"), "");
@@ -116,16 +123,14 @@ TEST(Validate, OnlyInitContainersMayBeSidecarsAndOnlySidecarsHaveProbes) {
                          "readinessProbe":{"exec":{"command":["true"]}}},
                         {"name":"once","image":"x","readinessProbe":{"exec":{"command":["true"]}}},
                         {"name":"never","image":"x","restartPolicy":"Never"}]}})");
-  std::vector<std::string> got;
-  for (const auto& c : Validate(Type("pods"), pod, nullptr))
-    got.push_back(c.field + ": " + c.message);
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init "
-                     "containers",
-                     "spec.initContainers[1].readinessProbe: Forbidden: may not be set for init "
-                     "containers without restartPolicy=Always",
-                     "spec.initContainers[2].restartPolicy: Unsupported value: \"Never\": "
-                     "supported values: \"Always\""}));
+  EXPECT_EQ(Causes(Type("pods"), pod),
+            (std::vector<std::string>{
+                "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init "
+                "containers",
+                "spec.initContainers[1].readinessProbe: Forbidden: may not be set for init "
+                "containers without restartPolicy=Always",
+                "spec.initContainers[2].restartPolicy: Unsupported value: \"Never\": "
+                "supported values: \"Always\""}));
 }
 
 TEST(Validate, PodPlacementAndStorageInUpstreamWords) {
@@ -135,26 +140,22 @@ TEST(Validate, PodPlacementAndStorageInUpstreamWords) {
         {"weight":101,"podAffinityTerm":{"topologyKey":"zone"}}]}},
       "topologySpreadConstraints":[{"maxSkew":0,"topologyKey":"zone",
         "whenUnsatisfiable":"ScheduleAnyway","minDomains":2}]}})");
-  std::vector<std::string> got;
-  for (const auto& c : Validate(Type("pods"), pod, nullptr))
-    got.push_back(c.field + ": " + c.message);
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-                     "[0].topologyKey: Required value: can not be empty",
-                     "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution"
-                     "[0].weight: Invalid value: 101: must be in the range 1-100",
-                     "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater "
-                     "than zero",
-                     "spec.topologySpreadConstraints[0].minDomains: Invalid value: 2: can only use "
-                     "minDomains if whenUnsatisfiable=DoNotSchedule"}));
+  EXPECT_EQ(Causes(Type("pods"), pod),
+            (std::vector<std::string>{
+                "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                "[0].topologyKey: Required value: can not be empty",
+                "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+                "[0].weight: Invalid value: 101: must be in the range 1-100",
+                "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater "
+                "than zero",
+                "spec.topologySpreadConstraints[0].minDomains: Invalid value: 2: can only use "
+                "minDomains if whenUnsatisfiable=DoNotSchedule"}));
   auto claim =
       Obj(R"({"metadata":{"name":"c"},"spec":{"resources":{"requests":{"storage":"0"}}}})");
-  got.clear();
-  for (const auto& c : Validate(Type("persistentvolumeclaims"), claim, nullptr))
-    got.push_back(c.field + ": " + c.message);
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "spec.accessModes: Required value: at least 1 access mode is required",
-                     "spec.resources[storage]: Invalid value: \"0\": must be greater than zero"}));
+  EXPECT_EQ(Causes(Type("persistentvolumeclaims"), claim),
+            (std::vector<std::string>{
+                "spec.accessModes: Required value: at least 1 access mode is required",
+                "spec.resources[storage]: Invalid value: \"0\": must be greater than zero"}));
   // Bound: the spec is fixed but for a larger request.
   auto old = Obj(R"({"metadata":{"name":"c"},"spec":{"accessModes":["ReadWriteOnce"],
       "volumeName":"v","resources":{"requests":{"storage":"2Gi"}}}})");
@@ -175,11 +176,9 @@ TEST(Validate, PodPlacementAndStorageInUpstreamWords) {
   EXPECT_TRUE(fields(grown).empty());
   auto volume = Obj(R"({"metadata":{"name":"v"},"spec":{"capacity":{"storage":"1Gi"},
       "accessModes":["ReadWriteOnce"],"local":{"path":"/x"}}})");
-  got.clear();
-  for (const auto& c : Validate(Type("persistentvolumes"), volume, nullptr))
-    got.push_back(c.field + ": " + c.message);
-  EXPECT_EQ(got, std::vector<std::string>{
-                     "spec.nodeAffinity: Required value: Local volume requires node affinity"});
+  EXPECT_EQ(Causes(Type("persistentvolumes"), volume),
+            std::vector<std::string>{
+                "spec.nodeAffinity: Required value: Local volume requires node affinity"});
 }
 
 TEST(Validate, DeploymentSelectorMustMatchTemplate) {

@@ -382,38 +382,29 @@ Status HorizontalPodAutoscalerController::Reconcile(const std::string& key) {
       }
       return sum;
     };
-    limited = stabilized;
-    if (stabilized > current) {
-      if (up.select == "Disabled") {
-        limited = current;
-      } else if (!up.policies.empty()) {
-        int64_t bound = up.select == "Min" ? INT64_MAX : INT64_MIN;
-        for (const auto& [policy, value, period] : up.policies) {
-          int64_t start = current - changed_since(period, true);
-          int64_t allowed = policy == "Pods"
-                                ? start + value
-                                : static_cast<int64_t>(
-                                      std::ceil(static_cast<double>(start) * (1 + value / 100.0)));
-          bound = up.select == "Min" ? std::min(bound, allowed) : std::max(bound, allowed);
-        }
-        limited = std::min(stabilized, bound);
+    // The direction's policies bound the change: each allows so many pods or
+    // percent from the replicas at its period's start; selectPolicy Max takes
+    // the policy that allows the most change, Min the least.
+    auto rate_limited = [&](const Rules& rules, bool growing) {
+      if (rules.select == "Disabled") return current;
+      if (rules.policies.empty()) return stabilized;
+      const int64_t sign = growing ? 1 : -1;
+      const bool take_min = growing == (rules.select == "Min");
+      int64_t bound = take_min ? INT64_MAX : INT64_MIN;
+      for (const auto& [policy, value, period] : rules.policies) {
+        int64_t start = current - changed_since(period, growing);
+        int64_t allowed =
+            policy == "Pods"
+                ? start + sign * value
+                : static_cast<int64_t>(std::ceil(static_cast<double>(start) *
+                                                 (1 + static_cast<double>(sign * value) / 100.0)));
+        bound = take_min ? std::min(bound, allowed) : std::max(bound, allowed);
       }
-    } else if (stabilized < current) {
-      if (down.select == "Disabled") {
-        limited = current;
-      } else if (!down.policies.empty()) {
-        int64_t bound = down.select == "Min" ? INT64_MIN : INT64_MAX;
-        for (const auto& [policy, value, period] : down.policies) {
-          int64_t start = current - changed_since(period, false);
-          int64_t allowed = policy == "Pods"
-                                ? start - value
-                                : static_cast<int64_t>(
-                                      std::ceil(static_cast<double>(start) * (1 - value / 100.0)));
-          bound = down.select == "Min" ? std::max(bound, allowed) : std::min(bound, allowed);
-        }
-        limited = std::max(stabilized, bound);
-      }
-    }
+      return growing ? std::min(stabilized, bound) : std::max(stabilized, bound);
+    };
+    limited = stabilized > current   ? rate_limited(up, true)
+              : stabilized < current ? rate_limited(down, false)
+                                     : stabilized;
   }
   const int64_t min_replicas = api::GetInt(hpa, {"spec", "minReplicas"}, 1);
   const int64_t max_replicas = api::GetInt(hpa, {"spec", "maxReplicas"}, 1);
