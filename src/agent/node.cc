@@ -41,6 +41,15 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   proxy.rules.pod_cidr = options.agent.pod_cidr;
   proxy.rules.cluster_cidr = options.cluster_cidr;
   node->proxy_ = std::make_unique<ServiceProxy>(client, proxy);
+  network::policy::EnforcerOptions enforcement{options.cni_bridge};
+  if (options.network_policy != "none") {
+    KISO_ASSIGN_OR_RETURN(node->policy_,
+                          PolicyController::Create(client, {node->agent_->node_name(),
+                                                            options.network_policy, enforcement}));
+  }
+  // An earlier run's other choice would go on deciding beside this one's.
+  if (Status s = network::policy::RemoveAll(enforcement, options.network_policy); !s.ok())
+    spdlog::warn("network policy: what an earlier run programmed stays: {}", s.ToString());
   if (!options.disable_ingress)
     node->ingress_ = std::make_unique<IngressController>(client, options.ingress);
   if (!options.disable_local_storage) {
@@ -54,6 +63,7 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
 
 Status EmbeddedNode::Start() {
   KISO_RETURN_IF_ERROR(proxy_->Start());
+  if (policy_) policy_->Start();
   if (ingress_) {
     // A node whose ports are taken still runs pods: the ingress is what is missing.
     if (Status s = ingress_->Start(); s.ok()) {
@@ -75,6 +85,7 @@ void EmbeddedNode::Stop() {
   agent_->Stop();
   if (local_path_) local_path_->Stop();
   if (ingress_) ingress_->Stop();
+  if (policy_) policy_->Stop();
   proxy_->Stop();
 }
 

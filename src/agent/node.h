@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "agent/ingress_controller.h"
 #include "agent/local_path_provisioner.h"
+#include "agent/policy_controller.h"
 #include "agent/service_proxy.h"
 #include "image/image_service.h"
 #include "network/cni.h"
@@ -31,6 +32,8 @@ struct NodeOptions {
   // The local-path provisioner (K3s' local-storage): on unless disabled; its
   // volumes' directories under local_storage_path (default <data_dir>/storage).
   bool disable_local_storage = false;
+  // NetworkPolicy enforcement: "nftables", "ebpf" or "none".
+  std::string network_policy = "nftables";
   std::string local_storage_path;
 };
 
@@ -52,6 +55,7 @@ class EmbeddedNode {
   std::unique_ptr<ServiceProxy> proxy_;
   std::unique_ptr<IngressController> ingress_;        // Null when disabled or its ports are taken.
   std::unique_ptr<LocalPathProvisioner> local_path_;  // Null when disabled.
+  std::unique_ptr<PolicyController> policy_;          // Null under --network-policy none.
 };
 
 }  // namespace kiso::agent

@@ -15,6 +15,8 @@
 
 #include "common/process.h"
 #include "network/cni.h"
+#include "network/policy/ebpf_enforcer.h"
+#include "network/policy/nftables_enforcer.h"
 #include "network/proxy/nftables.h"
 #include "network/proxy/rules.h"
 #include "runtime/oci_runtime.h"
@@ -96,7 +98,14 @@ void ResetNode(const NodeRecord& record, ResetReport* report) {
   cni.cache_dir = record.agent_dir + "/cni";
   cni.bridge = record.bridge;
   network::CniNetwork::Reset(cni, &report->removed, &report->failed);
-  RemoveTables({network::proxy::TableFor(record.bridge)}, report);
+  RemoveTables({network::proxy::TableFor(record.bridge),
+                network::policy::PolicyTable(record.bridge.empty() ? "kiso0" : record.bridge)},
+               report);
+  if (!record.bridge.empty() && fs::exists("/sys/class/net/" + record.bridge)) {
+    // The NetworkPolicy program on the bridge (its ports' went with their pods).
+    if (Status s = network::policy::DetachEbpf(record.bridge); !s.ok())
+      report->failed.push_back(s.ToString());
+  }
   runtime::UnmountBelow(record.agent_dir, &report->removed, &report->failed);
   std::error_code ec;
   for (const char* sub : {"runtime/containers", "runtime/sandboxes", "runtime/state", "pods"}) {

@@ -132,6 +132,7 @@ std::vector<ResourceType> Build() {
            {Status("PodDisruptionBudget")}),
       Make("networking.k8s.io", "Ingress", "ingresses", true, {"ing"}, {}, {Status("Ingress")}),
       Make("networking.k8s.io", "IngressClass", "ingressclasses", false, {}, {}, {}),
+      Make("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, {"netpol"}, {}, {}),
       Make("scheduling.k8s.io", "PriorityClass", "priorityclasses", false, {"pc"}, {}, {}),
       Make("storage.k8s.io", "StorageClass", "storageclasses", false, {"sc"}, {}, {}),
       Metrics("NodeMetrics", "nodes", false),

@@ -1816,6 +1816,9 @@ kind Ingress
 kind IngressClass
   spec IngressClassSpec = 2
 
+kind NetworkPolicy
+  spec NetworkPolicySpec = 2
+
 kind HorizontalPodAutoscaler
   spec HorizontalPodAutoscalerSpec = 2
   status HorizontalPodAutoscalerStatus = 3
@@ -1933,6 +1936,34 @@ IngressSpec
 
 IngressStatus
   loadBalancer IngressLoadBalancerStatus = 1
+
+NetworkPolicySpec
+  podSelector LabelSelector = 1
+  ingress []NetworkPolicyIngressRule = 2
+  egress []NetworkPolicyEgressRule = 3
+  policyTypes []enum(Ingress|Egress) = 4
+
+NetworkPolicyIngressRule
+  ports []NetworkPolicyPort = 1
+  from []NetworkPolicyPeer = 2
+
+NetworkPolicyEgressRule
+  ports []NetworkPolicyPort = 1
+  to []NetworkPolicyPeer = 2
+
+NetworkPolicyPeer
+  podSelector LabelSelector = 1
+  namespaceSelector LabelSelector = 2
+  ipBlock IPBlock = 3
+
+NetworkPolicyPort
+  protocol *string = 1
+  port IntOrString = 2
+  endPort *int32 = 3
+
+IPBlock
+  cidr string = 1
+  except []string = 2
 
 IngressClassSpec
   controller string = 1

@@ -1,8 +1,10 @@
 #include "api/validation.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
@@ -12,6 +14,7 @@
 
 #include "api/custom_resource.h"
 #include "api/object.h"
+#include "api/selector.h"
 #include "common/base64.h"
 #include "common/cron.h"
 
@@ -515,6 +518,35 @@ constexpr std::string_view kVolumeSources[] = {"gcePersistentDisk",
                                                "storageos",
                                                "csi"};
 
+// An IPv4 or IPv6 CIDR as address bytes and prefix length (the host part masked off).
+struct Cidr {
+  int family = AF_INET;
+  std::array<unsigned char, 16> bytes{};
+  int bits = 0;
+  bool Within(const Cidr& outer) const {
+    for (int b = 0; b < outer.bits; ++b) {
+      int mask = 0x80 >> (b % 8);
+      if ((bytes[b / 8] & mask) != (outer.bytes[b / 8] & mask)) return false;
+    }
+    return true;
+  }
+};
+
+std::optional<Cidr> CidrRange(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string address(text.substr(0, slash));
+  Cidr c;
+  c.family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  if (inet_pton(c.family, address.c_str(), c.bytes.data()) != 1) return std::nullopt;
+  std::string_view bits = text.substr(slash + 1);
+  auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), c.bits);
+  if (ec != std::errc() || end != bits.data() + bits.size() || bits.empty() || c.bits < 0 ||
+      c.bits > (c.family == AF_INET ? 32 : 128))
+    return std::nullopt;
+  return c;
+}
+
 class Validator {
  public:
   std::vector<Cause> causes;
@@ -806,6 +838,99 @@ class Validator {
       why = "must not begin or end with a hyphen";
     }
     if (!why.empty()) InvalidValue(field, *v, why);
+  }
+
+  // A metav1.LabelSelector at `field`: its operators and values as the selector code reads them.
+  void Selector(const std::string& field, const json::value* v) {
+    if (!v || v->is_null()) return;
+    auto parsed = LabelSelector::FromObject(*v);
+    if (!parsed.ok()) InvalidValue(field, *v, parsed.status().message());
+  }
+
+  // ValidateNetworkPolicySpec: selectors, peers (one kind each, a CIDR with
+  // exceptions inside it), ports (protocol, number or name, endPort only
+  // after a number and not below it), policyTypes.
+  void NetworkPolicy(const json::object& obj) {
+    const json::value* spec = Find(obj, {"spec"});
+    if (!spec || !spec->is_object()) {
+      Required("spec");
+      return;
+    }
+    Selector("spec.podSelector", Find(*spec, {"podSelector"}));
+    for (std::string_view dir : {"ingress", "egress"}) {
+      const auto& rules = GetArray(*spec, {dir});
+      for (size_t i = 0; i < rules.size(); ++i) {
+        const std::string rf = fmt::format("spec.{}[{}]", dir, i);
+        const auto& ports = GetArray(rules[i], {"ports"});
+        for (size_t j = 0; j < ports.size(); ++j) {
+          const std::string pf = fmt::format("{}.ports[{}]", rf, j);
+          const json::value* protocol = Find(ports[j], {"protocol"});
+          if (protocol && !protocol->is_null() &&
+              !(protocol->is_string() &&
+                (protocol->get_string() == "TCP" || protocol->get_string() == "UDP" ||
+                 protocol->get_string() == "SCTP")))
+            Unsupported(pf + ".protocol", *protocol, {"SCTP", "TCP", "UDP"});
+          const json::value* port = Find(ports[j], {"port"});
+          PortOrName(pf + ".port", port);
+          const json::value* end = Find(ports[j], {"endPort"});
+          if (!end || end->is_null()) continue;
+          if (!port || !port->is_int64()) {
+            Forbidden(pf + ".endPort", "may not be specified when `port` is non-numeric");
+          } else if (!end->is_int64() || end->get_int64() < port->get_int64() ||
+                     end->get_int64() > 65535) {
+            InvalidValue(pf + ".endPort", *end,
+                         "must be greater than or equal to `port` and at most 65535");
+          }
+        }
+        const char* list = dir == "ingress" ? "from" : "to";
+        const auto& peers = GetArray(rules[i], {list});
+        for (size_t j = 0; j < peers.size(); ++j) {
+          const std::string peer = fmt::format("{}.{}[{}]", rf, list, j);
+          const json::value* pods = Find(peers[j], {"podSelector"});
+          const json::value* namespaces = Find(peers[j], {"namespaceSelector"});
+          const json::value* block = Find(peers[j], {"ipBlock"});
+          bool selects = (pods && !pods->is_null()) || (namespaces && !namespaces->is_null());
+          bool blocks = block && !block->is_null();
+          if (!selects && !blocks) {
+            Required(peer, "must specify a peer");
+          } else if (selects && blocks) {
+            Forbidden(peer, "may not specify more than 1 peer");
+          }
+          Selector(peer + ".podSelector", pods);
+          Selector(peer + ".namespaceSelector", namespaces);
+          if (!blocks) continue;
+          const json::value* cidr = Find(*block, {"cidr"});
+          auto range = cidr && cidr->is_string() ? CidrRange(cidr->get_string()) : std::nullopt;
+          if (!range) {
+            if (!cidr) {
+              Required(peer + ".ipBlock.cidr");
+            } else {
+              InvalidValue(peer + ".ipBlock.cidr", *cidr, "must be a valid CIDR");
+            }
+            continue;
+          }
+          const auto& except = GetArray(*block, {"except"});
+          for (size_t k = 0; k < except.size(); ++k) {
+            const std::string ef = fmt::format("{}.ipBlock.except[{}]", peer, k);
+            auto x = except[k].is_string() ? CidrRange(except[k].get_string()) : std::nullopt;
+            if (!x) {
+              InvalidValue(ef, except[k], "must be a valid CIDR");
+            } else if (x->family != range->family || x->bits <= range->bits || !x->Within(*range)) {
+              InvalidValue(ef, except[k], "must be a strict subset of `cidr`");
+            }
+          }
+        }
+      }
+    }
+    const auto& types = GetArray(*spec, {"policyTypes"});
+    if (types.size() > 2)
+      InvalidValue("spec.policyTypes", json::value(types),
+                   "may not specify more than two policyTypes");
+    for (size_t i = 0; i < types.size(); ++i) {
+      if (!(types[i].is_string() &&
+            (types[i].get_string() == "Ingress" || types[i].get_string() == "Egress")))
+        Unsupported(fmt::format("spec.policyTypes[{}]", i), types[i], {"Egress", "Ingress"});
+    }
   }
 
   // A probe's or a lifecycle hook's handler: ports and non-negative timings.
@@ -1304,6 +1429,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     (void)v.IntOrPercent("spec.maxUnavailable", max, true);
   } else if (kind == "Service") {
     v.Service(obj);
+  } else if (kind == "NetworkPolicy" && type.group == "networking.k8s.io") {
+    v.NetworkPolicy(obj);
   } else if (kind == "ConfigMap" || kind == "Secret") {
     v.DataKeys(obj);
   } else if (kind == "HorizontalPodAutoscaler") {

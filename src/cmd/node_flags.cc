@@ -35,6 +35,10 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
                "(K3s: --disable local-storage)");
   app.add_option("--default-local-storage-path", node.local_storage_path,
                  "Where local-path volumes live (default: <data-dir>/agent/storage)");
+  app.add_option("--network-policy", node.network_policy,
+                 "How NetworkPolicy is enforced: nftables, ebpf, or none (not enforced)")
+      ->check(CLI::IsMember({"nftables", "ebpf", "none"}))
+      ->capture_default_str();
   app.add_option("--ingress-http-port", node.ingress.http_port,
                  "Port the ingress controller serves HTTP on (0: any free one)")
       ->capture_default_str();

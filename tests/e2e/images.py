@@ -12,7 +12,8 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def busybox_layer() -> bytes:
+def busybox_layer(extra=()) -> bytes:
+    """The busybox root file system, plus `extra` files: (path in the image, path here)."""
     applets = subprocess.run(["/bin/busybox", "--list"], check=True, capture_output=True,
                              text=True).stdout.split()
     raw = io.BytesIO()
@@ -39,13 +40,15 @@ def busybox_layer() -> bytes:
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
+        for arcname, source in extra:
+            tar.add(source, arcname=arcname)
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
 def build_oci_archive(path: str, ref: str = "docker.io/library/busybox:latest",
-                      cmd=("sh",)) -> str:
-    """Writes an OCI image layout tar to `path` naming the image `ref`."""
-    layer = busybox_layer()
+                      cmd=("sh",), extra=()) -> str:
+    """Writes an OCI image layout tar to `path` naming the image `ref` (with `extra` files)."""
+    layer = busybox_layer(extra)
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
         "config": {"Cmd": list(cmd), "WorkingDir": "/",

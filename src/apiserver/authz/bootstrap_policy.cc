@@ -177,6 +177,13 @@ std::vector<json::object> BootstrapClusterRoles() {
           Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"ingresses", "ingressclasses"}),
           Rule({"get", "list", "watch"}, {""}, {"services"}),
           Rule({"get", "list", "watch"}, {"discovery.k8s.io"}, {"endpointslices"})}));
+  // Every node enforces NetworkPolicy (K3s' kube-router policy controller's
+  // role): it reads the policies, every pod and namespace (peers are anywhere)
+  // and the cluster DNS's Endpoints (a peer that is not a pod).
+  out.push_back(ClusterRole(
+      "kiso:network-policy-controller",
+      json::array{Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"networkpolicies"}),
+                  Rule({"get", "list", "watch"}, {""}, {"pods", "namespaces", "endpoints"})}));
   // metrics-server's: whoever may view a namespace may read its metrics.
   out.push_back(ClusterRole(
       "system:aggregated-metrics-reader",
@@ -222,6 +229,8 @@ std::vector<json::object> BootstrapClusterRoleBindings() {
               "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
               {{"Group", "system:nodes"}}),
       Binding("kiso:ingress-controller", "kiso:ingress-controller", {{"Group", "system:nodes"}}),
+      Binding("kiso:network-policy-controller", "kiso:network-policy-controller",
+              {{"Group", "system:nodes"}}),
       Binding("kiso:local-path-provisioner", "kiso:local-path-provisioner",
               {{"Group", "system:nodes"}}),
   };

@@ -473,6 +473,30 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
         return Cells{Name(o), std::string(api::GetString(o, {"spec", "controller"})), text,
                      AgeOf(o)};
       }};
+  // printNetworkPolicy: the pod selector as metav1.FormatLabelSelector writes it.
+  p["NetworkPolicy"] = {
+      {{"Name", "string", "name", 0}, {"Pod-Selector", "string", "", 0}, {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        std::string out;
+        auto add = [&](const std::string& part) { out += (out.empty() ? "" : ",") + part; };
+        const auto* sel = api::Find(o, {"spec", "podSelector"});
+        if (const auto* l = sel ? api::Find(*sel, {"matchLabels"}) : nullptr; l && l->is_object()) {
+          for (const auto& [k, v] : l->get_object())
+            if (v.is_string()) add(fmt::format("{}={}", k, v.get_string().c_str()));
+        }
+        for (const auto& e : sel ? Array(*sel, {"matchExpressions"}) : json::array()) {
+          std::string key(api::GetString(e, {"key"}));
+          std::string_view op = api::GetString(e, {"operator"});
+          std::string values;
+          for (const auto& v : Array(e, {"values"}))
+            if (v.is_string()) values += (values.empty() ? "" : ",") + std::string(v.get_string());
+          if (op == "In") add(fmt::format("{} in ({})", key, values));
+          if (op == "NotIn") add(fmt::format("{} notin ({})", key, values));
+          if (op == "Exists") add(key);
+          if (op == "DoesNotExist") add("!" + key);
+        }
+        return Cells{Name(o), out.empty() ? "<none>" : out, AgeOf(o)};
+      }};
   p["HorizontalPodAutoscaler"] = {
       {{"Name", "string", "name", 0},
        {"Reference", "string", "", 0},

@@ -7,11 +7,28 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/status.h"
 
 namespace kiso::network::proxy {
+
+// One IPv4 conntrack entry, addresses and ports in host order: the flow as
+// it left its source (src:sport → dst:dport) and where its replies come from
+// (reply_src:reply_sport, the real destination once translated).
+struct Flow {
+  uint8_t protocol = 0;
+  uint32_t src = 0, dst = 0;
+  uint16_t sport = 0, dport = 0;
+  uint32_t reply_src = 0;
+  uint16_t reply_sport = 0;
+  bool dnat = false;  // Destination-translated (a Service's).
+};
+
+// Deletes every IPv4 entry for which `doomed` says so; returns how many went
+// (one gone meanwhile counts). Needs CAP_NET_ADMIN.
+Result<int> DeleteFlows(const std::function<bool(const Flow&)>& doomed);
 
 // Deletes every IPv4 UDP conntrack entry destination-NATed to ip:port (its
 // replies come from there); entries not NATed (a client talking to the pod
