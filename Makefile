@@ -118,6 +118,7 @@ bench-node: build
 # at 100, 1,000 and 10,000 Services (root: the node agent programs nftables).
 bench-net: build
 	KISO_BIN=$(BUILD_DIR)/src/cmd/kiso /usr/bin/python3 bench/net_bench.py
+	KISO_BIN=$(BUILD_DIR)/src/cmd/kiso /usr/bin/python3 bench/policy_bench.py
 
 SHELL := /bin/bash
 SOURCES = $(shell git ls-files '*.cc' '*.h')

@@ -37,17 +37,38 @@ struct BpfEntries {
   std::set<Port> ports;
 };
 
-// Slot and port-set numbers, kept across changes so that a change rewrites
-// only what it touches.
-struct BpfNumbering {
-  std::map<std::pair<uint32_t, bool>, uint32_t> slots;  // (address, ingress) → slot.
-  std::map<std::vector<PortRange>, uint32_t> port_sets;
-  uint32_t next_slot = 1, next_set = 1;
-};
+// The maps' contents kept current slot by slot, with the slot and port-set
+// numbers (kept across changes, so that a change rewrites only what it
+// touches; a port set is shared by every slot allowing the same ports and
+// goes with the last of them). Pure: the enforcer writes the changes.
+class BpfTables {
+ public:
+  struct Changes {
+    BpfEntries put;   // Added or changed, in this order: ports, peers, pods.
+    BpfEntries gone;  // Removed after: pods, peers, ports.
+  };
+  // Brings the slots of `pods` ((address, ingress) pairs) to what `model`
+  // says of them; other slots stay as they are.
+  Changes Set(const Model& model, const std::set<std::pair<uint32_t, bool>>& pods);
+  // Every slot `model` has, and none other.
+  Changes Reset(const Model& model);
+  const BpfEntries& entries() const { return entries_; }
+  size_t port_sets() const { return sets_.size(); }
 
-// The entries for `model`; numbers come from (and new ones go into) `numbering`,
-// and those no longer used leave it.
-BpfEntries EntriesOf(const Model& model, BpfNumbering& numbering);
+ private:
+  struct Slot {
+    uint32_t number = 0;
+    std::map<std::pair<uint32_t, uint8_t>, uint32_t> peers;  // (address, bits) → port set.
+  };
+  uint32_t Intern(const std::vector<PortRange>& ports, Changes& changes);
+  void Release(uint32_t set, Changes& changes);
+
+  BpfEntries entries_;
+  std::map<std::pair<uint32_t, bool>, Slot> slots_;
+  std::map<std::vector<PortRange>, uint32_t> set_ids_;
+  std::map<uint32_t, std::pair<std::vector<PortRange>, size_t>> sets_;  // → (ports, users).
+  uint32_t next_slot_ = 1, next_set_ = 1;
+};
 
 // The CIDR blocks covering [first, last] exactly, widest first: (address, bits).
 std::vector<std::pair<uint32_t, uint8_t>> Blocks(uint32_t first, uint32_t last, int width);

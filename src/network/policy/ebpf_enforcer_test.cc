@@ -80,7 +80,7 @@ TEST(BpfEntries, DecideAsTheModelDoes) {
                                           R"({"port":"dns","protocol":"UDP"})",
                                           R"({"port":79,"endPort":81,"protocol":"SCTP"})",
                                           R"({"protocol":"UDP"})"};
-  BpfNumbering numbering;
+  BpfTables tables;
   for (int round = 0; round < 60; ++round) {
     Model model;
     int policies = 1 + static_cast<int>(rng() % 4);
@@ -111,7 +111,10 @@ TEST(BpfEntries, DecideAsTheModelDoes) {
       ASSERT_TRUE(compiled.ok()) << text << ": " << compiled.status().ToString();
       model[fmt::format("p{}", p)] = *compiled;
     }
-    BpfEntries e = EntriesOf(model, numbering);
+    // Every other round from scratch; else changed in place from the last round's.
+    if (round % 2 == 0) tables = {};
+    tables.Reset(model);
+    const BpfEntries& e = tables.entries();
     std::vector<uint32_t> addresses{0x08080808, 0x0a010204};
     for (const auto& [key, pod] : cluster.pods) addresses.push_back(pod.ip);
     for (uint32_t src : addresses) {
@@ -125,10 +128,13 @@ TEST(BpfEntries, DecideAsTheModelDoes) {
       }
     }
   }
-  // Numbers of slots and port sets no longer used are let go.
-  EntriesOf({}, numbering);
-  EXPECT_TRUE(numbering.slots.empty());
-  EXPECT_TRUE(numbering.port_sets.empty());
+  // Slots and port sets no longer used are let go.
+  auto changes = tables.Reset({});
+  EXPECT_TRUE(tables.entries().pods.empty());
+  EXPECT_TRUE(tables.entries().peers.empty());
+  EXPECT_TRUE(tables.entries().ports.empty());
+  EXPECT_EQ(tables.port_sets(), 0u);
+  EXPECT_TRUE(changes.put.peers.empty());
 }
 
 // The program loads, attaches to a bridge and its ports, and goes — in a

@@ -25,6 +25,23 @@ std::string Range(uint32_t first, uint32_t last) {
 
 constexpr std::string_view kAfterEgress = "after-egress";
 
+// Adds the set `base` with `elements` under a name that ends in a hash of
+// them: a set whose elements change is a new set (made with its elements in
+// one command) and the old one goes, since libnftables reads every set's
+// elements before an `add element` or `delete element` — seconds at a
+// thousand policies — and not before an `add set` with its elements.
+std::string AddSet(NftState& s, const std::string& base, std::string type, bool interval,
+                   std::set<std::string> elements) {
+  std::string all;
+  for (const auto& e : elements) all += e + ",";
+  std::string name = fmt::format("{}-{}", base, IdOf(all));
+  auto& set = s.sets[name];
+  set.type = std::move(type);
+  set.interval = interval;
+  set.elements = std::move(elements);
+  return name;
+}
+
 void AddDirection(NftState& s, const std::string& id, bool ingress, const Direction& d) {
   const char dir = ingress ? 'i' : 'e';
   const std::string chain = fmt::format("p-{}-{}", id, dir);
@@ -34,39 +51,36 @@ void AddDirection(NftState& s, const std::string& id, bool ingress, const Direct
   auto& rules = s.chains[chain];
   for (size_t r = 0; r < d.rules.size(); ++r) {
     const Rule& rule = d.rules[r];
+    const std::string base = fmt::format("p-{}-{}{}", id, dir, r);
     std::string peer;
     if (!rule.any_peer) {
-      std::string name = fmt::format("p-{}-{}{}-peers", id, dir, r);
-      auto& set = s.sets[name];
-      set.type = "ipv4_addr";
-      set.interval = true;
-      for (const auto& range : rule.peers) set.elements.insert(Range(range.first, range.last));
-      peer = fmt::format("ip {} @{} ", peer_field, name);
+      std::set<std::string> elements;
+      for (const auto& range : rule.peers) elements.insert(Range(range.first, range.last));
+      peer = fmt::format("ip {} @{} ", peer_field,
+                         AddSet(s, base + "-peers", "ipv4_addr", true, std::move(elements)));
     }
     if (rule.ports.any) {
       rules.push_back(peer + verdict);
       continue;
     }
     if (!rule.ports.ranges.empty()) {
-      std::string name = fmt::format("p-{}-{}{}-ports", id, dir, r);
-      auto& set = s.sets[name];
-      set.type = "inet_proto . inet_service";
-      set.interval = true;
+      std::set<std::string> elements;
       for (const auto& p : rule.ports.ranges) {
-        set.elements.insert(
-            p.first == p.last
-                ? fmt::format("{} . {}", ProtocolName(p.protocol), p.first)
-                : fmt::format("{} . {}-{}", ProtocolName(p.protocol), p.first, p.last));
+        elements.insert(p.first == p.last
+                            ? fmt::format("{} . {}", ProtocolName(p.protocol), p.first)
+                            : fmt::format("{} . {}-{}", ProtocolName(p.protocol), p.first, p.last));
       }
+      std::string name =
+          AddSet(s, base + "-ports", "inet_proto . inet_service", true, std::move(elements));
       rules.push_back(fmt::format("{}meta l4proto . th dport @{} {}", peer, name, verdict));
     }
     if (!rule.ports.named.empty()) {
-      std::string name = fmt::format("p-{}-{}{}-named", id, dir, r);
-      auto& set = s.sets[name];
-      set.type = "ipv4_addr . inet_proto . inet_service";
+      std::set<std::string> elements;
       for (const auto& p : rule.ports.named)
-        set.elements.insert(
+        elements.insert(
             fmt::format("{} . {} . {}", FormatIp(p.ip), ProtocolName(p.protocol), p.port));
+      std::string name = AddSet(s, base + "-named", "ipv4_addr . inet_proto . inet_service", false,
+                                std::move(elements));
       rules.push_back(
           fmt::format("{}ip daddr . meta l4proto . th dport @{} {}", peer, name, verdict));
     }
@@ -79,6 +93,16 @@ const std::vector<std::string> kRefuse = {"meta l4proto tcp reject with tcp rese
 
 std::string SetDecl(const NftState::Set& set) {
   return fmt::format("type {};{}", set.type, set.interval ? " flags interval;" : "");
+}
+
+std::string Elements(const std::set<std::string>& elements);
+
+std::string AddSetCommand(std::string_view table, const std::string& name,
+                          const NftState::Set& set) {
+  if (set.elements.empty())
+    return fmt::format("add set ip {} {} {{ {} }}\n", table, name, SetDecl(set));
+  return fmt::format("add set ip {} {} {{ {} elements = {{ {} }}; }}\n", table, name, SetDecl(set),
+                     Elements(set.elements));
 }
 
 std::string Elements(const std::set<std::string>& elements) {
@@ -96,29 +120,81 @@ std::string PolicyTable(std::string_view bridge) {
   return bridge == "kiso0" ? std::string("kiso-policy") : fmt::format("kiso-policy-{}", bridge);
 }
 
+namespace {
+
+// The sets and chain of one policy.
+NftState PolicyState(const std::string& key, const Compiled& c) {
+  NftState s;
+  const std::string id = IdOf(key);
+  if (c.ingress) AddDirection(s, id, true, *c.ingress);
+  if (c.egress) AddDirection(s, id, false, *c.egress);
+  return s;
+}
+
+// Adds the chain of pod `ip` in one direction, with its map element: a jump to
+// the chain of each policy of `model` isolating it that way, then the refusal.
+void AddPodChain(NftState& s, const Model& model, uint32_t ip, bool ingress) {
+  std::vector<std::string> rules;
+  for (const auto& [key, c] : model) {
+    const auto& d = ingress ? c.ingress : c.egress;
+    if (d && std::binary_search(d->pods.begin(), d->pods.end(), ip))
+      rules.push_back(fmt::format("jump p-{}-{}", IdOf(key), ingress ? 'i' : 'e'));
+  }
+  if (rules.empty()) return;
+  rules.insert(rules.end(), kRefuse.begin(), kRefuse.end());
+  std::string chain = fmt::format("pod-{:08x}-{}", ip, ingress ? "in" : "eg");
+  s.chains[chain] = std::move(rules);
+  (ingress ? s.in_pods : s.eg_pods)[FormatIp(ip)] = chain;
+}
+
+void Merge(NftState& into, NftState part) {
+  into.sets.merge(part.sets);
+  into.chains.merge(part.chains);
+  into.eg_pods.merge(part.eg_pods);
+  into.in_pods.merge(part.in_pods);
+}
+
+}  // namespace
+
 NftState StateOf(const Model& model) {
   NftState s;
-  std::map<uint32_t, std::vector<std::string>> in_chains, eg_chains;
+  std::set<std::pair<uint32_t, bool>> pods;
   for (const auto& [key, c] : model) {
-    const std::string id = IdOf(key);
+    Merge(s, PolicyState(key, c));
     for (bool ingress : {true, false}) {
       const auto& d = ingress ? c.ingress : c.egress;
-      if (!d) continue;
-      AddDirection(s, id, ingress, *d);
-      for (uint32_t ip : d->pods)
-        (ingress ? in_chains : eg_chains)[ip].push_back(
-            fmt::format("jump p-{}-{}", id, ingress ? 'i' : 'e'));
+      if (d)
+        for (uint32_t ip : d->pods) pods.emplace(ip, ingress);
     }
   }
-  for (bool ingress : {true, false}) {
-    for (auto& [ip, jumps] : ingress ? in_chains : eg_chains) {
-      std::string chain = fmt::format("pod-{:08x}-{}", ip, ingress ? "in" : "eg");
-      jumps.insert(jumps.end(), kRefuse.begin(), kRefuse.end());
-      s.chains[chain] = std::move(jumps);
-      (ingress ? s.in_pods : s.eg_pods)[FormatIp(ip)] = chain;
-    }
-  }
+  for (const auto& [ip, ingress] : pods) AddPodChain(s, model, ip, ingress);
   return s;
+}
+
+std::string UpdateScriptFor(std::string_view table, const Model& from, const Model& to,
+                            const std::set<std::string>& changed) {
+  // Both sides restricted to what the change can touch: the changed
+  // policies' sets and chains, and the chains of the pods they isolate(d).
+  NftState before, after;
+  std::set<std::pair<uint32_t, bool>> pods;
+  for (const auto& key : changed) {
+    for (auto [model, side] : std::initializer_list<std::pair<const Model*, NftState*>>{
+             {&from, &before}, {&to, &after}}) {
+      auto it = model->find(key);
+      if (it == model->end()) continue;
+      Merge(*side, PolicyState(key, it->second));
+      for (bool ingress : {true, false}) {
+        const auto& d = ingress ? it->second.ingress : it->second.egress;
+        if (d)
+          for (uint32_t ip : d->pods) pods.emplace(ip, ingress);
+      }
+    }
+  }
+  for (const auto& [ip, ingress] : pods) {
+    AddPodChain(before, from, ip, ingress);
+    AddPodChain(after, to, ip, ingress);
+  }
+  return UpdateScript(table, before, after);
 }
 
 std::string FullScript(std::string_view table, std::string_view bridge, const NftState& state) {
@@ -168,46 +244,18 @@ std::string UpdateScript(std::string_view table, const NftState& from, const Nft
     if (it == to.chains.end() || it->second != rules)
       out += fmt::format("flush chain ip {} {}\n", table, name);
   }
-  // 2. Sets: new ones with their elements, changed ones by element.
+  // 2. New sets, with their elements (a set's name says its elements: see AddSet).
   for (const auto& [name, set] : to.sets) {
-    auto it = from.sets.find(name);
-    if (it == from.sets.end() || it->second.type != set.type ||
-        it->second.interval != set.interval) {
-      if (it != from.sets.end()) continue;  // Retyped: replaced below, after its rules went.
-      out += fmt::format("add set ip {} {} {{ {} }}\n", table, name, SetDecl(set));
-      if (!set.elements.empty())
-        out += fmt::format("add element ip {} {} {{ {} }}\n", table, name, Elements(set.elements));
-      continue;
-    }
-    std::set<std::string> gone, added;
-    for (const auto& e : it->second.elements)
-      if (!set.elements.count(e)) gone.insert(e);
-    for (const auto& e : set.elements)
-      if (!it->second.elements.count(e)) added.insert(e);
-    // Deleted first: an interval that grew must not overlap its old self.
-    if (!gone.empty())
-      out += fmt::format("delete element ip {} {} {{ {} }}\n", table, name, Elements(gone));
-    if (!added.empty())
-      out += fmt::format("add element ip {} {} {{ {} }}\n", table, name, Elements(added));
+    if (!from.sets.count(name)) out += AddSetCommand(table, name, set);
   }
   // 3. Chains: new ones, then every new or rewritten chain's rules (a pod's
   // chain jumps to policies' chains, so those exist by then).
   for (const auto& [name, rules] : to.chains) {
     if (!from.chains.count(name)) out += fmt::format("add chain ip {} {}\n", table, name);
   }
-  // 4. Sets gone or retyped, now that no rule refers to them.
-  std::string late;
+  // 4. Sets gone, now that no rule refers to them.
   for (const auto& [name, set] : from.sets) {
-    auto it = to.sets.find(name);
-    if (it == to.sets.end() || it->second.type != set.type || it->second.interval != set.interval) {
-      out += fmt::format("delete set ip {} {}\n", table, name);
-      if (it != to.sets.end()) {
-        out += fmt::format("add set ip {} {} {{ {} }}\n", table, name, SetDecl(it->second));
-        if (!it->second.elements.empty())
-          out += fmt::format("add element ip {} {} {{ {} }}\n", table, name,
-                             Elements(it->second.elements));
-      }
-    }
+    if (!to.sets.count(name)) out += fmt::format("delete set ip {} {}\n", table, name);
   }
   for (const auto& [name, rules] : to.chains) {
     auto it = from.chains.find(name);
@@ -238,30 +286,21 @@ class NftablesEnforcer final : public Enforcer {
   std::string_view name() const override { return "nftables"; }
 
   Status Full(const Model& model) override {
-    NftState state = StateOf(model);
-    KISO_RETURN_IF_ERROR(nft_.Run(FullScript(table_, bridge_, state)));
-    applied_ = std::move(state);
-    return Status::Ok();
+    return nft_.Run(FullScript(table_, bridge_, StateOf(model)));
   }
 
-  Status Update(const Model& /*from*/, const Model& to,
-                const std::set<std::string>& /*changed*/) override {
-    NftState state = StateOf(to);
-    std::string script = UpdateScript(table_, applied_, state);
-    if (!script.empty()) KISO_RETURN_IF_ERROR(nft_.Run(script));
-    applied_ = std::move(state);
-    return Status::Ok();
+  Status Update(const Model& from, const Model& to, const std::set<std::string>& changed) override {
+    std::string script = UpdateScriptFor(table_, from, to, changed);
+    return script.empty() ? Status::Ok() : nft_.Run(script);
   }
 
   Status Remove() override {
-    applied_ = {};
     return nft_.Run(fmt::format("add table ip {0}\ndelete table ip {0}\n", table_));
   }
 
  private:
   std::string table_, bridge_;
   proxy::Nftables nft_;
-  NftState applied_;
 };
 
 }  // namespace

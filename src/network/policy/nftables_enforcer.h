@@ -45,6 +45,10 @@ std::string FullScript(std::string_view table, std::string_view bridge, const Nf
 // The nft script (one transaction) taking the table from `from` to `to`;
 // empty when they are the same.
 std::string UpdateScript(std::string_view table, const NftState& from, const NftState& to);
+// The same for models `from` and `to` that differ only in the policies named
+// in `changed`: it derives and compares only what those policies touch.
+std::string UpdateScriptFor(std::string_view table, const Model& from, const Model& to,
+                            const std::set<std::string>& changed);
 
 Result<std::unique_ptr<Enforcer>> NewNftablesEnforcer(const EnforcerOptions& options);
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
 #include <netinet/in.h>
 
 #include <cerrno>
@@ -32,6 +33,10 @@ int Collect(enum nf_conntrack_msg_type /*type*/, struct nf_conntrack* ct, void* 
     f.reply_sport = ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
   }
   f.dnat = (nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_DST_NAT) != 0;
+  if (f.protocol == IPPROTO_TCP) {
+    uint8_t state = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
+    f.closed = state == TCP_CONNTRACK_TIME_WAIT || state == TCP_CONNTRACK_CLOSE;
+  }
   if ((*c->doomed)(f)) c->found.push_back(nfct_clone(ct));
   return NFCT_CB_CONTINUE;
 }

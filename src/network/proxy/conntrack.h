@@ -23,7 +23,8 @@ struct Flow {
   uint16_t sport = 0, dport = 0;
   uint32_t reply_src = 0;
   uint16_t reply_sport = 0;
-  bool dnat = false;  // Destination-translated (a Service's).
+  bool dnat = false;    // Destination-translated (a Service's).
+  bool closed = false;  // A TCP connection that has ended (TIME_WAIT, CLOSE).
 };
 
 // Deletes every IPv4 entry for which `doomed` says so; returns how many went
