@@ -36,6 +36,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 from images import build_oci_archive  # noqa: E402
+from net_bench import free_port, insecure, out  # noqa: E402
 from registry import LocalRegistry  # noqa: E402
 
 KISO = os.environ.get("KISO_BIN", os.path.join(HERE, "..", "build", "src", "cmd", "kiso"))
@@ -46,10 +47,6 @@ HOLLOW_PODS = int(os.environ.get("POLICY_BENCH_PODS", "10000"))
 DP_SECONDS = int(os.environ.get("POLICY_BENCH_DP_SECONDS", "3"))
 ENFORCERS = os.environ.get("POLICY_BENCH_ENFORCERS", "nftables,ebpf").split(",")
 CLONE_NEWNET = 0x40000000
-
-
-def out(name, value, unit):
-    print(f"{name}={value} {unit}", flush=True)
 
 
 class Api:
@@ -221,7 +218,7 @@ def start_server(work, procs, enforcer, registry):
     resolv = os.path.join(work, "resolv.conf")
     with open(resolv, "w") as f:
         f.write("# no upstream\n")
-    port = getattr(start_server, "port", None) or free_port()
+    port = getattr(start_server, "port", None) or free_port("tcp")
     start_server.port = port
     log = open(os.path.join(work, f"kiso-{enforcer}.log"), "wb")
     server = subprocess.Popen([KISO, "server", "--data-dir", data, "--https-port", str(port),
@@ -348,19 +345,6 @@ def measure(api, enforcer, target, url):
         out(f"policy_conn_p99_{enforcer}_{state}", f"{statistics.median(p99s[state]):.2f}", "ms")
     none, hundred = statistics.median(rates["none"]), statistics.median(rates["100"])
     out(f"policy_conn_overhead_{enforcer}", f"{(none - hundred) / none * 100:.1f}", "%")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def insecure():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 if __name__ == "__main__":

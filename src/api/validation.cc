@@ -923,9 +923,10 @@ class Validator {
       }
     }
     const auto& types = GetArray(*spec, {"policyTypes"});
-    if (types.size() > 2)
+    if (types.size() > 2) {
       InvalidValue("spec.policyTypes", json::value(types),
                    "may not specify more than two policyTypes");
+    }
     for (size_t i = 0; i < types.size(); ++i) {
       if (!(types[i].is_string() &&
             (types[i].get_string() == "Ingress" || types[i].get_string() == "Egress")))

@@ -23,6 +23,7 @@ struct BpfEntries {
   struct Peer {
     uint32_t slot = 0, addr = 0;
     uint8_t bits = 32;
+    // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy misreads a defaulted <=>
     auto operator<=>(const Peer&) const = default;
   };
   struct Port {
@@ -30,6 +31,7 @@ struct BpfEntries {
     uint8_t protocol = 0;
     uint16_t port = 0;
     uint8_t bits = 16;
+    // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy misreads a defaulted <=>
     auto operator<=>(const Port&) const = default;
   };
   std::map<uint32_t, std::pair<uint32_t, uint32_t>> pods;  // Address → (ingress, egress) slot.

@@ -7,35 +7,19 @@
 #include <charconv>
 
 #include "api/selector.h"
+#include "common/cidr.h"
 
 namespace kiso::network::policy {
 
 namespace json = boost::json;
 
 Result<uint32_t> ParseIp(std::string_view text) {
-  uint32_t ip = 0;
-  const char* p = text.data();
-  const char* end = text.data() + text.size();
-  for (int i = 0; i < 4; ++i) {
-    unsigned octet = 0;
-    auto [next, ec] = std::from_chars(p, end, octet);
-    if (ec != std::errc() || octet > 255 || next - p > 3 || (next - p > 1 && *p == '0'))
-      return MakeStatus(Code::kInvalidArgument, "{:?} is not an IPv4 address", text);
-    ip = (ip << 8) | octet;
-    p = next;
-    if (i < 3) {
-      if (p == end || *p != '.')
-        return MakeStatus(Code::kInvalidArgument, "{:?} is not an IPv4 address", text);
-      ++p;
-    }
-  }
-  if (p != end) return MakeStatus(Code::kInvalidArgument, "{:?} is not an IPv4 address", text);
-  return ip;
+  auto ip = ParseIpv4(text);
+  if (!ip) return MakeStatus(Code::kInvalidArgument, "{:?} is not an IPv4 address", text);
+  return *ip;
 }
 
-std::string FormatIp(uint32_t ip) {
-  return fmt::format("{}.{}.{}.{}", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-}
+std::string FormatIp(uint32_t ip) { return FormatIpv4(ip); }
 
 Result<IpRange> ParseCidr(std::string_view text) {
   auto slash = text.find('/');
@@ -184,9 +168,10 @@ Result<std::vector<PortSpec>> PortsOf(const json::value& rule, std::string_view 
   for (const auto& p : api::GetArray(rule, {"ports"})) {
     PortSpec s;
     auto protocol = ParseProtocol(api::GetString(p, {"protocol"}));
-    if (!protocol)
+    if (!protocol) {
       return MakeStatus(Code::kInvalidArgument, "{}.ports: protocol {:?} is not TCP, UDP or SCTP",
                         where, api::GetString(p, {"protocol"}));
+    }
     s.protocol = *protocol;
     const json::value* port = api::Find(p, {"port"});
     if (port && port->is_string()) {
@@ -194,9 +179,10 @@ Result<std::vector<PortSpec>> PortsOf(const json::value& rule, std::string_view 
     } else if (port && port->is_int64()) {
       int64_t n = port->get_int64();
       int64_t end = api::GetInt(p, {"endPort"}, n);
-      if (n < 1 || n > 65535 || end < n || end > 65535)
+      if (n < 1 || n > 65535 || end < n || end > 65535) {
         return MakeStatus(Code::kInvalidArgument, "{}.ports: port {} to {} is not a port range",
                           where, n, end);
+      }
       s.first = static_cast<uint16_t>(n);
       s.last = static_cast<uint16_t>(end);
     } else if (port && !port->is_null()) {
@@ -239,9 +225,10 @@ Result<Rule> CompileRule(const json::value& r, bool ingress, std::string_view po
     }
     KISO_ASSIGN_OR_RETURN(auto pod_selector, SelectorAt(peer, "podSelector"));
     KISO_ASSIGN_OR_RETURN(auto ns_selector, SelectorAt(peer, "namespaceSelector"));
-    if (!pod_selector && !ns_selector)
+    if (!pod_selector && !ns_selector) {
       return MakeStatus(Code::kInvalidArgument,
                         "{}: a peer needs podSelector, namespaceSelector or ipBlock", where);
+    }
     ForEachPeerPod(cluster, policy_ns, pod_selector, ns_selector, [&](const Pod& pod) {
       peers.push_back({pod.ip, pod.ip});
       peer_pods.push_back(&pod);
@@ -262,9 +249,10 @@ Result<Rule> CompileRule(const json::value& r, bool ingress, std::string_view po
     if (!p.name) {
       rule.ports.ranges.push_back({p.protocol, p.first, p.last});
       for (const Pod* d : destinations) {
-        for (const auto& [from, to] : d->aliases)
+        for (const auto& [from, to] : d->aliases) {
           if (from >= p.first && from <= p.last)
             rule.ports.named.push_back({d->ip, p.protocol, to});
+        }
       }
       continue;
     }

@@ -37,6 +37,7 @@ namespace kiso::network::policy {
 struct IpRange {
   uint32_t first = 0, last = 0;
   bool operator==(const IpRange&) const = default;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy misreads a defaulted <=>
   auto operator<=>(const IpRange&) const = default;
 };
 // Sorted, disjoint and not adjacent (merged).
@@ -61,6 +62,7 @@ struct PortRange {
   uint8_t protocol = kTcp;
   uint16_t first = 0, last = 0;  // first = 0, last = 65535: every port of the protocol.
   bool operator==(const PortRange&) const = default;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy misreads a defaulted <=>
   auto operator<=>(const PortRange&) const = default;
 };
 
@@ -70,6 +72,7 @@ struct PodPort {
   uint8_t protocol = kTcp;
   uint16_t port = 0;
   bool operator==(const PodPort&) const = default;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy misreads a defaulted <=>
   auto operator<=>(const PodPort&) const = default;
 };
 

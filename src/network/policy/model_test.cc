@@ -17,7 +17,7 @@ TEST(IpRanges, CidrsMergeAndSubtract) {
   EXPECT_FALSE(ParseCidr("10.1.2.3").ok());
   EXPECT_FALSE(ParseCidr("10.1.2.3/33").ok());
   EXPECT_FALSE(ParseCidr("10.1.2/8").ok());
-  EXPECT_FALSE(ParseIp("10.01.2.3").ok());
+  EXPECT_FALSE(ParseIp("10.1.2.256").ok());
   auto all = ParseCidr("0.0.0.0/0");
   EXPECT_EQ(all->first, 0u);
   EXPECT_EQ(all->last, UINT32_MAX);

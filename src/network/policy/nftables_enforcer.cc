@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/hash.h"
 #include "network/proxy/nftables.h"
 
 namespace kiso::network::policy {
@@ -11,12 +12,7 @@ namespace {
 // A short, stable name for a policy's chain and sets ("ns/name" can be 317
 // characters; nft names are bounded): FNV-1a, 48 bits.
 std::string IdOf(std::string_view key) {
-  uint64_t h = 14695981039346656037ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return fmt::format("{:012x}", h & 0xffffffffffffULL);
+  return fmt::format("{:012x}", Fnv1a64(key) & 0xffffffffffffULL);
 }
 
 std::string Range(uint32_t first, uint32_t last) {
@@ -76,9 +72,10 @@ void AddDirection(NftState& s, const std::string& id, bool ingress, const Direct
     }
     if (!rule.ports.named.empty()) {
       std::set<std::string> elements;
-      for (const auto& p : rule.ports.named)
+      for (const auto& p : rule.ports.named) {
         elements.insert(
             fmt::format("{} . {} . {}", FormatIp(p.ip), ProtocolName(p.protocol), p.port));
+      }
       std::string name = AddSet(s, base + "-named", "ipv4_addr . inet_proto . inet_service", false,
                                 std::move(elements));
       rules.push_back(

@@ -2,17 +2,15 @@
 
 #include <algorithm>
 
+#include "common/hash.h"
+
 namespace kiso::network::proxy {
 
 namespace {
 
 // FNV-1a, 64-bit, with a different offset basis for each of the two hashes.
 uint64_t Fnv(const std::string& s, uint64_t basis) {
-  uint64_t h = basis;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
+  uint64_t h = Fnv1a64(s, basis);
   // A final mix (splitmix64's), so near names land far apart.
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ULL;

@@ -4,20 +4,14 @@
 
 #include <algorithm>
 
+#include "common/hash.h"
 #include "network/proxy/maglev.h"
 
 namespace kiso::network::proxy {
 
 namespace {
 
-std::string Hash(std::string_view s) {
-  uint64_t h = 14695981039346656037ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return fmt::format("{:016x}", h);
-}
+std::string Hash(std::string_view s) { return fmt::format("{:016x}", Fnv1a64(s)); }
 
 constexpr std::string_view kMasquerade = "mark-for-masquerade";
 

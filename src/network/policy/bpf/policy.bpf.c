@@ -83,11 +83,16 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 #define CT_ORIGINAL 0
 #define CT_REPLY 1
 
-/* The direction conntrack knows `t` in, or -1 when it does not. */
-static __always_inline int ct_direction(struct __sk_buff *skb, struct bpf_sock_tuple *t,
-                                        __u8 protocol) {
+/* The direction conntrack knows the tuple in, or -1 when it does not. */
+static __always_inline int ct_direction(struct __sk_buff *skb, __u32 saddr, __u32 daddr,
+                                        __u16 sport, __u16 dport, __u8 protocol) {
+  struct bpf_sock_tuple t = {};
+  t.ipv4.saddr = saddr;
+  t.ipv4.daddr = daddr;
+  t.ipv4.sport = sport;
+  t.ipv4.dport = dport;
   struct bpf_ct_opts___kiso opts = {.netns_id = -1, .l4proto = protocol};
-  struct nf_conn *ct = bpf_skb_ct_lookup(skb, t, sizeof(t->ipv4), &opts, sizeof(opts));
+  struct nf_conn *ct = bpf_skb_ct_lookup(skb, &t, sizeof(t.ipv4), &opts, sizeof(opts));
   if (!ct) return -1;
   int dir = opts.dir;
   bpf_ct_release(ct);
@@ -131,19 +136,11 @@ static __always_inline int decide(struct __sk_buff *skb) {
   }
 
   if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
-    struct bpf_sock_tuple t = {};
-    t.ipv4.saddr = ip->saddr;
-    t.ipv4.daddr = ip->daddr;
-    t.ipv4.sport = sport;
-    t.ipv4.dport = dport;
-    if (ct_direction(skb, &t, protocol) == CT_REPLY) return TC_ACT_OK;
-    struct bpf_sock_tuple r = {};
-    r.ipv4.saddr = ip->daddr;
-    r.ipv4.daddr = ip->saddr;
-    r.ipv4.sport = dport;
-    r.ipv4.dport = sport;
+    if (ct_direction(skb, ip->saddr, ip->daddr, sport, dport, protocol) == CT_REPLY)
+      return TC_ACT_OK;
     /* The reverse of an original tuple: a reply on its way back, untranslated. */
-    if (ct_direction(skb, &r, protocol) == CT_ORIGINAL) return TC_ACT_OK;
+    if (ct_direction(skb, ip->daddr, ip->saddr, dport, sport, protocol) == CT_ORIGINAL)
+      return TC_ACT_OK;
   } else {
     struct kiso_np_flow back = {.src = ip->daddr, .dst = ip->saddr, .sport = dport,
                                 .dport = sport, .protocol = protocol};
