@@ -3,7 +3,7 @@
 node restarted with the other --network-policy) in one run, on one real node with two busybox
 pods (a server running httpd, a client) and 10,000 hollow pods on 91 hollow nodes.
 
-  policy_program_p50/p99_<enforcer>  with 1,000 policies in force on the server pod (each
+  policy_program_p50/max_<enforcer>  with 1,000 policies in force on the server pod (each
                allowing one of ten groups of 1,000 hollow pods on a port of its own) and a
                deny-all: a policy allowing the client created → the client's next connect()
                to the server succeeds (probed every 2 ms from inside the client pod's network
@@ -317,7 +317,8 @@ def measure(api, enforcer, target, url):
         client.until(target, False)
     samples.sort()
     out(f"policy_program_p50_{enforcer}", f"{statistics.median(samples):.1f}", "ms")
-    out(f"policy_program_p99_{enforcer}", f"{samples[int(len(samples) * 0.99)]:.1f}", "ms")
+    # Of 40 samples a p99 would be the largest: it is said as the maximum.
+    out(f"policy_program_max_{enforcer}", f"{samples[-1]:.1f}", "ms")
 
     # The data path: no policy against 100 in force (one allowing the client).
     pid = client.pid
