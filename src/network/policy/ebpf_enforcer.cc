@@ -498,15 +498,20 @@ int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   return n;
 }
 
+void QuietLibbpf() {
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { libbpf_set_print(LibbpfPrint); });
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Enforcer>> NewEbpfEnforcer(const EnforcerOptions& options) {
-  static std::once_flag quiet;
-  std::call_once(quiet, [] { libbpf_set_print(LibbpfPrint); });
+  QuietLibbpf();
   return std::unique_ptr<Enforcer>(std::make_unique<EbpfEnforcer>(options));
 }
 
 Status DetachEbpf(std::string_view bridge) {
+  QuietLibbpf();  // A bridge without the program answers "no qdisc": nothing to say.
   Status first = Status::Ok();
   auto keep = [&](Status s) {
     if (first.ok() && !s.ok()) first = std::move(s);
