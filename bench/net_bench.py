@@ -164,19 +164,24 @@ def main():
     try:
         run(work, procs)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        subprocess.run([KISO, "node", "reset", "--data-dir", os.path.join(work, "kiso")],
-                       capture_output=True)
+        stop_all(procs, os.path.join(work, "kiso"))
         if os.environ.get("NET_BENCH_LOG"):  # The server's log, to look into a figure.
             shutil.copy(os.path.join(work, "kiso.log"), os.environ["NET_BENCH_LOG"])
         shutil.rmtree(work, ignore_errors=True)
+
+
+def stop_all(procs, data_dir):
+    """Stops what the benchmark started (the last started first: SIGTERM, SIGKILL after 30 s),
+    then `kiso node reset` removes what the node under `data_dir` left."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    subprocess.run([KISO, "node", "reset", "--data-dir", data_dir], capture_output=True)
 
 
 def run(work, procs):

@@ -36,7 +36,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 from images import build_oci_archive  # noqa: E402
-from net_bench import free_port, insecure, out  # noqa: E402
+from net_bench import free_port, insecure, out, stop_all  # noqa: E402
 from registry import LocalRegistry  # noqa: E402
 
 KISO = os.environ.get("KISO_BIN", os.path.join(HERE, "..", "build", "src", "cmd", "kiso"))
@@ -192,16 +192,7 @@ def main():
                     sys.stderr.write(f"--- {name} (last 30 lines)\n" + "".join(f.readlines()[-30:]))
         raise
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        subprocess.run([KISO, "node", "reset", "--data-dir", os.path.join(work, "kiso")],
-                       capture_output=True)
+        stop_all(procs, os.path.join(work, "kiso"))
         if registry:
             registry.stop()
         if os.environ.get("POLICY_BENCH_LOG"):  # The servers' logs, to look into a figure.
