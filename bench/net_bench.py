@@ -331,8 +331,9 @@ def dns(api, work, procs, created, addresses):
     out("dns_qps_kiso_over_unbound", f"{kiso_qps / unbound_qps:.2f}", "x")
 
 
-def nginx(work, name, body, procs, netns=None):
-    """An nginx of its own (2 workers, no access log) with `body` as its http block's servers."""
+def nginx(work, name, body, procs, netns=None, enter=None):
+    """An nginx of its own (2 workers, no access log) with `body` as its http block's servers; in
+    the named network namespace `netns`, or run behind the command prefix `enter` (nsenter …)."""
     prefix = os.path.join(work, name)
     os.makedirs(prefix)
     conf = os.path.join(prefix, "nginx.conf")
@@ -346,7 +347,7 @@ http {{
 {body}
 }}
 """)
-    p = subprocess.Popen((["ip", "netns", "exec", netns] if netns else []) +
+    p = subprocess.Popen((enter or (["ip", "netns", "exec", netns] if netns else [])) +
                          ["nginx", "-p", prefix, "-c", conf, "-g", "daemon off;"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(p)

@@ -36,7 +36,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 from images import build_oci_archive  # noqa: E402
-from net_bench import free_port, insecure, out, stop_all  # noqa: E402
+from net_bench import free_port, insecure, nginx, out, stop_all  # noqa: E402
 from registry import LocalRegistry  # noqa: E402
 
 KISO = os.environ.get("KISO_BIN", os.path.join(HERE, "..", "build", "src", "cmd", "kiso"))
@@ -141,26 +141,6 @@ def pod_pid(ip):
         if f" {ip}/" in shown:
             return pid
     raise RuntimeError(f"no process in the pod at {ip}")
-
-
-def nginx_in(work, procs, pid):
-    """nginx (2 workers, no log, 200 "ok" on /) inside the network namespace of process `pid`."""
-    prefix = os.path.join(work, "nginx")
-    os.makedirs(prefix, exist_ok=True)
-    conf = os.path.join(prefix, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes 2;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  server {{ listen 80; location / {{ return 200 "ok\\n"; }} }}
-}}
-""")
-    procs.append(subprocess.Popen(["nsenter", "-t", pid, "-n", "nginx", "-p", prefix, "-c", conf,
-                                   "-g", "daemon off;"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 def wrk_in(pid, url, seconds):
@@ -272,7 +252,8 @@ def run(work, procs, registry):
            for p in api.call("GET", "/api/v1/namespaces/bench/pods")["items"]}
     # The server pod's network namespace serves with Debian's nginx (busybox httpd forks per
     # connection: it would be the figure). Its processes are the benchmark's: stopped with it.
-    nginx_in(work, procs, pod_pid(ips["server"]))
+    nginx(work, "nginx", 'server { listen 80; location / { return 200 "ok\\n"; } }', procs,
+          enter=["nsenter", "-t", pod_pid(ips["server"]), "-n"])
     target = (ips["server"], 80)
     url = f"http://{ips['server']}:80/"
     for i, enforcer in enumerate(ENFORCERS):
