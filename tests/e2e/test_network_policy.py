@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import os
 import select
+import socket
 import subprocess
 import time
 
@@ -156,7 +157,7 @@ def image(registry, tmp_path_factory):
     return registry
 
 
-@pytest.fixture(scope="module", params=["nftables", "ebpf"])
+@pytest.fixture(scope="module", params=["ebpf", "nftables"])
 def cluster(request, image, tmp_path_factory):
     enforcer = request.param
     mirrors = tmp_path_factory.mktemp("conf") / "registries.yaml"
@@ -326,6 +327,13 @@ def test_pods_created_after_the_policy_are_isolated(cluster):
         c.wait_ready(["x/d"])
         pods = c.pods() + ["x/d"]
         converge(c, lambda s, d, port, proto: ns_of(d) != "x", "the new x/d isolated too", pods=pods)
+        # The node itself still reaches them (kubelet probes), from the bridge's address too.
+        gateway = POD_CIDR.rsplit(".", 1)[0] + ".1"
+        for p in ("x/a", "x/d"):
+            for source in (None, gateway):
+                with socket.create_connection((c.ips[p], 80), timeout=5,
+                                              source_address=(source, 0) if source else None) as conn:
+                    assert conn.recv(64).strip() == p.split("/")[1].encode(), (p, source)
     finally:
         c.k("delete", "pod", "-n", "x", "d", "--wait=true")
         c.ips.pop("x/d", None)

@@ -366,14 +366,8 @@ class EbpfEnforcer final : public Enforcer {
     skel_ = fresh;
     tables_ = {};
     attached_.clear();
-    for (const auto& a : HostAddresses()) {
-      auto ip = ParseIp(a);
-      if (!ip.ok()) continue;
-      uint32_t key = htonl(*ip);
-      uint8_t one = 1;
-      if (bpf_map__update_elem(skel_->maps.kiso_np_node, &key, sizeof key, &one, 1, BPF_ANY) != 0)
-        return Errno("the node's addresses", errno);
-    }
+    node_.clear();
+    KISO_RETURN_IF_ERROR(SyncNodeAddresses());
     KISO_RETURN_IF_ERROR(Write(tables_.Reset(model)));
     // Enforcing from here: the bridge first, then every port (each replaces what was there).
     KISO_RETURN_IF_ERROR(Attach(bridge_, BPF_TC_INGRESS));
@@ -401,6 +395,9 @@ class EbpfEnforcer final : public Enforcer {
 
   Status Refresh() override {
     if (skel_ == nullptr) return Status::Ok();
+    // The bridge gets its address with the node's first pod (the CNI plugin's gateway):
+    // traffic from it (probes) is the node's.
+    KISO_RETURN_IF_ERROR(SyncNodeAddresses());
     auto ports = PortsOf(bridge_);
     std::set<std::string> now(ports.begin(), ports.end());
     std::erase_if(attached_, [&](const std::string& p) { return !now.count(p); });
@@ -424,6 +421,26 @@ class EbpfEnforcer final : public Enforcer {
   }
 
  private:
+  // The node's addresses in kiso_np_node as the host has them now.
+  Status SyncNodeAddresses() {
+    std::set<uint32_t> now;
+    for (const auto& a : HostAddresses()) {
+      if (auto ip = ParseIp(a); ip.ok()) now.insert(htonl(*ip));
+    }
+    for (uint32_t key : now) {
+      if (node_.count(key)) continue;
+      uint8_t one = 1;
+      if (bpf_map__update_elem(skel_->maps.kiso_np_node, &key, sizeof key, &one, 1, BPF_ANY) != 0)
+        return Errno("the node's addresses", errno);
+    }
+    for (uint32_t key : node_) {
+      if (!now.count(key))
+        (void)bpf_map__delete_elem(skel_->maps.kiso_np_node, &key, sizeof key, 0);
+    }
+    node_ = std::move(now);
+    return Status::Ok();
+  }
+
   Status Attach(const std::string& dev, bpf_tc_attach_point where) {
     int ifindex = static_cast<int>(if_nametoindex(dev.c_str()));
     if (ifindex == 0) return Errno("interface " + dev, errno);
@@ -483,6 +500,7 @@ class EbpfEnforcer final : public Enforcer {
   policy_bpf* skel_ = nullptr;
   BpfTables tables_;
   std::set<std::string> attached_;  // Bridge ports with the program.
+  std::set<uint32_t> node_;         // The node's addresses in the map (network order).
 };
 
 // libbpf's messages as before (standard error), less the kernel's answers to
