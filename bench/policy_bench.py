@@ -18,25 +18,22 @@ Needs root. Prints `name=value unit` lines. Everything it starts it stops, and `
 removes what the node left, also when it fails."""
 import concurrent.futures
 import ctypes
-import json
 import os
 import re
 import signal
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 from images import build_oci_archive  # noqa: E402
-from net_bench import free_port, insecure, nginx, out, stop_all  # noqa: E402
+from net_bench import Api, free_port, insecure, nginx, out, stop_all  # noqa: E402
 from registry import LocalRegistry  # noqa: E402
 
 KISO = os.environ.get("KISO_BIN", os.path.join(HERE, "..", "build", "src", "cmd", "kiso"))
@@ -47,28 +44,6 @@ HOLLOW_PODS = int(os.environ.get("POLICY_BENCH_PODS", "10000"))
 DP_SECONDS = int(os.environ.get("POLICY_BENCH_DP_SECONDS", "3"))
 ENFORCERS = os.environ.get("POLICY_BENCH_ENFORCERS", "nftables,ebpf").split(",")
 CLONE_NEWNET = 0x40000000
-
-
-class Api:
-    def __init__(self, port, token):
-        self.base = f"https://127.0.0.1:{port}"
-        self.token = token
-        self.ctx = ssl.create_default_context()
-        self.ctx.check_hostname = False
-        self.ctx.verify_mode = ssl.CERT_NONE
-
-    def call(self, method, path, body=None, ok_missing=False):
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {self.token}",
-                                              "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            if ok_missing and e.code == 404:
-                return None
-            raise
 
 
 def policy(name, spec):

@@ -39,13 +39,6 @@ bool ReachesOtherNamespaces(const json::value& policy) {
   return false;
 }
 
-bool SamePod(const std::optional<policy::Pod>& a, const std::optional<policy::Pod>& b) {
-  if (a.has_value() != b.has_value()) return false;
-  if (!a) return true;
-  return a->ip == b->ip && a->local == b->local && a->labels == b->labels && a->ns == b->ns &&
-         a->ports == b->ports;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<PolicyController>> PolicyController::Create(
@@ -95,7 +88,7 @@ void PolicyController::OnPod(const json::value* old, const json::value& pod, boo
   std::optional<policy::Pod> was = old ? policy::PodOf(*old, options_.node_name) : std::nullopt;
   std::optional<policy::Pod> is = deleted ? std::nullopt : policy::PodOf(pod, options_.node_name);
   if (deleted) was = policy::PodOf(pod, options_.node_name);
-  if (old && !deleted && SamePod(was, is)) return;  // A status change policy does not see.
+  if (old && !deleted && was == is) return;  // A status change policy does not see.
   std::string key = api::KeyOf(pod);
   {
     std::lock_guard lock(mu_);
@@ -232,9 +225,8 @@ void PolicyController::Run() {
       if (stop_) return;
       began = std::chrono::steady_clock::now();
       refresh = std::exchange(local_pods_changed_, false);
-      changed = full ? std::set<std::string>() : Affected();
-      if (full) {
-        Affected();  // Everything is compiled now.
+      changed = Affected();
+      if (full) {  // Everything is compiled now.
         for (const auto& [key, p] : policy_objects_) changed.insert(key);
         next.clear();
       } else {

@@ -119,6 +119,7 @@ struct Pod {
   // Service's port 53 on the node at a port of its own, and a policy that
   // allows port 53 to it allows that port.
   std::map<uint16_t, uint16_t> aliases;
+  bool operator==(const Pod&) const = default;
 };
 
 // Pods and namespaces by name, as the caches hold them.
