@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "common/http2_session.h"
 #include "network/ingress/proxy_impl.h"
 
 namespace kiso::network::ingress {
@@ -21,7 +22,7 @@ Context NewContext() {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) return nullptr;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);  // SNI keeps the client's h2.
+  SSL_CTX_set_alpn_select_cb(ctx, http2::SelectAlpn, nullptr);  // SNI keeps the client's h2.
   return Context(ctx, SSL_CTX_free);
 }
 
@@ -544,7 +545,7 @@ Result<std::unique_ptr<IngressProxy>> IngressProxy::Start(ProxyOptions options) 
   SSL_CTX* ctx = impl->tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   KISO_RETURN_IF_ERROR(UseDefaultCertificate(ctx));
-  SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);
+  SSL_CTX_set_alpn_select_cb(ctx, http2::SelectAlpn, nullptr);
   SSL_CTX_set_tlsext_servername_callback(ctx, OnServerName);
   SSL_CTX_set_tlsext_servername_arg(ctx, impl.get());
   KISO_RETURN_IF_ERROR(impl->Listen(impl->options.http_port, false));

@@ -117,11 +117,6 @@ struct IngressProxy::Impl {
                                    std::string client_ip, std::string initial);
 };
 
-// OpenSSL's ALPN choice for the HTTPS listener: h2 when the client offers it,
-// else http/1.1 (http2.cc).
-int SelectAlpn(SSL* ssl, const unsigned char** out, unsigned char* out_size,
-               const unsigned char* in, unsigned int in_size, void* arg);
-
 // Writes a message whose body is whole in one writev of two buffers: its
 // head serialised into one string, then its body. (Beast's serializer walks
 // every header field as buffers of their own, a cost that showed in the
