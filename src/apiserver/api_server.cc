@@ -636,6 +636,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   http.client_ca_pem = impl->creds.ca_cert_pem;
   http.fairness = options.fairness;
   http.max_connections_per_client = options.max_connections_per_client;
+  http.idle_timeout = options.http_idle_timeout;
+  http.max_streams = options.http2_max_streams;
   Impl* raw = impl.get();
   KISO_ASSIGN_OR_RETURN(impl->http, HttpsServer::Start(http, [raw](Request& r) {
                           Response res = raw->HandleHttp(r);

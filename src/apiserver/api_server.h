@@ -29,6 +29,8 @@ struct ApiServerOptions {
   // Requests in flight and fairness between clients; connections per client.
   FairGateOptions fairness;
   int max_connections_per_client = 2048;
+  std::chrono::milliseconds http_idle_timeout = std::chrono::seconds(60);
+  uint32_t http2_max_streams = 1000;
   // The issuer of ServiceAccount tokens (kube-apiserver's
   // --service-account-issuer; K3s' default), also the API's audience.
   std::string service_account_issuer = "https://kubernetes.default.svc.cluster.local";

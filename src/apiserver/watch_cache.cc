@@ -48,9 +48,17 @@ void CacheWatcher::Cancel() {
   std::lock_guard lock(mu_);
   if (ended_.ok()) ended_ = Status(Code::kCancelled, "the watch was cancelled");
   cv_.notify_all();
+  if (notify_) notify_();
+}
+
+void CacheWatcher::SetNotify(std::function<void()> ready) {
+  std::lock_guard lock(mu_);
+  notify_ = std::move(ready);
+  if (notify_ && (!queue_.empty() || !ended_.ok())) notify_();
 }
 
 CacheWatcher::~CacheWatcher() {
+  SetNotify(nullptr);
   if (cache_) cache_->Remove(this);
 }
 
@@ -85,8 +93,7 @@ WatchCache::~WatchCache() {
   for (auto* w : watchers_) {
     std::lock_guard wl(w->mu_);
     w->cache_ = nullptr;
-    w->ended_ = Status(Code::kCancelled, "the API server is shutting down");
-    w->cv_.notify_all();
+    End(w, Status(Code::kCancelled, "the API server is shutting down"));
   }
   watchers_.clear();
 }
@@ -101,9 +108,8 @@ void WatchCache::Run() {
       ended_ = events.status();
       for (auto* w : watchers_) {
         std::lock_guard wl(w->mu_);
-        w->ended_ = Status(Code::kUnavailable,
-                           "the API server's store watch ended: " + events.status().message());
-        w->cv_.notify_all();
+        End(w, Status(Code::kUnavailable,
+                      "the API server's store watch ended: " + events.status().message()));
       }
       advanced_.notify_all();
       return;
@@ -166,13 +172,21 @@ void WatchCache::Apply(const store::WatchEvent& e) {
     if (!w->ended_.ok()) continue;
     if (w->queue_.size() >= w->limit_) {
       w->queue_.clear();
-      w->ended_ = Status(Code::kResourceExhausted,
-                         "the watcher fell too far behind and was closed; re-list and watch again");
-    } else {
-      w->queue_.push_back(shared);
+      End(w, Status(Code::kResourceExhausted,
+                    "the watcher fell too far behind and was closed; re-list and watch again"));
+      continue;
     }
+    w->queue_.push_back(shared);
     w->cv_.notify_all();
+    // Once per batch of waiting events: the reader takes them all.
+    if (w->notify_ && w->queue_.size() == 1) w->notify_();
   }
+}
+
+void WatchCache::End(CacheWatcher* w, Status why) {
+  w->ended_ = std::move(why);
+  w->cv_.notify_all();
+  if (w->notify_) w->notify_();
 }
 
 bool WatchCache::WaitFor(store::Revision revision, std::chrono::steady_clock::time_point deadline) {

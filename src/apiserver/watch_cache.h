@@ -56,6 +56,12 @@ class CacheWatcher {
   Result<std::vector<EventPtr>> Next(std::chrono::steady_clock::time_point deadline);
   // Ends the watch: a blocked Next returns Cancelled. Thread-safe.
   void Cancel();
+  // Calls `ready` whenever events arrive or the watch ends (now too, if some
+  // wait already), for a reader that does not block in Next: it then calls
+  // Next with a deadline already past. `ready` runs under the cache's locks:
+  // it must be quick and must not call the cache or this watcher. Null stops
+  // the calls; once SetNotify returns, the previous `ready` is not running.
+  void SetNotify(std::function<void()> ready);
   ~CacheWatcher();
 
  private:
@@ -64,6 +70,7 @@ class CacheWatcher {
   std::string prefix_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::function<void()> notify_;
   std::deque<EventPtr> queue_;
   Status ended_;
   size_t limit_ = 0;
@@ -117,6 +124,8 @@ class WatchCache {
   void Apply(const store::WatchEvent& event);
   void Remove(CacheWatcher* watcher);
   std::unique_ptr<CacheWatcher> NewWatcher(const std::string& prefix);
+  // REQUIRES: w->mu_ held. Ends the watch with `why` and wakes its reader.
+  static void End(CacheWatcher* w, Status why);
 
   store::Store* store_;
   Options options_;

@@ -231,6 +231,11 @@ Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type
   if (options.timeout_seconds > 0)
     r.query.emplace("timeoutSeconds", std::to_string(options.timeout_seconds));
   Response res = transport_->RoundTrip(r);
+  if (res.events) {
+    res.stream = [events = std::move(res.events)](apiserver::StreamWriter& out) {
+      apiserver::PumpEvents(*events, out);
+    };
+  }
   if (!res.stream) {
     if (res.status >= 300) return StatusFromResponse(res.status, res.body);
     return Status(Code::kInternal, "watch: the server did not stream");

@@ -64,6 +64,8 @@ struct ServerFlags {
   int64_t terminated_pod_gc_threshold = 12500;
   kiso::apiserver::FairGateOptions fairness;
   int max_connections_per_client = 2048;
+  int http_idle_timeout_seconds = 60;
+  uint32_t http2_max_streams = 1000;
   bool disable_agent = false;
   kiso::agent::NodeOptions node;
   std::string advertise_address;
@@ -98,6 +100,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::apiserver::ApiServerOptions options;
   options.fairness = flags.fairness;
   options.max_connections_per_client = flags.max_connections_per_client;
+  options.http_idle_timeout = std::chrono::seconds(flags.http_idle_timeout_seconds);
+  options.http2_max_streams = flags.http2_max_streams;
   options.address = address;
   options.port = port;
   options.advertise_address = flags.advertise_address;
@@ -623,6 +627,18 @@ int main(int argc, char** argv) {
   server
       ->add_option("--max-connections-per-client", flags.max_connections_per_client,
                    "Open connections one client address may hold")
+      ->capture_default_str();
+  server
+      ->add_option("--http-idle-timeout", flags.http_idle_timeout_seconds,
+                   "Seconds a connection may take over its TLS handshake or a request's "
+                   "head and body, or stay idle (HTTP/1.1 between requests, HTTP/2 with no "
+                   "stream open), before the server closes it")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  server
+      ->add_option("--http2-max-streams-per-connection", flags.http2_max_streams,
+                   "Streams (requests, watches) one HTTP/2 connection may have open at once")
+      ->check(CLI::Range(1U, 1000000U))
       ->capture_default_str();
   int exit_code = 0;
   server->add_flag("--disable-agent", flags.disable_agent,

@@ -32,8 +32,9 @@ struct PeerCertificate {
 };
 
 struct Request {
-  std::string method;                                          // "GET", "POST"…
-  std::string path;                                            // Decoded path, no query.
+  std::string method;  // "GET", "POST"…
+  std::string path;    // Decoded path, no query.
+  std::string target;  // As sent: path and query, still encoded (for relaying).
   std::multimap<std::string, std::string, std::less<>> query;  // Decoded parameters.
   std::map<std::string, std::string, std::less<>> headers;     // Lower-case names.
   std::string body;
@@ -74,6 +75,32 @@ class StreamWriter {
   // Writers that cannot tell call nothing. `cancel` must be thread-safe.
   virtual void OnCancel(const std::function<void()>& cancel) { (void)cancel; }
 };
+
+// A streamed response body made without holding a thread (a watch): the
+// server calls Start once with `wake`, then Pull whenever woken or when the
+// time Pull last asked for has come, and sends what Pull returns; Cancel when
+// the client has gone. One server thread at a time calls Start, Pull and
+// Cancel; `wake` is thread-safe and may be called at any time until Cancel
+// returns or the stream is destroyed.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  virtual void Start(std::function<void()> wake) = 0;
+  struct Pulled {
+    std::string data;   // What is ready now (may be empty).
+    bool done = false;  // The stream is over after `data`.
+    // Pull again at this time at the latest (a timeout, a bookmark).
+    std::chrono::steady_clock::time_point next = std::chrono::steady_clock::time_point::max();
+  };
+  // `max_bytes`: how much the reader can take now; a stream may return a
+  // little more (one event), never much more.
+  virtual Pulled Pull(size_t max_bytes) = 0;
+  virtual void Cancel() = 0;
+};
+
+// Runs `events` to its end on the calling thread, writing to `out` (an
+// HTTP/1.1 connection's chunks, an in-process client's queue).
+void PumpEvents(EventStream& events, StreamWriter& out);
 
 // Streams carried over a WebSocket with Kubernetes' channel protocol
 // (v4/v5.channel.k8s.io): a process's standard streams (pods/exec and
@@ -133,6 +160,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is streamed with chunked encoding by calling this.
   std::function<void(StreamWriter&)> stream;
+  // When set, the body is streamed from this, without a thread (HTTP/2), or by
+  // PumpEvents (HTTP/1.1, in process).
+  std::shared_ptr<EventStream> events;
   // When set, the request is upgraded to a WebSocket speaking `websocket_protocol`
   // (for a session with `dial`: SPDY/3.1+portforward.k8s.io in the WebSocket, or
   // SPDY/3.1 itself when the client asked for `Upgrade: SPDY/3.1`).

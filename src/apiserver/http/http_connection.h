@@ -4,12 +4,16 @@
 // Asio and Beast, so only http_server.cc and tunnel_dialer.cc include it.
 #pragma once
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -17,6 +21,14 @@
 #include "apiserver/http/fair_gate.h"
 #include "apiserver/http/http.h"
 #include "common/status.h"
+
+namespace kiso {
+class WorkerPool;
+namespace http2 {
+class ServerSession;
+struct Stream;
+}  // namespace http2
+}  // namespace kiso
 
 namespace kiso::apiserver {
 
@@ -28,6 +40,8 @@ struct ConnectionOptions {
   const std::atomic<bool>* stopping = nullptr;  // Set while the owner shuts down.
   // Called when a request has been read, before it is handled.
   std::function<void()> on_request;
+  // HTTP/1.1: called when the connection starts waiting for its next request.
+  std::function<void()> on_idle;
   // Called with each tunnel this connection turns into (the server's list,
   // so that stopping wakes it).
   std::function<void(const std::shared_ptr<Tunnel>&)> on_tunnel;
@@ -37,7 +51,68 @@ struct ConnectionOptions {
   std::string flow;
   // The client's verified certificate, given to every request of the connection.
   std::optional<PeerCertificate> peer;
+  // HTTP/2: a connection with no open stream ends after this long without a
+  // frame; streams one connection may have open at once.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  uint32_t max_streams = 1000;
 };
+
+// The CPU priority of the connection's thread: while it serves a read of a
+// crowded flow (see FairGate) the thread runs as SCHED_IDLE, on the cores no
+// other request wants, so that another client's request does not wait for a
+// core behind it (the kernel lets a normal task preempt an idle one at once,
+// where between two normal tasks the running one keeps its slice). Writes keep
+// their priority: they hold the store's write lock, which an idle thread could
+// keep from everyone. Normal again once its flow is within its share (where
+// the process may leave SCHED_IDLE: root, or RLIMIT_NICE allowing it).
+class ThreadPriority {
+ public:
+  void Set(bool idle) {
+    if (idle == idle_ || stuck_) return;
+    sched_param param{};
+    if (pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &param) == 0) {
+      idle_ = idle;
+    } else {
+      stuck_ = !idle;  // It cannot come back; stop asking.
+    }
+  }
+
+ private:
+  bool idle_ = false;
+  bool stuck_ = false;
+};
+
+// Sets the request's path (decoded) and query (decoded parameters) from
+// `target` as sent: "/api/v1/pods?watch=1".
+void SetTarget(Request& req, std::string_view target);
+// A request that stays open as long as its client wants (upstream's
+// long-running check: watches, follows, exec, attach, port-forward, proxy):
+// it holds a connection, not a seat in the fair gate.
+bool LongRunning(std::string_view target);
+
+// An answer relayed from elsewhere: its head, its body (StreamWriter::Write,
+// which may block while the reader is slow), then its end.
+class AnswerSink : public StreamWriter {
+ public:
+  virtual void Head(int status, std::vector<std::pair<std::string, std::string>> headers) = 0;
+  // `clean`: the whole answer came; otherwise the reader must see it cut.
+  virtual void End(bool clean) = 0;
+};
+// Sends `req` down a claimed tunnel and streams the agent's answer into
+// `sink`, on the tunnel's own thread; returns at once. A tunnel that broke
+// before the answer's head is answered 503.
+void ForwardThrough(const std::shared_ptr<Tunnel>& tunnel, const Request& req,
+                    std::shared_ptr<AnswerSink> sink);
+
+// An HTTP/2 request as the handlers see it (its body handed over).
+Request RequestOf(http2::ServerSession& session, http2::Stream& s);
+
+// Serves an HTTP/2 connection (ALPN "h2") on `stream` until it ends: frames
+// are read and written on this thread (`io` runs here), each request is
+// handled on `workers`, and watches stream without any thread. Returns once
+// no worker is still busy with one of its requests.
+void ServeHttp2(boost::asio::io_context& io, SslStream& stream, const std::string& remote,
+                const HttpHandler& handler, const ConnectionOptions& options, WorkerPool& workers);
 
 // TLS 1.2 and later only, on a server's or a client's context.
 void RestrictTlsVersions(boost::asio::ssl::context& tls);

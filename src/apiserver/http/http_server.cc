@@ -28,7 +28,9 @@
 #include "apiserver/http/channel_pump.h"
 #include "apiserver/http/http_connection.h"
 #include "apiserver/http/spdy_pump.h"
+#include "common/http2_session.h"
 #include "common/recover.h"
+#include "common/worker_pool.h"
 
 namespace kiso::apiserver {
 
@@ -75,6 +77,20 @@ std::vector<std::string> Request::QueryAll(std::string_view name) const {
   return out;
 }
 
+void SetTarget(Request& req, std::string_view target) {
+  req.target = target;
+  req.query.clear();
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (parsed) {
+    req.path = parsed->path();
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;
+    for (auto param : parsed->params(opts)) req.query.emplace(param.key, param.value);
+  } else {
+    req.path = std::string(target.substr(0, target.find('?')));
+  }
+}
+
 namespace {
 
 class ChunkWriter : public StreamWriter {
@@ -107,16 +123,7 @@ Request Convert(const http::request<http::string_body>& in, const std::string& r
   req.method = std::string(in.method_string());
   req.remote = remote;
   req.peer = peer;
-  std::string_view target(in.target().data(), in.target().size());
-  auto parsed = boost::urls::parse_origin_form(target);
-  if (parsed) {
-    req.path = parsed->path();
-    boost::urls::encoding_opts opts;
-    opts.space_as_plus = true;
-    for (auto param : parsed->params(opts)) req.query.emplace(param.key, param.value);
-  } else {
-    req.path = std::string(target.substr(0, target.find('?')));
-  }
+  SetTarget(req, std::string_view(in.target().data(), in.target().size()));
   for (const auto& field : in) {
     std::string name(field.name_string());
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -219,7 +226,12 @@ class Relay : public std::enable_shared_from_this<Relay> {
 // long-running check): they hold a connection, not a seat in the gate.
 bool LongRunning(const http::request<http::string_body>& in) {
   if (websocket::is_upgrade(in) || in.find(http::field::upgrade) != in.end()) return true;
-  std::string_view target(in.target().data(), in.target().size());
+  return apiserver::LongRunning(std::string_view(in.target().data(), in.target().size()));
+}
+
+}  // namespace
+
+bool LongRunning(std::string_view target) {
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query = target.substr(std::min(target.size(), path.size() + 1));
   for (std::string_view word : {"watch=true", "watch=1", "follow=true", "follow=1"}) {
@@ -232,6 +244,8 @@ bool LongRunning(const http::request<http::string_body>& in) {
   return path.find("/watch/") != std::string_view::npos ||
          path.find("/proxy/") != std::string_view::npos;
 }
+
+namespace {
 
 // A Status as the response (with Retry-After when it says to retry); the
 // connection closes after it unless `keep_alive`.
@@ -385,6 +399,102 @@ Result<std::pair<int, std::string>> GetThrough(const std::shared_ptr<Tunnel>& tu
   return answer.get();
 }
 
+void ForwardThrough(const std::shared_ptr<Tunnel>& tunnel, const Request& req,
+                    std::shared_ptr<AnswerSink> sink) {
+  // Runs on the tunnel's own thread (its io_context), as a relay's half does;
+  // the sink's writes may block it, which holds up this tunnel alone.
+  struct Call {
+    http::request<http::string_body> req;
+    beast::flat_buffer buffer;
+    http::response_parser<http::buffer_body> parser;
+    std::array<char, 16384> chunk{};
+    std::shared_ptr<AnswerSink> sink;
+    bool head_sent = false;
+  };
+  auto call = std::make_shared<Call>();
+  call->sink = std::move(sink);
+  auto& out = call->req;
+  out.version(11);
+  out.method_string(req.method);
+  out.target(req.target);
+  for (const auto& [name, value] : req.headers) {
+    if (name == "authorization" || name == "connection" || name == "te" ||
+        name == "transfer-encoding" || name == "content-length")
+      continue;
+    out.insert(name, value);
+  }
+  if (out.find(http::field::host) == out.end()) out.set(http::field::host, "kiso-agent");
+  out.body() = req.body;
+  out.keep_alive(false);  // The agent serves this one request, then closes.
+  out.prepare_payload();
+  call->parser.body_limit(boost::none);  // Logs that follow never end.
+  auto fail = [call](std::string_view why) {
+    if (call->head_sent) return call->sink->End(false);
+    api::ApiError e =
+        api::ServiceUnavailable(fmt::format("the tunnel to the pod's node agent {}", why));
+    call->sink->Head(e.code, {{"content-type", "application/json"}});
+    call->sink->Write(e.ToJson());
+    call->sink->End(true);
+  };
+  std::lock_guard lock(tunnel->mu);
+  if (tunnel->state != Tunnel::State::kClaimed) return fail("was closed before it could be used");
+  int fd = tunnel->stream.next_layer().native_handle();
+  // The client left: the agent's side is cut, which ends the reads below.
+  call->sink->OnCancel([fd] { ::shutdown(fd, SHUT_RDWR); });
+  tunnel->start = [call, tunnel, fail] {
+    auto read_body = std::make_shared<std::function<void()>>();
+    *read_body = [call, tunnel, fail, read_body] {
+      auto& parser = call->parser;
+      if (parser.is_done()) {
+        call->sink->End(true);
+        *read_body = nullptr;  // Ends the cycle.
+        return;
+      }
+      parser.get().body().data = call->chunk.data();
+      parser.get().body().size = call->chunk.size();
+      http::async_read(tunnel->stream, call->buffer, parser,
+                       [call, fail, read_body](beast::error_code ec, size_t) {
+                         if (ec == http::error::need_buffer) ec = {};
+                         size_t got = call->chunk.size() - call->parser.get().body().size;
+                         if (got > 0 && !call->sink->Write({call->chunk.data(), got}))
+                           ec = asio::error::operation_aborted;
+                         if (ec) {
+                           fail(ec.message());
+                           *read_body = nullptr;
+                           return;
+                         }
+                         (*read_body)();
+                       });
+    };
+    http::async_write(
+        tunnel->stream, call->req, [call, tunnel, fail, read_body](beast::error_code ec, size_t) {
+          if (ec) {
+            fail(fmt::format("broke: {}", ec.message()));
+            *read_body = nullptr;
+            return;
+          }
+          http::async_read_header(
+              tunnel->stream, call->buffer, call->parser,
+              [call, fail, read_body](beast::error_code ec, size_t) {
+                if (ec) {
+                  fail(fmt::format("broke: {}", ec.message()));
+                  *read_body = nullptr;
+                  return;
+                }
+                std::vector<std::pair<std::string, std::string>> headers;
+                for (const auto& f : call->parser.get()) {
+                  headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+                }
+                call->head_sent = true;
+                call->sink->Head(call->parser.get().result_int(), std::move(headers));
+                (*read_body)();
+              });
+        });
+  };
+  tunnel->state = Tunnel::State::kRelaying;
+  tunnel->cv.notify_all();
+}
+
 void CloseTunnel(Tunnel& t) {
   std::lock_guard lock(t.mu);
   if (t.state != Tunnel::State::kIdle) return;
@@ -419,37 +529,13 @@ Status UseClientCertificate(ssl::context& tls, const std::string& cert_pem,
   return Status::Ok();
 }
 
-// The CPU priority of the connection's thread: while it serves a read of a
-// crowded flow (see FairGate) the thread runs as SCHED_IDLE, on the cores no
-// other request wants, so that another client's request does not wait for a
-// core behind it (the kernel lets a normal task preempt an idle one at once,
-// where between two normal tasks the running one keeps its slice). Writes keep
-// their priority: they hold the store's write lock, which an idle thread could
-// keep from everyone. Normal again once its flow is within its share (where
-// the process may leave SCHED_IDLE: root, or RLIMIT_NICE allowing it).
-class ThreadPriority {
- public:
-  void Set(bool idle) {
-    if (idle == idle_ || stuck_) return;
-    sched_param param{};
-    if (pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &param) == 0) {
-      idle_ = idle;
-    } else {
-      stuck_ = !idle;  // It cannot come back; stop asking.
-    }
-  }
-
- private:
-  bool idle_ = false;
-  bool stuck_ = false;
-};
-
 void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
                      const std::string& remote, const HttpHandler& handler,
                      const ConnectionOptions& options) {
   auto stopping = [&] { return options.stopping && options.stopping->load(); };
   ThreadPriority priority;
   while (!stopping()) {
+    if (options.on_idle) options.on_idle();
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(64 * 1024);
@@ -491,6 +577,9 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       out = Response{};
       out.status = 500;
       out.body = api::InternalError(std::string(CurrentExceptionMessage())).ToJson();
+    }
+    if (out.events) {
+      out.stream = [events = std::move(out.events)](StreamWriter& w) { PumpEvents(*events, w); };
     }
     if (out.relay) {
       RelayThrough(io, stream, buffer, in, *out.relay);
@@ -628,6 +717,44 @@ struct HttpsServer::Impl {
   std::set<int> open_fds;                      // Sockets of live connections, shut down on Stop.
   std::vector<std::weak_ptr<Tunnel>> tunnels;  // Woken on Stop.
   int active = 0;
+  // HTTP/1.1 connections waiting for a request (or a TLS handshake), by
+  // socket: when each is cut (slow clients, idle keep-alive connections).
+  std::map<int, std::chrono::steady_clock::time_point> deadlines;
+  std::condition_variable deadlines_changed;
+  std::thread reaper;
+  // The handlers of HTTP/2 requests.
+  WorkerPool workers;
+
+  // `timeout` zero: no deadline (a request is being served).
+  void SetDeadline(int fd, std::chrono::milliseconds timeout) {
+    std::lock_guard lock(mu);
+    if (timeout.count() == 0) {
+      deadlines.erase(fd);
+      return;
+    }
+    deadlines[fd] = std::chrono::steady_clock::now() + timeout;
+    deadlines_changed.notify_all();
+  }
+
+  // Shuts down (for reading and writing) the connections past their deadline:
+  // the blocked read ends, and with it the connection.
+  void Reap() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      auto next = std::chrono::steady_clock::time_point::max();
+      auto now = std::chrono::steady_clock::now();
+      for (auto it = deadlines.begin(); it != deadlines.end();) {
+        if (it->second <= now) {
+          ::shutdown(it->first, SHUT_RDWR);
+          it = deadlines.erase(it);
+        } else {
+          next = std::min(next, it->second);
+          ++it;
+        }
+      }
+      deadlines_changed.wait_until(lock, std::min(next, now + std::chrono::seconds(1)));
+    }
+  }
 
   void AcceptLoop() {
     while (!stopping) {
@@ -670,6 +797,7 @@ struct HttpsServer::Impl {
     if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     {
       SslStream stream(std::move(socket), tls);
+      SetDeadline(fd, options.idle_timeout);
       stream.handshake(ssl::stream_base::server, ec);
       if (!ec) {
         beast::flat_buffer buffer;
@@ -684,11 +812,24 @@ struct HttpsServer::Impl {
         connection.gate = gate.get();
         connection.flow = client;
         connection.peer = PeerOf(stream);
-        ServeConnection(conn_io, stream, buffer, remote, handler, connection);
+        connection.idle_timeout = options.idle_timeout;
+        connection.max_streams = options.max_streams;
+        connection.on_request = [this, fd] { SetDeadline(fd, {}); };
+        connection.on_idle = [this, fd] { SetDeadline(fd, options.idle_timeout); };
+        const unsigned char* alpn = nullptr;
+        unsigned int alpn_size = 0;
+        SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_size);
+        if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_size) == "h2") {
+          SetDeadline(fd, {});  // HTTP/2 keeps its own.
+          ServeHttp2(conn_io, stream, remote, handler, connection, workers);
+        } else {
+          ServeConnection(conn_io, stream, buffer, remote, handler, connection);
+        }
       }
       {
         std::lock_guard lock(mu);
         open_fds.erase(fd);
+        deadlines.erase(fd);
         if (--per_client[client] == 0) per_client.erase(client);
       }
       stream.shutdown(ec);
@@ -742,8 +883,11 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
     return MakeStatus(Code::kUnavailable, "listen on {}:{}: {}", options.address, options.port,
                       ec.message());
   }
+  // HTTP/2 for the clients that offer it (kubectl, client-go), HTTP/1.1 for the rest.
+  SSL_CTX_set_alpn_select_cb(impl->tls.native_handle(), http2::SelectAlpn, nullptr);
   Impl* raw = impl.get();
   impl->accept_thread = std::thread([raw] { raw->AcceptLoop(); });
+  impl->reaper = std::thread([raw] { raw->Reap(); });
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
 }
 
@@ -755,6 +899,7 @@ void HttpsServer::Stop() {
   std::vector<std::shared_ptr<Tunnel>> tunnels;
   {
     std::lock_guard lock(impl_->mu);
+    impl_->deadlines_changed.notify_all();
     for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RD);
     for (const auto& w : impl_->tunnels) {
       if (auto t = w.lock()) tunnels.push_back(std::move(t));
@@ -769,6 +914,7 @@ void HttpsServer::Stop() {
 HttpsServer::~HttpsServer() {
   Stop();
   if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
+  if (impl_->reaper.joinable()) impl_->reaper.join();
   std::unique_lock lock(impl_->mu);
   impl_->idle.wait(lock, [this] { return impl_->active == 0; });
   lock.unlock();

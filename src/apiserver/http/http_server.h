@@ -1,9 +1,13 @@
-// HttpsServer: TLS 1.2+ over Boost.Beast, one thread per connection (HTTP/1.1
-// keep-alive), TCP_NODELAY on every accepted socket, a request-body limit,
-// limits on connections and requests in flight per client (429 beyond them),
-// and graceful shutdown (stop accepting, end streams, join connections).
+// HttpsServer: TLS 1.2+ over Boost.Beast. HTTP/2 (ALPN h2, libnghttp2) for
+// clients that offer it: one thread per connection for its frames, every
+// request handled on a worker pool, watches streamed without a thread.
+// HTTP/1.1 otherwise: one thread per connection (keep-alive). TCP_NODELAY on
+// every accepted socket, a request-body limit, limits on connections and
+// requests in flight per client (429 beyond them), deadlines for slow and idle
+// clients, and graceful shutdown (stop accepting, end streams, join connections).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +33,13 @@ struct HttpsServerOptions {
   FairGateOptions fairness;
   // Open connections one client address may hold; more are closed at once.
   int max_connections_per_client = 2048;
+  // A connection ends when it spends this long on its TLS handshake, waiting
+  // for or sending a request (HTTP/1.1), or with no open stream and no frame
+  // (HTTP/2): slow clients do not hold connections.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // HTTP/2 streams one connection may have open at once (kube-apiserver's
+  // default for --http2-max-streams-per-connection).
+  uint32_t max_streams = 1000;
 };
 
 class HttpsServer {

@@ -46,14 +46,17 @@ void ConvertAnswer(const api::ResourceType& served, json::value& answer) {
 
 // Watch events (JSON lines from the handler) converted, then framed as the
 // client asked: JSON lines, or length-delimited protobuf WatchEvents.
-class ConvertingWriter : public StreamWriter {
+class ConvertingEvents : public EventStream {
  public:
-  ConvertingWriter(StreamWriter& out, const api::ResourceType& served, bool protobuf)
-      : out_(out), served_(served), protobuf_(protobuf) {}
+  ConvertingEvents(std::shared_ptr<EventStream> in, const api::ResourceType& served, bool protobuf)
+      : in_(std::move(in)), served_(served), protobuf_(protobuf) {}
 
-  bool Write(std::string_view data) override {
-    pending_ += data;
-    std::string batch;
+  void Start(std::function<void()> wake) override { in_->Start(std::move(wake)); }
+  void Cancel() override { in_->Cancel(); }
+  Pulled Pull(size_t max_bytes) override {
+    Pulled p = in_->Pull(max_bytes);
+    pending_ += p.data;
+    p.data.clear();
     size_t start = 0;
     for (size_t end = pending_.find('\n'); end != std::string::npos;
          start = end + 1, end = pending_.find('\n', start)) {
@@ -63,20 +66,18 @@ class ConvertingWriter : public StreamWriter {
       if (auto* object = e.if_contains("object")) ConvertAnswer(served_, *object);
       if (protobuf_) {
         auto framed = api::EncodeProtobufWatchEvent(api::GetString(e, {"type"}), e["object"]);
-        if (framed.ok()) batch += *framed;
+        if (framed.ok()) p.data += *framed;
       } else {
-        batch += json::serialize(e);
-        batch += '\n';
+        p.data += json::serialize(e);
+        p.data += '\n';
       }
     }
     pending_.erase(0, start);
-    return batch.empty() || out_.Write(batch);
+    return p;
   }
-  bool Stopping() const override { return out_.Stopping(); }
-  void OnCancel(const std::function<void()>& cancel) override { out_.OnCancel(cancel); }
 
  private:
-  StreamWriter& out_;
+  std::shared_ptr<EventStream> in_;
   const api::ResourceType& served_;
   bool protobuf_;
   std::string pending_;
@@ -125,12 +126,8 @@ Response ServeConverted(const Context& ctx, const Target& t, const Request& req,
     res = serve(stored, inner);
   }
   for (auto& w : inner.warnings) req.Warn(std::move(w));
-  if (res.stream) {
-    res.stream = [stream = std::move(res.stream), served = t.type,
-                  protobuf_watch](StreamWriter& out) {
-      ConvertingWriter converting(out, *served, protobuf_watch);
-      stream(converting);
-    };
+  if (res.events) {
+    res.events = std::make_shared<ConvertingEvents>(std::move(res.events), *t.type, protobuf_watch);
     if (protobuf_watch) res.content_type = std::string(api::kProtobufMediaType) + ";stream=watch";
     return res;
   }

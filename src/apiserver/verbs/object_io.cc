@@ -71,7 +71,7 @@ bool WantsProtobufOnly(const Request& req) {
 }
 
 void EncodeObject(Response& res, const Request& req) {
-  bool json_body = res.content_type == "application/json" && !res.stream;
+  bool json_body = res.content_type == "application/json" && !res.stream && !res.events;
   if (json_body && res.status < 300 && WantsProtobufOnly(req)) {
     api::ApiOr<std::string> body = api::NotAcceptable("");
     if (res.object) {

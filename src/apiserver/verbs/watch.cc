@@ -37,6 +37,123 @@ std::string EventLine(std::string_view type, std::string_view object_json, bool 
   return line;
 }
 
+constexpr auto kBookmarkEvery = std::chrono::seconds(10);
+
+// One watch's events, pulled by the HTTP server as its reader takes them:
+// the initial state first (when asked), then what the cache hands over,
+// bookmarks every 10 s when allowed, until the timeout.
+class WatchEvents : public EventStream {
+ public:
+  struct Setup {
+    const api::ResourceType* type = nullptr;
+    ListFilter filter;
+    std::string exact_key;
+    WatchCache::Snapshot snapshot;
+    std::unique_ptr<CacheWatcher> watcher;  // Null with `expired`.
+    std::string expired;
+    store::Revision last = 0;
+    std::chrono::steady_clock::time_point end;
+    bool bookmarks = false;
+    bool protobuf = false;
+    std::shared_ptr<const Request> table_request;  // Set: each object as a Table row.
+    Metrics* metrics = nullptr;
+  };
+  explicit WatchEvents(Setup setup)
+      : s_(std::move(setup)),
+        next_bookmark_(std::chrono::steady_clock::now() + kBookmarkEvery),
+        gauge_(s_.metrics) {}
+
+  void Start(std::function<void()> wake) override {
+    if (s_.watcher) s_.watcher->SetNotify(std::move(wake));
+  }
+
+  void Cancel() override {
+    if (s_.watcher) s_.watcher->SetNotify(nullptr);
+    done_ = true;
+  }
+
+  Pulled Pull(size_t max_bytes) override {
+    Pulled p;
+    if (done_) {
+      p.done = true;
+      return p;
+    }
+    if (!s_.expired.empty()) {
+      std::string body = api::Expired(s_.expired).ToJson();
+      body.pop_back();  // EventLine adds the newline.
+      p.data = EventLine("ERROR", body, s_.protobuf);
+      p.done = done_ = true;
+      return p;
+    }
+    // The initial state, a part at a time as the reader takes it.
+    while (next_initial_ < s_.snapshot.objects.size() && p.data.size() < max_bytes) {
+      const ObjectPtr& obj = s_.snapshot.objects[next_initial_++];
+      if (Matches(obj)) p.data += EventLine("ADDED", Render(obj), s_.protobuf);
+    }
+    if (next_initial_ < s_.snapshot.objects.size()) {
+      p.next = std::chrono::steady_clock::time_point::min();  // More at once.
+      return p;
+    }
+    s_.snapshot.objects.clear();
+    auto events = s_.watcher->Next(std::chrono::steady_clock::time_point::min());
+    if (!events.ok()) {
+      done_ = p.done = true;
+      if (events.status().code() == Code::kCancelled) return p;
+      api::ApiError e = events.status().code() == Code::kResourceExhausted
+                            ? api::Expired(events.status().message())
+                            : api::InternalError(events.status().message());
+      std::string body = e.ToJson();
+      body.pop_back();
+      p.data += EventLine("ERROR", body, s_.protobuf);
+      return p;
+    }
+    for (const auto& ev : *events) {
+      s_.last = ev->revision;
+      bool now_matches = ev->type != CacheEvent::Type::kDeleted && Matches(ev->object);
+      bool was_matching = ev->prev && Matches(ev->prev);
+      if (ev->type == CacheEvent::Type::kDeleted) {
+        if (Matches(ev->object) || was_matching)
+          p.data += EventLine("DELETED", Render(ev->object), s_.protobuf);
+      } else if (now_matches && was_matching) {
+        p.data += EventLine("MODIFIED", Render(ev->object), s_.protobuf);
+      } else if (now_matches) {
+        p.data += EventLine("ADDED", Render(ev->object), s_.protobuf);
+      } else if (was_matching) {
+        p.data += EventLine("DELETED", Render(ev->object), s_.protobuf);
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (s_.bookmarks && now >= next_bookmark_) {
+      std::string bookmark =
+          fmt::format(R"({{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{}"}}}})",
+                      s_.type->kind, s_.type->GroupVersion(), s_.last);
+      p.data += EventLine("BOOKMARK", bookmark, s_.protobuf);
+      next_bookmark_ = now + kBookmarkEvery;
+    }
+    if (now >= s_.end) {
+      done_ = p.done = true;
+      return p;
+    }
+    p.next = s_.bookmarks ? std::min(s_.end, next_bookmark_) : s_.end;
+    return p;
+  }
+
+ private:
+  bool Matches(const ObjectPtr& obj) const {
+    return obj && (s_.exact_key.empty() || obj->key == s_.exact_key) && s_.filter.Matches(*obj);
+  }
+  std::string Render(const ObjectPtr& obj) const {
+    return s_.table_request ? RenderTable(*s_.type, {obj}, *s_.table_request, "", "", false)
+                            : obj->json;
+  }
+
+  Setup s_;
+  size_t next_initial_ = 0;
+  std::chrono::steady_clock::time_point next_bookmark_;
+  bool done_ = false;
+  WatchGauge gauge_;
+};
+
 }  // namespace
 
 Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
@@ -94,73 +211,20 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
   Response res;
   res.content_type = protobuf ? std::string(api::kProtobufMediaType) + ";stream=watch"
                               : std::string("application/json");
-  Metrics* metrics = ctx.metrics;
-  const api::ResourceType* type = t.type;
-  res.stream = [=, snapshot = std::move(snapshot),
-                watcher = std::shared_ptr<CacheWatcher>(std::move(watcher)),
-                filter = *filter](StreamWriter& out) {
-    if (!expired.empty()) {
-      std::string body = api::Expired(expired).ToJson();
-      body.pop_back();  // EventLine adds the newline.
-      out.Write(EventLine("ERROR", body, protobuf));
-      return;
-    }
-    WatchGauge gauge(metrics);
-    out.OnCancel([watcher] { watcher->Cancel(); });
-    auto render = [&](const ObjectPtr& obj) {
-      return table ? RenderTable(*type, {obj}, req, "", "", false) : obj->json;
-    };
-    auto matches = [&](const ObjectPtr& obj) {
-      return obj && (exact_key.empty() || obj->key == exact_key) && filter.Matches(*obj);
-    };
-    for (const auto& obj : snapshot.objects) {
-      if (matches(obj) && !out.Write(EventLine("ADDED", render(obj), protobuf))) return;
-    }
-    store::Revision last = initial ? snapshot.revision : after;
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
-    auto next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!out.Stopping()) {
-      auto now = std::chrono::steady_clock::now();
-      if (now >= end) break;
-      auto wake = std::min({end, now + std::chrono::seconds(1), next_bookmark});
-      auto events = watcher->Next(wake);
-      if (!events.ok() && events.status().code() == Code::kCancelled) return;
-      if (!events.ok()) {
-        api::ApiError e = api::Expired(events.status().message());
-        if (events.status().code() != Code::kResourceExhausted) {
-          e = api::InternalError(events.status().message());
-        }
-        std::string body = e.ToJson();
-        body.pop_back();
-        out.Write(EventLine("ERROR", body, protobuf));
-        return;
-      }
-      std::string batch;
-      for (const auto& ev : *events) {
-        last = ev->revision;
-        bool now_matches = ev->type != CacheEvent::Type::kDeleted && matches(ev->object);
-        bool was_matching = ev->prev && matches(ev->prev);
-        if (ev->type == CacheEvent::Type::kDeleted) {
-          if (matches(ev->object) || was_matching)
-            batch += EventLine("DELETED", render(ev->object), protobuf);
-        } else if (now_matches && was_matching) {
-          batch += EventLine("MODIFIED", render(ev->object), protobuf);
-        } else if (now_matches) {
-          batch += EventLine("ADDED", render(ev->object), protobuf);
-        } else if (was_matching) {
-          batch += EventLine("DELETED", render(ev->object), protobuf);
-        }
-      }
-      if (!batch.empty() && !out.Write(batch)) return;
-      if (bookmarks && std::chrono::steady_clock::now() >= next_bookmark) {
-        std::string bookmark = fmt::format(
-            R"({{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{}"}}}})",
-            type->kind, type->GroupVersion(), last);
-        if (!out.Write(EventLine("BOOKMARK", bookmark, protobuf))) return;
-        next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      }
-    }
-  };
+  WatchEvents::Setup setup;
+  setup.type = t.type;
+  setup.filter = std::move(*filter);
+  setup.exact_key = std::move(exact_key);
+  setup.snapshot = std::move(snapshot);
+  setup.watcher = std::move(watcher);
+  setup.expired = std::move(expired);
+  setup.last = initial ? setup.snapshot.revision : after;
+  setup.end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  setup.bookmarks = bookmarks;
+  setup.protobuf = protobuf;
+  if (table) setup.table_request = std::make_shared<const Request>(req);
+  setup.metrics = ctx.metrics;
+  res.events = std::make_shared<WatchEvents>(std::move(setup));
   return res;
 }
 

@@ -1,0 +1,502 @@
+// The API server's HTTP/2 (RFC 9113): one connection's frames read and
+// written on its thread by a reader and a writer coroutine around
+// http2::ServerSession; every request handled on the worker pool (a
+// handler may block: the store, the fair gate), its answer handed back to the
+// connection's thread to be framed. What each kind of answer costs:
+//   - an object or a Status: its bytes, until the client has taken them;
+//   - a watch (Response::events): no thread at all: the cache's wake-up posts
+//     a pull to this thread, which frames what the client's flow control lets
+//     through, at most kStreamBuffer waiting per stream; a watcher too slow
+//     for the cache's window is ended by the cache (410), not buffered here;
+//   - a stream written as it is read (Response::stream: logs that follow, in
+//     process) or relayed from an agent's tunnel: a worker (or the tunnel's
+//     thread) that blocks while kStreamBuffer waits unsent.
+// Upgrades (exec, attach, port-forward, tunnels) need HTTP/1.1, which every
+// client asks for them (client-go dials those connections with ALPN
+// http/1.1): asked over HTTP/2 they are refused with 400.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <condition_variable>
+#include <mutex>
+
+#include "api/errors.h"
+#include "apiserver/http/http_connection.h"
+#include "common/http2_session.h"
+#include "common/recover.h"
+#include "common/worker_pool.h"
+
+namespace kiso::apiserver {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr size_t kStreamBuffer = size_t{256} << 10;
+constexpr size_t kWriteBatch = size_t{64} << 10;
+constexpr size_t kReadChunk = size_t{16} << 10;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+class BlockingWriter;
+
+// One request's answer on the connection's side (its thread only).
+struct Exchange {
+  std::shared_ptr<http2::Stream> stream;
+  std::optional<FairGate::Ticket> seat;  // Held until the answer is out.
+  std::shared_ptr<EventStream> events;
+  std::unique_ptr<asio::steady_timer> timer;  // The events' next pull.
+  bool wake_posted = false;
+  bool waiting_for_room = false;
+  std::shared_ptr<BlockingWriter> writer;
+  size_t appended = 0;  // Bytes added to the stream's pending, all told.
+};
+
+struct H2Connection : std::enable_shared_from_this<H2Connection> {
+  H2Connection(asio::io_context& i, SslStream& s, const HttpHandler& h, const ConnectionOptions& o,
+               WorkerPool& w, std::string r)
+      : io(i),
+        stream(s),
+        handler(h),
+        options(o),
+        workers(w),
+        remote(std::move(r)),
+        kick(i),
+        watchdog(i) {}
+
+  asio::io_context& io;
+  SslStream& stream;
+  const HttpHandler& handler;
+  const ConnectionOptions& options;
+  WorkerPool& workers;
+  std::string remote;
+  std::unique_ptr<http2::ServerSession> session;
+  asio::steady_timer kick;      // The writer waits here for something to send.
+  asio::steady_timer watchdog;  // Ends a connection idle too long.
+  std::chrono::steady_clock::time_point last_read = std::chrono::steady_clock::now();
+  bool closed = false;
+
+  // Requests handed to workers and not back yet: the connection (and the
+  // io_context and stream it refers to) outlives them.
+  std::mutex mu;
+  std::condition_variable idle;
+  int busy = 0;
+
+  void Kick() { kick.cancel(); }
+  void Close() {
+    if (closed) return;
+    closed = true;
+    session->CloseAll();
+    watchdog.cancel();
+    Kick();
+  }
+
+  // What the stream's closing ends: the events, the writer, the seat.
+  void Attach(const std::shared_ptr<Exchange>& x);
+  void OnRequest(const std::shared_ptr<http2::Stream>& s);
+  void Handle(const std::shared_ptr<http2::Stream>& s, Request req, bool long_running,
+              bool mutating);
+  void Deliver(const std::shared_ptr<Exchange>& x, Response out);
+  void Pump(const std::shared_ptr<Exchange>& x);
+  void Append(Exchange& x, std::string_view data) {
+    if (x.stream->closed || data.empty()) return;
+    x.stream->pending.append(data);
+    x.appended += data.size();
+    session->Resume(*x.stream);
+    Kick();
+  }
+  void Finish(Exchange& x, bool clean) {
+    if (x.stream->closed) return;
+    if (clean) {
+      x.stream->done = true;
+      session->Resume(*x.stream);
+    } else {
+      session->Reset(*x.stream);
+    }
+    Kick();
+  }
+  void Leave() {
+    std::lock_guard lock(mu);
+    if (--busy == 0) idle.notify_all();
+  }
+};
+
+// A stream's writer on a blocking thread (a worker running Response::stream,
+// or a tunnel's thread relaying an agent's answer): each write goes to the
+// connection's thread, and a write waits while kStreamBuffer is unsent.
+class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<BlockingWriter> {
+ public:
+  // The connection waits for its writers as for its workers: a tunnel's
+  // thread may write after the worker that started it is done.
+  BlockingWriter(std::shared_ptr<H2Connection> c, std::shared_ptr<Exchange> x)
+      : c_(std::move(c)), x_(std::move(x)) {
+    std::lock_guard lock(c_->mu);
+    ++c_->busy;
+  }
+  ~BlockingWriter() override { c_->Leave(); }
+  BlockingWriter(const BlockingWriter&) = delete;
+  BlockingWriter& operator=(const BlockingWriter&) = delete;
+
+  void Head(int status, std::vector<std::pair<std::string, std::string>> headers) override {
+    asio::post(c_->io, [c = c_, x = x_, status, headers = std::move(headers)] {
+      c->session->Respond(*x->stream, static_cast<unsigned>(status), headers, true);
+      c->Kick();
+    });
+  }
+  bool Write(std::string_view data) override {
+    std::unique_lock lock(mu_);
+    room_.wait(lock, [&] { return closed_ || posted_ - sent_ < kStreamBuffer; });
+    if (closed_) return false;
+    posted_ += data.size();
+    lock.unlock();
+    asio::post(c_->io, [c = c_, x = x_, bytes = std::string(data)] { c->Append(*x, bytes); });
+    return true;
+  }
+  bool Stopping() const override {
+    std::lock_guard lock(mu_);
+    return closed_ || (c_->options.stopping && c_->options.stopping->load());
+  }
+  void OnCancel(const std::function<void()>& cancel) override {
+    bool now = false;
+    {
+      std::lock_guard lock(mu_);
+      cancel_ = cancel;
+      now = closed_;
+    }
+    if (now) cancel();
+  }
+  void End(bool clean) override {
+    asio::post(c_->io, [c = c_, x = x_, clean] { c->Finish(*x, clean); });
+  }
+
+  // From the connection's thread.
+  void Sent(size_t sent) {
+    std::lock_guard lock(mu_);
+    sent_ = sent;
+    room_.notify_all();
+  }
+  void Close() {
+    std::function<void()> cancel;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      cancel = std::move(cancel_);
+      room_.notify_all();
+    }
+    if (cancel) cancel();
+  }
+
+ private:
+  std::shared_ptr<H2Connection> c_;
+  std::shared_ptr<Exchange> x_;
+  mutable std::mutex mu_;
+  std::condition_variable room_;
+  size_t posted_ = 0;
+  size_t sent_ = 0;
+  bool closed_ = false;
+  std::function<void()> cancel_;
+};
+
+http2::Fields HeadersOf(const Response& out) {
+  http2::Fields h;
+  h.reserve(out.headers.size() + 2);
+  h.emplace_back("content-type", out.content_type);
+  for (const auto& [k, v] : out.headers) h.emplace_back(k, v);
+  return h;
+}
+
+void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
+  auto refuse = [&](const api::ApiError& e) {
+    std::string body = e.ToJson();
+    http2::Fields h{{"content-type", "application/json"},
+                    {"content-length", std::to_string(body.size())}};
+    if (e.retry_after_seconds > 0)
+      h.emplace_back("retry-after", std::to_string(e.retry_after_seconds));
+    s->pending = std::move(body);
+    s->done = true;
+    session->Respond(*s, static_cast<unsigned>(e.code), h, true);
+  };
+  if (s->headers_too_large) {
+    api::ApiError e;
+    e.code = 431;
+    e.reason = "RequestHeaderFieldsTooLarge";
+    e.message = "the request's header fields are larger than the limit of 64 KiB";
+    return refuse(e);
+  }
+  if (s->body_too_large) {
+    return refuse(api::RequestEntityTooLarge(fmt::format(
+        "the request body is larger than the limit of {} bytes", options.max_body_bytes)));
+  }
+  if (s->method == "CONNECT") {
+    return refuse(api::BadRequest(
+        "upgrades (exec, attach, port-forward) need an HTTP/1.1 connection, not HTTP/2"));
+  }
+  Request req = RequestOf(*session, *s);
+  req.remote = remote;
+  req.peer = options.peer;
+  const bool long_running = LongRunning(s->path);
+  const bool mutating = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+  if (options.on_request) options.on_request();
+  {
+    std::lock_guard lock(mu);
+    ++busy;
+  }
+  workers.Run(
+      [self = shared_from_this(), s, req = std::move(req), long_running, mutating]() mutable {
+        self->Handle(s, std::move(req), long_running, mutating);
+        self->Leave();
+      });
+}
+
+// On a worker: the handler, then the answer back to the connection's thread.
+void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, bool long_running,
+                          bool mutating) {
+  auto x = std::make_shared<Exchange>();
+  x->stream = s;
+  Response out;
+  ThreadPriority priority;
+  if (options.gate && !long_running) {
+    x->seat = options.gate->Enter(options.flow, mutating);
+    if (!x->seat) {
+      // 429, as kube-apiserver's max-in-flight filter answers.
+      api::ApiError e = api::TooManyRequests();
+      out.status = e.code;
+      out.body = e.ToJson();
+      if (e.retry_after_seconds > 0)
+        out.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
+      asio::post(io, [self = shared_from_this(), x, out = std::move(out)]() mutable {
+        self->Deliver(x, std::move(out));
+      });
+      return;
+    }
+    priority.Set(x->seat->crowded() && !mutating);
+  }
+  try {
+    out = handler(req);
+  } catch (...) {
+    ReportRecovered(fmt::format("{} {}", remote, req.target), CurrentExceptionMessage());
+    out = Response{};
+    out.status = 500;
+    out.body = api::InternalError(std::string(CurrentExceptionMessage())).ToJson();
+  }
+  priority.Set(false);
+  if (out.relay || out.stream) {
+    auto writer = std::make_shared<BlockingWriter>(shared_from_this(), x);
+    asio::post(io, [self = shared_from_this(), x, writer] {
+      x->writer = writer;
+      self->Attach(x);
+    });
+    if (out.relay) return ForwardThrough(out.relay, req, writer);
+    writer->Head(out.status, HeadersOf(out));
+    bool clean = true;
+    try {
+      out.stream(*writer);
+    } catch (...) {
+      ReportRecovered(fmt::format("{} {}: a stream", remote, req.target),
+                      CurrentExceptionMessage());
+      clean = false;
+    }
+    writer->End(clean);
+    return;
+  }
+  asio::post(io, [self = shared_from_this(), x, out = std::move(out)]() mutable {
+    self->Deliver(x, std::move(out));
+  });
+}
+
+void H2Connection::Attach(const std::shared_ptr<Exchange>& x) {
+  if (x->stream->closed) {
+    if (x->writer) x->writer->Close();
+    x->writer.reset();
+    return;
+  }
+  if (x->writer) {
+    std::weak_ptr<Exchange> weak = x;
+    x->stream->on_sent = [weak] {
+      if (auto x = weak.lock(); x && x->writer) x->writer->Sent(x->appended - x->stream->Waiting());
+    };
+  }
+  x->stream->on_close = [x] {
+    if (x->events) x->events->Cancel();
+    if (x->timer) x->timer->cancel();
+    if (x->writer) x->writer->Close();
+    x->writer.reset();  // It refers to the exchange.
+    x->seat.reset();
+  };
+}
+
+// On the connection's thread: the answer's head, and its body or events.
+void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
+  http2::Stream& s = *x->stream;
+  if (s.closed) {
+    if (out.events) out.events->Cancel();
+    return;  // The client reset it, or left.
+  }
+  Attach(x);
+  if (out.channels || out.accept_tunnel) {
+    out = Response{};
+    out.status = 400;
+    out.body = api::BadRequest(
+                   "upgrades (exec, attach, port-forward, tunnels) need an HTTP/1.1 connection")
+                   .ToJson();
+  }
+  http2::Fields headers = HeadersOf(out);
+  if (out.events) {
+    x->events = std::move(out.events);
+    x->timer = std::make_unique<asio::steady_timer>(io);
+    session->Respond(s, static_cast<unsigned>(out.status), headers, true);
+    std::weak_ptr<Exchange> weak = x;
+    s.on_sent = [this, weak] {
+      auto x = weak.lock();
+      if (x && x->waiting_for_room && x->stream->Waiting() < kStreamBuffer / 2) {
+        x->waiting_for_room = false;
+        Pump(x);
+      }
+    };
+    auto self = shared_from_this();
+    x->events->Start([self, weak] {
+      // From the cache's thread: one pull posted at a time.
+      asio::post(self->io, [self, weak] {
+        if (auto x = weak.lock()) {
+          x->wake_posted = false;
+          self->Pump(x);
+        }
+      });
+    });
+    Pump(x);
+    Kick();
+    return;
+  }
+  if (out.body.empty()) {
+    session->Respond(s, static_cast<unsigned>(out.status), headers, false);
+  } else {
+    headers.emplace_back("content-length", std::to_string(out.body.size()));
+    s.pending = std::move(out.body);
+    s.done = true;
+    session->Respond(s, static_cast<unsigned>(out.status), headers, true);
+  }
+  Kick();
+}
+
+void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
+  http2::Stream& s = *x->stream;
+  while (!s.closed && !s.done) {
+    if (s.Waiting() >= kStreamBuffer) {
+      x->waiting_for_room = true;  // on_sent pumps again.
+      return;
+    }
+    EventStream::Pulled p = x->events->Pull(kStreamBuffer - s.Waiting());
+    Append(*x, p.data);
+    if (p.done) return Finish(*x, true);
+    if (p.next == std::chrono::steady_clock::time_point::min()) continue;
+    if (p.next != std::chrono::steady_clock::time_point::max()) {
+      x->timer->expires_at(p.next);
+      std::weak_ptr<Exchange> weak = x;
+      x->timer->async_wait([self = shared_from_this(), weak](boost::system::error_code ec) {
+        if (ec) return;
+        if (auto x = weak.lock()) self->Pump(x);
+      });
+    }
+    return;
+  }
+}
+
+asio::awaitable<void> ReadFrames(std::shared_ptr<H2Connection> c) {
+  std::vector<uint8_t> buf(kReadChunk);
+  while (!c->closed) {
+    auto [ec, n] = co_await c->stream.async_read_some(asio::buffer(buf), kTuple);
+    if (ec || c->closed) break;
+    c->last_read = std::chrono::steady_clock::now();
+    bool ok = c->session->Receive(buf.data(), n);
+    c->Kick();
+    if (!ok) break;  // A GOAWAY is queued.
+  }
+  c->Close();
+}
+
+asio::awaitable<void> WriteFrames(std::shared_ptr<H2Connection> c) {
+  std::string out;
+  while (true) {
+    out.clear();
+    bool ok = c->session->Send(out, kWriteBatch);
+    if (!out.empty()) {
+      auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(out), kTuple);
+      if (ec) break;
+      continue;
+    }
+    if (!ok || c->closed || !c->session->Alive()) break;
+    c->kick.expires_at(asio::steady_timer::time_point::max());
+    co_await c->kick.async_wait(kTuple);
+  }
+  c->Close();
+  boost::system::error_code ignored;
+  c->stream.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+}
+
+// Ends the connection once it has had no open stream and no frame for the
+// idle timeout (a client that connects and sends nothing, or leaves a
+// connection open it no longer uses).
+asio::awaitable<void> Watch(std::shared_ptr<H2Connection> c) {
+  auto period = std::max(std::chrono::milliseconds(50), c->options.idle_timeout / 4);
+  while (!c->closed) {
+    c->watchdog.expires_after(period);
+    co_await c->watchdog.async_wait(kTuple);
+    if (c->closed) break;
+    if (c->session->open_streams() == 0 &&
+        std::chrono::steady_clock::now() - c->last_read >= c->options.idle_timeout) {
+      boost::system::error_code ignored;
+      c->stream.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      c->Close();
+    }
+  }
+}
+
+}  // namespace
+
+Request RequestOf(http2::ServerSession& session, http2::Stream& s) {
+  Request req;
+  req.method = s.method;
+  SetTarget(req, s.path);
+  for (auto& [name, value] : s.fields) {
+    auto [it, added] = req.headers.emplace(name, value);
+    if (!added) it->second.append(", ").append(value);  // As HTTP/1.1 lists them.
+  }
+  if (!s.authority.empty()) req.headers.emplace("host", s.authority);
+  req.body = session.TakeBody(s);
+  return req;
+}
+
+void ServeHttp2(asio::io_context& io, SslStream& stream, const std::string& remote,
+                const HttpHandler& handler, const ConnectionOptions& options, WorkerPool& workers) {
+  auto c = std::make_shared<H2Connection>(io, stream, handler, options, workers, remote);
+  http2::Limits limits;
+  limits.max_streams = options.max_streams;
+  limits.body_bytes = options.max_body_bytes;
+  H2Connection* raw = c.get();
+  c->session = http2::ServerSession::Make(
+      limits, [raw](const std::shared_ptr<http2::Stream>& s) { raw->OnRequest(s); });
+  if (!c->session) return;
+  {
+    using asio::experimental::awaitable_operators::operator&&;
+    asio::co_spawn(io, ReadFrames(c) && WriteFrames(c), asio::detached);
+    asio::co_spawn(io, Watch(c), asio::detached);
+  }
+  io.restart();
+  io.run();
+  // Every stream is closed. Wait for the workers and writers still busy with
+  // this connection's requests, running what they post meanwhile (a writer
+  // attached after the close is told so, and ends), so that nothing refers to
+  // `io` once this returns.
+  while (true) {
+    io.restart();
+    io.poll();
+    std::unique_lock lock(c->mu);
+    if (c->idle.wait_for(lock, std::chrono::milliseconds(20), [&] { return c->busy == 0; })) break;
+  }
+  io.restart();
+  io.poll();
+  c->session.reset();
+}
+
+}  // namespace kiso::apiserver
