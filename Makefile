@@ -19,7 +19,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   qemu-system-x86 linux-image-amd64 zlib1g-dev libre2-dev libnftables-dev nftables \
   libldns-dev dnsutils dnsperf unbound curl openssl wrk \
   libnetfilter-conntrack-dev conntrack libbpf-dev bpftool libnghttp2-dev \
-  libnftnl-dev libmnl-dev libabsl-dev tzdata
+  libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net fuzz tsan lint format format-check clean
 
@@ -56,7 +56,7 @@ test: build
 # runs for FUZZ_SECONDS from the checked-in corpus, in a scratch directory
 # (also its TMPDIR) that is removed afterwards; a crash or hang fails the run.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := decode patch controllers protobuf jwt structural dns
+FUZZ_TARGETS := decode patch controllers protobuf jwt structural dns http2
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DKISO_FUZZ=ON >/dev/null
