@@ -5,7 +5,9 @@
 //   RSS; a reader's GET p99 under a flood from another client; custom
 //   resource against ConfigMap create p99; RBAC-checked against admin create
 //   p99; protobuf against JSON create throughput; TokenReviews per second;
-//   1,000 watchers: p99 from write to delivery.
+//   `kubectl get pods -A` over HTTP/2 against HTTP/1.1; 1,000 watchers over
+//   HTTP/1.1 and 10,000 over HTTP/2 (10 connections): p99 from write to
+//   delivery, the server's RSS and threads they add.
 // Any failed request, missing watch event or unready server fails the run
 // (exit 1) after the figures measured so far: no figure drops its failures.
 // There is no peer API server on this machine (no kube-apiserver or K3s), so
@@ -31,6 +33,7 @@
 #include "api/protobuf.h"
 #include "bench_util.h"
 #include "client/https_transport.h"
+#include "h2_watchers.h"
 #include "support/proc.h"
 #include "support/temp_dir.h"
 
@@ -446,7 +449,138 @@ bool AuthAndEncodings(int port, const std::string& token) {
   return true;
 }
 
-int Run(const std::string& kiso, int pods, int watchers) {
+// Hands a watcher's data (watcher index, bytes) to the fan-out's accounting.
+using FanOutSink = std::function<void(int, std::string_view)>;
+
+// Fan-out: `watchers` watches of the ConfigMap "probe", started by `start`
+// (threads that call the sink until `stop`); 20 writes, each carrying its send
+// time, then what reached every watcher how fast, and the server's RSS and
+// threads with the watches held (over what it had before they started).
+bool FanOut(int port, const std::string& token, pid_t pid, const std::string& name, int watchers,
+            const std::function<void(const FanOutSink&, const std::atomic<bool>&,
+                                     std::vector<std::thread>&)>& start) {
+  Http writer(port, token);
+  std::mutex mu;
+  std::vector<double> delays;
+  std::atomic<int> connected{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  std::vector<std::string> pending(static_cast<size_t>(watchers));
+  std::vector<char> first(static_cast<size_t>(watchers), 1);
+  auto epoch = Clock::now();
+  double rss_before = testing::RssMb(pid);
+  int threads_before = testing::Threads(pid);
+  // Each watcher's bytes come from one thread at a time (its own, or its connection's).
+  FanOutSink sink = [&](int i, std::string_view data) {
+    auto& rest = pending[static_cast<size_t>(i)];
+    rest += data;
+    size_t nl;
+    while ((nl = rest.find('\n')) != std::string::npos) {
+      std::string line = rest.substr(0, nl);
+      rest.erase(0, nl + 1);
+      if (first[static_cast<size_t>(i)]) {  // The initial ADDED: this watcher is live.
+        first[static_cast<size_t>(i)] = 0;
+        connected.fetch_add(1);
+        continue;
+      }
+      size_t at = line.find("\"t\":\"");
+      if (at == std::string::npos) continue;
+      long long sent = std::stoll(line.substr(at + 5));
+      double delay = Ms(Clock::now() - epoch) - static_cast<double>(sent) / 1000.0;
+      std::lock_guard lock(mu);
+      delays.push_back(delay);
+    }
+  };
+  auto end = [&] {
+    stop = true;  // Each stream ends at its next read (within 200 ms).
+    for (auto& t : threads) t.join();
+  };
+  start(sink, stop, threads);
+  auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (connected.load() < watchers && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Print(name + "ers_connected", connected.load(), "watchers");
+  if (connected.load() < watchers) {
+    fmt::print(stderr, "only {} of {} watchers connected\n", connected.load(), watchers);
+    end();
+    return false;
+  }
+  Print(name + "_rss_growth", testing::RssMb(pid) - rss_before, "MB");
+  Print(name + "_server_threads_added", testing::Threads(pid) - threads_before, "threads");
+  constexpr int kWrites = 20;
+  for (int w = 0; w < kWrites; ++w) {
+    long long us =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch).count();
+    auto res = writer.Request("PATCH", "/api/v1/namespaces/default/configmaps/probe",
+                              fmt::format(R"({{"data":{{"t":"{}"}}}})", us),
+                              "application/merge-patch+json");
+    if (res.status != 200) {
+      fmt::print(stderr, "the watched write answered {}: {}\n", res.status, res.body);
+      end();
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  size_t expected = static_cast<size_t>(kWrites) * static_cast<size_t>(watchers);
+  auto wait_until = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < wait_until) {
+    {
+      std::lock_guard lock(mu);
+      if (delays.size() >= expected) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Print(name + "_rss", testing::RssMb(pid), "MB");
+  end();
+  std::lock_guard lock(mu);
+  Print(name + "_events_delivered", static_cast<double>(delays.size()), "events");
+  Print(name + "_fanout_p50", Percentile(delays, 0.50), "ms");
+  Print(name + "_fanout_p99", Percentile(delays, 0.99), "ms");
+  if (delays.size() != expected) {
+    fmt::print(stderr, "{} of {} watch events were delivered\n", delays.size(), expected);
+    return false;
+  }
+  return true;
+}
+
+// `kubectl get pods -A` of every stored pod, over HTTP/2 (what kubectl
+// negotiates) and over HTTP/1.1 (client-go's DISABLE_HTTP2): medians of three.
+bool KubectlGet(int port, const testing::TempDir& dir, int pods) {
+  (void)port;
+  std::string kubeconfig = dir.File("kubeconfig.yaml");
+  auto wall = [&](bool http2) -> double {
+    std::vector<double> runs;
+    for (int i = 0; i < 3; ++i) {
+      std::string command =
+          fmt::format("HOME={} KUBECONFIG={} {} kubectl get pods -A --no-headers 2>&1 | wc -l",
+                      dir.path(), kubeconfig, http2 ? "" : "DISABLE_HTTP2=1");
+      auto t0 = Clock::now();
+      FILE* p = popen(command.c_str(), "r");
+      if (p == nullptr) return -1;
+      char buf[64] = {};
+      size_t n = fread(buf, 1, sizeof buf - 1, p);
+      pclose(p);
+      runs.push_back(Ms(Clock::now() - t0));
+      // Every pod stored (the benchmark's others too), one line each.
+      if (std::atoi(std::string(buf, n).c_str()) < pods) {
+        fmt::print(stderr, "kubectl get pods -A listed {} lines, fewer than {}\n",
+                   std::string(buf, n), pods);
+        return -1;
+      }
+    }
+    return Percentile(runs, 0.5);
+  };
+  double h1 = wall(false);
+  double h2 = wall(true);
+  if (h1 < 0 || h2 < 0) return false;
+  Print("kubectl_get_pods_http1", h1, "ms");
+  Print("kubectl_get_pods_http2", h2, "ms");
+  Print("kubectl_get_pods_http2_over_http1", h2 / h1, "x");
+  return true;
+}
+
+int Run(const std::string& kiso, int pods, int watchers, int h2_watchers, int h2_connections) {
   testing::TempDir dir("apibench");
   int port = testing::FreeLoopbackPort();
   auto start = Clock::now();
@@ -542,94 +676,51 @@ int Run(const std::string& kiso, int pods, int watchers) {
   if (!CustomResources(port, token)) return 1;
   if (!AuthAndEncodings(port, token)) return 1;
 
-  // Fan-out: watchers on one ConfigMap; each write carries its send time.
+  if (!KubectlGet(port, dir, pods)) return 1;
   {
     Http writer(port, token);
     writer.Request("POST", "/api/v1/namespaces/default/configmaps",
                    R"({"metadata":{"name":"probe"},"data":{"t":"0"}})");
-    std::mutex mu;
-    std::vector<double> delays;
-    std::atomic<int> connected{0};
-    Http watch_client(port, token);  // Each watch holds a connection of its own.
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> threads;
-    threads.reserve(static_cast<size_t>(watchers));
-    auto epoch = Clock::now();
-    for (int i = 0; i < watchers; ++i) {
-      threads.emplace_back([&, i] {
-        std::string pending;
-        bool first = true;
-        watch_client.Watch(
-            "/api/v1/namespaces/default/configmaps", "metadata.name=probe",
-            [&](std::string_view data) {
-              pending += data;
-              size_t nl;
-              while ((nl = pending.find('\n')) != std::string::npos) {
-                std::string line = pending.substr(0, nl);
-                pending.erase(0, nl + 1);
-                if (first) {  // The initial ADDED: this watcher is live.
-                  first = false;
-                  connected.fetch_add(1);
-                  continue;
-                }
-                size_t at = line.find("\"t\":\"");
-                if (at == std::string::npos) continue;
-                long long sent = std::stoll(line.substr(at + 5));
-                double delay = Ms(Clock::now() - epoch) - static_cast<double>(sent) / 1000.0;
-                std::lock_guard lock(mu);
-                delays.push_back(delay);
-              }
-            },
-            stop);
-      });
-    }
-    auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (connected.load() < watchers && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    Print("watchers_connected", connected.load(), "watchers");
-    if (connected.load() < watchers) {
-      fmt::print(stderr, "only {} of {} watchers connected\n", connected.load(), watchers);
-      stop = true;
-      for (auto& t : threads) t.join();
-      return 1;
-    }
-    constexpr int kWrites = 20;
-    for (int w = 0; w < kWrites; ++w) {
-      long long us =
-          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch).count();
-      auto res = writer.Request("PATCH", "/api/v1/namespaces/default/configmaps/probe",
-                                fmt::format(R"({{"data":{{"t":"{}"}}}})", us),
-                                "application/merge-patch+json");
-      if (res.status != 200) {
-        fmt::print(stderr, "the watched write answered {}: {}\n", res.status, res.body);
-        stop = true;
-        for (auto& t : threads) t.join();
-        return 1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    auto wait_until = Clock::now() + std::chrono::seconds(10);
-    while (Clock::now() < wait_until) {
-      {
-        std::lock_guard lock(mu);
-        if (delays.size() >= static_cast<size_t>(kWrites) * static_cast<size_t>(watchers)) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    Print("watch_rss", testing::RssMb(pid), "MB");
-    stop = true;  // Each stream ends at its next read (within 200 ms).
-    for (auto& t : threads) t.join();
-    std::lock_guard lock(mu);
-    size_t expected = static_cast<size_t>(kWrites) * static_cast<size_t>(watchers);
-    Print("watch_events_delivered", static_cast<double>(delays.size()), "events");
-    Print("watch_fanout_p50", Percentile(delays, 0.50), "ms");
-    Print("watch_fanout_p99", Percentile(delays, 0.99), "ms");
-    if (delays.size() != expected) {
-      fmt::print(stderr, "{} of {} watch events were delivered\n", delays.size(), expected);
-      return 1;
-    }
   }
+  const std::string probe_path = "/api/v1/namespaces/default/configmaps";
+  // HTTP/1.1: each watch holds a connection (and a server thread) of its own.
+  bool fanned = FanOut(port, token, pid, "watch", watchers,
+                       [&](const FanOutSink& sink, const std::atomic<bool>& stop,
+                           std::vector<std::thread>& threads) {
+                         auto client = std::make_shared<Http>(port, token);
+                         for (int i = 0; i < watchers; ++i) {
+                           threads.emplace_back([&, client, i] {
+                             client->Watch(
+                                 probe_path, "metadata.name=probe",
+                                 [&](std::string_view data) { sink(i, data); }, stop);
+                           });
+                         }
+                       });
+  if (!fanned) return 1;
+  // HTTP/2: many watches as streams of a few connections, no thread per watch.
+  fanned = FanOut(port, token, pid, "h2_watch", h2_watchers,
+                  [&](const FanOutSink& sink, const std::atomic<bool>& stop,
+                      std::vector<std::thread>& threads) {
+                    int per = (h2_watchers + h2_connections - 1) / h2_connections;
+                    for (int c = 0; c * per < h2_watchers; ++c) {
+                      int first = c * per;
+                      int count = std::min(per, h2_watchers - first);
+                      threads.emplace_back([&, first, count] {
+                        std::vector<std::string> paths(
+                            static_cast<size_t>(count),
+                            probe_path + "?watch=true&fieldSelector=metadata.name%3Dprobe");
+                        H2Watchers conn(port, token, paths, [&](int index, std::string_view data) {
+                          sink(first + index, data);
+                        });
+                        if (!conn.ok()) {
+                          fmt::print(stderr, "an HTTP/2 connection failed\n");
+                          return;
+                        }
+                        conn.Run(stop);
+                      });
+                    }
+                  });
+  if (!fanned) return 1;
   return 0;
 }
 
@@ -642,9 +733,16 @@ int main(int argc, char** argv) {
   std::string kiso = "build/src/cmd/kiso";
   int pods = 10000;
   int watchers = 1000;
+  int h2_watchers = 10000;
+  int h2_connections = 10;
   app.add_option("--kiso", kiso, "Path of the kiso binary")->capture_default_str();
   app.add_option("--pods", pods, "Pods to store")->capture_default_str();
-  app.add_option("--watchers", watchers, "Concurrent watchers")->capture_default_str();
+  app.add_option("--watchers", watchers, "Concurrent watchers over HTTP/1.1")
+      ->capture_default_str();
+  app.add_option("--h2-watchers", h2_watchers, "Concurrent watchers over HTTP/2")
+      ->capture_default_str();
+  app.add_option("--h2-connections", h2_connections, "HTTP/2 connections they share")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return kiso::bench::Run(kiso, pods, watchers);
+  return kiso::bench::Run(kiso, pods, watchers, h2_watchers, h2_connections);
 }

@@ -22,6 +22,20 @@ double RssMb(pid_t pid) {
   return 0;
 }
 
+int Threads(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/status")
+                            : "/proc/" + std::to_string(pid) + "/status");
+  std::string word;
+  while (in >> word) {
+    if (word == "Threads:") {
+      int n = 0;
+      in >> n;
+      return n;
+    }
+  }
+  return 0;
+}
+
 double SmapsMb(pid_t pid, const std::string& field) {
   std::ifstream in(pid == 0 ? std::string("/proc/self/smaps_rollup")
                             : "/proc/" + std::to_string(pid) + "/smaps_rollup");

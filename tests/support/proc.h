@@ -9,6 +9,8 @@ namespace kiso::testing {
 
 // Resident set size of `pid` (0: this process) in MiB; 0 if it cannot be read.
 double RssMb(pid_t pid = 0);
+// Threads of `pid` (0: this process); 0 if it cannot be read.
+int Threads(pid_t pid = 0);
 // A field of /proc/PID/smaps_rollup (0: this process) in MB ("Pss",
 // "Private_Dirty"): the process's share of the pages it maps, and the pages
 // only it has written.
