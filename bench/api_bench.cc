@@ -24,6 +24,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -33,7 +34,7 @@
 #include "api/protobuf.h"
 #include "bench_util.h"
 #include "client/https_transport.h"
-#include "h2_watchers.h"
+#include "support/h2_client.h"
 #include "support/proc.h"
 #include "support/temp_dir.h"
 
@@ -698,28 +699,31 @@ int Run(const std::string& kiso, int pods, int watchers, int h2_watchers, int h2
                        });
   if (!fanned) return 1;
   // HTTP/2: many watches as streams of a few connections, no thread per watch.
-  fanned = FanOut(port, token, pid, "h2_watch", h2_watchers,
-                  [&](const FanOutSink& sink, const std::atomic<bool>& stop,
-                      std::vector<std::thread>& threads) {
-                    int per = (h2_watchers + h2_connections - 1) / h2_connections;
-                    for (int c = 0; c * per < h2_watchers; ++c) {
-                      int first = c * per;
-                      int count = std::min(per, h2_watchers - first);
-                      threads.emplace_back([&, first, count] {
-                        std::vector<std::string> paths(
-                            static_cast<size_t>(count),
-                            probe_path + "?watch=true&fieldSelector=metadata.name%3Dprobe");
-                        H2Watchers conn(port, token, paths, [&](int index, std::string_view data) {
-                          sink(first + index, data);
-                        });
-                        if (!conn.ok()) {
-                          fmt::print(stderr, "an HTTP/2 connection failed\n");
-                          return;
-                        }
-                        conn.Run(stop);
-                      });
-                    }
-                  });
+  fanned =
+      FanOut(port, token, pid, "h2_watch", h2_watchers,
+             [&](const FanOutSink& sink, const std::atomic<bool>& stop,
+                 std::vector<std::thread>& threads) {
+               int per = (h2_watchers + h2_connections - 1) / h2_connections;
+               for (int c = 0; c * per < h2_watchers; ++c) {
+                 int first = c * per;
+                 int count = std::min(per, h2_watchers - first);
+                 threads.emplace_back([&, first, count] {
+                   testing::H2Client conn(port, token);
+                   std::map<int32_t, int> index;  // Stream → watcher.
+                   for (int i = 0; i < count; ++i) {
+                     index[conn.Submit(
+                         "GET", probe_path + "?watch=true&fieldSelector=metadata.name%3Dprobe")] =
+                         first + i;
+                   }
+                   conn.on_data = [&](int32_t id, std::string_view data) { sink(index[id], data); };
+                   if (!conn.ok()) {
+                     fmt::print(stderr, "an HTTP/2 connection failed\n");
+                     return;
+                   }
+                   conn.Run(stop);
+                 });
+               }
+             });
   if (!fanned) return 1;
   return 0;
 }

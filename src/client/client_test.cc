@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <thread>
 
 #include "api/object.h"
 #include "apiserver/api_server.h"
@@ -15,6 +17,7 @@
 #include "client/kubeconfig.h"
 #include "client/shared_informers.h"
 #include "client/work_queue.h"
+#include "support/h2_client.h"
 #include "support/temp_dir.h"
 
 namespace kiso::client {
@@ -205,6 +208,55 @@ TEST_P(ClientTest, SharedInformerServesManyHandlersAndReplaysToLateOnes) {
   std::lock_guard lock(mu);
   EXPECT_EQ(late, (std::vector<std::string>{"+shared-a", "-shared-a"}));
   EXPECT_EQ(first, (std::vector<std::string>{"+shared-a"}));  // Removed before the delete.
+}
+
+// HTTP/2 to the same server: many requests and watches as streams of one
+// connection, written to meanwhile by another client (the cache's thread
+// wakes the watches while the connection's thread pulls them), one watch
+// cancelled half way.
+TEST_P(ClientTest, Http2StreamsShareOneConnection) {
+  if (GetParam() != "https") GTEST_SKIP() << "HTTP/2 is the HTTPS server's";
+  testing::H2Client h2(server_->port(), server_->admin_token());
+  ASSERT_TRUE(h2.ok());
+  const std::string base = "/api/v1/namespaces/" + ns_ + "/configmaps";
+  int32_t all = h2.Submit("GET", base + "?watch=1");
+  int32_t labelled = h2.Submit("GET", base + "?watch=1&labelSelector=app%3Dt");
+  int32_t cancelled = h2.Submit("GET", base + "?watch=1");
+  ASSERT_TRUE(h2.RunUntil(
+      [&] { return h2.stream(all).status == 200 && h2.stream(cancelled).status == 200; },
+      std::chrono::seconds(10)));
+  constexpr int kWrites = 50;
+  std::thread writer([&] {
+    for (int i = 0; i < kWrites; ++i) {
+      ASSERT_TRUE(client_
+                      ->Create(*api::FindResource("", "v1", "configmaps"), ns_,
+                               ConfigMap("w-" + std::to_string(i), "v"))
+                      .ok());
+    }
+  });
+  std::vector<int32_t> creates;
+  for (int i = 0; i < kWrites; ++i) {
+    creates.push_back(
+        h2.Submit("POST", base, json::serialize(ConfigMap("h-" + std::to_string(i), "v"))));
+  }
+  h2.Cancel(cancelled);
+  auto events = [&](int32_t id) {
+    return std::count(h2.stream(id).data.begin(), h2.stream(id).data.end(), '\n');
+  };
+  bool done = h2.RunUntil(
+      [&] {
+        return std::all_of(creates.begin(), creates.end(),
+                           [&](int32_t id) { return h2.stream(id).closed; }) &&
+               events(all) >= 2 * kWrites && events(labelled) >= 2 * kWrites;
+      },
+      std::chrono::seconds(30));
+  writer.join();
+  ASSERT_TRUE(done) << events(all) << " events";
+  for (int32_t id : creates) EXPECT_EQ(h2.stream(id).status, 201) << h2.stream(id).data;
+  EXPECT_FALSE(h2.stream(all).closed);
+  EXPECT_TRUE(h2.stream(cancelled).closed);
+  EXPECT_NE(h2.stream(all).data.find("\"name\":\"w-49\""), std::string::npos);
+  EXPECT_NE(h2.stream(all).data.find("\"name\":\"h-49\""), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ClientTest, ::testing::Values("in-process", "https"),

@@ -16,7 +16,7 @@ WorkerPool::~WorkerPool() {
 void WorkerPool::Run(std::function<void()> job) {
   std::lock_guard lock(mu_);
   jobs_.push_back(std::move(job));
-  if (idle_ >= static_cast<int>(jobs_.size())) {
+  if (idle_ >= static_cast<int>(jobs_.size()) || threads_ >= max_threads_) {
     cv_.notify_one();
     return;
   }

@@ -9,8 +9,8 @@
 //     through, at most kStreamBuffer waiting per stream; a watcher too slow
 //     for the cache's window is ended by the cache (410), not buffered here;
 //   - a stream written as it is read (Response::stream: logs that follow, in
-//     process) or relayed from an agent's tunnel: a worker (or the tunnel's
-//     thread) that blocks while kStreamBuffer waits unsent.
+//     process) or relayed from an agent's tunnel: a thread of its own (or the
+//     tunnel's) that blocks while kStreamBuffer waits unsent.
 // Upgrades (exec, attach, port-forward, tunnels) need HTTP/1.1, which every
 // client asks for them (client-go dials those connections with ALPN
 // http/1.1): asked over HTTP/2 they are refused with 400.
@@ -21,6 +21,7 @@
 #include <boost/asio/ssl.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "api/errors.h"
 #include "apiserver/http/http_connection.h"
@@ -47,7 +48,6 @@ struct Exchange {
   std::optional<FairGate::Ticket> seat;  // Held until the answer is out.
   std::shared_ptr<EventStream> events;
   std::unique_ptr<asio::steady_timer> timer;  // The events' next pull.
-  bool wake_posted = false;
   bool waiting_for_room = false;
   std::shared_ptr<BlockingWriter> writer;
   size_t appended = 0;  // Bytes added to the stream's pending, all told.
@@ -82,6 +82,30 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   std::mutex mu;
   std::condition_variable idle;
   int busy = 0;
+
+  // Watches woken (from the cache's thread) and not pulled yet: one post to
+  // this thread pulls all of them, however many one write woke.
+  std::mutex wake_mu;
+  std::vector<std::weak_ptr<Exchange>> woken;
+  bool wake_posted = false;
+  void Wake(std::weak_ptr<Exchange> x) {
+    std::lock_guard lock(wake_mu);
+    woken.push_back(std::move(x));
+    if (wake_posted) return;
+    wake_posted = true;
+    asio::post(io, [this] { PumpWoken(); });
+  }
+  void PumpWoken() {
+    std::vector<std::weak_ptr<Exchange>> batch;
+    {
+      std::lock_guard lock(wake_mu);
+      batch.swap(woken);
+      wake_posted = false;
+    }
+    for (auto& weak : batch) {
+      if (auto x = weak.lock()) Pump(x);
+    }
+  }
 
   void Kick() { kick.cancel(); }
   void Close() {
@@ -129,8 +153,7 @@ class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<Bl
  public:
   // The connection waits for its writers as for its workers: a tunnel's
   // thread may write after the worker that started it is done.
-  BlockingWriter(std::shared_ptr<H2Connection> c, std::shared_ptr<Exchange> x)
-      : c_(std::move(c)), x_(std::move(x)) {
+  BlockingWriter(H2Connection* c, std::shared_ptr<Exchange> x) : c_(c), x_(std::move(x)) {
     std::lock_guard lock(c_->mu);
     ++c_->busy;
   }
@@ -188,7 +211,7 @@ class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<Bl
   }
 
  private:
-  std::shared_ptr<H2Connection> c_;
+  H2Connection* c_;  // Alive while any writer is (it waits for them).
   std::shared_ptr<Exchange> x_;
   mutable std::mutex mu_;
   std::condition_variable room_;
@@ -242,11 +265,10 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
     std::lock_guard lock(mu);
     ++busy;
   }
-  workers.Run(
-      [self = shared_from_this(), s, req = std::move(req), long_running, mutating]() mutable {
-        self->Handle(s, std::move(req), long_running, mutating);
-        self->Leave();
-      });
+  workers.Run([this, s, req = std::move(req), long_running, mutating]() mutable {
+    Handle(s, std::move(req), long_running, mutating);
+    Leave();  // The last use of the connection here: it may end at once.
+  });
 }
 
 // On a worker: the handler, then the answer back to the connection's thread.
@@ -265,9 +287,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
       out.body = e.ToJson();
       if (e.retry_after_seconds > 0)
         out.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
-      asio::post(io, [self = shared_from_this(), x, out = std::move(out)]() mutable {
-        self->Deliver(x, std::move(out));
-      });
+      asio::post(io, [this, x, out = std::move(out)]() mutable { Deliver(x, std::move(out)); });
       return;
     }
     priority.Set(x->seat->crowded() && !mutating);
@@ -282,27 +302,31 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
   }
   priority.Set(false);
   if (out.relay || out.stream) {
-    auto writer = std::make_shared<BlockingWriter>(shared_from_this(), x);
-    asio::post(io, [self = shared_from_this(), x, writer] {
+    auto writer = std::make_shared<BlockingWriter>(this, x);
+    asio::post(io, [this, x, writer] {
       x->writer = writer;
-      self->Attach(x);
+      Attach(x);
     });
     if (out.relay) return ForwardThrough(out.relay, req, writer);
+    // A stream written as it is read (logs that follow) may last for hours:
+    // a thread of its own, not one of the workers every request needs.
     writer->Head(out.status, HeadersOf(out));
-    bool clean = true;
-    try {
-      out.stream(*writer);
-    } catch (...) {
-      ReportRecovered(fmt::format("{} {}: a stream", remote, req.target),
-                      CurrentExceptionMessage());
-      clean = false;
-    }
-    writer->End(clean);
+    std::thread([writer = std::move(writer), stream = std::move(out.stream),
+                 where = fmt::format("{} {}: a stream", remote, req.target)]() mutable {
+      bool clean = true;
+      try {
+        stream(*writer);
+      } catch (...) {
+        ReportRecovered(where, CurrentExceptionMessage());
+        clean = false;
+      }
+      writer->End(clean);
+      stream = nullptr;
+      writer.reset();  // Last: the connection may end once its writers have.
+    }).detach();
     return;
   }
-  asio::post(io, [self = shared_from_this(), x, out = std::move(out)]() mutable {
-    self->Deliver(x, std::move(out));
-  });
+  asio::post(io, [this, x, out = std::move(out)]() mutable { Deliver(x, std::move(out)); });
 }
 
 void H2Connection::Attach(const std::shared_ptr<Exchange>& x) {
@@ -354,16 +378,7 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
         Pump(x);
       }
     };
-    auto self = shared_from_this();
-    x->events->Start([self, weak] {
-      // From the cache's thread: one pull posted at a time.
-      asio::post(self->io, [self, weak] {
-        if (auto x = weak.lock()) {
-          x->wake_posted = false;
-          self->Pump(x);
-        }
-      });
-    });
+    x->events->Start([this, weak] { Wake(weak); });
     Pump(x);
     Kick();
     return;
@@ -393,9 +408,9 @@ void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
     if (p.next != std::chrono::steady_clock::time_point::max()) {
       x->timer->expires_at(p.next);
       std::weak_ptr<Exchange> weak = x;
-      x->timer->async_wait([self = shared_from_this(), weak](boost::system::error_code ec) {
+      x->timer->async_wait([this, weak](boost::system::error_code ec) {
         if (ec) return;
-        if (auto x = weak.lock()) self->Pump(x);
+        if (auto x = weak.lock()) Pump(x);
       });
     }
     return;
