@@ -107,7 +107,11 @@ struct ServerSession::Callbacks {
     std::memcpy(buf, s->pending.data() + s->offset, n);
     s->offset += n;
     if (s->Waiting() == 0) {
-      s->pending.clear();
+      if (s->pending.capacity() > (size_t{64} << 10)) {
+        std::string().swap(s->pending);  // A burst's buffer is not kept by an idle stream.
+      } else {
+        s->pending.clear();
+      }
       s->offset = 0;
       if (s->done) *flags |= NGHTTP2_DATA_FLAG_EOF;
     } else if (s->offset > (size_t{1} << 20) && s->offset > s->pending.size() / 2) {

@@ -1,7 +1,6 @@
 #include "common/http2_session.h"
 
 #include <gtest/gtest.h>
-#include <nghttp2/nghttp2.h>
 
 #include <algorithm>
 #include <functional>
@@ -10,128 +9,58 @@
 #include <string>
 #include <vector>
 
+#include "support/h2_client.h"
+
 namespace kiso::http2 {
 namespace {
 
 // A real HTTP/2 client (nghttp2's own client session) wired to a
-// ServerSession in memory: what each sends is handed to the other.
+// ServerSession in memory: what each sends is handed to the other. The
+// client gives window back only when the test says (a reader that may stop).
 class Pair {
  public:
-  struct Answer {
-    std::map<std::string, std::string> headers;
-    std::string data;
-    bool closed = false;
-    uint32_t error = 0;
-  };
-
-  explicit Pair(Limits limits, uint32_t client_window = 65535) {
+  explicit Pair(Limits limits, uint32_t client_window = 65535)
+      : client(client_window, /*manual_window=*/true) {
     server_ = ServerSession::Make(limits, [this](const std::shared_ptr<Stream>& s) {
       requests.push_back(s);
       if (on_request) on_request(s);
     });
-    nghttp2_session_callbacks* cb = nullptr;
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_on_header_callback(
-        cb, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
-               const uint8_t* v, size_t vl, uint8_t, void* user) {
-          static_cast<Pair*>(user)
-              ->answers[f->hd.stream_id]
-              .headers[std::string(reinterpret_cast<const char*>(n), nl)] =
-              std::string(reinterpret_cast<const char*>(v), vl);
-          return 0;
-        });
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
-        cb, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* user) {
-          static_cast<Pair*>(user)->answers[id].data.append(reinterpret_cast<const char*>(d), n);
-          return 0;
-        });
-    nghttp2_session_callbacks_set_on_stream_close_callback(
-        cb, [](nghttp2_session*, int32_t id, uint32_t error, void* user) {
-          auto& a = static_cast<Pair*>(user)->answers[id];
-          a.closed = true;
-          a.error = error;
-          return 0;
-        });
-    nghttp2_option* opt = nullptr;
-    nghttp2_option_new(&opt);
-    // The test gives window back itself (or not: a reader that stops).
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_session_client_new2(&client_, cb, this, opt);
-    nghttp2_option_del(opt);
-    nghttp2_session_callbacks_del(cb);
-    nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, client_window}};
-    nghttp2_submit_settings(client_, NGHTTP2_FLAG_NONE, settings, 1);
   }
-  ~Pair() { nghttp2_session_del(client_); }
 
   int32_t Get(const std::string& path,
               const std::vector<std::pair<std::string, std::string>>& extra = {},
               const std::string* body = nullptr) {
-    std::vector<std::pair<std::string, std::string>> h{{":method", body ? "POST" : "GET"},
-                                                       {":path", path},
-                                                       {":scheme", "https"},
-                                                       {":authority", "kiso"}};
-    for (auto& e : extra) h.push_back(e);
-    std::vector<nghttp2_nv> nv;
-    nv.reserve(h.size());
-    for (auto& [n, v] : h) {
-      nv.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
-                    n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
-    }
-    nghttp2_data_provider provider{};
-    if (body) {
-      bodies_.push_back(std::make_unique<std::string>(*body));
-      provider.source.ptr = bodies_.back().get();
-      provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t len,
-                                  uint32_t* flags, nghttp2_data_source* src, void*) -> ssize_t {
-        auto* rest = static_cast<std::string*>(src->ptr);
-        size_t n = std::min(len, rest->size());
-        std::copy_n(rest->data(), n, buf);
-        rest->erase(0, n);
-        if (rest->empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-        return static_cast<ssize_t>(n);
-      };
-    }
-    return nghttp2_submit_request(client_, nullptr, nv.data(), nv.size(),
-                                  body ? &provider : nullptr, nullptr);
+    std::vector<std::pair<std::string, std::string>> headers{{":authority", "kiso"}};
+    headers.insert(headers.end(), extra.begin(), extra.end());
+    return client.Submit(body ? "POST" : "GET", path, body ? *body : "", headers);
   }
 
   // Moves bytes both ways until neither side has anything to say.
   void Exchange() {
     for (int round = 0; round < 1000; ++round) {
-      const uint8_t* data = nullptr;
       std::string up;
-      ssize_t n;
-      while ((n = nghttp2_session_mem_send(client_, &data)) > 0)
-        up.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+      ASSERT_TRUE(client.Output(up));
       if (!up.empty()) server_alive = server_->Receive(up.data(), up.size()) && server_alive;
       std::string down;
       server_->Send(down, size_t{1} << 30);
       if (!down.empty()) {
-        nghttp2_session_mem_recv(client_, reinterpret_cast<const uint8_t*>(down.data()),
-                                 down.size());
+        ASSERT_TRUE(client.Input(down));
       }
       if (up.empty() && down.empty()) return;
     }
     FAIL() << "the sessions kept talking";
   }
 
-  // The client has read `n` bytes of stream `id` (and of the connection).
-  void Consume(int32_t id, size_t n) { nghttp2_session_consume(client_, id, n); }
-  void Reset(int32_t id) {
-    nghttp2_submit_rst_stream(client_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-  }
-
+  testing::H2ClientSession::Stream& answer(int32_t id) { return client.stream(id); }
   ServerSession& server() { return *server_; }
+
+  testing::H2ClientSession client;
   std::vector<std::shared_ptr<Stream>> requests;
   std::function<void(const std::shared_ptr<Stream>&)> on_request;
-  std::map<int32_t, Answer> answers;
   bool server_alive = true;
 
  private:
   std::unique_ptr<ServerSession> server_;
-  nghttp2_session* client_ = nullptr;
-  std::vector<std::unique_ptr<std::string>> bodies_;  // What each request has left to send.
 };
 
 TEST(Http2Session, ARequestSurfacesWholeAndItsAnswerReachesTheClient) {
@@ -151,7 +80,7 @@ TEST(Http2Session, ARequestSurfacesWholeAndItsAnswerReachesTheClient) {
   EXPECT_EQ(s.authority, "kiso");
   EXPECT_EQ(s.body, body);
   EXPECT_EQ(s.fields, (Fields{{"cookie", "a=1; b=2"}, {"x-one", "1"}}));
-  auto& a = p.answers[id];
+  auto& a = p.answer(id);
   EXPECT_TRUE(a.closed);
   EXPECT_EQ(a.headers[":status"], "200");
   EXPECT_EQ(a.headers["content-type"], "text/plain");  // Lower case, as HTTP/2 wants.
@@ -197,19 +126,19 @@ TEST(Http2Session, AReaderThatStopsStallsOnlyItsOwnStream) {
   p.requests[0]->on_sent = [&] { ++sent_calls; };
   int32_t fast = p.Get("/fast");
   p.Exchange();
-  EXPECT_EQ(p.answers[slow].data.size(), 1024U);  // Its window, no more.
-  EXPECT_FALSE(p.answers[slow].closed);
+  EXPECT_EQ(p.answer(slow).data.size(), 1024U);  // Its window, no more.
+  EXPECT_FALSE(p.answer(slow).closed);
   EXPECT_EQ(p.requests[0]->Waiting(), 100000U - 1024U);  // Held by the server, unsent.
-  EXPECT_TRUE(p.answers[fast].closed);
-  EXPECT_EQ(p.answers[fast].data, std::string(10, 'z'));
+  EXPECT_TRUE(p.answer(fast).closed);
+  EXPECT_EQ(p.answer(fast).data, std::string(10, 'z'));
   // The reader goes on: the rest comes, and the producer hears of it.
-  while (!p.answers[slow].closed) {
-    size_t before = p.answers[slow].data.size();
-    p.Consume(slow, 1024);
+  while (!p.answer(slow).closed) {
+    size_t before = p.answer(slow).data.size();
+    p.client.Consume(slow, 1024);
     p.Exchange();
-    ASSERT_GT(p.answers[slow].data.size(), before);
+    ASSERT_GT(p.answer(slow).data.size(), before);
   }
-  EXPECT_EQ(p.answers[slow].data.size(), 100000U);
+  EXPECT_EQ(p.answer(slow).data.size(), 100000U);
   EXPECT_GT(sent_calls, 0);
 }
 
@@ -224,7 +153,7 @@ TEST(Http2Session, AResetOrTheEndOfTheConnectionClosesStreamsOnce) {
   p.Get("/watch-2");
   p.Exchange();
   ASSERT_EQ(p.requests.size(), 2U);
-  p.Reset(first);
+  p.client.Cancel(first);
   p.Exchange();
   EXPECT_EQ(closes, 1);
   EXPECT_TRUE(p.requests[0]->closed);

@@ -11,9 +11,102 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <vector>
 
 namespace kiso::testing {
+
+H2ClientSession::H2ClientSession(uint32_t window, bool manual_window) {
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_header_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
+             const uint8_t* v, size_t vl, uint8_t, void* user) {
+        auto& s = static_cast<H2ClientSession*>(user)->streams_[f->hd.stream_id];
+        std::string name(reinterpret_cast<const char*>(n), nl);
+        std::string value(reinterpret_cast<const char*>(v), vl);
+        if (name == ":status") s.status = std::stoi(value);
+        s.headers[std::move(name)] = std::move(value);
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cb, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* user) {
+        auto* self = static_cast<H2ClientSession*>(user);
+        std::string_view data(reinterpret_cast<const char*>(d), n);
+        if (self->on_data) {
+          self->on_data(id, data);
+        } else {
+          self->streams_[id].data.append(data);
+        }
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cb, [](nghttp2_session*, int32_t id, uint32_t error, void* user) {
+        auto& s = static_cast<H2ClientSession*>(user)->streams_[id];
+        s.closed = true;
+        s.error = error;
+        return 0;
+      });
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  if (manual_window) nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_session_client_new2(&session_, cb, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window}};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 1);
+}
+
+H2ClientSession::~H2ClientSession() { nghttp2_session_del(session_); }
+
+int32_t H2ClientSession::Submit(const std::string& method, const std::string& path,
+                                std::string body,
+                                const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::vector<std::pair<std::string, std::string>> h{
+      {":method", method}, {":path", path}, {":scheme", "https"}};
+  h.insert(h.end(), extra.begin(), extra.end());
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(h.size());
+  for (auto& [n, v] : h) {
+    nv.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
+                  n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_data_provider provider{};
+  provider.read_callback = [](nghttp2_session*, int32_t id, uint8_t* buf, size_t len,
+                              uint32_t* flags, nghttp2_data_source*, void* user) -> ssize_t {
+    auto& rest = static_cast<H2ClientSession*>(user)->bodies_[id];
+    size_t n = std::min(len, rest.size());
+    std::copy_n(rest.data(), n, buf);
+    rest.erase(0, n);
+    if (rest.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  };
+  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
+                                      body.empty() ? nullptr : &provider, nullptr);
+  if (id > 0) {
+    streams_[id];
+    if (!body.empty()) bodies_[id] = std::move(body);
+  }
+  return id;
+}
+
+void H2ClientSession::Cancel(int32_t id) {
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+}
+
+void H2ClientSession::Consume(int32_t id, size_t n) { nghttp2_session_consume(session_, id, n); }
+
+bool H2ClientSession::Output(std::string& out) {
+  const uint8_t* data = nullptr;
+  ssize_t n;
+  while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
+    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  return n == 0;
+}
+
+bool H2ClientSession::Input(std::string_view data) {
+  return nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data.data()),
+                                  data.size()) >= 0;
+}
 
 H2Client::H2Client(int port, std::string token)
     : token_(std::move(token)), authority_(fmt::format("127.0.0.1:{}", port)) {
@@ -35,93 +128,27 @@ H2Client::H2Client(int port, std::string token)
   unsigned int alpn_size = 0;
   SSL_get0_alpn_selected(ssl_, &alpn, &alpn_size);
   if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_size) != "h2") return;
-  nghttp2_session_callbacks* cb = nullptr;
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_on_header_callback(
-      cb, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
-             const uint8_t* v, size_t vl, uint8_t, void* user) {
-        if (std::string_view(reinterpret_cast<const char*>(n), nl) == ":status") {
-          static_cast<H2Client*>(user)->streams_[f->hd.stream_id].status =
-              std::stoi(std::string(reinterpret_cast<const char*>(v), vl));
-        }
-        return 0;
-      });
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
-      cb, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* user) {
-        auto* self = static_cast<H2Client*>(user);
-        std::string_view data(reinterpret_cast<const char*>(d), n);
-        if (self->on_data) {
-          self->on_data(id, data);
-        } else {
-          self->streams_[id].data.append(data);
-        }
-        return 0;
-      });
-  nghttp2_session_callbacks_set_on_stream_close_callback(
-      cb, [](nghttp2_session*, int32_t id, uint32_t error, void* user) {
-        auto& s = static_cast<H2Client*>(user)->streams_[id];
-        s.closed = true;
-        s.error = error;
-        return 0;
-      });
-  nghttp2_session_client_new(&session_, cb, this);
-  nghttp2_session_callbacks_del(cb);
-  nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1U << 20}};
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 1);
   ok_ = Flush();
 }
 
 H2Client::~H2Client() {
-  if (session_) nghttp2_session_del(session_);
   if (ssl_) SSL_free(ssl_);
   if (fd_ >= 0) close(fd_);
   SSL_CTX_free(ctx_);
 }
 
-int32_t H2Client::Submit(const std::string& method, const std::string& path, std::string body,
-                         const std::string& content_type) {
-  std::vector<std::pair<std::string, std::string>> h{{":method", method},
-                                                     {":path", path},
-                                                     {":scheme", "https"},
-                                                     {":authority", authority_},
-                                                     {"authorization", "Bearer " + token_}};
-  if (!body.empty()) h.emplace_back("content-type", content_type);
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(h.size());
-  for (auto& [n, v] : h) {
-    nv.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
-                  n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  nghttp2_data_provider provider{};
-  provider.read_callback = [](nghttp2_session*, int32_t id, uint8_t* buf, size_t len,
-                              uint32_t* flags, nghttp2_data_source*, void* user) -> ssize_t {
-    auto& rest = static_cast<H2Client*>(user)->bodies_[id];
-    size_t n = std::min(len, rest.size());
-    std::copy_n(rest.data(), n, buf);
-    rest.erase(0, n);
-    if (rest.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return static_cast<ssize_t>(n);
-  };
-  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
-                                      body.empty() ? nullptr : &provider, nullptr);
-  if (id > 0) {
-    streams_[id];
-    if (!body.empty()) bodies_[id] = std::move(body);
-  }
-  return id;
-}
-
-void H2Client::Cancel(int32_t id) {
-  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+int32_t H2Client::Submit(const std::string& method, const std::string& path, std::string body) {
+  std::vector<std::pair<std::string, std::string>> extra{{":authority", authority_},
+                                                         {"authorization", "Bearer " + token_}};
+  if (!body.empty()) extra.emplace_back("content-type", "application/json");
+  return H2ClientSession::Submit(method, path, std::move(body), extra);
 }
 
 bool H2Client::Flush() {
-  const uint8_t* data = nullptr;
-  ssize_t n;
-  while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
-    if (SSL_write(ssl_, data, static_cast<int>(n)) != n) return false;
-  }
-  return n == 0;
+  std::string out;
+  if (!Output(out)) return false;
+  return out.empty() ||
+         SSL_write(ssl_, out.data(), static_cast<int>(out.size())) == static_cast<int>(out.size());
 }
 
 bool H2Client::ReadOnce(int timeout_ms) {
@@ -131,11 +158,7 @@ bool H2Client::ReadOnce(int timeout_ms) {
   }
   char buf[65536];
   int n = SSL_read(ssl_, buf, sizeof buf);
-  if (n <= 0) return false;
-  if (nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(buf), static_cast<size_t>(n)) <
-      0) {
-    return false;
-  }
+  if (n <= 0 || !Input({buf, static_cast<size_t>(n)})) return false;
   return Flush();
 }
 

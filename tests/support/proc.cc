@@ -8,33 +8,28 @@
 
 namespace kiso::testing {
 
-double RssMb(pid_t pid) {
+namespace {
+
+// A number from /proc/PID/status ("VmRSS:", "Threads:"); 0 if it cannot be read.
+double StatusField(pid_t pid, const std::string& field) {
   std::ifstream in(pid == 0 ? std::string("/proc/self/status")
                             : "/proc/" + std::to_string(pid) + "/status");
   std::string word;
   while (in >> word) {
-    if (word == "VmRSS:") {
-      double kb = 0;
-      in >> kb;
-      return kb / 1024;
+    if (word == field) {
+      double value = 0;
+      in >> value;
+      return value;
     }
   }
   return 0;
 }
 
-int Threads(pid_t pid) {
-  std::ifstream in(pid == 0 ? std::string("/proc/self/status")
-                            : "/proc/" + std::to_string(pid) + "/status");
-  std::string word;
-  while (in >> word) {
-    if (word == "Threads:") {
-      int n = 0;
-      in >> n;
-      return n;
-    }
-  }
-  return 0;
-}
+}  // namespace
+
+double RssMb(pid_t pid) { return StatusField(pid, "VmRSS:") / 1024; }
+
+int Threads(pid_t pid) { return static_cast<int>(StatusField(pid, "Threads:")); }
 
 double SmapsMb(pid_t pid, const std::string& field) {
   std::ifstream in(pid == 0 ? std::string("/proc/self/smaps_rollup")

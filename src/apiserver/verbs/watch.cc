@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <random>
+#include <vector>
 
 #include "api/object.h"
 #include "api/protobuf.h"
@@ -61,7 +62,13 @@ class WatchEvents : public EventStream {
   explicit WatchEvents(Setup setup)
       : s_(std::move(setup)),
         next_bookmark_(std::chrono::steady_clock::now() + kBookmarkEvery),
-        gauge_(s_.metrics) {}
+        gauge_(s_.metrics) {
+    // Only what the watch sends is kept: a watch of one object among
+    // thousands holds one pointer, not thousands, until it is sent.
+    auto& objects = s_.snapshot.objects;
+    std::erase_if(objects, [this](const ObjectPtr& obj) { return !Matches(obj); });
+    objects.shrink_to_fit();
+  }
 
   void Start(std::function<void()> wake) override {
     if (s_.watcher) s_.watcher->SetNotify(std::move(wake));
@@ -87,14 +94,13 @@ class WatchEvents : public EventStream {
     }
     // The initial state, a part at a time as the reader takes it.
     while (next_initial_ < s_.snapshot.objects.size() && p.data.size() < max_bytes) {
-      const ObjectPtr& obj = s_.snapshot.objects[next_initial_++];
-      if (Matches(obj)) p.data += EventLine("ADDED", Render(obj), s_.protobuf);
+      p.data += EventLine("ADDED", Render(s_.snapshot.objects[next_initial_++]), s_.protobuf);
     }
     if (next_initial_ < s_.snapshot.objects.size()) {
       p.next = std::chrono::steady_clock::time_point::min();  // More at once.
       return p;
     }
-    s_.snapshot.objects.clear();
+    std::vector<ObjectPtr>().swap(s_.snapshot.objects);  // Sent: its memory goes.
     auto events = s_.watcher->Next(std::chrono::steady_clock::time_point::min());
     if (!events.ok()) {
       done_ = p.done = true;
