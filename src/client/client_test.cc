@@ -225,7 +225,7 @@ TEST_P(ClientTest, Http2StreamsShareOneConnection) {
   ASSERT_TRUE(h2.RunUntil(
       [&] { return h2.stream(all).status == 200 && h2.stream(cancelled).status == 200; },
       std::chrono::seconds(10)));
-  constexpr int kWrites = 50;
+  constexpr std::ptrdiff_t kWrites = 50;
   std::thread writer([&] {
     for (int i = 0; i < kWrites; ++i) {
       ASSERT_TRUE(client_
@@ -235,6 +235,7 @@ TEST_P(ClientTest, Http2StreamsShareOneConnection) {
     }
   });
   std::vector<int32_t> creates;
+  creates.reserve(kWrites);
   for (int i = 0; i < kWrites; ++i) {
     creates.push_back(
         h2.Submit("POST", base, json::serialize(ConfigMap("h-" + std::to_string(i), "v"))));
