@@ -6,6 +6,7 @@ by a handful of server threads. HTTP/1.1 keeps working beside it (the Python
 client's tests, and every other suite, speak it)."""
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -360,3 +361,26 @@ def test_ten_thousand_watches_on_a_few_threads(server, kubectl):
     finally:
         for c in conns:
             c.close()
+
+
+def test_a_stopping_server_ends_http2_streams_cleanly():
+    """SIGTERM: the server stops taking streams (GOAWAY), ends each watch
+    cleanly after what it had sent (as over HTTP/1.1, where the last chunk
+    comes), and exits 0."""
+    s = Server()
+    c = None
+    try:
+        c = H2(s)
+        watch = c.request("GET", "/api/v1/namespaces/default/configmaps?watch=1")
+        c.flush()
+        c.wait(lambda: c.streams[watch]["status"] == 200 and c.streams[watch]["data"],
+               what="the watch's first event")
+        s.proc.send_signal(signal.SIGTERM)
+        c.wait(lambda: c.streams[watch]["ended"] or c.streams[watch]["reset"] or c.remote_closed,
+               timeout=30, what="the watch's end")
+        assert c.streams[watch]["ended"] and not c.streams[watch]["reset"], c.streams[watch]
+        assert s.proc.wait(timeout=30) == 0
+    finally:
+        if c:
+            c.close()
+        s.stop()

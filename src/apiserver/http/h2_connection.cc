@@ -1,7 +1,7 @@
 // The API server's HTTP/2 (RFC 9113): one connection's frames read and
-// written on its thread by a reader and a writer coroutine around
-// http2::ServerSession; every request handled on the worker pool (a
-// handler may block: the store, the fair gate), its answer handed back to the
+// written on its thread by a reader and a writer (chains of completion
+// handlers) around http2::ServerSession; every request handled on the worker
+// pool (a handler may block: the store, the fair gate), its answer handed back to the
 // connection's thread to be framed. What each kind of answer costs:
 //   - an object or a Status: its bytes, until the client has taken them;
 //   - a watch (Response::events): no thread at all: the cache's wake-up posts
@@ -17,7 +17,6 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -38,7 +37,8 @@ namespace {
 constexpr size_t kStreamBuffer = size_t{256} << 10;
 constexpr size_t kWriteBatch = size_t{64} << 10;
 constexpr size_t kReadChunk = size_t{16} << 10;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// What a stopping server gives a connection's answers under way.
+constexpr auto kDrainTime = std::chrono::seconds(5);
 
 class BlockingWriter;
 
@@ -75,7 +75,16 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   asio::steady_timer kick;      // The writer waits here for something to send.
   asio::steady_timer watchdog;  // Ends a connection idle too long.
   std::chrono::steady_clock::time_point last_read = std::chrono::steady_clock::now();
+  std::vector<uint8_t> in = std::vector<uint8_t>(kReadChunk);  // What a read fills.
+  std::string out;                                             // What a write sends.
   bool closed = false;
+  // The server is stopping: nothing more is read, watches end, answers under
+  // way go out (until drain_deadline at most), then a GOAWAY, then the end.
+  bool draining = false;
+  bool goaway_sent = false;
+  std::chrono::steady_clock::time_point drain_deadline;
+  std::vector<std::weak_ptr<Exchange>> watches;  // Ended by Drain.
+  size_t prune_watches_at = 64;
 
   // Requests handed to workers and not back yet: the connection (and the
   // io_context and stream it refers to) outlives them.
@@ -108,6 +117,16 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   }
 
   void Kick() { kick.cancel(); }
+  void Drain() {
+    draining = true;
+    drain_deadline = std::chrono::steady_clock::now() + kDrainTime;
+    for (auto& weak : watches) {
+      if (auto x = weak.lock()) Finish(*x, true);  // What was pulled goes out first.
+    }
+    watches.clear();
+    watchdog.cancel();  // It checks the deadline from now on.
+    Kick();
+  }
   void Close() {
     if (closed) return;
     closed = true;
@@ -378,6 +397,11 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
         Pump(x);
       }
     };
+    if (watches.size() >= prune_watches_at) {
+      std::erase_if(watches, [](const auto& w) { return w.expired(); });
+      prune_watches_at = std::max<size_t>(64, 2 * watches.size());
+    }
+    watches.push_back(weak);
     x->events->Start([this, weak] { Wake(weak); });
     Pump(x);
     Kick();
@@ -396,6 +420,7 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
 
 void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
   http2::Stream& s = *x->stream;
+  if (draining) return Finish(*x, true);  // A watch that starts as the server stops.
   while (!s.closed && !s.done) {
     if (s.Waiting() >= kStreamBuffer) {
       x->waiting_for_room = true;  // on_sent pumps again.
@@ -417,54 +442,71 @@ void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
   }
 }
 
-asio::awaitable<void> ReadFrames(std::shared_ptr<H2Connection> c) {
-  std::vector<uint8_t> buf(kReadChunk);
-  while (!c->closed) {
-    auto [ec, n] = co_await c->stream.async_read_some(asio::buffer(buf), kTuple);
-    if (ec || c->closed) break;
-    c->last_read = std::chrono::steady_clock::now();
-    bool ok = c->session->Receive(buf.data(), n);
-    c->Kick();
-    if (!ok) break;  // A GOAWAY is queued.
-  }
-  c->Close();
+// The connection's three loops, as chains of completion handlers on its
+// thread: each step starts the next.
+
+// Reads frames until the client leaves, breaks the protocol or the server
+// stops (then the answers under way still go out, as over HTTP/1.1).
+void ReadFrames(const std::shared_ptr<H2Connection>& c) {
+  c->stream.async_read_some(asio::buffer(c->in), [c](boost::system::error_code ec, size_t n) {
+    if (!ec && !c->closed) {
+      c->last_read = std::chrono::steady_clock::now();
+      bool ok = c->session->Receive(c->in.data(), n);
+      c->Kick();
+      if (ok) return ReadFrames(c);  // Else a GOAWAY is queued.
+    }
+    if (!c->closed && c->options.stopping && c->options.stopping->load()) return c->Drain();
+    c->Close();
+  });
 }
 
-asio::awaitable<void> WriteFrames(std::shared_ptr<H2Connection> c) {
-  std::string out;
-  while (true) {
-    out.clear();
-    bool ok = c->session->Send(out, kWriteBatch);
-    if (!out.empty()) {
-      auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(out), kTuple);
-      if (ec) break;
-      continue;
-    }
-    if (!ok || c->closed || !c->session->Alive()) break;
-    c->kick.expires_at(asio::steady_timer::time_point::max());
-    co_await c->kick.async_wait(kTuple);
-  }
+void EndWriting(const std::shared_ptr<H2Connection>& c) {
   c->Close();
   boost::system::error_code ignored;
   c->stream.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
 }
 
+// Writes what the session has to send, then waits for a Kick.
+void WriteFrames(const std::shared_ptr<H2Connection>& c) {
+  c->out.clear();
+  bool ok = c->session->Send(c->out, kWriteBatch);
+  if (!c->out.empty()) {
+    asio::async_write(c->stream, asio::buffer(c->out), [c](boost::system::error_code ec, size_t) {
+      if (ec) return EndWriting(c);
+      WriteFrames(c);
+    });
+    return;
+  }
+  if (c->draining && c->session->open_streams() == 0 && !c->goaway_sent) {
+    // Every answer is out: GOAWAY last (strict clients read nothing after it).
+    c->goaway_sent = true;
+    c->session->Drain();
+    return WriteFrames(c);
+  }
+  if (!ok || c->closed || !c->session->Alive() ||
+      (c->draining && c->session->open_streams() == 0)) {
+    return EndWriting(c);
+  }
+  c->kick.expires_at(asio::steady_timer::time_point::max());
+  c->kick.async_wait([c](boost::system::error_code) { WriteFrames(c); });
+}
+
 // Ends the connection once it has had no open stream and no frame for the
 // idle timeout (a client that connects and sends nothing, or leaves a
-// connection open it no longer uses).
-asio::awaitable<void> Watch(std::shared_ptr<H2Connection> c) {
+// connection open it no longer uses), or a drain has run out of time.
+void WatchIdle(const std::shared_ptr<H2Connection>& c) {
+  if (c->closed) return;
   auto period = std::max(std::chrono::milliseconds(50), c->options.idle_timeout / 4);
-  while (!c->closed) {
-    c->watchdog.expires_after(period);
-    co_await c->watchdog.async_wait(kTuple);
-    if (c->closed) break;
-    if (c->session->open_streams() == 0 &&
-        std::chrono::steady_clock::now() - c->last_read >= c->options.idle_timeout) {
-      boost::system::error_code ignored;
-      c->stream.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-      c->Close();
+  c->watchdog.expires_after(c->draining ? std::chrono::milliseconds(100) : period);
+  c->watchdog.async_wait([c](boost::system::error_code) {
+    if (c->closed) return;
+    auto now = std::chrono::steady_clock::now();
+    if ((c->draining && now >= c->drain_deadline) ||
+        (c->session->open_streams() == 0 && now - c->last_read >= c->options.idle_timeout)) {
+      return EndWriting(c);
     }
-  }
+    WatchIdle(c);
+  });
 }
 
 }  // namespace
@@ -492,11 +534,9 @@ void ServeHttp2(asio::io_context& io, SslStream& stream, const std::string& remo
   c->session = http2::ServerSession::Make(
       limits, [raw](const std::shared_ptr<http2::Stream>& s) { raw->OnRequest(s); });
   if (!c->session) return;
-  {
-    using asio::experimental::awaitable_operators::operator&&;
-    asio::co_spawn(io, ReadFrames(c) && WriteFrames(c), asio::detached);
-    asio::co_spawn(io, Watch(c), asio::detached);
-  }
+  ReadFrames(c);
+  WriteFrames(c);
+  WatchIdle(c);
   io.restart();
   io.run();
   // Every stream is closed. Wait for the workers and writers still busy with
