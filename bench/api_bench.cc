@@ -547,8 +547,7 @@ bool FanOut(int port, const std::string& token, pid_t pid, const std::string& na
 
 // `kubectl get pods -A` of every stored pod, over HTTP/2 (what kubectl
 // negotiates) and over HTTP/1.1 (client-go's DISABLE_HTTP2): medians of three.
-bool KubectlGet(int port, const testing::TempDir& dir, int pods) {
-  (void)port;
+bool KubectlGet(const testing::TempDir& dir, int pods) {
   std::string kubeconfig = dir.File("kubeconfig.yaml");
   auto wall = [&](bool http2) -> double {
     std::vector<double> runs;
@@ -677,7 +676,7 @@ int Run(const std::string& kiso, int pods, int watchers, int h2_watchers, int h2
   if (!CustomResources(port, token)) return 1;
   if (!AuthAndEncodings(port, token)) return 1;
 
-  if (!KubectlGet(port, dir, pods)) return 1;
+  if (!KubectlGet(dir, pods)) return 1;
   {
     Http writer(port, token);
     writer.Request("POST", "/api/v1/namespaces/default/configmaps",

@@ -24,11 +24,6 @@ void WorkerPool::Run(std::function<void()> job) {
   std::thread([this] { Work(); }).detach();
 }
 
-int WorkerPool::threads() const {
-  std::lock_guard lock(mu_);
-  return threads_;
-}
-
 void WorkerPool::Work() {
   std::unique_lock lock(mu_);
   while (true) {

@@ -27,14 +27,12 @@ class WorkerPool {
   // all `max_threads` are busy. Never blocks.
   void Run(std::function<void()> job);
 
-  int threads() const;
-
  private:
   void Work();
 
   const int max_threads_;
   const std::chrono::milliseconds idle_exit_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;      // Jobs for idle workers.
   std::condition_variable exited_;  // A worker ended.
   std::deque<std::function<void()>> jobs_;

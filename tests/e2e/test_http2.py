@@ -241,7 +241,8 @@ def test_limits_are_answered_per_stream(server):
         fat = c.request("GET", "/api/v1/namespaces", headers=[("x-fat-1", "a" * (40 << 10)), ("x-fat-2", "b" * (40 << 10))])
         c.flush()
         c.wait(lambda: c.streams[fat]["ended"] or c.streams[fat]["reset"], what="the fat request")
-        assert c.streams[fat]["reset"] or c.streams[fat]["status"] == 431
+        assert not c.streams[fat]["reset"] and c.streams[fat]["status"] == 431
+        assert json.loads(c.streams[fat]["data"])["reason"] == "RequestHeaderFieldsTooLarge"
         # The connection goes on.
         ok = c.request("GET", "/api/v1/namespaces/default")
         assert c.answer(ok)[0] == 200

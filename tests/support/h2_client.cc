@@ -39,10 +39,8 @@ H2ClientSession::H2ClientSession(uint32_t window, bool manual_window) {
         return 0;
       });
   nghttp2_session_callbacks_set_on_stream_close_callback(
-      cb, [](nghttp2_session*, int32_t id, uint32_t error, void* user) {
-        auto& s = static_cast<H2ClientSession*>(user)->streams_[id];
-        s.closed = true;
-        s.error = error;
+      cb, [](nghttp2_session*, int32_t id, uint32_t, void* user) {
+        static_cast<H2ClientSession*>(user)->streams_[id].closed = true;
         return 0;
       });
   nghttp2_option* opt = nullptr;

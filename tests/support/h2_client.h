@@ -29,7 +29,6 @@ class H2ClientSession {
     std::map<std::string, std::string> headers;
     std::string data;  // Unless on_data takes it.
     bool closed = false;
-    uint32_t error = 0;  // The RST_STREAM code, when reset.
   };
 
   // `window`: what each stream may be sent unread. With `manual_window`, the

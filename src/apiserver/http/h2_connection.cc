@@ -240,6 +240,21 @@ class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<Bl
   std::function<void()> cancel_;
 };
 
+// A Status as the answer (with Retry-After when it says to retry).
+Response Answer(const api::ApiError& e) {
+  Response out;
+  out.status = e.code;
+  out.body = e.ToJson();
+  if (e.retry_after_seconds > 0)
+    out.headers.emplace_back("retry-after", std::to_string(e.retry_after_seconds));
+  return out;
+}
+
+api::ApiError NeedsHttp1() {
+  return api::BadRequest(
+      "upgrades (exec, attach, port-forward, tunnels) need an HTTP/1.1 connection, not HTTP/2");
+}
+
 http2::Fields HeadersOf(const Response& out) {
   http2::Fields h;
   h.reserve(out.headers.size() + 2);
@@ -250,14 +265,9 @@ http2::Fields HeadersOf(const Response& out) {
 
 void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
   auto refuse = [&](const api::ApiError& e) {
-    std::string body = e.ToJson();
-    http2::Fields h{{"content-type", "application/json"},
-                    {"content-length", std::to_string(body.size())}};
-    if (e.retry_after_seconds > 0)
-      h.emplace_back("retry-after", std::to_string(e.retry_after_seconds));
-    s->pending = std::move(body);
-    s->done = true;
-    session->Respond(*s, static_cast<unsigned>(e.code), h, true);
+    auto x = std::make_shared<Exchange>();
+    x->stream = s;
+    Deliver(x, Answer(e));
   };
   if (s->headers_too_large) {
     api::ApiError e;
@@ -270,10 +280,7 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
     return refuse(api::RequestEntityTooLarge(fmt::format(
         "the request body is larger than the limit of {} bytes", options.max_body_bytes)));
   }
-  if (s->method == "CONNECT") {
-    return refuse(api::BadRequest(
-        "upgrades (exec, attach, port-forward) need an HTTP/1.1 connection, not HTTP/2"));
-  }
+  if (s->method == "CONNECT") return refuse(NeedsHttp1());
   Request req = RequestOf(*session, *s);
   req.remote = remote;
   req.peer = options.peer;
@@ -301,12 +308,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
     x->seat = options.gate->Enter(options.flow, mutating);
     if (!x->seat) {
       // 429, as kube-apiserver's max-in-flight filter answers.
-      api::ApiError e = api::TooManyRequests();
-      out.status = e.code;
-      out.body = e.ToJson();
-      if (e.retry_after_seconds > 0)
-        out.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
-      asio::post(io, [this, x, out = std::move(out)]() mutable { Deliver(x, std::move(out)); });
+      asio::post(io, [this, x] { Deliver(x, Answer(api::TooManyRequests())); });
       return;
     }
     priority.Set(x->seat->crowded() && !mutating);
@@ -315,9 +317,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
     out = handler(req);
   } catch (...) {
     ReportRecovered(fmt::format("{} {}", remote, req.target), CurrentExceptionMessage());
-    out = Response{};
-    out.status = 500;
-    out.body = api::InternalError(std::string(CurrentExceptionMessage())).ToJson();
+    out = Answer(api::InternalError(std::string(CurrentExceptionMessage())));
   }
   priority.Set(false);
   if (out.relay || out.stream) {
@@ -377,13 +377,7 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
     return;  // The client reset it, or left.
   }
   Attach(x);
-  if (out.channels || out.accept_tunnel) {
-    out = Response{};
-    out.status = 400;
-    out.body = api::BadRequest(
-                   "upgrades (exec, attach, port-forward, tunnels) need an HTTP/1.1 connection")
-                   .ToJson();
-  }
+  if (out.channels || out.accept_tunnel) out = Answer(NeedsHttp1());
   http2::Fields headers = HeadersOf(out);
   if (out.events) {
     x->events = std::move(out.events);

@@ -752,7 +752,12 @@ struct HttpsServer::Impl {
           ++it;
         }
       }
-      deadlines_changed.wait_until(lock, std::min(next, now + std::chrono::seconds(1)));
+      // Woken early by a new deadline or Stop; with none, only by those.
+      if (next == std::chrono::steady_clock::time_point::max()) {
+        deadlines_changed.wait(lock);
+      } else {
+        deadlines_changed.wait_until(lock, next);
+      }
     }
   }
 
@@ -820,7 +825,9 @@ struct HttpsServer::Impl {
         unsigned int alpn_size = 0;
         SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_size);
         if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_size) == "h2") {
-          SetDeadline(fd, {});  // HTTP/2 keeps its own.
+          SetDeadline(fd, {});  // HTTP/2 keeps its own: no deadline to clear per request.
+          connection.on_request = nullptr;
+          connection.on_idle = nullptr;
           ServeHttp2(conn_io, stream, remote, handler, connection, workers);
         } else {
           ServeConnection(conn_io, stream, buffer, remote, handler, connection);
