@@ -11,12 +11,12 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
-#include <random>
 #include <set>
 #include <sstream>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/random.h"
 
 namespace kiso::api {
 
@@ -442,7 +442,7 @@ std::pair<std::string, std::string> SplitKey(const std::string& key) {
 }
 
 std::string NewUid() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
+  auto& rng = ThreadRng();
   uint64_t hi = rng();
   uint64_t lo = rng();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // Version 4.

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <random>
 #include <set>
 
 #include "api/object.h"
+#include "common/random.h"
 
 namespace kiso::apiserver {
 
@@ -35,11 +35,6 @@ std::string PortKey(int64_t port) { return fmt::format("{}{}", kPortPrefix, port
 int64_t IntAt(const json::value& v, std::string_view field) {
   const auto* f = v.is_object() ? v.get_object().if_contains(field) : nullptr;
   return f && f->is_int64() ? f->get_int64() : 0;
-}
-
-std::mt19937& Rng() {
-  thread_local std::mt19937 rng(std::random_device{}());
-  return rng;
 }
 
 // The node ports a Service of this shape has: NodePort, and LoadBalancer
@@ -138,7 +133,7 @@ api::ApiStatus AllocateServiceValues(const Ipv4Cidr& range, const api::ResourceT
         // Picked above the first 16 addresses, which Services kiso seeds name
         // (the kubernetes Service's first, the cluster DNS's tenth).
         uint64_t low = std::min<uint64_t>(16, range.Size() / 2);
-        ip = range.Address(low + Rng()() % (range.Size() - 1 - low));
+        ip = range.Address(low + RandomBelow(range.Size() - 1 - low));
       }
       spec["clusterIP"] = ip;
       spec["clusterIPs"] = json::array{json::string(ip)};
@@ -210,7 +205,8 @@ api::ApiStatus AllocateServiceValues(const Ipv4Cidr& range, const api::ResourceT
     for (auto* port : unset) {
       int64_t np = 0;
       do {
-        np = kFirstNodePort + static_cast<int64_t>(Rng()() % (kLastNodePort - kFirstNodePort + 1));
+        np = kFirstNodePort + static_cast<int64_t>(RandomBelow(
+                                  static_cast<uint64_t>(kLastNodePort - kFirstNodePort + 1)));
       } while (in_use.count(np));
       in_use.insert(np);
       (*port)["nodePort"] = np;
@@ -228,7 +224,8 @@ api::ApiStatus AllocateServiceValues(const Ipv4Cidr& range, const api::ResourceT
     if (hc == 0) {
       hc = hc_was;
       while (hc == 0 || in_use.count(hc)) {
-        hc = kFirstNodePort + static_cast<int64_t>(Rng()() % (kLastNodePort - kFirstNodePort + 1));
+        hc = kFirstNodePort + static_cast<int64_t>(RandomBelow(
+                                  static_cast<uint64_t>(kLastNodePort - kFirstNodePort + 1)));
       }
       spec["healthCheckNodePort"] = hc;
     }

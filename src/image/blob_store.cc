@@ -5,8 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <sstream>
+
+#include "common/random.h"
 
 namespace kiso::image {
 
@@ -42,8 +43,7 @@ bool ValidDigest(std::string_view d) {
 }
 
 std::string TempName(const std::string& dir) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{}/.tmp-{:016x}", dir, rng());
+  return fmt::format("{}/.tmp-{:016x}", dir, ThreadRng()());
 }
 
 }  // namespace

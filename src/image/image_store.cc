@@ -3,10 +3,10 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <set>
 #include <sstream>
 
+#include "common/random.h"
 #include "image/layer.h"
 
 namespace kiso::image {
@@ -51,8 +51,7 @@ Result<std::string> ReadFile(const std::string& path) {
 }
 
 std::string TempDir(const std::string& parent) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string dir = fmt::format("{}/.tmp-{:016x}", parent, rng());
+  std::string dir = fmt::format("{}/.tmp-{:016x}", parent, ThreadRng()());
   std::error_code ec;
   fs::create_directories(dir, ec);
   return dir;

@@ -14,7 +14,8 @@
 #include <boost/url/url.hpp>
 #include <cstdio>
 #include <filesystem>
-#include <random>
+
+#include "common/random.h"
 
 namespace kiso::image {
 
@@ -241,8 +242,7 @@ Result<std::string> FetchBlob(Endpoint& ep, ImageStore& store, const std::string
                               const std::function<void(const PullProgress&)>& progress) {
   if (store.blobs().Has(digest)) return digest;
   fs::create_directories(store.root() + "/blobs/sha256");
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string tmp = fmt::format("{}/blobs/sha256/.pull-{:016x}", store.root(), rng());
+  std::string tmp = fmt::format("{}/blobs/sha256/.pull-{:016x}", store.root(), ThreadRng()());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) return MakeStatus(Code::kInternal, "create {}", tmp);
   auto r = ep.Get(fmt::format("/v2/{}/blobs/{}", repository, digest), "", f,

@@ -14,13 +14,13 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/fault.h"
 #include "common/process.h"
+#include "common/random.h"
 #include "common/unix_socket.h"
 #include "runtime/oci_spec.h"
 #include "runtime/shim.h"
@@ -33,7 +33,7 @@ namespace json = boost::json;
 namespace {
 
 std::string RandomId() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
+  auto& rng = ThreadRng();
   return fmt::format("{:016x}{:016x}", rng(), rng());
 }
 

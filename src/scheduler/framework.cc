@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
-#include <random>
 
 #include "api/object.h"
 #include "api/quota.h"
 #include "api/validation.h"
+#include "common/random.h"
 
 namespace kiso::scheduler {
 
@@ -391,7 +391,6 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
   int64_t best_score = -1;
   size_t feasible = 0;
   size_t ties = 0;
-  thread_local std::mt19937 rng(std::random_device{}());
   size_t examined = 0;
   bool prescored = false;
   for (; examined < n && feasible < enough; ++examined) {
@@ -417,7 +416,7 @@ Result<std::string> Framework::Schedule(const PodInfo& pod,
       best_score = score;
       best = node.name;
       ties = 1;
-    } else if (score == best_score && rng() % ++ties == 0) {
+    } else if (score == best_score && RandomBelow(++ties) == 0) {
       best = node.name;  // Reservoir sampling among equal scores, as upstream selectHost.
     }
   }

@@ -161,8 +161,8 @@ Scheduler::~Scheduler() { Stop(); }
 void Scheduler::Start() {
   if (options_.informers) options_.informers->Start();
   for (auto& informer : owned_informers_) informer->Start();
+  binders_ = std::make_unique<WorkerPool>(options_.binders);
   loop_ = std::thread([this] { Loop(); });
-  for (int i = 0; i < options_.binders; ++i) binders_.emplace_back([this] { BindLoop(); });
 }
 
 void Scheduler::Stop() {
@@ -170,11 +170,9 @@ void Scheduler::Stop() {
   {
     std::lock_guard lock(mu_);
     cv_.notify_all();
-    bind_cv_.notify_all();
   }
   if (loop_.joinable()) loop_.join();
-  for (auto& b : binders_) b.join();
-  binders_.clear();
+  binders_.reset();  // Binds under way finish; those queued see stop_ and return.
   for (auto& [informer, id] : handlers_) informer->RemoveHandler(id);
   handlers_.clear();
   for (auto& informer : owned_informers_) informer->Stop();
@@ -311,8 +309,7 @@ void Scheduler::Loop() {
           fmt::format("0/{} nodes are available: {}.", nodes_.size(), volume_error);
       if (reported_[key] != message) {
         reported_[key] = message;
-        binds_.push_back({pod, "", message});
-        bind_cv_.notify_one();
+        QueueBind({pod, "", message});
       }
       continue;
     }
@@ -347,7 +344,7 @@ void Scheduler::Loop() {
       pending_.erase(key);
       nominated_.erase(key);
       Account(pod, *chosen);  // Assume: the next decision sees this pod on the node.
-      binds_.push_back({pod, *chosen, ""});
+      QueueBind({pod, *chosen, ""});
     } else {
       unschedulable_.insert(key);
       if (!pod.affinity.empty()) waiting_for_pods_.insert(key);
@@ -370,32 +367,34 @@ void Scheduler::Loop() {
       }
       if (preemption) {
         nominated_[key] = preemption->node;
-        binds_.push_back({pod, "", chosen.status().message(), std::move(preemption)});
+        QueueBind({pod, "", chosen.status().message(), std::move(preemption)});
         reported_[key] = chosen.status().message();
       } else if (reported_[key] != chosen.status().message()) {
         reported_[key] = chosen.status().message();
-        binds_.push_back({pod, "", chosen.status().message()});
+        QueueBind({pod, "", chosen.status().message()});
       }
     }
-    bind_cv_.notify_one();
   }
 }
 
-void Scheduler::BindLoop() {
-  std::unique_lock lock(mu_);
-  while (true) {
-    bind_cv_.wait(lock, [&] { return stop_ || !binds_.empty(); });
-    if (stop_) return;
-    BindTask task = std::move(binds_.front());
+void Scheduler::QueueBind(BindTask task) {
+  binds_.push_back(std::move(task));
+  binders_->Run([this] { BindNext(); });
+}
+
+void Scheduler::BindNext() {
+  BindTask task;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_ || binds_.empty()) return;
+    task = std::move(binds_.front());
     binds_.pop_front();
-    lock.unlock();
-    if (task.node.empty()) {
-      ReportUnschedulable(task.pod, task.unschedulable_message);
-      if (task.preemption) Preempt(task.pod, *task.preemption);
-    } else {
-      Bind(task.pod, task.node);
-    }
-    lock.lock();
+  }
+  if (task.node.empty()) {
+    ReportUnschedulable(task.pod, task.unschedulable_message);
+    if (task.preemption) Preempt(task.pod, *task.preemption);
+  } else {
+    Bind(task.pod, task.node);
   }
 }
 

@@ -2,7 +2,8 @@
 // on pods and nodes keep a cache of each node's requested resources; one loop
 // takes pods from the active queue, runs the framework, assumes the pod on the
 // chosen node at once (so the next decision sees it), and binds through
-// pods/binding on a pool of binders so commits batch. A pod that fits nowhere
+// pods/binding on a pool of binders (threads made while there are binds to
+// make, up to SchedulerOptions::binders) so commits batch. A pod that fits nowhere
 // gets PodScheduled=False with upstream's message and a FailedScheduling event,
 // and waits until the cluster changes (a node added or changed, a pod deleted),
 // not on a timer.
@@ -22,6 +23,7 @@
 #include "client/event_recorder.h"
 #include "client/informer.h"
 #include "client/shared_informers.h"
+#include "common/worker_pool.h"
 #include "scheduler/framework.h"
 
 namespace kiso::scheduler {
@@ -51,7 +53,11 @@ class Scheduler {
   void OnPod(const boost::json::value* old, const boost::json::value& obj, bool deleted);
   void OnNode(const boost::json::value* old, const boost::json::value& obj, bool deleted);
   void Loop();
-  void BindLoop();
+  struct BindTask;
+  // REQUIRES: mu_ held. Queues the task and starts a binder for it.
+  void QueueBind(BindTask task);
+  // Takes the oldest bind task and carries it out.
+  void BindNext();
   void Bind(const PodInfo& pod, const std::string& node);
   // Fills pod.claims from the informers; the reason no node can take the pod
   // (a claim missing, being deleted, or unbound and binding Immediate), or "".
@@ -84,13 +90,12 @@ class Scheduler {
   client::Informer* classes_informer_ = nullptr;
   client::Informer* budgets_informer_ = nullptr;  // PodDisruptionBudgets, for preemption.
   std::thread loop_;
-  std::vector<std::thread> binders_;
+  std::unique_ptr<WorkerPool> binders_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> bound_{0};
 
   std::mutex mu_;
-  std::condition_variable cv_;       // Work for the loop.
-  std::condition_variable bind_cv_;  // Work for the binders.
+  std::condition_variable cv_;  // Work for the loop.
   std::map<std::string, NodeInfo> nodes_;
   std::vector<const NodeInfo*> node_list_;  // nodes_ as a vector; cleared when one comes or goes.
   struct Placement {

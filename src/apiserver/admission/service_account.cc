@@ -7,11 +7,11 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <random>
 
 #include "api/object.h"
 #include "apiserver/admission/plugins.h"
 #include "apiserver/verbs/handlers.h"
+#include "common/random.h"
 
 namespace kiso::apiserver {
 
@@ -20,14 +20,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view kMountPath = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-std::string RandomSuffix() {
-  static constexpr char kChars[] = "bcdfghjklmnpqrstvwxz2456789";  // As utilrand.String.
-  thread_local std::mt19937 rng(std::random_device{}());
-  std::string out;
-  for (int i = 0; i < 5; ++i) out += kChars[rng() % (sizeof(kChars) - 1)];
-  return out;
-}
 
 bool Mounted(const json::object& pod) {
   for (const char* list : {"containers", "initContainers"}) {
@@ -100,7 +92,7 @@ class ServiceAccountAdmission : public AdmissionPlugin {
                      : sa_auto && sa_auto->is_bool() ? sa_auto->get_bool()
                                                      : true;
     if (!automount || Mounted(pod)) return std::nullopt;
-    std::string volume = "kube-api-access-" + RandomSuffix();
+    std::string volume = "kube-api-access-" + RandomNameSuffix();
     json::value& volumes = spec["volumes"];
     if (!volumes.is_array()) volumes = json::array();
     volumes.as_array().push_back(ApiAccessVolume(volume));

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <random>
 
 #include "api/custom_resource.h"
 #include "api/managed_fields.h"
@@ -17,6 +16,7 @@
 #include "apiserver/admission/resource_quota.h"
 #include "apiserver/service_allocations.h"
 #include "apiserver/verbs/handlers.h"
+#include "common/random.h"
 
 namespace kiso::apiserver {
 
@@ -311,14 +311,6 @@ json::object SpecPart(const json::object& obj) {
   return out;
 }
 
-std::string GenerateSuffix() {
-  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
-  thread_local std::mt19937 rng(std::random_device{}());
-  std::string out;
-  for (int i = 0; i < 5; ++i) out += kAlphabet[rng() % kAlphabet.size()];
-  return out;
-}
-
 // A custom object: pruned, defaulted and validated by its version's schema
 // (metadata by the same rules as every object's).
 ApiStatus ValidateCustom(const Target& t, json::object& obj, const json::object* old) {
@@ -414,7 +406,7 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
     generate_name = std::string(g->get_string());
   const auto* name = meta.if_contains("name");
   bool has_name = name && name->is_string() && !name->get_string().empty();
-  if (!has_name && !generate_name.empty()) meta["name"] = generate_name + GenerateSuffix();
+  if (!has_name && !generate_name.empty()) meta["name"] = generate_name + RandomNameSuffix();
   Target target = t;
   target.name = std::string(api::GetString(obj, {"metadata", "name"}));
   if (auto err = CheckNamespace(ctx, target)) return *err;
@@ -486,7 +478,7 @@ ApiOr<json::value> CreateObject(const Context& ctx, const Target& t, const Reque
     if (existing.ok()) {
       // The name is taken; generateName tries another.
       if (generate_name.empty() || has_name) return api::AlreadyExists(*t.type, target.name);
-      target.name = generate_name + GenerateSuffix();
+      target.name = generate_name + RandomNameSuffix();
       api::Child(obj, "metadata")["name"] = target.name;
     } else {
       // An address or port was taken: 422 when the manifest named it, else pick another.

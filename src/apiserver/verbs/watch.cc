@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <random>
 #include <vector>
 
 #include "api/object.h"
@@ -14,6 +13,7 @@
 #include "apiserver/metrics.h"
 #include "apiserver/verbs/handlers.h"
 #include "apiserver/verbs/list_filter.h"
+#include "common/random.h"
 
 namespace kiso::apiserver {
 
@@ -190,8 +190,7 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
   }
   if (timeout_seconds <= 0) {
     // kube-apiserver: a random duration in [minRequestTimeout, 2×minRequestTimeout), 30 min.
-    thread_local std::mt19937 rng(std::random_device{}());
-    timeout_seconds = 1800 + static_cast<int64_t>(rng() % 1800);
+    timeout_seconds = 1800 + static_cast<int64_t>(RandomBelow(1800));
   }
   bool bookmarks = req.QueryBool("allowWatchBookmarks");
   bool table = WantsTable(req);
