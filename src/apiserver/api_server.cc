@@ -687,7 +687,11 @@ ApiServer::~ApiServer() {
 }
 
 uint16_t ApiServer::port() const { return impl_->http->port(); }
-Response ApiServer::ServeInProcess(const Request& request) { return impl_->Handle(request, true); }
+Response ApiServer::ServeInProcess(const Request& request) {
+  Response res = impl_->Handle(request, true);
+  res.Flatten();  // The in-process client parses one string.
+  return res;
+}
 
 void ApiServer::ServeNodeStreams(const std::string& node, NodeStreamHandler handler) {
   impl_->streams.Register(node, std::move(handler));

@@ -87,7 +87,7 @@ Result<std::unique_ptr<WatchCache>> WatchCache::Start(store::Store* store, const
 }
 
 WatchCache::~WatchCache() {
-  watch_->Cancel();
+  if (watch_) watch_->Cancel();  // None when Start failed before watching.
   if (thread_.joinable()) thread_.join();
   std::unique_lock lock(mu_);
   for (auto* w : watchers_) {

@@ -50,7 +50,8 @@ struct Exchange {
   std::unique_ptr<asio::steady_timer> timer;  // The events' next pull.
   bool waiting_for_room = false;
   std::shared_ptr<BlockingWriter> writer;
-  size_t appended = 0;  // Bytes added to the stream's pending, all told.
+  size_t appended = 0;               // Bytes added to the stream's pending, all told.
+  std::unique_ptr<BodyReader> body;  // A body of shared parts, read as room comes.
 };
 
 struct H2Connection : std::enable_shared_from_this<H2Connection> {
@@ -142,6 +143,23 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
               bool mutating);
   void Deliver(const std::shared_ptr<Exchange>& x, Response out);
   void Pump(const std::shared_ptr<Exchange>& x);
+  // Moves more of x.body into the stream, up to kStreamBuffer waiting.
+  void Fill(Exchange& x) {
+    http2::Stream& s = *x.stream;
+    if (s.closed || !x.body) return;
+    while (s.Waiting() < kStreamBuffer && !x.body->Done()) {
+      size_t room = kStreamBuffer - s.Waiting();
+      size_t at = s.pending.size();
+      s.pending.resize(at + room);
+      s.pending.resize(at + x.body->Read(s.pending.data() + at, room));
+    }
+    if (x.body->Done()) {
+      s.done = true;
+      x.body.reset();
+    }
+    session->Resume(s);
+    Kick();
+  }
   void Append(Exchange& x, std::string_view data) {
     if (x.stream->closed || data.empty()) return;
     x.stream->pending.append(data);
@@ -365,6 +383,7 @@ void H2Connection::Attach(const std::shared_ptr<Exchange>& x) {
     if (x->timer) x->timer->cancel();
     if (x->writer) x->writer->Close();
     x->writer.reset();  // It refers to the exchange.
+    x->body.reset();
     x->seat.reset();
   };
 }
@@ -401,7 +420,16 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
     Kick();
     return;
   }
-  if (out.body.empty()) {
+  if (out.parts) {
+    headers.emplace_back("content-length", std::to_string(out.BodySize()));
+    x->body = std::make_unique<BodyReader>(out);
+    std::weak_ptr<Exchange> weak = x;
+    s.on_sent = [this, weak] {
+      if (auto x = weak.lock(); x && x->body && x->stream->Waiting() < kStreamBuffer / 2) Fill(*x);
+    };
+    session->Respond(s, static_cast<unsigned>(out.status), headers, true);
+    Fill(*x);
+  } else if (out.body.empty()) {
     session->Respond(s, static_cast<unsigned>(out.status), headers, false);
   } else {
     headers.emplace_back("content-length", std::to_string(out.body.size()));

@@ -150,10 +150,23 @@ Result<std::pair<int, std::string>> GetThrough(const std::shared_ptr<Tunnel>& tu
                                                const std::string& target,
                                                std::chrono::milliseconds timeout);
 
+// Body bytes a response shares instead of copying them into one string (a
+// LIST: each object's cached JSON, which the watch cache keeps anyway):
+// `parts` joined by `separator`, then `tail`. A LIST of 10,000 pods built as
+// one string was a fresh 26 MB allocation per request, most of its time spent
+// faulting that memory in.
+struct SharedParts {
+  std::vector<std::shared_ptr<const std::string>> parts;
+  std::string separator;
+  std::string tail;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // When set, the body goes on after `body` with these (see BodyReader).
+  std::shared_ptr<const SharedParts> parts;
   // An object response not yet encoded: the HTTP server serialises it into
   // `body`; an in-process client takes it as is.
   std::shared_ptr<boost::json::value> object;
@@ -175,6 +188,31 @@ struct Response {
   // When set, the connection switches (101, Upgrade: kiso-tunnel) into a
   // tunnel handed to this; the connection then waits to be claimed.
   std::function<void(std::shared_ptr<Tunnel>)> accept_tunnel;
+
+  // The length of the whole body: `body` and `parts`.
+  size_t BodySize() const;
+  // Brings `parts` into `body`, for whoever needs the body in one piece.
+  void Flatten();
+};
+
+// A response's body, `body` then its `parts`, read in pieces as a connection
+// sends it: no copy of the whole.
+class BodyReader {
+ public:
+  explicit BodyReader(Response& response)
+      : head_(std::move(response.body)), parts_(std::move(response.parts)) {}
+  // Copies up to `max` bytes of what is left into `out`; how many, 0 at the end.
+  size_t Read(char* out, size_t max);
+  bool Done() const { return segment_ >= Segments(); }
+
+ private:
+  size_t Segments() const;
+  std::string_view Segment(size_t i) const;
+
+  std::string head_;
+  std::shared_ptr<const SharedParts> parts_;
+  size_t segment_ = 0;  // head, part 0, separator, part 1, …, the last part, tail.
+  size_t offset_ = 0;   // Into the current segment.
 };
 
 // Serves pods/log|exec|attach|portforward ("log"…) for a pod on one node.

@@ -41,6 +41,9 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 namespace websocket = beast::websocket;
 
+// A body of shared parts goes out this much at a time (four TLS records).
+constexpr size_t kBodyChunk = size_t{64} << 10;
+
 std::string_view Request::Header(std::string_view name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string_view() : std::string_view(it->second);
@@ -661,6 +664,23 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
         return;  // The connection ends without the last chunk: the client sees it broken.
       }
       writer.Finish();
+    } else if (out.parts) {
+      // A body of shared parts: gathered into one buffer at a time (a TLS
+      // record per part would be many small ones), never copied whole.
+      http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
+      res.set(http::field::content_type, out.content_type);
+      for (const auto& [k, v] : out.headers) res.insert(k, v);
+      res.content_length(out.BodySize());
+      res.keep_alive(keep_alive);
+      http::response_serializer<http::empty_body> sr{res};
+      http::write_header(stream, sr, ec);
+      if (ec) return;
+      BodyReader reader(out);
+      std::string chunk(kBodyChunk, '\0');
+      while (size_t n = reader.Read(chunk.data(), chunk.size())) {
+        asio::write(stream, asio::buffer(chunk.data(), n), ec);
+        if (ec) return;
+      }
     } else {
       http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
       res.set(http::field::content_type, out.content_type);

@@ -133,6 +133,7 @@ Response ServeConverted(const Context& ctx, const Target& t, const Request& req,
   }
   if (res.status >= 300 || res.content_type != "application/json") return res;
   if (!res.object) {
+    res.Flatten();
     auto parsed = api::ParseJson(res.body);
     if (!parsed.ok()) return res;
     res.object = std::make_shared<json::value>(std::move(*parsed));

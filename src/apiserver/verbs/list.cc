@@ -160,15 +160,17 @@ Response HandleList(const Context& ctx, const Target& t, const Request& req) {
     if (!token_text) body += fmt::format(R"(,"remainingItemCount":{})", remaining);
   }
   body += R"(},"items":[)";
-  size_t total = body.size();
-  for (const auto& obj : items) total += obj->json.size() + 1;
-  body.reserve(total + 4);
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) body += ',';
-    body += items[i]->json;
-  }
-  body += "]}\n";
-  return JsonResponse(200, std::move(body));
+  // The items as the cache holds them, shared with the response rather than
+  // copied into the body.
+  auto parts = std::make_shared<SharedParts>();
+  parts->parts.reserve(items.size());
+  for (const auto& obj : items) parts->parts.emplace_back(obj, &obj->json);
+  parts->separator = ",";
+  parts->tail = "]}\n";
+  Response res;
+  res.body = std::move(body);
+  res.parts = std::move(parts);
+  return res;
 }
 
 }  // namespace kiso::apiserver

@@ -74,6 +74,7 @@ void EncodeObject(Response& res, const Request& req) {
   bool json_body = res.content_type == "application/json" && !res.stream && !res.events;
   if (json_body && res.status < 300 && WantsProtobufOnly(req)) {
     api::ApiOr<std::string> body = api::NotAcceptable("");
+    res.Flatten();
     if (res.object) {
       body = api::EncodeProtobuf(*res.object);
     } else if (auto v = api::ParseJson(res.body); v.ok()) {
