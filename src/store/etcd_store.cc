@@ -415,4 +415,13 @@ Status EtcdStore::Compact(Revision revision) {
   return impl_->Call(impl_->kv.get(), &pb::KV::Stub::Compact, req, &resp, "compact");
 }
 
+extern "C" void KisoOpenEtcdStore(const EtcdOptions* options, Result<std::unique_ptr<Store>>* out) {
+  auto store = EtcdStore::Open(*options);
+  if (store.ok()) {
+    *out = std::unique_ptr<Store>(std::move(*store));
+  } else {
+    *out = store.status();
+  }
+}
+
 }  // namespace kiso::store

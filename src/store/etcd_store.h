@@ -10,6 +10,13 @@
 // and value as base64 JSON and serves watches as long-polled HTTP/1.1 streams;
 // gRPC multiplexes all calls and streams over one HTTP/2 connection with
 // protobuf bodies, which is what etcd's own clients (and kube-apiserver) use.
+//
+// The class lives in a plugin, kiso-etcd.so, that OpenEtcdStore loads on the
+// first etcd:// store a process opens: gRPC and its libraries (about 4 MB of
+// a server's memory at idle, and their start-up work) are loaded only by
+// processes that use etcd. The plugin binds to kiso's own code (Store,
+// WatchChannel, Status) in the executable that loads it, which therefore
+// exports its symbols (kiso_store's users link with -rdynamic).
 #pragma once
 
 #include <chrono>
@@ -20,12 +27,18 @@
 
 namespace kiso::store {
 
+struct EtcdOptions {
+  std::string endpoints;                     // "host:port[,host:port...]"
+  std::chrono::milliseconds timeout{10000};  // Per call.
+};
+
+// Loads kiso-etcd.so (beside the executable, else where the build put it) and
+// opens an EtcdStore; Unavailable saying what is missing if it cannot load it.
+Result<std::unique_ptr<Store>> OpenEtcdStore(const EtcdOptions& options);
+
 class EtcdStore : public Store {
  public:
-  struct Options {
-    std::string endpoints;                     // "host:port[,host:port...]"
-    std::chrono::milliseconds timeout{10000};  // Per call.
-  };
+  using Options = EtcdOptions;
 
   // Connects and checks that etcd answers; Unavailable naming the endpoints if not.
   static Result<std::unique_ptr<EtcdStore>> Open(Options options);
@@ -48,5 +61,8 @@ class EtcdStore : public Store {
   explicit EtcdStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// kiso-etcd.so's entry point, found by OpenEtcdStore with dlsym.
+extern "C" void KisoOpenEtcdStore(const EtcdOptions* options, Result<std::unique_ptr<Store>>* out);
 
 }  // namespace kiso::store

@@ -102,10 +102,7 @@ Result<std::unique_ptr<Store>> OpenStore(std::string_view url) {
     return std::unique_ptr<Store>(std::move(store));
   }
   if (url.starts_with(kEtcd)) {
-    KISO_ASSIGN_OR_RETURN(
-        auto store,
-        EtcdStore::Open(EtcdStore::Options{.endpoints = std::string(url.substr(kEtcd.size()))}));
-    return std::unique_ptr<Store>(std::move(store));
+    return OpenEtcdStore(EtcdOptions{.endpoints = std::string(url.substr(kEtcd.size()))});
   }
   return MakeStatus(Code::kInvalidArgument,
                     "unknown store URL {:?}: use sqlite:///path/kiso.db or etcd://host:port", url);

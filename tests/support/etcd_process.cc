@@ -56,7 +56,7 @@ kiso::Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   kiso::Status last;
   while (std::chrono::steady_clock::now() < deadline) {
-    auto store = kiso::store::EtcdStore::Open(
+    auto store = kiso::store::OpenEtcdStore(
         {.endpoints = etcd->endpoint_, .timeout = std::chrono::milliseconds(1000)});
     if (store.ok()) return etcd;
     last = store.status();
