@@ -619,6 +619,7 @@ int Run(const std::string& kiso, int pods, int watchers, int h2_watchers, int h2
   // RSS counts every shared library page; PSS its share of them; private what only it holds.
   Print("idle_pss", testing::SmapsMb(pid, "Pss"), "MB");
   Print("idle_private", testing::PrivateMb(pid), "MB");
+  Print("idle_threads", testing::Threads(pid), "threads");
 
   // Creates, paced open-loop at 1,000/s over a pool of connections.
   {

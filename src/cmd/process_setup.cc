@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "common/file.h"
+
 namespace kiso::cmd {
 
 namespace {
@@ -36,12 +38,10 @@ sigset_t BlockStopSignals() {
 }
 
 std::string Beside(const std::string& name, const std::string& build_tree_path) {
-  char self[4096] = {};
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  std::filesystem::path exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kiso";
-  std::filesystem::path beside = exe.parent_path() / name;
+  std::filesystem::path dir = ExecutableDir();
+  std::filesystem::path beside = dir / name;
   if (std::filesystem::exists(beside)) return beside.string();
-  return (exe.parent_path() / build_tree_path).lexically_normal().string();
+  return (dir / build_tree_path).lexically_normal().string();
 }
 
 }  // namespace kiso::cmd

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -47,6 +48,13 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
     return MakeStatus(Code::kInternal, "rename {}: {}", path, std::strerror(err));
   }
   return Status::Ok();
+}
+
+std::string ExecutableDir() {
+  char self[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "";
+  return std::filesystem::path(std::string(self, static_cast<size_t>(n))).parent_path().string();
 }
 
 }  // namespace kiso

@@ -1,4 +1,4 @@
-// Whole-file reads and atomic writes.
+// Whole-file reads and atomic writes; where the running executable is.
 #pragma once
 
 #include <sys/types.h>
@@ -16,5 +16,9 @@ Result<std::string> ReadFile(const std::string& path);
 // and renames it over `path`: readers see the old file or the new one, and
 // after a crash one of the two. ResourceExhausted when the disk is full.
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+
+// The directory of the running executable (/proc/self/exe), where the files
+// shipped beside it are (kiso-shim, kiso-etcd.so); "" if it cannot be read.
+std::string ExecutableDir();
 
 }  // namespace kiso

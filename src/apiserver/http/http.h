@@ -199,6 +199,7 @@ struct Response {
 // sends it: no copy of the whole.
 class BodyReader {
  public:
+  // Takes the body (and its parts) out of `response`.
   explicit BodyReader(Response& response)
       : head_(std::move(response.body)), parts_(std::move(response.parts)) {}
   // Copies up to `max` bytes of what is left into `out`; how many, 0 at the end.
