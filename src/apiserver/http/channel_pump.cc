@@ -28,15 +28,17 @@ namespace {
 // on channel 3; port-forward: one socket per port on channel 2i both ways.
 class Pump {
  public:
-  Pump(WebSocketStream& ws, ChannelSession& session, bool v5)
-      : ws_(ws), session_(session), v5_(v5) {
+  // `executor`: where every completion runs (the calling thread's io_context),
+  // whichever io_context the connection's socket belongs to.
+  Pump(WebSocketStream& ws, ChannelSession& session, bool v5, const asio::any_io_executor& executor)
+      : ws_(ws), session_(session), v5_(v5), executor_(executor) {
     auto output = [&](int fd, char channel) {
-      auto& o = outputs_.emplace_back(std::make_unique<Output>(ws.get_executor(), channel));
+      auto& o = outputs_.emplace_back(std::make_unique<Output>(executor, channel));
       o->d.assign(fd);
     };
     auto input = [&](int fd, char channel) {
       auto& d = inputs_[channel];
-      d = std::make_unique<asio::posix::stream_descriptor>(ws.get_executor());
+      d = std::make_unique<asio::posix::stream_descriptor>(executor);
       d->assign(fd);
     };
     if (session.stdout_fd >= 0) output(session.stdout_fd, 1);
@@ -78,29 +80,30 @@ class Pump {
   };
 
   void ReadClient() {
-    ws_.async_read(client_buf_, [this](beast::error_code ec, size_t) {
-      if (ec) {
-        client_gone_ = true;
-        if (!finished_ && session_.abort) session_.abort();
-        CloseAll();
-        return;
-      }
-      std::string msg = beast::buffers_to_string(client_buf_.data());
-      client_buf_.consume(client_buf_.size());
-      if (!msg.empty()) {
-        auto channel = static_cast<unsigned char>(msg[0]);
-        auto in = inputs_.find(static_cast<char>(channel));
-        if (in != inputs_.end() && in->second->is_open()) {
-          beast::error_code wec;
-          asio::write(*in->second, asio::buffer(msg.data() + 1, msg.size() - 1), wec);
-        } else if (channel == 255 && v5_ && msg.size() > 1 && msg[1] == 0) {
-          CloseInput(0);  // The client closed stdin.
-        } else if (channel == 4 && session_.resize) {
-          ResizeTerminal(session_, std::string_view(msg).substr(1));
-        }
-      }
-      ReadClient();
-    });
+    ws_.async_read(
+        client_buf_, asio::bind_executor(executor_, [this](beast::error_code ec, size_t) {
+          if (ec) {
+            client_gone_ = true;
+            if (!finished_ && session_.abort) session_.abort();
+            CloseAll();
+            return;
+          }
+          std::string msg = beast::buffers_to_string(client_buf_.data());
+          client_buf_.consume(client_buf_.size());
+          if (!msg.empty()) {
+            auto channel = static_cast<unsigned char>(msg[0]);
+            auto in = inputs_.find(static_cast<char>(channel));
+            if (in != inputs_.end() && in->second->is_open()) {
+              beast::error_code wec;
+              asio::write(*in->second, asio::buffer(msg.data() + 1, msg.size() - 1), wec);
+            } else if (channel == 255 && v5_ && msg.size() > 1 && msg[1] == 0) {
+              CloseInput(0);  // The client closed stdin.
+            } else if (channel == 4 && session_.resize) {
+              ResizeTerminal(session_, std::string_view(msg).substr(1));
+            }
+          }
+          ReadClient();
+        }));
   }
 
   void ReadOutput(Output& o) {
@@ -127,18 +130,19 @@ class Pump {
 
   void WriteNext() {
     if (queue_.empty() || client_gone_) return;
-    ws_.async_write(asio::buffer(queue_.front()), [this](beast::error_code ec, size_t) {
-      queue_.pop_front();
-      if (ec) {
-        client_gone_ = true;
-        return;
-      }
-      if (!queue_.empty()) {
-        WriteNext();
-      } else if (closing_) {
-        Close();
-      }
-    });
+    ws_.async_write(asio::buffer(queue_.front()),
+                    asio::bind_executor(executor_, [this](beast::error_code ec, size_t) {
+                      queue_.pop_front();
+                      if (ec) {
+                        client_gone_ = true;
+                        return;
+                      }
+                      if (!queue_.empty()) {
+                        WriteNext();
+                      } else if (closing_) {
+                        Close();
+                      }
+                    }));
   }
 
   // Once every output has ended: the status (exec, attach), then the close.
@@ -160,10 +164,11 @@ class Pump {
   }
 
   void Close() {
-    ws_.async_close(websocket::close_code::normal, [this](beast::error_code) {
-      beast::error_code ec;
-      ws_.next_layer().next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    });
+    ws_.async_close(
+        websocket::close_code::normal, asio::bind_executor(executor_, [this](beast::error_code) {
+          beast::error_code ec;
+          ws_.next_layer().next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        }));
   }
 
   void CloseInput(char channel) {
@@ -181,6 +186,7 @@ class Pump {
   WebSocketStream& ws_;
   ChannelSession& session_;
   bool v5_;
+  asio::any_io_executor executor_;
   std::vector<std::unique_ptr<Output>> outputs_;
   std::map<char, std::unique_ptr<asio::posix::stream_descriptor>> inputs_;
   std::vector<std::string> greeting_;
@@ -207,7 +213,7 @@ void ResizeTerminal(ChannelSession& session, std::string_view size_json) {
 }
 
 void PumpChannels(asio::io_context& io, WebSocketStream& ws, ChannelSession& session, bool v5) {
-  Pump pump(ws, session, v5);
+  Pump pump(ws, session, v5, io.get_executor());
   pump.Start();
   io.restart();
   io.run();

@@ -20,8 +20,9 @@ using WebSocketStream =
 // sends on the resize channel or stream); anything else is ignored.
 void ResizeTerminal(ChannelSession& session, std::string_view size_json);
 
-// Runs until the session ends or the client leaves, on the calling thread, on
-// `io`: the connection's own io_context, which the stream is bound to.
+// Runs until the session ends or the client leaves, on the calling thread:
+// every completion is bound to `io`, which it runs (the socket may belong to
+// another io_context).
 void PumpChannels(boost::asio::io_context& io, WebSocketStream& ws, ChannelSession& session,
                   bool v5);
 

@@ -258,16 +258,6 @@ class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<Bl
   std::function<void()> cancel_;
 };
 
-// A Status as the answer (with Retry-After when it says to retry).
-Response Answer(const api::ApiError& e) {
-  Response out;
-  out.status = e.code;
-  out.body = e.ToJson();
-  if (e.retry_after_seconds > 0)
-    out.headers.emplace_back("retry-after", std::to_string(e.retry_after_seconds));
-  return out;
-}
-
 api::ApiError NeedsHttp1() {
   return api::BadRequest(
       "upgrades (exec, attach, port-forward, tunnels) need an HTTP/1.1 connection, not HTTP/2");
@@ -285,7 +275,7 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
   auto refuse = [&](const api::ApiError& e) {
     auto x = std::make_shared<Exchange>();
     x->stream = s;
-    Deliver(x, Answer(e));
+    Deliver(x, StatusAnswer(e));
   };
   if (s->headers_too_large) {
     api::ApiError e;
@@ -309,7 +299,9 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
     std::lock_guard lock(mu);
     ++busy;
   }
-  workers.Run([this, s, req = std::move(req), long_running, mutating]() mutable {
+  WorkerPool& pool =
+      options.gate && !long_running && options.gated_workers ? *options.gated_workers : workers;
+  pool.Run([this, s, req = std::move(req), long_running, mutating]() mutable {
     Handle(s, std::move(req), long_running, mutating);
     Leave();  // The last use of the connection here: it may end at once.
   });
@@ -326,7 +318,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
     x->seat = options.gate->Enter(options.flow, mutating);
     if (!x->seat) {
       // 429, as kube-apiserver's max-in-flight filter answers.
-      asio::post(io, [this, x] { Deliver(x, Answer(api::TooManyRequests())); });
+      asio::post(io, [this, x] { Deliver(x, StatusAnswer(api::TooManyRequests())); });
       return;
     }
     priority.Set(x->seat->crowded() && !mutating);
@@ -335,7 +327,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
     out = handler(req);
   } catch (...) {
     ReportRecovered(fmt::format("{} {}", remote, req.target), CurrentExceptionMessage());
-    out = Answer(api::InternalError(std::string(CurrentExceptionMessage())));
+    out = StatusAnswer(api::InternalError(std::string(CurrentExceptionMessage())));
   }
   priority.Set(false);
   if (out.relay || out.stream) {
@@ -396,7 +388,7 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
     return;  // The client reset it, or left.
   }
   Attach(x);
-  if (out.channels || out.accept_tunnel) out = Answer(NeedsHttp1());
+  if (out.channels || out.accept_tunnel) out = StatusAnswer(NeedsHttp1());
   http2::Fields headers = HeadersOf(out);
   if (out.events) {
     x->events = std::move(out.events);
@@ -470,16 +462,20 @@ void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
 // Reads frames until the client leaves, breaks the protocol or the server
 // stops (then the answers under way still go out, as over HTTP/1.1).
 void ReadFrames(const std::shared_ptr<H2Connection>& c) {
-  c->stream.async_read_some(asio::buffer(c->in), [c](boost::system::error_code ec, size_t n) {
-    if (!ec && !c->closed) {
-      c->last_read = std::chrono::steady_clock::now();
-      bool ok = c->session->Receive(c->in.data(), n);
-      c->Kick();
-      if (ok) return ReadFrames(c);  // Else a GOAWAY is queued.
-    }
-    if (!c->closed && c->options.stopping && c->options.stopping->load()) return c->Drain();
-    c->Close();
-  });
+  // The socket may belong to another io_context (the server's): every
+  // completion runs here, on the connection's own.
+  c->stream.async_read_some(asio::buffer(c->in),
+                            asio::bind_executor(c->io, [c](boost::system::error_code ec, size_t n) {
+                              if (!ec && !c->closed) {
+                                c->last_read = std::chrono::steady_clock::now();
+                                bool ok = c->session->Receive(c->in.data(), n);
+                                c->Kick();
+                                if (ok) return ReadFrames(c);  // Else a GOAWAY is queued.
+                              }
+                              if (!c->closed && c->options.stopping && c->options.stopping->load())
+                                return c->Drain();
+                              c->Close();
+                            }));
 }
 
 void EndWriting(const std::shared_ptr<H2Connection>& c) {
@@ -493,10 +489,11 @@ void WriteFrames(const std::shared_ptr<H2Connection>& c) {
   c->out.clear();
   bool ok = c->session->Send(c->out, kWriteBatch);
   if (!c->out.empty()) {
-    asio::async_write(c->stream, asio::buffer(c->out), [c](boost::system::error_code ec, size_t) {
-      if (ec) return EndWriting(c);
-      WriteFrames(c);
-    });
+    asio::async_write(c->stream, asio::buffer(c->out),
+                      asio::bind_executor(c->io, [c](boost::system::error_code ec, size_t) {
+                        if (ec) return EndWriting(c);
+                        WriteFrames(c);
+                      }));
     return;
   }
   if (c->draining && c->session->open_streams() == 0 && !c->goaway_sent) {

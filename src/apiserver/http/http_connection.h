@@ -1,7 +1,9 @@
-// One HTTP/1.1 connection served over TLS: the request loop the HTTPS server
-// runs on each accepted connection, and a node agent runs on each tunnel it
-// dialled (the same code both ways). Internal to kiso_apiserver: it brings in
-// Asio and Beast, so only http_server.cc and tunnel_dialer.cc include it.
+// Connections served over TLS: the blocking HTTP/1.1 request loop a node
+// agent runs on each tunnel it dialled, HTTP/2, and what both share with the
+// HTTPS server's asynchronous HTTP/1.1 connections (http_server.cc): the
+// answers that hold a connection (upgrades, tunnels, relays, streams) run on
+// a thread with an io_context of its own, whichever io_context the socket
+// belongs to. Internal to kiso_apiserver: it brings in Asio and Beast.
 #pragma once
 
 #include <pthread.h>
@@ -24,6 +26,9 @@
 
 namespace kiso {
 class WorkerPool;
+namespace api {
+struct ApiError;
+}  // namespace api
 namespace http2 {
 class ServerSession;
 struct Stream;
@@ -49,6 +54,9 @@ struct ConnectionOptions {
   // the flow `flow` (the client's address) until its response is written.
   FairGate* gate = nullptr;
   std::string flow;
+  // Where requests that pass the gate are handled (each may wait there for
+  // its seat); null: with the rest.
+  WorkerPool* gated_workers = nullptr;
   // The client's verified certificate, given to every request of the connection.
   std::optional<PeerCertificate> peer;
   // HTTP/2: a connection with no open stream ends after this long without a
@@ -81,6 +89,9 @@ class ThreadPriority {
   bool idle_ = false;
   bool stuck_ = false;
 };
+
+// A Status as the answer (with Retry-After when it says to retry).
+Response StatusAnswer(const api::ApiError& e);
 
 // Sets the request's path (decoded) and query (decoded parameters) from
 // `target` as sent: "/api/v1/pods?watch=1".
@@ -125,9 +136,9 @@ Status UseClientCertificate(boost::asio::ssl::context& tls, const std::string& c
                             const std::string& key_pem);
 
 // Serves requests on `stream` until the peer closes, a response ends the
-// connection, or *stopping. `buffer` may hold bytes already read. `io` is the
-// connection's own io_context, which the stream is bound to; WebSockets and
-// relays run asynchronous operations on it from this thread alone.
+// connection, or *stopping, blocking this thread. `buffer` may hold bytes
+// already read. WebSockets and relays run asynchronous operations whose
+// completions are bound to `io`, run by this thread alone.
 void ServeConnection(boost::asio::io_context& io, SslStream& stream,
                      boost::beast::flat_buffer& buffer, const std::string& remote,
                      const HttpHandler& handler, const ConnectionOptions& options);

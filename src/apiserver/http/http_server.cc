@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -22,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "api/errors.h"
@@ -108,6 +110,7 @@ class ChunkWriter : public StreamWriter {
     return !failed_;
   }
   bool Stopping() const override { return stopping_.load(); }
+  bool failed() const { return failed_; }
   void Finish() {
     if (failed_) return;
     beast::error_code ec;
@@ -138,7 +141,41 @@ Request Convert(const http::request<http::string_body>& in, const std::string& r
   return req;
 }
 
+constexpr size_t kMaxHeaderBytes = size_t{64} << 10;
+
+api::ApiError BodyTooLarge(const ConnectionOptions& options) {
+  return api::RequestEntityTooLarge(
+      fmt::format("the request body is larger than the limit of {} bytes", options.max_body_bytes));
+}
+
+bool Mutating(http::verb m) {
+  return m != http::verb::get && m != http::verb::head && m != http::verb::options;
+}
+
+// The handler's answer to `in` (`req` is what it was given); a handler that
+// throws is a 500, reported.
+Response Run(const HttpHandler& handler, const http::request<http::string_body>& in, Request& req,
+             const std::string& remote, const std::optional<PeerCertificate>& peer) {
+  try {
+    req = Convert(in, remote, peer);
+    return handler(req);
+  } catch (...) {
+    ReportRecovered(fmt::format("{} {}", remote, std::string_view(in.target())),
+                    CurrentExceptionMessage());
+    return StatusAnswer(api::InternalError(std::string(CurrentExceptionMessage())));
+  }
+}
+
 }  // namespace
+
+Response StatusAnswer(const api::ApiError& e) {
+  Response out;
+  out.status = e.code;
+  out.body = e.ToJson();
+  if (e.retry_after_seconds > 0)
+    out.headers.emplace_back("retry-after", std::to_string(e.retry_after_seconds));
+  return out;
+}
 
 // A tunnel's state, shared by the thread of the connection it is (which waits,
 // then runs the tunnel's half of a relay) and the thread that claims it.
@@ -192,16 +229,18 @@ class Relay : public std::enable_shared_from_this<Relay> {
 
   void Read(Direction& d) {
     d.from.async_read_some(
-        asio::buffer(d.buf), [self = shared_from_this(), &d](beast::error_code ec, size_t n) {
+        asio::buffer(d.buf), asio::bind_executor(d.from_io, [self = shared_from_this(), &d](
+                                                                beast::error_code ec, size_t n) {
           if (ec) return self->Close();
           asio::post(d.to_io, [self, &d, n] {
-            asio::async_write(d.to, asio::buffer(d.buf.data(), n),
-                              [self, &d](beast::error_code ec, size_t) {
-                                if (ec) return self->Close();
-                                asio::post(d.from_io, [self, &d] { self->Read(d); });
-                              });
+            asio::async_write(
+                d.to, asio::buffer(d.buf.data(), n),
+                asio::bind_executor(d.to_io, [self, &d](beast::error_code ec, size_t) {
+                  if (ec) return self->Close();
+                  asio::post(d.from_io, [self, &d] { self->Read(d); });
+                }));
           });
-        });
+        }));
   }
 
   void Close() {
@@ -380,18 +419,20 @@ Result<std::pair<int, std::string>> GetThrough(const std::shared_ptr<Tunnel>& tu
         beast::error_code ignored;
         tunnel->stream.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
       });
-      http::async_write(tunnel->stream, call->req,
-                        [call, tunnel, fail](beast::error_code ec, size_t) {
-                          if (ec) return fail(ec);
-                          http::async_read(tunnel->stream, call->buffer, call->parser,
-                                           [call, fail](beast::error_code ec, size_t) {
-                                             if (ec) return fail(ec);
-                                             call->timer.cancel();
-                                             auto& res = call->parser.get();
-                                             call->done.set_value(std::pair<int, std::string>(
-                                                 res.result_int(), std::move(res.body())));
-                                           });
-                        });
+      http::async_write(
+          tunnel->stream, call->req,
+          asio::bind_executor(tunnel->io, [call, tunnel, fail](beast::error_code ec, size_t) {
+            if (ec) return fail(ec);
+            http::async_read(
+                tunnel->stream, call->buffer, call->parser,
+                asio::bind_executor(tunnel->io, [call, fail](beast::error_code ec, size_t) {
+                  if (ec) return fail(ec);
+                  call->timer.cancel();
+                  auto& res = call->parser.get();
+                  call->done.set_value(
+                      std::pair<int, std::string>(res.result_int(), std::move(res.body())));
+                }));
+          }));
     };
     tunnel->state = Tunnel::State::kRelaying;
     tunnel->cv.notify_all();
@@ -455,44 +496,48 @@ void ForwardThrough(const std::shared_ptr<Tunnel>& tunnel, const Request& req,
       }
       parser.get().body().data = call->chunk.data();
       parser.get().body().size = call->chunk.size();
-      http::async_read(tunnel->stream, call->buffer, parser,
-                       [call, fail, read_body](beast::error_code ec, size_t) {
-                         if (ec == http::error::need_buffer) ec = {};
-                         size_t got = call->chunk.size() - call->parser.get().body().size;
-                         if (got > 0 && !call->sink->Write({call->chunk.data(), got}))
-                           ec = asio::error::operation_aborted;
-                         if (ec) {
-                           fail(ec.message());
-                           *read_body = nullptr;
-                           return;
-                         }
-                         (*read_body)();
-                       });
+      http::async_read(
+          tunnel->stream, call->buffer, parser,
+          asio::bind_executor(tunnel->io, [call, fail, read_body](beast::error_code ec, size_t) {
+            if (ec == http::error::need_buffer) ec = {};
+            size_t got = call->chunk.size() - call->parser.get().body().size;
+            if (got > 0 && !call->sink->Write({call->chunk.data(), got}))
+              ec = asio::error::operation_aborted;
+            if (ec) {
+              fail(ec.message());
+              *read_body = nullptr;
+              return;
+            }
+            (*read_body)();
+          }));
     };
     http::async_write(
-        tunnel->stream, call->req, [call, tunnel, fail, read_body](beast::error_code ec, size_t) {
-          if (ec) {
-            fail(fmt::format("broke: {}", ec.message()));
-            *read_body = nullptr;
-            return;
-          }
-          http::async_read_header(
-              tunnel->stream, call->buffer, call->parser,
-              [call, fail, read_body](beast::error_code ec, size_t) {
-                if (ec) {
-                  fail(fmt::format("broke: {}", ec.message()));
-                  *read_body = nullptr;
-                  return;
-                }
-                std::vector<std::pair<std::string, std::string>> headers;
-                for (const auto& f : call->parser.get()) {
-                  headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-                }
-                call->head_sent = true;
-                call->sink->Head(call->parser.get().result_int(), std::move(headers));
-                (*read_body)();
-              });
-        });
+        tunnel->stream, call->req,
+        asio::bind_executor(
+            tunnel->io, [call, tunnel, fail, read_body](beast::error_code ec, size_t) {
+              if (ec) {
+                fail(fmt::format("broke: {}", ec.message()));
+                *read_body = nullptr;
+                return;
+              }
+              http::async_read_header(
+                  tunnel->stream, call->buffer, call->parser,
+                  asio::bind_executor(tunnel->io, [call, fail, read_body](beast::error_code ec,
+                                                                          size_t) {
+                    if (ec) {
+                      fail(fmt::format("broke: {}", ec.message()));
+                      *read_body = nullptr;
+                      return;
+                    }
+                    std::vector<std::pair<std::string, std::string>> headers;
+                    for (const auto& f : call->parser.get()) {
+                      headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+                    }
+                    call->head_sent = true;
+                    call->sink->Head(call->parser.get().result_int(), std::move(headers));
+                    (*read_body)();
+                  }));
+            }));
   };
   tunnel->state = Tunnel::State::kRelaying;
   tunnel->cv.notify_all();
@@ -532,6 +577,139 @@ Status UseClientCertificate(ssl::context& tls, const std::string& cert_pem,
   return Status::Ok();
 }
 
+namespace {
+
+// The head of an answer as `out` says: status, content type and headers.
+template <class Body>
+void SetHead(http::response<Body>& res, const Response& out, unsigned version, bool keep_alive) {
+  res.result(static_cast<http::status>(out.status));
+  res.version(version);
+  res.set(http::field::content_type, out.content_type);
+  for (const auto& [k, v] : out.headers) res.insert(k, v);
+  res.keep_alive(keep_alive);
+}
+
+// Writes an answer whose body is `body` and `parts` (not a stream) on this
+// thread; false when the client could not take it.
+bool WriteAnswer(SslStream& stream, Response& out, unsigned version, bool keep_alive) {
+  beast::error_code ec;
+  if (!out.parts) {
+    http::response<http::string_body> res;
+    SetHead(res, out, version, keep_alive);
+    res.body() = std::move(out.body);
+    res.prepare_payload();
+    http::write(stream, res, ec);
+    return !ec;
+  }
+  // A body of shared parts: gathered into one buffer at a time (a TLS record
+  // per part would be many small ones), never copied whole.
+  http::response<http::empty_body> res;
+  SetHead(res, out, version, keep_alive);
+  res.content_length(out.BodySize());
+  http::response_serializer<http::empty_body> sr{res};
+  http::write_header(stream, sr, ec);
+  if (ec) return false;
+  BodyReader reader(out);
+  std::string chunk(kBodyChunk, '\0');
+  while (size_t n = reader.Read(chunk.data(), chunk.size())) {
+    asio::write(stream, asio::buffer(chunk.data(), n), ec);
+    if (ec) return false;
+  }
+  return true;
+}
+
+// Answers that hold the connection for as long as they last.
+bool HoldsConnection(const Response& out) {
+  return out.relay || out.accept_tunnel || out.channels || out.stream;
+}
+
+bool ServeLongLived(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
+                    const http::request<http::string_body>& in, const Request& req, Response& out,
+                    const ConnectionOptions& options, const std::string& remote, bool keep_alive) {
+  beast::error_code ec;
+  if (out.relay) {
+    RelayThrough(io, stream, buffer, in, *out.relay);
+    return false;  // The connection ends with the relay.
+  }
+  if (out.accept_tunnel) {
+    http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::upgrade, kTunnelProtocol);
+    http::write(stream, res, ec);
+    if (ec) return false;
+    auto tunnel = std::make_shared<Tunnel>(stream, io);
+    if (options.on_tunnel) options.on_tunnel(tunnel);
+    out.accept_tunnel(tunnel);
+    static const std::atomic<bool> kNever{false};
+    WaitAsTunnel(*tunnel, options.stopping ? *options.stopping : kNever);
+    return false;
+  }
+  if (out.channels && out.channels->dial && !websocket::is_upgrade(in)) {
+    // Port-forward over SPDY on the connection itself (kubectl's fallback).
+    http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::upgrade, "SPDY/3.1");
+    res.set("X-Stream-Protocol-Version", "portforward.k8s.io");
+    http::write(stream, res, ec);
+    if (ec) return false;
+    PumpSpdy(io, stream, buffer, *out.channels);
+    return false;  // The connection ends with the session.
+  }
+  if (out.channels && !websocket::is_upgrade(in)) {
+    // exec or attach over SPDY on the connection itself (clients without WebSockets).
+    http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::upgrade, "SPDY/3.1");
+    res.set("X-Stream-Protocol-Version", out.websocket_protocol);
+    http::write(stream, res, ec);
+    if (ec) return false;
+    CommandStreams expected;
+    expected.in = req.QueryBool("stdin");
+    expected.out = req.QueryBool("stdout");
+    expected.resize = req.QueryBool("tty");
+    expected.err = req.QueryBool("stderr") && !expected.resize;
+    PumpSpdyCommand(io, stream, buffer, *out.channels, expected);
+    return false;  // The connection ends with the session.
+  }
+  if (out.channels) {
+    WebSocketStream ws(stream);
+    std::string protocol = out.websocket_protocol;
+    ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
+      r.set(http::field::sec_websocket_protocol, protocol);
+    }));
+    ws.binary(true);
+    ws.accept(in, ec);
+    if (ec) return false;
+    // Port-forward's SPDY inside the WebSocket, or the channel protocol.
+    if (out.channels->dial) {
+      PumpSpdy(io, ws, *out.channels);
+      return false;
+    }
+    PumpChannels(io, ws, *out.channels, protocol == "v5.channel.k8s.io");
+    return false;  // The connection ends with the session.
+  }
+  // A stream written as it is read (chunked).
+  http::response<http::empty_body> res;
+  SetHead(res, out, in.version(), keep_alive);
+  res.chunked(true);
+  http::response_serializer<http::empty_body> sr{res};
+  http::write_header(stream, sr, ec);
+  if (ec) return false;
+  static const std::atomic<bool> kNever{false};
+  ChunkWriter writer(stream, options.stopping ? *options.stopping : kNever);
+  try {
+    out.stream(writer);
+  } catch (...) {
+    ReportRecovered(fmt::format("{} {}: a stream", remote, std::string_view(in.target())),
+                    CurrentExceptionMessage());
+    return false;  // The connection ends without the last chunk: the client sees it broken.
+  }
+  writer.Finish();
+  return keep_alive && !writer.failed();
+}
+
+}  // namespace
+
 void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
                      const std::string& remote, const HttpHandler& handler,
                      const ConnectionOptions& options) {
@@ -541,13 +719,11 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     if (options.on_idle) options.on_idle();
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
-    parser.header_limit(64 * 1024);
+    parser.header_limit(kMaxHeaderBytes);
     beast::error_code ec;
     http::read(stream, buffer, parser, ec);
     if (ec == http::error::body_limit) {
-      WriteError(stream, api::RequestEntityTooLarge(
-                             fmt::format("the request body is larger than the limit of {} bytes",
-                                         options.max_body_bytes)));
+      WriteError(stream, BodyTooLarge(options));
       return;
     }
     if (ec) return;
@@ -557,8 +733,7 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
     std::optional<FairGate::Ticket> seat;  // Held until the response is written.
     bool background = false;
     if (options.gate && !LongRunning(in)) {
-      auto m = in.method();
-      bool mutating = m != http::verb::get && m != http::verb::head && m != http::verb::options;
+      bool mutating = Mutating(in.method());
       seat = options.gate->Enter(options.flow, mutating);
       if (!seat) {
         // 429, as kube-apiserver's max-in-flight filter answers.
@@ -569,129 +744,16 @@ void ServeConnection(asio::io_context& io, SslStream& stream, beast::flat_buffer
       background = seat->crowded() && !mutating;
     }
     priority.Set(background);
-    Response out;
     Request req;
-    try {
-      req = Convert(in, remote, options.peer);
-      out = handler(req);
-    } catch (...) {
-      ReportRecovered(fmt::format("{} {}", remote, std::string_view(in.target())),
-                      CurrentExceptionMessage());
-      out = Response{};
-      out.status = 500;
-      out.body = api::InternalError(std::string(CurrentExceptionMessage())).ToJson();
-    }
+    Response out = Run(handler, in, req, remote, options.peer);
     if (out.events) {
       out.stream = [events = std::move(out.events)](StreamWriter& w) { PumpEvents(*events, w); };
     }
-    if (out.relay) {
-      RelayThrough(io, stream, buffer, in, *out.relay);
-      return;  // The connection ends with the relay.
+    if (HoldsConnection(out)) {
+      if (!ServeLongLived(io, stream, buffer, in, req, out, options, remote, keep_alive)) return;
+      continue;
     }
-    if (out.accept_tunnel) {
-      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
-      res.set(http::field::connection, "Upgrade");
-      res.set(http::field::upgrade, kTunnelProtocol);
-      http::write(stream, res, ec);
-      if (ec) return;
-      auto tunnel = std::make_shared<Tunnel>(stream, io);
-      if (options.on_tunnel) options.on_tunnel(tunnel);
-      out.accept_tunnel(tunnel);
-      static const std::atomic<bool> kNever{false};
-      WaitAsTunnel(*tunnel, options.stopping ? *options.stopping : kNever);
-      return;
-    }
-    if (out.channels && out.channels->dial && !websocket::is_upgrade(in)) {
-      // Port-forward over SPDY on the connection itself (kubectl's fallback).
-      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
-      res.set(http::field::connection, "Upgrade");
-      res.set(http::field::upgrade, "SPDY/3.1");
-      res.set("X-Stream-Protocol-Version", "portforward.k8s.io");
-      http::write(stream, res, ec);
-      if (ec) return;
-      PumpSpdy(io, stream, buffer, *out.channels);
-      return;  // The connection ends with the session.
-    }
-    if (out.channels && !websocket::is_upgrade(in)) {
-      // exec or attach over SPDY on the connection itself (clients without WebSockets).
-      http::response<http::empty_body> res{http::status::switching_protocols, in.version()};
-      res.set(http::field::connection, "Upgrade");
-      res.set(http::field::upgrade, "SPDY/3.1");
-      res.set("X-Stream-Protocol-Version", out.websocket_protocol);
-      http::write(stream, res, ec);
-      if (ec) return;
-      CommandStreams expected;
-      expected.in = req.QueryBool("stdin");
-      expected.out = req.QueryBool("stdout");
-      expected.resize = req.QueryBool("tty");
-      expected.err = req.QueryBool("stderr") && !expected.resize;
-      PumpSpdyCommand(io, stream, buffer, *out.channels, expected);
-      return;  // The connection ends with the session.
-    }
-    if (out.channels && websocket::is_upgrade(in)) {
-      WebSocketStream ws(stream);
-      std::string protocol = out.websocket_protocol;
-      ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& r) {
-        r.set(http::field::sec_websocket_protocol, protocol);
-      }));
-      ws.binary(true);
-      ws.accept(in, ec);
-      if (ec) return;
-      // Port-forward's SPDY inside the WebSocket, or the channel protocol.
-      if (out.channels->dial) {
-        PumpSpdy(io, ws, *out.channels);
-        return;
-      }
-      PumpChannels(io, ws, *out.channels, protocol == "v5.channel.k8s.io");
-      return;  // The connection ends with the session.
-    }
-    if (out.stream) {
-      http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
-      res.set(http::field::content_type, out.content_type);
-      for (const auto& [k, v] : out.headers) res.insert(k, v);
-      res.chunked(true);
-      res.keep_alive(keep_alive);
-      http::response_serializer<http::empty_body> sr{res};
-      http::write_header(stream, sr, ec);
-      if (ec) return;
-      static const std::atomic<bool> kNever{false};
-      ChunkWriter writer(stream, options.stopping ? *options.stopping : kNever);
-      try {
-        out.stream(writer);
-      } catch (...) {
-        ReportRecovered(fmt::format("{} {}: a stream", remote, std::string_view(in.target())),
-                        CurrentExceptionMessage());
-        return;  // The connection ends without the last chunk: the client sees it broken.
-      }
-      writer.Finish();
-    } else if (out.parts) {
-      // A body of shared parts: gathered into one buffer at a time (a TLS
-      // record per part would be many small ones), never copied whole.
-      http::response<http::empty_body> res{static_cast<http::status>(out.status), in.version()};
-      res.set(http::field::content_type, out.content_type);
-      for (const auto& [k, v] : out.headers) res.insert(k, v);
-      res.content_length(out.BodySize());
-      res.keep_alive(keep_alive);
-      http::response_serializer<http::empty_body> sr{res};
-      http::write_header(stream, sr, ec);
-      if (ec) return;
-      BodyReader reader(out);
-      std::string chunk(kBodyChunk, '\0');
-      while (size_t n = reader.Read(chunk.data(), chunk.size())) {
-        asio::write(stream, asio::buffer(chunk.data(), n), ec);
-        if (ec) return;
-      }
-    } else {
-      http::response<http::string_body> res{static_cast<http::status>(out.status), in.version()};
-      res.set(http::field::content_type, out.content_type);
-      for (const auto& [k, v] : out.headers) res.insert(k, v);
-      res.body() = std::move(out.body);
-      res.keep_alive(keep_alive);
-      res.prepare_payload();
-      http::write(stream, res, ec);
-      if (ec) return;
-    }
-    if (!keep_alive) return;
+    if (!WriteAnswer(stream, out, in.version(), keep_alive) || !keep_alive) return;
   }
 }
 
@@ -724,11 +786,17 @@ std::optional<PeerCertificate> PeerOf(SslStream& stream) {
 struct HttpsServer::Impl {
   HttpsServerOptions options;
   Handler handler;
-  asio::io_context io{1};
+  asio::io_context io{1};  // The acceptor's.
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor{io};
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
+
+  // Every connection's socket, TLS and HTTP/1.1 reads and writes, as
+  // completion handlers run by `io_threads`: no thread per connection.
+  asio::io_context connections{static_cast<int>(IoThreads())};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> connections_work;
+  std::vector<std::thread> io_threads;
 
   std::unique_ptr<FairGate> gate;
   std::mutex mu;
@@ -737,13 +805,18 @@ struct HttpsServer::Impl {
   std::set<int> open_fds;                      // Sockets of live connections, shut down on Stop.
   std::vector<std::weak_ptr<Tunnel>> tunnels;  // Woken on Stop.
   int active = 0;
-  // HTTP/1.1 connections waiting for a request (or a TLS handshake), by
-  // socket: when each is cut (slow clients, idle keep-alive connections).
+  // Connections waiting for a request (or a TLS handshake), by socket: when
+  // each is cut (slow clients, idle keep-alive connections).
   std::map<int, std::chrono::steady_clock::time_point> deadlines;
   std::condition_variable deadlines_changed;
   std::thread reaper;
-  // The handlers of HTTP/2 requests.
+  // The handlers of requests (HTTP/1.1 and HTTP/2): those that pass the fair
+  // gate on `gated_workers`, where each may wait for its seat (at most the
+  // gate's in-flight limits of them), the rest (watches, upgrades) here.
   WorkerPool workers;
+  std::optional<WorkerPool> gated_workers;
+
+  static unsigned IoThreads() { return std::clamp(std::thread::hardware_concurrency(), 2U, 8U); }
 
   // `timeout` zero: no deadline (a request is being served).
   void SetDeadline(int fd, std::chrono::milliseconds timeout) {
@@ -757,7 +830,7 @@ struct HttpsServer::Impl {
   }
 
   // Shuts down (for reading and writing) the connections past their deadline:
-  // the blocked read ends, and with it the connection.
+  // the read under way ends, and with it the connection.
   void Reap() {
     std::unique_lock lock(mu);
     while (!stopping) {
@@ -781,91 +854,452 @@ struct HttpsServer::Impl {
     }
   }
 
-  void AcceptLoop() {
-    while (!stopping) {
-      tcp::socket socket(io);
-      beast::error_code ec;
-      acceptor.accept(socket, ec);
-      if (ec) {
-        if (stopping) break;
-        continue;
+  void AcceptLoop();
+};
+
+namespace {
+
+// A watch's chunk: as much as the cache has ready, up to this.
+constexpr size_t kEventChunk = size_t{256} << 10;
+
+// One client connection, served by completion handlers on the server's
+// io_context (a strand keeps its handlers one at a time): the TLS handshake,
+// each HTTP/1.1 request read and its answer written, a watch pumped as the
+// watch cache wakes it. Requests are handled on the worker pool (a handler
+// may block: the store, the fair gate). Two kinds of connection still get a
+// thread of their own, with its own io_context for their completions: an
+// HTTP/2 connection (its frames), and an answer that holds the connection
+// for as long as it lasts (upgrades, tunnels, relays, logs that follow).
+class Connection : public std::enable_shared_from_this<Connection> {
+ private:
+  // A completion handler that keeps the connection and runs on its strand.
+  template <class F>
+  auto Bind(F f) {
+    return asio::bind_executor(strand_, [self = shared_from_this(), f](auto&&... args) {
+      f(*self, std::forward<decltype(args)>(args)...);
+    });
+  }
+  template <class F>
+  void Post(F f) {
+    asio::post(strand_, [self = shared_from_this(), f = std::move(f)]() mutable { f(*self); });
+  }
+
+ public:
+  Connection(HttpsServer::Impl& server, tcp::socket socket, std::string client)
+      : counted_(server),
+        server_(server),
+        client_(std::move(client)),
+        strand_(asio::make_strand(server.connections)),
+        stream_(std::move(socket), server.tls),
+        timer_(strand_) {
+    fd_ = stream_.next_layer().native_handle();
+    beast::error_code ec;
+    auto endpoint = stream_.next_layer().remote_endpoint(ec);
+    if (!ec) remote_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  ~Connection() {
+    {
+      std::lock_guard lock(server_.mu);
+      server_.open_fds.erase(fd_);
+      server_.deadlines.erase(fd_);
+      if (--server_.per_client[client_] == 0) server_.per_client.erase(client_);
+    }
+    beast::error_code ec;
+    stream_.next_layer().close(ec);
+  }
+
+  void Start() {
+    server_.SetDeadline(fd_, server_.options.idle_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            Bind([](Connection& c, beast::error_code ec) { c.OnHandshake(ec); }));
+  }
+
+ private:
+  // Counts the connection among the server's live ones until the very last:
+  // destroyed after every other member.
+  struct Counted {
+    explicit Counted(HttpsServer::Impl& s) : server(s) {
+      std::lock_guard lock(server.mu);
+      ++server.active;
+    }
+    ~Counted() {
+      std::lock_guard lock(server.mu);
+      if (--server.active == 0) server.idle.notify_all();
+    }
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+    HttpsServer::Impl& server;
+  };
+
+  bool Stopping() const { return server_.stopping.load(); }
+
+  void OnHandshake(beast::error_code ec) {
+    if (ec) return Close();
+    options_.max_body_bytes = server_.options.max_body_bytes;
+    options_.stopping = &server_.stopping;
+    options_.on_tunnel = [s = &server_](const std::shared_ptr<Tunnel>& t) {
+      std::lock_guard lock(s->mu);
+      std::erase_if(s->tunnels, [](const auto& w) { return w.expired(); });
+      s->tunnels.push_back(t);
+    };
+    options_.gate = server_.gate.get();
+    options_.gated_workers = &*server_.gated_workers;
+    options_.flow = client_;
+    options_.peer = PeerOf(stream_);
+    options_.idle_timeout = server_.options.idle_timeout;
+    options_.max_streams = server_.options.max_streams;
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_size = 0;
+    SSL_get0_alpn_selected(stream_.native_handle(), &alpn, &alpn_size);
+    if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_size) == "h2") {
+      server_.SetDeadline(fd_, {});  // HTTP/2 keeps its own.
+      return OnThread([](Connection& c, asio::io_context& io) {
+        ServeHttp2(io, c.stream_, c.remote_, c.server_.handler, c.options_, c.server_.workers);
+        return false;
+      });
+    }
+    ReadRequest();
+  }
+
+  // Runs `serve` on a thread of its own with its own io_context (every
+  // completion of what it starts is bound there); the connection goes on
+  // reading requests when it returns true, and ends otherwise.
+  void OnThread(std::function<bool(Connection&, asio::io_context&)> serve) {
+    try {
+      std::thread([self = shared_from_this(), serve = std::move(serve)]() mutable {
+        bool next = false;
+        {
+          asio::io_context io(1);
+          next = serve(*self, io);
+        }
+        serve = nullptr;
+        self->Post([next](Connection& c) {
+          c.answering_ = false;
+          if (next && !c.Stopping()) return c.ReadRequest();
+          c.Close(true);
+        });
+        self.reset();  // Last: the connection (and with the last one, the server) may end here.
+      }).detach();
+    } catch (const std::system_error& e) {
+      spdlog::warn("{}: no thread for the connection: {}", remote_, e.what());
+      Close();
+    }
+  }
+
+  // Reads the next request. While an answer is under way (a watch), the
+  // read also tells when the client leaves; a request that comes meanwhile
+  // waits for the answer to end.
+  void ReadRequest() {
+    if (closing_ || reading_) return;
+    if (Stopping() && !answering_) return Close(true);
+    if (!answering_) server_.SetDeadline(fd_, server_.options.idle_timeout);
+    parser_.emplace();
+    parser_->body_limit(server_.options.max_body_bytes);
+    parser_->header_limit(kMaxHeaderBytes);
+    reading_ = true;
+    http::async_read(stream_, buffer_, *parser_,
+                     Bind([](Connection& c, beast::error_code ec, size_t) { c.OnRead(ec); }));
+  }
+
+  void OnRead(beast::error_code ec) {
+    reading_ = false;
+    if (closing_) return;
+    if (answering_) {
+      if (!ec) {
+        next_waiting_ = true;
+        return;
       }
-      socket.set_option(tcp::no_delay(true), ec);
-      auto peer = socket.remote_endpoint(ec);
-      std::string client = ec ? "" : peer.address().to_string();
+      // The client left, or the server is stopping (its read side shut).
+      left_ = true;
+      if (Stopping()) return Pump();  // A watch ends cleanly, with its last chunk.
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      answering_ = true;
+      return Send(StatusAnswer(BodyTooLarge(options_)));
+    }
+    if (ec) return Close();
+    Dispatch();
+  }
+
+  // Hands the request read to a worker.
+  void Dispatch() {
+    next_waiting_ = false;
+    answering_ = true;
+    server_.SetDeadline(fd_, {});
+    auto in = std::make_shared<http::request<http::string_body>>(parser_->release());
+    parser_.reset();
+    keep_alive_ = in->keep_alive() && !Stopping();
+    version_ = in->version();
+    WorkerPool& pool =
+        options_.gate && !LongRunning(*in) ? *options_.gated_workers : server_.workers;
+    pool.Run([self = shared_from_this(), in] { self->Handle(in); });
+  }
+
+  // On a worker: the fair gate, the handler, then the answer back to the strand.
+  void Handle(const std::shared_ptr<http::request<http::string_body>>& in) {
+    std::optional<FairGate::Ticket> seat;  // Held until the answer is written.
+    ThreadPriority priority;
+    if (options_.gate && !LongRunning(*in)) {
+      bool mutating = Mutating(in->method());
+      seat = options_.gate->Enter(options_.flow, mutating);
+      if (!seat) {
+        // 429, as kube-apiserver's max-in-flight filter answers.
+        return Post([](Connection& c) { c.Send(StatusAnswer(api::TooManyRequests())); });
+      }
+      priority.Set(seat->crowded() && !mutating);
+    }
+    auto req = std::make_shared<Request>();
+    auto out = std::make_shared<Response>(Run(server_.handler, *in, *req, remote_, options_.peer));
+    if (seat && seat->crowded() && !HoldsConnection(*out) && !out->events) {
+      // A crowded flow's answer is written here too, at the priority it was
+      // made at: its encryption takes only the cores no other request wants.
+      // The strand has nothing of this connection's to run meanwhile.
+      bool sent = WriteAnswer(stream_, *out, version_, keep_alive_);
+      priority.Set(false);
+      seat.reset();
+      return Post([sent](Connection& c) { sent ? c.Answered() : c.Close(); });
+    }
+    priority.Set(false);
+    if (HoldsConnection(*out)) {
+      // The strand runs nothing of this connection's until the thread is done.
+      return Post([in, req, out, seat = std::make_shared<decltype(seat)>(std::move(seat))](
+                      Connection& c) mutable {
+        c.OnThread([in, req, out, seat](Connection& c, asio::io_context& io) {
+          bool next = ServeLongLived(io, c.stream_, c.buffer_, *in, *req, *out, c.options_,
+                                     c.remote_, c.keep_alive_);
+          seat->reset();
+          return next;
+        });
+      });
+    }
+    Post([out, seat = std::make_shared<decltype(seat)>(std::move(seat))](Connection& c) {
+      c.seat_ = std::move(*seat);
+      c.Send(std::move(*out));
+    });
+  }
+
+  // On the strand: the answer's head, then its body or its events.
+  void Send(Response out) {
+    if (closing_) return;
+    if (out.events) {
+      events_ = std::move(out.events);
+      auto head = std::make_shared<http::response<http::empty_body>>();
+      SetHead(*head, out, version_, keep_alive_);
+      head->chunked(true);
+      auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*head);
+      writing_ = true;
+      http::async_write_header(stream_, *sr,
+                               Bind([head, sr](Connection& c, beast::error_code ec, size_t) {
+                                 c.writing_ = false;
+                                 if (ec) return c.Close();
+                                 std::weak_ptr<Connection> weak = c.shared_from_this();
+                                 c.events_->Start([weak] {
+                                   if (auto c = weak.lock()) c->Wake();
+                                 });
+                                 c.ReadRequest();  // Tells when the client leaves.
+                                 c.Pump();
+                               }));
+      return;
+    }
+    if (out.parts) {
+      auto head = std::make_shared<http::response<http::empty_body>>();
+      SetHead(*head, out, version_, keep_alive_);
+      head->content_length(out.BodySize());
+      auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*head);
+      body_.emplace(out);
+      writing_ = true;
+      http::async_write_header(stream_, *sr,
+                               Bind([head, sr](Connection& c, beast::error_code ec, size_t) {
+                                 c.writing_ = false;
+                                 if (ec) return c.Close();
+                                 c.WriteParts();
+                               }));
+      return;
+    }
+    auto res = std::make_shared<http::response<http::string_body>>();
+    SetHead(*res, out, version_, keep_alive_);
+    res->body() = std::move(out.body);
+    res->prepare_payload();
+    writing_ = true;
+    http::async_write(stream_, *res, Bind([res](Connection& c, beast::error_code ec, size_t) {
+                        c.writing_ = false;
+                        if (ec) return c.Close();
+                        c.Answered();
+                      }));
+  }
+
+  // A body of shared parts: gathered into one buffer at a time (a TLS record
+  // per part would be many small ones), never copied whole.
+  void WriteParts() {
+    if (chunk_.empty()) chunk_.resize(kBodyChunk);
+    size_t n = body_->Read(chunk_.data(), chunk_.size());
+    if (n == 0) {
+      body_.reset();
+      chunk_ = std::string();
+      return Answered();
+    }
+    writing_ = true;
+    asio::async_write(stream_, asio::buffer(chunk_.data(), n),
+                      Bind([](Connection& c, beast::error_code ec, size_t) {
+                        c.writing_ = false;
+                        if (ec) return c.Close();
+                        c.WriteParts();
+                      }));
+  }
+
+  // The answer is out: the next request, or the end.
+  void Answered() {
+    answering_ = false;
+    seat_.reset();
+    if (left_) return Close();
+    if (!keep_alive_ || Stopping()) return Close(true);
+    if (next_waiting_) return Dispatch();
+    if (reading_) {
+      server_.SetDeadline(fd_, server_.options.idle_timeout);
+      return;
+    }
+    ReadRequest();
+  }
+
+  // From any thread: the watch has something (or ended). One post at a time.
+  void Wake() {
+    if (wake_posted_.exchange(true)) return;
+    Post([](Connection& c) {
+      c.wake_posted_ = false;
+      c.Pump();
+    });
+  }
+
+  // On the strand: writes what the watch has ready, one chunk at a time.
+  void Pump() {
+    if (!events_ || writing_ || closing_) return;
+    if (left_ || Stopping()) return EndWatch();
+    while (true) {
+      EventStream::Pulled p = events_->Pull(kEventChunk);
+      if (!p.data.empty()) {
+        chunk_ = std::move(p.data);
+        writing_ = true;
+        asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)),
+                          Bind([done = p.done](Connection& c, beast::error_code ec, size_t) {
+                            c.writing_ = false;
+                            if (ec) return c.Close();
+                            if (done) return c.EndWatch();
+                            c.Pump();
+                          }));
+        return;
+      }
+      if (p.done) return EndWatch();
+      if (p.next == std::chrono::steady_clock::time_point::min()) continue;
+      if (p.next != std::chrono::steady_clock::time_point::max()) {
+        timer_.expires_at(p.next);
+        timer_.async_wait(Bind([](Connection& c, beast::error_code ec) {
+          if (!ec) c.Pump();
+        }));
+      }
+      return;
+    }
+  }
+
+  // The watch is over (its time is up, or the server stops): the last chunk.
+  void EndWatch() {
+    if (events_) events_->Cancel();
+    events_.reset();
+    timer_.cancel();
+    chunk_ = std::string();
+    static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+    writing_ = true;
+    asio::async_write(stream_, asio::buffer(kLastChunk.data(), kLastChunk.size()),
+                      Bind([](Connection& c, beast::error_code ec, size_t) {
+                        c.writing_ = false;
+                        if (ec) return c.Close();
+                        c.Answered();
+                      }));
+  }
+
+  // Ends the connection. `polite`: the connection is sound (an answer said
+  // it ends, the server stops), so the client gets a TLS close, given two
+  // seconds at most; otherwise (the client left, a read or write failed, or
+  // something is still under way) the socket is shut, which ends whatever
+  // is under way. The last handler to finish frees the connection.
+  void Close(bool polite = false) {
+    if (closing_) return;
+    closing_ = true;
+    if (events_) events_->Cancel();
+    events_.reset();
+    timer_.cancel();
+    seat_.reset();
+    beast::error_code ec;
+    if (!polite || reading_ || writing_) {
+      stream_.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+      return;
+    }
+    timer_.expires_after(std::chrono::seconds(2));
+    timer_.async_wait(Bind([](Connection& c, beast::error_code ec) {
+      beast::error_code ignored;
+      if (!ec) c.stream_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    }));
+    stream_.async_shutdown(Bind([](Connection& c, beast::error_code) { c.timer_.cancel(); }));
+  }
+
+  Counted counted_;  // First: destroyed last.
+  HttpsServer::Impl& server_;
+  std::string client_;
+  std::string remote_;
+  int fd_ = -1;
+  asio::strand<asio::io_context::executor_type> strand_;
+  SslStream stream_;
+  asio::steady_timer timer_;  // A watch's next pull.
+  ConnectionOptions options_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool answering_ = false;     // From a request's dispatch until its answer is out.
+  bool next_waiting_ = false;  // A request came while answering.
+  bool left_ = false;          // The read side ended while answering.
+  bool closing_ = false;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  std::optional<FairGate::Ticket> seat_;
+  std::optional<BodyReader> body_;
+  std::string chunk_;
+  std::shared_ptr<EventStream> events_;
+  std::atomic<bool> wake_posted_{false};
+};
+
+}  // namespace
+
+void HttpsServer::Impl::AcceptLoop() {
+  while (!stopping) {
+    tcp::socket socket(connections);
+    beast::error_code ec;
+    acceptor.accept(socket, ec);
+    if (ec) {
+      if (stopping) break;
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto peer = socket.remote_endpoint(ec);
+    std::string client = ec ? "" : peer.address().to_string();
+    {
       std::lock_guard lock(mu);
       if (stopping) break;
       if (per_client[client] >= options.max_connections_per_client) {
-        // One client may not hold every thread: closed before any TLS work.
+        // One client may not hold every connection: closed before any TLS work.
         socket.close(ec);
         continue;
       }
       ++per_client[client];
       open_fds.insert(socket.native_handle());
-      ++active;
-      std::thread([this, s = std::move(socket), client]() mutable {
-        Serve(std::move(s), client);
-      }).detach();
     }
+    std::make_shared<Connection>(*this, std::move(socket), client)->Start();
   }
-
-  void Serve(tcp::socket accepted, const std::string& client) {
-    // Each connection has its own io_context: a WebSocket (exec, attach) runs
-    // asynchronous operations on it from this thread alone.
-    asio::io_context conn_io(1);
-    beast::error_code ec;
-    auto protocol = accepted.local_endpoint(ec).protocol();
-    tcp::socket socket(conn_io, protocol, accepted.release(ec));
-    int fd = socket.native_handle();
-    std::string remote;
-    auto endpoint = socket.remote_endpoint(ec);
-    if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-    {
-      SslStream stream(std::move(socket), tls);
-      SetDeadline(fd, options.idle_timeout);
-      stream.handshake(ssl::stream_base::server, ec);
-      if (!ec) {
-        beast::flat_buffer buffer;
-        ConnectionOptions connection;
-        connection.max_body_bytes = options.max_body_bytes;
-        connection.stopping = &stopping;
-        connection.on_tunnel = [this](const std::shared_ptr<Tunnel>& t) {
-          std::lock_guard lock(mu);
-          std::erase_if(tunnels, [](const auto& w) { return w.expired(); });
-          tunnels.push_back(t);
-        };
-        connection.gate = gate.get();
-        connection.flow = client;
-        connection.peer = PeerOf(stream);
-        connection.idle_timeout = options.idle_timeout;
-        connection.max_streams = options.max_streams;
-        connection.on_request = [this, fd] { SetDeadline(fd, {}); };
-        connection.on_idle = [this, fd] { SetDeadline(fd, options.idle_timeout); };
-        const unsigned char* alpn = nullptr;
-        unsigned int alpn_size = 0;
-        SSL_get0_alpn_selected(stream.native_handle(), &alpn, &alpn_size);
-        if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_size) == "h2") {
-          SetDeadline(fd, {});  // HTTP/2 keeps its own: no deadline to clear per request.
-          connection.on_request = nullptr;
-          connection.on_idle = nullptr;
-          ServeHttp2(conn_io, stream, remote, handler, connection, workers);
-        } else {
-          ServeConnection(conn_io, stream, buffer, remote, handler, connection);
-        }
-      }
-      {
-        std::lock_guard lock(mu);
-        open_fds.erase(fd);
-        deadlines.erase(fd);
-        if (--per_client[client] == 0) per_client.erase(client);
-      }
-      stream.shutdown(ec);
-      stream.next_layer().close(ec);
-    }
-    std::lock_guard lock(mu);
-    if (--active == 0) idle.notify_all();
-  }
-};
+}
 
 HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -875,6 +1309,8 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   impl->options = options;
   impl->handler = std::move(handler);
   impl->gate = std::make_unique<FairGate>(options.fairness);
+  impl->gated_workers.emplace(options.fairness.max_inflight +
+                              options.fairness.max_mutating_inflight);
   beast::error_code ec;
   RestrictTlsVersions(impl->tls);
   impl->tls.use_certificate_chain(asio::buffer(options.cert_pem), ec);
@@ -913,6 +1349,10 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   // HTTP/2 for the clients that offer it (kubectl, client-go), HTTP/1.1 for the rest.
   SSL_CTX_set_alpn_select_cb(impl->tls.native_handle(), http2::SelectAlpn, nullptr);
   Impl* raw = impl.get();
+  impl->connections_work.emplace(impl->connections.get_executor());
+  for (unsigned i = 0; i < Impl::IoThreads(); ++i) {
+    impl->io_threads.emplace_back([raw] { raw->connections.run(); });
+  }
   impl->accept_thread = std::thread([raw] { raw->AcceptLoop(); });
   impl->reaper = std::thread([raw] { raw->Reap(); });
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
@@ -945,6 +1385,8 @@ HttpsServer::~HttpsServer() {
   std::unique_lock lock(impl_->mu);
   impl_->idle.wait(lock, [this] { return impl_->active == 0; });
   lock.unlock();
+  impl_->connections_work.reset();
+  for (auto& t : impl_->io_threads) t.join();
   beast::error_code ec;
   impl_->acceptor.close(ec);
 }

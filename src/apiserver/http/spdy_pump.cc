@@ -35,17 +35,20 @@ class Transport {
 
 class WebSocketTransport : public Transport {
  public:
-  explicit WebSocketTransport(WebSocketStream& ws) : ws_(ws) {}
+  WebSocketTransport(WebSocketStream& ws, asio::any_io_executor executor)
+      : ws_(ws), executor_(std::move(executor)) {}
   void Read(std::function<void(beast::error_code, std::string)> done) override {
-    ws_.async_read(buf_, [this, done = std::move(done)](beast::error_code ec, size_t) {
-      std::string bytes = beast::buffers_to_string(buf_.data());
-      buf_.consume(buf_.size());
-      done(ec, std::move(bytes));
-    });
+    ws_.async_read(buf_, asio::bind_executor(executor_, [this, done = std::move(done)](
+                                                            beast::error_code ec, size_t) {
+                     std::string bytes = beast::buffers_to_string(buf_.data());
+                     buf_.consume(buf_.size());
+                     done(ec, std::move(bytes));
+                   }));
   }
   void Write(const std::string& bytes, std::function<void(beast::error_code)> done) override {
     ws_.async_write(asio::buffer(bytes),
-                    [done = std::move(done)](beast::error_code ec, size_t) { done(ec); });
+                    asio::bind_executor(executor_, [done = std::move(done)](beast::error_code ec,
+                                                                            size_t) { done(ec); }));
   }
   void Close() override {
     beast::error_code ec;
@@ -54,12 +57,14 @@ class WebSocketTransport : public Transport {
 
  private:
   WebSocketStream& ws_;
+  asio::any_io_executor executor_;
   beast::flat_buffer buf_;
 };
 
 class StreamTransport : public Transport {
  public:
-  StreamTransport(SslStream& stream, beast::flat_buffer& early) : stream_(stream) {
+  StreamTransport(SslStream& stream, beast::flat_buffer& early, asio::any_io_executor executor)
+      : stream_(stream), executor_(std::move(executor)) {
     early_ = beast::buffers_to_string(early.data());
     early.consume(early.size());
   }
@@ -67,18 +72,21 @@ class StreamTransport : public Transport {
     if (!early_.empty()) {
       std::string bytes = std::move(early_);
       early_.clear();
-      asio::post(stream_.get_executor(),
+      asio::post(executor_,
                  [done = std::move(done), bytes = std::move(bytes)] { done({}, bytes); });
       return;
     }
     stream_.async_read_some(asio::buffer(buf_),
-                            [this, done = std::move(done)](beast::error_code ec, size_t n) {
+                            asio::bind_executor(executor_, [this, done = std::move(done)](
+                                                               beast::error_code ec, size_t n) {
                               done(ec, std::string(buf_.data(), n));
-                            });
+                            }));
   }
   void Write(const std::string& bytes, std::function<void(beast::error_code)> done) override {
-    asio::async_write(stream_, asio::buffer(bytes),
-                      [done = std::move(done)](beast::error_code ec, size_t) { done(ec); });
+    asio::async_write(
+        stream_, asio::buffer(bytes),
+        asio::bind_executor(executor_,
+                            [done = std::move(done)](beast::error_code ec, size_t) { done(ec); }));
   }
   void Close() override {
     beast::error_code ec;
@@ -87,6 +95,7 @@ class StreamTransport : public Transport {
 
  private:
   SslStream& stream_;
+  asio::any_io_executor executor_;
   std::string early_;
   std::array<char, 32768> buf_{};
 };
@@ -479,22 +488,22 @@ void Run(asio::io_context& io, Session& session) {
 }  // namespace
 
 void PumpSpdy(asio::io_context& io, WebSocketStream& ws, ChannelSession& session) {
-  WebSocketTransport transport(ws);
-  PortForward forward(transport, session, ws.get_executor());
+  WebSocketTransport transport(ws, io.get_executor());
+  PortForward forward(transport, session, io.get_executor());
   Run(io, forward);
 }
 
 void PumpSpdy(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
               ChannelSession& session) {
-  StreamTransport transport(stream, buffer);
-  PortForward forward(transport, session, stream.get_executor());
+  StreamTransport transport(stream, buffer, io.get_executor());
+  PortForward forward(transport, session, io.get_executor());
   Run(io, forward);
 }
 
 void PumpSpdyCommand(asio::io_context& io, SslStream& stream, beast::flat_buffer& buffer,
                      ChannelSession& session, const CommandStreams& expected) {
-  StreamTransport transport(stream, buffer);
-  RemoteCommand command(transport, session, stream.get_executor(), expected);
+  StreamTransport transport(stream, buffer, io.get_executor());
+  RemoteCommand command(transport, session, io.get_executor(), expected);
   Run(io, command);
 }
 

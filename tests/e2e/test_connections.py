@@ -1,0 +1,185 @@
+"""HTTP/1.1 connections served without a thread each, from outside: 1,000
+watches on as many connections cost the server a handful of threads, a watch
+that ends leaves its keep-alive connection usable (also for a request the
+client sent while it ran), clients that leave free what they held, and a
+stopping server ends each watch with its last chunk."""
+import json
+import os
+import selectors
+import signal
+import socket
+import ssl
+import time
+
+import pytest
+
+from conftest import Kubectl, Server, wait_for
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def kubectl(server):
+    return Kubectl(server)
+
+
+def proc_status(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def connect(server):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    return ctx.wrap_socket(sock)
+
+
+def get(server, path):
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {server.token}\r\n\r\n").encode()
+
+
+def read_until(conn, data, marker, what):
+    """Reads from `conn` (a 30 s timeout) until `marker` is in what it sent."""
+    while marker not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"the connection ended before {what}"
+        data += chunk
+    return data
+
+
+def read_response(conn, data=b""):
+    """One whole response (Content-Length or chunked) and what follows it."""
+    data = read_until(conn, data, b"\r\n\r\n", "the head")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            assert chunk, "the body ended early"
+            rest += chunk
+        return int(lines[0].split()[1]), rest[:length], rest[length:]
+    rest = read_until(conn, rest, b"\r\n0\r\n\r\n", "the last chunk")
+    body, _, after = rest.partition(b"\r\n0\r\n\r\n")
+    return int(lines[0].split()[1]), body, after
+
+
+def test_a_thousand_watches_on_a_few_threads(server, kubectl):
+    kubectl("create", "namespace", "h1many")
+    pid = server.proc.pid
+    threads_before = proc_status(pid, "Threads")
+    rss_before = proc_status(pid, "VmRSS")
+    fds_before = open_fds(pid)
+    conns = []
+    sel = selectors.DefaultSelector()
+    try:
+        for _ in range(1000):
+            c = connect(server)
+            c.sendall(get(server, "/api/v1/namespaces/h1many/configmaps?watch=1"))
+            conns.append(c)
+        seen = {}
+        for c in conns:
+            seen[c] = read_until(c, b"", b"\r\n\r\n", "the watch's head")
+            assert seen[c].startswith(b"HTTP/1.1 200 "), seen[c][:200]
+        threads = proc_status(pid, "Threads")
+        rss_growth_mb = (proc_status(pid, "VmRSS") - rss_before) / 1024
+        # The worker pool (at most 64) and the I/O threads, not one per connection.
+        assert threads - threads_before <= 64 + 10, (threads_before, threads)
+        assert rss_growth_mb < 100, f"1,000 watches cost {rss_growth_mb:.0f} MB"
+        kubectl("create", "configmap", "hello", "-n", "h1many")
+        for c in conns:
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+        waiting = set(c for c in conns if b'"hello"' not in seen[c])
+        deadline = time.monotonic() + 120
+        while waiting and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                c = key.fileobj
+                try:
+                    while True:
+                        chunk = c.recv(65536)
+                        assert chunk, "a watch ended before its event"
+                        seen[c] += chunk
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    pass
+                if b'"hello"' in seen[c]:
+                    waiting.discard(c)
+        assert not waiting, f"{len(waiting)} of 1,000 watches never saw the event"
+        for c in conns:
+            assert b'"type":"ADDED"' in seen[c]
+    finally:
+        sel.close()
+        for c in conns:
+            c.close()
+    # Every connection's descriptor is closed once its client has left.
+    wait_for(lambda: open_fds(pid) <= fds_before + 5, 30, "the server to close 1,000 connections")
+
+
+def test_a_watch_that_ends_leaves_its_connection_usable(server):
+    c = connect(server)
+    try:
+        # A request sent while the watch still runs is answered after it.
+        c.sendall(get(server, "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1") +
+                  get(server, "/api/v1/namespaces/default"))
+        status, body, rest = read_response(c)
+        assert status == 200 and b'"type":"ADDED"' in body  # kube-root-ca.crt, at least.
+        status, body, rest = read_response(c, rest)
+        assert status == 200 and json.loads(body)["metadata"]["name"] == "default"
+        # And the connection takes more.
+        c.sendall(get(server, "/api/v1/namespaces/kube-system"))
+        status, body, _ = read_response(c, rest)
+        assert status == 200 and json.loads(body)["metadata"]["name"] == "kube-system"
+    finally:
+        c.close()
+
+
+def test_clients_that_leave_mid_watch_free_what_they_held(server):
+    pid = server.proc.pid
+    fds_before = open_fds(pid)
+    for _ in range(3):
+        conns = [connect(server) for _ in range(50)]
+        for c in conns:
+            c.sendall(get(server, "/api/v1/namespaces/default/configmaps?watch=1"))
+        for c in conns:
+            assert read_until(c, b"", b"\r\n\r\n", "the head").startswith(b"HTTP/1.1 200 ")
+        for c in conns:
+            c.close()
+    wait_for(lambda: open_fds(pid) <= fds_before + 2, 30,
+             "the server to close the connections its clients left")
+
+
+def test_a_stopping_server_ends_watches_with_their_last_chunk():
+    s = Server()
+    conns = []
+    try:
+        for _ in range(20):
+            c = connect(s)
+            c.sendall(get(s, "/api/v1/namespaces/default/configmaps?watch=1"))
+            conns.append(c)
+        firsts = [read_until(c, b"", b'"type":"ADDED"', "the first event") for c in conns]
+        s.proc.send_signal(signal.SIGTERM)
+        for c, data in zip(conns, firsts):
+            read_until(c, data, b"\r\n0\r\n\r\n", "the last chunk")
+            assert c.recv(1) == b""  # Then the server closes the connection.
+        assert s.proc.wait(timeout=30) == 0
+    finally:
+        for c in conns:
+            c.close()
+        s.stop()
