@@ -1,19 +1,16 @@
 // The API server's HTTP/2 (RFC 9113): one connection's frames read and
-// written by a reader and a writer (chains of completion handlers on the
-// connection's strand, no thread of its own) around http2::ServerSession;
-// every request handled on the worker pool (a handler may block: the store,
-// the fair gate), its answer handed back to the strand to be framed. What
-// each kind of answer costs:
+// written on its thread by a reader and a writer (chains of completion
+// handlers) around http2::ServerSession; every request handled on the worker
+// pool (a handler may block: the store, the fair gate), its answer handed back to the
+// connection's thread to be framed. What each kind of answer costs:
 //   - an object or a Status: its bytes, until the client has taken them;
 //   - a watch (Response::events): no thread at all: the cache's wake-up posts
-//     a pull to the strand, which frames what the client's flow control lets
+//     a pull to this thread, which frames what the client's flow control lets
 //     through, at most kStreamBuffer waiting per stream; a watcher too slow
 //     for the cache's window is ended by the cache (410), not buffered here;
 //   - a stream written as it is read (Response::stream: logs that follow, in
 //     process) or relayed from an agent's tunnel: a thread of its own (or the
 //     tunnel's) that blocks while kStreamBuffer waits unsent.
-// The connection lives as long as anything holds it: its loops, a worker
-// handling one of its requests, a writer, a pending timer.
 // Upgrades (exec, attach, port-forward, tunnels) need HTTP/1.1, which every
 // client asks for them (client-go dials those connections with ALPN
 // http/1.1): asked over HTTP/2 they are refused with 400.
@@ -45,7 +42,7 @@ constexpr auto kDrainTime = std::chrono::seconds(5);
 
 class BlockingWriter;
 
-// One request's answer on the connection's side (its strand only).
+// One request's answer on the connection's side (its thread only).
 struct Exchange {
   std::shared_ptr<http2::Stream> stream;
   std::optional<FairGate::Ticket> seat;  // Held until the answer is out.
@@ -58,28 +55,18 @@ struct Exchange {
 };
 
 struct H2Connection : std::enable_shared_from_this<H2Connection> {
-  H2Connection(asio::any_io_executor e, SslStream& s, const HttpHandler& h,
-               const ConnectionOptions& o, WorkerPool& w, std::string r, std::function<void()> d)
-      : io(std::move(e)),
+  H2Connection(asio::io_context& i, SslStream& s, const HttpHandler& h, const ConnectionOptions& o,
+               WorkerPool& w, std::string r)
+      : io(i),
         stream(s),
         handler(h),
         options(o),
         workers(w),
         remote(std::move(r)),
-        kick(io),
-        watchdog(io),
-        done(std::move(d)) {}
-  // Once nothing refers to the connection (its loops have ended, and every
-  // worker, writer and handler that held it is done).
-  ~H2Connection() {
-    session.reset();
-    if (done) done();
-  }
-  H2Connection(const H2Connection&) = delete;
-  H2Connection& operator=(const H2Connection&) = delete;
+        kick(i),
+        watchdog(i) {}
 
-  // Where every completion of the connection runs, one at a time (a strand).
-  asio::any_io_executor io;
+  asio::io_context& io;
   SslStream& stream;
   const HttpHandler& handler;
   const ConnectionOptions& options;
@@ -88,7 +75,6 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   std::unique_ptr<http2::ServerSession> session;
   asio::steady_timer kick;      // The writer waits here for something to send.
   asio::steady_timer watchdog;  // Ends a connection idle too long.
-  std::function<void()> done;
   std::chrono::steady_clock::time_point last_read = std::chrono::steady_clock::now();
   std::vector<uint8_t> in = std::vector<uint8_t>(kReadChunk);  // What a read fills.
   std::string out;                                             // What a write sends.
@@ -101,8 +87,14 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   std::vector<std::weak_ptr<Exchange>> watches;  // Ended by Drain.
   size_t prune_watches_at = 64;
 
+  // Requests handed to workers and not back yet: the connection (and the
+  // io_context and stream it refers to) outlives them.
+  std::mutex mu;
+  std::condition_variable idle;
+  int busy = 0;
+
   // Watches woken (from the cache's thread) and not pulled yet: one post to
-  // the strand pulls all of them, however many one write woke.
+  // this thread pulls all of them, however many one write woke.
   std::mutex wake_mu;
   std::vector<std::weak_ptr<Exchange>> woken;
   bool wake_posted = false;
@@ -111,7 +103,7 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
     woken.push_back(std::move(x));
     if (wake_posted) return;
     wake_posted = true;
-    asio::post(io, [self = shared_from_this()] { self->PumpWoken(); });
+    asio::post(io, [this] { PumpWoken(); });
   }
   void PumpWoken() {
     std::vector<std::weak_ptr<Exchange>> batch;
@@ -185,18 +177,24 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
     }
     Kick();
   }
+  void Leave() {
+    std::lock_guard lock(mu);
+    if (--busy == 0) idle.notify_all();
+  }
 };
 
 // A stream's writer on a blocking thread (a worker running Response::stream,
 // or a tunnel's thread relaying an agent's answer): each write goes to the
-// connection's strand, and a write waits while kStreamBuffer is unsent.
+// connection's thread, and a write waits while kStreamBuffer is unsent.
 class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<BlockingWriter> {
  public:
-  // The writer keeps the connection: a tunnel's thread may write after the
-  // worker that started it is done.
-  BlockingWriter(std::shared_ptr<H2Connection> c, std::shared_ptr<Exchange> x)
-      : c_(std::move(c)), x_(std::move(x)) {}
-  ~BlockingWriter() override = default;
+  // The connection waits for its writers as for its workers: a tunnel's
+  // thread may write after the worker that started it is done.
+  BlockingWriter(H2Connection* c, std::shared_ptr<Exchange> x) : c_(c), x_(std::move(x)) {
+    std::lock_guard lock(c_->mu);
+    ++c_->busy;
+  }
+  ~BlockingWriter() override { c_->Leave(); }
   BlockingWriter(const BlockingWriter&) = delete;
   BlockingWriter& operator=(const BlockingWriter&) = delete;
 
@@ -232,7 +230,7 @@ class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<Bl
     asio::post(c_->io, [c = c_, x = x_, clean] { c->Finish(*x, clean); });
   }
 
-  // On the connection's strand.
+  // From the connection's thread.
   void Sent(size_t sent) {
     std::lock_guard lock(mu_);
     sent_ = sent;
@@ -250,7 +248,7 @@ class BlockingWriter : public AnswerSink, public std::enable_shared_from_this<Bl
   }
 
  private:
-  std::shared_ptr<H2Connection> c_;
+  H2Connection* c_;  // Alive while any writer is (it waits for them).
   std::shared_ptr<Exchange> x_;
   mutable std::mutex mu_;
   std::condition_variable room_;
@@ -297,14 +295,19 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
   const bool long_running = LongRunning(s->path);
   const bool mutating = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
   if (options.on_request) options.on_request();
+  {
+    std::lock_guard lock(mu);
+    ++busy;
+  }
   WorkerPool& pool =
       options.gate && !long_running && options.gated_workers ? *options.gated_workers : workers;
-  pool.Run([self = shared_from_this(), s, req = std::move(req), long_running, mutating]() mutable {
-    self->Handle(s, std::move(req), long_running, mutating);
+  pool.Run([this, s, req = std::move(req), long_running, mutating]() mutable {
+    Handle(s, std::move(req), long_running, mutating);
+    Leave();  // The last use of the connection here: it may end at once.
   });
 }
 
-// On a worker: the handler, then the answer back to the connection's strand.
+// On a worker: the handler, then the answer back to the connection's thread.
 void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, bool long_running,
                           bool mutating) {
   auto x = std::make_shared<Exchange>();
@@ -315,9 +318,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
     x->seat = options.gate->Enter(options.flow, mutating);
     if (!x->seat) {
       // 429, as kube-apiserver's max-in-flight filter answers.
-      asio::post(io, [self = shared_from_this(), x] {
-        self->Deliver(x, StatusAnswer(api::TooManyRequests()));
-      });
+      asio::post(io, [this, x] { Deliver(x, StatusAnswer(api::TooManyRequests())); });
       return;
     }
     priority.Set(x->seat->crowded() && !mutating);
@@ -330,10 +331,10 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
   }
   priority.Set(false);
   if (out.relay || out.stream) {
-    auto writer = std::make_shared<BlockingWriter>(shared_from_this(), x);
-    asio::post(io, [self = shared_from_this(), x, writer] {
+    auto writer = std::make_shared<BlockingWriter>(this, x);
+    asio::post(io, [this, x, writer] {
       x->writer = writer;
-      self->Attach(x);
+      Attach(x);
     });
     if (out.relay) return ForwardThrough(out.relay, req, writer);
     // A stream written as it is read (logs that follow) may last for hours:
@@ -354,9 +355,7 @@ void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, 
     }).detach();
     return;
   }
-  asio::post(io, [self = shared_from_this(), x, out = std::move(out)]() mutable {
-    self->Deliver(x, std::move(out));
-  });
+  asio::post(io, [this, x, out = std::move(out)]() mutable { Deliver(x, std::move(out)); });
 }
 
 void H2Connection::Attach(const std::shared_ptr<Exchange>& x) {
@@ -381,7 +380,7 @@ void H2Connection::Attach(const std::shared_ptr<Exchange>& x) {
   };
 }
 
-// On the connection's strand: the answer's head, and its body or events.
+// On the connection's thread: the answer's head, and its body or events.
 void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
   http2::Stream& s = *x->stream;
   if (s.closed) {
@@ -408,7 +407,6 @@ void H2Connection::Deliver(const std::shared_ptr<Exchange>& x, Response out) {
       prune_watches_at = std::max<size_t>(64, 2 * watches.size());
     }
     watches.push_back(weak);
-    // Wakes stop before the connection ends: its streams' closing cancels them.
     x->events->Start([this, weak] { Wake(weak); });
     Pump(x);
     Kick();
@@ -449,9 +447,9 @@ void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
     if (p.next != std::chrono::steady_clock::time_point::max()) {
       x->timer->expires_at(p.next);
       std::weak_ptr<Exchange> weak = x;
-      x->timer->async_wait([self = shared_from_this(), weak](boost::system::error_code ec) {
+      x->timer->async_wait([this, weak](boost::system::error_code ec) {
         if (ec) return;
-        if (auto x = weak.lock()) self->Pump(x);
+        if (auto x = weak.lock()) Pump(x);
       });
     }
     return;
@@ -459,13 +457,13 @@ void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
 }
 
 // The connection's three loops, as chains of completion handlers on its
-// strand: each step starts the next.
+// thread: each step starts the next.
 
 // Reads frames until the client leaves, breaks the protocol or the server
 // stops (then the answers under way still go out, as over HTTP/1.1).
 void ReadFrames(const std::shared_ptr<H2Connection>& c) {
-  // Completions run on the connection's strand, not just anywhere on the
-  // socket's io_context.
+  // The socket may belong to another io_context (the server's): every
+  // completion runs here, on the connection's own.
   c->stream.async_read_some(asio::buffer(c->in),
                             asio::bind_executor(c->io, [c](boost::system::error_code ec, size_t n) {
                               if (!ec && !c->closed) {
@@ -545,23 +543,34 @@ Request RequestOf(http2::ServerSession& session, http2::Stream& s) {
   return req;
 }
 
-void ServeHttp2(const asio::any_io_executor& executor, SslStream& stream, const std::string& remote,
-                const HttpHandler& handler, const ConnectionOptions& options, WorkerPool& workers,
-                std::function<void()> done) {
-  auto c = std::make_shared<H2Connection>(executor, stream, handler, options, workers, remote,
-                                          std::move(done));
+void ServeHttp2(asio::io_context& io, SslStream& stream, const std::string& remote,
+                const HttpHandler& handler, const ConnectionOptions& options, WorkerPool& workers) {
+  auto c = std::make_shared<H2Connection>(io, stream, handler, options, workers, remote);
   http2::Limits limits;
   limits.max_streams = options.max_streams;
   limits.body_bytes = options.max_body_bytes;
-  H2Connection* raw = c.get();  // The session is the connection's.
+  H2Connection* raw = c.get();
   c->session = http2::ServerSession::Make(
       limits, [raw](const std::shared_ptr<http2::Stream>& s) { raw->OnRequest(s); });
   if (!c->session) return;
-  asio::dispatch(c->io, [c] {
-    ReadFrames(c);
-    WriteFrames(c);
-    WatchIdle(c);
-  });
+  ReadFrames(c);
+  WriteFrames(c);
+  WatchIdle(c);
+  io.restart();
+  io.run();
+  // Every stream is closed. Wait for the workers and writers still busy with
+  // this connection's requests, running what they post meanwhile (a writer
+  // attached after the close is told so, and ends), so that nothing refers to
+  // `io` once this returns.
+  while (true) {
+    io.restart();
+    io.poll();
+    std::unique_lock lock(c->mu);
+    if (c->idle.wait_for(lock, std::chrono::milliseconds(20), [&] { return c->busy == 0; })) break;
+  }
+  io.restart();
+  io.poll();
+  c->session.reset();
 }
 
 }  // namespace kiso::apiserver

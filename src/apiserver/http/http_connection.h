@@ -10,7 +10,6 @@
 #include <sched.h>
 
 #include <atomic>
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -119,14 +118,12 @@ void ForwardThrough(const std::shared_ptr<Tunnel>& tunnel, const Request& req,
 // An HTTP/2 request as the handlers see it (its body handed over).
 Request RequestOf(http2::ServerSession& session, http2::Stream& s);
 
-// Serves an HTTP/2 connection (ALPN "h2") on `stream`, and returns at once:
-// frames are read and written by completion handlers on `executor` (a
-// strand: one at a time), each request is handled on `workers`, and watches
-// stream without any thread. `done` is called once the connection has ended
-// and nothing of it refers to `stream`, `handler` or `options` any more.
-void ServeHttp2(const boost::asio::any_io_executor& executor, SslStream& stream,
-                const std::string& remote, const HttpHandler& handler,
-                const ConnectionOptions& options, WorkerPool& workers, std::function<void()> done);
+// Serves an HTTP/2 connection (ALPN "h2") on `stream` until it ends: frames
+// are read and written on this thread (`io` runs here), each request is
+// handled on `workers`, and watches stream without any thread. Returns once
+// no worker is still busy with one of its requests.
+void ServeHttp2(boost::asio::io_context& io, SslStream& stream, const std::string& remote,
+                const HttpHandler& handler, const ConnectionOptions& options, WorkerPool& workers);
 
 // TLS 1.2 and later only, on a server's or a client's context.
 void RestrictTlsVersions(boost::asio::ssl::context& tls);

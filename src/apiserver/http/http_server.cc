@@ -865,11 +865,11 @@ constexpr size_t kEventChunk = size_t{256} << 10;
 // One client connection, served by completion handlers on the server's
 // io_context (a strand keeps its handlers one at a time): the TLS handshake,
 // each HTTP/1.1 request read and its answer written, a watch pumped as the
-// watch cache wakes it. Requests are handled on the worker pools (a handler
-// may block: the store, the fair gate). HTTP/2 (ALPN h2) runs on the same
-// strand (h2_connection.cc). An answer that holds the connection for as long
-// as it lasts (upgrades, tunnels, relays, logs that follow) gets a thread of
-// its own, with its own io_context for its completions.
+// watch cache wakes it. Requests are handled on the worker pool (a handler
+// may block: the store, the fair gate). Two kinds of connection still get a
+// thread of their own, with its own io_context for their completions: an
+// HTTP/2 connection (its frames), and an answer that holds the connection
+// for as long as it lasts (upgrades, tunnels, relays, logs that follow).
 class Connection : public std::enable_shared_from_this<Connection> {
  private:
   // A completion handler that keeps the connection and runs on its strand.
@@ -956,10 +956,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     SSL_get0_alpn_selected(stream_.native_handle(), &alpn, &alpn_size);
     if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_size) == "h2") {
       server_.SetDeadline(fd_, {});  // HTTP/2 keeps its own.
-      answering_ = true;
-      ServeHttp2(strand_, stream_, remote_, server_.handler, options_, server_.workers,
-                 [self = shared_from_this()] { self->Post([](Connection& c) { c.Close(true); }); });
-      return;
+      return OnThread([](Connection& c, asio::io_context& io) {
+        ServeHttp2(io, c.stream_, c.remote_, c.server_.handler, c.options_, c.server_.workers);
+        return false;
+      });
     }
     ReadRequest();
   }

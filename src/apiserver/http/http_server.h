@@ -1,8 +1,9 @@
-// HttpsServer: TLS 1.2+ over Boost.Beast, HTTP/2 (ALPN h2, libnghttp2) for
-// clients that offer it and HTTP/1.1 (keep-alive) for the rest. Connections
-// and watches hold no thread: completion handlers on a few I/O threads, every
-// request handled on a worker pool. Upgrades (exec, attach, port-forward,
-// tunnels), relays and logs that follow hold a thread each while they last. TCP_NODELAY on
+// HttpsServer: TLS 1.2+ over Boost.Beast. HTTP/1.1 connections (keep-alive)
+// and their watches hold no thread: completion handlers on a few I/O threads,
+// every request handled on a worker pool. HTTP/2 (ALPN h2, libnghttp2) for
+// clients that offer it: a thread per connection for its frames, requests on
+// the same pool, watches streamed without a thread. Upgrades (exec, attach,
+// port-forward, tunnels), relays and logs that follow hold a thread each. TCP_NODELAY on
 // every accepted socket, a request-body limit, limits on connections and
 // requests in flight per client (429 beyond them), deadlines for slow and idle
 // clients, and graceful shutdown (stop accepting, end streams, join connections).
