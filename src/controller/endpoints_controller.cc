@@ -39,6 +39,12 @@ Status EndpointsController::Reconcile(const std::string& key) {
   auto current = endpoints_->Get(ns, name);
   if (!svc) {
     if (current) {
+      // The cache may be behind a Service created just before its Endpoints
+      // (a Service without a selector, whose Endpoints its user writes): only
+      // a Service that is really gone takes its Endpoints along.
+      auto live = client()->Get(Services(), ns, name);
+      if (live.ok()) return Status::Ok();  // Its event is on the way, and requeues the key.
+      if (live.status().code() != Code::kNotFound) return live.status();
       Status s = client()->Delete(Endpoints(), ns, name);
       if (!s.ok() && s.code() != Code::kNotFound) return s;
     }
