@@ -49,6 +49,15 @@ def machine_slot():
     return _slot[0]
 
 
+def proc_status(pid, field):
+    """A number from /proc/PID/status ("Threads", "VmRSS" in kB), 0 when absent."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_for(predicate, timeout=60, what="condition"):
     """Polls `predicate` until it returns something true (returned), or fails at the deadline."""
     deadline = time.monotonic() + timeout

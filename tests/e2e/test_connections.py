@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Kubectl, Server, wait_for
+from conftest import Kubectl, Server, proc_status, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,6 @@ def server():
 @pytest.fixture(scope="module")
 def kubectl(server):
     return Kubectl(server)
-
-
-def proc_status(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def open_fds(pid):

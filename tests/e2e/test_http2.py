@@ -19,7 +19,7 @@ import h2.events
 import h2.settings
 import pytest
 
-from conftest import Kubectl, Server, wait_for
+from conftest import Kubectl, Server, proc_status, wait_for
 
 IDLE_TIMEOUT = 3  # The server's --http-idle-timeout here, in seconds.
 
@@ -34,14 +34,6 @@ def server():
 @pytest.fixture(scope="module")
 def kubectl(server):
     return Kubectl(server)
-
-
-def proc_status(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def tls_socket(server, alpn=("h2",)):
