@@ -289,19 +289,51 @@ bool LongRunning(std::string_view target) {
 
 namespace {
 
+// The head of an answer as `out` says: status, content type and headers.
+template <class Body>
+void SetHead(http::response<Body>& res, const Response& out, unsigned version, bool keep_alive) {
+  res.result(static_cast<http::status>(out.status));
+  res.version(version);
+  res.set(http::field::content_type, out.content_type);
+  for (const auto& [k, v] : out.headers) res.insert(k, v);
+  res.keep_alive(keep_alive);
+}
+
+// Writes an answer whose body is `body` and `parts` (not a stream) on this
+// thread; false when the client could not take it.
+bool WriteAnswer(SslStream& stream, Response& out, unsigned version, bool keep_alive) {
+  beast::error_code ec;
+  if (!out.parts) {
+    http::response<http::string_body> res;
+    SetHead(res, out, version, keep_alive);
+    res.body() = std::move(out.body);
+    res.prepare_payload();
+    http::write(stream, res, ec);
+    return !ec;
+  }
+  // A body of shared parts: gathered into one buffer at a time (a TLS record
+  // per part would be many small ones), never copied whole.
+  http::response<http::empty_body> res;
+  SetHead(res, out, version, keep_alive);
+  res.content_length(out.BodySize());
+  http::response_serializer<http::empty_body> sr{res};
+  http::write_header(stream, sr, ec);
+  if (ec) return false;
+  BodyReader reader(out);
+  std::string chunk(kBodyChunk, '\0');
+  while (size_t n = reader.Read(chunk.data(), chunk.size())) {
+    asio::write(stream, asio::buffer(chunk.data(), n), ec);
+    if (ec) return false;
+  }
+  return true;
+}
+
 // A Status as the response (with Retry-After when it says to retry); the
 // connection closes after it unless `keep_alive`.
 void WriteError(SslStream& stream, const api::ApiError& e, bool keep_alive = false,
                 unsigned version = 11) {
-  http::response<http::string_body> res{static_cast<http::status>(e.code), version};
-  res.set(http::field::content_type, "application/json");
-  if (e.retry_after_seconds > 0)
-    res.set(http::field::retry_after, std::to_string(e.retry_after_seconds));
-  res.body() = e.ToJson();
-  res.keep_alive(keep_alive);
-  res.prepare_payload();
-  beast::error_code ignored;
-  http::write(stream, res, ignored);
+  Response out = StatusAnswer(e);
+  WriteAnswer(stream, out, version, keep_alive);
 }
 
 // The tunnel's side: waits to be claimed (or for its agent to go, or the
@@ -578,45 +610,6 @@ Status UseClientCertificate(ssl::context& tls, const std::string& cert_pem,
 }
 
 namespace {
-
-// The head of an answer as `out` says: status, content type and headers.
-template <class Body>
-void SetHead(http::response<Body>& res, const Response& out, unsigned version, bool keep_alive) {
-  res.result(static_cast<http::status>(out.status));
-  res.version(version);
-  res.set(http::field::content_type, out.content_type);
-  for (const auto& [k, v] : out.headers) res.insert(k, v);
-  res.keep_alive(keep_alive);
-}
-
-// Writes an answer whose body is `body` and `parts` (not a stream) on this
-// thread; false when the client could not take it.
-bool WriteAnswer(SslStream& stream, Response& out, unsigned version, bool keep_alive) {
-  beast::error_code ec;
-  if (!out.parts) {
-    http::response<http::string_body> res;
-    SetHead(res, out, version, keep_alive);
-    res.body() = std::move(out.body);
-    res.prepare_payload();
-    http::write(stream, res, ec);
-    return !ec;
-  }
-  // A body of shared parts: gathered into one buffer at a time (a TLS record
-  // per part would be many small ones), never copied whole.
-  http::response<http::empty_body> res;
-  SetHead(res, out, version, keep_alive);
-  res.content_length(out.BodySize());
-  http::response_serializer<http::empty_body> sr{res};
-  http::write_header(stream, sr, ec);
-  if (ec) return false;
-  BodyReader reader(out);
-  std::string chunk(kBodyChunk, '\0');
-  while (size_t n = reader.Read(chunk.data(), chunk.size())) {
-    asio::write(stream, asio::buffer(chunk.data(), n), ec);
-    if (ec) return false;
-  }
-  return true;
-}
 
 // Answers that hold the connection for as long as they last.
 bool HoldsConnection(const Response& out) {
@@ -1035,16 +1028,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.reset();
     keep_alive_ = in->keep_alive() && !Stopping();
     version_ = in->version();
-    WorkerPool& pool =
-        options_.gate && !LongRunning(*in) ? *options_.gated_workers : server_.workers;
-    pool.Run([self = shared_from_this(), in] { self->Handle(in); });
+    const bool gated = options_.gate && !LongRunning(*in);
+    WorkerPool& pool = gated ? *options_.gated_workers : server_.workers;
+    pool.Run([self = shared_from_this(), in, gated] { self->Handle(in, gated); });
   }
 
   // On a worker: the fair gate, the handler, then the answer back to the strand.
-  void Handle(const std::shared_ptr<http::request<http::string_body>>& in) {
+  // `gated`: the request passes the fair gate (it is not long-running).
+  void Handle(const std::shared_ptr<http::request<http::string_body>>& in, bool gated) {
     std::optional<FairGate::Ticket> seat;  // Held until the answer is written.
     ThreadPriority priority;
-    if (options_.gate && !LongRunning(*in)) {
+    if (gated) {
       bool mutating = Mutating(in->method());
       seat = options_.gate->Enter(options_.flow, mutating);
       if (!seat) {
