@@ -214,6 +214,13 @@ Result<json::value> Client::Get(const api::ResourceType& type, std::string_view 
   return Decode(transport_->RoundTrip(NewRequest("GET", Path(type, ns, name, subresource))));
 }
 
+Result<json::value> Client::GetPath(std::string_view path,
+                                    const std::vector<std::pair<std::string, std::string>>& query) {
+  Request r = NewRequest("GET", std::string(path));
+  for (const auto& [k, v] : query) r.query.emplace(k, v);
+  return Decode(transport_->RoundTrip(r));
+}
+
 Result<json::value> Client::List(const api::ResourceType& type, std::string_view ns,
                                  const ListOptions& options) {
   Request r = NewRequest("GET", Path(type, ns));

@@ -91,6 +91,11 @@ class Client {
   Status DeleteCollection(const api::ResourceType& type, std::string_view ns,
                           const ListOptions& options = {});
 
+  // GET of any path (an aggregated API's: custom.metrics.k8s.io…), with
+  // `query` parameters; the answer decoded as JSON.
+  Result<boost::json::value> GetPath(
+      std::string_view path, const std::vector<std::pair<std::string, std::string>>& query = {});
+
   // The path of a collection or object: /apis/apps/v1/namespaces/ns/deployments[/name[/sub]].
   static std::string Path(const api::ResourceType& type, std::string_view ns,
                           std::string_view name = "", std::string_view subresource = "");

@@ -38,6 +38,36 @@ apiserver::Response Unavailable(const std::string& what) {
   return r;
 }
 
+using Clock = std::chrono::steady_clock;
+
+// Runs the asynchronous operation `start` begins on `c`'s own io_context
+// until it completes or `deadline` passes (the socket is then closed, and
+// the answer is timed_out).
+template <class Start>
+beast::error_code Await(Connection& c, Clock::time_point deadline, Start&& start) {
+  beast::error_code result;
+  bool done = false;
+  std::forward<Start>(start)([&](beast::error_code ec, auto&&...) {
+    result = ec;
+    done = true;
+  });
+  c.io.restart();
+  bool expired = false;
+  // NOLINTNEXTLINE(bugprone-infinite-loop): the completion handler sets `done`.
+  while (!done) {
+    if (deadline == Clock::time_point::max()) {
+      c.io.run_one();
+    } else if (c.io.run_one_until(deadline) == 0 && !done) {
+      expired = true;
+      beast::error_code ignored;
+      c.stream.next_layer().close(ignored);  // The operation completes, aborted.
+      c.io.restart();
+      while (!done) c.io.run_one();  // NOLINT(bugprone-infinite-loop): as above.
+    }
+  }
+  return expired ? beast::error_code(asio::error::timed_out) : result;
+}
+
 std::string Target(const apiserver::Request& req) {
   boost::urls::url u;
   u.set_path(req.path);
@@ -54,7 +84,11 @@ struct HttpsTransport::Impl {
   std::mutex mu;
   std::vector<std::unique_ptr<Connection>> idle;
 
-  Result<std::unique_ptr<Connection>> Take() {
+  Clock::time_point Deadline() const {
+    return options.timeout.count() > 0 ? Clock::now() + options.timeout : Clock::time_point::max();
+  }
+
+  Result<std::unique_ptr<Connection>> Take(Clock::time_point deadline) {
     {
       std::lock_guard lock(mu);
       if (!idle.empty()) {
@@ -67,21 +101,29 @@ struct HttpsTransport::Impl {
     beast::error_code ec;
     tcp::resolver resolver(c->io);
     auto endpoints = resolver.resolve(config.host, std::to_string(config.port), ec);
+    auto& socket = c->stream.next_layer();
     if (!ec && !options.bind_address.empty()) {
       // From a chosen local address: bound before connecting to the first endpoint.
-      auto& socket = c->stream.next_layer();
       auto remote = endpoints.begin()->endpoint();
       auto local = asio::ip::make_address(options.bind_address, ec);
       if (!ec) socket.open(remote.protocol(), ec);
       if (!ec) socket.bind(tcp::endpoint(local, 0), ec);
-      if (!ec) socket.connect(remote, ec);
+      if (!ec)
+        ec = Await(*c, deadline, [&](auto done) { socket.async_connect(remote, std::move(done)); });
     } else if (!ec) {
-      asio::connect(c->stream.next_layer(), endpoints, ec);
+      ec = Await(*c, deadline,
+                 [&](auto done) { asio::async_connect(socket, endpoints, std::move(done)); });
     }
-    if (!ec) c->stream.next_layer().set_option(tcp::no_delay(true), ec);
-    if (!ec && !config.insecure)
-      c->stream.set_verify_callback(ssl::host_name_verification(config.host));
-    if (!ec) c->stream.handshake(ssl::stream_base::client, ec);
+    if (!ec) socket.set_option(tcp::no_delay(true), ec);
+    const std::string& name = options.server_name.empty() ? config.host : options.server_name;
+    if (!ec && !config.insecure) c->stream.set_verify_callback(ssl::host_name_verification(name));
+    if (!ec && !options.server_name.empty())
+      SSL_set_tlsext_host_name(c->stream.native_handle(), options.server_name.c_str());
+    if (!ec) {
+      ec = Await(*c, deadline, [&](auto done) {
+        c->stream.async_handshake(ssl::stream_base::client, std::move(done));
+      });
+    }
     if (ec) return MakeStatus(Code::kUnavailable, "{}: {}", config.server, ec.message());
     return c;
   }
@@ -110,27 +152,38 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
   return std::shared_ptr<HttpsTransport>(new HttpsTransport(std::move(impl)));
 }
 
-apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request) {
+apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
+                                              const HeaderLines& extra) {
   http::request<http::string_body> req{http::string_to_verb(request.method), Target(request), 11};
-  req.set(http::field::host, impl_->config.host);
+  req.set(http::field::host,
+          impl_->options.server_name.empty() ? impl_->config.host : impl_->options.server_name);
   for (const auto& [k, v] : request.headers) req.set(k, v);
+  for (const auto& [k, v] : extra) req.insert(k, v);
   if (!impl_->config.token.empty())
     req.set(http::field::authorization, "Bearer " + impl_->config.token);
   req.body() = request.body;
   req.keep_alive(true);
   req.prepare_payload();
   bool watch = request.QueryBool("watch") || request.QueryBool("follow");
+  auto timed_out = [&] {
+    return Unavailable(fmt::format("{}: no answer within {} ms", impl_->config.server,
+                                   impl_->options.timeout.count()));
+  };
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto conn = impl_->Take();
+    const auto deadline = impl_->Deadline();
+    auto conn = impl_->Take(deadline);
     if (!conn.ok()) return Unavailable(conn.status().message());
     auto& c = **conn;
-    beast::error_code ec;
-    http::write(c.stream, req, ec);
+    beast::error_code ec =
+        Await(c, deadline, [&](auto done) { http::async_write(c.stream, req, std::move(done)); });
+    if (ec == asio::error::timed_out) return timed_out();
     if (ec) continue;  // A pooled connection the server closed: retry on a fresh one.
     if (!watch) {
       http::response_parser<http::string_body> parser;
       parser.body_limit(size_t{1} << 30);
-      http::read(c.stream, c.buffer, parser, ec);
+      ec = Await(c, deadline,
+                 [&](auto done) { http::async_read(c.stream, c.buffer, parser, std::move(done)); });
+      if (ec == asio::error::timed_out) return timed_out();
       if (ec) continue;
       auto res = parser.release();
       apiserver::Response out;
@@ -143,7 +196,10 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request)
     // A stream: read the header now, the body chunk by chunk in Response::stream.
     auto parser = std::make_shared<http::response_parser<http::empty_body>>();
     parser->body_limit(boost::none);
-    http::read_header(c.stream, c.buffer, *parser, ec);
+    ec = Await(c, deadline, [&](auto done) {
+      http::async_read_header(c.stream, c.buffer, *parser, std::move(done));
+    });
+    if (ec == asio::error::timed_out) return timed_out();
     if (ec) continue;
     apiserver::Response out;
     out.status = static_cast<int>(parser->get().result_int());
@@ -151,7 +207,9 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request)
     if (out.status >= 300) {
       // An error answer to a stream request is a plain body (a Status).
       http::response_parser<http::string_body> body_parser(std::move(*parser));
-      http::read(c.stream, c.buffer, body_parser, ec);
+      ec = Await(c, deadline, [&](auto done) {
+        http::async_read(c.stream, c.buffer, body_parser, std::move(done));
+      });
       out.body = body_parser.get().body();
       return out;
     }

@@ -3,8 +3,11 @@
 // connections, and watch streams read chunk by chunk until the consumer stops.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "client/client.h"
 #include "client/kubeconfig.h"
@@ -15,7 +18,16 @@ struct TransportOptions {
   // The local address connections come from ("127.0.0.2"); empty: the
   // kernel's choice. Tests and benchmarks use it to be a second client.
   std::string bind_address;
+  // The name the server's certificate must carry, also sent as SNI; empty:
+  // the kubeconfig's host.
+  std::string server_name;
+  // How long connecting, the TLS handshake, writing the request and reading
+  // an answer's head may take together; zero: no limit.
+  std::chrono::milliseconds timeout{0};
 };
+
+// Header fields added to a request as lines of their own (a name may repeat).
+using HeaderLines = std::vector<std::pair<std::string, std::string>>;
 
 class HttpsTransport : public Transport {
  public:
@@ -24,7 +36,10 @@ class HttpsTransport : public Transport {
   ~HttpsTransport() override;
   // A transport error (connection refused, TLS failure) answers 503 with a
   // Status body naming the server and the cause.
-  apiserver::Response RoundTrip(const apiserver::Request& request) override;
+  apiserver::Response RoundTrip(const apiserver::Request& request) override {
+    return RoundTrip(request, {});
+  }
+  apiserver::Response RoundTrip(const apiserver::Request& request, const HeaderLines& extra);
 
  private:
   struct Impl;
