@@ -11,6 +11,7 @@
 
 #include "api/object.h"
 #include "apiserver/admission/admission.h"
+#include "apiserver/aggregator.h"
 #include "apiserver/authn/authenticator.h"
 #include "apiserver/authn/credentials.h"
 #include "apiserver/authn/tokens.h"
@@ -166,6 +167,7 @@ struct ApiServer::Impl {
   std::unique_ptr<NodeAuthorizer> node_authz;
   std::unique_ptr<AuthorizerChain> authz;
   std::unique_ptr<Admission> admission;
+  std::unique_ptr<Aggregator> aggregator;
   NodeStreams streams;
   Context ctx;
   std::unique_ptr<HttpsServer> http;
@@ -288,6 +290,17 @@ struct ApiServer::Impl {
     return Dispatch(*target, req);
   }
 
+  // A request for an aggregated group version: authorized here as any API
+  // request is, then proxied to the server its APIService names.
+  Response RouteAggregated(const Request& req, const std::pair<std::string, std::string>& gv,
+                           bool trusted) {
+    if (!trusted) {
+      if (!req.user) return ErrorResponse(api::Unauthorized());
+      if (auto denied = Authorize(Aggregator::AttributesOf(req, req.user.get()))) return *denied;
+    }
+    return aggregator->Proxy(req, gv.first, gv.second);
+  }
+
   Response Dispatch(const Target& t, const Request& req) {
     const std::string& sub = t.subresource;
     const std::string& verb = t.verb;
@@ -346,14 +359,19 @@ struct ApiServer::Impl {
   Response Handle(const Request& req, bool trusted) {
     auto start = std::chrono::steady_clock::now();
     auto target = ParseTarget(req);
+    std::optional<std::pair<std::string, std::string>> aggregated;
     if (!target && req.path.starts_with("/apis/")) {
-      // A custom kind whose definition was established a moment ago.
-      custom_resources->Refresh();
-      target = ParseTarget(req);
+      // A version an APIService registers to another server, or a custom
+      // kind whose definition was established a moment ago.
+      aggregated = aggregator->Claims(req.path);
+      if (!aggregated) {
+        custom_resources->Refresh();
+        target = ParseTarget(req);
+      }
     }
     Response res;
     try {
-      res = Route(req, target, trusted);
+      res = aggregated ? RouteAggregated(req, *aggregated, trusted) : Route(req, target, trusted);
     } catch (...) {
       // A bug a request or a stored object found: that request fails, the server goes on.
       ReportRecovered(fmt::format("{} {} {}", req.remote, req.method, req.path),
@@ -484,6 +502,56 @@ struct ApiServer::Impl {
                      {"ports", json::array{json::object{
                                    {"name", "https"}, {"port", port}, {"protocol", "TCP"}}}}},
         [](json::object& o) -> json::value& { return o["endpoints"]; });
+  }
+
+  // What aggregated API servers read to trust the front proxy
+  // (kube-apiserver's cluster authentication trust controller): the
+  // extension-apiserver-authentication ConfigMap in kube-system, kept
+  // current at each start, and the Role that may read it.
+  Status SeedAuthenticationTrust() {
+    auto list = [](std::initializer_list<std::string_view> items) {
+      json::array a;
+      for (auto i : items) a.emplace_back(i);
+      return json::serialize(a);
+    };
+    json::object data{{"client-ca-file", creds.ca_cert_pem},
+                      {"requestheader-client-ca-file", creds.front_proxy_ca_pem},
+                      {"requestheader-allowed-names", list({kFrontProxyUser})},
+                      {"requestheader-username-headers", list({"X-Remote-User"})},
+                      {"requestheader-group-headers", list({"X-Remote-Group"})},
+                      {"requestheader-extra-headers-prefix", list({"X-Remote-Extra-"})}};
+    const api::ResourceType* configmaps = api::FindResource("", "v1", "configmaps");
+    const std::string name = "extension-apiserver-authentication";
+    bool created = false;
+    KISO_RETURN_IF_ERROR(CreateIfMissing(
+        configmaps,
+        json::object{{"apiVersion", "v1"},
+                     {"kind", "ConfigMap"},
+                     {"metadata", json::object{{"name", name}, {"namespace", "kube-system"}}},
+                     {"data", data}},
+        &created));
+    if (!created) {
+      Target t{configmaps, "kube-system", name, "", "update"};
+      Request req = OwnRequest("PUT");
+      auto updated = GuaranteedUpdate(ctx, t, req, [&](json::object& current) -> api::ApiStatus {
+        current["data"] = data;
+        return std::nullopt;
+      });
+      if (!updated.ok())
+        return MakeStatus(Code::kInternal, "update configmap {}: {}", name,
+                          updated.error().message);
+    }
+    return CreateIfMissing(
+        api::FindResource("rbac.authorization.k8s.io", "v1", "roles"),
+        json::object{
+            {"apiVersion", "rbac.authorization.k8s.io/v1"},
+            {"kind", "Role"},
+            {"metadata", json::object{{"name", "extension-apiserver-authentication-reader"},
+                                      {"namespace", "kube-system"}}},
+            {"rules", json::array{json::object{{"apiGroups", json::array{""}},
+                                               {"resources", json::array{"configmaps"}},
+                                               {"resourceNames", json::array{name}},
+                                               {"verbs", json::array{"get", "list", "watch"}}}}}});
   }
 
   // The two classes every cluster has (kube-apiserver's scheduling post-start hook).
@@ -627,6 +695,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   KISO_RETURN_IF_ERROR(impl->SeedNamespaces());
   KISO_RETURN_IF_ERROR(impl->SeedPolicy());
   KISO_RETURN_IF_ERROR(impl->SeedPriorityClasses());
+  KISO_RETURN_IF_ERROR(impl->SeedAuthenticationTrust());
+  impl->aggregator = std::make_unique<Aggregator>(&impl->ctx, impl->creds);
+  impl->ctx.aggregator = impl->aggregator.get();
 
   HttpsServerOptions http;
   http.address = options.address;
@@ -683,6 +754,7 @@ ApiServer::~ApiServer() {
   impl_->rbac.reset();
   impl_->authn.reset();
   impl_->custom_resources.reset();
+  impl_->aggregator.reset();
   impl_->cache.reset();
 }
 

@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/file.h"
 #include "common/host_addresses.h"
+#include "controller/apiservice_controller.h"
 #include "controller/clusterrole_aggregation_controller.h"
 #include "controller/crd_controller.h"
 #include "controller/cronjob_controller.h"
@@ -168,6 +169,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
   kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
   kiso::controller::CrdController crds(&client, &informers);
+  kiso::controller::ApiServiceAvailabilityController apiservices(&client, &informers);
   kiso::controller::ResourceQuotaController quotas(&client, &informers);
   kiso::controller::CertificateApprovingController csr_approving(
       &client,
@@ -188,6 +190,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
                                                            kiso::Clock::Real(), &informers);
   gc.Start();
+  apiservices.Start();
   namespaces.Start();
   replicasets.Start();
   deployments.Start();

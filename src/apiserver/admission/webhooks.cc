@@ -29,6 +29,7 @@
 #include "apiserver/admission/plugins.h"
 #include "apiserver/admission/webhook_call.h"
 #include "apiserver/authn/user.h"
+#include "apiserver/service_resolver.h"
 #include "apiserver/verbs/handlers.h"
 #include "common/base64.h"
 
@@ -217,51 +218,14 @@ class WebhookAdmission : public AdmissionPlugin {
     target.server_name = fmt::format("{}.{}.svc", name, ns);
     target.path = (path.empty() ? "/" : path) + "?" + timeout;
     *url = fmt::format("https://{}:{}{}", target.server_name, port, target.path);
-    // The Service's port, then a ready address of its Endpoints on that port.
-    const api::ResourceType* services = api::FindResource("", "v1", "services");
-    const api::ResourceType* endpoints = api::FindResource("", "v1", "endpoints");
-    auto service = ReadFromCache(*r.ctx, *services, ns, name);
-    if (!service) {
-      *error = fmt::format("service \"{}\" not found", name);
+    auto endpoint = ResolveServiceEndpoint(*r.ctx, ns, name, port);
+    if (!endpoint.ok()) {
+      *error = endpoint.status().message();
       return std::nullopt;
     }
-    std::string port_name;
-    bool port_found = false;
-    if (const auto* ports = api::Find(*service, {"spec", "ports"}); ports && ports->is_array()) {
-      for (const auto& p : ports->get_array()) {
-        const auto* n = api::Find(p, {"port"});
-        if (n && n->is_int64() && n->get_int64() == port) {
-          port_name = api::GetString(p, {"name"});
-          port_found = true;
-        }
-      }
-    }
-    if (!port_found) {
-      *error = fmt::format("no service port {} found for service \"{}\"", port, name);
-      return std::nullopt;
-    }
-    auto eps = ReadFromCache(*r.ctx, *endpoints, ns, name);
-    if (eps) {
-      if (const auto* subsets = eps->if_contains("subsets"); subsets && subsets->is_array()) {
-        for (const auto& s : subsets->get_array()) {
-          const auto* addrs = api::Find(s, {"addresses"});
-          const auto* ports = api::Find(s, {"ports"});
-          if (!addrs || !addrs->is_array() || addrs->get_array().empty() || !ports ||
-              !ports->is_array())
-            continue;
-          for (const auto& p : ports->get_array()) {
-            if (api::GetString(p, {"name"}) != port_name) continue;
-            const auto* n = api::Find(p, {"port"});
-            if (!n || !n->is_int64()) continue;
-            target.host = api::GetString(addrs->get_array().front(), {"ip"});
-            target.port = static_cast<int>(n->get_int64());
-            return target;
-          }
-        }
-      }
-    }
-    *error = fmt::format("service \"{}/{}\" has no ready endpoints", ns, name);
-    return std::nullopt;
+    target.host = std::move(endpoint->address);
+    target.port = endpoint->port;
+    return target;
   }
 
   static int64_t TimeoutSeconds(const json::object& hook) {

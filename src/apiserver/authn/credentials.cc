@@ -130,10 +130,11 @@ struct Ca {
   PkeyPtr key{nullptr, &EVP_PKEY_free};
 };
 
-// The cluster CA's certificate and key from `dir` (DATA_DIR/tls).
-Result<Ca> LoadCa(const std::string& dir) {
-  KISO_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(dir + "/ca.key"));
-  KISO_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(dir + "/ca.crt"));
+// A CA's certificate and key from `dir` (DATA_DIR/tls): `name`.crt and
+// `name`.key, the cluster CA's by default.
+Result<Ca> LoadCa(const std::string& dir, const std::string& name = "ca") {
+  KISO_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(dir + "/" + name + ".key"));
+  KISO_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(dir + "/" + name + ".crt"));
   BioPtr kbio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), &BIO_free);
   BioPtr cbio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), &BIO_free);
   Ca ca;
@@ -142,6 +143,21 @@ Result<Ca> LoadCa(const std::string& dir) {
   if (!ca.key || !ca.cert)
     return MakeStatus(Code::kDataLoss, "{}: cannot read the CA key or certificate", dir);
   return ca;
+}
+
+// Creates the self-signed CA `name`.crt/.key in `dir` unless both exist;
+// true when it did.
+Result<bool> EnsureCa(const std::string& dir, const std::string& name,
+                      const std::string& common_name) {
+  std::string crt = dir + "/" + name + ".crt", key_path = dir + "/" + name + ".key";
+  if (std::filesystem::exists(crt) && std::filesystem::exists(key_path)) return false;
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
+  if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate CA key"));
+  KISO_ASSIGN_OR_RETURN(
+      auto cert, Issue(key.get(), Subject{.common_name = common_name}, nullptr, nullptr, 3650));
+  KISO_RETURN_IF_ERROR(WriteFileAtomic(key_path, PemKey(key.get()), 0600));
+  KISO_RETURN_IF_ERROR(WriteFileAtomic(crt, PemCert(cert.get()), 0644));
+  return true;
 }
 
 }  // namespace
@@ -251,19 +267,12 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
   fs::create_directories(dir, ec);
   if (ec) return MakeStatus(Code::kInternal, "create {}: {}", dir, ec.message());
   Credentials creds;
-  std::string ca_crt = dir + "/ca.crt", ca_key = dir + "/ca.key";
+  std::string ca_crt = dir + "/ca.crt";
   std::string srv_crt = dir + "/server.crt", srv_key = dir + "/server.key";
   std::string token_path = dir + "/admin.token";
 
-  if (!fs::exists(ca_crt) || !fs::exists(ca_key)) {
-    PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
-    if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate CA key"));
-    KISO_ASSIGN_OR_RETURN(
-        auto cert, Issue(key.get(), Subject{.common_name = "kiso-ca"}, nullptr, nullptr, 3650));
-    KISO_RETURN_IF_ERROR(WriteFileAtomic(ca_key, PemKey(key.get()), 0600));
-    KISO_RETURN_IF_ERROR(WriteFileAtomic(ca_crt, PemCert(cert.get()), 0644));
-    fs::remove(srv_crt, ec);  // A new CA invalidates the old server certificate.
-  }
+  KISO_ASSIGN_OR_RETURN(bool new_ca, EnsureCa(dir, "ca", "kiso-ca"));
+  if (new_ca) fs::remove(srv_crt, ec);  // A new CA invalidates the old server certificate.
   KISO_ASSIGN_OR_RETURN(creds.ca_cert_pem, ReadFile(ca_crt));
   if (!fs::exists(srv_crt) || !fs::exists(srv_key)) {
     KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(dir));
@@ -291,6 +300,26 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
   }
   KISO_ASSIGN_OR_RETURN(creds.server_cert_pem, ReadFile(srv_crt));
   KISO_ASSIGN_OR_RETURN(creds.server_key_pem, ReadFile(srv_key));
+  // The front proxy's own CA and client certificate (K3s' request-header CA
+  // and system:auth-proxy): aggregated API servers trust the user the
+  // X-Remote-* headers name only from a client this CA signed.
+  std::string proxy_crt = dir + "/client-auth-proxy.crt",
+              proxy_key = dir + "/client-auth-proxy.key";
+  KISO_ASSIGN_OR_RETURN(bool new_proxy_ca,
+                        EnsureCa(dir, "request-header-ca", "kiso-request-header-ca"));
+  if (new_proxy_ca || !fs::exists(proxy_crt) || !fs::exists(proxy_key)) {
+    KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(dir, "request-header-ca"));
+    PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
+    if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate a proxy key"));
+    KISO_ASSIGN_OR_RETURN(auto cert,
+                          Issue(key.get(), Subject{.common_name = kFrontProxyUser, .client = true},
+                                ca.cert.get(), ca.key.get(), 365));
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(proxy_key, PemKey(key.get()), 0600));
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(proxy_crt, PemCert(cert.get()), 0644));
+  }
+  KISO_ASSIGN_OR_RETURN(creds.front_proxy_ca_pem, ReadFile(dir + "/request-header-ca.crt"));
+  KISO_ASSIGN_OR_RETURN(creds.front_proxy_cert_pem, ReadFile(proxy_crt));
+  KISO_ASSIGN_OR_RETURN(creds.front_proxy_key_pem, ReadFile(proxy_key));
   if (!fs::exists(token_path))
     KISO_RETURN_IF_ERROR(WriteFileAtomic(token_path, RandomToken() + "\n", 0600));
   KISO_ASSIGN_OR_RETURN(creds.admin_token, ReadFile(token_path));

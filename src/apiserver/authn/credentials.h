@@ -19,10 +19,19 @@ struct Credentials {
   std::string server_key_pem;
   std::string admin_token;
   std::string kubeconfig_path;
+  // The front proxy (API aggregation): the CA aggregated servers trust for
+  // X-Remote-* headers, and the client certificate the proxy presents.
+  std::string front_proxy_ca_pem;
+  std::string front_proxy_cert_pem;
+  std::string front_proxy_key_pem;
 };
 
+// The front proxy's client certificate's name (requestheader-allowed-names).
+inline constexpr const char* kFrontProxyUser = "system:auth-proxy";
+
 // Loads or creates the files under `data_dir`: ca.crt, ca.key, server.crt,
-// server.key, token, kubeconfig.yaml (server URL https://`host`:`port`).
+// server.key, request-header-ca.crt/.key, client-auth-proxy.crt/.key, token,
+// kubeconfig.yaml (server URL https://`host`:`port`).
 // The server certificate names 127.0.0.1, ::1, localhost, the host name and
 // `extra_hosts`. Keys and token are written mode 0600.
 Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,

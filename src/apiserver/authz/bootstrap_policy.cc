@@ -184,6 +184,12 @@ std::vector<json::object> BootstrapClusterRoles() {
       "kiso:network-policy-controller",
       json::array{Rule({"get", "list", "watch"}, {"networking.k8s.io"}, {"networkpolicies"}),
                   Rule({"get", "list", "watch"}, {""}, {"pods", "namespaces", "endpoints"})}));
+  // What an aggregated API server is bound to, to delegate authentication and
+  // authorization of the requests the front proxy forwards back to this server.
+  out.push_back(ClusterRole(
+      "system:auth-delegator",
+      json::array{Rule({"create"}, {"authentication.k8s.io"}, {"tokenreviews"}),
+                  Rule({"create"}, {"authorization.k8s.io"}, {"subjectaccessreviews"})}));
   // metrics-server's: whoever may view a namespace may read its metrics.
   out.push_back(ClusterRole(
       "system:aggregated-metrics-reader",

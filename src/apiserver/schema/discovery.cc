@@ -5,6 +5,8 @@
 
 #include <boost/json.hpp>
 
+#include "api/object.h"
+#include "apiserver/aggregator.h"
 #include "apiserver/verbs/handlers.h"
 
 namespace kiso::apiserver {
@@ -122,6 +124,74 @@ json::object AggregatedGroup(const std::string& group) {
   return item;
 }
 
+// The aggregated APIs (APIServices with a service), grouped, in priority order.
+std::vector<std::pair<std::string, std::vector<AggregatedGroupVersion>>> AggregatedGroups(
+    const Context& ctx) {
+  std::vector<std::pair<std::string, std::vector<AggregatedGroupVersion>>> out;
+  if (!ctx.aggregator) return out;
+  for (auto& v : ctx.aggregator->Versions()) {
+    if (out.empty() || out.back().first != v.group)
+      out.emplace_back(v.group, std::vector<AggregatedGroupVersion>{});
+    out.back().second.push_back(std::move(v));
+  }
+  return out;
+}
+
+json::object AggregatedApiGroup(const std::string& group,
+                                const std::vector<AggregatedGroupVersion>& versions) {
+  json::array list;
+  for (const auto& v : versions) list.push_back(GroupVersionEntry(group, v.version));
+  json::object out;
+  out["name"] = group;
+  out["preferredVersion"] = list.front();
+  out["versions"] = std::move(list);
+  return out;
+}
+
+// An aggregated group in apidiscovery.k8s.io form: each version's resources
+// from the APIResourceList its backend last answered (Stale before one came).
+json::object AggregatedDiscoveryGroup(const std::string& group,
+                                      const std::vector<AggregatedGroupVersion>& versions) {
+  json::array out_versions;
+  for (const auto& v : versions) {
+    json::array resources;
+    if (v.resources) {
+      for (const auto& r : api::GetArray(*v.resources, {"resources"})) {
+        std::string_view name = api::GetString(r, {"name"});
+        size_t slash = name.find('/');
+        json::object kind{
+            {"group", group}, {"version", v.version}, {"kind", api::GetString(r, {"kind"})}};
+        json::array verbs;
+        if (const auto* vs = api::Find(r, {"verbs"}); vs && vs->is_array()) verbs = vs->get_array();
+        if (slash != std::string_view::npos) {
+          // A subresource: under its resource, when that came first.
+          for (auto& parent : resources) {
+            if (api::GetString(parent, {"resource"}) != name.substr(0, slash)) continue;
+            auto& subs = parent.as_object()["subresources"];
+            if (!subs.is_array()) subs = json::array();
+            subs.as_array().push_back(json::object{
+                {"subresource", name.substr(slash + 1)}, {"responseKind", kind}, {"verbs", verbs}});
+          }
+          continue;
+        }
+        const auto* namespaced = api::Find(r, {"namespaced"});
+        resources.push_back(json::object{
+            {"resource", name},
+            {"responseKind", kind},
+            {"scope", namespaced && namespaced->is_bool() && namespaced->get_bool() ? "Namespaced"
+                                                                                    : "Cluster"},
+            {"singularResource", api::GetString(r, {"singularName"})},
+            {"verbs", verbs}});
+      }
+    }
+    out_versions.push_back(json::object{{"version", v.version},
+                                        {"resources", std::move(resources)},
+                                        {"freshness", v.resources ? "Current" : "Stale"}});
+  }
+  return json::object{{"metadata", json::object{{"name", group}, {"creationTimestamp", nullptr}}},
+                      {"versions", std::move(out_versions)}};
+}
+
 // The aggregated media type the client accepts ("v2", "v2beta1"), or "".
 std::string AggregatedVersion(const Request& req) {
   std::string_view accept = req.Header("accept");
@@ -140,12 +210,14 @@ std::string AggregatedVersion(const Request& req) {
   return "";
 }
 
-Response Aggregated(const std::string& version, bool legacy_group) {
+Response Aggregated(const Context& ctx, const std::string& version, bool legacy_group) {
   json::array items;
   if (legacy_group) {
     items.push_back(AggregatedGroup(""));
   } else {
     for (const auto& g : Groups()) items.push_back(AggregatedGroup(g));
+    for (const auto& [g, versions] : AggregatedGroups(ctx))
+      items.push_back(AggregatedDiscoveryGroup(g, versions));
   }
   json::object doc;
   doc["kind"] = "APIGroupDiscoveryList";
@@ -164,7 +236,7 @@ std::optional<Response> HandleDiscovery(const Context& ctx, const Request& req) 
   const std::string& path = req.path;
   std::string aggregated = AggregatedVersion(req);
   if (path == "/api" || path == "/api/") {
-    if (!aggregated.empty()) return Aggregated(aggregated, true);
+    if (!aggregated.empty()) return Aggregated(ctx, aggregated, true);
     json::object doc;
     doc["kind"] = "APIVersions";
     doc["versions"] = json::array{"v1"};
@@ -173,9 +245,11 @@ std::optional<Response> HandleDiscovery(const Context& ctx, const Request& req) 
     return JsonResponse(200, json::serialize(doc));
   }
   if (path == "/apis" || path == "/apis/") {
-    if (!aggregated.empty()) return Aggregated(aggregated, false);
+    if (!aggregated.empty()) return Aggregated(ctx, aggregated, false);
     json::array groups;
     for (const auto& g : Groups()) groups.push_back(ApiGroup(g));
+    for (const auto& [g, versions] : AggregatedGroups(ctx))
+      groups.push_back(AggregatedApiGroup(g, versions));
     json::object doc;
     doc["kind"] = "APIGroupList";
     doc["apiVersion"] = "v1";
@@ -198,6 +272,14 @@ std::optional<Response> HandleDiscovery(const Context& ctx, const Request& req) 
       if (rest == gv.group + "/" + gv.version) {
         return JsonResponse(200, LegacyResourceList(gv.group, gv.version));
       }
+    }
+    for (const auto& [g, versions] :
+         slash == std::string::npos ? AggregatedGroups(ctx) : decltype(AggregatedGroups(ctx)){}) {
+      if (rest != g) continue;
+      json::object doc = AggregatedApiGroup(g, versions);
+      doc["kind"] = "APIGroup";
+      doc["apiVersion"] = "v1";
+      return JsonResponse(200, json::serialize(doc));
     }
   }
   return std::nullopt;

@@ -22,6 +22,7 @@ class Authorizer;
 class Rbac;
 class TokenSigner;
 class Admission;
+class Aggregator;
 
 struct Context {
   store::Store* store = nullptr;
@@ -32,7 +33,8 @@ struct Context {
   const Authorizer* authz = nullptr;  // The whole chain.
   const Rbac* rbac = nullptr;
   const TokenSigner* signer = nullptr;
-  const Admission* admission = nullptr;  // Null: no admission beyond validation.
+  const Admission* admission = nullptr;    // Null: no admission beyond validation.
+  const Aggregator* aggregator = nullptr;  // Null: no aggregated APIs in discovery.
   Ipv4Cidr service_cidr = *Ipv4Cidr::Parse("10.43.0.0/16");  // Services' cluster IPs.
 };
 
