@@ -1,10 +1,13 @@
 #include "api/selector.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
+
+#include "api/object.h"
 
 namespace kiso::api {
 
@@ -243,6 +246,43 @@ std::optional<LabelSelector> BudgetSelector(const boost::json::value& pdb) {
   auto selector = LabelSelector::FromObject(*sel);
   if (!selector.ok()) return std::nullopt;
   return std::move(*selector);
+}
+
+std::string FormatLabelSelector(const boost::json::value& selector) {
+  namespace json = boost::json;
+  const json::value* sel = &selector;
+  if (!sel->is_object()) return "";
+  const json::object* labels = &sel->get_object();
+  if (const auto* ml = sel->get_object().if_contains("matchLabels"); ml && ml->is_object()) {
+    labels = &ml->get_object();
+  } else if (sel->get_object().contains("matchExpressions")) {
+    labels = nullptr;
+  }
+  std::vector<std::string> parts;
+  if (labels) {
+    for (const auto& [k, v] : *labels) {
+      if (v.is_string())
+        parts.push_back(fmt::format("{}={}", std::string_view(k), v.get_string().c_str()));
+    }
+  }
+  if (const auto* me = Find(*sel, {"matchExpressions"}); me && me->is_array()) {
+    for (const auto& e : me->get_array()) {
+      std::string key(api::GetString(e, {"key"}));
+      std::string op(api::GetString(e, {"operator"}));
+      std::vector<std::string> values;
+      if (const auto* vs = Find(e, {"values"}); vs && vs->is_array()) {
+        for (const auto& v : vs->get_array()) {
+          if (v.is_string()) values.emplace_back(v.get_string());
+        }
+      }
+      if (op == "In") parts.push_back(fmt::format("{} in ({})", key, fmt::join(values, ",")));
+      if (op == "NotIn") parts.push_back(fmt::format("{} notin ({})", key, fmt::join(values, ",")));
+      if (op == "Exists") parts.push_back(key);
+      if (op == "DoesNotExist") parts.push_back("!" + key);
+    }
+  }
+  std::sort(parts.begin(), parts.end());
+  return fmt::format("{}", fmt::join(parts, ","));
 }
 
 }  // namespace kiso::api

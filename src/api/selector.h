@@ -37,6 +37,11 @@ class LabelSelector {
   std::vector<Requirement> requirements_;
 };
 
+// A metav1.LabelSelector (or a plain label map, as a ReplicationController's
+// selector) as selector text, terms sorted (metav1.FormatLabelSelector); ""
+// for one that selects everything.
+std::string FormatLabelSelector(const boost::json::value& selector);
+
 // The pods a policy/v1 PodDisruptionBudget selects: its spec.selector, where
 // a null one selects no pods (nullopt) and an empty one every pod of the
 // namespace (policy/v1's rule); nullopt too for one that does not parse.

@@ -10,6 +10,7 @@
 #include "api/object.h"
 #include "api/selector.h"
 #include "api/validation.h"
+#include "client/client.h"
 
 namespace kiso::controller {
 
@@ -88,6 +89,7 @@ struct MetricResult {
   int64_t replicas = 0;
   json::object status;  // A MetricStatus.
   std::string error;
+  std::string reason = "FailedGetResourceMetric";  // The condition's and event's, on error.
   std::string name;  // "cpu resource utilization (percentage of request)".
 };
 
@@ -97,10 +99,7 @@ MetricResult Calculate(const json::value& metric, const std::vector<json::value>
   std::string_view type = api::GetString(metric, {"type"});
   const bool per_container = type == "ContainerResource";
   if (type != "Resource" && !per_container) {
-    r.error = fmt::format(
-        "the HPA controller here reads Resource and ContainerResource metrics, "
-        "not {}",
-        type);
+    r.error = fmt::format("invalid metric source type {:?}", type);
     return r;
   }
   const json::value& source =
@@ -178,6 +177,171 @@ MetricResult Calculate(const json::value& metric, const std::vector<json::value>
   return r;
 }
 
+// A quantity in thousandths as a quantity string ("1500m", "3").
+std::string MilliQuantity(int64_t milli) {
+  return milli % 1000 == 0 ? std::to_string(milli / 1000) : fmt::format("{}m", milli);
+}
+
+// The replicas that bring `ratio` (usage over target) to 1 for `count` pods,
+// or `current` within the tolerance (upstream's replica calculator).
+int64_t ByRatio(double ratio, int64_t count, int64_t current, double tolerance) {
+  if (std::abs(ratio - 1.0) <= tolerance) return current;
+  return static_cast<int64_t>(std::ceil(ratio * static_cast<double>(count)));
+}
+
+// Pods, Object and External metrics, from the custom and external metrics APIs.
+MetricResult CalculateCustom(const json::value& metric, const std::vector<json::value>& pods,
+                             const std::string& ns, const std::string& pod_selector,
+                             int64_t current, double tolerance, const MetricsGet& get) {
+  MetricResult r;
+  std::string type(api::GetString(metric, {"type"}));
+  r.reason = "FailedGet" + type + "Metric";
+  const char* field = type == "Pods" ? "pods" : type == "Object" ? "object" : "external";
+  const json::value* source = api::Find(metric, {field});
+  if (!source || !source->is_object()) {
+    r.error = fmt::format("metric of type {} has no {} field", type, field);
+    return r;
+  }
+  const json::value* metric_id = api::Find(*source, {"metric"});
+  std::string name(api::GetString(*source, {"metric", "name"}));
+  std::string metric_selector;
+  if (const auto* sel = api::Find(*source, {"metric", "selector"}); sel && sel->is_object())
+    metric_selector = api::FormatLabelSelector(*sel);
+  std::string_view target = api::GetString(*source, {"target", "type"});
+  // custom.metrics.k8s.io at its newest version the cluster serves.
+  auto get_custom = [&](const std::string& rest,
+                        const std::vector<std::pair<std::string, std::string>>& q) {
+    auto got = get("/apis/custom.metrics.k8s.io/v1beta2/" + rest, q);
+    if (!got.ok() && got.status().code() == Code::kNotFound)
+      got = get("/apis/custom.metrics.k8s.io/v1beta1/" + rest, q);
+    return got;
+  };
+  json::object current_value;
+  if (type == "Pods") {
+    if (target != "AverageValue") {
+      r.error = fmt::format("target type {:?} is not AverageValue", target);
+      return r;
+    }
+    std::vector<std::pair<std::string, std::string>> query{{"labelSelector", pod_selector}};
+    if (!metric_selector.empty()) query.emplace_back("metricLabelSelector", metric_selector);
+    auto list = get_custom(fmt::format("namespaces/{}/pods/*/{}", ns, name), query);
+    if (!list.ok()) {
+      r.error = fmt::format("unable to get metric {}: {}", name, list.status().message());
+      return r;
+    }
+    std::map<std::string, int64_t, std::less<>> values;
+    for (const auto& item : api::GetArray(*list, {"items"})) {
+      values[std::string(api::GetString(item, {"describedObject", "name"}))] =
+          Milli(api::GetString(item, {"value"}));
+    }
+    int64_t sum = 0, counted = 0;
+    for (const auto& pod : pods) {
+      auto it = values.find(api::GetString(pod, {"metadata", "name"}));
+      if (it == values.end()) continue;
+      sum += it->second;
+      ++counted;
+    }
+    if (counted == 0) {
+      r.error =
+          fmt::format("unable to get metric {}: no metrics returned for the selected pods", name);
+      return r;
+    }
+    int64_t want = Milli(api::GetString(*source, {"target", "averageValue"}));
+    if (want <= 0) {
+      r.error = "averageValue must be set and positive";
+      return r;
+    }
+    double ratio =
+        static_cast<double>(sum) / static_cast<double>(counted) / static_cast<double>(want);
+    r.replicas = ByRatio(ratio, counted, current, tolerance);
+    current_value["averageValue"] = MilliQuantity(sum / counted);
+    r.name = fmt::format("pods metric {}", name);
+  } else {
+    int64_t value = 0;
+    json::value described;
+    if (type == "Object") {
+      described = api::Find(*source, {"describedObject"}) ? *api::Find(*source, {"describedObject"})
+                                                          : json::value();
+      std::string api_version(api::GetString(described, {"apiVersion"}));
+      std::string kind(api::GetString(described, {"kind"}));
+      const api::ResourceType* described_type =
+          api::FindKind(api_version.empty() ? "v1" : api_version, kind);
+      if (!described_type) {
+        r.error = fmt::format("unable to get metric {}: unknown kind {} in {:?}", name, kind,
+                              api_version);
+        return r;
+      }
+      std::string resource = described_type->plural;
+      if (!described_type->group.empty()) resource += "." + described_type->group;
+      std::vector<std::pair<std::string, std::string>> query;
+      if (!metric_selector.empty()) query.emplace_back("metricLabelSelector", metric_selector);
+      auto list = get_custom(fmt::format("namespaces/{}/{}/{}/{}", ns, resource,
+                                         api::GetString(described, {"name"}), name),
+                             query);
+      if (!list.ok()) {
+        r.error = fmt::format("unable to get metric {}: {} {}: {}", name, kind,
+                              api::GetString(described, {"name"}), list.status().message());
+        return r;
+      }
+      const auto& items = api::GetArray(*list, {"items"});
+      if (items.empty()) {
+        r.error = fmt::format("unable to get metric {}: no metrics returned", name);
+        return r;
+      }
+      value = Milli(api::GetString(items[0], {"value"}));
+      r.name = fmt::format("{} metric {}", kind, name);
+    } else {
+      std::vector<std::pair<std::string, std::string>> query;
+      if (!metric_selector.empty()) query.emplace_back("labelSelector", metric_selector);
+      auto list = get(
+          fmt::format("/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/{}", ns, name), query);
+      if (!list.ok()) {
+        r.error = fmt::format("unable to get external metric {}/{}: {}", ns, name,
+                              list.status().message());
+        return r;
+      }
+      const auto& items = api::GetArray(*list, {"items"});
+      if (items.empty()) {
+        r.error = fmt::format("unable to get external metric {}/{}: no metrics returned", ns, name);
+        return r;
+      }
+      for (const auto& item : items) value += Milli(api::GetString(item, {"value"}));
+      r.name = fmt::format("external metric {}", name);
+    }
+    const int64_t ready = static_cast<int64_t>(pods.size());
+    if (target == "Value") {
+      int64_t want = Milli(api::GetString(*source, {"target", "value"}));
+      if (want <= 0) {
+        r.error = "value must be set and positive";
+        return r;
+      }
+      r.replicas = ByRatio(static_cast<double>(value) / static_cast<double>(want), ready, current,
+                           tolerance);
+      current_value["value"] = MilliQuantity(value);
+    } else if (target == "AverageValue") {
+      int64_t want = Milli(api::GetString(*source, {"target", "averageValue"}));
+      if (want <= 0) {
+        r.error = "averageValue must be set and positive";
+        return r;
+      }
+      double per_pod = static_cast<double>(value) / static_cast<double>(want);
+      r.replicas = std::abs(per_pod / static_cast<double>(current) - 1.0) <= tolerance
+                       ? current
+                       : static_cast<int64_t>(std::ceil(per_pod));
+      current_value["averageValue"] = MilliQuantity(value / std::max<int64_t>(current, 1));
+    } else {
+      r.error = fmt::format("target type {:?} is not one of Value, AverageValue", target);
+      return r;
+    }
+  }
+  r.ok = true;
+  json::object status{{"metric", metric_id ? *metric_id : json::object{{"name", name}}},
+                      {"current", std::move(current_value)}};
+  if (type == "Object") status["describedObject"] = *api::Find(*source, {"describedObject"});
+  r.status = json::object{{"type", type}, {field, std::move(status)}};
+  return r;
+}
+
 // A direction's rules with upstream's defaults: scale up 0 s window, 100% or
 // 4 pods per 15 s (Max); scale down 300 s window, 100% per 15 s.
 struct Rules {
@@ -233,7 +397,7 @@ HorizontalPodAutoscalerController::HorizontalPodAutoscalerController(
     : Controller(client, "horizontal-pod-autoscaler", options.workers, shared),
       clock_(clock),
       metrics_(std::move(metrics)),
-      options_(options) {
+      options_(std::move(options)) {
   hpas_ = Watch(Hpas(), [this](const json::value*, const json::value& hpa, bool deleted) {
     if (deleted) {
       std::lock_guard lock(history_mu_);
@@ -325,16 +489,33 @@ Status HorizontalPodAutoscalerController::Reconcile(const std::string& key) {
   }
 
   // Each metric's recommendation; the largest wins.
-  auto usage = metrics_(ns);
+  std::optional<Result<PodMetrics>> usage;  // Read once, when a resource metric asks.
+  const MetricsGet get = options_.get_metrics ? options_.get_metrics
+                                              : [this](const std::string& path, const auto& query) {
+                                                  return client()->GetPath(path, query);
+                                                };
+  const std::string pod_selector(api::GetString(*scale, {"status", "selector"}));
   int64_t desired = -1;
   std::string reason;
   json::array current_metrics;
   std::string error;
+  std::string error_reason;
   for (const auto& metric : api::GetArray(hpa, {"spec", "metrics"})) {
-    MetricResult r = usage.ok() ? Calculate(metric, pods, *usage, current, options_.tolerance)
-                                : MetricResult{false, 0, {}, usage.status().message(), ""};
+    std::string_view type = api::GetString(metric, {"type"});
+    MetricResult r;
+    if (type == "Pods" || type == "Object" || type == "External") {
+      r = CalculateCustom(metric, pods, ns, pod_selector, current, options_.tolerance, get);
+    } else {
+      if (!usage) usage = metrics_(ns);
+      if (usage->ok()) {
+        r = Calculate(metric, pods, **usage, current, options_.tolerance);
+      } else {
+        r.error = usage->status().message();
+      }
+    }
     if (!r.ok) {
       error = r.error;
+      error_reason = r.reason;
       continue;
     }
     current_metrics.push_back(std::move(r.status));
@@ -344,9 +525,10 @@ Status HorizontalPodAutoscalerController::Reconcile(const std::string& key) {
     }
   }
   if (desired < 0) {
-    SetCondition(conditions, "ScalingActive", false, "FailedGetResourceMetric",
+    if (error_reason.empty()) error_reason = "FailedGetResourceMetric";
+    SetCondition(conditions, "ScalingActive", false, error_reason,
                  error.empty() ? "no metrics" : error, now_text);
-    RecordEvent(hpa, "Warning", "FailedGetResourceMetric", error);
+    RecordEvent(hpa, "Warning", error_reason, error);
     status["desiredReplicas"] = current;
     return write_status();
   }

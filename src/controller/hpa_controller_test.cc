@@ -53,6 +53,17 @@ class HpaTest : public ControllerFixture {
                     .ok());
     HpaOptions options;
     options.workers = 0;  // The test reconciles, at the fake clock's times.
+    // The custom and external metrics APIs: the test's answers by path.
+    options.get_metrics =
+        [this](
+            const std::string& path,
+            const std::vector<std::pair<std::string, std::string>>& query) -> Result<json::value> {
+      std::lock_guard lock(mu_);
+      asked_[path] = query;
+      auto it = served_.find(path);
+      if (it == served_.end()) return MakeStatus(Code::kNotFound, "the server could not find it");
+      return it->second;
+    };
     controller_ = std::make_unique<HorizontalPodAutoscalerController>(
         client_.get(), &clock_,
         [this](const std::string&) -> Result<PodMetrics> {
@@ -92,9 +103,34 @@ class HpaTest : public ControllerFixture {
     return "";
   }
 
+  // Replaces the HPA's metrics with `metrics` (JSON) and waits until the controller saw it.
+  void SetMetrics(const std::string& metrics) {
+    json::value patch = json::object{{"spec", json::object{{"metrics", json::parse(metrics)}}}};
+    ASSERT_TRUE(client_
+                    ->Patch(*api::FindResource("autoscaling", "v2", "horizontalpodautoscalers"),
+                            "default", "web", client::PatchType::kMerge, patch)
+                    .ok());
+    ASSERT_TRUE(Eventually([&] {
+      (void)controller_->ReconcileGuarded("default/web");
+      json::value hpa = Hpa();
+      return api::GetInt(hpa, {"status", "observedGeneration"}, 0) ==
+             api::GetInt(hpa, {"metadata", "generation"}, -1);
+    }));
+  }
+  void Serve(const std::string& path, const std::string& list) {
+    std::lock_guard lock(mu_);
+    served_[path] = json::parse(list);
+  }
+  std::vector<std::pair<std::string, std::string>> Asked(const std::string& path) {
+    std::lock_guard lock(mu_);
+    return asked_[path];
+  }
+
   FakeClock clock_;
   std::mutex mu_;
   PodMetrics usage_;
+  std::map<std::string, json::value> served_;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> asked_;
   std::unique_ptr<HorizontalPodAutoscalerController> controller_;
 };
 
@@ -150,6 +186,71 @@ TEST_F(HpaTest, PoliciesLimitTheRateAndMaxReplicasTheSize) {
   ASSERT_TRUE(controller_->ReconcileGuarded("default/web").ok());
   EXPECT_EQ(Replicas(), 4);
   EXPECT_EQ(Condition("ScalingLimited"), "True TooManyReplicas");
+}
+
+TEST_F(HpaTest, PodsMetricsAverageOverTheSelectedPods) {
+  clock_.SetWall(std::chrono::system_clock::time_point(std::chrono::hours(490000)));
+  SetMetrics(R"([{"type":"Pods","pods":{"metric":{"name":"requests_per_second"},
+      "target":{"type":"AverageValue","averageValue":"10"}}}])");
+  EXPECT_EQ(Condition("ScalingActive"), "False FailedGetPodsMetric");  // Nothing served yet.
+  EXPECT_EQ(Replicas(), 2);
+  // web-a 25, web-b 35 (and a pod the selector does not pick): average 30 of 10 → 2 × 3 = 6.
+  const std::string path =
+      "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/*/requests_per_second";
+  Serve(path, R"({"kind":"MetricValueList","apiVersion":"custom.metrics.k8s.io/v1beta2",
+      "metadata":{},"items":[
+      {"describedObject":{"kind":"Pod","namespace":"default","name":"web-a","apiVersion":"/v1"},
+       "metric":{"name":"requests_per_second"},"value":"25"},
+      {"describedObject":{"kind":"Pod","namespace":"default","name":"web-b","apiVersion":"/v1"},
+       "metric":{"name":"requests_per_second"},"value":"35000m"},
+      {"describedObject":{"kind":"Pod","namespace":"default","name":"other","apiVersion":"/v1"},
+       "metric":{"name":"requests_per_second"},"value":"900"}]})");
+  ASSERT_TRUE(ScalesTo(6));
+  auto query = Asked(path);
+  ASSERT_EQ(query.size(), 1u);
+  EXPECT_EQ(query[0], std::make_pair(std::string("labelSelector"), std::string("app=web")));
+  json::value hpa = Hpa();
+  const auto& metrics = api::GetArray(hpa, {"status", "currentMetrics"});
+  ASSERT_EQ(metrics.size(), 1u);
+  EXPECT_EQ(api::GetString(metrics[0], {"type"}), "Pods");
+  EXPECT_EQ(api::GetString(metrics[0], {"pods", "current", "averageValue"}), "30");
+  EXPECT_EQ(api::GetString(metrics[0], {"pods", "metric", "name"}), "requests_per_second");
+  EXPECT_EQ(Condition("ScalingActive"), "True ValidMetricFound");
+}
+
+TEST_F(HpaTest, ObjectAndExternalMetricsTheLargestWins) {
+  clock_.SetWall(std::chrono::system_clock::time_point(std::chrono::hours(490000)));
+  SetMetrics(R"([
+      {"type":"Object","object":{"metric":{"name":"hits"},
+       "describedObject":{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","name":"main"},
+       "target":{"type":"Value","value":"100"}}},
+      {"type":"External","external":{"metric":{"name":"queue_depth",
+       "selector":{"matchLabels":{"queue":"jobs"}}},
+       "target":{"type":"AverageValue","averageValue":"5"}}}])");
+  // The Ingress: 150 of 100 → 2 × 1.5 = 3. The queue: 12 + 8 = 20 at 5 a pod → 4.
+  Serve(
+      "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/ingresses.networking.k8s.io/main/"
+      "hits",
+      R"({"items":[{"describedObject":{"kind":"Ingress","name":"main"},
+            "metric":{"name":"hits"},"value":"150"}]})");
+  const std::string external =
+      "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_depth";
+  Serve(external, R"({"items":[{"metricName":"queue_depth","value":"12"},
+                               {"metricName":"queue_depth","value":"8"}]})");
+  ASSERT_TRUE(ScalesTo(4));
+  auto query = Asked(external);
+  ASSERT_EQ(query.size(), 1u);
+  EXPECT_EQ(query[0], std::make_pair(std::string("labelSelector"), std::string("queue=jobs")));
+  json::value hpa = Hpa();
+  const auto& metrics = api::GetArray(hpa, {"status", "currentMetrics"});
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(api::GetString(metrics[0], {"object", "current", "value"}), "150");
+  EXPECT_EQ(api::GetString(metrics[0], {"object", "describedObject", "kind"}), "Ingress");
+  EXPECT_EQ(api::GetString(metrics[1], {"external", "current", "averageValue"}), "10");
+  // The queue grows to 40: 8 replicas, once the scale-up policies' 15 s have passed.
+  Serve(external, R"({"items":[{"metricName":"queue_depth","value":"40"}]})");
+  clock_.SetWall(clock_.WallNow() + seconds(16));
+  ASSERT_TRUE(ScalesTo(8));
 }
 
 TEST_F(HpaTest, NoMetricsIsSaidAndChangesNothing) {
