@@ -123,20 +123,7 @@ Attributes Aggregator::AttributesOf(const Request& req, const UserInfo* user) {
   a.resource = rest[0];
   if (rest.size() >= 2) a.name = rest[1];
   if (rest.size() >= 3) a.subresource = rest[2];
-  const std::string& m = req.method;
-  if (m == "GET" || m == "HEAD") {
-    a.verb = req.QueryBool("watch") ? "watch" : (a.name.empty() ? "list" : "get");
-  } else if (m == "POST") {
-    a.verb = "create";
-  } else if (m == "PUT") {
-    a.verb = "update";
-  } else if (m == "PATCH") {
-    a.verb = "patch";
-  } else if (m == "DELETE") {
-    a.verb = a.name.empty() ? "deletecollection" : "delete";
-  } else {
-    a.verb = "unknown";
-  }
+  a.verb = RequestVerb(req, !a.name.empty());
   return a;
 }
 

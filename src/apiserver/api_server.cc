@@ -81,20 +81,7 @@ std::optional<Target> ParseTarget(const Request& req) {
     t.subresource = rest[2];
     if (!t.type->FindSubresource(t.subresource)) return std::nullopt;
   }
-  const std::string& m = req.method;
-  if (m == "GET") {
-    t.verb = req.QueryBool("watch") ? "watch" : (t.name.empty() ? "list" : "get");
-  } else if (m == "POST") {
-    t.verb = "create";
-  } else if (m == "PUT") {
-    t.verb = "update";
-  } else if (m == "PATCH") {
-    t.verb = "patch";
-  } else if (m == "DELETE") {
-    t.verb = t.name.empty() ? "deletecollection" : "delete";
-  } else {
-    t.verb = "unknown";
-  }
+  t.verb = RequestVerb(req, !t.name.empty());
   return t;
 }
 

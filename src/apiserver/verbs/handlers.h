@@ -47,6 +47,11 @@ struct Target {
   std::string verb;  // get list watch create update patch delete deletecollection
 };
 
+// The verb of a request for a resource, named or not, as kube-apiserver's
+// request info reads it: get/list/watch, create, update, patch, delete,
+// deletecollection, or "unknown".
+std::string RequestVerb(const Request& req, bool named);
+
 // ---- Responses ----
 Response JsonResponse(int status, std::string body);  // body gets a trailing '\n' if missing.
 Response ErrorResponse(const api::ApiError& error);

@@ -709,4 +709,14 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
   return api::ModifiedConflict(*t.type, t.name);
 }
 
+std::string RequestVerb(const Request& req, bool named) {
+  const std::string& m = req.method;
+  if (m == "GET") return req.QueryBool("watch") ? "watch" : (named ? "get" : "list");
+  if (m == "POST") return "create";
+  if (m == "PUT") return "update";
+  if (m == "PATCH") return "patch";
+  if (m == "DELETE") return named ? "delete" : "deletecollection";
+  return "unknown";
+}
+
 }  // namespace kiso::apiserver
