@@ -39,14 +39,7 @@ struct ApiPath {
 std::optional<ApiPath> SplitApiPath(std::string_view path) {
   if (!path.starts_with("/apis/")) return std::nullopt;
   ApiPath out;
-  std::vector<std::string> segs;
-  size_t start = 6;
-  while (start < path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    if (slash > start) segs.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
+  std::vector<std::string> segs = SplitPath(path.substr(6));
   if (segs.size() < 2) return std::nullopt;
   out.group = segs[0];
   out.version = segs[1];

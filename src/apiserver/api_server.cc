@@ -34,21 +34,9 @@ namespace json = boost::json;
 
 namespace {
 
-std::vector<std::string> Split(std::string_view path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    if (slash > start) out.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return out;
-}
-
 // Parses a resource URL; nullopt when the path names no resource kiso serves.
 std::optional<Target> ParseTarget(const Request& req) {
-  auto segs = Split(req.path);
+  auto segs = SplitPath(req.path);
   std::string group, version;
   size_t i = 0;
   if (segs.size() >= 2 && segs[0] == "api") {

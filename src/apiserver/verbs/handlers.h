@@ -47,6 +47,9 @@ struct Target {
   std::string verb;  // get list watch create update patch delete deletecollection
 };
 
+// A path's segments, empty ones dropped: "/apis/apps/v1/" → apis, apps, v1.
+std::vector<std::string> SplitPath(std::string_view path);
+
 // The verb of a request for a resource, named or not, as kube-apiserver's
 // request info reads it: get/list/watch, create, update, patch, delete,
 // deletecollection, or "unknown".

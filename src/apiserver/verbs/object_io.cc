@@ -709,6 +709,18 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
   return api::ModifiedConflict(*t.type, t.name);
 }
 
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) out.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
 std::string RequestVerb(const Request& req, bool named) {
   const std::string& m = req.method;
   if (m == "GET") return req.QueryBool("watch") ? "watch" : (named ? "get" : "list");
