@@ -116,9 +116,14 @@ api::ApiStatus PrepareUpdate(const Context& ctx, const Target& t, const Request&
 // `mutate` receives the current object and edits it in place, or fails. Retries
 // on a concurrent write unless the caller pinned a resourceVersion. Returns the
 // stored object and whether it was created (for apply on a missing object).
+// kStorageOnly writes the object as `mutate` leaves it: no admission,
+// defaulting, validation, managedFields or quota — what kube-apiserver's pod
+// binding does, writing through its storage directly.
 using Mutation = std::function<api::ApiStatus(boost::json::object& current)>;
+enum class UpdateChecks { kFull, kStorageOnly };
 api::ApiOr<boost::json::value> GuaranteedUpdate(const Context& ctx, const Target& t,
-                                                const Request& req, const Mutation& mutate);
+                                                const Request& req, const Mutation& mutate,
+                                                UpdateChecks checks = UpdateChecks::kFull);
 
 // Stores a new object (create and apply-create): defaults, validates, writes.
 api::ApiOr<boost::json::value> CreateObject(const Context& ctx, const Target& t, const Request& req,

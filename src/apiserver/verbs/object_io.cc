@@ -606,10 +606,35 @@ ApiStatus PrepareUpdate(const Context& ctx, const Target& t, const Request& req,
 
 namespace {
 
-bool SameIgnoringVersion(json::object a, json::object b) {
-  api::Child(a, "metadata").erase("resourceVersion");
-  api::Child(b, "metadata").erase("resourceVersion");
-  return a == b;
+// Whether `a` and `b` are equal but for metadata.resourceVersion (no copies:
+// every update asks this of the whole object).
+bool SameIgnoringVersion(const json::object& a, const json::object& b) {
+  auto same_metadata = [](const json::object& ma, const json::object& mb) {
+    auto fields = [](const json::object& m) {
+      return m.size() - (m.contains("resourceVersion") ? 1 : 0);
+    };
+    if (fields(ma) != fields(mb)) return false;
+    for (const auto& [k, v] : ma) {
+      if (k == "resourceVersion") continue;
+      const auto* w = mb.if_contains(k);
+      if (!w || *w != v) return false;
+    }
+    return true;
+  };
+  auto fields = [](const json::object& o) { return o.size() + (o.contains("metadata") ? 0 : 1); };
+  if (fields(a) != fields(b)) return false;
+  for (const auto& [k, v] : a) {
+    const auto* w = b.if_contains(k);
+    if (k == "metadata") {
+      static const json::object kNone;
+      const json::object& ma = v.is_object() ? v.get_object() : kNone;
+      const json::object& mb = w && w->is_object() ? w->get_object() : kNone;
+      if (!same_metadata(ma, mb)) return false;
+    } else if (!w || *w != v) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // Whether an object marked for deletion has nothing left holding it.
@@ -636,7 +661,8 @@ bool ReadyToRemove(const json::object& obj) {
 }  // namespace
 
 ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const Request& req,
-                                    const Mutation& mutate) {
+                                    const Mutation& mutate, UpdateChecks checks) {
+  const bool full = checks == UpdateChecks::kFull;
   for (int attempt = 0; attempt < 16; ++attempt) {
     auto kv = ReadObject(ctx, t);
     if (!kv.ok()) return kv.error();
@@ -652,7 +678,9 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     if (!want.empty() && want != std::to_string(kv->mod_revision)) {
       return api::ModifiedConflict(*t.type, t.name);
     }
-    if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return *err;
+    if (full) {
+      if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return *err;
+    }
     if (SameIgnoringVersion(obj, old)) return std::move(*current);
     if (DryRun(req)) {
       Reservation shown;
@@ -676,7 +704,9 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       return *err;
     auto encoded = EncodeForStore(obj);
     if (!encoded.ok()) return encoded.error();
-    if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return *err;
+    if (full) {
+      if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return *err;
+    }
     if (!charge.ops.empty()) {
       // The object and the quotas it now uses more of, in one transaction.
       store::TxnRequest txn;

@@ -144,36 +144,40 @@ Response HandleBinding(const Context& ctx, const Target& t, const Request& req) 
                                       {{"FieldValueRequired", "Required value", "target.name"}}));
   }
   std::string uid(api::GetString(*parsed, {"metadata", "uid"}));
-  auto updated = GuaranteedUpdate(ctx, t, req, [&](json::object& pod) -> api::ApiStatus {
-    std::string_view current = api::GetString(pod, {"spec", "nodeName"});
-    if (!current.empty()) {
-      return api::Conflict(
-          *t.type, t.name,
-          fmt::format("pod {} is already assigned to node \"{}\"", t.name, current));
-    }
-    if (!uid.empty() && uid != api::GetString(pod, {"metadata", "uid"})) {
-      return api::Conflict(*t.type, t.name, "Precondition failed: UID in precondition: " + uid);
-    }
-    if (!api::GetString(pod, {"metadata", "deletionTimestamp"}).empty()) {
-      return api::Conflict(*t.type, t.name, "pod is being deleted, cannot be assigned to a host");
-    }
-    api::Child(pod, "spec")["nodeName"] = node;
-    // The binding also records PodScheduled=True (pkg/registry/core/pod/storage assignPod).
-    auto& status = api::Child(pod, "status");
-    json::value& conditions = status["conditions"];
-    if (!conditions.is_array()) conditions = json::array();
-    auto& list = conditions.get_array();
-    list.erase(std::remove_if(list.begin(), list.end(),
-                              [](const json::value& c) {
-                                return api::GetString(c, {"type"}) == "PodScheduled";
-                              }),
-               list.end());
-    list.push_back(json::object{{"type", "PodScheduled"},
-                                {"status", "True"},
-                                {"lastProbeTime", nullptr},
-                                {"lastTransitionTime", api::NowRfc3339()}});
-    return std::nullopt;
-  });
+  auto updated = GuaranteedUpdate(
+      ctx, t, req,
+      [&](json::object& pod) -> api::ApiStatus {
+        std::string_view current = api::GetString(pod, {"spec", "nodeName"});
+        if (!current.empty()) {
+          return api::Conflict(
+              *t.type, t.name,
+              fmt::format("pod {} is already assigned to node \"{}\"", t.name, current));
+        }
+        if (!uid.empty() && uid != api::GetString(pod, {"metadata", "uid"})) {
+          return api::Conflict(*t.type, t.name, "Precondition failed: UID in precondition: " + uid);
+        }
+        if (!api::GetString(pod, {"metadata", "deletionTimestamp"}).empty()) {
+          return api::Conflict(*t.type, t.name,
+                               "pod is being deleted, cannot be assigned to a host");
+        }
+        api::Child(pod, "spec")["nodeName"] = node;
+        // The binding also records PodScheduled=True (pkg/registry/core/pod/storage assignPod).
+        auto& status = api::Child(pod, "status");
+        json::value& conditions = status["conditions"];
+        if (!conditions.is_array()) conditions = json::array();
+        auto& list = conditions.get_array();
+        list.erase(std::remove_if(list.begin(), list.end(),
+                                  [](const json::value& c) {
+                                    return api::GetString(c, {"type"}) == "PodScheduled";
+                                  }),
+                   list.end());
+        list.push_back(json::object{{"type", "PodScheduled"},
+                                    {"status", "True"},
+                                    {"lastProbeTime", nullptr},
+                                    {"lastTransitionTime", api::NowRfc3339()}});
+        return std::nullopt;
+      },
+      UpdateChecks::kStorageOnly);  // As upstream's: no pod validation, admission or managedFields.
   if (!updated.ok()) return ErrorResponse(updated.error());
   return JsonResponse(
       201, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})");
