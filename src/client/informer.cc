@@ -102,13 +102,16 @@ bool Informer::ListOnce(std::string* resource_version) {
     return false;
   }
   std::map<std::string, json::value> fresh;
-  if (const auto* items = api::Find(*list, {"items"}); items && items->is_array()) {
-    for (const auto& item : items->get_array()) {
-      json::value obj = item;
+  if (auto* items = list->is_object() ? list->get_object().if_contains("items") : nullptr;
+      items && items->is_array()) {
+    for (auto& item : items->get_array()) {
+      if (!item.is_object()) continue;
+      json::value obj = std::move(item);  // The list is ours: its items move, not copy.
       // List items carry no kind; restore it so handlers see complete objects.
       obj.get_object()["kind"] = type_->kind;
       obj.get_object()["apiVersion"] = type_->GroupVersion();
-      fresh.emplace(KeyOf(obj), std::move(obj));
+      std::string key = KeyOf(obj);
+      fresh.emplace(std::move(key), std::move(obj));
     }
   }
   *resource_version = api::GetString(*list, {"metadata", "resourceVersion"});
@@ -116,15 +119,17 @@ bool Informer::ListOnce(std::string* resource_version) {
   {
     std::lock_guard lock(mu_);
     old.swap(objects_);
-    objects_ = fresh;
+    objects_ = std::move(fresh);
   }
-  // Replay the difference as events, as a re-list after a gap must.
-  for (const auto& [key, obj] : fresh) {
+  // Replay the difference as events, as a re-list after a gap must. Only this
+  // thread writes objects_, so it reads them here without the lock (others
+  // read under it).
+  for (const auto& [key, obj] : objects_) {
     auto it = old.find(key);
     Dispatch(it == old.end() ? nullptr : &it->second, obj, false);
   }
   for (const auto& [key, obj] : old) {
-    if (!fresh.contains(key)) Dispatch(&obj, obj, true);
+    if (!objects_.contains(key)) Dispatch(&obj, obj, true);
   }
   {
     std::lock_guard lock(mu_);
@@ -162,11 +167,13 @@ void Informer::Run() {
         {
           std::lock_guard lock(mu_);
           auto it = objects_.find(key);
-          if (it != objects_.end()) old = it->second;
+          if (it != objects_.end()) old = std::move(it->second);  // Replaced or erased next.
           if (e.type == "DELETED") {
-            objects_.erase(key);
+            if (it != objects_.end()) objects_.erase(it);
+          } else if (it != objects_.end()) {
+            it->second = e.object;
           } else {
-            objects_[key] = e.object;
+            objects_.emplace(std::move(key), e.object);
           }
         }
         Dispatch(old ? &*old : nullptr, e.object, e.type == "DELETED");
