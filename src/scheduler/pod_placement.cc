@@ -19,6 +19,9 @@
 // node's placed pods; a pod without terms costs nothing.
 #include <algorithm>
 #include <limits>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "scheduler/framework.h"
 
@@ -190,6 +193,17 @@ bool Eligible(const PodInfo& pod, const SpreadConstraint& c, const NodeInfo& nod
   return true;
 }
 
+// Matching pods of the pod's namespace on `node`.
+int64_t MatchingOn(const PodInfo& pod, const SpreadConstraint& c, const NodeInfo& node) {
+  int64_t n = 0;
+  for (const auto& [key, placed] : node.placed) {
+    if (!pod.HasKey(key) && !placed->deleting && placed->ns == pod.ns &&
+        c.selector.Matches(placed->labels))
+      ++n;
+  }
+  return n;
+}
+
 // Matching pods of the pod's namespace per domain, over eligible nodes; every
 // eligible domain is present (with 0).
 DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
@@ -197,20 +211,19 @@ DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
   DomainCounts counts;
   for (const NodeInfo* node : nodes) {
     if (!Eligible(pod, c, *node)) continue;
-    int64_t& n = counts[*LabelOf(*node, c.topology_key)];
-    for (const auto& [key, placed] : node->placed) {
-      if (!pod.HasKey(key) && !placed->deleting && placed->ns == pod.ns &&
-          c.selector.Matches(placed->labels))
-        ++n;
-    }
+    counts[*LabelOf(*node, c.topology_key)] += MatchingOn(pod, c, *node);
   }
   return counts;
 }
 
+// The spread filter's verdicts, made in PreFilter for every node at once: a
+// per-pod pass over the nodes that looks each node's domain up once, rather
+// than once to count and again for each node's Filter.
 struct SpreadState {
-  std::vector<DomainCounts> counts;  // Per hard constraint (in pod.spread order, hard ones).
-  std::vector<int64_t> min;
-  std::vector<int64_t> self;  // 1 where the pod matches the constraint's own selector.
+  // The nodes that fit every hard constraint, and those lacking a
+  // constraint's key; each sorted, for a binary search per Filter call.
+  std::vector<const NodeInfo*> fit;
+  std::vector<const NodeInfo*> unlabelled;
 };
 
 class PodTopologySpreadFilter : public FilterPlugin {
@@ -218,42 +231,84 @@ class PodTopologySpreadFilter : public FilterPlugin {
   std::string_view Name() const override { return "PodTopologySpread"; }
 
   void PreFilter(const PodInfo& pod, CycleState& state) const override {
-    if (std::none_of(pod.spread.begin(), pod.spread.end(),
-                     [](const SpreadConstraint& c) { return c.hard; }))
-      return;
-    auto s = std::make_shared<SpreadState>();
+    const size_t hard = static_cast<size_t>(std::count_if(
+        pod.spread.begin(), pod.spread.end(), [](const SpreadConstraint& c) { return c.hard; }));
+    if (hard == 0) return;
+    const auto& nodes = *state.nodes;
+    const size_t n = nodes.size();
+    // Node i's domain in hard constraint k: slot[k * n + i] (-1: no such label).
+    std::vector<int32_t> slot(hard * n, -1);
+    std::vector<std::vector<int64_t>> counts;  // Per hard constraint, per domain.
+    std::vector<int64_t> allowed;              // Per hard constraint: the most a domain may hold.
     for (const auto& c : pod.spread) {
       if (!c.hard) continue;
-      DomainCounts counts = CountSpread(pod, c, *state.nodes);
+      const size_t k = counts.size();
+      // Domains as they come (a few: zones, hosts…), found by their value.
+      std::unordered_map<std::string_view, int32_t> domain;
+      std::vector<int64_t> count;
+      std::vector<bool> eligible_domain;
+      for (size_t i = 0; i < n; ++i) {
+        const NodeInfo& node = *nodes[i];
+        const std::string* v = LabelOf(node, c.topology_key);
+        if (!v) continue;
+        auto [it, added] = domain.try_emplace(*v, static_cast<int32_t>(count.size()));
+        if (added) {
+          count.push_back(0);
+          eligible_domain.push_back(false);
+        }
+        slot[k * n + i] = it->second;
+        if ((c.honor_node_affinity && !MatchesNodeAffinity(pod, node)) ||
+            (c.honor_taints && FirstUntoleratedTaint(pod, node, true)))
+          continue;
+        eligible_domain[it->second] = true;
+        count[it->second] += MatchingOn(pod, c, node);
+      }
+      // The least crowded eligible domain (0 while there are fewer than minDomains).
       int64_t min = std::numeric_limits<int64_t>::max();
-      for (const auto& [domain, n] : counts) min = std::min(min, n);
-      if (counts.empty() || static_cast<int64_t>(counts.size()) < c.min_domains) min = 0;
-      s->counts.push_back(std::move(counts));
-      s->min.push_back(min);
-      s->self.push_back(c.selector.Matches(pod.labels) ? 1 : 0);
+      int64_t domains = 0;
+      for (size_t d = 0; d < count.size(); ++d) {
+        if (!eligible_domain[d]) {
+          count[d] = 0;  // Only ineligible nodes have it: never counted (as upstream).
+          continue;
+        }
+        ++domains;
+        min = std::min(min, count[d]);
+      }
+      if (domains == 0 || domains < c.min_domains) min = 0;
+      const int64_t self = c.selector.Matches(pod.labels) ? 1 : 0;
+      allowed.push_back(c.max_skew + min - self);
+      counts.push_back(std::move(count));
     }
+    auto s = std::make_shared<SpreadState>();
+    for (size_t i = 0; i < n; ++i) {
+      bool labelled = true, fit = true;
+      for (size_t k = 0; k < hard && labelled; ++k) {
+        const int32_t d = slot[k * n + i];
+        labelled = d >= 0;
+        fit = fit && labelled && counts[k][static_cast<size_t>(d)] <= allowed[k];
+      }
+      if (!labelled) {
+        s->unlabelled.push_back(nodes[i]);
+      } else if (fit) {
+        s->fit.push_back(nodes[i]);
+      }
+    }
+    std::sort(s->fit.begin(), s->fit.end(), std::less<>());
+    std::sort(s->unlabelled.begin(), s->unlabelled.end(), std::less<>());
     state.Put<SpreadState>(Name(), s);
   }
 
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+  FilterResult Filter(const PodInfo& /*pod*/, const NodeInfo& node,
                       const CycleState& state) const override {
     const auto* s = state.Get<SpreadState>(Name());
     if (!s) return FilterResult::Fit();
-    size_t i = 0;
-    for (const auto& c : pod.spread) {
-      if (!c.hard) continue;
-      const std::string* v = LabelOf(node, c.topology_key);
-      if (!v) {
-        return FilterResult::Unfit(
-            "node(s) didn't match pod topology spread constraints (missing required label)");
-      }
-      auto it = s->counts[i].find(*v);
-      int64_t here = it == s->counts[i].end() ? 0 : it->second;
-      if (here + s->self[i] - s->min[i] > c.max_skew)
-        return FilterResult::Unfit("node(s) didn't match pod topology spread constraints");
-      ++i;
+    if (std::binary_search(s->fit.begin(), s->fit.end(), &node, std::less<>()))
+      return FilterResult::Fit();
+    if (std::binary_search(s->unlabelled.begin(), s->unlabelled.end(), &node, std::less<>())) {
+      return FilterResult::Unfit(
+          "node(s) didn't match pod topology spread constraints (missing required label)");
     }
-    return FilterResult::Fit();
+    return FilterResult::Unfit("node(s) didn't match pod topology spread constraints");
   }
 };
 

@@ -378,14 +378,17 @@ void Scheduler::Loop() {
 }
 
 void Scheduler::QueueBind(BindTask task) {
-  binds_.push_back(std::move(task));
+  {
+    std::lock_guard lock(binds_mu_);
+    binds_.push_back(std::move(task));
+  }
   binders_->Run([this] { BindNext(); });
 }
 
 void Scheduler::BindNext() {
   BindTask task;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(binds_mu_);
     if (stop_ || binds_.empty()) return;
     task = std::move(binds_.front());
     binds_.pop_front();

@@ -121,7 +121,10 @@ class Scheduler {
   // Pods that preempted: key → the node nominated (no second preemption while
   // its victims are terminating there).
   std::map<std::string, std::string> nominated_;
-  std::deque<BindTask> binds_;
+  // Decisions waiting for a binder: a lock of their own, so that binding goes
+  // on while the loop holds mu_ deciding the next pods.
+  std::mutex binds_mu_;
+  std::deque<BindTask> binds_;  // Guarded by binds_mu_.
 };
 
 }  // namespace kiso::scheduler
