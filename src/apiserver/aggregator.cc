@@ -90,19 +90,12 @@ std::optional<std::pair<std::string, std::string>> Aggregator::Claims(std::strin
 }
 
 Attributes Aggregator::AttributesOf(const Request& req, const UserInfo* user) {
-  Attributes a;
-  a.user = user;
   auto p = SplitApiPath(req.path);
   std::vector<std::string> rest = p ? p->rest : std::vector<std::string>{};
-  if (!p || rest.empty()) {
-    // /apis/<group>/<version> itself: discovery, a non-resource path.
-    a.resource_request = false;
-    a.path = req.path;
-    a.verb = req.method;
-    std::transform(a.verb.begin(), a.verb.end(), a.verb.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return a;
-  }
+  // /apis/<group>/<version> itself: discovery, a non-resource path.
+  if (!p || rest.empty()) return NonResourceAttributes(user, req.path, req.method);
+  Attributes a;
+  a.user = user;
   a.api_group = p->group;
   a.api_version = p->version;
   if (rest[0] == "namespaces" && rest.size() >= 2) {

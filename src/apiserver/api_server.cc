@@ -90,16 +90,9 @@ std::string VerbOf(const Target& t) {
 
 // What a request asks to do, for the authorizers.
 Attributes AttributesOf(const Request& req, const std::optional<Target>& target) {
+  if (!target) return NonResourceAttributes(req.user.get(), req.path, req.method);
   Attributes a;
   a.user = req.user.get();
-  if (!target) {
-    a.resource_request = false;
-    a.path = req.path;
-    a.verb = req.method;
-    std::transform(a.verb.begin(), a.verb.end(), a.verb.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return a;
-  }
   a.verb = VerbOf(*target);
   a.api_group = target->type->group;
   a.api_version = target->type->version;

@@ -185,12 +185,17 @@ class InterPodAffinityScore : public ScorePlugin {
   }
 };
 
-// Whether the node counts as a domain of the pod's constraint.
-bool Eligible(const PodInfo& pod, const SpreadConstraint& c, const NodeInfo& node) {
-  if (!LabelOf(node, c.topology_key)) return false;
+// Whether a node with the constraint's key counts for it: its node affinity
+// and taints, as the constraint's policies say.
+bool Honours(const PodInfo& pod, const SpreadConstraint& c, const NodeInfo& node) {
   if (c.honor_node_affinity && !MatchesNodeAffinity(pod, node)) return false;
   if (c.honor_taints && FirstUntoleratedTaint(pod, node, true)) return false;
   return true;
+}
+
+// Whether the node counts as a domain of the pod's constraint.
+bool Eligible(const PodInfo& pod, const SpreadConstraint& c, const NodeInfo& node) {
+  return LabelOf(node, c.topology_key) && Honours(pod, c, node);
 }
 
 // Matching pods of the pod's namespace on `node`.
@@ -257,9 +262,7 @@ class PodTopologySpreadFilter : public FilterPlugin {
           eligible_domain.push_back(false);
         }
         slot[k * n + i] = it->second;
-        if ((c.honor_node_affinity && !MatchesNodeAffinity(pod, node)) ||
-            (c.honor_taints && FirstUntoleratedTaint(pod, node, true)))
-          continue;
+        if (!Honours(pod, c, node)) continue;
         eligible_domain[it->second] = true;
         count[it->second] += MatchingOn(pod, c, node);
       }

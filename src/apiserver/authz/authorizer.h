@@ -6,6 +6,7 @@
 
 #include <boost/json/object.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "apiserver/authn/user.h"
@@ -26,6 +27,10 @@ struct Attributes {
   std::string name;
   std::string path;  // A non-resource request's path.
 };
+
+// A request for a path that names no resource (/healthz, /apis/<g>/<v>…):
+// the HTTP method in lower case is its verb.
+Attributes NonResourceAttributes(const UserInfo* user, std::string path, std::string_view method);
 
 enum class Decision { kAllow, kDeny, kNoOpinion };
 

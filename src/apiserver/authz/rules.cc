@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 
 #include "api/object.h"
 #include "apiserver/authz/authorizer.h"
@@ -209,6 +210,16 @@ AuthorizationResult AuthorizerChain::Authorize(const Attributes& a) const {
     if (!r.reason.empty()) reasons += (reasons.empty() ? "" : ", ") + r.reason;
   }
   return {Decision::kDeny, reasons};
+}
+
+Attributes NonResourceAttributes(const UserInfo* user, std::string path, std::string_view method) {
+  Attributes a;
+  a.user = user;
+  a.resource_request = false;
+  a.path = std::move(path);
+  a.verb.reserve(method.size());
+  for (unsigned char c : method) a.verb += static_cast<char>(std::tolower(c));
+  return a;
 }
 
 std::string ForbiddenMessage(const Attributes& a, const std::string& reason) {
