@@ -19,6 +19,8 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::chrono::seconds kBackendTimeout{10};
+// What an aggregated server's answer may hold in kiso's memory (watches stream).
+constexpr size_t kMaxBackendAnswer = size_t{64} << 20;
 
 const api::ResourceType& ApiServices() {
   return *api::FindResource("apiregistration.k8s.io", "v1", "apiservices");
@@ -135,6 +137,7 @@ std::shared_ptr<client::HttpsTransport> Aggregator::TransportFor(const std::stri
   client::TransportOptions options;
   options.server_name = server_name;
   options.timeout = kBackendTimeout;
+  options.max_body_bytes = kMaxBackendAnswer;
   auto made = client::HttpsTransport::Create(config, options);
   if (!made.ok()) return nullptr;
   if (transports_.size() >= 64) transports_.clear();  // Endpoints come and go: start afresh.

@@ -180,10 +180,14 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
     if (ec) continue;  // A pooled connection the server closed: retry on a fresh one.
     if (!watch) {
       http::response_parser<http::string_body> parser;
-      parser.body_limit(size_t{1} << 30);
+      parser.body_limit(impl_->options.max_body_bytes);
       ec = Await(c, deadline,
                  [&](auto done) { http::async_read(c.stream, c.buffer, parser, std::move(done)); });
       if (ec == asio::error::timed_out) return timed_out();
+      if (ec == http::error::body_limit) {
+        return Unavailable(fmt::format("{}: the answer is larger than {} bytes",
+                                       impl_->config.server, impl_->options.max_body_bytes));
+      }
       if (ec) continue;
       auto res = parser.release();
       apiserver::Response out;

@@ -24,6 +24,9 @@ struct TransportOptions {
   // How long connecting, the TLS handshake, writing the request and reading
   // an answer's head may take together; zero: no limit.
   std::chrono::milliseconds timeout{0};
+  // The most of an answer's body (not a stream's) held in memory; past it the
+  // answer is 503.
+  size_t max_body_bytes = size_t{1} << 30;
 };
 
 // Header fields added to a request as lines of their own (a name may repeat).

@@ -53,6 +53,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                      "reason": "Unauthorized", "code": 401})
         v = values()
+        if url.path == CUSTOM + "/huge":  # Past what the proxy holds of one answer (64 MiB).
+            return self.answer(200, {"kind": "Status", "padding": "x" * (65 << 20)})
         if url.path == CUSTOM:
             return self.answer(200, {"kind": "APIResourceList", "apiVersion": "v1",
                                      "groupVersion": "custom.metrics.k8s.io/v1beta2",

@@ -169,6 +169,13 @@ def test_requests_are_proxied_as_the_user_over_verified_tls(cluster):
     assert seen["query"] == {"labelSelector": ["app=web"]}
 
 
+def test_an_answer_past_the_proxys_bound_is_refused(cluster):
+    server, kubectl, backend = cluster
+    register(kubectl, backend)
+    p = kubectl.run("get", "--raw", "/apis/custom.metrics.k8s.io/v1beta2/huge", check=False)
+    assert p.returncode != 0 and "larger than 67108864 bytes" in p.stderr, p.stderr[:300]
+
+
 def test_authorization_happens_before_the_proxy(cluster):
     server, kubectl, backend = cluster
     register(kubectl, backend)
