@@ -38,8 +38,8 @@ ApiServiceAvailabilityController::ApiServiceAvailabilityController(client::Clien
         Enqueue(KeyOf(s));
     }
   };
-  Watch(*api::FindResource("", "v1", "services"), backend_changed);
-  Watch(*api::FindResource("", "v1", "endpoints"), backend_changed);
+  services_ = Watch(*api::FindResource("", "v1", "services"), backend_changed);
+  endpoints_ = Watch(*api::FindResource("", "v1", "endpoints"), backend_changed);
 }
 
 Status ApiServiceAvailabilityController::Reconcile(const std::string& key) {
@@ -55,14 +55,15 @@ Status ApiServiceAvailabilityController::Reconcile(const std::string& key) {
     EnqueueAfter(key, period_);  // A backend comes and goes without any write here.
     std::string ns(api::GetString(*ref, {"namespace"}));
     std::string svc(api::GetString(*ref, {"name"}));
-    auto service = client()->Get(*api::FindResource("", "v1", "services"), ns, svc);
-    auto endpoints = client()->Get(*api::FindResource("", "v1", "endpoints"), ns, svc);
+    // From the informers this controller watches them with (no request per check).
+    auto service = services_->Get(ns, svc);
+    auto endpoints = endpoints_->Get(ns, svc);
     bool ready = false;
-    if (endpoints.ok()) {
+    if (endpoints) {
       for (const auto& subset : api::GetArray(*endpoints, {"subsets"}))
         ready = ready || !api::GetArray(subset, {"addresses"}).empty();
     }
-    if (!service.ok()) {
+    if (!service) {
       available = false;
       reason = "ServiceNotFound";
       message = fmt::format("service/{} in \"{}\" is not present", svc, ns);

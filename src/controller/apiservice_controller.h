@@ -26,6 +26,8 @@ class ApiServiceAvailabilityController : public Controller {
  private:
   std::chrono::milliseconds period_;
   client::Informer* apiservices_ = nullptr;
+  client::Informer* services_ = nullptr;
+  client::Informer* endpoints_ = nullptr;
 };
 
 }  // namespace kiso::controller
