@@ -505,9 +505,10 @@ struct ApiServer::Impl {
         current["data"] = data;
         return std::nullopt;
       });
-      if (!updated.ok())
+      if (!updated.ok()) {
         return MakeStatus(Code::kInternal, "update configmap {}: {}", name,
                           updated.error().message);
+      }
     }
     return CreateIfMissing(
         api::FindResource("rbac.authorization.k8s.io", "v1", "roles"),
