@@ -361,13 +361,50 @@ std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod) {
   return names;
 }
 
+int32_t TopologyDomains::Find(const NodeInfo& node, const std::string& key) const {
+  auto label = node.labels.find(key);
+  if (label == node.labels.end()) return -1;
+  auto it = by_value.find(label->second);
+  return it == by_value.end() ? -1 : it->second;
+}
+
+size_t NodeSnapshot::IndexOf(const NodeInfo* node) const {
+  if (index_.empty() && !nodes_.empty()) {
+    index_.reserve(nodes_.size());
+    for (size_t i = 0; i < nodes_.size(); ++i) index_.emplace(nodes_[i], i);
+  }
+  auto it = index_.find(node);
+  return it == index_.end() ? kNotFound : it->second;
+}
+
+const TopologyDomains& NodeSnapshot::Domains(const std::string& key) const {
+  auto it = domains_.find(key);
+  if (it != domains_.end()) return it->second;
+  TopologyDomains& d = domains_[key];
+  d.of.assign(nodes_.size(), -1);
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto label = nodes_[i]->labels.find(key);
+    if (label == nodes_[i]->labels.end()) continue;
+    auto [at, added] = d.by_value.try_emplace(label->second, static_cast<int32_t>(d.values.size()));
+    if (added) d.values.push_back(label->second);
+    d.of[i] = at->second;
+  }
+  return d;
+}
+
 Result<std::string> Framework::Schedule(const PodInfo& pod,
                                         const std::vector<const NodeInfo*>& nodes,
                                         const NamespaceLabels* namespaces) const {
+  return Schedule(pod, NodeSnapshot(nodes), namespaces);
+}
+
+Result<std::string> Framework::Schedule(const PodInfo& pod, const NodeSnapshot& snapshot,
+                                        const NamespaceLabels* namespaces) const {
+  const std::vector<const NodeInfo*>& nodes = snapshot.nodes();
   if (nodes.empty()) return Status(Code::kUnavailable, "0/0 nodes are available: no nodes.");
   CycleState state;
   state.namespaces = namespaces;
-  state.nodes = &nodes;
+  state.snapshot = &snapshot;
   for (const auto& f : filters_) f->PreFilter(pod, state);
   // A pod whose every affinity term names its nodes (a DaemonSet's pod) is tried on those only,
   // as upstream's NodeAffinity PreFilter narrows the nodes: the others fail that filter anyway.
@@ -457,9 +494,10 @@ std::optional<Preemption> Framework::Preempt(const PodInfo& pod,
     std::vector<const NodeInfo*> view;
     view.reserve(nodes.size());
     for (const NodeInfo* n : nodes) view.push_back(n == node ? &trial : n);
+    const NodeSnapshot snapshot(std::move(view));
     CycleState state;
     state.namespaces = namespaces;
-    state.nodes = &view;
+    state.snapshot = &snapshot;
     for (const auto& f : filters_) f->PreFilter(pod, state);
     if (!Fits(pod, trial, state)) continue;
     // The most important pods first; those a budget protects (its allowance
@@ -495,7 +533,7 @@ std::optional<Preemption> Framework::Preempt(const PodInfo& pod,
         AddPod(trial, *v);
         CycleState again;
         again.namespaces = namespaces;
-        again.nodes = &view;
+        again.snapshot = &snapshot;
         for (const auto& f : filters_) f->PreFilter(pod, again);
         if (!Fits(pod, trial, again)) {
           RemovePod(trial, *v);

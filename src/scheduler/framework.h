@@ -15,6 +15,7 @@
 #include <string_view>
 #include <typeindex>
 #include <typeinfo>
+#include <unordered_map>
 #include <vector>
 
 #include "api/selector.h"
@@ -142,12 +143,48 @@ struct NodeInfo {
   int64_t with_anti_affinity = 0;  // Placed pods with required anti-affinity terms.
 };
 
+// A node label's values as topology domains: each node's domain, numbered as
+// first seen in the node list.
+struct TopologyDomains {
+  std::vector<int32_t> of;          // By node index: its domain, or -1 without the label.
+  std::vector<std::string> values;  // By domain: the label's value.
+  std::map<std::string, int32_t, std::less<>> by_value;  // The reverse of `values`.
+  // The domain of a node by its label (a node outside the list); -1 when none.
+  int32_t Find(const NodeInfo& node, const std::string& key) const;
+};
+
+// The nodes one decision sees, with what is worth keeping from one decision to
+// the next while they stay the same (upstream's scheduler snapshot): where each
+// node is in the list and, per topology key asked for, its domain. Whoever
+// changes a node's labels, or the list, makes a new snapshot or calls
+// Invalidate(). Not thread-safe: one decision at a time.
+class NodeSnapshot {
+ public:
+  NodeSnapshot() = default;
+  explicit NodeSnapshot(std::vector<const NodeInfo*> nodes) : nodes_(std::move(nodes)) {}
+  const std::vector<const NodeInfo*>& nodes() const { return nodes_; }
+  size_t size() const { return nodes_.size(); }
+  // The node's place in nodes(), or kNotFound for a node not in it.
+  static constexpr size_t kNotFound = static_cast<size_t>(-1);
+  size_t IndexOf(const NodeInfo* node) const;
+  // Every node's domain of the label `key`, made at its first use.
+  const TopologyDomains& Domains(const std::string& key) const;
+  // Forgets what was derived from the nodes' labels (the list is unchanged).
+  void Invalidate() { domains_.clear(); }
+
+ private:
+  std::vector<const NodeInfo*> nodes_;
+  mutable std::unordered_map<const NodeInfo*, size_t> index_;  // Made at the first IndexOf.
+  mutable std::map<std::string, TopologyDomains, std::less<>> domains_;
+};
+
 // What plugins compute once per pod and attempt, over all nodes (upstream's
 // CycleState): each plugin's own state, by its name.
 class CycleState {
  public:
   const NamespaceLabels* namespaces = nullptr;
-  const std::vector<const NodeInfo*>* nodes = nullptr;  // Every node, not only candidates.
+  const NodeSnapshot* snapshot = nullptr;  // Every node, not only candidates.
+  const std::vector<const NodeInfo*>& nodes() const { return snapshot->nodes(); }
   template <typename T>
   void Put(std::string_view key, std::shared_ptr<const T> state) {
     data_.insert_or_assign(
@@ -290,6 +327,9 @@ class Framework {
   // message: "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {…}."
   // `namespaces` (optional) answers namespaceSelectors of affinity terms.
   Result<std::string> Schedule(const PodInfo& pod, const std::vector<const NodeInfo*>& nodes,
+                               const NamespaceLabels* namespaces = nullptr) const;
+  // The same over a snapshot kept between decisions (the scheduler's).
+  Result<std::string> Schedule(const PodInfo& pod, const NodeSnapshot& snapshot,
                                const NamespaceLabels* namespaces = nullptr) const;
   // For a pod that fits nowhere: the node where evicting pods of lower
   // priority lets it fit, as upstream's DefaultPreemption picks it: on each

@@ -149,7 +149,7 @@ TEST_F(FrameworkTest, ScheduleReportsUpstreamMessageAndPrefersLeastAllocated) {
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().message(),
             "0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2 Insufficient cpu.");
-  auto empty = framework_->Schedule(Pod("p"), {});
+  auto empty = framework_->Schedule(Pod("p"), std::vector<const NodeInfo*>{});
   EXPECT_FALSE(empty.ok());
 }
 

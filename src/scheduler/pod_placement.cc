@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <limits>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "scheduler/framework.h"
@@ -56,7 +55,7 @@ class InterPodAffinityFilter : public FilterPlugin {
     s->anti.resize(pod.anti_affinity.size());
     const bool own_terms = !pod.affinity.empty() || !pod.anti_affinity.empty();
     bool symmetric = false;
-    for (const NodeInfo* node : *state.nodes) {
+    for (const NodeInfo* node : state.nodes()) {
       if (own_terms || node->with_anti_affinity > 0) {
         symmetric = symmetric || node->with_anti_affinity > 0;
         Count(pod, *node, state.namespaces, *s, own_terms);
@@ -160,7 +159,7 @@ class InterPodAffinityScore : public ScorePlugin {
   void PreScore(const PodInfo& pod, CycleState& state) const override {
     if (pod.preferred_affinity.empty() && pod.preferred_anti_affinity.empty()) return;
     auto s = std::make_shared<NormalizedScores>();
-    for (const NodeInfo* node : *state.nodes) {
+    for (const NodeInfo* node : state.nodes()) {
       for (const auto& [key, placed] : node->placed) {
         if (pod.HasKey(key)) continue;
         for (const auto* terms : {&pod.preferred_affinity, &pod.preferred_anti_affinity}) {
@@ -173,7 +172,7 @@ class InterPodAffinityScore : public ScorePlugin {
         }
       }
     }
-    s->Range(*state.nodes);
+    s->Range(state.nodes());
     state.Put<NormalizedScores>(kAffinityScores, s);
   }
 
@@ -221,14 +220,16 @@ DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
   return counts;
 }
 
-// The spread filter's verdicts, made in PreFilter for every node at once: a
-// per-pod pass over the nodes that looks each node's domain up once, rather
-// than once to count and again for each node's Filter.
+// The spread filter's verdicts, made in PreFilter: for each hard constraint,
+// whether each domain of its key fits, the domains taken from the snapshot
+// (kept between decisions), so a Filter call is a look-up by node index.
 struct SpreadState {
-  // The nodes that fit every hard constraint, and those lacking a
-  // constraint's key; each sorted, for a binary search per Filter call.
-  std::vector<const NodeInfo*> fit;
-  std::vector<const NodeInfo*> unlabelled;
+  struct Verdicts {
+    const std::string* key;
+    const TopologyDomains* domains;
+    std::vector<char> fits;  // By domain.
+  };
+  std::vector<Verdicts> constraints;
 };
 
 class PodTopologySpreadFilter : public FilterPlugin {
@@ -236,68 +237,39 @@ class PodTopologySpreadFilter : public FilterPlugin {
   std::string_view Name() const override { return "PodTopologySpread"; }
 
   void PreFilter(const PodInfo& pod, CycleState& state) const override {
-    const size_t hard = static_cast<size_t>(std::count_if(
-        pod.spread.begin(), pod.spread.end(), [](const SpreadConstraint& c) { return c.hard; }));
-    if (hard == 0) return;
-    const auto& nodes = *state.nodes;
-    const size_t n = nodes.size();
-    // Node i's domain in hard constraint k: slot[k * n + i] (-1: no such label).
-    std::vector<int32_t> slot(hard * n, -1);
-    std::vector<std::vector<int64_t>> counts;  // Per hard constraint, per domain.
-    std::vector<int64_t> allowed;              // Per hard constraint: the most a domain may hold.
+    if (std::none_of(pod.spread.begin(), pod.spread.end(),
+                     [](const SpreadConstraint& c) { return c.hard; }))
+      return;
+    const auto& nodes = state.nodes();
+    auto s = std::make_shared<SpreadState>();
     for (const auto& c : pod.spread) {
       if (!c.hard) continue;
-      const size_t k = counts.size();
-      // Domains as they come (a few: zones, hosts…), found by their value.
-      std::unordered_map<std::string_view, int32_t> domain;
-      std::vector<int64_t> count;
-      std::vector<bool> eligible_domain;
-      for (size_t i = 0; i < n; ++i) {
-        const NodeInfo& node = *nodes[i];
-        const std::string* v = LabelOf(node, c.topology_key);
-        if (!v) continue;
-        auto [it, added] = domain.try_emplace(*v, static_cast<int32_t>(count.size()));
-        if (added) {
-          count.push_back(0);
-          eligible_domain.push_back(false);
-        }
-        slot[k * n + i] = it->second;
-        if (!Honours(pod, c, node)) continue;
-        eligible_domain[it->second] = true;
-        count[it->second] += MatchingOn(pod, c, node);
+      const TopologyDomains& domains = state.snapshot->Domains(c.topology_key);
+      std::vector<int64_t> count(domains.values.size(), 0);
+      std::vector<char> eligible(domains.values.size(), 0);
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        const int32_t d = domains.of[i];
+        if (d < 0 || !Honours(pod, c, *nodes[i])) continue;
+        eligible[d] = 1;
+        count[d] += MatchingOn(pod, c, *nodes[i]);
       }
       // The least crowded eligible domain (0 while there are fewer than minDomains).
       int64_t min = std::numeric_limits<int64_t>::max();
-      int64_t domains = 0;
+      int64_t found = 0;
       for (size_t d = 0; d < count.size(); ++d) {
-        if (!eligible_domain[d]) {
+        if (!eligible[d]) {
           count[d] = 0;  // Only ineligible nodes have it: never counted (as upstream).
           continue;
         }
-        ++domains;
+        ++found;
         min = std::min(min, count[d]);
       }
-      if (domains == 0 || domains < c.min_domains) min = 0;
-      const int64_t self = c.selector.Matches(pod.labels) ? 1 : 0;
-      allowed.push_back(c.max_skew + min - self);
-      counts.push_back(std::move(count));
+      if (found == 0 || found < c.min_domains) min = 0;
+      const int64_t allowed = c.max_skew + min - (c.selector.Matches(pod.labels) ? 1 : 0);
+      SpreadState::Verdicts v{&c.topology_key, &domains, std::vector<char>(count.size())};
+      for (size_t d = 0; d < count.size(); ++d) v.fits[d] = count[d] <= allowed ? 1 : 0;
+      s->constraints.push_back(std::move(v));
     }
-    auto s = std::make_shared<SpreadState>();
-    for (size_t i = 0; i < n; ++i) {
-      bool labelled = true, fit = true;
-      for (size_t k = 0; k < hard && labelled; ++k) {
-        const int32_t d = slot[k * n + i];
-        labelled = d >= 0;
-        fit = fit && labelled && counts[k][static_cast<size_t>(d)] <= allowed[k];
-      }
-      if (!labelled) {
-        s->unlabelled.push_back(nodes[i]);
-      } else if (fit) {
-        s->fit.push_back(nodes[i]);
-      }
-    }
-    std::sort(s->fit.begin(), s->fit.end(), std::less<>());
-    std::sort(s->unlabelled.begin(), s->unlabelled.end(), std::less<>());
     state.Put<SpreadState>(Name(), s);
   }
 
@@ -305,12 +277,18 @@ class PodTopologySpreadFilter : public FilterPlugin {
                       const CycleState& state) const override {
     const auto* s = state.Get<SpreadState>(Name());
     if (!s) return FilterResult::Fit();
-    if (std::binary_search(s->fit.begin(), s->fit.end(), &node, std::less<>()))
-      return FilterResult::Fit();
-    if (std::binary_search(s->unlabelled.begin(), s->unlabelled.end(), &node, std::less<>())) {
-      return FilterResult::Unfit(
-          "node(s) didn't match pod topology spread constraints (missing required label)");
+    const size_t i = state.snapshot->IndexOf(&node);
+    bool fits = true;
+    for (const auto& v : s->constraints) {
+      const int32_t d =
+          i != NodeSnapshot::kNotFound ? v.domains->of[i] : v.domains->Find(node, *v.key);
+      if (d < 0) {
+        return FilterResult::Unfit(
+            "node(s) didn't match pod topology spread constraints (missing required label)");
+      }
+      fits = fits && v.fits[static_cast<size_t>(d)] != 0;
     }
+    if (fits) return FilterResult::Fit();
     return FilterResult::Unfit("node(s) didn't match pod topology spread constraints");
   }
 };
@@ -325,11 +303,11 @@ class PodTopologySpreadScore : public ScorePlugin {
     for (const auto& c : pod.spread) {
       if (c.hard) continue;
       any = true;
-      for (const auto& [domain, n] : CountSpread(pod, c, *state.nodes))
+      for (const auto& [domain, n] : CountSpread(pod, c, state.nodes()))
         s->by_domain[c.topology_key][domain] += n;
     }
     if (!any) return;
-    s->Range(*state.nodes);
+    s->Range(state.nodes());
     state.Put<NormalizedScores>(kSpreadScores, s);
   }
 

@@ -41,9 +41,11 @@ class PodPlacementTest : public ::testing::Test {
     for (const auto& n : nodes_) out.push_back(&n);
     return out;
   }
-  // Schedules and places the pod; the node's name or the error.
-  std::string Place(const PodInfo& pod) {
-    auto chosen = framework_->Schedule(pod, All(), &namespaces_);
+  // Schedules and places the pod (over `snapshot` when given, as the scheduler
+  // keeps one); the node's name or the error.
+  std::string Place(const PodInfo& pod, const NodeSnapshot* snapshot = nullptr) {
+    auto chosen = snapshot ? framework_->Schedule(pod, *snapshot, &namespaces_)
+                           : framework_->Schedule(pod, All(), &namespaces_);
     if (!chosen.ok()) return chosen.status().message();
     for (auto& n : nodes_) {
       if (n.name == *chosen) AddPod(n, pod);
@@ -95,10 +97,12 @@ TEST_F(PodPlacementTest, RequiredAffinityFollowsTheFirstPodOfItsGroup) {
   }
 }
 
-TEST_F(PodPlacementTest, TopologySpreadKeepsZonesWithinMaxSkew) {
-  constexpr const char* kSpread = R"({"topologySpreadConstraints":[{"maxSkew":1,
+constexpr const char* kSpreadByZone = R"({"topologySpreadConstraints":[{"maxSkew":1,
     "topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"DoNotSchedule",
     "labelSelector":{"matchLabels":{"app":"api"}}}]})";
+
+TEST_F(PodPlacementTest, TopologySpreadKeepsZonesWithinMaxSkew) {
+  const char* kSpread = kSpreadByZone;
   std::map<std::string, int> per_zone;
   for (int i = 0; i < 9; ++i) {
     std::string node = Place(Pod("api-" + std::to_string(i), R"({"app":"api"})", kSpread));
@@ -117,14 +121,47 @@ TEST_F(PodPlacementTest, TopologySpreadKeepsZonesWithinMaxSkew) {
   auto p = registry_.NewFilter("PodTopologySpread");
   ASSERT_TRUE(p.ok());
   PodInfo pod = Pod("api-x", R"({"app":"api"})", kSpread);
+  const NodeSnapshot snapshot(All());
   CycleState state;
-  auto all = All();
-  state.nodes = &all;
+  state.snapshot = &snapshot;
   (*p)->PreFilter(pod, state);
   auto r = (*p)->Filter(pod, bare, state);
   ASSERT_FALSE(r.fits);
   EXPECT_EQ(r.reasons.front(),
             "node(s) didn't match pod topology spread constraints (missing required label)");
+}
+
+TEST_F(PodPlacementTest, ASnapshotKeptBetweenDecisionsFollowsRelabelledNodes) {
+  // One snapshot for every decision, as the scheduler keeps it: the zones are
+  // read from the labels once, and again after Invalidate().
+  NodeSnapshot kept(All());
+  const NodeSnapshot stale(All());
+  (void)stale.Domains("topology.kubernetes.io/zone");  // Read now, never again.
+  std::set<std::string> zones;
+  for (int i = 0; i < 3; ++i) {
+    std::string node =
+        Place(Pod("api-" + std::to_string(i), R"({"app":"api"})", kSpreadByZone), &kept);
+    ASSERT_EQ(node.substr(0, 1), "n") << node;
+    zones.insert(nodes_[node[1] - '0'].labels["topology.kubernetes.io/zone"]);
+  }
+  EXPECT_EQ(zones.size(), 3U);
+  // z2's nodes join z0, which then holds two pods against z1's one: only z1 may take the next.
+  for (int i : {4, 5}) nodes_[i].labels["topology.kubernetes.io/zone"] = "z0";
+  kept.Invalidate();
+  std::string next = Place(Pod("api-3", R"({"app":"api"})", kSpreadByZone), &kept);
+  EXPECT_TRUE(next == "n2" || next == "n3") << next;
+  // Now z0 and z1 hold two pods each, so z1's n2 fits; by the labels as they
+  // were (z0 1, z1 2, z2 1), it would not.
+  auto filter = registry_.NewFilter("PodTopologySpread");
+  ASSERT_TRUE(filter.ok());
+  PodInfo pod = Pod("api-4", R"({"app":"api"})", kSpreadByZone);
+  for (const NodeSnapshot* s : {static_cast<const NodeSnapshot*>(&kept), &stale}) {
+    CycleState state;
+    state.snapshot = s;
+    (*filter)->PreFilter(pod, state);
+    EXPECT_TRUE((*filter)->Filter(pod, nodes_[4], state).fits);
+    EXPECT_EQ((*filter)->Filter(pod, nodes_[2], state).fits, s == &kept);
+  }
 }
 
 TEST_F(PodPlacementTest, MinDomainsCountsMissingDomainsAsEmpty) {

@@ -262,20 +262,21 @@ void Scheduler::OnNode(const json::value* old, const json::value& obj, bool dele
   std::lock_guard lock(mu_);
   if (deleted) {
     nodes_.erase(parsed.name);
-    node_list_.clear();
+    snapshot_ = NodeSnapshot();
     return;
   }
   auto it = nodes_.find(parsed.name);
   if (it == nodes_.end()) {
     // A new node: count the pods already placed on it.
     auto& node = nodes_[parsed.name];
-    node_list_.clear();
+    snapshot_ = NodeSnapshot();
     node = std::move(parsed);
     for (const auto& [key, where] : placed_) {
       if (where.node == node.name) AddPod(node, where.pod);
     }
   } else {
     NodeInfo& node = it->second;
+    if (node.labels != parsed.labels) snapshot_.Invalidate();
     node.labels = std::move(parsed.labels);
     node.taints = std::move(parsed.taints);
     node.unschedulable = parsed.unschedulable;
@@ -313,10 +314,11 @@ void Scheduler::Loop() {
       }
       continue;
     }
-    if (node_list_.size() != nodes_.size()) {
-      node_list_.clear();
-      node_list_.reserve(nodes_.size());
-      for (const auto& [name, node] : nodes_) node_list_.push_back(&node);
+    if (snapshot_.size() != nodes_.size()) {
+      std::vector<const NodeInfo*> list;
+      list.reserve(nodes_.size());
+      for (const auto& [name, node] : nodes_) list.push_back(&node);
+      snapshot_ = NodeSnapshot(std::move(list));
     }
     // A plugin that throws on an odd pod or node must not end the scheduler:
     // the pod is unschedulable, said as such, and retried with the others.
@@ -334,7 +336,7 @@ void Scheduler::Loop() {
       reserved.emplace_back(&n->second, &p->second);
     }
     try {
-      chosen = framework_->Schedule(pod, node_list_, &namespace_labels_);
+      chosen = framework_->Schedule(pod, snapshot_, &namespace_labels_);
     } catch (...) {
       ReportRecovered("scheduler: " + key, CurrentExceptionMessage());
       chosen = MakeStatus(Code::kInternal, "scheduling failed: {}", CurrentExceptionMessage());
@@ -360,7 +362,7 @@ void Scheduler::Loop() {
                                std::move(*selector),
                                api::GetInt(pdb, {"status", "disruptionsAllowed"}, 0)});
           }
-          preemption = framework_->Preempt(pod, node_list_, &namespace_labels_, &budgets);
+          preemption = framework_->Preempt(pod, snapshot_.nodes(), &namespace_labels_, &budgets);
         } catch (...) {
           ReportRecovered("scheduler: preemption for " + key, CurrentExceptionMessage());
         }

@@ -97,7 +97,9 @@ class Scheduler {
   std::mutex mu_;
   std::condition_variable cv_;  // Work for the loop.
   std::map<std::string, NodeInfo> nodes_;
-  std::vector<const NodeInfo*> node_list_;  // nodes_ as a vector; cleared when one comes or goes.
+  // nodes_ as a list, with what decisions derive from it: made anew when a
+  // node comes or goes, its derived data dropped when a node's labels change.
+  NodeSnapshot snapshot_;
   struct Placement {
     std::string node;
     PodInfo pod;
