@@ -172,6 +172,38 @@ TEST_P(ClientTest, InformerFollowsChanges) {
   EXPECT_FALSE(informer.Get(ns_, "inf").has_value());
 }
 
+TEST_P(ClientTest, InformerItemsAreSharedSnapshotsThatLaterChangesLeaveAlone) {
+  Informer informer(client_.get(), &ConfigMaps(), nullptr);
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(steady_clock::now() + std::chrono::seconds(10)));
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("shared", "1")).ok());
+  // The cached value of "shared" in `items`, or "" when absent.
+  auto value_in = [&](const std::vector<Informer::Object>& items) -> std::string {
+    for (const auto& item : items) {
+      if (api::GetString(*item, {"metadata", "namespace"}) == ns_ &&
+          api::GetString(*item, {"metadata", "name"}) == "shared")
+        return std::string(api::GetString(*item, {"data", "k"}));
+    }
+    return "";
+  };
+  // The informer fills its cache on its own thread: poll with a deadline.
+  auto wait_for = [&](const std::string& want) {
+    auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    while (value_in(informer.Items()) != want && steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return value_in(informer.Items());
+  };
+  ASSERT_EQ(wait_for("1"), "1");
+  const std::vector<Informer::Object> before = informer.Items();
+  json::value changed = ConfigMap("shared", "2");
+  ASSERT_TRUE(client_->Update(ConfigMaps(), ns_, changed).ok());
+  ASSERT_EQ(wait_for("2"), "2");
+  // What was handed out is the object as it was; the cache holds a new one.
+  EXPECT_EQ(value_in(before), "1");
+  EXPECT_EQ(std::string(api::GetString(*informer.Get(ns_, "shared"), {"data", "k"})), "2");
+  ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "shared").ok());
+}
+
 TEST_P(ClientTest, SharedInformerServesManyHandlersAndReplaysToLateOnes) {
   ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("shared-a", "1")).ok());
   SharedInformers shared(client_.get());

@@ -25,7 +25,7 @@ Informer::Informer(Client* client, const api::ResourceType* type, Handler handle
 int Informer::AddHandler(Handler handler) {
   std::lock_guard handlers_lock(handlers_mu_);
   if (started_) {
-    for (const auto& obj : List()) handler(nullptr, obj, false);
+    for (const auto& obj : Items()) handler(nullptr, *obj, false);
   }
   handlers_.emplace(next_handler_, std::move(handler));
   return next_handler_++;
@@ -82,14 +82,22 @@ std::optional<json::value> Informer::Get(const std::string& ns, const std::strin
   std::lock_guard lock(mu_);
   auto it = objects_.find(ns + "/" + name);
   if (it == objects_.end()) return std::nullopt;
-  return it->second;
+  return *it->second;
+}
+
+std::vector<Informer::Object> Informer::Items() const {
+  std::lock_guard lock(mu_);
+  std::vector<Object> out;
+  out.reserve(objects_.size());
+  for (const auto& [k, v] : objects_) out.push_back(v);
+  return out;
 }
 
 std::vector<json::value> Informer::List() const {
-  std::lock_guard lock(mu_);
+  std::vector<Object> items = Items();  // Copied outside the lock.
   std::vector<json::value> out;
-  out.reserve(objects_.size());
-  for (const auto& [k, v] : objects_) out.push_back(v);
+  out.reserve(items.size());
+  for (const auto& v : items) out.push_back(*v);
   return out;
 }
 
@@ -101,7 +109,7 @@ bool Informer::ListOnce(std::string* resource_version) {
     spdlog::warn("informer {}: list: {}", type_->plural, list.status().ToString());
     return false;
   }
-  std::map<std::string, json::value> fresh;
+  std::map<std::string, Object> fresh;
   if (auto* items = list->is_object() ? list->get_object().if_contains("items") : nullptr;
       items && items->is_array()) {
     for (auto& item : items->get_array()) {
@@ -111,11 +119,11 @@ bool Informer::ListOnce(std::string* resource_version) {
       obj.get_object()["kind"] = type_->kind;
       obj.get_object()["apiVersion"] = type_->GroupVersion();
       std::string key = KeyOf(obj);
-      fresh.emplace(std::move(key), std::move(obj));
+      fresh.emplace(std::move(key), std::make_shared<const json::value>(std::move(obj)));
     }
   }
   *resource_version = api::GetString(*list, {"metadata", "resourceVersion"});
-  std::map<std::string, json::value> old;
+  std::map<std::string, Object> old;
   {
     std::lock_guard lock(mu_);
     old.swap(objects_);
@@ -126,10 +134,10 @@ bool Informer::ListOnce(std::string* resource_version) {
   // read under it).
   for (const auto& [key, obj] : objects_) {
     auto it = old.find(key);
-    Dispatch(it == old.end() ? nullptr : &it->second, obj, false);
+    Dispatch(it == old.end() ? nullptr : it->second.get(), *obj, false);
   }
   for (const auto& [key, obj] : old) {
-    if (!objects_.contains(key)) Dispatch(&obj, obj, true);
+    if (!objects_.contains(key)) Dispatch(obj.get(), *obj, true);
   }
   {
     std::lock_guard lock(mu_);
@@ -163,20 +171,22 @@ void Informer::Run() {
       for (auto& e : *events) {
         if (e.type == "BOOKMARK" || !e.object.is_object()) continue;
         std::string key = KeyOf(e.object);
-        std::optional<json::value> old;
+        const bool deleted = e.type == "DELETED";
+        auto obj = std::make_shared<const json::value>(std::move(e.object));
+        Object old;
         {
           std::lock_guard lock(mu_);
           auto it = objects_.find(key);
           if (it != objects_.end()) old = std::move(it->second);  // Replaced or erased next.
-          if (e.type == "DELETED") {
+          if (deleted) {
             if (it != objects_.end()) objects_.erase(it);
           } else if (it != objects_.end()) {
-            it->second = e.object;
+            it->second = obj;
           } else {
-            objects_.emplace(std::move(key), e.object);
+            objects_.emplace(std::move(key), obj);
           }
         }
-        Dispatch(old ? &*old : nullptr, e.object, e.type == "DELETED");
+        Dispatch(old.get(), *obj, deleted);
       }
     }
     std::lock_guard lock(mu_);

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,7 +45,14 @@ class Informer {
   // Blocks until the first list has been applied, or `deadline`.
   bool WaitForSync(std::chrono::steady_clock::time_point deadline) const;
 
+  // A cached object, shared and never changed: an update replaces the pointer.
+  using Object = std::shared_ptr<const boost::json::value>;
+
   std::optional<boost::json::value> Get(const std::string& ns, const std::string& name) const;
+  // Every cached object, shared: what a reader that only looks should take (no
+  // copy of the objects themselves).
+  std::vector<Object> Items() const;
+  // Every cached object, copied: for a caller that changes or keeps them.
   std::vector<boost::json::value> List() const;
   const api::ResourceType& type() const { return *type_; }
 
@@ -66,8 +74,8 @@ class Informer {
   std::atomic<bool> synced_{false};
   mutable std::mutex mu_;
   mutable std::condition_variable synced_cv_;
-  std::map<std::string, boost::json::value> objects_;  // "ns/name" → object.
-  WatchStream* current_ = nullptr;  // The open watch, for Stop to cancel (under mu_).
+  std::map<std::string, Object> objects_;  // "ns/name" → object.
+  WatchStream* current_ = nullptr;         // The open watch, for Stop to cancel (under mu_).
 };
 
 }  // namespace kiso::client

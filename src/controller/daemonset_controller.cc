@@ -189,28 +189,30 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   const json::value daemon = DaemonPod(*ds);
 
   // Its live pods by the node they are for; failed ones go (and are made anew).
-  std::map<std::string, std::vector<json::value>> by_node;
-  std::vector<json::value> doomed;
-  for (auto& pod : pods_->List()) {
-    if (api::GetString(pod, {"metadata", "namespace"}) != ns ||
-        ControllerUid(pod, "DaemonSet") != uid ||
-        !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty())
+  // (The informer's objects, shared: read, never copied.)
+  using Pod = client::Informer::Object;
+  std::map<std::string, std::vector<Pod>> by_node;
+  std::vector<Pod> doomed;
+  for (auto& pod : pods_->Items()) {
+    if (api::GetString(*pod, {"metadata", "namespace"}) != ns ||
+        ControllerUid(*pod, "DaemonSet") != uid ||
+        !api::GetString(*pod, {"metadata", "deletionTimestamp"}).empty())
       continue;
-    std::string_view phase = api::GetString(pod, {"status", "phase"});
+    std::string_view phase = api::GetString(*pod, {"status", "phase"});
     if (phase == "Failed") {
       doomed.push_back(std::move(pod));
       continue;
     }
     if (phase == "Succeeded") continue;
-    by_node[NodeOf(pod)].push_back(std::move(pod));
+    by_node[NodeOf(*pod)].push_back(std::move(pod));
   }
 
   const bool rolling = api::GetString(*ds, {"spec", "updateStrategy", "type"}) != "OnDelete";
   const scheduler::PodInfo parsed = scheduler::ParsePod(daemon);
   std::vector<std::pair<std::string, Placement>> placements;
   int64_t desired = 0;
-  for (const auto& node : nodes_->List()) {
-    placements.emplace_back(api::GetString(node, {"metadata", "name"}), Place(parsed, node));
+  for (const auto& node : nodes_->Items()) {
+    placements.emplace_back(api::GetString(*node, {"metadata", "name"}), Place(parsed, *node));
     desired += placements.back().second.should_run ? 1 : 0;
   }
   const auto [max_surge, max_unavailable] = RollingLimits(*ds, desired);
@@ -227,12 +229,12 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   };
   std::vector<std::string> create_on;
   // Nodes whose only pod is of an older template, by its availability.
-  std::vector<std::pair<std::string, json::value>> old_available, old_unavailable;
+  std::vector<std::pair<std::string, Pod>> old_available, old_unavailable;
   std::set<std::string> nodes;
   for (const auto& [node_name, where] : placements) {
     nodes.insert(node_name);
     auto it = by_node.find(node_name);
-    std::vector<json::value> here;
+    std::vector<Pod> here;
     if (it != by_node.end()) here = std::move(it->second);  // Known nodes are skipped below.
     if (!here.empty() && !where.should_run) ++misscheduled;
     if (!where.may_continue) {
@@ -242,10 +244,10 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     // The oldest pod of the current template and the oldest of older ones
     // stay; any other is a duplicate.
     std::sort(here.begin(), here.end(),
-              [](const json::value& a, const json::value& b) { return Created(a) < Created(b); });
-    std::optional<json::value> fresh, stale;
+              [](const Pod& a, const Pod& b) { return Created(*a) < Created(*b); });
+    Pod fresh, stale;
     for (auto& p : here) {
-      auto& slot = api::GetString(p, {"metadata", "labels", kHashLabel}) == hash ? fresh : stale;
+      auto& slot = api::GetString(*p, {"metadata", "labels", kHashLabel}) == hash ? fresh : stale;
       if (slot) {
         doomed.push_back(std::move(p));
       } else {
@@ -253,7 +255,7 @@ Status DaemonSetController::Reconcile(const std::string& key) {
       }
     }
     if (!where.should_run) {  // May stay, but one is enough.
-      if (fresh && stale) doomed.push_back(std::move(*stale));
+      if (fresh && stale) doomed.push_back(std::move(stale));
       continue;
     }
     if (!fresh && !stale) {
@@ -268,13 +270,12 @@ Status DaemonSetController::Reconcile(const std::string& key) {
     if (fresh) ++updated;
     if (fresh && stale) {  // A surge on this node: the old pod goes once the new one is available.
       if (fresh_available || !rolling) {
-        doomed.push_back(std::move(*stale));
+        doomed.push_back(std::move(stale));
       } else {
         ++surging;
       }
     } else if (stale) {
-      (stale_available ? old_available : old_unavailable)
-          .emplace_back(node_name, std::move(*stale));
+      (stale_available ? old_available : old_unavailable).emplace_back(node_name, std::move(stale));
     }
   }
   for (auto& [node_name, pods] : by_node) {  // Nodes that are gone, or no node at all.
@@ -314,7 +315,7 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   for (int i = 0; i < deletes; ++i) {
     Status s = client()->Delete(
         Pods(), ns,
-        std::string(api::GetString(doomed[static_cast<size_t>(i)], {"metadata", "name"})));
+        std::string(api::GetString(*doomed[static_cast<size_t>(i)], {"metadata", "name"})));
     if (!s.ok()) {
       expectations_.Deleted(key);  // Will never be seen.
       if (s.code() != Code::kNotFound) result = s;
@@ -382,9 +383,9 @@ Status DaemonSetController::Reconcile(const std::string& key) {
   if (Status written = WriteStatusFields(DaemonSets(), *ds, status); !written.ok()) return written;
   // History: the revisions its pods are at stay, and revisionHistoryLimit more.
   std::set<std::string> keep{revision.name};
-  for (const auto& pod : pods_->List()) {
-    if (ControllerUid(pod, "DaemonSet") == uid) {
-      keep.insert(RevisionName(name, api::GetString(pod, {"metadata", "labels", kHashLabel})));
+  for (const auto& pod : pods_->Items()) {
+    if (ControllerUid(*pod, "DaemonSet") == uid) {
+      keep.insert(RevisionName(name, api::GetString(*pod, {"metadata", "labels", kHashLabel})));
     }
   }
   if (Status s = TruncateHistory(client(), ns, history, keep,

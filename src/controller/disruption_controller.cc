@@ -73,10 +73,10 @@ Status DisruptionController::Reconcile(const std::string& key) {
   const json::value& pdb = *found;
   std::vector<json::value> pods;
   if (const auto selector = api::BudgetSelector(pdb)) {
-    for (auto& pod : pods_->List()) {
-      if (api::GetString(pod, {"metadata", "namespace"}) == ns &&
-          selector->Matches(api::GetLabels(pod)))
-        pods.push_back(std::move(pod));
+    for (const auto& pod : pods_->Items()) {  // Shared: only the selected ones are copied.
+      if (api::GetString(*pod, {"metadata", "namespace"}) == ns &&
+          selector->Matches(api::GetLabels(*pod)))
+        pods.push_back(*pod);
     }
   }
 

@@ -23,7 +23,7 @@ EndpointsController::EndpointsController(client::Client* client, client::SharedI
     Enqueue(KeyOf(svc));
   });
   pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool) {
-    for (const auto& key : ServicesSelecting(services_->List(), old, pod)) Enqueue(key);
+    for (const auto& key : ServicesSelecting(services_->Items(), old, pod)) Enqueue(key);
   });
   // Its own writes come back too: a Reconcile that compared against a cache
   // still behind them looks again once the cache has them.
@@ -56,7 +56,7 @@ Status EndpointsController::Reconcile(const std::string& key) {
   std::map<std::string, std::pair<json::array, json::array>>
       by_ports;  // ports JSON → (ready, not).
   std::map<std::string, json::array> ports_of;
-  for (auto& e : SelectedEndpoints(*svc, pods_->List())) {
+  for (auto& e : SelectedEndpoints(*svc, pods_->Items())) {
     // Terminating pods leave Endpoints (EndpointSlices keep them, marked).
     if (e.terminating && !e.ready) continue;
     std::string ports_key = json::serialize(e.ports);

@@ -103,7 +103,7 @@ EndpointSliceController::EndpointSliceController(client::Client* client,
     Enqueue(KeyOf(svc));
   });
   pods_ = Watch(Pods(), [this](const json::value* old, const json::value& pod, bool) {
-    for (const auto& key : ServicesSelecting(services_->List(), old, pod)) Enqueue(key);
+    for (const auto& key : ServicesSelecting(services_->Items(), old, pod)) Enqueue(key);
   });
   endpoints_ = Watch(Endpoints(), [this](const json::value*, const json::value& ep, bool) {
     Enqueue(KeyOf(ep));  // A Service without a selector mirrors them.
@@ -134,7 +134,7 @@ Status EndpointSliceController::Reconcile(const std::string& key) {
   if (svc) {
     const auto* selector = api::Find(*svc, {"spec", "selector"});
     if (selector && selector->is_object() && !selector->get_object().empty()) {
-      endpoints = SelectedEndpoints(*svc, pods_->List());
+      endpoints = SelectedEndpoints(*svc, pods_->Items());
       managed = true;
     } else if (auto ep = endpoints_->Get(ns, name);
                ep && api::GetString(*ep, {"metadata", "labels", kSkipMirror}) != "true") {

@@ -474,12 +474,13 @@ Status HorizontalPodAutoscalerController::Reconcile(const std::string& key) {
     return write_status();
   }
   std::vector<json::value> pods;
-  for (auto& pod : pods_->List()) {
+  for (const auto& shared : pods_->Items()) {  // Shared: only the selected ones are copied.
+    const json::value& pod = *shared;
     std::string_view phase = api::GetString(pod, {"status", "phase"});
     if (api::GetString(pod, {"metadata", "namespace"}) != ns || phase == "Failed" ||
         phase == "Succeeded" || !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty())
       continue;
-    if (selector->Matches(api::GetLabels(pod))) pods.push_back(std::move(pod));
+    if (selector->Matches(api::GetLabels(pod))) pods.push_back(pod);
   }
   if (current == 0) {
     SetCondition(conditions, "ScalingActive", false, "ScalingDisabled",

@@ -233,8 +233,9 @@ Status JobController::Reconcile(const std::string& key) {
   int64_t succeeded = 0, failed = 0, counted = 0, ready = 0;
   std::set<int64_t> done_indexes, failed_indexes, active_indexes;
   std::map<int64_t, int64_t> index_failures;
-  std::string fail_job;  // A FailJob rule's message.
-  for (auto& pod : pods_->List()) {
+  std::string fail_job;                        // A FailJob rule's message.
+  for (const auto& shared : pods_->Items()) {  // Shared: only the Job's active pods are copied.
+    const json::value& pod = *shared;
     if (api::GetString(pod, {"metadata", "namespace"}) != ns || ControllerUid(pod, "Job") != uid)
       continue;
     auto phase = api::GetString(pod, {"status", "phase"});
@@ -254,7 +255,7 @@ Status JobController::Reconcile(const std::string& key) {
     } else if (api::GetString(pod, {"metadata", "deletionTimestamp"}).empty()) {
       if (IsReadyPod(pod)) ++ready;
       if (index) active_indexes.insert(*index);
-      active.push_back(std::move(pod));
+      active.push_back(pod);
     }
   }
   if (per_index) {

@@ -109,7 +109,8 @@ void NodeLifecycleController::MonitorLoop() {
 
 void NodeLifecycleController::MonitorOnce() {
   auto now = clock_->Now();
-  for (const auto& node : nodes_->List()) {
+  for (const auto& shared : nodes_->Items()) {  // Every few seconds: shared, not copied.
+    const json::value& node = *shared;
     std::string name(api::GetString(node, {"metadata", "name"}));
     bool silent;
     {
@@ -174,7 +175,8 @@ Status NodeLifecycleController::Reconcile(const std::string& node) {
   auto now = clock_->Now();
   Status result = Status::Ok();
   std::optional<Clock::TimePoint> next;
-  for (const auto& pod : pods_->List()) {
+  for (const auto& shared : pods_->Items()) {
+    const json::value& pod = *shared;
     if (api::GetString(pod, {"spec", "nodeName"}) != node ||
         !api::GetString(pod, {"metadata", "deletionTimestamp"}).empty())
       continue;

@@ -116,7 +116,8 @@ void PersistentVolumeController::EventOnce(const json::value& obj, const std::st
 bool PersistentVolumeController::ClaimInUse(const json::value& claim) {
   std::string_view ns = api::GetString(claim, {"metadata", "namespace"});
   std::string_view name = api::GetString(claim, {"metadata", "name"});
-  for (const auto& pod : pods_->List()) {
+  for (const auto& shared : pods_->Items()) {
+    const json::value& pod = *shared;
     if (api::GetString(pod, {"metadata", "namespace"}) != ns) continue;
     std::string_view phase = api::GetString(pod, {"status", "phase"});
     if (phase == "Succeeded" || phase == "Failed") continue;

@@ -37,7 +37,7 @@ PodGcController::PodGcController(client::Client* client, PodGcOptions options,
 Status PodGcController::Reconcile(const std::string& key) {
   EnqueueAfter(key, options_.period);  // The next pass, whatever this one finds.
   std::set<std::string> nodes;
-  for (const auto& n : nodes_->List()) nodes.emplace(api::GetString(n, {"metadata", "name"}));
+  for (const auto& n : nodes_->Items()) nodes.emplace(api::GetString(*n, {"metadata", "name"}));
   std::vector<json::value> terminated;
   Status result = Status::Ok();
   auto force_delete = [&](const json::value& pod) {
@@ -51,7 +51,8 @@ Status PodGcController::Reconcile(const std::string& key) {
   };
   const auto now = std::chrono::steady_clock::now();
   std::map<std::string, std::chrono::steady_clock::time_point> missing;
-  for (auto& pod : pods_->List()) {
+  for (const auto& shared : pods_->Items()) {
+    const json::value& pod = *shared;
     // A pass over many pods (each stranded one costs a few requests) ends when the
     // controller stops, so that a server shutting down is not held up by it.
     if (stopping()) return Status::Ok();
@@ -86,7 +87,7 @@ Status PodGcController::Reconcile(const std::string& key) {
       force_delete(pod);
       continue;
     }
-    if (Terminated(pod) && !deleting) terminated.push_back(std::move(pod));
+    if (Terminated(pod) && !deleting) terminated.push_back(pod);
   }
   missing_since_ = std::move(missing);  // Nodes that came back, or whose pods went, are forgotten.
   if (!missing_since_.empty()) {

@@ -84,7 +84,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   std::string uid(api::GetString(*rs, {"metadata", "uid"}));
   // Wait to see our own writes; their events requeue us.
   if (!expectations_.Satisfied(key)) return Status::Ok();
-  std::vector<json::value> active;
+  std::vector<client::Informer::Object> active;  // The informer's pods, shared: never copied.
   int fully_labeled = 0, ready = 0, available = 0;
   const auto now = std::chrono::system_clock::now();
   const int64_t min_ready = api::GetInt(*rs, {"spec", "minReadySeconds"});
@@ -92,7 +92,8 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
   // A ReplicationController's selector is the label map itself.
   auto selector_labels = kind_ == "ReplicaSet" ? api::Find(*rs, {"spec", "selector", "matchLabels"})
                                                : api::Find(*rs, {"spec", "selector"});
-  for (auto& pod : pods_->List()) {
+  for (auto& shared : pods_->Items()) {
+    const json::value& pod = *shared;
     if (api::GetString(pod, {"metadata", "namespace"}) != ns || ControllerUid(pod, kind_) != uid)
       continue;
     if (!IsActivePod(pod)) continue;
@@ -112,7 +113,7 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
       }
     }
     if (labeled) ++fully_labeled;
-    active.push_back(std::move(pod));
+    active.push_back(std::move(shared));
   }
   const auto* want_v = api::Find(*rs, {"spec", "replicas"});
   int64_t want = want_v && want_v->is_int64() ? want_v->get_int64() : 1;
@@ -142,18 +143,18 @@ Status ReplicaSetController::Reconcile(const std::string& key) {
       }
     }
   } else if (diff < 0) {
-    std::stable_sort(active.begin(), active.end(), [](const json::value& a, const json::value& b) {
-      int ra = Rank(a), rb = Rank(b);
+    std::stable_sort(active.begin(), active.end(), [](const auto& a, const auto& b) {
+      int ra = Rank(*a), rb = Rank(*b);
       if (ra != rb) return ra < rb;
-      return api::GetString(a, {"metadata", "creationTimestamp"}) >
-             api::GetString(b, {"metadata", "creationTimestamp"});
+      return api::GetString(*a, {"metadata", "creationTimestamp"}) >
+             api::GetString(*b, {"metadata", "creationTimestamp"});
     });
     int n = static_cast<int>(std::min<int64_t>(-diff, kBurst));
     expectations_.Expect(key, 0, n);
     for (int i = 0; i < n; ++i) {
       Status s = client()->Delete(
           Pods(), ns,
-          std::string(api::GetString(active[static_cast<size_t>(i)], {"metadata", "name"})));
+          std::string(api::GetString(*active[static_cast<size_t>(i)], {"metadata", "name"})));
       if (!s.ok() && s.code() != Code::kNotFound) {
         expectations_.Deleted(key);  // Will never be seen.
         result = s;

@@ -46,11 +46,12 @@ bool Selects(const json::value& service, const json::value& pod) {
   return true;
 }
 
-std::vector<std::string> ServicesSelecting(const std::vector<json::value>& services,
-                                           const json::value* old, const json::value& pod) {
+std::vector<std::string> ServicesSelecting(const SharedObjects& services, const json::value* old,
+                                           const json::value& pod) {
   std::vector<std::string> out;
   std::string_view ns = api::GetString(pod, {"metadata", "namespace"});
-  for (const auto& svc : services) {
+  for (const auto& shared : services) {
+    const json::value& svc = *shared;
     if (api::GetString(svc, {"metadata", "namespace"}) != ns) continue;
     if (Selects(svc, pod) || (old && Selects(svc, *old))) out.push_back(api::KeyOf(svc));
   }
@@ -64,14 +65,14 @@ int64_t PodWeight(const json::value& pod) {
   return ec == std::errc() && end == w.data() + w.size() && n > 0 ? n : 1;
 }
 
-std::vector<PodEndpoint> SelectedEndpoints(const json::value& service,
-                                           const std::vector<json::value>& pods) {
+std::vector<PodEndpoint> SelectedEndpoints(const json::value& service, const SharedObjects& pods) {
   std::vector<PodEndpoint> out;
   std::string_view ns = api::GetString(service, {"metadata", "namespace"});
   std::string_view name = api::GetString(service, {"metadata", "name"});
   const auto* publish = api::Find(service, {"spec", "publishNotReadyAddresses"});
   bool publish_not_ready = publish && publish->is_bool() && publish->get_bool();
-  for (const auto& pod : pods) {
+  for (const auto& shared : pods) {
+    const json::value& pod = *shared;
     if (api::GetString(pod, {"metadata", "namespace"}) != ns || !Selects(service, pod)) continue;
     std::string ip(api::GetString(pod, {"status", "podIP"}));
     std::string_view phase = api::GetString(pod, {"status", "phase"});

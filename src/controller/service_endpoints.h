@@ -3,10 +3,14 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace kiso::controller {
+
+// Objects as an informer shares them (client::Informer::Items).
+using SharedObjects = std::vector<std::shared_ptr<const boost::json::value>>;
 
 struct PodEndpoint {
   std::string ip;
@@ -25,7 +29,7 @@ bool Selects(const boost::json::value& service, const boost::json::value& pod);
 
 // Keys of the Services among `services` that select the pod now, or selected
 // it as `old` (a pod event requeues them).
-std::vector<std::string> ServicesSelecting(const std::vector<boost::json::value>& services,
+std::vector<std::string> ServicesSelecting(const SharedObjects& services,
                                            const boost::json::value* old,
                                            const boost::json::value& pod);
 
@@ -33,7 +37,7 @@ std::vector<std::string> ServicesSelecting(const std::vector<boost::json::value>
 // the order of `pods`: each selected pod with an address, terminating ones
 // included (upstream publishes them as not ready, serving per readiness).
 std::vector<PodEndpoint> SelectedEndpoints(const boost::json::value& service,
-                                           const std::vector<boost::json::value>& pods);
+                                           const SharedObjects& pods);
 
 // The weight a pod's kiso.dev/weight annotation gives (1 when unset or not a
 // positive integer; admission refuses those).

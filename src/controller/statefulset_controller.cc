@@ -111,16 +111,17 @@ Status StatefulSetController::Reconcile(const std::string& key) {
   // Its pods by ordinal; those outside [start, start + replicas) are condemned.
   std::map<int64_t, json::value> pods;
   std::vector<json::value> condemned;
-  for (auto& pod : pods_->List()) {
+  for (const auto& shared : pods_->Items()) {  // Shared: only the set's own pods are copied.
+    const json::value& pod = *shared;
     if (api::GetString(pod, {"metadata", "namespace"}) != ns ||
         ControllerUid(pod, "StatefulSet") != uid)
       continue;
     auto ordinal = OrdinalOf(api::GetString(pod, {"metadata", "name"}), name);
     if (!ordinal) continue;
     if (*ordinal >= start && *ordinal < start + replicas) {
-      pods[*ordinal] = std::move(pod);
+      pods[*ordinal] = pod;
     } else {
-      condemned.push_back(std::move(pod));
+      condemned.push_back(pod);
     }
   }
   auto revision_of = [](const json::value& pod) {
