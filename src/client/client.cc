@@ -143,10 +143,11 @@ class StreamedWatch : public WatchStream {
       std::string line = std::move(lines_.front());
       lines_.pop_front();
       auto parsed = api::ParseJson(line);
-      if (!parsed.ok()) continue;
+      if (!parsed.ok() || !parsed->is_object()) continue;
       WatchEvent e;
       e.type = api::GetString(*parsed, {"type"});
-      if (const auto* o = api::Find(*parsed, {"object"})) e.object = *o;
+      // The event is ours: its object moves out rather than being copied.
+      if (auto* o = parsed->get_object().if_contains("object")) e.object = std::move(*o);
       if (e.type == "ERROR") {
         const auto* code = api::Find(e.object, {"code"});
         error_ =

@@ -172,7 +172,7 @@ TEST_P(ClientTest, InformerFollowsChanges) {
   EXPECT_FALSE(informer.Get(ns_, "inf").has_value());
 }
 
-TEST_P(ClientTest, InformerItemsAreSharedSnapshotsThatLaterChangesLeaveAlone) {
+TEST_P(ClientTest, InformerItemsAreSharedSnapshotsWithoutManagedFields) {
   Informer informer(client_.get(), &ConfigMaps(), nullptr);
   informer.Start();
   ASSERT_TRUE(informer.WaitForSync(steady_clock::now() + std::chrono::seconds(10)));
@@ -201,6 +201,11 @@ TEST_P(ClientTest, InformerItemsAreSharedSnapshotsThatLaterChangesLeaveAlone) {
   // What was handed out is the object as it was; the cache holds a new one.
   EXPECT_EQ(value_in(before), "1");
   EXPECT_EQ(std::string(api::GetString(*informer.Get(ns_, "shared"), {"data", "k"})), "2");
+  // The server keeps managedFields; the cache does not.
+  auto stored = client_->Get(ConfigMaps(), ns_, "shared");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_NE(api::Find(*stored, {"metadata", "managedFields"}), nullptr);
+  EXPECT_EQ(api::Find(*informer.Get(ns_, "shared"), {"metadata", "managedFields"}), nullptr);
   ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "shared").ok());
 }
 

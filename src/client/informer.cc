@@ -15,6 +15,15 @@ namespace {
 
 using api::KeyOf;
 
+// What the cache keeps of an object: all but metadata.managedFields (often a
+// third of an object, and read by no controller; an update from a cached object
+// leaves them to the server, which works them out from the stored object).
+// kube-controller-manager's and kube-scheduler's informers drop them too.
+void Trim(json::value& obj) {
+  if (auto* meta = obj.get_object().if_contains("metadata"); meta && meta->is_object())
+    meta->get_object().erase("managedFields");
+}
+
 }  // namespace
 
 Informer::Informer(Client* client, const api::ResourceType* type, Handler handler)
@@ -115,6 +124,7 @@ bool Informer::ListOnce(std::string* resource_version) {
     for (auto& item : items->get_array()) {
       if (!item.is_object()) continue;
       json::value obj = std::move(item);  // The list is ours: its items move, not copy.
+      Trim(obj);
       // List items carry no kind; restore it so handlers see complete objects.
       obj.get_object()["kind"] = type_->kind;
       obj.get_object()["apiVersion"] = type_->GroupVersion();
@@ -172,6 +182,7 @@ void Informer::Run() {
         if (e.type == "BOOKMARK" || !e.object.is_object()) continue;
         std::string key = KeyOf(e.object);
         const bool deleted = e.type == "DELETED";
+        Trim(e.object);
         auto obj = std::make_shared<const json::value>(std::move(e.object));
         Object old;
         {

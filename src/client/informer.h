@@ -1,7 +1,9 @@
 // Informer: a local, watch-maintained copy of one resource type (client-go's
 // reflector + store): list, then watch from the list's resourceVersion, and
 // re-list when the watch ends (410 Expired included). Handlers run on the
-// informer's thread after the cache is updated.
+// informer's thread after the cache is updated. Objects are kept, and handed
+// to handlers, without metadata.managedFields (as upstream's controllers'
+// informers trim them).
 #pragma once
 
 #include <atomic>
