@@ -23,10 +23,13 @@ Result<ObjectPtr> MakeCachedObject(const std::string& key, std::string_view valu
   obj->ns = std::string(api::GetString(v, {"metadata", "namespace"}));
   obj->name = std::string(api::GetString(v, {"metadata", "name"}));
   obj->labels = api::GetLabels(v);
-  for (const auto& field : FieldSelectorFields(api::GetString(v, {"kind"}))) {
-    obj->fields.emplace(field, FieldValue(v, field));
-  }
+  const std::vector<std::string>& fields = FieldSelectorFields(api::GetString(v, {"kind"}));
+  std::vector<std::string> values;
+  values.reserve(fields.size());
+  for (const auto& field : fields) values.push_back(FieldValue(v, field));
+  obj->fields = FieldValues(&fields, std::move(values));
   obj->json = json::serialize(v);
+  obj->json.shrink_to_fit();  // Kept for as long as the version is: no slack from its growth.
   return ObjectPtr(std::move(obj));
 }
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,27 @@
 #include "store/store.h"
 
 namespace kiso::apiserver {
+
+// An object's field-selector values, by the field names its kind has
+// (FieldSelectorFields): a value per name, the names shared by every object of
+// the kind, so that each cached version keeps only its values.
+class FieldValues {
+ public:
+  FieldValues() = default;
+  FieldValues(const std::vector<std::string>* names, std::vector<std::string> values)
+      : names_(names), values_(std::move(values)) {}
+  // The field's value, or null when the kind has no such field.
+  const std::string* Find(std::string_view field) const {
+    for (size_t i = 0; names_ && i < names_->size(); ++i) {
+      if ((*names_)[i] == field) return &values_[i];
+    }
+    return nullptr;
+  }
+
+ private:
+  const std::vector<std::string>* names_ = nullptr;  // Static: FieldSelectorFields' lists.
+  std::vector<std::string> values_;
+};
 
 // One object as served: the JSON with metadata.resourceVersion set, and what
 // selectors need, extracted once when the object enters the cache.
@@ -31,7 +53,7 @@ struct CachedObject {
   std::string ns;
   std::string name;
   api::Labels labels;
-  std::map<std::string, std::string, std::less<>> fields;  // Field-selector values.
+  FieldValues fields;  // Field-selector values.
 };
 using ObjectPtr = std::shared_ptr<const CachedObject>;
 

@@ -55,7 +55,9 @@ TEST_F(WatchCacheTest, ListsFromMemoryWithResourceVersions) {
   EXPECT_NE(snap.objects[0]->json.find("\"resourceVersion\":\"" + std::to_string(r1) + "\""),
             std::string::npos);
   EXPECT_EQ(snap.objects[0]->labels.at("app"), "a");
-  EXPECT_EQ(snap.objects[1]->fields.at("metadata.name"), "c");
+  ASSERT_NE(snap.objects[1]->fields.Find("metadata.name"), nullptr);
+  EXPECT_EQ(*snap.objects[1]->fields.Find("metadata.name"), "c");
+  EXPECT_EQ(snap.objects[1]->fields.Find("spec.nodeName"), nullptr);  // Not a field of its kind.
   EXPECT_EQ((*cache)->List("/registry/core/configmaps/", snap.objects[0]->key).objects.size(), 2u);
 }
 

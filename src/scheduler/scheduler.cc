@@ -209,13 +209,11 @@ void Scheduler::RequeueUnschedulable() {
 }
 
 void Scheduler::OnPod(const json::value* old, const json::value& obj, bool deleted) {
-  (void)old;
   PodInfo pod = ParsePod(obj);
   std::string key = pod.Key();
   std::lock_guard lock(mu_);
   if (deleted) {
     pending_.erase(key);
-    pending_spec_.erase(key);
     unschedulable_.erase(key);
     waiting_for_pods_.erase(key);
     nominated_.erase(key);
@@ -225,7 +223,6 @@ void Scheduler::OnPod(const json::value* old, const json::value& obj, bool delet
   }
   if (!pod.node_name.empty()) {
     pending_.erase(key);
-    pending_spec_.erase(key);
     unschedulable_.erase(key);
     nominated_.erase(key);
     reported_.erase(key);
@@ -243,11 +240,11 @@ void Scheduler::OnPod(const json::value* old, const json::value& obj, bool delet
   }
   if (pod.scheduler_name != options_.name || pod.deleting) return;
   if (placed_.contains(key)) return;  // Assumed: its binding is in flight.
-  const json::value* spec_v = api::Find(obj, {"spec"});
-  std::string spec = spec_v ? json::serialize(*spec_v) : "";
-  bool changed = pending_spec_[key] != spec;
-  pending_spec_[key] = spec;
-  pending_[key] = pod;
+  // A real change of the spec, not a status update (our own, say), tries it again.
+  const json::value* spec = api::Find(obj, {"spec"});
+  const json::value* old_spec = old ? api::Find(*old, {"spec"}) : nullptr;
+  const bool changed = !old || !spec || !old_spec || *spec != *old_spec;
+  pending_[key] = std::move(pod);
   if (unschedulable_.contains(key) && !changed) return;  // Our own status update, say.
   unschedulable_.erase(key);
   if (queued_.insert(key).second) {

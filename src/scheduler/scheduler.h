@@ -104,9 +104,8 @@ class Scheduler {
     std::string node;
     PodInfo pod;
   };
-  std::map<std::string, Placement> placed_;          // Pod key → the node it is counted on.
-  std::map<std::string, PodInfo> pending_;           // Unscheduled pods we are responsible for.
-  std::map<std::string, std::string> pending_spec_;  // Their spec, to see real changes.
+  std::map<std::string, Placement> placed_;  // Pod key → the node it is counted on.
+  std::map<std::string, PodInfo> pending_;   // Unscheduled pods we are responsible for.
   std::deque<std::string> active_;
   std::set<std::string> queued_;
   std::set<std::string> unschedulable_;

@@ -97,16 +97,16 @@ bool NodeAuthorizer::PodOnNode(const std::string& node, const std::string& ns,
                                const std::string& name) const {
   ObjectPtr pod = cache_->Get(fmt::format("/registry/core/pods/{}/{}", ns, name));
   if (!pod) return false;
-  auto it = pod->fields.find("spec.nodeName");
-  return it != pod->fields.end() && it->second == node;
+  const std::string* on = pod->fields.Find("spec.nodeName");
+  return on && *on == node;
 }
 
 bool NodeAuthorizer::Referenced(const std::string& node, const std::string& ns,
                                 const std::string& resource, const std::string& name) const {
   auto pods = cache_->List(fmt::format("/registry/core/pods/{}/", ns));
   for (const auto& pod : pods.objects) {
-    auto it = pod->fields.find("spec.nodeName");
-    if (it == pod->fields.end() || it->second != node) continue;
+    const std::string* on = pod->fields.Find("spec.nodeName");
+    if (!on || *on != node) continue;
     auto v = api::ParseJson(pod->json);
     if (!v.ok() || !v->is_object()) continue;
     if (PodReferences(v->as_object()).contains({resource, name})) return true;

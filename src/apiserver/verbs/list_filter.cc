@@ -35,8 +35,8 @@ bool ListFilter::Matches(const CachedObject& obj) const {
   if (!labels_.empty() && !labels_.Matches(obj.labels)) return false;
   if (!fields_.empty()) {
     return fields_.Matches([&](std::string_view field) {
-      auto it = obj.fields.find(field);
-      return it == obj.fields.end() ? std::string() : it->second;
+      const std::string* value = obj.fields.Find(field);
+      return value ? *value : std::string();
     });
   }
   return true;
