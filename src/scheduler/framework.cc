@@ -39,8 +39,14 @@ Resources NonZero(const Resources& requests) {
 }
 
 void AddPod(NodeInfo& node, const PodInfo& pod) {
+  if (node.pods.contains(pod.Key())) return;
+  AddPod(node, std::make_shared<const PodInfo>(pod));
+}
+
+void AddPod(NodeInfo& node, std::shared_ptr<const PodInfo> shared) {
+  const PodInfo& pod = *shared;
   if (!node.pods.insert(pod.Key()).second) return;
-  node.placed.emplace(pod.Key(), std::make_shared<const PodInfo>(pod));
+  node.placed.emplace(pod.Key(), std::move(shared));
   if (!pod.anti_affinity.empty()) ++node.with_anti_affinity;
   node.requested += pod.requests;
   node.nonzero_requested += NonZero(pod.requests);

@@ -227,6 +227,8 @@ std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod);
 Resources NonZero(const Resources& requests);
 // Adds or removes a pod's requests and host ports on a node.
 void AddPod(NodeInfo& node, const PodInfo& pod);
+// The same, the node sharing `pod` rather than keeping a copy.
+void AddPod(NodeInfo& node, std::shared_ptr<const PodInfo> pod);
 void RemovePod(NodeInfo& node, const PodInfo& pod);
 
 // Parses a pod or node object into the scheduler's model.

@@ -178,8 +178,8 @@ void Scheduler::Stop() {
   for (auto& informer : owned_informers_) informer->Stop();
 }
 
-void Scheduler::Account(const PodInfo& pod, const std::string& node_name) {
-  std::string key = pod.Key();
+void Scheduler::Account(std::shared_ptr<const PodInfo> pod, const std::string& node_name) {
+  std::string key = pod->Key();
   auto placed = placed_.find(key);
   if (placed != placed_.end()) {
     if (placed->second.node == node_name) return;
@@ -187,7 +187,7 @@ void Scheduler::Account(const PodInfo& pod, const std::string& node_name) {
   }
   placed_[key] = {node_name, pod};
   auto it = nodes_.find(node_name);
-  if (it != nodes_.end()) AddPod(it->second, pod);  // Else counted once the node appears.
+  if (it != nodes_.end()) AddPod(it->second, std::move(pod));  // Else once the node appears.
 }
 
 bool Scheduler::Unaccount(const std::string& key, const std::string& only_node) {
@@ -195,7 +195,7 @@ bool Scheduler::Unaccount(const std::string& key, const std::string& only_node) 
   if (placed == placed_.end()) return false;
   if (!only_node.empty() && placed->second.node != only_node) return false;
   auto it = nodes_.find(placed->second.node);
-  if (it != nodes_.end()) RemovePod(it->second, placed->second.pod);
+  if (it != nodes_.end()) RemovePod(it->second, *placed->second.pod);
   placed_.erase(placed);
   return true;
 }
@@ -227,7 +227,8 @@ void Scheduler::OnPod(const json::value* old, const json::value& obj, bool delet
     nominated_.erase(key);
     reported_.erase(key);
     bool known = placed_.contains(key);
-    Account(pod, pod.node_name);
+    const std::string node = pod.node_name;
+    Account(std::make_shared<const PodInfo>(std::move(pod)), node);
     // A pod placed by someone else may be what a pod's affinity waits for.
     if (!known && !waiting_for_pods_.empty()) {
       for (const auto& k : waiting_for_pods_) {
@@ -269,7 +270,7 @@ void Scheduler::OnNode(const json::value* old, const json::value& obj, bool dele
     snapshot_ = NodeSnapshot();
     node = std::move(parsed);
     for (const auto& [key, where] : placed_) {
-      if (where.node == node.name) AddPod(node, where.pod);
+      if (where.node == node.name) AddPod(node, where.pod);  // Shared.
     }
   } else {
     NodeInfo& node = it->second;
@@ -307,7 +308,7 @@ void Scheduler::Loop() {
           fmt::format("0/{} nodes are available: {}.", nodes_.size(), volume_error);
       if (reported_[key] != message) {
         reported_[key] = message;
-        QueueBind({pod, "", message});
+        QueueBind({std::make_shared<const PodInfo>(pod), "", message});
       }
       continue;
     }
@@ -342,8 +343,9 @@ void Scheduler::Loop() {
     if (chosen.ok()) {
       pending_.erase(key);
       nominated_.erase(key);
-      Account(pod, *chosen);  // Assume: the next decision sees this pod on the node.
-      QueueBind({pod, *chosen, ""});
+      auto shared = std::make_shared<const PodInfo>(std::move(pod));
+      Account(shared, *chosen);  // Assume: the next decision sees this pod on the node.
+      QueueBind({std::move(shared), *chosen, ""});
     } else {
       unschedulable_.insert(key);
       if (!pod.affinity.empty()) waiting_for_pods_.insert(key);
@@ -366,11 +368,12 @@ void Scheduler::Loop() {
       }
       if (preemption) {
         nominated_[key] = preemption->node;
-        QueueBind({pod, "", chosen.status().message(), std::move(preemption)});
+        QueueBind({std::make_shared<const PodInfo>(pod), "", chosen.status().message(),
+                   std::move(preemption)});
         reported_[key] = chosen.status().message();
       } else if (reported_[key] != chosen.status().message()) {
         reported_[key] = chosen.status().message();
-        QueueBind({pod, "", chosen.status().message()});
+        QueueBind({std::make_shared<const PodInfo>(pod), "", chosen.status().message()});
       }
     }
   }
@@ -393,10 +396,10 @@ void Scheduler::BindNext() {
     binds_.pop_front();
   }
   if (task.node.empty()) {
-    ReportUnschedulable(task.pod, task.unschedulable_message);
-    if (task.preemption) Preempt(task.pod, *task.preemption);
+    ReportUnschedulable(*task.pod, task.unschedulable_message);
+    if (task.preemption) Preempt(*task.pod, *task.preemption);
   } else {
-    Bind(task.pod, task.node);
+    Bind(*task.pod, task.node);
   }
 }
 

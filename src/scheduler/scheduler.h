@@ -72,7 +72,7 @@ class Scheduler {
   // Whether the pod's earlier preemption is still under way (victims terminating).
   bool PreemptionUnderWay(const std::string& key);
   // REQUIRES: mu_ held.
-  void Account(const PodInfo& pod, const std::string& node);
+  void Account(std::shared_ptr<const PodInfo> pod, const std::string& node);
   // Stops counting the pod (on `only_node`, if given). True if it was counted.
   bool Unaccount(const std::string& key, const std::string& only_node = "");
   void RequeueUnschedulable();
@@ -102,7 +102,7 @@ class Scheduler {
   NodeSnapshot snapshot_;
   struct Placement {
     std::string node;
-    PodInfo pod;
+    std::shared_ptr<const PodInfo> pod;  // The one copy, shared with the node's NodeInfo.
   };
   std::map<std::string, Placement> placed_;  // Pod key → the node it is counted on.
   std::map<std::string, PodInfo> pending_;   // Unscheduled pods we are responsible for.
@@ -114,7 +114,7 @@ class Scheduler {
   std::set<std::string> waiting_for_pods_;
   NamespaceLabels namespace_labels_;
   struct BindTask {
-    PodInfo pod;
+    std::shared_ptr<const PodInfo> pod;
     std::string node;
     std::string unschedulable_message;     // Set instead of node: report, don't bind.
     std::optional<Preemption> preemption;  // With a message: evict these, nominate the node.
