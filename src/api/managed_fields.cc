@@ -28,8 +28,10 @@ bool Untracked(const std::string& path) {
                                     "f:metadata/f:deletionTimestamp",
                                     "f:metadata/f:deletionGracePeriodSeconds",
                                     "f:metadata/f:selfLink"};
+  // `s` itself or a path under it, without making "s/" for each (every field of
+  // every write comes here).
   for (const auto& s : kSkip) {
-    if (path == s || path.starts_with(s + "/")) return true;
+    if (path.starts_with(s) && (path.size() == s.size() || path[s.size()] == '/')) return true;
   }
   return false;
 }
