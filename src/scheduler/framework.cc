@@ -367,13 +367,6 @@ std::optional<std::set<std::string>> RequiredNodeNames(const PodInfo& pod) {
   return names;
 }
 
-int32_t TopologyDomains::Find(const NodeInfo& node, const std::string& key) const {
-  auto label = node.labels.find(key);
-  if (label == node.labels.end()) return -1;
-  auto it = by_value.find(label->second);
-  return it == by_value.end() ? -1 : it->second;
-}
-
 size_t NodeSnapshot::IndexOf(const NodeInfo* node) const {
   if (index_.empty() && !nodes_.empty()) {
     index_.reserve(nodes_.size());
@@ -388,10 +381,11 @@ const TopologyDomains& NodeSnapshot::Domains(const std::string& key) const {
   if (it != domains_.end()) return it->second;
   TopologyDomains& d = domains_[key];
   d.of.assign(nodes_.size(), -1);
+  std::map<std::string_view, int32_t> by_value;  // Into the nodes' labels.
   for (size_t i = 0; i < nodes_.size(); ++i) {
     auto label = nodes_[i]->labels.find(key);
     if (label == nodes_[i]->labels.end()) continue;
-    auto [at, added] = d.by_value.try_emplace(label->second, static_cast<int32_t>(d.values.size()));
+    auto [at, added] = by_value.try_emplace(label->second, static_cast<int32_t>(d.values.size()));
     if (added) d.values.push_back(label->second);
     d.of[i] = at->second;
   }

@@ -148,9 +148,8 @@ struct NodeInfo {
 struct TopologyDomains {
   std::vector<int32_t> of;          // By node index: its domain, or -1 without the label.
   std::vector<std::string> values;  // By domain: the label's value.
-  std::map<std::string, int32_t, std::less<>> by_value;  // The reverse of `values`.
-  // The domain of a node by its label (a node outside the list); -1 when none.
-  int32_t Find(const NodeInfo& node, const std::string& key) const;
+  // Node `i`'s domain; -1 without the label, or for kNotFound (a node not in the list).
+  int32_t Of(size_t i) const { return i < of.size() ? of[i] : -1; }
 };
 
 // The nodes one decision sees, with what is worth keeping from one decision to

@@ -19,6 +19,7 @@
 // node's placed pods; a pod without terms costs nothing.
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -36,13 +37,27 @@ const std::string* LabelOf(const NodeInfo& node, const std::string& key) {
   return it == node.labels.end() ? nullptr : &it->second;
 }
 
+// Counts per domain of one topology key (the snapshot's domains, by index).
+struct DomainTally {
+  const TopologyDomains* domains = nullptr;
+  std::vector<int64_t> count;  // By domain.
+  explicit DomainTally(const TopologyDomains& d) : domains(&d), count(d.values.size(), 0) {}
+  // The count of node `i`'s domain; nullopt when the node lacks the key.
+  std::optional<int64_t> At(size_t i) const {
+    const int32_t d = domains->Of(i);
+    if (d < 0) return std::nullopt;
+    return count[static_cast<size_t>(d)];
+  }
+};
+
 struct AffinityState {
-  std::vector<DomainCounts> affinity;  // Per required affinity term.
-  std::vector<DomainCounts> anti;      // Per required anti-affinity term.
-  bool any_affinity_match = false;     // Some pod matches some affinity term.
-  bool matches_own_terms = true;       // The pod matches all its affinity terms.
-  // Existing pods' anti-affinity that matches the pod: key → forbidden values.
-  std::map<std::string, std::set<std::string>, std::less<>> forbidden;
+  std::vector<DomainTally> affinity;  // Per required affinity term.
+  std::vector<DomainTally> anti;      // Per required anti-affinity term.
+  bool any_affinity_match = false;    // Some pod matches some affinity term.
+  bool matches_own_terms = true;      // The pod matches all its affinity terms.
+  // Existing pods' anti-affinity that matches the pod: per topology key, the
+  // domains it forbids (count > 0).
+  std::vector<DomainTally> forbidden;
 };
 
 class InterPodAffinityFilter : public FilterPlugin {
@@ -50,15 +65,19 @@ class InterPodAffinityFilter : public FilterPlugin {
   std::string_view Name() const override { return "InterPodAffinity"; }
 
   void PreFilter(const PodInfo& pod, CycleState& state) const override {
+    const NodeSnapshot& snapshot = *state.snapshot;
     auto s = std::make_shared<AffinityState>();
-    s->affinity.resize(pod.affinity.size());
-    s->anti.resize(pod.anti_affinity.size());
+    for (const auto& term : pod.affinity)
+      s->affinity.emplace_back(snapshot.Domains(term.topology_key));
+    for (const auto& term : pod.anti_affinity)
+      s->anti.emplace_back(snapshot.Domains(term.topology_key));
     const bool own_terms = !pod.affinity.empty() || !pod.anti_affinity.empty();
     bool symmetric = false;
-    for (const NodeInfo* node : state.nodes()) {
-      if (own_terms || node->with_anti_affinity > 0) {
-        symmetric = symmetric || node->with_anti_affinity > 0;
-        Count(pod, *node, state.namespaces, *s, own_terms);
+    const auto& nodes = snapshot.nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (own_terms || nodes[i]->with_anti_affinity > 0) {
+        symmetric = symmetric || nodes[i]->with_anti_affinity > 0;
+        Count(pod, i, *nodes[i], state, *s, own_terms);
       }
     }
     if (!own_terms && !symmetric) return;  // Nothing to check: Filter passes every node.
@@ -68,57 +87,59 @@ class InterPodAffinityFilter : public FilterPlugin {
     state.Put<AffinityState>(Name(), s);
   }
 
-  FilterResult Filter(const PodInfo& pod, const NodeInfo& node,
+  FilterResult Filter(const PodInfo& /*pod*/, const NodeInfo& node,
                       const CycleState& state) const override {
     const auto* s = state.Get<AffinityState>(Name());
     if (!s) return FilterResult::Fit();
+    const size_t i = state.snapshot->IndexOf(&node);
     // In upstream's order: its affinity, its anti-affinity, the placed pods' anti-affinity.
     bool pods_exist = true;
-    for (size_t i = 0; i < pod.affinity.size(); ++i) {
-      const std::string* v = LabelOf(node, pod.affinity[i].topology_key);
-      if (!v) return FilterResult::Unfit("node(s) didn't match pod affinity rules");
-      auto it = s->affinity[i].find(*v);
-      if (it == s->affinity[i].end() || it->second <= 0) pods_exist = false;
+    for (const auto& tally : s->affinity) {
+      auto n = tally.At(i);
+      if (!n) return FilterResult::Unfit("node(s) didn't match pod affinity rules");
+      if (*n <= 0) pods_exist = false;
     }
     // The first of its group: no pod anywhere matches, and it matches its own terms.
     if (!pods_exist && (s->any_affinity_match || !s->matches_own_terms))
       return FilterResult::Unfit("node(s) didn't match pod affinity rules");
-    for (size_t i = 0; i < pod.anti_affinity.size(); ++i) {
-      const std::string* v = LabelOf(node, pod.anti_affinity[i].topology_key);
-      if (!v) continue;
-      auto it = s->anti[i].find(*v);
-      if (it != s->anti[i].end() && it->second > 0)
+    for (const auto& tally : s->anti) {
+      if (tally.At(i).value_or(0) > 0)
         return FilterResult::Unfit("node(s) didn't match pod anti-affinity rules");
     }
-    for (const auto& [key, values] : s->forbidden) {
-      const std::string* v = LabelOf(node, key);
-      if (v && values.contains(*v))
+    for (const auto& tally : s->forbidden) {
+      if (tally.At(i).value_or(0) > 0)
         return FilterResult::Unfit("node(s) didn't satisfy existing pods anti-affinity rules");
     }
     return FilterResult::Fit();
   }
 
  private:
-  static void Count(const PodInfo& pod, const NodeInfo& node, const NamespaceLabels* namespaces,
+  // The placed pods of node `i` against the pod's terms, and theirs against the pod.
+  static void Count(const PodInfo& pod, size_t i, const NodeInfo& node, const CycleState& state,
                     AffinityState& s, bool own_terms) {
+    auto add = [i](DomainTally& tally) {
+      const int32_t d = tally.domains->of[i];
+      if (d >= 0) ++tally.count[static_cast<size_t>(d)];
+    };
     for (const auto& [key, placed] : node.placed) {
       if (pod.HasKey(key)) continue;
       // Symmetry: its required anti-affinity against this pod.
       for (const auto& term : placed->anti_affinity) {
-        const std::string* v = LabelOf(node, term.topology_key);
-        if (v && pod.MatchedBy(term, placed->ns, namespaces))
-          s.forbidden[term.topology_key].insert(*v);
+        if (!pod.MatchedBy(term, placed->ns, state.namespaces)) continue;
+        const TopologyDomains& domains = state.snapshot->Domains(term.topology_key);
+        auto it = std::find_if(s.forbidden.begin(), s.forbidden.end(),
+                               [&](const DomainTally& t) { return t.domains == &domains; });
+        if (it == s.forbidden.end()) it = s.forbidden.emplace(s.forbidden.end(), domains);
+        add(*it);
       }
       if (!own_terms) continue;
-      for (size_t i = 0; i < pod.affinity.size(); ++i) {
-        if (!placed->MatchedBy(pod.affinity[i], pod.ns, namespaces)) continue;
+      for (size_t k = 0; k < pod.affinity.size(); ++k) {
+        if (!placed->MatchedBy(pod.affinity[k], pod.ns, state.namespaces)) continue;
         s.any_affinity_match = true;
-        if (const std::string* v = LabelOf(node, pod.affinity[i].topology_key)) ++s.affinity[i][*v];
+        add(s.affinity[k]);
       }
-      for (size_t i = 0; i < pod.anti_affinity.size(); ++i) {
-        if (!placed->MatchedBy(pod.anti_affinity[i], pod.ns, namespaces)) continue;
-        if (const std::string* v = LabelOf(node, pod.anti_affinity[i].topology_key))
-          ++s.anti[i][*v];
+      for (size_t k = 0; k < pod.anti_affinity.size(); ++k) {
+        if (placed->MatchedBy(pod.anti_affinity[k], pod.ns, state.namespaces)) add(s.anti[k]);
       }
     }
   }
@@ -225,7 +246,6 @@ DomainCounts CountSpread(const PodInfo& pod, const SpreadConstraint& c,
 // (kept between decisions), so a Filter call is a look-up by node index.
 struct SpreadState {
   struct Verdicts {
-    const std::string* key;
     const TopologyDomains* domains;
     std::vector<char> fits;  // By domain.
   };
@@ -266,7 +286,7 @@ class PodTopologySpreadFilter : public FilterPlugin {
       }
       if (found == 0 || found < c.min_domains) min = 0;
       const int64_t allowed = c.max_skew + min - (c.selector.Matches(pod.labels) ? 1 : 0);
-      SpreadState::Verdicts v{&c.topology_key, &domains, std::vector<char>(count.size())};
+      SpreadState::Verdicts v{&domains, std::vector<char>(count.size())};
       for (size_t d = 0; d < count.size(); ++d) v.fits[d] = count[d] <= allowed ? 1 : 0;
       s->constraints.push_back(std::move(v));
     }
@@ -280,8 +300,7 @@ class PodTopologySpreadFilter : public FilterPlugin {
     const size_t i = state.snapshot->IndexOf(&node);
     bool fits = true;
     for (const auto& v : s->constraints) {
-      const int32_t d =
-          i != NodeSnapshot::kNotFound ? v.domains->of[i] : v.domains->Find(node, *v.key);
+      const int32_t d = v.domains->Of(i);
       if (d < 0) {
         return FilterResult::Unfit(
             "node(s) didn't match pod topology spread constraints (missing required label)");
