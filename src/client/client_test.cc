@@ -209,40 +209,6 @@ TEST_P(ClientTest, InformerItemsAreSharedSnapshotsWithoutManagedFields) {
   ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "shared").ok());
 }
 
-TEST_P(ClientTest, CreatesNeedALiveNamespace) {
-  const auto& namespaces = *api::FindResource("", "v1", "namespaces");
-  auto ns_object = [](const std::string& name) {
-    return json::value(json::object{
-        {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", json::object{{"name", name}}}});
-  };
-  // None such: 404.
-  EXPECT_EQ(
-      client_->Create(ConfigMaps(), "no-such-" + GetParam(), ConfigMap("a", "1")).status().code(),
-      Code::kNotFound);
-  // Created a moment ago (the watch cache may not have it yet): the create goes in.
-  const std::string fresh = "fresh-" + GetParam();
-  ASSERT_TRUE(client_->Create(namespaces, "", ns_object(fresh)).ok());
-  EXPECT_TRUE(client_->Create(ConfigMaps(), fresh, ConfigMap("a", "1")).ok());
-  // Terminating (no namespace controller runs here to finish it): refused once
-  // the server has seen it so, with upstream's message.
-  ASSERT_TRUE(client_->Delete(namespaces, "", fresh).ok());
-  Status refused;
-  auto deadline = steady_clock::now() + std::chrono::seconds(10);
-  for (int i = 0; steady_clock::now() < deadline; ++i) {
-    auto made = client_->Create(ConfigMaps(), fresh, ConfigMap("b" + std::to_string(i), "1"));
-    if (!made.ok()) {
-      refused = made.status();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ(refused.code(), Code::kPermissionDenied) << refused.ToString();
-  EXPECT_NE(refused.message().find("unable to create new content in namespace " + fresh +
-                                   " because it is being terminated"),
-            std::string::npos)
-      << refused.ToString();
-}
-
 TEST_P(ClientTest, SharedInformerServesManyHandlersAndReplaysToLateOnes) {
   ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("shared-a", "1")).ok());
   SharedInformers shared(client_.get());

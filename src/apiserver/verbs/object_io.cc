@@ -356,23 +356,13 @@ ApiStatus ValidateAndDefault(const Target& t, json::object& obj, const json::obj
 ApiStatus CheckNamespace(const Context& ctx, const Target& t) {
   if (!t.type->namespaced) return std::nullopt;
   const api::ResourceType* ns_type = api::FindResource("", "v1", "namespaces");
-  const std::string key = ns_type->StoreKey("", t.ns);
-  // The watch cache first, as upstream's NamespaceLifecycle admission reads its
-  // informer (a store read per create was 4% of a pod create); a namespace it
-  // has not seen yet (created a moment ago) is read from the store.
-  std::string phase;
-  if (ObjectPtr cached = ctx.cache ? ctx.cache->Get(key) : nullptr) {
-    if (const std::string* p = cached->fields.Find("status.phase")) phase = *p;
-  } else {
-    auto kv = ctx.store->Get(key);
-    if (!kv.ok()) {
-      if (kv.status().code() == Code::kNotFound) return api::NotFound(*ns_type, t.ns);
-      return api::FromStatus(kv.status());
-    }
-    auto ns = api::ParseJson(kv->value);
-    if (ns.ok()) phase = api::GetString(*ns, {"status", "phase"});
+  auto kv = ctx.store->Get(ns_type->StoreKey("", t.ns));
+  if (!kv.ok()) {
+    if (kv.status().code() == Code::kNotFound) return api::NotFound(*ns_type, t.ns);
+    return api::FromStatus(kv.status());
   }
-  if (phase == "Terminating") {
+  auto ns = api::ParseJson(kv->value);
+  if (ns.ok() && api::GetString(*ns, {"status", "phase"}) == "Terminating") {
     return api::Forbidden(
         *t.type, t.name,
         fmt::format("unable to create new content in namespace {} because it is being terminated",
