@@ -325,13 +325,20 @@ def test_ten_thousand_watches_on_a_few_threads(server, kubectl):
     pid = server.proc.pid
     threads_before = proc_status(pid, "Threads")
     rss_before = proc_status(pid, "VmRSS")
-    conns = [H2(server, window=1 << 20) for _ in range(10)]
+    conns = []
     try:
         watches = []
-        for c in conns:
-            for _ in range(1000):
+        for _ in range(10):
+            # Each connection is opened just before its watches and sent them a
+            # hundred at a time: the server cuts a connection that has said
+            # nothing for IDLE_TIMEOUT, and building 1,000 requests in Python
+            # takes a while on a loaded machine.
+            c = H2(server, window=1 << 20)
+            conns.append(c)
+            for i in range(1000):
                 watches.append((c, c.request("GET", "/api/v1/namespaces/many/configmaps?watch=1")))
-            c.flush()
+                if i % 100 == 99:
+                    c.flush()
         for c in conns:
             ids = [sid for cc, sid in watches if cc is c]
             c.wait(lambda: all(c.streams[s]["status"] == 200 for s in ids), timeout=120,
