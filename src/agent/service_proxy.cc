@@ -63,6 +63,13 @@ Status ServiceProxy::Start() {
   if (!changed.ok()) return changed.status();
   if (*changed)
     spdlog::info("service proxy: set {} to 1 (bridged pod traffic through conntrack)", brnf);
+  // Node ports from other nodes and pods' traffic leaving the node (masqueraded)
+  // are forwarded between the node's interfaces and the bridge (K3s sets it too).
+  const std::string forward = "/proc/sys/net/ipv4/ip_forward";
+  changed = Sysctl(forward, "1");
+  if (!changed.ok()) return changed.status();
+  if (*changed)
+    spdlog::info("service proxy: set {} to 1 (routing for pods and node ports)", forward);
 
   // Least connections, in the sockets of the node and its pods (eBPF).
   auto balancer = proxy::SocketBalancer::Open(HostAddresses());
@@ -126,6 +133,32 @@ void ServiceProxy::ForgetUdpFlows(const proxy::ServicePorts& before,
     } else if (*deleted > 0) {
       spdlog::info("service proxy: {} UDP flows to {}:{} (no longer an endpoint) forgotten",
                    *deleted, ip, port);
+    }
+  }
+}
+
+void ServiceProxy::Housekeeping() {
+  if (!sockets_) return;
+  auto attached = sockets_->AttachInterfaces(options_.rules.bridge);
+  std::string problem = attached.ok() ? "" : attached.status().ToString();
+  if (problem != tc_problem_ && !problem.empty())
+    spdlog::warn("service proxy: least connections from other nodes: {}", problem);
+  tc_problem_ = std::move(problem);
+  // Node ports answer on the node's addresses as they are now (an interface
+  // that came; its tc programs are on by now).
+  if (sockets_->SetNodeAddresses(HostAddresses())) {
+    if (Status b = sockets_->Full(applied_); !b.ok())
+      spdlog::warn("service proxy: socket balancer: {}", b.ToString());
+  }
+  if (auto now = std::chrono::steady_clock::now(); now >= next_sweep_) {
+    next_sweep_ = now + kSweepPeriod;
+    auto swept = sockets_->SweepRemotes(kSweepPeriod);
+    if (!swept.ok()) {
+      spdlog::warn("service proxy: sweeping connections from other nodes: {}",
+                   swept.status().ToString());
+    } else if (*swept > 0) {
+      spdlog::info("service proxy: {} connections from other nodes ended unseen, counted off",
+                   *swept);
     }
   }
 }
@@ -254,13 +287,18 @@ void ServiceProxy::Run() {
     if (stop_) return;
   }
   bool full = true;
+  auto tick = std::chrono::steady_clock::now();
   while (true) {
     std::set<std::string> batch;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || full || !dirty_.empty(); });
+      cv_.wait_until(lock, tick, [&] { return stop_ || full || !dirty_.empty(); });
       if (stop_) return;
       batch.swap(dirty_);
+    }
+    if (std::chrono::steady_clock::now() >= tick) {
+      Housekeeping();
+      tick = std::chrono::steady_clock::now() + kHousekeepingPeriod;
     }
     if (full) {
       proxy::ServicePorts all;

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -57,6 +58,12 @@ class ServiceProxy {
  private:
   void Dirty(const std::string& key);
   void Run();
+  // Every kHousekeepingPeriod on the sync thread: the socket balancer's node
+  // addresses and its tc programs follow the interfaces, and every kSweepPeriod the count of
+  // connections from other nodes that ended unseen taken off.
+  void Housekeeping();
+  static constexpr std::chrono::seconds kHousekeepingPeriod{2};
+  static constexpr std::chrono::seconds kSweepPeriod{30};
   // Deletes the conntrack entries of UDP flows to endpoints that `changed`
   // ports no longer route to (UDP has no end that would let them go).
   void ForgetUdpFlows(const network::proxy::ServicePorts& before,
@@ -83,6 +90,8 @@ class ServiceProxy {
 
   // The sync thread's own: what the table serves now.
   network::proxy::ServicePorts applied_;
+  std::string tc_problem_;  // What attaching the tc programs last said ("" when fine).
+  std::chrono::steady_clock::time_point next_sweep_;
 };
 
 }  // namespace kiso::agent

@@ -5,9 +5,13 @@ round robin keeps to the weights over 10,000 connections; source-IP hash is stic
 spreads clients; Maglev consistent hashing moves, when a backend goes, only that backend's
 clients; an endpoint that turns not-ready leaves the rotation; ClientIP affinity holds for its
 timeout; least connections (the eBPF socket balancer) sends each connection to the endpoint with
-the fewest open ones. Three busybox httpd pods answer with their names; weights 1, 2 and 3."""
+the fewest open ones, from this node and, through its tc programs, from another node (a network
+namespace of the test's own). Three busybox httpd pods answer with their names; weights 1, 2
+and 3."""
 import concurrent.futures
+import ctypes
 import json
+import os
 import re
 import socket
 import subprocess
@@ -247,5 +251,132 @@ def test_least_connections_sends_each_connection_to_the_endpoint_with_fewest(lb)
     finally:
         for s in held:
             s.close()
+    use(k, port, "round-robin", "numgen inc mod 3")
+    wait_for(lambda: socket_balancer_backends(port) == 0, 10, "least connections gone")
+
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class OtherNode:
+    """Another node, as far as the node's interfaces can tell: a network namespace of the test's
+    own joined to this one by a veth pair, whose end here has an address node ports answer on.
+    Being a process of this machine, its connect() would be balanced by the socket hook before
+    any packet left; so it connects to an address of its own link that its nftables translates to
+    the node's, and the node's address is first seen on the wire, as from another machine."""
+
+    def __init__(self):
+        pid = os.getpid()
+        self.ns, self.host_if = f"kiso-lbo-{pid}", f"klbo{pid}"
+        n = pid % 250
+        self.node_ip, self.ip, self.alias = f"198.18.{n}.1", f"198.18.{n}.2", f"198.18.{n}.5"
+        try:
+            for cmd in (["netns", "add", self.ns],
+                        ["link", "add", self.host_if, "type", "veth", "peer", "name", "eth0",
+                         "netns", self.ns],
+                        ["addr", "add", f"{self.node_ip}/29", "dev", self.host_if],
+                        ["link", "set", self.host_if, "up"],
+                        ["-n", self.ns, "addr", "add", f"{self.ip}/29", "dev", "eth0"],
+                        ["-n", self.ns, "link", "set", "eth0", "up"],
+                        ["-n", self.ns, "link", "set", "lo", "up"]):
+                subprocess.run(["ip", *cmd], check=True, capture_output=True)
+            subprocess.run(["ip", "netns", "exec", self.ns, "nft",
+                            "add table ip other; add chain ip other out { type nat hook output "
+                            f"priority -100; }}; add rule ip other out ip daddr {self.alias} "
+                            f"dnat to {self.node_ip}"], check=True, capture_output=True)
+        except BaseException:
+            self.remove()
+            raise
+
+    def connect(self, port):
+        """A connection from the other node to the node port, left open."""
+        here = os.open("/proc/self/ns/net", os.O_RDONLY)
+        there = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
+        try:
+            assert LIBC.setns(there, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+            try:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # The other node's.
+            finally:
+                assert LIBC.setns(here, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+        finally:
+            os.close(there)
+            os.close(here)
+        s.settimeout(5)
+        s.connect((self.alias, port))
+        return s
+
+    def remove(self):
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)  # Takes the veth.
+
+
+def bpf_entries(map_name):
+    """The entries of every map of that name (each kiso agent has its own)."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", map_name], capture_output=True,
+                         text=True).stdout
+    found, todo = [], [json.loads(out or "[]")]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            f = item.get("formatted", item)
+            if "key" in f and "value" in f:
+                found.append(f)
+            else:
+                todo.extend(v for v in item.values() if isinstance(v, (list, dict)))
+    return found
+
+
+def le_ip(ip):
+    return int.from_bytes(socket.inet_aton(ip), "little")
+
+
+def le_port(port):
+    return int.from_bytes(port.to_bytes(2, "big"), "little")
+
+
+def counted_backend(client_ip, conn):
+    """The endpoint IP the tc program counted a connection from another node to (None: not)."""
+    port = le_port(conn.getsockname()[1])
+    for e in bpf_entries("kiso_lb_remotes"):
+        if e["key"]["client_ip"] == le_ip(client_ip) and e["key"]["client_port"] == port:
+            return socket.inet_ntoa(e["value"]["backend"]["ip"].to_bytes(4, "little"))
+    return None
+
+
+def test_least_connections_from_another_node(lb):
+    k, port = lb
+    other = OtherNode()
+    held = []
+    try:
+        use(k, port, "least-connections", "meta mark & 0xffff0000 vmap")
+        # The agent takes the new address and interface within its housekeeping period.
+        wait_for(lambda: any(e["key"] == {"ip": le_ip(other.node_ip), "port": le_port(port),
+                                          "pad": 0} and e["value"]["count"] == 3
+                             for e in bpf_entries("kiso_lb_svcs")),
+                 20, "least connections on the new node address")
+        pods = json.loads(k("get", "pods", *BACKENDS, "-o", "json"))["items"]
+        name_of = {p["status"]["podIP"]: p["metadata"]["name"] for p in pods}
+        # Six held connections, none asked anything yet: two counted to each endpoint.
+        held = [other.connect(port) for _ in range(6)]
+        counted = [counted_backend(other.ip, s) for s in held]
+        assert sorted(name_of.get(ip) for ip in counted) == sorted(list(BACKENDS) * 2), counted
+        # Each reached the endpoint it was counted to; answering ends it (the endpoint's FIN),
+        # which counts it off. Both of lb-a's first: it has the fewest, so the next two are
+        # its (round robin would give it at most one).
+        a = [s for s, ip in zip(held, counted) if name_of[ip] == "lb-a"]
+        assert [answer(s) for s in a] == ["lb-a", "lb-a"]
+        wait_for(lambda: all(counted_backend(other.ip, s) is None for s in a), 10,
+                 "lb-a's connections counted off")
+        more = [other.connect(port) for _ in range(2)]
+        held += more
+        assert [name_of.get(counted_backend(other.ip, s)) for s in more] == ["lb-a", "lb-a"]
+        rest = [s for s, ip in zip(held, counted) if name_of[ip] != "lb-a"]
+        assert sorted(answer(s) for s in rest + more) == ["lb-a"] * 2 + ["lb-b"] * 2 + ["lb-c"] * 2
+    finally:
+        for s in held:
+            s.close()
+        other.remove()
     use(k, port, "round-robin", "numgen inc mod 3")
     wait_for(lambda: socket_balancer_backends(port) == 0, 10, "least connections gone")

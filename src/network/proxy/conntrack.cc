@@ -14,13 +14,11 @@ namespace kiso::network::proxy {
 
 namespace {
 
-struct Collector {
-  const std::function<bool(const Flow&)>* doomed;
-  std::vector<nf_conntrack*> found;
-};
+// What a dump calls for each IPv4 entry.
+using Visit = std::function<void(nf_conntrack*, const Flow&)>;
 
 int Collect(enum nf_conntrack_msg_type /*type*/, struct nf_conntrack* ct, void* data) {
-  auto* c = static_cast<Collector*>(data);
+  const auto* visit = static_cast<const Visit*>(data);
   if (nfct_get_attr_u8(ct, ATTR_L3PROTO) != AF_INET) return NFCT_CB_CONTINUE;
   Flow f;
   f.protocol = nfct_get_attr_u8(ct, ATTR_L4PROTO);
@@ -37,30 +35,40 @@ int Collect(enum nf_conntrack_msg_type /*type*/, struct nf_conntrack* ct, void* 
     uint8_t state = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
     f.closed = state == TCP_CONNTRACK_TIME_WAIT || state == TCP_CONNTRACK_CLOSE;
   }
-  if ((*c->doomed)(f)) c->found.push_back(nfct_clone(ct));
+  (*visit)(ct, f);
   return NFCT_CB_CONTINUE;
 }
 
 using Handle = std::unique_ptr<nfct_handle, decltype(&nfct_close)>;
 
+Status Dump(Visit visit) {
+  Handle dump(nfct_open(CONNTRACK, 0), nfct_close);
+  if (!dump) return MakeStatus(Code::kUnavailable, "conntrack: netlink: {}", strerror(errno));
+  nfct_callback_register(dump.get(), NFCT_T_ALL, Collect, &visit);
+  uint32_t family = AF_INET;
+  if (nfct_query(dump.get(), NFCT_Q_DUMP, &family) != 0)
+    return MakeStatus(Code::kUnavailable, "conntrack: list entries: {}", strerror(errno));
+  return Status::Ok();
+}
+
 }  // namespace
 
+Status ForEachFlow(const std::function<void(const Flow&)>& visit) {
+  return Dump([&](nf_conntrack*, const Flow& f) { visit(f); });
+}
+
 Result<int> DeleteFlows(const std::function<bool(const Flow&)>& doomed) {
-  Collector c{&doomed, {}};
-  {
-    Handle dump(nfct_open(CONNTRACK, 0), nfct_close);
-    if (!dump) return MakeStatus(Code::kUnavailable, "conntrack: netlink: {}", strerror(errno));
-    nfct_callback_register(dump.get(), NFCT_T_ALL, Collect, &c);
-    uint32_t family = AF_INET;
-    if (nfct_query(dump.get(), NFCT_Q_DUMP, &family) != 0) {
-      int e = errno;
-      for (auto* ct : c.found) nfct_destroy(ct);
-      return MakeStatus(Code::kUnavailable, "conntrack: list entries: {}", strerror(e));
-    }
+  std::vector<nf_conntrack*> found;
+  Status listed = Dump([&](nf_conntrack* ct, const Flow& f) {
+    if (doomed(f)) found.push_back(nfct_clone(ct));
+  });
+  if (!listed.ok()) {
+    for (auto* ct : found) nfct_destroy(ct);
+    return listed;
   }
   Handle del(nfct_open(CONNTRACK, 0), nfct_close);
   int deleted = 0;
-  for (auto* ct : c.found) {
+  for (auto* ct : found) {
     // Gone already (its timeout, a concurrent delete) is as good as deleted by us.
     if (del && nfct_query(del.get(), NFCT_Q_DESTROY, ct) == 0) ++deleted;
     nfct_destroy(ct);

@@ -27,6 +27,9 @@ struct Flow {
   bool closed = false;  // A TCP connection that has ended (TIME_WAIT, CLOSE).
 };
 
+// Calls `visit` with every IPv4 entry. Needs CAP_NET_ADMIN.
+Status ForEachFlow(const std::function<void(const Flow&)>& visit);
+
 // Deletes every IPv4 entry for which `doomed` says so; returns how many went
 // (one gone meanwhile counts). Needs CAP_NET_ADMIN.
 Result<int> DeleteFlows(const std::function<bool(const Flow&)>& doomed);

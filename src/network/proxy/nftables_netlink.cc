@@ -181,7 +181,11 @@ class Builder {
     nftnl_set_set_u32(
         set.get(), NFTNL_SET_FLAGS,
         NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_MAP | (interval ? NFT_SET_INTERVAL : 0));
-    nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE, 4);  // nft's "integer".
+    // nft's "mark" for a mark's map, else its "integer".
+    constexpr uint32_t kInteger = 4;
+    constexpr uint32_t kMark = 19;
+    nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE,
+                      pick.by == rule::Pick::By::kMark ? kMark : kInteger);
     nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_LEN, 4);
     nftnl_set_set_u32(set.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
     nftnl_set_set_u32(set.get(), NFTNL_SET_DATA_LEN, 0);
@@ -297,7 +301,21 @@ class Builder {
       bool interval = false;
       for (const auto& s : x->slots) interval = interval || s.first != s.last;
       const uint32_t id = AnonymousMap(*x, interval);
-      if (x->by == rule::Pick::By::kSourceHash) {
+      if (x->by == rule::Pick::By::kMark) {
+        nftnl_expr* meta = Expr("meta");
+        nftnl_expr_set_u32(meta, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+        nftnl_expr_set_u32(meta, NFTNL_EXPR_META_DREG, NFT_REG_1);
+        add(meta);
+        nftnl_expr* bits = Expr("bitwise");
+        const uint32_t mask = kBalancerMarkMask;
+        const uint32_t zero = 0;
+        nftnl_expr_set_u32(bits, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(bits, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(bits, NFTNL_EXPR_BITWISE_LEN, sizeof mask);
+        nftnl_expr_set(bits, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof mask);
+        nftnl_expr_set(bits, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof zero);
+        add(bits);
+      } else if (x->by == rule::Pick::By::kSourceHash) {
         add(SourceAddress(NFT_REG_2));
         nftnl_expr* h = Expr("hash");
         nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_TYPE, NFT_HASH_JENKINS);

@@ -48,14 +48,17 @@ std::string RuleText(const Rule& r) {
             std::string out =
                 x.by == rule::Pick::By::kSourceHash
                     ? fmt::format("jhash ip saddr mod {} seed {:#x}", x.modulus, kHashSeed)
+                : x.by == rule::Pick::By::kMark
+                    ? fmt::format("meta mark and {:#x}", kBalancerMarkMask)
                     : fmt::format("numgen {} mod {}",
                                   x.by == rule::Pick::By::kRandom ? "random" : "inc", x.modulus);
             out += " vmap { ";
             for (size_t i = 0; i < x.slots.size(); ++i) {
               const auto& slot = x.slots[i];
               out += i == 0 ? "" : ", ";
-              out += slot.first == slot.last ? std::to_string(slot.first)
-                                             : fmt::format("{}-{}", slot.first, slot.last);
+              out += x.by == rule::Pick::By::kMark ? fmt::format("{:#x}", slot.first)
+                     : slot.first == slot.last     ? std::to_string(slot.first)
+                                                   : fmt::format("{}-{}", slot.first, slot.last);
               out += " : goto " + slot.chain;
             }
             return out + " }";
@@ -139,8 +142,9 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
     return fmt::format("aff-{}-{}", Hash(fmt::format("{}@{}:{}", name, e.ip, e.port)),
                        p.affinity_seconds);
   };
-  // The rules that pick one of `eps`.
-  auto dispatch = [&](const std::vector<const Endpoint*>& eps) {
+  // The rules that pick one of `eps`; `outside`: for connections from
+  // elsewhere (external IPs, node ports).
+  auto dispatch = [&](const std::vector<const Endpoint*>& eps, bool outside) {
     std::vector<Rule> rules;
     if (p.affinity_seconds > 0) {
       for (const auto* e : eps)
@@ -150,6 +154,18 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
       rules.emplace_back(rule::Goto{ep_chain(*eps[0])});
       return rules;
     }
+    // Least connections from other nodes: the endpoint the tc program chose
+    // (socket_balancer.h; the same ports and endpoints it has entries for).
+    if (outside && p.algorithm == Algorithm::kLeastConnections && p.protocol == "tcp" &&
+        p.affinity_seconds == 0 && eps.size() <= kBalancerMaxBackends) {
+      rule::Pick marked;
+      marked.by = rule::Pick::By::kMark;
+      for (size_t i = 0; i < eps.size(); ++i) {
+        const uint32_t mark = kBalancerMark | (static_cast<uint32_t>(i) << kBalancerMarkShift);
+        marked.slots.push_back({mark, mark, ep_chain(*eps[i])});
+      }
+      rules.emplace_back(std::move(marked));
+    }
     rule::Pick pick;
     auto add = [&](uint32_t first, uint32_t last, const Endpoint& e) {
       pick.slots.push_back({first, last, ep_chain(e)});
@@ -157,8 +173,8 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
     switch (p.algorithm) {
       case Algorithm::kRandom:
       case Algorithm::kRoundRobin:
-      case Algorithm::kLeastConnections:  // Live counts: socket_balancer.h; here only what it
-                                          // misses.
+      case Algorithm::kLeastConnections:  // Live counts: socket_balancer.h and the mark
+                                          // above; here only what they miss.
       case Algorithm::kSourceIpHash: {
         for (size_t i = 0; i < eps.size(); ++i)
           add(static_cast<uint32_t>(i), static_cast<uint32_t>(i), *eps[i]);
@@ -230,7 +246,7 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
       parts.elements.push_back(
           {"no-endpoint-services", p.cluster_ip, p.protocol, p.port, "reject-chain"});
     } else {
-      parts.chains.push_back({"svc-" + h, dispatch(internal)});
+      parts.chains.push_back({"svc-" + h, dispatch(internal, false)});
       parts.elements.push_back({"service-ips", p.cluster_ip, p.protocol, p.port, "svc-" + h});
     }
   }
@@ -252,7 +268,7 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
       } else {
         ext.rules.emplace_back(rule::Jump{masq});
       }
-      for (auto& r : dispatch(external)) ext.rules.push_back(std::move(r));
+      for (auto& r : dispatch(external, true)) ext.rules.push_back(std::move(r));
       parts.chains.push_back(std::move(ext));
       for (const auto& ip : p.external_ips)
         parts.elements.push_back({"external-ips", ip, p.protocol, p.port, "ext-" + h});

@@ -115,9 +115,11 @@ struct Dnat {
   int port = 0;
 };
 // numgen random|inc mod M, or jhash ip saddr mod M seed S, then
-// vmap { FIRST[-LAST] : goto CHAIN, … } over slots covering 0…M-1.
+// vmap { FIRST[-LAST] : goto CHAIN, … } over slots covering 0…M-1; or
+// (kMark) meta mark and kBalancerMarkMask vmap { MARK : goto CHAIN, … },
+// where a mark no slot has goes on to the next rule.
 struct Pick {
-  enum class By { kRandom, kCounter, kSourceHash };
+  enum class By { kRandom, kCounter, kSourceHash, kMark };
   struct Slot {
     uint32_t first = 0, last = 0;
     std::string chain;
@@ -133,6 +135,17 @@ using Rule = std::variant<rule::JumpIfSource, rule::JumpIfLocalSource, rule::Jum
 
 // The seed of every node's hashes (source-IP hash, Maglev): "kiso".
 inline constexpr uint32_t kHashSeed = 0x6b69736f;
+
+// The packet mark by which the least-connections tc program (socket_balancer.h)
+// names the endpoint it chose for a connection from another node: kBalancerMark
+// with the endpoint's index in the port's external endpoints (UsableEndpoints'
+// order) in the bits from kBalancerMarkShift; the bits of kBalancerMarkMask
+// say it. (bpf/least_conn.h has them as KISO_LB_MARK*.)
+inline constexpr uint32_t kBalancerMark = 0x6b000000;
+inline constexpr uint32_t kBalancerMarkMask = 0xffff0000;
+inline constexpr int kBalancerMarkShift = 16;
+// The most endpoints one least-connections entry holds (KISO_LB_MAX_BACKENDS).
+inline constexpr size_t kBalancerMaxBackends = 64;
 
 // One element of a verdict map: (ip . protocol . port) or, where `ip` is
 // empty, (protocol . port), pointing at `chain` (goto).

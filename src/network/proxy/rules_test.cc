@@ -82,6 +82,24 @@ TEST(Ruleset, EachAlgorithmIsItsKernelExpression) {
   EXPECT_NE(wrr.find(", 1-3 : goto ep-"), std::string::npos) << wrr;
   EXPECT_NE(script(Algorithm::kConsistentHash).find("jhash ip saddr mod 8191 seed"),
             std::string::npos);
+  // Least connections: from other nodes the tc program's choice (the mark
+  // with each endpoint's index), round robin for what comes unmarked; from
+  // pods (the cluster IP) round robin only, for what the sockets miss.
+  std::string lc = script(Algorithm::kLeastConnections);
+  std::vector<std::string> ext, svc;  // The rules of the node port's chain, the cluster IP's.
+  for (size_t at = 0, end = 0; at < lc.size(); at = end + 1) {
+    end = lc.find('\n', at);
+    std::string line = lc.substr(at, end - at);
+    if (line.starts_with("add rule ip kiso ext-")) ext.push_back(line);
+    if (line.starts_with("add rule ip kiso svc-")) svc.push_back(line);
+  }
+  ASSERT_EQ(ext.size(), 3u) << lc;  // Masquerade, the mark's choice, round robin.
+  EXPECT_NE(ext[1].find("meta mark and 0xffff0000 vmap { 0x6b000000 : goto ep-"), std::string::npos)
+      << lc;
+  EXPECT_NE(ext[1].find(", 0x6b010000 : goto ep-"), std::string::npos) << lc;
+  EXPECT_NE(ext[2].find("numgen inc mod 2 vmap"), std::string::npos) << lc;
+  ASSERT_EQ(svc.size(), 1u) << lc;
+  EXPECT_NE(svc[0].find("numgen inc mod 2 vmap"), std::string::npos) << lc;
 }
 
 TEST(Ruleset, NoUsableEndpointIsARejectAndTerminatingOnesAreTheFallback) {

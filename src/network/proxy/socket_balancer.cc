@@ -8,15 +8,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "least_conn.skel.h"
 #include "network/proxy/bpf/least_conn.h"
+#include "network/proxy/conntrack.h"
 
 namespace kiso::network::proxy {
+
+// The tc program's marks and nftables' reading of them (rules.h) agree.
+static_assert(KISO_LB_MARK == kBalancerMark && KISO_LB_MARK_MASK == kBalancerMarkMask &&
+              KISO_LB_MARK_SHIFT == kBalancerMarkShift &&
+              KISO_LB_MAX_BACKENDS == kBalancerMaxBackends);
 
 namespace {
 
@@ -52,6 +62,12 @@ Status Errno(std::string_view what, int err) {
   return MakeStatus(Code::kInternal, "{}: {}", what, std::strerror(err < 0 ? -err : err));
 }
 
+// The hooks are IPv4's (connect4, IPv4 packets): IPv6 addresses have no entries.
+std::vector<std::string> Ipv4Only(std::vector<std::string> addresses) {
+  std::erase_if(addresses, [](const std::string& a) { return a.find(':') != std::string::npos; });
+  return addresses;
+}
+
 }  // namespace
 
 bool BalancedInSockets(const ServicePort& port) {
@@ -59,20 +75,21 @@ bool BalancedInSockets(const ServicePort& port) {
          port.affinity_seconds == 0;
 }
 
-std::map<SocketAddress, std::vector<SocketAddress>> SocketBalancerEntries(
+std::map<SocketAddress, BalancerEntry> SocketBalancerEntries(
     const ServicePort& port, const std::vector<std::string>& node_addresses) {
-  std::map<SocketAddress, std::vector<SocketAddress>> out;
+  std::map<SocketAddress, BalancerEntry> out;
   if (!BalancedInSockets(port)) return out;
-  auto add = [&](const std::string& ip, int number, bool local_only) {
-    auto usable = UsableEndpoints(port, local_only);
+  auto add = [&](const std::string& ip, int number, bool outside) {
+    auto usable = UsableEndpoints(port, outside ? port.external_local : port.internal_local);
     if (usable.empty() || usable.size() > KISO_LB_MAX_BACKENDS) return;
-    auto& backends = out[{ip, number}];
-    for (const auto* e : usable) backends.emplace_back(e->ip, e->port);
+    auto& entry = out[{ip, number}];
+    entry.from_outside = outside;
+    for (const auto* e : usable) entry.backends.emplace_back(e->ip, e->port);
   };
-  if (!port.cluster_ip.empty()) add(port.cluster_ip, port.port, port.internal_local);
-  for (const auto& ip : port.external_ips) add(ip, port.port, port.external_local);
+  if (!port.cluster_ip.empty()) add(port.cluster_ip, port.port, false);
+  for (const auto& ip : port.external_ips) add(ip, port.port, true);
   if (port.node_port != 0) {
-    for (const auto& ip : node_addresses) add(ip, port.node_port, port.external_local);
+    for (const auto& ip : node_addresses) add(ip, port.node_port, true);
   }
   return out;
 }
@@ -81,10 +98,7 @@ Result<std::unique_ptr<SocketBalancer>> SocketBalancer::Open(
     std::vector<std::string> node_addresses) {
   KISO_ASSIGN_OR_RETURN(std::string root, Cgroup2Root());
   std::unique_ptr<SocketBalancer> b(new SocketBalancer());
-  // The hooks are IPv4's (connect4): IPv6 addresses have no entries.
-  std::erase_if(node_addresses,
-                [](const std::string& a) { return a.find(':') != std::string::npos; });
-  b->node_addresses_ = std::move(node_addresses);
+  b->node_addresses_ = Ipv4Only(std::move(node_addresses));
   b->skel_ = least_conn_bpf::open();
   if (b->skel_ == nullptr) return Errno("opening the least-connections programs", errno);
   // This process's network namespace is the node's.
@@ -121,15 +135,19 @@ Result<std::unique_ptr<SocketBalancer>> SocketBalancer::Open(
 }
 
 SocketBalancer::~SocketBalancer() {
+  for (const auto& [ifindex, links] : tc_links_) {
+    close(links.first);
+    close(links.second);
+  }
   if (skel_ != nullptr) least_conn_bpf::destroy(skel_);
 }
 
-Status SocketBalancer::Put(const SocketAddress& service,
-                           const std::vector<SocketAddress>& backends) {
+Status SocketBalancer::Put(const SocketAddress& service, const BalancerEntry& entry) {
   auto key = Key(service);
   if (!key) return MakeStatus(Code::kInvalidArgument, "not an IPv4 address: {}", service.first);
   kiso_lb_service value{};
-  for (const auto& b : backends) {
+  value.flags = entry.from_outside ? KISO_LB_FROM_OUTSIDE : 0;
+  for (const auto& b : entry.backends) {
     auto k = Key(b);
     if (!k || value.count == KISO_LB_MAX_BACKENDS) continue;
     value.backends[value.count++] = *k;
@@ -155,37 +173,48 @@ Status SocketBalancer::Remove(const SocketAddress& service) {
   return Status::Ok();
 }
 
+bool SocketBalancer::SetNodeAddresses(std::vector<std::string> addresses) {
+  addresses = Ipv4Only(std::move(addresses));
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  auto before = node_addresses_;
+  std::sort(before.begin(), before.end());
+  before.erase(std::unique(before.begin(), before.end()), before.end());
+  if (addresses == before) return false;
+  node_addresses_ = std::move(addresses);
+  return true;
+}
+
 Status SocketBalancer::Full(const ServicePorts& ports) {
-  std::map<SocketAddress, std::vector<SocketAddress>> want;
+  std::map<SocketAddress, BalancerEntry> want;
   for (const auto& [name, port] : ports) want.merge(SocketBalancerEntries(port, node_addresses_));
   for (const auto& address : Addresses()) {
     if (!want.count(address)) KISO_RETURN_IF_ERROR(Remove(address));
   }
-  for (const auto& [address, backends] : want) KISO_RETURN_IF_ERROR(Put(address, backends));
+  for (const auto& [address, entry] : want) KISO_RETURN_IF_ERROR(Put(address, entry));
   return Status::Ok();
 }
 
 Status SocketBalancer::Update(const ServicePorts& from, const ServicePorts& to,
                               const std::set<std::string>& changed) {
-  std::map<SocketAddress, std::vector<SocketAddress>> before, after;
+  std::map<SocketAddress, BalancerEntry> before, after;
   for (const auto& name : changed) {
     if (auto it = from.find(name); it != from.end())
       before.merge(SocketBalancerEntries(it->second, node_addresses_));
     if (auto it = to.find(name); it != to.end())
       after.merge(SocketBalancerEntries(it->second, node_addresses_));
   }
-  for (const auto& [address, backends] : after) {
+  for (const auto& [address, entry] : after) {
     auto was = before.find(address);
-    if (was == before.end() || was->second != backends)
-      KISO_RETURN_IF_ERROR(Put(address, backends));
+    if (was == before.end() || was->second != entry) KISO_RETURN_IF_ERROR(Put(address, entry));
   }
   std::set<SocketAddress> left;  // Endpoints some entry had before and may have no more.
-  for (const auto& [address, backends] : before) {
+  for (const auto& [address, entry] : before) {
     if (!after.count(address)) KISO_RETURN_IF_ERROR(Remove(address));
-    left.insert(backends.begin(), backends.end());
+    left.insert(entry.backends.begin(), entry.backends.end());
   }
-  for (const auto& [address, backends] : after) {
-    for (const auto& b : backends) left.erase(b);
+  for (const auto& [address, entry] : after) {
+    for (const auto& b : entry.backends) left.erase(b);
   }
   if (!left.empty()) ForgetIdle(left);
   return Status::Ok();
@@ -226,6 +255,122 @@ void SocketBalancer::ForEachEntry(
     key = next;
     at = &key;
   }
+}
+
+namespace {
+
+// tcx links (Linux 6.6): libbpf 1.1 predates them, the kernel's values.
+constexpr auto kTcxIngress = static_cast<bpf_attach_type>(46);
+constexpr auto kTcxEgress = static_cast<bpf_attach_type>(47);
+
+// The interfaces connections from other nodes arrive on: Ethernet ones but
+// `bridge` (pods: their sockets are balanced by the cgroup hooks) and bridge
+// ports.
+std::map<int, std::string> OutsideInterfaces(const std::string& bridge) {
+  std::map<int, std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/sys/class/net", ec)) {
+    const std::string name = e.path().filename().string();
+    const auto& dir = e.path();
+    if (name == bridge) continue;
+    std::ifstream type(dir / "type");
+    int arphrd = 0;
+    if (!(type >> arphrd) || arphrd != 1) continue;  // ARPHRD_ETHER (loopback is 772).
+    // A bridge's port: what arrives there for the node is the bridge's (our
+    // bridge's ports are pods).
+    if (std::filesystem::exists(dir / "brport", ec)) continue;
+    std::ifstream index(dir / "ifindex");
+    int ifindex = 0;
+    if (index >> ifindex && ifindex > 0) out[ifindex] = name;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<int> SocketBalancer::AttachInterfaces(const std::string& bridge) {
+  if (tcx_unsupported_) return 0;
+  auto now = OutsideInterfaces(bridge);
+  for (auto it = tc_links_.begin(); it != tc_links_.end();) {
+    if (now.count(it->first)) {
+      ++it;
+      continue;
+    }
+    close(it->second.first);  // Gone with its interface (or another has its index now).
+    close(it->second.second);
+    it = tc_links_.erase(it);
+  }
+  for (const auto& [ifindex, name] : now) {
+    if (tc_links_.count(ifindex)) continue;
+    int in = bpf_link_create(bpf_program__fd(skel_->progs.kiso_lb_tc_ingress), ifindex, kTcxIngress,
+                             nullptr);
+    if (in < 0) {
+      if (in == -EINVAL && tc_links_.empty()) {
+        tcx_unsupported_ = true;
+        return MakeStatus(Code::kUnavailable,
+                          "this kernel has no tcx links: connections from other nodes to "
+                          "least-connections ports get round robin");
+      }
+      if (!std::filesystem::exists("/sys/class/net/" + name)) continue;  // Gone meanwhile.
+      return Errno("attaching the least-connections tc program to " + name, in);
+    }
+    int out = bpf_link_create(bpf_program__fd(skel_->progs.kiso_lb_tc_egress), ifindex, kTcxEgress,
+                              nullptr);
+    if (out < 0) {
+      close(in);
+      if (!std::filesystem::exists("/sys/class/net/" + name)) continue;
+      return Errno("attaching the least-connections tc program to " + name, out);
+    }
+    tc_links_[ifindex] = {in, out};
+  }
+  return static_cast<int>(tc_links_.size());
+}
+
+Result<int> SocketBalancer::SweepRemotes(std::chrono::seconds age) {
+  // The live TCP connections conntrack has, as the tc programs key them.
+  std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>> live;
+  KISO_RETURN_IF_ERROR(ForEachFlow([&](const Flow& f) {
+    if (f.protocol == IPPROTO_TCP && !f.closed)
+      live.emplace(htonl(f.src), htonl(f.dst), htons(f.sport), htons(f.dport));
+  }));
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock.
+  const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000U + ts.tv_nsec;
+  const uint64_t before =
+      now - std::min<uint64_t>(now, static_cast<uint64_t>(age.count()) * 1000000000U);
+  std::vector<kiso_lb_flow> stale;
+  kiso_lb_flow key{}, next{};
+  const kiso_lb_flow* at = nullptr;
+  kiso_lb_remote value{};
+  auto* remotes = skel_->maps.kiso_lb_remotes;
+  while (bpf_map__get_next_key(remotes, at, &next, sizeof next) == 0) {
+    if (bpf_map__lookup_elem(remotes, &next, sizeof next, &value, sizeof value, 0) == 0 &&
+        value.since < before &&
+        !live.count({next.client_ip, next.service_ip, next.client_port, next.service_port}))
+      stale.push_back(next);
+    key = next;
+    at = &key;
+  }
+  // Counted off by the program the data path uses, so the count changes atomically.
+  const int forget = bpf_program__fd(skel_->progs.kiso_lb_forget);
+  for (auto& flow : stale) {
+    LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &flow, .ctx_size_in = sizeof flow);
+    if (int r = bpf_prog_test_run_opts(forget, &run); r != 0)
+      return Errno("counting off a gone connection", r);
+  }
+  return static_cast<int>(stale.size());
+}
+
+int64_t SocketBalancer::Remotes() const {
+  int64_t n = 0;
+  kiso_lb_flow key{}, next{};
+  const kiso_lb_flow* at = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.kiso_lb_remotes, at, &next, sizeof next) == 0) {
+    ++n;
+    key = next;
+    at = &key;
+  }
+  return n;
 }
 
 std::vector<SocketAddress> SocketBalancer::Addresses() const {

@@ -10,15 +10,24 @@
 // pod's.
 //
 // What no socket of this node opens (a connection from another node to a
-// node port) is nftables' (rules.h), round robin. So are ports with ClientIP
-// affinity (nftables keeps it) and ports with more endpoints than one entry
-// holds (KISO_LB_MAX_BACKENDS, 64); a UDP or SCTP port is never counted.
+// node port or an external IP) is chosen for by tc programs on the node's
+// Ethernet interfaces (tcx links; every one but kiso's bridge and bridge
+// ports), from the same counts: the SYN's packet is marked with the
+// endpoint that has the fewest connections, nftables' chain for the port
+// DNATs a marked connection there (rules.h), and the first FIN or RST either
+// way counts it off; a sweep counts off connections whose conntrack entry
+// went without either being seen. Ports with ClientIP affinity (nftables
+// keeps it) and ports with more endpoints than one entry holds
+// (KISO_LB_MAX_BACKENDS, 64) are nftables' round robin; a UDP or SCTP port is
+// never counted.
 //
 // The programs stay attached while this object lives and go with it (or
-// with the process): nothing of them outlives the agent, and a restarted
-// agent counts anew (connections already open are not counted).
+// with the process: every attachment is a BPF link): nothing of them
+// outlives the agent, and a restarted agent counts anew (connections already
+// open are not counted).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,12 +50,20 @@ using SocketAddress = std::pair<std::string, int>;  // IPv4 address, port.
 // Whether `port` is balanced in sockets.
 bool BalancedInSockets(const ServicePort& port);
 
+// What one Service address leads to.
+struct BalancerEntry {
+  std::vector<SocketAddress> backends;  // In nftables' order for the path (rules.cc).
+  // Connections from other nodes reach it (an external IP, a node port).
+  bool from_outside = false;
+  bool operator==(const BalancerEntry&) const = default;
+};
+
 // The Service addresses of `port` and the endpoints each leads to: the
 // cluster IP to the internal endpoints; external IPs and, for a node port,
-// each of `node_addresses` to the external ones. Empty unless
-// BalancedInSockets(port); addresses without usable endpoints, or with more
-// than the kernel entry holds, are left out (nftables has them).
-std::map<SocketAddress, std::vector<SocketAddress>> SocketBalancerEntries(
+// each of `node_addresses` to the external ones. Empty unless BalancedInSockets(port);
+// addresses without usable endpoints, or with more than the kernel entry
+// holds, are left out (nftables has them).
+std::map<SocketAddress, BalancerEntry> SocketBalancerEntries(
     const ServicePort& port, const std::vector<std::string>& node_addresses);
 
 class SocketBalancer {
@@ -59,6 +76,9 @@ class SocketBalancer {
   SocketBalancer(const SocketBalancer&) = delete;
   SocketBalancer& operator=(const SocketBalancer&) = delete;
 
+  // Node ports answer on `addresses` from the next Full() on; false when
+  // they are those already (IPv6 ones aside).
+  bool SetNodeAddresses(std::vector<std::string> addresses);
   // Serves exactly `ports` (what is there for other ports goes).
   Status Full(const ServicePorts& ports);
   // Takes the entries from `from` to `to`, where only `changed` ports differ.
@@ -69,9 +89,21 @@ class SocketBalancer {
   // The Service addresses served now.
   std::vector<SocketAddress> Addresses() const;
 
+  // Attaches the tc programs to the node's interfaces that lack them (those
+  // that came since the last call) and lets go of the gone ones. Interfaces
+  // are Ethernet ones other than `bridge` and bridge ports. Returns how many
+  // have them now; 0 when this kernel has no tcx links.
+  Result<int> AttachInterfaces(const std::string& bridge);
+  // Counts off the connections from other nodes counted longer than `age`
+  // whose conntrack entry has gone (their FIN or RST was not seen: a
+  // conntrack timeout, a route change). Returns how many.
+  Result<int> SweepRemotes(std::chrono::seconds age);
+  // Connections from other nodes counted now.
+  int64_t Remotes() const;
+
  private:
   SocketBalancer() = default;
-  Status Put(const SocketAddress& service, const std::vector<SocketAddress>& backends);
+  Status Put(const SocketAddress& service, const BalancerEntry& entry);
   Status Remove(const SocketAddress& service);
   // Calls `visit` with every Service entry in the kernel.
   void ForEachEntry(
@@ -81,6 +113,9 @@ class SocketBalancer {
 
   std::vector<std::string> node_addresses_;
   least_conn_bpf* skel_ = nullptr;
+  // The tc links per interface index: ingress, egress (descriptors; closing one detaches it).
+  std::map<int, std::pair<int, int>> tc_links_;
+  bool tcx_unsupported_ = false;
 };
 
 }  // namespace kiso::network::proxy
