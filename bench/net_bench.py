@@ -19,6 +19,11 @@
                load-balancing algorithm, alternated three times; the overhead in percent
                (goal ≤ 5%). Conntrack's TIME_WAIT timeout is lowered for the phase (and put
                back) so that its ~10^5 closed connections do not fill the table.
+  dp_nodeport_*  the same from another node (a network namespace of the bench's own on a veth
+               pair, standing for one): new connections per second through a node port with
+               round robin (nftables) and least connections (the tc programs' choice, then
+               nftables), against straight to the endpoint; the least-connections cost over
+               round robin in percent.
   ingress_*    the ingress controller against Debian's nginx as the same reverse proxy in front
                of the same backend: requests per second and p99 (wrk, kept-alive connections).
 
@@ -361,9 +366,11 @@ http {{
     return p
 
 
-def wrk(url, headers, seconds):
-    """One wrk run (2 threads, 32 connections): (requests/s, p99 ms)."""
-    args = ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--latency"]
+def wrk(url, headers, seconds, netns=None):
+    """One wrk run (2 threads, 32 connections), in the network namespace `netns` if given:
+    (requests/s, p99 ms)."""
+    args = (["ip", "netns", "exec", netns] if netns else []) + [
+        "wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "--latency"]
     for h in headers:
         args += ["-H", h]
     r = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 60)
@@ -409,6 +416,7 @@ def data_path(api, work, procs):
         sh("ip", "-n", netns, "link", "set", "lo", "up")
         sh("ip", "-n", netns, "route", "add", "default", "via", "10.198.0.1")
         measure_data_path(api, work, procs, netns)
+        measure_node_ports(api, netns)
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)  # Takes the veth.
 
@@ -432,7 +440,8 @@ def measure_data_path(api, work, procs, netns):
     address = POD_IP
     ports = {a: [8080 + 3 * i, 8081 + 3 * i, 8082 + 3 * i] for i, a in enumerate(ALGORITHMS)}
     listens = "\n".join(f"    listen {address}:{p} backlog=4096;"
-                        for each in ports.values() for p in each)
+                        for each in list(ports.values()) + list(NODE_PORT_ENDPOINTS.values())
+                        for p in each)
     nginx(work, "endpoints", f"""  server {{
 {listens}
     location / {{ return 200 "hello from an endpoint\\n"; }}
@@ -478,6 +487,89 @@ def measure_data_path(api, work, procs, netns):
     finally:
         with open(sysctl, "w") as f:
             f.write(time_wait)
+
+
+# The endpoint's ports for the node-port runs (each path ports of its own, as above).
+NODE_PORT_ENDPOINTS = {"direct": [9080], "round-robin": [9081, 9082],
+                       "least-connections": [9083, 9084]}
+
+
+def measure_node_ports(api, endpoint_netns):
+    """From another node: a network namespace of the bench's own joined to the host by a veth
+    pair. Its connect() would be balanced by the socket hook (it is a process of this machine),
+    so it connects to an address of its own link that its nftables translates to the node's;
+    the direct runs reach the endpoint through the host's routing. The endpoint's nginx is
+    measure_data_path's, in `endpoint_netns`, which keeps no TIME_WAIT sockets meanwhile: a node
+    port's traffic is masqueraded with random source ports, and a new SYN meeting a TIME_WAIT of
+    another client's connection on the same port is refused about half the time (timestamps
+    offset per connection), a 1 s SYN retransmit each — the kernel's with any NAT in front of a
+    backend, which would measure the collisions, not the data path."""
+    pid = os.getpid()
+    netns, veth = f"kisobno{pid % 10000}", f"kbo{pid % 100000}"
+    n = pid % 250
+    node_ip, client_ip, alias = f"198.18.{n}.1", f"198.18.{n}.2", f"198.18.{n}.5"
+    try:
+        sh("ip", "netns", "add", netns)
+        sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        sh("ip", "addr", "add", f"{node_ip}/29", "dev", veth)
+        sh("ip", "link", "set", veth, "up")
+        sh("ip", "-n", netns, "addr", "add", f"{client_ip}/29", "dev", "eth0")
+        sh("ip", "-n", netns, "link", "set", "eth0", "up")
+        sh("ip", "-n", netns, "link", "set", "lo", "up")
+        sh("ip", "-n", netns, "route", "add", "10.198.0.0/24", "via", node_ip)
+        sh("ip", "netns", "exec", netns, "nft",
+           "add table ip other; add chain ip other out { type nat hook output priority -100; }; "
+           f"add rule ip other out ip daddr {alias} dnat to {node_ip}")
+        sh("ip", "netns", "exec", netns, "sysctl", "-qw",
+           "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1")
+        sh("ip", "netns", "exec", endpoint_netns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0")
+        ns = "/api/v1/namespaces/default"
+        node_ports = {}
+        for algorithm in ("round-robin", "least-connections"):
+            name = f"dp-np-{algorithm}"
+            svc = api.call("POST", f"{ns}/services", {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "annotations": {"kiso.dev/load-balancer": algorithm}},
+                "spec": {"type": "NodePort",
+                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+            node_ports[algorithm] = svc["spec"]["ports"][0]["nodePort"]
+            api.call("POST", f"{ns}/endpoints", {
+                "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name},
+                "subsets": [{"addresses": [{"ip": POD_IP}], "ports": [{"name": "http", "port": p}]}
+                            for p in NODE_PORT_ENDPOINTS[algorithm]]})
+        urls = {"direct": f"http://{POD_IP}:{NODE_PORT_ENDPOINTS['direct'][0]}/"}
+        urls.update({a: f"http://{alias}:{p}/" for a, p in node_ports.items()})
+        deadline = time.monotonic() + 30
+        for url in urls.values():
+            while subprocess.run(["ip", "netns", "exec", netns, "curl", "-sf", "--noproxy", "*",
+                                  "-m", "2", "-o", "/dev/null", url],
+                                 capture_output=True).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nothing answers at {url} from the other node")
+                time.sleep(0.05)  # Polling with a deadline: the route is being programmed.
+        # The agent gives node ports to the new address within its housekeeping period.
+        key = {"ip": int.from_bytes(socket.inet_aton(node_ip), "little"),
+               "port": int.from_bytes(node_ports["least-connections"].to_bytes(2, "big"), "little"),
+               "pad": 0}
+        while not any(e.get("formatted", e).get("key") == key for e in json.loads(
+                subprocess.run(["bpftool", "-j", "map", "dump", "name", "kiso_lb_svcs"],
+                               capture_output=True, text=True).stdout or "[]")):
+            if time.monotonic() > deadline:
+                raise RuntimeError("least connections never reached the new node address")
+            time.sleep(0.05)  # Polling with a deadline.
+        runs = {path: [] for path in urls}
+        close = ["Connection: close"]
+        for _ in range(3):
+            for path, url in urls.items():
+                runs[path].append(wrk(url, close, DP_SECONDS, netns=netns))
+        conns = {path: statistics.median(r[0] for r in rs) for path, rs in runs.items()}
+        for path, rs in runs.items():
+            out(f"dp_nodeport_conns_{path}", f"{conns[path]:.0f}", "connections/s")
+            out(f"dp_nodeport_p99_{path}", f"{statistics.median(r[1] for r in rs):.2f}", "ms")
+        lc, rr = conns["least-connections"], conns["round-robin"]
+        out("dp_nodeport_least_connections_cost", f"{(1 - lc / rr) * 100:.1f}", "%")
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)  # Takes the veth.
 
 
 def ingress(api, kiso_port, work, procs):

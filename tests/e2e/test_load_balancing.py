@@ -215,7 +215,7 @@ def test_client_ip_affinity_holds_for_its_timeout(lb):
 
 def test_least_connections_sends_each_connection_to_the_endpoint_with_fewest(lb):
     k, port = lb
-    use(k, port, "least-connections", "numgen inc mod 3")  # nftables: for other nodes' traffic.
+    use(k, port, "least-connections", "numgen inc mod 3")  # nftables: for what comes unmarked.
     wait_for(lambda: socket_balancer_backends(port) == 3, 10, "least connections in the kernel")
     held = []
     try:

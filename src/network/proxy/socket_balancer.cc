@@ -136,8 +136,8 @@ Result<std::unique_ptr<SocketBalancer>> SocketBalancer::Open(
 
 SocketBalancer::~SocketBalancer() {
   for (const auto& [ifindex, links] : tc_links_) {
-    close(links.first);
-    close(links.second);
+    close(links.ingress);
+    close(links.egress);
   }
   if (skel_ != nullptr) least_conn_bpf::destroy(skel_);
 }
@@ -292,12 +292,12 @@ Result<int> SocketBalancer::AttachInterfaces(const std::string& bridge) {
   if (tcx_unsupported_) return 0;
   auto now = OutsideInterfaces(bridge);
   for (auto it = tc_links_.begin(); it != tc_links_.end();) {
-    if (now.count(it->first)) {
+    if (auto same = now.find(it->first); same != now.end() && same->second == it->second.name) {
       ++it;
       continue;
     }
-    close(it->second.first);  // Gone with its interface (or another has its index now).
-    close(it->second.second);
+    close(it->second.ingress);  // Gone with its interface (or another has its index now).
+    close(it->second.egress);
     it = tc_links_.erase(it);
   }
   for (const auto& [ifindex, name] : now) {
@@ -321,7 +321,7 @@ Result<int> SocketBalancer::AttachInterfaces(const std::string& bridge) {
       if (!std::filesystem::exists("/sys/class/net/" + name)) continue;
       return Errno("attaching the least-connections tc program to " + name, out);
     }
-    tc_links_[ifindex] = {in, out};
+    tc_links_[ifindex] = {name, in, out};
   }
   return static_cast<int>(tc_links_.size());
 }

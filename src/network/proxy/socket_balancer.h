@@ -113,8 +113,12 @@ class SocketBalancer {
 
   std::vector<std::string> node_addresses_;
   least_conn_bpf* skel_ = nullptr;
-  // The tc links per interface index: ingress, egress (descriptors; closing one detaches it).
-  std::map<int, std::pair<int, int>> tc_links_;
+  // The tc links of an interface (descriptors; closing one detaches it).
+  struct TcLinks {
+    std::string name;  // An index given to another interface later is not this one.
+    int ingress = -1, egress = -1;
+  };
+  std::map<int, TcLinks> tc_links_;  // By interface index.
   bool tcx_unsupported_ = false;
 };
 
