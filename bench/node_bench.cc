@@ -1,12 +1,14 @@
 // node_bench: the node agent's figures against the real `kiso server` (its
-// embedded agent, runc, CNI) on 127.0.0.1, beside bare `runc run` of the same
-// root file system in the same run. One line per figure: `node <figure>=<value> <unit>`.
+// embedded agent, runc, CNI) on 127.0.0.1, beside bare `runc run` and bare
+// `crun run` of the same root file system in the same run. One line per figure: `node
+// <figure>=<value> <unit>`.
 //   pod create → Running (the agent's status write seen by a watch), p50/p99
 //   over 1,000 sequential pods and 50 rounds of 20 at once; bare `runc run -d`
-//   of as many, one after another and 20 at once, and the ratios; the server's
+//   of as many, one after another and 20 at once, and the ratios; bare `crun
+//   run -d` the same, and runc's p50 over crun's; the server's
 //   memory idle with and without the agent, and with 50 pods; a standalone
 //   `kiso agent`'s idle and with 50 pods; a shim's. Memory as RSS, PSS and
-//   private pages. Needs root, runc and busybox-static.
+//   private pages. Needs root, runc, crun and busybox-static.
 // A failed create, a pod not Running or not deleted in time fails the run
 // (exit 1). Whatever happens, every node it started is reset at the end
 // (`kiso node reset`), so the next run starts on a clean machine.
@@ -37,6 +39,7 @@
 #include "client/informer.h"
 #include "client/kubeconfig.h"
 #include "common/process.h"
+#include "runtime/oci_runtime.h"
 #include "support/oci_image.h"
 #include "support/proc.h"
 #include "support/temp_dir.h"
@@ -246,14 +249,15 @@ void PrintMemory(const std::string& what, pid_t pid) {
   Print(what + "_private", testing::PrivateMb(pid), "MB");
 }
 
-// Bare runc: `runc run -d` of the same root file system, then delete: `n`
-// one after another, or in rounds of `at_once` started together. Returns each
-// start's time; a start that fails is reported and makes the result empty.
-std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, int n,
-                             int at_once) {
+// A bare OCI runtime (`runtime`: runc's or crun's path): `run -d` of the
+// same root file system, then delete: `n` one after another, or in rounds of
+// `at_once` started together. Returns each start's time; a start that fails
+// is reported and makes the result empty.
+std::vector<double> BareRun(const std::string& runtime, const std::string& rootfs,
+                            const std::string& dir, int n, int at_once) {
   std::string bundle = dir + "/bare";
   fs::create_directories(bundle);
-  (void)RunCommand({"/usr/sbin/runc", "spec", "--bundle", bundle});
+  (void)RunCommand({"/usr/sbin/runc", "spec", "--bundle", bundle});  // crun reads it as well.
   std::string config_path = bundle + "/config.json";
   std::ifstream in(config_path);
   std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -264,23 +268,23 @@ std::vector<double> BareRunc(const std::string& rootfs, const std::string& dir, 
   spec.at("root").as_object()["readonly"] = true;
   std::ofstream(config_path) << json::serialize(spec);
   std::vector<double> out(static_cast<size_t>(n));
-  std::string root = dir + "/bare-state";
+  std::string root = dir + "/bare-state-" + fs::path(runtime).filename().string();
   auto id_of = [](int i) { return fmt::format("kiso-bench-bare-{}", i); };
   std::atomic<int> failed{0};
   auto run = [&](int i) {
     auto begin = Clock::now();
     CommandOptions quiet;
     quiet.capture_output = false;  // The detached container keeps its stdio.
-    auto r = RunCommand(
-        {"/usr/sbin/runc", "--root", root, "run", "-d", "--bundle", bundle, id_of(i)}, quiet);
+    auto r =
+        RunCommand({runtime, "--root", root, "run", "-d", "--bundle", bundle, id_of(i)}, quiet);
     out[static_cast<size_t>(i)] = Ms(Clock::now() - begin);
     if (!r.ok() || r->exit_code != 0) {
-      fmt::print(stderr, "runc run: exit {}\n", r.ok() ? r->exit_code : -1);
+      fmt::print(stderr, "{} run: exit {}\n", runtime, r.ok() ? r->exit_code : -1);
       ++failed;
     }
   };
   auto remove = [&](int i) {
-    (void)RunCommand({"/usr/sbin/runc", "--root", root, "delete", "--force", id_of(i)});
+    (void)RunCommand({runtime, "--root", root, "delete", "--force", id_of(i)});
   };
   for (int first = 0; first < n; first += at_once) {
     int last = std::min(n, first + at_once);
@@ -580,19 +584,35 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
     std::string image_rootfs =
         data + "/images/rootfs/" +
         fs::directory_iterator(data + "/images/rootfs")->path().filename().string();
-    std::vector<double> bare = BareRunc(image_rootfs, dir.path(), sequential, 1);
+    std::vector<double> bare = BareRun("/usr/sbin/runc", image_rootfs, dir.path(), sequential, 1);
     if (bare.empty()) return 1;
     Print("bare_runc_run_sequential_p50", Percentile(bare, 0.5), "ms");
     Print("bare_runc_run_sequential_p99", Percentile(bare, 0.99), "ms");
     Print("sequential_p50_over_bare_runc_p50", Percentile(seq, 0.5) / Percentile(bare, 0.5), "x");
     std::vector<double> bare_par =
-        BareRunc(image_rootfs, dir.path(), concurrent * rounds, concurrent);
+        BareRun("/usr/sbin/runc", image_rootfs, dir.path(), concurrent * rounds, concurrent);
     if (bare_par.empty()) return 1;
     Print(fmt::format("bare_runc_run_{}_at_once_p50", concurrent), Percentile(bare_par, 0.5), "ms");
     Print(fmt::format("bare_runc_run_{}_at_once_p99", concurrent), Percentile(bare_par, 0.99),
           "ms");
     Print(fmt::format("{}_at_once_p50_over_bare_runc", concurrent),
           Percentile(par, 0.5) / Percentile(bare_par, 0.5), "x");
+    // crun beside runc: the same starts (the host set up as crun needs first).
+    if (Status s = runtime::PrepareHostForCrun(); !s.ok()) {
+      fmt::print(stderr, "crun: {}\n", s.ToString());
+      return 1;
+    }
+    std::vector<double> crun = BareRun("/usr/bin/crun", image_rootfs, dir.path(), sequential, 1);
+    std::vector<double> crun_par =
+        BareRun("/usr/bin/crun", image_rootfs, dir.path(), concurrent * rounds, concurrent);
+    if (crun.empty() || crun_par.empty()) return 1;
+    Print("bare_crun_run_sequential_p50", Percentile(crun, 0.5), "ms");
+    Print("bare_crun_run_sequential_p99", Percentile(crun, 0.99), "ms");
+    Print(fmt::format("bare_crun_run_{}_at_once_p50", concurrent), Percentile(crun_par, 0.5), "ms");
+    Print(fmt::format("bare_crun_run_{}_at_once_p99", concurrent), Percentile(crun_par, 0.99),
+          "ms");
+    Print("bare_runc_over_bare_crun_sequential_p50", Percentile(bare, 0.5) / Percentile(crun, 0.5),
+          "x");
   }
   if (!StandaloneAgentMemory(kiso, dir, tar, resident)) return 1;
   return PullThroughput(kiso, dir.path()) ? 0 : 1;

@@ -1,8 +1,11 @@
 #include "runtime/oci_runtime.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -13,6 +16,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -67,10 +71,47 @@ Status WriteFile(const std::string& path, std::string_view data) {
 }
 
 // Hybrid layout: cgroup v1 controllers with cgroup2 at /sys/fs/cgroup/unified.
+constexpr const char* kUnifiedControllers = "/sys/fs/cgroup/unified/cgroup.controllers";
+
 bool HybridCgroups() {
   struct stat st {};
-  return stat("/sys/fs/cgroup/unified/cgroup.controllers", &st) == 0 &&
-         stat("/sys/fs/cgroup/memory", &st) == 0;
+  return stat(kUnifiedControllers, &st) == 0 && stat("/sys/fs/cgroup/memory", &st) == 0;
+}
+
+// The controllers the hybrid host's cgroup2 hierarchy lists.
+std::vector<std::string> UnifiedControllers() {
+  std::ifstream in(kUnifiedControllers);
+  std::vector<std::string> out;
+  std::string c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
+// crun runs on a hybrid host only while its cgroup2 hierarchy lists no
+// controller ("cgroups in hybrid mode not supported, drop all controllers
+// from cgroupv2"), as systemd's hybrid hosts have it: every controller a v1
+// hierarchy of its own under /sys/fs/cgroup. Those cgroup2 still lists
+// (hugetlb, on this machine's kind) are mounted so, as systemd would mount
+// them; runc uses them as any other v1 hierarchy. Says what it changed.
+Status MoveUnifiedControllersToV1() {
+  for (const auto& c : UnifiedControllers()) {
+    if (c.empty() || c.find('/') != std::string::npos || c.find('.') != std::string::npos) continue;
+    const std::string dir = "/sys/fs/cgroup/" + c;
+    std::error_code ec;
+    fs::create_directory(dir, ec);
+    if (ec) return MakeStatus(Code::kUnavailable, "crun: create {}: {}", dir, ec.message());
+    if (mount("cgroup", dir.c_str(), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, c.c_str()) != 0) {
+      return MakeStatus(Code::kUnavailable,
+                        "crun: mounting the {} controller as a cgroup v1 hierarchy at {} (as "
+                        "systemd's hybrid hosts have it, which crun needs): {}",
+                        c, dir, strerror(errno));
+    }
+    spdlog::info(
+        "crun: mounted the {} cgroup controller as a v1 hierarchy at {} (cgroup2 listed it; crun "
+        "refuses a hybrid host whose cgroup2 has controllers)",
+        c, dir);
+  }
+  return Status::Ok();
 }
 
 std::string Trim(std::string s) {
@@ -79,6 +120,21 @@ std::string Trim(std::string s) {
 }
 
 }  // namespace
+
+Status PrepareHostForCrun() {
+  if (!HybridCgroups()) return Status::Ok();
+  static std::mutex once;  // Two runtimes made at once mount each controller once.
+  std::lock_guard lock(once);
+  if (!UnifiedControllers().empty()) KISO_RETURN_IF_ERROR(MoveUnifiedControllersToV1());
+  if (auto left = UnifiedControllers(); !left.empty()) {
+    return MakeStatus(Code::kUnavailable,
+                      "crun refuses this machine's hybrid cgroup layout: cgroup2 at "
+                      "/sys/fs/cgroup/unified still lists {} (\"cgroups in hybrid mode not "
+                      "supported\"); use runc here",
+                      fmt::join(left, " "));
+  }
+  return Status::Ok();
+}
 
 Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
                                         const std::string& hostname) {
@@ -133,12 +189,7 @@ Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options
                       "OCI runtime {:?} not found in PATH (install the {} package)",
                       options.runtime, options.runtime);
   }
-  if (options.runtime == "crun" && HybridCgroups()) {
-    return MakeStatus(Code::kUnavailable,
-                      "crun refuses this machine's hybrid cgroup layout (cgroup v1 controllers "
-                      "with cgroup2 at /sys/fs/cgroup/unified: \"cgroups in hybrid mode not "
-                      "supported\"); use runc here");
-  }
+  if (options.runtime == "crun") KISO_RETURN_IF_ERROR(PrepareHostForCrun());
   KISO_ASSIGN_OR_RETURN(auto v, RunCommand({rt->runtime_path_, "--version"}));
   // "runc version 1.1.5+ds1" → "runc://1.1.5+ds1", as nodes report their runtime.
   std::string first = v.out.substr(0, v.out.find('\n'));

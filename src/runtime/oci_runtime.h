@@ -86,6 +86,14 @@ std::vector<std::string> MountPoints();
 // The cgroup directories of container `id` in every hierarchy (/sys/fs/cgroup/<h>/kiso/<id>).
 std::vector<std::string> ContainerCgroups(const std::string& id);
 
+// Makes a hybrid cgroup host (cgroup v1 controllers, cgroup2 at
+// /sys/fs/cgroup/unified) one crun runs on, as systemd's hybrid hosts are:
+// every controller cgroup2 still lists (hugetlb, here) mounted as a v1
+// hierarchy at /sys/fs/cgroup/<controller>, each change logged. Nothing on
+// other hosts. Unavailable when cgroup2 still lists a controller after.
+// OciRuntime::Create does it for crun. Needs root.
+Status PrepareHostForCrun();
+
 // Sandbox namespaces: created by `unshare` with bind mounts at dir/{net,ipc,uts}.
 Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
                                         const std::string& hostname);

@@ -1,6 +1,7 @@
-// OciRuntime with real runc (and crun where the machine allows it), real
-// namespaces, cgroups and overlay mounts, on a busybox image built on the spot.
-// Needs root, runc and busybox-static (make deps installs them).
+// OciRuntime with real runc and real crun (a hybrid cgroup host is set up as
+// crun needs: PrepareHostForCrun), real namespaces, cgroups and overlay
+// mounts, on a busybox image built on the spot. Needs root, runc, crun and
+// busybox-static (make deps installs them).
 #include "runtime/oci_runtime.h"
 
 #include <gtest/gtest.h>
@@ -61,9 +62,6 @@ class OciRuntimeTest : public ::testing::TestWithParam<std::string> {
     options.cgroup_parent = CgroupParent();
     options.shim_binary = ShimBinary();
     auto rt = OciRuntime::Create(options);
-    if (!rt.ok() && rt.status().code() == Code::kUnavailable) {
-      GTEST_SKIP() << rt.status().message();
-    }
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
     runtime_ = std::move(*rt);
     auto sandbox = runtime_->RunPodSandbox({"pod-a", "default", "uid-1"});
@@ -304,8 +302,8 @@ TEST_P(OciRuntimeTest, WhatACrashLeavesHalfDoneIsFoundAndFinished) {
   auto id = runtime_->CreateContainer(sandbox_, Config("started", {"sleep", "60"}));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   EXPECT_EQ(runtime_->GetStatus(*id)->state, ContainerState::kCreated);
-  auto started =
-      RunCommand({"/usr/sbin/" + GetParam(), "--root", dir_.File("runtime/state"), "start", *id});
+  auto started = RunCommand({GetParam() == "runc" ? "/usr/sbin/runc" : "/usr/bin/crun", "--root",
+                             dir_.File("runtime/state"), "start", *id});
   ASSERT_TRUE(started.ok() && started->exit_code == 0);
   EXPECT_EQ(runtime_->GetStatus(*id)->state, ContainerState::kRunning);
   EXPECT_TRUE(runtime_->StopContainer(*id, std::chrono::seconds(0)).ok());
@@ -363,8 +361,10 @@ TEST_P(OciRuntimeTest, RuntimeDefaultSeccompRefusesWhatTheDefaultProfilesRefuse)
         "io_uring_setup", "userfaultfd", "bpf", "reboot", "personality_bsd", "socket_vsock"})
     EXPECT_EQ(runtime_default[refused], "EPERM") << refused;
   EXPECT_EQ(runtime_default["clone3"], "ENOSYS");
-  // A call newer than the profile knows: runc answers ENOSYS (so libc falls back), not EPERM.
-  EXPECT_EQ(runtime_default["unknown"], "ENOSYS");
+  // A call newer than the profile knows: runc answers ENOSYS (its filter's stub for numbers
+  // past the last it knows, so libc falls back), crun 1.8.1 the profile's default (EPERM):
+  // it has no such stub. A difference of the runtimes the suite shows, not kiso's choice.
+  EXPECT_EQ(runtime_default["unknown"], GetParam() == "runc" ? "ENOSYS" : "EPERM");
   // It is the profile that refuses them: unconfined, keyctl and ptrace of itself work.
   auto unconfined =
       probe("unconfined", [](ContainerConfig& c) { c.seccomp = Seccomp::kUnconfined; });
