@@ -435,6 +435,24 @@ void Agent::FailPod(const json::value& pod, PodState& s, std::string_view reason
   WriteStatus(pod, s);
 }
 
+std::string Agent::RuntimeHandlerRefusal(const json::value& pod) {
+  std::string_view class_name = api::GetString(pod, {"spec", "runtimeClassName"});
+  if (class_name.empty()) return "";
+  auto rc = client_->Get(*api::FindResource("node.k8s.io", "v1", "runtimeclasses"), "",
+                         std::string(class_name));
+  if (!rc.ok()) {
+    return rc.status().code() == Code::kNotFound
+               ? fmt::format("RuntimeClass {:?} not found", class_name)
+               : fmt::format("looking up RuntimeClass {:?}: {}", class_name, rc.status().message());
+  }
+  std::string_view handler = api::GetString(*rc, {"handler"});
+  const std::string version = runtime_->Version();
+  std::string_view runs = std::string_view(version).substr(0, version.find("://"));
+  if (handler.empty() || handler == runs) return "";
+  return fmt::format("RuntimeHandler {:?} not supported: node {:?} runs {:?} (RuntimeClass {:?})",
+                     handler, options_.node_name, runs, class_name);
+}
+
 void Agent::SyncPod(const json::value& pod, PodState& s) {
   std::string key = s.ns + "/" + s.name;
   if (s.phase == "Succeeded" || s.phase == "Failed" || !s.fail_reason.empty()) {
@@ -457,6 +475,16 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     if (s.start_time.empty()) s.start_time = api::NowRfc3339();
   }
   if (s.sandbox_id.empty()) {
+    if (std::string refused = RuntimeHandlerRefusal(pod); !refused.empty()) {
+      // The kubelet's answer to a handler its runtime lacks; retried, in case
+      // the class was missing only for a moment.
+      SetWaiting(pod, s, "*", "CreatePodSandboxError", refused);
+      events_.Record(pod, "Warning", "FailedCreatePodSandBox",
+                     fmt::format("Failed to create pod sandbox: {}", refused));
+      WriteStatus(pod, s);
+      loop_.queue().AddAfter(key, std::chrono::seconds(10));
+      return;
+    }
     auto sandbox = runtime_->RunPodSandbox(
         {s.name, s.ns, s.uid, std::string(api::GetString(pod, {"spec", "hostname"}))});
     if (!sandbox.ok()) {

@@ -77,7 +77,8 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
                                               {"kubeletVersion", d.kubelet_version},
                                               {"kubeProxyVersion", ""},
                                               {"operatingSystem", "linux"},
-                                              {"architecture", "amd64"}}}}}};
+                                              {"architecture", "amd64"}}},
+                    {"runtimeHandlers", RuntimeHandlers(d.runtime_version)}}}};
   auto created = client->Create(Nodes(), "", node);
   if (!created.ok() && created.status().code() != Code::kAlreadyExists) return created.status();
   // Status is a subresource: the create dropped it; write it (also for an existing node).
@@ -88,6 +89,14 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
   auto res = client->Update(Nodes(), "", updated, "status");
   if (!res.ok()) return res.status();
   return RenewNodeLease(client, d.name);
+}
+
+json::array RuntimeHandlers(std::string_view runtime_version) {
+  json::object features{{"recursiveReadOnlyMounts", false}, {"userNamespaces", false}};
+  json::array out{json::object{{"name", ""}, {"features", features}}};
+  std::string_view handler = runtime_version.substr(0, runtime_version.find("://"));
+  if (!handler.empty()) out.push_back(json::object{{"name", handler}, {"features", features}});
+  return out;
 }
 
 Status RenewNodeLease(client::Client* client, const std::string& name) {

@@ -4,8 +4,10 @@
 // kube-node-lease (the heartbeat the node lifecycle controller watches).
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "client/client.h"
 
@@ -23,6 +25,11 @@ struct NodeDescription {
   std::string kubelet_version = "v1.32.0-kiso";
   std::string message = "kiso node";  // The Ready condition's message.
 };
+
+// The RuntimeClass handlers a node whose runtime is `runtime_version`
+// ("runc://1.1.5") runs, as status.runtimeHandlers lists them: the default
+// ("") and the runtime's name.
+boost::json::array RuntimeHandlers(std::string_view runtime_version);
 
 // Creates or updates the Node and its status, then renews its Lease.
 Status RegisterNode(client::Client* client, const NodeDescription& node);

@@ -65,10 +65,16 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
     }
     if (!latest || latest->state == ContainerState::kCreated ||
         latest->state == ContainerState::kUnknown) {
-      // An app container waiting for the init containers says so, as the kubelet's does.
-      out["state"] = json::object{
-          {"waiting",
-           json::object{{"reason", initializing ? "PodInitializing" : "ContainerCreating"}}}};
+      // An app container waiting for the init containers says so, as the kubelet's does;
+      // what holds up the whole pod before any container (its sandbox, its volumes, a
+      // RuntimeClass handler this node lacks) is each container's reason, so `kubectl get`
+      // shows it rather than ContainerCreating.
+      json::object waiting{{"reason", initializing ? "PodInitializing" : "ContainerCreating"}};
+      if (auto pod_wide = s.waiting.find("*"); !latest && pod_wide != s.waiting.end()) {
+        waiting =
+            json::object{{"reason", pod_wide->second.first}, {"message", pod_wide->second.second}};
+      }
+      out["state"] = json::object{{"waiting", std::move(waiting)}};
       ++tally->waiting;
     } else if (running) {
       out["state"] = json::object{{"running", json::object{{"startedAt", latest->started_at}}}};

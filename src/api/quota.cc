@@ -86,9 +86,11 @@ ResourceList PodResources(const json::object& pod, std::string_view which) {
     auto& slot = sum[name];
     slot = std::max(slot, m);
   }
+  // The overhead adds to every request (a pod that requests no memory still
+  // needs its runtime's), and to the limits that are set (no limit stays none).
   if (const auto* overhead = Find(pod, {"spec", "overhead"}); overhead && overhead->is_object()) {
     for (const auto& [name, q] : overhead->get_object()) {
-      if (auto m = Milli(q); m && sum.contains(std::string_view(name)))
+      if (auto m = Milli(q); m && (which == "requests" || sum.contains(std::string_view(name))))
         sum[std::string(name)] += *m;
     }
   }

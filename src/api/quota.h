@@ -31,7 +31,8 @@ bool IsSidecar(const boost::json::value& container);
 // A pod's effective requests or limits (`which`), as the scheduler, quotas
 // and the kubelet count them: the app containers' sum plus every sidecar's,
 // or, where more, what an init container needs beside the sidecars started
-// before it; plus the pod's overhead (for the resources it uses at all).
+// before it; plus the pod's overhead (every resource of it for requests,
+// those the pod limits for limits, as upstream's PodRequests and PodLimits).
 ResourceList PodResources(const boost::json::object& pod, std::string_view which);
 
 // What `obj` of `type` counts against a quota. A pod that has succeeded or

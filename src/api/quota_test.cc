@@ -69,6 +69,19 @@ TEST(Quota, SidecarsRunBesideEverythingStartedAfterThem) {
   EXPECT_FALSE(IsSidecar(pod["spec"].at("initContainers").at(0)));
 }
 
+TEST(Quota, OverheadAddsToEveryRequestAndToTheLimitsThatAreSet) {
+  auto pod = J(R"({"spec":{
+      "containers":[{"name":"app","resources":{"requests":{"cpu":"100m"},
+                                               "limits":{"cpu":"200m"}}}],
+      "overhead":{"cpu":"10m","memory":"64Mi"}}})");
+  auto requests = PodResources(pod, "requests");
+  EXPECT_EQ(std::llround(requests["cpu"]), 110);
+  EXPECT_EQ(std::llround(requests["memory"]), 64LL * 1024 * 1024 * 1000);
+  auto limits = PodResources(pod, "limits");
+  EXPECT_EQ(std::llround(limits["cpu"]), 210);
+  EXPECT_FALSE(limits.contains("memory"));  // Unlimited stays unlimited.
+}
+
 TEST(Quota, ServicesClaimsAndCountsOfAnyKind) {
   auto svc = J(R"({"spec":{"type":"LoadBalancer","ports":[{"port":80},{"port":443}]}})");
   auto used = QuotaUsage(Type("", "services"), svc);

@@ -134,6 +134,7 @@ std::vector<ResourceType> Build() {
       Make("networking.k8s.io", "IngressClass", "ingressclasses", false, {}, {}, {}),
       Make("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, {"netpol"}, {}, {}),
       Make("scheduling.k8s.io", "PriorityClass", "priorityclasses", false, {"pc"}, {}, {}),
+      Make("node.k8s.io", "RuntimeClass", "runtimeclasses", false, {}, {}, {}),
       Make("storage.k8s.io", "StorageClass", "storageclasses", false, {"sc"}, {}, {}),
       Metrics("NodeMetrics", "nodes", false),
       Metrics("PodMetrics", "pods", true),

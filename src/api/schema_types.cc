@@ -1803,6 +1803,18 @@ kind PodDisruptionBudget
   spec PodDisruptionBudgetSpec = 2
   status PodDisruptionBudgetStatus = 3
 
+kind RuntimeClass
+  handler string = 2
+  overhead Overhead = 3
+  scheduling Scheduling = 4
+
+Overhead
+  podFixed map[Quantity] = 1
+
+Scheduling
+  nodeSelector map[string] = 1
+  tolerations []Toleration = 2
+
 kind PriorityClass
   value int32 = 2
   globalDefault bool = 3

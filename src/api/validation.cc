@@ -719,6 +719,27 @@ class Validator {
       Forbidden("volumeBindingMode", "field is immutable");
   }
 
+  // ValidateRuntimeClass and its update: the handler a DNS label, fixed once
+  // created; the overhead's quantities not negative.
+  void RuntimeClassObject(const json::object& obj, const json::object* old) {
+    const auto* handler = obj.if_contains("handler");
+    if (!handler || !handler->is_string() || handler->get_string().empty()) {
+      Required("handler");
+    } else if (std::string why = CheckDns1123Label(handler->get_string()); !why.empty()) {
+      InvalidValue("handler", *handler, why);
+    }
+    if (const auto* fixed = Find(obj, {"overhead", "podFixed"}); fixed && fixed->is_object()) {
+      for (const auto& [name, q] : fixed->get_object()) {
+        if (q.is_string() && q.get_string().starts_with("-")) {
+          InvalidValue(fmt::format("overhead.podFixed[{}]", std::string_view(name)), q,
+                       "must be greater than or equal to 0");
+        }
+      }
+    }
+    if (old && old->if_contains("handler") && handler && *handler != *old->if_contains("handler"))
+      InvalidValue("handler", *handler, "field is immutable");
+  }
+
   // An admission webhook configuration's webhooks (admissionregistration/v1).
   void Webhooks(const json::object& obj) {
     const auto* hooks = obj.if_contains("webhooks");
@@ -1415,6 +1436,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Volume(obj, old);
   } else if (kind == "StorageClass") {
     v.StorageClassObject(obj, old);
+  } else if (kind == "RuntimeClass") {
+    v.RuntimeClassObject(obj, old);
   } else if (kind == "PodTemplate") {
     v.PodSpec("template.spec", Find(obj, {"template", "spec"}), {"Always", "OnFailure", "Never"});
   } else if (kind == "CronJob") {

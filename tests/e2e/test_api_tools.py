@@ -376,6 +376,64 @@ def test_priority_classes(kubectl, ns):
     assert bad.returncode != 0 and "no PriorityClass with name no-such-class was found" in bad.stderr
 
 
+RUNTIME_CLASS = """
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sandboxed}
+handler: crun
+overhead: {podFixed: {cpu: 10m, memory: 20Mi}}
+scheduling:
+  nodeSelector: {kiso.dev/sandbox: "yes"}
+  tolerations: [{key: sandboxed, operator: Exists, effect: NoSchedule}]
+"""
+
+
+def test_runtime_classes(kubectl, ns):
+    """node.k8s.io/v1 RuntimeClass served, and upstream's RuntimeClass admission: a pod naming
+    one gets its overhead and its scheduling constraints; missing classes, conflicting node
+    selectors and overheads of the pod's own are refused; the handler is a DNS label, fixed."""
+    kubectl("apply", "-f", "-", input=RUNTIME_CLASS)
+    try:
+        table = kubectl("get", "runtimeclasses")
+        assert re.search(r"^NAME\s+HANDLER\s+AGE$", table, re.M) and re.search(
+            r"^sandboxed\s+crun\s", table, re.M), table
+        assert "scheduling\t<Scheduling>" in kubectl("explain", "runtimeclass")
+        kubectl("run", "boxed", "-n", ns, "--image=busybox", "--overrides",
+                json.dumps({"spec": {"runtimeClassName": "sandboxed",
+                                     "nodeSelector": {"disk": "ssd"},
+                                     "tolerations": [{"key": "other", "operator": "Exists"}]}}))
+        spec = get(kubectl, "pod", "boxed", "-n", ns)["spec"]
+        assert spec["overhead"] == {"cpu": "10m", "memory": "20Mi"}
+        assert spec["nodeSelector"] == {"disk": "ssd", "kiso.dev/sandbox": "yes"}
+        assert {"key": "sandboxed", "operator": "Exists", "effect": "NoSchedule"} in \
+            spec["tolerations"] and {"key": "other", "operator": "Exists"} in spec["tolerations"]
+        refused = {
+            "missing": ({"runtimeClassName": "nope"}, 'pod rejected: RuntimeClass "nope" not found'),
+            "conflict": ({"runtimeClassName": "sandboxed",
+                          "nodeSelector": {"kiso.dev/sandbox": "no"}},
+                         "conflict: runtimeClass.scheduling.nodeSelector[kiso.dev/sandbox] = yes; "
+                         "pod.spec.nodeSelector[kiso.dev/sandbox] = no"),
+            "own-overhead": ({"runtimeClassName": "sandboxed", "overhead": {"cpu": "1"}},
+                             "Pod's Overhead doesn't match RuntimeClass's defined Overhead"),
+            "no-class-overhead": ({"overhead": {"cpu": "1"}},
+                                  "Pod Overhead set without corresponding RuntimeClass defined"),
+        }
+        for name, (overrides, message) in refused.items():
+            r = kubectl.run("run", name, "-n", ns, "--image=busybox", "--overrides",
+                            json.dumps({"spec": overrides}), check=False)
+            assert r.returncode != 0 and message in r.stderr, (name, r.stderr)
+            assert kubectl.run("get", "pod", name, "-n", ns, check=False).returncode != 0
+        bad = kubectl.run("apply", "-f", "-", check=False,
+                          input=RUNTIME_CLASS.replace("name: sandboxed", "name: bad")
+                          .replace("handler: crun", "handler: Not_A_Label"))
+        assert bad.returncode != 0 and "handler" in bad.stderr, bad.stderr
+        moved = kubectl.run("apply", "-f", "-", check=False,
+                            input=RUNTIME_CLASS.replace("handler: crun", "handler: runc"))
+        assert moved.returncode != 0 and "field is immutable" in moved.stderr, moved.stderr
+    finally:
+        kubectl("delete", "runtimeclass", "sandboxed", "--ignore-not-found")
+
+
 def test_explain_walks_the_published_schemas(kubectl):
     out = kubectl("explain", "deployment.spec.strategy")
     assert "KIND:       Deployment" in out and "rollingUpdate\t<RollingUpdateDeployment>" in out

@@ -184,6 +184,43 @@ def test_failing_container_exit_code(node):
     k("delete", "pod", "fails")
 
 
+def test_runtime_classes_run_on_the_nodes_handler_and_refuse_others(node):
+    """RuntimeClass on the node: the Node lists the handlers it runs; a pod whose class's handler
+    is the node's runtime runs, with the class's overhead; one whose handler the node lacks gets a
+    clear status and event instead of a sandbox."""
+    s, k = node
+    status = json.loads(k("get", "node", NODE, "-o", "json"))["status"]
+    assert [h["name"] for h in status["runtimeHandlers"]] == ["", "runc"]
+    apply(k, """
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: native}
+handler: runc
+overhead: {podFixed: {cpu: 5m}}
+---
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: elsewhere}
+handler: wasmedge
+""")
+    try:
+        apply(k, simple_pod("native", ["true"], extra="  runtimeClassName: native"))
+        apply(k, simple_pod("elsewhere", ["true"], extra="  runtimeClassName: elsewhere"))
+        wait_for(lambda: phase(k, "native") == "Succeeded", what="native Succeeded")
+        assert pod(k, "native")["spec"]["overhead"] == {"cpu": "5m"}
+        wait_for(lambda: pod(k, "elsewhere")["status"].get("reason") == "CreatePodSandboxError",
+                 what="the refusal")
+        status = pod(k, "elsewhere")["status"]
+        assert 'RuntimeHandler "wasmedge" not supported' in status["message"], status
+        assert status["phase"] == "Pending"
+        assert "CreatePodSandboxError" in k("get", "pod", "elsewhere")  # kubectl's STATUS.
+        events = k("get", "events", "--field-selector", "involvedObject.name=elsewhere")
+        assert "FailedCreatePodSandBox" in events, events
+    finally:
+        k("delete", "pod", "native", "elsewhere", "--ignore-not-found")
+        k("delete", "runtimeclass", "native", "elsewhere", "--ignore-not-found")
+
+
 def test_deployment_pods_reach_each_other(node):
     s, k = node
     apply(k, """

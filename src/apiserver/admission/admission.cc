@@ -36,6 +36,7 @@ std::unique_ptr<Admission> DefaultAdmission() {
   a->Add(NewDefaultStorageClass());
   a->Add(NewStorageObjectInUseProtection());
   a->Add(NewPersistentVolumeClaimResize());
+  a->Add(NewRuntimeClassAdmission());
   a->Add(NewCertificateSigning());
   a->Add(NewMutatingWebhooks());
   a->Add(NewRbacEscalation());

@@ -13,6 +13,8 @@ std::unique_ptr<AdmissionPlugin> NewLimitRanger();
 std::unique_ptr<AdmissionPlugin> NewServiceAccountAdmission();
 // A pod's priority from its PriorityClass (or the global default).
 std::unique_ptr<AdmissionPlugin> NewPriorityAdmission();
+// A pod's RuntimeClass: its overhead, and its scheduling constraints merged.
+std::unique_ptr<AdmissionPlugin> NewRuntimeClassAdmission();
 // Roles and bindings grant only what their writer holds (or may escalate or bind).
 std::unique_ptr<AdmissionPlugin> NewRbacEscalation();
 // Admission webhooks (admissionregistration.k8s.io/v1), mutating and validating.

@@ -156,6 +156,8 @@ AuthorizationResult NodeAuthorizer::Authorize(const Attributes& a) const {
     return allow("nodes request their certificates");
   if (g.empty() && In(r, {"services", "endpoints"}) && In(a.verb, {"get", "list", "watch"}))
     return allow("nodes watch services");
+  if (g == "node.k8s.io" && r == "runtimeclasses" && Reads(a))
+    return allow("nodes read RuntimeClasses (their pods' handlers)");
   if (g.empty() && In(r, {"secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"})) {
     bool token = r == "serviceaccounts" && a.subresource == "token" && a.verb == "create";
     if ((a.subresource.empty() && Reads(a)) || token) {

@@ -432,6 +432,11 @@ void AddMorePrinters(std::map<std::string, Printer>& p) {
                                        d && d->is_bool() && d->get_bool(), AgeOf(o),
                                        policy.empty() ? "PreemptLowerPriority" : policy};
                         }};
+  p["RuntimeClass"] = {
+      {{"Name", "string", "name", 0}, {"Handler", "string", "", 0}, {"Age", "string", "", 0}},
+      [](const json::value& o) {
+        return Cells{Name(o), api::GetString(o, {"handler"}), AgeOf(o)};
+      }};
   p["Ingress"] = {{{"Name", "string", "name", 0},
                    {"Class", "string", "", 0},
                    {"Hosts", "string", "", 0},
