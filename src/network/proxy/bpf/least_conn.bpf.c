@@ -58,9 +58,10 @@ struct {
   __type(value, struct kiso_lb_conn);
 } kiso_lb_conns SEC(".maps");
 
-/* Connections from other nodes (tc), least recently used first out: one
- * pushed out uncounted is found by the agent's sweep of flows without a
- * conntrack entry, or, past that, counted on until the agent restarts. */
+/* Connections from other nodes (tc). Those whose end went unseen are counted
+ * off by the agent's sweep (no conntrack entry left); one pushed out of the
+ * map (past 262,144 open at once, least recently used first) keeps its count
+ * until the agent restarts. */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 262144);
