@@ -190,6 +190,9 @@ void Agent::SetWaiting(const json::value& pod, PodState& s, const std::string& n
                                s.name, s.ns, s.uid));
   } else if (reason == "ImagePullBackOff") {
     events_.Record(pod, "Warning", "BackOff", message);
+  } else if (reason == "CreatePodSandboxError") {
+    events_.Record(pod, "Warning", "FailedCreatePodSandBox",
+                   fmt::format("Failed to create pod sandbox: {}", message));
   } else if (reason == "ErrImagePull") {
     events_.Record(pod, "Warning", "Failed", message);
     events_.Record(pod, "Warning", "Failed", "Error: ErrImagePull");
@@ -446,8 +449,7 @@ std::string Agent::RuntimeHandlerRefusal(const json::value& pod) {
                : fmt::format("looking up RuntimeClass {:?}: {}", class_name, rc.status().message());
   }
   std::string_view handler = api::GetString(*rc, {"handler"});
-  const std::string version = runtime_->Version();
-  std::string_view runs = std::string_view(version).substr(0, version.find("://"));
+  const std::string runs = RuntimeHandlerOf(runtime_->Version());
   if (handler.empty() || handler == runs) return "";
   return fmt::format("RuntimeHandler {:?} not supported: node {:?} runs {:?} (RuntimeClass {:?})",
                      handler, options_.node_name, runs, class_name);
@@ -479,8 +481,6 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
       // The kubelet's answer to a handler its runtime lacks; retried, in case
       // the class was missing only for a moment.
       SetWaiting(pod, s, "*", "CreatePodSandboxError", refused);
-      events_.Record(pod, "Warning", "FailedCreatePodSandBox",
-                     fmt::format("Failed to create pod sandbox: {}", refused));
       WriteStatus(pod, s);
       loop_.queue().AddAfter(key, std::chrono::seconds(10));
       return;

@@ -91,10 +91,14 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
   return RenewNodeLease(client, d.name);
 }
 
+std::string RuntimeHandlerOf(std::string_view runtime_version) {
+  return std::string(runtime_version.substr(0, runtime_version.find("://")));
+}
+
 json::array RuntimeHandlers(std::string_view runtime_version) {
   json::object features{{"recursiveReadOnlyMounts", false}, {"userNamespaces", false}};
   json::array out{json::object{{"name", ""}, {"features", features}}};
-  std::string_view handler = runtime_version.substr(0, runtime_version.find("://"));
+  std::string handler = RuntimeHandlerOf(runtime_version);
   if (!handler.empty()) out.push_back(json::object{{"name", handler}, {"features", features}});
   return out;
 }

@@ -26,6 +26,8 @@ struct NodeDescription {
   std::string message = "kiso node";  // The Ready condition's message.
 };
 
+// The RuntimeClass handler a runtime version ("runc://1.1.5") names: "runc".
+std::string RuntimeHandlerOf(std::string_view runtime_version);
 // The RuntimeClass handlers a node whose runtime is `runtime_version`
 // ("runc://1.1.5") runs, as status.runtimeHandlers lists them: the default
 // ("") and the runtime's name.

@@ -125,7 +125,7 @@ Status PrepareHostForCrun() {
   if (!HybridCgroups()) return Status::Ok();
   static std::mutex once;  // Two runtimes made at once mount each controller once.
   std::lock_guard lock(once);
-  if (!UnifiedControllers().empty()) KISO_RETURN_IF_ERROR(MoveUnifiedControllersToV1());
+  KISO_RETURN_IF_ERROR(MoveUnifiedControllersToV1());
   if (auto left = UnifiedControllers(); !left.empty()) {
     return MakeStatus(Code::kUnavailable,
                       "crun refuses this machine's hybrid cgroup layout: cgroup2 at "

@@ -40,16 +40,10 @@ class RuntimeClassAdmission : public AdmissionPlugin {
     if (auto status = Lookup(r, pod, rc); status) return status;
     if (!rc) return std::nullopt;
     auto& spec = api::Child(pod, "spec");
+    // The class's overhead where the pod has none (one of its own is Validate's to judge).
     if (const auto* fixed = api::Find(*rc, {"overhead", "podFixed"}); fixed && fixed->is_object()) {
-      if (const auto* own = spec.if_contains("overhead"); own && !own->is_null()) {
-        if (api::ParseResourceList(own) != api::ParseResourceList(fixed)) {
-          return Refuse(r, pod,
-                        "pod rejected: Pod's Overhead doesn't match RuntimeClass's "
-                        "defined Overhead");
-        }
-      } else {
-        spec["overhead"] = *fixed;
-      }
+      const auto* own = spec.if_contains("overhead");
+      if (!own || own->is_null()) spec["overhead"] = *fixed;
     }
     if (const auto* selector = api::Find(*rc, {"scheduling", "nodeSelector"});
         selector && selector->is_object() && !selector->get_object().empty()) {

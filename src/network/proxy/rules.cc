@@ -116,6 +116,11 @@ std::vector<const Endpoint*> UsableEndpoints(const ServicePort& p, bool local_on
   return ready.empty() ? draining : ready;
 }
 
+bool BalancedInSockets(const ServicePort& port) {
+  return port.algorithm == Algorithm::kLeastConnections && port.protocol == "tcp" &&
+         port.affinity_seconds == 0;
+}
+
 std::optional<Algorithm> ParseAlgorithm(std::string_view name) {
   if (name.empty()) return Algorithm::kRandom;
   if (name == "round-robin") return Algorithm::kRoundRobin;
@@ -156,8 +161,7 @@ Ruleset::Parts Ruleset::PartsOf(const std::string& name, const ServicePort& p) c
     }
     // Least connections from other nodes: the endpoint the tc program chose
     // (socket_balancer.h; the same ports and endpoints it has entries for).
-    if (outside && p.algorithm == Algorithm::kLeastConnections && p.protocol == "tcp" &&
-        p.affinity_seconds == 0 && eps.size() <= kBalancerMaxBackends) {
+    if (outside && BalancedInSockets(p) && eps.size() <= kBalancerMaxBackends) {
       rule::Pick marked;
       marked.by = rule::Pick::By::kMark;
       for (size_t i = 0; i < eps.size(); ++i) {

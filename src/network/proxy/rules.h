@@ -79,6 +79,11 @@ struct ServicePort {
 // fallback, so connections still land while a rollout drains).
 std::vector<const Endpoint*> UsableEndpoints(const ServicePort& p, bool local_only);
 
+// Whether `port` is balanced by live connection counts in the kernel (the
+// socket balancer and its tc programs, socket_balancer.h): TCP least
+// connections without ClientIP affinity, which nftables keeps.
+bool BalancedInSockets(const ServicePort& port);
+
 // Service ports by a stable name ("ns/name:port/tcp").
 using ServicePorts = std::map<std::string, ServicePort>;
 

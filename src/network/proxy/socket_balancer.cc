@@ -62,18 +62,28 @@ Status Errno(std::string_view what, int err) {
   return MakeStatus(Code::kInternal, "{}: {}", what, std::strerror(err < 0 ? -err : err));
 }
 
-// The hooks are IPv4's (connect4, IPv4 packets): IPv6 addresses have no entries.
-std::vector<std::string> Ipv4Only(std::vector<std::string> addresses) {
+// The node's addresses as the entries use them: IPv4 ones (the hooks are
+// IPv4's), sorted, each once.
+std::vector<std::string> NodeAddresses(std::vector<std::string> addresses) {
   std::erase_if(addresses, [](const std::string& a) { return a.find(':') != std::string::npos; });
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
   return addresses;
 }
 
-}  // namespace
-
-bool BalancedInSockets(const ServicePort& port) {
-  return port.algorithm == Algorithm::kLeastConnections && port.protocol == "tcp" &&
-         port.affinity_seconds == 0;
+// Calls `visit` with every key of `map` (keys of type K).
+template <class K, class Visit>
+void ForEachKey(const bpf_map* map, Visit visit) {
+  K key{}, next{};
+  const K* at = nullptr;
+  while (bpf_map__get_next_key(map, at, &next, sizeof next) == 0) {
+    visit(next);
+    key = next;
+    at = &key;
+  }
 }
+
+}  // namespace
 
 std::map<SocketAddress, BalancerEntry> SocketBalancerEntries(
     const ServicePort& port, const std::vector<std::string>& node_addresses) {
@@ -98,7 +108,7 @@ Result<std::unique_ptr<SocketBalancer>> SocketBalancer::Open(
     std::vector<std::string> node_addresses) {
   KISO_ASSIGN_OR_RETURN(std::string root, Cgroup2Root());
   std::unique_ptr<SocketBalancer> b(new SocketBalancer());
-  b->node_addresses_ = Ipv4Only(std::move(node_addresses));
+  b->node_addresses_ = NodeAddresses(std::move(node_addresses));
   b->skel_ = least_conn_bpf::open();
   if (b->skel_ == nullptr) return Errno("opening the least-connections programs", errno);
   // This process's network namespace is the node's.
@@ -174,13 +184,8 @@ Status SocketBalancer::Remove(const SocketAddress& service) {
 }
 
 bool SocketBalancer::SetNodeAddresses(std::vector<std::string> addresses) {
-  addresses = Ipv4Only(std::move(addresses));
-  std::sort(addresses.begin(), addresses.end());
-  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
-  auto before = node_addresses_;
-  std::sort(before.begin(), before.end());
-  before.erase(std::unique(before.begin(), before.end()), before.end());
-  if (addresses == before) return false;
+  addresses = NodeAddresses(std::move(addresses));
+  if (addresses == node_addresses_) return false;
   node_addresses_ = std::move(addresses);
   return true;
 }
@@ -245,16 +250,12 @@ int64_t SocketBalancer::Active(const std::string& ip, int port) const {
 
 void SocketBalancer::ForEachEntry(
     const std::function<void(const kiso_lb_addr&, const kiso_lb_service&)>& visit) const {
-  kiso_lb_addr key{}, next{};
-  const kiso_lb_addr* at = nullptr;
   kiso_lb_service value{};
-  while (bpf_map__get_next_key(skel_->maps.kiso_lb_svcs, at, &next, sizeof next) == 0) {
-    if (bpf_map__lookup_elem(skel_->maps.kiso_lb_svcs, &next, sizeof next, &value, sizeof value,
-                             0) == 0)
-      visit(next, value);
-    key = next;
-    at = &key;
-  }
+  ForEachKey<kiso_lb_addr>(skel_->maps.kiso_lb_svcs, [&](const kiso_lb_addr& key) {
+    if (bpf_map__lookup_elem(skel_->maps.kiso_lb_svcs, &key, sizeof key, &value, sizeof value, 0) ==
+        0)
+      visit(key, value);
+  });
 }
 
 namespace {
@@ -300,26 +301,23 @@ Result<int> SocketBalancer::AttachInterfaces(const std::string& bridge) {
     close(it->second.egress);
     it = tc_links_.erase(it);
   }
+  auto link = [&](bpf_program* program, bpf_attach_type where, int ifindex) {
+    return bpf_link_create(bpf_program__fd(program), ifindex, where, nullptr);
+  };
   for (const auto& [ifindex, name] : now) {
     if (tc_links_.count(ifindex)) continue;
-    int in = bpf_link_create(bpf_program__fd(skel_->progs.kiso_lb_tc_ingress), ifindex, kTcxIngress,
-                             nullptr);
-    if (in < 0) {
-      if (in == -EINVAL && tc_links_.empty()) {
-        tcx_unsupported_ = true;
-        return MakeStatus(Code::kUnavailable,
-                          "this kernel has no tcx links: connections from other nodes to "
-                          "least-connections ports get round robin");
-      }
-      if (!std::filesystem::exists("/sys/class/net/" + name)) continue;  // Gone meanwhile.
-      return Errno("attaching the least-connections tc program to " + name, in);
+    int in = link(skel_->progs.kiso_lb_tc_ingress, kTcxIngress, ifindex);
+    if (in == -EINVAL && tc_links_.empty()) {
+      tcx_unsupported_ = true;
+      return MakeStatus(Code::kUnavailable,
+                        "this kernel has no tcx links: connections from other nodes to "
+                        "least-connections ports get round robin");
     }
-    int out = bpf_link_create(bpf_program__fd(skel_->progs.kiso_lb_tc_egress), ifindex, kTcxEgress,
-                              nullptr);
+    int out = in < 0 ? in : link(skel_->progs.kiso_lb_tc_egress, kTcxEgress, ifindex);
     if (out < 0) {
-      close(in);
-      if (!std::filesystem::exists("/sys/class/net/" + name)) continue;
-      return Errno("attaching the least-connections tc program to " + name, out);
+      if (in >= 0) close(in);
+      if (!std::filesystem::exists("/sys/class/net/" + name)) continue;  // Gone meanwhile.
+      return Errno("attaching the least-connections tc programs to " + name, out);
     }
     tc_links_[ifindex] = {name, in, out};
   }
@@ -327,49 +325,42 @@ Result<int> SocketBalancer::AttachInterfaces(const std::string& bridge) {
 }
 
 Result<int> SocketBalancer::SweepRemotes(std::chrono::seconds age) {
-  // The live TCP connections conntrack has, as the tc programs key them.
-  std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>> live;
-  KISO_RETURN_IF_ERROR(ForEachFlow([&](const Flow& f) {
-    if (f.protocol == IPPROTO_TCP && !f.closed)
-      live.emplace(htonl(f.src), htonl(f.dst), htons(f.sport), htons(f.dport));
-  }));
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock.
   const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000U + ts.tv_nsec;
   const uint64_t before =
       now - std::min<uint64_t>(now, static_cast<uint64_t>(age.count()) * 1000000000U);
-  std::vector<kiso_lb_flow> stale;
-  kiso_lb_flow key{}, next{};
-  const kiso_lb_flow* at = nullptr;
-  kiso_lb_remote value{};
+  // The connections counted longer than `age`: only they are looked for in conntrack.
+  using Tuple = std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>;
+  std::map<Tuple, kiso_lb_flow> old;
   auto* remotes = skel_->maps.kiso_lb_remotes;
-  while (bpf_map__get_next_key(remotes, at, &next, sizeof next) == 0) {
-    if (bpf_map__lookup_elem(remotes, &next, sizeof next, &value, sizeof value, 0) == 0 &&
-        value.since < before &&
-        !live.count({next.client_ip, next.service_ip, next.client_port, next.service_port}))
-      stale.push_back(next);
-    key = next;
-    at = &key;
-  }
+  kiso_lb_remote value{};
+  ForEachKey<kiso_lb_flow>(remotes, [&](const kiso_lb_flow& flow) {
+    if (bpf_map__lookup_elem(remotes, &flow, sizeof flow, &value, sizeof value, 0) == 0 &&
+        value.since < before) {
+      old.emplace(Tuple{flow.client_ip, flow.service_ip, flow.client_port, flow.service_port},
+                  flow);
+    }
+  });
+  if (old.empty()) return 0;
+  // Those conntrack still has live are not gone.
+  KISO_RETURN_IF_ERROR(ForEachFlow([&](const Flow& f) {
+    if (f.protocol == IPPROTO_TCP && !f.closed)
+      old.erase(Tuple{htonl(f.src), htonl(f.dst), htons(f.sport), htons(f.dport)});
+  }));
   // Counted off by the program the data path uses, so the count changes atomically.
   const int forget = bpf_program__fd(skel_->progs.kiso_lb_forget);
-  for (auto& flow : stale) {
+  for (auto& [tuple, flow] : old) {
     LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &flow, .ctx_size_in = sizeof flow);
     if (int r = bpf_prog_test_run_opts(forget, &run); r != 0)
       return Errno("counting off a gone connection", r);
   }
-  return static_cast<int>(stale.size());
+  return static_cast<int>(old.size());
 }
 
 int64_t SocketBalancer::Remotes() const {
   int64_t n = 0;
-  kiso_lb_flow key{}, next{};
-  const kiso_lb_flow* at = nullptr;
-  while (bpf_map__get_next_key(skel_->maps.kiso_lb_remotes, at, &next, sizeof next) == 0) {
-    ++n;
-    key = next;
-    at = &key;
-  }
+  ForEachKey<kiso_lb_flow>(skel_->maps.kiso_lb_remotes, [&](const kiso_lb_flow&) { ++n; });
   return n;
 }
 

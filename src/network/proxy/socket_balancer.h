@@ -47,9 +47,6 @@ namespace kiso::network::proxy {
 
 using SocketAddress = std::pair<std::string, int>;  // IPv4 address, port.
 
-// Whether `port` is balanced in sockets.
-bool BalancedInSockets(const ServicePort& port);
-
 // What one Service address leads to.
 struct BalancerEntry {
   std::vector<SocketAddress> backends;  // In nftables' order for the path (rules.cc).
