@@ -96,30 +96,36 @@ asio::awaitable<void> Respond(std::shared_ptr<H2Connection> c, std::shared_ptr<H
     SubmitText(*c, *s, http::status::method_not_allowed, "method not allowed\n");
     co_return;
   }
-  http::request<http::string_body> req;
-  for (const auto& [name, value] : s->fields) req.insert(name, value);
-  req.body() = c->session->TakeBody(*s);
-  req.prepare_payload();
-  req.version(11);
-  req.method_string(s->method);
-  req.target(s->path);
-  if (!s->authority.empty()) req.set(http::field::host, s->authority);
-  Routed to = Route(impl.snapshot.load(), req[http::field::host], s->path);
+  std::string_view host = s->authority;
+  for (const auto& [name, value] : s->fields) {
+    if (host.empty() && name == "host") host = value;
+  }
+  Routed to = Route(impl.RoutesOf(*c->worker), host, s->path);
   if (!to.backend) {
     SubmitText(*c, *s, to.refusal, to.text);
     co_return;
   }
-  const bool head = req.method() == http::verb::head;
-  IngressProxy::Impl::PrepareRequest(req, c->tls_listener, c->client_ip);
-  IngressProxy::Impl::Answer a = co_await impl.Ask(*c->worker, req, *to.backend, head);
+  const http::verb method = http::string_to_verb(s->method);
+  const bool head = method == http::verb::head;
+  const std::string request_body = c->session->TakeBody(*s);
+  std::string request;
+  AppendUpstreamHead(request, {s->method, s->path, host, {}, c->client_ip, c->tls_listener},
+                     PairFields{s->fields});
+  EndUpstreamHead(request, method, request_body.size());
+  std::optional<AnswerHead> answer_head;
+  AnswerHead::Storage storage;
+  Deadline deadline(*c->worker, nullptr);
+  IngressProxy::Impl::Answer a = co_await impl.Ask(*c->worker, request, request_body, *to.backend,
+                                                   head, answer_head, storage, deadline);
   if (s->closed) co_return;
-  if (!a.parser) {
+  if (a.head_bytes == 0) {
     SubmitText(*c, *s, a.failure,
                a.failure == http::status::gateway_timeout ? "gateway timeout\n" : "bad gateway\n");
     co_return;
   }
   Upstream& up = *a.up;
-  auto& parser = *a.parser;
+  const auto answer = IngressProxy::Impl::BeastAnswer(a, head);
+  auto& parser = *answer;
   const int status = parser.get().result_int();
   if (status == 101) {  // HTTP/2 has no upgrade; nothing asked for one.
     SubmitText(*c, *s, http::status::bad_gateway, "bad gateway\n");
@@ -133,7 +139,7 @@ asio::awaitable<void> Respond(std::shared_ptr<H2Connection> c, std::shared_ptr<H
   StripHopByHop(fields);
   if (parser.is_done()) {  // No body (HEAD, 204, 304, Content-Length: 0).
     Submit(*c, *s, static_cast<unsigned>(status), fields, false);
-    if (upstream_keep) impl.Release(*c->worker, a.target, std::move(a.up));
+    if (upstream_keep) impl.Release(*c->worker, *a.target, std::move(a.up));
     co_return;
   }
   s->done = false;
@@ -174,7 +180,7 @@ asio::awaitable<void> Respond(std::shared_ptr<H2Connection> c, std::shared_ptr<H
   s->done = true;
   c->session->Resume(*s);
   c->Kick();
-  if (upstream_keep && body.is_done()) impl.Release(*c->worker, a.target, std::move(a.up));
+  if (upstream_keep && body.is_done()) impl.Release(*c->worker, *a.target, std::move(a.up));
 }
 
 // A whole request: relayed on the connection's worker.

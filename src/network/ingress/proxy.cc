@@ -88,16 +88,35 @@ Status UseDefaultCertificate(SSL_CTX* ctx) {
 
 }  // namespace
 
+bool IsHopByHop(http::field id, std::string_view name, std::string_view connection) {
+  switch (id) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::upgrade:
+    case http::field::proxy_authorization:
+    case http::field::proxy_authenticate:
+      return true;
+    default:
+      break;
+  }
+  if (connection.empty()) return false;
+  for (auto token : http::token_list(connection)) {
+    if (beast::iequals(token, name)) return true;
+  }
+  return false;
+}
+
 void StripHopByHop(http::fields& f) {
-  std::vector<std::string> named;
-  for (auto token : http::token_list(f[http::field::connection]))
-    named.emplace_back(token.data(), token.size());
-  for (const auto& n : named) f.erase(n);
-  for (auto field :
-       {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-        http::field::te, http::field::trailer, http::field::upgrade,
-        http::field::proxy_authorization, http::field::proxy_authenticate}) {
-    f.erase(field);
+  const std::string connection(f[http::field::connection]);
+  for (auto it = f.begin(); it != f.end();) {
+    if (IsHopByHop(it->name(), {it->name_string().data(), it->name_string().size()}, connection)) {
+      it = f.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -195,10 +214,40 @@ asio::awaitable<void> IngressProxy::Impl::Accept(tcp::acceptor& acceptor, bool t
   }
 }
 
+asio::awaitable<void> IngressProxy::Impl::Sweep(Worker& w) {
+  asio::steady_timer timer(w.ioc);
+  while (!stopped.load()) {
+    timer.expires_after(std::chrono::milliseconds(250));
+    if (auto [ec] = co_await timer.async_wait(kTuple); ec) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    for (Deadline* d : w.deadlines) d->Check(now);
+  }
+}
+
+const std::shared_ptr<const Snapshot>& IngressProxy::Impl::RoutesOf(Worker& w) {
+  const uint64_t version = snapshot_version.load(std::memory_order_acquire);
+  if (!w.routes || w.routes_version != version) {
+    w.routes = snapshot.load();
+    w.routes_version = version;
+  }
+  return w.routes;
+}
+
+namespace {
+
+bool Quiet(const boost::system::error_code& ec) {  // A connection's end, not the client's fault.
+  return ec == http::error::end_of_stream || ec == asio::error::eof ||
+         ec == beast::error::timeout || ec == asio::error::connection_reset ||
+         ec == asio::error::operation_aborted || ec == asio::ssl::error::stream_truncated;
+}
+
+}  // namespace
+
 template <class Stream>
 asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool tls_listener,
                                                 std::string client_ip) {
-  if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+  constexpr bool kPlain = std::is_same_v<Stream, beast::tcp_stream>;
+  if constexpr (!kPlain) {
     beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
     if (ec) co_return;
@@ -211,7 +260,7 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
     }
   }
   beast::flat_buffer buffer;
-  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+  if constexpr (kPlain) {
     // HTTP/2 with prior knowledge (h2c) opens with its preface; HTTP/1.1 never does.
     constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n";
     for (;;) {
@@ -228,12 +277,22 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
       co_return;
     }
   }
+  ClientState c(w, &beast::get_lowest_layer(stream).socket());
   for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(kHeaderLimit);
-    parser.body_limit(options.max_body);
-    beast::get_lowest_layer(stream).expires_after(options.idle_timeout);
-    auto [ec, unused] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    if constexpr (!kPlain) beast::get_lowest_layer(stream).expires_never();  // c.deadline's.
+    RequestHead req(c.request);
+    req.body_limit(options.max_body);
+    c.deadline.Arm(options.idle_timeout);
+    boost::system::error_code ec;
+    size_t head_bytes = 0;
+    while ((head_bytes = ParseBuffered(req, buffer, ec)) == 0 && !ec) {
+      auto [rec, got] = co_await Io(stream).async_read_some(buffer.prepare(8192), kTuple);
+      if (rec) {
+        ec = ReadError(rec, buffer);
+        break;
+      }
+      buffer.commit(got);
+    }
     if (ec == http::error::header_limit) {
       co_await Reply(stream, 11, http::status::request_header_fields_too_large,
                      "request header fields too large\n", false);
@@ -245,35 +304,67 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
       break;
     }
     if (ec) {
-      if (ec != http::error::end_of_stream && ec != asio::error::eof &&
-          ec != beast::error::timeout && ec != asio::error::connection_reset &&
-          ec != asio::error::operation_aborted) {
+      if (!Quiet(ec) && !c.deadline.expired()) {
         co_await Reply(stream, 11, http::status::bad_request, "bad request\n", false);
       }
       break;
     }
-    auto& head = parser.get();
-    const unsigned version = head.version();
-    if (beast::iequals(head[http::field::expect], "100-continue") && !parser.is_done()) {
-      http::response<http::empty_body> go_on{http::status::continue_, version};
-      if (auto [wec, w] = co_await http::async_write(stream, go_on, kTuple); wec) break;
+    // The head's spans hold until the buffer is read into again (the body, below).
+    const char* base = static_cast<const char*>(buffer.data().data());
+    const std::string_view host = req.Find(base, http::field::host);
+    const std::string_view target = req.View(base, req.target);
+    Exchange x;
+    x.version = req.version;
+    x.client_keep = req.keep_alive();
+    x.head_method = req.verb == http::verb::head;
+    if (x.version >= 11 && req.upgrade()) x.upgrade = req.Find(base, http::field::upgrade);
+    const bool expect = beast::iequals(req.Find(base, http::field::expect), "100-continue");
+    Routed to = Route(RoutesOf(w), host, target);
+    c.out.clear();
+    if (to.backend) {
+      AppendUpstreamHead(
+          c.out, {req.View(base, req.method), target, host, x.upgrade, client_ip, tls_listener},
+          ParsedFields<true>{req, base});
     }
-    if (!parser.is_done()) {
-      beast::get_lowest_layer(stream).expires_after(options.upstream_timeout);
-      auto [bec, b] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (bec == http::error::body_limit) {
-        co_await Reply(stream, version, http::status::payload_too_large, "request body too large\n",
-                       false);
+    buffer.consume(head_bytes);
+    if (!req.is_done()) {  // A body: read whole (de-chunked), within max_body.
+      if (expect && buffer.size() == 0) {
+        constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        c.deadline.Arm(options.upstream_timeout);
+        if (auto [wec, n] = co_await asio::async_write(Io(stream), asio::buffer(kContinue), kTuple);
+            wec) {
+          break;
+        }
+      }
+      c.deadline.Arm(options.upstream_timeout);
+      req.eager(true);  // Each put() parses as much of the body as the buffer holds.
+      for (;;) {
+        buffer.consume(req.put(buffer.data(), ec));
+        if (req.is_done() || (ec && ec != http::error::need_more)) break;
+        ec = {};
+        auto [rec, got] = co_await Io(stream).async_read_some(buffer.prepare(kRelayChunk), kTuple);
+        if (rec) {
+          ec = rec;
+          break;
+        }
+        buffer.commit(got);
+      }
+      if (ec == http::error::body_limit) {
+        co_await Reply(stream, x.version, http::status::payload_too_large,
+                       "request body too large\n", false);
         break;
       }
-      if (bec) break;
+      if (ec) break;
     }
-    http::request<http::string_body> req = parser.release();
-    Routed to = Route(snapshot.load(), req[http::field::host],
-                      std::string_view(req.target().data(), req.target().size()));
-    const bool keep =
-        to.backend ? co_await Forward(w, stream, buffer, req, *to.backend, tls_listener, client_ip)
-                   : co_await Reply(stream, version, to.refusal, to.text, req.keep_alive());
+    bool keep = false;
+    if (to.backend) {
+      EndUpstreamHead(c.out, req.verb, c.request.body.size());
+      x.request = c.out;
+      x.body = c.request.body;
+      keep = co_await Forward(w, stream, buffer, x, *to.backend, c);
+    } else {
+      keep = co_await Reply(stream, x.version, to.refusal, to.text, x.client_keep);
+    }
     if (!keep) break;
   }
   boost::system::error_code ignored;
@@ -281,16 +372,16 @@ asio::awaitable<void> IngressProxy::Impl::Serve(Worker& w, Stream& stream, bool 
   Socket(stream).close(ignored);
 }
 
+std::unique_ptr<Upstream> IngressProxy::Impl::TakeIdle(Worker& w, const std::string& target) {
+  auto it = w.idle.find(target);
+  if (it == w.idle.end() || it->second.empty()) return nullptr;
+  std::unique_ptr<Upstream> up = std::move(it->second.back());
+  it->second.pop_back();
+  return up;
+}
+
 asio::awaitable<std::unique_ptr<Upstream>> IngressProxy::Impl::Connect(Worker& w,
-                                                                       const std::string& target,
-                                                                       bool* pooled) {
-  if (auto it = w.idle.find(target); it != w.idle.end() && !it->second.empty()) {
-    std::unique_ptr<Upstream> up = std::move(it->second.back());
-    it->second.pop_back();
-    *pooled = true;
-    co_return up;
-  }
-  *pooled = false;
+                                                                       const std::string& target) {
   size_t colon = target.rfind(':');
   boost::system::error_code ec;
   auto address = asio::ip::make_address(target.substr(0, colon), ec);
@@ -308,66 +399,85 @@ asio::awaitable<std::unique_ptr<Upstream>> IngressProxy::Impl::Connect(Worker& w
 void IngressProxy::Impl::Release(Worker& w, const std::string& target,
                                  std::unique_ptr<Upstream> up) {
   if (stopped.load() || up->buffer.size() != 0) return;  // Bytes beyond the answer: no reuse.
-  up->stream.expires_never();
-  auto& list = w.idle[target];
-  if (list.size() < kIdlePerTarget) list.push_back(std::move(up));
+  auto it = w.idle.find(target);
+  if (it == w.idle.end())
+    it = w.idle.emplace(target, std::vector<std::unique_ptr<Upstream>>{}).first;
+  if (it->second.size() < kIdlePerTarget) it->second.push_back(std::move(up));
 }
 
 asio::awaitable<IngressProxy::Impl::Answer> IngressProxy::Impl::Ask(
-    Worker& w, http::request<http::string_body>& req, const Backend& backend, bool head) {
+    Worker& w, std::string_view request, std::string_view body, const Backend& backend,
+    bool head_method, std::optional<AnswerHead>& head, AnswerHead::Storage& storage,
+    Deadline& deadline) {
   Answer a;
   const size_t n = backend.targets.size();
   const size_t first = backend.next.fetch_add(1, std::memory_order_relaxed);
   for (size_t attempt = 0; attempt < std::min<size_t>(n, 3) + 1; ++attempt) {
     const std::string& target = backend.targets[(first + attempt) % n];
-    bool pooled = false;
-    std::unique_ptr<Upstream> up = co_await Connect(w, target, &pooled);
+    std::unique_ptr<Upstream> up = TakeIdle(w, target);
+    const bool pooled = up != nullptr;
+    if (!up) {
+      up = co_await Connect(w, target);
+    }
     if (!up) continue;  // Refused or timed out: the next endpoint.
-    up->stream.expires_after(options.upstream_timeout);
-    boost::system::error_code wec = co_await WriteWhole(up->stream, req);
-    auto parser = std::make_unique<http::response_parser<http::empty_body>>();
+    tcp::socket& s = up->stream.socket();
+    deadline.Arm(options.upstream_timeout, &s);
+    std::array<asio::const_buffer, 2> out{asio::buffer(request), asio::buffer(body)};
+    auto [wec, written] = co_await asio::async_write(s, out, kTuple);
     boost::system::error_code rec;
-    do {  // Interim 1xx answers (other than 101) are not the response.
-      parser = std::make_unique<http::response_parser<http::empty_body>>();
-      parser->header_limit(kHeaderLimit);
-      parser->body_limit(boost::none);  // Bounded by the caller: held whole only when small.
-      parser->skip(head);
-      if (wec) break;
-      up->stream.expires_after(options.upstream_timeout);
-      std::tie(rec, std::ignore) =
-          co_await http::async_read_header(up->stream, up->buffer, *parser, kTuple);
-    } while (!rec && parser->get().result_int() / 100 == 1 &&
-             parser->get().result() != http::status::switching_protocols);
+    size_t head_bytes = 0;
+    if (!wec) {
+      do {  // Interim 1xx answers (other than 101) are not the response.
+        up->buffer.consume(head_bytes);
+        head.emplace(storage);
+        head->body_limit(boost::none);  // Bounded by the caller: held whole only when small.
+        head->skip(head_method);
+        deadline.Arm(options.upstream_timeout, &s);
+        while ((head_bytes = ParseBuffered(*head, up->buffer, rec)) == 0 && !rec) {
+          auto [e, got] = co_await s.async_read_some(up->buffer.prepare(8192), kTuple);
+          if (e) {
+            rec = ReadError(e, up->buffer);
+            break;
+          }
+          up->buffer.commit(got);
+        }
+      } while (!rec && head->status / 100 == 1 && head->status != 101);
+    }
+    deadline.Disarm();
     if (wec || rec) {
-      if (pooled) {  // The backend closed an idle connection: once more on a fresh one.
-        --attempt;
-        w.idle.erase(target);
-        continue;
-      }
-      if (wec == beast::error::timeout || rec == beast::error::timeout) {
+      if (deadline.expired()) {
         a.failure = http::status::gateway_timeout;
         co_return a;
       }
+      if (pooled) {  // The backend closed an idle connection: once more on a fresh one.
+        --attempt;
+        w.idle.erase(target);
+      }
       continue;
     }
-    a.target = target;
+    a.target = &target;
     a.up = std::move(up);
-    a.parser = std::move(parser);
+    a.head_bytes = head_bytes;
     co_return a;
   }
   a.failure = http::status::bad_gateway;
   co_return a;
 }
 
-namespace {
-
-// The protocol a request asks to switch to (Connection: upgrade), or "".
-std::string UpgradeOf(const http::fields& f) {
-  for (auto token : http::token_list(f[http::field::connection])) {
-    if (beast::iequals(token, "upgrade")) return std::string(f[http::field::upgrade]);
-  }
-  return {};
+std::unique_ptr<http::response_parser<http::empty_body>> IngressProxy::Impl::BeastAnswer(
+    Answer& a, bool head_method) {
+  auto parser = std::make_unique<http::response_parser<http::empty_body>>();
+  parser->header_limit(kHeaderLimit);
+  parser->body_limit(boost::none);
+  parser->skip(head_method);
+  parser->eager(false);
+  boost::system::error_code ec;  // The head parsed once already: it parses again.
+  parser->put(asio::const_buffer(a.up->buffer.data().data(), a.head_bytes), ec);
+  a.up->buffer.consume(a.head_bytes);
+  return parser;
 }
+
+namespace {
 
 // Relays bytes one way until `from` ends or fails.
 template <class From, class To>
@@ -385,55 +495,65 @@ asio::awaitable<void> Pipe(From& from, To& to) {
 
 }  // namespace
 
-void IngressProxy::Impl::PrepareRequest(http::request<http::string_body>& req, bool tls_listener,
-                                        const std::string& client_ip) {
-  // The request as the backend sees it: no hop-by-hop headers, where it came from.
-  StripHopByHop(req.base());
-  req.erase(http::field::expect);
-  std::string forwarded_for(req["X-Forwarded-For"]);
-  req.set("X-Forwarded-For", forwarded_for.empty() ? client_ip : forwarded_for + ", " + client_ip);
-  req.set("X-Forwarded-Proto", tls_listener ? "https" : "http");
-  if (std::string host(req[http::field::host]); !host.empty()) req.set("X-Forwarded-Host", host);
-  req.set("X-Real-Ip", client_ip);
-  req.version(11);
-  req.keep_alive(true);
-  req.prepare_payload();
-}
-
 template <class Stream>
 asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
                                                   beast::flat_buffer& client_buffer,
-                                                  http::request<http::string_body>& req,
-                                                  const Backend& backend, bool tls_listener,
-                                                  const std::string& client_ip) {
-  const unsigned version = req.version();
-  const bool client_keep = req.keep_alive();
-  const bool head = req.method() == http::verb::head;
-  const std::string upgrade = version >= 11 ? UpgradeOf(req.base()) : std::string();
-  PrepareRequest(req, tls_listener, client_ip);
-  if (!upgrade.empty()) {  // A WebSocket, say: asked for again, hop by hop.
-    req.set(http::field::connection, "Upgrade");
-    req.set(http::field::upgrade, upgrade);
-  }
-  Answer a = co_await Ask(w, req, backend, head);
-  if (!a.parser) {
+                                                  const Exchange& x, const Backend& backend,
+                                                  ClientState& c) {
+  const unsigned version = x.version;
+  std::optional<AnswerHead> head;
+  Answer a = co_await Ask(w, x.request, x.body, backend, x.head_method, head, c.answer, c.deadline);
+  if (a.head_bytes == 0) {
     if (a.failure == http::status::gateway_timeout) {
       co_return co_await Reply(client, version, a.failure, "gateway timeout\n", false);
     }
-    co_return co_await Reply(client, version, a.failure, "bad gateway\n", client_keep);
+    co_return co_await Reply(client, version, a.failure, "bad gateway\n", x.client_keep);
   }
   Upstream& up = *a.up;
   beast::flat_buffer& upbuf = up.buffer;
-  auto& parser = *a.parser;
-  const int status = parser.get().result_int();
+  const unsigned status = head->status;
+  const auto length = head->content_length();
+  const bool framed =
+      head->chunked() || length.has_value() || x.head_method || status == 204 || status == 304;
+  const bool upstream_keep = head->keep_alive() && framed;
+  bool keep = x.client_keep;
+  if (status != 101 && !head->chunked() && (head->is_done() || (length && *length <= kSmallBody))) {
+    // Small (most answers): read whole, written back with its head in one call.
+    const size_t whole = a.head_bytes + (head->is_done() ? 0 : static_cast<size_t>(*length));
+    while (upbuf.size() < whole) {
+      c.deadline.Arm(options.upstream_timeout, &up.stream.socket());
+      auto [rec, got] =
+          co_await up.stream.socket().async_read_some(upbuf.prepare(whole - upbuf.size()), kTuple);
+      if (rec) {
+        co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
+                                 false);
+      }
+      upbuf.commit(got);
+    }
+    const char* base = static_cast<const char*>(upbuf.data().data());
+    c.out.clear();
+    AppendClientHead(c.out, version, status, head->View(base, head->reason),
+                     ParsedFields<false>{*head, base}, keep);
+    std::array<asio::const_buffer, 2> out{asio::buffer(c.out),
+                                          asio::buffer(base + a.head_bytes, whole - a.head_bytes)};
+    c.deadline.Arm(options.upstream_timeout);
+    auto [wec, written] = co_await asio::async_write(Io(client), out, kTuple);
+    c.deadline.Disarm();
+    upbuf.consume(whole);
+    if (wec) co_return false;
+    if (upstream_keep) Release(w, *a.target, std::move(a.up));
+    co_return keep;
+  }
+  c.deadline.Disarm();  // The rest is Beast's, with its streams' own timers.
+  auto parser = BeastAnswer(a, x.head_method);
   if (status == 101) {
-    if (upgrade.empty()) {  // Not asked for: not passed on.
+    if (x.upgrade.empty()) {  // Not asked for: not passed on.
       co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n", false);
     }
     // Switched: the answer as it is, then bytes both ways until either side ends.
-    http::response<http::empty_body> res = parser.release();
+    http::response<http::empty_body> res = parser->release();
     beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-    if (auto [cec, c] = co_await http::async_write(client, res, kTuple); cec) co_return false;
+    if (auto [cec, n] = co_await http::async_write(client, res, kTuple); cec) co_return false;
     beast::get_lowest_layer(client).expires_never();
     up.stream.expires_never();
     boost::system::error_code ignored;
@@ -453,41 +573,8 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
     co_await (Pipe(client, up.stream) || Pipe(up.stream, client));
     co_return false;
   }
-  const auto length = parser.content_length();
-  const bool framed =
-      parser.chunked() || length.has_value() || head || status == 204 || status == 304;
-  const bool upstream_keep = parser.keep_alive() && framed;
-  bool keep = client_keep;
-  if (!parser.chunked() && (parser.is_done() || (length && *length <= kSmallBody))) {
-    // Small (most answers): read whole, written with its header in one call.
-    http::response_parser<http::string_body> whole(std::move(parser));
-    if (!whole.is_done() && upbuf.size() > 0) {
-      // Usually the body came with the header: parsed here, without another async read.
-      boost::system::error_code pec;
-      upbuf.consume(whole.put(upbuf.data(), pec));
-      if (pec && pec != http::error::need_more) {
-        co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
-                                 false);
-      }
-    }
-    if (!whole.is_done()) {
-      up.stream.expires_after(options.upstream_timeout);
-      if (auto [bec, b] = co_await http::async_read(up.stream, upbuf, whole, kTuple); bec) {
-        co_return co_await Reply(client, version, http::status::bad_gateway, "bad gateway\n",
-                                 false);
-      }
-    }
-    auto& res = whole.get();
-    StripHopByHop(res.base());
-    res.version(version);
-    res.keep_alive(keep);
-    beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-    if (co_await WriteWhole(client, res)) co_return false;
-    if (upstream_keep) Release(w, a.target, std::move(a.up));
-    co_return keep;
-  }
   // Large, chunked or ended by the backend's close: streamed through a fixed buffer.
-  http::response_parser<http::buffer_body> stream(std::move(parser));
+  http::response_parser<http::buffer_body> stream(std::move(*parser));
   auto& res = stream.get();
   StripHopByHop(res.base());
   if (!framed) {  // Ends when the backend closes: chunked for HTTP/1.1 clients.
@@ -525,12 +612,12 @@ asio::awaitable<bool> IngressProxy::Impl::Forward(Worker& w, Stream& client,
       res.body().more = false;
     }
     beast::get_lowest_layer(client).expires_after(options.upstream_timeout);
-    auto [cec, c] = co_await http::async_write(client, sr, kTuple);
+    auto [cec, n] = co_await http::async_write(client, sr, kTuple);
     if (cec == http::error::need_buffer) cec = {};
     if (cec) co_return false;
   } while (!sr.is_done());
   if (!clean) co_return false;  // The client got a cut answer: it must see the close.
-  if (upstream_keep && stream.is_done()) Release(w, a.target, std::move(a.up));
+  if (upstream_keep && stream.is_done()) Release(w, *a.target, std::move(a.up));
   co_return keep;
 }
 
@@ -557,6 +644,7 @@ Result<std::unique_ptr<IngressProxy>> IngressProxy::Start(ProxyOptions options) 
   Worker& first = *self->workers.front();
   if (self->http_acceptor) self->Spawn(first, self->Accept(*self->http_acceptor, false));
   if (self->https_acceptor) self->Spawn(first, self->Accept(*self->https_acceptor, true));
+  for (auto& w : self->workers) self->Spawn(*w, self->Sweep(*w));
   for (auto& w : self->workers) {
     w->thread = std::thread([self, w = w.get()] {
       auto work = asio::make_work_guard(w->ioc);  // Runs until Stop, connections or not.
@@ -593,6 +681,7 @@ void IngressProxy::SetRoutes(std::shared_ptr<const RouteTable> routes) {
   impl_->contexts = std::move(kept);
   next->routes = std::move(routes);
   impl_->snapshot.store(std::move(next));
+  impl_->snapshot_version.fetch_add(1, std::memory_order_release);
 }
 
 uint16_t IngressProxy::http_port() const {

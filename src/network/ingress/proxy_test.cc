@@ -93,6 +93,29 @@ class Backend {
           data.assign(more, n);
         }
       }
+      if (req.target() == "/headers") {  // Every field as it came, then the body.
+        std::string seen;
+        for (const auto& f : req) {
+          seen += std::string(f.name_string()) + ": " + std::string(f.value()) + "\n";
+        }
+        http::response<http::string_body> res{http::status::ok, 11};
+        res.set("X-Backend-Private", "1");
+        res.set(http::field::connection, "X-Backend-Private");
+        res.set(http::field::keep_alive, "timeout=5");
+        res.body() = seen + "body=" + req.body();
+        res.prepare_payload();
+        http::write(s, res, ec);
+        if (ec) return;
+        continue;
+      }
+      if (req.target() == "/folded") {  // An obs-folded field (RFC 9112 5.2).
+        asio::write(s,
+                    asio::buffer(std::string("HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n"
+                                             "Content-Length: 2\r\n\r\nok")),
+                    ec);
+        if (ec) return;
+        continue;
+      }
       std::string body = name_ + " " + std::string(req.target()) + " " +
                          std::string(req["X-Forwarded-For"]) + " " +
                          std::string(req["X-Forwarded-Proto"]);
@@ -320,6 +343,98 @@ TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
             "HTTP/1.1 431 Request Header Fields Too Large");
   Client c((*p)->http_port());
   EXPECT_EQ(c.Get("x", "/fine").status, 200u);
+}
+
+// Everything the proxy sends back on one connection until it closes it, or
+// until 10 s pass (a socket receive timeout: the test fails rather than hangs).
+std::string ReadAll(tcp::socket& s) {
+  timeval limit{10, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::string out;
+  boost::system::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    out.append(buf, n);
+  }
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  return out;
+}
+
+TEST(IngressProxy, ForwardsHeadersAsAProxyAndServesPipelinedRequests) {
+  Backend a("a");
+  Proxy p;
+  p.Routes([&](RouteTable& t) { t.Add({"", "/", PathType::kPrefix, To({a.target()})}); });
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), p.proxy->http_port()));
+  // Three requests in one write: hop-by-hop fields and spoofed forwarding
+  // fields, a chunked body, then an obs-folded answer; the last closes.
+  asio::write(s, asio::buffer(std::string(
+                     "GET /headers HTTP/1.1\r\nX-Custom: kept\r\nHost: h.test\r\n"
+                     "Connection: keep-alive, X-Private\r\nX-Private: secret\r\n"
+                     "Keep-Alive: timeout=5\r\nTE: trailers\r\n"
+                     "X-Forwarded-For: 10.9.9.9\r\nX-Real-Ip: 10.8.8.8\r\n"
+                     "X-Forwarded-Proto: https\r\n\r\n"
+                     "POST /headers HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\n"
+                     "\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                     "GET /folded HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n")));
+  beast::flat_buffer buf;
+  std::string all = ReadAll(s);
+  auto next = [&, at = size_t{0}]() mutable {
+    http::response_parser<http::string_body> r;
+    boost::system::error_code ec;
+    at += r.put(asio::buffer(all.data() + at, all.size() - at), ec);
+    if (!ec && !r.is_done()) at += r.put(asio::buffer(all.data() + at, all.size() - at), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    return r.release();
+  };
+  auto first = next();
+  EXPECT_EQ(first.result_int(), 200);
+  EXPECT_EQ(first.body(),
+            "Host: h.test\nX-Custom: kept\nX-Forwarded-For: 10.9.9.9, 127.0.0.1\n"
+            "X-Forwarded-Proto: http\nX-Forwarded-Host: h.test\nX-Real-Ip: 127.0.0.1\nbody=");
+  EXPECT_EQ(first.count("X-Backend-Private"), 0u);  // Named by the backend's Connection.
+  EXPECT_EQ(first.count(http::field::keep_alive), 0u);
+  EXPECT_EQ(first.count(http::field::connection), 0u);
+  auto second = next();
+  EXPECT_EQ(second.body(),
+            "Host: h.test\nX-Forwarded-For: 127.0.0.1\nX-Forwarded-Proto: http\n"
+            "X-Forwarded-Host: h.test\nX-Real-Ip: 127.0.0.1\nContent-Length: 5\nbody=abcde");
+  auto third = next();
+  EXPECT_EQ(third.body(), "ok");
+  EXPECT_EQ(third[http::field::connection], "close");
+  EXPECT_EQ(third["X-Folded"], "a b");  // Unfolded by the parser, one line to the client.
+  EXPECT_EQ(a.connections(), 1);        // One upstream connection for all three.
+}
+
+TEST(IngressProxy, IdleClientsAndSilentBackendsTimeOut) {
+  // A backend that accepts and never answers.
+  asio::io_context backend_ioc;
+  tcp::acceptor silent(backend_ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  ProxyOptions o;
+  o.address = "127.0.0.1";
+  o.http_port = 0;
+  o.https_port = -1;
+  o.idle_timeout = std::chrono::seconds(1);
+  o.upstream_timeout = std::chrono::seconds(1);
+  auto p = IngressProxy::Start(o);
+  ASSERT_TRUE(p.ok());
+  auto t = std::make_shared<RouteTable>();
+  t->Add({"", "/", PathType::kPrefix,
+          To({"127.0.0.1:" + std::to_string(silent.local_endpoint().port())})});
+  t->Seal();
+  (*p)->SetRoutes(t);
+  asio::io_context ioc;
+  tcp::socket idle(ioc);  // Says nothing: closed after the idle timeout.
+  idle.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), (*p)->http_port()));
+  EXPECT_EQ(ReadAll(idle), "");
+  tcp::socket asking(ioc);  // Waits on the silent backend: 504, then closed.
+  asking.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), (*p)->http_port()));
+  asio::write(asking, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::string answer = ReadAll(asking);
+  EXPECT_EQ(answer.substr(0, answer.find("\r\n")), "HTTP/1.1 504 Gateway Timeout");
 }
 
 // A self-signed certificate for `name` (PEM certificate, PEM key).
