@@ -306,6 +306,23 @@ TEST(IngressProxy, PassesAnUpgradeThroughAndRelaysBothWays) {
   EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
 }
 
+// Everything the proxy sends back on one connection until it closes it, or
+// until 10 s pass (a socket receive timeout: the test fails rather than hangs).
+std::string ReadAll(tcp::socket& s) {
+  timeval limit{10, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::string out;
+  boost::system::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    out.append(buf, n);
+  }
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  return out;
+}
+
 TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
   Backend a("a");
   ProxyOptions o;
@@ -325,14 +342,7 @@ TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
     tcp::socket s(ioc);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), (*p)->http_port()));
     asio::write(s, asio::buffer(bytes));
-    std::string out;
-    boost::system::error_code ec;
-    char buf[4096];
-    for (;;) {
-      size_t n = s.read_some(asio::buffer(buf), ec);
-      if (ec) break;
-      out.append(buf, n);
-    }
+    std::string out = ReadAll(s);
     return out.substr(0, out.find("\r\n"));
   };
   EXPECT_EQ(raw("GARBAGE\r\n\r\n"), "HTTP/1.1 400 Bad Request");
@@ -343,23 +353,6 @@ TEST(IngressProxy, RefusesBadAndOversizedRequestsWithoutHarm) {
             "HTTP/1.1 431 Request Header Fields Too Large");
   Client c((*p)->http_port());
   EXPECT_EQ(c.Get("x", "/fine").status, 200u);
-}
-
-// Everything the proxy sends back on one connection until it closes it, or
-// until 10 s pass (a socket receive timeout: the test fails rather than hangs).
-std::string ReadAll(tcp::socket& s) {
-  timeval limit{10, 0};
-  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  std::string out;
-  boost::system::error_code ec;
-  char buf[4096];
-  for (;;) {
-    size_t n = s.read_some(asio::buffer(buf), ec);
-    if (ec) break;
-    out.append(buf, n);
-  }
-  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
-  return out;
 }
 
 TEST(IngressProxy, ForwardsHeadersAsAProxyAndServesPipelinedRequests) {
