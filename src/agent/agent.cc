@@ -1,8 +1,10 @@
 #include "agent/agent.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <map>
@@ -70,6 +72,7 @@ Status Agent::Start() {
   d.internal_ip = options_.internal_ip;
   d.pod_cidr = options_.pod_cidr;
   d.runtime_version = runtime_->Version();
+  d.runtime_handlers = runtime_->Handlers();
   d.kernel_version = "linux";
   d.os_image = "kiso";
   d.message = "kiso agent is posting ready status";
@@ -438,21 +441,25 @@ void Agent::FailPod(const json::value& pod, PodState& s, std::string_view reason
   WriteStatus(pod, s);
 }
 
-std::string Agent::RuntimeHandlerRefusal(const json::value& pod) {
+Result<std::string> Agent::PodRuntimeHandler(const json::value& pod) {
   std::string_view class_name = api::GetString(pod, {"spec", "runtimeClassName"});
-  if (class_name.empty()) return "";
+  if (class_name.empty()) return std::string();
   auto rc = client_->Get(*api::FindResource("node.k8s.io", "v1", "runtimeclasses"), "",
                          std::string(class_name));
   if (!rc.ok()) {
-    return rc.status().code() == Code::kNotFound
-               ? fmt::format("RuntimeClass {:?} not found", class_name)
-               : fmt::format("looking up RuntimeClass {:?}: {}", class_name, rc.status().message());
+    return Status(rc.status().code(), rc.status().code() == Code::kNotFound
+                                          ? fmt::format("RuntimeClass {:?} not found", class_name)
+                                          : fmt::format("looking up RuntimeClass {:?}: {}",
+                                                        class_name, rc.status().message()));
   }
-  std::string_view handler = api::GetString(*rc, {"handler"});
-  const std::string runs = RuntimeHandlerOf(runtime_->Version());
-  if (handler.empty() || handler == runs) return "";
-  return fmt::format("RuntimeHandler {:?} not supported: node {:?} runs {:?} (RuntimeClass {:?})",
-                     handler, options_.node_name, runs, class_name);
+  std::string handler(api::GetString(*rc, {"handler"}));
+  const std::vector<std::string> runs = runtime_->Handlers();
+  if (handler.empty() || std::find(runs.begin(), runs.end(), handler) != runs.end()) {
+    return handler;
+  }
+  return MakeStatus(Code::kInvalidArgument,
+                    "RuntimeHandler {:?} not supported: node {:?} runs {} (RuntimeClass {:?})",
+                    handler, options_.node_name, fmt::join(runs, ", "), class_name);
 }
 
 void Agent::SyncPod(const json::value& pod, PodState& s) {
@@ -477,16 +484,17 @@ void Agent::SyncPod(const json::value& pod, PodState& s) {
     if (s.start_time.empty()) s.start_time = api::NowRfc3339();
   }
   if (s.sandbox_id.empty()) {
-    if (std::string refused = RuntimeHandlerRefusal(pod); !refused.empty()) {
+    auto handler = PodRuntimeHandler(pod);
+    if (!handler.ok()) {
       // The kubelet's answer to a handler its runtime lacks; retried, in case
       // the class was missing only for a moment.
-      SetWaiting(pod, s, "*", "CreatePodSandboxError", refused);
+      SetWaiting(pod, s, "*", "CreatePodSandboxError", handler.status().message());
       WriteStatus(pod, s);
       loop_.queue().AddAfter(key, std::chrono::seconds(10));
       return;
     }
     auto sandbox = runtime_->RunPodSandbox(
-        {s.name, s.ns, s.uid, std::string(api::GetString(pod, {"spec", "hostname"}))});
+        {s.name, s.ns, s.uid, std::string(api::GetString(pod, {"spec", "hostname"})), *handler});
     if (!sandbox.ok()) {
       SetWaiting(pod, s, "*", "CreatePodSandboxError", sandbox.status().message());
       WriteStatus(pod, s);

@@ -183,9 +183,10 @@ class Agent {
       const boost::json::value& pod, const apiserver::Request& req, std::string_view verb);
   void Adopt();
   // Sets container `name`'s waiting reason; records an event when it is new.
-  // Why the pod's RuntimeClass cannot run here (its handler is not this
-  // node's runtime, or the class is gone); "" when it can, or names none.
-  std::string RuntimeHandlerRefusal(const boost::json::value& pod);
+  // The RuntimeClass handler the pod runs with ("": the node's default), or
+  // why it cannot run here (its class is gone, or names a handler this
+  // node's runtime lacks).
+  Result<std::string> PodRuntimeHandler(const boost::json::value& pod);
   void SetWaiting(const boost::json::value& pod, PodState& state, const std::string& name,
                   const std::string& reason, const std::string& message);
 

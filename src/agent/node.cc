@@ -22,6 +22,7 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   runtime::OciRuntimeOptions rt;
   rt.root = dir + "/runtime";
   rt.runtime = options.runtime;
+  rt.extra_handlers = options.runtime_handlers;
   rt.shim_binary = options.shim_binary;
   KISO_ASSIGN_OR_RETURN(node->runtime_, runtime::OciRuntime::Create(rt));
   network::CniOptions cni;

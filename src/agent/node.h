@@ -18,8 +18,11 @@
 namespace kiso::agent {
 
 struct NodeOptions {
-  AgentOptions agent;  // agent.data_dir: where everything lives.
-  std::string runtime = "runc";
+  AgentOptions agent;            // agent.data_dir: where everything lives.
+  std::string runtime = "runc";  // The default RuntimeClass handler's OCI runtime.
+  // RuntimeClass handlers beside the default, each the OCI runtime of its
+  // name, offered when installed (K3s likewise adds the runtimes it finds).
+  std::vector<std::string> runtime_handlers = {"runc", "crun"};
   std::string shim_binary;  // The kiso executable.
   std::string cni_bridge = "kiso0";
   std::string cluster_cidr =

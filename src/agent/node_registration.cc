@@ -78,7 +78,7 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
                                               {"kubeProxyVersion", ""},
                                               {"operatingSystem", "linux"},
                                               {"architecture", "amd64"}}},
-                    {"runtimeHandlers", RuntimeHandlers(d.runtime_version)}}}};
+                    {"runtimeHandlers", RuntimeHandlers(d)}}}};
   auto created = client->Create(Nodes(), "", node);
   if (!created.ok() && created.status().code() != Code::kAlreadyExists) return created.status();
   // Status is a subresource: the create dropped it; write it (also for an existing node).
@@ -95,11 +95,14 @@ std::string RuntimeHandlerOf(std::string_view runtime_version) {
   return std::string(runtime_version.substr(0, runtime_version.find("://")));
 }
 
-json::array RuntimeHandlers(std::string_view runtime_version) {
+json::array RuntimeHandlers(const NodeDescription& node) {
   json::object features{{"recursiveReadOnlyMounts", false}, {"userNamespaces", false}};
   json::array out{json::object{{"name", ""}, {"features", features}}};
-  std::string handler = RuntimeHandlerOf(runtime_version);
-  if (!handler.empty()) out.push_back(json::object{{"name", handler}, {"features", features}});
+  std::vector<std::string> handlers = node.runtime_handlers;
+  if (handlers.empty()) handlers.push_back(RuntimeHandlerOf(node.runtime_version));
+  for (const auto& h : handlers) {
+    if (!h.empty()) out.push_back(json::object{{"name", h}, {"features", features}});
+  }
   return out;
 }
 

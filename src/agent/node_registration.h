@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "client/client.h"
 
@@ -22,16 +23,18 @@ struct NodeDescription {
   std::string kernel_version = "hollow";
   std::string os_image = "hollow";
   std::string runtime_version = "hollow://0";
+  // The RuntimeClass handlers it runs, the default's first; empty: the one
+  // runtime_version names.
+  std::vector<std::string> runtime_handlers;
   std::string kubelet_version = "v1.32.0-kiso";
   std::string message = "kiso node";  // The Ready condition's message.
 };
 
 // The RuntimeClass handler a runtime version ("runc://1.1.5") names: "runc".
 std::string RuntimeHandlerOf(std::string_view runtime_version);
-// The RuntimeClass handlers a node whose runtime is `runtime_version`
-// ("runc://1.1.5") runs, as status.runtimeHandlers lists them: the default
-// ("") and the runtime's name.
-boost::json::array RuntimeHandlers(std::string_view runtime_version);
+// The RuntimeClass handlers a node runs, as status.runtimeHandlers lists
+// them: the default ("") and each handler by name.
+boost::json::array RuntimeHandlers(const NodeDescription& node);
 
 // Creates or updates the Node and its status, then renews its Lease.
 Status RegisterNode(client::Client* client, const NodeDescription& node);

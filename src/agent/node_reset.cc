@@ -108,7 +108,13 @@ void ResetNode(const NodeRecord& record, ResetReport* report) {
   }
   runtime::UnmountBelow(record.agent_dir, &report->removed, &report->failed);
   std::error_code ec;
-  for (const char* sub : {"runtime/containers", "runtime/sandboxes", "runtime/state", "pods"}) {
+  std::vector<std::string> subs = {"runtime/containers", "runtime/sandboxes", "runtime/state",
+                                   "pods"};
+  for (const auto& e : fs::directory_iterator(record.agent_dir + "/runtime", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("state-")) subs.push_back("runtime/" + name);  // Further handlers'.
+  }
+  for (const auto& sub : subs) {
     std::string dir = record.agent_dir + "/" + sub;
     if (!fs::exists(dir, ec)) continue;
     fs::remove_all(dir, ec);

@@ -23,7 +23,7 @@ json::object Terminated(const ContainerStatus& c) {
                                                   {"reason", c.reason},
                                                   {"startedAt", c.started_at},
                                                   {"finishedAt", c.finished_at},
-                                                  {"containerID", "runc://" + c.id}}}};
+                                                  {"containerID", c.runtime + "://" + c.id}}}};
 }
 
 }  // namespace
@@ -45,7 +45,7 @@ void Agent::WriteStatus(const json::value& pod, PodState& s) {
                      {"restartCount", latest ? latest->attempt : 0}};
     auto waiting = s.waiting.find(name);
     bool running = latest && latest->state == ContainerState::kRunning;
-    if (latest) out["containerID"] = "runc://" + latest->id;
+    if (latest) out["containerID"] = latest->runtime + "://" + latest->id;
     if (waiting != s.waiting.end() && !running) {
       out["state"] = json::object{{"waiting", json::object{{"reason", waiting->second.first},
                                                            {"message", waiting->second.second}}}};

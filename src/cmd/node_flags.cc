@@ -27,7 +27,14 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
       },
       "How often running pods' ConfigMap, Secret and projected volumes are brought up to "
       "date with their sources (default 10s)");
-  app.add_option("--runtime", node.runtime, "OCI runtime: runc or crun")->capture_default_str();
+  app.add_option("--runtime", node.runtime,
+                 "OCI runtime of the default RuntimeClass handler: runc or crun")
+      ->capture_default_str();
+  app.add_option("--runtime-handlers", node.runtime_handlers,
+                 "RuntimeClass handlers beside the default, each the OCI runtime of that name, "
+                 "offered when installed (\"\" for none)")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_flag("--disable-ingress", node.disable_ingress,
                "Do not run the built-in ingress controller (K3s: --disable traefik)");
   app.add_flag("--disable-local-storage", node.disable_local_storage,

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <filesystem>
@@ -181,40 +182,88 @@ Status RemoveSandboxNamespaces(const std::string& dir) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options) {
-  std::unique_ptr<OciRuntime> rt(new OciRuntime(options));
-  rt->runtime_path_ = FindInPath(options.runtime);
-  if (rt->runtime_path_.empty()) {
+Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name, const std::string& state) {
+  Binary b{name, FindInPath(name), state};
+  if (b.path.empty()) {
     return MakeStatus(Code::kNotFound,
-                      "OCI runtime {:?} not found in PATH (install the {} package)",
-                      options.runtime, options.runtime);
+                      "OCI runtime {:?} not found in PATH (install the {} package)", name, name);
   }
-  if (options.runtime == "crun") KISO_RETURN_IF_ERROR(PrepareHostForCrun());
-  KISO_ASSIGN_OR_RETURN(auto v, RunCommand({rt->runtime_path_, "--version"}));
+  if (name == "crun") KISO_RETURN_IF_ERROR(PrepareHostForCrun());
+  return b;
+}
+
+Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options) {
+  std::unique_ptr<OciRuntime> rt(new OciRuntime(std::move(options)));
+  const OciRuntimeOptions& o = rt->options_;
+  KISO_ASSIGN_OR_RETURN(Binary first, Find(o.runtime, o.root + "/state"));
+  KISO_ASSIGN_OR_RETURN(auto v, RunCommand({first.path, "--version"}));
   // "runc version 1.1.5+ds1" → "runc://1.1.5+ds1", as nodes report their runtime.
-  std::string first = v.out.substr(0, v.out.find('\n'));
-  rt->version_ = options.runtime + "://" + first.substr(first.rfind(' ') + 1);
+  std::string line = v.out.substr(0, v.out.find('\n'));
+  rt->version_ = o.runtime + "://" + line.substr(line.rfind(' ') + 1);
+  rt->binaries_.push_back(std::move(first));
+  for (const auto& name : o.extra_handlers) {
+    if (name.empty() || name.find('/') != std::string::npos ||
+        std::any_of(rt->binaries_.begin(), rt->binaries_.end(),
+                    [&](const Binary& b) { return b.name == name; })) {
+      continue;  // Not a runtime's name, or one already here.
+    }
+    auto extra = Find(name, o.root + "/state-" + name);
+    if (!extra.ok()) {
+      spdlog::warn("runtime handler {:?} left out: {}", name, extra.status().message());
+      continue;
+    }
+    rt->binaries_.push_back(std::move(*extra));
+  }
   std::error_code ec;
-  for (const char* sub : {"sandboxes", "containers", "state"}) {
-    fs::create_directories(options.root + "/" + sub, ec);
-    if (ec) return MakeStatus(Code::kInternal, "create {}/{}: {}", options.root, sub, ec.message());
+  std::vector<std::string> dirs = {o.root + "/sandboxes", o.root + "/containers"};
+  for (const auto& b : rt->binaries_) dirs.push_back(b.state);
+  for (const auto& dir : dirs) {
+    fs::create_directories(dir, ec);
+    if (ec) return MakeStatus(Code::kInternal, "create {}: {}", dir, ec.message());
   }
   return rt;
+}
+
+std::vector<std::string> OciRuntime::Handlers() const {
+  std::vector<std::string> out;
+  for (const auto& b : binaries_) out.push_back(b.name);
+  return out;
 }
 
 std::string OciRuntime::Bundle(const std::string& id) const {
   return options_.root + "/containers/" + id;
 }
 
-Result<CommandResult> OciRuntime::Runtime(std::vector<std::string> args,
+const OciRuntime::Binary& OciRuntime::BinaryOf(const std::string& id) const {
+  boost::system::error_code ec;
+  auto meta = json::parse(Slurp(Bundle(id) + "/meta.json"), ec);
+  if (!ec && meta.is_object()) {
+    if (const auto* h = meta.as_object().if_contains("handler"); h && h->is_string()) {
+      for (const auto& b : binaries_) {
+        if (b.name == h->get_string()) return b;
+      }
+    }
+  }
+  return binaries_.front();  // Made before handlers were recorded, or by the default.
+}
+
+Result<CommandResult> OciRuntime::Runtime(const std::string& id, std::vector<std::string> args,
                                           std::chrono::milliseconds timeout) {
-  args.insert(args.begin(), {runtime_path_, "--root", options_.root + "/state"});
+  const Binary& b = BinaryOf(id);
+  args.insert(args.begin(), {b.path, "--root", b.state});
   CommandOptions o;
   o.timeout = timeout;
   return RunCommand(args, o);
 }
 
 Result<Sandbox> OciRuntime::RunPodSandbox(const SandboxConfig& config) {
+  const std::string& handler =
+      config.runtime_handler.empty() ? binaries_.front().name : config.runtime_handler;
+  if (std::none_of(binaries_.begin(), binaries_.end(),
+                   [&](const Binary& b) { return b.name == handler; })) {
+    return MakeStatus(Code::kInvalidArgument, "RuntimeHandler {:?} not supported: runs {}", handler,
+                      fmt::join(Handlers(), ", "));
+  }
   std::string id = RandomId();
   std::string dir = options_.root + "/sandboxes/" + id;
   std::string hostname = (config.hostname.empty() ? config.name : config.hostname).substr(0, 63);
@@ -223,8 +272,11 @@ Result<Sandbox> OciRuntime::RunPodSandbox(const SandboxConfig& config) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return MakeStatus(Code::kInternal, "sandbox {}: create {}: {}", id, dir, ec.message());
-  json::object meta{
-      {"name", config.name}, {"namespace", config.ns}, {"uid", config.uid}, {"hostname", hostname}};
+  json::object meta{{"name", config.name},
+                    {"namespace", config.ns},
+                    {"uid", config.uid},
+                    {"hostname", hostname},
+                    {"handler", handler}};
   if (Status s = WriteFile(dir + "/sandbox.json", json::serialize(meta)); !s.ok()) {
     (void)RemoveSandboxNamespaces(dir);
     return s;
@@ -273,7 +325,7 @@ std::vector<RuntimeService::SandboxInfo> OciRuntime::ListPodSandboxes() {
         const auto* v = meta.as_object().if_contains(k);
         return v && v->is_string() ? std::string(v->get_string()) : std::string();
       };
-      info.config = {field("name"), field("namespace"), field("uid")};
+      info.config = {field("name"), field("namespace"), field("uid"), "", field("handler")};
     }
     info.ready = !info.config.uid.empty() && SandboxNamespacesHeld(info.sandbox);
     out.push_back(std::move(info));
@@ -302,9 +354,21 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
     (void)RemoveContainer(id);
     return s;
   };
+  boost::system::error_code jec;
+  auto sb = json::parse(Slurp(options_.root + "/sandboxes/" + sandbox.id + "/sandbox.json"), jec);
+  auto field = [&](const char* name) -> std::string_view {
+    const json::value* v = !jec && sb.is_object() ? sb.as_object().if_contains(name) : nullptr;
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+  };
+  // The sandbox's handler runs its containers (older sandboxes: the default).
+  const Binary* binary = &binaries_.front();
+  for (const auto& b : binaries_) {
+    if (b.name == field("handler")) binary = &b;
+  }
   json::object meta{{"name", config.name},         {"attempt", config.attempt},
                     {"image", config.image},       {"sandbox", sandbox.id},
-                    {"log_path", config.log_path}, {"created_at", NowRfc3339()}};
+                    {"log_path", config.log_path}, {"created_at", NowRfc3339()},
+                    {"handler", binary->name}};
   KISO_RETURN_IF_ERROR(WriteFile(bundle + "/meta.json", json::serialize(meta)));
   // The container's root: an overlay on the image's shared, unpacked rootfs;
   // a private copy where overlayfs is unavailable.
@@ -318,26 +382,20 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
                              cp.ok() ? Trim(cp->err) : cp.status().message()));
     }
   }
-  std::string hostname;
-  boost::system::error_code jec;
-  auto sb = json::parse(Slurp(options_.root + "/sandboxes/" + sandbox.id + "/sandbox.json"), jec);
   // The sandbox's host name (older sandboxes recorded only the pod's name).
-  for (const char* field : {"name", "hostname"}) {
-    if (!jec && sb.is_object() && sb.as_object().contains(field) &&
-        sb.as_object().at(field).is_string())
-      hostname = std::string(sb.as_object().at(field).as_string());
-  }
+  std::string hostname(field("hostname").empty() ? field("name") : field("hostname"));
   json::value spec =
       BuildSpec(config, sandbox, rootfs, hostname, "/" + options_.cgroup_parent + "/" + id);
   Status s = WriteFile(bundle + "/config.json", json::serialize(spec));
   if (!s.ok()) return fail(s);
   fs::create_directories(fs::path(config.log_path).parent_path(), ec);
-  s = Spawn(id, config);
+  s = Spawn(id, *binary, config);
   if (!s.ok()) return fail(s.Annotate(fmt::format("create container {}", config.name)));
   return id;
 }
 
-Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
+Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
+                         const ContainerConfig& config) {
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) != 0) return MakeStatus(Code::kInternal, "pipe: {}", strerror(errno));
   std::string bundle = Bundle(id);
@@ -347,9 +405,9 @@ Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
                                    "--bundle",
                                    bundle,
                                    "--runtime-path",
-                                   runtime_path_,
+                                   binary.path,
                                    "--runtime-root",
-                                   options_.root + "/state",
+                                   binary.state,
                                    "--log",
                                    config.log_path,
                                    "--cgroup",
@@ -411,7 +469,7 @@ Status OciRuntime::Spawn(const std::string& id, const ContainerConfig& config) {
 }
 
 Status OciRuntime::StartContainer(const std::string& id) {
-  KISO_ASSIGN_OR_RETURN(auto r, Runtime({"start", id}));
+  KISO_ASSIGN_OR_RETURN(auto r, Runtime(id, {"start", id}));
   if (r.exit_code != 0) return MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r.err));
   return WriteFile(Bundle(id) + "/started_at", NowRfc3339());
 }
@@ -474,6 +532,9 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
   s.log_path = std::string(meta.as_object().at("log_path").as_string());
   s.sandbox_id = std::string(meta.as_object().at("sandbox").as_string());
   s.image = std::string(meta.as_object().at("image").as_string());
+  s.runtime = binaries_.front().name;  // Made before handlers were recorded: the default's.
+  if (const auto* h = meta.as_object().if_contains("handler"); h && h->is_string())
+    s.runtime = std::string(h->get_string());
   if (const auto* a = meta.as_object().if_contains("attempt"); a && a->is_int64())
     s.attempt = static_cast<int>(a->get_int64());
   s.started_at = Trim(Slurp(bundle + "/started_at"));
@@ -494,7 +555,7 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
     // Created and not started, as far as the files say. Normally a container
     // is started in the same sync that creates it; this is an agent that died
     // in between, maybe after `runc start`: the runtime knows which.
-    auto state = Runtime({"state", id});
+    auto state = Runtime(id, {"state", id});
     boost::system::error_code jec;
     auto v = state.ok() && state->exit_code == 0 ? json::parse(state->out, jec) : json::value();
     std::string_view status = !jec && v.is_object() && v.as_object().contains("status") &&
@@ -540,17 +601,17 @@ Status OciRuntime::StopContainer(const std::string& id, std::chrono::seconds gra
     return exited();
   };
   if (grace.count() > 0) {
-    (void)Runtime({"kill", id, "TERM"});
+    (void)Runtime(id, {"kill", id, "TERM"});
     if (wait(grace)) return Status::Ok();
   }
-  (void)Runtime({"kill", id, "KILL"});
+  (void)Runtime(id, {"kill", id, "KILL"});
   if (wait(std::chrono::seconds(10))) return Status::Ok();
   return MakeStatus(Code::kDeadlineExceeded, "container {} did not stop after SIGKILL", id);
 }
 
 Status OciRuntime::RemoveContainer(const std::string& id) {
   std::string bundle = Bundle(id);
-  (void)Runtime({"delete", "--force", id});
+  (void)Runtime(id, {"delete", "--force", id});
   std::string rootfs = bundle + "/rootfs";
   umount2(rootfs.c_str(), MNT_DETACH);
   std::error_code ec;
@@ -592,7 +653,8 @@ Result<AttachedInput> OciRuntime::AttachStdin(const std::string& id) {
 
 Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& cmd,
                                       bool with_stdin, bool tty) {
-  std::vector<std::string> argv = {runtime_path_, "--root", options_.root + "/state", "exec"};
+  const Binary& b = BinaryOf(id);
+  std::vector<std::string> argv = {b.path, "--root", b.state, "exec"};
   if (tty) argv.emplace_back("--tty");
   argv.push_back(id);
   argv.insert(argv.end(), cmd.begin(), cmd.end());
@@ -606,7 +668,7 @@ Result<ExecResult> OciRuntime::ExecSync(const std::string& id, const std::vector
                                         std::chrono::seconds timeout) {
   std::vector<std::string> args = {"exec", id};
   args.insert(args.end(), cmd.begin(), cmd.end());
-  KISO_ASSIGN_OR_RETURN(auto r, Runtime(args, timeout));
+  KISO_ASSIGN_OR_RETURN(auto r, Runtime(id, args, timeout));
   return ExecResult{r.exit_code, std::move(r.out), std::move(r.err)};
 }
 

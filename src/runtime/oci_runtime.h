@@ -1,5 +1,7 @@
 // OciRuntime: RuntimeService over an OCI runtime's command line (runc or
 // crun: create, start, state, kill, delete, exec), with a shim per container
+// and one runtime per RuntimeClass handler (the default's, and any further
+// ones: a container runs with its sandbox's handler),
 // and sandboxes whose network, IPC and UTS namespaces are held by bind mounts
 // (no pause container). State lives under `root`, so a restarted agent finds
 // its sandboxes and containers again.
@@ -16,9 +18,15 @@
 namespace kiso::runtime {
 
 struct OciRuntimeOptions {
-  std::string root;              // State: sandboxes/, containers/, <runtime>-state/.
-  std::string runtime = "runc";  // "runc" or "crun", found in PATH.
-  std::string shim_binary;       // The kiso-shim executable.
+  // State: sandboxes/, containers/, state/ (the default runtime's), and
+  // state-<handler>/ for each further handler.
+  std::string root;
+  std::string runtime = "runc";  // The default handler: "runc" or "crun", found in PATH.
+  // Further handlers, each named as its runtime ("crun" beside a default
+  // runc): RuntimeClasses name them. One that cannot work here (not
+  // installed, a host it refuses) is left out, with a warning saying why.
+  std::vector<std::string> extra_handlers;
+  std::string shim_binary;  // The kiso-shim executable.
   // Container log rotation (the kubelet's containerLogMaxSize/MaxFiles).
   int64_t container_log_max_size = int64_t{10} << 20;
   int container_log_max_files = 5;
@@ -35,6 +43,7 @@ class OciRuntime : public RuntimeService {
   static Result<std::unique_ptr<OciRuntime>> Create(OciRuntimeOptions options);
 
   std::string Version() const override { return version_; }
+  std::vector<std::string> Handlers() const override;
   Result<Sandbox> RunPodSandbox(const SandboxConfig& config) override;
   Status StopPodSandbox(const std::string& sandbox_id) override;
   Status RemovePodSandbox(const std::string& sandbox_id) override;
@@ -60,18 +69,29 @@ class OciRuntime : public RuntimeService {
 
  private:
   explicit OciRuntime(OciRuntimeOptions options) : options_(std::move(options)) {}
+  // One handler's runtime: its executable and its state directory.
+  struct Binary {
+    std::string name;  // The handler's name, the runtime's too.
+    std::string path;
+    std::string state;
+  };
+  static Result<Binary> Find(const std::string& name, const std::string& state);
   std::string Bundle(const std::string& id) const;
-  Result<CommandResult> Runtime(std::vector<std::string> args,
+  // The runtime container `id` was made with (its meta.json's handler).
+  const Binary& BinaryOf(const std::string& id) const;
+  // Runs container `id`'s runtime with `args`.
+  Result<CommandResult> Runtime(const std::string& id, std::vector<std::string> args,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  Status Spawn(const std::string& id, const ContainerConfig& config);
+  Status Spawn(const std::string& id, const Binary& binary, const ContainerConfig& config);
 
   OciRuntimeOptions options_;
-  std::string runtime_path_;
+  std::vector<Binary> binaries_;  // The default handler's first.
   std::string version_;
 };
 
 // What `kiso node reset` does to one node's runtime state under `root` (an
-// OciRuntime's, driven by `runtime`: "runc", "crun"): every container and its
+// OciRuntime's, its default handler `runtime`: "runc", "crun"; each further
+// handler's runtime is named by its state-<handler> directory): every container and its
 // processes killed (runc's state, the shims whose bundles are here, and
 // whatever is left in each container's cgroup), the containers' cgroups
 // removed, and the state directories emptied. Mounts are the caller's

@@ -148,6 +148,56 @@ TEST_P(OciRuntimeTest, RunsAContainerAndLogsItsOutputInCriFormat) {
   EXPECT_EQ(runtime_->GetStatus(*id).status().code(), Code::kNotFound);
 }
 
+// RuntimeClass handlers: the other OCI runtime as a further handler; each
+// sandbox's containers run with its handler, each runtime keeping its own
+// state, and a node reset finds both.
+TEST_P(OciRuntimeTest, RunsEachSandboxWithItsHandler) {
+  const std::string other = GetParam() == "runc" ? "crun" : "runc";
+  OciRuntimeOptions options;
+  options.root = dir_.File("handlers");
+  options.runtime = GetParam();
+  options.extra_handlers = {other, "no-such-runtime"};  // The second is left out.
+  options.cgroup_parent = CgroupParent();
+  options.shim_binary = ShimBinary();
+  auto rt = OciRuntime::Create(options);
+  ASSERT_TRUE(rt.ok()) << rt.status().ToString();
+  auto& runtime = **rt;
+  EXPECT_EQ(runtime.Handlers(), (std::vector<std::string>{GetParam(), other}));
+  auto refused = runtime.RunPodSandbox({"pod-x", "default", "uid-x", "", "no-such-runtime"});
+  EXPECT_EQ(refused.status().code(), Code::kInvalidArgument);
+  auto listed = [&](const std::string& runtime_name, const std::string& state) {
+    auto r = RunCommand({"/usr/bin/" + runtime_name, "--root", state, "list", "-q"});
+    return r.ok() ? r->out : std::string("(failed)");
+  };
+  std::map<std::string, std::string> ids;  // handler → its container
+  for (const std::string& handler : {std::string(), other}) {
+    auto sandbox = runtime.RunPodSandbox({"pod-" + other, "default", "uid-h", "", handler});
+    ASSERT_TRUE(sandbox.ok()) << sandbox.status().ToString();
+    auto id = runtime.CreateContainer(*sandbox, Config("sleeper", {"sleep", "300"}));
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    ASSERT_TRUE(runtime.StartContainer(*id).ok());
+    EXPECT_EQ(runtime.GetStatus(*id)->state, ContainerState::kRunning);
+    ids[handler] = *id;
+  }
+  auto in_default = listed(GetParam(), options.root + "/state");
+  auto in_other = listed(other, options.root + "/state-" + other);
+  EXPECT_NE(in_default.find(ids[""]), std::string::npos) << in_default;
+  EXPECT_EQ(in_default.find(ids[other]), std::string::npos) << in_default;
+  EXPECT_NE(in_other.find(ids[other]), std::string::npos) << in_other;
+  auto exec = runtime.ExecSync(ids[other], {"echo", "in"}, std::chrono::seconds(10));
+  ASSERT_TRUE(exec.ok()) << exec.status().ToString();
+  EXPECT_EQ(exec->stdout_data, "in\n");
+  ASSERT_TRUE(runtime.StopContainer(ids[other], std::chrono::seconds(0)).ok());
+  EXPECT_EQ(runtime.GetStatus(ids[other])->state, ContainerState::kExited);
+  // What `kiso node reset` does: both runtimes' containers go.
+  std::vector<std::string> removed, failed;
+  ResetContainers(options.root, GetParam(), &removed, &failed);
+  EXPECT_TRUE(failed.empty()) << failed.front();
+  EXPECT_EQ(listed(GetParam(), options.root + "/state"), "");
+  EXPECT_EQ(listed(other, options.root + "/state-" + other), "");
+  for (const auto& s : runtime.ListSandboxes()) EXPECT_TRUE(runtime.RemovePodSandbox(s).ok());
+}
+
 TEST_P(OciRuntimeTest, ReportsExitCodesAndOomKills) {
   auto failing = runtime_->CreateContainer(sandbox_, Config("fail", {"sh", "-c", "exit 3"}));
   ASSERT_TRUE(failing.ok()) << failing.status().ToString();

@@ -85,20 +85,28 @@ void ResetContainers(const std::string& root, const std::string& runtime,
                      std::vector<std::string>* removed, std::vector<std::string>* failed) {
   std::set<std::string> ids;
   for (const auto& id : Children(root + "/containers")) ids.insert(id);
-  for (const auto& id : Children(root + "/state")) ids.insert(id);
-  std::string runtime_path;
-  for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"}) {
-    std::string p = fmt::format("{}/{}", dir, runtime);
-    if (runtime_path.empty() && access(p.c_str(), X_OK) == 0) runtime_path = p;
+  // The default handler's runtime keeps its state in root/state, each further
+  // one (named as its runtime) in root/state-<name>.
+  std::vector<std::pair<std::string, std::string>> runtimes = {{runtime, root + "/state"}};
+  for (const auto& dir : Children(root)) {
+    if (dir.starts_with("state-"))
+      runtimes.emplace_back(dir.substr(6), fmt::format("{}/{}", root, dir));
   }
-  std::string state = root + "/state";
   std::vector<pid_t> killed;
-  // The runtime first: it knows every process of a container it runs.
-  for (const auto& id : ids) {
-    if (runtime_path.empty()) break;
-    (void)RunCommand({runtime_path, "--root", state, "kill", "--all", id, "KILL"});
-    auto deleted = RunCommand({runtime_path, "--root", state, "delete", "--force", id});
-    if (deleted.ok() && deleted->exit_code == 0) removed->push_back("container " + id);
+  for (const auto& [name, state] : runtimes) {
+    for (const auto& id : Children(state)) ids.insert(id);
+    std::string runtime_path;
+    for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"}) {
+      std::string p = fmt::format("{}/{}", dir, name);
+      if (runtime_path.empty() && access(p.c_str(), X_OK) == 0) runtime_path = p;
+    }
+    if (runtime_path.empty()) continue;
+    // The runtime first: it knows every process of a container it runs.
+    for (const auto& id : Children(state)) {
+      (void)RunCommand({runtime_path, "--root", state, "kill", "--all", id, "KILL"});
+      auto deleted = RunCommand({runtime_path, "--root", state, "delete", "--force", id});
+      if (deleted.ok() && deleted->exit_code == 0) removed->push_back("container " + id);
+    }
   }
   // Shims whose bundles are here, and whatever is still in a container's cgroup.
   std::string bundles = root + "/containers/";

@@ -20,6 +20,9 @@ struct SandboxConfig {
   std::string ns;
   std::string uid;
   std::string hostname;  // The pod's spec.hostname; empty: `name`.
+  // The RuntimeClass handler its containers run with (CRI's runtime_handler);
+  // empty: the runtime's default. One the runtime lacks is refused.
+  std::string runtime_handler;
 };
 
 struct Sandbox {
@@ -85,6 +88,7 @@ struct ContainerStatus {
   std::string name;
   std::string sandbox_id;
   std::string image;
+  std::string runtime;  // The OCI runtime running it ("runc", "crun"): its handler's.
   int attempt = 0;
   ContainerState state = ContainerState::kUnknown;
   int pid = 0;
@@ -114,6 +118,9 @@ class RuntimeService {
   virtual ~RuntimeService() = default;
   // The runtime's name and version ("runc 1.1.5").
   virtual std::string Version() const = 0;
+  // The RuntimeClass handlers it runs (the default's first), as a node
+  // reports them in status.runtimeHandlers.
+  virtual std::vector<std::string> Handlers() const = 0;
 
   virtual Result<Sandbox> RunPodSandbox(const SandboxConfig& config) = 0;
   // Every sandbox on this node with the config it was made from, also those

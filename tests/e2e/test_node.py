@@ -35,8 +35,10 @@ def run(*args, check=False):
 
 def leftovers(data_dir, bridge=BRIDGE):
     """What of a pod could outlive it: containers, shims, mounts, veths, addresses."""
-    state = os.path.join(data_dir, "agent", "runtime", "state")
-    containers = run("runc", "--root", state, "list", "-q").stdout.split()
+    runtime = os.path.join(data_dir, "agent", "runtime")
+    containers = (run("runc", "--root", os.path.join(runtime, "state"), "list", "-q").stdout.split()
+                  + run("crun", "--root", os.path.join(runtime, "state-crun"), "list",
+                        "-q").stdout.split())
     shims = run("pgrep", "-f", f"kiso-shim .*{data_dir}").stdout.split()
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(data_dir)]
@@ -185,12 +187,13 @@ def test_failing_container_exit_code(node):
 
 
 def test_runtime_classes_run_on_the_nodes_handler_and_refuse_others(node):
-    """RuntimeClass on the node: the Node lists the handlers it runs; a pod whose class's handler
-    is the node's runtime runs, with the class's overhead; one whose handler the node lacks gets a
-    clear status and event instead of a sandbox."""
+    """RuntimeClass on the node: the Node lists the handlers it runs (its runtime, runc, and crun
+    beside it); a pod whose class's handler the node runs runs with that runtime, with the class's
+    overhead; one whose handler the node lacks gets a clear status and event instead of a
+    sandbox."""
     s, k = node
     status = json.loads(k("get", "node", NODE, "-o", "json"))["status"]
-    assert [h["name"] for h in status["runtimeHandlers"]] == ["", "runc"]
+    assert [h["name"] for h in status["runtimeHandlers"]] == ["", "runc", "crun"]
     apply(k, """
 apiVersion: node.k8s.io/v1
 kind: RuntimeClass
@@ -200,14 +203,30 @@ overhead: {podFixed: {cpu: 5m}}
 ---
 apiVersion: node.k8s.io/v1
 kind: RuntimeClass
+metadata: {name: fast}
+handler: crun
+---
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
 metadata: {name: elsewhere}
 handler: wasmedge
 """)
     try:
         apply(k, simple_pod("native", ["true"], extra="  runtimeClassName: native"))
         apply(k, simple_pod("elsewhere", ["true"], extra="  runtimeClassName: elsewhere"))
+        apply(k, simple_pod("fast", ["sh", "-c", "echo under crun; exec sleep 300"],
+                            extra="  runtimeClassName: fast"))
         wait_for(lambda: phase(k, "native") == "Succeeded", what="native Succeeded")
         assert pod(k, "native")["spec"]["overhead"] == {"cpu": "5m"}
+        assert container_status(k, "native")["containerID"].startswith("runc://")
+        wait_for(lambda: k("logs", "fast", check=False).strip() == "under crun",
+                 what="fast's output")
+        # Run by crun: crun's own state lists it, and the status names crun.
+        container_id = container_status(k, "fast")["containerID"]
+        assert container_id.startswith("crun://"), container_id
+        state = os.path.join(s.dir, "agent", "runtime", "state-crun")
+        assert container_id.split("://", 1)[1] in run("crun", "--root", state, "list",
+                                                      "-q").stdout.split()
         wait_for(lambda: pod(k, "elsewhere")["status"].get("reason") == "CreatePodSandboxError",
                  what="the refusal")
         status = pod(k, "elsewhere")["status"]
@@ -217,8 +236,8 @@ handler: wasmedge
         events = k("get", "events", "--field-selector", "involvedObject.name=elsewhere")
         assert "FailedCreatePodSandBox" in events, events
     finally:
-        k("delete", "pod", "native", "elsewhere", "--ignore-not-found")
-        k("delete", "runtimeclass", "native", "elsewhere", "--ignore-not-found")
+        k("delete", "pod", "native", "elsewhere", "fast", "--ignore-not-found")
+        k("delete", "runtimeclass", "native", "elsewhere", "fast", "--ignore-not-found")
 
 
 def test_deployment_pods_reach_each_other(node):
