@@ -5,7 +5,8 @@
 //   pod create → Running (the agent's status write seen by a watch), p50/p99
 //   over 1,000 sequential pods and 50 rounds of 20 at once; bare `runc run -d`
 //   of as many, one after another and 20 at once, and the ratios; bare `crun
-//   run -d` the same, and runc's p50 over crun's; the server's
+//   run -d` the same, and runc's p50 over crun's; the same pods with
+//   RuntimeClass handler crun (the agent's crun), and runc's pods over crun's; the server's
 //   memory idle with and without the agent, and with 50 pods; a standalone
 //   `kiso agent`'s idle and with 50 pods; a shim's. Memory as RSS, PSS and
 //   private pages. Needs root, runc, crun and busybox-static.
@@ -174,17 +175,19 @@ class StandaloneAgent {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 
-json::value PodObject(const std::string& name) {
+// A pod of the benchmark's; with `runtime_class`, run by that RuntimeClass's handler.
+json::value PodObject(const std::string& name, const std::string& runtime_class = "") {
+  json::object spec{{"terminationGracePeriodSeconds", 0},
+                    {"containers", json::array{json::object{
+                                       {"name", "c"},
+                                       {"image", "busybox:bench"},  // IfNotPresent: never pulled.
+                                       {"command", json::array{"sleep", "3600"}}}}}};
+  if (!runtime_class.empty()) spec["runtimeClassName"] = runtime_class;
   return json::object{
       {"apiVersion", "v1"},
       {"kind", "Pod"},
       {"metadata", json::object{{"name", name}, {"labels", json::object{{"bench", "node"}}}}},
-      {"spec",
-       json::object{{"terminationGracePeriodSeconds", 0},
-                    {"containers", json::array{json::object{
-                                       {"name", "c"},
-                                       {"image", "busybox:bench"},  // IfNotPresent: never pulled.
-                                       {"command", json::array{"sleep", "3600"}}}}}}}};
+      {"spec", std::move(spec)}};
 }
 
 // Records when each pod is first seen Running, through a watch.
@@ -421,7 +424,7 @@ bool StandaloneAgentMemory(const std::string& kiso, const testing::TempDir& dir,
 // (1: one after another). Each round's pods are deleted before the next. The
 // times, or nothing when a pod failed to be created, to run or to go.
 std::vector<double> StartPods(client::Client* c, RunningWatch& watch, const std::string& prefix,
-                              int n, int at_once) {
+                              int n, int at_once, const std::string& runtime_class = "") {
   std::vector<double> out;
   for (int first = 0; first < n; first += at_once) {
     int last = std::min(n, first + at_once);
@@ -432,8 +435,11 @@ std::vector<double> StartPods(client::Client* c, RunningWatch& watch, const std:
     for (int i = first; i < last; ++i) {
       threads.emplace_back([&, i] {
         begins[static_cast<size_t>(i - first)] = Clock::now();
-        if (!c->Create(Pods(), "default", PodObject(fmt::format("{}-{}", prefix, i))).ok())
-          ++failed;
+        auto created =
+            c->Create(Pods(), "default", PodObject(fmt::format("{}-{}", prefix, i), runtime_class));
+        if (!created.ok() && failed++ == 0) {  // The first failure's cause.
+          fmt::print(stderr, "create {}-{}: {}\n", prefix, i, created.status().ToString());
+        }
       });
     }
     for (auto& t : threads) t.join();
@@ -565,6 +571,30 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
     if (par.empty()) return 1;
     Print(fmt::format("create_to_running_{}_at_once_p50", concurrent), Percentile(par, 0.5), "ms");
     Print(fmt::format("create_to_running_{}_at_once_p99", concurrent), Percentile(par, 0.99), "ms");
+    // The same pods with RuntimeClass handler crun: the agent's crun beside its runc.
+    json::value crun_class = json::object{{"apiVersion", "node.k8s.io/v1"},
+                                          {"kind", "RuntimeClass"},
+                                          {"metadata", json::object{{"name", "crun"}}},
+                                          {"handler", "crun"}};
+    if (!c->Create(*api::FindResource("node.k8s.io", "v1", "runtimeclasses"), "", crun_class)
+             .ok()) {
+      fmt::print(stderr, "RuntimeClass crun not created\n");
+      return 1;
+    }
+    std::vector<double> seq_crun = StartPods(c, watch, "seqcrun", sequential, 1, "crun");
+    std::vector<double> par_crun =
+        StartPods(c, watch, "parcrun", concurrent * rounds, concurrent, "crun");
+    if (seq_crun.empty() || par_crun.empty()) return 1;
+    Print("create_to_running_crun_sequential_p50", Percentile(seq_crun, 0.5), "ms");
+    Print("create_to_running_crun_sequential_p99", Percentile(seq_crun, 0.99), "ms");
+    Print(fmt::format("create_to_running_crun_{}_at_once_p50", concurrent),
+          Percentile(par_crun, 0.5), "ms");
+    Print(fmt::format("create_to_running_crun_{}_at_once_p99", concurrent),
+          Percentile(par_crun, 0.99), "ms");
+    Print("runc_pod_over_crun_pod_sequential_p50", Percentile(seq, 0.5) / Percentile(seq_crun, 0.5),
+          "x");
+    Print(fmt::format("runc_pod_over_crun_pod_{}_at_once_p50", concurrent),
+          Percentile(par, 0.5) / Percentile(par_crun, 0.5), "x");
 
     for (int i = 0; i < resident; ++i) {
       if (!c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i))).ok()) return 1;

@@ -88,8 +88,9 @@ struct HttpsTransport::Impl {
     return options.timeout.count() > 0 ? Clock::now() + options.timeout : Clock::time_point::max();
   }
 
-  Result<std::unique_ptr<Connection>> Take(Clock::time_point deadline) {
-    {
+  // A kept connection (unless `fresh`), or a new one.
+  Result<std::unique_ptr<Connection>> Take(Clock::time_point deadline, bool fresh) {
+    if (!fresh) {
       std::lock_guard lock(mu);
       if (!idle.empty()) {
         auto c = std::move(idle.back());
@@ -171,7 +172,9 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
   };
   for (int attempt = 0; attempt < 2; ++attempt) {
     const auto deadline = impl_->Deadline();
-    auto conn = impl_->Take(deadline);
+    // The retry dials anew: the other kept connections are likely as old as
+    // the one the server closed (after a quiet spell, all of them).
+    auto conn = impl_->Take(deadline, attempt > 0);
     if (!conn.ok()) return Unavailable(conn.status().message());
     auto& c = **conn;
     beast::error_code ec =
