@@ -186,7 +186,8 @@ def test_field_validation_warns_drops_or_refuses(kubectl, server, ns):
 
 class Webhooks:
     """An AdmissionReview v1 server on 127.0.0.1: /deny refuses ConfigMaps holding a key
-    `forbidden`, /mutate labels what it sees (a JSONPatch) and warns, /slow answers late."""
+    `forbidden`, /mutate labels what it sees (a JSONPatch) and warns, /slow answers late;
+    anything else (/observe) allows what it sees unchanged."""
 
     def __init__(self, tmp):
         import http.server
@@ -355,6 +356,35 @@ def test_mutating_webhook_patches_and_warns(kubectl, server, hooked, webhooks):
         webhooks.ca_bundle, ns, sideEffects="Some")))
     assert ('webhooks[0].sideEffects: Unsupported value: "Some": supported values: "None", '
             '"NoneOnDryRun"') in refused.stderr
+
+
+def test_mutating_webhook_reinvoked_if_needed(kubectl, server, hooked, webhooks):
+    """A webhook with reinvocationPolicy IfNeeded sees the object again when a webhook after
+    it changed it (configurations run in name order); with Never it is called once."""
+    ns, add = hooked
+    add(configuration("MutatingWebhookConfiguration", "a-observe.kiso.test",
+                      webhooks.url("/observe"), webhooks.ca_bundle, ns,
+                      reinvocationPolicy="IfNeeded"))
+    add(configuration("MutatingWebhookConfiguration", "b-label.kiso.test", webhooks.url("/mutate"),
+                      webhooks.ca_bundle, ns))
+
+    def create(name):
+        first = len(webhooks.reviews)
+        kubectl("create", "configmap", name, "-n", ns, "--from-literal=a=1")
+        return [(path.split("?")[0], review["request"]["object"]["metadata"].get("labels"))
+                for path, review in webhooks.reviews[first:]]
+    assert create("twice") == [("/observe", None), ("/mutate", None),
+                               ("/observe", {"mutated": "yes"})]
+    assert get(kubectl, "configmap", "twice", "-n", ns)["metadata"]["labels"] == {"mutated": "yes"}
+    # An update the label webhook leaves as it is (the label is there) changes nothing: no
+    # second round.
+    first = len(webhooks.reviews)
+    kubectl("annotate", "configmap", "twice", "-n", ns, "x=y")
+    assert [p.split("?")[0] for p, _ in webhooks.reviews[first:]] == ["/observe", "/mutate"]
+    # Never (the default): called once, before the change.
+    kubectl("patch", "mutatingwebhookconfiguration", "a-observe.kiso.test", "--type=json", "-p",
+            '[{"op": "replace", "path": "/webhooks/0/reinvocationPolicy", "value": "Never"}]')
+    assert create("once") == [("/observe", None), ("/mutate", None)]
 
 
 def test_webhook_failures_follow_the_failure_policy(kubectl, server, hooked, webhooks, tmp_path):

@@ -14,8 +14,10 @@
 // (500) under failurePolicy Fail and is skipped under Ignore. A dry run calls
 // only webhooks without side effects and is refused by any other.
 // Deletes are reviewed with the object as oldObject (validating webhooks;
-// mutating ones have nothing to change). Not yet: matchConditions (CEL),
-// reinvocation, CONNECT.
+// mutating ones have nothing to change). A mutating webhook whose
+// reinvocationPolicy is IfNeeded is called once more, after the others, when
+// a webhook after it changed the object (upstream's reinvocation: at most one
+// more round). Not yet: matchConditions (CEL; refused at admission), CONNECT.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -121,14 +123,29 @@ class WebhookAdmission : public AdmissionPlugin {
       return api::GetString(a, {"metadata", "name"}) < api::GetString(b, {"metadata", "name"});
     });
     std::optional<api::Labels> ns_labels;
-    for (const auto& config : configs) {
-      const auto* hooks = config.if_contains("webhooks");
-      if (!hooks || !hooks->is_array()) continue;
-      for (const auto& hook_v : hooks->get_array()) {
-        if (!hook_v.is_object()) continue;
-        const json::object& hook = hook_v.get_object();
-        if (!Matches(r, hook, obj, ns_labels)) continue;
-        if (auto err = CallOne(r, hook, obj, out)) return err;
+    // Reinvocation (mutating only): the IfNeeded webhooks called since the
+    // object last changed, and those a later change calls again.
+    std::vector<const json::object*> invoked;
+    std::vector<const json::object*> again;
+    for (int round = 0; round < 2; ++round) {
+      if (round == 1 && again.empty()) break;
+      for (const auto& config : configs) {
+        const auto* hooks = config.if_contains("webhooks");
+        if (!hooks || !hooks->is_array()) continue;
+        for (const auto& hook_v : hooks->get_array()) {
+          if (!hook_v.is_object()) continue;
+          const json::object& hook = hook_v.get_object();
+          if (round == 1 && std::find(again.begin(), again.end(), &hook) == again.end()) continue;
+          if (!Matches(r, hook, obj, ns_labels)) continue;
+          bool changed = false;
+          if (auto err = CallOne(r, hook, obj, out, &changed)) return err;
+          if (round == 1) continue;
+          if (changed) {
+            again.insert(again.end(), invoked.begin(), invoked.end());
+            invoked.clear();
+          }
+          if (api::GetString(hook, {"reinvocationPolicy"}) == "IfNeeded") invoked.push_back(&hook);
+        }
       }
     }
     return std::nullopt;
@@ -274,8 +291,9 @@ class WebhookAdmission : public AdmissionPlugin {
                         {"request", std::move(request)}};
   }
 
+  // Calls one webhook; `*changed` says whether its patch changed the object.
   api::ApiStatus CallOne(const AdmissionRequest& r, const json::object& hook,
-                         const json::object& obj, json::object* out) const {
+                         const json::object& obj, json::object* out, bool* changed) const {
     std::string name(api::GetString(hook, {"name"}));
     std::string_view side_effects = api::GetString(hook, {"sideEffects"});
     if (r.dry_run && side_effects != "None" && side_effects != "NoneOnDryRun") {
@@ -349,6 +367,7 @@ class WebhookAdmission : public AdmissionPlugin {
       return failed(url, fmt::format("the patch does not apply: {}",
                                      patched.ok() ? "not an object" : patched.status().message()));
     }
+    *changed = patched->get_object() != obj;
     *out = std::move(patched->get_object());
     return std::nullopt;
   }
