@@ -8,7 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include "api/custom_resource.h"
 #include "api/object.h"
+#include "api/structural.h"
 
 namespace kiso::api {
 
@@ -341,9 +343,22 @@ ApiStatus ConvertToStorage(const ResourceType& served, json::object& obj) {
 
 void ConvertFromStorage(const ResourceType& served, json::object& obj) {
   const ResourceType& stored = served.Storage();
-  if (&stored == &served || GetString(obj, {"apiVersion"}) != stored.GroupVersion() ||
-      GetString(obj, {"kind"}) != served.kind)
+  if (&stored == &served || GetString(obj, {"kind"}) != served.kind) return;
+  if (served.custom) {
+    // `None` conversion: an object of the kind's group at any version (one
+    // stored before the storage version changed, too) only changes apiVersion.
+    std::string_view av = GetString(obj, {"apiVersion"});
+    if (!av.starts_with(served.group + "/")) return;
+    obj["apiVersion"] = served.GroupVersion();
+    // Read at a version: what its schema has no field for is pruned.
+    if (served.custom->schema) {
+      json::value whole(std::move(obj));
+      Prune(*served.custom->schema, whole);
+      obj = std::move(whole.as_object());
+    }
     return;
+  }
+  if (GetString(obj, {"apiVersion"}) != stored.GroupVersion()) return;
   if (IsAutoscalerV1(served)) AutoscalerToV1(obj);
   if (IsEventsV1(served)) {
     for (const auto& [v1, core] : kEventFields) Rename(obj, core, v1);

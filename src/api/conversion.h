@@ -5,6 +5,9 @@
 // way out. What the other version cannot express travels in annotations, as
 // upstream keeps it, so that a round trip through it loses nothing.
 //
+// A custom kind's versions (CustomResourceDefinition conversion `None`):
+// only apiVersion changes.
+//
 // autoscaling/v1 HorizontalPodAutoscaler ↔ autoscaling/v2: one CPU target
 // (spec.targetCPUUtilizationPercentage) is a Resource metric on cpu with an
 // Utilization target; other metrics, behavior, conditions and the other

@@ -233,9 +233,14 @@ std::vector<ResourceType> CustomResourceTypes(const json::value& crd) {
   if (!crd.is_object() || !ValidateCrd(crd.get_object()).empty()) return out;
   const auto* spec = Find(crd, {"spec"});
   std::string storage;
+  bool storage_served = false;
   for (const auto& v : GetArray(*spec, {"versions"})) {
     const auto* st = Find(v, {"storage"});
-    if (st && st->is_bool() && st->get_bool()) storage = GetString(v, {"name"});
+    const auto* served = Find(v, {"served"});
+    if (st && st->is_bool() && st->get_bool()) {
+      storage = GetString(v, {"name"});
+      storage_served = served && served->is_bool() && served->get_bool();
+    }
   }
   bool terminating = !GetString(crd, {"metadata", "deletionTimestamp"}).empty();
   std::string kind(GetString(*spec, {"names", "kind"}));
@@ -246,6 +251,11 @@ std::vector<ResourceType> CustomResourceTypes(const json::value& crd) {
     t.group = GetString(*spec, {"group"});
     t.version = GetString(v, {"name"});
     t.kind = kind;
+    // The other served versions are stored at the storage version (`None`
+    // conversion: only apiVersion differs; api/conversion.h). Not yet: a
+    // storage version that is not served keeps each object at the version it
+    // was written at.
+    if (storage_served && t.version != storage) t.storage_version = storage;
     t.plural = GetString(*spec, {"names", "plural"});
     t.singular = GetString(*spec, {"names", "singular"});
     if (t.singular.empty()) t.singular = Lower(kind);

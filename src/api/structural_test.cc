@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/conversion.h"
 #include "api/custom_resource.h"
 #include "api/object.h"
 
@@ -242,6 +243,39 @@ TEST(CustomResource, PublishedTypesAreFoundAndKeepTheirAddress) {
   PublishCustomResources({});
   EXPECT_EQ(FindResource("stable.example.com", "v1", "crontabs"), nullptr);
   EXPECT_EQ(t->kind, "CronTab");  // Still there for whoever held it.
+}
+
+TEST(CustomResource, OtherVersionsAreStoredAtTheStorageVersionWithNoneConversion) {
+  auto types = CustomResourceTypes(Crd());
+  PublishCustomResources(types);
+  const ResourceType* beta = FindResource("stable.example.com", "v1beta1", "crontabs");
+  const ResourceType* v1 = FindResource("stable.example.com", "v1", "crontabs");
+  ASSERT_NE(beta, nullptr);
+  ASSERT_NE(v1, nullptr);
+  EXPECT_EQ(&beta->Storage(), v1);
+  EXPECT_EQ(&v1->Storage(), v1);
+  // Written at v1beta1: only apiVersion changes on the way to storage.
+  auto obj = J(R"({"apiVersion":"stable.example.com/v1beta1","kind":"CronTab",
+    "metadata":{"name":"a"},"spec":{"cronSpec":"* * * * *"}})")
+                 .as_object();
+  ASSERT_FALSE(ConvertToStorage(*beta, obj));
+  EXPECT_EQ(GetString(obj, {"apiVersion"}), "stable.example.com/v1");
+  EXPECT_EQ(GetString(obj, {"spec", "cronSpec"}), "* * * * *");
+  // Read back at v1beta1, from the storage version or from an older one: its
+  // schema names no field, so spec is pruned (metadata stays).
+  for (std::string_view stored : {"stable.example.com/v1", "stable.example.com/v0"}) {
+    json::object copy = obj;
+    copy["apiVersion"] = stored;
+    ConvertFromStorage(*beta, copy);
+    EXPECT_EQ(GetString(copy, {"apiVersion"}), "stable.example.com/v1beta1");
+    EXPECT_EQ(copy.if_contains("spec"), nullptr);
+    EXPECT_EQ(GetString(copy, {"metadata", "name"}), "a");
+  }
+  // Another group's object is left alone.
+  obj["apiVersion"] = "other.example.com/v1";
+  ConvertFromStorage(*beta, obj);
+  EXPECT_EQ(GetString(obj, {"apiVersion"}), "other.example.com/v1");
+  PublishCustomResources({});
 }
 
 TEST(CustomResource, VersionPriorityAndJsonPaths) {

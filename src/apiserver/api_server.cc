@@ -281,7 +281,7 @@ struct ApiServer::Impl {
     }
     if (t.type->group == "metrics.k8s.io") return HandleMetrics(ctx, t, req, streams);
     if (!t.type->stored) return HandleReview(ctx, t, req);
-    if (!t.type->storage_version.empty()) {
+    if (!t.type->storage_version.empty() && &t.type->Storage() != t.type) {
       return ServeConverted(ctx, t, req, [this](const Target& stored, const Request& r) {
         return Dispatch(stored, r);
       });

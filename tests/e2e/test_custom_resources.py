@@ -231,3 +231,81 @@ def test_deleting_the_definition_deletes_its_objects(kubectl):
     assert kubectl("get", "widgets", "-A", "-o", "name").strip() == ""
     kubectl("delete", "crd", "widgets.stable.example.com", "--timeout=60s")
     kubectl("delete", "namespace", "widgets", "--wait=false")
+
+
+WIDGETS = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.multi.example.com
+spec:
+  group: multi.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: string}, old: {type: string}}}
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: string}, color: {type: string, default: red}}}
+  - name: v0
+    served: false
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object}
+"""
+
+
+def test_several_versions_with_none_conversion(kubectl):
+    """`None` conversion: an object written at any served version is stored at the storage
+    version (defaulted and pruned by its schema) and read, listed and watched at any served
+    one with only its apiVersion changed and what that version's schema lacks pruned; a
+    version not served is not found."""
+    kubectl("apply", "-f", "-", input=WIDGETS)
+    try:
+        kubectl("wait", "--for=condition=Established", "crd/widgets.multi.example.com",
+                "--timeout=30s")
+        kubectl("create", "-f", "-", input="""
+apiVersion: multi.example.com/v1beta1
+kind: Widget
+metadata: {name: w, namespace: default}
+spec: {size: big, old: kept}
+""")
+        at = {v: json.loads(kubectl("get", f"widgets.{v}.multi.example.com", "w", "-o", "json"))
+              for v in ("v1beta1", "v1")}
+        assert at["v1beta1"]["apiVersion"] == "multi.example.com/v1beta1"
+        assert at["v1"]["apiVersion"] == "multi.example.com/v1"
+        assert at["v1beta1"]["spec"]["size"] == at["v1"]["spec"]["size"] == "big"
+        # Stored at v1, defaulted by its schema; read at v1beta1, pruned by that one's.
+        assert at["v1"]["spec"] == {"size": "big", "color": "red"}
+        assert at["v1beta1"]["spec"] == {"size": "big"}
+        assert at["v1"]["metadata"]["uid"] == at["v1beta1"]["metadata"]["uid"]
+        assert at["v1"]["metadata"]["resourceVersion"] == at["v1beta1"]["metadata"]["resourceVersion"]
+        # Lists and watches at either version see it, at their version.
+        listed = json.loads(kubectl("get", "widgets.v1.multi.example.com", "-o", "json"))
+        assert [i["apiVersion"] for i in listed["items"]] == ["multi.example.com/v1"]
+        watched = kubectl("get", "--raw", "/apis/multi.example.com/v1beta1/namespaces/default/"
+                          "widgets?watch=1&timeoutSeconds=1")
+        event = json.loads(watched.splitlines()[0])
+        assert (event["type"], event["object"]["apiVersion"]) == ("ADDED",
+                                                                  "multi.example.com/v1beta1")
+        # An update at v1 is read back at v1beta1.
+        kubectl("patch", "widgets.v1.multi.example.com", "w", "--type=merge", "-p",
+                '{"spec": {"size": "small"}}')
+        back = json.loads(kubectl("get", "widgets.v1beta1.multi.example.com", "w", "-o", "json"))
+        assert (back["apiVersion"], back["spec"]["size"]) == ("multi.example.com/v1beta1", "small")
+        missing = kubectl.run("get", "widgets.v0.multi.example.com", "w", check=False)
+        assert missing.returncode != 0
+    finally:
+        kubectl("delete", "crd", "widgets.multi.example.com", "--ignore-not-found")

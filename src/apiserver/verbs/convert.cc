@@ -1,17 +1,19 @@
 // A request at a version its kind is not stored at (autoscaling/v1's
-// HorizontalPodAutoscaler, stored as v2): the body is decoded and checked at
-// the request's version, converted to the storage version and served there;
-// every object in the answer (one, a list's items, a table's rows, each
-// watch event) is converted back. A patch is applied to the object at the
-// request's version (patch.cc).
+// HorizontalPodAutoscaler, stored as v2; a custom kind's other versions): the body is decoded and
+// checked at the request's version, converted to the storage version and served there; every object
+// in the answer (one, a list's items, a table's rows, each watch event) is converted back. A patch
+// is applied to the object at the request's version (patch.cc).
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
 
 #include "api/conversion.h"
+#include "api/custom_resource.h"
 #include "api/object.h"
 #include "api/protobuf.h"
 #include "api/schema.h"
+#include "api/structural.h"
+#include "api/validation.h"
 #include "apiserver/verbs/handlers.h"
 
 namespace kiso::apiserver {
@@ -91,6 +93,25 @@ api::ApiOr<json::value> BodyForStorage(const Target& t, const Request& req) {
   if (!body->is_object()) return api::BadRequest("the request body must be a JSON object");
   json::object& obj = body->get_object();
   if (auto err = CheckIdentity(t, obj)) return *err;
+  if (t.type->custom) {
+    // Pruned, defaulted and validated by the request version's schema, then
+    // by the storage version's where it is stored.
+    if (const auto& structural = t.type->custom->schema) {
+      api::Prune(*structural, *body);
+      api::ApplySchemaDefaults(*structural, *body);
+      auto causes = api::ValidateSchema(*structural, *body);
+      if (!causes.empty()) {
+        return api::Invalid(*t.type, std::string(api::GetString(*body, {"metadata", "name"})),
+                            std::move(causes));
+      }
+    }
+    if (auto err = api::ConvertToStorage(*t.type, body->get_object())) return *err;
+    // What the storage version has no field for is not stored (upstream prunes
+    // it when the object is read at a version without it).
+    const api::ResourceType& stored = t.type->Storage();
+    if (stored.custom && stored.custom->schema) api::Prune(*stored.custom->schema, *body);
+    return body;
+  }
   api::SchemaFindings schema = api::CheckSchema(t.type->Schema(), obj);
   if (schema.type_error) {
     return api::BadRequest(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}",
