@@ -19,7 +19,8 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   qemu-system-x86 linux-image-amd64 zlib1g-dev libre2-dev libnftables-dev nftables \
   libldns-dev dnsutils dnsperf unbound curl openssl wrk \
   libnetfilter-conntrack-dev conntrack libbpf-dev bpftool libnghttp2-dev \
-  libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2
+  libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2 \
+  wabt wasi-libc lld libclang-rt-14-dev-wasm32
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net fuzz tsan lint format format-check clean
 
