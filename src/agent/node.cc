@@ -24,6 +24,7 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   rt.runtime = options.runtime;
   rt.extra_handlers = options.runtime_handlers;
   rt.shim_binary = options.shim_binary;
+  rt.wasm_binary = options.wasm_binary;
   KISO_ASSIGN_OR_RETURN(node->runtime_, runtime::OciRuntime::Create(rt));
   network::CniOptions cni;
   cni.conflist = dir + "/cni/10-kiso.conflist";

@@ -22,8 +22,9 @@ struct NodeOptions {
   std::string runtime = "runc";  // The default RuntimeClass handler's OCI runtime.
   // RuntimeClass handlers beside the default, each the OCI runtime of its
   // name, offered when installed (K3s likewise adds the runtimes it finds).
-  std::vector<std::string> runtime_handlers = {"runc", "crun"};
-  std::string shim_binary;  // The kiso executable.
+  std::vector<std::string> runtime_handlers = {"runc", "crun", "wasm"};
+  std::string shim_binary;  // The kiso-shim executable.
+  std::string wasm_binary;  // The kiso-wasm executable (RuntimeClass handler "wasm").
   std::string cni_bridge = "kiso0";
   std::string cluster_cidr =
       "10.42.0.0/16";      // Every node's pods: not masqueraded among themselves.

@@ -91,6 +91,7 @@ int RunAgent(AgentFlags flags) {
   flags.node.images_dir = dir + "/images";
   if (flags.node.registries.empty()) flags.node.registries = dir + "/registries.yaml";
   flags.node.shim_binary = kiso::cmd::Beside("kiso-shim", "../runtime/kiso-shim");
+  flags.node.wasm_binary = kiso::cmd::Beside("kiso-wasm", "../runtime/kiso-wasm");
   auto node = kiso::agent::EmbeddedNode::Create(&client, flags.node);
   kiso::Status started = node.ok() ? (*node)->Start() : node.status();
   if (!started.ok()) {

@@ -49,6 +49,7 @@
 #include "controller/pod_gc_controller.h"
 #include "controller/replicaset_controller.h"
 #include "controller/resource_quota_controller.h"
+#include "controller/runtime_classes.h"
 #include "controller/service_account_controllers.h"
 #include "controller/service_lb_controller.h"
 #include "controller/statefulset_controller.h"
@@ -161,6 +162,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     ingress_status =
         std::make_unique<kiso::controller::IngressStatusController>(&client, &informers);
   }
+  if (auto s = kiso::controller::EnsureDefaultRuntimeClasses(&client); !s.ok())
+    spdlog::error("runtime classes: {}", s.ToString());
   if (!flags.node.disable_local_storage) {
     if (auto s = kiso::agent::LocalPathProvisioner::EnsureStorageClass(&client); !s.ok())
       spdlog::error("storage class local-path: {}", s.ToString());
@@ -260,6 +263,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
       flags.node.registries = options.data_dir + "/registries.yaml";
     std::filesystem::create_directories(flags.node.agent.data_dir, ec);
     flags.node.shim_binary = kiso::cmd::Beside("kiso-shim", "../runtime/kiso-shim");
+    flags.node.wasm_binary = kiso::cmd::Beside("kiso-wasm", "../runtime/kiso-wasm");
     auto created = kiso::agent::EmbeddedNode::Create(&agent_client, flags.node);
     kiso::Status started = created.ok() ? (*created)->Start() : created.status();
     if (started.ok()) {

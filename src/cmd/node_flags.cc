@@ -32,7 +32,7 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
       ->capture_default_str();
   app.add_option("--runtime-handlers", node.runtime_handlers,
                  "RuntimeClass handlers beside the default, each the OCI runtime of that name, "
-                 "offered when installed (\"\" for none)")
+                 "offered when installed, and wasm (WASI modules, kiso-wasm) (\"\" for none)")
       ->delimiter(',')
       ->capture_default_str();
   app.add_flag("--disable-ingress", node.disable_ingress,

@@ -182,7 +182,15 @@ Status RemoveSandboxNamespaces(const std::string& dir) {
   return Status::Ok();
 }
 
-Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name, const std::string& state) {
+Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name,
+                                            const std::string& state) const {
+  if (name == "wasm") {
+    if (options_.wasm_binary.empty() || access(options_.wasm_binary.c_str(), X_OK) != 0) {
+      return MakeStatus(Code::kNotFound, "the wasm runtime {:?} is not there",
+                        options_.wasm_binary);
+    }
+    return Binary{name, options_.wasm_binary, state};
+  }
   Binary b{name, FindInPath(name), state};
   if (b.path.empty()) {
     return MakeStatus(Code::kNotFound,
@@ -195,7 +203,7 @@ Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name, const std::
 Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options) {
   std::unique_ptr<OciRuntime> rt(new OciRuntime(std::move(options)));
   const OciRuntimeOptions& o = rt->options_;
-  KISO_ASSIGN_OR_RETURN(Binary first, Find(o.runtime, o.root + "/state"));
+  KISO_ASSIGN_OR_RETURN(Binary first, rt->Find(o.runtime, o.root + "/state"));
   KISO_ASSIGN_OR_RETURN(auto v, RunCommand({first.path, "--version"}));
   // "runc version 1.1.5+ds1" → "runc://1.1.5+ds1", as nodes report their runtime.
   std::string line = v.out.substr(0, v.out.find('\n'));
@@ -207,7 +215,7 @@ Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options
                     [&](const Binary& b) { return b.name == name; })) {
       continue;  // Not a runtime's name, or one already here.
     }
-    auto extra = Find(name, o.root + "/state-" + name);
+    auto extra = rt->Find(name, o.root + "/state-" + name);
     if (!extra.ok()) {
       spdlog::warn("runtime handler {:?} left out: {}", name, extra.status().message());
       continue;
@@ -651,9 +659,22 @@ Result<AttachedInput> OciRuntime::AttachStdin(const std::string& id) {
   return AttachedInput{*sock, false};
 }
 
+namespace {
+
+// A WebAssembly module runs no other process beside it: kiso-wasm refuses exec.
+Status NoExecIn(const std::string& handler) {
+  return MakeStatus(Code::kInvalidArgument,
+                    "exec is not supported by the {} runtime: a WebAssembly module has no "
+                    "processes to start",
+                    handler);
+}
+
+}  // namespace
+
 Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& cmd,
                                       bool with_stdin, bool tty) {
   const Binary& b = BinaryOf(id);
+  if (b.name == "wasm") return NoExecIn(b.name);
   std::vector<std::string> argv = {b.path, "--root", b.state, "exec"};
   if (tty) argv.emplace_back("--tty");
   argv.push_back(id);
@@ -666,6 +687,7 @@ Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<s
 
 Result<ExecResult> OciRuntime::ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                         std::chrono::seconds timeout) {
+  if (const Binary& b = BinaryOf(id); b.name == "wasm") return NoExecIn(b.name);
   std::vector<std::string> args = {"exec", id};
   args.insert(args.end(), cmd.begin(), cmd.end());
   KISO_ASSIGN_OR_RETURN(auto r, Runtime(id, args, timeout));

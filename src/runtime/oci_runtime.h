@@ -25,8 +25,11 @@ struct OciRuntimeOptions {
   // Further handlers, each named as its runtime ("crun" beside a default
   // runc): RuntimeClasses name them. One that cannot work here (not
   // installed, a host it refuses) is left out, with a warning saying why.
+  // "wasm" is kiso's own: WASI modules run by `wasm_binary` (kiso-wasm, an
+  // OCI runtime's command line over a WebAssembly engine).
   std::vector<std::string> extra_handlers;
   std::string shim_binary;  // The kiso-shim executable.
+  std::string wasm_binary;  // The kiso-wasm executable (handler "wasm").
   // Container log rotation (the kubelet's containerLogMaxSize/MaxFiles).
   int64_t container_log_max_size = int64_t{10} << 20;
   int container_log_max_files = 5;
@@ -75,7 +78,7 @@ class OciRuntime : public RuntimeService {
     std::string path;
     std::string state;
   };
-  static Result<Binary> Find(const std::string& name, const std::string& state);
+  Result<Binary> Find(const std::string& name, const std::string& state) const;
   std::string Bundle(const std::string& id) const;
   // The runtime container `id` was made with (its meta.json's handler).
   const Binary& BinaryOf(const std::string& id) const;

@@ -46,13 +46,16 @@ def busybox_layer(extra=()) -> bytes:
 
 
 def build_oci_archive(path: str, ref: str = "docker.io/library/busybox:latest",
-                      cmd=("sh",), extra=()) -> str:
+                      cmd=("sh",), extra=(), entrypoint=()) -> str:
     """Writes an OCI image layout tar to `path` naming the image `ref` (with `extra` files)."""
     layer = busybox_layer(extra)
+    image_config = {"Cmd": list(cmd), "WorkingDir": "/",
+                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+    if entrypoint:
+        image_config["Entrypoint"] = list(entrypoint)
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": list(cmd), "WorkingDir": "/",
-                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": [_digest(gzip.decompress(layer))]},
     }).encode()
     manifest = json.dumps({

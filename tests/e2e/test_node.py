@@ -193,7 +193,7 @@ def test_runtime_classes_run_on_the_nodes_handler_and_refuse_others(node):
     sandbox."""
     s, k = node
     status = json.loads(k("get", "node", NODE, "-o", "json"))["status"]
-    assert [h["name"] for h in status["runtimeHandlers"]] == ["", "runc", "crun"]
+    assert [h["name"] for h in status["runtimeHandlers"]] == ["", "runc", "crun", "wasm"]
     apply(k, """
 apiVersion: node.k8s.io/v1
 kind: RuntimeClass
@@ -238,6 +238,141 @@ handler: wasmedge
     finally:
         k("delete", "pod", "native", "elsewhere", "fast", "--ignore-not-found")
         k("delete", "runtimeclass", "native", "elsewhere", "fast", "--ignore-not-found")
+
+
+# A WASI program for RuntimeClass wasm: argv[1] says what it does.
+WASM_SOURCE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int main(int argc, char** argv) {
+  const char* mode = argc > 1 ? argv[1] : "hello";
+  if (!strcmp(mode, "hello")) {
+    char line[128] = "(none)";
+    FILE* f = fopen("/config/greeting", "r");
+    if (f) { fgets(line, sizeof line, f); fclose(f); }
+    printf("hello from wasm, NAME=%s, greeting=%s\n", getenv("NAME"), line);
+    fprintf(stderr, "to stderr\n");
+    f = fopen("/scratch/out.txt", "w");
+    fprintf(f, "written by wasm\n");
+    fclose(f);
+    FILE* g = fopen("/etc/passwd", "r");
+    printf("host files: %s\n", g ? "reachable" : "out of reach");
+    return 0;
+  }
+  if (!strcmp(mode, "exit")) return atoi(argv[2]);
+  if (!strcmp(mode, "trap")) __builtin_trap();
+  if (!strcmp(mode, "grow")) {  /* Allocates 1 MiB at a time until malloc says no. */
+    static char* kept[1024];
+    int n = 0;
+    while (n < 1024 && (kept[n] = malloc(1 << 20))) memset(kept[n++], 1, 1 << 20);
+    printf("got %d MiB\n", n);
+    return 0;
+  }
+  for (int i = 0;; ++i) {  /* serve: one line a second. */
+    printf("tick %d\n", i);
+    fflush(stdout);
+    struct timespec s = {1, 0};
+    nanosleep(&s, NULL);
+  }
+}
+"""
+
+
+def test_wasm_pods_run_webassembly_modules(node, registry, tmp_path):
+    """RuntimeClass wasm (handler "wasm"): a pod whose image holds a WASI module runs it in kiso's
+    WebAssembly engine, not in a container: logs, exit codes and traps as for any container,
+    restarts, its volumes (and nothing else of the host) as its directories, its memory limit as
+    the module's, exec refused with a clear message, killed on delete."""
+    s, k = node
+    source = tmp_path / "app.c"
+    source.write_text(WASM_SOURCE)
+    module = tmp_path / "app.wasm"
+    subprocess.run(["clang", "--target=wasm32-wasi", "-O2", "-o", str(module), str(source)],
+                   check=True)
+    # As runwasi's images are: the module is the entrypoint.
+    registry.push(build_oci_archive(str(tmp_path / "wasm.tar"), "docker.io/library/wasm:1",
+                                    cmd=(), entrypoint=("/app.wasm",),
+                                    extra=[("app.wasm", str(module))]),
+                  "library/wasm:1")
+
+    def wasm_pod(name, args, restart="Never", extra=""):
+        return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  runtimeClassName: wasm
+  restartPolicy: {restart}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: wasm:1
+    args: {json.dumps(args)}
+{extra}"""
+    # kiso server makes RuntimeClass wasm (as runc and crun) when it starts.
+    assert json.loads(k("get", "runtimeclass", "wasm", "-o", "json"))["handler"] == "wasm"
+    apply(k, """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: wasm-config}
+data: {greeting: hi from a volume}
+""")
+    names = ["wasm-hello", "wasm-exit", "wasm-trap", "wasm-grow", "wasm-serve", "wasm-restarts"]
+    try:
+        apply(k, wasm_pod("wasm-hello", ["hello"], extra="""    env: [{name: NAME, value: kiso}]
+    volumeMounts:
+    - {name: config, mountPath: /config}
+    - {name: scratch, mountPath: /scratch}
+  volumes:
+  - {name: config, configMap: {name: wasm-config}}
+  - {name: scratch, emptyDir: {}}"""))
+        apply(k, wasm_pod("wasm-exit", ["exit", "3"]))
+        apply(k, wasm_pod("wasm-trap", ["trap"]))
+        apply(k, wasm_pod("wasm-grow", ["grow"], extra="""    resources: {limits: {memory: 24Mi}}"""))
+        apply(k, wasm_pod("wasm-serve", ["serve"], restart="Always"))
+        apply(k, wasm_pod("wasm-restarts", ["exit", "0"], restart="Always"))
+        wait_for(lambda: phase(k, "wasm-hello") == "Succeeded", what="wasm-hello Succeeded")
+        # stdout and stderr are two pipes: their lines' order in the log is the shim's to see.
+        assert sorted(k("logs", "wasm-hello").splitlines()) == [
+            "hello from wasm, NAME=kiso, greeting=hi from a volume", "host files: out of reach",
+            "to stderr"]
+        status = container_status(k, "wasm-hello")
+        assert status["containerID"].startswith("wasm://"), status
+        # No runc or crun ran it: neither runtime's state has it, the wasm runtime's had it.
+        cid = status["containerID"].split("://", 1)[1]
+        runtime = os.path.join(s.dir, "agent", "runtime")
+        assert cid not in run("runc", "--root", os.path.join(runtime, "state"), "list",
+                              "-q").stdout
+        # What it wrote went to its emptyDir on the host.
+        uid = pod(k, "wasm-hello")["metadata"]["uid"]
+        written = os.path.join(s.dir, "agent", "pods", f"default_wasm-hello_{uid}", "volumes",
+                               "scratch", "out.txt")
+        with open(written) as f:
+            assert f.read() == "written by wasm\n"
+        wait_for(lambda: phase(k, "wasm-exit") == "Failed", what="wasm-exit Failed")
+        term = container_status(k, "wasm-exit")["state"]["terminated"]
+        assert (term["exitCode"], term["reason"]) == (3, "Error")
+        wait_for(lambda: phase(k, "wasm-trap") == "Failed", what="wasm-trap Failed")
+        assert container_status(k, "wasm-trap")["state"]["terminated"]["exitCode"] == 134
+        assert "wasm trap: unreachable executed" in k("logs", "wasm-trap")
+        wait_for(lambda: phase(k, "wasm-grow") == "Succeeded", what="wasm-grow Succeeded")
+        got = int(k("logs", "wasm-grow").split()[1])
+        assert 8 <= got < 24, got  # The limit is the module's maximum memory.
+        # Restarts as any container's.
+        wait_for(lambda: container_status(k, "wasm-restarts").get("restartCount", 0) >= 2,
+                 what="wasm-restarts restarted")
+        wait_for(lambda: "tick 2" in k("logs", "wasm-serve", check=False), what="ticks")
+        p = k.run("exec", "wasm-serve", "--", "sh", check=False)
+        assert p.returncode != 0
+        assert "exec is not supported by the wasm runtime" in p.stderr, p.stderr
+        k("delete", "pod", "wasm-serve", "--wait=true", "--timeout=30s")
+        assert not run("pgrep", "-f", f"kiso-wasm .*{cid}").stdout
+    finally:
+        k("delete", "pod", *names, "--ignore-not-found", "--wait=true", "--timeout=60s")
+        k("delete", "configmap", "wasm-config", "--ignore-not-found")
 
 
 def test_deployment_pods_reach_each_other(node):

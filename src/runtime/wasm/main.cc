@@ -1,16 +1,22 @@
-// kiso-wasm: runs a WASI command module (engine.h), as a pod's container
-// process for RuntimeClass `wasm`: its stdio are the process's, its exit code
-// the module's (134 after a trap, as after an abort; 125 when it never ran).
+// kiso-wasm: runs a WASI command module (engine.h): its stdio are the
+// process's, its exit code the module's (134 after a trap, as after an abort;
+// 125 when it never ran).
 //
 //   kiso-wasm [--max-memory BYTES] [--dir HOST:GUEST]... [--env NAME=VALUE]... MODULE [ARG]...
+//
+// Given an OCI runtime's command line instead (create, start, state, kill,
+// delete: oci.h), it is the runtime of RuntimeClass `wasm`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "runtime/wasm/engine.h"
+#include "runtime/wasm/oci.h"
 
 int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (kiso::runtime::wasm::IsOciCommand(args)) return kiso::runtime::wasm::OciMain(args);
   CLI::App app{"kiso-wasm: run a WASI command module"};
   kiso::runtime::wasm::WasmOptions options;
   std::vector<std::string> dirs;

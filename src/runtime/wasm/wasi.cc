@@ -867,34 +867,28 @@ uint32_t AtParent(int parent, F f) {
 
 }  // namespace
 
-uint32_t Wasi::PathCreateDirectory(const uint64_t* a) {
-  Fd* dir = Get(a[0]);
+template <typename F>
+uint32_t Wasi::AtLast(uint64_t fd, uint64_t path_ptr, uint64_t path_len, F f) {
+  Fd* dir = Get(fd);
   if (!dir) return kBadf;
-  auto path = Path(a[1], a[2]);
+  auto path = Path(path_ptr, path_len);
   if (!path) return kFault;
   std::string last;
   return AtParent(OpenParent(dir->host, *path, &last),
-                  [&](int p) { return mkdirat(p, last.c_str(), 0777); });
+                  [&](int parent) { return f(parent, last.c_str()); });
+}
+
+uint32_t Wasi::PathCreateDirectory(const uint64_t* a) {
+  return AtLast(a[0], a[1], a[2], [](int p, const char* name) { return mkdirat(p, name, 0777); });
 }
 
 uint32_t Wasi::PathRemoveDirectory(const uint64_t* a) {
-  Fd* dir = Get(a[0]);
-  if (!dir) return kBadf;
-  auto path = Path(a[1], a[2]);
-  if (!path) return kFault;
-  std::string last;
-  return AtParent(OpenParent(dir->host, *path, &last),
-                  [&](int p) { return unlinkat(p, last.c_str(), AT_REMOVEDIR); });
+  return AtLast(a[0], a[1], a[2],
+                [](int p, const char* name) { return unlinkat(p, name, AT_REMOVEDIR); });
 }
 
 uint32_t Wasi::PathUnlinkFile(const uint64_t* a) {
-  Fd* dir = Get(a[0]);
-  if (!dir) return kBadf;
-  auto path = Path(a[1], a[2]);
-  if (!path) return kFault;
-  std::string last;
-  return AtParent(OpenParent(dir->host, *path, &last),
-                  [&](int p) { return unlinkat(p, last.c_str(), 0); });
+  return AtLast(a[0], a[1], a[2], [](int p, const char* name) { return unlinkat(p, name, 0); });
 }
 
 uint32_t Wasi::PathSymlink(const uint64_t* a) {
@@ -910,15 +904,10 @@ uint32_t Wasi::PathSymlink(const uint64_t* a) {
 }
 
 uint32_t Wasi::PathReadlink(const uint64_t* a) {
-  Fd* dir = Get(a[0]);
-  if (!dir) return kBadf;
-  auto path = Path(a[1], a[2]);
-  if (!path) return kFault;
   if (!InBounds(a[3], a[4])) return kFault;
-  std::string last;
   ssize_t n = -1;
-  uint32_t r = AtParent(OpenParent(dir->host, *path, &last), [&](int p) {
-    n = readlinkat(p, last.c_str(), reinterpret_cast<char*>(Mem().data + a[3]), a[4]);
+  uint32_t r = AtLast(a[0], a[1], a[2], [&](int p, const char* name) {
+    n = readlinkat(p, name, reinterpret_cast<char*>(Mem().data + a[3]), a[4]);
     return n < 0 ? -1 : 0;
   });
   if (r != kSuccess) return r;

@@ -95,6 +95,10 @@ class Wasi {
   // The parent of `path` beneath `dirfd` (an O_PATH descriptor, or -errno)
   // and its last component.
   static int OpenParent(int dirfd, const std::string& path, std::string* last);
+  // Calls f(parent descriptor, last component) for the path (path_ptr,
+  // path_len) beneath descriptor `fd`: the calls that act on a name in its directory.
+  template <typename F>
+  uint32_t AtLast(uint64_t fd, uint64_t path_ptr, uint64_t path_len, F f);
   uint32_t AddFd(Fd fd);
   uint32_t StringsSizes(const std::vector<std::string>& list, uint64_t count_ptr,
                         uint64_t size_ptr) const;
