@@ -434,6 +434,40 @@ def test_runtime_classes(kubectl, ns):
         kubectl("delete", "runtimeclass", "sandboxed", "--ignore-not-found")
 
 
+def test_the_isolation_label_chooses_the_paradigm(kubectl, ns):
+    """The seed's decision function: a namespace labelled kiso.dev/isolation gives its pods that
+    name no RuntimeClass the paradigm's (sandbox: wasm; container: the default runtime), says
+    which and why on the pod (kubectl describe shows it), and refuses an unknown paradigm. The
+    server makes the RuntimeClasses its nodes serve: runc, crun and wasm."""
+    handlers = {rc["metadata"]["name"]: rc["handler"]
+                for rc in json.loads(kubectl("get", "runtimeclasses", "-o", "json"))["items"]}
+    assert {"runc": "runc", "crun": "crun", "wasm": "wasm"}.items() <= handlers.items()
+    kubectl("label", "namespace", ns, "kiso.dev/isolation=sandbox")
+    kubectl("run", "boxed", "-n", ns, "--image=wasm:1")
+    pod = get(kubectl, "pod", "boxed", "-n", ns)
+    assert pod["spec"]["runtimeClassName"] == "wasm"
+    why = (f"sandbox (RuntimeClass wasm, from namespace {ns}'s label kiso.dev/isolation=sandbox)")
+    assert pod["metadata"]["annotations"]["kiso.dev/isolation"] == why
+    assert f"kiso.dev/isolation: {why}" in kubectl("describe", "pod", "boxed", "-n", ns)
+    # A pod naming its class keeps it, and says so.
+    kubectl("run", "named", "-n", ns, "--image=busybox", "--overrides",
+            json.dumps({"spec": {"runtimeClassName": "crun"}}))
+    pod = get(kubectl, "pod", "named", "-n", ns)
+    assert pod["spec"]["runtimeClassName"] == "crun"
+    assert pod["metadata"]["annotations"]["kiso.dev/isolation"] == (
+        "container (RuntimeClass crun named by the pod)")
+    kubectl("label", "namespace", ns, "kiso.dev/isolation=container", "--overwrite")
+    kubectl("run", "plain", "-n", ns, "--image=busybox")
+    pod = get(kubectl, "pod", "plain", "-n", ns)
+    assert "runtimeClassName" not in pod["spec"]
+    assert pod["metadata"]["annotations"]["kiso.dev/isolation"].startswith(
+        "container (the node's default runtime, from namespace")
+    kubectl("label", "namespace", ns, "kiso.dev/isolation=jail", "--overwrite")
+    refused = kubectl.run("run", "jailed", "-n", ns, "--image=busybox", check=False)
+    assert refused.returncode != 0
+    assert ("the isolation must be container, sandbox or vm" in refused.stderr), refused.stderr
+
+
 def test_explain_walks_the_published_schemas(kubectl):
     out = kubectl("explain", "deployment.spec.strategy")
     assert "KIND:       Deployment" in out and "rollingUpdate\t<RollingUpdateDeployment>" in out

@@ -6,6 +6,12 @@
 // what the handler costs beside the containers. A class that does not exist
 // refuses the pod, as does an overhead the pod sets itself that is not its
 // class's.
+//
+// The seed's decision function (07.8.5), kiso's own: a namespace labelled
+// `kiso.dev/isolation: container | sandbox | vm` gives its pods that name no
+// RuntimeClass the paradigm's class (none: the node's default runtime; `wasm`;
+// `vm`). A pod run by a RuntimeClass, named or given, is annotated
+// `kiso.dev/isolation` with its paradigm and why (kubectl describe shows it).
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
@@ -25,6 +31,15 @@ const api::ResourceType& RuntimeClasses() {
   return *api::FindResource("node.k8s.io", "v1", "runtimeclasses");
 }
 
+constexpr std::string_view kIsolation = "kiso.dev/isolation";
+
+// The paradigm a handler's pods run in.
+std::string_view ParadigmOf(std::string_view handler) {
+  if (handler == "wasm") return "sandbox";
+  if (handler == "vm") return "vm";
+  return "container";
+}
+
 bool IsPodCreate(const AdmissionRequest& r) {
   const Target& t = *r.target;
   return t.type->plural == "pods" && t.subresource.empty() && r.operation == "CREATE";
@@ -36,10 +51,18 @@ class RuntimeClassAdmission : public AdmissionPlugin {
 
   api::ApiStatus Mutate(const AdmissionRequest& r, json::object& pod) const override {
     if (!IsPodCreate(r)) return std::nullopt;
+    std::string why;
+    if (auto status = Decide(r, pod, &why); status) return status;
     std::optional<json::object> rc;
     if (auto status = Lookup(r, pod, rc); status) return status;
     if (!rc) return std::nullopt;
     auto& spec = api::Child(pod, "spec");
+    if (why.empty()) {
+      why = fmt::format("RuntimeClass {} named by the pod",
+                        api::GetString(spec, {"runtimeClassName"}));
+    }
+    api::Child(api::Child(pod, "metadata"), "annotations")[kIsolation] =
+        fmt::format("{} ({})", ParadigmOf(api::GetString(*rc, {"handler"})), why);
     // The class's overhead where the pod has none (one of its own is Validate's to judge).
     if (const auto* fixed = api::Find(*rc, {"overhead", "podFixed"}); fixed && fixed->is_object()) {
       const auto* own = spec.if_contains("overhead");
@@ -93,6 +116,34 @@ class RuntimeClassAdmission : public AdmissionPlugin {
   }
 
  private:
+  // The decision function: a pod naming no RuntimeClass in a namespace
+  // labelled kiso.dev/isolation gets its paradigm's class; `why` says so.
+  static api::ApiStatus Decide(const AdmissionRequest& r, json::object& pod, std::string* why) {
+    auto& spec = api::Child(pod, "spec");
+    if (!api::GetString(spec, {"runtimeClassName"}).empty()) return std::nullopt;
+    const api::ResourceType& namespaces = *api::FindResource("", "v1", "namespaces");
+    auto ns = ReadFromCache(*r.ctx, namespaces, "", r.target->ns);
+    if (!ns) ns = ReadFromStore(*r.ctx, namespaces, "", r.target->ns);
+    std::string_view paradigm = ns ? api::GetString(*ns, {"metadata", "labels", kIsolation}) : "";
+    if (paradigm.empty()) return std::nullopt;
+    std::string label =
+        fmt::format("namespace {}'s label {}={}", r.target->ns, kIsolation, paradigm);
+    if (paradigm == "container") {
+      api::Child(api::Child(pod, "metadata"), "annotations")[kIsolation] =
+          fmt::format("container (the node's default runtime, from {})", label);
+      return std::nullopt;
+    }
+    if (paradigm != "sandbox" && paradigm != "vm") {
+      return Refuse(
+          r, pod,
+          fmt::format("pod rejected: {}: the isolation must be container, sandbox or vm", label));
+    }
+    std::string_view cls = paradigm == "sandbox" ? "wasm" : "vm";
+    spec["runtimeClassName"] = cls;
+    *why = fmt::format("RuntimeClass {}, from {}", cls, label);
+    return std::nullopt;
+  }
+
   // The pod's RuntimeClass in `rc` (none when it names none); a refusal when
   // it names one that does not exist.
   static api::ApiStatus Lookup(const AdmissionRequest& r, const json::object& pod,
