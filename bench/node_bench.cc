@@ -6,10 +6,13 @@
 //   over 1,000 sequential pods and 50 rounds of 20 at once; bare `runc run -d`
 //   of as many, one after another and 20 at once, and the ratios; bare `crun
 //   run -d` the same, and runc's p50 over crun's; the same pods with
-//   RuntimeClass handler crun (the agent's crun), and runc's pods over crun's; the server's
-//   memory idle with and without the agent, and with 50 pods; a standalone
-//   `kiso agent`'s idle and with 50 pods; a shim's. Memory as RSS, PSS and
-//   private pages. Needs root, runc, crun and busybox-static.
+//   RuntimeClass handler crun (the agent's crun), and runc's pods over crun's; the same
+//   with RuntimeClass wasm (a WASI module that sleeps, run by kiso-wasm), wasm's pods over
+//   runc's, the memory of a wasm pod's process, a hello-world module's whole run as a
+//   process, and a compute kernel (a sieve) as wasm beside the same C compiled natively; the
+//   server's memory idle with and without the agent, and with 50 pods; a standalone `kiso agent`'s
+//   idle and with 50 pods; a shim's. Memory as RSS, PSS and private pages. Needs root, runc, crun
+//   and busybox-static.
 // A failed create, a pod not Running or not deleted in time fails the run
 // (exit 1). Whatever happens, every node it started is reset at the end
 // (`kiso node reset`), so the next run starts on a clean machine.
@@ -175,13 +178,17 @@ class StandaloneAgent {
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 
-// A pod of the benchmark's; with `runtime_class`, run by that RuntimeClass's handler.
+// A pod of the benchmark's; with `runtime_class`, run by that RuntimeClass's
+// handler (`wasm`: the image holding sleep.wasm instead of busybox).
 json::value PodObject(const std::string& name, const std::string& runtime_class = "") {
-  json::object spec{{"terminationGracePeriodSeconds", 0},
-                    {"containers", json::array{json::object{
-                                       {"name", "c"},
-                                       {"image", "busybox:bench"},  // IfNotPresent: never pulled.
-                                       {"command", json::array{"sleep", "3600"}}}}}};
+  bool wasm = runtime_class == "wasm";
+  json::object spec{
+      {"terminationGracePeriodSeconds", 0},
+      {"containers",
+       json::array{json::object{
+           {"name", "c"},
+           {"image", wasm ? "wasm:bench" : "busybox:bench"},  // IfNotPresent: never pulled.
+           {"command", wasm ? json::array{"/sleep.wasm"} : json::array{"sleep", "3600"}}}}}};
   if (!runtime_class.empty()) spec["runtimeClassName"] = runtime_class;
   return json::object{
       {"apiVersion", "v1"},
@@ -244,6 +251,59 @@ void PrintShimMemory() {
   Print("shim_rss_each_p50", Percentile(rss, 0.5), "MB");
   Print("shim_pss_each_p50", Percentile(pss, 0.5), "MB");
   Print("shim_private_each_p50", Percentile(priv, 0.5), "MB");
+}
+
+// The memory of each wasm container's process (kiso-wasm running its module).
+void PrintWasmMemory() {
+  auto r = RunCommand({"/usr/bin/pgrep", "-f", "kiso-wasm .*state-wasm"});
+  if (!r.ok()) return;
+  std::vector<double> rss, pss, priv;
+  std::istringstream in(r->out);
+  pid_t pid = 0;
+  while (in >> pid) {
+    rss.push_back(testing::RssMb(pid));
+    pss.push_back(testing::SmapsMb(pid, "Pss"));
+    priv.push_back(testing::PrivateMb(pid));
+  }
+  if (rss.empty()) return;
+  Print("wasm_container_rss_each_p50", Percentile(rss, 0.5), "MB");
+  Print("wasm_container_pss_each_p50", Percentile(pss, 0.5), "MB");
+  Print("wasm_container_private_each_p50", Percentile(priv, 0.5), "MB");
+}
+
+// Wall time of each of `n` runs of `argv` (its output to /dev/null), or
+// nothing when one fails.
+std::vector<double> TimeRuns(const std::vector<std::string>& argv, int n) {
+  std::vector<double> out;
+  for (int i = 0; i < n; ++i) {
+    auto begin = Clock::now();
+    auto r = RunCommand(argv);
+    if (!r.ok() || r->exit_code != 0) {
+      fmt::print(stderr, "{}: {}\n", argv[0], r.ok() ? r->err : r.status().ToString());
+      return {};
+    }
+    out.push_back(Ms(Clock::now() - begin));
+  }
+  return out;
+}
+
+// The engine by itself: a hello-world module's whole run as a process (exec,
+// load, validation, instantiation, run, exit) beside a native program's
+// (busybox true) as the floor; and a compute kernel as wasm and natively.
+bool WasmEngine(const std::string& wasm_dir, const std::string& kiso_wasm) {
+  auto hello = TimeRuns({kiso_wasm, wasm_dir + "/hello.wasm"}, 100);
+  auto floor = TimeRuns({"/bin/busybox", "true"}, 100);
+  if (hello.empty() || floor.empty()) return false;
+  Print("wasm_hello_run_p50", Percentile(hello, 0.5), "ms");
+  Print("wasm_hello_run_p99", Percentile(hello, 0.99), "ms");
+  Print("native_process_run_p50", Percentile(floor, 0.5), "ms");
+  auto wasm = TimeRuns({kiso_wasm, wasm_dir + "/compute.wasm", "1000000", "1"}, 3);
+  auto native = TimeRuns({wasm_dir + "/compute-native", "1000000", "1"}, 3);
+  if (wasm.empty() || native.empty()) return false;
+  Print("sieve_1e6_wasm_p50", Percentile(wasm, 0.5), "ms");
+  Print("sieve_1e6_native_p50", Percentile(native, 0.5), "ms");
+  Print("sieve_wasm_over_native", Percentile(wasm, 0.5) / Percentile(native, 0.5), "x");
+  return true;
 }
 
 void PrintMemory(const std::string& what, pid_t pid) {
@@ -462,6 +522,27 @@ std::vector<double> StartPods(client::Client* c, RunningWatch& watch, const std:
   return out;
 }
 
+// Pod create → Running under RuntimeClass `name` (one kiso server makes when
+// it starts, its handler of the same name): `sequential` one after another,
+// `rounds` of `concurrent` at once; prints their percentiles.
+bool ClassPhase(client::Client* c, RunningWatch& watch, const std::string& name, int sequential,
+                int concurrent, int rounds, std::vector<double>* seq, std::vector<double>* par) {
+  if (!c->Get(*api::FindResource("node.k8s.io", "v1", "runtimeclasses"), "", name).ok()) {
+    fmt::print(stderr, "RuntimeClass {} is missing\n", name);
+    return false;
+  }
+  *seq = StartPods(c, watch, "seq" + name, sequential, 1, name);
+  *par = StartPods(c, watch, "par" + name, concurrent * rounds, concurrent, name);
+  if (seq->empty() || par->empty()) return false;
+  Print(fmt::format("create_to_running_{}_sequential_p50", name), Percentile(*seq, 0.5), "ms");
+  Print(fmt::format("create_to_running_{}_sequential_p99", name), Percentile(*seq, 0.99), "ms");
+  Print(fmt::format("create_to_running_{}_{}_at_once_p50", name, concurrent), Percentile(*par, 0.5),
+        "ms");
+  Print(fmt::format("create_to_running_{}_{}_at_once_p99", name, concurrent),
+        Percentile(*par, 0.99), "ms");
+  return true;
+}
+
 // What metrics cost the agent at 100 pods: kiso has no scrape loop (the
 // summaries are read when metrics.k8s.io is asked), so the figure is the CPU
 // one PodMetrics list of every pod takes (each container's cgroup read),
@@ -524,6 +605,21 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
   }
   std::string tar = testing::BuildOciArchive(dir.path(), rootfs, "docker.io/library/busybox:bench",
                                              {"sh"}, dir.File("busybox.tar"));
+  // The wasm pods' image: only the module (built with the tests, beside kiso-wasm).
+  std::string runtime_dir = (fs::path(kiso).parent_path() / ".." / "runtime").string();
+  std::string wasm_dir = runtime_dir + "/wasm";
+  std::string wasm_rootfs = dir.File("wasm-rootfs");
+  fs::create_directories(wasm_rootfs);
+  std::error_code copy_error;
+  fs::copy_file(wasm_dir + "/sleep.wasm", wasm_rootfs + "/sleep.wasm", copy_error);
+  if (copy_error) {
+    fmt::print(stderr, "{}/sleep.wasm: {} (build the tests first)\n", wasm_dir,
+               copy_error.message());
+    return 1;
+  }
+  std::string wasm_tar =
+      testing::BuildOciArchive(dir.path(), wasm_rootfs, "docker.io/library/wasm:bench",
+                               {"/sleep.wasm"}, dir.File("wasm.tar"));
   // Memory without the agent, for the agent's share.
   double rss_without = 0, private_without = 0;
   {
@@ -538,10 +634,12 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
   }
   std::string data = dir.File("node");
   fs::create_directories(data);
-  auto imported = RunCommand({kiso, "image", "--data-dir", data, "import", tar});
-  if (!imported.ok() || imported->exit_code != 0) {
-    fmt::print(stderr, "import failed\n");
-    return 1;
+  for (const auto& image : {tar, wasm_tar}) {
+    auto imported = RunCommand({kiso, "image", "--data-dir", data, "import", image});
+    if (!imported.ok() || imported->exit_code != 0) {
+      fmt::print(stderr, "import of {} failed\n", image);
+      return 1;
+    }
   }
   std::vector<double> seq, par;
   {
@@ -572,29 +670,36 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
     Print(fmt::format("create_to_running_{}_at_once_p50", concurrent), Percentile(par, 0.5), "ms");
     Print(fmt::format("create_to_running_{}_at_once_p99", concurrent), Percentile(par, 0.99), "ms");
     // The same pods with RuntimeClass handler crun: the agent's crun beside its runc.
-    json::value crun_class = json::object{{"apiVersion", "node.k8s.io/v1"},
-                                          {"kind", "RuntimeClass"},
-                                          {"metadata", json::object{{"name", "crun"}}},
-                                          {"handler", "crun"}};
-    if (!c->Create(*api::FindResource("node.k8s.io", "v1", "runtimeclasses"), "", crun_class)
-             .ok()) {
-      fmt::print(stderr, "RuntimeClass crun not created\n");
+    std::vector<double> seq_crun, par_crun;
+    if (!ClassPhase(c, watch, "crun", sequential, concurrent, rounds, &seq_crun, &par_crun))
       return 1;
-    }
-    std::vector<double> seq_crun = StartPods(c, watch, "seqcrun", sequential, 1, "crun");
-    std::vector<double> par_crun =
-        StartPods(c, watch, "parcrun", concurrent * rounds, concurrent, "crun");
-    if (seq_crun.empty() || par_crun.empty()) return 1;
-    Print("create_to_running_crun_sequential_p50", Percentile(seq_crun, 0.5), "ms");
-    Print("create_to_running_crun_sequential_p99", Percentile(seq_crun, 0.99), "ms");
-    Print(fmt::format("create_to_running_crun_{}_at_once_p50", concurrent),
-          Percentile(par_crun, 0.5), "ms");
-    Print(fmt::format("create_to_running_crun_{}_at_once_p99", concurrent),
-          Percentile(par_crun, 0.99), "ms");
     Print("runc_pod_over_crun_pod_sequential_p50", Percentile(seq, 0.5) / Percentile(seq_crun, 0.5),
           "x");
     Print(fmt::format("runc_pod_over_crun_pod_{}_at_once_p50", concurrent),
           Percentile(par, 0.5) / Percentile(par_crun, 0.5), "x");
+
+    // The same pods with RuntimeClass wasm: a WASI module in kiso-wasm, no container.
+    std::vector<double> seq_wasm, par_wasm;
+    if (!ClassPhase(c, watch, "wasm", sequential, concurrent, rounds, &seq_wasm, &par_wasm))
+      return 1;
+    Print("wasm_pod_over_runc_pod_sequential_p50", Percentile(seq_wasm, 0.5) / Percentile(seq, 0.5),
+          "x");
+    Print(fmt::format("wasm_pod_over_runc_pod_{}_at_once_p50", concurrent),
+          Percentile(par_wasm, 0.5) / Percentile(par, 0.5), "x");
+    for (int i = 0; i < resident; ++i) {
+      if (!c->Create(Pods(), "default", PodObject(fmt::format("wasm-{}", i), "wasm")).ok())
+        return 1;
+    }
+    for (int i = 0; i < resident; ++i) {
+      if (!watch.Wait(fmt::format("wasm-{}", i), std::chrono::seconds(60))) {
+        fmt::print(stderr, "wasm-{} not Running in 60 s\n", i);
+        return 1;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    PrintWasmMemory();
+    if (!DeleteAll(c)) return 1;
+    if (!WasmEngine(wasm_dir, runtime_dir + "/kiso-wasm")) return 1;
 
     for (int i = 0; i < resident; ++i) {
       if (!c->Create(Pods(), "default", PodObject(fmt::format("resident-{}", i))).ok()) return 1;
