@@ -716,9 +716,11 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
     if (!MetricsCost(c, watch, server.pid(), resident)) return 1;
     if (!DeleteAll(c)) return 1;
 
-    std::string image_rootfs =
-        data + "/images/rootfs/" +
-        fs::directory_iterator(data + "/images/rootfs")->path().filename().string();
+    // The busybox image's unpacked root (the wasm image's is beside it).
+    std::string image_rootfs;
+    for (const auto& e : fs::directory_iterator(data + "/images/rootfs")) {
+      if (fs::exists(e.path() / "bin" / "busybox")) image_rootfs = e.path().string();
+    }
     std::vector<double> bare = BareRun("/usr/sbin/runc", image_rootfs, dir.path(), sequential, 1);
     if (bare.empty()) return 1;
     Print("bare_runc_run_sequential_p50", Percentile(bare, 0.5), "ms");
