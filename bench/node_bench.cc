@@ -236,26 +236,12 @@ bool DeleteAll(client::Client* c) {
   return false;
 }
 
-// The shims' median memory: RSS, PSS and private pages.
-void PrintShimMemory() {
-  auto r = RunCommand({"/usr/bin/pgrep", "-x", "kiso-shim"});
-  if (!r.ok()) return;
-  std::vector<double> rss, pss, priv;
-  std::istringstream in(r->out);
-  pid_t pid = 0;
-  while (in >> pid) {
-    rss.push_back(testing::RssMb(pid));
-    pss.push_back(testing::SmapsMb(pid, "Pss"));
-    priv.push_back(testing::PrivateMb(pid));
-  }
-  Print("shim_rss_each_p50", Percentile(rss, 0.5), "MB");
-  Print("shim_pss_each_p50", Percentile(pss, 0.5), "MB");
-  Print("shim_private_each_p50", Percentile(priv, 0.5), "MB");
-}
-
-// The memory of each wasm container's process (kiso-wasm running its module).
-void PrintWasmMemory() {
-  auto r = RunCommand({"/usr/bin/pgrep", "-f", "kiso-wasm .*state-wasm"});
+// The median memory (RSS, PSS and private pages) of the processes `pgrep`
+// finds with `args`, as figures `<prefix>_{rss,pss,private}_each_p50`.
+void PrintProcessMemory(const std::vector<std::string>& args, const std::string& prefix) {
+  std::vector<std::string> argv = {"/usr/bin/pgrep"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand(argv);
   if (!r.ok()) return;
   std::vector<double> rss, pss, priv;
   std::istringstream in(r->out);
@@ -266,9 +252,9 @@ void PrintWasmMemory() {
     priv.push_back(testing::PrivateMb(pid));
   }
   if (rss.empty()) return;
-  Print("wasm_container_rss_each_p50", Percentile(rss, 0.5), "MB");
-  Print("wasm_container_pss_each_p50", Percentile(pss, 0.5), "MB");
-  Print("wasm_container_private_each_p50", Percentile(priv, 0.5), "MB");
+  Print(prefix + "_rss_each_p50", Percentile(rss, 0.5), "MB");
+  Print(prefix + "_pss_each_p50", Percentile(pss, 0.5), "MB");
+  Print(prefix + "_private_each_p50", Percentile(priv, 0.5), "MB");
 }
 
 // Wall time of each of `n` runs of `argv` (its output to /dev/null), or
@@ -697,7 +683,8 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
       }
     }
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    PrintWasmMemory();
+    // Each wasm container's process: kiso-wasm running its module.
+    PrintProcessMemory({"-f", "kiso-wasm .*state-wasm"}, "wasm_container");
     if (!DeleteAll(c)) return 1;
     if (!WasmEngine(wasm_dir, runtime_dir + "/kiso-wasm")) return 1;
 
@@ -712,7 +699,7 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
     }
     std::this_thread::sleep_for(std::chrono::seconds(2));
     PrintMemory(fmt::format("server_with_{}_pods", resident), server.pid());
-    PrintShimMemory();
+    PrintProcessMemory({"-x", "kiso-shim"}, "shim");
     if (!MetricsCost(c, watch, server.pid(), resident)) return 1;
     if (!DeleteAll(c)) return 1;
 

@@ -914,39 +914,38 @@ uint32_t Wasi::PathReadlink(const uint64_t* a) {
   return Store32(a[5], static_cast<uint32_t>(n)) ? kSuccess : kFault;
 }
 
-uint32_t Wasi::PathRename(const uint64_t* a) {
-  Fd* from = Get(a[0]);
-  Fd* to = Get(a[3]);
+template <typename F>
+uint32_t Wasi::AtTwo(uint64_t from_fd, uint64_t from_ptr, uint64_t from_len, uint64_t to_fd,
+                     uint64_t to_ptr, uint64_t to_len, F f) {
+  Fd* from = Get(from_fd);
+  Fd* to = Get(to_fd);
   if (!from || !to) return kBadf;
-  auto old_path = Path(a[1], a[2]);
-  auto new_path = Path(a[4], a[5]);
+  auto old_path = Path(from_ptr, from_len);
+  auto new_path = Path(to_ptr, to_len);
   if (!old_path || !new_path) return kFault;
   std::string old_last, new_last;
   int new_parent = OpenParent(to->host, *new_path, &new_last);
   if (new_parent < 0) return new_parent == -EXDEV ? kNotcapable : FromErrno(-new_parent);
   uint32_t r = AtParent(OpenParent(from->host, *old_path, &old_last), [&](int p) {
-    return renameat(p, old_last.c_str(), new_parent, new_last.c_str());
+    return f(p, old_last.c_str(), new_parent, new_last.c_str());
   });
   close(new_parent);
   return r;
 }
 
+uint32_t Wasi::PathRename(const uint64_t* a) {
+  return AtTwo(a[0], a[1], a[2], a[3], a[4], a[5],
+               [](int p, const char* old_name, int q, const char* new_name) {
+                 return renameat(p, old_name, q, new_name);
+               });
+}
+
 uint32_t Wasi::PathLink(const uint64_t* a) {
-  Fd* from = Get(a[0]);
-  Fd* to = Get(a[4]);
-  if (!from || !to) return kBadf;
-  auto old_path = Path(a[2], a[3]);
-  auto new_path = Path(a[5], a[6]);
-  if (!old_path || !new_path) return kFault;
-  std::string old_last, new_last;
-  int new_parent = OpenParent(to->host, *new_path, &new_last);
-  if (new_parent < 0) return new_parent == -EXDEV ? kNotcapable : FromErrno(-new_parent);
-  uint32_t r = AtParent(OpenParent(from->host, *old_path, &old_last), [&](int p) {
-    // The source is not followed past its own directory: no AT_SYMLINK_FOLLOW.
-    return linkat(p, old_last.c_str(), new_parent, new_last.c_str(), 0);
-  });
-  close(new_parent);
-  return r;
+  // a[1], the source's lookup flags: it is not followed past its own directory.
+  return AtTwo(a[0], a[2], a[3], a[4], a[5], a[6],
+               [](int p, const char* old_name, int q, const char* new_name) {
+                 return linkat(p, old_name, q, new_name, 0);
+               });
 }
 
 }  // namespace kiso::runtime::wasm

@@ -99,6 +99,10 @@ class Wasi {
   // path_len) beneath descriptor `fd`: the calls that act on a name in its directory.
   template <typename F>
   uint32_t AtLast(uint64_t fd, uint64_t path_ptr, uint64_t path_len, F f);
+  // The same for two paths (rename, link): f(old parent, old name, new parent, new name).
+  template <typename F>
+  uint32_t AtTwo(uint64_t from_fd, uint64_t from_ptr, uint64_t from_len, uint64_t to_fd,
+                 uint64_t to_ptr, uint64_t to_len, F f);
   uint32_t AddFd(Fd fd);
   uint32_t StringsSizes(const std::vector<std::string>& list, uint64_t count_ptr,
                         uint64_t size_ptr) const;
