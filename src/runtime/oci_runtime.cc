@@ -189,7 +189,7 @@ Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name,
       return MakeStatus(Code::kNotFound, "the wasm runtime {:?} is not there",
                         options_.wasm_binary);
     }
-    return Binary{name, options_.wasm_binary, state};
+    return Binary{name, options_.wasm_binary, state, /*exec=*/false};
   }
   Binary b{name, FindInPath(name), state};
   if (b.path.empty()) {
@@ -210,9 +210,7 @@ Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options
   rt->version_ = o.runtime + "://" + line.substr(line.rfind(' ') + 1);
   rt->binaries_.push_back(std::move(first));
   for (const auto& name : o.extra_handlers) {
-    if (name.empty() || name.find('/') != std::string::npos ||
-        std::any_of(rt->binaries_.begin(), rt->binaries_.end(),
-                    [&](const Binary& b) { return b.name == name; })) {
+    if (name.empty() || name.find('/') != std::string::npos || rt->HandlerNamed(name)) {
       continue;  // Not a runtime's name, or one already here.
     }
     auto extra = rt->Find(name, o.root + "/state-" + name);
@@ -238,6 +236,13 @@ std::vector<std::string> OciRuntime::Handlers() const {
   return out;
 }
 
+const OciRuntime::Binary* OciRuntime::HandlerNamed(std::string_view name) const {
+  for (const auto& b : binaries_) {
+    if (b.name == name) return &b;
+  }
+  return nullptr;
+}
+
 std::string OciRuntime::Bundle(const std::string& id) const {
   return options_.root + "/containers/" + id;
 }
@@ -247,9 +252,7 @@ const OciRuntime::Binary& OciRuntime::BinaryOf(const std::string& id) const {
   auto meta = json::parse(Slurp(Bundle(id) + "/meta.json"), ec);
   if (!ec && meta.is_object()) {
     if (const auto* h = meta.as_object().if_contains("handler"); h && h->is_string()) {
-      for (const auto& b : binaries_) {
-        if (b.name == h->get_string()) return b;
-      }
+      if (const Binary* b = HandlerNamed(h->get_string())) return *b;
     }
   }
   return binaries_.front();  // Made before handlers were recorded, or by the default.
@@ -267,8 +270,7 @@ Result<CommandResult> OciRuntime::Runtime(const std::string& id, std::vector<std
 Result<Sandbox> OciRuntime::RunPodSandbox(const SandboxConfig& config) {
   const std::string& handler =
       config.runtime_handler.empty() ? binaries_.front().name : config.runtime_handler;
-  if (std::none_of(binaries_.begin(), binaries_.end(),
-                   [&](const Binary& b) { return b.name == handler; })) {
+  if (!HandlerNamed(handler)) {
     return MakeStatus(Code::kInvalidArgument, "RuntimeHandler {:?} not supported: runs {}", handler,
                       fmt::join(Handlers(), ", "));
   }
@@ -369,10 +371,8 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
     return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
   };
   // The sandbox's handler runs its containers (older sandboxes: the default).
-  const Binary* binary = &binaries_.front();
-  for (const auto& b : binaries_) {
-    if (b.name == field("handler")) binary = &b;
-  }
+  const Binary* binary = HandlerNamed(field("handler"));
+  if (!binary) binary = &binaries_.front();
   json::object meta{{"name", config.name},         {"attempt", config.attempt},
                     {"image", config.image},       {"sandbox", sandbox.id},
                     {"log_path", config.log_path}, {"created_at", NowRfc3339()},
@@ -661,7 +661,8 @@ Result<AttachedInput> OciRuntime::AttachStdin(const std::string& id) {
 
 namespace {
 
-// A WebAssembly module runs no other process beside it: kiso-wasm refuses exec.
+// A runtime whose containers run no process beside their own (a WebAssembly
+// module): refused here, before any stream is opened, as kiso-wasm refuses it.
 Status NoExecIn(const std::string& handler) {
   return MakeStatus(Code::kInvalidArgument,
                     "exec is not supported by the {} runtime: a WebAssembly module has no "
@@ -674,7 +675,7 @@ Status NoExecIn(const std::string& handler) {
 Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& cmd,
                                       bool with_stdin, bool tty) {
   const Binary& b = BinaryOf(id);
-  if (b.name == "wasm") return NoExecIn(b.name);
+  if (!b.exec) return NoExecIn(b.name);
   std::vector<std::string> argv = {b.path, "--root", b.state, "exec"};
   if (tty) argv.emplace_back("--tty");
   argv.push_back(id);
@@ -687,7 +688,7 @@ Result<ChildProcess> OciRuntime::Exec(const std::string& id, const std::vector<s
 
 Result<ExecResult> OciRuntime::ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                         std::chrono::seconds timeout) {
-  if (const Binary& b = BinaryOf(id); b.name == "wasm") return NoExecIn(b.name);
+  if (const Binary& b = BinaryOf(id); !b.exec) return NoExecIn(b.name);
   std::vector<std::string> args = {"exec", id};
   args.insert(args.end(), cmd.begin(), cmd.end());
   KISO_ASSIGN_OR_RETURN(auto r, Runtime(id, args, timeout));

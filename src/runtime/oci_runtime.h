@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/process.h"
@@ -77,8 +78,11 @@ class OciRuntime : public RuntimeService {
     std::string name;  // The handler's name, the runtime's too.
     std::string path;
     std::string state;
+    bool exec = true;  // Whether it runs processes beside a container's (a wasm module: no).
   };
   Result<Binary> Find(const std::string& name, const std::string& state) const;
+  // The handler of that name this runtime runs, or null.
+  const Binary* HandlerNamed(std::string_view name) const;
   std::string Bundle(const std::string& id) const;
   // The runtime container `id` was made with (its meta.json's handler).
   const Binary& BinaryOf(const std::string& id) const;

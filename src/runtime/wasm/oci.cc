@@ -18,9 +18,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "common/file.h"
 #include "runtime/wasm/engine.h"
 
 namespace kiso::runtime::wasm {
@@ -50,11 +50,10 @@ int Fail(const Globals& g, const std::string& message) {
   return 1;
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+// A file's bytes, "" when it cannot be read (a state file not written yet).
+std::string Contents(const std::string& path) {
+  auto r = ReadFile(path);
+  return r.ok() ? std::move(*r) : std::string();
 }
 
 bool WriteText(const std::string& path, const std::string& text) {
@@ -66,29 +65,24 @@ bool WriteText(const std::string& path, const std::string& text) {
 // Alive and not a zombie waiting for its parent.
 bool Alive(pid_t pid) {
   if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return false;
-  std::string stat = Slurp(fmt::format("/proc/{}/stat", pid));
+  std::string stat = Contents(fmt::format("/proc/{}/stat", pid));
   size_t paren = stat.rfind(')');
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
 
-const json::value* At(const json::value& v, std::initializer_list<std::string_view> path) {
-  const json::value* cur = &v;
-  for (auto key : path) {
-    const auto* obj = cur->if_object();
-    if (!obj) return nullptr;
-    cur = obj->if_contains(key);
-    if (!cur) return nullptr;
-  }
-  return cur;
+// The value at a JSON pointer ("/process/args"), or null.
+const json::value* At(const json::value& v, std::string_view pointer) {
+  std::error_code ec;
+  return v.find_pointer(pointer, ec);
 }
 
-std::string StringAt(const json::value& v, std::initializer_list<std::string_view> path) {
-  const auto* s = At(v, path);
+std::string StringAt(const json::value& v, std::string_view pointer) {
+  const auto* s = At(v, pointer);
   return s && s->is_string() ? std::string(s->get_string()) : "";
 }
 
-int64_t IntAt(const json::value& v, std::initializer_list<std::string_view> path) {
-  const auto* n = At(v, path);
+int64_t IntAt(const json::value& v, std::string_view pointer) {
+  const auto* n = At(v, pointer);
   if (!n) return 0;
   if (n->is_int64()) return n->get_int64();
   if (n->is_uint64()) return static_cast<int64_t>(n->get_uint64());
@@ -103,12 +97,12 @@ struct Container {
 
 std::optional<Container> Load(const Globals& g, const std::string& id) {
   boost::system::error_code ec;
-  auto v = json::parse(Slurp(g.root + "/" + id + "/state.json"), ec);
+  auto v = json::parse(Contents(g.root + "/" + id + "/state.json"), ec);
   if (ec || !v.is_object()) return std::nullopt;
   Container c;
-  c.pid = static_cast<pid_t>(IntAt(v, {"pid"}));
-  c.bundle = StringAt(v, {"bundle"});
-  if (const auto* cgs = At(v, {"cgroups"}); cgs && cgs->is_array()) {
+  c.pid = static_cast<pid_t>(IntAt(v, "/pid"));
+  c.bundle = StringAt(v, "/bundle");
+  if (const auto* cgs = At(v, "/cgroups"); cgs && cgs->is_array()) {
     for (const auto& cg : cgs->get_array()) {
       if (cg.is_string()) c.cgroups.emplace_back(cg.get_string());
     }
@@ -138,9 +132,9 @@ std::vector<std::string> CgroupDirs(const std::string& path) {
 // limit would kill the process while the interpreter copies a growing memory,
 // where the module should see memory.grow fail.
 std::string MakeCgroups(const json::value& spec, const std::vector<std::string>& dirs) {
-  int64_t shares = IntAt(spec, {"linux", "resources", "cpu", "shares"});
-  int64_t quota = IntAt(spec, {"linux", "resources", "cpu", "quota"});
-  int64_t period = IntAt(spec, {"linux", "resources", "cpu", "period"});
+  int64_t shares = IntAt(spec, "/linux/resources/cpu/shares");
+  int64_t quota = IntAt(spec, "/linux/resources/cpu/quota");
+  int64_t period = IntAt(spec, "/linux/resources/cpu/period");
   for (const auto& dir : dirs) {
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -224,55 +218,54 @@ int Create(const Globals& g, const std::vector<std::string>& args) {
   }
   if (id.empty()) return Fail(g, "create: no container id");
   boost::system::error_code ec;
-  json::value spec = json::parse(Slurp(bundle + "/config.json"), ec);
+  json::value spec = json::parse(Contents(bundle + "/config.json"), ec);
   if (ec || !spec.is_object()) return Fail(g, "create: " + bundle + "/config.json is not JSON");
-  if (const auto* t = At(spec, {"process", "terminal"}); t && t->is_bool() && t->get_bool())
+  if (const auto* t = At(spec, "/process/terminal"); t && t->is_bool() && t->get_bool())
     return Fail(g, "a terminal (tty: true) is not supported by the wasm runtime");
 
   WasmOptions options;
-  if (const auto* a = At(spec, {"process", "args"}); a && a->is_array()) {
+  if (const auto* a = At(spec, "/process/args"); a && a->is_array()) {
     for (const auto& s : a->get_array()) {
       if (s.is_string()) options.wasi.args.emplace_back(s.get_string());
     }
   }
   if (options.wasi.args.empty()) return Fail(g, "create: process.args is empty: no module to run");
-  if (const auto* e = At(spec, {"process", "env"}); e && e->is_array()) {
+  if (const auto* e = At(spec, "/process/env"); e && e->is_array()) {
     for (const auto& s : e->get_array()) {
       if (s.is_string()) options.wasi.env.emplace_back(s.get_string());
     }
   }
   // Directory bind mounts are the pod's volumes: the module's preopened directories.
-  if (const auto* mounts = At(spec, {"mounts"}); mounts && mounts->is_array()) {
+  if (const auto* mounts = At(spec, "/mounts"); mounts && mounts->is_array()) {
     for (const auto& m : mounts->get_array()) {
-      std::string type = StringAt(m, {"type"}), source = StringAt(m, {"source"});
+      std::string type = StringAt(m, "/type"), source = StringAt(m, "/source");
       std::error_code fec;
       if (type == "bind" && fs::is_directory(source, fec))
-        options.wasi.preopens.push_back({source, StringAt(m, {"destination"})});
+        options.wasi.preopens.push_back({source, StringAt(m, "/destination")});
     }
   }
-  int64_t memory = IntAt(spec, {"linux", "resources", "memory", "limit"});
+  int64_t memory = IntAt(spec, "/linux/resources/memory/limit");
   if (memory > 0) options.max_memory_bytes = static_cast<uint64_t>(memory);
-  std::string rootfs = StringAt(spec, {"root", "path"});
+  std::string rootfs = StringAt(spec, "/root/path");
   if (!rootfs.starts_with("/")) rootfs = bundle + "/" + rootfs;
   auto module = OpenModule(rootfs, options.wasi.args[0]);
   if (!module.ok()) return Fail(g, module.status().message());
   options.module = fmt::format("/proc/self/fd/{}", *module);
   // The sandbox's namespaces, opened now so that a missing one fails the create.
   std::vector<int> namespaces;
-  if (const auto* ns = At(spec, {"linux", "namespaces"}); ns && ns->is_array()) {
+  if (const auto* ns = At(spec, "/linux/namespaces"); ns && ns->is_array()) {
     for (const auto& n : ns->get_array()) {
-      std::string type = StringAt(n, {"type"}), path = StringAt(n, {"path"});
+      std::string type = StringAt(n, "/type"), path = StringAt(n, "/path");
       if (path.empty() || (type != "network" && type != "ipc" && type != "uts")) continue;
       int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) return Fail(g, fmt::format("{} namespace {}: {}", type, path, strerror(errno)));
       namespaces.push_back(fd);
     }
   }
-  auto uid = static_cast<uid_t>(IntAt(spec, {"process", "user", "uid"}));
-  auto gid = static_cast<gid_t>(IntAt(spec, {"process", "user", "gid"}));
+  auto uid = static_cast<uid_t>(IntAt(spec, "/process/user/uid"));
+  auto gid = static_cast<gid_t>(IntAt(spec, "/process/user/gid"));
   std::vector<gid_t> groups;
-  if (const auto* extra = At(spec, {"process", "user", "additionalGids"});
-      extra && extra->is_array()) {
+  if (const auto* extra = At(spec, "/process/user/additionalGids"); extra && extra->is_array()) {
     for (const auto& x : extra->get_array()) {
       if (x.is_int64()) groups.push_back(static_cast<gid_t>(x.get_int64()));
     }
@@ -286,7 +279,7 @@ int Create(const Globals& g, const std::vector<std::string>& args) {
                                    : fmt::format("state {}: {}", dir, strerror(errno)));
   }
   std::string fifo = dir + "/exec.fifo";
-  std::vector<std::string> cgroups = CgroupDirs(StringAt(spec, {"linux", "cgroupsPath"}));
+  std::vector<std::string> cgroups = CgroupDirs(StringAt(spec, "/linux/cgroupsPath"));
   auto undo = [&](const std::string& why) {
     RemoveCgroups(cgroups);
     fs::remove_all(dir, fec);

@@ -804,9 +804,6 @@ uint32_t Wasi::PathOpen(const uint64_t* a) {
   if (fdflags & 4) flags |= O_NONBLOCK;
   if (fdflags & (8 | 16)) flags |= O_SYNC;
   int fd = OpenBeneath(dir->host, *path, flags, (a[1] & 1) != 0);
-  if (fd == -EISDIR && !(oflags & 2) && !write) {
-    fd = OpenBeneath(dir->host, *path, O_RDONLY | O_DIRECTORY, (a[1] & 1) != 0);
-  }
   if (fd == -EXDEV) return kNotcapable;  // Out of the directory: not this descriptor's to reach.
   if (fd < 0) return FromErrno(-fd);
   struct stat st {};
