@@ -278,7 +278,7 @@ def read_whole_response(conn):
 def test_a_flooding_client_yields_the_cpu_to_the_others():
     """Two clients: one (127.0.0.2) asks for more than its share of the
     seats, so its requests run on the cores no other request wants
-    (SCHED_IDLE); the other is served meanwhile, and the first is back at
+    (SCHED_IDLE), off the first core; the other is served meanwhile, and the first is back at
     normal priority once it stays within its share."""
     s = Server()
     stop = threading.Event()
@@ -315,6 +315,9 @@ def test_a_flooding_client_yields_the_cpu_to_the_others():
         wait_for(lambda: len(idle_threads(s.proc.pid)) == 1, 10,
                  "the crowded flow's request to run as SCHED_IDLE")
         crowded = idle_threads(s.proc.pid)[0]  # The second LIST's connection.
+        cores = os.sched_getaffinity(s.proc.pid)
+        if len(cores) > 1:  # It leaves the first core to the others.
+            assert os.sched_getaffinity(int(crowded)) == cores - {min(cores)}
         # While the other client keeps the cores busy, the crowded request gets
         # only what is left: the reader stops before the rest is read.
         stop.set()
@@ -332,6 +335,7 @@ def test_a_flooding_client_yields_the_cpu_to_the_others():
         while True:
             assert flood.request("GET", "/api/v1/namespaces/default", conn=second)[0] == 200
             if crowded not in idle_threads(s.proc.pid):
+                assert os.sched_getaffinity(int(crowded)) == cores  # Every core again.
                 break
             assert time.monotonic() < deadline, "the flow's connection stayed SCHED_IDLE"
             time.sleep(0.05)  # Polling with a deadline.

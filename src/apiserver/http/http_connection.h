@@ -69,25 +69,58 @@ struct ConnectionOptions {
 // crowded flow (see FairGate) the thread runs as SCHED_IDLE, on the cores no
 // other request wants, so that another client's request does not wait for a
 // core behind it (the kernel lets a normal task preempt an idle one at once,
-// where between two normal tasks the running one keeps its slice). Writes keep
-// their priority: they hold the store's write lock, which an idle thread could
-// keep from everyone. Normal again once its flow is within its share (where
-// the process may leave SCHED_IDLE: root, or RLIMIT_NICE allowing it).
+// where between two normal tasks the running one keeps its slice). It also
+// leaves the first of the process's cores to everyone else: a kernel built
+// without full preemption (PREEMPT_NONE, the default of Debian's and most
+// distributions' kernels) preempts an idle task only once it leaves the
+// kernel, and a crowded answer spends long stretches there (socket writes,
+// page faults), so on a machine of few cores one core is kept clear of them.
+// Writes keep their priority: they hold the store's write lock, which an idle
+// thread could keep from everyone. Normal again once its flow is within its
+// share (where the process may leave SCHED_IDLE: root, or RLIMIT_NICE
+// allowing it).
 class ThreadPriority {
  public:
+  ThreadPriority() = default;
+  ThreadPriority(const ThreadPriority&) = delete;
+  ThreadPriority& operator=(const ThreadPriority&) = delete;
+  ~ThreadPriority() { Set(false); }  // A pooled thread goes back as it came.
+
   void Set(bool idle) {
     if (idle == idle_ || stuck_) return;
     sched_param param{};
-    if (pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &param) == 0) {
-      idle_ = idle;
-    } else {
+    if (pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &param) != 0) {
       stuck_ = !idle;  // It cannot come back; stop asking.
+      return;
     }
+    idle_ = idle;
+    if (idle) {
+      cpu_set_t crowded;
+      if (sched_getaffinity(0, sizeof cores_, &cores_) == 0 && CrowdedCores(cores_, &crowded)) {
+        pinned_ = sched_setaffinity(0, sizeof crowded, &crowded) == 0;
+      }
+    } else if (pinned_) {
+      pinned_ = sched_setaffinity(0, sizeof cores_, &cores_) != 0;
+    }
+  }
+
+  // `cores` without its first core; false when that leaves none.
+  static bool CrowdedCores(const cpu_set_t& cores, cpu_set_t* out) {
+    *out = cores;
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, out)) {
+        CPU_CLR(c, out);
+        break;
+      }
+    }
+    return CPU_COUNT(out) > 0;
   }
 
  private:
   bool idle_ = false;
   bool stuck_ = false;
+  bool pinned_ = false;
+  cpu_set_t cores_{};  // The thread's cores before it was pinned.
 };
 
 // A Status as the answer (with Retry-After when it says to retry).
