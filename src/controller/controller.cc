@@ -29,7 +29,9 @@ client::Informer* Controller::Watch(const api::ResourceType& type,
   client::Informer* informer;
   if (shared_) {
     informer = shared_->For(type);
-    handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
+    // Added at Start(): a shared informer may run already, and it would hand
+    // its objects (and any event) to the handler before this object is whole.
+    pending_.emplace_back(informer, std::move(handler));
   } else {
     owned_.push_back(std::make_unique<client::Informer>(client_, &type, std::move(handler)));
     informer = owned_.back().get();
@@ -71,6 +73,9 @@ Status Controller::WriteStatusFields(const api::ResourceType& type, const json::
 }
 
 void Controller::Start() {
+  for (auto& [informer, handler] : pending_)
+    handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
+  pending_.clear();
   if (shared_) shared_->Start();
   for (auto& i : owned_) i->Start();
   for (int w = 0; w < workers_count_; ++w) workers_.emplace_back([this] { Work(); });

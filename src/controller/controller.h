@@ -93,6 +93,8 @@ class Controller {
   std::vector<std::unique_ptr<client::Informer>> owned_;
   std::vector<client::Informer*> informers_;                 // All it watches.
   std::vector<std::pair<client::Informer*, int>> handlers_;  // Its handlers on shared ones.
+  // Handlers for shared informers not added yet (until Start()).
+  std::vector<std::pair<client::Informer*, client::Informer::Handler>> pending_;
   client::WorkQueue queue_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};

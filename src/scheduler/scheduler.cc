@@ -47,7 +47,8 @@ Scheduler::Scheduler(client::Client* client, SchedulerOptions options,
   auto watch = [&](const api::ResourceType& type, client::Informer::Handler handler) {
     if (options_.informers) {
       client::Informer* informer = options_.informers->For(type);
-      handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
+      // Added at Start(), once this object is whole (a shared informer may run already).
+      pending_handlers_.emplace_back(informer, std::move(handler));
       return informer;
     }
     owned_informers_.push_back(
@@ -159,6 +160,9 @@ bool Scheduler::BindVolumes(const PodInfo& pod, const std::string& node) {
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {
+  for (auto& [informer, handler] : pending_handlers_)
+    handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
+  pending_handlers_.clear();
   if (options_.informers) options_.informers->Start();
   for (auto& informer : owned_informers_) informer->Start();
   binders_ = std::make_unique<WorkerPool>(options_.binders);

@@ -83,6 +83,8 @@ class Scheduler {
   client::EventRecorder events_;
   std::vector<std::unique_ptr<client::Informer>> owned_informers_;
   std::vector<std::pair<client::Informer*, int>> handlers_;  // On shared informers.
+  // Handlers for shared informers, added at Start().
+  std::vector<std::pair<client::Informer*, client::Informer::Handler>> pending_handlers_;
   client::Informer* pods_informer_ = nullptr;
   client::Informer* nodes_informer_ = nullptr;
   client::Informer* claims_informer_ = nullptr;
