@@ -1,10 +1,13 @@
 // kiso: one binary, subcommands. Only flag parsing and wiring live here.
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -14,12 +17,14 @@
 #include "agent/node.h"
 #include "agent/node_reset.h"
 #include "api/errors.h"
+#include "api/object.h"
 #include "apiserver/api_server.h"
 #include "apiserver/authn/credentials.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
 #include "client/kubeconfig.h"
+#include "client/leader_election.h"
 #include "client/shared_informers.h"
 #include "cmd/node_flags.h"
 #include "cmd/process_setup.h"
@@ -28,31 +33,9 @@
 #include "common/clock.h"
 #include "common/file.h"
 #include "common/host_addresses.h"
-#include "controller/apiservice_controller.h"
-#include "controller/clusterrole_aggregation_controller.h"
-#include "controller/crd_controller.h"
-#include "controller/cronjob_controller.h"
-#include "controller/csr_approving_controller.h"
-#include "controller/csr_signing_controller.h"
-#include "controller/daemonset_controller.h"
-#include "controller/deployment_controller.h"
-#include "controller/disruption_controller.h"
-#include "controller/endpoints_controller.h"
-#include "controller/endpointslice_controller.h"
-#include "controller/garbage_collector.h"
-#include "controller/hpa_controller.h"
+#include "controller/controller_manager.h"
 #include "controller/ingress_status_controller.h"
-#include "controller/job_controller.h"
-#include "controller/namespace_controller.h"
-#include "controller/node_lifecycle_controller.h"
-#include "controller/persistent_volume_controller.h"
-#include "controller/pod_gc_controller.h"
-#include "controller/replicaset_controller.h"
-#include "controller/resource_quota_controller.h"
 #include "controller/runtime_classes.h"
-#include "controller/service_account_controllers.h"
-#include "controller/service_lb_controller.h"
-#include "controller/statefulset_controller.h"
 #include "dns/cluster_dns.h"
 #include "image/image_service.h"
 #include "scheduler/scheduler.h"
@@ -77,7 +60,64 @@ struct ServerFlags {
   std::string resolv_conf = "/etc/resolv.conf";
   uint16_t dns_port = 10053;
   bool disable_dns = false;
+  bool leader_elect = true;
+  std::string lease_duration = "15s";
+  std::string renew_deadline = "10s";
+  std::string retry_period = "2s";
+  kiso::client::LeaderElectionOptions election;  // From the three above.
 };
+
+// SQLite is one node's store (consistent and available, not partition
+// tolerant): two servers on one file would each act as the whole cluster. The
+// first server holds a lock beside the file for as long as it runs; a second
+// is refused, saying why and what to use instead. False when refused.
+bool HoldSqliteStore(const std::string& store_url) {
+  constexpr std::string_view kSqlite = "sqlite://";
+  if (!store_url.starts_with(kSqlite)) return true;
+  std::string lock_path = store_url.substr(kSqlite.size()) + ".server-lock";
+  int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    spdlog::error("open {}: {}", lock_path, std::strerror(errno));
+    return false;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    auto holder = kiso::ReadFile(lock_path);
+    spdlog::error(
+        "another kiso server{} serves the SQLite store {}: SQLite is one node's store (CA: "
+        "consistent and available, not partition tolerant), so only one server may use it. Stop "
+        "that one, or run several servers on one etcd (--store etcd://host:port).",
+        holder.ok() && !holder->empty() ? " (pid " + holder->substr(0, holder->find('\n')) + ")"
+                                        : "",
+        store_url);
+    close(fd);
+    return false;
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || write(fd, pid.data(), pid.size()) < 0) {
+    spdlog::warn("{}: {}", lock_path, std::strerror(errno));
+  }
+  return true;  // The descriptor stays open, and the lock held, until the process ends.
+}
+
+// Who this server is in its Leases: the host's name and an id made once for
+// its data directory, so that a server restarted on the same directory takes
+// its own Leases back at once instead of waiting them out.
+std::string ServerIdentity(const std::string& data_dir) {
+  static const std::string identity = [&] {
+    std::string path = data_dir + "/server-id";
+    auto id = kiso::ReadFile(path);
+    std::string text = id.ok() ? id->substr(0, id->find_first_of(" \n")) : "";
+    if (text.empty()) {
+      text = kiso::api::NewUid();
+      if (auto s = kiso::WriteFileAtomic(path, text + "\n"); !s.ok())
+        spdlog::warn("server id {}: {}", path, s.ToString());
+    }
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    return std::string(host) + "_" + text;
+  }();
+  return identity;
+}
 
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
               uint16_t port, ServerFlags flags) {
@@ -90,6 +130,20 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   if (store_url.empty()) {
     store_url = "sqlite://" + std::filesystem::absolute(data_dir).string() + "/kiso.db";
   }
+  auto millis = [](const std::string& text) {
+    return std::chrono::milliseconds(kiso::ParseGoDuration(text).value_or(-1'000'000) / 1'000'000);
+  };
+  flags.election.lease_duration = millis(flags.lease_duration);
+  flags.election.renew_deadline = millis(flags.renew_deadline);
+  flags.election.retry_period = millis(flags.retry_period);
+  flags.election.lease_name = "-";
+  flags.election.identity = "-";
+  if (auto s = kiso::client::ValidateLeaderElection(flags.election);
+      flags.leader_elect && !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  if (!HoldSqliteStore(store_url)) return 1;
   // Block the stop signals before any thread starts, so only sigwait sees them.
   sigset_t stop = kiso::cmd::BlockStopSignals();
 
@@ -122,45 +176,9 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   // One informer per kind for the scheduler and all controllers; declared first, so it outlives
   // them.
   kiso::client::SharedInformers informers(&client);
-  kiso::controller::GarbageCollector gc(&client, &informers);
-  kiso::controller::NamespaceController namespaces(&client, &informers);
-  kiso::scheduler::SchedulerOptions scheduler_options;
-  scheduler_options.informers = &informers;
-  auto scheduler = kiso::scheduler::Scheduler::Create(&client, scheduler_options);
-  if (!scheduler.ok()) {
-    spdlog::error("scheduler: {}", scheduler.status().ToString());
-    return 1;
-  }
-  kiso::controller::ReplicaSetController replicasets(&client, &informers);
-  kiso::controller::ReplicaSetController replication_controllers(
-      &client, &informers, kiso::controller::ReplicaSetController::Kind::kReplicationController);
-  kiso::controller::DeploymentController deployments(&client, &informers);
-  kiso::controller::JobController jobs(&client, &informers);
-  kiso::controller::DaemonSetController daemonsets(&client, &informers);
-  kiso::controller::CronJobController cronjobs(&client, kiso::Clock::Real(), &informers);
-  kiso::controller::StatefulSetController statefulsets(&client, &informers);
-  kiso::controller::PodGcOptions pod_gc_options;
-  pod_gc_options.terminated_threshold = flags.terminated_pod_gc_threshold;
-  kiso::controller::PodGcController pod_gc(&client, pod_gc_options, &informers);
-  kiso::controller::DisruptionController disruption(&client, &informers);
-  kiso::controller::PersistentVolumeController volumes(&client, &informers);
-  kiso::controller::HpaOptions hpa_options;
-  hpa_options.sync_period = std::chrono::milliseconds(
-      kiso::ParseGoDuration(flags.hpa_sync_period).value_or(15'000'000'000) / 1'000'000);
-  kiso::controller::HorizontalPodAutoscalerController autoscalers(
-      &client, kiso::Clock::Real(), kiso::controller::MetricsApiSource(&client), hpa_options,
-      &informers);
-  kiso::controller::EndpointsController endpoints(&client, &informers);
-  kiso::controller::EndpointSliceController endpoint_slices(&client, &informers);
-  kiso::controller::ServiceLbController service_lb(&client, &informers);
-  // The built-in ingress controller: its class and its Ingresses' status here,
-  // the traffic on every node (--disable-ingress: neither, as K3s' --disable traefik).
-  std::unique_ptr<kiso::controller::IngressStatusController> ingress_status;
   if (!flags.node.disable_ingress) {
     if (auto s = kiso::controller::IngressStatusController::EnsureDefaultClass(&client); !s.ok())
       spdlog::error("ingress class kiso: {}", s.ToString());
-    ingress_status =
-        std::make_unique<kiso::controller::IngressStatusController>(&client, &informers);
   }
   if (auto s = kiso::controller::EnsureDefaultRuntimeClasses(&client); !s.ok())
     spdlog::error("runtime classes: {}", s.ToString());
@@ -168,57 +186,67 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
     if (auto s = kiso::agent::LocalPathProvisioner::EnsureStorageClass(&client); !s.ok())
       spdlog::error("storage class local-path: {}", s.ToString());
   }
-  kiso::controller::ServiceAccountsController service_accounts(&client, &informers);
-  kiso::controller::RootCaPublisher root_ca(&client, (*server)->ca_cert_pem(), &informers);
-  kiso::controller::ClusterRoleAggregationController aggregation(&client, &informers);
-  kiso::controller::CrdController crds(&client, &informers);
-  kiso::controller::ApiServiceAvailabilityController apiservices(&client, &informers);
-  kiso::controller::ResourceQuotaController quotas(&client, &informers);
-  kiso::controller::CertificateApprovingController csr_approving(
-      &client,
+  kiso::controller::ControllerManagerOptions manager_options;
+  manager_options.terminated_pod_gc_threshold = flags.terminated_pod_gc_threshold;
+  manager_options.hpa_sync_period = std::chrono::milliseconds(
+      kiso::ParseGoDuration(flags.hpa_sync_period).value_or(15'000'000'000) / 1'000'000);
+  manager_options.node_grace_period = std::chrono::seconds(flags.node_grace_seconds);
+  // The built-in ingress controller: its class and its Ingresses' status here,
+  // the traffic on every node (--disable-ingress: neither, as K3s' --disable traefik).
+  manager_options.ingress = !flags.node.disable_ingress;
+  manager_options.ca_cert_pem = (*server)->ca_cert_pem();
+  manager_options.read_csr =
       [](std::string_view pem) -> kiso::Result<kiso::controller::CsrSubject> {
-        KISO_ASSIGN_OR_RETURN(auto s, kiso::apiserver::ReadCertificateRequest(pem));
-        return kiso::controller::CsrSubject{s.common_name, s.organizations, s.alternative_names};
-      },
-      &informers);
-  kiso::controller::CertificateSigningController csr_signing(
-      &client,
-      [dir = options.data_dir](std::string_view pem, const std::vector<std::string>& usages,
-                               int64_t seconds) {
-        return kiso::apiserver::SignCertificateRequest(dir, pem, usages, seconds);
-      },
-      &informers);
-  kiso::controller::NodeLifecycleOptions node_options;
-  node_options.grace_period = std::chrono::seconds(flags.node_grace_seconds);
-  kiso::controller::NodeLifecycleController node_lifecycle(&client, node_options,
-                                                           kiso::Clock::Real(), &informers);
-  gc.Start();
-  apiservices.Start();
-  namespaces.Start();
-  replicasets.Start();
-  deployments.Start();
-  jobs.Start();
-  daemonsets.Start();
-  cronjobs.Start();
-  statefulsets.Start();
-  replication_controllers.Start();
-  pod_gc.Start();
-  disruption.Start();
-  volumes.Start();
-  autoscalers.Start();
-  endpoints.Start();
-  endpoint_slices.Start();
-  service_lb.Start();
-  if (ingress_status) ingress_status->Start();
-  service_accounts.Start();
-  root_ca.Start();
-  aggregation.Start();
-  crds.Start();
-  quotas.Start();
-  csr_approving.Start();
-  csr_signing.Start();
-  node_lifecycle.Start();
-  (*scheduler)->Start();
+    KISO_ASSIGN_OR_RETURN(auto s, kiso::apiserver::ReadCertificateRequest(pem));
+    return kiso::controller::CsrSubject{s.common_name, s.organizations, s.alternative_names};
+  };
+  manager_options.sign_csr = [dir = options.data_dir](std::string_view pem,
+                                                      const std::vector<std::string>& usages,
+                                                      int64_t seconds) {
+    return kiso::apiserver::SignCertificateRequest(dir, pem, usages, seconds);
+  };
+  kiso::scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.informers = &informers;
+  // The scheduler and the controllers act only while this server holds their
+  // Lease (kube-system/kube-scheduler, kube-system/kube-controller-manager), so
+  // that with several servers on one store exactly one of each acts.
+  std::unique_ptr<kiso::controller::ControllerManager> manager;
+  std::unique_ptr<kiso::scheduler::Scheduler> scheduler;
+  auto start_manager = [&] {
+    manager =
+        std::make_unique<kiso::controller::ControllerManager>(&client, &informers, manager_options);
+    manager->Start();
+  };
+  auto start_scheduler = [&] {
+    auto created = kiso::scheduler::Scheduler::Create(&client, scheduler_options);
+    if (!created.ok()) {
+      spdlog::error("scheduler: {}", created.status().ToString());
+      return;
+    }
+    scheduler = std::move(*created);
+    scheduler->Start();
+  };
+  std::unique_ptr<kiso::client::LeaderElector> manager_election, scheduler_election;
+  if (flags.leader_elect) {
+    auto election = [&](const char* lease) {
+      kiso::client::LeaderElectionOptions e = flags.election;
+      e.lease_name = lease;
+      e.identity = ServerIdentity(options.data_dir);
+      return e;
+    };
+    manager_election = std::make_unique<kiso::client::LeaderElector>(
+        &client, election("kube-controller-manager"), start_manager, [&] { manager.reset(); });
+    scheduler_election = std::make_unique<kiso::client::LeaderElector>(
+        &client, election("kube-scheduler"), start_scheduler, [&] {
+          if (scheduler) scheduler->Stop();
+          scheduler.reset();
+        });
+    manager_election->Start();
+    scheduler_election->Start();
+  } else {
+    start_manager();
+    start_scheduler();
+  }
   // The cluster DNS, answering on this server's advertised address (and loopback).
   auto service_range = kiso::Ipv4Cidr::Parse(flags.service_cidr);
   std::string dns_ip = flags.cluster_dns.empty() && service_range.ok() ? service_range->Address(10)
@@ -299,27 +327,14 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   if (node) timed("the node agent", [&] { node->Stop(); });  // Containers keep running.
   if (cluster_dns) timed("the cluster DNS", [&] { cluster_dns->Stop(); });
   timed("the API server", [&] { (*server)->Stop(); });
-  timed("the scheduler", [&] { (*scheduler)->Stop(); });
+  timed("the scheduler", [&] {
+    if (scheduler_election) scheduler_election->Stop();  // Stops it, then hands its Lease on.
+    if (scheduler) scheduler->Stop();
+    scheduler.reset();
+  });
   timed("the controllers", [&] {
-    node_lifecycle.Stop();
-    aggregation.Stop();
-    root_ca.Stop();
-    service_accounts.Stop();
-    service_lb.Stop();
-    if (ingress_status) ingress_status->Stop();
-    endpoint_slices.Stop();
-    endpoints.Stop();
-    daemonsets.Stop();
-    cronjobs.Stop();
-    statefulsets.Stop();
-    pod_gc.Stop();
-    disruption.Stop();
-    jobs.Stop();
-    deployments.Stop();
-    replicasets.Stop();
-    replication_controllers.Stop();
-    namespaces.Stop();
-    gc.Stop();
+    if (manager_election) manager_election->Stop();
+    manager.reset();
   });
   timed("the informers", [&] { informers.Stop(); });
   timed("the API server's connections and store", [&] { server->reset(); });
@@ -603,6 +618,25 @@ int main(int argc, char** argv) {
                    "Port the cluster DNS listens on (the kube-dns Service's target; 0 picks one)")
       ->capture_default_str();
   server->add_flag("--disable-dns", flags.disable_dns, "Do not run the cluster DNS");
+  server
+      ->add_option("--leader-elect", flags.leader_elect,
+                   "Run the scheduler and the controllers only while this server holds their "
+                   "Leases in kube-system (several servers on one store)")
+      ->capture_default_str();
+  server
+      ->add_option("--leader-elect-lease-duration", flags.lease_duration,
+                   "How long a candidate waits after the leader's last renewal before taking "
+                   "its Lease (a Go duration)")
+      ->capture_default_str();
+  server
+      ->add_option("--leader-elect-renew-deadline", flags.renew_deadline,
+                   "How long a leader keeps trying to renew before it stops acting (shorter "
+                   "than the lease duration)")
+      ->capture_default_str();
+  server
+      ->add_option("--leader-elect-retry-period", flags.retry_period,
+                   "How often candidates try to take, and the leader to renew, a Lease")
+      ->capture_default_str();
   server->add_option("--advertise-address", flags.advertise_address,
                      "Address of the API server in the kubernetes Service's endpoints (default: "
                      "the listen address unless loopback or any, else the host's primary IPv4)");

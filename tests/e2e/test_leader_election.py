@@ -1,0 +1,143 @@
+"""Several `kiso server`s on one etcd: the scheduler and the controllers act on
+exactly one of them at a time, through the kube-system Leases
+kube-scheduler and kube-controller-manager (as kube-scheduler and
+kube-controller-manager elect theirs), and another server takes over when the
+leader dies."""
+import json
+import shutil
+import subprocess
+import time
+
+from conftest import KISO_BIN, Kubectl, Server, free_port, wait_for
+from test_store_backends import etcd  # noqa: F401 (a fixture)
+
+# Short, so that the test takes seconds: a lease of 3 s, renewed every 0.5 s,
+# given up after 2 s without a renewal.
+ELECTION = ["--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
+            "--leader-elect-retry-period", "500ms"]
+
+
+def holders(kubectl):
+    leases = json.loads(kubectl("get", "leases", "-n", "kube-system", "-o", "json"))["items"]
+    return {l["metadata"]["name"]: l["spec"].get("holderIdentity", "") for l in leases
+            if l["metadata"]["name"] in ("kube-scheduler", "kube-controller-manager")}
+
+
+def identity(server):
+    with open(f"{server.dir}/server-id") as f:
+        return f.read().strip()
+
+
+def pods(kubectl, selector):
+    return json.loads(kubectl("get", "pods", "-l", selector, "-o", "json"))["items"]
+
+
+def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):  # noqa: F811
+    store = ["--store", f"etcd://{etcd}", *ELECTION]
+    first = Server(extra_args=store)
+    second = None
+    killed = False
+    try:
+        k1 = Kubectl(first)
+        wait_for(lambda: len(holders(k1)) == 2, 10, "the first server to take both Leases")
+        assert all(h.endswith(identity(first)) for h in holders(k1).values()), holders(k1)
+        second = Server(extra_args=store)
+        k2 = Kubectl(second)
+        # The second serves the same Leases and waits: the first keeps renewing them.
+        assert all(h.endswith(identity(first)) for h in holders(k2).values()), holders(k2)
+
+        # Work created through the second is done by the first's controllers, once:
+        # a ReplicaSet of three makes three pods, not six.
+        k2("create", "deployment", "web", "--image=registry.local/app:1", "--replicas=3")
+        wait_for(lambda: len(pods(k2, "app=web")) == 3, 20, "three pods of the Deployment")
+        replicasets = json.loads(k2("get", "rs", "-l", "app=web", "-o", "json"))["items"]
+        assert len(replicasets) == 1
+        time.sleep(1.5)  # Three renewals: a second controller, if any, would have added pods.
+        assert len(pods(k2, "app=web")) == 3
+
+        # The leader dies (kill -9: nothing released). The second takes both
+        # Leases within the lease duration plus a retry period of the death.
+        killed_at = time.monotonic()
+        first.kill()
+        killed = True
+        wait_for(lambda: all(h.endswith(identity(second)) for h in holders(k2).values())
+                 and len(holders(k2)) == 2, 10, "the second server to take both Leases")
+        took = time.monotonic() - killed_at
+        print(f"leader failover: {took * 1000:.0f} ms (lease 3 s, retry 0.5 s)")
+        assert took <= 3.0 + 0.5 + 1.0, took  # One more second for the polling here.
+        leases = json.loads(k2("get", "leases", "-n", "kube-system", "-o", "json"))["items"]
+        transitions = {l["metadata"]["name"]: l["spec"].get("leaseTransitions") for l in leases}
+        assert transitions["kube-scheduler"] == 1 and transitions["kube-controller-manager"] == 1
+
+        # Its controllers act now: scaling the Deployment makes the pods.
+        k2("scale", "deployment", "web", "--replicas=5")
+        wait_for(lambda: len(pods(k2, "app=web")) == 5, 20, "five pods after the failover")
+        # kubectl shows who holds each Lease.
+        table = k2("get", "leases", "-n", "kube-system")
+        assert identity(second) in table and "HOLDER" in table
+    finally:
+        if second:
+            second.stop()
+        if killed:
+            first.log.close()
+            shutil.rmtree(first.dir, ignore_errors=True)
+        else:
+            first.stop()
+
+
+def test_a_stopped_leader_hands_its_leases_on_at_once(etcd):  # noqa: F811
+    # A lease of 30 s that a crash would make the other wait out; a clean stop does not.
+    store = ["--store", f"etcd://{etcd}", "--leader-elect-lease-duration", "30s",
+             "--leader-elect-renew-deadline", "20s", "--leader-elect-retry-period", "500ms"]
+    first = Server(extra_args=store)
+    second = None
+    try:
+        k1 = Kubectl(first)
+        wait_for(lambda: len(holders(k1)) == 2, 10, "the first server to take both Leases")
+        second = Server(extra_args=store)
+        k2 = Kubectl(second)
+        stopped_at = time.monotonic()
+        first.stop()
+        first = None
+        wait_for(lambda: all(h.endswith(identity(second)) for h in holders(k2).values()),
+                 10, "the second server to take both Leases")
+        assert time.monotonic() - stopped_at < 10  # Not the 30 s of the lease.
+    finally:
+        if second:
+            second.stop()
+        if first:
+            first.stop()
+
+
+def test_a_single_server_restarted_takes_its_leases_back_at_once(tmp_path):
+    """Restarted on its data directory (after a crash), a server is the same
+    candidate: it does not wait out the Leases its previous run held."""
+    server = Server(extra_args=["--leader-elect-lease-duration", "60s",
+                                "--leader-elect-renew-deadline", "40s"])
+    try:
+        kubectl = Kubectl(server)
+        wait_for(lambda: len(holders(kubectl)) == 2, 10, "the server to take both Leases")
+        server.kill()
+        server.start()
+        kubectl("create", "deployment", "back", "--image=registry.local/app:1", "--replicas=2")
+        # Far sooner than the 60 s lease its previous run held.
+        wait_for(lambda: len(pods(kubectl, "app=back")) == 2, 15, "pods made after the restart")
+    finally:
+        server.stop()
+
+
+def test_a_second_server_on_one_sqlite_file_is_refused_saying_why():
+    server = Server()
+    try:
+        p = subprocess.run([KISO_BIN, "server", "--data-dir", server.dir, "--https-port",
+                            str(free_port()), "--disable-agent", "--dns-port", "0"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1
+        message = p.stdout + p.stderr
+        assert f"another kiso server (pid {server.proc.pid})" in message, message
+        assert "SQLite is one node" in message and "etcd" in message, message
+        Kubectl(server)("get", "namespaces")  # The first is untouched.
+    finally:
+        server.stop()
+    # That the lock goes with the process that held it, even killed: the
+    # restart test above starts a server again on a killed one's directory.
