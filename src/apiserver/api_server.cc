@@ -625,8 +625,12 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   KISO_ASSIGN_OR_RETURN(impl->ctx.service_cidr, Ipv4Cidr::Parse(options.service_cidr));
-  // The server's certificate also names the kubernetes Service's address.
-  const std::vector<std::string> service_address = {impl->ctx.service_cidr.Address(1)};
+  // The server's certificate also names the kubernetes Service's address, and
+  // the addresses it listens on and advertises when they are not every one.
+  std::vector<std::string> service_address = {impl->ctx.service_cidr.Address(1)};
+  for (const std::string& a : {options.address, options.advertise_address}) {
+    if (!a.empty() && a != "0.0.0.0" && a != "::") service_address.push_back(a);
+  }
   // Where the kubeconfig sends clients: loopback when every address is bound.
   const std::string kubeconfig_host = options.address == "0.0.0.0" ? "127.0.0.1" : options.address;
   KISO_ASSIGN_OR_RETURN(impl->creds, LoadOrCreateCredentials(options.data_dir, kubeconfig_host,

@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/file.h"
 #include "common/host_addresses.h"
+#include "controller/apiserver_endpoints.h"
 #include "controller/controller_manager.h"
 #include "controller/ingress_status_controller.h"
 #include "controller/runtime_classes.h"
@@ -64,6 +65,7 @@ struct ServerFlags {
   std::string lease_duration = "15s";
   std::string renew_deadline = "10s";
   std::string retry_period = "2s";
+  int apiserver_lease_seconds = 15;
   kiso::client::LeaderElectionOptions election;  // From the three above.
 };
 
@@ -99,24 +101,29 @@ bool HoldSqliteStore(const std::string& store_url) {
   return true;  // The descriptor stays open, and the lock held, until the process ends.
 }
 
-// Who this server is in its Leases: the host's name and an id made once for
-// its data directory, so that a server restarted on the same directory takes
-// its own Leases back at once instead of waiting them out.
-std::string ServerIdentity(const std::string& data_dir) {
-  static const std::string identity = [&] {
+// This server's id, made once for its data directory (`server-id` there).
+std::string ServerId(const std::string& data_dir) {
+  static const std::string id = [&] {
     std::string path = data_dir + "/server-id";
-    auto id = kiso::ReadFile(path);
-    std::string text = id.ok() ? id->substr(0, id->find_first_of(" \n")) : "";
+    auto read = kiso::ReadFile(path);
+    std::string text = read.ok() ? read->substr(0, read->find_first_of(" \n")) : "";
     if (text.empty()) {
       text = kiso::api::NewUid();
       if (auto s = kiso::WriteFileAtomic(path, text + "\n"); !s.ok())
         spdlog::warn("server id {}: {}", path, s.ToString());
     }
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    return std::string(host) + "_" + text;
+    return text;
   }();
-  return identity;
+  return id;
+}
+
+// Who this server is in its Leases: the host's name and its id, so that a
+// server restarted on the same data directory takes its own Leases back at
+// once instead of waiting them out.
+std::string ServerIdentity(const std::string& data_dir) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "_" + ServerId(data_dir);
 }
 
 int RunServer(const std::string& data_dir, std::string store_url, const std::string& address,
@@ -173,6 +180,15 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
                (*store)->Cap().name, rev.ok() ? *rev : -1);
   kiso::client::Client client(std::make_shared<kiso::client::InProcessTransport>(server->get()),
                               "kiso-controller-manager");
+  // Every server, leader or not, keeps itself in the `kubernetes` Service's endpoints.
+  kiso::controller::ApiServerEndpointsOptions presence;
+  presence.server_id = ServerId(options.data_dir);
+  presence.identity = ServerIdentity(options.data_dir);
+  presence.address = (*server)->advertise_address();
+  presence.port = (*server)->port();
+  presence.lease_duration = std::chrono::seconds(flags.apiserver_lease_seconds);
+  kiso::controller::ApiServerEndpoints endpoints_of_servers(&client, presence);
+  endpoints_of_servers.Start();
   // One informer per kind for the scheduler and all controllers; declared first, so it outlives
   // them.
   kiso::client::SharedInformers informers(&client);
@@ -326,6 +342,7 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   };
   if (node) timed("the node agent", [&] { node->Stop(); });  // Containers keep running.
   if (cluster_dns) timed("the cluster DNS", [&] { cluster_dns->Stop(); });
+  timed("this server's endpoints", [&] { endpoints_of_servers.Stop(); });
   timed("the API server", [&] { (*server)->Stop(); });
   timed("the scheduler", [&] {
     if (scheduler_election) scheduler_election->Stop();  // Stops it, then hands its Lease on.
@@ -632,6 +649,12 @@ int main(int argc, char** argv) {
       ->add_option("--leader-elect-renew-deadline", flags.renew_deadline,
                    "How long a leader keeps trying to renew before it stops acting (shorter "
                    "than the lease duration)")
+      ->capture_default_str();
+  server
+      ->add_option("--apiserver-lease-duration", flags.apiserver_lease_seconds,
+                   "Seconds after its last renewal that a server leaves the kubernetes "
+                   "Service's endpoints (it renews every third of them)")
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   server
       ->add_option("--leader-elect-retry-period", flags.retry_period,

@@ -3,6 +3,7 @@
 
 Run by CTest (tests/CMakeLists.txt) as /usr/bin/python3 -m pytest; KISO_BIN names the binary.
 """
+import contextlib
 import os
 import shutil
 import signal
@@ -92,9 +93,11 @@ def node_reset(data_dir):
 class Server:
     """One `kiso server` process; stopped (and its directory removed) at teardown."""
 
-    def __init__(self, extra_args=(), agent=False, env=None, setup=None):
+    def __init__(self, extra_args=(), agent=False, env=None, setup=None, address=None, port=None):
         """Without `agent`, the server runs no node agent (tests use hollow nodes). `env` is
-        added to its environment; `setup(data_dir)` runs before it first starts."""
+        added to its environment; `setup(data_dir)` runs before it first starts. `address`: the
+        one loopback address it listens on and advertises (default: every address); `port`:
+        its port (default: a free one)."""
         self.dir = tempfile.mkdtemp(prefix="kiso-e2e-")
         # The cluster DNS on a port of its own, forwarding nowhere: tests never send traffic
         # beyond this machine (a test that needs an upstream passes its own --resolv-conf).
@@ -108,11 +111,14 @@ class Server:
         for flag in ("--ingress-http-port", "--ingress-https-port"):
             if flag not in extra_args:
                 defaults += [flag, "0"]
+        if address:
+            defaults += ["--address", address, "--advertise-address", address]
+        self.address = address or "127.0.0.1"
         self.args = defaults + list(extra_args) + ([] if agent else ["--disable-agent"])
         self.env = dict(env or {})
         if setup:
             setup(self.dir)
-        self.port = free_port()
+        self.port = port or free_port()
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig.yaml")
         self.start()
@@ -143,7 +149,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("kiso server exited: " + self.logs())
             try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=1) as r:
+                with urllib.request.urlopen(f"https://{self.address}:{self.port}/readyz", context=ctx, timeout=1) as r:
                     if r.status == 200 and os.path.exists(self.kubeconfig):
                         return
             except OSError:
@@ -229,3 +235,34 @@ def kubectl(server):
 def k8s(server):
     import kubernetes
     return kubernetes.config.new_client_from_config(config_file=server.kubeconfig)
+
+
+@contextlib.contextmanager
+def etcd_member():
+    """A one-member etcd (Debian's etcd-server) on free loopback ports, as "host:port"; stopped
+    and removed at the end."""
+    data = tempfile.mkdtemp(prefix="kiso-e2e-etcd-")
+    client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    log = open(os.path.join(data, "etcd.log"), "wb")
+    proc = subprocess.Popen(
+        ["/usr/bin/etcd", "--name", "kiso-e2e", "--data-dir", os.path.join(data, "data"),
+         "--listen-client-urls", client, "--advertise-client-urls", client,
+         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+         "--initial-cluster", f"kiso-e2e={peer}", "--heartbeat-interval", "20",
+         "--election-timeout", "200"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _etcd_healthy(client), timeout=30, what="etcd to serve")
+        yield client.removeprefix("http://")
+    finally:
+        terminate(proc)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _etcd_healthy(client):
+    try:
+        with urllib.request.urlopen(client + "/health", timeout=1) as r:
+            return b'"true"' in r.read()
+    except OSError:
+        return False

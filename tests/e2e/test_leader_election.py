@@ -8,8 +8,15 @@ import shutil
 import subprocess
 import time
 
-from conftest import KISO_BIN, Kubectl, Server, free_port, wait_for
-from test_store_backends import etcd  # noqa: F401 (a fixture)
+import pytest
+
+from conftest import KISO_BIN, Kubectl, Server, etcd_member, free_port, wait_for
+
+@pytest.fixture
+def etcd():
+    with etcd_member() as endpoint:
+        yield endpoint
+
 
 # Short, so that the test takes seconds: a lease of 3 s, renewed every 0.5 s,
 # given up after 2 s without a renewal.
@@ -32,7 +39,7 @@ def pods(kubectl, selector):
     return json.loads(kubectl("get", "pods", "-l", selector, "-o", "json"))["items"]
 
 
-def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):  # noqa: F811
+def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):
     store = ["--store", f"etcd://{etcd}", *ELECTION]
     first = Server(extra_args=store)
     second = None
@@ -85,7 +92,7 @@ def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):  # 
             first.stop()
 
 
-def test_a_stopped_leader_hands_its_leases_on_at_once(etcd):  # noqa: F811
+def test_a_stopped_leader_hands_its_leases_on_at_once(etcd):
     # A lease of 30 s that a crash would make the other wait out; a clean stop does not.
     store = ["--store", f"etcd://{etcd}", "--leader-elect-lease-duration", "30s",
              "--leader-elect-renew-deadline", "20s", "--leader-elect-retry-period", "500ms"]
@@ -141,3 +148,55 @@ def test_a_second_server_on_one_sqlite_file_is_refused_saying_why():
         server.stop()
     # That the lock goes with the process that held it, even killed: the
     # restart test above starts a server again on a killed one's directory.
+
+
+def endpoint_addresses(kubectl):
+    ep = json.loads(kubectl("get", "endpoints", "kubernetes", "-o", "json"))
+    ips = sorted(a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses", []))
+    sl = json.loads(kubectl("get", "endpointslice", "kubernetes", "-o", "json"))
+    slice_ips = sorted(a for e in sl.get("endpoints") or [] for a in e["addresses"])
+    # The Endpoints and the EndpointSlice are two writes: both must come to the same list.
+    return ips if ips == slice_ips else ("Endpoints", ips, "EndpointSlice", slice_ips)
+
+
+def test_the_kubernetes_service_lists_every_live_server(etcd):
+    """Two servers on one etcd, each on a loopback address of its own and the same port: the
+    kubernetes Service's Endpoints and EndpointSlice list both; a killed one drops out once its
+    presence Lease runs out, a stopped one at once."""
+    store = ["--store", f"etcd://{etcd}", "--apiserver-lease-duration", "3"]
+    port = free_port()
+    first = Server(extra_args=store, address="127.0.0.2", port=port)
+    second = third = None
+    killed = False
+    try:
+        k1 = Kubectl(first)
+        second = Server(extra_args=store, address="127.0.0.3", port=port)
+        k2 = Kubectl(second)
+        wait_for(lambda: endpoint_addresses(k1) == ["127.0.0.2", "127.0.0.3"], 10,
+                 "both servers in the kubernetes endpoints")
+        assert endpoint_addresses(k2) == ["127.0.0.2", "127.0.0.3"]
+        killed_at = time.monotonic()
+        first.kill()
+        killed = True
+        wait_for(lambda: endpoint_addresses(k2) == ["127.0.0.3"], 10,
+                 "the killed server to drop out")
+        took = time.monotonic() - killed_at
+        print(f"a dead server left the kubernetes endpoints after {took * 1000:.0f} ms (lease 3 s)")
+        assert took >= 1.0  # Not before its Lease could have run out (renewed each second).
+        third = Server(extra_args=store, address="127.0.0.4", port=port)
+        wait_for(lambda: endpoint_addresses(k2) == ["127.0.0.3", "127.0.0.4"], 10,
+                 "a third server to join")
+        stopped_at = time.monotonic()
+        third.stop()
+        third = None
+        assert endpoint_addresses(k2) == ["127.0.0.3"]  # Gone as it stopped, not seconds later.
+        assert time.monotonic() - stopped_at < 3
+    finally:
+        for s in (third, second):
+            if s:
+                s.stop()
+        if killed:
+            first.log.close()
+            shutil.rmtree(first.dir, ignore_errors=True)
+        else:
+            first.stop()

@@ -3,14 +3,10 @@ default and a real etcd (Debian's etcd-server, one member on 127.0.0.1). The
 etcd backend's gRPC lives in a plugin (kiso-etcd.so) that only a server with an
 etcd:// store loads: a SQLite server maps none of gRPC's libraries."""
 import os
-import shutil
-import subprocess
-import tempfile
-import urllib.request
 
 import pytest
 
-from conftest import Kubectl, Server, free_port, terminate, wait_for
+from conftest import Kubectl, Server, etcd_member
 
 
 def mapped(pid):
@@ -26,31 +22,8 @@ def grpc_libraries(names):
 @pytest.fixture
 def etcd():
     """A one-member etcd on free loopback ports; stopped and removed at the end."""
-    data = tempfile.mkdtemp(prefix="kiso-e2e-etcd-")
-    client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-    log = open(os.path.join(data, "etcd.log"), "wb")
-    proc = subprocess.Popen(
-        ["/usr/bin/etcd", "--name", "kiso-e2e", "--data-dir", os.path.join(data, "data"),
-         "--listen-client-urls", client, "--advertise-client-urls", client,
-         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-         "--initial-cluster", f"kiso-e2e={peer}", "--heartbeat-interval", "20",
-         "--election-timeout", "200"],
-        stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: _healthy(client), timeout=30, what="etcd to serve")
-        yield client.removeprefix("http://")
-    finally:
-        terminate(proc)
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _healthy(client):
-    try:
-        with urllib.request.urlopen(client + "/health", timeout=1) as r:
-            return b'"true"' in r.read()
-    except OSError:
-        return False
+    with etcd_member() as endpoint:
+        yield endpoint
 
 
 def test_a_server_on_etcd_serves_kubectl_and_loads_the_etcd_plugin(etcd):

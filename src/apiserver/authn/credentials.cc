@@ -1,5 +1,7 @@
 #include "apiserver/authn/credentials.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -259,6 +261,29 @@ Result<std::string> SignCertificateRequest(const std::string& data_dir, std::str
   return PemCert(cert.get());
 }
 
+namespace {
+
+// Whether the certificate in `path` names every one of `hosts` (addresses or names).
+bool CoversNames(const std::string& path, const std::vector<std::string>& hosts) {
+  auto pem = ReadFile(path);
+  if (!pem.ok()) return false;
+  BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (cert == nullptr) return false;
+  bool all = true;
+  for (const auto& h : hosts) {
+    bool ip = h.find_first_not_of("0123456789.:abcdef") == std::string::npos;
+    int ok = ip ? X509_check_ip_asc(cert, h.c_str(), 0)
+                : X509_check_host(cert, h.data(), h.size(), 0, nullptr);
+    all = all && ok == 1;
+  }
+  X509_free(cert);
+  return all;
+}
+
+}  // namespace
+
 Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,
                                             int port, const std::vector<std::string>& extra_hosts) {
   namespace fs = std::filesystem;
@@ -274,6 +299,11 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
   KISO_ASSIGN_OR_RETURN(bool new_ca, EnsureCa(dir, "ca", "kiso-ca"));
   if (new_ca) fs::remove(srv_crt, ec);  // A new CA invalidates the old server certificate.
   KISO_ASSIGN_OR_RETURN(creds.ca_cert_pem, ReadFile(ca_crt));
+  if (fs::exists(srv_crt) && !CoversNames(srv_crt, extra_hosts)) {
+    // Started on another address than the certificate names (K3s reissues too).
+    spdlog::info("{} does not name every address this server is reached by: reissued", srv_crt);
+    fs::remove(srv_crt, ec);
+  }
   if (!fs::exists(srv_crt) || !fs::exists(srv_key)) {
     KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(dir));
     auto& [ca_cert, ca_pkey] = ca;
