@@ -1,11 +1,10 @@
 #include "agent/node_registration.h"
 
-#include <fmt/chrono.h>
-
 #include <boost/json.hpp>
 #include <tuple>
 
 #include "api/object.h"
+#include "common/clock.h"
 
 namespace kiso::agent {
 
@@ -16,13 +15,6 @@ namespace {
 const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 const api::ResourceType& Leases() {
   return *api::FindResource("coordination.k8s.io", "v1", "leases");
-}
-
-std::string MicroTime() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::floor<std::chrono::seconds>(now);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z", secs, micros);
 }
 
 }  // namespace
@@ -113,7 +105,7 @@ Status RenewNodeLease(client::Client* client, const std::string& name) {
                    {"metadata", json::object{{"name", name}, {"namespace", "kube-node-lease"}}},
                    {"spec", json::object{{"holderIdentity", name},
                                          {"leaseDurationSeconds", 40},
-                                         {"renewTime", MicroTime()}}}};
+                                         {"renewTime", NowRfc3339Micro()}}}};
   auto res = client->Patch(Leases(), "kube-node-lease", name, client::PatchType::kApply, patch);
   return res.ok() ? Status::Ok() : res.status();
 }

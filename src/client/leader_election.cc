@@ -17,13 +17,6 @@ const api::ResourceType& Leases() {
   return *api::FindResource("coordination.k8s.io", "v1", "leases");
 }
 
-std::string MicroTimeNow() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
-  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs);
-  return FormatRfc3339(WallTime{secs.count(), static_cast<int32_t>(nanos.count())}, 6);
-}
-
 // Whole seconds, rounded up (a Lease counts in seconds).
 int64_t CeilSeconds(std::chrono::milliseconds d) { return (d.count() + 999) / 1000; }
 
@@ -119,8 +112,8 @@ bool LeaderElector::TryAcquireOrRenew() {
   const auto now = SteadyClock::now();
   json::object spec{{"holderIdentity", options_.identity},
                     {"leaseDurationSeconds", CeilSeconds(options_.lease_duration)},
-                    {"acquireTime", MicroTimeNow()},
-                    {"renewTime", MicroTimeNow()},
+                    {"acquireTime", NowRfc3339Micro()},
+                    {"renewTime", NowRfc3339Micro()},
                     {"leaseTransitions", 0}};
   auto current = client_->Get(Leases(), options_.lease_namespace, options_.lease_name);
   if (!current.ok()) {
@@ -173,7 +166,7 @@ void LeaderElector::Release() {
   json::object& spec = released.as_object()["spec"].as_object();
   spec["holderIdentity"] = "";
   spec["leaseDurationSeconds"] = 1;
-  spec["renewTime"] = MicroTimeNow();
+  spec["renewTime"] = NowRfc3339Micro();
   if (auto s = client_->Update(Leases(), options_.lease_namespace, released); !s.ok()) {
     spdlog::warn("leader election {}/{}: release: {}", options_.lease_namespace,
                  options_.lease_name, s.status().ToString());

@@ -56,6 +56,12 @@ std::string NowRfc3339Nano() {
                      t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec);
 }
 
+std::string NowRfc3339Micro() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return FormatRfc3339(WallTime{ts.tv_sec, static_cast<int32_t>(ts.tv_nsec)}, 6);
+}
+
 std::string NowRfc3339() {
   time_t now = time(nullptr);
   tm t{};

@@ -27,6 +27,7 @@ class Clock {
 // nanoseconds (CRI log lines).
 std::string NowRfc3339();
 std::string NowRfc3339Nano();
+std::string NowRfc3339Micro();  // Kubernetes' MicroTime (Lease times, Event series).
 
 // A wall-clock instant as Kubernetes' times carry it (protobuf's Timestamp).
 struct WallTime {

@@ -22,21 +22,13 @@ const api::ResourceType& Leases() {
   return *api::FindResource("coordination.k8s.io", "v1", "leases");
 }
 
-std::string MicroTimeNow() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
-  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs);
-  return FormatRfc3339(WallTime{secs.count(), static_cast<int32_t>(nanos.count())}, 6);
-}
-
 // Brings `part` of default/kubernetes of `type` to `want` (a no-op when it is).
 Status Keep(client::Client* client, const api::ResourceType& type, std::string_view part,
             const json::value& want) {
   auto current = client->Get(type, "default", "kubernetes");
   if (!current.ok()) return current.status();
   json::object& obj = current->as_object();
-  if (const json::value* have = obj.if_contains(part); have && *have == want)
-    return Status::Ok();
+  if (const json::value* have = obj.if_contains(part); have && *have == want) return Status::Ok();
   obj[part] = want;
   auto updated = client->Update(type, "default", *current);
   return updated.ok() ? Status::Ok() : updated.status();
@@ -69,8 +61,7 @@ void ApiServerEndpoints::Stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  auto deleted =
-      client_->Delete(Leases(), "kube-system", "apiserver-" + options_.server_id);
+  auto deleted = client_->Delete(Leases(), "kube-system", "apiserver-" + options_.server_id);
   if (!deleted.ok() && deleted.code() != Code::kNotFound)
     spdlog::warn("kubernetes endpoints: delete this server's Lease: {}", deleted.ToString());
   if (auto s = Sync(/*leaving=*/true); !s.ok())
@@ -81,7 +72,7 @@ Status ApiServerEndpoints::Renew() {
   const std::string name = "apiserver-" + options_.server_id;
   json::object spec{{"holderIdentity", options_.identity},
                     {"leaseDurationSeconds", options_.lease_duration.count()},
-                    {"renewTime", MicroTimeNow()}};
+                    {"renewTime", NowRfc3339Micro()}};
   json::object annotations{{kAddressAnnotation, options_.address},
                            {kPortAnnotation, std::to_string(options_.port)}};
   auto current = client_->Get(Leases(), "kube-system", name);
@@ -120,9 +111,8 @@ Result<std::vector<std::string>> ApiServerEndpoints::LiveAddresses() {
     const json::value* seconds = api::Find(lease, {"spec", "leaseDurationSeconds"});
     if (address.empty() || !renewed || seconds == nullptr || !seconds->is_int64()) continue;
     if (port != std::to_string(options_.port)) continue;  // The Service has one target port.
-    auto expires = std::chrono::system_clock::time_point(
-                       std::chrono::seconds(renewed->seconds) +
-                       std::chrono::nanoseconds(renewed->nanos)) +
+    auto expires = std::chrono::system_clock::time_point(std::chrono::seconds(renewed->seconds) +
+                                                         std::chrono::nanoseconds(renewed->nanos)) +
                    std::chrono::seconds(seconds->get_int64());
     if (expires > now) addresses.push_back(address);
   }
@@ -150,8 +140,8 @@ Status ApiServerEndpoints::WriteEndpoints(const std::vector<std::string>& addres
   }
   KISO_RETURN_IF_ERROR(
       Keep(client_, *api::FindResource("", "v1", "endpoints"), "subsets", subsets));
-  return Keep(client_, *api::FindResource("discovery.k8s.io", "v1", "endpointslices"),
-              "endpoints", endpoints);
+  return Keep(client_, *api::FindResource("discovery.k8s.io", "v1", "endpointslices"), "endpoints",
+              endpoints);
 }
 
 Status ApiServerEndpoints::Sync(bool leaving) {

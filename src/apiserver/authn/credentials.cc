@@ -1,7 +1,5 @@
 #include "apiserver/authn/credentials.h"
 
-#include <spdlog/spdlog.h>
-
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -10,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
