@@ -395,18 +395,20 @@ struct ApiServer::Impl {
     return Status::Ok();
   }
 
-  // The `kubernetes` Service in default and its Endpoints: this server
-  // (kube-apiserver's endpoint reconciler), made current at each start. The
-  // Service keeps the first address of the service range.
+  // The `kubernetes` Service in default, made current at each start (it keeps
+  // the first address of the service range), and its Endpoints and
+  // EndpointSlice when missing: this server. Who serves it is kept current by
+  // every server's endpoint reconciler (controller/apiserver_endpoints.h),
+  // which a seed at start would undo for a moment.
   Status SeedKubernetesService(const std::string& address, uint16_t port) {
     // Creates `obj`, or brings the part `owned` picks out of the stored one back to `obj`'s.
     using Part = json::value& (*)(json::object&);
     auto keep = [&](const char* group, const char* plural, json::object obj, Part owned) -> Status {
       const api::ResourceType* type = api::FindResource(group, "v1", plural);
       bool created = false;
-      json::value want = owned(obj);
+      json::value want = owned ? owned(obj) : json::value();
       KISO_RETURN_IF_ERROR(CreateIfMissing(type, std::move(obj), &created));
-      if (created) return Status::Ok();
+      if (created || owned == nullptr) return Status::Ok();
       Target t{type, "default", "kubernetes", "", "update"};
       Request req = OwnRequest("PUT");
       auto updated = GuaranteedUpdate(ctx, t, req, [&](json::object& current) -> api::ApiStatus {
@@ -450,7 +452,7 @@ struct ApiServer::Impl {
                                            {"kind", "Endpoints"},
                                            {"metadata", meta},
                                            {"subsets", std::move(subsets)}},
-                              [](json::object& o) -> json::value& { return o["subsets"]; }));
+                              nullptr));
     // Its EndpointSlice, which the server writes itself (as the Endpoints say not to mirror).
     json::array endpoints;
     if (!address.empty()) {
@@ -469,7 +471,7 @@ struct ApiServer::Impl {
                      {"endpoints", std::move(endpoints)},
                      {"ports", json::array{json::object{
                                    {"name", "https"}, {"port", port}, {"protocol", "TCP"}}}}},
-        [](json::object& o) -> json::value& { return o["endpoints"]; });
+        nullptr);
   }
 
   // What aggregated API servers read to trust the front proxy

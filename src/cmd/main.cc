@@ -66,7 +66,6 @@ struct ServerFlags {
   std::string renew_deadline = "10s";
   std::string retry_period = "2s";
   int apiserver_lease_seconds = 15;
-  kiso::client::LeaderElectionOptions election;  // From the three above.
 };
 
 // SQLite is one node's store (consistent and available, not partition
@@ -140,13 +139,14 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   auto millis = [](const std::string& text) {
     return std::chrono::milliseconds(kiso::ParseGoDuration(text).value_or(-1'000'000) / 1'000'000);
   };
-  flags.election.lease_duration = millis(flags.lease_duration);
-  flags.election.renew_deadline = millis(flags.renew_deadline);
-  flags.election.retry_period = millis(flags.retry_period);
-  flags.election.lease_name = "-";
-  flags.election.identity = "-";
-  if (auto s = kiso::client::ValidateLeaderElection(flags.election);
-      flags.leader_elect && !s.ok()) {
+  // Each Lease's election (its name set where it starts).
+  kiso::client::LeaderElectionOptions election;
+  election.lease_name = "kube-controller-manager";
+  election.identity = ServerIdentity(data_dir);
+  election.lease_duration = millis(flags.lease_duration);
+  election.renew_deadline = millis(flags.renew_deadline);
+  election.retry_period = millis(flags.retry_period);
+  if (auto s = kiso::client::ValidateLeaderElection(election); flags.leader_elect && !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;
   }
@@ -182,8 +182,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
                               "kiso-controller-manager");
   // Every server, leader or not, keeps itself in the `kubernetes` Service's endpoints.
   kiso::controller::ApiServerEndpointsOptions presence;
-  presence.server_id = ServerId(options.data_dir);
-  presence.identity = ServerIdentity(options.data_dir);
+  presence.server_id = ServerId(data_dir);
+  presence.identity = election.identity;
   presence.address = (*server)->advertise_address();
   presence.port = (*server)->port();
   presence.lease_duration = std::chrono::seconds(flags.apiserver_lease_seconds);
@@ -244,16 +244,11 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   };
   std::unique_ptr<kiso::client::LeaderElector> manager_election, scheduler_election;
   if (flags.leader_elect) {
-    auto election = [&](const char* lease) {
-      kiso::client::LeaderElectionOptions e = flags.election;
-      e.lease_name = lease;
-      e.identity = ServerIdentity(options.data_dir);
-      return e;
-    };
     manager_election = std::make_unique<kiso::client::LeaderElector>(
-        &client, election("kube-controller-manager"), start_manager, [&] { manager.reset(); });
-    scheduler_election = std::make_unique<kiso::client::LeaderElector>(
-        &client, election("kube-scheduler"), start_scheduler, [&] {
+        &client, election, start_manager, [&] { manager.reset(); });
+    election.lease_name = "kube-scheduler";
+    scheduler_election =
+        std::make_unique<kiso::client::LeaderElector>(&client, election, start_scheduler, [&] {
           if (scheduler) scheduler->Stop();
           scheduler.reset();
         });

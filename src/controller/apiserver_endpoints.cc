@@ -22,14 +22,19 @@ const api::ResourceType& Leases() {
   return *api::FindResource("coordination.k8s.io", "v1", "leases");
 }
 
-// Brings `part` of default/kubernetes of `type` to `want` (a no-op when it is).
-Status Keep(client::Client* client, const api::ResourceType& type, std::string_view part,
-            const json::value& want) {
+// Brings the fields `want` names of default/kubernetes of `type` to its values
+// (a no-op when they are).
+Status Keep(client::Client* client, const api::ResourceType& type, const json::object& want) {
   auto current = client->Get(type, "default", "kubernetes");
   if (!current.ok()) return current.status();
   json::object& obj = current->as_object();
-  if (const json::value* have = obj.if_contains(part); have && *have == want) return Status::Ok();
-  obj[part] = want;
+  bool same = true;
+  for (const auto& [field, value] : want) {
+    const json::value* have = obj.if_contains(field);
+    same = same && have != nullptr && *have == value;
+    obj[field] = value;
+  }
+  if (same) return Status::Ok();
   auto updated = client->Update(type, "default", *current);
   return updated.ok() ? Status::Ok() : updated.status();
 }
@@ -122,6 +127,7 @@ Result<std::vector<std::string>> ApiServerEndpoints::LiveAddresses() {
 }
 
 Status ApiServerEndpoints::WriteEndpoints(const std::vector<std::string>& addresses) {
+  json::array ports{json::object{{"name", "https"}, {"port", options_.port}, {"protocol", "TCP"}}};
   json::array subsets;
   json::array endpoints;
   if (!addresses.empty()) {
@@ -133,15 +139,12 @@ Status ApiServerEndpoints::WriteEndpoints(const std::vector<std::string>& addres
                        {"conditions",
                         json::object{{"ready", true}, {"serving", true}, {"terminating", false}}}});
     }
-    subsets.push_back(json::object{
-        {"addresses", std::move(ips)},
-        {"ports", json::array{json::object{
-                      {"name", "https"}, {"port", options_.port}, {"protocol", "TCP"}}}}});
+    subsets.push_back(json::object{{"addresses", std::move(ips)}, {"ports", ports}});
   }
-  KISO_RETURN_IF_ERROR(
-      Keep(client_, *api::FindResource("", "v1", "endpoints"), "subsets", subsets));
-  return Keep(client_, *api::FindResource("discovery.k8s.io", "v1", "endpointslices"), "endpoints",
-              endpoints);
+  KISO_RETURN_IF_ERROR(Keep(client_, *api::FindResource("", "v1", "endpoints"),
+                            json::object{{"subsets", std::move(subsets)}}));
+  return Keep(client_, *api::FindResource("discovery.k8s.io", "v1", "endpointslices"),
+              json::object{{"endpoints", std::move(endpoints)}, {"ports", std::move(ports)}});
 }
 
 Status ApiServerEndpoints::Sync(bool leaving) {

@@ -1,5 +1,7 @@
 #include "controller/controller_manager.h"
 
+#include <vector>
+
 #include "common/clock.h"
 #include "controller/apiservice_controller.h"
 #include "controller/clusterrole_aggregation_controller.h"
@@ -105,6 +107,24 @@ struct ControllerManager::Controllers {
   CertificateApprovingController csr_approving;
   CertificateSigningController csr_signing;
   NodeLifecycleController node_lifecycle;
+
+  std::vector<Controller*> InStartOrder() {
+    std::vector<Controller*> all{&gc,           &apiservices,
+                                 &namespaces,   &replicasets,
+                                 &deployments,  &jobs,
+                                 &daemonsets,   &cronjobs,
+                                 &statefulsets, &replication_controllers,
+                                 &pod_gc,       &disruption,
+                                 &volumes,      &autoscalers,
+                                 &endpoints,    &endpoint_slices,
+                                 &service_lb};
+    if (ingress_status) all.push_back(ingress_status.get());
+    for (Controller* c :
+         std::initializer_list<Controller*>{&service_accounts, &root_ca, &aggregation, &crds,
+                                            &quotas, &csr_approving, &csr_signing, &node_lifecycle})
+      all.push_back(c);
+    return all;
+  }
 };
 
 ControllerManager::ControllerManager(client::Client* client, client::SharedInformers* informers,
@@ -116,63 +136,15 @@ ControllerManager::~ControllerManager() { Stop(); }
 void ControllerManager::Start() {
   if (started_) return;
   started_ = true;
-  c_->gc.Start();
-  c_->apiservices.Start();
-  c_->namespaces.Start();
-  c_->replicasets.Start();
-  c_->deployments.Start();
-  c_->jobs.Start();
-  c_->daemonsets.Start();
-  c_->cronjobs.Start();
-  c_->statefulsets.Start();
-  c_->replication_controllers.Start();
-  c_->pod_gc.Start();
-  c_->disruption.Start();
-  c_->volumes.Start();
-  c_->autoscalers.Start();
-  c_->endpoints.Start();
-  c_->endpoint_slices.Start();
-  c_->service_lb.Start();
-  if (c_->ingress_status) c_->ingress_status->Start();
-  c_->service_accounts.Start();
-  c_->root_ca.Start();
-  c_->aggregation.Start();
-  c_->crds.Start();
-  c_->quotas.Start();
-  c_->csr_approving.Start();
-  c_->csr_signing.Start();
-  c_->node_lifecycle.Start();
+  for (Controller* c : c_->InStartOrder()) c->Start();
 }
 
 void ControllerManager::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  c_->node_lifecycle.Stop();
-  c_->csr_signing.Stop();
-  c_->csr_approving.Stop();
-  c_->quotas.Stop();
-  c_->apiservices.Stop();
-  c_->crds.Stop();
-  c_->aggregation.Stop();
-  c_->root_ca.Stop();
-  c_->service_accounts.Stop();
-  c_->service_lb.Stop();
-  if (c_->ingress_status) c_->ingress_status->Stop();
-  c_->endpoint_slices.Stop();
-  c_->endpoints.Stop();
-  c_->autoscalers.Stop();
-  c_->volumes.Stop();
-  c_->daemonsets.Stop();
-  c_->cronjobs.Stop();
-  c_->statefulsets.Stop();
-  c_->pod_gc.Stop();
-  c_->disruption.Stop();
-  c_->jobs.Stop();
-  c_->deployments.Stop();
-  c_->replicasets.Stop();
-  c_->replication_controllers.Stop();
-  c_->namespaces.Stop();
-  c_->gc.Stop();
+  // The reverse of their start: the garbage collector, which the others' deletes feed, last.
+  auto all = c_->InStartOrder();
+  for (auto c = all.rbegin(); c != all.rend(); ++c) (*c)->Stop();
 }
 
 }  // namespace kiso::controller

@@ -262,6 +262,11 @@ Result<std::string> SignCertificateRequest(const std::string& data_dir, std::str
 
 namespace {
 
+// An IP address (v4 or v6) rather than a DNS name, as a certificate's names tell them apart.
+bool IsAddress(const std::string& host) {
+  return host.find_first_not_of("0123456789.:abcdef") == std::string::npos;
+}
+
 // Whether the certificate in `path` names every one of `hosts` (addresses or names).
 bool CoversNames(const std::string& path, const std::vector<std::string>& hosts) {
   auto pem = ReadFile(path);
@@ -272,9 +277,8 @@ bool CoversNames(const std::string& path, const std::vector<std::string>& hosts)
   if (cert == nullptr) return false;
   bool all = true;
   for (const auto& h : hosts) {
-    bool ip = h.find_first_not_of("0123456789.:abcdef") == std::string::npos;
-    int ok = ip ? X509_check_ip_asc(cert, h.c_str(), 0)
-                : X509_check_host(cert, h.data(), h.size(), 0, nullptr);
+    int ok = IsAddress(h) ? X509_check_ip_asc(cert, h.c_str(), 0)
+                          : X509_check_host(cert, h.data(), h.size(), 0, nullptr);
     all = all && ok == 1;
   }
   X509_free(cert);
@@ -318,8 +322,7 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
       if (addr != "127.0.0.1" && addr != "::1") san += ",IP:" + addr;
     }
     for (const auto& h : extra_hosts) {
-      bool ip = h.find_first_not_of("0123456789.:abcdef") == std::string::npos;
-      san += (ip ? ",IP:" : ",DNS:") + h;
+      san += (IsAddress(h) ? ",IP:" : ",DNS:") + h;
     }
     KISO_ASSIGN_OR_RETURN(auto cert,
                           Issue(key.get(), Subject{.common_name = "kiso-apiserver", .san = san},
