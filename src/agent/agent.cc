@@ -30,6 +30,7 @@ using runtime::ContainerStatus;
 namespace {
 
 const api::ResourceType& Pods() { return *api::FindResource("", "v1", "pods"); }
+const api::ResourceType& Nodes() { return *api::FindResource("", "v1", "nodes"); }
 
 using api::KeyOf;
 
@@ -77,6 +78,7 @@ Status Agent::Start() {
   d.os_image = "kiso";
   d.message = "kiso agent is posting ready status";
   KISO_RETURN_IF_ERROR(RegisterNode(client_, d));
+  KISO_RETURN_IF_ERROR(ConfigurePodRange());
   Adopt();
   pods_->Start();
   loop_.Start(
@@ -90,7 +92,42 @@ Status Agent::Start() {
   return Status::Ok();
 }
 
+Status Agent::ConfigurePodRange() {
+  auto node = client_->Get(Nodes(), "", options_.node_name);
+  if (!node.ok()) return node.status();
+  std::string cidr(api::GetString(*node, {"spec", "podCIDR"}));
+  if (!cidr.empty()) {
+    if (!options_.pod_cidr.empty() && cidr != options_.pod_cidr) {
+      spdlog::warn(
+          "agent: node {} has the pod range {} (spec.podCIDR is fixed once set); "
+          "--pod-cidr {} is not used",
+          options_.node_name, cidr, options_.pod_cidr);
+    }
+    return network_->SetPodCidr(cidr);
+  }
+  // A new Node: the server's node IPAM controller gives it a range. Pods bound
+  // here meanwhile wait (their sandboxes' networks cannot be made yet) and are
+  // looked at again the moment it comes.
+  spdlog::info("agent: node {} waits for its pod range (spec.podCIDR) from the server",
+               options_.node_name);
+  node_ = std::make_unique<client::Informer>(
+      client_, &Nodes(), [this](const json::value*, const json::value& obj, bool deleted) {
+        std::string given(api::GetString(obj, {"spec", "podCIDR"}));
+        if (deleted || given.empty() || network_->configured()) return;
+        if (Status s = network_->SetPodCidr(given); !s.ok()) {
+          spdlog::error("agent: pod range {}: {}", given, s.ToString());
+          return;
+        }
+        spdlog::info("agent: node {} has the pod range {}", options_.node_name, given);
+        for (const auto& p : pods_->Items()) loop_.queue().Add(KeyOf(*p));
+      });
+  node_->SetFieldSelector("metadata.name=" + options_.node_name);
+  node_->Start();
+  return Status::Ok();
+}
+
 void Agent::Stop() {
+  if (node_) node_->Stop();
   loop_.Stop();  // The queue is shut down: a termination's requeue is a no-op from here.
   pods_->Stop();
   // Graceful stops under way finish (within their grace periods); nothing of

@@ -39,7 +39,11 @@ struct AgentOptions {
   std::string data_dir;   // pods/ (logs, volumes) live here.
   std::string
       internal_ip;  // The Node's InternalIP (--node-ip); default: the host's primary address.
-  std::string pod_cidr = "10.42.0.0/24";
+  // The node's pod range (--pod-cidr), written into the Node it registers.
+  // Empty (the default): the Node's spec.podCIDR, which the server's node IPAM
+  // controller gives it from --cluster-cidr; pods wait for it. A Node that has
+  // one keeps it (the field is fixed once set).
+  std::string pod_cidr;
   // The cluster DNS pods resolve with (empty: the node's resolvers) and its domain;
   // the node's own resolver configuration (what dnsPolicy Default gives).
   std::string cluster_dns = "10.43.0.10";
@@ -181,6 +185,9 @@ class Agent {
   // The same, and it must be running to `verb` ("exec in", "attach to").
   std::variant<runtime::ContainerStatus, apiserver::Response> RunningContainer(
       const boost::json::value& pod, const apiserver::Request& req, std::string_view verb);
+  // The network's pod range from this Node's spec.podCIDR, now or (a new Node
+  // without one) as soon as the server gives it.
+  Status ConfigurePodRange();
   void Adopt();
   // Sets container `name`'s waiting reason; records an event when it is new.
   // The RuntimeClass handler the pod runs with ("": the node's default), or
@@ -196,6 +203,8 @@ class Agent {
   image::ImageService* images_;
   network::CniNetwork* network_;
   std::unique_ptr<client::Informer> pods_;
+  // This Node, watched until it has a pod range (only when it registered without one).
+  std::unique_ptr<client::Informer> node_;
   client::EventRecorder events_;
   NodeLoop loop_;
   // Stops `state`'s containers within `grace` on a thread of its own, then

@@ -40,7 +40,10 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   proxy.node_name = node->agent_->node_name();
   proxy.rules.table = network::proxy::TableFor(options.cni_bridge);
   proxy.rules.bridge = options.cni_bridge;
-  proxy.rules.pod_cidr = options.agent.pod_cidr;
+  // This node's pods are what it masquerades on their way out: the range it was
+  // given explicitly, else the cluster's (its range, given by the server, is in it).
+  proxy.rules.pod_cidr =
+      options.agent.pod_cidr.empty() ? options.cluster_cidr : options.agent.pod_cidr;
   proxy.rules.cluster_cidr = options.cluster_cidr;
   node->proxy_ = std::make_unique<ServiceProxy>(client, proxy);
   network::policy::EnforcerOptions enforcement{options.cni_bridge};

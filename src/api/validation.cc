@@ -16,6 +16,7 @@
 #include "api/object.h"
 #include "api/selector.h"
 #include "common/base64.h"
+#include "common/cidr.h"
 #include "common/cron.h"
 
 namespace kiso::api {
@@ -466,7 +467,18 @@ void ApplyDefaults(const ResourceType& type, json::object& obj) {
       }
     }
   } else if (kind == "Node") {
-    Child(obj, "spec");
+    // podCIDR and podCIDRs say the same (upstream's v1 conversion keeps them so):
+    // either one given fills in the other.
+    auto& spec = Child(obj, "spec");
+    const auto* one = spec.if_contains("podCIDR");
+    const auto* many = spec.if_contains("podCIDRs");
+    const bool has_one = one && one->is_string() && !one->get_string().empty();
+    const bool has_many = many && many->is_array() && !many->get_array().empty();
+    if (has_one && !has_many) {
+      spec["podCIDRs"] = json::array{*one};
+    } else if (has_many && !has_one && many->get_array()[0].is_string()) {
+      spec["podCIDR"] = many->get_array()[0];
+    }
     Child(obj, "status");
   }
 }
@@ -700,6 +712,31 @@ class Validator {
     if (affinity && !affinity->is_null() && Find(spec, {"nodeAffinity"}) &&
         *Find(spec, {"nodeAffinity"}) != *affinity)
       Forbidden("spec.nodeAffinity", "field is immutable once set");
+  }
+
+  // ValidateNode's podCIDRs: IPv4 ranges (kiso's pod network is IPv4), the
+  // first of them podCIDR; once set, fixed (the node IPAM controller gives
+  // one to a node that has none, as upstream allows).
+  void NodeObject(const json::object& obj, const json::object* old) {
+    const auto* many = Find(obj, {"spec", "podCIDRs"});
+    if (many && many->is_array()) {
+      size_t i = 0;
+      for (const auto& c : many->get_array()) {
+        std::string f = fmt::format("spec.podCIDRs[{}]", i++);
+        if (!c.is_string() || !Ipv4Cidr::Parse(c.get_string()).ok())
+          InvalidValue(f, c, "must be an IPv4 CIDR such as 10.42.0.0/24");
+      }
+      if (many->get_array().size() > 1)
+        Forbidden("spec.podCIDRs", "may specify no more than one CIDR (kiso's pods are IPv4)");
+      const auto* one = Find(obj, {"spec", "podCIDR"});
+      if (one && !many->get_array().empty() && *one != many->get_array()[0])
+        InvalidValue("spec.podCIDR", *one, "must equal spec.podCIDRs[0]");
+    }
+    if (!old) return;
+    const auto* was = Find(*old, {"spec", "podCIDRs"});
+    if (was && was->is_array() && !was->get_array().empty() && (!many || *many != *was)) {
+      Forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" to valid");
+    }
   }
 
   // ValidateStorageClass and its update: the provisioner, parameters and
@@ -1436,6 +1473,8 @@ std::vector<Cause> Validate(const ResourceType& type, const json::object& obj,
     v.Volume(obj, old);
   } else if (kind == "StorageClass") {
     v.StorageClassObject(obj, old);
+  } else if (kind == "Node") {
+    v.NodeObject(obj, old);
   } else if (kind == "RuntimeClass") {
     v.RuntimeClassObject(obj, old);
   } else if (kind == "PodTemplate") {

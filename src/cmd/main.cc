@@ -66,6 +66,8 @@ struct ServerFlags {
   std::string renew_deadline = "10s";
   std::string retry_period = "2s";
   int apiserver_lease_seconds = 15;
+  bool allocate_node_cidrs = true;
+  int node_cidr_mask_size = 24;
 };
 
 // SQLite is one node's store (consistent and available, not partition
@@ -146,6 +148,12 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   election.lease_duration = millis(flags.lease_duration);
   election.renew_deadline = millis(flags.renew_deadline);
   election.retry_period = millis(flags.retry_period);
+  kiso::controller::NodeIpamOptions node_ipam{flags.node.cluster_cidr, flags.node_cidr_mask_size};
+  if (auto s = kiso::controller::ValidateNodeIpamOptions(node_ipam);
+      flags.allocate_node_cidrs && !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
   if (auto s = kiso::client::ValidateLeaderElection(election); flags.leader_elect && !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;
@@ -211,6 +219,8 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   // the traffic on every node (--disable-ingress: neither, as K3s' --disable traefik).
   manager_options.ingress = !flags.node.disable_ingress;
   manager_options.ca_cert_pem = (*server)->ca_cert_pem();
+  manager_options.allocate_node_cidrs = flags.allocate_node_cidrs;
+  manager_options.node_ipam = node_ipam;
   manager_options.read_csr =
       [](std::string_view pem) -> kiso::Result<kiso::controller::CsrSubject> {
     KISO_ASSIGN_OR_RETURN(auto s, kiso::apiserver::ReadCertificateRequest(pem));
@@ -658,6 +668,14 @@ int main(int argc, char** argv) {
   server->add_option("--advertise-address", flags.advertise_address,
                      "Address of the API server in the kubernetes Service's endpoints (default: "
                      "the listen address unless loopback or any, else the host's primary IPv4)");
+  server
+      ->add_option("--allocate-node-cidrs", flags.allocate_node_cidrs,
+                   "Give each Node without one a pod range (spec.podCIDR) from --cluster-cidr")
+      ->capture_default_str();
+  server
+      ->add_option("--node-cidr-mask-size", flags.node_cidr_mask_size,
+                   "Prefix length of each Node's pod range taken from --cluster-cidr")
+      ->capture_default_str();
   server
       ->add_option("--terminated-pod-gc-threshold", flags.terminated_pod_gc_threshold,
                    "Terminated pods kept before the oldest are deleted (0: keep all)")

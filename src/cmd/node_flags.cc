@@ -10,8 +10,9 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
   app.add_option("--node-name", node.agent.node_name, "Node name (default: host name)");
   app.add_option("--node-ip", node.agent.internal_ip,
                  "The node's InternalIP (default: the host's primary address)");
-  app.add_option("--pod-cidr", node.agent.pod_cidr, "This node's pod addresses")
-      ->capture_default_str();
+  app.add_option("--pod-cidr", node.agent.pod_cidr,
+                 "This node's pod addresses (default: the range the server's node IPAM gives "
+                 "the Node from --cluster-cidr, a /24 of 10.42.0.0/16)");
   app.add_option("--cni-bridge", node.cni_bridge, "Bridge the pods attach to")
       ->capture_default_str();
   app.add_option("--cluster-cidr", node.cluster_cidr,

@@ -79,7 +79,10 @@ struct ControllerManager::Controllers {
         quotas(client, informers),
         csr_approving(client, o.read_csr, informers),
         csr_signing(client, o.sign_csr, informers),
-        node_lifecycle(client, NodeLifecycle(o), Clock::Real(), informers) {}
+        node_lifecycle(client, NodeLifecycle(o), Clock::Real(), informers),
+        node_ipam(o.allocate_node_cidrs
+                      ? std::make_unique<NodeIpamController>(client, o.node_ipam, informers)
+                      : nullptr) {}
 
   GarbageCollector gc;
   NamespaceController namespaces;
@@ -107,6 +110,7 @@ struct ControllerManager::Controllers {
   CertificateApprovingController csr_approving;
   CertificateSigningController csr_signing;
   NodeLifecycleController node_lifecycle;
+  std::unique_ptr<NodeIpamController> node_ipam;
 
   std::vector<Controller*> InStartOrder() {
     std::vector<Controller*> all{&gc,           &apiservices,
@@ -123,6 +127,7 @@ struct ControllerManager::Controllers {
          std::initializer_list<Controller*>{&service_accounts, &root_ca, &aggregation, &crds,
                                             &quotas, &csr_approving, &csr_signing, &node_lifecycle})
       all.push_back(c);
+    if (node_ipam) all.push_back(node_ipam.get());
     return all;
   }
 };

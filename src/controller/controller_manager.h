@@ -14,6 +14,7 @@
 #include "client/shared_informers.h"
 #include "controller/csr_approving_controller.h"
 #include "controller/csr_signing_controller.h"
+#include "controller/node_ipam_controller.h"
 
 namespace kiso::controller {
 
@@ -25,6 +26,9 @@ struct ControllerManagerOptions {
   std::string ca_cert_pem;  // Published as kube-root-ca.crt in every namespace.
   CsrReader read_csr;       // For the approving controller.
   CsrSigner sign_csr;       // For the signing controller.
+  // Pod ranges for Nodes without one (--allocate-node-cidrs); validated before.
+  bool allocate_node_cidrs = true;
+  NodeIpamOptions node_ipam;
 };
 
 class ControllerManager {

@@ -78,13 +78,21 @@ Result<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniOptions options) {
     ours = !old_ec && old.is_object() && old.as_object().contains("name") &&
            old.as_object().at("name") == "kiso";
   }
+  n->ours_ = ours;
+  // Without a range yet (it comes with the Node's spec.podCIDR), the plugins of
+  // the list it will be are checked now, and the list written when it comes.
+  std::string text;
   if (ours) {
-    fs::create_directories(fs::path(options.conflist).parent_path(), ec);
-    std::ofstream(options.conflist) << DefaultConflist(options);
+    CniOptions shape = options;
+    if (shape.pod_cidr.empty()) shape.pod_cidr = "10.42.0.0/24";
+    text = DefaultConflist(shape);
+    if (!options.pod_cidr.empty()) KISO_RETURN_IF_ERROR(n->SetPodCidr(options.pod_cidr));
+  } else {
+    text = Slurp(options.conflist);
+    n->conflist_text_ = text;
   }
-  n->conflist_text_ = Slurp(options.conflist);
   boost::system::error_code jec;
-  auto v = json::parse(n->conflist_text_, jec);
+  auto v = json::parse(text, jec);
   if (jec || !v.is_object() || !v.as_object().contains("plugins")) {
     return MakeStatus(Code::kInvalidArgument, "{}: not a CNI network configuration list",
                       options.conflist);
@@ -99,6 +107,39 @@ Result<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniOptions options) {
     }
   }
   return n;
+}
+
+Status CniNetwork::SetPodCidr(const std::string& pod_cidr) {
+  if (!ours_) return Status::Ok();  // Someone else's list: its own IPAM decides.
+  CniOptions o = options_;
+  o.pod_cidr = pod_cidr;
+  std::string text = DefaultConflist(o);
+  std::error_code ec;
+  fs::create_directories(fs::path(o.conflist).parent_path(), ec);
+  {
+    std::ofstream out(o.conflist + ".tmp", std::ios::trunc);
+    out << text;
+    if (!out.flush() || rename((o.conflist + ".tmp").c_str(), o.conflist.c_str()) != 0)
+      return MakeStatus(Code::kInternal, "write {}: {}", o.conflist, strerror(errno));
+  }
+  std::lock_guard lock(mu_);
+  conflist_text_ = std::move(text);
+  return Status::Ok();
+}
+
+bool CniNetwork::configured() const {
+  std::lock_guard lock(mu_);
+  return !conflist_text_.empty();
+}
+
+Result<std::string> CniNetwork::ConflistText() const {
+  std::lock_guard lock(mu_);
+  if (conflist_text_.empty()) {
+    return Status(Code::kUnavailable,
+                  "the node has no pod range yet (spec.podCIDR, given by the server's node IPAM "
+                  "controller from --cluster-cidr, or the agent's --pod-cidr)");
+  }
+  return conflist_text_;
 }
 
 std::string CniNetwork::FindPlugin(const std::string& type) const {
@@ -155,6 +196,7 @@ Result<Attachment> AttachmentOf(const std::string& sandbox_id, const json::value
 
 Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::string& netns,
                                    const std::vector<PortMapping>& ports) {
+  KISO_ASSIGN_OR_RETURN(std::string text, ConflistText());
   std::string path = fmt::format("{}", fmt::join(options_.plugin_dirs, ":"));
   // "lo" first, through the loopback plugin.
   Invocation lo{"ADD", sandbox_id, netns, "lo", path};
@@ -162,7 +204,7 @@ Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::str
       Invoke(FindPlugin("loopback"), lo,
              json::object{{"cniVersion", "1.0.0"}, {"name", "loopback"}, {"type", "loopback"}})
           .status());
-  auto list = json::parse(conflist_text_).as_object();
+  auto list = json::parse(text).as_object();
   Invocation in{"ADD", sandbox_id, netns, "eth0", path};
   json::value prev;
   for (const auto& p : list.at("plugins").as_array()) {
@@ -224,7 +266,9 @@ Status CniNetwork::Del(const std::string& sandbox_id, const std::string& netns) 
   json::value prev = !ec && cached.is_object() ? cached.as_object().at("result") : json::value();
   // A namespace that is gone: plugins must still release what they hold (CNI spec).
   std::string ns = fs::exists(netns) ? netns : "";
-  auto list = json::parse(conflist_text_).as_object();
+  if (ec && !configured()) return Status::Ok();  // Never attached: no range, no ADD.
+  KISO_ASSIGN_OR_RETURN(std::string text, ConflistText());
+  auto list = json::parse(text).as_object();
   const auto& plugins = list.at("plugins").as_array();
   Invocation in{"DEL", sandbox_id, ns, "eth0", path};
   Status first_error;

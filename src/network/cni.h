@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ struct Attachment {
 
 struct CniOptions {
   std::string conflist;  // A .conflist file; kiso's own (named "kiso") is written from pod_cidr.
+  // Empty: not known yet (SetPodCidr gives it; until then Add is Unavailable).
   std::string pod_cidr = "10.42.0.0/24";
   std::string bridge = "kiso0";
   std::string cache_dir;  // Cached results and host-local's allocations.
@@ -35,6 +37,12 @@ struct CniOptions {
 class CniNetwork {
  public:
   static Result<std::unique_ptr<CniNetwork>> Create(CniOptions options);
+
+  // The node's pod range, for kiso's own list (written then); someone else's
+  // list is left as it is. Idempotent.
+  Status SetPodCidr(const std::string& pod_cidr);
+  // Whether the list is known (kiso's needs the pod range).
+  bool configured() const;
 
   // Attaches the sandbox's network namespace; returns its address.
   Result<Attachment> Add(const std::string& sandbox_id, const std::string& netns,
@@ -64,10 +72,13 @@ class CniNetwork {
  private:
   explicit CniNetwork(CniOptions options) : options_(std::move(options)) {}
   std::string FindPlugin(const std::string& type) const;
+  Result<std::string> ConflistText() const;  // Unavailable until the range is known.
 
   CniOptions options_;
   std::string name_;
-  std::string conflist_text_;
+  bool ours_ = false;
+  mutable std::mutex mu_;
+  std::string conflist_text_;  // Guarded by mu_; empty until the pod range is known.
 };
 
 }  // namespace kiso::network

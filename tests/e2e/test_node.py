@@ -21,6 +21,8 @@ from registry import LocalRegistry
 # Per test process, so that suites running at once do not share a bridge or addresses.
 SLOT = machine_slot()
 BRIDGE = f"kisoe2e{SLOT}"
+# The cluster's pod range is one /24, which the server's node IPAM gives the node
+# (no --pod-cidr: the agent waits for its Node's spec.podCIDR).
 POD_CIDR = f"10.233.{SLOT}.0/24"
 # Service addresses of its own too: the host reaches cluster IPs of every cluster on it.
 SERVICE_CIDR = f"10.{100 + SLOT}.0.0/16"
@@ -91,7 +93,7 @@ def node(registry, tmp_path_factory):
   registry.k8s.io:
     endpoint: ["http://{registry.address}"]
 """)
-    s = Server(["--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
+    s = Server(["--node-name", NODE, "--cluster-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
                 "--service-cidr", SERVICE_CIDR, "--horizontal-pod-autoscaler-sync-period", "2s",
                 "--sync-frequency", "1s",
                 "--registries", str(mirrors)], agent=True)
@@ -151,6 +153,15 @@ spec:
     image: busybox
     command: {json.dumps(command)}
 {extra}"""
+
+
+def test_the_node_got_its_pod_range_from_the_server(node):
+    s, k = node
+    spec = json.loads(k("get", "node", NODE, "-o", "json"))["spec"]
+    assert spec["podCIDR"] == POD_CIDR and spec["podCIDRs"] == [POD_CIDR]
+    with open(os.path.join(s.dir, "agent", "cni", "10-kiso.conflist")) as f:
+        conflist = json.load(f)
+    assert conflist["plugins"][0]["ipam"]["ranges"] == [[{"subnet": POD_CIDR}]]
 
 
 def test_pod_runs_to_completion_and_logs(node):
