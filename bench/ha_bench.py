@@ -75,7 +75,7 @@ def main():
         try:
             wait_for(lambda: all(h.endswith(identity(servers[0])) for h in holders(servers[0])),
                      30, "the first server to lead")
-            servers.append(Server(extra_args=flags))
+            servers.append(Server(extra_args=flags + servers[0].join_args()))
             for _ in range(args.kills):
                 leader_id = holders(servers[1])[1]
                 leader = next(s for s in servers if leader_id.endswith(identity(s)))

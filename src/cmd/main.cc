@@ -19,6 +19,7 @@
 #include "api/errors.h"
 #include "api/object.h"
 #include "apiserver/api_server.h"
+#include "apiserver/authn/cluster_secrets.h"
 #include "apiserver/authn/credentials.h"
 #include "client/client.h"
 #include "client/https_transport.h"
@@ -68,6 +69,8 @@ struct ServerFlags {
   int apiserver_lease_seconds = 15;
   bool allocate_node_cidrs = true;
   int node_cidr_mask_size = 24;
+  std::string token;  // The cluster's server token (servers on one etcd).
+  bool join = false;
 };
 
 // SQLite is one node's store (consistent and available, not partition
@@ -165,6 +168,22 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   auto store = kiso::store::OpenStore(store_url);
   if (!store.ok()) {
     spdlog::error("open store {}: {}", store_url, store.status().ToString());
+    return 1;
+  }
+  // Servers on one etcd share the cluster's CA, keys and admin token through it.
+  if ((*store)->Backend() == "etcd") {
+    auto shared = kiso::apiserver::ShareClusterSecrets(
+        store->get(), {std::filesystem::absolute(data_dir).string(), flags.token, flags.join});
+    if (!shared.ok()) {
+      spdlog::error("cluster secrets: {}", shared.status().message());
+      return 1;
+    }
+    spdlog::info("cluster secrets: {} (a server joins with --token from {}/tls/server-token)",
+                 shared->created ? "this server began the cluster; its CA and keys are in the store"
+                                 : "the cluster's CA and keys, from the store",
+                 data_dir);
+  } else if (flags.join) {
+    spdlog::error("--join needs an etcd store (--store etcd://…): SQLite is one server's");
     return 1;
   }
   auto rev = (*store)->CurrentRevision();
@@ -668,6 +687,12 @@ int main(int argc, char** argv) {
   server->add_option("--advertise-address", flags.advertise_address,
                      "Address of the API server in the kubernetes Service's endpoints (default: "
                      "the listen address unless loopback or any, else the host's primary IPv4)");
+  server->add_option("--token", flags.token,
+                     "The cluster's server token (servers on one etcd): the first server makes "
+                     "one unless given, in DATA_DIR/tls/server-token; another joins with it");
+  server->add_flag("--join", flags.join,
+                   "Join the cluster whose secrets the etcd store holds (refuse to begin a new "
+                   "one)");
   server
       ->add_option("--allocate-node-cidrs", flags.allocate_node_cidrs,
                    "Give each Node without one a pod range (spec.podCIDR) from --cluster-cidr")

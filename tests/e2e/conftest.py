@@ -128,6 +128,12 @@ class Server:
         self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home)
 
+    def join_args(self):
+        """What another server on this one's etcd passes to join its cluster: --join and the
+        server token this one began the cluster with."""
+        with open(os.path.join(self.dir, "tls", "server-token")) as f:
+            return ["--join", "--token", f.read().strip()]
+
     def start(self, wait=True):
         self.proc = subprocess.Popen(
             [KISO_BIN, "server", "--data-dir", self.dir, "--https-port", str(self.port), *self.args],

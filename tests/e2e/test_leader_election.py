@@ -55,7 +55,7 @@ def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):
         k1 = Kubectl(first)
         wait_for(lambda: len(holders(k1)) == 2, 10, "the first server to take both Leases")
         assert all(h.endswith(identity(first)) for h in holders(k1).values()), holders(k1)
-        second = Server(extra_args=store)
+        second = Server(extra_args=store + first.join_args())
         k2 = Kubectl(second)
         # The second serves the same Leases and waits: the first keeps renewing them.
         assert all(h.endswith(identity(first)) for h in holders(k2).values()), holders(k2)
@@ -117,7 +117,7 @@ def test_a_stopped_leader_hands_its_leases_on_at_once(etcd):
     try:
         k1 = Kubectl(first)
         wait_for(lambda: len(holders(k1)) == 2, 10, "the first server to take both Leases")
-        second = Server(extra_args=store)
+        second = Server(extra_args=store + first.join_args())
         k2 = Kubectl(second)
         stopped_at = time.monotonic()
         first.stop()
@@ -166,6 +166,49 @@ def test_a_second_server_on_one_sqlite_file_is_refused_saying_why():
     # restart test above starts a server again on a killed one's directory.
 
 
+def test_a_second_server_joins_with_the_token_and_shares_the_credentials(etcd, tmp_path):
+    """The first server on an etcd begins the cluster: its CA, keys and admin token go into the
+    store, sealed with its server token. Another joins with --join and that token and serves
+    with the same credentials: the first's kubeconfig and a ServiceAccount token it issued work
+    against the second. Without the token, or with another, a server is refused and says why."""
+    store = ["--store", f"etcd://{etcd}"]
+    first = Server(extra_args=store)
+    second = None
+    try:
+        def refused(*extra):
+            d = tmp_path / f"refused-{len(extra)}"
+            p = subprocess.run([KISO_BIN, "server", "--data-dir", str(d), "--https-port",
+                                str(free_port()), "--disable-agent", "--dns-port", "0", *store,
+                                *extra], capture_output=True, text=True, timeout=30)
+            assert p.returncode == 1, p.stdout + p.stderr
+            return p.stdout + p.stderr
+        assert "pass --token" in refused()
+        assert "does not open the cluster secrets" in refused("--token", "not-the-token")
+        second = Server(extra_args=store + first.join_args())
+        for f in ("ca.crt", "ca.key", "service-account.key", "admin.token"):
+            with open(f"{first.dir}/tls/{f}") as a, open(f"{second.dir}/tls/{f}") as b:
+                assert a.read() == b.read(), f
+        assert first.token == second.token
+        # The first's kubeconfig (its CA, its token) against the second's address.
+        k1 = Kubectl(first)
+        to_second = ["--server", f"https://127.0.0.1:{second.port}"]
+        k1("create", "namespace", "shared")
+        assert "shared" in k1("get", "namespaces", *to_second)
+        token = k1("create", "token", "default", "-n", "shared").strip()
+        who = json.loads(k1("auth", "whoami", "-o", "json", "--token", token, *to_second))
+        assert who["status"]["userInfo"]["username"] == "system:serviceaccount:shared:default"
+        # The second's server certificate is the cluster CA's (kubectl verified it above),
+        # and a restart needs no --token: its data directory keeps it.
+        second.kill()
+        second.args = [a for a in second.args if a not in first.join_args()]
+        second.start()
+        assert "shared" in Kubectl(second)("get", "namespaces")
+    finally:
+        if second:
+            second.stop()
+        first.stop()
+
+
 def endpoint_addresses(kubectl):
     ep = json.loads(kubectl("get", "endpoints", "kubernetes", "-o", "json"))
     ips = sorted(a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses", []))
@@ -186,7 +229,7 @@ def test_the_kubernetes_service_lists_every_live_server(etcd):
     killed = False
     try:
         k1 = Kubectl(first)
-        second = Server(extra_args=store, address="127.0.0.3", port=port)
+        second = Server(extra_args=store + first.join_args(), address="127.0.0.3", port=port)
         k2 = Kubectl(second)
         wait_for(lambda: endpoint_addresses(k1) == ["127.0.0.2", "127.0.0.3"], 10,
                  "both servers in the kubernetes endpoints")
@@ -199,7 +242,7 @@ def test_the_kubernetes_service_lists_every_live_server(etcd):
         took = time.monotonic() - killed_at
         print(f"a dead server left the kubernetes endpoints after {took * 1000:.0f} ms (lease 3 s)")
         assert took >= 1.0  # Not before its Lease could have run out (renewed each second).
-        third = Server(extra_args=store, address="127.0.0.4", port=port)
+        third = Server(extra_args=store + first.join_args(), address="127.0.0.4", port=port)
         wait_for(lambda: endpoint_addresses(k2) == ["127.0.0.3", "127.0.0.4"], 10,
                  "a third server to join")
         stopped_at = time.monotonic()

@@ -161,7 +161,37 @@ Result<bool> EnsureCa(const std::string& dir, const std::string& name,
   return true;
 }
 
+// Whether the certificate at `cert_path` was signed by the CA at `ca_path`
+// (false when either cannot be read): a CA replaced under it (a server that
+// joined a cluster) voids the certificates the old one signed.
+bool SignedBy(const std::string& cert_path, const std::string& ca_path) {
+  auto cert_pem = ReadFile(cert_path);
+  auto ca_pem = ReadFile(ca_path);
+  if (!cert_pem.ok() || !ca_pem.ok()) return false;
+  BioPtr cbio(BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())), &BIO_free);
+  BioPtr abio(BIO_new_mem_buf(ca_pem->data(), static_cast<int>(ca_pem->size())), &BIO_free);
+  X509Ptr cert(PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr), &X509_free);
+  X509Ptr ca(PEM_read_bio_X509(abio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!cert || !ca) return false;
+  EVP_PKEY* ca_key = X509_get0_pubkey(ca.get());
+  return ca_key != nullptr && X509_verify(cert.get(), ca_key) == 1;
+}
+
 }  // namespace
+
+Status CreateClusterCredentials(const std::string& data_dir) {
+  std::string dir = data_dir + "/tls";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return MakeStatus(Code::kInternal, "create {}: {}", dir, ec.message());
+  KISO_RETURN_IF_ERROR(EnsureCa(dir, "ca", "kiso-ca").status());
+  KISO_RETURN_IF_ERROR(EnsureCa(dir, "request-header-ca", "kiso-request-header-ca").status());
+  if (!std::filesystem::exists(dir + "/admin.token"))
+    KISO_RETURN_IF_ERROR(WriteFileAtomic(dir + "/admin.token", RandomToken() + "\n", 0600));
+  return Status::Ok();
+}
+
+std::string NewRandomToken() { return RandomToken(); }
 
 Result<ClientCertificate> IssueClientCertificate(const std::string& data_dir,
                                                  const std::string& user,
@@ -300,7 +330,8 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
   std::string token_path = dir + "/admin.token";
 
   KISO_ASSIGN_OR_RETURN(bool new_ca, EnsureCa(dir, "ca", "kiso-ca"));
-  if (new_ca) fs::remove(srv_crt, ec);  // A new CA invalidates the old server certificate.
+  // A new CA (or one a joined cluster's replaced) voids the old server certificate.
+  if (new_ca || (fs::exists(srv_crt) && !SignedBy(srv_crt, ca_crt))) fs::remove(srv_crt, ec);
   KISO_ASSIGN_OR_RETURN(creds.ca_cert_pem, ReadFile(ca_crt));
   if (fs::exists(srv_crt) && !CoversNames(srv_crt, extra_hosts)) {
     // Started on another address than the certificate names (K3s reissues too).
@@ -339,7 +370,8 @@ Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const s
               proxy_key = dir + "/client-auth-proxy.key";
   KISO_ASSIGN_OR_RETURN(bool new_proxy_ca,
                         EnsureCa(dir, "request-header-ca", "kiso-request-header-ca"));
-  if (new_proxy_ca || !fs::exists(proxy_crt) || !fs::exists(proxy_key)) {
+  if (new_proxy_ca || !fs::exists(proxy_crt) || !fs::exists(proxy_key) ||
+      !SignedBy(proxy_crt, dir + "/request-header-ca.crt")) {
     KISO_ASSIGN_OR_RETURN(auto ca, LoadCa(dir, "request-header-ca"));
     PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);
     if (!key) return MakeStatus(Code::kInternal, "{}", OpenSslError("generate a proxy key"));

@@ -37,6 +37,14 @@ inline constexpr const char* kFrontProxyUser = "system:auth-proxy";
 Result<Credentials> LoadOrCreateCredentials(const std::string& data_dir, const std::string& host,
                                             int port, const std::vector<std::string>& extra_hosts);
 
+// Creates what every server of a cluster shares, unless there: the cluster
+// CA (tls/ca.crt, ca.key), the front proxy's CA (request-header-ca.*) and the
+// admin token (tls/admin.token). LoadOrCreateCredentials creates them too; a
+// server on etcd makes them first, to share them (cluster_secrets.h).
+Status CreateClusterCredentials(const std::string& data_dir);
+// 24 random bytes in hex: a token no one guesses.
+std::string NewRandomToken();
+
 // A client certificate for `user` in `groups` (CN and O, as kube-apiserver
 // reads them), signed by the CA under `data_dir`, valid for `days`; what
 // `kiso kubeconfig --user` writes into a kubeconfig.
