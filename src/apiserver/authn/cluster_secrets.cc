@@ -29,7 +29,7 @@ constexpr const char* kSharedFiles[] = {
 constexpr int kIterations = 600'000;
 constexpr size_t kSaltBytes = 16, kNonceBytes = 12, kTagBytes = 16, kKeyBytes = 32;
 // Bounds on what is read back from the store (a few certificates and keys).
-constexpr size_t kMaxSealedBytes = 256 * 1024;
+constexpr size_t kMaxSealedBytes = size_t{256} * 1024;
 constexpr int kMaxIterations = 10'000'000;
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
