@@ -11,6 +11,7 @@
 
 #include "api/object.h"
 #include "apiserver/api_server.h"
+#include "client/api_servers.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
 #include "client/informer.h"
@@ -295,6 +296,57 @@ TEST_P(ClientTest, Http2StreamsShareOneConnection) {
   EXPECT_TRUE(h2.stream(cancelled).closed);
   EXPECT_NE(h2.stream(all).data.find("\"name\":\"w-49\""), std::string::npos);
   EXPECT_NE(h2.stream(all).data.find("\"name\":\"h-49\""), std::string::npos);
+}
+
+TEST(HttpsTransportTest, GoesToTheNextServerWhenOneCannotBeReached) {
+  testing::TempDir dir("failover");
+  auto s = store::OpenStore("sqlite://" + dir.File("kiso.db"));
+  ASSERT_TRUE(s.ok());
+  apiserver::ApiServerOptions options;
+  options.port = 0;
+  options.data_dir = dir.path();
+  auto server = apiserver::ApiServer::Start(s->get(), options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto config = LoadKubeConfig((*server)->kubeconfig_path());
+  ASSERT_TRUE(config.ok());
+  auto transport = HttpsTransport::Create(*config);
+  ASSERT_TRUE(transport.ok());
+  const std::string live = config->server;
+  const std::string dead = "https://127.0.0.1:1";  // Nothing listens there: refused at once.
+  EXPECT_EQ((*transport)->SetServers({"http://127.0.0.1:1"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ((*transport)->SetServers({}).code(), Code::kInvalidArgument);
+  EXPECT_EQ((*transport)->server(), live);  // Nothing changed by a refused list.
+  // The one in use stays in use while it is listed: a dead one, then both.
+  ASSERT_TRUE((*transport)->SetServers({dead}).ok());
+  ASSERT_TRUE((*transport)->SetServers({dead, live}).ok());
+  EXPECT_EQ((*transport)->server(), dead);
+  Client client(*transport, "test");
+  auto got = client.Get(*api::FindResource("", "v1", "namespaces"), "", "default");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ((*transport)->server(), live);  // It stays with the one that answered.
+  // Only dead servers: an error naming each, not a hang.
+  ASSERT_TRUE((*transport)->SetServers({dead, "https://127.0.0.1:2"}).ok());
+  auto failed = client.Get(*api::FindResource("", "v1", "namespaces"), "", "default");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("127.0.0.1:2"), std::string::npos)
+      << failed.status().message();
+}
+
+TEST(ApiServerWatchTest, TheUrlsOfTheKubernetesSlice) {
+  json::value slice = json::parse(R"({
+    "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+    "endpoints": [
+      {"addresses": ["127.0.0.3"], "conditions": {"ready": true}},
+      {"addresses": ["127.0.0.2"]},
+      {"addresses": ["127.0.0.9"], "conditions": {"ready": false}},
+      {"addresses": ["fd00::1"], "conditions": {"ready": true}}]})");
+  EXPECT_EQ(ApiServerWatch::UrlsOf(slice),
+            (std::vector<std::string>{"https://127.0.0.2:6443", "https://127.0.0.3:6443",
+                                      "https://[fd00::1]:6443"}));
+  EXPECT_TRUE(ApiServerWatch::UrlsOf(json::parse(R"({"endpoints": []})")).empty());
+  EXPECT_TRUE(ApiServerWatch::UrlsOf(json::parse(R"({"ports": [{"port": 0}], "endpoints": [
+        {"addresses": ["127.0.0.2"]}]})"))
+                  .empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ClientTest, ::testing::Values("in-process", "https"),

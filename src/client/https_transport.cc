@@ -1,13 +1,17 @@
 #include "client/https_transport.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
+#include <charconv>
 #include <mutex>
 #include <vector>
 
@@ -28,8 +32,38 @@ struct Connection {
   asio::io_context io;
   ssl::stream<tcp::socket> stream;
   beast::flat_buffer buffer;
+  std::string url;   // The server's.
+  std::string host;  // The server's, for the Host field.
   explicit Connection(ssl::context& tls) : stream(io, tls) {}
 };
+
+// One API server: https://host:port.
+struct Target {
+  std::string url;
+  std::string host;
+  int port = 443;
+};
+
+Result<Target> ParseTarget(const std::string& url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u || u->scheme() != "https" || u->encoded_host().empty())
+    return MakeStatus(Code::kInvalidArgument, "{:?} is not an https://HOST:PORT address", url);
+  Target t;
+  t.url = url;
+  t.host = std::string(u->encoded_host().data(), u->encoded_host().size());
+  if (t.host.size() > 2 && t.host.front() == '[') t.host = t.host.substr(1, t.host.size() - 2);
+  t.port = 443;
+  if (u->has_port()) {
+    auto [end, ec] = std::from_chars(u->port().data(), u->port().data() + u->port().size(), t.port);
+    if (ec != std::errc() || t.port <= 0 || t.port > 65535)
+      return MakeStatus(Code::kInvalidArgument, "{:?}: not a port", url);
+  }
+  return t;
+}
+
+// Each of several servers gets this long to connect and shake hands before
+// the next is tried (a refused connection fails at once; a silent address not).
+constexpr std::chrono::seconds kPerServerDial{5};
 
 apiserver::Response Unavailable(const std::string& what) {
   apiserver::Response r;
@@ -68,7 +102,7 @@ beast::error_code Await(Connection& c, Clock::time_point deadline, Start&& start
   return expired ? beast::error_code(asio::error::timed_out) : result;
 }
 
-std::string Target(const apiserver::Request& req) {
+std::string TargetOf(const apiserver::Request& req) {
   boost::urls::url u;
   u.set_path(req.path);
   for (const auto& [k, v] : req.query) u.params().append({k, v});
@@ -83,25 +117,58 @@ struct HttpsTransport::Impl {
   ssl::context tls{ssl::context::tls_client};
   std::mutex mu;
   std::vector<std::unique_ptr<Connection>> idle;
+  std::vector<Target> servers;  // Guarded by mu; the kubeconfig's server first.
+  size_t current = 0;           // Guarded by mu: the server that answered last.
 
   Clock::time_point Deadline() const {
     return options.timeout.count() > 0 ? Clock::now() + options.timeout : Clock::time_point::max();
   }
 
-  // A kept connection (unless `fresh`), or a new one.
+  std::string CurrentUrl() {
+    std::lock_guard lock(mu);
+    return servers.empty() ? config.server : servers[current % servers.size()].url;
+  }
+
+  // A kept connection (unless `fresh`), or a new one: to the server in use,
+  // else to the next that answers.
   Result<std::unique_ptr<Connection>> Take(Clock::time_point deadline, bool fresh) {
-    if (!fresh) {
+    std::vector<Target> order;
+    size_t first = 0;
+    {
       std::lock_guard lock(mu);
-      if (!idle.empty()) {
+      if (!fresh && !idle.empty()) {
         auto c = std::move(idle.back());
         idle.pop_back();
         return c;
       }
+      order = servers;
+      first = current;
     }
+    std::string errors;
+    for (size_t i = 0; i < order.size(); ++i) {
+      const size_t at = (first + i) % order.size();
+      auto budget = order.size() > 1 ? std::min(deadline, Clock::now() + kPerServerDial) : deadline;
+      auto c = Dial(order[at], budget);
+      if (c.ok()) {
+        std::lock_guard lock(mu);
+        if (current != at && at < servers.size() && servers[at].url == order[at].url) {
+          if (!errors.empty()) spdlog::info("API server {}: in use ({})", order[at].url, errors);
+          current = at;
+        }
+        return c;
+      }
+      errors += (errors.empty() ? "" : "; ") + std::string(c.status().message());
+    }
+    return Status(Code::kUnavailable, errors);
+  }
+
+  Result<std::unique_ptr<Connection>> Dial(const Target& target, Clock::time_point deadline) {
     auto c = std::make_unique<Connection>(tls);
+    c->url = target.url;
+    c->host = target.host;
     beast::error_code ec;
     tcp::resolver resolver(c->io);
-    auto endpoints = resolver.resolve(config.host, std::to_string(config.port), ec);
+    auto endpoints = resolver.resolve(target.host, std::to_string(target.port), ec);
     auto& socket = c->stream.next_layer();
     if (!ec && !options.bind_address.empty()) {
       // From a chosen local address: bound before connecting to the first endpoint.
@@ -116,7 +183,7 @@ struct HttpsTransport::Impl {
                  [&](auto done) { asio::async_connect(socket, endpoints, std::move(done)); });
     }
     if (!ec) socket.set_option(tcp::no_delay(true), ec);
-    const std::string& name = options.server_name.empty() ? config.host : options.server_name;
+    const std::string& name = options.server_name.empty() ? target.host : options.server_name;
     if (!ec && !config.insecure) c->stream.set_verify_callback(ssl::host_name_verification(name));
     if (!ec && !options.server_name.empty())
       SSL_set_tlsext_host_name(c->stream.native_handle(), options.server_name.c_str());
@@ -125,7 +192,7 @@ struct HttpsTransport::Impl {
         c->stream.async_handshake(ssl::stream_base::client, std::move(done));
       });
     }
-    if (ec) return MakeStatus(Code::kUnavailable, "{}: {}", config.server, ec.message());
+    if (ec) return MakeStatus(Code::kUnavailable, "{}: {}", target.url, ec.message());
     return c;
   }
 
@@ -143,6 +210,7 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->options = options;
+  impl->servers.push_back({config.server, config.host, config.port});
   if (config.insecure) {
     impl->tls.set_verify_mode(ssl::verify_none);
   } else {
@@ -153,11 +221,34 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
   return std::shared_ptr<HttpsTransport>(new HttpsTransport(std::move(impl)));
 }
 
+Status HttpsTransport::SetServers(const std::vector<std::string>& urls) {
+  std::vector<Target> targets;
+  for (const auto& url : urls) {
+    KISO_ASSIGN_OR_RETURN(auto t, ParseTarget(url));
+    targets.push_back(std::move(t));
+  }
+  if (targets.empty()) return Status(Code::kInvalidArgument, "no API server given");
+  std::lock_guard lock(impl_->mu);
+  const std::string in_use =
+      impl_->servers.empty() ? "" : impl_->servers[impl_->current % impl_->servers.size()].url;
+  // Kept connections to servers no longer listed are closed.
+  std::erase_if(impl_->idle, [&](const std::unique_ptr<Connection>& c) {
+    return std::none_of(targets.begin(), targets.end(),
+                        [&](const Target& t) { return t.url == c->url; });
+  });
+  impl_->servers = std::move(targets);
+  impl_->current = 0;
+  for (size_t i = 0; i < impl_->servers.size(); ++i) {
+    if (impl_->servers[i].url == in_use) impl_->current = i;  // Kept while it is listed.
+  }
+  return Status::Ok();
+}
+
+std::string HttpsTransport::server() const { return impl_->CurrentUrl(); }
+
 apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
                                               const HeaderLines& extra) {
-  http::request<http::string_body> req{http::string_to_verb(request.method), Target(request), 11};
-  req.set(http::field::host,
-          impl_->options.server_name.empty() ? impl_->config.host : impl_->options.server_name);
+  http::request<http::string_body> req{http::string_to_verb(request.method), TargetOf(request), 11};
   for (const auto& [k, v] : request.headers) req.set(k, v);
   for (const auto& [k, v] : extra) req.insert(k, v);
   if (!impl_->config.token.empty())
@@ -167,7 +258,7 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
   req.prepare_payload();
   bool watch = request.QueryBool("watch") || request.QueryBool("follow");
   auto timed_out = [&] {
-    return Unavailable(fmt::format("{}: no answer within {} ms", impl_->config.server,
+    return Unavailable(fmt::format("{}: no answer within {} ms", impl_->CurrentUrl(),
                                    impl_->options.timeout.count()));
   };
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -177,6 +268,8 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
     auto conn = impl_->Take(deadline, attempt > 0);
     if (!conn.ok()) return Unavailable(conn.status().message());
     auto& c = **conn;
+    req.set(http::field::host,
+            impl_->options.server_name.empty() ? c.host : impl_->options.server_name);
     beast::error_code ec =
         Await(c, deadline, [&](auto done) { http::async_write(c.stream, req, std::move(done)); });
     if (ec == asio::error::timed_out) return timed_out();
@@ -189,7 +282,7 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
       if (ec == asio::error::timed_out) return timed_out();
       if (ec == http::error::body_limit) {
         return Unavailable(fmt::format("{}: the answer is larger than {} bytes",
-                                       impl_->config.server, impl_->options.max_body_bytes));
+                                       impl_->CurrentUrl(), impl_->options.max_body_bytes));
       }
       if (ec) continue;
       auto res = parser.release();
@@ -249,7 +342,7 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
     };
     return out;
   }
-  return Unavailable(fmt::format("{}: the connection failed twice", impl_->config.server));
+  return Unavailable(fmt::format("{}: the connection failed twice", impl_->CurrentUrl()));
 }
 
 }  // namespace kiso::client

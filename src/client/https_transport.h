@@ -44,6 +44,16 @@ class HttpsTransport : public Transport {
   }
   apiserver::Response RoundTrip(const apiserver::Request& request, const HeaderLines& extra);
 
+  // The cluster's API servers (https://HOST:PORT each, one CA): a request
+  // goes to the one that answered last, and when it cannot be reached
+  // (refused, silent for 5 s, a failed handshake) to the next in turn — the
+  // client side of several servers (K3s' agent load balancer). Until called,
+  // the kubeconfig's one server. InvalidArgument for a malformed address
+  // (nothing changed).
+  Status SetServers(const std::vector<std::string>& urls);
+  // The server in use.
+  std::string server() const;
+
  private:
   struct Impl;
   explicit HttpsTransport(std::unique_ptr<Impl> impl);

@@ -7,13 +7,17 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/url/parse.hpp>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
 
 #include "agent/node.h"
 #include "api/validation.h"
 #include "apiserver/http/tunnel_dialer.h"
+#include "client/api_servers.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/kubeconfig.h"
@@ -24,12 +28,67 @@
 namespace {
 
 struct AgentFlags {
-  std::string server;  // https://host:port
+  std::vector<std::string> servers;  // https://host:port each.
   std::string token;
   std::string ca_file;
   std::string kubeconfig;
   std::string data_dir = "/var/lib/kiso";
   kiso::agent::NodeOptions node;
+};
+
+// `config` aimed at `server` (https://HOST:PORT).
+kiso::Result<kiso::client::KubeConfig> ServerConfig(kiso::client::KubeConfig config,
+                                                    const std::string& server) {
+  auto url = boost::urls::parse_uri(server);
+  if (!url || url->scheme() != "https" || !url->has_port()) {
+    return kiso::MakeStatus(kiso::Code::kInvalidArgument, "{:?} is not https://HOST:PORT", server);
+  }
+  int port = 0;
+  std::string_view p = url->port();
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (ec != std::errc() || end != p.data() + p.size() || port <= 0 || port > 65535)
+    return kiso::MakeStatus(kiso::Code::kInvalidArgument, "{:?}: not a port", server);
+  config.server = server;
+  config.host = std::string(url->encoded_host().data(), url->encoded_host().size());
+  config.port = port;
+  return config;
+}
+
+// A tunnel dialer to each API server of the cluster.
+class Tunnels {
+ public:
+  Tunnels(kiso::apiserver::TunnelOptions options, kiso::apiserver::TunnelDialer::Handler handler)
+      : options_(std::move(options)), handler_(std::move(handler)) {}
+
+  // Dials to each of `servers` (new ones started), no longer to others.
+  kiso::Status Follow(const std::vector<std::string>& servers) {
+    std::lock_guard lock(mu_);
+    std::map<std::string, std::unique_ptr<kiso::apiserver::TunnelDialer>> next;
+    for (const auto& server : servers) {
+      if (auto it = dialers_.find(server); it != dialers_.end()) {
+        next[server] = std::move(it->second);
+        continue;
+      }
+      kiso::client::KubeConfig target;
+      KISO_ASSIGN_OR_RETURN(target, ServerConfig(target, server));
+      auto options = options_;
+      options.host = target.host;
+      options.port = static_cast<uint16_t>(target.port);
+      KISO_ASSIGN_OR_RETURN(next[server], kiso::apiserver::TunnelDialer::Start(options, handler_));
+    }
+    dialers_.swap(next);  // Those left in `next` stop as it goes.
+    return kiso::Status::Ok();
+  }
+  void StopAll() {
+    std::lock_guard lock(mu_);
+    dialers_.clear();
+  }
+
+ private:
+  kiso::apiserver::TunnelOptions options_;
+  kiso::apiserver::TunnelDialer::Handler handler_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<kiso::apiserver::TunnelDialer>> dialers_;
 };
 
 int RunAgent(AgentFlags flags) {
@@ -43,7 +102,8 @@ int RunAgent(AgentFlags flags) {
     }
     config = *loaded;
   } else {
-    auto url = boost::urls::parse_uri(flags.server);
+    const std::string first = flags.servers.empty() ? "" : flags.servers[0];
+    auto url = boost::urls::parse_uri(first);  // A view of `first`.
     if (!url || url->scheme() != "https" || flags.token.empty() || flags.ca_file.empty()) {
       spdlog::error(
           "kiso agent needs --server https://HOST:PORT, --token (a bootstrap token, "
@@ -57,7 +117,7 @@ int RunAgent(AgentFlags flags) {
       return 1;
     }
     config.ca_pem.assign(std::istreambuf_iterator<char>(ca), {});
-    config.server = flags.server;
+    config.server = flags.servers[0];
     config.host = std::string(url->encoded_host().data(), url->encoded_host().size());
     config.port = url->has_port() ? std::stoi(std::string(url->port())) : 443;
     config.token = flags.token;
@@ -73,8 +133,18 @@ int RunAgent(AgentFlags flags) {
       gethostname(host, sizeof host - 1);
       flags.node.agent.node_name = host;
     }
-    auto own = kiso::client::BootstrapNodeCredentials(config, flags.node.agent.node_name,
-                                                      dir + "/agent", std::chrono::seconds(60));
+    // Through the first server that answers.
+    kiso::Result<kiso::client::KubeConfig> own = kiso::Status(kiso::Code::kUnavailable, "");
+    for (const auto& server : flags.servers.empty() ? std::vector{config.server} : flags.servers) {
+      auto at = ServerConfig(config, server);
+      if (!at.ok()) {
+        own = at.status();
+        break;
+      }
+      own = kiso::client::BootstrapNodeCredentials(*at, flags.node.agent.node_name, dir + "/agent",
+                                                   std::chrono::seconds(60));
+      if (own.ok() || own.status().code() != kiso::Code::kUnavailable) break;
+    }
     if (!own.ok()) {
       spdlog::error("kiso agent: {}", own.status().ToString());
       return 1;
@@ -85,6 +155,12 @@ int RunAgent(AgentFlags flags) {
   if (!transport.ok()) {
     spdlog::error("{}", transport.status().ToString());
     return 1;
+  }
+  if (flags.servers.size() > 1) {
+    if (auto s = (*transport)->SetServers(flags.servers); !s.ok()) {
+      spdlog::error("--server: {}", s.message());
+      return 1;
+    }
   }
   kiso::client::Client client(*transport, "kiso-agent");
   flags.node.agent.data_dir = dir + "/agent";
@@ -98,30 +174,39 @@ int RunAgent(AgentFlags flags) {
     spdlog::error("kiso agent: {}", started.ToString());
     return 1;
   }
-  // Streams (logs, exec) reach this node down tunnels it dials to the server.
+  // Streams (logs, exec) reach this node down tunnels it dials to every server
+  // (a request may come to any of them); the servers are those the kubernetes
+  // Service lists, followed as they come and go, and the API client fails over
+  // among them.
   kiso::agent::Agent* agent = (*node)->agent();
   kiso::apiserver::TunnelOptions tunnel_options;
-  tunnel_options.host = config.host;
-  tunnel_options.port = static_cast<uint16_t>(config.port);
   tunnel_options.ca_pem = config.ca_pem;
   tunnel_options.token = config.token;
   tunnel_options.client_cert_pem = config.client_cert_pem;
   tunnel_options.client_key_pem = config.client_key_pem;
   tunnel_options.node = agent->node_name();
-  auto tunnels = kiso::apiserver::TunnelDialer::Start(
-      tunnel_options,
-      [agent](const kiso::apiserver::Request& req) { return agent->ServeStream(req); });
-  if (!tunnels.ok()) {
-    spdlog::error("kiso agent: {}", tunnels.status().ToString());
+  Tunnels tunnels(tunnel_options,
+                  [agent](const kiso::apiserver::Request& req) { return agent->ServeStream(req); });
+  if (auto s = tunnels.Follow(flags.servers.empty() ? std::vector{config.server} : flags.servers);
+      !s.ok()) {
+    spdlog::error("kiso agent: {}", s.ToString());
     (*node)->Stop();
     return 1;
   }
+  kiso::client::ApiServerWatch servers(
+      &client, [&tunnels, transport = *transport](const std::vector<std::string>& urls) {
+        spdlog::info("kiso agent: the cluster's API servers: {}", fmt::join(urls, ", "));
+        if (auto s = transport->SetServers(urls); !s.ok()) spdlog::warn("{}", s.ToString());
+        if (auto s = tunnels.Follow(urls); !s.ok()) spdlog::warn("{}", s.ToString());
+      });
+  servers.Start();
   std::cout << "kiso agent: node " << agent->node_name() << " joined " << config.server << "\n"
             << std::flush;
   int sig = 0;
   sigwait(&stop, &sig);
   spdlog::info("signal {}: stopping the agent (containers keep running)", sig);
-  tunnels->reset();
+  servers.Stop();
+  tunnels.StopAll();
   (*node)->Stop();
   return 0;
 }
@@ -133,7 +218,10 @@ int main(int argc, char** argv) {
   CLI::App app{"kiso agent: run this machine as a node of a kiso cluster elsewhere (needs root)",
                "kiso agent"};
   AgentFlags agent_flags;
-  app.add_option("--server", agent_flags.server, "The API server: https://HOST:PORT");
+  app.add_option("--server", agent_flags.servers,
+                 "The API server, https://HOST:PORT, or several, comma-separated (the agent "
+                 "also learns every live server from the kubernetes Service, and fails over)")
+      ->delimiter(',');
   app.add_option("--token", agent_flags.token,
                  "A bootstrap token (ID.SECRET: the node asks for a certificate of its own, "
                  "system:node:NAME) or a bearer token");

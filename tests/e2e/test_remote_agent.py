@@ -5,6 +5,7 @@ becomes a node and runs pods, and kubectl's logs and exec reach them down the
 tunnels the agent dials in — all with the node's own credentials."""
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -13,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, node_reset, terminate, wait_for
+from conftest import (KISO_BIN, Kubectl, Server, etcd_member, free_port, node_reset, terminate,
+                      wait_for)
 from images import build_oci_archive
 from test_node import SERVICE_CIDR, SLOT, leftovers, simple_pod
 
@@ -134,3 +136,89 @@ def test_agent_joins_over_https_and_runs_pods():
         finally:  # Also when the server did not stop cleanly.
             node_reset(data)
             subprocess.run(["rm", "-rf", data])
+
+
+def test_agent_follows_every_server_and_fails_over(tmp_path):
+    """Two servers on one etcd, each on a loopback address of its own; an agent told of the
+    first only learns the second from the kubernetes Service, dials its tunnels to both (logs
+    through either) and, when the first dies, goes on through the second: a pod created then
+    runs on it."""
+    with etcd_member() as etcd:
+        port = free_port()
+        flags = ["--store", f"etcd://{etcd}", "--service-cidr", SERVICE_CIDR,
+                 "--apiserver-lease-duration", "3", "--leader-elect-lease-duration", "3s",
+                 "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "500ms"]
+        first = Server(flags, address="127.0.0.2", port=port)
+        second = agent = None
+        first_killed = False
+        data = tempfile.mkdtemp(prefix="kiso-agent-")
+        log = open(os.path.join(data, "agent.log"), "wb")
+        try:
+            second = Server(flags + first.join_args(), address="127.0.0.3", port=port)
+            k1, k2 = Kubectl(first), Kubectl(second)
+            image = build_oci_archive(os.path.join(data, "busybox.tar"),
+                                      "docker.io/library/busybox:1.35")
+            subprocess.run([KISO_BIN, "image", "--data-dir", data, "import", image], check=True,
+                           capture_output=True)
+            token = subprocess.run([KISO_BIN, "token", "create", "--data-dir", first.dir],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+            agent = subprocess.Popen(
+                [KISO_BIN, "agent", "--server", f"https://127.0.0.2:{port}", "--token", token,
+                 "--ca-file", os.path.join(first.dir, "tls", "ca.crt"), "--data-dir", data,
+                 "--node-name", NODE, "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
+                 "--ingress-http-port", "0", "--ingress-https-port", "0"],
+                stdout=log, stderr=subprocess.STDOUT)
+            wait_for(lambda: "Ready" in k2("get", "node", NODE, "--no-headers", check=False),
+                     what="the node Ready")
+
+            def agent_log():
+                log.flush()
+                with open(os.path.join(data, "agent.log"), errors="replace") as f:
+                    return f.read()
+            wait_for(lambda: f"https://127.0.0.2:{port}, https://127.0.0.3:{port}" in agent_log(),
+                     what="the agent to learn both servers")
+            k1("apply", "-f", "-", input=simple_pod("shell", ["sh", "-c", "echo up; sleep 3600"],
+                                                    restart="Always").replace(
+                "image: busybox", "image: busybox:1.35"))
+            wait_for(lambda: json.loads(k1("get", "pod", "shell", "-o", "json"))["status"]
+                     .get("phase") == "Running", what="shell Running")
+            # Logs through either server: each holds tunnels of the node's.
+            wait_for(lambda: k1.run("logs", "shell", check=False).stdout == "up\n"
+                     and k2.run("logs", "shell", check=False).stdout == "up\n",
+                     what="logs through both servers")
+
+            first.kill()
+            first_killed = True
+            k2("apply", "-f", "-", input=simple_pod("after", ["sh", "-c", "echo after"]).replace(
+                "image: busybox", "image: busybox:1.35"))
+            wait_for(lambda: json.loads(k2("get", "pod", "after", "-o", "json"))["status"]
+                     .get("phase") == "Succeeded", 60, "a pod made after the first server died")
+            assert k2("logs", "after") == "after\n"
+            assert k2("logs", "shell") == "up\n"
+            lease = json.loads(k2("get", "lease", NODE, "-n", "kube-node-lease", "-o", "json"))
+            renewed = lease["spec"]["renewTime"]
+            wait_for(lambda: json.loads(k2("get", "lease", NODE, "-n", "kube-node-lease", "-o",
+                                           "json"))["spec"]["renewTime"] != renewed,
+                     30, "the node's heartbeat through the second server")
+            k2("delete", "pod", "shell", "after", "--wait=true")
+            assert not leftovers(data, BRIDGE)
+        except BaseException:
+            log.flush()
+            with open(os.path.join(data, "agent.log"), errors="replace") as f:
+                print("the agent's log:\n" + f.read()[-6000:])
+            raise
+        finally:
+            if agent:
+                terminate(agent)
+            log.close()
+            try:
+                if second:
+                    second.stop()
+                if first_killed:
+                    first.log.close()
+                    shutil.rmtree(first.dir, ignore_errors=True)
+                else:
+                    first.stop()
+            finally:
+                node_reset(data)
+                subprocess.run(["rm", "-rf", data])
