@@ -20,7 +20,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   libldns-dev dnsutils dnsperf unbound curl openssl wrk \
   libnetfilter-conntrack-dev conntrack libbpf-dev bpftool libnghttp2-dev \
   libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2 \
-  wabt wasi-libc lld libclang-rt-14-dev-wasm32
+  wabt wasi-libc lld libclang-rt-14-dev-wasm32 iputils-ping
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net bench-ha fuzz tsan lint format format-check clean
 

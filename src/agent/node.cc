@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include "agent/node_reset.h"
+#include "common/host_addresses.h"
+#include "network/overlay/rtnl.h"
 
 namespace kiso::agent {
 
@@ -26,7 +28,17 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   rt.shim_binary = options.shim_binary;
   rt.wasm_binary = options.wasm_binary;
   KISO_ASSIGN_OR_RETURN(node->runtime_, runtime::OciRuntime::Create(rt));
+  // The pod network across nodes: its backend decides the pods' MTU.
+  const std::string node_ip =
+      options.agent.internal_ip.empty() ? PrimaryIpv4() : options.agent.internal_ip;
+  int pod_mtu = 0;
+  if (options.network_backend != "none") {
+    int underlay = 1500;
+    if (auto device = network::overlay::DeviceOf(node_ip); device.ok()) underlay = device->second;
+    pod_mtu = options.network_backend == "vxlan" ? underlay - 50 : underlay;
+  }
   network::CniOptions cni;
+  cni.mtu = pod_mtu;
   cni.conflist = dir + "/cni/10-kiso.conflist";
   cni.pod_cidr = options.agent.pod_cidr;
   cni.bridge = options.cni_bridge;
@@ -55,6 +67,13 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   // An earlier run's other choice would go on deciding beside this one's.
   if (Status s = network::policy::RemoveAll(enforcement, options.network_policy); !s.ok())
     spdlog::warn("network policy: what an earlier run programmed stays: {}", s.ToString());
+  if (options.network_backend != "none") {
+    network::overlay::OverlayOptions overlay;
+    overlay.backend = options.network_backend;
+    overlay.public_ip = node_ip;
+    node->pod_network_ =
+        std::make_unique<PodNetworkController>(client, node->agent_->node_name(), overlay);
+  }
   if (!options.disable_ingress)
     node->ingress_ = std::make_unique<IngressController>(client, options.ingress);
   if (!options.disable_local_storage) {
@@ -83,10 +102,13 @@ Status EmbeddedNode::Start() {
     }
   }
   if (local_path_) local_path_->Start();
-  return agent_->Start();
+  KISO_RETURN_IF_ERROR(agent_->Start());
+  if (pod_network_) pod_network_->Start();
+  return Status::Ok();
 }
 
 void EmbeddedNode::Stop() {
+  if (pod_network_) pod_network_->Stop();
   agent_->Stop();
   if (local_path_) local_path_->Stop();
   if (ingress_) ingress_->Stop();

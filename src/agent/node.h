@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "agent/ingress_controller.h"
 #include "agent/local_path_provisioner.h"
+#include "agent/pod_network.h"
 #include "agent/policy_controller.h"
 #include "agent/service_proxy.h"
 #include "image/image_service.h"
@@ -38,6 +39,9 @@ struct NodeOptions {
   bool disable_local_storage = false;
   // NetworkPolicy enforcement: "nftables", "ebpf" or "none".
   std::string network_policy = "nftables";
+  // The pod network across nodes (K3s' --flannel-backend): "vxlan", "host-gw"
+  // or "none" (this node's pods reach only its own).
+  std::string network_backend = "vxlan";
   std::string local_storage_path;
 };
 
@@ -57,9 +61,10 @@ class EmbeddedNode {
   std::unique_ptr<network::CniNetwork> network_;
   std::unique_ptr<Agent> agent_;
   std::unique_ptr<ServiceProxy> proxy_;
-  std::unique_ptr<IngressController> ingress_;        // Null when disabled or its ports are taken.
-  std::unique_ptr<LocalPathProvisioner> local_path_;  // Null when disabled.
-  std::unique_ptr<PolicyController> policy_;          // Null under --network-policy none.
+  std::unique_ptr<IngressController> ingress_;         // Null when disabled or its ports are taken.
+  std::unique_ptr<LocalPathProvisioner> local_path_;   // Null when disabled.
+  std::unique_ptr<PolicyController> policy_;           // Null under --network-policy none.
+  std::unique_ptr<PodNetworkController> pod_network_;  // Null under --flannel-backend none.
 };
 
 }  // namespace kiso::agent

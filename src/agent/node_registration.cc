@@ -74,12 +74,17 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
   auto created = client->Create(Nodes(), "", node);
   if (!created.ok() && created.status().code() != Code::kAlreadyExists) return created.status();
   // Status is a subresource: the create dropped it; write it (also for an existing node).
-  auto current = client->Get(Nodes(), "", d.name);
-  if (!current.ok()) return current.status();
-  json::value updated = *current;
-  updated.as_object()["status"] = node.at("status");
-  auto res = client->Update(Nodes(), "", updated, "status");
-  if (!res.ok()) return res.status();
+  // Others write the new Node meanwhile (the node IPAM controller its range): a
+  // conflict is read again and retried.
+  for (int attempt = 0;; ++attempt) {
+    auto current = client->Get(Nodes(), "", d.name);
+    if (!current.ok()) return current.status();
+    json::value updated = *current;
+    updated.as_object()["status"] = node.at("status");
+    auto res = client->Update(Nodes(), "", updated, "status");
+    if (res.ok()) break;
+    if (res.status().code() != Code::kConflict || attempt == 9) return res.status();
+  }
   return RenewNodeLease(client, d.name);
 }
 

@@ -15,6 +15,7 @@
 
 #include "common/process.h"
 #include "network/cni.h"
+#include "network/overlay/backend.h"
 #include "network/policy/ebpf_enforcer.h"
 #include "network/policy/nftables_enforcer.h"
 #include "network/proxy/nftables.h"
@@ -151,6 +152,8 @@ std::set<std::string> StrayAgentDirs() {
 // What every node shares: left only when the last node is reset.
 void ResetShared(ResetReport* report) {
   network::CniNetwork::RemoveRules(&report->removed, &report->failed);
+  // The pod network across nodes: kiso's routes (protocol 75) and VXLAN device.
+  network::overlay::ResetOverlay("kiso.1", &report->removed, &report->failed);
   // Service tables of nodes that left no record.
   network::proxy::Nftables nft;
   std::vector<std::string> tables;

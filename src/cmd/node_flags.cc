@@ -43,6 +43,11 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
                "(K3s: --disable local-storage)");
   app.add_option("--default-local-storage-path", node.local_storage_path,
                  "Where local-path volumes live (default: <data-dir>/agent/storage)");
+  app.add_option("--flannel-backend", node.network_backend,
+                 "The pod network across nodes: vxlan (a VXLAN device, any IP underlay), "
+                 "host-gw (routes; nodes share a link) or none")
+      ->check(CLI::IsMember({"vxlan", "host-gw", "none"}))
+      ->capture_default_str();
   app.add_option("--network-policy", node.network_policy,
                  "How NetworkPolicy is enforced: nftables, ebpf, or none (not enforced)")
       ->check(CLI::IsMember({"nftables", "ebpf", "none"}))

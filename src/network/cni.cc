@@ -30,18 +30,20 @@ std::string DefaultConflist(const CniOptions& o) {
   json::object ipam{{"type", "host-local"},
                     {"ranges", json::array{json::array{json::object{{"subnet", o.pod_cidr}}}}},
                     {"dataDir", o.cache_dir + "/ipam"}};
+  json::object bridge{{"type", "bridge"},
+                      {"bridge", o.bridge},
+                      {"isGateway", true},
+                      // Pods reach Services, the node and beyond through it.
+                      {"isDefaultGateway", true},
+                      {"ipMasq", false},
+                      {"hairpinMode", true},
+                      {"ipam", std::move(ipam)}};
+  if (o.mtu > 0) bridge["mtu"] = o.mtu;
   json::object conflist{
       {"cniVersion", "1.0.0"},
       {"name", "kiso"},
       {"plugins",
-       json::array{json::object{{"type", "bridge"},
-                                {"bridge", o.bridge},
-                                {"isGateway", true},
-                                // Pods reach Services, the node and beyond through it.
-                                {"isDefaultGateway", true},
-                                {"ipMasq", false},
-                                {"hairpinMode", true},
-                                {"ipam", std::move(ipam)}},
+       json::array{std::move(bridge),
                    json::object{{"type", "portmap"},
                                 {"capabilities", json::object{{"portMappings", true}}}}}}};
   return json::serialize(conflist);

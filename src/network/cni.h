@@ -30,6 +30,7 @@ struct CniOptions {
   // Empty: not known yet (SetPodCidr gives it; until then Add is Unavailable).
   std::string pod_cidr = "10.42.0.0/24";
   std::string bridge = "kiso0";
+  int mtu = 0;  // The bridge's and pods' MTU (the pod network's); 0: the plugin's default.
   std::string cache_dir;  // Cached results and host-local's allocations.
   std::vector<std::string> plugin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
 };
