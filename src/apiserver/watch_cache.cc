@@ -90,7 +90,12 @@ Result<std::unique_ptr<WatchCache>> WatchCache::Start(store::Store* store, const
 }
 
 WatchCache::~WatchCache() {
-  if (watch_) watch_->Cancel();  // None when Start failed before watching.
+  {
+    std::lock_guard lock(watch_mu_);
+    closing_ = true;
+    if (watch_) watch_->Cancel();  // None when Start failed before watching.
+  }
+  closing_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   std::unique_lock lock(mu_);
   for (auto* w : watchers_) {
@@ -101,9 +106,45 @@ WatchCache::~WatchCache() {
   watchers_.clear();
 }
 
+bool WatchCache::Rewatch(const Status& why) {
+  spdlog::warn("watch cache: the store's watch broke at revision {} ({}): watching again",
+               revision_, why.ToString());
+  store::WatchOptions wopts;
+  wopts.prev_kv = true;
+  wopts.buffer_events = 100000;
+  auto delay = std::chrono::milliseconds(50);
+  for (int attempt = 0;; ++attempt) {
+    {
+      std::unique_lock lock(watch_mu_);
+      if (closing_cv_.wait_for(lock, attempt == 0 ? std::chrono::milliseconds(0) : delay,
+                               [this] { return closing_; }))
+        return false;
+    }
+    delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(2));
+    // revision_ is written only by this thread (Run): read without the lock.
+    auto w = store_->WatchRange(store::KeyRange::Prefix("/registry/"), revision_, wopts);
+    if (!w.ok()) {
+      if (w.status().code() == Code::kCompacted) return false;  // History gone: cannot resume.
+      continue;
+    }
+    std::lock_guard lock(watch_mu_);
+    if (closing_) {
+      (*w)->Cancel();
+      return false;
+    }
+    watch_ = std::move(*w);
+    spdlog::info("watch cache: watching the store again from revision {}", revision_);
+    return true;
+  }
+}
+
 void WatchCache::Run() {
   while (true) {
     auto events = watch_->Next(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    if (!events.ok() && events.status().code() != Code::kCancelled &&
+        events.status().code() != Code::kCompacted && Rewatch(events.status())) {
+      continue;
+    }
     if (!events.ok()) {
       if (events.status().code() != Code::kCancelled)
         spdlog::error("watch cache: store watch ended: {}", events.status().ToString());

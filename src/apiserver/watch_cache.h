@@ -149,8 +149,16 @@ class WatchCache {
   // REQUIRES: w->mu_ held. Ends the watch with `why` and wakes its reader.
   static void End(CacheWatcher* w, Status why);
 
+  // After the store's watch broke (an etcd member gone): a new one from the
+  // last applied revision, tried with back-off until it is made or the cache
+  // closes. False when closing.
+  bool Rewatch(const Status& why);
+
   store::Store* store_;
   Options options_;
+  std::mutex watch_mu_;  // Guards watch_'s replacement against its Cancel() on close.
+  std::condition_variable closing_cv_;
+  bool closing_ = false;  // Guarded by watch_mu_.
   std::unique_ptr<store::Watch> watch_;
   std::thread thread_;
 

@@ -241,6 +241,14 @@ void Expectations::Expect(const std::string& key, int adds, int deletes) {
   pending_[key] = {adds, deletes, std::chrono::steady_clock::now()};
 }
 
+bool DeletionObserved(const json::value* old, const json::value& pod, bool deleted) {
+  auto terminating = [](const json::value& o) {
+    return !api::GetString(o, {"metadata", "deletionTimestamp"}).empty();
+  };
+  if (deleted) return !terminating(pod);  // `pod` is its last state.
+  return terminating(pod) && (old == nullptr || !terminating(*old));
+}
+
 void Expectations::Observe(const std::string& key, int adds, int deletes) {
   std::lock_guard lock(mu_);
   auto it = pending_.find(key);

@@ -130,6 +130,13 @@ class Expectations {
   std::map<std::string, Pending> pending_;
 };
 
+// Whether this pod event is the moment its deletion is observed (upstream's
+// DeletionObserved, for expectations): it gained a deletionTimestamp (a
+// graceful delete: it goes later, when its node has stopped it), or it went
+// without ever having one. Counted once, whichever comes first, so that a
+// pod's final removal cannot consume a later expectation.
+bool DeletionObserved(const boost::json::value* old, const boost::json::value& pod, bool deleted);
+
 using api::KeyOf;
 using api::SplitKey;
 // "ns/name" keys of the object's owners of `kind` (by ownerReferences): what a

@@ -163,9 +163,9 @@ void DaemonSetController::OnPod(const json::value* old, const json::value& pod, 
     if (it == uid_to_key_.end()) return;
     key = it->second;
   }
-  if (deleted) {
+  if (DeletionObserved(old, pod, deleted)) {
     expectations_.Deleted(key);
-  } else if (!old) {
+  } else if (!old && !deleted) {
     expectations_.Created(key);
   }
   Enqueue(key);

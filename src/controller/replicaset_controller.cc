@@ -69,9 +69,12 @@ void ReplicaSetController::OnPod(const json::value* old, const json::value& pod,
     key = OwnerKey(pod);
   }
   if (key.empty()) return;
-  if (deleted) {
+  // A pod being deleted (gracefully) is no longer active: the delete is seen
+  // now, not when its node is done with it (an agent that is down would hold
+  // the ReplicaSet up till then).
+  if (DeletionObserved(old, pod, deleted)) {
     expectations_.Deleted(key);
-  } else if (!old) {
+  } else if (!old && !deleted) {
     expectations_.Created(key);
   }
   Enqueue(key);

@@ -94,6 +94,8 @@ class Node:
         return run("nsenter", f"--net=/run/netns/{self.netns}", "--", *args, check=check)
 
     def plumb(self):
+        run("mount", "--bind", self.dir, self.dir)
+        run("mount", "--make-shared", self.dir)
         host_end = f"kisoc{self.cluster.slot}v{self.name[-1]}"  # kiso*: the leak check sees it.
         run("ip", "netns", "add", self.netns)
         run("ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns",
@@ -104,9 +106,19 @@ class Node:
         self.sh("ip", "link", "set", "eth0", "up")
 
     def start_agent(self, servers, token, backend):
+        """The agent in the node's network namespace and a mount namespace of its own whose
+        /sys is that network namespace's (as on a machine of its own), the host's cgroups
+        mounted back under it; its data directory a shared mount, so that what it mounts there
+        (containers' roots, sandboxes' namespaces) is seen by the host and `kiso node reset`."""
+        self.started_with = (servers, token, backend)
         self.log = open(os.path.join(self.dir, "agent.log"), "ab")
+        stage = os.path.join(self.cluster.dir, f"cgroup-{self.name}")
+        os.makedirs(stage, exist_ok=True)
+        setup = (f"mount --rbind /sys/fs/cgroup {stage} && mount -t sysfs sysfs /sys && "
+                 f"mount --move {stage} /sys/fs/cgroup && exec \"$@\"")
         self.agent = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.netns}", "--", KISO_BIN, "agent",
+            ["nsenter", f"--net=/run/netns/{self.netns}", "--", "unshare", "--mount",
+             "--propagation", "unchanged", "--", "sh", "-c", setup, "sh", KISO_BIN, "agent",
              "--server", ",".join(servers), "--token", token,
              "--ca-file", self.cluster.ca_file, "--data-dir", self.dir, "--node-name", self.name,
              "--node-ip", self.ip, "--flannel-backend", backend,
@@ -114,6 +126,27 @@ class Node:
              "--cluster-dns", "", "--resolv-conf", self.cluster.resolv_conf,
              "--ingress-http-port", "0", "--ingress-https-port", "0"],
             stdout=self.log, stderr=subprocess.STDOUT)
+
+    def leftovers(self):
+        """What of this node's pods could outlive them: containers, shims, mounts, veths on its
+        pod bridge, addresses still taken."""
+        runtime = os.path.join(self.dir, "agent", "runtime")
+        containers = run("runc", "--root", os.path.join(runtime, "state"), "list", "-q",
+                         check=False).stdout.split()
+        shims = run("pgrep", "-f", f"kiso-shim .*{self.dir}/", check=False).stdout.split()
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f if line.split()[4].startswith(self.dir + "/")]
+        veths = self.sh("ip", "-o", "link", "show", "master", "kiso0",
+                        check=False).stdout.strip().splitlines()
+        ipam = os.path.join(self.dir, "agent", "cni", "ipam", "kiso")
+        ips = [n for n in os.listdir(ipam) if n[0].isdigit()] if os.path.isdir(ipam) else []
+        return {k: v for k, v in {"containers": containers, "shims": shims, "mounts": mounts,
+                                  "veths": veths, "ips": ips}.items() if v}
+
+    def restart_agent(self):
+        terminate(self.agent)
+        self.log.close()
+        self.start_agent(*self.started_with)
 
     def agent_log(self):
         if self.log:
@@ -138,6 +171,7 @@ class Node:
                 print(f"{self.name}'s sockets at its end:\n{left}")
                 self.sh("ss", "-K", "-ta", check=False)
             run("ip", "netns", "delete", self.netns, check=False)
+        run("umount", "-l", self.dir, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -198,8 +232,12 @@ class Cluster:
             node.plumb()
             node.start_agent(urls[:1], token, self.backend)
         for node in self.nodes:
-            wait_for(lambda: "Ready" in self.kubectl("get", "node", node.name, "--no-headers",
-                                                     check=False), 60, f"{node.name} Ready")
+            try:
+                wait_for(lambda: "Ready" in self.kubectl("get", "node", node.name, "--no-headers",
+                                                         check=False), 60, f"{node.name} Ready")
+            except AssertionError:
+                print(f"--- {node.name}'s agent:\n" + node.agent_log()[-3000:])
+                raise
 
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)

@@ -1,0 +1,213 @@
+"""Failure drills on a simulated cluster (cluster.py: three etcd members, two servers, three
+nodes in namespaces of their own), each under a steady stream of writes, with invariants checked
+after: no acknowledged write lost, no controller acting twice, nothing left behind. Each prints
+its figures (how long writes stalled, how long until it recovered): MTTR measured."""
+import base64
+import datetime
+import json
+import os
+import ssl
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from cluster import Cluster, Kubectl, wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and nodes need root")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Cluster(backend="vxlan") as c:
+        try:
+            yield c
+        except BaseException:
+            for n in c.nodes:
+                print(f"--- {n.name}'s agent:\n" + n.agent_log()[-3000:])
+            raise
+
+
+class Writer:
+    """ConfigMaps created one after another through one server; what was acknowledged, and the
+    longest stretch without an acknowledgement."""
+
+    def __init__(self, cluster, server, prefix):
+        self.url = f"https://{server.address}:{server.port}/api/v1/namespaces/default/configmaps"
+        self.token = server.token
+        self.ctx = ssl.create_default_context(cafile=cluster.ca_file)
+        self.prefix = prefix
+        self.acked = []
+        self.times = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        n = 0
+        while not self.stop.is_set():
+            name = f"{self.prefix}-{n}"
+            body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": name}, "data": {"n": str(n)}}).encode()
+            req = urllib.request.Request(self.url, data=body, method="POST", headers={
+                "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, context=self.ctx, timeout=5) as r:
+                    if r.status == 201:
+                        self.acked.append(name)
+                        self.times.append(time.monotonic())
+                        n += 1
+            except OSError:
+                time.sleep(0.05)  # The API is down for a moment: the drill is about this.
+            except Exception:  # An HTTP error (409 after a lost answer): the next name.
+                n += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def wait_for_more(self, n, timeout=60):
+        start = len(self.acked)
+        wait_for(lambda: len(self.acked) >= start + n, timeout, f"{n} more acknowledged writes")
+
+    def longest_gap_ms(self, since):
+        times = [since] + [t for t in self.times if t >= since]
+        return max((b - a for a, b in zip(times, times[1:])), default=0) * 1000
+
+
+def stored_configmaps(k, prefix):
+    items = json.loads(k("get", "configmaps", "-o", "json"))["items"]
+    return {i["metadata"]["name"] for i in items if i["metadata"]["name"].startswith(prefix)}
+
+
+def member_revision(client_url):
+    """The revision one etcd member has applied (a serializable read: its own state)."""
+    body = json.dumps({"key": base64.b64encode(b"/").decode(), "serializable": True,
+                       "limit": 1}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                client_url + "/v3/kv/range", data=body, method="POST"), timeout=2) as r:
+            return int(json.loads(r.read())["header"]["revision"])
+    except OSError:
+        return -1
+
+
+def test_an_etcd_member_dies_and_comes_back(cluster):
+    k = cluster.kubectl
+    with Writer(cluster, cluster.servers[1], "etcd-drill") as w:
+        w.wait_for_more(20)
+        killed_at = time.monotonic()
+        cluster.etcd.kill(0)
+        w.wait_for_more(50, 30)  # The API keeps serving on the two members left.
+        gap = w.longest_gap_ms(killed_at)
+        cluster.etcd.start(0)
+        restarted_at = time.monotonic()
+        w.wait_for_more(20)
+    target = member_revision(cluster.etcd.clients[1])
+    wait_for(lambda: member_revision(cluster.etcd.clients[0]) >= target, 30,
+             "the restarted member to catch up")
+    caught_up = (time.monotonic() - restarted_at) * 1000
+    print(f"drill etcd-member-kill: longest write stall {gap:.0f} ms, "
+          f"restarted member caught up {caught_up:.0f} ms after its start")
+    lost = set(w.acked) - stored_configmaps(k, "etcd-drill")
+    assert not lost, f"acknowledged writes lost: {sorted(lost)[:10]}"
+
+
+def holder(k, lease):
+    return json.loads(k("get", "lease", lease, "-n", "kube-system", "-o", "json"))["spec"]
+
+
+def test_the_leading_server_is_killed_under_load(cluster):
+    leader_id = holder(cluster.kubectl, "kube-controller-manager")["holderIdentity"]
+    ids = []
+    for s in cluster.servers:
+        with open(os.path.join(s.dir, "server-id")) as f:
+            ids.append(f.read().strip())
+    leader = next(s for s, i in zip(cluster.servers, ids) if leader_id.endswith(i))
+    survivor = next(s for s in cluster.servers if s is not leader)
+    k = Kubectl(survivor)
+    k("create", "deployment", "ha", "--image=busybox:1.35", "--replicas=3", "--", "sleep", "3600")
+    wait_for(lambda: len(running(k, "app=ha")) == 3, 90, "three ha pods Running")
+    with Writer(cluster, survivor, "leader-drill") as w:
+        w.wait_for_more(20)
+        killed_at_wall, killed_at = time.time(), time.monotonic()
+        leader.kill()
+        k("scale", "deployment", "ha", "--replicas=6")  # Acted on by whichever leads next.
+        wait_for(lambda: all(not holder(k, l)["holderIdentity"].endswith(
+            next(i for s, i in zip(cluster.servers, ids) if s is leader))
+            for l in ("kube-controller-manager", "kube-scheduler")), 30, "the other to lead")
+        took = max(rfc3339(holder(k, l)["acquireTime"])
+                   for l in ("kube-controller-manager", "kube-scheduler")) - killed_at_wall
+        wait_for(lambda: len(running(k, "app=ha")) == 6, 90, "six ha pods Running")
+        recovered = (time.monotonic() - killed_at) * 1000
+        w.wait_for_more(10)
+        gap = w.longest_gap_ms(killed_at)
+    print(f"drill leader-kill: leases taken over {took * 1000:.0f} ms after the kill (lease 3 s), "
+          f"the scale-up done {recovered:.0f} ms after it; writes through the survivor stalled "
+          f"{gap:.0f} ms at most")
+    assert took <= 3.0 + 0.55 + 1.0
+    # No controller acted twice: six pods, not more; each bound once, to a live node.
+    pods = json.loads(k("get", "pods", "-l", "app=ha", "-o", "json"))["items"]
+    assert len(pods) == 6, [p["metadata"]["name"] for p in pods]
+    assert len(json.loads(k("get", "rs", "-l", "app=ha", "-o", "json"))["items"]) == 1
+    lost = set(w.acked) - stored_configmaps(k, "leader-drill")
+    assert not lost, f"acknowledged writes lost: {sorted(lost)[:10]}"
+    leader.start()  # Back on its data directory: a candidate again.
+    k("delete", "deployment", "ha", "--wait=true")
+    wait_for(lambda: not running(k, "app=ha"), 60, "the ha pods to go")
+
+
+def running(k, selector):
+    pods = json.loads(k("get", "pods", "-l", selector, "-o", "json"))["items"]
+    return [p for p in pods if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+
+
+def rfc3339(stamp):
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_every_agent_restarts_during_a_rolling_update(cluster):
+    k = cluster.kubectl
+    k("create", "deployment", "roll", "--image=busybox:1.35", "--replicas=6", "--", "sleep",
+      "3600")
+    wait_for(lambda: len(running(k, "app=roll")) == 6, 120, "six roll pods Running")
+    started = time.monotonic()
+    k("set", "env", "deployment/roll", "VERSION=2")
+    for node in cluster.nodes:  # One after another, while the rollout goes on.
+        node.restart_agent()
+        wait_for(lambda: "Ready" in k("get", "node", node.name, "--no-headers", check=False),
+                 60, f"{node.name} back")
+    rollout = k.run("rollout", "status", "deployment/roll", "--timeout=150s", check=False,
+                    timeout=170)
+    if rollout.returncode != 0:
+        for n in cluster.nodes:
+            print(f"--- {n.name}'s agent:\n" + n.agent_log()[-4000:])
+    assert rollout.returncode == 0, (rollout.stdout + rollout.stderr + "\n" +
+                                     k("get", "pods", "-o", "wide", check=False))
+    took = (time.monotonic() - started) * 1000
+    pods = running(k, "app=roll")
+    assert len(pods) == 6
+    assert all(any(e.get("name") == "VERSION" and e.get("value") == "2"
+                   for e in p["spec"]["containers"][0].get("env", [])) for p in pods)
+    print(f"drill agents-restarted-during-rollout: the rollout completed {took:.0f} ms after it "
+          f"began, with all three agents restarted meanwhile")
+    k("delete", "deployment", "roll", "--wait=true")
+    try:
+        wait_for(lambda: not json.loads(k("get", "pods", "-l", "app=roll", "-o",
+                                          "json"))["items"], 90, "the roll pods to go")
+    except AssertionError:
+        left = k("get", "pods", "-o", "wide", check=False)
+        print(left)
+        for n in cluster.nodes:
+            lines = [line for line in n.agent_log().splitlines()
+                     if any(p.split()[0] in line for p in left.splitlines()[1:])]
+            print(f"--- {n.name}'s agent on them:\n" + "\n".join(lines[-40:]))
+        raise
+    for node in cluster.nodes:
+        wait_for(lambda: not node.leftovers(), 30, f"nothing of the pods left on {node.name}")
