@@ -85,6 +85,8 @@ Status Agent::Start() {
       options_.workers, [this](const std::string& key) { Reconcile(key); }, options_.heartbeat,
       [this] {
         Status st = RenewNodeLease(client_, options_.node_name);
+        if (st.ok())
+          st = ReassertNodeReady(client_, options_.node_name, "kiso agent is posting ready status");
         if (!st.ok()) spdlog::warn("agent: heartbeat: {}", st.ToString());
       });
   spdlog::info("agent: node {} ready ({}, network {})", options_.node_name, runtime_->Version(),

@@ -45,7 +45,10 @@ Status HollowNodes::Register(const std::string& name) {
   return RegisterNode(client_, d);
 }
 
-Status HollowNodes::Renew(const std::string& name) { return RenewNodeLease(client_, name); }
+Status HollowNodes::Renew(const std::string& name) {
+  KISO_RETURN_IF_ERROR(RenewNodeLease(client_, name));
+  return ReassertNodeReady(client_, name, "kiso hollow node is posting ready status");
+}
 
 Status HollowNodes::Start() {
   for (const auto& name : names_) KISO_RETURN_IF_ERROR(Register(name));

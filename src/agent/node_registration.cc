@@ -19,10 +19,11 @@ const api::ResourceType& Leases() {
 
 }  // namespace
 
-Status RegisterNode(client::Client* client, const NodeDescription& d) {
+namespace {
+
+// What a healthy node says of itself.
+json::array HealthyConditions(const std::string& message) {
   std::string now = api::NowRfc3339();
-  json::object resources;
-  for (const auto& [k, v] : d.capacity) resources[k] = v;
   json::array conditions;
   for (auto [type, status, reason] :
        {std::tuple{"MemoryPressure", "False", "KubeletHasSufficientMemory"},
@@ -34,8 +35,34 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
                                       {"lastHeartbeatTime", now},
                                       {"lastTransitionTime", now},
                                       {"reason", reason},
-                                      {"message", d.message}});
+                                      {"message", message}});
   }
+  return conditions;
+}
+
+}  // namespace
+
+Status ReassertNodeReady(client::Client* client, const std::string& name,
+                         const std::string& message) {
+  auto node = client->Get(Nodes(), "", name);
+  if (!node.ok()) return node.status();
+  const auto* conditions = api::Find(*node, {"status", "conditions"});
+  if (conditions && conditions->is_array()) {
+    for (const auto& c : conditions->get_array()) {
+      if (api::GetString(c, {"type"}) == "Ready" && api::GetString(c, {"status"}) == "True")
+        return Status::Ok();
+    }
+  }
+  json::value updated = *node;
+  api::Child(updated.as_object(), "status")["conditions"] = HealthyConditions(message);
+  auto res = client->Update(Nodes(), "", updated, "status");
+  return res.ok() ? Status::Ok() : res.status();
+}
+
+Status RegisterNode(client::Client* client, const NodeDescription& d) {
+  json::object resources;
+  for (const auto& [k, v] : d.capacity) resources[k] = v;
+  json::array conditions = HealthyConditions(d.message);
   json::object labels{{"kubernetes.io/hostname", d.name},
                       {"kubernetes.io/os", "linux"},
                       {"kubernetes.io/arch", "amd64"}};

@@ -39,5 +39,10 @@ boost::json::array RuntimeHandlers(const NodeDescription& node);
 // Creates or updates the Node and its status, then renews its Lease.
 Status RegisterNode(client::Client* client, const NodeDescription& node);
 Status RenewNodeLease(client::Client* client, const std::string& name);
+// After a heartbeat: when the Node is not Ready (the node lifecycle controller
+// marked it Unknown while its heartbeats did not arrive — a cut link, a
+// stopped agent), the node says it is again, as the kubelet's status updates do.
+Status ReassertNodeReady(client::Client* client, const std::string& name,
+                         const std::string& message);
 
 }  // namespace kiso::agent

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from cluster import Cluster, Kubectl, wait_for
+from cluster import Cluster, Kubectl, run, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and nodes need root")
 
@@ -209,5 +209,78 @@ def test_every_agent_restarts_during_a_rolling_update(cluster):
                      if any(p.split()[0] in line for p in left.splitlines()[1:])]
             print(f"--- {n.name}'s agent on them:\n" + "\n".join(lines[-40:]))
         raise
+    for node in cluster.nodes:
+        wait_for(lambda: not node.leftovers(), 30, f"nothing of the pods left on {node.name}")
+
+
+SPREAD = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+          "whenUnsatisfiable": "DoNotSchedule"}
+# Evicted two seconds after their node is found unreachable (the default is 300 s).
+TOLERATE = [{"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": 2} for t in ("unreachable", "not-ready")]
+
+
+def workload(kind, name, replicas):
+    spec = {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                "terminationGracePeriodSeconds": 1, "tolerations": TOLERATE,
+                "topologySpreadConstraints": [dict(SPREAD, labelSelector={
+                    "matchLabels": {"app": name}})],
+                "containers": [{"name": "c", "image": "busybox:1.35",
+                                "command": ["sleep", "3600"]}]}}}
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return json.dumps({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name},
+                       "spec": spec})
+
+
+def test_a_node_cut_off_has_its_pods_replaced_and_is_cleaned_up_when_it_returns(cluster):
+    k = cluster.kubectl
+    cut = cluster.nodes[2]
+    k("apply", "-f", "-", input=workload("Deployment", "cut", 6))
+    k("apply", "-f", "-", input=workload("StatefulSet", "st", 3))
+    wait_for(lambda: len(running(k, "app=cut")) == 6 and len(running(k, "app=st")) == 3, 120,
+             "the workloads Running")
+    on_cut = [p["metadata"]["name"] for p in running(k, "app=cut") + running(k, "app=st")
+              if p["spec"]["nodeName"] == cut.name]
+    assert on_cut, "the spread left the node to cut without pods"
+    containers_before = len(cut.leftovers().get("containers", []))
+    host_end = f"kisoc{cluster.slot}v{cut.name[-1]}"
+    cut_at = time.monotonic()
+    run("ip", "link", "set", host_end, "down")
+    try:
+        wait_for(lambda: "NotReady" in k("get", "node", cut.name, "--no-headers"), 60,
+                 "the cut node NotReady")
+        detected = (time.monotonic() - cut_at) * 1000
+        wait_for(lambda: len([p for p in running(k, "app=cut")
+                              if p["spec"]["nodeName"] != cut.name]) == 6, 90,
+                 "six cut pods Running on the other nodes")
+        replaced = (time.monotonic() - cut_at) * 1000
+        # The cut node's containers go on running: it cannot hear that its pods went.
+        assert len(cut.leftovers().get("containers", [])) == containers_before
+        # A StatefulSet's pod on it is not made again elsewhere while it may still run.
+        names = [p["metadata"]["name"] for p in json.loads(
+            k("get", "pods", "-l", "app=st", "-o", "json"))["items"]]
+        assert len(names) == len(set(names)) == 3, names
+    finally:
+        run("ip", "link", "set", host_end, "up")
+    healed_at = time.monotonic()
+    wait_for(lambda: "NotReady" not in k("get", "node", cut.name, "--no-headers")
+             and "Ready" in k("get", "node", cut.name, "--no-headers"), 90, "the node back")
+    # Its stale pods finish: the StatefulSet gets its three again, once each.
+    wait_for(lambda: sorted(p["metadata"]["name"] for p in running(k, "app=st")) ==
+             ["st-0", "st-1", "st-2"] and len(json.loads(
+                 k("get", "pods", "-l", "app=st", "-o", "json"))["items"]) == 3, 120,
+             "the StatefulSet whole again")
+    wait_for(lambda: len(json.loads(k("get", "pods", "-l", "app=cut", "-o", "json"))["items"])
+             == 6, 60, "the cut node's stale pods gone")
+    recovered = (time.monotonic() - healed_at) * 1000
+    print(f"drill node-link-cut: NotReady {detected:.0f} ms after the cut (grace 10 s), its "
+          f"pods running elsewhere {replaced:.0f} ms after it; once healed, its stale pods were "
+          f"gone and the StatefulSet whole {recovered:.0f} ms later")
+    k("delete", "deployment", "cut", "--wait=true")
+    k("delete", "statefulset", "st", "--wait=true")
+    wait_for(lambda: not json.loads(k("get", "pods", "-o", "json"))["items"], 90,
+             "every pod gone")
     for node in cluster.nodes:
         wait_for(lambda: not node.leftovers(), 30, f"nothing of the pods left on {node.name}")
