@@ -12,12 +12,21 @@ directory, and the next round kills whichever leads.
   ha_failover_over_lease   that p50 over the lease duration (the least it can be: a
                         candidate waits out the dead leader's lease)
 
+Then the create path with several servers against one (`--throughput-seconds`, 0 skips it):
+one server, then three (on 127.0.0.2-4, one port, the others joined with the first's token),
+on one etcd member; wrk (Debian's) POSTs ConfigMaps with generateName over 48 kept-alive
+connections in all, split evenly over the servers, for THROUGHPUT_SECONDS, three runs each.
+Any answer but 201 fails the benchmark (a failed create is not a figure).
+
+  ha_create_rate_1_server / _3_servers     creates/s (median of three runs)
+  ha_create_p99_1_server / _3_servers      ms (the highest p99 of the servers' wrk runs)
+  ha_create_rate_3_over_1                  same-run ratio of the medians
+
 Prints `name=value unit` lines. Everything it starts it stops, also when it fails; it refuses
 to start on a machine the leak check finds dirty."""
 import argparse
 import json
 import os
-import shutil
 import ssl
 import statistics
 import subprocess
@@ -27,7 +36,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
-from conftest import Server, etcd_member, wait_for  # noqa: E402
+from conftest import Server, etcd_member, free_port, wait_for  # noqa: E402
 
 
 def holders(server):
@@ -53,8 +62,70 @@ def identity(server):
         return f.read().strip()
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"bench-"},' ..
+           '"data":{"k":"v"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
+"""
+
+
+def wrk_creates(servers, seconds, connections=48):
+    """Creates through every server at once; (creates/s, the highest p99 in ms)."""
+    procs = []
+    for s in servers:
+        script = os.path.join(s.dir, "create.lua")
+        with open(script, "w") as f:
+            f.write(WRK_SCRIPT.replace("TOKEN", s.token))
+        procs.append(subprocess.Popen(
+            ["wrk", "-t", "1", "-c", str(connections // len(servers)), "-d", f"{seconds}s",
+             "--latency", "-s", script,
+             f"https://{s.address}:{s.port}/api/v1/namespaces/default/configmaps"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    rate, p99 = 0.0, 0.0
+    for p in procs:
+        out = p.communicate(timeout=seconds + 60)[0]
+        if "Non-2xx" in out or "Socket errors" in out or p.returncode != 0:
+            sys.exit("wrk saw failed creates:\n" + out)
+        rate += float(out.split("Requests/sec:")[1].split()[0])
+        line = next(l for l in out.splitlines() if l.strip().startswith("99%"))
+        value = line.split()[1]
+        ms = (float(value[:-2]) if value.endswith("ms") else
+              float(value[:-2]) / 1000 if value.endswith("us") else float(value[:-1]) * 1000)
+        p99 = max(p99, ms)
+    return rate, p99
+
+
+def throughput(seconds, runs=3):
+    figures = {}
+    for count in (1, 3):
+        rates, p99s = [], []
+        for _ in range(runs):
+            with etcd_member() as etcd:
+                port = free_port()
+                servers = []
+                try:
+                    for i in range(count):
+                        join = servers[0].join_args() if servers else []
+                        servers.append(Server(extra_args=["--store", f"etcd://{etcd}", *join],
+                                              address=f"127.0.0.{2 + i}", port=port))
+                    rate, p99 = wrk_creates(servers, seconds)
+                    rates.append(rate)
+                    p99s.append(p99)
+                finally:
+                    for s in servers:
+                        s.stop()
+        figures[count] = (statistics.median(rates), statistics.median(p99s))
+        name = "1_server" if count == 1 else f"{count}_servers"
+        print(f"ha_create_rate_{name}={figures[count][0]:.0f} creates/s")
+        print(f"ha_create_p99_{name}={figures[count][1]:.1f} ms")
+    print(f"ha_create_rate_3_over_1={figures[3][0] / figures[1][0]:.2f} x")
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--throughput-seconds", type=int, default=10)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--lease-duration", default="15s")
     parser.add_argument("--renew-deadline", default="10s")
@@ -91,16 +162,14 @@ def main():
                 leader.start()  # A candidate again, on its data directory.
         finally:
             for s in servers:
-                if s.proc.poll() is None:
-                    s.stop()
-                else:
-                    s.log.close()
-                    shutil.rmtree(s.dir, ignore_errors=True)
+                s.close()
     p50 = statistics.median(samples)
     print(f"ha_failover_p50={p50:.0f} ms")
     print(f"ha_failover_max={max(samples):.0f} ms")
     print(f"ha_failover_over_lease={p50 / (lease_seconds * 1000):.2f} x")
     print(f"ha_failover_samples={len(samples)} kills")
+    if args.throughput_seconds > 0:
+        throughput(args.throughput_seconds)
 
 
 if __name__ == "__main__":

@@ -251,11 +251,7 @@ class Cluster:
                 errors.append(e)
         for s in self.servers:
             try:
-                if s.proc.poll() is None:
-                    s.stop()
-                else:
-                    s.log.close()
-                    shutil.rmtree(s.dir, ignore_errors=True)
+                s.close()
             except Exception as e:
                 errors.append(e)
         if self.etcd:

@@ -168,6 +168,14 @@ class Server:
         with open(os.path.join(self.dir, "server.log"), "rb") as f:
             return f.read().decode(errors="replace")[-4000:]
 
+    def close(self):
+        """Stops it; or, when the test killed it, releases what it left (log, directory)."""
+        if self.proc.poll() is None:
+            self.stop()
+        else:
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
     def stop(self, keep_dir=False):
         terminate(self.proc)
         code = self.proc.returncode

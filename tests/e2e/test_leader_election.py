@@ -5,7 +5,6 @@ kube-controller-manager elect theirs), and another server takes over when the
 leader dies."""
 import datetime
 import json
-import shutil
 import subprocess
 import time
 
@@ -50,7 +49,6 @@ def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):
     store = ["--store", f"etcd://{etcd}", *ELECTION]
     first = Server(extra_args=store)
     second = None
-    killed = False
     try:
         k1 = Kubectl(first)
         wait_for(lambda: len(holders(k1)) == 2, 10, "the first server to take both Leases")
@@ -73,7 +71,6 @@ def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):
         # Leases within the lease duration plus a retry period of the death.
         killed_at = time.time()
         first.kill()
-        killed = True
         wait_for(lambda: all(h.endswith(identity(second)) for h in holders(k2).values())
                  and len(holders(k2)) == 2, 15, "the second server to take both Leases")
         # Timed by the Leases' acquireTime (written by the second server, on this
@@ -100,12 +97,8 @@ def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):
         assert identity(second) in table and "HOLDER" in table
     finally:
         if second:
-            second.stop()
-        if killed:
-            first.log.close()
-            shutil.rmtree(first.dir, ignore_errors=True)
-        else:
-            first.stop()
+            second.close()
+        first.close()
 
 
 def test_a_stopped_leader_hands_its_leases_on_at_once(etcd):
@@ -226,7 +219,6 @@ def test_the_kubernetes_service_lists_every_live_server(etcd):
     port = free_port()
     first = Server(extra_args=store, address="127.0.0.2", port=port)
     second = third = None
-    killed = False
     try:
         k1 = Kubectl(first)
         second = Server(extra_args=store + first.join_args(), address="127.0.0.3", port=port)
@@ -236,7 +228,6 @@ def test_the_kubernetes_service_lists_every_live_server(etcd):
         assert endpoint_addresses(k2) == ["127.0.0.2", "127.0.0.3"]
         killed_at = time.monotonic()
         first.kill()
-        killed = True
         wait_for(lambda: endpoint_addresses(k2) == ["127.0.0.3"], 10,
                  "the killed server to drop out")
         took = time.monotonic() - killed_at
@@ -251,11 +242,6 @@ def test_the_kubernetes_service_lists_every_live_server(etcd):
         assert endpoint_addresses(k2) == ["127.0.0.3"]  # Gone as it stopped, not seconds later.
         assert time.monotonic() - stopped_at < 3
     finally:
-        for s in (third, second):
+        for s in (third, second, first):
             if s:
-                s.stop()
-        if killed:
-            first.log.close()
-            shutil.rmtree(first.dir, ignore_errors=True)
-        else:
-            first.stop()
+                s.close()

@@ -5,7 +5,6 @@ becomes a node and runs pods, and kubectl's logs and exec reach them down the
 tunnels the agent dials in — all with the node's own credentials."""
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import tempfile
@@ -150,7 +149,6 @@ def test_agent_follows_every_server_and_fails_over(tmp_path):
                  "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "500ms"]
         first = Server(flags, address="127.0.0.2", port=port)
         second = agent = None
-        first_killed = False
         data = tempfile.mkdtemp(prefix="kiso-agent-")
         log = open(os.path.join(data, "agent.log"), "wb")
         try:
@@ -188,7 +186,6 @@ def test_agent_follows_every_server_and_fails_over(tmp_path):
                      what="logs through both servers")
 
             first.kill()
-            first_killed = True
             k2("apply", "-f", "-", input=simple_pod("after", ["sh", "-c", "echo after"]).replace(
                 "image: busybox", "image: busybox:1.35"))
             wait_for(lambda: json.loads(k2("get", "pod", "after", "-o", "json"))["status"]
@@ -213,12 +210,8 @@ def test_agent_follows_every_server_and_fails_over(tmp_path):
             log.close()
             try:
                 if second:
-                    second.stop()
-                if first_killed:
-                    first.log.close()
-                    shutil.rmtree(first.dir, ignore_errors=True)
-                else:
-                    first.stop()
+                    second.close()
+                first.close()
             finally:
                 node_reset(data)
                 subprocess.run(["rm", "-rf", data])
