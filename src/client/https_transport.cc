@@ -261,6 +261,18 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
     return Unavailable(fmt::format("{}: no answer within {} ms", impl_->CurrentUrl(),
                                    impl_->options.timeout.count()));
   };
+  const auto began = Clock::now();
+  struct SlowLog {  // A request that took long says so (a server that did not answer).
+    const apiserver::Request& r;
+    Clock::time_point began;
+    ~SlowLog() {
+      auto took = Clock::now() - began;
+      if (took > std::chrono::seconds(5) && !r.QueryBool("watch") && !r.QueryBool("follow")) {
+        spdlog::warn("API request {} {} took {} ms", r.method, r.path,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+      }
+    }
+  } slow_log{request, began};
   for (int attempt = 0; attempt < 2; ++attempt) {
     const auto deadline = impl_->Deadline();
     // The retry dials anew: the other kept connections are likely as old as
