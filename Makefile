@@ -20,9 +20,9 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   libldns-dev dnsutils dnsperf unbound curl openssl wrk \
   libnetfilter-conntrack-dev conntrack libbpf-dev bpftool libnghttp2-dev \
   libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2 \
-  wabt wasi-libc lld libclang-rt-14-dev-wasm32 iputils-ping
+  wabt wasi-libc lld libclang-rt-14-dev-wasm32 iputils-ping iperf3
 
-.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net bench-ha fuzz tsan lint format format-check clean
+.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net bench-ha bench-net-cross fuzz tsan lint format format-check clean
 
 # Idempotent: installs only what is missing, and runs apt-get update only then.
 deps:
@@ -98,7 +98,7 @@ run: build
 
 # Each benchmark refuses to start on a machine that something was left on
 # (tests/leak_check); after them all, nothing may be left either.
-bench: bench-store bench-api bench-sched bench-node bench-net bench-ha
+bench: bench-store bench-api bench-sched bench-node bench-net bench-ha bench-net-cross
 	tests/leak_check
 
 bench-store: build
@@ -124,6 +124,9 @@ bench-net: build
 # The control plane's failover: two servers on one etcd, 20 leader kills (issue 17).
 bench-ha: build
 	KISO_BIN=$(BUILD_DIR)/src/cmd/kiso /usr/bin/python3 bench/ha_bench.py
+
+bench-net-cross: build
+	KISO_BIN=$(BUILD_DIR)/src/cmd/kiso /usr/bin/python3 bench/net_cross_bench.py
 
 SHELL := /bin/bash
 SOURCES = $(shell git ls-files '*.cc' '*.h')
