@@ -80,7 +80,7 @@ tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKISO_TSAN=ON \
 	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
 	cmake --build build-tsan --target $(TSAN_TESTS)
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  ctest --test-dir build-tsan -L unit --output-on-failure -j $(CTEST_JOBS) --timeout 900
 
 run: build
