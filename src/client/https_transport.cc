@@ -9,9 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
-#include <charconv>
 #include <mutex>
 #include <vector>
 
@@ -43,23 +41,6 @@ struct Target {
   std::string host;
   int port = 443;
 };
-
-Result<Target> ParseTarget(const std::string& url) {
-  auto u = boost::urls::parse_uri(url);
-  if (!u || u->scheme() != "https" || u->encoded_host().empty())
-    return MakeStatus(Code::kInvalidArgument, "{:?} is not an https://HOST:PORT address", url);
-  Target t;
-  t.url = url;
-  t.host = std::string(u->encoded_host().data(), u->encoded_host().size());
-  if (t.host.size() > 2 && t.host.front() == '[') t.host = t.host.substr(1, t.host.size() - 2);
-  t.port = 443;
-  if (u->has_port()) {
-    auto [end, ec] = std::from_chars(u->port().data(), u->port().data() + u->port().size(), t.port);
-    if (ec != std::errc() || t.port <= 0 || t.port > 65535)
-      return MakeStatus(Code::kInvalidArgument, "{:?}: not a port", url);
-  }
-  return t;
-}
 
 // Each of several servers gets this long to connect and shake hands before
 // the next is tried (a refused connection fails at once; a silent address not).
@@ -224,8 +205,8 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
 Status HttpsTransport::SetServers(const std::vector<std::string>& urls) {
   std::vector<Target> targets;
   for (const auto& url : urls) {
-    KISO_ASSIGN_OR_RETURN(auto t, ParseTarget(url));
-    targets.push_back(std::move(t));
+    KISO_ASSIGN_OR_RETURN(auto at, AtServer({}, url));
+    targets.push_back({at.server, at.host, at.port});
   }
   if (targets.empty()) return Status(Code::kInvalidArgument, "no API server given");
   std::lock_guard lock(impl_->mu);

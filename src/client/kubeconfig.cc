@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/beast/core/detail/base64.hpp>
+#include <boost/url/parse.hpp>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -29,6 +31,25 @@ std::string Base64Decode(const std::string& in) {
 
 }  // namespace
 
+Result<KubeConfig> AtServer(KubeConfig config, std::string_view url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u || u->scheme() != "https" || u->encoded_host().empty())
+    return MakeStatus(Code::kInvalidArgument, "server {:?} is not https://HOST:PORT", url);
+  int port = 443;
+  if (u->has_port()) {
+    std::string_view p = u->port();
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+    if (ec != std::errc() || end != p.data() + p.size() || port <= 0 || port > 65535)
+      return MakeStatus(Code::kInvalidArgument, "server {:?}: not a port", url);
+  }
+  std::string host(u->encoded_host().data(), u->encoded_host().size());
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  config.server = std::string(url);
+  config.host = std::move(host);
+  config.port = port;
+  return config;
+}
+
 Result<KubeConfig> LoadKubeConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) return MakeStatus(Code::kNotFound, "kubeconfig {}: cannot open", path);
@@ -46,27 +67,12 @@ Result<KubeConfig> LoadKubeConfig(const std::string& path) {
       return MakeStatus(Code::kInvalidArgument,
                         "kubeconfig {}: the context's cluster has no server", path);
     }
-    KubeConfig config;
-    config.server = cluster["server"].as<std::string>();
-    std::string rest = config.server;
-    if (!rest.starts_with("https://")) {
-      return MakeStatus(Code::kInvalidArgument, "kubeconfig {}: server {} is not https://", path,
-                        config.server);
+    auto aimed = AtServer({}, cluster["server"].as<std::string>());
+    if (!aimed.ok()) {
+      return MakeStatus(Code::kInvalidArgument, "kubeconfig {}: {}", path,
+                        aimed.status().message());
     }
-    rest = rest.substr(8);
-    rest = rest.substr(0, rest.find('/'));
-    size_t colon = rest.rfind(':');
-    if (colon != std::string::npos && rest.find(']') == std::string::npos) {
-      config.host = rest.substr(0, colon);
-      config.port = std::stoi(rest.substr(colon + 1));
-    } else if (rest.starts_with("[")) {
-      size_t close = rest.find(']');
-      config.host = rest.substr(1, close - 1);
-      if (close + 1 < rest.size() && rest[close + 1] == ':')
-        config.port = std::stoi(rest.substr(close + 2));
-    } else {
-      config.host = rest;
-    }
+    KubeConfig config = *aimed;
     if (cluster["certificate-authority-data"])
       config.ca_pem = Base64Decode(cluster["certificate-authority-data"].as<std::string>());
     if (cluster["insecure-skip-tls-verify"])

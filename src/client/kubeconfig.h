@@ -23,4 +23,8 @@ struct KubeConfig {
 // InvalidArgument naming the file and what is missing or malformed.
 Result<KubeConfig> LoadKubeConfig(const std::string& path);
 
+// `config` aimed at `url` (https://HOST[:PORT], 443 by default; a path is
+// ignored): server, host and port set. InvalidArgument for anything else.
+Result<KubeConfig> AtServer(KubeConfig config, std::string_view url);
+
 }  // namespace kiso::client

@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <boost/url/parse.hpp>
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -36,24 +34,6 @@ struct AgentFlags {
   kiso::agent::NodeOptions node;
 };
 
-// `config` aimed at `server` (https://HOST:PORT).
-kiso::Result<kiso::client::KubeConfig> ServerConfig(kiso::client::KubeConfig config,
-                                                    const std::string& server) {
-  auto url = boost::urls::parse_uri(server);
-  if (!url || url->scheme() != "https" || !url->has_port()) {
-    return kiso::MakeStatus(kiso::Code::kInvalidArgument, "{:?} is not https://HOST:PORT", server);
-  }
-  int port = 0;
-  std::string_view p = url->port();
-  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-  if (ec != std::errc() || end != p.data() + p.size() || port <= 0 || port > 65535)
-    return kiso::MakeStatus(kiso::Code::kInvalidArgument, "{:?}: not a port", server);
-  config.server = server;
-  config.host = std::string(url->encoded_host().data(), url->encoded_host().size());
-  config.port = port;
-  return config;
-}
-
 // A tunnel dialer to each API server of the cluster.
 class Tunnels {
  public:
@@ -70,7 +50,7 @@ class Tunnels {
         continue;
       }
       kiso::client::KubeConfig target;
-      KISO_ASSIGN_OR_RETURN(target, ServerConfig(target, server));
+      KISO_ASSIGN_OR_RETURN(target, kiso::client::AtServer(target, server));
       auto options = options_;
       options.host = target.host;
       options.port = static_cast<uint16_t>(target.port);
@@ -102,9 +82,8 @@ int RunAgent(AgentFlags flags) {
     }
     config = *loaded;
   } else {
-    const std::string first = flags.servers.empty() ? "" : flags.servers[0];
-    auto url = boost::urls::parse_uri(first);  // A view of `first`.
-    if (!url || url->scheme() != "https" || flags.token.empty() || flags.ca_file.empty()) {
+    auto aimed = kiso::client::AtServer({}, flags.servers.empty() ? "" : flags.servers[0]);
+    if (!aimed.ok() || flags.token.empty() || flags.ca_file.empty()) {
       spdlog::error(
           "kiso agent needs --server https://HOST:PORT, --token (a bootstrap token, "
           "ID.SECRET, or the server's DATA_DIR/tls/admin.token) and --ca-file (the server's "
@@ -116,10 +95,8 @@ int RunAgent(AgentFlags flags) {
       spdlog::error("read --ca-file {}: no such file", flags.ca_file);
       return 1;
     }
+    config = *aimed;
     config.ca_pem.assign(std::istreambuf_iterator<char>(ca), {});
-    config.server = flags.servers[0];
-    config.host = std::string(url->encoded_host().data(), url->encoded_host().size());
-    config.port = url->has_port() ? std::stoi(std::string(url->port())) : 443;
     config.token = flags.token;
   }
   std::string dir = std::filesystem::absolute(flags.data_dir).string();
@@ -136,7 +113,7 @@ int RunAgent(AgentFlags flags) {
     // Through the first server that answers.
     kiso::Result<kiso::client::KubeConfig> own = kiso::Status(kiso::Code::kUnavailable, "");
     for (const auto& server : flags.servers.empty() ? std::vector{config.server} : flags.servers) {
-      auto at = ServerConfig(config, server);
+      auto at = kiso::client::AtServer(config, server);
       if (!at.ok()) {
         own = at.status();
         break;

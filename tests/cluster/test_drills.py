@@ -3,7 +3,6 @@ nodes in namespaces of their own), each under a steady stream of writes, with in
 after: no acknowledged write lost, no controller acting twice, nothing left behind. Each prints
 its figures (how long writes stalled, how long until it recovered): MTTR measured."""
 import base64
-import datetime
 import json
 import os
 import ssl
@@ -14,6 +13,7 @@ import urllib.request
 import pytest
 
 from cluster import Cluster, Kubectl, run, wait_for
+from conftest import micro_time_seconds  # tests/e2e, on the path cluster.py set.
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and nodes need root")
 
@@ -140,7 +140,7 @@ def test_the_leading_server_is_killed_under_load(cluster):
         wait_for(lambda: all(not holder(k, l)["holderIdentity"].endswith(
             next(i for s, i in zip(cluster.servers, ids) if s is leader))
             for l in ("kube-controller-manager", "kube-scheduler")), 30, "the other to lead")
-        took = max(rfc3339(holder(k, l)["acquireTime"])
+        took = max(micro_time_seconds(holder(k, l)["acquireTime"])
                    for l in ("kube-controller-manager", "kube-scheduler")) - killed_at_wall
         wait_for(lambda: len(running(k, "app=ha")) == 6, 90, "six ha pods Running")
         recovered = (time.monotonic() - killed_at) * 1000
@@ -165,11 +165,6 @@ def running(k, selector):
     pods = json.loads(k("get", "pods", "-l", selector, "-o", "json"))["items"]
     return [p for p in pods if p["status"].get("phase") == "Running"
             and not p["metadata"].get("deletionTimestamp")]
-
-
-def rfc3339(stamp):
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def test_every_agent_restarts_during_a_rolling_update(cluster):

@@ -4,6 +4,7 @@
 Run by CTest (tests/CMakeLists.txt) as /usr/bin/python3 -m pytest; KISO_BIN names the binary.
 """
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -48,6 +49,12 @@ def machine_slot():
         else:
             raise RuntimeError("all 100 e2e slots are held by other test processes")
     return _slot[0]
+
+
+def micro_time_seconds(stamp):
+    """Seconds since the epoch of a MicroTime such as 2026-12-05T09:10:11.123456Z."""
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def proc_status(pid, field):

@@ -3,14 +3,14 @@ exactly one of them at a time, through the kube-system Leases
 kube-scheduler and kube-controller-manager (as kube-scheduler and
 kube-controller-manager elect theirs), and another server takes over when the
 leader dies."""
-import datetime
 import json
 import subprocess
 import time
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, etcd_member, free_port, wait_for
+from conftest import (KISO_BIN, Kubectl, Server, etcd_member, free_port, micro_time_seconds,
+                      wait_for)
 
 @pytest.fixture
 def etcd():
@@ -33,12 +33,6 @@ def holders(kubectl):
 def identity(server):
     with open(f"{server.dir}/server-id") as f:
         return f.read().strip()
-
-
-def rfc3339_seconds(stamp):
-    """Seconds since the epoch of a MicroTime such as 2026-12-05T09:10:11.123456Z."""
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def pods(kubectl, selector):
@@ -80,7 +74,7 @@ def test_one_server_of_two_acts_and_the_other_takes_over_when_it_dies(etcd):
         leases = json.loads(k2("get", "leases", "-n", "kube-system", "-o", "json"))["items"]
         elected = [l for l in leases
                    if l["metadata"]["name"] in ("kube-scheduler", "kube-controller-manager")]
-        took = max(rfc3339_seconds(l["spec"]["acquireTime"]) for l in elected) - killed_at
+        took = max(micro_time_seconds(l["spec"]["acquireTime"]) for l in elected) - killed_at
         print(f"leader failover: {took * 1000:.0f} ms (lease 3 s, retry 0.5 s)")
         assert took <= 3.0 + 0.55 + 0.5, took  # Half a second for the etcd write under load.
         # And not before the lease could have run out: the first renewed it at most a retry

@@ -1,7 +1,6 @@
 #include "network/overlay/backend.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -85,10 +84,6 @@ class HostGw : public Base {
       return MakeStatus(Code::kInvalidArgument, "nodes of another backend: {}", skipped);
     return Status::Ok();
   }
-  Status Teardown() override {
-    KISO_ASSIGN_OR_RETURN(auto rtnl, Rtnl::Open());
-    return Reconcile(rtnl, {});
-  }
 };
 
 class Vxlan : public Base {
@@ -140,13 +135,6 @@ class Vxlan : public Base {
     KISO_RETURN_IF_ERROR(Reconcile(rtnl, routes));
     if (!skipped.empty()) return MakeStatus(Code::kInvalidArgument, "nodes skipped: {}", skipped);
     return Status::Ok();
-  }
-  Status Teardown() override {
-    KISO_ASSIGN_OR_RETURN(auto rtnl, Rtnl::Open());
-    Status s = Reconcile(rtnl, {});
-    Status d = rtnl.DeleteLink(options_.device);
-    if (!d.ok() && d.code() != Code::kNotFound && s.ok()) s = d;
-    return s;
   }
 
  private:

@@ -52,8 +52,6 @@ class OverlayBackend {
   // before are removed); nodes of another backend are skipped, and named
   // in the error. Idempotent.
   virtual Status Sync(const std::vector<RemoteNode>& remotes) = 0;
-  // Removes what it programmed (routes, the VXLAN device).
-  virtual Status Teardown() = 0;
 };
 
 // InvalidArgument for an unknown backend or a malformed address or range.
