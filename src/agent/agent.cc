@@ -77,14 +77,15 @@ Status Agent::Start() {
   d.kernel_version = "linux";
   d.os_image = "kiso";
   d.message = "kiso agent is posting ready status";
-  KISO_RETURN_IF_ERROR(RegisterNode(client_, d));
+  KISO_RETURN_IF_ERROR(RegisterNode(client_, d, options_.lease_duration));
   KISO_RETURN_IF_ERROR(ConfigurePodRange());
   Adopt();
   pods_->Start();
   loop_.Start(
-      options_.workers, [this](const std::string& key) { Reconcile(key); }, options_.heartbeat,
+      options_.workers, [this](const std::string& key) { Reconcile(key); },
+      std::max(std::chrono::seconds(1), options_.lease_duration / 4),
       [this] {
-        Status st = RenewNodeLease(client_, options_.node_name);
+        Status st = RenewNodeLease(client_, options_.node_name, options_.lease_duration);
         if (st.ok())
           st = ReassertNodeReady(client_, options_.node_name, "kiso agent is posting ready status");
         if (!st.ok()) spdlog::warn("agent: heartbeat: {}", st.ToString());

@@ -22,6 +22,7 @@
 
 #include "agent/container_spec.h"
 #include "agent/node_loop.h"
+#include "agent/node_registration.h"
 #include "agent/pod_phase.h"
 #include "apiserver/http/http.h"
 #include "client/client.h"
@@ -49,7 +50,10 @@ struct AgentOptions {
   std::string cluster_dns = "10.43.0.10";
   std::string cluster_domain = "cluster.local";
   std::string resolv_conf = "/etc/resolv.conf";
-  std::chrono::seconds heartbeat{10};
+  // The node's Lease (--node-lease-duration-seconds, the kubelet's
+  // nodeLeaseDurationSeconds): its leaseDurationSeconds; renewed every quarter
+  // of it (10 s by default), as the kubelet does.
+  std::chrono::seconds lease_duration{kDefaultNodeLeaseDuration};
   std::chrono::milliseconds sync_period{200};  // How often a live pod's containers are looked at…
   std::chrono::milliseconds steady_sync_period{1000};  // …and a running one's that holds still.
   // How often a running pod's ConfigMap, Secret and projected volumes are

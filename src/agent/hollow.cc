@@ -42,11 +42,11 @@ Status HollowNodes::Register(const std::string& name) {
   d.labels = {{"kiso.dev/hollow", "true"}};
   d.kubelet_version = "v1.32.0-kiso-hollow";
   d.message = "hollow node";
-  return RegisterNode(client_, d);
+  return RegisterNode(client_, d, options_.heartbeat * 4);
 }
 
 Status HollowNodes::Renew(const std::string& name) {
-  KISO_RETURN_IF_ERROR(RenewNodeLease(client_, name));
+  KISO_RETURN_IF_ERROR(RenewNodeLease(client_, name, options_.heartbeat * 4));
   return ReassertNodeReady(client_, name, "kiso hollow node is posting ready status");
 }
 

@@ -33,8 +33,8 @@ struct HollowOptions {
   std::string memory = "16Gi";
   int pods = 110;
   std::string ephemeral_storage = "100Gi";
-  std::chrono::seconds heartbeat{10};
-  int workers = 8;  // Concurrent status updates.
+  std::chrono::seconds heartbeat{10};  // Its Lease lasts four of them (as a kubelet's).
+  int workers = 8;                     // Concurrent status updates.
 };
 
 class HollowNodes {

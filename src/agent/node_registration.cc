@@ -59,7 +59,8 @@ Status ReassertNodeReady(client::Client* client, const std::string& name,
   return res.ok() ? Status::Ok() : res.status();
 }
 
-Status RegisterNode(client::Client* client, const NodeDescription& d) {
+Status RegisterNode(client::Client* client, const NodeDescription& d,
+                    std::chrono::seconds lease_duration) {
   json::object resources;
   for (const auto& [k, v] : d.capacity) resources[k] = v;
   json::array conditions = HealthyConditions(d.message);
@@ -112,7 +113,7 @@ Status RegisterNode(client::Client* client, const NodeDescription& d) {
     if (res.ok()) break;
     if (res.status().code() != Code::kConflict || attempt == 9) return res.status();
   }
-  return RenewNodeLease(client, d.name);
+  return RenewNodeLease(client, d.name, lease_duration);
 }
 
 std::string RuntimeHandlerOf(std::string_view runtime_version) {
@@ -130,13 +131,14 @@ json::array RuntimeHandlers(const NodeDescription& node) {
   return out;
 }
 
-Status RenewNodeLease(client::Client* client, const std::string& name) {
+Status RenewNodeLease(client::Client* client, const std::string& name,
+                      std::chrono::seconds lease_duration) {
   json::value patch =
       json::object{{"apiVersion", "coordination.k8s.io/v1"},
                    {"kind", "Lease"},
                    {"metadata", json::object{{"name", name}, {"namespace", "kube-node-lease"}}},
                    {"spec", json::object{{"holderIdentity", name},
-                                         {"leaseDurationSeconds", 40},
+                                         {"leaseDurationSeconds", lease_duration.count()},
                                          {"renewTime", NowRfc3339Micro()}}}};
   auto res = client->Patch(Leases(), "kube-node-lease", name, client::PatchType::kApply, patch);
   return res.ok() ? Status::Ok() : res.status();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/json/array.hpp>
+#include <chrono>
 #include <map>
 #include <string>
 #include <string_view>
@@ -36,9 +37,15 @@ std::string RuntimeHandlerOf(std::string_view runtime_version);
 // them: the default ("") and each handler by name.
 boost::json::array RuntimeHandlers(const NodeDescription& node);
 
+// The Lease's leaseDurationSeconds when none is given (the kubelet's
+// nodeLeaseDurationSeconds); a node renews it every quarter of it.
+inline constexpr std::chrono::seconds kDefaultNodeLeaseDuration{40};
+
 // Creates or updates the Node and its status, then renews its Lease.
-Status RegisterNode(client::Client* client, const NodeDescription& node);
-Status RenewNodeLease(client::Client* client, const std::string& name);
+Status RegisterNode(client::Client* client, const NodeDescription& node,
+                    std::chrono::seconds lease_duration = kDefaultNodeLeaseDuration);
+Status RenewNodeLease(client::Client* client, const std::string& name,
+                      std::chrono::seconds lease_duration = kDefaultNodeLeaseDuration);
 // After a heartbeat: when the Node is not Ready (the node lifecycle controller
 // marked it Unknown while its heartbeats did not arrive — a cut link, a
 // stopped agent), the node says it is again, as the kubelet's status updates do.

@@ -13,6 +13,11 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
   app.add_option("--pod-cidr", node.agent.pod_cidr,
                  "This node's pod addresses (default: the range the server's node IPAM gives "
                  "the Node from --cluster-cidr, a /24 of 10.42.0.0/16)");
+  app.add_option_function<int>(
+         "--node-lease-duration-seconds",
+         [&node](int seconds) { node.agent.lease_duration = std::chrono::seconds(seconds); },
+         "The node's Lease duration; it is renewed every quarter of it (default 40)")
+      ->check(CLI::Range(4, 3600));
   app.add_option("--cni-bridge", node.cni_bridge, "Bridge the pods attach to")
       ->capture_default_str();
   app.add_option("--cluster-cidr", node.cluster_cidr,

@@ -123,6 +123,8 @@ class Node:
              "--server", ",".join(servers), "--token", token,
              "--ca-file", self.cluster.ca_file, "--data-dir", self.dir, "--node-name", self.name,
              "--node-ip", self.ip, "--flannel-backend", backend,
+             # Renewed every 2 s: well inside the servers' 10 s grace period.
+             "--node-lease-duration-seconds", "8",
              "--cluster-cidr", self.cluster.cluster_cidr,
              "--cluster-dns", "", "--resolv-conf", self.cluster.resolv_conf,
              "--ingress-http-port", "0", "--ingress-https-port", "0"],
@@ -167,10 +169,10 @@ class Node:
                 print(f"kiso node reset of {self.name} failed:\n{p.stdout}{p.stderr}")
             # A socket of the namespace's still closing (its peer gone) would keep it, and its
             # end of the underlay, alive for minutes after the delete: close them now.
-            left = self.sh("ss", "-tanH", check=False).stdout
+            left = self.sh("ss", "-tanH", "exclude", "time-wait", check=False).stdout
             if left.strip():
                 print(f"{self.name}'s sockets at its end:\n{left}")
-                self.sh("ss", "-K", "-ta", check=False)
+            self.sh("ss", "-K", "-ta", check=False)
             run("ip", "netns", "delete", self.netns, check=False)
         run("umount", "-l", self.dir, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -205,7 +207,11 @@ class Cluster:
         return self
 
     def _start(self):
-        run("ip", "link", "add", self.bridge, "type", "bridge")
+        # Its own MAC, set: a bridge without one takes the lowest of its ports', so a node
+        # plumbed later could change it under a node that has it in its ARP cache (frames to
+        # the old one are no longer the bridge's: that node is cut off until it asks again).
+        run("ip", "link", "add", self.bridge, "address", f"02:6b:69:73:6f:{self.slot:02x}",
+            "type", "bridge")
         run("ip", "link", "set", self.bridge, "up")
         for i in range(self.server_count):
             run("ip", "addr", "add", f"{self.prefix}.{1 + i}/24", "dev", self.bridge)
@@ -215,11 +221,7 @@ class Cluster:
                  "--service-cidr", self.service_cidr, "--resolv-conf", self.resolv_conf,
                  "--apiserver-lease-duration", "3", "--leader-elect-lease-duration", "3s",
                  "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "500ms",
-                 "--node-monitor-grace-period", "10",
-                 # Known, not yet found: about one start in ten, a request of a starting
-                 # agent gets no answer until the server's idle timeout closes its
-                 # connection (60 s by default: the node would be Ready a minute late).
-                 "--http-idle-timeout", "7"]
+                 "--node-monitor-grace-period", "10"]
         for i in range(self.server_count):
             join = self.servers[0].join_args() if self.servers else []
             self.servers.append(Server(flags + join, address=f"{self.prefix}.{1 + i}", port=port))
