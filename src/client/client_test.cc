@@ -18,6 +18,7 @@
 #include "client/kubeconfig.h"
 #include "client/shared_informers.h"
 #include "client/work_queue.h"
+#include "common/file.h"
 #include "support/h2_client.h"
 #include "support/temp_dir.h"
 
@@ -330,6 +331,65 @@ TEST(HttpsTransportTest, GoesToTheNextServerWhenOneCannotBeReached) {
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("127.0.0.1:2"), std::string::npos)
       << failed.status().message();
+}
+
+TEST(KubeConfigTest, ListsTheClustersServersInAnExtensionKeepingOthers) {
+  const std::string yaml =
+      "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+      "    server: https://10.0.0.1:6443\n    extensions:\n    - name: other\n"
+      "      extension: {a: 1}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n"
+      "- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
+  testing::TempDir dir("kubeconfig");
+  auto load = [&](const std::string& text) {
+    EXPECT_TRUE(WriteFileAtomic(dir.File("config"), text).ok());
+    return LoadKubeConfig(dir.File("config"));
+  };
+  auto plain = load(yaml);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_TRUE(plain->servers.empty());
+  auto listed = WithServers(yaml, {"https://10.0.0.1:6443", "https://10.0.0.2:6443"});
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  // Listed again: replaced, not added to; the other extension kept.
+  listed = WithServers(*listed, {"https://10.0.0.2:6443", "https://[fd00::3]:7443"});
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_NE(listed->find("name: other"), std::string::npos) << *listed;
+  auto config = load(*listed);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server, "https://10.0.0.1:6443");
+  EXPECT_EQ(config->token, "t");
+  EXPECT_EQ(config->servers,
+            (std::vector<std::string>{"https://10.0.0.2:6443", "https://[fd00::3]:7443"}));
+  // What is not a server, or not a kubeconfig, is refused.
+  EXPECT_EQ(WithServers(yaml, {"http://10.0.0.2:6443"}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(WithServers("[1, 2]", {}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(WithServers("a: [", {}).status().code(), Code::kInvalidArgument);
+  std::string bad = *listed;
+  bad.replace(bad.find("https://10.0.0.2"), 8, "ftp://");
+  EXPECT_EQ(load(bad).status().code(), Code::kInvalidArgument);
+}
+
+TEST(HttpsTransportTest, FailsOverToTheServersItsKubeconfigLists) {
+  testing::TempDir dir("failover");
+  auto s = store::OpenStore("sqlite://" + dir.File("kiso.db"));
+  ASSERT_TRUE(s.ok());
+  apiserver::ApiServerOptions options;
+  options.port = 0;
+  options.data_dir = dir.path();
+  auto server = apiserver::ApiServer::Start(s->get(), options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto config = LoadKubeConfig((*server)->kubeconfig_path());
+  ASSERT_TRUE(config.ok());
+  const std::string live = config->server;
+  auto dead = AtServer(*config, "https://127.0.0.1:1");  // Its own server: nothing listens.
+  ASSERT_TRUE(dead.ok());
+  dead->servers = {"https://127.0.0.1:1", live};
+  auto transport = HttpsTransport::Create(*dead);
+  ASSERT_TRUE(transport.ok());
+  EXPECT_EQ((*transport)->server(), "https://127.0.0.1:1");
+  Client client(*transport, "test");
+  auto got = client.Get(*api::FindResource("", "v1", "namespaces"), "", "default");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ((*transport)->server(), live);
 }
 
 TEST(ApiServerWatchTest, TheUrlsOfTheKubernetesSlice) {

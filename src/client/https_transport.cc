@@ -192,6 +192,11 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
   impl->config = config;
   impl->options = options;
   impl->servers.push_back({config.server, config.host, config.port});
+  for (const auto& url : config.servers) {  // The kubeconfig's other servers, after its own.
+    if (url == config.server) continue;
+    KISO_ASSIGN_OR_RETURN(auto at, AtServer({}, url));
+    impl->servers.push_back({at.server, at.host, at.port});
+  }
   if (config.insecure) {
     impl->tls.set_verify_mode(ssl::verify_none);
   } else {

@@ -50,6 +50,34 @@ Result<KubeConfig> AtServer(KubeConfig config, std::string_view url) {
   return config;
 }
 
+Result<std::string> WithServers(std::string_view yaml, const std::vector<std::string>& urls) {
+  for (const auto& url : urls) KISO_RETURN_IF_ERROR(AtServer({}, url).status());
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml));
+    if (!root["clusters"].IsSequence())
+      return Status(Code::kInvalidArgument, "a kubeconfig without clusters");
+    YAML::Node listed;
+    listed["servers"] = urls;
+    for (auto item : root["clusters"]) {
+      YAML::Node cluster = item["cluster"];
+      YAML::Node kept(YAML::NodeType::Sequence);
+      for (const auto& ext : cluster["extensions"]) {
+        if (ext["name"].as<std::string>("") != kServersExtension) kept.push_back(ext);
+      }
+      YAML::Node ours;
+      ours["name"] = std::string(kServersExtension);
+      ours["extension"] = listed;
+      kept.push_back(ours);
+      cluster["extensions"] = kept;
+    }
+    YAML::Emitter out;
+    out << root;
+    return std::string(out.c_str()) + "\n";
+  } catch (const std::exception& e) {
+    return MakeStatus(Code::kInvalidArgument, "kubeconfig: {}", e.what());
+  }
+}
+
 Result<KubeConfig> LoadKubeConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) return MakeStatus(Code::kNotFound, "kubeconfig {}: cannot open", path);
@@ -77,6 +105,17 @@ Result<KubeConfig> LoadKubeConfig(const std::string& path) {
       config.ca_pem = Base64Decode(cluster["certificate-authority-data"].as<std::string>());
     if (cluster["insecure-skip-tls-verify"])
       config.insecure = cluster["insecure-skip-tls-verify"].as<bool>();
+    for (const auto& ext : cluster["extensions"]) {
+      if (ext["name"].as<std::string>("") != kServersExtension) continue;
+      for (const auto& url : ext["extension"]["servers"]) {
+        auto at = AtServer({}, url.as<std::string>());
+        if (!at.ok()) {
+          return MakeStatus(Code::kInvalidArgument, "kubeconfig {}: {}: {}", path,
+                            kServersExtension, at.status().message());
+        }
+        config.servers.push_back(at->server);
+      }
+    }
     if (user && user["token"]) config.token = user["token"].as<std::string>();
     if (user && user["client-certificate-data"] && user["client-key-data"]) {
       config.client_cert_pem = Base64Decode(user["client-certificate-data"].as<std::string>());

@@ -21,6 +21,7 @@
 #include "apiserver/api_server.h"
 #include "apiserver/authn/cluster_secrets.h"
 #include "apiserver/authn/credentials.h"
+#include "client/api_servers.h"
 #include "client/client.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
@@ -216,6 +217,17 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   presence.lease_duration = std::chrono::seconds(flags.apiserver_lease_seconds);
   kiso::controller::ApiServerEndpoints endpoints_of_servers(&client, presence);
   endpoints_of_servers.Start();
+  // The admin kubeconfig lists every live server as they come and go (kubectl
+  // keeps to this one; kiso's own clients fail over among them).
+  kiso::client::ApiServerWatch cluster_servers(
+      &client, [path = (*server)->kubeconfig_path()](const std::vector<std::string>& urls) {
+        auto text = kiso::ReadFile(path);
+        auto listed = text.ok() ? kiso::client::WithServers(*text, urls) : text;
+        kiso::Status st =
+            listed.ok() ? kiso::WriteFileAtomic(path, *listed, 0600) : listed.status();
+        if (!st.ok()) spdlog::warn("kubeconfig {}: listing the servers: {}", path, st.ToString());
+      });
+  cluster_servers.Start();
   // One informer per kind for the scheduler and all controllers; declared first, so it outlives
   // them.
   kiso::client::SharedInformers informers(&client);
@@ -366,7 +378,10 @@ int RunServer(const std::string& data_dir, std::string store_url, const std::str
   };
   if (node) timed("the node agent", [&] { node->Stop(); });  // Containers keep running.
   if (cluster_dns) timed("the cluster DNS", [&] { cluster_dns->Stop(); });
-  timed("this server's endpoints", [&] { endpoints_of_servers.Stop(); });
+  timed("this server's endpoints", [&] {
+    cluster_servers.Stop();
+    endpoints_of_servers.Stop();
+  });
   timed("the API server", [&] { (*server)->Stop(); });
   timed("the scheduler", [&] {
     if (scheduler_election) scheduler_election->Stop();  // Stops it, then hands its Lease on.
@@ -545,6 +560,14 @@ int RunKubeconfig(const std::string& data_dir, const std::string& user,
       "current-context: {}\n",
       admin->server, kiso::Base64Encode(cert->ca_cert_pem), name,
       kiso::Base64Encode(cert->cert_pem), kiso::Base64Encode(cert->key_pem), name, name, name);
+  if (!admin->servers.empty()) {  // The cluster's other servers too, as the admin's lists them.
+    auto listed = kiso::client::WithServers(config, admin->servers);
+    if (!listed.ok()) {
+      std::cerr << "kiso kubeconfig: " << listed.status().message() << "\n";
+      return 1;
+    }
+    config = std::move(*listed);
+  }
   if (output.empty() || output == "-") {
     std::cout << config;
     return 0;

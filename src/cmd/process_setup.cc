@@ -1,6 +1,8 @@
 #include "cmd/process_setup.h"
 
 #include <execinfo.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -26,6 +28,9 @@ void OnFatalSignal(int sig) {
 void SetUpProcess() {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnFatalSignal);
   signal(SIGPIPE, SIG_IGN);
+  // Logs to stderr: stdout is what a command prints (a token, a kubeconfig,
+  // an image list), and may be captured.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("kiso"));
 }
 
 sigset_t BlockStopSignals() {

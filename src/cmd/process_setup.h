@@ -1,5 +1,5 @@
 // What kiso's executables (kiso, kiso-agent) set up the same way: a stack on
-// fatal signals, SIGPIPE ignored, stop signals taken by sigwait, and where
+// fatal signals, SIGPIPE ignored, logs on stderr, stop signals taken by sigwait, and where
 // their sibling executables are.
 #pragma once
 
@@ -10,7 +10,7 @@ namespace kiso::cmd {
 
 // Stack to stderr on a crash; SIGPIPE ignored (a peer that went away — a pipe
 // to an exec'd process, an attach — is an error where it happens, never a
-// reason for the process to die).
+// reason for the process to die); logs to stderr.
 void SetUpProcess();
 // Blocks SIGINT/SIGTERM for every thread and returns the set to sigwait on.
 sigset_t BlockStopSignals();

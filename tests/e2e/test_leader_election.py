@@ -239,3 +239,52 @@ def test_the_kubernetes_service_lists_every_live_server(etcd):
         for s in (third, second, first):
             if s:
                 s.close()
+
+
+def listed_servers(kubeconfig, home):
+    """The servers a kubeconfig's cluster lists in its kiso.dev/servers extension, as kubectl
+    reads the file (it keeps extensions it does not know)."""
+    view = json.loads(subprocess.run(
+        ["kubectl", "config", "view", "--raw", "-o", "json", "--kubeconfig", kubeconfig],
+        capture_output=True, text=True, check=True, env={"HOME": home, "PATH": "/usr/bin:/bin"},
+    ).stdout)
+    for ext in view["clusters"][0]["cluster"].get("extensions") or []:
+        if ext["name"] == "kiso.dev/servers":
+            return ext["extension"]["servers"]
+    return []
+
+
+def test_kubeconfigs_list_every_server_and_kiso_clients_fail_over(etcd, tmp_path):
+    """A server's admin kubeconfig lists every live server (kubectl keeps to its own `server`
+    and reads the list without complaint); kiso's clients go to the next one listed when
+    theirs is gone: `kiso token create` through a killed server's kubeconfig still works."""
+    store = ["--store", f"etcd://{etcd}", "--apiserver-lease-duration", "3"]
+    port = free_port()
+    first = Server(extra_args=store, address="127.0.0.2", port=port)
+    second = None
+    try:
+        second = Server(extra_args=store + first.join_args(), address="127.0.0.3", port=port)
+        both = [f"https://127.0.0.2:{port}", f"https://127.0.0.3:{port}"]
+        wait_for(lambda: listed_servers(first.kubeconfig, first.home) == both, 10,
+                 "the first's kubeconfig to list both servers")
+        wait_for(lambda: listed_servers(second.kubeconfig, second.home) == both, 10,
+                 "the second's kubeconfig to list both servers")
+        assert "default" in Kubectl(first)("get", "namespaces")
+        alice = str(tmp_path / "alice.yaml")
+        subprocess.run([KISO_BIN, "kubeconfig", "--data-dir", first.dir, "--user", "alice",
+                        "-o", alice], check=True)
+        assert listed_servers(alice, first.home) == both
+        first.kill()
+        p = subprocess.run([KISO_BIN, "token", "create", "--data-dir", first.dir],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        token_id = p.stdout.strip().split(".")[0]  # Its output is the token (logs: stderr).
+        assert f"API server https://127.0.0.3:{port}: in use" in p.stderr, p.stderr
+        assert f"bootstrap-token-{token_id}" in Kubectl(second)(
+            "get", "secrets", "-n", "kube-system", "-o", "name")
+        wait_for(lambda: listed_servers(second.kubeconfig, second.home) == both[1:], 10,
+                 "the killed server to drop out of the second's kubeconfig")
+    finally:
+        for s in (second, first):
+            if s:
+                s.close()
