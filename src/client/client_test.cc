@@ -299,17 +299,31 @@ TEST_P(ClientTest, Http2StreamsShareOneConnection) {
   EXPECT_NE(h2.stream(all).data.find("\"name\":\"h-49\""), std::string::npos);
 }
 
-TEST(HttpsTransportTest, GoesToTheNextServerWhenOneCannotBeReached) {
-  testing::TempDir dir("failover");
-  auto s = store::OpenStore("sqlite://" + dir.File("kiso.db"));
-  ASSERT_TRUE(s.ok());
-  apiserver::ApiServerOptions options;
-  options.port = 0;
-  options.data_dir = dir.path();
-  auto server = apiserver::ApiServer::Start(s->get(), options);
-  ASSERT_TRUE(server.ok()) << server.status().ToString();
-  auto config = LoadKubeConfig((*server)->kubeconfig_path());
-  ASSERT_TRUE(config.ok());
+// One API server over HTTPS on SQLite in a temporary directory, and its
+// admin kubeconfig: what the transport's failover tests go to.
+class HttpsTransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = store::OpenStore("sqlite://" + dir_.File("kiso.db"));
+    ASSERT_TRUE(store_.ok());
+    apiserver::ApiServerOptions options;
+    options.port = 0;
+    options.data_dir = dir_.path();
+    server_ = apiserver::ApiServer::Start(store_->get(), options);
+    ASSERT_TRUE(server_.ok()) << server_.status().ToString();
+    auto loaded = LoadKubeConfig((*server_)->kubeconfig_path());
+    ASSERT_TRUE(loaded.ok());
+    config_ = *loaded;
+  }
+
+  testing::TempDir dir_{"failover"};
+  Result<std::unique_ptr<store::Store>> store_ = Status(Code::kUnavailable, "");
+  Result<std::unique_ptr<apiserver::ApiServer>> server_ = Status(Code::kUnavailable, "");
+  KubeConfig config_;
+};
+
+TEST_F(HttpsTransportTest, GoesToTheNextServerWhenOneCannotBeReached) {
+  const KubeConfig* config = &config_;
   auto transport = HttpsTransport::Create(*config);
   ASSERT_TRUE(transport.ok());
   const std::string live = config->server;
@@ -368,17 +382,8 @@ TEST(KubeConfigTest, ListsTheClustersServersInAnExtensionKeepingOthers) {
   EXPECT_EQ(load(bad).status().code(), Code::kInvalidArgument);
 }
 
-TEST(HttpsTransportTest, FailsOverToTheServersItsKubeconfigLists) {
-  testing::TempDir dir("failover");
-  auto s = store::OpenStore("sqlite://" + dir.File("kiso.db"));
-  ASSERT_TRUE(s.ok());
-  apiserver::ApiServerOptions options;
-  options.port = 0;
-  options.data_dir = dir.path();
-  auto server = apiserver::ApiServer::Start(s->get(), options);
-  ASSERT_TRUE(server.ok()) << server.status().ToString();
-  auto config = LoadKubeConfig((*server)->kubeconfig_path());
-  ASSERT_TRUE(config.ok());
+TEST_F(HttpsTransportTest, FailsOverToTheServersItsKubeconfigLists) {
+  const KubeConfig* config = &config_;
   const std::string live = config->server;
   auto dead = AtServer(*config, "https://127.0.0.1:1");  // Its own server: nothing listens.
   ASSERT_TRUE(dead.ok());
