@@ -1,7 +1,10 @@
 #include "client/https_transport.h"
 
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio.hpp>
@@ -54,6 +57,22 @@ apiserver::Response Unavailable(const std::string& what) {
 }
 
 using Clock = std::chrono::steady_clock;
+
+// A server that goes silent (its machine gone, its link cut: no reset comes)
+// must not hold a request for the kernel's quarter of an hour: keepalive
+// probes after 10 s of quiet, three 5 s apart, and at most 20 s for sent data
+// to be acknowledged. The connection then fails, and the request goes to the
+// next server. A live server's kernel acknowledges both at once, however long
+// its answer takes (client-go's HTTP/2 health check plays this part).
+void GuardAgainstSilence(tcp::socket& socket) {
+  const int fd = socket.native_handle();
+  const int on = 1, idle = 10, interval = 5, count = 3, user_timeout_ms = 20'000;
+  (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
 
 // Runs the asynchronous operation `start` begins on `c`'s own io_context
 // until it completes or `deadline` passes (the socket is then closed, and
@@ -164,6 +183,7 @@ struct HttpsTransport::Impl {
                  [&](auto done) { asio::async_connect(socket, endpoints, std::move(done)); });
     }
     if (!ec) socket.set_option(tcp::no_delay(true), ec);
+    if (!ec) GuardAgainstSilence(socket);
     const std::string& name = options.server_name.empty() ? target.host : options.server_name;
     if (!ec && !config.insecure) c->stream.set_verify_callback(ssl::host_name_verification(name));
     if (!ec && !options.server_name.empty())

@@ -90,9 +90,10 @@ class Node:
         self.agent = None
         self.log = None
 
-    def sh(self, *args, check=True):
+    def sh(self, *args, check=True, input=None):
         """A command in this node's network namespace (nothing else of it changes)."""
-        return run("nsenter", f"--net=/run/netns/{self.netns}", "--", *args, check=check)
+        return run("nsenter", f"--net=/run/netns/{self.netns}", "--", *args, check=check,
+                   input=input)
 
     def plumb(self):
         run("mount", "--bind", self.dir, self.dir)

@@ -82,7 +82,8 @@ class Writer:
             wait_for(lambda: len(self.acked) >= start + n, timeout, f"{n} more acknowledged writes")
         except AssertionError:
             errors = [f"{t - since:.1f} s: {e}" for t, e in self.errors if t >= since]
-            print(f"{len(self.acked) - start} writes acknowledged; failures:\n" + "\n".join(errors[-20:]))
+            print(f"{len(self.acked) - start} writes acknowledged; failures:\n"
+                  + "\n".join(errors[-20:]))
             raise
 
     def longest_gap_ms(self, since):
@@ -294,3 +295,46 @@ def test_a_node_cut_off_has_its_pods_replaced_and_is_cleaned_up_when_it_returns(
              "every pod gone")
     for node in cluster.nodes:
         wait_for(lambda: not node.leftovers(), 30, f"nothing of the pods left on {node.name}")
+
+
+def server_in_use(node, port):
+    """The API server address most of a node's connections go to."""
+    lines = node.sh("ss", "-tnH", "state", "established").stdout.splitlines()
+    # With a state filter ss leaves the state out: Recv-Q, Send-Q, local, peer.
+    peers = [line.split()[3].rsplit(":", 1)[0] for line in lines
+             if len(line.split()) >= 4 and line.split()[3].endswith(f":{port}")]
+    return max(set(peers), key=peers.count) if peers else None
+
+
+def test_a_server_that_goes_silent_is_left_for_the_other(cluster):
+    """The server each node's client is on stops answering without a word (every packet from
+    the node to it dropped, as when its machine is gone: no reset ever comes). The nodes' next
+    requests find it silent (a dial gives up on a server after 5 s when another is listed) and
+    go on through the other server: heartbeats resume, and the nodes are Ready again."""
+    k = cluster.kubectl
+    port = cluster.servers[0].port
+    silenced = {}
+    for node in cluster.nodes:
+        silenced[node.name] = server_in_use(node, port)
+        assert silenced[node.name], f"{node.name} has no connection to a server"
+    cut_wall, cut_at = time.time(), time.monotonic()
+    for node in cluster.nodes:
+        rule = f"ip daddr {silenced[node.name]} tcp dport {port} drop"
+        node.sh("nft", "-f", "-", input="table ip kiso-drill {\n chain out {\n"
+                                        "  type filter hook output priority 0;\n"
+                                        f"  {rule}\n }}\n}}\n")
+    try:
+        def renewed(node):
+            lease = json.loads(k("get", "lease", node.name, "-n", "kube-node-lease", "-o", "json"))
+            return micro_time_seconds(lease["spec"]["renewTime"]) > cut_wall + 1
+        for node in cluster.nodes:
+            wait_for(lambda: renewed(node), 60, f"{node.name}'s heartbeat through the other")
+        resumed = (time.monotonic() - cut_at) * 1000
+    finally:
+        for node in cluster.nodes:
+            node.sh("nft", "delete", "table", "ip", "kiso-drill", check=False)
+    for node in cluster.nodes:
+        wait_for(lambda: " Ready " in k("get", "node", node.name, "--no-headers"), 30,
+                 f"{node.name} Ready")
+    print(f"drill silent-server: every node heartbeating through the other server "
+          f"{resumed:.0f} ms after its server went silent")
