@@ -60,17 +60,17 @@ using Clock = std::chrono::steady_clock;
 
 // A server that goes silent (its machine gone, its link cut: no reset comes)
 // must not hold a request for the kernel's quarter of an hour: keepalive
-// probes after 10 s of quiet, three 5 s apart, and at most 20 s for sent data
-// to be acknowledged. The connection then fails, and the request goes to the
-// next server. A live server's kernel acknowledges both at once, however long
-// its answer takes (client-go's HTTP/2 health check plays this part).
+// probes after 10 s of quiet, 5 s apart, and the connection given up once
+// 20 s pass with sent data or a probe unacknowledged (TCP_USER_TIMEOUT, which
+// then also ends the probing). The request then goes to the next server. A
+// live server's kernel acknowledges both at once, however long its answer
+// takes (client-go's HTTP/2 health check plays this part).
 void GuardAgainstSilence(tcp::socket& socket) {
   const int fd = socket.native_handle();
-  const int on = 1, idle = 10, interval = 5, count = 3, user_timeout_ms = 20'000;
+  const int on = 1, idle = 10, interval = 5, user_timeout_ms = 20'000;
   (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
   (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "common/file.h"
 
@@ -29,8 +30,10 @@ void SetUpProcess() {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnFatalSignal);
   signal(SIGPIPE, SIG_IGN);
   // Logs to stderr: stdout is what a command prints (a token, a kubeconfig,
-  // an image list), and may be captured.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("kiso"));
+  // an image list), and may be captured. The default logger's own unnamed
+  // place, so its lines look as before.
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
 }
 
 sigset_t BlockStopSignals() {
