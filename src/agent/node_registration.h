@@ -43,9 +43,9 @@ inline constexpr std::chrono::seconds kDefaultNodeLeaseDuration{40};
 
 // Creates or updates the Node and its status, then renews its Lease.
 Status RegisterNode(client::Client* client, const NodeDescription& node,
-                    std::chrono::seconds lease_duration = kDefaultNodeLeaseDuration);
+                    std::chrono::seconds lease_duration);
 Status RenewNodeLease(client::Client* client, const std::string& name,
-                      std::chrono::seconds lease_duration = kDefaultNodeLeaseDuration);
+                      std::chrono::seconds lease_duration);
 // After a heartbeat: when the Node is not Ready (the node lifecycle controller
 // marked it Unknown while its heartbeats did not arrive — a cut link, a
 // stopped agent), the node says it is again, as the kubelet's status updates do.

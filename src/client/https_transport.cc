@@ -45,6 +45,18 @@ struct Target {
   int port = 443;
 };
 
+// The servers at `urls` (each https://HOST[:PORT]), in order, once each.
+Result<std::vector<Target>> TargetsOf(const std::vector<std::string>& urls) {
+  std::vector<Target> targets;
+  for (const auto& url : urls) {
+    KISO_ASSIGN_OR_RETURN(auto at, AtServer({}, url));
+    if (std::none_of(targets.begin(), targets.end(),
+                     [&](const Target& t) { return t.url == at.server; }))
+      targets.push_back({at.server, at.host, at.port});
+  }
+  return targets;
+}
+
 // Each of several servers gets this long to connect and shake hands before
 // the next is tried (a refused connection fails at once; a silent address not).
 constexpr std::chrono::seconds kPerServerDial{5};
@@ -211,12 +223,10 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->options = options;
-  impl->servers.push_back({config.server, config.host, config.port});
-  for (const auto& url : config.servers) {  // The kubeconfig's other servers, after its own.
-    if (url == config.server) continue;
-    KISO_ASSIGN_OR_RETURN(auto at, AtServer({}, url));
-    impl->servers.push_back({at.server, at.host, at.port});
-  }
+  // The kubeconfig's server, then the others its cluster lists.
+  std::vector<std::string> urls{config.server};
+  urls.insert(urls.end(), config.servers.begin(), config.servers.end());
+  KISO_ASSIGN_OR_RETURN(impl->servers, TargetsOf(urls));
   if (config.insecure) {
     impl->tls.set_verify_mode(ssl::verify_none);
   } else {
@@ -228,11 +238,7 @@ Result<std::shared_ptr<HttpsTransport>> HttpsTransport::Create(const KubeConfig&
 }
 
 Status HttpsTransport::SetServers(const std::vector<std::string>& urls) {
-  std::vector<Target> targets;
-  for (const auto& url : urls) {
-    KISO_ASSIGN_OR_RETURN(auto at, AtServer({}, url));
-    targets.push_back({at.server, at.host, at.port});
-  }
+  KISO_ASSIGN_OR_RETURN(auto targets, TargetsOf(urls));
   if (targets.empty()) return Status(Code::kInvalidArgument, "no API server given");
   std::lock_guard lock(impl_->mu);
   const std::string in_use =
