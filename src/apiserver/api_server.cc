@@ -159,6 +159,20 @@ struct ApiServer::Impl {
     return Handle(req, /*trusted=*/false);
   }
 
+  // A request answered at once from memory (HttpsServerOptions::quick): a GET
+  // of one stored object by name with no parameters, while the store is on
+  // this machine. Authentication and RBAC read the watch cache (a denial
+  // waits for the RBAC index only while it is behind the store, which it
+  // follows within milliseconds); SQLite's readers do not wait for its writer. Not: lists, watches,
+  // subresources, tables, aggregated or metrics APIs (another server answers those), nor any read
+  // of an etcd store (a round trip over the network).
+  bool Quick(const Request& req) const {
+    if (req.method != "GET" || !req.query.empty() || store->Backend() != "sqlite") return false;
+    auto t = ParseTarget(req);
+    return t && t->verb == "get" && t->subresource.empty() && t->type->stored &&
+           t->type->group != "metrics.k8s.io" && !WantsTable(req);
+  }
+
   // Impersonate-User / Impersonate-Group / Impersonate-Uid (kubectl --as,
   // --as-group, --as-uid): the request proceeds as that user when its
   // authenticated user may `impersonate` each of them; 403 otherwise.
@@ -685,6 +699,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(store::Store* store,
   http.idle_timeout = options.http_idle_timeout;
   http.max_streams = options.http2_max_streams;
   Impl* raw = impl.get();
+  http.quick = [raw](const Request& r) { return raw->Quick(r); };
   KISO_ASSIGN_OR_RETURN(impl->http, HttpsServer::Start(http, [raw](Request& r) {
                           Response res = raw->HandleHttp(r);
                           EncodeObject(res, r);  // The wire needs bytes.

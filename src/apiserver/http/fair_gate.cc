@@ -61,6 +61,20 @@ std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mu
   return Ticket(this, flow, mutating, f.waiting > 0);
 }
 
+std::optional<FairGate::Ticket> FairGate::TryEnter(const std::string& flow, bool mutating) {
+  std::lock_guard lock(mu_);
+  int& counter = mutating ? mutating_inflight_ : inflight_;
+  int limit = mutating ? options_.max_mutating_inflight : options_.max_inflight;
+  if (counter >= limit || closed_) return std::nullopt;
+  auto now = Clock::now();
+  Flow& f = flows_[flow];
+  f.last_seen = now;
+  if (f.waiting > 0 || f.running >= Share(now)) return std::nullopt;
+  ++counter;
+  ++f.running;
+  return Ticket(this, flow, mutating, false);
+}
+
 void FairGate::Close() {
   std::lock_guard lock(mu_);
   closed_ = true;

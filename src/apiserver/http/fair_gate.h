@@ -86,6 +86,9 @@ class FairGate {
   // Waits for a seat for a request of `flow`; nullopt when it must be refused
   // (over the in-flight limits, or its turn did not come within max_wait).
   std::optional<Ticket> Enter(const std::string& flow, bool mutating);
+  // A seat now, or nullopt when the request would have to wait for one (or
+  // be refused): Enter without waiting.
+  std::optional<Ticket> TryEnter(const std::string& flow, bool mutating);
   // The server is stopping: every waiting request is refused now, and every
   // later one at once (a request queued for max_wait would hold the stop up).
   void Close();

@@ -133,5 +133,37 @@ TEST(FairGate, ARequestAdmittedWithMoreOfItsFlowWaitingIsCrowded) {
   EXPECT_EQ(crowded.load(), 1);
 }
 
+TEST(FairGate, TryEnterSeatsOnlyWhatWouldNotWait) {
+  FairGateOptions o = Small();
+  o.active_window = std::chrono::seconds(60);  // b stays active however slow the run.
+  FairGate gate(o);
+  auto alone = gate.TryEnter("a", false);
+  ASSERT_TRUE(alone);  // One client alone keeps no share.
+  EXPECT_FALSE(alone->crowded());
+  { auto b = gate.TryEnter("b", false); }  // Two flows now: a's share is one seat.
+  EXPECT_FALSE(gate.TryEnter("a", false).has_value());
+  EXPECT_EQ(gate.running("a"), 1);  // Refused without a trace:
+  EXPECT_EQ(gate.waiting("a"), 0);  // it neither runs nor waits.
+  auto b = gate.TryEnter("b", false);
+  EXPECT_TRUE(b);  // The other client's seat is free.
+  alone.reset();
+  EXPECT_TRUE(gate.TryEnter("a", false).has_value());
+  gate.Close();
+  EXPECT_FALSE(gate.TryEnter("c", false).has_value());
+}
+
+TEST(FairGate, TryEnterRefusesPastTheInFlightLimit) {
+  FairGate gate(Small());
+  std::vector<FairGate::Ticket> held;
+  for (int i = 0; i < 4; ++i) {
+    auto t = gate.TryEnter("a", false);
+    ASSERT_TRUE(t.has_value()) << i;
+    held.push_back(std::move(*t));
+  }
+  EXPECT_FALSE(gate.TryEnter("a", false).has_value());
+  EXPECT_FALSE(gate.TryEnter("b", false).has_value());
+  EXPECT_TRUE(gate.TryEnter("b", true).has_value());  // Mutating: a limit of its own.
+}
+
 }  // namespace
 }  // namespace kiso::apiserver

@@ -139,8 +139,10 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   // What the stream's closing ends: the events, the writer, the seat.
   void Attach(const std::shared_ptr<Exchange>& x);
   void OnRequest(const std::shared_ptr<http2::Stream>& s);
+  // The handler's answer, then the answer back to the connection's thread:
+  // on a worker, or on that thread with a `seat` it was given at once.
   void Handle(const std::shared_ptr<http2::Stream>& s, Request req, bool long_running,
-              bool mutating);
+              bool mutating, std::optional<FairGate::Ticket> seat = std::nullopt);
   void Deliver(const std::shared_ptr<Exchange>& x, Response out);
   void Pump(const std::shared_ptr<Exchange>& x);
   // Moves more of x.body into the stream, up to kStreamBuffer waiting.
@@ -295,6 +297,12 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
   const bool long_running = LongRunning(s->path);
   const bool mutating = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
   if (options.on_request) options.on_request();
+  if (options.gate && !long_running && options.quick && *options.quick && (*options.quick)(req)) {
+    // Handled here, on the connection's thread, when a seat is free now.
+    if (auto seat = options.gate->TryEnter(options.flow, /*mutating=*/false)) {
+      return Handle(s, std::move(req), long_running, mutating, std::move(seat));
+    }
+  }
   {
     std::lock_guard lock(mu);
     ++busy;
@@ -307,14 +315,14 @@ void H2Connection::OnRequest(const std::shared_ptr<http2::Stream>& s) {
   });
 }
 
-// On a worker: the handler, then the answer back to the connection's thread.
 void H2Connection::Handle(const std::shared_ptr<http2::Stream>& s, Request req, bool long_running,
-                          bool mutating) {
+                          bool mutating, std::optional<FairGate::Ticket> seat) {
   auto x = std::make_shared<Exchange>();
   x->stream = s;
+  x->seat = std::move(seat);
   Response out;
   ThreadPriority priority;
-  if (options.gate && !long_running) {
+  if (options.gate && !long_running && !x->seat) {
     x->seat = options.gate->Enter(options.flow, mutating);
     if (!x->seat) {
       // 429, as kube-apiserver's max-in-flight filter answers.

@@ -57,6 +57,9 @@ struct ConnectionOptions {
   // Where requests that pass the gate are handled (each may wait there for
   // its seat); null: with the rest.
   WorkerPool* gated_workers = nullptr;
+  // Requests the handler answers at once from memory (HttpsServerOptions::
+  // quick): with a seat free at once, handled on the connection's own thread.
+  const std::function<bool(const Request&)>* quick = nullptr;
   // The client's verified certificate, given to every request of the connection.
   std::optional<PeerCertificate> peer;
   // HTTP/2: a connection with no open stream ends after this long without a

@@ -152,18 +152,30 @@ bool Mutating(http::verb m) {
   return m != http::verb::get && m != http::verb::head && m != http::verb::options;
 }
 
-// The handler's answer to `in` (`req` is what it was given); a handler that
-// throws is a 500, reported.
+// The handler's answer to `req`, converted from `in`; a handler that throws
+// is a 500, reported.
+Response Run(const HttpHandler& handler, const http::request<http::string_body>& in, Request& req) {
+  try {
+    return handler(req);
+  } catch (...) {
+    ReportRecovered(fmt::format("{} {}", req.remote, std::string_view(in.target())),
+                    CurrentExceptionMessage());
+    return StatusAnswer(api::InternalError(std::string(CurrentExceptionMessage())));
+  }
+}
+
+// The same, converting `in` into `req` first (a request that cannot be
+// converted is a 500 too).
 Response Run(const HttpHandler& handler, const http::request<http::string_body>& in, Request& req,
              const std::string& remote, const std::optional<PeerCertificate>& peer) {
   try {
     req = Convert(in, remote, peer);
-    return handler(req);
   } catch (...) {
     ReportRecovered(fmt::format("{} {}", remote, std::string_view(in.target())),
                     CurrentExceptionMessage());
     return StatusAnswer(api::InternalError(std::string(CurrentExceptionMessage())));
   }
+  return Run(handler, in, req);
 }
 
 }  // namespace
@@ -940,6 +952,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     };
     options_.gate = server_.gate.get();
     options_.gated_workers = &*server_.gated_workers;
+    options_.quick = &server_.options.quick;
     options_.flow = client_;
     options_.peer = PeerOf(stream_);
     options_.idle_timeout = server_.options.idle_timeout;
@@ -1029,8 +1042,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     keep_alive_ = in->keep_alive() && !Stopping();
     version_ = in->version();
     const bool gated = options_.gate && !LongRunning(*in);
+    if (gated && AnsweredAtOnce(in)) return;
     WorkerPool& pool = gated ? *options_.gated_workers : server_.workers;
     pool.Run([self = shared_from_this(), in, gated] { self->Handle(in, gated); });
+  }
+
+  // On the strand: a quick request (HttpsServerOptions::quick) whose client
+  // has a seat free now is handled here and its answer sent; false, having
+  // done nothing, for any other.
+  bool AnsweredAtOnce(const std::shared_ptr<http::request<http::string_body>>& in) {
+    if (!*options_.quick || in->method() != http::verb::get) return false;
+    auto req = std::make_shared<Request>();
+    try {
+      *req = Convert(*in, remote_, options_.peer);
+    } catch (...) {
+      return false;  // The worker's Run reports it.
+    }
+    if (!(*options_.quick)(*req)) return false;
+    auto seat = options_.gate->TryEnter(options_.flow, /*mutating=*/false);
+    if (!seat) return false;
+    Answer(in, req, std::make_shared<Response>(Run(server_.handler, *in, *req)), std::move(seat));
+    return true;
   }
 
   // On a worker: the fair gate, the handler, then the answer back to the strand.
@@ -1059,22 +1091,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Post([sent](Connection& c) { sent ? c.Answered() : c.Close(); });
     }
     priority.Set(false);
+    Post([in, req, out, seat = std::make_shared<decltype(seat)>(std::move(seat))](Connection& c) {
+      c.Answer(in, req, out, std::move(*seat));
+    });
+  }
+
+  // On the strand: the handler's answer `out` to `in` (given as `req`), sent
+  // holding `seat` until it is written.
+  void Answer(const std::shared_ptr<http::request<http::string_body>>& in,
+              const std::shared_ptr<Request>& req, const std::shared_ptr<Response>& out,
+              std::optional<FairGate::Ticket> seat) {
     if (HoldsConnection(*out)) {
       // The strand runs nothing of this connection's until the thread is done.
-      return Post([in, req, out, seat = std::make_shared<decltype(seat)>(std::move(seat))](
-                      Connection& c) mutable {
-        c.OnThread([in, req, out, seat](Connection& c, asio::io_context& io) {
-          bool next = ServeLongLived(io, c.stream_, c.buffer_, *in, *req, *out, c.options_,
-                                     c.remote_, c.keep_alive_);
-          seat->reset();
-          return next;
-        });
+      return OnThread([in, req, out, seat = std::make_shared<decltype(seat)>(std::move(seat))](
+                          Connection& c, asio::io_context& io) {
+        bool next = ServeLongLived(io, c.stream_, c.buffer_, *in, *req, *out, c.options_, c.remote_,
+                                   c.keep_alive_);
+        seat->reset();
+        return next;
       });
     }
-    Post([out, seat = std::make_shared<decltype(seat)>(std::move(seat))](Connection& c) {
-      c.seat_ = std::move(*seat);
-      c.Send(std::move(*out));
-    });
+    seat_ = std::move(seat);
+    Send(std::move(*out));
   }
 
   // On the strand: the answer's head, then its body or its events.

@@ -1,8 +1,9 @@
 // HttpsServer: TLS 1.2+ over Boost.Beast. HTTP/1.1 connections (keep-alive)
 // and their watches hold no thread: completion handlers on a few I/O threads,
-// every request handled on a worker pool. HTTP/2 (ALPN h2, libnghttp2) for
-// clients that offer it: a thread per connection for its frames, requests on
-// the same pool, watches streamed without a thread. Upgrades (exec, attach,
+// requests handled on a worker pool (quick ones, with a seat free at once,
+// where they were read). HTTP/2 (ALPN h2, libnghttp2) for clients that offer
+// it: a thread per connection for its frames, requests on the same pool (or
+// that thread, for quick ones), watches streamed without a thread. Upgrades (exec, attach,
 // port-forward, tunnels), relays and logs that follow hold a thread each. TCP_NODELAY on
 // every accepted socket, a request-body limit, limits on connections and
 // requests in flight per client (429 beyond them), deadlines for slow and idle
@@ -42,6 +43,15 @@ struct HttpsServerOptions {
   // HTTP/2 streams one connection may have open at once (kube-apiserver's
   // default for --http2-max-streams-per-connection).
   uint32_t max_streams = 1000;
+  // Says which requests the handler answers at once from memory: it waits on
+  // no other party (no store across the network, no proxy, no stream) and
+  // does little work (one object read). Such an HTTP/1.1 request whose client
+  // has a free seat in the fair gate at once is handled on the I/O thread
+  // that read it instead of on a worker, and answered from there: no hand-off
+  // between threads on its way in or out, which on a busy machine of few
+  // cores is most of a small request's latency (each hand-off waits for a
+  // core). Unset: every request goes to a worker.
+  std::function<bool(const Request&)> quick;
 };
 
 class HttpsServer {
