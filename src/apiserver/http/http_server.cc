@@ -1042,21 +1042,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     keep_alive_ = in->keep_alive() && !Stopping();
     version_ = in->version();
     const bool gated = options_.gate && !LongRunning(*in);
-    if (gated && AnsweredAtOnce(in)) return;
+    std::shared_ptr<Request> req;  // Converted already, when the quick check needed it.
+    if (gated && AnsweredAtOnce(in, req)) return;
     WorkerPool& pool = gated ? *options_.gated_workers : server_.workers;
-    pool.Run([self = shared_from_this(), in, gated] { self->Handle(in, gated); });
+    pool.Run([self = shared_from_this(), in, req, gated] { self->Handle(in, req, gated); });
   }
 
   // On the strand: a quick request (HttpsServerOptions::quick) whose client
-  // has a seat free now is handled here and its answer sent; false, having
-  // done nothing, for any other.
-  bool AnsweredAtOnce(const std::shared_ptr<http::request<http::string_body>>& in) {
+  // has a seat free now is handled here and its answer sent; false for any
+  // other, with `req` the request converted for the check (or null).
+  bool AnsweredAtOnce(const std::shared_ptr<http::request<http::string_body>>& in,
+                      std::shared_ptr<Request>& req) {
     if (!*options_.quick || in->method() != http::verb::get) return false;
-    auto req = std::make_shared<Request>();
     try {
-      *req = Convert(*in, remote_, options_.peer);
+      req = std::make_shared<Request>(Convert(*in, remote_, options_.peer));
     } catch (...) {
-      return false;  // The worker's Run reports it.
+      return false;  // The worker's Run converts it again and reports it.
     }
     if (!(*options_.quick)(*req)) return false;
     auto seat = options_.gate->TryEnter(options_.flow, /*mutating=*/false);
@@ -1066,8 +1067,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // On a worker: the fair gate, the handler, then the answer back to the strand.
-  // `gated`: the request passes the fair gate (it is not long-running).
-  void Handle(const std::shared_ptr<http::request<http::string_body>>& in, bool gated) {
+  // `gated`: the request passes the fair gate (it is not long-running);
+  // `converted`: `in` as the handler takes it, when it was converted already.
+  void Handle(const std::shared_ptr<http::request<http::string_body>>& in,
+              std::shared_ptr<Request> converted, bool gated) {
     std::optional<FairGate::Ticket> seat;  // Held until the answer is written.
     ThreadPriority priority;
     if (gated) {
@@ -1079,8 +1082,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       priority.Set(seat->crowded() && !mutating);
     }
-    auto req = std::make_shared<Request>();
-    auto out = std::make_shared<Response>(Run(server_.handler, *in, *req, remote_, options_.peer));
+    std::shared_ptr<Request> req;
+    std::shared_ptr<Response> out;
+    if (converted) {
+      req = std::move(converted);
+      out = std::make_shared<Response>(Run(server_.handler, *in, *req));
+    } else {
+      req = std::make_shared<Request>();
+      out = std::make_shared<Response>(Run(server_.handler, *in, *req, remote_, options_.peer));
+    }
     if (seat && seat->crowded() && !HoldsConnection(*out) && !out->events) {
       // A crowded flow's answer is written here too, at the priority it was
       // made at: its encryption takes only the cores no other request wants.
