@@ -1053,7 +1053,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // other, with `req` the request converted for the check (or null).
   bool AnsweredAtOnce(const std::shared_ptr<http::request<http::string_body>>& in,
                       std::shared_ptr<Request>& req) {
-    if (!*options_.quick || in->method() != http::verb::get) return false;
+    if (options_.quick == nullptr || !*options_.quick || in->method() != http::verb::get)
+      return false;
     try {
       req = std::make_shared<Request>(Convert(*in, remote_, options_.peer));
     } catch (...) {
