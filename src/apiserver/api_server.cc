@@ -163,9 +163,10 @@ struct ApiServer::Impl {
   // of one stored object by name with no parameters, while the store is on
   // this machine. Authentication and RBAC read the watch cache (a denial
   // waits for the RBAC index only while it is behind the store, which it
-  // follows within milliseconds); SQLite's readers do not wait for its writer. Not: lists, watches,
-  // subresources, tables, aggregated or metrics APIs (another server answers those), nor any read
-  // of an etcd store (a round trip over the network).
+  // follows within milliseconds); SQLite's readers do not wait for its
+  // writer. Not: lists, watches, subresources, tables, aggregated or metrics
+  // APIs (another server answers those), nor any read of an etcd store (a
+  // round trip over the network).
   bool Quick(const Request& req) const {
     if (req.method != "GET" || !req.query.empty() || store->Backend() != "sqlite") return false;
     auto t = ParseTarget(req);

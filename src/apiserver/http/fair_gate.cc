@@ -38,12 +38,17 @@ int FairGate::Share(Clock::time_point now) {
   return std::max(1, options_.seats / active);
 }
 
-std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mutating) {
-  std::unique_lock lock(mu_);
+int* FairGate::Counter(bool mutating) {
   int& counter = mutating ? mutating_inflight_ : inflight_;
   int limit = mutating ? options_.max_mutating_inflight : options_.max_inflight;
-  if (counter >= limit || closed_) return std::nullopt;
-  ++counter;
+  return counter >= limit || closed_ ? nullptr : &counter;
+}
+
+std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mutating) {
+  std::unique_lock lock(mu_);
+  int* counter = Counter(mutating);
+  if (counter == nullptr) return std::nullopt;
+  ++*counter;
   auto now = Clock::now();
   Flow& f = flows_[flow];  // Stable: std::map nodes do not move, and it has a waiter now.
   f.last_seen = now;
@@ -52,7 +57,7 @@ std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mu
                                     [&] { return closed_ || f.running < Share(Clock::now()); });
   --f.waiting;
   if (!admitted || closed_) {
-    --counter;
+    --*counter;
     return std::nullopt;
   }
   ++f.running;
@@ -63,14 +68,13 @@ std::optional<FairGate::Ticket> FairGate::Enter(const std::string& flow, bool mu
 
 std::optional<FairGate::Ticket> FairGate::TryEnter(const std::string& flow, bool mutating) {
   std::lock_guard lock(mu_);
-  int& counter = mutating ? mutating_inflight_ : inflight_;
-  int limit = mutating ? options_.max_mutating_inflight : options_.max_inflight;
-  if (counter >= limit || closed_) return std::nullopt;
+  int* counter = Counter(mutating);
+  if (counter == nullptr) return std::nullopt;
   auto now = Clock::now();
   Flow& f = flows_[flow];
   f.last_seen = now;
   if (f.waiting > 0 || f.running >= Share(now)) return std::nullopt;
-  ++counter;
+  ++*counter;
   ++f.running;
   return Ticket(this, flow, mutating, false);
 }

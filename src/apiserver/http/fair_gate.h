@@ -108,6 +108,9 @@ class FairGate {
     std::condition_variable turn;
   };
   void Leave(const std::string& flow, bool mutating);
+  // The in-flight counter of the kind, or null when it is at its limit or
+  // the gate is closed. REQUIRES: mu_ held.
+  int* Counter(bool mutating);
   // The most a flow may run at once now. REQUIRES: mu_ held.
   int Share(std::chrono::steady_clock::time_point now);
   int ActiveFlows(std::chrono::steady_clock::time_point now);  // REQUIRES: mu_ held.
