@@ -205,9 +205,14 @@ Result<std::unique_ptr<OciRuntime>> OciRuntime::Create(OciRuntimeOptions options
   const OciRuntimeOptions& o = rt->options_;
   KISO_ASSIGN_OR_RETURN(Binary first, rt->Find(o.runtime, o.root + "/state"));
   KISO_ASSIGN_OR_RETURN(auto v, RunCommand({first.path, "--version"}));
-  // "runc version 1.1.5+ds1" → "runc://1.1.5+ds1", as nodes report their runtime.
+  // "runc version 1.1.5+ds1" → "runc://1.1.5+ds1", as nodes report their
+  // runtime; the word after "version" ("kiso-wasm version 1 (…)" → "wasm://1").
   std::string line = v.out.substr(0, v.out.find('\n'));
-  rt->version_ = o.runtime + "://" + line.substr(line.rfind(' ') + 1);
+  size_t at = line.find("version ");
+  std::string number = at == std::string::npos
+                           ? line.substr(line.rfind(' ') + 1)
+                           : line.substr(at + 8, line.find(' ', at + 8) - at - 8);
+  rt->version_ = o.runtime + "://" + number;
   rt->binaries_.push_back(std::move(first));
   for (const auto& name : o.extra_handlers) {
     if (name.empty() || name.find('/') != std::string::npos || rt->HandlerNamed(name)) {

@@ -110,8 +110,12 @@ void UnmountBelow(const std::string& dir, std::vector<std::string>* removed,
                   std::vector<std::string>* failed);
 // Every mount point of this mount namespace (/proc/self/mountinfo, unescaped).
 std::vector<std::string> MountPoints();
-// The cgroup directories of container `id` in every hierarchy (/sys/fs/cgroup/<h>/kiso/<id>).
-std::vector<std::string> ContainerCgroups(const std::string& id);
+// The cgroup directories of a container's cgroup `path` ("/kiso/<id>") in
+// every hierarchy (/sys/fs/cgroup/<h>/kiso/<id>).
+std::vector<std::string> ContainerCgroups(const std::string& path);
+// Container `id`'s cgroup path: its bundle's (root/containers/<id>/config.json,
+// linux.cgroupsPath), or "/kiso/<id>" when the bundle is gone.
+std::string ContainerCgroupPath(const std::string& root, const std::string& id);
 
 // Makes a hybrid cgroup host (cgroup v1 controllers, cgroup2 at
 // /sys/fs/cgroup/unified) one crun runs on, as systemd's hybrid hosts are:

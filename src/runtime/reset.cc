@@ -1,6 +1,6 @@
 // `kiso node reset`'s part in the runtime: what containers leave behind —
 // processes, shims, runc state, cgroups and mounts — found from the runtime's
-// own layout (root/containers/<id>, root/state, the cgroup /kiso/<id>), so
+// own layout (root/containers/<id>, root/state, the container's cgroup), so
 // that it is found even when the agent that made it is gone.
 #include <fmt/format.h>
 #include <signal.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/file.h"
 #include "common/process.h"
 #include "runtime/oci_runtime.h"
 
@@ -70,15 +72,28 @@ std::vector<std::string> MountPoints() {
   return out;
 }
 
-std::vector<std::string> ContainerCgroups(const std::string& id) {
+std::vector<std::string> ContainerCgroups(const std::string& path) {
   std::vector<std::string> out;
+  if (!path.starts_with("/") || path.find("..") != std::string::npos) return out;
   std::error_code ec;
-  if (fs::is_directory("/sys/fs/cgroup/kiso/" + id, ec)) out.push_back("/sys/fs/cgroup/kiso/" + id);
+  if (fs::is_directory("/sys/fs/cgroup" + path, ec)) out.push_back("/sys/fs/cgroup" + path);
   for (const auto& h : Children("/sys/fs/cgroup")) {
-    std::string p = fmt::format("/sys/fs/cgroup/{}/kiso/{}", h, id);
+    std::string p = fmt::format("/sys/fs/cgroup/{}{}", h, path);
     if (fs::is_directory(p, ec)) out.push_back(p);
   }
   return out;
+}
+
+std::string ContainerCgroupPath(const std::string& root, const std::string& id) {
+  auto text = ReadFile(fmt::format("{}/containers/{}/config.json", root, id));
+  boost::system::error_code ec;
+  auto spec = boost::json::parse(text.ok() ? *text : std::string(), ec);
+  std::error_code pec;
+  if (!ec) {
+    if (const auto* p = spec.find_pointer("/linux/cgroupsPath", pec); p && p->is_string())
+      return std::string(p->get_string());
+  }
+  return "/kiso/" + id;
 }
 
 void ResetContainers(const std::string& root, const std::string& runtime,
@@ -123,7 +138,7 @@ void ResetContainers(const std::string& root, const std::string& runtime,
   }
   std::vector<std::string> cgroups;
   for (const auto& id : ids) {
-    for (const auto& cg : ContainerCgroups(id)) {
+    for (const auto& cg : ContainerCgroups(ContainerCgroupPath(root, id))) {
       cgroups.push_back(cg);
       std::ifstream procs(cg + "/cgroup.procs");
       pid_t pid = 0;

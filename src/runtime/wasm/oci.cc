@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -235,13 +236,23 @@ int Create(const Globals& g, const std::vector<std::string>& args) {
       if (s.is_string()) options.wasi.env.emplace_back(s.get_string());
     }
   }
-  // Directory bind mounts are the pod's volumes: the module's preopened directories.
+  // Directory bind mounts are the pod's volumes: the module's preopened
+  // directories. Those mounted "ro" are made read-only for the container's
+  // process by the kernel (a bind mount of each onto itself, remounted
+  // read-only, in a mount namespace of its own), so that no WASI call writes
+  // there, as none does in a runc container's read-only volume.
+  std::vector<std::string> read_only;
   if (const auto* mounts = At(spec, "/mounts"); mounts && mounts->is_array()) {
     for (const auto& m : mounts->get_array()) {
       std::string type = StringAt(m, "/type"), source = StringAt(m, "/source");
       std::error_code fec;
-      if (type == "bind" && fs::is_directory(source, fec))
-        options.wasi.preopens.push_back({source, StringAt(m, "/destination")});
+      if (type != "bind" || !fs::is_directory(source, fec)) continue;
+      options.wasi.preopens.push_back({source, StringAt(m, "/destination")});
+      if (const auto* o = At(m, "/options"); o && o->is_array()) {
+        const auto& opts = o->get_array();
+        if (std::find(opts.begin(), opts.end(), json::value("ro")) != opts.end())
+          read_only.push_back(source);
+      }
     }
   }
   int64_t memory = IntAt(spec, "/linux/resources/memory/limit");
@@ -304,6 +315,16 @@ int Create(const Globals& g, const std::vector<std::string>& args) {
     for (int fd : namespaces) {
       if (setns(fd, 0) != 0) fail("setns");
       close(fd);
+    }
+    if (!read_only.empty()) {
+      // Private to this process: nothing propagates back to the host.
+      if (unshare(CLONE_NEWNS) != 0) fail("unshare mount namespace");
+      if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) fail("mount / slave");
+      for (const auto& dir : read_only) {
+        if (mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+            mount(nullptr, dir.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0)
+          fail("read-only volume " + dir);
+      }
     }
     std::string self = std::to_string(getpid());
     for (const auto& cg : cgroups) {

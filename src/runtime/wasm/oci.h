@@ -4,7 +4,8 @@
 // process.args[0] is the module, found inside the image's root file system
 // (openat2 RESOLVE_IN_ROOT), the other args its arguments, process.env its
 // environment, process.user its identity, every directory bind mount (the
-// pod's volumes) a preopened directory, linux.resources its memory limit
+// pod's volumes) a preopened directory (an "ro" one read-only to the kernel,
+// in the process's own mount namespace), linux.resources its memory limit
 // (the engine's maximum pages) and CPU (the cgroup's) —
 // and forks the container's process: in the sandbox's network, IPC and UTS
 // namespaces and its own cgroups, it waits for `start` on a FIFO, then runs
