@@ -200,12 +200,8 @@ Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::str
                                    const std::vector<PortMapping>& ports) {
   KISO_ASSIGN_OR_RETURN(std::string text, ConflistText());
   std::string path = fmt::format("{}", fmt::join(options_.plugin_dirs, ":"));
-  // "lo" first, through the loopback plugin.
-  Invocation lo{"ADD", sandbox_id, netns, "lo", path};
-  KISO_RETURN_IF_ERROR(
-      Invoke(FindPlugin("loopback"), lo,
-             json::object{{"cniVersion", "1.0.0"}, {"name", "loopback"}, {"type", "loopback"}})
-          .status());
+  // "lo" is up already: the runtime's sandbox brings it up as it makes the
+  // namespace (the loopback plugin's whole work, one process fewer a pod).
   auto list = json::parse(text).as_object();
   Invocation in{"ADD", sandbox_id, netns, "eth0", path};
   json::value prev;

@@ -1,8 +1,9 @@
 // CniNetwork: pod networking through CNI 1.0 plugins (Debian's
-// containernetworking-plugins): the loopback plugin for "lo", then the
-// configured list (bridge with host-local IPAM, portmap for hostPorts) for
-// "eth0". Each ADD's result is cached on disk so DEL gets its prevResult and
-// so leftovers can be released after a crash (CNI spec: "cached result").
+// containernetworking-plugins): the configured list (bridge with host-local
+// IPAM, portmap for hostPorts) for "eth0", in a namespace whose "lo" the
+// runtime's sandbox has brought up already. Each ADD's result is cached on
+// disk so DEL gets its prevResult and so leftovers can be released after a
+// crash (CNI spec: "cached result").
 #pragma once
 
 #include <memory>

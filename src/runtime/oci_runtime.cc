@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -15,6 +19,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -137,6 +142,50 @@ Status PrepareHostForCrun() {
   return Status::Ok();
 }
 
+namespace {
+
+// The sandbox's child: its own network, IPC and UTS namespaces, the host
+// name, the loopback interface up, each namespace bind-mounted onto its file.
+// It shares the caller's memory (clone with CLONE_VM, the caller suspended
+// until it exits), so it makes system calls only, and says what failed here.
+struct SandboxChild {
+  const char* hostname = nullptr;
+  size_t hostname_size = 0;
+  const char* paths[3] = {};  // net, ipc, uts.
+  const char* step = nullptr;
+  int error = 0;
+};
+
+int SandboxChildMain(void* arg) {
+  auto* c = static_cast<SandboxChild*>(arg);
+  auto fail = [c](const char* step) {
+    c->step = step;
+    c->error = errno;
+    return 1;
+  };
+  if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return fail("unshare");
+  if (sethostname(c->hostname, c->hostname_size) != 0) return fail("sethostname");
+  // What the CNI loopback plugin does: "lo" up (the kernel gives it
+  // 127.0.0.1/8 and ::1).
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return fail("socket");
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  bool up = ioctl(sock, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  up = up && ioctl(sock, SIOCSIFFLAGS, &ifr) == 0;
+  close(sock);
+  if (!up) return fail("loopback up");
+  static constexpr const char* kOwn[] = {"/proc/self/ns/net", "/proc/self/ns/ipc",
+                                         "/proc/self/ns/uts"};
+  for (int i = 0; i < 3; ++i) {
+    if (mount(kOwn[i], c->paths[i], nullptr, MS_BIND, nullptr) != 0) return fail(kOwn[i]);
+  }
+  return 0;
+}
+
+}  // namespace
+
 Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
                                         const std::string& hostname) {
   std::error_code ec;
@@ -144,16 +193,36 @@ Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string
   if (ec) return MakeStatus(Code::kInternal, "sandbox {}: create {}: {}", id, dir, ec.message());
   Sandbox s{id, dir + "/net", dir + "/ipc", dir + "/uts"};
   for (const auto& f : {s.netns_path, s.ipcns_path, s.utsns_path}) std::ofstream{f};
-  std::string unshare = FindInPath("unshare");
-  std::string hostname_bin = FindInPath("hostname");
-  if (unshare.empty()) return Status(Code::kNotFound, "sandbox: unshare (util-linux) not found");
-  auto r = RunCommand({unshare, "--net=" + s.netns_path, "--ipc=" + s.ipcns_path,
-                       "--uts=" + s.utsns_path, hostname_bin, hostname});
-  if (!r.ok() || r->exit_code != 0) {
-    // unshare may have bound some namespaces before it failed (or was timed out).
+  // One short-lived child of this process, no program executed: before, this
+  // was `unshare`, `hostname` and the CNI loopback plugin, three executions.
+  SandboxChild child;
+  child.hostname = hostname.data();
+  child.hostname_size = hostname.size();
+  child.paths[0] = s.netns_path.c_str();
+  child.paths[1] = s.ipcns_path.c_str();
+  child.paths[2] = s.utsns_path.c_str();
+  std::vector<char> stack(size_t{64} << 10);
+  // No signal handler may run on the child's stack: all blocked, as posix_spawn does.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(SandboxChildMain, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    &child);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
     (void)RemoveSandboxNamespaces(dir);
-    return MakeStatus(Code::kInternal, "sandbox {}: unshare: {}", id,
-                      r.ok() ? Trim(r->err) : r.status().message());
+    return MakeStatus(Code::kInternal, "sandbox {}: clone: {}", id, strerror(clone_errno));
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    // Some namespaces may be bound already.
+    (void)RemoveSandboxNamespaces(dir);
+    return MakeStatus(Code::kInternal, "sandbox {}: {}: {}", id,
+                      child.step ? child.step : "the namespaces' child died",
+                      strerror(child.error));
   }
   return s;
 }

@@ -125,7 +125,8 @@ std::string ContainerCgroupPath(const std::string& root, const std::string& id);
 // OciRuntime::Create does it for crun. Needs root.
 Status PrepareHostForCrun();
 
-// Sandbox namespaces: created by `unshare` with bind mounts at dir/{net,ipc,uts}.
+// Sandbox namespaces: new network, IPC and UTS namespaces bind-mounted at
+// dir/{net,ipc,uts}, with the host name set and the loopback interface up.
 Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string& dir,
                                         const std::string& hostname);
 Status RemoveSandboxNamespaces(const std::string& dir);
