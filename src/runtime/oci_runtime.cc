@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -476,6 +477,28 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   return id;
 }
 
+namespace {
+
+// The middle process of a shim's double spawn (see Spawn): it shares the
+// caller's memory, so it makes system calls and posix_spawn only.
+struct ShimSpawn {
+  const char* path;
+  char* const* argv;
+  const posix_spawn_file_actions_t* actions;
+  const posix_spawnattr_t* attr;
+  int error = 0;
+};
+
+int ShimSpawnMain(void* arg) {
+  auto* s = static_cast<ShimSpawn*>(arg);
+  setsid();
+  pid_t shim = 0;
+  s->error = posix_spawn(&shim, s->path, s->actions, s->attr, s->argv, environ);
+  return s->error == 0 ? 0 : 127;
+}
+
+}  // namespace
+
 Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
                          const ContainerConfig& config) {
   int sync[2];
@@ -507,30 +530,45 @@ Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
   args.reserve(argv.size() + 1);
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
-  pid_t child = fork();
-  if (child == 0) {
-    // Double fork: the shim is nobody's child here, and lives on after us.
-    setsid();
-    if (fork() == 0) {
-      dup2(sync[1], 3);  // Without close-on-exec.
-      // Nothing else of ours (listening sockets…) may live on in the shim.
-      close_range(4, ~0U, 0);
-      int devnull = open("/dev/null", O_RDWR);
-      dup2(devnull, 0);
-      dup2(devnull, 1);
-      dup2(devnull, 2);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    _exit(0);
-  }
+  // The shim's descriptors: fd 3 the sync pipe (without close-on-exec),
+  // /dev/null for 0, 1 and 2, nothing else of ours (listening sockets…).
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, sync[1], 3);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDWR, 0);
+  posix_spawn_file_actions_adddup2(&actions, 0, 1);
+  posix_spawn_file_actions_adddup2(&actions, 0, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
+  // Double spawn: the shim is nobody's child here, and lives on after us.
+  // The middle process shares this one's memory (no copy of a large server's
+  // page tables, twice, as two forks made), starts a session and spawns the
+  // shim; this thread waits while it runs.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setsigmask(&attr, &old);  // The shim's: this thread's, as a fork's.
+  ShimSpawn spawn{args[0], args.data(), &actions, &attr};
+  std::vector<char> stack(size_t{64} << 10);
+  pid_t child =
+      clone(ShimSpawnMain, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &spawn);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
   close(sync[1]);
   if (child < 0) {
     close(sync[0]);
-    return MakeStatus(Code::kInternal, "fork: {}", strerror(errno));
+    return MakeStatus(Code::kInternal, "clone: {}", strerror(clone_errno));
   }
   int st = 0;
   while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (spawn.error != 0) {
+    close(sync[0]);
+    return MakeStatus(Code::kInternal, "start the shim {}: {}", args[0], strerror(spawn.error));
   }
   std::string reply;
   pollfd p{sync[0], POLLIN, 0};
