@@ -9,7 +9,9 @@
 //   RuntimeClass handler crun (the agent's crun), and runc's pods over crun's; the same
 //   with RuntimeClass wasm (a WASI module that sleeps, run by kiso-wasm), wasm's pods over
 //   runc's, the memory of a wasm pod's process, a hello-world module's whole run as a
-//   process, and a compute kernel (a sieve) as wasm beside the same C compiled natively; the
+//   process, and a compute kernel (a sieve) as wasm beside the same C compiled natively;
+//   density: pods of each class (runc, crun, wasm) started 20 at a time and left running
+//   until 500 run or the node's memory runs short, and the node memory each takes; the
 //   server's memory idle with and without the agent, and with 50 pods; a standalone `kiso agent`'s
 //   idle and with 50 pods; a shim's. Memory as RSS, PSS and private pages. Needs root, runc, crun
 //   and busybox-static.
@@ -58,7 +60,9 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kBridge = "kisobench0";
-constexpr const char* kPodCidr = "10.234.0.0/24";
+// Room for the density phase's 500 pods (a /24 holds 253).
+constexpr const char* kPodCidr = "10.234.0.0/22";
+constexpr int kMaxPods = 600;
 
 void Print(const std::string& figure, double value, const std::string& unit) {
   PrintFigure("node", figure, value, unit);
@@ -79,7 +83,7 @@ class Server {
       if (agent) {
         execl(kiso.c_str(), kiso.c_str(), "server", "--data-dir", dir.c_str(), "--https-port",
               port.c_str(), "--node-name", "bench-node", "--pod-cidr", kPodCidr, "--cni-bridge",
-              kBridge, nullptr);
+              kBridge, "--max-pods", std::to_string(kMaxPods).c_str(), nullptr);
       } else {
         execl(kiso.c_str(), kiso.c_str(), "server", "--data-dir", dir.c_str(), "--https-port",
               port.c_str(), "--disable-agent", nullptr);
@@ -225,16 +229,16 @@ class RunningWatch {
   client::Informer informer_;
 };
 
-// Deletes every pod and waits (2 minutes at most) until the API has none.
-bool DeleteAll(client::Client* c) {
+// Deletes every pod and waits (`limit` at most) until the API has none.
+bool DeleteAll(client::Client* c, Clock::duration limit = std::chrono::minutes(2)) {
   (void)c->DeleteCollection(Pods(), "default", {});
-  auto deadline = Clock::now() + std::chrono::minutes(2);
+  auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {
     auto list = c->List(Pods(), "default");
     if (list.ok() && list->at("items").as_array().empty()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  fmt::print(stderr, "pods still there after 2 minutes of deleting\n");
+  fmt::print(stderr, "pods still there after {:.0f} s of deleting\n", Ms(limit) / 1000);
   return false;
 }
 
@@ -554,6 +558,85 @@ bool ClassPhase(client::Client* c, RunningWatch& watch, const std::string& name,
   return true;
 }
 
+// What the node's containers hold now, in MB: the memory each container's
+// cgroup is charged (its processes' pages, page cache and kernel memory),
+// summed over the cgroups under /kiso (cgroup v1's memory hierarchy, or v2).
+double ContainersMemoryMb() {
+  double total = 0;
+  for (const char* root : {"/sys/fs/cgroup/memory/kiso", "/sys/fs/cgroup/kiso"}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      for (const char* file : {"memory.usage_in_bytes", "memory.current"}) {
+        std::ifstream in(e.path() / file);
+        double bytes = 0;
+        if (in >> bytes) total += bytes / (1024 * 1024);
+      }
+    }
+  }
+  return total;
+}
+
+// The shims' memory, in MB: the sum of every kiso-shim's PSS.
+double ShimsPssMb() {
+  auto r = RunCommand({"/usr/bin/pgrep", "-x", "kiso-shim"});
+  double total = 0;
+  if (!r.ok()) return total;
+  std::istringstream in(r->out);
+  pid_t pid = 0;
+  while (in >> pid) total += testing::SmapsMb(pid, "Pss");
+  return total;
+}
+
+// Density (issue 18): pods of one RuntimeClass ("" for none: runc) started
+// 20 at a time and left running, until `limit` run or the node's available
+// memory falls under a tenth of its total; prints how many ran, how long
+// that took, and what each pod costs the node: its container's cgroup, its
+// shim (PSS) and its share of the server's growth (the agent's state).
+// Then every pod goes.
+bool Density(client::Client* c, RunningWatch& watch, pid_t server, const std::string& runtime_class,
+             int limit) {
+  const std::string name = runtime_class.empty() ? "runc" : runtime_class;
+  auto available = [] {
+    std::ifstream in("/proc/meminfo");
+    std::string field, unit;
+    double kb = 0, total = 0;
+    while (in >> field >> kb >> unit) {
+      if (field == "MemTotal:") total = kb;
+      if (field == "MemAvailable:") return kb / total;
+    }
+    return 0.0;
+  };
+  const double server_before = testing::RssMb(server);
+  const auto t0 = Clock::now();
+  int running = 0;
+  while (running < limit && available() > 0.1) {
+    int batch = std::min(20, limit - running);
+    for (int i = running; i < running + batch; ++i) {
+      auto created = c->Create(Pods(), "default",
+                               PodObject(fmt::format("dense-{}-{}", name, i), runtime_class));
+      if (!created.ok()) {
+        fmt::print(stderr, "density {}: create: {}\n", name, created.status().ToString());
+        return false;
+      }
+    }
+    for (int i = running; i < running + batch; ++i) {
+      if (!watch.Wait(fmt::format("dense-{}-{}", name, i), std::chrono::seconds(120))) {
+        fmt::print(stderr, "density {}: dense-{}-{} not Running in 120 s\n", name, name, i);
+        return false;
+      }
+    }
+    running += batch;
+  }
+  const double seconds = Ms(Clock::now() - t0) / 1000;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double each =
+      (ContainersMemoryMb() + ShimsPssMb() + testing::RssMb(server) - server_before) / running;
+  Print(fmt::format("density_{}", name), running, "pods");
+  Print(fmt::format("density_{}_memory_per_pod", name), each, "MB");
+  Print(fmt::format("density_{}_seconds", name), seconds, "s");
+  return DeleteAll(c, std::chrono::minutes(10));
+}
+
 // What metrics cost the agent at 100 pods: kiso has no scrape loop (the
 // summaries are read when metrics.k8s.io is asked), so the figure is the CPU
 // one PodMetrics list of every pod takes (each container's cgroup read),
@@ -603,7 +686,8 @@ bool MetricsCost(client::Client* c, RunningWatch& watch, pid_t server, int resid
   return true;
 }
 
-int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int resident) {
+int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int resident,
+        int density) {
   if (geteuid() != 0) {
     fmt::print(stderr, "node_bench needs root\n");
     return 1;
@@ -697,6 +781,13 @@ int Run(const std::string& kiso, int sequential, int concurrent, int rounds, int
           "x");
     Print(fmt::format("wasm_pod_over_runc_pod_{}_at_once_p50", concurrent),
           Percentile(par_wasm, 0.5) / Percentile(par, 0.5), "x");
+    // Density: how many pods of each class the node runs at once (its
+    // memory's limit, or `density`), and what each costs the node.
+    if (density > 0) {
+      for (const char* runtime_class : {"", "crun", "wasm"}) {
+        if (!Density(c, watch, server.pid(), runtime_class, density)) return 1;
+      }
+    }
     for (int i = 0; i < resident; ++i) {
       if (!c->Create(Pods(), "default", PodObject(fmt::format("wasm-{}", i), "wasm")).ok())
         return 1;
@@ -778,6 +869,7 @@ int main(int argc, char** argv) {
   int concurrent = 20;
   int rounds = 50;
   int resident = 50;
+  int density = 500;
   app.add_option("--kiso", kiso, "kiso binary")->capture_default_str();
   app.add_option("--sequential", sequential, "Pods started one after another")
       ->capture_default_str();
@@ -786,6 +878,11 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Rounds of pods started together")->capture_default_str();
   app.add_option("--resident", resident, "Pods running for the memory figures")
       ->capture_default_str();
+  app.add_option("--density", density,
+                 "Pods of each RuntimeClass started and left running for the density figures, "
+                 "unless the node's memory runs short first (0: none)")
+      ->check(CLI::Range(0, 580))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return kiso::bench::Run(kiso, sequential, concurrent, rounds, resident);
+  return kiso::bench::Run(kiso, sequential, concurrent, rounds, resident, density);
 }

@@ -65,7 +65,7 @@ Status Agent::Start() {
   long page = sysconf(_SC_PAGE_SIZE);
   d.capacity = {{"cpu", std::to_string(std::max(1u, std::thread::hardware_concurrency()))},
                 {"memory", fmt::format("{}Ki", static_cast<int64_t>(pages) * page / 1024)},
-                {"pods", "110"},
+                {"pods", std::to_string(options_.max_pods)},
                 {"ephemeral-storage", "100Gi"}};
   std::error_code ec;
   auto space = fs::space(options_.data_dir, ec);

@@ -64,6 +64,9 @@ struct AgentOptions {
   std::chrono::seconds backoff_base{10};  // CrashLoopBackOff: 10 s doubling to 300 s.
   std::chrono::seconds backoff_max{300};
   int workers = 8;  // Mostly waiting on runc and CNI plugins, not on the CPU.
+  // The pods it takes (--max-pods, the kubelet's maxPods): the Node's pods
+  // capacity, which the scheduler holds to.
+  int max_pods = 110;
 };
 
 class Agent {

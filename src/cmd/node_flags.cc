@@ -18,6 +18,10 @@ void AddNodeFlags(CLI::App& app, agent::NodeOptions& node) {
          [&node](int seconds) { node.agent.lease_duration = std::chrono::seconds(seconds); },
          "The node's Lease duration; it is renewed every quarter of it (default 40)")
       ->check(CLI::Range(4, 3600));
+  app.add_option("--max-pods", node.agent.max_pods,
+                 "The pods this node takes (its pods capacity; mind --pod-cidr's size)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   app.add_option("--cni-bridge", node.cni_bridge, "Bridge the pods attach to")
       ->capture_default_str();
   app.add_option("--cluster-cidr", node.cluster_cidr,
