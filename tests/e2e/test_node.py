@@ -95,7 +95,7 @@ def node(registry, tmp_path_factory):
 """)
     s = Server(["--node-name", NODE, "--cluster-cidr", POD_CIDR, "--cni-bridge", BRIDGE,
                 "--service-cidr", SERVICE_CIDR, "--horizontal-pod-autoscaler-sync-period", "2s",
-                "--sync-frequency", "1s",
+                "--sync-frequency", "1s", "--max-pods", "150",
                 "--registries", str(mirrors)], agent=True)
     k = Kubectl(s)
     try:
@@ -157,8 +157,12 @@ spec:
 
 def test_the_node_got_its_pod_range_from_the_server(node):
     s, k = node
-    spec = json.loads(k("get", "node", NODE, "-o", "json"))["spec"]
+    got = json.loads(k("get", "node", NODE, "-o", "json"))
+    spec = got["spec"]
     assert spec["podCIDR"] == POD_CIDR and spec["podCIDRs"] == [POD_CIDR]
+    # --max-pods is the pods it takes (the kubelet's maxPods).
+    assert got["status"]["capacity"]["pods"] == "150"
+    assert got["status"]["allocatable"]["pods"] == "150"
     with open(os.path.join(s.dir, "agent", "cni", "10-kiso.conflist")) as f:
         conflist = json.load(f)
     assert conflist["plugins"][0]["ipam"]["ranges"] == [[{"subnet": POD_CIDR}]]
