@@ -145,6 +145,26 @@ Status PrepareHostForCrun() {
 
 namespace {
 
+// Runs fn(arg) in a child process that shares this one's memory while the
+// calling thread waits (clone CLONE_VM|CLONE_VFORK, as posix_spawn starts
+// its children): nothing is copied, however large this process is, so fn may
+// make system calls only (and posix_spawn). Every signal is blocked while it
+// runs: no handler may run on its stack. Its wait status.
+Result<int> RunInSharedChild(int (*fn)(void*), void* arg) {
+  std::vector<char> stack(size_t{64} << 10);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(fn, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return MakeStatus(Code::kInternal, "clone: {}", strerror(clone_errno));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 // The sandbox's child: its own network, IPC and UTS namespaces, the host
 // name, the loopback interface up, each namespace bind-mounted onto its file.
 // It shares the caller's memory (clone with CLONE_VM, the caller suspended
@@ -202,23 +222,12 @@ Result<Sandbox> CreateSandboxNamespaces(const std::string& id, const std::string
   child.paths[0] = s.netns_path.c_str();
   child.paths[1] = s.ipcns_path.c_str();
   child.paths[2] = s.utsns_path.c_str();
-  std::vector<char> stack(size_t{64} << 10);
-  // No signal handler may run on the child's stack: all blocked, as posix_spawn does.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = clone(SandboxChildMain, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
-                    &child);
-  int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) {
+  auto ran = RunInSharedChild(SandboxChildMain, &child);
+  if (!ran.ok()) {
     (void)RemoveSandboxNamespaces(dir);
-    return MakeStatus(Code::kInternal, "sandbox {}: clone: {}", id, strerror(clone_errno));
+    return ran.status().Annotate(fmt::format("sandbox {}", id));
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!WIFEXITED(*ran) || WEXITSTATUS(*ran) != 0) {
     // Some namespaces may be bound already.
     (void)RemoveSandboxNamespaces(dir);
     return MakeStatus(Code::kInternal, "sandbox {}: {}: {}", id,
@@ -542,29 +551,21 @@ Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
   // Double spawn: the shim is nobody's child here, and lives on after us.
   // The middle process shares this one's memory (no copy of a large server's
   // page tables, twice, as two forks made), starts a session and spawns the
-  // shim; this thread waits while it runs.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  // shim with this thread's signal mask, as a fork would have.
+  sigset_t mask;
+  pthread_sigmask(SIG_SETMASK, nullptr, &mask);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setsigmask(&attr, &old);  // The shim's: this thread's, as a fork's.
+  posix_spawnattr_setsigmask(&attr, &mask);
   ShimSpawn spawn{args[0], args.data(), &actions, &attr};
-  std::vector<char> stack(size_t{64} << 10);
-  pid_t child =
-      clone(ShimSpawnMain, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &spawn);
-  int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  auto ran = RunInSharedChild(ShimSpawnMain, &spawn);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   close(sync[1]);
-  if (child < 0) {
+  if (!ran.ok()) {
     close(sync[0]);
-    return MakeStatus(Code::kInternal, "clone: {}", strerror(clone_errno));
-  }
-  int st = 0;
-  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    return ran.status();
   }
   if (spawn.error != 0) {
     close(sync[0]);
