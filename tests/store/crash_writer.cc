@@ -6,6 +6,8 @@
 // cuts the power of the virtual machine it runs in; every line it printed is a
 // write the store acknowledged, and must survive.
 #include <fmt/format.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <mutex>
@@ -21,11 +23,16 @@ namespace {
 
 std::mutex out_mu;
 
-void Report(const std::string& line) {
+// One line out. `drained`: also wait until a terminal (the power-cut test's
+// serial console) has sent it, so that it is out of the machine before what
+// it announces is done; a flushed line may still sit in the console's buffer
+// when the power goes. On a pipe (SIGKILL tests) the flush is enough.
+void Report(const std::string& line, bool drained = false) {
   std::lock_guard lock(out_mu);
   std::fputs(line.c_str(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
+  if (drained) (void)tcdrain(STDOUT_FILENO);  // ENOTTY on a pipe: nothing to wait for.
 }
 
 void Writer(kiso::store::Store* store, int id, uint64_t seed) {
@@ -41,7 +48,7 @@ void Writer(kiso::store::Store* store, int id, uint64_t seed) {
       // and any report of it, so the parent must assume every announced one happened.
       auto rev = store->CurrentRevision();
       if (rev.ok() && *rev > 100) {
-        Report("compact " + std::to_string(*rev - 100));
+        Report("compact " + std::to_string(*rev - 100), /*drained=*/true);
         (void)store->Compact(*rev - 100);
       }
     } else {
