@@ -244,15 +244,22 @@ bool DeleteAll(client::Client* c, Clock::duration limit = std::chrono::minutes(2
 
 // The median memory (RSS, PSS and private pages) of the processes `pgrep`
 // finds with `args`, as figures `<prefix>_{rss,pss,private}_each_p50`.
-void PrintProcessMemory(const std::vector<std::string>& args, const std::string& prefix) {
+// The processes `pgrep` finds with `args`.
+std::vector<pid_t> Pgrep(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/bin/pgrep"};
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = RunCommand(argv);
-  if (!r.ok()) return;
-  std::vector<double> rss, pss, priv;
+  std::vector<pid_t> out;
+  if (!r.ok()) return out;
   std::istringstream in(r->out);
   pid_t pid = 0;
-  while (in >> pid) {
+  while (in >> pid) out.push_back(pid);
+  return out;
+}
+
+void PrintProcessMemory(const std::vector<std::string>& args, const std::string& prefix) {
+  std::vector<double> rss, pss, priv;
+  for (pid_t pid : Pgrep(args)) {
     rss.push_back(testing::RssMb(pid));
     pss.push_back(testing::SmapsMb(pid, "Pss"));
     priv.push_back(testing::PrivateMb(pid));
@@ -578,12 +585,8 @@ double ContainersMemoryMb() {
 
 // The shims' memory, in MB: the sum of every kiso-shim's PSS.
 double ShimsPssMb() {
-  auto r = RunCommand({"/usr/bin/pgrep", "-x", "kiso-shim"});
   double total = 0;
-  if (!r.ok()) return total;
-  std::istringstream in(r->out);
-  pid_t pid = 0;
-  while (in >> pid) total += testing::SmapsMb(pid, "Pss");
+  for (pid_t pid : Pgrep({"-x", "kiso-shim"})) total += testing::SmapsMb(pid, "Pss");
   return total;
 }
 
@@ -630,7 +633,8 @@ bool Density(client::Client* c, RunningWatch& watch, pid_t server, const std::st
   const double seconds = Ms(Clock::now() - t0) / 1000;
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const double each =
-      (ContainersMemoryMb() + ShimsPssMb() + testing::RssMb(server) - server_before) / running;
+      (ContainersMemoryMb() + ShimsPssMb() + testing::RssMb(server) - server_before) /
+      std::max(running, 1);  // None ran: the node's memory was short from the start.
   Print(fmt::format("density_{}", name), running, "pods");
   Print(fmt::format("density_{}_memory_per_pod", name), each, "MB");
   Print(fmt::format("density_{}_seconds", name), seconds, "s");
