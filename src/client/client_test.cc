@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <thread>
 
@@ -434,6 +435,34 @@ TEST(WorkQueue, DeduplicatesAndNeverHandsOneKeyToTwoWorkers) {
   q.Done("a");
   q.ShutDown();
   EXPECT_FALSE(q.Get().has_value());
+}
+
+// A key taken out of turn (a test's own pass) is never processed beside a
+// worker's: Claim waits for the worker's Done, and a queued copy waits for
+// the claimant's Done.
+TEST(WorkQueue, ClaimedKeyIsNeverProcessedTwiceAtOnce) {
+  WorkQueue q;
+  q.Add("a");
+  ASSERT_EQ(q.Get(), "a");
+  std::atomic<bool> claimed{false};
+  std::thread claimant([&] {
+    EXPECT_TRUE(q.Claim("a"));
+    claimed = true;
+  });
+  q.Add("a");  // Changed while a worker has it.
+  EXPECT_FALSE(claimed.load());
+  q.Done("a");
+  claimant.join();
+  EXPECT_TRUE(claimed.load());
+  // "a" is queued again, but the claimant has it: a worker gets "b" first.
+  q.Add("b");
+  EXPECT_EQ(q.Get(), "b");
+  q.Done("b");
+  q.Done("a");
+  EXPECT_EQ(q.Get(), "a");  // The change seen meanwhile is processed after.
+  q.Done("a");
+  q.ShutDown();
+  EXPECT_FALSE(q.Claim("a"));
 }
 
 // A key delayed many times waits once, at the earliest of its times: a

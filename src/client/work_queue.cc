@@ -1,5 +1,7 @@
 #include "client/work_queue.h"
 
+#include <algorithm>
+
 namespace kiso::client {
 
 void WorkQueue::Add(const std::string& key) {
@@ -58,10 +60,17 @@ std::optional<std::string> WorkQueue::Get() {
 void WorkQueue::Done(const std::string& key) {
   std::lock_guard lock(mu_);
   processing_.erase(key);
-  if (dirty_.contains(key)) {
-    queue_.push_back(key);
-    cv_.notify_one();
-  }
+  if (dirty_.contains(key)) queue_.push_back(key);
+  cv_.notify_all();  // A worker for the requeued key, or a Claim waiting for it.
+}
+
+bool WorkQueue::Claim(const std::string& key) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return shutting_down_ || !processing_.contains(key); });
+  if (shutting_down_) return false;
+  if (auto it = std::find(queue_.begin(), queue_.end(), key); it != queue_.end()) queue_.erase(it);
+  processing_.insert(key);
+  return true;
 }
 
 void WorkQueue::ShutDown() {

@@ -23,6 +23,10 @@ class WorkQueue {
   // Blocks for the next key; nullopt once ShutDown has been called.
   std::optional<std::string> Get();
   void Done(const std::string& key);
+  // Takes `key` out of turn, as a worker would have it: waits while a worker
+  // has it, then marks it processing (a queued copy waits for Done, which
+  // hands it out again). False once ShutDown has been called.
+  bool Claim(const std::string& key);
   void ShutDown();
 
  private:

@@ -99,7 +99,7 @@ void Controller::Work() {
     }
   }
   while (auto key = queue_.Get()) {
-    Status s = ReconcileGuarded(*key);
+    Status s = RunPass(*key);
     int failures = 0;
     {
       std::lock_guard lock(mu_);
@@ -128,6 +128,13 @@ std::optional<json::value> Controller::Subject(const std::string& key) {
 }
 
 Status Controller::ReconcileGuarded(const std::string& key) {
+  if (!queue_.Claim(key)) return MakeStatus(Code::kUnavailable, "{} has stopped", name_);
+  Status s = RunPass(key);
+  queue_.Done(key);
+  return s;
+}
+
+Status Controller::RunPass(const std::string& key) {
   Status s;
   try {
     s = Reconcile(key);

@@ -79,12 +79,16 @@ class Controller {
   }
 
  public:
-  // Reconcile(key), with anything it throws turned into an Internal status
-  // and a failure recorded as an event (what a worker runs; tests call it).
+  // A pass over `key` now, out of the queue's turn (tests call it): never
+  // beside a worker's pass over the same key, as workers never overlap on
+  // one key. Unavailable once the controller stops.
   Status ReconcileGuarded(const std::string& key);
 
  private:
   void Work();
+  // Reconcile(key), with anything it throws turned into an Internal status
+  // and a failure recorded as an event (what a worker runs).
+  Status RunPass(const std::string& key);
 
   client::Client* client_;
   std::string name_;

@@ -145,10 +145,18 @@ Status CronJobController::Reconcile(const std::string& key) {
     if (t && (!last_success || *t > *last_success)) last_success = t;
   }
   // History: the oldest finished Jobs beyond the limits go (their pods with them).
+  // Not a Job whose scheduled time the status does not record yet: once it is
+  // gone, nothing else says that time has run, and a pass would run it again.
+  // The status write below records it, and its event brings the pass that
+  // deletes it (this cache only moves forward, so every later pass sees it).
   Status result = Status::Ok();
+  const auto recorded = ParseTime(api::GetString(cj, {"status", "lastScheduleTime"}));
   auto prune = [&](std::vector<json::value>& finished, int64_t limit) {
     limit = std::max<int64_t>(limit, 0);
     for (size_t i = 0; i + static_cast<size_t>(limit) < finished.size(); ++i) {
+      auto scheduled =
+          ParseTime(api::GetString(finished[i], {"metadata", "annotations", kScheduledAnnotation}));
+      if (scheduled && (!recorded || *scheduled > *recorded)) continue;
       std::string job_name(api::GetString(finished[i], {"metadata", "name"}));
       Status s = client()->Delete(Jobs(), ns, job_name, {.propagation_policy = "Background"});
       if (s.ok()) {
