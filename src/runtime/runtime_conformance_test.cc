@@ -10,6 +10,7 @@
 // runc, crun and busybox-static (make deps installs them).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
 #include <filesystem>
@@ -161,6 +162,23 @@ class RuntimeConformance : public ::testing::TestWithParam<std::string> {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return Status(Code::kDeadlineExceeded, "container did not exit");
+  }
+
+  // Whether a shim of container `id` is still running (a zombie waiting for
+  // init to reap it is not).
+  static bool ShimRuns(const std::string& id) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+      const std::string dir = e.path().string();
+      std::string cmdline = Read(dir + "/cmdline");
+      std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+      if (cmdline.find("kiso-shim --id " + id + " ") == std::string::npos) continue;
+      std::string stat = Read(dir + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z')
+        return true;
+    }
+    return false;
   }
 
   // Creates and starts a container; its id.
@@ -408,6 +426,18 @@ TEST_P(RuntimeConformance, StopsGracefullyAndRemoves) {
   EXPECT_TRUE(runtime_->StopContainer(id, std::chrono::seconds(1)).ok());
   ASSERT_TRUE(runtime_->RemoveContainer(id).ok());
   EXPECT_TRUE(runtime_->ListContainers().empty());
+
+  // A running container removed at once (a forced delete, as a pod sandbox's
+  // removal does): its shim ends too, though it may find no bundle left to
+  // record the exit in.
+  std::string running = Run(Config("removed", Workload({"sleep", "300"})));
+  ASSERT_TRUE(ShimRuns(running));
+  ASSERT_TRUE(runtime_->RemoveContainer(running).ok());
+  EXPECT_TRUE(runtime_->ListContainers().empty());
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ShimRuns(running) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(ShimRuns(running)) << "the shim of a removed container lives on";
 }
 
 TEST_P(RuntimeConformance, PodsReachEachOtherThroughCni) {
