@@ -268,7 +268,7 @@ Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name,
       return MakeStatus(Code::kNotFound, "the wasm runtime {:?} is not there",
                         options_.wasm_binary);
     }
-    return Binary{name, options_.wasm_binary, state, /*exec=*/false};
+    return Binary{name, options_.wasm_binary, state, /*exec=*/false, /*own_root=*/false};
   }
   Binary b{name, FindInPath(name), state};
   if (b.path.empty()) {
@@ -440,14 +440,6 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
                                                 const ContainerConfig& config) {
   std::string id = RandomId();
   std::string bundle = Bundle(id);
-  std::error_code ec;
-  for (const char* sub : {"rootfs", "upper", "work"})
-    fs::create_directories(bundle + "/" + sub, ec);
-  if (ec) return MakeStatus(Code::kInternal, "create bundle {}: {}", bundle, ec.message());
-  auto fail = [&](Status s) {
-    (void)RemoveContainer(id);
-    return s;
-  };
   boost::system::error_code jec;
   auto sb = json::parse(Slurp(options_.root + "/sandboxes/" + sandbox.id + "/sandbox.json"), jec);
   auto field = [&](const char* name) -> std::string_view {
@@ -457,27 +449,43 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   // The sandbox's handler runs its containers (older sandboxes: the default).
   const Binary* binary = HandlerNamed(field("handler"));
   if (!binary) binary = &binaries_.front();
+  std::error_code ec;
+  fs::create_directories(bundle, ec);
+  if (binary->own_root) {
+    for (const char* sub : {"rootfs", "upper", "work"})
+      fs::create_directories(bundle + "/" + sub, ec);
+  }
+  if (ec) return MakeStatus(Code::kInternal, "create bundle {}: {}", bundle, ec.message());
+  auto fail = [&](Status s) {
+    (void)RemoveContainer(id);
+    return s;
+  };
   json::object meta{{"name", config.name},         {"attempt", config.attempt},
                     {"image", config.image},       {"sandbox", sandbox.id},
                     {"log_path", config.log_path}, {"created_at", NowRfc3339()},
                     {"handler", binary->name}};
   KISO_RETURN_IF_ERROR(WriteFile(bundle + "/meta.json", json::serialize(meta)));
   // The container's root: an overlay on the image's shared, unpacked rootfs;
-  // a private copy where overlayfs is unavailable.
-  std::string rootfs = bundle + "/rootfs";
-  std::string data = fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work",
-                                 config.image_rootfs, bundle, bundle);
-  if (mount("overlay", rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
-    auto cp = RunCommand({"/bin/cp", "-a", config.image_rootfs + "/.", rootfs});
-    if (!cp.ok() || cp->exit_code != 0) {
-      return fail(MakeStatus(Code::kInternal, "container {}: copy rootfs: {}", config.name,
-                             cp.ok() ? Trim(cp->err) : cp.status().message()));
+  // a private copy where overlayfs is unavailable; the shared one itself,
+  // read-only, for a handler whose containers have no root of their own.
+  std::string rootfs = config.image_rootfs;
+  if (binary->own_root) {
+    rootfs = bundle + "/rootfs";
+    std::string data = fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work",
+                                   config.image_rootfs, bundle, bundle);
+    if (mount("overlay", rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
+      auto cp = RunCommand({"/bin/cp", "-a", config.image_rootfs + "/.", rootfs});
+      if (!cp.ok() || cp->exit_code != 0) {
+        return fail(MakeStatus(Code::kInternal, "container {}: copy rootfs: {}", config.name,
+                               cp.ok() ? Trim(cp->err) : cp.status().message()));
+      }
     }
   }
   // The sandbox's host name (older sandboxes recorded only the pod's name).
   std::string hostname(field("hostname").empty() ? field("name") : field("hostname"));
   json::value spec =
       BuildSpec(config, sandbox, rootfs, hostname, "/" + options_.cgroup_parent + "/" + id);
+  if (!binary->own_root) spec.as_object()["root"].as_object()["readonly"] = true;
   Status s = WriteFile(bundle + "/config.json", json::serialize(spec));
   if (!s.ok()) return fail(s);
   fs::create_directories(fs::path(config.log_path).parent_path(), ec);

@@ -79,6 +79,10 @@ class OciRuntime : public RuntimeService {
     std::string path;
     std::string state;
     bool exec = true;  // Whether it runs processes beside a container's (a wasm module: no).
+    // Whether each container gets a root file system of its own (an overlay on
+    // the image's). A wasm module has none: its runtime reads the module from
+    // the image's shared root, read-only, and writes only to the pod's volumes.
+    bool own_root = true;
   };
   Result<Binary> Find(const std::string& name, const std::string& state) const;
   // The handler of that name this runtime runs, or null.
