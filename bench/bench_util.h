@@ -26,7 +26,12 @@ inline double Percentile(std::vector<double> v, double p) {
 
 inline void PrintFigure(const std::string& part, const std::string& figure, double value,
                         const std::string& unit) {
-  fmt::print("{} {}={:.1f} {}\n", part, figure, value, unit);
+  // Ratios with two decimals: a goal such as "≤ 0.5×" is not read from "0.5".
+  if (unit == "x") {
+    fmt::print("{} {}={:.2f} {}\n", part, figure, value, unit);
+  } else {
+    fmt::print("{} {}={:.1f} {}\n", part, figure, value, unit);
+  }
   std::fflush(stdout);
 }
 
