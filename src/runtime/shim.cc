@@ -464,11 +464,12 @@ int RunShim(const ShimOptions& o) {
               fsync(fd) == 0;
     if (fd >= 0) close(fd);
     if (ok && rename(tmp.c_str(), (o.bundle + "/exit.json").c_str()) == 0) return 0;
+    const int why = errno;
     // The bundle is gone: the container was removed (a forced delete ends the
     // process and removes the bundle at once), and nobody is left to tell.
     if (struct stat st{}; stat(o.bundle.c_str(), &st) != 0 && errno == ENOENT) return 0;
     if (attempt == 0)
-      log.Note(fmt::format("kiso-shim: recording the exit failed: {}", strerror(errno)));
+      log.Note(fmt::format("kiso-shim: recording the exit failed: {}", strerror(why)));
     if (attempt >= 600) return 1;  // Ten minutes: the agent then sees the container as unknown.
     usleep(1000 * 1000);
   }
