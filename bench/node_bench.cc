@@ -242,8 +242,6 @@ bool DeleteAll(client::Client* c, Clock::duration limit = std::chrono::minutes(2
   return false;
 }
 
-// The median memory (RSS, PSS and private pages) of the processes `pgrep`
-// finds with `args`, as figures `<prefix>_{rss,pss,private}_each_p50`.
 // The processes `pgrep` finds with `args`.
 std::vector<pid_t> Pgrep(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/bin/pgrep"};
@@ -257,6 +255,8 @@ std::vector<pid_t> Pgrep(const std::vector<std::string>& args) {
   return out;
 }
 
+// The median memory (RSS, PSS and private pages) of the processes `pgrep`
+// finds with `args`, as figures `<prefix>_{rss,pss,private}_each_p50`.
 void PrintProcessMemory(const std::vector<std::string>& args, const std::string& prefix) {
   std::vector<double> rss, pss, priv;
   for (pid_t pid : Pgrep(args)) {
