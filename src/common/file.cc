@@ -1,6 +1,7 @@
 #include "common/file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,10 +20,19 @@ Result<std::string> ReadFile(const std::string& path) {
   return s.str();
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
+                       bool durable) {
+  // A name of its own: two writers sharing one would rename each other's
+  // file away (the second rename then finds none).
+  std::string tmp = path + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return MakeStatus(Code::kInternal, "write {}: {}", tmp, std::strerror(errno));
+  if (::fchmod(fd, mode) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return MakeStatus(Code::kInternal, "chmod {}: {}", tmp, std::strerror(err));
+  }
   size_t done = 0;
   while (done < content.size()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
@@ -36,14 +46,16 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
+  int err = 0;
+  if (durable && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) {
     ::unlink(tmp.c_str());
     return MakeStatus(err == ENOSPC ? Code::kResourceExhausted : Code::kInternal, "sync {}: {}",
                       tmp, std::strerror(err));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
+    err = errno;
     ::unlink(tmp.c_str());
     return MakeStatus(Code::kInternal, "rename {}: {}", path, std::strerror(err));
   }

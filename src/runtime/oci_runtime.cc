@@ -30,6 +30,7 @@
 
 #include "common/clock.h"
 #include "common/fault.h"
+#include "common/file.h"
 #include "common/process.h"
 #include "common/random.h"
 #include "common/unix_socket.h"
@@ -64,17 +65,10 @@ std::string Slurp(const std::string& path) {
   return s.str();
 }
 
+// A bundle's state files: whole or not there, not synced (a restart re-derives
+// what a power loss would lose).
 Status WriteFile(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << data;
-    out.flush();
-    if (!out) return MakeStatus(Code::kResourceExhausted, "write {}", tmp);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0)
-    return MakeStatus(Code::kInternal, "rename {}: {}", path, strerror(errno));
-  return Status::Ok();
+  return WriteFileAtomic(path, data, 0644, /*durable=*/false);
 }
 
 // Hybrid layout: cgroup v1 controllers with cgroup2 at /sys/fs/cgroup/unified.
@@ -598,9 +592,17 @@ Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
 }
 
 Status OciRuntime::StartContainer(const std::string& id) {
-  KISO_ASSIGN_OR_RETURN(auto r, Runtime(id, {"start", id}));
-  if (r.exit_code != 0) return MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r.err));
-  return WriteFile(Bundle(id) + "/started_at", NowRfc3339());
+  {
+    std::lock_guard lock(starting_mu_);
+    starting_.insert(id);
+  }
+  auto r = Runtime(id, {"start", id});
+  Status s = !r.ok()             ? r.status()
+             : r->exit_code != 0 ? MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r->err))
+                                 : WriteFile(Bundle(id) + "/started_at", NowRfc3339());
+  std::lock_guard lock(starting_mu_);
+  starting_.erase(id);
+  return s;
 }
 
 namespace {
@@ -680,10 +682,16 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
   // an agent can look at every container each sync.
   std::string pid_text = Trim(Slurp(bundle + "/init.pid"));
   s.pid = pid_text.empty() ? 0 : std::atoi(pid_text.c_str());
+  bool starting = false;
   if (s.pid > 0 && s.started_at.empty()) {
+    std::lock_guard lock(starting_mu_);
+    starting = starting_.contains(id);
+  }
+  if (s.pid > 0 && s.started_at.empty() && !starting) {
     // Created and not started, as far as the files say. Normally a container
-    // is started in the same sync that creates it; this is an agent that died
-    // in between, maybe after `runc start`: the runtime knows which.
+    // is started in the same sync that creates it (a StartContainer under way
+    // is known here); this is an agent that died in between, maybe after
+    // `runc start`: the runtime knows which.
     auto state = Runtime(id, {"state", id});
     boost::system::error_code jec;
     auto v = state.ok() && state->exit_code == 0 ? json::parse(state->out, jec) : json::value();

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +99,10 @@ class OciRuntime : public RuntimeService {
   OciRuntimeOptions options_;
   std::vector<Binary> binaries_;  // The default handler's first.
   std::string version_;
+  std::mutex starting_mu_;
+  // Guarded by starting_mu_: containers a StartContainer is starting now, whose
+  // status is "created" without asking the runtime (nothing was left half done).
+  std::set<std::string> starting_;
 };
 
 // What `kiso node reset` does to one node's runtime state under `root` (an
