@@ -5,7 +5,7 @@
 
 #include "agent/node_reset.h"
 #include "common/host_addresses.h"
-#include "network/overlay/rtnl.h"
+#include "network/rtnl.h"
 
 namespace kiso::agent {
 
@@ -34,7 +34,7 @@ Result<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Create(client::Client* clien
   int pod_mtu = 0;
   if (options.network_backend != "none") {
     int underlay = 1500;
-    if (auto device = network::overlay::DeviceOf(node_ip); device.ok()) underlay = device->second;
+    if (auto device = network::DeviceOf(node_ip); device.ok()) underlay = device->second;
     pod_mtu = options.network_backend == "vxlan" ? underlay - 50 : underlay;
   }
   network::CniOptions cni;

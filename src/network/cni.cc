@@ -9,8 +9,10 @@
 #include <sstream>
 #include <vector>
 
+#include "common/cidr.h"
 #include "common/fault.h"
 #include "common/process.h"
+#include "network/bridge.h"
 
 namespace kiso::network {
 
@@ -115,6 +117,7 @@ Status CniNetwork::SetPodCidr(const std::string& pod_cidr) {
   if (!ours_) return Status::Ok();  // Someone else's list: its own IPAM decides.
   CniOptions o = options_;
   o.pod_cidr = pod_cidr;
+  KISO_ASSIGN_OR_RETURN(Ipv4Cidr range, Ipv4Cidr::Parse(pod_cidr));
   std::string text = DefaultConflist(o);
   std::error_code ec;
   fs::create_directories(fs::path(o.conflist).parent_path(), ec);
@@ -125,6 +128,11 @@ Status CniNetwork::SetPodCidr(const std::string& pod_cidr) {
       return MakeStatus(Code::kInternal, "write {}: {}", o.conflist, strerror(errno));
   }
   std::lock_guard lock(mu_);
+  if (conflist_text_ != text || !bridge_) {
+    // Where host-local keeps the list's addresses: <dataDir>/<network name>.
+    bridge_ = std::make_shared<BridgeNetwork>(
+        BridgeOptions{o.bridge, range, o.mtu, o.cache_dir + "/ipam/kiso"});
+  }
   conflist_text_ = std::move(text);
   return Status::Ok();
 }
@@ -199,6 +207,11 @@ Result<Attachment> AttachmentOf(const std::string& sandbox_id, const json::value
 Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::string& netns,
                                    const std::vector<PortMapping>& ports) {
   KISO_ASSIGN_OR_RETURN(std::string text, ConflistText());
+  std::shared_ptr<BridgeNetwork> bridge;
+  {
+    std::lock_guard lock(mu_);
+    bridge = bridge_;
+  }
   std::string path = fmt::format("{}", fmt::join(options_.plugin_dirs, ":"));
   // "lo" is up already: the runtime's sandbox brings it up as it makes the
   // namespace (the loopback plugin's whole work, one process fewer a pod).
@@ -222,6 +235,15 @@ Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::str
                config.at("type").as_string() == "portmap") {
       continue;  // Nothing to map.
     }
+    if (bridge && config.at("type") == "bridge") {  // kiso's own list: done here.
+      auto result = bridge->Add(sandbox_id, netns);
+      if (!result.ok()) {
+        return MakeStatus(result.status().code(), "attach {} to {}: {}", sandbox_id,
+                          options_.bridge, result.status().message());
+      }
+      prev = std::move(*result);
+      continue;
+    }
     auto out = Invoke(FindPlugin(std::string(config.at("type").as_string())), in, config);
     if (!out.ok()) {
       (void)Del(sandbox_id, netns);
@@ -236,7 +258,10 @@ Result<Attachment> CniNetwork::Add(const std::string& sandbox_id, const std::str
   std::string cache = options_.cache_dir + "/results/" + sandbox_id;
   {
     std::ofstream out(cache + ".tmp", std::ios::trunc);
-    out << json::serialize(json::object{{"netns", netns}, {"result", prev}});
+    // "bridge": made by BridgeNetwork; "ports": whether portmap has anything to undo.
+    json::object entry{{"netns", netns}, {"result", prev}, {"ports", !ports.empty()}};
+    if (bridge) entry["bridge"] = "kiso";
+    out << json::serialize(entry);
     if (!out.flush() || rename((cache + ".tmp").c_str(), cache.c_str()) != 0) {
       Status s = MakeStatus(Code::kInternal, "CNI ADD for {}: cache the result in {}: {}",
                             sandbox_id, cache, strerror(errno));
@@ -269,9 +294,28 @@ Status CniNetwork::Del(const std::string& sandbox_id, const std::string& netns) 
   auto list = json::parse(text).as_object();
   const auto& plugins = list.at("plugins").as_array();
   Invocation in{"DEL", sandbox_id, ns, "eth0", path};
+  // Attached by BridgeNetwork (else by the plugins, before kiso did it itself,
+  // or not known: no cached result), and with host ports or not.
+  const json::object* entry = !ec && cached.is_object() ? &cached.as_object() : nullptr;
+  const bool ours = entry != nullptr && entry->contains("bridge");
+  const bool mapped = entry == nullptr || !ours || !entry->contains("ports") ||
+                      entry->at("ports") != json::value(false);
+  std::shared_ptr<BridgeNetwork> bridge;
+  {
+    std::lock_guard lock(mu_);
+    bridge = bridge_;
+  }
   Status first_error;
   for (auto it = plugins.rbegin(); it != plugins.rend(); ++it) {
     json::object config = it->as_object();
+    if (config.at("type") == "portmap" && !mapped) continue;  // Nothing mapped.
+    if (config.at("type") == "bridge" && bridge && (ours || entry == nullptr)) {
+      std::string ip;
+      if (auto a = AttachmentOf(sandbox_id, prev); a.ok()) ip = a->ip;
+      Status s = bridge->Del(sandbox_id, ns, ip);
+      if (!s.ok() && first_error.ok()) first_error = s;
+      continue;
+    }
     config["name"] = list.at("name");
     config["cniVersion"] = list.at("cniVersion");
     if (!prev.is_null()) config["prevResult"] = prev;

@@ -4,6 +4,10 @@
 // runtime's sandbox has brought up already. Each ADD's result is cached on
 // disk so DEL gets its prevResult and so leftovers can be released after a
 // crash (CNI spec: "cached result").
+//
+// In kiso's own list the bridge plugin's work is done in the agent
+// (BridgeNetwork, bridge.h: rtnetlink, no process per pod); portmap still runs
+// as the plugin, for pods with host ports. Someone else's list runs as it is.
 #pragma once
 
 #include <memory>
@@ -14,6 +18,8 @@
 #include "common/status.h"
 
 namespace kiso::network {
+
+class BridgeNetwork;
 
 struct PortMapping {
   int host_port = 0;
@@ -81,6 +87,9 @@ class CniNetwork {
   bool ours_ = false;
   mutable std::mutex mu_;
   std::string conflist_text_;  // Guarded by mu_; empty until the pod range is known.
+  // Guarded by mu_: kiso's list's bridge for the current range (null until it
+  // is known, and for someone else's list); shared by the calls using it.
+  std::shared_ptr<BridgeNetwork> bridge_;
 };
 
 }  // namespace kiso::network

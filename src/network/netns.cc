@@ -12,27 +12,30 @@
 
 namespace kiso::network {
 
-Result<int> DialInNamespace(const std::string& netns_path, uint16_t port) {
+Status RunInNamespace(const std::string& netns_path, const std::function<Status()>& work) {
   int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (ns < 0) {
     return MakeStatus(Code::kNotFound, "the pod's network namespace {}: {}", netns_path,
                       strerror(errno));
   }
-  // A socket belongs to the namespace it was made in, whichever thread uses it
-  // later: a short-lived thread enters the pod's namespace (setns moves only
-  // the calling thread), makes and connects it, and ends there.
-  Result<int> result = Status(Code::kInternal, "not dialled");
+  Status result;
   std::thread([&] {
     if (setns(ns, CLONE_NEWNET) != 0) {
       result =
           MakeStatus(Code::kInternal, "enter the pod's network namespace: {}", strerror(errno));
       return;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      result = MakeStatus(Code::kResourceExhausted, "socket: {}", strerror(errno));
-      return;
-    }
+    result = work();
+  }).join();
+  close(ns);
+  return result;
+}
+
+Result<int> DialInNamespace(const std::string& netns_path, uint16_t port) {
+  int fd = -1;
+  Status s = RunInNamespace(netns_path, [&]() -> Status {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return MakeStatus(Code::kResourceExhausted, "socket: {}", strerror(errno));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -40,14 +43,14 @@ Result<int> DialInNamespace(const std::string& netns_path, uint16_t port) {
     if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       int error = errno;
       close(fd);
-      result = MakeStatus(Code::kUnavailable, "dial tcp4 127.0.0.1:{}: connect: {}", port,
-                          strerror(error));
-      return;
+      fd = -1;
+      return MakeStatus(Code::kUnavailable, "dial tcp4 127.0.0.1:{}: connect: {}", port,
+                        strerror(error));
     }
-    result = fd;
-  }).join();
-  close(ns);
-  return result;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return fd;
 }
 
 }  // namespace kiso::network

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "common/cidr.h"
-#include "network/overlay/rtnl.h"
+#include "network/rtnl.h"
 
 namespace kiso::network::overlay {
 
@@ -92,13 +92,7 @@ class Vxlan : public Base {
       : Base(std::move(o), range, underlay_mtu) {
     // The device's MAC from the node's range: stable across restarts, and
     // published before the device exists (it is made when a second node comes).
-    const uint32_t b = range_.base;
-    mac_ = {0x0a,
-            0x58,
-            static_cast<uint8_t>(b >> 24),
-            static_cast<uint8_t>(b >> 16),
-            static_cast<uint8_t>(b >> 8),
-            static_cast<uint8_t>(b)};
+    mac_ = MacOf(range_.base);
   }
   std::string_view name() const override { return "vxlan"; }
   std::map<std::string, std::string> Annotations() const override {

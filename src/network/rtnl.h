@@ -1,7 +1,9 @@
-// Rtnl: the few rtnetlink requests the pod network across nodes needs — a
-// VXLAN device, an address, routes, ARP and forwarding-database entries — sent
-// with libmnl in the calling thread's network namespace. Each waits for the
-// kernel's answer; an error names the request and the kernel's reason.
+// Rtnl: the few rtnetlink requests kiso's pod network needs — on one node a
+// bridge, veth pairs, addresses and a default route (what the CNI bridge
+// plugin does, cni.h); across nodes a VXLAN device, routes, ARP and
+// forwarding-database entries — sent with libmnl in the network namespace of
+// the thread that opened the socket. Each waits for the kernel's answer; an
+// error names the request and the kernel's reason.
 #pragma once
 
 #include <array>
@@ -11,10 +13,13 @@
 
 #include "common/status.h"
 
-namespace kiso::network::overlay {
+namespace kiso::network {
 
 using Mac = std::array<uint8_t, 6>;
 std::string FormatMac(const Mac& mac);
+// 0a:58 and the address: locally administered, stable for an address (the
+// CNI plugins' old convention), so a reused address keeps its MAC.
+Mac MacOf(uint32_t ipv4);
 bool ParseMac(std::string_view text, Mac* mac);
 
 // The protocol kiso's routes carry (rtm_protocol), so that they can be told
@@ -36,6 +41,7 @@ struct Route {
   std::string via;  // The gateway.
   int ifindex = 0;  // 0: the kernel finds the device for `via`.
   bool onlink = false;
+  uint8_t protocol = kRouteProtocol;  // rtm_protocol.
   friend bool operator==(const Route&, const Route&) = default;
 };
 
@@ -49,8 +55,22 @@ class Rtnl {
   // Creates the device unless one of that name is there (then left as it is),
   // sets it up; returns its index.
   Result<int> EnsureVxlan(const VxlanDevice& device);
+  // Creates the bridge unless one of that name is there, with `mac` (set, so
+  // that it does not change as ports come and go), sets it up; returns its index.
+  Result<int> EnsureBridge(const std::string& name, const Mac& mac, int mtu);
+  // A veth pair: `name` in this namespace (the kernel's MAC), enslaved to
+  // `master`; `peer_name` with `peer_mac` in the namespace of `peer_netns_fd`.
+  // Both down; 0 MTU: the kernel's. Returns the index of `name`.
+  Result<int> CreateVeth(const std::string& name, const std::string& peer_name, const Mac& peer_mac,
+                         int peer_netns_fd, int master, int mtu);
+  Status SetUp(int ifindex);
+  // Frames a bridge port receives may go back out of it (a pod reaching itself
+  // through a Service).
+  Status SetHairpin(int ifindex);
   Status DeleteLink(const std::string& name);  // NotFound when there is none.
-  Status AddAddress(int ifindex, const std::string& ip, int prefix);
+  // The address (replacing one that is there); `broadcast`: with the
+  // subnet's broadcast address, as `ip addr add ... brd +`.
+  Status AddAddress(int ifindex, const std::string& ip, int prefix, bool broadcast = false);
   Status ReplaceRoute(const Route& route);
   Status DeleteRoute(const Route& route);
   // Every route of kiso's protocol (kRouteProtocol) in the main table.
@@ -70,4 +90,4 @@ class Rtnl {
 // The device that holds `ip` and its MTU (ioctl, this namespace's).
 Result<std::pair<std::string, int>> DeviceOf(const std::string& ip);
 
-}  // namespace kiso::network::overlay
+}  // namespace kiso::network

@@ -1,4 +1,4 @@
-#include "network/overlay/rtnl.h"
+#include "network/rtnl.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -17,7 +17,7 @@
 
 #include "common/cidr.h"
 
-namespace kiso::network::overlay {
+namespace kiso::network {
 
 namespace {
 
@@ -40,6 +40,15 @@ nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags) {
 std::string FormatMac(const Mac& m) {
   return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4],
                      m[5]);
+}
+
+Mac MacOf(uint32_t a) {
+  return {0x0a,
+          0x58,
+          static_cast<uint8_t>(a >> 24),
+          static_cast<uint8_t>(a >> 16),
+          static_cast<uint8_t>(a >> 8),
+          static_cast<uint8_t>(a)};
 }
 
 bool ParseMac(std::string_view text, Mac* mac) {
@@ -128,6 +137,80 @@ Result<int> Rtnl::EnsureVxlan(const VxlanDevice& d) {
   return index;
 }
 
+Result<int> Rtnl::EnsureBridge(const std::string& name, const Mac& mac, int mtu) {
+  unsigned index = if_nametoindex(name.c_str());
+  if (index == 0) {
+    std::vector<char> buf;
+    nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+    ifi->ifi_family = AF_UNSPEC;
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+    mnl_attr_put(nlh, IFLA_ADDRESS, mac.size(), mac.data());
+    if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+    nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+    mnl_attr_nest_end(nlh, info);
+    Status s = Request(buf, "create the bridge " + name);
+    if (!s.ok() && s.code() != Code::kAlreadyExists) return s;  // Else made meanwhile.
+    index = if_nametoindex(name.c_str());
+    if (index == 0) return MakeStatus(Code::kInternal, "the bridge {} is gone", name);
+  }
+  KISO_RETURN_IF_ERROR(SetUp(static_cast<int>(index)));
+  return static_cast<int>(index);
+}
+
+Result<int> Rtnl::CreateVeth(const std::string& name, const std::string& peer_name,
+                             const Mac& peer_mac, int peer_netns_fd, int master, int mtu) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  if (master > 0) mnl_attr_put_u32(nlh, IFLA_MASTER, static_cast<uint32_t>(master));
+  nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  // VETH_INFO_PEER: the peer's own ifinfomsg, then its attributes.
+  nlattr* peer = mnl_attr_nest_start(nlh, 1 /* VETH_INFO_PEER */);
+  auto* peer_ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  peer_ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name.c_str());
+  mnl_attr_put(nlh, IFLA_ADDRESS, peer_mac.size(), peer_mac.data());
+  if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
+  mnl_attr_nest_end(nlh, peer);
+  mnl_attr_nest_end(nlh, data);
+  mnl_attr_nest_end(nlh, info);
+  KISO_RETURN_IF_ERROR(Request(buf, fmt::format("create the veth pair {} ({})", name, peer_name)));
+  const unsigned index = if_nametoindex(name.c_str());
+  if (index == 0) return MakeStatus(Code::kInternal, "the veth {} is gone", name);
+  return static_cast<int>(index);
+}
+
+Status Rtnl::SetUp(int ifindex) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = Header(buf, RTM_NEWLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
+  return Request(buf, fmt::format("set link {} up", ifindex));
+}
+
+Status Rtnl::SetHairpin(int ifindex) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = Header(buf, RTM_SETLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_BRIDGE;
+  ifi->ifi_index = ifindex;
+  nlattr* port = mnl_attr_nest_start(nlh, IFLA_PROTINFO);
+  mnl_attr_put_u8(nlh, IFLA_BRPORT_MODE, 1);
+  mnl_attr_nest_end(nlh, port);
+  return Request(buf, fmt::format("hairpin mode on link {}", ifindex));
+}
+
 Status Rtnl::DeleteLink(const std::string& name) {
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_DELLINK, 0);
@@ -137,7 +220,7 @@ Status Rtnl::DeleteLink(const std::string& name) {
   return Request(buf, "delete " + name);
 }
 
-Status Rtnl::AddAddress(int ifindex, const std::string& ip, int prefix) {
+Status Rtnl::AddAddress(int ifindex, const std::string& ip, int prefix, bool broadcast) {
   in_addr a{};
   if (!Ipv4(ip, &a)) return MakeStatus(Code::kInvalidArgument, "{:?}: not IPv4", ip);
   std::vector<char> buf;
@@ -149,13 +232,20 @@ Status Rtnl::AddAddress(int ifindex, const std::string& ip, int prefix) {
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
   mnl_attr_put(nlh, IFA_LOCAL, sizeof(a), &a);
   mnl_attr_put(nlh, IFA_ADDRESS, sizeof(a), &a);
+  if (broadcast && prefix < 31) {
+    const uint32_t host_bits = prefix == 0 ? ~0U : (1U << (32 - prefix)) - 1;
+    const uint32_t brd = htonl(ntohl(a.s_addr) | host_bits);
+    mnl_attr_put_u32(nlh, IFA_BROADCAST, brd);
+  }
   return Request(buf, fmt::format("address {}/{}", ip, prefix));
 }
 
 namespace {
 
 Status PutRoute(nlmsghdr* nlh, const Route& r) {
-  auto cidr = Ipv4Cidr::Parse(r.dst);
+  // The default route's 0.0.0.0/0 is a destination, not a range Ipv4Cidr takes.
+  const bool default_route = r.dst == "0.0.0.0/0";
+  auto cidr = default_route ? Result<Ipv4Cidr>(Ipv4Cidr{0, 0}) : Ipv4Cidr::Parse(r.dst);
   if (!cidr.ok()) return cidr.status();
   in_addr via{};
   if (!Ipv4(r.via, &via)) return MakeStatus(Code::kInvalidArgument, "{:?}: not IPv4", r.via);
@@ -163,12 +253,11 @@ Status PutRoute(nlmsghdr* nlh, const Route& r) {
   rtm->rtm_family = AF_INET;
   rtm->rtm_dst_len = static_cast<uint8_t>(cidr->prefix);
   rtm->rtm_table = RT_TABLE_MAIN;
-  rtm->rtm_protocol = kRouteProtocol;
+  rtm->rtm_protocol = r.protocol;
   rtm->rtm_scope = RT_SCOPE_UNIVERSE;
   rtm->rtm_type = RTN_UNICAST;
   if (r.onlink) rtm->rtm_flags |= RTNH_F_ONLINK;
-  const uint32_t dst = htonl(cidr->base);
-  mnl_attr_put_u32(nlh, RTA_DST, dst);
+  if (!default_route) mnl_attr_put_u32(nlh, RTA_DST, htonl(cidr->base));
   mnl_attr_put(nlh, RTA_GATEWAY, sizeof(via), &via);
   if (r.ifindex != 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(r.ifindex));
   return Status::Ok();
@@ -300,4 +389,4 @@ Result<std::pair<std::string, int>> DeviceOf(const std::string& ip) {
   return std::pair{name, mtu};
 }
 
-}  // namespace kiso::network::overlay
+}  // namespace kiso::network
