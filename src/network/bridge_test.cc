@@ -137,6 +137,9 @@ class BridgeNetworkTest : public ::testing::Test {
 };
 
 TEST_F(BridgeNetworkTest, AttachesPodsThatReachTheGatewayAndEachOtherAndDetachesThem) {
+  // Made before the first pod, as the service proxy makes it: no MAC of its own yet.
+  Sh({"/usr/sbin/ip", "link", "add", "name", bridge_, "type", "bridge"});
+  Sh({"/usr/sbin/ip", "link", "set", bridge_, "up"});
   BridgeNetwork net({bridge_, Range("10.240.2.0/24"), 1400, dir_.File("ipam/kiso")});
   auto a = net.Add("pod-a", Path(ns_a_));
   ASSERT_TRUE(a.ok()) << a.status().ToString();
@@ -163,6 +166,8 @@ TEST_F(BridgeNetworkTest, AttachesPodsThatReachTheGatewayAndEachOtherAndDetaches
                 .find("inet 10.240.2.1/24 brd "
                       "10.240.2.255"),
             std::string::npos);
+  EXPECT_EQ(Read("/sys/class/net/" + bridge_ + "/address"), "0a:58:0a:f0:02:01\n");
+  EXPECT_EQ(Read("/sys/class/net/" + bridge_ + "/addr_assign_type"), "3\n");  // NET_ADDR_SET.
   std::string port = Sh({"/usr/sbin/ip", "-d", "link", "show", veth});
   EXPECT_NE(port.find("master " + bridge_), std::string::npos) << port;
   EXPECT_NE(port.find("hairpin on"), std::string::npos) << port;

@@ -155,7 +155,19 @@ Result<int> Rtnl::EnsureBridge(const std::string& name, const Mac& mac, int mtu)
     index = if_nametoindex(name.c_str());
     if (index == 0) return MakeStatus(Code::kInternal, "the bridge {} is gone", name);
   }
-  KISO_RETURN_IF_ERROR(SetUp(static_cast<int>(index)));
+  // Up, and with the MAC set also on a bridge someone made without one (else
+  // it takes its lowest port's, and pods' neighbour entries for the gateway
+  // go stale as pods come and go).
+  std::vector<char> buf;
+  nlmsghdr* nlh = Header(buf, RTM_NEWLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = static_cast<int>(index);
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
+  mnl_attr_put(nlh, IFLA_ADDRESS, mac.size(), mac.data());
+  KISO_RETURN_IF_ERROR(
+      Request(buf, fmt::format("set the bridge {} up at {}", name, FormatMac(mac))));
   return static_cast<int>(index);
 }
 

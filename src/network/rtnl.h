@@ -55,8 +55,8 @@ class Rtnl {
   // Creates the device unless one of that name is there (then left as it is),
   // sets it up; returns its index.
   Result<int> EnsureVxlan(const VxlanDevice& device);
-  // Creates the bridge unless one of that name is there, with `mac` (set, so
-  // that it does not change as ports come and go), sets it up; returns its index.
+  // Creates the bridge unless one of that name is there, sets it up with `mac`
+  // (set, so that it does not change as ports come and go); returns its index.
   Result<int> EnsureBridge(const std::string& name, const Mac& mac, int mtu);
   // A veth pair: `name` in this namespace (the kernel's MAC), enslaved to
   // `master`; `peer_name` with `peer_mac` in the namespace of `peer_netns_fd`.
