@@ -270,6 +270,7 @@ Result<OciRuntime::Binary> OciRuntime::Find(const std::string& name,
                       "OCI runtime {:?} not found in PATH (install the {} package)", name, name);
   }
   if (name == "crun") KISO_RETURN_IF_ERROR(PrepareHostForCrun());
+  b.create_at_start = true;
   return b;
 }
 
@@ -323,6 +324,12 @@ const OciRuntime::Binary* OciRuntime::HandlerNamed(std::string_view name) const 
 
 std::string OciRuntime::Bundle(const std::string& id) const {
   return options_.root + "/containers/" + id;
+}
+
+bool OciRuntime::Spawned(const std::string& id) const {
+  // The shim records itself first thing, the runtime the container's pid.
+  const std::string bundle = Bundle(id);
+  return fs::exists(bundle + "/shim.pid") || fs::exists(bundle + "/init.pid");
 }
 
 const OciRuntime::Binary& OciRuntime::BinaryOf(const std::string& id) const {
@@ -457,7 +464,8 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   json::object meta{{"name", config.name},         {"attempt", config.attempt},
                     {"image", config.image},       {"sandbox", sandbox.id},
                     {"log_path", config.log_path}, {"created_at", NowRfc3339()},
-                    {"handler", binary->name}};
+                    {"handler", binary->name},     {"tty", config.tty},
+                    {"stdin", config.stdin_open},  {"stdin_once", config.stdin_once}};
   KISO_RETURN_IF_ERROR(WriteFile(bundle + "/meta.json", json::serialize(meta)));
   // The container's root: an overlay on the image's shared, unpacked rootfs;
   // a private copy where overlayfs is unavailable; the shared one itself,
@@ -483,6 +491,7 @@ Result<std::string> OciRuntime::CreateContainer(const Sandbox& sandbox,
   Status s = WriteFile(bundle + "/config.json", json::serialize(spec));
   if (!s.ok()) return fail(s);
   fs::create_directories(fs::path(config.log_path).parent_path(), ec);
+  if (binary->create_at_start) return id;  // Made by StartContainer, in one runtime process.
   s = Spawn(id, *binary, config);
   if (!s.ok()) return fail(s.Annotate(fmt::format("create container {}", config.name)));
   return id;
@@ -510,8 +519,8 @@ int ShimSpawnMain(void* arg) {
 
 }  // namespace
 
-Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
-                         const ContainerConfig& config) {
+Status OciRuntime::Spawn(const std::string& id, const Binary& binary, const ContainerConfig& config,
+                         bool start) {
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) != 0) return MakeStatus(Code::kInternal, "pipe: {}", strerror(errno));
   std::string bundle = Bundle(id);
@@ -537,6 +546,7 @@ Status OciRuntime::Spawn(const std::string& id, const Binary& binary,
   if (config.tty) argv.emplace_back("--tty");
   if (config.stdin_open) argv.emplace_back("--stdin");
   if (config.stdin_once) argv.emplace_back("--stdin-once");
+  if (start) argv.emplace_back("--start");
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (auto& a : argv) args.push_back(a.data());
@@ -596,13 +606,38 @@ Status OciRuntime::StartContainer(const std::string& id) {
     std::lock_guard lock(starting_mu_);
     starting_.insert(id);
   }
-  auto r = Runtime(id, {"start", id});
-  Status s = !r.ok()             ? r.status()
-             : r->exit_code != 0 ? MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r->err))
-                                 : WriteFile(Bundle(id) + "/started_at", NowRfc3339());
+  Status s = Start(id);
+  if (s.ok()) s = WriteFile(Bundle(id) + "/started_at", NowRfc3339());
   std::lock_guard lock(starting_mu_);
   starting_.erase(id);
   return s;
+}
+
+Status OciRuntime::Start(const std::string& id) {
+  const Binary& binary = BinaryOf(id);
+  if (!binary.create_at_start || Spawned(id)) {
+    KISO_ASSIGN_OR_RETURN(auto r, Runtime(id, {"start", id}));
+    if (r.exit_code != 0) return MakeStatus(Code::kInternal, "start {}: {}", id, Trim(r.err));
+    return Status::Ok();
+  }
+  // Created and started by the shim's one runtime process (`run --detach`),
+  // with what CreateContainer recorded.
+  boost::system::error_code ec;
+  auto meta = json::parse(Slurp(Bundle(id) + "/meta.json"), ec);
+  if (ec || !meta.is_object()) return MakeStatus(Code::kNotFound, "container {} not found", id);
+  const json::object& m = meta.as_object();
+  auto flag = [&](const char* key) {
+    const auto* v = m.if_contains(key);
+    return v != nullptr && v->is_bool() && v->get_bool();
+  };
+  ContainerConfig config;
+  config.name = std::string(m.at("name").as_string());
+  config.log_path = std::string(m.at("log_path").as_string());
+  config.tty = flag("tty");
+  config.stdin_open = flag("stdin");
+  config.stdin_once = flag("stdin_once");
+  Status s = Spawn(id, binary, config, /*start=*/true);
+  return s.ok() ? s : s.Annotate(fmt::format("start container {}", config.name));
 }
 
 namespace {
@@ -705,7 +740,9 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
     }
   }
   if (s.pid <= 0) {
-    s.state = ContainerState::kUnknown;
+    // Not made yet (made as it starts), or a create a crash cut short.
+    const bool waiting = BinaryOf(id).create_at_start && !Spawned(id);
+    s.state = waiting ? ContainerState::kCreated : ContainerState::kUnknown;
   } else if (s.started_at.empty()) {
     s.state = ContainerState::kCreated;
   } else {
@@ -729,6 +766,7 @@ Status OciRuntime::StopContainer(const std::string& id, std::chrono::seconds gra
   if (exited()) return Status::Ok();
   if (!fs::exists(Bundle(id) + "/meta.json"))
     return MakeStatus(Code::kNotFound, "container {} not found", id);
+  if (BinaryOf(id).create_at_start && !Spawned(id)) return Status::Ok();  // Nothing runs yet.
   auto wait = [&](std::chrono::milliseconds limit) {
     auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -748,7 +786,8 @@ Status OciRuntime::StopContainer(const std::string& id, std::chrono::seconds gra
 
 Status OciRuntime::RemoveContainer(const std::string& id) {
   std::string bundle = Bundle(id);
-  (void)Runtime(id, {"delete", "--force", id});
+  // A container made as it starts and never started: the runtime has none.
+  if (!BinaryOf(id).create_at_start || Spawned(id)) (void)Runtime(id, {"delete", "--force", id});
   std::string rootfs = bundle + "/rootfs";
   umount2(rootfs.c_str(), MNT_DETACH);
   std::error_code ec;

@@ -84,6 +84,10 @@ class OciRuntime : public RuntimeService {
     // the image's). A wasm module has none: its runtime reads the module from
     // the image's shared root, read-only, and writes only to the pod's volumes.
     bool own_root = true;
+    // Whether its containers are made when they start, in one runtime process
+    // (`run --detach`: runc, crun) rather than two (`create`, then `start`).
+    // Until then a container is its bundle, reported created.
+    bool create_at_start = false;
   };
   Result<Binary> Find(const std::string& name, const std::string& state) const;
   // The handler of that name this runtime runs, or null.
@@ -91,10 +95,16 @@ class OciRuntime : public RuntimeService {
   std::string Bundle(const std::string& id) const;
   // The runtime container `id` was made with (its meta.json's handler).
   const Binary& BinaryOf(const std::string& id) const;
+  // Whether container `id`'s shim was started (its runtime asked to create it).
+  bool Spawned(const std::string& id) const;
+  Status Start(const std::string& id);  // StartContainer's work.
   // Runs container `id`'s runtime with `args`.
   Result<CommandResult> Runtime(const std::string& id, std::vector<std::string> args,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  Status Spawn(const std::string& id, const Binary& binary, const ContainerConfig& config);
+  // Starts the container's shim, which creates the container (and with
+  // `start` starts it too); returns once it has, or with the cause.
+  Status Spawn(const std::string& id, const Binary& binary, const ContainerConfig& config,
+               bool start = false);
 
   OciRuntimeOptions options_;
   std::vector<Binary> binaries_;  // The default handler's first.

@@ -137,7 +137,8 @@ class RuntimeService {
   // Removes the sandbox's containers and namespaces. Idempotent.
   virtual Status RemovePodSandbox(const std::string& sandbox_id) = 0;
 
-  // Creates a container in the sandbox: its process exists but has not run.
+  // Creates a container in the sandbox: it has not run (its process exists,
+  // or, with a runtime that makes it as it starts, is made by StartContainer).
   virtual Result<std::string> CreateContainer(const Sandbox& sandbox,
                                               const ContainerConfig& config) = 0;
   virtual Status StartContainer(const std::string& id) = 0;

@@ -328,11 +328,12 @@ int RunShim(const ShimOptions& o) {
                                    runtime_log.c_str(),
                                    "--log-format",
                                    "json",
-                                   "create",
+                                   o.start ? "run" : "create",
                                    "--bundle",
                                    o.bundle.c_str(),
                                    "--pid-file",
                                    pid_file.c_str()};
+  if (o.start) argv.emplace_back("--detach");
   // With a terminal, runc hands its master to us through this socket.
   if (o.tty) argv.insert(argv.end(), {"--console-socket", kConsoleSocket});
   argv.push_back(o.id.c_str());

@@ -1,8 +1,8 @@
 // The shim (conmon's role): one small process per container, outliving the
-// agent. It creates the container through the OCI runtime with pipes as its
-// stdout and stderr, becomes the container's parent (a child subreaper), copies
-// its output into a CRI-format log file, reaps it, and records the exit code,
-// time and OOM kill in <bundle>/exit.json. For a container with stdin
+// agent. It creates (or creates and starts) the container through the OCI
+// runtime with pipes as its stdout and stderr, becomes the container's parent
+// (a child subreaper), copies its output into a CRI-format log file, reaps it,
+// and records the exit code, time and OOM kill in <bundle>/exit.json. For a container with stdin
 // (spec.containers[].stdin) it holds the write end of the container's stdin
 // pipe and takes writers on <bundle>/attach.sock (mode 0600): pods/attach.
 // With stdin_once the pipe closes when the first writer leaves. With tty the
@@ -28,6 +28,9 @@ struct ShimOptions {
   bool stdin_open = false;
   bool stdin_once = false;
   bool tty = false;  // The container has a terminal: its master is held here.
+  // Create and start the container in one runtime process (`run --detach`),
+  // not create it only (`create`, leaving `start` to the caller).
+  bool start = false;
   // Log rotation, as the kubelet's containerLogMaxSize and containerLogMaxFiles:
   // past max_size the log is renamed to LOG.<YYYYMMDD-hhmmss> and a new one
   // begun; at most max_files files are kept, the current one included.

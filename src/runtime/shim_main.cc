@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   app.add_flag("--stdin", o.stdin_open, "Keep the container's stdin open for attach");
   app.add_flag("--stdin-once", o.stdin_once, "Close it when the first attach ends");
   app.add_flag("--tty", o.tty, "The container has a terminal (config.json process.terminal)");
+  app.add_flag("--start", o.start, "Start the container too (the runtime's run --detach)");
   app.add_option("--log-max-size", o.log_max_size, "Rotate the log past this many bytes")
       ->capture_default_str();
   app.add_option("--log-max-files", o.log_max_files, "Log files kept, the current one included")
