@@ -334,10 +334,15 @@ int Create(const Globals& g, const std::vector<std::string>& args) {
     if (setgid(gid) != 0) fail("setgid");
     if (setuid(uid) != 0) fail("setuid");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("no_new_privs");
-    close(ready[1]);                                   // Ready: the parent reads end of file.
-    int f = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);  // Blocks until `start` opens it.
+    // Open for reading before saying ready, so that a `start` never finds no
+    // reader (ENXIO) however late this process runs. Read and write (Linux's
+    // fifo(7)): the open does not wait for a writer, and the read waits for
+    // `start`'s byte rather than seeing end of file while there is none.
+    int f = open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+    if (f < 0) fail("open " + fifo);
+    close(ready[1]);  // Ready: the parent reads end of file.
     char go = 0;
-    if (f < 0 || read(f, &go, 1) != 1) _exit(125);
+    if (read(f, &go, 1) != 1) _exit(125);
     close(f);
     auto exit = RunWasm(options);
     if (!exit.ok()) {
