@@ -35,6 +35,18 @@ nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags) {
   return nlh;
 }
 
+// A link request's ifinfomsg: of `family`, for the link `index` (0: none,
+// or named by IFLA_IFNAME), set up when `up`.
+void PutLink(nlmsghdr* nlh, uint8_t family = AF_UNSPEC, int index = 0, bool up = false) {
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = family;
+  ifi->ifi_index = index;
+  if (up) {
+    ifi->ifi_flags = IFF_UP;
+    ifi->ifi_change = IFF_UP;
+  }
+}
+
 }  // namespace
 
 std::string FormatMac(const Mac& m) {
@@ -111,8 +123,7 @@ Result<int> Rtnl::EnsureVxlan(const VxlanDevice& d) {
     return MakeStatus(Code::kInvalidArgument, "{:?} is not an IPv4 address", d.local_ip);
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
+  PutLink(nlh);
   mnl_attr_put_strz(nlh, IFLA_IFNAME, d.name.c_str());
   mnl_attr_put(nlh, IFLA_ADDRESS, d.mac.size(), d.mac.data());
   mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(d.mtu));
@@ -127,13 +138,7 @@ Result<int> Rtnl::EnsureVxlan(const VxlanDevice& d) {
   mnl_attr_nest_end(nlh, info);
   KISO_RETURN_IF_ERROR(Request(buf, "create the VXLAN device " + d.name));
   const int index = static_cast<int>(if_nametoindex(d.name.c_str()));
-  nlh = Header(buf, RTM_NEWLINK, 0);
-  ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = index;
-  ifi->ifi_flags = IFF_UP;
-  ifi->ifi_change = IFF_UP;
-  KISO_RETURN_IF_ERROR(Request(buf, "set " + d.name + " up"));
+  KISO_RETURN_IF_ERROR(SetUp(index));
   return index;
 }
 
@@ -142,8 +147,7 @@ Result<int> Rtnl::EnsureBridge(const std::string& name, const Mac& mac, int mtu)
   if (index == 0) {
     std::vector<char> buf;
     nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-    auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-    ifi->ifi_family = AF_UNSPEC;
+    PutLink(nlh);
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
     mnl_attr_put(nlh, IFLA_ADDRESS, mac.size(), mac.data());
     if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
@@ -160,11 +164,7 @@ Result<int> Rtnl::EnsureBridge(const std::string& name, const Mac& mac, int mtu)
   // go stale as pods come and go).
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_NEWLINK, 0);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = static_cast<int>(index);
-  ifi->ifi_flags = IFF_UP;
-  ifi->ifi_change = IFF_UP;
+  PutLink(nlh, AF_UNSPEC, static_cast<int>(index), /*up=*/true);
   mnl_attr_put(nlh, IFLA_ADDRESS, mac.size(), mac.data());
   KISO_RETURN_IF_ERROR(
       Request(buf, fmt::format("set the bridge {} up at {}", name, FormatMac(mac))));
@@ -175,8 +175,7 @@ Result<int> Rtnl::CreateVeth(const std::string& name, const std::string& peer_na
                              const Mac& peer_mac, int peer_netns_fd, int master, int mtu) {
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
+  PutLink(nlh);
   mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
   if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
   if (master > 0) mnl_attr_put_u32(nlh, IFLA_MASTER, static_cast<uint32_t>(master));
@@ -185,8 +184,7 @@ Result<int> Rtnl::CreateVeth(const std::string& name, const std::string& peer_na
   nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
   // VETH_INFO_PEER: the peer's own ifinfomsg, then its attributes.
   nlattr* peer = mnl_attr_nest_start(nlh, 1 /* VETH_INFO_PEER */);
-  auto* peer_ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  peer_ifi->ifi_family = AF_UNSPEC;
+  PutLink(nlh);
   mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name.c_str());
   mnl_attr_put(nlh, IFLA_ADDRESS, peer_mac.size(), peer_mac.data());
   if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
@@ -203,20 +201,14 @@ Result<int> Rtnl::CreateVeth(const std::string& name, const std::string& peer_na
 Status Rtnl::SetUp(int ifindex) {
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_NEWLINK, 0);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = ifindex;
-  ifi->ifi_flags = IFF_UP;
-  ifi->ifi_change = IFF_UP;
+  PutLink(nlh, AF_UNSPEC, ifindex, /*up=*/true);
   return Request(buf, fmt::format("set link {} up", ifindex));
 }
 
 Status Rtnl::SetHairpin(int ifindex) {
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_SETLINK, 0);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_BRIDGE;
-  ifi->ifi_index = ifindex;
+  PutLink(nlh, AF_BRIDGE, ifindex);
   nlattr* port = mnl_attr_nest_start(nlh, IFLA_PROTINFO);
   mnl_attr_put_u8(nlh, IFLA_BRPORT_MODE, 1);
   mnl_attr_nest_end(nlh, port);
@@ -226,8 +218,7 @@ Status Rtnl::SetHairpin(int ifindex) {
 Status Rtnl::DeleteLink(const std::string& name) {
   std::vector<char> buf;
   nlmsghdr* nlh = Header(buf, RTM_DELLINK, 0);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
+  PutLink(nlh);
   mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
   return Request(buf, "delete " + name);
 }
