@@ -194,9 +194,18 @@ TEST_F(BridgeNetworkTest, AttachesPodsThatReachTheGatewayAndEachOtherAndDetaches
   Sh({"/usr/sbin/ip", "netns", "del", ns_b_});
   ASSERT_TRUE(net.Del("pod-b", Path(ns_b_)).ok());
   EXPECT_FALSE(fs::exists(dir_.File("ipam/kiso/10.240.2.3")));
+  // A namespace file a crash left unmounted (a plain file): nothing to
+  // delete there, the address still freed.
+  auto c = net.Add("pod-c", Path(ns_a_));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const std::string plain = dir_.File("net");
+  std::ofstream(plain) << "";
+  ASSERT_TRUE(net.Del("pod-c", plain).ok());
+  EXPECT_FALSE(fs::exists(dir_.File("ipam/kiso/10.240.2.4")));
+  ASSERT_TRUE(net.Del("pod-c", Path(ns_a_)).ok());
   auto bad = net.Add("pod-c", Path(ns_b_));
   EXPECT_EQ(bad.status().code(), Code::kNotFound) << bad.status().ToString();
-  EXPECT_FALSE(fs::exists(dir_.File("ipam/kiso/10.240.2.4"))) << "the failed ADD's address";
+  EXPECT_FALSE(fs::exists(dir_.File("ipam/kiso/10.240.2.5"))) << "the failed ADD's address";
 }
 
 // Someone else's list runs its plugins; kiso's own does the bridge's work

@@ -21,8 +21,11 @@ Status RunInNamespace(const std::string& netns_path, const std::function<Status(
   Status result;
   std::thread([&] {
     if (setns(ns, CLONE_NEWNET) != 0) {
-      result =
-          MakeStatus(Code::kInternal, "enter the pod's network namespace: {}", strerror(errno));
+      // EINVAL: a file that is not (or no longer) a namespace's, as a crash leaves it.
+      result = errno == EINVAL
+                   ? MakeStatus(Code::kNotFound, "{} is not a network namespace", netns_path)
+                   : MakeStatus(Code::kInternal, "enter the pod's network namespace: {}",
+                                strerror(errno));
       return;
     }
     result = work();

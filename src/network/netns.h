@@ -15,7 +15,8 @@ namespace kiso::network {
 // Runs `work` in a short-lived thread inside the network namespace at
 // `netns_path` (setns moves only the calling thread; a socket made there stays
 // in that namespace whichever thread uses it later, and so do /proc/sys/net
-// files opened there). NotFound when the namespace is not there.
+// files opened there). NotFound when the namespace is not there (no file, or
+// one that is not a network namespace's).
 Status RunInNamespace(const std::string& netns_path, const std::function<Status()>& work);
 
 // A TCP connection to 127.0.0.1:`port` inside the network namespace at
