@@ -132,7 +132,8 @@ class BridgeNetworkTest : public ::testing::Test {
 
   const std::string ns_a_ = fmt::format("kisobr-a-{}", getpid());
   const std::string ns_b_ = fmt::format("kisobr-b-{}", getpid());
-  const std::string bridge_ = "kisobrtest0";
+  // Of this process: ctest runs the tests of this file at once, in processes of their own.
+  const std::string bridge_ = fmt::format("kisobr{}", getpid());
   testing::TempDir dir_{"bridge"};
 };
 
