@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
 
+#include "common/file.h"
 #include "network/netns.h"
 #include "network/rtnl.h"
 
@@ -54,17 +54,11 @@ class FileLock {
   int fd_;
 };
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Whether an address file names (id, ifname): "<id>\r\n<ifname>", or the
 // bare id older host-local versions wrote.
-bool Holds(const std::string& content, const std::string& id, const std::string& ifname) {
-  std::string_view c(content);
+bool Holds(const Result<std::string>& content, const std::string& id, const std::string& ifname) {
+  if (!content.ok()) return false;
+  std::string_view c(*content);
   while (!c.empty() && (c.back() == '\n' || c.back() == '\r' || c.back() == ' '))
     c.remove_suffix(1);
   return c == id + "\r\n" + ifname || c == id;
@@ -96,14 +90,15 @@ Result<uint32_t> HostLocalIpam::Allocate(const std::string& id, const std::strin
   // What (id, ifname) holds already: an ADD tried again gets its address back.
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     auto ip = ParseIpv4(e.path().filename().string());
-    if (ip && range_.Contains(*ip) && Holds(Slurp(e.path().string()), id, ifname)) return *ip;
+    if (ip && range_.Contains(*ip) && Holds(ReadFile(e.path().string()), id, ifname)) return *ip;
   }
   // Hosts are base+1 .. base+size-2; base+1 is the gateway.
   const uint32_t first = range_.base + 2;
   const uint32_t last = range_.base + static_cast<uint32_t>(range_.Size()) - 2;
   const std::string last_file = dir_ + "/last_reserved_ip.0";
   uint32_t next = first;
-  if (auto reserved = ParseIpv4(Slurp(last_file));
+  auto last_text = ReadFile(last_file);
+  if (auto reserved = last_text.ok() ? ParseIpv4(*last_text) : std::nullopt;
       reserved && *reserved >= first && *reserved < last) {
     next = *reserved + 1;
   }
@@ -126,7 +121,7 @@ Status HostLocalIpam::Release(const std::string& id, const std::string& ifname, 
   if (!fs::exists(dir_, ec)) return Status::Ok();
   KISO_ASSIGN_OR_RETURN(auto lock, FileLock::Take(dir_ + "/lock"));
   auto release = [&](const std::string& path) {
-    if (!Holds(Slurp(path), id, ifname)) return false;
+    if (!Holds(ReadFile(path), id, ifname)) return false;
     unlink(path.c_str());
     return true;
   };
