@@ -4,7 +4,6 @@
 
 #include <boost/json.hpp>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -106,7 +105,90 @@ void AddListOptions(Request& r, const ListOptions& o) {
   if (o.limit > 0) r.query.emplace("limit", std::to_string(o.limit));
 }
 
-// Runs a streamed watch response on its own thread and hands its lines over.
+// Takes the complete lines at the front of `buffer` as watch events, into
+// `out`. False once an ERROR event has ended the stream (`error` says why);
+// what follows it is dropped.
+bool TakeEventLines(std::string& buffer, std::vector<WatchEvent>& out, Status& error) {
+  size_t start = 0;
+  bool open = true;
+  for (size_t end; open && (end = buffer.find('\n', start)) != std::string::npos; start = end + 1) {
+    auto parsed = api::ParseJson(std::string_view(buffer).substr(start, end - start));
+    if (!parsed.ok() || !parsed->is_object()) continue;
+    WatchEvent e;
+    e.type = api::GetString(*parsed, {"type"});
+    // The event is ours: its object moves out rather than being copied.
+    if (auto* o = parsed->get_object().if_contains("object")) e.object = std::move(*o);
+    if (e.type == "ERROR") {
+      const auto* code = api::Find(e.object, {"code"});
+      error =
+          StatusFromResponse(code && code->is_int64() ? static_cast<int>(code->get_int64()) : 500,
+                             json::serialize(e.object));
+      open = false;
+      break;
+    }
+    out.push_back(std::move(e));
+  }
+  buffer.erase(0, open ? start : buffer.size());
+  return open;
+}
+
+// A watch answered in process (Response::events): its events are pulled by
+// the thread that reads them (an informer's), so a watch holds no thread of
+// its own and events wait in the watch cache, not in a copy here.
+class PulledWatch : public WatchStream {
+ public:
+  explicit PulledWatch(std::shared_ptr<apiserver::EventStream> events)
+      : events_(std::move(events)) {
+    events_->Start([this] {
+      std::lock_guard lock(mu_);
+      woken_ = true;
+      cv_.notify_all();
+    });
+  }
+  // Owner's thread, no Next running: the stream stops calling wake before it goes.
+  ~PulledWatch() override { events_->Cancel(); }
+
+  void Cancel() override {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+
+  Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
+    // A reader's chunk: events are parsed as soon as they are pulled.
+    constexpr size_t kChunk = size_t{1} << 20;
+    std::vector<WatchEvent> out;
+    while (!ended_) {
+      {
+        std::lock_guard lock(mu_);
+        if (cancelled_) return Status(Code::kCancelled, "watch cancelled");
+        woken_ = false;  // A wake from here on is for what Pull has not seen.
+      }
+      apiserver::EventStream::Pulled p = events_->Pull(kChunk);
+      buffer_ += p.data;
+      if (!TakeEventLines(buffer_, out, error_) || p.done) ended_ = true;
+      if (!out.empty()) return out;
+      if (ended_ || p.next == std::chrono::steady_clock::time_point::min()) continue;
+      std::unique_lock lock(mu_);
+      auto until = std::min(p.next, deadline);
+      cv_.wait_until(lock, until, [&] { return woken_ || cancelled_; });
+      if (!woken_ && !cancelled_ && std::chrono::steady_clock::now() >= deadline) return out;
+    }
+    return error_.ok() ? Status(Code::kCancelled, "watch ended") : error_;
+  }
+
+ private:
+  std::shared_ptr<apiserver::EventStream> events_;
+  std::string buffer_;  // A line not yet complete (the reader's thread only).
+  bool ended_ = false;  // Likewise.
+  Status error_;        // Likewise: why the stream ended, if it said.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  bool cancelled_ = false;
+};
+
+// Runs a streamed watch response on its own thread and hands its bytes over.
 class StreamedWatch : public WatchStream {
  public:
   explicit StreamedWatch(std::function<void(apiserver::StreamWriter&)> body) {
@@ -135,30 +217,27 @@ class StreamedWatch : public WatchStream {
   }
 
   Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
-    std::unique_lock lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return !lines_.empty() || ended_ || cancelled_; });
-    if (cancelled_ && lines_.empty()) return Status(Code::kCancelled, "watch cancelled");
-    std::vector<WatchEvent> out;
-    while (!lines_.empty()) {
-      std::string line = std::move(lines_.front());
-      lines_.pop_front();
-      auto parsed = api::ParseJson(line);
-      if (!parsed.ok() || !parsed->is_object()) continue;
-      WatchEvent e;
-      e.type = api::GetString(*parsed, {"type"});
-      // The event is ours: its object moves out rather than being copied.
-      if (auto* o = parsed->get_object().if_contains("object")) e.object = std::move(*o);
-      if (e.type == "ERROR") {
-        const auto* code = api::Find(e.object, {"code"});
-        error_ =
-            StatusFromResponse(code && code->is_int64() ? static_cast<int>(code->get_int64()) : 500,
-                               json::serialize(e.object));
-        ended_ = true;
-        break;
+    std::string taken;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, deadline, [&] {
+        return received_.find('\n') != std::string::npos || ended_ || cancelled_;
+      });
+      if (cancelled_ && received_.find('\n') == std::string::npos)
+        return Status(Code::kCancelled, "watch cancelled");
+      size_t last = received_.rfind('\n');
+      if (last != std::string::npos) {
+        taken = received_.substr(0, last + 1);
+        received_.erase(0, last + 1);
       }
-      out.push_back(std::move(e));
+    }
+    std::vector<WatchEvent> out;
+    if (!TakeEventLines(taken, out, error_)) {
+      std::lock_guard lock(mu_);
+      ended_ = true;
     }
     if (!out.empty()) return out;
+    std::lock_guard lock(mu_);
     if (ended_) return error_.ok() ? Status(Code::kCancelled, "watch ended") : error_;
     return out;
   }
@@ -170,12 +249,7 @@ class StreamedWatch : public WatchStream {
     bool Write(std::string_view data) override {
       std::lock_guard lock(w_->mu_);
       if (w_->cancelled_) return false;
-      w_->partial_ += data;
-      size_t pos;
-      while ((pos = w_->partial_.find('\n')) != std::string::npos) {
-        w_->lines_.push_back(w_->partial_.substr(0, pos));
-        w_->partial_.erase(0, pos + 1);
-      }
+      w_->received_ += data;
       w_->cv_.notify_all();
       return true;
     }
@@ -199,12 +273,11 @@ class StreamedWatch : public WatchStream {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> lines_;
-  std::string partial_;
+  std::string received_;  // Bytes written and not yet taken by Next.
   bool ended_ = false;
   bool cancelled_ = false;
   std::function<void()> cancel_;
-  Status error_;
+  Status error_;  // The reader's thread only.
   std::thread thread_;
 };
 
@@ -239,11 +312,7 @@ Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type
   if (options.timeout_seconds > 0)
     r.query.emplace("timeoutSeconds", std::to_string(options.timeout_seconds));
   Response res = transport_->RoundTrip(r);
-  if (res.events) {
-    res.stream = [events = std::move(res.events)](apiserver::StreamWriter& out) {
-      apiserver::PumpEvents(*events, out);
-    };
-  }
+  if (res.events) return std::unique_ptr<WatchStream>(new PulledWatch(std::move(res.events)));
   if (!res.stream) {
     if (res.status >= 300) return StatusFromResponse(res.status, res.body);
     return Status(Code::kInternal, "watch: the server did not stream");

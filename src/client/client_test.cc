@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <filesystem>
 #include <thread>
 
 #include "api/object.h"
@@ -142,6 +143,58 @@ TEST_P(ClientTest, ListWithSelectorsAndWatchFromItsRevision) {
     }
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"MODIFIED w1", "DELETED w2"}));
+  ASSERT_TRUE(client_->DeleteCollection(ConfigMaps(), ns_, {}).ok());
+}
+
+size_t ThreadsOfThisProcess() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& t : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+TEST_P(ClientTest, WatchWaitsUntilItsDeadlineAndCancelWakesIt) {
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("c1", "v")).ok());
+  auto list = client_->List(ConfigMaps(), ns_, {});
+  ASSERT_TRUE(list.ok());
+  ListOptions options;
+  options.resource_version = std::string(api::GetString(*list, {"metadata", "resourceVersion"}));
+  const size_t threads_before = ThreadsOfThisProcess();
+  std::vector<std::unique_ptr<WatchStream>> watches;
+  for (int i = 0; i < 20; ++i) {
+    auto watch = client_->Watch(ConfigMaps(), ns_, options);
+    ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+    watches.push_back(std::move(*watch));
+  }
+  if (GetParam() == "in-process") {
+    // In process, a watch is read by its reader's thread: none of its own.
+    EXPECT_EQ(ThreadsOfThisProcess(), threads_before);
+  }
+  WatchStream& watch = *watches.front();
+  // Nothing happens: an empty answer at the deadline, not before.
+  auto deadline = steady_clock::now() + std::chrono::milliseconds(200);
+  auto quiet = watch.Next(deadline);
+  ASSERT_TRUE(quiet.ok()) << quiet.status().ToString();
+  EXPECT_TRUE(quiet->empty());
+  EXPECT_GE(steady_clock::now(), deadline);
+  // An event wakes a waiting reader.
+  ASSERT_TRUE(
+      client_
+          ->Patch(ConfigMaps(), ns_, "c1", PatchType::kMerge, json::parse(R"({"data":{"k":"y"}})"))
+          .ok());
+  auto events = watch.Next(steady_clock::now() + std::chrono::seconds(30));
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->front().type, "MODIFIED");
+  EXPECT_EQ(api::GetString(events->front().object, {"data", "k"}), "y");
+  // Cancel from another thread ends a Next that would wait 30 s.
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    watch.Cancel();
+  });
+  auto cancelled = watch.Next(steady_clock::now() + std::chrono::seconds(30));
+  canceller.join();
+  EXPECT_EQ(cancelled.status().code(), Code::kCancelled) << cancelled.status().ToString();
+  watches.clear();
   ASSERT_TRUE(client_->DeleteCollection(ConfigMaps(), ns_, {}).ok());
 }
 
