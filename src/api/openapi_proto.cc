@@ -235,3 +235,8 @@ ApiOr<std::string> EncodeOpenApiV2(const json::object& doc) {
 }
 
 }  // namespace kiso::api
+
+KISO_PLUGIN_ENTRY void KisoEncodeOpenApiV2(const boost::json::object* doc,
+                                           kiso::api::ApiOr<std::string>* out) {
+  *out = kiso::api::EncodeOpenApiV2(*doc);
+}

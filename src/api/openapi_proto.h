@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "api/errors.h"
+#include "common/plugin.h"
 
 namespace kiso::api {
 
@@ -24,6 +25,11 @@ inline constexpr std::string_view kOpenApiV2ProtobufContentType =
 
 // The document `doc` (swagger, info, paths with their operations' responses
 // and extensions, definitions) as an openapi.v2.Document.
+// In kiso-protobuf.so, with libprotobuf (see protobuf.h).
 ApiOr<std::string> EncodeOpenApiV2(const boost::json::object& doc);
 
 }  // namespace kiso::api
+
+// kiso-protobuf.so's entry point behind EncodeOpenApiV2.
+KISO_PLUGIN_ENTRY void KisoEncodeOpenApiV2(const boost::json::object* doc,
+                                           kiso::api::ApiOr<std::string>* out);

@@ -988,3 +988,25 @@ ApiOr<std::string> EncodeProtobufWatchEvent(std::string_view type, const json::v
 const std::vector<std::string>& ProtobufSchemaErrors() { return ThePool().errors(); }
 
 }  // namespace kiso::api
+
+// The plugin's entry points (see protobuf.h). The plugin's code is hidden:
+// these call its own functions, not the executable's of the same names.
+KISO_PLUGIN_ENTRY void KisoDecodeProtobuf(std::string_view body,
+                                          kiso::api::ApiOr<boost::json::value>* out) {
+  *out = kiso::api::DecodeProtobuf(body);
+}
+
+KISO_PLUGIN_ENTRY void KisoEncodeProtobuf(const boost::json::value* object,
+                                          kiso::api::ApiOr<std::string>* out) {
+  *out = kiso::api::EncodeProtobuf(*object);
+}
+
+KISO_PLUGIN_ENTRY void KisoEncodeProtobufWatchEvent(std::string_view type,
+                                                    const boost::json::value* object,
+                                                    kiso::api::ApiOr<std::string>* out) {
+  *out = kiso::api::EncodeProtobufWatchEvent(type, *object);
+}
+
+KISO_PLUGIN_ENTRY const std::vector<std::string>* KisoProtobufSchemaErrors() {
+  return &kiso::api::ProtobufSchemaErrors();
+}

@@ -10,6 +10,12 @@
 // would otherwise drop: a field number a type does not declare, a field of a
 // type with no protobuf form. Scalars Go holds by value and sends as zero are
 // left out, as `omitempty` leaves them out of JSON; Go pointers keep theirs.
+//
+// libprotobuf (about 1.8 MB of a server's memory once mapped and initialised)
+// is in a plugin, kiso-protobuf.so, with this codec and openapi_proto.h's: it
+// is loaded by the first protobuf body or document a server is asked for, so
+// a server whose clients speak JSON (kubectl, the Python client) never maps it
+// (see common/plugin.h).
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -18,6 +24,7 @@
 #include <vector>
 
 #include "api/errors.h"
+#include "common/plugin.h"
 
 namespace kiso::api {
 
@@ -43,3 +50,13 @@ ApiOr<std::string> EncodeProtobufWatchEvent(std::string_view type,
 const std::vector<std::string>& ProtobufSchemaErrors();
 
 }  // namespace kiso::api
+
+// kiso-protobuf.so's entry points behind the functions above.
+KISO_PLUGIN_ENTRY void KisoDecodeProtobuf(std::string_view body,
+                                          kiso::api::ApiOr<boost::json::value>* out);
+KISO_PLUGIN_ENTRY void KisoEncodeProtobuf(const boost::json::value* object,
+                                          kiso::api::ApiOr<std::string>* out);
+KISO_PLUGIN_ENTRY void KisoEncodeProtobufWatchEvent(std::string_view type,
+                                                    const boost::json::value* object,
+                                                    kiso::api::ApiOr<std::string>* out);
+KISO_PLUGIN_ENTRY const std::vector<std::string>* KisoProtobufSchemaErrors();

@@ -1,3 +1,4 @@
+// Layers applied with libarchive: the kiso-layers.so plugin (see layer.h).
 #include "image/layer.h"
 
 #include <archive.h>
@@ -117,9 +118,7 @@ Status Extract(const std::string& path, const std::string& root, bool whiteouts)
   return Status::Ok();
 }
 
-}  // namespace
-
-Status ApplyLayer(const std::string& layer, const std::string& dir) {
+Status Apply(const std::string& layer, const std::string& dir) {
   // Pass 1: the whiteouts, which act on the layers below only.
   {
     KISO_ASSIGN_OR_RETURN(auto in, Open(layer));
@@ -156,8 +155,17 @@ Status ApplyLayer(const std::string& layer, const std::string& dir) {
   return Extract(layer, dir, /*whiteouts=*/true);
 }
 
-Status ExtractArchive(const std::string& archive, const std::string& dir) {
-  return Extract(archive, dir, /*whiteouts=*/false);
-}
+}  // namespace
 
 }  // namespace kiso::image
+
+// The plugin's entry points (see layer.h).
+KISO_PLUGIN_ENTRY void KisoApplyLayer(const std::string* layer, const std::string* dir,
+                                      kiso::Status* out) {
+  *out = kiso::image::Apply(*layer, *dir);
+}
+
+KISO_PLUGIN_ENTRY void KisoExtractArchive(const std::string* archive, const std::string* dir,
+                                          kiso::Status* out) {
+  *out = kiso::image::Extract(*archive, *dir, /*whiteouts=*/false);
+}

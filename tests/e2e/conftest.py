@@ -66,6 +66,12 @@ def proc_status(pid, field):
     return 0
 
 
+def mapped_files(pid):
+    """The names of the files the process maps (its libraries and plugins)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return {os.path.basename(line.split()[-1]) for line in f if "/" in line}
+
+
 def wait_for(predicate, timeout=60, what="condition"):
     """Polls `predicate` until it returns something true (returned), or fails at the deadline."""
     deadline = time.monotonic() + timeout

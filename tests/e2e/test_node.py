@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KISO_BIN, Kubectl, Server, machine_slot, node_reset, wait_for
+from conftest import KISO_BIN, Kubectl, Server, machine_slot, mapped_files, node_reset, wait_for
 from images import build_oci_archive
 from registry import LocalRegistry
 
@@ -186,6 +186,9 @@ def test_pod_runs_to_completion_and_logs(node):
     assert sorted(logs) == sorted(["hello from hello", "oops", ip])
     assert logs.index("hello from hello") < logs.index(ip)
     assert k("logs", "hello", "--tail=1").splitlines() == logs[-1:]
+    # The image's layers were applied by the plugin that brings libarchive in.
+    mapped = {n.split(".so")[0] for n in mapped_files(s.proc.pid)}
+    assert {"kiso-layers", "libarchive"} <= mapped, mapped
     stamped = k("logs", "hello", "--timestamps").splitlines()
     assert [line.split(" ", 1)[1] for line in stamped] == logs
     assert all(line[:4].isdigit() and line.split(" ")[0].endswith("Z") for line in stamped)

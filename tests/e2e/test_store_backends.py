@@ -1,18 +1,11 @@
 """`kiso server` on each store backend, as a user runs it: the embedded SQLite
 default and a real etcd (Debian's etcd-server, one member on 127.0.0.1). The
 etcd backend's gRPC lives in a plugin (kiso-etcd.so) that only a server with an
-etcd:// store loads: a SQLite server maps none of gRPC's libraries."""
-import os
-
+etcd:// store loads: a SQLite server maps none of gRPC's libraries (the
+other plugins: test_plugins.py)."""
 import pytest
 
-from conftest import Kubectl, Server, etcd_member
-
-
-def mapped(pid):
-    """The file names the process maps."""
-    with open(f"/proc/{pid}/maps") as f:
-        return {os.path.basename(line.split()[-1]) for line in f if "/" in line}
+from conftest import Kubectl, Server, etcd_member, mapped_files as mapped
 
 
 def grpc_libraries(names):

@@ -1,3 +1,4 @@
+// conntrack.h's kernel side, in the kiso-netfilter.so plugin (see nftables.h).
 #include "network/proxy/conntrack.h"
 
 #include <arpa/inet.h>
@@ -51,13 +52,11 @@ Status Dump(Visit visit) {
   return Status::Ok();
 }
 
-}  // namespace
-
-Status ForEachFlow(const std::function<void(const Flow&)>& visit) {
+Status VisitFlows(const std::function<void(const Flow&)>& visit) {
   return Dump([&](nf_conntrack*, const Flow& f) { visit(f); });
 }
 
-Result<int> DeleteFlows(const std::function<bool(const Flow&)>& doomed) {
+Result<int> DeleteDoomed(const std::function<bool(const Flow&)>& doomed) {
   std::vector<nf_conntrack*> found;
   Status listed = Dump([&](nf_conntrack* ct, const Flow& f) {
     if (doomed(f)) found.push_back(nfct_clone(ct));
@@ -77,14 +76,16 @@ Result<int> DeleteFlows(const std::function<bool(const Flow&)>& doomed) {
   return deleted;
 }
 
-Result<int> DeleteUdpFlowsTo(const std::string& ip, uint16_t port) {
-  in_addr addr{};
-  if (inet_pton(AF_INET, ip.c_str(), &addr) != 1)
-    return MakeStatus(Code::kInvalidArgument, "conntrack: {:?} is no IPv4 address", ip);
-  const uint32_t want = ntohl(addr.s_addr);
-  return DeleteFlows([&](const Flow& f) {
-    return f.protocol == IPPROTO_UDP && f.dnat && f.reply_src == want && f.reply_sport == port;
-  });
-}
+}  // namespace
 
 }  // namespace kiso::network::proxy
+
+KISO_PLUGIN_ENTRY void KisoForEachFlow(
+    const std::function<void(const kiso::network::proxy::Flow&)>* visit, kiso::Status* out) {
+  *out = kiso::network::proxy::VisitFlows(*visit);
+}
+
+KISO_PLUGIN_ENTRY void KisoDeleteFlows(
+    const std::function<bool(const kiso::network::proxy::Flow&)>* doomed, kiso::Result<int>* out) {
+  *out = kiso::network::proxy::DeleteDoomed(*doomed);
+}

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "common/plugin.h"
 #include "common/status.h"
 
 namespace kiso::network::proxy {
@@ -40,3 +41,10 @@ Result<int> DeleteFlows(const std::function<bool(const Flow&)>& doomed);
 Result<int> DeleteUdpFlowsTo(const std::string& ip, uint16_t port);
 
 }  // namespace kiso::network::proxy
+
+// kiso-netfilter.so's entry points behind ForEachFlow and DeleteFlows
+// (libnetfilter_conntrack; see nftables.h).
+KISO_PLUGIN_ENTRY void KisoForEachFlow(
+    const std::function<void(const kiso::network::proxy::Flow&)>* visit, kiso::Status* out);
+KISO_PLUGIN_ENTRY void KisoDeleteFlows(
+    const std::function<bool(const kiso::network::proxy::Flow&)>* doomed, kiso::Result<int>* out);

@@ -1,7 +1,9 @@
-// Nftables::Apply: a Transaction as one nf_tables netlink batch, built with
-// libnftnl and sent with libmnl. Each statement becomes the expressions nft
-// itself compiles it to (`nft --debug=netlink` shows them), so `nft list`
-// prints what a script would have made; the rules_test checks exactly that.
+// Nftables::Apply's work (in kiso-netfilter.so): a Transaction as one nf_tables netlink batch,
+// built with libnftnl and sent with libmnl. Each statement becomes the expressions nft itself
+// compiles it to (`nft --debug=netlink` shows them), so `nft list` prints what a script would have
+// made; the rules_test checks exactly that.
+#include "network/proxy/nftables_netlink.h"
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <libmnl/libmnl.h>
@@ -24,8 +26,6 @@
 #include <map>
 #include <memory>
 #include <vector>
-
-#include "network/proxy/nftables.h"
 
 namespace kiso::network::proxy {
 
@@ -403,7 +403,7 @@ void FlushChain(Batch& b, const std::string& name) {
 
 }  // namespace
 
-Status Nftables::Apply(std::string_view table, const Transaction& tx) {
+Status SendBatch(mnl_socket*& netlink, std::string_view table, const Transaction& tx) {
   if (tx.empty()) return Status::Ok();
   Batch b(table);
   Builder build(b);
@@ -462,23 +462,23 @@ Status Nftables::Apply(std::string_view table, const Transaction& tx) {
                       "nftables: a transaction on {} has a bad address, protocol or port", table);
   }
 
-  if (netlink_ == nullptr) {
-    netlink_ = mnl_socket_open(NETLINK_NETFILTER);
-    if (netlink_ == nullptr)
+  if (netlink == nullptr) {
+    netlink = mnl_socket_open(NETLINK_NETFILTER);
+    if (netlink == nullptr)
       return MakeStatus(Code::kInternal, "nftables: netlink socket: {}", std::strerror(errno));
-    if (mnl_socket_bind(netlink_, 0, MNL_SOCKET_AUTOPID) < 0) {
+    if (mnl_socket_bind(netlink, 0, MNL_SOCKET_AUTOPID) < 0) {
       int err = errno;
-      mnl_socket_close(netlink_);
-      netlink_ = nullptr;
+      mnl_socket_close(netlink);
+      netlink = nullptr;
       return MakeStatus(Code::kInternal, "nftables: netlink bind: {}", std::strerror(err));
     }
     int on = 1;
     // Errors without a copy of the refused message; with the kernel's reason.
-    (void)mnl_socket_setsockopt(netlink_, NETLINK_CAP_ACK, &on, sizeof on);
-    (void)mnl_socket_setsockopt(netlink_, NETLINK_EXT_ACK, &on, sizeof on);
+    (void)mnl_socket_setsockopt(netlink, NETLINK_CAP_ACK, &on, sizeof on);
+    (void)mnl_socket_setsockopt(netlink, NETLINK_EXT_ACK, &on, sizeof on);
   }
   std::vector<char>& buf = b.Finish();
-  const int fd = mnl_socket_get_fd(netlink_);
+  const int fd = mnl_socket_get_fd(netlink);
   // The whole batch is one datagram: the send buffer must hold it.
   int sndbuf = 0;
   socklen_t len = sizeof sndbuf;
@@ -488,7 +488,7 @@ Status Nftables::Apply(std::string_view table, const Transaction& tx) {
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0)
       (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
   }
-  if (mnl_socket_sendto(netlink_, buf.data(), buf.size()) < 0) {
+  if (mnl_socket_sendto(netlink, buf.data(), buf.size()) < 0) {
     return MakeStatus(Code::kInternal, "nftables: sending a batch of {} bytes: {}", buf.size(),
                       std::strerror(errno));
   }
