@@ -7,12 +7,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <thread>
 
 #include "api/object.h"
 #include "apiserver/api_server.h"
+#include "apiserver/authn/credentials.h"
 #include "client/api_servers.h"
 #include "client/https_transport.h"
 #include "client/in_process.h"
@@ -399,6 +402,99 @@ TEST_F(HttpsTransportTest, GoesToTheNextServerWhenOneCannotBeReached) {
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("127.0.0.1:2"), std::string::npos)
       << failed.status().message();
+}
+
+// A TLS server on 127.0.0.1 for one connection: reads a request's head, then
+// writes `answer` in `pieces` parts `pause` apart, or only the first
+// `sent_pieces` of them and nothing more until the client goes.
+class PacedTlsServer {
+ public:
+  PacedTlsServer(const std::string& dir, std::string answer, int pieces, int sent_pieces,
+                 std::chrono::milliseconds pause)
+      : tls_(boost::asio::ssl::context::tls_server), acceptor_(io_) {
+    auto creds = apiserver::LoadOrCreateCredentials(dir, "127.0.0.1", 1, {});
+    EXPECT_TRUE(creds.ok()) << creds.status().ToString();
+    tls_.use_certificate_chain(boost::asio::buffer(creds->server_cert_pem));
+    tls_.use_private_key(boost::asio::buffer(creds->server_key_pem),
+                         boost::asio::ssl::context::pem);
+    using boost::asio::ip::tcp;
+    acceptor_.open(tcp::v4());
+    acceptor_.bind(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this, answer = std::move(answer), pieces, sent_pieces, pause] {
+      boost::system::error_code ec;
+      boost::asio::ssl::stream<tcp::socket> stream(io_, tls_);
+      acceptor_.accept(stream.next_layer(), ec);
+      if (!ec) stream.handshake(boost::asio::ssl::stream_base::server, ec);
+      std::string head;
+      char c = 0;
+      while (!ec && !head.ends_with("\r\n\r\n")) {
+        if (boost::asio::read(stream, boost::asio::buffer(&c, 1), ec) == 1) head += c;
+      }
+      const size_t piece = (answer.size() + pieces - 1) / pieces;
+      for (int i = 0; i < sent_pieces && !ec; ++i) {
+        if (i > 0) std::this_thread::sleep_for(pause);
+        std::string_view part = std::string_view(answer).substr(i * piece, piece);
+        boost::asio::write(stream, boost::asio::buffer(part), ec);
+      }
+      while (!ec) boost::asio::read(stream, boost::asio::buffer(&c, 1), ec);  // Until it goes.
+    });
+  }
+  ~PacedTlsServer() { thread_.join(); }
+  int port() const { return port_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ssl::context tls_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::shared_ptr<HttpsTransport> TransportTo(int port, std::chrono::milliseconds timeout) {
+  KubeConfig config;
+  config.server = fmt::format("https://127.0.0.1:{}", port);
+  config.host = "127.0.0.1";
+  config.port = port;
+  config.insecure = true;
+  TransportOptions options;
+  options.timeout = timeout;
+  auto transport = HttpsTransport::Create(config, options);
+  EXPECT_TRUE(transport.ok()) << transport.status().ToString();
+  return *transport;
+}
+
+std::string AnswerWithBody(const std::string& body) {
+  return fmt::format(
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+      "Content-Length: {}\r\n\r\n{}",
+      body.size(), body);
+}
+
+TEST(HttpsTransportReadTest, AnAnswerThatComesInPiecesIsReadWhole) {
+  testing::TempDir dir("paced");
+  std::string body(3 << 20, 'x');
+  for (size_t i = 0; i < body.size(); i += 4096) body[i] = static_cast<char>('a' + i / 4096 % 26);
+  PacedTlsServer server(dir.path(), AnswerWithBody(body), 5, 5, std::chrono::milliseconds(30));
+  apiserver::Request req;
+  req.method = "GET";
+  req.path = "/api/v1/pods";
+  auto res = TransportTo(server.port(), std::chrono::seconds(30))->RoundTrip(req);
+  EXPECT_EQ(res.status, 200) << res.body.substr(0, 200);
+  EXPECT_TRUE(res.body == body) << res.body.size() << " bytes";
+}
+
+TEST(HttpsTransportReadTest, AnAnswerThatStopsHalfWayEndsAtTheDeadline) {
+  testing::TempDir dir("stalled");
+  std::string body(1 << 20, 'y');
+  PacedTlsServer server(dir.path(), AnswerWithBody(body), 4, 2, std::chrono::milliseconds(10));
+  apiserver::Request req;
+  req.method = "GET";
+  req.path = "/api/v1/pods";
+  auto res = TransportTo(server.port(), std::chrono::milliseconds(400))->RoundTrip(req);
+  EXPECT_EQ(res.status, 503);
+  EXPECT_NE(res.body.find("no answer within 400 ms"), std::string::npos) << res.body;
 }
 
 TEST(KubeConfigTest, ListsTheClustersServersInAnExtensionKeepingOthers) {
