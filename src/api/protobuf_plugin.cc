@@ -100,10 +100,10 @@ ApiOr<std::string> EncodeProtobufWatchEvent(std::string_view type,
 }
 
 const std::vector<std::string>& ProtobufSchemaErrors() {
-  static const std::vector<std::string> unusable{"kiso-protobuf.so: " +
-                                                 Loaded().status().message()};
   const auto& e = Loaded();
-  return e.ok() ? *e->schema_errors() : unusable;
+  if (e.ok()) return *e->schema_errors();
+  static const std::vector<std::string> unusable{"kiso-protobuf.so: " + e.status().message()};
+  return unusable;
 }
 
 ApiOr<std::string> EncodeOpenApiV2(const boost::json::object& doc) {
