@@ -42,8 +42,6 @@ const Result<Entries>& Loaded() {
   return entries;
 }
 
-ApiError Unusable() { return InternalError(Loaded().status().message()); }
-
 // What kiso-protobuf.so takes from the executable that loads it. Named here
 // so that every executable linking this file has them: a static library's
 // objects are linked only when something refers to them, and the plugin's
@@ -72,31 +70,29 @@ ApiError Unusable() { return InternalError(Loaded().status().message()); }
 };
 [[gnu::used]] std::string TakesGoName(const schema::TypeRef& t) { return t.GoName(); }
 
-}  // namespace
-
-ApiOr<boost::json::value> DecodeProtobuf(std::string_view body) {
+// Calls the plugin's entry `fn` with `args` and a place for its answer.
+template <class T, class Fn, class... Args>
+ApiOr<T> Call(Fn Entries::*fn, Args... args) {
   const auto& e = Loaded();
-  if (!e.ok()) return Unusable();
-  ApiOr<boost::json::value> out = InternalError("the protobuf plugin answered nothing");
-  e->decode(body, &out);
+  if (!e.ok()) return InternalError(e.status().message());
+  ApiOr<T> out = InternalError("the protobuf plugin answered nothing");
+  ((*e).*fn)(args..., &out);
   return out;
 }
 
+}  // namespace
+
+ApiOr<boost::json::value> DecodeProtobuf(std::string_view body) {
+  return Call<boost::json::value>(&Entries::decode, body);
+}
+
 ApiOr<std::string> EncodeProtobuf(const boost::json::value& object) {
-  const auto& e = Loaded();
-  if (!e.ok()) return Unusable();
-  ApiOr<std::string> out = InternalError("the protobuf plugin answered nothing");
-  e->encode(&object, &out);
-  return out;
+  return Call<std::string>(&Entries::encode, &object);
 }
 
 ApiOr<std::string> EncodeProtobufWatchEvent(std::string_view type,
                                             const boost::json::value& object) {
-  const auto& e = Loaded();
-  if (!e.ok()) return Unusable();
-  ApiOr<std::string> out = InternalError("the protobuf plugin answered nothing");
-  e->encode_event(type, &object, &out);
-  return out;
+  return Call<std::string>(&Entries::encode_event, type, &object);
 }
 
 const std::vector<std::string>& ProtobufSchemaErrors() {
@@ -107,11 +103,7 @@ const std::vector<std::string>& ProtobufSchemaErrors() {
 }
 
 ApiOr<std::string> EncodeOpenApiV2(const boost::json::object& doc) {
-  const auto& e = Loaded();
-  if (!e.ok()) return Unusable();
-  ApiOr<std::string> out = InternalError("the protobuf plugin answered nothing");
-  e->encode_openapi(&doc, &out);
-  return out;
+  return Call<std::string>(&Entries::encode_openapi, &doc);
 }
 
 }  // namespace kiso::api
