@@ -220,15 +220,13 @@ class StreamedWatch : public WatchStream {
     std::string taken;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_until(lock, deadline, [&] {
-        return received_.find('\n') != std::string::npos || ended_ || cancelled_;
-      });
-      if (cancelled_ && received_.find('\n') == std::string::npos)
-        return Status(Code::kCancelled, "watch cancelled");
-      size_t last = received_.rfind('\n');
+      cv_.wait_until(lock, deadline, [&] { return whole_lines_ || ended_ || cancelled_; });
+      if (cancelled_ && !whole_lines_) return Status(Code::kCancelled, "watch cancelled");
+      size_t last = whole_lines_ ? received_.rfind('\n') : std::string::npos;
       if (last != std::string::npos) {
         taken = received_.substr(0, last + 1);
         received_.erase(0, last + 1);
+        whole_lines_ = false;  // What is left is part of a line.
       }
     }
     std::vector<WatchEvent> out;
@@ -250,6 +248,7 @@ class StreamedWatch : public WatchStream {
       std::lock_guard lock(w_->mu_);
       if (w_->cancelled_) return false;
       w_->received_ += data;
+      if (data.find('\n') != std::string_view::npos) w_->whole_lines_ = true;
       w_->cv_.notify_all();
       return true;
     }
@@ -273,7 +272,8 @@ class StreamedWatch : public WatchStream {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string received_;  // Bytes written and not yet taken by Next.
+  std::string received_;      // Bytes written and not yet taken by Next.
+  bool whole_lines_ = false;  // `received_` holds a complete line (found as it is written).
   bool ended_ = false;
   bool cancelled_ = false;
   std::function<void()> cancel_;
