@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
@@ -183,6 +185,8 @@ class Cluster:
     """`servers` kiso servers on one three-member etcd and `nodes` agents, each node in a
     namespace of its own on an underlay bridge; the pod network across nodes by `backend`."""
 
+    live = []  # Those between __enter__ and __exit__, for diagnostics_on_failure.
+
     def __init__(self, backend="vxlan", servers=2, nodes=3):
         self.slot = machine_slot()
         self.backend = backend
@@ -205,7 +209,19 @@ class Cluster:
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
+        Cluster.live.append(self)
         return self
+
+    def print_diagnostics(self):
+        """Pods, the tail of every agent's and server's log, and whether each server still
+        runs: printed when a test failed (pytest shows a failed test's output)."""
+        print(self.kubectl("get", "pods", "-A", "-o", "wide", check=False))
+        for n in self.nodes:
+            print(f"--- {n.name}'s agent:\n" + n.agent_log()[-3000:])
+        for s in self.servers:
+            code = s.proc.poll()
+            state = "running" if code is None else f"exited with {code}"
+            print(f"--- server {s.address} ({state}):\n" + s.logs())
 
     def _start(self):
         # Its own MAC, set: a bridge without one takes the lowest of its ports', so a node
@@ -265,6 +281,8 @@ class Cluster:
         return next(n for n in self.nodes if n.name == name)
 
     def __exit__(self, *exc):
+        if self in Cluster.live:
+            Cluster.live.remove(self)
         errors = []
         for node in self.nodes:
             try:
@@ -282,6 +300,18 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
         if errors and exc[0] is None:
             raise errors[0]
+
+
+@pytest.fixture(autouse=True)
+def diagnostics_on_failure(request):
+    """Prints every live cluster's diagnostics after a test that failed. (A module-scoped
+    fixture never sees its tests' exceptions, and the cluster's logs go with its directory.)
+    A module that uses Cluster imports this fixture to have it."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:
+        for c in Cluster.live:
+            c.print_diagnostics()
 
 
 def pod_on(node, name, command, restart="Never"):

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from cluster import Cluster, Kubectl, run, wait_for
+from cluster import Cluster, Kubectl, diagnostics_on_failure, run, wait_for  # noqa: F401
 from conftest import micro_time_seconds  # tests/e2e, on the path cluster.py set.
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and nodes need root")
@@ -22,14 +22,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and nodes 
 @pytest.fixture(scope="module")
 def cluster():
     with Cluster(backend="vxlan") as c:
-        try:
-            yield c
-        except BaseException:
-            for n in c.nodes:
-                print(f"--- {n.name}'s agent:\n" + n.agent_log()[-3000:])
-            for i, s in enumerate(c.servers):
-                print(f"--- server {i}:\n" + s.logs())
-            raise
+        yield c
 
 
 class Writer:

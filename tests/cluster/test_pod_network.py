@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from cluster import Cluster, pod_on, wait_for
+from cluster import Cluster, diagnostics_on_failure, pod_on, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and nodes need root")
 
@@ -28,9 +28,7 @@ def cluster(request):
                          f"{name} Running")
             yield c
         except BaseException:
-            print(k("get", "pods", "-o", "wide", check=False))
-            for n in c.nodes:
-                print(f"--- {n.name}'s agent:\n" + n.agent_log()[-3000:])
+            c.print_diagnostics()  # Setting up failed.
             raise
         finally:
             k("delete", "pods", "--all", "--wait=true", "--timeout=60s", check=False)

@@ -186,6 +186,7 @@ class Server:
         if self.proc.poll() is None:
             self.stop()
         else:
+            print(f"kiso server had exited with {self.proc.returncode}; its log:\n" + self.logs())
             self.log.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 
