@@ -441,6 +441,12 @@ std::pair<std::string, std::string> SplitKey(const std::string& key) {
   return {key.substr(0, slash), key.substr(slash + 1)};
 }
 
+void DropManagedFields(json::value& obj) {
+  auto* o = obj.if_object();
+  auto* meta = o ? o->if_contains("metadata") : nullptr;
+  if (meta && meta->is_object()) meta->get_object().erase("managedFields");
+}
+
 std::string NewUid() {
   auto& rng = ThreadRng();
   uint64_t hi = rng();

@@ -75,5 +75,9 @@ std::string NewUid();  // A random RFC 4122 version-4 UUID.
 // "ns/name" of an object: the key caches, work queues and indexes use.
 std::string KeyOf(const boost::json::value& obj);
 std::pair<std::string, std::string> SplitKey(const std::string& key);
+// Removes metadata.managedFields: what informers keep of an object (often a
+// third of it, and read by no controller; kube-controller-manager's and
+// kube-scheduler's informers drop them too).
+void DropManagedFields(boost::json::value& obj);
 
 }  // namespace kiso::api

@@ -11,8 +11,18 @@ namespace kiso::apiserver {
 
 namespace json = boost::json;
 
-Result<ObjectPtr> MakeCachedObject(const std::string& key, std::string_view value,
-                                   store::Revision revision) {
+namespace {
+
+// Guards CachedObject's decoded form: one of a few locks by the object's
+// address (a mutex in each of the cache's objects would cost more than the
+// pointers it guards).
+std::mutex& DecodedLock(const void* object) {
+  static std::mutex locks[64];
+  return locks[(reinterpret_cast<uintptr_t>(object) >> 4) % 64];
+}
+
+Result<ObjectPtr> MakeCached(const std::string& key, std::string_view value,
+                             store::Revision revision, bool keep_decoded) {
   KISO_ASSIGN_OR_RETURN(json::value v, api::ParseJson(value));
   if (!v.is_object()) return MakeStatus(Code::kDataLoss, "{}: stored value is not an object", key);
   auto& meta = api::Child(v.get_object(), "metadata");
@@ -30,7 +40,48 @@ Result<ObjectPtr> MakeCachedObject(const std::string& key, std::string_view valu
   obj->fields = FieldValues(&fields, std::move(values));
   obj->json = json::serialize(v);
   obj->json.shrink_to_fit();  // Kept for as long as the version is: no slack from its growth.
+  if (keep_decoded) {
+    api::DropManagedFields(v);
+    // A copy, not `v` itself: a copy's objects are sized to their members, where
+    // `v` keeps the slack of the resourceVersion added and managedFields erased.
+    obj->HoldDecoded(std::make_shared<const json::value>(v));
+  }
   return ObjectPtr(std::move(obj));
+}
+
+}  // namespace
+
+Result<ObjectPtr> MakeCachedObject(const std::string& key, std::string_view value,
+                                   store::Revision revision) {
+  return MakeCached(key, value, revision, false);
+}
+
+std::shared_ptr<const json::value> CachedObject::Decoded() const {
+  {
+    std::lock_guard lock(DecodedLock(this));
+    if (held_) return held_;
+    if (auto alive = alive_.lock()) return alive;
+  }
+  // Decoded outside the lock: two readers may both decode; the first kept wins.
+  auto parsed = api::ParseJson(json);
+  auto decoded = std::make_shared<json::value>(parsed.ok() ? std::move(*parsed) : json::value());
+  api::DropManagedFields(*decoded);
+  std::lock_guard lock(DecodedLock(this));
+  if (auto alive = alive_.lock()) return alive;
+  alive_ = decoded;
+  return decoded;
+}
+
+void CachedObject::HoldDecoded(std::shared_ptr<const json::value> decoded) const {
+  std::lock_guard lock(DecodedLock(this));
+  alive_ = decoded;
+  held_ = std::move(decoded);
+}
+
+void CachedObject::ReleaseDecoded() const {
+  std::shared_ptr<const json::value> last;  // Freed outside the lock, if it was the last.
+  std::lock_guard lock(DecodedLock(this));
+  last = std::move(held_);
 }
 
 // ---- CacheWatcher ----
@@ -172,8 +223,12 @@ void WatchCache::Apply(const store::WatchEvent& e) {
   ev->revision = e.kv.mod_revision;
   auto it = objects_.find(e.kv.key);
   ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
+  if (prev) prev->ReleaseDecoded();  // No longer current: its watchers have it or decode it.
   if (e.type == store::WatchEvent::Type::kPut) {
-    auto obj = MakeCachedObject(e.kv.key, e.kv.value, e.kv.mod_revision);
+    bool decoded_watched =
+        std::any_of(decoded_prefixes_.begin(), decoded_prefixes_.end(),
+                    [&](const auto& p) { return e.kv.key.starts_with(p.first); });
+    auto obj = MakeCached(e.kv.key, e.kv.value, e.kv.mod_revision, decoded_watched);
     if (!obj.ok()) {
       spdlog::error("watch cache: skipping {}: {}", e.kv.key, obj.status().ToString());
       revision_ = std::max(revision_, e.kv.mod_revision);
@@ -257,22 +312,24 @@ WatchCache::Snapshot WatchCache::List(const std::string& prefix,
   return snap;
 }
 
-std::unique_ptr<CacheWatcher> WatchCache::NewWatcher(const std::string& prefix) {
+std::unique_ptr<CacheWatcher> WatchCache::NewWatcher(const std::string& prefix, bool decoded) {
   auto w = std::make_unique<CacheWatcher>();
   w->cache_ = this;
   w->prefix_ = prefix;
+  w->decoded_ = decoded;
+  if (decoded) ++decoded_prefixes_[prefix];
   w->limit_ = options_.watcher_buffer;
   return w;
 }
 
 Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefix,
-                                                        store::Revision after) {
+                                                        store::Revision after, bool decoded) {
   std::unique_lock lock(mu_);
   if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
   if (after < floor_) {
     return MakeStatus(Code::kCompacted, "too old resource version: {} ({})", after, floor_ + 1);
   }
-  auto w = NewWatcher(prefix);
+  auto w = NewWatcher(prefix, decoded);
   // Replay: the window is ordered by revision, so find the first event after `after`.
   auto first =
       std::upper_bound(history_.begin(), history_.end(), after,
@@ -285,7 +342,7 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefi
 }
 
 Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string& prefix,
-                                                               Snapshot* snapshot) {
+                                                               Snapshot* snapshot, bool decoded) {
   std::unique_lock lock(mu_);
   if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
   snapshot->revision = revision_;
@@ -294,13 +351,17 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string
        it != objects_.end() && it->first.starts_with(prefix); ++it) {
     snapshot->objects.push_back(it->second);
   }
-  auto w = NewWatcher(prefix);
+  auto w = NewWatcher(prefix, decoded);
   watchers_.push_back(w.get());
   return w;
 }
 
 void WatchCache::Remove(CacheWatcher* watcher) {
   std::unique_lock lock(mu_);
+  if (auto it = decoded_prefixes_.find(watcher->prefix_);
+      watcher->decoded_ && it != decoded_prefixes_.end() && --it->second == 0) {
+    decoded_prefixes_.erase(it);
+  }
   watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
 }
 

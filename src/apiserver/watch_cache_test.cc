@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
+#include "api/object.h"
 #include "support/temp_dir.h"
 
 namespace kiso::apiserver {
@@ -81,6 +84,48 @@ TEST_F(WatchCacheTest, ReplaysFromARevisionThenStreams) {
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]->revision, r4);
   EXPECT_TRUE((*w)->Next(steady_clock::now() + milliseconds(50))->empty());
+}
+
+TEST_F(WatchCacheTest, InProcessWatchersShareOneDecodedCopyOfTheCurrentVersion) {
+  auto cache = WatchCache::Start(store_.get(), {});
+  ASSERT_TRUE(cache.ok());
+  store::Revision r = Put("held", "a");  // Before any in-process watcher: not held.
+  ASSERT_TRUE((*cache)->WaitFor(r, steady_clock::now() + std::chrono::seconds(5)));
+  auto w = (*cache)->Watch("/registry/core/configmaps/held/", r, true);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(store_
+                  ->Put("/registry/core/configmaps/held/a",
+                        R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a",)"
+                        R"("namespace":"held","managedFields":[{"manager":"m"}]}})")
+                  .ok());
+  auto first = Drain(**w, 1);
+  ASSERT_EQ(first.size(), 1u);
+  // Decoded once, while the cache applied the write: every reader gets that copy.
+  auto decoded = first[0]->object->Decoded();
+  ASSERT_TRUE(decoded && decoded->is_object());
+  EXPECT_EQ(decoded.get(), first[0]->object->Decoded().get());
+  EXPECT_EQ(api::Find(*decoded, {"metadata", "managedFields"}), nullptr);
+  EXPECT_EQ(api::GetString(*decoded, {"metadata", "resourceVersion"}),
+            std::to_string(first[0]->revision));
+  std::weak_ptr<const boost::json::value> version1 = decoded;
+  decoded.reset();
+  EXPECT_FALSE(version1.expired());  // Held by the cache: the key's current version.
+  Put("held", "a", R"(,"data":{"k":"2"})");
+  ASSERT_EQ(Drain(**w, 1).size(), 1u);
+  EXPECT_TRUE(version1.expired());  // Replaced: kept only where someone kept it (no one).
+  // Outside every in-process watcher's prefix, nothing is held: each use decodes.
+  r = Put("other", "b");
+  ASSERT_TRUE((*cache)->WaitFor(r, steady_clock::now() + std::chrono::seconds(5)));
+  std::weak_ptr<const boost::json::value> other =
+      (*cache)->Get("/registry/core/configmaps/other/b")->Decoded();
+  EXPECT_TRUE(other.expired());
+  // Once the in-process watcher has gone, its prefix is no longer held either.
+  w->reset();
+  r = Put("held", "a", R"(,"data":{"k":"3"})");
+  ASSERT_TRUE((*cache)->WaitFor(r, steady_clock::now() + std::chrono::seconds(5)));
+  std::weak_ptr<const boost::json::value> unheld =
+      (*cache)->Get("/registry/core/configmaps/held/a")->Decoded();
+  EXPECT_TRUE(unheld.expired());
 }
 
 TEST_F(WatchCacheTest, TooOldRevisionIsExpired) {

@@ -105,6 +105,13 @@ void AddListOptions(Request& r, const ListOptions& o) {
   if (o.limit > 0) r.query.emplace("limit", std::to_string(o.limit));
 }
 
+// What an ERROR event's Status object says, as a Status.
+Status ErrorEventStatus(const json::value& object) {
+  const auto* code = api::Find(object, {"code"});
+  return StatusFromResponse(code && code->is_int64() ? static_cast<int>(code->get_int64()) : 500,
+                            json::serialize(object));
+}
+
 // Takes the complete lines at the front of `buffer` as watch events, into
 // `out`. False once an ERROR event has ended the stream (`error` says why);
 // what follows it is dropped.
@@ -119,10 +126,7 @@ bool TakeEventLines(std::string& buffer, std::vector<WatchEvent>& out, Status& e
     // The event is ours: its object moves out rather than being copied.
     if (auto* o = parsed->get_object().if_contains("object")) e.object = std::move(*o);
     if (e.type == "ERROR") {
-      const auto* code = api::Find(e.object, {"code"});
-      error =
-          StatusFromResponse(code && code->is_int64() ? static_cast<int>(code->get_int64()) : 500,
-                             json::serialize(e.object));
+      error = ErrorEventStatus(e.object);
       open = false;
       break;
     }
@@ -148,6 +152,24 @@ class PulledWatch : public WatchStream {
   // Owner's thread, no Next running: the stream stops calling wake before it goes.
   ~PulledWatch() override { events_->Cancel(); }
 
+  // Events handed over decoded (Request::decoded_events); false once an
+  // ERROR has ended the stream (error_ says why).
+  bool TakeDecoded(std::vector<apiserver::EventStream::DecodedEvent>& events,
+                   std::vector<WatchEvent>& out) {
+    for (auto& d : events) {
+      if (!d.object) continue;
+      if (d.type == "ERROR") {
+        error_ = ErrorEventStatus(*d.object);
+        return false;
+      }
+      WatchEvent e;
+      e.type = std::move(d.type);
+      e.shared = std::move(d.object);
+      out.push_back(std::move(e));
+    }
+    return true;
+  }
+
   void Cancel() override {
     std::lock_guard lock(mu_);
     cancelled_ = true;
@@ -166,7 +188,8 @@ class PulledWatch : public WatchStream {
       }
       apiserver::EventStream::Pulled p = events_->Pull(kChunk);
       buffer_ += p.data;
-      if (!TakeEventLines(buffer_, out, error_) || p.done) ended_ = true;
+      if (!TakeEventLines(buffer_, out, error_) || !TakeDecoded(p.events, out) || p.done)
+        ended_ = true;
       if (!out.empty()) return out;
       if (ended_ || p.next == std::chrono::steady_clock::time_point::min()) continue;
       std::unique_lock lock(mu_);
@@ -309,6 +332,7 @@ Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type
   AddListOptions(r, options);
   r.query.emplace("watch", "true");
   r.query.emplace("allowWatchBookmarks", "true");
+  r.decoded_events = transport_->InProcess();
   if (options.timeout_seconds > 0)
     r.query.emplace("timeoutSeconds", std::to_string(options.timeout_seconds));
   Response res = transport_->RoundTrip(r);

@@ -38,8 +38,12 @@ struct ListOptions {
 };
 
 struct WatchEvent {
-  std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
-  boost::json::value object;
+  std::string type;           // ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
+  boost::json::value object;  // Null when `shared` holds it.
+  // In process, the object as the API server decoded it once for every
+  // in-process watch: shared, read-only, and without metadata.managedFields.
+  std::shared_ptr<const boost::json::value> shared;
+  const boost::json::value& Object() const { return shared ? *shared : object; }
 };
 
 class WatchStream {

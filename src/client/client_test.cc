@@ -142,11 +142,57 @@ TEST_P(ClientTest, ListWithSelectorsAndWatchFromItsRevision) {
     ASSERT_TRUE(events.ok()) << events.status().ToString();
     for (const auto& e : *events) {
       if (e.type != "BOOKMARK")
-        seen.push_back(e.type + " " + std::string(api::GetString(e.object, {"metadata", "name"})));
+        seen.push_back(e.type + " " +
+                       std::string(api::GetString(e.Object(), {"metadata", "name"})));
     }
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"MODIFIED w1", "DELETED w2"}));
   ASSERT_TRUE(client_->DeleteCollection(ConfigMaps(), ns_, {}).ok());
+}
+
+TEST_P(ClientTest, InProcessWatchesShareTheObjectTheServerDecodedOnce) {
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("shared", "x")).ok());
+  auto list = client_->List(ConfigMaps(), ns_, {});
+  ASSERT_TRUE(list.ok());
+  ListOptions options;
+  options.field_selector = "metadata.name=shared";
+  options.resource_version = std::string(api::GetString(*list, {"metadata", "resourceVersion"}));
+  std::vector<std::unique_ptr<WatchStream>> watches;
+  for (int i = 0; i < 2; ++i) {
+    auto watch = client_->Watch(ConfigMaps(), ns_, options);
+    ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+    watches.push_back(std::move(*watch));
+  }
+  ASSERT_TRUE(client_
+                  ->Patch(ConfigMaps(), ns_, "shared", PatchType::kMerge,
+                          json::parse(R"({"data":{"k":"z"}})"))
+                  .ok());
+  std::vector<WatchEvent> got;
+  for (auto& watch : watches) {
+    auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    std::vector<WatchEvent> events;
+    while (events.empty() && steady_clock::now() < deadline) {
+      auto next = watch->Next(deadline);
+      ASSERT_TRUE(next.ok()) << next.status().ToString();
+      for (auto& e : *next) {
+        if (e.type != "BOOKMARK") events.push_back(std::move(e));
+      }
+    }
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].type, "MODIFIED");
+    EXPECT_EQ(api::GetString(events[0].Object(), {"data", "k"}), "z");
+    got.push_back(std::move(events[0]));
+  }
+  if (GetParam() == "in-process") {
+    // One decode for both, shared; without managedFields, as informers keep objects.
+    ASSERT_TRUE(got[0].shared && got[1].shared);
+    EXPECT_EQ(got[0].shared.get(), got[1].shared.get());
+    EXPECT_EQ(api::Find(got[0].Object(), {"metadata", "managedFields"}), nullptr);
+  } else {
+    // Over HTTPS the object is the client's own, whole.
+    EXPECT_FALSE(got[0].shared);
+    EXPECT_NE(api::Find(got[0].Object(), {"metadata", "managedFields"}), nullptr);
+  }
 }
 
 size_t ThreadsOfThisProcess() {
@@ -188,7 +234,7 @@ TEST_P(ClientTest, WatchWaitsUntilItsDeadlineAndCancelWakesIt) {
   ASSERT_TRUE(events.ok()) << events.status().ToString();
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ(events->front().type, "MODIFIED");
-  EXPECT_EQ(api::GetString(events->front().object, {"data", "k"}), "y");
+  EXPECT_EQ(api::GetString(events->front().Object(), {"data", "k"}), "y");
   // Cancel from another thread ends a Next that would wait 30 s.
   std::thread canceller([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -15,14 +15,10 @@ namespace {
 
 using api::KeyOf;
 
-// What the cache keeps of an object: all but metadata.managedFields (often a
-// third of an object, and read by no controller; an update from a cached object
-// leaves them to the server, which works them out from the stored object).
-// kube-controller-manager's and kube-scheduler's informers drop them too.
-void Trim(json::value& obj) {
-  if (auto* meta = obj.get_object().if_contains("metadata"); meta && meta->is_object())
-    meta->get_object().erase("managedFields");
-}
+// What the cache keeps of an object: all but metadata.managedFields (an update
+// from a cached object leaves them to the server, which works them out from
+// the stored object).
+void Trim(json::value& obj) { api::DropManagedFields(obj); }
 
 }  // namespace
 
@@ -179,11 +175,14 @@ void Informer::Run() {
       auto events = (*watch)->Next(std::chrono::steady_clock::now() + std::chrono::seconds(10));
       if (!events.ok()) break;  // Expired, cancelled or ended: re-list (or stop).
       for (auto& e : *events) {
-        if (e.type == "BOOKMARK" || !e.object.is_object()) continue;
-        std::string key = KeyOf(e.object);
+        if (e.type == "BOOKMARK" || !e.Object().is_object()) continue;
+        std::string key = KeyOf(e.Object());
         const bool deleted = e.type == "DELETED";
-        Trim(e.object);
-        auto obj = std::make_shared<const json::value>(std::move(e.object));
+        Object obj = std::move(e.shared);  // In process: decoded once, for every informer.
+        if (!obj) {
+          Trim(e.object);
+          obj = std::make_shared<const json::value>(std::move(e.object));
+        }
         Object old;
         {
           std::lock_guard lock(mu_);

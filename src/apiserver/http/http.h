@@ -45,6 +45,9 @@ struct Request {
   std::optional<PeerCertificate> peer;
   // Who sent it, once authenticated; null for kiso's own requests in process.
   std::shared_ptr<const UserInfo> user;
+  // In process (kiso's own informers): a watch hands its events over decoded
+  // (EventStream::Pulled::events), not as JSON lines to parse again.
+  bool decoded_events = false;
 
   std::string_view Header(std::string_view name) const;
   // The first value of query parameter `name`, if present.
@@ -86,9 +89,17 @@ class EventStream {
  public:
   virtual ~EventStream() = default;
   virtual void Start(std::function<void()> wake) = 0;
+  // An event of a watch made with Request::decoded_events. The object is
+  // shared, read-only, by every in-process watch that receives it (decoded
+  // once), and has no metadata.managedFields.
+  struct DecodedEvent {
+    std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK, ERROR (a Status object).
+    std::shared_ptr<const boost::json::value> object;
+  };
   struct Pulled {
-    std::string data;   // What is ready now (may be empty).
-    bool done = false;  // The stream is over after `data`.
+    std::string data;                  // What is ready now (may be empty).
+    std::vector<DecodedEvent> events;  // Instead, with Request::decoded_events.
+    bool done = false;                 // The stream is over after `data`.
     // Pull again at this time at the latest (a timeout, a bookmark).
     std::chrono::steady_clock::time_point next = std::chrono::steady_clock::time_point::max();
   };

@@ -131,6 +131,7 @@ Response ServeConverted(const Context& ctx, const Target& t, const Request& req,
   stored.type = &t.type->Storage();
   Request inner = req;
   inner.warnings.clear();
+  inner.decoded_events = false;  // ConvertingEvents converts JSON lines.
   bool protobuf_watch = t.verb == "watch" && WantsProtobufOnly(req) && !WantsTable(req);
   if (protobuf_watch) inner.headers["accept"] = "application/json";
   Response res;

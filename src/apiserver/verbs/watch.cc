@@ -56,6 +56,7 @@ class WatchEvents : public EventStream {
     std::chrono::steady_clock::time_point end;
     bool bookmarks = false;
     bool protobuf = false;
+    bool decoded = false;  // Request::decoded_events: Pulled::events, not lines.
     std::shared_ptr<const Request> table_request;  // Set: each object as a Table row.
     Metrics* metrics = nullptr;
   };
@@ -86,15 +87,14 @@ class WatchEvents : public EventStream {
       return p;
     }
     if (!s_.expired.empty()) {
-      std::string body = api::Expired(s_.expired).ToJson();
-      body.pop_back();  // EventLine adds the newline.
-      p.data = EventLine("ERROR", body, s_.protobuf);
+      Emit(p, "ERROR", api::Expired(s_.expired));
       p.done = done_ = true;
       return p;
     }
     // The initial state, a part at a time as the reader takes it.
-    while (next_initial_ < s_.snapshot.objects.size() && p.data.size() < max_bytes) {
-      p.data += EventLine("ADDED", Render(s_.snapshot.objects[next_initial_++]), s_.protobuf);
+    while (next_initial_ < s_.snapshot.objects.size() && p.data.size() < max_bytes &&
+           p.events.size() * kDecodedEventBytes < max_bytes) {
+      Emit(p, "ADDED", s_.snapshot.objects[next_initial_++]);
     }
     if (next_initial_ < s_.snapshot.objects.size()) {
       p.next = std::chrono::steady_clock::time_point::min();  // More at once.
@@ -108,9 +108,7 @@ class WatchEvents : public EventStream {
       api::ApiError e = events.status().code() == Code::kResourceExhausted
                             ? api::Expired(events.status().message())
                             : api::InternalError(events.status().message());
-      std::string body = e.ToJson();
-      body.pop_back();
-      p.data += EventLine("ERROR", body, s_.protobuf);
+      Emit(p, "ERROR", e);
       return p;
     }
     for (const auto& ev : *events) {
@@ -118,14 +116,13 @@ class WatchEvents : public EventStream {
       bool now_matches = ev->type != CacheEvent::Type::kDeleted && Matches(ev->object);
       bool was_matching = ev->prev && Matches(ev->prev);
       if (ev->type == CacheEvent::Type::kDeleted) {
-        if (Matches(ev->object) || was_matching)
-          p.data += EventLine("DELETED", Render(ev->object), s_.protobuf);
+        if (Matches(ev->object) || was_matching) Emit(p, "DELETED", ev->object);
       } else if (now_matches && was_matching) {
-        p.data += EventLine("MODIFIED", Render(ev->object), s_.protobuf);
+        Emit(p, "MODIFIED", ev->object);
       } else if (now_matches) {
-        p.data += EventLine("ADDED", Render(ev->object), s_.protobuf);
+        Emit(p, "ADDED", ev->object);
       } else if (was_matching) {
-        p.data += EventLine("DELETED", Render(ev->object), s_.protobuf);
+        Emit(p, "DELETED", ev->object);
       }
     }
     auto now = std::chrono::steady_clock::now();
@@ -133,7 +130,7 @@ class WatchEvents : public EventStream {
       std::string bookmark =
           fmt::format(R"({{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{}"}}}})",
                       s_.type->kind, s_.type->GroupVersion(), s_.last);
-      p.data += EventLine("BOOKMARK", bookmark, s_.protobuf);
+      EmitText(p, "BOOKMARK", bookmark);
       next_bookmark_ = now + kBookmarkEvery;
     }
     if (now >= s_.end) {
@@ -147,6 +144,32 @@ class WatchEvents : public EventStream {
  private:
   bool Matches(const ObjectPtr& obj) const {
     return obj && (s_.exact_key.empty() || obj->key == s_.exact_key) && s_.filter.Matches(*obj);
+  }
+  // What a decoded event counts for against Pull's max_bytes (a pointer: the
+  // reader takes a batch of about a thousand at a time).
+  static constexpr size_t kDecodedEventBytes = 1024;
+
+  void Emit(Pulled& p, std::string_view type, const ObjectPtr& obj) const {
+    if (s_.decoded) {
+      p.events.push_back({std::string(type), obj->Decoded()});
+    } else {
+      p.data += EventLine(type, Render(obj), s_.protobuf);
+    }
+  }
+  void Emit(Pulled& p, std::string_view type, const api::ApiError& error) const {
+    std::string body = error.ToJson();
+    body.pop_back();  // EventLine adds the newline.
+    EmitText(p, type, body);
+  }
+  // An event whose object the server makes here (an error, a bookmark).
+  void EmitText(Pulled& p, std::string_view type, std::string_view object_json) const {
+    if (s_.decoded) {
+      auto parsed = api::ParseJson(object_json);
+      p.events.push_back({std::string(type), std::make_shared<const boost::json::value>(
+                                                 parsed.ok() ? std::move(*parsed) : nullptr)});
+    } else {
+      p.data += EventLine(type, object_json, s_.protobuf);
+    }
   }
   std::string Render(const ObjectPtr& obj) const {
     return s_.table_request ? RenderTable(*s_.type, {obj}, *s_.table_request, "", "", false)
@@ -195,16 +218,17 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
   bool bookmarks = req.QueryBool("allowWatchBookmarks");
   bool table = WantsTable(req);
   bool protobuf = WantsProtobufOnly(req) && !table;
+  bool decoded = req.decoded_events && !table && !protobuf;
 
   WatchCache::Snapshot snapshot;
   std::unique_ptr<CacheWatcher> watcher;
   std::string expired;
   if (initial) {
-    auto w = ctx.cache->ListAndWatch(filter->prefix, &snapshot);
+    auto w = ctx.cache->ListAndWatch(filter->prefix, &snapshot, decoded);
     if (!w.ok()) return ErrorResponse(api::FromStatus(w.status()));
     watcher = std::move(*w);
   } else {
-    auto w = ctx.cache->Watch(filter->prefix, after);
+    auto w = ctx.cache->Watch(filter->prefix, after, decoded);
     if (!w.ok()) {
       if (w.status().code() != Code::kCompacted) return ErrorResponse(api::FromStatus(w.status()));
       expired = w.status().message();
@@ -227,6 +251,7 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
   setup.end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
   setup.bookmarks = bookmarks;
   setup.protobuf = protobuf;
+  setup.decoded = decoded;
   if (table) setup.table_request = std::make_shared<const Request>(req);
   setup.metrics = ctx.metrics;
   res.events = std::make_shared<WatchEvents>(std::move(setup));
