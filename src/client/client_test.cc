@@ -10,7 +10,11 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/json.hpp>
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "api/object.h"
@@ -24,6 +28,7 @@
 #include "client/shared_informers.h"
 #include "client/work_queue.h"
 #include "common/file.h"
+#include "common/worker_pool.h"
 #include "support/h2_client.h"
 #include "support/temp_dir.h"
 
@@ -675,6 +680,115 @@ TEST(WorkQueue, DelayedKeyWaitsOnceAtItsEarliestTime) {
   q.ShutDown();
   EXPECT_FALSE(q.Get().has_value());
 }
+
+// Served on a pool (what controllers do): keys run as they come, at most
+// max_active at once, never one key twice at once, and a delayed key waits
+// for the pool's timer, not for a thread of the queue's.
+TEST(WorkQueue, ServedKeysRunOnAPoolWithinTheirLimit) {
+  WorkerPool pool(16, std::chrono::milliseconds(100));
+  WorkQueue q;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, int> passes;
+  std::set<std::string> running;
+  int in_flight = 0;
+  int most = 0;
+  bool overlap = false;
+  q.Serve(&pool, 3, [&](const std::string& key) {
+    {
+      std::lock_guard lock(mu);
+      overlap = overlap || !running.insert(key).second;
+      most = std::max(most, ++in_flight);
+    }
+    std::this_thread::yield();  // Room for another worker to start meanwhile.
+    {
+      std::lock_guard lock(mu);
+      running.erase(key);
+      --in_flight;
+      ++passes[key];
+      cv.notify_all();
+    }
+    q.Done(key);
+  });
+  for (int round = 0; round < 20; ++round) {
+    for (int k = 0; k < 10; ++k) q.Add("k" + std::to_string(k));
+  }
+  const auto added = steady_clock::now();
+  q.AddAfter("late", std::chrono::milliseconds(30));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10),
+                          [&] { return passes.size() == 11 && passes.contains("late"); }));
+  EXPECT_GE(steady_clock::now() - added, std::chrono::milliseconds(30));
+  EXPECT_LE(most, 3);
+  EXPECT_FALSE(overlap);
+  for (const auto& [key, n] : passes) EXPECT_GE(n, 1) << key;
+  lock.unlock();
+  q.ShutDown();
+}
+
+TEST(WorkQueue, ShutDownWaitsForThePassUnderWayAndTakesBackItsTimers) {
+  WorkerPool pool(4);
+  WorkQueue q;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool release = false;
+  std::atomic<bool> finished{false};
+  q.Serve(&pool, 1, [&](const std::string& key) {
+    std::unique_lock lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    finished = true;
+    lock.unlock();
+    q.Done(key);
+  });
+  q.AddAfter("much-later", std::chrono::hours(1));
+  q.Add("now");
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
+  }
+  std::thread stopper([&] { q.ShutDown(); });
+  {
+    std::lock_guard lock(mu);
+    release = true;
+    cv.notify_all();
+  }
+  stopper.join();  // Returns (an hour's timer taken back), after the pass.
+  EXPECT_TRUE(finished.load());
+  q.Add("after");  // Ignored: nothing runs once shut down.
+}
+
+TEST(WorkerPool, TimedJobsRunInTheirOrderAndACancelledOneNever) {
+  WorkerPool pool(1, std::chrono::milliseconds(50));  // One worker: one order.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> ran;
+  auto record = [&](int n) {
+    return [&, n] {
+      std::lock_guard lock(mu);
+      ran.push_back(n);
+      cv.notify_all();
+    };
+  };
+  auto now = steady_clock::now();
+  // The worker keeps the time for the hour's job first: a sooner one, and a
+  // job to run now, must wake it.
+  pool.RunAt(now + std::chrono::hours(1), record(100));
+  uint64_t late = pool.RunAt(now + std::chrono::milliseconds(600), record(3));
+  uint64_t cancelled = pool.RunAt(now + std::chrono::milliseconds(500), record(99));
+  pool.RunAt(now + std::chrono::milliseconds(400), record(2));
+  pool.RunAt(now + std::chrono::milliseconds(200), record(1));
+  pool.Run(record(0));
+  EXPECT_TRUE(pool.Cancel(cancelled));
+  EXPECT_FALSE(pool.Cancel(cancelled));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return ran.size() >= 4; }));
+  EXPECT_EQ(ran, (std::vector<int>{0, 1, 2, 3}));
+  lock.unlock();
+  EXPECT_FALSE(pool.Cancel(late));  // Ran already.
+}  // The hour's job is dropped: the pool ends without waiting for it.
 
 }  // namespace
 }  // namespace kiso::client

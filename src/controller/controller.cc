@@ -72,52 +72,71 @@ Status Controller::WriteStatusFields(const api::ResourceType& type, const json::
   return res.ok() || res.status().code() == Code::kNotFound ? Status::Ok() : res.status();
 }
 
+WorkerPool& Controller::Pool() {
+  // Every controller's passes, in one pool: a thread per key in process, none
+  // for an idle controller. Never destroyed: its threads end with the process.
+  static auto* pool = new WorkerPool(1024, std::chrono::seconds(2));
+  return *pool;
+}
+
 void Controller::Start() {
   for (auto& [informer, handler] : pending_)
     handlers_.emplace_back(informer, informer->AddHandler(std::move(handler)));
   pending_.clear();
   if (shared_) shared_->Start();
   for (auto& i : owned_) i->Start();
-  for (int w = 0; w < workers_count_; ++w) workers_.emplace_back([this] { Work(); });
+  {
+    std::lock_guard lock(mu_);
+    starting_ = true;
+  }
+  // Keys are served once every informer has listed (until then they wait).
+  Pool().Run([this] {
+    for (auto& i : informers_) {
+      while (!stopping_ &&
+             !i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
+      }
+    }
+    if (!stopping_ && workers_count_ > 0) {  // None: a test's ReconcileGuarded alone.
+      queue_.Serve(&Pool(), workers_count_, [this](const std::string& key) { Pass(key); });
+    }
+    std::lock_guard lock(mu_);
+    starting_ = false;
+    started_cv_.notify_all();
+  });
 }
 
 void Controller::Stop() {
   if (stopping_.exchange(true)) return;
   OnStop();
-  queue_.ShutDown();
-  for (auto& w : workers_) w.join();
-  workers_.clear();
+  {
+    std::unique_lock lock(mu_);
+    started_cv_.wait(lock, [this] { return !starting_; });
+  }
+  queue_.ShutDown();  // Waits for the passes under way.
   for (auto& [informer, id] : handlers_) informer->RemoveHandler(id);
   handlers_.clear();
   for (auto& i : owned_) i->Stop();
 }
 
-void Controller::Work() {
-  for (auto& i : informers_) {
-    while (!stopping_ &&
-           !i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
+void Controller::Pass(const std::string& key) {
+  Status s = RunPass(key);
+  int failures = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (s.ok()) {
+      failures_.erase(key);
+    } else {
+      failures = ++failures_[key];
     }
   }
-  while (auto key = queue_.Get()) {
-    Status s = RunPass(*key);
-    int failures = 0;
-    {
-      std::lock_guard lock(mu_);
-      if (s.ok()) {
-        failures_.erase(*key);
-      } else {
-        failures = ++failures_[*key];
-      }
-    }
-    if (!s.ok()) {
-      auto delay = std::chrono::milliseconds(5) * (1LL << std::min(failures - 1, 14));
-      delay = std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(60));
-      if (s.code() != Code::kConflict)
-        spdlog::info("{}: {}: {} (retry in {} ms)", name_, *key, s.ToString(), delay.count());
-      queue_.AddAfter(*key, delay);
-    }
-    queue_.Done(*key);
+  if (!s.ok()) {
+    auto delay = std::chrono::milliseconds(5) * (1LL << std::min(failures - 1, 14));
+    delay = std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(60));
+    if (s.code() != Code::kConflict)
+      spdlog::info("{}: {}: {} (retry in {} ms)", name_, key, s.ToString(), delay.count());
+    queue_.AddAfter(key, delay);
   }
+  queue_.Done(key);
 }
 
 std::optional<json::value> Controller::Subject(const std::string& key) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "client/informer.h"
 #include "client/shared_informers.h"
 #include "client/work_queue.h"
+#include "common/worker_pool.h"
 
 namespace kiso::controller {
 
@@ -38,7 +40,9 @@ class Controller {
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
 
-  // Starts the informers, then (once all have listed) the workers.
+  // Starts the informers; once all have listed, keys are served: each pass runs
+  // on a pool shared by every controller (at most `workers` of this one's at a
+  // time), so an idle controller holds no thread.
   void Start();
   // Stops the workers and informers. Derived destructors must call it first.
   void Stop();
@@ -85,9 +89,12 @@ class Controller {
   Status ReconcileGuarded(const std::string& key);
 
  private:
-  void Work();
+  // The pool that runs every controller's passes (WorkQueue::Serve).
+  static WorkerPool& Pool();
+  // A pass as the queue serves it: RunPass, then the key's back-off on failure, and Done.
+  void Pass(const std::string& key);
   // Reconcile(key), with anything it throws turned into an Internal status
-  // and a failure recorded as an event (what a worker runs).
+  // and a failure recorded as an event.
   Status RunPass(const std::string& key);
 
   client::Client* client_;
@@ -100,9 +107,10 @@ class Controller {
   // Handlers for shared informers not added yet (until Start()).
   std::vector<std::pair<client::Informer*, client::Informer::Handler>> pending_;
   client::WorkQueue queue_;
-  std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
+  std::condition_variable started_cv_;
+  bool starting_ = false;                // Guarded by mu_: Start's job waits for the informers.
   std::map<std::string, int> failures_;  // guarded by mu_
   client::EventRecorder events_;
 };
