@@ -225,10 +225,9 @@ void WatchCache::Apply(const store::WatchEvent& e) {
   ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
   if (prev) prev->ReleaseDecoded();  // No longer current: its watchers have it or decode it.
   if (e.type == store::WatchEvent::Type::kPut) {
-    bool decoded_watched =
-        std::any_of(decoded_prefixes_.begin(), decoded_prefixes_.end(),
-                    [&](const auto& p) { return e.kv.key.starts_with(p.first); });
-    auto obj = MakeCached(e.kv.key, e.kv.value, e.kv.mod_revision, decoded_watched);
+    bool held = std::any_of(held_prefixes_.begin(), held_prefixes_.end(),
+                            [&](const auto& p) { return e.kv.key.starts_with(p.first); });
+    auto obj = MakeCached(e.kv.key, e.kv.value, e.kv.mod_revision, held);
     if (!obj.ok()) {
       spdlog::error("watch cache: skipping {}: {}", e.kv.key, obj.status().ToString());
       revision_ = std::max(revision_, e.kv.mod_revision);
@@ -312,24 +311,24 @@ WatchCache::Snapshot WatchCache::List(const std::string& prefix,
   return snap;
 }
 
-std::unique_ptr<CacheWatcher> WatchCache::NewWatcher(const std::string& prefix, bool decoded) {
+std::unique_ptr<CacheWatcher> WatchCache::NewWatcher(const std::string& prefix, bool hold_decoded) {
   auto w = std::make_unique<CacheWatcher>();
   w->cache_ = this;
   w->prefix_ = prefix;
-  w->decoded_ = decoded;
-  if (decoded) ++decoded_prefixes_[prefix];
+  w->hold_decoded_ = hold_decoded;
+  if (hold_decoded) ++held_prefixes_[prefix];
   w->limit_ = options_.watcher_buffer;
   return w;
 }
 
 Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefix,
-                                                        store::Revision after, bool decoded) {
+                                                        store::Revision after, bool hold_decoded) {
   std::unique_lock lock(mu_);
   if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
   if (after < floor_) {
     return MakeStatus(Code::kCompacted, "too old resource version: {} ({})", after, floor_ + 1);
   }
-  auto w = NewWatcher(prefix, decoded);
+  auto w = NewWatcher(prefix, hold_decoded);
   // Replay: the window is ordered by revision, so find the first event after `after`.
   auto first =
       std::upper_bound(history_.begin(), history_.end(), after,
@@ -342,7 +341,8 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefi
 }
 
 Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string& prefix,
-                                                               Snapshot* snapshot, bool decoded) {
+                                                               Snapshot* snapshot,
+                                                               bool hold_decoded) {
   std::unique_lock lock(mu_);
   if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
   snapshot->revision = revision_;
@@ -351,16 +351,16 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string
        it != objects_.end() && it->first.starts_with(prefix); ++it) {
     snapshot->objects.push_back(it->second);
   }
-  auto w = NewWatcher(prefix, decoded);
+  auto w = NewWatcher(prefix, hold_decoded);
   watchers_.push_back(w.get());
   return w;
 }
 
 void WatchCache::Remove(CacheWatcher* watcher) {
   std::unique_lock lock(mu_);
-  if (auto it = decoded_prefixes_.find(watcher->prefix_);
-      watcher->decoded_ && it != decoded_prefixes_.end() && --it->second == 0) {
-    decoded_prefixes_.erase(it);
+  if (auto it = held_prefixes_.find(watcher->prefix_);
+      watcher->hold_decoded_ && it != held_prefixes_.end() && --it->second == 0) {
+    held_prefixes_.erase(it);
   }
   watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
 }

@@ -60,11 +60,11 @@ struct CachedObject {
   // the cache holds (see HoldDecoded), or one still alive where a watcher
   // kept it, else decoded from `json` now. Thread-safe.
   std::shared_ptr<const boost::json::value> Decoded() const;
-  // Whilst this is the current version of a key that in-process watchers
-  // follow, the cache holds its decoded form (made from the decode that
-  // filled the fields above), so that their informers take it rather than
-  // decode the JSON again; the informers then hold that same copy. Released
-  // when a newer version replaces it: it lives on only where it is kept.
+  // Whilst this is the current version of a key that in-process informers
+  // follow (WatchCache::Watch's hold_decoded), the cache holds its decoded form (made from the
+  // decode that filled the fields above), so that their informers take it rather than decode the
+  // JSON again; the informers then hold that same copy. Released when a newer version replaces it:
+  // it lives on only where it is kept.
   void HoldDecoded(std::shared_ptr<const boost::json::value> decoded) const;
   void ReleaseDecoded() const;
 
@@ -110,7 +110,7 @@ class CacheWatcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::function<void()> notify_;
-  bool decoded_ = false;  // An in-process watcher: takes CachedObject::Decoded().
+  bool hold_decoded_ = false;  // See WatchCache::Watch.
   std::deque<EventPtr> queue_;
   Status ended_;
   size_t limit_ = 0;
@@ -139,14 +139,15 @@ class WatchCache {
 
   // Events on keys under `prefix` with revision > `after`. Expired (as
   // kCompacted, message "too old resource version: N (M)") if the window no longer reaches back.
-  // `decoded`: the watcher is in process and takes each object decoded
-  // (CachedObject::Decoded()): the cache then holds the current version of
-  // each key under `prefix` decoded, for it to take.
+  // `hold_decoded`: the watcher is in process and keeps every object under
+  // `prefix` decoded (an informer's, taking CachedObject::Decoded()): while it
+  // watches, the cache holds the current version of each key there decoded,
+  // for it to take.
   Result<std::unique_ptr<CacheWatcher>> Watch(const std::string& prefix, store::Revision after,
-                                              bool decoded = false);
+                                              bool hold_decoded = false);
   // A snapshot and a watch from exactly its revision, atomically.
   Result<std::unique_ptr<CacheWatcher>> ListAndWatch(const std::string& prefix, Snapshot* snapshot,
-                                                     bool decoded = false);
+                                                     bool hold_decoded = false);
 
   size_t watcher_count() const;
 
@@ -168,7 +169,7 @@ class WatchCache {
   void Run();
   void Apply(const store::WatchEvent& event);
   void Remove(CacheWatcher* watcher);
-  std::unique_ptr<CacheWatcher> NewWatcher(const std::string& prefix, bool decoded);
+  std::unique_ptr<CacheWatcher> NewWatcher(const std::string& prefix, bool hold_decoded);
   // REQUIRES: w->mu_ held. Ends the watch with `why` and wakes its reader.
   static void End(CacheWatcher* w, Status why);
 
@@ -191,7 +192,7 @@ class WatchCache {
   store::Revision floor_ = 0;     // Every event with revision > floor_ is in history_.
   store::Revision revision_ = 0;  // The last applied revision.
   std::vector<CacheWatcher*> watchers_;
-  std::map<std::string, int> decoded_prefixes_;  // In-process watchers' prefixes, counted.
+  std::map<std::string, int> held_prefixes_;  // Watchers' with hold_decoded, counted.
   struct IndexerEntry {
     int id;
     std::string prefix;

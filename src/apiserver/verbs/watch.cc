@@ -219,16 +219,20 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
   bool table = WantsTable(req);
   bool protobuf = WantsProtobufOnly(req) && !table;
   bool decoded = req.decoded_events && !table && !protobuf;
+  // An in-process watch of every object under its prefix (an informer's): the
+  // cache keeps their current versions decoded for it. A narrower one decodes
+  // what it takes, shared with any other watch that takes it at the time.
+  bool hold = decoded && filter->SelectsAll() && exact_key.empty();
 
   WatchCache::Snapshot snapshot;
   std::unique_ptr<CacheWatcher> watcher;
   std::string expired;
   if (initial) {
-    auto w = ctx.cache->ListAndWatch(filter->prefix, &snapshot, decoded);
+    auto w = ctx.cache->ListAndWatch(filter->prefix, &snapshot, hold);
     if (!w.ok()) return ErrorResponse(api::FromStatus(w.status()));
     watcher = std::move(*w);
   } else {
-    auto w = ctx.cache->Watch(filter->prefix, after, decoded);
+    auto w = ctx.cache->Watch(filter->prefix, after, hold);
     if (!w.ok()) {
       if (w.status().code() != Code::kCompacted) return ErrorResponse(api::FromStatus(w.status()));
       expired = w.status().message();
