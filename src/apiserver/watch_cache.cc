@@ -60,21 +60,18 @@ std::shared_ptr<const json::value> CachedObject::Decoded() const {
   {
     std::lock_guard lock(DecodedLock(this));
     if (held_) return held_;
-    if (auto alive = alive_.lock()) return alive;
   }
-  // Decoded outside the lock: two readers may both decode; the first kept wins.
+  // Not held (an older version, or a kind no informer keeps whole): decoded
+  // for this reader. Nothing is remembered of it, so no version keeps memory
+  // for a copy it no longer has.
   auto parsed = api::ParseJson(json);
   auto decoded = std::make_shared<json::value>(parsed.ok() ? std::move(*parsed) : json::value());
   api::DropManagedFields(*decoded);
-  std::lock_guard lock(DecodedLock(this));
-  if (auto alive = alive_.lock()) return alive;
-  alive_ = decoded;
   return decoded;
 }
 
 void CachedObject::HoldDecoded(std::shared_ptr<const json::value> decoded) const {
   std::lock_guard lock(DecodedLock(this));
-  alive_ = decoded;
   held_ = std::move(decoded);
 }
 

@@ -56,9 +56,9 @@ struct CachedObject {
   FieldValues fields;  // Field-selector values.
 
   // The object decoded, without metadata.managedFields, for in-process
-  // watchers (informers): one copy shared read-only by all of them. The one
-  // the cache holds (see HoldDecoded), or one still alive where a watcher
-  // kept it, else decoded from `json` now. Thread-safe.
+  // watchers (informers), read-only: the copy the cache holds (see
+  // HoldDecoded), shared by all of them, else one decoded from `json` now.
+  // Thread-safe.
   std::shared_ptr<const boost::json::value> Decoded() const;
   // Whilst this is the current version of a key that in-process informers
   // follow (WatchCache::Watch's hold_decoded), the cache holds its decoded form (made from the
@@ -70,7 +70,6 @@ struct CachedObject {
 
  private:
   mutable std::shared_ptr<const boost::json::value> held_;  // Under a lock of DecodedLock.
-  mutable std::weak_ptr<const boost::json::value> alive_;   // Likewise.
 };
 using ObjectPtr = std::shared_ptr<const CachedObject>;
 

@@ -159,8 +159,7 @@ TEST_P(ClientTest, InProcessWatchesShareTheObjectTheServerDecodedOnce) {
   ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("shared", "x")).ok());
   auto list = client_->List(ConfigMaps(), ns_, {});
   ASSERT_TRUE(list.ok());
-  ListOptions options;
-  options.field_selector = "metadata.name=shared";
+  ListOptions options;  // Every object of the namespace, as an informer watches: held decoded.
   options.resource_version = std::string(api::GetString(*list, {"metadata", "resourceVersion"}));
   std::vector<std::unique_ptr<WatchStream>> watches;
   for (int i = 0; i < 2; ++i) {

@@ -220,8 +220,8 @@ Response HandleWatch(const Context& ctx, const Target& t, const Request& req) {
   bool protobuf = WantsProtobufOnly(req) && !table;
   bool decoded = req.decoded_events && !table && !protobuf;
   // An in-process watch of every object under its prefix (an informer's): the
-  // cache keeps their current versions decoded for it. A narrower one decodes
-  // what it takes, shared with any other watch that takes it at the time.
+  // cache keeps their current versions decoded for it. A narrower one takes
+  // those copies too where an informer's watch has them held, else decodes.
   bool hold = decoded && filter->SelectsAll() && exact_key.empty();
 
   WatchCache::Snapshot snapshot;
