@@ -89,20 +89,25 @@ void Controller::Start() {
     std::lock_guard lock(mu_);
     starting_ = true;
   }
-  // Keys are served once every informer has listed (until then they wait).
-  Pool().Run([this] {
-    for (auto& i : informers_) {
-      while (!stopping_ &&
-             !i->WaitForSync(std::chrono::steady_clock::now() + std::chrono::milliseconds(200))) {
-      }
-    }
-    if (!stopping_ && workers_count_ > 0) {  // None: a test's ReconcileGuarded alone.
-      queue_.Serve(&Pool(), workers_count_, [this](const std::string& key) { Pass(key); });
-    }
-    std::lock_guard lock(mu_);
-    starting_ = false;
-    started_cv_.notify_all();
-  });
+  Pool().Run([this] { ServeOnceSynced(); });
+}
+
+void Controller::ServeOnceSynced() {
+  // Keys are served once every informer has listed (until then they wait);
+  // until then this looks again shortly, holding no thread meanwhile.
+  bool synced = std::all_of(informers_.begin(), informers_.end(),
+                            [](const client::Informer* i) { return i->synced(); });
+  if (!synced && !stopping_) {
+    Pool().RunAt(std::chrono::steady_clock::now() + std::chrono::milliseconds(10),
+                 [this] { ServeOnceSynced(); });
+    return;
+  }
+  if (!stopping_ && workers_count_ > 0) {  // None: a test's ReconcileGuarded alone.
+    queue_.Serve(&Pool(), workers_count_, [this](const std::string& key) { Pass(key); });
+  }
+  std::lock_guard lock(mu_);
+  starting_ = false;
+  started_cv_.notify_all();
 }
 
 void Controller::Stop() {

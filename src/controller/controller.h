@@ -91,6 +91,8 @@ class Controller {
  private:
   // The pool that runs every controller's passes (WorkQueue::Serve).
   static WorkerPool& Pool();
+  // Start's job: serves the queue once every informer has listed.
+  void ServeOnceSynced();
   // A pass as the queue serves it: RunPass, then the key's back-off on failure, and Done.
   void Pass(const std::string& key);
   // Reconcile(key), with anything it throws turned into an Internal status
