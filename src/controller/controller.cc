@@ -73,8 +73,9 @@ Status Controller::WriteStatusFields(const api::ResourceType& type, const json::
 }
 
 WorkerPool& Controller::Pool() {
-  // Every controller's passes, in one pool: a thread per key in process, none
-  // for an idle controller. Never destroyed: its threads end with the process.
+  // Every controller's passes, in one pool: a thread for each pass under way,
+  // none for an idle controller. Never destroyed: its threads end with the
+  // process.
   static auto* pool = new WorkerPool(1024, std::chrono::seconds(2));
   return *pool;
 }
