@@ -15,11 +15,6 @@ namespace {
 
 using api::KeyOf;
 
-// What the cache keeps of an object: all but metadata.managedFields (an update
-// from a cached object leaves them to the server, which works them out from
-// the stored object).
-void Trim(json::value& obj) { api::DropManagedFields(obj); }
-
 }  // namespace
 
 Informer::Informer(Client* client, const api::ResourceType* type, Handler handler)
@@ -120,7 +115,7 @@ bool Informer::ListOnce(std::string* resource_version) {
     for (auto& item : items->get_array()) {
       if (!item.is_object()) continue;
       json::value obj = std::move(item);  // The list is ours: its items move, not copy.
-      Trim(obj);
+      api::DropManagedFields(obj);        // What informers keep (see informer.h).
       // List items carry no kind; restore it so handlers see complete objects.
       obj.get_object()["kind"] = type_->kind;
       obj.get_object()["apiVersion"] = type_->GroupVersion();
@@ -180,7 +175,7 @@ void Informer::Run() {
         const bool deleted = e.type == "DELETED";
         Object obj = std::move(e.shared);  // In process: decoded once, for every informer.
         if (!obj) {
-          Trim(e.object);
+          api::DropManagedFields(e.object);
           obj = std::make_shared<const json::value>(std::move(e.object));
         }
         Object old;
