@@ -146,9 +146,10 @@ TEST_P(ClientTest, ListWithSelectorsAndWatchFromItsRevision) {
     auto events = (*watch)->Next(deadline);
     ASSERT_TRUE(events.ok()) << events.status().ToString();
     for (const auto& e : *events) {
-      if (e.type != "BOOKMARK")
+      if (e.type != "BOOKMARK") {
         seen.push_back(e.type + " " +
                        std::string(api::GetString(e.Object(), {"metadata", "name"})));
+      }
     }
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"MODIFIED w1", "DELETED w2"}));
