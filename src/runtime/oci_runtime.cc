@@ -49,6 +49,9 @@ std::string RandomId() {
   return fmt::format("{:016x}{:016x}", rng(), rng());
 }
 
+// A process that still exists (a zombie too: the pid is not yet free).
+bool Alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
 std::string FindInPath(const std::string& name) {
   for (const char* dir :
        {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
@@ -748,9 +751,8 @@ Result<ContainerStatus> OciRuntime::GetStatus(const std::string& id) {
   } else {
     // Running until the shim records the exit (the process may be gone and
     // the record not yet written); with the shim gone too and no record, unknown.
-    auto alive = [](int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); };
     int shim = std::atoi(Trim(Slurp(bundle + "/shim.pid")).c_str());
-    if (alive(s.pid) || alive(shim)) {
+    if (Alive(s.pid) || Alive(shim)) {
       s.state = ContainerState::kRunning;
     } else if (fs::exists(bundle + "/exit.json")) {
       return GetStatus(id);  // Written just now.
@@ -787,7 +789,20 @@ Status OciRuntime::StopContainer(const std::string& id, std::chrono::seconds gra
 Status OciRuntime::RemoveContainer(const std::string& id) {
   std::string bundle = Bundle(id);
   // A container made as it starts and never started: the runtime has none.
-  if (!BinaryOf(id).create_at_start || Spawned(id)) (void)Runtime(id, {"delete", "--force", id});
+  if (!BinaryOf(id).create_at_start || Spawned(id)) {
+    (void)Runtime(id, {"delete", "--force", id});
+    // A forced delete ends a running process; its shim then records the exit
+    // in the bundle (exit.json.tmp, renamed). Removing the bundle meanwhile
+    // could fail on that new entry and leave the container behind, so the
+    // record (or the shim's end) comes first.
+    const std::string shim_pid = bundle + "/shim.pid";
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (fs::exists(shim_pid) && !fs::exists(bundle + "/exit.json") &&
+           Alive(std::atoi(Trim(Slurp(shim_pid)).c_str())) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   std::string rootfs = bundle + "/rootfs";
   umount2(rootfs.c_str(), MNT_DETACH);
   std::error_code ec;

@@ -86,8 +86,10 @@ class RuntimeConformance : public ::testing::TestWithParam<std::string> {
   }
   void TearDown() override {
     if (runtime_) {
-      for (const auto& s : runtime_->ListSandboxes())
-        EXPECT_TRUE(runtime_->RemovePodSandbox(s).ok());
+      for (const auto& s : runtime_->ListSandboxes()) {
+        Status removed = runtime_->RemovePodSandbox(s);
+        EXPECT_TRUE(removed.ok()) << removed.ToString();
+      }
       EXPECT_TRUE(runtime_->ListContainers().empty());
     }
     for (const auto& bridge : bridges_) (void)RunCommand({"/usr/sbin/ip", "link", "del", bridge});
