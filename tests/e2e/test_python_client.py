@@ -75,10 +75,15 @@ def test_watch_live_events(k8s):
     api = client.CoreV1Api(k8s)
     name = "live-" + short_uuid()
     seen = []
+    # From a list's resourceVersion: the create and delete below are the
+    # watch's whatever moment its request reaches the server (a watch from
+    # "now" that started after them would rightly see neither).
+    rv = api.list_namespaced_config_map("default").metadata.resource_version
 
     def watcher():
         for e in watch.Watch().stream(api.list_namespaced_config_map, namespace="default",
-                                      field_selector="metadata.name=" + name, timeout_seconds=5):
+                                      field_selector="metadata.name=" + name,
+                                      resource_version=rv, timeout_seconds=5):
             seen.append(e["type"])
             if e["type"] == "DELETED":
                 return
