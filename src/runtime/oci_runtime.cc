@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -51,6 +52,17 @@ std::string RandomId() {
 
 // A process that still exists (a zombie too: the pid is not yet free).
 bool Alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+// Whether `done` holds within `limit`, looked at every 10 ms: what the runtime
+// and the shim record are files, with nothing to wait on.
+bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
 
 std::string FindInPath(const std::string& name) {
   for (const char* dir :
@@ -769,20 +781,12 @@ Status OciRuntime::StopContainer(const std::string& id, std::chrono::seconds gra
   if (!fs::exists(Bundle(id) + "/meta.json"))
     return MakeStatus(Code::kNotFound, "container {} not found", id);
   if (BinaryOf(id).create_at_start && !Spawned(id)) return Status::Ok();  // Nothing runs yet.
-  auto wait = [&](std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (exited()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return exited();
-  };
   if (grace.count() > 0) {
     (void)Runtime(id, {"kill", id, "TERM"});
-    if (wait(grace)) return Status::Ok();
+    if (PollUntil(exited, grace)) return Status::Ok();
   }
   (void)Runtime(id, {"kill", id, "KILL"});
-  if (wait(std::chrono::seconds(10))) return Status::Ok();
+  if (PollUntil(exited, std::chrono::seconds(10))) return Status::Ok();
   return MakeStatus(Code::kDeadlineExceeded, "container {} did not stop after SIGKILL", id);
 }
 
@@ -796,12 +800,12 @@ Status OciRuntime::RemoveContainer(const std::string& id) {
     // could fail on that new entry and leave the container behind, so the
     // record (or the shim's end) comes first.
     const std::string shim_pid = bundle + "/shim.pid";
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (fs::exists(shim_pid) && !fs::exists(bundle + "/exit.json") &&
-           Alive(std::atoi(Trim(Slurp(shim_pid)).c_str())) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    (void)PollUntil(
+        [&] {
+          return !fs::exists(shim_pid) || fs::exists(bundle + "/exit.json") ||
+                 !Alive(std::atoi(Trim(Slurp(shim_pid)).c_str()));
+        },
+        std::chrono::seconds(10));
   }
   std::string rootfs = bundle + "/rootfs";
   umount2(rootfs.c_str(), MNT_DETACH);
