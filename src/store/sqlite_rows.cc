@@ -48,16 +48,23 @@ std::string LatestSql(const KeyRange& range, bool count) {
       kKvColumns, where);
 }
 
-// A past revision: each key's newest event at or below it (SQLite takes the
-// bare columns of a MAX() group from the row holding the maximum), unless a tombstone.
+// A past revision R: a live key last written at or below R has that value at
+// R; a key written after R (or deleted after it) had the value its first event
+// after R replaced, if any. Only `live`'s key order and history ids are used:
+// the cost is the range's live keys plus the events after R.
 std::string AtRevisionSql(const KeyRange& range, bool count) {
-  std::string where = RangeCondition(range, "h.key");
-  std::string groups = fmt::format(
-      "SELECT h.key, h.value, h.create_rev, MAX(h.id) AS id, h.version, h.lease FROM history h "
-      "WHERE {} AND h.id <= ?4 GROUP BY h.key HAVING h.version > 0",
-      where);
-  if (count) return fmt::format("SELECT COUNT(*) FROM ({})", groups);
-  return groups + " ORDER BY h.key LIMIT ?3";
+  std::string rows = fmt::format(
+      "SELECT l.key, h.value, h.create_rev, h.id, h.version, h.lease "
+      "FROM live l JOIN history h ON h.id = l.id WHERE {} AND l.id <= ?4 "
+      "UNION ALL "
+      "SELECT p.key, p.value, p.create_rev, p.id, p.version, p.lease "
+      "FROM (SELECT MIN(id) AS first FROM history WHERE id > ?4 AND {} GROUP BY key) c "
+      "JOIN history f ON f.id = c.first JOIN history p ON p.id = f.prev_id AND p.version > 0",
+      RangeCondition(range, "l.key"), RangeCondition(range, "key"));
+  if (count) return fmt::format("SELECT COUNT(*) FROM ({})", rows);
+  // A compound's ORDER BY lets SQLite merge the two sides, `live` read in
+  // its stored key order (hence l.key above, not h.key), so LIMIT stops the scan.
+  return rows + " ORDER BY 1 LIMIT ?3";
 }
 
 // The statements reading one shape of range (a key, [start, end), or

@@ -13,7 +13,13 @@ namespace kiso::store::sqlite {
 
 // Schema. `history.id` packs etcd's {main, sub} revision pair: the main
 // revision in the high bits, the op's index within its transaction in the low
-// kSubBits. A deletion is a row with version 0 (a tombstone).
+// kSubBits. A deletion is a row with version 0 (a tombstone). `prev_id` is the
+// event the row replaced (0 for a key's first); `superseded` says the other
+// way round which event replaced a row, keyed by the replaced row's id, so a
+// compaction step deletes from both tables in id order and nothing is keyed
+// by the key but `live` (schema 1 had an index history(key, id), whose
+// entries each compacted row removed from a random page).
+inline constexpr int kSchemaVersion = 2;
 inline constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history(
@@ -25,13 +31,26 @@ CREATE TABLE IF NOT EXISTS history(
   lease INTEGER NOT NULL,
   prev_id INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS history_key ON history(key, id);
+CREATE TABLE IF NOT EXISTS superseded(id INTEGER PRIMARY KEY, by INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS live(key BLOB PRIMARY KEY, id INTEGER NOT NULL,
                                 lease INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS live_lease ON live(lease) WHERE lease != 0;
 CREATE TABLE IF NOT EXISTS lease(id INTEGER PRIMARY KEY, ttl_seconds INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', 1), ('revision', 0),
+INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', 2), ('revision', 0),
   ('compact_revision', 0), ('compaction_cursor', 0);
+)sql";
+
+// Brings a schema 1 database (kSchema above has run) to schema 2: fills
+// `superseded` from `prev_id` and drops the key index. One transaction; run
+// again after a crash, it finishes the same way.
+inline constexpr const char* kMigrateFrom1 = R"sql(
+BEGIN IMMEDIATE;
+INSERT OR IGNORE INTO superseded(id, by)
+  SELECT h.prev_id, h.id FROM history h
+  WHERE h.prev_id != 0 AND EXISTS (SELECT 1 FROM history p WHERE p.id = h.prev_id);
+DROP INDEX IF EXISTS history_key;
+UPDATE meta SET value = 2 WHERE name = 'schema';
+COMMIT;
 )sql";
 
 inline constexpr int kSubBits = 20;

@@ -92,9 +92,12 @@ Status SqliteStore::Init() {
   KISO_ASSIGN_OR_RETURN(writer_, SqliteDb::Open(path));
   // synchronous=FULL in WAL mode: every COMMIT fsyncs the WAL before returning.
   // Checkpoints are taken by CheckpointLoop, not by the committing thread.
+  // secure_delete=FAST: deleted content is zeroed in the pages a commit writes
+  // anyway, but a page compaction empties is not written again just to zero it
+  // (Debian builds SQLite with secure_delete on, which writes each such page).
   Status pragmas = writer_->Exec(
       fmt::format("PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; "
-                  "PRAGMA wal_autocheckpoint = 0;",
+                  "PRAGMA wal_autocheckpoint = 0; PRAGMA secure_delete = FAST;",
                   options_.sync ? "FULL" : "OFF"));
   if (!pragmas.ok()) return pragmas.Annotate("refusing to start");
   {
@@ -111,6 +114,19 @@ Status SqliteStore::Init() {
   }
   Status schema = writer_->Exec(sqlite::kSchema);
   if (!schema.ok()) return schema.Annotate("refusing to start");
+  KISO_ASSIGN_OR_RETURN(int64_t version, sqlite::ReadMeta(*writer_, "schema"));
+  if (version == 1) {
+    if (Status s = writer_->Exec(sqlite::kMigrateFrom1); !s.ok()) {
+      (void)writer_->Exec("ROLLBACK");
+      return s.Annotate(fmt::format("upgrading {} to schema 2; refusing to start", path));
+    }
+    spdlog::info("{}: upgraded the store's schema from 1 to 2", path);
+  } else if (version != sqlite::kSchemaVersion) {
+    return MakeStatus(Code::kInvalidArgument,
+                      "{} has store schema {} and this kiso knows only {}; refusing to start "
+                      "rather than misread it: run the kiso that wrote it",
+                      path, version, sqlite::kSchemaVersion);
+  }
   KISO_RETURN_IF_ERROR(LoadState());
   readers_ = std::make_unique<ReaderPool>(path);
   // Wakes the checkpointer once per `checkpoint_pages` of WAL growth; the WAL
@@ -205,11 +221,10 @@ Result<WatchChannel::ReplayChunk> SqliteStore::ReadHistory(const KeyRange& range
   Revision to = std::min(up_to, after + kRevisionsPerChunk);
   static const auto& kColumns = *new std::string(
       std::string(sqlite::kKvColumns) + ", p.key, p.value, p.create_rev, p.id, p.version, p.lease");
-  // `+h.key` keeps SQLite on the id range (small) rather than the key index.
   std::string sql = fmt::format(
       "SELECT {} FROM history h LEFT JOIN history p ON p.id = h.prev_id AND p.version > 0 "
       "WHERE h.id > ?3 AND h.id <= ?4 AND {} ORDER BY h.id",
-      kColumns, sqlite::RangeCondition(range, "+h.key"));
+      kColumns, sqlite::RangeCondition(range, "h.key"));
   return readers_->Read([&](SqliteDb& db) -> Result<WatchChannel::ReplayChunk> {
     KISO_ASSIGN_OR_RETURN(Revision compacted, sqlite::ReadMeta(db, "compact_revision"));
     if (after < compacted) {
@@ -428,12 +443,16 @@ void SqliteStore::CompactorLoop() {
       }
       // etcd's rule: drop every event at or below the compaction revision
       // except each key's newest one, and drop that too if it is a deletion.
+      // Both tables are read and written in id order only.
       KISO_ASSIGN_OR_RETURN(
           SqliteQuery del,
-          db.Query("DELETE FROM history WHERE id > ?1 AND id <= ?2 AND (version = 0 OR EXISTS "
-                   "(SELECT 1 FROM history n WHERE n.key = history.key AND n.id > history.id "
-                   "AND n.id <= ?3))"));
+          db.Query("DELETE FROM history WHERE id > ?1 AND id <= ?2 AND (version = 0 OR id IN "
+                   "(SELECT id FROM superseded WHERE id > ?1 AND id <= ?2 AND by <= ?3))"));
       KISO_RETURN_IF_ERROR(del.Bind(1, from).Bind(2, last).Bind(3, target).Run());
+      KISO_ASSIGN_OR_RETURN(
+          SqliteQuery forget,
+          db.Query("DELETE FROM superseded WHERE id > ?1 AND id <= ?2 AND by <= ?3"));
+      KISO_RETURN_IF_ERROR(forget.Bind(1, from).Bind(2, last).Bind(3, target).Run());
       KISO_ASSIGN_OR_RETURN(
           SqliteQuery meta,
           db.Query("UPDATE meta SET value = ?1 WHERE name = 'compaction_cursor'"));

@@ -91,22 +91,82 @@ TEST_F(SqliteStoreTest, ConcurrentWritersShareCommitsAndGetDistinctRevisions) {
   EXPECT_EQ(*all.rbegin(), kThreads * kPuts);
 }
 
-// Rows of the store's history table, read through a connection of the
-// test's own: what compaction must remove is gone from the file, not just
-// hidden by the store.
-int64_t HistoryRows(const std::string& path) {
+// The first column of the first row of `sql`, read through a connection of
+// the test's own (-1 if it fails): what compaction must remove is gone from
+// the file, not just hidden by the store.
+int64_t QueryInt(const std::string& path, const char* sql) {
   sqlite3* db = nullptr;
-  int64_t rows = -1;
+  int64_t out = -1;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM history", -1, &stmt, nullptr) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
         sqlite3_step(stmt) == SQLITE_ROW) {
-      rows = sqlite3_column_int64(stmt, 0);
+      out = sqlite3_column_int64(stmt, 0);
     }
     sqlite3_finalize(stmt);
   }
   sqlite3_close(db);
-  return rows;
+  return out;
+}
+
+int64_t HistoryRows(const std::string& path) {
+  return QueryInt(path, "SELECT count(*) FROM history");
+}
+
+// Runs `sql` on the file with a connection of the test's own.
+bool ExecOn(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK &&
+            sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
+}
+
+TEST_F(SqliteStoreTest, ASchemaOneDatabaseIsUpgradedAndKeepsItsHistory) {
+  Revision one = 0, two = 0, gone = 0;
+  {
+    auto store = Open();
+    one = store->Put("/a", "1")->mod_revision;
+    two = store->Put("/a", "2")->mod_revision;
+    ASSERT_TRUE(store->Put("/b", "1").ok());
+    gone = store->Delete("/b")->revision;
+    ASSERT_TRUE(store->Put("/b", "again").ok());
+  }
+  // What schema 1 wrote: no table of superseded rows, an index by key.
+  ASSERT_TRUE(ExecOn(dir_.File("kiso.db"),
+                     "DROP TABLE superseded; CREATE INDEX history_key ON history(key, id); "
+                     "UPDATE meta SET value = 1 WHERE name = 'schema';"));
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(QueryInt(dir_.File("kiso.db"), "SELECT value FROM meta WHERE name = 'schema'"), 2);
+    EXPECT_EQ(QueryInt(dir_.File("kiso.db"),
+                       "SELECT count(*) FROM sqlite_master WHERE name = 'history_key'"),
+              0);
+    // /a "1" by "2", /b "1" by its deletion.
+    EXPECT_EQ(QueryInt(dir_.File("kiso.db"), "SELECT count(*) FROM superseded"), 2);
+    EXPECT_EQ(store->Get("/a", one)->value, "1");
+    EXPECT_EQ(store->Get("/b", gone - 1)->value, "1");
+    EXPECT_EQ(store->Get("/b", gone).status().code(), Code::kNotFound);
+    EXPECT_EQ(store->Get("/b")->value, "again");
+    // Compaction uses what the upgrade filled in: "1" of /a goes, "2" stays.
+    ASSERT_TRUE(store->Compact(two).ok());
+    store->WaitForCompaction();
+    EXPECT_EQ(store->Get("/a", two)->value, "2");
+    EXPECT_EQ(HistoryRows(dir_.File("kiso.db")), 4);
+  }
+  auto again = Open();  // Opening an upgraded file again changes nothing.
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->Get("/b", gone - 1)->value, "1");
+}
+
+TEST_F(SqliteStoreTest, RefusesASchemaItDoesNotKnow) {
+  { ASSERT_NE(Open(), nullptr); }
+  ASSERT_TRUE(ExecOn(dir_.File("kiso.db"), "UPDATE meta SET value = 9 WHERE name = 'schema'"));
+  auto s = SqliteStore::Open({.path = dir_.File("kiso.db")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), ::testing::HasSubstr("schema 9"));
+  EXPECT_EQ(QueryInt(dir_.File("kiso.db"), "SELECT value FROM meta WHERE name = 'schema'"), 9);
 }
 
 TEST_F(SqliteStoreTest, BackgroundCompactionRemovesOldRowsAndKeepsLatest) {

@@ -153,7 +153,13 @@ Result<bool> Holds(SqliteDb& db, const Compare& c) {
   return false;
 }
 
+// Writes one history event; `prev_id` (if not 0) is the live event it replaces.
 Status InsertEvent(SqliteDb& db, int64_t id, const KeyValue& kv, int64_t prev_id) {
+  if (prev_id != 0) {
+    KISO_ASSIGN_OR_RETURN(SqliteQuery q,
+                          db.Query("INSERT INTO superseded(id, by) VALUES (?1, ?2)"));
+    KISO_RETURN_IF_ERROR(q.Bind(1, prev_id).Bind(2, id).Run());
+  }
   KISO_ASSIGN_OR_RETURN(
       SqliteQuery q,
       db.Query("INSERT INTO history(id, key, value, create_rev, version, lease, prev_id) "

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
+#include <random>
+#include <set>
 
 #include "store/sqlite_store.h"
 #include "support/store_fixture.h"
@@ -367,6 +370,112 @@ TEST_P(StoreConformanceTest, ExpiredLeaseDeletesItsKeys) {
   EXPECT_EQ(events[0].type, WatchEvent::Type::kDelete);
   EXPECT_EQ(events[0].kv.mod_revision, events[1].kv.mod_revision);
   EXPECT_EQ(store().Range(KeyRange::Prefix(Key("e/")), {})->count, 0);
+}
+
+// A model of the keys' history checked against every past revision a backend
+// still serves, across deletions, re-creations, multi-key transactions and two
+// compactions (random operations from a fixed seed).
+TEST_P(StoreConformanceTest, EveryPastRevisionMatchesAModelAcrossCompactions) {
+  struct Held {
+    std::string value;
+    Revision create = 0, mod = 0;
+    int64_t version = 0;
+  };
+  using State = std::map<std::string, Held>;
+  std::map<Revision, State> past;
+  State now;
+  Revision rev = Now();
+  past[rev] = now;
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  auto key = [&](int i) { return Key("h/" + std::string(1, static_cast<char>('a' + i))); };
+  int serial = 0;
+  auto run = [&](int ops) {
+    for (int step = 0; step < ops; ++step) {
+      TxnRequest txn;
+      std::set<int> used;
+      int kind = pick(10);
+      int puts = kind < 5 ? 1 : kind < 7 ? 2 + pick(2) : 0;
+      while (static_cast<int>(used.size()) < puts) used.insert(pick(8));
+      for (int i : used) txn.success.push_back(TxnOp::Put(key(i), fmt::format("v{}", ++serial)));
+      int first = -1, last = -1;  // The deleted keys: [first, last).
+      if (kind >= 5 && kind < 9) {
+        int k = pick(8);
+        if (used.insert(k).second) {
+          first = k;
+          last = k + 1;
+        }
+      } else if (kind == 9) {  // c, d and e.
+        first = 2;
+        last = 5;
+      }
+      if (first >= 0) {
+        txn.success.push_back(TxnOp::Delete(KeyRange::Between(key(first), key(last))));
+      }
+      auto r = store().Txn(txn);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      bool changed = puts > 0;
+      for (int i = first; i >= 0 && i < last; ++i) changed |= now.erase(key(i)) > 0;
+      if (changed) ++rev;
+      ASSERT_EQ(r->revision, rev);
+      for (const TxnOp& op : txn.success) {
+        if (op.type != TxnOp::Type::kPut) continue;
+        Held& held = now[op.range.key];
+        if (held.version == 0) held.create = rev;
+        held = {op.value, held.create, rev, held.version + 1};
+      }
+      past[rev] = now;
+    }
+  };
+  auto check = [&](Revision compacted) {
+    for (const auto& [at, state] : past) {
+      if (at == 0) continue;  // Revision 0 asks for the current state.
+      auto got = store().Range(KeyRange::Prefix(Key("h/")), {.revision = at});
+      if (at < compacted) {
+        EXPECT_EQ(got.status().code(), Code::kCompacted) << "revision " << at;
+        continue;
+      }
+      ASSERT_TRUE(got.ok()) << "revision " << at << ": " << got.status().ToString();
+      ASSERT_EQ(got->kvs.size(), state.size()) << "revision " << at;
+      auto want = state.begin();
+      for (const KeyValue& kv : got->kvs) {
+        EXPECT_EQ(kv.key, want->first) << "revision " << at;
+        EXPECT_EQ(kv.value, want->second.value) << "revision " << at << " " << kv.key;
+        EXPECT_EQ(kv.create_revision, want->second.create) << "revision " << at << " " << kv.key;
+        EXPECT_EQ(kv.mod_revision, want->second.mod) << "revision " << at << " " << kv.key;
+        EXPECT_EQ(kv.version, want->second.version) << "revision " << at << " " << kv.key;
+        ++want;
+      }
+      // A page and a count at the same revision, on a range that is not a prefix.
+      auto page =
+          store().Range(KeyRange::Between(Key("h/b"), Key("h/g")), {.revision = at, .limit = 2});
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      auto from = state.lower_bound(Key("h/b"));
+      auto to = state.lower_bound(Key("h/g"));
+      auto in_range = std::distance(from, to);
+      EXPECT_EQ(page->count, in_range) << "revision " << at;
+      EXPECT_EQ(page->more, in_range > 2) << "revision " << at;
+      ASSERT_EQ(static_cast<int64_t>(page->kvs.size()), std::min<int64_t>(in_range, 2));
+      for (const KeyValue& kv : page->kvs) EXPECT_EQ(kv.key, (from++)->first);
+      auto one = store().Range(KeyRange::Single(Key("h/d")), {.revision = at, .count_only = true});
+      ASSERT_TRUE(one.ok());
+      EXPECT_EQ(one->count, static_cast<int64_t>(state.count(Key("h/d")))) << "revision " << at;
+    }
+  };
+  auto compact = [&](Revision at) {
+    ASSERT_TRUE(store().Compact(at).ok());
+    if (auto* sqlite = dynamic_cast<SqliteStore*>(&store())) sqlite->WaitForCompaction();
+  };
+  run(120);
+  check(0);
+  Revision first = past.begin()->first + (rev - past.begin()->first) / 2;
+  compact(first);
+  run(80);
+  check(first);
+  Revision second = rev - 20;
+  compact(second);
+  run(20);
+  check(second);
 }
 
 TEST_P(StoreConformanceTest, BadInputIsRefusedAndChangesNothing) {
