@@ -12,10 +12,16 @@
 // (exit 1) after the figures measured so far: no figure drops its failures.
 // There is no peer API server on this machine (no kube-apiserver or K3s), so
 // the figures stand against the issue's goals rather than a same-run peer.
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -82,31 +89,6 @@ class Http {
     req.headers.emplace("content-type", std::move(content_type));
     req.body = std::move(body);
     return transport_->RoundTrip(req);
-  }
-
-  // Watches `path` (with `field_selector`), handing each piece of the stream to
-  // `on_data`, until `stop` is set.
-  void Watch(std::string path, std::string field_selector,
-             const std::function<void(std::string_view)>& on_data, const std::atomic<bool>& stop) {
-    apiserver::Request req;
-    req.method = "GET";
-    req.path = std::move(path);
-    req.query.emplace("watch", "true");
-    req.query.emplace("fieldSelector", std::move(field_selector));
-    auto res = transport_->RoundTrip(req);
-    if (!res.stream) return;
-    struct Writer : apiserver::StreamWriter {
-      const std::function<void(std::string_view)>& on_data;
-      const std::atomic<bool>& stop;
-      Writer(const std::function<void(std::string_view)>& d, const std::atomic<bool>& s)
-          : on_data(d), stop(s) {}
-      bool Write(std::string_view data) override {
-        on_data(data);
-        return !stop.load();
-      }
-      bool Stopping() const override { return stop.load(); }
-    } writer(on_data, stop);
-    res.stream(writer);
   }
 
  private:
@@ -473,6 +455,143 @@ bool AuthAndEncodings(int port, const std::string& token) {
 // Hands a watcher's data (watcher index, bytes) to the fan-out's accounting.
 using FanOutSink = std::function<void(int, std::string_view)>;
 
+// HTTP/1.1 watches of `target`, each on a TLS connection of its own, all
+// read by one thread through one epoll set. A fleet's watchers are processes
+// on other machines; a thread per watcher here (as this benchmark had) put a
+// thousand of the benchmark's own threads on the server's two cores.
+class H1Watchers {
+ public:
+  // Connects and sends every request; watcher `first + i` is connection i.
+  H1Watchers(int port, const std::string& token, const std::string& target, int first, int count)
+      : first_(first) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    std::string request = fmt::format(
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\n"
+        "Accept: application/json\r\n\r\n",
+        target, port, token);
+    for (int i = 0; i < count; ++i) {
+      auto conn = std::make_unique<Conn>();
+      conn->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      int one = 1;
+      setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (connect(conn->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+      conn->ssl = SSL_new(ctx_);
+      SSL_set_fd(conn->ssl, conn->fd);
+      if (SSL_connect(conn->ssl) != 1 ||
+          SSL_write(conn->ssl, request.data(), static_cast<int>(request.size())) !=
+              static_cast<int>(request.size())) {
+        return;
+      }
+      fcntl(conn->fd, F_SETFL, fcntl(conn->fd, F_GETFL) | O_NONBLOCK);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = static_cast<uint64_t>(i);
+      if (epoll_ctl(epoll_, EPOLL_CTL_ADD, conn->fd, &ev) != 0) return;
+      conns_.push_back(std::move(conn));
+    }
+    ok_ = true;
+  }
+  ~H1Watchers() {
+    for (auto& c : conns_) {
+      if (c->ssl != nullptr) SSL_free(c->ssl);
+      if (c->fd >= 0) close(c->fd);
+    }
+    close(epoll_);
+    SSL_CTX_free(ctx_);
+  }
+  H1Watchers(const H1Watchers&) = delete;
+  H1Watchers& operator=(const H1Watchers&) = delete;
+
+  bool ok() const { return ok_; }
+
+  // Hands each watcher's decoded body to `sink` until `stop` (checked every
+  // 100 ms) or a connection fails.
+  void Run(const FanOutSink& sink, const std::atomic<bool>& stop) {
+    std::vector<epoll_event> events(64);
+    while (ok_ && !stop.load()) {
+      int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 100);
+      for (int e = 0; e < n; ++e) {
+        size_t i = events[static_cast<size_t>(e)].data.u64;
+        if (!Read(*conns_[i],
+                  [&](std::string_view body) { sink(first_ + static_cast<int>(i), body); })) {
+          fmt::print(stderr, "HTTP/1.1 watcher {} failed\n", first_ + static_cast<int>(i));
+          ok_ = false;
+        }
+      }
+    }
+  }
+
+ private:
+  struct Conn {
+    int fd = -1;
+    SSL* ssl = nullptr;
+    std::string in;           // Bytes read and not yet decoded.
+    bool in_body = false;     // The response's head has been read.
+    size_t chunk_left = 0;    // Bytes of the current chunk not yet handed on.
+    bool chunk_crlf = false;  // The CRLF after a chunk's data is due.
+  };
+
+  // Reads what the connection has; false if it ended or broke HTTP/1.1.
+  static bool Read(Conn& c, const std::function<void(std::string_view)>& body) {
+    char buf[16384];
+    while (true) {
+      int n = SSL_read(c.ssl, buf, sizeof buf);
+      if (n <= 0) {
+        int err = SSL_get_error(c.ssl, n);
+        return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+      }
+      c.in.append(buf, static_cast<size_t>(n));
+      if (!Decode(c, body)) return false;
+    }
+  }
+
+  // The chunked body of a 200 answer (RFC 9112 section 7.1).
+  static bool Decode(Conn& c, const std::function<void(std::string_view)>& body) {
+    size_t at = 0;
+    if (!c.in_body) {
+      size_t end = c.in.find("\r\n\r\n");
+      if (end == std::string::npos) return c.in.size() < 65536;
+      if (!c.in.starts_with("HTTP/1.1 200")) return false;
+      c.in_body = true;
+      at = end + 4;
+    }
+    while (at < c.in.size()) {
+      if (c.chunk_crlf) {
+        if (c.in.size() - at < 2) break;
+        if (c.in.compare(at, 2, "\r\n") != 0) return false;
+        at += 2;
+        c.chunk_crlf = false;
+      } else if (c.chunk_left == 0) {
+        size_t eol = c.in.find("\r\n", at);
+        if (eol == std::string::npos) break;
+        size_t size = std::strtoul(c.in.c_str() + at, nullptr, 16);
+        if (size == 0) return false;  // The stream ended.
+        c.chunk_left = size;
+        at = eol + 2;
+      } else {
+        size_t take = std::min(c.chunk_left, c.in.size() - at);
+        body(std::string_view(c.in).substr(at, take));
+        at += take;
+        c.chunk_left -= take;
+        c.chunk_crlf = c.chunk_left == 0;
+      }
+    }
+    c.in.erase(0, at);
+    return true;
+  }
+
+  int first_;
+  SSL_CTX* ctx_ = nullptr;
+  int epoll_ = -1;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  bool ok_ = false;
+};
+
 // Fan-out: `watchers` watches of the ConfigMap "probe", started by `start`
 // (threads that call the sink until `stop`); 20 writes, each carrying its send
 // time, then what reached every watcher how fast, and the server's RSS and
@@ -741,19 +860,27 @@ int Run(const std::string& kiso, int pods, int watchers, int h2_watchers, int h2
                    R"({"metadata":{"name":"probe"},"data":{"t":"0"}})");
   }
   const std::string probe_path = "/api/v1/namespaces/default/configmaps";
-  // HTTP/1.1: each watch holds a connection (and a server thread) of its own.
-  bool fanned = FanOut(port, token, pid, "watch", watchers,
-                       [&](const FanOutSink& sink, const std::atomic<bool>& stop,
-                           std::vector<std::thread>& threads) {
-                         auto client = std::make_shared<Http>(port, token);
-                         for (int i = 0; i < watchers; ++i) {
-                           threads.emplace_back([&, client, i] {
-                             client->Watch(
-                                 probe_path, "metadata.name=probe",
-                                 [&](std::string_view data) { sink(i, data); }, stop);
-                           });
-                         }
-                       });
+  // HTTP/1.1: each watch holds a connection of its own; as many reading
+  // threads as HTTP/2 has connections below.
+  bool fanned =
+      FanOut(port, token, pid, "watch", watchers,
+             [&](const FanOutSink& sink, const std::atomic<bool>& stop,
+                 std::vector<std::thread>& threads) {
+               int per = (watchers + h2_connections - 1) / h2_connections;
+               for (int first = 0; first < watchers; first += per) {
+                 int count = std::min(per, watchers - first);
+                 threads.emplace_back([&, first, count] {
+                   H1Watchers set(port, token,
+                                  probe_path + "?watch=true&fieldSelector=metadata.name%3Dprobe",
+                                  first, count);
+                   if (!set.ok()) {
+                     fmt::print(stderr, "HTTP/1.1 watchers {}+{} failed to start\n", first, count);
+                     return;
+                   }
+                   set.Run(sink, stop);
+                 });
+               }
+             });
   if (!fanned) return 1;
   // HTTP/2: many watches as streams of a few connections, no thread per watch.
   fanned =
