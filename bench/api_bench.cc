@@ -497,10 +497,7 @@ class H1Watchers {
     ok_ = true;
   }
   ~H1Watchers() {
-    for (auto& c : conns_) {
-      if (c->ssl != nullptr) SSL_free(c->ssl);
-      if (c->fd >= 0) close(c->fd);
-    }
+    conns_.clear();
     close(epoll_);
     SSL_CTX_free(ctx_);
   }
@@ -528,6 +525,13 @@ class H1Watchers {
 
  private:
   struct Conn {
+    Conn() = default;
+    Conn(const Conn&) = delete;
+    Conn& operator=(const Conn&) = delete;
+    ~Conn() {
+      if (ssl != nullptr) SSL_free(ssl);
+      if (fd >= 0) close(fd);
+    }
     int fd = -1;
     SSL* ssl = nullptr;
     std::string in;           // Bytes read and not yet decoded.
