@@ -14,22 +14,19 @@
 // the figures stand against the goals rather than a same-run peer.
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/beast/http.hpp>
 #include <chrono>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -45,6 +42,7 @@
 #include "support/h2_client.h"
 #include "support/proc.h"
 #include "support/temp_dir.h"
+#include "support/tls_connect.h"
 
 namespace kiso::bench {
 namespace {
@@ -472,17 +470,7 @@ class H1Watchers {
         target, port, token);
     for (int i = 0; i < count; ++i) {
       auto conn = std::make_unique<Conn>();
-      conn->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(static_cast<uint16_t>(port));
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      int one = 1;
-      setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (connect(conn->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
-      conn->ssl = SSL_new(ctx_);
-      SSL_set_fd(conn->ssl, conn->fd);
-      if (SSL_connect(conn->ssl) != 1 ||
+      if (!testing::ConnectTls(ctx_, port, &conn->fd, &conn->ssl) ||
           SSL_write(conn->ssl, request.data(), static_cast<int>(request.size())) !=
               static_cast<int>(request.size())) {
         return;
@@ -509,13 +497,21 @@ class H1Watchers {
   // Hands each watcher's decoded body to `sink` until `stop` (checked every
   // 100 ms) or a connection fails.
   void Run(const FanOutSink& sink, const std::atomic<bool>& stop) {
+    for (size_t i = 0; i < conns_.size(); ++i) {
+      Conn& c = *conns_[i];
+      c.on_chunk = [&sink, watcher = first_ + static_cast<int>(i)](
+                       std::uint64_t, std::string_view data, boost::beast::error_code&) {
+        sink(watcher, data);
+        return data.size();
+      };
+      c.parser.on_chunk_body(c.on_chunk);  // The parser keeps a reference.
+    }
     std::vector<epoll_event> events(64);
     while (ok_ && !stop.load()) {
       int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 100);
       for (int e = 0; e < n; ++e) {
         size_t i = events[static_cast<size_t>(e)].data.u64;
-        if (!Read(*conns_[i],
-                  [&](std::string_view body) { sink(first_ + static_cast<int>(i), body); })) {
+        if (!Read(*conns_[i])) {
           fmt::print(stderr, "HTTP/1.1 watcher {} failed\n", first_ + static_cast<int>(i));
           ok_ = false;
         }
@@ -525,7 +521,10 @@ class H1Watchers {
 
  private:
   struct Conn {
-    Conn() = default;
+    Conn() {
+      parser.body_limit(boost::none);  // A watch does not end.
+      parser.eager(true);              // One put parses past the head into the body.
+    }
     Conn(const Conn&) = delete;
     Conn& operator=(const Conn&) = delete;
     ~Conn() {
@@ -534,14 +533,16 @@ class H1Watchers {
     }
     int fd = -1;
     SSL* ssl = nullptr;
-    std::string in;           // Bytes read and not yet decoded.
-    bool in_body = false;     // The response's head has been read.
-    size_t chunk_left = 0;    // Bytes of the current chunk not yet handed on.
-    bool chunk_crlf = false;  // The CRLF after a chunk's data is due.
+    std::string in;  // Bytes read and not yet parsed.
+    // The answer's head, then its chunks to the callback Run sets.
+    boost::beast::http::response_parser<boost::beast::http::empty_body> parser;
+    std::function<size_t(std::uint64_t, std::string_view, boost::beast::error_code&)> on_chunk;
   };
 
-  // Reads what the connection has; false if it ended or broke HTTP/1.1.
-  static bool Read(Conn& c, const std::function<void(std::string_view)>& body) {
+  // Reads and parses what the connection has; false if the stream ended,
+  // broke HTTP/1.1 or was not answered 200.
+  static bool Read(Conn& c) {
+    namespace http = boost::beast::http;
     char buf[16384];
     while (true) {
       int n = SSL_read(c.ssl, buf, sizeof buf);
@@ -550,43 +551,16 @@ class H1Watchers {
         return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
       }
       c.in.append(buf, static_cast<size_t>(n));
-      if (!Decode(c, body)) return false;
-    }
-  }
-
-  // The chunked body of a 200 answer (RFC 9112 section 7.1).
-  static bool Decode(Conn& c, const std::function<void(std::string_view)>& body) {
-    size_t at = 0;
-    if (!c.in_body) {
-      size_t end = c.in.find("\r\n\r\n");
-      if (end == std::string::npos) return c.in.size() < 65536;
-      if (!c.in.starts_with("HTTP/1.1 200")) return false;
-      c.in_body = true;
-      at = end + 4;
-    }
-    while (at < c.in.size()) {
-      if (c.chunk_crlf) {
-        if (c.in.size() - at < 2) break;
-        if (c.in.compare(at, 2, "\r\n") != 0) return false;
-        at += 2;
-        c.chunk_crlf = false;
-      } else if (c.chunk_left == 0) {
-        size_t eol = c.in.find("\r\n", at);
-        if (eol == std::string::npos) break;
-        size_t size = std::strtoul(c.in.c_str() + at, nullptr, 16);
-        if (size == 0) return false;  // The stream ended.
-        c.chunk_left = size;
-        at = eol + 2;
-      } else {
-        size_t take = std::min(c.chunk_left, c.in.size() - at);
-        body(std::string_view(c.in).substr(at, take));
-        at += take;
-        c.chunk_left -= take;
-        c.chunk_crlf = c.chunk_left == 0;
+      while (!c.in.empty()) {
+        boost::beast::error_code ec;
+        size_t used = c.parser.put(boost::asio::buffer(c.in), ec);
+        c.in.erase(0, used);
+        if (ec == http::error::need_more) break;
+        if (ec || c.parser.is_done()) return false;
+        if (c.parser.is_header_done() && c.parser.get().result_int() != 200) return false;
+        if (used == 0) break;
       }
     }
-    c.in.erase(0, at);
-    return true;
   }
 
   int first_;

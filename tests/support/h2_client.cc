@@ -1,16 +1,14 @@
 #include "support/h2_client.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+
+#include "support/tls_connect.h"
 
 namespace kiso::testing {
 
@@ -111,17 +109,7 @@ H2Client::H2Client(int port, std::string token)
   ctx_ = SSL_CTX_new(TLS_client_method());
   static const unsigned char kAlpn[] = "\x02h2";
   SSL_CTX_set_alpn_protos(ctx_, kAlpn, sizeof kAlpn - 1);
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
-  ssl_ = SSL_new(ctx_);
-  SSL_set_fd(ssl_, fd_);
-  if (SSL_connect(ssl_) != 1) return;
+  if (!ConnectTls(ctx_, port, &fd_, &ssl_)) return;
   const unsigned char* alpn = nullptr;
   unsigned int alpn_size = 0;
   SSL_get0_alpn_selected(ssl_, &alpn, &alpn_size);
