@@ -22,7 +22,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2 \
   wabt wasi-libc lld libclang-rt-14-dev-wasm32 iputils-ping iperf3
 
-.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net bench-ha bench-net-cross fuzz tsan lint lint-sources format format-check clean
+.PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net bench-ha bench-net-cross fuzz tsan lint lint-changed format format-check clean
 
 # Idempotent: installs only what is missing, and runs apt-get update only then.
 deps:
@@ -137,16 +137,15 @@ format-check:
 format:
 	clang-format -i $(SOURCES)
 
-# clang-tidy on both cores; any finding fails (WarningsAsErrors in .clang-tidy).
-# lint-sources needs a built tree and builds nothing (.ci/run starts it beside
-# `make test`, whose own build step must not race it).
+# clang-tidy on both cores, a unit per run; any finding fails (WarningsAsErrors in
+# .clang-tidy). `lint` lints every unit and records the clean ones in .ci/tidy-clean
+# by the digest of what clang-tidy read; `lint-changed` (.ci/run) lints only the
+# units whose inputs differ from a recorded clean run and adds them (tests/lint).
 lint: build
-	@$(MAKE) --no-print-directory lint-sources
+	@tests/lint --build $(BUILD_DIR)
 
-lint-sources:
-	@printf '%s\n' $(filter-out fuzz/%,$(filter %.cc,$(SOURCES))) | \
-	  xargs -P 2 -n 4 clang-tidy -p $(BUILD_DIR) --quiet 2>&1 | grep -v "warnings generated" ; \
-	  test $${PIPESTATUS[1]} -eq 0 && echo "clang-tidy: clean"
+lint-changed: build
+	@tests/lint --build $(BUILD_DIR) --changed
 
 clean:
 	rm -rf $(BUILD_DIR) build-fuzz build-tsan
