@@ -871,8 +871,13 @@ def test_a_failing_init_container_is_retried_and_the_app_never_starts(node):
     assert app["state"] == {"waiting": {"reason": "PodInitializing"}}, app
     conditions = {c["type"]: c["status"] for c in p["status"]["conditions"]}
     assert conditions["Initialized"] == "False", conditions
-    shown = k("get", "pod", "initfail", "--no-headers").split()[2]
-    assert shown in ("Init:Error", "Init:CrashLoopBackOff"), shown
+
+    # The restarted init container runs for a moment before it fails again, and kubectl shows
+    # that moment as Init:0/1 (as upstream's would): its failure and back-off come after.
+    def shown():
+        status = k("get", "pod", "initfail", "--no-headers").split()[2]
+        return status in ("Init:Error", "Init:CrashLoopBackOff") and status
+    wait_for(shown, timeout=30, what="kubectl showing Init:Error or Init:CrashLoopBackOff")
     assert k("logs", "initfail", "-c", "setup").strip() == "setup failed"
     k("delete", "pod/initfail")
 
