@@ -108,13 +108,11 @@ def use(k, port, algorithm, expect, affinity=None):
 
 def socket_balancer_backends(port):
     """How many endpoints the socket balancer has for 127.0.0.1:port (0: no entry)."""
-    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "kiso_lb_svcs"],
-                         capture_output=True, text=True).stdout
-    entries = json.loads(out or "[]")
+    # Every map of the name: another test's node agent may hold one meanwhile (bpftool then
+    # dumps each map apart), and only this test's has its Service's port.
     want = {"ip": int.from_bytes(socket.inet_aton("127.0.0.1"), "little"),
             "port": int.from_bytes(port.to_bytes(2, "big"), "little")}
-    for e in entries:
-        f = e.get("formatted", e)
+    for f in bpf_entries("kiso_lb_svcs"):
         if isinstance(f.get("key"), dict) and all(f["key"].get(k) == v for k, v in want.items()):
             return f["value"]["count"]
     return 0
