@@ -30,6 +30,7 @@
 #include "apiserver/http/channel_pump.h"
 #include "apiserver/http/http_connection.h"
 #include "apiserver/http/spdy_pump.h"
+#include "apiserver/http/tls_records.h"
 #include "common/http2_session.h"
 #include "common/recover.h"
 #include "common/worker_pool.h"
@@ -43,7 +44,8 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 namespace websocket = beast::websocket;
 
-// A body of shared parts goes out this much at a time (four TLS records).
+// A body of shared parts goes out this much at a time: four TLS records
+// sealed into one send (SealRecords).
 constexpr size_t kBodyChunk = size_t{64} << 10;
 
 std::string_view Request::Header(std::string_view name) const {
@@ -311,6 +313,26 @@ void SetHead(http::response<Body>& res, const Response& out, unsigned version, b
   res.keep_alive(keep_alive);
 }
 
+// A body of shared parts' next piece: up to kBodyChunk of it read into
+// `chunk`, and sealed into `sealed` as TLS records for the bare socket when
+// the session allows and `may_seal` (SealRecords: no read may be under way
+// on `stream`), else (kNotNow) for the stream to encrypt from `chunk`. Size 0:
+// the body is all sent.
+struct Piece {
+  size_t size = 0;
+  Sealed how = Sealed::kNotNow;
+};
+Piece NextPiece(SslStream& stream, BodyReader& reader, std::string& chunk, std::string& sealed,
+                bool may_seal = true) {
+  if (chunk.empty()) chunk.resize(kBodyChunk);
+  Piece piece;
+  piece.size = reader.Read(chunk.data(), chunk.size());
+  sealed.clear();
+  if (piece.size > 0 && may_seal)
+    piece.how = SealRecords(stream.native_handle(), {chunk.data(), piece.size}, sealed);
+  return piece;
+}
+
 // Writes an answer whose body is `body` and `parts` (not a stream) on this
 // thread; false when the client could not take it.
 bool WriteAnswer(SslStream& stream, Response& out, unsigned version, bool keep_alive) {
@@ -332,12 +354,18 @@ bool WriteAnswer(SslStream& stream, Response& out, unsigned version, bool keep_a
   http::write_header(stream, sr, ec);
   if (ec) return false;
   BodyReader reader(out);
-  std::string chunk(kBodyChunk, '\0');
-  while (size_t n = reader.Read(chunk.data(), chunk.size())) {
-    asio::write(stream, asio::buffer(chunk.data(), n), ec);
+  std::string chunk, sealed;
+  while (true) {
+    auto [size, how] = NextPiece(stream, reader, chunk, sealed);
+    if (size == 0) return true;
+    if (how == Sealed::kBroken) return false;
+    if (how == Sealed::kDone) {
+      asio::write(stream.next_layer(), asio::buffer(sealed), ec);
+    } else {
+      asio::write(stream, asio::buffer(chunk.data(), size), ec);
+    }
     if (ec) return false;
   }
-  return true;
 }
 
 // A Status as the response (with Retry-After when it says to retry); the
@@ -1176,23 +1204,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
                       }));
   }
 
-  // A body of shared parts: gathered into one buffer at a time (a TLS record
-  // per part would be many small ones), never copied whole.
+  // A body of shared parts, a piece at a time (NextPiece). No read is under
+  // way while a request that is not a watch is answered (checked all the same).
   void WriteParts() {
-    if (chunk_.empty()) chunk_.resize(kBodyChunk);
-    size_t n = body_->Read(chunk_.data(), chunk_.size());
-    if (n == 0) {
+    auto [size, how] = NextPiece(stream_, *body_, chunk_, sealed_, /*may_seal=*/!reading_);
+    if (size == 0 || how == Sealed::kBroken) {
       body_.reset();
       chunk_ = std::string();
-      return Answered();
+      sealed_ = std::string();
+      return size == 0 ? Answered() : Close();
     }
     writing_ = true;
-    asio::async_write(stream_, asio::buffer(chunk_.data(), n),
-                      Bind([](Connection& c, beast::error_code ec, size_t) {
-                        c.writing_ = false;
-                        if (ec) return c.Close();
-                        c.WriteParts();
-                      }));
+    auto next = Bind([](Connection& c, beast::error_code ec, size_t) {
+      c.writing_ = false;
+      if (ec) return c.Close();
+      c.WriteParts();
+    });
+    if (how == Sealed::kDone) {
+      asio::async_write(stream_.next_layer(), asio::buffer(sealed_), std::move(next));
+    } else {
+      asio::async_write(stream_, asio::buffer(chunk_.data(), size), std::move(next));
+    }
   }
 
   // The answer is out: the next request, or the end.
@@ -1311,6 +1343,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<FairGate::Ticket> seat_;
   std::optional<BodyReader> body_;
   std::string chunk_;
+  std::string sealed_;  // chunk_'s records (WriteParts).
   std::shared_ptr<EventStream> events_;
   std::atomic<bool> wake_posted_{false};
 };
