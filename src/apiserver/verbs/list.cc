@@ -137,13 +137,15 @@ Response HandleList(const Context& ctx, const Target& t, const Request& req) {
     }
     auto snap = ctx.cache->List(filter->prefix);
     revision = snap.revision;
-    for (const auto& obj : snap.objects) {
+    items.reserve(limit > 0 ? std::min(snap.objects.size(), static_cast<size_t>(limit))
+                            : snap.objects.size());
+    for (auto& obj : snap.objects) {
       if (!filter->Matches(*obj)) continue;
       if (limit > 0 && static_cast<int64_t>(items.size()) == limit) {
         ++remaining;
         continue;
       }
-      items.push_back(obj);
+      items.push_back(std::move(obj));  // The snapshot is this request's own.
     }
     if (remaining > 0) continue_token = EncodeContinue(revision, items.back()->key);
   }
@@ -164,7 +166,10 @@ Response HandleList(const Context& ctx, const Target& t, const Request& req) {
   // copied into the body.
   auto parts = std::make_shared<SharedParts>();
   parts->parts.reserve(items.size());
-  for (const auto& obj : items) parts->parts.emplace_back(obj, &obj->json);
+  for (auto& obj : items) {
+    const std::string* json = &obj->json;
+    parts->parts.emplace_back(std::move(obj), json);  // Owns its object, points at its JSON.
+  }
   parts->separator = ",";
   parts->tail = "]}\n";
   Response res;
