@@ -768,12 +768,13 @@ int Run(const std::string& kiso, int pods, int watchers, int h2_watchers, int h2
       double server_cpu = 0;
       size_t bytes = 0;
     };
-    // One LIST first, not timed: the body's 26 MB are this process's fresh
-    // pages then, and each page's first touch is a fault (about 13 µs on this
-    // PVM guest: 85–90 ms for a body). Without it the first LIST of a series
-    // was its slowest, at 120–200 ms against a p50 of 35–50; curl, which
-    // keeps no body, never showed it. main() keeps the heap from handing
-    // the pages back between LISTs.
+    // One LIST first, not timed: the body's 26 MB may be fresh pages of this
+    // process then, and each page's first touch is a fault (about 13 µs on
+    // this PVM guest: 85–90 ms for a body; a new process's first two LISTs
+    // took 120–130 ms against 38 for the rest). main() keeps the heap from
+    // handing the pages back between LISTs. Before both, a series' slowest
+    // LIST was 120–200 ms against a p50 of 35–50; curl, which keeps no body,
+    // never showed such a LIST.
     auto thirty_lists = [&](Lists* out) {
       (void)client.Request("GET", "/api/v1/pods");
       const double cpu_before = testing::CpuMs(pid);
