@@ -252,11 +252,12 @@ class JsonBuilder : public YAML::EventHandler {
 
 }  // namespace
 
-Result<json::value> ParseJson(std::string_view text, bool strict) {
+Result<json::value> ParseJson(std::string_view text, bool strict, json::storage_ptr storage) {
   json::error_code ec;
   json::parse_options options;
   options.max_depth = kMaxDepth;
-  json::value v = json::parse(json::string_view(text.data(), text.size()), ec, {}, options);
+  json::value v =
+      json::parse(json::string_view(text.data(), text.size()), ec, std::move(storage), options);
   if (ec == json::error::too_deep) {
     return MakeStatus(Code::kInvalidArgument,
                       "invalid JSON: the document is nested deeper than the limit of {} levels",

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <boost/json/monotonic_resource.hpp>
 
+#include "api/packed_json.h"
 #include "apiserver/verbs/fields.h"
 
 namespace kiso::apiserver {
@@ -23,7 +25,10 @@ std::mutex& DecodedLock(const void* object) {
 
 Result<ObjectPtr> MakeCached(const std::string& key, std::string_view value,
                              store::Revision revision, bool keep_decoded) {
-  KISO_ASSIGN_OR_RETURN(json::value v, api::ParseJson(value));
+  // Decoded on a scratch arena (one block, freed on return): what is kept
+  // is the JSON, the selectors' values and, for informers, a packed copy.
+  json::monotonic_resource scratch(value.size() * 4 + 1024);
+  KISO_ASSIGN_OR_RETURN(json::value v, api::ParseJson(value, false, json::storage_ptr(&scratch)));
   if (!v.is_object()) return MakeStatus(Code::kDataLoss, "{}: stored value is not an object", key);
   auto& meta = api::Child(v.get_object(), "metadata");
   meta["resourceVersion"] = std::to_string(revision);
@@ -42,9 +47,7 @@ Result<ObjectPtr> MakeCached(const std::string& key, std::string_view value,
   obj->json.shrink_to_fit();  // Kept for as long as the version is: no slack from its growth.
   if (keep_decoded) {
     api::DropManagedFields(v);
-    // A copy, not `v` itself: a copy's objects are sized to their members, where
-    // `v` keeps the slack of the resourceVersion added and managedFields erased.
-    obj->HoldDecoded(std::make_shared<const json::value>(v));
+    obj->HoldDecoded(api::PackedCopy(v));
   }
   return ObjectPtr(std::move(obj));
 }
@@ -64,10 +67,8 @@ std::shared_ptr<const json::value> CachedObject::Decoded() const {
   // Not held (an older version, or a kind no informer keeps whole): decoded
   // for this reader. Nothing is remembered of it, so no version keeps memory
   // for a copy it no longer has.
-  auto parsed = api::ParseJson(json);
-  auto decoded = std::make_shared<json::value>(parsed.ok() ? std::move(*parsed) : json::value());
-  api::DropManagedFields(*decoded);
-  return decoded;
+  auto decoded = api::PackedDecode(json);
+  return decoded.ok() ? std::move(*decoded) : std::make_shared<const json::value>();
 }
 
 void CachedObject::HoldDecoded(std::shared_ptr<const json::value> decoded) const {
