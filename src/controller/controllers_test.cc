@@ -659,6 +659,25 @@ TEST_F(ControllersTest, GarbageCollectorHonoursAllThreePropagationPolicies) {
     return p.ok() && !api::GetString(*p, {"metadata", "deletionTimestamp"}).empty();
   };
 
+  // An Event the set owns: Events are not collected (kube-controller-manager's
+  // default ignored resources), so it outlives the set.
+  auto bg = client_->Get(R("apps", "replicasets"), "default", "bg");
+  ASSERT_TRUE(bg.ok());
+  json::value event = json::object{
+      {"metadata",
+       json::object{{"name", "bg.owned"},
+                    {"ownerReferences", json::array{json::object{
+                                            {"apiVersion", "apps/v1"},
+                                            {"kind", "ReplicaSet"},
+                                            {"name", "bg"},
+                                            {"uid", api::GetString(*bg, {"metadata", "uid"})}}}}}},
+      {"involvedObject",
+       json::object{{"kind", "ReplicaSet"}, {"namespace", "default"}, {"name", "bg"}}},
+      {"reason", "Tested"},
+      {"message", "owned by the set"},
+      {"type", "Normal"}};
+  ASSERT_TRUE(client_->Create(R("", "events"), "default", event).ok());
+
   // Background: the owner goes at once; its dependents after it, the held one last.
   std::string held_bg = hold_one("bg");
   client::DeleteOptions background;
@@ -668,6 +687,7 @@ TEST_F(ControllersTest, GarbageCollectorHonoursAllThreePropagationPolicies) {
   ASSERT_TRUE(Eventually([&] { return pods_of("bg") == 1 && deleting(held_bg); }));
   release(held_bg);
   ASSERT_TRUE(Eventually([&] { return pods_of("bg") == 0; }));
+  EXPECT_TRUE(client_->Get(R("", "events"), "default", "bg.owned").ok());
 
   // Foreground: dependents first; the owner stays, marked, while one remains.
   std::string held_fg = hold_one("fg");

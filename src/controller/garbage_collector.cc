@@ -11,11 +11,24 @@ namespace kiso::controller {
 
 namespace json = boost::json;
 
+namespace {
+
+// Events are not collected, as kube-controller-manager's garbage collector
+// ignores them by default (core and events.k8s.io Events): a cluster writes
+// them by the thousand, nothing in it owns them, and watching them would keep
+// every one decoded in this process.
+bool Ignored(const api::ResourceType& type) {
+  return type.plural == "events" && (type.group.empty() || type.group == "events.k8s.io");
+}
+
+}  // namespace
+
 GarbageCollector::GarbageCollector(client::Client* client, client::SharedInformers* shared)
     : Controller(client, "garbage-collector", 1, shared) {
   for (const auto& type : api::BuiltinResources()) {
     if (!type.Allows("watch")) continue;          // Reviews and tokens: nothing is stored.
     if (!type.storage_version.empty()) continue;  // Watched at the version it is stored at.
+    if (Ignored(type)) continue;
     const api::ResourceType* t = &type;
     informers_[t] = Watch(type, [this, t](const json::value* old, const json::value& obj,
                                           bool deleted) { OnEvent(t, old, obj, deleted); });
