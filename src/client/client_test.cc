@@ -121,6 +121,42 @@ TEST_P(ClientTest, CrudWithErrorsMappedToCodes) {
   EXPECT_EQ(client_->Delete(ConfigMaps(), ns_, "crud").code(), Code::kNotFound);
 }
 
+// Writes the API server's watch cache has not seen yet (another server on the
+// same store, say; here the store written directly, right before each
+// request): an update starts from the cache's copy, and must neither lose such
+// a write nor take a change that matches the stale copy for no change at all.
+TEST_P(ClientTest, UpdatesNeverLoseWritesTheCacheHasNotSeen) {
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("behind", "0")).ok());
+  const std::string key = ConfigMaps().StoreKey(ns_, "behind");
+  auto write_behind = [&](const std::string& value) {
+    auto kv = store_->Get(key);
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    json::value stored = json::parse(kv->value);
+    stored.at("data").as_object()["k"] = value;
+    ASSERT_TRUE(store_->Update(key, json::serialize(stored), kv->mod_revision).ok());
+  };
+  for (int i = 0; i < 40; ++i) {
+    // A change of its own on top of the write behind the cache's back.
+    write_behind("s" + std::to_string(i));
+    auto patched = client_->Patch(
+        ConfigMaps(), ns_, "behind", PatchType::kMerge,
+        json::object{
+            {"metadata", json::object{{"labels", json::object{{"round", std::to_string(i)}}}}}});
+    ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+    EXPECT_EQ(api::GetString(*patched, {"data", "k"}), "s" + std::to_string(i));
+    EXPECT_EQ(api::GetString(*patched, {"metadata", "labels", "round"}), std::to_string(i));
+    // A change back to what the cache may still hold: a real change all the same.
+    write_behind("x" + std::to_string(i));
+    patched = client_->Patch(ConfigMaps(), ns_, "behind", PatchType::kMerge,
+                             json::object{{"data", json::object{{"k", "s" + std::to_string(i)}}}});
+    ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+    EXPECT_EQ(api::GetString(*patched, {"data", "k"}), "s" + std::to_string(i));
+    auto kv = store_->Get(key);
+    ASSERT_TRUE(kv.ok());
+    EXPECT_EQ(api::GetString(json::parse(kv->value), {"data", "k"}), "s" + std::to_string(i));
+  }
+}
+
 TEST_P(ClientTest, ListWithSelectorsAndWatchFromItsRevision) {
   for (const char* name : {"w1", "w2"}) {
     ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap(name, "v")).ok());

@@ -128,6 +128,17 @@ ApiOr<json::value> DecodeStored(const store::KeyValue& kv) {
   return std::move(*v);
 }
 
+namespace {
+
+ApiOr<json::value> DecodeCached(const CachedObject& cached) {
+  auto v = api::ParseJson(cached.json);  // resourceVersion is the cached revision already.
+  if (!v.ok() || !v->is_object())
+    return api::InternalError(fmt::format("cached object {} is corrupt", cached.key));
+  return std::move(*v);
+}
+
+}  // namespace
+
 ApiOr<store::KeyValue> ReadObject(const Context& ctx, const Target& t) {
   auto kv = ctx.store->Get(t.type->StoreKey(t.ns, t.name));
   if (!kv.ok()) {
@@ -663,25 +674,53 @@ bool ReadyToRemove(const json::object& obj) {
 ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const Request& req,
                                     const Mutation& mutate, UpdateChecks checks) {
   const bool full = checks == UpdateChecks::kFull;
+  const std::string key = t.type->StoreKey(t.ns, t.name);
   for (int attempt = 0; attempt < 16; ++attempt) {
-    auto kv = ReadObject(ctx, t);
-    if (!kv.ok()) return kv.error();
-    auto current = DecodeStored(*kv);
+    // The first attempt starts from the watch cache's copy, as kube-apiserver's
+    // cacher hands its cached object down to the storage's GuaranteedUpdate: the
+    // write is a compare-and-swap on that copy's revision, so a copy the cache
+    // has not yet brought up to date costs a retry, never a lost write. Whatever
+    // the copy alone decides (a failed mutation or precondition, nothing to
+    // change) is decided again from the store.
+    ObjectPtr cached =
+        attempt == 0 && ctx.cache != nullptr && !DryRun(req) ? ctx.cache->Get(key) : nullptr;
+    const bool from_cache = cached != nullptr;
+    ApiOr<store::KeyValue> kv = store::KeyValue{};
+    ApiOr<json::value> current = json::value();
+    if (from_cache) {
+      kv->key = key;
+      kv->mod_revision = cached->revision;
+      current = DecodeCached(*cached);
+    } else {
+      kv = ReadObject(ctx, t);
+      if (!kv.ok()) return kv.error();
+      current = DecodeStored(*kv);
+    }
     if (!current.ok()) return current.error();
     const json::object& old = current->get_object();
     json::object obj = old;
     // The mutation sees no resourceVersion: one present afterwards came from the
     // caller and is a precondition (optimistic concurrency).
     api::Child(obj, "metadata").erase("resourceVersion");
-    if (auto err = mutate(obj)) return *err;
+    if (auto err = mutate(obj)) {
+      if (from_cache) continue;
+      return *err;
+    }
     std::string want(api::GetString(obj, {"metadata", "resourceVersion"}));
     if (!want.empty() && want != std::to_string(kv->mod_revision)) {
+      if (from_cache) continue;
       return api::ModifiedConflict(*t.type, t.name);
     }
     if (full) {
-      if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return *err;
+      if (auto err = PrepareUpdate(ctx, t, req, old, obj)) {
+        if (from_cache) continue;
+        return *err;
+      }
     }
-    if (SameIgnoringVersion(obj, old)) return std::move(*current);
+    if (SameIgnoringVersion(obj, old)) {
+      if (from_cache) continue;
+      return std::move(*current);
+    }
     if (DryRun(req)) {
       Reservation shown;
       if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &shown))
@@ -689,7 +728,6 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       if (auto err = ChargeQuotas(ctx, t, obj, &old, nullptr)) return *err;
       return json::value(std::move(obj));
     }
-    std::string key = t.type->StoreKey(t.ns, t.name);
     if (ReadyToRemove(obj)) {
       auto removed = RemoveObject(ctx, t, *kv, obj);
       if (removed.ok()) {
