@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "api/packed_json.h"
 #include "common/clock.h"
 #include "common/random.h"
 
@@ -251,6 +252,10 @@ class JsonBuilder : public YAML::EventHandler {
 };
 
 }  // namespace
+
+Result<json::value> ParseJson(std::string_view text, bool strict) {
+  return ParseJson(text, strict, json::storage_ptr());
+}
 
 Result<json::value> ParseJson(std::string_view text, bool strict, json::storage_ptr storage) {
   json::error_code ec;

@@ -26,9 +26,7 @@ inline constexpr size_t kMaxDepth = 100;
 // Parses JSON, nested at most kMaxDepth deep (InvalidArgument naming the
 // limit). With `strict`, a key repeated in one object is an error
 // (the API server's fieldValidation=Strict: `duplicate field "x"`: AlreadyExists).
-// The value's memory comes from `storage` (the default heap when null).
-Result<boost::json::value> ParseJson(std::string_view text, bool strict = false,
-                                     boost::json::storage_ptr storage = {});
+Result<boost::json::value> ParseJson(std::string_view text, bool strict = false);
 // The first key repeated within one object of a JSON text ("spec.replicas"),
 // or nullopt; what fieldValidation=Warn reports and Strict refuses.
 std::optional<std::string> FirstDuplicateKey(std::string_view text);

@@ -13,6 +13,11 @@
 
 namespace kiso::api {
 
+// ParseJson (api/object.h), the value's memory taken from `storage` (a
+// scratch arena, say) instead of the heap.
+Result<boost::json::value> ParseJson(std::string_view text, bool strict,
+                                     boost::json::storage_ptr storage);
+
 // A copy of `v` in one block of exactly the size it takes. The copy is
 // read-only; a value copied from it (`json::value x = *packed`) shares its
 // storage, as boost::json's copies do, and allocates from the heap as usual,
