@@ -86,8 +86,10 @@ TEST(PackedJsonTest, CopiesMadeFromItAreOrdinaryAndOutliveIt) {
 // way with informer objects); ThreadSanitizer checks the shared storage.
 TEST(PackedJsonTest, SharedBetweenThreads) {
   auto packed = PackedCopy(Pod());
+  constexpr int kThreads = 4;
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([packed, t] {
       for (int i = 0; i < 200; ++i) {
         json::value copy = *packed;
