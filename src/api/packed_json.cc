@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <cstddef>
+#include <functional>
 #include <new>
 
 #include "api/object.h"
@@ -66,8 +67,10 @@ class PackedResource final : public json::memory_resource {
     return ::operator new(n);
   }
   void do_deallocate(void* p, size_t, size_t) override {
-    auto* c = static_cast<char*>(p);
-    if (c >= block_ && c < block_ + size_) return;  // Freed with the block.
+    // std::less: a total order even for pointers into different allocations.
+    const std::less<const char*> before;
+    const auto* c = static_cast<const char*>(p);
+    if (!before(c, block_) && before(c, block_ + size_)) return;  // Freed with the block.
     ::operator delete(p);
   }
   bool do_is_equal(const memory_resource& other) const noexcept override { return this == &other; }
