@@ -680,8 +680,8 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
     // cacher hands its cached object down to the storage's GuaranteedUpdate: the
     // write is a compare-and-swap on that copy's revision, so a copy the cache
     // has not yet brought up to date costs a retry, never a lost write. Whatever
-    // the copy alone decides (a failed mutation or precondition, nothing to
-    // change) is decided again from the store.
+    // the copy alone decides (a failed mutation, precondition, validation, quota
+    // or allocation; nothing to change) is decided again from the store.
     ObjectPtr cached =
         attempt == 0 && ctx.cache != nullptr && !DryRun(req) ? ctx.cache->Get(key) : nullptr;
     const bool from_cache = cached != nullptr;
@@ -738,12 +738,20 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       return removed.error();
     }
     Reservation charge;
-    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &charge))
+    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &charge)) {
+      if (from_cache) continue;
       return *err;
+    }
     auto encoded = EncodeForStore(obj);
-    if (!encoded.ok()) return encoded.error();
+    if (!encoded.ok()) {
+      if (from_cache) continue;
+      return encoded.error();
+    }
     if (full) {
-      if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return *err;
+      if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) {
+        if (from_cache) continue;
+        return *err;
+      }
     }
     if (!charge.ops.empty()) {
       // The object and the quotas it now uses more of, in one transaction.
