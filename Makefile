@@ -19,7 +19,7 @@ DEB_PACKAGES := build-essential g++ cmake ninja-build ccache pkg-config clang-fo
   qemu-system-x86 linux-image-amd64 zlib1g-dev libre2-dev libnftables-dev nftables \
   libldns-dev dnsutils dnsperf unbound curl openssl wrk \
   libnetfilter-conntrack-dev conntrack libbpf-dev bpftool libnghttp2-dev \
-  libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2 \
+  libnftnl-dev libmnl-dev libabsl-dev tzdata python3-h2 libjemalloc-dev \
   wabt wasi-libc lld libclang-rt-14-dev-wasm32 iputils-ping iperf3
 
 .PHONY: deps build test run bench bench-store bench-api bench-sched bench-node bench-net bench-ha bench-net-cross fuzz tsan lint lint-changed format format-check clean
