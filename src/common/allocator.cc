@@ -11,8 +11,8 @@
 // anything), which put 7 MB on the idle server's RSS and 27 MB on its RSS with
 // 10,000 pods over glibc's malloc, against 3 and 15 MB at 8 a size, which keeps
 // most of the speed (bench/README.md, "Allocator"). One arena per CPU (rather
-// than four), each thread using the arena of the CPU it runs on, took about
-// 1 MB more off the idle figure.
+// than four per CPU), each thread using the arena of the CPU it runs on, took
+// about 1 MB more off the idle figure.
 extern "C" {
 // The name jemalloc looks up (its declaration's type, `const char*`).
 const char* malloc_conf =

@@ -26,7 +26,7 @@ def test_a_server_maps_a_plugin_only_once_it_needs_it():
         kubectl = Kubectl(server)
         kubectl("get", "namespaces")  # JSON both ways.
         assert plugged_in(server.proc.pid) == []
-        # Not a plugin: every process allocates with jemalloc (src/common/allocator.cc).
+        # Not a plugin: the executables allocate with jemalloc (src/common/allocator.cc).
         assert "libjemalloc" in {n.split(".so")[0] for n in mapped_files(server.proc.pid)}
         run = kubectl.run("create", "namespace", "dev", "-v=8")
         assert "Content-Type: application/vnd.kubernetes.protobuf" in run.stderr
