@@ -63,6 +63,12 @@ def test_schedule_policies_history_and_a_job_from_a_cronjob(kctl):
     for name, policy, annotations in [("done", "Allow", finishes), ("allow", "Allow", "{}"),
                                       ("forbid", "Forbid", "{}"), ("replace", "Replace", "{}")]:
         kctl("apply", "-f", "-", input=CRONJOB.format(name=name, policy=policy, annotations=annotations))
+    # A suspended one, for Jobs made by hand: its history holds only those (a
+    # Job by hand from "done" would share its history with the scheduled ones
+    # and, finishing in the same second as one, be the older by name and go).
+    suspended = CRONJOB.format(name="manual", policy="Allow", annotations=finishes).replace(
+        "  schedule:", "  suspend: true\n  schedule:")
+    kctl("apply", "-f", "-", input=suspended)
     # Invalid schedules and zones are refused with the field named.
     bad = kctl.run("create", "cronjob", "bad", "--image=busybox", "--schedule=61 * * * *", check=False)
     assert bad.returncode != 0 and "spec.schedule" in bad.stderr and "above maximum" in bad.stderr
@@ -72,7 +78,7 @@ def test_schedule_policies_history_and_a_job_from_a_cronjob(kctl):
     assert refused.returncode != 0 and "unknown time zone Mars/Olympus_Mons" in refused.stderr
 
     # A Job from the CronJob's template, now (kubectl's own generator).
-    kctl("create", "job", "by-hand", "--from=cronjob/done")
+    kctl("create", "job", "by-hand", "--from=cronjob/manual")
     manual = json.loads(kctl("get", "job", "by-hand", "-o", "json"))
     assert manual["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     kctl("wait", "--for=condition=complete", "job/by-hand", "--timeout=60s", timeout=90)
@@ -105,9 +111,12 @@ def test_schedule_policies_history_and_a_job_from_a_cronjob(kctl):
              json.loads(kctl("get", "cronjob", "done", "-o", "json"))["status"].get("lastSuccessfulTime"),
              timeout=60, what="done's history trimmed to one")
     assert "done" in kctl("get", "cronjobs")
+    # Suspended: two minutes passed and nothing scheduled; the Job by hand kept.
+    assert [j["metadata"]["name"] for j in jobs(kctl, "manual")] == ["by-hand"]
 
-    kctl("delete", "cronjob", "done", "allow", "forbid", "replace", "--timeout=60s", timeout=90)
+    kctl("delete", "cronjob", "done", "allow", "forbid", "replace", "manual", "--timeout=60s",
+         timeout=90)
     # The CronJobs' Jobs go with them (owner references; the Job made by hand
-    # has one too, and counted in done's history).
+    # has one too).
     wait_for(lambda: not json.loads(kctl("get", "jobs", "-o", "json"))["items"], timeout=60,
              what="the Jobs garbage-collected")
