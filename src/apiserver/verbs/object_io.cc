@@ -669,6 +669,95 @@ bool ReadyToRemove(const json::object& obj) {
   return true;
 }
 
+// What one attempt of GuaranteedUpdate came to.
+struct UpdateAttempt {
+  enum class Outcome {
+    kStored,   // The store decided: written, or refused by the store itself.
+    kDecided,  // Decided from the object read alone (refused, or nothing to change).
+    kRetry,    // Someone else wrote first: read again.
+  };
+  Outcome outcome = Outcome::kRetry;
+  ApiOr<json::value> result = json::value();
+};
+
+// One read-modify-write of the object `current` (at kv.mod_revision).
+UpdateAttempt TryUpdate(const Context& ctx, const Target& t, const Request& req,
+                        const Mutation& mutate, bool full, const std::string& key,
+                        const store::KeyValue& kv, json::value current) {
+  using Outcome = UpdateAttempt::Outcome;
+  auto decided = [](ApiOr<json::value> r) {
+    return UpdateAttempt{Outcome::kDecided, std::move(r)};
+  };
+  auto stored = [](ApiOr<json::value> r) { return UpdateAttempt{Outcome::kStored, std::move(r)}; };
+  auto retry = [] { return UpdateAttempt{Outcome::kRetry}; };
+  const json::object& old = current.get_object();
+  json::object obj = old;
+  // The mutation sees no resourceVersion: one present afterwards came from the
+  // caller and is a precondition (optimistic concurrency).
+  api::Child(obj, "metadata").erase("resourceVersion");
+  if (auto err = mutate(obj)) return decided(*err);
+  std::string want(api::GetString(obj, {"metadata", "resourceVersion"}));
+  if (!want.empty() && want != std::to_string(kv.mod_revision))
+    return decided(api::ModifiedConflict(*t.type, t.name));
+  if (full) {
+    if (auto err = PrepareUpdate(ctx, t, req, old, obj)) return decided(*err);
+  }
+  if (SameIgnoringVersion(obj, old)) return decided(std::move(current));
+  if (DryRun(req)) {
+    Reservation shown;
+    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &shown))
+      return decided(*err);
+    if (auto err = ChargeQuotas(ctx, t, obj, &old, nullptr)) return decided(*err);
+    return decided(json::value(std::move(obj)));
+  }
+  if (ReadyToRemove(obj)) {
+    auto removed = RemoveObject(ctx, t, kv, obj);
+    if (removed.ok()) {
+      api::Child(obj, "metadata")["resourceVersion"] = std::to_string(*removed);
+      return stored(json::value(std::move(obj)));
+    }
+    if (removed.error().code == 409) return retry();
+    return stored(removed.error());
+  }
+  Reservation charge;
+  if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &charge))
+    return decided(*err);
+  auto encoded = EncodeForStore(obj);
+  if (!encoded.ok()) return decided(encoded.error());
+  if (full) {
+    if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) return decided(*err);
+  }
+  if (!charge.ops.empty()) {
+    // The object and the quotas it now uses more of, in one transaction.
+    store::TxnRequest txn;
+    txn.compares.push_back(store::Compare::ModRevisionIs(key, kv.mod_revision));
+    txn.compares.insert(txn.compares.end(), charge.compares.begin(), charge.compares.end());
+    txn.success.push_back(store::TxnOp::Put(key, std::move(*encoded)));
+    txn.success.insert(txn.success.end(), charge.ops.begin(), charge.ops.end());
+    auto res = ctx.store->Txn(txn);
+    if (!res.ok()) return stored(api::FromStatus(res.status()));
+    if (res->succeeded) {
+      api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
+      return stored(json::value(std::move(obj)));
+    }
+    bool taken = false;
+    if (auto err = RecheckClaims(ctx.store, *t.type, obj, charge, &taken)) return stored(*err);
+    if (!taken && !want.empty() && !RevisionsMoved(ctx, charge.compares))
+      return stored(api::ModifiedConflict(*t.type, t.name));
+    return retry();
+  }
+  auto updated = ctx.store->Update(key, *encoded, kv.mod_revision);
+  if (updated.ok()) {
+    api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);
+    return stored(json::value(std::move(obj)));
+  }
+  if (updated.status().code() == Code::kNotFound) return stored(api::NotFound(*t.type, t.name));
+  if (updated.status().code() != Code::kConflict) return stored(api::FromStatus(updated.status()));
+  // Someone else wrote first: a caller that pinned the version loses, others retry.
+  if (!want.empty()) return stored(api::ModifiedConflict(*t.type, t.name));
+  return retry();
+}
+
 }  // namespace
 
 ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const Request& req,
@@ -697,90 +786,11 @@ ApiOr<json::value> GuaranteedUpdate(const Context& ctx, const Target& t, const R
       current = DecodeStored(*kv);
     }
     if (!current.ok()) return current.error();
-    const json::object& old = current->get_object();
-    json::object obj = old;
-    // The mutation sees no resourceVersion: one present afterwards came from the
-    // caller and is a precondition (optimistic concurrency).
-    api::Child(obj, "metadata").erase("resourceVersion");
-    if (auto err = mutate(obj)) {
-      if (from_cache) continue;
-      return *err;
-    }
-    std::string want(api::GetString(obj, {"metadata", "resourceVersion"}));
-    if (!want.empty() && want != std::to_string(kv->mod_revision)) {
-      if (from_cache) continue;
-      return api::ModifiedConflict(*t.type, t.name);
-    }
-    if (full) {
-      if (auto err = PrepareUpdate(ctx, t, req, old, obj)) {
-        if (from_cache) continue;
-        return *err;
-      }
-    }
-    if (SameIgnoringVersion(obj, old)) {
-      if (from_cache) continue;
-      return std::move(*current);
-    }
-    if (DryRun(req)) {
-      Reservation shown;
-      if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &shown))
-        return *err;
-      if (auto err = ChargeQuotas(ctx, t, obj, &old, nullptr)) return *err;
-      return json::value(std::move(obj));
-    }
-    if (ReadyToRemove(obj)) {
-      auto removed = RemoveObject(ctx, t, *kv, obj);
-      if (removed.ok()) {
-        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(*removed);
-        return json::value(std::move(obj));
-      }
-      if (removed.error().code == 409) continue;
-      return removed.error();
-    }
-    Reservation charge;
-    if (auto err = AllocateServiceValues(ctx.service_cidr, *t.type, obj, &old, &charge)) {
-      if (from_cache) continue;
-      return *err;
-    }
-    auto encoded = EncodeForStore(obj);
-    if (!encoded.ok()) {
-      if (from_cache) continue;
-      return encoded.error();
-    }
-    if (full) {
-      if (auto err = ChargeQuotas(ctx, t, obj, &old, &charge)) {
-        if (from_cache) continue;
-        return *err;
-      }
-    }
-    if (!charge.ops.empty()) {
-      // The object and the quotas it now uses more of, in one transaction.
-      store::TxnRequest txn;
-      txn.compares.push_back(store::Compare::ModRevisionIs(key, kv->mod_revision));
-      txn.compares.insert(txn.compares.end(), charge.compares.begin(), charge.compares.end());
-      txn.success.push_back(store::TxnOp::Put(key, std::move(*encoded)));
-      txn.success.insert(txn.success.end(), charge.ops.begin(), charge.ops.end());
-      auto res = ctx.store->Txn(txn);
-      if (!res.ok()) return api::FromStatus(res.status());
-      if (res->succeeded) {
-        api::Child(obj, "metadata")["resourceVersion"] = std::to_string(res->revision);
-        return json::value(std::move(obj));
-      }
-      bool taken = false;
-      if (auto err = RecheckClaims(ctx.store, *t.type, obj, charge, &taken)) return *err;
-      if (!taken && !want.empty() && !RevisionsMoved(ctx, charge.compares))
-        return api::ModifiedConflict(*t.type, t.name);
-      continue;
-    }
-    auto updated = ctx.store->Update(key, *encoded, kv->mod_revision);
-    if (updated.ok()) {
-      api::Child(obj, "metadata")["resourceVersion"] = std::to_string(updated->mod_revision);
-      return json::value(std::move(obj));
-    }
-    if (updated.status().code() == Code::kNotFound) return api::NotFound(*t.type, t.name);
-    if (updated.status().code() != Code::kConflict) return api::FromStatus(updated.status());
-    // Someone else wrote first: a caller that pinned the version loses, others retry.
-    if (!want.empty()) return api::ModifiedConflict(*t.type, t.name);
+    UpdateAttempt done = TryUpdate(ctx, t, req, mutate, full, key, *kv, std::move(*current));
+    using Outcome = UpdateAttempt::Outcome;
+    if (done.outcome == Outcome::kRetry) continue;
+    if (done.outcome == Outcome::kDecided && from_cache) continue;
+    return std::move(done.result);
   }
   return api::ModifiedConflict(*t.type, t.name);
 }
