@@ -628,6 +628,7 @@ bool FanOut(int port, const std::string& token, pid_t pid, const std::string& na
   Print(name + "_rss_growth", testing::RssMb(pid) - rss_before, "MB");
   Print(name + "_server_threads_added", testing::Threads(pid) - threads_before, "threads");
   constexpr int kWrites = 20;
+  const double cpu_before = testing::CpuMs(pid);
   for (int w = 0; w < kWrites; ++w) {
     long long us =
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch).count();
@@ -650,10 +651,15 @@ bool FanOut(int port, const std::string& token, pid_t pid, const std::string& na
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // The server's CPU over the writes and their delivery, per event delivered
+  // (idle otherwise: its share of the 20 writes themselves is small).
+  const double cpu_ms = testing::CpuMs(pid) - cpu_before;
   Print(name + "_rss", testing::RssMb(pid), "MB");
   end();
   std::lock_guard lock(mu);
   Print(name + "_events_delivered", static_cast<double>(delays.size()), "events");
+  Print(name + "_server_cpu_per_event", 1000.0 * cpu_ms / std::max<double>(1, delays.size()),
+        "us");
   Print(name + "_fanout_p50", Percentile(delays, 0.50), "ms");
   Print(name + "_fanout_p99", Percentile(delays, 0.99), "ms");
   if (delays.size() != expected) {
