@@ -1,8 +1,9 @@
 """HTTP/1.1 connections served without a thread each, from outside: 1,000
 watches on as many connections cost the server a handful of threads, a watch
 that ends leaves its keep-alive connection usable (also for a request the
-client sent while it ran), clients that leave free what they held, and a
-stopping server ends each watch with its last chunk."""
+client sent while it ran), a watch with events gets its bookmark and its end
+on time, clients that leave free what they held, and a stopping server ends
+each watch with its last chunk."""
 import json
 import os
 import selectors
@@ -140,6 +141,30 @@ def test_a_watch_that_ends_leaves_its_connection_usable(server):
         assert status == 200 and json.loads(body)["metadata"]["name"] == "kube-system"
     finally:
         c.close()
+
+
+def test_a_watch_with_events_still_gets_its_bookmark_and_its_end(server, kubectl):
+    """A watch's timer (the next bookmark, the timeout) is set once, not per
+    event: writes while it runs must not lose the bookmark due at 10 s or
+    the end at timeoutSeconds."""
+    c = connect(server)
+    try:
+        started = time.monotonic()
+        c.sendall(get(server, "/api/v1/namespaces/default/configmaps?watch=1"
+                              "&allowWatchBookmarks=true&timeoutSeconds=12"))
+        data = read_until(c, b"", b'"type":"ADDED"', "the initial events")
+        for i in range(3):  # Events delivered before the bookmark is due.
+            kubectl("create", "configmap", f"tick-{i}")
+            data = read_until(c, data, f'"name":"tick-{i}"'.encode(), f"tick-{i}'s event")
+        data = read_until(c, data, b'"type":"BOOKMARK"', "the bookmark")
+        bookmarked = time.monotonic() - started
+        data = read_until(c, data, b"\r\n0\r\n\r\n", "the watch's last chunk")
+        ended = time.monotonic() - started
+        assert 9 < bookmarked < ended, (bookmarked, ended)
+        assert 11 < ended < 20, ended
+    finally:
+        c.close()
+        kubectl("delete", "configmap", "tick-0", "tick-1", "tick-2")
 
 
 def test_clients_that_leave_mid_watch_free_what_they_held(server):

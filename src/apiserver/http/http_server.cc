@@ -1270,21 +1270,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (p.done) return EndWatch();
       if (p.next == std::chrono::steady_clock::time_point::min()) continue;
-      if (p.next != std::chrono::steady_clock::time_point::max()) {
+      if (p.next != std::chrono::steady_clock::time_point::max() && p.next != pull_at_) {
+        // Re-armed only when the time moves (a bookmark's, the timeout's):
+        // not once per event, each a cancelled wait and a handler run.
+        pull_at_ = p.next;
         timer_.expires_at(p.next);
         timer_.async_wait(Bind([](Connection& c, beast::error_code ec) {
-          if (!ec) c.Pump();
+          if (ec) return;  // Cancelled: re-armed, or the watch is over.
+          c.pull_at_ = std::chrono::steady_clock::time_point::max();
+          c.Pump();
         }));
       }
       return;
     }
   }
 
+  void CancelPull() {
+    timer_.cancel();
+    pull_at_ = std::chrono::steady_clock::time_point::max();
+  }
+
   // The watch is over (its time is up, or the server stops): the last chunk.
   void EndWatch() {
     if (events_) events_->Cancel();
     events_.reset();
-    timer_.cancel();
+    CancelPull();
     chunk_ = std::string();
     static constexpr std::string_view kLastChunk = "0\r\n\r\n";
     writing_ = true;
@@ -1306,7 +1316,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     closing_ = true;
     if (events_) events_->Cancel();
     events_.reset();
-    timer_.cancel();
+    CancelPull();
     seat_.reset();
     beast::error_code ec;
     if (!polite || reading_ || writing_) {
@@ -1329,6 +1339,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::strand<asio::io_context::executor_type> strand_;
   SslStream stream_;
   asio::steady_timer timer_;  // A watch's next pull.
+  // When timer_ is set to pull next; max() when no pull is waiting on it.
+  std::chrono::steady_clock::time_point pull_at_ = std::chrono::steady_clock::time_point::max();
   ConnectionOptions options_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -19,23 +19,24 @@ namespace kiso::apiserver {
 
 namespace {
 
-// One event as a JSON line, or as a length-delimited protobuf WatchEvent
-// (for a client that accepts only protobuf).
-std::string EventLine(std::string_view type, std::string_view object_json, bool protobuf = false) {
+// Appends one event to `out` as a JSON line, or as a length-delimited
+// protobuf WatchEvent (for a client that accepts only protobuf). Written in
+// place: an event goes to every watch of its object, one copy each.
+void AppendEvent(std::string& out, std::string_view type, std::string_view object_json,
+                 bool protobuf = false) {
   if (protobuf) {
     auto obj = api::ParseJson(object_json);
     auto event = obj.ok() ? api::EncodeProtobufWatchEvent(type, *obj)
                           : api::ApiOr<std::string>(api::InternalError("stored object"));
-    return event.ok() ? std::move(*event) : "";
+    if (event.ok()) out += *event;
+    return;
   }
-  std::string line;
-  line.reserve(object_json.size() + 32);
-  line += R"({"type":")";
-  line += type;
-  line += R"(","object":)";
-  line += object_json;
-  line += "}\n";
-  return line;
+  out.reserve(out.size() + object_json.size() + type.size() + 24);
+  out += R"({"type":")";
+  out += type;
+  out += R"(","object":)";
+  out += object_json;
+  out += "}\n";
 }
 
 constexpr auto kBookmarkEvery = std::chrono::seconds(10);
@@ -152,13 +153,16 @@ class WatchEvents : public EventStream {
   void Emit(Pulled& p, std::string_view type, const ObjectPtr& obj) const {
     if (s_.decoded) {
       p.events.push_back({std::string(type), obj->Decoded()});
+    } else if (s_.table_request) {
+      AppendEvent(p.data, type, RenderTable(*s_.type, {obj}, *s_.table_request, "", "", false),
+                  s_.protobuf);
     } else {
-      p.data += EventLine(type, Render(obj), s_.protobuf);
+      AppendEvent(p.data, type, obj->json, s_.protobuf);
     }
   }
   void Emit(Pulled& p, std::string_view type, const api::ApiError& error) const {
     std::string body = error.ToJson();
-    body.pop_back();  // EventLine adds the newline.
+    body.pop_back();  // AppendEvent adds the newline.
     EmitText(p, type, body);
   }
   // An event whose object the server makes here (an error, a bookmark).
@@ -168,12 +172,8 @@ class WatchEvents : public EventStream {
       p.events.push_back({std::string(type), std::make_shared<const boost::json::value>(
                                                  parsed.ok() ? std::move(*parsed) : nullptr)});
     } else {
-      p.data += EventLine(type, object_json, s_.protobuf);
+      AppendEvent(p.data, type, object_json, s_.protobuf);
     }
-  }
-  std::string Render(const ObjectPtr& obj) const {
-    return s_.table_request ? RenderTable(*s_.type, {obj}, *s_.table_request, "", "", false)
-                            : obj->json;
   }
 
   Setup s_;
