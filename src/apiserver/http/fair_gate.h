@@ -32,7 +32,7 @@ namespace kiso::apiserver {
 struct FairGateOptions {
   int max_inflight = 400;
   int max_mutating_inflight = 200;
-  // Requests that run at once, shared by the active flows (0: twice the cores).
+  // Requests that run at once, shared by the active flows (0: one per core).
   int seats = 0;
   // A flow counts as active this long after its last request.
   std::chrono::milliseconds active_window{1000};
