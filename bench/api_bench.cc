@@ -658,8 +658,7 @@ bool FanOut(int port, const std::string& token, pid_t pid, const std::string& na
   end();
   std::lock_guard lock(mu);
   Print(name + "_events_delivered", static_cast<double>(delays.size()), "events");
-  Print(name + "_server_cpu_per_event", 1000.0 * cpu_ms / std::max<double>(1, delays.size()),
-        "us");
+  Print(name + "_server_cpu_per_event", 1000.0 * cpu_ms / std::max<double>(1, delays.size()), "us");
   Print(name + "_fanout_p50", Percentile(delays, 0.50), "ms");
   Print(name + "_fanout_p99", Percentile(delays, 0.99), "ms");
   if (delays.size() != expected) {
