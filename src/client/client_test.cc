@@ -48,13 +48,108 @@ json::value ConfigMap(const std::string& name, const std::string& value) {
       {"data", json::object{{"k", value}}}};
 }
 
+// A store whose watches can be held: while held, their readers get no event
+// (the API server's watch cache, its one watcher, falls behind the store), so
+// a test can write behind the cache's back with the cache certain to hold the
+// version before, instead of hoping it lags.
+class HoldableStore : public store::Store {
+ public:
+  explicit HoldableStore(std::unique_ptr<store::Store> inner) : inner_(std::move(inner)) {}
+
+  std::string_view Backend() const override { return inner_->Backend(); }
+  store::CapClass Cap() const override { return inner_->Cap(); }
+  Result<store::Revision> CurrentRevision() override { return inner_->CurrentRevision(); }
+  Result<store::RangeResult> Range(const store::KeyRange& range,
+                                   const store::RangeOptions& options) override {
+    return inner_->Range(range, options);
+  }
+  Result<store::TxnResponse> Txn(const store::TxnRequest& txn) override { return inner_->Txn(txn); }
+  Result<std::unique_ptr<store::Watch>> WatchRange(const store::KeyRange& range,
+                                                   store::Revision after,
+                                                   const store::WatchOptions& options) override {
+    auto watch = inner_->WatchRange(range, after, options);
+    if (!watch.ok()) return watch.status();
+    return std::unique_ptr<store::Watch>(std::make_unique<HeldWatch>(this, std::move(*watch)));
+  }
+  Result<store::LeaseId> GrantLease(std::chrono::seconds ttl) override {
+    return inner_->GrantLease(ttl);
+  }
+  Status KeepAliveLease(store::LeaseId lease) override { return inner_->KeepAliveLease(lease); }
+  Status RevokeLease(store::LeaseId lease) override { return inner_->RevokeLease(lease); }
+  Status Compact(store::Revision revision) override { return inner_->Compact(revision); }
+
+  void Hold() {
+    std::lock_guard lock(mu_);
+    held_ = true;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+  // Waits until the watches' reader has been handed every event up to
+  // `revision` and has come back for more (so it has applied them).
+  bool WaitCaughtUp(store::Revision revision) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10),
+                        [&] { return delivered_ >= revision && asking_; });
+  }
+
+ private:
+  class HeldWatch : public store::Watch {
+   public:
+    HeldWatch(HoldableStore* store, std::unique_ptr<store::Watch> inner)
+        : store_(store), inner_(std::move(inner)) {}
+    Result<std::vector<store::WatchEvent>> Next(
+        std::chrono::steady_clock::time_point deadline) override {
+      std::unique_lock lock(store_->mu_);
+      store_->asking_ = true;
+      store_->cv_.notify_all();
+      if (pending_.empty()) {
+        lock.unlock();
+        auto events = inner_->Next(deadline);
+        lock.lock();
+        if (!events.ok()) return events;
+        for (auto& e : *events) pending_.push_back(std::move(e));
+      }
+      store_->cv_.wait_until(lock, deadline, [&] { return !store_->held_ || cancelled_; });
+      if (cancelled_) return Status(Code::kCancelled, "watch cancelled");
+      if (store_->held_ || pending_.empty()) return std::vector<store::WatchEvent>{};
+      std::vector<store::WatchEvent> out;
+      out.swap(pending_);
+      store_->delivered_ = std::max(store_->delivered_, out.back().kv.mod_revision);
+      store_->asking_ = false;
+      return out;
+    }
+    void Cancel() override {
+      inner_->Cancel();
+      std::lock_guard lock(store_->mu_);
+      cancelled_ = true;
+      store_->cv_.notify_all();
+    }
+
+   private:
+    HoldableStore* store_;
+    std::unique_ptr<store::Watch> inner_;
+    std::vector<store::WatchEvent> pending_;  // Read from the store while held.
+    bool cancelled_ = false;                  // Guarded by store_->mu_.
+  };
+
+  std::unique_ptr<store::Store> inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  store::Revision delivered_ = 0;  // The last revision handed to a reader.
+  bool asking_ = false;            // The reader is in Next, for more.
+};
+
 class ClientTest : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir("client");
     auto s = store::OpenStore("sqlite://" + dir_->File("kiso.db"));
     ASSERT_TRUE(s.ok());
-    store_ = s->release();
+    store_ = new HoldableStore(std::move(*s));
     apiserver::ApiServerOptions options;
     options.port = 0;
     options.data_dir = dir_->path();
@@ -85,14 +180,14 @@ class ClientTest : public ::testing::TestWithParam<std::string> {
   }
 
   static testing::TempDir* dir_;
-  static store::Store* store_;
+  static HoldableStore* store_;
   static apiserver::ApiServer* server_;
   std::unique_ptr<Client> client_;
   std::string ns_;
 };
 
 testing::TempDir* ClientTest::dir_ = nullptr;
-store::Store* ClientTest::store_ = nullptr;
+HoldableStore* ClientTest::store_ = nullptr;
 apiserver::ApiServer* ClientTest::server_ = nullptr;
 
 TEST_P(ClientTest, CrudWithErrorsMappedToCodes) {
@@ -135,25 +230,46 @@ TEST_P(ClientTest, UpdatesNeverLoseWritesTheCacheHasNotSeen) {
     stored.at("data").as_object()["k"] = value;
     ASSERT_TRUE(store_->Update(key, json::serialize(stored), kv->mod_revision).ok());
   };
-  for (int i = 0; i < 40; ++i) {
-    // A change of its own on top of the write behind the cache's back.
-    write_behind("s" + std::to_string(i));
-    auto patched = client_->Patch(
-        ConfigMaps(), ns_, "behind", PatchType::kMerge,
-        json::object{
-            {"metadata", json::object{{"labels", json::object{{"round", std::to_string(i)}}}}}});
-    ASSERT_TRUE(patched.ok()) << patched.status().ToString();
-    EXPECT_EQ(api::GetString(*patched, {"data", "k"}), "s" + std::to_string(i));
-    EXPECT_EQ(api::GetString(*patched, {"metadata", "labels", "round"}), std::to_string(i));
-    // A change back to what the cache may still hold: a real change all the same.
-    write_behind("x" + std::to_string(i));
-    patched = client_->Patch(ConfigMaps(), ns_, "behind", PatchType::kMerge,
-                             json::object{{"data", json::object{{"k", "s" + std::to_string(i)}}}});
-    ASSERT_TRUE(patched.ok()) << patched.status().ToString();
-    EXPECT_EQ(api::GetString(*patched, {"data", "k"}), "s" + std::to_string(i));
+  // The watch cache caught up with the store, then held there.
+  struct Held {
+    HoldableStore* store;
+    explicit Held(HoldableStore* s) : store(s) {
+      auto revision = store->CurrentRevision();
+      EXPECT_TRUE(revision.ok() && store->WaitCaughtUp(*revision)) << "the cache did not catch up";
+      store->Hold();
+    }
+    ~Held() { store->Release(); }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+  };
+  for (int i = 0; i < 5; ++i) {
+    const std::string mine = "s" + std::to_string(i);
+    {
+      // A change of its own on top of a write the cache has not seen: the
+      // cache's copy is out of date, its revision too.
+      Held held(store_);
+      write_behind(mine);
+      auto patched = client_->Patch(
+          ConfigMaps(), ns_, "behind", PatchType::kMerge,
+          json::object{
+              {"metadata", json::object{{"labels", json::object{{"round", std::to_string(i)}}}}}});
+      ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+      EXPECT_EQ(api::GetString(*patched, {"data", "k"}), mine);
+      EXPECT_EQ(api::GetString(*patched, {"metadata", "labels", "round"}), std::to_string(i));
+    }
+    {
+      // A change back to what the cache holds: nothing to change by the
+      // cache's copy, a real change of the store's all the same.
+      Held held(store_);
+      write_behind("x" + std::to_string(i));
+      auto patched = client_->Patch(ConfigMaps(), ns_, "behind", PatchType::kMerge,
+                                    json::object{{"data", json::object{{"k", mine}}}});
+      ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+      EXPECT_EQ(api::GetString(*patched, {"data", "k"}), mine);
+    }
     auto kv = store_->Get(key);
     ASSERT_TRUE(kv.ok());
-    EXPECT_EQ(api::GetString(json::parse(kv->value), {"data", "k"}), "s" + std::to_string(i));
+    EXPECT_EQ(api::GetString(json::parse(kv->value), {"data", "k"}), mine);
   }
 }
 
