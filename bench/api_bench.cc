@@ -7,7 +7,7 @@
 //   custom resource against ConfigMap create p99; RBAC-checked against admin create p99; protobuf
 //   against JSON create throughput; TokenReviews per second; `kubectl get pods -A` over HTTP/2
 //   against HTTP/1.1; 1,000 watchers over HTTP/1.1 and 10,000 over HTTP/2 (10 connections): p99
-//   from write to delivery, the server's RSS and threads they add.
+//   from write to delivery, the server's CPU per event delivered, its RSS and threads they add.
 // Any failed request, missing watch event or unready server fails the run
 // (exit 1) after the figures measured so far: no figure drops its failures.
 // There is no peer API server on this machine (no kube-apiserver or K3s), so
