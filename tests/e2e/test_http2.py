@@ -222,6 +222,34 @@ def test_many_requests_and_watches_share_one_connection(server):
         c.close()
 
 
+def test_a_watch_stream_with_events_still_gets_its_bookmark_and_its_end(server):
+    """A watch stream's timer (the next bookmark, the timeout) is set once, not
+    per event: creates on the same connection while it runs must not lose the
+    bookmark due at 10 s or the end at timeoutSeconds."""
+    c = H2(server)
+    try:
+        started = time.monotonic()
+        watch = c.request("GET", "/api/v1/namespaces/default/configmaps?watch=1"
+                                 "&allowWatchBookmarks=true&timeoutSeconds=12")
+        for i in range(3):
+            sid = c.request("POST", "/api/v1/namespaces/default/configmaps", json.dumps(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"tock-{i}"}}).encode())
+            assert c.answer(sid)[0] == 201
+            c.wait(lambda: f'"name":"tock-{i}"'.encode() in c.streams[watch]["data"],
+                   what=f"tock-{i}'s event")
+        c.wait(lambda: b'"type":"BOOKMARK"' in c.streams[watch]["data"], what="the bookmark")
+        bookmarked = time.monotonic() - started
+        c.wait(lambda: c.streams[watch]["ended"], what="the watch's end")
+        ended = time.monotonic() - started
+        assert 9 < bookmarked < ended, (bookmarked, ended)
+        assert 11 < ended < 20, ended
+        for i in range(3):
+            assert c.answer(c.request(
+                "DELETE", f"/api/v1/namespaces/default/configmaps/tock-{i}"))[0] == 200
+    finally:
+        c.close()
+
+
 def test_limits_are_answered_per_stream(server):
     c = H2(server)
     try:
