@@ -49,8 +49,7 @@ struct Exchange {
   std::optional<FairGate::Ticket> seat;  // Held until the answer is out.
   std::shared_ptr<EventStream> events;
   std::unique_ptr<asio::steady_timer> timer;  // The events' next pull.
-  // When `timer` is set to pull next; max() when no pull waits on it.
-  std::chrono::steady_clock::time_point pull_at = std::chrono::steady_clock::time_point::max();
+  PullTime pull_at;                           // When `timer` is set to pull next.
   bool waiting_for_room = false;
   std::shared_ptr<BlockingWriter> writer;
   size_t appended = 0;               // Bytes added to the stream's pending, all told.
@@ -455,15 +454,13 @@ void H2Connection::Pump(const std::shared_ptr<Exchange>& x) {
     Append(*x, p.data);
     if (p.done) return Finish(*x, true);
     if (p.next == std::chrono::steady_clock::time_point::min()) continue;
-    if (p.next != std::chrono::steady_clock::time_point::max() && p.next != x->pull_at) {
-      // Re-armed only when the time moves (as over HTTP/1.1), not per event.
-      x->pull_at = p.next;
+    if (x->pull_at.Moves(p.next)) {
       x->timer->expires_at(p.next);
       std::weak_ptr<Exchange> weak = x;
       x->timer->async_wait([this, weak](boost::system::error_code ec) {
         if (ec) return;  // Cancelled: re-armed, or the stream closed.
         if (auto x = weak.lock()) {
-          x->pull_at = std::chrono::steady_clock::time_point::max();
+          x->pull_at.Clear();
           Pump(x);
         }
       });

@@ -126,6 +126,27 @@ class ThreadPriority {
   cpu_set_t cores_{};  // The thread's cores before it was pinned.
 };
 
+// When a watch's timer is set to pull next, so that it is set again only when
+// that time moves (the next bookmark, the timeout), not for every event: each
+// setting cancels a wait, runs its handler and changes the reactor's timer
+// queue twice under its lock. Both framings' watch pumps keep one.
+class PullTime {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // True when the timer must be set for `at` (Pull's `next`), which is then
+  // remembered; false for max() (no time) or the time already set.
+  bool Moves(Clock::time_point at) {
+    if (at == Clock::time_point::max() || at == at_) return false;
+    at_ = at;
+    return true;
+  }
+  // The wait ended (it ran out, or the timer was cancelled for good).
+  void Clear() { at_ = Clock::time_point::max(); }
+
+ private:
+  Clock::time_point at_ = Clock::time_point::max();
+};
+
 // A Status as the answer (with Retry-After when it says to retry).
 Response StatusAnswer(const api::ApiError& e);
 

@@ -1270,14 +1270,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (p.done) return EndWatch();
       if (p.next == std::chrono::steady_clock::time_point::min()) continue;
-      if (p.next != std::chrono::steady_clock::time_point::max() && p.next != pull_at_) {
-        // Re-armed only when the time moves (a bookmark's, the timeout's):
-        // not once per event, each a cancelled wait and a handler run.
-        pull_at_ = p.next;
+      if (pull_at_.Moves(p.next)) {
         timer_.expires_at(p.next);
         timer_.async_wait(Bind([](Connection& c, beast::error_code ec) {
           if (ec) return;  // Cancelled: re-armed, or the watch is over.
-          c.pull_at_ = std::chrono::steady_clock::time_point::max();
+          c.pull_at_.Clear();
           c.Pump();
         }));
       }
@@ -1287,7 +1284,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void CancelPull() {
     timer_.cancel();
-    pull_at_ = std::chrono::steady_clock::time_point::max();
+    pull_at_.Clear();
   }
 
   // The watch is over (its time is up, or the server stops): the last chunk.
@@ -1339,8 +1336,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::strand<asio::io_context::executor_type> strand_;
   SslStream stream_;
   asio::steady_timer timer_;  // A watch's next pull.
-  // When timer_ is set to pull next; max() when no pull is waiting on it.
-  std::chrono::steady_clock::time_point pull_at_ = std::chrono::steady_clock::time_point::max();
+  PullTime pull_at_;          // When timer_ is set to pull next.
   ConnectionOptions options_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
