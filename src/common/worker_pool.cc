@@ -78,8 +78,11 @@ void WorkerPool::Work() {
       bool woke = true;
       if (!timed_.empty() && !timekeeper_) {
         // Keeps the time: waits for the earliest timed job, a sooner one or a job.
+        // The time is copied: wait_until reads it again once woken, and by
+        // then another worker may have taken the job (or Cancel erased it).
         timekeeper_ = true;
-        keeper_cv_.wait_until(lock, timed_.begin()->first.first);
+        const Clock::time_point earliest = timed_.begin()->first.first;
+        keeper_cv_.wait_until(lock, earliest);
         timekeeper_ = false;
       } else {
         woke = cv_.wait_for(lock, idle_exit_, [this] {
