@@ -147,7 +147,6 @@ class PulledWatch : public WatchStream {
       std::lock_guard lock(mu_);
       woken_ = true;
       cv_.notify_all();
-      if (ready_) ready_();
     });
   }
   // Owner's thread, no Next running: the stream stops calling wake before it goes.
@@ -175,15 +174,7 @@ class PulledWatch : public WatchStream {
     std::lock_guard lock(mu_);
     cancelled_ = true;
     cv_.notify_all();
-    if (ready_) ready_();
   }
-
-  bool SetReady(std::function<void()> ready) override {
-    std::lock_guard lock(mu_);
-    ready_ = std::move(ready);
-    return true;
-  }
-  std::chrono::steady_clock::time_point ReadBy() const override { return read_by_; }
 
   Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
     // A reader's chunk: events are parsed as soon as they are pulled.
@@ -196,7 +187,6 @@ class PulledWatch : public WatchStream {
         woken_ = false;  // A wake from here on is for what Pull has not seen.
       }
       apiserver::EventStream::Pulled p = events_->Pull(kChunk);
-      read_by_ = p.next;
       buffer_ += p.data;
       if (!TakeEventLines(buffer_, out, error_) || !TakeDecoded(p.events, out) || p.done)
         ended_ = true;
@@ -215,13 +205,10 @@ class PulledWatch : public WatchStream {
   std::string buffer_;  // A line not yet complete (the reader's thread only).
   bool ended_ = false;  // Likewise.
   Status error_;        // Likewise: why the stream ended, if it said.
-  // Likewise: the time the last Pull asked to be pulled again by.
-  std::chrono::steady_clock::time_point read_by_ = std::chrono::steady_clock::time_point::max();
   std::mutex mu_;
   std::condition_variable cv_;
   bool woken_ = false;
   bool cancelled_ = false;
-  std::function<void()> ready_;  // SetReady's: called, under mu_, as cv_ is notified.
 };
 
 // Runs a streamed watch response on its own thread and hands its bytes over.

@@ -7,7 +7,6 @@
 
 #include <boost/json/value.hpp>
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,22 +54,6 @@ class WatchStream {
   virtual Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) = 0;
   // Ends the stream from any thread: a blocked Next returns Cancelled promptly.
   virtual void Cancel() = 0;
-
-  // A stream whose events need no thread waiting for them (in process) can
-  // instead call `ready`, from any thread, whenever Next may answer at once
-  // (events came, the stream ended or was cancelled); its reader then calls
-  // Next with a deadline already past, which never waits, and calls it again
-  // by ReadBy() at the latest. False: this stream is read by waiting in Next.
-  // Once the stream is destroyed, `ready` is not running and never runs again.
-  virtual bool SetReady(std::function<void()> ready) {
-    (void)ready;
-    return false;
-  }
-  // See SetReady: when Next must be called again even without `ready` (a
-  // bookmark or the watch's end is due); max() for never.
-  virtual std::chrono::steady_clock::time_point ReadBy() const {
-    return std::chrono::steady_clock::time_point::max();
-  }
 };
 
 enum class PatchType { kJson, kMerge, kStrategic, kApply };
@@ -116,9 +99,6 @@ class Client {
   // `query` parameters; the answer decoded as JSON.
   Result<boost::json::value> GetPath(
       std::string_view path, const std::vector<std::pair<std::string, std::string>>& query = {});
-
-  // True when requests are served in this process (see Transport::InProcess).
-  bool InProcess() const { return transport_->InProcess(); }
 
   // The path of a collection or object: /apis/apps/v1/namespaces/ns/deployments[/name[/sub]].
   static std::string Path(const api::ResourceType& type, std::string_view ns,

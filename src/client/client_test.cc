@@ -509,60 +509,6 @@ TEST_P(ClientTest, SharedInformerServesManyHandlersAndReplaysToLateOnes) {
   EXPECT_EQ(first, (std::vector<std::string>{"+shared-a"}));  // Removed before the delete.
 }
 
-// In process, informers hold no thread each: their steps run on one pool of
-// about a thread a core, woken by their watches. Every informer still sees
-// every change, in order, and stops while changes flow.
-TEST_P(ClientTest, InProcessInformersShareAPoolRatherThanAThreadEach) {
-  if (GetParam() != "in-process") GTEST_SKIP() << "a remote watch is read by a thread that waits";
-  constexpr int kInformers = 24, kUpdates = 20;
-  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("pooled", "0")).ok());
-  std::mutex mu;
-  std::vector<std::vector<std::string>> seen(kInformers);
-  std::vector<std::unique_ptr<Informer>> informers;
-  for (int i = 0; i < kInformers; ++i) {
-    informers.push_back(std::make_unique<Informer>(
-        client_.get(), &ConfigMaps(), [&, i](const json::value*, const json::value& obj, bool) {
-          if (api::GetString(obj, {"metadata", "namespace"}) != ns_) return;
-          std::lock_guard lock(mu);
-          seen[i].push_back(std::string(api::GetString(obj, {"data", "k"})));
-        }));
-  }
-  const size_t threads_before = ThreadsOfThisProcess();
-  for (auto& informer : informers) informer->Start();
-  for (auto& informer : informers)
-    ASSERT_TRUE(informer->WaitForSync(steady_clock::now() + std::chrono::seconds(10)));
-  for (int u = 1; u <= kUpdates; ++u) {
-    ASSERT_TRUE(client_->Update(ConfigMaps(), ns_, ConfigMap("pooled", std::to_string(u))).ok());
-  }
-  std::vector<std::string> want;
-  for (int u = 0; u <= kUpdates; ++u) want.push_back(std::to_string(u));
-  auto all_seen = [&] {
-    std::lock_guard lock(mu);
-    return std::all_of(seen.begin(), seen.end(), [&](const auto& s) { return s == want; });
-  };
-  auto deadline = steady_clock::now() + std::chrono::seconds(10);
-  while (!all_seen() && steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Polling the handlers' output.
-  {
-    std::lock_guard lock(mu);
-    for (int i = 0; i < kInformers; ++i) EXPECT_EQ(seen[i], want) << "informer " << i;
-  }
-  // A thread a core at most (and the pool may have had its threads already).
-  const size_t cores = std::max(2u, std::thread::hardware_concurrency());
-  EXPECT_LE(ThreadsOfThisProcess(), threads_before + cores);
-  // Stopped while changes still flow: each Stop waits for its informer's step.
-  std::thread writer([&] {
-    for (int u = 0; u < 50; ++u)
-      (void)client_->Update(ConfigMaps(), ns_, ConfigMap("pooled", "w" + std::to_string(u)));
-  });
-  for (auto& informer : informers) {
-    informer->Stop();
-    informer.reset();
-  }
-  writer.join();
-  ASSERT_TRUE(client_->Delete(ConfigMaps(), ns_, "pooled").ok());
-}
-
 // HTTP/2 to the same server: many requests and watches as streams of one
 // connection, written to meanwhile by another client (the cache's thread
 // wakes the watches while the connection's thread pulls them), one watch

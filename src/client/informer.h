@@ -1,13 +1,9 @@
 // Informer: a local, watch-maintained copy of one resource type (client-go's
 // reflector + store): list, then watch from the list's resourceVersion, and
-// re-list when the watch ends (410 Expired included). Handlers run after the
-// cache is updated, one at a time, in the order of the events: over a remote
-// transport on the informer's own thread, which waits on the watch; in process
-// on a pool every in-process informer shares (about a thread per core), woken
-// by the watch when it has events, so an informer holds no thread of its own.
-// Handlers should be quick (queue a key, update a cache). Objects are kept,
-// and handed to handlers, without metadata.managedFields (as upstream's
-// controllers' informers trim them).
+// re-list when the watch ends (410 Expired included). Handlers run on the
+// informer's thread after the cache is updated. Objects are kept, and handed
+// to handlers, without metadata.managedFields (as upstream's controllers'
+// informers trim them).
 #pragma once
 
 #include <atomic>
@@ -23,7 +19,6 @@
 #include <vector>
 
 #include "client/client.h"
-#include "common/worker_pool.h"
 
 namespace kiso::client {
 
@@ -64,20 +59,8 @@ class Informer {
   const api::ResourceType& type() const { return *type_; }
 
  private:
-  void Run();  // The informer's thread (a remote transport).
+  void Run();
   bool ListOnce(std::string* resource_version);
-  // Opens the watch from `resource_version` (and publishes it to Stop); null
-  // if it failed or the informer is stopping.
-  std::unique_ptr<WatchStream> OpenWatch(const std::string& resource_version);
-  void Apply(std::vector<WatchEvent>& events);  // Into the cache, then to the handlers.
-
-  // In process: the informer advances in steps, jobs of the shared pool.
-  static WorkerPool& Pool();
-  void Schedule();        // A step soon (the watch's `ready`): at most one queued or running.
-  void ScheduleLocked();  // REQUIRES: step_mu_ held.
-  void ScheduleAt(std::chrono::steady_clock::time_point when);  // A step by `when`.
-  void Step();     // The pool's job: Advance until nothing more to do.
-  void Advance();  // Lists and opens the watch if needed, then takes what it has.
 
   Client* client_;
   const api::ResourceType* type_;
@@ -88,7 +71,6 @@ class Informer {
   std::map<int, Handler> handlers_;
   int next_handler_ = 0;
   bool started_ = false;
-  bool pooled_ = false;  // Steps on Pool() (in process) rather than thread_.
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> synced_{false};
@@ -96,18 +78,6 @@ class Informer {
   mutable std::condition_variable synced_cv_;
   std::map<std::string, Object> objects_;  // "ns/name" → object.
   WatchStream* current_ = nullptr;         // The open watch, for Stop to cancel (under mu_).
-
-  // Pooled: the open watch (steps only), and the steps' bookkeeping. Lock
-  // order: a watch's `ready` → step_mu_ → the pool's; never mu_ under step_mu_.
-  std::unique_ptr<WatchStream> watch_;
-  std::chrono::steady_clock::time_point retry_at_{};  // No list or watch before (steps only).
-  std::mutex step_mu_;
-  std::condition_variable step_cv_;  // jobs_ fell to 0.
-  bool stepping_ = false;            // A step is queued or running.
-  bool again_ = false;               // Scheduled while one runs: it goes round once more.
-  int jobs_ = 0;                     // The pool's jobs (queued, timed, running) for this informer.
-  uint64_t timer_ = 0;               // The timed job, if any…
-  std::chrono::steady_clock::time_point timer_at_{};  // …and its time.
 };
 
 }  // namespace kiso::client
