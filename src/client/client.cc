@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "api/object.h"
+#include "client/https_transport.h"
 
 namespace kiso::client {
 
@@ -304,6 +305,33 @@ class StreamedWatch : public WatchStream {
   std::thread thread_;
 };
 
+// A watch over HTTPS, read on the thread that calls Next (an informer's)
+// straight from its connection: no thread of its own, as in process.
+class ReadWatch : public WatchStream {
+ public:
+  explicit ReadWatch(std::shared_ptr<StreamedBody> body) : body_(std::move(body)) {}
+
+  void Cancel() override { body_->Cancel(); }
+
+  Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
+    std::vector<WatchEvent> out;
+    while (true) {
+      if (!TakeEventLines(buffer_, out, error_)) ended_ = true;
+      if (!out.empty()) return out;
+      if (ended_) return error_.ok() ? Status(Code::kCancelled, "watch ended") : error_;
+      const size_t had = buffer_.size();
+      if (!body_->Read(buffer_, deadline)) ended_ = true;  // What came with the end is taken first.
+      if (!ended_ && buffer_.size() == had) return out;    // The deadline: nothing came.
+    }
+  }
+
+ private:
+  std::shared_ptr<StreamedBody> body_;
+  std::string buffer_;  // A line not yet complete.
+  bool ended_ = false;
+  Status error_;  // Why the stream ended, if it said.
+};
+
 }  // namespace
 
 Result<json::value> Client::Get(const api::ResourceType& type, std::string_view ns,
@@ -335,6 +363,14 @@ Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type
   r.decoded_events = transport_->InProcess();
   if (options.timeout_seconds > 0)
     r.query.emplace("timeoutSeconds", std::to_string(options.timeout_seconds));
+  if (auto* https = dynamic_cast<HttpsTransport*>(transport_.get())) {
+    // Read on the caller's thread rather than by a StreamedWatch's own.
+    Response head;
+    auto body = https->Stream(r, head);
+    if (body) return std::unique_ptr<WatchStream>(new ReadWatch(std::move(body)));
+    if (head.status >= 300) return StatusFromResponse(head.status, head.body);
+    return Status(Code::kInternal, "watch: the server did not stream");
+  }
   Response res = transport_->RoundTrip(r);
   if (res.events) return std::unique_ptr<WatchStream>(new PulledWatch(std::move(res.events)));
   if (!res.stream) {

@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -371,9 +372,13 @@ TEST_P(ClientTest, WatchWaitsUntilItsDeadlineAndCancelWakesIt) {
     ASSERT_TRUE(watch.ok()) << watch.status().ToString();
     watches.push_back(std::move(*watch));
   }
+  // A watch is read by its reader's thread, none of its own. Over HTTPS the
+  // server, in this process too, may start a worker for the requests, never
+  // one a watch.
   if (GetParam() == "in-process") {
-    // In process, a watch is read by its reader's thread: none of its own.
     EXPECT_EQ(ThreadsOfThisProcess(), threads_before);
+  } else {
+    EXPECT_LT(ThreadsOfThisProcess(), threads_before + 5);
   }
   WatchStream& watch = *watches.front();
   // Nothing happens: an empty answer at the deadline, not before.
@@ -401,6 +406,91 @@ TEST_P(ClientTest, WatchWaitsUntilItsDeadlineAndCancelWakesIt) {
   canceller.join();
   EXPECT_EQ(cancelled.status().code(), Code::kCancelled) << cancelled.status().ToString();
   watches.clear();
+  ASSERT_TRUE(client_->DeleteCollection(ConfigMaps(), ns_, {}).ok());
+}
+
+// What the API server relays for an aggregated API (and a followed log): a
+// streamed answer over HTTPS, written on to the caller's writer as it comes,
+// until the writer takes no more or cancels it.
+class CollectingWriter : public apiserver::StreamWriter {
+ public:
+  bool Write(std::string_view data) override {
+    std::lock_guard lock(mu_);
+    received_ += data;
+    return received_.find('\n') == std::string::npos;  // Takes no more after a whole line.
+  }
+  // Only once the test gives up (Stop): a stream must end otherwise.
+  bool Stopping() const override { return stop_; }
+  void OnCancel(const std::function<void()>& cancel) override {
+    std::lock_guard lock(mu_);
+    cancel_ = cancel;
+    cv_.notify_all();
+  }
+  // Waits for the stream to say how to cancel it, then does.
+  bool CancelBy(steady_clock::time_point deadline) {
+    std::function<void()> cancel;
+    {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_until(lock, deadline, [&] { return cancel_ != nullptr; })) return false;
+      cancel = cancel_;
+    }
+    cancel();
+    return true;
+  }
+  void Stop() { stop_ = true; }
+  std::string received() {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string received_;
+  std::function<void()> cancel_;
+  std::atomic<bool> stop_{false};
+};
+
+TEST_P(ClientTest, AStreamedAnswerGoesToItsWriterUntilItTakesNoMoreOrCancels) {
+  if (GetParam() != "https") GTEST_SKIP() << "HttpsTransport's streamed answers";
+  auto config = LoadKubeConfig(server_->kubeconfig_path());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  auto transport = HttpsTransport::Create(*config);
+  ASSERT_TRUE(transport.ok()) << transport.status().ToString();
+  auto watch_from_now = [&] {
+    auto list = client_->List(ConfigMaps(), ns_, {});
+    EXPECT_TRUE(list.ok());
+    apiserver::Request req;
+    req.method = "GET";
+    req.path = "/api/v1/namespaces/" + ns_ + "/configmaps";
+    req.query.emplace("watch", "true");
+    req.query.emplace(
+        "resourceVersion",
+        list.ok() ? std::string(api::GetString(*list, {"metadata", "resourceVersion"})) : "");
+    return (*transport)->RoundTrip(req);
+  };
+  // An event reaches the writer; once it takes no more, the stream returns.
+  apiserver::Response first = watch_from_now();
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_TRUE(first.stream);
+  CollectingWriter writer;
+  auto streamed = std::async(std::launch::async, [&] { first.stream(writer); });
+  ASSERT_TRUE(client_->Create(ConfigMaps(), ns_, ConfigMap("streamed", "v")).ok());
+  EXPECT_EQ(streamed.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  writer.Stop();  // (Ends it, had it not.)
+  streamed.get();
+  EXPECT_NE(writer.received().find(R"("type":"ADDED")"), std::string::npos) << writer.received();
+  EXPECT_NE(writer.received().find(R"("name":"streamed")"), std::string::npos);
+  // A quiet stream ends as soon as its writer cancels it.
+  apiserver::Response second = watch_from_now();
+  ASSERT_TRUE(second.stream);
+  CollectingWriter quiet;
+  auto waiting = std::async(std::launch::async, [&] { second.stream(quiet); });
+  EXPECT_TRUE(quiet.CancelBy(steady_clock::now() + std::chrono::seconds(30)));
+  EXPECT_EQ(waiting.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  quiet.Stop();
+  waiting.get();
+  EXPECT_EQ(quiet.received(), "");
   ASSERT_TRUE(client_->DeleteCollection(ConfigMaps(), ns_, {}).ok());
 }
 

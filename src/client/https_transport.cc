@@ -5,9 +5,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -115,6 +118,21 @@ beast::error_code Await(Connection& c, Clock::time_point deadline, Start&& start
   return expired ? beast::error_code(asio::error::timed_out) : result;
 }
 
+// Waits until `fd` has something to read, `wake` (unless -1) is signalled or
+// `deadline` passes (timed_out).
+beast::error_code AwaitReadable(int fd, int wake, Clock::time_point deadline) {
+  int wait_ms = -1;
+  if (deadline != Clock::time_point::max()) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    wait_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+  }
+  pollfd ready[2] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}};
+  int n = ::poll(ready, wake >= 0 ? 2 : 1, wait_ms);
+  if (n == 0) return asio::error::timed_out;
+  if (n < 0 && errno != EINTR) return beast::error_code(errno, boost::system::system_category());
+  return {};
+}
+
 // Reads a whole answer into `parser` by `deadline` without the event loop:
 // synchronous reads on the socket made non-blocking, and poll() with the time
 // left whenever the socket has nothing yet. Through Await each TLS record
@@ -130,21 +148,77 @@ beast::error_code ReadNow(Connection& c, Clock::time_point deadline, Parser& par
   while (!ec && !parser.is_done()) {
     http::read_some(c.stream, c.buffer, parser, ec);
     if (ec != asio::error::would_block) continue;
-    ec = {};
-    int wait_ms = -1;
-    if (deadline != Clock::time_point::max()) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-      wait_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
-    }
-    pollfd ready{socket.native_handle(), POLLIN, 0};
-    int n = ::poll(&ready, 1, wait_ms);
-    if (n == 0) ec = asio::error::timed_out;
-    if (n < 0 && errno != EINTR) ec = beast::error_code(errno, boost::system::system_category());
+    ec = AwaitReadable(socket.native_handle(), -1, deadline);
   }
   beast::error_code ignored;
   socket.non_blocking(false, ignored);
   return ec;
 }
+
+// A streamed answer's chunks, read as ReadNow reads (the socket made
+// non-blocking, poll() while it has nothing) on the reader's thread, with an
+// eventfd beside the socket that Cancel signals.
+class HttpsBody : public StreamedBody {
+ public:
+  HttpsBody(std::unique_ptr<Connection> c,
+            std::shared_ptr<http::response_parser<http::empty_body>> parser)
+      : c_(std::move(c)),
+        parser_(std::move(parser)),
+        wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    beast::error_code ignored;
+    c_->stream.next_layer().non_blocking(true, ignored);
+  }
+  ~HttpsBody() override {
+    if (wake_ >= 0) close(wake_);
+  }
+  HttpsBody(const HttpsBody&) = delete;
+  HttpsBody& operator=(const HttpsBody&) = delete;
+
+  bool Read(std::string& out, Clock::time_point deadline) override {
+    const size_t before = out.size();
+    // The parser keeps a reference to it: only reads made here call it.
+    auto on_chunk = [&out](std::uint64_t, std::string_view data, beast::error_code&) {
+      out.append(data);
+      return data.size();
+    };
+    parser_->on_chunk_body(on_chunk);
+    while (!ended_ && out.size() == before) {
+      if (cancelled_) {
+        ended_ = true;
+        break;
+      }
+      beast::error_code ec;
+      http::read_some(c_->stream, c_->buffer, *parser_, ec);
+      if (!ec) {
+        ended_ = parser_->is_done();
+        continue;
+      }
+      if (ec != asio::error::would_block) {
+        ended_ = true;  // Closed or failed: the stream is over.
+        break;
+      }
+      ec = AwaitReadable(c_->stream.next_layer().native_handle(), wake_, deadline);
+      if (ec == asio::error::timed_out) break;  // The deadline: nothing yet.
+      if (ec) ended_ = true;
+    }
+    return !ended_;
+  }
+
+  void Cancel() override {
+    cancelled_ = true;
+    const uint64_t one = 1;
+    if (wake_ >= 0) (void)!write(wake_, &one, sizeof one);
+  }
+
+ private:
+  std::unique_ptr<Connection> c_;
+  std::shared_ptr<http::response_parser<http::empty_body>> parser_;
+  // Readable once cancelled. Without one (none to be had), a Read under way
+  // sees Cancel only at its deadline.
+  const int wake_;
+  std::atomic<bool> cancelled_{false};  // Set from any thread.
+  bool ended_ = false;                  // The reader's thread only.
+};
 
 std::string TargetOf(const apiserver::Request& req) {
   boost::urls::url u;
@@ -292,6 +366,32 @@ std::string HttpsTransport::server() const { return impl_->CurrentUrl(); }
 
 apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
                                               const HeaderLines& extra) {
+  std::shared_ptr<StreamedBody> body;
+  apiserver::Response out = Exchange(request, extra, &body);
+  if (body) {
+    out.stream = [body](apiserver::StreamWriter& writer) {
+      writer.OnCancel([body] { body->Cancel(); });
+      std::string data;
+      // Stopping() is looked at every 200 ms too, for writers that cannot call back.
+      for (bool open = true; open && !writer.Stopping(); data.clear()) {
+        open = body->Read(data, Clock::now() + std::chrono::milliseconds(200));
+        if (!data.empty() && !writer.Write(data)) break;
+      }
+    };
+  }
+  return out;
+}
+
+std::shared_ptr<StreamedBody> HttpsTransport::Stream(const apiserver::Request& request,
+                                                     apiserver::Response& head) {
+  std::shared_ptr<StreamedBody> body;
+  head = Exchange(request, {}, &body);
+  return body;
+}
+
+apiserver::Response HttpsTransport::Exchange(const apiserver::Request& request,
+                                             const HeaderLines& extra,
+                                             std::shared_ptr<StreamedBody>* body) {
   http::request<http::string_body> req{http::string_to_verb(request.method), TargetOf(request), 11};
   for (const auto& [k, v] : request.headers) req.set(k, v);
   for (const auto& [k, v] : extra) req.insert(k, v);
@@ -368,33 +468,7 @@ apiserver::Response HttpsTransport::RoundTrip(const apiserver::Request& request,
       out.body = body_parser.get().body();
       return out;
     }
-    std::shared_ptr<Connection> shared(std::move(*conn));
-    out.stream = [shared, parser](apiserver::StreamWriter& writer) {
-      bool keep = true;
-      auto on_chunk = [&](std::uint64_t, std::string_view data, beast::error_code&) {
-        keep = keep && writer.Write(data);
-        return data.size();
-      };
-      parser->on_chunk_body(on_chunk);
-      while (keep && !parser->is_done()) {
-        bool completed = false;
-        beast::error_code read_ec;
-        http::async_read_some(shared->stream, shared->buffer, *parser,
-                              [&](beast::error_code e, std::size_t) {
-                                read_ec = e;
-                                completed = true;
-                              });
-        while (!completed) {
-          shared->io.restart();
-          shared->io.run_for(std::chrono::milliseconds(200));
-          if (!completed && writer.Stopping()) {
-            beast::error_code ignored;
-            shared->stream.next_layer().cancel(ignored);
-          }
-        }
-        if (read_ec) break;
-      }
-    };
+    *body = std::make_shared<HttpsBody>(std::move(*conn), std::move(parser));
     return out;
   }
   return Unavailable(fmt::format("{}: the connection failed twice", impl_->CurrentUrl()));
