@@ -203,7 +203,8 @@ struct Tunnel {
   std::condition_variable cv;
   State state = State::kIdle;
   std::chrono::steady_clock::time_point claimed_at;
-  std::function<void()> start;  // With kRelaying: starts the tunnel's half.
+  std::function<void()> start;   // With kRelaying: starts the tunnel's half.
+  std::function<void()> finish;  // If set, called once the tunnel's thread stops running `io`.
 };
 
 namespace {
@@ -218,7 +219,11 @@ bool PeerGone(SslStream& s) {
 // Copies bytes both ways between a client's connection and a tunnel, each
 // stream touched only by the thread running its own io_context: a read on one
 // side posts the write to the other, whose completion posts the next read. The
-// first side to end (close, error) ends both.
+// first side to end (close, error) ends both. Once a side's thread has
+// stopped running its io_context it may destroy it (the connection is over),
+// so nothing is posted to a side that has finished: the other side's last
+// completions, racing the end, are dropped there rather than posted to a
+// destroyed io_context.
 class Relay : public std::enable_shared_from_this<Relay> {
  public:
   Relay(SslStream& client, asio::io_context& client_io, SslStream& tunnel,
@@ -228,9 +233,12 @@ class Relay : public std::enable_shared_from_this<Relay> {
         client_guard_(client_io.get_executor()),
         tunnel_guard_(tunnel_io.get_executor()) {}
 
-  // Called on each side's thread before it runs its io_context.
+  // On each side's thread: Start before it runs its io_context, Finish once
+  // run() has returned there.
   void StartClientSide() { Read(up_); }
   void StartTunnelSide() { Read(down_); }
+  void FinishClientSide() { Finish(client_guard_, client_done_); }
+  void FinishTunnelSide() { Finish(tunnel_guard_, tunnel_done_); }
 
  private:
   struct Direction {
@@ -241,17 +249,33 @@ class Relay : public std::enable_shared_from_this<Relay> {
     std::array<char, 16384> buf;
   };
 
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+
+  void Finish(Guard& guard, bool& done) {
+    guard.reset();  // Ended (or stopped): no handler of this side runs any more.
+    std::lock_guard lock(mu_);
+    done = true;
+  }
+
+  // Posts `f` to the side whose io_context is `io`, unless it has finished.
+  template <class F>
+  void Post(asio::io_context& io, F&& f) {
+    std::lock_guard lock(mu_);
+    if (&io == &up_.from_io ? client_done_ : tunnel_done_) return;
+    asio::post(io, std::forward<F>(f));
+  }
+
   void Read(Direction& d) {
     d.from.async_read_some(
         asio::buffer(d.buf), asio::bind_executor(d.from_io, [self = shared_from_this(), &d](
                                                                 beast::error_code ec, size_t n) {
           if (ec) return self->Close();
-          asio::post(d.to_io, [self, &d, n] {
+          self->Post(d.to_io, [self, &d, n] {
             asio::async_write(
                 d.to, asio::buffer(d.buf.data(), n),
                 asio::bind_executor(d.to_io, [self, &d](beast::error_code ec, size_t) {
                   if (ec) return self->Close();
-                  asio::post(d.from_io, [self, &d] { self->Read(d); });
+                  self->Post(d.from_io, [self, &d] { self->Read(d); });
                 }));
           });
         }));
@@ -259,23 +283,26 @@ class Relay : public std::enable_shared_from_this<Relay> {
 
   void Close() {
     if (closed_.exchange(true)) return;
-    auto end = [](SslStream& s, auto& guard) {
+    auto end = [](SslStream& s, Guard& guard) {
       beast::error_code ignored;
       s.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
       s.next_layer().cancel(ignored);
       guard.reset();
     };
-    asio::post(up_.from_io,
-               [self = shared_from_this(), end] { end(self->up_.from, self->client_guard_); });
-    asio::post(down_.from_io,
-               [self = shared_from_this(), end] { end(self->down_.from, self->tunnel_guard_); });
+    Post(up_.from_io,
+         [self = shared_from_this(), end] { end(self->up_.from, self->client_guard_); });
+    Post(down_.from_io,
+         [self = shared_from_this(), end] { end(self->down_.from, self->tunnel_guard_); });
   }
 
   Direction up_;    // Client → agent.
   Direction down_;  // Agent → client.
-  asio::executor_work_guard<asio::io_context::executor_type> client_guard_;
-  asio::executor_work_guard<asio::io_context::executor_type> tunnel_guard_;
+  Guard client_guard_;
+  Guard tunnel_guard_;
   std::atomic<bool> closed_{false};
+  std::mutex mu_;  // Orders posts to a side against its end.
+  bool client_done_ = false;
+  bool tunnel_done_ = false;
 };
 
 // Requests that stay open as long as their client wants (upstream's
@@ -396,10 +423,12 @@ void WaitAsTunnel(Tunnel& t, const std::atomic<bool>& stopping) {
     t.cv.wait_for(lock, kCheck);
   }
   auto start = std::move(t.start);
+  auto finish = std::move(t.finish);
   lock.unlock();
   t.io.restart();
   start();
   t.io.run();
+  if (finish) finish();
 }
 
 // The client's side: forwards the request down the claimed tunnel, then runs
@@ -432,13 +461,14 @@ void RelayThrough(asio::io_context& io, SslStream& stream, beast::flat_buffer& b
   {
     std::lock_guard lock(t.mu);
     t.start = [relay] { relay->StartTunnelSide(); };
+    t.finish = [relay] { relay->FinishTunnelSide(); };
     t.state = Tunnel::State::kRelaying;
     t.cv.notify_all();
   }
   io.restart();
   relay->StartClientSide();
-  relay.reset();
   io.run();
+  relay->FinishClientSide();
 }
 
 }  // namespace
