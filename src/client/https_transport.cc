@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/url.hpp>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -167,6 +168,12 @@ class HttpsBody : public StreamedBody {
         wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     beast::error_code ignored;
     c_->stream.next_layer().non_blocking(true, ignored);
+    // Once, before the body is read (Beast's rule); the parser keeps a reference.
+    on_chunk_ = [this](std::uint64_t, std::string_view data, beast::error_code&) {
+      got_.append(data);
+      return data.size();
+    };
+    parser_->on_chunk_body(on_chunk_);
   }
   ~HttpsBody() override {
     if (wake_ >= 0) close(wake_);
@@ -175,14 +182,7 @@ class HttpsBody : public StreamedBody {
   HttpsBody& operator=(const HttpsBody&) = delete;
 
   bool Read(std::string& out, Clock::time_point deadline) override {
-    const size_t before = out.size();
-    // The parser keeps a reference to it: only reads made here call it.
-    auto on_chunk = [&out](std::uint64_t, std::string_view data, beast::error_code&) {
-      out.append(data);
-      return data.size();
-    };
-    parser_->on_chunk_body(on_chunk);
-    while (!ended_ && out.size() == before) {
+    while (!ended_ && got_.empty()) {
       if (cancelled_) {
         ended_ = true;
         break;
@@ -201,6 +201,8 @@ class HttpsBody : public StreamedBody {
       if (ec == asio::error::timed_out) break;  // The deadline: nothing yet.
       if (ec) ended_ = true;
     }
+    out += got_;
+    got_.clear();
     return !ended_;
   }
 
@@ -213,6 +215,8 @@ class HttpsBody : public StreamedBody {
  private:
   std::unique_ptr<Connection> c_;
   std::shared_ptr<http::response_parser<http::empty_body>> parser_;
+  std::function<std::size_t(std::uint64_t, std::string_view, beast::error_code&)> on_chunk_;
+  std::string got_;  // Chunks' bytes read and not yet handed out.
   // Readable once cancelled. Without one (none to be had), a Read under way
   // sees Cancel only at its deadline.
   const int wake_;
