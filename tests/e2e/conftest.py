@@ -84,14 +84,30 @@ def wait_for(predicate, timeout=60, what="condition"):
 
 
 def terminate(proc):
-    """SIGTERM, and SIGKILL if the process has not exited 10 s later."""
+    """SIGTERM, and SIGKILL if the process has not exited 10 s later (its threads' stacks
+    printed first, when gdb is here: a stop that hangs is a bug to find)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            print_stacks(proc.pid)
             proc.kill()
             proc.wait()
+
+
+def print_stacks(pid):
+    """Every thread's stack of process `pid`, by gdb (if installed) attached for a moment."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        print(f"process {pid} did not stop (no gdb here for its stacks)")
+        return
+    try:
+        out = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                             capture_output=True, text=True, timeout=60).stdout
+    except subprocess.TimeoutExpired:
+        out = "(gdb took longer than 60 s)"
+    print(f"process {pid} did not stop; its threads:\n{out}")
 
 
 def node_reset(data_dir):

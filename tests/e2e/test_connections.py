@@ -10,7 +10,9 @@ import selectors
 import signal
 import socket
 import ssl
+import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -198,5 +200,64 @@ def test_a_stopping_server_ends_watches_with_their_last_chunk():
         assert s.proc.wait(timeout=30) == 0
     finally:
         for c in conns:
+            c.close()
+        s.stop()
+
+
+def send_queue(port, client_port):
+    """Bytes the server's socket to the client at `client_port` holds unacknowledged."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = line.split()  # Recv-Q Send-Q Local Peer
+        if len(fields) >= 4 and fields[3].endswith(f":{client_port}"):
+            return int(fields[1])
+    return 0
+
+
+def test_a_stopping_server_does_not_wait_for_a_watcher_that_never_reads():
+    """A client that stops reading its watch (hung, or its packets lost) leaves the server's
+    write of the events waiting for room the client never makes. Told to stop, the server
+    gives such a connection a moment, then cuts it: it exits as promptly as without it."""
+    s = Server()
+    c = None
+    try:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # Little room on this side.
+        raw.settimeout(30)
+        raw.connect(("127.0.0.1", s.port))
+        client_port = raw.getsockname()[1]
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["http/1.1"])
+        c = ctx.wrap_socket(raw)
+        c.sendall(get(s, "/api/v1/namespaces/default/configmaps?watch=1"))
+        assert read_until(c, b"", b"\r\n\r\n", "the head").startswith(b"HTTP/1.1 200 ")
+        # From here on the client reads nothing. 12 events of 900 KB: more than the kernel
+        # buffers on both sides hold, so the server's write waits.
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        for i in range(12):
+            body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": f"big-{i}"}, "data": {"x": "x" * 900_000}})
+            req = urllib.request.Request(
+                f"https://127.0.0.1:{s.port}/api/v1/namespaces/default/configmaps",
+                data=body.encode(), method="POST",
+                headers={"Authorization": f"Bearer {s.token}",
+                         "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, context=tls, timeout=30) as r:
+                assert r.status == 201
+        wait_for(lambda: send_queue(s.port, client_port) > 1_000_000, 30,
+                 "the server's write to the client that never reads to wait")
+        s.proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        code = s.proc.wait(timeout=30)
+        took = time.monotonic() - start
+        assert code == 0
+        assert took < 8, f"the server took {took:.1f} s to stop"
+    finally:
+        if c is not None:
             c.close()
         s.stop()

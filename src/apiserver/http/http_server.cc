@@ -922,6 +922,11 @@ struct HttpsServer::Impl {
 
 namespace {
 
+// Once the server stops, how long its connections get to end on their own (a
+// watch's last chunk, a TLS close, which is given two seconds) before those
+// left are cut.
+constexpr auto kStopGrace = std::chrono::seconds(3);
+
 // A watch's chunk: as much as the cache has ready, up to this.
 constexpr size_t kEventChunk = size_t{256} << 10;
 
@@ -1497,7 +1502,14 @@ HttpsServer::~HttpsServer() {
   if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
   if (impl_->reaper.joinable()) impl_->reaper.join();
   std::unique_lock lock(impl_->mu);
-  impl_->idle.wait(lock, [this] { return impl_->active == 0; });
+  auto idle = [this] { return impl_->active == 0; };
+  if (!impl_->idle.wait_for(lock, kStopGrace, idle)) {
+    // What is left waits on its client: a write the client makes no room
+    // for (it reads nothing, or its packets are lost) would wait for as long
+    // as TCP retries. Cut, each ends at once.
+    for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RDWR);
+    impl_->idle.wait(lock, idle);
+  }
   lock.unlock();
   impl_->connections_work.reset();
   for (auto& t : impl_->io_threads) t.join();
