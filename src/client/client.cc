@@ -4,11 +4,12 @@
 
 #include <boost/json.hpp>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "api/object.h"
-#include "client/https_transport.h"
 
 namespace kiso::client {
 
@@ -212,22 +213,26 @@ class PulledWatch : public WatchStream {
   bool cancelled_ = false;
 };
 
-// Runs a streamed watch response on its own thread and hands its bytes over.
-class StreamedWatch : public WatchStream {
+// A Response::stream run on a thread of its own, its bytes handed to the
+// reader: for transports that answer a stream by calling its writer (in
+// process, a relayed aggregated API).
+class ThreadedBody : public StreamedBody {
  public:
-  explicit StreamedWatch(std::function<void(apiserver::StreamWriter&)> body) {
-    thread_ = std::thread([this, body = std::move(body)] {
+  explicit ThreadedBody(std::function<void(apiserver::StreamWriter&)> stream) {
+    thread_ = std::thread([this, stream = std::move(stream)] {
       Writer writer(this);
-      body(writer);
+      stream(writer);
       std::lock_guard lock(mu_);
       ended_ = true;
       cv_.notify_all();
     });
   }
-  ~StreamedWatch() override {
+  ~ThreadedBody() override {
     Cancel();
     if (thread_.joinable()) thread_.join();
   }
+  ThreadedBody(const ThreadedBody&) = delete;
+  ThreadedBody& operator=(const ThreadedBody&) = delete;
 
   void Cancel() override {
     std::function<void()> cancel;
@@ -240,73 +245,55 @@ class StreamedWatch : public WatchStream {
     if (cancel) cancel();  // Wakes the stream now rather than at its next check.
   }
 
-  Result<std::vector<WatchEvent>> Next(std::chrono::steady_clock::time_point deadline) override {
-    std::string taken;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait_until(lock, deadline, [&] { return whole_lines_ || ended_ || cancelled_; });
-      if (cancelled_ && !whole_lines_) return Status(Code::kCancelled, "watch cancelled");
-      size_t last = whole_lines_ ? received_.rfind('\n') : std::string::npos;
-      if (last != std::string::npos) {
-        taken = received_.substr(0, last + 1);
-        received_.erase(0, last + 1);
-        whole_lines_ = false;  // What is left is part of a line.
-      }
-    }
-    std::vector<WatchEvent> out;
-    if (!TakeEventLines(taken, out, error_)) {
-      std::lock_guard lock(mu_);
-      ended_ = true;
-    }
-    if (!out.empty()) return out;
-    std::lock_guard lock(mu_);
-    if (ended_) return error_.ok() ? Status(Code::kCancelled, "watch ended") : error_;
-    return out;
+  bool Read(std::string& out, std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_until(lock, deadline, [&] { return !received_.empty() || ended_ || cancelled_; });
+    out += received_;
+    received_.clear();
+    return !ended_ && !cancelled_;
   }
 
  private:
   class Writer : public apiserver::StreamWriter {
    public:
-    explicit Writer(StreamedWatch* w) : w_(w) {}
+    explicit Writer(ThreadedBody* b) : b_(b) {}
     bool Write(std::string_view data) override {
-      std::lock_guard lock(w_->mu_);
-      if (w_->cancelled_) return false;
-      w_->received_ += data;
-      if (data.find('\n') != std::string_view::npos) w_->whole_lines_ = true;
-      w_->cv_.notify_all();
+      std::lock_guard lock(b_->mu_);
+      if (b_->cancelled_) return false;
+      b_->received_ += data;
+      b_->cv_.notify_all();
       return true;
     }
     bool Stopping() const override {
-      std::lock_guard lock(w_->mu_);
-      return w_->cancelled_;
+      std::lock_guard lock(b_->mu_);
+      return b_->cancelled_;
     }
     void OnCancel(const std::function<void()>& cancel) override {
       bool now;
       {
-        std::lock_guard lock(w_->mu_);
-        w_->cancel_ = cancel;
-        now = w_->cancelled_;
+        std::lock_guard lock(b_->mu_);
+        b_->cancel_ = cancel;
+        now = b_->cancelled_;
       }
       if (now) cancel();
     }
 
    private:
-    StreamedWatch* w_;
+    ThreadedBody* b_;
   };
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string received_;      // Bytes written and not yet taken by Next.
-  bool whole_lines_ = false;  // `received_` holds a complete line (found as it is written).
+  std::string received_;  // Bytes written and not yet read.
   bool ended_ = false;
   bool cancelled_ = false;
   std::function<void()> cancel_;
-  Status error_;  // The reader's thread only.
   std::thread thread_;
 };
 
-// A watch over HTTPS, read on the thread that calls Next (an informer's)
-// straight from its connection: no thread of its own, as in process.
+// A watch streamed as bytes (Transport::Stream), read on the thread that
+// calls Next (an informer's): over HTTPS straight from its connection, no
+// thread of its own.
 class ReadWatch : public WatchStream {
  public:
   explicit ReadWatch(std::shared_ptr<StreamedBody> body) : body_(std::move(body)) {}
@@ -333,6 +320,13 @@ class ReadWatch : public WatchStream {
 };
 
 }  // namespace
+
+std::shared_ptr<StreamedBody> Transport::Stream(const apiserver::Request& request,
+                                                apiserver::Response& head) {
+  head = RoundTrip(request);
+  if (!head.stream) return nullptr;
+  return std::make_shared<ThreadedBody>(std::exchange(head.stream, nullptr));
+}
 
 Result<json::value> Client::Get(const api::ResourceType& type, std::string_view ns,
                                 std::string_view name, std::string_view subresource) {
@@ -363,21 +357,12 @@ Result<std::unique_ptr<WatchStream>> Client::Watch(const api::ResourceType& type
   r.decoded_events = transport_->InProcess();
   if (options.timeout_seconds > 0)
     r.query.emplace("timeoutSeconds", std::to_string(options.timeout_seconds));
-  if (auto* https = dynamic_cast<HttpsTransport*>(transport_.get())) {
-    // Read on the caller's thread rather than by a StreamedWatch's own.
-    Response head;
-    auto body = https->Stream(r, head);
-    if (body) return std::unique_ptr<WatchStream>(new ReadWatch(std::move(body)));
-    if (head.status >= 300) return StatusFromResponse(head.status, head.body);
-    return Status(Code::kInternal, "watch: the server did not stream");
-  }
-  Response res = transport_->RoundTrip(r);
-  if (res.events) return std::unique_ptr<WatchStream>(new PulledWatch(std::move(res.events)));
-  if (!res.stream) {
-    if (res.status >= 300) return StatusFromResponse(res.status, res.body);
-    return Status(Code::kInternal, "watch: the server did not stream");
-  }
-  return std::unique_ptr<WatchStream>(new StreamedWatch(std::move(res.stream)));
+  Response head;
+  auto body = transport_->Stream(r, head);
+  if (body) return std::unique_ptr<WatchStream>(new ReadWatch(std::move(body)));
+  if (head.events) return std::unique_ptr<WatchStream>(new PulledWatch(std::move(head.events)));
+  if (head.status >= 300) return StatusFromResponse(head.status, head.body);
+  return Status(Code::kInternal, "watch: the server did not stream");
 }
 
 Result<json::value> Client::Create(const api::ResourceType& type, std::string_view ns,

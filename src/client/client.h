@@ -18,12 +18,33 @@
 
 namespace kiso::client {
 
+// A streamed answer's body (a watch's, a followed log's), read on the thread
+// that asks for it.
+class StreamedBody {
+ public:
+  virtual ~StreamedBody() = default;
+  // Appends to `out` what arrives by `deadline` (whatever is there, once
+  // something is). False once the body has ended — its last chunk, the
+  // connection closed or failed, or Cancel — after appending what came first.
+  virtual bool Read(std::string& out, std::chrono::steady_clock::time_point deadline) = 0;
+  // From any thread: a Read under way returns promptly, and every later one at once.
+  virtual void Cancel() = 0;
+};
+
 // Sends one request and returns the response; streamed bodies come back with
 // Response::stream set, for the caller to drive. Thread-safe.
 class Transport {
  public:
   virtual ~Transport() = default;
   virtual apiserver::Response RoundTrip(const apiserver::Request& request) = 0;
+  // A streamed request (watch=true, follow=true) whose body the caller reads
+  // itself: the answer goes to `head`, and its body, when it is a byte
+  // stream, is returned (null otherwise: an error, or a watch answered in
+  // process with Response::events). By default RoundTrip's answer, its
+  // Response::stream run on a thread of its own; a transport that can read
+  // the stream on the caller's thread (HttpsTransport) does so instead.
+  virtual std::shared_ptr<StreamedBody> Stream(const apiserver::Request& request,
+                                               apiserver::Response& head);
   // True when requests reach the handlers in this process: bodies then travel
   // as documents (Request::object, Response::object), never as bytes.
   virtual bool InProcess() const { return false; }

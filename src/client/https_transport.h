@@ -32,19 +32,6 @@ struct TransportOptions {
 // Header fields added to a request as lines of their own (a name may repeat).
 using HeaderLines = std::vector<std::pair<std::string, std::string>>;
 
-// A streamed answer's body (a watch's, a followed log's), read on the thread
-// that asks for it: no thread of its own.
-class StreamedBody {
- public:
-  virtual ~StreamedBody() = default;
-  // Appends to `out` what arrives by `deadline` (whatever is there, once
-  // something is). False once the body has ended — its last chunk, the
-  // connection closed or failed, or Cancel — after appending what came first.
-  virtual bool Read(std::string& out, std::chrono::steady_clock::time_point deadline) = 0;
-  // From any thread: a Read under way returns promptly, and every later one at once.
-  virtual void Cancel() = 0;
-};
-
 class HttpsTransport : public Transport {
  public:
   static Result<std::shared_ptr<HttpsTransport>> Create(const KubeConfig& config,
@@ -56,12 +43,12 @@ class HttpsTransport : public Transport {
     return RoundTrip(request, {});
   }
   apiserver::Response RoundTrip(const apiserver::Request& request, const HeaderLines& extra);
-  // A streamed request (watch=true, follow=true) whose body the caller reads
-  // itself: the answer's head goes to `head` (with the whole body of an
-  // error answer), and its body, when it is a stream, is returned. RoundTrip
-  // serves the same body as Response::stream, read on the thread that runs it.
+  // Transport::Stream read from the connection on the caller's thread: no
+  // thread of its own. The answer's head goes to `head` (with the whole body
+  // of an error answer). RoundTrip serves the same body as Response::stream,
+  // read on the thread that runs it.
   std::shared_ptr<StreamedBody> Stream(const apiserver::Request& request,
-                                       apiserver::Response& head);
+                                       apiserver::Response& head) override;
 
   // The cluster's API servers (https://HOST:PORT each, one CA): a request
   // goes to the one that answered last, and when it cannot be reached
