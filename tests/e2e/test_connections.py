@@ -3,7 +3,8 @@ watches on as many connections cost the server a handful of threads, a watch
 that ends leaves its keep-alive connection usable (also for a request the
 client sent while it ran), a watch with events gets its bookmark and its end
 on time, clients that leave free what they held, and a stopping server ends
-each watch with its last chunk."""
+each watch with its last chunk, and does not wait for a client that reads
+nothing."""
 import json
 import os
 import selectors
