@@ -257,6 +257,7 @@ def test_a_stopping_server_does_not_wait_for_a_watcher_that_never_reads():
         code = s.proc.wait(timeout=30)
         took = time.monotonic() - start
         assert code == 0
+        assert "connection(s) still waiting on their clients after 3 s, cut" in s.logs()
         # Within what terminate() gives a process before SIGKILL (3 s of it the grace).
         assert took < 10, f"the server took {took:.1f} s to stop"
     finally:

@@ -1507,6 +1507,8 @@ HttpsServer::~HttpsServer() {
     // What is left waits on its client: a write the client makes no room
     // for (it reads nothing, or its packets are lost) would wait for as long
     // as TCP retries. Cut, each ends at once.
+    spdlog::info("stopping: {} connection(s) still waiting on their clients after {} s, cut",
+                 impl_->open_fds.size(), kStopGrace.count());
     for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RDWR);
     impl_->idle.wait(lock, idle);
   }
