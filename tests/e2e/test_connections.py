@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -36,12 +35,17 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def connect(server):
+def connect(server, rcvbuf=None):
+    """A TLS connection speaking HTTP/1.1; `rcvbuf`: its receive buffer, set before it connects."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", server.port))
     return ctx.wrap_socket(sock)
 
 
@@ -223,33 +227,16 @@ def test_a_stopping_server_does_not_wait_for_a_watcher_that_never_reads():
     s = Server()
     c = None
     try:
-        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # Little room on this side.
-        raw.settimeout(30)
-        raw.connect(("127.0.0.1", s.port))
-        client_port = raw.getsockname()[1]
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        ctx.set_alpn_protocols(["http/1.1"])
-        c = ctx.wrap_socket(raw)
+        c = connect(s, rcvbuf=4096)  # Little room on this side.
+        client_port = c.getsockname()[1]
         c.sendall(get(s, "/api/v1/namespaces/default/configmaps?watch=1"))
         assert read_until(c, b"", b"\r\n\r\n", "the head").startswith(b"HTTP/1.1 200 ")
         # From here on the client reads nothing. 12 events of 900 KB: more than the kernel
         # buffers on both sides hold, so the server's write waits.
-        tls = ssl.create_default_context()
-        tls.check_hostname = False
-        tls.verify_mode = ssl.CERT_NONE
-        for i in range(12):
-            body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                               "metadata": {"name": f"big-{i}"}, "data": {"x": "x" * 900_000}})
-            req = urllib.request.Request(
-                f"https://127.0.0.1:{s.port}/api/v1/namespaces/default/configmaps",
-                data=body.encode(), method="POST",
-                headers={"Authorization": f"Bearer {s.token}",
-                         "Content-Type": "application/json"})
-            with urllib.request.urlopen(req, context=tls, timeout=30) as r:
-                assert r.status == 201
+        items = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"big-{i}"},
+                  "data": {"x": "x" * 900_000}} for i in range(12)]
+        Kubectl(s)("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                            "items": items}))
         wait_for(lambda: send_queue(s.port, client_port) > 1_000_000, 30,
                  "the server's write to the client that never reads to wait")
         s.proc.send_signal(signal.SIGTERM)
