@@ -233,7 +233,7 @@ void WatchCache::Apply(const store::WatchEvent& e) {
     }
     ev->type = prev ? CacheEvent::Type::kModified : CacheEvent::Type::kAdded;
     ev->object = *obj;
-    ev->prev = prev;
+    if (prev) ev->prev = Supersede(prev);
     objects_[e.kv.key] = *obj;
     for (const auto& ix : indexers_) {
       if (e.kv.key.starts_with(ix.prefix)) ix.apply(e.kv.key, *obj);
@@ -249,7 +249,7 @@ void WatchCache::Apply(const store::WatchEvent& e) {
     auto obj = last.empty() ? Result<ObjectPtr>(prev)
                             : MakeCachedObject(e.kv.key, last, e.kv.mod_revision);
     ev->object = obj.ok() ? *obj : prev;
-    ev->prev = prev;
+    ev->prev = Supersede(prev);
     objects_.erase(it);
     for (const auto& ix : indexers_) {
       if (e.kv.key.starts_with(ix.prefix)) ix.apply(e.kv.key, nullptr);
@@ -277,6 +277,44 @@ void WatchCache::Apply(const store::WatchEvent& e) {
     // Once per batch of waiting events: the reader takes them all.
     if (w->notify_ && w->queue_.size() == 1) w->notify_();
   }
+}
+
+ObjectPtr WatchCache::Supersede(const ObjectPtr& replaced) {
+  // The event holds what selectors need of the replaced version (a watch
+  // tells from it whether the object was in its selection); so does the
+  // replaced version's own event from now on. Its JSON (most of a version's
+  // memory) stays with those who hold it already, and in the store: a watch
+  // that replays the event reads it back (Watch).
+  auto kept = std::make_shared<CachedObject>();
+  kept->key = replaced->key;
+  kept->revision = replaced->revision;
+  kept->ns = replaced->ns;
+  kept->name = replaced->name;
+  kept->labels = replaced->labels;
+  kept->fields = replaced->fields;
+  kept->json_in_store = true;
+  // Its event: the one at its revision (a transaction's events share one) that holds it.
+  auto it = std::lower_bound(history_.begin(), history_.end(), replaced->revision,
+                             [](const EventPtr& e, store::Revision r) { return e->revision < r; });
+  for (; it != history_.end() && (*it)->revision == replaced->revision; ++it) {
+    if ((*it)->object != replaced) continue;
+    auto ev = std::make_shared<CacheEvent>(**it);
+    ev->object = kept;
+    *it = std::move(ev);
+    break;
+  }
+  return kept;
+}
+
+Result<ObjectPtr> WatchCache::ReadBack(const CachedObject& kept) const {
+  store::RangeOptions options;
+  options.revision = kept.revision;
+  KISO_ASSIGN_OR_RETURN(auto read, store_->Range(store::KeyRange::Single(kept.key), options));
+  if (read.kvs.empty() || read.kvs.front().mod_revision != kept.revision) {
+    return MakeStatus(Code::kDataLoss, "{} at revision {}: not in the store", kept.key,
+                      kept.revision);
+  }
+  return MakeCachedObject(kept.key, read.kvs.front().value, kept.revision);
 }
 
 void WatchCache::End(CacheWatcher* w, Status why) {
@@ -321,21 +359,52 @@ std::unique_ptr<CacheWatcher> WatchCache::NewWatcher(const std::string& prefix, 
 
 Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefix,
                                                         store::Revision after, bool hold_decoded) {
-  std::unique_lock lock(mu_);
-  if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
-  if (after < floor_) {
-    return MakeStatus(Code::kCompacted, "too old resource version: {} ({})", after, floor_ + 1);
+  // The replay: the window's events after `after`, in order. The replaced
+  // versions among them are read back from the store with the lock released;
+  // the events that came meanwhile are taken then, and so on until a round
+  // needs no read (each is shorter than the last: it reads only what was
+  // replaced during the one before).
+  constexpr int kMaxRounds = 16;
+  auto too_old = [&](store::Revision oldest) {
+    return MakeStatus(Code::kCompacted, "too old resource version: {} ({})", after, oldest);
+  };
+  std::vector<EventPtr> replay;
+  store::Revision through = after;  // Every event up to here is in `replay`.
+  for (int round = 0;; ++round) {
+    std::unique_lock lock(mu_);
+    if (!ended_.ok()) return Status(Code::kUnavailable, "the watch cache has stopped");
+    if (through < floor_) return too_old(floor_ + 1);
+    size_t start = replay.size();
+    // The window is ordered by revision: find the first event after `through`.
+    auto first =
+        std::upper_bound(history_.begin(), history_.end(), through,
+                         [](store::Revision r, const EventPtr& e) { return r < e->revision; });
+    for (auto it = first; it != history_.end(); ++it) {
+      if ((*it)->object->key.starts_with(prefix)) replay.push_back(*it);
+    }
+    through = revision_;
+    if (std::none_of(replay.begin() + static_cast<std::ptrdiff_t>(start), replay.end(),
+                     [](const EventPtr& e) { return e->object->json_in_store; })) {
+      auto w = NewWatcher(prefix, hold_decoded);
+      w->queue_.assign(replay.begin(), replay.end());
+      watchers_.push_back(w.get());
+      return w;
+    }
+    if (round == kMaxRounds) return too_old(floor_ + 1);  // Replaced faster than read back.
+    lock.unlock();
+    for (size_t i = start; i < replay.size(); ++i) {
+      if (!replay[i]->object->json_in_store) continue;
+      auto object = ReadBack(*replay[i]->object);
+      if (!object.ok()) {
+        // Compacted in the store: as upstream when the window no longer reaches back.
+        if (object.status().code() == Code::kCompacted) return too_old(replay[i]->revision + 1);
+        return object.status();
+      }
+      auto ev = std::make_shared<CacheEvent>(*replay[i]);
+      ev->object = std::move(*object);
+      replay[i] = std::move(ev);
+    }
   }
-  auto w = NewWatcher(prefix, hold_decoded);
-  // Replay: the window is ordered by revision, so find the first event after `after`.
-  auto first =
-      std::upper_bound(history_.begin(), history_.end(), after,
-                       [](store::Revision r, const EventPtr& e) { return r < e->revision; });
-  for (auto it = first; it != history_.end(); ++it) {
-    if ((*it)->object->key.starts_with(prefix)) w->queue_.push_back(*it);
-  }
-  watchers_.push_back(w.get());
-  return w;
 }
 
 Result<std::unique_ptr<CacheWatcher>> WatchCache::ListAndWatch(const std::string& prefix,

@@ -1,7 +1,10 @@
 // WatchCache: the API server's in-memory view of every object, fed by one
 // store watch (kube-apiserver's cacher). LIST and WATCH are served from here,
 // not by re-reading the store: a snapshot is a range scan of an ordered map,
-// and a watch replays a bounded window of recent events, then streams.
+// and a watch replays a bounded window of recent events, then streams. The
+// window holds each key's current version whole; of a version replaced since,
+// what selectors need, its JSON read back from the store only for a watch that
+// replays it (such watches are rare: a watch resumes from where it left off).
 #pragma once
 
 #include <chrono>
@@ -48,12 +51,16 @@ class FieldValues {
 // selectors need, extracted once when the object enters the cache.
 struct CachedObject {
   std::string key;
-  std::string json;
+  std::string json;              // Empty when json_in_store.
   store::Revision revision = 0;  // mod_revision (the object's resourceVersion).
   std::string ns;
   std::string name;
   api::Labels labels;
   FieldValues fields;  // Field-selector values.
+  // A version a newer one has replaced, as the replay window keeps it: what
+  // selectors need, without the JSON, which the store still has at `revision`
+  // (WatchCache::Watch reads it back for a watch that replays it).
+  bool json_in_store = false;
 
   // The object decoded, without metadata.managedFields, for in-process
   // watchers (informers), read-only: the copy the cache holds (see
@@ -137,7 +144,8 @@ class WatchCache {
   Snapshot List(const std::string& prefix, const std::string& after_key = "") const;
 
   // Events on keys under `prefix` with revision > `after`. Expired (as
-  // kCompacted, message "too old resource version: N (M)") if the window no longer reaches back.
+  // kCompacted, message "too old resource version: N (M)") if the window no longer reaches back,
+  // or the store no longer has a replaced version it would replay (see json_in_store).
   // `hold_decoded`: the watcher is in process and keeps every object under
   // `prefix` decoded (an informer's, taking CachedObject::Decoded()): while it
   // watches, the cache holds the current version of each key there decoded,
@@ -167,6 +175,12 @@ class WatchCache {
   WatchCache(store::Store* store, Options options) : store_(store), options_(options) {}
   void Run();
   void Apply(const store::WatchEvent& event);
+  // REQUIRES: mu_ held exclusively. `replaced` was its key's current version
+  // until now: returns what the window keeps of it (json_in_store), which its
+  // own event in the window then holds instead.
+  ObjectPtr Supersede(const ObjectPtr& replaced);
+  // The version `kept` stands for, with its JSON read back from the store.
+  Result<ObjectPtr> ReadBack(const CachedObject& kept) const;
   void Remove(CacheWatcher* watcher);
   std::unique_ptr<CacheWatcher> NewWatcher(const std::string& prefix, bool hold_decoded);
   // REQUIRES: w->mu_ held. Ends the watch with `why` and wakes its reader.

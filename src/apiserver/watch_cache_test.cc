@@ -86,6 +86,50 @@ TEST_F(WatchCacheTest, ReplaysFromARevisionThenStreams) {
   EXPECT_TRUE((*w)->Next(steady_clock::now() + milliseconds(50))->empty());
 }
 
+TEST_F(WatchCacheTest, ReplaysAReplacedVersionAsStoredAndKeepsOnlyItsSelectorsInMemory) {
+  auto cache = WatchCache::Start(store_.get(), {});
+  ASSERT_TRUE(cache.ok());
+  store::Revision r1 = Put("ns", "a");
+  store::Revision r2 = Put("ns", "a", R"(,"data":{"k":"v"})");
+  ASSERT_TRUE((*cache)->WaitFor(r2, steady_clock::now() + std::chrono::seconds(5)));
+  auto w = (*cache)->Watch("/registry/core/configmaps/ns/", r1 - 1);
+  ASSERT_TRUE(w.ok());
+  auto replay = Drain(**w, 2);
+  ASSERT_EQ(replay.size(), 2u);
+  // The first version, replaced since, as it was written (read back from the store).
+  EXPECT_EQ(replay[0]->type, CacheEvent::Type::kAdded);
+  EXPECT_FALSE(replay[0]->object->json_in_store);
+  EXPECT_EQ(replay[0]->object->revision, r1);
+  EXPECT_NE(replay[0]->object->json.find("\"resourceVersion\":\"" + std::to_string(r1) + "\""),
+            std::string::npos);
+  EXPECT_EQ(replay[0]->object->json.find("\"data\""), std::string::npos);
+  EXPECT_EQ(replay[0]->object->labels.at("app"), "a");
+  // The change: the current version whole; of the one it replaced, what selectors need.
+  EXPECT_EQ(replay[1]->type, CacheEvent::Type::kModified);
+  EXPECT_NE(replay[1]->object->json.find("\"k\":\"v\""), std::string::npos);
+  ASSERT_NE(replay[1]->prev, nullptr);
+  EXPECT_TRUE(replay[1]->prev->json_in_store);
+  EXPECT_TRUE(replay[1]->prev->json.empty());
+  EXPECT_EQ(replay[1]->prev->revision, r1);
+  EXPECT_EQ(replay[1]->prev->labels.at("app"), "a");
+  ASSERT_NE(replay[1]->prev->fields.Find("metadata.name"), nullptr);
+  EXPECT_EQ(*replay[1]->prev->fields.Find("metadata.name"), "a");
+  // The cache no longer has the first version's JSON: once the store's history
+  // is compacted past it, a replay from before it is too old, while one from
+  // after it (the current version, from memory) still works.
+  ASSERT_TRUE(store_->Compact(r2).ok());
+  auto too_old = (*cache)->Watch("/registry/core/configmaps/ns/", r1 - 1);
+  ASSERT_FALSE(too_old.ok());
+  EXPECT_EQ(too_old.status().code(), Code::kCompacted);
+  EXPECT_TRUE(too_old.status().message().starts_with("too old resource version: "));
+  auto recent = (*cache)->Watch("/registry/core/configmaps/ns/", r1);
+  ASSERT_TRUE(recent.ok());
+  auto current = Drain(**recent, 1);
+  ASSERT_EQ(current.size(), 1u);
+  EXPECT_EQ(current[0]->revision, r2);
+  EXPECT_NE(current[0]->object->json.find("\"k\":\"v\""), std::string::npos);
+}
+
 TEST_F(WatchCacheTest, InProcessWatchersShareOneDecodedCopyOfTheCurrentVersion) {
   auto cache = WatchCache::Start(store_.get(), {});
   ASSERT_TRUE(cache.ok());
