@@ -62,12 +62,14 @@ def test_watch_configmaps_with_timeout(k8s):
     api.delete_collection_namespaced_config_map("default", label_selector="w=" + suffix)
     w = watch.Watch()
     started = time.monotonic()
-    events = [(e["type"], e["object"].metadata.name)
+    events = [(e["type"], e["object"].metadata.name, e["object"].data)
               for e in w.stream(api.list_namespaced_config_map, namespace="default",
                                 label_selector="w=" + suffix, resource_version=rv, timeout_seconds=2)]
     elapsed = time.monotonic() - started
-    assert events[:2] == [("ADDED", "b-" + suffix), ("MODIFIED", "b-" + suffix)]
-    assert sorted(events[2:]) == [("DELETED", "a-" + suffix), ("DELETED", "b-" + suffix)]
+    # Each version as it was written: b's first, replaced since (the server
+    # reads it back from the store), then b's patched one.
+    assert events[:2] == [("ADDED", "b-" + suffix, None), ("MODIFIED", "b-" + suffix, {"k": "v"})]
+    assert sorted(e[:2] for e in events[2:]) == [("DELETED", "a-" + suffix), ("DELETED", "b-" + suffix)]
     assert 1.5 < elapsed < 10   # The server ends the stream after timeoutSeconds.
 
 
