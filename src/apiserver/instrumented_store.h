@@ -5,38 +5,27 @@
 #include <chrono>
 
 #include "apiserver/metrics.h"
-#include "store/store.h"
+#include "store/forwarding_store.h"
 
 namespace kiso::apiserver {
 
-class InstrumentedStore : public store::Store {
+class InstrumentedStore : public store::ForwardingStore {
  public:
-  InstrumentedStore(store::Store* inner, Metrics* metrics) : inner_(inner), metrics_(metrics) {}
+  InstrumentedStore(store::Store* inner, Metrics* metrics)
+      : ForwardingStore(inner), metrics_(metrics) {}
 
-  std::string_view Backend() const override { return inner_->Backend(); }
-  store::CapClass Cap() const override { return inner_->Cap(); }
   Result<store::Revision> CurrentRevision() override {
-    return Timed("revision", [&] { return inner_->CurrentRevision(); });
+    return Timed("revision", [&] { return ForwardingStore::CurrentRevision(); });
   }
   Result<store::RangeResult> Range(const store::KeyRange& range,
                                    const store::RangeOptions& options) override {
-    return Timed("range", [&] { return inner_->Range(range, options); });
+    return Timed("range", [&] { return ForwardingStore::Range(range, options); });
   }
   Result<store::TxnResponse> Txn(const store::TxnRequest& txn) override {
-    return Timed("txn", [&] { return inner_->Txn(txn); });
+    return Timed("txn", [&] { return ForwardingStore::Txn(txn); });
   }
-  Result<std::unique_ptr<store::Watch>> WatchRange(const store::KeyRange& range,
-                                                   store::Revision after,
-                                                   const store::WatchOptions& options) override {
-    return inner_->WatchRange(range, after, options);
-  }
-  Result<store::LeaseId> GrantLease(std::chrono::seconds ttl) override {
-    return inner_->GrantLease(ttl);
-  }
-  Status KeepAliveLease(store::LeaseId lease) override { return inner_->KeepAliveLease(lease); }
-  Status RevokeLease(store::LeaseId lease) override { return inner_->RevokeLease(lease); }
   Status Compact(store::Revision revision) override {
-    return Timed("compact", [&] { return inner_->Compact(revision); });
+    return Timed("compact", [&] { return ForwardingStore::Compact(revision); });
   }
 
  private:
@@ -48,7 +37,6 @@ class InstrumentedStore : public store::Store {
     return result;
   }
 
-  store::Store* inner_;
   Metrics* metrics_;
 };
 

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "api/object.h"
+#include "store/forwarding_store.h"
 #include "support/temp_dir.h"
 
 namespace kiso::apiserver {
@@ -128,6 +129,52 @@ TEST_F(WatchCacheTest, ReplaysAReplacedVersionAsStoredAndKeepsOnlyItsSelectorsIn
   ASSERT_EQ(current.size(), 1u);
   EXPECT_EQ(current[0]->revision, r2);
   EXPECT_NE(current[0]->object->json.find("\"k\":\"v\""), std::string::npos);
+}
+
+// A store that runs `during_read` once, inside the first read at a past
+// revision: how a test writes while the cache reads a replaced version back.
+class ReadHookStore : public store::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<store::RangeResult> Range(const store::KeyRange& range,
+                                   const store::RangeOptions& options) override {
+    if (options.revision != 0 && during_read) std::exchange(during_read, nullptr)();
+    return ForwardingStore::Range(range, options);
+  }
+  std::function<void()> during_read;  // Set and run on the test's thread only.
+};
+
+TEST_F(WatchCacheTest, AReplayTakesTheVersionsReplacedWhileItReadBack) {
+  ReadHookStore hooked(store_.get());
+  auto cache = WatchCache::Start(&hooked, {});
+  ASSERT_TRUE(cache.ok());
+  store::Revision r1 = Put("ns", "a");
+  store::Revision r2 = Put("ns", "a", R"(,"data":{"k":"a2"})");
+  ASSERT_TRUE((*cache)->WaitFor(r2, steady_clock::now() + std::chrono::seconds(5)));
+  store::Revision r3 = 0;
+  store::Revision r4 = 0;
+  hooked.during_read = [&] {
+    // While the replay reads a's first version back, b is written and replaced.
+    r3 = Put("ns", "b");
+    r4 = Put("ns", "b", R"(,"data":{"k":"b2"})");
+    EXPECT_TRUE((*cache)->WaitFor(r4, steady_clock::now() + std::chrono::seconds(5)));
+  };
+  auto w = (*cache)->Watch("/registry/core/configmaps/ns/", r1 - 1);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(hooked.during_read, nullptr);  // It ran.
+  auto replay = Drain(**w, 4);
+  ASSERT_EQ(replay.size(), 4u);
+  std::vector<std::pair<store::Revision, std::string>> got;
+  for (const auto& e : replay) {
+    EXPECT_FALSE(e->object->json_in_store);
+    got.emplace_back(
+        e->revision,
+        e->object->name +
+            (e->object->json.find("\"data\"") == std::string::npos ? "" : " with data"));
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<store::Revision, std::string>>{
+                     {r1, "a"}, {r2, "a with data"}, {r3, "b"}, {r4, "b with data"}}));
+  EXPECT_TRUE((*w)->Next(steady_clock::now() + milliseconds(50))->empty());
 }
 
 TEST_F(WatchCacheTest, InProcessWatchersShareOneDecodedCopyOfTheCurrentVersion) {

@@ -32,6 +32,7 @@
 #include "client/work_queue.h"
 #include "common/file.h"
 #include "common/worker_pool.h"
+#include "store/forwarding_store.h"
 #include "support/h2_client.h"
 #include "support/temp_dir.h"
 
@@ -55,31 +56,18 @@ json::value ConfigMap(const std::string& name, const std::string& value) {
 // (the API server's watch cache, its one watcher, falls behind the store), so
 // a test can write behind the cache's back with the cache certain to hold the
 // version before, instead of hoping it lags.
-class HoldableStore : public store::Store {
+class HoldableStore : public store::ForwardingStore {
  public:
-  explicit HoldableStore(std::unique_ptr<store::Store> inner) : inner_(std::move(inner)) {}
+  explicit HoldableStore(std::unique_ptr<store::Store> inner)
+      : ForwardingStore(inner.get()), owned_(std::move(inner)) {}
 
-  std::string_view Backend() const override { return inner_->Backend(); }
-  store::CapClass Cap() const override { return inner_->Cap(); }
-  Result<store::Revision> CurrentRevision() override { return inner_->CurrentRevision(); }
-  Result<store::RangeResult> Range(const store::KeyRange& range,
-                                   const store::RangeOptions& options) override {
-    return inner_->Range(range, options);
-  }
-  Result<store::TxnResponse> Txn(const store::TxnRequest& txn) override { return inner_->Txn(txn); }
   Result<std::unique_ptr<store::Watch>> WatchRange(const store::KeyRange& range,
                                                    store::Revision after,
                                                    const store::WatchOptions& options) override {
-    auto watch = inner_->WatchRange(range, after, options);
+    auto watch = ForwardingStore::WatchRange(range, after, options);
     if (!watch.ok()) return watch.status();
     return std::unique_ptr<store::Watch>(std::make_unique<HeldWatch>(this, std::move(*watch)));
   }
-  Result<store::LeaseId> GrantLease(std::chrono::seconds ttl) override {
-    return inner_->GrantLease(ttl);
-  }
-  Status KeepAliveLease(store::LeaseId lease) override { return inner_->KeepAliveLease(lease); }
-  Status RevokeLease(store::LeaseId lease) override { return inner_->RevokeLease(lease); }
-  Status Compact(store::Revision revision) override { return inner_->Compact(revision); }
 
   void Hold() {
     std::lock_guard lock(mu_);
@@ -138,7 +126,7 @@ class HoldableStore : public store::Store {
     bool cancelled_ = false;                  // Guarded by store_->mu_.
   };
 
-  std::unique_ptr<store::Store> inner_;
+  std::unique_ptr<store::Store> owned_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool held_ = false;
