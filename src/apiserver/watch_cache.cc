@@ -292,7 +292,6 @@ ObjectPtr WatchCache::Supersede(const ObjectPtr& replaced) {
   kept->name = replaced->name;
   kept->labels = replaced->labels;
   kept->fields = replaced->fields;
-  kept->json_in_store = true;
   // Its event: the one at its revision (a transaction's events share one) that holds it.
   auto it = std::lower_bound(history_.begin(), history_.end(), replaced->revision,
                              [](const EventPtr& e, store::Revision r) { return e->revision < r; });
@@ -384,7 +383,7 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefi
     }
     through = revision_;
     if (std::none_of(replay.begin() + static_cast<std::ptrdiff_t>(start), replay.end(),
-                     [](const EventPtr& e) { return e->object->json_in_store; })) {
+                     [](const EventPtr& e) { return e->object->json_in_store(); })) {
       auto w = NewWatcher(prefix, hold_decoded);
       w->queue_.assign(replay.begin(), replay.end());
       watchers_.push_back(w.get());
@@ -393,7 +392,7 @@ Result<std::unique_ptr<CacheWatcher>> WatchCache::Watch(const std::string& prefi
     if (round == kMaxRounds) return too_old(floor_ + 1);  // Replaced faster than read back.
     lock.unlock();
     for (size_t i = start; i < replay.size(); ++i) {
-      if (!replay[i]->object->json_in_store) continue;
+      if (!replay[i]->object->json_in_store()) continue;
       auto object = ReadBack(*replay[i]->object);
       if (!object.ok()) {
         // Compacted in the store: as upstream when the window no longer reaches back.

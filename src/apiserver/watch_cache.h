@@ -51,16 +51,17 @@ class FieldValues {
 // selectors need, extracted once when the object enters the cache.
 struct CachedObject {
   std::string key;
-  std::string json;              // Empty when json_in_store.
+  std::string json;              // Empty when json_in_store().
   store::Revision revision = 0;  // mod_revision (the object's resourceVersion).
   std::string ns;
   std::string name;
   api::Labels labels;
   FieldValues fields;  // Field-selector values.
   // A version a newer one has replaced, as the replay window keeps it: what
-  // selectors need, without the JSON, which the store still has at `revision`
-  // (WatchCache::Watch reads it back for a watch that replays it).
-  bool json_in_store = false;
+  // selectors need, without the JSON (every version served has some), which
+  // the store still has at `revision` (WatchCache::Watch reads it back for a
+  // watch that replays it).
+  bool json_in_store() const { return json.empty(); }
 
   // The object decoded, without metadata.managedFields, for in-process
   // watchers (informers), read-only: the copy the cache holds (see
@@ -145,7 +146,7 @@ class WatchCache {
 
   // Events on keys under `prefix` with revision > `after`. Expired (as
   // kCompacted, message "too old resource version: N (M)") if the window no longer reaches back,
-  // or the store no longer has a replaced version it would replay (see json_in_store).
+  // or the store no longer has a replaced version it would replay (see json_in_store()).
   // `hold_decoded`: the watcher is in process and keeps every object under
   // `prefix` decoded (an informer's, taking CachedObject::Decoded()): while it
   // watches, the cache holds the current version of each key there decoded,
@@ -176,7 +177,7 @@ class WatchCache {
   void Run();
   void Apply(const store::WatchEvent& event);
   // REQUIRES: mu_ held exclusively. `replaced` was its key's current version
-  // until now: returns what the window keeps of it (json_in_store), which its
+  // until now: returns what the window keeps of it (json_in_store()), which its
   // own event in the window then holds instead.
   ObjectPtr Supersede(const ObjectPtr& replaced);
   // The version `kept` stands for, with its JSON read back from the store.

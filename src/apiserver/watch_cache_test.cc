@@ -99,7 +99,7 @@ TEST_F(WatchCacheTest, ReplaysAReplacedVersionAsStoredAndKeepsOnlyItsSelectorsIn
   ASSERT_EQ(replay.size(), 2u);
   // The first version, replaced since, as it was written (read back from the store).
   EXPECT_EQ(replay[0]->type, CacheEvent::Type::kAdded);
-  EXPECT_FALSE(replay[0]->object->json_in_store);
+  EXPECT_FALSE(replay[0]->object->json_in_store());
   EXPECT_EQ(replay[0]->object->revision, r1);
   EXPECT_NE(replay[0]->object->json.find("\"resourceVersion\":\"" + std::to_string(r1) + "\""),
             std::string::npos);
@@ -109,8 +109,7 @@ TEST_F(WatchCacheTest, ReplaysAReplacedVersionAsStoredAndKeepsOnlyItsSelectorsIn
   EXPECT_EQ(replay[1]->type, CacheEvent::Type::kModified);
   EXPECT_NE(replay[1]->object->json.find("\"k\":\"v\""), std::string::npos);
   ASSERT_NE(replay[1]->prev, nullptr);
-  EXPECT_TRUE(replay[1]->prev->json_in_store);
-  EXPECT_TRUE(replay[1]->prev->json.empty());
+  EXPECT_TRUE(replay[1]->prev->json_in_store());
   EXPECT_EQ(replay[1]->prev->revision, r1);
   EXPECT_EQ(replay[1]->prev->labels.at("app"), "a");
   ASSERT_NE(replay[1]->prev->fields.Find("metadata.name"), nullptr);
@@ -166,7 +165,7 @@ TEST_F(WatchCacheTest, AReplayTakesTheVersionsReplacedWhileItReadBack) {
   ASSERT_EQ(replay.size(), 4u);
   std::vector<std::pair<store::Revision, std::string>> got;
   for (const auto& e : replay) {
-    EXPECT_FALSE(e->object->json_in_store);
+    EXPECT_FALSE(e->object->json_in_store());
     got.emplace_back(
         e->revision,
         e->object->name +
