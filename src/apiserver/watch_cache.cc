@@ -306,14 +306,12 @@ ObjectPtr WatchCache::Supersede(const ObjectPtr& replaced) {
 }
 
 Result<ObjectPtr> WatchCache::ReadBack(const CachedObject& kept) const {
-  store::RangeOptions options;
-  options.revision = kept.revision;
-  KISO_ASSIGN_OR_RETURN(auto read, store_->Range(store::KeyRange::Single(kept.key), options));
-  if (read.kvs.empty() || read.kvs.front().mod_revision != kept.revision) {
+  KISO_ASSIGN_OR_RETURN(store::KeyValue kv, store_->Get(kept.key, kept.revision));
+  if (kv.mod_revision != kept.revision) {
     return MakeStatus(Code::kDataLoss, "{} at revision {}: not in the store", kept.key,
                       kept.revision);
   }
-  return MakeCachedObject(kept.key, read.kvs.front().value, kept.revision);
+  return MakeCachedObject(kept.key, kv.value, kept.revision);
 }
 
 void WatchCache::End(CacheWatcher* w, Status why) {
