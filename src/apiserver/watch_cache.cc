@@ -306,12 +306,14 @@ ObjectPtr WatchCache::Supersede(const ObjectPtr& replaced) {
 }
 
 Result<ObjectPtr> WatchCache::ReadBack(const CachedObject& kept) const {
-  KISO_ASSIGN_OR_RETURN(store::KeyValue kv, store_->Get(kept.key, kept.revision));
-  if (kv.mod_revision != kept.revision) {
+  auto kv = store_->Get(kept.key, kept.revision);
+  if ((!kv.ok() && kv.status().code() == Code::kNotFound) ||
+      (kv.ok() && kv->mod_revision != kept.revision)) {
     return MakeStatus(Code::kDataLoss, "{} at revision {}: not in the store", kept.key,
                       kept.revision);
   }
-  return MakeCachedObject(kept.key, kv.value, kept.revision);
+  if (!kv.ok()) return kv.status();  // Compacted, among others: the caller says 410.
+  return MakeCachedObject(kept.key, kv->value, kept.revision);
 }
 
 void WatchCache::End(CacheWatcher* w, Status why) {
