@@ -88,7 +88,16 @@ TEST(SocketBalancerEntries, LeavesToNftablesWhatHasNoEndpointOrTooManyOfThem) {
   EXPECT_EQ(SocketBalancerEntries(p, {}).begin()->second.backends.size(), 64u);
 }
 
-constexpr const char* kService = "127.77.0.1";
+// The Service's address, one for each test process: the programs of every
+// balancer attached at once (ctest runs these tests side by side) all see
+// each connect(), and one with the same address would take another's.
+const std::string& Service() {
+  static const std::string address = [] {
+    const int pid = getpid();
+    return fmt::format("127.77.{}.{}", (pid / 250) % 250, pid % 250 + 1);
+  }();
+  return address;
+}
 
 class Backends : public ::testing::Test {
  protected:
@@ -105,7 +114,7 @@ class Backends : public ::testing::Test {
       getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
       ports_.push_back(ntohs(a.sin_port));
     }
-    port_.cluster_ip = kService;
+    port_.cluster_ip = Service();
     port_.port = 80;
     port_.algorithm = Algorithm::kLeastConnections;
     for (int p : ports_) port_.endpoints.push_back({.ip = "127.0.0.1", .port = p});
@@ -127,7 +136,7 @@ class Backends : public ::testing::Test {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(80);
-    inet_pton(AF_INET, kService, &a.sin_addr);
+    inet_pton(AF_INET, Service().c_str(), &a.sin_addr);
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
       close(fd);
       return -1;
@@ -173,7 +182,7 @@ TEST_F(Backends, EachConnectionGoesToTheEndpointWithFewestOpenOnes) {
   socklen_t len = sizeof peer;
   ASSERT_EQ(getpeername(clients_[0], reinterpret_cast<sockaddr*>(&peer), &len), 0);
   char text[INET_ADDRSTRLEN];
-  EXPECT_STREQ(inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text), kService);
+  EXPECT_STREQ(inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text), Service().c_str());
   EXPECT_EQ(ntohs(peer.sin_port), 80);
 
   // Backend 1's clients leave: the next two connections are its.
@@ -225,7 +234,7 @@ TEST_F(Backends, APodsOwnLoopbackIsNotTheNodes) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(80);
-    inet_pton(AF_INET, kService, &a.sin_addr);
+    inet_pton(AF_INET, Service().c_str(), &a.sin_addr);
     _exit(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == ECONNREFUSED ? 0
                                                                                                : 1);
   }
