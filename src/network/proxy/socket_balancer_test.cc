@@ -314,7 +314,10 @@ class FromOtherNodes : public ::testing::Test {
     for (int fd : clients_) close(fd);
     for (int fd : accepted_) close(fd);
     if (listener_ >= 0) close(listener_);
-    (void)RunCommand({"/usr/sbin/ip", "netns", "del", ns_});  // Takes the veth pair.
+    // The pair first: a deleted namespace's links go later, from the
+    // kernel's clean-up work, and the next test's SetUp reuses the names.
+    (void)RunCommand({"/usr/sbin/ip", "link", "del", host_if_});
+    (void)RunCommand({"/usr/sbin/ip", "netns", "del", ns_});
     (void)RunCommand({"/usr/sbin/nft", "delete", "table", "ip", ns_});
   }
   void Ip(const std::vector<std::string>& args) {
