@@ -35,11 +35,14 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def connect(server, rcvbuf=None):
-    """A TLS connection speaking HTTP/1.1; `rcvbuf`: its receive buffer, set before it connects."""
+def connect(server, rcvbuf=None, tls=None):
+    """A TLS connection speaking HTTP/1.1; `rcvbuf`: its receive buffer, set before it connects;
+    `tls`: the one TLS version to speak (an ssl.TLSVersion), else the newest both have."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if tls:
+        ctx.minimum_version = ctx.maximum_version = tls
     ctx.set_alpn_protocols(["http/1.1"])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
@@ -218,6 +221,56 @@ def send_queue(port, client_port):
         if len(fields) >= 4 and fields[3].endswith(f":{client_port}"):
             return int(fields[1])
     return 0
+
+
+def chunked_events(data):
+    """The watch events in `data`, the body of a chunked answer as far as it has come."""
+    body, rest = b"", data
+    while b"\r\n" in rest:
+        size_line, _, after = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0 or len(after) < size + 2:
+            break
+        assert after[size:size + 2] == b"\r\n", "a chunk not followed by CRLF"
+        body += after[:size]
+        rest = after[size + 2:]
+    return [json.loads(line) for line in body.split(b"\n") if line]
+
+
+@pytest.mark.parametrize("tls", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+def test_a_watch_read_late_gets_every_event_whole(server, kubectl, tls):
+    """Events a watcher's socket has no room for wait in the server's send queue, sent as the
+    client makes room: all of them arrive, whole and in order, in intact TLS records (on TLS
+    1.3 the server seals and sends them itself, on 1.2 through Asio's stream)."""
+    c = connect(server, rcvbuf=4096, tls=tls)  # Little room on this side.
+    names = [f"late-{i}" for i in range(8)]
+    try:
+        assert c.version() == {ssl.TLSVersion.TLSv1_3: "TLSv1.3", ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[tls]
+        client_port = c.getsockname()[1]
+        c.sendall(get(server, "/api/v1/namespaces/default/configmaps?watch=1&labelSelector=late%3Dyes"))
+        data = read_until(c, b"", b"\r\n\r\n", "the head")
+        assert data.startswith(b"HTTP/1.1 200 ")
+        head, _, body = data.partition(b"\r\n\r\n")
+        items = [{"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": name, "labels": {"late": "yes"}},
+                  "data": {"x": str(i) * 400_000}} for i, name in enumerate(names)]
+        kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                        "items": items}))
+        # The client has read nothing since: the server's writes wait on the socket.
+        wait_for(lambda: send_queue(server.port, client_port) > 1_000_000, 30,
+                 "the server's writes to wait for the client")
+        while len(chunked_events(body)) < len(names):
+            chunk = c.recv(65536)
+            assert chunk, "the watch ended early"
+            body += chunk
+        events = chunked_events(body)
+        assert [e["object"]["metadata"]["name"] for e in events] == names
+        assert [e["type"] for e in events] == ["ADDED"] * len(names)
+        for i, e in enumerate(events):
+            assert e["object"]["data"]["x"] == str(i) * 400_000
+    finally:
+        c.close()
+        kubectl("delete", "configmaps", "-l", "late=yes", "--wait=false")
 
 
 def test_a_stopping_server_does_not_wait_for_a_watcher_that_never_reads():

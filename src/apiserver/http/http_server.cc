@@ -1,5 +1,6 @@
 #include "apiserver/http/http_server.h"
 
+#include <fmt/format.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
@@ -16,15 +17,18 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "api/errors.h"
 #include "apiserver/http/channel_pump.h"
@@ -929,6 +933,9 @@ constexpr auto kStopGrace = std::chrono::seconds(3);
 
 // A watch's chunk: as much as the cache has ready, up to this.
 constexpr size_t kEventChunk = size_t{256} << 10;
+// Chunks a watch sends in one go (SendChunkNow) before it lets the
+// connections that share its thread have a turn.
+constexpr int kChunksSentNowAtOnce = 8;
 
 // One client connection, served by completion handlers on the server's
 // io_context (a strand keeps its handlers one at a time): the TLS handshake,
@@ -1289,9 +1296,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Pump() {
     if (!events_ || writing_ || closing_) return;
     if (left_ || Stopping()) return EndWatch();
-    while (true) {
+    for (int sent_now = 0;;) {
       EventStream::Pulled p = events_->Pull(kEventChunk);
       if (!p.data.empty()) {
+        switch (SendChunkNow(p.data)) {
+          case Sent::kAll:
+            if (p.done) return EndWatch();
+            if (++sent_now == kChunksSentNowAtOnce) {  // The pool's other connections' turn.
+              return Post([](Connection& c) { c.Pump(); });
+            }
+            continue;
+          case Sent::kPart:
+            if (p.done) done_after_write_ = true;
+            return;
+          case Sent::kFailed:
+            return Close();
+          case Sent::kNotNow:
+            break;
+        }
         chunk_ = std::move(p.data);
         writing_ = true;
         asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)),
@@ -1320,6 +1342,70 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void CancelPull() {
     timer_.cancel();
     pull_at_.Clear();
+  }
+
+  enum class Sent { kAll, kPart, kFailed, kNotNow };
+  // A watch's chunk, sealed here as TLS records (SealRecords) and sent with
+  // one send(2) where the socket takes it: no completion to wait for, where
+  // Asio's stream would copy the records through its buffer pair and
+  // complete each write through the strand. kPart: the socket took some, the
+  // rest is being written (writing_), then Pump goes on. kNotNow: nothing
+  // done; write `data` through the stream. Only on TLS 1.3, whose reads
+  // (the watch's pending one, which tells when the client leaves) never
+  // write: a TLS 1.2 peer's renegotiation would have the stream write
+  // handshake records while this connection's own records were on their way.
+  Sent SendChunkNow(std::string_view data) {
+    SSL* ssl = stream_.native_handle();
+    if (SSL_version(ssl) != TLS1_3_VERSION) return Sent::kNotNow;
+    framed_.clear();
+    fmt::format_to(std::back_inserter(framed_), "{:x}\r\n", data.size());
+    framed_.append(data);
+    framed_.append("\r\n");
+    sealed_.clear();
+    switch (SealRecords(ssl, framed_, sealed_)) {
+      case Sealed::kNotNow:
+        return Sent::kNotNow;
+      case Sealed::kBroken:
+        return Sent::kFailed;
+      case Sealed::kDone:
+        break;
+    }
+    size_t sent = 0;
+    while (sent < sealed_.size()) {
+      ssize_t n =
+          ::send(fd_, sealed_.data() + sent, sealed_.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        break;
+      } else {
+        return Sent::kFailed;
+      }
+    }
+    if (sent == sealed_.size()) {
+      TrimChunkBuffers();
+      return Sent::kAll;
+    }
+    writing_ = true;
+    asio::async_write(stream_.next_layer(),
+                      asio::buffer(sealed_.data() + sent, sealed_.size() - sent),
+                      Bind([](Connection& c, beast::error_code ec, size_t) {
+                        c.writing_ = false;
+                        if (ec) return c.Close();
+                        c.TrimChunkBuffers();
+                        if (std::exchange(c.done_after_write_, false)) return c.EndWatch();
+                        c.Pump();
+                      }));
+    return Sent::kPart;
+  }
+  // A watch that sent a large chunk (its initial state) does not keep room
+  // for one while it waits for its next event, mostly a small one.
+  void TrimChunkBuffers() {
+    constexpr size_t kKeep = size_t{16} << 10;
+    if (framed_.capacity() > kKeep) std::string().swap(framed_);
+    if (sealed_.capacity() > kKeep) std::string().swap(sealed_);
   }
 
   // The watch is over (its time is up, or the server stops): the last chunk.
@@ -1386,7 +1472,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<FairGate::Ticket> seat_;
   std::optional<BodyReader> body_;
   std::string chunk_;
-  std::string sealed_;  // chunk_'s records (WriteParts).
+  std::string sealed_;  // chunk_'s records (WriteParts), or a watch chunk's (SendChunkNow).
+  std::string framed_;  // A watch chunk framed for chunked transfer (SendChunkNow).
+  bool done_after_write_ = false;  // The watch's last events are in the write under way.
   std::shared_ptr<EventStream> events_;
   std::atomic<bool> wake_posted_{false};
 };
