@@ -134,6 +134,20 @@ class HoldableStore : public store::ForwardingStore {
   bool asking_ = false;            // The reader is in Next, for more.
 };
 
+// The API server's watch cache caught up with the store, then held there
+// for as long as this lives.
+struct Held {
+  HoldableStore* store;
+  explicit Held(HoldableStore* s) : store(s) {
+    auto revision = store->CurrentRevision();
+    EXPECT_TRUE(revision.ok() && store->WaitCaughtUp(*revision)) << "the cache did not catch up";
+    store->Hold();
+  }
+  ~Held() { store->Release(); }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+};
+
 // HTTPS as a transport that only round-trips: a watch's answer is a
 // Response::stream that calls its writer (as a relayed aggregated API's is in
 // process), read through Transport::Stream's default.
@@ -241,18 +255,6 @@ TEST_P(ClientTest, UpdatesNeverLoseWritesTheCacheHasNotSeen) {
     stored.at("data").as_object()["k"] = value;
     ASSERT_TRUE(store_->Update(key, json::serialize(stored), kv->mod_revision).ok());
   };
-  // The watch cache caught up with the store, then held there.
-  struct Held {
-    HoldableStore* store;
-    explicit Held(HoldableStore* s) : store(s) {
-      auto revision = store->CurrentRevision();
-      EXPECT_TRUE(revision.ok() && store->WaitCaughtUp(*revision)) << "the cache did not catch up";
-      store->Hold();
-    }
-    ~Held() { store->Release(); }
-    Held(const Held&) = delete;
-    Held& operator=(const Held&) = delete;
-  };
   for (int i = 0; i < 5; ++i) {
     const std::string mine = "s" + std::to_string(i);
     {
@@ -282,6 +284,38 @@ TEST_P(ClientTest, UpdatesNeverLoseWritesTheCacheHasNotSeen) {
     ASSERT_TRUE(kv.ok());
     EXPECT_EQ(api::GetString(json::parse(kv->value), {"data", "k"}), mine);
   }
+}
+
+// NamespaceLifecycle: a create needs its namespace, and not a terminating
+// one. The watch cache answers; a namespace it has not seen yet (another
+// server's, made a moment ago: here written to the store behind its back) is
+// looked up in the store.
+TEST_P(ClientTest, CreatesNeedTheirNamespaceAsTheCacheOrTheStoreHasIt) {
+  const api::ResourceType& namespaces = *api::FindResource("", "v1", "namespaces");
+  auto nowhere = client_->Create(ConfigMaps(), "nowhere-" + GetParam(), ConfigMap("c", "1"));
+  EXPECT_EQ(nowhere.status().code(), Code::kNotFound) << nowhere.status().ToString();
+  const std::string fresh = "fresh-" + GetParam();
+  {
+    Held held(store_);
+    json::value ns =
+        json::object{{"apiVersion", "v1"},
+                     {"kind", "Namespace"},
+                     {"metadata", json::object{{"name", fresh}, {"uid", api::NewUid()}}},
+                     {"spec", json::object{{"finalizers", json::array{"kubernetes"}}}},
+                     {"status", json::object{{"phase", "Active"}}}};
+    ASSERT_TRUE(store_->Create(namespaces.StoreKey("", fresh), json::serialize(ns)).ok());
+    auto created = client_->Create(ConfigMaps(), fresh, ConfigMap("c", "1"));
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+  }
+  // Deleted: it stays, terminating, until its content is gone (no namespace
+  // controller here); once the cache has seen that, creates there are refused.
+  ASSERT_TRUE(client_->Delete(namespaces, "", fresh).ok());
+  auto revision = store_->CurrentRevision();
+  ASSERT_TRUE(revision.ok() && store_->WaitCaughtUp(*revision));
+  auto refused = client_->Create(ConfigMaps(), fresh, ConfigMap("d", "1"));
+  EXPECT_EQ(refused.status().code(), Code::kPermissionDenied) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("because it is being terminated"), std::string::npos);
+  EXPECT_EQ(client_->Get(ConfigMaps(), fresh, "d").status().code(), Code::kNotFound);
 }
 
 TEST_P(ClientTest, ListWithSelectorsAndWatchFromItsRevision) {
