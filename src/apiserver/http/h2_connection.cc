@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <condition_variable>
@@ -78,6 +79,10 @@ struct H2Connection : std::enable_shared_from_this<H2Connection> {
   asio::steady_timer kick;      // The writer waits here for something to send.
   asio::steady_timer watchdog;  // Ends a connection idle too long.
   std::chrono::steady_clock::time_point last_read = std::chrono::steady_clock::now();
+  // When the watchdog last saw a stream open: the idle time counts from the
+  // later of this and the last frame read, so that a connection whose client
+  // only read a long stream (a watch) is not idle the moment that stream ends.
+  std::chrono::steady_clock::time_point last_busy = std::chrono::steady_clock::now();
   std::vector<uint8_t> in = std::vector<uint8_t>(kReadChunk);  // What a read fills.
   std::string out;                                             // What a write sends.
   bool closed = false;
@@ -552,8 +557,10 @@ void WatchIdle(const std::shared_ptr<H2Connection>& c) {
   c->watchdog.async_wait([c](boost::system::error_code) {
     if (c->closed) return;
     auto now = std::chrono::steady_clock::now();
+    const bool open = c->session->open_streams() != 0;
+    if (open) c->last_busy = now;
     if ((c->draining && now >= c->drain_deadline) ||
-        (c->session->open_streams() == 0 && now - c->last_read >= c->options.idle_timeout)) {
+        (!open && now - std::max(c->last_read, c->last_busy) >= c->options.idle_timeout)) {
       return EndWriting(c);
     }
     WatchIdle(c);
